@@ -1,0 +1,39 @@
+// swift-tools-version: 6.2
+import PackageDescription
+
+/// keiji: a crash-safe task scheduler. Dependency arrows point one way:
+/// executables → Scheduler/Bus → Core → Journal → CLZ4/CCRC32C.
+let package = Package(
+    name: "keiji",
+    platforms: [.macOS(.v15)],
+    products: [
+        .library(name: "KeijiJournal", targets: ["KeijiJournal"]),
+        .executable(name: "keiji-bench", targets: ["keiji-bench"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+    ],
+    targets: [
+        // System libraries named by the design card. Installed by scripts/test and scripts/quickstart.
+        .systemLibrary(name: "CLZ4", pkgConfig: "liblz4", providers: [.apt(["liblz4-dev"])]),
+        .systemLibrary(name: "CSQLite", pkgConfig: "sqlite3", providers: [.apt(["libsqlite3-dev"])]),
+        // CRC32C is not exported by liblz4; this small C target uses the SSE4.2 / ARMv8 CRC instructions.
+        .target(name: "CCRC32C"),
+
+        .target(name: "KeijiJournal", dependencies: ["CLZ4", "CCRC32C"]),
+
+        .executableTarget(
+            name: "keiji-bench",
+            dependencies: ["KeijiJournal", .product(name: "ArgumentParser", package: "swift-argument-parser")]
+        ),
+        // A tiny writer the kill -9 test runs and kills; not installed.
+        .executableTarget(name: "keiji-journal-writer", dependencies: ["KeijiJournal"]),
+
+        .testTarget(
+            name: "KeijiJournalTests",
+            dependencies: ["KeijiJournal", "CSQLite", "keiji-journal-writer"],
+            resources: []
+        ),
+    ],
+    swiftLanguageModes: [.v6]
+)

@@ -1,0 +1,248 @@
+import Foundation
+
+/// The journal's single writer thread: group commit with exactly one fdatasync per batch and one batch in
+/// flight. Appends that arrive while a sync runs wait and form the next batch, so under load the cost of a
+/// sync is shared by every producer waiting on it.
+///
+/// A dedicated thread (not the cooperative pool) because `fdatasync` blocks for hundreds of microseconds.
+/// Any write or sync error fails the journal stop: the error is handed to every waiting and future caller,
+/// and nothing is retried (after a failed fsync the kernel may have dropped the dirty pages).
+final class GroupCommitter: @unchecked Sendable {
+    // @unchecked: every mutable field below is guarded by `condition`, except `writer`, which only the
+    // writer thread touches after init.
+    private let condition = NSCondition()
+    private var pending: [Request] = []
+    private var state: State = .running
+    private let writer: SegmentWriter
+    private let options: JournalOptions
+    private let shared: JournalSharedState
+
+    private var lastAppendNanoseconds: UInt64 = 0
+    private var lastSyncNanoseconds: UInt64 = 0
+
+    enum Request {
+        case append([[UInt8]], UnsafeContinuation<UInt64, any Error>)
+        case control(@Sendable (SegmentWriter) throws -> Void, UnsafeContinuation<Void, any Error>)
+        case close(UnsafeContinuation<Void, any Error>)
+    }
+
+    private enum State {
+        case running
+        case failed(JournalError)
+        case closed
+    }
+
+    init(writer: SegmentWriter, options: JournalOptions, shared: JournalSharedState) {
+        self.writer = writer
+        self.options = options
+        self.shared = shared
+        shared.publish(writer)
+        let thread = Thread { [self] in self.run() }
+        thread.name = "keiji-journal-writer"
+        thread.start()
+    }
+
+    /// Queues a request. Appends resume with the first record's LSN once their batch is durable (or written,
+    /// in `interval`/`none` mode).
+    func submit(_ request: Request) {
+        condition.lock()
+        let rejection: JournalError?
+        switch (state, request) {
+        case (.running, _), (.failed, .close):
+            pending.append(request)
+            if pending.count == 1 { condition.signal() }
+            rejection = nil
+        case (.failed(let error), _):
+            rejection = Self.stopped(error)
+        case (.closed, _):
+            rejection = JournalError(.closed, "the journal is closed")
+        }
+        condition.unlock()
+        if let rejection { Self.reject(request, with: rejection) }
+    }
+
+    // MARK: - Writer thread
+
+    private func run() {
+        while true {
+            condition.lock()
+            while pending.isEmpty {
+                if case .closed = state {
+                    condition.unlock()
+                    return
+                }
+                if case .running = state, let deadline = nextTimerDeadline() {
+                    let now = monotonicNanoseconds()
+                    if deadline <= now { break }
+                    if !condition.wait(until: Date(timeIntervalSinceNow: Double(deadline - now) / 1e9)) { break }
+                } else {
+                    condition.wait()
+                }
+            }
+            let requests = pending
+            pending.removeAll(keepingCapacity: true)
+            condition.unlock()
+            process(requests)
+            runTimers()
+        }
+    }
+
+    private func process(_ requests: [Request]) {
+        var waiters: [(count: Int, continuation: UnsafeContinuation<UInt64, any Error>)] = []
+        var records: [[UInt8]] = []
+
+        func flush() {
+            guard !waiters.isEmpty else { return }
+            defer {
+                waiters.removeAll(keepingCapacity: true)
+                records.removeAll(keepingCapacity: true)
+            }
+            do {
+                var lsn = try writer.append(records[...])
+                lastAppendNanoseconds = monotonicNanoseconds()
+                switch options.durability {
+                case .sync:
+                    try syncNow()
+                case .interval(let milliseconds):
+                    if lastAppendNanoseconds - lastSyncNanoseconds >= UInt64(milliseconds) * 1_000_000 { try syncNow() }
+                case .none:
+                    break
+                }
+                shared.publish(writer)
+                for waiter in waiters {
+                    waiter.continuation.resume(returning: lsn)
+                    lsn += UInt64(waiter.count)
+                }
+                if writer.isDueForRoll(now: options.now()) {
+                    try writer.roll()
+                    shared.publish(writer)
+                }
+            } catch {
+                let failure = fail(error)
+                for waiter in waiters { waiter.continuation.resume(throwing: failure) }
+            }
+        }
+
+        for request in requests {
+            switch (currentState(), request) {
+            case (.running, .append(let batch, let continuation)):
+                waiters.append((batch.count, continuation))
+                records.append(contentsOf: batch)
+            case (.running, .control(let body, let continuation)):
+                flush()
+                guard case .running = currentState() else {
+                    Self.reject(request, with: JournalError(.failed, "the journal stopped after an I/O error"))
+                    continue
+                }
+                do {
+                    try body(writer)
+                    shared.publish(writer)
+                    continuation.resume()
+                } catch let error as JournalError where error.code == .invalidArgument || error.code == .notFound {
+                    continuation.resume(throwing: error)
+                } catch {
+                    continuation.resume(throwing: fail(error))
+                }
+            case (.running, .close(let continuation)):
+                flush()
+                var failure: JournalError?
+                if case .running = currentState() {
+                    do { try writer.close() } catch { failure = fail(error) }
+                }
+                if failure != nil { writer.abandon() }
+                shared.publish(writer)
+                setState(.closed)
+                if let failure { continuation.resume(throwing: failure) } else { continuation.resume() }
+            case (.failed, .close(let continuation)):
+                writer.abandon()
+                setState(.closed)
+                continuation.resume()
+            case (.failed(let error), _):
+                Self.reject(request, with: Self.stopped(error))
+            case (.closed, _):
+                Self.reject(request, with: JournalError(.closed, "the journal is closed"))
+            }
+        }
+        flush()
+    }
+
+    private func syncNow() throws {
+        try writer.sync()
+        lastSyncNanoseconds = monotonicNanoseconds()
+    }
+
+    /// Interval syncs, the idle note, and rolls by age.
+    private func runTimers() {
+        guard case .running = currentState() else { return }
+        let now = monotonicNanoseconds()
+        do {
+            if case .interval(let milliseconds) = options.durability, writer.hasUnsyncedRecords,
+                now - lastSyncNanoseconds >= UInt64(milliseconds) * 1_000_000
+            {
+                try syncNow()
+            }
+            if let delay = options.idleNoteDelay, writer.lastFrameUnvouched,
+                options.durability != .none, now - lastAppendNanoseconds >= delay.nanoseconds
+            {
+                try writer.writeNote(.idle)
+                lastSyncNanoseconds = now
+            }
+            if writer.isDueForRoll(now: options.now()) { try writer.roll() }
+            shared.publish(writer)
+        } catch {
+            _ = fail(error)
+        }
+    }
+
+    /// The earliest monotonic time a timer needs the thread awake. Called with the lock held.
+    private func nextTimerDeadline() -> UInt64? {
+        var deadline: UInt64?
+        func consider(_ t: UInt64) { deadline = min(deadline ?? t, t) }
+        if case .interval(let milliseconds) = options.durability, writer.hasUnsyncedRecords {
+            consider(lastSyncNanoseconds + UInt64(milliseconds) * 1_000_000)
+        }
+        if let delay = options.idleNoteDelay, writer.lastFrameUnvouched, options.durability != .none {
+            consider(lastAppendNanoseconds + delay.nanoseconds)
+        }
+        if let rollAt = writer.rollDeadline() {
+            let wall = options.now()
+            consider(monotonicNanoseconds() + (rollAt > wall ? rollAt - wall : 0))
+        }
+        return deadline
+    }
+
+    private func currentState() -> State {
+        condition.lock()
+        defer { condition.unlock() }
+        return state
+    }
+
+    private func setState(_ new: State) {
+        condition.lock()
+        state = new
+        condition.unlock()
+    }
+
+    /// Enters the failed state (once) and returns the error to hand to callers.
+    private func fail(_ error: any Error) -> JournalError {
+        let journalError = error as? JournalError ?? JournalError(.io, "\(error)")
+        condition.lock()
+        if case .running = state { state = .failed(journalError) }
+        condition.unlock()
+        shared.markFailed(journalError)
+        return Self.stopped(journalError)
+    }
+
+    private static func stopped(_ cause: JournalError) -> JournalError {
+        if cause.code == .failed { return cause }
+        return JournalError(.failed, "the journal stopped after an I/O error and must be reopened: \(cause.description)", errno: cause.errno)
+    }
+
+    private static func reject(_ request: Request, with error: JournalError) {
+        switch request {
+        case .append(_, let continuation): continuation.resume(throwing: error)
+        case .control(_, let continuation): continuation.resume(throwing: error)
+        case .close(let continuation): continuation.resume(throwing: error)
+        }
+    }
+}

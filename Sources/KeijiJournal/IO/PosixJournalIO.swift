@@ -1,0 +1,142 @@
+#if canImport(Glibc)
+@preconcurrency import Glibc
+#elseif canImport(Musl)
+@preconcurrency import Musl
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// The real file system. Every call retries `EINTR`, completes short writes, and throws a ``JournalError``
+/// naming the syscall and path on any other failure.
+public struct PosixJournalIO: JournalIO {
+    public init() {}
+
+    public func createDirectory(_ path: String) throws {
+        var prefix = path.hasPrefix("/") ? "" : "."
+        for component in path.split(separator: "/") {
+            prefix += "/" + component
+            if mkdir(prefix, 0o700) != 0 && errno != EEXIST {
+                throw Self.failure("mkdir", prefix)
+            }
+        }
+    }
+
+    public func listDirectory(_ path: String) throws -> [String] {
+        guard let directory = opendir(path) else { throw Self.failure("opendir", path) }
+        defer { closedir(directory) }
+        var names: [String] = []
+        while let entry = readdir(directory) {
+            let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
+                String(cString: raw.bindMemory(to: CChar.self).baseAddress!)
+            }
+            if name != "." && name != ".." { names.append(name) }
+        }
+        return names
+    }
+
+    public func open(_ path: String, mode: FileOpenMode) throws -> FileDescriptor {
+        let flags: Int32
+        switch mode {
+        case .readOnly: flags = O_RDONLY
+        case .readWrite: flags = O_RDWR
+        case .createNew: flags = O_RDWR | O_CREAT | O_EXCL
+        }
+        let fd = retryingInterrupts { Glibc.open(path, flags | O_CLOEXEC, 0o600) }
+        guard fd >= 0 else { throw Self.failure("open", path) }
+        return FileDescriptor(rawValue: fd)
+    }
+
+    public func close(_ file: FileDescriptor) {
+        _ = Glibc.close(file.rawValue)
+    }
+
+    public func size(of file: FileDescriptor) throws -> Int {
+        var info = stat()
+        guard fstat(file.rawValue, &info) == 0 else { throw Self.failure("fstat", "fd \(file.rawValue)") }
+        return Int(info.st_size)
+    }
+
+    public func read(_ file: FileDescriptor, at offset: Int, count: Int) throws -> [UInt8] {
+        guard count > 0 else { return [] }
+        var bytes = [UInt8](repeating: 0, count: count)
+        var done = 0
+        try bytes.withUnsafeMutableBytes { buffer in
+            while done < count {
+                let n = retryingInterrupts {
+                    pread(file.rawValue, buffer.baseAddress! + done, count - done, off_t(offset + done))
+                }
+                if n < 0 { throw Self.failure("pread", "fd \(file.rawValue)") }
+                if n == 0 { break }
+                done += n
+            }
+        }
+        if done < count { bytes.removeLast(count - done) }
+        return bytes
+    }
+
+    public func write(_ file: FileDescriptor, _ bytes: [UInt8], at offset: Int) throws {
+        var done = 0
+        try bytes.withUnsafeBytes { buffer in
+            while done < buffer.count {
+                let n = retryingInterrupts {
+                    pwrite(file.rawValue, buffer.baseAddress! + done, buffer.count - done, off_t(offset + done))
+                }
+                if n < 0 { throw Self.failure("pwrite", "fd \(file.rawValue)") }
+                if n == 0 { throw JournalError(.io, "'pwrite' wrote nothing at offset \(offset + done)", errno: EIO) }
+                done += n
+            }
+        }
+    }
+
+    public func sync(_ file: FileDescriptor) throws {
+        // Never retried on failure: after a failed fdatasync the page cache may have dropped the dirty pages
+        // (fsyncgate), so the journal fails stop instead.
+        let result = retryingInterrupts { fdatasync(file.rawValue) }
+        guard result == 0 else { throw Self.failure("fdatasync", "fd \(file.rawValue)") }
+    }
+
+    public func truncate(_ file: FileDescriptor, to size: Int) throws {
+        let result = retryingInterrupts { ftruncate(file.rawValue, off_t(size)) }
+        guard result == 0 else { throw Self.failure("ftruncate", "fd \(file.rawValue)") }
+    }
+
+    public func rename(_ source: String, to destination: String) throws {
+        guard Glibc.rename(source, destination) == 0 else { throw Self.failure("rename", "\(source) → \(destination)") }
+    }
+
+    public func remove(_ path: String) throws {
+        guard unlink(path) == 0 || errno == ENOENT else { throw Self.failure("unlink", path) }
+    }
+
+    public func syncDirectory(_ path: String) throws {
+        let fd = retryingInterrupts { Glibc.open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC) }
+        guard fd >= 0 else { throw Self.failure("open", path) }
+        defer { _ = Glibc.close(fd) }
+        guard retryingInterrupts({ fsync(fd) }) == 0 else { throw Self.failure("fsync", path) }
+    }
+
+    public func lockExclusively(_ path: String) throws -> FileDescriptor? {
+        let fd = retryingInterrupts { Glibc.open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o600) }
+        guard fd >= 0 else { throw Self.failure("open", path) }
+        if retryingInterrupts({ flock(fd, LOCK_EX | LOCK_NB) }) != 0 {
+            let code = errno
+            _ = Glibc.close(fd)
+            if code == EWOULDBLOCK { return nil }
+            throw JournalError(.io, "'flock' failed on \(path)", errno: code)
+        }
+        return FileDescriptor(rawValue: fd)
+    }
+
+    private static func failure(_ call: String, _ subject: String) -> JournalError {
+        JournalError(.io, "'\(call)' failed on \(subject)", errno: errno)
+    }
+}
+
+@inline(__always)
+private func retryingInterrupts<T: BinaryInteger>(_ body: () -> T) -> T {
+    while true {
+        let result = body()
+        if result < 0 && errno == EINTR { continue }
+        return result
+    }
+}

@@ -1,0 +1,205 @@
+import Synchronization
+
+/// A crash-safe, append-only, LZ4-compressed record log: the single source of truth the scheduler replays.
+///
+/// ```swift
+/// let journal = try Journal.open(directory: "/home/me/.keiji/journal")
+/// print(journal.recovery.repairs)                      // what opening had to fix, if anything
+/// let lsn = try await journal.append(Array("hello".utf8)) // returns once the record is durable
+/// try await journal.close()
+/// ```
+///
+/// - Only one process may have a journal open (an exclusive `flock` on `LOCK`); a second open throws
+///   `.locked`.
+/// - Appends from any number of tasks are group-committed: one fdatasync per batch, one batch in flight.
+/// - After any write or sync error every later call throws `.failed`; reopen to recover (fail-stop).
+/// - Records are opaque bytes; the journal knows nothing of what they mean.
+public final class Journal: Sendable {
+    public let directory: String
+    public let options: JournalOptions
+    /// What opening found and repaired.
+    public let recovery: RecoveryInfo
+
+    private let committer: GroupCommitter
+    private let shared: JournalSharedState
+    private let lockFile: FileDescriptor
+    private let isClosed = Atomic<Bool>(false)
+
+    /// Opens (creating if needed) the journal in `directory`, running recovery first.
+    ///
+    /// - Throws: `.locked` if another process has it open; `.corruption` (in `strict` mode) if acknowledged
+    ///   data is damaged, naming the segment and offset; `.io` for file-system failures.
+    public static func open(directory: String, options: JournalOptions = JournalOptions()) throws -> Journal {
+        guard options.maxRecordSize > 0, options.maxBatchBytes > 0, options.segmentSize > SegmentHeader.size,
+            options.maxFramePayload <= SegmentScanner.payloadHardLimit
+        else {
+            throw JournalError(.invalidArgument, "journal options out of range (record, batch and segment sizes must be positive; frames at most 256 MiB)")
+        }
+        let io = options.io
+        try io.createDirectory(directory)
+        guard let lockFile = try io.lockExclusively(directory + "/LOCK") else {
+            throw JournalError(.locked, "the journal in \(directory) is in use by another process (is keiji-scheduler running?)")
+        }
+        do {
+            var outcome = try JournalRecovery(io: io, directory: directory, options: options).run()
+            let writer: SegmentWriter
+            if outcome.tailIsAppendable, let tail = outcome.segments.last {
+                writer = try SegmentWriter(continuing: tail, options: options, directory: directory,
+                                           highestSegmentID: outcome.highestSegmentID)
+            } else {
+                let base = outcome.segments.last?.nextLSN ?? ((outcome.checkpoint?.lsn ?? 0) + 1)
+                writer = try SegmentWriter(startingAt: base, after: outcome.segments.last, options: options,
+                                           directory: directory, highestSegmentID: outcome.highestSegmentID)
+            }
+            if !outcome.salvaged.isEmpty {
+                try writer.appendSalvaged(outcome.salvaged)
+                try writer.writeNote(.idle)
+                outcome.info.lastLSN = writer.lastLSN
+            }
+            return Journal(directory: directory, options: options, recovery: outcome.info, writer: writer,
+                           checkpoint: outcome.checkpoint, lockFile: lockFile)
+        } catch {
+            io.close(lockFile)
+            throw error
+        }
+    }
+
+    private init(
+        directory: String, options: JournalOptions, recovery: RecoveryInfo, writer: SegmentWriter,
+        checkpoint: Checkpoint?, lockFile: FileDescriptor
+    ) {
+        self.directory = directory
+        self.options = options
+        self.recovery = recovery
+        self.lockFile = lockFile
+        shared = JournalSharedState()
+        shared.setCheckpoint(checkpoint)
+        committer = GroupCommitter(writer: writer, options: options, shared: shared)
+    }
+
+    /// The last acknowledged LSN (durable in `sync` mode); 0 when the journal is empty.
+    public var lastLSN: UInt64 { shared.snapshot.lastLSN }
+    /// The last LSN known to be on stable storage.
+    public var durableLSN: UInt64 { shared.snapshot.durableLSN }
+    /// The newest checkpoint, loaded at open or written since.
+    public var latestCheckpoint: Checkpoint? { shared.snapshot.checkpoint }
+
+    /// Appends one record and returns its LSN once it is durable (per ``JournalOptions/durability``).
+    public func append(_ record: [UInt8]) async throws -> UInt64 {
+        try check(record)
+        return try await withUnsafeThrowingContinuation { continuation in
+            committer.submit(.append([record], continuation))
+        }
+    }
+
+    /// Appends records atomically as one batch: they get consecutive LSNs and become durable together.
+    public func append(contentsOf records: [[UInt8]]) async throws -> ClosedRange<UInt64> {
+        guard !records.isEmpty else { throw JournalError(.invalidArgument, "cannot append an empty batch") }
+        for record in records { try check(record) }
+        let first = try await withUnsafeThrowingContinuation { continuation in
+            committer.submit(.append(records, continuation))
+        }
+        return first...(first + UInt64(records.count) - 1)
+    }
+
+    /// Stores `snapshot` as the owner's state at `lsn`, atomically, and deletes older checkpoint files.
+    /// Records up to `lsn` are synced first, so a checkpoint never covers data that could still be lost.
+    public func writeCheckpoint(_ snapshot: [UInt8], at lsn: UInt64) async throws {
+        let shared = self.shared
+        let directory = self.directory
+        try await perform { writer in
+            guard lsn <= writer.lastLSN else {
+                throw JournalError(.invalidArgument, "cannot checkpoint at LSN \(lsn): the journal ends at \(writer.lastLSN)")
+            }
+            if writer.hasUnsyncedRecords { try writer.sync() }
+            let checkpoint = Checkpoint(lsn: lsn, createdNanoseconds: writer.options.now(), snapshot: snapshot)
+            let io = writer.io
+            let fileName = CheckpointFile.fileName(lsn: lsn)
+            try io.writeAtomically(CheckpointFile.encode(checkpoint), to: directory + "/" + fileName, directory: directory)
+            let older = try io.listDirectory(directory).filter { name in
+                CheckpointFile.lsn(fromFileName: name).map { $0 < lsn } ?? false
+            }
+            for name in older { try io.remove(directory + "/" + name) }
+            if !older.isEmpty { try io.syncDirectory(directory) }
+            shared.setCheckpoint(checkpoint)
+        }
+    }
+
+    /// Deletes sealed segments wholly covered by the latest checkpoint, beyond ``JournalOptions/retention``.
+    @discardableResult
+    public func compact() async throws -> CompactionResult {
+        let checkpointLSN = shared.snapshot.checkpoint?.lsn
+        let directory = self.directory
+        return try await perform { writer in
+            guard let checkpointLSN else { return CompactionResult(removed: [], bytesFreed: 0) }
+            let set = SegmentSet(io: writer.io, directory: directory, naming: JournalSegmentNaming())
+            let names = try set.list()
+            var covered: [(name: SegmentName, createdNanoseconds: UInt64)] = []
+            for (index, name) in names.enumerated().dropLast() where name != writer.name {
+                guard names[index + 1].baseLSN - 1 <= checkpointLSN else { break }
+                var created: UInt64 = 0
+                if writer.options.retention.age != nil {
+                    let file = try writer.io.open(set.path(of: name), mode: .readOnly)
+                    defer { writer.io.close(file) }
+                    created = (try? SegmentHeader.decode(try writer.io.read(file, at: 0, count: SegmentHeader.size)).get())?.createdNanoseconds ?? 0
+                }
+                covered.append((name, created))
+            }
+            let removable = SegmentSet<JournalSegmentNaming>.removable(covered, retention: writer.options.retention, now: writer.options.now())
+            var freed = 0
+            for name in removable {
+                let file = try writer.io.open(set.path(of: name), mode: .readOnly)
+                freed += (try? writer.io.size(of: file)) ?? 0
+                writer.io.close(file)
+            }
+            try set.remove(removable)
+            return CompactionResult(removed: removable, bytesFreed: freed)
+        }
+    }
+
+    /// Seals the active segment and starts a new one now.
+    public func roll() async throws {
+        try await perform { writer in try writer.roll() }
+    }
+
+    /// Waits for pending appends, writes a clean-close note, syncs, and releases the lock. Idempotent.
+    ///
+    /// - Important: a journal that is never closed keeps its writer thread and lock until the process exits.
+    public func close() async throws {
+        guard !isClosed.exchange(true, ordering: .acquiringAndReleasing) else { return }
+        defer { options.io.close(lockFile) }
+        try await withUnsafeThrowingContinuation { continuation in
+            committer.submit(.close(continuation))
+        }
+    }
+
+    /// A read-only view of this journal's files, bounded to what has been acknowledged.
+    public var contents: JournalDirectory {
+        JournalDirectory(path: directory, io: options.io, upperBound: shared.snapshot.lastLSN)
+    }
+
+    // MARK: - Private
+
+    private func check(_ record: [UInt8]) throws {
+        guard record.count <= options.maxRecordSize else {
+            throw JournalError(.recordTooLarge, "record of \(record.count) bytes exceeds the journal's limit of \(options.maxRecordSize) bytes")
+        }
+    }
+
+    private func perform<T: Sendable>(_ body: @escaping @Sendable (SegmentWriter) throws -> T) async throws -> T {
+        let result = Mutex<T?>(nil)
+        try await withUnsafeThrowingContinuation { (continuation: UnsafeContinuation<Void, any Error>) in
+            committer.submit(.control({ writer in
+                let value = try body(writer)
+                result.withLock { $0 = value }
+            }, continuation))
+        }
+        return result.withLock { $0! }
+    }
+}
+
+/// What ``Journal/compact()`` removed.
+public struct CompactionResult: Sendable, Equatable {
+    public var removed: [SegmentName]
+    public var bytesFreed: Int
+}

@@ -1,0 +1,222 @@
+/// A read-only view of a journal directory: read records, compute statistics, verify every checksum, export
+/// a segment. It never writes or repairs, so it is safe while a scheduler holds the journal open (it then
+/// reads what is on disk; a frame being written at that moment looks like a torn tail and ends the read).
+public struct JournalDirectory: Sendable {
+    public let path: String
+    public let io: any JournalIO
+    /// Records past this LSN are not read (a live journal passes its acknowledged LSN).
+    public let upperBound: UInt64
+
+    public init(path: String, io: any JournalIO = PosixJournalIO(), upperBound: UInt64 = .max) {
+        self.path = path
+        self.io = io
+        self.upperBound = upperBound
+    }
+
+    private var set: SegmentSet<JournalSegmentNaming> { SegmentSet(io: io, directory: path, naming: JournalSegmentNaming()) }
+
+    /// Segment names, oldest first.
+    public func segments() throws -> [SegmentName] { try set.list() }
+
+    /// The newest checkpoint that verifies, if any.
+    public func latestCheckpoint() throws -> Checkpoint? {
+        let files = try io.listDirectory(path).compactMap { CheckpointFile.lsn(fromFileName: $0) }.sorted(by: >)
+        for lsn in files {
+            if let checkpoint = CheckpointFile.decode(try io.readAll(path + "/" + CheckpointFile.fileName(lsn: lsn))) {
+                return checkpoint
+            }
+        }
+        return nil
+    }
+
+    /// Calls `body` with every record from `start` through `end` (inclusive) in LSN order, without copying.
+    /// Stops quietly at a torn tail in the last segment; throws `.corruption` for damage anywhere else.
+    ///
+    /// - Returns: the last LSN delivered (0 if none).
+    @discardableResult
+    public func forEachRecord(
+        from start: UInt64 = 1, through end: UInt64 = .max,
+        _ body: (_ lsn: UInt64, _ record: UnsafeRawBufferPointer) throws -> Void
+    ) throws -> UInt64 {
+        let last = min(end, upperBound)
+        let names = try set.list()
+        guard start <= last, !names.isEmpty else { return 0 }
+        // The last segment whose base is at or before `start`, and everything after it.
+        let first = names.lastIndex { $0.baseLSN <= start } ?? 0
+        var delivered: UInt64 = 0
+        var thrown: (any Error)?
+        for (index, name) in names.enumerated().dropFirst(first) {
+            if name.baseLSN > last { break }
+            let bytes = try io.readAll(set.path(of: name))
+            let scan = SegmentScanner().scan(bytes, name: name) { lsn, record in
+                guard thrown == nil, lsn >= start, lsn <= last else { return }
+                do {
+                    try body(lsn, record)
+                    delivered = lsn
+                } catch {
+                    thrown = error
+                }
+            }
+            if let thrown { throw thrown }
+            if let problem = scan.headerProblem ?? scan.damage.map({ "\($0.problem) at offset \($0.offset)" }),
+                index < names.count - 1 || scan.headerProblem != nil || scan.damage?.isVouchedFor == true
+            {
+                throw JournalError(.corruption, "journal corruption in \(name.fileName): \(problem)")
+            }
+        }
+        return delivered
+    }
+
+    /// Copies out every record from `start` through `end`.
+    public func records(from start: UInt64 = 1, through end: UInt64 = .max) throws -> [JournalRecord] {
+        var records: [JournalRecord] = []
+        try forEachRecord(from: start, through: end) { lsn, bytes in records.append(JournalRecord(lsn: lsn, bytes: Array(bytes))) }
+        return records
+    }
+
+    /// Sizes, LSN ranges and compression of every segment.
+    public func stats() throws -> JournalStats {
+        var stats = JournalStats()
+        for name in try set.list() {
+            let bytes = try io.readAll(set.path(of: name))
+            let scan = SegmentScanner().scan(bytes, name: name)
+            stats.segments.append(SegmentStats(
+                name: name, bytes: bytes.count, frames: scan.frameCount, records: scan.recordCount,
+                firstLSN: name.baseLSN, lastLSN: scan.isIntact || scan.damage != nil ? scan.lastLSN : name.baseLSN - 1,
+                sealed: scan.sealed, rawPayloadBytes: scan.rawPayloadBytes, storedPayloadBytes: scan.storedPayloadBytes,
+                damaged: !scan.isIntact))
+        }
+        stats.checkpointLSN = try latestCheckpoint()?.lsn
+        return stats
+    }
+
+    /// Checks every header, frame checksum, LZ4 block and the chain between segments, without repairing.
+    public func verify() throws -> VerifyReport {
+        var report = VerifyReport()
+        let names = try set.list()
+        var previous: SegmentScan?
+        let checkpoint = try latestCheckpoint()
+        for (index, name) in names.enumerated() {
+            let scan = SegmentScanner().scan(try io.readAll(set.path(of: name)), name: name)
+            report.segmentsChecked += 1
+            report.framesChecked += scan.frameCount
+            report.recordsChecked += scan.recordCount
+            let isLast = index == names.count - 1
+            if let problem = scan.headerProblem {
+                report.problems.append(.init(file: name.fileName, offset: 0, severity: .corruption, detail: problem))
+            } else if let previous, let header = scan.header,
+                header.baseLSN != previous.nextLSN || header.previousSegmentID != previous.name.segmentID
+                    || header.previousFrameCRC != previous.lastFrameCRC || !previous.sealed
+            {
+                report.problems.append(.init(file: name.fileName, offset: 0, severity: .corruption,
+                    detail: "does not follow \(previous.name.fileName) (missing, stale or reordered segment)"))
+            } else if previous == nil, name.baseLSN > (checkpoint.map { $0.lsn + 1 } ?? 1) {
+                report.problems.append(.init(file: name.fileName, offset: 0, severity: .corruption,
+                    detail: "LSNs before \(name.baseLSN) are missing and no checkpoint covers them"))
+            }
+            if let damage = scan.damage {
+                let torn = isLast && !damage.isVouchedFor || damage.problem == .dataAfterSeal
+                report.problems.append(.init(
+                    file: name.fileName, offset: damage.offset, severity: torn ? .tornTail : .corruption,
+                    detail: "\(damage.problem) (LSN \(damage.expectedLSN))"))
+            }
+            previous = scan
+        }
+        return report
+    }
+
+    /// Writes a segment's records, one per line, as an LZ4 frame file that `lz4 -d` reads.
+    @discardableResult
+    public func exportSegment(_ name: SegmentName, to destination: String) throws -> Int {
+        let scan = SegmentScanner()
+        var text: [UInt8] = []
+        var records = 0
+        let result = scan.scan(try io.readAll(set.path(of: name)), name: name) { _, record in
+            text.append(contentsOf: record)
+            text.append(UInt8(ascii: "\n"))
+            records += 1
+        }
+        if let problem = result.headerProblem { throw JournalError(.corruption, "\(name.fileName): \(problem)") }
+        let compressed = try LZ4FrameFile.compress(text)
+        let file = try io.open(destination, mode: .createNew)
+        defer { io.close(file) }
+        try io.write(file, compressed, at: 0)
+        try io.sync(file)
+        return records
+    }
+}
+
+/// A record and its log sequence number.
+public struct JournalRecord: Sendable, Equatable, Hashable {
+    public var lsn: UInt64
+    public var bytes: [UInt8]
+    public init(lsn: UInt64, bytes: [UInt8]) {
+        self.lsn = lsn
+        self.bytes = bytes
+    }
+}
+
+/// Per-segment and total figures for `keiji journal stats`.
+public struct JournalStats: Sendable, Codable, Equatable {
+    public var segments: [SegmentStats] = []
+    public var checkpointLSN: UInt64?
+
+    public var totalBytes: Int { segments.reduce(0) { $0 + $1.bytes } }
+    public var records: Int { segments.reduce(0) { $0 + $1.records } }
+    public var firstLSN: UInt64? { segments.first { $0.records > 0 }?.firstLSN }
+    public var lastLSN: UInt64? { segments.last { $0.records > 0 }?.lastLSN }
+    /// Raw record bytes over stored payload bytes, across all segments.
+    public var compressionRatio: Double {
+        let stored = segments.reduce(0) { $0 + $1.storedPayloadBytes }
+        return stored == 0 ? 1 : Double(segments.reduce(0) { $0 + $1.rawPayloadBytes }) / Double(stored)
+    }
+}
+
+public struct SegmentStats: Sendable, Codable, Equatable {
+    public var name: SegmentName
+    public var bytes: Int
+    public var frames: Int
+    public var records: Int
+    public var firstLSN: UInt64
+    public var lastLSN: UInt64
+    public var sealed: Bool
+    public var rawPayloadBytes: Int
+    public var storedPayloadBytes: Int
+    public var damaged: Bool
+}
+
+extension SegmentName: Codable {
+    public init(from decoder: any Decoder) throws {
+        let text = try decoder.singleValueContainer().decode(String.self)
+        guard let name = SegmentName(fileName: text) else {
+            throw DecodingError.dataCorrupted(.init(codingPath: decoder.codingPath, debugDescription: "not a segment name: \(text)"))
+        }
+        self = name
+    }
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.singleValueContainer()
+        try container.encode(fileName)
+    }
+}
+
+/// What `verify` found: empty ``problems`` means every byte checked out.
+public struct VerifyReport: Sendable, Codable, Equatable {
+    public enum Severity: String, Sendable, Codable {
+        /// An unacknowledged, partly written tail: recovery cuts it without loss.
+        case tornTail
+        /// Damage to acknowledged data.
+        case corruption
+    }
+    public struct Problem: Sendable, Codable, Equatable, CustomStringConvertible {
+        public var file: String
+        public var offset: Int
+        public var severity: Severity
+        public var detail: String
+        public var description: String { "\(severity.rawValue): \(file) at offset \(offset): \(detail)" }
+    }
+    public var segmentsChecked = 0
+    public var framesChecked = 0
+    public var recordsChecked = 0
+    public var problems: [Problem] = []
+    public var hasCorruption: Bool { problems.contains { $0.severity == .corruption } }
+}

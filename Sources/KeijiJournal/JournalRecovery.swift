@@ -1,0 +1,207 @@
+/// Opens a journal directory's contents into a consistent state: removes leftovers, picks the newest valid
+/// checkpoint, scans every segment, checks the chain between them, and repairs what the recovery mode allows.
+///
+/// The rule that separates a torn tail from corruption (after PAR, FAST'18): damage that no later frame
+/// vouches for (by a `syncedThroughLSN` reaching it) and that sits in the last segment was never synced, so it
+/// was never acknowledged in `sync` mode: it is quarantined and cut. Anything else is corruption of
+/// acknowledged data: `strict` refuses, `pointInTime` cuts there, `salvage` cuts and re-appends what survived.
+///
+/// Recovery is idempotent and safe to interrupt: every step is a quarantine copy (synced) before a truncate,
+/// or a rename followed by a directory sync, so running it again converges.
+struct JournalRecovery {
+    let io: any JournalIO
+    let directory: String
+    let options: JournalOptions
+
+    /// Where recovery leaves the journal for the writer.
+    struct Outcome {
+        var info: RecoveryInfo
+        var checkpoint: Checkpoint?
+        /// Surviving segments, oldest first, with their scans.
+        var segments: [SegmentScan]
+        /// The last segment may be appended to (it is intact, unsealed and was not repaired).
+        var tailIsAppendable: Bool
+        /// Records recovered after a cut, to re-append under their LSNs (`salvage` only).
+        var salvaged: [(lsn: UInt64, bytes: [UInt8])] = []
+        var highestSegmentID: UInt64
+    }
+
+    func run() throws -> Outcome {
+        let started = monotonicNanoseconds()
+        var info = RecoveryInfo(mode: options.recoveryMode)
+        let set = SegmentSet(io: io, directory: directory, naming: JournalSegmentNaming())
+        let scanner = SegmentScanner()
+
+        let entries = try io.listDirectory(directory)
+        var removedTemporary = false
+        for entry in entries where entry.hasSuffix(".tmp") && (entry.hasPrefix("seg-") || entry.hasPrefix("ckpt-")) {
+            try io.remove(directory + "/" + entry)
+            info.repairs.append(Repair(kind: .temporaryFileRemoved, file: entry, bytes: 0, detail: "left by an interrupted create or rename"))
+            removedTemporary = true
+        }
+        if removedTemporary { try io.syncDirectory(directory) }
+
+        let checkpoint = try loadCheckpoint(entries: entries, info: &info)
+        info.checkpointLSN = checkpoint?.lsn
+
+        let names = try set.list()
+        var highestID = names.map(\.segmentID).max() ?? 0
+        var kept: [SegmentScan] = []
+        var lastWasRepaired = false
+        var salvaged: [(lsn: UInt64, bytes: [UInt8])] = []
+
+        var index = 0
+        while index < names.count {
+            let name = names[index]
+            let isLast = index == names.count - 1
+            let bytes = try io.readAll(set.path(of: name))
+            let scan = scanner.scan(bytes, name: name)
+            info.segmentsScanned += 1
+            info.framesScanned += scan.frameCount
+            info.recordsScanned += scan.recordCount
+
+            // Where this segment stops being trustworthy, if anywhere: (offset, LSN expected there, why).
+            var cut: (offset: Int, lsn: UInt64, why: String)?
+            let expectedBase = kept.last?.nextLSN ?? (checkpoint.map { $0.lsn + 1 } ?? 1)
+            if let problem = scan.headerProblem {
+                cut = (0, kept.last?.nextLSN ?? name.baseLSN, problem)
+            } else if let previous = kept.last, let header = scan.header,
+                header.baseLSN != previous.nextLSN || header.previousSegmentID != previous.name.segmentID
+                    || header.previousFrameCRC != previous.lastFrameCRC || !previous.sealed
+            {
+                cut = (0, previous.nextLSN, "does not follow \(previous.name.fileName) (missing, stale or reordered segment)")
+            } else if kept.isEmpty, name.baseLSN > expectedBase {
+                info.repairs.append(Repair(
+                    kind: .missingSegments, file: name.fileName, bytes: 0,
+                    lostLSNs: LSNRange(expectedBase...(name.baseLSN - 1)),
+                    detail: "the journal starts at LSN \(name.baseLSN) but no checkpoint covers LSNs before it"))
+                if options.recoveryMode == .strict {
+                    throw JournalError(.corruption, "journal corruption in \(directory): segments holding LSNs \(expectedBase)…\(name.baseLSN - 1) are missing and no checkpoint covers them. Refusing to open in strict mode; open with recovery mode pointInTime or salvage to accept the loss.")
+                }
+            }
+
+            if cut == nil, let damage = scan.damage {
+                if damage.problem == .dataAfterSeal {
+                    info.repairs.append(try cutTail(of: name, at: damage.offset, kind: .dataAfterSealTruncated,
+                                                    lost: nil, detail: damage.problem.description))
+                } else if isLast && !damage.isVouchedFor {
+                    info.repairs.append(try cutTail(
+                        of: name, at: damage.offset, kind: .tornTailTruncated,
+                        lost: damage.claimedRange.map(LSNRange.init),
+                        detail: "\(damage.problem); no later frame vouches for it, so it was never acknowledged in sync mode"))
+                    lastWasRepaired = true
+                } else {
+                    cut = (damage.offset, damage.expectedLSN,
+                           damage.problem.description + (isLast
+                               ? "; a later frame shows LSN \(damage.expectedLSN) had been synced"
+                               : "; later segments exist, so it had been synced"))
+                }
+            }
+
+            if let cut {
+                if options.recoveryMode == .strict {
+                    throw JournalError(.corruption, "journal corruption in \(name.fileName) at offset \(cut.offset): \(cut.why). LSN \(cut.lsn) and later were acknowledged as durable. Refusing to open in strict mode; run `keiji journal verify` for details, then open with recovery mode pointInTime (keep LSNs before \(cut.lsn)) or salvage (also keep intact records after the damage).")
+                }
+                let kept_ = try cutJournal(at: cut, in: Array(names[index...]), scan: scan, set: set)
+                info.repairs += kept_.repairs
+                salvaged = kept_.salvaged
+                if cut.offset >= SegmentHeader.size, scan.header != nil {
+                    var truncated = scan
+                    truncated.damage = nil
+                    truncated.fileSize = cut.offset
+                    kept.append(truncated)
+                }
+                lastWasRepaired = true
+                if !salvaged.isEmpty {
+                    info.repairs.append(Repair(
+                        kind: .recordsSalvaged, file: name.fileName, bytes: 0,
+                        lostLSNs: LSNRange(salvaged[0].lsn...salvaged[salvaged.count - 1].lsn),
+                        detail: "\(salvaged.count) intact records found after the damage are re-appended under their original LSNs, with gap frames for the rest"))
+                }
+                break
+            }
+
+            kept.append(scan)
+            index += 1
+        }
+        let tailIsAppendable = !lastWasRepaired && kept.last.map { !$0.sealed } ?? false
+        highestID = max(highestID, kept.map(\.name.segmentID).max() ?? 0)
+
+        info.lastLSN = kept.last.map(\.lastLSN) ?? (checkpoint?.lsn ?? 0)
+        info.cleanShutdown = kept.last?.endsWithCleanClose ?? false
+        if let checkpoint, checkpoint.lsn > info.lastLSN, !kept.isEmpty, options.recoveryMode == .strict {
+            throw JournalError(.corruption, "journal corruption in \(directory): checkpoint at LSN \(checkpoint.lsn) is past the journal's last LSN \(info.lastLSN). Refusing to open in strict mode.")
+        }
+        info.durationSeconds = Double(monotonicNanoseconds() - started) / 1e9
+        return Outcome(info: info, checkpoint: checkpoint, segments: kept, tailIsAppendable: tailIsAppendable,
+                       salvaged: salvaged, highestSegmentID: highestID)
+    }
+
+    /// Loads the newest checkpoint that verifies; damaged newer ones are quarantined and reported.
+    private func loadCheckpoint(entries: [String], info: inout RecoveryInfo) throws -> Checkpoint? {
+        let files = entries.compactMap { name in CheckpointFile.lsn(fromFileName: name).map { (name, $0) } }
+            .sorted { $0.1 > $1.1 }
+        for (file, lsn) in files {
+            let bytes = try io.readAll(directory + "/" + file)
+            if let checkpoint = CheckpointFile.decode(bytes), checkpoint.lsn == lsn { return checkpoint }
+            try io.rename(directory + "/" + file, to: directory + "/" + file + ".broken")
+            try io.syncDirectory(directory)
+            info.repairs.append(Repair(kind: .checkpointQuarantined, file: file, bytes: bytes.count,
+                                       quarantinedTo: file + ".broken", detail: "checksum or header invalid; using an older checkpoint"))
+        }
+        return nil
+    }
+
+    /// Copies `[offset, end)` of a segment to a synced `.broken` file, then truncates and syncs the segment.
+    private func cutTail(
+        of name: SegmentName, at offset: Int, kind: Repair.Kind, lost: LSNRange?, detail: String
+    ) throws -> Repair {
+        let path = directory + "/" + name.fileName
+        let file = try io.open(path, mode: .readWrite)
+        defer { io.close(file) }
+        let size = try io.size(of: file)
+        let tail = size > offset ? try io.read(file, at: offset, count: size - offset) : []
+        let quarantine = "\(name.fileName).\(offset).broken"
+        if !tail.isEmpty {
+            try io.writeAtomically(tail, to: directory + "/" + quarantine, directory: directory)
+            try io.truncate(file, to: offset)
+            try io.sync(file)
+        }
+        return Repair(kind: kind, file: name.fileName, offset: offset, bytes: tail.count,
+                      quarantinedTo: tail.isEmpty ? nil : quarantine, lostLSNs: lost, detail: detail)
+    }
+
+    /// Cuts the journal at `cut`: the rest of the first segment in `names` and every later segment are
+    /// quarantined. In `salvage` mode, the intact records in what was cut are collected first.
+    private func cutJournal(
+        at cut: (offset: Int, lsn: UInt64, why: String), in names: [SegmentName], scan: SegmentScan,
+        set: SegmentSet<JournalSegmentNaming>
+    ) throws -> (repairs: [Repair], salvaged: [(lsn: UInt64, bytes: [UInt8])]) {
+        let finder = IntactFrameFinder()
+        var highest: UInt64 = 0
+        var found: [UInt64: [UInt8]] = [:]
+        for (position, name) in names.enumerated() {
+            let bytes = try io.readAll(set.path(of: name))
+            let start = position == 0 ? max(cut.offset, SegmentHeader.size) : SegmentHeader.size
+            finder.forEachIntactBatch(in: bytes, name: name, from: start) { lsn, record in
+                highest = max(highest, lsn)
+                if options.recoveryMode == .salvage, lsn >= cut.lsn, found[lsn] == nil { found[lsn] = record }
+            }
+        }
+        let lost = highest >= cut.lsn ? LSNRange(cut.lsn...highest) : nil
+        var repairs: [Repair] = []
+        for (position, name) in names.enumerated() {
+            if position == 0 && cut.offset >= SegmentHeader.size && scan.header != nil {
+                repairs.append(try cutTail(of: name, at: cut.offset, kind: .corruptionTruncated, lost: lost, detail: cut.why))
+            } else {
+                let size = try io.readAll(set.path(of: name)).count
+                let target = try set.quarantine(name)
+                repairs.append(Repair(kind: position == 0 ? .corruptionTruncated : .segmentQuarantined,
+                                      file: name.fileName, offset: position == 0 ? 0 : nil, bytes: size,
+                                      quarantinedTo: target, lostLSNs: position == 0 ? lost : nil,
+                                      detail: position == 0 ? cut.why : "follows the damaged segment"))
+            }
+        }
+        return (repairs, found.sorted { $0.key < $1.key }.map { ($0.key, $0.value) })
+    }
+}

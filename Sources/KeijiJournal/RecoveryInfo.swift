@@ -1,0 +1,75 @@
+/// What opening the journal found and did. Returned by ``Journal/open(directory:options:)``; never silent:
+/// every byte moved or dropped is listed in ``repairs``.
+public struct RecoveryInfo: Sendable, Codable, Equatable {
+    public var mode: JournalOptions.RecoveryMode
+    public var segmentsScanned = 0
+    public var framesScanned = 0
+    public var recordsScanned = 0
+    /// The newest valid checkpoint, if any.
+    public var checkpointLSN: UInt64?
+    /// The last durable LSN after recovery; 0 for an empty journal.
+    public var lastLSN: UInt64 = 0
+    /// The previous writer closed the journal cleanly.
+    public var cleanShutdown = false
+    public var durationSeconds = 0.0
+    public var repairs: [Repair] = []
+
+    /// No repair was needed.
+    public var isClean: Bool { repairs.isEmpty }
+    /// Bytes moved to `*.broken` files or dropped.
+    public var bytesRepaired: Int { repairs.reduce(0) { $0 + $1.bytes } }
+
+    public init(mode: JournalOptions.RecoveryMode) { self.mode = mode }
+}
+
+/// One thing recovery changed on disk, and why.
+public struct Repair: Sendable, Codable, Equatable, CustomStringConvertible {
+    public enum Kind: String, Sendable, Codable {
+        /// An unacknowledged, partly written tail was cut off (quarantined first).
+        case tornTailTruncated
+        /// Bytes after a segment's seal frame were cut off; no record was in them.
+        case dataAfterSealTruncated
+        /// `pointInTime`/`salvage`: acknowledged data was damaged; everything from the damage on was cut off.
+        case corruptionTruncated
+        /// A whole segment after the cut was moved aside.
+        case segmentQuarantined
+        /// `salvage`: intact records found after the damage were re-appended under their LSNs.
+        case recordsSalvaged
+        /// A leftover `.tmp` file from an interrupted create or rename was removed.
+        case temporaryFileRemoved
+        /// A damaged checkpoint file was moved aside; an older one (or none) is used.
+        case checkpointQuarantined
+        /// Segments below the first surviving one are missing and no checkpoint covers them.
+        case missingSegments
+    }
+
+    public var kind: Kind
+    public var file: String
+    public var offset: Int?
+    /// Bytes removed from the live journal (they are in ``quarantinedTo`` when set).
+    public var bytes: Int
+    public var quarantinedTo: String?
+    /// LSNs that are no longer in the journal because of this repair.
+    public var lostLSNs: LSNRange?
+    public var detail: String
+
+    public var description: String {
+        var text = "\(kind.rawValue): \(file)"
+        if let offset { text += " at offset \(offset)" }
+        if bytes > 0 { text += ", \(bytes) bytes" }
+        if let quarantinedTo { text += " → \(quarantinedTo)" }
+        if let lostLSNs { text += ", LSNs \(lostLSNs.lowerBound)…\(lostLSNs.upperBound)" }
+        return text + " (\(detail))"
+    }
+}
+
+/// An inclusive LSN range that encodes as `{"lowerBound":…,"upperBound":…}`.
+public struct LSNRange: Sendable, Codable, Equatable, Hashable {
+    public var lowerBound: UInt64
+    public var upperBound: UInt64
+    public init(_ range: ClosedRange<UInt64>) {
+        lowerBound = range.lowerBound
+        upperBound = range.upperBound
+    }
+    public var range: ClosedRange<UInt64> { lowerBound...upperBound }
+}

@@ -1,0 +1,212 @@
+/// Writes frames into the active segment and rolls to new segments.
+///
+/// Confined to the group committer's thread: no locking inside. It never syncs on its own except where the
+/// format requires it (a seal before the next segment exists, a new segment's header before its rename).
+final class SegmentWriter {
+    let io: any JournalIO
+    let directory: String
+    let options: JournalOptions
+
+    private(set) var name: SegmentName
+    private var file: FileDescriptor
+    /// Where the next frame goes.
+    private(set) var offset: Int
+    private(set) var nextLSN: UInt64
+    /// The highest LSN known to be on stable storage.
+    private(set) var durableLSN: UInt64
+    private var lastFrameCRC: UInt32
+    private var createdNanoseconds: UInt64
+    private var highestSegmentID: UInt64
+    private var recordsInSegment: Int
+    /// The last frame written is not yet vouched for by a later synced frame.
+    private(set) var lastFrameUnvouched = false
+
+    var lastLSN: UInt64 { nextLSN - 1 }
+    var hasUnsyncedRecords: Bool { durableLSN < lastLSN }
+
+    /// Continues the recovered tail segment.
+    init(continuing scan: SegmentScan, options: JournalOptions, directory: String, highestSegmentID: UInt64) throws {
+        self.io = options.io
+        self.directory = directory
+        self.options = options
+        name = scan.name
+        file = try io.open(directory + "/" + scan.name.fileName, mode: .readWrite)
+        offset = scan.validEnd
+        nextLSN = scan.nextLSN
+        lastFrameCRC = scan.lastFrameCRC
+        createdNanoseconds = scan.header?.createdNanoseconds ?? options.now()
+        self.highestSegmentID = highestSegmentID
+        recordsInSegment = scan.recordCount
+        durableLSN = scan.lastLSN
+        // What an earlier process wrote may still sit in the page cache: make it durable before vouching for it.
+        try io.sync(file)
+    }
+
+    /// Starts a new segment after `previous` (or the journal's first one when `previous` is nil).
+    init(
+        startingAt baseLSN: UInt64, after previous: SegmentScan?, options: JournalOptions, directory: String,
+        highestSegmentID: UInt64
+    ) throws {
+        self.io = options.io
+        self.directory = directory
+        self.options = options
+        self.highestSegmentID = highestSegmentID
+        name = SegmentName(baseLSN: baseLSN, segmentID: highestSegmentID + 1)
+        file = FileDescriptor(rawValue: -1)
+        offset = 0
+        nextLSN = baseLSN
+        durableLSN = baseLSN - 1
+        lastFrameCRC = 0
+        createdNanoseconds = 0
+        recordsInSegment = 0
+        try createSegment(
+            baseLSN: baseLSN,
+            previousID: previous?.name.segmentID ?? 0,
+            previousLastLSN: baseLSN - 1,
+            previousFrameCRC: previous?.lastFrameCRC ?? 0
+        )
+    }
+
+    /// Writes `records` as one or more batch frames in a single `pwrite`. Returns the first record's LSN.
+    func append(_ records: ArraySlice<[UInt8]>) throws -> UInt64 {
+        let first = nextLSN
+        var bytes: [UInt8] = []
+        var start = records.startIndex
+        while start < records.endIndex {
+            // Cut frames at maxBatchBytes of raw payload (and 65,535 records, the header's limit).
+            var end = start
+            var raw = 0
+            while end < records.endIndex, end - start < Int(UInt16.max),
+                end == start || raw + records[end].count + 10 <= options.maxBatchBytes
+            {
+                raw += records[end].count + 10
+                end += 1
+            }
+            let frame = encoder.batch(records[start..<end], firstLSN: nextLSN, syncedThroughLSN: durableLSN,
+                                      previousFrameCRC: lastFrameCRC)
+            bytes.append(contentsOf: frame.bytes)
+            lastFrameCRC = frame.crc
+            nextLSN += UInt64(end - start)
+            start = end
+        }
+        try io.write(file, bytes, at: offset)
+        offset += bytes.count
+        recordsInSegment += records.count
+        lastFrameUnvouched = true
+        return first
+    }
+
+    /// Re-appends salvaged records under their original LSNs, with a gap frame for every missing range.
+    func appendSalvaged(_ records: [(lsn: UInt64, bytes: [UInt8])]) throws {
+        var index = 0
+        while index < records.count {
+            if records[index].lsn > nextLSN {
+                var count = [UInt8]()
+                count.appendInteger(records[index].lsn - nextLSN)
+                try writeControl(.gap, payload: count)
+                nextLSN = records[index].lsn
+            }
+            var end = index
+            while end < records.count, records[end].lsn == nextLSN + UInt64(end - index) { end += 1 }
+            _ = try append(ArraySlice(records[index..<end].map(\.bytes)))
+            index = end
+        }
+    }
+
+    /// Makes everything written durable. The corresponding C function is `fdatasync`.
+    func sync() throws {
+        try io.sync(file)
+        durableLSN = lastLSN
+    }
+
+    /// Writes a note frame that vouches for everything synced so far, and syncs it.
+    func writeNote(_ reason: NoteReason) throws {
+        if hasUnsyncedRecords { try sync() }
+        try writeControl(.note, payload: [reason.rawValue])
+        try io.sync(file)
+        lastFrameUnvouched = false
+    }
+
+    /// Whether the active segment is due for a roll, by size or by age (an empty segment never rolls by age).
+    func isDueForRoll(now: UInt64) -> Bool {
+        if offset >= options.segmentSize { return true }
+        guard let maxAge = options.segmentMaxAge, recordsInSegment > 0 else { return false }
+        return now >= createdNanoseconds && now - createdNanoseconds >= maxAge.nanoseconds
+    }
+
+    /// When the active segment becomes due for a roll by age, if it can.
+    func rollDeadline() -> UInt64? {
+        guard let maxAge = options.segmentMaxAge, recordsInSegment > 0 else { return nil }
+        return createdNanoseconds + maxAge.nanoseconds
+    }
+
+    /// Seals the active segment (seal frame, sync) and starts the next one.
+    func roll() throws {
+        if hasUnsyncedRecords { try sync() }
+        var payload = [UInt8]()
+        payload.appendInteger(lastLSN)
+        payload.appendInteger(UInt64(recordsInSegment))
+        try writeControl(.seal, payload: payload)
+        try io.sync(file)
+        lastFrameUnvouched = false
+        io.close(file)
+        try createSegment(baseLSN: nextLSN, previousID: name.segmentID, previousLastLSN: lastLSN,
+                          previousFrameCRC: lastFrameCRC)
+    }
+
+    /// Syncs and closes, leaving a clean-close note as the last frame.
+    func close() throws {
+        defer { io.close(file) }
+        try writeNote(.cleanClose)
+    }
+
+    /// Releases the descriptor without writing (after a failure).
+    func abandon() { io.close(file) }
+
+    // MARK: - Private
+
+    private var encoder: FrameEncoder {
+        FrameEncoder(segmentIDLow: UInt32(truncatingIfNeeded: name.segmentID),
+                     compressionThreshold: options.compressionThreshold)
+    }
+
+    private func writeControl(_ type: FrameType, payload: [UInt8]) throws {
+        let frame = encoder.control(type, payload: payload, nextLSN: nextLSN, syncedThroughLSN: durableLSN,
+                                    previousFrameCRC: lastFrameCRC)
+        try io.write(file, frame.bytes, at: offset)
+        offset += frame.bytes.count
+        lastFrameCRC = frame.crc
+    }
+
+    /// Header written and synced under a `.tmp` name, renamed into place, directory synced: a segment file
+    /// either does not exist or has a durable, valid header.
+    private func createSegment(baseLSN: UInt64, previousID: UInt64, previousLastLSN: UInt64, previousFrameCRC: UInt32) throws {
+        highestSegmentID += 1
+        let next = SegmentName(baseLSN: baseLSN, segmentID: highestSegmentID)
+        let created = options.now()
+        let header = SegmentHeader(
+            segmentID: next.segmentID, baseLSN: baseLSN, createdNanoseconds: created,
+            previousSegmentID: previousID, previousLastLSN: previousLastLSN,
+            previousFrameCRC: previousFrameCRC, maxFramePayload: UInt32(options.maxFramePayload)
+        )
+        let path = directory + "/" + next.fileName
+        try io.remove(path + ".tmp")
+        let temporary = try io.open(path + ".tmp", mode: .createNew)
+        do {
+            try io.write(temporary, header.encoded(), at: 0)
+            try io.sync(temporary)
+        } catch {
+            io.close(temporary)
+            throw error
+        }
+        io.close(temporary)
+        try io.rename(path + ".tmp", to: path)
+        try io.syncDirectory(directory)
+        file = try io.open(path, mode: .readWrite)
+        name = next
+        offset = SegmentHeader.size
+        lastFrameCRC = previousFrameCRC
+        createdNanoseconds = created
+        recordsInSegment = 0
+    }
+}

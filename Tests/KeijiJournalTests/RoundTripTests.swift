@@ -1,0 +1,152 @@
+import Foundation
+import Testing
+
+@testable import KeijiJournal
+
+/// Appending and reading back, on the real file system and on the simulated one.
+struct RoundTripTests {
+    enum Backend: String, CaseIterable, CustomTestStringConvertible {
+        case posix, simulated
+        var testDescription: String { rawValue }
+    }
+
+    /// Runs `body` with a journal directory and options on the chosen backend.
+    func withJournalDirectory(
+        _ backend: Backend, _ body: (String, JournalOptions) async throws -> Void
+    ) async throws {
+        switch backend {
+        case .posix:
+            let directory = TemporaryDirectory()
+            defer { directory.remove() }
+            try await body(directory.path + "/journal", testOptions())
+        case .simulated:
+            try await body("/journal", testOptions(io: SimulatedFileSystem()))
+        }
+    }
+
+    @Test(arguments: Backend.allCases)
+    func recordsOfEverySizeRoundTripAcrossFramesAndSegments(_ backend: Backend) async throws {
+        try await withJournalDirectory(backend) { path, options in
+            let journal = try Journal.open(directory: path, options: options)
+            #expect(journal.recovery.isClean && journal.recovery.lastLSN == 0)
+            let sizes = [0, 1, 200, 64 << 10, options.maxRecordSize, 3, 700, 0]
+            var expected: [[UInt8]] = []
+            for (index, size) in sizes.enumerated() {
+                let record = payload(for: UInt64(index + 1), size: size)
+                expected.append(record)
+                #expect(try await journal.append(record) == UInt64(index + 1))
+            }
+            // A batch that spans several frames (maxBatchBytes is 64 KiB).
+            let batch = (0..<300).map { payload(for: UInt64(sizes.count + 1 + $0), size: 400) }
+            expected += batch
+            let range = try await journal.append(contentsOf: batch)
+            #expect(range == UInt64(sizes.count + 1)...UInt64(sizes.count + 300))
+            try await journal.close()
+
+            let reopened = try Journal.open(directory: path, options: options)
+            #expect(reopened.recovery.isClean, "a clean close needs no repair: \(reopened.recovery.repairs)")
+            #expect(reopened.recovery.cleanShutdown)
+            #expect(reopened.recovery.lastLSN == UInt64(expected.count))
+            let records = try reopened.contents.records()
+            #expect(records.count == expected.count)
+            #expect(records.map(\.bytes) == expected, "every record reads back byte for byte")
+            #expect(records.map(\.lsn) == Array(1...UInt64(expected.count)))
+            #expect(try reopened.contents.segments().count > 3, "small segments must have rolled")
+            // Reading from the middle starts at the right record.
+            #expect(try reopened.contents.records(from: 100, through: 102).map(\.lsn) == [100, 101, 102])
+            #expect(try await reopened.append([9]) == UInt64(expected.count + 1))
+            try await reopened.close()
+        }
+    }
+
+    @Test(arguments: Backend.allCases)
+    func reopeningWithoutCloseContinuesTheTail(_ backend: Backend) async throws {
+        try await withJournalDirectory(backend) { path, options in
+            var options = options
+            options.segmentSize = 1 << 20
+            let first = try Journal.open(directory: path, options: options)
+            try await appendPayloads(first, through: 20)
+            try await first.close()
+            let second = try Journal.open(directory: path, options: options)
+            try await appendPayloads(second, through: 40)
+            try await second.close()
+            let third = try Journal.open(directory: path, options: options)
+            #expect(third.recovery.isClean)
+            #expect(try verifiedLSNs(third.contents) == Array(1...40))
+            #expect(try third.contents.segments().count == 1, "an intact, unsealed tail is continued, not rolled")
+            try await third.close()
+        }
+    }
+
+    @Test func concurrentProducersShareSyncs() async throws {
+        let fs = SimulatedFileSystem()
+        var options = testOptions(io: fs, segmentSize: 64 << 20)
+        options.compressionThreshold = 512
+        let journal = try Journal.open(directory: "/j", options: options)
+        let syncsBefore = fs.syncCount
+        let lsns = try await withThrowingTaskGroup(of: [UInt64].self) { group in
+            for producer in 0..<64 {
+                group.addTask {
+                    var mine: [UInt64] = []
+                    for i in 0..<50 { mine.append(try await journal.append(payload(for: UInt64(producer * 1000 + i), size: 200))) }
+                    return mine
+                }
+            }
+            return try await group.reduce(into: []) { $0 += $1 }
+        }
+        #expect(Set(lsns).count == 3200 && lsns.max() == 3200, "every append gets a distinct LSN, no holes")
+        let syncs = fs.syncCount - syncsBefore
+        #expect(syncs < 3200, "group commit shares one fdatasync per batch (saw \(syncs) syncs for 3200 appends)")
+        #expect(journal.durableLSN == 3200)
+        try await journal.close()
+    }
+
+    @Test func aSecondOpenIsRefusedWhileTheFirstHoldsTheLock() async throws {
+        let directory = TemporaryDirectory()
+        defer { directory.remove() }
+        let journal = try Journal.open(directory: directory.path, options: testOptions())
+        #expect { try Journal.open(directory: directory.path, options: testOptions()) } throws: { error in
+            (error as? JournalError)?.code == .locked
+        }
+        try await journal.close()
+        try await journal.close()  // idempotent
+        let again = try Journal.open(directory: directory.path, options: testOptions())
+        try await again.close()
+    }
+
+    @Test func oversizedRecordsAreRefusedWithoutHarm() async throws {
+        let journal = try Journal.open(directory: "/j", options: testOptions(io: SimulatedFileSystem()))
+        await #expect { try await journal.append([UInt8](repeating: 1, count: journal.options.maxRecordSize + 1)) } throws: { error in
+            (error as? JournalError)?.code == .recordTooLarge
+        }
+        #expect(try await journal.append([1]) == 1)
+        try await journal.close()
+        await #expect { try await journal.append([1]) } throws: { error in (error as? JournalError)?.code == .closed }
+    }
+
+    @Test(arguments: [JournalOptions.Durability.none, .interval(milliseconds: 5)])
+    func relaxedDurabilityModesStillRoundTrip(_ durability: JournalOptions.Durability) async throws {
+        let fs = SimulatedFileSystem()
+        let journal = try Journal.open(directory: "/j", options: testOptions(io: fs, durability: durability))
+        try await appendPayloads(journal, through: 50)
+        try await journal.close()
+        let reopened = try Journal.open(directory: "/j", options: testOptions(io: fs))
+        #expect(try verifiedLSNs(reopened.contents) == Array(1...50))
+        try await reopened.close()
+    }
+
+    @Test func idleNoteVouchesForTheLastBatch() async throws {
+        let fs = SimulatedFileSystem()
+        var options = testOptions(io: fs, segmentSize: 1 << 20)
+        options.idleNoteDelay = .milliseconds(20)
+        let journal = try Journal.open(directory: "/j", options: options)
+        try await appendPayloads(journal, through: 3)
+        try await Task.sleep(for: .milliseconds(300))
+        let name = try #require(try journal.contents.segments().last)
+        let bytes = try #require(fs.contents(of: "/j/" + name.fileName))
+        let scan = SegmentScanner().scan(bytes, name: name)
+        #expect(scan.frameCount == 4, "three batches and one idle note")
+        #expect(scan.maxSyncedThroughLSN == 3)
+        try await journal.close()
+    }
+}
