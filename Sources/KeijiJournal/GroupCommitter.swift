@@ -113,13 +113,19 @@ final class GroupCommitter: @unchecked Sendable {
                     waiter.continuation.resume(returning: lsn)
                     lsn += UInt64(waiter.count)
                 }
-                if writer.isDueForRoll(now: options.now()) {
-                    try writer.roll()
-                    shared.publish(writer)
-                }
             } catch {
                 let failure = fail(error)
                 for waiter in waiters { waiter.continuation.resume(throwing: failure) }
+                return
+            }
+            // After the waiters are answered: a failed roll fails the journal for later callers only.
+            if writer.isDueForRoll(now: options.now()) {
+                do {
+                    try writer.roll()
+                    shared.publish(writer)
+                } catch {
+                    _ = fail(error)
+                }
             }
         }
 

@@ -43,9 +43,11 @@ public final class Journal: Sendable {
         do {
             var outcome = try JournalRecovery(io: io, directory: directory, options: options).run()
             let writer: SegmentWriter
-            if outcome.tailIsAppendable, let tail = outcome.segments.last {
+            if let tail = outcome.segments.last, !tail.sealed {
                 writer = try SegmentWriter(continuing: tail, options: options, directory: directory,
                                            highestSegmentID: outcome.highestSegmentID)
+                // A repaired tail is sealed where the repair left it; appends go to a fresh segment.
+                if !outcome.tailIsAppendable { try writer.roll() }
             } else {
                 let base = outcome.segments.last?.nextLSN ?? ((outcome.checkpoint?.lsn ?? 0) + 1)
                 writer = try SegmentWriter(startingAt: base, after: outcome.segments.last, options: options,

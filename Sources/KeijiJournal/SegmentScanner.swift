@@ -76,7 +76,13 @@ struct SegmentScanner {
         }
         guard frame.previousFrameCRC == scan.lastFrameCRC else { return .brokenChain }
         let payloadStart = offset + FrameHeader.size
-        let stored = UnsafeRawBufferPointer(rebasing: buffer[payloadStart..<(payloadStart + Int(frame.payloadLength))])
+        let payloadEnd = payloadStart + Int(frame.payloadLength)
+        let stored = UnsafeRawBufferPointer(rebasing: buffer[payloadStart..<payloadEnd])
+        // Padding is outside the CRC; it must be zero so that no flipped bit goes unnoticed.
+        for index in payloadEnd..<min(offset + frame.frameSize, buffer.count) where buffer[index] != 0 {
+            _ = index
+            return .undecodablePayload("non-zero padding after the payload")
+        }
         var advance: UInt64 = 0
         switch frame.type {
         case .batch:

@@ -41,10 +41,10 @@ struct FormatTests {
         let bytes = header.encoded()
         #expect(bytes.count == 4096)
         #expect(try SegmentHeader.decode(bytes).get() == header)
-        for offset in 0..<68 {
+        for offset in 0..<SegmentHeader.size {
             var damaged = bytes
             damaged[offset] ^= 0x10
-            #expect((try? SegmentHeader.decode(damaged).get()) == nil, "flip at \(offset) must be detected")
+            #expect((try? SegmentHeader.decode(damaged).get()) == nil, "a change at byte \(offset) of the header page must be detected")
         }
         #expect((try? SegmentHeader.decode(Array(bytes.prefix(100))).get()) == nil)
     }

@@ -8,8 +8,8 @@
 /// 12  4  header length (4096)     16  8  segment id            24 8 base LSN
 /// 32  8  created (Unix ns)        40  8  previous segment id   48 8 previous segment's last LSN
 /// 56  4  previous segment's last frame CRC (the chain across files)
-/// 60  4  max frame payload        64  4  masked CRC32C of bytes 0..<64
-/// 68…4095 zero
+/// 60  4  max frame payload        64  4  masked CRC32C of bytes 0..<64 and 68..<4096
+/// 68…4095 zero (covered by the CRC, so any flipped bit in the page is detected)
 /// ```
 struct SegmentHeader: Equatable, Sendable {
     static let size = 4096
@@ -38,8 +38,7 @@ struct SegmentHeader: Equatable, Sendable {
         bytes.setInteger(previousLastLSN, at: 48)
         bytes.setInteger(previousFrameCRC, at: 56)
         bytes.setInteger(maxFramePayload, at: 60)
-        let crc = bytes.withUnsafeBytes { CRC32C.checksum(UnsafeRawBufferPointer(rebasing: $0[0..<64])) }
-        bytes.setInteger(CRC32C.mask(crc), at: 64)
+        bytes.setInteger(CRC32C.mask(Self.checksum(bytes)), at: 64)
         return bytes
     }
 
@@ -47,8 +46,9 @@ struct SegmentHeader: Equatable, Sendable {
     static func decode(_ bytes: [UInt8]) -> Result<SegmentHeader, HeaderProblem> {
         guard bytes.count >= size else { return .failure(.short(bytes.count)) }
         guard Array(bytes[0..<8]) == magic else { return .failure(.badMagic) }
-        let crc = bytes.withUnsafeBytes { CRC32C.checksum(UnsafeRawBufferPointer(rebasing: $0[0..<64])) }
-        guard CRC32C.mask(crc) == bytes.getInteger(at: 64, as: UInt32.self) else { return .failure(.checksumMismatch) }
+        guard CRC32C.mask(Self.checksum(bytes)) == bytes.getInteger(at: 64, as: UInt32.self) else {
+            return .failure(.checksumMismatch)
+        }
         let version: UInt16 = bytes.getInteger(at: 8)
         guard version == Self.version else { return .failure(.unsupportedVersion(version)) }
         guard bytes.getInteger(at: 12, as: UInt32.self) == UInt32(size) else { return .failure(.checksumMismatch) }
@@ -63,6 +63,14 @@ struct SegmentHeader: Equatable, Sendable {
                 maxFramePayload: bytes.getInteger(at: 60)
             )
         )
+    }
+
+    /// CRC32C of the page without its own CRC field.
+    private static func checksum(_ bytes: [UInt8]) -> UInt32 {
+        bytes.withUnsafeBytes { raw in
+            let head = CRC32C.checksum(UnsafeRawBufferPointer(rebasing: raw[0..<64]))
+            return CRC32C.checksum(UnsafeRawBufferPointer(rebasing: raw[68..<size]), extending: head)
+        }
     }
 
     enum HeaderProblem: Error, Equatable, CustomStringConvertible {

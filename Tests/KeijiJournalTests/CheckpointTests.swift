@@ -1,0 +1,109 @@
+import Testing
+
+@testable import KeijiJournal
+
+struct CheckpointTests {
+    func makeJournal(_ fs: SimulatedFileSystem, retention: JournalOptions.Retention = .init(segments: 0)) throws -> Journal {
+        var options = testOptions(io: fs, segmentSize: 4096 + 1024)
+        options.retention = retention
+        return try Journal.open(directory: "/j", options: options)
+    }
+
+    @Test func checkpointThenCompactionDeletesOnlyCoveredSegments() async throws {
+        let fs = SimulatedFileSystem()
+        let journal = try makeJournal(fs)
+        try await appendPayloads(journal, through: 60)
+        let before = try journal.contents.segments()
+        #expect(before.count > 5)
+        try await journal.writeCheckpoint(Array("snapshot at 30".utf8), at: 30)
+        let result = try await journal.compact()
+        #expect(!result.removed.isEmpty && result.bytesFreed > 0)
+        let after = try journal.contents.segments()
+        #expect(after.count == before.count - result.removed.count)
+        // Every removed segment ended at or before the checkpoint; the first survivor starts at or before 31.
+        for name in result.removed {
+            let next = before[before.firstIndex(of: name)! + 1]
+            #expect(next.baseLSN - 1 <= 30)
+        }
+        #expect(after.first!.baseLSN <= 31)
+        try await journal.close()
+
+        let reopened = try makeJournal(fs)
+        #expect(reopened.recovery.isClean && reopened.recovery.checkpointLSN == 30)
+        #expect(reopened.latestCheckpoint?.snapshot == Array("snapshot at 30".utf8))
+        #expect(try verifiedLSNs(reopened.contents, from: 31).first == 31)
+        #expect(try verifiedLSNs(reopened.contents).last == 60)
+        try await reopened.close()
+    }
+
+    @Test func retentionKeepsTheNewestCoveredSegments() async throws {
+        let fs = SimulatedFileSystem()
+        let journal = try makeJournal(fs, retention: .init(segments: 2))
+        try await appendPayloads(journal, through: 60)
+        try await journal.writeCheckpoint([1], at: 55)
+        let before = try journal.contents.segments()
+        let covered = before.indices.dropLast().filter { before[$0 + 1].baseLSN - 1 <= 55 }.count
+        let result = try await journal.compact()
+        #expect(result.removed.count == covered - 2)
+        #expect(result.removed == Array(before.prefix(covered - 2)), "oldest first")
+        try await journal.close()
+    }
+
+    @Test func olderCheckpointsAreReplacedAndACheckpointPastTheEndIsRefused() async throws {
+        let fs = SimulatedFileSystem()
+        let journal = try makeJournal(fs)
+        try await appendPayloads(journal, through: 10)
+        try await journal.writeCheckpoint([1], at: 5)
+        try await journal.writeCheckpoint([2], at: 8)
+        #expect(fs.fileNames(in: "/j").filter { $0.hasSuffix(".ckpt") } == [CheckpointFile.fileName(lsn: 8)])
+        await #expect { try await journal.writeCheckpoint([3], at: 11) } throws: { ($0 as? JournalError)?.code == .invalidArgument }
+        #expect(try await journal.append([9]) == 11, "a refused checkpoint does not stop the journal")
+        try await journal.close()
+    }
+
+    @Test func aDamagedCheckpointFallsBackToAnOlderOne() async throws {
+        let fs = SimulatedFileSystem()
+        let journal = try makeJournal(fs)
+        try await appendPayloads(journal, through: 10)
+        try await journal.writeCheckpoint([5], at: 5)
+        try await journal.close()
+        var damaged = CheckpointFile.encode(Checkpoint(lsn: 9, createdNanoseconds: 1, snapshot: [9]))
+        damaged[damaged.count - 1] ^= 1
+        fs.setContents(damaged, of: "/j/" + CheckpointFile.fileName(lsn: 9))
+        let reopened = try makeJournal(fs)
+        #expect(reopened.latestCheckpoint?.lsn == 5)
+        #expect(reopened.recovery.repairs.map(\.kind) == [.checkpointQuarantined])
+        try await reopened.close()
+    }
+
+    @Test func missingSegmentsAreNeverSilentlySkipped() async throws {
+        let fs = SimulatedFileSystem()
+        let journal = try makeJournal(fs)
+        try await appendPayloads(journal, through: 40)
+        try await journal.close()
+        let names = try JournalDirectory(path: "/j", io: fs).segments()
+        // A segment in the middle disappears: the chain breaks.
+        try fs.remove("/j/" + names[2].fileName)
+        await #expect { try makeJournal(fs) } throws: { isCorruption($0) }
+        let repaired = try Journal.open(directory: "/j", options: { var o = testOptions(io: fs, segmentSize: 4096 + 1024, recovery: .pointInTime); o.retention = .init(segments: 0); return o }())
+        #expect(try verifiedLSNs(repaired.contents) == Array(1..<names[2].baseLSN))
+        #expect(repaired.recovery.repairs.contains { $0.kind == .corruptionTruncated })
+        try await repaired.close()
+    }
+
+    @Test func missingFirstSegmentsWithoutACheckpointAreReported() async throws {
+        let fs = SimulatedFileSystem()
+        let journal = try makeJournal(fs)
+        try await appendPayloads(journal, through: 40)
+        try await journal.close()
+        let first = try JournalDirectory(path: "/j", io: fs).segments()[0]
+        try fs.remove("/j/" + first.fileName)
+        await #expect { try makeJournal(fs) } throws: { isCorruption($0) }
+        var options = testOptions(io: fs, segmentSize: 4096 + 1024, recovery: .pointInTime)
+        options.retention = .init(segments: 0)
+        let opened = try Journal.open(directory: "/j", options: options)
+        let repair = try #require(opened.recovery.repairs.first { $0.kind == .missingSegments })
+        #expect(repair.lostLSNs?.lowerBound == 1)
+        try await opened.close()
+    }
+}

@@ -1,0 +1,164 @@
+import Testing
+
+@testable import KeijiJournal
+
+/// The damage patterns real systems have met (etcd zeroed sectors, Kafka garbage tails, stale recycled
+/// frames, absurd lengths): each is detected, classified, and never yields a record that was not appended.
+struct DamageTests {
+    @Test func zeroedHoleInsideAcknowledgedDataIsCorruption() async throws {
+        let fixture = try await SegmentFixture.make(batches: Array(repeating: 4, count: 12))
+        var damaged = fixture.bytes
+        let second = fixture.frames[1]
+        for index in second.start..<min(second.start + 512, fixture.frames.last!.start) { damaged[index] = 0 }
+        let fs = fixture.fileSystem(with: damaged)
+        await #expect { try await openAndRead(fs) } throws: { isCorruption($0) }
+        let (info, lsns) = try await openAndRead(fs, mode: .pointInTime)
+        #expect(lsns == fixture.lsnsBefore(second.start))
+        let repair = try #require(info.repairs.first { $0.kind == .corruptionTruncated })
+        #expect(repair.lostLSNs?.lowerBound == second.lsns!.lowerBound)
+        #expect(repair.lostLSNs?.upperBound == fixture.lastLSN, "the report names every LSN it dropped")
+    }
+
+    @Test func zeroedTailIsATornTail() async throws {
+        let fixture = try await SegmentFixture.make()
+        for zeroedFrom in [fixture.frames[4].start, fixture.frames[5].start] {
+            var damaged = fixture.bytes
+            for index in zeroedFrom..<damaged.count { damaged[index] = 0 }
+            // Without the clean-close note nothing vouches for the last batch either.
+            let (info, lsns) = try await openAndRead(fixture.fileSystem(with: damaged))
+            #expect(lsns == fixture.lsnsBefore(zeroedFrom))
+            #expect(info.repairs.map(\.kind) == [.tornTailTruncated])
+        }
+    }
+
+    @Test func zerosThenGarbageAtTheTailIsATornTail() async throws {
+        let fixture = try await SegmentFixture.make()
+        var damaged = Array(fixture.bytes.prefix(fixture.frames[5].start))
+        damaged += [UInt8](repeating: 0, count: 512) + (0..<300).map { UInt8(truncatingIfNeeded: $0 * 7 + 1) }
+        let (info, lsns) = try await openAndRead(fixture.fileSystem(with: damaged))
+        #expect(lsns == Array(1...fixture.lastLSN))
+        #expect(info.repairs.first?.bytes == 812)
+    }
+
+    @Test func garbageAfterTheValidTailIsCutWithoutLoss() async throws {
+        let fixture = try await SegmentFixture.make()
+        var rng = SeededGenerator(seed: 7)
+        let damaged = fixture.bytes + (0..<4096).map { _ in UInt8.random(in: 0...255, using: &rng) }
+        let fs = fixture.fileSystem(with: damaged)
+        let (info, lsns) = try await openAndRead(fs)
+        #expect(lsns == Array(1...fixture.lastLSN))
+        let repair = try #require(info.repairs.first)
+        #expect(repair.kind == .tornTailTruncated && repair.bytes == 4096 && repair.offset == fixture.bytes.count)
+        #expect(fs.contents(of: fixture.path + ".\(fixture.bytes.count).broken")?.count == 4096, "quarantined, not deleted")
+    }
+
+    @Test func staleFramesFromAnotherSegmentNeverValidate() async throws {
+        // A frame copied from another segment (a recycled or misdirected write) carries its old segment id.
+        let other = try await SegmentFixture.make(batches: [2, 2])
+        let fixture = try await SegmentFixture.make()
+        let staleFrame = Array(other.bytes[other.frames[1].start..<other.frames[1].end])
+        // At the tail: it is not part of this segment, so it is cut as a torn tail.
+        let (info, lsns) = try await openAndRead(fixture.fileSystem(with: fixture.bytes + staleFrame))
+        #expect(lsns == Array(1...fixture.lastLSN))
+        #expect(info.repairs.map(\.kind) == [.tornTailTruncated])
+        // Same segment id but older LSNs, in place of a frame: LSN continuity and the chain catch it.
+        var replaced = fixture.bytes
+        let target = fixture.frames[2]
+        let copy = Array(fixture.bytes[fixture.frames[0].start..<fixture.frames[0].end])
+        try #require(copy.count <= target.end - target.start)
+        replaced.replaceSubrange(target.start..<(target.start + copy.count), with: copy)
+        await #expect { try await openAndRead(fixture.fileSystem(with: replaced)) } throws: { isCorruption($0) }
+    }
+
+    @Test func duplicatedAndMissingFramesBreakTheChain() async throws {
+        let fixture = try await SegmentFixture.make()
+        let frame = fixture.frames[1]
+        let frameBytes = Array(fixture.bytes[frame.start..<frame.end])
+        var duplicated = fixture.bytes
+        duplicated.insert(contentsOf: frameBytes, at: frame.end)
+        var missing = fixture.bytes
+        missing.removeSubrange(frame.start..<frame.end)
+        for (label, damaged) in [("duplicated", duplicated), ("missing", missing)] {
+            let fs = fixture.fileSystem(with: damaged)
+            await #expect("\(label) frame") { try await openAndRead(fs) } throws: { isCorruption($0) }
+            let (_, lsns) = try await openAndRead(fs, mode: .pointInTime)
+            #expect(lsns == fixture.lsnsBefore(label == "duplicated" ? frame.end : frame.start), "\(label)")
+        }
+    }
+
+    @Test func absurdLengthsAreRejectedBeforeAnyAllocation() async throws {
+        let fixture = try await SegmentFixture.make()
+        for (field, value) in [(8, UInt32.max), (8, UInt32(1 << 31)), (12, UInt32.max), (8, UInt32(fixture.bytes.count))] {
+            var damaged = fixture.bytes
+            damaged.setInteger(value, at: fixture.frames[2].start + field)
+            await #expect { try await openAndRead(fixture.fileSystem(with: damaged)) } throws: { isCorruption($0) }
+            // At the tail, the same damage is a torn frame and costs nothing.
+            var tail = fixture.bytes
+            tail.setInteger(value, at: fixture.frames[5].start + field)
+            let (_, lsns) = try await openAndRead(fixture.fileSystem(with: tail))
+            #expect(lsns == Array(1...fixture.lastLSN))
+        }
+    }
+
+    @Test func checksumValidButMalformedLZ4IsRejected() async throws {
+        // A frame whose CRC is right but whose LZ4 block is garbage (a writer bug, or a CRC collision).
+        let fixture = try await SegmentFixture.make(batches: [1, 1])
+        let note = fixture.frames.last!
+        let garbage: [UInt8] = [0xF0] + [UInt8](repeating: 0xAB, count: 63)
+        var frame = [UInt8](repeating: 0, count: 40)
+        FrameHeader(type: .batch, codec: .lz4Block, recordCount: 1, payloadLength: 64, rawLength: 1000,
+                    firstLSN: fixture.lastLSN + 1, syncedThroughLSN: fixture.lastLSN,
+                    segmentIDLow: UInt32(truncatingIfNeeded: fixture.name.segmentID), previousFrameCRC: 0)
+            .write(into: &frame, at: 0)
+        frame += garbage
+        frame.setInteger(CRC32C.mask(CRC32C.checksum(Array(frame[4...]))), at: 0)
+        let damaged = Array(fixture.bytes.prefix(note.end)) + frame
+        let (info, lsns) = try await openAndRead(fixture.fileSystem(with: damaged))
+        #expect(lsns == Array(1...fixture.lastLSN), "the undecodable frame yields nothing")
+        #expect(info.repairs.map(\.kind) == [.tornTailTruncated])
+    }
+
+    @Test func damagedSegmentFilesAreRefusedNotTrusted() async throws {
+        let fixture = try await SegmentFixture.make()
+        var future = fixture.bytes
+        future.setInteger(UInt16(2), at: 8)
+        for (label, bytes) in [("empty", []), ("header only, damaged", Array(fixture.bytes.prefix(100))), ("future version", future)] {
+            await #expect("\(label)") { try await openAndRead(fixture.fileSystem(with: bytes)) } throws: { isCorruption($0) }
+        }
+    }
+
+    @Test func salvageKeepsIntactRecordsAfterTheDamageUnderTheirLSNs() async throws {
+        let fixture = try await SegmentFixture.make(batches: [2, 3, 2, 2])
+        var damaged = fixture.bytes
+        let victim = fixture.frames[1]
+        damaged[victim.start + 50] ^= 0x40
+        let fs = fixture.fileSystem(with: damaged)
+        let journal = try Journal.open(directory: SegmentFixture.directory, options: testOptions(io: fs, segmentSize: 1 << 20, recovery: .salvage))
+        let records = try journal.contents.records()
+        let lost = Set(victim.lsns!)
+        #expect(records.map(\.lsn) == (1...fixture.lastLSN).filter { !lost.contains($0) })
+        #expect(records.allSatisfy { $0.bytes == payload(for: $0.lsn) })
+        #expect(journal.recovery.repairs.map(\.kind).contains(.recordsSalvaged))
+        #expect(journal.lastLSN == fixture.lastLSN, "LSNs are not reused after a salvage")
+        #expect(try await journal.append(payload(for: fixture.lastLSN + 1)) == fixture.lastLSN + 1)
+        try await journal.close()
+        // The salvaged journal is consistent again: a strict open finds nothing to repair.
+        let reopened = try Journal.open(directory: SegmentFixture.directory, options: testOptions(io: fs, segmentSize: 1 << 20))
+        #expect(reopened.recovery.isClean)
+        #expect(try reopened.contents.records().count == records.count + 1)
+        #expect(try !reopened.contents.verify().hasCorruption)
+        try await reopened.close()
+    }
+
+    @Test func verifyNamesTheSegmentAndOffsetWithoutRepairing() async throws {
+        let fixture = try await SegmentFixture.make()
+        var damaged = fixture.bytes
+        damaged[fixture.frames[2].start + 44] ^= 1
+        let fs = fixture.fileSystem(with: damaged)
+        let report = try JournalDirectory(path: SegmentFixture.directory, io: fs).verify()
+        #expect(report.hasCorruption)
+        #expect(report.problems.first?.file == fixture.name.fileName)
+        #expect(report.problems.first?.offset == fixture.frames[2].start)
+        #expect(fs.contents(of: fixture.path) == damaged, "verify never writes")
+    }
+}
