@@ -48,6 +48,7 @@ enum CheckpointFile {
         guard bytes.count >= headerSize, Array(bytes[0..<8]) == magic,
             bytes.getInteger(at: 8, as: UInt16.self) == 1,
             bytes.getInteger(at: 32, as: UInt64.self) == UInt64(bytes.count - headerSize),
+            bytes.getInteger(at: 44, as: UInt32.self) == 0,
             bytes.getInteger(at: 40, as: UInt32.self) == CRC32C.mask(crc(of: bytes))
         else { return nil }
         return Checkpoint(

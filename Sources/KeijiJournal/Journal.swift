@@ -94,7 +94,9 @@ public final class Journal: Sendable {
         }
     }
 
-    /// Appends records atomically as one batch: they get consecutive LSNs and become durable together.
+    /// Appends records as one batch: they get consecutive LSNs and are acknowledged together, after one sync.
+    /// A batch larger than ``JournalOptions/maxBatchBytes`` spans several frames; if the process dies before
+    /// the acknowledgement, recovery may keep a prefix of it (never a record out of order).
     public func append(contentsOf records: [[UInt8]]) async throws -> ClosedRange<UInt64> {
         guard !records.isEmpty else { throw JournalError(.invalidArgument, "cannot append an empty batch") }
         for record in records { try check(record) }
@@ -127,7 +129,8 @@ public final class Journal: Sendable {
         }
     }
 
-    /// Deletes sealed segments wholly covered by the latest checkpoint, beyond ``JournalOptions/retention``.
+    /// Deletes segments wholly covered by the latest checkpoint, beyond ``JournalOptions/retention``. The active
+    /// segment is never deleted; every older one is sealed (rolling seals before it creates the next).
     @discardableResult
     public func compact() async throws -> CompactionResult {
         let checkpointLSN = shared.snapshot.checkpoint?.lsn

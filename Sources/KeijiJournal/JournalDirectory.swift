@@ -22,7 +22,9 @@ public struct JournalDirectory: Sendable {
     public func latestCheckpoint() throws -> Checkpoint? {
         let files = try io.listDirectory(path).compactMap { CheckpointFile.lsn(fromFileName: $0) }.sorted(by: >)
         for lsn in files {
-            if let checkpoint = CheckpointFile.decode(try io.readAll(path + "/" + CheckpointFile.fileName(lsn: lsn))) {
+            if let checkpoint = CheckpointFile.decode(try io.readAll(path + "/" + CheckpointFile.fileName(lsn: lsn))),
+                checkpoint.lsn == lsn
+            {
                 return checkpoint
             }
         }
@@ -125,9 +127,11 @@ public struct JournalDirectory: Sendable {
         return report
     }
 
-    /// Writes a segment's records, one per line, as an LZ4 frame file that `lz4 -d` reads.
+    /// Writes a segment's records, one per line, as an LZ4 frame file that `lz4 -d` reads. Records are written
+    /// verbatim (keiji's records are single-line JSON). Damage ends the export: a torn tail is reported in the
+    /// result, corruption of acknowledged data throws.
     @discardableResult
-    public func exportSegment(_ name: SegmentName, to destination: String) throws -> Int {
+    public func exportSegment(_ name: SegmentName, to destination: String) throws -> ExportSummary {
         let scan = SegmentScanner()
         var text: [UInt8] = []
         var records = 0
@@ -137,13 +141,26 @@ public struct JournalDirectory: Sendable {
             records += 1
         }
         if let problem = result.headerProblem { throw JournalError(.corruption, "\(name.fileName): \(problem)") }
+        let isLast = try set.list().last == name
+        if let damage = result.damage, !isLast || damage.isVouchedFor {
+            throw JournalError(.corruption, "\(name.fileName) is damaged at offset \(damage.offset): \(damage.problem)")
+        }
         let compressed = try LZ4FrameFile.compress(text)
         let file = try io.open(destination, mode: .createNew)
         defer { io.close(file) }
         try io.write(file, compressed, at: 0)
         try io.sync(file)
-        return records
+        return ExportSummary(records: records, bytes: compressed.count, endedAtTornTail: result.damage != nil)
     }
+}
+
+/// What ``JournalDirectory/exportSegment(_:to:)`` wrote.
+public struct ExportSummary: Sendable, Equatable {
+    public var records: Int
+    /// Size of the `.lz4` file.
+    public var bytes: Int
+    /// The segment ended in an unacknowledged torn tail, which was left out.
+    public var endedAtTornTail: Bool
 }
 
 /// A record and its log sequence number.

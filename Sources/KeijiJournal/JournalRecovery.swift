@@ -41,7 +41,7 @@ struct JournalRecovery {
         }
         if removedTemporary { try io.syncDirectory(directory) }
 
-        let checkpoint = try loadCheckpoint(entries: entries, info: &info)
+        var checkpoint = try loadCheckpoint(entries: entries, info: &info)
         info.checkpointLSN = checkpoint?.lsn
 
         let names = try set.list()
@@ -102,7 +102,8 @@ struct JournalRecovery {
                 if options.recoveryMode == .strict {
                     throw JournalError(.corruption, "journal corruption in \(name.fileName) at offset \(cut.offset): \(cut.why). LSN \(cut.lsn) and later were acknowledged as durable. Refusing to open in strict mode; run `keiji journal verify` for details, then open with recovery mode pointInTime (keep LSNs before \(cut.lsn)) or salvage (also keep intact records after the damage).")
                 }
-                let kept_ = try cutJournal(at: cut, in: Array(names[index...]), scan: scan, set: set)
+                let claimed = max(scan.damage?.claimedRange?.upperBound ?? 0, scan.damage?.laterSyncedThroughLSN ?? 0)
+                let kept_ = try cutJournal(at: cut, in: Array(names[index...]), scan: scan, set: set, claimedThrough: claimed)
                 info.repairs += kept_.repairs
                 salvaged = kept_.salvaged
                 if cut.offset >= SegmentHeader.size, scan.header != nil {
@@ -124,13 +125,29 @@ struct JournalRecovery {
             kept.append(scan)
             index += 1
         }
-        let tailIsAppendable = !lastWasRepaired && kept.last.map { !$0.sealed } ?? false
+        // A tail written with a smaller frame limit than today's options is sealed, not continued: its header
+        // must keep describing every frame in it.
+        let tailIsAppendable = !lastWasRepaired && kept.last.map {
+            !$0.sealed && Int($0.header?.maxFramePayload ?? 0) >= options.maxFramePayload
+        } ?? false
         highestID = max(highestID, kept.map(\.name.segmentID).max() ?? 0)
 
         info.lastLSN = kept.last.map(\.lastLSN) ?? (checkpoint?.lsn ?? 0)
         info.cleanShutdown = kept.last?.endsWithCleanClose ?? false
-        if let checkpoint, checkpoint.lsn > info.lastLSN, !kept.isEmpty, options.recoveryMode == .strict {
-            throw JournalError(.corruption, "journal corruption in \(directory): checkpoint at LSN \(checkpoint.lsn) is past the journal's last LSN \(info.lastLSN). Refusing to open in strict mode.")
+
+        if let found = checkpoint, found.lsn > info.lastLSN, !kept.isEmpty {
+            if options.recoveryMode == .strict {
+                throw JournalError(.corruption, "journal corruption in \(directory): checkpoint at LSN \(found.lsn) is past the journal's last LSN \(info.lastLSN). Refusing to open in strict mode.")
+            }
+            // It describes state the surviving journal no longer has: set it aside so LSNs are not reused under it.
+            let file = CheckpointFile.fileName(lsn: found.lsn)
+            try io.rename(directory + "/" + file, to: directory + "/" + file + ".broken")
+            try io.syncDirectory(directory)
+            info.repairs.append(Repair(kind: .checkpointQuarantined, file: file, bytes: 0, quarantinedTo: file + ".broken",
+                                       lostLSNs: LSNRange((info.lastLSN + 1)...found.lsn),
+                                       detail: "the checkpoint covers LSNs the journal no longer has"))
+            checkpoint = nil
+            info.checkpointLSN = nil
         }
         info.durationSeconds = Double(monotonicNanoseconds() - started) / 1e9
         return Outcome(info: info, checkpoint: checkpoint, segments: kept, tailIsAppendable: tailIsAppendable,
@@ -175,10 +192,12 @@ struct JournalRecovery {
     /// quarantined. In `salvage` mode, the intact records in what was cut are collected first.
     private func cutJournal(
         at cut: (offset: Int, lsn: UInt64, why: String), in names: [SegmentName], scan: SegmentScan,
-        set: SegmentSet<JournalSegmentNaming>
+        set: SegmentSet<JournalSegmentNaming>, claimedThrough: UInt64
     ) throws -> (repairs: [Repair], salvaged: [(lsn: UInt64, bytes: [UInt8])]) {
         let finder = IntactFrameFinder()
-        var highest: UInt64 = 0
+        // The highest LSN anything in the cut part vouches for: intact records, the damaged frame's own
+        // header, or a later frame's synced-through watermark.
+        var highest = claimedThrough
         var found: [UInt64: [UInt8]] = [:]
         for (position, name) in names.enumerated() {
             let bytes = try io.readAll(set.path(of: name))

@@ -7,6 +7,10 @@ struct SegmentScanner {
     static let payloadHardLimit = 256 << 20
 
     /// The payload bound for frames of a segment: what its writer declared, within the hard limit.
+    /// LSNs stay far below this, so no sum of an LSN and a count can overflow.
+    static let maxLSN: UInt64 = 1 << 62
+    static let maxGap: UInt64 = 1 << 40
+
     static func payloadLimit(_ header: SegmentHeader?) -> Int {
         min(Int(header?.maxFramePayload ?? UInt32(payloadHardLimit)), payloadHardLimit)
     }
@@ -71,6 +75,7 @@ struct SegmentScanner {
         onRecord: (UInt64, UnsafeRawBufferPointer) -> Void
     ) -> FrameProblem? {
         if scan.sealed { return .dataAfterSeal }
+        guard frame.firstLSN < Self.maxLSN else { return .undecodablePayload("LSN out of range") }
         guard frame.firstLSN == scan.nextLSN else {
             return .lsnDiscontinuity(expected: scan.nextLSN, found: frame.firstLSN)
         }
@@ -102,7 +107,9 @@ struct SegmentScanner {
             scan.endsWithCleanClose = reason == .cleanClose
         case .gap:
             advance = frame.lsnCount(payload: stored)
-            guard frame.payloadLength == 8, advance > 0 else { return .undecodablePayload("empty gap frame") }
+            guard frame.payloadLength == 8, advance > 0, advance <= Self.maxGap else {
+                return .undecodablePayload("gap frame with an impossible count")
+            }
             scan.gaps.append(frame.firstLSN...(frame.firstLSN + advance - 1))
         }
         if frame.type != .note { scan.endsWithCleanClose = false }
@@ -179,8 +186,10 @@ struct SegmentScanner {
                 damage.laterFrames += 1
                 damage.laterSyncedThroughLSN = max(damage.laterSyncedThroughLSN, frame.syncedThroughLSN)
                 let payload = UnsafeRawBufferPointer(rebasing: buffer[(probe + FrameHeader.size)..<(probe + FrameHeader.size + Int(frame.payloadLength))])
-                let count = frame.lsnCount(payload: payload)
-                if count > 0 { damage.laterLastLSN = max(damage.laterLastLSN, frame.firstLSN + count - 1) }
+                let count = min(frame.lsnCount(payload: payload), Self.maxGap)
+                if count > 0, frame.firstLSN < Self.maxLSN {
+                    damage.laterLastLSN = max(damage.laterLastLSN, frame.firstLSN + count - 1)
+                }
                 probe += frame.frameSize
             } else {
                 probe += 8
@@ -190,7 +199,7 @@ struct SegmentScanner {
         if offset + FrameHeader.size <= buffer.count, buffer[offset + 4] == FrameType.batch.rawValue {
             let first = UInt64(littleEndian: buffer.loadUnaligned(fromByteOffset: offset + 16, as: UInt64.self))
             let count = UInt64(UInt16(littleEndian: buffer.loadUnaligned(fromByteOffset: offset + 6, as: UInt16.self)))
-            if first == damage.expectedLSN, count > 0 { damage.claimedRange = first...(first + count - 1) }
+            if first == damage.expectedLSN, first < Self.maxLSN, count > 0 { damage.claimedRange = first...(first + count - 1) }
         }
     }
 }

@@ -1,7 +1,8 @@
 /// Writes frames into the active segment and rolls to new segments.
 ///
-/// Confined to the group committer's thread: no locking inside. It never syncs on its own except where the
-/// format requires it (a seal before the next segment exists, a new segment's header before its rename).
+/// Confined to the group committer's thread: no locking inside. The committer decides when batches are synced;
+/// the writer syncs on its own only where the format requires it (a continued tail before it is vouched for,
+/// a note, a seal before the next segment exists, a new segment's header before its rename).
 final class SegmentWriter {
     let io: any JournalIO
     let directory: String

@@ -162,3 +162,62 @@ struct DamageTests {
         #expect(fs.contents(of: fixture.path) == damaged, "verify never writes")
     }
 }
+
+/// Edge cases found in review: each once silently wrong.
+struct RecoveryEdgeCaseTests {
+    @Test func raisingTheRecordLimitStartsANewSegmentInsteadOfOverfillingTheOldOne() async throws {
+        let fs = SimulatedFileSystem()
+        var small = testOptions(io: fs, segmentSize: 1 << 20)
+        small.maxRecordSize = 1000
+        small.maxBatchBytes = 1000
+        let journal = try Journal.open(directory: "/j", options: small)
+        try await appendPayloads(journal, through: 3)
+        try await journal.close()
+        var large = small
+        large.maxRecordSize = 200_000
+        large.maxBatchBytes = 200_000
+        let bigger = try Journal.open(directory: "/j", options: large)
+        _ = try await bigger.append([UInt8](repeating: 7, count: 150_000))
+        try await bigger.close()
+        let again = try Journal.open(directory: "/j", options: small)
+        #expect(again.recovery.isClean, "frames larger than the old segment's limit went to a new segment")
+        #expect(try again.contents.records().last?.bytes.count == 150_000)
+        try await again.close()
+    }
+
+    @Test func aCheckpointBeyondTheSurvivingJournalIsSetAsideOutsideStrictMode() async throws {
+        let fs = SimulatedFileSystem()
+        let journal = try Journal.open(directory: "/j", options: testOptions(io: fs, segmentSize: 1 << 20))
+        try await appendPayloads(journal, through: 10)
+        try await journal.writeCheckpoint([1], at: 10)
+        try await journal.close()
+        // Damage LSN 5's frame: pointInTime keeps 1…4, and the checkpoint at 10 no longer has a journal under it.
+        let name = try JournalDirectory(path: "/j", io: fs).segments()[0]
+        var bytes = try #require(fs.contents(of: "/j/" + name.fileName))
+        let fixtureFrames = SegmentScanner().scan(bytes, name: name)
+        #expect(fixtureFrames.isIntact)
+        var offset = SegmentHeader.size
+        for _ in 0..<4 { offset += bytes.withUnsafeBytes { try! FrameHeader.parse($0, at: offset, segmentIDLow: UInt32(name.segmentID), maxPayload: 1 << 20).get().frameSize } }
+        bytes[offset + 41] ^= 0xFF
+        fs.setContents(bytes, of: "/j/" + name.fileName)
+        await #expect { try await openAndRead(fs) } throws: { isCorruption($0) }
+        let (info, lsns) = try await openAndRead(fs, mode: .pointInTime)
+        #expect(lsns == [1, 2, 3, 4])
+        #expect(info.checkpointLSN == nil)
+        #expect(info.repairs.contains { $0.kind == .checkpointQuarantined && $0.lostLSNs == LSNRange(5...10) })
+        #expect(info.repairs.contains { $0.kind == .corruptionTruncated && $0.lostLSNs == LSNRange(5...10) }, "\(info.repairs)")
+    }
+
+    @Test func aChecksumValidGapFrameWithAnAbsurdCountDoesNotTrap() async throws {
+        let fixture = try await SegmentFixture.make(batches: [1, 1])
+        var frame = [UInt8](repeating: 0, count: 40)
+        FrameHeader(type: .gap, codec: .raw, recordCount: 0, payloadLength: 8, rawLength: 8,
+                    firstLSN: fixture.lastLSN + 1, syncedThroughLSN: fixture.lastLSN,
+                    segmentIDLow: UInt32(truncatingIfNeeded: fixture.name.segmentID), previousFrameCRC: 0)
+            .write(into: &frame, at: 0)
+        frame.appendInteger(UInt64.max)
+        frame.setInteger(CRC32C.mask(CRC32C.checksum(Array(frame[4...]))), at: 0)
+        let (_, lsns) = try await openAndRead(fixture.fileSystem(with: fixture.bytes + frame))
+        #expect(lsns == Array(1...fixture.lastLSN))
+    }
+}

@@ -30,7 +30,7 @@ struct FormatTests {
         #expect(a.fileName == "seg-00000000000000000009-00000000000000ff.jnl")
         #expect(SegmentName(fileName: a.fileName) == a)
         #expect(a.fileName < b.fileName && a < b)
-        for bad in ["seg-1-2.jnl", "seg-0000000000000000000a-00000000000000ff.jnl", a.fileName + ".broken", a.fileName + ".tmp"] {
+        for bad in ["seg-1-2.jnl", "seg-00000000000000000009-00000000000000FF.jnl", "seg-+0000000000000000009-00000000000000ff.jnl", "seg-0000000000000000000a-00000000000000ff.jnl", a.fileName + ".broken", a.fileName + ".tmp"] {
             #expect(SegmentName(fileName: bad) == nil)
         }
     }
@@ -71,6 +71,9 @@ struct FormatTests {
         let text = Array(String(repeating: "line of a task log\n", count: 500).utf8)
         let compressed = try LZ4FrameFile.compress(text)
         #expect(try LZ4FrameFile.decompress(compressed) == text)
+        #expect(throws: JournalError.self, "a truncated frame file is an error, not a short result") {
+            try LZ4FrameFile.decompress(Array(compressed.dropLast(6)))
+        }
         let directory = TemporaryDirectory("lz4")
         defer { directory.remove() }
         let path = directory.path + "/log.lz4"

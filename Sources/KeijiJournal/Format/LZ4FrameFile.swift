@@ -31,6 +31,7 @@ public enum LZ4FrameFile {
         var output: [UInt8] = []
         var chunk = [UInt8](repeating: 0, count: 64 << 10)
         var consumed = 0
+        var expectingMore = 1
         while consumed < bytes.count {
             var sourceSize = bytes.count - consumed
             var destinationSize = chunk.count
@@ -44,8 +45,10 @@ public enum LZ4FrameFile {
             }
             output.append(contentsOf: chunk[0..<destinationSize])
             consumed += sourceSize
+            expectingMore = hint
             if sourceSize == 0 && destinationSize == 0 { break }
         }
+        guard expectingMore == 0 else { throw JournalError(.corruption, "LZ4 frame file is truncated") }
         return output
     }
 }

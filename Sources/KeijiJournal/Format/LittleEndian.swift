@@ -49,7 +49,7 @@ extension UnsafeRawBufferPointer {
     }
 }
 
-/// Rounds `n` up to a multiple of 8: frames start on 8-byte boundaries, so a frame header never
-/// straddles a 512-byte sector.
+/// Rounds `n` up to a multiple of 8: frames start on 8-byte boundaries, so recovery can probe for intact
+/// frames after damage at every aligned offset instead of every byte.
 @inline(__always)
 func alignedTo8(_ n: Int) -> Int { (n + 7) & ~7 }

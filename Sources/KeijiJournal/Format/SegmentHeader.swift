@@ -51,7 +51,7 @@ struct SegmentHeader: Equatable, Sendable {
         }
         let version: UInt16 = bytes.getInteger(at: 8)
         guard version == Self.version else { return .failure(.unsupportedVersion(version)) }
-        guard bytes.getInteger(at: 12, as: UInt32.self) == UInt32(size) else { return .failure(.checksumMismatch) }
+        guard bytes.getInteger(at: 12, as: UInt32.self) == UInt32(size) else { return .failure(.badMagic) }
         return .success(
             SegmentHeader(
                 segmentID: bytes.getInteger(at: 16),

@@ -20,7 +20,8 @@ public struct SegmentName: Hashable, Comparable, Sendable, CustomStringConvertib
         guard fileName.count == 45, fileName.hasPrefix("seg-"), fileName.hasSuffix(".jnl") else { return nil }
         let parts = fileName.dropFirst(4).dropLast(4).split(separator: "-")
         guard parts.count == 2, parts[0].count == 20, parts[1].count == 16,
-            parts[0].allSatisfy(\.isASCII),
+            parts[0].allSatisfy({ ("0"..."9").contains($0) }),
+            parts[1].allSatisfy({ ("0"..."9").contains($0) || ("a"..."f").contains($0) }),
             let base = UInt64(parts[0]), let id = UInt64(parts[1], radix: 16)
         else { return nil }
         self.init(baseLSN: base, segmentID: id)
