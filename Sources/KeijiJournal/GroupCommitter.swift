@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 
 /// The journal's single writer thread: group commit with exactly one fdatasync per batch and one batch in
 /// flight. Appends that arrive while a sync runs wait and form the next batch, so under load the cost of a
@@ -19,6 +20,14 @@ final class GroupCommitter: @unchecked Sendable {
 
     private var lastAppendNanoseconds: UInt64 = 0
     private var lastSyncNanoseconds: UInt64 = 0
+    /// How many appends the last synced batch answered, and how long its sync took: the next batch waits
+    /// (briefly) for as many producers to come back, so batches do not settle into two alternating halves.
+    private var lastBatchWaiters = 0
+    private var lastSyncDuration: UInt64 = 0
+    /// Set while the writer gathers a batch; producers then signal on every submit, not just the first.
+    private var gathering = false
+    /// Mirrors `pending.count` for the writer's lock-free spin before it sleeps.
+    private let pendingCount = Atomic<Int>(0)
 
     enum Request {
         case append([[UInt8]], UnsafeContinuation<UInt64, any Error>)
@@ -50,7 +59,8 @@ final class GroupCommitter: @unchecked Sendable {
         switch (state, request) {
         case (.running, _), (.failed, .close):
             pending.append(request)
-            if pending.count == 1 { condition.signal() }
+            pendingCount.store(pending.count, ordering: .relaxed)
+            if pending.count == 1 || gathering { condition.signal() }
             rejection = nil
         case (.failed(let error), _):
             rejection = Self.stopped(error)
@@ -65,6 +75,7 @@ final class GroupCommitter: @unchecked Sendable {
 
     private func run() {
         while true {
+            spinBriefly()
             condition.lock()
             while pending.isEmpty {
                 if case .closed = state {
@@ -79,12 +90,38 @@ final class GroupCommitter: @unchecked Sendable {
                     condition.wait()
                 }
             }
+            gatherStragglers()
             let requests = pending
             pending.removeAll(keepingCapacity: true)
+            pendingCount.store(0, ordering: .relaxed)
             condition.unlock()
             process(requests)
             runTimers()
         }
+    }
+
+    /// Group commit's fill step (PostgreSQL's commit_delay, made adaptive): the producers answered by the last
+    /// sync are about to append again. If fewer appends are waiting than that batch had, wait for the rest,
+    /// but never longer than half the last sync took. A lone producer never waits here.
+    /// Called with the lock held.
+    private func gatherStragglers() {
+        guard options.durability == .sync, lastBatchWaiters > 1, pending.count < lastBatchWaiters else { return }
+        let deadline = monotonicNanoseconds() + min(lastSyncDuration / 2, 500_000)
+        gathering = true
+        defer { gathering = false }
+        while pending.count < lastBatchWaiters {
+            let now = monotonicNanoseconds()
+            guard now < deadline else { return }
+            _ = condition.wait(until: Date(timeIntervalSinceNow: Double(deadline - now) / 1e9))
+        }
+    }
+
+    /// Polls for new work for a few microseconds before sleeping on the condition: a producer that appends
+    /// again right after its answer (the common case) then costs no futex wake-up.
+    private func spinBriefly() {
+        guard pendingCount.load(ordering: .relaxed) == 0 else { return }
+        let until = monotonicNanoseconds() + 20_000
+        while pendingCount.load(ordering: .relaxed) == 0, monotonicNanoseconds() < until {}
     }
 
     private func process(_ requests: [Request]) {
@@ -103,6 +140,8 @@ final class GroupCommitter: @unchecked Sendable {
                 switch options.durability {
                 case .sync:
                     try syncNow()
+                    lastSyncDuration = lastSyncNanoseconds - lastAppendNanoseconds
+                    lastBatchWaiters = waiters.count
                 case .interval(let milliseconds):
                     if lastAppendNanoseconds - lastSyncNanoseconds >= UInt64(milliseconds) * 1_000_000 { try syncNow() }
                 case .none:

@@ -145,8 +145,10 @@ struct RoundTripTests {
         let name = try #require(try journal.contents.segments().last)
         let bytes = try #require(fs.contents(of: "/j/" + name.fileName))
         let scan = SegmentScanner().scan(bytes, name: name)
-        #expect(scan.frameCount == 4, "three batches and one idle note")
-        #expect(scan.maxSyncedThroughLSN == 3)
+        // Only a note written after the third batch can carry synced-through 3 (a batch carries what was synced
+        // before it). Under load an extra note may also land between batches; that is fine.
+        #expect(scan.recordCount == 3 && scan.frameCount >= 4)
+        #expect(scan.maxSyncedThroughLSN == 3, "a note after the last batch vouches for it")
         try await journal.close()
     }
 }

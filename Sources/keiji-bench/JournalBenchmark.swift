@@ -1,0 +1,159 @@
+import ArgumentParser
+import Foundation
+import KeijiJournal
+
+/// `keiji-bench journal`: the journal's append, replay and compression figures, each beside the machine's
+/// own limit measured in the same run on the same file system.
+struct JournalBenchmark: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "journal",
+        abstract: "Benchmark KeijiJournal against this machine's raw pwrite+fdatasync rate.",
+        discussion: """
+            Runs, in one process and on one file system: a raw pwrite+fdatasync loop (the limit), the journal \
+            in sync mode with 1, 64 and 256 producers, in none mode with 1 producer and with batches of 1,000, \
+            then writes a large journal and times replay (JournalDirectory.forEachRecord) and Journal.open. \
+            Prints a table with PASS/MISS against the targets; --json writes the figures as JSON on stdout \
+            (the table then goes to stderr). Progress goes to stderr.
+            """
+    )
+
+    @Option(help: ArgumentHelp(
+        "Parent directory on the file system to measure: a fresh keiji-bench-XXXXXX directory is created inside it and removed afterwards.",
+        valueName: "path"))
+    var directory: String = "/tmp"
+
+    @Option(help: ArgumentHelp("Length of each timed phase, in seconds.", valueName: "n"))
+    var seconds: Double = 3
+
+    @Option(help: ArgumentHelp("Records written for the replay and recovery measurement.", valueName: "n"))
+    var replayRecords: Int = 1_000_000
+
+    @Flag(help: "Write the figures as JSON on stdout (the table goes to stderr).")
+    var json = false
+
+    @Flag(help: "Keep the benchmark's files (each phase's journal) instead of removing them, for inspection.")
+    var keep = false
+
+    /// The raw loop writes records of this size; the journal's records average about the same.
+    static let rawRecordBytes = 200
+    static let recordPoolSize = 65_536
+    static let batchSize = 1_000
+
+    func validate() throws {
+        guard seconds > 0, seconds <= 600 else { throw ValidationError("--seconds must be in (0, 600]") }
+        guard replayRecords >= Self.batchSize else {
+            throw ValidationError("--replay-records must be at least \(Self.batchSize)")
+        }
+    }
+
+    func run() async throws {
+        let scratch = try ScratchDirectory(inside: directory, keep: keep)
+        defer {
+            if keep { Self.printError("kept \(scratch.path)") } else { scratch.removeAll() }
+        }
+        let report = try await measure(in: scratch)
+        if json {
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+            Self.printError(report.table())
+            print(String(decoding: try encoder.encode(report), as: UTF8.self))
+        } else {
+            print(report.table())
+        }
+    }
+
+    private func measure(in scratch: ScratchDirectory) async throws -> JournalReport {
+        let machine = MachineDescription.current(directory: scratch.path)
+        var generator = SchedulerRecords()
+        let pool = generator.make(Self.recordPoolSize)
+
+        scratch.settle()
+        Self.printError("raw pwrite+fdatasync loop (\(seconds) s)…")
+        let raw = try RawSyncLoop.run(path: scratch.path("raw.dat"), recordBytes: Self.rawRecordBytes, seconds: seconds)
+        scratch.remove("raw.dat")
+
+        var phases = [raw]
+        for producers in [1, 64, 256] {
+            Self.printError("journal sync, \(producers) producer\(producers == 1 ? "" : "s") (\(seconds) s)…")
+            var phase = try await journalPhase(
+                "sync-\(producers)", label: "journal sync, \(producers) producer\(producers == 1 ? "" : "s")",
+                durability: .sync, in: scratch
+            ) { journal in
+                try await AppendLoad.producers(producers, into: journal, from: pool, seconds: seconds)
+            }
+            phase.producers = producers
+            phase.ceilingRecordsPerSecond = Double(producers) * raw.recordsPerSecond
+            phases.append(phase)
+        }
+
+        Self.printError("journal none, 1 producer (\(seconds) s)…")
+        var none = try await journalPhase("none-1", label: "journal none, 1 producer", durability: .none, in: scratch) { journal in
+            try await AppendLoad.producers(1, into: journal, from: pool, seconds: seconds)
+        }
+        none.producers = 1
+        phases.append(none)
+
+        Self.printError("journal none, batches of \(FigureFormat.count(Self.batchSize)) (\(seconds) s)…")
+        var batched = try await journalPhase(
+            "none-batch", label: "journal none, batches of \(FigureFormat.count(Self.batchSize)) (latency per batch)",
+            durability: .none, in: scratch
+        ) { journal in
+            try await AppendLoad.batches(into: journal, batchSize: Self.batchSize, from: pool, seconds: seconds)
+        }
+        batched.batchSize = Self.batchSize
+        phases.append(batched)
+
+        scratch.settle()
+        Self.printError("replay: writing \(FigureFormat.count(replayRecords)) records, then forEachRecord and Journal.open…")
+        let replay = try await ReplayMeasurement.run(
+            directory: scratch.path("replay"), records: replayRecords, batchSize: Self.batchSize, pool: pool)
+        scratch.remove("replay")
+
+        let sync1 = phases.first { $0.name == "sync-1" }!
+        let sync64 = phases.first { $0.name == "sync-64" }!
+        let targets = [
+            TargetCheck("sync-1", measured: sync1.recordsPerSecond / raw.recordsPerSecond, atLeast: 0.90, unit: "× raw"),
+            TargetCheck("sync-64", measured: sync64.recordsPerSecond, atLeast: 200_000, unit: "records/s"),
+            TargetCheck("replay", measured: replay.replayRecordsPerSecond, atLeast: 1_000_000, unit: "records/s"),
+            TargetCheck("compression-sync-64", measured: sync64.compressionRatio ?? 0, atLeast: 2.0, unit: "×"),
+            TargetCheck("compression-replay", measured: replay.compressionRatio, atLeast: 2.0, unit: "×"),
+        ]
+        return JournalReport(machine: machine, secondsPerPhase: seconds, records: RecordSizes(pool), phases: phases,
+                             replay: replay, targets: targets)
+    }
+
+    /// Opens a fresh journal, runs `load` on it, closes it, reads its statistics and removes it.
+    private func journalPhase(
+        _ name: String, label: String, durability: JournalOptions.Durability, in scratch: ScratchDirectory,
+        _ load: (Journal) async throws -> AppendLoad.Outcome
+    ) async throws -> PhaseResult {
+        var options = JournalOptions()
+        options.durability = durability
+        let directory = scratch.path(name)
+        scratch.settle()
+        let journal = try Journal.open(directory: directory, options: options)
+        let outcome: AppendLoad.Outcome
+        do {
+            outcome = try await load(journal)
+        } catch {
+            try? await journal.close()
+            throw error
+        }
+        try await journal.close()
+        let stats = try JournalDirectory(path: directory).stats()
+        scratch.remove(name)
+        guard stats.records == outcome.records else {
+            throw BenchmarkFailure("\(name): \(outcome.records) appends were acknowledged but the journal holds \(stats.records) records")
+        }
+        var result = PhaseResult(name: name, label: label, records: outcome.records, seconds: outcome.seconds,
+                                 latency: outcome.latencies.summary())
+        let frames = stats.segments.reduce(0) { $0 + $1.frames }
+        result.recordsPerFrame = frames > 0 ? Double(stats.records) / Double(frames) : nil
+        result.compressionRatio = stats.compressionRatio
+        return result
+    }
+
+    static func printError(_ line: String) {
+        FileHandle.standardError.write(Data((line + "\n").utf8))
+    }
+}

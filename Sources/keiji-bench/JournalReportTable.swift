@@ -1,0 +1,96 @@
+/// The human-readable form of a ``JournalReport``.
+extension JournalReport {
+    func table() -> String {
+        typealias F = FigureFormat
+        var out: [String] = []
+        let m = machine
+        out.append("keiji-bench journal   \(m.date)")
+        out.append("machine    \(m.onlineCPUs) online CPUs\(m.cpuModel.map { " (\($0))" } ?? ""), Linux \(m.kernel)"
+            + (m.loadAverage.map { ", load average \($0) at start" } ?? ""))
+        out.append("storage    \(m.filesystem) on \(m.device) mounted at \(m.mountPoint); files in \(m.directory)")
+        out.append("records    \(F.count(records.count)) distinct scheduler-like JSON records, mean \(F.fixed(records.meanBytes, 0)) B "
+            + "(\(records.minBytes)–\(records.maxBytes) B): 80% run.started, 15% run.finished, 5% command")
+        out.append("timing     \(F.fixed(secondsPerPhase, 1)) s per timed phase, CLOCK_MONOTONIC; latency per call, nearest-rank percentiles")
+        out.append("")
+
+        let raw = phase("raw-fdatasync")?.recordsPerSecond ?? 0
+        out.append("Appends (ceiling = producers × raw fdatasync rate: one sync per batch, one record per waiting producer)")
+        var appends = TextTable(
+            ["phase", "records/s", "p50", "p99", "ceiling/s", "of ceiling", "rec/frame", "target", ""],
+            alignments: [.left, .right, .right, .right, .right, .right, .right, .left, .left])
+        for phase in phases {
+            let target = targets.first { $0.name == phase.name }
+            appends.add([
+                phase.label,
+                F.count(phase.recordsPerSecond),
+                phase.latency.map { F.latency(microseconds: $0.p50Microseconds) } ?? "—",
+                phase.latency.map { F.latency(microseconds: $0.p99Microseconds) } ?? "—",
+                phase.ceilingRecordsPerSecond.map { F.count($0) } ?? "",
+                phase.ceilingRecordsPerSecond.map { F.ratio(phase.recordsPerSecond / $0) } ?? "",
+                phase.recordsPerFrame.map { F.fixed($0, 1) } ?? "",
+                target.map { targetText($0) } ?? "",
+                target?.verdict ?? "",
+            ])
+        }
+        out.append(appends.render())
+        if raw > 0 {
+            out.append("  (the raw row is the limit itself: \(F.count(raw)) durable writes/s, the rate every ratio divides by)")
+        }
+        let fills = phases.compactMap { phase -> String? in
+            guard let producers = phase.producers, producers > 1, let perFrame = phase.recordsPerFrame else { return nil }
+            return "\(F.fixed(100 * perFrame / Double(producers), 0))% of \(producers)"
+        }
+        if !fills.isEmpty {
+            out.append("  (mean records per frame as a share of the producers: " + fills.joined(separator: ", ")
+                + "; the ceiling assumes every producer's record in every frame)")
+        }
+        out.append("")
+
+        let r = replay
+        out.append("Replay of \(F.count(r.records)) records (\(F.megabytes(r.rawRecordBytes)) raw, \(F.megabytes(r.storedBytes)) on disk "
+            + "in \(r.segments) segment\(r.segments == 1 ? "" : "s"); written in none mode, batches of 1,000, in \(F.seconds(r.writeSeconds)))")
+        var replayTable = TextTable(["measure", "time", "records/s", "MB/s", "target", ""],
+                                    alignments: [.left, .right, .right, .right, .left, .left])
+        let replayTarget = targets.first { $0.name == "replay" }
+        replayTable.add([
+            "JournalDirectory.forEachRecord", F.seconds(r.replaySeconds), F.count(r.replayRecordsPerSecond),
+            F.fixed(r.replayMegabytesPerSecond, 0), replayTarget.map { targetText($0) } ?? "", replayTarget?.verdict ?? "",
+        ])
+        replayTable.add([
+            "Journal.open (recovery scan)", F.seconds(r.openSeconds), F.count(Double(r.openRecordsScanned) / r.openSeconds),
+            "", "", "",
+        ])
+        out.append(replayTable.render())
+        out.append("  (both read files just written, so from the page cache: this is the journal's CPU cost, not the disk's)")
+        out.append("")
+
+        out.append("Compression (raw record bytes ÷ stored payload bytes, LZ4 per frame)")
+        var compression = TextTable(["journal", "ratio", "target", ""], alignments: [.left, .right, .left, .left])
+        for check in targets where check.unit == "×" {
+            compression.add([compressionLabel(check.name), F.ratio(check.measured), targetText(check), check.verdict])
+        }
+        out.append(compression.render())
+        out.append("")
+
+        let missed = targets.filter { !$0.pass }
+        out.append("Targets: \(targets.count - missed.count) of \(targets.count) met"
+            + (missed.isEmpty ? "." : "; missed: " + missed.map(\.name).joined(separator: ", ") + "."))
+        return out.joined(separator: "\n")
+    }
+
+    private func targetText(_ check: TargetCheck) -> String {
+        switch check.unit {
+        case "× raw": "≥ \(FigureFormat.fixed(check.atLeast, 2))× raw (\(FigureFormat.ratio(check.measured)))"
+        case "×": "≥ \(FigureFormat.fixed(check.atLeast, 1))×"
+        default: "≥ \(FigureFormat.count(check.atLeast)) \(check.unit)"
+        }
+    }
+
+    private func compressionLabel(_ name: String) -> String {
+        switch name {
+        case "compression-sync-64": "after journal sync, 64 producers"
+        case "compression-replay": "after replay data (none, batches of 1,000)"
+        default: name
+        }
+    }
+}
