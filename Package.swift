@@ -8,6 +8,7 @@ let package = Package(
     platforms: [.macOS(.v15)],
     products: [
         .library(name: "KeijiJournal", targets: ["KeijiJournal"]),
+        .library(name: "KeijiCore", targets: ["KeijiCore"]),
         .executable(name: "keiji-bench", targets: ["keiji-bench"]),
     ],
     dependencies: [
@@ -21,6 +22,7 @@ let package = Package(
         .target(name: "CCRC32C"),
 
         .target(name: "KeijiJournal", dependencies: ["CLZ4", "CCRC32C"]),
+        .target(name: "KeijiCore", dependencies: ["KeijiJournal", "CSQLite"]),
 
         .executableTarget(
             name: "keiji-bench",
@@ -29,10 +31,10 @@ let package = Package(
         // A tiny writer the kill -9 test runs and kills; not installed.
         .executableTarget(name: "keiji-journal-writer", dependencies: ["KeijiJournal"]),
 
+        .testTarget(name: "KeijiCoreTests", dependencies: ["KeijiCore"]),
         .testTarget(
             name: "KeijiJournalTests",
-            dependencies: ["KeijiJournal", "CSQLite", "keiji-journal-writer"],
-            resources: []
+            dependencies: ["KeijiJournal", "CSQLite", "keiji-journal-writer"]
         ),
     ],
     swiftLanguageModes: [.v6]

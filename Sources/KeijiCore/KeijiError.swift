@@ -1,0 +1,29 @@
+/// An error from keiji's core: a stable code to match on, and a one-line message that says what went wrong
+/// and what to do about it (the CLI prints exactly this line and exits non-zero).
+public struct KeijiError: Error, Sendable, Equatable, CustomStringConvertible {
+    public struct Code: Hashable, Sendable, CustomStringConvertible {
+        private let value: String
+        private init(_ value: String) { self.value = value }
+        public static let invalidName = Code("invalidName")
+        public static let invalidSetting = Code("invalidSetting")
+        public static let invalidSchedule = Code("invalidSchedule")
+        public static let notFound = Code("notFound")
+        public static let alreadyExists = Code("alreadyExists")
+        public static let notInitialized = Code("notInitialized")
+        public static let io = Code("io")
+        public static let database = Code("database")
+        public static let conflict = Code("conflict")
+        public static let spawn = Code("spawn")
+        public var description: String { value }
+    }
+
+    public let code: Code
+    public let message: String
+
+    public init(_ code: Code, _ message: String) {
+        self.code = code
+        self.message = message
+    }
+
+    public var description: String { message }
+}

@@ -1,0 +1,121 @@
+import Foundation
+import KeijiJournal
+
+#if canImport(Glibc)
+@preconcurrency import Glibc
+#endif
+
+/// A task's or service's log: one plain-text active file (`<base>.log`, so `tail -f` works) plus sealed,
+/// LZ4-compressed segments (`<base>.000001.log.lz4`, readable with `lz4 -d`). Rotation, sealing and
+/// retention reuse the journal's ``SegmentSet`` machinery. Nothing is ever truncated: a restart appends.
+public struct LogFile: Sendable {
+    public let directory: String
+    public let baseName: String
+    public let rotate: Bool
+    public let maxSize: Int
+    /// Sealed segments kept; older ones are deleted by the same code that compacts the journal.
+    public let retainedSegments: Int
+
+    public init(directory: String, baseName: String, rotate: Bool, maxSize: Int, retainedSegments: Int = 10) {
+        self.directory = directory
+        self.baseName = baseName
+        self.rotate = rotate
+        self.maxSize = maxSize
+        self.retainedSegments = retainedSegments
+    }
+
+    public init(task: TaskName, workspace: Workspace, settings: Settings) {
+        self.init(directory: workspace.taskLogDirectory(task), baseName: task.slug, rotate: settings.rotateLogs, maxSize: settings.logMaxSize)
+    }
+
+    public init(service: String, workspace: Workspace, settings: Settings) {
+        self.init(directory: workspace.serviceLogDirectory(service), baseName: service, rotate: settings.rotateLogs, maxSize: settings.logMaxSize)
+    }
+
+    public var activePath: String { directory + "/" + baseName + ".log" }
+
+    var segments: SegmentSet<LogSegmentNaming> {
+        SegmentSet(io: PosixJournalIO(), directory: directory, naming: LogSegmentNaming(baseName: baseName))
+    }
+
+    /// Opens the active file for appending (creating it 0600 and its directory 0700). The caller owns the fd.
+    public func openForAppend() throws -> Int32 {
+        try FileSystem.createDirectory(directory)
+        let fd = open(activePath, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0o600)
+        guard fd >= 0 else { throw KeijiError(.io, "cannot open \(activePath): \(String(cString: strerror(errno)))") }
+        return fd
+    }
+
+    /// Appends one line with a UTC timestamp, e.g. `2026-11-23T04:00:00.123Z run 7f3a started`.
+    public func append(_ message: String, at milliseconds: Int64) throws {
+        let fd = try openForAppend()
+        defer { close(fd) }
+        Self.write(fd, ISO8601.string(fromMilliseconds: milliseconds) + " " + message + "\n")
+    }
+
+    public static func write(_ fd: Int32, _ text: String) {
+        var bytes = Array(text.utf8)
+        var done = 0
+        while done < bytes.count {
+            let n = bytes.withUnsafeMutableBytes { Glibc.write(fd, $0.baseAddress! + done, $0.count - done) }
+            if n < 0 { if errno == EINTR { continue }; return }
+            done += n
+        }
+        bytes.removeAll()
+    }
+
+    /// Seals the active file when rotation is on and it has reached `maxSize`: renames it to the next segment
+    /// name, compresses that to an LZ4 frame file (synced, directory synced), removes the plain copy, and
+    /// applies retention. Callers must not have the active file open for writing (the scheduler rotates a
+    /// task's log only between runs). Returns whether it rotated.
+    @discardableResult
+    public func rotateIfNeeded() throws -> Bool {
+        guard rotate, let size = try? FileManager.default.attributesOfItem(atPath: activePath)[.size] as? Int, size >= maxSize else {
+            return false
+        }
+        let sequence = ((try segments.list().last) ?? 0) + 1
+        let plain = directory + "/" + baseName + "." + String(format: "%06d", sequence) + ".log"
+        guard rename(activePath, plain) == 0 else { throw KeijiError(.io, "cannot rotate \(activePath): \(String(cString: strerror(errno)))") }
+        let data = try FileSystem.read(plain)
+        try FileSystem.writeAtomically(Data(try LZ4FrameFile.compress(Array(data))), to: segments.path(of: sequence))
+        unlink(plain)
+        let sealed = try segments.list()
+        try segments.remove(Array(sealed.dropLast(retainedSegments)))
+        return true
+    }
+
+    /// The last `count` lines across sealed segments and the active file, oldest first.
+    public func lastLines(_ count: Int) throws -> [String] {
+        var lines: [Substring] = []
+        if let data = FileManager.default.contents(atPath: activePath) {
+            lines = String(decoding: data, as: UTF8.self).split(separator: "\n", omittingEmptySubsequences: false)
+            if lines.last == "" { lines.removeLast() }
+        }
+        for sequence in try segments.list().reversed() where lines.count < count {
+            let text = String(decoding: try LZ4FrameFile.decompress(Array(try FileSystem.read(segments.path(of: sequence)))), as: UTF8.self)
+            var older = text.split(separator: "\n", omittingEmptySubsequences: false)
+            if older.last == "" { older.removeLast() }
+            lines = older + lines
+        }
+        return lines.suffix(count).map(String.init)
+    }
+
+    /// Removes the active file and every sealed segment.
+    public func removeAll() throws {
+        try segments.remove(try segments.list())
+        try FileSystem.remove(activePath)
+    }
+}
+
+/// `<base>.<sequence, 6 digits>.log.lz4`.
+public struct LogSegmentNaming: SegmentNaming {
+    public let baseName: String
+    public func name(fromFileName fileName: String) -> Int? {
+        let prefix = baseName + "."
+        guard fileName.hasPrefix(prefix), fileName.hasSuffix(".log.lz4") else { return nil }
+        let digits = fileName.dropFirst(prefix.count).dropLast(8)
+        guard digits.count == 6, digits.allSatisfy({ $0.isASCII && $0.isNumber }) else { return nil }
+        return Int(digits)
+    }
+    public func fileName(for sequence: Int) -> String { baseName + "." + String(format: "%06d", sequence) + ".log.lz4" }
+}

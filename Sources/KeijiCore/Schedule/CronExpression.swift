@@ -1,0 +1,125 @@
+/// A cron expression: five fields (minute hour day-of-month month day-of-week) or six with a leading seconds
+/// field. Fields take `*`, numbers, ranges `a-b`, steps `*/n` and `a-b/n`, lists `a,b`, and names (`jan`,
+/// `mon`). Day-of-week 0 and 7 are Sunday. As in Vixie cron, when both day fields are restricted a day
+/// matches if **either** does. Evaluated on wall time in the task's zone (see ``ZonedClock`` for DST).
+public struct CronExpression: Hashable, Sendable, CustomStringConvertible {
+    public let source: String
+    let seconds: Set<Int>
+    let minutes: Set<Int>
+    let hours: Set<Int>
+    let daysOfMonth: Set<Int>
+    let months: Set<Int>
+    let daysOfWeek: Set<Int>
+    let dayOfMonthRestricted: Bool
+    let dayOfWeekRestricted: Bool
+
+    public var description: String { source }
+
+    public init(_ text: String) throws {
+        source = text.trimmingCharacters(in: .whitespaces)
+        var fields = source.split(whereSeparator: { $0 == " " || $0 == "\t" }).map(String.init)
+        if fields.count == 5 { fields.insert("0", at: 0) }
+        guard fields.count == 6 else {
+            throw KeijiError(.invalidSchedule, "cron expression \"\(text)\" needs 5 fields (minute hour day month weekday) or 6 with seconds first")
+        }
+        func field(_ index: Int, _ name: String, _ range: ClosedRange<Int>, _ names: [String] = []) throws -> Set<Int> {
+            try Self.parse(fields[index], name: name, range: range, names: names, expression: text)
+        }
+        seconds = try field(0, "second", 0...59)
+        minutes = try field(1, "minute", 0...59)
+        hours = try field(2, "hour", 0...23)
+        daysOfMonth = try field(3, "day of month", 1...31)
+        months = try field(4, "month", 1...12, ["jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"])
+        var dow = try field(5, "day of week", 0...7, ["sun", "mon", "tue", "wed", "thu", "fri", "sat"])
+        if dow.remove(7) != nil { dow.insert(0) }
+        daysOfWeek = dow
+        dayOfMonthRestricted = fields[3] != "*" && fields[3] != "?"
+        dayOfWeekRestricted = fields[5] != "*" && fields[5] != "?"
+        guard months.contains(where: { month in daysOfMonth.contains { $0 <= CivilTime.daysInMonth(year: 2000, month: month) } })
+            || dayOfWeekRestricted
+        else {
+            throw KeijiError(.invalidSchedule, "cron expression \"\(text)\" can never fire (no such day in those months)")
+        }
+    }
+
+    func matchesDay(_ time: CivilTime) -> Bool {
+        guard months.contains(time.month) else { return false }
+        let dom = daysOfMonth.contains(time.day)
+        let dow = daysOfWeek.contains(time.weekday.rawValue)
+        switch (dayOfMonthRestricted, dayOfWeekRestricted) {
+        case (true, true): return dom || dow
+        case (true, false): return dom
+        case (false, true): return dow
+        case (false, false): return true
+        }
+    }
+
+    /// The first wall time at or after `start` that matches, searching at most ~5 years ahead.
+    func nextMatch(atOrAfter start: CivilTime) -> CivilTime? {
+        var t = start
+        let limit = start.year + 5
+        while t.year <= limit {
+            if !matchesDay(t) {
+                t = CivilTime(year: t.year, month: t.month, day: t.day).addingDays(1)
+                continue
+            }
+            if let h = hours.filter({ $0 >= t.hour }).min() {
+                if h > t.hour { t = CivilTime(year: t.year, month: t.month, day: t.day, hour: h) }
+                if let m = minutes.filter({ $0 >= t.minute }).min() {
+                    if m > t.minute { t.minute = m; t.second = 0 }
+                    if let s = seconds.filter({ $0 >= t.second }).min() {
+                        t.second = s
+                        return t
+                    }
+                    t = t.addingSeconds(60 - t.second)  // next minute
+                    continue
+                }
+                t = CivilTime(year: t.year, month: t.month, day: t.day, hour: t.hour).addingSeconds(3600)
+                continue
+            }
+            t = CivilTime(year: t.year, month: t.month, day: t.day).addingDays(1)
+        }
+        return nil
+    }
+
+    private static func parse(_ field: String, name: String, range: ClosedRange<Int>, names: [String], expression: String) throws -> Set<Int> {
+        func fail(_ why: String) -> KeijiError {
+            KeijiError(.invalidSchedule, "cron expression \"\(expression)\": \(name) field \"\(field)\" \(why)")
+        }
+        func value(_ text: Substring) throws -> Int {
+            if let index = names.firstIndex(of: text.lowercased()) { return index + (range.lowerBound == 1 ? 1 : 0) }
+            guard let number = Int(text), range.contains(number) else { throw fail("has \"\(text)\" outside \(range.lowerBound)-\(range.upperBound)") }
+            return number
+        }
+        var result: Set<Int> = []
+        for part in field.split(separator: ",", omittingEmptySubsequences: false) {
+            guard !part.isEmpty else { throw fail("has an empty list item") }
+            let pieces = part.split(separator: "/", omittingEmptySubsequences: false)
+            guard pieces.count <= 2 else { throw fail("has more than one step") }
+            var step = 1
+            if pieces.count == 2 {
+                guard let n = Int(pieces[1]), n > 0 else { throw fail("has an invalid step \"\(pieces[1])\"") }
+                step = n
+            }
+            let base = pieces[0]
+            var lower = range.lowerBound
+            var upper = range.upperBound
+            if base == "*" || base == "?" {
+            } else if let dash = base.firstIndex(of: "-") {
+                lower = try value(base[..<dash])
+                upper = try value(base[base.index(after: dash)...])
+                guard lower <= upper else { throw fail("has a backwards range") }
+            } else {
+                lower = try value(base)
+                upper = pieces.count == 2 ? range.upperBound : lower
+            }
+            result.formUnion(stride(from: lower, through: upper, by: step))
+        }
+        return result
+    }
+}
+
+extension CivilTime {
+    func addingSeconds(_ seconds: Int) -> CivilTime { CivilTime(secondsSinceEpoch: secondsSinceEpoch + Int64(seconds)) }
+    func addingDays(_ days: Int) -> CivilTime { addingSeconds(days * 86_400) }
+}

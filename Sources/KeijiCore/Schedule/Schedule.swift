@@ -1,0 +1,155 @@
+import Foundation
+
+/// When a task runs. The seed's two forms (`every(n).seconds/minutes/hours`, `on(day).at(time)`) plus cron
+/// expressions, several days, and one-shot runs. Options that apply to every form (zone, jitter) live in
+/// ``ScheduleSpec``.
+public enum Schedule: Hashable, Sendable {
+    public enum Unit: String, Codable, Sendable, CaseIterable {
+        case seconds, minutes, hours
+        var seconds: Int64 { switch self { case .seconds: 1; case .minutes: 60; case .hours: 3600 } }
+    }
+
+    /// Every `count` units, counted from the task's anchor (when it was saved or re-enabled).
+    case every(Int, Unit)
+    /// On these days at this wall time.
+    case weekly(days: [Weekday], at: TimeOfDay)
+    case cron(CronExpression)
+    /// Once, at this instant (seconds since the Unix epoch).
+    case once(at: Int64)
+
+    /// The seed's `Type` column: `HMS`, `DayTime`, plus `Cron` and `Once`.
+    public var typeName: String {
+        switch self {
+        case .every: "HMS"
+        case .weekly: "DayTime"
+        case .cron: "Cron"
+        case .once: "Once"
+        }
+    }
+
+    /// The seed's `Schedule` display string, in a stable key order: `units:seconds,interval:10`,
+    /// `day:Friday,time:22:00`, `cron:*/5 * * * *`, `once:2026-12-01T09:00:00Z`.
+    public var displayString: String {
+        switch self {
+        case .every(let n, let unit): "units:\(unit.rawValue),interval:\(n)"
+        case .weekly(let days, let time): "day:\(days.map(\.description).joined(separator: "|")),time:\(time)"
+        case .cron(let expression): "cron:\(expression.source)"
+        case .once(let at): "once:\(ISO8601.string(fromSeconds: at))"
+        }
+    }
+
+    public func validated() throws -> Schedule {
+        switch self {
+        case .every(let n, _):
+            guard n > 0 else { throw KeijiError(.invalidSchedule, "an interval must be at least 1 (got \(n))") }
+        case .weekly(let days, _):
+            guard !days.isEmpty else { throw KeijiError(.invalidSchedule, "a weekly schedule needs at least one day") }
+        case .cron, .once: break
+        }
+        return self
+    }
+}
+
+/// A schedule with the options every form shares. This is what a task definition stores and what a task
+/// binary prints for `--schedule`.
+public struct ScheduleSpec: Hashable, Sendable, Codable {
+    public var schedule: Schedule
+    /// Overrides `TIME_ZONE` for this task.
+    public var timeZone: String?
+    /// Each firing is delayed by a stable pseudo-random 0…jitter seconds (spreads load across many tasks).
+    public var jitterSeconds: Int
+
+    public init(_ schedule: Schedule, timeZone: String? = nil, jitterSeconds: Int = 0) {
+        self.schedule = schedule
+        self.timeZone = timeZone
+        self.jitterSeconds = jitterSeconds
+    }
+
+    public func validated() throws -> ScheduleSpec {
+        _ = try schedule.validated()
+        if let timeZone, TimeZone(identifier: timeZone) == nil {
+            throw KeijiError(.invalidSchedule, "unknown time zone \"\(timeZone)\"")
+        }
+        guard (0...86_400).contains(jitterSeconds) else {
+            throw KeijiError(.invalidSchedule, "jitter must be between 0 and 86400 seconds")
+        }
+        return self
+    }
+
+    // JSON: {"every":10,"unit":"seconds"} | {"days":["Friday"],"at":"22:00"} | {"cron":"* * * * *"} | {"once":"…Z"}
+    private enum Keys: String, CodingKey { case every, unit, days, at, cron, once, timeZone, jitterSeconds }
+
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: Keys.self)
+        timeZone = try c.decodeIfPresent(String.self, forKey: .timeZone)
+        jitterSeconds = try c.decodeIfPresent(Int.self, forKey: .jitterSeconds) ?? 0
+        do {
+            if let n = try c.decodeIfPresent(Int.self, forKey: .every) {
+                schedule = .every(n, try c.decodeIfPresent(Schedule.Unit.self, forKey: .unit) ?? .seconds)
+            } else if let days = try c.decodeIfPresent([String].self, forKey: .days) {
+                schedule = .weekly(days: try days.map(Weekday.init(parsing:)), at: try TimeOfDay(parsing: try c.decode(String.self, forKey: .at)))
+            } else if let cron = try c.decodeIfPresent(String.self, forKey: .cron) {
+                schedule = .cron(try CronExpression(cron))
+            } else if let once = try c.decodeIfPresent(String.self, forKey: .once) {
+                guard let seconds = ISO8601.seconds(from: once) else { throw KeijiError(.invalidSchedule, "invalid date \"\(once)\"") }
+                schedule = .once(at: seconds)
+            } else {
+                throw KeijiError(.invalidSchedule, "a schedule needs one of every, days/at, cron or once")
+            }
+            _ = try validated()
+        } catch let error as KeijiError {
+            throw DecodingError.dataCorrupted(.init(codingPath: decoder.codingPath, debugDescription: error.message))
+        }
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: Keys.self)
+        switch schedule {
+        case .every(let n, let unit):
+            try c.encode(n, forKey: .every)
+            try c.encode(unit, forKey: .unit)
+        case .weekly(let days, let time):
+            try c.encode(days.map(\.description), forKey: .days)
+            try c.encode(time.description, forKey: .at)
+        case .cron(let expression): try c.encode(expression.source, forKey: .cron)
+        case .once(let at): try c.encode(ISO8601.string(fromSeconds: at), forKey: .once)
+        }
+        try c.encodeIfPresent(timeZone, forKey: .timeZone)
+        if jitterSeconds != 0 { try c.encode(jitterSeconds, forKey: .jitterSeconds) }
+    }
+}
+
+/// RFC 3339 UTC timestamps with whole seconds (`2026-11-23T04:00:00Z`), without Foundation's formatters.
+public enum ISO8601 {
+    public static func string(fromSeconds seconds: Int64) -> String { CivilTime(secondsSinceEpoch: seconds).description + "Z" }
+
+    public static func string(fromMilliseconds ms: Int64) -> String {
+        let seconds = floorDivide(ms, 1000)
+        let millis = Int(ms - seconds * 1000)
+        let fraction = String(millis + 1000).dropFirst()
+        return CivilTime(secondsSinceEpoch: seconds).description + "." + fraction + "Z"
+    }
+
+    /// Parses `YYYY-MM-DDTHH:MM:SS` with `Z` or a `±HH:MM` offset (a missing zone means UTC).
+    public static func seconds(from text: String) -> Int64? {
+        let chars = Array(text.utf8)
+        guard chars.count >= 19 else { return nil }
+        func number(_ range: Range<Int>) -> Int? { Int(String(decoding: chars[range], as: UTF8.self)) }
+        guard chars[4] == 45, chars[7] == 45, chars[10] == 84 || chars[10] == 32, chars[13] == 58, chars[16] == 58,
+            let y = number(0..<4), let mo = number(5..<7), let d = number(8..<10), let h = number(11..<13),
+            let mi = number(14..<16), let s = number(17..<19), (1...12).contains(mo),
+            (1...CivilTime.daysInMonth(year: y, month: mo)).contains(d), h < 24, mi < 60, s < 60
+        else { return nil }
+        var offset: Int64 = 0
+        var rest = chars[19...]
+        if rest.first == 46 { rest = rest.drop(while: { $0 == 46 || (48...57).contains($0) }) }
+        if rest.first == 90 { rest = rest.dropFirst() } else if let sign = rest.first, sign == 43 || sign == 45, rest.count == 6 {
+            let text = String(decoding: rest, as: UTF8.self)
+            guard let oh = Int(text.dropFirst().prefix(2)), let om = Int(text.suffix(2)) else { return nil }
+            offset = Int64(oh * 3600 + om * 60) * (sign == 43 ? 1 : -1)
+            rest = []
+        }
+        guard rest.isEmpty else { return nil }
+        return CivilTime(year: y, month: mo, day: d, hour: h, minute: mi, second: s).secondsSinceEpoch - offset
+    }
+}

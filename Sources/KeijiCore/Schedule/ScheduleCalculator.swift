@@ -1,0 +1,81 @@
+import Foundation
+
+/// Computes when a schedule fires next. Pure: the same spec, anchor and instant always give the same
+/// answer, so replaying a journal recomputes the same slots.
+public struct ScheduleCalculator: Sendable {
+    public let spec: ScheduleSpec
+    public let clock: ZonedClock
+    /// Where interval schedules count from (seconds since the epoch).
+    public let anchor: Int64
+
+    public init(spec: ScheduleSpec, defaultTimeZone: TimeZone, anchor: Int64) {
+        self.spec = spec
+        self.clock = ZonedClock(spec.timeZone.flatMap(TimeZone.init(identifier:)) ?? defaultTimeZone)
+        self.anchor = anchor
+    }
+
+    /// The first slot strictly after `instant` (seconds since the epoch), or nil when there is none (a
+    /// one-shot in the past, or a cron that cannot fire within five years).
+    public func nextSlot(after instant: Int64) -> Int64? {
+        switch spec.schedule {
+        case .every(let n, let unit):
+            let interval = Int64(n) * unit.seconds
+            if instant < anchor { return anchor + interval }
+            return anchor + (floorDivide(instant - anchor, interval) + 1) * interval
+        case .weekly(let days, let time):
+            let today = clock.wallTime(at: instant)
+            for offset in 0...8 {
+                let day = CivilTime(year: today.year, month: today.month, day: today.day).addingDays(offset)
+                guard days.contains(day.weekday) else { continue }
+                let wall = CivilTime(year: day.year, month: day.month, day: day.day, hour: time.hour, minute: time.minute, second: time.second)
+                let candidate = clock.instant(for: wall)
+                if candidate > instant { return candidate }
+            }
+            return nil
+        case .cron(let expression):
+            var start = clock.wallTime(at: instant).addingSeconds(1)
+            for _ in 0..<100_000 {
+                guard let wall = expression.nextMatch(atOrAfter: start) else { return nil }
+                let candidate = clock.instant(for: wall)
+                // A fold's second pass and a gap-shifted duplicate name instants already passed: skip them.
+                if candidate > instant { return candidate }
+                start = wall.addingSeconds(1)
+            }
+            return nil
+        case .once(let at):
+            return at > instant ? at : nil
+        }
+    }
+
+    /// Every slot in `(after, through]`, at most `limit` of them (the most recent ones are kept).
+    public func slots(after: Int64, through: Int64, limit: Int) -> (slots: [Int64], dropped: Int) {
+        var slots: [Int64] = []
+        var dropped = 0
+        var cursor = after
+        if case .every(let n, let unit) = spec.schedule {
+            // Jump straight to the window's tail: counting a year of 1-second slots one by one is pointless.
+            let interval = Int64(n) * unit.seconds
+            guard let first = nextSlot(after: after), first <= through else { return ([], 0) }
+            let total = Int((through - first) / interval) + 1
+            dropped = max(0, total - limit)
+            var slot = first + Int64(dropped) * interval
+            while slot <= through { slots.append(slot); slot += interval }
+            return (slots, dropped)
+        }
+        while let next = nextSlot(after: cursor), next <= through {
+            slots.append(next)
+            if slots.count > limit { slots.removeFirst(); dropped += 1 }
+            cursor = next
+        }
+        return (slots, dropped)
+    }
+
+    /// The stable delay in seconds added to a slot for this task (0 without jitter).
+    public func jitter(taskID: String, slot: Int64) -> Int64 {
+        guard spec.jitterSeconds > 0 else { return 0 }
+        var hash: UInt64 = 0xCBF2_9CE4_8422_2325
+        for byte in taskID.utf8 { hash = (hash ^ UInt64(byte)) &* 0x100_0000_01B3 }
+        hash = (hash ^ UInt64(bitPattern: slot)) &* 0x100_0000_01B3
+        return Int64(hash % UInt64(spec.jitterSeconds + 1))
+    }
+}

@@ -1,0 +1,204 @@
+import Foundation
+
+/// One journal record: a command, a firing, or a mark. Encoded as one line of JSON,
+/// `{"type":"run.started","at":1795000000123,…}`, so `keiji journal dump` and `lz4 -d` of an export are
+/// readable. Decoders of old record types must keep working: add fields as optional, never rename.
+public struct JournalEntry: Sendable, Equatable {
+    /// When the record was made: milliseconds since the Unix epoch.
+    public var at: Int64
+    public var event: Event
+
+    public init(at: Int64, _ event: Event) {
+        self.at = at
+        self.event = event
+    }
+
+    public enum Event: Sendable, Equatable {
+        // Commands
+        case taskSaved(TaskDefinition, taskID: String)
+        case taskEnabled(TaskName)
+        case taskDisabled(TaskName)
+        case taskDeleted(TaskName)
+        case taskResolved(TaskName)
+        /// Stop the current run (if any); the schedule continues.
+        case taskStopRequested(TaskName)
+        /// Run now, outside the schedule.
+        case taskTriggered(TaskName)
+        // Firings
+        case runStarted(RunStart)
+        case runFinished(RunEnd)
+        case runMissed(RunMissed)
+        case runInterrupted(runID: String, task: TaskName)
+        // Marks
+        case schedulerStarted(pid: Int32)
+        case schedulerStopped(clean: Bool)
+        case recoveryCompleted(RecoveryReport)
+    }
+
+    public var typeName: String {
+        switch event {
+        case .taskSaved: "task.saved"
+        case .taskEnabled: "task.enabled"
+        case .taskDisabled: "task.disabled"
+        case .taskDeleted: "task.deleted"
+        case .taskResolved: "task.resolved"
+        case .taskStopRequested: "task.stopped"
+        case .taskTriggered: "task.triggered"
+        case .runStarted: "run.started"
+        case .runFinished: "run.finished"
+        case .runMissed: "run.missed"
+        case .runInterrupted: "run.interrupted"
+        case .schedulerStarted: "scheduler.started"
+        case .schedulerStopped: "scheduler.stopped"
+        case .recoveryCompleted: "recovery.completed"
+        }
+    }
+
+    /// Commands are what users ask for (as opposed to firings and marks).
+    public var isCommand: Bool { typeName.hasPrefix("task.") }
+
+    /// The task a record is about, if any.
+    public var taskName: TaskName? {
+        switch event {
+        case .taskSaved(let definition, _): definition.name
+        case .taskEnabled(let n), .taskDisabled(let n), .taskDeleted(let n), .taskResolved(let n), .taskStopRequested(let n), .taskTriggered(let n): n
+        case .runStarted(let s): s.task
+        case .runFinished(let e): e.task
+        case .runMissed(let m): m.task
+        case .runInterrupted(_, let task): task
+        case .schedulerStarted, .schedulerStopped, .recoveryCompleted: nil
+        }
+    }
+}
+
+/// Why a run started.
+public enum RunTrigger: String, Codable, Sendable {
+    case schedule, manual, retry, catchUp, recovery
+}
+
+public struct RunStart: Codable, Sendable, Equatable {
+    public var runID: String
+    public var task: TaskName
+    /// The slot this run serves (seconds since the epoch); nil for manual runs.
+    public var slot: Int64?
+    public var attempt: Int
+    public var trigger: RunTrigger
+    public init(runID: String, task: TaskName, slot: Int64?, attempt: Int, trigger: RunTrigger) {
+        (self.runID, self.task, self.slot, self.attempt, self.trigger) = (runID, task, slot, attempt, trigger)
+    }
+}
+
+public enum RunOutcome: String, Codable, Sendable {
+    case succeeded, failed, timedOut, stopped, spawnFailed, interrupted
+    public var isFailure: Bool { self == .failed || self == .timedOut || self == .spawnFailed }
+}
+
+public struct RunEnd: Codable, Sendable, Equatable {
+    public var runID: String
+    public var task: TaskName
+    public var outcome: RunOutcome
+    public var exitCode: Int32?
+    public var signal: Int32?
+    public var durationMs: Int64
+    /// Milliseconds between the slot (plus jitter) and the spawn.
+    public var latenessMs: Int64?
+    /// True when no retry follows: a failure then sets the task's error flag (unless it continues on error).
+    public var final: Bool
+    public var message: String?
+    public init(runID: String, task: TaskName, outcome: RunOutcome, exitCode: Int32?, signal: Int32?, durationMs: Int64,
+                latenessMs: Int64?, final: Bool, message: String?) {
+        (self.runID, self.task, self.outcome, self.exitCode, self.signal, self.durationMs) = (runID, task, outcome, exitCode, signal, durationMs)
+        (self.latenessMs, self.final, self.message) = (latenessMs, final, message)
+    }
+}
+
+public struct RunMissed: Codable, Sendable, Equatable {
+    public enum Reason: String, Codable, Sendable { case overlap, downtime, error }
+    public var task: TaskName
+    /// The last slot missed (seconds since the epoch); `count` slots up to it were missed.
+    public var slot: Int64
+    public var count: Int
+    public var reason: Reason
+    public init(task: TaskName, slot: Int64, count: Int, reason: Reason) {
+        (self.task, self.slot, self.count, self.reason) = (task, slot, count, reason)
+    }
+}
+
+// MARK: - Codec
+
+extension JournalEntry {
+    /// One line of JSON, no trailing newline.
+    public func encoded() throws -> [UInt8] {
+        Array(try EntryCoding.encoder.encode(EntryWire(self)))
+    }
+
+    public static func decode(_ bytes: some Collection<UInt8>) throws -> JournalEntry {
+        try EntryCoding.decoder.decode(EntryWire.self, from: Data(bytes)).entry
+    }
+}
+
+enum EntryCoding {
+    static let encoder: JSONEncoder = {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.withoutEscapingSlashes]
+        return encoder
+    }()
+    static let decoder = JSONDecoder()
+}
+
+/// The flat JSON shape of an entry.
+private struct EntryWire: Codable {
+    var entry: JournalEntry
+    init(_ entry: JournalEntry) { self.entry = entry }
+
+    enum Keys: String, CodingKey { case type, at, task, taskID, definition, run, pid, clean, report }
+
+    func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: Keys.self)
+        try c.encode(entry.typeName, forKey: .type)
+        try c.encode(entry.at, forKey: .at)
+        switch entry.event {
+        case .taskSaved(let definition, let id):
+            try c.encode(definition, forKey: .definition)
+            try c.encode(id, forKey: .taskID)
+        case .taskEnabled(let n), .taskDisabled(let n), .taskDeleted(let n), .taskResolved(let n), .taskStopRequested(let n), .taskTriggered(let n):
+            try c.encode(n, forKey: .task)
+        case .runStarted(let start): try c.encode(start, forKey: .run)
+        case .runFinished(let end): try c.encode(end, forKey: .run)
+        case .runMissed(let missed): try c.encode(missed, forKey: .run)
+        case .runInterrupted(let id, let task):
+            try c.encode(id, forKey: .run)
+            try c.encode(task, forKey: .task)
+        case .schedulerStarted(let pid): try c.encode(pid, forKey: .pid)
+        case .schedulerStopped(let clean): try c.encode(clean, forKey: .clean)
+        case .recoveryCompleted(let report): try c.encode(report, forKey: .report)
+        }
+    }
+
+    init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: Keys.self)
+        let type = try c.decode(String.self, forKey: .type)
+        let at = try c.decode(Int64.self, forKey: .at)
+        func task() throws -> TaskName { try c.decode(TaskName.self, forKey: .task) }
+        let event: JournalEntry.Event
+        switch type {
+        case "task.saved": event = .taskSaved(try c.decode(TaskDefinition.self, forKey: .definition), taskID: try c.decode(String.self, forKey: .taskID))
+        case "task.enabled": event = .taskEnabled(try task())
+        case "task.disabled": event = .taskDisabled(try task())
+        case "task.deleted": event = .taskDeleted(try task())
+        case "task.resolved": event = .taskResolved(try task())
+        case "task.stopped": event = .taskStopRequested(try task())
+        case "task.triggered": event = .taskTriggered(try task())
+        case "run.started": event = .runStarted(try c.decode(RunStart.self, forKey: .run))
+        case "run.finished": event = .runFinished(try c.decode(RunEnd.self, forKey: .run))
+        case "run.missed": event = .runMissed(try c.decode(RunMissed.self, forKey: .run))
+        case "run.interrupted": event = .runInterrupted(runID: try c.decode(String.self, forKey: .run), task: try task())
+        case "scheduler.started": event = .schedulerStarted(pid: try c.decode(Int32.self, forKey: .pid))
+        case "scheduler.stopped": event = .schedulerStopped(clean: try c.decode(Bool.self, forKey: .clean))
+        case "recovery.completed": event = .recoveryCompleted(try c.decode(RecoveryReport.self, forKey: .report))
+        default:
+            throw DecodingError.dataCorruptedError(forKey: .type, in: c, debugDescription: "unknown record type \(type)")
+        }
+        entry = JournalEntry(at: at, event)
+    }
+}

@@ -1,0 +1,56 @@
+/// What the scheduler found and did when it started: journaled as `recovery.completed` and shown by
+/// `keiji system --status`. Nothing recovery decides is silent.
+public struct RecoveryReport: Codable, Sendable, Equatable {
+    public enum PreviousShutdown: String, Codable, Sendable { case clean, crash, firstStart }
+
+    public struct Journal: Codable, Sendable, Equatable {
+        public var recordsReplayed = 0
+        public var replaySeconds = 0.0
+        public var checkpointLSN: UInt64?
+        public var lastLSN: UInt64 = 0
+        public var bytesRepaired = 0
+        /// One line per journal repair (torn tail cut, quarantines…).
+        public var repairs: [String] = []
+        public init() {}
+    }
+
+    public struct InterruptedRun: Codable, Sendable, Equatable {
+        public var task: TaskName
+        public var runID: String
+        public var slot: Int64?
+        public var startedAt: Int64
+        /// `re-run`, `not re-run (policy)`, or `task no longer exists`.
+        public var action: String
+        public init(task: TaskName, runID: String, slot: Int64?, startedAt: Int64, action: String) {
+            (self.task, self.runID, self.slot, self.startedAt, self.action) = (task, runID, slot, startedAt, action)
+        }
+    }
+
+    public struct MissedSlots: Codable, Sendable, Equatable {
+        public var task: TaskName
+        public var policy: CatchUpPolicy
+        public var count: Int
+        public var firstSlot: Int64
+        public var lastSlot: Int64
+        /// How many runs recovery started for them.
+        public var runs: Int
+        public init(task: TaskName, policy: CatchUpPolicy, count: Int, firstSlot: Int64, lastSlot: Int64, runs: Int) {
+            (self.task, self.policy, self.count, self.firstSlot, self.lastSlot, self.runs) = (task, policy, count, firstSlot, lastSlot, runs)
+        }
+    }
+
+    public var startedAt: Int64
+    public var previousShutdown: PreviousShutdown
+    public var journal = Journal()
+    public var interruptedRuns: [InterruptedRun] = []
+    public var missedSlots: [MissedSlots] = []
+    /// Commands journaled but not yet in the query view, applied now.
+    public var commandsReapplied = 0
+    public var viewRebuilt = false
+    public var durationSeconds = 0.0
+
+    public init(startedAt: Int64, previousShutdown: PreviousShutdown) {
+        self.startedAt = startedAt
+        self.previousShutdown = previousShutdown
+    }
+}

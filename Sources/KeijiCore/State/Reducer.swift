@@ -1,0 +1,113 @@
+/// The one place journal records become state. Pure and deterministic: it reads nothing but its arguments
+/// (every time comes from a record), so live operation and replay produce identical state, and replaying a
+/// journal twice gives the same result.
+public enum Reducer {
+    public static func apply(_ entry: JournalEntry, lsn: UInt64, to state: inout SchedulerState) {
+        state.lastLSN = max(state.lastLSN, lsn)
+        let at = entry.at
+        let seconds = at / 1000
+        switch entry.event {
+        case .taskSaved(let definition, let taskID):
+            if var task = state.tasks[definition.name] {
+                if task.definition.schedule != definition.schedule {
+                    task.anchor = seconds
+                    task.lastSlot = nil
+                }
+                task.definition = definition
+                task.updatedAt = at
+                state.tasks[definition.name] = task
+            } else {
+                state.tasks[definition.name] = TaskState(taskID: taskID, definition: definition, createdAt: at, updatedAt: at, anchor: seconds)
+            }
+        case .taskEnabled(let name):
+            update(name, in: &state) { task in
+                if task.isDisabled {
+                    // Slots that passed while disabled are not missed: counting starts again now.
+                    task.anchor = seconds
+                    task.lastSlot = seconds
+                }
+                task.isDisabled = false
+                task.updatedAt = at
+            }
+        case .taskDisabled(let name):
+            update(name, in: &state) { task in
+                task.isDisabled = true
+                task.pendingTriggers = 0
+                task.updatedAt = at
+            }
+        case .taskDeleted(let name):
+            state.tasks[name] = nil
+        case .taskResolved(let name):
+            update(name, in: &state) { task in
+                task.isError = false
+                task.errorText = ""
+                task.updatedAt = at
+            }
+        case .taskStopRequested:
+            break  // acted on by the scheduler; the run's end record carries the outcome
+        case .taskTriggered(let name):
+            update(name, in: &state) { $0.pendingTriggers += 1 }
+        case .runStarted(let start):
+            state.activeRuns[start.runID] = ActiveRun(start: start, startedAt: at)
+            update(start.task, in: &state) { task in
+                task.lastStartedAt = at
+                if let slot = start.slot { task.lastSlot = max(task.lastSlot ?? slot, slot) }
+                if start.trigger == .manual { task.pendingTriggers = max(0, task.pendingTriggers - 1) }
+            }
+        case .runFinished(let end):
+            let active = state.activeRuns.removeValue(forKey: end.runID)
+            update(end.task, in: &state) { task in
+                task.lastFinishedAt = at
+                task.lastOutcome = end.outcome
+                remember(RunSummary(
+                    runID: end.runID, slot: active?.start.slot, startedAt: active?.startedAt, finishedAt: at,
+                    outcome: end.outcome.rawValue, exitCode: end.exitCode, signal: end.signal, latenessMs: end.latenessMs,
+                    attempt: active?.start.attempt ?? 1, trigger: (active?.start.trigger ?? .schedule).rawValue, message: end.message), in: &task)
+                if end.outcome.isFailure, end.final, !task.definition.policy.continueOnError {
+                    task.isError = true
+                    task.errorText = "[ task error ]: " + (end.message ?? end.outcome.rawValue)
+                }
+            }
+        case .runMissed(let missed):
+            update(missed.task, in: &state) { task in
+                task.lastSlot = max(task.lastSlot ?? missed.slot, missed.slot)
+                remember(RunSummary(
+                    runID: "missed-\(missed.slot)", slot: missed.slot, startedAt: nil, finishedAt: at,
+                    outcome: "missed(\(missed.reason.rawValue))", exitCode: nil, signal: nil, latenessMs: nil, attempt: 0,
+                    trigger: "schedule", message: missed.count > 1 ? "\(missed.count) slots" : nil), in: &task)
+            }
+        case .runInterrupted(let runID, let name):
+            let active = state.activeRuns.removeValue(forKey: runID)
+            update(name, in: &state) { task in
+                task.lastOutcome = .interrupted
+                task.lastFinishedAt = at
+                remember(RunSummary(
+                    runID: runID, slot: active?.start.slot, startedAt: active?.startedAt, finishedAt: at, outcome: RunOutcome.interrupted.rawValue,
+                    exitCode: nil, signal: nil, latenessMs: nil, attempt: active?.start.attempt ?? 1,
+                    trigger: (active?.start.trigger ?? .schedule).rawValue, message: "the scheduler stopped during the run"), in: &task)
+            }
+        case .schedulerStarted:
+            state.schedulerRunning = true
+        case .schedulerStopped:
+            state.schedulerRunning = false
+        case .recoveryCompleted(let report):
+            state.lastRecovery = report
+        }
+    }
+
+    private static func update(_ name: TaskName, in state: inout SchedulerState, _ body: (inout TaskState) -> Void) {
+        guard var task = state.tasks[name] else { return }
+        body(&task)
+        state.tasks[name] = task
+    }
+
+    private static func remember(_ run: RunSummary, in task: inout TaskState) {
+        task.recentRuns.append(run)
+        if task.recentRuns.count > SchedulerState.recentRunLimit { task.recentRuns.removeFirst(task.recentRuns.count - SchedulerState.recentRunLimit) }
+    }
+}
+
+extension SchedulerState {
+    /// Tasks whose run is in progress (the seed's IsRunning).
+    public func isRunning(_ name: TaskName) -> Bool { activeRuns.values.contains { $0.start.task == name } }
+}

@@ -1,0 +1,71 @@
+/// Everything the journal says, folded: tasks, runs in progress, the last recovery. Built only by
+/// ``Reducer``; snapshotted into journal checkpoints; the SQLite view is written from it.
+public struct SchedulerState: Codable, Sendable, Equatable {
+    public var tasks: [TaskName: TaskState] = [:]
+    /// Runs started and not yet finished or interrupted, by run id.
+    public var activeRuns: [String: ActiveRun] = [:]
+    public var lastLSN: UInt64 = 0
+    /// A `scheduler.started` without a later `scheduler.stopped`: the previous scheduler crashed.
+    public var schedulerRunning = false
+    public var lastRecovery: RecoveryReport?
+
+    public init() {}
+
+    public static let recentRunLimit = 100
+}
+
+/// One task as the journal knows it. Field names follow the seed's `task_models` where they exist.
+public struct TaskState: Codable, Sendable, Equatable {
+    public var taskID: String
+    public var definition: TaskDefinition
+    public var createdAt: Int64
+    public var updatedAt: Int64
+    /// Interval schedules count from here (seconds): when the task was saved with this schedule or enabled.
+    public var anchor: Int64
+    public var isDisabled = false
+    public var isError = false
+    public var errorText = ""
+    /// The last slot fired or recorded as missed (seconds): catch-up and the next slot count from here.
+    public var lastSlot: Int64?
+    /// Manual triggers journaled and not yet started (the seed's IsQueued).
+    public var pendingTriggers = 0
+    public var lastStartedAt: Int64?
+    public var lastFinishedAt: Int64?
+    public var lastOutcome: RunOutcome?
+    /// The newest runs, oldest first, at most ``SchedulerState/recentRunLimit``.
+    public var recentRuns: [RunSummary] = []
+
+    public var isQueued: Bool { pendingTriggers > 0 }
+}
+
+public struct ActiveRun: Codable, Sendable, Equatable {
+    public var start: RunStart
+    public var startedAt: Int64
+}
+
+/// A finished (or interrupted, or missed) run, for `runs` and `--status`.
+public struct RunSummary: Codable, Sendable, Equatable {
+    public var runID: String
+    public var slot: Int64?
+    public var startedAt: Int64?
+    public var finishedAt: Int64
+    public var outcome: String
+    public var exitCode: Int32?
+    public var signal: Int32?
+    public var latenessMs: Int64?
+    public var attempt: Int
+    public var trigger: String
+    public var message: String?
+}
+
+extension TaskName: CodingKeyRepresentable {
+    public var codingKey: any CodingKey { NameKey(stringValue: rawValue) }
+    public init?<T: CodingKey>(codingKey: T) { try? self.init(codingKey.stringValue) }
+
+    private struct NameKey: CodingKey {
+        var stringValue: String
+        var intValue: Int? { nil }
+        init(stringValue: String) { self.stringValue = stringValue }
+        init?(intValue: Int) { nil }
+    }
+}

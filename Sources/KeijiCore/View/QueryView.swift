@@ -1,0 +1,162 @@
+import Foundation
+
+/// The SQLite query view (`~/.keiji/db/keiji.db`, WAL): derived from the journal, never the source of truth.
+///
+/// Tables: `task_models` with the seed's columns (so `sqlite3` and `keiji task --get` read what the original
+/// showed), `runs` (history: slot, start, end, lateness, exit code or signal, attempt, trigger), and
+/// `applied_lsn`. Each applied batch is one transaction that also moves `applied_lsn`, so the view is always
+/// a consistent prefix of the journal. If the file is missing, damaged or from another schema, it is rebuilt
+/// from the state (checkpoint + journal replay).
+public final class QueryView {
+    public static let schemaVersion = 1
+    public let database: SQLiteDatabase
+    private let workspace: Workspace
+    private let defaultTimeZone: TimeZone
+
+    /// Opens the view read-write, creating the schema. Throws if the file cannot be used.
+    public init(path: String, workspace: Workspace, defaultTimeZone: TimeZone) throws {
+        database = try SQLiteDatabase(path: path)
+        self.workspace = workspace
+        self.defaultTimeZone = defaultTimeZone
+        try database.execute("PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON")
+        try createSchema()
+    }
+
+    /// Opens the view at `path`, or, when it is missing, damaged or of another schema, moves it aside and
+    /// creates a new one. Returns whether it was created afresh (and so must be rebuilt).
+    public static func openOrReset(path: String, workspace: Workspace, defaultTimeZone: TimeZone) throws -> (QueryView, fresh: Bool) {
+        let existed = FileSystem.exists(path)
+        if existed, let view = try? QueryView(path: path, workspace: workspace, defaultTimeZone: defaultTimeZone), view.isHealthy() {
+            return (view, false)
+        }
+        for suffix in ["", "-wal", "-shm"] where FileSystem.exists(path + suffix) {
+            try? FileManager.default.moveItem(atPath: path + suffix, toPath: path + ".damaged" + suffix)
+        }
+        return (try QueryView(path: path, workspace: workspace, defaultTimeZone: defaultTimeZone), true)
+    }
+
+    func isHealthy() -> Bool {
+        guard let check = try? database.rows("PRAGMA quick_check"), check.first?.first == "ok",
+            let version = try? database.rows("SELECT value FROM meta WHERE key = 'schema_version'"),
+            version.first?.first == String(Self.schemaVersion)
+        else { return false }
+        return true
+    }
+
+    private func createSchema() throws {
+        try database.execute("""
+            CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+            INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', '\(Self.schemaVersion)');
+            CREATE TABLE IF NOT EXISTS task_models (
+                ID INTEGER PRIMARY KEY AUTOINCREMENT,
+                TaskId TEXT NOT NULL UNIQUE,
+                Name TEXT NOT NULL UNIQUE,
+                Description TEXT NOT NULL,
+                Schedule TEXT NOT NULL,
+                ScheduleInfo TEXT NOT NULL,
+                LastExecutionTime TEXT,
+                NextExecutionTime TEXT,
+                LogPath TEXT NOT NULL,
+                Slug TEXT NOT NULL UNIQUE,
+                Type TEXT NOT NULL,
+                Executable TEXT NOT NULL,
+                IsRunning INTEGER NOT NULL DEFAULT 0,
+                IsQueued INTEGER NOT NULL DEFAULT 0,
+                IsError INTEGER NOT NULL DEFAULT 0,
+                IsDisabled INTEGER NOT NULL DEFAULT 0,
+                ErrorTxt TEXT NOT NULL DEFAULT '',
+                CreatedAt TEXT NOT NULL,
+                UpdatedAt TEXT NOT NULL
+            );
+            CREATE TABLE IF NOT EXISTS runs (
+                RunId TEXT PRIMARY KEY,
+                TaskName TEXT NOT NULL,
+                SlotTime TEXT,
+                StartTime TEXT,
+                EndTime TEXT NOT NULL,
+                LatenessMs INTEGER,
+                Outcome TEXT NOT NULL,
+                ExitCode INTEGER,
+                Signal INTEGER,
+                Attempt INTEGER NOT NULL,
+                Trigger TEXT NOT NULL,
+                Message TEXT
+            );
+            CREATE INDEX IF NOT EXISTS runs_by_task ON runs (TaskName, EndTime);
+            CREATE TABLE IF NOT EXISTS applied_lsn (id INTEGER PRIMARY KEY CHECK (id = 1), lsn INTEGER NOT NULL);
+            INSERT OR IGNORE INTO applied_lsn (id, lsn) VALUES (1, 0);
+            """)
+    }
+
+    /// The last journal LSN the view reflects.
+    public func appliedLSN() throws -> UInt64 {
+        UInt64(try database.rows("SELECT lsn FROM applied_lsn WHERE id = 1").first?.first??.description ?? "0") ?? 0
+    }
+
+    /// Writes the rows of `touched` tasks from `state` (deleting those that are gone) and moves
+    /// `applied_lsn`, in one transaction. Rows depend on `state` alone, so a rebuilt view equals a live one.
+    public func apply(touched: Set<TaskName>, state: SchedulerState) throws {
+        try database.transaction {
+            let upsert = try database.prepare("""
+                INSERT INTO task_models (TaskId, Name, Description, Schedule, ScheduleInfo, LastExecutionTime, NextExecutionTime,
+                    LogPath, Slug, Type, Executable, IsRunning, IsQueued, IsError, IsDisabled, ErrorTxt, CreatedAt, UpdatedAt)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                ON CONFLICT(Name) DO UPDATE SET TaskId = excluded.TaskId, Description = excluded.Description,
+                    Schedule = excluded.Schedule, ScheduleInfo = excluded.ScheduleInfo, LastExecutionTime = excluded.LastExecutionTime,
+                    NextExecutionTime = excluded.NextExecutionTime, LogPath = excluded.LogPath, Slug = excluded.Slug, Type = excluded.Type,
+                    Executable = excluded.Executable, IsRunning = excluded.IsRunning, IsQueued = excluded.IsQueued,
+                    IsError = excluded.IsError, IsDisabled = excluded.IsDisabled, ErrorTxt = excluded.ErrorTxt, UpdatedAt = excluded.UpdatedAt
+                """)
+            let deleteTask = try database.prepare("DELETE FROM task_models WHERE Name = ?")
+            let deleteRuns = try database.prepare("DELETE FROM runs WHERE TaskName = ?")
+            let insertRun = try database.prepare("""
+                INSERT OR REPLACE INTO runs (RunId, TaskName, SlotTime, StartTime, EndTime, LatenessMs, Outcome, ExitCode, Signal, Attempt, Trigger, Message)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                """)
+            let trimRuns = try database.prepare("""
+                DELETE FROM runs WHERE TaskName = ?1 AND RunId NOT IN (SELECT RunId FROM runs WHERE TaskName = ?1 ORDER BY EndTime DESC LIMIT \(SchedulerState.recentRunLimit))
+                """)
+            for name in touched.sorted() {
+                guard let task = state.tasks[name] else {
+                    try deleteTask.run([.text(name.rawValue)])
+                    try deleteRuns.run([.text(name.rawValue)])
+                    continue
+                }
+                try upsert.run(row(for: task, state: state))
+                for run in task.recentRuns.suffix(SchedulerState.recentRunLimit) {
+                    try insertRun.run([
+                        .text(run.runID), .text(name.rawValue), .optional(run.slot.map(ISO8601.string(fromSeconds:))),
+                        .optional(run.startedAt.map(ISO8601.string(fromMilliseconds:))), .text(ISO8601.string(fromMilliseconds: run.finishedAt)),
+                        .optional(run.latenessMs), .text(run.outcome), .optional(run.exitCode.map(Int64.init)),
+                        .optional(run.signal.map(Int64.init)), .integer(Int64(run.attempt)), .text(run.trigger), .optional(run.message),
+                    ])
+                }
+                try trimRuns.run([.text(name.rawValue)])
+            }
+            try database.prepare("UPDATE applied_lsn SET lsn = ? WHERE id = 1").run([.integer(Int64(state.lastLSN))])
+        }
+    }
+
+    /// Replaces the whole view with `state`.
+    public func rebuild(from state: SchedulerState) throws {
+        try database.transaction {
+            try database.execute("DELETE FROM task_models; DELETE FROM runs;")
+        }
+        let present = Set(try database.rows("SELECT Name FROM task_models").compactMap { $0.first??.description }.compactMap { try? TaskName($0) })
+        try apply(touched: Set(state.tasks.keys).union(present), state: state)
+    }
+
+    private func row(for task: TaskState, state: SchedulerState) -> [SQLiteValue] {
+        let d = task.definition
+        let calculator = ScheduleCalculator(spec: d.schedule, defaultTimeZone: defaultTimeZone, anchor: task.anchor)
+        let next = task.isDisabled ? nil : calculator.nextSlot(after: task.lastSlot ?? task.anchor)
+        let scheduleInfo = (try? String(decoding: StateLoader.snapshotEncoder.encode(d.schedule), as: UTF8.self)) ?? "{}"
+        return [
+            .text(task.taskID), .text(d.name.rawValue), .text(d.description), .text(d.schedule.schedule.displayString), .text(scheduleInfo),
+            .optional(task.lastStartedAt.map(ISO8601.string(fromMilliseconds:))), .optional(next.map(ISO8601.string(fromSeconds:))),
+            .text(workspace.taskLogFile(d.name)), .text(d.name.slug), .text(d.schedule.schedule.typeName), .text(d.executableDescription),
+            .bool(state.isRunning(d.name)), .bool(task.isQueued), .bool(task.isError), .bool(task.isDisabled), .text(task.errorText),
+            .text(ISO8601.string(fromMilliseconds: task.createdAt)), .text(ISO8601.string(fromMilliseconds: task.updatedAt)),
+        ]
+    }
+}

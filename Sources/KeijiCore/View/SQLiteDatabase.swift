@@ -1,0 +1,129 @@
+import CSQLite
+import Foundation
+
+/// A thin wrapper over one libsqlite3 connection: enough for the query view, with errors that name the
+/// statement and SQLite's message. Not thread-safe: one owner at a time.
+public final class SQLiteDatabase {
+    private var handle: OpaquePointer?
+    public let path: String
+
+    public init(path: String, readOnly: Bool = false) throws {
+        self.path = path
+        let flags = readOnly ? SQLITE_OPEN_READONLY : (SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE)
+        let code = sqlite3_open_v2(path, &handle, flags | SQLITE_OPEN_NOMUTEX, nil)
+        guard code == SQLITE_OK else {
+            let message = handle.map { String(cString: sqlite3_errmsg($0)) } ?? "error \(code)"
+            sqlite3_close(handle)
+            throw KeijiError(.database, "cannot open \(path): \(message)")
+        }
+        sqlite3_busy_timeout(handle, 5000)
+        if !readOnly { chmod(path, 0o600) }
+    }
+
+    deinit { sqlite3_close(handle) }
+
+    public func execute(_ sql: String) throws {
+        var error: UnsafeMutablePointer<CChar>?
+        guard sqlite3_exec(handle, sql, nil, nil, &error) == SQLITE_OK else {
+            let message = error.map { String(cString: $0) } ?? "unknown error"
+            sqlite3_free(error)
+            throw KeijiError(.database, "\(path): \(message) in: \(sql.prefix(80))")
+        }
+    }
+
+    public func transaction<T>(_ body: () throws -> T) throws -> T {
+        try execute("BEGIN IMMEDIATE")
+        do {
+            let result = try body()
+            try execute("COMMIT")
+            return result
+        } catch {
+            try? execute("ROLLBACK")
+            throw error
+        }
+    }
+
+    public func prepare(_ sql: String) throws -> Statement {
+        var statement: OpaquePointer?
+        guard sqlite3_prepare_v2(handle, sql, -1, &statement, nil) == SQLITE_OK, let statement else {
+            throw KeijiError(.database, "\(path): \(String(cString: sqlite3_errmsg(handle))) in: \(sql.prefix(80))")
+        }
+        return Statement(statement, database: self)
+    }
+
+    /// Runs a query and returns every row as strings (NULL as nil): for reads that are not on a hot path.
+    public func rows(_ sql: String, _ arguments: [SQLiteValue] = []) throws -> [[String?]] {
+        let statement = try prepare(sql)
+        try statement.bind(arguments)
+        var rows: [[String?]] = []
+        while try statement.step() {
+            rows.append((0..<statement.columnCount).map { statement.string(at: $0) })
+        }
+        return rows
+    }
+
+    var errorMessage: String { String(cString: sqlite3_errmsg(handle)) }
+
+    public final class Statement {
+        private let statement: OpaquePointer
+        private let database: SQLiteDatabase
+
+        init(_ statement: OpaquePointer, database: SQLiteDatabase) {
+            self.statement = statement
+            self.database = database
+        }
+
+        deinit { sqlite3_finalize(statement) }
+
+        public func bind(_ values: [SQLiteValue]) throws {
+            sqlite3_reset(statement)
+            sqlite3_clear_bindings(statement)
+            for (index, value) in values.enumerated() {
+                let position = Int32(index + 1)
+                let code: Int32
+                switch value {
+                case .null: code = sqlite3_bind_null(statement, position)
+                case .integer(let n): code = sqlite3_bind_int64(statement, position, n)
+                case .real(let d): code = sqlite3_bind_double(statement, position, d)
+                case .text(let s): code = sqlite3_bind_text(statement, position, s, -1, csqlite_transient())
+                }
+                guard code == SQLITE_OK else { throw KeijiError(.database, "bind: \(database.errorMessage)") }
+            }
+        }
+
+        /// Runs the statement once more; true while it returns rows.
+        @discardableResult
+        public func step() throws -> Bool {
+            switch sqlite3_step(statement) {
+            case SQLITE_ROW: return true
+            case SQLITE_DONE: return false
+            default: throw KeijiError(.database, "\(database.path): \(database.errorMessage)")
+            }
+        }
+
+        public func run(_ values: [SQLiteValue]) throws {
+            try bind(values)
+            try step()
+        }
+
+        public var columnCount: Int { Int(sqlite3_column_count(statement)) }
+
+        public func string(at column: Int) -> String? {
+            guard let text = sqlite3_column_text(statement, Int32(column)) else { return nil }
+            return String(cString: text)
+        }
+
+        public func integer(at column: Int) -> Int64 { sqlite3_column_int64(statement, Int32(column)) }
+    }
+}
+
+public enum SQLiteValue: Sendable, Equatable {
+    case null
+    case integer(Int64)
+    case real(Double)
+    case text(String)
+
+    public static func optional(_ text: String?) -> SQLiteValue { text.map(SQLiteValue.text) ?? .null }
+    public static func optional(_ n: Int64?) -> SQLiteValue { n.map(SQLiteValue.integer) ?? .null }
+    public static func bool(_ b: Bool) -> SQLiteValue { .integer(b ? 1 : 0) }
+}

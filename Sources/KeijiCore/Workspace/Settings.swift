@@ -1,0 +1,128 @@
+import Foundation
+
+/// `~/keiji/settings.conf`, parsed and validated as a whole: a file with any invalid value is rejected with
+/// an error naming the key and the file, and nothing from it is used (never half-applied).
+///
+/// Keys (the seed's): `DB_URL` (`default` = SQLite, or a `postgres://` URL), `TIME_ZONE` (any IANA zone),
+/// `ROTATE_LOGS` (`0`/`1`), `LOG_MAX_SIZE` (bytes, or with a `KB`/`MB`/`GB` suffix). Unlike the original,
+/// variables in the environment do not override the file: what the file says is what runs.
+public struct Settings: Sendable, Equatable {
+    public enum Database: Sendable, Equatable {
+        case sqlite
+        /// Validated now; used by a later backend.
+        case postgres(URL)
+    }
+
+    public var database: Database = .sqlite
+    /// The identifier as written (Foundation reports `UTC` as `GMT`; users should see what they wrote).
+    public var timeZoneIdentifier: String = "UTC"
+    public var rotateLogs: Bool = true
+    public var logMaxSize: Int = 10 << 20
+
+    public var timeZone: TimeZone { TimeZone(identifier: timeZoneIdentifier) ?? TimeZone(identifier: "UTC")! }
+
+    public init() {}
+
+    /// The file `keiji init` writes: the system's time zone when it has a name, otherwise UTC.
+    public static func defaultFileContents(timeZone: String = Settings.systemTimeZoneIdentifier()) -> String {
+        """
+        # keiji settings. The scheduler reads them when it starts.
+        # DB_URL: `default` (SQLite in ~/.keiji/db/keiji.db) or postgres://user:password@host:5432/db
+        DB_URL=default
+        # TIME_ZONE: any IANA zone, e.g. UTC, Europe/London, America/Argentina/Buenos_Aires
+        TIME_ZONE=\(timeZone)
+        # ROTATE_LOGS: 1 rolls task and service logs at LOG_MAX_SIZE and compresses old ones (lz4), 0 never rolls
+        ROTATE_LOGS=1
+        # LOG_MAX_SIZE: bytes, or with a KB, MB or GB suffix
+        LOG_MAX_SIZE=10MB
+
+        """
+    }
+
+    public static func systemTimeZoneIdentifier() -> String {
+        if let link = try? FileManager.default.destinationOfSymbolicLink(atPath: "/etc/localtime"),
+            let range = link.range(of: "zoneinfo/")
+        {
+            let identifier = String(link[range.upperBound...])
+            if TimeZone(identifier: identifier) != nil { return identifier }
+        }
+        return "UTC"
+    }
+
+    /// Reads and validates a settings file.
+    public static func load(from path: String) throws -> Settings {
+        guard FileSystem.exists(path) else {
+            throw KeijiError(.notInitialized, "\(path) does not exist; run `keiji init` first")
+        }
+        let data = try FileSystem.read(path)
+        guard let text = String(data: data, encoding: .utf8) else {
+            throw KeijiError(.invalidSetting, "\(path) is not UTF-8 text")
+        }
+        return try parse(text, file: path)
+    }
+
+    public static func parse(_ text: String, file: String) throws -> Settings {
+        var settings = Settings()
+        var seen: Set<String> = []
+        for (index, rawLine) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
+            let line = rawLine.trimmingCharacters(in: .whitespaces)
+            if line.isEmpty || line.hasPrefix("#") { continue }
+            let at = "\(file):\(index + 1)"
+            guard let equals = line.firstIndex(of: "=") else {
+                throw KeijiError(.invalidSetting, "\(at): expected KEY=VALUE, found \"\(line)\"")
+            }
+            let key = line[..<equals].trimmingCharacters(in: .whitespaces)
+            var value = line[line.index(after: equals)...].trimmingCharacters(in: .whitespaces)
+            if value.count >= 2, let first = value.first, first == "\"" || first == "'", value.last == first {
+                value = String(value.dropFirst().dropLast())
+            }
+            guard seen.insert(key).inserted else { throw KeijiError(.invalidSetting, "\(at): \(key) is set twice") }
+            switch key {
+            case "DB_URL": settings.database = try parseDatabase(value, at: at)
+            case "TIME_ZONE":
+                guard !value.isEmpty, TimeZone(identifier: value) != nil else {
+                    throw KeijiError(.invalidSetting, "\(at): TIME_ZONE \"\(value)\" is not a known IANA time zone (e.g. UTC, Europe/London, America/Argentina/Buenos_Aires)")
+                }
+                settings.timeZoneIdentifier = value
+            case "ROTATE_LOGS":
+                guard value == "0" || value == "1" else {
+                    throw KeijiError(.invalidSetting, "\(at): ROTATE_LOGS must be 0 or 1, found \"\(value)\"")
+                }
+                settings.rotateLogs = value == "1"
+            case "LOG_MAX_SIZE": settings.logMaxSize = try parseSize(value, at: at)
+            default:
+                throw KeijiError(.invalidSetting, "\(at): unknown key \(key) (known: DB_URL, TIME_ZONE, ROTATE_LOGS, LOG_MAX_SIZE)")
+            }
+        }
+        return settings
+    }
+
+    static func parseDatabase(_ value: String, at: String) throws -> Database {
+        if value == "default" { return .sqlite }
+        guard let url = URL(string: value), let scheme = url.scheme, scheme == "postgres" || scheme == "postgresql",
+            let host = url.host, !host.isEmpty, url.path.count > 1, !url.path.dropFirst().contains("/")
+        else {
+            throw KeijiError(.invalidSetting, "\(at): DB_URL must be `default` or postgres://user[:password]@host[:port]/database, found \"\(value)\"")
+        }
+        if let port = url.port, !(1...65535).contains(port) {
+            throw KeijiError(.invalidSetting, "\(at): DB_URL port \(port) is out of range")
+        }
+        return .postgres(url)
+    }
+
+    static func parseSize(_ value: String, at: String) throws -> Int {
+        let upper = value.uppercased()
+        let units: [(String, Int)] = [("GB", 1 << 30), ("MB", 1 << 20), ("KB", 1 << 10), ("B", 1)]
+        var number = upper
+        var multiplier = 1
+        for (suffix, size) in units where upper.hasSuffix(suffix) {
+            number = String(upper.dropLast(suffix.count)).trimmingCharacters(in: .whitespaces)
+            multiplier = size
+            break
+        }
+        guard let count = Int(number), count > 0, count <= (1 << 40) / multiplier else {
+            throw KeijiError(.invalidSetting, "\(at): LOG_MAX_SIZE must be a positive size such as 1048576, 512KB or 10MB, found \"\(value)\"")
+        }
+        return max(count * multiplier, 1024)
+    }
+}

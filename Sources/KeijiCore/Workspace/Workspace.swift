@@ -1,0 +1,63 @@
+import Foundation
+
+/// Every path keiji uses, from one place, rooted at a home directory (`$HOME` in production, a temporary
+/// directory in tests). Nothing else in keiji builds a path by hand.
+///
+/// ```
+/// ~/keiji/settings.conf            user settings            ~/.keiji/db/keiji.db      SQLite query view
+/// ~/keiji/tasks/<name>/            task sources             ~/.keiji/journal/         the journal
+/// ~/keiji/Package.swift            the tasks' Swift package ~/.keiji/logs/{services,tasks}/
+/// ~/.keiji/exec/tasks/<name>       built task binaries      ~/.keiji/exec/services/<svc>.pid
+/// ~/.keiji/bus.token               bus credential (0600)    ~/.keiji/recovery.json    last recovery report
+/// ```
+public struct Workspace: Sendable, Equatable {
+    public let home: String
+
+    public init(home: String) {
+        self.home = home.count > 1 && home.hasSuffix("/") ? String(home.dropLast()) : home
+    }
+
+    /// The workspace of the current user: `$HOME`.
+    public static func current() throws -> Workspace {
+        guard let home = ProcessInfo.processInfo.environment["HOME"], !home.isEmpty else {
+            throw KeijiError(.invalidSetting, "HOME is not set; keiji keeps its files under $HOME")
+        }
+        return Workspace(home: home)
+    }
+
+    // MARK: User workspace (~/keiji)
+
+    public var root: String { home + "/keiji" }
+    public var settingsFile: String { root + "/settings.conf" }
+    public var tasksDirectory: String { root + "/tasks" }
+    public func taskDirectory(_ name: TaskName) -> String { tasksDirectory + "/" + name.rawValue }
+
+    // MARK: System folder (~/.keiji)
+
+    public var systemRoot: String { home + "/.keiji" }
+    public var databaseDirectory: String { systemRoot + "/db" }
+    public var databaseFile: String { databaseDirectory + "/keiji.db" }
+    public var journalDirectory: String { systemRoot + "/journal" }
+    public var logsDirectory: String { systemRoot + "/logs" }
+    public var busTokenFile: String { systemRoot + "/bus.token" }
+    public var recoveryReportFile: String { systemRoot + "/recovery.json" }
+    public var executablesDirectory: String { systemRoot + "/exec/tasks" }
+    public var pidDirectory: String { systemRoot + "/exec/services" }
+    /// Where `keiji task --build` compiles tasks (one package for all of them, so the SDK compiles once).
+    public var buildDirectory: String { systemRoot + "/build" }
+
+    public func executable(for name: TaskName) -> String { executablesDirectory + "/" + name.rawValue }
+    public func taskLogDirectory(_ name: TaskName) -> String { logsDirectory + "/tasks/" + name.slug }
+    public func taskLogFile(_ name: TaskName) -> String { taskLogDirectory(name) + "/" + name.slug + ".log" }
+    public func serviceLogDirectory(_ service: String) -> String { logsDirectory + "/services/" + service }
+    public func serviceLogFile(_ service: String) -> String { serviceLogDirectory(service) + "/" + service + ".log" }
+    public func pidFile(_ service: String) -> String { pidDirectory + "/" + service + ".pid" }
+
+    /// Creates the system folders with mode 0700 (idempotent).
+    public func createSystemDirectories() throws {
+        for directory in [systemRoot, databaseDirectory, journalDirectory, logsDirectory, executablesDirectory, pidDirectory,
+                          logsDirectory + "/tasks", logsDirectory + "/services"] {
+            try FileSystem.createDirectory(directory, mode: 0o700)
+        }
+    }
+}

@@ -1,0 +1,51 @@
+import Foundation
+import KeijiJournal
+import Testing
+
+@testable import KeijiCore
+
+struct LogFileTests {
+    @Test func rotationSealsCompressesAndRetains() throws {
+        let home = TemporaryHome()
+        defer { home.remove() }
+        let log = LogFile(directory: home.path + "/logs/t", baseName: "t", rotate: true, maxSize: 2048, retainedSegments: 3)
+        var written: [String] = []
+        for round in 0..<8 {
+            for line in 0..<40 {
+                let text = "round \(round) line \(line) of a task log"
+                try log.append(text, at: 1_795_000_000_000 + Int64(round * 100 + line))
+                written.append(text)
+            }
+            try log.rotateIfNeeded()
+        }
+        let files = try FileManager.default.contentsOfDirectory(atPath: home.path + "/logs/t").sorted()
+        #expect(files.filter { $0.hasSuffix(".log.lz4") }.count == 3, "\(files)")
+        #expect(!files.contains { $0.hasSuffix(".log") && $0 != "t.log" }, "no plain sealed copies left behind")
+        // The newest lines read back across the active file and sealed segments.
+        let last = try log.lastLines(100)
+        #expect(last.count == 100)
+        #expect(last.map { String($0.drop(while: { $0 != " " }).dropFirst()) } == Array(written.suffix(100)), "timestamp, space, text")
+        // A sealed segment is an LZ4 frame file the lz4 tool reads.
+        let sealed = home.path + "/logs/t/" + files.first { $0.hasSuffix(".lz4") }!
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/lz4")
+        process.arguments = ["-d", "-c", sealed]
+        let pipe = Pipe()
+        process.standardOutput = pipe
+        try process.run()
+        let text = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        process.waitUntilExit()
+        #expect(process.terminationStatus == 0 && text.contains("line 0 of a task log"))
+    }
+
+    @Test func withoutRotationTheLogOnlyGrows() throws {
+        let home = TemporaryHome()
+        defer { home.remove() }
+        let log = LogFile(directory: home.path + "/l", baseName: "svc", rotate: false, maxSize: 10)
+        for i in 0..<20 { try log.append("line \(i)", at: 0) }
+        #expect(try log.rotateIfNeeded() == false)
+        #expect(try log.lastLines(5).count == 5)
+        let attributes = try FileManager.default.attributesOfItem(atPath: log.activePath)
+        #expect((attributes[.posixPermissions] as? Int) == 0o600)
+    }
+}

@@ -1,0 +1,85 @@
+import Foundation
+import KeijiJournal
+import Testing
+
+@testable import KeijiCore
+
+struct ReducerTests {
+    func fold(_ entries: [JournalEntry]) -> SchedulerState {
+        var state = SchedulerState()
+        for (index, entry) in entries.enumerated() { Reducer.apply(entry, lsn: UInt64(index + 1), to: &state) }
+        return state
+    }
+
+    @Test func foldingTheSameRecordsTwiceGivesIdenticalState() {
+        #expect(fold(sampleHistory()) == fold(sampleHistory()))
+    }
+
+    @Test func theHistoryFoldsToWhatItSays() throws {
+        let state = fold(sampleHistory())
+        #expect(state.tasks[name("beta")] == nil, "deleted")
+        let alpha = try #require(state.tasks[name("alpha")])
+        #expect(!alpha.isDisabled && alpha.taskID == "id-alpha", "a rebuild keeps the task id")
+        #expect(alpha.definition.schedule == ScheduleSpec(.every(20, .seconds)) && alpha.lastSlot == nil, "a new schedule starts afresh")
+        let gamma = try #require(state.tasks[name("gamma")])
+        #expect(gamma.lastOutcome == .interrupted && !gamma.isQueued && state.activeRuns.isEmpty)
+        #expect(!state.schedulerRunning)
+    }
+
+    @Test func failuresSetTheErrorFlagUnlessTheTaskContinues() {
+        var policy = RunPolicy()
+        var entries = [JournalEntry(at: 1000, .taskSaved(commandTask("a", policy: policy), taskID: "a")),
+                       JournalEntry(at: 2000, .runStarted(RunStart(runID: "1", task: name("a"), slot: 10, attempt: 1, trigger: .schedule))),
+                       JournalEntry(at: 3000, .runFinished(RunEnd(runID: "1", task: name("a"), outcome: .failed, exitCode: 3, signal: nil, durationMs: 1, latenessMs: 0, final: true, message: "exit status 3")))]
+        var state = fold(entries)
+        #expect(state.tasks[name("a")]?.isError == true && state.tasks[name("a")]?.errorText == "[ task error ]: exit status 3")
+        policy.continueOnError = true
+        entries[0] = JournalEntry(at: 1000, .taskSaved(commandTask("a", policy: policy), taskID: "a"))
+        state = fold(entries)
+        #expect(state.tasks[name("a")]?.isError == false)
+        // A failure that a retry follows does not set the flag either.
+        entries[0] = JournalEntry(at: 1000, .taskSaved(commandTask("a"), taskID: "a"))
+        entries[2] = JournalEntry(at: 3000, .runFinished(RunEnd(runID: "1", task: name("a"), outcome: .failed, exitCode: 3, signal: nil, durationMs: 1, latenessMs: 0, final: false, message: nil)))
+        #expect(fold(entries).tasks[name("a")]?.isError == false)
+    }
+
+    @Test func everyRecordRoundTripsThroughItsJSONLine() throws {
+        var report = RecoveryReport(startedAt: 5, previousShutdown: .crash)
+        report.missedSlots = [.init(task: name("a"), policy: .once, count: 3, firstSlot: 1, lastSlot: 3, runs: 1)]
+        for entry in sampleHistory() + [JournalEntry(at: 9, .recoveryCompleted(report))] {
+            let bytes = try entry.encoded()
+            #expect(!bytes.contains(10), "one line")
+            #expect(try JournalEntry.decode(bytes) == entry, "\(entry.typeName)")
+        }
+        #expect(throws: (any Error).self) { try JournalEntry.decode(Array(#"{"type":"task.exploded","at":1}"#.utf8)) }
+        #expect(throws: (any Error).self) { try JournalEntry.decode(Array(#"{"type":"task.enabled","at":1,"task":"../x"}"#.utf8)) }
+    }
+
+    @Test func replayFromTheJournalEqualsTheLiveFoldWithAndWithoutACheckpoint() async throws {
+        let home = TemporaryHome()
+        defer { home.remove() }
+        let entries = sampleHistory()
+        var options = JournalOptions()
+        options.idleNoteDelay = nil
+        let journal = try Journal.open(directory: home.workspace.journalDirectory, options: options)
+        var live = SchedulerState()
+        for (index, entry) in entries.enumerated() {
+            let lsn = try await journal.append(try entry.encoded())
+            Reducer.apply(entry, lsn: lsn, to: &live)
+            if index == 40 { try await journal.writeCheckpoint(try StateLoader.snapshot(live), at: lsn) }
+        }
+        let loaded = try StateLoader.load(from: journal)
+        #expect(loaded.state == live, "checkpoint + replay equals the live fold")
+        #expect(loaded.recordsReplayed == entries.count - 41)
+        try await journal.close()
+
+        // Without the checkpoint: full replay, same state.
+        for file in try FileManager.default.contentsOfDirectory(atPath: home.workspace.journalDirectory) where file.hasPrefix("ckpt-") {
+            try FileManager.default.removeItem(atPath: home.workspace.journalDirectory + "/" + file)
+        }
+        let reopened = try Journal.open(directory: home.workspace.journalDirectory, options: options)
+        let full = try StateLoader.load(from: reopened)
+        #expect(full.state == live && full.recordsReplayed == entries.count)
+        try await reopened.close()
+    }
+}

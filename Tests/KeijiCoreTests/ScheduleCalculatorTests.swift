@@ -1,0 +1,161 @@
+import Foundation
+import Testing
+
+@testable import KeijiCore
+
+struct ScheduleCalculatorTests {
+    static let utc = TimeZone(identifier: "UTC")!
+
+    func at(_ iso: String) -> Int64 { ISO8601.seconds(from: iso)! }
+
+    func calculator(_ schedule: Schedule, zone: String = "UTC", anchor: String = "2026-11-23T00:00:00Z") -> ScheduleCalculator {
+        ScheduleCalculator(spec: ScheduleSpec(schedule), defaultTimeZone: TimeZone(identifier: zone)!, anchor: at(anchor))
+    }
+
+    func firings(_ calculator: ScheduleCalculator, after: Int64, count: Int) -> [String] {
+        var out: [String] = []
+        var cursor = after
+        while out.count < count, let next = calculator.nextSlot(after: cursor) {
+            out.append(ISO8601.string(fromSeconds: next))
+            cursor = next
+        }
+        return out
+    }
+
+    @Test func intervalsCountFromTheAnchor() {
+        let every10 = calculator(.every(10, .seconds))
+        #expect(firings(every10, after: at("2026-11-23T00:00:00Z"), count: 3)
+            == ["2026-11-23T00:00:10Z", "2026-11-23T00:00:20Z", "2026-11-23T00:00:30Z"])
+        #expect(every10.nextSlot(after: at("2026-11-23T00:00:15Z")) == at("2026-11-23T00:00:20Z"))
+        #expect(every10.nextSlot(after: at("2026-11-22T00:00:00Z")) == at("2026-11-23T00:00:10Z"), "before the anchor: first slot")
+        #expect(calculator(.every(2, .hours)).nextSlot(after: at("2026-11-23T03:00:00Z")) == at("2026-11-23T04:00:00Z"))
+        #expect(calculator(.every(5, .minutes)).nextSlot(after: at("2026-11-23T00:04:59Z")) == at("2026-11-23T00:05:00Z"))
+    }
+
+    @Test func weeklySchedulesFollowTheSeedRules() {
+        // 2026-11-23 is a Monday.
+        let friday = calculator(.weekly(days: [.friday], at: try! TimeOfDay(parsing: "10:00PM")))
+        #expect(friday.nextSlot(after: at("2026-11-23T12:00:00Z")) == at("2026-11-27T22:00:00Z"))
+        let monday = calculator(.weekly(days: [.monday], at: try! TimeOfDay(parsing: "09:00")))
+        #expect(monday.nextSlot(after: at("2026-11-23T08:59:59Z")) == at("2026-11-23T09:00:00Z"), "same day before: today")
+        #expect(monday.nextSlot(after: at("2026-11-23T09:00:00Z")) == at("2026-11-30T09:00:00Z"), "same day at or after: next week")
+        let several = calculator(.weekly(days: [.monday, .wednesday, .friday], at: try! TimeOfDay(parsing: "18:30")))
+        #expect(firings(several, after: at("2026-11-23T19:00:00Z"), count: 3)
+            == ["2026-11-25T18:30:00Z", "2026-11-27T18:30:00Z", "2026-11-30T18:30:00Z"])
+    }
+
+    @Test func cronExpressions() throws {
+        #expect(firings(calculator(.cron(try CronExpression("*/15 * * * *"))), after: at("2026-11-23T10:07:00Z"), count: 3)
+            == ["2026-11-23T10:15:00Z", "2026-11-23T10:30:00Z", "2026-11-23T10:45:00Z"])
+        #expect(firings(calculator(.cron(try CronExpression("*/20 * * * * *"))), after: at("2026-11-23T10:00:00Z"), count: 3)
+            == ["2026-11-23T10:00:20Z", "2026-11-23T10:00:40Z", "2026-11-23T10:01:00Z"], "six fields: seconds first")
+        #expect(calculator(.cron(try CronExpression("0 9 * * mon-fri"))).nextSlot(after: at("2026-11-27T10:00:00Z"))
+            == at("2026-11-30T09:00:00Z"), "Friday after 9 → Monday")
+        #expect(calculator(.cron(try CronExpression("0 0 29 2 *"))).nextSlot(after: at("2026-11-23T00:00:00Z"))
+            == at("2028-02-29T00:00:00Z"), "leap day")
+        #expect(calculator(.cron(try CronExpression("0 12 1 * 0"))).nextSlot(after: at("2026-11-23T00:00:00Z"))
+            == at("2026-11-29T12:00:00Z"), "both day fields restricted: either matches (Sunday 29th before the 1st)")
+        #expect(calculator(.cron(try CronExpression("30 4 1,15 jan,jul *"))).nextSlot(after: at("2026-11-23T00:00:00Z"))
+            == at("2027-01-01T04:30:00Z"))
+    }
+
+    @Test func invalidCronExpressionsAreRefusedWithTheReason() {
+        for (text, fragment) in [("* * *", "5 fields"), ("60 * * * *", "minute"), ("* * * 13 *", "month"),
+                                 ("*/0 * * * *", "step"), ("5-1 * * * *", "backwards"), ("0 0 31 2 *", "never fire"),
+                                 ("a * * * *", "minute")] {
+            #expect { try CronExpression(text) } throws: { error in
+                (error as? KeijiError)?.message.contains(fragment) == true
+            }
+        }
+    }
+
+    @Test func oneShotFiresOnce() {
+        let once = calculator(.once(at: at("2026-12-01T09:00:00Z")))
+        #expect(once.nextSlot(after: at("2026-11-23T00:00:00Z")) == at("2026-12-01T09:00:00Z"))
+        #expect(once.nextSlot(after: at("2026-12-01T09:00:00Z")) == nil)
+    }
+
+    @Test func perTaskTimeZoneOverridesTheDefault() {
+        var spec = ScheduleSpec(.weekly(days: [.monday], at: try! TimeOfDay(parsing: "09:00")))
+        spec.timeZone = "Asia/Tokyo"
+        let calc = ScheduleCalculator(spec: spec, defaultTimeZone: Self.utc, anchor: 0)
+        #expect(calc.nextSlot(after: at("2026-11-22T00:00:00Z")) == at("2026-11-23T00:00:00Z"), "09:00 JST is 00:00 UTC")
+    }
+
+    @Test func jitterIsStableAndBounded() {
+        var spec = ScheduleSpec(.every(1, .minutes))
+        spec.jitterSeconds = 30
+        let calc = ScheduleCalculator(spec: spec, defaultTimeZone: Self.utc, anchor: 0)
+        let values = (0..<200).map { calc.jitter(taskID: "t", slot: Int64($0) * 60) }
+        #expect(values.allSatisfy { (0...30).contains($0) } && Set(values).count > 10)
+        #expect(calc.jitter(taskID: "t", slot: 60) == calc.jitter(taskID: "t", slot: 60))
+    }
+
+    @Test func catchUpWindowsAreBounded() {
+        let calc = calculator(.every(1, .seconds))
+        let window = calc.slots(after: at("2026-11-23T00:00:00Z"), through: at("2026-11-24T00:00:00Z"), limit: 5)
+        #expect(window.slots.count == 5 && window.dropped == 86_400 - 5)
+        #expect(window.slots.last == at("2026-11-24T00:00:00Z"))
+        let daily = calculator(.cron(try! CronExpression("0 0 * * *")))
+        let days = daily.slots(after: at("2026-11-01T00:00:00Z"), through: at("2026-11-23T12:00:00Z"), limit: 100)
+        #expect(days.slots.count == 22 && days.dropped == 0)
+    }
+
+    struct Vector: Decodable {
+        var name: String, zone: String, spec: ScheduleSpec, after: String, expected: [String]
+    }
+
+    @Test func dstVectorsFromAnIndependentImplementation() throws {
+        let path = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent().appendingPathComponent("Fixtures/schedules/dst-vectors.json")
+        let vectors = try JSONDecoder().decode([Vector].self, from: Data(contentsOf: path))
+        #expect(vectors.count >= 10)
+        for vector in vectors {
+            let calc = ScheduleCalculator(spec: vector.spec, defaultTimeZone: TimeZone(identifier: vector.zone)!, anchor: 0)
+            #expect(firings(calc, after: at(vector.after), count: vector.expected.count) == vector.expected, "\(vector.name)")
+        }
+    }
+
+    @Test func civilCalendarArithmeticRoundTrips() {
+        for seconds in stride(from: Int64(-5_000_000_000), through: 5_000_000_000, by: 86_399 * 37) {
+            #expect(CivilTime(secondsSinceEpoch: seconds).secondsSinceEpoch == seconds)
+        }
+        #expect(CivilTime(year: 2026, month: 11, day: 23).weekday == .monday)
+        #expect(CivilTime(year: 1969, month: 12, day: 31).weekday == .wednesday)
+        #expect(ISO8601.seconds(from: "2026-11-23T04:00:00+01:00") == ISO8601.seconds(from: "2026-11-23T03:00:00Z"))
+        #expect(ISO8601.seconds(from: "2026-02-30T00:00:00Z") == nil)
+    }
+}
+
+struct TimeOfDayTests {
+    @Test func seedFormatsAndBetterOnes() throws {
+        let accepted: [(String, String)] = [("10:00PM", "22:00"), ("09:00PM", "21:00"), ("12:00AM", "00:00"), ("12:00PM", "12:00"),
+                                            ("22:00", "22:00"), ("9:30", "09:30"), ("00:00", "00:00"), ("23:59", "23:59"),
+                                            ("10:00pm", "22:00"), ("9:00PM", "21:00"), ("10:00 PM", "22:00"), ("06:30:15", "06:30:15")]
+        for (text, expected) in accepted {
+            #expect(try TimeOfDay(parsing: text).description == expected, "\(text)")
+        }
+        for text in ["13:00PM", "24:00", "9:5", "", "1", "10:60", "ten", "10:00XM"] {
+            #expect(throws: KeijiError.self, "\(text)") { try TimeOfDay(parsing: text) }
+        }
+    }
+
+    @Test func weekdays() throws {
+        #expect(try Weekday(parsing: "friday") == .friday)
+        #expect(try Weekday(parsing: "FRI") == .friday)
+        #expect(throws: KeijiError.self) { try Weekday(parsing: "fr") }
+        #expect(throws: KeijiError.self) { try Weekday(parsing: "someday") }
+    }
+
+    @Test func scheduleSpecJSONRoundTrips() throws {
+        let specs = [ScheduleSpec(.every(10, .seconds)), ScheduleSpec(.weekly(days: [.friday], at: try TimeOfDay(parsing: "10:00PM")), timeZone: "Europe/London", jitterSeconds: 5),
+                     ScheduleSpec(.cron(try CronExpression("*/5 * * * *"))), ScheduleSpec(.once(at: 1_800_000_000))]
+        for spec in specs {
+            let data = try JSONEncoder().encode(spec)
+            #expect(try JSONDecoder().decode(ScheduleSpec.self, from: data) == spec)
+        }
+        #expect(throws: DecodingError.self) { try JSONDecoder().decode(ScheduleSpec.self, from: Data(#"{"every":0}"#.utf8)) }
+        #expect(specs[0].schedule.displayString == "units:seconds,interval:10")
+        #expect(specs[1].schedule.displayString == "day:Friday,time:22:00")
+    }
+}

@@ -1,0 +1,71 @@
+import Foundation
+import Testing
+
+@testable import KeijiCore
+
+struct SettingsTests {
+    @Test func theDefaultFileParses() throws {
+        let settings = try Settings.parse(Settings.defaultFileContents(timeZone: "Africa/Nairobi"), file: "settings.conf")
+        #expect(settings.database == .sqlite && settings.timeZoneIdentifier == "Africa/Nairobi")
+        #expect(settings.rotateLogs && settings.logMaxSize == 10 << 20)
+    }
+
+    @Test func timeZonesTheOriginalRejectedAreAccepted() throws {
+        for zone in ["UTC", "America/Argentina/Buenos_Aires", "America/Port-au-Prince", "Etc/GMT+3"] {
+            #expect(try Settings.parse("TIME_ZONE=\(zone)", file: "s").timeZoneIdentifier == zone)
+        }
+    }
+
+    @Test func theSeedFileParses() throws {
+        let seed = "DB_URL=default\nTIME_ZONE=Africa/Nairobi\nROTATE_LOGS=0\nLOG_MAX_SIZE=1024"
+        let settings = try Settings.parse(seed, file: "s")
+        #expect(!settings.rotateLogs && settings.logMaxSize == 1024)
+    }
+
+    @Test func postgresURLsAreValidated() throws {
+        let ok = try Settings.parse("DB_URL=postgres://keiji_user:secret@db.local:5432/keiji?sslmode=require", file: "s")
+        guard case .postgres(let url) = ok.database else { Issue.record("expected postgres"); return }
+        #expect(url.host == "db.local")
+        for bad in ["mysql://u@h/db", "postgres://", "postgres://h", "postgres://u@h:99999/db", "sqlite"] {
+            #expect(throws: KeijiError.self, "\(bad)") { try Settings.parse("DB_URL=\(bad)", file: "s") }
+        }
+    }
+
+    @Test func everyErrorNamesTheKeyAndTheFile() {
+        let cases = ["TIME_ZONE=Mars/Olympus": "TIME_ZONE", "ROTATE_LOGS=yes": "ROTATE_LOGS", "LOG_MAX_SIZE=-1": "LOG_MAX_SIZE",
+                     "LOG_MAX_SIZE=ten": "LOG_MAX_SIZE", "COLOR=1": "unknown key COLOR", "TIME_ZONE": "KEY=VALUE",
+                     "ROTATE_LOGS=1\nROTATE_LOGS=0": "set twice"]
+        for (text, fragment) in cases {
+            #expect { try Settings.parse(text, file: "/home/u/keiji/settings.conf") } throws: { error in
+                let message = (error as? KeijiError)?.message ?? ""
+                return message.contains(fragment) && message.contains("/home/u/keiji/settings.conf:")
+            }
+        }
+    }
+
+    @Test func sizesTakeSuffixes() throws {
+        #expect(try Settings.parse("LOG_MAX_SIZE=512KB", file: "s").logMaxSize == 512 << 10)
+        #expect(try Settings.parse("LOG_MAX_SIZE=2mb", file: "s").logMaxSize == 2 << 20)
+        #expect(try Settings.parse("LOG_MAX_SIZE=\"4096\"", file: "s").logMaxSize == 4096)
+    }
+}
+
+struct TaskNameTests {
+    @Test func validNames() throws {
+        for name in ["ping_google", "backup-db", "Task1", "a", String(repeating: "x", count: 64)] {
+            #expect(try TaskName(name).rawValue == name)
+        }
+        #expect(try TaskName("Backup_DB").slug == "backup_db")
+    }
+
+    @Test func invalidNamesAreRefusedWithAReason() {
+        let cases = ["": "required", "../etc": "start with", "a/b": "'/'", "a b": "a space", "a..b": "'.'",
+                     "x\u{7}": "control", "-rf": "start with", "name;rm": "';'", String(repeating: "x", count: 65): "64",
+                     "ünïcode": "start with", "$(id)": "start with", "a'b": "'''"]
+        for (name, fragment) in cases {
+            #expect { try TaskName(name) } throws: { error in
+                (error as? KeijiError)?.message.contains(fragment) == true && (error as? KeijiError)?.code == .invalidName
+            }
+        }
+    }
+}
