@@ -9,6 +9,7 @@ let package = Package(
     products: [
         .library(name: "KeijiJournal", targets: ["KeijiJournal"]),
         .library(name: "KeijiCore", targets: ["KeijiCore"]),
+        .executable(name: "keiji-scheduler", targets: ["keiji-scheduler"]),
         .executable(name: "keiji-bench", targets: ["keiji-bench"]),
     ],
     dependencies: [
@@ -23,6 +24,12 @@ let package = Package(
 
         .target(name: "KeijiJournal", dependencies: ["CLZ4", "CCRC32C"]),
         .target(name: "KeijiCore", dependencies: ["KeijiJournal", "CSQLite"]),
+        // Spawns task processes (own process group, clean signal mask, parent-death signal).
+        .target(name: "CSpawn"),
+        .target(name: "KeijiScheduler", dependencies: ["KeijiCore", "CSpawn"]),
+        .executableTarget(name: "keiji-scheduler", dependencies: ["KeijiScheduler", "keiji-run-guard"]),
+        // The direct child of every task run: cleans up the run's process group if the scheduler dies.
+        .executableTarget(name: "keiji-run-guard"),
 
         .executableTarget(
             name: "keiji-bench",
@@ -32,6 +39,7 @@ let package = Package(
         .executableTarget(name: "keiji-journal-writer", dependencies: ["KeijiJournal"]),
 
         .testTarget(name: "KeijiCoreTests", dependencies: ["KeijiCore"]),
+        .testTarget(name: "KeijiSchedulerTests", dependencies: ["KeijiScheduler", "keiji-scheduler", "keiji-run-guard"]),
         .testTarget(
             name: "KeijiJournalTests",
             dependencies: ["KeijiJournal", "CSQLite", "keiji-journal-writer"]

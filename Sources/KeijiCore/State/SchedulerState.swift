@@ -11,7 +11,8 @@ public struct SchedulerState: Codable, Sendable, Equatable {
 
     public init() {}
 
-    public static let recentRunLimit = 100
+    /// Runs remembered per task (here and in the view's `runs` table); older ones stay in the journal.
+    public static let recentRunLimit = 20
 }
 
 /// One task as the journal knows it. Field names follow the seed's `task_models` where they exist.

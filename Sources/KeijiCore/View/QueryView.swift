@@ -95,7 +95,9 @@ public final class QueryView {
 
     /// Writes the rows of `touched` tasks from `state` (deleting those that are gone) and moves
     /// `applied_lsn`, in one transaction. Rows depend on `state` alone, so a rebuilt view equals a live one.
-    public func apply(touched: Set<TaskName>, state: SchedulerState) throws {
+    /// With `newRuns`, only those runs are inserted (the live path); without, every run `state` remembers for
+    /// the touched tasks is written (rebuilds).
+    public func apply(touched: Set<TaskName>, state: SchedulerState, newRuns: [(TaskName, RunSummary)]? = nil) throws {
         try database.transaction {
             let upsert = try database.prepare("""
                 INSERT INTO task_models (TaskId, Name, Description, Schedule, ScheduleInfo, LastExecutionTime, NextExecutionTime,
@@ -123,15 +125,14 @@ public final class QueryView {
                     continue
                 }
                 try upsert.run(row(for: task, state: state))
-                for run in task.recentRuns.suffix(SchedulerState.recentRunLimit) {
-                    try insertRun.run([
-                        .text(run.runID), .text(name.rawValue), .optional(run.slot.map(ISO8601.string(fromSeconds:))),
-                        .optional(run.startedAt.map(ISO8601.string(fromMilliseconds:))), .text(ISO8601.string(fromMilliseconds: run.finishedAt)),
-                        .optional(run.latenessMs), .text(run.outcome), .optional(run.exitCode.map(Int64.init)),
-                        .optional(run.signal.map(Int64.init)), .integer(Int64(run.attempt)), .text(run.trigger), .optional(run.message),
-                    ])
+                if newRuns == nil {
+                    for run in task.recentRuns { try insertRun.run(Self.values(run, task: name)) }
+                    try trimRuns.run([.text(name.rawValue)])
                 }
-                try trimRuns.run([.text(name.rawValue)])
+            }
+            if let newRuns {
+                for (name, run) in newRuns where state.tasks[name] != nil { try insertRun.run(Self.values(run, task: name)) }
+                for name in Set(newRuns.map(\.0)) { try trimRuns.run([.text(name.rawValue)]) }
             }
             try database.prepare("UPDATE applied_lsn SET lsn = ? WHERE id = 1").run([.integer(Int64(state.lastLSN))])
         }
@@ -144,6 +145,15 @@ public final class QueryView {
         }
         let present = Set(try database.rows("SELECT Name FROM task_models").compactMap { $0.first??.description }.compactMap { try? TaskName($0) })
         try apply(touched: Set(state.tasks.keys).union(present), state: state)
+    }
+
+    private static func values(_ run: RunSummary, task name: TaskName) -> [SQLiteValue] {
+        [
+            .text(run.runID), .text(name.rawValue), .optional(run.slot.map(ISO8601.string(fromSeconds:))),
+            .optional(run.startedAt.map(ISO8601.string(fromMilliseconds:))), .text(ISO8601.string(fromMilliseconds: run.finishedAt)),
+            .optional(run.latenessMs), .text(run.outcome), .optional(run.exitCode.map(Int64.init)),
+            .optional(run.signal.map(Int64.init)), .integer(Int64(run.attempt)), .text(run.trigger), .optional(run.message),
+        ]
     }
 
     private func row(for task: TaskState, state: SchedulerState) -> [SQLiteValue] {

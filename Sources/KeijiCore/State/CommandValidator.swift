@@ -1,0 +1,19 @@
+/// Checks a command against the current state before it is journaled, so the journal never holds a command
+/// that could not apply (and the user gets the reason at once).
+public enum CommandValidator {
+    public static func validate(_ event: JournalEntry.Event, against state: SchedulerState) throws {
+        switch event {
+        case .taskSaved(let definition, _):
+            _ = try definition.schedule.validated()
+            _ = try definition.policy.validated()
+            if let clash = state.tasks.keys.first(where: { $0.slug == definition.name.slug && $0 != definition.name }) {
+                throw KeijiError(.alreadyExists, "a task named \(clash) already exists (names differing only in case would share logs)")
+            }
+        case .taskEnabled(let name), .taskDisabled(let name), .taskDeleted(let name), .taskResolved(let name),
+             .taskStopRequested(let name), .taskTriggered(let name):
+            guard state.tasks[name] != nil else { throw KeijiError(.notFound, "no task named \(name)") }
+        default:
+            throw KeijiError(.conflict, "\(JournalEntry(at: 0, event).typeName) is not a command")
+        }
+    }
+}

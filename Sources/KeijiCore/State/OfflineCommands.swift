@@ -1,0 +1,50 @@
+import Foundation
+import KeijiJournal
+
+/// Applies a command while no scheduler is running: takes the journal's lock briefly, checks the command
+/// against the replayed state, appends it (durable), brings the query view up to date, and closes. The
+/// scheduler replays it at its next start, so a command is never lost or silently dropped.
+///
+/// - Throws: `.locked` (as a ``KeijiError`` with code `.conflict`) when a scheduler holds the journal: send the
+///   command through the bus instead.
+public enum OfflineCommands {
+    @discardableResult
+    public static func submit(_ event: JournalEntry.Event, workspace: Workspace, settings: Settings,
+                              options: JournalOptions = JournalOptions()) async throws -> UInt64 {
+        try workspace.createSystemDirectories()
+        let journal: Journal
+        do {
+            journal = try Journal.open(directory: workspace.journalDirectory, options: options)
+        } catch let error as JournalError where error.code == .locked {
+            throw KeijiError(.conflict, "the scheduler holds the journal; send the command through the bus (is keiji-bus running?)")
+        }
+        do {
+            var loaded = try StateLoader.load(from: journal)
+            try CommandValidator.validate(event, against: loaded.state)
+            let entry = JournalEntry(at: Int64(Date().timeIntervalSince1970 * 1000), event)
+            let lsn = try await journal.append(try entry.encoded())
+            Reducer.apply(entry, lsn: lsn, to: &loaded.state)
+            loaded.touched.append((lsn, entry.taskName, true))
+            let (view, fresh) = try QueryView.openOrReset(path: workspace.databaseFile, workspace: workspace, defaultTimeZone: settings.timeZone)
+            try view.catchUp(with: loaded, fresh: fresh)
+            try await journal.close()
+            return lsn
+        } catch {
+            try? await journal.close()
+            throw error
+        }
+    }
+
+    /// The state as the journal says, read under the lock (nil if a scheduler holds it).
+    public static func readState(workspace: Workspace) async throws -> SchedulerState? {
+        guard FileSystem.exists(workspace.journalDirectory) else { return SchedulerState() }
+        let journal: Journal
+        do {
+            journal = try Journal.open(directory: workspace.journalDirectory)
+        } catch let error as JournalError where error.code == .locked {
+            return nil
+        }
+        defer { Task { try? await journal.close() } }
+        return try StateLoader.load(from: journal).state
+    }
+}

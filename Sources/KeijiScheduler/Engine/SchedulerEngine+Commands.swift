@@ -1,0 +1,39 @@
+import KeijiCore
+
+extension SchedulerEngine {
+    /// Applies a command: validated against the current state, journaled (durable) before anything happens,
+    /// then acted on. Returns the command's LSN: the acknowledgement the bus relays to the CLI.
+    public func submit(_ event: JournalEntry.Event) async throws -> UInt64 {
+        guard phase == .running else {
+            throw KeijiError(.conflict, phase == .failed ? "the scheduler's journal failed; restart it" : "the scheduler is not running")
+        }
+        try CommandValidator.validate(event, against: state)
+        let lsn = try await record(event)
+        await waitUntilApplied(lsn)
+        switch event {
+        case .taskSaved(let definition, _): startLoop(definition.name)
+        case .taskEnabled(let name), .taskResolved(let name), .taskTriggered(let name): startLoop(name)
+        case .taskDisabled(let name):
+            loops[name]?.cancel()
+            loops[name] = nil
+        case .taskDeleted(let name):
+            loops[name]?.cancel()
+            loops[name] = nil
+            firedSlots[name] = nil
+            terminateRuns(of: name)
+        case .taskStopRequested(let name):
+            // The seed's "stop": end the current run; the schedule goes on.
+            terminateRuns(of: name)
+            startLoop(name)
+        default: break
+        }
+        flushView()
+        return lsn
+    }
+
+    func terminateRuns(of name: TaskName) {
+        for run in runs.values where run.task == name {
+            run.handle.terminate(reason: .stopped, grace: state.tasks[name]?.definition.policy.graceSeconds ?? 5)
+        }
+    }
+}

@@ -1,0 +1,140 @@
+import Foundation
+import KeijiCore
+import KeijiJournal
+
+#if canImport(Glibc)
+@preconcurrency import Glibc
+#endif
+
+extension SchedulerEngine {
+    /// Recovery on start (DESIGN §3): replay; runs started but never finished become `interrupted` (and are
+    /// re-run per task policy); slots missed while down follow each task's catch-up policy; commands the view
+    /// had not applied are applied. Every decision lands in the report, which is journaled and written to
+    /// `~/.keiji/recovery.json`.
+    func recover() async throws -> RecoveryReport {
+        let started = ContinuousClock.now
+        let workspace = configuration.workspace
+        let loaded = try StateLoader.load(from: journal)
+        adopt(loaded.state, appliedThrough: journal.lastLSN)
+
+        let previous: RecoveryReport.PreviousShutdown =
+            loaded.state.schedulerRunning ? .crash : (journal.lastLSN == 0 ? .firstStart : .clean)
+        var report = RecoveryReport(startedAt: WallClock.nowMilliseconds(), previousShutdown: previous)
+        report.journal.recordsReplayed = loaded.recordsReplayed
+        report.journal.replaySeconds = loaded.seconds
+        report.journal.checkpointLSN = journal.latestCheckpoint?.lsn
+        report.journal.lastLSN = journal.lastLSN
+        report.journal.bytesRepaired = journal.recovery.bytesRepaired
+        report.journal.repairs = journal.recovery.repairs.map(\.description)
+
+        let (view, fresh) = try QueryView.openOrReset(path: workspace.databaseFile, workspace: workspace,
+                                                       defaultTimeZone: configuration.settings.timeZone)
+        report.commandsReapplied = try view.catchUp(with: loaded, fresh: fresh)
+        report.viewRebuilt = fresh
+        self.view = view
+
+        try await record(.schedulerStarted(pid: getpid()))
+
+        // Runs a crash interrupted.
+        let interrupted = state.activeRuns.values.sorted { ($0.startedAt, $0.start.runID) < ($1.startedAt, $1.start.runID) }
+        let orphans = OrphanReaper.killProcesses(ofRuns: Set(interrupted.map(\.start.runID)))
+        if orphans > 0 { note("killed \(orphans) processes left by interrupted runs") }
+        var reruns: [(TaskName, Int64?)] = []
+        for run in interrupted {
+            try await record(.runInterrupted(runID: run.start.runID, task: run.start.task))
+            let action: String
+            if let task = state.tasks[run.start.task] {
+                if task.definition.policy.rerunInterrupted && !task.isDisabled && !task.isError {
+                    action = "re-run"
+                    reruns.append((run.start.task, run.start.slot))
+                } else {
+                    action = task.isDisabled ? "not re-run (task disabled)" : task.isError ? "not re-run (task in error)" : "not re-run (policy)"
+                }
+            } else {
+                action = "not re-run (task deleted)"
+            }
+            report.interruptedRuns.append(.init(task: run.start.task, runID: run.start.runID, slot: run.start.slot,
+                                                startedAt: run.startedAt, action: action))
+        }
+
+        // Slots that passed while the scheduler was down.
+        let now = WallClock.nowMilliseconds() / 1000
+        var catchUps: [(TaskName, [Int64])] = []
+        for name in state.tasks.keys.sorted() {
+            guard let task = state.tasks[name], !task.isDisabled, !task.isError else { continue }
+            let policy = task.definition.policy
+            let calculator = ScheduleCalculator(spec: task.definition.schedule, defaultTimeZone: configuration.settings.timeZone, anchor: task.anchor)
+            let keep = policy.catchUp == .all ? max(2, policy.catchUpLimit) : 2
+            let window = calculator.slots(after: task.lastSlot ?? task.anchor, through: now, limit: keep)
+            let total = window.slots.count + window.dropped
+            guard total > 0, let last = window.slots.last else { continue }
+            let rerunning = reruns.contains { $0.0 == name }
+            var toRun: [Int64] = []
+            switch policy.catchUp {
+            case .skip: break
+            case .once: if !rerunning { toRun = [last] }
+            case .all: if !rerunning { toRun = Array(window.slots.suffix(policy.catchUpLimit)) }
+            }
+            let missed = total - toRun.count
+            if missed > 0 {
+                let lastMissed = toRun.isEmpty ? last : window.slots[max(0, window.slots.count - toRun.count - 1)]
+                try await record(.runMissed(RunMissed(task: name, slot: lastMissed, count: missed, reason: .downtime)))
+            }
+            report.missedSlots.append(.init(task: name, policy: policy.catchUp, count: total, firstSlot: window.slots.first ?? last,
+                                            lastSlot: last, runs: toRun.count))
+            if !toRun.isEmpty {
+                firedSlots[name] = last
+                catchUps.append((name, toRun))
+            }
+        }
+
+        report.durationSeconds = (ContinuousClock.now - started).seconds
+        try await record(.recoveryCompleted(report))
+        recoveryReport = report
+        if let data = try? JSONEncoder().encode(report) {
+            try? FileSystem.writeAtomically(data, to: workspace.recoveryReportFile)
+        }
+        flushView()
+        pendingRecoveryRuns = reruns.map { ($0.0, $0.1, RunTrigger.recovery) } + catchUps.flatMap { name, slots in slots.map { (name, $0, RunTrigger.catchUp) } }
+        note(Self.summary(of: report))
+        return report
+    }
+
+    /// Starts the runs recovery decided on (after the engine is running); catch-up runs of one task go one
+    /// after another.
+    func startRecoveryRuns() {
+        let byTask = Dictionary(grouping: pendingRecoveryRuns, by: \.0)
+        pendingRecoveryRuns.removeAll()
+        for (name, items) in byTask {
+            Task { [weak self] in
+                for (_, slot, trigger) in items {
+                    guard let self else { return }
+                    await self.fire(name, slot: slot, fireAtMs: WallClock.nowMilliseconds(), trigger: trigger)
+                    await self.waitForRuns(of: name)
+                }
+            }
+        }
+    }
+
+    func waitForRuns(of name: TaskName) async {
+        while phase == .running, runs.values.contains(where: { $0.task == name }) {
+            try? await Task.sleep(for: .milliseconds(20))
+        }
+    }
+
+    static func summary(of report: RecoveryReport) -> String {
+        var parts = ["recovery: previous shutdown \(report.previousShutdown.rawValue)",
+                     "\(report.journal.recordsReplayed) records replayed in \(String(format: "%.3f", report.journal.replaySeconds)) s"]
+        if report.journal.bytesRepaired > 0 { parts.append("\(report.journal.bytesRepaired) bytes repaired") }
+        if !report.interruptedRuns.isEmpty { parts.append("\(report.interruptedRuns.count) interrupted runs") }
+        let missed = report.missedSlots.reduce(0) { $0 + $1.count }
+        if missed > 0 { parts.append("\(missed) missed slots in \(report.missedSlots.count) tasks") }
+        if report.commandsReapplied > 0 { parts.append("\(report.commandsReapplied) commands re-applied to the view") }
+        if report.viewRebuilt { parts.append("query view rebuilt") }
+        return parts.joined(separator: ", ")
+    }
+}
+
+extension Duration {
+    var seconds: Double { Double(components.seconds) + Double(components.attoseconds) / 1e18 }
+}

@@ -1,0 +1,121 @@
+import Foundation
+import KeijiCore
+
+#if canImport(Glibc)
+@preconcurrency import Glibc
+#endif
+
+extension SchedulerEngine {
+    // MARK: - Task loops
+
+    /// (Re)starts the child task that fires `name` on its schedule. Called at start and after every command
+    /// that changes the task; the previous loop is cancelled (runs in progress are not affected).
+    func startLoop(_ name: TaskName) {
+        loops[name]?.cancel()
+        loops[name] = nil
+        guard phase == .running || phase == .created, let task = state.tasks[name], !task.isDisabled, !task.isError else { return }
+        loops[name] = Task { [weak self] in await self?.runLoop(name) }
+    }
+
+    private func runLoop(_ name: TaskName) async {
+        while !Task.isCancelled, phase == .running {
+            guard let task = state.tasks[name], !task.isDisabled, !task.isError else { return }
+            if task.pendingTriggers > 0 {
+                // Wait for this run.started to be applied (it consumes the trigger) before looking again.
+                guard let lsn = await fire(name, slot: nil, fireAtMs: WallClock.nowMilliseconds(), trigger: .manual) else { return }
+                await waitUntilApplied(lsn)
+                continue
+            }
+            let calculator = ScheduleCalculator(spec: task.definition.schedule, defaultTimeZone: configuration.settings.timeZone, anchor: task.anchor)
+            let cursor = max(firedSlots[name] ?? Int64.min, task.lastSlot ?? task.anchor)
+            guard let slot = calculator.nextSlot(after: cursor) else { return }  // a one-shot that has fired
+            let fireAtMs = (slot + calculator.jitter(taskID: task.taskID, slot: slot)) * 1000
+            do { try await WallClock.sleep(untilMilliseconds: fireAtMs) } catch { return }
+            guard !Task.isCancelled, phase == .running else { return }
+            if configuration.recordLateness { lateness.wake.append(WallClock.nowMicroseconds() - fireAtMs * 1000) }
+            firedSlots[name] = slot
+            await fire(name, slot: slot, fireAtMs: fireAtMs, trigger: .schedule)
+        }
+    }
+
+    // MARK: - Firing
+
+    /// Starts a run for `slot` unless the overlap policy says to skip it (manual runs always start).
+    /// Returns the LSN of the `run.started` or `run.missed` record once it is durable; the process is started
+    /// in the run's own child task.
+    @discardableResult
+    func fire(_ name: TaskName, slot: Int64?, fireAtMs: Int64, trigger: RunTrigger, attempt: Int = 1) async -> UInt64? {
+        guard let task = state.tasks[name] else { return nil }
+        if trigger != .manual, task.definition.policy.overlap == .skip, runs.values.contains(where: { $0.task == name }) {
+            guard let slot else { return nil }
+            return try? await record(.runMissed(RunMissed(task: name, slot: slot, count: 1, reason: .overlap)))
+        }
+        let runID = Self.newRunID()
+        let handle = RunHandle()
+        // Registered before the await: a stop or shutdown during the append finds it.
+        runs[runID] = LiveRun(task: name, handle: handle, work: Task {})
+        guard let lsn = try? await record(.runStarted(RunStart(runID: runID, task: name, slot: slot, attempt: attempt, trigger: trigger))) else {
+            runs[runID] = nil
+            return nil
+        }
+        if configuration.recordLateness { lateness.start.append(WallClock.nowMicroseconds() - fireAtMs * 1000) }
+        let definition = task.definition
+        runs[runID]?.work = Task { [weak self] in
+            await self?.execute(runID: runID, definition: definition, slot: slot, fireAtMs: fireAtMs, attempt: attempt, handle: handle)
+        }
+        return lsn
+    }
+
+    private func execute(runID: String, definition: TaskDefinition, slot: Int64?, fireAtMs: Int64, attempt: Int, handle: RunHandle) async {
+        let name = definition.name
+        let latenessMs = max(0, WallClock.nowMilliseconds() - fireAtMs)
+        let result: RunExecutor.Result
+        if configuration.spawnProcesses {
+            let taskLog = LogFile(task: name, workspace: configuration.workspace, settings: configuration.settings)
+            if !runs.values.contains(where: { $0.task == name && $0.handle !== handle }) { _ = try? taskLog.rotateIfNeeded() }
+            guard let fd = try? taskLog.openForAppend() else {
+                await finish(runID: runID, name: name, result: .init(outcome: .spawnFailed, status: nil, durationMs: 0, message: "cannot open the task log"),
+                             latenessMs: latenessMs, slot: slot, attempt: attempt, definition: definition)
+                return
+            }
+            LogFile.write(fd, "\(ISO8601.string(fromMilliseconds: WallClock.nowMilliseconds())) [keiji] run \(runID) started (attempt \(attempt)\(slot.map { ", slot \(ISO8601.string(fromSeconds: $0))" } ?? ""))\n")
+            result = await RunExecutor(definition: definition, runID: runID, slot: slot, logDescriptor: fd,
+                                       baseEnvironment: ProcessInfo.processInfo.environment).run(handle: handle)
+            LogFile.write(fd, "\(ISO8601.string(fromMilliseconds: WallClock.nowMilliseconds())) [keiji] run \(runID) \(result.outcome.rawValue)\(result.message.map { ": \($0)" } ?? "") after \(result.durationMs) ms\n")
+            close(fd)
+        } else {
+            result = .init(outcome: .succeeded, status: .exited(0), durationMs: 0, message: nil)
+        }
+        await finish(runID: runID, name: name, result: result, latenessMs: latenessMs, slot: slot, attempt: attempt, definition: definition)
+    }
+
+    private func finish(runID: String, name: TaskName, result: RunExecutor.Result, latenessMs: Int64, slot: Int64?, attempt: Int,
+                        definition: TaskDefinition) async {
+        let willRetry = result.outcome.isFailure && attempt <= definition.policy.retries && phase == .running
+        var exitCode: Int32?
+        var signal: Int32?
+        switch result.status {
+        case .exited(let code): exitCode = code
+        case .signaled(let s): signal = s
+        case nil: break
+        }
+        _ = try? await record(.runFinished(RunEnd(runID: runID, task: name, outcome: result.outcome, exitCode: exitCode, signal: signal,
+                                                  durationMs: result.durationMs, latenessMs: latenessMs, final: !willRetry, message: result.message)))
+        runs[runID] = nil
+        if willRetry {
+            let backoff = definition.policy.retryBackoffSeconds * pow(2, Double(attempt - 1))
+            try? await Task.sleep(for: .milliseconds(Int64(backoff * 1000)))
+            guard phase == .running, let task = state.tasks[name], !task.isDisabled else { return }
+            await fire(name, slot: slot, fireAtMs: WallClock.nowMilliseconds(), trigger: .retry, attempt: attempt + 1)
+        } else if result.outcome.isFailure, !definition.policy.continueOnError {
+            // The task now waits for `keiji task --resolve`.
+            loops[name]?.cancel()
+            loops[name] = nil
+        }
+    }
+
+    static func newRunID() -> String {
+        let uuid = UUID().uuidString.lowercased()
+        return String(uuid.prefix(8)) + String(uuid.dropFirst(9).prefix(4))
+    }
+}

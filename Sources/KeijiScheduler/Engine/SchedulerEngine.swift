@@ -1,0 +1,211 @@
+import Foundation
+import KeijiCore
+import KeijiJournal
+
+#if canImport(Glibc)
+@preconcurrency import Glibc
+#endif
+
+/// The scheduler: holds the journal, folds every record into ``SchedulerState`` through the one
+/// ``Reducer``, runs each enabled task in its own child `Task`, and keeps the SQLite view up to date.
+///
+/// Write-ahead everywhere: a record is durable before its effect (`run.started` before the spawn, a command
+/// before its acknowledgement). State is applied strictly in LSN order once durable, so it is always exactly
+/// what a replay of the journal would give.
+public actor SchedulerEngine {
+    enum Phase { case created, running, stopping, stopped, failed }
+
+    let configuration: SchedulerConfiguration
+    var phase = Phase.created
+    var journal: Journal!
+    var view: QueryView?
+    let log: LogFile
+
+    /// The durable, applied state.
+    public private(set) var state = SchedulerState()
+    /// Records durable but not yet applied because an earlier LSN's continuation has not run yet.
+    private var unapplied: [UInt64: JournalEntry] = [:]
+    private var appliedThrough: UInt64 = 0
+    private var applyWaiters: [(UInt64, CheckedContinuation<Void, Never>)] = []
+
+    /// One child task per scheduled task, and one per run in progress.
+    var loops: [TaskName: Task<Void, Never>] = [:]
+    var runs: [String: LiveRun] = [:]
+    /// The last slot each loop decided to fire: the loop's cursor, ahead of the (later applied) records.
+    var firedSlots: [TaskName: Int64] = [:]
+
+    var dirtyTasks: Set<TaskName> = []
+    var newRuns: [(TaskName, RunSummary)] = []
+    var viewFlushTask: Task<Void, Never>?
+    var recordsSinceCheckpoint = 0
+    var lateness = LatenessSamples()
+    public internal(set) var recoveryReport: RecoveryReport?
+    /// Runs recovery decided on, started once the engine runs.
+    var pendingRecoveryRuns: [(TaskName, Int64?, RunTrigger)] = []
+
+    struct LiveRun {
+        var task: TaskName
+        var handle: RunHandle
+        var work: Task<Void, Never>
+    }
+
+    public init(configuration: SchedulerConfiguration) {
+        self.configuration = configuration
+        log = LogFile(service: "scheduler", workspace: configuration.workspace, settings: configuration.settings)
+    }
+
+    // MARK: - Lifecycle
+
+    /// Opens the journal, recovers (see ``RecoveryReport``), and starts every enabled task.
+    /// - Throws: if the journal is locked or corrupted (strict mode), or the workspace is unusable.
+    @discardableResult
+    public func start() async throws -> RecoveryReport {
+        guard phase == .created else { throw KeijiError(.conflict, "the scheduler was already started") }
+        let workspace = configuration.workspace
+        try workspace.createSystemDirectories()
+        try log.rotateIfNeeded()
+        journal = try Journal.open(directory: workspace.journalDirectory, options: configuration.journalOptions)
+        let report = try await recover()
+        phase = .running
+        startRecoveryRuns()
+        for name in state.tasks.keys.sorted() { startLoop(name) }
+        viewFlushTask = Task { [weak self] in await self?.flushViewPeriodically() }
+        note("scheduler started (pid \(getpid())): \(state.tasks.count) tasks, recovery took \(String(format: "%.3f", report.durationSeconds)) s")
+        return report
+    }
+
+    /// Graceful stop: no new runs, running ones get `shutdownGrace` to finish, the rest are killed; every
+    /// outcome is journaled, then a checkpoint and a clean-shutdown mark.
+    public func stop() async {
+        guard phase == .running || phase == .failed else { return }
+        let failed = phase == .failed
+        phase = .stopping
+        note("stopping: \(runs.count) runs in progress")
+        for loop in loops.values { loop.cancel() }
+        loops.removeAll()
+        if !runs.isEmpty {
+            let deadline = ContinuousClock.now + configuration.shutdownGrace
+            while !runs.isEmpty, ContinuousClock.now < deadline {
+                try? await Task.sleep(for: .milliseconds(20))
+            }
+            for run in runs.values { run.handle.terminate(reason: .stopped, grace: 2) }
+            for run in runs.values { await run.work.value }
+        }
+        viewFlushTask?.cancel()
+        if !failed {
+            _ = try? await record(.schedulerStopped(clean: true))
+            await waitUntilApplied(journal.lastLSN)
+            flushView()
+            try? await writeCheckpoint()
+        }
+        try? await journal.close()
+        phase = .stopped
+        note("scheduler stopped cleanly")
+    }
+
+    /// Lateness samples recorded so far (``SchedulerConfiguration/recordLateness``), cleared by the call.
+    public func takeLatenessSamples() -> LatenessSamples {
+        defer { lateness = LatenessSamples() }
+        return lateness
+    }
+
+    public var runsInProgress: Int { runs.count }
+
+    // MARK: - Recording
+
+    /// Appends a record, waits until it is durable, and applies it (in LSN order). Returns its LSN.
+    @discardableResult
+    func record(_ event: JournalEntry.Event) async throws -> UInt64 {
+        let entry = JournalEntry(at: WallClock.nowMilliseconds(), event)
+        let lsn: UInt64
+        do {
+            lsn = try await journal.append(try entry.encoded())
+        } catch {
+            await failStop(error)
+            throw error
+        }
+        unapplied[lsn] = entry
+        while let next = unapplied.removeValue(forKey: appliedThrough + 1) {
+            appliedThrough += 1
+            apply(next, lsn: appliedThrough)
+        }
+        return lsn
+    }
+
+    /// Suspends until every record up to `lsn` is applied.
+    func waitUntilApplied(_ lsn: UInt64) async {
+        if appliedThrough >= lsn { return }
+        await withCheckedContinuation { applyWaiters.append((lsn, $0)) }
+    }
+
+    private func apply(_ entry: JournalEntry, lsn: UInt64) {
+        Reducer.apply(entry, lsn: lsn, to: &state)
+        if let name = entry.taskName {
+            dirtyTasks.insert(name)
+            switch entry.event {
+            case .runFinished, .runMissed, .runInterrupted:
+                if let run = state.tasks[name]?.recentRuns.last { newRuns.append((name, run)) }
+            default: break
+            }
+        }
+        recordsSinceCheckpoint += 1
+        if !applyWaiters.isEmpty {
+            let ready = applyWaiters.filter { $0.0 <= appliedThrough }
+            applyWaiters.removeAll { $0.0 <= appliedThrough }
+            for (_, continuation) in ready { continuation.resume() }
+        }
+    }
+
+    /// Starts applying from the replayed state (recovery calls this once).
+    func adopt(_ loaded: SchedulerState, appliedThrough lsn: UInt64) {
+        state = loaded
+        appliedThrough = lsn
+        state.lastLSN = lsn
+    }
+
+    /// The journal failed (disk error): nothing more can be made durable, so nothing more may happen.
+    private func failStop(_ error: any Error) async {
+        guard phase == .running else { return }
+        phase = .failed
+        note("FATAL: the journal failed, stopping all work: \(error)")
+        for loop in loops.values { loop.cancel() }
+        loops.removeAll()
+        for run in runs.values { run.handle.terminate(reason: .stopped, grace: 1) }
+    }
+
+    public var hasFailed: Bool { phase == .failed }
+
+    // MARK: - View and checkpoints
+
+    private func flushViewPeriodically() async {
+        while !Task.isCancelled {
+            try? await Task.sleep(for: configuration.viewFlushInterval)
+            flushView()
+            if recordsSinceCheckpoint >= configuration.checkpointEvery { try? await writeCheckpoint() }
+        }
+    }
+
+    func flushView() {
+        guard let view, !dirtyTasks.isEmpty || !newRuns.isEmpty else { return }
+        do {
+            try view.apply(touched: dirtyTasks, state: state, newRuns: newRuns)
+            dirtyTasks.removeAll(keepingCapacity: true)
+            newRuns.removeAll(keepingCapacity: true)
+        } catch {
+            note("query view update failed (it will be rebuilt from the journal at the next start): \(error)")
+        }
+    }
+
+    func writeCheckpoint() async throws {
+        let snapshot = try StateLoader.snapshot(state)
+        try await journal.writeCheckpoint(snapshot, at: state.lastLSN)
+        try await journal.compact()
+        recordsSinceCheckpoint = 0
+    }
+
+    // MARK: - Logging
+
+    func note(_ message: String) {
+        try? log.append(message, at: WallClock.nowMilliseconds())
+    }
+}

@@ -1,0 +1,152 @@
+import Foundation
+import KeijiCore
+import Synchronization
+
+#if canImport(Glibc)
+@preconcurrency import Glibc
+#endif
+
+/// Runs one attempt of a task: spawns it in its own process group with its output appended to the task's
+/// log as it is written, enforces the timeout (SIGTERM to the group, SIGKILL after the grace period), and
+/// reports how it ended. Stop requests go through ``RunHandle``.
+struct RunExecutor: Sendable {
+    struct Result: Sendable {
+        var outcome: RunOutcome
+        var status: ExitStatus?
+        var durationMs: Int64
+        var message: String?
+    }
+
+    let definition: TaskDefinition
+    let runID: String
+    let slot: Int64?
+    let logDescriptor: Int32
+    let baseEnvironment: [String: String]
+
+    func run(handle: RunHandle) async -> Result {
+        let started = ContinuousClock.now
+        func elapsed() -> Int64 {
+            let d = ContinuousClock.now - started
+            return d.components.seconds * 1000 + d.components.attoseconds / 1_000_000_000_000_000
+        }
+        let (path, arguments): (String, [String]) = switch definition.action {
+        case .binary(let path): (path, ["--run"])
+        case .command(let command): ("/bin/sh", ["-c", command])
+        }
+        var environment = baseEnvironment
+        for (key, value) in (try? DotEnv.load(definition.directory + "/.env")) ?? [:] { environment[key] = value }
+        environment["KEIJI_RUN_ID"] = runID
+        environment["KEIJI_TASK_NAME"] = definition.name.rawValue
+        environment["KEIJI_SCHEDULER_PID"] = String(getpid())
+        if let slot { environment["KEIJI_SLOT"] = ISO8601.string(fromSeconds: slot) }
+        // Through the guard when it is installed beside the scheduler (it always is, except in odd setups).
+        var program = path
+        var argv = arguments
+        if let guardPath = RunGuard.path {
+            program = guardPath
+            argv = [String(Int(definition.policy.graceSeconds * 1000)), path] + arguments
+        }
+
+        let pid: pid_t
+        do {
+            pid = try await ProcessSpawner.shared.spawn(.init(
+                path: program, arguments: argv, environment: environment,
+                directory: definition.directory, outputDescriptor: logDescriptor))
+        } catch {
+            return Result(outcome: .spawnFailed, status: nil, durationMs: elapsed(), message: "\(error)")
+        }
+        ChildReaper.shared.adopt(pid)
+        handle.attach(pid: pid)
+
+        let timeout = definition.policy.timeoutSeconds
+        let grace = definition.policy.graceSeconds
+        let watchdog = Task {
+            guard let timeout else { return }
+            try await Task.sleep(for: .milliseconds(Int64(timeout * 1000)))
+            handle.terminate(reason: .timedOut, grace: grace)
+        }
+        let status = await ChildReaper.shared.status(of: pid)
+        watchdog.cancel()
+        handle.detach()
+        // Anything the task left behind in its group goes with it.
+        kill(-pid, SIGKILL)
+
+        let duration = elapsed()
+        if let reason = handle.terminationReason {
+            let text = reason == .timedOut ? "timed out after \(timeout.map { "\($0)" } ?? "?") s" : "stopped on request"
+            return Result(outcome: reason, status: status, durationMs: duration, message: text)
+        }
+        switch status {
+        case .exited(0): return Result(outcome: .succeeded, status: status, durationMs: duration, message: nil)
+        case .exited(let code): return Result(outcome: .failed, status: status, durationMs: duration, message: "exit status \(code)")
+        case .signaled(let signal): return Result(outcome: .failed, status: status, durationMs: duration, message: "killed by signal \(signal)")
+        }
+    }
+}
+
+/// Where `keiji-run-guard` is: next to the running executable (the scheduler, or the test bundle).
+enum RunGuard {
+    static let path: String? = {
+        guard let executable = try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe") else { return nil }
+        let candidate = (executable as NSString).deletingLastPathComponent + "/keiji-run-guard"
+        return FileManager.default.isExecutableFile(atPath: candidate) ? candidate : nil
+    }()
+}
+
+/// A live run's process group, for stopping it from outside (a stop command, shutdown, a timeout).
+final class RunHandle: Sendable {
+    private struct State {
+        var pid: pid_t?
+        var reason: RunOutcome?
+        var pendingGrace: Double?
+    }
+
+    private let state = Mutex(State())
+
+    var terminationReason: RunOutcome? { state.withLock { $0.reason } }
+
+    func attach(pid: pid_t) {
+        let pending = state.withLock { s -> Double? in
+            s.pid = pid
+            return s.pendingGrace
+        }
+        if let grace = pending, let reason = terminationReason { terminate(reason: reason, grace: grace) }
+    }
+
+    func detach() { state.withLock { $0.pid = nil } }
+
+    /// SIGTERM to the whole process group, SIGKILL after `grace` seconds if it is still there. Before the
+    /// process exists, the request waits for `attach`.
+    func terminate(reason: RunOutcome, grace: Double) {
+        let pid = state.withLock { s -> pid_t? in
+            if s.reason == nil { s.reason = reason }
+            if s.pid == nil { s.pendingGrace = grace }
+            return s.pid
+        }
+        guard let pid else { return }
+        kill(-pid, SIGTERM)
+        Task { [weak self] in
+            try? await Task.sleep(for: .milliseconds(Int64(grace * 1000)))
+            if let self, self.state.withLock({ $0.pid == pid }) { kill(-pid, SIGKILL) }
+        }
+    }
+}
+
+/// Reads a task's `.env`: `KEY=VALUE` lines, `#` comments, optional single or double quotes, `export` prefix.
+enum DotEnv {
+    static func load(_ path: String) throws -> [String: String] {
+        guard let data = FileManager.default.contents(atPath: path) else { return [:] }
+        var values: [String: String] = [:]
+        for raw in String(decoding: data, as: UTF8.self).split(separator: "\n") {
+            var line = raw.trimmingCharacters(in: .whitespaces)
+            if line.isEmpty || line.hasPrefix("#") { continue }
+            if line.hasPrefix("export ") { line = String(line.dropFirst(7)) }
+            guard let equals = line.firstIndex(of: "=") else { continue }
+            let key = line[..<equals].trimmingCharacters(in: .whitespaces)
+            var value = line[line.index(after: equals)...].trimmingCharacters(in: .whitespaces)
+            if value.count >= 2, let q = value.first, q == "\"" || q == "'", value.last == q { value = String(value.dropFirst().dropLast()) }
+            if !key.isEmpty { values[key] = value }
+        }
+        return values
+    }
+}

@@ -1,0 +1,64 @@
+import Dispatch
+import Foundation
+import KeijiCore
+
+#if canImport(Glibc)
+@preconcurrency import Glibc
+#endif
+
+/// The `keiji-scheduler` process: loads settings, starts the engine, and turns SIGTERM/SIGINT into a
+/// graceful stop.
+public enum SchedulerDaemon {
+    public static func run() async -> Int32 {
+        let engine: SchedulerEngine
+        do {
+            let workspace = try Workspace.current()
+            let settings = try Settings.load(from: workspace.settingsFile)
+            engine = SchedulerEngine(configuration: SchedulerConfiguration(workspace: workspace, settings: settings))
+            let report = try await engine.start()
+            print("keiji-scheduler started (pid \(getpid())); previous shutdown: \(report.previousShutdown.rawValue)")
+            fflush(nil)
+        } catch {
+            FileHandle.standardError.write(Data("keiji-scheduler: cannot start: \(error)\n".utf8))
+            return 1
+        }
+
+        let stop = AsyncStream<Int32> { continuation in
+            for signal in [SIGTERM, SIGINT] {
+                Glibc.signal(signal, SIG_IGN)
+                let source = DispatchSource.makeSignalSource(signal: signal, queue: .global())
+                source.setEventHandler { continuation.yield(signal) }
+                source.resume()
+                SignalSources.keep(source)
+            }
+        }
+        let watchdog = Task {
+            while !Task.isCancelled {
+                try? await Task.sleep(for: .seconds(1))
+                if await engine.hasFailed { return true }
+            }
+            return false
+        }
+        var failed = false
+        let stopTask = Task { for await signal in stop { return signal }; return Int32(0) }
+        let outcome = await withTaskGroup(of: Bool.self) { group in
+            group.addTask { _ = await stopTask.value; return false }
+            group.addTask { await watchdog.value }
+            let first = await group.next() ?? false
+            group.cancelAll()
+            stopTask.cancel()
+            watchdog.cancel()
+            return first
+        }
+        failed = outcome
+        print("keiji-scheduler: stopping")
+        await engine.stop()
+        return failed ? 70 : 0
+    }
+}
+
+/// Keeps signal sources alive for the life of the process.
+enum SignalSources {
+    nonisolated(unsafe) private static var sources: [any DispatchSourceSignal] = []
+    static func keep(_ source: any DispatchSourceSignal) { sources.append(source) }
+}

@@ -1,0 +1,158 @@
+import Foundation
+import KeijiCore
+import Testing
+
+@testable import KeijiScheduler
+
+/// Real processes, real time, short intervals: runs happen on time, output reaches the log while the run is
+/// still going, timeouts kill the whole process group, failures set the error flag.
+struct RunTests {
+    @Test func commandTasksRunOnScheduleAndLogTheirOutput() async throws {
+        let harness = try SchedulerHarness()
+        defer { harness.remove() }
+        try await harness.defineOffline(try harness.commandTask("hello", "echo \"hello from $KEIJI_TASK_NAME in $(pwd)\""))
+        let engine = harness.engine()
+        let report = try await engine.start()
+        #expect(report.previousShutdown == .clean || report.previousShutdown == .firstStart)
+        #expect(await harness.wait { try harness.entries().finishedRuns.count >= 2 })
+        await engine.stop()
+        let finished = try harness.entries().finishedRuns
+        #expect(finished.allSatisfy { $0.outcome == .succeeded && $0.exitCode == 0 })
+        #expect(finished.allSatisfy { ($0.latenessMs ?? 999) < 200 }, "runs start on their slot: \(finished.map(\.latenessMs))")
+        let log = harness.log(of: "hello")
+        #expect(log.contains("hello from hello in \(harness.workspace.taskDirectory(harness.taskName("hello")))"), "cwd is the task folder")
+        #expect(log.contains("[keiji] run ") && log.contains("succeeded"))
+        // The view shows the seed's columns.
+        let db = try SQLiteDatabase(path: harness.workspace.databaseFile, readOnly: true)
+        let row = try db.rows("SELECT Name, Type, IsRunning, IsError, LastExecutionTime IS NOT NULL FROM task_models")
+        #expect(row == [["hello", "HMS", "0", "0", "1"]])
+        #expect(try db.rows("SELECT count(*) FROM runs WHERE Outcome = 'succeeded'").first?.first.flatMap { $0.flatMap(Int.init) } ?? 0 >= 2)
+    }
+
+    @Test func outputReachesTheLogWhileTheRunIsStillGoing() async throws {
+        let harness = try SchedulerHarness()
+        defer { harness.remove() }
+        try await harness.defineOffline(try harness.commandTask("streamer", "echo first-line; sleep 3; echo second-line", every: 60) { $0.overlap = .skip })
+        let engine = harness.engine()
+        try await engine.start()
+        _ = try await engine.submit(.taskTriggered(harness.taskName("streamer")))
+        #expect(await harness.wait(upTo: .seconds(3)) { harness.log(of: "streamer").contains("first-line") })
+        #expect(!harness.log(of: "streamer").contains("second-line"), "the run is still going")
+        #expect(await engine.runsInProgress == 1)
+        await engine.stop()
+    }
+
+    @Test func aTimeoutKillsTheWholeProcessGroup() async throws {
+        let harness = try SchedulerHarness()
+        defer { harness.remove() }
+        try await harness.defineOffline(try harness.commandTask("sleeper", "sleep 100 & sleep 100; echo never", every: 60) {
+            $0.timeoutSeconds = 0.5
+            $0.graceSeconds = 0.3
+        })
+        let engine = harness.engine()
+        try await engine.start()
+        _ = try await engine.submit(.taskTriggered(harness.taskName("sleeper")))
+        #expect(await harness.wait { try harness.entries().finishedRuns.count == 1 })
+        let end = try #require(try harness.entries().finishedRuns.first)
+        #expect(end.outcome == .timedOut && end.signal == 15 && end.durationMs < 3000, "\(end)")
+        #expect(await harness.wait(upTo: .seconds(3)) { harness.processes(ofRun: end.runID).isEmpty }, "the background sleep died with the group")
+        let task = try #require(await engine.state.tasks[harness.taskName("sleeper")])
+        #expect(task.isError && task.errorText.contains("timed out"))
+        await engine.stop()
+    }
+
+    @Test func aFailureSetsTheErrorFlagAndTheTaskWaitsForResolve() async throws {
+        let harness = try SchedulerHarness()
+        defer { harness.remove() }
+        try await harness.defineOffline(try harness.commandTask("broken", "echo about to fail; exit 3"))
+        let engine = harness.engine()
+        try await engine.start()
+        #expect(await harness.wait { await engine.state.tasks[harness.taskName("broken")]?.isError == true })
+        let task = try #require(await engine.state.tasks[harness.taskName("broken")])
+        #expect(task.errorText == "[ task error ]: exit status 3")
+        try await Task.sleep(for: .milliseconds(2200))
+        #expect(try harness.entries().startedRuns.count == 1, "no runs while in error")
+        _ = try await engine.submit(.taskResolved(harness.taskName("broken")))
+        #expect(await harness.wait { try harness.entries().startedRuns.count == 2 }, "resolve lets it run again")
+        await engine.stop()
+    }
+
+    @Test func retriesBackOffThenGiveUp() async throws {
+        let harness = try SchedulerHarness()
+        defer { harness.remove() }
+        try await harness.defineOffline(try harness.commandTask("flaky", "exit 1", every: 60) {
+            $0.retries = 2
+            $0.retryBackoffSeconds = 0.1
+        })
+        let engine = harness.engine()
+        try await engine.start()
+        _ = try await engine.submit(.taskTriggered(harness.taskName("flaky")))
+        #expect(await harness.wait { try harness.entries().finishedRuns.count == 3 })
+        let ends = try harness.entries().finishedRuns
+        #expect(ends.map(\.final) == [false, false, true])
+        #expect(try harness.entries().startedRuns.map(\.attempt) == [1, 2, 3])
+        #expect(await engine.state.tasks[harness.taskName("flaky")]?.isError == true)
+        await engine.stop()
+    }
+
+    @Test func overlappingSlotsAreSkippedAndRecorded() async throws {
+        let harness = try SchedulerHarness()
+        defer { harness.remove() }
+        try await harness.defineOffline(try harness.commandTask("slow", "sleep 2.2"))
+        let engine = harness.engine()
+        try await engine.start()
+        #expect(await harness.wait(upTo: .seconds(8)) {
+            try harness.entries().contains { if case .runMissed(let m) = $0.event { m.reason == .overlap } else { false } }
+        })
+        await engine.stop()
+    }
+
+    @Test func gracefulStopKillsRunsAfterTheGraceAndJournalsEverything() async throws {
+        let harness = try SchedulerHarness()
+        defer { harness.remove() }
+        try await harness.defineOffline(try harness.commandTask("long", "sleep 60", every: 60))
+        let engine = harness.engine()
+        try await engine.start()
+        _ = try await engine.submit(.taskTriggered(harness.taskName("long")))
+        #expect(await harness.wait { await engine.runsInProgress == 1 && ((try? harness.entries().startedRuns.count) == 1) })
+        let started = ContinuousClock.now
+        await engine.stop()
+        #expect(ContinuousClock.now - started < .seconds(6))
+        let entries = try harness.entries()
+        #expect(entries.finishedRuns.map(\.outcome) == [.stopped])
+        #expect(entries.contains { $0.event == .schedulerStopped(clean: true) })
+        #expect(try JournalDirectoryCheck.hasCheckpoint(harness.workspace))
+        // The next start finds a clean shutdown and nothing to recover.
+        let again = harness.engine()
+        let report = try await again.start()
+        #expect(report.previousShutdown == .clean && report.interruptedRuns.isEmpty)
+        await again.stop()
+    }
+
+    @Test func disableStopsSchedulingAndDeleteRemovesTheTask() async throws {
+        let harness = try SchedulerHarness()
+        defer { harness.remove() }
+        try await harness.defineOffline(try harness.commandTask("tick", "true"))
+        let engine = harness.engine()
+        try await engine.start()
+        #expect(await harness.wait { try harness.entries().finishedRuns.count >= 1 })
+        _ = try await engine.submit(.taskDisabled(harness.taskName("tick")))
+        let count = try harness.entries().startedRuns.count
+        try await Task.sleep(for: .milliseconds(2200))
+        #expect(try harness.entries().startedRuns.count == count, "no runs while disabled")
+        _ = try await engine.submit(.taskEnabled(harness.taskName("tick")))
+        #expect(await harness.wait { try harness.entries().startedRuns.count > count })
+        _ = try await engine.submit(.taskDeleted(harness.taskName("tick")))
+        #expect(await engine.state.tasks.isEmpty)
+        await #expect(throws: KeijiError.self) { try await engine.submit(.taskEnabled(harness.taskName("tick"))) }
+        await engine.stop()
+        let db = try SQLiteDatabase(path: harness.workspace.databaseFile, readOnly: true)
+        #expect(try db.rows("SELECT count(*) FROM task_models").first?.first == "0")
+    }
+}
+
+enum JournalDirectoryCheck {
+    static func hasCheckpoint(_ workspace: Workspace) throws -> Bool {
+        try FileManager.default.contentsOfDirectory(atPath: workspace.journalDirectory).contains { $0.hasPrefix("ckpt-") }
+    }
+}

@@ -1,0 +1,81 @@
+import Foundation
+import KeijiCore
+import KeijiJournal
+
+@testable import KeijiScheduler
+
+/// A scheduler in a temporary HOME, with helpers to define tasks, start the engine and wait for outcomes.
+final class SchedulerHarness: @unchecked Sendable {
+    let home: String
+    let workspace: Workspace
+    var settings = Settings()
+
+    init() throws {
+        home = FileManager.default.temporaryDirectory.path + "/keiji-sched-" + UUID().uuidString.prefix(8)
+        workspace = Workspace(home: home)
+        try FileSystem.createDirectory(workspace.tasksDirectory)
+        try Settings.defaultFileContents(timeZone: "UTC").write(toFile: workspace.settingsFile, atomically: true, encoding: .utf8)
+        settings = try Settings.load(from: workspace.settingsFile)
+    }
+
+    func remove() { try? FileManager.default.removeItem(atPath: home) }
+
+    func taskName(_ raw: String) -> TaskName { try! TaskName(raw) }
+
+    /// A command task in its own folder under ~/keiji/tasks.
+    func commandTask(_ raw: String, _ command: String, every seconds: Int = 1, configure: (inout RunPolicy) -> Void = { _ in }) throws -> TaskDefinition {
+        let name = taskName(raw)
+        try FileSystem.createDirectory(workspace.taskDirectory(name))
+        var policy = RunPolicy()
+        configure(&policy)
+        return TaskDefinition(name: name, description: "test \(raw)", action: .command(command),
+                              schedule: ScheduleSpec(.every(seconds, .seconds)), policy: policy, directory: workspace.taskDirectory(name))
+    }
+
+    func defineOffline(_ definition: TaskDefinition) async throws {
+        try await OfflineCommands.submit(.taskSaved(definition, taskID: UUID().uuidString.lowercased()), workspace: workspace, settings: settings)
+    }
+
+    func engine(spawn: Bool = true) -> SchedulerEngine {
+        var configuration = SchedulerConfiguration(workspace: workspace, settings: settings)
+        configuration.spawnProcesses = spawn
+        configuration.shutdownGrace = .seconds(2)
+        configuration.viewFlushInterval = .milliseconds(50)
+        return SchedulerEngine(configuration: configuration)
+    }
+
+    /// Polls `condition` until it holds or `timeout` passes (a throwing check counts as not yet).
+    func wait(upTo timeout: Duration = .seconds(10), _ condition: () async throws -> Bool) async -> Bool {
+        let deadline = ContinuousClock.now + timeout
+        while ContinuousClock.now < deadline {
+            if (try? await condition()) == true { return true }
+            try? await Task.sleep(for: .milliseconds(25))
+        }
+        return (try? await condition()) == true
+    }
+
+    func log(of raw: String) -> String {
+        (try? String(contentsOfFile: workspace.taskLogFile(taskName(raw)), encoding: .utf8)) ?? ""
+    }
+
+    /// Every record in the journal (read-only; safe while a scheduler runs).
+    func entries() throws -> [JournalEntry] {
+        try JournalDirectory(path: workspace.journalDirectory).records().map { try JournalEntry.decode($0.bytes) }
+    }
+
+    /// Processes whose environment carries `KEIJI_RUN_ID=<id>`.
+    func processes(ofRun runID: String) -> [Int32] {
+        let needle = "KEIJI_RUN_ID=" + runID
+        return ((try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []).compactMap { entry in
+            guard let pid = Int32(entry), let data = FileManager.default.contents(atPath: "/proc/\(entry)/environ") else { return nil }
+            let stat = (try? String(contentsOfFile: "/proc/\(entry)/stat", encoding: .utf8)) ?? ""
+            if stat.contains(") Z ") { return nil }  // zombies are gone for every purpose that matters here
+            return Array(data).split(separator: 0).contains { Array($0) == Array(needle.utf8) } ? pid : nil
+        }
+    }
+}
+
+extension Array where Element == JournalEntry {
+    var finishedRuns: [RunEnd] { compactMap { if case .runFinished(let end) = $0.event { end } else { nil } } }
+    var startedRuns: [RunStart] { compactMap { if case .runStarted(let start) = $0.event { start } else { nil } } }
+}
