@@ -33,7 +33,8 @@ let package = Package(
 
         .executableTarget(
             name: "keiji-bench",
-            dependencies: ["KeijiJournal", .product(name: "ArgumentParser", package: "swift-argument-parser")]
+            dependencies: ["KeijiJournal", "KeijiCore", "KeijiScheduler", "keiji-run-guard",
+                           .product(name: "ArgumentParser", package: "swift-argument-parser")]
         ),
         // A tiny writer the kill -9 test runs and kills; not installed.
         .executableTarget(name: "keiji-journal-writer", dependencies: ["KeijiJournal"]),

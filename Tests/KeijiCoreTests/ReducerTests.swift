@@ -51,6 +51,12 @@ struct ReducerTests {
             #expect(!bytes.contains(10), "one line")
             #expect(try JournalEntry.decode(bytes) == entry, "\(entry.typeName)")
         }
+        // The hand-written encoder for run records escapes like JSONEncoder and decodes to the same entry.
+        let tricky = JournalEntry(at: 7, .runFinished(RunEnd(runID: "r", task: name("a"), outcome: .failed, exitCode: nil, signal: 9,
+                                                            durationMs: 5, latenessMs: nil, final: false,
+                                                            message: "quote \" backslash \\ newline \n tab \t bell \u{7} é 🦀")))
+        #expect(try JournalEntry.decode(try tricky.encoded()) == tricky)
+        #expect(EntryCoding.fastEncoded(tricky) != nil)
         #expect(throws: (any Error).self) { try JournalEntry.decode(Array(#"{"type":"task.exploded","at":1}"#.utf8)) }
         #expect(throws: (any Error).self) { try JournalEntry.decode(Array(#"{"type":"task.enabled","at":1,"task":"../x"}"#.utf8)) }
     }

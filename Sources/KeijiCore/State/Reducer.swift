@@ -11,19 +11,22 @@ public enum Reducer {
             if var task = state.tasks[definition.name] {
                 if task.definition.schedule != definition.schedule {
                     task.anchor = seconds
+                    task.phaseMilliseconds = at - seconds * 1000
                     task.lastSlot = nil
                 }
                 task.definition = definition
                 task.updatedAt = at
                 state.tasks[definition.name] = task
             } else {
-                state.tasks[definition.name] = TaskState(taskID: taskID, definition: definition, createdAt: at, updatedAt: at, anchor: seconds)
+                state.tasks[definition.name] = TaskState(taskID: taskID, definition: definition, createdAt: at, updatedAt: at, anchor: seconds,
+                                                         phaseMilliseconds: at - seconds * 1000)
             }
         case .taskEnabled(let name):
             update(name, in: &state) { task in
                 if task.isDisabled {
                     // Slots that passed while disabled are not missed: counting starts again now.
                     task.anchor = seconds
+                    task.phaseMilliseconds = at - seconds * 1000
                     task.lastSlot = seconds
                 }
                 task.isDisabled = false

@@ -23,6 +23,10 @@ public struct TaskState: Codable, Sendable, Equatable {
     public var updatedAt: Int64
     /// Interval schedules count from here (seconds): when the task was saved with this schedule or enabled.
     public var anchor: Int64
+    /// Interval schedules fire this many milliseconds into their slot's second: the sub-second moment the
+    /// anchor was set, as the seed's per-task ticker did. Tasks saved at different moments do not all wake
+    /// at the same instant. Calendar schedules (weekly, cron, once) fire on the second.
+    public var phaseMilliseconds: Int64 = 0
     public var isDisabled = false
     public var isError = false
     public var errorText = ""
@@ -37,6 +41,14 @@ public struct TaskState: Codable, Sendable, Equatable {
     public var recentRuns: [RunSummary] = []
 
     public var isQueued: Bool { pendingTriggers > 0 }
+
+    /// When the run for `slot` should start, in milliseconds: the slot, its jitter, and for interval
+    /// schedules the task's sub-second phase.
+    public func fireTimeMilliseconds(slot: Int64, calculator: ScheduleCalculator) -> Int64 {
+        var ms = (slot + calculator.jitter(taskID: taskID, slot: slot)) * 1000
+        if case .every = definition.schedule.schedule { ms += phaseMilliseconds }
+        return ms
+    }
 }
 
 public struct ActiveRun: Codable, Sendable, Equatable {

@@ -27,7 +27,7 @@ extension SchedulerEngine {
             startLoop(name)
         default: break
         }
-        flushView()
+        await flushView()
         return lsn
     }
 

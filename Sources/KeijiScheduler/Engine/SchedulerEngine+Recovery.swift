@@ -31,7 +31,7 @@ extension SchedulerEngine {
                                                        defaultTimeZone: configuration.settings.timeZone)
         report.commandsReapplied = try view.catchUp(with: loaded, fresh: fresh)
         report.viewRebuilt = fresh
-        self.view = view
+        viewWriter = ViewWriter(view: view)
 
         try await record(.schedulerStarted(pid: getpid()))
 
@@ -63,7 +63,7 @@ extension SchedulerEngine {
         for name in state.tasks.keys.sorted() {
             guard let task = state.tasks[name], !task.isDisabled, !task.isError else { continue }
             let policy = task.definition.policy
-            let calculator = ScheduleCalculator(spec: task.definition.schedule, defaultTimeZone: configuration.settings.timeZone, anchor: task.anchor)
+            let calculator = ScheduleCalculator(spec: task.definition.schedule, defaultTimeZone: timeZone, anchor: task.anchor)
             let keep = policy.catchUp == .all ? max(2, policy.catchUpLimit) : 2
             let window = calculator.slots(after: task.lastSlot ?? task.anchor, through: now, limit: keep)
             let total = window.slots.count + window.dropped
@@ -94,7 +94,7 @@ extension SchedulerEngine {
         if let data = try? JSONEncoder().encode(report) {
             try? FileSystem.writeAtomically(data, to: workspace.recoveryReportFile)
         }
-        flushView()
+        await flushView()
         pendingRecoveryRuns = reruns.map { ($0.0, $0.1, RunTrigger.recovery) } + catchUps.flatMap { name, slots in slots.map { (name, $0, RunTrigger.catchUp) } }
         note(Self.summary(of: report))
         return report
@@ -117,7 +117,7 @@ extension SchedulerEngine {
     }
 
     func waitForRuns(of name: TaskName) async {
-        while phase == .running, runs.values.contains(where: { $0.task == name }) {
+        while phase == .running, hasRuns(name) {
             try? await Task.sleep(for: .milliseconds(20))
         }
     }

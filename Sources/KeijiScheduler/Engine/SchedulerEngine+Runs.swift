@@ -17,19 +17,38 @@ extension SchedulerEngine {
         loops[name] = Task { [weak self] in await self?.runLoop(name) }
     }
 
+    /// What a task's loop does next. Computed synchronously so that a sleeping loop holds two integers
+    /// across its suspension, not a copy of the task (10,000 sleeping loops must stay small).
+    private enum NextFiring {
+        case manual
+        case slot(Int64, fireAtMs: Int64)
+        case done
+    }
+
+    private func nextFiring(_ name: TaskName) -> NextFiring {
+        guard let task = state.tasks[name], !task.isDisabled, !task.isError else { return .done }
+        if task.pendingTriggers > 0 { return .manual }
+        let calculator = ScheduleCalculator(spec: task.definition.schedule, defaultTimeZone: timeZone, anchor: task.anchor)
+        let cursor = max(firedSlots[name] ?? Int64.min, task.lastSlot ?? task.anchor)
+        guard let slot = calculator.nextSlot(after: cursor) else { return .done }  // a one-shot that has fired
+        return .slot(slot, fireAtMs: task.fireTimeMilliseconds(slot: slot, calculator: calculator))
+    }
+
     private func runLoop(_ name: TaskName) async {
         while !Task.isCancelled, phase == .running {
-            guard let task = state.tasks[name], !task.isDisabled, !task.isError else { return }
-            if task.pendingTriggers > 0 {
+            let slot: Int64
+            let fireAtMs: Int64
+            switch nextFiring(name) {
+            case .done: return
+            case .manual:
                 // Wait for this run.started to be applied (it consumes the trigger) before looking again.
                 guard let lsn = await fire(name, slot: nil, fireAtMs: WallClock.nowMilliseconds(), trigger: .manual) else { return }
                 await waitUntilApplied(lsn)
                 continue
+            case .slot(let next, let at):
+                slot = next
+                fireAtMs = at
             }
-            let calculator = ScheduleCalculator(spec: task.definition.schedule, defaultTimeZone: configuration.settings.timeZone, anchor: task.anchor)
-            let cursor = max(firedSlots[name] ?? Int64.min, task.lastSlot ?? task.anchor)
-            guard let slot = calculator.nextSlot(after: cursor) else { return }  // a one-shot that has fired
-            let fireAtMs = (slot + calculator.jitter(taskID: task.taskID, slot: slot)) * 1000
             do { try await WallClock.sleep(untilMilliseconds: fireAtMs) } catch { return }
             guard !Task.isCancelled, phase == .running else { return }
             if configuration.recordLateness { lateness.wake.append(WallClock.nowMicroseconds() - fireAtMs * 1000) }
@@ -46,16 +65,16 @@ extension SchedulerEngine {
     @discardableResult
     func fire(_ name: TaskName, slot: Int64?, fireAtMs: Int64, trigger: RunTrigger, attempt: Int = 1) async -> UInt64? {
         guard let task = state.tasks[name] else { return nil }
-        if trigger != .manual, task.definition.policy.overlap == .skip, runs.values.contains(where: { $0.task == name }) {
+        if trigger != .manual, task.definition.policy.overlap == .skip, hasRuns(name) {
             guard let slot else { return nil }
             return try? await record(.runMissed(RunMissed(task: name, slot: slot, count: 1, reason: .overlap)))
         }
         let runID = Self.newRunID()
         let handle = RunHandle()
         // Registered before the await: a stop or shutdown during the append finds it.
-        runs[runID] = LiveRun(task: name, handle: handle, work: Task {})
+        registerRun(runID, LiveRun(task: name, handle: handle, work: Task {}))
         guard let lsn = try? await record(.runStarted(RunStart(runID: runID, task: name, slot: slot, attempt: attempt, trigger: trigger))) else {
-            runs[runID] = nil
+            unregisterRun(runID)
             return nil
         }
         if configuration.recordLateness { lateness.start.append(WallClock.nowMicroseconds() - fireAtMs * 1000) }
@@ -72,7 +91,7 @@ extension SchedulerEngine {
         let result: RunExecutor.Result
         if configuration.spawnProcesses {
             let taskLog = LogFile(task: name, workspace: configuration.workspace, settings: configuration.settings)
-            if !runs.values.contains(where: { $0.task == name && $0.handle !== handle }) { _ = try? taskLog.rotateIfNeeded() }
+            if (activeRunCounts[name] ?? 0) <= 1 { _ = try? taskLog.rotateIfNeeded() }  // only this run: no writer has the log open
             guard let fd = try? taskLog.openForAppend() else {
                 await finish(runID: runID, name: name, result: .init(outcome: .spawnFailed, status: nil, durationMs: 0, message: "cannot open the task log"),
                              latenessMs: latenessMs, slot: slot, attempt: attempt, definition: definition)
@@ -101,7 +120,7 @@ extension SchedulerEngine {
         }
         _ = try? await record(.runFinished(RunEnd(runID: runID, task: name, outcome: result.outcome, exitCode: exitCode, signal: signal,
                                                   durationMs: result.durationMs, latenessMs: latenessMs, final: !willRetry, message: result.message)))
-        runs[runID] = nil
+        unregisterRun(runID)
         if willRetry {
             let backoff = definition.policy.retryBackoffSeconds * pow(2, Double(attempt - 1))
             try? await Task.sleep(for: .milliseconds(Int64(backoff * 1000)))

@@ -16,9 +16,11 @@ public actor SchedulerEngine {
     enum Phase { case created, running, stopping, stopped, failed }
 
     let configuration: SchedulerConfiguration
+    /// `TIME_ZONE`, resolved once.
+    let timeZone: TimeZone
     var phase = Phase.created
     var journal: Journal!
-    var view: QueryView?
+    var viewWriter: ViewWriter?
     let log: LogFile
 
     /// The durable, applied state.
@@ -31,6 +33,8 @@ public actor SchedulerEngine {
     /// One child task per scheduled task, and one per run in progress.
     var loops: [TaskName: Task<Void, Never>] = [:]
     var runs: [String: LiveRun] = [:]
+    /// Runs in progress per task (kept beside `runs` so the hot path never scans it).
+    var activeRunCounts: [TaskName: Int] = [:]
     /// The last slot each loop decided to fire: the loop's cursor, ahead of the (later applied) records.
     var firedSlots: [TaskName: Int64] = [:]
 
@@ -51,6 +55,7 @@ public actor SchedulerEngine {
 
     public init(configuration: SchedulerConfiguration) {
         self.configuration = configuration
+        timeZone = configuration.settings.timeZone
         log = LogFile(service: "scheduler", workspace: configuration.workspace, settings: configuration.settings)
     }
 
@@ -95,7 +100,7 @@ public actor SchedulerEngine {
         if !failed {
             _ = try? await record(.schedulerStopped(clean: true))
             await waitUntilApplied(journal.lastLSN)
-            flushView()
+            await flushView()
             try? await writeCheckpoint()
         }
         try? await journal.close()
@@ -110,6 +115,19 @@ public actor SchedulerEngine {
     }
 
     public var runsInProgress: Int { runs.count }
+
+    func hasRuns(_ name: TaskName) -> Bool { (activeRunCounts[name] ?? 0) > 0 }
+
+    func registerRun(_ runID: String, _ run: LiveRun) {
+        runs[runID] = run
+        activeRunCounts[run.task, default: 0] += 1
+    }
+
+    func unregisterRun(_ runID: String) {
+        guard let run = runs.removeValue(forKey: runID) else { return }
+        let left = (activeRunCounts[run.task] ?? 1) - 1
+        activeRunCounts[run.task] = left > 0 ? left : nil
+    }
 
     // MARK: - Recording
 
@@ -180,27 +198,33 @@ public actor SchedulerEngine {
     private func flushViewPeriodically() async {
         while !Task.isCancelled {
             try? await Task.sleep(for: configuration.viewFlushInterval)
-            flushView()
+            await flushView()
             if recordsSinceCheckpoint >= configuration.checkpointEvery { try? await writeCheckpoint() }
         }
     }
 
-    func flushView() {
-        guard let view, !dirtyTasks.isEmpty || !newRuns.isEmpty else { return }
-        do {
-            try view.apply(touched: dirtyTasks, state: state, newRuns: newRuns)
-            dirtyTasks.removeAll(keepingCapacity: true)
-            newRuns.removeAll(keepingCapacity: true)
-        } catch {
+    /// Hands what changed since the last flush to the view writer and waits for it (the engine keeps firing
+    /// meanwhile: the wait is a suspension, not a block).
+    func flushView() async {
+        guard let viewWriter, !dirtyTasks.isEmpty || !newRuns.isEmpty else { return }
+        let changes = state  // copy-on-write: O(1) here; the writer reads only the touched tasks
+        let touched = dirtyTasks
+        let runs = newRuns
+        dirtyTasks.removeAll(keepingCapacity: true)
+        newRuns.removeAll(keepingCapacity: true)
+        if let error = await viewWriter.write(changes, touched: touched, newRuns: runs) {
             note("query view update failed (it will be rebuilt from the journal at the next start): \(error)")
         }
     }
 
+    /// Snapshots the state at its LSN. The encoding (hundreds of milliseconds for a large state) runs off
+    /// the actor, on a copy, so firings are not held up.
     func writeCheckpoint() async throws {
-        let snapshot = try StateLoader.snapshot(state)
-        try await journal.writeCheckpoint(snapshot, at: state.lastLSN)
-        try await journal.compact()
         recordsSinceCheckpoint = 0
+        let copy = state
+        let snapshot = try await Task.detached(priority: .utility) { try StateLoader.snapshot(copy) }.value
+        try await journal.writeCheckpoint(snapshot, at: copy.lastLSN)
+        try await journal.compact()
     }
 
     // MARK: - Logging

@@ -1,0 +1,258 @@
+import ArgumentParser
+import Foundation
+import KeijiCore
+import KeijiJournal
+import KeijiScheduler
+
+#if canImport(Glibc)
+@preconcurrency import Glibc
+#endif
+
+/// `keiji-bench scheduler`: firing lateness with many tasks, RSS per idle task, and startup time after a
+/// long journal, each beside the machine's own limit measured in the same run.
+struct SchedulerBenchmark: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "scheduler",
+        abstract: "Firing lateness (no-spawn and spawning), RSS per idle task, startup after a long journal."
+    )
+
+    @Option(help: "Tasks on 1-second intervals in the no-spawn phase.") var tasks = 10_000
+    @Option(help: "Spawning tasks (each runs /bin/true every second) as a fraction of the measured guarded spawn limit.")
+    var spawnFraction = 0.5
+    @Option(help: "Seconds measured per lateness phase (after 2 s of warm-up).") var seconds = 8
+    @Option(help: "Journal records before the startup measurement.") var startupRecords = 1_000_000
+    @Option(help: "Parent directory for the scratch workspaces.") var directory = "/tmp"
+    @Flag(help: "Print the figures as JSON on stdout (the table goes to stderr).") var json = false
+
+    func run() async throws {
+        var report = SchedulerReport()
+        progress("RSS per idle task (\(tasks) tasks)…")
+        report.rss = try await measureRSS()
+        progress("raw sleep lateness: clock_nanosleep on one thread (\(seconds) s)…")
+        report.rawNanosleep = Self.nanosleepLateness(seconds: Double(seconds))
+        progress("runtime sleep lateness: \(tasks) bare Task.sleep loops (\(seconds) s)…")
+        report.rawTaskSleep = await Self.taskSleepLateness(tasks: tasks, seconds: seconds)
+        progress("scheduler, \(tasks) tasks every 1 s, no spawn (\(seconds + 2) s)…")
+        report.noSpawn = try await measureLateness(taskCount: tasks, spawn: false)
+        progress("raw spawn limit: posix_spawn + waitpid of /bin/true, directly and through keiji-run-guard (2 × 3 s)…")
+        report.spawnLimit = Self.spawnRate(["/bin/true"], seconds: 3)
+        if let guardPath = Self.guardPath() {
+            report.guardedSpawnLimit = Self.spawnRate([guardPath, "1000", "/bin/true"], seconds: 3)
+        }
+        let spawnTasks = max(1, Int(spawnFraction * (report.guardedSpawnLimit > 0 ? report.guardedSpawnLimit : report.spawnLimit)))
+        progress("scheduler, \(spawnTasks) tasks every 1 s spawning /bin/true (\(seconds + 2) s)…")
+        report.spawn = try await measureLateness(taskCount: spawnTasks, spawn: true)
+        progress("startup after \(startupRecords) journal records…")
+        report.startup = try await measureStartup()
+
+        let text = report.table(tasks: tasks)
+        if json {
+            FileHandle.standardError.write(Data(text.utf8))
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+            print(String(decoding: try encoder.encode(report), as: UTF8.self))
+        } else {
+            print(text, terminator: "")
+        }
+    }
+
+    func progress(_ line: String) { FileHandle.standardError.write(Data((line + "\n").utf8)) }
+
+    // MARK: - Phases
+
+    /// A scratch HOME with settings and `count` interval tasks whose save times are spread over one second
+    /// (as tasks created at different moments are).
+    func workspace(taskCount: Int, every seconds: Int, action: TaskAction) async throws -> (Workspace, String) {
+        let root = directory + "/keiji-bench-sched-" + UUID().uuidString.prefix(8)
+        let workspace = Workspace(home: root)
+        try FileSystem.createDirectory(workspace.tasksDirectory)
+        try Settings.defaultFileContents(timeZone: "UTC").write(toFile: workspace.settingsFile, atomically: true, encoding: .utf8)
+        try workspace.createSystemDirectories()
+        var options = JournalOptions()
+        options.durability = .none
+        let journal = try Journal.open(directory: workspace.journalDirectory, options: options)
+        let base = Int64(Date().timeIntervalSince1970) * 1000
+        var batch: [[UInt8]] = []
+        for index in 0..<taskCount {
+            let name = try TaskName("bench-\(index)")
+            let definition = TaskDefinition(name: name, description: "benchmark task", action: action,
+                                            schedule: ScheduleSpec(.every(seconds, .seconds)), directory: workspace.tasksDirectory)
+            let at = base + Int64(index) * 1000 / Int64(max(1, taskCount))
+            batch.append(try JournalEntry(at: at, .taskSaved(definition, taskID: "bench-\(index)")).encoded())
+            if batch.count == 1000 { _ = try await journal.append(contentsOf: batch); batch.removeAll() }
+        }
+        if !batch.isEmpty { _ = try await journal.append(contentsOf: batch) }
+        try await journal.close()
+        return (workspace, root)
+    }
+
+    func engine(_ workspace: Workspace, spawn: Bool) throws -> SchedulerEngine {
+        var configuration = SchedulerConfiguration(workspace: workspace, settings: try Settings.load(from: workspace.settingsFile))
+        configuration.spawnProcesses = spawn
+        configuration.recordLateness = true
+        configuration.shutdownGrace = .seconds(5)
+        configuration.viewFlushInterval = .milliseconds(500)
+        return SchedulerEngine(configuration: configuration)
+    }
+
+    func measureLateness(taskCount: Int, spawn: Bool) async throws -> LatenessPhase {
+        let (workspace, root) = try await workspace(taskCount: taskCount, every: 1,
+                                                    action: spawn ? .binary(path: "/bin/true") : .command("true"))
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        let engine = try engine(workspace, spawn: spawn)
+        try await engine.start()
+        try await Task.sleep(for: .seconds(2))
+        _ = await engine.takeLatenessSamples()
+        let cpuBefore = Self.cpuSeconds()
+        try await Task.sleep(for: .seconds(seconds))
+        let samples = await engine.takeLatenessSamples()
+        let cpu = Self.cpuSeconds() - cpuBefore
+        await engine.stop()
+        return LatenessPhase(
+            tasks: taskCount, expectedPerSecond: Double(taskCount), firedPerSecond: Double(samples.start.count) / Double(seconds),
+            wake: Percentiles(samples.wake), start: Percentiles(samples.start), cpuCoresUsed: cpu / Double(seconds))
+    }
+
+    func measureRSS() async throws -> RSSPhase {
+        let (workspace, root) = try await workspace(taskCount: tasks, every: 3600, action: .command("true"))
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        let before = Self.residentBytes()
+        let engine = try engine(workspace, spawn: false)
+        try await engine.start()
+        try await Task.sleep(for: .seconds(1))
+        let after = Self.residentBytes()
+        await engine.stop()
+        return RSSPhase(tasks: tasks, before: before, after: after)
+    }
+
+    func measureStartup() async throws -> StartupPhase {
+        let (workspace, root) = try await workspace(taskCount: 1000, every: 60, action: .command("true"))
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        // Fill the journal the way the scheduler does: run.started/run.finished pairs, a checkpoint every
+        // 50,000 records (SchedulerConfiguration.checkpointEvery), and a crash at the end (no clean stop).
+        var options = JournalOptions()
+        options.durability = .none
+        let journal = try Journal.open(directory: workspace.journalDirectory, options: options)
+        var state = try StateLoader.load(from: journal).state
+        var batch: [(JournalEntry)] = [JournalEntry(at: Int64(Date().timeIntervalSince1970 * 1000), .schedulerStarted(pid: 1))]
+        var written = Int(journal.lastLSN)
+        var sinceCheckpoint = 0
+        var run = 0
+        let fillStarted = ContinuousClock.now
+        while written < startupRecords {
+            let task = try TaskName("bench-\(run % 1000)")
+            let at = Int64(Date().timeIntervalSince1970 * 1000)
+            let id = "run-\(run)"
+            batch.append(JournalEntry(at: at, .runStarted(RunStart(runID: id, task: task, slot: at / 1000, attempt: 1, trigger: .schedule))))
+            batch.append(JournalEntry(at: at + 3, .runFinished(RunEnd(runID: id, task: task, outcome: .succeeded, exitCode: 0, signal: nil,
+                                                                      durationMs: 3, latenessMs: 1, final: true, message: nil))))
+            run += 1
+            if batch.count >= 2000 || written + batch.count >= startupRecords {
+                let range = try await journal.append(contentsOf: batch.map { try $0.encoded() })
+                for (offset, entry) in batch.enumerated() { Reducer.apply(entry, lsn: range.lowerBound + UInt64(offset), to: &state) }
+                written += batch.count
+                sinceCheckpoint += batch.count
+                batch.removeAll()
+                if sinceCheckpoint >= 50_000 {
+                    try await journal.writeCheckpoint(try StateLoader.snapshot(state), at: state.lastLSN)
+                    sinceCheckpoint = 0
+                }
+            }
+        }
+        try await journal.close()
+        let fill = (ContinuousClock.now - fillStarted)
+        let engine = try engine(workspace, spawn: false)
+        let clock = ContinuousClock.now
+        let report = try await engine.start()
+        let startup = ContinuousClock.now - clock
+        await engine.stop()
+        return StartupPhase(records: written, fillSeconds: fill.seconds, startupSeconds: startup.seconds,
+                            replayed: report.journal.recordsReplayed, replaySeconds: report.journal.replaySeconds,
+                            checkpointLSN: report.journal.checkpointLSN ?? 0)
+    }
+
+    // MARK: - Limits
+
+    static func nanosleepLateness(seconds: Double) -> Percentiles {
+        var samples: [Int64] = []
+        var next = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &next)
+        let end = Double(next.tv_sec) + seconds
+        while Double(next.tv_sec) < end {
+            next.tv_nsec += 1_000_000
+            if next.tv_nsec >= 1_000_000_000 { next.tv_nsec -= 1_000_000_000; next.tv_sec += 1 }
+            var target = next
+            while clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &target, nil) == EINTR {}
+            var now = timespec()
+            clock_gettime(CLOCK_MONOTONIC, &now)
+            samples.append((Int64(now.tv_sec) - Int64(next.tv_sec)) * 1_000_000 + (Int64(now.tv_nsec) - Int64(next.tv_nsec)) / 1000)
+        }
+        return Percentiles(samples)
+    }
+
+    /// `tasks` Swift tasks, each sleeping to its own deadline every second (phases spread over the second):
+    /// what the concurrency runtime alone achieves, with no scheduler work.
+    static func taskSleepLateness(tasks: Int, seconds: Int) async -> Percentiles {
+        let start = Self.wallMicroseconds() / 1_000_000 + 1
+        let samples = await withTaskGroup(of: [Int64].self) { group in
+            for index in 0..<tasks {
+                group.addTask {
+                    var mine: [Int64] = []
+                    let phase = Int64(index) * 1_000_000 / Int64(tasks)
+                    for second in 0..<Int64(seconds) {
+                        let deadline = (start + second) * 1_000_000 + phase
+                        let wait = deadline - Self.wallMicroseconds()
+                        if wait > 0 { try? await Task.sleep(for: .microseconds(wait), tolerance: .zero) }
+                        mine.append(Self.wallMicroseconds() - deadline)
+                    }
+                    return mine
+                }
+            }
+            return await group.reduce(into: []) { $0 += $1 }
+        }
+        return Percentiles(samples)
+    }
+
+    static func guardPath() -> String? {
+        guard let executable = try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe") else { return nil }
+        let path = (executable as NSString).deletingLastPathComponent + "/keiji-run-guard"
+        return FileManager.default.isExecutableFile(atPath: path) ? path : nil
+    }
+
+    static func spawnRate(_ command: [String], seconds: Double) -> Double {
+        var count = 0
+        let end = Date().addingTimeInterval(seconds)
+        let argv: [UnsafeMutablePointer<CChar>?] = command.map { strdup($0) } + [nil]
+        defer { argv.forEach { free($0) } }
+        while Date() < end {
+            var pid: pid_t = 0
+            guard posix_spawn(&pid, command[0], nil, nil, argv, environ) == 0 else { break }
+            var status: Int32 = 0
+            waitpid(pid, &status, 0)
+            count += 1
+        }
+        return Double(count) / seconds
+    }
+
+    static func wallMicroseconds() -> Int64 {
+        var ts = timespec()
+        clock_gettime(CLOCK_REALTIME, &ts)
+        return Int64(ts.tv_sec) * 1_000_000 + Int64(ts.tv_nsec) / 1000
+    }
+
+    static func residentBytes() -> Int {
+        guard let text = try? String(contentsOfFile: "/proc/self/statm", encoding: .utf8) else { return 0 }
+        let fields = text.split(separator: " ")
+        return (fields.count > 1 ? Int(fields[1]) ?? 0 : 0) * Int(sysconf(Int32(_SC_PAGESIZE)))
+    }
+
+    static func cpuSeconds() -> Double {
+        var usage = rusage()
+        getrusage(__rusage_who_t(RUSAGE_SELF.rawValue), &usage)
+        return Double(usage.ru_utime.tv_sec + usage.ru_stime.tv_sec) + Double(usage.ru_utime.tv_usec + usage.ru_stime.tv_usec) / 1e6
+    }
+}
+
+extension Duration {
+    var seconds: Double { Double(components.seconds) + Double(components.attoseconds) / 1e18 }
+}

@@ -1,0 +1,98 @@
+import Foundation
+
+/// p50/p99/max of a set of samples in microseconds (nearest rank).
+struct Percentiles: Codable, Sendable {
+    var count = 0
+    var p50 = 0.0, p99 = 0.0, max = 0.0
+
+    init(_ samples: [Int64]) {
+        guard !samples.isEmpty else { return }
+        let sorted = samples.sorted()
+        func rank(_ p: Double) -> Double { Double(sorted[Swift.min(sorted.count - 1, Int((p * Double(sorted.count)).rounded(.up)) - 1)]) }
+        count = sorted.count
+        p50 = rank(0.50)
+        p99 = rank(0.99)
+        max = Double(sorted.last!)
+    }
+
+    var row: [String] { [Self.format(p50), Self.format(p99), Self.format(max), FigureFormat.count(count)] }
+
+    static func format(_ microseconds: Double) -> String {
+        abs(microseconds) >= 1000 ? FigureFormat.fixed(microseconds / 1000, 2) + " ms" : FigureFormat.fixed(microseconds, 0) + " µs"
+    }
+}
+
+struct LatenessPhase: Codable, Sendable {
+    var tasks: Int
+    var expectedPerSecond: Double
+    var firedPerSecond: Double
+    var wake: Percentiles
+    var start: Percentiles
+    var cpuCoresUsed: Double
+}
+
+struct RSSPhase: Codable, Sendable {
+    var tasks: Int
+    var before: Int
+    var after: Int
+    var perTask: Double { Double(after - before) / Double(Swift.max(1, tasks)) }
+}
+
+struct StartupPhase: Codable, Sendable {
+    var records: Int
+    var fillSeconds: Double
+    var startupSeconds: Double
+    var replayed: Int
+    var replaySeconds: Double
+    var checkpointLSN: UInt64
+}
+
+struct SchedulerReport: Codable, Sendable {
+    var rawNanosleep = Percentiles([])
+    var rawTaskSleep = Percentiles([])
+    var noSpawn: LatenessPhase?
+    var spawnLimit = 0.0
+    /// The same loop through keiji-run-guard, as every task run goes: the scheduler's real spawn limit.
+    var guardedSpawnLimit = 0.0
+    var spawn: LatenessPhase?
+    var rss: RSSPhase?
+    var startup: StartupPhase?
+
+    func table(tasks: Int) -> String {
+        var out = "keiji-bench scheduler   \(ISO8601DateFormatter().string(from: Date()))\n\n"
+        out += "Firing lateness (time past the slot; wake = the task's loop woke, start = run.started durable)\n"
+        var table = TextTable(["measure", "p50", "p99", "max", "samples"], alignments: [.left, .right, .right, .right, .right])
+        table.add(["limit: clock_nanosleep, one thread, every 1 ms"] + rawNanosleep.row)
+        table.add(["limit: \(tasks) bare Task.sleep loops, 1 s"] + rawTaskSleep.row)
+        if let noSpawn {
+            table.add(["\(noSpawn.tasks) tasks, no spawn: wake"] + noSpawn.wake.row)
+            table.add(["\(noSpawn.tasks) tasks, no spawn: start"] + noSpawn.start.row)
+        }
+        if let spawn {
+            table.add(["\(spawn.tasks) tasks spawning /bin/true: wake"] + spawn.wake.row)
+            table.add(["\(spawn.tasks) tasks spawning /bin/true: start"] + spawn.start.row)
+        }
+        out += table.render() + "\n"
+        if let noSpawn {
+            let verdict = noSpawn.start.p99 <= 5000 ? "PASS" : "MISS"
+            out += "  no spawn: \(FigureFormat.count(noSpawn.firedPerSecond)) runs/s of \(FigureFormat.count(noSpawn.expectedPerSecond)) due, "
+            out += "\(FigureFormat.fixed(noSpawn.cpuCoresUsed, 2)) cores; target p99 start ≤ 5 ms: \(verdict)\n"
+        }
+        if let spawn {
+            out += "  spawning: \(FigureFormat.count(spawn.firedPerSecond)) runs/s of \(FigureFormat.count(spawn.expectedPerSecond)) due; "
+            out += "limit (posix_spawn+waitpid on one thread): /bin/true \(FigureFormat.count(spawnLimit))/s, "
+            out += "through keiji-run-guard \(FigureFormat.count(guardedSpawnLimit))/s; due = "
+            out += "\(FigureFormat.fixed(spawn.expectedPerSecond / Swift.max(1, guardedSpawnLimit), 2))× the guarded limit; \(FigureFormat.fixed(spawn.cpuCoresUsed, 2)) cores\n"
+        }
+        if let rss {
+            out += "\nMemory: \(rss.tasks) idle tasks added \(FigureFormat.megabytes(rss.after - rss.before)) RSS "
+            out += "(\(FigureFormat.fixed(rss.perTask, 0)) bytes per task; target ≤ 2,048: \(rss.perTask <= 2048 ? "PASS" : "MISS"))\n"
+        }
+        if let startup {
+            out += "\nStartup after \(FigureFormat.count(startup.records)) journal records (checkpoint at LSN \(startup.checkpointLSN), previous shutdown: crash):\n"
+            out += "  engine.start() \(FigureFormat.fixed(startup.startupSeconds, 3)) s, of which replay of \(FigureFormat.count(startup.replayed)) records "
+            out += "after the checkpoint \(FigureFormat.fixed(startup.replaySeconds, 3)) s; target ≤ 1 s: \(startup.startupSeconds <= 1 ? "PASS" : "MISS")\n"
+        }
+        return out
+    }
+}
