@@ -3,7 +3,8 @@
 //
 //   keiji-scheduler            uses $HOME's workspace (~/keiji, ~/.keiji)
 //
-// Exit status: 0 after a graceful stop, 1 if it cannot start (the reason is printed and logged),
+// Exit status: 0 after a graceful stop, 1 if it cannot start (the reason is printed on stderr, which
+// `keiji system --start` appends to the scheduler's log),
 // 70 if the journal failed while running.
 
 import Foundation

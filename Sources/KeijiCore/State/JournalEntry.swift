@@ -148,7 +148,7 @@ enum EntryCoding {
 
     /// Hand-written JSON for the records a busy scheduler writes thousands of times a second (`run.started`,
     /// `run.finished`): the same keys and values JSONEncoder writes, in a fixed order, without its cost.
-    /// The decoder reads both; `JournalEntryTests` checks they decode to the same entry.
+    /// The decoder reads both; `ReducerTests.everyRecordRoundTripsThroughItsJSONLine` checks they decode to the same entry.
     static func fastEncoded(_ entry: JournalEntry) -> [UInt8]? {
         var out = JSONWriter()
         switch entry.event {

@@ -44,7 +44,13 @@ public enum OfflineCommands {
         } catch let error as JournalError where error.code == .locked {
             return nil
         }
-        defer { Task { try? await journal.close() } }
-        return try StateLoader.load(from: journal).state
+        do {
+            let state = try StateLoader.load(from: journal).state
+            try await journal.close()
+            return state
+        } catch {
+            try? await journal.close()
+            throw error
+        }
     }
 }

@@ -19,7 +19,7 @@ public struct RecoveryReport: Codable, Sendable, Equatable {
         public var runID: String
         public var slot: Int64?
         public var startedAt: Int64
-        /// `re-run`, `not re-run (policy)`, or `task no longer exists`.
+        /// `re-run`, or `not re-run (…)` with the reason: policy, task disabled, task in error, task deleted.
         public var action: String
         public init(task: TaskName, runID: String, slot: Int64?, startedAt: Int64, action: String) {
             (self.task, self.runID, self.slot, self.startedAt, self.action) = (task, runID, slot, startedAt, action)

@@ -91,6 +91,7 @@ public enum Reducer {
             }
         case .schedulerStarted:
             state.schedulerRunning = true
+            state.schedulerHasStarted = true
         case .schedulerStopped:
             state.schedulerRunning = false
         case .recoveryCompleted(let report):

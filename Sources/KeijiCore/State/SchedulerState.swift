@@ -7,6 +7,8 @@ public struct SchedulerState: Codable, Sendable, Equatable {
     public var lastLSN: UInt64 = 0
     /// A `scheduler.started` without a later `scheduler.stopped`: the previous scheduler crashed.
     public var schedulerRunning = false
+    /// A scheduler has started on this journal before (so a start without a crash mark follows a clean stop).
+    public var schedulerHasStarted = false
     public var lastRecovery: RecoveryReport?
 
     public init() {}

@@ -98,7 +98,20 @@ public final class QueryView {
     /// With `newRuns`, only those runs are inserted (the live path); without, every run `state` remembers for
     /// the touched tasks is written (rebuilds).
     public func apply(touched: Set<TaskName>, state: SchedulerState, newRuns: [(TaskName, RunSummary)]? = nil) throws {
+        try database.transaction { try write(touched: touched, state: state, newRuns: newRuns) }
+    }
+
+    /// Replaces the whole view with `state`, in one transaction (a crash leaves the old view or the new one).
+    public func rebuild(from state: SchedulerState) throws {
         try database.transaction {
+            let present = Set(try database.rows("SELECT Name FROM task_models").compactMap { $0.first??.description }.compactMap { try? TaskName($0) })
+            try database.execute("DELETE FROM task_models; DELETE FROM runs;")
+            try write(touched: Set(state.tasks.keys).union(present), state: state, newRuns: nil)
+        }
+    }
+
+    private func write(touched: Set<TaskName>, state: SchedulerState, newRuns: [(TaskName, RunSummary)]?) throws {
+        do {
             let upsert = try database.prepare("""
                 INSERT INTO task_models (TaskId, Name, Description, Schedule, ScheduleInfo, LastExecutionTime, NextExecutionTime,
                     LogPath, Slug, Type, Executable, IsRunning, IsQueued, IsError, IsDisabled, ErrorTxt, CreatedAt, UpdatedAt)
@@ -136,15 +149,6 @@ public final class QueryView {
             }
             try database.prepare("UPDATE applied_lsn SET lsn = ? WHERE id = 1").run([.integer(Int64(state.lastLSN))])
         }
-    }
-
-    /// Replaces the whole view with `state`.
-    public func rebuild(from state: SchedulerState) throws {
-        try database.transaction {
-            try database.execute("DELETE FROM task_models; DELETE FROM runs;")
-        }
-        let present = Set(try database.rows("SELECT Name FROM task_models").compactMap { $0.first??.description }.compactMap { try? TaskName($0) })
-        try apply(touched: Set(state.tasks.keys).union(present), state: state)
     }
 
     private static func values(_ run: RunSummary, task name: TaskName) -> [SQLiteValue] {

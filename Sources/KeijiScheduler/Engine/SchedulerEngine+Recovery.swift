@@ -18,7 +18,7 @@ extension SchedulerEngine {
         adopt(loaded.state, appliedThrough: journal.lastLSN)
 
         let previous: RecoveryReport.PreviousShutdown =
-            loaded.state.schedulerRunning ? .crash : (journal.lastLSN == 0 ? .firstStart : .clean)
+            loaded.state.schedulerRunning ? .crash : (loaded.state.schedulerHasStarted ? .clean : .firstStart)
         var report = RecoveryReport(startedAt: WallClock.nowMilliseconds(), previousShutdown: previous)
         report.journal.recordsReplayed = loaded.recordsReplayed
         report.journal.replaySeconds = loaded.seconds

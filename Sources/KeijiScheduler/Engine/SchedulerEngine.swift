@@ -30,7 +30,7 @@ public actor SchedulerEngine {
     private var appliedThrough: UInt64 = 0
     private var applyWaiters: [(UInt64, CheckedContinuation<Void, Never>)] = []
 
-    /// One child task per scheduled task, and one per run in progress.
+    /// One `Task` per scheduled task (its loop), and one per run in progress.
     var loops: [TaskName: Task<Void, Never>] = [:]
     var runs: [String: LiveRun] = [:]
     /// Runs in progress per task (kept beside `runs` so the hot path never scans it).
@@ -68,8 +68,8 @@ public actor SchedulerEngine {
         guard phase == .created else { throw KeijiError(.conflict, "the scheduler was already started") }
         let workspace = configuration.workspace
         try workspace.createSystemDirectories()
-        try log.rotateIfNeeded()
         journal = try Journal.open(directory: workspace.journalDirectory, options: configuration.journalOptions)
+        try log.rotateIfNeeded()  // only once the journal lock says this is the one scheduler
         let report = try await recover()
         phase = .running
         startRecoveryRuns()
@@ -213,7 +213,10 @@ public actor SchedulerEngine {
         dirtyTasks.removeAll(keepingCapacity: true)
         newRuns.removeAll(keepingCapacity: true)
         if let error = await viewWriter.write(changes, touched: touched, newRuns: runs) {
-            note("query view update failed (it will be rebuilt from the journal at the next start): \(error)")
+            // Nothing of this flush was written (one transaction): try these rows again next time.
+            dirtyTasks.formUnion(touched)
+            newRuns.insert(contentsOf: runs, at: 0)
+            note("query view update failed, will retry: \(error)")
         }
     }
 
