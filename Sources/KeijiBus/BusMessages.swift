@@ -1,0 +1,89 @@
+import KeijiCore
+
+/// A command from the CLI, in the seed's shape (`{"cmd":"stop","taskID":"…"}`) plus a request id, the token
+/// from `~/.keiji/bus.token`, and for `save` the task definition. One JSON object per line.
+public struct BusRequest: Codable, Sendable, Equatable {
+    public var id: String
+    public var token: String?
+    /// `save`, `enable`, `disable`, `delete`, `resolve`, `stop`, `trigger`.
+    public var cmd: String
+    /// The task's name (the seed called it taskID).
+    public var taskID: String?
+    /// For `save`: the definition to journal.
+    public var definition: TaskDefinition?
+    /// For `save`: the stable task id (kept by the scheduler if the task already exists).
+    public var uuid: String?
+
+    public init(id: String, token: String?, cmd: String, taskID: String?, definition: TaskDefinition? = nil, uuid: String? = nil) {
+        self.id = id
+        self.token = token
+        self.cmd = cmd
+        self.taskID = taskID
+        self.definition = definition
+        self.uuid = uuid
+    }
+
+    /// The request for a command event.
+    public init(id: String, token: String?, event: JournalEntry.Event) throws {
+        switch event {
+        case .taskSaved(let definition, let uuid):
+            self.init(id: id, token: token, cmd: "save", taskID: definition.name.rawValue, definition: definition, uuid: uuid)
+        case .taskEnabled(let n): self.init(id: id, token: token, cmd: "enable", taskID: n.rawValue)
+        case .taskDisabled(let n): self.init(id: id, token: token, cmd: "disable", taskID: n.rawValue)
+        case .taskDeleted(let n): self.init(id: id, token: token, cmd: "delete", taskID: n.rawValue)
+        case .taskResolved(let n): self.init(id: id, token: token, cmd: "resolve", taskID: n.rawValue)
+        case .taskStopRequested(let n): self.init(id: id, token: token, cmd: "stop", taskID: n.rawValue)
+        case .taskTriggered(let n): self.init(id: id, token: token, cmd: "trigger", taskID: n.rawValue)
+        default: throw KeijiError(.conflict, "\(JournalEntry(at: 0, event).typeName) is not a command")
+        }
+    }
+
+    /// The journal event this request asks for.
+    public func event() throws -> JournalEntry.Event {
+        func name() throws -> TaskName {
+            guard let taskID else { throw KeijiError(.invalidName, "\(cmd) needs a taskID") }
+            return try TaskName(taskID)
+        }
+        switch cmd {
+        case "save":
+            guard let definition else { throw KeijiError(.invalidSchedule, "save needs a definition") }
+            if let taskID, taskID != definition.name.rawValue {
+                throw KeijiError(.invalidName, "save of \(taskID) carries the definition of \(definition.name)")
+            }
+            return .taskSaved(definition, taskID: uuid ?? definition.name.rawValue)
+        case "enable": return .taskEnabled(try name())
+        case "disable": return .taskDisabled(try name())
+        case "delete": return .taskDeleted(try name())
+        case "resolve": return .taskResolved(try name())
+        case "stop": return .taskStopRequested(try name())
+        case "trigger": return .taskTriggered(try name())
+        default: throw KeijiError(.conflict, "unknown command \"\(cmd)\"")
+        }
+    }
+}
+
+/// The answer to a ``BusRequest``: `{"id":…,"ok":true,"lsn":1234}` once the command is durable in the
+/// journal, or `{"id":…,"ok":false,"code":"…","error":"…"}`.
+public struct BusReply: Codable, Sendable, Equatable {
+    public enum Code: String, Codable, Sendable {
+        /// No scheduler is connected: the CLI applies the command offline through Core.
+        case offline
+        /// Missing or wrong token.
+        case unauthorized
+        /// Not JSON, too large, unknown command, missing fields.
+        case invalid
+        /// The scheduler refused it (no such task, …); `error` says why.
+        case rejected
+        /// The scheduler went away before acknowledging: the command may or may not have been applied.
+        case unacknowledged
+    }
+
+    public var id: String?
+    public var ok: Bool
+    public var lsn: UInt64?
+    public var code: Code?
+    public var error: String?
+
+    public static func acknowledged(_ id: String, lsn: UInt64) -> BusReply { BusReply(id: id, ok: true, lsn: lsn, code: nil, error: nil) }
+    public static func failure(_ id: String?, _ code: Code, _ error: String) -> BusReply { BusReply(id: id, ok: false, lsn: nil, code: code, error: error) }
+}

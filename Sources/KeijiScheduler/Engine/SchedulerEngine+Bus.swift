@@ -1,0 +1,19 @@
+import KeijiBus
+import KeijiCore
+
+extension SchedulerEngine {
+    /// Answers one command relayed by keiji-bus: the reply is `ok` with the command's LSN only once the
+    /// record is durable (``submit(_:)`` returns after the fsync), so an acknowledged command survives a
+    /// crash. Every failure becomes a `rejected` reply with the same one-line message the CLI would print
+    /// offline; the bus link never sees a thrown error.
+    public func handle(_ request: BusRequest) async -> BusReply {
+        do {
+            let lsn = try await submit(try request.event())
+            return .acknowledged(request.id, lsn: lsn)
+        } catch let error as KeijiError {
+            return .failure(request.id, .rejected, error.message)
+        } catch {
+            return .failure(request.id, .rejected, "\(error)")
+        }
+    }
+}

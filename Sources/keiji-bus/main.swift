@@ -1,0 +1,78 @@
+import Dispatch
+import Foundation
+import KeijiBus
+import KeijiCore
+
+#if canImport(Glibc)
+@preconcurrency import Glibc
+#endif
+
+// keiji-bus: relays commands from the CLI (push port) to the scheduler (pull port), loopback only.
+// Exits 0 on SIGTERM/SIGINT, 1 with a one-line reason if it cannot start.
+
+/// Keeps the signal sources alive for the life of the process (a released source stops delivering).
+nonisolated(unsafe) var signalSources: [any DispatchSourceSignal] = []
+
+func fail(_ message: String) -> Never {
+    FileHandle.standardError.write(Data("keiji-bus: cannot start: \(message)\n".utf8))
+    exit(1)
+}
+
+/// Log lines go to ~/.keiji/logs/services/bus/bus.log once `keiji init` has written settings (they say how
+/// to rotate). `nil` before that: the caller logs to stderr instead, so nothing is lost silently.
+func makeFileLogger(_ workspace: Workspace) -> (@Sendable (String) -> Void)? {
+    guard let settings = try? Settings.load(from: workspace.settingsFile) else { return nil }
+    let file = LogFile(service: "bus", workspace: workspace, settings: settings)
+    _ = try? file.rotateIfNeeded()
+    return { message in
+        let milliseconds = Int64((Date().timeIntervalSince1970 * 1000).rounded(.down))
+        do { try file.append(message, at: milliseconds) } catch { logToStderr(message) }
+    }
+}
+
+@Sendable func logToStderr(_ message: String) {
+    FileHandle.standardError.write(Data("keiji-bus: \(message)\n".utf8))
+}
+
+// Belt and braces: every send uses MSG_NOSIGNAL, but a peer vanishing must never kill the bus.
+signal(SIGPIPE, SIG_IGN)
+
+let workspace: Workspace
+let token: String
+do {
+    workspace = try Workspace.current()
+    token = try BusToken.loadOrCreate(workspace)
+} catch {
+    fail("\(error)")
+}
+
+let fileLog = makeFileLogger(workspace)
+let log = fileLog ?? logToStderr
+let server = BusServer(pushPort: BusPorts.push(), pullPort: BusPorts.pull(), token: token, log: log)
+// Before binding, so a SIGTERM that arrives during startup is still a clean exit 0: the handlers run on the
+// main queue, which starts at dispatchMain() below.
+for signalNumber in [SIGTERM, SIGINT] {
+    signal(signalNumber, SIG_IGN)
+    let source = DispatchSource.makeSignalSource(signal: signalNumber, queue: .main)
+    source.setEventHandler {
+        log("stopping on \(signalNumber == SIGTERM ? "SIGTERM" : "SIGINT")")
+        server.stop()
+        exit(0)
+    }
+    source.resume()
+    signalSources.append(source)
+}
+
+do {
+    try server.start()
+} catch {
+    fileLog?("cannot start: \(error)")  // stderr gets the one line below either way
+    fail("\(error)")
+}
+
+let listening = "keiji-bus listening on 127.0.0.1:\(server.boundPushPort) (push) and 127.0.0.1:\(server.boundPullPort) (pull)"
+log("\(listening) (pid \(getpid()))")
+print(listening)
+fflush(nil)
+
+dispatchMain()

@@ -1,0 +1,41 @@
+import Foundation
+import KeijiBus
+import KeijiCore
+
+/// Delivers a command: through the bus to the running scheduler (acknowledged once durable in the journal),
+/// or, when no scheduler is connected, straight into the journal through Core. Never silently dropped.
+struct CommandSender {
+    let workspace: Workspace
+    let settings: Settings
+
+    struct Delivery {
+        var lsn: UInt64
+        var viaScheduler: Bool
+        var description: String { viaScheduler ? "journal LSN \(lsn), acknowledged by the scheduler" : "journal LSN \(lsn), written offline" }
+    }
+
+    func send(_ event: JournalEntry.Event) async throws -> Delivery {
+        if let token = try? String(contentsOfFile: workspace.busTokenFile, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines),
+            !token.isEmpty
+        {
+            let request = try BusRequest(id: UUID().uuidString.lowercased(), token: token, event: event)
+            do {
+                let reply = try await BusClient(token: token).send(request)
+                if reply.ok, let lsn = reply.lsn { return Delivery(lsn: lsn, viaScheduler: true) }
+                if reply.code != .offline { throw CLIError(reply.error ?? "the scheduler refused the command") }
+                // No scheduler connected: fall through to the journal.
+            } catch let error as KeijiError where error.message.hasPrefix("keiji-bus is not running") {
+                // No bus: fall through to the journal (the journal lock says whether a scheduler runs anyway).
+            } catch let error as KeijiError {
+                // The command reached the bus but its fate is unknown: applying it again could double it.
+                throw CLIError(error.message)
+            }
+        }
+        do {
+            let lsn = try await OfflineCommands.submit(event, workspace: workspace, settings: settings)
+            return Delivery(lsn: lsn, viaScheduler: false)
+        } catch let error as KeijiError where error.code == .conflict {
+            throw CLIError("the scheduler is running but not reachable through keiji-bus; start the bus with `keiji system --start --bus` and retry")
+        }
+    }
+}

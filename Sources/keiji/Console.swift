@@ -1,0 +1,47 @@
+import ArgumentParser
+import Foundation
+import KeijiCore
+
+#if canImport(Glibc)
+@preconcurrency import Glibc
+#endif
+
+/// Output for people: results on stdout, progress and errors on stderr, colours only on a terminal.
+enum Console {
+    static let colours = isatty(STDERR_FILENO) != 0 && ProcessInfo.processInfo.environment["NO_COLOR"] == nil
+
+    static func say(_ line: String) {
+        print(line)
+        fflush(nil)
+    }
+
+    static func progress(_ line: String) { FileHandle.standardError.write(Data((paint(line, 33) + "\n").utf8)) }
+
+    static func paint(_ text: String, _ code: Int) -> String { colours ? "\u{1B}[\(code)m\(text)\u{1B}[0m" : text }
+}
+
+/// A failure the CLI reports as one line and exit status 1.
+struct CLIError: Error, CustomStringConvertible {
+    let description: String
+    init(_ message: String) { description = message }
+}
+
+/// Runs a command body, turning any error into `error: <reason>` on stderr and exit status 1.
+func reportingErrors(_ body: () async throws -> Void) async throws {
+    do {
+        try await body()
+    } catch let error as CleanExit {
+        throw error
+    } catch let error as ExitCode {
+        throw error
+    } catch let error as KeijiError {
+        fail(error.message)
+    } catch {
+        fail("\(error)")
+    }
+}
+
+private func fail(_ message: String) -> Never {
+    FileHandle.standardError.write(Data((Console.paint("error:", 31) + " " + message + "\n").utf8))
+    exit(1)
+}

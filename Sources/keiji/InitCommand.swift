@@ -1,0 +1,31 @@
+import ArgumentParser
+import Foundation
+import KeijiBus
+import KeijiCore
+
+/// `keiji init`: creates `~/keiji` (settings, tasks) and `~/.keiji` (journal, db, logs, bus token).
+/// Idempotent; never overwrites an existing settings file.
+struct InitCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "init", abstract: "Create the workspace (~/keiji) and system folder (~/.keiji).")
+
+    func run() async throws {
+        try await reportingErrors {
+            let workspace = try Workspace.current()
+            try FileSystem.createDirectory(workspace.tasksDirectory, mode: 0o755)
+            if FileSystem.exists(workspace.settingsFile) {
+                _ = try Settings.load(from: workspace.settingsFile)  // validate; report problems now
+                Console.say("settings: \(workspace.settingsFile) exists and is valid (left as it is)")
+            } else {
+                try FileSystem.writeAtomically(Data(Settings.defaultFileContents().utf8), to: workspace.settingsFile, mode: 0o644)
+                Console.say("settings: created \(workspace.settingsFile)")
+            }
+            try WorkspaceTemplates.installWorkspace(workspace)
+            Console.say("package:  \(workspace.root)/Package.swift (all tasks), task SDK in \(workspace.root)/sdk")
+            try workspace.createSystemDirectories()
+            _ = try BusToken.loadOrCreate(workspace)
+            Console.say("system:   \(workspace.systemRoot) (journal, db, logs; mode 0700; bus token 0600)")
+            Console.say("tasks:    \(workspace.tasksDirectory)")
+            Console.say("next:     keiji task --create --name=hello --desc=\"says hello\"   (a Swift task; or add --command \"…\" --every 10s)")
+        }
+    }
+}

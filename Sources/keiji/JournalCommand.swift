@@ -1,0 +1,121 @@
+import ArgumentParser
+import Foundation
+import KeijiCore
+import KeijiJournal
+
+/// `keiji journal …`: look inside the journal without changing it (stats, dump, verify, export), or
+/// compact it while the scheduler is stopped.
+struct JournalCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "journal", abstract: "Inspect, verify, compact and export the journal.",
+        subcommands: [Stats.self, Dump.self, Verify.self, Compact.self, Export.self])
+
+    static func directory() throws -> JournalDirectory {
+        let workspace = try Workspace.current()
+        guard FileSystem.exists(workspace.journalDirectory) else { throw CLIError("no journal at \(workspace.journalDirectory); run `keiji init` first") }
+        return JournalDirectory(path: workspace.journalDirectory)
+    }
+
+    struct Stats: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Segments, sizes, LSN range and compression.")
+        @Flag(help: "Print JSON.") var json = false
+
+        func run() async throws {
+            try await reportingErrors {
+                let stats = try JournalCommand.directory().stats()
+                if json {
+                    let encoder = JSONEncoder()
+                    encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+                    Console.say(String(decoding: try encoder.encode(stats), as: UTF8.self))
+                    return
+                }
+                Console.say("segments: \(stats.segments.count), \(stats.totalBytes) bytes, \(stats.records) records")
+                Console.say("LSNs:     \(stats.firstLSN.map(String.init) ?? "-") … \(stats.lastLSN.map(String.init) ?? "-"), checkpoint at \(stats.checkpointLSN.map(String.init) ?? "none")")
+                Console.say("ratio:    \(String(format: "%.2f", stats.compressionRatio))× (raw record bytes ÷ stored payload bytes)")
+                for segment in stats.segments {
+                    Console.say("  \(segment.name.fileName)  \(segment.bytes) B  \(segment.records) records  LSN \(segment.firstLSN)…\(segment.lastLSN)\(segment.sealed ? "  sealed" : "")\(segment.damaged ? "  DAMAGED" : "")")
+                }
+            }
+        }
+    }
+
+    struct Dump: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Print records as readable lines or JSON.")
+        @Option(help: "First LSN.") var from: UInt64 = 1
+        @Option(help: "Last LSN.") var to: UInt64 = .max
+        @Option(help: "Only records about this task.") var task: String?
+        @Flag(help: "Print each record's JSON line.") var json = false
+
+        func run() async throws {
+            try await reportingErrors {
+                let filter = try task.map(TaskName.init)
+                try JournalCommand.directory().forEachRecord(from: from, through: to) { lsn, bytes in
+                    guard let entry = try? JournalEntry.decode(bytes) else {
+                        Console.say("\(lsn)  (undecodable record, \(bytes.count) bytes)")
+                        return
+                    }
+                    if let filter, entry.taskName != filter { return }
+                    if json {
+                        Console.say("{\"lsn\":\(lsn),\"record\":" + String(decoding: bytes, as: UTF8.self) + "}")
+                    } else {
+                        Console.say("\(lsn)  \(ISO8601.string(fromMilliseconds: entry.at))  \(entry.typeName)  \(entry.taskName.map { "task=\($0)" } ?? "")")
+                    }
+                }
+            }
+        }
+    }
+
+    struct Verify: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Check every CRC, LZ4 block and the segment chain; exit 1 on damage.")
+
+        func run() async throws {
+            try await reportingErrors {
+                let report = try JournalCommand.directory().verify()
+                Console.say("checked \(report.segmentsChecked) segments, \(report.framesChecked) frames, \(report.recordsChecked) records")
+                for problem in report.problems { Console.say(problem.description) }
+                if report.hasCorruption { throw CLIError("the journal is damaged (see above)") }
+                Console.say(report.problems.isEmpty ? "ok" : "ok (a torn, unacknowledged tail will be cut at the next start)")
+            }
+        }
+    }
+
+    struct Compact: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Checkpoint now and delete covered segments (scheduler stopped).")
+
+        func run() async throws {
+            try await reportingErrors {
+                let workspace = try Workspace.current()
+                let journal: Journal
+                do {
+                    journal = try Journal.open(directory: workspace.journalDirectory)
+                } catch let error as JournalError where error.code == .locked {
+                    throw CLIError("the scheduler holds the journal (it compacts by itself while running); stop it first to compact now")
+                }
+                do {
+                    let state = try StateLoader.load(from: journal).state
+                    try await journal.writeCheckpoint(try StateLoader.snapshot(state), at: journal.lastLSN)
+                    let result = try await journal.compact()
+                    try await journal.close()
+                    Console.say("checkpoint at LSN \(journal.lastLSN); removed \(result.removed.count) segment(s), \(result.bytesFreed) bytes")
+                } catch {
+                    try? await journal.close()
+                    throw error
+                }
+            }
+        }
+    }
+
+    struct Export: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Write a segment's records as an .lz4 file (read it with lz4 -d).")
+        @Argument(help: "Segment file name (see `keiji journal stats`).") var segment: String
+        @Argument(help: "Destination .lz4 file (must not exist).") var destination: String
+
+        func run() async throws {
+            try await reportingErrors {
+                guard let name = SegmentName(fileName: segment) else { throw CLIError("\(segment) is not a segment name (seg-<lsn>-<id>.jnl)") }
+                let summary = try JournalCommand.directory().exportSegment(name, to: destination)
+                Console.say("wrote \(summary.records) records to \(destination) (\(summary.bytes) bytes)\(summary.endedAtTornTail ? "; an unacknowledged torn tail was left out" : "")")
+            }
+        }
+    }
+}

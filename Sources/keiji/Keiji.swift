@@ -1,0 +1,13 @@
+import ArgumentParser
+
+/// `keiji`: the command line for the scheduler, with the seed's commands and flags.
+///
+/// Every failure prints one line, `error: <reason>`, on stderr and exits non-zero (the original exited 0).
+@main
+struct Keiji: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "keiji",
+        abstract: "A crash-safe task scheduler: every firing and command is journaled before it takes effect.",
+        subcommands: [InitCommand.self, TaskCommand.self, SystemCommand.self, JournalCommand.self]
+    )
+}

@@ -1,0 +1,113 @@
+import CSpawn
+import Foundation
+import KeijiCore
+
+#if canImport(Glibc)
+@preconcurrency import Glibc
+#endif
+
+/// Starts, stops and checks keiji's services (`keiji-bus`, `keiji-scheduler`) as detached processes.
+///
+/// A pid file holds `<pid> <start time>`; a process counts as the service only if `/proc/<pid>/stat` still
+/// shows that start time, so a reused pid is never mistaken for keiji (and never signalled).
+struct ServiceControl {
+    enum Service: String, CaseIterable {
+        case bus, scheduler
+        var binary: String { "keiji-\(rawValue)" }
+    }
+
+    let workspace: Workspace
+
+    /// Beside the running `keiji`.
+    func binaryPath(_ service: Service) throws -> String {
+        let me = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
+        let path = (me as NSString).deletingLastPathComponent + "/" + service.binary
+        guard FileManager.default.isExecutableFile(atPath: path) else {
+            throw CLIError("\(service.binary) is not installed next to keiji (looked for \(path))")
+        }
+        return path
+    }
+
+    /// The service's pid when it is running.
+    func runningPID(_ service: Service) -> pid_t? {
+        guard let text = try? String(contentsOfFile: workspace.pidFile(service.rawValue), encoding: .utf8) else { return nil }
+        let fields = text.split(whereSeparator: \.isWhitespace)
+        guard fields.count == 2, let pid = pid_t(fields[0]), let started = UInt64(fields[1]), pid > 1 else { return nil }
+        return Self.startTime(of: pid) == started ? pid : nil
+    }
+
+    /// Field 22 of /proc/<pid>/stat: when the process started, in clock ticks since boot.
+    static func startTime(of pid: pid_t) -> UInt64? {
+        guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8), let close = stat.lastIndex(of: ")") else { return nil }
+        let fields = stat[stat.index(after: close)...].split(separator: " ")
+        guard fields.count > 19, fields[0] != "Z" else { return nil }  // fields[0] is the state (field 3)
+        return UInt64(fields[19])
+    }
+
+    /// Starts the service detached (own session, stdin /dev/null, output appended to its log, signals
+    /// at defaults) unless it is already running. Returns its pid and whether it was started now.
+    func start(_ service: Service) throws -> (pid: pid_t, started: Bool) {
+        if let pid = runningPID(service) { return (pid, false) }
+        try workspace.createSystemDirectories()
+        let path = try binaryPath(service)
+        let log = workspace.serviceLogFile(service.rawValue)
+        try FileSystem.createDirectory(workspace.serviceLogDirectory(service.rawValue))
+
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+        posix_spawn_file_actions_addopen(&actions, 1, log, O_WRONLY | O_APPEND | O_CREAT, 0o600)
+        posix_spawn_file_actions_adddup2(&actions, 1, 2)
+        // Nothing else the CLI has open (a caller's pipes, say) may stay open for the daemon's lifetime.
+        _ = keiji_spawn_file_actions_closefrom(&actions, 3)
+        var attributes = posix_spawnattr_t()
+        posix_spawnattr_init(&attributes)
+        defer { posix_spawnattr_destroy(&attributes) }
+        var empty = sigset_t()
+        sigemptyset(&empty)
+        var all = sigset_t()
+        sigfillset(&all)
+        posix_spawnattr_setsigmask(&attributes, &empty)
+        posix_spawnattr_setsigdefault(&attributes, &all)
+        let setsid: Int32 = 0x80  // POSIX_SPAWN_SETSID (glibc)
+        posix_spawnattr_setflags(&attributes, Int16(setsid | Int32(POSIX_SPAWN_SETSIGMASK) | Int32(POSIX_SPAWN_SETSIGDEF)))
+        let argv: [UnsafeMutablePointer<CChar>?] = [strdup(path), nil]
+        defer { argv.forEach { free($0) } }
+        var pid: pid_t = 0
+        let code = posix_spawn(&pid, path, &actions, &attributes, argv, environ)
+        guard code == 0 else { throw CLIError("cannot start \(service.binary): \(String(cString: strerror(code)))") }
+        let started = Self.startTime(of: pid) ?? 0
+        try FileSystem.writeAtomically(Data("\(pid) \(started)\n".utf8), to: workspace.pidFile(service.rawValue))
+        // Reap it if it dies while we wait, so a failed start shows as dead, not as a zombie.
+        let deadline = Date().addingTimeInterval(service == .scheduler ? 1.0 : 0.4)
+        while Date() < deadline {
+            var status: Int32 = 0
+            if waitpid(pid, &status, WNOHANG) == pid {
+                try? FileSystem.remove(workspace.pidFile(service.rawValue))
+                let tail = (try? LogFile(directory: workspace.serviceLogDirectory(service.rawValue), baseName: service.rawValue,
+                                          rotate: false, maxSize: 1).lastLines(3)) ?? []
+                throw CLIError("\(service.binary) exited at once (status \(status >> 8)): \(tail.last ?? "see \(log)")")
+            }
+            usleep(50_000)
+        }
+        return (pid, true)
+    }
+
+    /// SIGTERM, then up to `timeout` for it to go (SIGKILL after that). Returns whether it was running.
+    func stop(_ service: Service, timeout: Double = 20) -> Bool {
+        guard let pid = runningPID(service) else {
+            try? FileSystem.remove(workspace.pidFile(service.rawValue))
+            return false
+        }
+        kill(pid, SIGTERM)
+        let deadline = Date().addingTimeInterval(timeout)
+        while Self.startTime(of: pid) != nil, Date() < deadline { usleep(50_000) }
+        if Self.startTime(of: pid) != nil {
+            kill(pid, SIGKILL)
+            usleep(100_000)
+        }
+        try? FileSystem.remove(workspace.pidFile(service.rawValue))
+        return true
+    }
+}

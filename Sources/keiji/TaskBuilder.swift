@@ -1,0 +1,94 @@
+import Foundation
+import KeijiCore
+
+#if canImport(Glibc)
+@preconcurrency import Glibc
+#endif
+
+/// `keiji task --build`: compiles one task of the workspace package with `swift build` (output shown as it
+/// comes), asks the binary for its schedule (`--schedule`), installs it atomically under
+/// `~/.keiji/exec/tasks/`, and returns the definition to journal.
+struct TaskBuilder {
+    let workspace: Workspace
+
+    func build(_ name: TaskName, description: String) throws -> TaskDefinition {
+        let directory = workspace.taskDirectory(name)
+        guard FileSystem.exists(directory + "/main.swift") else {
+            throw CLIError("task \(name) has no Swift sources in \(directory) (create it with `keiji task --create --name=\(name) --desc=…`)")
+        }
+        guard FileSystem.exists(workspace.root + "/Package.swift") else { throw CLIError("no workspace package; run `keiji init`") }
+        let swift = try Self.swiftExecutable()
+        Console.progress("building \(name) (swift build; the first build also compiles the SDK)…")
+        let started = Date()
+        let status = try Self.run(swift, ["build", "--package-path", workspace.root, "--scratch-path", workspace.buildDirectory,
+                                          "--product", name.rawValue], echo: true)
+        guard status == 0 else { throw CLIError("swift build failed for task \(name) (exit \(status)); see the compiler output above") }
+        let built = workspace.buildDirectory + "/debug/" + name.rawValue
+        guard FileManager.default.isExecutableFile(atPath: built) else { throw CLIError("swift build did not produce \(built)") }
+        Console.progress("built in \(String(format: "%.1f", Date().timeIntervalSince(started))) s; reading its schedule…")
+
+        let (scheduleStatus, output) = try Self.capture(built, ["--schedule"], directory: directory)
+        guard scheduleStatus == 0, let data = output.data(using: .utf8) else {
+            throw CLIError("\(name) --schedule failed (exit \(scheduleStatus)): \(output.trimmingCharacters(in: .whitespacesAndNewlines))")
+        }
+        let spec: ScheduleSpec
+        do {
+            spec = try JSONDecoder().decode(ScheduleSpec.self, from: data).validated()
+        } catch {
+            throw CLIError("\(name)'s schedule is invalid: \(Self.reason(error))")
+        }
+
+        // Install atomically: copy beside the target, then rename over it (a running task keeps its old inode).
+        try FileSystem.createDirectory(workspace.executablesDirectory)
+        let target = workspace.executable(for: name)
+        let temporary = target + ".tmp-\(getpid())"
+        try? FileManager.default.removeItem(atPath: temporary)
+        try FileManager.default.copyItem(atPath: built, toPath: temporary)
+        chmod(temporary, 0o700)
+        guard rename(temporary, target) == 0 else { throw CLIError("cannot install \(target): \(String(cString: strerror(errno)))") }
+        Console.progress("installed \(target)")
+        return TaskDefinition(name: name, description: description, action: .binary(path: target), schedule: spec, directory: directory)
+    }
+
+    static func reason(_ error: any Error) -> String {
+        if case DecodingError.dataCorrupted(let context) = error { return context.debugDescription }
+        return "\(error)"
+    }
+
+    static func swiftExecutable() throws -> String {
+        let path = ProcessInfo.processInfo.environment["PATH"] ?? ""
+        for directory in path.split(separator: ":").map(String.init) + ["/opt/swift/usr/bin"] {
+            let candidate = directory + "/swift"
+            if FileManager.default.isExecutableFile(atPath: candidate) { return candidate }
+        }
+        throw CLIError("swift is not installed (looked on PATH and in /opt/swift/usr/bin); task builds need the Swift toolchain")
+    }
+
+    /// Runs a program with our stdout/stderr (so build progress shows as it happens); returns its status.
+    static func run(_ program: String, _ arguments: [String], echo: Bool) throws -> Int32 {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: program)
+        process.arguments = arguments
+        process.standardInput = FileHandle.nullDevice
+        process.standardOutput = FileHandle.standardError
+        process.standardError = FileHandle.standardError
+        try process.run()
+        process.waitUntilExit()
+        return process.terminationStatus
+    }
+
+    static func capture(_ program: String, _ arguments: [String], directory: String) throws -> (Int32, String) {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: program)
+        process.arguments = arguments
+        process.currentDirectoryURL = URL(fileURLWithPath: directory)
+        let pipe = Pipe()
+        process.standardOutput = pipe
+        process.standardError = pipe
+        process.standardInput = FileHandle.nullDevice
+        try process.run()
+        let output = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        process.waitUntilExit()
+        return (process.terminationStatus, output)
+    }
+}

@@ -1,0 +1,39 @@
+import Foundation
+import KeijiCore
+
+extension TaskCommand {
+    static let columns = ["ID", "TaskId", "Name", "Description", "Schedule", "LastExecutionTime", "NextExecutionTime", "LogPath",
+                          "Slug", "Type", "Executable", "IsRunning", "IsQueued", "IsError", "IsDisabled", "ErrorTxt"]
+
+    /// The seed's `TaskModel` block for one task (with `--name`) or every task, read from the query view.
+    func printTasks(workspace: Workspace) throws {
+        guard FileSystem.exists(workspace.databaseFile) else {
+            if let name { throw CLIError("no task named \(name)") }
+            Console.say("no tasks yet")
+            return
+        }
+        let db = try SQLiteDatabase(path: workspace.databaseFile, readOnly: true)
+        let select = "SELECT \(Self.columns.joined(separator: ", ")) FROM task_models"
+        let rows = try name.map { try db.rows(select + " WHERE Name = ?", [.text($0)]) } ?? db.rows(select + " ORDER BY Name")
+        if let name, rows.isEmpty { throw CLIError("no task named \(name)") }
+        if json {
+            let objects = rows.map { row in Dictionary(uniqueKeysWithValues: zip(Self.columns, row.map { $0 ?? "" })) }
+            let data = try JSONSerialization.data(withJSONObject: name == nil ? objects as Any : objects.first as Any, options: [.prettyPrinted, .sortedKeys])
+            Console.say(String(decoding: data, as: UTF8.self))
+            return
+        }
+        if rows.isEmpty { Console.say("no tasks yet") }
+        let rule = String(repeating: "=", count: 100)
+        for row in rows {
+            if name == nil { Console.say(rule) }
+            Console.say("TaskModel:")
+            for (column, value) in zip(Self.columns, row) {
+                var text = value ?? "N/A"
+                if column.hasPrefix("Is") { text = text == "1" ? "true" : "false" }
+                if column == "ErrorTxt" { text = value ?? "" }
+                Console.say("\(column): \(text)")
+            }
+            if name == nil { Console.say(rule) }
+        }
+    }
+}

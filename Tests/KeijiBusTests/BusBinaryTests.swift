@@ -1,0 +1,110 @@
+import Foundation
+import KeijiCore
+import Testing
+
+@testable import KeijiBus
+
+#if canImport(Glibc)
+@preconcurrency import Glibc
+#endif
+
+/// The real `keiji-bus` executable, as a user (or the CLI) starts it.
+@Suite(.timeLimit(.minutes(1)))
+struct BusBinaryTests {
+    @Test func runsRelaysAndStopsCleanlyOnSIGTERM() async throws {
+        let binary = try #require(busBinary(), "keiji-bus not found next to the test bundle")
+        let home = try temporaryHome()
+        defer { try? FileManager.default.removeItem(atPath: home) }
+        let workspace = Workspace(home: home)
+        // Settings present: the bus logs to its service log instead of stderr.
+        try FileSystem.createDirectory(workspace.root)
+        try Settings.defaultFileContents(timeZone: "UTC").write(toFile: workspace.settingsFile, atomically: true, encoding: .utf8)
+        let push = try freePort(), pull = try freePort()
+        let bus = try BusProcess(binary: binary, home: home, push: push, pull: pull)
+        defer { bus.kill() }
+
+        #expect(await eventually(within: .seconds(5)) { FileSystem.exists(workspace.busTokenFile) })
+        #expect(fileMode(workspace.busTokenFile) == 0o600)
+        #expect(fileMode(workspace.systemRoot) == 0o700)
+        let token = try BusToken.loadOrCreate(workspace)
+        #expect(token.count == 64)
+
+        let client = BusClient(port: push, token: token)
+        #expect(await eventually(within: .seconds(5)) {
+            (try? await client.send(request("probe", token: nil), timeout: .seconds(1)))?.code == .offline
+        })
+        let scheduler = SchedulerBusLink(port: pull, token: token) { request in .acknowledged(request.id, lsn: 314) }
+        let link = Task { await scheduler.run() }
+        #expect(await eventually { scheduler.isConnected })
+        #expect(try await client.send(request("real"), timeout: .seconds(5)) == .acknowledged("real", lsn: 314))
+        link.cancel()
+        await link.value
+
+        Glibc.kill(bus.process.processIdentifier, SIGTERM)
+        #expect(await eventually(within: .seconds(5)) { !bus.process.isRunning })
+        #expect(bus.process.terminationReason == .exit)
+        #expect(bus.process.terminationStatus == 0)
+        #expect(bus.output().contains("keiji-bus listening on 127.0.0.1:\(push) (push) and 127.0.0.1:\(pull) (pull)"))
+        let log = try String(contentsOfFile: workspace.serviceLogFile("bus"), encoding: .utf8)
+        #expect(log.contains("listening"))
+        #expect(log.contains("scheduler connected"))
+        #expect(log.contains("stopping on SIGTERM"))
+    }
+
+    @Test func exitsWithOneLineWhenThePortIsTaken() async throws {
+        let binary = try #require(busBinary(), "keiji-bus not found next to the test bundle")
+        let home = try temporaryHome()
+        defer { try? FileManager.default.removeItem(atPath: home) }
+        let push = try freePort()
+        let busy = try TCPListener(port: push, role: "test")
+        defer { busy.close() }
+        let bus = try BusProcess(binary: binary, home: home, push: push, pull: try freePort())
+        defer { bus.kill() }
+        #expect(await eventually(within: .seconds(5)) { !bus.process.isRunning })
+        #expect(bus.process.terminationStatus == 1)
+        let errors = bus.errors().split(separator: "\n")
+        #expect(errors.count == 1)
+        #expect(errors.first?.contains("127.0.0.1:\(push)") == true)
+    }
+}
+
+/// The `keiji-bus` built beside this test bundle (or in the package's build folders).
+func busBinary() -> String? {
+    let bundleDirectory = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
+    let package = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+    for directory in [bundleDirectory, bundleDirectory.deletingLastPathComponent(),
+                      package.appendingPathComponent(".build-bus/debug"), package.appendingPathComponent(".build/debug")] {
+        let candidate = directory.appendingPathComponent("keiji-bus").path
+        if FileManager.default.isExecutableFile(atPath: candidate) { return candidate }
+    }
+    return nil
+}
+
+/// A running `keiji-bus` with its output captured to files (pipes could fill up and block it).
+final class BusProcess: Sendable {
+    let process: Process
+    let outputPath: String
+    let errorPath: String
+
+    init(binary: String, home: String, push: UInt16, pull: UInt16) throws {
+        outputPath = home + "/bus.stdout"
+        errorPath = home + "/bus.stderr"
+        _ = FileManager.default.createFile(atPath: outputPath, contents: nil)
+        _ = FileManager.default.createFile(atPath: errorPath, contents: nil)
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: binary)
+        process.environment = ["HOME": home, BusPorts.pushVariable: "\(push)", BusPorts.pullVariable: "\(pull)",
+                               "PATH": "/usr/bin:/bin"]
+        process.standardOutput = FileHandle(forWritingAtPath: outputPath)
+        process.standardError = FileHandle(forWritingAtPath: errorPath)
+        try process.run()
+        self.process = process
+    }
+
+    func output() -> String { (try? String(contentsOfFile: outputPath, encoding: .utf8)) ?? "" }
+    func errors() -> String { (try? String(contentsOfFile: errorPath, encoding: .utf8)) ?? "" }
+
+    func kill() {
+        if process.isRunning { Glibc.kill(process.processIdentifier, SIGKILL) }
+    }
+}

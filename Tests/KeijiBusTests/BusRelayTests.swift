@@ -1,0 +1,217 @@
+import Foundation
+import KeijiCore
+import Synchronization
+import Testing
+
+@testable import KeijiBus
+
+/// Commands relayed between a client and a (fake) scheduler, and what happens when the scheduler goes away.
+@Suite(.timeLimit(.minutes(1)))
+struct BusRelayTests {
+    @Test func relaysACommandAndItsAcknowledgement() async throws {
+        let server = try startBus()
+        defer { server.stop() }
+        let seen = Recorder()
+        let scheduler = try await connectLink(server) { request in
+            seen.add("\(request.id) \(request.cmd) \(request.taskID ?? "-") token=\(request.token ?? "nil")")
+            return .acknowledged(request.id, lsn: 42)
+        }
+        defer { scheduler.task.cancel() }
+
+        let reply = try await BusClient(port: server.boundPushPort, token: testToken).send(request("req-1"), timeout: .seconds(5))
+        #expect(reply == .acknowledged("req-1", lsn: 42))
+        // The token stays at the bus: the scheduler never sees it.
+        #expect(seen.all == ["req-1 trigger nightly token=nil"])
+        await scheduler.stop()
+    }
+
+    @Test func relaysASaveWithItsDefinition() async throws {
+        let server = try startBus()
+        defer { server.stop() }
+        let definition = TaskDefinition(name: try TaskName("backup"), description: "nightly backup", action: .command("true"),
+                                        schedule: ScheduleSpec(.every(10, .seconds)), policy: RunPolicy(), directory: "/tmp")
+        let received = Mutex<BusRequest?>(nil)
+        let scheduler = try await connectLink(server) { request in
+            received.withLock { $0 = request }
+            return .acknowledged(request.id, lsn: 7)
+        }
+        let sent = try BusRequest(id: "save-1", token: nil, event: .taskSaved(definition, taskID: "uuid-1"))
+        let reply = try await BusClient(port: server.boundPushPort, token: testToken).send(sent, timeout: .seconds(5))
+        #expect(reply.ok && reply.lsn == 7 && reply.id == "save-1")
+        let got = try #require(received.withLock { $0 })
+        #expect(try got.event() == .taskSaved(definition, taskID: "uuid-1"))
+        await scheduler.stop()
+    }
+
+    @Test func noSchedulerMeansOffline() async throws {
+        let server = try startBus()
+        defer { server.stop() }
+        let reply = try await BusClient(port: server.boundPushPort, token: testToken).send(request("r"), timeout: .seconds(5))
+        #expect(reply == .failure("r", .offline, "no scheduler is connected"))
+    }
+
+    /// The original's bug: after a scheduler restart, the first command went to the dead pull handler.
+    @Test func schedulerRestartBetweenCommandsLosesNothing() async throws {
+        let server = try startBus()
+        defer { server.stop() }
+        let client = BusClient(port: server.boundPushPort, token: testToken)
+        let first = Recorder(), second = Recorder()
+
+        let link1 = try await connectLink(server) { request in
+            first.add(request.id)
+            return .acknowledged(request.id, lsn: 1)
+        }
+        #expect(try await client.send(request("A"), timeout: .seconds(5)) == .acknowledged("A", lsn: 1))
+        await link1.stop()
+        #expect(await eventually { !server.schedulerConnected })
+
+        let link2 = try await connectLink(server) { request in
+            second.add(request.id)
+            return .acknowledged(request.id, lsn: 2)
+        }
+        #expect(try await client.send(request("B"), timeout: .seconds(5)) == .acknowledged("B", lsn: 2))
+        #expect(first.all == ["A"])
+        #expect(second.all == ["B"])
+        await link2.stop()
+    }
+
+    /// Repeated restarts: every command sent while a scheduler is connected reaches exactly that scheduler.
+    @Test func repeatedRestartsDeliverEveryCommandToTheLiveScheduler() async throws {
+        let server = try startBus()
+        defer { server.stop() }
+        let client = BusClient(port: server.boundPushPort, token: testToken)
+        for round in 0..<5 {
+            let seen = Recorder()
+            let link = try await connectLink(server) { request in
+                seen.add(request.id)
+                return .acknowledged(request.id, lsn: UInt64(round))
+            }
+            for n in 0..<3 {
+                let id = "r\(round)-\(n)"
+                #expect(try await client.send(request(id), timeout: .seconds(5)) == .acknowledged(id, lsn: UInt64(round)))
+            }
+            #expect(seen.all == ["r\(round)-0", "r\(round)-1", "r\(round)-2"])
+            await link.stop()
+        }
+    }
+
+    @Test func aNewHelloReplacesTheOldSchedulerConnection() async throws {
+        let server = try startBus()
+        defer { server.stop() }
+        let old = try await RawClient.connect(server.boundPullPort)
+        defer { old.close() }
+        await old.sendLine(#"{"hello":"scheduler","token":"\#(testToken)"}"#)
+        #expect(try await old.readReply().ok)
+
+        let seen = Recorder()
+        let link = try await connectLink(server) { request in
+            seen.add(request.id)
+            return .acknowledged(request.id, lsn: 9)
+        }
+        // The old connection is closed by the bus, and commands go to the new one.
+        #expect(await old.readLine() == .closed)
+        let reply = try await BusClient(port: server.boundPushPort, token: testToken).send(request("new"), timeout: .seconds(5))
+        #expect(reply == .acknowledged("new", lsn: 9))
+        #expect(seen.all == ["new"])
+        await link.stop()
+    }
+
+    @Test func schedulerDisconnectingMidRequestIsUnacknowledged() async throws {
+        let server = try startBus()
+        defer { server.stop() }
+        let started = Recorder()
+        let link = try await connectLink(server) { request in
+            started.add(request.id)
+            try? await Task.sleep(for: .seconds(30))
+            return .acknowledged(request.id, lsn: 1)
+        }
+        let client = BusClient(port: server.boundPushPort, token: testToken)
+        let pending = Task { try await client.send(request("mid"), timeout: .seconds(5)) }
+        #expect(await eventually { started.all == ["mid"] })
+        let before = ContinuousClock.now
+        await link.stop()
+        let reply = try await pending.value
+        #expect(reply.id == "mid")
+        #expect(!reply.ok)
+        #expect(reply.code == .unacknowledged)
+        #expect(ContinuousClock.now - before < .seconds(3))
+    }
+
+    @Test func aSilentSchedulerTimesOutAsUnacknowledged() async throws {
+        let server = try startBus(requestTimeout: .milliseconds(300))
+        defer { server.stop() }
+        let link = try await connectLink(server) { request in
+            try? await Task.sleep(for: .seconds(30))
+            return .acknowledged(request.id, lsn: 1)
+        }
+        let reply = try await BusClient(port: server.boundPushPort, token: testToken).send(request("slow"), timeout: .seconds(5))
+        #expect(reply.id == "slow")
+        #expect(reply.code == .unacknowledged)
+        #expect(reply.error?.contains("did not acknowledge") == true)
+        await link.stop()
+    }
+
+    @Test func concurrentCommandsEachGetTheirOwnReply() async throws {
+        let server = try startBus()
+        defer { server.stop() }
+        let link = try await connectLink(server) { request in
+            try? await Task.sleep(for: .milliseconds(Int.random(in: 0...50)))
+            return .acknowledged(request.id, lsn: UInt64(request.id.dropFirst())!)
+        }
+        let client = BusClient(port: server.boundPushPort, token: testToken)
+        let replies = try await withThrowingTaskGroup(of: BusReply.self) { group in
+            for n in 1...16 { group.addTask { try await client.send(request("c\(n)"), timeout: .seconds(5)) } }
+            return try await group.reduce(into: []) { $0.append($1) }
+        }
+        #expect(Set(replies.compactMap(\.id)) == Set((1...16).map { "c\($0)" }))
+        for reply in replies { #expect(reply.ok && "c\(reply.lsn!)" == reply.id) }
+        await link.stop()
+    }
+
+    @Test func pipelinedRequestsAreAnsweredInOrder() async throws {
+        let server = try startBus()
+        defer { server.stop() }
+        let link = try await connectLink(server) { request in
+            if request.id == "first" { try? await Task.sleep(for: .milliseconds(200)) }
+            return .acknowledged(request.id, lsn: request.id == "first" ? 1 : 2)
+        }
+        let raw = try await RawClient.connect(server.boundPushPort)
+        defer { raw.close() }
+        let lines = [request("first"), request("second")].map { String(decoding: BusWire.encode($0), as: UTF8.self) }
+        await raw.sendRaw(Array((lines.joined(separator: "\n") + "\n").utf8))
+        #expect(try await raw.readReply() == .acknowledged("first", lsn: 1))
+        #expect(try await raw.readReply() == .acknowledged("second", lsn: 2))
+        await link.stop()
+    }
+
+    @Test func aDuplicateIDInFlightIsRefused() async throws {
+        let server = try startBus()
+        defer { server.stop() }
+        let started = Recorder()
+        let link = try await connectLink(server) { request in
+            started.add(request.id)
+            try? await Task.sleep(for: .milliseconds(500))
+            return .acknowledged(request.id, lsn: 5)
+        }
+        let client = BusClient(port: server.boundPushPort, token: testToken)
+        let first = Task { try await client.send(request("same"), timeout: .seconds(5)) }
+        #expect(await eventually { started.all == ["same"] })
+        let duplicate = try await client.send(request("same"), timeout: .seconds(5))
+        #expect(duplicate.code == .invalid)
+        #expect(try await first.value == .acknowledged("same", lsn: 5))
+        #expect(started.all == ["same"])
+        await link.stop()
+    }
+
+    @Test func stoppingTheBusReleasesItsPorts() async throws {
+        let server = try startBus()
+        let push = server.boundPushPort, pull = server.boundPullPort
+        server.stop()
+        let again = BusServer(pushPort: push, pullPort: pull, token: testToken, log: { _ in })
+        try again.start()
+        again.stop()
+        await #expect(throws: KeijiError.self) {
+            try await BusClient(port: push, token: testToken).send(request("late"), timeout: .seconds(2))
+        }
+    }
+}

@@ -1,0 +1,143 @@
+import Foundation
+import KeijiCore
+import Synchronization
+import Testing
+
+@testable import KeijiBus
+
+#if canImport(Glibc)
+@preconcurrency import Glibc
+#endif
+
+let testToken = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
+
+/// An in-process bus on ports the kernel picks (port 0), so parallel tests never collide.
+func startBus(requestTimeout: Duration = .seconds(10), log: @escaping @Sendable (String) -> Void = { _ in }) throws -> BusServer {
+    let server = BusServer(pushPort: 0, pullPort: 0, token: testToken, requestTimeout: requestTimeout, log: log)
+    try server.start()
+    return server
+}
+
+/// Polls `condition` every 10 ms until it holds or `limit` passes.
+func eventually(within limit: Duration = .seconds(3), _ condition: @Sendable () async -> Bool) async -> Bool {
+    let deadline = ContinuousClock.now + limit
+    while ContinuousClock.now < deadline {
+        if await condition() { return true }
+        try? await Task.sleep(for: .milliseconds(10))
+    }
+    return await condition()
+}
+
+/// A thread-safe list of what handlers saw.
+final class Recorder: Sendable {
+    private let items = Mutex<[String]>([])
+    func add(_ item: String) { items.withLock { $0.append(item) } }
+    var all: [String] { items.withLock { $0 } }
+}
+
+/// A `SchedulerBusLink` running in its own task: the fake scheduler.
+struct RunningLink {
+    let link: SchedulerBusLink
+    let task: Task<Void, Never>
+
+    /// Cancels the link's task (its connection closes) and waits until `run()` has returned.
+    func stop() async {
+        task.cancel()
+        await task.value
+    }
+}
+
+func startLink(_ server: BusServer, token: String = testToken,
+               handler: @escaping @Sendable (BusRequest) async -> BusReply) -> RunningLink {
+    let link = SchedulerBusLink(port: server.boundPullPort, token: token, handler: handler)
+    return RunningLink(link: link, task: Task { await link.run() })
+}
+
+/// Starts a link and waits until the bus has accepted it.
+func connectLink(_ server: BusServer, handler: @escaping @Sendable (BusRequest) async -> BusReply) async throws -> RunningLink {
+    let running = startLink(server, handler: handler)
+    let connected = await eventually { running.link.isConnected && server.schedulerConnected }
+    if !connected { await running.stop() }
+    try #require(connected)
+    return running
+}
+
+func request(_ id: String, _ cmd: String = "trigger", task: String = "nightly", token: String? = testToken) -> BusRequest {
+    BusRequest(id: id, token: token, cmd: cmd, taskID: task)
+}
+
+/// A protocol-level client: raw bytes out, lines in, all blocking calls on their own threads.
+final class RawClient: Sendable {
+    let connection: LineConnection
+    private let reader: Mutex<LineReader>
+
+    private init(_ connection: LineConnection) {
+        self.connection = connection
+        connection.setReadTimeout(.seconds(5))
+        connection.setWriteTimeout(.seconds(5))
+        reader = Mutex(connection.makeReader())
+    }
+
+    static func connect(_ port: UInt16) async throws -> RawClient {
+        try await DedicatedThread.run("test raw connect") { RawClient(try LineConnection.connect(port: port, what: "test")) }
+    }
+
+    /// Writes `bytes` exactly as given (no newline added).
+    @discardableResult
+    func sendRaw(_ bytes: [UInt8]) async -> Bool {
+        let fd = connection.fd
+        return (try? await DedicatedThread.run("test raw send") { () -> Bool in
+            var done = 0
+            while done < bytes.count {
+                let n = bytes.withUnsafeBytes { send(fd, $0.baseAddress! + done, $0.count - done, Socket.sendFlags) }
+                if n < 0 { if errno == EINTR { continue }; return false }
+                done += n
+            }
+            return true
+        }) ?? false
+    }
+
+    @discardableResult
+    func sendLine(_ text: String) async -> Bool { await sendRaw(Array((text + "\n").utf8)) }
+
+    func readLine() async -> LineRead {
+        (try? await DedicatedThread.run("test raw read") { [self] in reader.withLock { $0.next() } }) ?? .closed
+    }
+
+    /// The next line as a reply; fails the test if there is none or it is not one.
+    func readReply(sourceLocation: SourceLocation = #_sourceLocation) async throws -> BusReply {
+        let read = await readLine()
+        guard case .line(let line) = read else {
+            Issue.record("expected a reply line, got \(read)", sourceLocation: sourceLocation)
+            throw CancellationError()
+        }
+        return try JSONDecoder().decode(BusReply.self, from: Data(line))
+    }
+
+    func close() { connection.close() }
+}
+
+/// A port that is free now, chosen below Linux's ephemeral range (32768–60999) so no outgoing connection
+/// of a concurrent test can take it before the process under test binds it.
+func freePort() throws -> UInt16 {
+    for _ in 0..<200 {
+        let candidate = UInt16.random(in: 20000..<32000)
+        if let listener = try? TCPListener(port: candidate, role: "probe") {
+            listener.close()
+            return candidate
+        }
+    }
+    throw KeijiError(.io, "no free port found")
+}
+
+/// A temporary HOME.
+func temporaryHome() throws -> String {
+    let path = FileManager.default.temporaryDirectory.path + "/keiji-bus-test-" + UUID().uuidString.prefix(8)
+    try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+    return path
+}
+
+func fileMode(_ path: String) -> mode_t? {
+    var info = stat()
+    return stat(path, &info) == 0 ? info.st_mode & 0o7777 : nil
+}

@@ -1,0 +1,219 @@
+import Foundation
+import Testing
+
+/// The seed's walkthrough against the real binaries (`keiji`, `keiji-bus`, `keiji-scheduler`,
+/// `keiji-run-guard`) in a temporary HOME, on random bus ports: init → create → get → start → status →
+/// logs → disable → enable → delete → stop → uninstall, with command tasks (no Swift build, to stay fast).
+struct WalkthroughTests {
+    final class Session: @unchecked Sendable {
+        let home: String
+        let environment: [String: String]
+        let binaries: String
+
+        init() throws {
+            home = FileManager.default.temporaryDirectory.path + "/keiji-e2e-" + UUID().uuidString.prefix(8)
+            try FileManager.default.createDirectory(atPath: home, withIntermediateDirectories: true)
+            var env = ProcessInfo.processInfo.environment
+            env["HOME"] = home
+            env["NO_COLOR"] = "1"
+            let base = 20000 + Int.random(in: 0..<20000)
+            env["KEIJI_BUS_PUSH_PORT"] = String(base)
+            env["KEIJI_BUS_PULL_PORT"] = String(base + 1)
+            environment = env
+            binaries = try #require(Self.binaryDirectory(), "the keiji executables are built with the tests")
+        }
+
+        static func binaryDirectory() -> String? {
+            let bundle = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
+            let build = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+                .deletingLastPathComponent().appendingPathComponent(".build/debug")
+            return [bundle, bundle.deletingLastPathComponent(), build].map(\.path).first {
+                FileManager.default.isExecutableFile(atPath: $0 + "/keiji") && FileManager.default.isExecutableFile(atPath: $0 + "/keiji-scheduler")
+            }
+        }
+
+        struct Result {
+            var status: Int32
+            var stdout: String
+            var stderr: String
+        }
+
+        @discardableResult
+        func keiji(_ arguments: String...) throws -> Result { try run(arguments) }
+
+        func run(_ arguments: [String]) throws -> Result {
+            let process = Process()
+            process.executableURL = URL(fileURLWithPath: binaries + "/keiji")
+            process.arguments = arguments
+            process.environment = environment
+            let out = Pipe()
+            let err = Pipe()
+            process.standardOutput = out
+            process.standardError = err
+            process.standardInput = FileHandle.nullDevice
+            try process.run()
+            let stdout = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+            let stderr = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+            process.waitUntilExit()
+            return Result(status: process.terminationStatus, stdout: stdout, stderr: stderr)
+        }
+
+        func cleanUp() {
+            _ = try? keiji("system", "--stop")
+            try? FileManager.default.removeItem(atPath: home)
+        }
+    }
+
+    func eventually(_ timeout: Duration = .seconds(10), _ condition: () throws -> Bool) async -> Bool {
+        let deadline = ContinuousClock.now + timeout
+        while ContinuousClock.now < deadline {
+            if (try? condition()) == true { return true }
+            try? await Task.sleep(for: .milliseconds(100))
+        }
+        return (try? condition()) == true
+    }
+
+    @Test func theWalkthroughWithCommandTasks() async throws {
+        let s = try Session()
+        defer { s.cleanUp() }
+
+        // 1. init: idempotent, never overwrites settings.
+        var r = try s.keiji("init")
+        #expect(r.status == 0, "\(r.stderr)")
+        #expect(FileManager.default.fileExists(atPath: s.home + "/keiji/settings.conf"))
+        let token = try FileManager.default.attributesOfItem(atPath: s.home + "/.keiji/bus.token")
+        #expect((token[.posixPermissions] as? Int) == 0o600)
+        try "# mine\nDB_URL=default\nTIME_ZONE=UTC\nROTATE_LOGS=1\nLOG_MAX_SIZE=1MB\n".write(toFile: s.home + "/keiji/settings.conf", atomically: true, encoding: .utf8)
+        r = try s.keiji("init")
+        let settingsText = try String(contentsOfFile: s.home + "/keiji/settings.conf", encoding: .utf8)
+        #expect(r.status == 0 && settingsText.hasPrefix("# mine"), "init never overwrites settings")
+
+        // 2. create a command task while nothing runs: written offline into the journal.
+        r = try s.keiji("task", "--create", "--name=ping", "--desc=says ping", "--command", "echo ping from $TASK_NAME", "--every", "1s")
+        #expect(r.status == 0, "\(r.stderr)")
+        #expect(r.stdout.contains("written offline"))
+
+        // 4. get: the seed's block.
+        r = try s.keiji("task", "--get", "--name=ping")
+        #expect(r.status == 0 && r.stdout.contains("TaskModel:") && r.stdout.contains("Name: ping") && r.stdout.contains("Type: HMS"))
+        #expect(r.stdout.contains("Schedule: units:seconds,interval:1") && r.stdout.contains("IsDisabled: false"))
+
+        // 5. start: both services, detached.
+        r = try s.keiji("system", "--start")
+        #expect(r.status == 0 && r.stdout.contains("bus: started") && r.stdout.contains("scheduler: started"), "\(r.stdout)\(r.stderr)")
+        r = try s.keiji("system", "--start")
+        #expect(r.stdout.contains("already running"))
+
+        // 6. status: services and the recovery report of the first start.
+        #expect(await eventually { try s.keiji("system", "--status").stdout.contains("first start") })
+        r = try s.keiji("system", "--status")
+        #expect(r.stdout.contains("bus                ONLINE") && r.stdout.contains("scheduler          ONLINE"), "\(r.stdout)")
+
+        // 7. logs: the task ran and its output is in its log.
+        #expect(await eventually { try s.keiji("task", "--logs", "--name=ping").stdout.contains("ping from ping") })
+
+        // A command while running goes through the bus and is acknowledged by the scheduler.
+        r = try s.keiji("task", "--disable", "--name=ping")
+        #expect(r.status == 0 && r.stdout.contains("acknowledged by the scheduler"), "\(r.stdout)\(r.stderr)")
+        #expect(await eventually { try s.keiji("task", "--get", "--name=ping").stdout.contains("IsDisabled: true") })
+        r = try s.keiji("task", "--enable", "--name=ping")
+        #expect(r.status == 0 && r.stdout.contains("acknowledged by the scheduler"))
+
+        // A failing task sets the error flag; resolve clears it.
+        r = try s.keiji("task", "--create", "--name=broken", "--desc=fails", "--command", "exit 3", "--every", "1s")
+        #expect(r.status == 0)
+        #expect(await eventually { try s.keiji("task", "--get", "--name=broken").stdout.contains("IsError: true") })
+        #expect(try s.keiji("task", "--get", "--name=broken").stdout.contains("ErrorTxt: [ task error ]: exit status 3"))
+        #expect(try s.keiji("task", "--resolve", "--name=broken").status == 0)
+
+        // delete removes definition and logs; the name can be reused (the original could not).
+        r = try s.keiji("task", "--delete", "--name=broken")
+        #expect(r.status == 0)
+        #expect(try s.keiji("task", "--get", "--name=broken").status != 0)
+        #expect(try s.keiji("task", "--create", "--name=broken", "--desc=again", "--command", "true", "--every", "1h", "--force").status == 0)
+
+        // journal tools
+        r = try s.keiji("journal", "verify")
+        #expect(r.status == 0 && r.stdout.contains("ok"), "\(r.stdout)\(r.stderr)")
+        r = try s.keiji("journal", "dump", "--task", "ping")
+        #expect(r.status == 0 && r.stdout.contains("task.saved") && r.stdout.contains("run.finished"))
+
+        // stop: both services, then the status says so.
+        r = try s.keiji("system", "--stop")
+        #expect(r.status == 0 && r.stdout.contains("scheduler: stopped") && r.stdout.contains("bus: stopped"), "\(r.stdout)\(r.stderr)")
+        r = try s.keiji("system", "--status")
+        #expect(r.stdout.contains("bus                OFFLINE") && r.stdout.contains("scheduler          OFFLINE"))
+
+        // uninstall: refuses to delete sources without --yes when it cannot ask.
+        r = try s.keiji("system", "--uninstall")
+        #expect(r.status != 0 && r.stderr.contains("--yes"))
+        #expect(FileManager.default.fileExists(atPath: s.home + "/keiji/settings.conf") && !FileManager.default.fileExists(atPath: s.home + "/.keiji"))
+        #expect(try s.keiji("system", "--uninstall", "--yes").status == 0)
+        #expect(!FileManager.default.fileExists(atPath: s.home + "/keiji"))
+    }
+
+    /// Steps 2–3 and 12 of the seed with a real Swift task: create from templates, build (swift build of the
+    /// workspace package, schedule read from the binary), run, rebuild with --restart.
+    @Test func theSwiftTaskWalkthrough() async throws {
+        let s = try Session()
+        defer { s.cleanUp() }
+        #expect(try s.keiji("init").status == 0)
+        #expect(FileManager.default.fileExists(atPath: s.home + "/keiji/Package.swift"))
+        #expect(FileManager.default.fileExists(atPath: s.home + "/keiji/sdk/Sources/KeijiTaskKit/KeijiTaskKit.swift"))
+
+        var r = try s.keiji("task", "--create", "--name=ping_google", "--desc=pings google")
+        #expect(r.status == 0, "\(r.stderr)")
+        let folder = s.home + "/keiji/tasks/ping_google"
+        for file in ["main.swift", "function.swift", "schedule.swift", ".env"] {
+            #expect(FileManager.default.fileExists(atPath: folder + "/" + file), "\(file)")
+        }
+        try "func function() async throws { print(\"pinged from build one\") }\n".write(toFile: folder + "/function.swift", atomically: true, encoding: .utf8)
+
+        r = try s.keiji("task", "--name=ping_google", "--build")
+        #expect(r.status == 0, "\(r.stdout)\(r.stderr)")
+        #expect(r.stdout.contains("units:seconds,interval:10"))
+        r = try s.keiji("task", "--get", "--name=ping_google")
+        #expect(r.stdout.contains("Executable: " + s.home + "/.keiji/exec/tasks/ping_google") && r.stdout.contains("Description: pings google"))
+
+        // Rebuild with a 1-second schedule while the scheduler runs: applied at once.
+        #expect(try s.keiji("system", "--start").status == 0)
+        try "import KeijiTaskKit\nlet schedule = Schedule.every(1).seconds\n".write(toFile: folder + "/schedule.swift", atomically: true, encoding: .utf8)
+        r = try s.keiji("task", "--name=ping_google", "--build", "--restart")
+        #expect(r.status == 0 && r.stdout.contains("acknowledged by the scheduler"), "\(r.stdout)\(r.stderr)")
+        #expect(await eventually(.seconds(15)) { try s.keiji("task", "--logs", "--name=ping_google").stdout.contains("pinged from build one") })
+
+        // A task whose function throws fails its run, and the message reaches the log.
+        try "struct Broken: Error {}\nfunc function() async throws { throw Broken() }\n".write(toFile: folder + "/function.swift", atomically: true, encoding: .utf8)
+        #expect(try s.keiji("task", "--name=ping_google", "--build", "--restart").status == 0)
+        #expect(await eventually(.seconds(15)) { try s.keiji("task", "--get", "--name=ping_google").stdout.contains("IsError: true") })
+        #expect(try s.keiji("task", "--logs", "--name=ping_google").stdout.contains("task failed: Broken()"))
+        #expect(try s.keiji("system", "--stop").status == 0)
+    }
+
+    @Test func everyErrorExitsNonZeroWithOneLine() throws {
+        let s = try Session()
+        defer { s.cleanUp() }
+        #expect(try s.keiji("task", "--get").status != 0, "no workspace yet")
+        #expect(try s.keiji("init").status == 0)
+        let cases: [[String]] = [
+            ["task", "--create", "--name=../etc", "--desc=x", "--command", "true", "--every", "1s"],
+            ["task", "--create", "--name=a b", "--desc=x", "--command", "true", "--every", "1s"],
+            ["task", "--create", "--name=ok", "--desc=x", "--command", "true", "--every", "0s"],
+            ["task", "--create", "--name=ok", "--desc=x", "--command", "true", "--cron", "61 * * * *"],
+            ["task", "--create", "--name=ok", "--desc=x", "--command", "true", "--on", "someday", "--at", "10:00PM"],
+            ["task", "--create", "--name=ok", "--command", "true", "--every", "1s"],
+            ["task", "--disable", "--name=missing"],
+            ["task", "--name=x"],
+            ["system", "--logs"],
+            ["journal", "export", "not-a-segment", "/tmp/x.lz4"],
+        ]
+        for arguments in cases {
+            let result = try s.run(arguments)
+            #expect(result.status != 0, "\(arguments) must fail")
+            #expect(result.stderr.hasPrefix("error: ") && result.stderr.split(separator: "\n").count == 1, "\(arguments): \(result.stderr)")
+        }
+        try "TIME_ZONE=Mars/Olympus\n".write(toFile: s.home + "/keiji/settings.conf", atomically: true, encoding: .utf8)
+        let bad = try s.run(["task", "--get"])
+        #expect(bad.status != 0 && bad.stderr.contains("TIME_ZONE") && bad.stderr.contains("settings.conf"))
+    }
+}
