@@ -44,7 +44,7 @@ let package = Package(
 
         .executableTarget(
             name: "keiji-bench",
-            dependencies: ["KeijiJournal", "KeijiCore", "KeijiScheduler", "keiji-run-guard",
+            dependencies: ["KeijiJournal", "KeijiCore", "KeijiScheduler", "KeijiBus", "keiji-run-guard",
                            .product(name: "ArgumentParser", package: "swift-argument-parser")]
         ),
         // A tiny writer the kill -9 test runs and kills; not installed.
