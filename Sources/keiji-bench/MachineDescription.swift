@@ -1,4 +1,5 @@
 import Foundation
+import KeijiCore
 
 /// What the figures were measured on: they mean nothing without it.
 struct MachineDescription: Sendable, Codable {
@@ -22,7 +23,7 @@ struct MachineDescription: Sendable, Codable {
         }
         let mount = mountEntry(containing: directory)
         return MachineDescription(
-            date: UTCTimestamp.format(secondsSinceEpoch: Int64(time(nil))),
+            date: ISO8601.string(fromSeconds: Int64(time(nil))),
             onlineCPUs: sysconf(Int32(_SC_NPROCESSORS_ONLN)),
             cpuModel: cpuModel(),
             kernel: release,

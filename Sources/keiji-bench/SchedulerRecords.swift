@@ -1,3 +1,5 @@
+import KeijiCore
+
 /// Deterministic journal records shaped like the scheduler's: single-line JSON of 150–250 bytes, in the mix
 /// a busy scheduler writes (80% `run.started`, 15% `run.finished`, 5% operator commands).
 ///
@@ -8,7 +10,7 @@ struct SchedulerRecords {
     private var random: SeededGenerator
     private var sequence: UInt64 = 0
     /// The schedule slot being fired: many tasks share a slot, the slot advances a minute at a time.
-    private var slot = UTCTimestamp.secondsSinceEpoch(year: 2026, month: 11, day: 23) + 4 * 3600
+    private var slot = CivilTime(year: 2026, month: 11, day: 23, hour: 4).secondsSinceEpoch
     private var clockMilliseconds: Int64 = 0
     private var openRuns: [(task: String, runId: String, slot: String, attempt: Int)] = []
 
@@ -48,7 +50,7 @@ struct SchedulerRecords {
     private mutating func started() -> String {
         let task = taskName()
         let runId = uuid()
-        let slotText = UTCTimestamp.format(secondsSinceEpoch: slot)
+        let slotText = ISO8601.string(fromSeconds: slot)
         let attempt = Int.random(in: 0..<20, using: &random) == 0 ? 2 : 1
         openRuns.append((task, runId, slotText, attempt))
         if openRuns.count > 256 { openRuns.removeFirst(openRuns.count - 256) }
@@ -78,7 +80,7 @@ struct SchedulerRecords {
     }
 
     private func now() -> String {
-        UTCTimestamp.format(secondsSinceEpoch: clockMilliseconds / 1000, milliseconds: Int(clockMilliseconds % 1000))
+        ISO8601.string(fromMilliseconds: clockMilliseconds)
     }
 
     /// A version-4 UUID in its usual text form, from the seeded generator.

@@ -88,5 +88,6 @@ public enum TaskMain {
         }
     }
 }
+
 """#
 }

@@ -159,7 +159,11 @@ struct WalkthroughTests {
         defer { s.cleanUp() }
         #expect(try s.keiji("init").status == 0)
         #expect(FileManager.default.fileExists(atPath: s.home + "/keiji/Package.swift"))
-        #expect(FileManager.default.fileExists(atPath: s.home + "/keiji/sdk/Sources/KeijiTaskKit/KeijiTaskKit.swift"))
+        // The SDK keiji ships is exactly Sources/KeijiTaskKit (re-run scripts/embed-taskkit after editing it).
+        let shipped = try String(contentsOfFile: s.home + "/keiji/sdk/Sources/KeijiTaskKit/KeijiTaskKit.swift", encoding: .utf8)
+        let source = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent().appendingPathComponent("Sources/KeijiTaskKit/KeijiTaskKit.swift")
+        #expect(shipped == (try String(contentsOf: source, encoding: .utf8)), "run scripts/embed-taskkit")
 
         var r = try s.keiji("task", "--create", "--name=ping_google", "--desc=pings google")
         #expect(r.status == 0, "\(r.stderr)")
