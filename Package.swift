@@ -33,7 +33,7 @@ let package = Package(
         // The task SDK: no dependencies, shipped as source into ~/keiji/sdk by `keiji init`.
         .target(name: "KeijiTaskKit"),
         .target(name: "KeijiScheduler", dependencies: ["KeijiCore", "KeijiBus", "CSpawn"]),
-        .executableTarget(name: "keiji-scheduler", dependencies: ["KeijiScheduler", "keiji-run-guard"]),
+        .executableTarget(name: "keiji-scheduler", dependencies: ["KeijiScheduler", "KeijiJournal", "keiji-run-guard"]),
         .executableTarget(name: "keiji-bus", dependencies: ["KeijiBus"]),
         .executableTarget(
             name: "keiji",

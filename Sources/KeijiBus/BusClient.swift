@@ -20,7 +20,8 @@ public struct BusClient: Sendable {
     /// Sends `request` (with this client's token) and returns the bus's reply.
     /// - Parameter timeout: how long to wait for the reply. Longer than the bus's own 10 s wait on the
     ///   scheduler, so a slow scheduler shows up as an `unacknowledged` reply rather than a client timeout.
-    /// - Throws: `KeijiError(.conflict, …)` if the bus is not running, does not answer in time, or closes
+    /// - Throws: `KeijiError(.unavailable, …)` if the bus is not running (nothing was sent); `KeijiError(.conflict, …)`
+    ///   if it does not answer in time, or closes
     ///   the connection without a readable reply. Cancelling the calling task abandons the request.
     public func send(_ request: BusRequest, timeout: Duration = .seconds(15)) async throws -> BusReply {
         var request = request
@@ -42,7 +43,7 @@ public struct BusClient: Sendable {
         do {
             connection = try LineConnection.connect(port: port, what: "keiji-bus push port")
         } catch let error as KeijiError where error.code == .conflict {
-            throw KeijiError(.conflict, "keiji-bus is not running (nothing listens on 127.0.0.1:\(port)); start it, or check KEIJI_BUS_PUSH_PORT")
+            throw KeijiError(.unavailable, "keiji-bus is not running (nothing listens on 127.0.0.1:\(port)); start it, or check KEIJI_BUS_PUSH_PORT")
         } catch let error as KeijiError {
             throw KeijiError(.conflict, "cannot reach keiji-bus: \(error.message)")
         }

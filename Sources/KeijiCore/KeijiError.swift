@@ -14,6 +14,8 @@ public struct KeijiError: Error, Sendable, Equatable, CustomStringConvertible {
         public static let database = Code("database")
         public static let conflict = Code("conflict")
         public static let spawn = Code("spawn")
+        /// A service keiji needs is not running (e.g. keiji-bus): nothing was sent, so nothing happened.
+        public static let unavailable = Code("unavailable")
         public var description: String { value }
     }
 

@@ -100,7 +100,7 @@ struct JournalRecovery {
 
             if let cut {
                 if options.recoveryMode == .strict {
-                    throw JournalError(.corruption, "journal corruption in \(name.fileName) at offset \(cut.offset): \(cut.why). LSN \(cut.lsn) and later were acknowledged as durable. Refusing to open in strict mode; run `keiji journal verify` for details, then open with recovery mode pointInTime (keep LSNs before \(cut.lsn)) or salvage (also keep intact records after the damage).")
+                    throw JournalError(.corruption, "journal corruption in \(name.fileName) at offset \(cut.offset): \(cut.why). LSN \(cut.lsn) and later were acknowledged as durable. Refusing to open in strict mode; run `keiji journal verify` for details, then open with recovery mode pointInTime (keep LSNs before \(cut.lsn)) or salvage (also keep intact records after the damage), e.g. `keiji system --start --recovery-mode pointInTime`.")
                 }
                 let claimed = max(scan.damage?.claimedRange?.upperBound ?? 0, scan.damage?.laterSyncedThroughLSN ?? 0)
                 let kept_ = try cutJournal(at: cut, in: Array(names[index...]), scan: scan, set: set, claimedThrough: claimed)

@@ -2,6 +2,7 @@ import Dispatch
 import Foundation
 import KeijiBus
 import KeijiCore
+import KeijiJournal
 
 #if canImport(Glibc)
 @preconcurrency import Glibc
@@ -10,14 +11,16 @@ import KeijiCore
 /// The `keiji-scheduler` process: loads settings, starts the engine, takes commands from `keiji-bus`
 /// (reconnecting whenever the bus restarts), and turns SIGTERM/SIGINT into a graceful stop.
 public enum SchedulerDaemon {
-    public static func run() async -> Int32 {
+    public static func run(recoveryMode: JournalOptions.RecoveryMode = .strict) async -> Int32 {
         let engine: SchedulerEngine
         let token: String
         do {
             let workspace = try Workspace.current()
             let settings = try Settings.load(from: workspace.settingsFile)
             token = try BusToken.loadOrCreate(workspace)  // before the engine starts: a failure here leaves nothing half-started
-            engine = SchedulerEngine(configuration: SchedulerConfiguration(workspace: workspace, settings: settings))
+            var configuration = SchedulerConfiguration(workspace: workspace, settings: settings)
+            configuration.journalOptions.recoveryMode = recoveryMode
+            engine = SchedulerEngine(configuration: configuration)
             let report = try await engine.start()
             print("keiji-scheduler started (pid \(getpid())); previous shutdown: \(report.previousShutdown.rawValue)")
             fflush(nil)

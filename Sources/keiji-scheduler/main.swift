@@ -9,17 +9,32 @@
 
 import Foundation
 import KeijiCore
+import KeijiJournal
 import KeijiScheduler
 
 #if canImport(Glibc)
 @preconcurrency import Glibc
 #endif
 
-let arguments = CommandLine.arguments.dropFirst()
+let arguments = Array(CommandLine.arguments.dropFirst())
 if arguments.contains("--help") || arguments.contains("-h") {
-    print("usage: keiji-scheduler\n\nRuns the keiji scheduler for $HOME's workspace until SIGTERM/SIGINT.")
+    print("""
+        usage: keiji-scheduler [--recovery-mode strict|pointInTime|salvage]
+
+        Runs the keiji scheduler for $HOME's workspace until SIGTERM/SIGINT. --recovery-mode says what to do
+        if the journal's acknowledged data is damaged: refuse (strict, the default), keep what precedes the
+        damage (pointInTime), or also keep intact records after it (salvage). Every repair is reported.
+        """)
     exit(0)
 }
+var recoveryMode = JournalOptions.RecoveryMode.strict
+if let index = arguments.firstIndex(of: "--recovery-mode") {
+    guard index + 1 < arguments.count, let mode = JournalOptions.RecoveryMode(rawValue: arguments[index + 1]) else {
+        FileHandle.standardError.write(Data("keiji-scheduler: --recovery-mode takes strict, pointInTime or salvage\n".utf8))
+        exit(64)
+    }
+    recoveryMode = mode
+}
 
-let exitCode = await SchedulerDaemon.run()
+let exitCode = await SchedulerDaemon.run(recoveryMode: recoveryMode)
 exit(exitCode)

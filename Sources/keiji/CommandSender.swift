@@ -24,7 +24,7 @@ struct CommandSender {
                 if reply.ok, let lsn = reply.lsn { return Delivery(lsn: lsn, viaScheduler: true) }
                 if reply.code != .offline { throw CLIError(reply.error ?? "the scheduler refused the command") }
                 // No scheduler connected: fall through to the journal.
-            } catch let error as KeijiError where error.message.hasPrefix("keiji-bus is not running") {
+            } catch let error as KeijiError where error.code == .unavailable {
                 // No bus: fall through to the journal (the journal lock says whether a scheduler runs anyway).
             } catch let error as KeijiError {
                 // The command reached the bus but its fate is unknown: applying it again could double it.

@@ -46,7 +46,7 @@ struct ServiceControl {
 
     /// Starts the service detached (own session, stdin /dev/null, output appended to its log, signals
     /// at defaults) unless it is already running. Returns its pid and whether it was started now.
-    func start(_ service: Service) throws -> (pid: pid_t, started: Bool) {
+    func start(_ service: Service, arguments: [String] = []) throws -> (pid: pid_t, started: Bool) {
         if let pid = runningPID(service) { return (pid, false) }
         try workspace.createSystemDirectories()
         let path = try binaryPath(service)
@@ -72,7 +72,7 @@ struct ServiceControl {
         posix_spawnattr_setsigdefault(&attributes, &all)
         let setsid: Int32 = 0x80  // POSIX_SPAWN_SETSID (glibc)
         posix_spawnattr_setflags(&attributes, Int16(setsid | Int32(POSIX_SPAWN_SETSIGMASK) | Int32(POSIX_SPAWN_SETSIGDEF)))
-        let argv: [UnsafeMutablePointer<CChar>?] = [strdup(path), nil]
+        let argv: [UnsafeMutablePointer<CChar>?] = ([path] + arguments).map { strdup($0) } + [nil]
         defer { argv.forEach { free($0) } }
         var pid: pid_t = 0
         let code = posix_spawn(&pid, path, &actions, &attributes, argv, environ)

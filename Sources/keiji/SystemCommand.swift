@@ -22,6 +22,8 @@ struct SystemCommand: AsyncParsableCommand {
     @Flag(help: "With --status: print JSON.") var json = false
     @Flag(help: "With --uninstall: delete ~/keiji too, without asking.") var yes = false
     @Option(help: "With --logs: how many lines.") var lines = 100
+    @Option(help: "With --start: what the scheduler does if the journal's acknowledged data is damaged: strict (refuse, the default), pointInTime (keep what precedes the damage) or salvage (also keep intact records after it).")
+    var recoveryMode: String?
 
     func run() async throws {
         try await reportingErrors {
@@ -37,8 +39,12 @@ struct SystemCommand: AsyncParsableCommand {
             let (_, settings) = try loadWorkspace()
             if start || restart {
                 if restart { for service in services.reversed() { _ = control.stop(service) } }
+                if let recoveryMode, !["strict", "pointInTime", "salvage"].contains(recoveryMode) {
+                    throw CLIError("--recovery-mode takes strict, pointInTime or salvage")
+                }
                 for service in services {
-                    let (pid, fresh) = try control.start(service)
+                    let extra = service == .scheduler ? (recoveryMode.map { ["--recovery-mode", $0] } ?? []) : []
+                    let (pid, fresh) = try control.start(service, arguments: extra)
                     Console.say(fresh ? "\(service.rawValue): started (pid \(pid))" : "\(service.rawValue): already running (pid \(pid))")
                 }
             } else if stop {

@@ -140,7 +140,7 @@ struct BusRefusalTests {
             try await BusClient(port: port, token: testToken).send(request("x"), timeout: .seconds(2))
         } throws: { error in
             guard let error = error as? KeijiError else { return false }
-            return error.code == .conflict && error.message.contains("keiji-bus is not running")
+            return error.code == .unavailable && error.message.contains("keiji-bus is not running")
         }
     }
 

@@ -194,6 +194,32 @@ struct WalkthroughTests {
         #expect(try s.keiji("system", "--stop").status == 0)
     }
 
+    /// Damage to acknowledged journal data: verify names it, the scheduler refuses to start and says why,
+    /// and the operator's explicit recovery mode gets it going with the repair in the status.
+    @Test func aCorruptedJournalWaitsForTheOperatorsChoice() async throws {
+        let s = try Session()
+        defer { s.cleanUp() }
+        #expect(try s.keiji("init").status == 0)
+        for name in ["one", "two", "three"] {
+            #expect(try s.keiji("task", "--create", "--name=\(name)", "--desc=x", "--command", "true", "--every", "1h").status == 0)
+        }
+        let journal = s.home + "/.keiji/journal"
+        let segment = try #require(try FileManager.default.contentsOfDirectory(atPath: journal).sorted().first { $0.hasSuffix(".jnl") })
+        var bytes = try Data(contentsOf: URL(fileURLWithPath: journal + "/" + segment))
+        bytes[4096 + 60] ^= 0x20  // inside the first record's frame, which later frames vouch for
+        try bytes.write(to: URL(fileURLWithPath: journal + "/" + segment))
+
+        var r = try s.keiji("journal", "verify")
+        #expect(r.status != 0 && r.stdout.contains("corruption: \(segment) at offset 4096"), "\(r.stdout)\(r.stderr)")
+        r = try s.keiji("system", "--start")
+        #expect(r.status != 0 && r.stderr.contains("journal corruption") && r.stderr.contains("--recovery-mode"), "\(r.stdout)\(r.stderr)")
+        r = try s.keiji("system", "--start", "--recovery-mode", "pointInTime")
+        #expect(r.status == 0 && r.stdout.contains("scheduler: started"), "\(r.stdout)\(r.stderr)")
+        #expect(await eventually { try s.keiji("system", "--status").stdout.contains("corruptionTruncated") })
+        #expect(try s.keiji("journal", "verify").status == 0, "the repaired journal verifies")
+        #expect(try s.keiji("system", "--stop").status == 0)
+    }
+
     @Test func everyErrorExitsNonZeroWithOneLine() throws {
         let s = try Session()
         defer { s.cleanUp() }

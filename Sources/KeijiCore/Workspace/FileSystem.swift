@@ -33,7 +33,7 @@ public enum FileSystem {
 
     /// Writes a file atomically (temporary sibling, fsync, rename, directory fsync) with `mode`.
     public static func writeAtomically(_ data: Data, to path: String, mode: mode_t = 0o600) throws {
-        let temporary = path + ".tmp-\(getpid())"
+        let temporary = path + ".tmp-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
         let fd = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode)
         guard fd >= 0 else { throw KeijiError(.io, "cannot write \(path): \(String(cString: strerror(errno)))") }
         let ok = data.withUnsafeBytes { raw -> Bool in
