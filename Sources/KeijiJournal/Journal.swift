@@ -1,3 +1,4 @@
+import Foundation
 import Synchronization
 
 /// A crash-safe, append-only, LZ4-compressed record log: the single source of truth the scheduler replays.
@@ -24,6 +25,7 @@ public final class Journal: Sendable {
     private let shared: JournalSharedState
     private let lockFile: FileDescriptor
     private let isClosed = Atomic<Bool>(false)
+    private let checkpointInProgress = Atomic<Bool>(false)
 
     /// Opens (creating if needed) the journal in `directory`, running recovery first.
     ///
@@ -108,24 +110,40 @@ public final class Journal: Sendable {
 
     /// Stores `snapshot` as the owner's state at `lsn`, atomically, and deletes older checkpoint files.
     /// Records up to `lsn` are synced first, so a checkpoint never covers data that could still be lost.
+    ///
+    /// The file (megabytes for a large state) is written and synced on a thread of its own, not the writer
+    /// thread, so appends keep flowing meanwhile. An I/O error still stops the journal (fail-stop).
     public func writeCheckpoint(_ snapshot: [UInt8], at lsn: UInt64) async throws {
-        let shared = self.shared
-        let directory = self.directory
-        try await perform { writer in
+        guard !checkpointInProgress.exchange(true, ordering: .acquiringAndReleasing) else {
+            throw JournalError(.invalidArgument, "a checkpoint is already being written")
+        }
+        defer { checkpointInProgress.store(false, ordering: .releasing) }
+        let now = try await perform { writer in
             guard lsn <= writer.lastLSN else {
                 throw JournalError(.invalidArgument, "cannot checkpoint at LSN \(lsn): the journal ends at \(writer.lastLSN)")
             }
             if writer.hasUnsyncedRecords { try writer.sync() }
-            let checkpoint = Checkpoint(lsn: lsn, createdNanoseconds: writer.options.now(), snapshot: snapshot)
-            let io = writer.io
-            let fileName = CheckpointFile.fileName(lsn: lsn)
-            try io.writeAtomically(CheckpointFile.encode(checkpoint), to: directory + "/" + fileName, directory: directory)
-            let older = try io.listDirectory(directory).filter { name in
-                CheckpointFile.lsn(fromFileName: name).map { $0 < lsn } ?? false
+            return writer.options.now()
+        }
+        let checkpoint = Checkpoint(lsn: lsn, createdNanoseconds: now, snapshot: snapshot)
+        let (io, directory, shared) = (options.io, self.directory, self.shared)
+        let outcome: Result<Void, any Error> = await withCheckedContinuation { continuation in
+            Thread.detachNewThread {
+                continuation.resume(returning: Result {
+                    let fileName = CheckpointFile.fileName(lsn: lsn)
+                    try io.writeAtomically(CheckpointFile.encode(checkpoint), to: directory + "/" + fileName, directory: directory)
+                    let older = try io.listDirectory(directory).filter { name in
+                        CheckpointFile.lsn(fromFileName: name).map { $0 < lsn } ?? false
+                    }
+                    for name in older { try io.remove(directory + "/" + name) }
+                    if !older.isEmpty { try io.syncDirectory(directory) }
+                    shared.setCheckpoint(checkpoint)
+                })
             }
-            for name in older { try io.remove(directory + "/" + name) }
-            if !older.isEmpty { try io.syncDirectory(directory) }
-            shared.setCheckpoint(checkpoint)
+        }
+        if case .failure(let error) = outcome {
+            // Fail-stop, as for any other write or sync error, and tell the caller.
+            try await perform { _ in throw error }
         }
     }
 

@@ -84,7 +84,7 @@ struct CheckpointTests {
         let names = try JournalDirectory(path: "/j", io: fs).segments()
         // A segment in the middle disappears: the chain breaks.
         try fs.remove("/j/" + names[2].fileName)
-        await #expect { try makeJournal(fs) } throws: { isCorruption($0) }
+        #expect { try makeJournal(fs) } throws: { isCorruption($0) }
         let repaired = try Journal.open(directory: "/j", options: { var o = testOptions(io: fs, segmentSize: 4096 + 1024, recovery: .pointInTime); o.retention = .init(segments: 0); return o }())
         #expect(try verifiedLSNs(repaired.contents) == Array(1..<names[2].baseLSN))
         #expect(repaired.recovery.repairs.contains { $0.kind == .corruptionTruncated })
@@ -98,7 +98,7 @@ struct CheckpointTests {
         try await journal.close()
         let first = try JournalDirectory(path: "/j", io: fs).segments()[0]
         try fs.remove("/j/" + first.fileName)
-        await #expect { try makeJournal(fs) } throws: { isCorruption($0) }
+        #expect { try makeJournal(fs) } throws: { isCorruption($0) }
         var options = testOptions(io: fs, segmentSize: 4096 + 1024, recovery: .pointInTime)
         options.retention = .init(segments: 0)
         let opened = try Journal.open(directory: "/j", options: options)
