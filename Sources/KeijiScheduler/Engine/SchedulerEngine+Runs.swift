@@ -72,10 +72,17 @@ extension SchedulerEngine {
         let runID = Self.newRunID()
         let handle = RunHandle()
         // Registered before the await: a stop or shutdown during the append finds it.
-        registerRun(runID, LiveRun(task: name, handle: handle, work: Task {}))
+        registerRun(runID, LiveRun(task: name, handle: handle, work: nil))
         guard let lsn = try? await record(.runStarted(RunStart(runID: runID, task: name, slot: slot, attempt: attempt, trigger: trigger))) else {
             unregisterRun(runID)
             return nil
+        }
+        guard phase == .running else {
+            // The scheduler began stopping while run.started was being journaled: never spawn after that.
+            _ = try? await record(.runFinished(RunEnd(runID: runID, task: name, outcome: .stopped, exitCode: nil, signal: nil, durationMs: 0,
+                                                      latenessMs: nil, final: true, message: "the scheduler stopped before the run began")))
+            unregisterRun(runID)
+            return lsn
         }
         if configuration.recordLateness { lateness.start.append(WallClock.nowMicroseconds() - fireAtMs * 1000) }
         let definition = task.definition

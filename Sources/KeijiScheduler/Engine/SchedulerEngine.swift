@@ -50,7 +50,8 @@ public actor SchedulerEngine {
     struct LiveRun {
         var task: TaskName
         var handle: RunHandle
-        var work: Task<Void, Never>
+        /// The run's task, once `run.started` is durable (nil while it is being journaled).
+        var work: Task<Void, Never>?
     }
 
     public init(configuration: SchedulerConfiguration) {
@@ -94,7 +95,7 @@ public actor SchedulerEngine {
                 try? await Task.sleep(for: .milliseconds(20))
             }
             for run in runs.values { run.handle.terminate(reason: .stopped, grace: 2) }
-            for run in runs.values { await run.work.value }
+            for run in runs.values { await run.work?.value }
         }
         viewFlushTask?.cancel()
         if !failed {
