@@ -274,7 +274,6 @@ final class GroupCommitter: @unchecked Sendable {
         condition.lock()
         if case .running = state { state = .failed(journalError) }
         condition.unlock()
-        shared.markFailed(journalError)
         return Self.stopped(journalError)
     }
 

@@ -106,10 +106,7 @@ public struct JournalDirectory: Sendable {
             let isLast = index == names.count - 1
             if let problem = scan.headerProblem {
                 report.problems.append(.init(file: name.fileName, offset: 0, severity: .corruption, detail: problem))
-            } else if let previous, let header = scan.header,
-                header.baseLSN != previous.nextLSN || header.previousSegmentID != previous.name.segmentID
-                    || header.previousFrameCRC != previous.lastFrameCRC || !previous.sealed
-            {
+            } else if let previous, !scan.follows(previous) {
                 report.problems.append(.init(file: name.fileName, offset: 0, severity: .corruption,
                     detail: "does not follow \(previous.name.fileName) (missing, stale or reordered segment)"))
             } else if previous == nil, name.baseLSN > (checkpoint.map { $0.lsn + 1 } ?? 1) {

@@ -65,10 +65,7 @@ struct JournalRecovery {
             let expectedBase = kept.last?.nextLSN ?? (checkpoint.map { $0.lsn + 1 } ?? 1)
             if let problem = scan.headerProblem {
                 cut = (0, kept.last?.nextLSN ?? name.baseLSN, problem)
-            } else if let previous = kept.last, let header = scan.header,
-                header.baseLSN != previous.nextLSN || header.previousSegmentID != previous.name.segmentID
-                    || header.previousFrameCRC != previous.lastFrameCRC || !previous.sealed
-            {
+            } else if let previous = kept.last, !scan.follows(previous) {
                 cut = (0, previous.nextLSN, "does not follow \(previous.name.fileName) (missing, stale or reordered segment)")
             } else if kept.isEmpty, name.baseLSN > expectedBase {
                 info.repairs.append(Repair(
@@ -199,8 +196,10 @@ struct JournalRecovery {
         // header, or a later frame's synced-through watermark.
         var highest = claimedThrough
         var found: [UInt64: [UInt8]] = [:]
+        var sizes: [Int] = []
         for (position, name) in names.enumerated() {
             let bytes = try io.readAll(set.path(of: name))
+            sizes.append(bytes.count)
             let start = position == 0 ? max(cut.offset, SegmentHeader.size) : SegmentHeader.size
             finder.forEachIntactBatch(in: bytes, name: name, from: start) { lsn, record in
                 highest = max(highest, lsn)
@@ -213,10 +212,9 @@ struct JournalRecovery {
             if position == 0 && cut.offset >= SegmentHeader.size && scan.header != nil {
                 repairs.append(try cutTail(of: name, at: cut.offset, kind: .corruptionTruncated, lost: lost, detail: cut.why))
             } else {
-                let size = try io.readAll(set.path(of: name)).count
                 let target = try set.quarantine(name)
                 repairs.append(Repair(kind: position == 0 ? .corruptionTruncated : .segmentQuarantined,
-                                      file: name.fileName, offset: position == 0 ? 0 : nil, bytes: size,
+                                      file: name.fileName, offset: position == 0 ? 0 : nil, bytes: sizes[position],
                                       quarantinedTo: target, lostLSNs: position == 0 ? lost : nil,
                                       detail: position == 0 ? cut.why : "follows the damaged segment"))
             }

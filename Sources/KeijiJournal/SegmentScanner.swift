@@ -110,7 +110,6 @@ struct SegmentScanner {
             guard frame.payloadLength == 8, advance > 0, advance <= Self.maxGap else {
                 return .undecodablePayload("gap frame with an impossible count")
             }
-            scan.gaps.append(frame.firstLSN...(frame.firstLSN + advance - 1))
         }
         if frame.type != .note { scan.endsWithCleanClose = false }
         scan.frameCount += 1
@@ -183,13 +182,7 @@ struct SegmentScanner {
         var probe = alignedTo8(offset + 8)
         while probe + FrameHeader.size <= buffer.count {
             if case .success(let frame) = FrameHeader.parse(buffer, at: probe, segmentIDLow: idLow, maxPayload: maxFramePayload) {
-                damage.laterFrames += 1
                 damage.laterSyncedThroughLSN = max(damage.laterSyncedThroughLSN, frame.syncedThroughLSN)
-                let payload = UnsafeRawBufferPointer(rebasing: buffer[(probe + FrameHeader.size)..<(probe + FrameHeader.size + Int(frame.payloadLength))])
-                let count = min(frame.lsnCount(payload: payload), Self.maxGap)
-                if count > 0, frame.firstLSN < Self.maxLSN {
-                    damage.laterLastLSN = max(damage.laterLastLSN, frame.firstLSN + count - 1)
-                }
                 probe += frame.frameSize
             } else {
                 probe += 8
@@ -223,11 +216,19 @@ struct SegmentScan: Sendable {
     var sealed = false
     var endsWithCleanClose = false
     var maxSyncedThroughLSN: UInt64 = 0
-    var gaps: [ClosedRange<UInt64>] = []
     var damage: Damage?
 
     var lastLSN: UInt64 { nextLSN &- 1 }
     var isIntact: Bool { headerProblem == nil && damage == nil }
+
+    /// Whether this segment continues `previous`: its header names it and its last frame, it starts at the
+    /// next LSN, and `previous` was sealed (rolling seals before it creates the next segment). A segment
+    /// with an unreadable header does not follow anything.
+    func follows(_ previous: SegmentScan) -> Bool {
+        guard let header else { return false }
+        return header.baseLSN == previous.nextLSN && header.previousSegmentID == previous.name.segmentID
+            && header.previousFrameCRC == previous.lastFrameCRC && previous.sealed
+    }
 }
 
 /// The first damaged spot in a segment, with the evidence found after it.
@@ -236,10 +237,8 @@ struct Damage: Sendable {
     var problem: FrameProblem
     /// The LSN the damaged frame should have started at.
     var expectedLSN: UInt64
-    /// Intact frames of this segment found after the damage.
-    var laterFrames = 0
+    /// The highest synced-through LSN of the intact frames of this segment found after the damage.
     var laterSyncedThroughLSN: UInt64 = 0
-    var laterLastLSN: UInt64 = 0
     /// The LSNs the damaged frame's header claims, when its header is still readable.
     var claimedRange: ClosedRange<UInt64>?
 

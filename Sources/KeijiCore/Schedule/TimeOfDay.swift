@@ -41,8 +41,6 @@ public struct TimeOfDay: Hashable, Sendable, Codable, CustomStringConvertible {
         try self.init(hour: hour, minute: minute, second: second)
     }
 
-    public var secondsIntoDay: Int { hour * 3600 + minute * 60 + second }
-
     /// 24-hour form, e.g. `22:00` or `06:30:15`.
     public var description: String {
         func two(_ n: Int) -> String { n < 10 ? "0\(n)" : "\(n)" }

@@ -34,23 +34,4 @@ public enum OfflineCommands {
             throw error
         }
     }
-
-    /// The state as the journal says, read under the lock (nil if a scheduler holds it).
-    public static func readState(workspace: Workspace) async throws -> SchedulerState? {
-        guard FileSystem.exists(workspace.journalDirectory) else { return SchedulerState() }
-        let journal: Journal
-        do {
-            journal = try Journal.open(directory: workspace.journalDirectory)
-        } catch let error as JournalError where error.code == .locked {
-            return nil
-        }
-        do {
-            let state = try StateLoader.load(from: journal).state
-            try await journal.close()
-            return state
-        } catch {
-            try? await journal.close()
-            throw error
-        }
-    }
 }

@@ -106,7 +106,7 @@ extension SchedulerEngine {
             }
             LogFile.write(fd, "\(ISO8601.string(fromMilliseconds: WallClock.nowMilliseconds())) [keiji] run \(runID) started (attempt \(attempt)\(slot.map { ", slot \(ISO8601.string(fromSeconds: $0))" } ?? ""))\n")
             result = await RunExecutor(definition: definition, runID: runID, slot: slot, logDescriptor: fd,
-                                       baseEnvironment: ProcessInfo.processInfo.environment).run(handle: handle)
+                                       baseEnvironment: baseEnvironment).run(handle: handle)
             LogFile.write(fd, "\(ISO8601.string(fromMilliseconds: WallClock.nowMilliseconds())) [keiji] run \(runID) \(result.outcome.rawValue)\(result.message.map { ": \($0)" } ?? "") after \(result.durationMs) ms\n")
             close(fd)
         } else {

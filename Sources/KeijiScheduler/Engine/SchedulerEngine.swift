@@ -18,6 +18,8 @@ public actor SchedulerEngine {
     let configuration: SchedulerConfiguration
     /// `TIME_ZONE`, resolved once.
     let timeZone: TimeZone
+    /// The scheduler's environment, read once: every run gets it plus its task's `.env`.
+    let baseEnvironment = ProcessInfo.processInfo.environment
     var phase = Phase.created
     var journal: Journal!
     var viewWriter: ViewWriter?
