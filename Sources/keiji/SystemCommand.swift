@@ -142,6 +142,11 @@ enum RecoveryReportText {
         for missed in r.missedSlots {
             out.append("  \(missed.task): \(missed.count) slot(s) \(ISO8601.string(fromSeconds: missed.firstSlot))…\(ISO8601.string(fromSeconds: missed.lastSlot)), policy \(missed.policy.rawValue), \(missed.runs) run(s) started")
         }
+        let refused = r.refusedRecords ?? []
+        out.append("refused:      " + (refused.isEmpty ? "none" : "\(refused.count) record(s) (their tasks are in error)"))
+        for record in refused {
+            out.append("  \(record.task.map(\.rawValue) ?? "(no task)") \(record.type ?? "record") at LSN \(record.lsn.map(String.init) ?? "checkpoint"): \(record.reason) (\(record.action))")
+        }
         out.append("re-applied:   \(r.commandsReapplied) command(s) to the query view" + (r.viewRebuilt ? " (view rebuilt)" : ""))
         out.append("took:         \(String(format: "%.3f", r.durationSeconds)) s")
         return out

@@ -24,13 +24,13 @@ struct TaskCommand: AsyncParsableCommand {
     @Flag(help: "Stop the task's current run (the schedule goes on).") var stop = false
 
     @Option(help: "With --create: the shell command the task runs.") var command: String?
-    @Option(help: "Interval: 10s, 5m, 2h.") var every: String?
-    @Option(help: "Cron expression (5 fields, or 6 with seconds first).") var cron: String?
-    @Option(help: "Day(s) for --at, e.g. friday or mon,wed,fri.") var on: String?
+    @Option(help: "Interval: 10s, 5m, 2h (1 s to 365 days).") var every: String?
+    @Option(help: "Cron expression (5 fields, or 6 with seconds first; a step at most its field's span).") var cron: String?
+    @Option(help: "Day(s) for --at, e.g. friday or mon,wed,fri (each day once).") var on: String?
     @Option(help: "Time with --on: 10:00PM or 22:00.") var at: String?
     @Option(help: "Time zone for this task (default: TIME_ZONE).") var timeZone: String?
-    @Option(help: "Kill a run after this many seconds.") var timeout: Double?
-    @Option(help: "Retries after a failure.") var retries: Int?
+    @Option(help: "Kill a run after this many seconds (0.001 to 604800, i.e. 1 ms to 7 days).") var timeout: Double?
+    @Option(help: "Retries after a failure (0 to 100).") var retries: Int?
 
     @Flag(help: "With --get: print JSON.") var json = false
     @Option(help: "With --logs: how many lines.") var lines = 100
@@ -93,18 +93,17 @@ struct TaskCommand: AsyncParsableCommand {
             Console.say("next: edit them, then `keiji task --name=\(taskName) --build`")
             return
         }
-        var spec = ScheduleSpec(try scheduleFromFlags(), timeZone: timeZone)
-        spec = try spec.validated()
+        let spec = ScheduleSpec(try scheduleFromFlags(), timeZone: timeZone)
         var policy = RunPolicy()
         policy.timeoutSeconds = timeout
         if let retries { policy.retries = retries }
-        policy = try policy.validated()
+        // Checked before anything is written: a refused value leaves no folder behind.
+        let definition = try TaskDefinition(name: taskName, description: desc, action: .command(command), schedule: spec,
+                                            policy: policy, directory: directory).validated()
         if force { try FileSystem.remove(directory) }
         try FileSystem.createDirectory(directory, mode: 0o755)
         // Values are single-quoted with quotes escaped: the file is data, never evaluated by a shell.
         try FileSystem.writeAtomically(environment, to: directory + "/.env", mode: 0o600)
-        let definition = TaskDefinition(name: taskName, description: desc, action: .command(command), schedule: spec,
-                                        policy: policy, directory: directory)
         let delivery = try await sender.send(.taskSaved(definition, taskID: UUID().uuidString.lowercased()))
         Console.say("created task \(taskName) in \(directory)")
         Console.say("schedule: \(spec.schedule.displayString)\(timeZone.map { " (\($0))" } ?? "") — saved (\(delivery.description))")
@@ -115,6 +114,7 @@ struct TaskCommand: AsyncParsableCommand {
         var definition = try TaskBuilder(workspace: workspace).build(taskName, description: description)
         if let timeout { definition.policy.timeoutSeconds = timeout }
         if let retries { definition.policy.retries = retries }
+        definition = try definition.validated()
         let delivery = try await sender.send(.taskSaved(definition, taskID: UUID().uuidString.lowercased()))
         Console.say("task \(taskName) saved: \(definition.schedule.schedule.displayString) (\(delivery.description))")
         if restart {

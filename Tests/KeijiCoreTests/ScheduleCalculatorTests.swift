@@ -154,7 +154,10 @@ struct TimeOfDayTests {
             let data = try JSONEncoder().encode(spec)
             #expect(try JSONDecoder().decode(ScheduleSpec.self, from: data) == spec)
         }
-        #expect(throws: DecodingError.self) { try JSONDecoder().decode(ScheduleSpec.self, from: Data(#"{"every":0}"#.utf8)) }
+        // The shape decodes; ranges are `validated()`'s job, so a stored definition still decodes under stricter rules.
+        let zero = try JSONDecoder().decode(ScheduleSpec.self, from: Data(#"{"every":0}"#.utf8))
+        #expect(throws: KeijiError.self) { try zero.validated() }
+        #expect(throws: DecodingError.self) { try JSONDecoder().decode(ScheduleSpec.self, from: Data(#"{"every":"x"}"#.utf8)) }
         #expect(specs[0].schedule.displayString == "units:seconds,interval:10")
         #expect(specs[1].schedule.displayString == "day:Friday,time:22:00")
     }

@@ -12,6 +12,9 @@ public struct CronExpression: Hashable, Sendable, CustomStringConvertible {
     let daysOfWeek: Set<Int>
     let dayOfMonthRestricted: Bool
     let dayOfWeekRestricted: Bool
+    /// Why a step is wider than its field (`*/90` in minutes), for ``Schedule/validated()`` to refuse. Kept
+    /// apart from parsing so a stored expression still decodes under stricter rules.
+    let outOfRangeStep: String?
 
     public var description: String { source }
 
@@ -25,6 +28,9 @@ public struct CronExpression: Hashable, Sendable, CustomStringConvertible {
         func field(_ index: Int, _ name: String, _ range: ClosedRange<Int>, _ names: [String] = []) throws -> Set<Int> {
             try Self.parse(fields[index], name: name, range: range, names: names, expression: text)
         }
+        outOfRangeStep = zip(fields, Self.fieldRanges).lazy.compactMap { field, spec in
+            Self.stepProblem(in: field, name: spec.name, range: spec.range)
+        }.first
         seconds = try field(0, "second", 0...59)
         minutes = try field(1, "minute", 0...59)
         hours = try field(2, "hour", 0...23)
@@ -78,6 +84,20 @@ public struct CronExpression: Hashable, Sendable, CustomStringConvertible {
                 continue
             }
             t = CivilTime(year: t.year, month: t.month, day: t.day).addingDays(1)
+        }
+        return nil
+    }
+
+    static let fieldRanges: [(name: String, range: ClosedRange<Int>)] =
+        [("second", 0...59), ("minute", 0...59), ("hour", 0...23), ("day of month", 1...31), ("month", 1...12), ("day of week", 0...7)]
+
+    /// A step must be between 1 and the field's span (59 for minutes, 23 for hours, …).
+    static func stepProblem(in field: String, name: String, range: ClosedRange<Int>) -> String? {
+        let span = range.upperBound - range.lowerBound
+        for part in field.split(separator: ",") {
+            let pieces = part.split(separator: "/", omittingEmptySubsequences: false)
+            guard pieces.count == 2, let step = Int(pieces[1]), step > span else { continue }
+            return "\(name) step must be between 1 and \(span) (got \(step))"
         }
         return nil
     }

@@ -38,13 +38,29 @@ public enum Schedule: Hashable, Sendable {
         }
     }
 
+    /// The interval of an `every` schedule in seconds, or nil when it does not fit in `Int64`.
+    public var intervalSeconds: Int64? {
+        guard case .every(let n, let unit) = self else { return nil }
+        let (seconds, overflow) = Int64(n).multipliedReportingOverflow(by: unit.seconds)
+        return overflow ? nil : seconds
+    }
+
+    /// Checks the ranges in ``InputRanges``: an interval of 1 s to 365 days, 1 to 7 distinct weekdays, cron
+    /// steps no wider than their field.
     public func validated() throws -> Schedule {
         switch self {
-        case .every(let n, _):
-            guard n > 0 else { throw KeijiError(.invalidSchedule, "an interval must be at least 1 (got \(n))") }
+        case .every(let n, let unit):
+            guard let seconds = intervalSeconds, InputRanges.intervalSeconds.contains(seconds) else {
+                throw InputRanges.outOfRange("--every", "1 s", "365 days", "\(n)\(unit.rawValue.prefix(1))")
+            }
         case .weekly(let days, _):
-            guard !days.isEmpty else { throw KeijiError(.invalidSchedule, "a weekly schedule needs at least one day") }
-        case .cron, .once: break
+            guard !days.isEmpty else { throw KeijiError(.invalidSchedule, "--on needs at least one day") }
+            if let twice = days.first(where: { day in days.filter { $0 == day }.count > 1 }) {
+                throw KeijiError(.invalidSchedule, "--on names \(twice) twice (give each day once, 1 to 7 days)")
+            }
+        case .cron(let expression):
+            if let problem = expression.outOfRangeStep { throw KeijiError(.invalidSchedule, "--cron " + problem) }
+        case .once: break
         }
         return self
     }
@@ -70,9 +86,7 @@ public struct ScheduleSpec: Hashable, Sendable, Codable {
         if let timeZone, TimeZone(identifier: timeZone) == nil {
             throw KeijiError(.invalidSchedule, "unknown time zone \"\(timeZone)\"")
         }
-        guard (0...86_400).contains(jitterSeconds) else {
-            throw KeijiError(.invalidSchedule, "jitter must be between 0 and 86400 seconds")
-        }
+        try InputRanges.check(jitterSeconds, in: InputRanges.jitterSeconds, flag: "jitterSeconds", "0", "86400 seconds")
         return self
     }
 
@@ -96,7 +110,8 @@ public struct ScheduleSpec: Hashable, Sendable, Codable {
             } else {
                 throw KeijiError(.invalidSchedule, "a schedule needs one of every, days/at, cron or once")
             }
-            _ = try validated()
+            // Ranges are checked by `validated()`, not here: a checkpoint must decode a definition that
+            // today's rules refuse, so replay can put its task in error instead of failing to start.
         } catch let error as KeijiError {
             throw DecodingError.dataCorrupted(.init(codingPath: decoder.codingPath, debugDescription: error.message))
         }

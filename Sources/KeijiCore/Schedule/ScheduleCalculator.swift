@@ -18,10 +18,15 @@ public struct ScheduleCalculator: Sendable {
     /// one-shot in the past, or a cron that cannot fire within five years).
     public func nextSlot(after instant: Int64) -> Int64? {
         switch spec.schedule {
-        case .every(let n, let unit):
-            let interval = Int64(n) * unit.seconds
-            if instant < anchor { return anchor + interval }
-            return anchor + (floorDivide(instant - anchor, interval) + 1) * interval
+        case .every:
+            // Checked arithmetic: a definition replay refused (an interval past `Int64`) gives no slot, not a trap.
+            guard let interval = spec.schedule.intervalSeconds, interval > 0 else { return nil }
+            if instant < anchor { return Self.checked(anchor.addingReportingOverflow(interval)) }
+            guard let distance = Self.checked(instant.subtractingReportingOverflow(anchor)),
+                  let steps = Self.checked((distance / interval).addingReportingOverflow(1)),
+                  let offset = Self.checked(steps.multipliedReportingOverflow(by: interval))
+            else { return nil }
+            return Self.checked(anchor.addingReportingOverflow(offset))
         case .weekly(let days, let time):
             let today = clock.wallTime(at: instant)
             for offset in 0...8 {
@@ -52,14 +57,19 @@ public struct ScheduleCalculator: Sendable {
         var slots: [Int64] = []
         var dropped = 0
         var cursor = after
-        if case .every(let n, let unit) = spec.schedule {
+        if case .every = spec.schedule {
             // Jump straight to the window's tail: counting a year of 1-second slots one by one is pointless.
-            let interval = Int64(n) * unit.seconds
-            guard let first = nextSlot(after: after), first <= through else { return ([], 0) }
-            let total = Int((through - first) / interval) + 1
+            guard let interval = spec.schedule.intervalSeconds, let first = nextSlot(after: after), first <= through,
+                  let span = Self.checked(through.subtractingReportingOverflow(first))
+            else { return ([], 0) }
+            let total = Int(span / interval) + 1
             dropped = max(0, total - limit)
             var slot = first + Int64(dropped) * interval
-            while slot <= through { slots.append(slot); slot += interval }
+            while slot <= through {
+                slots.append(slot)
+                guard let next = Self.checked(slot.addingReportingOverflow(interval)) else { break }
+                slot = next
+            }
             return (slots, dropped)
         }
         while let next = nextSlot(after: cursor), next <= through {
@@ -70,12 +80,16 @@ public struct ScheduleCalculator: Sendable {
         return (slots, dropped)
     }
 
+    private static func checked(_ result: (partialValue: Int64, overflow: Bool)) -> Int64? {
+        result.overflow ? nil : result.partialValue
+    }
+
     /// The stable delay in seconds added to a slot for this task (0 without jitter).
     public func jitter(taskID: String, slot: Int64) -> Int64 {
         guard spec.jitterSeconds > 0 else { return 0 }
         var hash: UInt64 = 0xCBF2_9CE4_8422_2325
         for byte in taskID.utf8 { hash = (hash ^ UInt64(byte)) &* 0x100_0000_01B3 }
         hash = (hash ^ UInt64(bitPattern: slot)) &* 0x100_0000_01B3
-        return Int64(hash % UInt64(spec.jitterSeconds + 1))
+        return Int64(hash % (UInt64(spec.jitterSeconds) + 1))
     }
 }

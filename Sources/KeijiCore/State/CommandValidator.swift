@@ -4,12 +4,16 @@ public enum CommandValidator {
     public static func validate(_ event: JournalEntry.Event, against state: SchedulerState) throws {
         switch event {
         case .taskSaved(let definition, _):
-            _ = try definition.schedule.validated()
-            _ = try definition.policy.validated()
+            _ = try definition.validated()
             if let clash = state.tasks.keys.first(where: { $0.slug == definition.name.slug && $0 != definition.name }) {
                 throw KeijiError(.alreadyExists, "a task named \(clash) already exists (names differing only in case would share logs)")
             }
-        case .taskEnabled(let name), .taskDisabled(let name), .taskDeleted(let name), .taskResolved(let name),
+        case .taskResolved(let name):
+            guard let task = state.tasks[name] else { throw KeijiError(.notFound, "no task named \(name)") }
+            if let refusal = task.refusal {
+                throw KeijiError(.invalidSchedule, "task \(name) cannot be resolved: its definition is refused (\(refusal)); save it again with valid values")
+            }
+        case .taskEnabled(let name), .taskDisabled(let name), .taskDeleted(let name),
              .taskStopRequested(let name), .taskTriggered(let name):
             guard state.tasks[name] != nil else { throw KeijiError(.notFound, "no task named \(name)") }
         default:

@@ -48,6 +48,9 @@ public struct RecoveryReport: Codable, Sendable, Equatable {
     public var commandsReapplied = 0
     public var viewRebuilt = false
     public var durationSeconds = 0.0
+    /// Records replay could not apply and definitions today's rules refuse: each task named is in error
+    /// and does not run. Optional so reports journaled before it existed still decode; nil when empty.
+    public var refusedRecords: [RefusedRecord]?
 
     public init(startedAt: Int64, previousShutdown: PreviousShutdown) {
         self.startedAt = startedAt

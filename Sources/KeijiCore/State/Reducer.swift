@@ -8,6 +8,7 @@ public enum Reducer {
         let seconds = at / 1000
         switch entry.event {
         case .taskSaved(let definition, let taskID):
+            defer { refuseIfInvalid(definition.name, "task.saved at LSN \(lsn)", in: &state) }
             if var task = state.tasks[definition.name] {
                 if task.definition.schedule != definition.schedule {
                     task.anchor = seconds
@@ -42,6 +43,7 @@ public enum Reducer {
             state.tasks[name] = nil
         case .taskResolved(let name):
             update(name, in: &state) { task in
+                guard task.refusal == nil else { return }  // only a valid definition ends a refusal
                 task.isError = false
                 task.errorText = ""
                 task.updatedAt = at
@@ -97,6 +99,61 @@ public enum Reducer {
         case .recoveryCompleted(let report):
             state.lastRecovery = report
         }
+    }
+
+    /// A record replay could not decode or must not apply (see ``RefusedRecord``): the task it names is put
+    /// in error with the reason, a new task name from an unreadable `task.saved` gets a stand-in definition
+    /// that never runs, and a record naming no known task changes nothing. Returns the record with its action.
+    public static func apply(refused record: RefusedRecord, at: Int64?, to state: inout SchedulerState) -> RefusedRecord {
+        var record = record
+        if let lsn = record.lsn { state.lastLSN = max(state.lastLSN, lsn) }
+        let isDefinition = record.type == "task.saved"
+        guard let name = record.task, state.tasks[name] != nil || isDefinition else {
+            record.action = "skipped"
+            return record
+        }
+        let at = at ?? state.tasks[name]?.updatedAt ?? 0
+        var task = state.tasks[name] ?? TaskState(taskID: name.rawValue, definition: .standIn(for: name), createdAt: at, updatedAt: at,
+                                                  anchor: at / 1000)
+        task.isError = true
+        task.errorText = "[ refused ]: \(record.type ?? "record") at LSN \(record.lsn.map(String.init) ?? "?"): \(record.reason)"
+        if isDefinition { task.refusal = record.reason }
+        task.updatedAt = max(task.updatedAt, at)
+        state.tasks[name] = task
+        record.action = "task set to error"
+        return record
+    }
+
+    /// Puts every task whose stored definition today's rules refuse in error (a checkpoint written under
+    /// older rules), and returns one ``RefusedRecord`` per task it newly refused.
+    public static func refuseInvalidDefinitions(in state: inout SchedulerState) -> [RefusedRecord] {
+        var refused: [RefusedRecord] = []
+        for name in state.tasks.keys.sorted() where state.tasks[name]?.refusal == nil {
+            refuseIfInvalid(name, "definition in the checkpoint", in: &state)
+            if let reason = state.tasks[name]?.refusal {
+                refused.append(RefusedRecord(lsn: nil, type: "task.saved", task: name, reason: reason, action: "task set to error"))
+            }
+        }
+        return refused
+    }
+
+    /// Checks a task's definition against today's ranges: refused puts the task in error; valid ends an
+    /// earlier refusal (and the error it caused).
+    private static func refuseIfInvalid(_ name: TaskName, _ source: String, in state: inout SchedulerState) {
+        guard var task = state.tasks[name] else { return }
+        do {
+            _ = try task.definition.validated()
+            guard task.refusal != nil else { return }
+            task.refusal = nil
+            task.isError = false
+            task.errorText = ""
+        } catch {
+            let reason = (error as? KeijiError)?.message ?? "\(error)"
+            task.refusal = reason
+            task.isError = true
+            task.errorText = "[ refused ]: \(source): \(reason)"
+        }
+        state.tasks[name] = task
     }
 
     private static func update(_ name: TaskName, in state: inout SchedulerState, _ body: (inout TaskState) -> Void) {

@@ -32,6 +32,9 @@ public struct TaskState: Codable, Sendable, Equatable {
     public var isDisabled = false
     public var isError = false
     public var errorText = ""
+    /// Why today's rules refuse this task's definition (see ``RefusedRecord``); nil when it is valid. A refused
+    /// task stays in error, whatever `task.resolved` says, until a valid definition is saved.
+    public var refusal: String?
     /// The last slot fired or recorded as missed (seconds): catch-up and the next slot count from here.
     public var lastSlot: Int64?
     /// Manual triggers journaled and not yet started (the seed's IsQueued).
@@ -47,8 +50,9 @@ public struct TaskState: Codable, Sendable, Equatable {
     /// When the run for `slot` should start, in milliseconds: the slot, its jitter, and for interval
     /// schedules the task's sub-second phase.
     public func fireTimeMilliseconds(slot: Int64, calculator: ScheduleCalculator) -> Int64 {
-        var ms = (slot + calculator.jitter(taskID: taskID, slot: slot)) * 1000
-        if case .every = definition.schedule.schedule { ms += phaseMilliseconds }
+        // Saturating: a slot from a refused definition or a far-off record cannot trap the loop.
+        var ms = TimeArithmetic.product(TimeArithmetic.sum(slot, calculator.jitter(taskID: taskID, slot: slot)), 1000)
+        if case .every = definition.schedule.schedule { ms = TimeArithmetic.sum(ms, phaseMilliseconds) }
         return ms
     }
 }

@@ -10,6 +10,8 @@ public enum StateLoader {
         public var seconds: Double
         /// LSNs and names of the tasks each replayed record touched, for bringing the query view up to date.
         public var touched: [(lsn: UInt64, task: TaskName?, isCommand: Bool)]
+        /// Records replay could not apply, and checkpointed definitions today's rules refuse, in order.
+        public var refused: [RefusedRecord] = []
     }
 
     public static func load(from journal: Journal) throws -> Loaded {
@@ -18,17 +20,33 @@ public enum StateLoader {
         if let checkpoint = journal.latestCheckpoint {
             state = try snapshotDecoder.decode(SchedulerState.self, from: Data(checkpoint.snapshot))
         }
+        var refused = Reducer.refuseInvalidDefinitions(in: &state)
         var replayed = 0
         var touched: [(lsn: UInt64, task: TaskName?, isCommand: Bool)] = []
         try journal.contents.forEachRecord(from: state.lastLSN + 1) { lsn, bytes in
-            let entry = try JournalEntry.decode(bytes)
-            Reducer.apply(entry, lsn: lsn, to: &state)
-            touched.append((lsn, entry.taskName, entry.isCommand))
             replayed += 1
+            // A record that cannot be applied never stops the replay: its task goes into error instead.
+            let entry: JournalEntry
+            do {
+                entry = try JournalEntry.decode(bytes)
+                if let problem = entry.timeOutOfRange { throw KeijiError(.invalidSchedule, problem) }
+            } catch {
+                let peek = RefusedRecord.peek(bytes)
+                let record = Reducer.apply(refused: RefusedRecord(lsn: lsn, type: peek.type, task: peek.task, reason: RefusedRecord.reason(error)),
+                                           at: peek.at, to: &state)
+                refused.append(record)
+                touched.append((lsn, record.task, false))
+                return
+            }
+            Reducer.apply(entry, lsn: lsn, to: &state)
+            if case .taskSaved(let definition, _) = entry.event, let reason = state.tasks[definition.name]?.refusal {
+                refused.append(RefusedRecord(lsn: lsn, type: entry.typeName, task: definition.name, reason: reason, action: "task set to error"))
+            }
+            touched.append((lsn, entry.taskName, entry.isCommand))
         }
         state.lastLSN = max(state.lastLSN, journal.lastLSN)
         let seconds = Double(DispatchTime.now().uptimeNanoseconds - started) / 1e9
-        return Loaded(state: state, recordsReplayed: replayed, seconds: seconds, touched: touched)
+        return Loaded(state: state, recordsReplayed: replayed, seconds: seconds, touched: touched, refused: refused)
     }
 
     public static func snapshot(_ state: SchedulerState) throws -> [UInt8] {
@@ -48,6 +66,14 @@ extension QueryView {
     /// touched by records after the view's `applied_lsn`. Returns how many commands that re-applied.
     @discardableResult
     public func catchUp(with loaded: StateLoader.Loaded, fresh: Bool) throws -> Int {
+        let reapplied = try catchUpRows(with: loaded, fresh: fresh)
+        // Tasks refused from the checkpoint changed without a record: their rows are rewritten too.
+        let refusedInCheckpoint = Set(loaded.refused.filter { $0.lsn == nil }.compactMap(\.task))
+        if !fresh, !refusedInCheckpoint.isEmpty { try apply(touched: refusedInCheckpoint, state: loaded.state) }
+        return reapplied
+    }
+
+    private func catchUpRows(with loaded: StateLoader.Loaded, fresh: Bool) throws -> Int {
         if fresh {
             try rebuild(from: loaded.state)
             return loaded.touched.filter(\.isCommand).count
@@ -67,5 +93,23 @@ extension QueryView {
             try apply(touched: Set(pending.compactMap(\.task)), state: loaded.state)
         }
         return pending.filter(\.isCommand).count
+    }
+}
+
+extension JournalEntry {
+    /// Why the record's time or slot is outside 1970-01-01…9999-12-31 (``InputRanges/recordMilliseconds``), or
+    /// nil. Replay refuses such a record: every time computed from it then stays far inside `Int64`.
+    var timeOutOfRange: String? {
+        let range = InputRanges.recordMilliseconds
+        guard range.contains(at) else { return "its time \(at) ms is outside 1970-01-01…9999-12-31" }
+        let slot: Int64? = switch event {
+        case .runStarted(let start): start.slot
+        case .runMissed(let missed): missed.slot
+        default: nil
+        }
+        if let slot, !(range.lowerBound / 1000...range.upperBound / 1000).contains(slot) {
+            return "its slot \(slot) s is outside 1970-01-01…9999-12-31"
+        }
+        return nil
     }
 }

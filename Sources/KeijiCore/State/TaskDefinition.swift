@@ -1,3 +1,5 @@
+import Foundation
+
 /// Everything the scheduler needs to run a task. Journaled whole in `task.saved`, so a rebuild or an edit is
 /// one atomic record.
 public struct TaskDefinition: Codable, Sendable, Equatable {
@@ -17,6 +19,14 @@ public struct TaskDefinition: Codable, Sendable, Equatable {
         self.schedule = schedule
         self.policy = policy
         self.directory = directory
+    }
+
+    /// The one range check of a definition (see ``InputRanges``): the CLI, `--schedule` output, the bus
+    /// and replay all go through it. Throws a one-line error naming the flag and its range.
+    public func validated() throws -> TaskDefinition {
+        _ = try schedule.validated()
+        _ = try policy.validated()
+        return self
     }
 
     /// The seed's `Executable` column: the binary, or the command for command tasks.
@@ -43,7 +53,7 @@ public struct RunPolicy: Codable, Sendable, Equatable {
     public var timeoutSeconds: Double?
     public var graceSeconds: Double = 5
     public var overlap: OverlapPolicy = .skip
-    /// Further attempts after a failure, `retryBackoffSeconds × 2^(attempt-1)` apart.
+    /// Further attempts after a failure, `retryBackoffSeconds × 2^(attempt-1)` apart (at most a day; see ``retryDelaySeconds(afterAttempt:)``).
     public var retries: Int = 0
     public var retryBackoffSeconds: Double = 1
     /// What to do with slots that passed while the scheduler was down.
@@ -77,11 +87,20 @@ public struct RunPolicy: Codable, Sendable, Equatable {
     }
 
     public func validated() throws -> RunPolicy {
-        if let timeoutSeconds, !(timeoutSeconds > 0) { throw KeijiError(.invalidSchedule, "timeout must be positive") }
-        guard graceSeconds >= 0, retries >= 0, retries <= 100, retryBackoffSeconds >= 0, (1...1000).contains(catchUpLimit) else {
-            throw KeijiError(.invalidSchedule, "run policy out of range (grace ≥ 0, retries 0–100, backoff ≥ 0, catch-up limit 1–1000)")
+        if let timeoutSeconds {
+            try InputRanges.check(timeoutSeconds, in: InputRanges.timeoutSeconds, flag: "--timeout", "1 ms", "7 days (604800 s)")
         }
+        try InputRanges.check(graceSeconds, in: InputRanges.graceSeconds, flag: "graceSeconds", "0", "3600 seconds")
+        try InputRanges.check(retries, in: InputRanges.retries, flag: "--retries", "0", "100")
+        try InputRanges.check(retryBackoffSeconds, in: InputRanges.retryBackoffSeconds, flag: "retryBackoffSeconds", "0", "3600 seconds")
+        try InputRanges.check(catchUpLimit, in: InputRanges.catchUpLimit, flag: "catchUpLimit", "1", "1000")
         return self
+    }
+
+    /// The wait before attempt `attempt + 1`: the backoff doubled per attempt so far, at most a day.
+    public func retryDelaySeconds(afterAttempt attempt: Int) -> Double {
+        let delay = retryBackoffSeconds * pow(2, Double(max(0, attempt - 1)))
+        return delay.isFinite ? min(delay, InputRanges.retryDelayCapSeconds) : InputRanges.retryDelayCapSeconds
     }
 }
 

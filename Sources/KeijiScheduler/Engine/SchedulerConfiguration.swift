@@ -42,7 +42,7 @@ enum WallClock {
     /// Sleeps until a wall-clock instant. Long waits are cut into 30 s pieces so a clock step is noticed.
     static func sleep(untilMilliseconds deadline: Int64) async throws {
         while true {
-            let remaining = deadline * 1000 - nowMicroseconds()
+            let remaining = TimeArithmetic.sum(TimeArithmetic.product(deadline, 1000), -nowMicroseconds())
             if remaining <= 0 { return }
             try await Task.sleep(for: .microseconds(min(remaining, 30_000_000)), tolerance: .zero)
         }

@@ -26,6 +26,11 @@ extension SchedulerEngine {
         report.journal.lastLSN = journal.lastLSN
         report.journal.bytesRepaired = journal.recovery.bytesRepaired
         report.journal.repairs = journal.recovery.repairs.map(\.description)
+        // Records that could not be applied: their tasks are in error (their loops never start); others run.
+        report.refusedRecords = loaded.refused.isEmpty ? nil : loaded.refused
+        for refused in loaded.refused {
+            note("refused \(refused.type ?? "record") at LSN \(refused.lsn.map(String.init) ?? "checkpoint")\(refused.task.map { " for \($0)" } ?? ""): \(refused.reason) (\(refused.action))")
+        }
 
         let (view, fresh) = try QueryView.openOrReset(path: workspace.databaseFile, workspace: workspace,
                                                        defaultTimeZone: configuration.settings.timeZone)
@@ -131,6 +136,7 @@ extension SchedulerEngine {
         if missed > 0 { parts.append("\(missed) missed slots in \(report.missedSlots.count) tasks") }
         if report.commandsReapplied > 0 { parts.append("\(report.commandsReapplied) commands re-applied to the view") }
         if report.viewRebuilt { parts.append("query view rebuilt") }
+        if let refused = report.refusedRecords { parts.append("\(refused.count) records refused") }
         return parts.joined(separator: ", ")
     }
 }

@@ -51,7 +51,7 @@ extension SchedulerEngine {
             }
             do { try await WallClock.sleep(untilMilliseconds: fireAtMs) } catch { return }
             guard !Task.isCancelled, phase == .running else { return }
-            if configuration.recordLateness { lateness.wake.append(WallClock.nowMicroseconds() - fireAtMs * 1000) }
+            if configuration.recordLateness { lateness.wake.append(WallClock.nowMicroseconds() - TimeArithmetic.product(fireAtMs, 1000)) }
             firedSlots[name] = slot
             await fire(name, slot: slot, fireAtMs: fireAtMs, trigger: .schedule)
         }
@@ -84,7 +84,7 @@ extension SchedulerEngine {
             unregisterRun(runID)
             return lsn
         }
-        if configuration.recordLateness { lateness.start.append(WallClock.nowMicroseconds() - fireAtMs * 1000) }
+        if configuration.recordLateness { lateness.start.append(WallClock.nowMicroseconds() - TimeArithmetic.product(fireAtMs, 1000)) }
         let definition = task.definition
         runs[runID]?.work = Task { [weak self] in
             await self?.execute(runID: runID, definition: definition, slot: slot, fireAtMs: fireAtMs, attempt: attempt, handle: handle)
@@ -129,8 +129,8 @@ extension SchedulerEngine {
                                                   durationMs: result.durationMs, latenessMs: latenessMs, final: !willRetry, message: result.message)))
         unregisterRun(runID)
         if willRetry {
-            let backoff = definition.policy.retryBackoffSeconds * pow(2, Double(attempt - 1))
-            try? await Task.sleep(for: .milliseconds(Int64(backoff * 1000)))
+            let backoff = definition.policy.retryDelaySeconds(afterAttempt: attempt)
+            try? await Task.sleep(for: .milliseconds(TimeArithmetic.milliseconds(fromSeconds: backoff)))
             guard phase == .running, let task = state.tasks[name], !task.isDisabled else { return }
             await fire(name, slot: slot, fireAtMs: WallClock.nowMilliseconds(), trigger: .retry, attempt: attempt + 1)
         } else if result.outcome.isFailure, !definition.policy.continueOnError {

@@ -44,7 +44,7 @@ struct RunExecutor: Sendable {
         var argv = arguments
         if let guardPath = RunGuard.path {
             program = guardPath
-            argv = [String(Int(definition.policy.graceSeconds * 1000)), path] + arguments
+            argv = [String(TimeArithmetic.milliseconds(fromSeconds: definition.policy.graceSeconds)), path] + arguments
         }
 
         let pid: pid_t
@@ -62,7 +62,7 @@ struct RunExecutor: Sendable {
         let grace = definition.policy.graceSeconds
         let watchdog = Task {
             guard let timeout else { return }
-            try await Task.sleep(for: .milliseconds(Int64(timeout * 1000)))
+            try await Task.sleep(for: .milliseconds(TimeArithmetic.milliseconds(fromSeconds: timeout)))
             handle.terminate(reason: .timedOut, grace: grace)
         }
         let status = await ChildReaper.shared.status(of: pid)
@@ -126,7 +126,7 @@ final class RunHandle: Sendable {
         guard let pid else { return }
         kill(-pid, SIGTERM)
         Task { [weak self] in
-            try? await Task.sleep(for: .milliseconds(Int64(grace * 1000)))
+            try? await Task.sleep(for: .milliseconds(TimeArithmetic.milliseconds(fromSeconds: grace)))
             if let self, self.state.withLock({ $0.pid == pid }) { kill(-pid, SIGKILL) }
         }
     }
