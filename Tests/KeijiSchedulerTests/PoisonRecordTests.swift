@@ -1,5 +1,6 @@
 import Foundation
 import KeijiCore
+import KeijiBus
 import KeijiJournal
 import Testing
 
@@ -79,5 +80,24 @@ struct PoisonRecordTests {
         kill(scheduler.processIdentifier, SIGTERM)
         #expect(await harness.wait(upTo: .seconds(20)) { !scheduler.isRunning }, "a graceful stop still works")
         #expect(scheduler.terminationStatus == 0)
+    }
+
+    /// The bus path: a save relayed with an out-of-range value is refused by the engine with the flag and
+    /// its range, nothing is journaled, and the scheduler goes on.
+    @Test func theBusPathRefusesOutOfRangeDefinitions() async throws {
+        let harness = try SchedulerHarness()
+        defer { harness.remove() }
+        let engine = harness.engine(spawn: false)
+        try await engine.start()
+        let line = #"{"id":"r1","cmd":"save","taskID":"t","uuid":"u","definition":{"name":"t","description":"d","action":{"command":{"_0":"true"}},"schedule":{"every":3000000000000000,"unit":"hours"},"policy":{},"directory":"/tmp"}}"#
+        let request = try JSONDecoder().decode(BusRequest.self, from: Data(line.utf8))
+        let reply = await engine.handle(request)
+        #expect(reply == .failure("r1", .rejected, "--every must be between 1 s and 365 days (got 3000000000000000h)"))
+        var slow = try harness.commandTask("slow", "true")
+        slow.policy.timeoutSeconds = .infinity
+        let refused = await engine.handle(try BusRequest(id: "r2", token: nil, event: .taskSaved(slow, taskID: "u2")))
+        #expect(refused == .failure("r2", .rejected, "--timeout must be between 1 ms and 7 days (604800 s) (got inf)"))
+        #expect(await engine.state.tasks.isEmpty, "nothing was journaled")
+        await engine.stop()
     }
 }
