@@ -22,6 +22,9 @@ let package = Package(
         // System libraries named by the design card. Installed by scripts/test and scripts/quickstart.
         .systemLibrary(name: "CLZ4", pkgConfig: "liblz4", providers: [.apt(["liblz4-dev"])]),
         .systemLibrary(name: "CSQLite", pkgConfig: "sqlite3", providers: [.apt(["libsqlite3-dev"])]),
+        // HMAC-SHA256 for the bus handshake: OpenSSL's libcrypto, already on every Debian system with libssl-dev,
+        // links in seconds (swift-crypto would add about a minute to every clean build for one function).
+        .systemLibrary(name: "CLibCrypto", pkgConfig: "libcrypto", providers: [.apt(["libssl-dev"])]),
         // CRC32C is not exported by liblz4; this small C target uses the SSE4.2 / ARMv8 CRC instructions.
         .target(name: "CCRC32C"),
 
@@ -29,7 +32,7 @@ let package = Package(
         .target(name: "KeijiCore", dependencies: ["KeijiJournal", "CSQLite"]),
         // Spawns task processes (own process group, clean signal mask, parent-death signal).
         .target(name: "CSpawn"),
-        .target(name: "KeijiBus", dependencies: ["KeijiCore"]),
+        .target(name: "KeijiBus", dependencies: ["KeijiCore", "CLibCrypto"]),
         // The task SDK: no dependencies, shipped as source into ~/keiji/sdk by `keiji init`.
         .target(name: "KeijiTaskKit"),
         .target(name: "KeijiScheduler", dependencies: ["KeijiCore", "KeijiBus", "CSpawn"]),

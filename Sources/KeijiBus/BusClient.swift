@@ -2,60 +2,68 @@ import Foundation
 import KeijiCore
 import Synchronization
 
-/// The CLI's side of the bus: one connection per command, one request line out, one reply line back.
+/// The CLI's side of the bus: one connection per command; the handshake (``BusHandshake``), then one
+/// request line out, one reply line back.
 ///
 /// A connection per command keeps the CLI stateless (it is a short-lived process anyway) and makes every
 /// failure local to one command. Transport problems are thrown as `KeijiError(.conflict, …)` with a message
 /// the CLI can print as is; a reply from the bus, even a refusal, is returned, not thrown, because the CLI
-/// acts on its code (`offline` means "apply the command offline").
+/// acts on its code (`offline` means "apply the command offline"). An endpoint that is not our bus (it fails
+/// the handshake) is thrown as ``BusAuthenticationFailure``, and the request is never sent to it.
 public struct BusClient: Sendable {
-    public let port: UInt16
+    public let endpoint: BusEndpoint
     public let token: String
 
-    public init(port: UInt16 = BusPorts.push(), token: String) {
-        self.port = port
+    public init(endpoint: BusEndpoint, token: String) {
+        self.endpoint = endpoint
         self.token = token
     }
 
-    /// Sends `request` (with this client's token) and returns the bus's reply.
+    /// Authenticates the bus, then sends `request` and returns the bus's reply.
     /// - Parameter timeout: how long to wait for the reply. Longer than the bus's own 10 s wait on the
     ///   scheduler, so a slow scheduler shows up as an `unacknowledged` reply rather than a client timeout.
-    /// - Throws: `KeijiError(.unavailable, …)` if the bus is not running (nothing was sent); `KeijiError(.conflict, …)`
-    ///   if it does not answer in time, or closes
+    /// - Throws: `KeijiError(.unavailable, …)` if the bus is not running (nothing was sent);
+    ///   ``BusAuthenticationFailure`` if what answers is not our bus (nothing but a hello was sent);
+    ///   `KeijiError(.conflict, …)` if it does not answer in time, or closes
     ///   the connection without a readable reply. Cancelling the calling task abandons the request.
     public func send(_ request: BusRequest, timeout: Duration = .seconds(15)) async throws -> BusReply {
-        var request = request
-        request.token = token
         let line = BusWire.encode(request)
-        let port = port
+        let endpoint = endpoint, token = token
         let connection = Connection()
         return try await withTaskCancellationHandler {
             try await DedicatedThread.run("keiji bus client") {
-                try Self.exchange(line, port: port, timeout: timeout, holder: connection)
+                try Self.exchange(line, endpoint: endpoint, token: token, timeout: timeout, holder: connection)
             }
         } onCancel: {
             connection.cancel()
         }
     }
 
-    private static func exchange(_ line: [UInt8], port: UInt16, timeout: Duration, holder: Connection) throws -> BusReply {
+    private static func exchange(_ line: [UInt8], endpoint: BusEndpoint, token: String, timeout: Duration,
+                                 holder: Connection) throws -> BusReply {
         let connection: LineConnection
         do {
-            connection = try LineConnection.connect(port: port, what: "keiji-bus push port")
+            connection = try LineConnection.connect(to: endpoint, what: "keiji-bus push endpoint")
         } catch let error as KeijiError where error.code == .conflict {
-            throw KeijiError(.unavailable, "keiji-bus is not running (nothing listens on 127.0.0.1:\(port)); start it, or check KEIJI_BUS_PUSH_PORT")
+            throw KeijiError(.unavailable, "keiji-bus is not running (nothing listens on \(endpoint)); start it, or check BUS_TRANSPORT and BUS_PUSH_PORT in settings.conf")
         } catch let error as KeijiError {
             throw KeijiError(.conflict, "cannot reach keiji-bus: \(error.message)")
         }
         defer { connection.close() }
         guard holder.set(connection) else { throw CancellationError() }
+        var reader = connection.makeReader()
         connection.setReadTimeout(timeout)
         connection.setWriteTimeout(timeout)
+        do {
+            try BusHandshake.authenticate(connection, reader: &reader, role: .client, token: token, endpoint: endpoint)
+        } catch {
+            if holder.isCancelled { throw CancellationError() }
+            throw error
+        }
         let started = ContinuousClock.now
         guard connection.write(line) else {
             throw KeijiError(.conflict, "keiji-bus closed the connection before the command was sent")
         }
-        var reader = connection.makeReader()
         switch reader.next() {
         case .line(let replyLine):
             guard let reply = try? BusWire.decode(BusReply.self, replyLine) else {

@@ -1,10 +1,10 @@
 import KeijiCore
 
-/// A command from the CLI, in the seed's shape (`{"cmd":"stop","taskID":"…"}`) plus a request id, the token
-/// from `~/.keiji/bus.token`, and for `save` the task definition. One JSON object per line.
+/// A command from the CLI, in the seed's shape (`{"cmd":"stop","taskID":"…"}`) plus a request id and for
+/// `save` the task definition. One JSON object per line, sent only after the connection's handshake
+/// (``BusHandshake``); it carries no token.
 public struct BusRequest: Codable, Sendable, Equatable {
     public var id: String
-    public var token: String?
     /// `save`, `enable`, `disable`, `delete`, `resolve`, `stop`, `trigger`.
     public var cmd: String
     /// The task's name (the seed called it taskID).
@@ -14,9 +14,8 @@ public struct BusRequest: Codable, Sendable, Equatable {
     /// For `save`: the stable task id (kept by the scheduler if the task already exists).
     public var uuid: String?
 
-    public init(id: String, token: String?, cmd: String, taskID: String?, definition: TaskDefinition? = nil, uuid: String? = nil) {
+    public init(id: String, cmd: String, taskID: String?, definition: TaskDefinition? = nil, uuid: String? = nil) {
         self.id = id
-        self.token = token
         self.cmd = cmd
         self.taskID = taskID
         self.definition = definition
@@ -24,16 +23,16 @@ public struct BusRequest: Codable, Sendable, Equatable {
     }
 
     /// The request for a command event.
-    public init(id: String, token: String?, event: JournalEntry.Event) throws {
+    public init(id: String, event: JournalEntry.Event) throws {
         switch event {
         case .taskSaved(let definition, let uuid):
-            self.init(id: id, token: token, cmd: "save", taskID: definition.name.rawValue, definition: definition, uuid: uuid)
-        case .taskEnabled(let n): self.init(id: id, token: token, cmd: "enable", taskID: n.rawValue)
-        case .taskDisabled(let n): self.init(id: id, token: token, cmd: "disable", taskID: n.rawValue)
-        case .taskDeleted(let n): self.init(id: id, token: token, cmd: "delete", taskID: n.rawValue)
-        case .taskResolved(let n): self.init(id: id, token: token, cmd: "resolve", taskID: n.rawValue)
-        case .taskStopRequested(let n): self.init(id: id, token: token, cmd: "stop", taskID: n.rawValue)
-        case .taskTriggered(let n): self.init(id: id, token: token, cmd: "trigger", taskID: n.rawValue)
+            self.init(id: id, cmd: "save", taskID: definition.name.rawValue, definition: definition, uuid: uuid)
+        case .taskEnabled(let n): self.init(id: id, cmd: "enable", taskID: n.rawValue)
+        case .taskDisabled(let n): self.init(id: id, cmd: "disable", taskID: n.rawValue)
+        case .taskDeleted(let n): self.init(id: id, cmd: "delete", taskID: n.rawValue)
+        case .taskResolved(let n): self.init(id: id, cmd: "resolve", taskID: n.rawValue)
+        case .taskStopRequested(let n): self.init(id: id, cmd: "stop", taskID: n.rawValue)
+        case .taskTriggered(let n): self.init(id: id, cmd: "trigger", taskID: n.rawValue)
         default: throw KeijiError(.conflict, "\(JournalEntry(at: 0, event).typeName) is not a command")
         }
     }
@@ -68,8 +67,10 @@ public struct BusReply: Codable, Sendable, Equatable {
     public enum Code: String, Codable, Sendable {
         /// No scheduler is connected: the CLI applies the command offline through Core.
         case offline
-        /// Missing or wrong token.
+        /// The connection's handshake failed: it does not know the bus token.
         case unauthorized
+        /// keiji-bus is serving its maximum number of clients; retry.
+        case busy
         /// Not JSON, too large, unknown command, missing fields.
         case invalid
         /// The scheduler refused it (no such task, …); `error` says why.

@@ -7,8 +7,9 @@ import Synchronization
 @preconcurrency import Glibc
 #endif
 
-/// The control bus: relays CLI commands (push port) to the one connected scheduler (pull port) and the
-/// scheduler's acknowledgements back, one JSON line each way.
+/// The control bus: relays CLI commands (push endpoint) to the one connected scheduler (pull endpoint) and
+/// the scheduler's acknowledgements back, one JSON line each way, after a mutual handshake on every
+/// connection (``BusHandshake``: the token never crosses the wire).
 ///
 /// Design, against the original's failure: there a restarted scheduler's first command went to a zombie
 /// pull handler and vanished. Here the scheduler connection is a single slot owned by a reader thread that
@@ -18,25 +19,34 @@ import Synchronization
 /// past the timeout. Nothing a client sends can crash the bus: lines are bounded, JSON is decoded into
 /// plain structs, writes never raise SIGPIPE.
 ///
-/// Threads: one acceptor per port and one per connection (the bus has a handful), all blocking I/O.
+/// Connection caps, so nobody without the token can starve the scheduler or a real client: a connection
+/// has ``handshakeDeadline`` to authenticate and is closed after that; at most ``maxUnauthenticated``
+/// unauthenticated connections per endpoint are kept, and a new one evicts the oldest (a flood cannot lock
+/// out a real peer, whose handshake takes milliseconds); authenticated clients are capped at ``maxClients``;
+/// the scheduler's link is on its own endpoint and never counted against any client cap.
+///
+/// Threads: one acceptor per endpoint and one per connection (bounded by the caps above), all blocking I/O.
 public final class BusServer: Sendable {
     /// The commands the scheduler accepts (``BusRequest/cmd``); anything else is refused at the bus.
     static let commands: Set<String> = ["save", "enable", "disable", "delete", "resolve", "stop", "trigger"]
-    /// Connections served at once across both ports; more are closed on accept. A local flood must not
-    /// turn into thousands of threads.
-    static let maxConnections = 128
+    /// Connections per endpoint still in their handshake; a new one beyond this evicts the oldest.
+    static let maxUnauthenticated = 16
+    /// Authenticated CLI connections served at once; more are refused after their handshake.
+    static let maxClients = 64
     /// A CLI connection that sends nothing for this long is closed (a client waits on replies, not on itself).
     static let idleClientTimeout: Duration = .seconds(60)
     /// Bounds every write, so a peer that stops reading cannot wedge a bus thread forever.
     static let writeTimeout: Duration = .seconds(10)
 
-    /// The ports asked for (0 picks a free one; see ``boundPushPort``).
-    public let pushPort: UInt16
-    public let pullPort: UInt16
+    /// The endpoints asked for (TCP port 0 picks a free one; see ``boundPush``).
+    public let push: BusEndpoint
+    public let pull: BusEndpoint
     let token: String
     let log: @Sendable (String) -> Void
     /// How long a forwarded command waits for the scheduler before the client is told `unacknowledged`.
     let requestTimeout: Duration
+    /// How long a new connection has to complete ``BusHandshake`` before it is closed.
+    let handshakeDeadline: Duration
 
     private let state = Mutex(State())
     private let acceptors = DispatchGroup()
@@ -44,11 +54,15 @@ public final class BusServer: Sendable {
     struct State {
         var started = false
         var stopped = false
-        var listeners: [TCPListener] = []
-        var boundPush: UInt16 = 0
-        var boundPull: UInt16 = 0
+        var listeners: [BusListener] = []
+        var boundPush: BusEndpoint?
+        var boundPull: BusEndpoint?
         /// Every accepted connection, so ``stop()`` can wake their threads.
         var connections: [ObjectIdentifier: LineConnection] = [:]
+        /// Connections still in their handshake, per role, oldest first.
+        var unauthenticated: [BusRole: [LineConnection]] = [:]
+        /// Authenticated CLI connections being served.
+        var clients = 0
         /// The scheduler commands go to; `nil` when none is connected.
         var scheduler: SchedulerSession?
         var generations: UInt64 = 0
@@ -67,51 +81,53 @@ public final class BusServer: Sendable {
         let waiter: ReplyWaiter
     }
 
-    public convenience init(pushPort: UInt16, pullPort: UInt16, token: String, log: @escaping @Sendable (String) -> Void) {
-        self.init(pushPort: pushPort, pullPort: pullPort, token: token, requestTimeout: .seconds(10), log: log)
+    public convenience init(push: BusEndpoint, pull: BusEndpoint, token: String, log: @escaping @Sendable (String) -> Void) {
+        self.init(push: push, pull: pull, token: token, requestTimeout: .seconds(10), log: log)
     }
 
-    init(pushPort: UInt16, pullPort: UInt16, token: String, requestTimeout: Duration, log: @escaping @Sendable (String) -> Void) {
-        self.pushPort = pushPort
-        self.pullPort = pullPort
+    init(push: BusEndpoint, pull: BusEndpoint, token: String, requestTimeout: Duration,
+         handshakeDeadline: Duration = BusHandshake.deadline, log: @escaping @Sendable (String) -> Void) {
+        self.push = push
+        self.pull = pull
         self.token = token
         self.requestTimeout = requestTimeout
+        self.handshakeDeadline = handshakeDeadline
         self.log = log
     }
 
-    /// The push port actually bound (differs from ``pushPort`` when that was 0). 0 before ``start()``.
-    public var boundPushPort: UInt16 { state.withLock { $0.boundPush } }
-    /// The pull port actually bound. 0 before ``start()``.
-    public var boundPullPort: UInt16 { state.withLock { $0.boundPull } }
+    /// The push endpoint actually bound (the real port when TCP port 0 was asked for); ``push`` before ``start()``.
+    public var boundPush: BusEndpoint { state.withLock { $0.boundPush } ?? push }
+    /// The pull endpoint actually bound; ``pull`` before ``start()``.
+    public var boundPull: BusEndpoint { state.withLock { $0.boundPull } ?? pull }
     /// Whether a scheduler is connected (authenticated) right now.
     public var schedulerConnected: Bool { state.withLock { $0.scheduler != nil } }
 
     // MARK: - Lifecycle
 
-    /// Binds both ports on 127.0.0.1 and starts serving in the background until ``stop()``.
-    /// - Throws: `KeijiError` naming the port that could not be bound (e.g. already in use); nothing is left
-    ///   listening in that case.
+    /// Binds both endpoints and starts serving in the background until ``stop()``.
+    /// - Throws: `KeijiError` naming the endpoint that could not be bound (e.g. already in use); nothing is
+    ///   left listening in that case.
     public func start() throws {
         try state.withLock { state in
             guard !state.started else { throw KeijiError(.conflict, "the bus was already started") }
             state.started = true
         }
-        let push = try TCPListener(port: pushPort, role: "push")
-        let pull: TCPListener
+        let push = try BusListener(self.push, role: "push")
+        let pull: BusListener
         do {
-            pull = try TCPListener(port: pullPort, role: "pull")
+            pull = try BusListener(self.pull, role: "pull")
         } catch {
             push.close()
             throw error
         }
         state.withLock { state in
             state.listeners = [push, pull]
-            state.boundPush = push.port
-            state.boundPull = pull.port
+            state.boundPush = push.endpoint
+            state.boundPull = pull.endpoint
         }
-        for (listener, role) in [(push, "push"), (pull, "pull")] {
+        for (listener, role) in [(push, BusRole.client), (pull, BusRole.scheduler)] {
             acceptors.enter()
-            DedicatedThread.start("keiji-bus accept \(role)") { [self] in
+            DedicatedThread.start("keiji-bus accept \(role.rawValue)") { [self] in
                 acceptLoop(listener, role: role)
                 listener.close()
                 acceptors.leave()
@@ -135,42 +151,111 @@ public final class BusServer: Sendable {
         _ = acceptors.wait(timeout: .now() + .seconds(5))
     }
 
-    private func acceptLoop(_ listener: TCPListener, role: String) {
+    private func acceptLoop(_ listener: BusListener, role: BusRole) {
         while true {
             switch listener.accept() {
             case .stopped:
                 return
             case .retry(let reason):
-                log("accept on the \(role) port failed: \(reason); retrying")
+                log("accept on \(listener.endpoint) failed: \(reason); retrying")
                 usleep(100_000)
                 if state.withLock({ $0.stopped }) { return }
             case .connection(let connection):
-                let admitted = state.withLock { state -> Bool in
-                    guard !state.stopped, state.connections.count < Self.maxConnections else { return false }
-                    state.connections[ObjectIdentifier(connection)] = connection
-                    return true
-                }
-                guard admitted else {
+                // A Unix socket tells us who connected: another uid is refused before it costs a thread.
+                if case .unix = listener.endpoint, let uid = Socket.peerUID(connection.fd), uid != getuid() {
+                    log("refused a \(role.rawValue) connection from uid \(uid)")
                     connection.close()
                     continue
                 }
-                DedicatedThread.start("keiji-bus \(role) connection") { [self] in
-                    if role == "push" { servePush(connection) } else { servePull(connection) }
-                    state.withLock { _ = $0.connections.removeValue(forKey: ObjectIdentifier(connection)) }
+                guard admit(connection, role) else {
+                    connection.close()
+                    continue
+                }
+                DedicatedThread.start("keiji-bus \(role.rawValue) connection") { [self] in
+                    if role == .client { servePush(connection) } else { servePull(connection) }
+                    state.withLock { state in
+                        state.connections[ObjectIdentifier(connection)] = nil
+                        state.unauthenticated[role]?.removeAll { $0 === connection }
+                    }
                     connection.close()
                 }
             }
         }
     }
 
+    /// Registers a new connection as unauthenticated (evicting the oldest one past the cap) and arms its
+    /// handshake deadline. `false` once the bus is stopping.
+    private func admit(_ connection: LineConnection, _ role: BusRole) -> Bool {
+        let (admitted, evicted) = state.withLock { state -> (Bool, LineConnection?) in
+            guard !state.stopped else { return (false, nil) }
+            state.connections[ObjectIdentifier(connection)] = connection
+            var waiting = state.unauthenticated[role, default: []]
+            let evicted = waiting.count >= Self.maxUnauthenticated ? waiting.removeFirst() : nil
+            waiting.append(connection)
+            state.unauthenticated[role] = waiting
+            return (true, evicted)
+        }
+        if let evicted {
+            log("too many unauthenticated \(role.rawValue) connections; closed the oldest")
+            evicted.shutdown()
+        }
+        guard admitted else { return false }
+        let (seconds, attoseconds) = handshakeDeadline.components
+        let deadline = DispatchTime.now() + .nanoseconds(Int(seconds) * 1_000_000_000 + Int(attoseconds / 1_000_000_000))
+        DispatchQueue.global().asyncAfter(deadline: deadline) { [self] in
+            let late = state.withLock { $0.unauthenticated[role]?.contains { $0 === connection } ?? false }
+            if late {
+                log("closed a \(role.rawValue) connection that did not authenticate within \(handshakeDeadline)")
+                connection.shutdown()
+            }
+        }
+        return true
+    }
+
+    /// Runs the handshake; on success moves the connection out of the unauthenticated set (a client also
+    /// takes one of the ``maxClients`` places). `false`: refused (and answered) or gone; close it.
+    private func authenticate(_ connection: LineConnection, _ reader: inout LineReader, as role: BusRole) -> Bool {
+        connection.setReadTimeout(handshakeDeadline)
+        connection.setWriteTimeout(Self.writeTimeout)
+        switch BusHandshake.respond(connection, reader: &reader, expecting: role, token: token) {
+        case .closed:
+            return false
+        case .refused(let reply, let reason):
+            log("refused a \(role.rawValue) connection: \(reason)")
+            refuseAndClose(connection, reply)
+            return false
+        case .authenticated:
+            break
+        }
+        enum Promotion { case promoted, gone, full }
+        let promotion = state.withLock { state -> Promotion in
+            guard let index = state.unauthenticated[role]?.firstIndex(where: { $0 === connection }) else { return .gone }
+            state.unauthenticated[role]?.remove(at: index)
+            guard role == .client else { return .promoted }
+            guard state.clients < Self.maxClients else { return .full }
+            state.clients += 1
+            return .promoted
+        }
+        switch promotion {
+        case .promoted: return true
+        case .gone: return false
+        case .full:
+            log("refused a client: \(Self.maxClients) clients are connected already")
+            refuseAndClose(connection, .failure(nil, .busy, "keiji-bus is serving \(Self.maxClients) clients already; retry"))
+            return false
+        }
+    }
+
     // MARK: - Push port (CLI side)
 
-    /// One reply line per request line, in order. The connection's thread handles one request at a time, so
-    /// order is kept by construction.
+    /// After the handshake, one reply line per request line, in order. The connection's thread handles one
+    /// request at a time, so order is kept by construction.
     private func servePush(_ connection: LineConnection) {
-        connection.setReadTimeout(Self.idleClientTimeout)
-        connection.setWriteTimeout(Self.writeTimeout)
         var reader = connection.makeReader()
+        guard authenticate(connection, &reader, as: .client) else { return }
+        defer { state.withLock { $0.clients -= 1 } }
+        guard connection.write(BusWire.encode(BusReply(id: nil, ok: true, lsn: nil, code: nil, error: nil))) else { return }
+        connection.setReadTimeout(Self.idleClientTimeout)
         while true {
             switch reader.next() {
             case .closed:
@@ -195,12 +280,6 @@ public final class BusServer: Sendable {
             log("refused a request: \(reason)")
             return .failure(BusWire.salvageID(line), .invalid, reason)
         }
-        guard BusToken.matches(request.token, token) else {
-            log("refused request \(clip(request.id)): \(request.token == nil ? "no token" : "wrong token")")
-            return .failure(request.id, .unauthorized, request.token == nil
-                ? "the request carries no bus token (see ~/.keiji/bus.token)"
-                : "wrong bus token (~/.keiji/bus.token does not match the running keiji-bus)")
-        }
         guard Self.commands.contains(request.cmd) else {
             log("refused request \(clip(request.id)): unknown command \(clip(request.cmd))")
             return .failure(request.id, .invalid, "unknown command \"\(clip(request.cmd))\"; expected one of "
@@ -222,9 +301,7 @@ public final class BusServer: Sendable {
     /// Hands a request to the connected scheduler and waits for its reply, the connection's end, or the
     /// timeout, whichever comes first.
     private func forward(_ request: BusRequest) -> BusReply {
-        var forwarded = request
-        forwarded.token = nil
-        let line = BusWire.encode(forwarded)
+        let line = BusWire.encode(request)
         let waiter = ReplyWaiter()
         let route = state.withLock { state -> Route in
             // The poll catches a scheduler that died an instant ago, before its reader thread has run.
@@ -269,23 +346,11 @@ public final class BusServer: Sendable {
 
     // MARK: - Pull port (scheduler side)
 
-    /// Authenticates the hello, makes this the scheduler connection (replacing any previous one), then
-    /// routes reply lines to their waiters until the connection ends.
+    /// Runs the handshake, makes this the scheduler connection (replacing any previous one), then routes
+    /// reply lines to their waiters until the connection ends.
     private func servePull(_ connection: LineConnection) {
-        connection.setReadTimeout(.seconds(10))
-        connection.setWriteTimeout(Self.writeTimeout)
         var reader = connection.makeReader()
-        guard case .line(let line) = reader.next() else { return }
-        guard let hello = try? BusWire.decode(SchedulerHello.self, line), hello.hello == SchedulerHello.role else {
-            log("refused a pull connection: expected a scheduler hello")
-            refuseAndClose(connection, .failure(nil, .invalid, #"expected {"hello":"scheduler","token":"…"}"#))
-            return
-        }
-        guard BusToken.matches(hello.token, token) else {
-            log("refused a scheduler connection: \(hello.token == nil ? "no token" : "wrong token")")
-            refuseAndClose(connection, .failure(nil, .unauthorized, "wrong bus token (~/.keiji/bus.token does not match the running keiji-bus)"))
-            return
-        }
+        guard authenticate(connection, &reader, as: .scheduler) else { return }
 
         // Install and acknowledge under the connection's write lock, so the `ok` line precedes any forwarded
         // command on this connection and "connected" on the scheduler side means commands will arrive.

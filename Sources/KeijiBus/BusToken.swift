@@ -5,9 +5,10 @@ import KeijiCore
 @preconcurrency import Glibc
 #endif
 
-/// The shared secret in `~/.keiji/bus.token` that every bus message carries. The bus listens on loopback
-/// only, but loopback is shared by every user and process on the machine; the token (readable only by its
-/// owner, mode 0600) is what stops another local user from disabling or triggering this user's tasks.
+/// The shared secret in `~/.keiji/bus.token` (mode 0600, readable only by its owner). It never crosses the
+/// wire: every bus connection opens with ``BusHandshake``, where the bus, the CLI and the scheduler each
+/// prove they know it, which is what stops another local user (or a listener squatting on a TCP port while
+/// keiji-bus is down) from sending this user's scheduler commands or receiving them.
 public enum BusToken {
     /// Random bytes in a new token (hex-encoded, so the file holds 64 characters).
     static let byteCount = 32
@@ -60,14 +61,4 @@ public enum BusToken {
         return token.isEmpty ? nil : token
     }
 
-    /// Compares in time independent of where the strings differ, so a local attacker cannot learn the token
-    /// byte by byte from response times.
-    static func matches(_ candidate: String?, _ token: String) -> Bool {
-        guard let candidate else { return false }
-        let a = Array(candidate.utf8), b = Array(token.utf8)
-        guard a.count == b.count, !b.isEmpty else { return false }
-        var difference: UInt8 = 0
-        for i in 0..<a.count { difference |= a[i] ^ b[i] }
-        return difference == 0
-    }
 }

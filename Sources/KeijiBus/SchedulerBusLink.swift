@@ -2,8 +2,10 @@ import Foundation
 import KeijiCore
 import Synchronization
 
-/// The scheduler's side of the bus: connects to the pull port, says hello with the token, and answers each
-/// forwarded command with `handler`'s reply, for as long as the surrounding task runs.
+/// The scheduler's side of the bus: connects to the pull endpoint, runs the handshake (``BusHandshake``: the
+/// bus must prove it knows the token before the link says anything but hello, and the token itself is never
+/// sent), and answers each forwarded command with `handler`'s reply, for as long as the surrounding task runs.
+/// An endpoint that fails the handshake is not our bus: nothing it sends is ever read as a command.
 ///
 /// The scheduler must outlive any bus restart, so the link never gives up: when the bus is down or the
 /// connection drops it reconnects with backoff (100 ms doubling to 2 s; reset after a successful hello).
@@ -13,10 +15,10 @@ import Synchronization
 public final class SchedulerBusLink: Sendable {
     static let initialBackoff: Duration = .milliseconds(100)
     static let maxBackoff: Duration = .seconds(2)
-    /// Bounds the connect-and-hello exchange, so a wedged bus cannot hold the link forever.
-    static let helloTimeout: Duration = .seconds(5)
+    /// Bounds the connect-and-handshake exchange, so a wedged bus cannot hold the link forever.
+    static let helloTimeout: Duration = BusHandshake.deadline
 
-    public let port: UInt16
+    public let endpoint: BusEndpoint
     let token: String
     let handler: @Sendable (BusRequest) async -> BusReply
     let log: @Sendable (String) -> Void
@@ -25,16 +27,16 @@ public final class SchedulerBusLink: Sendable {
     /// - Parameters:
     ///   - handler: answers one command; called concurrently, must always return a reply with the request's id.
     ///   - log: connection changes (connected, lost, refused), for the scheduler's log.
-    public init(port: UInt16 = BusPorts.pull(), token: String,
+    public init(endpoint: BusEndpoint, token: String,
                 handler: @escaping @Sendable (BusRequest) async -> BusReply,
                 log: @escaping @Sendable (String) -> Void = { _ in }) {
-        self.port = port
+        self.endpoint = endpoint
         self.token = token
         self.handler = handler
         self.log = log
     }
 
-    /// Whether the bus has accepted this link's hello and commands can arrive. Thread-safe.
+    /// Whether the bus has passed the handshake (and accepted ours) and commands can arrive. Thread-safe.
     public var isConnected: Bool { connected.withLock { $0 } }
 
     /// Connects, serves, and reconnects until the calling task is cancelled; returns promptly after that
@@ -48,13 +50,13 @@ public final class SchedulerBusLink: Sendable {
                 let (connection, reader) = try await connect()
                 backoff = Self.initialBackoff
                 lastFailure = nil
-                log("connected to keiji-bus on 127.0.0.1:\(port)")
+                log("connected to keiji-bus on \(endpoint)")
                 await serve(connection, reader)
                 if Task.isCancelled { break }
                 log("lost the connection to keiji-bus; reconnecting")
             } catch {
                 // Logged once per distinct failure: a bus that is down for an hour is one line, not 1800.
-                let message = (error as? KeijiError)?.message ?? "\(error)"
+                let message = (error as? KeijiError)?.message ?? (error as? BusAuthenticationFailure)?.message ?? "\(error)"
                 if message != lastFailure {
                     log("cannot connect to keiji-bus: \(message); retrying")
                     lastFailure = message
@@ -65,25 +67,17 @@ public final class SchedulerBusLink: Sendable {
         }
     }
 
-    /// Connects and completes the hello on a dedicated thread. The reader is returned with the connection:
-    /// it may already hold commands the bus sent right after its `ok`.
+    /// Connects and completes the handshake on a dedicated thread. The reader is returned with the
+    /// connection: it may already hold commands the bus sent right after its `ok`.
     private func connect() async throws -> (LineConnection, LineReader) {
-        let port = port, token = token
+        let endpoint = endpoint, token = token
         let result = try await DedicatedThread.run("keiji bus link connect") { () throws -> (LineConnection, LineReader) in
-            let connection = try LineConnection.connect(port: port, what: "keiji-bus pull port")
+            let connection = try LineConnection.connect(to: endpoint, what: "keiji-bus pull endpoint")
             do {
                 connection.setReadTimeout(Self.helloTimeout)
                 connection.setWriteTimeout(Self.helloTimeout)
-                guard connection.write(BusWire.encode(SchedulerHello(hello: SchedulerHello.role, token: token))) else {
-                    throw KeijiError(.io, "keiji-bus closed the connection during the hello")
-                }
                 var reader = connection.makeReader()
-                guard case .line(let line) = reader.next(), let reply = try? BusWire.decode(BusReply.self, line) else {
-                    throw KeijiError(.io, "keiji-bus did not answer the hello")
-                }
-                guard reply.ok else {
-                    throw KeijiError(.conflict, "keiji-bus refused the scheduler (\(reply.code?.rawValue ?? "?")): \(reply.error ?? "")")
-                }
+                try BusHandshake.authenticate(connection, reader: &reader, role: .scheduler, token: token, endpoint: endpoint)
                 connection.setReadTimeout(nil)
                 return (connection, reader)
             } catch {

@@ -4,8 +4,8 @@ import KeijiCore
 @preconcurrency import Glibc
 #endif
 
-/// The handful of POSIX socket calls the bus needs, loopback only. Plain sockets rather than a networking
-/// framework: the bus is a few hundred lines of line-oriented TCP on 127.0.0.1, and keeping it on raw
+/// The handful of POSIX socket calls the bus needs: Unix sockets, or TCP on loopback only. Plain sockets
+/// rather than a networking framework: the bus is a few hundred lines of line-oriented I/O, and keeping it on raw
 /// syscalls means no event-loop dependency and exact control over what happens when a peer dies (the
 /// original's failure mode).
 enum Socket {
@@ -42,11 +42,62 @@ enum Socket {
         return address
     }
 
-    /// A new TCP socket, or a `KeijiError` naming what failed.
-    static func makeStream(for what: String) throws -> Int32 {
-        let fd = socket(AF_INET, streamType, 0)
+    /// A new stream socket for `endpoint`, or a `KeijiError` naming what failed.
+    static func makeStream(for endpoint: BusEndpoint, what: String) throws -> Int32 {
+        let domain: Int32
+        switch endpoint {
+        case .unix: domain = AF_UNIX
+        case .tcp: domain = AF_INET
+        }
+        let fd = socket(domain, streamType, 0)
         guard fd >= 0 else { throw KeijiError(.io, "cannot create a socket for \(what): \(errorText())") }
         return fd
+    }
+
+    /// Runs `body` with `endpoint`'s address (`sockaddr_in` on loopback, or `sockaddr_un`).
+    /// - Throws: if a Unix socket path does not fit `sun_path` (108 bytes with its terminator).
+    static func withAddress<T>(_ endpoint: BusEndpoint, _ body: (UnsafePointer<sockaddr>, socklen_t) -> T) throws -> T {
+        switch endpoint {
+        case .tcp(let port):
+            var address = loopbackAddress(port: port)
+            return withUnsafePointer(to: &address) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { body($0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+            }
+        case .unix(let path):
+            var address = sockaddr_un()
+            address.sun_family = sa_family_t(AF_UNIX)
+            let bytes = Array(path.utf8)
+            let capacity = MemoryLayout.size(ofValue: address.sun_path)
+            guard !bytes.isEmpty, bytes.count < capacity, !bytes.contains(0) else {
+                throw KeijiError(.invalidSetting, "the bus socket path \(path) is longer than \(capacity - 1) bytes; use a shorter HOME or BUS_TRANSPORT=tcp")
+            }
+            withUnsafeMutableBytes(of: &address.sun_path) { raw in
+                raw.copyBytes(from: bytes)
+                raw[bytes.count] = 0
+            }
+            return withUnsafePointer(to: &address) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { body($0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+            }
+        }
+    }
+
+    /// `struct ucred` (pid, uid, gid), declared here because Glibc only exports it under `_GNU_SOURCE`.
+    private struct PeerCredentials {
+        var pid: Int32 = 0
+        var uid: UInt32 = 0
+        var gid: UInt32 = 0
+    }
+
+    /// The uid of the process at the other end of a Unix socket (`SO_PEERCRED`): for an accepted socket the
+    /// client, for a connected one the process that created the listener. `nil` if unknown (e.g. TCP).
+    static func peerUID(_ fd: Int32) -> uid_t? {
+        var credentials = PeerCredentials()
+        var length = socklen_t(MemoryLayout<PeerCredentials>.size)
+        let soPeerCred: Int32 = 17  // SO_PEERCRED on Linux (asm-generic/socket.h)
+        guard getsockopt(fd, SOL_SOCKET, soPeerCred, &credentials, &length) == 0,
+              length == socklen_t(MemoryLayout<PeerCredentials>.size)
+        else { return nil }
+        return credentials.uid
     }
 
     static func setOption(_ fd: Int32, _ level: Int32, _ name: Int32, _ value: Int32) {
@@ -54,7 +105,7 @@ enum Socket {
         _ = setsockopt(fd, level, name, &value, socklen_t(MemoryLayout<Int32>.size))
     }
 
-    /// Small request/reply lines must not wait for Nagle's algorithm.
+    /// Small request/reply lines must not wait for Nagle's algorithm (a no-op error on Unix sockets).
     static func setNoDelay(_ fd: Int32) {
         setOption(fd, Int32(IPPROTO_TCP), Int32(TCP_NODELAY), 1)
     }

@@ -14,10 +14,12 @@ public enum SchedulerDaemon {
     public static func run(recoveryMode: JournalOptions.RecoveryMode = .strict) async -> Int32 {
         let engine: SchedulerEngine
         let token: String
+        let endpoints: BusEndpoints
         do {
             let workspace = try Workspace.current()
             let settings = try Settings.load(from: workspace.settingsFile)
             token = try BusToken.loadOrCreate(workspace)  // before the engine starts: a failure here leaves nothing half-started
+            endpoints = BusEndpoints.resolve(workspace, settings: settings)
             var configuration = SchedulerConfiguration(workspace: workspace, settings: settings)
             configuration.journalOptions.recoveryMode = recoveryMode
             engine = SchedulerEngine(configuration: configuration)
@@ -28,7 +30,7 @@ public enum SchedulerDaemon {
             FileHandle.standardError.write(Data("keiji-scheduler: cannot start: \(error)\n".utf8))
             return 1
         }
-        let link = SchedulerBusLink(token: token, handler: { request in await engine.handle(request) },
+        let link = SchedulerBusLink(endpoint: endpoints.pull, token: token, handler: { request in await engine.handle(request) },
                                     log: { line in Task { await engine.note("bus: \(line)") } })
         let linkTask = Task { await link.run() }
 

@@ -32,14 +32,14 @@ struct BusBenchmark: AsyncParsableCommand {
         try await OfflineCommands.submit(.taskSaved(definition, taskID: "bench"), workspace: workspace, settings: settings)
 
         let token = try BusToken.loadOrCreate(workspace)
-        let server = BusServer(pushPort: 0, pullPort: 0, token: token, log: { _ in })
+        let server = BusServer(push: .tcp(port: 0), pull: .tcp(port: 0), token: token, log: { _ in })
         try server.start()
         defer { server.stop() }
         var configuration = SchedulerConfiguration(workspace: workspace, settings: settings)
         configuration.spawnProcesses = false
         let engine = SchedulerEngine(configuration: configuration)
         try await engine.start()
-        let link = SchedulerBusLink(port: server.boundPullPort, token: token, handler: { await engine.handle($0) })
+        let link = SchedulerBusLink(endpoint: server.boundPull, token: token, handler: { await engine.handle($0) })
         let linkTask = Task { await link.run() }
         while !link.isConnected { try await Task.sleep(for: .milliseconds(10)) }
 
@@ -49,10 +49,10 @@ struct BusBenchmark: AsyncParsableCommand {
             _ = try await engine.submit(.taskResolved(task))
             if index >= 100 { direct.append(Int64(DispatchTime.now().uptimeNanoseconds - started) / 1000) }
         }
-        let client = BusClient(port: server.boundPushPort, token: token)
+        let client = BusClient(endpoint: server.boundPush, token: token)
         var samples: [Int64] = []
         for index in 0..<(count + 100) {
-            let request = BusRequest(id: "r\(index)", token: token, cmd: "resolve", taskID: task.rawValue)
+            let request = BusRequest(id: "r\(index)", cmd: "resolve", taskID: task.rawValue)
             let started = DispatchTime.now().uptimeNanoseconds
             let reply = try await client.send(request)
             let elapsed = Int64(DispatchTime.now().uptimeNanoseconds - started) / 1000
@@ -70,7 +70,7 @@ struct BusBenchmark: AsyncParsableCommand {
         print("keiji-bench bus   \(ISO8601DateFormatter().string(from: Date()))\n")
         print(table.render())
         print("  command p50 \(Percentiles.format(command.p50)) (\(FigureFormat.fixed(command.p50 / max(1, raw.p50), 1))× the raw round trip); target p50 ≤ 2 ms: \(command.p50 <= 2000 ? "PASS" : "MISS")")
-        print("  each command is a new TCP connection (as the CLI makes) and one durable journal append (sync mode)")
+        print("  each command is a new TCP connection with its HMAC handshake (as the CLI makes) and one durable journal append (sync mode)")
     }
 
     /// A line echoed over 127.0.0.1 through a new connection each time, as the CLI's requests are.

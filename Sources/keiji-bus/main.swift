@@ -7,7 +7,8 @@ import KeijiCore
 @preconcurrency import Glibc
 #endif
 
-// keiji-bus: relays commands from the CLI (push port) to the scheduler (pull port), loopback only.
+// keiji-bus: relays commands from the CLI (push endpoint) to the scheduler (pull endpoint): Unix sockets in
+// ~/.keiji by default, or 127.0.0.1 ports with BUS_TRANSPORT=tcp in ~/keiji/settings.conf.
 // Exits 0 on SIGTERM/SIGINT, 1 with a one-line reason if it cannot start.
 
 /// Keeps the signal sources alive for the life of the process (a released source stops delivering).
@@ -39,8 +40,13 @@ signal(SIGPIPE, SIG_IGN)
 
 let workspace: Workspace
 let token: String
+let endpoints: BusEndpoints
 do {
     workspace = try Workspace.current()
+    // Settings are optional (the bus may start before `keiji init`), but a file that is there must be valid:
+    // guessing the transport would split the bus from the CLI.
+    let settings = FileSystem.exists(workspace.settingsFile) ? try Settings.load(from: workspace.settingsFile) : nil
+    endpoints = BusEndpoints.resolve(workspace, settings: settings)
     token = try BusToken.loadOrCreate(workspace)
 } catch {
     fail("\(error)")
@@ -48,7 +54,7 @@ do {
 
 let fileLog = makeFileLogger(workspace)
 let log = fileLog ?? logToStderr
-let server = BusServer(pushPort: BusPorts.push(), pullPort: BusPorts.pull(), token: token, log: log)
+let server = BusServer(push: endpoints.push, pull: endpoints.pull, token: token, log: log)
 // Before binding, so a SIGTERM that arrives during startup is still a clean exit 0: the handlers run on the
 // main queue, which starts at dispatchMain() below.
 for signalNumber in [SIGTERM, SIGINT] {
@@ -70,7 +76,7 @@ do {
     fail("\(error)")
 }
 
-let listening = "keiji-bus listening on 127.0.0.1:\(server.boundPushPort) (push) and 127.0.0.1:\(server.boundPullPort) (pull)"
+let listening = "keiji-bus listening on \(server.boundPush) (push) and \(server.boundPull) (pull)"
 log("\(listening) (pid \(getpid()))")
 print(listening)
 fflush(nil)

@@ -4,6 +4,10 @@ import KeijiCore
 
 /// Delivers a command: through the bus to the running scheduler (acknowledged once durable in the journal),
 /// or, when no scheduler is connected, straight into the journal through Core. Never silently dropped.
+///
+/// The bus must first prove it is ours (``BusClient`` runs the handshake). An endpoint that fails it (another
+/// user's bus, or anything squatting on a TCP port) is treated as no bus at all: it is told nothing, the CLI
+/// says so in one line, and the command takes the offline path into this user's journal.
 struct CommandSender {
     let workspace: Workspace
     let settings: Settings
@@ -18,12 +22,16 @@ struct CommandSender {
         if let token = try? String(contentsOfFile: workspace.busTokenFile, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines),
             !token.isEmpty
         {
-            let request = try BusRequest(id: UUID().uuidString.lowercased(), token: token, event: event)
+            let request = try BusRequest(id: UUID().uuidString.lowercased(), event: event)
+            let endpoint = BusEndpoints.resolve(workspace, settings: settings).push
             do {
-                let reply = try await BusClient(token: token).send(request)
+                let reply = try await BusClient(endpoint: endpoint, token: token).send(request)
                 if reply.ok, let lsn = reply.lsn { return Delivery(lsn: lsn, viaScheduler: true) }
                 if reply.code != .offline { throw CLIError(reply.error ?? "the scheduler refused the command") }
                 // No scheduler connected: fall through to the journal.
+            } catch let error as BusAuthenticationFailure {
+                // Not our bus: it got nothing. The journal lock says whether our scheduler runs anyway.
+                Console.progress("warning: \(error.message); using the journal directly")
             } catch let error as KeijiError where error.code == .unavailable {
                 // No bus: fall through to the journal (the journal lock says whether a scheduler runs anyway).
             } catch let error as KeijiError {

@@ -29,11 +29,11 @@ struct BusBinaryTests {
         let token = try BusToken.loadOrCreate(workspace)
         #expect(token.count == 64)
 
-        let client = BusClient(port: push, token: token)
+        let client = BusClient(endpoint: .tcp(port: push), token: token)
         #expect(await eventually(within: .seconds(5)) {
-            (try? await client.send(request("probe", token: nil), timeout: .seconds(1)))?.code == .offline
+            (try? await client.send(request("probe"), timeout: .seconds(1)))?.code == .offline
         })
-        let scheduler = SchedulerBusLink(port: pull, token: token) { request in .acknowledged(request.id, lsn: 314) }
+        let scheduler = SchedulerBusLink(endpoint: .tcp(port: pull), token: token) { request in .acknowledged(request.id, lsn: 314) }
         let link = Task { await scheduler.run() }
         #expect(await eventually { scheduler.isConnected })
         #expect(try await client.send(request("real"), timeout: .seconds(5)) == .acknowledged("real", lsn: 314))
@@ -56,7 +56,7 @@ struct BusBinaryTests {
         let home = try temporaryHome()
         defer { try? FileManager.default.removeItem(atPath: home) }
         let push = try freePort()
-        let busy = try TCPListener(port: push, role: "test")
+        let busy = try BusListener(.tcp(port: push), role: "test")
         defer { busy.close() }
         let bus = try BusProcess(binary: binary, home: home, push: push, pull: try freePort())
         defer { bus.kill() }
@@ -65,6 +65,71 @@ struct BusBinaryTests {
         let errors = bus.errors().split(separator: "\n")
         #expect(errors.count == 1)
         #expect(errors.first?.contains("127.0.0.1:\(push)") == true)
+    }
+}
+
+extension BusBinaryTests {
+    /// Two HOMEs (two users) on one machine: with the default transport each bus listens in its own
+    /// `~/.keiji`, both start, each serves its own user, and neither accepts the other's.
+    @Test func twoHomesEachRunTheirOwnBus() async throws {
+        let binary = try #require(busBinary(), "keiji-bus not found next to the test bundle")
+        var homes: [String] = []
+        defer { homes.forEach { try? FileManager.default.removeItem(atPath: $0) } }
+        var buses: [BusProcess] = []
+        defer { buses.forEach { $0.kill() } }
+        for _ in 0..<2 {
+            let home = try temporaryHome()
+            homes.append(home)
+            buses.append(try BusProcess(binary: binary, home: home, push: nil, pull: nil))
+        }
+        let workspaces = homes.map(Workspace.init(home:))
+        for (bus, workspace) in zip(buses, workspaces) {
+            #expect(await eventually(within: .seconds(10)) { bus.output().contains("listening") }, "\(bus.errors())")
+            #expect(bus.process.isRunning)
+            #expect(bus.output().contains("keiji-bus listening on \(workspace.busPushSocket) (push) and \(workspace.busPullSocket) (pull)"))
+            #expect(fileMode(workspace.busPushSocket) == 0o600 && fileMode(workspace.busPullSocket) == 0o600)
+        }
+        let tokens = try workspaces.map { try BusToken.loadOrCreate($0) }
+        #expect(tokens[0] != tokens[1])
+        for index in 0..<2 {
+            let endpoints = BusEndpoints.resolve(workspaces[index], settings: nil, environment: [:])
+            let link = SchedulerBusLink(endpoint: endpoints.pull, token: tokens[index]) { .acknowledged($0.id, lsn: UInt64(index + 1)) }
+            let task = Task { await link.run() }
+            #expect(await eventually { link.isConnected })
+            let reply = try await BusClient(endpoint: endpoints.push, token: tokens[index]).send(request("mine"), timeout: .seconds(30))
+            #expect(reply == .acknowledged("mine", lsn: UInt64(index + 1)))
+            // The other user's token does not make this bus ours.
+            await #expect(throws: BusAuthenticationFailure.self) {
+                _ = try await BusClient(endpoint: endpoints.push, token: tokens[1 - index]).send(request("theirs"), timeout: .seconds(30))
+            }
+            task.cancel()
+            await task.value
+        }
+    }
+
+    /// A bus killed with SIGKILL leaves its socket file behind; the next one replaces it. A live bus's
+    /// socket is never taken over.
+    @Test func aStaleSocketIsReplacedAndALiveOneIsNot() async throws {
+        let binary = try #require(busBinary(), "keiji-bus not found next to the test bundle")
+        let home = try temporaryHome()
+        defer { try? FileManager.default.removeItem(atPath: home) }
+        let workspace = Workspace(home: home)
+        let first = try BusProcess(binary: binary, home: home, push: nil, pull: nil)
+        #expect(await eventually(within: .seconds(10)) { first.output().contains("listening") })
+        let second = try BusProcess(binary: binary, home: home, push: nil, pull: nil)
+        defer { second.kill() }
+        #expect(await eventually(within: .seconds(10)) { !second.process.isRunning })
+        #expect(second.process.terminationStatus == 1)
+        #expect(second.errors().contains("another keiji-bus is already listening there"))
+        first.kill()
+        #expect(await eventually(within: .seconds(10)) { !first.process.isRunning })
+        #expect(FileSystem.exists(workspace.busPushSocket))
+        let third = try BusProcess(binary: binary, home: home, push: nil, pull: nil)
+        defer { third.kill() }
+        #expect(await eventually(within: .seconds(10)) { third.output().contains("listening") }, "\(third.errors())")
+        let reply = try await BusClient(endpoint: .unix(path: workspace.busPushSocket), token: try BusToken.loadOrCreate(workspace))
+            .send(request("after"), timeout: .seconds(30))
+        #expect(reply.code == .offline)
     }
 }
 
@@ -86,15 +151,18 @@ final class BusProcess: Sendable {
     let outputPath: String
     let errorPath: String
 
-    init(binary: String, home: String, push: UInt16, pull: UInt16) throws {
+    /// `push`/`pull` nil: no port variables, so the bus uses its default transport (Unix sockets in `home`).
+    init(binary: String, home: String, push: UInt16?, pull: UInt16?) throws {
         outputPath = home + "/bus.stdout"
         errorPath = home + "/bus.stderr"
         _ = FileManager.default.createFile(atPath: outputPath, contents: nil)
         _ = FileManager.default.createFile(atPath: errorPath, contents: nil)
         let process = Process()
         process.executableURL = URL(fileURLWithPath: binary)
-        process.environment = ["HOME": home, BusPorts.pushVariable: "\(push)", BusPorts.pullVariable: "\(pull)",
-                               "PATH": "/usr/bin:/bin"]
+        var environment = ["HOME": home, "PATH": "/usr/bin:/bin"]
+        if let push { environment[BusEndpoints.pushVariable] = "\(push)" }
+        if let pull { environment[BusEndpoints.pullVariable] = "\(pull)" }
+        process.environment = environment
         process.standardOutput = FileHandle(forWritingAtPath: outputPath)
         process.standardError = FileHandle(forWritingAtPath: errorPath)
         try process.run()

@@ -47,24 +47,32 @@ import Testing
         }
         #expect(tokens.count == 1)
     }
-
-    @Test func tokenComparison() {
-        #expect(BusToken.matches("abc", "abc"))
-        #expect(!BusToken.matches("abd", "abc"))
-        #expect(!BusToken.matches("ab", "abc"))
-        #expect(!BusToken.matches(nil, "abc"))
-        #expect(!BusToken.matches("", ""))
-    }
 }
 
-@Suite struct BusPortsTests {
-    @Test func defaultsAndOverrides() {
-        #expect(BusPorts.port("P", default: 8005, environment: [:]) == 8005)
-        #expect(BusPorts.port("P", default: 8005, environment: ["P": "9123"]) == 9123)
-        #expect(BusPorts.port("P", default: 8006, environment: ["P": " 9124 "]) == 9124)
+@Suite struct BusEndpointsTests {
+    let workspace = Workspace(home: "/home/someone")
+
+    @Test func unixSocketsInTheUsersOwnFolderByDefault() throws {
+        let endpoints = BusEndpoints.resolve(workspace, settings: nil, environment: [:])
+        #expect(endpoints == BusEndpoints(push: .unix(path: "/home/someone/.keiji/bus-push.sock"),
+                                          pull: .unix(path: "/home/someone/.keiji/bus-pull.sock")))
+        let fromFile = try Settings.parse("BUS_TRANSPORT=unix\n", file: "settings.conf")
+        #expect(BusEndpoints.resolve(workspace, settings: fromFile, environment: [:]) == endpoints)
+    }
+
+    @Test func tcpFromSettings() throws {
+        let settings = try Settings.parse("BUS_TRANSPORT=tcp\nBUS_PUSH_PORT=9005\nBUS_PULL_PORT=9006\n", file: "settings.conf")
+        #expect(BusEndpoints.resolve(workspace, settings: settings, environment: [:]) == BusEndpoints(push: .tcp(port: 9005), pull: .tcp(port: 9006)))
+        let defaults = try Settings.parse("BUS_TRANSPORT=tcp\n", file: "settings.conf")
+        #expect(BusEndpoints.resolve(workspace, settings: defaults, environment: [:]) == BusEndpoints(push: .tcp(port: 8005), pull: .tcp(port: 8006)))
+    }
+
+    @Test func environmentPortsOverrideAndImplyTCP() {
+        let both = [BusEndpoints.pushVariable: "9123", BusEndpoints.pullVariable: " 9124 "]
+        #expect(BusEndpoints.resolve(workspace, settings: nil, environment: both) == BusEndpoints(push: .tcp(port: 9123), pull: .tcp(port: 9124)))
         for bad in ["", "abc", "0", "70000", "-1", "80.5"] {
-            #expect(BusPorts.port("P", default: 8006, environment: ["P": bad]) == 8006, "\(bad)")
+            let endpoints = BusEndpoints.resolve(workspace, settings: nil, environment: [BusEndpoints.pushVariable: bad])
+            #expect(endpoints.push == .unix(path: workspace.busPushSocket), "\(bad)")
         }
-        #expect(BusPorts.defaultPush == 8005 && BusPorts.defaultPull == 8006)
     }
 }

@@ -11,9 +11,11 @@ import Testing
 
 let testToken = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
 
-/// An in-process bus on ports the kernel picks (port 0), so parallel tests never collide.
-func startBus(requestTimeout: Duration = .seconds(10), log: @escaping @Sendable (String) -> Void = { _ in }) throws -> BusServer {
-    let server = BusServer(pushPort: 0, pullPort: 0, token: testToken, requestTimeout: requestTimeout, log: log)
+/// An in-process bus on TCP ports the kernel picks (port 0), so parallel tests never collide.
+func startBus(requestTimeout: Duration = .seconds(10), handshakeDeadline: Duration = BusHandshake.deadline,
+              log: @escaping @Sendable (String) -> Void = { _ in }) throws -> BusServer {
+    let server = BusServer(push: .tcp(port: 0), pull: .tcp(port: 0), token: testToken, requestTimeout: requestTimeout,
+                           handshakeDeadline: handshakeDeadline, log: log)
     try server.start()
     return server
 }
@@ -35,6 +37,13 @@ final class Recorder: Sendable {
     var all: [String] { items.withLock { $0 } }
 }
 
+/// A one-way switch a test flips to let a waiting handler go on.
+final class Flag: Sendable {
+    private let value = Mutex(false)
+    func set() { value.withLock { $0 = true } }
+    var isSet: Bool { value.withLock { $0 } }
+}
+
 /// A `SchedulerBusLink` running in its own task: the fake scheduler.
 struct RunningLink {
     let link: SchedulerBusLink
@@ -49,7 +58,7 @@ struct RunningLink {
 
 func startLink(_ server: BusServer, token: String = testToken,
                handler: @escaping @Sendable (BusRequest) async -> BusReply) -> RunningLink {
-    let link = SchedulerBusLink(port: server.boundPullPort, token: token, handler: handler)
+    let link = SchedulerBusLink(endpoint: server.boundPull, token: token, handler: handler)
     return RunningLink(link: link, task: Task { await link.run() })
 }
 
@@ -63,24 +72,34 @@ func connectLink(_ server: BusServer, handler: @escaping @Sendable (BusRequest) 
     return running
 }
 
-func request(_ id: String, _ cmd: String = "trigger", task: String = "nightly", token: String? = testToken) -> BusRequest {
-    BusRequest(id: id, token: token, cmd: cmd, taskID: task)
+func request(_ id: String, _ cmd: String = "trigger", task: String = "nightly") -> BusRequest {
+    BusRequest(id: id, cmd: cmd, taskID: task)
 }
 
 /// A protocol-level client: raw bytes out, lines in, all blocking calls on their own threads.
 final class RawClient: Sendable {
     let connection: LineConnection
-    private let reader: Mutex<LineReader>
+    let reader: Mutex<LineReader>
 
     private init(_ connection: LineConnection) {
         self.connection = connection
-        connection.setReadTimeout(.seconds(5))
-        connection.setWriteTimeout(.seconds(5))
+        // Generous: a 1 MiB line takes seconds to scan and decode in a debug build on a loaded machine.
+        connection.setReadTimeout(.seconds(30))
+        connection.setWriteTimeout(.seconds(30))
         reader = Mutex(connection.makeReader())
     }
 
-    static func connect(_ port: UInt16) async throws -> RawClient {
-        try await DedicatedThread.run("test raw connect") { RawClient(try LineConnection.connect(port: port, what: "test")) }
+    static func connect(_ endpoint: BusEndpoint) async throws -> RawClient {
+        try await DedicatedThread.run("test raw connect") { RawClient(try LineConnection.connect(to: endpoint, what: "test")) }
+    }
+
+    /// Connects and runs the handshake as `role` with `token`, as the CLI or the scheduler would.
+    static func authenticated(_ endpoint: BusEndpoint, as role: BusRole = .client, token: String = testToken) async throws -> RawClient {
+        let raw = try await connect(endpoint)
+        try await DedicatedThread.run("test raw handshake") {
+            try raw.reader.withLock { try BusHandshake.authenticate(raw.connection, reader: &$0, role: role, token: token, endpoint: endpoint) }
+        }
+        return raw
     }
 
     /// Writes `bytes` exactly as given (no newline added).
@@ -123,7 +142,7 @@ final class RawClient: Sendable {
 func freePort() throws -> UInt16 {
     for _ in 0..<200 {
         let candidate = UInt16.random(in: 20000..<32000)
-        if let listener = try? TCPListener(port: candidate, role: "probe") {
+        if let listener = try? BusListener(.tcp(port: candidate), role: "probe") {
             listener.close()
             return candidate
         }
@@ -141,4 +160,59 @@ func temporaryHome() throws -> String {
 func fileMode(_ path: String) -> mode_t? {
     var info = stat()
     return stat(path, &info) == 0 ? info.st_mode & 0o7777 : nil
+}
+
+/// A listener that is not our bus: it records every byte it receives and answers each connection's first
+/// line with `answer(firstLine)`, then keeps reading (and recording) until the peer goes away.
+final class FakeBus: Sendable {
+    let listener: BusListener
+    private let received = Mutex<[UInt8]>([])
+    private let accepted = Mutex(0)
+
+    init(_ endpoint: BusEndpoint = .tcp(port: 0), answer: @escaping @Sendable (_ firstLine: [UInt8]) -> [String]) throws {
+        listener = try BusListener(endpoint, role: "fake")
+        DedicatedThread.start("fake bus accept") { [self] in
+            while case .connection(let connection) = listener.accept() {
+                accepted.withLock { $0 += 1 }
+                DedicatedThread.start("fake bus connection") { [self] in serve(connection, answer) }
+            }
+            listener.close()
+        }
+    }
+
+    private func serve(_ connection: LineConnection, _ answer: @Sendable ([UInt8]) -> [String]) {
+        connection.setReadTimeout(.seconds(5))
+        var pending: [UInt8] = []
+        var answered = false
+        var chunk = [UInt8](repeating: 0, count: 4096)
+        while true {
+            let n = chunk.withUnsafeMutableBytes { recv(connection.fd, $0.baseAddress!, $0.count, 0) }
+            if n < 0 && errno == EINTR { continue }
+            if n <= 0 { break }
+            let bytes = Array(chunk[..<n])
+            received.withLock { $0 += bytes }
+            if !answered {
+                pending += bytes
+                if let newline = pending.firstIndex(of: UInt8(ascii: "\n")) {
+                    answered = true
+                    for line in answer(Array(pending[..<newline])) { connection.write(Array(line.utf8)) }
+                }
+            }
+        }
+        connection.close()
+    }
+
+    var endpoint: BusEndpoint { listener.endpoint }
+    /// Everything any peer sent, as text.
+    var receivedText: String { String(decoding: received.withLock { $0 }, as: UTF8.self) }
+    var connections: Int { accepted.withLock { $0 } }
+    func stop() { listener.shutdown() }
+}
+
+/// A challenge line with a well-formed nonce and a proof made with the wrong token.
+func forgedChallenge(_ helloLine: [UInt8], role: BusRole = .client) -> String {
+    let clientNonce = (try? BusWire.decode(BusHandshake.Hello.self, helloLine))?.nonce ?? BusHandshake.makeNonce()
+    let nonce = BusHandshake.makeNonce()
+    let proof = BusHandshake.proof(token: "not-the-token", speaker: "bus", role: role, clientNonce: clientNonce, busNonce: nonce)
+    return String(decoding: BusWire.encode(BusHandshake.Challenge(nonce: nonce, proof: proof)), as: UTF8.self)
 }

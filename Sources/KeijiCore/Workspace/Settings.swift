@@ -4,7 +4,8 @@ import Foundation
 /// an error naming the key and the file, and nothing from it is used (never half-applied).
 ///
 /// Keys (the seed's): `DB_URL` (`default` = SQLite, or a `postgres://` URL), `TIME_ZONE` (any IANA zone),
-/// `ROTATE_LOGS` (`0`/`1`), `LOG_MAX_SIZE` (bytes, or with a `KB`/`MB`/`GB` suffix). Unlike the original,
+/// `ROTATE_LOGS` (`0`/`1`), `LOG_MAX_SIZE` (bytes, or with a `KB`/`MB`/`GB` suffix); and keiji's own bus keys
+/// `BUS_TRANSPORT` (`unix`/`tcp`), `BUS_PUSH_PORT`, `BUS_PULL_PORT` (1–65535, used with `tcp`). Unlike the original,
 /// variables in the environment do not override the file: what the file says is what runs.
 public struct Settings: Sendable, Equatable {
     public enum Database: Sendable, Equatable {
@@ -18,6 +19,16 @@ public struct Settings: Sendable, Equatable {
     public var timeZoneIdentifier: String = "UTC"
     public var rotateLogs: Bool = true
     public var logMaxSize: Int = 10 << 20
+    /// How the CLI and the scheduler reach keiji-bus. `unix` (the default) keeps the bus per user: its sockets
+    /// live in the user's 0700 `~/.keiji`, so two users on one machine never collide on a port.
+    public var busTransport: BusTransport = .unix
+    /// With `BUS_TRANSPORT=tcp`: the loopback ports for commands (CLI) and for the scheduler (the seed's 8005/8006).
+    public var busPushPort: UInt16 = 8005
+    public var busPullPort: UInt16 = 8006
+
+    public enum BusTransport: String, Sendable, Equatable {
+        case unix, tcp
+    }
 
     public var timeZone: TimeZone { TimeZone(identifier: timeZoneIdentifier) ?? TimeZone(identifier: "UTC")! }
 
@@ -35,6 +46,11 @@ public struct Settings: Sendable, Equatable {
         ROTATE_LOGS=1
         # LOG_MAX_SIZE: bytes, or with a KB, MB or GB suffix
         LOG_MAX_SIZE=10MB
+        # BUS_TRANSPORT: `unix` (sockets in ~/.keiji, per user; the default) or `tcp` (127.0.0.1 on the ports below)
+        BUS_TRANSPORT=unix
+        # BUS_PUSH_PORT, BUS_PULL_PORT: 1-65535, used with BUS_TRANSPORT=tcp (commands, scheduler)
+        BUS_PUSH_PORT=8005
+        BUS_PULL_PORT=8006
 
         """
     }
@@ -90,11 +106,28 @@ public struct Settings: Sendable, Equatable {
                 }
                 settings.rotateLogs = value == "1"
             case "LOG_MAX_SIZE": settings.logMaxSize = try parseSize(value, at: at)
+            case "BUS_TRANSPORT":
+                guard let transport = BusTransport(rawValue: value) else {
+                    throw KeijiError(.invalidSetting, "\(at): BUS_TRANSPORT must be unix or tcp, found \"\(value)\"")
+                }
+                settings.busTransport = transport
+            case "BUS_PUSH_PORT": settings.busPushPort = try parsePort(value, key: key, at: at)
+            case "BUS_PULL_PORT": settings.busPullPort = try parsePort(value, key: key, at: at)
             default:
-                throw KeijiError(.invalidSetting, "\(at): unknown key \(key) (known: DB_URL, TIME_ZONE, ROTATE_LOGS, LOG_MAX_SIZE)")
+                throw KeijiError(.invalidSetting, "\(at): unknown key \(key) (known: DB_URL, TIME_ZONE, ROTATE_LOGS, LOG_MAX_SIZE, BUS_TRANSPORT, BUS_PUSH_PORT, BUS_PULL_PORT)")
             }
         }
+        if settings.busPushPort == settings.busPullPort {
+            throw KeijiError(.invalidSetting, "\(file): BUS_PUSH_PORT and BUS_PULL_PORT must differ, both are \(settings.busPushPort)")
+        }
         return settings
+    }
+
+    static func parsePort(_ value: String, key: String, at: String) throws -> UInt16 {
+        guard let port = UInt16(value), port >= 1 else {
+            throw KeijiError(.invalidSetting, "\(at): \(key) must be a port from 1 to 65535, found \"\(value)\"")
+        }
+        return port
     }
 
     static func parseDatabase(_ value: String, at: String) throws -> Database {

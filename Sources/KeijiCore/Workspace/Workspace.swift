@@ -9,6 +9,7 @@ import Foundation
 /// ~/keiji/Package.swift            the tasks' Swift package ~/.keiji/logs/{services,tasks}/
 /// ~/.keiji/exec/tasks/<name>       built task binaries      ~/.keiji/exec/services/<svc>.pid
 /// ~/.keiji/bus.token               bus credential (0600)    ~/.keiji/recovery.json    last recovery report
+/// ~/.keiji/bus-{push,pull}.sock     keiji-bus's Unix sockets (0600)
 /// ```
 public struct Workspace: Sendable, Equatable {
     public let home: String
@@ -40,6 +41,9 @@ public struct Workspace: Sendable, Equatable {
     public var journalDirectory: String { systemRoot + "/journal" }
     public var logsDirectory: String { systemRoot + "/logs" }
     public var busTokenFile: String { systemRoot + "/bus.token" }
+    /// keiji-bus's Unix sockets (the default transport): commands from the CLI, and the scheduler's link.
+    public var busPushSocket: String { systemRoot + "/bus-push.sock" }
+    public var busPullSocket: String { systemRoot + "/bus-pull.sock" }
     public var recoveryReportFile: String { systemRoot + "/recovery.json" }
     public var executablesDirectory: String { systemRoot + "/exec/tasks" }
     public var pidDirectory: String { systemRoot + "/exec/services" }

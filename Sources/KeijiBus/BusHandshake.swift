@@ -1,0 +1,179 @@
+import CLibCrypto
+import Foundation
+import KeijiCore
+
+/// Who opens a bus connection: the CLI (push endpoint) or the scheduler (pull endpoint).
+enum BusRole: String, Sendable {
+    case client, scheduler
+}
+
+/// The mutual challenge–response that opens every bus connection, so the token in `~/.keiji/bus.token`
+/// never crosses the wire and each side proves to the other that it knows it.
+///
+/// ```
+/// connector -> bus   {"hello":"client"|"scheduler","nonce":Nc}
+/// bus -> connector   {"nonce":Nb,"proof":HMAC(token, "keiji-bus/1|bus|<role>|Nc|Nb")}
+/// connector -> bus   {"proof":HMAC(token, "keiji-bus/1|<role>|<role>|Nc|Nb")}      (only if the bus's proof held)
+/// bus -> connector   {"ok":true}  or  {"ok":false,"code":"unauthorized",…} and close
+/// ```
+///
+/// Nonces are 32 fresh random bytes from each side, so no answer can be replayed on another connection.
+/// The speaker's label is in the MAC, so the bus's answer reflected back to it (or a client's answer
+/// passed off as a scheduler's) is worth nothing. The bus answers first: a listener that is not our bus
+/// (someone holding the port while keiji-bus is down) learns only a nonce and the role, never the token
+/// nor a command, and the connector closes as soon as the proof fails. Proofs are compared in constant time.
+///
+/// Not covered: a relay that holds our endpoint *and* reaches our real bus could pass the handshake through
+/// and then see or drop commands; the endpoint itself prevents that (the Unix socket lives in a 0700
+/// directory and checks the peer's uid; on TCP the real bus holds the port whenever it runs).
+enum BusHandshake {
+    static let version = "keiji-bus/1"
+    /// How long a connection may take to authenticate before the bus closes it (also bounds the scheduler
+    /// link's reads, so a silent listener cannot hold it). Generous: a loaded 2-core machine can take
+    /// seconds to schedule two round trips, and only unauthenticated connections are bounded by it.
+    static let deadline: Duration = .seconds(10)
+    static let nonceBytes = 32
+
+    struct Hello: Codable, Sendable {
+        var hello: String
+        var nonce: String
+    }
+
+    struct Challenge: Codable, Sendable {
+        var nonce: String
+        var proof: String
+    }
+
+    struct Answer: Codable, Sendable {
+        var proof: String
+    }
+
+    /// A fresh nonce: `nonceBytes` from the system's cryptographic generator, hex-encoded.
+    static func makeNonce() -> String {
+        var generator = SystemRandomNumberGenerator()
+        return hex((0..<nonceBytes).map { _ in UInt8.random(in: .min ... .max, using: &generator) })
+    }
+
+    /// Whether `text` has a nonce's shape (lowercase hex of `nonceBytes` bytes).
+    static func isNonce(_ text: String) -> Bool {
+        text.utf8.count == nonceBytes * 2 && text.utf8.allSatisfy { (48...57).contains($0) || (97...102).contains($0) }
+    }
+
+    /// `speaker`'s proof for a connection opened by `role` with nonces `clientNonce` and `busNonce`.
+    static func proof(token: String, speaker: String, role: BusRole, clientNonce: String, busNonce: String) -> String {
+        let message = [version, speaker, role.rawValue, clientNonce, busNonce].joined(separator: "|")
+        return hex(hmacSHA256(key: Array(token.utf8), message: Array(message.utf8)))
+    }
+
+    /// Equal in time independent of where the strings differ (`CRYPTO_memcmp`): a timing oracle must not
+    /// leak a valid proof byte by byte.
+    static func proofsMatch(_ candidate: String, _ expected: String) -> Bool {
+        let a = Array(candidate.utf8), b = Array(expected.utf8)
+        guard a.count == b.count, !b.isEmpty else { return false }
+        return a.withUnsafeBytes { x in b.withUnsafeBytes { y in CRYPTO_memcmp(x.baseAddress, y.baseAddress, b.count) == 0 } }
+    }
+
+    /// HMAC-SHA256 (RFC 2104) from libcrypto.
+    static func hmacSHA256(key: [UInt8], message: [UInt8]) -> [UInt8] {
+        // A zero-length key buffer has no base address; an empty token never matches a real one anyway.
+        let key = key.isEmpty ? [0] : key
+        var digest = [UInt8](repeating: 0, count: 64)
+        var length: UInt32 = 0
+        key.withUnsafeBufferPointer { k in
+            message.withUnsafeBufferPointer { m in
+                _ = HMAC(EVP_sha256(), k.baseAddress, Int32(k.count), m.baseAddress, m.count, &digest, &length)
+            }
+        }
+        return Array(digest.prefix(Int(length)))
+    }
+
+    static func hex(_ bytes: [UInt8]) -> String {
+        let digits = Array("0123456789abcdef".utf8)
+        var out = [UInt8]()
+        out.reserveCapacity(bytes.count * 2)
+        for byte in bytes {
+            out.append(digits[Int(byte >> 4)])
+            out.append(digits[Int(byte & 0x0f)])
+        }
+        return String(decoding: out, as: UTF8.self)
+    }
+
+    // MARK: - The connecting side (CLI, scheduler)
+
+    /// Runs the handshake as `role`. On return the bus has proved it knows `token` and accepted our proof.
+    /// - Throws: ``BusAuthenticationFailure`` if the other end is not our bus (wrong uid on a Unix socket,
+    ///   no valid proof): nothing but the hello was sent to it. `KeijiError(.conflict)` if our bus refused
+    ///   us or the connection failed mid-way.
+    static func authenticate(_ connection: LineConnection, reader: inout LineReader, role: BusRole, token: String,
+                             endpoint: BusEndpoint) throws {
+        if case .unix = endpoint, let uid = Socket.peerUID(connection.fd), uid != getuid() {
+            throw BusAuthenticationFailure(endpoint: endpoint, reason: "it belongs to uid \(uid), not to this user")
+        }
+        let nonce = makeNonce()
+        guard connection.write(BusWire.encode(Hello(hello: role.rawValue, nonce: nonce))) else {
+            throw KeijiError(.conflict, "\(endpoint) closed the connection during the handshake")
+        }
+        guard case .line(let line) = reader.next(), let challenge = try? BusWire.decode(Challenge.self, line),
+              isNonce(challenge.nonce)
+        else {
+            throw BusAuthenticationFailure(endpoint: endpoint, reason: "it did not answer the handshake")
+        }
+        let expected = proof(token: token, speaker: "bus", role: role, clientNonce: nonce, busNonce: challenge.nonce)
+        guard challenge.nonce != nonce, proofsMatch(challenge.proof, expected) else {
+            throw BusAuthenticationFailure(endpoint: endpoint, reason: "its proof does not match ~/.keiji/bus.token")
+        }
+        let answer = proof(token: token, speaker: role.rawValue, role: role, clientNonce: nonce, busNonce: challenge.nonce)
+        guard connection.write(BusWire.encode(Answer(proof: answer))) else {
+            throw KeijiError(.conflict, "keiji-bus at \(endpoint) closed the connection during the handshake")
+        }
+        guard case .line(let verdictLine) = reader.next(), let verdict = try? BusWire.decode(BusReply.self, verdictLine) else {
+            throw KeijiError(.conflict, "keiji-bus at \(endpoint) did not finish the handshake")
+        }
+        guard verdict.ok else {
+            throw KeijiError(.conflict, "keiji-bus at \(endpoint) refused us (\(verdict.code?.rawValue ?? "?")): \(verdict.error ?? "")")
+        }
+    }
+
+    // MARK: - The bus's side
+
+    enum Verdict {
+        case authenticated
+        /// Send this reply, then close; `reason` is for the bus's log.
+        case refused(BusReply, reason: String)
+        /// The peer went away, was too slow, or sent an endless line.
+        case closed
+    }
+
+    /// Reads the hello, answers with the bus's nonce and proof, and checks the connector's proof. Does not
+    /// send the final `{"ok":true}`: the caller does, once the connection is ready for traffic.
+    static func respond(_ connection: LineConnection, reader: inout LineReader, expecting role: BusRole, token: String) -> Verdict {
+        guard case .line(let line) = reader.next() else { return .closed }
+        guard let hello = try? BusWire.decode(Hello.self, line), hello.hello == role.rawValue, isNonce(hello.nonce) else {
+            return .refused(.failure(BusWire.salvageID(line), .invalid, #"expected {"hello":"\#(role.rawValue)","nonce":…} (see docs/architecture.md, Bus security)"#),
+                            reason: "expected a \(role.rawValue) hello")
+        }
+        let nonce = makeNonce()
+        let ours = proof(token: token, speaker: "bus", role: role, clientNonce: hello.nonce, busNonce: nonce)
+        guard connection.write(BusWire.encode(Challenge(nonce: nonce, proof: ours))) else { return .closed }
+        guard case .line(let answerLine) = reader.next() else { return .closed }
+        let expected = proof(token: token, speaker: role.rawValue, role: role, clientNonce: hello.nonce, busNonce: nonce)
+        guard let answer = try? BusWire.decode(Answer.self, answerLine), proofsMatch(answer.proof, expected) else {
+            return .refused(.failure(nil, .unauthorized, "wrong proof: this connection does not know ~/.keiji/bus.token of the running keiji-bus"),
+                            reason: "wrong proof from a \(role.rawValue)")
+        }
+        return .authenticated
+    }
+}
+
+/// The endpoint answered but is not this user's keiji-bus: it could not prove it knows the token (or, on a
+/// Unix socket, belongs to another uid). Nothing but a handshake hello was sent to it.
+public struct BusAuthenticationFailure: Error, Sendable, CustomStringConvertible {
+    public let endpoint: BusEndpoint
+    public let reason: String
+
+    public var message: String {
+        "\(endpoint) is not this user's keiji-bus (\(reason)); nothing was sent to it"
+    }
+
+    public var description: String { message }
+}

@@ -1,0 +1,218 @@
+import Foundation
+import KeijiCore
+import Testing
+
+@testable import KeijiBus
+
+/// The handshake: each side proves it knows the token without sending it, so none of the three can be
+/// impersonated by something that does not know it.
+@Suite(.timeLimit(.minutes(2)))
+struct BusAuthenticationTests {
+    /// Answers a fake bus might give: a proof made with the wrong token, a reflection of the client's own
+    /// nonce, the old protocol's bare `ok`, and nothing at all.
+    static let impostorAnswers: [@Sendable ([UInt8]) -> [String]] = [
+        { hello in [forgedChallenge(hello)] },
+        { hello in
+            let nonce = (try? BusWire.decode(BusHandshake.Hello.self, hello))?.nonce ?? ""
+            return [#"{"nonce":"\#(nonce)","proof":"\#(String(repeating: "0", count: 64))"}"#]
+        },
+        { _ in [#"{"ok":true}"#] },
+        { _ in [] },
+    ]
+
+    // (1) A fake bus on the CLI's endpoint.
+    @Test(arguments: 0..<4)
+    func theClientTellsAFakeBusNothing(answer: Int) async throws {
+        let fake = try FakeBus(answer: Self.impostorAnswers[answer])
+        defer { fake.stop() }
+        let client = BusClient(endpoint: fake.endpoint, token: testToken)
+        await #expect(throws: BusAuthenticationFailure.self) {
+            _ = try await client.send(request("secret-request", "trigger", task: "payroll"), timeout: .seconds(30))
+        }
+        // Give the fake a moment to record anything that might still be on its way.
+        try await Task.sleep(for: .milliseconds(100))
+        let seen = fake.receivedText
+        #expect(seen.contains(#""hello":"client""#))
+        #expect(!seen.contains(testToken))
+        #expect(!seen.contains("secret-request") && !seen.contains("payroll") && !seen.contains("cmd"))
+        #expect(seen.split(separator: "\n").count == 1, "only the hello was sent: \(seen)")
+    }
+
+    @Test func theFailureSaysTheEndpointIsNotOurBus() async throws {
+        let fake = try FakeBus { hello in [forgedChallenge(hello)] }
+        defer { fake.stop() }
+        do {
+            _ = try await BusClient(endpoint: fake.endpoint, token: testToken).send(request("x"), timeout: .seconds(30))
+            Issue.record("a fake bus was trusted")
+        } catch let error as BusAuthenticationFailure {
+            #expect(error.message.contains("\(fake.endpoint) is not this user's keiji-bus"))
+            #expect(error.message.contains("nothing was sent"))
+        }
+    }
+
+    // (2) A fake bus on the scheduler's endpoint.
+    @Test(arguments: 0..<3)
+    func theSchedulerTakesNoCommandFromAFakeBus(answer: Int) async throws {
+        // After its answer the fake pushes a command, as a real bus would after `ok`.
+        let command = String(decoding: BusWire.encode(request("evil", "trigger", task: "payroll")), as: UTF8.self)
+        let base = Self.impostorAnswers[answer]
+        let fake = try FakeBus { hello in base(hello) + [#"{"ok":true}"#, command] }
+        defer { fake.stop() }
+        let handled = Recorder()
+        let link = SchedulerBusLink(endpoint: fake.endpoint, token: testToken) { request in
+            handled.add(request.id)
+            return .acknowledged(request.id, lsn: 1)
+        }
+        let task = Task { await link.run() }
+        // Two connections mean the link gave up on the first and retried: it has judged the fake.
+        #expect(await eventually { fake.connections >= 2 })
+        task.cancel()
+        await task.value
+        #expect(handled.all.isEmpty)
+        #expect(!link.isConnected)
+        let seen = fake.receivedText
+        #expect(!seen.contains(testToken))
+        #expect(seen.contains(#""hello":"scheduler""#))
+        #expect(!seen.contains(#""proof""#), "the link answered a bus that had not proved itself: \(seen)")
+    }
+
+    // (3) A client (or scheduler) without the token, against the real bus.
+    @Test func aClientWithoutTheTokenIsRefused() async throws {
+        let server = try startBus()
+        defer { server.stop() }
+        let handled = Recorder()
+        let link = try await connectLink(server) { request in
+            handled.add(request.id)
+            return .acknowledged(request.id, lsn: 1)
+        }
+        let command = String(decoding: BusWire.encode(request("sneak")), as: UTF8.self)
+
+        // A command without any handshake.
+        let direct = try await RawClient.connect(server.boundPush)
+        await direct.sendLine(command)
+        #expect(try await direct.readReply().code == .invalid)
+        #expect(await direct.readLine() == .closed)
+        direct.close()
+
+        // A hello, then: a proof made with a wrong token, the bus's own proof reflected back, a command.
+        for attempt in 0..<3 {
+            let raw = try await RawClient.connect(server.boundPush)
+            let nonce = BusHandshake.makeNonce()
+            await raw.sendLine(#"{"hello":"client","nonce":"\#(nonce)"}"#)
+            guard case .line(let line) = await raw.readLine() else { Issue.record("no challenge"); continue }
+            let challenge = try BusWire.decode(BusHandshake.Challenge.self, line)
+            switch attempt {
+            case 0:
+                let forged = BusHandshake.proof(token: "wrong", speaker: "client", role: .client, clientNonce: nonce, busNonce: challenge.nonce)
+                await raw.sendLine(#"{"proof":"\#(forged)"}"#)
+            case 1: await raw.sendLine(#"{"proof":"\#(challenge.proof)"}"#)
+            default: await raw.sendLine(command)
+            }
+            #expect(try await raw.readReply().code == .unauthorized, "attempt \(attempt)")
+            #expect(await raw.readLine() == .closed)
+            raw.close()
+        }
+
+        // The CLI's own client with a wrong token stops at the bus's proof and sends nothing.
+        await #expect(throws: BusAuthenticationFailure.self) {
+            _ = try await BusClient(endpoint: server.boundPush, token: "not-the-token").send(request("w"), timeout: .seconds(30))
+        }
+        #expect(handled.all.isEmpty)
+        await link.stop()
+    }
+
+    @Test func aSchedulerWithoutTheTokenNeverBecomesTheScheduler() async throws {
+        let server = try startBus()
+        defer { server.stop() }
+        // A client's hello on the scheduler's endpoint, and a scheduler hello with a forged proof.
+        let wrongRole = try await RawClient.connect(server.boundPull)
+        await wrongRole.sendLine(#"{"hello":"client","nonce":"\#(BusHandshake.makeNonce())"}"#)
+        #expect(try await wrongRole.readReply().code == .invalid)
+        wrongRole.close()
+
+        let forger = try await RawClient.connect(server.boundPull)
+        let nonce = BusHandshake.makeNonce()
+        await forger.sendLine(#"{"hello":"scheduler","nonce":"\#(nonce)"}"#)
+        guard case .line(let line) = await forger.readLine() else { Issue.record("no challenge"); return }
+        let challenge = try BusWire.decode(BusHandshake.Challenge.self, line)
+        let forged = BusHandshake.proof(token: "wrong", speaker: "scheduler", role: .scheduler, clientNonce: nonce, busNonce: challenge.nonce)
+        await forger.sendLine(#"{"proof":"\#(forged)"}"#)
+        #expect(try await forger.readReply().code == .unauthorized)
+        #expect(await forger.readLine() == .closed)
+        forger.close()
+
+        // A client's valid proof is not a scheduler's: the role is inside the MAC.
+        let impostor = startLink(server, token: "wrong") { request in .acknowledged(request.id, lsn: 1) }
+        try await Task.sleep(for: .milliseconds(400))
+        #expect(!impostor.link.isConnected)
+        #expect(!server.schedulerConnected)
+        let reply = try await BusClient(endpoint: server.boundPush, token: testToken).send(request("r"), timeout: .seconds(30))
+        #expect(reply.code == .offline)
+        await impostor.stop()
+    }
+
+    // Caps: connections that never authenticate.
+    @Test func silentConnectionsDoNotStarveTheSchedulerOrAClient() async throws {
+        // A long deadline, so only the caps (not the deadline) can let the real peers in.
+        let server = try startBus(handshakeDeadline: .seconds(60))
+        defer { server.stop() }
+        var squatters: [RawClient] = []
+        defer { squatters.forEach { $0.close() } }
+        for _ in 0..<(BusServer.maxUnauthenticated * 3) {
+            squatters.append(try await RawClient.connect(server.boundPull))
+            squatters.append(try await RawClient.connect(server.boundPush))
+        }
+        let link = try await connectLink(server) { request in .acknowledged(request.id, lsn: 77) }
+        let reply = try await BusClient(endpoint: server.boundPush, token: testToken).send(request("through"), timeout: .seconds(30))
+        #expect(reply == .acknowledged("through", lsn: 77))
+        await link.stop()
+    }
+
+    @Test func aConnectionThatDoesNotAuthenticateInTimeIsClosed() async throws {
+        let server = try startBus(handshakeDeadline: .milliseconds(500))
+        defer { server.stop() }
+        let started = ContinuousClock.now
+        let silent = try await RawClient.connect(server.boundPush)
+        defer { silent.close() }
+        // A slow drip of a hello that never ends: each byte is within the read timeout, the deadline is not.
+        let dripping = try await RawClient.connect(server.boundPull)
+        defer { dripping.close() }
+        let drip = Task {
+            for byte in Array(#"{"hello":"scheduler","nonce":""#.utf8) {
+                guard await dripping.sendRaw([byte]) else { return }
+                try? await Task.sleep(for: .milliseconds(100))
+            }
+        }
+        #expect(await silent.readLine() == .closed)
+        #expect(await dripping.readLine() == .closed)
+        // Closed by the deadline, not by the raw client's own 30 s read timeout.
+        #expect(ContinuousClock.now - started < .seconds(20))
+        drip.cancel()
+    }
+
+    @Test func anAuthenticatedConnectionOutlivesTheHandshakeDeadline() async throws {
+        let server = try startBus(handshakeDeadline: .seconds(5))
+        defer { server.stop() }
+        let client = try await RawClient.authenticated(server.boundPush)
+        defer { client.close() }
+        try await Task.sleep(for: .seconds(6))
+        await client.sendLine(String(decoding: BusWire.encode(request("late")), as: UTF8.self))
+        #expect(try await client.readReply().code == .offline)
+    }
+
+    @Test func hmacMatchesRFC4231AndProofsCompareExactly() {
+        // RFC 4231, test case 2.
+        let digest = BusHandshake.hmacSHA256(key: Array("Jefe".utf8), message: Array("what do ya want for nothing?".utf8))
+        #expect(BusHandshake.hex(digest) == "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843")
+        let n1 = BusHandshake.makeNonce(), n2 = BusHandshake.makeNonce()
+        #expect(n1 != n2 && BusHandshake.isNonce(n1))
+        let bus = BusHandshake.proof(token: testToken, speaker: "bus", role: .client, clientNonce: n1, busNonce: n2)
+        let client = BusHandshake.proof(token: testToken, speaker: "client", role: .client, clientNonce: n1, busNonce: n2)
+        let scheduler = BusHandshake.proof(token: testToken, speaker: "scheduler", role: .scheduler, clientNonce: n1, busNonce: n2)
+        #expect(Set([bus, client, scheduler]).count == 3)
+        #expect(BusHandshake.proofsMatch(bus, bus))
+        #expect(!BusHandshake.proofsMatch(client, bus))
+        #expect(!BusHandshake.proofsMatch(String(bus.dropLast()), bus))
+        #expect(!BusHandshake.proofsMatch("", ""))
+    }
+}
