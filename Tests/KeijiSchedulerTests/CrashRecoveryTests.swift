@@ -52,7 +52,7 @@ struct CrashRecoveryTests {
         let inFlight = try harness.entries().startedRuns.filter { ["sleeper", "norerun"].contains($0.task.rawValue) }
         killHard(scheduler)
         for run in inFlight {
-            #expect(await harness.wait(upTo: .seconds(3)) { harness.processes(ofRun: run.runID).isEmpty },
+            #expect(await harness.wait { harness.processes(ofRun: run.runID).isEmpty },
                     "the task process of run \(run.runID) died with the scheduler")
         }
         try await Task.sleep(for: .milliseconds(2500))  // slots pass while it is down
@@ -114,7 +114,7 @@ struct CrashRecoveryTests {
             let startedBefore = try harness.entries().startedRuns.count
             let scheduler = try launch(harness)
             // Kill while runs are going: once this life has started one, a little later each round.
-            #expect(await harness.wait(upTo: .seconds(60)) { try harness.entries().startedRuns.count > startedBefore })
+            #expect(await harness.wait { try harness.entries().startedRuns.count > startedBefore })
             try await Task.sleep(for: .milliseconds(100 + 300 * round))
             killHard(scheduler)
             try await OfflineCommands.submit(round % 2 == 0 ? .taskDisabled(harness.taskName("quick")) : .taskEnabled(harness.taskName("quick")),
