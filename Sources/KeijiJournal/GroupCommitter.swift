@@ -194,7 +194,7 @@ final class GroupCommitter: @unchecked Sendable {
                 if case .running = currentState() {
                     do { try writer.close() } catch { failure = fail(error) }
                 }
-                if failure != nil { writer.abandon() }
+                writer.abandon()  // a no-op when close() already released it: the descriptor is closed once
                 shared.publish(writer)
                 setState(.closed)
                 if let failure { continuation.resume(throwing: failure) } else { continuation.resume() }

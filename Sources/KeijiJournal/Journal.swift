@@ -42,18 +42,22 @@ public final class Journal: Sendable {
         guard let lockFile = try io.lockExclusively(directory + "/LOCK") else {
             throw JournalError(.locked, "the journal in \(directory) is in use by another process (is keiji-scheduler running?)")
         }
+        // Every failure below releases what was opened so far: the segment's descriptor and the lock.
+        var opened: SegmentWriter?
         do {
             var outcome = try JournalRecovery(io: io, directory: directory, options: options).run()
             let writer: SegmentWriter
             if let tail = outcome.segments.last, !tail.sealed {
                 writer = try SegmentWriter(continuing: tail, options: options, directory: directory,
                                            highestSegmentID: outcome.highestSegmentID)
+                opened = writer
                 // A repaired tail is sealed where the repair left it; appends go to a fresh segment.
                 if !outcome.tailIsAppendable { try writer.roll() }
             } else {
                 let base = outcome.segments.last?.nextLSN ?? ((outcome.checkpoint?.lsn ?? 0) + 1)
                 writer = try SegmentWriter(startingAt: base, after: outcome.segments.last, options: options,
                                            directory: directory, highestSegmentID: outcome.highestSegmentID)
+                opened = writer
             }
             if !outcome.salvaged.isEmpty {
                 try writer.appendSalvaged(outcome.salvaged)
@@ -63,6 +67,7 @@ public final class Journal: Sendable {
             return Journal(directory: directory, options: options, recovery: outcome.info, writer: writer,
                            checkpoint: outcome.checkpoint, lockFile: lockFile)
         } catch {
+            opened?.abandon()
             io.close(lockFile)
             throw error
         }

@@ -9,7 +9,9 @@ final class SegmentWriter {
     let options: JournalOptions
 
     private(set) var name: SegmentName
-    private var file: FileDescriptor
+    /// The active segment's descriptor; nil once closed. Closed exactly once: after a close the number may be
+    /// reused by anything else in the process (SQLite, a socket), so a second close would hit that instead.
+    private var openFile: FileDescriptor?
     /// Where the next frame goes.
     private(set) var offset: Int
     private(set) var nextLSN: UInt64
@@ -31,7 +33,8 @@ final class SegmentWriter {
         self.directory = directory
         self.options = options
         name = scan.name
-        file = try io.open(directory + "/" + scan.name.fileName, mode: .readWrite)
+        let file = try io.open(directory + "/" + scan.name.fileName, mode: .readWrite)
+        openFile = file
         offset = scan.validEnd
         nextLSN = scan.nextLSN
         lastFrameCRC = scan.lastFrameCRC
@@ -40,7 +43,10 @@ final class SegmentWriter {
         recordsInSegment = scan.recordCount
         durableLSN = scan.lastLSN
         // What an earlier process wrote may still sit in the page cache: make it durable before vouching for it.
-        try io.sync(file)
+        do { try io.sync(file) } catch {
+            abandon()
+            throw error
+        }
     }
 
     /// Starts a new segment after `previous` (or the journal's first one when `previous` is nil).
@@ -53,7 +59,7 @@ final class SegmentWriter {
         self.options = options
         self.highestSegmentID = highestSegmentID
         name = SegmentName(baseLSN: baseLSN, segmentID: highestSegmentID + 1)
-        file = FileDescriptor(rawValue: -1)
+        openFile = nil
         offset = 0
         nextLSN = baseLSN
         durableLSN = baseLSN - 1
@@ -90,7 +96,7 @@ final class SegmentWriter {
             nextLSN += UInt64(end - start)
             start = end
         }
-        try io.write(file, bytes, at: offset)
+        try io.write(try file, bytes, at: offset)
         offset += bytes.count
         recordsInSegment += records.count
         lastFrameUnvouched = true
@@ -116,7 +122,7 @@ final class SegmentWriter {
 
     /// Makes everything written durable. The corresponding C function is `fdatasync`.
     func sync() throws {
-        try io.sync(file)
+        try io.sync(try file)
         durableLSN = lastLSN
     }
 
@@ -124,7 +130,7 @@ final class SegmentWriter {
     func writeNote(_ reason: NoteReason) throws {
         if hasUnsyncedRecords { try sync() }
         try writeControl(.note, payload: [reason.rawValue])
-        try io.sync(file)
+        try io.sync(try file)
         lastFrameUnvouched = false
     }
 
@@ -148,21 +154,26 @@ final class SegmentWriter {
         payload.appendInteger(lastLSN)
         payload.appendInteger(UInt64(recordsInSegment))
         try writeControl(.seal, payload: payload)
-        try io.sync(file)
+        try io.sync(try file)
         lastFrameUnvouched = false
-        io.close(file)
+        abandon()
         try createSegment(baseLSN: nextLSN, previousID: name.segmentID, previousLastLSN: lastLSN,
                           previousFrameCRC: lastFrameCRC)
     }
 
     /// Syncs and closes, leaving a clean-close note as the last frame.
     func close() throws {
-        defer { io.close(file) }
+        defer { abandon() }
         try writeNote(.cleanClose)
     }
 
-    /// Releases the descriptor without writing (after a failure).
-    func abandon() { io.close(file) }
+    /// Releases the descriptor without writing (after a failure). Does nothing if it is already closed, so
+    /// every failure path may call it.
+    func abandon() {
+        guard let file = openFile else { return }
+        openFile = nil
+        io.close(file)
+    }
 
     // MARK: - Private
 
@@ -171,10 +182,18 @@ final class SegmentWriter {
                      compressionThreshold: options.compressionThreshold)
     }
 
+    /// The active segment's descriptor, or an error once it is closed (after a failed roll or a close).
+    private var file: FileDescriptor {
+        get throws {
+            guard let openFile else { throw JournalError(.closed, "segment \(name.fileName) is closed") }
+            return openFile
+        }
+    }
+
     private func writeControl(_ type: FrameType, payload: [UInt8]) throws {
         let frame = encoder.control(type, payload: payload, nextLSN: nextLSN, syncedThroughLSN: durableLSN,
                                     previousFrameCRC: lastFrameCRC)
-        try io.write(file, frame.bytes, at: offset)
+        try io.write(try file, frame.bytes, at: offset)
         offset += frame.bytes.count
         lastFrameCRC = frame.crc
     }
@@ -203,7 +222,7 @@ final class SegmentWriter {
         io.close(temporary)
         try io.rename(path + ".tmp", to: path)
         try io.syncDirectory(directory)
-        file = try io.open(path, mode: .readWrite)
+        openFile = try io.open(path, mode: .readWrite)
         name = next
         offset = SegmentHeader.size
         lastFrameCRC = previousFrameCRC

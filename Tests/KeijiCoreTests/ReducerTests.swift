@@ -11,8 +11,16 @@ struct ReducerTests {
         return state
     }
 
-    @Test func foldingTheSameRecordsTwiceGivesIdenticalState() {
-        #expect(fold(sampleHistory()) == fold(sampleHistory()))
+    /// A restart loads the newest checkpoint's snapshot and applies the records after it: wherever the
+    /// checkpoint falls, that must give the state of a replay from the start.
+    @Test func resumingFromACheckpointAtAnyRecordGivesTheSameState() throws {
+        let history = sampleHistory()
+        let whole = fold(history)
+        for cut in 0...history.count {
+            var state = try StateLoader.snapshotDecoder.decode(SchedulerState.self, from: Data(try StateLoader.snapshot(fold(Array(history.prefix(cut))))))
+            for (index, entry) in history.enumerated().dropFirst(cut) { Reducer.apply(entry, lsn: UInt64(index + 1), to: &state) }
+            #expect(state == whole, "checkpoint after record \(cut)")
+        }
     }
 
     @Test func theHistoryFoldsToWhatItSays() throws {

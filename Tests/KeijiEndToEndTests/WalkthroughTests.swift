@@ -64,7 +64,7 @@ struct WalkthroughTests {
         }
     }
 
-    func eventually(_ timeout: Duration = .seconds(10), _ condition: () throws -> Bool) async -> Bool {
+    func eventually(_ timeout: Duration = .seconds(60), _ condition: () throws -> Bool) async -> Bool {
         let deadline = ContinuousClock.now + timeout
         while ContinuousClock.now < deadline {
             if (try? condition()) == true { return true }
@@ -184,12 +184,12 @@ struct WalkthroughTests {
         try "import KeijiTaskKit\nlet schedule = Schedule.every(1).seconds\n".write(toFile: folder + "/schedule.swift", atomically: true, encoding: .utf8)
         r = try s.keiji("task", "--name=ping_google", "--build", "--restart")
         #expect(r.status == 0 && r.stdout.contains("acknowledged by the scheduler"), "\(r.stdout)\(r.stderr)")
-        #expect(await eventually(.seconds(15)) { try s.keiji("task", "--logs", "--name=ping_google").stdout.contains("pinged from build one") })
+        #expect(await eventually() { try s.keiji("task", "--logs", "--name=ping_google").stdout.contains("pinged from build one") })
 
         // A task whose function throws fails its run, and the message reaches the log.
         try "struct Broken: Error {}\nfunc function() async throws { throw Broken() }\n".write(toFile: folder + "/function.swift", atomically: true, encoding: .utf8)
         #expect(try s.keiji("task", "--name=ping_google", "--build", "--restart").status == 0)
-        #expect(await eventually(.seconds(15)) { try s.keiji("task", "--get", "--name=ping_google").stdout.contains("IsError: true") })
+        #expect(await eventually() { try s.keiji("task", "--get", "--name=ping_google").stdout.contains("IsError: true") })
         #expect(try s.keiji("task", "--logs", "--name=ping_google").stdout.contains("task failed: Broken()"))
         #expect(try s.keiji("system", "--stop").status == 0)
     }

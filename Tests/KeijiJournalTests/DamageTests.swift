@@ -101,14 +101,16 @@ struct DamageTests {
     }
 
     @Test func checksumValidButMalformedLZ4IsRejected() async throws {
-        // A frame whose CRC is right but whose LZ4 block is garbage (a writer bug, or a CRC collision).
+        // A frame whose CRC is right, which chains to the last frame and starts at the next LSN, but whose
+        // LZ4 block is garbage (a writer bug, or a CRC collision): only the decompression check can reject it.
         let fixture = try await SegmentFixture.make(batches: [1, 1])
         let note = fixture.frames.last!
         let garbage: [UInt8] = [0xF0] + [UInt8](repeating: 0xAB, count: 63)
         var frame = [UInt8](repeating: 0, count: 40)
         FrameHeader(type: .batch, codec: .lz4Block, recordCount: 1, payloadLength: 64, rawLength: 1000,
                     firstLSN: fixture.lastLSN + 1, syncedThroughLSN: fixture.lastLSN,
-                    segmentIDLow: UInt32(truncatingIfNeeded: fixture.name.segmentID), previousFrameCRC: 0)
+                    segmentIDLow: UInt32(truncatingIfNeeded: fixture.name.segmentID),
+                    previousFrameCRC: fixture.storedCRC(of: note))
             .write(into: &frame, at: 0)
         frame += garbage
         frame.setInteger(CRC32C.mask(CRC32C.checksum(Array(frame[4...]))), at: 0)
@@ -116,6 +118,7 @@ struct DamageTests {
         let (info, lsns) = try await openAndRead(fixture.fileSystem(with: damaged))
         #expect(lsns == Array(1...fixture.lastLSN), "the undecodable frame yields nothing")
         #expect(info.repairs.map(\.kind) == [.tornTailTruncated])
+        #expect(info.repairs.first?.detail.contains("LZ4 block is malformed") == true, "\(info.repairs)")
     }
 
     @Test func damagedSegmentFilesAreRefusedNotTrusted() async throws {
@@ -209,15 +212,19 @@ struct RecoveryEdgeCaseTests {
     }
 
     @Test func aChecksumValidGapFrameWithAnAbsurdCountDoesNotTrap() async throws {
+        // Chained to the last frame and at the next LSN, so only the gap-count bound stands between the
+        // count and an overflowing `nextLSN += count`.
         let fixture = try await SegmentFixture.make(batches: [1, 1])
         var frame = [UInt8](repeating: 0, count: 40)
         FrameHeader(type: .gap, codec: .raw, recordCount: 0, payloadLength: 8, rawLength: 8,
                     firstLSN: fixture.lastLSN + 1, syncedThroughLSN: fixture.lastLSN,
-                    segmentIDLow: UInt32(truncatingIfNeeded: fixture.name.segmentID), previousFrameCRC: 0)
+                    segmentIDLow: UInt32(truncatingIfNeeded: fixture.name.segmentID),
+                    previousFrameCRC: fixture.storedCRC(of: fixture.frames.last!))
             .write(into: &frame, at: 0)
         frame.appendInteger(UInt64.max)
         frame.setInteger(CRC32C.mask(CRC32C.checksum(Array(frame[4...]))), at: 0)
-        let (_, lsns) = try await openAndRead(fixture.fileSystem(with: fixture.bytes + frame))
+        let (info, lsns) = try await openAndRead(fixture.fileSystem(with: fixture.bytes + frame))
         #expect(lsns == Array(1...fixture.lastLSN))
+        #expect(info.repairs.first?.detail.contains("gap frame with an impossible count") == true, "\(info.repairs)")
     }
 }

@@ -141,10 +141,12 @@ struct RoundTripTests {
         options.idleNoteDelay = .milliseconds(20)
         let journal = try Journal.open(directory: "/j", options: options)
         try await appendPayloads(journal, through: 3)
-        try await Task.sleep(for: .milliseconds(300))
         let name = try #require(try journal.contents.segments().last)
-        let bytes = try #require(fs.contents(of: "/j/" + name.fileName))
-        let scan = SegmentScanner().scan(bytes, name: name)
+        func scan() -> SegmentScan { SegmentScanner().scan(fs.contents(of: "/j/" + name.fileName) ?? [], name: name) }
+        // Wait for the note (up to a generous bound), not for a fixed time.
+        let deadline = ContinuousClock.now + .seconds(60)
+        while scan().maxSyncedThroughLSN < 3, ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(10)) }
+        let scan = scan()
         // Only a note written after the third batch can carry synced-through 3 (a batch carries what was synced
         // before it). Under load an extra note may also land between batches; that is fine.
         #expect(scan.recordCount == 3 && scan.frameCount >= 4)

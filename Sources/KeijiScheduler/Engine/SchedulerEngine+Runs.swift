@@ -123,7 +123,7 @@ extension SchedulerEngine {
         switch result.status {
         case .exited(let code): exitCode = code
         case .signaled(let s): signal = s
-        case nil: break
+        case .waitFailed, nil: break
         }
         _ = try? await record(.runFinished(RunEnd(runID: runID, task: name, outcome: result.outcome, exitCode: exitCode, signal: signal,
                                                   durationMs: result.durationMs, latenessMs: latenessMs, final: !willRetry, message: result.message)))

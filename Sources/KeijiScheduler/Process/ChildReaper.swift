@@ -9,6 +9,8 @@ import Foundation
 public enum ExitStatus: Sendable, Equatable {
     case exited(Int32)
     case signaled(Int32)
+    /// `waitpid` failed with this errno, so how the child ended is unknown. Never reported as a success.
+    case waitFailed(Int32)
 }
 
 /// Collects the exit status of the children keiji spawned, and only those: one thread waits in `epoll` on
@@ -74,9 +76,15 @@ final class ChildReaper: @unchecked Sendable {
         }
     }
 
-    private static func waitBlocking(_ pid: pid_t) -> ExitStatus {
+    /// Waits for `pid` and decodes its status. A failed `waitpid` (ECHILD: someone else reaped it) leaves
+    /// `status` untouched, so it is reported as `.waitFailed`, never as an exit status it did not return.
+    static func waitBlocking(_ pid: pid_t) -> ExitStatus {
         var status: Int32 = 0
-        while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+        while true {
+            if waitpid(pid, &status, 0) >= 0 { break }
+            let error = errno
+            if error != EINTR { return .waitFailed(error) }
+        }
         return (status & 0x7F) == 0 ? .exited((status >> 8) & 0xFF) : .signaled(status & 0x7F)
     }
 }

@@ -71,8 +71,13 @@ struct RunExecutor: Sendable {
         // Anything the task left behind in its group goes with it.
         kill(-pid, SIGKILL)
 
-        let duration = elapsed()
-        if let reason = handle.terminationReason {
+        return Self.result(of: status, terminationReason: handle.terminationReason, timeout: timeout, durationMs: elapsed())
+    }
+
+    /// What a run's end records for a reaped status: a stop or timeout wins, then the exit status. A failed
+    /// `waitpid` is a failure with its reason, never a success.
+    static func result(of status: ExitStatus, terminationReason: RunOutcome?, timeout: Double?, durationMs duration: Int64) -> Result {
+        if let reason = terminationReason {
             let text = reason == .timedOut ? "timed out after \(timeout.map { "\($0)" } ?? "?") s" : "stopped on request"
             return Result(outcome: reason, status: status, durationMs: duration, message: text)
         }
@@ -80,6 +85,9 @@ struct RunExecutor: Sendable {
         case .exited(0): return Result(outcome: .succeeded, status: status, durationMs: duration, message: nil)
         case .exited(let code): return Result(outcome: .failed, status: status, durationMs: duration, message: "exit status \(code)")
         case .signaled(let signal): return Result(outcome: .failed, status: status, durationMs: duration, message: "killed by signal \(signal)")
+        case .waitFailed(let code):
+            return Result(outcome: .failed, status: status, durationMs: duration,
+                          message: "the exit status is unknown: waitpid failed: \(String(cString: strerror(code))) (errno \(code))")
         }
     }
 }

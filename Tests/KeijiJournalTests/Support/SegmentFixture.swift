@@ -61,6 +61,11 @@ struct SegmentFixture {
         return fs
     }
 
+    /// The checksum stored in `frame`'s header: what the next frame must name as its previous frame's CRC.
+    func storedCRC(of frame: Frame) -> UInt32 {
+        bytes.withUnsafeBytes { UInt32(littleEndian: $0.loadUnaligned(fromByteOffset: frame.start, as: UInt32.self)) }
+    }
+
     /// The frame containing byte `offset`, if any.
     func frame(containing offset: Int) -> Frame? { frames.first { $0.start <= offset && offset < $0.end } }
 

@@ -1,6 +1,7 @@
 import Foundation
 import KeijiJournal
 import Synchronization
+import Testing
 
 /// An in-memory ``JournalIO`` that knows what a power loss would keep.
 ///
@@ -11,6 +12,10 @@ import Synchronization
 ///
 /// Faults: `crash(atOperation:)` makes the n-th mutating operation and everything after it fail (the
 /// process died there); `inject` fails chosen operations with an errno, optionally after a partial write.
+///
+/// Descriptors are never reused, so closing one that is unknown or already closed is caught: it records an
+/// issue in the running test and lands in ``descriptorMisuse``. (In the real process that number may by then
+/// belong to SQLite or a socket.)
 final class SimulatedFileSystem: JournalIO, @unchecked Sendable {
     // @unchecked: all state lives in the Mutex.
 
@@ -59,6 +64,8 @@ final class SimulatedFileSystem: JournalIO, @unchecked Sendable {
         var log: [Operation] = []
         /// Set while an injected partial write is applied: (offset, bytes to keep).
         var partialWrite: (Int, Int)?
+        /// Closes of descriptors this file system never handed out or had already closed.
+        var descriptorMisuse: [String] = []
     }
 
     private let state: Mutex<State>
@@ -66,6 +73,11 @@ final class SimulatedFileSystem: JournalIO, @unchecked Sendable {
     init() { state = Mutex(State()) }
 
     private init(_ initial: State) { state = Mutex(initial) }
+
+    /// Descriptors (files and locks) handed out and not yet closed.
+    var openDescriptorCount: Int { state.withLock { $0.descriptors.count + $0.lockHolders.count } }
+    /// Every close of an unknown or already-closed descriptor, in order.
+    var descriptorMisuse: [String] { state.withLock { $0.descriptorMisuse } }
 
     /// How many mutating operations have run.
     var mutatingOperationCount: Int { state.withLock { $0.mutatingOperations } }
@@ -93,6 +105,14 @@ final class SimulatedFileSystem: JournalIO, @unchecked Sendable {
                 return id
             }()
             s.inodes[inode] = Inode(durable: bytes, current: bytes, pending: [])
+        }
+    }
+
+    /// Every file in `directory` with its current content: a crash image's identity.
+    func allContents(in directory: String) -> [String: [UInt8]] {
+        state.withLock { s in
+            s.currentEntries.filter { ($0.key as NSString).deletingLastPathComponent == directory }
+                .mapValues { s.inodes[$0]!.current }
         }
     }
 
@@ -254,10 +274,19 @@ final class SimulatedFileSystem: JournalIO, @unchecked Sendable {
     }
 
     func close(_ file: FileDescriptor) {
-        state.withLock { s in
-            s.descriptors[file.rawValue] = nil
-            if let lock = s.lockHolders.removeValue(forKey: file.rawValue) { s.locks.remove(lock) }
+        let misuse: String? = state.withLock { s in
+            if s.descriptors.removeValue(forKey: file.rawValue) != nil { return nil }
+            if let lock = s.lockHolders.removeValue(forKey: file.rawValue) {
+                s.locks.remove(lock)
+                return nil
+            }
+            let problem = file.rawValue < s.nextDescriptor && file.rawValue >= 3
+                ? "close of descriptor \(file.rawValue), which was already closed"
+                : "close of descriptor \(file.rawValue), which this file system never opened"
+            s.descriptorMisuse.append(problem)
+            return problem
         }
+        if let misuse { Issue.record(Comment(rawValue: misuse)) }
     }
 
     func size(of file: FileDescriptor) throws -> Int {
