@@ -30,7 +30,7 @@ struct CrashRecoveryTests {
         let entries = try harness.entries()
         let finished = entries.finishedRuns.map(\.runID)
         #expect(finished.count == Set(finished).count, "no run is recorded as finished twice")
-        let interrupted = entries.compactMap { if case .runInterrupted(let id, _) = $0.event { id } else { nil } }
+        let interrupted = entries.compactMap { if case .runInterrupted(let id, _, _) = $0.event { id } else { nil } }
         #expect(Set(finished).isDisjoint(with: interrupted), "a run is either finished or interrupted, never both")
         #expect(entries.filter(\.isCommand).count >= commands, "every acknowledged command is still in the journal")
     }

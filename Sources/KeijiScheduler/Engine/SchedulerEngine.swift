@@ -47,7 +47,7 @@ public actor SchedulerEngine {
     var lateness = LatenessSamples()
     public internal(set) var recoveryReport: RecoveryReport?
     /// Runs recovery decided on, started once the engine runs.
-    var pendingRecoveryRuns: [(TaskName, Int64?, RunTrigger)] = []
+    var pendingRecoveryRuns: [RecoveryRun] = []
 
     struct LiveRun {
         var task: TaskName
