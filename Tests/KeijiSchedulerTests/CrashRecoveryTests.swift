@@ -39,7 +39,10 @@ struct CrashRecoveryTests {
         let harness = try SchedulerHarness()
         defer { harness.remove() }
         try await harness.defineOffline(try harness.commandTask("sleeper", "echo started; sleep 30"))
-        try await harness.defineOffline(try harness.commandTask("norerun", "sleep 30") { $0.rerunInterrupted = false })
+        try await harness.defineOffline(try harness.commandTask("norerun", "sleep 30") {
+            $0.rerunInterrupted = false
+            $0.catchUp = .skip  // so "nothing stays running" is about the interrupted run, not a fresh catch-up run
+        })
         try await harness.defineOffline(try harness.commandTask("ticker", "true") { $0.catchUp = .once })
         try await harness.defineOffline(try harness.commandTask("skipper", "true") { $0.catchUp = .skip })
 

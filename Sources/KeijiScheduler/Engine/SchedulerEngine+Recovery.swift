@@ -125,19 +125,29 @@ extension SchedulerEngine {
         return report
     }
 
-    /// Starts the runs recovery decided on (after the engine is running); catch-up runs of one task go one
-    /// after another. `fire` checks again that each task is still enabled and not in error: a command or a
-    /// failed run in between stops the rest.
-    func startRecoveryRuns() {
+    /// Starts the runs recovery decided on, once the engine runs and before the loops start: the first run of
+    /// each task is registered before its loop can fire a fresh slot (which would make an overlap-skipping task
+    /// skip the re-run). Catch-up runs of one task go one after another. `fire` checks again that each task is
+    /// still enabled and not in error: a command or a failed run in between stops the rest.
+    func startRecoveryRuns() async {
         let byTask = Dictionary(grouping: pendingRecoveryRuns, by: \.task)
         pendingRecoveryRuns.removeAll()
-        for (name, items) in byTask {
+        await withTaskGroup(of: Void.self) { group in
+            for (name, items) in byTask {
+                let first = items[0]
+                group.addTask { [weak self] in
+                    await self?.fire(name, slot: first.slot, fireAtMs: WallClock.nowMilliseconds(), trigger: first.trigger,
+                                     attempt: first.attempt, interruptions: first.interruptions)
+                }
+            }
+        }
+        for (name, items) in byTask where items.count > 1 {
             Task { [weak self] in
-                for item in items {
+                for item in items.dropFirst() {
                     guard let self else { return }
+                    await self.waitForRuns(of: name)
                     await self.fire(name, slot: item.slot, fireAtMs: WallClock.nowMilliseconds(), trigger: item.trigger,
                                     attempt: item.attempt, interruptions: item.interruptions)
-                    await self.waitForRuns(of: name)
                 }
             }
         }
