@@ -64,6 +64,11 @@ public final class Journal: Sendable {
                 try writer.writeNote(.idle)
                 outcome.info.lastLSN = writer.lastLSN
             }
+            if let through = outcome.bridgeThrough, through > writer.lastLSN {
+                // After any salvaged records: they keep their LSNs, and the gap covers only what is still missing.
+                try writer.skip(through: through)
+                outcome.info.lastLSN = writer.lastLSN
+            }
             return Journal(directory: directory, options: options, recovery: outcome.info, writer: writer,
                            checkpoint: outcome.checkpoint, lockFile: lockFile)
         } catch {

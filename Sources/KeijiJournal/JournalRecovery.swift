@@ -23,6 +23,8 @@ struct JournalRecovery {
         var tailIsAppendable: Bool
         /// Records recovered after a cut, to re-append under their LSNs (`salvage` only).
         var salvaged: [(lsn: UInt64, bytes: [UInt8])] = []
+        /// The kept checkpoint's LSN when the cut fell before it: the writer skips the LSNs up to it.
+        var bridgeThrough: UInt64?
         var highestSegmentID: UInt64
     }
 
@@ -132,7 +134,20 @@ struct JournalRecovery {
         info.lastLSN = kept.last.map(\.lastLSN) ?? (checkpoint?.lsn ?? 0)
         info.cleanShutdown = kept.last?.endsWithCleanClose ?? false
 
-        if let found = checkpoint, found.lsn > info.lastLSN, !kept.isEmpty {
+        var bridgeThrough: UInt64?
+        if let found = checkpoint, found.lsn > info.lastLSN, let first = kept.first, first.name.baseLSN > 1 {
+            if options.recoveryMode == .strict {
+                throw JournalError(.corruption, "journal corruption in \(directory): checkpoint at LSN \(found.lsn) is past the journal's last LSN \(info.lastLSN). Refusing to open in strict mode.")
+            }
+            // The segments before the surviving ones were compacted behind this checkpoint: setting it aside would
+            // leave a journal that starts mid-history, which every later strict open refuses. Keep it, and let
+            // the writer bridge the LSNs between the cut and it with a gap frame.
+            info.repairs.append(Repair(
+                kind: .checkpointBridged, file: CheckpointFile.fileName(lsn: found.lsn), bytes: 0,
+                lostLSNs: LSNRange((info.lastLSN + 1)...found.lsn),
+                detail: "the journal before \(first.name.fileName) was compacted, so the checkpoint is the only copy of that state; a gap frame carries the journal to LSN \(found.lsn)"))
+            bridgeThrough = found.lsn
+        } else if let found = checkpoint, found.lsn > info.lastLSN, !kept.isEmpty {
             if options.recoveryMode == .strict {
                 throw JournalError(.corruption, "journal corruption in \(directory): checkpoint at LSN \(found.lsn) is past the journal's last LSN \(info.lastLSN). Refusing to open in strict mode.")
             }
@@ -148,7 +163,7 @@ struct JournalRecovery {
         }
         info.durationSeconds = Double(monotonicNanoseconds() - started) / 1e9
         return Outcome(info: info, checkpoint: checkpoint, segments: kept, tailIsAppendable: tailIsAppendable,
-                       salvaged: salvaged, highestSegmentID: highestID)
+                       salvaged: salvaged, bridgeThrough: bridgeThrough, highestSegmentID: highestID)
     }
 
     /// Loads the newest checkpoint that verifies; damaged newer ones are quarantined and reported.

@@ -41,6 +41,10 @@ public struct Repair: Sendable, Codable, Equatable, CustomStringConvertible {
         case checkpointQuarantined
         /// Segments below the first surviving one are missing and no checkpoint covers them.
         case missingSegments
+        /// `pointInTime`/`salvage`: the cut fell at or before the checkpoint, and the segments before the cut were
+        /// compacted, so the checkpoint is the only copy of that state: it is kept, and a gap frame carries the
+        /// journal from the cut to the checkpoint's LSN.
+        case checkpointBridged
     }
 
     public var kind: Kind

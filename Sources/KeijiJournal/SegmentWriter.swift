@@ -120,6 +120,17 @@ final class SegmentWriter {
         }
     }
 
+    /// Carries the journal past LSNs it no longer holds (up to a kept checkpoint) with one gap frame, and
+    /// vouches for it with a synced note, so the next open finds an intact chain.
+    func skip(through lsn: UInt64) throws {
+        guard lsn >= nextLSN else { return }
+        var count = [UInt8]()
+        count.appendInteger(lsn - nextLSN + 1)
+        try writeControl(.gap, payload: count)
+        nextLSN = lsn + 1
+        try writeNote(.idle)
+    }
+
     /// Makes everything written durable. The corresponding C function is `fdatasync`.
     func sync() throws {
         try io.sync(try file)

@@ -51,6 +51,34 @@ struct ReducerTests {
         #expect(fold(entries).tasks[name("a")]?.isError == false)
     }
 
+    @Test func aGivenUpInterruptedRunSetsTheErrorFlagAndItsRecordsRoundTrip() throws {
+        let start = RunStart(runID: "3", task: name("a"), slot: 10, attempt: 3, trigger: .recovery, interruptions: 2)
+        let givenUp = "run of slot 1970-01-01T00:00:10Z interrupted 3 times by scheduler restarts; given up"
+        let entries = [JournalEntry(at: 1000, .taskSaved(commandTask("a"), taskID: "a")),
+                       JournalEntry(at: 2000, .runStarted(start)),
+                       JournalEntry(at: 3000, .runInterrupted(runID: "3", task: name("a"), givenUp: givenUp))]
+        let state = fold(entries)
+        let task = try #require(state.tasks[name("a")])
+        #expect(task.isError && task.errorText == "[ task error ]: " + givenUp)
+        #expect(task.recentRuns.last?.attempt == 3 && task.recentRuns.last?.message == givenUp && state.activeRuns.isEmpty)
+        // A plain interruption leaves the flag alone.
+        #expect(fold(Array(entries.prefix(2)) + [JournalEntry(at: 3000, .runInterrupted(runID: "3", task: name("a")))]).tasks[name("a")]?.isError == false)
+        for entry in entries {
+            #expect(try JournalEntry.decode(try entry.encoded()) == entry, "\(entry.typeName)")
+        }
+        #expect(try String(decoding: JournalEntry(at: 2000, .runStarted(start)).encoded(), as: UTF8.self).contains(#""interruptions":2"#))
+    }
+
+    /// Slots that pass while a task waits in error are not owed: resolving starts counting again, as enabling does.
+    @Test func resolvingATaskStartsItsSlotsAfresh() throws {
+        let entries = [JournalEntry(at: 1_000_000, .taskSaved(commandTask("a"), taskID: "a")),
+                       JournalEntry(at: 1_001_000, .runStarted(RunStart(runID: "1", task: name("a"), slot: 1001, attempt: 1, trigger: .schedule))),
+                       JournalEntry(at: 1_001_500, .runFinished(RunEnd(runID: "1", task: name("a"), outcome: .failed, exitCode: 1, signal: nil, durationMs: 1, latenessMs: 0, final: true, message: nil))),
+                       JournalEntry(at: 1_500_250, .taskResolved(name("a")))]
+        let task = try #require(fold(entries).tasks[name("a")])
+        #expect(!task.isError && task.lastSlot == 1500 && task.anchor == 1500 && task.phaseMilliseconds == 250)
+    }
+
     @Test func everyRecordRoundTripsThroughItsJSONLine() throws {
         var report = RecoveryReport(startedAt: 5, previousShutdown: .crash)
         report.missedSlots = [.init(task: name("a"), policy: .once, count: 3, firstSlot: 1, lastSlot: 3, runs: 1)]

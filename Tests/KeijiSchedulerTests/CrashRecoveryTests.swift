@@ -30,7 +30,7 @@ struct CrashRecoveryTests {
         let entries = try harness.entries()
         let finished = entries.finishedRuns.map(\.runID)
         #expect(finished.count == Set(finished).count, "no run is recorded as finished twice")
-        let interrupted = entries.compactMap { if case .runInterrupted(let id, _) = $0.event { id } else { nil } }
+        let interrupted = entries.compactMap { if case .runInterrupted(let id, _, _) = $0.event { id } else { nil } }
         #expect(Set(finished).isDisjoint(with: interrupted), "a run is either finished or interrupted, never both")
         #expect(entries.filter(\.isCommand).count >= commands, "every acknowledged command is still in the journal")
     }
@@ -39,7 +39,10 @@ struct CrashRecoveryTests {
         let harness = try SchedulerHarness()
         defer { harness.remove() }
         try await harness.defineOffline(try harness.commandTask("sleeper", "echo started; sleep 30"))
-        try await harness.defineOffline(try harness.commandTask("norerun", "sleep 30") { $0.rerunInterrupted = false })
+        try await harness.defineOffline(try harness.commandTask("norerun", "sleep 30") {
+            $0.rerunInterrupted = false
+            $0.catchUp = .skip  // so "nothing stays running" is about the interrupted run, not a fresh catch-up run
+        })
         try await harness.defineOffline(try harness.commandTask("ticker", "true") { $0.catchUp = .once })
         try await harness.defineOffline(try harness.commandTask("skipper", "true") { $0.catchUp = .skip })
 

@@ -28,7 +28,9 @@ public struct JournalEntry: Sendable, Equatable {
         case runStarted(RunStart)
         case runFinished(RunEnd)
         case runMissed(RunMissed)
-        case runInterrupted(runID: String, task: TaskName)
+        /// A run the previous scheduler left unfinished. `givenUp` is set when its slot has been interrupted too
+        /// often to be re-run again: the reason, which becomes the task's error text.
+        case runInterrupted(runID: String, task: TaskName, givenUp: String? = nil)
         // Marks
         case schedulerStarted(pid: Int32)
         case schedulerStopped(clean: Bool)
@@ -65,7 +67,7 @@ public struct JournalEntry: Sendable, Equatable {
         case .runStarted(let s): s.task
         case .runFinished(let e): e.task
         case .runMissed(let m): m.task
-        case .runInterrupted(_, let task): task
+        case .runInterrupted(_, let task, _): task
         case .schedulerStarted, .schedulerStopped, .recoveryCompleted: nil
         }
     }
@@ -83,8 +85,12 @@ public struct RunStart: Codable, Sendable, Equatable {
     public var slot: Int64?
     public var attempt: Int
     public var trigger: RunTrigger
-    public init(runID: String, task: TaskName, slot: Int64?, attempt: Int, trigger: RunTrigger) {
+    /// How many earlier runs of this slot a scheduler restart interrupted (nil: none). Carried from run to
+    /// run of the same slot, so recovery can give the slot up instead of crash-looping on it.
+    public var interruptions: Int?
+    public init(runID: String, task: TaskName, slot: Int64?, attempt: Int, trigger: RunTrigger, interruptions: Int? = nil) {
         (self.runID, self.task, self.slot, self.attempt, self.trigger) = (runID, task, slot, attempt, trigger)
+        self.interruptions = interruptions
     }
 }
 
@@ -159,6 +165,7 @@ enum EntryCoding {
             if let slot = s.slot { out.field("slot", integer: slot) }
             out.field("attempt", integer: Int64(s.attempt))
             out.field("trigger", string: s.trigger.rawValue)
+            if let interruptions = s.interruptions { out.field("interruptions", integer: Int64(interruptions)) }
         case .runFinished(let e):
             out.open("run.finished", at: entry.at, key: "run")
             out.field("runID", string: e.runID, first: true)
@@ -237,7 +244,7 @@ private struct EntryWire: Codable {
     var entry: JournalEntry
     init(_ entry: JournalEntry) { self.entry = entry }
 
-    enum Keys: String, CodingKey { case type, at, task, taskID, definition, run, pid, clean, report }
+    enum Keys: String, CodingKey { case type, at, task, taskID, definition, run, pid, clean, report, givenUp }
 
     func encode(to encoder: any Encoder) throws {
         var c = encoder.container(keyedBy: Keys.self)
@@ -252,9 +259,10 @@ private struct EntryWire: Codable {
         case .runStarted(let start): try c.encode(start, forKey: .run)
         case .runFinished(let end): try c.encode(end, forKey: .run)
         case .runMissed(let missed): try c.encode(missed, forKey: .run)
-        case .runInterrupted(let id, let task):
+        case .runInterrupted(let id, let task, let givenUp):
             try c.encode(id, forKey: .run)
             try c.encode(task, forKey: .task)
+            try c.encodeIfPresent(givenUp, forKey: .givenUp)
         case .schedulerStarted(let pid): try c.encode(pid, forKey: .pid)
         case .schedulerStopped(let clean): try c.encode(clean, forKey: .clean)
         case .recoveryCompleted(let report): try c.encode(report, forKey: .report)
@@ -278,7 +286,8 @@ private struct EntryWire: Codable {
         case "run.started": event = .runStarted(try c.decode(RunStart.self, forKey: .run))
         case "run.finished": event = .runFinished(try c.decode(RunEnd.self, forKey: .run))
         case "run.missed": event = .runMissed(try c.decode(RunMissed.self, forKey: .run))
-        case "run.interrupted": event = .runInterrupted(runID: try c.decode(String.self, forKey: .run), task: try task())
+        case "run.interrupted": event = .runInterrupted(runID: try c.decode(String.self, forKey: .run), task: try task(),
+                                                     givenUp: try c.decodeIfPresent(String.self, forKey: .givenUp))
         case "scheduler.started": event = .schedulerStarted(pid: try c.decode(Int32.self, forKey: .pid))
         case "scheduler.stopped": event = .schedulerStopped(clean: try c.decode(Bool.self, forKey: .clean))
         case "recovery.completed": event = .recoveryCompleted(try c.decode(RecoveryReport.self, forKey: .report))

@@ -19,10 +19,16 @@ public struct RecoveryReport: Codable, Sendable, Equatable {
         public var runID: String
         public var slot: Int64?
         public var startedAt: Int64
-        /// `re-run`, or `not re-run (…)` with the reason: policy, task disabled, task in error, task deleted.
+        /// `re-run`, `given up (interrupted N times); task in error`, or `not re-run (…)` with the reason:
+        /// policy, task disabled, task in error, task deleted.
         public var action: String
-        public init(task: TaskName, runID: String, slot: Int64?, startedAt: Int64, action: String) {
+        /// The interrupted run's attempt (a re-run gets the next one).
+        public var attempt: Int?
+        /// How many times runs of this slot have now been interrupted by scheduler restarts.
+        public var interruptions: Int?
+        public init(task: TaskName, runID: String, slot: Int64?, startedAt: Int64, action: String, attempt: Int? = nil, interruptions: Int? = nil) {
             (self.task, self.runID, self.slot, self.startedAt, self.action) = (task, runID, slot, startedAt, action)
+            (self.attempt, self.interruptions) = (attempt, interruptions)
         }
     }
 

@@ -44,6 +44,12 @@ public enum Reducer {
         case .taskResolved(let name):
             update(name, in: &state) { task in
                 guard task.refusal == nil else { return }  // only a valid definition ends a refusal
+                if task.isError {
+                    // Slots that passed while in error are not owed (no catch-up burst): counting starts again now.
+                    task.anchor = seconds
+                    task.phaseMilliseconds = at - seconds * 1000
+                    task.lastSlot = seconds
+                }
                 task.isError = false
                 task.errorText = ""
                 task.updatedAt = at
@@ -81,7 +87,7 @@ public enum Reducer {
                     outcome: "missed(\(missed.reason.rawValue))", exitCode: nil, signal: nil, latenessMs: nil, attempt: 0,
                     trigger: "schedule", message: missed.count > 1 ? "\(missed.count) slots" : nil), in: &task)
             }
-        case .runInterrupted(let runID, let name):
+        case .runInterrupted(let runID, let name, let givenUp):
             let active = state.activeRuns.removeValue(forKey: runID)
             update(name, in: &state) { task in
                 task.lastOutcome = .interrupted
@@ -89,7 +95,12 @@ public enum Reducer {
                 remember(RunSummary(
                     runID: runID, slot: active?.start.slot, startedAt: active?.startedAt, finishedAt: at, outcome: RunOutcome.interrupted.rawValue,
                     exitCode: nil, signal: nil, latenessMs: nil, attempt: active?.start.attempt ?? 1,
-                    trigger: (active?.start.trigger ?? .schedule).rawValue, message: "the scheduler stopped during the run"), in: &task)
+                    trigger: (active?.start.trigger ?? .schedule).rawValue, message: givenUp ?? "the scheduler stopped during the run"), in: &task)
+                if let givenUp {
+                    // Re-running it again would crash-loop the scheduler: the task waits for `keiji task --resolve`.
+                    task.isError = true
+                    task.errorText = "[ task error ]: " + givenUp
+                }
             }
         case .schedulerStarted:
             state.schedulerRunning = true

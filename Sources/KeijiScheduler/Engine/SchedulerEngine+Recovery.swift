@@ -7,6 +7,20 @@ import KeijiJournal
 #endif
 
 extension SchedulerEngine {
+    /// How many times a scheduler restart may interrupt runs of the same slot before recovery gives the slot up
+    /// and puts the task in error (a run that crashes the scheduler would otherwise crash-loop it forever).
+    static let interruptionLimit = 3
+
+    /// A run recovery decided on: a re-run of an interrupted slot, or a catch-up of a missed one.
+    struct RecoveryRun {
+        var task: TaskName
+        var slot: Int64?
+        var trigger: RunTrigger
+        var attempt: Int
+        /// Interruptions of this slot so far (re-runs only).
+        var interruptions: Int?
+    }
+
     /// Recovery on start (DESIGN §3): replay; runs started but never finished become `interrupted` (and are
     /// re-run per task policy); slots missed while down follow each task's catch-up policy; commands the view
     /// had not applied are applied. Every decision lands in the report, which is journaled and written to
@@ -44,27 +58,38 @@ extension SchedulerEngine {
         let interrupted = state.activeRuns.values.sorted { ($0.startedAt, $0.start.runID) < ($1.startedAt, $1.start.runID) }
         let orphans = OrphanReaper.killProcesses(ofRuns: Set(interrupted.map(\.start.runID)))
         if orphans > 0 { note("killed \(orphans) processes left by interrupted runs") }
-        var reruns: [(TaskName, Int64?)] = []
+        var reruns: [RecoveryRun] = []
         for run in interrupted {
-            try await record(.runInterrupted(runID: run.start.runID, task: run.start.task))
+            let name = run.start.task
+            // Counted from the journaled run.started, so a replay reaches the same decision.
+            let interruptions = (run.start.interruptions ?? 0) + 1
+            var givenUp: String?
             let action: String
-            if let task = state.tasks[run.start.task] {
-                if task.definition.policy.rerunInterrupted && !task.isDisabled && !task.isError {
-                    action = "re-run"
-                    reruns.append((run.start.task, run.start.slot))
+            if let task = state.tasks[name] {
+                if !task.definition.policy.rerunInterrupted {
+                    action = "not re-run (policy)"
+                } else if task.isDisabled || task.isError {
+                    action = task.isDisabled ? "not re-run (task disabled)" : "not re-run (task in error)"
+                } else if interruptions >= Self.interruptionLimit {
+                    let what = run.start.slot.map { "slot \(ISO8601.string(fromSeconds: $0))" } ?? "a manual run"
+                    givenUp = "run of \(what) interrupted \(interruptions) times by scheduler restarts; given up"
+                    action = "given up (interrupted \(interruptions) times); task in error"
                 } else {
-                    action = task.isDisabled ? "not re-run (task disabled)" : task.isError ? "not re-run (task in error)" : "not re-run (policy)"
+                    action = "re-run"
+                    reruns.append(RecoveryRun(task: name, slot: run.start.slot, trigger: .recovery, attempt: run.start.attempt + 1,
+                                              interruptions: interruptions))
                 }
             } else {
                 action = "not re-run (task deleted)"
             }
-            report.interruptedRuns.append(.init(task: run.start.task, runID: run.start.runID, slot: run.start.slot,
-                                                startedAt: run.startedAt, action: action))
+            try await record(.runInterrupted(runID: run.start.runID, task: name, givenUp: givenUp))
+            report.interruptedRuns.append(.init(task: name, runID: run.start.runID, slot: run.start.slot, startedAt: run.startedAt,
+                                                action: action, attempt: run.start.attempt, interruptions: interruptions))
         }
 
         // Slots that passed while the scheduler was down.
         let now = WallClock.nowMilliseconds() / 1000
-        var catchUps: [(TaskName, [Int64])] = []
+        var catchUps: [RecoveryRun] = []
         for name in state.tasks.keys.sorted() {
             guard let task = state.tasks[name], !task.isDisabled, !task.isError else { continue }
             let policy = task.definition.policy
@@ -73,7 +98,7 @@ extension SchedulerEngine {
             let window = calculator.slots(after: task.lastSlot ?? task.anchor, through: now, limit: keep)
             let total = window.slots.count + window.dropped
             guard total > 0, let last = window.slots.last else { continue }
-            let rerunning = reruns.contains { $0.0 == name }
+            let rerunning = reruns.contains { $0.task == name }
             var toRun: [Int64] = []
             switch policy.catchUp {
             case .skip: break
@@ -89,7 +114,7 @@ extension SchedulerEngine {
                                             lastSlot: last, runs: toRun.count))
             if !toRun.isEmpty {
                 firedSlots[name] = last
-                catchUps.append((name, toRun))
+                catchUps += toRun.map { RecoveryRun(task: name, slot: $0, trigger: .catchUp, attempt: 1, interruptions: nil) }
             }
         }
 
@@ -100,22 +125,34 @@ extension SchedulerEngine {
             try? FileSystem.writeAtomically(data, to: workspace.recoveryReportFile)
         }
         await flushView()
-        pendingRecoveryRuns = reruns.map { ($0.0, $0.1, RunTrigger.recovery) } + catchUps.flatMap { name, slots in slots.map { (name, $0, RunTrigger.catchUp) } }
+        pendingRecoveryRuns = reruns + catchUps
         note(Self.summary(of: report))
         return report
     }
 
-    /// Starts the runs recovery decided on (after the engine is running); catch-up runs of one task go one
-    /// after another.
-    func startRecoveryRuns() {
-        let byTask = Dictionary(grouping: pendingRecoveryRuns, by: \.0)
+    /// Starts the runs recovery decided on, once the engine runs and before the loops start: the first run of
+    /// each task is registered before its loop can fire a fresh slot (which would make an overlap-skipping task
+    /// skip the re-run). Catch-up runs of one task go one after another. `fire` checks again that each task is
+    /// still enabled and not in error: a command or a failed run in between stops the rest.
+    func startRecoveryRuns() async {
+        let byTask = Dictionary(grouping: pendingRecoveryRuns, by: \.task)
         pendingRecoveryRuns.removeAll()
-        for (name, items) in byTask {
+        await withTaskGroup(of: Void.self) { group in
+            for (name, items) in byTask {
+                let first = items[0]
+                group.addTask { [weak self] in
+                    await self?.fire(name, slot: first.slot, fireAtMs: WallClock.nowMilliseconds(), trigger: first.trigger,
+                                     attempt: first.attempt, interruptions: first.interruptions)
+                }
+            }
+        }
+        for (name, items) in byTask where items.count > 1 {
             Task { [weak self] in
-                for (_, slot, trigger) in items {
+                for item in items.dropFirst() {
                     guard let self else { return }
-                    await self.fire(name, slot: slot, fireAtMs: WallClock.nowMilliseconds(), trigger: trigger)
                     await self.waitForRuns(of: name)
+                    await self.fire(name, slot: item.slot, fireAtMs: WallClock.nowMilliseconds(), trigger: item.trigger,
+                                    attempt: item.attempt, interruptions: item.interruptions)
                 }
             }
         }

@@ -63,8 +63,11 @@ extension SchedulerEngine {
     /// Returns the LSN of the `run.started` or `run.missed` record once it is durable; the process is started
     /// in the run's own child task.
     @discardableResult
-    func fire(_ name: TaskName, slot: Int64?, fireAtMs: Int64, trigger: RunTrigger, attempt: Int = 1) async -> UInt64? {
+    func fire(_ name: TaskName, slot: Int64?, fireAtMs: Int64, trigger: RunTrigger, attempt: Int = 1, interruptions: Int? = nil) async -> UInt64? {
         guard let task = state.tasks[name] else { return nil }
+        // Checked here, at the last moment before run.started, not only when the run was planned: a catch-up,
+        // re-run or retry queued earlier must not start for a task disabled or put in error since.
+        if trigger != .manual, task.isDisabled || task.isError { return nil }
         if trigger != .manual, task.definition.policy.overlap == .skip, hasRuns(name) {
             guard let slot else { return nil }
             return try? await record(.runMissed(RunMissed(task: name, slot: slot, count: 1, reason: .overlap)))
@@ -73,7 +76,8 @@ extension SchedulerEngine {
         let handle = RunHandle()
         // Registered before the await: a stop or shutdown during the append finds it.
         registerRun(runID, LiveRun(task: name, handle: handle, work: nil))
-        guard let lsn = try? await record(.runStarted(RunStart(runID: runID, task: name, slot: slot, attempt: attempt, trigger: trigger))) else {
+        guard let lsn = try? await record(.runStarted(RunStart(runID: runID, task: name, slot: slot, attempt: attempt, trigger: trigger,
+                                                           interruptions: interruptions))) else {
             unregisterRun(runID)
             return nil
         }
@@ -87,12 +91,14 @@ extension SchedulerEngine {
         if configuration.recordLateness { lateness.start.append(WallClock.nowMicroseconds() - TimeArithmetic.product(fireAtMs, 1000)) }
         let definition = task.definition
         runs[runID]?.work = Task { [weak self] in
-            await self?.execute(runID: runID, definition: definition, slot: slot, fireAtMs: fireAtMs, attempt: attempt, handle: handle)
+            await self?.execute(runID: runID, definition: definition, slot: slot, fireAtMs: fireAtMs, attempt: attempt,
+                                interruptions: interruptions, handle: handle)
         }
         return lsn
     }
 
-    private func execute(runID: String, definition: TaskDefinition, slot: Int64?, fireAtMs: Int64, attempt: Int, handle: RunHandle) async {
+    private func execute(runID: String, definition: TaskDefinition, slot: Int64?, fireAtMs: Int64, attempt: Int, interruptions: Int?,
+                         handle: RunHandle) async {
         let name = definition.name
         let latenessMs = max(0, WallClock.nowMilliseconds() - fireAtMs)
         let result: RunExecutor.Result
@@ -101,7 +107,7 @@ extension SchedulerEngine {
             if (activeRunCounts[name] ?? 0) <= 1 { _ = try? taskLog.rotateIfNeeded() }  // only this run: no writer has the log open
             guard let fd = try? taskLog.openForAppend() else {
                 await finish(runID: runID, name: name, result: .init(outcome: .spawnFailed, status: nil, durationMs: 0, message: "cannot open the task log"),
-                             latenessMs: latenessMs, slot: slot, attempt: attempt, definition: definition)
+                             latenessMs: latenessMs, slot: slot, attempt: attempt, interruptions: interruptions, definition: definition)
                 return
             }
             LogFile.write(fd, "\(ISO8601.string(fromMilliseconds: WallClock.nowMilliseconds())) [keiji] run \(runID) started (attempt \(attempt)\(slot.map { ", slot \(ISO8601.string(fromSeconds: $0))" } ?? ""))\n")
@@ -112,11 +118,11 @@ extension SchedulerEngine {
         } else {
             result = .init(outcome: .succeeded, status: .exited(0), durationMs: 0, message: nil)
         }
-        await finish(runID: runID, name: name, result: result, latenessMs: latenessMs, slot: slot, attempt: attempt, definition: definition)
+        await finish(runID: runID, name: name, result: result, latenessMs: latenessMs, slot: slot, attempt: attempt, interruptions: interruptions, definition: definition)
     }
 
     private func finish(runID: String, name: TaskName, result: RunExecutor.Result, latenessMs: Int64, slot: Int64?, attempt: Int,
-                        definition: TaskDefinition) async {
+                        interruptions: Int?, definition: TaskDefinition) async {
         let willRetry = result.outcome.isFailure && attempt <= definition.policy.retries && phase == .running
         var exitCode: Int32?
         var signal: Int32?
@@ -132,7 +138,8 @@ extension SchedulerEngine {
             let backoff = definition.policy.retryDelaySeconds(afterAttempt: attempt)
             try? await Task.sleep(for: .milliseconds(TimeArithmetic.milliseconds(fromSeconds: backoff)))
             guard phase == .running, let task = state.tasks[name], !task.isDisabled else { return }
-            await fire(name, slot: slot, fireAtMs: WallClock.nowMilliseconds(), trigger: .retry, attempt: attempt + 1)
+            // The retry carries the slot's interruption count: a restart during it still counts toward giving up.
+            await fire(name, slot: slot, fireAtMs: WallClock.nowMilliseconds(), trigger: .retry, attempt: attempt + 1, interruptions: interruptions)
         } else if result.outcome.isFailure, !definition.policy.continueOnError {
             // The task now waits for `keiji task --resolve`.
             loops[name]?.cancel()

@@ -47,7 +47,7 @@ public actor SchedulerEngine {
     var lateness = LatenessSamples()
     public internal(set) var recoveryReport: RecoveryReport?
     /// Runs recovery decided on, started once the engine runs.
-    var pendingRecoveryRuns: [(TaskName, Int64?, RunTrigger)] = []
+    var pendingRecoveryRuns: [RecoveryRun] = []
 
     struct LiveRun {
         var task: TaskName
@@ -75,7 +75,7 @@ public actor SchedulerEngine {
         try log.rotateIfNeeded()  // only once the journal lock says this is the one scheduler
         let report = try await recover()
         phase = .running
-        startRecoveryRuns()
+        await startRecoveryRuns()
         for name in state.tasks.keys.sorted() { startLoop(name) }
         viewFlushTask = Task { [weak self] in await self?.flushViewPeriodically() }
         note("scheduler started (pid \(getpid())): \(state.tasks.count) tasks, recovery took \(String(format: "%.3f", report.durationSeconds)) s")

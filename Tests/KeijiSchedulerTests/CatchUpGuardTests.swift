@@ -1,0 +1,113 @@
+import Foundation
+import KeijiCore
+import Testing
+
+@testable import KeijiScheduler
+
+/// Catch-up runs and interrupted-run re-runs respect `--disable` and the error flag: whether the task was
+/// disabled or in error while the scheduler was down, or became so while recovery's runs were still queued.
+struct CatchUpGuardTests {
+    /// Runs a task once, stops the scheduler cleanly and lets `downtime` pass, so the next start owes catch-up runs.
+    func taskWithMissedSlots(_ harness: SchedulerHarness, command: String, downtime: Duration = .milliseconds(4500)) async throws -> TaskName {
+        try await harness.defineOffline(try harness.commandTask("series", command) {
+            $0.catchUp = .all
+            $0.catchUpLimit = 3
+        })
+        let name = harness.taskName("series")
+        let first = harness.engine()
+        try await first.start()
+        #expect(await harness.wait { try harness.entries().finishedRuns.contains { $0.task == name } })
+        await first.stop()
+        try await Task.sleep(for: downtime)
+        return name
+    }
+
+    /// Catch-up runs of `name` journaled after the first `skipping` records (the first start may catch up too).
+    func catchUpRuns(_ harness: SchedulerHarness, _ name: TaskName, after skipping: Int) throws -> [RunStart] {
+        Array(try harness.entries().dropFirst(skipping)).startedRuns.filter { $0.task == name && $0.trigger == .catchUp }
+    }
+
+    @Test func queuedCatchUpRunsStopWhenTheTaskIsDisabled() async throws {
+        let harness = try SchedulerHarness()
+        defer { harness.remove() }
+        let name = try await taskWithMissedSlots(harness, command: "sleep 1")
+        let before = try harness.entries().count
+        let engine = harness.engine()
+        let report = try await engine.start()
+        #expect(report.missedSlots.first { $0.task == name }?.runs == 3, "three catch-up runs are queued")
+        #expect(await harness.wait { try catchUpRuns(harness, name, after: before).count == 1 })
+        _ = try await engine.submit(.taskDisabled(name))
+        // The first catch-up run goes on; the two queued behind it must not start.
+        let firstRun = try catchUpRuns(harness, name, after: before)[0].runID
+        #expect(await harness.wait { try harness.entries().finishedRuns.contains { $0.runID == firstRun } })
+        try await Task.sleep(for: .milliseconds(1500))
+        #expect(try catchUpRuns(harness, name, after: before).count == 1)
+        await engine.stop()
+    }
+
+    @Test func queuedCatchUpRunsStopWhenTheTaskGoesIntoError() async throws {
+        let harness = try SchedulerHarness()
+        defer { harness.remove() }
+        // Succeeds until the test drops `fail-now` into the task folder, after the first scheduler stopped.
+        let name = try await taskWithMissedSlots(harness, command: "[ -e fail-now ] && exit 1; true")
+        #expect(FileManager.default.createFile(atPath: harness.workspace.taskDirectory(name) + "/fail-now", contents: nil))
+        let before = try harness.entries().count
+        let engine = harness.engine()
+        let report = try await engine.start()
+        #expect(report.missedSlots.first { $0.task == name }?.runs == 3)
+        #expect(await harness.wait { await engine.state.tasks[name]?.isError == true }, "the first catch-up run fails")
+        try await Task.sleep(for: .milliseconds(1000))
+        #expect(try catchUpRuns(harness, name, after: before).count == 1, "no catch-up run for a task in error")
+        await engine.stop()
+    }
+
+    /// Slots that passed while the task was in error are not owed after `--resolve`.
+    @Test func resolvingATaskOfflineOwesNoCatchUpForItsTimeInError() async throws {
+        let harness = try SchedulerHarness()
+        defer { harness.remove() }
+        try await harness.defineOffline(try harness.commandTask("fails", "exit 1"))
+        let name = harness.taskName("fails")
+        let first = harness.engine()
+        try await first.start()
+        #expect(await harness.wait { await first.state.tasks[name]?.isError == true })
+        await first.stop()
+        try await Task.sleep(for: .milliseconds(2500))
+        let resolvedAt = Int64(Date().timeIntervalSince1970)
+        try await OfflineCommands.submit(.taskResolved(name), workspace: harness.workspace, settings: harness.settings)
+        let before = try harness.entries().count
+        let engine = harness.engine()
+        let report = try await engine.start()
+        // Only a slot that passed after the resolve (between it and this start) may be owed.
+        #expect(report.missedSlots.filter { $0.task == name }.allSatisfy { $0.firstSlot > resolvedAt }, "\(report.missedSlots)")
+        await engine.stop()
+        #expect(try catchUpRuns(harness, name, after: before).allSatisfy { $0.slot! > resolvedAt })
+    }
+
+    /// Disabled (journaled offline) or in error while the scheduler was down: no re-run, no catch-up.
+    @Test func aTaskDisabledOrInErrorWhileDownGetsNoRerunAndNoCatchUp() async throws {
+        let harness = try SchedulerHarness()
+        defer { harness.remove() }
+        try await harness.defineOffline(try harness.commandTask("sleeper", "sleep 60"))
+        try await harness.defineOffline(try harness.commandTask("broken", "exit 1"))
+        let sleeper = harness.taskName("sleeper")
+        let broken = harness.taskName("broken")
+        let crashes = CrashRecoveryTests()
+        let scheduler = try crashes.launch(harness)
+        #expect(await harness.wait {
+            let entries = try harness.entries()
+            return entries.startedRuns.contains { $0.task == sleeper } && entries.finishedRuns.contains { $0.task == broken }
+        })
+        crashes.killHard(scheduler)
+        try await OfflineCommands.submit(.taskDisabled(sleeper), workspace: harness.workspace, settings: harness.settings)
+        try await Task.sleep(for: .milliseconds(2500))
+        let recordsBeforeRestart = try harness.entries().count
+        let engine = harness.engine()
+        let report = try await engine.start()
+        #expect(report.interruptedRuns.first { $0.task == sleeper }?.action == "not re-run (task disabled)")
+        #expect(report.missedSlots.allSatisfy { $0.runs == 0 }, "\(report.missedSlots)")
+        try await Task.sleep(for: .milliseconds(1500))
+        await engine.stop()
+        let sinceRestart = Array(try harness.entries().dropFirst(recordsBeforeRestart))
+        #expect(sinceRestart.startedRuns.isEmpty, "no re-run, no catch-up, no run at all: \(sinceRestart.startedRuns)")
+    }
+}
