@@ -9,9 +9,12 @@ public enum CommandValidator {
             if let clash = state.tasks.keys.first(where: { $0.slug == definition.name.slug && $0 != definition.name }) {
                 throw KeijiError(.alreadyExists, "a task named \(clash) already exists (names differing only in case would share logs)")
             }
-        case .taskEnabled(let name), .taskDisabled(let name), .taskDeleted(let name), .taskResolved(let name),
-             .taskStopRequested(let name), .taskTriggered(let name):
+        case .taskEnabled(let name), .taskDisabled(let name), .taskDeleted(let name), .taskResolved(let name):
             guard state.tasks[name] != nil else { throw KeijiError(.notFound, "no task named \(name)") }
+        case .taskTriggered(let name):
+            try RunNowRule.check(name, in: state)
+        case .taskStopRequested(let name):
+            try StopRule.check(name, in: state)
         default:
             throw KeijiError(.conflict, "\(JournalEntry(at: 0, event).typeName) is not a command")
         }
