@@ -2,7 +2,7 @@ import Foundation
 
 /// A `task_models` row as JSON with real types, the same as `keiji system --status --json` uses: `ID` a
 /// number, the `Is…` flags booleans, a time not known yet `null`, everything else a string. The schema is
-/// documented in docs/cli-json.md.
+/// documented in docs/task-command.md.
 enum TaskModelJSON {
     static func object(columns: [String], row: [String?]) -> [String: Any] {
         var object: [String: Any] = [:]
