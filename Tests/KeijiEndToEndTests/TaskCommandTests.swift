@@ -91,6 +91,16 @@ struct TaskCommandTests {
         refused(try s.keiji("system", "--logs", "--bus", "--scheduler"), saying: "exclusive")
     }
 
+    @Test func onNamesEachDayOnce() throws {
+        let s = try Session()
+        defer { s.cleanUp() }
+        #expect(try s.keiji("init").status == 0)
+        refused(try s.keiji("task", "--create", "--name=dup", "--desc=x", "--command", "true", "--on", "fri,mon,friday", "--at", "10:00PM"),
+                saying: "--on names Friday twice")
+        refused(try s.keiji("task", "--create", "--name=dup", "--desc=x", "--command", "true", "--on", "mon,,tue", "--at", "10:00PM"), saying: "unknown day")
+        #expect(!FileManager.default.fileExists(atPath: s.home + "/keiji/tasks/dup"))
+    }
+
     /// Three `--run`s of a skip task start one run; `--run` of a disabled task is refused and nothing piles up.
     @Test func runRespectsTheOverlapPolicyAndTheDisabledFlag() async throws {
         let s = try Session()
