@@ -58,7 +58,7 @@ struct TaskCommand: AsyncParsableCommand {
                 enable ? (.taskEnabled(taskName), "enabled") :
                 delete ? (.taskDeleted(taskName), "deleted") :
                 resolve ? (.taskResolved(taskName), "resolved") :
-                run ? (.taskTriggered(taskName), "queued to run now") : (.taskStopRequested(taskName), "asked to stop its run in progress")
+                run ? (.taskTriggered(taskName), "queued to run now") : (.taskStopRequested(taskName), "stopping: SIGTERM sent to its run in progress")
             let delivery = try await sender.send(event)
             if delete {
                 // The task is gone from the journal: what it left on disk goes, whether or not it ever ran.
