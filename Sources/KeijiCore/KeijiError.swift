@@ -13,6 +13,8 @@ public struct KeijiError: Error, Sendable, Equatable, CustomStringConvertible {
         public static let io = Code("io")
         public static let database = Code("database")
         public static let conflict = Code("conflict")
+        /// The command does not apply to the task as it is now (disabled, in error, already running, …).
+        public static let refused = Code("refused")
         public static let spawn = Code("spawn")
         /// A service keiji needs is not running (e.g. keiji-bus): nothing was sent, so nothing happened.
         public static let unavailable = Code("unavailable")

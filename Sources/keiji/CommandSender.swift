@@ -27,6 +27,7 @@ struct CommandSender {
             do {
                 let reply = try await BusClient(endpoint: endpoint, token: token).send(request)
                 if reply.ok, let lsn = reply.lsn { return Delivery(lsn: lsn, viaScheduler: true) }
+                if reply.code == .unacknowledged { throw CommandFateUnknown(reply.error ?? "the scheduler went away before acknowledging the command") }
                 if reply.code != .offline { throw CLIError(reply.error ?? "the scheduler refused the command") }
                 // No scheduler connected: fall through to the journal.
             } catch let error as BusAuthenticationFailure {
@@ -36,7 +37,7 @@ struct CommandSender {
                 // No bus: fall through to the journal (the journal lock says whether a scheduler runs anyway).
             } catch let error as KeijiError {
                 // The command reached the bus but its fate is unknown: applying it again could double it.
-                throw CLIError(error.message)
+                throw CommandFateUnknown(error.message)
             }
         }
         do {
@@ -46,4 +47,11 @@ struct CommandSender {
             throw CLIError("the scheduler is running but not reachable through keiji-bus; start the bus with `keiji system --start --bus` and retry")
         }
     }
+}
+
+/// The command reached the bus but no answer came back: it may have been applied. Whoever created files for
+/// it keeps them (a saved task needs its folder), unlike after a refusal.
+struct CommandFateUnknown: Error, CustomStringConvertible {
+    let description: String
+    init(_ message: String) { description = message }
 }

@@ -21,7 +21,7 @@ struct SystemCommand: AsyncParsableCommand {
     @Flag(help: "Only the scheduler.") var scheduler = false
     @Flag(help: "With --status: print JSON.") var json = false
     @Flag(help: "With --uninstall: delete ~/keiji too, without asking.") var yes = false
-    @Option(help: "With --logs: how many lines.") var lines = 100
+    @Option(help: "With --logs: how many lines (1–100000).") var lines = 100
     @Option(help: "With --start: what the scheduler does if the journal's acknowledged data is damaged: strict (refuse, the default), pointInTime (keep what precedes the damage) or salvage (also keep intact records after it).")
     var recoveryMode: String?
 
@@ -52,9 +52,11 @@ struct SystemCommand: AsyncParsableCommand {
                     Console.say(control.stop(service) ? "\(service.rawValue): stopped" : "\(service.rawValue): was not running")
                 }
             } else if logs {
-                guard bus != scheduler else { throw CLIError("--logs needs --bus or --scheduler") }
+                guard !(bus && scheduler) else { throw CLIError("--bus and --scheduler are exclusive with --logs: name one service") }
+                guard bus || scheduler else { throw CLIError("--logs needs --bus or --scheduler") }
+                try LineCount.check(lines)
                 let log = LogFile(service: services[0].rawValue, workspace: workspace, settings: settings)
-                for line in try log.lastLines(max(1, lines)) { Console.say(line) }
+                for line in try log.lastLines(lines) { Console.say(line) }
             } else {
                 try printStatus(workspace: workspace, control: control)
             }

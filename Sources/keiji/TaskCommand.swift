@@ -33,7 +33,7 @@ struct TaskCommand: AsyncParsableCommand {
     @Option(help: "Retries after a failure (0 to 100).") var retries: Int?
 
     @Flag(help: "With --get: print JSON.") var json = false
-    @Option(help: "With --logs: how many lines.") var lines = 100
+    @Option(help: "With --logs: how many lines (1–100000).") var lines = 100
     @Flag(help: "With --logs: keep printing new lines.") var follow = false
     @Flag(help: "With --delete: also remove ~/keiji/tasks/<name>.") var removeSource = false
 
@@ -45,6 +45,7 @@ struct TaskCommand: AsyncParsableCommand {
                 throw CLIError(actions == 0 ? "say what to do: --create, --build, --get, --logs, --disable, --enable, --delete, --resolve, --run or --stop"
                                             : "give one action at a time")
             }
+            try LineCount.check(lines)
             if get { return try printTasks(workspace: workspace) }
             guard let raw = name else { throw CLIError("--name is required") }
             let taskName = try TaskName(raw)
@@ -57,9 +58,10 @@ struct TaskCommand: AsyncParsableCommand {
                 enable ? (.taskEnabled(taskName), "enabled") :
                 delete ? (.taskDeleted(taskName), "deleted") :
                 resolve ? (.taskResolved(taskName), "resolved") :
-                run ? (.taskTriggered(taskName), "triggered") : (.taskStopRequested(taskName), "stopped")
+                run ? (.taskTriggered(taskName), "queued to run now") : (.taskStopRequested(taskName), "stopping: SIGTERM sent to its run in progress")
             let delivery = try await sender.send(event)
             if delete {
+                // The task is gone from the journal: what it left on disk goes, whether or not it ever ran.
                 try LogFile(task: taskName, workspace: workspace, settings: settings).removeAll()
                 try FileSystem.remove(workspace.executable(for: taskName))
                 if removeSource { try FileSystem.remove(workspace.taskDirectory(taskName)) }
@@ -72,23 +74,36 @@ struct TaskCommand: AsyncParsableCommand {
     private func createTask(_ taskName: TaskName, workspace: Workspace, settings: Settings, sender: CommandSender) async throws {
         guard let desc, !desc.isEmpty else { throw CLIError("--desc is required with --create") }
         let directory = workspace.taskDirectory(taskName)
-        if FileSystem.exists(directory) && !force {
-            throw CLIError("task \(taskName) already exists in \(directory); use --force to recreate it")
+        // Everything that can refuse is checked before anything is written.
+        try SavedTasks.checkNoCaseClash(taskName, in: workspace)
+        if !force {
+            if try SavedTasks.named(taskName, in: workspace) != nil {
+                throw CLIError("task \(taskName) already exists; use --force to recreate it")
+            }
+            // A folder holding only what keiji generated (the .env of a deleted command task) does not block.
+            let contents = (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []
+            if FileSystem.exists(directory) && !contents.allSatisfy({ $0 == ".env" }) {
+                throw CLIError("task \(taskName) already has sources in \(directory); use --force to recreate it")
+            }
         }
-        func quoted(_ value: String) -> String { "'" + value.replacingOccurrences(of: "'", with: "'\\''") + "'" }
-        let environment = Data("TASK_NAME=\(quoted(taskName.rawValue))\nTASK_DESCRIPTION=\(quoted(desc))\n".utf8)
+        let environment = Data(try DotEnv.encode([("TASK_NAME", taskName.rawValue), ("TASK_DESCRIPTION", desc)]).utf8)
         guard let command, !command.isEmpty else {
             // A Swift task: the seed's three files, built later with --build.
             guard every == nil, cron == nil, on == nil, at == nil else {
                 throw CLIError("a Swift task's schedule lives in its schedule.swift; --every/--cron/--on go with --command")
             }
             try WorkspaceTemplates.installWorkspace(workspace)
-            if force { try FileSystem.remove(directory) }
-            try FileSystem.createDirectory(directory, mode: 0o755)
-            try FileSystem.writeAtomically(environment, to: directory + "/.env", mode: 0o600)
-            try FileSystem.writeAtomically(Data(WorkspaceTemplates.function(description: desc).utf8), to: directory + "/function.swift", mode: 0o644)
-            try FileSystem.writeAtomically(Data(WorkspaceTemplates.schedule.utf8), to: directory + "/schedule.swift", mode: 0o644)
-            try FileSystem.writeAtomically(Data(WorkspaceTemplates.main.utf8), to: directory + "/main.swift", mode: 0o644)
+            let folder = try StagedTaskFolder(directory, mode: 0o755)
+            do {
+                try FileSystem.writeAtomically(environment, to: directory + "/.env", mode: 0o600)
+                try FileSystem.writeAtomically(Data(WorkspaceTemplates.function(description: desc).utf8), to: directory + "/function.swift", mode: 0o644)
+                try FileSystem.writeAtomically(Data(WorkspaceTemplates.schedule.utf8), to: directory + "/schedule.swift", mode: 0o644)
+                try FileSystem.writeAtomically(Data(WorkspaceTemplates.main.utf8), to: directory + "/main.swift", mode: 0o644)
+            } catch {
+                folder.rollback()
+                throw error
+            }
+            folder.commit()
             Console.say("created task \(taskName) in \(directory): function.swift, schedule.swift, main.swift, .env")
             Console.say("next: edit them, then `keiji task --name=\(taskName) --build`")
             return
@@ -100,27 +115,51 @@ struct TaskCommand: AsyncParsableCommand {
         // Checked before anything is written: a refused value leaves no folder behind.
         let definition = try TaskDefinition(name: taskName, description: desc, action: .command(command), schedule: spec,
                                             policy: policy, directory: directory).validated()
-        if force { try FileSystem.remove(directory) }
-        try FileSystem.createDirectory(directory, mode: 0o755)
-        // Values are single-quoted with quotes escaped: the file is data, never evaluated by a shell.
-        try FileSystem.writeAtomically(environment, to: directory + "/.env", mode: 0o600)
-        let delivery = try await sender.send(.taskSaved(definition, taskID: UUID().uuidString.lowercased()))
+        // The folder and its .env exist before the save (a first run may come at once); a refusal removes
+        // them again, and puts back a folder that was replaced.
+        let folder = try StagedTaskFolder(directory, mode: 0o755)
+        let delivery: CommandSender.Delivery
+        do {
+            try FileSystem.writeAtomically(environment, to: directory + "/.env", mode: 0o600)
+            delivery = try await sender.send(.taskSaved(definition, taskID: UUID().uuidString.lowercased()))
+        } catch {
+            if !(error is CommandFateUnknown) { folder.rollback() }
+            throw error
+        }
+        folder.commit()
         Console.say("created task \(taskName) in \(directory)")
         Console.say("schedule: \(spec.schedule.displayString)\(timeZone.map { " (\($0))" } ?? "") — saved (\(delivery.description))")
     }
 
     private func buildTask(_ taskName: TaskName, workspace: Workspace, sender: CommandSender) async throws {
-        let description = (try? DotEnvFile.value("TASK_DESCRIPTION", in: workspace.taskDirectory(taskName) + "/.env")) ?? ""
-        var definition = try TaskBuilder(workspace: workspace).build(taskName, description: description)
-        if let timeout { definition.policy.timeoutSeconds = timeout }
-        if let retries { definition.policy.retries = retries }
-        definition = try definition.validated()
-        let delivery = try await sender.send(.taskSaved(definition, taskID: UUID().uuidString.lowercased()))
+        let description = (try? DotEnv.load(workspace.taskDirectory(taskName) + "/.env"))?["TASK_DESCRIPTION"] ?? ""
+        try SavedTasks.checkNoCaseClash(taskName, in: workspace)  // before a build and an install that would be for nothing
+        // A refused save puts the previous binary back (or removes the new one): nothing half-installed.
+        let binary = StagedExecutable(workspace.executable(for: taskName))
+        let delivery: CommandSender.Delivery
+        let definition: TaskDefinition
+        do {
+            var built = try TaskBuilder(workspace: workspace).build(taskName, description: description)
+            if let timeout { built.policy.timeoutSeconds = timeout }
+            if let retries { built.policy.retries = retries }
+            definition = try built.validated()
+            delivery = try await sender.send(.taskSaved(definition, taskID: UUID().uuidString.lowercased()))
+        } catch {
+            if !(error is CommandFateUnknown) { binary.rollback() }
+            throw error
+        }
+        binary.commit()
         Console.say("task \(taskName) saved: \(definition.schedule.schedule.displayString) (\(delivery.description))")
         if restart {
-            if delivery.viaScheduler {
-                let stopped = try await sender.send(.taskStopRequested(taskName))
-                Console.say("restarting task \(taskName): the new build runs from its next slot (\(stopped.description))")
+            if delivery.viaScheduler, try SavedTasks.named(taskName, in: workspace)?.isRunning == true {
+                do {
+                    let stopped = try await sender.send(.taskStopRequested(taskName))
+                    Console.say("restarting task \(taskName): the new build runs from its next slot (\(stopped.description))")
+                } catch {
+                    Console.say("not restarted: \(error); the new build runs from its next slot")
+                }
+            } else if delivery.viaScheduler {
+                Console.say("no run in progress: the new build runs from its next slot")
             } else {
                 Console.say("the scheduler is not running: the new build is used when it starts")
             }
@@ -133,7 +172,10 @@ struct TaskCommand: AsyncParsableCommand {
         if let every { return try Self.parseInterval(every) }
         if let cron { return .cron(try CronExpression(cron)) }
         guard let on, let at else { throw CLIError("--on and --at go together, e.g. --on friday --at 10:00PM") }
-        let days = try on.split(separator: ",").map { try Weekday(parsing: String($0)) }
+        let days = try on.split(separator: ",", omittingEmptySubsequences: false).map { try Weekday(parsing: String($0)) }
+        if let twice = days.first(where: { day in days.filter { $0 == day }.count > 1 }) {
+            throw CLIError("--on names \(twice) twice; give each day once, e.g. --on mon,wed,fri")
+        }
         return .weekly(days: days, at: try TimeOfDay(parsing: at))
     }
 
@@ -146,11 +188,12 @@ struct TaskCommand: AsyncParsableCommand {
     }
 
     private func printLogs(_ taskName: TaskName, workspace: Workspace, settings: Settings) async throws {
+        guard try SavedTasks.named(taskName, in: workspace) != nil else { throw CLIError("no task named \(taskName)") }
         let log = LogFile(task: taskName, workspace: workspace, settings: settings)
         guard FileSystem.exists(log.activePath) || FileSystem.exists(log.directory) else {
-            throw CLIError("no log for task \(taskName) yet (\(log.activePath))")
+            throw CLIError("task \(taskName) has not run yet: no log (\(log.activePath))")
         }
-        for line in try log.lastLines(max(1, lines)) { Console.say(line) }
+        for line in try log.lastLines(lines) { Console.say(line) }
         guard follow else { return }
         var offset = (try? FileManager.default.attributesOfItem(atPath: log.activePath)[.size] as? Int) ?? 0
         while true {

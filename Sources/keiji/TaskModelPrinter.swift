@@ -9,7 +9,7 @@ extension TaskCommand {
     func printTasks(workspace: Workspace) throws {
         guard FileSystem.exists(workspace.databaseFile) else {
             if let name { throw CLIError("no task named \(name)") }
-            Console.say("no tasks yet")
+            Console.say(json ? "[]" : "no tasks yet")
             return
         }
         let db = try SQLiteDatabase(path: workspace.databaseFile, readOnly: true)
@@ -17,7 +17,7 @@ extension TaskCommand {
         let rows = try name.map { try db.rows(select + " WHERE Name = ?", [.text($0)]) } ?? db.rows(select + " ORDER BY Name")
         if let name, rows.isEmpty { throw CLIError("no task named \(name)") }
         if json {
-            let objects = rows.map { row in Dictionary(uniqueKeysWithValues: zip(Self.columns, row.map { $0 ?? "" })) }
+            let objects = rows.map { TaskModelJSON.object(columns: Self.columns, row: $0) }
             let data = try JSONSerialization.data(withJSONObject: name == nil ? objects as Any : objects.first as Any, options: [.prettyPrinted, .sortedKeys])
             Console.say(String(decoding: data, as: UTF8.self))
             return

@@ -91,7 +91,7 @@ public struct LogFile: Sendable {
             lines = String(decoding: data, as: UTF8.self).split(separator: "\n", omittingEmptySubsequences: false)
             if lines.last == "" { lines.removeLast() }
         }
-        for sequence in try segments.list().reversed() where lines.count < count {
+        for sequence in try (FileSystem.exists(directory) ? segments.list() : []).reversed() where lines.count < count {
             let text = String(decoding: try LZ4FrameFile.decompress(Array(try FileSystem.read(segments.path(of: sequence)))), as: UTF8.self)
             var older = text.split(separator: "\n", omittingEmptySubsequences: false)
             if older.last == "" { older.removeLast() }
@@ -100,10 +100,13 @@ public struct LogFile: Sendable {
         return lines.suffix(count).map(String.init)
     }
 
-    /// Removes the active file and every sealed segment.
+    /// Removes the active file, every sealed segment and then the folder if nothing else is in it. A task
+    /// that never ran has no folder: nothing to remove is not an error.
     public func removeAll() throws {
+        guard FileSystem.exists(directory) else { return }
         try segments.remove(try segments.list())
         try FileSystem.remove(activePath)
+        rmdir(directory)
     }
 }
 

@@ -13,9 +13,12 @@ public enum CommandValidator {
             if let refusal = task.refusal {
                 throw KeijiError(.invalidSchedule, "task \(name) cannot be resolved: its definition is refused (\(refusal)); save it again with valid values")
             }
-        case .taskEnabled(let name), .taskDisabled(let name), .taskDeleted(let name),
-             .taskStopRequested(let name), .taskTriggered(let name):
+        case .taskEnabled(let name), .taskDisabled(let name), .taskDeleted(let name):
             guard state.tasks[name] != nil else { throw KeijiError(.notFound, "no task named \(name)") }
+        case .taskTriggered(let name):
+            try RunNowRule.check(name, in: state)
+        case .taskStopRequested(let name):
+            try StopRule.check(name, in: state)
         default:
             throw KeijiError(.conflict, "\(JournalEntry(at: 0, event).typeName) is not a command")
         }

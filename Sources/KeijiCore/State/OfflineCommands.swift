@@ -20,7 +20,10 @@ public enum OfflineCommands {
         }
         do {
             var loaded = try StateLoader.load(from: journal)
-            try CommandValidator.validate(event, against: loaded.state)
+            // No scheduler holds the lock, so nothing runs, whatever open `run.started` a crash left behind.
+            var present = loaded.state
+            present.activeRuns = [:]
+            try CommandValidator.validate(event, against: present)
             let entry = JournalEntry(at: Int64(Date().timeIntervalSince1970 * 1000), event)
             let lsn = try await journal.append(try entry.encoded())
             Reducer.apply(entry, lsn: lsn, to: &loaded.state)

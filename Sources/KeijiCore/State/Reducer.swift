@@ -57,7 +57,9 @@ public enum Reducer {
         case .taskStopRequested:
             break  // acted on by the scheduler; the run's end record carries the outcome
         case .taskTriggered(let name):
-            update(name, in: &state) { $0.pendingTriggers += 1 }
+            // A disabled task queues nothing (journals from before `--run` refused it): enabling it later
+            // must not start a pile of runs at once.
+            update(name, in: &state) { if !$0.isDisabled { $0.pendingTriggers += 1 } }
         case .runStarted(let start):
             state.activeRuns[start.runID] = ActiveRun(start: start, startedAt: at)
             update(start.task, in: &state) { task in

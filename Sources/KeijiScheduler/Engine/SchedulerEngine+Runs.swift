@@ -41,6 +41,12 @@ extension SchedulerEngine {
             switch nextFiring(name) {
             case .done: return
             case .manual:
+                if state.tasks[name]?.definition.policy.overlap == .skip, hasRuns(name) {
+                    // A skip task never runs twice at once: a queued manual run waits for the current one.
+                    // (`--run` refuses while one runs; this covers a slot that started during the append.)
+                    do { try await Task.sleep(for: .milliseconds(200)) } catch { return }
+                    continue
+                }
                 // Wait for this run.started to be applied (it consumes the trigger) before looking again.
                 guard let lsn = await fire(name, slot: nil, fireAtMs: WallClock.nowMilliseconds(), trigger: .manual) else { return }
                 await waitUntilApplied(lsn)

@@ -139,22 +139,3 @@ final class RunHandle: Sendable {
         }
     }
 }
-
-/// Reads a task's `.env`: `KEY=VALUE` lines, `#` comments, optional single or double quotes, `export` prefix.
-enum DotEnv {
-    static func load(_ path: String) throws -> [String: String] {
-        guard let data = FileManager.default.contents(atPath: path) else { return [:] }
-        var values: [String: String] = [:]
-        for raw in String(decoding: data, as: UTF8.self).split(separator: "\n") {
-            var line = raw.trimmingCharacters(in: .whitespaces)
-            if line.isEmpty || line.hasPrefix("#") { continue }
-            if line.hasPrefix("export ") { line = String(line.dropFirst(7)) }
-            guard let equals = line.firstIndex(of: "=") else { continue }
-            let key = line[..<equals].trimmingCharacters(in: .whitespaces)
-            var value = line[line.index(after: equals)...].trimmingCharacters(in: .whitespaces)
-            if value.count >= 2, let q = value.first, q == "\"" || q == "'", value.last == q { value = String(value.dropFirst().dropLast()) }
-            if !key.isEmpty { values[key] = value }
-        }
-        return values
-    }
-}

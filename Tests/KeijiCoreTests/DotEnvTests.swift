@@ -1,0 +1,71 @@
+import Foundation
+import Testing
+@testable import KeijiCore
+
+/// The `.env` codec: what `keiji task --create` writes, the scheduler reads back exactly, and so does a shell.
+struct DotEnvTests {
+    static let awkward = [
+        "it's fine", "say \"hi\"", "back\\slash", "a\\nb literally", "$HOME and ${PATH} and $(id) and `id`",
+        "two\nlines", "trailing newline\n", "\r\ncrlf", "  padded  ", "# not a comment", "x=y", "'\"'\"'",
+        "unicode: é e\u{301} 日本語 🎌", "\"", "'", "\\", "", "tab\there", "ends with backslash\\",
+    ]
+
+    @Test(arguments: awkward)
+    func everyValueRoundTrips(_ value: String) throws {
+        let text = try DotEnv.encode([("TASK_NAME", "t"), ("TASK_DESCRIPTION", value), ("AFTER", "still here")])
+        let decoded = DotEnv.decode(text)
+        #expect(decoded["TASK_DESCRIPTION"] == value, "\(text)")
+        #expect(decoded["TASK_NAME"] == "t" && decoded["AFTER"] == "still here", "the value does not swallow its neighbours")
+    }
+
+    /// The file is shell syntax: `. ./.env` in /bin/sh gives exactly the value keiji reads (nothing expanded).
+    @Test func aShellReadsTheSameValues() throws {
+        let home = TemporaryHome()
+        defer { home.remove() }
+        for (index, value) in Self.awkward.enumerated() where !value.hasSuffix("\n") {  // $(…) strips trailing newlines
+            let path = home.path + "/\(index).env"
+            try DotEnv.encode([("V", value)]).write(toFile: path, atomically: true, encoding: .utf8)
+            let process = Process()
+            process.executableURL = URL(fileURLWithPath: "/bin/sh")
+            process.arguments = ["-c", ". \"$1\" && printf %s \"$V\"", "sh", path]
+            let out = Pipe()
+            process.standardOutput = out
+            try process.run()
+            let printed = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+            process.waitUntilExit()
+            #expect(printed == value, "\(value.debugDescription) via sh")
+        }
+    }
+
+    @Test func handWrittenFilesAndOlderKeijiFilesRead() {
+        let text = """
+            # a comment
+            export PLAIN=value # trailing comment
+            OLD='it'\\''s fine'
+            SINGLE='no \\escapes $here'
+            DOUBLE="tab\\t stays \\$HOME"
+            SPACED = spaced
+            CRLF=value\r
+            not an assignment
+            EMPTY=
+            LATER=one
+            LATER=two
+            """
+        let values = DotEnv.decode(text)
+        #expect(values["PLAIN"] == "value")
+        #expect(values["OLD"] == "it's fine", "what keiji wrote before reads as what was meant")
+        #expect(values["SINGLE"] == "no \\escapes $here")
+        #expect(values["DOUBLE"] == "tab\\t stays $HOME")
+        #expect(values["SPACED"] == "spaced")
+        #expect(values["CRLF"] == "value")
+        #expect(values["EMPTY"] == "")
+        #expect(values["LATER"] == "two")
+        #expect(values.count == 8)
+    }
+
+    @Test func badKeysAreRefused() {
+        #expect(throws: KeijiError.self) { try DotEnv.encode([("1BAD", "x")]) }
+        #expect(throws: KeijiError.self) { try DotEnv.encode([("A B", "x")]) }
+        #expect(throws: KeijiError.self) { try DotEnv.encode([("OK", "nul\0")]) }
+    }
+}
