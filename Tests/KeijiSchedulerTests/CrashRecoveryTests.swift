@@ -142,7 +142,7 @@ struct CrashRecoveryTests {
     func checkExecutions(_ harness: SchedulerHarness, probe: String) throws {
         let entries = try harness.entries()
         let starts = Dictionary(uniqueKeysWithValues: entries.startedRuns.map { ($0.runID, $0) })
-        let interrupted = Set(entries.compactMap { if case .runInterrupted(let id, _) = $0.event { id } else { nil } })
+        let interrupted = Set(entries.compactMap { if case .runInterrupted(let id, _, _) = $0.event { id } else { nil } })
         let retried = Set(entries.finishedRuns.filter { !$0.final }.map(\.runID))
         func key(_ start: RunStart) -> String { "\(start.task.rawValue) \(start.slot.map(ISO8601.string(fromSeconds:)) ?? "")" }
         var intended: [String: Int] = [:]

@@ -95,7 +95,7 @@ struct PoisonRecordTests {
         #expect(reply == .failure("r1", .rejected, "--every must be between 1 s and 365 days (got 3000000000000000h)"))
         var slow = try harness.commandTask("slow", "true")
         slow.policy.timeoutSeconds = .infinity
-        let refused = await engine.handle(try BusRequest(id: "r2", token: nil, event: .taskSaved(slow, taskID: "u2")))
+        let refused = await engine.handle(try BusRequest(id: "r2", event: .taskSaved(slow, taskID: "u2")))
         #expect(refused == .failure("r2", .rejected, "--timeout must be between 1 ms and 7 days (604800 s) (got inf)"))
         #expect(await engine.state.tasks.isEmpty, "nothing was journaled")
         await engine.stop()
