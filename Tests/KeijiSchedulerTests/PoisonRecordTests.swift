@@ -100,4 +100,22 @@ struct PoisonRecordTests {
         #expect(await engine.state.tasks.isEmpty, "nothing was journaled")
         await engine.stop()
     }
+
+    /// The conversions a definition's values go through, fed values beyond every range: no trap.
+    @Test func outOfRangeValuesReachingTheProcessLayerDoNotTrap() async throws {
+        let harness = try SchedulerHarness()
+        defer { harness.remove() }
+        var definition = try harness.commandTask("far", "true")
+        definition.policy.timeoutSeconds = 1e16
+        definition.policy.graceSeconds = .nan
+        let fd = open("/dev/null", O_WRONLY)
+        defer { close(fd) }
+        let result = await RunExecutor(definition: definition, runID: "far-1", slot: nil, logDescriptor: fd, baseEnvironment: [:]).run(handle: RunHandle())
+        #expect(result.outcome == .succeeded)
+
+        let sleeper = Task { try await WallClock.sleep(untilMilliseconds: .max) }
+        try await Task.sleep(for: .milliseconds(100))
+        sleeper.cancel()
+        await #expect(throws: CancellationError.self) { try await sleeper.value }
+    }
 }

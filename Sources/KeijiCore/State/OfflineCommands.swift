@@ -24,7 +24,7 @@ public enum OfflineCommands {
             var present = loaded.state
             present.activeRuns = [:]
             try CommandValidator.validate(event, against: present)
-            let entry = JournalEntry(at: Int64(Date().timeIntervalSince1970 * 1000), event)
+            let entry = JournalEntry(at: TimeArithmetic.milliseconds(fromSeconds: Date().timeIntervalSince1970), event)
             let lsn = try await journal.append(try entry.encoded())
             Reducer.apply(entry, lsn: lsn, to: &loaded.state)
             loaded.touched.append((lsn, entry.taskName, true))
