@@ -108,4 +108,18 @@ struct PointInTimeSettlesTests {
         #expect(cutInfo.repairs.contains { $0.kind == .recordsSalvaged })
         #expect(lsns == Array((checkpointLSN + 1)...90), "every record after the checkpoint survived, then the 10 appended")
     }
+
+    /// A segment whose header is unreadable is cut whole; the new segment must chain to the one before it.
+    @Test func aCutOfAWholeMiddleSegmentSettles() async throws {
+        let fs = SimulatedFileSystem()
+        let checkpointLSN = try await compactedJournal(fs)
+        let segments = try JournalDirectory(path: "/j", io: fs).segments()
+        let victim = segments[3]
+        var bytes = try #require(fs.contents(of: "/j/" + victim.fileName))
+        bytes[8] ^= 0xFF
+        fs.setContents(bytes, of: "/j/" + victim.fileName)
+        let (lsns, checkpoint, _) = try await cutAppendAndReopen(fs)
+        #expect(checkpoint == checkpointLSN)
+        #expect(lsns == Array((checkpointLSN + 1)..<(victim.baseLSN + 10)))
+    }
 }
