@@ -48,9 +48,9 @@ struct PointInTimeSettlesTests {
 
     /// Cut with `pointInTime`, append 10 records, close; then two strict opens must succeed without repairs.
     /// Returns the LSNs the final strict open reads after the checkpoint, and the checkpoint it uses.
-    func cutAppendAndReopen(_ fs: SimulatedFileSystem) async throws -> (lsns: [UInt64], checkpoint: UInt64?, cutInfo: RecoveryInfo) {
+    func cutAppendAndReopen(_ fs: SimulatedFileSystem, mode: JournalOptions.RecoveryMode = .pointInTime) async throws -> (lsns: [UInt64], checkpoint: UInt64?, cutInfo: RecoveryInfo) {
         #expect { try Journal.open(directory: "/j", options: options(fs, .strict)) } throws: { isCorruption($0) }
-        let cut = try Journal.open(directory: "/j", options: options(fs, .pointInTime))
+        let cut = try Journal.open(directory: "/j", options: options(fs, mode))
         #expect(cut.recovery.repairs.contains { $0.kind == .corruptionTruncated }, "\(cut.recovery.repairs)")
         let afterCut = cut.lastLSN
         try await appendPayloads(cut, through: afterCut + 10)
@@ -96,5 +96,30 @@ struct PointInTimeSettlesTests {
         #expect(checkpoint == checkpointLSN, "the only record of the state before the first segment is kept")
         #expect(!cutInfo.repairs.contains { $0.kind == .checkpointQuarantined })
         #expect(lsns == Array((checkpointLSN + 1)...(checkpointLSN + 10)))
+    }
+
+    /// `salvage` re-appends the intact records after the damage first; the checkpoint is kept all the same.
+    @Test func aSalvageBeforeTheCheckpointInACompactedJournalSettles() async throws {
+        let fs = SimulatedFileSystem()
+        let checkpointLSN = try await compactedJournal(fs)
+        _ = try damageFrame(holding: checkpointLSN - 1, fs)
+        let (lsns, checkpoint, cutInfo) = try await cutAppendAndReopen(fs, mode: .salvage)
+        #expect(checkpoint == checkpointLSN)
+        #expect(cutInfo.repairs.contains { $0.kind == .recordsSalvaged })
+        #expect(lsns == Array((checkpointLSN + 1)...90), "every record after the checkpoint survived, then the 10 appended")
+    }
+
+    /// A segment whose header is unreadable is cut whole; the new segment must chain to the one before it.
+    @Test func aCutOfAWholeMiddleSegmentSettles() async throws {
+        let fs = SimulatedFileSystem()
+        let checkpointLSN = try await compactedJournal(fs)
+        let segments = try JournalDirectory(path: "/j", io: fs).segments()
+        let victim = segments[3]
+        var bytes = try #require(fs.contents(of: "/j/" + victim.fileName))
+        bytes[8] ^= 0xFF
+        fs.setContents(bytes, of: "/j/" + victim.fileName)
+        let (lsns, checkpoint, _) = try await cutAppendAndReopen(fs)
+        #expect(checkpoint == checkpointLSN)
+        #expect(lsns == Array((checkpointLSN + 1)..<(victim.baseLSN + 10)))
     }
 }
