@@ -17,6 +17,7 @@ public enum StateLoader {
         var state = SchedulerState()
         if let checkpoint = journal.latestCheckpoint {
             state = try snapshotDecoder.decode(SchedulerState.self, from: Data(checkpoint.snapshot))
+            state.numberUnnumberedTasks()
         }
         var replayed = 0
         var touched: [(lsn: UInt64, task: TaskName?, isCommand: Bool)] = []
