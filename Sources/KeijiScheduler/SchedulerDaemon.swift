@@ -46,14 +46,6 @@ public enum SchedulerDaemon {
                                         Task { await engine.note("bus: \(line)") }
                                     })
         let linkTask = Task { await link.run() }
-        await withTaskGroup(of: Void.self) { group in
-            group.addTask { for await _ in linkAttempts { return } }
-            group.addTask { try? await Task.sleep(for: busLinkWait) }
-            await group.next()
-            group.cancelAll()
-        }
-        linkAttempted.finish()
-        readiness.report(.ready)
 
         let stop = AsyncStream<Int32> { continuation in
             for signal in [SIGTERM, SIGINT] {
@@ -64,6 +56,16 @@ public enum SchedulerDaemon {
                 SignalSources.keep(source)
             }
         }
+        // After the signal handlers, so a SIGTERM while readiness waits is still a graceful stop.
+        await withTaskGroup(of: Void.self) { group in
+            group.addTask { for await _ in linkAttempts { return } }
+            group.addTask { try? await Task.sleep(for: busLinkWait) }
+            await group.next()
+            group.cancelAll()
+        }
+        linkAttempted.finish()
+        readiness.report(.ready)
+
         let watchdog = Task {
             while !Task.isCancelled {
                 try? await Task.sleep(for: .seconds(1))
