@@ -84,6 +84,32 @@ struct SystemCommandTests {
         #expect(try s.keiji("system", "--status").stdout.contains("scheduler          OFFLINE"))
     }
 
+    /// A listening socket on 127.0.0.1:`port`, closed by the caller.
+    func occupy(port: UInt16) throws -> Int32 {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = port.bigEndian
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        let bound = withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
+        try #require(fd >= 0 && bound == 0 && listen(fd, 1) == 0, "port \(port) is free for the test")
+        return fd
+    }
+
+    @Test func aBusThatCannotListenSaysWhyAndNothingIsLeftRunning() throws {
+        let s = try Session()
+        defer { s.cleanUp() }
+        #expect(try s.keiji("init").status == 0)
+        let port = try #require(UInt16(s.environment["KEIJI_BUS_PUSH_PORT"] ?? ""))
+        let taken = try occupy(port: port)
+        defer { close(taken) }
+        let r = try s.keiji("system", "--start")
+        #expect(r.status != 0 && !r.stdout.contains("started"), "\(r.stdout)")
+        #expect(r.stderr.hasPrefix("error: keiji-bus refused to start: ") && r.stderr.contains("\(port)") && r.stderr.split(separator: "\n").count == 1,
+                "\(r.stderr)")
+        #expect(try pid(of: "bus", in: s) == nil && pid(of: "scheduler", in: s) == nil, "the scheduler is not started after the bus refused")
+    }
+
     @Test func stopAndStatusWorkWhateverTheSettingsSay() async throws {
         let s = try Session()
         defer { s.cleanUp() }
