@@ -45,15 +45,14 @@ struct ReadinessWait {
             line += chunk[..<count]
             if let end = line.firstIndex(of: UInt8(ascii: "\n")) {
                 let text = String(decoding: line[..<end], as: UTF8.self)
-                return ServiceReadiness.Report(line: Substring(text)).map { $0 == .ready ? .ready : .refused(Self.reason(of: $0)) } ?? .refused(text)
+                switch ServiceReadiness.Report(line: Substring(text)) {
+                case .ready: return .ready
+                case .refused(let reason): return .refused(reason)
+                case nil: return .refused(text)  // neither: whatever it said is the best reason there is
+                }
             }
             if line.count > 64 * 1024 { return .refused(String(decoding: line.prefix(200), as: UTF8.self)) }
         }
-    }
-
-    private static func reason(of report: ServiceReadiness.Report) -> String {
-        if case .refused(let reason) = report { return reason }
-        return ""
     }
 
     /// Reaps `pid` if it exits within `timeout`; says how it ended ("exited with status 1", "was killed by

@@ -62,6 +62,34 @@ struct SystemCommandTests {
         #expect(try s.keiji("system", "--stop").status == 0)
     }
 
+    /// A scheduler that dies while recovering (killed here; a crash is the same) is reported with how it
+    /// died, not as "started" and not as "exited at once (status 0)".
+    @Test func aSchedulerThatDiesWhileStartingIsReportedWithHowItDied() async throws {
+        let s = try Session()
+        defer { s.cleanUp() }
+        #expect(try s.keiji("init").status == 0)
+        #expect(try s.keiji("task", "--create", "--name=ping", "--desc=x", "--command", "true", "--every", "1h").status == 0)
+        try await growJournal(s, by: 150_000)
+
+        let start = Process()
+        start.executableURL = URL(fileURLWithPath: s.binaries + "/keiji")
+        start.arguments = ["system", "--start"]
+        start.environment = s.environment
+        let err = Pipe()
+        start.standardError = err
+        start.standardOutput = FileHandle.nullDevice
+        start.standardInput = FileHandle.nullDevice
+        try start.run()
+        var scheduler: pid_t?
+        #expect(await eventually(.seconds(30)) { scheduler = try pid(of: "scheduler", in: s); return scheduler != nil })
+        kill(try #require(scheduler), SIGKILL)
+        let stderr = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        start.waitUntilExit()
+        #expect(start.terminationStatus != 0)
+        #expect(stderr.hasPrefix("error: keiji-scheduler was killed by signal 9 while starting") && stderr.split(separator: "\n").count == 1, "\(stderr)")
+        #expect(try pid(of: "scheduler", in: s) == nil)
+    }
+
     @Test func aStrictStartOnADamagedJournalExitsNonZeroWithTheReason() throws {
         let s = try Session()
         defer { s.cleanUp() }
