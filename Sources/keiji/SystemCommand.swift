@@ -69,7 +69,7 @@ struct SystemCommand: AsyncParsableCommand {
     private func runUninstall(workspace: Workspace, control: ServiceControl) throws {
         let folders = [(workspace.systemRoot, "the journal, logs and built tasks"), (workspace.root, "your task sources and settings")]
         let running = ServiceControl.Service.allCases.filter { control.runningPID($0) != nil }
-        guard running.count > 0 || folders.contains(where: { FileSystem.exists($0.0) }) else {
+        guard !running.isEmpty || folders.contains(where: { FileSystem.exists($0.0) }) else {
             for (folder, _) in folders { Console.say("\(folder): nothing to remove") }
             return
         }
