@@ -56,7 +56,7 @@ let package = Package(
         .testTarget(name: "KeijiCoreTests", dependencies: ["KeijiCore"]),
         .testTarget(name: "KeijiSchedulerTests", dependencies: ["KeijiScheduler", "keiji-scheduler", "keiji-run-guard"]),
         .testTarget(name: "KeijiBusTests", dependencies: ["KeijiBus", "keiji-bus"]),
-        .testTarget(name: "KeijiEndToEndTests", dependencies: ["keiji", "keiji-bus", "keiji-scheduler", "keiji-run-guard"]),
+        .testTarget(name: "KeijiEndToEndTests", dependencies: ["keiji", "keiji-bus", "keiji-scheduler", "keiji-run-guard", "KeijiJournal"]),
         .testTarget(
             name: "KeijiJournalTests",
             dependencies: ["KeijiJournal", "CSQLite", "keiji-journal-writer"]

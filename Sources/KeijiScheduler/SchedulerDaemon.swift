@@ -10,8 +10,17 @@ import KeijiJournal
 
 /// The `keiji-scheduler` process: loads settings, starts the engine, takes commands from `keiji-bus`
 /// (reconnecting whenever the bus restarts), and turns SIGTERM/SIGINT into a graceful stop.
+///
+/// It reports `ready` to `readiness` only once recovery has finished and the bus link's first attempt is
+/// over, so `keiji system --start` returns when a command would reach it; a start that fails reports
+/// `refused` with the reason (journal damage in strict mode, a record it cannot read, bad settings).
 public enum SchedulerDaemon {
-    public static func run(recoveryMode: JournalOptions.RecoveryMode = .strict) async -> Int32 {
+    /// How long readiness waits for the bus link's first attempt: a bus that is not running refuses at once,
+    /// so this only bounds a bus that is wedged.
+    static let busLinkWait: Duration = .seconds(5)
+
+    public static func run(recoveryMode: JournalOptions.RecoveryMode = .strict,
+                           readiness: ServiceReadiness.Notifier = ServiceReadiness.Notifier(fd: nil)) async -> Int32 {
         let engine: SchedulerEngine
         let token: String
         let endpoints: BusEndpoints
@@ -28,10 +37,16 @@ public enum SchedulerDaemon {
             fflush(nil)
         } catch {
             FileHandle.standardError.write(Data("keiji-scheduler: cannot start: \(error)\n".utf8))
+            readiness.report(.refused("\(error)"))
             return 1
         }
+        // The link logs the outcome of every connection attempt; the first line means the first attempt is over.
+        let (linkAttempts, linkAttempted) = AsyncStream<Void>.makeStream(bufferingPolicy: .bufferingNewest(1))
         let link = SchedulerBusLink(endpoint: endpoints.pull, token: token, handler: { request in await engine.handle(request) },
-                                    log: { line in Task { await engine.note("bus: \(line)") } })
+                                    log: { line in
+                                        linkAttempted.yield()
+                                        Task { await engine.note("bus: \(line)") }
+                                    })
         let linkTask = Task { await link.run() }
 
         let stop = AsyncStream<Int32> { continuation in
@@ -43,6 +58,16 @@ public enum SchedulerDaemon {
                 SignalSources.keep(source)
             }
         }
+        // After the signal handlers, so a SIGTERM while readiness waits is still a graceful stop.
+        await withTaskGroup(of: Void.self) { group in
+            group.addTask { for await _ in linkAttempts { return } }
+            group.addTask { try? await Task.sleep(for: busLinkWait) }
+            await group.next()
+            group.cancelAll()
+        }
+        linkAttempted.finish()
+        readiness.report(.ready)
+
         let watchdog = Task {
             while !Task.isCancelled {
                 try? await Task.sleep(for: .seconds(1))

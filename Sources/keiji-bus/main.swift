@@ -10,12 +10,25 @@ import KeijiCore
 // keiji-bus: relays commands from the CLI (push endpoint) to the scheduler (pull endpoint): Unix sockets in
 // ~/.keiji by default, or 127.0.0.1 ports with BUS_TRANSPORT=tcp in ~/keiji/settings.conf.
 // Exits 0 on SIGTERM/SIGINT, 1 with a one-line reason if it cannot start.
+// With `--ready-fd N` (as `keiji system --start` runs it) it reports `ready` on N once listening, or
+// `refused <reason>`.
 
 /// Keeps the signal sources alive for the life of the process (a released source stops delivering).
 nonisolated(unsafe) var signalSources: [any DispatchSourceSignal] = []
 
+/// Who waits for the bus to listen (`--ready-fd`); a no-op when started by hand.
+let readiness: ServiceReadiness.Notifier = {
+    switch ServiceReadiness.descriptor(in: Array(CommandLine.arguments.dropFirst())) {
+    case .success(let fd): return ServiceReadiness.Notifier(fd: fd)
+    case .failure(let error):
+        FileHandle.standardError.write(Data("keiji-bus: cannot start: \(error.message)\n".utf8))
+        exit(64)
+    }
+}()
+
 func fail(_ message: String) -> Never {
     FileHandle.standardError.write(Data("keiji-bus: cannot start: \(message)\n".utf8))
+    readiness.report(.refused(message))
     exit(1)
 }
 
@@ -80,5 +93,6 @@ let listening = "keiji-bus listening on \(server.boundPush) (push) and \(server.
 log("\(listening) (pid \(getpid()))")
 print(listening)
 fflush(nil)
+readiness.report(.ready)
 
 dispatchMain()

@@ -2,6 +2,7 @@
 // gracefully (runs get a grace period, every outcome is journaled, a checkpoint is written).
 //
 //   keiji-scheduler            uses $HOME's workspace (~/keiji, ~/.keiji)
+//   --ready-fd N               `keiji system --start` waits on N for `ready` or `refused <reason>`
 //
 // Exit status: 0 after a graceful stop, 1 if it cannot start (the reason is printed on stderr, which
 // `keiji system --start` appends to the scheduler's log),
@@ -27,14 +28,24 @@ if arguments.contains("--help") || arguments.contains("-h") {
         """)
     exit(0)
 }
+func usageError(_ message: String, readiness: ServiceReadiness.Notifier?) -> Never {
+    FileHandle.standardError.write(Data("keiji-scheduler: \(message)\n".utf8))
+    readiness?.report(.refused(message))
+    exit(64)
+}
+
+let readiness: ServiceReadiness.Notifier
+switch ServiceReadiness.descriptor(in: arguments) {
+case .success(let fd): readiness = ServiceReadiness.Notifier(fd: fd)
+case .failure(let error): usageError(error.message, readiness: nil)
+}
 var recoveryMode = JournalOptions.RecoveryMode.strict
 if let index = arguments.firstIndex(of: "--recovery-mode") {
     guard index + 1 < arguments.count, let mode = JournalOptions.RecoveryMode(rawValue: arguments[index + 1]) else {
-        FileHandle.standardError.write(Data("keiji-scheduler: --recovery-mode takes strict, pointInTime or salvage\n".utf8))
-        exit(64)
+        usageError("--recovery-mode takes strict, pointInTime or salvage", readiness: readiness)
     }
     recoveryMode = mode
 }
 
-let exitCode = await SchedulerDaemon.run(recoveryMode: recoveryMode)
+let exitCode = await SchedulerDaemon.run(recoveryMode: recoveryMode, readiness: readiness)
 exit(exitCode)

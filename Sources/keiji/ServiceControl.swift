@@ -45,13 +45,29 @@ struct ServiceControl {
     }
 
     /// Starts the service detached (own session, stdin /dev/null, output appended to its log, signals
-    /// at defaults) unless it is already running. Returns its pid and whether it was started now.
-    func start(_ service: Service, arguments: [String] = []) throws -> (pid: pid_t, started: Bool) {
+    /// at defaults) unless it is already running, then waits until it reports that it accepts work
+    /// (``ReadinessWait``). Returns its pid and whether it was started now; throws the service's own reason
+    /// when it refused or died while starting.
+    func start(_ service: Service, arguments: [String] = [], wait: ReadinessWait = ReadinessWait()) throws -> (pid: pid_t, started: Bool) {
         if let pid = runningPID(service) { return (pid, false) }
         try workspace.createSystemDirectories()
         let path = try binaryPath(service)
         let log = workspace.serviceLogFile(service.rawValue)
         try FileSystem.createDirectory(workspace.serviceLogDirectory(service.rawValue))
+
+        // The readiness socket: the daemon gets its end as descriptor 3 (`--ready-fd 3`); ours reads the report.
+        var ends: [Int32] = [-1, -1]
+        guard socketpair(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0, &ends) == 0 else {
+            throw CLIError("cannot start \(service.binary): socketpair: \(String(cString: strerror(errno)))")
+        }
+        let ours = ends[0]
+        defer { close(ours) }
+        // Moved above 3, so the dup2 to 3 below always makes a new descriptor (and clears close-on-exec).
+        let theirs = fcntl(ends[1], F_DUPFD_CLOEXEC, 10)
+        close(ends[1])
+        guard theirs >= 0 else { throw CLIError("cannot start \(service.binary): \(String(cString: strerror(errno)))") }
+        var theirsOpen = true
+        defer { if theirsOpen { close(theirs) } }
 
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
@@ -59,8 +75,9 @@ struct ServiceControl {
         posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
         posix_spawn_file_actions_addopen(&actions, 1, log, O_WRONLY | O_APPEND | O_CREAT, 0o600)
         posix_spawn_file_actions_adddup2(&actions, 1, 2)
+        posix_spawn_file_actions_adddup2(&actions, theirs, 3)
         // Nothing else the CLI has open (a caller's pipes, say) may stay open for the daemon's lifetime.
-        _ = keiji_spawn_file_actions_closefrom(&actions, 3)
+        _ = keiji_spawn_file_actions_closefrom(&actions, 4)
         var attributes = posix_spawnattr_t()
         posix_spawnattr_init(&attributes)
         defer { posix_spawnattr_destroy(&attributes) }
@@ -72,26 +89,36 @@ struct ServiceControl {
         posix_spawnattr_setsigdefault(&attributes, &all)
         let setsid: Int32 = 0x80  // POSIX_SPAWN_SETSID (glibc)
         posix_spawnattr_setflags(&attributes, Int16(setsid | Int32(POSIX_SPAWN_SETSIGMASK) | Int32(POSIX_SPAWN_SETSIGDEF)))
-        let argv: [UnsafeMutablePointer<CChar>?] = ([path] + arguments).map { strdup($0) } + [nil]
+        let argv: [UnsafeMutablePointer<CChar>?] = ([path] + arguments + [ServiceReadiness.argument, "3"]).map { strdup($0) } + [nil]
         defer { argv.forEach { free($0) } }
         var pid: pid_t = 0
         let code = posix_spawn(&pid, path, &actions, &attributes, argv, environ)
         guard code == 0 else { throw CLIError("cannot start \(service.binary): \(String(cString: strerror(code)))") }
+        // Only the daemon holds its end now, so its exit is our end of file.
+        close(theirs)
+        theirsOpen = false
         let started = Self.startTime(of: pid) ?? 0
         try FileSystem.writeAtomically(Data("\(pid) \(started)\n".utf8), to: workspace.pidFile(service.rawValue))
-        // Reap it if it dies while we wait, so a failed start shows as dead, not as a zombie.
-        let deadline = Date().addingTimeInterval(service == .scheduler ? 1.0 : 0.4)
-        while Date() < deadline {
-            var status: Int32 = 0
-            if waitpid(pid, &status, WNOHANG) == pid {
-                try? FileSystem.remove(workspace.pidFile(service.rawValue))
-                let tail = (try? LogFile(directory: workspace.serviceLogDirectory(service.rawValue), baseName: service.rawValue,
-                                          rotate: false, maxSize: 1).lastLines(3)) ?? []
-                throw CLIError("\(service.binary) exited at once (status \(status >> 8)): \(tail.last ?? "see \(log)")")
-            }
-            usleep(50_000)
+
+        let outcome = wait.wait(on: ours) { waited in
+            Console.progress("\(service.rawValue): still starting (pid \(pid)) after \(waited.components.seconds) s" + (service == .scheduler ? ": recovering the journal" : ""))
         }
-        return (pid, true)
+        switch outcome {
+        case .ready:
+            return (pid, true)
+        case .refused(let reason):
+            _ = ReadinessWait.reap(pid)
+            try? FileSystem.remove(workspace.pidFile(service.rawValue))
+            throw CLIError("\(service.binary) refused to start: \(reason)")
+        case .died:
+            let ending = ReadinessWait.reap(pid) ?? "closed its readiness socket"
+            try? FileSystem.remove(workspace.pidFile(service.rawValue))
+            let words = ReadinessWait.lastWords(in: LogFile(directory: workspace.serviceLogDirectory(service.rawValue), baseName: service.rawValue,
+                                                            rotate: false, maxSize: 1))
+            throw CLIError("\(service.binary) \(ending) while starting" + (words.map { ": \($0)" } ?? "") + " (see \(log))")
+        case .timedOut:
+            throw CLIError("\(service.binary) (pid \(pid)) has not reported ready after \(wait.deadline.components.seconds) s; it keeps starting in the background (see keiji system --status and \(log))")
+        }
     }
 
     /// SIGTERM, then up to `timeout` for it to go (SIGKILL after that). Returns whether it was running.

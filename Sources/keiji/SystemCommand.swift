@@ -16,11 +16,11 @@ struct SystemCommand: AsyncParsableCommand {
     @Flag(help: "Stop, then start (starts what was stopped).") var restart = false
     @Flag(help: "Show services, the last recovery report and tasks.") var status = false
     @Flag(help: "Print the last lines of a service log (needs --bus or --scheduler).") var logs = false
-    @Flag(help: "Stop everything and delete ~/.keiji; with --yes also ~/keiji (your task sources).") var uninstall = false
+    @Flag(help: "Stop the services and delete ~/.keiji (the journal) and ~/keiji (your task sources); asks about each, or --yes.") var uninstall = false
     @Flag(help: "Only the bus.") var bus = false
     @Flag(help: "Only the scheduler.") var scheduler = false
     @Flag(help: "With --status: print JSON.") var json = false
-    @Flag(help: "With --uninstall: delete ~/keiji too, without asking.") var yes = false
+    @Flag(help: "With --uninstall: delete both folders without asking (needed without a terminal).") var yes = false
     @Option(help: "With --logs: how many lines (1–100000).") var lines = 100
     @Option(help: "With --start: what the scheduler does if the journal's acknowledged data is damaged: strict (refuse, the default), pointInTime (keep what precedes the damage) or salvage (also keep intact records after it).")
     var recoveryMode: String?
@@ -35,19 +35,10 @@ struct SystemCommand: AsyncParsableCommand {
             let control = ServiceControl(workspace: workspace)
             var services = ServiceControl.Service.allCases
             if bus != scheduler { services = bus ? [.bus] : [.scheduler] }
+            // Only starting needs valid settings: stop, status, logs and uninstall need the paths alone, so a
+            // bad settings.conf never keeps running services from being stopped.
             if uninstall { return try runUninstall(workspace: workspace, control: control) }
-            let (_, settings) = try loadWorkspace()
-            if start || restart {
-                if restart { for service in services.reversed() { _ = control.stop(service) } }
-                if let recoveryMode, !["strict", "pointInTime", "salvage"].contains(recoveryMode) {
-                    throw CLIError("--recovery-mode takes strict, pointInTime or salvage")
-                }
-                for service in services {
-                    let extra = service == .scheduler ? (recoveryMode.map { ["--recovery-mode", $0] } ?? []) : []
-                    let (pid, fresh) = try control.start(service, arguments: extra)
-                    Console.say(fresh ? "\(service.rawValue): started (pid \(pid))" : "\(service.rawValue): already running (pid \(pid))")
-                }
-            } else if stop {
+            if stop {
                 for service in services.reversed() {
                     Console.say(control.stop(service) ? "\(service.rawValue): stopped" : "\(service.rawValue): was not running")
                 }
@@ -55,42 +46,76 @@ struct SystemCommand: AsyncParsableCommand {
                 guard !(bus && scheduler) else { throw CLIError("--bus and --scheduler are exclusive with --logs: name one service") }
                 guard bus || scheduler else { throw CLIError("--logs needs --bus or --scheduler") }
                 try LineCount.check(lines)
-                let log = LogFile(service: services[0].rawValue, workspace: workspace, settings: settings)
+                let log = LogFile(directory: workspace.serviceLogDirectory(services[0].rawValue), baseName: services[0].rawValue, rotate: false, maxSize: 1)
                 for line in try log.lastLines(lines) { Console.say(line) }
-            } else {
+            } else if status {
                 try printStatus(workspace: workspace, control: control)
+            } else {
+                // Checked before a restart stops anything: bad settings must not leave the services down.
+                _ = try loadWorkspace()
+                if let recoveryMode, !["strict", "pointInTime", "salvage"].contains(recoveryMode) {
+                    throw CLIError("--recovery-mode takes strict, pointInTime or salvage")
+                }
+                if restart { for service in services.reversed() { _ = control.stop(service) } }
+                for service in services {
+                    let extra = service == .scheduler ? (recoveryMode.map { ["--recovery-mode", $0] } ?? []) : []
+                    let (pid, fresh) = try control.start(service, arguments: extra)
+                    Console.say(fresh ? "\(service.rawValue): started (pid \(pid))" : "\(service.rawValue): already running (pid \(pid))")
+                }
             }
         }
     }
 
+    /// Asks about both folders (or takes `--yes`) before anything is stopped or deleted; without a terminal
+    /// and without `--yes` it refuses having touched nothing. Services are stopped before their files go.
     private func runUninstall(workspace: Workspace, control: ServiceControl) throws {
+        let folders = [(workspace.systemRoot, "the journal, logs and built tasks"), (workspace.root, "your task sources and settings")]
+        let running = ServiceControl.Service.allCases.filter { control.runningPID($0) != nil }
+        guard !running.isEmpty || folders.contains(where: { FileSystem.exists($0.0) }) else {
+            for (folder, _) in folders { Console.say("\(folder): nothing to remove") }
+            return
+        }
+        var chosen: [String] = []
+        if yes {
+            chosen = folders.map(\.0)
+        } else {
+            guard isatty(STDIN_FILENO) != 0 else {
+                throw CLIError("--uninstall deletes \(workspace.systemRoot) and \(workspace.root) and cannot ask here: pass --yes to confirm (nothing was deleted)")
+            }
+            for (folder, what) in folders where FileSystem.exists(folder) {
+                print("delete \(folder) (\(what))? [y/N] ", terminator: "")
+                fflush(nil)
+                if readLine()?.lowercased().hasPrefix("y") == true { chosen.append(folder) }
+            }
+            guard !chosen.isEmpty else {
+                Console.say("nothing deleted")
+                return
+            }
+        }
         for service in ServiceControl.Service.allCases.reversed() where control.stop(service) {
             Console.say("\(service.rawValue): stopped")
         }
-        var deleteSources = yes
-        if !yes, FileSystem.exists(workspace.root) {
-            guard isatty(STDIN_FILENO) != 0 else {
-                try FileSystem.remove(workspace.systemRoot)
-                Console.say("deleted \(workspace.systemRoot)")
-                throw CLIError("kept your task sources in \(workspace.root): pass --yes to delete them too")
-            }
-            print("delete your task sources in \(workspace.root) too? [y/N] ", terminator: "")
-            fflush(nil)
-            deleteSources = readLine()?.lowercased().hasPrefix("y") == true
+        if let alive = ServiceControl.Service.allCases.first(where: { control.runningPID($0) != nil }) {
+            throw CLIError("\(alive.binary) is still running; nothing was deleted")
         }
-        try FileSystem.remove(workspace.systemRoot)
-        Console.say("deleted \(workspace.systemRoot)")
-        if deleteSources {
-            try FileSystem.remove(workspace.root)
-            Console.say("deleted \(workspace.root)")
-        } else if FileSystem.exists(workspace.root) {
-            Console.say("kept \(workspace.root)")
+        for (folder, _) in folders {
+            if !FileSystem.exists(folder) {
+                Console.say("\(folder): nothing to remove")
+            } else if chosen.contains(folder) {
+                try FileSystem.remove(folder)
+                Console.say("deleted \(folder)")
+            } else {
+                Console.say("kept \(folder)")
+            }
         }
     }
 
     private func printStatus(workspace: Workspace, control: ServiceControl) throws {
         let report = try? JSONDecoder().decode(RecoveryReport.self, from: Data(contentsOf: URL(fileURLWithPath: workspace.recoveryReportFile)))
         let services = ServiceControl.Service.allCases.map { ($0.rawValue, control.runningPID($0)) }
+        // Status works whatever the settings say; it only warns about what would stop the next start.
+        var settingsProblem: String?
+        do { _ = try loadWorkspace() } catch { settingsProblem = "\(error)" }
         var tasks: [[String?]] = []
         if FileSystem.exists(workspace.databaseFile) {
             let db = try SQLiteDatabase(path: workspace.databaseFile, readOnly: true)
@@ -103,12 +128,14 @@ struct SystemCommand: AsyncParsableCommand {
         if json {
             var object: [String: Any] = ["services": Dictionary(uniqueKeysWithValues: services.map { ($0.0, ["status": $0.1 == nil ? "OFFLINE" : "ONLINE", "pid": $0.1.map(Int.init) as Any]) })]
             if let report, let data = try? JSONEncoder().encode(report) { object["recovery"] = try JSONSerialization.jsonObject(with: data) }
+            if let settingsProblem { object["warning"] = settingsProblem }
             object["tasks"] = tasks.map { ["name": $0[0] ?? "", "disabled": $0[1] == "1", "error": $0[2] == "1", "running": $0[3] == "1",
                                            "next": $0[4] ?? NSNull(), "last": $0[5] ?? NSNull()] as [String: Any] }
             Console.say(String(decoding: try JSONSerialization.data(withJSONObject: object, options: [.prettyPrinted, .sortedKeys]), as: UTF8.self))
             return
         }
         func pad(_ s: String) -> String { s + String(repeating: " ", count: max(0, 18 - s.count)) }
+        if let settingsProblem { Console.say("warning: \(settingsProblem) (keiji system --start refuses until it is fixed)") }
         Console.say("======== SERVICES ========")
         Console.say(pad("NAME") + " " + pad("STATUS"))
         for (name, pid) in services { Console.say(pad(name) + " " + pad(pid == nil ? "OFFLINE" : "ONLINE") + (pid.map { " pid \($0)" } ?? "")) }

@@ -5,7 +5,7 @@ import Testing
 
 struct QueryViewTests {
     func dump(_ view: QueryView) throws -> [[String?]] {
-        let columns = "TaskId, Name, Description, Schedule, ScheduleInfo, LastExecutionTime, NextExecutionTime, LogPath, Slug, Type, Executable, IsRunning, IsQueued, IsError, IsDisabled, ErrorTxt, CreatedAt, UpdatedAt"
+        let columns = "ID, TaskId, Name, Description, Schedule, ScheduleInfo, LastExecutionTime, NextExecutionTime, LogPath, Slug, Type, Executable, IsRunning, IsQueued, IsError, IsDisabled, ErrorTxt, CreatedAt, UpdatedAt"
         return try view.database.rows("SELECT \(columns) FROM task_models ORDER BY Name")
             + view.database.rows("SELECT * FROM runs ORDER BY RunId")
             + view.database.rows("SELECT lsn FROM applied_lsn")
@@ -61,5 +61,63 @@ struct QueryViewTests {
         #expect(try view.appliedLSN() == 0)
         let (_, again) = try QueryView.openOrReset(path: path, workspace: home.workspace, defaultTimeZone: TimeZone(identifier: "UTC")!)
         #expect(!again)
+    }
+
+    func ids(_ view: QueryView) throws -> [String: String] {
+        Dictionary(uniqueKeysWithValues: try view.database.rows("SELECT Name, ID FROM task_models").map { ($0[0] ?? "", $0[1] ?? "") })
+    }
+
+    /// The seed's `ID` is the task's for its whole life: rebuilding the view (every scheduler start may) keeps
+    /// it, and only a task deleted and created again gets a new one.
+    @Test func aTasksIDSurvivesRebuildsAndARecreatedTaskGetsANewOne() throws {
+        let home = TemporaryHome()
+        defer { home.remove() }
+        let zone = TimeZone(identifier: "UTC")!
+        var state = SchedulerState()
+        var lsn: UInt64 = 0
+        func apply(_ event: JournalEntry.Event) { lsn += 1; Reducer.apply(JournalEntry(at: Int64(lsn) * 1000, event), lsn: lsn, to: &state) }
+        for task in ["b", "a", "c"] { apply(.taskSaved(commandTask(task), taskID: "id-\(task)")) }
+        let view = try QueryView(path: home.path + "/keiji.db", workspace: home.workspace, defaultTimeZone: zone)
+        try view.rebuild(from: state)
+        let first = try ids(view)
+        #expect(first == ["b": "1", "a": "2", "c": "3"], "numbered in the order they were created")
+        try view.rebuild(from: state)
+        try view.rebuild(from: state)
+        #expect(try ids(view) == first, "rebuilding the view keeps every ID")
+
+        apply(.taskSaved(commandTask("a", every: 99), taskID: "id-a-2"))
+        apply(.taskDeleted(name("c")))
+        apply(.taskSaved(commandTask("c"), taskID: "id-c-2"))
+        try view.apply(touched: [name("a"), name("c")], state: state)
+        #expect(try ids(view) == ["b": "1", "a": "2", "c": "4"], "a new definition keeps the ID; delete + create gets a new one")
+        try view.rebuild(from: state)
+        #expect(try ids(view) == ["b": "1", "a": "2", "c": "4"])
+    }
+
+    /// A task in error (or disabled) waits for resolve (or enable): a next execution time would be a time that
+    /// has passed, or a promise keiji does not keep.
+    @Test func aTaskInErrorOrDisabledHasNoNextExecutionTime() throws {
+        let home = TemporaryHome()
+        defer { home.remove() }
+        var state = SchedulerState()
+        var lsn: UInt64 = 0
+        func apply(_ at: Int64, _ event: JournalEntry.Event) { lsn += 1; Reducer.apply(JournalEntry(at: at, event), lsn: lsn, to: &state) }
+        let view = try QueryView(path: home.path + "/keiji.db", workspace: home.workspace, defaultTimeZone: TimeZone(identifier: "UTC")!)
+        func next() throws -> String? { try view.database.rows("SELECT NextExecutionTime FROM task_models WHERE Name = 'a'").first?.first ?? nil }
+        apply(1_795_000_000_000, .taskSaved(commandTask("a"), taskID: "a"))
+        try view.rebuild(from: state)
+        #expect(try next() == ISO8601.string(fromSeconds: 1_795_000_010))
+        apply(1_795_000_010_000, .runStarted(RunStart(runID: "1", task: name("a"), slot: 1_795_000_010, attempt: 1, trigger: .schedule)))
+        apply(1_795_000_011_000, .runFinished(RunEnd(runID: "1", task: name("a"), outcome: .failed, exitCode: 3, signal: nil, durationMs: 1,
+                                                     latenessMs: 0, final: true, message: "exit status 3")))
+        try view.apply(touched: [name("a")], state: state)
+        #expect(state.tasks[name("a")]?.isError == true)
+        #expect(try next() == nil, "in error: no next execution")
+        apply(1_795_000_012_000, .taskResolved(name("a")))
+        try view.apply(touched: [name("a")], state: state)
+        #expect(try next() == ISO8601.string(fromSeconds: 1_795_000_020), "resolved: the next slot")
+        apply(1_795_000_013_000, .taskDisabled(name("a")))
+        try view.apply(touched: [name("a")], state: state)
+        #expect(try next() == nil, "disabled: no next execution")
     }
 }

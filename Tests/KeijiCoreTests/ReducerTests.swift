@@ -124,4 +124,24 @@ struct ReducerTests {
         #expect(full.state == live && full.recordsReplayed == entries.count)
         try await reopened.close()
     }
+
+    /// Task numbers come from the journal alone: a replay gives every task the number it had, saving a new
+    /// definition keeps it, and a task deleted and created again gets the next one (numbers never repeat).
+    @Test func taskNumbersAreGivenOnceAndNeverReused() throws {
+        let state = fold(sampleHistory())
+        #expect(state.tasks[name("alpha")]?.number == 1 && state.tasks[name("gamma")]?.number == 3, "beta had 2")
+        var entries = sampleHistory()
+        entries.append(JournalEntry(at: 1_795_100_000_000, .taskSaved(commandTask("beta"), taskID: "id-beta-2")))
+        let again = fold(entries)
+        #expect(again.tasks[name("beta")]?.number == 4 && again.lastTaskNumber == 4)
+
+        // A snapshot from before numbers existed gets them in creation order, after the counter.
+        var old = again
+        old.lastTaskNumber = nil
+        for key in old.tasks.keys { old.tasks[key]?.number = nil }
+        let decoded = try JSONDecoder().decode(SchedulerState.self, from: try StateLoader.snapshot(old).withUnsafeBufferPointer { Data($0) })
+        var numbered = decoded
+        numbered.numberUnnumberedTasks()
+        #expect(numbered.tasks.mapValues { $0.number } == [name("alpha"): 1, name("gamma"): 2, name("beta"): 3])
+    }
 }

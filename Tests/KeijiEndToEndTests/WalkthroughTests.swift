@@ -144,11 +144,12 @@ struct WalkthroughTests {
         r = try s.keiji("system", "--status")
         #expect(r.stdout.contains("bus                OFFLINE") && r.stdout.contains("scheduler          OFFLINE"))
 
-        // uninstall: refuses to delete sources without --yes when it cannot ask.
+        // uninstall: refuses to delete anything without --yes when it cannot ask.
         r = try s.keiji("system", "--uninstall")
         #expect(r.status != 0 && r.stderr.contains("--yes"))
-        #expect(FileManager.default.fileExists(atPath: s.home + "/keiji/settings.conf") && !FileManager.default.fileExists(atPath: s.home + "/.keiji"))
+        #expect(FileManager.default.fileExists(atPath: s.home + "/keiji/settings.conf") && FileManager.default.fileExists(atPath: s.home + "/.keiji"))
         #expect(try s.keiji("system", "--uninstall", "--yes").status == 0)
+        #expect(!FileManager.default.fileExists(atPath: s.home + "/.keiji"))
         #expect(!FileManager.default.fileExists(atPath: s.home + "/keiji"))
     }
 

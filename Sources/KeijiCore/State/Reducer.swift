@@ -19,8 +19,10 @@ public enum Reducer {
                 task.updatedAt = at
                 state.tasks[definition.name] = task
             } else {
-                state.tasks[definition.name] = TaskState(taskID: taskID, definition: definition, createdAt: at, updatedAt: at, anchor: seconds,
-                                                         phaseMilliseconds: at - seconds * 1000)
+                let number = (state.lastTaskNumber ?? 0) + 1
+                state.lastTaskNumber = number
+                state.tasks[definition.name] = TaskState(taskID: taskID, number: number, definition: definition, createdAt: at, updatedAt: at,
+                                                         anchor: seconds, phaseMilliseconds: at - seconds * 1000)
             }
         case .taskEnabled(let name):
             update(name, in: &state) { task in

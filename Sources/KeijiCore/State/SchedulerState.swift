@@ -10,8 +10,22 @@ public struct SchedulerState: Codable, Sendable, Equatable {
     /// A scheduler has started on this journal before (so a start without a crash mark follows a clean stop).
     public var schedulerHasStarted = false
     public var lastRecovery: RecoveryReport?
+    /// The last task number given out (the view's `ID`). Only grows, so a task deleted and created again gets
+    /// a new number. Optional only so a snapshot written before numbers existed still decodes.
+    public var lastTaskNumber: Int?
 
     public init() {}
+
+    /// Numbers the tasks of a snapshot written before numbers existed, in creation order, so every task has
+    /// one. Deterministic: the same snapshot gets the same numbers.
+    public mutating func numberUnnumberedTasks() {
+        let unnumbered = tasks.values.filter { $0.number == nil }.sorted { ($0.createdAt, $0.definition.name) < ($1.createdAt, $1.definition.name) }
+        for task in unnumbered {
+            let number = (lastTaskNumber ?? 0) + 1
+            tasks[task.definition.name]?.number = number
+            lastTaskNumber = number
+        }
+    }
 
     /// Runs remembered per task (here and in the view's `runs` table); older ones stay in the journal.
     public static let recentRunLimit = 20
@@ -20,6 +34,9 @@ public struct SchedulerState: Codable, Sendable, Equatable {
 /// One task as the journal knows it. Field names follow the seed's `task_models` where they exist.
 public struct TaskState: Codable, Sendable, Equatable {
     public var taskID: String
+    /// The seed's `ID`: given once when the task is first saved, kept for the task's life (restarts, rebuilds
+    /// of the view, saves of a new definition). `nil` only in a snapshot from before numbers existed.
+    public var number: Int?
     public var definition: TaskDefinition
     public var createdAt: Int64
     public var updatedAt: Int64

@@ -19,6 +19,7 @@ public enum StateLoader {
         var state = SchedulerState()
         if let checkpoint = journal.latestCheckpoint {
             state = try snapshotDecoder.decode(SchedulerState.self, from: Data(checkpoint.snapshot))
+            state.numberUnnumberedTasks()
         }
         var refused = Reducer.refuseInvalidDefinitions(in: &state)
         var replayed = 0

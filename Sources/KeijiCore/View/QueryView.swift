@@ -8,7 +8,7 @@ import Foundation
 /// a consistent prefix of the journal. If the file is missing, damaged or from another schema, it is rebuilt
 /// from the state (checkpoint + journal replay).
 public final class QueryView {
-    public static let schemaVersion = 1
+    public static let schemaVersion = 2  // 2: ID is the task's own number, not a rowid
     public let database: SQLiteDatabase
     private let workspace: Workspace
     private let defaultTimeZone: TimeZone
@@ -48,7 +48,7 @@ public final class QueryView {
             CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
             INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', '\(Self.schemaVersion)');
             CREATE TABLE IF NOT EXISTS task_models (
-                ID INTEGER PRIMARY KEY AUTOINCREMENT,
+                ID INTEGER PRIMARY KEY,
                 TaskId TEXT NOT NULL UNIQUE,
                 Name TEXT NOT NULL UNIQUE,
                 Description TEXT NOT NULL,
@@ -113,16 +113,18 @@ public final class QueryView {
     private func write(touched: Set<TaskName>, state: SchedulerState, newRuns: [(TaskName, RunSummary)]?) throws {
         do {
             let upsert = try database.prepare("""
-                INSERT INTO task_models (TaskId, Name, Description, Schedule, ScheduleInfo, LastExecutionTime, NextExecutionTime,
+                INSERT INTO task_models (ID, TaskId, Name, Description, Schedule, ScheduleInfo, LastExecutionTime, NextExecutionTime,
                     LogPath, Slug, Type, Executable, IsRunning, IsQueued, IsError, IsDisabled, ErrorTxt, CreatedAt, UpdatedAt)
-                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-                ON CONFLICT(Name) DO UPDATE SET TaskId = excluded.TaskId, Description = excluded.Description,
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                ON CONFLICT(Name) DO UPDATE SET ID = excluded.ID, TaskId = excluded.TaskId, Description = excluded.Description,
                     Schedule = excluded.Schedule, ScheduleInfo = excluded.ScheduleInfo, LastExecutionTime = excluded.LastExecutionTime,
                     NextExecutionTime = excluded.NextExecutionTime, LogPath = excluded.LogPath, Slug = excluded.Slug, Type = excluded.Type,
                     Executable = excluded.Executable, IsRunning = excluded.IsRunning, IsQueued = excluded.IsQueued,
                     IsError = excluded.IsError, IsDisabled = excluded.IsDisabled, ErrorTxt = excluded.ErrorTxt, UpdatedAt = excluded.UpdatedAt
                 """)
             let deleteTask = try database.prepare("DELETE FROM task_models WHERE Name = ?")
+            // A row of another name holding this number can only be stale; it must not block the upsert.
+            let freeNumber = try database.prepare("DELETE FROM task_models WHERE ID = ? AND Name <> ?")
             let deleteRuns = try database.prepare("DELETE FROM runs WHERE TaskName = ?")
             let insertRun = try database.prepare("""
                 INSERT OR REPLACE INTO runs (RunId, TaskName, SlotTime, StartTime, EndTime, LatenessMs, Outcome, ExitCode, Signal, Attempt, Trigger, Message)
@@ -137,6 +139,7 @@ public final class QueryView {
                     try deleteRuns.run([.text(name.rawValue)])
                     continue
                 }
+                if let number = task.number { try freeNumber.run([.integer(Int64(number)), .text(name.rawValue)]) }
                 try upsert.run(row(for: task, state: state))
                 if newRuns == nil {
                     for run in task.recentRuns { try insertRun.run(Self.values(run, task: name)) }
@@ -163,10 +166,11 @@ public final class QueryView {
     private func row(for task: TaskState, state: SchedulerState) -> [SQLiteValue] {
         let d = task.definition
         let calculator = ScheduleCalculator(spec: d.schedule, defaultTimeZone: defaultTimeZone, anchor: task.anchor)
-        let next = task.isDisabled ? nil : calculator.nextSlot(after: task.lastSlot ?? task.anchor)
+        // A task in error or disabled does not run until resolved or enabled: it has no next execution.
+        let next = task.isDisabled || task.isError ? nil : calculator.nextSlot(after: task.lastSlot ?? task.anchor)
         let scheduleInfo = (try? String(decoding: StateLoader.snapshotEncoder.encode(d.schedule), as: UTF8.self)) ?? "{}"
         return [
-            .text(task.taskID), .text(d.name.rawValue), .text(d.description), .text(d.schedule.schedule.displayString), .text(scheduleInfo),
+            .optional(task.number.map(Int64.init)), .text(task.taskID), .text(d.name.rawValue), .text(d.description), .text(d.schedule.schedule.displayString), .text(scheduleInfo),
             .optional(task.lastStartedAt.map(ISO8601.string(fromMilliseconds:))), .optional(next.map(ISO8601.string(fromSeconds:))),
             .text(workspace.taskLogFile(d.name)), .text(d.name.slug), .text(d.schedule.schedule.typeName), .text(d.executableDescription),
             .bool(state.isRunning(d.name)), .bool(task.isQueued), .bool(task.isError), .bool(task.isDisabled), .text(task.errorText),
