@@ -28,9 +28,7 @@ struct TaskCommand: AsyncParsableCommand {
     @Option(help: "Cron expression (5 fields, or 6 with seconds first).") var cron: String?
     @Option(help: "Day(s) for --at, e.g. friday or mon,wed,fri.") var on: String?
     @Option(help: "Time with --on: 10:00PM or 22:00.") var at: String?
-    @Option(help: "Time zone for this task (default: TIME_ZONE).") var timeZone: String?
-    @Option(help: "Kill a run after this many seconds.") var timeout: Double?
-    @Option(help: "Retries after a failure.") var retries: Int?
+    @OptionGroup(title: "Run policies (with --create --command, or --build; a rebuild keeps those not given)") var policyOptions: RunPolicyOptions
 
     @Flag(help: "With --get: print JSON.") var json = false
     @Option(help: "With --logs: how many lines.") var lines = 100
@@ -45,7 +43,7 @@ struct TaskCommand: AsyncParsableCommand {
                 throw CLIError(actions == 0 ? "say what to do: --create, --build, --get, --logs, --disable, --enable, --delete, --resolve, --run or --stop"
                                             : "give one action at a time")
             }
-            if get { return try printTasks(workspace: workspace) }
+            if get { return try printTasks(workspace: workspace, settings: settings) }
             guard let raw = name else { throw CLIError("--name is required") }
             let taskName = try TaskName(raw)
             let sender = CommandSender(workspace: workspace, settings: settings)
@@ -62,7 +60,10 @@ struct TaskCommand: AsyncParsableCommand {
             if delete {
                 try LogFile(task: taskName, workspace: workspace, settings: settings).removeAll()
                 try FileSystem.remove(workspace.executable(for: taskName))
-                if removeSource { try FileSystem.remove(workspace.taskDirectory(taskName)) }
+                if removeSource {
+                    try FileSystem.remove(workspace.taskDirectory(taskName))
+                    if FileSystem.exists(workspace.root + "/Package.swift") { try WorkspaceTemplates.refreshTaskList(workspace) }
+                }
             }
             Console.say("task \(taskName) \(verb) (\(delivery.description))")
             if delete { Console.say(removeSource ? "removed its logs, binary and source folder" : "removed its logs and binary; source kept in \(workspace.taskDirectory(taskName))") }
@@ -82,6 +83,9 @@ struct TaskCommand: AsyncParsableCommand {
             guard every == nil, cron == nil, on == nil, at == nil else {
                 throw CLIError("a Swift task's schedule lives in its schedule.swift; --every/--cron/--on go with --command")
             }
+            guard policyOptions.isEmpty else {
+                throw CLIError("a Swift task's policies are set when it is built: give them to `keiji task --name=\(taskName) --build`")
+            }
             try WorkspaceTemplates.installWorkspace(workspace)
             if force { try FileSystem.remove(directory) }
             try FileSystem.createDirectory(directory, mode: 0o755)
@@ -89,16 +93,14 @@ struct TaskCommand: AsyncParsableCommand {
             try FileSystem.writeAtomically(Data(WorkspaceTemplates.function(description: desc).utf8), to: directory + "/function.swift", mode: 0o644)
             try FileSystem.writeAtomically(Data(WorkspaceTemplates.schedule.utf8), to: directory + "/schedule.swift", mode: 0o644)
             try FileSystem.writeAtomically(Data(WorkspaceTemplates.main.utf8), to: directory + "/main.swift", mode: 0o644)
+            try WorkspaceTemplates.refreshTaskList(workspace)
             Console.say("created task \(taskName) in \(directory): function.swift, schedule.swift, main.swift, .env")
             Console.say("next: edit them, then `keiji task --name=\(taskName) --build`")
             return
         }
-        var spec = ScheduleSpec(try scheduleFromFlags(), timeZone: timeZone)
-        spec = try spec.validated()
-        var policy = RunPolicy()
-        policy.timeoutSeconds = timeout
-        if let retries { policy.retries = retries }
-        policy = try policy.validated()
+        // A new definition: the flags over the defaults (a name reused with --force starts afresh).
+        let (spec, policy) = try RunPolicyOverride.resolve(schedule: try scheduleFromFlags(), previous: nil, sdk: RunPolicyOverride(),
+                                                           cli: try policyOptions.override())
         if force { try FileSystem.remove(directory) }
         try FileSystem.createDirectory(directory, mode: 0o755)
         // Values are single-quoted with quotes escaped: the file is data, never evaluated by a shell.
@@ -107,14 +109,17 @@ struct TaskCommand: AsyncParsableCommand {
                                         policy: policy, directory: directory)
         let delivery = try await sender.send(.taskSaved(definition, taskID: UUID().uuidString.lowercased()))
         Console.say("created task \(taskName) in \(directory)")
-        Console.say("schedule: \(spec.schedule.displayString)\(timeZone.map { " (\($0))" } ?? "") — saved (\(delivery.description))")
+        Console.say("schedule: \(spec.schedule.displayString)\(spec.timeZone.map { " (\($0))" } ?? "") — saved (\(delivery.description))")
     }
 
     private func buildTask(_ taskName: TaskName, workspace: Workspace, sender: CommandSender) async throws {
         let description = (try? DotEnvFile.value("TASK_DESCRIPTION", in: workspace.taskDirectory(taskName) + "/.env")) ?? ""
-        var definition = try TaskBuilder(workspace: workspace).build(taskName, description: description)
-        if let timeout { definition.policy.timeoutSeconds = timeout }
-        if let retries { definition.policy.retries = retries }
+        // CLI flag > the program's own policies > the previous definition > the defaults.
+        let previous = try TaskPolicyColumns.load(taskName, workspace: workspace).map { ($0.spec, $0.policy) }
+        // Flags out of range fail now, not after a build.
+        _ = try RunPolicyOverride.resolve(schedule: .every(1, .hours), previous: previous, sdk: RunPolicyOverride(), cli: try policyOptions.override())
+        let definition = try TaskBuilder(workspace: workspace).build(taskName, description: description, previous: previous,
+                                                                     cli: try policyOptions.override())
         let delivery = try await sender.send(.taskSaved(definition, taskID: UUID().uuidString.lowercased()))
         Console.say("task \(taskName) saved: \(definition.schedule.schedule.displayString) (\(delivery.description))")
         if restart {

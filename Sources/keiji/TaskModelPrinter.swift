@@ -5,19 +5,25 @@ extension TaskCommand {
     static let columns = ["ID", "TaskId", "Name", "Description", "Schedule", "LastExecutionTime", "NextExecutionTime", "LogPath",
                           "Slug", "Type", "Executable", "IsRunning", "IsQueued", "IsError", "IsDisabled", "ErrorTxt"]
 
-    /// The seed's `TaskModel` block for one task (with `--name`) or every task, read from the query view.
-    func printTasks(workspace: Workspace) throws {
+    /// The seed's `TaskModel` block for one task (with `--name`) or every task, read from the query view,
+    /// followed by the task's zone and run policies.
+    func printTasks(workspace: Workspace, settings: Settings) throws {
         guard FileSystem.exists(workspace.databaseFile) else {
             if let name { throw CLIError("no task named \(name)") }
             Console.say("no tasks yet")
             return
         }
         let db = try SQLiteDatabase(path: workspace.databaseFile, readOnly: true)
-        let select = "SELECT \(Self.columns.joined(separator: ", ")) FROM task_models"
+        let select = "SELECT \((Self.columns + TaskPolicyColumns.names).joined(separator: ", ")) FROM task_models"
         let rows = try name.map { try db.rows(select + " WHERE Name = ?", [.text($0)]) } ?? db.rows(select + " ORDER BY Name")
         if let name, rows.isEmpty { throw CLIError("no task named \(name)") }
         if json {
-            let objects = rows.map { row in Dictionary(uniqueKeysWithValues: zip(Self.columns, row.map { $0 ?? "" })) }
+            let objects = rows.map { row in
+                var object: [String: Any] = Dictionary(uniqueKeysWithValues: zip(Self.columns, row.map { $0 ?? "" }))
+                let policy = TaskPolicyColumns(row.dropFirst(Self.columns.count))?.jsonFields(defaultTimeZone: settings.timeZoneIdentifier) ?? [:]
+                object.merge(policy) { seed, _ in seed }
+                return object
+            }
             let data = try JSONSerialization.data(withJSONObject: name == nil ? objects as Any : objects.first as Any, options: [.prettyPrinted, .sortedKeys])
             Console.say(String(decoding: data, as: UTF8.self))
             return
@@ -32,6 +38,9 @@ extension TaskCommand {
                 if column.hasPrefix("Is") { text = text == "1" ? "true" : "false" }
                 if column == "ErrorTxt" { text = value ?? "" }
                 Console.say("\(column): \(text)")
+            }
+            for (key, text) in TaskPolicyColumns(row.dropFirst(Self.columns.count))?.lines(defaultTimeZone: settings.timeZoneIdentifier) ?? [] {
+                Console.say("\(key): \(text)")
             }
             if name == nil { Console.say(rule) }
         }

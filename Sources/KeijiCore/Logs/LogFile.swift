@@ -100,8 +100,9 @@ public struct LogFile: Sendable {
         return lines.suffix(count).map(String.init)
     }
 
-    /// Removes the active file and every sealed segment.
+    /// Removes the active file and every sealed segment (nothing to do for a task that never ran).
     public func removeAll() throws {
+        guard FileSystem.exists(directory) else { return }
         try segments.remove(try segments.list())
         try FileSystem.remove(activePath)
     }
