@@ -23,12 +23,13 @@ struct TaskPolicyColumns {
         self.init(spec: spec, policy: decoded)
     }
 
-    /// The task's current zone, jitter and policy, or nil if it has no definition in the view yet.
+    /// The task's current zone, jitter and policy, or nil if it has no definition in the view yet (or the
+    /// view predates the `Policy` column: it is rebuilt by the next command or scheduler start).
     static func load(_ name: TaskName, workspace: Workspace) throws -> TaskPolicyColumns? {
         guard FileSystem.exists(workspace.databaseFile) else { return nil }
         let db = try SQLiteDatabase(path: workspace.databaseFile, readOnly: true)
-        let rows = try db.rows("SELECT \(names.joined(separator: ", ")) FROM task_models WHERE Name = ?", [.text(name.rawValue)])
-        return rows.first.flatMap { TaskPolicyColumns($0[...]) }
+        let rows = try? db.rows("SELECT \(names.joined(separator: ", ")) FROM task_models WHERE Name = ?", [.text(name.rawValue)])
+        return rows?.first.flatMap { TaskPolicyColumns($0[...]) }
     }
 
     /// `--get` lines, after ErrorTxt: the zone in effect (the task's, or TIME_ZONE's) and every policy.

@@ -38,6 +38,10 @@ struct SwiftTaskJourneyTests {
         let s = try Session()
         defer { s.cleanUp() }
         #expect(try s.keiji("init").status == 0)
+        // A workspace made by an older keiji: its manifest listed tasks/ at evaluation time. It is replaced.
+        let manifestPath = s.home + "/keiji/Package.swift"
+        let older = "// swift-tools-version: 5.9\nimport PackageDescription\nlet package = Package(name: \"keiji-workspace\")\n"
+        try older.write(toFile: manifestPath, atomically: true, encoding: .utf8)
         for name in ["alpha", "beta", "gamma"] {
             #expect(try s.keiji("task", "--create", "--name=\(name)", "--desc=\(name) task").status == 0)
         }
@@ -59,7 +63,8 @@ struct SwiftTaskJourneyTests {
             let (r, _) = try build(name, in: s)
             #expect(r.status == 0, "\(name): \(r.stdout)\(r.stderr)")
         }
-        let manifest = try String(contentsOfFile: s.home + "/keiji/Package.swift", encoding: .utf8)
+        #expect(try String(contentsOfFile: manifestPath + ".old", encoding: .utf8) == older)
+        let manifest = try String(contentsOfFile: manifestPath, encoding: .utf8)
         #expect(manifest.contains("\"alpha\",\n    \"beta\",\n    \"delta\",\n    \"gamma\","), "\(manifest)")
 
         // Policies: the SDK's, then the CLI's over them; the zone applies to the Swift task's schedule.
