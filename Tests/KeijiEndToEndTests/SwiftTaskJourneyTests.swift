@@ -45,6 +45,11 @@ struct SwiftTaskJourneyTests {
         for name in ["alpha", "beta", "gamma"] {
             #expect(try s.keiji("task", "--create", "--name=\(name)", "--desc=\(name) task").status == 0)
         }
+        // What the user adds outside the markers stays.
+        let handle = try #require(FileHandle(forWritingAtPath: manifestPath))
+        handle.seekToEndOfFile()
+        handle.write(Data("// my own line\n".utf8))
+        try handle.close()
         for name in ["alpha", "beta", "gamma"] {
             let (r, took) = try build(name, in: s)
             #expect(r.status == 0, "\(name): \(r.stdout)\(r.stderr)")
@@ -66,6 +71,7 @@ struct SwiftTaskJourneyTests {
         #expect(try String(contentsOfFile: manifestPath + ".old", encoding: .utf8) == older)
         let manifest = try String(contentsOfFile: manifestPath, encoding: .utf8)
         #expect(manifest.contains("\"alpha\",\n    \"beta\",\n    \"delta\",\n    \"gamma\","), "\(manifest)")
+        #expect(manifest.hasSuffix("// my own line\n"))
 
         // Policies: the SDK's, then the CLI's over them; the zone applies to the Swift task's schedule.
         try write("import KeijiTaskKit\nlet schedule = Schedule.on(.monday).at(\"09:00\").catchUp(.skip).retries(1)\n",
