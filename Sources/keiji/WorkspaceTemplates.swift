@@ -86,8 +86,8 @@ enum WorkspaceTemplates {
 
     static func function(description: String) -> String {
         """
-        // The task's work. Throw to fail the run: the message goes to the task log and the task waits for
-        // `keiji task --resolve`.
+        // The task's work. Throw to fail the run (e.g. `throw TaskError("disk full")`, with `import KeijiTaskKit`):
+        // the message goes to the task log and to its ErrorTxt, and the task waits for `keiji task --resolve`.
         func function() async throws {
             print("hello from \\(CommandLine.arguments[0].split(separator: "/").last ?? "task")")
         }
@@ -102,6 +102,9 @@ enum WorkspaceTemplates {
         //   Schedule.every(5).minutes      Schedule.every(2).hours
         //   Schedule.on(.friday).at("10:00PM")      Schedule.on(.monday, .thursday).at("22:00")
         //   Schedule.cron("*/15 * * * *")
+        // Policies, each optional (a `keiji task --build` flag overrides them; a rebuild keeps the rest):
+        //   Schedule.on(.monday).at("09:00").timeZone("Europe/Paris").timeout(60).retries(2, backoff: 5)
+        //   .overlap(.allow)  .catchUp(.all, limit: 5)  .rerunInterrupted(false)  .continueOnError()  .jitter(30)
         let schedule = Schedule.every(10).seconds
 
         """

@@ -105,7 +105,7 @@ extension SchedulerEngine {
                 return
             }
             LogFile.write(fd, "\(ISO8601.string(fromMilliseconds: WallClock.nowMilliseconds())) [keiji] run \(runID) started (attempt \(attempt)\(slot.map { ", slot \(ISO8601.string(fromSeconds: $0))" } ?? ""))\n")
-            let errorDirectory = configuration.workspace.systemRoot + "/exec/runs"
+            let errorDirectory = configuration.workspace.runErrorDirectory
             let errorFile = (try? FileSystem.createDirectory(errorDirectory)) != nil ? errorDirectory + "/" + runID + ".error" : nil
             result = await RunExecutor(definition: definition, runID: runID, slot: slot, logDescriptor: fd,
                                        baseEnvironment: baseEnvironment, errorFile: errorFile).run(handle: handle)
