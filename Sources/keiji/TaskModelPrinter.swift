@@ -14,8 +14,12 @@ extension TaskCommand {
             return
         }
         let db = try SQLiteDatabase(path: workspace.databaseFile, readOnly: true)
-        let select = "SELECT \((Self.columns + TaskPolicyColumns.names).joined(separator: ", ")) FROM task_models"
-        let rows = try name.map { try db.rows(select + " WHERE Name = ?", [.text($0)]) } ?? db.rows(select + " ORDER BY Name")
+        func query(_ columns: [String]) throws -> [[String?]] {
+            let select = "SELECT \(columns.joined(separator: ", ")) FROM task_models"
+            return try name.map { try db.rows(select + " WHERE Name = ?", [.text($0)]) } ?? db.rows(select + " ORDER BY Name")
+        }
+        // A view from before the policy columns (rebuilt at the next command or scheduler start) shows the seed's.
+        let rows = try (try? query(Self.columns + TaskPolicyColumns.names)) ?? query(Self.columns)
         if let name, rows.isEmpty { throw CLIError("no task named \(name)") }
         if json {
             let objects = rows.map { row in
