@@ -135,7 +135,7 @@ struct SwiftTaskJourneyTests {
         func log(_ task: String) throws -> String { try s.keiji("task", "--logs", "--name=\(task)").stdout }
         #expect(try s.keiji("task", "--run", "--name=slow").status == 0)
         #expect(await eventually { try log("slow").contains("working on it") }, "the line is in the log while the run goes on")
-        #expect(try fields("slow", in: s)["IsRunning"] == "true")
+        #expect(await eventually { try fields("slow", in: s)["IsRunning"] == "true" }, "the run (60 s) is still going")
         #expect(try s.keiji("task", "--stop", "--name=slow").status == 0)
         #expect(await eventually { try log("slow").contains("stopped") })
         #expect(try log("slow").components(separatedBy: "working on it").count == 2, "still there, once, after the stop")
