@@ -8,8 +8,15 @@
 //     // main.swift
 //     await TaskMain.run(schedule: schedule, function: function)
 //
-// `<task> --schedule` prints the schedule as JSON (what `keiji task --build` reads);
-// `<task> --run` runs `function()`: a thrown error prints its message and exits 1.
+// Policies ride on the schedule (a `keiji task --build` flag overrides them):
+//
+//     let schedule = Schedule.on(.monday).at("09:00").timeZone("Europe/Paris").timeout(60).retries(2)
+//
+// `<task> --schedule` prints the schedule and policies as JSON (what `keiji task --build` reads);
+// `<task> --run` runs `function()`. Output is line-buffered, so each line reaches the task log as it is
+// printed, and it is flushed on exit and on SIGTERM (`keiji task --stop`, a timeout). A thrown error prints
+// `task failed: <message>` and exits 1; the message is also written to the file named by KEIJI_ERROR_FILE,
+// which the scheduler reads into the task's ErrorTxt.
 
 #if canImport(Glibc)
 @preconcurrency import Glibc
@@ -17,15 +24,21 @@
 @preconcurrency import Darwin
 #endif
 
-/// When a task runs: the seed's builder (`every(n).seconds`, `on(day).at(time)`), plus cron.
+/// When a task runs: the seed's builder (`every(n).seconds`, `on(day).at(time)`), plus cron, and the policies
+/// for its runs (each one optional: what the SDK leaves out, the task keeps from its previous build).
 public struct Schedule: Sendable {
-    /// The JSON keiji's scheduler reads, e.g. `{"every":10,"unit":"seconds"}`.
-    public let json: String
+    /// The schedule's own JSON fields, e.g. `"every":10,"unit":"seconds"`.
+    let fields: String
+    /// The policy fields, in the order they were set (a later one of the same key wins when read).
+    let policy: [String]
+
+    /// The JSON keiji's scheduler reads, e.g. `{"every":10,"unit":"seconds","policy":{"retries":2}}`.
+    public var json: String { "{" + fields + ",\"policy\":{" + policy.joined(separator: ",") + "}}" }
 
     public static func every(_ count: Int) -> Interval { Interval(count: count) }
     public static func on(_ days: Day...) -> DayTime { DayTime(days: days) }
     public static func cron(_ expression: String) -> Schedule {
-        Schedule(json: "{\"cron\":\(quoted(expression))}")
+        Schedule(fields: "\"cron\":\(quoted(expression))", policy: [])
     }
 
     public struct Interval: Sendable {
@@ -33,20 +46,52 @@ public struct Schedule: Sendable {
         public var seconds: Schedule { unit("seconds") }
         public var minutes: Schedule { unit("minutes") }
         public var hours: Schedule { unit("hours") }
-        func unit(_ name: String) -> Schedule { Schedule(json: "{\"every\":\(count),\"unit\":\"\(name)\"}") }
+        func unit(_ name: String) -> Schedule { Schedule(fields: "\"every\":\(count),\"unit\":\"\(name)\"", policy: []) }
     }
 
     public struct DayTime: Sendable {
         let days: [Day]
         /// `"10:00PM"` (12-hour) or `"22:00"` (24-hour).
         public func at(_ time: String) -> Schedule {
-            Schedule(json: "{\"days\":[\(days.map { quoted($0.rawValue) }.joined(separator: ","))],\"at\":\(quoted(time))}")
+            Schedule(fields: "\"days\":[\(days.map { quoted($0.rawValue) }.joined(separator: ","))],\"at\":\(quoted(time))", policy: [])
         }
     }
 
     public enum Day: String, Sendable {
         case monday = "Monday", tuesday = "Tuesday", wednesday = "Wednesday", thursday = "Thursday"
         case friday = "Friday", saturday = "Saturday", sunday = "Sunday"
+    }
+
+    /// A slot that comes while the previous run is still going: skipped (the default) or run anyway.
+    public enum Overlap: String, Sendable { case skip, allow }
+    /// Slots missed while the scheduler was down: none run, one run (the default), or all (up to a limit).
+    public enum CatchUp: String, Sendable { case skip, once, all }
+
+    /// Reads the schedule in this IANA zone (e.g. "Europe/Paris") instead of the settings' TIME_ZONE.
+    public func timeZone(_ identifier: String) -> Schedule { with("timeZone", Self.quoted(identifier)) }
+    /// Delays each firing by a stable pseudo-random 0…`seconds`.
+    public func jitter(_ seconds: Int) -> Schedule { with("jitterSeconds", "\(seconds)") }
+    /// Stops a run (SIGTERM, then SIGKILL after the grace period) after `seconds`.
+    public func timeout(_ seconds: Double) -> Schedule { with("timeoutSeconds", "\(seconds)") }
+    /// How long a stopped run has between SIGTERM and SIGKILL.
+    public func grace(_ seconds: Double) -> Schedule { with("graceSeconds", "\(seconds)") }
+    /// Further attempts after a failure, `backoff × 2^(attempt-1)` seconds apart.
+    public func retries(_ count: Int, backoff seconds: Double? = nil) -> Schedule {
+        let retried = with("retries", "\(count)")
+        return seconds.map { retried.with("retryBackoffSeconds", "\($0)") } ?? retried
+    }
+    public func overlap(_ policy: Overlap) -> Schedule { with("overlap", Self.quoted(policy.rawValue)) }
+    public func catchUp(_ policy: CatchUp, limit: Int? = nil) -> Schedule {
+        let caught = with("catchUp", Self.quoted(policy.rawValue))
+        return limit.map { caught.with("catchUpLimit", "\($0)") } ?? caught
+    }
+    /// Whether a run that a scheduler crash interrupted runs again when it restarts (default: yes).
+    public func rerunInterrupted(_ rerun: Bool) -> Schedule { with("rerunInterrupted", "\(rerun)") }
+    /// Keep scheduling after a failed run instead of waiting for `keiji task --resolve` (default: no).
+    public func continueOnError(_ keepGoing: Bool = true) -> Schedule { with("continueOnError", "\(keepGoing)") }
+
+    func with(_ key: String, _ value: String) -> Schedule {
+        Schedule(fields: fields, policy: policy.filter { !$0.hasPrefix("\"\(key)\":") } + ["\"\(key)\":\(value)"])
     }
 
     static func quoted(_ text: String) -> String {
@@ -62,8 +107,17 @@ public struct Schedule: Sendable {
     }
 }
 
+/// A failure with a message, for `throw TaskError("disk full")`: the message becomes the task's ErrorTxt.
+public struct TaskError: Error, CustomStringConvertible, Sendable {
+    public let description: String
+    public init(_ message: String) { description = message }
+}
+
 /// The entry point of a task program.
 public enum TaskMain {
+    /// The most of a thrown message that goes into KEIJI_ERROR_FILE (the scheduler reads no more).
+    static let errorMessageLimit = 2048
+
     public static func run(schedule: Schedule, function: () async throws -> Void) async -> Never {
         let arguments = CommandLine.arguments.dropFirst()
         if arguments.contains("--schedule") {
@@ -74,12 +128,41 @@ public enum TaskMain {
             fputs("valid arguments: --schedule, --run\n", stderr)
             exit(64)
         }
+        streamOutput()
         do {
             try await function()
             exit(0)
         } catch {
-            fputs("task failed: \(error)\n", stderr)
+            let message = "\(error)"
+            fputs("task failed: \(message)\n", stderr)
+            reportError(message)
             exit(1)
         }
+    }
+
+    /// Standard output is the task log, a file, so C stdio would buffer it in blocks: lines would show only
+    /// at exit, after stderr's, and be lost to a SIGTERM. Line buffering writes each line as it is printed;
+    /// the SIGTERM handler writes a partial last line and exits with the conventional 128+15. It flushes only
+    /// if no other thread is inside a stdio call (`ftrylockfile`), so it can never deadlock on the lock.
+    static func streamOutput() {
+        setvbuf(stdout, nil, _IOLBF, 0)
+        setvbuf(stderr, nil, _IONBF, 0)
+        signal(SIGTERM) { _ in
+            if ftrylockfile(stdout) == 0 {
+                fflush_unlocked(stdout)
+                funlockfile(stdout)
+            }
+            _exit(128 + SIGTERM)
+        }
+    }
+
+    /// Writes the thrown message (at most `errorMessageLimit` bytes) to KEIJI_ERROR_FILE, when set.
+    static func reportError(_ message: String) {
+        guard let path = getenv("KEIJI_ERROR_FILE") else { return }
+        let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
+        guard fd >= 0 else { return }
+        let bytes = Array(message.utf8.prefix(errorMessageLimit))
+        _ = bytes.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
+        close(fd)
     }
 }

@@ -6,18 +6,21 @@ import KeijiCore
 #endif
 
 /// `keiji task --build`: compiles one task of the workspace package with `swift build` (output shown as it
-/// comes), asks the binary for its schedule (`--schedule`), installs it atomically under
-/// `~/.keiji/exec/tasks/`, and returns the definition to journal.
+/// comes), asks the binary for its schedule and policies (`--schedule`), installs it atomically under
+/// `~/.keiji/exec/tasks/`, and returns the definition to journal, its policies resolved as
+/// ``RunPolicyOverride/resolve(schedule:previous:sdk:cli:)`` says.
 struct TaskBuilder {
     let workspace: Workspace
 
-    func build(_ name: TaskName, description: String) throws -> TaskDefinition {
+    func build(_ name: TaskName, description: String, previous: (spec: ScheduleSpec, policy: RunPolicy)?,
+               cli: RunPolicyOverride) throws -> TaskDefinition {
         let directory = workspace.taskDirectory(name)
         guard FileSystem.exists(directory + "/main.swift") else {
             throw CLIError("task \(name) has no Swift sources in \(directory) (create it with `keiji task --create --name=\(name) --desc=…`)")
         }
         guard FileSystem.exists(workspace.root + "/Package.swift") else { throw CLIError("no workspace package; run `keiji init`") }
         let swift = try Self.swiftExecutable()
+        try WorkspaceTemplates.refreshTaskList(workspace)  // folders made or removed by hand count too
         Console.progress("building \(name) (swift build; the first build also compiles the SDK)…")
         let started = Date()
         let status = try Self.run(swift, ["build", "--package-path", workspace.root, "--scratch-path", workspace.buildDirectory,
@@ -32,10 +35,13 @@ struct TaskBuilder {
             throw CLIError("\(name) --schedule failed (exit \(scheduleStatus)): \(output.trimmingCharacters(in: .whitespacesAndNewlines))")
         }
         let spec: ScheduleSpec
+        let policy: RunPolicy
         do {
-            spec = try JSONDecoder().decode(ScheduleSpec.self, from: data).validated()
+            let printed = try JSONDecoder().decode(ScheduleSpec.self, from: data)
+            let sdk = try JSONDecoder().decode(ProgramPolicies.self, from: data).policy ?? RunPolicyOverride()
+            (spec, policy) = try RunPolicyOverride.resolve(schedule: printed.schedule, previous: previous, sdk: sdk, cli: cli)
         } catch {
-            throw CLIError("\(name)'s schedule is invalid: \(Self.reason(error))")
+            throw CLIError("\(name)'s schedule or policies are invalid: \(Self.reason(error))")
         }
 
         // Install atomically: copy beside the target, then rename over it (a running task keeps its old inode).
@@ -47,7 +53,14 @@ struct TaskBuilder {
         chmod(temporary, 0o700)
         guard rename(temporary, target) == 0 else { throw CLIError("cannot install \(target): \(String(cString: strerror(errno)))") }
         Console.progress("installed \(target)")
-        return TaskDefinition(name: name, description: description, action: .binary(path: target), schedule: spec, directory: directory)
+        return TaskDefinition(name: name, description: description, action: .binary(path: target), schedule: spec, policy: policy,
+                              directory: directory)
+    }
+
+    /// The `"policy"` object of a task program's `--schedule` output (absent from programs built with an
+    /// older SDK).
+    private struct ProgramPolicies: Decodable {
+        var policy: RunPolicyOverride?
     }
 
     static func reason(_ error: any Error) -> String {

@@ -28,9 +28,7 @@ struct TaskCommand: AsyncParsableCommand {
     @Option(help: "Cron expression (5 fields, or 6 with seconds first; a step at most its field's span).") var cron: String?
     @Option(help: "Day(s) for --at, e.g. friday or mon,wed,fri (each day once).") var on: String?
     @Option(help: "Time with --on: 10:00PM or 22:00.") var at: String?
-    @Option(help: "Time zone for this task (default: TIME_ZONE).") var timeZone: String?
-    @Option(help: "Kill a run after this many seconds (0.001 to 604800, i.e. 1 ms to 7 days).") var timeout: Double?
-    @Option(help: "Retries after a failure (0 to 100).") var retries: Int?
+    @OptionGroup(title: "Run policies (with --create --command, or --build; a rebuild keeps those not given)") var policyOptions: RunPolicyOptions
 
     @Flag(help: "With --get: print JSON.") var json = false
     @Option(help: "With --logs: how many lines (1–100000).") var lines = 100
@@ -46,7 +44,7 @@ struct TaskCommand: AsyncParsableCommand {
                                             : "give one action at a time")
             }
             try LineCount.check(lines)
-            if get { return try printTasks(workspace: workspace) }
+            if get { return try printTasks(workspace: workspace, settings: settings) }
             guard let raw = name else { throw CLIError("--name is required") }
             let taskName = try TaskName(raw)
             let sender = CommandSender(workspace: workspace, settings: settings)
@@ -64,7 +62,10 @@ struct TaskCommand: AsyncParsableCommand {
                 // The task is gone from the journal: what it left on disk goes, whether or not it ever ran.
                 try LogFile(task: taskName, workspace: workspace, settings: settings).removeAll()
                 try FileSystem.remove(workspace.executable(for: taskName))
-                if removeSource { try FileSystem.remove(workspace.taskDirectory(taskName)) }
+                if removeSource {
+                    try FileSystem.remove(workspace.taskDirectory(taskName))
+                    if FileSystem.exists(workspace.root + "/Package.swift") { try WorkspaceTemplates.refreshTaskList(workspace) }
+                }
             }
             Console.say("task \(taskName) \(verb) (\(delivery.description))")
             if delete { Console.say(removeSource ? "removed its logs, binary and source folder" : "removed its logs and binary; source kept in \(workspace.taskDirectory(taskName))") }
@@ -92,6 +93,9 @@ struct TaskCommand: AsyncParsableCommand {
             guard every == nil, cron == nil, on == nil, at == nil else {
                 throw CLIError("a Swift task's schedule lives in its schedule.swift; --every/--cron/--on go with --command")
             }
+            guard policyOptions.isEmpty else {
+                throw CLIError("a Swift task's policies are set when it is built: give them to `keiji task --name=\(taskName) --build`")
+            }
             try WorkspaceTemplates.installWorkspace(workspace)
             let folder = try StagedTaskFolder(directory, mode: 0o755)
             do {
@@ -104,14 +108,14 @@ struct TaskCommand: AsyncParsableCommand {
                 throw error
             }
             folder.commit()
+            try WorkspaceTemplates.refreshTaskList(workspace)
             Console.say("created task \(taskName) in \(directory): function.swift, schedule.swift, main.swift, .env")
             Console.say("next: edit them, then `keiji task --name=\(taskName) --build`")
             return
         }
-        let spec = ScheduleSpec(try scheduleFromFlags(), timeZone: timeZone)
-        var policy = RunPolicy()
-        policy.timeoutSeconds = timeout
-        if let retries { policy.retries = retries }
+        // A new definition: the flags over the defaults (a name reused with --force starts afresh).
+        let (spec, policy) = try RunPolicyOverride.resolve(schedule: try scheduleFromFlags(), previous: nil, sdk: RunPolicyOverride(),
+                                                           cli: try policyOptions.override())
         // Checked before anything is written: a refused value leaves no folder behind.
         let definition = try TaskDefinition(name: taskName, description: desc, action: .command(command), schedule: spec,
                                             policy: policy, directory: directory).validated()
@@ -128,21 +132,23 @@ struct TaskCommand: AsyncParsableCommand {
         }
         folder.commit()
         Console.say("created task \(taskName) in \(directory)")
-        Console.say("schedule: \(spec.schedule.displayString)\(timeZone.map { " (\($0))" } ?? "") — saved (\(delivery.description))")
+        Console.say("schedule: \(spec.schedule.displayString)\(spec.timeZone.map { " (\($0))" } ?? "") — saved (\(delivery.description))")
     }
 
     private func buildTask(_ taskName: TaskName, workspace: Workspace, sender: CommandSender) async throws {
         let description = (try? DotEnv.load(workspace.taskDirectory(taskName) + "/.env"))?["TASK_DESCRIPTION"] ?? ""
         try SavedTasks.checkNoCaseClash(taskName, in: workspace)  // before a build and an install that would be for nothing
+        // CLI flag > the program's own policies > the previous definition > the defaults.
+        let previous = try TaskPolicyColumns.load(taskName, workspace: workspace).map { ($0.spec, $0.policy) }
+        // Flags out of range fail now, not after a build.
+        _ = try RunPolicyOverride.resolve(schedule: .every(1, .hours), previous: previous, sdk: RunPolicyOverride(), cli: try policyOptions.override())
         // A refused save puts the previous binary back (or removes the new one): nothing half-installed.
         let binary = StagedExecutable(workspace.executable(for: taskName))
         let delivery: CommandSender.Delivery
         let definition: TaskDefinition
         do {
-            var built = try TaskBuilder(workspace: workspace).build(taskName, description: description)
-            if let timeout { built.policy.timeoutSeconds = timeout }
-            if let retries { built.policy.retries = retries }
-            definition = try built.validated()
+            definition = try TaskBuilder(workspace: workspace).build(taskName, description: description, previous: previous,
+                                                                     cli: try policyOptions.override()).validated()
             delivery = try await sender.send(.taskSaved(definition, taskID: UUID().uuidString.lowercased()))
         } catch {
             if !(error is CommandFateUnknown) { binary.rollback() }

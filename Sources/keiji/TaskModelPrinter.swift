@@ -5,19 +5,29 @@ extension TaskCommand {
     static let columns = ["ID", "TaskId", "Name", "Description", "Schedule", "LastExecutionTime", "NextExecutionTime", "LogPath",
                           "Slug", "Type", "Executable", "IsRunning", "IsQueued", "IsError", "IsDisabled", "ErrorTxt"]
 
-    /// The seed's `TaskModel` block for one task (with `--name`) or every task, read from the query view.
-    func printTasks(workspace: Workspace) throws {
+    /// The seed's `TaskModel` block for one task (with `--name`) or every task, read from the query view,
+    /// followed by the task's zone and run policies.
+    func printTasks(workspace: Workspace, settings: Settings) throws {
         guard FileSystem.exists(workspace.databaseFile) else {
             if let name { throw CLIError("no task named \(name)") }
             Console.say(json ? "[]" : "no tasks yet")
             return
         }
         let db = try SQLiteDatabase(path: workspace.databaseFile, readOnly: true)
-        let select = "SELECT \(Self.columns.joined(separator: ", ")) FROM task_models"
-        let rows = try name.map { try db.rows(select + " WHERE Name = ?", [.text($0)]) } ?? db.rows(select + " ORDER BY Name")
+        func query(_ columns: [String]) throws -> [[String?]] {
+            let select = "SELECT \(columns.joined(separator: ", ")) FROM task_models"
+            return try name.map { try db.rows(select + " WHERE Name = ?", [.text($0)]) } ?? db.rows(select + " ORDER BY Name")
+        }
+        // A view from before the policy columns (rebuilt at the next command or scheduler start) shows the seed's.
+        let rows = try (try? query(Self.columns + TaskPolicyColumns.names)) ?? query(Self.columns)
         if let name, rows.isEmpty { throw CLIError("no task named \(name)") }
         if json {
-            let objects = rows.map { TaskModelJSON.object(columns: Self.columns, row: $0) }
+            let objects = rows.map { row in
+                var object = TaskModelJSON.object(columns: Self.columns, row: Array(row.prefix(Self.columns.count)))
+                let policy = TaskPolicyColumns(row.dropFirst(Self.columns.count))?.jsonFields(defaultTimeZone: settings.timeZoneIdentifier) ?? [:]
+                object.merge(policy) { seed, _ in seed }
+                return object
+            }
             let data = try JSONSerialization.data(withJSONObject: name == nil ? objects as Any : objects.first as Any, options: [.prettyPrinted, .sortedKeys])
             Console.say(String(decoding: data, as: UTF8.self))
             return
@@ -32,6 +42,9 @@ extension TaskCommand {
                 if column.hasPrefix("Is") { text = text == "1" ? "true" : "false" }
                 if column == "ErrorTxt" { text = value ?? "" }
                 Console.say("\(column): \(text)")
+            }
+            for (key, text) in TaskPolicyColumns(row.dropFirst(Self.columns.count))?.lines(defaultTimeZone: settings.timeZoneIdentifier) ?? [] {
+                Console.say("\(key): \(text)")
             }
             if name == nil { Console.say(rule) }
         }

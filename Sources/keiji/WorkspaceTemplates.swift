@@ -5,18 +5,23 @@ import KeijiCore
 /// (so the SDK compiles once and rebuilds are incremental, like the seed's single go.mod), the SDK itself,
 /// and each task's three source files.
 enum WorkspaceTemplates {
-    /// `~/keiji/Package.swift`: every folder in `tasks/` with a `main.swift` is an executable of that name.
-    static let workspacePackage = """
+    /// `~/keiji/Package.swift`: one executable target per task folder, listed as literal text between two
+    /// marker lines. SwiftPM caches a manifest's evaluation until the manifest's *text* changes, so a
+    /// manifest that listed `tasks/` when evaluated went stale at the first new or deleted task ("no product
+    /// named 'b'", "invalid custom path"). keiji rewrites the list whenever the task set may have changed
+    /// (`init`, `--create`, `--build`, `--delete --remove-source`); everything outside the markers is the
+    /// user's. One package for all tasks (rather than one per task) keeps the SDK compiled once.
+    static func workspacePackage(tasks: [String]) -> String {
+        """
         // swift-tools-version: 5.9
-        // keiji's task workspace: every folder in tasks/ with a main.swift is a task program.
-        // Written by `keiji init`; you may add dependencies here.
-        import Foundation
+        // keiji's task workspace: one executable target per folder in tasks/ with a main.swift.
+        // keiji rewrites the lines between the two `keiji:tasks` markers whenever tasks are created, built
+        // or deleted; you may add dependencies and edit everything else.
         import PackageDescription
 
-        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
-        let tasks = ((try? FileManager.default.contentsOfDirectory(atPath: root.appendingPathComponent("tasks").path)) ?? [])
-            .filter { FileManager.default.fileExists(atPath: root.appendingPathComponent("tasks/\\($0)/main.swift").path) }
-            .sorted()
+        let tasks: [String] = [
+        \(taskList(tasks))
+        ]
 
         let package = Package(
             name: "keiji-workspace",
@@ -28,6 +33,43 @@ enum WorkspaceTemplates {
         )
 
         """
+    }
+
+    static let taskListStart = "    // keiji:tasks begin (generated)"
+    static let taskListEnd = "    // keiji:tasks end"
+
+    static func taskList(_ tasks: [String]) -> String {
+        ([taskListStart] + tasks.map { "    \"\($0)\"," } + [taskListEnd]).joined(separator: "\n")
+    }
+
+    /// The task folders a build can compile: valid task names (so they are safe inside a Swift string
+    /// literal) with a `main.swift`, sorted.
+    static func taskFolders(_ workspace: Workspace) -> [String] {
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: workspace.tasksDirectory)) ?? []
+        return names.filter { name in
+            (try? TaskName(name)) != nil && FileSystem.exists(workspace.tasksDirectory + "/" + name + "/main.swift")
+        }.sorted()
+    }
+
+    /// Brings `~/keiji/Package.swift`'s task list in line with `tasks/`, rewriting the file only when its text
+    /// changes. A manifest without the markers (written by an older keiji, which listed `tasks/` at
+    /// evaluation time) is replaced whole; the old one is kept as `Package.swift.old`.
+    static func refreshTaskList(_ workspace: Workspace) throws {
+        let path = workspace.root + "/Package.swift"
+        let tasks = taskFolders(workspace)
+        var text = workspacePackage(tasks: tasks)
+        if let data = FileManager.default.contents(atPath: path) {
+            let current = String(decoding: data, as: UTF8.self)
+            if let start = current.range(of: taskListStart), let end = current.range(of: taskListEnd, range: start.upperBound..<current.endIndex) {
+                text = current.replacingCharacters(in: start.lowerBound..<end.upperBound, with: taskList(tasks))
+            } else {
+                try FileSystem.writeAtomically(data, to: path + ".old", mode: 0o644)
+                Console.progress("\(path) had no keiji:tasks markers; replaced it (the old one is \(path).old)")
+            }
+            if text == current { return }
+        }
+        try FileSystem.writeAtomically(Data(text.utf8), to: path, mode: 0o644)
+    }
 
     static let sdkPackage = """
         // swift-tools-version: 5.9
@@ -44,8 +86,8 @@ enum WorkspaceTemplates {
 
     static func function(description: String) -> String {
         """
-        // The task's work. Throw to fail the run: the message goes to the task log and the task waits for
-        // `keiji task --resolve`.
+        // The task's work. Throw to fail the run (e.g. `throw TaskError("disk full")`, with `import KeijiTaskKit`):
+        // the message goes to the task log and to its ErrorTxt, and the task waits for `keiji task --resolve`.
         func function() async throws {
             print("hello from \\(CommandLine.arguments[0].split(separator: "/").last ?? "task")")
         }
@@ -60,6 +102,9 @@ enum WorkspaceTemplates {
         //   Schedule.every(5).minutes      Schedule.every(2).hours
         //   Schedule.on(.friday).at("10:00PM")      Schedule.on(.monday, .thursday).at("22:00")
         //   Schedule.cron("*/15 * * * *")
+        // Policies, each optional (a `keiji task --build` flag overrides them; a rebuild keeps the rest):
+        //   Schedule.on(.monday).at("09:00").timeZone("Europe/Paris").timeout(60).retries(2, backoff: 5)
+        //   .overlap(.allow)  .catchUp(.all, limit: 5)  .rerunInterrupted(false)  .continueOnError()  .jitter(30)
         let schedule = Schedule.every(10).seconds
 
         """
@@ -72,13 +117,11 @@ enum WorkspaceTemplates {
 
         """
 
-    /// Writes (or refreshes) the workspace package and the SDK.
+    /// Writes (or refreshes) the SDK and the workspace package's task list.
     static func installWorkspace(_ workspace: Workspace) throws {
         try FileSystem.createDirectory(workspace.root + "/sdk/Sources/KeijiTaskKit", mode: 0o755)
         try FileSystem.writeAtomically(Data(sdkPackage.utf8), to: workspace.root + "/sdk/Package.swift", mode: 0o644)
         try FileSystem.writeAtomically(Data(TaskKitSource.text.utf8), to: workspace.root + "/sdk/Sources/KeijiTaskKit/KeijiTaskKit.swift", mode: 0o644)
-        if !FileSystem.exists(workspace.root + "/Package.swift") {
-            try FileSystem.writeAtomically(Data(workspacePackage.utf8), to: workspace.root + "/Package.swift", mode: 0o644)
-        }
+        try refreshTaskList(workspace)
     }
 }

@@ -3,12 +3,12 @@ import Foundation
 /// The SQLite query view (`~/.keiji/db/keiji.db`, WAL): derived from the journal, never the source of truth.
 ///
 /// Tables: `task_models` with the seed's columns (so `sqlite3` and `keiji task --get` read what the original
-/// showed), `runs` (history: slot, start, end, lateness, exit code or signal, attempt, trigger), and
-/// `applied_lsn`. Each applied batch is one transaction that also moves `applied_lsn`, so the view is always
+/// showed) plus `ScheduleInfo` (schedule, zone and jitter as JSON) and `Policy` (the run policy as JSON), `runs`
+/// (history: slot, start, end, lateness, exit code or signal, attempt, trigger), and `applied_lsn`. Each applied batch is one transaction that also moves `applied_lsn`, so the view is always
 /// a consistent prefix of the journal. If the file is missing, damaged or from another schema, it is rebuilt
 /// from the state (checkpoint + journal replay).
 public final class QueryView {
-    public static let schemaVersion = 2  // 2: ID is the task's own number, not a rowid
+    public static let schemaVersion = 2  // 2: ID is the task's own number, not a rowid; Policy column
     public let database: SQLiteDatabase
     private let workspace: Workspace
     private let defaultTimeZone: TimeZone
@@ -65,6 +65,7 @@ public final class QueryView {
                 IsError INTEGER NOT NULL DEFAULT 0,
                 IsDisabled INTEGER NOT NULL DEFAULT 0,
                 ErrorTxt TEXT NOT NULL DEFAULT '',
+                Policy TEXT NOT NULL DEFAULT '{}',
                 CreatedAt TEXT NOT NULL,
                 UpdatedAt TEXT NOT NULL
             );
@@ -114,13 +115,14 @@ public final class QueryView {
         do {
             let upsert = try database.prepare("""
                 INSERT INTO task_models (ID, TaskId, Name, Description, Schedule, ScheduleInfo, LastExecutionTime, NextExecutionTime,
-                    LogPath, Slug, Type, Executable, IsRunning, IsQueued, IsError, IsDisabled, ErrorTxt, CreatedAt, UpdatedAt)
-                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                    LogPath, Slug, Type, Executable, IsRunning, IsQueued, IsError, IsDisabled, ErrorTxt, Policy, CreatedAt, UpdatedAt)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                 ON CONFLICT(Name) DO UPDATE SET ID = excluded.ID, TaskId = excluded.TaskId, Description = excluded.Description,
                     Schedule = excluded.Schedule, ScheduleInfo = excluded.ScheduleInfo, LastExecutionTime = excluded.LastExecutionTime,
                     NextExecutionTime = excluded.NextExecutionTime, LogPath = excluded.LogPath, Slug = excluded.Slug, Type = excluded.Type,
                     Executable = excluded.Executable, IsRunning = excluded.IsRunning, IsQueued = excluded.IsQueued,
-                    IsError = excluded.IsError, IsDisabled = excluded.IsDisabled, ErrorTxt = excluded.ErrorTxt, UpdatedAt = excluded.UpdatedAt
+                    IsError = excluded.IsError, IsDisabled = excluded.IsDisabled, ErrorTxt = excluded.ErrorTxt, Policy = excluded.Policy,
+                    UpdatedAt = excluded.UpdatedAt
                 """)
             let deleteTask = try database.prepare("DELETE FROM task_models WHERE Name = ?")
             // A row of another name holding this number can only be stale; it must not block the upsert.
@@ -169,11 +171,12 @@ public final class QueryView {
         // A task in error or disabled does not run until resolved or enabled: it has no next execution.
         let next = task.isDisabled || task.isError ? nil : calculator.nextSlot(after: task.lastSlot ?? task.anchor)
         let scheduleInfo = (try? String(decoding: StateLoader.snapshotEncoder.encode(d.schedule), as: UTF8.self)) ?? "{}"
+        let policy = (try? String(decoding: StateLoader.snapshotEncoder.encode(d.policy), as: UTF8.self)) ?? "{}"
         return [
             .optional(task.number.map(Int64.init)), .text(task.taskID), .text(d.name.rawValue), .text(d.description), .text(d.schedule.schedule.displayString), .text(scheduleInfo),
             .optional(task.lastStartedAt.map(ISO8601.string(fromMilliseconds:))), .optional(next.map(ISO8601.string(fromSeconds:))),
             .text(workspace.taskLogFile(d.name)), .text(d.name.slug), .text(d.schedule.schedule.typeName), .text(d.executableDescription),
-            .bool(state.isRunning(d.name)), .bool(task.isQueued), .bool(task.isError), .bool(task.isDisabled), .text(task.errorText),
+            .bool(state.isRunning(d.name)), .bool(task.isQueued), .bool(task.isError), .bool(task.isDisabled), .text(task.errorText), .text(policy),
             .text(ISO8601.string(fromMilliseconds: task.createdAt)), .text(ISO8601.string(fromMilliseconds: task.updatedAt)),
         ]
     }

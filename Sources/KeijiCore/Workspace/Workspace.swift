@@ -47,6 +47,8 @@ public struct Workspace: Sendable, Equatable {
     public var recoveryReportFile: String { systemRoot + "/recovery.json" }
     public var executablesDirectory: String { systemRoot + "/exec/tasks" }
     public var pidDirectory: String { systemRoot + "/exec/services" }
+    /// Where a run's KEIJI_ERROR_FILE lives (`<run id>.error`, removed after the run).
+    public var runErrorDirectory: String { systemRoot + "/exec/runs" }
     /// Where `keiji task --build` compiles tasks (one package for all of them, so the SDK compiles once).
     public var buildDirectory: String { systemRoot + "/build" }
 

@@ -117,8 +117,10 @@ extension SchedulerEngine {
                 return
             }
             LogFile.write(fd, "\(ISO8601.string(fromMilliseconds: WallClock.nowMilliseconds())) [keiji] run \(runID) started (attempt \(attempt)\(slot.map { ", slot \(ISO8601.string(fromSeconds: $0))" } ?? ""))\n")
+            let errorDirectory = configuration.workspace.runErrorDirectory
+            let errorFile = (try? FileSystem.createDirectory(errorDirectory)) != nil ? errorDirectory + "/" + runID + ".error" : nil
             result = await RunExecutor(definition: definition, runID: runID, slot: slot, logDescriptor: fd,
-                                       baseEnvironment: baseEnvironment).run(handle: handle)
+                                       baseEnvironment: baseEnvironment, errorFile: errorFile).run(handle: handle)
             LogFile.write(fd, "\(ISO8601.string(fromMilliseconds: WallClock.nowMilliseconds())) [keiji] run \(runID) \(result.outcome.rawValue)\(result.message.map { ": \($0)" } ?? "") after \(result.durationMs) ms\n")
             close(fd)
         } else {

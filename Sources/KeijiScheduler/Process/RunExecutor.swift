@@ -22,6 +22,12 @@ struct RunExecutor: Sendable {
     let slot: Int64?
     let logDescriptor: Int32
     let baseEnvironment: [String: String]
+    /// Passed to the task as KEIJI_ERROR_FILE: the SDK writes a thrown error's message there, and a failed
+    /// run's message becomes `<that message> (exit status N)` instead of only the status.
+    let errorFile: String?
+
+    /// The most of an error file that is read (the SDK writes at most 2048 bytes).
+    static let errorMessageLimit = 2048
 
     func run(handle: RunHandle) async -> Result {
         let started = ContinuousClock.now
@@ -39,6 +45,11 @@ struct RunExecutor: Sendable {
         environment["KEIJI_TASK_NAME"] = definition.name.rawValue
         environment["KEIJI_SCHEDULER_PID"] = String(getpid())
         if let slot { environment["KEIJI_SLOT"] = ISO8601.string(fromSeconds: slot) }
+        if let errorFile {
+            unlink(errorFile)
+            environment["KEIJI_ERROR_FILE"] = errorFile
+        }
+        defer { if let errorFile { unlink(errorFile) } }
         // Through the guard when it is installed beside the scheduler (it always is, except in odd setups).
         var program = path
         var argv = arguments
@@ -71,24 +82,41 @@ struct RunExecutor: Sendable {
         // Anything the task left behind in its group goes with it.
         kill(-pid, SIGKILL)
 
-        return Self.result(of: status, terminationReason: handle.terminationReason, timeout: timeout, durationMs: elapsed())
+        return Self.result(of: status, terminationReason: handle.terminationReason, timeout: timeout, durationMs: elapsed(),
+                           errorFile: errorFile)
     }
 
     /// What a run's end records for a reaped status: a stop or timeout wins, then the exit status. A failed
     /// `waitpid` is a failure with its reason, never a success.
-    static func result(of status: ExitStatus, terminationReason: RunOutcome?, timeout: Double?, durationMs duration: Int64) -> Result {
+    static func result(of status: ExitStatus, terminationReason: RunOutcome?, timeout: Double?, durationMs duration: Int64,
+                       errorFile: String? = nil) -> Result {
         if let reason = terminationReason {
             let text = reason == .timedOut ? "timed out after \(timeout.map { "\($0)" } ?? "?") s" : "stopped on request"
             return Result(outcome: reason, status: status, durationMs: duration, message: text)
         }
         switch status {
         case .exited(0): return Result(outcome: .succeeded, status: status, durationMs: duration, message: nil)
-        case .exited(let code): return Result(outcome: .failed, status: status, durationMs: duration, message: "exit status \(code)")
-        case .signaled(let signal): return Result(outcome: .failed, status: status, durationMs: duration, message: "killed by signal \(signal)")
+        case .exited(let code): return Result(outcome: .failed, status: status, durationMs: duration, message: thrown("exit status \(code)", errorFile: errorFile))
+        case .signaled(let signal): return Result(outcome: .failed, status: status, durationMs: duration, message: thrown("killed by signal \(signal)", errorFile: errorFile))
         case .waitFailed(let code):
             return Result(outcome: .failed, status: status, durationMs: duration,
                           message: "the exit status is unknown: waitpid failed: \(String(cString: strerror(code))) (errno \(code))")
         }
+    }
+
+    /// `status`, preceded by the message the task left in its error file, if any (one line, bounded).
+    private static func thrown(_ status: String, errorFile: String?) -> String {
+        guard let errorFile else { return status }
+        let fd = open(errorFile, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)
+        guard fd >= 0 else { return status }
+        defer { close(fd) }
+        var buffer = [UInt8](repeating: 0, count: Self.errorMessageLimit)
+        let count = read(fd, &buffer, buffer.count)
+        guard count > 0 else { return status }
+        let text = String(decoding: buffer[..<count], as: UTF8.self)
+        let line = String(text.unicodeScalars.map { $0.value < 0x20 || $0.value == 0x7F ? " " : Character($0) })
+            .trimmingCharacters(in: .whitespaces)
+        return line.isEmpty ? status : "\(line) (\(status))"
     }
 }
 

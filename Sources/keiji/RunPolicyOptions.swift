@@ -1,0 +1,41 @@
+import ArgumentParser
+import KeijiCore
+
+/// The run-policy flags of `keiji task --create --command …` and `keiji task --build`. A flag given here wins
+/// over the task program's own policies and over the task's previous definition (see ``RunPolicyOverride``).
+struct RunPolicyOptions: ParsableArguments {
+    @Option(help: "Time zone of the task's schedule, e.g. Europe/Paris (`default`: the settings' TIME_ZONE).") var timeZone: String?
+    @Option(help: "Delay each firing by a stable pseudo-random 0…N seconds (0–86400).") var jitter: Int?
+    @Option(help: "Stop a run after this many seconds (`none`: no limit).") var timeout: String?
+    @Option(help: "Seconds between SIGTERM and SIGKILL when a run is stopped.") var grace: Double?
+    @Option(help: "Retries after a failed run (0–100).") var retries: Int?
+    @Option(help: "Seconds before the first retry; doubled for each further one.") var retryBackoff: Double?
+    @Option(help: "A slot that comes while a run is still going: skip or allow.") var overlap: OverlapPolicy?
+    @Option(help: "Slots missed while the scheduler was down: skip, once or all.") var catchUp: CatchUpPolicy?
+    @Option(help: "With --catch-up all: at most this many runs (1–1000).") var catchUpLimit: Int?
+    @Option(help: "Re-run a run that a scheduler crash interrupted: true or false.") var rerunInterrupted: Bool?
+    @Option(help: "Keep scheduling after a failed run instead of waiting for --resolve: true or false.") var continueOnError: Bool?
+
+    /// Whether any policy flag was given.
+    var isEmpty: Bool { (try? override()) == RunPolicyOverride() }
+
+    func override() throws -> RunPolicyOverride {
+        var timeoutSeconds: Double?
+        if let timeout {
+            if timeout == "none" {
+                timeoutSeconds = 0
+            } else if let seconds = Double(timeout), seconds > 0, seconds.isFinite {
+                timeoutSeconds = seconds
+            } else {
+                throw CLIError("invalid --timeout \"\(timeout)\": give a positive number of seconds, or none")
+            }
+        }
+        return RunPolicyOverride(
+            timeZone: timeZone.map { $0 == "default" ? "" : $0 }, jitterSeconds: jitter, timeoutSeconds: timeoutSeconds,
+            graceSeconds: grace, overlap: overlap, retries: retries, retryBackoffSeconds: retryBackoff, catchUp: catchUp,
+            catchUpLimit: catchUpLimit, rerunInterrupted: rerunInterrupted, continueOnError: continueOnError)
+    }
+}
+
+extension OverlapPolicy: ExpressibleByArgument {}
+extension CatchUpPolicy: ExpressibleByArgument {}
