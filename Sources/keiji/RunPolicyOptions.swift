@@ -24,10 +24,14 @@ struct RunPolicyOptions: ParsableArguments {
         if let timeout {
             if timeout == "none" {
                 timeoutSeconds = 0
-            } else if let seconds = Double(timeout), seconds > 0, seconds.isFinite {
+            } else if let seconds = Double(timeout) {
+                // 0 means "none" inside an override, so the range is checked here, with Core's message.
+                var probe = RunPolicy()
+                probe.timeoutSeconds = seconds
+                _ = try probe.validated()
                 timeoutSeconds = seconds
             } else {
-                throw CLIError("invalid --timeout \"\(timeout)\": give a positive number of seconds, or none")
+                throw CLIError("--timeout takes seconds between 1 ms and 7 days (604800 s), or none (got \(timeout))")
             }
         }
         return RunPolicyOverride(

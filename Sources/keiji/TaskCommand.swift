@@ -179,9 +179,6 @@ struct TaskCommand: AsyncParsableCommand {
         if let cron { return .cron(try CronExpression(cron)) }
         guard let on, let at else { throw CLIError("--on and --at go together, e.g. --on friday --at 10:00PM") }
         let days = try on.split(separator: ",", omittingEmptySubsequences: false).map { try Weekday(parsing: String($0)) }
-        if let twice = days.first(where: { day in days.filter { $0 == day }.count > 1 }) {
-            throw CLIError("--on names \(twice) twice; give each day once, e.g. --on mon,wed,fri")
-        }
         return .weekly(days: days, at: try TimeOfDay(parsing: at))
     }
 

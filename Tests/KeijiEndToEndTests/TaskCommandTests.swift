@@ -106,7 +106,7 @@ struct TaskCommandTests {
         let s = try Session()
         defer { s.cleanUp() }
         #expect(try s.keiji("init").status == 0)
-        #expect(try s.keiji("task", "--create", "--name=slow", "--desc=x", "--command", "echo slow-run-began; sleep 30", "--every", "1h").status == 0)
+        #expect(try s.keiji("task", "--create", "--name=slow", "--desc=x", "--command", "echo slow-run-began; sleep 600", "--every", "1h").status == 0)
         // Offline: disabled is refused the same way as online.
         #expect(try s.keiji("task", "--disable", "--name=slow").status == 0)
         refused(try s.keiji("task", "--run", "--name=slow"), saying: "keiji task --enable --name=slow")

@@ -128,8 +128,16 @@ public enum Reducer {
             return record
         }
         let at = at ?? state.tasks[name]?.updatedAt ?? 0
-        var task = state.tasks[name] ?? TaskState(taskID: name.rawValue, definition: .standIn(for: name), createdAt: at, updatedAt: at,
-                                                  anchor: at / 1000)
+        var task: TaskState
+        if let known = state.tasks[name] {
+            task = known
+        } else {
+            // A stand-in is a task of its own in the view, so it gets its number like any first save.
+            let number = (state.lastTaskNumber ?? 0) + 1
+            state.lastTaskNumber = number
+            task = TaskState(taskID: name.rawValue, number: number, definition: .standIn(for: name), createdAt: at, updatedAt: at,
+                             anchor: at / 1000)
+        }
         task.isError = true
         task.errorText = "[ refused ]: \(record.type ?? "record") at LSN \(record.lsn.map(String.init) ?? "?"): \(record.reason)"
         if isDefinition { task.refusal = record.reason }

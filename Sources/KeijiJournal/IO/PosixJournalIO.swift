@@ -115,11 +115,23 @@ public struct PosixJournalIO: JournalIO {
         guard retryingInterrupts({ fsync(fd) }) == 0 else { throw Self.failure("fsync", path) }
     }
 
+    /// How long a held lock is retried before the journal counts as in use. A process that forks while a
+    /// journal is open (posix_spawn from another thread) holds the lock file's description until its child
+    /// execs, and `O_CLOEXEC` drops it; so a close followed at once by an open can find the lock still held for
+    /// that moment. A real holder (a running scheduler) holds it for far longer than this.
+    static let lockRetryWindow: Duration = .milliseconds(500)
+
     public func lockExclusively(_ path: String) throws -> FileDescriptor? {
         let fd = retryingInterrupts { Glibc.open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o600) }
         guard fd >= 0 else { throw Self.failure("open", path) }
-        if retryingInterrupts({ flock(fd, LOCK_EX | LOCK_NB) }) != 0 {
+        let clock = ContinuousClock()
+        let deadline = clock.now + Self.lockRetryWindow
+        while retryingInterrupts({ flock(fd, LOCK_EX | LOCK_NB) }) != 0 {
             let code = errno
+            if code == EWOULDBLOCK, clock.now < deadline {
+                usleep(2_000)
+                continue
+            }
             _ = Glibc.close(fd)
             if code == EWOULDBLOCK { return nil }
             throw JournalError(.io, "'flock' failed on \(path)", errno: code)
