@@ -74,8 +74,10 @@ final class RawClient: Sendable {
 
     private init(_ connection: LineConnection) {
         self.connection = connection
-        connection.setReadTimeout(.seconds(5))
-        connection.setWriteTimeout(.seconds(5))
+        // Generous: on a loaded 2-core machine the bus can take seconds to read a MiB and answer; a read that
+        // times out ends the test as "cancelled" (anEndlessLineWithoutNewlineIsCutOffAtOneMiB did, in CI).
+        connection.setReadTimeout(.seconds(30))
+        connection.setWriteTimeout(.seconds(30))
         reader = Mutex(connection.makeReader())
     }
 
