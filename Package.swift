@@ -64,3 +64,13 @@ let package = Package(
     ],
     swiftLanguageModes: [.v6]
 )
+
+// libFuzzer harnesses for the parsers that face untrusted bytes. They need `-sanitize=fuzzer`, so they exist
+// only when scripts/fuzz builds them (KEIJI_FUZZ=1, in .build/fuzz); a normal `swift build` never sees them.
+if Context.environment["KEIJI_FUZZ"] == "1" {
+    package.targets += [
+        .target(name: "CFuzzDriver", path: "Fuzz/CFuzzDriver"),
+        .executableTarget(name: "FrameScannerFuzzer", dependencies: ["KeijiJournal", "CFuzzDriver"], path: "Fuzz/FrameScannerFuzzer"),
+        .executableTarget(name: "BusRequestFuzzer", dependencies: ["KeijiBus", "KeijiCore", "CFuzzDriver"], path: "Fuzz/BusRequestFuzzer"),
+    ]
+}

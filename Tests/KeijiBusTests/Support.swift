@@ -83,7 +83,8 @@ final class RawClient: Sendable {
 
     private init(_ connection: LineConnection) {
         self.connection = connection
-        // Generous: a 1 MiB line takes seconds to scan and decode in a debug build on a loaded machine.
+        // Generous: on a loaded 2-core machine the bus can take seconds to read a MiB and answer; a read that
+        // times out ends the test as "cancelled" (anEndlessLineWithoutNewlineIsCutOffAtOneMiB did, in CI).
         connection.setReadTimeout(.seconds(30))
         connection.setWriteTimeout(.seconds(30))
         reader = Mutex(connection.makeReader())

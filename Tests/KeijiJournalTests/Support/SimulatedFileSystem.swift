@@ -226,8 +226,15 @@ final class SimulatedFileSystem: JournalIO, @unchecked Sendable {
         }
     }
 
-    private func inode(_ file: FileDescriptor, _ s: State) throws -> Int {
-        guard let id = s.descriptors[file.rawValue] else { throw JournalError(.io, "bad descriptor", errno: EBADF) }
+    /// The inode behind an open descriptor. Use of an unknown or closed one is a bug in the caller, not an
+    /// I/O error the journal may handle: it is recorded as an issue as well as thrown.
+    private func inode(_ file: FileDescriptor, _ s: inout State) throws -> Int {
+        guard let id = s.descriptors[file.rawValue] else {
+            let problem = "use of descriptor \(file.rawValue), which is not open"
+            s.descriptorMisuse.append(problem)
+            Issue.record(Comment(rawValue: problem))
+            throw JournalError(.io, "bad descriptor", errno: EBADF)
+        }
         return id
     }
 
@@ -290,20 +297,27 @@ final class SimulatedFileSystem: JournalIO, @unchecked Sendable {
     }
 
     func size(of file: FileDescriptor) throws -> Int {
-        try state.withLock { s in s.inodes[try inode(file, s)]!.current.count }
+        try state.withLock { s in
+            let id = try inode(file, &s)
+            return s.inodes[id]!.current.count
+        }
     }
 
     func read(_ file: FileDescriptor, at offset: Int, count: Int) throws -> [UInt8] {
         try state.withLock { s in
             if s.crashed { throw JournalError(.io, "simulated crash", errno: EIO) }
-            let bytes = s.inodes[try inode(file, s)]!.current
+            let id = try inode(file, &s)
+            let bytes = s.inodes[id]!.current
             guard offset < bytes.count else { return [] }
             return Array(bytes[offset..<min(bytes.count, offset + count)])
         }
     }
 
     func write(_ file: FileDescriptor, _ bytes: [UInt8], at offset: Int) throws {
-        let (id, path): (Int, String) = try state.withLock { s in (try inode(file, s), pathName(of: file, s)) }
+        let (id, path): (Int, String) = try state.withLock { s in
+            let id = try inode(file, &s)
+            return (id, pathName(of: file, s))
+        }
         try mutate(.write(path, offset: offset, count: bytes.count)) { s in
             var data = bytes
             if let (_, count) = s.partialWrite {
@@ -321,7 +335,10 @@ final class SimulatedFileSystem: JournalIO, @unchecked Sendable {
     }
 
     func sync(_ file: FileDescriptor) throws {
-        let (id, path): (Int, String) = try state.withLock { s in (try inode(file, s), pathName(of: file, s)) }
+        let (id, path): (Int, String) = try state.withLock { s in
+            let id = try inode(file, &s)
+            return (id, pathName(of: file, s))
+        }
         try mutate(.sync(path)) { s in
             s.inodes[id]!.durable = s.inodes[id]!.current
             s.inodes[id]!.pending.removeAll()
@@ -329,7 +346,10 @@ final class SimulatedFileSystem: JournalIO, @unchecked Sendable {
     }
 
     func truncate(_ file: FileDescriptor, to size: Int) throws {
-        let (id, path): (Int, String) = try state.withLock { s in (try inode(file, s), pathName(of: file, s)) }
+        let (id, path): (Int, String) = try state.withLock { s in
+            let id = try inode(file, &s)
+            return (id, pathName(of: file, s))
+        }
         try mutate(.truncate(path, size)) { s in
             var node = s.inodes[id]!
             if node.current.count > size { node.current.removeLast(node.current.count - size) } else { node.current += [UInt8](repeating: 0, count: size - node.current.count) }
