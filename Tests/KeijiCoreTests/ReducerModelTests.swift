@@ -58,10 +58,12 @@ struct ReducerModelTests {
             case .taskDeleted(let name):
                 tasks[name.rawValue] = nil
             case .taskResolved(let name):
+                // Slots that passed while in error are not owed: the slots start again at the resolve.
+                if tasks[name.rawValue]?.error == true { tasks[name.rawValue]?.lastSlot = seconds }
                 tasks[name.rawValue]?.error = false
                 tasks[name.rawValue]?.errorText = ""
             case .taskTriggered(let name):
-                tasks[name.rawValue]?.pending += 1
+                if tasks[name.rawValue]?.disabled == false { tasks[name.rawValue]?.pending += 1 }
             case .taskStopRequested:
                 break
             case .runStarted(let start):
@@ -85,11 +87,15 @@ struct ReducerModelTests {
                 task.lastSlot = max(task.lastSlot ?? missed.slot, missed.slot)
                 remember("missed-\(missed.slot)", in: &task)
                 tasks[missed.task.rawValue] = task
-            case .runInterrupted(let runID, let name):
+            case .runInterrupted(let runID, let name, let givenUp):
                 active[runID] = nil
                 guard var task = tasks[name.rawValue] else { return }
                 task.lastOutcome = .interrupted
                 remember(runID, in: &task)
+                if let givenUp {
+                    task.error = true
+                    task.errorText = "[ task error ]: " + givenUp
+                }
                 tasks[name.rawValue] = task
             case .schedulerStarted:
                 running = true
@@ -160,7 +166,8 @@ struct ReducerModelTests {
             case 76..<84:
                 guard !started.isEmpty else { continue }
                 let run = started.remove(at: Int.random(in: 0..<started.count, using: &rng))
-                event = .runInterrupted(runID: run.id, task: run.task)
+                let givenUp = Int.random(in: 0..<4, using: &rng) == 0 ? "interrupted 3 times; given up" : nil
+                event = .runInterrupted(runID: run.id, task: run.task, givenUp: givenUp)
             case 84..<92:
                 event = .runMissed(RunMissed(task: task, slot: at / 1000 - Int64.random(in: 0...60, using: &rng),
                                              count: Int.random(in: 1...4, using: &rng), reason: [.overlap, .downtime, .error].randomElement(using: &rng)!))
