@@ -101,11 +101,13 @@ enum BusHandshake {
     // MARK: - The connecting side (CLI, scheduler)
 
     /// Runs the handshake as `role`. On return the bus has proved it knows `token` and accepted our proof.
+    /// `followUp` (the CLI's one request) goes out in the same write as our proof, which saves a round trip
+    /// and is safe: by then the bus has proved itself, and a bus that refuses our proof discards it unread.
     /// - Throws: ``BusAuthenticationFailure`` if the other end is not our bus (wrong uid on a Unix socket,
     ///   no valid proof): nothing but the hello was sent to it. `KeijiError(.conflict)` if our bus refused
     ///   us or the connection failed mid-way.
     static func authenticate(_ connection: LineConnection, reader: inout LineReader, role: BusRole, token: String,
-                             endpoint: BusEndpoint) throws {
+                             endpoint: BusEndpoint, followUp: [UInt8]? = nil) throws {
         if case .unix = endpoint, let uid = Socket.peerUID(connection.fd), uid != getuid() {
             throw BusAuthenticationFailure(endpoint: endpoint, reason: "it belongs to uid \(uid), not to this user")
         }
@@ -123,7 +125,9 @@ enum BusHandshake {
             throw BusAuthenticationFailure(endpoint: endpoint, reason: "its proof does not match ~/.keiji/bus.token")
         }
         let answer = proof(token: token, speaker: role.rawValue, role: role, clientNonce: nonce, busNonce: challenge.nonce)
-        guard connection.write(BusWire.encode(Answer(proof: answer))) else {
+        var lines = BusWire.encode(Answer(proof: answer))
+        if let followUp { lines += [UInt8(ascii: "\n")] + followUp }
+        guard connection.write(lines) else {
             throw KeijiError(.conflict, "keiji-bus at \(endpoint) closed the connection during the handshake")
         }
         guard case .line(let verdictLine) = reader.next(), let verdict = try? BusWire.decode(BusReply.self, verdictLine) else {

@@ -168,6 +168,26 @@ struct BusAuthenticationTests {
         await link.stop()
     }
 
+    @Test func authenticatedClientsAreCappedButTheSchedulerIsNot() async throws {
+        let server = try startBus()
+        defer { server.stop() }
+        var clients: [RawClient] = []
+        defer { clients.forEach { $0.close() } }
+        for _ in 0..<BusServer.maxClients { clients.append(try await RawClient.authenticated(server.boundPush)) }
+        await #expect {
+            _ = try await BusClient(endpoint: server.boundPush, token: testToken).send(request("one-too-many"), timeout: .seconds(30))
+        } throws: { error in
+            (error as? KeijiError)?.message.contains("busy") == true
+        }
+        // The scheduler's link still connects, and once a client leaves the next one is served.
+        let link = try await connectLink(server) { request in .acknowledged(request.id, lsn: 8) }
+        clients.removeLast().close()
+        #expect(await eventually {
+            (try? await BusClient(endpoint: server.boundPush, token: testToken).send(request("next"), timeout: .seconds(30))) == .acknowledged("next", lsn: 8)
+        })
+        await link.stop()
+    }
+
     @Test func aConnectionThatDoesNotAuthenticateInTimeIsClosed() async throws {
         let server = try startBus(handshakeDeadline: .milliseconds(500))
         defer { server.stop() }
