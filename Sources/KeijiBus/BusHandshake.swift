@@ -51,7 +51,10 @@ enum BusHandshake {
     /// A fresh nonce: `nonceBytes` from the system's cryptographic generator, hex-encoded.
     static func makeNonce() -> String {
         var generator = SystemRandomNumberGenerator()
-        return hex((0..<nonceBytes).map { _ in UInt8.random(in: .min ... .max, using: &generator) })
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(nonceBytes)
+        for _ in 0..<(nonceBytes / 8) { withUnsafeBytes(of: generator.next()) { bytes += $0 } }
+        return hex(bytes)
     }
 
     /// Whether `text` has a nonce's shape (lowercase hex of `nonceBytes` bytes).
