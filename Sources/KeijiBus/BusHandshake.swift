@@ -13,7 +13,8 @@ enum BusRole: String, Sendable {
 /// ```
 /// connector -> bus   {"hello":"client"|"scheduler","nonce":Nc}
 /// bus -> connector   {"nonce":Nb,"proof":HMAC(token, "keiji-bus/1|bus|<role>|Nc|Nb")}
-/// connector -> bus   {"proof":HMAC(token, "keiji-bus/1|<role>|<role>|Nc|Nb")}      (only if the bus's proof held)
+/// connector -> bus   {"proof":HMAC(token, "keiji-bus/1|<role>|<role>|Nc|Nb")}      (only if the bus's proof held;
+///                    the CLI's request follows in the same write)
 /// bus -> connector   {"ok":true}  or  {"ok":false,"code":"unauthorized",…} and close
 /// ```
 ///
