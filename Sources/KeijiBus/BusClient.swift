@@ -54,15 +54,12 @@ public struct BusClient: Sendable {
         var reader = connection.makeReader()
         connection.setReadTimeout(timeout)
         connection.setWriteTimeout(timeout)
+        let started = ContinuousClock.now
         do {
-            try BusHandshake.authenticate(connection, reader: &reader, role: .client, token: token, endpoint: endpoint)
+            try BusHandshake.authenticate(connection, reader: &reader, role: .client, token: token, endpoint: endpoint, followUp: line)
         } catch {
             if holder.isCancelled { throw CancellationError() }
             throw error
-        }
-        let started = ContinuousClock.now
-        guard connection.write(line) else {
-            throw KeijiError(.conflict, "keiji-bus closed the connection before the command was sent")
         }
         switch reader.next() {
         case .line(let replyLine):

@@ -13,7 +13,8 @@ enum BusRole: String, Sendable {
 /// ```
 /// connector -> bus   {"hello":"client"|"scheduler","nonce":Nc}
 /// bus -> connector   {"nonce":Nb,"proof":HMAC(token, "keiji-bus/1|bus|<role>|Nc|Nb")}
-/// connector -> bus   {"proof":HMAC(token, "keiji-bus/1|<role>|<role>|Nc|Nb")}      (only if the bus's proof held)
+/// connector -> bus   {"proof":HMAC(token, "keiji-bus/1|<role>|<role>|Nc|Nb")}      (only if the bus's proof held;
+///                    the CLI's request follows in the same write)
 /// bus -> connector   {"ok":true}  or  {"ok":false,"code":"unauthorized",…} and close
 /// ```
 ///
@@ -51,7 +52,10 @@ enum BusHandshake {
     /// A fresh nonce: `nonceBytes` from the system's cryptographic generator, hex-encoded.
     static func makeNonce() -> String {
         var generator = SystemRandomNumberGenerator()
-        return hex((0..<nonceBytes).map { _ in UInt8.random(in: .min ... .max, using: &generator) })
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(nonceBytes)
+        for _ in 0..<(nonceBytes / 8) { withUnsafeBytes(of: generator.next()) { bytes += $0 } }
+        return hex(bytes)
     }
 
     /// Whether `text` has a nonce's shape (lowercase hex of `nonceBytes` bytes).
@@ -101,11 +105,13 @@ enum BusHandshake {
     // MARK: - The connecting side (CLI, scheduler)
 
     /// Runs the handshake as `role`. On return the bus has proved it knows `token` and accepted our proof.
+    /// `followUp` (the CLI's one request) goes out in the same write as our proof, which saves a round trip
+    /// and is safe: by then the bus has proved itself, and a bus that refuses our proof discards it unread.
     /// - Throws: ``BusAuthenticationFailure`` if the other end is not our bus (wrong uid on a Unix socket,
     ///   no valid proof): nothing but the hello was sent to it. `KeijiError(.conflict)` if our bus refused
     ///   us or the connection failed mid-way.
     static func authenticate(_ connection: LineConnection, reader: inout LineReader, role: BusRole, token: String,
-                             endpoint: BusEndpoint) throws {
+                             endpoint: BusEndpoint, followUp: [UInt8]? = nil) throws {
         if case .unix = endpoint, let uid = Socket.peerUID(connection.fd), uid != getuid() {
             throw BusAuthenticationFailure(endpoint: endpoint, reason: "it belongs to uid \(uid), not to this user")
         }
@@ -123,7 +129,9 @@ enum BusHandshake {
             throw BusAuthenticationFailure(endpoint: endpoint, reason: "its proof does not match ~/.keiji/bus.token")
         }
         let answer = proof(token: token, speaker: role.rawValue, role: role, clientNonce: nonce, busNonce: challenge.nonce)
-        guard connection.write(BusWire.encode(Answer(proof: answer))) else {
+        var lines = BusWire.encode(Answer(proof: answer))
+        if let followUp { lines += [UInt8(ascii: "\n")] + followUp }
+        guard connection.write(lines) else {
             throw KeijiError(.conflict, "keiji-bus at \(endpoint) closed the connection during the handshake")
         }
         guard case .line(let verdictLine) = reader.next(), let verdict = try? BusWire.decode(BusReply.self, verdictLine) else {

@@ -48,6 +48,18 @@ func makeFileLogger(_ workspace: Workspace) -> (@Sendable (String) -> Void)? {
     FileHandle.standardError.write(Data("keiji-bus: \(message)\n".utf8))
 }
 
+if CommandLine.arguments.dropFirst().contains(where: { $0 == "--help" || $0 == "-h" }) {
+    print("""
+        usage: keiji-bus   (normally started by `keiji system --start`)
+        Relays commands from the keiji CLI to keiji-scheduler. Where it listens comes from ~/keiji/settings.conf:
+          BUS_TRANSPORT=unix   sockets ~/.keiji/bus-push.sock and ~/.keiji/bus-pull.sock (default; one bus per user)
+          BUS_TRANSPORT=tcp    127.0.0.1:BUS_PUSH_PORT (default 8005) and 127.0.0.1:BUS_PULL_PORT (default 8006)
+        KEIJI_BUS_PUSH_PORT / KEIJI_BUS_PULL_PORT in the environment override the ports and imply tcp.
+        Every connection is authenticated both ways with ~/.keiji/bus.token (HMAC-SHA256; the token is never sent).
+        """)
+    exit(0)
+}
+
 // Belt and braces: every send uses MSG_NOSIGNAL, but a peer vanishing must never kill the bus.
 signal(SIGPIPE, SIG_IGN)
 

@@ -9,7 +9,15 @@ import KeijiCore
 /// `keiji system …`: start, stop and inspect the services, with the recovery report of the scheduler's last
 /// start in `--status`.
 struct SystemCommand: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "system", abstract: "Manage keiji's services (bus, scheduler).")
+    static let configuration = CommandConfiguration(
+        commandName: "system", abstract: "Manage keiji's services (bus, scheduler).",
+        discussion: """
+            Where keiji-bus listens is set in ~/keiji/settings.conf: BUS_TRANSPORT=unix (the default: sockets in \
+            ~/.keiji, one bus per user) or BUS_TRANSPORT=tcp (127.0.0.1, BUS_PUSH_PORT for commands, default 8005, \
+            and BUS_PULL_PORT for the scheduler, default 8006). KEIJI_BUS_PUSH_PORT and KEIJI_BUS_PULL_PORT in the \
+            environment override the ports and imply tcp. Every connection is authenticated both ways with \
+            ~/.keiji/bus.token, which never crosses the wire.
+            """)
 
     @Flag(help: "Start the services (or the one named by --bus/--scheduler).") var start = false
     @Flag(help: "Stop the services; every one is stopped even if another is already dead.") var stop = false

@@ -168,18 +168,40 @@ struct BusAuthenticationTests {
         await link.stop()
     }
 
+    @Test func authenticatedClientsAreCappedButTheSchedulerIsNot() async throws {
+        let server = try startBus()
+        defer { server.stop() }
+        var clients: [RawClient] = []
+        defer { clients.forEach { $0.close() } }
+        for _ in 0..<BusServer.maxClients { clients.append(try await RawClient.authenticated(server.boundPush)) }
+        await #expect {
+            _ = try await BusClient(endpoint: server.boundPush, token: testToken).send(request("one-too-many"), timeout: .seconds(30))
+        } throws: { error in
+            (error as? KeijiError)?.message.contains("busy") == true
+        }
+        // The scheduler's link still connects, and once a client leaves the next one is served.
+        let link = try await connectLink(server) { request in .acknowledged(request.id, lsn: 8) }
+        clients.removeLast().close()
+        #expect(await eventually {
+            (try? await BusClient(endpoint: server.boundPush, token: testToken).send(request("next"), timeout: .seconds(30))) == .acknowledged("next", lsn: 8)
+        })
+        await link.stop()
+    }
+
     @Test func aConnectionThatDoesNotAuthenticateInTimeIsClosed() async throws {
         let server = try startBus(handshakeDeadline: .milliseconds(500))
         defer { server.stop() }
         let started = ContinuousClock.now
         let silent = try await RawClient.connect(server.boundPush)
         defer { silent.close() }
-        // A slow drip of a hello that never ends: each byte is within the read timeout, the deadline is not.
+        // A slow drip of a hello that never ends: each byte comes within the read timeout, so only the
+        // deadline on the whole handshake can close it.
         let dripping = try await RawClient.connect(server.boundPull)
         defer { dripping.close() }
         let drip = Task {
-            for byte in Array(#"{"hello":"scheduler","nonce":""#.utf8) {
-                guard await dripping.sendRaw([byte]) else { return }
+            guard await dripping.sendRaw(Array(#"{"hello":"scheduler","nonce":""#.utf8)) else { return }
+            while !Task.isCancelled {
+                guard await dripping.sendRaw([UInt8(ascii: "a")]) else { return }
                 try? await Task.sleep(for: .milliseconds(100))
             }
         }

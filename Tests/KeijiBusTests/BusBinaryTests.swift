@@ -133,6 +133,36 @@ extension BusBinaryTests {
     }
 }
 
+extension BusBinaryTests {
+    /// Another user's bus on a Unix socket: the CLI sees whose it is (`SO_PEERCRED`) and sends nothing, and
+    /// that bus drops a connection from a uid not its own before any handshake. Needs root (to run a bus as
+    /// `nobody` and to reach its private socket).
+    @Test(.enabled(if: getuid() == 0 && FileManager.default.isExecutableFile(atPath: "/usr/bin/setpriv")))
+    func anotherUsersBusIsNotOurs() async throws {
+        let binary = try #require(busBinary(), "keiji-bus not found next to the test bundle")
+        let home = try temporaryHome()
+        defer { try? FileManager.default.removeItem(atPath: home) }
+        #expect(chown(home, 65534, 65534) == 0)
+        let bus = try BusProcess(binary: binary, home: home, push: nil, pull: nil,
+                                 launcher: ["/usr/bin/setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"])
+        defer { bus.kill() }
+        #expect(await eventually(within: .seconds(10)) { bus.output().contains("listening") }, "\(bus.errors())")
+        let workspace = Workspace(home: home)
+        let theirToken = try BusToken.loadOrCreate(workspace)  // root can read it; even so the bus is not ours
+        await #expect {
+            _ = try await BusClient(endpoint: .unix(path: workspace.busPushSocket), token: theirToken).send(request("x"), timeout: .seconds(30))
+        } throws: { error in
+            (error as? BusAuthenticationFailure)?.message.contains("belongs to uid 65534") == true
+        }
+        // Skipping our own check: their bus closes the connection without a challenge.
+        let raw = try await RawClient.connect(.unix(path: workspace.busPushSocket))
+        defer { raw.close() }
+        await raw.sendLine(#"{"hello":"client","nonce":"\#(BusHandshake.makeNonce())"}"#)
+        #expect(await raw.readLine() == .closed)
+        #expect(await eventually { bus.errors().contains("refused a client connection from uid 0") }, "\(bus.errors())")
+    }
+}
+
 /// The `keiji-bus` built beside this test bundle (or in the package's build folders).
 func busBinary() -> String? {
     let bundleDirectory = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
@@ -152,13 +182,15 @@ final class BusProcess: Sendable {
     let errorPath: String
 
     /// `push`/`pull` nil: no port variables, so the bus uses its default transport (Unix sockets in `home`).
-    init(binary: String, home: String, push: UInt16?, pull: UInt16?) throws {
+    /// `launcher`: a command the bus runs under (e.g. `setpriv` to run it as another user).
+    init(binary: String, home: String, push: UInt16?, pull: UInt16?, launcher: [String] = []) throws {
         outputPath = home + "/bus.stdout"
         errorPath = home + "/bus.stderr"
         _ = FileManager.default.createFile(atPath: outputPath, contents: nil)
         _ = FileManager.default.createFile(atPath: errorPath, contents: nil)
         let process = Process()
-        process.executableURL = URL(fileURLWithPath: binary)
+        process.executableURL = URL(fileURLWithPath: launcher.first ?? binary)
+        process.arguments = launcher.isEmpty ? [] : Array(launcher.dropFirst()) + [binary]
         var environment = ["HOME": home, "PATH": "/usr/bin:/bin"]
         if let push { environment[BusEndpoints.pushVariable] = "\(push)" }
         if let pull { environment[BusEndpoints.pullVariable] = "\(pull)" }

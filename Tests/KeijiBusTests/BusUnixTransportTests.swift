@@ -1,0 +1,64 @@
+import Foundation
+import KeijiCore
+import Testing
+
+@testable import KeijiBus
+
+/// The default transport: Unix sockets in the user's own `~/.keiji`.
+@Suite(.timeLimit(.minutes(1)))
+struct BusUnixTransportTests {
+    @Test func relaysOverPrivateSocketsAndRemovesThemOnStop() async throws {
+        let home = try temporaryHome()
+        defer { try? FileManager.default.removeItem(atPath: home) }
+        let workspace = Workspace(home: home)
+        try FileSystem.createDirectory(workspace.systemRoot, mode: 0o700)
+        let endpoints = BusEndpoints.resolve(workspace, settings: nil, environment: [:])
+        let server = BusServer(push: endpoints.push, pull: endpoints.pull, token: testToken, log: { _ in })
+        try server.start()
+        defer { server.stop() }
+        #expect(server.boundPush == .unix(path: workspace.busPushSocket))
+        #expect(fileMode(workspace.busPushSocket) == 0o600 && fileMode(workspace.busPullSocket) == 0o600)
+
+        let link = SchedulerBusLink(endpoint: endpoints.pull, token: testToken) { .acknowledged($0.id, lsn: 3) }
+        let task = Task { await link.run() }
+        #expect(await eventually { link.isConnected && server.schedulerConnected })
+        let client = BusClient(endpoint: endpoints.push, token: testToken)
+        #expect(try await client.send(request("u1"), timeout: .seconds(30)) == .acknowledged("u1", lsn: 3))
+        task.cancel()
+        await task.value
+
+        // stop() returns once both acceptors are done, and each removes its socket file on the way out:
+        // files still there would mean a blocked accept on a Unix socket was never woken.
+        server.stop()
+        #expect(!FileSystem.exists(workspace.busPushSocket))
+        #expect(!FileSystem.exists(workspace.busPullSocket))
+        // Now there is no bus: that is "not running" (offline path), not an impostor.
+        await #expect {
+            _ = try await client.send(request("u2"), timeout: .seconds(30))
+        } throws: { error in
+            (error as? KeijiError)?.code == .unavailable
+        }
+    }
+
+    @Test func aPathThatIsNotASocketIsLeftAlone() throws {
+        let home = try temporaryHome()
+        defer { try? FileManager.default.removeItem(atPath: home) }
+        let path = home + "/bus-push.sock"
+        try "mine".write(toFile: path, atomically: true, encoding: .utf8)
+        #expect {
+            _ = try BusListener(.unix(path: path), role: "push")
+        } throws: { error in
+            (error as? KeijiError)?.message.contains("exists and is not a socket") == true
+        }
+        #expect(try String(contentsOfFile: path, encoding: .utf8) == "mine")
+    }
+
+    @Test func aSocketPathTooLongIsAOneLineError() throws {
+        let path = "/tmp/" + String(repeating: "k", count: 120) + "/bus-push.sock"
+        #expect {
+            _ = try BusListener(.unix(path: path), role: "push")
+        } throws: { error in
+            (error as? KeijiError)?.message.contains("BUS_TRANSPORT=tcp") == true
+        }
+    }
+}
