@@ -35,7 +35,7 @@ struct BusRefusalTests {
         #expect(missing.error?.contains("cmd") == true)
         raw.close()
 
-        let next = try await BusClient(endpoint: server.boundPush, token: testToken).send(request("after"), timeout: .seconds(5))
+        let next = try await BusClient(endpoint: server.boundPush, token: testToken).send(request("after"), timeout: .seconds(30))
         #expect(next.code == .offline)
     }
 
@@ -49,7 +49,7 @@ struct BusRefusalTests {
         #expect(reply == .failure(nil, .invalid, "request larger than 1 MiB"))
         #expect(await raw.readLine() == .closed)
 
-        let next = try await BusClient(endpoint: server.boundPush, token: testToken).send(request("after"), timeout: .seconds(5))
+        let next = try await BusClient(endpoint: server.boundPush, token: testToken).send(request("after"), timeout: .seconds(30))
         #expect(next.code == .offline)
     }
 
@@ -80,7 +80,7 @@ struct BusRefusalTests {
         let server = try startBus()
         defer { server.stop() }
         let link = try await connectLink(server) { request in .acknowledged(request.id, lsn: 1) }
-        let reply = try await BusClient(endpoint: server.boundPush, token: testToken).send(request("u", "reboot"), timeout: .seconds(5))
+        let reply = try await BusClient(endpoint: server.boundPush, token: testToken).send(request("u", "reboot"), timeout: .seconds(30))
         #expect(reply.id == "u" && reply.code == .invalid)
         #expect(reply.error?.contains("unknown command") == true)
         await link.stop()

@@ -18,7 +18,7 @@ struct BusRelayTests {
         }
         defer { scheduler.task.cancel() }
 
-        let reply = try await BusClient(endpoint: server.boundPush, token: testToken).send(request("req-1"), timeout: .seconds(5))
+        let reply = try await BusClient(endpoint: server.boundPush, token: testToken).send(request("req-1"), timeout: .seconds(30))
         #expect(reply == .acknowledged("req-1", lsn: 42))
         #expect(seen.all == ["req-1 trigger nightly"])
         await scheduler.stop()
@@ -35,7 +35,7 @@ struct BusRelayTests {
             return .acknowledged(request.id, lsn: 7)
         }
         let sent = try BusRequest(id: "save-1", event: .taskSaved(definition, taskID: "uuid-1"))
-        let reply = try await BusClient(endpoint: server.boundPush, token: testToken).send(sent, timeout: .seconds(5))
+        let reply = try await BusClient(endpoint: server.boundPush, token: testToken).send(sent, timeout: .seconds(30))
         #expect(reply.ok && reply.lsn == 7 && reply.id == "save-1")
         let got = try #require(received.withLock { $0 })
         #expect(try got.event() == .taskSaved(definition, taskID: "uuid-1"))
@@ -45,7 +45,7 @@ struct BusRelayTests {
     @Test func noSchedulerMeansOffline() async throws {
         let server = try startBus()
         defer { server.stop() }
-        let reply = try await BusClient(endpoint: server.boundPush, token: testToken).send(request("r"), timeout: .seconds(5))
+        let reply = try await BusClient(endpoint: server.boundPush, token: testToken).send(request("r"), timeout: .seconds(30))
         #expect(reply == .failure("r", .offline, "no scheduler is connected"))
     }
 
@@ -60,7 +60,7 @@ struct BusRelayTests {
             first.add(request.id)
             return .acknowledged(request.id, lsn: 1)
         }
-        #expect(try await client.send(request("A"), timeout: .seconds(5)) == .acknowledged("A", lsn: 1))
+        #expect(try await client.send(request("A"), timeout: .seconds(30)) == .acknowledged("A", lsn: 1))
         await link1.stop()
         #expect(await eventually { !server.schedulerConnected })
 
@@ -68,7 +68,7 @@ struct BusRelayTests {
             second.add(request.id)
             return .acknowledged(request.id, lsn: 2)
         }
-        #expect(try await client.send(request("B"), timeout: .seconds(5)) == .acknowledged("B", lsn: 2))
+        #expect(try await client.send(request("B"), timeout: .seconds(30)) == .acknowledged("B", lsn: 2))
         #expect(first.all == ["A"])
         #expect(second.all == ["B"])
         await link2.stop()
@@ -87,7 +87,7 @@ struct BusRelayTests {
             }
             for n in 0..<3 {
                 let id = "r\(round)-\(n)"
-                #expect(try await client.send(request(id), timeout: .seconds(5)) == .acknowledged(id, lsn: UInt64(round)))
+                #expect(try await client.send(request(id), timeout: .seconds(30)) == .acknowledged(id, lsn: UInt64(round)))
             }
             #expect(seen.all == ["r\(round)-0", "r\(round)-1", "r\(round)-2"])
             await link.stop()
@@ -107,7 +107,7 @@ struct BusRelayTests {
         }
         // The old connection is closed by the bus, and commands go to the new one.
         #expect(await old.readLine() == .closed)
-        let reply = try await BusClient(endpoint: server.boundPush, token: testToken).send(request("new"), timeout: .seconds(5))
+        let reply = try await BusClient(endpoint: server.boundPush, token: testToken).send(request("new"), timeout: .seconds(30))
         #expect(reply == .acknowledged("new", lsn: 9))
         #expect(seen.all == ["new"])
         await link.stop()
@@ -123,7 +123,7 @@ struct BusRelayTests {
             return .acknowledged(request.id, lsn: 1)
         }
         let client = BusClient(endpoint: server.boundPush, token: testToken)
-        let pending = Task { try await client.send(request("mid"), timeout: .seconds(5)) }
+        let pending = Task { try await client.send(request("mid"), timeout: .seconds(30)) }
         #expect(await eventually { started.all == ["mid"] })
         let before = ContinuousClock.now
         await link.stop()
@@ -131,7 +131,8 @@ struct BusRelayTests {
         #expect(reply.id == "mid")
         #expect(!reply.ok)
         #expect(reply.code == .unacknowledged)
-        #expect(ContinuousClock.now - before < .seconds(3))
+        // Well under the bus's own 10 s wait: the disconnect, not a timeout, ended it.
+        #expect(ContinuousClock.now - before < .seconds(8))
     }
 
     @Test func aSilentSchedulerTimesOutAsUnacknowledged() async throws {
@@ -141,7 +142,7 @@ struct BusRelayTests {
             try? await Task.sleep(for: .seconds(30))
             return .acknowledged(request.id, lsn: 1)
         }
-        let reply = try await BusClient(endpoint: server.boundPush, token: testToken).send(request("slow"), timeout: .seconds(5))
+        let reply = try await BusClient(endpoint: server.boundPush, token: testToken).send(request("slow"), timeout: .seconds(30))
         #expect(reply.id == "slow")
         #expect(reply.code == .unacknowledged)
         #expect(reply.error?.contains("did not acknowledge") == true)
@@ -157,7 +158,7 @@ struct BusRelayTests {
         }
         let client = BusClient(endpoint: server.boundPush, token: testToken)
         let replies = try await withThrowingTaskGroup(of: BusReply.self) { group in
-            for n in 1...16 { group.addTask { try await client.send(request("c\(n)"), timeout: .seconds(5)) } }
+            for n in 1...16 { group.addTask { try await client.send(request("c\(n)"), timeout: .seconds(30)) } }
             return try await group.reduce(into: []) { $0.append($1) }
         }
         #expect(Set(replies.compactMap(\.id)) == Set((1...16).map { "c\($0)" }))

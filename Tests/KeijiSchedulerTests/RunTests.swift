@@ -16,10 +16,14 @@ struct RunTests {
         #expect(report.previousShutdown == .clean || report.previousShutdown == .firstStart)
         #expect(await harness.wait { try harness.entries().finishedRuns.count >= 2 })
         await engine.stop()
+        // A slot journaled just as the stop began is recorded as stopped and never spawned (no lateness):
+        // on a loaded machine that can happen; every other run succeeded.
         let finished = try harness.entries().finishedRuns
-        #expect(finished.allSatisfy { $0.outcome == .succeeded && $0.exitCode == 0 })
+        let ran = finished.filter { !($0.outcome == .stopped && $0.message == "the scheduler stopped before the run began") }
+        #expect(ran.count >= 2)
+        #expect(ran.allSatisfy { $0.outcome == .succeeded && $0.exitCode == 0 }, "\(finished)")
         // How late runs start is a figure for the benchmark (keiji-bench scheduler), not a unit test's bound.
-        #expect(finished.allSatisfy { $0.latenessMs.map { $0 >= 0 } == true }, "each run records its lateness")
+        #expect(ran.allSatisfy { $0.latenessMs.map { $0 >= 0 } == true }, "each run records its lateness")
         let log = harness.log(of: "hello")
         #expect(log.contains("hello from hello in \(harness.workspace.taskDirectory(harness.taskName("hello")))"), "cwd is the task folder")
         #expect(log.contains("[keiji] run ") && log.contains("succeeded"))
@@ -53,7 +57,7 @@ struct RunTests {
     @Test func aTimeoutKillsTheWholeProcessGroup() async throws {
         let harness = try SchedulerHarness()
         defer { harness.remove() }
-        try await harness.defineOffline(try harness.commandTask("sleeper", "sleep 100 & sleep 100; echo never", every: 60) {
+        try await harness.defineOffline(try harness.commandTask("sleeper", "sleep 100 & sleep 100; echo never", every: 86_400) {
             $0.timeoutSeconds = 0.5
             $0.graceSeconds = 0.3
         })
@@ -91,7 +95,7 @@ struct RunTests {
     @Test func retriesBackOffThenGiveUp() async throws {
         let harness = try SchedulerHarness()
         defer { harness.remove() }
-        try await harness.defineOffline(try harness.commandTask("flaky", "exit 1", every: 60) {
+        try await harness.defineOffline(try harness.commandTask("flaky", "exit 1", every: 86_400) {
             $0.retries = 2
             $0.retryBackoffSeconds = 0.1
         })
@@ -121,7 +125,7 @@ struct RunTests {
     @Test func gracefulStopKillsRunsAfterTheGraceAndJournalsEverything() async throws {
         let harness = try SchedulerHarness()
         defer { harness.remove() }
-        try await harness.defineOffline(try harness.commandTask("long", "sleep 60", every: 60))
+        try await harness.defineOffline(try harness.commandTask("long", "sleep 60", every: 86_400))
         let engine = harness.engine()
         try await engine.start()
         _ = try await engine.submit(.taskTriggered(harness.taskName("long")))
