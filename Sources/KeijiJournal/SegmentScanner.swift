@@ -130,6 +130,9 @@ struct SegmentScanner {
         _ frame: FrameHeader, stored: UnsafeRawBufferPointer, onRecord: (UInt64, UnsafeRawBufferPointer) -> Void
     ) -> FrameProblem? {
         guard frame.recordCount > 0 else { return .undecodablePayload("batch frame without records") }
+        // Here too, not only in `accept`: the intact-frame finder decodes frames found anywhere after damage,
+        // and `firstLSN + index` must not overflow for a checksum-valid frame claiming LSNs near 2^64.
+        guard frame.firstLSN < Self.maxLSN else { return .undecodablePayload("LSN out of range") }
         return withDecodedPayload(frame, stored) { raw in
             guard let raw else { return .undecodablePayload("LZ4 block is malformed or has the wrong length") }
             return splitRecords(raw, count: Int(frame.recordCount), firstLSN: frame.firstLSN, onRecord: onRecord)

@@ -227,4 +227,24 @@ struct RecoveryEdgeCaseTests {
         #expect(lsns == Array(1...fixture.lastLSN))
         #expect(info.repairs.first?.detail.contains("gap frame with an impossible count") == true, "\(info.repairs)")
     }
+
+    /// Found by scripts/fuzz (Fixtures/fuzz/frame-scanner/crash-absurd-lsn-after-damage): after damage,
+    /// recovery looks for intact frames to report lost LSNs and to salvage. A checksum-valid batch frame
+    /// claiming LSNs near 2^64 there must be ignored, not overflow `firstLSN + index`.
+    @Test(arguments: [JournalOptions.RecoveryMode.pointInTime, .salvage])
+    func anIntactFrameWithAnAbsurdLSNAfterDamageIsIgnored(_ mode: JournalOptions.RecoveryMode) async throws {
+        let fixture = try await SegmentFixture.make(batches: [1, 1, 1])
+        var damaged = fixture.bytes
+        damaged[fixture.frames[1].start + 45] ^= 0x01  // acknowledged data: the second batch
+        let absurd = FrameEncoder(segmentIDLow: UInt32(truncatingIfNeeded: fixture.name.segmentID), compressionThreshold: 1 << 20)
+            .batch([payload(for: 1), payload(for: 2)][...], firstLSN: UInt64.max - 1, syncedThroughLSN: 0, previousFrameCRC: 0)
+        let fs = fixture.fileSystem(with: damaged + absurd.bytes)
+        let journal = try Journal.open(directory: SegmentFixture.directory, options: testOptions(io: fs, segmentSize: 1 << 20, recovery: mode))
+        let records = try journal.contents.records()
+        try await journal.close()
+        // pointInTime keeps LSN 1; salvage also re-appends the intact LSN 3. Nothing from the absurd frame.
+        #expect(records.map(\.lsn) == (mode == .salvage ? [1, 3] : [1]))
+        #expect(records.allSatisfy { $0.bytes == payload(for: $0.lsn) })
+        #expect(journal.recovery.repairs.contains { $0.kind == .corruptionTruncated }, "\(journal.recovery.repairs)")
+    }
 }
