@@ -1,0 +1,43 @@
+"""The peer row of scripts/bench-peer: APScheduler 3.11.3 running the probe for N interval jobs.
+
+Run with the venv's Python that scripts/bench-peer sets up:
+    apscheduler_peer.py <probe> <stamp directory> <tasks> <seconds> <grace seconds>
+
+As a user would write it: a BackgroundScheduler with a ThreadPoolExecutor(20), one interval job per task
+(every 1 s, the job defaults: misfire_grace_time 1 s, coalesce off, max_instances 1), each job a
+subprocess.run of the probe. Job i starts at T0 + i/N, so the phases are spread over the second as
+keiji's tasks created one after another are. Prints T0 (CLOCK_REALTIME seconds) on the first line of
+stdout, then runs until T0 + seconds + grace.
+"""
+import math
+import subprocess
+import sys
+import time
+from datetime import datetime, timezone
+
+from apscheduler.executors.pool import ThreadPoolExecutor
+from apscheduler.schedulers.background import BackgroundScheduler
+
+
+def main():
+    probe, directory = sys.argv[1], sys.argv[2]
+    tasks, seconds, grace = int(sys.argv[3]), int(sys.argv[4]), float(sys.argv[5])
+    scheduler = BackgroundScheduler(timezone=timezone.utc, executors={"default": ThreadPoolExecutor(20)})
+    # Far enough ahead that adding the jobs and starting the scheduler finish before the first slot.
+    start = math.ceil(time.time() + 1.0 + tasks * 0.0005)
+    began = time.monotonic()
+    for index in range(tasks):
+        first = datetime.fromtimestamp(start + index / tasks, tz=timezone.utc)
+        scheduler.add_job(subprocess.run, "interval", seconds=1, start_date=first,
+                          args=[[probe, f"{directory}/{index}"]], id=str(index))
+    scheduler.start()
+    ready = time.time()
+    print(f"{start}", flush=True)
+    print(f"apscheduler: {tasks} jobs added and scheduler started in {time.monotonic() - began:.3f} s, "
+          f"{start - ready:.3f} s before the first slot", file=sys.stderr)
+    time.sleep(max(0.0, start + seconds + grace - time.time()))
+    scheduler.shutdown(wait=False)
+
+
+if __name__ == "__main__":
+    main()
