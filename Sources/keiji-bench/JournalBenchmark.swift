@@ -113,7 +113,9 @@ struct JournalBenchmark: AsyncParsableCommand {
         let sync64 = phases.first { $0.name == "sync-64" }!
         let targets = [
             TargetCheck("sync-1", measured: sync1.recordsPerSecond / raw.recordsPerSecond, atLeast: 0.90, unit: "× raw"),
-            TargetCheck("sync-64", measured: sync64.recordsPerSecond, atLeast: 200_000, unit: "records/s"),
+            // Issue 10: 64 producers against 64 × the raw rate (every producer's record in every sync), not an
+            // absolute rate, which says nothing across machines.
+            TargetCheck("sync-64", measured: sync64.recordsPerSecond / (64 * raw.recordsPerSecond), atLeast: 0.70, unit: "× (64 × raw)"),
             TargetCheck("replay", measured: replay.replayRecordsPerSecond, atLeast: 1_000_000, unit: "records/s"),
             TargetCheck("compression-sync-64", measured: sync64.compressionRatio ?? 0, atLeast: 2.0, unit: "×"),
             TargetCheck("compression-replay", measured: replay.compressionRatio, atLeast: 2.0, unit: "×"),

@@ -81,6 +81,7 @@ extension JournalReport {
     private func targetText(_ check: TargetCheck) -> String {
         switch check.unit {
         case "× raw": "≥ \(FigureFormat.fixed(check.atLeast, 2))× raw (\(FigureFormat.ratio(check.measured)))"
+        case "× (64 × raw)": "≥ \(FigureFormat.fixed(check.atLeast, 2))× of 64 × raw (\(FigureFormat.ratio(check.measured)))"
         case "×": "≥ \(FigureFormat.fixed(check.atLeast, 1))×"
         default: "≥ \(FigureFormat.count(check.atLeast)) \(check.unit)"
         }

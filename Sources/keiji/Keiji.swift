@@ -3,6 +3,8 @@ import ArgumentParser
 /// `keiji`: the command line for the scheduler, with the seed's commands and flags.
 ///
 /// Every failure prints one line, `error: <reason>`, on stderr and exits non-zero (the original exited 0).
+/// Each command is a fresh process, so a release build links the Swift runtime and Foundation statically
+/// (`Package.swift`; figures from `scripts/bench-cli` in docs/benchmarks.md).
 @main
 struct Keiji: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
