@@ -91,6 +91,7 @@ struct RunPreparationTests {
 
         // Removed (keiji task --delete, then a new task of the same name): a new file, not the unlinked one.
         try FileManager.default.removeItem(atPath: log.activePath)
+        #expect(FileManager.default.createFile(atPath: log.activePath, contents: nil))
         let reopened = try logs.checkOut(log, task: task, mayRotate: true)
         LogFile.write(reopened, String(repeating: "x", count: 150) + "\n")
         logs.checkIn(reopened)
