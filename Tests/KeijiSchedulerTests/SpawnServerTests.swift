@@ -11,6 +11,7 @@ import Testing
 /// keiji-spawn-server through its Swift end: what a run gets (own group, clean signals, /dev/null stdin, the
 /// log as stdout and stderr), what comes back (pid, exit status, exec errors), and what happens when the
 /// helper dies. Each test has a server of its own, so killing one never touches another test's runs.
+@Suite(.timeLimit(.minutes(5)))  // a helper that stops reaping must fail the suite, not hang it
 struct SpawnServerTests {
     let directory: String
     let log: String
