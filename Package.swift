@@ -30,13 +30,14 @@ let package = Package(
 
         .target(name: "KeijiJournal", dependencies: ["CLZ4", "CCRC32C"]),
         .target(name: "KeijiCore", dependencies: ["KeijiJournal", "CSQLite"]),
-        // Spawns task processes (own process group, clean signal mask, parent-death signal).
+        // The scheduler's side of keiji-spawn-server (start it, send it requests with a descriptor) and the
+        // protocol both sides share.
         .target(name: "CSpawn"),
         .target(name: "KeijiBus", dependencies: ["KeijiCore", "CLibCrypto"]),
         // The task SDK: no dependencies, shipped as source into ~/keiji/sdk by `keiji init`.
         .target(name: "KeijiTaskKit"),
         .target(name: "KeijiScheduler", dependencies: ["KeijiCore", "KeijiBus", "CSpawn"]),
-        .executableTarget(name: "keiji-scheduler", dependencies: ["KeijiScheduler", "KeijiJournal", "keiji-run-guard"]),
+        .executableTarget(name: "keiji-scheduler", dependencies: ["KeijiScheduler", "KeijiJournal", "keiji-spawn-server"]),
         .executableTarget(name: "keiji-bus", dependencies: ["KeijiBus"]),
         .executableTarget(
             name: "keiji",
@@ -48,21 +49,28 @@ let package = Package(
             swiftSettings: [.unsafeFlags(["-use-static-resource-dir"], .when(configuration: .release))],
             linkerSettings: [.unsafeFlags(["-static-stdlib"], .when(configuration: .release))]
         ),
-        // The direct child of every task run: cleans up the run's process group if the scheduler dies.
-        .executableTarget(name: "keiji-run-guard"),
+        // Starts and reaps every task run for the scheduler, and kills their groups if the scheduler dies. Plain C
+        // without the Swift runtime: `-nostartfiles` drops swiftrt.o (the one reference to libswiftCore) and
+        // `-static-executable` links statically, so nothing of libswiftCore.a is pulled in (`ldd`: not a dynamic
+        // executable). Checked by SpawnServerTests.helperHasNoSwiftRuntime.
+        .executableTarget(
+            name: "keiji-spawn-server",
+            dependencies: ["CSpawn"],
+            linkerSettings: [.unsafeFlags(["-static-executable", "-nostartfiles"])]
+        ),
 
         .executableTarget(
             name: "keiji-bench",
-            dependencies: ["KeijiJournal", "KeijiCore", "KeijiScheduler", "KeijiBus", "keiji-run-guard",
+            dependencies: ["KeijiJournal", "KeijiCore", "KeijiScheduler", "KeijiBus", "keiji-spawn-server",
                            .product(name: "ArgumentParser", package: "swift-argument-parser")]
         ),
         // A tiny writer the kill -9 test runs and kills; not installed.
         .executableTarget(name: "keiji-journal-writer", dependencies: ["KeijiJournal"]),
 
         .testTarget(name: "KeijiCoreTests", dependencies: ["KeijiCore"]),
-        .testTarget(name: "KeijiSchedulerTests", dependencies: ["KeijiScheduler", "keiji-scheduler", "keiji-run-guard"]),
+        .testTarget(name: "KeijiSchedulerTests", dependencies: ["KeijiScheduler", "keiji-scheduler", "keiji-spawn-server"]),
         .testTarget(name: "KeijiBusTests", dependencies: ["KeijiBus", "keiji-bus"]),
-        .testTarget(name: "KeijiEndToEndTests", dependencies: ["keiji", "keiji-bus", "keiji-scheduler", "keiji-run-guard", "KeijiJournal"]),
+        .testTarget(name: "KeijiEndToEndTests", dependencies: ["keiji", "keiji-bus", "keiji-scheduler", "keiji-spawn-server", "KeijiJournal"]),
         .testTarget(
             name: "KeijiJournalTests",
             dependencies: ["KeijiJournal", "CSQLite", "keiji-journal-writer"]

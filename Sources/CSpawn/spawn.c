@@ -1,6 +1,5 @@
-// Process spawning for task runs. vfork() shares the parent's memory until exec, so the child only makes
-// async-signal-safe system calls and reports a failed exec through a CLOEXEC pipe (the CPython
-// _posixsubprocess pattern). Signals are blocked in the parent around vfork so no handler runs in the child.
+// The scheduler's side of the spawn server: starting it, and sending it requests with a descriptor attached
+// (the cmsg macros do not import into Swift).
 
 #define _GNU_SOURCE
 #include "keiji_spawn.h"
@@ -8,119 +7,11 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <stdio.h>
 #include <string.h>
-#include <sys/prctl.h>
-#include <sys/syscall.h>
-#include <sys/wait.h>
-#include <pthread.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
 #include <unistd.h>
-
-static void close_descriptors_from(int lowest) {
-#ifdef SYS_close_range
-    if (syscall(SYS_close_range, (unsigned)lowest, ~0U, 0) == 0) return;
-#endif
-    for (int fd = lowest; fd < 65536; fd++) close(fd);
-}
-
-pid_t keiji_spawn(const char *path, char *const argv[], char *const envp[], const char *cwd, int output_fd,
-                  int die_with_parent) {
-    int report[2];
-    if (pipe2(report, O_CLOEXEC) != 0) return -errno;
-    int devnull = open("/dev/null", O_RDONLY | O_CLOEXEC);
-    if (devnull < 0) { int e = errno; close(report[0]); close(report[1]); return -e; }
-
-    pid_t parent = getpid();
-    sigset_t all, saved;
-    sigfillset(&all);
-    pthread_sigmask(SIG_SETMASK, &all, &saved);
-
-    pid_t pid = vfork();
-    if (pid == 0) {
-        int code = 0;
-        int reporter = report[1];
-        // Default dispositions and an empty mask: the task must see SIGTERM (Foundation.Process forgets this).
-        struct sigaction dfl;
-        memset(&dfl, 0, sizeof dfl);
-        dfl.sa_handler = SIG_DFL;
-        for (int s = 1; s < NSIG; s++) {
-            if (s == SIGKILL || s == SIGSTOP) continue;
-            sigaction(s, &dfl, NULL);
-        }
-        if (setpgid(0, 0) != 0) { code = errno; goto fail; }
-        if (die_with_parent) {
-            if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0) { code = errno; goto fail; }
-            if (getppid() != parent) { code = ESRCH; goto fail; }  // the parent died before prctl
-        }
-        if (cwd && chdir(cwd) != 0) { code = errno; goto fail; }
-        if (dup2(devnull, 0) < 0 || dup2(output_fd, 1) < 0 || dup2(output_fd, 2) < 0) { code = errno; goto fail; }
-        if (dup2(report[1], 3) < 0) { code = errno; goto fail; }
-        fcntl(3, F_SETFD, FD_CLOEXEC);
-        reporter = 3;
-        close_descriptors_from(4);
-        sigset_t none;
-        sigemptyset(&none);
-        syscall(SYS_rt_sigprocmask, SIG_SETMASK, &none, NULL, sizeof(unsigned long));
-        execve(path, argv, envp);
-        code = errno;
-    fail:
-        (void)!write(reporter, &code, sizeof code);
-        _exit(127);
-    }
-    int spawn_errno = errno;
-    pthread_sigmask(SIG_SETMASK, &saved, NULL);
-    close(report[1]);
-    close(devnull);
-    if (pid < 0) { close(report[0]); return -spawn_errno; }
-
-    int child_errno = 0;
-    ssize_t n;
-    do { n = read(report[0], &child_errno, sizeof child_errno); } while (n < 0 && errno == EINTR);
-    close(report[0]);
-    if (n == sizeof child_errno) {
-        int status;
-        while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {}
-        return -child_errno;
-    }
-    return pid;
-}
-
-#include <stdint.h>
-#include <sys/epoll.h>
-
-#ifndef SYS_pidfd_open
-#define SYS_pidfd_open 434
-#endif
-
-int keiji_child_watch_create(void) {
-    int fd = epoll_create1(EPOLL_CLOEXEC);
-    return fd < 0 ? -errno : fd;
-}
-
-int keiji_child_watch_add(int watch, pid_t pid) {
-    long fd = syscall(SYS_pidfd_open, pid, 0);
-    if (fd < 0) return -errno;
-    struct epoll_event event;
-    memset(&event, 0, sizeof event);
-    event.events = EPOLLIN;
-    event.data.u64 = (uint64_t)(uint32_t)pid | ((uint64_t)(uint32_t)fd << 32);
-    if (epoll_ctl(watch, EPOLL_CTL_ADD, (int)fd, &event) != 0) { int e = errno; close((int)fd); return -e; }
-    return 0;
-}
-
-int keiji_child_watch_wait(int watch, pid_t *pids, int capacity) {
-    struct epoll_event events[64];
-    if (capacity > 64) capacity = 64;
-    int count;
-    do { count = epoll_wait(watch, events, capacity, -1); } while (count < 0 && errno == EINTR);
-    if (count < 0) return -errno;
-    for (int i = 0; i < count; i++) {
-        int fd = (int)(uint32_t)(events[i].data.u64 >> 32);
-        epoll_ctl(watch, EPOLL_CTL_DEL, fd, NULL);
-        close(fd);
-        pids[i] = (pid_t)(uint32_t)events[i].data.u64;
-    }
-    return count;
-}
 
 int keiji_spawn_file_actions_closefrom(posix_spawn_file_actions_t *actions, int lowest) {
 #if defined(__GLIBC__) && (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 34))
@@ -129,4 +20,63 @@ int keiji_spawn_file_actions_closefrom(posix_spawn_file_actions_t *actions, int 
     (void)actions; (void)lowest;
     return ENOSYS;
 #endif
+}
+
+pid_t keiji_spawn_server_launch(const char *path, int socket_fd, pid_t scheduler_pid) {
+    // Above 3, so that the dup2 to 3 always makes a new descriptor (without close-on-exec).
+    int moved = fcntl(socket_fd, F_DUPFD_CLOEXEC, 10);
+    if (moved < 0) return -errno;
+    posix_spawn_file_actions_t actions;
+    posix_spawnattr_t attributes;
+    posix_spawn_file_actions_init(&actions);
+    posix_spawnattr_init(&attributes);
+    posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
+    posix_spawn_file_actions_adddup2(&actions, moved, 3);
+    int code = keiji_spawn_file_actions_closefrom(&actions, 4);
+    if (code == ENOSYS) code = 0;  // older C library: everything else of ours is close-on-exec anyway
+    sigset_t none, all;
+    sigemptyset(&none);
+    sigfillset(&all);
+    posix_spawnattr_setsigmask(&attributes, &none);
+    posix_spawnattr_setsigdefault(&attributes, &all);
+    posix_spawnattr_setpgroup(&attributes, 0);
+    posix_spawnattr_setflags(&attributes, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETPGROUP);
+    char argument[24];
+    snprintf(argument, sizeof argument, "%d", (int)scheduler_pid);
+    char *argv[] = {(char *)path, argument, NULL};
+    char *envp[] = {NULL};
+    pid_t pid = 0;
+    if (code == 0) code = posix_spawn(&pid, path, &actions, &attributes, argv, envp);
+    posix_spawnattr_destroy(&attributes);
+    posix_spawn_file_actions_destroy(&actions);
+    close(moved);
+    return code == 0 ? pid : -code;
+}
+
+int keiji_spawn_send(int socket_fd, const void *bytes, size_t length, int fd) {
+    struct iovec iov = {.iov_base = (void *)bytes, .iov_len = length};
+    union {
+        struct cmsghdr align;
+        char bytes[CMSG_SPACE(sizeof(int))];
+    } control;
+    struct msghdr message = {.msg_iov = &iov, .msg_iovlen = 1};
+    if (fd >= 0) {
+        memset(&control, 0, sizeof control);
+        message.msg_control = control.bytes;
+        message.msg_controllen = sizeof control.bytes;
+        struct cmsghdr *c = CMSG_FIRSTHDR(&message);
+        c->cmsg_level = SOL_SOCKET;
+        c->cmsg_type = SCM_RIGHTS;
+        c->cmsg_len = CMSG_LEN(sizeof(int));
+        memcpy(CMSG_DATA(c), &fd, sizeof fd);
+    }
+    for (;;) {
+        if (sendmsg(socket_fd, &message, MSG_DONTWAIT | MSG_NOSIGNAL) >= 0) return 0;
+        if (errno != EINTR) return -errno;
+    }
+}
+
+int keiji_spawn_wakeup_create(void) {
+    int fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    return fd < 0 ? -errno : fd;
 }

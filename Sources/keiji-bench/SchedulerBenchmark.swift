@@ -17,7 +17,7 @@ struct SchedulerBenchmark: AsyncParsableCommand {
     )
 
     @Option(help: "Tasks on 1-second intervals in the no-spawn phase.") var tasks = 10_000
-    @Option(help: "Spawning tasks (each runs /bin/true every second) as a fraction of the measured guarded spawn limit.")
+    @Option(help: "Spawning tasks (each runs /bin/true every second) as a fraction of the measured keiji spawn rate.")
     var spawnFraction = 0.5
     @Option(help: "Seconds measured per lateness phase (after 2 s of warm-up).") var seconds = 8
     @Option(help: "Journal records before the startup measurement.") var startupRecords = 1_000_000
@@ -34,12 +34,11 @@ struct SchedulerBenchmark: AsyncParsableCommand {
         report.rawTaskSleep = await Self.taskSleepLateness(tasks: tasks, seconds: seconds)
         progress("scheduler, \(tasks) tasks every 1 s, no spawn (\(seconds + 2) s)…")
         report.noSpawn = try await measureLateness(taskCount: tasks, spawn: false)
-        progress("raw spawn limit: posix_spawn + waitpid of /bin/true, directly and through keiji-run-guard (2 × 3 s)…")
-        report.spawnLimit = Self.spawnRate(["/bin/true"], seconds: 3)
-        if let guardPath = Self.guardPath() {
-            report.guardedSpawnLimit = Self.spawnRate([guardPath, "1000", "/bin/true"], seconds: 3)
-        }
-        let spawnTasks = max(1, Int(spawnFraction * (report.guardedSpawnLimit > 0 ? report.guardedSpawnLimit : report.spawnLimit)))
+        progress("spawn limit: posix_spawn + waitpid of /bin/true, directly and through keiji's spawn path (2 × 3 s)…")
+        let spawn = try await SpawnBenchmark.measure(seconds: 3, directory: directory)
+        report.spawnLimit = spawn.raw
+        report.keijiSpawnRate = spawn.keiji
+        let spawnTasks = max(1, Int(spawnFraction * (report.keijiSpawnRate > 0 ? report.keijiSpawnRate : report.spawnLimit)))
         progress("scheduler, \(spawnTasks) tasks every 1 s spawning /bin/true (\(seconds + 2) s)…")
         report.spawn = try await measureLateness(taskCount: spawnTasks, spawn: true)
         progress("startup after \(startupRecords) journal records…")
@@ -211,12 +210,6 @@ struct SchedulerBenchmark: AsyncParsableCommand {
             return await group.reduce(into: []) { $0 += $1 }
         }
         return Percentiles(samples)
-    }
-
-    static func guardPath() -> String? {
-        guard let executable = try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe") else { return nil }
-        let path = (executable as NSString).deletingLastPathComponent + "/keiji-run-guard"
-        return FileManager.default.isExecutableFile(atPath: path) ? path : nil
     }
 
     static func spawnRate(_ command: [String], seconds: Double) -> Double {

@@ -52,8 +52,9 @@ struct SchedulerReport: Codable, Sendable {
     var rawTaskSleep = Percentiles([])
     var noSpawn: LatenessPhase?
     var spawnLimit = 0.0
-    /// The same loop through keiji-run-guard, as every task run goes: the scheduler's real spawn limit.
-    var guardedSpawnLimit = 0.0
+    /// /bin/true runs back to back through keiji's spawn path (RunExecutor → keiji-spawn-server), as every task
+    /// run goes: the scheduler's real spawn limit.
+    var keijiSpawnRate = 0.0
     var spawn: LatenessPhase?
     var rss: RSSPhase?
     var startup: StartupPhase?
@@ -81,8 +82,9 @@ struct SchedulerReport: Codable, Sendable {
         if let spawn {
             out += "  spawning: \(FigureFormat.count(spawn.firedPerSecond)) runs/s of \(FigureFormat.count(spawn.expectedPerSecond)) due; "
             out += "limit (posix_spawn+waitpid on one thread): /bin/true \(FigureFormat.count(spawnLimit))/s, "
-            out += "through keiji-run-guard \(FigureFormat.count(guardedSpawnLimit))/s; due = "
-            out += "\(FigureFormat.fixed(spawn.expectedPerSecond / Swift.max(1, guardedSpawnLimit), 2))× the guarded limit; \(FigureFormat.fixed(spawn.cpuCoresUsed, 2)) cores\n"
+            out += "through keiji \(FigureFormat.count(keijiSpawnRate))/s (\(FigureFormat.fixed(keijiSpawnRate / Swift.max(1, spawnLimit), 2))×, "
+            out += "target ≥ 0.8×: \(keijiSpawnRate >= 0.8 * spawnLimit ? "PASS" : "MISS")); due = "
+            out += "\(FigureFormat.fixed(spawn.expectedPerSecond / Swift.max(1, keijiSpawnRate), 2))× keiji's rate; \(FigureFormat.fixed(spawn.cpuCoresUsed, 2)) cores\n"
         }
         if let rss {
             out += "\nMemory: \(rss.tasks) idle tasks added \(FigureFormat.megabytes(rss.after - rss.before)) RSS "

@@ -2,7 +2,7 @@ import Foundation
 import Testing
 
 /// The seed's walkthrough against the real binaries (`keiji`, `keiji-bus`, `keiji-scheduler`,
-/// `keiji-run-guard`) in a temporary HOME, on random bus ports: init → create → get → start → status →
+/// `keiji-spawn-server`) in a temporary HOME, on random bus ports: init → create → get → start → status →
 /// logs → disable → enable → delete → stop → uninstall, with command tasks (no Swift build, to stay fast).
 struct WalkthroughTests {
     final class Session: @unchecked Sendable {

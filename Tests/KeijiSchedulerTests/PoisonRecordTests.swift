@@ -110,7 +110,7 @@ struct PoisonRecordTests {
         definition.policy.graceSeconds = .nan
         let fd = open("/dev/null", O_WRONLY)
         defer { close(fd) }
-        let result = await RunExecutor(definition: definition, runID: "far-1", slot: nil, logDescriptor: fd, baseEnvironment: [:], errorFile: nil).run(handle: RunHandle())
+        let result = await RunExecutor(definition: definition, runID: "far-1", slot: nil, logDescriptor: fd, environment: EnvironmentBlock(), errorFile: nil).run(handle: RunHandle())
         #expect(result.outcome == .succeeded)
 
         let sleeper = Task { try await WallClock.sleep(untilMilliseconds: .max) }

@@ -34,6 +34,40 @@ struct RunTests {
         #expect(try db.rows("SELECT count(*) FROM runs WHERE Outcome = 'succeeded'").first?.first.flatMap { $0.flatMap(Int.init) } ?? 0 >= 2)
     }
 
+    /// A plain command is exec'd directly, found in the PATH of the task's `.env`, and a `.env` edited between
+    /// runs is read again; a plain command naming no program ends `spawnFailed` with the reason.
+    @Test func plainCommandsAreExecdDirectlyWithTheTasksEnvironment() async throws {
+        let harness = try SchedulerHarness()
+        defer { harness.remove() }
+        let tools = harness.home + "/tools"
+        try FileSystem.createDirectory(tools)
+        try "#!/bin/sh\necho \"tool says $1 and $GREETING, parent $(cut -d' ' -f4 /proc/$$/stat)\"\n".write(toFile: tools + "/greet-tool", atomically: true, encoding: .utf8)
+        chmod(tools + "/greet-tool", 0o755)
+        let definition = try harness.commandTask("greeter", "greet-tool hi", every: 3600)
+        try "PATH=\(tools):/usr/bin:/bin\nGREETING=first\n".write(toFile: definition.directory + "/.env", atomically: true, encoding: .utf8)
+        try await harness.defineOffline(definition)
+        try await harness.defineOffline(try harness.commandTask("missing", "keiji-no-such-program-y2 --flag", every: 3600) { $0.continueOnError = true })
+        let engine = harness.engine()
+        try await engine.start()
+        _ = try await engine.submit(.taskTriggered(harness.taskName("greeter")))
+        _ = try await engine.submit(.taskTriggered(harness.taskName("missing")))
+        #expect(await harness.wait { try harness.entries().finishedRuns.count >= 2 })
+        try "PATH=\(tools):/usr/bin:/bin\nGREETING=second-value\n".write(toFile: definition.directory + "/.env", atomically: true, encoding: .utf8)
+        _ = try await engine.submit(.taskTriggered(harness.taskName("greeter")))
+        #expect(await harness.wait { try harness.entries().finishedRuns.count >= 3 })
+        let helper = SpawnServer.shared.serverPID
+        await engine.stop()
+        let finished = try harness.entries().finishedRuns
+        #expect(finished.filter { $0.task.rawValue == "greeter" }.map(\.outcome) == [.succeeded, .succeeded])
+        let log = harness.log(of: "greeter")
+        // The tool's parent is the spawn server itself: no /bin/sh in between.
+        #expect(log.contains("tool says hi and first, parent \(helper ?? -1)\n"), "\(log)")
+        #expect(log.contains("tool says hi and second-value"), "the edited .env is read again")
+        let missing = try #require(finished.first { $0.task.rawValue == "missing" })
+        #expect(missing.outcome == .spawnFailed)
+        #expect(missing.message == "cannot start keiji-no-such-program-y2: No such file or directory")
+    }
+
     @Test func outputReachesTheLogWhileTheRunIsStillGoing() async throws {
         let harness = try SchedulerHarness()
         defer { harness.remove() }

@@ -2,28 +2,26 @@
 #define KEIJI_SPAWN_H
 
 #include <spawn.h>
+#include <stddef.h>
 #include <sys/types.h>
 
-/// Starts `path` with `argv` and `envp` in a new process group (pgid = pid), with every signal unblocked
-/// and at its default disposition, in `cwd`, with stdin from /dev/null and stdout/stderr on `output_fd`.
-/// With `die_with_parent`, the child gets SIGKILL when the *thread* that called this exits (PR_SET_PDEATHSIG):
-/// call it from a thread that lives as long as the process. Every other descriptor is closed in the child.
-/// Returns the pid, or -errno (the exec's errno when the program could not be started).
-pid_t keiji_spawn(const char *path, char *const argv[], char *const envp[], const char *cwd, int output_fd,
-                  int die_with_parent);
+#include "keiji_spawn_protocol.h"
 
 /// Adds "close every descriptor from `lowest` up" to spawn file actions (glibc 2.34+), so a daemon started by
 /// the CLI keeps none of the CLI's descriptors. Returns 0 or an errno (ENOSYS on older C libraries).
 int keiji_spawn_file_actions_closefrom(posix_spawn_file_actions_t *actions, int lowest);
 
-/// An epoll set that watches children through pidfds (Linux 5.3+). Returns the epoll fd or -errno.
-int keiji_child_watch_create(void);
+/// Starts keiji-spawn-server at `path` with `socket_fd` as its descriptor 3 and nothing else of ours open, in a
+/// process group of its own (a Ctrl-C meant for the scheduler must not reach it), with `scheduler_pid` as its
+/// argument. Call it from a thread that lives as long as the process: the server's parent-death signal is tied
+/// to the thread that started it. Returns the server's pid, or -errno.
+pid_t keiji_spawn_server_launch(const char *path, int socket_fd, pid_t scheduler_pid);
 
-/// Adds `pid` (a child of this process, running or zombie) to the set. Returns 0 or -errno.
-int keiji_child_watch_add(int watch, pid_t pid);
+/// Sends one message on the (non-blocking) socket with `fd` attached when it is >= 0. Returns 0 or -errno
+/// (-EAGAIN when the socket is full).
+int keiji_spawn_send(int socket_fd, const void *bytes, size_t length, int fd);
 
-/// Blocks until at least one watched child has exited; stores up to `capacity` such pids in `pids` (each is
-/// removed from the set and ready for waitpid without blocking). Returns the count, or -errno.
-int keiji_child_watch_wait(int watch, pid_t *pids, int capacity);
+/// A non-blocking, close-on-exec eventfd (eventfd is not in Swift's Glibc module). Returns it or -errno.
+int keiji_spawn_wakeup_create(void);
 
 #endif

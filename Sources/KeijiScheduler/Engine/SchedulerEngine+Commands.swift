@@ -21,6 +21,7 @@ extension SchedulerEngine {
             loops[name] = nil
             firedSlots[name] = nil
             terminateRuns(of: name)
+            taskLogs.forget(name)  // the CLI removes the log next
         case .taskStopRequested(let name):
             // The seed's "stop": end the current run; the schedule goes on.
             terminateRuns(of: name)

@@ -110,8 +110,8 @@ extension SchedulerEngine {
         let result: RunExecutor.Result
         if configuration.spawnProcesses {
             let taskLog = LogFile(task: name, workspace: configuration.workspace, settings: configuration.settings)
-            if (activeRunCounts[name] ?? 0) <= 1 { _ = try? taskLog.rotateIfNeeded() }  // only this run: no writer has the log open
-            guard let fd = try? taskLog.openForAppend() else {
+            // Rotated only when this is the task's one run: no other writer has the log open.
+            guard let fd = try? taskLogs.checkOut(taskLog, task: name, mayRotate: (activeRunCounts[name] ?? 0) <= 1) else {
                 await finish(runID: runID, name: name, result: .init(outcome: .spawnFailed, status: nil, durationMs: 0, message: "cannot open the task log"),
                              latenessMs: latenessMs, slot: slot, attempt: attempt, interruptions: interruptions, definition: definition)
                 return
@@ -120,9 +120,9 @@ extension SchedulerEngine {
             let errorDirectory = configuration.workspace.runErrorDirectory
             let errorFile = (try? FileSystem.createDirectory(errorDirectory)) != nil ? errorDirectory + "/" + runID + ".error" : nil
             result = await RunExecutor(definition: definition, runID: runID, slot: slot, logDescriptor: fd,
-                                       baseEnvironment: baseEnvironment, errorFile: errorFile).run(handle: handle)
+                                       environment: environments.block(forTaskDirectory: definition.directory), errorFile: errorFile).run(handle: handle)
             LogFile.write(fd, "\(ISO8601.string(fromMilliseconds: WallClock.nowMilliseconds())) [keiji] run \(runID) \(result.outcome.rawValue)\(result.message.map { ": \($0)" } ?? "") after \(result.durationMs) ms\n")
-            close(fd)
+            taskLogs.checkIn(fd)
         } else {
             result = .init(outcome: .succeeded, status: .exited(0), durationMs: 0, message: nil)
         }
@@ -137,7 +137,7 @@ extension SchedulerEngine {
         switch result.status {
         case .exited(let code): exitCode = code
         case .signaled(let s): signal = s
-        case .waitFailed, nil: break
+        case .waitFailed, .lost, nil: break
         }
         _ = try? await record(.runFinished(RunEnd(runID: runID, task: name, outcome: result.outcome, exitCode: exitCode, signal: signal,
                                                   durationMs: result.durationMs, latenessMs: latenessMs, final: !willRetry, message: result.message)))

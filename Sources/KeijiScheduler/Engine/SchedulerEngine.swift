@@ -18,8 +18,10 @@ public actor SchedulerEngine {
     let configuration: SchedulerConfiguration
     /// `TIME_ZONE`, resolved once.
     let timeZone: TimeZone
-    /// The scheduler's environment, read once: every run gets it plus its task's `.env`.
-    let baseEnvironment = ProcessInfo.processInfo.environment
+    /// Each task's run environment: the scheduler's own, read once, plus the task's `.env` (re-read when it changes).
+    let environments = TaskEnvironments(base: ProcessInfo.processInfo.environment)
+    /// Each task's log, kept open between runs.
+    let taskLogs = TaskLogDescriptors()
     var phase = Phase.created
     var journal: Journal!
     var viewWriter: ViewWriter?

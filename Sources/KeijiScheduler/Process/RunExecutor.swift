@@ -6,9 +6,9 @@ import Synchronization
 @preconcurrency import Glibc
 #endif
 
-/// Runs one attempt of a task: spawns it in its own process group with its output appended to the task's
-/// log as it is written, enforces the timeout (SIGTERM to the group, SIGKILL after the grace period), and
-/// reports how it ended. Stop requests go through ``RunHandle``.
+/// Runs one attempt of a task: has keiji-spawn-server start it in its own process group with its output
+/// appended to the task's log as it is written, enforces the timeout (SIGTERM to the group, SIGKILL after the
+/// grace period), and reports how it ended. Stop requests go through ``RunHandle``.
 struct RunExecutor: Sendable {
     struct Result: Sendable {
         var outcome: RunOutcome
@@ -21,10 +21,12 @@ struct RunExecutor: Sendable {
     let runID: String
     let slot: Int64?
     let logDescriptor: Int32
-    let baseEnvironment: [String: String]
+    /// The task's environment without the per-run variables (``TaskEnvironments``).
+    let environment: EnvironmentBlock
     /// Passed to the task as KEIJI_ERROR_FILE: the SDK writes a thrown error's message there, and a failed
     /// run's message becomes `<that message> (exit status N)` instead of only the status.
     let errorFile: String?
+    var server: SpawnServer = .shared
 
     /// The most of an error file that is read (the SDK writes at most 2048 bytes).
     static let errorMessageLimit = 2048
@@ -35,52 +37,42 @@ struct RunExecutor: Sendable {
             let d = ContinuousClock.now - started
             return d.components.seconds * 1000 + d.components.attoseconds / 1_000_000_000_000_000
         }
-        let (path, arguments): (String, [String]) = switch definition.action {
-        case .binary(let path): (path, ["--run"])
-        case .command(let command): ("/bin/sh", ["-c", command])
-        }
-        var environment = baseEnvironment
-        for (key, value) in (try? DotEnv.load(definition.directory + "/.env")) ?? [:] { environment[key] = value }
-        environment["KEIJI_RUN_ID"] = runID
-        environment["KEIJI_TASK_NAME"] = definition.name.rawValue
-        environment["KEIJI_SCHEDULER_PID"] = String(getpid())
-        if let slot { environment["KEIJI_SLOT"] = ISO8601.string(fromSeconds: slot) }
+        let plan = ExecPlan(definition.action)
+        var environment = environment
+        environment.append("KEIJI_RUN_ID", runID)
+        environment.append("KEIJI_TASK_NAME", definition.name.rawValue)
+        environment.append("KEIJI_SCHEDULER_PID", String(getpid()))
+        if let slot { environment.append("KEIJI_SLOT", ISO8601.string(fromSeconds: slot)) }
         if let errorFile {
             unlink(errorFile)
-            environment["KEIJI_ERROR_FILE"] = errorFile
+            environment.append("KEIJI_ERROR_FILE", errorFile)
         }
         defer { if let errorFile { unlink(errorFile) } }
-        // Through the guard when it is installed beside the scheduler (it always is, except in odd setups).
-        var program = path
-        var argv = arguments
-        if let guardPath = RunGuard.path {
-            program = guardPath
-            argv = [String(TimeArithmetic.milliseconds(fromSeconds: definition.policy.graceSeconds)), path] + arguments
-        }
-
-        let pid: pid_t
+        let grace = definition.policy.graceSeconds
+        let request = SpawnRequest(program: plan.program, arguments: plan.arguments, environment: environment, directory: definition.directory,
+                                   outputDescriptor: logDescriptor, searchPath: plan.searchPath,
+                                   graceMilliseconds: UInt32(clamping: TimeArithmetic.milliseconds(fromSeconds: grace)))
+        let run: SpawnServer.Run
         do {
-            pid = try await ProcessSpawner.shared.spawn(.init(
-                path: program, arguments: argv, environment: environment,
-                directory: definition.directory, outputDescriptor: logDescriptor))
+            run = try await server.start(request)
         } catch {
             return Result(outcome: .spawnFailed, status: nil, durationMs: elapsed(), message: "\(error)")
         }
-        ChildReaper.shared.adopt(pid)
-        handle.attach(pid: pid)
+        handle.attach(run, server: server)
 
         let timeout = definition.policy.timeoutSeconds
-        let grace = definition.policy.graceSeconds
-        let watchdog = Task {
-            guard let timeout else { return }
-            try await Task.sleep(for: .milliseconds(TimeArithmetic.milliseconds(fromSeconds: timeout)))
-            handle.terminate(reason: .timedOut, grace: grace)
+        let watchdog = timeout.map { timeout in
+            Task {
+                try await Task.sleep(for: .milliseconds(TimeArithmetic.milliseconds(fromSeconds: timeout)))
+                handle.terminate(reason: .timedOut, grace: grace)
+            }
         }
-        let status = await ChildReaper.shared.status(of: pid)
-        watchdog.cancel()
+        // The server kills what the run left in its group before it reports the exit.
+        let status = await server.exitStatus(of: run)
+        watchdog?.cancel()
         handle.detach()
-        // Anything the task left behind in its group goes with it.
-        kill(-pid, SIGKILL)
+        // The server died: its group is killed, but a process that left the group still carries the run ID.
+        if case .lost = status { _ = OrphanReaper.killProcesses(ofRuns: [runID]) }
 
         return Self.result(of: status, terminationReason: handle.terminationReason, timeout: timeout, durationMs: elapsed(),
                            errorFile: errorFile)
@@ -101,6 +93,8 @@ struct RunExecutor: Sendable {
         case .waitFailed(let code):
             return Result(outcome: .failed, status: status, durationMs: duration,
                           message: "the exit status is unknown: waitpid failed: \(String(cString: strerror(code))) (errno \(code))")
+        case .lost(let reason):
+            return Result(outcome: .failed, status: status, durationMs: duration, message: "the exit status is unknown: \(reason)")
         }
     }
 
@@ -120,19 +114,11 @@ struct RunExecutor: Sendable {
     }
 }
 
-/// Where `keiji-run-guard` is: next to the running executable (the scheduler, or the test bundle).
-enum RunGuard {
-    static let path: String? = {
-        guard let executable = try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe") else { return nil }
-        let candidate = (executable as NSString).deletingLastPathComponent + "/keiji-run-guard"
-        return FileManager.default.isExecutableFile(atPath: candidate) ? candidate : nil
-    }()
-}
-
 /// A live run's process group, for stopping it from outside (a stop command, shutdown, a timeout).
 final class RunHandle: Sendable {
     private struct State {
-        var pid: pid_t?
+        var run: SpawnServer.Run?
+        var server: SpawnServer?
         var reason: RunOutcome?
         var pendingGrace: Double?
     }
@@ -141,29 +127,33 @@ final class RunHandle: Sendable {
 
     var terminationReason: RunOutcome? { state.withLock { $0.reason } }
 
-    func attach(pid: pid_t) {
+    func attach(_ run: SpawnServer.Run, server: SpawnServer) {
         let pending = state.withLock { s -> Double? in
-            s.pid = pid
+            s.run = run
+            s.server = server
             return s.pendingGrace
         }
         if let grace = pending, let reason = terminationReason { terminate(reason: reason, grace: grace) }
     }
 
-    func detach() { state.withLock { $0.pid = nil } }
+    func detach() { state.withLock { $0.run = nil } }
 
     /// SIGTERM to the whole process group, SIGKILL after `grace` seconds if it is still there. Before the
     /// process exists, the request waits for `attach`.
     func terminate(reason: RunOutcome, grace: Double) {
-        let pid = state.withLock { s -> pid_t? in
+        let target = state.withLock { s -> (SpawnServer.Run, SpawnServer)? in
             if s.reason == nil { s.reason = reason }
-            if s.pid == nil { s.pendingGrace = grace }
-            return s.pid
+            guard let run = s.run, let server = s.server else {
+                s.pendingGrace = grace
+                return nil
+            }
+            return (run, server)
         }
-        guard let pid else { return }
-        kill(-pid, SIGTERM)
+        guard let (run, server) = target else { return }
+        server.signal(run, SIGTERM)
         Task { [weak self] in
             try? await Task.sleep(for: .milliseconds(TimeArithmetic.milliseconds(fromSeconds: grace)))
-            if let self, self.state.withLock({ $0.pid == pid }) { kill(-pid, SIGKILL) }
+            if let self, self.state.withLock({ $0.run == run }) { server.signal(run, SIGKILL) }
         }
     }
 }

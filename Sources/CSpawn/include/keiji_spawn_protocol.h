@@ -1,0 +1,60 @@
+#ifndef KEIJI_SPAWN_PROTOCOL_H
+#define KEIJI_SPAWN_PROTOCOL_H
+
+// The messages between the scheduler and keiji-spawn-server, one per SOCK_SEQPACKET datagram on a socketpair
+// (both ends are the same build on the same machine: native byte order, no versioning beyond `ready`).
+//
+// scheduler -> server
+//   start:  header + payload "program\0cwd\0" argv[argc] ("arg\0"...) envp[envc] ("KEY=value\0"...), with the
+//           run's log descriptor attached (SCM_RIGHTS): it becomes the run's stdout and stderr.
+//   signal: header only; the signal goes to the process group of the run `tag`, if it is still running.
+// server -> scheduler
+//   ready   (once, first): value = protocol version, pid = the server's pid.
+//   started: pid = the run's pid (= its process group id).
+//   failed:  value = errno of the failed start (exec, chdir, ...); nothing runs.
+//   exited:  pid, value = the raw wait status, or wait_errno if waitpid failed. The group has been killed.
+
+#include <stdint.h>
+
+#define KEIJI_SPAWN_PROTOCOL_VERSION 1
+/// The largest start message (header + payload) the server reads; the scheduler refuses longer requests.
+#define KEIJI_SPAWN_MAX_MESSAGE (256 * 1024)
+
+enum keiji_spawn_request_kind {
+    KEIJI_SPAWN_START = 1,
+    KEIJI_SPAWN_SIGNAL = 2,
+};
+
+enum keiji_spawn_request_flags {
+    /// Look `program` up in the PATH of the run's environment (as execvp does) when it has no '/'.
+    KEIJI_SPAWN_SEARCH_PATH = 1,
+};
+
+struct keiji_spawn_request {
+    uint32_t kind;
+    uint32_t flags;
+    uint64_t tag;
+    uint32_t argc;
+    uint32_t envc;
+    /// start: how long the group gets between SIGTERM and SIGKILL when the scheduler goes away.
+    uint32_t grace_ms;
+    /// signal: the signal to send to the run's group.
+    int32_t signal;
+};
+
+enum keiji_spawn_reply_kind {
+    KEIJI_SPAWN_READY = 1,
+    KEIJI_SPAWN_STARTED = 2,
+    KEIJI_SPAWN_FAILED = 3,
+    KEIJI_SPAWN_EXITED = 4,
+};
+
+struct keiji_spawn_reply {
+    uint32_t kind;
+    int32_t value;
+    uint64_t tag;
+    int32_t pid;
+    int32_t wait_errno;
+};
+
+#endif

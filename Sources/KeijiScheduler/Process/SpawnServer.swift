@@ -1,0 +1,413 @@
+import CSpawn
+import Foundation
+import KeijiCore
+import Synchronization
+
+#if canImport(Glibc)
+@preconcurrency import Glibc
+#endif
+
+/// The scheduler's end of `keiji-spawn-server` (`Sources/keiji-spawn-server/main.c`): a small C helper,
+/// without the Swift runtime, that starts every run and reaps it. One exec of the task per run, not a second
+/// exec of a guard.
+///
+/// One thread, `keiji-spawn-server`, owns the socket: it starts the helper (so the helper's parent-death
+/// signal is tied to a thread that never exits), sends the queued requests and reads the replies. When the
+/// helper dies, the thread kills what is left of the groups it had started, ends their runs as
+/// ``ExitStatus/lost(_:)``, fails the starts it had not answered, and starts a new helper. When the scheduler
+/// dies, the helper sees the end of file and kills every group it started.
+final class SpawnServer: Sendable {
+    /// A run the helper has started: `pid` is also its process group id.
+    struct Run: Sendable, Equatable {
+        let tag: UInt64
+        let pid: pid_t
+    }
+
+    static let shared = SpawnServer(helperPath: SpawnServer.installedPath)
+
+    /// Where keiji-spawn-server is: next to the running executable (the scheduler, or the test bundle).
+    static let installedPath: String? = {
+        guard let executable = try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe") else { return nil }
+        return (executable as NSString).deletingLastPathComponent + "/keiji-spawn-server"
+    }()
+
+    fileprivate enum Entry {
+        case starting(CheckedContinuation<Run, any Error>)
+        case running(pid_t, CheckedContinuation<ExitStatus, Never>?)
+        case ended(ExitStatus)
+    }
+
+    fileprivate struct Outgoing: Sendable {
+        var tag: UInt64
+        var bytes: [UInt8]
+        /// The run's log for a start; -1 for a signal.
+        var descriptor: Int32
+        /// The program, for a start's error message; nil for a signal.
+        var program: String?
+    }
+
+    fileprivate struct State {
+        var entries: [UInt64: Entry] = [:]
+        var outbox: [Outgoing] = []
+        var nextTag: UInt64 = 1
+        var serverPID: pid_t?
+        /// Why the last start of the helper failed. While it is set, starts fail at once with it.
+        var launchFailure: String?
+    }
+
+    fileprivate let state = Mutex(State())
+    /// An eventfd that wakes the thread when the outbox has something.
+    fileprivate let wake: Int32
+    let helperPath: String?
+
+    init(helperPath: String?) {
+        self.helperPath = helperPath
+        wake = keiji_spawn_wakeup_create()  // < 0 only when out of descriptors: then poll's timeout-free wait never wakes
+        let thread = Thread { [self] in SpawnSupervisor(server: self).run() }
+        thread.name = "keiji-spawn-server"
+        thread.start()
+    }
+
+    /// The helper's pid while one runs.
+    var serverPID: pid_t? { state.withLock { $0.serverPID } }
+
+    /// Starts the run; returns once it has been exec'd, or throws why it could not be.
+    func start(_ request: SpawnRequest) async throws -> Run {
+        let tag = state.withLock { s -> UInt64 in
+            defer { s.nextTag += 1 }
+            return s.nextTag
+        }
+        let message = try request.message(tag: tag)
+        return try await withCheckedThrowingContinuation { continuation in
+            let failure = state.withLock { s -> String? in
+                if s.serverPID == nil, let failure = s.launchFailure { return failure }
+                s.entries[tag] = .starting(continuation)
+                s.outbox.append(Outgoing(tag: tag, bytes: message, descriptor: request.outputDescriptor, program: request.program))
+                return nil
+            }
+            if let failure {
+                continuation.resume(throwing: KeijiError(.spawn, "cannot start \(request.program): \(failure)"))
+            } else {
+                notify()
+            }
+        }
+    }
+
+    /// How the run ended. Its process group has been killed by then.
+    func exitStatus(of run: Run) async -> ExitStatus {
+        await withCheckedContinuation { continuation in
+            let ended = state.withLock { s -> ExitStatus? in
+                if case .ended(let status) = s.entries[run.tag] {
+                    s.entries[run.tag] = nil
+                    return status
+                }
+                s.entries[run.tag] = .running(run.pid, continuation)
+                return nil
+            }
+            if let ended { continuation.resume(returning: ended) }
+        }
+    }
+
+    /// Sends `signal` to the run's process group, unless the run has been reaped already (the helper signals
+    /// only groups whose leader it has not reaped, so a reused process group id is never hit).
+    func signal(_ run: Run, _ signal: Int32) {
+        let queued = state.withLock { s -> Bool in
+            guard case .running = s.entries[run.tag] else { return false }
+            s.outbox.append(Outgoing(tag: run.tag, bytes: SpawnRequest.signalMessage(tag: run.tag, signal: signal), descriptor: -1, program: nil))
+            return true
+        }
+        if queued { notify() }
+    }
+
+    fileprivate func notify() {
+        var one: UInt64 = 1
+        _ = write(wake, &one, 8)
+    }
+}
+
+/// The `keiji-spawn-server` thread's side: everything here is touched by that thread only.
+private final class SpawnSupervisor {
+    let server: SpawnServer
+    var socket: Int32 = -1
+    var helper: pid_t = 0
+    /// Taken from the outbox, not yet sent, in order from `head`.
+    var pending: [SpawnServer.Outgoing] = []
+    var head = 0
+    /// Starts sent to the helper and not answered yet: tag → program.
+    var unanswered: [UInt64: String] = [:]
+    var failures = 0
+    var nextLaunch = ContinuousClock.now
+    var launchedAt = ContinuousClock.now
+    var lastReported: String?
+
+    init(server: SpawnServer) { self.server = server }
+
+    func run() -> Never {
+        while true {
+            if socket < 0 {
+                if ContinuousClock.now >= nextLaunch { launch() }
+                if socket < 0 {
+                    // Backing off. After a failed launch, starts fail at once; after a death, they wait for the next helper.
+                    waitForWake(until: nextLaunch)
+                    take()
+                    if let failure = server.state.withLock({ $0.launchFailure }) { failPendingStarts(failure) }
+                    continue
+                }
+            }
+            var fds = [pollfd(fd: server.wake, events: Int16(POLLIN), revents: 0),
+                       pollfd(fd: socket, events: Int16(POLLIN) | (head < pending.count ? Int16(POLLOUT) : 0), revents: 0)]
+            if poll(&fds, 2, -1) < 0 { continue }
+            if fds[0].revents != 0 { drainWake() }
+            take()
+            if fds[1].revents & Int16(POLLIN | POLLHUP | POLLERR) != 0, !readReplies() {
+                helperDied()
+                continue
+            }
+            if !flush() { helperDied() }
+        }
+    }
+
+    // MARK: - The helper's life
+
+    func launch() {
+        guard let path = server.helperPath else {
+            return launchFailed("keiji-spawn-server is not installed next to the scheduler")
+        }
+        var ends: [Int32] = [-1, -1]
+        guard socketpair(AF_UNIX, Int32(SOCK_SEQPACKET.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0, &ends) == 0 else {
+            return launchFailed("socketpair: \(String(cString: strerror(errno)))")
+        }
+        // Room for the largest request (a seqpacket message must fit the sender's buffer whole).
+        var size = Int32(KEIJI_SPAWN_MAX_MESSAGE) * 2
+        setsockopt(ends[0], SOL_SOCKET, SO_SNDBUF, &size, socklen_t(MemoryLayout<Int32>.size))
+        let pid = keiji_spawn_server_launch(path, ends[1], getpid())
+        close(ends[1])
+        guard pid > 0 else {
+            close(ends[0])
+            return launchFailed("cannot start \(path): \(String(cString: strerror(-pid)))")
+        }
+        var reply = keiji_spawn_reply()
+        let size_ = MemoryLayout<keiji_spawn_reply>.size
+        var ready = false
+        var wait = pollfd(fd: ends[0], events: Int16(POLLIN), revents: 0)
+        let deadline = ContinuousClock.now + .seconds(60)  // generous: a loaded machine can be slow to exec
+        while ContinuousClock.now < deadline {
+            let n = poll(&wait, 1, 1000)
+            if n < 0 && errno == EINTR { continue }
+            if n == 1 {
+                ready = recv(ends[0], &reply, size_, 0) == size_ && reply.kind == UInt32(KEIJI_SPAWN_READY.rawValue)
+                    && reply.value == KEIJI_SPAWN_PROTOCOL_VERSION
+                break
+            }
+        }
+        guard ready else {
+            kill(pid, SIGKILL)
+            let status = Self.reap(pid)
+            close(ends[0])
+            return launchFailed("\(path) did not start (\(status))")
+        }
+        _ = fcntl(ends[0], F_SETFL, fcntl(ends[0], F_GETFL) | O_NONBLOCK)
+        socket = ends[0]
+        helper = pid
+        launchedAt = ContinuousClock.now
+        server.state.withLock {
+            $0.serverPID = pid
+            $0.launchFailure = nil
+        }
+    }
+
+    func launchFailed(_ reason: String) {
+        failures += 1
+        nextLaunch = ContinuousClock.now + backoff()
+        server.state.withLock {
+            $0.serverPID = nil
+            $0.launchFailure = reason
+        }
+        if reason != lastReported { FileHandle.standardError.write(Data("keiji-scheduler: \(reason)\n".utf8)) }  // once, not every retry
+        lastReported = reason
+        take()
+        failPendingStarts(reason)
+    }
+
+    /// Restarts right away, but backs off (0.1 s doubling to 5 s) while the helper keeps failing.
+    func backoff() -> Duration {
+        failures == 0 ? .zero : .milliseconds(min(5000, 100 << min(failures - 1, 6)))
+    }
+
+    /// End of file from the helper: it died (or was killed). Its runs' leaders died with it (their
+    /// parent-death signal); the rest of each group is killed here, and the runs end as lost.
+    func helperDied() {
+        close(socket)
+        socket = -1
+        kill(helper, SIGKILL)  // a helper that closed its socket but lives on is of no use
+        let reason = "the spawn server (pid \(helper)) \(Self.reap(helper))"
+        FileHandle.standardError.write(Data("keiji-scheduler: \(reason); starting a new one\n".utf8))
+        let lost = ExitStatus.lost("\(reason); the run's processes were killed")
+        var failedStarts: [(CheckedContinuation<SpawnServer.Run, any Error>, String)] = []
+        var ended: [CheckedContinuation<ExitStatus, Never>] = []
+        server.state.withLock { s in
+            s.serverPID = nil
+            for (tag, entry) in s.entries {
+                switch entry {
+                case .starting(let continuation):
+                    if let program = unanswered[tag] {
+                        s.entries[tag] = nil
+                        failedStarts.append((continuation, program))
+                    }
+                case .running(let pid, let continuation):
+                    kill(-pid, SIGKILL)
+                    if let continuation {
+                        s.entries[tag] = nil
+                        ended.append(continuation)
+                    } else {
+                        s.entries[tag] = .ended(lost)
+                    }
+                case .ended:
+                    break
+                }
+            }
+        }
+        unanswered.removeAll()
+        // Unsent starts go to the next helper; unsent signals were for runs that are gone now.
+        pending = pending[head...].filter { $0.program != nil }
+        head = 0
+        failures = ContinuousClock.now - launchedAt < .seconds(10) ? failures + 1 : 0
+        nextLaunch = ContinuousClock.now + backoff()
+        for (continuation, program) in failedStarts {
+            continuation.resume(throwing: KeijiError(.spawn, "cannot start \(program): \(reason) before starting it"))
+        }
+        for continuation in ended { continuation.resume(returning: lost) }
+    }
+
+    static func reap(_ pid: pid_t) -> String {
+        var status: Int32 = 0
+        while waitpid(pid, &status, 0) < 0 {
+            if errno != EINTR { return "could not be waited for: \(String(cString: strerror(errno)))" }
+        }
+        return switch ExitStatus(waitStatus: status) {
+        case .signaled(let signal): "was killed by signal \(signal)"
+        case .exited(let code): "exited with status \(code)"
+        default: "ended"
+        }
+    }
+
+    // MARK: - Messages
+
+    func drainWake() {
+        var count: UInt64 = 0
+        _ = read(server.wake, &count, 8)
+    }
+
+    func waitForWake(until deadline: ContinuousClock.Instant) {
+        let left = ContinuousClock.now.duration(to: deadline)
+        let milliseconds = max(0, min(Int32(5000), Int32(left.components.seconds * 1000 + left.components.attoseconds / 1_000_000_000_000_000)))
+        var fd = pollfd(fd: server.wake, events: Int16(POLLIN), revents: 0)
+        if poll(&fd, 1, milliseconds) > 0 { drainWake() }
+    }
+
+    /// Moves the outbox into `pending`.
+    func take() {
+        let taken = server.state.withLock { s -> [SpawnServer.Outgoing] in
+            defer { s.outbox.removeAll(keepingCapacity: true) }
+            return s.outbox
+        }
+        if head == pending.count {
+            pending = taken
+            head = 0
+        } else {
+            pending += taken
+        }
+    }
+
+    func failPendingStarts(_ reason: String) {
+        var failed: [(CheckedContinuation<SpawnServer.Run, any Error>, String)] = []
+        server.state.withLock { s in
+            for message in pending[head...] {
+                guard let program = message.program, case .starting(let continuation) = s.entries[message.tag] else { continue }
+                s.entries[message.tag] = nil
+                failed.append((continuation, program))
+            }
+        }
+        pending.removeAll()
+        head = 0
+        for (continuation, program) in failed { continuation.resume(throwing: KeijiError(.spawn, "cannot start \(program): \(reason)")) }
+    }
+
+    /// Sends what it can without blocking. Returns false if the helper is gone.
+    func flush() -> Bool {
+        while head < pending.count {
+            let message = pending[head]
+            let result = message.bytes.withUnsafeBytes { keiji_spawn_send(socket, $0.baseAddress, $0.count, message.descriptor) }
+            if result == -EAGAIN || result == -ENOBUFS { return true }  // poll waits for room
+            if result == -EPIPE || result == -ECONNRESET || result == -ENOTCONN { return false }
+            head += 1
+            guard let program = message.program else { continue }
+            if result == 0 {
+                unanswered[message.tag] = program
+            } else {
+                // This request cannot be sent (too large for the socket, say); the others go on.
+                let continuation = server.state.withLock { s -> CheckedContinuation<SpawnServer.Run, any Error>? in
+                    guard case .starting(let continuation) = s.entries[message.tag] else { return nil }
+                    s.entries[message.tag] = nil
+                    return continuation
+                }
+                continuation?.resume(throwing: KeijiError(.spawn, "cannot start \(program): \(String(cString: strerror(-result)))"))
+            }
+        }
+        pending.removeAll(keepingCapacity: true)
+        head = 0
+        return true
+    }
+
+    /// Reads every reply there is. Returns false at the end of file (the helper is gone).
+    func readReplies() -> Bool {
+        var reply = keiji_spawn_reply()
+        let size = MemoryLayout<keiji_spawn_reply>.size
+        while true {
+            let n = recv(socket, &reply, size, Int32(MSG_DONTWAIT))
+            if n == size {
+                handle(reply)
+                continue
+            }
+            if n < 0 && errno == EINTR { continue }
+            return n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)
+        }
+    }
+
+    func handle(_ reply: keiji_spawn_reply) {
+        let tag = reply.tag
+        switch reply.kind {
+        case UInt32(KEIJI_SPAWN_STARTED.rawValue):
+            unanswered[tag] = nil
+            let run = SpawnServer.Run(tag: tag, pid: reply.pid)
+            let continuation = server.state.withLock { s -> CheckedContinuation<SpawnServer.Run, any Error>? in
+                guard case .starting(let continuation) = s.entries[tag] else { return nil }
+                s.entries[tag] = .running(reply.pid, nil)
+                return continuation
+            }
+            continuation?.resume(returning: run)
+        case UInt32(KEIJI_SPAWN_FAILED.rawValue):
+            let program = unanswered.removeValue(forKey: tag) ?? "the run"
+            let continuation = server.state.withLock { s -> CheckedContinuation<SpawnServer.Run, any Error>? in
+                guard case .starting(let continuation) = s.entries[tag] else { return nil }
+                s.entries[tag] = nil
+                return continuation
+            }
+            continuation?.resume(throwing: KeijiError(.spawn, "cannot start \(program): \(String(cString: strerror(reply.value)))"))
+        case UInt32(KEIJI_SPAWN_EXITED.rawValue):
+            let status = reply.wait_errno != 0 ? ExitStatus.waitFailed(reply.wait_errno) : ExitStatus(waitStatus: reply.value)
+            let continuation = server.state.withLock { s -> CheckedContinuation<ExitStatus, Never>? in
+                guard case .running(_, let continuation) = s.entries[tag] else { return nil }
+                if let continuation {
+                    s.entries[tag] = nil
+                    return continuation
+                }
+                s.entries[tag] = .ended(status)
+                return nil
+            }
+            continuation?.resume(returning: status)
+        default:
+            break
+        }
+    }
+}

@@ -1,0 +1,81 @@
+import Foundation
+import KeijiCore
+import Synchronization
+
+#if canImport(Glibc)
+@preconcurrency import Glibc
+#endif
+
+/// The environment of each task's runs, encoded once: the scheduler's own environment plus the task
+/// folder's `.env`. A run costs one `stat` of the `.env`; the file is read and parsed again only when its
+/// identity, size, modification or change time differ. A task without a `.env` keeps no entry at all (its
+/// runs use the scheduler's block), so the cache costs nothing for most tasks.
+final class TaskEnvironments: Sendable {
+    /// The variables each run sets itself: never taken from the scheduler's environment or a `.env`.
+    static let perRunKeys: Set<String> = ["KEIJI_RUN_ID", "KEIJI_TASK_NAME", "KEIJI_SCHEDULER_PID", "KEIJI_SLOT", "KEIJI_ERROR_FILE"]
+    /// At most this many `.env` files are kept; past it the cache starts afresh (a re-read is cheap).
+    static let capacity = 4096
+
+    private struct Stamp: Equatable {
+        var device: UInt64, inode: UInt64, size: Int64
+        var modified: timespec, changed: timespec
+
+        init?(_ path: String) {
+            var info = stat()
+            guard stat(path, &info) == 0 else { return nil }
+            (device, inode, size) = (UInt64(info.st_dev), UInt64(info.st_ino), Int64(info.st_size))
+            (modified, changed) = (info.st_mtim, info.st_ctim)
+        }
+
+        static func == (a: Stamp, b: Stamp) -> Bool {
+            a.device == b.device && a.inode == b.inode && a.size == b.size && a.modified.tv_sec == b.modified.tv_sec
+                && a.modified.tv_nsec == b.modified.tv_nsec && a.changed.tv_sec == b.changed.tv_sec && a.changed.tv_nsec == b.changed.tv_nsec
+        }
+    }
+
+    private struct Entry {
+        var stamp: Stamp
+        /// The `.env` variables, or (when `merged`) the whole environment because the `.env` overrides some
+        /// of the scheduler's variables and no key may appear twice.
+        var block: EnvironmentBlock
+        var merged: Bool
+    }
+
+    private let base: [String: String]
+    private let baseBlock: EnvironmentBlock
+    private let entries = Mutex<[String: Entry]>([:])
+    /// How many times a `.env` was read (for tests: a cached run reads nothing).
+    private let reads = Atomic<Int>(0)
+
+    init(base: [String: String]) {
+        self.base = base
+        baseBlock = EnvironmentBlock(base, excluding: Self.perRunKeys)
+    }
+
+    var dotEnvReads: Int { reads.load(ordering: .relaxed) }
+
+    /// The block for a task whose folder is `directory`, without the per-run variables.
+    func block(forTaskDirectory directory: String) -> EnvironmentBlock {
+        let path = directory + "/.env"
+        // Stat before reading: a change between the two shows as a new stamp next time, never a stale block.
+        guard let stamp = Stamp(path) else { return baseBlock }
+        let entry: Entry
+        if let cached = entries.withLock({ $0[path] }), cached.stamp == stamp {
+            entry = cached
+        } else {
+            reads.add(1, ordering: .relaxed)
+            let values = (try? DotEnv.load(path)) ?? [:]
+            let merged = values.keys.contains { base[$0] != nil }
+            entry = Entry(stamp: stamp, block: EnvironmentBlock(merged ? base.merging(values) { _, new in new } : values, excluding: Self.perRunKeys),
+                          merged: merged)
+            entries.withLock {
+                if $0.count >= Self.capacity { $0.removeAll() }
+                $0[path] = entry
+            }
+        }
+        if entry.merged { return entry.block }
+        var block = baseBlock
+        block.append(entry.block)
+        return block
+    }
+}

@@ -1,0 +1,364 @@
+// keiji-spawn-server: the scheduler's long-lived spawn helper (the pattern of Erlang's erl_child_setup and
+// Python's forkserver).
+//
+//   keiji-spawn-server <scheduler-pid>     (fd 3: one end of a SOCK_SEQPACKET socketpair to the scheduler)
+//
+// The scheduler starts it once and sends it spawn requests (keiji_spawn_protocol.h). For each, it vforks the
+// run in its own process group, with every signal at its default and unblocked, stdin from /dev/null and the
+// run's log (passed with SCM_RIGHTS) as stdout and stderr, and execs it; it reports the pid, then the exit
+// status (it is the runs' parent and reaps them), killing whatever the run left in its group first.
+//
+// When the scheduler goes away (end of file on the socket; SIGTERM from the parent-death signal), it sends
+// SIGTERM to every group it started, SIGKILL after each run's grace period, and exits once all are gone. Its
+// own runs get SIGKILL as their parent-death signal, so a kill -9 of this server kills every run it leads;
+// the scheduler notices the end of file, kills what is left of the groups and starts a new server.
+//
+// It is plain C, linked statically without the Swift runtime, and single-threaded (so vfork is safe): a
+// spawn costs one vfork + exec of the task, not a second exec of a helper per run.
+
+#define _GNU_SOURCE
+#include "keiji_spawn_protocol.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+enum { scheduler_socket = 3 };
+
+/// What `sh` searches when the environment has no PATH (dash's default), so a direct exec finds what the
+/// shell would have found.
+static const char default_path[] = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+struct run {
+    uint64_t tag;
+    pid_t pid;  // also its process group id
+    uint32_t grace_ms;
+    long long kill_at_ms;  // after the scheduler went away: when SIGKILL follows the SIGTERM
+};
+
+static struct run *runs;
+static size_t run_count, run_capacity;
+static pid_t server_pid;
+static int devnull_fd = -1;
+static int signal_fd = -1;
+static int scheduler_gone;
+
+static char message[KEIJI_SPAWN_MAX_MESSAGE];
+static char **vector;  // argv, NULL, envp, NULL: pointers into `message`
+static size_t vector_capacity;
+
+/// Written by the vfork child (which shares this memory) when it cannot exec; read once vfork returns.
+static volatile int child_errno;
+
+static long long now_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void reply(uint32_t kind, uint64_t tag, int32_t value, pid_t pid, int32_t wait_errno) {
+    if (scheduler_gone) return;
+    struct keiji_spawn_reply r = {.kind = kind, .value = value, .tag = tag, .pid = pid, .wait_errno = wait_errno};
+    while (send(scheduler_socket, &r, sizeof r, MSG_NOSIGNAL) < 0) {
+        if (errno == EINTR) continue;
+        scheduler_gone = 1;  // EPIPE / ECONNRESET: the next read sees the end of file too
+        return;
+    }
+}
+
+static struct run *find_run(uint64_t tag) {
+    for (size_t i = 0; i < run_count; i++) if (runs[i].tag == tag) return &runs[i];
+    return NULL;
+}
+
+static int add_run(uint64_t tag, pid_t pid, uint32_t grace_ms) {
+    if (run_count == run_capacity) {
+        size_t capacity = run_capacity ? run_capacity * 2 : 64;
+        struct run *grown = realloc(runs, capacity * sizeof *runs);
+        if (!grown) return -1;
+        runs = grown;
+        run_capacity = capacity;
+    }
+    runs[run_count++] = (struct run){.tag = tag, .pid = pid, .grace_ms = grace_ms, .kill_at_ms = -1};
+    return 0;
+}
+
+// MARK: - The child side of vfork: system calls only, no allocation, no return.
+
+static void exec_with_shell_fallback(const char *file, char *const argv[], char *const envp[], int argc) {
+    execve(file, argv, envp);
+    if (errno != ENOEXEC) return;
+    // No #! line: run it with sh, as execvp and the shell do.
+    char *shell_argv[argc + 2];
+    shell_argv[0] = (char *)"sh";
+    shell_argv[1] = (char *)file;
+    for (int i = 1; i < argc; i++) shell_argv[i + 1] = argv[i];
+    shell_argv[argc + 1] = NULL;
+    execve("/bin/sh", shell_argv, envp);
+}
+
+/// execvp's search, with the run's own PATH: EACCES is remembered and the search goes on, as the shell does.
+static void exec_searching(const char *name, const char *path, char *const argv[], char *const envp[], int argc) {
+    size_t name_length = strlen(name);
+    char candidate[PATH_MAX];
+    int denied = 0;
+    for (const char *start = path;; ) {
+        const char *end = strchrnul(start, ':');
+        size_t length = (size_t)(end - start);
+        if (length == 0) { start = "."; length = 1; }  // an empty entry is the current directory
+        if (length + 1 + name_length + 1 <= sizeof candidate) {
+            memcpy(candidate, start, length);
+            candidate[length] = '/';
+            memcpy(candidate + length + 1, name, name_length + 1);
+            exec_with_shell_fallback(candidate, argv, envp, argc);
+            switch (errno) {
+            case EACCES: denied = 1; break;
+            case ENOENT: case ENOTDIR: case ESTALE: case ENODEV: case ETIMEDOUT: case ENAMETOOLONG: break;
+            default: return;
+            }
+        }
+        if (*end == '\0') break;
+        start = end + 1;
+    }
+    errno = denied ? EACCES : ENOENT;
+}
+
+static void close_descriptors_from(int lowest) {
+#ifdef SYS_close_range
+    if (syscall(SYS_close_range, (unsigned)lowest, ~0U, 0) == 0) return;
+#endif
+    for (int fd = lowest; fd < 65536; fd++) close(fd);
+}
+
+static _Noreturn void become_run(const char *program, const char *cwd, char *const argv[], char *const envp[], int argc,
+                                 int output_fd, uint32_t flags, const char *path) {
+    if (setpgid(0, 0) != 0) goto fail;
+    // Dies with this server; then the scheduler kills the rest of the group.
+    if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0) goto fail;
+    if (getppid() != server_pid) { errno = ESRCH; goto fail; }  // the server died before prctl
+    if (cwd[0] != '\0' && chdir(cwd) != 0) goto fail;
+    if (dup2(devnull_fd, 0) < 0 || dup2(output_fd, 1) < 0 || dup2(output_fd, 2) < 0) goto fail;
+    close_descriptors_from(3);
+    sigset_t none;
+    sigemptyset(&none);
+    syscall(SYS_rt_sigprocmask, SIG_SETMASK, &none, NULL, sizeof(unsigned long));
+    if ((flags & KEIJI_SPAWN_SEARCH_PATH) && strchr(program, '/') == NULL) {
+        exec_searching(program, path, argv, envp, argc);
+    } else {
+        exec_with_shell_fallback(program, argv, envp, argc);
+    }
+fail:
+    child_errno = errno ? errno : EINVAL;
+    _exit(127);
+}
+
+// MARK: - Requests
+
+/// Splits `count` NUL-terminated strings off `*cursor`; NULL if the payload ends first.
+static const char *next_string(const char **cursor, const char *end) {
+    const char *start = *cursor;
+    const char *nul = memchr(start, '\0', (size_t)(end - start));
+    if (!nul) return NULL;
+    *cursor = nul + 1;
+    return start;
+}
+
+static void start_run(const struct keiji_spawn_request *request, const char *payload, const char *end, int output_fd) {
+    if (output_fd < 0) { reply(KEIJI_SPAWN_FAILED, request->tag, EBADF, 0, 0); return; }
+    if (request->argc == 0 || request->argc > (uint32_t)(end - payload) || request->envc > (uint32_t)(end - payload)) {
+        reply(KEIJI_SPAWN_FAILED, request->tag, EINVAL, 0, 0);
+        return;
+    }
+    size_t needed = (size_t)request->argc + request->envc + 2;
+    if (needed > vector_capacity) {
+        char **grown = realloc(vector, needed * sizeof *vector);
+        if (!grown) { reply(KEIJI_SPAWN_FAILED, request->tag, ENOMEM, 0, 0); return; }
+        vector = grown;
+        vector_capacity = needed;
+    }
+    const char *cursor = payload;
+    const char *program = next_string(&cursor, end);
+    const char *cwd = program ? next_string(&cursor, end) : NULL;
+    int complete = cwd != NULL;
+    char **argv = vector;
+    char **envp = vector + request->argc + 1;
+    for (uint32_t i = 0; complete && i < request->argc; i++) complete = (argv[i] = (char *)next_string(&cursor, end)) != NULL;
+    argv[request->argc] = NULL;
+    const char *path = default_path;
+    for (uint32_t i = 0; complete && i < request->envc; i++) {
+        complete = (envp[i] = (char *)next_string(&cursor, end)) != NULL;
+        if (complete && strncmp(envp[i], "PATH=", 5) == 0) path = envp[i] + 5;
+    }
+    envp[request->envc] = NULL;
+    if (!complete) { reply(KEIJI_SPAWN_FAILED, request->tag, EINVAL, 0, 0); return; }
+
+    child_errno = 0;
+    pid_t pid = vfork();
+    if (pid == 0) become_run(program, cwd, argv, envp, (int)request->argc, output_fd, request->flags, path);
+    if (pid < 0) { reply(KEIJI_SPAWN_FAILED, request->tag, errno, 0, 0); return; }
+    if (child_errno != 0) {
+        int code = child_errno;
+        int status;
+        while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {}
+        reply(KEIJI_SPAWN_FAILED, request->tag, code, 0, 0);
+        return;
+    }
+    if (add_run(request->tag, pid, request->grace_ms) != 0) {
+        // Cannot track it: do not leave an untracked run behind.
+        kill(-pid, SIGKILL);
+        int status;
+        while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {}
+        reply(KEIJI_SPAWN_FAILED, request->tag, ENOMEM, 0, 0);
+        return;
+    }
+    reply(KEIJI_SPAWN_STARTED, request->tag, 0, pid, 0);
+}
+
+/// Reads and serves one request. Returns 0 once the scheduler is gone (end of file or a broken socket).
+static int serve_request(void) {
+    struct iovec iov = {.iov_base = message, .iov_len = sizeof message};
+    union {
+        struct cmsghdr align;
+        char bytes[CMSG_SPACE(sizeof(int) * 4)];
+    } control;
+    struct msghdr header = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = control.bytes, .msg_controllen = sizeof control.bytes};
+    ssize_t n = recvmsg(scheduler_socket, &header, MSG_CMSG_CLOEXEC | MSG_DONTWAIT);
+    if (n == 0) return 0;
+    if (n < 0) return errno == EINTR || errno == EAGAIN;
+    int output_fd = -1;
+    for (struct cmsghdr *c = CMSG_FIRSTHDR(&header); c; c = CMSG_NXTHDR(&header, c)) {
+        if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
+        int count = (int)((c->cmsg_len - CMSG_LEN(0)) / sizeof(int));
+        int *fds = (int *)CMSG_DATA(c);
+        for (int i = 0; i < count; i++) {
+            if (output_fd < 0) output_fd = fds[i];
+            else close(fds[i]);
+        }
+    }
+    struct keiji_spawn_request request;
+    if ((size_t)n >= sizeof request) {
+        memcpy(&request, message, sizeof request);
+        if (header.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) {
+            if (request.kind == KEIJI_SPAWN_START) reply(KEIJI_SPAWN_FAILED, request.tag, E2BIG, 0, 0);
+        } else if (request.kind == KEIJI_SPAWN_START) {
+            start_run(&request, message + sizeof request, message + n, output_fd);
+        } else if (request.kind == KEIJI_SPAWN_SIGNAL) {
+            struct run *run = find_run(request.tag);
+            if (run && request.signal > 0 && request.signal < NSIG) kill(-run->pid, request.signal);
+        }
+    }
+    if (output_fd >= 0) close(output_fd);
+    return 1;
+}
+
+/// Reaps every run that has exited. Its leader is still a zombie when the group is killed, so the group id
+/// cannot have been reused: what the run left behind in its group goes with it.
+static void reap_exited(void) {
+    for (;;) {
+        siginfo_t info;
+        memset(&info, 0, sizeof info);
+        if (waitid(P_ALL, 0, &info, WEXITED | WNOHANG | WNOWAIT) != 0 || info.si_pid == 0) return;
+        pid_t pid = info.si_pid;
+        kill(-pid, SIGKILL);
+        int status = 0, wait_errno = 0;
+        while (waitpid(pid, &status, 0) < 0) {
+            if (errno == EINTR) continue;
+            wait_errno = errno;
+            break;
+        }
+        for (size_t i = 0; i < run_count; i++) {
+            if (runs[i].pid != pid) continue;
+            reply(KEIJI_SPAWN_EXITED, runs[i].tag, status, pid, wait_errno);
+            runs[i] = runs[--run_count];
+            break;
+        }
+    }
+}
+
+/// Drains the signal descriptor; returns 1 if a termination signal (the parent-death signal) came.
+static int drain_signals(void) {
+    int terminate = 0;
+    struct signalfd_siginfo info;
+    while (read(signal_fd, &info, sizeof info) == (ssize_t)sizeof info) {
+        if (info.ssi_signo != SIGCHLD) terminate = 1;
+    }
+    return terminate;
+}
+
+/// The scheduler is gone: SIGTERM to every group, SIGKILL after its grace period, until all are reaped.
+static void stop_every_run(void) {
+    scheduler_gone = 1;
+    long long now = now_ms();
+    for (size_t i = 0; i < run_count; i++) {
+        kill(-runs[i].pid, SIGTERM);
+        runs[i].kill_at_ms = now + runs[i].grace_ms;
+    }
+    while (run_count > 0) {
+        reap_exited();
+        now = now_ms();
+        for (size_t i = 0; i < run_count; i++) if (now >= runs[i].kill_at_ms) kill(-runs[i].pid, SIGKILL);
+        if (run_count == 0) break;
+        struct pollfd wait = {.fd = signal_fd, .events = POLLIN};
+        poll(&wait, 1, 20);
+        drain_signals();
+    }
+}
+
+int main(int argc, char **argv) {
+    server_pid = getpid();
+    // Default dispositions (the scheduler's runtime ignores SIGPIPE, and an ignored signal survives exec), and
+    // only the signals read through signalfd blocked; each run gets an empty mask before its exec.
+    // glibc refuses to touch its own two real-time signals (32, 33), which a threaded parent may leave
+    // ignored: the raw system call resets them too.
+    for (int s = 1; s < NSIG; s++) {
+        if (s == SIGKILL || s == SIGSTOP) continue;
+        struct { void *handler; unsigned long flags; void *restorer; unsigned long mask; } dfl = {0};
+        syscall(SYS_rt_sigaction, s, &dfl, NULL, sizeof dfl.mask);
+    }
+    sigset_t watched;
+    sigemptyset(&watched);
+    sigaddset(&watched, SIGCHLD);
+    sigaddset(&watched, SIGTERM);
+    sigaddset(&watched, SIGINT);
+    sigaddset(&watched, SIGHUP);
+    sigprocmask(SIG_SETMASK, &watched, NULL);
+    signal_fd = signalfd(-1, &watched, SFD_CLOEXEC | SFD_NONBLOCK);
+    if (signal_fd < 0) { fprintf(stderr, "keiji-spawn-server: signalfd: %s\n", strerror(errno)); return 71; }
+    if (fcntl(scheduler_socket, F_SETFD, FD_CLOEXEC) != 0) {
+        fprintf(stderr, "keiji-spawn-server: no scheduler socket on descriptor 3 (started by hand?)\n");
+        return 64;
+    }
+    devnull_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    if (devnull_fd < 0) { fprintf(stderr, "keiji-spawn-server: /dev/null: %s\n", strerror(errno)); return 71; }
+    prctl(PR_SET_PDEATHSIG, SIGTERM);
+    if (argc > 1 && getppid() != (pid_t)strtol(argv[1], NULL, 10)) return 0;  // the scheduler died before prctl
+
+    reply(KEIJI_SPAWN_READY, 0, KEIJI_SPAWN_PROTOCOL_VERSION, server_pid, 0);
+    for (;;) {
+        struct pollfd events[2] = {{.fd = scheduler_socket, .events = POLLIN}, {.fd = signal_fd, .events = POLLIN}};
+        if (poll(events, 2, -1) < 0) {
+            if (errno == EINTR) continue;
+            break;
+        }
+        if (events[1].revents) {
+            if (drain_signals()) break;
+            reap_exited();
+        }
+        if (events[0].revents && !serve_request()) break;
+        if (scheduler_gone) break;
+    }
+    stop_every_run();
+    return 0;
+}

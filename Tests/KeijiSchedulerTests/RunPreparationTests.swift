@@ -1,0 +1,125 @@
+import Foundation
+import KeijiCore
+import Testing
+
+@testable import KeijiScheduler
+
+#if canImport(Glibc)
+@preconcurrency import Glibc
+#endif
+
+/// What a run is prepared from: the direct-exec decision, the cached environment block, the cached log
+/// descriptor.
+struct RunPreparationTests {
+    // MARK: - Direct exec or /bin/sh -c
+
+    @Test(arguments: [
+        ("true", ["true"]),
+        ("/usr/bin/env  python3\t-u script.py", ["/usr/bin/env", "python3", "-u", "script.py"]),
+        ("./run.sh --level=3 a,b x+y user@host 50% ~no", nil),
+        ("./run.sh --level=3 a,b x+y user@host 50%", ["./run.sh", "--level=3", "a,b", "x+y", "user@host", "50%"]),
+        ("echo héllo wörld", ["echo", "héllo", "wörld"]),
+        ("sleep 0.5", ["sleep", "0.5"]),
+        ("  rsync -a /src/ host:/dst/  ", ["rsync", "-a", "/src/", "host:/dst/"]),
+    ] as [(String, [String]?)])
+    func plainCommandsAreExecdDirectly(command: String, words: [String]?) {
+        #expect(ExecPlan.plainWords(command) == words)
+        if let words {
+            #expect(ExecPlan(.command(command)) == ExecPlan(program: words[0], arguments: words, searchPath: true))
+        }
+    }
+
+    @Test(arguments: [
+        "", "   ", "echo 'quoted'", "echo \"quoted\"", "echo a\\ b", "echo $HOME", "echo `date`", "echo $(date)", "a | b", "a && b",
+        "a; b", "a & b", "a > out", "a < in", "(a)", "ls *.txt", "ls file?", "ls [ab]", "ls ~", "cd /tmp", "exit 3",
+        "export A=1", ". ./env.sh", "A=1 cmd", "if true", "a # comment", "! a", "{ a; }", "a\nb", "a\rb", "echo a^b",
+        "source x", "exec cmd", "set -e", "time cmd", "while", "for x", "echo {a,b}",
+    ])
+    func anythingAShellWouldReadDifferentlyGoesToTheShell(command: String) {
+        #expect(ExecPlan.plainWords(command) == nil)
+        #expect(ExecPlan(.command(command)) == ExecPlan(program: "/bin/sh", arguments: ["/bin/sh", "-c", command], searchPath: false))
+    }
+
+    @Test func aBinaryTaskRunsItsProgramWithRun() {
+        #expect(ExecPlan(.binary(path: "/home/u/keiji/tasks/t/.build/t")) ==
+                ExecPlan(program: "/home/u/keiji/tasks/t/.build/t", arguments: ["/home/u/keiji/tasks/t/.build/t", "--run"], searchPath: false))
+    }
+
+    // MARK: - Environment block
+
+    @Test func theEnvironmentIsReadOnceAndAgainWhenTheDotEnvChanges() throws {
+        let directory = FileManager.default.temporaryDirectory.path + "/keiji-env-" + UUID().uuidString.prefix(8)
+        try FileSystem.createDirectory(directory)
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let environments = TaskEnvironments(base: ["PATH": "/usr/bin", "HOME": "/home/u", "KEIJI_RUN_ID": "inherited"])
+        #expect(environments.block(forTaskDirectory: directory).keys == ["HOME", "PATH"], "no .env: the scheduler's own, no per-run keys")
+        #expect(environments.dotEnvReads == 0)
+
+        try "GREETING=hello\nKEIJI_SLOT=nope\n".write(toFile: directory + "/.env", atomically: true, encoding: .utf8)
+        let first = environments.block(forTaskDirectory: directory)
+        #expect(first.keys == ["HOME", "PATH", "GREETING"])
+        #expect(environments.block(forTaskDirectory: directory) == first)
+        #expect(environments.dotEnvReads == 1, "an unchanged .env is not read again")
+
+        // A new value of the same size in place (same inode): the change time and mtime still tell. (The pause
+        // lets a coarse file-system clock tick; it is not a timing assertion.)
+        usleep(20_000)
+        let handle = try #require(FileHandle(forWritingAtPath: directory + "/.env"))
+        try handle.write(contentsOf: Data("GREETING=hallo\nPATH=/opt/bin\n".utf8))
+        try handle.close()
+        let second = environments.block(forTaskDirectory: directory)
+        #expect(environments.dotEnvReads == 2)
+        #expect(second.keys == ["GREETING", "HOME", "PATH"], "an overridden key appears once")
+        #expect(String(decoding: second.bytes, as: UTF8.self).contains("PATH=/opt/bin\0") && String(decoding: second.bytes, as: UTF8.self).contains("GREETING=hallo\0"))
+    }
+
+    // MARK: - Log descriptor
+
+    @Test func theLogStaysOpenBetweenRunsAndIsReopenedWhenReplacedOrRotated() throws {
+        let directory = FileManager.default.temporaryDirectory.path + "/keiji-logs-" + UUID().uuidString.prefix(8)
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let task = try TaskName("logged")
+        let log = LogFile(directory: directory, baseName: "logged", rotate: true, maxSize: 100)
+        let logs = TaskLogDescriptors()
+        let first = try logs.checkOut(log, task: task, mayRotate: true)
+        LogFile.write(first, "one\n")
+        logs.checkIn(first)
+        let again = try logs.checkOut(log, task: task, mayRotate: true)
+        #expect(again == first, "the same descriptor serves the next run")
+        logs.checkIn(again)
+        #expect(logs.openCount == 1)
+
+        // Removed (keiji task --delete, then a new task of the same name): a new file, not the unlinked one.
+        try FileManager.default.removeItem(atPath: log.activePath)
+        #expect(FileManager.default.createFile(atPath: log.activePath, contents: nil))
+        let reopened = try logs.checkOut(log, task: task, mayRotate: true)
+        LogFile.write(reopened, String(repeating: "x", count: 150) + "\n")
+        logs.checkIn(reopened)
+        #expect(try String(contentsOfFile: log.activePath, encoding: .utf8).hasPrefix("xxx"))
+        #expect(logs.openCount == 1, "the old descriptor was closed")
+
+        // Over the size limit: not rotated while another run writes, rotated when this is the only run.
+        let busy = try logs.checkOut(log, task: task, mayRotate: false)
+        logs.checkIn(busy)
+        #expect(try log.lastLines(10).count == 1 && (try FileManager.default.contentsOfDirectory(atPath: directory)).count == 1)
+        let rotated = try logs.checkOut(log, task: task, mayRotate: true)
+        LogFile.write(rotated, "after rotation\n")
+        logs.checkIn(rotated)
+        #expect(try String(contentsOfFile: log.activePath, encoding: .utf8) == "after rotation\n", "writes go to the new active file")
+        #expect(try log.lastLines(2) == [String(repeating: "x", count: 150), "after rotation"])
+
+        logs.forget(task)
+        #expect(logs.openCount == 0)
+    }
+
+    @Test func idleDescriptorsAreBounded() throws {
+        let directory = FileManager.default.temporaryDirectory.path + "/keiji-logs-" + UUID().uuidString.prefix(8)
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let logs = TaskLogDescriptors(capacity: 8)
+        for index in 0..<40 {
+            let log = LogFile(directory: directory + "/\(index)", baseName: "t\(index)", rotate: false, maxSize: 1 << 20)
+            logs.checkIn(try logs.checkOut(log, task: try TaskName("t\(index)"), mayRotate: true))
+            #expect(logs.openCount <= 8)
+        }
+    }
+}

@@ -1,0 +1,170 @@
+import Foundation
+import KeijiCore
+import Testing
+
+@testable import KeijiScheduler
+
+#if canImport(Glibc)
+@preconcurrency import Glibc
+#endif
+
+/// keiji-spawn-server through its Swift end: what a run gets (own group, clean signals, /dev/null stdin, the
+/// log as stdout and stderr), what comes back (pid, exit status, exec errors), and what happens when the
+/// helper dies. Each test has a server of its own, so killing one never touches another test's runs.
+@Suite(.timeLimit(.minutes(5)))  // a helper that stops reaping must fail the suite, not hang it
+struct SpawnServerTests {
+    let directory: String
+    let log: String
+    let fd: Int32
+
+    init() throws {
+        directory = FileManager.default.temporaryDirectory.path + "/keiji-spawn-" + UUID().uuidString.prefix(8)
+        try FileSystem.createDirectory(directory)
+        log = directory + "/run.log"
+        fd = open(log, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0o600)
+    }
+
+    func cleanUp() {
+        close(fd)
+        try? FileManager.default.removeItem(atPath: directory)
+    }
+
+    func request(_ arguments: [String], searchPath: Bool = false, environment: [String: String] = ["PATH": "/usr/bin:/bin"]) -> SpawnRequest {
+        SpawnRequest(program: arguments[0], arguments: arguments, environment: EnvironmentBlock(environment), directory: directory,
+                     outputDescriptor: fd, searchPath: searchPath, graceMilliseconds: 1000)
+    }
+
+    func output() -> String { (try? String(contentsOfFile: log, encoding: .utf8)) ?? "" }
+
+    static func alive(_ pid: pid_t) -> Bool {
+        guard kill(pid, 0) == 0 else { return false }
+        let stat = (try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8)) ?? ""
+        return !stat.contains(") Z ")
+    }
+
+    static func eventually(_ condition: () -> Bool) async -> Bool {
+        let deadline = ContinuousClock.now + .seconds(60)
+        while ContinuousClock.now < deadline {
+            if condition() { return true }
+            try? await Task.sleep(for: .milliseconds(20))
+        }
+        return condition()
+    }
+
+    @Test func helperHasNoSwiftRuntime() throws {
+        let path = try #require(SpawnServer.installedPath)
+        let bytes = try #require(FileManager.default.contents(atPath: path), "keiji-spawn-server is built beside the tests")
+        #expect(bytes.range(of: Data("libswiftCore".utf8)) == nil, "not linked against libswiftCore")
+        #expect(bytes.range(of: Data("swift_retain".utf8)) == nil, "no Swift runtime code inside")
+        // Static: no program interpreter (PT_INTERP = 3) among the ELF program headers.
+        let header = [UInt8](bytes.prefix(64))
+        func integer(_ offset: Int, _ size: Int) -> Int { (0..<size).reduce(0) { $0 | Int(header[offset + $1]) << (8 * $1) } }
+        let (offset, size, count) = (integer(0x20, 8), integer(0x36, 2), integer(0x38, 2))
+        let types = (0..<count).map { index in bytes[offset + index * size..<offset + index * size + 4].enumerated().reduce(0) { $0 | Int($1.element) << (8 * $1.offset) } }
+        #expect(!types.isEmpty && !types.contains(3), "statically linked (ldd: not a dynamic executable)")
+    }
+
+    @Test func reportsExitStatusesAndExecErrors() async throws {
+        defer { cleanUp() }
+        let server = SpawnServer(helperPath: SpawnServer.installedPath)
+        let exits = try await server.start(request(["/bin/sh", "-c", "exit 7"]))
+        #expect(await server.exitStatus(of: exits) == .exited(7))
+        let killed = try await server.start(request(["/bin/sh", "-c", "kill -TERM $$"]))
+        #expect(await server.exitStatus(of: killed) == .signaled(SIGTERM))
+        await #expect(throws: KeijiError.self) { try await server.start(request(["/nonexistent/program"])) }
+        do {
+            _ = try await server.start(request(["keiji-no-such-program-x1"], searchPath: true))
+            Issue.record("a missing program must not start")
+        } catch {
+            #expect("\(error)" == "cannot start keiji-no-such-program-x1: No such file or directory")
+        }
+        // A script without a #! line runs under sh (as execvp does), found through the run's own PATH.
+        let tools = directory + "/tools"
+        try FileSystem.createDirectory(tools)
+        try "echo tool ran with $1\n".write(toFile: tools + "/my-tool", atomically: true, encoding: .utf8)
+        chmod(tools + "/my-tool", 0o755)
+        let tool = try await server.start(request(["my-tool", "an-argument"], searchPath: true, environment: ["PATH": "/nowhere:" + tools]))
+        #expect(await server.exitStatus(of: tool) == .exited(0))
+        #expect(output().contains("tool ran with an-argument"))
+    }
+
+    @Test func aRunGetsItsOwnGroupCleanSignalsDevNullAndTheLog() async throws {
+        defer { cleanUp() }
+        let server = SpawnServer(helperPath: SpawnServer.installedPath)
+        let script = "echo pid=$$; cut -d' ' -f5 /proc/$$/stat | sed 's/^/group=/'; readlink /proc/$$/fd/0; pwd; echo to-stderr >&2"
+        let run = try await server.start(request(["/bin/sh", "-c", script]))
+        #expect(await server.exitStatus(of: run) == .exited(0))
+        // The signal state of the exec'd process itself (a shell blocks signals around its own forks).
+        let signals = try await server.start(request(["/bin/grep", "-E", "^Sig(Blk|Ign):", "/proc/self/status"]))
+        #expect(await server.exitStatus(of: signals) == .exited(0))
+        let text = output()
+        #expect(text.contains("pid=\(run.pid)\n") && text.contains("group=\(run.pid)\n"), "its own process group: \(text)")
+        #expect(text.contains("/dev/null\n"), "stdin from /dev/null")
+        #expect(text.contains("SigBlk:\t0000000000000000\n"), "nothing blocked: \(text)")
+        #expect(text.contains("SigIgn:\t0000000000000000\n"), "nothing ignored: \(text)")
+        #expect(text.contains(directory + "\n"), "in the task folder")
+        #expect(text.contains("to-stderr\n"), "stderr into the log")
+    }
+
+    @Test func signalsReachTheGroupAndTheGroupDiesWithItsLeader() async throws {
+        defer { cleanUp() }
+        let server = SpawnServer(helperPath: SpawnServer.installedPath)
+        // The leader exits at once, leaving a background child in its group: it is killed with the exit.
+        let leftBehind = directory + "/left.pid"
+        let quick = try await server.start(request(["/bin/sh", "-c", "sleep 300 & echo $! > '\(leftBehind)'"]))
+        #expect(await server.exitStatus(of: quick) == .exited(0))
+        let orphan = try #require(pid_t(try String(contentsOfFile: leftBehind, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)))
+        #expect(await Self.eventually { !Self.alive(orphan) }, "what the run left in its group died with it")
+
+        let child = directory + "/child.pid"
+        let waiting = try await server.start(request(["/bin/sh", "-c", "sleep 300 & echo $! > '\(child)'; wait"]))
+        #expect(await Self.eventually { FileManager.default.fileExists(atPath: child) })
+        server.signal(waiting, SIGTERM)
+        #expect(await server.exitStatus(of: waiting) == .signaled(SIGTERM))
+        let sleeper = try #require(pid_t(try String(contentsOfFile: child, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)))
+        #expect(await Self.eventually { !Self.alive(sleeper) })
+    }
+
+    @Test func killNineOfTheHelperEndsItsRunsAndANewHelperTakesOver() async throws {
+        defer { cleanUp() }
+        let server = SpawnServer(helperPath: SpawnServer.installedPath)
+        let child = directory + "/child.pid"
+        let run = try await server.start(request(["/bin/sh", "-c", "sleep 300 & echo $! > '\(child)'; sleep 300"]))
+        #expect(await Self.eventually { FileManager.default.fileExists(atPath: child) })
+        let helper = try #require(server.serverPID)
+        kill(helper, SIGKILL)
+        let status = await server.exitStatus(of: run)
+        guard case .lost(let reason) = status else {
+            Issue.record("expected a lost run, got \(status)")
+            return
+        }
+        #expect(reason.contains("spawn server (pid \(helper)) was killed by signal 9"), "\(reason)")
+        let sleeper = try #require(pid_t(try String(contentsOfFile: child, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)))
+        #expect(await Self.eventually { !Self.alive(run.pid) && !Self.alive(sleeper) }, "nothing of the run stays running")
+        let result = RunExecutor.result(of: status, terminationReason: nil, timeout: nil, durationMs: 5)
+        #expect(result.outcome == .failed && result.message?.contains("spawn server") == true)
+
+        let next = try await server.start(request(["/bin/sh", "-c", "exit 3"]))
+        #expect(await server.exitStatus(of: next) == .exited(3), "a new helper starts runs")
+        #expect(server.serverPID != nil && server.serverPID != helper)
+    }
+
+    @Test func aMissingHelperFailsTheStartWithItsReason() async throws {
+        defer { cleanUp() }
+        let server = SpawnServer(helperPath: directory + "/no-such-helper")
+        do {
+            _ = try await server.start(request(["/bin/true"]))
+            Issue.record("no helper: the start must fail")
+        } catch {
+            #expect("\(error)".contains("no-such-helper"), "\(error)")
+        }
+    }
+
+    @Test func aFailedWaitIsRecordedAsAFailureWithItsReason() {
+        let result = RunExecutor.result(of: .waitFailed(ECHILD), terminationReason: nil, timeout: nil, durationMs: 12)
+        #expect(result.outcome == .failed)
+        #expect(result.outcome.isFailure)
+        #expect(result.message?.contains("waitpid failed") == true && result.message?.contains("errno \(ECHILD)") == true,
+                "\(result.message ?? "no message")")
+    }
+}
