@@ -18,7 +18,7 @@ public enum StateLoader {
         let started = DispatchTime.now().uptimeNanoseconds
         var state = SchedulerState()
         if let checkpoint = journal.latestCheckpoint {
-            state = try snapshotDecoder.decode(SchedulerState.self, from: Data(checkpoint.snapshot))
+            state = try decodeSnapshot(checkpoint.snapshot)
             state.numberUnnumberedTasks()
         }
         var refused = Reducer.refuseInvalidDefinitions(in: &state)
@@ -48,6 +48,10 @@ public enum StateLoader {
         state.lastLSN = max(state.lastLSN, journal.lastLSN)
         let seconds = Double(DispatchTime.now().uptimeNanoseconds - started) / 1e9
         return Loaded(state: state, recordsReplayed: replayed, seconds: seconds, touched: touched, refused: refused)
+    }
+
+    public static func decodeSnapshot(_ bytes: [UInt8]) throws -> SchedulerState {
+        try snapshotDecoder.decode(SchedulerState.self, from: Data(bytes))
     }
 
     public static func snapshot(_ state: SchedulerState) throws -> [UInt8] {
