@@ -33,13 +33,10 @@ struct StartupParts: Codable, Sendable {
         options.durability = .none
         let journal = try Journal.open(directory: copy, options: options)
         parts.journalOpenSeconds = lap()
-        if let checkpoint = journal.latestCheckpoint {
-            parts.snapshotBytes = checkpoint.snapshot.count
-            _ = try StateLoader.decodeSnapshot(checkpoint.snapshot)
-        }
-        parts.snapshotSeconds = lap()
+        parts.snapshotBytes = journal.latestCheckpoint?.snapshot.count ?? 0
         let loaded = try StateLoader.load(from: journal)
-        parts.replaySeconds = max(0, lap() - parts.snapshotSeconds)
+        parts.snapshotSeconds = loaded.snapshotSeconds
+        parts.replaySeconds = loaded.seconds - loaded.snapshotSeconds
         parts.recordsReplayed = loaded.recordsReplayed
 
         let database = scratch + "/keiji.db"

@@ -9,7 +9,7 @@ import Testing
 /// that keiji computed, damage is refused record by record, and dump/export still print JSON.
 ///
 /// `KEIJI_REGENERATE_FIXTURES=1 swift test --filter BinaryRecordCodec` rewrites Fixtures/records/binary-v1.hex
-/// after an intended change of the binary form (which needs a new version byte, and docs/journal-format.md §9).
+/// after an intended change of the binary form (which needs a new version byte, and docs/journal-format.md §10).
 struct BinaryRecordCodecTests {
     static let fixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
         .deletingLastPathComponent().appendingPathComponent("Fixtures").path
@@ -97,7 +97,7 @@ struct BinaryRecordCodecTests {
         }
         var newer = try Self.goldenEntries[0].encoded()
         newer[0] = 2
-        let newerError = try #require(Self.error { try JournalEntry.decode(newer) })
+        let newerError = try #require(Self.error { _ = try JournalEntry.decode(newer) })
         #expect(RefusedRecord.reason(newerError).contains("unknown record format version 2"))
         var type = try Self.goldenEntries[0].encoded()
         type[1] = 9

@@ -17,7 +17,7 @@ struct ReducerTests {
         let history = sampleHistory()
         let whole = fold(history)
         for cut in 0...history.count {
-            var state = try StateLoader.snapshotDecoder.decode(SchedulerState.self, from: Data(try StateLoader.snapshot(fold(Array(history.prefix(cut))))))
+            var state = try StateLoader.decodeSnapshot(try StateLoader.snapshot(fold(Array(history.prefix(cut)))))
             for (index, entry) in history.enumerated().dropFirst(cut) { Reducer.apply(entry, lsn: UInt64(index + 1), to: &state) }
             #expect(state == whole, "checkpoint after record \(cut)")
         }
@@ -140,7 +140,7 @@ struct ReducerTests {
         var old = again
         old.lastTaskNumber = nil
         for key in old.tasks.keys { old.tasks[key]?.number = nil }
-        let decoded = try JSONDecoder().decode(SchedulerState.self, from: try StateLoader.snapshot(old).withUnsafeBufferPointer { Data($0) })
+        let decoded = try StateLoader.decodeSnapshot(try StateLoader.snapshot(old))
         var numbered = decoded
         numbered.numberUnnumberedTasks()
         #expect(numbered.tasks.mapValues { $0.number } == [name("alpha"): 1, name("gamma"): 2, name("beta"): 3])

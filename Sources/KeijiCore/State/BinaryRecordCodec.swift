@@ -6,7 +6,7 @@
 /// `{`, or whitespace), so everything else goes to the JSON decoder exactly as before. `keiji journal dump`
 /// and `export` print every record as JSON.
 ///
-/// Version 1, byte by byte (docs/journal-format.md §9 has the table):
+/// Version 1, byte by byte (docs/journal-format.md §10 has the table):
 ///
 ///     u8 0x01 (format version)   u8 record type (1 started, 2 finished, 3 missed)   u8 flags   varint at   …fields
 ///
@@ -188,12 +188,13 @@ public enum BinaryRecordCodec {
     struct Reader {
         let bytes: UnsafeRawBufferPointer
         var offset = 0
-        var type: RecordType = .runStarted
+        /// What is being read, for error messages.
+        var subject = "binary record"
 
         init(_ bytes: UnsafeRawBufferPointer) { self.bytes = bytes }
 
         func failure(_ what: String) -> DecodingError {
-            DecodingError.dataCorrupted(.init(codingPath: [], debugDescription: "binary \(type.name) record: \(what)"))
+            DecodingError.dataCorrupted(.init(codingPath: [], debugDescription: "\(subject): \(what)"))
         }
 
         mutating func header() throws -> (RecordType, UInt8, Int64) {
@@ -204,7 +205,7 @@ public enum BinaryRecordCodec {
             guard let type = RecordType(rawValue: bytes[1]) else {
                 throw DecodingError.dataCorrupted(.init(codingPath: [], debugDescription: "unknown binary record type \(bytes[1])"))
             }
-            self.type = type
+            subject = "binary \(type.name) record"
             offset = 3
             return (type, bytes[2], try signed("at"))
         }
