@@ -124,16 +124,19 @@ public struct JournalDirectory: Sendable {
         return report
     }
 
-    /// Writes a segment's records, one per line, as an LZ4 frame file that `lz4 -d` reads. Records are written
-    /// verbatim (keiji's records are single-line JSON). Damage ends the export: a torn tail is reported in the
-    /// result, corruption of acknowledged data throws.
+    /// Writes a segment's records, one per line, as an LZ4 frame file that `lz4 -d` reads. Each record is
+    /// written as `line` turns it (verbatim by default; keiji passes its JSON form, since the journal holds
+    /// some records in binary). Damage ends the export: a torn tail is reported in the result, corruption of
+    /// acknowledged data throws.
     @discardableResult
-    public func exportSegment(_ name: SegmentName, to destination: String) throws -> ExportSummary {
+    public func exportSegment(
+        _ name: SegmentName, to destination: String, line: (UnsafeRawBufferPointer) -> [UInt8] = { Array($0) }
+    ) throws -> ExportSummary {
         let scan = SegmentScanner()
         var text: [UInt8] = []
         var records = 0
         let result = scan.scan(try io.readAll(set.path(of: name)), name: name) { _, record in
-            text.append(contentsOf: record)
+            text.append(contentsOf: line(record))
             text.append(UInt8(ascii: "\n"))
             records += 1
         }

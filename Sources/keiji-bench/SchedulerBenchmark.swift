@@ -22,27 +22,44 @@ struct SchedulerBenchmark: AsyncParsableCommand {
     @Option(help: "Seconds measured per lateness phase (after 2 s of warm-up).") var seconds = 8
     @Option(help: "Journal records before the startup measurement.") var startupRecords = 1_000_000
     @Option(help: "Parent directory for the scratch workspaces.") var directory = "/tmp"
+    @Option(help: "Phases to run, comma-separated, from: rss, sleep, nospawn, spawn, startup (default: all of them).")
+    var phases = "rss,sleep,nospawn,spawn,startup"
     @Flag(help: "Print the figures as JSON on stdout (the table goes to stderr).") var json = false
 
     func run() async throws {
+        let selected = Set(phases.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) })
+        let known: Set<String> = ["rss", "sleep", "nospawn", "spawn", "startup"]
+        guard !selected.isEmpty, selected.isSubset(of: known) else {
+            throw ValidationError("--phases must be a comma-separated list of \(known.sorted().joined(separator: ", ")) (got \(phases))")
+        }
         var report = SchedulerReport()
-        progress("RSS per idle task (\(tasks) tasks)…")
-        report.rss = try await measureRSS()
-        progress("raw sleep lateness: clock_nanosleep on one thread (\(seconds) s)…")
-        report.rawNanosleep = Self.nanosleepLateness(seconds: Double(seconds))
-        progress("runtime sleep lateness: \(tasks) bare Task.sleep loops (\(seconds) s)…")
-        report.rawTaskSleep = await Self.taskSleepLateness(tasks: tasks, seconds: seconds)
-        progress("scheduler, \(tasks) tasks every 1 s, no spawn (\(seconds + 2) s)…")
-        report.noSpawn = try await measureLateness(taskCount: tasks, spawn: false)
-        progress("spawn limit: posix_spawn + waitpid of /bin/true, directly and through keiji's spawn path (2 × 3 s)…")
-        let spawn = try await SpawnBenchmark.measure(seconds: 3, directory: directory)
-        report.spawnLimit = spawn.raw
-        report.keijiSpawnRate = spawn.keiji
-        let spawnTasks = max(1, Int(spawnFraction * (report.keijiSpawnRate > 0 ? report.keijiSpawnRate : report.spawnLimit)))
-        progress("scheduler, \(spawnTasks) tasks every 1 s spawning /bin/true (\(seconds + 2) s)…")
-        report.spawn = try await measureLateness(taskCount: spawnTasks, spawn: true)
-        progress("startup after \(startupRecords) journal records…")
-        report.startup = try await measureStartup()
+        if selected.contains("rss") {
+            progress("RSS per idle task (\(tasks) tasks)…")
+            report.rss = try await measureRSS()
+        }
+        if selected.contains("sleep") {
+            progress("raw sleep lateness: clock_nanosleep on one thread (\(seconds) s)…")
+            report.rawNanosleep = Self.nanosleepLateness(seconds: Double(seconds))
+            progress("runtime sleep lateness: \(tasks) bare Task.sleep loops (\(seconds) s)…")
+            report.rawTaskSleep = await Self.taskSleepLateness(tasks: tasks, seconds: seconds)
+        }
+        if selected.contains("nospawn") {
+            progress("scheduler, \(tasks) tasks every 1 s, no spawn (\(seconds + 2) s)…")
+            report.noSpawn = try await measureLateness(taskCount: tasks, spawn: false)
+        }
+        if selected.contains("spawn") {
+            progress("spawn limit: posix_spawn + waitpid of /bin/true, directly and through keiji's spawn path (2 × 3 s)…")
+            let spawn = try await SpawnBenchmark.measure(seconds: 3, directory: directory)
+            report.spawnLimit = spawn.raw
+            report.keijiSpawnRate = spawn.keiji
+            let spawnTasks = max(1, Int(spawnFraction * (report.keijiSpawnRate > 0 ? report.keijiSpawnRate : report.spawnLimit)))
+            progress("scheduler, \(spawnTasks) tasks every 1 s spawning /bin/true (\(seconds + 2) s)…")
+            report.spawn = try await measureLateness(taskCount: spawnTasks, spawn: true)
+        }
+        if selected.contains("startup") {
+            progress("startup after \(startupRecords) journal records…")
+            report.startup = try await measureStartup()
+        }
 
         let text = report.table(tasks: tasks)
         if json {
@@ -160,6 +177,7 @@ struct SchedulerBenchmark: AsyncParsableCommand {
         }
         try await journal.close()
         let fill = (ContinuousClock.now - fillStarted)
+        let parts = try StartupParts.measure(journal: workspace.journalDirectory, scratch: root + "/parts", workspace: workspace)
         let engine = try engine(workspace, spawn: false)
         let clock = ContinuousClock.now
         let report = try await engine.start()
@@ -167,7 +185,7 @@ struct SchedulerBenchmark: AsyncParsableCommand {
         await engine.stop()
         return StartupPhase(records: written, fillSeconds: fill.seconds, startupSeconds: startup.seconds,
                             replayed: report.journal.recordsReplayed, replaySeconds: report.journal.replaySeconds,
-                            checkpointLSN: report.journal.checkpointLSN ?? 0)
+                            checkpointLSN: report.journal.checkpointLSN ?? 0, parts: parts)
     }
 
     // MARK: - Limits

@@ -56,7 +56,9 @@ struct JournalCommand: AsyncParsableCommand {
                     }
                     if let filter, entry.taskName != filter { return }
                     if json {
-                        Console.say("{\"lsn\":\(lsn),\"record\":" + String(decoding: bytes, as: UTF8.self) + "}")
+                        // Binary run records are printed as the JSON they stand for.
+                        let line = (try? JournalEntry.jsonLine(of: bytes)) ?? Array(bytes)
+                        Console.say("{\"lsn\":\(lsn),\"record\":" + String(decoding: line, as: UTF8.self) + "}")
                     } else {
                         Console.say("\(lsn)  \(ISO8601.string(fromMilliseconds: entry.at))  \(entry.typeName)  \(entry.taskName.map { "task=\($0)" } ?? "")")
                     }
@@ -113,7 +115,7 @@ struct JournalCommand: AsyncParsableCommand {
         func run() async throws {
             try await reportingErrors {
                 guard let name = SegmentName(fileName: segment) else { throw CLIError("\(segment) is not a segment name (seg-<lsn>-<id>.jnl)") }
-                let summary = try JournalCommand.directory().exportSegment(name, to: destination)
+                let summary = try JournalCommand.directory().exportSegment(name, to: destination) { JournalEntry.exportLine(of: $0) }
                 Console.say("wrote \(summary.records) records to \(destination) (\(summary.bytes) bytes)\(summary.endedAtTornTail ? "; an unacknowledged torn tail was left out" : "")")
             }
         }

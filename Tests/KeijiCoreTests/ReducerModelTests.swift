@@ -194,7 +194,7 @@ struct ReducerModelTests {
                 Reducer.apply(entry, lsn: lsn, to: &plain)
                 if Int.random(in: 0..<8, using: &rng) == 0 {
                     // A checkpoint here, and a restart that loads it.
-                    restarted = try StateLoader.snapshotDecoder.decode(SchedulerState.self, from: Data(try StateLoader.snapshot(restarted)))
+                    restarted = try StateLoader.decodeSnapshot(try StateLoader.snapshot(restarted))
                 }
                 Reducer.apply(entry, lsn: lsn, to: &restarted)
                 let context = "seed \(seed), record \(lsn) (\(entry.typeName))"

@@ -1,8 +1,9 @@
 import Foundation
 
-/// One journal record: a command, a firing, or a mark. Encoded as one line of JSON,
-/// `{"type":"run.started","at":1795000000123,…}`, so `keiji journal dump` and `lz4 -d` of an export are
-/// readable. Decoders of old record types must keep working: add fields as optional, never rename.
+/// One journal record: a command, a firing, or a mark. Stored as one line of JSON,
+/// `{"type":"task.saved","at":1795000000123,…}`, except the hot run records, which are stored in the compact
+/// ``BinaryRecordCodec`` form; `keiji journal dump` and `export` print both as JSON. Decoders of old records
+/// must keep working: add JSON fields as optional, never rename; change the binary form only by a new version.
 public struct JournalEntry: Sendable, Equatable {
     /// When the record was made: milliseconds since the Unix epoch.
     public var at: Int64
@@ -57,7 +58,12 @@ public struct JournalEntry: Sendable, Equatable {
     }
 
     /// Commands are what users ask for (as opposed to firings and marks).
-    public var isCommand: Bool { typeName.hasPrefix("task.") }
+    public var isCommand: Bool {
+        switch event {
+        case .taskSaved, .taskEnabled, .taskDisabled, .taskDeleted, .taskResolved, .taskStopRequested, .taskTriggered: true
+        case .runStarted, .runFinished, .runMissed, .runInterrupted, .schedulerStarted, .schedulerStopped, .recoveryCompleted: false
+        }
+    }
 
     /// The task a record is about, if any.
     public var taskName: TaskName? {
@@ -133,14 +139,42 @@ public struct RunMissed: Codable, Sendable, Equatable {
 // MARK: - Codec
 
 extension JournalEntry {
-    /// One line of JSON, no trailing newline.
+    /// The record as the journal stores it: the binary form for the hot run records (``BinaryRecordCodec``),
+    /// one line of JSON (no trailing newline) for the rest.
     public func encoded() throws -> [UInt8] {
-        if let fast = EntryCoding.fastEncoded(self) { return fast }
-        return Array(try EntryCoding.encoder.encode(EntryWire(self)))
+        if let binary = BinaryRecordCodec.encode(self) { return binary }
+        return try jsonLine()
     }
 
+    /// One line of JSON, no trailing newline, whichever form the journal stores: what `keiji journal dump --json`
+    /// and `export` print, and what every record was before the binary form.
+    public func jsonLine() throws -> [UInt8] {
+        Array(try EntryCoding.encoder.encode(EntryWire(self)))
+    }
+
+    /// Decodes a stored record in either form.
     public static func decode(_ bytes: some Collection<UInt8>) throws -> JournalEntry {
-        try EntryCoding.decoder.decode(EntryWire.self, from: Data(bytes)).entry
+        if let entry = try bytes.withContiguousStorageIfAvailable({ try decode(UnsafeRawBufferPointer($0)) }) { return entry }
+        return try Array(bytes).withUnsafeBytes { try decode($0) }
+    }
+
+    /// Decodes a stored record in either form, straight from the journal's buffer.
+    public static func decode(_ bytes: UnsafeRawBufferPointer) throws -> JournalEntry {
+        if BinaryRecordCodec.isBinary(bytes) { return try BinaryRecordCodec.decode(bytes) }
+        return try EntryCoding.decoder.decode(EntryWire.self, from: Data(bytes)).entry
+    }
+
+    /// A stored record (either form) as one line of JSON, for `keiji journal dump`.
+    public static func jsonLine(of bytes: UnsafeRawBufferPointer) throws -> [UInt8] {
+        BinaryRecordCodec.isBinary(bytes) ? try decode(bytes).jsonLine() : Array(bytes)
+    }
+
+    /// A line of `keiji journal export`: the record's JSON, or for a binary record that does not decode (a
+    /// newer version), `{"undecodable":"<hex>"}`, so the export stays one JSON value per line.
+    public static func exportLine(of bytes: UnsafeRawBufferPointer) -> [UInt8] {
+        if let line = try? jsonLine(of: bytes) { return line }
+        let hex = bytes.map { String($0, radix: 16).count == 1 ? "0" + String($0, radix: 16) : String($0, radix: 16) }.joined()
+        return Array(#"{"undecodable":"\#(hex)"}"#.utf8)
     }
 }
 
@@ -151,92 +185,6 @@ enum EntryCoding {
         return encoder
     }()
     static let decoder = JSONDecoder()
-
-    /// Hand-written JSON for the records a busy scheduler writes thousands of times a second (`run.started`,
-    /// `run.finished`): the same keys and values JSONEncoder writes, in a fixed order, without its cost.
-    /// The decoder reads both; `ReducerTests.everyRecordRoundTripsThroughItsJSONLine` checks they decode to the same entry.
-    static func fastEncoded(_ entry: JournalEntry) -> [UInt8]? {
-        var out = JSONWriter()
-        switch entry.event {
-        case .runStarted(let s):
-            out.open("run.started", at: entry.at, key: "run")
-            out.field("runID", string: s.runID, first: true)
-            out.field("task", string: s.task.rawValue)
-            if let slot = s.slot { out.field("slot", integer: slot) }
-            out.field("attempt", integer: Int64(s.attempt))
-            out.field("trigger", string: s.trigger.rawValue)
-            if let interruptions = s.interruptions { out.field("interruptions", integer: Int64(interruptions)) }
-        case .runFinished(let e):
-            out.open("run.finished", at: entry.at, key: "run")
-            out.field("runID", string: e.runID, first: true)
-            out.field("task", string: e.task.rawValue)
-            out.field("outcome", string: e.outcome.rawValue)
-            if let code = e.exitCode { out.field("exitCode", integer: Int64(code)) }
-            if let signal = e.signal { out.field("signal", integer: Int64(signal)) }
-            out.field("durationMs", integer: e.durationMs)
-            if let lateness = e.latenessMs { out.field("latenessMs", integer: lateness) }
-            out.field("final", bool: e.final)
-            if let message = e.message { out.field("message", string: message) }
-        default:
-            return nil
-        }
-        out.bytes.append(contentsOf: "}}".utf8)
-        return out.bytes
-    }
-}
-
-/// Appends JSON tokens to a byte buffer.
-struct JSONWriter {
-    var bytes: [UInt8] = []
-
-    init() { bytes.reserveCapacity(192) }
-
-    mutating func open(_ type: String, at: Int64, key: String) {
-        bytes.append(contentsOf: #"{"type":""#.utf8)
-        bytes.append(contentsOf: type.utf8)
-        bytes.append(contentsOf: #"","at":"#.utf8)
-        bytes.append(contentsOf: String(at).utf8)
-        bytes.append(contentsOf: #","\#(key)":{"#.utf8)
-    }
-
-    mutating func key(_ name: String, first: Bool) {
-        if !first { bytes.append(UInt8(ascii: ",")) }
-        bytes.append(UInt8(ascii: "\""))
-        bytes.append(contentsOf: name.utf8)
-        bytes.append(contentsOf: #"":"#.utf8)
-    }
-
-    mutating func field(_ name: String, integer: Int64, first: Bool = false) {
-        key(name, first: first)
-        bytes.append(contentsOf: String(integer).utf8)
-    }
-
-    mutating func field(_ name: String, bool: Bool, first: Bool = false) {
-        key(name, first: first)
-        bytes.append(contentsOf: (bool ? "true" : "false").utf8)
-    }
-
-    mutating func field(_ name: String, string: String, first: Bool = false) {
-        key(name, first: first)
-        bytes.append(UInt8(ascii: "\""))
-        for scalar in string.unicodeScalars {
-            switch scalar {
-            case "\"": bytes.append(contentsOf: #"\""#.utf8)
-            case "\\": bytes.append(contentsOf: #"\\"#.utf8)
-            case "\n": bytes.append(contentsOf: #"\n"#.utf8)
-            case "\r": bytes.append(contentsOf: #"\r"#.utf8)
-            case "\t": bytes.append(contentsOf: #"\t"#.utf8)
-            default:
-                if scalar.value < 0x20 {
-                    let hex = String(scalar.value, radix: 16)
-                    bytes.append(contentsOf: ("\\u" + String(repeating: "0", count: 4 - hex.count) + hex).utf8)
-                } else {
-                    bytes.append(contentsOf: String(scalar).utf8)
-                }
-            }
-        }
-        bytes.append(UInt8(ascii: "\""))
-    }
 }
 
 /// The flat JSON shape of an entry.

@@ -179,10 +179,10 @@ public enum Reducer {
         state.tasks[name] = task
     }
 
+    /// Changes the task in place: a copy out and back would make `recentRuns` shared, and every append copy it.
     private static func update(_ name: TaskName, in state: inout SchedulerState, _ body: (inout TaskState) -> Void) {
-        guard var task = state.tasks[name] else { return }
-        body(&task)
-        state.tasks[name] = task
+        guard let index = state.tasks.index(forKey: name) else { return }
+        body(&state.tasks.values[index])
     }
 
     private static func remember(_ run: RunSummary, in task: inout TaskState) {

@@ -21,6 +21,8 @@ public struct RefusedRecord: Codable, Sendable, Equatable {
     /// What can still be read from a record that does not decode: its type, the task it names (a definition's
     /// name, `task`, or `run.task`) and its time (when it is an integer within ``InputRanges/recordMilliseconds``).
     static func peek(_ bytes: some Collection<UInt8>) -> (type: String?, task: TaskName?, at: Int64?) {
+        let binary = Array(bytes).withUnsafeBytes { BinaryRecordCodec.isBinary($0) ? BinaryRecordCodec.peek($0) : nil }
+        if let binary { return binary }
         guard let object = (try? JSONSerialization.jsonObject(with: Data(bytes))) as? [String: Any] else { return (nil, nil, nil) }
         let definition = object["definition"] as? [String: Any]
         let run = object["run"] as? [String: Any]

@@ -8,6 +8,8 @@ public enum StateLoader {
         public var state: SchedulerState
         public var recordsReplayed: Int
         public var seconds: Double
+        /// Of ``seconds``, the time spent decoding the checkpoint's snapshot (the rest is replaying records).
+        public var snapshotSeconds: Double = 0
         /// LSNs and names of the tasks each replayed record touched, for bringing the query view up to date.
         public var touched: [(lsn: UInt64, task: TaskName?, isCommand: Bool)]
         /// Records replay could not apply, and checkpointed definitions today's rules refuse, in order.
@@ -18,9 +20,10 @@ public enum StateLoader {
         let started = DispatchTime.now().uptimeNanoseconds
         var state = SchedulerState()
         if let checkpoint = journal.latestCheckpoint {
-            state = try snapshotDecoder.decode(SchedulerState.self, from: Data(checkpoint.snapshot))
+            state = try decodeSnapshot(checkpoint.snapshot)
             state.numberUnnumberedTasks()
         }
+        let snapshotSeconds = Double(DispatchTime.now().uptimeNanoseconds - started) / 1e9
         var refused = Reducer.refuseInvalidDefinitions(in: &state)
         var replayed = 0
         var touched: [(lsn: UInt64, task: TaskName?, isCommand: Bool)] = []
@@ -47,11 +50,16 @@ public enum StateLoader {
         }
         state.lastLSN = max(state.lastLSN, journal.lastLSN)
         let seconds = Double(DispatchTime.now().uptimeNanoseconds - started) / 1e9
-        return Loaded(state: state, recordsReplayed: replayed, seconds: seconds, touched: touched, refused: refused)
+        return Loaded(state: state, recordsReplayed: replayed, seconds: seconds, snapshotSeconds: snapshotSeconds, touched: touched, refused: refused)
+    }
+
+    /// A checkpoint's snapshot, in either form ``SnapshotCodec`` reads.
+    public static func decodeSnapshot(_ bytes: [UInt8]) throws -> SchedulerState {
+        try SnapshotCodec.decode(bytes)
     }
 
     public static func snapshot(_ state: SchedulerState) throws -> [UInt8] {
-        Array(try snapshotEncoder.encode(state))
+        try SnapshotCodec.encode(state)
     }
 
     static let snapshotEncoder: JSONEncoder = {
