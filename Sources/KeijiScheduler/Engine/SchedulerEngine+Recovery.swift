@@ -106,7 +106,11 @@ extension SchedulerEngine {
         }
 
         report.durationSeconds = (ContinuousClock.now - started).seconds
-        try await record(.recoveryCompleted(report))
+        let journaled = Self.journaled(report)
+        if journaled != report {
+            note("recovery report journaled with at most \(Self.journaledReportEntries) entries per list; recovery.json has all of it")
+        }
+        try await record(.recoveryCompleted(journaled))
         recoveryReport = report
         if let data = try? JSONEncoder().encode(report) {
             try? FileSystem.writeAtomically(data, to: workspace.recoveryReportFile)
@@ -167,6 +171,22 @@ extension SchedulerEngine {
         while phase == .running, hasRuns(name) {
             try? await Task.sleep(for: .milliseconds(20))
         }
+    }
+
+    /// Entries kept per list in the journaled report.
+    static let journaledReportEntries = 1000
+
+    /// The report as journaled. A record is at most `maxRecordSize` (4 MiB), and the missed slots of 100,000
+    /// tasks are more than that, so each list is cut to its first ``journaledReportEntries`` entries there.
+    /// Nothing is lost: every missed slot and interrupted run has its own record, and `recovery.json` (and the
+    /// report `start()` returns) keep the whole report.
+    static func journaled(_ report: RecoveryReport) -> RecoveryReport {
+        var cut = report
+        let limit = journaledReportEntries
+        if cut.missedSlots.count > limit { cut.missedSlots.removeLast(cut.missedSlots.count - limit) }
+        if cut.interruptedRuns.count > limit { cut.interruptedRuns.removeLast(cut.interruptedRuns.count - limit) }
+        if let refused = cut.refusedRecords, refused.count > limit { cut.refusedRecords = Array(refused.prefix(limit)) }
+        return cut
     }
 
     static func summary(of report: RecoveryReport) -> String {
