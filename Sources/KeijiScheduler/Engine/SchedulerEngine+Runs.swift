@@ -29,6 +29,20 @@ extension SchedulerEngine {
     /// batch, applies them, then spawns each run in its own child task. Returns each firing's record LSN once
     /// durable (nil when it was dropped: the task is gone, disabled or in error, or the journal failed).
     func fire(_ firings: [Firing], missed: [RunMissed] = []) async -> [UInt64?] {
+        await commit(prepare(firings, missed: missed))
+    }
+
+    /// Firings decided and their runs registered, not yet journaled.
+    struct PreparedFirings {
+        var events: [JournalEntry.Event]
+        /// Each firing's index in `events` (nil: dropped).
+        var recordIndex: [Int?]
+        var started: [(runID: String, handle: RunHandle, firing: Firing, definition: TaskDefinition)]
+    }
+
+    /// The synchronous half of ``fire(_:missed:)``: decides each firing against the state now and registers
+    /// its run, so the next tick (or a stop) sees it before anything is journaled.
+    func prepare(_ firings: [Firing], missed: [RunMissed] = []) -> PreparedFirings {
         var events = missed.map { JournalEntry.Event.runMissed($0) }
         var recordIndex = [Int?](repeating: nil, count: firings.count)
         var started: [(runID: String, handle: RunHandle, firing: Firing, definition: TaskDefinition)] = []
@@ -54,6 +68,12 @@ extension SchedulerEngine {
                                                interruptions: firing.interruptions)))
             started.append((runID, handle, firing, task.definition))
         }
+        return PreparedFirings(events: events, recordIndex: recordIndex, started: started)
+    }
+
+    /// The asynchronous half of ``fire(_:missed:)``: one journal batch, then the spawns.
+    func commit(_ prepared: PreparedFirings) async -> [UInt64?] {
+        let (events, recordIndex, started) = (prepared.events, prepared.recordIndex, prepared.started)
         guard !events.isEmpty else { return recordIndex.map { _ in nil } }
         guard let lsns = try? await record(contentsOf: events) else {
             for run in started { unregisterRun(run.runID) }

@@ -66,7 +66,8 @@ extension SchedulerEngine {
             if due.isEmpty {
                 await sleepUntil(timers.min?.fireAtMs ?? Int64.max, now: now)
             } else {
-                await fireDue(due, now: now)
+                fireDue(due, now: now)
+                await Task.yield()  // let commands, finishing runs and the batches just launched in
             }
         }
     }
@@ -83,13 +84,16 @@ extension SchedulerEngine {
         timerSleepsUntil = Int64.max
     }
 
-    /// Decides the firings due in one tick and starts them as one journal batch. A slot whose successor is
+    /// Decides the firings due in one tick and starts them as one journal batch. The loop does not wait for the
+    /// batch to be durable (a sync can take milliseconds, more on a busy disk): the next tick's firings form the
+    /// next batch meanwhile, and the journal's group commit joins batches that wait together. A slot whose successor is
     /// also due means the process did not run for a while (SIGSTOP, suspend, a clock step forward): the slots
     /// that passed follow the task's catch-up policy, the same ``CatchUpRule`` restart recovery applies.
-    private func fireDue(_ due: [TimerEntry], now: Int64) async {
+    private func fireDue(_ due: [TimerEntry], now: Int64) {
         var firings: [Firing] = []
         var missed: [RunMissed] = []
         var rearm: [TaskName] = []
+        var manual: [TaskName] = []
         var queued: [(TaskName, [RecoveryRun])] = []
         var stalls: [String] = []
         let nowMicros = clock.nowMicroseconds()
@@ -106,6 +110,8 @@ extension SchedulerEngine {
                     push(name, fireAtMs: TimeArithmetic.sum(now, 200), slot: TimerEntry.manual)
                     continue
                 }
+                rearm.removeLast()
+                manual.append(name)
                 firings.append(Firing(task: name, slot: nil, fireAtMs: now, trigger: .manual))
                 continue
             }
@@ -129,10 +135,22 @@ extension SchedulerEngine {
             note("late by a stall (process stopped, suspended or clock stepped): \(stalls.prefix(20).joined(separator: "; "))"
                  + (stalls.count > 20 ? "; and \(stalls.count - 20) more tasks" : ""))
         }
-        let lsns = await fire(firings, missed: missed)
-        if let last = lsns.compactMap({ $0 }).max() { await waitUntilApplied(last) }  // manual runs consumed their trigger
-        guard phase == .running else { return }
+        let prepared = prepare(firings, missed: missed)
+        // The next slot counts from `firedSlots`, so a slot task is re-armed now; a manual trigger is consumed
+        // only when its run.started is applied, so that task is re-armed after the batch.
         for name in rearm where armed[name] == nil { arm(name) }
         queueCatchUps(queued)
+        Task { [weak self] in
+            guard let self else { return }
+            let lsns = await self.commit(prepared)
+            guard !manual.isEmpty else { return }
+            if let last = lsns.compactMap({ $0 }).max() { await self.waitUntilApplied(last) }
+            await self.rearmIfIdle(manual)
+        }
+    }
+
+    private func rearmIfIdle(_ names: [TaskName]) {
+        guard phase == .running else { return }
+        for name in names where armed[name] == nil { arm(name) }
     }
 }
