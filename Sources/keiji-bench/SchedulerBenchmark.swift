@@ -17,6 +17,7 @@ struct SchedulerBenchmark: AsyncParsableCommand {
     )
 
     @Option(help: "Tasks on 1-second intervals in the no-spawn phase.") var tasks = 10_000
+    @Option(help: "Idle tasks in the RSS-per-task phase (default: --tasks).") var rssTasks: Int?
     @Option(help: "Spawning tasks (each runs /bin/true every second) as a fraction of the measured keiji spawn rate.")
     var spawnFraction = 0.5
     @Option(help: "Seconds measured per lateness phase (after 2 s of warm-up).") var seconds = 8
@@ -34,7 +35,7 @@ struct SchedulerBenchmark: AsyncParsableCommand {
         }
         var report = SchedulerReport()
         if selected.contains("rss") {
-            progress("RSS per idle task (\(tasks) tasks)…")
+            progress("RSS per idle task (\(rssTasks ?? tasks) tasks)…")
             report.rss = try await measureRSS()
         }
         if selected.contains("sleep") {
@@ -130,7 +131,8 @@ struct SchedulerBenchmark: AsyncParsableCommand {
     }
 
     func measureRSS() async throws -> RSSPhase {
-        let (workspace, root) = try await workspace(taskCount: tasks, every: 3600, action: .command("true"))
+        let count = rssTasks ?? tasks
+        let (workspace, root) = try await workspace(taskCount: count, every: 3600, action: .command("true"))
         defer { try? FileManager.default.removeItem(atPath: root) }
         let before = Self.residentBytes()
         let engine = try engine(workspace, spawn: false)
@@ -138,7 +140,7 @@ struct SchedulerBenchmark: AsyncParsableCommand {
         try await Task.sleep(for: .seconds(1))
         let after = Self.residentBytes()
         await engine.stop()
-        return RSSPhase(tasks: tasks, before: before, after: after)
+        return RSSPhase(tasks: count, before: before, after: after)
     }
 
     func measureStartup() async throws -> StartupPhase {

@@ -113,7 +113,7 @@ struct PoisonRecordTests {
         let result = await RunExecutor(definition: definition, runID: "far-1", slot: nil, logDescriptor: fd, environment: EnvironmentBlock(), errorFile: nil).run(handle: RunHandle())
         #expect(result.outcome == .succeeded)
 
-        let sleeper = Task { try await WallClock.sleep(untilMilliseconds: .max) }
+        let sleeper = Task { try await WallClock().sleep(untilMilliseconds: .max) }
         try await Task.sleep(for: .milliseconds(100))
         sleeper.cancel()
         await #expect(throws: CancellationError.self) { try await sleeper.value }

@@ -36,9 +36,10 @@ final class SchedulerHarness: @unchecked Sendable {
         try await OfflineCommands.submit(.taskSaved(definition, taskID: UUID().uuidString.lowercased()), workspace: workspace, settings: settings)
     }
 
-    func engine(spawn: Bool = true) -> SchedulerEngine {
+    func engine(spawn: Bool = true, clock: any SchedulerClock = WallClock()) -> SchedulerEngine {
         var configuration = SchedulerConfiguration(workspace: workspace, settings: settings)
         configuration.spawnProcesses = spawn
+        configuration.clock = clock
         configuration.shutdownGrace = .seconds(2)
         configuration.viewFlushInterval = .milliseconds(50)
         return SchedulerEngine(configuration: configuration)

@@ -18,34 +18,12 @@ public struct SchedulerConfiguration: Sendable {
     public var viewFlushInterval: Duration = .milliseconds(200)
     /// Record per-firing lateness samples (for the benchmark).
     public var recordLateness = false
+    /// Where the engine reads the time and sleeps: the wall clock, or a test's stand-in that can jump.
+    public var clock: any SchedulerClock = WallClock()
 
     public init(workspace: Workspace, settings: Settings) {
         self.workspace = workspace
         self.settings = settings
-    }
-}
-
-/// Wall time for the scheduler, in milliseconds since the Unix epoch.
-enum WallClock {
-    static func nowMilliseconds() -> Int64 {
-        var ts = timespec()
-        clock_gettime(CLOCK_REALTIME, &ts)
-        return Int64(ts.tv_sec) * 1000 + Int64(ts.tv_nsec) / 1_000_000
-    }
-
-    static func nowMicroseconds() -> Int64 {
-        var ts = timespec()
-        clock_gettime(CLOCK_REALTIME, &ts)
-        return Int64(ts.tv_sec) * 1_000_000 + Int64(ts.tv_nsec) / 1000
-    }
-
-    /// Sleeps until a wall-clock instant. Long waits are cut into 30 s pieces so a clock step is noticed.
-    static func sleep(untilMilliseconds deadline: Int64) async throws {
-        while true {
-            let remaining = TimeArithmetic.sum(TimeArithmetic.product(deadline, 1000), -nowMicroseconds())
-            if remaining <= 0 { return }
-            try await Task.sleep(for: .microseconds(min(remaining, 30_000_000)), tolerance: .zero)
-        }
     }
 }
 

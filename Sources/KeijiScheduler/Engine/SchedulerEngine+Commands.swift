@@ -11,21 +11,18 @@ extension SchedulerEngine {
         let lsn = try await record(event)
         await waitUntilApplied(lsn)
         switch event {
-        case .taskSaved(let definition, _): startLoop(definition.name)
-        case .taskEnabled(let name), .taskResolved(let name), .taskTriggered(let name): startLoop(name)
-        case .taskDisabled(let name):
-            loops[name]?.cancel()
-            loops[name] = nil
+        case .taskSaved(let definition, _): arm(definition.name)
+        case .taskEnabled(let name), .taskResolved(let name), .taskTriggered(let name): arm(name)
+        case .taskDisabled(let name): disarm(name)
         case .taskDeleted(let name):
-            loops[name]?.cancel()
-            loops[name] = nil
+            disarm(name)
             firedSlots[name] = nil
             terminateRuns(of: name)
             taskLogs.forget(name)  // the CLI removes the log next
         case .taskStopRequested(let name):
             // The seed's "stop": end the current run; the schedule goes on.
             terminateRuns(of: name)
-            startLoop(name)
+            arm(name)
         default: break
         }
         await flushView()

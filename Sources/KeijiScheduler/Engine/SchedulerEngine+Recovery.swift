@@ -33,7 +33,7 @@ extension SchedulerEngine {
 
         let previous: RecoveryReport.PreviousShutdown =
             loaded.state.schedulerRunning ? .crash : (loaded.state.schedulerHasStarted ? .clean : .firstStart)
-        var report = RecoveryReport(startedAt: WallClock.nowMilliseconds(), previousShutdown: previous)
+        var report = RecoveryReport(startedAt: clock.nowMilliseconds(), previousShutdown: previous)
         report.journal.recordsReplayed = loaded.recordsReplayed
         report.journal.replaySeconds = loaded.seconds
         report.journal.checkpointLSN = journal.latestCheckpoint?.lsn
@@ -87,39 +87,30 @@ extension SchedulerEngine {
                                                 action: action, attempt: run.start.attempt, interruptions: interruptions))
         }
 
-        // Slots that passed while the scheduler was down.
-        let now = WallClock.nowMilliseconds() / 1000
+        // Slots that passed while the scheduler was down: the same rule the live timer applies after a stall.
+        let now = clock.nowMilliseconds() / 1000
         var catchUps: [RecoveryRun] = []
         for name in state.tasks.keys.sorted() {
             guard let task = state.tasks[name], !task.isDisabled, !task.isError else { continue }
-            let policy = task.definition.policy
             let calculator = ScheduleCalculator(spec: task.definition.schedule, defaultTimeZone: timeZone, anchor: task.anchor)
-            let keep = policy.catchUp == .all ? max(2, policy.catchUpLimit) : 2
-            let window = calculator.slots(after: task.lastSlot ?? task.anchor, through: now, limit: keep)
-            let total = window.slots.count + window.dropped
-            guard total > 0, let last = window.slots.last else { continue }
             let rerunning = reruns.contains { $0.task == name }
-            var toRun: [Int64] = []
-            switch policy.catchUp {
-            case .skip: break
-            case .once: if !rerunning { toRun = [last] }
-            case .all: if !rerunning { toRun = Array(window.slots.suffix(policy.catchUpLimit)) }
-            }
-            let missed = total - toRun.count
-            if missed > 0 {
-                let lastMissed = toRun.isEmpty ? last : window.slots[max(0, window.slots.count - toRun.count - 1)]
-                try await record(.runMissed(RunMissed(task: name, slot: lastMissed, count: missed, reason: .downtime)))
-            }
-            report.missedSlots.append(.init(task: name, policy: policy.catchUp, count: total, firstSlot: window.slots.first ?? last,
-                                            lastSlot: last, runs: toRun.count))
-            if !toRun.isEmpty {
-                firedSlots[name] = last
-                catchUps += toRun.map { RecoveryRun(task: name, slot: $0, trigger: .catchUp, attempt: 1, interruptions: nil) }
+            guard let plan = CatchUpRule.plan(for: task, calculator: calculator, after: cursor(of: name, task), through: now,
+                                              rerunning: rerunning) else { continue }
+            if let missed = plan.missed { try await record(.runMissed(missed)) }
+            report.missedSlots.append(.init(task: name, policy: task.definition.policy.catchUp, count: plan.total, firstSlot: plan.firstSlot,
+                                            lastSlot: plan.lastSlot, runs: plan.toRun.count))
+            if !plan.toRun.isEmpty {
+                firedSlots[name] = plan.lastSlot
+                catchUps += plan.toRun.map { RecoveryRun(task: name, slot: $0, trigger: .catchUp, attempt: 1, interruptions: nil) }
             }
         }
 
         report.durationSeconds = (ContinuousClock.now - started).seconds
-        try await record(.recoveryCompleted(report))
+        let journaled = Self.journaled(report)
+        if journaled != report {
+            note("recovery report journaled with at most \(Self.journaledReportEntries) entries per list; recovery.json has all of it")
+        }
+        try await record(.recoveryCompleted(journaled))
         recoveryReport = report
         if let data = try? JSONEncoder().encode(report) {
             try? FileSystem.writeAtomically(data, to: workspace.recoveryReportFile)
@@ -130,28 +121,46 @@ extension SchedulerEngine {
         return report
     }
 
-    /// Starts the runs recovery decided on, once the engine runs and before the loops start: the first run of
-    /// each task is registered before its loop can fire a fresh slot (which would make an overlap-skipping task
-    /// skip the re-run). Catch-up runs of one task go one after another. `fire` checks again that each task is
-    /// still enabled and not in error: a command or a failed run in between stops the rest.
+    /// Starts the runs recovery decided on, once the engine runs and before the timer starts: the first run of
+    /// each task is registered (and journaled, all in one batch) before the timer can fire a fresh slot (which
+    /// would make an overlap-skipping task skip the re-run). Further catch-up runs of a task go one after another.
+    /// `fire` checks again that each task is still enabled and not in error: a command or a failed run in
+    /// between stops the rest.
     func startRecoveryRuns() async {
-        let byTask = Dictionary(grouping: pendingRecoveryRuns, by: \.task)
+        let runs = pendingRecoveryRuns
         pendingRecoveryRuns.removeAll()
-        await withTaskGroup(of: Void.self) { group in
-            for (name, items) in byTask {
-                let first = items[0]
-                group.addTask { [weak self] in
-                    await self?.fire(name, slot: first.slot, fireAtMs: WallClock.nowMilliseconds(), trigger: first.trigger,
-                                     attempt: first.attempt, interruptions: first.interruptions)
-                }
+        await startCatchUps(runs)
+    }
+
+    /// Fires the first run of each task in `items` as one journal batch, and the rest of each task's runs in
+    /// order, each once the task's previous run has ended.
+    func startCatchUps(_ items: [RecoveryRun]) async {
+        guard !items.isEmpty else { return }
+        var firsts: [Firing] = []
+        var rest: [TaskName: [RecoveryRun]] = [:]
+        var order: [TaskName] = []
+        for item in items {
+            if rest[item.task] == nil {
+                rest[item.task] = []
+                order.append(item.task)
+                firsts.append(Firing(task: item.task, slot: item.slot, fireAtMs: clock.nowMilliseconds(), trigger: item.trigger,
+                                     attempt: item.attempt, interruptions: item.interruptions))
+            } else {
+                rest[item.task]?.append(item)
             }
         }
-        for (name, items) in byTask where items.count > 1 {
+        _ = await fire(firsts)
+        queueCatchUps(order.compactMap { name in rest[name].map { (name, $0) } })
+    }
+
+    /// Fires each task's `runs` in order, each once the task's previous run has ended.
+    func queueCatchUps(_ queues: [(TaskName, [RecoveryRun])]) {
+        for (name, queued) in queues where !queued.isEmpty {
             Task { [weak self] in
-                for item in items.dropFirst() {
+                for item in queued {
                     guard let self else { return }
                     await self.waitForRuns(of: name)
-                    await self.fire(name, slot: item.slot, fireAtMs: WallClock.nowMilliseconds(), trigger: item.trigger,
+                    await self.fire(name, slot: item.slot, fireAtMs: self.clock.nowMilliseconds(), trigger: item.trigger,
                                     attempt: item.attempt, interruptions: item.interruptions)
                 }
             }
@@ -162,6 +171,22 @@ extension SchedulerEngine {
         while phase == .running, hasRuns(name) {
             try? await Task.sleep(for: .milliseconds(20))
         }
+    }
+
+    /// Entries kept per list in the journaled report.
+    static let journaledReportEntries = 1000
+
+    /// The report as journaled. A record is at most `maxRecordSize` (4 MiB), and the missed slots of 100,000
+    /// tasks are more than that, so each list is cut to its first ``journaledReportEntries`` entries there.
+    /// Nothing is lost: every missed slot and interrupted run has its own record, and `recovery.json` (and the
+    /// report `start()` returns) keep the whole report.
+    static func journaled(_ report: RecoveryReport) -> RecoveryReport {
+        var cut = report
+        let limit = journaledReportEntries
+        if cut.missedSlots.count > limit { cut.missedSlots.removeLast(cut.missedSlots.count - limit) }
+        if cut.interruptedRuns.count > limit { cut.interruptedRuns.removeLast(cut.interruptedRuns.count - limit) }
+        if let refused = cut.refusedRecords, refused.count > limit { cut.refusedRecords = Array(refused.prefix(limit)) }
+        return cut
     }
 
     static func summary(of report: RecoveryReport) -> String {

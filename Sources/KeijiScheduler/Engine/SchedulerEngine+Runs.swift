@@ -6,107 +6,106 @@ import KeijiCore
 #endif
 
 extension SchedulerEngine {
-    // MARK: - Task loops
-
-    /// (Re)starts the child task that fires `name` on its schedule. Called at start and after every command
-    /// that changes the task; the previous loop is cancelled (runs in progress are not affected).
-    func startLoop(_ name: TaskName) {
-        loops[name]?.cancel()
-        loops[name] = nil
-        guard phase == .running || phase == .created, let task = state.tasks[name], !task.isDisabled, !task.isError else { return }
-        loops[name] = Task { [weak self] in await self?.runLoop(name) }
-    }
-
-    /// What a task's loop does next. Computed synchronously so that a sleeping loop holds two integers
-    /// across its suspension, not a copy of the task (10,000 sleeping loops must stay small).
-    private enum NextFiring {
-        case manual
-        case slot(Int64, fireAtMs: Int64)
-        case done
-    }
-
-    private func nextFiring(_ name: TaskName) -> NextFiring {
-        guard let task = state.tasks[name], !task.isDisabled, !task.isError else { return .done }
-        if task.pendingTriggers > 0 { return .manual }
-        let calculator = ScheduleCalculator(spec: task.definition.schedule, defaultTimeZone: timeZone, anchor: task.anchor)
-        let cursor = max(firedSlots[name] ?? Int64.min, task.lastSlot ?? task.anchor)
-        guard let slot = calculator.nextSlot(after: cursor) else { return .done }  // a one-shot that has fired
-        return .slot(slot, fireAtMs: task.fireTimeMilliseconds(slot: slot, calculator: calculator))
-    }
-
-    private func runLoop(_ name: TaskName) async {
-        while !Task.isCancelled, phase == .running {
-            let slot: Int64
-            let fireAtMs: Int64
-            switch nextFiring(name) {
-            case .done: return
-            case .manual:
-                if state.tasks[name]?.definition.policy.overlap == .skip, hasRuns(name) {
-                    // A skip task never runs twice at once: a queued manual run waits for the current one.
-                    // (`--run` refuses while one runs; this covers a slot that started during the append.)
-                    do { try await Task.sleep(for: .milliseconds(200)) } catch { return }
-                    continue
-                }
-                // Wait for this run.started to be applied (it consumes the trigger) before looking again.
-                guard let lsn = await fire(name, slot: nil, fireAtMs: WallClock.nowMilliseconds(), trigger: .manual) else { return }
-                await waitUntilApplied(lsn)
-                continue
-            case .slot(let next, let at):
-                slot = next
-                fireAtMs = at
-            }
-            do { try await WallClock.sleep(untilMilliseconds: fireAtMs) } catch { return }
-            guard !Task.isCancelled, phase == .running else { return }
-            if configuration.recordLateness { lateness.wake.append(WallClock.nowMicroseconds() - TimeArithmetic.product(fireAtMs, 1000)) }
-            firedSlots[name] = slot
-            await fire(name, slot: slot, fireAtMs: fireAtMs, trigger: .schedule)
-        }
-    }
-
     // MARK: - Firing
 
-    /// Starts a run for `slot` unless the overlap policy says to skip it (manual runs always start).
-    /// Returns the LSN of the `run.started` or `run.missed` record once it is durable; the process is started
-    /// in the run's own child task.
+    /// One run to start: a slot (scheduled, catch-up, re-run, retry) or a manual trigger (`slot` nil).
+    struct Firing {
+        var task: TaskName
+        var slot: Int64?
+        var fireAtMs: Int64
+        var trigger: RunTrigger
+        var attempt = 1
+        var interruptions: Int?
+    }
+
+    /// Starts one run for `slot` unless the overlap policy says to skip it (manual runs always start).
+    /// Returns the LSN of the `run.started` or `run.missed` record once it is durable.
     @discardableResult
     func fire(_ name: TaskName, slot: Int64?, fireAtMs: Int64, trigger: RunTrigger, attempt: Int = 1, interruptions: Int? = nil) async -> UInt64? {
-        guard let task = state.tasks[name] else { return nil }
-        // Checked here, at the last moment before run.started, not only when the run was planned: a catch-up,
-        // re-run or retry queued earlier must not start for a task disabled or put in error since.
-        if trigger != .manual, task.isDisabled || task.isError { return nil }
-        if trigger != .manual, task.definition.policy.overlap == .skip, hasRuns(name) {
-            guard let slot else { return nil }
-            return try? await record(.runMissed(RunMissed(task: name, slot: slot, count: 1, reason: .overlap)))
+        await fire([Firing(task: name, slot: slot, fireAtMs: fireAtMs, trigger: trigger, attempt: attempt, interruptions: interruptions)]).first ?? nil
+    }
+
+    /// Decides each firing, journals every `run.started` and `run.missed` (the given `missed` first) as one
+    /// batch, applies them, then spawns each run in its own child task. Returns each firing's record LSN once
+    /// durable (nil when it was dropped: the task is gone, disabled or in error, or the journal failed).
+    func fire(_ firings: [Firing], missed: [RunMissed] = []) async -> [UInt64?] {
+        await commit(prepare(firings, missed: missed))
+    }
+
+    /// Firings decided and their runs registered, not yet journaled.
+    struct PreparedFirings {
+        var events: [JournalEntry.Event]
+        /// Each firing's index in `events` (nil: dropped).
+        var recordIndex: [Int?]
+        var started: [(runID: String, handle: RunHandle, firing: Firing, definition: TaskDefinition)]
+    }
+
+    /// The synchronous half of ``fire(_:missed:)``: decides each firing against the state now and registers
+    /// its run, so the next tick (or a stop) sees it before anything is journaled.
+    func prepare(_ firings: [Firing], missed: [RunMissed] = []) -> PreparedFirings {
+        var events = missed.map { JournalEntry.Event.runMissed($0) }
+        var recordIndex = [Int?](repeating: nil, count: firings.count)
+        var started: [(runID: String, handle: RunHandle, firing: Firing, definition: TaskDefinition)] = []
+        for (index, firing) in firings.enumerated() {
+            let name = firing.task
+            guard let task = state.tasks[name] else { continue }
+            // Checked here, at the last moment before run.started, not only when the run was planned: a catch-up,
+            // re-run or retry queued earlier must not start for a task disabled or put in error since.
+            if firing.trigger != .manual, task.isDisabled || task.isError { continue }
+            if firing.trigger != .manual, task.definition.policy.overlap == .skip, hasRuns(name) {
+                guard let slot = firing.slot else { continue }
+                recordIndex[index] = events.count
+                events.append(.runMissed(RunMissed(task: name, slot: slot, count: 1, reason: .overlap)))
+                continue
+            }
+            let runID = Self.newRunID()
+            let handle = RunHandle()
+            // Registered before the await: a stop or shutdown during the append finds it (and a second firing of
+            // a skip task in this batch sees it).
+            registerRun(runID, LiveRun(task: name, handle: handle, work: nil))
+            recordIndex[index] = events.count
+            events.append(.runStarted(RunStart(runID: runID, task: name, slot: firing.slot, attempt: firing.attempt, trigger: firing.trigger,
+                                               interruptions: firing.interruptions)))
+            started.append((runID, handle, firing, task.definition))
         }
-        let runID = Self.newRunID()
-        let handle = RunHandle()
-        // Registered before the await: a stop or shutdown during the append finds it.
-        registerRun(runID, LiveRun(task: name, handle: handle, work: nil))
-        guard let lsn = try? await record(.runStarted(RunStart(runID: runID, task: name, slot: slot, attempt: attempt, trigger: trigger,
-                                                           interruptions: interruptions))) else {
-            unregisterRun(runID)
-            return nil
+        return PreparedFirings(events: events, recordIndex: recordIndex, started: started)
+    }
+
+    /// The asynchronous half of ``fire(_:missed:)``: one journal batch, then the spawns.
+    func commit(_ prepared: PreparedFirings) async -> [UInt64?] {
+        let (events, recordIndex, started) = (prepared.events, prepared.recordIndex, prepared.started)
+        guard !events.isEmpty else { return recordIndex.map { _ in nil } }
+        guard let lsns = try? await record(contentsOf: events) else {
+            for run in started { unregisterRun(run.runID) }
+            return recordIndex.map { _ in nil }
         }
+        let result = recordIndex.map { $0.map { lsns.lowerBound + UInt64($0) } }
         guard phase == .running else {
             // The scheduler began stopping while run.started was being journaled: never spawn after that.
-            _ = try? await record(.runFinished(RunEnd(runID: runID, task: name, outcome: .stopped, exitCode: nil, signal: nil, durationMs: 0,
-                                                      latenessMs: nil, final: true, message: "the scheduler stopped before the run began")))
-            unregisterRun(runID)
-            return lsn
+            if !started.isEmpty { _ = try? await record(contentsOf: started.map { run in
+                .runFinished(RunEnd(runID: run.runID, task: run.firing.task, outcome: .stopped, exitCode: nil, signal: nil, durationMs: 0,
+                                    latenessMs: nil, final: true, message: "the scheduler stopped before the run began"))
+            }) }
+            for run in started { unregisterRun(run.runID) }
+            return result
         }
-        if configuration.recordLateness { lateness.start.append(WallClock.nowMicroseconds() - TimeArithmetic.product(fireAtMs, 1000)) }
-        let definition = task.definition
-        runs[runID]?.work = Task { [weak self] in
-            await self?.execute(runID: runID, definition: definition, slot: slot, fireAtMs: fireAtMs, attempt: attempt,
-                                interruptions: interruptions, handle: handle)
+        let nowMicros = configuration.recordLateness ? clock.nowMicroseconds() : 0
+        for run in started {
+            let firing = run.firing
+            if configuration.recordLateness { lateness.start.append(nowMicros - TimeArithmetic.product(firing.fireAtMs, 1000)) }
+            let (runID, definition, handle) = (run.runID, run.definition, run.handle)
+            runs[runID]?.work = Task { [weak self] in
+                await self?.execute(runID: runID, definition: definition, slot: firing.slot, fireAtMs: firing.fireAtMs, attempt: firing.attempt,
+                                    interruptions: firing.interruptions, handle: handle)
+            }
         }
-        return lsn
+        return result
     }
 
     private func execute(runID: String, definition: TaskDefinition, slot: Int64?, fireAtMs: Int64, attempt: Int, interruptions: Int?,
                          handle: RunHandle) async {
         let name = definition.name
-        let latenessMs = max(0, WallClock.nowMilliseconds() - fireAtMs)
+        let latenessMs = max(0, clock.nowMilliseconds() - fireAtMs)
         let result: RunExecutor.Result
         if configuration.spawnProcesses {
             let taskLog = LogFile(task: name, workspace: configuration.workspace, settings: configuration.settings)
@@ -116,12 +115,12 @@ extension SchedulerEngine {
                              latenessMs: latenessMs, slot: slot, attempt: attempt, interruptions: interruptions, definition: definition)
                 return
             }
-            LogFile.write(fd, "\(ISO8601.string(fromMilliseconds: WallClock.nowMilliseconds())) [keiji] run \(runID) started (attempt \(attempt)\(slot.map { ", slot \(ISO8601.string(fromSeconds: $0))" } ?? ""))\n")
+            LogFile.write(fd, "\(ISO8601.string(fromMilliseconds: clock.nowMilliseconds())) [keiji] run \(runID) started (attempt \(attempt)\(slot.map { ", slot \(ISO8601.string(fromSeconds: $0))" } ?? ""))\n")
             let errorDirectory = configuration.workspace.runErrorDirectory
             let errorFile = (try? FileSystem.createDirectory(errorDirectory)) != nil ? errorDirectory + "/" + runID + ".error" : nil
             result = await RunExecutor(definition: definition, runID: runID, slot: slot, logDescriptor: fd,
                                        environment: environments.block(forTaskDirectory: definition.directory), errorFile: errorFile).run(handle: handle)
-            LogFile.write(fd, "\(ISO8601.string(fromMilliseconds: WallClock.nowMilliseconds())) [keiji] run \(runID) \(result.outcome.rawValue)\(result.message.map { ": \($0)" } ?? "") after \(result.durationMs) ms\n")
+            LogFile.write(fd, "\(ISO8601.string(fromMilliseconds: clock.nowMilliseconds())) [keiji] run \(runID) \(result.outcome.rawValue)\(result.message.map { ": \($0)" } ?? "") after \(result.durationMs) ms\n")
             taskLogs.checkIn(fd)
         } else {
             result = .init(outcome: .succeeded, status: .exited(0), durationMs: 0, message: nil)
@@ -147,11 +146,10 @@ extension SchedulerEngine {
             try? await Task.sleep(for: .milliseconds(TimeArithmetic.milliseconds(fromSeconds: backoff)))
             guard phase == .running, let task = state.tasks[name], !task.isDisabled else { return }
             // The retry carries the slot's interruption count: a restart during it still counts toward giving up.
-            await fire(name, slot: slot, fireAtMs: WallClock.nowMilliseconds(), trigger: .retry, attempt: attempt + 1, interruptions: interruptions)
+            await fire(name, slot: slot, fireAtMs: clock.nowMilliseconds(), trigger: .retry, attempt: attempt + 1, interruptions: interruptions)
         } else if result.outcome.isFailure, !definition.policy.continueOnError {
             // The task now waits for `keiji task --resolve`.
-            loops[name]?.cancel()
-            loops[name] = nil
+            disarm(name)
         }
     }
 

@@ -7,7 +7,8 @@ import KeijiJournal
 #endif
 
 /// The scheduler: holds the journal, folds every record into ``SchedulerState`` through the one
-/// ``Reducer``, runs each enabled task in its own child `Task`, and keeps the SQLite view up to date.
+/// ``Reducer``, fires every enabled task from one timer heap served by one loop, and keeps the SQLite view up
+/// to date.
 ///
 /// Write-ahead everywhere: a record is durable before its effect (`run.started` before the spawn, a command
 /// before its acknowledgement). State is applied strictly in LSN order once durable, so it is always exactly
@@ -16,6 +17,8 @@ public actor SchedulerEngine {
     enum Phase { case created, running, stopping, stopped, failed }
 
     let configuration: SchedulerConfiguration
+    /// Where time comes from (``SchedulerConfiguration/clock``).
+    nonisolated let clock: any SchedulerClock
     /// `TIME_ZONE`, resolved once.
     let timeZone: TimeZone
     /// Each task's run environment: the scheduler's own, read once, plus the task's `.env` (re-read when it changes).
@@ -34,12 +37,22 @@ public actor SchedulerEngine {
     private var appliedThrough: UInt64 = 0
     private var applyWaiters: [(UInt64, CheckedContinuation<Void, Never>)] = []
 
-    /// One `Task` per scheduled task (its loop), and one per run in progress.
-    var loops: [TaskName: Task<Void, Never>] = [:]
+    /// Every armed firing, in one heap served by one loop (`runTimers`); a task costs an entry, not a `Task`.
+    var timers = TimerHeap()
+    /// The generation of each task's live heap entry; an entry with another generation is stale.
+    var armed: [TaskName: UInt32] = [:]
+    var lastGeneration: UInt32 = 0
+    /// Heap entries left behind by re-arms, dropped in bulk once they outnumber the live ones.
+    var staleTimers = 0
+    var timerLoop: Task<Void, Never>?
+    /// The timer loop's current sleep and its deadline: arming an earlier firing cuts the sleep short.
+    var timerSleep: Task<Void, Never>?
+    var timerSleepsUntil = Int64.max
+    /// One `Task` per run in progress.
     var runs: [String: LiveRun] = [:]
     /// Runs in progress per task (kept beside `runs` so the hot path never scans it).
     var activeRunCounts: [TaskName: Int] = [:]
-    /// The last slot each loop decided to fire: the loop's cursor, ahead of the (later applied) records.
+    /// The last slot the timer decided to fire per task: its cursor, ahead of the (later applied) records.
     var firedSlots: [TaskName: Int64] = [:]
 
     var dirtyTasks: Set<TaskName> = []
@@ -61,6 +74,7 @@ public actor SchedulerEngine {
     public init(configuration: SchedulerConfiguration) {
         self.configuration = configuration
         timeZone = configuration.settings.timeZone
+        clock = configuration.clock
         log = LogFile(service: "scheduler", workspace: configuration.workspace, settings: configuration.settings)
     }
 
@@ -78,7 +92,9 @@ public actor SchedulerEngine {
         let report = try await recover()
         phase = .running
         await startRecoveryRuns()
-        for name in state.tasks.keys.sorted() { startLoop(name) }
+        timers.reserveCapacity(state.tasks.count)
+        for name in state.tasks.keys.sorted() { arm(name) }
+        timerLoop = Task { [weak self] in await self?.runTimers() }
         viewFlushTask = Task { [weak self] in await self?.flushViewPeriodically() }
         note("scheduler started (pid \(getpid())): \(state.tasks.count) tasks, recovery took \(String(format: "%.3f", report.durationSeconds)) s")
         return report
@@ -91,8 +107,7 @@ public actor SchedulerEngine {
         let failed = phase == .failed
         phase = .stopping
         note("stopping: \(runs.count) runs in progress")
-        for loop in loops.values { loop.cancel() }
-        loops.removeAll()
+        stopTimers()
         if !runs.isEmpty {
             let deadline = ContinuousClock.now + configuration.shutdownGrace
             while !runs.isEmpty, ContinuousClock.now < deadline {
@@ -139,20 +154,34 @@ public actor SchedulerEngine {
     /// Appends a record, waits until it is durable, and applies it (in LSN order). Returns its LSN.
     @discardableResult
     func record(_ event: JournalEntry.Event) async throws -> UInt64 {
-        let entry = JournalEntry(at: WallClock.nowMilliseconds(), event)
-        let lsn: UInt64
+        try await record(contentsOf: [event]).upperBound
+    }
+
+    /// Appends records as one journal batch (consecutive LSNs, one sync), waits until it is durable, and
+    /// applies them in LSN order. The timer journals all the firings due in one tick this way.
+    @discardableResult
+    func record(contentsOf events: [JournalEntry.Event]) async throws -> ClosedRange<UInt64> {
+        let at = clock.nowMilliseconds()
+        let entries = events.map { JournalEntry(at: at, $0) }
+        let lsns: ClosedRange<UInt64>
         do {
-            lsn = try await journal.append(try entry.encoded())
+            let encoded = try entries.map { try $0.encoded() }
+            if encoded.count == 1 {
+                let lsn = try await journal.append(encoded[0])
+                lsns = lsn...lsn
+            } else {
+                lsns = try await journal.append(contentsOf: encoded)
+            }
         } catch {
             await failStop(error)
             throw error
         }
-        unapplied[lsn] = entry
+        for (offset, entry) in entries.enumerated() { unapplied[lsns.lowerBound + UInt64(offset)] = entry }
         while let next = unapplied.removeValue(forKey: appliedThrough + 1) {
             appliedThrough += 1
             apply(next, lsn: appliedThrough)
         }
-        return lsn
+        return lsns
     }
 
     /// Suspends until every record up to `lsn` is applied.
@@ -191,8 +220,7 @@ public actor SchedulerEngine {
         guard phase == .running else { return }
         phase = .failed
         note("FATAL: the journal failed, stopping all work: \(error)")
-        for loop in loops.values { loop.cancel() }
-        loops.removeAll()
+        stopTimers()
         for run in runs.values { run.handle.terminate(reason: .stopped, grace: 1) }
     }
 
@@ -238,6 +266,6 @@ public actor SchedulerEngine {
     // MARK: - Logging
 
     func note(_ message: String) {
-        try? log.append(message, at: WallClock.nowMilliseconds())
+        try? log.append(message, at: clock.nowMilliseconds())
     }
 }

@@ -1,0 +1,43 @@
+import KeijiCore
+
+/// What a task is owed for slots that passed without firing, under its `catchUp` policy.
+struct CatchUpPlan {
+    /// Every slot that passed (the ones kept in `toRun` included).
+    var total: Int
+    var firstSlot: Int64
+    var lastSlot: Int64
+    /// The slots to run now, oldest first: none (`skip`), the latest (`once`), or up to `catchUpLimit` (`all`).
+    var toRun: [Int64]
+    /// The slots given up, as one record (nil when every slot runs).
+    var missed: RunMissed?
+}
+
+/// The one catch-up rule. Restart recovery (slots that passed while the scheduler was down) and the live
+/// timer (slots that passed while the process was stopped, the machine suspended, or the clock stepped
+/// forward) both ask it, so a stall of the running scheduler ends exactly as a restart would: never with
+/// every missed slot fired back to back.
+enum CatchUpRule {
+    /// The plan for the slots of `task` in `(cursor, now]` (seconds), or nil when none passed.
+    /// `rerunning`: an interrupted run of the task is being re-run, which covers the slots (`once`/`all` add none).
+    static func plan(for task: TaskState, calculator: ScheduleCalculator, after cursor: Int64, through now: Int64,
+                     rerunning: Bool) -> CatchUpPlan? {
+        let policy = task.definition.policy
+        let keep = policy.catchUp == .all ? max(2, policy.catchUpLimit) : 2
+        let window = calculator.slots(after: cursor, through: now, limit: keep)
+        let total = window.slots.count + window.dropped
+        guard total > 0, let last = window.slots.last else { return nil }
+        var toRun: [Int64] = []
+        switch policy.catchUp {
+        case .skip: break
+        case .once: if !rerunning { toRun = [last] }
+        case .all: if !rerunning { toRun = Array(window.slots.suffix(policy.catchUpLimit)) }
+        }
+        let missedCount = total - toRun.count
+        var missed: RunMissed?
+        if missedCount > 0 {
+            let lastMissed = toRun.isEmpty ? last : window.slots[max(0, window.slots.count - toRun.count - 1)]
+            missed = RunMissed(task: task.definition.name, slot: lastMissed, count: missedCount, reason: .downtime)
+        }
+        return CatchUpPlan(total: total, firstSlot: window.slots.first ?? last, lastSlot: last, toRun: toRun, missed: missed)
+    }
+}

@@ -1,0 +1,156 @@
+import KeijiCore
+
+extension SchedulerEngine {
+    // MARK: - Arming
+
+    /// (Re)arms `name`'s next firing: its queued manual triggers (due now), else its next slot. Called at start
+    /// and after every command that changes the task; any entry armed before becomes stale. Runs in progress
+    /// are not affected. A disabled task, a task in error and a one-shot that has fired are left unarmed.
+    func arm(_ name: TaskName) {
+        disarm(name)
+        guard phase == .running || phase == .created, let task = state.tasks[name], !task.isDisabled, !task.isError else { return }
+        if task.pendingTriggers > 0 {
+            push(name, fireAtMs: clock.nowMilliseconds(), slot: TimerEntry.manual)
+            return
+        }
+        let calculator = ScheduleCalculator(spec: task.definition.schedule, defaultTimeZone: timeZone, anchor: task.anchor)
+        guard let slot = calculator.nextSlot(after: cursor(of: name, task)) else { return }  // a one-shot that has fired
+        push(name, fireAtMs: task.fireTimeMilliseconds(slot: slot, calculator: calculator), slot: slot)
+    }
+
+    /// Forgets `name`'s armed firing (its heap entry turns stale).
+    func disarm(_ name: TaskName) {
+        guard armed.removeValue(forKey: name) != nil else { return }
+        staleTimers += 1
+        if staleTimers > max(1024, armed.count) {
+            timers.removeAll { armed[$0.task] != $0.generation }
+            staleTimers = 0
+        }
+    }
+
+    /// Where a task's next slot counts from: the later of what the timer fired and what the journal says.
+    func cursor(of name: TaskName, _ task: TaskState) -> Int64 {
+        max(firedSlots[name] ?? Int64.min, task.lastSlot ?? task.anchor)
+    }
+
+    private func push(_ name: TaskName, fireAtMs: Int64, slot: Int64) {
+        lastGeneration &+= 1
+        armed[name] = lastGeneration
+        timers.push(TimerEntry(fireAtMs: fireAtMs, slot: slot, generation: lastGeneration, task: name))
+        if fireAtMs < timerSleepsUntil { timerSleep?.cancel() }
+    }
+
+    func stopTimers() {
+        timerLoop?.cancel()
+        timerSleep?.cancel()
+        timerLoop = nil
+        armed.removeAll()
+        timers = TimerHeap()
+        staleTimers = 0
+    }
+
+    // MARK: - The timer loop
+
+    /// The one loop that fires every task: it pops every entry due now, decides each firing, journals them
+    /// as one batch, then spawns them, re-arms those tasks, and sleeps until the next entry is due.
+    func runTimers() async {
+        while !Task.isCancelled, phase == .running {
+            let now = clock.nowMilliseconds()
+            var due: [TimerEntry] = []
+            while let top = timers.min, top.fireAtMs <= now {
+                timers.popMin()
+                guard armed[top.task] == top.generation else { staleTimers = max(0, staleTimers - 1); continue }
+                armed[top.task] = nil
+                due.append(top)
+            }
+            if due.isEmpty {
+                await sleepUntil(timers.min?.fireAtMs ?? Int64.max, now: now)
+            } else {
+                fireDue(due, now: now)
+                await Task.yield()  // let commands, finishing runs and the batches just launched in
+            }
+        }
+    }
+
+    /// Sleeps until `deadline` (at most 30 s at a time), or until `push` arms something earlier.
+    private func sleepUntil(_ deadline: Int64, now: Int64) async {
+        let until = min(deadline, TimeArithmetic.sum(now, 30_000))
+        timerSleepsUntil = until
+        let clock = clock
+        let sleep = Task { _ = try? await clock.sleep(untilMilliseconds: until) }
+        timerSleep = sleep
+        await sleep.value
+        timerSleep = nil
+        timerSleepsUntil = Int64.max
+    }
+
+    /// Decides the firings due in one tick and starts them as one journal batch. The loop does not wait for the
+    /// batch to be durable (a sync can take milliseconds, more on a busy disk): the next tick's firings form the
+    /// next batch meanwhile, and the journal's group commit joins batches that wait together. A slot whose successor is
+    /// also due means the process did not run for a while (SIGSTOP, suspend, a clock step forward): the slots
+    /// that passed follow the task's catch-up policy, the same ``CatchUpRule`` restart recovery applies.
+    private func fireDue(_ due: [TimerEntry], now: Int64) {
+        var firings: [Firing] = []
+        var missed: [RunMissed] = []
+        var rearm: [TaskName] = []
+        var manual: [TaskName] = []
+        var queued: [(TaskName, [RecoveryRun])] = []
+        var stalls: [String] = []
+        let nowMicros = clock.nowMicroseconds()
+        for entry in due {
+            let name = entry.task
+            guard let task = state.tasks[name], !task.isDisabled, !task.isError else { continue }
+            if configuration.recordLateness { lateness.wake.append(nowMicros - TimeArithmetic.product(entry.fireAtMs, 1000)) }
+            rearm.append(name)
+            if entry.isManual {
+                if task.definition.policy.overlap == .skip, hasRuns(name) {
+                    // A skip task never runs twice at once: a queued manual run waits for the current one.
+                    // (`--run` refuses while one runs; this covers a slot that started during the append.)
+                    rearm.removeLast()
+                    push(name, fireAtMs: TimeArithmetic.sum(now, 200), slot: TimerEntry.manual)
+                    continue
+                }
+                rearm.removeLast()
+                manual.append(name)
+                firings.append(Firing(task: name, slot: nil, fireAtMs: now, trigger: .manual))
+                continue
+            }
+            let calculator = ScheduleCalculator(spec: task.definition.schedule, defaultTimeZone: timeZone, anchor: task.anchor)
+            if let next = calculator.nextSlot(after: entry.slot), task.fireTimeMilliseconds(slot: next, calculator: calculator) <= now,
+               let plan = CatchUpRule.plan(for: task, calculator: calculator, after: cursor(of: name, task), through: now / 1000,
+                                           rerunning: false) {
+                firedSlots[name] = plan.lastSlot
+                if let gap = plan.missed { missed.append(gap) }
+                if let first = plan.toRun.first {
+                    firings.append(Firing(task: name, slot: first, fireAtMs: now, trigger: .catchUp))
+                    queued.append((name, plan.toRun.dropFirst().map { RecoveryRun(task: name, slot: $0, trigger: .catchUp, attempt: 1, interruptions: nil) }))
+                }
+                stalls.append("\(name): \(plan.total) slots passed, \(plan.toRun.count) run (catch-up \(task.definition.policy.catchUp.rawValue))")
+                continue
+            }
+            firedSlots[name] = entry.slot
+            firings.append(Firing(task: name, slot: entry.slot, fireAtMs: entry.fireAtMs, trigger: .schedule))
+        }
+        if !stalls.isEmpty {
+            note("late by a stall (process stopped, suspended or clock stepped): \(stalls.prefix(20).joined(separator: "; "))"
+                 + (stalls.count > 20 ? "; and \(stalls.count - 20) more tasks" : ""))
+        }
+        let prepared = prepare(firings, missed: missed)
+        // The next slot counts from `firedSlots`, so a slot task is re-armed now; a manual trigger is consumed
+        // only when its run.started is applied, so that task is re-armed after the batch.
+        for name in rearm where armed[name] == nil { arm(name) }
+        queueCatchUps(queued)
+        Task { [weak self] in
+            guard let self else { return }
+            let lsns = await self.commit(prepared)
+            guard !manual.isEmpty else { return }
+            if let last = lsns.compactMap({ $0 }).max() { await self.waitUntilApplied(last) }
+            await self.rearmIfIdle(manual)
+        }
+    }
+
+    private func rearmIfIdle(_ names: [TaskName]) {
+        guard phase == .running else { return }
+        for name in names where armed[name] == nil { arm(name) }
+    }
+}

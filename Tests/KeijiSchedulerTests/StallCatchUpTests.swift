@@ -1,0 +1,108 @@
+import Foundation
+import KeijiCore
+import Synchronization
+import Testing
+
+@testable import KeijiScheduler
+
+/// Wall time that a test can step forward at once (a suspend, a SIGSTOP, an NTP step, as the engine sees them).
+final class SteppedClock: SchedulerClock {
+    private let offset = Mutex<Int64>(0)
+
+    func step(byMilliseconds milliseconds: Int64) { offset.withLock { $0 += milliseconds } }
+
+    func nowMilliseconds() -> Int64 { WallClock().nowMilliseconds() + offset.withLock { $0 } }
+    func nowMicroseconds() -> Int64 { WallClock().nowMicroseconds() + offset.withLock { $0 } * 1000 }
+
+    /// Polls, so a step wakes a sleeper within a few milliseconds.
+    func sleep(untilMilliseconds deadline: Int64) async throws {
+        while nowMilliseconds() < deadline { try await Task.sleep(for: .milliseconds(5)) }
+    }
+}
+
+/// After a stall of the running scheduler, the slots that passed follow each task's catch-up policy (the rule
+/// restart recovery applies), instead of every missed slot firing back to back.
+struct StallCatchUpTests {
+    /// Runs started for slots strictly inside `(from, through)`, per task.
+    func runsInside(_ entries: [JournalEntry], _ name: TaskName, from: Int64, through: Int64) -> [RunStart] {
+        entries.startedRuns.filter { $0.task == name && ($0.slot.map { $0 > from && $0 < through } ?? false) }
+    }
+
+    func missedByStall(_ entries: [JournalEntry], _ name: TaskName) -> [RunMissed] {
+        entries.compactMap { if case .runMissed(let missed) = $0.event, missed.task == name, missed.reason == .downtime { missed } else { nil } }
+    }
+
+    @Test func aClockStepForwardFollowsEachTasksCatchUpPolicy() async throws {
+        let harness = try SchedulerHarness()
+        defer { harness.remove() }
+        try await harness.defineOffline(try harness.commandTask("once", "true") { $0.catchUp = .once })
+        try await harness.defineOffline(try harness.commandTask("all", "true") {
+            $0.catchUp = .all
+            $0.catchUpLimit = 3
+        })
+        try await harness.defineOffline(try harness.commandTask("skip", "true") { $0.catchUp = .skip })
+        let names = ["once", "all", "skip"].map(harness.taskName)
+        let clock = SteppedClock()
+        let engine = harness.engine(spawn: false, clock: clock)
+        try await engine.start()
+        #expect(await harness.wait {
+            let finished = try harness.entries().finishedRuns
+            return names.allSatisfy { name in finished.contains { $0.task == name } }
+        }, "each task fires on its schedule first")
+        let before = try harness.entries().count
+        let from = clock.nowMilliseconds() / 1000
+        clock.step(byMilliseconds: 20_000)
+        let to = clock.nowMilliseconds() / 1000
+        let after = { Array(try harness.entries().dropFirst(before)) }
+        // The stall's catch-up runs are for slots up to the step's instant (a loaded machine may stall the engine
+        // again later: those catch-ups are for later slots).
+        let catchUps = { (name: TaskName) in
+            try after().startedRuns.filter { $0.task == name && $0.trigger == .catchUp && $0.slot! <= to + 1 }
+        }
+        #expect(await harness.wait {
+            try catchUps(names[0]).count >= 1 && catchUps(names[1]).count >= 3 && !missedByStall(try after(), names[2]).isEmpty
+        }, "once: one catch-up run; all: catchUpLimit runs; skip: the slots are recorded missed")
+        try await Task.sleep(for: .milliseconds(1500))
+        await engine.stop()
+        let entries = try after()
+        for name in names {
+            // Slots well inside the stall: never fired one by one (the limit-3 `all` runs are the last three slots).
+            #expect(runsInside(entries, name, from: from + 1, through: to - 3).isEmpty,
+                    "\(name): \(runsInside(entries, name, from: from + 1, through: to - 3).map(\.slot))")
+            #expect(missedByStall(entries, name).reduce(0) { $0 + $1.count } >= 14, "\(name): the passed slots are one run.missed")
+        }
+        #expect(try catchUps(names[2]).isEmpty)
+        #expect(try catchUps(names[0]).count == 1)
+        #expect(try catchUps(names[1]).count == 3)
+    }
+
+    /// SIGSTOP of the real keiji-scheduler for a few seconds, then SIGCONT: one catch-up run (policy `once`),
+    /// the other slots one `run.missed`, and the schedule goes on.
+    @Test func aStoppedSchedulerCatchesUpOnceAfterSIGCONT() async throws {
+        let harness = try SchedulerHarness()
+        defer { harness.remove() }
+        try await harness.defineOffline(try harness.commandTask("ticker", "true") { $0.catchUp = .once })
+        let name = harness.taskName("ticker")
+        let crashes = CrashRecoveryTests()
+        let scheduler = try crashes.launch(harness)
+        defer { if scheduler.isRunning { crashes.killHard(scheduler) } }
+        #expect(await harness.wait { try harness.entries().finishedRuns.filter { $0.task == name }.count >= 2 })
+        let stoppedAt = Int64(Date().timeIntervalSince1970)
+        kill(scheduler.processIdentifier, SIGSTOP)
+        try await Task.sleep(for: .seconds(7))
+        let resumedAt = Int64(Date().timeIntervalSince1970)
+        kill(scheduler.processIdentifier, SIGCONT)
+        #expect(await harness.wait {
+            let entries = try harness.entries()
+            return entries.startedRuns.contains { $0.task == name && $0.trigger == .catchUp && $0.slot! >= resumedAt - 1 }
+                && entries.startedRuns.contains { $0.task == name && $0.trigger == .schedule && $0.slot! > resumedAt }
+        }, "one catch-up run, then the schedule goes on")
+        kill(scheduler.processIdentifier, SIGTERM)
+        scheduler.waitUntilExit()
+        let entries = try harness.entries()
+        // A run.started journaled just before the stop may finish its append after it: slot stoppedAt + 1 at most.
+        let inside = runsInside(entries, name, from: stoppedAt + 1, through: resumedAt - 1)
+        #expect(inside.isEmpty, "no slot of the stall fired one by one: \(inside.map(\.slot))")
+        #expect(missedByStall(entries, name).reduce(0) { $0 + $1.count } >= 4, "the stalled slots are recorded missed")
+    }
+}
