@@ -22,7 +22,8 @@ public struct BusClient: Sendable {
     /// Authenticates the bus, then sends `request` and returns the bus's reply.
     /// - Parameter timeout: how long to wait for the reply. Longer than the bus's own 10 s wait on the
     ///   scheduler, so a slow scheduler shows up as an `unacknowledged` reply rather than a client timeout.
-    /// - Throws: `KeijiError(.unavailable, …)` if the bus is not running (nothing was sent);
+    /// - Throws: `KeijiError(.unavailable, …)` if the bus is not running, or did not answer the handshake
+    ///   within `timeout` (nothing but a hello was sent, so the CLI may take the offline path);
     ///   ``BusAuthenticationFailure`` if what answers is not our bus (nothing but a hello was sent);
     ///   `KeijiError(.conflict, …)` if it does not answer in time, or closes
     ///   the connection without a readable reply. Cancelling the calling task abandons the request.
@@ -52,11 +53,10 @@ public struct BusClient: Sendable {
         defer { connection.close() }
         guard holder.set(connection) else { throw CancellationError() }
         var reader = connection.makeReader()
-        connection.setReadTimeout(timeout)
-        connection.setWriteTimeout(timeout)
         let started = ContinuousClock.now
         do {
-            try BusHandshake.authenticate(connection, reader: &reader, role: .client, token: token, endpoint: endpoint, followUp: line)
+            try BusHandshake.authenticate(connection, reader: &reader, role: .client, token: token, endpoint: endpoint,
+                                          timeout: timeout, followUp: line)
         } catch {
             if holder.isCancelled { throw CancellationError() }
             throw error

@@ -30,9 +30,12 @@ enum BusRole: String, Sendable {
 enum BusHandshake {
     static let version = "keiji-bus/1"
     /// How long a connection may take to authenticate before the bus closes it (also bounds the scheduler
-    /// link's reads, so a silent listener cannot hold it). Generous: a loaded 2-core machine can take
-    /// seconds to schedule two round trips, and only unauthenticated connections are bounded by it.
-    static let deadline: Duration = .seconds(10)
+    /// link's wait for the bus's answer, so a silent listener cannot hold it). Generous on purpose: a debug
+    /// build on a 2-core machine at load 20 took over 10 s to get through two round trips (each hop waits
+    /// for a thread to be scheduled), and a short deadline buys nothing against a flood, which the
+    /// unauthenticated cap and eviction in ``BusServer`` handle. Tests that exercise the deadline pass
+    /// their own short one.
+    static let deadline: Duration = .seconds(30)
     static let nonceBytes = 32
 
     struct Hello: Codable, Sendable {
@@ -107,22 +110,33 @@ enum BusHandshake {
     /// Runs the handshake as `role`. On return the bus has proved it knows `token` and accepted our proof.
     /// `followUp` (the CLI's one request) goes out in the same write as our proof, which saves a round trip
     /// and is safe: by then the bus has proved itself, and a bus that refuses our proof discards it unread.
+    /// - Parameter timeout: how long to wait for the bus's answer (and for each write); set on the socket here.
     /// - Throws: ``BusAuthenticationFailure`` if the other end is not our bus (wrong uid on a Unix socket,
-    ///   no valid proof): nothing but the hello was sent to it. `KeijiError(.conflict)` if our bus refused
-    ///   us or the connection failed mid-way.
+    ///   an answer that is not a valid proof): nothing but the hello was sent to it.
+    ///   `KeijiError(.unavailable)` if it closed or stayed silent for `timeout` before answering: nothing but
+    ///   the hello was sent either, and silence proves nothing about who listens (a live but overloaded bus
+    ///   looks the same), so it is reported as a bus that is not available rather than as an impostor.
+    ///   `KeijiError(.conflict)` if our bus refused us or the connection failed after our proof (and the
+    ///   follow-up) went out.
     static func authenticate(_ connection: LineConnection, reader: inout LineReader, role: BusRole, token: String,
-                             endpoint: BusEndpoint, followUp: [UInt8]? = nil) throws {
+                             endpoint: BusEndpoint, timeout: Duration, followUp: [UInt8]? = nil) throws {
         if case .unix = endpoint, let uid = Socket.peerUID(connection.fd), uid != getuid() {
             throw BusAuthenticationFailure(endpoint: endpoint, reason: "it belongs to uid \(uid), not to this user")
         }
+        connection.setReadTimeout(timeout)
+        connection.setWriteTimeout(timeout)
+        let started = ContinuousClock.now
         let nonce = makeNonce()
         guard connection.write(BusWire.encode(Hello(hello: role.rawValue, nonce: nonce))) else {
-            throw KeijiError(.conflict, "\(endpoint) closed the connection during the handshake")
+            throw KeijiError(.unavailable, "keiji-bus at \(endpoint) closed the connection before the handshake; nothing was sent to it")
         }
-        guard case .line(let line) = reader.next(), let challenge = try? BusWire.decode(Challenge.self, line),
-              isNonce(challenge.nonce)
-        else {
-            throw BusAuthenticationFailure(endpoint: endpoint, reason: "it did not answer the handshake")
+        guard case .line(let line) = reader.next() else {
+            let silence = ContinuousClock.now - started >= timeout
+                ? "did not answer the handshake within \(timeout)" : "closed the connection without answering the handshake"
+            throw KeijiError(.unavailable, "keiji-bus at \(endpoint) \(silence); nothing was sent to it")
+        }
+        guard let challenge = try? BusWire.decode(Challenge.self, line), isNonce(challenge.nonce) else {
+            throw BusAuthenticationFailure(endpoint: endpoint, reason: "its answer is not a keiji-bus handshake")
         }
         let expected = proof(token: token, speaker: "bus", role: role, clientNonce: nonce, busNonce: challenge.nonce)
         guard challenge.nonce != nonce, proofsMatch(challenge.proof, expected) else {

@@ -74,10 +74,9 @@ public final class SchedulerBusLink: Sendable {
         let result = try await DedicatedThread.run("keiji bus link connect") { () throws -> (LineConnection, LineReader) in
             let connection = try LineConnection.connect(to: endpoint, what: "keiji-bus pull endpoint")
             do {
-                connection.setReadTimeout(Self.helloTimeout)
-                connection.setWriteTimeout(Self.helloTimeout)
                 var reader = connection.makeReader()
-                try BusHandshake.authenticate(connection, reader: &reader, role: .scheduler, token: token, endpoint: endpoint)
+                try BusHandshake.authenticate(connection, reader: &reader, role: .scheduler, token: token, endpoint: endpoint,
+                                              timeout: Self.helloTimeout)
                 connection.setReadTimeout(nil)
                 return (connection, reader)
             } catch {

@@ -34,7 +34,8 @@ struct CommandSender {
                 // Not our bus: it got nothing. The journal lock says whether our scheduler runs anyway.
                 Console.progress("warning: \(error.message); using the journal directly")
             } catch let error as KeijiError where error.code == .unavailable {
-                // No bus: fall through to the journal (the journal lock says whether a scheduler runs anyway).
+                // No bus, or one that did not answer the handshake in time (it was sent nothing but a hello):
+                // fall through to the journal (the journal lock says whether a scheduler runs anyway).
             } catch let error as KeijiError {
                 // The command reached the bus but its fate is unknown: applying it again could double it.
                 throw CommandFateUnknown(error.message)

@@ -12,7 +12,9 @@ import Testing
 let testToken = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
 
 /// An in-process bus on TCP ports the kernel picks (port 0), so parallel tests never collide.
-func startBus(requestTimeout: Duration = .seconds(10), handshakeDeadline: Duration = BusHandshake.deadline,
+/// The request timeout is generous: the fake scheduler's handler runs on this process's cooperative pool,
+/// which other tests running in parallel can keep busy for seconds; the test of the timeout passes its own.
+func startBus(requestTimeout: Duration = .seconds(30), handshakeDeadline: Duration = BusHandshake.deadline,
               log: @escaping @Sendable (String) -> Void = { _ in }) throws -> BusServer {
     let server = BusServer(push: .tcp(port: 0), pull: .tcp(port: 0), token: testToken, requestTimeout: requestTimeout,
                            handshakeDeadline: handshakeDeadline, log: log)
@@ -20,8 +22,9 @@ func startBus(requestTimeout: Duration = .seconds(10), handshakeDeadline: Durati
     return server
 }
 
-/// Polls `condition` every 10 ms until it holds or `limit` passes.
-func eventually(within limit: Duration = .seconds(20), _ condition: @Sendable () async -> Bool) async -> Bool {
+/// Polls `condition` every 10 ms until it holds or `limit` passes (it returns as soon as it holds; the
+/// limit is only reached on failure, so it is generous for a loaded 2-core machine).
+func eventually(within limit: Duration = .seconds(30), _ condition: @Sendable () async -> Bool) async -> Bool {
     let deadline = ContinuousClock.now + limit
     while ContinuousClock.now < deadline {
         if await condition() { return true }
@@ -66,7 +69,7 @@ func startLink(_ server: BusServer, token: String = testToken,
 func connectLink(_ server: BusServer, handler: @escaping @Sendable (BusRequest) async -> BusReply) async throws -> RunningLink {
     let running = startLink(server, handler: handler)
     // Generous: on a loaded 2-core CI machine thread start-up and the hello can take seconds; it returns at once when fast.
-    let connected = await eventually(within: .seconds(20)) { running.link.isConnected && server.schedulerConnected }
+    let connected = await eventually(within: .seconds(30)) { running.link.isConnected && server.schedulerConnected }
     if !connected { await running.stop() }
     try #require(connected)
     return running
@@ -94,13 +97,24 @@ final class RawClient: Sendable {
         try await DedicatedThread.run("test raw connect") { RawClient(try LineConnection.connect(to: endpoint, what: "test")) }
     }
 
-    /// Connects and runs the handshake as `role` with `token`, as the CLI or the scheduler would.
+    /// Connects and runs the handshake as `role` with `token`, as the CLI or the scheduler would: on one
+    /// thread, like they do. (Connecting on one thread and saying hello on another left a hop through the
+    /// cooperative pool inside the bus's handshake deadline; with the pool busy that hop took longer than
+    /// the deadline and the bus rightly closed the silent connection.)
     static func authenticated(_ endpoint: BusEndpoint, as role: BusRole = .client, token: String = testToken) async throws -> RawClient {
-        let raw = try await connect(endpoint)
         try await DedicatedThread.run("test raw handshake") {
-            try raw.reader.withLock { try BusHandshake.authenticate(raw.connection, reader: &$0, role: role, token: token, endpoint: endpoint) }
+            let raw = RawClient(try LineConnection.connect(to: endpoint, what: "test"))
+            do {
+                try raw.reader.withLock {
+                    try BusHandshake.authenticate(raw.connection, reader: &$0, role: role, token: token, endpoint: endpoint,
+                                                  timeout: .seconds(30))
+                }
+            } catch {
+                raw.close()
+                throw error
+            }
+            return raw
         }
-        return raw
     }
 
     /// Writes `bytes` exactly as given (no newline added).

@@ -32,7 +32,11 @@ struct BusIdentityTests {
             binaries = try #require(WalkthroughTests.Session.binaryDirectory(), "the keiji executables are built with the tests")
         }
 
-        func keiji(_ arguments: String...) throws -> WalkthroughTests.Session.Result {
+        func keiji(_ arguments: String...) async throws -> WalkthroughTests.Session.Result {
+            try await offThePool { try self.runBlocking(arguments) }
+        }
+
+        func runBlocking(_ arguments: [String]) throws -> WalkthroughTests.Session.Result {
             let process = Process()
             process.executableURL = URL(fileURLWithPath: binaries + "/keiji")
             process.arguments = arguments
@@ -49,18 +53,18 @@ struct BusIdentityTests {
         }
 
         func cleanUp() {
-            _ = try? keiji("system", "--stop")
+            _ = try? runBlocking(["system", "--stop"])
             try? FileManager.default.removeItem(atPath: path)
         }
     }
 
-    func eventually(_ timeout: Duration = .seconds(20), _ condition: () throws -> Bool) async -> Bool {
+    func eventually(_ timeout: Duration = .seconds(20), _ condition: () async throws -> Bool) async -> Bool {
         let deadline = ContinuousClock.now + timeout
         while ContinuousClock.now < deadline {
-            if (try? condition()) == true { return true }
+            if (try? await condition()) == true { return true }
             try? await Task.sleep(for: .milliseconds(100))
         }
-        return (try? condition()) == true
+        return (try? await condition()) == true
     }
 
     @Test func aFakeBusOnTheCLIsPortLearnsNothingAndTheCommandStaysOurs() async throws {
@@ -68,11 +72,11 @@ struct BusIdentityTests {
         defer { fake.stop() }
         let home = try Home(tcpPorts: (Int(fake.port), Int(fake.port) + 1))
         defer { home.cleanUp() }
-        #expect(try home.keiji("init").status == 0)
+        #expect(try await home.keiji("init").status == 0)
         let token = try String(contentsOfFile: home.path + "/.keiji/bus.token", encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
 
         // No scheduler of ours: the CLI says the endpoint is not our bus and writes into its own journal.
-        var r = try home.keiji("task", "--create", "--name=ping", "--desc=ping", "--command", "echo ping", "--every", "1h")
+        var r = try await home.keiji("task", "--create", "--name=ping", "--desc=ping", "--command", "echo ping", "--every", "1h")
         #expect(r.status == 0, "\(r.stdout)\(r.stderr)")
         #expect(r.stdout.contains("written offline"))
         #expect(r.stderr.contains("127.0.0.1:\(fake.port) is not this user's keiji-bus"), "\(r.stderr)")
@@ -80,9 +84,9 @@ struct BusIdentityTests {
 
         // Our scheduler holds the journal: the command cannot go offline, so the CLI fails, still telling
         // the fake nothing.
-        r = try home.keiji("system", "--start", "--scheduler")
+        r = try await home.keiji("system", "--start", "--scheduler")
         #expect(r.status == 0, "\(r.stdout)\(r.stderr)")
-        r = try home.keiji("task", "--disable", "--name=ping")
+        r = try await home.keiji("task", "--disable", "--name=ping")
         #expect(r.status != 0)
         #expect(r.stderr.contains("not this user's keiji-bus") && r.stderr.contains("not reachable through keiji-bus"), "\(r.stderr)")
 
@@ -97,21 +101,21 @@ struct BusIdentityTests {
         let homes = [try Home(tcpPorts: nil), try Home(tcpPorts: nil)]
         defer { homes.forEach { $0.cleanUp() } }
         for home in homes {
-            #expect(try home.keiji("init").status == 0)
-            #expect(try home.keiji("task", "--create", "--name=ping", "--desc=ping", "--command", "echo ping", "--every", "1h").status == 0)
+            #expect(try await home.keiji("init").status == 0)
+            #expect(try await home.keiji("task", "--create", "--name=ping", "--desc=ping", "--command", "echo ping", "--every", "1h").status == 0)
         }
         for home in homes {
-            let r = try home.keiji("system", "--start")
+            let r = try await home.keiji("system", "--start")
             #expect(r.status == 0 && r.stdout.contains("bus: started") && r.stdout.contains("scheduler: started"), "\(r.stdout)\(r.stderr)")
         }
         for home in homes {
             // The scheduler connects to its bus shortly after starting; until then a command goes nowhere
             // useful (the journal is locked), so wait for the acknowledged path.
             #expect(await eventually {
-                let r = try home.keiji("task", "--disable", "--name=ping")
+                let r = try await home.keiji("task", "--disable", "--name=ping")
                 return r.status == 0 && r.stdout.contains("acknowledged by the scheduler")
             })
-            let r = try home.keiji("task", "--get", "--name=ping")
+            let r = try await home.keiji("task", "--get", "--name=ping")
             #expect(r.stdout.contains("IsDisabled: true"), "\(r.stdout)")
         }
     }

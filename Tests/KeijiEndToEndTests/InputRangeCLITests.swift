@@ -4,10 +4,10 @@ import Testing
 /// The inputs through the real `keiji` binary: each is refused with one line naming the flag and its
 /// range, exits non-zero, and leaves nothing behind (no task folder, nothing journaled).
 struct InputRangeCLITests {
-    @Test func outOfRangeFlagsAreRefusedWithTheFlagAndTheRange() throws {
+    @Test func outOfRangeFlagsAreRefusedWithTheFlagAndTheRange() async throws {
         let s = try WalkthroughTests.Session()
         defer { s.cleanUp() }
-        #expect(try s.keiji("init").status == 0)
+        #expect(try await s.keiji("init").status == 0)
         let cases: [([String], String)] = [
             (["--every", "1s", "--timeout", "1e16"], "--timeout must be between 1 ms and 7 days (604800 s) (got 1e+16)"),
             (["--every", "1s", "--timeout", "nan"], "--timeout must be between 1 ms and 7 days (604800 s) (got nan)"),
@@ -18,14 +18,14 @@ struct InputRangeCLITests {
             (["--cron", "*/60 * * * *"], "--cron minute step must be between 1 and 59 (got 60)"),
         ]
         for (flags, message) in cases {
-            let r = try s.run(["task", "--create", "--name=t", "--desc=x", "--command", "echo"] + flags)
+            let r = try await s.run(["task", "--create", "--name=t", "--desc=x", "--command", "echo"] + flags)
             #expect(r.status != 0 && r.stderr.contains(message), "\(flags): \(r.stdout)\(r.stderr)")
             #expect(!FileManager.default.fileExists(atPath: s.home + "/keiji/tasks/t"), "\(flags) left a task folder")
         }
         // The edges pass.
-        let ok = try s.run(["task", "--create", "--name=t", "--desc=x", "--command", "echo", "--every", "8760h", "--timeout", "604800", "--retries", "100"])
+        let ok = try await s.run(["task", "--create", "--name=t", "--desc=x", "--command", "echo", "--every", "8760h", "--timeout", "604800", "--retries", "100"])
         #expect(ok.status == 0, "\(ok.stderr)")
-        let listed = try s.keiji("task", "--get", "--name=t")
+        let listed = try await s.keiji("task", "--get", "--name=t")
         #expect(listed.status == 0 && listed.stdout.contains("interval:8760"), "\(listed.stdout)\(listed.stderr)")
     }
 }

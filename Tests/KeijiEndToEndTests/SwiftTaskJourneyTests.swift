@@ -7,7 +7,7 @@ import Testing
 struct SwiftTaskJourneyTests {
     typealias Session = WalkthroughTests.Session
 
-    func eventually(_ timeout: Duration = .seconds(20), _ condition: () throws -> Bool) async -> Bool {
+    func eventually(_ timeout: Duration = .seconds(20), _ condition: () async throws -> Bool) async -> Bool {
         await WalkthroughTests().eventually(timeout, condition)
     }
 
@@ -15,17 +15,17 @@ struct SwiftTaskJourneyTests {
         try text.write(toFile: s.home + "/keiji/tasks/\(task)/\(file)", atomically: true, encoding: .utf8)
     }
 
-    func build(_ task: String, _ flags: String..., in s: Session) throws -> (WalkthroughTests.Session.Result, Duration) {
+    func build(_ task: String, _ flags: String..., in s: Session) async throws -> (WalkthroughTests.Session.Result, Duration) {
         let clock = ContinuousClock()
         var result: WalkthroughTests.Session.Result?
-        let elapsed = try clock.measure { result = try s.run(["task", "--name=\(task)", "--build"] + flags) }
+        let elapsed = try await clock.measure { result = try await s.run(["task", "--name=\(task)", "--build"] + flags) }
         return (result!, elapsed)
     }
 
     /// The values `--get` prints, by key.
-    func fields(_ task: String, in s: Session) throws -> [String: String] {
+    func fields(_ task: String, in s: Session) async throws -> [String: String] {
         var values: [String: String] = [:]
-        for line in try s.keiji("task", "--get", "--name=\(task)").stdout.split(separator: "\n") {
+        for line in try await s.keiji("task", "--get", "--name=\(task)").stdout.split(separator: "\n") {
             guard let colon = line.firstIndex(of: ":") else { continue }
             values[String(line[..<colon])] = line[line.index(after: colon)...].trimmingCharacters(in: .whitespaces)
         }
@@ -37,13 +37,13 @@ struct SwiftTaskJourneyTests {
     @Test func swiftTasksAreCreatedBuiltDeletedAndRebuiltInAnyOrderAndKeepTheirPolicies() async throws {
         let s = try Session()
         defer { s.cleanUp() }
-        #expect(try s.keiji("init").status == 0)
+        #expect(try await s.keiji("init").status == 0)
         // A workspace made by an older keiji: its manifest listed tasks/ at evaluation time. It is replaced.
         let manifestPath = s.home + "/keiji/Package.swift"
         let older = "// swift-tools-version: 5.9\nimport PackageDescription\nlet package = Package(name: \"keiji-workspace\")\n"
         try older.write(toFile: manifestPath, atomically: true, encoding: .utf8)
         for name in ["alpha", "beta", "gamma"] {
-            #expect(try s.keiji("task", "--create", "--name=\(name)", "--desc=\(name) task").status == 0)
+            #expect(try await s.keiji("task", "--create", "--name=\(name)", "--desc=\(name) task").status == 0)
         }
         // What the user adds outside the markers stays.
         let handle = try #require(FileHandle(forWritingAtPath: manifestPath))
@@ -51,21 +51,21 @@ struct SwiftTaskJourneyTests {
         handle.write(Data("// my own line\n".utf8))
         try handle.close()
         for name in ["alpha", "beta", "gamma"] {
-            let (r, took) = try build(name, in: s)
+            let (r, took) = try await build(name, in: s)
             #expect(r.status == 0, "\(name): \(r.stdout)\(r.stderr)")
             print("swift task \(name) built in \(took)")  // the first build compiles the SDK; later ones take seconds
         }
-        var r = try s.keiji("task", "--delete", "--name=beta", "--remove-source")
+        var r = try await s.keiji("task", "--delete", "--name=beta", "--remove-source")
         #expect(r.status == 0, "\(r.stderr)")
         for name in ["gamma", "alpha"] {
-            let (r, _) = try build(name, in: s)
+            let (r, _) = try await build(name, in: s)
             #expect(r.status == 0, "after deleting beta, \(name): \(r.stdout)\(r.stderr)")
         }
         // A name that was deleted comes back, and a task created last builds too.
-        #expect(try s.keiji("task", "--create", "--name=beta", "--desc=beta again").status == 0)
-        #expect(try s.keiji("task", "--create", "--name=delta", "--desc=delta task").status == 0)
+        #expect(try await s.keiji("task", "--create", "--name=beta", "--desc=beta again").status == 0)
+        #expect(try await s.keiji("task", "--create", "--name=delta", "--desc=delta task").status == 0)
         for name in ["delta", "beta"] {
-            let (r, _) = try build(name, in: s)
+            let (r, _) = try await build(name, in: s)
             #expect(r.status == 0, "\(name): \(r.stdout)\(r.stderr)")
         }
         #expect(try String(contentsOfFile: manifestPath + ".old", encoding: .utf8) == older)
@@ -76,9 +76,9 @@ struct SwiftTaskJourneyTests {
         // Policies: the SDK's, then the CLI's over them; the zone applies to the Swift task's schedule.
         try write("import KeijiTaskKit\nlet schedule = Schedule.on(.monday).at(\"09:00\").catchUp(.skip).retries(1)\n",
                   task: "alpha", file: "schedule.swift", in: s)
-        var (built, _) = try build("alpha", "--timeout", "5", "--retries", "2", "--time-zone", "Europe/Paris", in: s)
+        var (built, _) = try await build("alpha", "--timeout", "5", "--retries", "2", "--time-zone", "Europe/Paris", in: s)
         #expect(built.status == 0, "\(built.stdout)\(built.stderr)")
-        var f = try fields("alpha", in: s)
+        var f = try await fields("alpha", in: s)
         #expect(f["Timeout"] == "5s" && f["Retries"] == "2" && f["CatchUp"] == "skip" && f["TimeZone"] == "Europe/Paris", "\(f)")
         var paris = Calendar(identifier: .gregorian)
         paris.timeZone = try #require(TimeZone(identifier: "Europe/Paris"))
@@ -88,27 +88,27 @@ struct SwiftTaskJourneyTests {
 
         // A plain rebuild keeps what the flags set, except where the program restates its own value (its
         // retries); an explicit flag changes only what it names.
-        (built, _) = try build("alpha", in: s)
+        (built, _) = try await build("alpha", in: s)
         #expect(built.status == 0, "\(built.stdout)\(built.stderr)")
-        f = try fields("alpha", in: s)
+        f = try await fields("alpha", in: s)
         #expect(f["Timeout"] == "5s" && f["Retries"] == "1" && f["CatchUp"] == "skip" && f["TimeZone"] == "Europe/Paris", "\(f)")
-        (built, _) = try build("alpha", "--timeout", "none", "--overlap", "allow", in: s)
+        (built, _) = try await build("alpha", "--timeout", "none", "--overlap", "allow", in: s)
         #expect(built.status == 0, "\(built.stdout)\(built.stderr)")
-        f = try fields("alpha", in: s)
+        f = try await fields("alpha", in: s)
         #expect(f["Timeout"] == "none" && f["Overlap"] == "allow" && f["Retries"] == "1" && f["TimeZone"] == "Europe/Paris", "\(f)")
-        r = try s.keiji("task", "--get", "--name=alpha", "--json")
+        r = try await s.keiji("task", "--get", "--name=alpha", "--json")
         let object = try #require(try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any])
         let policy = try #require(object["Policy"] as? [String: Any], "\(r.stdout)")
         #expect(object["TimeZone"] as? String == "Europe/Paris" && policy["retries"] as? Int == 1 && policy["overlap"] as? String == "allow")
 
         // Command tasks take the same flags at --create; a Swift task's --create refuses them (they would be lost).
-        r = try s.keiji("task", "--create", "--name=tick", "--desc=x", "--command", "true", "--every", "1h", "--continue-on-error", "true",
+        r = try await s.keiji("task", "--create", "--name=tick", "--desc=x", "--command", "true", "--every", "1h", "--continue-on-error", "true",
                         "--jitter", "7", "--catch-up", "all", "--catch-up-limit", "3", "--grace", "2", "--rerun-interrupted", "false")
         #expect(r.status == 0, "\(r.stderr)")
-        f = try fields("tick", in: s)
+        f = try await fields("tick", in: s)
         #expect(f["ContinueOnError"] == "true" && f["Jitter"] == "7s" && f["CatchUp"] == "all" && f["CatchUpLimit"] == "3", "\(f)")
         #expect(f["Grace"] == "2s" && f["RerunInterrupted"] == "false" && f["TimeZone"]?.hasSuffix("(TIME_ZONE)") == true, "\(f)")
-        r = try s.keiji("task", "--create", "--name=epsilon", "--desc=x", "--timeout", "5")
+        r = try await s.keiji("task", "--create", "--name=epsilon", "--desc=x", "--timeout", "5")
         #expect(r.status != 0 && r.stderr.contains("--build"), "\(r.stderr)")
     }
 
@@ -117,9 +117,9 @@ struct SwiftTaskJourneyTests {
     @Test func swiftTaskOutputStreamsAndAThrownMessageIsTheErrorText() async throws {
         let s = try Session()
         defer { s.cleanUp() }
-        #expect(try s.keiji("init").status == 0)
+        #expect(try await s.keiji("init").status == 0)
         for name in ["slow", "boom"] {
-            #expect(try s.keiji("task", "--create", "--name=\(name)", "--desc=\(name)").status == 0)
+            #expect(try await s.keiji("task", "--create", "--name=\(name)", "--desc=\(name)").status == 0)
             try write("import KeijiTaskKit\nlet schedule = Schedule.every(1).hours\n", task: name, file: "schedule.swift", in: s)
         }
         try write("func function() async throws {\n    print(\"working on it\")\n    try await Task.sleep(for: .seconds(60))\n}\n",
@@ -127,26 +127,26 @@ struct SwiftTaskJourneyTests {
         try write("import KeijiTaskKit\nfunc function() async throws {\n    print(\"before the failure\")\n    throw TaskError(\"boom\")\n}\n",
                   task: "boom", file: "function.swift", in: s)
         for name in ["slow", "boom"] {
-            let (r, _) = try build(name, in: s)
+            let (r, _) = try await build(name, in: s)
             #expect(r.status == 0, "\(name): \(r.stdout)\(r.stderr)")
         }
-        #expect(try s.keiji("system", "--start").status == 0)
+        #expect(try await s.keiji("system", "--start").status == 0)
 
-        func log(_ task: String) throws -> String { try s.keiji("task", "--logs", "--name=\(task)").stdout }
-        #expect(try s.keiji("task", "--run", "--name=slow").status == 0)
-        #expect(await eventually { try log("slow").contains("working on it") }, "the line is in the log while the run goes on")
-        #expect(await eventually { try fields("slow", in: s)["IsRunning"] == "true" }, "the run (60 s) is still going")
-        #expect(try s.keiji("task", "--stop", "--name=slow").status == 0)
-        #expect(await eventually { try log("slow").contains("stopped") })
-        #expect(try log("slow").components(separatedBy: "working on it").count == 2, "still there, once, after the stop")
+        func log(_ task: String) async throws -> String { try await s.keiji("task", "--logs", "--name=\(task)").stdout }
+        #expect(try await s.keiji("task", "--run", "--name=slow").status == 0)
+        #expect(await eventually { try await log("slow").contains("working on it") }, "the line is in the log while the run goes on")
+        #expect(await eventually { try await fields("slow", in: s)["IsRunning"] == "true" }, "the run (60 s) is still going")
+        #expect(try await s.keiji("task", "--stop", "--name=slow").status == 0)
+        #expect(await eventually { try await log("slow").contains("stopped") })
+        #expect(try await log("slow").components(separatedBy: "working on it").count == 2, "still there, once, after the stop")
 
-        #expect(try s.keiji("task", "--run", "--name=boom").status == 0)
-        #expect(await eventually { try fields("boom", in: s)["IsError"] == "true" })
-        #expect(try fields("boom", in: s)["ErrorTxt"] == "[ task error ]: boom (exit status 1)")
-        let text = try log("boom")
+        #expect(try await s.keiji("task", "--run", "--name=boom").status == 0)
+        #expect(await eventually { try await fields("boom", in: s)["IsError"] == "true" })
+        #expect(try await fields("boom", in: s)["ErrorTxt"] == "[ task error ]: boom (exit status 1)")
+        let text = try await log("boom")
         let before = try #require(text.range(of: "before the failure"), "\(text)")
         let failed = try #require(text.range(of: "task failed: boom"), "\(text)")
         #expect(before.lowerBound < failed.lowerBound, "the task's own output comes first: \(text)")
-        #expect(try s.keiji("system", "--stop").status == 0)
+        #expect(try await s.keiji("system", "--stop").status == 0)
     }
 }

@@ -12,7 +12,7 @@ import Testing
 struct SystemCommandTests {
     typealias Session = WalkthroughTests.Session
 
-    func eventually(_ timeout: Duration = .seconds(10), _ condition: () throws -> Bool) async -> Bool {
+    func eventually(_ timeout: Duration = .seconds(10), _ condition: () async throws -> Bool) async -> Bool {
         await WalkthroughTests().eventually(timeout, condition)
     }
 
@@ -24,8 +24,14 @@ struct SystemCommandTests {
     func isAlive(_ pid: pid_t) -> Bool { kill(pid, 0) == 0 }
 
     /// `ID: <n>` of `keiji task --get --name=<name>`.
-    func taskID(_ name: String, _ s: Session) throws -> String? {
-        try s.keiji("task", "--get", "--name=\(name)").stdout.split(separator: "\n").first { $0.hasPrefix("ID: ") }.map { String($0.dropFirst(4)) }
+    func taskID(_ name: String, _ s: Session) async throws -> String? {
+        try await s.keiji("task", "--get", "--name=\(name)").stdout.split(separator: "\n").first { $0.hasPrefix("ID: ") }.map { String($0.dropFirst(4)) }
+    }
+
+    func taskIDs(_ names: [String], _ s: Session) async throws -> [String?] {
+        var ids: [String?] = []
+        for name in names { ids.append(try await taskID(name, s)) }
+        return ids
     }
 
     /// Appends `count` copies of the journal's first record (a `task.saved`), so the next start replays them all:
@@ -44,22 +50,22 @@ struct SystemCommandTests {
     @Test func startReturnsOnlyOnceTheSchedulerAcceptsWork() async throws {
         let s = try Session()
         defer { s.cleanUp() }
-        #expect(try s.keiji("init").status == 0)
-        #expect(try s.keiji("task", "--create", "--name=ping", "--desc=x", "--command", "true", "--every", "1h").status == 0)
+        #expect(try await s.keiji("init").status == 0)
+        #expect(try await s.keiji("task", "--create", "--name=ping", "--desc=x", "--command", "true", "--every", "1h").status == 0)
         try await growJournal(s, by: 150_000)
 
-        let r = try s.keiji("system", "--start")
+        let r = try await s.keiji("system", "--start")
         #expect(r.status == 0 && r.stdout.contains("scheduler: started"), "\(r.stdout)\(r.stderr)")
         // Straight after the start returns, without waiting: the recovery of this start is done and reported,
         // and a command reaches the scheduler through the bus.
-        let status = try s.keiji("system", "--status", "--json")
+        let status = try await s.keiji("system", "--status", "--json")
         let object = try #require(try JSONSerialization.jsonObject(with: Data(status.stdout.utf8)) as? [String: Any], "\(status.stdout)")
         let recovery = try #require(object["recovery"] as? [String: Any], "the recovery report is written before start returns")
         #expect((recovery["journal"] as? [String: Any])?["recordsReplayed"] as? Int == 150_001)
         #expect(((object["services"] as? [String: Any])?["scheduler"] as? [String: Any])?["status"] as? String == "ONLINE")
-        let disable = try s.keiji("task", "--disable", "--name=ping")
+        let disable = try await s.keiji("task", "--disable", "--name=ping")
         #expect(disable.status == 0 && disable.stdout.contains("acknowledged by the scheduler"), "\(disable.stdout)\(disable.stderr)")
-        #expect(try s.keiji("system", "--stop").status == 0)
+        #expect(try await s.keiji("system", "--stop").status == 0)
     }
 
     /// A scheduler that dies while recovering (killed here; a crash is the same) is reported with how it
@@ -67,8 +73,8 @@ struct SystemCommandTests {
     @Test func aSchedulerThatDiesWhileStartingIsReportedWithHowItDied() async throws {
         let s = try Session()
         defer { s.cleanUp() }
-        #expect(try s.keiji("init").status == 0)
-        #expect(try s.keiji("task", "--create", "--name=ping", "--desc=x", "--command", "true", "--every", "1h").status == 0)
+        #expect(try await s.keiji("init").status == 0)
+        #expect(try await s.keiji("task", "--create", "--name=ping", "--desc=x", "--command", "true", "--every", "1h").status == 0)
         try await growJournal(s, by: 150_000)
 
         let start = Process()
@@ -80,28 +86,38 @@ struct SystemCommandTests {
         start.standardOutput = FileHandle.nullDevice
         start.standardInput = FileHandle.nullDevice
         try start.run()
-        // Polled on this thread, not with `eventually`: a resumption that waits for a busy cooperative pool
-        // could come after the recovery is over.
-        var scheduler: pid_t?
-        let deadline = Date().addingTimeInterval(30)
-        while scheduler == nil, Date() < deadline {
-            scheduler = try pid(of: "scheduler", in: s)
-            if scheduler == nil { usleep(5_000) }
+        // Polled on a thread of its own, not with `eventually`: a resumption that waits for a busy cooperative
+        // pool could come after the recovery is over (and blocking a pool thread here would starve the
+        // other tests running in parallel).
+        let pidFile = s.home + "/.keiji/exec/services/scheduler.pid"
+        let scheduler = try await offThePool { () -> pid_t? in
+            var scheduler: pid_t?
+            let deadline = Date().addingTimeInterval(30)
+            while scheduler == nil, Date() < deadline {
+                let text = try? String(contentsOfFile: pidFile, encoding: .utf8)
+                scheduler = text?.split(separator: " ").first.flatMap { pid_t($0) }
+                if scheduler == nil { usleep(5_000) }
+            }
+            if let scheduler { kill(scheduler, SIGKILL) }
+            return scheduler
         }
-        kill(try #require(scheduler, "the scheduler was started"), SIGKILL)
-        let stderr = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        start.waitUntilExit()
+        _ = try #require(scheduler, "the scheduler was started")
+        let stderr = try await offThePool { () -> String in
+            let text = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+            start.waitUntilExit()
+            return text
+        }
         #expect(start.terminationStatus != 0)
         #expect(stderr.hasPrefix("error: keiji-scheduler was killed by signal 9 while starting") && stderr.split(separator: "\n").count == 1, "\(stderr)")
         #expect(try pid(of: "scheduler", in: s) == nil)
     }
 
-    @Test func aStrictStartOnADamagedJournalExitsNonZeroWithTheReason() throws {
+    @Test func aStrictStartOnADamagedJournalExitsNonZeroWithTheReason() async throws {
         let s = try Session()
         defer { s.cleanUp() }
-        #expect(try s.keiji("init").status == 0)
+        #expect(try await s.keiji("init").status == 0)
         for name in ["one", "two"] {
-            #expect(try s.keiji("task", "--create", "--name=\(name)", "--desc=x", "--command", "true", "--every", "1h").status == 0)
+            #expect(try await s.keiji("task", "--create", "--name=\(name)", "--desc=x", "--command", "true", "--every", "1h").status == 0)
         }
         let journal = s.home + "/.keiji/journal"
         let segment = try #require(try FileManager.default.contentsOfDirectory(atPath: journal).sorted().first { $0.hasSuffix(".jnl") })
@@ -109,13 +125,13 @@ struct SystemCommandTests {
         bytes[4096 + 60] ^= 0x20  // inside the first record's frame, which later frames vouch for
         try bytes.write(to: URL(fileURLWithPath: journal + "/" + segment))
 
-        let r = try s.keiji("system", "--start")
+        let r = try await s.keiji("system", "--start")
         #expect(r.status != 0, "\(r.stdout)")
         let lines = r.stderr.split(separator: "\n")
         #expect(lines.count == 1 && r.stderr.hasPrefix("error: keiji-scheduler refused to start: journal corruption in \(segment)"), "\(r.stderr)")
         #expect(r.stderr.contains("--recovery-mode"))
         #expect(try pid(of: "scheduler", in: s) == nil, "no pid file is left for a scheduler that refused")
-        #expect(try s.keiji("system", "--status").stdout.contains("scheduler          OFFLINE"))
+        #expect(try await s.keiji("system", "--status").stdout.contains("scheduler          OFFLINE"))
     }
 
     /// A listening socket on 127.0.0.1:`port`, closed by the caller.
@@ -130,14 +146,14 @@ struct SystemCommandTests {
         return fd
     }
 
-    @Test func aBusThatCannotListenSaysWhyAndNothingIsLeftRunning() throws {
+    @Test func aBusThatCannotListenSaysWhyAndNothingIsLeftRunning() async throws {
         let s = try Session()
         defer { s.cleanUp() }
-        #expect(try s.keiji("init").status == 0)
+        #expect(try await s.keiji("init").status == 0)
         let port = try #require(UInt16(s.environment["KEIJI_BUS_PUSH_PORT"] ?? ""))
         let taken = try occupy(port: port)
         defer { close(taken) }
-        let r = try s.keiji("system", "--start")
+        let r = try await s.keiji("system", "--start")
         #expect(r.status != 0 && !r.stdout.contains("started"), "\(r.stdout)")
         #expect(r.stderr.hasPrefix("error: keiji-bus refused to start: ") && r.stderr.contains("\(port)") && r.stderr.split(separator: "\n").count == 1,
                 "\(r.stderr)")
@@ -147,8 +163,8 @@ struct SystemCommandTests {
     @Test func stopAndStatusWorkWhateverTheSettingsSay() async throws {
         let s = try Session()
         defer { s.cleanUp() }
-        #expect(try s.keiji("init").status == 0)
-        #expect(try s.keiji("system", "--start").status == 0)
+        #expect(try await s.keiji("init").status == 0)
+        #expect(try await s.keiji("system", "--start").status == 0)
         let scheduler = try #require(try pid(of: "scheduler", in: s))
         let bus = try #require(try pid(of: "bus", in: s))
         let settings = s.home + "/keiji/settings.conf"
@@ -158,18 +174,18 @@ struct SystemCommandTests {
         #expect(bad.contains("ROTATE_LOGS=2"))
         try bad.write(toFile: settings, atomically: true, encoding: .utf8)
 
-        var r = try s.keiji("system", "--status")
+        var r = try await s.keiji("system", "--status")
         #expect(r.status == 0 && r.stdout.contains("scheduler          ONLINE") && r.stdout.contains("bus                ONLINE"), "\(r.stdout)\(r.stderr)")
         #expect(r.stdout.contains("warning:") && r.stdout.contains("ROTATE_LOGS"), "\(r.stdout)")
-        r = try s.keiji("system", "--start")
+        r = try await s.keiji("system", "--start")
         #expect(r.status != 0 && r.stderr.contains("ROTATE_LOGS"), "start still refuses bad settings")
-        r = try s.keiji("system", "--restart")
+        r = try await s.keiji("system", "--restart")
         #expect(r.status != 0 && r.stderr.contains("ROTATE_LOGS"))
         #expect(isAlive(scheduler) && isAlive(bus), "a refused restart stops nothing")
-        r = try s.keiji("system", "--logs", "--scheduler")
+        r = try await s.keiji("system", "--logs", "--scheduler")
         #expect(r.status == 0 && r.stdout.contains("keiji-scheduler started"), "\(r.stdout)\(r.stderr)")
 
-        r = try s.keiji("system", "--stop")
+        r = try await s.keiji("system", "--stop")
         #expect(r.status == 0 && r.stdout.contains("scheduler: stopped") && r.stdout.contains("bus: stopped"), "\(r.stdout)\(r.stderr)")
         #expect(await eventually { !isAlive(scheduler) && !isAlive(bus) })
     }
@@ -177,48 +193,48 @@ struct SystemCommandTests {
     @Test func uninstallAsksBeforeDeletingAndStopsTheServicesFirst() async throws {
         let s = try Session()
         defer { s.cleanUp() }
-        #expect(try s.keiji("init").status == 0)
-        #expect(try s.keiji("task", "--create", "--name=ping", "--desc=x", "--command", "true", "--every", "1h").status == 0)
-        #expect(try s.keiji("system", "--start").status == 0)
+        #expect(try await s.keiji("init").status == 0)
+        #expect(try await s.keiji("task", "--create", "--name=ping", "--desc=x", "--command", "true", "--every", "1h").status == 0)
+        #expect(try await s.keiji("system", "--start").status == 0)
         let scheduler = try #require(try pid(of: "scheduler", in: s))
 
         // No terminal to ask on and no --yes: refuses before touching anything.
-        var r = try s.keiji("system", "--uninstall")
+        var r = try await s.keiji("system", "--uninstall")
         #expect(r.status != 0 && r.stderr.contains("--yes") && r.stderr.split(separator: "\n").count == 1, "\(r.stdout)\(r.stderr)")
         #expect(FileManager.default.fileExists(atPath: s.home + "/.keiji/journal") && FileManager.default.fileExists(atPath: s.home + "/keiji/settings.conf"))
         #expect(isAlive(scheduler) && !r.stdout.contains("stopped"), "nothing was stopped either")
 
-        r = try s.keiji("system", "--uninstall", "--yes")
+        r = try await s.keiji("system", "--uninstall", "--yes")
         #expect(r.status == 0 && r.stdout.contains("scheduler: stopped") && r.stdout.contains("deleted \(s.home)/.keiji"), "\(r.stdout)\(r.stderr)")
         #expect(await eventually { !isAlive(scheduler) })
         #expect(!FileManager.default.fileExists(atPath: s.home + "/.keiji") && !FileManager.default.fileExists(atPath: s.home + "/keiji"))
 
-        r = try s.keiji("system", "--uninstall", "--yes")
+        r = try await s.keiji("system", "--uninstall", "--yes")
         #expect(r.status == 0 && !r.stdout.contains("deleted") && r.stdout.contains("nothing to remove"), "\(r.stdout)\(r.stderr)")
     }
 
     @Test func taskIDsSurviveSchedulerRestartsAndARecreatedTaskGetsANewOne() async throws {
         let s = try Session()
         defer { s.cleanUp() }
-        #expect(try s.keiji("init").status == 0)
+        #expect(try await s.keiji("init").status == 0)
         for name in ["b", "a", "c"] {
-            #expect(try s.keiji("task", "--create", "--name=\(name)", "--desc=x", "--command", "true", "--every", "1h").status == 0)
+            #expect(try await s.keiji("task", "--create", "--name=\(name)", "--desc=x", "--command", "true", "--every", "1h").status == 0)
         }
-        #expect(try s.keiji("system", "--start").status == 0)
-        let before = try ["a", "b", "c"].map { try taskID($0, s) }
+        #expect(try await s.keiji("system", "--start").status == 0)
+        let before = try await taskIDs(["a", "b", "c"], s)
         #expect(before == ["2", "1", "3"], "numbered in creation order")
         for _ in 0..<2 {
-            let r = try s.keiji("system", "--restart", "--scheduler")
+            let r = try await s.keiji("system", "--restart", "--scheduler")
             #expect(r.status == 0, "\(r.stdout)\(r.stderr)")
-            #expect(try ["a", "b", "c"].map { try taskID($0, s) } == before)
+            #expect(try await taskIDs(["a", "b", "c"], s) == before)
         }
         // Not its exit status: deleting a task that never ran reports a missing log folder (h6's lane).
-        try s.keiji("task", "--delete", "--name=c")
-        #expect(await eventually { try s.keiji("task", "--get", "--name=c").status != 0 }, "deleted")
-        #expect(try s.keiji("task", "--create", "--name=c", "--desc=again", "--command", "true", "--every", "1h", "--force").status == 0)
-        #expect(await eventually { try taskID("c", s) == "4" }, "a task created again gets a new ID")
-        #expect(try s.keiji("system", "--restart", "--scheduler").status == 0)
-        #expect(try ["a", "b", "c"].map { try taskID($0, s) } == ["2", "1", "4"])
-        #expect(try s.keiji("system", "--stop").status == 0)
+        try await s.keiji("task", "--delete", "--name=c")
+        #expect(await eventually { try await s.keiji("task", "--get", "--name=c").status != 0 }, "deleted")
+        #expect(try await s.keiji("task", "--create", "--name=c", "--desc=again", "--command", "true", "--every", "1h", "--force").status == 0)
+        #expect(await eventually { try await taskID("c", s) == "4" }, "a task created again gets a new ID")
+        #expect(try await s.keiji("system", "--restart", "--scheduler").status == 0)
+        #expect(try await taskIDs(["a", "b", "c"], s) == ["2", "1", "4"])
+        #expect(try await s.keiji("system", "--stop").status == 0)
     }
 }

@@ -6,13 +6,13 @@ import Testing
 struct TaskCommandTests {
     typealias Session = WalkthroughTests.Session
 
-    func eventually(_ timeout: Duration = .seconds(15), _ condition: () throws -> Bool) async -> Bool {
+    func eventually(_ timeout: Duration = .seconds(15), _ condition: () async throws -> Bool) async -> Bool {
         let deadline = ContinuousClock.now + timeout
         while ContinuousClock.now < deadline {
-            if (try? condition()) == true { return true }
+            if (try? await condition()) == true { return true }
             try? await Task.sleep(for: .milliseconds(100))
         }
-        return (try? condition()) == true
+        return (try? await condition()) == true
     }
 
     func json(_ result: Session.Result) throws -> [String: Any] {
@@ -26,78 +26,78 @@ struct TaskCommandTests {
                 "wanted \(text.debugDescription): \(result.stderr)", sourceLocation: sourceLocation)
     }
 
-    @Test func deletingATaskThatNeverRanSucceedsAndRemovesTheSourceWhenAsked() throws {
+    @Test func deletingATaskThatNeverRanSucceedsAndRemovesTheSourceWhenAsked() async throws {
         let s = try Session()
         defer { s.cleanUp() }
-        #expect(try s.keiji("init").status == 0)
-        #expect(try s.keiji("task", "--create", "--name=nr", "--desc=never runs", "--command", "true", "--every", "1h").status == 0)
-        var r = try s.keiji("task", "--delete", "--name=nr")
+        #expect(try await s.keiji("init").status == 0)
+        #expect(try await s.keiji("task", "--create", "--name=nr", "--desc=never runs", "--command", "true", "--every", "1h").status == 0)
+        var r = try await s.keiji("task", "--delete", "--name=nr")
         #expect(r.status == 0 && r.stderr.isEmpty && r.stdout.contains("task nr deleted"), "\(r.stdout)\(r.stderr)")
-        #expect(try s.keiji("task", "--create", "--name=nr2", "--desc=never runs", "--command", "true", "--every", "1h").status == 0)
-        r = try s.keiji("task", "--delete", "--name=nr2", "--remove-source")
+        #expect(try await s.keiji("task", "--create", "--name=nr2", "--desc=never runs", "--command", "true", "--every", "1h").status == 0)
+        r = try await s.keiji("task", "--delete", "--name=nr2", "--remove-source")
         #expect(r.status == 0 && r.stderr.isEmpty, "\(r.stdout)\(r.stderr)")
         #expect(!FileManager.default.fileExists(atPath: s.home + "/keiji/tasks/nr2"), "--remove-source removed the folder")
     }
 
-    @Test func aDeletedCommandTasksNameCanBeCreatedAgain() throws {
+    @Test func aDeletedCommandTasksNameCanBeCreatedAgain() async throws {
         let s = try Session()
         defer { s.cleanUp() }
-        #expect(try s.keiji("init").status == 0)
-        #expect(try s.keiji("task", "--create", "--name=again", "--desc=first", "--command", "true", "--every", "1h").status == 0)
-        #expect(try s.keiji("task", "--delete", "--name=again").status == 0)
-        let r = try s.keiji("task", "--create", "--name=again", "--desc=second", "--command", "true", "--every", "1h")
+        #expect(try await s.keiji("init").status == 0)
+        #expect(try await s.keiji("task", "--create", "--name=again", "--desc=first", "--command", "true", "--every", "1h").status == 0)
+        #expect(try await s.keiji("task", "--delete", "--name=again").status == 0)
+        let r = try await s.keiji("task", "--create", "--name=again", "--desc=second", "--command", "true", "--every", "1h")
         #expect(r.status == 0, "only keiji's own .env was left: \(r.stderr)")
-        #expect(try s.keiji("task", "--get", "--name=again").stdout.contains("Description: second"))
+        #expect(try await s.keiji("task", "--get", "--name=again").stdout.contains("Description: second"))
         // A name in use, or a folder with the user's own files, still needs --force.
-        refused(try s.keiji("task", "--create", "--name=again", "--desc=third", "--command", "true", "--every", "1h"), saying: "--force")
+        refused(try await s.keiji("task", "--create", "--name=again", "--desc=third", "--command", "true", "--every", "1h"), saying: "--force")
         try "keep me".write(toFile: s.home + "/keiji/tasks/again/notes.txt", atomically: true, encoding: .utf8)
-        #expect(try s.keiji("task", "--delete", "--name=again").status == 0)
-        refused(try s.keiji("task", "--create", "--name=again", "--desc=fourth", "--command", "true", "--every", "1h"), saying: "--force")
+        #expect(try await s.keiji("task", "--delete", "--name=again").status == 0)
+        refused(try await s.keiji("task", "--create", "--name=again", "--desc=fourth", "--command", "true", "--every", "1h"), saying: "--force")
         #expect(FileManager.default.fileExists(atPath: s.home + "/keiji/tasks/again/notes.txt"))
     }
 
-    @Test func aRefusedCreateLeavesNothingBehind() throws {
+    @Test func aRefusedCreateLeavesNothingBehind() async throws {
         let s = try Session()
         defer { s.cleanUp() }
-        #expect(try s.keiji("init").status == 0)
-        #expect(try s.keiji("task", "--create", "--name=mixed", "--desc=first", "--command", "true", "--every", "1h").status == 0)
-        refused(try s.keiji("task", "--create", "--name=MIXED", "--desc=clash", "--command", "true", "--every", "1h"), saying: "already exists")
-        refused(try s.keiji("task", "--create", "--name=MIXED", "--desc=clash"), saying: "already exists")
+        #expect(try await s.keiji("init").status == 0)
+        #expect(try await s.keiji("task", "--create", "--name=mixed", "--desc=first", "--command", "true", "--every", "1h").status == 0)
+        refused(try await s.keiji("task", "--create", "--name=MIXED", "--desc=clash", "--command", "true", "--every", "1h"), saying: "already exists")
+        refused(try await s.keiji("task", "--create", "--name=MIXED", "--desc=clash"), saying: "already exists")
         #expect(!FileManager.default.fileExists(atPath: s.home + "/keiji/tasks/MIXED"), "no folder for a refused name")
     }
 
     /// A Swift task whose save would be refused is neither built nor installed.
-    @Test func aRefusedSwiftSaveInstallsNoBinary() throws {
+    @Test func aRefusedSwiftSaveInstallsNoBinary() async throws {
         let s = try Session()
         defer { s.cleanUp() }
-        #expect(try s.keiji("init").status == 0)
-        #expect(try s.keiji("task", "--create", "--name=Mixed", "--desc=swift sources").status == 0, "a Swift task folder")
-        #expect(try s.keiji("task", "--create", "--name=mixed", "--desc=first", "--command", "true", "--every", "1h").status == 0)
-        refused(try s.keiji("task", "--name=Mixed", "--build"), saying: "already exists")
+        #expect(try await s.keiji("init").status == 0)
+        #expect(try await s.keiji("task", "--create", "--name=Mixed", "--desc=swift sources").status == 0, "a Swift task folder")
+        #expect(try await s.keiji("task", "--create", "--name=mixed", "--desc=first", "--command", "true", "--every", "1h").status == 0)
+        refused(try await s.keiji("task", "--name=Mixed", "--build"), saying: "already exists")
         #expect(!FileManager.default.fileExists(atPath: s.home + "/.keiji/exec/tasks/Mixed"), "no binary for a refused save")
     }
 
-    @Test func stopLogsAndLinesReportWhatIsTrue() throws {
+    @Test func stopLogsAndLinesReportWhatIsTrue() async throws {
         let s = try Session()
         defer { s.cleanUp() }
-        #expect(try s.keiji("init").status == 0)
-        #expect(try s.keiji("task", "--create", "--name=idle", "--desc=x", "--command", "true", "--every", "1h").status == 0)
-        refused(try s.keiji("task", "--stop", "--name=idle"), saying: "no run in progress")
-        refused(try s.keiji("task", "--logs", "--name=nosuch"), saying: "no task named nosuch")
-        refused(try s.keiji("task", "--logs", "--name=idle"), saying: "has not run yet")
-        refused(try s.keiji("task", "--logs", "--name=idle", "--lines", "0"), saying: "--lines must be between 1 and 100000")
-        refused(try s.keiji("task", "--logs", "--name=idle", "--lines=-5"), saying: "--lines must be between 1 and 100000")
-        refused(try s.keiji("system", "--logs", "--lines=0", "--bus"), saying: "--lines must be between 1 and 100000")
-        refused(try s.keiji("system", "--logs", "--bus", "--scheduler"), saying: "exclusive")
+        #expect(try await s.keiji("init").status == 0)
+        #expect(try await s.keiji("task", "--create", "--name=idle", "--desc=x", "--command", "true", "--every", "1h").status == 0)
+        refused(try await s.keiji("task", "--stop", "--name=idle"), saying: "no run in progress")
+        refused(try await s.keiji("task", "--logs", "--name=nosuch"), saying: "no task named nosuch")
+        refused(try await s.keiji("task", "--logs", "--name=idle"), saying: "has not run yet")
+        refused(try await s.keiji("task", "--logs", "--name=idle", "--lines", "0"), saying: "--lines must be between 1 and 100000")
+        refused(try await s.keiji("task", "--logs", "--name=idle", "--lines=-5"), saying: "--lines must be between 1 and 100000")
+        refused(try await s.keiji("system", "--logs", "--lines=0", "--bus"), saying: "--lines must be between 1 and 100000")
+        refused(try await s.keiji("system", "--logs", "--bus", "--scheduler"), saying: "exclusive")
     }
 
-    @Test func onNamesEachDayOnce() throws {
+    @Test func onNamesEachDayOnce() async throws {
         let s = try Session()
         defer { s.cleanUp() }
-        #expect(try s.keiji("init").status == 0)
-        refused(try s.keiji("task", "--create", "--name=dup", "--desc=x", "--command", "true", "--on", "fri,mon,friday", "--at", "10:00PM"),
+        #expect(try await s.keiji("init").status == 0)
+        refused(try await s.keiji("task", "--create", "--name=dup", "--desc=x", "--command", "true", "--on", "fri,mon,friday", "--at", "10:00PM"),
                 saying: "--on names Friday twice")
-        refused(try s.keiji("task", "--create", "--name=dup", "--desc=x", "--command", "true", "--on", "mon,,tue", "--at", "10:00PM"), saying: "unknown day")
+        refused(try await s.keiji("task", "--create", "--name=dup", "--desc=x", "--command", "true", "--on", "mon,,tue", "--at", "10:00PM"), saying: "unknown day")
         #expect(!FileManager.default.fileExists(atPath: s.home + "/keiji/tasks/dup"))
     }
 
@@ -105,66 +105,66 @@ struct TaskCommandTests {
     @Test func runRespectsTheOverlapPolicyAndTheDisabledFlag() async throws {
         let s = try Session()
         defer { s.cleanUp() }
-        #expect(try s.keiji("init").status == 0)
-        #expect(try s.keiji("task", "--create", "--name=slow", "--desc=x", "--command", "echo slow-run-began; sleep 600", "--every", "1h").status == 0)
+        #expect(try await s.keiji("init").status == 0)
+        #expect(try await s.keiji("task", "--create", "--name=slow", "--desc=x", "--command", "echo slow-run-began; sleep 600", "--every", "1h").status == 0)
         // Offline: disabled is refused the same way as online.
-        #expect(try s.keiji("task", "--disable", "--name=slow").status == 0)
-        refused(try s.keiji("task", "--run", "--name=slow"), saying: "keiji task --enable --name=slow")
-        #expect(try s.keiji("task", "--get", "--name=slow").stdout.contains("IsQueued: false"))
+        #expect(try await s.keiji("task", "--disable", "--name=slow").status == 0)
+        refused(try await s.keiji("task", "--run", "--name=slow"), saying: "keiji task --enable --name=slow")
+        #expect(try await s.keiji("task", "--get", "--name=slow").stdout.contains("IsQueued: false"))
 
-        #expect(try s.keiji("system", "--start").status == 0)
-        refused(try s.keiji("task", "--run", "--name=slow"), saying: "disabled")
-        #expect(try s.keiji("task", "--enable", "--name=slow").status == 0)
-        var r = try s.keiji("task", "--run", "--name=slow")
+        #expect(try await s.keiji("system", "--start").status == 0)
+        refused(try await s.keiji("task", "--run", "--name=slow"), saying: "disabled")
+        #expect(try await s.keiji("task", "--enable", "--name=slow").status == 0)
+        var r = try await s.keiji("task", "--run", "--name=slow")
         #expect(r.status == 0 && r.stdout.contains("queued to run now"), "\(r.stdout)\(r.stderr)")
         for _ in 0..<2 {
-            r = try s.keiji("task", "--run", "--name=slow")
+            r = try await s.keiji("task", "--run", "--name=slow")
             refused(r, saying: "overlap policy is skip")
         }
-        #expect(await eventually { try s.keiji("task", "--get", "--name=slow").stdout.contains("IsRunning: true") })
-        refused(try s.keiji("task", "--run", "--name=slow"), saying: "already running")
+        #expect(await eventually { try await s.keiji("task", "--get", "--name=slow").stdout.contains("IsRunning: true") })
+        refused(try await s.keiji("task", "--run", "--name=slow"), saying: "already running")
         try await Task.sleep(for: .seconds(1))
-        let log = try s.keiji("task", "--logs", "--name=slow").stdout
+        let log = try await s.keiji("task", "--logs", "--name=slow").stdout
         #expect(log.components(separatedBy: "slow-run-began").count == 2, "exactly one run: \(log)")
 
-        r = try s.keiji("task", "--stop", "--name=slow")
+        r = try await s.keiji("task", "--stop", "--name=slow")
         #expect(r.status == 0 && r.stdout.contains("stop"), "\(r.stdout)\(r.stderr)")
-        #expect(await eventually { try s.keiji("task", "--get", "--name=slow").stdout.contains("IsRunning: false") })
-        refused(try s.keiji("task", "--stop", "--name=slow"), saying: "nothing to stop")
-        #expect(try s.keiji("system", "--stop").status == 0)
+        #expect(await eventually { try await s.keiji("task", "--get", "--name=slow").stdout.contains("IsRunning: false") })
+        refused(try await s.keiji("task", "--stop", "--name=slow"), saying: "nothing to stop")
+        #expect(try await s.keiji("system", "--stop").status == 0)
     }
 
     /// The description reaches the task's environment exactly, whatever it holds.
     @Test func theTaskSeesItsExactDescription() async throws {
         let s = try Session()
         defer { s.cleanUp() }
-        #expect(try s.keiji("init").status == 0)
+        #expect(try await s.keiji("init").status == 0)
         let description = "it's fine: \"quoted\", back\\slash, $HOME `id` $(id)\nsecond line é 日本 🎌"
-        #expect(try s.keiji("task", "--create", "--name=echoer", "--desc=\(description)",
+        #expect(try await s.keiji("task", "--create", "--name=echoer", "--desc=\(description)",
                             "--command", "printf %s \"$TASK_DESCRIPTION\" > seen.txt", "--every", "1h").status == 0)
-        #expect(try s.keiji("system", "--start").status == 0)
-        #expect(try s.keiji("task", "--run", "--name=echoer").status == 0)
+        #expect(try await s.keiji("system", "--start").status == 0)
+        #expect(try await s.keiji("task", "--run", "--name=echoer").status == 0)
         let seen = s.home + "/keiji/tasks/echoer/seen.txt"
         #expect(await eventually { (try? String(contentsOfFile: seen, encoding: .utf8)) == description },
                 "\((try? String(contentsOfFile: seen, encoding: .utf8)) ?? "not written")")
-        #expect(try s.keiji("system", "--stop").status == 0)
+        #expect(try await s.keiji("system", "--stop").status == 0)
     }
 
-    @Test func getJSONUsesRealTypes() throws {
+    @Test func getJSONUsesRealTypes() async throws {
         let s = try Session()
         defer { s.cleanUp() }
-        #expect(try s.keiji("init").status == 0)
-        let none = try? JSONSerialization.jsonObject(with: Data(try s.keiji("task", "--get", "--json").stdout.utf8))
+        #expect(try await s.keiji("init").status == 0)
+        let none = try? JSONSerialization.jsonObject(with: Data(try await s.keiji("task", "--get", "--json").stdout.utf8))
         #expect((none as? [Any])?.isEmpty == true, "no tasks: an empty JSON list")
-        #expect(try s.keiji("task", "--create", "--name=typed", "--desc=x", "--command", "true", "--every", "1h").status == 0)
-        let object = try json(try s.keiji("task", "--get", "--json", "--name=typed"))
+        #expect(try await s.keiji("task", "--create", "--name=typed", "--desc=x", "--command", "true", "--every", "1h").status == 0)
+        let object = try json(try await s.keiji("task", "--get", "--json", "--name=typed"))
         #expect(object["ID"] as? Int == 1 && !(object["ID"] is String), "\(object)")
         for flag in ["IsRunning", "IsQueued", "IsError", "IsDisabled"] {
             #expect(object[flag] as? Bool == false && !(object[flag] is String), "\(flag): \(String(describing: object[flag]))")
         }
         #expect(object["LastExecutionTime"] is NSNull, "never ran: null, not \"\"")
         #expect(object["Name"] as? String == "typed" && object["NextExecutionTime"] is String)
-        let list = try #require(try JSONSerialization.jsonObject(with: Data(try s.keiji("task", "--get", "--json").stdout.utf8)) as? [[String: Any]])
+        let list = try #require(try JSONSerialization.jsonObject(with: Data(try await s.keiji("task", "--get", "--json").stdout.utf8)) as? [[String: Any]])
         #expect(list.count == 1 && list[0]["IsDisabled"] as? Bool == false)
     }
 }
