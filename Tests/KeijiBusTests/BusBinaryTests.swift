@@ -23,14 +23,14 @@ struct BusBinaryTests {
         let bus = try BusProcess(binary: binary, home: home, push: push, pull: pull)
         defer { bus.kill() }
 
-        #expect(await eventually(within: .seconds(5)) { FileSystem.exists(workspace.busTokenFile) })
+        #expect(await eventually(within: .seconds(60)) { FileSystem.exists(workspace.busTokenFile) })
         #expect(fileMode(workspace.busTokenFile) == 0o600)
         #expect(fileMode(workspace.systemRoot) == 0o700)
         let token = try BusToken.loadOrCreate(workspace)
         #expect(token.count == 64)
 
         let client = BusClient(endpoint: .tcp(port: push), token: token)
-        #expect(await eventually(within: .seconds(5)) {
+        #expect(await eventually(within: .seconds(60)) {
             (try? await client.send(request("probe"), timeout: .seconds(1)))?.code == .offline
         })
         let scheduler = SchedulerBusLink(endpoint: .tcp(port: pull), token: token) { request in .acknowledged(request.id, lsn: 314) }
@@ -41,7 +41,7 @@ struct BusBinaryTests {
         await link.value
 
         Glibc.kill(bus.process.processIdentifier, SIGTERM)
-        #expect(await eventually(within: .seconds(5)) { !bus.process.isRunning })
+        #expect(await eventually(within: .seconds(60)) { !bus.process.isRunning })
         #expect(bus.process.terminationReason == .exit)
         #expect(bus.process.terminationStatus == 0)
         #expect(bus.output().contains("keiji-bus listening on 127.0.0.1:\(push) (push) and 127.0.0.1:\(pull) (pull)"))
@@ -60,7 +60,7 @@ struct BusBinaryTests {
         defer { busy.close() }
         let bus = try BusProcess(binary: binary, home: home, push: push, pull: try freePort())
         defer { bus.kill() }
-        #expect(await eventually(within: .seconds(5)) { !bus.process.isRunning })
+        #expect(await eventually(within: .seconds(60)) { !bus.process.isRunning })
         #expect(bus.process.terminationStatus == 1)
         let errors = bus.errors().split(separator: "\n")
         #expect(errors.count == 1)
@@ -84,7 +84,7 @@ extension BusBinaryTests {
         }
         let workspaces = homes.map(Workspace.init(home:))
         for (bus, workspace) in zip(buses, workspaces) {
-            #expect(await eventually(within: .seconds(10)) { bus.output().contains("listening") }, "\(bus.errors())")
+            #expect(await eventually(within: .seconds(60)) { bus.output().contains("listening") }, "\(bus.errors())")
             #expect(bus.process.isRunning)
             #expect(bus.output().contains("keiji-bus listening on \(workspace.busPushSocket) (push) and \(workspace.busPullSocket) (pull)"))
             #expect(fileMode(workspace.busPushSocket) == 0o600 && fileMode(workspace.busPullSocket) == 0o600)
@@ -115,18 +115,18 @@ extension BusBinaryTests {
         defer { try? FileManager.default.removeItem(atPath: home) }
         let workspace = Workspace(home: home)
         let first = try BusProcess(binary: binary, home: home, push: nil, pull: nil)
-        #expect(await eventually(within: .seconds(10)) { first.output().contains("listening") })
+        #expect(await eventually(within: .seconds(60)) { first.output().contains("listening") })
         let second = try BusProcess(binary: binary, home: home, push: nil, pull: nil)
         defer { second.kill() }
-        #expect(await eventually(within: .seconds(10)) { !second.process.isRunning })
+        #expect(await eventually(within: .seconds(60)) { !second.process.isRunning })
         #expect(second.process.terminationStatus == 1)
         #expect(second.errors().contains("another keiji-bus is already listening there"))
         first.kill()
-        #expect(await eventually(within: .seconds(10)) { !first.process.isRunning })
+        #expect(await eventually(within: .seconds(60)) { !first.process.isRunning })
         #expect(FileSystem.exists(workspace.busPushSocket))
         let third = try BusProcess(binary: binary, home: home, push: nil, pull: nil)
         defer { third.kill() }
-        #expect(await eventually(within: .seconds(10)) { third.output().contains("listening") }, "\(third.errors())")
+        #expect(await eventually(within: .seconds(60)) { third.output().contains("listening") }, "\(third.errors())")
         let reply = try await BusClient(endpoint: .unix(path: workspace.busPushSocket), token: try BusToken.loadOrCreate(workspace))
             .send(request("after"), timeout: .seconds(30))
         #expect(reply.code == .offline)
@@ -146,7 +146,7 @@ extension BusBinaryTests {
         let bus = try BusProcess(binary: binary, home: home, push: nil, pull: nil,
                                  launcher: ["/usr/bin/setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"])
         defer { bus.kill() }
-        #expect(await eventually(within: .seconds(10)) { bus.output().contains("listening") }, "\(bus.errors())")
+        #expect(await eventually(within: .seconds(60)) { bus.output().contains("listening") }, "\(bus.errors())")
         let workspace = Workspace(home: home)
         let theirToken = try BusToken.loadOrCreate(workspace)  // root can read it; even so the bus is not ours
         await #expect {

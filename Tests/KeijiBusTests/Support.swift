@@ -69,7 +69,7 @@ func startLink(_ server: BusServer, token: String = testToken,
 func connectLink(_ server: BusServer, handler: @escaping @Sendable (BusRequest) async -> BusReply) async throws -> RunningLink {
     let running = startLink(server, handler: handler)
     // Generous: on a loaded 2-core CI machine thread start-up and the hello can take seconds; it returns at once when fast.
-    let connected = await eventually(within: .seconds(30)) { running.link.isConnected && server.schedulerConnected }
+    let connected = await eventually(within: .seconds(60)) { running.link.isConnected && server.schedulerConnected }
     if !connected { await running.stop() }
     try #require(connected)
     return running

@@ -49,7 +49,7 @@ struct PoisonRecordTests {
         func readable() throws -> [JournalEntry] {
             try JournalDirectory(path: harness.workspace.journalDirectory).records().compactMap { try? JournalEntry.decode($0.bytes) }
         }
-        #expect(await harness.wait(upTo: .seconds(30)) {
+        #expect(await harness.wait(upTo: .seconds(60)) {
             try readable().finishedRuns.contains { $0.task.rawValue == "healthy" && $0.outcome == .succeeded }
         }, "the healthy task runs")
         try await Task.sleep(for: .milliseconds(1500))  // the poisoned tasks' 1 s slots would have come by now
@@ -78,7 +78,7 @@ struct PoisonRecordTests {
         #expect(view["poison"]?.1.hasSuffix("--timeout must be between 1 ms and 7 days (604800 s) (got 1e+16)") == true)
 
         kill(scheduler.processIdentifier, SIGTERM)
-        #expect(await harness.wait(upTo: .seconds(20)) { !scheduler.isRunning }, "a graceful stop still works")
+        #expect(await harness.wait(upTo: .seconds(60)) { !scheduler.isRunning }, "a graceful stop still works")
         #expect(scheduler.terminationStatus == 0)
     }
 

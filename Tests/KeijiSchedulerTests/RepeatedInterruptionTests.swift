@@ -21,7 +21,7 @@ struct RepeatedInterruptionTests {
         for attempt in 1...SchedulerEngine.interruptionLimit {
             let scheduler = try crashes.launch(harness)
             var run: RunStart?
-            #expect(await harness.wait(upTo: .seconds(20)) {
+            #expect(await harness.wait(upTo: .seconds(60)) {
                 run = try harness.entries().startedRuns.first { $0.task == name && $0.attempt == attempt }
                 return run.map { !harness.processes(ofRun: $0.runID).isEmpty } ?? false
             }, "attempt \(attempt) started")
@@ -31,7 +31,7 @@ struct RepeatedInterruptionTests {
             #expect(started.slot == slot && slot != nil, "every attempt serves the first slot")
             #expect(started.trigger == (attempt == 1 ? .schedule : .recovery))
             #expect(started.interruptions == (attempt == 1 ? nil : attempt - 1))
-            #expect(await harness.wait(upTo: .seconds(5)) { harness.processes(ofRun: started.runID).isEmpty })
+            #expect(await harness.wait(upTo: .seconds(60)) { harness.processes(ofRun: started.runID).isEmpty })
         }
 
         let engine = harness.engine()

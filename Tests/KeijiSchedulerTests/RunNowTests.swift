@@ -25,7 +25,7 @@ struct RunNowTests {
         try await appendUnchecked([.taskTriggered(name), .taskTriggered(name), .taskTriggered(name)], harness)
         let engine = harness.engine()
         try await engine.start()
-        #expect(await harness.wait(upTo: .seconds(20)) { try harness.entries().finishedRuns.count == 3 })
+        #expect(await harness.wait(upTo: .seconds(120)) { try harness.entries().finishedRuns.count == 3 })
         await engine.stop()
         // Each run.started comes after the previous run's run.finished: never two copies at once.
         var active = 0

@@ -51,7 +51,12 @@ struct RunTests {
         try await engine.start()
         _ = try await engine.submit(.taskTriggered(harness.taskName("greeter")))
         _ = try await engine.submit(.taskTriggered(harness.taskName("missing")))
-        #expect(await harness.wait { try harness.entries().finishedRuns.count >= 2 })
+        // Journaled is not yet over: the engine lets go of a run just after its run.finished is durable, and a
+        // `--run` of a skip task is refused until then.
+        #expect(await harness.wait {
+            guard try harness.entries().finishedRuns.count >= 2 else { return false }
+            return await engine.runsInProgress == 0
+        })
         try "PATH=\(tools):/usr/bin:/bin\nGREETING=second-value\n".write(toFile: definition.directory + "/.env", atomically: true, encoding: .utf8)
         _ = try await engine.submit(.taskTriggered(harness.taskName("greeter")))
         #expect(await harness.wait { try harness.entries().finishedRuns.count >= 3 })
