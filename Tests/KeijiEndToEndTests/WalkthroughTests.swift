@@ -2,7 +2,7 @@ import Foundation
 import Testing
 
 /// The seed's walkthrough against the real binaries (`keiji`, `keiji-bus`, `keiji-scheduler`,
-/// `keiji-spawn-server`) in a temporary HOME, on random bus ports: init → create → get → start → status →
+/// `keiji-spawn-server`) in a temporary HOME (the bus on Unix sockets in it): init → create → get → start → status →
 /// logs → disable → enable → delete → stop → uninstall, with command tasks (no Swift build, to stay fast).
 struct WalkthroughTests {
     final class Session: @unchecked Sendable {
@@ -10,15 +10,17 @@ struct WalkthroughTests {
         let environment: [String: String]
         let binaries: String
 
-        init() throws {
+        /// A fresh HOME whose bus uses the default transport, Unix sockets in that HOME's `~/.keiji`, so
+        /// sessions running side by side never compete for a port (random TCP ports collided with other
+        /// tests' connections). `tcpPorts` puts the bus on 127.0.0.1 instead, for tests about ports.
+        init(tcpPorts: (push: UInt16, pull: UInt16)? = nil) throws {
             home = FileManager.default.temporaryDirectory.path + "/keiji-e2e-" + UUID().uuidString.prefix(8)
             try FileManager.default.createDirectory(atPath: home, withIntermediateDirectories: true)
             var env = ProcessInfo.processInfo.environment
             env["HOME"] = home
             env["NO_COLOR"] = "1"
-            let base = 20000 + Int.random(in: 0..<20000)
-            env["KEIJI_BUS_PUSH_PORT"] = String(base)
-            env["KEIJI_BUS_PULL_PORT"] = String(base + 1)
+            env["KEIJI_BUS_PUSH_PORT"] = tcpPorts.map { String($0.push) }
+            env["KEIJI_BUS_PULL_PORT"] = tcpPorts.map { String($0.pull) }
             environment = env
             binaries = try #require(Self.binaryDirectory(), "the keiji executables are built with the tests")
         }
