@@ -31,15 +31,7 @@ struct PoisonRecordTests {
         _ = try await journal.append(Array(#"{"type":"run.finished","at":1,"run":{"garbage":true}}"#.utf8))
         try await journal.close()
 
-        let binary = try #require(schedulerBinary(), "keiji-scheduler is built with the tests")
-        let scheduler = Process()
-        scheduler.executableURL = URL(fileURLWithPath: binary)
-        var environment = ProcessInfo.processInfo.environment
-        environment["HOME"] = harness.home
-        scheduler.environment = environment
-        scheduler.standardOutput = FileHandle.nullDevice
-        scheduler.standardError = FileHandle.nullDevice
-        try scheduler.run()
+        let scheduler = try harness.startScheduler()
         defer {
             if scheduler.isRunning { kill(scheduler.processIdentifier, SIGKILL) }
             scheduler.waitUntilExit()

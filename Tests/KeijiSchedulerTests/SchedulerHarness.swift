@@ -1,6 +1,7 @@
 import Foundation
 import KeijiCore
 import KeijiJournal
+import Testing
 
 @testable import KeijiScheduler
 
@@ -80,4 +81,21 @@ final class SchedulerHarness: @unchecked Sendable {
 extension Array where Element == JournalEntry {
     var finishedRuns: [RunEnd] { compactMap { if case .runFinished(let end) = $0.event { end } else { nil } } }
     var startedRuns: [RunStart] { compactMap { if case .runStarted(let start) = $0.event { start } else { nil } } }
+
+}
+
+extension SchedulerHarness {
+    /// Starts the real `keiji-scheduler` in this harness's HOME, its output discarded; the caller stops it.
+    func startScheduler() throws -> Process {
+        let binary = try #require(schedulerBinary(), "keiji-scheduler is built with the tests")
+        let scheduler = Process()
+        scheduler.executableURL = URL(fileURLWithPath: binary)
+        var environment = ProcessInfo.processInfo.environment
+        environment["HOME"] = home
+        scheduler.environment = environment
+        scheduler.standardOutput = FileHandle.nullDevice
+        scheduler.standardError = FileHandle.nullDevice
+        try scheduler.run()
+        return scheduler
+    }
 }

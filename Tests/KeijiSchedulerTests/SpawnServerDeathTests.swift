@@ -33,15 +33,7 @@ struct SpawnServerDeathTests {
         })
         // A ticker run in flight when the helper dies fails with it; that must not stop the ticker (error flag).
         try await harness.defineOffline(try harness.commandTask("ticker", "true") { $0.continueOnError = true })
-        let binary = try #require(schedulerBinary(), "keiji-scheduler is built with the tests")
-        let scheduler = Process()
-        scheduler.executableURL = URL(fileURLWithPath: binary)
-        var environment = ProcessInfo.processInfo.environment
-        environment["HOME"] = harness.home
-        scheduler.environment = environment
-        scheduler.standardOutput = FileHandle.nullDevice
-        scheduler.standardError = FileHandle.nullDevice
-        try scheduler.run()
+        let scheduler = try harness.startScheduler()
         defer {
             kill(scheduler.processIdentifier, SIGKILL)
             scheduler.waitUntilExit()
