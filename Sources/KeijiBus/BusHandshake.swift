@@ -66,10 +66,11 @@ enum BusHandshake {
         text.utf8.count == nonceBytes * 2 && text.utf8.allSatisfy { (48...57).contains($0) || (97...102).contains($0) }
     }
 
-    /// `speaker`'s proof for a connection opened by `role` with nonces `clientNonce` and `busNonce`.
-    static func proof(token: String, speaker: String, role: BusRole, clientNonce: String, busNonce: String) -> String {
+    /// `speaker`'s proof for a connection opened by `role` with nonces `clientNonce` and `busNonce`; `nil` if
+    /// libcrypto failed (never an empty or partial proof).
+    static func proof(token: String, speaker: String, role: BusRole, clientNonce: String, busNonce: String) -> String? {
         let message = [version, speaker, role.rawValue, clientNonce, busNonce].joined(separator: "|")
-        return hex(hmacSHA256(key: Array(token.utf8), message: Array(message.utf8)))
+        return HMACSHA256.digest(key: Array(token.utf8), message: Array(message.utf8)).map(hex)
     }
 
     /// Equal in time independent of where the strings differ (`CRYPTO_memcmp`): a timing oracle must not
@@ -78,20 +79,6 @@ enum BusHandshake {
         let a = Array(candidate.utf8), b = Array(expected.utf8)
         guard a.count == b.count, !b.isEmpty else { return false }
         return a.withUnsafeBytes { x in b.withUnsafeBytes { y in CRYPTO_memcmp(x.baseAddress, y.baseAddress, b.count) == 0 } }
-    }
-
-    /// HMAC-SHA256 (RFC 2104) from libcrypto.
-    static func hmacSHA256(key: [UInt8], message: [UInt8]) -> [UInt8] {
-        // A zero-length key buffer has no base address; an empty token never matches a real one anyway.
-        let key = key.isEmpty ? [0] : key
-        var digest = [UInt8](repeating: 0, count: 64)
-        var length: UInt32 = 0
-        key.withUnsafeBufferPointer { k in
-            message.withUnsafeBufferPointer { m in
-                _ = HMAC(EVP_sha256(), k.baseAddress, Int32(k.count), m.baseAddress, m.count, &digest, &length)
-            }
-        }
-        return Array(digest.prefix(Int(length)))
     }
 
     static func hex(_ bytes: [UInt8]) -> String {
@@ -138,11 +125,13 @@ enum BusHandshake {
         guard let challenge = try? BusWire.decode(Challenge.self, line), isNonce(challenge.nonce) else {
             throw BusAuthenticationFailure(endpoint: endpoint, reason: "its answer is not a keiji-bus handshake")
         }
-        let expected = proof(token: token, speaker: "bus", role: role, clientNonce: nonce, busNonce: challenge.nonce)
+        guard let expected = proof(token: token, speaker: "bus", role: role, clientNonce: nonce, busNonce: challenge.nonce),
+              let answer = proof(token: token, speaker: role.rawValue, role: role, clientNonce: nonce, busNonce: challenge.nonce) else {
+            throw KeijiError(.io, "libcrypto could not compute HMAC-SHA256 for the bus handshake; nothing was sent to keiji-bus at \(endpoint)")
+        }
         guard challenge.nonce != nonce, proofsMatch(challenge.proof, expected) else {
             throw BusAuthenticationFailure(endpoint: endpoint, reason: "its proof does not match ~/.keiji/bus.token")
         }
-        let answer = proof(token: token, speaker: role.rawValue, role: role, clientNonce: nonce, busNonce: challenge.nonce)
         var lines = BusWire.encode(Answer(proof: answer))
         if let followUp { lines += [UInt8(ascii: "\n")] + followUp }
         guard connection.write(lines) else {
@@ -175,10 +164,13 @@ enum BusHandshake {
                             reason: "expected a \(role.rawValue) hello")
         }
         let nonce = makeNonce()
-        let ours = proof(token: token, speaker: "bus", role: role, clientNonce: hello.nonce, busNonce: nonce)
+        guard let ours = proof(token: token, speaker: "bus", role: role, clientNonce: hello.nonce, busNonce: nonce),
+              let expected = proof(token: token, speaker: role.rawValue, role: role, clientNonce: hello.nonce, busNonce: nonce) else {
+            return .refused(.failure(nil, .busy, "keiji-bus could not compute its HMAC-SHA256 proof (libcrypto failed); try again"),
+                            reason: "libcrypto could not compute HMAC-SHA256")
+        }
         guard connection.write(BusWire.encode(Challenge(nonce: nonce, proof: ours))) else { return .closed }
         guard case .line(let answerLine) = reader.next() else { return .closed }
-        let expected = proof(token: token, speaker: role.rawValue, role: role, clientNonce: hello.nonce, busNonce: nonce)
         guard let answer = try? BusWire.decode(Answer.self, answerLine), proofsMatch(answer.proof, expected) else {
             return .refused(.failure(nil, .unauthorized, "wrong proof: this connection does not know ~/.keiji/bus.token of the running keiji-bus"),
                             reason: "wrong proof from a \(role.rawValue)")

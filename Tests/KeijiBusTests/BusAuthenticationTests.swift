@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 import KeijiCore
 import Testing
 
@@ -146,7 +147,7 @@ struct BusAuthenticationTests {
             let challenge = try BusWire.decode(BusHandshake.Challenge.self, line)
             switch attempt {
             case 0:
-                let forged = BusHandshake.proof(token: "wrong", speaker: "client", role: .client, clientNonce: nonce, busNonce: challenge.nonce)
+                let forged = try #require(BusHandshake.proof(token: "wrong", speaker: "client", role: .client, clientNonce: nonce, busNonce: challenge.nonce))
                 await raw.sendLine(#"{"proof":"\#(forged)"}"#)
             case 1: await raw.sendLine(#"{"proof":"\#(challenge.proof)"}"#)
             default: await raw.sendLine(command)
@@ -178,7 +179,7 @@ struct BusAuthenticationTests {
         await forger.sendLine(#"{"hello":"scheduler","nonce":"\#(nonce)"}"#)
         guard case .line(let line) = await forger.readLine() else { Issue.record("no challenge"); return }
         let challenge = try BusWire.decode(BusHandshake.Challenge.self, line)
-        let forged = BusHandshake.proof(token: "wrong", speaker: "scheduler", role: .scheduler, clientNonce: nonce, busNonce: challenge.nonce)
+        let forged = try #require(BusHandshake.proof(token: "wrong", speaker: "scheduler", role: .scheduler, clientNonce: nonce, busNonce: challenge.nonce))
         await forger.sendLine(#"{"proof":"\#(forged)"}"#)
         #expect(try await forger.readReply().code == .unauthorized)
         #expect(await forger.readLine() == .closed)
@@ -269,19 +270,44 @@ struct BusAuthenticationTests {
         #expect(try await client.readReply().code == .offline)
     }
 
-    @Test func hmacMatchesRFC4231AndProofsCompareExactly() {
+    @Test func hmacMatchesRFC4231AndProofsCompareExactly() throws {
         // RFC 4231, test case 2.
-        let digest = BusHandshake.hmacSHA256(key: Array("Jefe".utf8), message: Array("what do ya want for nothing?".utf8))
+        let digest = try #require(HMACSHA256.digest(key: Array("Jefe".utf8), message: Array("what do ya want for nothing?".utf8)))
         #expect(BusHandshake.hex(digest) == "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843")
         let n1 = BusHandshake.makeNonce(), n2 = BusHandshake.makeNonce()
         #expect(n1 != n2 && BusHandshake.isNonce(n1))
-        let bus = BusHandshake.proof(token: testToken, speaker: "bus", role: .client, clientNonce: n1, busNonce: n2)
-        let client = BusHandshake.proof(token: testToken, speaker: "client", role: .client, clientNonce: n1, busNonce: n2)
-        let scheduler = BusHandshake.proof(token: testToken, speaker: "scheduler", role: .scheduler, clientNonce: n1, busNonce: n2)
+        let bus = try #require(BusHandshake.proof(token: testToken, speaker: "bus", role: .client, clientNonce: n1, busNonce: n2))
+        let client = try #require(BusHandshake.proof(token: testToken, speaker: "client", role: .client, clientNonce: n1, busNonce: n2))
+        let scheduler = try #require(BusHandshake.proof(token: testToken, speaker: "scheduler", role: .scheduler, clientNonce: n1, busNonce: n2))
         #expect(Set([bus, client, scheduler]).count == 3)
         #expect(BusHandshake.proofsMatch(bus, bus))
         #expect(!BusHandshake.proofsMatch(client, bus))
         #expect(!BusHandshake.proofsMatch(String(bus.dropLast()), bus))
         #expect(!BusHandshake.proofsMatch("", ""))
+    }
+
+    /// RFC 4231 test case 6 (a key longer than SHA-256's block), computed on 16 threads at once, each
+    /// starting together: every result must be the vector. The one-shot `HMAC()` this replaced fetched from
+    /// OpenSSL's provider store on every call and could come back empty under concurrency.
+    @Test func hmacIsRightOnManyThreadsAtOnce() {
+        let key = [UInt8](repeating: 0xaa, count: 131)
+        let message = Array("Test Using Larger Than Block-Size Key - Hash Key First".utf8)
+        let expected = "60e431591ee0b67f0d8a26aacbf5b77f8e0bc6213728c5140546040f0ee37f54"
+        let wrong = Mutex(0)
+        let start = DispatchGroup(), done = DispatchGroup()
+        start.enter()
+        for _ in 0..<16 {
+            done.enter()
+            Thread.detachNewThread {
+                start.wait()
+                for _ in 0..<500 where HMACSHA256.digest(key: key, message: message).map(BusHandshake.hex) != expected {
+                    wrong.withLock { $0 += 1 }
+                }
+                done.leave()
+            }
+        }
+        start.leave()
+        done.wait()
+        #expect(wrong.withLock { $0 } == 0)
     }
 }

@@ -228,6 +228,6 @@ final class FakeBus: Sendable {
 func forgedChallenge(_ helloLine: [UInt8], role: BusRole = .client) -> String {
     let clientNonce = (try? BusWire.decode(BusHandshake.Hello.self, helloLine))?.nonce ?? BusHandshake.makeNonce()
     let nonce = BusHandshake.makeNonce()
-    let proof = BusHandshake.proof(token: "not-the-token", speaker: "bus", role: role, clientNonce: clientNonce, busNonce: nonce)
+    let proof = BusHandshake.proof(token: "not-the-token", speaker: "bus", role: role, clientNonce: clientNonce, busNonce: nonce) ?? ""
     return String(decoding: BusWire.encode(BusHandshake.Challenge(nonce: nonce, proof: proof)), as: UTF8.self)
 }
