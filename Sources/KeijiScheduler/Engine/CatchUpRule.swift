@@ -17,13 +17,22 @@ struct CatchUpPlan {
 /// forward) both ask it, so a stall of the running scheduler ends exactly as a restart would: never with
 /// every missed slot fired back to back.
 enum CatchUpRule {
-    /// The plan for the slots of `task` in `(cursor, now]` (seconds), or nil when none passed.
-    /// `rerunning`: an interrupted run of the task is being re-run, which covers the slots (`once`/`all` add none).
-    static func plan(for task: TaskState, calculator: ScheduleCalculator, after cursor: Int64, through now: Int64,
+    /// The plan for the slots of `task` after `cursor` whose firing time (slot, jitter, sub-second phase) is at
+    /// or before `nowMs`, or nil when none passed. A slot of the current second whose moment has not come (a
+    /// task with a phase of 0.8 s, at 0.5 s past the second) has not passed: it fires on time, it is not
+    /// caught up or skipped. `rerunning`: an interrupted run of the task is being re-run, which covers the
+    /// slots (`once`/`all` add none).
+    static func plan(for task: TaskState, calculator: ScheduleCalculator, after cursor: Int64, through nowMs: Int64,
                      rerunning: Bool) -> CatchUpPlan? {
         let policy = task.definition.policy
         let keep = policy.catchUp == .all ? max(2, policy.catchUpLimit) : 2
-        let window = calculator.slots(after: cursor, through: now, limit: keep)
+        var through = nowMs / 1000
+        var window = calculator.slots(after: cursor, through: through, limit: keep)
+        // Jitter and phase only delay a slot, so only the newest few slots can still be ahead of `nowMs`.
+        while let last = window.slots.last, task.fireTimeMilliseconds(slot: last, calculator: calculator) > nowMs {
+            through = last - 1
+            window = calculator.slots(after: cursor, through: through, limit: keep)
+        }
         let total = window.slots.count + window.dropped
         guard total > 0, let last = window.slots.last else { return nil }
         var toRun: [Int64] = []

@@ -88,7 +88,7 @@ extension SchedulerEngine {
         }
 
         // Slots that passed while the scheduler was down: the same rule the live timer applies after a stall.
-        let now = clock.nowMilliseconds() / 1000
+        let now = clock.nowMilliseconds()
         var catchUps: [RecoveryRun] = []
         for name in state.tasks.keys.sorted() {
             guard let task = state.tasks[name], !task.isDisabled, !task.isError else { continue }

@@ -117,7 +117,7 @@ extension SchedulerEngine {
             }
             let calculator = ScheduleCalculator(spec: task.definition.schedule, defaultTimeZone: timeZone, anchor: task.anchor)
             if let next = calculator.nextSlot(after: entry.slot), task.fireTimeMilliseconds(slot: next, calculator: calculator) <= now,
-               let plan = CatchUpRule.plan(for: task, calculator: calculator, after: cursor(of: name, task), through: now / 1000,
+               let plan = CatchUpRule.plan(for: task, calculator: calculator, after: cursor(of: name, task), through: now,
                                            rerunning: false) {
                 firedSlots[name] = plan.lastSlot
                 if let gap = plan.missed { missed.append(gap) }
