@@ -11,8 +11,9 @@ import KeijiJournal
 /// The `keiji-scheduler` process: loads settings, starts the engine, takes commands from `keiji-bus`
 /// (reconnecting whenever the bus restarts), and turns SIGTERM/SIGINT into a graceful stop.
 ///
-/// It reports `ready` to `readiness` only once recovery has finished and the bus link's first attempt is
-/// over, so `keiji system --start` returns when a command would reach it; a start that fails reports
+/// It reports `ready` to `readiness` only once recovery has finished, the bus link's first attempt is over and
+/// the query view is current, so `keiji system --start` returns when a command would reach it and `--get` shows
+/// the recovered state; a start that fails reports
 /// `refused` with the reason (journal damage in strict mode, a record it cannot read, bad settings).
 public enum SchedulerDaemon {
     /// How long readiness waits for the bus link's first attempt: a bus that is not running refuses at once,
@@ -66,6 +67,8 @@ public enum SchedulerDaemon {
             group.cancelAll()
         }
         linkAttempted.finish()
+        // Firing began when start() returned; the view catches up meanwhile, and the CLI reads it.
+        await engine.waitForView()
         readiness.report(.ready)
 
         let watchdog = Task {

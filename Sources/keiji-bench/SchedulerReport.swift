@@ -42,6 +42,9 @@ struct StartupPhase: Codable, Sendable {
     var records: Int
     var fillSeconds: Double
     var startupSeconds: Double
+    /// From the start until the query view (rebuilt: the bench has none) showed the recovered state; firing
+    /// does not wait for it.
+    var viewCurrentSeconds: Double
     var replayed: Int
     var replaySeconds: Double
     var checkpointLSN: UInt64
@@ -89,12 +92,13 @@ struct SchedulerReport: Codable, Sendable {
         }
         if let rss {
             out += "\nMemory: \(rss.tasks) idle tasks added \(FigureFormat.megabytes(rss.after - rss.before)) RSS "
-            out += "(\(FigureFormat.fixed(rss.perTask, 0)) bytes per task; target ≤ 2,048: \(rss.perTask <= 2048 ? "PASS" : "MISS"))\n"
+            out += "(\(FigureFormat.fixed(rss.perTask, 0)) bytes per task; target ≤ 1,024 (issue 10): \(rss.perTask <= 1024 ? "PASS" : "MISS"))\n"
         }
         if let startup {
             out += "\nStartup after \(FigureFormat.count(startup.records)) journal records (checkpoint at LSN \(startup.checkpointLSN), previous shutdown: crash):\n"
             out += "  engine.start() \(FigureFormat.fixed(startup.startupSeconds, 3)) s, of which replay of \(FigureFormat.count(startup.replayed)) records "
             out += "after the checkpoint \(FigureFormat.fixed(startup.replaySeconds, 3)) s; target ≤ 0.3 s: \(startup.startupSeconds <= 0.3 ? "PASS" : "MISS")\n"
+            out += "  (firing begins when start() returns; the query view, rebuilt from scratch here, was current \(FigureFormat.fixed(startup.viewCurrentSeconds, 3)) s after the start)\n"
             out += startup.parts.lines
         }
         return out

@@ -76,7 +76,8 @@ struct CrashRecoveryTests {
         #expect(try harness.entries().contains { if case .recoveryCompleted = $0.event { true } else { false } })
         let saved = try JSONDecoder().decode(RecoveryReport.self, from: Data(contentsOf: URL(fileURLWithPath: harness.workspace.recoveryReportFile)))
         #expect(saved == report)
-        // The view agrees.
+        // The view agrees (once it has caught up: firing does not wait for it).
+        await engine.waitForView()
         let db = try SQLiteDatabase(path: harness.workspace.databaseFile, readOnly: true)
         #expect(try db.rows("SELECT IsRunning FROM task_models WHERE Name = 'norerun'") == [["0"]])
         #expect(await harness.wait { try harness.entries().startedRuns.contains { $0.trigger == .recovery && $0.task.rawValue == "sleeper" } })

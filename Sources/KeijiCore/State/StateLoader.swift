@@ -70,38 +70,63 @@ public enum StateLoader {
     static let snapshotDecoder = JSONDecoder()
 }
 
-extension QueryView {
-    /// Brings the view up to `loaded.state`: a rebuild when the view is new, otherwise the rows of tasks
-    /// touched by records after the view's `applied_lsn`. Returns how many commands that re-applied.
-    @discardableResult
-    public func catchUp(with loaded: StateLoader.Loaded, fresh: Bool) throws -> Int {
-        let reapplied = try catchUpRows(with: loaded, fresh: fresh)
-        // Tasks refused from the checkpoint changed without a record: their rows are rewritten too.
-        let refusedInCheckpoint = Set(loaded.refused.filter { $0.lsn == nil }.compactMap(\.task))
-        if !fresh, !refusedInCheckpoint.isEmpty { try apply(touched: refusedInCheckpoint, state: loaded.state) }
-        return reapplied
+/// What bringing the query view up to a replayed state takes: decided at once (it reads only `applied_lsn`),
+/// done when convenient. The scheduler does it on the view's writer after firing has begun, so a long catch-up
+/// (every row of a thousand tasks) never delays the first firing after a restart: the view is derived and
+/// may lag; the journal decides what runs.
+public struct ViewCatchUp: Sendable {
+    enum Work: Sendable, Equatable {
+        case nothing
+        case rebuild
+        case rows(Set<TaskName>)
     }
 
-    private func catchUpRows(with loaded: StateLoader.Loaded, fresh: Bool) throws -> Int {
-        if fresh {
-            try rebuild(from: loaded.state)
-            return loaded.touched.filter(\.isCommand).count
+    let work: Work
+    /// Commands the view had not applied (for the recovery report).
+    public let commandsReapplied: Int
+
+    public var isNeeded: Bool { work != .nothing }
+}
+
+extension QueryView {
+    /// Brings the view up to `loaded.state` at once. Returns how many commands that re-applied.
+    @discardableResult
+    public func catchUp(with loaded: StateLoader.Loaded, fresh: Bool) throws -> Int {
+        let plan = try planCatchUp(with: loaded, fresh: fresh)
+        try perform(plan, state: loaded.state)
+        return plan.commandsReapplied
+    }
+
+    /// Writes what `plan` says from `state`, which may be newer than the state it was planned for (rows
+    /// depend on the state alone, and the newer one is the truth).
+    public func perform(_ plan: ViewCatchUp, state: SchedulerState, alsoTouched: Set<TaskName> = []) throws {
+        switch plan.work {
+        case .nothing: if !alsoTouched.isEmpty { try apply(touched: alsoTouched, state: state) }
+        case .rebuild: try rebuild(from: state)
+        case .rows(let names): try apply(touched: names.union(alsoTouched), state: state)
         }
+    }
+
+    /// A rebuild when the view is new (or claims more than the journal has, or is older than the replay
+    /// window), otherwise the rows of tasks touched by records after the view's `applied_lsn`, and those of
+    /// tasks refused from the checkpoint (they changed without a record).
+    public func planCatchUp(with loaded: StateLoader.Loaded, fresh: Bool) throws -> ViewCatchUp {
+        if fresh { return ViewCatchUp(work: .rebuild, commandsReapplied: loaded.touched.filter(\.isCommand).count) }
         let applied = try appliedLSN()
         if applied > loaded.state.lastLSN {
             // The view claims more than the journal has (restored from elsewhere): rebuild rather than trust it.
-            try rebuild(from: loaded.state)
-            return 0
+            return ViewCatchUp(work: .rebuild, commandsReapplied: 0)
         }
         let pending = loaded.touched.filter { $0.lsn > applied }
-        if pending.isEmpty && applied == loaded.state.lastLSN { return 0 }
+        let commands = pending.filter(\.isCommand).count
         if applied < (loaded.touched.first?.lsn ?? loaded.state.lastLSN + 1) - 1 {
             // Older than the replay window (the checkpoint covers it): rewrite every row.
-            try rebuild(from: loaded.state)
-        } else {
-            try apply(touched: Set(pending.compactMap(\.task)), state: loaded.state)
+            return ViewCatchUp(work: .rebuild, commandsReapplied: commands)
         }
-        return pending.filter(\.isCommand).count
+        var names = Set(pending.compactMap(\.task))
+        names.formUnion(loaded.refused.filter { $0.lsn == nil }.compactMap(\.task))
+        if names.isEmpty && applied == loaded.state.lastLSN { return ViewCatchUp(work: .nothing, commandsReapplied: 0) }
+        return ViewCatchUp(work: .rows(names), commandsReapplied: commands)
     }
 }
 

@@ -48,9 +48,11 @@ extension SchedulerEngine {
 
         let (view, fresh) = try QueryView.openOrReset(path: workspace.databaseFile, workspace: workspace,
                                                        defaultTimeZone: configuration.settings.timeZone)
-        report.commandsReapplied = try view.catchUp(with: loaded, fresh: fresh)
+        // Planned now, written by the view's writer once firing has begun (``ViewCatchUp``).
+        let catchUp = try view.planCatchUp(with: loaded, fresh: fresh)
+        report.commandsReapplied = catchUp.commandsReapplied
         report.viewRebuilt = fresh
-        viewWriter = ViewWriter(view: view)
+        viewWriter = ViewWriter(view: view, catchUp: catchUp)
 
         try await record(.schedulerStarted(pid: getpid()))
 
@@ -59,6 +61,8 @@ extension SchedulerEngine {
         let orphans = OrphanReaper.killProcesses(ofRuns: Set(interrupted.map(\.start.runID)))
         if orphans > 0 { note("killed \(orphans) processes left by interrupted runs") }
         var reruns: [RecoveryRun] = []
+        var interruptedRecords: [JournalEntry.Event] = []
+        var givenUpTasks: Set<TaskName> = []
         for run in interrupted {
             let name = run.start.task
             // Counted from the journaled run.started, so a replay reaches the same decision.
@@ -68,12 +72,13 @@ extension SchedulerEngine {
             if let task = state.tasks[name] {
                 if !task.definition.policy.rerunInterrupted {
                     action = "not re-run (policy)"
-                } else if task.isDisabled || task.isError {
+                } else if task.isDisabled || task.isError || givenUpTasks.contains(name) {
                     action = task.isDisabled ? "not re-run (task disabled)" : "not re-run (task in error)"
                 } else if interruptions >= Self.interruptionLimit {
                     let what = run.start.slot.map { "slot \(ISO8601.string(fromSeconds: $0))" } ?? "a manual run"
                     givenUp = "run of \(what) interrupted \(interruptions) times by scheduler restarts; given up"
                     action = "given up (interrupted \(interruptions) times); task in error"
+                    givenUpTasks.insert(name)  // in error once the batch below is applied
                 } else {
                     action = "re-run"
                     reruns.append(RecoveryRun(task: name, slot: run.start.slot, trigger: .recovery, attempt: run.start.attempt + 1,
@@ -82,21 +87,24 @@ extension SchedulerEngine {
             } else {
                 action = "not re-run (task deleted)"
             }
-            try await record(.runInterrupted(runID: run.start.runID, task: name, givenUp: givenUp))
+            interruptedRecords.append(.runInterrupted(runID: run.start.runID, task: name, givenUp: givenUp))
             report.interruptedRuns.append(.init(task: name, runID: run.start.runID, slot: run.start.slot, startedAt: run.startedAt,
                                                 action: action, attempt: run.start.attempt, interruptions: interruptions))
         }
 
+        if !interruptedRecords.isEmpty { try await record(contentsOf: interruptedRecords) }
+
         // Slots that passed while the scheduler was down: the same rule the live timer applies after a stall.
         let now = clock.nowMilliseconds()
         var catchUps: [RecoveryRun] = []
+        var missedRecords: [JournalEntry.Event] = []
         for name in state.tasks.keys.sorted() {
             guard let task = state.tasks[name], !task.isDisabled, !task.isError else { continue }
             let calculator = ScheduleCalculator(spec: task.definition.schedule, defaultTimeZone: timeZone, anchor: task.anchor)
             let rerunning = reruns.contains { $0.task == name }
             guard let plan = CatchUpRule.plan(for: task, calculator: calculator, after: cursor(of: name, task), through: now,
                                               rerunning: rerunning) else { continue }
-            if let missed = plan.missed { try await record(.runMissed(missed)) }
+            if let missed = plan.missed { missedRecords.append(.runMissed(missed)) }
             report.missedSlots.append(.init(task: name, policy: task.definition.policy.catchUp, count: plan.total, firstSlot: plan.firstSlot,
                                             lastSlot: plan.lastSlot, runs: plan.toRun.count))
             if !plan.toRun.isEmpty {
@@ -104,6 +112,9 @@ extension SchedulerEngine {
                 catchUps += plan.toRun.map { RecoveryRun(task: name, slot: $0, trigger: .catchUp, attempt: 1, interruptions: nil) }
             }
         }
+
+        // One batch (one sync), not a sync per task: a thousand tasks down for a while is a thousand records.
+        if !missedRecords.isEmpty { try await record(contentsOf: missedRecords) }
 
         report.durationSeconds = (ContinuousClock.now - started).seconds
         let journaled = Self.journaled(report)
@@ -115,7 +126,6 @@ extension SchedulerEngine {
         if let data = try? JSONEncoder().encode(report) {
             try? FileSystem.writeAtomically(data, to: workspace.recoveryReportFile)
         }
-        await flushView()
         pendingRecoveryRuns = reruns + catchUps
         note(Self.summary(of: report))
         return report

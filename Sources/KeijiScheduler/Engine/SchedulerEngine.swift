@@ -236,10 +236,16 @@ public actor SchedulerEngine {
         }
     }
 
+    /// Returns once the query view shows everything applied so far, including what recovery found it lacking
+    /// (the engine fires meanwhile). `keiji-scheduler` reports ready only after this, so the CLI reads a current view.
+    public func waitForView() async {
+        await flushView(evenIfUnchanged: true)
+    }
+
     /// Hands what changed since the last flush to the view writer and waits for it (the engine keeps firing
     /// meanwhile: the wait is a suspension, not a block).
-    func flushView() async {
-        guard let viewWriter, !dirtyTasks.isEmpty || !newRuns.isEmpty else { return }
+    func flushView(evenIfUnchanged: Bool = false) async {
+        guard let viewWriter, evenIfUnchanged || !dirtyTasks.isEmpty || !newRuns.isEmpty else { return }
         let changes = state  // copy-on-write: O(1) here; the writer reads only the touched tasks
         let touched = dirtyTasks
         let runs = newRuns

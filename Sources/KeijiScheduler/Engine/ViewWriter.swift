@@ -5,14 +5,26 @@ import KeijiCore
 /// changed; only those rows (and the new runs) are written.
 actor ViewWriter {
     private let view: QueryView
+    /// What recovery found the view lacking, done with the first write (off the engine's start: see
+    /// ``ViewCatchUp``), and kept until a write succeeds.
+    private var catchUp: ViewCatchUp?
 
-    init(view: QueryView) { self.view = view }
+    init(view: QueryView, catchUp: ViewCatchUp) {
+        self.view = view
+        self.catchUp = catchUp.isNeeded ? catchUp : nil
+    }
 
     /// Writes the rows of `touched` from `state` (a touched task missing from it is deleted) in one
-    /// transaction. Returns the error if nothing could be written.
+    /// transaction, after any catch-up still owed. Returns the error if nothing could be written.
     func write(_ state: SchedulerState, touched: Set<TaskName>, newRuns: [(TaskName, RunSummary)]) -> (any Error)? {
         do {
-            try view.apply(touched: touched, state: state, newRuns: newRuns)
+            if let owed = catchUp {
+                // Every row the catch-up or this flush touches, from the newest state; that includes the new runs.
+                try view.perform(owed, state: state, alsoTouched: touched)
+                catchUp = nil
+            } else {
+                try view.apply(touched: touched, state: state, newRuns: newRuns)
+            }
             return nil
         } catch {
             return error
