@@ -5,7 +5,7 @@ import Testing
 
 struct QueryViewTests {
     func dump(_ view: QueryView) throws -> [[String?]] {
-        let columns = "ID, TaskId, Name, Description, Schedule, ScheduleInfo, LastExecutionTime, NextExecutionTime, LogPath, Slug, Type, Executable, IsRunning, IsQueued, IsError, IsDisabled, ErrorTxt, CreatedAt, UpdatedAt"
+        let columns = "ID, TaskId, Name, Description, Schedule, ScheduleInfo, LastExecutionTime, NextExecutionTime, LogPath, Slug, Type, Executable, IsRunning, IsQueued, IsError, IsDisabled, ErrorTxt, Policy, CreatedAt, UpdatedAt"
         return try view.database.rows("SELECT \(columns) FROM task_models ORDER BY Name")
             + view.database.rows("SELECT * FROM runs ORDER BY RunId")
             + view.database.rows("SELECT lsn FROM applied_lsn")
@@ -17,10 +17,23 @@ struct QueryViewTests {
         let zone = TimeZone(identifier: "UTC")!
         try home.workspace.createSystemDirectories()
         let live = try QueryView(path: home.path + "/live.db", workspace: home.workspace, defaultTimeZone: zone)
+        // As the scheduler writes it: whole rows only for saved definitions, the run columns and new runs otherwise.
+        let incremental = try QueryView(path: home.path + "/incremental.db", workspace: home.workspace, defaultTimeZone: zone)
         var state = SchedulerState()
         for (index, entry) in sampleHistory().enumerated() {
             Reducer.apply(entry, lsn: UInt64(index + 1), to: &state)
-            try live.apply(touched: Set([entry.taskName].compactMap { $0 }), state: state)
+            let touched = Set([entry.taskName].compactMap { $0 })
+            try live.apply(touched: touched, state: state)
+            var redefined: Set<TaskName> = []
+            var newRuns: [(TaskName, RunSummary)] = []
+            switch entry.event {
+            case .taskSaved: redefined = touched
+            case .runFinished, .runMissed, .runInterrupted:
+                if let name = entry.taskName, let run = state.tasks[name]?.recentRuns.last { newRuns = [(name, run)] }
+            default: break
+            }
+            try incremental.apply(touched: touched, state: state, newRuns: newRuns, definitionsChanged: redefined)
+            #expect(try dump(incremental) == dump(live), "after \(entry.typeName) at LSN \(index + 1)")
         }
         let rebuilt = try QueryView(path: home.path + "/rebuilt.db", workspace: home.workspace, defaultTimeZone: zone)
         try rebuilt.rebuild(from: state)

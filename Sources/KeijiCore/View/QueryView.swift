@@ -98,8 +98,12 @@ public final class QueryView {
     /// `applied_lsn`, in one transaction. Rows depend on `state` alone, so a rebuilt view equals a live one.
     /// With `newRuns`, only those runs are inserted (the live path); without, every run `state` remembers for
     /// the touched tasks is written (rebuilds).
-    public func apply(touched: Set<TaskName>, state: SchedulerState, newRuns: [(TaskName, RunSummary)]? = nil) throws {
-        try database.transaction { try write(touched: touched, state: state, newRuns: newRuns) }
+    /// - Parameter definitionsChanged: the touched tasks whose definition may have changed since their row was
+    ///   written (nil: all of them). The others only had runs, so only their run columns are updated: a flush
+    ///   at ten thousand firings a second does not re-encode ten thousand schedules and policies as JSON.
+    public func apply(touched: Set<TaskName>, state: SchedulerState, newRuns: [(TaskName, RunSummary)]? = nil,
+                      definitionsChanged: Set<TaskName>? = nil) throws {
+        try database.transaction { try write(touched: touched, state: state, newRuns: newRuns, definitionsChanged: definitionsChanged) }
     }
 
     /// Replaces the whole view with `state`, in one transaction (a crash leaves the old view or the new one).
@@ -111,8 +115,14 @@ public final class QueryView {
         }
     }
 
-    private func write(touched: Set<TaskName>, state: SchedulerState, newRuns: [(TaskName, RunSummary)]?) throws {
+    private func write(touched: Set<TaskName>, state: SchedulerState, newRuns: [(TaskName, RunSummary)]?,
+                       definitionsChanged: Set<TaskName>? = nil) throws {
         do {
+            let running = Set(state.activeRuns.values.map(\.start.task))  // once, not a scan of every run per row
+            let updateRunColumns = try database.prepare("""
+                UPDATE task_models SET LastExecutionTime = ?, NextExecutionTime = ?, IsRunning = ?, IsQueued = ?, IsError = ?,
+                    IsDisabled = ?, ErrorTxt = ?, UpdatedAt = ? WHERE Name = ?
+                """)
             let upsert = try database.prepare("""
                 INSERT INTO task_models (ID, TaskId, Name, Description, Schedule, ScheduleInfo, LastExecutionTime, NextExecutionTime,
                     LogPath, Slug, Type, Executable, IsRunning, IsQueued, IsError, IsDisabled, ErrorTxt, Policy, CreatedAt, UpdatedAt)
@@ -141,8 +151,12 @@ public final class QueryView {
                     try deleteRuns.run([.text(name.rawValue)])
                     continue
                 }
+                if let definitionsChanged, !definitionsChanged.contains(name) {
+                    try updateRunColumns.run(runColumns(for: task, running: running) + [.text(name.rawValue)])
+                    if database.changes == 1 { continue }  // else the row is missing: write it whole
+                }
                 if let number = task.number { try freeNumber.run([.integer(Int64(number)), .text(name.rawValue)]) }
-                try upsert.run(row(for: task, state: state))
+                try upsert.run(row(for: task, running: running))
                 if newRuns == nil {
                     for run in task.recentRuns { try insertRun.run(Self.values(run, task: name)) }
                     try trimRuns.run([.text(name.rawValue)])
@@ -165,18 +179,32 @@ public final class QueryView {
         ]
     }
 
-    private func row(for task: TaskState, state: SchedulerState) -> [SQLiteValue] {
-        let d = task.definition
-        let calculator = ScheduleCalculator(spec: d.schedule, defaultTimeZone: defaultTimeZone, anchor: task.anchor)
+    /// The columns runs and commands change (the order of `updateRunColumns`).
+    private func runColumns(for task: TaskState, running: Set<TaskName>) -> [SQLiteValue] {
+        [
+            .optional(task.lastStartedAt.map(ISO8601.string(fromMilliseconds:))), .optional(nextExecution(of: task).map(ISO8601.string(fromSeconds:))),
+            .bool(running.contains(task.definition.name)), .bool(task.isQueued), .bool(task.isError), .bool(task.isDisabled), .text(task.errorText),
+            .text(ISO8601.string(fromMilliseconds: task.updatedAt)),
+        ]
+    }
+
+    private func nextExecution(of task: TaskState) -> Int64? {
         // A task in error or disabled does not run until resolved or enabled: it has no next execution.
-        let next = task.isDisabled || task.isError ? nil : calculator.nextSlot(after: task.lastSlot ?? task.anchor)
+        guard !task.isDisabled, !task.isError else { return nil }
+        let calculator = ScheduleCalculator(spec: task.definition.schedule, defaultTimeZone: defaultTimeZone, anchor: task.anchor)
+        return calculator.nextSlot(after: task.lastSlot ?? task.anchor)
+    }
+
+    private func row(for task: TaskState, running: Set<TaskName>) -> [SQLiteValue] {
+        let d = task.definition
+        let next = nextExecution(of: task)
         let scheduleInfo = (try? String(decoding: StateLoader.snapshotEncoder.encode(d.schedule), as: UTF8.self)) ?? "{}"
         let policy = (try? String(decoding: StateLoader.snapshotEncoder.encode(d.policy), as: UTF8.self)) ?? "{}"
         return [
             .optional(task.number.map(Int64.init)), .text(task.taskID), .text(d.name.rawValue), .text(d.description), .text(d.schedule.schedule.displayString), .text(scheduleInfo),
             .optional(task.lastStartedAt.map(ISO8601.string(fromMilliseconds:))), .optional(next.map(ISO8601.string(fromSeconds:))),
             .text(workspace.taskLogFile(d.name)), .text(d.name.slug), .text(d.schedule.schedule.typeName), .text(d.executableDescription),
-            .bool(state.isRunning(d.name)), .bool(task.isQueued), .bool(task.isError), .bool(task.isDisabled), .text(task.errorText), .text(policy),
+            .bool(running.contains(d.name)), .bool(task.isQueued), .bool(task.isError), .bool(task.isDisabled), .text(task.errorText), .text(policy),
             .text(ISO8601.string(fromMilliseconds: task.createdAt)), .text(ISO8601.string(fromMilliseconds: task.updatedAt)),
         ]
     }

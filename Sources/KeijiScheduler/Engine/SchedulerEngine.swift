@@ -56,6 +56,9 @@ public actor SchedulerEngine {
     var firedSlots: [TaskName: Int64] = [:]
 
     var dirtyTasks: Set<TaskName> = []
+    /// Of `dirtyTasks`, those whose definition was saved (their whole view row is rewritten; the others only
+    /// their run columns).
+    var redefinedTasks: Set<TaskName> = []
     var newRuns: [(TaskName, RunSummary)] = []
     var viewFlushTask: Task<Void, Never>?
     var recordsSinceCheckpoint = 0
@@ -195,6 +198,7 @@ public actor SchedulerEngine {
         if let name = entry.taskName {
             dirtyTasks.insert(name)
             switch entry.event {
+            case .taskSaved: redefinedTasks.insert(name)
             case .runFinished, .runMissed, .runInterrupted:
                 if let run = state.tasks[name]?.recentRuns.last { newRuns.append((name, run)) }
             default: break
@@ -248,12 +252,15 @@ public actor SchedulerEngine {
         guard let viewWriter, evenIfUnchanged || !dirtyTasks.isEmpty || !newRuns.isEmpty else { return }
         let changes = state  // copy-on-write: O(1) here; the writer reads only the touched tasks
         let touched = dirtyTasks
+        let redefined = redefinedTasks
         let runs = newRuns
         dirtyTasks.removeAll(keepingCapacity: true)
+        redefinedTasks.removeAll(keepingCapacity: true)
         newRuns.removeAll(keepingCapacity: true)
-        if let error = await viewWriter.write(changes, touched: touched, newRuns: runs) {
+        if let error = await viewWriter.write(changes, touched: touched, redefined: redefined, newRuns: runs) {
             // Nothing of this flush was written (one transaction): try these rows again next time.
             dirtyTasks.formUnion(touched)
+            redefinedTasks.formUnion(redefined)
             newRuns.insert(contentsOf: runs, at: 0)
             note("query view update failed, will retry: \(error)")
         }

@@ -15,15 +15,16 @@ actor ViewWriter {
     }
 
     /// Writes the rows of `touched` from `state` (a touched task missing from it is deleted) in one
-    /// transaction, after any catch-up still owed. Returns the error if nothing could be written.
-    func write(_ state: SchedulerState, touched: Set<TaskName>, newRuns: [(TaskName, RunSummary)]) -> (any Error)? {
+    /// transaction, after any catch-up still owed: whole rows for `redefined` tasks, the run columns for the
+    /// rest. Returns the error if nothing could be written.
+    func write(_ state: SchedulerState, touched: Set<TaskName>, redefined: Set<TaskName>, newRuns: [(TaskName, RunSummary)]) -> (any Error)? {
         do {
             if let owed = catchUp {
                 // Every row the catch-up or this flush touches, from the newest state; that includes the new runs.
                 try view.perform(owed, state: state, alsoTouched: touched)
                 catchUp = nil
             } else {
-                try view.apply(touched: touched, state: state, newRuns: newRuns)
+                try view.apply(touched: touched, state: state, newRuns: newRuns, definitionsChanged: redefined)
             }
             return nil
         } catch {
