@@ -76,9 +76,9 @@ struct TaskCommand: AsyncParsableCommand {
         guard let desc, !desc.isEmpty else { throw CLIError("--desc is required with --create") }
         let directory = workspace.taskDirectory(taskName)
         // Everything that can refuse is checked before anything is written.
-        try SavedTasks.checkNoCaseClash(taskName, in: workspace)
+        let saved = try SavedTasks.checkNoCaseClash(taskName, in: workspace)
         if !force {
-            if try SavedTasks.named(taskName, in: workspace) != nil {
+            if saved != nil {
                 throw CLIError("task \(taskName) already exists; use --force to recreate it")
             }
             // A folder holding only what keiji generated (the .env of a deleted command task) does not block.
