@@ -60,6 +60,8 @@ struct ManyTasksTests {
         let caughtUp = await tasksNotYet(engine, upTo: .seconds(300)) { $0.lastStartedAt != nil }
         #expect(caughtUp == 0, "every task's missed slot ran once within 300 s of the start (\(caughtUp) had not)")
         print("100k: catch-up fired after \(ContinuousClock.now - loadStarted)")
+        // And finished: a task whose catch-up run is still going skips its next slot (overlap policy `skip`).
+        #expect(await harness.wait(upTo: .seconds(300)) { await engine.runsInProgress == 0 }, "the catch-up runs finished")
 
         // Their next slots: step the clock to half a second before the first of them.
         let firstSlots = await engine.state.tasks.values.map { $0.lastSlot ?? 0 }

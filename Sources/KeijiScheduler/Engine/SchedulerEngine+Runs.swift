@@ -138,7 +138,7 @@ extension SchedulerEngine {
         case .signaled(let s): signal = s
         case .waitFailed, .lost, nil: break
         }
-        _ = try? await record(.runFinished(RunEnd(runID: runID, task: name, outcome: result.outcome, exitCode: exitCode, signal: signal,
+        await recordCoalesced(.runFinished(RunEnd(runID: runID, task: name, outcome: result.outcome, exitCode: exitCode, signal: signal,
                                                   durationMs: result.durationMs, latenessMs: latenessMs, final: !willRetry, message: result.message)))
         unregisterRun(runID)
         if willRetry {
