@@ -38,7 +38,7 @@ public struct SchedulerState: Codable, Sendable, Equatable {
 /// task as one pointer there and the fields in an allocation of their own. A copy shares the box until either
 /// side changes a field (then the writer copies the fields first), so the checkpoint's and the view writer's
 /// copies of the state stay cheap.
-public struct TaskState: Codable, Sendable, Equatable {
+public struct TaskState: Codable, Sendable, Equatable, CustomReflectable {
     private var storage: Storage
 
     init(taskID: String, number: Int? = nil, definition: TaskDefinition, createdAt: Int64, updatedAt: Int64, anchor: Int64,
@@ -92,6 +92,9 @@ public struct TaskState: Codable, Sendable, Equatable {
     public func encode(to encoder: any Encoder) throws { try storage.fields.encode(to: encoder) }
 
     public static func == (a: TaskState, b: TaskState) -> Bool { a.storage === b.storage || a.storage.fields == b.storage.fields }
+
+    /// Test failures, `print` and `dump` show the fields, not the box.
+    public var customMirror: Mirror { Mirror(self, children: Mirror(reflecting: storage.fields).children) }
 
     /// The fields for writing: copied into a box of this value's own first if a copy shares the box.
     private var fields: Fields {
