@@ -13,7 +13,9 @@ public enum Schedule: Hashable, Sendable {
     case every(Int, Unit)
     /// On these days at this wall time.
     case weekly(days: [Weekday], at: TimeOfDay)
-    case cron(CronExpression)
+    /// Indirect: a parsed expression (88 bytes inline) would otherwise size every schedule, and so every task's
+    /// state, for the few tasks that use cron; boxed, it costs a pointer and one allocation for those tasks only.
+    indirect case cron(CronExpression)
     /// Once, at this instant (seconds since the Unix epoch).
     case once(at: Int64)
 
