@@ -172,8 +172,11 @@ enum BusHandshake {
         guard connection.write(BusWire.encode(Challenge(nonce: nonce, proof: ours))) else { return .closed }
         guard case .line(let answerLine) = reader.next() else { return .closed }
         guard let answer = try? BusWire.decode(Answer.self, answerLine), proofsMatch(answer.proof, expected) else {
+            // For the log: a malformed answer (stray bytes on the stream) is not the same fault as a wrong token.
+            let what = (try? BusWire.decode(Answer.self, answerLine)).map { "a proof of \($0.proof.utf8.count) characters that does not match" }
+                ?? "\(answerLine.count) bytes that are not {\"proof\":…}"
             return .refused(.failure(nil, .unauthorized, "wrong proof: this connection does not know ~/.keiji/bus.token of the running keiji-bus"),
-                            reason: "wrong proof from a \(role.rawValue)")
+                            reason: "wrong proof from a \(role.rawValue): \(what)")
         }
         return .authenticated
     }

@@ -96,8 +96,13 @@ extension BusBinaryTests {
             let link = SchedulerBusLink(endpoint: endpoints.pull, token: tokens[index]) { .acknowledged($0.id, lsn: UInt64(index + 1)) }
             let task = Task { await link.run() }
             #expect(await eventually { link.isConnected })
-            let reply = try await BusClient(endpoint: endpoints.push, token: tokens[index]).send(request("mine"), timeout: .seconds(30))
-            #expect(reply == .acknowledged("mine", lsn: UInt64(index + 1)))
+            do {
+                let reply = try await BusClient(endpoint: endpoints.push, token: tokens[index]).send(request("mine"), timeout: .seconds(30))
+                #expect(reply == .acknowledged("mine", lsn: UInt64(index + 1)))
+            } catch {
+                // Seen once in hundreds of runs ("refused us (unauthorized): wrong proof"): what the bus saw says why.
+                Issue.record("home \(index): \(error); the bus logged: \(buses[index].errors())")
+            }
             // The other user's token does not make this bus ours.
             await #expect(throws: BusAuthenticationFailure.self) {
                 _ = try await BusClient(endpoint: endpoints.push, token: tokens[1 - index]).send(request("theirs"), timeout: .seconds(30))
