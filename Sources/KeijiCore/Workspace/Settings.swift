@@ -10,7 +10,7 @@ import Foundation
 public struct Settings: Sendable, Equatable {
     public enum Database: Sendable, Equatable {
         case sqlite
-        /// Validated now; used by a later backend.
+        /// Validated when read; refused by ``requireUsableDatabase(file:)`` until a PostgreSQL view exists.
         case postgres(URL)
     }
 
@@ -66,6 +66,17 @@ public struct Settings: Sendable, Equatable {
     }
 
     /// Reads and validates a settings file.
+    /// Refuses a `DB_URL` this keiji cannot use (a PostgreSQL URL: the query view lives in SQLite only, for
+    /// now). Using SQLite anyway would ignore the setting silently, which is worse than refusing it. The
+    /// message names the key and the file and never repeats the URL's password.
+    public func requireUsableDatabase(file: String) throws {
+        guard case .postgres(let url) = database else { return }
+        var shown = URLComponents(url: url, resolvingAgainstBaseURL: false)
+        if shown?.password != nil { shown?.password = "***" }
+        throw KeijiError(.invalidSetting, "\(file): DB_URL names PostgreSQL (\(shown?.string ?? "postgres://…")), which this keiji "
+                         + "cannot use yet; set DB_URL=default to keep the query view in SQLite (~/.keiji/db/keiji.db)")
+    }
+
     public static func load(from path: String) throws -> Settings {
         guard FileSystem.exists(path) else {
             throw KeijiError(.notInitialized, "\(path) does not exist; run `keiji init` first")
