@@ -27,7 +27,7 @@ struct JournalCommand: AsyncParsableCommand {
                 let stats = try JournalCommand.directory().stats()
                 if json {
                     let encoder = JSONEncoder()
-                    encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+                    encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
                     Console.say(String(decoding: try encoder.encode(stats), as: UTF8.self))
                     return
                 }

@@ -139,7 +139,7 @@ struct SystemCommand: AsyncParsableCommand {
             if let settingsProblem { object["warning"] = settingsProblem }
             object["tasks"] = tasks.map { ["name": $0[0] ?? "", "disabled": $0[1] == "1", "error": $0[2] == "1", "running": $0[3] == "1",
                                            "next": $0[4] ?? NSNull(), "last": $0[5] ?? NSNull()] as [String: Any] }
-            Console.say(String(decoding: try JSONSerialization.data(withJSONObject: object, options: [.prettyPrinted, .sortedKeys]), as: UTF8.self))
+            Console.say(String(decoding: try JSONSerialization.data(withJSONObject: object, options: [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]), as: UTF8.self))
             return
         }
         func pad(_ s: String) -> String { s + String(repeating: " ", count: max(0, 18 - s.count)) }

@@ -157,7 +157,10 @@ struct TaskCommandTests {
         let none = try? JSONSerialization.jsonObject(with: Data(try await s.keiji("task", "--get", "--json").stdout.utf8))
         #expect((none as? [Any])?.isEmpty == true, "no tasks: an empty JSON list")
         #expect(try await s.keiji("task", "--create", "--name=typed", "--desc=x", "--command", "true", "--every", "1h").status == 0)
-        let object = try json(try await s.keiji("task", "--get", "--json", "--name=typed"))
+        let got = try await s.keiji("task", "--get", "--json", "--name=typed")
+        #expect(got.stdout.contains("\"LogPath\" : \"\(s.home)/") && !got.stdout.contains("\\/"), "paths as written, no escaped slashes")
+        let object = try json(got)
+        #expect(object["Executable"] as? String == "true", "a plain command is exec'd directly, and --get says so")
         #expect(object["ID"] as? Int == 1 && !(object["ID"] is String), "\(object)")
         for flag in ["IsRunning", "IsQueued", "IsError", "IsDisabled"] {
             #expect(object[flag] as? Bool == false && !(object[flag] is String), "\(flag): \(String(describing: object[flag]))")

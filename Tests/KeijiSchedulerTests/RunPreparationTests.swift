@@ -13,6 +13,11 @@ import Testing
 struct RunPreparationTests {
     // MARK: - Direct exec or /bin/sh -c
 
+    func definition(_ command: String) -> TaskDefinition {
+        TaskDefinition(name: try! TaskName("t"), description: "d", action: .command(command), schedule: ScheduleSpec(.every(1, .minutes)),
+                       policy: RunPolicy(), directory: "/tmp/t")
+    }
+
     @Test(arguments: [
         ("true", ["true"]),
         ("/usr/bin/env  python3\t-u script.py", ["/usr/bin/env", "python3", "-u", "script.py"]),
@@ -23,9 +28,11 @@ struct RunPreparationTests {
         ("  rsync -a /src/ host:/dst/  ", ["rsync", "-a", "/src/", "host:/dst/"]),
     ] as [(String, [String]?)])
     func plainCommandsAreExecdDirectly(command: String, words: [String]?) {
-        #expect(ExecPlan.plainWords(command) == words)
+        #expect(CommandWords.plainWords(command) == words)
         if let words {
             #expect(ExecPlan(.command(command)) == ExecPlan(program: words[0], arguments: words, searchPath: true))
+            // `task --get` (the view's Executable) shows what is exec'd.
+            #expect(definition(command).executableDescription == words.joined(separator: " "))
         }
     }
 
@@ -36,8 +43,9 @@ struct RunPreparationTests {
         "source x", "exec cmd", "set -e", "time cmd", "while", "for x", "echo {a,b}",
     ])
     func anythingAShellWouldReadDifferentlyGoesToTheShell(command: String) {
-        #expect(ExecPlan.plainWords(command) == nil)
+        #expect(CommandWords.plainWords(command) == nil)
         #expect(ExecPlan(.command(command)) == ExecPlan(program: "/bin/sh", arguments: ["/bin/sh", "-c", command], searchPath: false))
+        #expect(definition(command).executableDescription == "/bin/sh -c " + command)
     }
 
     @Test func aBinaryTaskRunsItsProgramWithRun() {

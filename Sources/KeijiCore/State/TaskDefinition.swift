@@ -29,11 +29,12 @@ public struct TaskDefinition: Codable, Sendable, Equatable {
         return self
     }
 
-    /// The seed's `Executable` column: the binary, or the command for command tasks.
+    /// The seed's `Executable` column: what a run execs. The binary; a command's own words when it is exec'd
+    /// directly (``CommandWords``), else `/bin/sh -c <command>`.
     public var executableDescription: String {
         switch action {
         case .binary(let path): path
-        case .command(let command): "/bin/sh -c " + command
+        case .command(let command): CommandWords.plainWords(command).map { $0.joined(separator: " ") } ?? "/bin/sh -c " + command
         }
     }
 }
@@ -42,7 +43,7 @@ public struct TaskDefinition: Codable, Sendable, Equatable {
 public enum TaskAction: Codable, Sendable, Equatable {
     /// A built task binary, run as `<path> --run`.
     case binary(path: String)
-    /// A shell command, run as `/bin/sh -c <command>`. The command is passed as one argv element, never
+    /// A command line: exec'd directly when it is plain words, else run as `/bin/sh -c <command>` (``CommandWords``). The command is passed as one argv element, never
     /// interpolated into another string, so names and descriptions cannot inject shell syntax.
     case command(String)
 }

@@ -8,7 +8,9 @@ import Foundation
 /// a consistent prefix of the journal. If the file is missing, damaged or from another schema, it is rebuilt
 /// from the state (checkpoint + journal replay).
 public final class QueryView {
-    public static let schemaVersion = 2  // 2: ID is the task's own number, not a rowid; Policy column
+    // 2: ID is the task's own number, not a rowid; Policy column. 3: Executable shows a direct exec as such (rows
+    // are rewritten only when their definition changes, so a new derivation needs a rebuild).
+    public static let schemaVersion = 3
     public let database: SQLiteDatabase
     private let workspace: Workspace
     private let defaultTimeZone: TimeZone

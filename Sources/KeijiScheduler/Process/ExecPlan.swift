@@ -1,9 +1,7 @@
 import KeijiCore
 
-/// How a task is exec'd. A command made only of plain words is split on blanks and exec'd directly (found
-/// in the run's PATH), as systemd's `ExecStart=` does: one exec, not `/bin/sh` and then the program. Anything
-/// a shell would read differently from "split on blanks" goes to `/bin/sh -c`, so the result is always what
-/// the shell would have done. The rule is documented in docs/architecture.md §3 ("Direct exec").
+/// How a task is exec'd: a binary task as `<path> --run`; a command directly or through `/bin/sh -c`, as
+/// ``CommandWords`` decides.
 struct ExecPlan: Sendable, Equatable {
     var program: String
     /// argv, argv[0] included.
@@ -20,49 +18,11 @@ struct ExecPlan: Sendable, Equatable {
         case .binary(let path):
             self.init(program: path, arguments: [path, "--run"], searchPath: false)
         case .command(let command):
-            if let words = Self.plainWords(command) {
+            if let words = CommandWords.plainWords(command) {
                 self.init(program: words[0], arguments: words, searchPath: true)
             } else {
                 self.init(program: "/bin/sh", arguments: ["/bin/sh", "-c", command], searchPath: false)
             }
         }
     }
-
-    /// The command's words if it needs no shell, else nil. A word may hold only letters, digits, the bytes of
-    /// non-ASCII UTF-8 characters and `- _ . / : , + @ %`; words are separated by spaces and tabs. Everything
-    /// else needs a shell: quotes and backslashes, `$` and backquotes (expansions), `| & ; < > ( )`
-    /// (operators), `* ? [ ] ~` (globs and the home directory), `# ! { } ^ =`, newlines and other control
-    /// characters. `=` is allowed after the first word (`--level=3`), never in it (`A=1 cmd` is an
-    /// assignment). The first word must not be a shell keyword or a builtin with no program of its own
-    /// (`cd`, `exit`, `export`, `.`, …): `echo`, `printf`, `test`, `true`, `sleep` run their /usr/bin programs.
-    static func plainWords(_ command: String) -> [String]? {
-        var words: [String] = []
-        for word in command.utf8.split(whereSeparator: { $0 == UInt8(ascii: " ") || $0 == UInt8(ascii: "\t") }) {
-            let isFirst = words.isEmpty
-            guard word.allSatisfy({ isPlain($0) || (!isFirst && $0 == UInt8(ascii: "=")) }) else { return nil }
-            words.append(String(decoding: word, as: UTF8.self))
-        }
-        guard let first = words.first, !shellOnlyWords.contains(first) else { return nil }
-        return words
-    }
-
-    private static func isPlain(_ byte: UInt8) -> Bool {
-        switch byte {
-        case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "0")...UInt8(ascii: "9"): true
-        case UInt8(ascii: "-"), UInt8(ascii: "_"), UInt8(ascii: "."), UInt8(ascii: "/"), UInt8(ascii: ":"), UInt8(ascii: ","),
-             UInt8(ascii: "+"), UInt8(ascii: "@"), UInt8(ascii: "%"): true
-        case 0x80...0xFF: true  // part of a UTF-8 character: literal to the shell
-        default: false
-        }
-    }
-
-    /// Reserved words, and builtins that have no program of their own (or whose program could not do what the
-    /// builtin does, like `cd` or `exec`): these only make sense to a shell.
-    static let shellOnlyWords: Set<String> = [
-        "if", "then", "else", "elif", "fi", "case", "esac", "for", "while", "until", "do", "done", "in", "function", "select",
-        "time", "coproc",
-        ".", ":", "alias", "bg", "break", "builtin", "cd", "command", "continue", "declare", "eval", "exec", "exit", "export",
-        "fc", "fg", "getopts", "hash", "jobs", "let", "local", "logout", "read", "readonly", "return", "set", "shift",
-        "source", "times", "trap", "type", "typeset", "ulimit", "umask", "unalias", "unset", "wait",
-    ]
 }
