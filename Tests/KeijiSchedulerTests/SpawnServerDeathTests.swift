@@ -27,12 +27,10 @@ struct SpawnServerDeathTests {
     @Test func killNineOfTheHelperAndThenOfTheSchedulerLeavesNothingRunning() async throws {
         let harness = try SchedulerHarness()
         defer { harness.remove() }
-        try await harness.defineOffline(try harness.commandTask("sleeper", "sleep 300 & sleep 300") {
-            $0.continueOnError = true
-            $0.graceSeconds = 1
-        })
-        // A ticker run in flight when the helper dies fails with it; that must not stop the ticker (error flag).
-        try await harness.defineOffline(try harness.commandTask("ticker", "true") { $0.continueOnError = true })
+        // Neither task continues on error: a run the helper takes with it is interrupted, which is no failure of
+        // the task's, so both go on (a second sleeper run, more ticker runs) without a resolve.
+        try await harness.defineOffline(try harness.commandTask("sleeper", "sleep 300 & sleep 300") { $0.graceSeconds = 1 })
+        try await harness.defineOffline(try harness.commandTask("ticker", "true"))
         let scheduler = try harness.startScheduler()
         defer {
             kill(scheduler.processIdentifier, SIGKILL)
@@ -48,9 +46,9 @@ struct SpawnServerDeathTests {
 
         #expect(await harness.wait {
             try harness.entries().finishedRuns.contains {
-                $0.runID == first.runID && $0.outcome == .failed && ($0.message ?? "").contains("spawn server (pid \(helper)) was killed by signal 9")
+                $0.runID == first.runID && $0.outcome == .interrupted && ($0.message ?? "").contains("spawn server (pid \(helper)) was killed by signal 9")
             }
-        }, "the run the helper took with it is recorded as failed, with the reason")
+        }, "the run the helper took with it is recorded as interrupted, with the reason")
         #expect(await harness.wait { harness.processes(ofRun: first.runID).isEmpty }, "nothing of it stays running")
         let tickerDoneBefore = try harness.entries().finishedRuns.filter { $0.task.rawValue == "ticker" && $0.outcome == .succeeded }.count
         #expect(await harness.wait {

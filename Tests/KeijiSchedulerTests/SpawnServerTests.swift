@@ -154,7 +154,7 @@ struct SpawnServerTests {
         let sleeper = try #require(pid_t(try String(contentsOfFile: child, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)))
         #expect(await Self.eventually { !Self.alive(run.pid) && !Self.alive(sleeper) }, "nothing of the run stays running")
         let result = RunExecutor.result(of: status, terminationReason: nil, timeout: nil, durationMs: 5)
-        #expect(result.outcome == .failed && result.message?.contains("spawn server") == true)
+        #expect(result.outcome == .interrupted && result.message?.contains("spawn server") == true)
 
         let next = try await server.start(request(["/bin/sh", "-c", "exit 3"]))
         #expect(await server.exitStatus(of: next) == .exited(3), "a new helper starts runs")

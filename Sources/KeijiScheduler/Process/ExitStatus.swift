@@ -5,7 +5,7 @@ public enum ExitStatus: Sendable, Equatable {
     /// `waitpid` failed with this errno, so how the child ended is unknown. Never reported as a success.
     case waitFailed(Int32)
     /// The spawn server died while the run was going: the run's processes were killed and how it would
-    /// have ended is unknown. Never reported as a success.
+    /// have ended is unknown. Reported as `interrupted`: never a success, and no failure of the task's.
     case lost(String)
 
     /// Decodes a raw `waitpid` status.

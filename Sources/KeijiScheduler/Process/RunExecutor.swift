@@ -55,6 +55,9 @@ struct RunExecutor: Sendable {
         let run: SpawnServer.Run
         do {
             run = try await server.start(request)
+        } catch let error as KeijiError where error.code == .unavailable {
+            // The spawn server could not be started or died first: keiji's fault, not the task's (see `.lost`).
+            return Result(outcome: .interrupted, status: nil, durationMs: elapsed(), message: "not started: \(error)")
         } catch {
             return Result(outcome: .spawnFailed, status: nil, durationMs: elapsed(), message: "\(error)")
         }
@@ -94,7 +97,9 @@ struct RunExecutor: Sendable {
             return Result(outcome: .failed, status: status, durationMs: duration,
                           message: "the exit status is unknown: waitpid failed: \(String(cString: strerror(code))) (errno \(code))")
         case .lost(let reason):
-            return Result(outcome: .failed, status: status, durationMs: duration, message: "the exit status is unknown: \(reason)")
+            // keiji's own helper died, not the task: like a run a scheduler crash interrupted, it is no failure
+            // of the task's (no retry, no error flag); its next slot runs as usual.
+            return Result(outcome: .interrupted, status: status, durationMs: duration, message: "interrupted, the exit status is unknown: \(reason)")
         }
     }
 

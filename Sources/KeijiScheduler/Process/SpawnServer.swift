@@ -86,7 +86,7 @@ final class SpawnServer: Sendable {
                 return nil
             }
             if let failure {
-                continuation.resume(throwing: KeijiError(.spawn, "cannot start \(request.program): \(failure)"))
+                continuation.resume(throwing: KeijiError(.unavailable, "cannot start \(request.program): \(failure)"))
             } else {
                 notify()
             }
@@ -274,7 +274,7 @@ private final class SpawnSupervisor {
         failures = ContinuousClock.now - launchedAt < .seconds(10) ? failures + 1 : 0
         nextLaunch = ContinuousClock.now + backoff()
         for (continuation, program) in failedStarts {
-            continuation.resume(throwing: KeijiError(.spawn, "cannot start \(program): \(reason) before starting it"))
+            continuation.resume(throwing: KeijiError(.unavailable, "cannot start \(program): \(reason) before starting it"))
         }
         for continuation in ended { continuation.resume(returning: lost) }
     }
@@ -330,7 +330,7 @@ private final class SpawnSupervisor {
         }
         pending.removeAll()
         head = 0
-        for (continuation, program) in failed { continuation.resume(throwing: KeijiError(.spawn, "cannot start \(program): \(reason)")) }
+        for (continuation, program) in failed { continuation.resume(throwing: KeijiError(.unavailable, "cannot start \(program): \(reason)")) }
     }
 
     /// Sends what it can without blocking. Returns false if the helper is gone.
