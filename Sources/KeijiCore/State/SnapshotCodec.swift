@@ -1,24 +1,31 @@
 import Foundation
 
-/// The checkpoint snapshot of ``SchedulerState``. Decoding the whole state as JSON cost ~0.3 s for 1,000
-/// tasks (4 MB, mostly their 20 remembered runs each), so the runs, the bulk of it, go in a binary section
-/// after the JSON of the rest (definitions, flags: few, varied, and best kept readable and extensible).
-/// A snapshot that starts with `{` is the all-JSON form every checkpoint had before, and still decodes.
+/// The checkpoint snapshot of ``SchedulerState``, written every 50,000 records and decoded at every start.
+/// `JSONEncoder` on every task cost ~300 ms of CPU per checkpoint at 10,000 tasks (the largest single cost
+/// of a busy firing path), so version 2 writes every task in binary, and only the small rest (LSN, flags,
+/// last recovery) stays JSON. Older checkpoints still decode: version 1 (runs binary, the rest JSON) and the
+/// all-JSON form, which starts with `{`. docs/journal-format.md §10 has both layouts byte by byte.
+///
+/// Version 2: `u8 0x02`, `varint n`, n bytes of the state's JSON with `tasks` and `activeRuns` empty, the
+/// active runs as in version 1, then `varint` tasks in name order, each with its definition and runs.
 ///
 /// Version 1: `u8 0x01`, `varint n`, n bytes of the state's JSON with every task's `recentRuns` and the
-/// `activeRuns` left empty, `varint` active runs, each `RunStart` fields and `sint startedAt`; then `varint`
-/// tasks with runs, each `string name`, `varint count` and the runs (``RunSummary`` fields, optional ones
-/// behind a flag byte). Varints and strings as in ``BinaryRecordCodec``.
+/// `activeRuns` left empty, `varint` active runs, each a length-prefixed binary `run.started` record; then
+/// `varint` tasks with runs, each `string name`, `varint count` and the runs (``RunSummary`` fields, optional
+/// ones behind a flag byte). Varints and strings as in ``BinaryRecordCodec``.
 enum SnapshotCodec {
     static let version1: UInt8 = 0x01
+    static let version2: UInt8 = 0x02
 
     static func encode(_ state: SchedulerState) throws -> [UInt8] {
         var rest = state
+        rest.tasks = [:]
         rest.activeRuns = [:]
-        for name in rest.tasks.keys { rest.tasks[name]?.recentRuns = [] }
         let json = try StateLoader.snapshotEncoder.encode(rest)
         var out = BinaryRecordCodec.Writer()
-        out.byte(version1)
+        // About a task with its 20 runs each: a 10 MB snapshot is not copied ~20 times as it grows.
+        out.bytes.reserveCapacity(json.count + state.tasks.count * 1024)
+        out.byte(version2)
         out.unsigned(UInt64(json.count))
         out.bytes.append(contentsOf: json)
         out.unsigned(UInt64(state.activeRuns.count))
@@ -27,44 +34,278 @@ enum SnapshotCodec {
             out.unsigned(UInt64(record.count))
             out.bytes.append(contentsOf: record)
         }
-        let named = state.tasks.filter { !$0.value.recentRuns.isEmpty }.sorted { $0.key < $1.key }
-        out.unsigned(UInt64(named.count))
-        for (name, task) in named {
-            out.string(name.rawValue)
-            out.unsigned(UInt64(task.recentRuns.count))
-            for run in task.recentRuns { write(run, to: &out) }
-        }
+        out.unsigned(UInt64(state.tasks.count))
+        for (_, task) in state.tasks.sorted(by: { $0.key < $1.key }) { write(task, to: &out) }
         return out.bytes
     }
 
     static func decode(_ bytes: [UInt8]) throws -> SchedulerState {
         guard bytes.first != UInt8(ascii: "{") else { return try StateLoader.snapshotDecoder.decode(SchedulerState.self, from: Data(bytes)) }
         return try bytes.withUnsafeBytes { raw in
-            guard raw.first == version1 else {
-                throw DecodingError.dataCorrupted(.init(codingPath: [], debugDescription: "unknown snapshot format version \(raw.first ?? 0)"))
+            let version = raw.first ?? 0
+            guard version == version1 || version == version2 else {
+                throw DecodingError.dataCorrupted(.init(codingPath: [], debugDescription: "unknown snapshot format version \(version)"))
             }
             var reader = BinaryRecordCodec.Reader(raw)
             reader.subject = "checkpoint snapshot"
             reader.offset = 1
             let json = try reader.utf8("state")
             var state = try StateLoader.snapshotDecoder.decode(SchedulerState.self, from: Data(json))
+            if version == version2, !state.tasks.isEmpty || !state.activeRuns.isEmpty {
+                throw reader.failure("tasks or active runs in the JSON of a version-2 snapshot")
+            }
             for _ in 0..<(try reader.count("active runs")) {
                 let entry = try BinaryRecordCodec.decode(try reader.utf8("active run"))
                 guard case .runStarted(let start) = entry.event else { throw reader.failure("an active run is not a run.started") }
                 state.activeRuns[start.runID] = ActiveRun(start: start, startedAt: entry.at)
             }
-            for _ in 0..<(try reader.count("tasks")) {
-                let name = try reader.taskName()
-                let count = try reader.count("runs")
-                var runs: [RunSummary] = []
-                runs.reserveCapacity(count)
-                for _ in 0..<count { runs.append(try read(&reader)) }
-                guard state.tasks[name] != nil else { throw reader.failure("runs of \(name), a task the snapshot does not hold") }
-                state.tasks[name]?.recentRuns = runs
+            if version == version1 {
+                try readVersion1Runs(&reader, into: &state)
+            } else {
+                let count = try reader.count("tasks")
+                state.tasks.reserveCapacity(count)
+                for _ in 0..<count {
+                    let task = try readTask(&reader)
+                    guard state.tasks.updateValue(task, forKey: task.definition.name) == nil else {
+                        throw reader.failure("task \(task.definition.name) twice")
+                    }
+                }
             }
             try reader.expectEnd()
             return state
         }
+    }
+
+    /// Version 1's remembered runs, by task name, for tasks its JSON holds.
+    private static func readVersion1Runs(_ reader: inout BinaryRecordCodec.Reader, into state: inout SchedulerState) throws {
+        for _ in 0..<(try reader.count("tasks")) {
+            let name = try reader.taskName()
+            let runs = try readRuns(&reader)
+            guard state.tasks[name] != nil else { throw reader.failure("runs of \(name), a task the snapshot does not hold") }
+            state.tasks[name]?.recentRuns = runs
+        }
+    }
+
+    // MARK: - Tasks (version 2)
+
+    /// Flag bits of a task: its optional fields and its booleans.
+    private enum TaskFlag {
+        static let number: UInt8 = 1 << 0, refusal: UInt8 = 1 << 1, lastSlot: UInt8 = 1 << 2, lastStartedAt: UInt8 = 1 << 3
+        static let lastFinishedAt: UInt8 = 1 << 4, lastOutcome: UInt8 = 1 << 5, isDisabled: UInt8 = 1 << 6, isError: UInt8 = 1 << 7
+    }
+
+    /// Flag bits of a definition.
+    private enum DefinitionFlag {
+        static let timeZone: UInt8 = 1 << 0, timeout: UInt8 = 1 << 1, rerunInterrupted: UInt8 = 1 << 2, continueOnError: UInt8 = 1 << 3
+    }
+
+    /// A task is stored under its definition's name (``Reducer`` keys every task so), written once.
+    private static func write(_ task: TaskState, to out: inout BinaryRecordCodec.Writer) {
+        var flags: UInt8 = 0
+        if task.number != nil { flags |= TaskFlag.number }
+        if task.refusal != nil { flags |= TaskFlag.refusal }
+        if task.lastSlot != nil { flags |= TaskFlag.lastSlot }
+        if task.lastStartedAt != nil { flags |= TaskFlag.lastStartedAt }
+        if task.lastFinishedAt != nil { flags |= TaskFlag.lastFinishedAt }
+        if task.lastOutcome != nil { flags |= TaskFlag.lastOutcome }
+        if task.isDisabled { flags |= TaskFlag.isDisabled }
+        if task.isError { flags |= TaskFlag.isError }
+        out.byte(flags)
+        out.string(task.taskID)
+        if let number = task.number { out.signed(Int64(number)) }
+        write(task.definition, to: &out)
+        out.signed(task.createdAt)
+        out.signed(task.updatedAt)
+        out.signed(task.anchor)
+        out.signed(task.phaseMilliseconds)
+        out.string(task.errorText)
+        if let refusal = task.refusal { out.string(refusal) }
+        if let lastSlot = task.lastSlot { out.signed(lastSlot) }
+        out.signed(Int64(task.pendingTriggers))
+        if let lastStartedAt = task.lastStartedAt { out.signed(lastStartedAt) }
+        if let lastFinishedAt = task.lastFinishedAt { out.signed(lastFinishedAt) }
+        if let lastOutcome = task.lastOutcome { out.byte(BinaryRecordCodec.Codes.code(of: lastOutcome)) }
+        out.unsigned(UInt64(task.recentRuns.count))
+        for run in task.recentRuns { write(run, to: &out) }
+    }
+
+    /// Fields in the order ``TaskState`` declares them (Swift evaluates arguments left to right).
+    private static func readTask(_ reader: inout BinaryRecordCodec.Reader) throws -> TaskState {
+        let flags = try reader.byte("task flags")
+        return TaskState(
+            taskID: try reader.string("taskID"), number: flags & TaskFlag.number != 0 ? try reader.int("number") : nil,
+            definition: try readDefinition(&reader), createdAt: try reader.signed("createdAt"), updatedAt: try reader.signed("updatedAt"),
+            anchor: try reader.signed("anchor"), phaseMilliseconds: try reader.signed("phaseMilliseconds"),
+            isDisabled: flags & TaskFlag.isDisabled != 0, isError: flags & TaskFlag.isError != 0, errorText: try reader.string("errorText"),
+            refusal: flags & TaskFlag.refusal != 0 ? try reader.string("refusal") : nil,
+            lastSlot: flags & TaskFlag.lastSlot != 0 ? try reader.signed("lastSlot") : nil, pendingTriggers: try reader.int("pendingTriggers"),
+            lastStartedAt: flags & TaskFlag.lastStartedAt != 0 ? try reader.signed("lastStartedAt") : nil,
+            lastFinishedAt: flags & TaskFlag.lastFinishedAt != 0 ? try reader.signed("lastFinishedAt") : nil,
+            lastOutcome: flags & TaskFlag.lastOutcome != 0 ? try BinaryRecordCodec.Codes.outcome(try reader.byte("lastOutcome")) : nil,
+            recentRuns: try readRuns(&reader))
+    }
+
+    /// Stores what JSON stores, so a definition today's rules refuse decodes as it would from JSON (ranges are
+    /// checked later, by ``Reducer/refuseInvalidDefinitions(in:)``): a cron expression as its source, parsed
+    /// again; doubles as their bit patterns.
+    private static func write(_ definition: TaskDefinition, to out: inout BinaryRecordCodec.Writer) {
+        let spec = definition.schedule, policy = definition.policy
+        var flags: UInt8 = 0
+        if spec.timeZone != nil { flags |= DefinitionFlag.timeZone }
+        if policy.timeoutSeconds != nil { flags |= DefinitionFlag.timeout }
+        if policy.rerunInterrupted { flags |= DefinitionFlag.rerunInterrupted }
+        if policy.continueOnError { flags |= DefinitionFlag.continueOnError }
+        out.byte(flags)
+        out.string(definition.name.rawValue)
+        out.string(definition.description)
+        out.string(definition.directory)
+        switch definition.action {
+        case .binary(let path):
+            out.byte(Codes.binary)
+            out.string(path)
+        case .command(let command):
+            out.byte(Codes.command)
+            out.string(command)
+        }
+        switch spec.schedule {
+        case .every(let n, let unit):
+            out.byte(Codes.every)
+            out.signed(Int64(n))
+            out.byte(Codes.code(of: unit))
+        case .weekly(let days, let time):
+            out.byte(Codes.weekly)
+            out.unsigned(UInt64(days.count))
+            for day in days { out.byte(UInt8(day.rawValue)) }
+            out.signed(Int64(time.hour))
+            out.signed(Int64(time.minute))
+            out.signed(Int64(time.second))
+        case .cron(let expression):
+            out.byte(Codes.cron)
+            out.string(expression.source)
+        case .once(let at):
+            out.byte(Codes.once)
+            out.signed(at)
+        }
+        if let timeZone = spec.timeZone { out.string(timeZone) }
+        out.signed(Int64(spec.jitterSeconds))
+        if let timeout = policy.timeoutSeconds { out.float64(timeout) }
+        out.float64(policy.graceSeconds)
+        out.byte(Codes.code(of: policy.overlap))
+        out.signed(Int64(policy.retries))
+        out.float64(policy.retryBackoffSeconds)
+        out.byte(Codes.code(of: policy.catchUp))
+        out.signed(Int64(policy.catchUpLimit))
+    }
+
+    private static func readDefinition(_ reader: inout BinaryRecordCodec.Reader) throws -> TaskDefinition {
+        let flags = try reader.byte("definition flags")
+        try reader.expectFlags(flags, within: DefinitionFlag.timeZone | DefinitionFlag.timeout | DefinitionFlag.rerunInterrupted
+                               | DefinitionFlag.continueOnError)
+        let name = try reader.taskName()
+        let description = try reader.string("description")
+        let directory = try reader.string("directory")
+        let action: TaskAction = switch try reader.byte("action") {
+        case Codes.binary: .binary(path: try reader.string("path"))
+        case Codes.command: .command(try reader.string("command"))
+        case let code: throw reader.failure("unknown action code \(code)")
+        }
+        let schedule: Schedule
+        switch try reader.byte("schedule") {
+        case Codes.every:
+            let n = try reader.int("every")
+            schedule = .every(n, try reader.code("unit", Codes.unit))
+        case Codes.weekly:
+            var days: [Weekday] = []
+            for _ in 0..<(try reader.count("days")) { days.append(try reader.code("day") { Weekday(rawValue: Int($0)) }) }
+            let (hour, minute, second) = (try reader.int("hour"), try reader.int("minute"), try reader.int("second"))
+            schedule = .weekly(days: days, at: try reader.parsing("at") { try TimeOfDay(hour: hour, minute: minute, second: second) })
+        case Codes.cron:
+            let source = try reader.string("cron")
+            schedule = .cron(try reader.parsing("cron") { try CronExpression(source) })
+        case Codes.once:
+            schedule = .once(at: try reader.signed("once"))
+        case let code:
+            throw reader.failure("unknown schedule code \(code)")
+        }
+        let timeZone = flags & DefinitionFlag.timeZone != 0 ? try reader.string("timeZone") : nil
+        let spec = ScheduleSpec(schedule, timeZone: timeZone, jitterSeconds: try reader.int("jitterSeconds"))
+        var policy = RunPolicy()
+        policy.timeoutSeconds = flags & DefinitionFlag.timeout != 0 ? try reader.float64("timeoutSeconds") : nil
+        policy.graceSeconds = try reader.float64("graceSeconds")
+        policy.overlap = try reader.code("overlap", Codes.overlap)
+        policy.retries = try reader.int("retries")
+        policy.retryBackoffSeconds = try reader.float64("retryBackoffSeconds")
+        policy.catchUp = try reader.code("catchUp", Codes.catchUp)
+        policy.catchUpLimit = try reader.int("catchUpLimit")
+        policy.rerunInterrupted = flags & DefinitionFlag.rerunInterrupted != 0
+        policy.continueOnError = flags & DefinitionFlag.continueOnError != 0
+        return TaskDefinition(name: name, description: description, action: action, schedule: spec, policy: policy, directory: directory)
+    }
+
+    /// The one-byte codes of version 2 (weekdays are their civil number, Sunday 0, as ``Weekday`` defines).
+    /// Fixed forever within the version: add codes, never reuse them.
+    private enum Codes {
+        static let binary: UInt8 = 1, command: UInt8 = 2
+        static let every: UInt8 = 1, weekly: UInt8 = 2, cron: UInt8 = 3, once: UInt8 = 4
+
+        static func code(of unit: Schedule.Unit) -> UInt8 {
+            switch unit {
+            case .seconds: 1
+            case .minutes: 2
+            case .hours: 3
+            }
+        }
+
+        static func unit(_ code: UInt8) -> Schedule.Unit? {
+            switch code {
+            case 1: .seconds
+            case 2: .minutes
+            case 3: .hours
+            default: nil
+            }
+        }
+
+        static func code(of overlap: OverlapPolicy) -> UInt8 {
+            switch overlap {
+            case .skip: 1
+            case .allow: 2
+            }
+        }
+
+        static func overlap(_ code: UInt8) -> OverlapPolicy? {
+            switch code {
+            case 1: .skip
+            case 2: .allow
+            default: nil
+            }
+        }
+
+        static func code(of catchUp: CatchUpPolicy) -> UInt8 {
+            switch catchUp {
+            case .skip: 1
+            case .once: 2
+            case .all: 3
+            }
+        }
+
+        static func catchUp(_ code: UInt8) -> CatchUpPolicy? {
+            switch code {
+            case 1: .skip
+            case 2: .once
+            case 3: .all
+            default: nil
+            }
+        }
+    }
+
+    // MARK: - Runs (versions 1 and 2)
+
+    private static func readRuns(_ reader: inout BinaryRecordCodec.Reader) throws -> [RunSummary] {
+        let count = try reader.count("runs")
+        var runs: [RunSummary] = []
+        runs.reserveCapacity(count)
+        for _ in 0..<count { runs.append(try readRun(&reader)) }
+        return runs
     }
 
     private enum Flag {
@@ -94,7 +335,7 @@ enum SnapshotCodec {
         if let message = run.message { out.string(message) }
     }
 
-    private static func read(_ reader: inout BinaryRecordCodec.Reader) throws -> RunSummary {
+    private static func readRun(_ reader: inout BinaryRecordCodec.Reader) throws -> RunSummary {
         let flags = try reader.byte("flags")
         try reader.expectFlags(flags, within: Flag.slot | Flag.startedAt | Flag.exitCode | Flag.signal | Flag.lateness | Flag.message)
         let runID = try reader.string("runID")
@@ -113,11 +354,42 @@ enum SnapshotCodec {
     }
 }
 
+extension BinaryRecordCodec.Writer {
+    /// A double as its IEEE 754 bit pattern, 8 bytes little-endian: exact, whatever the value.
+    mutating func float64(_ value: Double) {
+        var bits = value.bitPattern
+        for _ in 0..<8 {
+            bytes.append(UInt8(truncatingIfNeeded: bits))
+            bits >>= 8
+        }
+    }
+}
+
 extension BinaryRecordCodec.Reader {
     /// A count of items that follow, each at least one byte long: bounded by the bytes left.
     mutating func count(_ field: String) throws -> Int {
         let value = try unsigned(field)
         guard value <= UInt64(bytes.count - offset) else { throw failure("\(field) count \(value) exceeds the bytes left") }
         return Int(value)
+    }
+
+    mutating func float64(_ field: String) throws -> Double {
+        guard bytes.count - offset >= 8 else { throw failure("truncated in \(field)") }
+        var bits: UInt64 = 0
+        for index in 0..<8 { bits |= UInt64(bytes[offset + index]) << (8 * index) }
+        offset += 8
+        return Double(bitPattern: bits)
+    }
+
+    /// A one-byte code that `decode` knows, or a failure naming the field.
+    mutating func code<Value>(_ field: String, _ decode: (UInt8) -> Value?) throws -> Value {
+        let code = try byte(field)
+        guard let value = decode(code) else { throw failure("unknown \(field) code \(code)") }
+        return value
+    }
+
+    /// A value built by a parser that throws ``KeijiError`` (a cron expression, a time): its message, named.
+    func parsing<Value>(_ field: String, _ parse: () throws -> Value) throws -> Value {
+        do { return try parse() } catch let error as KeijiError { throw failure("\(field): \(error.message)") }
     }
 }
