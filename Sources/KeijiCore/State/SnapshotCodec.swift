@@ -129,20 +129,26 @@ enum SnapshotCodec {
         for run in task.recentRuns { write(run, to: &out) }
     }
 
-    /// Fields in the order ``TaskState`` declares them (Swift evaluates arguments left to right).
+    /// Reads the fields in the order ``write(_:to:)`` wrote them.
     private static func readTask(_ reader: inout BinaryRecordCodec.Reader) throws -> TaskState {
         let flags = try reader.byte("task flags")
-        return TaskState(
-            taskID: try reader.string("taskID"), number: flags & TaskFlag.number != 0 ? try reader.int("number") : nil,
-            definition: try readDefinition(&reader), createdAt: try reader.signed("createdAt"), updatedAt: try reader.signed("updatedAt"),
-            anchor: try reader.signed("anchor"), phaseMilliseconds: try reader.signed("phaseMilliseconds"),
-            isDisabled: flags & TaskFlag.isDisabled != 0, isError: flags & TaskFlag.isError != 0, errorText: try reader.string("errorText"),
-            refusal: flags & TaskFlag.refusal != 0 ? try reader.string("refusal") : nil,
-            lastSlot: flags & TaskFlag.lastSlot != 0 ? try reader.signed("lastSlot") : nil, pendingTriggers: try reader.int("pendingTriggers"),
-            lastStartedAt: flags & TaskFlag.lastStartedAt != 0 ? try reader.signed("lastStartedAt") : nil,
-            lastFinishedAt: flags & TaskFlag.lastFinishedAt != 0 ? try reader.signed("lastFinishedAt") : nil,
-            lastOutcome: flags & TaskFlag.lastOutcome != 0 ? try BinaryRecordCodec.Codes.outcome(try reader.byte("lastOutcome")) : nil,
-            recentRuns: try readRuns(&reader))
+        let taskID = try reader.string("taskID")
+        let number = flags & TaskFlag.number != 0 ? try reader.int("number") : nil
+        let definition = try readDefinition(&reader)
+        var task = TaskState(taskID: taskID, number: number, definition: definition, createdAt: try reader.signed("createdAt"),
+                             updatedAt: try reader.signed("updatedAt"), anchor: try reader.signed("anchor"),
+                             phaseMilliseconds: try reader.signed("phaseMilliseconds"))
+        task.isDisabled = flags & TaskFlag.isDisabled != 0
+        task.isError = flags & TaskFlag.isError != 0
+        task.errorText = try reader.string("errorText")
+        task.refusal = flags & TaskFlag.refusal != 0 ? try reader.string("refusal") : nil
+        task.lastSlot = flags & TaskFlag.lastSlot != 0 ? try reader.signed("lastSlot") : nil
+        task.pendingTriggers = try reader.int("pendingTriggers")
+        task.lastStartedAt = flags & TaskFlag.lastStartedAt != 0 ? try reader.signed("lastStartedAt") : nil
+        task.lastFinishedAt = flags & TaskFlag.lastFinishedAt != 0 ? try reader.signed("lastFinishedAt") : nil
+        task.lastOutcome = flags & TaskFlag.lastOutcome != 0 ? try BinaryRecordCodec.Codes.outcome(try reader.byte("lastOutcome")) : nil
+        task.recentRuns = try readRuns(&reader)
+        return task
     }
 
     /// Stores what JSON stores, so a definition today's rules refuse decodes as it would from JSON (ranges are
