@@ -80,6 +80,39 @@ struct StallCatchUpTests {
         #expect(allRuns.count == 3, "\(allRuns.map(\.slot))")
     }
 
+    /// A stall that ends just before a slot's moment: the catch-up runs (`all`, three) go first, one after
+    /// another, and the slot that was still ahead runs on schedule after them, none dropped as an overlap.
+    @Test func theNextSlotWaitsForTheCatchUpRuns() async throws {
+        let harness = try SchedulerHarness()
+        defer { harness.remove() }
+        let interval: Int64 = 10
+        try await harness.defineOffline(try harness.commandTask("all", "true", every: Int(interval)) {
+            $0.catchUp = .all
+            $0.catchUpLimit = 3
+        })
+        let name = harness.taskName("all")
+        let clock = SteppedClock()
+        let engine = harness.engine(spawn: false, clock: clock)
+        try await engine.start()
+        #expect(await harness.wait { try harness.entries().finishedRuns.contains { $0.task == name } })
+        let task = try #require(await engine.state.tasks[name])
+        let calculator = ScheduleCalculator(spec: task.definition.schedule, defaultTimeZone: TimeZone(identifier: "UTC")!, anchor: task.anchor)
+        // Ten slots on, 20 ms before that slot's moment: nine slots passed, the tenth is about to fire.
+        let ahead = try #require(calculator.nextSlot(after: (task.lastSlot ?? task.anchor) + 9 * interval))
+        clock.step(byMilliseconds: task.fireTimeMilliseconds(slot: ahead, calculator: calculator) - 20 - clock.nowMilliseconds())
+        #expect(await harness.wait(upTo: .seconds(120)) {
+            try harness.entries().startedRuns.contains { $0.task == name && $0.slot == ahead }
+        }, "the slot that was ahead runs")
+        await engine.stop()
+        let entries = try harness.entries()
+        let catchUps = entries.startedRuns.filter { $0.task == name && $0.trigger == .catchUp }
+        #expect(catchUps.map(\.slot) == [ahead - 3 * interval, ahead - 2 * interval, ahead - interval].map { Optional($0) })
+        let overlaps = entries.compactMap { if case .runMissed(let missed) = $0.event, missed.reason == .overlap { missed } else { nil } }
+        #expect(overlaps.isEmpty, "nothing dropped as an overlap: \(overlaps)")
+        let order = entries.startedRuns.filter { $0.task == name && $0.slot.map { $0 >= ahead - 3 * interval } == true }.map(\.slot)
+        #expect(order == [ahead - 3 * interval, ahead - 2 * interval, ahead - interval, ahead].map { Optional($0) }, "catch-ups first")
+    }
+
     /// SIGSTOP of the real keiji-scheduler for a few seconds, then SIGCONT: one catch-up run (policy `once`),
     /// the other slots one `run.missed`, and the schedule goes on.
     @Test func aStoppedSchedulerCatchesUpOnceAfterSIGCONT() async throws {

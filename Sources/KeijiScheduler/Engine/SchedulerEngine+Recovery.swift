@@ -163,9 +163,13 @@ extension SchedulerEngine {
         queueCatchUps(order.compactMap { name in rest[name].map { (name, $0) } })
     }
 
-    /// Fires each task's `runs` in order, each once the task's previous run has ended.
+    /// Fires each task's `runs` in order, each once the task's previous run has ended. The task's schedule waits
+    /// meanwhile (it is armed again after the last of them): its next slot, often due within the second, would
+    /// otherwise collide with the queue, and with overlap `skip` one of them would be dropped.
     func queueCatchUps(_ queues: [(TaskName, [RecoveryRun])]) {
         for (name, queued) in queues where !queued.isEmpty {
+            catchingUp.insert(name)
+            disarm(name)
             Task { [weak self] in
                 for item in queued {
                     guard let self else { return }
@@ -173,8 +177,15 @@ extension SchedulerEngine {
                     await self.fire(name, slot: item.slot, fireAtMs: self.clock.nowMilliseconds(), trigger: item.trigger,
                                     attempt: item.attempt, interruptions: item.interruptions)
                 }
+                await self?.waitForRuns(of: name)  // the last catch-up run ends before the schedule resumes
+                await self?.caughtUp(name)
             }
         }
+    }
+
+    private func caughtUp(_ name: TaskName) {
+        catchingUp.remove(name)
+        if phase == .running, armed[name] == nil { arm(name) }
     }
 
     func waitForRuns(of name: TaskName) async {

@@ -5,7 +5,8 @@ extension SchedulerEngine {
 
     /// (Re)arms `name`'s next firing: its queued manual triggers (due now), else its next slot. Called at start
     /// and after every command that changes the task; any entry armed before becomes stale. Runs in progress
-    /// are not affected. A disabled task, a task in error and a one-shot that has fired are left unarmed.
+    /// are not affected. A disabled task, a task in error, a one-shot that has fired and a task whose queued
+    /// catch-up runs are going are left unarmed.
     func arm(_ name: TaskName) {
         disarm(name)
         guard phase == .running || phase == .created, let task = state.tasks[name], !task.isDisabled, !task.isError else { return }
@@ -13,6 +14,7 @@ extension SchedulerEngine {
             push(name, fireAtMs: clock.nowMilliseconds(), slot: TimerEntry.manual)
             return
         }
+        guard !catchingUp.contains(name) else { return }  // armed again once its catch-up runs are done
         let calculator = ScheduleCalculator(spec: task.definition.schedule, defaultTimeZone: timeZone, anchor: task.anchor)
         guard let slot = calculator.nextSlot(after: cursor(of: name, task)) else { return }  // a one-shot that has fired
         push(name, fireAtMs: task.fireTimeMilliseconds(slot: slot, calculator: calculator), slot: slot)

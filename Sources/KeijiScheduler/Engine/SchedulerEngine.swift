@@ -57,6 +57,8 @@ public actor SchedulerEngine {
     var activeRunCounts: [TaskName: Int] = [:]
     /// The last slot the timer decided to fire per task: its cursor, ahead of the (later applied) records.
     var firedSlots: [TaskName: Int64] = [:]
+    /// Tasks whose queued catch-up runs are still going (``queueCatchUps(_:)``): their slots are not armed.
+    var catchingUp: Set<TaskName> = []
 
     var dirtyTasks: Set<TaskName> = []
     /// Of `dirtyTasks`, those whose definition was saved (their whole view row is rewritten; the others only
