@@ -52,6 +52,9 @@ struct StallCatchUpTests {
             let finished = try harness.entries().finishedRuns
             return names.allSatisfy { name in finished.contains { $0.task == name } }
         }, "each task fires on its schedule first")
+        // And those runs are over: a run still going when the clock jumps (a loaded machine can hold one back
+        // for seconds) makes the first catch-up run an overlap, which `skip` rightly drops.
+        #expect(await harness.wait { await engine.runsInProgress == 0 })
         let before = try harness.entries().count
         let from = clock.nowMilliseconds() / 1000
         clock.step(byMilliseconds: 20 * interval * 1000)
@@ -81,7 +84,9 @@ struct StallCatchUpTests {
     }
 
     /// A stall that ends just before a slot's moment: the catch-up runs (`all`, three) go first, one after
-    /// another, and the slot that was still ahead runs on schedule after them, none dropped as an overlap.
+    /// another, and the schedule resumes with the slot after the last of them, none dropped as an overlap.
+    /// (On a loaded machine the engine may handle the stall after that slot's moment; then that slot is the
+    /// newest catch-up run and the schedule resumes with the next. The assertions hold either way.)
     @Test func theNextSlotWaitsForTheCatchUpRuns() async throws {
         let harness = try SchedulerHarness()
         defer { harness.remove() }
@@ -95,22 +100,28 @@ struct StallCatchUpTests {
         let engine = harness.engine(spawn: false, clock: clock)
         try await engine.start()
         #expect(await harness.wait { try harness.entries().finishedRuns.contains { $0.task == name } })
+        #expect(await harness.wait { await engine.runsInProgress == 0 })
         let task = try #require(await engine.state.tasks[name])
         let calculator = ScheduleCalculator(spec: task.definition.schedule, defaultTimeZone: TimeZone(identifier: "UTC")!, anchor: task.anchor)
         // Ten slots on, 20 ms before that slot's moment: nine slots passed, the tenth is about to fire.
         let ahead = try #require(calculator.nextSlot(after: (task.lastSlot ?? task.anchor) + 9 * interval))
+        let before = try harness.entries().count
         clock.step(byMilliseconds: task.fireTimeMilliseconds(slot: ahead, calculator: calculator) - 20 - clock.nowMilliseconds())
+        let after = { try harness.entries().dropFirst(before).filter { $0.taskName == name } }
         #expect(await harness.wait(upTo: .seconds(120)) {
-            try harness.entries().startedRuns.contains { $0.task == name && $0.slot == ahead }
-        }, "the slot that was ahead runs")
+            try after().startedRuns.contains { $0.trigger == .schedule }
+        }, "the schedule resumes")
         await engine.stop()
-        let entries = try harness.entries()
-        let catchUps = entries.startedRuns.filter { $0.task == name && $0.trigger == .catchUp }
-        #expect(catchUps.map(\.slot) == [ahead - 3 * interval, ahead - 2 * interval, ahead - interval].map { Optional($0) })
+        let entries = try after()
+        let catchUps = entries.startedRuns.filter { $0.trigger == .catchUp }.compactMap(\.slot)
+        #expect(catchUps.count == 3 && catchUps.last.map { $0 >= ahead - interval } == true, "\(catchUps)")
+        #expect(catchUps == catchUps.first.map { first in (0..<3).map { first + Int64($0) * interval } }, "three slots in a row: \(catchUps)")
         let overlaps = entries.compactMap { if case .runMissed(let missed) = $0.event, missed.reason == .overlap { missed } else { nil } }
         #expect(overlaps.isEmpty, "nothing dropped as an overlap: \(overlaps)")
-        let order = entries.startedRuns.filter { $0.task == name && $0.slot.map { $0 >= ahead - 3 * interval } == true }.map(\.slot)
-        #expect(order == [ahead - 3 * interval, ahead - 2 * interval, ahead - interval, ahead].map { Optional($0) }, "catch-ups first")
+        let firstScheduled = entries.startedRuns.first { $0.trigger == .schedule }?.slot
+        #expect(firstScheduled == catchUps.last.map { $0 + interval }, "the schedule resumes with the slot after the catch-ups")
+        let started = entries.startedRuns.map(\.trigger)
+        #expect(started.prefix(3) == [.catchUp, .catchUp, .catchUp], "catch-ups first: \(started)")
     }
 
     /// SIGSTOP of the real keiji-scheduler for a few seconds, then SIGCONT: one catch-up run (policy `once`),
