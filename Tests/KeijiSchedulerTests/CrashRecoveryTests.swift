@@ -67,7 +67,11 @@ struct CrashRecoveryTests {
         #expect(interrupted["sleeper"] == "re-run")
         #expect(interrupted["norerun"] == "not re-run (policy)")
         let missed = Dictionary(uniqueKeysWithValues: report.missedSlots.map { ($0.task.rawValue, $0) })
-        #expect((missed["ticker"]?.count ?? 0) >= 2 && missed["ticker"]?.runs == 1 && missed["ticker"]?.policy == .once)
+        // `once` runs the newest missed slot, unless a ticker run was in flight at the kill (a loaded machine can
+        // hold one for a while): its re-run then covers the missed slots and no catch-up run is added.
+        let tickerRerun = interrupted["ticker"] == "re-run"
+        #expect((missed["ticker"]?.count ?? 0) >= 2 && missed["ticker"]?.runs == (tickerRerun ? 0 : 1) && missed["ticker"]?.policy == .once,
+                "\(String(describing: missed["ticker"])), ticker re-run: \(tickerRerun)")
         #expect((missed["skipper"]?.count ?? 0) >= 2 && missed["skipper"]?.runs == 0)
         #expect(missed["sleeper"] == nil || missed["sleeper"]?.runs == 0, "the re-run covers the sleeper's slots")
         #expect(await engine.state.tasks[harness.taskName("norerun")].map { !$0.isError } == true)
