@@ -80,7 +80,11 @@ struct StallCatchUpTests {
         #expect(try catchUps(names[2]).isEmpty)
         let onceRuns = try catchUps(names[0]), allRuns = try catchUps(names[1])
         #expect(onceRuns.count == 1, "\(onceRuns.map(\.slot))")
-        #expect(allRuns.count == 3, "\(allRuns.map(\.slot))")
+        // The step's own catch-ups are the first three, slots in a row; a loaded machine can make their queue
+        // outlast a slot, and the slots that passed meanwhile are then a stall of their own (more runs after).
+        let firstThree = allRuns.prefix(3).compactMap(\.slot)
+        #expect(allRuns.count >= 3 && firstThree == firstThree.first.map { first in (0..<3).map { first + Int64($0) * interval } },
+                "\(allRuns.map(\.slot))")
     }
 
     /// A stall that ends just before a slot's moment: the catch-up runs (`all`, three) go first, one after
