@@ -126,8 +126,8 @@ public final class QueryView {
                     IsDisabled = ?, ErrorTxt = ?, UpdatedAt = ? WHERE Name = ?
                 """)
             let upsert = try database.prepare("""
-                INSERT INTO task_models (ID, TaskId, Name, Description, Schedule, ScheduleInfo, LastExecutionTime, NextExecutionTime,
-                    LogPath, Slug, Type, Executable, IsRunning, IsQueued, IsError, IsDisabled, ErrorTxt, Policy, CreatedAt, UpdatedAt)
+                INSERT INTO task_models (ID, TaskId, Name, Description, Schedule, ScheduleInfo, LogPath, Slug, Type, Executable, Policy,
+                    CreatedAt, LastExecutionTime, NextExecutionTime, IsRunning, IsQueued, IsError, IsDisabled, ErrorTxt, UpdatedAt)
                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                 ON CONFLICT(Name) DO UPDATE SET ID = excluded.ID, TaskId = excluded.TaskId, Description = excluded.Description,
                     Schedule = excluded.Schedule, ScheduleInfo = excluded.ScheduleInfo, LastExecutionTime = excluded.LastExecutionTime,
@@ -181,7 +181,7 @@ public final class QueryView {
         ]
     }
 
-    /// The columns runs and commands change (the order of `updateRunColumns`).
+    /// The columns runs and commands change, in the order of `updateRunColumns` and the upsert's last columns.
     private func runColumns(for task: TaskState, running: Set<TaskName>) -> [SQLiteValue] {
         [
             .optional(task.lastStartedAt.map(ISO8601.string(fromMilliseconds:))), .optional(nextExecution(of: task).map(ISO8601.string(fromSeconds:))),
@@ -197,17 +197,15 @@ public final class QueryView {
         return calculator.nextSlot(after: task.lastSlot ?? task.anchor)
     }
 
+    /// A whole row, in the upsert's column order: what the definition decides, then ``runColumns(for:running:)``.
     private func row(for task: TaskState, running: Set<TaskName>) -> [SQLiteValue] {
         let d = task.definition
-        let next = nextExecution(of: task)
         let scheduleInfo = (try? String(decoding: StateLoader.snapshotEncoder.encode(d.schedule), as: UTF8.self)) ?? "{}"
         let policy = (try? String(decoding: StateLoader.snapshotEncoder.encode(d.policy), as: UTF8.self)) ?? "{}"
         return [
             .optional(task.number.map(Int64.init)), .text(task.taskID), .text(d.name.rawValue), .text(d.description), .text(d.schedule.schedule.displayString), .text(scheduleInfo),
-            .optional(task.lastStartedAt.map(ISO8601.string(fromMilliseconds:))), .optional(next.map(ISO8601.string(fromSeconds:))),
-            .text(workspace.taskLogFile(d.name)), .text(d.name.slug), .text(d.schedule.schedule.typeName), .text(d.executableDescription),
-            .bool(running.contains(d.name)), .bool(task.isQueued), .bool(task.isError), .bool(task.isDisabled), .text(task.errorText), .text(policy),
-            .text(ISO8601.string(fromMilliseconds: task.createdAt)), .text(ISO8601.string(fromMilliseconds: task.updatedAt)),
-        ]
+            .text(workspace.taskLogFile(d.name)), .text(d.name.slug), .text(d.schedule.schedule.typeName), .text(d.executableDescription), .text(policy),
+            .text(ISO8601.string(fromMilliseconds: task.createdAt)),
+        ] + runColumns(for: task, running: running)
     }
 }
