@@ -28,7 +28,26 @@ struct BinaryRecordCodecTests {
         JournalEntry(at: 1_795_000_003_000, .runFinished(RunEnd(runID: "s", task: name("a"), outcome: .succeeded, exitCode: 0, signal: nil,
                                                                 durationMs: 3, latenessMs: -2, final: true, message: nil))),
         JournalEntry(at: 1_795_000_004_000, .runMissed(RunMissed(task: name("backup-db"), slot: 1_795_000_900, count: 4, reason: .downtime))),
+        JournalEntry(at: 1_795_000_005_000, .taskSaved(commandTask("alpha"), taskID: "6f1c0c9e-3d1f-4d8e-9a51-2b7f0e9c4a10")),
+        JournalEntry(at: 1_795_000_006_000, .taskSaved(everyOptionalField, taskID: "id-nightly")),
     ]
+
+    /// A definition with every optional field of the binary form present and the non-default booleans.
+    static let everyOptionalField: TaskDefinition = {
+        var policy = RunPolicy()
+        policy.timeoutSeconds = 0.25
+        policy.graceSeconds = 2.5
+        policy.overlap = .allow
+        policy.retries = 3
+        policy.retryBackoffSeconds = 1.5
+        policy.catchUp = .all
+        policy.catchUpLimit = 7
+        policy.rerunInterrupted = false
+        policy.continueOnError = true
+        return TaskDefinition(name: name("nightly"), description: "quote \" newline \n é 🦀", action: .binary(path: "/home/u/.keiji/bin/nightly"),
+                              schedule: ScheduleSpec(.cron(try! CronExpression("*/5 9-17 * * mon-fri")), timeZone: "Europe/Paris", jitterSeconds: 30),
+                              policy: policy, directory: "/home/u/keiji/tasks/nightly")
+    }()
 
     static func hex(_ bytes: [UInt8]) -> String { bytes.map { String(format: "%02x", $0) }.joined() }
 
@@ -61,7 +80,7 @@ struct BinaryRecordCodecTests {
         for entry in sampleHistory() {
             let stored = try entry.encoded()
             switch entry.event {
-            case .runStarted, .runFinished, .runMissed:
+            case .runStarted, .runFinished, .runMissed, .taskSaved:
                 #expect(stored.first == BinaryRecordCodec.version1, "\(entry.typeName) is binary")
                 #expect(stored.count * 2 < (try entry.jsonLine()).count, "\(entry.typeName) is under half its JSON")
             default:
@@ -135,6 +154,33 @@ struct BinaryRecordCodecTests {
         #expect(loaded.refused.count == 1 && refused.lsn == badLSN && refused.type == "run.started" && refused.task == name("alpha"))
         #expect(refused.reason.contains("unknown trigger code 77"), "\(refused.reason)")
         #expect(loaded.state.tasks[name("alpha")]?.isError == true && loaded.state.activeRuns.isEmpty)
+        try await journal.close()
+    }
+
+    /// A binary `task.saved` whose definition does not decode (here an unknown schedule code) is refused by
+    /// replay like any record, and the task it names, read from the record's front, is put in error.
+    @Test func replayRefusesAnUndecodableSavedDefinitionAndNamesItsTask() async throws {
+        let home = TemporaryHome()
+        defer { home.remove() }
+        var options = JournalOptions()
+        options.idleNoteDelay = nil
+        let journal = try Journal.open(directory: home.workspace.journalDirectory, options: options)
+        _ = try await journal.append(try JournalEntry(at: 1_795_000_000_000, .taskSaved(commandTask("good"), taskID: "id-good")).encoded())
+        var writer = BinaryRecordCodec.Writer()
+        writer.header(.taskSaved, flags: 0, at: 1_795_000_001_000)
+        writer.string("id-odd")
+        DefinitionCodec.write(commandTask("odd"), to: &writer)
+        var bad = writer.bytes
+        let command: [UInt8] = [4] + Array("true".utf8)  // the command, length-prefixed; the schedule's code follows it
+        let at = try #require((0...(bad.count - command.count)).first { Array(bad[$0..<$0 + command.count]) == command })
+        #expect(bad[at + command.count] == 1, "the code of an --every schedule")
+        bad[at + command.count] = 9
+        let badLSN = try await journal.append(bad)
+        let loaded = try StateLoader.load(from: journal)
+        let refused = try #require(loaded.refused.first)
+        #expect(loaded.refused.count == 1 && refused.lsn == badLSN && refused.type == "task.saved" && refused.task == name("odd"))
+        #expect(refused.reason.contains("unknown schedule code 9"), "\(refused.reason)")
+        #expect(loaded.state.tasks[name("good")]?.isError == false)
         try await journal.close()
     }
 

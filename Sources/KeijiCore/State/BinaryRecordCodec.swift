@@ -1,6 +1,7 @@
-/// The compact binary form of the records a busy scheduler writes thousands of times a second: `run.started`,
-/// `run.finished` and `run.missed`. Replay decodes them without Foundation's JSON machinery (which cost
-/// ~20 µs a record), so a start after a long journal takes milliseconds, not seconds. Every other record
+/// The compact binary form of the records a busy scheduler writes thousands of times a second (`run.started`,
+/// `run.finished` and `run.missed`) and of `task.saved`, which every start and every offline command replays
+/// once per task. Replay decodes them without Foundation's JSON machinery (which cost ~20 µs a record, ~80 µs
+/// for a definition), so a start after a long journal takes milliseconds, not seconds. Every other record
 /// stays a JSON line, and old journals (all JSON) still replay: the first byte tells the forms apart. A
 /// binary record starts with its format version, a byte in 0x01…0x08; JSON text never does (it starts with
 /// `{`, or whitespace), so everything else goes to the JSON decoder exactly as before. `keiji journal dump`
@@ -8,7 +9,11 @@
 ///
 /// Version 1, byte by byte (docs/journal-format.md §10 has the table):
 ///
-///     u8 0x01 (format version)   u8 record type (1 started, 2 finished, 3 missed)   u8 flags   varint at   …fields
+///     u8 0x01 (format version)   u8 record type (1 started, 2 finished, 3 missed, 4 saved)   u8 flags   varint at   …fields
+///
+/// A `task.saved` is its task id and the definition in ``DefinitionCodec``'s form (the checkpoint's). Type 4 was
+/// added within version 1: a keiji from before it refuses such a record (the task goes into error), as it
+/// refuses any type it does not know.
 ///
 /// Integers are zigzag LEB128 varints (as protobuf's `sint64`), strings a LEB128 length and UTF-8 bytes,
 /// enums one byte from the fixed tables below (never `rawValue` order, so renaming a case cannot change a code).
@@ -27,13 +32,14 @@ public enum BinaryRecordCodec {
     }
 
     enum RecordType: UInt8 {
-        case runStarted = 1, runFinished = 2, runMissed = 3
+        case runStarted = 1, runFinished = 2, runMissed = 3, taskSaved = 4
 
         var name: String {
             switch self {
             case .runStarted: "run.started"
             case .runFinished: "run.finished"
             case .runMissed: "run.missed"
+            case .taskSaved: "task.saved"
             }
         }
     }
@@ -90,6 +96,10 @@ public enum BinaryRecordCodec {
             out.signed(m.slot)
             out.signed(Int64(m.count))
             out.byte(Codes.code(of: m.reason))
+        case .taskSaved(let definition, let taskID):
+            out.header(.taskSaved, flags: 0, at: entry.at)
+            out.string(taskID)
+            DefinitionCodec.write(definition, to: &out)
         default:
             return nil
         }
@@ -168,6 +178,10 @@ public enum BinaryRecordCodec {
             let count = try reader.int("count")
             let reason = try Codes.missReason(try reader.byte("reason"))
             event = .runMissed(RunMissed(task: task, slot: slot, count: count, reason: reason))
+        case .taskSaved:
+            try reader.expectFlags(flags, within: 0)
+            let taskID = try reader.string("taskID")
+            event = .taskSaved(try DefinitionCodec.read(&reader), taskID: taskID)
         }
         try reader.expectEnd()
         return JournalEntry(at: at, event)
@@ -180,7 +194,11 @@ public enum BinaryRecordCodec {
             return (bytes.count > 1 && bytes[0] == version1 ? RecordType(rawValue: bytes[1])?.name : nil, nil, nil)
         }
         let inRange = InputRanges.recordMilliseconds.contains(at) ? at : nil
-        if type != .runMissed { _ = try? reader.string("runID") }
+        switch type {
+        case .runStarted, .runFinished: _ = try? reader.string("runID")
+        case .taskSaved: _ = try? reader.string("taskID"); _ = try? reader.byte("definition flags")
+        case .runMissed: break
+        }
         return (type.name, try? reader.taskName(), inRange)
     }
 
@@ -342,5 +360,45 @@ public enum BinaryRecordCodec {
         static func unknown(_ field: String, _ code: UInt8) -> DecodingError {
             DecodingError.dataCorrupted(.init(codingPath: [], debugDescription: "unknown \(field) code \(code)"))
         }
+    }
+}
+
+extension BinaryRecordCodec.Writer {
+    /// A double as its IEEE 754 bit pattern, 8 bytes little-endian: exact, whatever the value.
+    mutating func float64(_ value: Double) {
+        var bits = value.bitPattern
+        for _ in 0..<8 {
+            bytes.append(UInt8(truncatingIfNeeded: bits))
+            bits >>= 8
+        }
+    }
+}
+
+extension BinaryRecordCodec.Reader {
+    /// A count of items that follow, each at least one byte long: bounded by the bytes left.
+    mutating func count(_ field: String) throws -> Int {
+        let value = try unsigned(field)
+        guard value <= UInt64(bytes.count - offset) else { throw failure("\(field) count \(value) exceeds the bytes left") }
+        return Int(value)
+    }
+
+    mutating func float64(_ field: String) throws -> Double {
+        guard bytes.count - offset >= 8 else { throw failure("truncated in \(field)") }
+        var bits: UInt64 = 0
+        for index in 0..<8 { bits |= UInt64(bytes[offset + index]) << (8 * index) }
+        offset += 8
+        return Double(bitPattern: bits)
+    }
+
+    /// A one-byte code that `decode` knows, or a failure naming the field.
+    mutating func code<Value>(_ field: String, _ decode: (UInt8) -> Value?) throws -> Value {
+        let code = try byte(field)
+        guard let value = decode(code) else { throw failure("unknown \(field) code \(code)") }
+        return value
+    }
+
+    /// A value built by a parser that throws ``KeijiError`` (a cron expression, a time): its message, named.
+    func parsing<Value>(_ field: String, _ parse: () throws -> Value) throws -> Value {
+        do { return try parse() } catch let error as KeijiError { throw failure("\(field): \(error.message)") }
     }
 }

@@ -94,11 +94,6 @@ enum SnapshotCodec {
         static let lastFinishedAt: UInt8 = 1 << 4, lastOutcome: UInt8 = 1 << 5, isDisabled: UInt8 = 1 << 6, isError: UInt8 = 1 << 7
     }
 
-    /// Flag bits of a definition.
-    private enum DefinitionFlag {
-        static let timeZone: UInt8 = 1 << 0, timeout: UInt8 = 1 << 1, rerunInterrupted: UInt8 = 1 << 2, continueOnError: UInt8 = 1 << 3
-    }
-
     /// A task is stored under its definition's name (``Reducer`` keys every task so), written once.
     private static func write(_ task: TaskState, to out: inout BinaryRecordCodec.Writer) {
         var flags: UInt8 = 0
@@ -113,7 +108,7 @@ enum SnapshotCodec {
         out.byte(flags)
         out.string(task.taskID)
         if let number = task.number { out.signed(Int64(number)) }
-        write(task.definition, to: &out)
+        DefinitionCodec.write(task.definition, to: &out)
         out.signed(task.createdAt)
         out.signed(task.updatedAt)
         out.signed(task.anchor)
@@ -134,7 +129,7 @@ enum SnapshotCodec {
         let flags = try reader.byte("task flags")
         let taskID = try reader.string("taskID")
         let number = flags & TaskFlag.number != 0 ? try reader.int("number") : nil
-        let definition = try readDefinition(&reader)
+        let definition = try DefinitionCodec.read(&reader)
         var task = TaskState(taskID: taskID, number: number, definition: definition, createdAt: try reader.signed("createdAt"),
                              updatedAt: try reader.signed("updatedAt"), anchor: try reader.signed("anchor"),
                              phaseMilliseconds: try reader.signed("phaseMilliseconds"))
@@ -151,158 +146,6 @@ enum SnapshotCodec {
         return task
     }
 
-    /// Stores what JSON stores, so a definition today's rules refuse decodes as it would from JSON (ranges are
-    /// checked later, by ``Reducer/refuseInvalidDefinitions(in:)``): a cron expression as its source, parsed
-    /// again; doubles as their bit patterns.
-    private static func write(_ definition: TaskDefinition, to out: inout BinaryRecordCodec.Writer) {
-        let spec = definition.schedule, policy = definition.policy
-        var flags: UInt8 = 0
-        if spec.timeZone != nil { flags |= DefinitionFlag.timeZone }
-        if policy.timeoutSeconds != nil { flags |= DefinitionFlag.timeout }
-        if policy.rerunInterrupted { flags |= DefinitionFlag.rerunInterrupted }
-        if policy.continueOnError { flags |= DefinitionFlag.continueOnError }
-        out.byte(flags)
-        out.string(definition.name.rawValue)
-        out.string(definition.description)
-        out.string(definition.directory)
-        switch definition.action {
-        case .binary(let path):
-            out.byte(Codes.binary)
-            out.string(path)
-        case .command(let command):
-            out.byte(Codes.command)
-            out.string(command)
-        }
-        switch spec.schedule {
-        case .every(let n, let unit):
-            out.byte(Codes.every)
-            out.signed(Int64(n))
-            out.byte(Codes.code(of: unit))
-        case .weekly(let days, let time):
-            out.byte(Codes.weekly)
-            out.unsigned(UInt64(days.count))
-            for day in days { out.byte(UInt8(day.rawValue)) }
-            out.signed(Int64(time.hour))
-            out.signed(Int64(time.minute))
-            out.signed(Int64(time.second))
-        case .cron(let expression):
-            out.byte(Codes.cron)
-            out.string(expression.source)
-        case .once(let at):
-            out.byte(Codes.once)
-            out.signed(at)
-        }
-        if let timeZone = spec.timeZone { out.string(timeZone) }
-        out.signed(Int64(spec.jitterSeconds))
-        if let timeout = policy.timeoutSeconds { out.float64(timeout) }
-        out.float64(policy.graceSeconds)
-        out.byte(Codes.code(of: policy.overlap))
-        out.signed(Int64(policy.retries))
-        out.float64(policy.retryBackoffSeconds)
-        out.byte(Codes.code(of: policy.catchUp))
-        out.signed(Int64(policy.catchUpLimit))
-    }
-
-    private static func readDefinition(_ reader: inout BinaryRecordCodec.Reader) throws -> TaskDefinition {
-        let flags = try reader.byte("definition flags")
-        try reader.expectFlags(flags, within: DefinitionFlag.timeZone | DefinitionFlag.timeout | DefinitionFlag.rerunInterrupted
-                               | DefinitionFlag.continueOnError)
-        let name = try reader.taskName()
-        let description = try reader.string("description")
-        let directory = try reader.string("directory")
-        let action: TaskAction = switch try reader.byte("action") {
-        case Codes.binary: .binary(path: try reader.string("path"))
-        case Codes.command: .command(try reader.string("command"))
-        case let code: throw reader.failure("unknown action code \(code)")
-        }
-        let schedule: Schedule
-        switch try reader.byte("schedule") {
-        case Codes.every:
-            let n = try reader.int("every")
-            schedule = .every(n, try reader.code("unit", Codes.unit))
-        case Codes.weekly:
-            var days: [Weekday] = []
-            for _ in 0..<(try reader.count("days")) { days.append(try reader.code("day") { Weekday(rawValue: Int($0)) }) }
-            let (hour, minute, second) = (try reader.int("hour"), try reader.int("minute"), try reader.int("second"))
-            schedule = .weekly(days: days, at: try reader.parsing("at") { try TimeOfDay(hour: hour, minute: minute, second: second) })
-        case Codes.cron:
-            let source = try reader.string("cron")
-            schedule = .cron(try reader.parsing("cron") { try CronExpression(source) })
-        case Codes.once:
-            schedule = .once(at: try reader.signed("once"))
-        case let code:
-            throw reader.failure("unknown schedule code \(code)")
-        }
-        let timeZone = flags & DefinitionFlag.timeZone != 0 ? try reader.string("timeZone") : nil
-        let spec = ScheduleSpec(schedule, timeZone: timeZone, jitterSeconds: try reader.int("jitterSeconds"))
-        var policy = RunPolicy()
-        policy.timeoutSeconds = flags & DefinitionFlag.timeout != 0 ? try reader.float64("timeoutSeconds") : nil
-        policy.graceSeconds = try reader.float64("graceSeconds")
-        policy.overlap = try reader.code("overlap", Codes.overlap)
-        policy.retries = try reader.int("retries")
-        policy.retryBackoffSeconds = try reader.float64("retryBackoffSeconds")
-        policy.catchUp = try reader.code("catchUp", Codes.catchUp)
-        policy.catchUpLimit = try reader.int("catchUpLimit")
-        policy.rerunInterrupted = flags & DefinitionFlag.rerunInterrupted != 0
-        policy.continueOnError = flags & DefinitionFlag.continueOnError != 0
-        return TaskDefinition(name: name, description: description, action: action, schedule: spec, policy: policy, directory: directory)
-    }
-
-    /// The one-byte codes of version 2 (weekdays are their civil number, Sunday 0, as ``Weekday`` defines).
-    /// Fixed forever within the version: add codes, never reuse them.
-    private enum Codes {
-        static let binary: UInt8 = 1, command: UInt8 = 2
-        static let every: UInt8 = 1, weekly: UInt8 = 2, cron: UInt8 = 3, once: UInt8 = 4
-
-        static func code(of unit: Schedule.Unit) -> UInt8 {
-            switch unit {
-            case .seconds: 1
-            case .minutes: 2
-            case .hours: 3
-            }
-        }
-
-        static func unit(_ code: UInt8) -> Schedule.Unit? {
-            switch code {
-            case 1: .seconds
-            case 2: .minutes
-            case 3: .hours
-            default: nil
-            }
-        }
-
-        static func code(of overlap: OverlapPolicy) -> UInt8 {
-            switch overlap {
-            case .skip: 1
-            case .allow: 2
-            }
-        }
-
-        static func overlap(_ code: UInt8) -> OverlapPolicy? {
-            switch code {
-            case 1: .skip
-            case 2: .allow
-            default: nil
-            }
-        }
-
-        static func code(of catchUp: CatchUpPolicy) -> UInt8 {
-            switch catchUp {
-            case .skip: 1
-            case .once: 2
-            case .all: 3
-            }
-        }
-
-        static func catchUp(_ code: UInt8) -> CatchUpPolicy? {
-            switch code {
-            case 1: .skip
-            case 2: .once
-            case 3: .all
-            default: nil
-            }
-        }
-    }
 
     // MARK: - Runs (versions 1 and 2)
 
@@ -357,45 +200,5 @@ enum SnapshotCodec {
         let message = flags & Flag.message != 0 ? try reader.string("message") : nil
         return RunSummary(runID: runID, slot: slot, startedAt: startedAt, finishedAt: finishedAt, outcome: outcome, exitCode: exitCode,
                           signal: signal, latenessMs: lateness, attempt: attempt, trigger: trigger, message: message)
-    }
-}
-
-extension BinaryRecordCodec.Writer {
-    /// A double as its IEEE 754 bit pattern, 8 bytes little-endian: exact, whatever the value.
-    mutating func float64(_ value: Double) {
-        var bits = value.bitPattern
-        for _ in 0..<8 {
-            bytes.append(UInt8(truncatingIfNeeded: bits))
-            bits >>= 8
-        }
-    }
-}
-
-extension BinaryRecordCodec.Reader {
-    /// A count of items that follow, each at least one byte long: bounded by the bytes left.
-    mutating func count(_ field: String) throws -> Int {
-        let value = try unsigned(field)
-        guard value <= UInt64(bytes.count - offset) else { throw failure("\(field) count \(value) exceeds the bytes left") }
-        return Int(value)
-    }
-
-    mutating func float64(_ field: String) throws -> Double {
-        guard bytes.count - offset >= 8 else { throw failure("truncated in \(field)") }
-        var bits: UInt64 = 0
-        for index in 0..<8 { bits |= UInt64(bytes[offset + index]) << (8 * index) }
-        offset += 8
-        return Double(bitPattern: bits)
-    }
-
-    /// A one-byte code that `decode` knows, or a failure naming the field.
-    mutating func code<Value>(_ field: String, _ decode: (UInt8) -> Value?) throws -> Value {
-        let code = try byte(field)
-        guard let value = decode(code) else { throw failure("unknown \(field) code \(code)") }
-        return value
-    }
-
-    /// A value built by a parser that throws ``KeijiError`` (a cron expression, a time): its message, named.
-    func parsing<Value>(_ field: String, _ parse: () throws -> Value) throws -> Value {
-        do { return try parse() } catch let error as KeijiError { throw failure("\(field): \(error.message)") }
     }
 }
