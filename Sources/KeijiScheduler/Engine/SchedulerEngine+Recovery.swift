@@ -52,7 +52,7 @@ extension SchedulerEngine {
         let catchUp = try view.planCatchUp(with: loaded, fresh: fresh)
         report.commandsReapplied = catchUp.commandsReapplied
         report.viewRebuilt = fresh
-        viewWriter = ViewWriter(view: view, catchUp: catchUp)
+        viewWriter = ViewWriter(view: view, catchUp: catchUp, on: background)
 
         try await record(.schedulerStarted(pid: getpid()))
 

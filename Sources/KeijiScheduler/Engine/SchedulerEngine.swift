@@ -28,6 +28,8 @@ public actor SchedulerEngine {
     var phase = Phase.created
     var journal: Journal!
     var viewWriter: ViewWriter?
+    /// The view's flushes and the checkpoint's encoding run here, off the cooperative pool the firing path uses.
+    let background = BackgroundThread(name: "keiji-background")
     let log: LogFile
 
     /// The durable, applied state.
@@ -85,6 +87,8 @@ public actor SchedulerEngine {
         clock = configuration.clock
         log = LogFile(service: "scheduler", workspace: configuration.workspace, settings: configuration.settings)
     }
+
+    deinit { background.stop() }
 
     // MARK: - Lifecycle
 
@@ -297,12 +301,12 @@ public actor SchedulerEngine {
         }
     }
 
-    /// Snapshots the state at its LSN. The encoding (hundreds of milliseconds for a large state) runs off
-    /// the actor, on a copy, so firings are not held up.
+    /// Snapshots the state at its LSN. The encoding (tens of milliseconds for a large state) runs on a copy on
+    /// the background thread, so firings are not held up.
     func writeCheckpoint() async throws {
         recordsSinceCheckpoint = 0
         let copy = state
-        let snapshot = try await Task.detached(priority: .utility) { try StateLoader.snapshot(copy) }.value
+        let snapshot = try await background.run { try StateLoader.snapshot(copy) }
         try await journal.writeCheckpoint(snapshot, at: copy.lastLSN)
         try await journal.compact()
     }

@@ -1,16 +1,21 @@
 import KeijiCore
 
-/// Writes the SQLite query view on its own actor, so a large flush (thousands of rows) never delays a firing
-/// on the engine. The engine hands it a copy-on-write snapshot of the state and the names of the tasks that
-/// changed; only those rows (and the new runs) are written.
+/// Writes the SQLite query view on its own actor, on the engine's ``BackgroundThread`` (not the cooperative
+/// pool), so a large flush (thousands of rows) never delays a firing on the engine. The engine hands it a
+/// copy-on-write snapshot of the state and the names of the tasks that changed; only those rows (and the new
+/// runs) are written.
 actor ViewWriter {
     private let view: QueryView
+    private nonisolated let thread: BackgroundThread
     /// What recovery found the view lacking, done with the first write (off the engine's start: see
     /// ``ViewCatchUp``), and kept until a write succeeds.
     private var catchUp: ViewCatchUp?
 
-    init(view: QueryView, catchUp: ViewCatchUp) {
+    nonisolated var unownedExecutor: UnownedSerialExecutor { thread.asUnownedSerialExecutor() }
+
+    init(view: QueryView, catchUp: ViewCatchUp, on thread: BackgroundThread) {
         self.view = view
+        self.thread = thread
         self.catchUp = catchUp.isNeeded ? catchUp : nil
     }
 
