@@ -22,6 +22,25 @@ struct ScheduleCalculatorTests {
         return out
     }
 
+    /// The view's times, written digit by digit, against the C library's own civil breakdown (`gmtime_r`) over
+    /// the whole range a journal holds (1970…9999) and its edges, with milliseconds including 0 and 999.
+    @Test func isoTimesMatchTheCLibrary() {
+        var generator = SystemRandomNumberGenerator()
+        let last: Int64 = 253_402_300_799  // 9999-12-31T23:59:59Z
+        let samples: [Int64] = [0, 1, 59, 86_399, 86_400, 951_782_400, 1_795_000_000, last] + (0..<2000).map { _ in Int64.random(in: 0...last, using: &generator) }
+        for seconds in samples {
+            var time = time_t(seconds), parts = tm()
+            gmtime_r(&time, &parts)
+            let expected = String(format: "%04d-%02d-%02dT%02d:%02d:%02d", parts.tm_year + 1900, parts.tm_mon + 1, parts.tm_mday,
+                                  parts.tm_hour, parts.tm_min, parts.tm_sec)
+            #expect(ISO8601.string(fromSeconds: seconds) == expected + "Z")
+            let millis = seconds == last ? 999 : Int64.random(in: 0...999, using: &generator)
+            #expect(ISO8601.string(fromMilliseconds: seconds * 1000 + millis) == expected + String(format: ".%03dZ", Int(millis)))
+            #expect(ISO8601.seconds(from: expected + "Z") == seconds)
+        }
+        #expect(ISO8601.string(fromMilliseconds: -1) == "1969-12-31T23:59:59.999Z")
+    }
+
     @Test func intervalsCountFromTheAnchor() {
         let every10 = calculator(.every(10, .seconds))
         #expect(firings(every10, after: at("2026-11-23T00:00:00Z"), count: 3)

@@ -138,13 +138,11 @@ public struct ScheduleSpec: Hashable, Sendable, Codable {
 
 /// RFC 3339 UTC timestamps with whole seconds (`2026-11-23T04:00:00Z`), without Foundation's formatters.
 public enum ISO8601 {
-    public static func string(fromSeconds seconds: Int64) -> String { CivilTime(secondsSinceEpoch: seconds).description + "Z" }
+    public static func string(fromSeconds seconds: Int64) -> String { CivilTime(secondsSinceEpoch: seconds).text(milliseconds: nil, zulu: true) }
 
     public static func string(fromMilliseconds ms: Int64) -> String {
         let seconds = floorDivide(ms, 1000)
-        let millis = Int(ms - seconds * 1000)
-        let fraction = String(millis + 1000).dropFirst()
-        return CivilTime(secondsSinceEpoch: seconds).description + "." + fraction + "Z"
+        return CivilTime(secondsSinceEpoch: seconds).text(milliseconds: Int(ms - seconds * 1000), zulu: true)
     }
 
     /// Parses `YYYY-MM-DDTHH:MM:SS` with `Z` or a `±HH:MM` offset (a missing zone means UTC).
