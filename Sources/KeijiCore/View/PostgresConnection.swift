@@ -11,6 +11,8 @@ public final class PostgresConnection {
     public let name: String
     /// Strings never to show: the password, as written and percent-decoded.
     private let secrets: [String]
+    /// Round trips made so far (each ``query(_:_:)`` and ``execute(_:)``): what batching saves is counted here.
+    public private(set) var roundTrips = 0
 
     /// Connects to `url` (`postgres://` or `postgresql://`, with libpq's parameters in the query), giving up
     /// after `connectTimeout` seconds (the URL's own `connect_timeout` wins).
@@ -51,6 +53,7 @@ public final class PostgresConnection {
     @discardableResult
     public func query(_ sql: String, _ parameters: [String?] = []) throws -> [[String?]] {
         try reconnectIfBroken()
+        roundTrips += 1
         let cValues = parameters.map { $0.map { strdup($0) } ?? nil }
         defer { cValues.forEach { free($0) } }
         let result = cValues.map { UnsafePointer($0) }.withUnsafeBufferPointer { values in
@@ -62,6 +65,7 @@ public final class PostgresConnection {
     /// Runs statements without parameters (several, separated by `;`, in one round trip).
     public func execute(_ sql: String) throws {
         try reconnectIfBroken()
+        roundTrips += 1
         try rows(of: PQexec(connection, sql), sql: sql)
     }
 
