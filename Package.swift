@@ -22,6 +22,9 @@ let package = Package(
         // System libraries named by the design card. Installed by scripts/test and scripts/quickstart.
         .systemLibrary(name: "CLZ4", pkgConfig: "liblz4", providers: [.apt(["liblz4-dev"])]),
         .systemLibrary(name: "CSQLite", pkgConfig: "sqlite3", providers: [.apt(["libsqlite3-dev"])]),
+        // The PostgreSQL query view (DB_URL=postgres://…): libpq links in seconds; postgres-nio would add minutes
+        // to every clean build (it pulls swift-nio and TLS). Its calls block, so they run on the view writer's thread.
+        .systemLibrary(name: "CLibPQ", pkgConfig: "libpq", providers: [.apt(["libpq-dev"])]),
         // HMAC-SHA256 for the bus handshake: OpenSSL's libcrypto, already on every Debian system with libssl-dev,
         // links in seconds (swift-crypto would add about a minute to every clean build for one function).
         .systemLibrary(name: "CLibCrypto", pkgConfig: "libcrypto", providers: [.apt(["libssl-dev"])]),
@@ -29,7 +32,7 @@ let package = Package(
         .target(name: "CCRC32C"),
 
         .target(name: "KeijiJournal", dependencies: ["CLZ4", "CCRC32C"]),
-        .target(name: "KeijiCore", dependencies: ["KeijiJournal", "CSQLite"]),
+        .target(name: "KeijiCore", dependencies: ["KeijiJournal", "CSQLite", "CLibPQ"]),
         // The scheduler's side of keiji-spawn-server (start it, send it requests with a descriptor) and the
         // protocol both sides share.
         .target(name: "CSpawn"),

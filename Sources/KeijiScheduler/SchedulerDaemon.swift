@@ -28,7 +28,6 @@ public enum SchedulerDaemon {
         do {
             let workspace = try Workspace.current()
             let settings = try Settings.load(from: workspace.settingsFile)
-            try settings.requireUsableDatabase(file: workspace.settingsFile)
             token = try BusToken.loadOrCreate(workspace)  // before the engine starts: a failure here leaves nothing half-started
             endpoints = BusEndpoints.resolve(workspace, settings: settings)
             var configuration = SchedulerConfiguration(workspace: workspace, settings: settings)

@@ -40,7 +40,7 @@ struct StartupParts: Codable, Sendable {
         parts.recordsReplayed = loaded.recordsReplayed
 
         let database = scratch + "/keiji.db"
-        let (view, fresh) = try QueryView.openOrReset(path: database, workspace: workspace, defaultTimeZone: TimeZone(identifier: "UTC")!)
+        let (view, fresh) = try QueryView.openOrReset(.sqlite(path: database), workspace: workspace, defaultTimeZone: TimeZone(identifier: "UTC")!)
         _ = lap()
         try view.catchUp(with: loaded, fresh: fresh)
         parts.viewRebuildSeconds = lap()
@@ -48,7 +48,7 @@ struct StartupParts: Codable, Sendable {
         var earlier = loaded.state
         earlier.lastLSN = max(1, earlier.lastLSN - 1000)
         try view.apply(touched: [], state: earlier)
-        let (reopened, _) = try QueryView.openOrReset(path: database, workspace: workspace, defaultTimeZone: TimeZone(identifier: "UTC")!)
+        let (reopened, _) = try QueryView.openOrReset(.sqlite(path: database), workspace: workspace, defaultTimeZone: TimeZone(identifier: "UTC")!)
         _ = lap()
         try reopened.catchUp(with: loaded, fresh: false)
         parts.viewCatchUpSeconds = lap()

@@ -60,9 +60,14 @@ struct SystemCommand: AsyncParsableCommand {
                 try printStatus(workspace: workspace, control: control)
             } else {
                 // Checked before a restart stops anything: bad settings must not leave the services down.
-                _ = try loadWorkspace()
+                let (_, settings) = try loadWorkspace()
                 if let recoveryMode, !["strict", "pointInTime", "salvage"].contains(recoveryMode) {
                     throw CLIError("--recovery-mode takes strict, pointInTime or salvage")
+                }
+                // A database the scheduler could not use (DB_URL) is refused before any service starts, so a
+                // failed start leaves nothing running and nothing created in it.
+                if services.contains(.scheduler), restart || control.runningPID(.scheduler) == nil {
+                    try ViewLocation(settings: settings, workspace: workspace).checkAccess()
                 }
                 if restart { for service in services.reversed() { _ = control.stop(service) } }
                 for service in services {
@@ -121,22 +126,21 @@ struct SystemCommand: AsyncParsableCommand {
     private func printStatus(workspace: Workspace, control: ServiceControl) throws {
         let report = try? JSONDecoder().decode(RecoveryReport.self, from: Data(contentsOf: URL(fileURLWithPath: workspace.recoveryReportFile)))
         let services = ServiceControl.Service.allCases.map { ($0.rawValue, control.runningPID($0)) }
-        // Status works whatever the settings say; it only warns about what would stop the next start.
+        // Status works whatever the settings say; it only warns about what would stop the next start. Bad
+        // settings leave the view where the default puts it.
+        var settings = Settings()
         var settingsProblem: String?
-        do { _ = try loadWorkspace() } catch { settingsProblem = "\(error)" }
+        do { settings = try loadWorkspace().1 } catch { settingsProblem = "\(error)" }
+        let view = ViewLocation(settings: settings, workspace: workspace)
         var tasks: [[String?]] = []
-        if FileSystem.exists(workspace.databaseFile) {
-            let db = try SQLiteDatabase(path: workspace.databaseFile, readOnly: true)
-            tasks = try db.rows("""
-                SELECT t.Name, t.IsDisabled, t.IsError, t.IsRunning, t.NextExecutionTime,
-                       (SELECT Outcome || COALESCE(' (exit ' || ExitCode || ')', '') FROM runs r WHERE r.TaskName = t.Name ORDER BY EndTime DESC LIMIT 1)
-                FROM task_models t ORDER BY t.Name
-                """)
-        }
+        var viewProblem: String?
+        do { tasks = try view.openForReading()?.taskSummaries() ?? [] } catch { viewProblem = "\(error)" }
         if json {
             var object: [String: Any] = ["services": Dictionary(uniqueKeysWithValues: services.map { ($0.0, ["status": $0.1 == nil ? "OFFLINE" : "ONLINE", "pid": $0.1.map(Int.init) as Any]) })]
             if let report, let data = try? JSONEncoder().encode(report) { object["recovery"] = try JSONSerialization.jsonObject(with: data) }
-            if let settingsProblem { object["warning"] = settingsProblem }
+            object["view"] = ["database": view.engine, "location": view.address]
+            let warnings = [settingsProblem, viewProblem.map { "cannot read the query view: \($0)" }].compactMap { $0 }
+            if !warnings.isEmpty { object["warning"] = warnings.joined(separator: "; ") }
             object["tasks"] = tasks.map { ["name": $0[0] ?? "", "disabled": $0[1] == "1", "error": $0[2] == "1", "running": $0[3] == "1",
                                            "next": $0[4] ?? NSNull(), "last": $0[5] ?? NSNull()] as [String: Any] }
             Console.say(String(decoding: try JSONSerialization.data(withJSONObject: object, options: [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]), as: UTF8.self))
@@ -144,10 +148,12 @@ struct SystemCommand: AsyncParsableCommand {
         }
         func pad(_ s: String) -> String { s + String(repeating: " ", count: max(0, 18 - s.count)) }
         if let settingsProblem { Console.say("warning: \(settingsProblem) (keiji system --start refuses until it is fixed)") }
+        if let viewProblem { Console.say("warning: cannot read the query view: \(viewProblem)") }
         Console.say("======== SERVICES ========")
         Console.say(pad("NAME") + " " + pad("STATUS"))
         for (name, pid) in services { Console.say(pad(name) + " " + pad(pid == nil ? "OFFLINE" : "ONLINE") + (pid.map { " pid \($0)" } ?? "")) }
         Console.say("======== SERVICES ========")
+        Console.say("query view: \(view)")
         Console.say("")
         Console.say("======== LAST RECOVERY ========")
         if let report {

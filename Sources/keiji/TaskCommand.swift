@@ -50,7 +50,7 @@ struct TaskCommand: AsyncParsableCommand {
             let sender = CommandSender(workspace: workspace, settings: settings)
             if create { return try await createTask(taskName, workspace: workspace, settings: settings, sender: sender) }
             if logs { return try await printLogs(taskName, workspace: workspace, settings: settings) }
-            if build { return try await buildTask(taskName, workspace: workspace, sender: sender) }
+            if build { return try await buildTask(taskName, workspace: workspace, settings: settings, sender: sender) }
             let (event, verb): (JournalEntry.Event, String) =
                 disable ? (.taskDisabled(taskName), "disabled") :
                 enable ? (.taskEnabled(taskName), "enabled") :
@@ -76,7 +76,7 @@ struct TaskCommand: AsyncParsableCommand {
         guard let desc, !desc.isEmpty else { throw CLIError("--desc is required with --create") }
         let directory = workspace.taskDirectory(taskName)
         // Everything that can refuse is checked before anything is written.
-        let saved = try SavedTasks.checkNoCaseClash(taskName, in: workspace)
+        let saved = try SavedTasks.checkNoCaseClash(taskName, in: ViewLocation(settings: settings, workspace: workspace))
         if !force {
             if saved != nil {
                 throw CLIError("task \(taskName) already exists; use --force to recreate it")
@@ -135,11 +135,12 @@ struct TaskCommand: AsyncParsableCommand {
         Console.say("schedule: \(spec.schedule.displayString)\(spec.timeZone.map { " (\($0))" } ?? "") — saved (\(delivery.description))")
     }
 
-    private func buildTask(_ taskName: TaskName, workspace: Workspace, sender: CommandSender) async throws {
+    private func buildTask(_ taskName: TaskName, workspace: Workspace, settings: Settings, sender: CommandSender) async throws {
         let description = (try? DotEnv.load(workspace.taskDirectory(taskName) + "/.env"))?["TASK_DESCRIPTION"] ?? ""
-        try SavedTasks.checkNoCaseClash(taskName, in: workspace)  // before a build and an install that would be for nothing
+        let view = ViewLocation(settings: settings, workspace: workspace)
+        try SavedTasks.checkNoCaseClash(taskName, in: view)  // before a build and an install that would be for nothing
         // CLI flag > the program's own policies > the previous definition > the defaults.
-        let previous = try TaskPolicyColumns.load(taskName, workspace: workspace).map { ($0.spec, $0.policy) }
+        let previous = try TaskPolicyColumns.load(taskName, from: view).map { ($0.spec, $0.policy) }
         // Flags out of range fail now, not after a build.
         _ = try RunPolicyOverride.resolve(schedule: .every(1, .hours), previous: previous, sdk: RunPolicyOverride(), cli: try policyOptions.override())
         // A refused save puts the previous binary back (or removes the new one): nothing half-installed.
@@ -157,7 +158,7 @@ struct TaskCommand: AsyncParsableCommand {
         binary.commit()
         Console.say("task \(taskName) saved: \(definition.schedule.schedule.displayString) (\(delivery.description))")
         if restart {
-            if delivery.viaScheduler, try SavedTasks.named(taskName, in: workspace)?.isRunning == true {
+            if delivery.viaScheduler, try SavedTasks.named(taskName, in: view)?.isRunning == true {
                 do {
                     let stopped = try await sender.send(.taskStopRequested(taskName))
                     Console.say("restarting task \(taskName): the new build runs from its next slot (\(stopped.description))")
@@ -191,7 +192,9 @@ struct TaskCommand: AsyncParsableCommand {
     }
 
     private func printLogs(_ taskName: TaskName, workspace: Workspace, settings: Settings) async throws {
-        guard try SavedTasks.named(taskName, in: workspace) != nil else { throw CLIError("no task named \(taskName)") }
+        guard try SavedTasks.named(taskName, in: ViewLocation(settings: settings, workspace: workspace)) != nil else {
+            throw CLIError("no task named \(taskName)")
+        }
         let log = LogFile(task: taskName, workspace: workspace, settings: settings)
         guard FileSystem.exists(log.activePath) || FileSystem.exists(log.directory) else {
             throw CLIError("task \(taskName) has not run yet: no log (\(log.activePath))")

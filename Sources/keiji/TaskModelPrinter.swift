@@ -8,15 +8,13 @@ extension TaskCommand {
     /// The seed's `TaskModel` block for one task (with `--name`) or every task, read from the query view,
     /// followed by the task's zone and run policies.
     func printTasks(workspace: Workspace, settings: Settings) throws {
-        guard FileSystem.exists(workspace.databaseFile) else {
+        guard let database = try ViewLocation(settings: settings, workspace: workspace).openForReading() else {
             if let name { throw CLIError("no task named \(name)") }
             Console.say(json ? "[]" : "no tasks yet")
             return
         }
-        let db = try SQLiteDatabase(path: workspace.databaseFile, readOnly: true)
         func query(_ columns: [String]) throws -> [[String?]] {
-            let select = "SELECT \(columns.joined(separator: ", ")) FROM task_models"
-            return try name.map { try db.rows(select + " WHERE Name = ?", [.text($0)]) } ?? db.rows(select + " ORDER BY Name")
+            try database.taskModels(columns, where: name.map { .name($0) } ?? .all)
         }
         // A view from before the policy columns (rebuilt at the next command or scheduler start) shows the seed's.
         let rows = try (try? query(Self.columns + TaskPolicyColumns.names)) ?? query(Self.columns)

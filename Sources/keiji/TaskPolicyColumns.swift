@@ -25,10 +25,9 @@ struct TaskPolicyColumns {
 
     /// The task's current zone, jitter and policy, or nil if it has no definition in the view yet (or the
     /// view predates the `Policy` column: it is rebuilt by the next command or scheduler start).
-    static func load(_ name: TaskName, workspace: Workspace) throws -> TaskPolicyColumns? {
-        guard FileSystem.exists(workspace.databaseFile) else { return nil }
-        let db = try SQLiteDatabase(path: workspace.databaseFile, readOnly: true)
-        let rows = try? db.rows("SELECT \(names.joined(separator: ", ")) FROM task_models WHERE Name = ?", [.text(name.rawValue)])
+    static func load(_ name: TaskName, from view: ViewLocation) throws -> TaskPolicyColumns? {
+        guard let database = try view.openForReading() else { return nil }
+        let rows = try? database.taskModels(names, where: .name(name.rawValue))
         return rows?.first.flatMap { TaskPolicyColumns($0[...]) }
     }
 

@@ -6,7 +6,5 @@ func loadWorkspace() throws -> (Workspace, Settings) {
     guard FileSystem.exists(workspace.settingsFile) else {
         throw CLIError("no workspace at \(workspace.root); run `keiji init` first")
     }
-    let settings = try Settings.load(from: workspace.settingsFile)
-    try settings.requireUsableDatabase(file: workspace.settingsFile)
-    return (workspace, settings)
+    return (workspace, try Settings.load(from: workspace.settingsFile))
 }

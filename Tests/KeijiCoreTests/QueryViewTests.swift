@@ -3,12 +3,23 @@ import Testing
 
 @testable import KeijiCore
 
+extension QueryView {
+    /// A view in a new SQLite file at `path`.
+    convenience init(sqlite path: String, workspace: Workspace, defaultTimeZone: TimeZone) throws {
+        self.init(database: try SQLiteViewDatabase(path: path), workspace: workspace, defaultTimeZone: defaultTimeZone)
+    }
+
+    var sqlite: SQLiteDatabase { (database as! SQLiteViewDatabase).connection }
+}
+
 struct QueryViewTests {
+    static let taskColumns = "ID, TaskId, Name, Description, Schedule, ScheduleInfo, LastExecutionTime, NextExecutionTime, LogPath, Slug, Type, Executable, IsRunning, IsQueued, IsError, IsDisabled, ErrorTxt, Policy, CreatedAt, UpdatedAt"
+    static let runColumns = "RunId, TaskName, SlotTime, StartTime, EndTime, LatenessMs, Outcome, ExitCode, Signal, Attempt, Trigger, Message"
+
     func dump(_ view: QueryView) throws -> [[String?]] {
-        let columns = "ID, TaskId, Name, Description, Schedule, ScheduleInfo, LastExecutionTime, NextExecutionTime, LogPath, Slug, Type, Executable, IsRunning, IsQueued, IsError, IsDisabled, ErrorTxt, Policy, CreatedAt, UpdatedAt"
-        return try view.database.rows("SELECT \(columns) FROM task_models ORDER BY Name")
-            + view.database.rows("SELECT * FROM runs ORDER BY RunId")
-            + view.database.rows("SELECT lsn FROM applied_lsn")
+        try view.sqlite.rows("SELECT \(Self.taskColumns) FROM task_models ORDER BY Name")
+            + view.sqlite.rows("SELECT \(Self.runColumns) FROM runs ORDER BY RunId")
+            + view.sqlite.rows("SELECT lsn FROM applied_lsn")
     }
 
     @Test func aRebuiltViewEqualsTheLiveOne() throws {
@@ -16,9 +27,9 @@ struct QueryViewTests {
         defer { home.remove() }
         let zone = TimeZone(identifier: "UTC")!
         try home.workspace.createSystemDirectories()
-        let live = try QueryView(path: home.path + "/live.db", workspace: home.workspace, defaultTimeZone: zone)
+        let live = try QueryView(sqlite: home.path + "/live.db", workspace: home.workspace, defaultTimeZone: zone)
         // As the scheduler writes it: whole rows only for saved definitions, the run columns and new runs otherwise.
-        let incremental = try QueryView(path: home.path + "/incremental.db", workspace: home.workspace, defaultTimeZone: zone)
+        let incremental = try QueryView(sqlite: home.path + "/incremental.db", workspace: home.workspace, defaultTimeZone: zone)
         var state = SchedulerState()
         for (index, entry) in sampleHistory().enumerated() {
             Reducer.apply(entry, lsn: UInt64(index + 1), to: &state)
@@ -35,7 +46,7 @@ struct QueryViewTests {
             try incremental.apply(touched: touched, state: state, newRuns: newRuns, definitionsChanged: redefined)
             #expect(try dump(incremental) == dump(live), "after \(entry.typeName) at LSN \(index + 1)")
         }
-        let rebuilt = try QueryView(path: home.path + "/rebuilt.db", workspace: home.workspace, defaultTimeZone: zone)
+        let rebuilt = try QueryView(sqlite: home.path + "/rebuilt.db", workspace: home.workspace, defaultTimeZone: zone)
         try rebuilt.rebuild(from: state)
         let liveRows = try dump(live)
         #expect(liveRows.count > 10)
@@ -50,7 +61,7 @@ struct QueryViewTests {
         let path = home.path + "/keiji.db"
         var state = SchedulerState()
         for (index, entry) in sampleHistory().enumerated() { Reducer.apply(entry, lsn: UInt64(index + 1), to: &state) }
-        let view = try QueryView(path: path, workspace: home.workspace, defaultTimeZone: TimeZone(identifier: "UTC")!)
+        let view = try QueryView(sqlite: path, workspace: home.workspace, defaultTimeZone: TimeZone(identifier: "UTC")!)
         try view.rebuild(from: state)
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/usr/bin/sqlite3")
@@ -69,15 +80,26 @@ struct QueryViewTests {
         defer { home.remove() }
         let path = home.path + "/keiji.db"
         try Data("this is not a database, just damage".utf8).write(to: URL(fileURLWithPath: path))
-        let (view, fresh) = try QueryView.openOrReset(path: path, workspace: home.workspace, defaultTimeZone: TimeZone(identifier: "UTC")!)
+        let (view, fresh) = try QueryView.openOrReset(.sqlite(path: path), workspace: home.workspace, defaultTimeZone: TimeZone(identifier: "UTC")!)
         #expect(fresh && FileManager.default.fileExists(atPath: path + ".damaged"))
         #expect(try view.appliedLSN() == 0)
-        let (_, again) = try QueryView.openOrReset(path: path, workspace: home.workspace, defaultTimeZone: TimeZone(identifier: "UTC")!)
+        let (_, again) = try QueryView.openOrReset(.sqlite(path: path), workspace: home.workspace, defaultTimeZone: TimeZone(identifier: "UTC")!)
         #expect(!again)
     }
 
+    /// One statement cannot write a row twice (PostgreSQL refuses it), so a batch keeps each run's last version.
+    @Test func aBatchWritesEachRunOnceItsLastVersion() {
+        func run(_ id: String, _ outcome: String) -> RunRow {
+            RunRow(RunSummary(runID: id, slot: nil, startedAt: nil, finishedAt: 1_795_000_000_000, outcome: outcome, exitCode: nil, signal: nil,
+                              latenessMs: nil, attempt: 1, trigger: "schedule", message: nil), task: name("a"))
+        }
+        let rows = QueryView.lastOfEachRun([run("1", "interrupted"), run("2", "succeeded"), run("1", "failed")])
+        #expect(rows.map(\.runID) == ["1", "2"])
+        #expect(rows.first == run("1", "failed"))
+    }
+
     func ids(_ view: QueryView) throws -> [String: String] {
-        Dictionary(uniqueKeysWithValues: try view.database.rows("SELECT Name, ID FROM task_models").map { ($0[0] ?? "", $0[1] ?? "") })
+        Dictionary(uniqueKeysWithValues: try view.sqlite.rows("SELECT Name, ID FROM task_models").map { ($0[0] ?? "", $0[1] ?? "") })
     }
 
     /// The seed's `ID` is the task's for its whole life: rebuilding the view (every scheduler start may) keeps
@@ -90,7 +112,7 @@ struct QueryViewTests {
         var lsn: UInt64 = 0
         func apply(_ event: JournalEntry.Event) { lsn += 1; Reducer.apply(JournalEntry(at: Int64(lsn) * 1000, event), lsn: lsn, to: &state) }
         for task in ["b", "a", "c"] { apply(.taskSaved(commandTask(task), taskID: "id-\(task)")) }
-        let view = try QueryView(path: home.path + "/keiji.db", workspace: home.workspace, defaultTimeZone: zone)
+        let view = try QueryView(sqlite: home.path + "/keiji.db", workspace: home.workspace, defaultTimeZone: zone)
         try view.rebuild(from: state)
         let first = try ids(view)
         #expect(first == ["b": "1", "a": "2", "c": "3"], "numbered in the order they were created")
@@ -115,8 +137,8 @@ struct QueryViewTests {
         var state = SchedulerState()
         var lsn: UInt64 = 0
         func apply(_ at: Int64, _ event: JournalEntry.Event) { lsn += 1; Reducer.apply(JournalEntry(at: at, event), lsn: lsn, to: &state) }
-        let view = try QueryView(path: home.path + "/keiji.db", workspace: home.workspace, defaultTimeZone: TimeZone(identifier: "UTC")!)
-        func next() throws -> String? { try view.database.rows("SELECT NextExecutionTime FROM task_models WHERE Name = 'a'").first?.first ?? nil }
+        let view = try QueryView(sqlite: home.path + "/keiji.db", workspace: home.workspace, defaultTimeZone: TimeZone(identifier: "UTC")!)
+        func next() throws -> String? { try view.sqlite.rows("SELECT NextExecutionTime FROM task_models WHERE Name = 'a'").first?.first ?? nil }
         apply(1_795_000_000_000, .taskSaved(commandTask("a"), taskID: "a"))
         try view.rebuild(from: state)
         #expect(try next() == ISO8601.string(fromSeconds: 1_795_000_010))

@@ -62,7 +62,7 @@ struct RefusedRecordTests {
 
         // The view can be built from that state (it computes next times from the refused definitions too).
         try home.workspace.createSystemDirectories()
-        let (view, fresh) = try QueryView.openOrReset(path: home.workspace.databaseFile, workspace: home.workspace,
+        let (view, fresh) = try QueryView.openOrReset(.sqlite(path: home.workspace.databaseFile), workspace: home.workspace,
                                                        defaultTimeZone: TimeZone(identifier: "UTC")!)
         try view.catchUp(with: loaded, fresh: fresh)
 

@@ -26,15 +26,15 @@ struct SettingsTests {
         let ok = try Settings.parse("DB_URL=postgres://keiji_user:secret@db.local:5432/keiji?sslmode=require", file: "s")
         guard case .postgres(let url) = ok.database else { Issue.record("expected postgres"); return }
         #expect(url.host == "db.local")
-        // Valid, but not usable yet: refused by name, never silently replaced by SQLite, password not shown.
-        #expect { try ok.requireUsableDatabase(file: "/home/u/keiji/settings.conf") } throws: { error in
-            let message = (error as? KeijiError)?.message ?? ""
-            return message.contains("/home/u/keiji/settings.conf: DB_URL names PostgreSQL") && message.contains("db.local")
-                && !message.contains("secret") && message.contains("DB_URL=default")
-        }
-        try Settings.parse("DB_URL=default", file: "s").requireUsableDatabase(file: "s")
+        #expect(ok.database.description == "DB_URL=postgres://keiji_user:***@db.local:5432/keiji?sslmode=require", "the password is never shown")
+        #expect(try Settings.parse("DB_URL=postgresql://u@h/db", file: "s").database.description == "DB_URL=postgresql://u@h/db")
         for bad in ["mysql://u@h/db", "postgres://", "postgres://h", "postgres://u@h:99999/db", "sqlite"] {
             #expect(throws: KeijiError.self, "\(bad)") { try Settings.parse("DB_URL=\(bad)", file: "s") }
+        }
+        // A URL too broken to parse is quoted back with what follows `user:` up to the last `@` masked.
+        #expect { try Settings.parse("DB_URL=postgres://keiji:s3cr@t@@/db", file: "s") } throws: { error in
+            let message = (error as? KeijiError)?.message ?? ""
+            return message.contains("DB_URL must be") && message.contains("postgres://keiji:***@/db") && !message.contains("s3cr")
         }
     }
 

@@ -1,8 +1,9 @@
 import Foundation
 import KeijiJournal
 
-/// Applies a command while no scheduler is running: takes the journal's lock briefly, checks the command
-/// against the replayed state, appends it (durable), brings the query view up to date, and closes. The
+/// Applies a command while no scheduler is running: takes the journal's lock briefly, opens the query view
+/// (where `DB_URL` says), checks the command against the replayed state, appends it (durable), brings the
+/// view up to date, and closes. A view it cannot open refuses the command before anything is journaled. The
 /// scheduler replays it at its next start, so a command is never lost or silently dropped.
 ///
 /// - Throws: `.locked` (as a ``KeijiError`` with code `.conflict`) when a scheduler holds the journal: send the
@@ -19,6 +20,8 @@ public enum OfflineCommands {
             throw KeijiError(.conflict, "the scheduler holds the journal; send the command through the bus (is keiji-bus running?)")
         }
         do {
+            let (view, fresh) = try QueryView.openOrReset(ViewLocation(settings: settings, workspace: workspace), workspace: workspace,
+                                                          defaultTimeZone: settings.timeZone)
             var loaded = try StateLoader.load(from: journal)
             // No scheduler holds the lock, so nothing runs, whatever open `run.started` a crash left behind.
             var present = loaded.state
@@ -28,7 +31,6 @@ public enum OfflineCommands {
             let lsn = try await journal.append(try entry.encoded())
             Reducer.apply(entry, lsn: lsn, to: &loaded.state)
             loaded.touched.append((lsn, entry.taskName, true))
-            let (view, fresh) = try QueryView.openOrReset(path: workspace.databaseFile, workspace: workspace, defaultTimeZone: settings.timeZone)
             try view.catchUp(with: loaded, fresh: fresh)
             try await journal.close()
             return lsn

@@ -1,5 +1,5 @@
 /// Everything the journal says, folded: tasks, runs in progress, the last recovery. Built only by
-/// ``Reducer``; snapshotted into journal checkpoints; the SQLite view is written from it.
+/// ``Reducer``; snapshotted into journal checkpoints; the query view is written from it.
 public struct SchedulerState: Codable, Sendable, Equatable {
     public var tasks: [TaskName: TaskState] = [:]
     /// Runs started and not yet finished or interrupted, by run id.

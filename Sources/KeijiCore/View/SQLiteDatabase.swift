@@ -55,7 +55,7 @@ public final class SQLiteDatabase {
     }
 
     /// Runs a query and returns every row as strings (NULL as nil): for reads that are not on a hot path.
-    public func rows(_ sql: String, _ arguments: [SQLiteValue] = []) throws -> [[String?]] {
+    public func rows(_ sql: String, _ arguments: [DatabaseValue] = []) throws -> [[String?]] {
         let statement = try prepare(sql)
         try statement.bind(arguments)
         var rows: [[String?]] = []
@@ -78,7 +78,7 @@ public final class SQLiteDatabase {
 
         deinit { sqlite3_finalize(statement) }
 
-        public func bind(_ values: [SQLiteValue]) throws {
+        public func bind(_ values: [DatabaseValue]) throws {
             sqlite3_reset(statement)
             sqlite3_clear_bindings(statement)
             for (index, value) in values.enumerated() {
@@ -87,7 +87,6 @@ public final class SQLiteDatabase {
                 switch value {
                 case .null: code = sqlite3_bind_null(statement, position)
                 case .integer(let n): code = sqlite3_bind_int64(statement, position, n)
-                case .real(let d): code = sqlite3_bind_double(statement, position, d)
                 case .text(let s): code = sqlite3_bind_text(statement, position, s, -1, csqlite_transient())
                 }
                 guard code == SQLITE_OK else { throw KeijiError(.database, "bind: \(database.errorMessage)") }
@@ -104,7 +103,7 @@ public final class SQLiteDatabase {
             }
         }
 
-        public func run(_ values: [SQLiteValue]) throws {
+        public func run(_ values: [DatabaseValue]) throws {
             try bind(values)
             try step()
         }
@@ -118,15 +117,4 @@ public final class SQLiteDatabase {
 
         public func integer(at column: Int) -> Int64 { sqlite3_column_int64(statement, Int32(column)) }
     }
-}
-
-public enum SQLiteValue: Sendable, Equatable {
-    case null
-    case integer(Int64)
-    case real(Double)
-    case text(String)
-
-    public static func optional(_ text: String?) -> SQLiteValue { text.map(SQLiteValue.text) ?? .null }
-    public static func optional(_ n: Int64?) -> SQLiteValue { n.map(SQLiteValue.integer) ?? .null }
-    public static func bool(_ b: Bool) -> SQLiteValue { .integer(b ? 1 : 0) }
 }

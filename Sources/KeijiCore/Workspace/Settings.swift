@@ -3,15 +3,41 @@ import Foundation
 /// `~/keiji/settings.conf`, parsed and validated as a whole: a file with any invalid value is rejected with
 /// an error naming the key and the file, and nothing from it is used (never half-applied).
 ///
-/// Keys (the seed's): `DB_URL` (`default` = SQLite, or a `postgres://` URL), `TIME_ZONE` (any IANA zone),
+/// Keys (the seed's): `DB_URL` (`default` = SQLite, or a `postgres://`/`postgresql://` URL: the query view then lives there), `TIME_ZONE` (any IANA zone),
 /// `ROTATE_LOGS` (`0`/`1`), `LOG_MAX_SIZE` (bytes, or with a `KB`/`MB`/`GB` suffix); and keiji's own bus keys
 /// `BUS_TRANSPORT` (`unix`/`tcp`), `BUS_PUSH_PORT`, `BUS_PULL_PORT` (1–65535, used with `tcp`). Unlike the original,
 /// variables in the environment do not override the file: what the file says is what runs.
 public struct Settings: Sendable, Equatable {
-    public enum Database: Sendable, Equatable {
+    public enum Database: Sendable, Equatable, CustomStringConvertible {
+        /// The query view in `~/.keiji/db/keiji.db`.
         case sqlite
-        /// Validated when read; refused by ``requireUsableDatabase(file:)`` until a PostgreSQL view exists.
+        /// The query view in this PostgreSQL database (`postgres://` or `postgresql://`; checked when read,
+        /// connected to when used).
         case postgres(URL)
+
+        /// How messages name the setting: `DB_URL=default`, or the URL with its password masked.
+        public var description: String {
+            switch self {
+            case .sqlite: "DB_URL=default"
+            case .postgres(let url): "DB_URL=\(Self.redacted(url))"
+            }
+        }
+
+        /// `url` as it may be shown: its password replaced by `***` (never printed, logged or reported).
+        public static func redacted(_ url: URL) -> String {
+            guard var components = URLComponents(url: url, resolvingAgainstBaseURL: false) else { return redacted(url.absoluteString) }
+            if components.password != nil { components.percentEncodedPassword = "***" }
+            return components.string ?? redacted(url.absoluteString)
+        }
+
+        /// A URL-like text that may not parse, with what stands between the scheme's `user:` and the last
+        /// `@` masked: the password of `postgres://user:pw@host/db`, however malformed the rest is.
+        public static func redacted(_ text: String) -> String {
+            guard let scheme = text.range(of: "://") else { return text }
+            let rest = text[scheme.upperBound...]
+            guard let at = rest.lastIndex(of: "@"), let colon = rest[..<at].firstIndex(of: ":") else { return text }
+            return String(text[..<rest.index(after: colon)]) + "***" + String(rest[at...])
+        }
     }
 
     public var database: Database = .sqlite
@@ -66,17 +92,6 @@ public struct Settings: Sendable, Equatable {
     }
 
     /// Reads and validates a settings file.
-    /// Refuses a `DB_URL` this keiji cannot use (a PostgreSQL URL: the query view lives in SQLite only, for
-    /// now). Using SQLite anyway would ignore the setting silently, which is worse than refusing it. The
-    /// message names the key and the file and never repeats the URL's password.
-    public func requireUsableDatabase(file: String) throws {
-        guard case .postgres(let url) = database else { return }
-        var shown = URLComponents(url: url, resolvingAgainstBaseURL: false)
-        if shown?.password != nil { shown?.password = "***" }
-        throw KeijiError(.invalidSetting, "\(file): DB_URL names PostgreSQL (\(shown?.string ?? "postgres://…")), which this keiji "
-                         + "cannot use yet; set DB_URL=default to keep the query view in SQLite (~/.keiji/db/keiji.db)")
-    }
-
     public static func load(from path: String) throws -> Settings {
         guard FileSystem.exists(path) else {
             throw KeijiError(.notInitialized, "\(path) does not exist; run `keiji init` first")
@@ -146,7 +161,7 @@ public struct Settings: Sendable, Equatable {
         guard let url = URL(string: value), let scheme = url.scheme, scheme == "postgres" || scheme == "postgresql",
             let host = url.host, !host.isEmpty, url.path.count > 1, !url.path.dropFirst().contains("/")
         else {
-            throw KeijiError(.invalidSetting, "\(at): DB_URL must be `default` or postgres://user[:password]@host[:port]/database, found \"\(value)\"")
+            throw KeijiError(.invalidSetting, "\(at): DB_URL must be `default` or postgres://user[:password]@host[:port]/database, found \"\(Database.redacted(value))\"")
         }
         if let port = url.port, !(1...65535).contains(port) {
             throw KeijiError(.invalidSetting, "\(at): DB_URL port \(port) is out of range")

@@ -4,7 +4,7 @@ import Foundation
 /// directory in tests). Nothing else in keiji builds a path by hand.
 ///
 /// ```
-/// ~/keiji/settings.conf            user settings            ~/.keiji/db/keiji.db      SQLite query view
+/// ~/keiji/settings.conf            user settings            ~/.keiji/db/keiji.db      SQLite query view (DB_URL=default)
 /// ~/keiji/tasks/<name>/            task sources             ~/.keiji/journal/         the journal
 /// ~/keiji/Package.swift            the tasks' Swift package ~/.keiji/logs/{services,tasks}/
 /// ~/.keiji/exec/tasks/<name>       built task binaries      ~/.keiji/exec/services/<svc>.pid

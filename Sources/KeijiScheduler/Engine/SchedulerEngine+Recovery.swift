@@ -28,6 +28,10 @@ extension SchedulerEngine {
     func recover() async throws -> RecoveryReport {
         let started = ContinuousClock.now
         let workspace = configuration.workspace
+        // Before the replay: a database that cannot be used (DB_URL) stops the start at once, with nothing journaled.
+        let writer = ViewWriter(location: ViewLocation(settings: configuration.settings, workspace: workspace), workspace: workspace,
+                                defaultTimeZone: configuration.settings.timeZone, on: background)
+        let fresh = try await writer.open()
         let loaded = try StateLoader.load(from: journal)
         adopt(loaded.state, appliedThrough: journal.lastLSN)
 
@@ -46,13 +50,11 @@ extension SchedulerEngine {
             note("refused \(refused.type ?? "record") at LSN \(refused.lsn.map(String.init) ?? "checkpoint")\(refused.task.map { " for \($0)" } ?? ""): \(refused.reason) (\(refused.action))")
         }
 
-        let (view, fresh) = try QueryView.openOrReset(path: workspace.databaseFile, workspace: workspace,
-                                                       defaultTimeZone: configuration.settings.timeZone)
         // Planned now, written by the view's writer once firing has begun (``ViewCatchUp``).
-        let catchUp = try view.planCatchUp(with: loaded, fresh: fresh)
+        let catchUp = try await writer.planCatchUp(with: loaded, fresh: fresh)
         report.commandsReapplied = catchUp.commandsReapplied
         report.viewRebuilt = fresh
-        viewWriter = ViewWriter(view: view, catchUp: catchUp, on: background)
+        viewWriter = writer
 
         try await record(.schedulerStarted(pid: getpid()))
 

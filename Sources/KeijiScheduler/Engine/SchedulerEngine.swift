@@ -7,7 +7,7 @@ import KeijiJournal
 #endif
 
 /// The scheduler: holds the journal, folds every record into ``SchedulerState`` through the one
-/// ``Reducer``, fires every enabled task from one timer heap served by one loop, and keeps the SQLite view up
+/// ``Reducer``, fires every enabled task from one timer heap served by one loop, and keeps the query view up
 /// to date.
 ///
 /// Write-ahead everywhere: a record is durable before its effect (`run.started` before the spawn, a command

@@ -1,22 +1,46 @@
+import Foundation
 import KeijiCore
 
-/// Writes the SQLite query view on its own actor, on the engine's ``BackgroundThread`` (not the cooperative
-/// pool), so a large flush (thousands of rows) never delays a firing on the engine. The engine hands it a
-/// copy-on-write snapshot of the state and the names of the tasks that changed; only those rows (and the new
-/// runs) are written.
+/// Writes the query view on its own actor, so a large flush (thousands of rows) never delays a firing on the
+/// engine. The engine hands it a copy-on-write snapshot of the state and the names of the tasks that changed;
+/// only those rows (and the new runs) are written.
+///
+/// The actor runs on the engine's ``BackgroundThread``, not on Swift's cooperative pool: SQLite's writes and
+/// every libpq call (a round trip to PostgreSQL) block, and a flush of thousands of rows holds its thread for
+/// milliseconds; on the pool (two threads here) the timer loop would wait behind it.
 actor ViewWriter {
-    private let view: QueryView
     private nonisolated let thread: BackgroundThread
+    nonisolated var unownedExecutor: UnownedSerialExecutor { thread.asUnownedSerialExecutor() }
+
+    private let location: ViewLocation
+    private let workspace: Workspace
+    private let defaultTimeZone: TimeZone
+    private var view: QueryView?
     /// What recovery found the view lacking, done with the first write (off the engine's start: see
     /// ``ViewCatchUp``), and kept until a write succeeds.
     private var catchUp: ViewCatchUp?
 
-    nonisolated var unownedExecutor: UnownedSerialExecutor { thread.asUnownedSerialExecutor() }
-
-    init(view: QueryView, catchUp: ViewCatchUp, on thread: BackgroundThread) {
-        self.view = view
+    init(location: ViewLocation, workspace: Workspace, defaultTimeZone: TimeZone, on thread: BackgroundThread) {
         self.thread = thread
-        self.catchUp = catchUp.isNeeded ? catchUp : nil
+        self.location = location
+        self.workspace = workspace
+        self.defaultTimeZone = defaultTimeZone
+    }
+
+    /// Opens the view (connects, for PostgreSQL), resetting it if it is missing, damaged or of another schema;
+    /// returns whether it was created afresh. Throws, naming `DB_URL`, if the database cannot be used.
+    func open() throws -> Bool {
+        let (view, fresh) = try QueryView.openOrReset(location, workspace: workspace, defaultTimeZone: defaultTimeZone)
+        self.view = view
+        return fresh
+    }
+
+    /// Decides what bringing the opened view up to `loaded` takes (it reads `applied_lsn`); the first
+    /// ``write(_:touched:redefined:newRuns:)`` does it.
+    func planCatchUp(with loaded: StateLoader.Loaded, fresh: Bool) throws -> ViewCatchUp {
+        let plan = try opened().planCatchUp(with: loaded, fresh: fresh)
+        catchUp = plan.isNeeded ? plan : nil
+        return plan
     }
 
     /// Writes the rows of `touched` from `state` (a touched task missing from it is deleted) in one
@@ -24,6 +48,7 @@ actor ViewWriter {
     /// rest. Returns the error if nothing could be written.
     func write(_ state: SchedulerState, touched: Set<TaskName>, redefined: Set<TaskName>, newRuns: [(TaskName, RunSummary)]) -> (any Error)? {
         do {
+            let view = try opened()
             if let owed = catchUp {
                 // Every row the catch-up or this flush touches, from the newest state; that includes the new runs.
                 try view.perform(owed, state: state, alsoTouched: touched)
@@ -35,5 +60,10 @@ actor ViewWriter {
         } catch {
             return error
         }
+    }
+
+    private func opened() throws -> QueryView {
+        guard let view else { throw KeijiError(.database, "the query view is not open") }
+        return view
     }
 }

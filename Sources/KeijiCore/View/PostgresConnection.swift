@@ -1,0 +1,145 @@
+import CLibPQ
+import Foundation
+
+/// One libpq connection to PostgreSQL: enough for the query view (and, later, a cluster's claims), with errors
+/// of one line that name the database and never show its password. Blocking: every call waits for the server,
+/// so the scheduler makes them on the view writer's own thread, never on Swift's cooperative pool. Not
+/// thread-safe: one owner at a time.
+public final class PostgresConnection {
+    private let connection: OpaquePointer
+    /// How messages name the database (the URL with its password masked, or what the caller chose).
+    public let name: String
+    /// Strings never to show: the password, as written and percent-decoded.
+    private let secrets: [String]
+    /// Round trips made so far (each ``query(_:_:)`` and ``execute(_:)``): what batching saves is counted here.
+    public private(set) var roundTrips = 0
+
+    /// Connects to `url` (`postgres://` or `postgresql://`, with libpq's parameters in the query), giving up
+    /// after `connectTimeout` seconds (the URL's own `connect_timeout` wins).
+    /// - Parameter name: how errors name the database; the URL with its password masked when nil.
+    /// - Throws: ``KeijiError`` `.database`, one line: "<name>: cannot connect: <libpq's reason>".
+    public init(url: URL, connectTimeout: Int = 5, name: String? = nil) throws {
+        let components = URLComponents(url: url, resolvingAgainstBaseURL: false)
+        let secrets = [components?.percentEncodedPassword, components?.password].compactMap { $0 }.filter { !$0.isEmpty }
+        let name = name ?? Settings.Database.redacted(url)
+        // Processed in order, and `dbname` expands the URL: its own parameters override the ones before it.
+        let keywords = ["connect_timeout", "application_name", "client_encoding", "dbname"]
+        let values = [String(connectTimeout), "keiji", "UTF8", url.absoluteString]
+        let cKeywords = keywords.map { strdup($0) }
+        let cValues = values.map { strdup($0) }
+        defer { (cKeywords + cValues).forEach { free($0) } }
+        let made = (cKeywords.map { UnsafePointer($0) } + [nil]).withUnsafeBufferPointer { keys in
+            (cValues.map { UnsafePointer($0) } + [nil]).withUnsafeBufferPointer { vals in
+                PQconnectdbParams(keys.baseAddress, vals.baseAddress, 1)
+            }
+        }
+        guard let made else { throw KeijiError(.database, "\(name): cannot connect: libpq is out of memory") }
+        guard PQstatus(made) == CONNECTION_OK else {
+            let reason = Self.oneLine(String(cString: PQerrorMessage(made)))
+            PQfinish(made)
+            throw KeijiError(.database, "\(name): cannot connect: \(Self.redact(reason, secrets))")
+        }
+        // libpq prints NOTICEs (`relation … already exists, skipping`) on stderr by default; keiji's output is its own.
+        PQsetNoticeProcessor(made, { _, _ in }, nil)
+        connection = made
+        self.name = name
+        self.secrets = secrets
+    }
+
+    deinit { PQfinish(connection) }
+
+    /// Runs one statement with text parameters (`$1`, `$2`, …; nil is NULL) and returns its rows, each value
+    /// as text (NULL as nil). A connection the server dropped is re-established first, once.
+    @discardableResult
+    public func query(_ sql: String, _ parameters: [String?] = []) throws -> [[String?]] {
+        try reconnectIfBroken()
+        roundTrips += 1
+        let cValues = parameters.map { $0.map { strdup($0) } ?? nil }
+        defer { cValues.forEach { free($0) } }
+        let result = cValues.map { UnsafePointer($0) }.withUnsafeBufferPointer { values in
+            PQexecParams(connection, sql, Int32(parameters.count), nil, values.baseAddress, nil, nil, 0)
+        }
+        return try rows(of: result, sql: sql)
+    }
+
+    /// Runs statements without parameters (several, separated by `;`, in one round trip).
+    public func execute(_ sql: String) throws {
+        try reconnectIfBroken()
+        roundTrips += 1
+        try rows(of: PQexec(connection, sql), sql: sql)
+    }
+
+    /// Runs `body` in one transaction: committed if it returns, rolled back if it throws.
+    public func transaction<T>(_ body: () throws -> T) throws -> T {
+        try execute("BEGIN")
+        do {
+            let result = try body()
+            try execute("COMMIT")
+            return result
+        } catch {
+            try? execute("ROLLBACK")
+            throw error
+        }
+    }
+
+    /// A `text[]` (or any array type's) literal for a text parameter: `{"a","b",NULL}`, quoted and escaped as
+    /// PostgreSQL's array input reads it. One parameter carries a whole column of a multi-row statement.
+    public static func arrayLiteral(_ values: [String?]) -> String {
+        var literal = "{"
+        for (index, value) in values.enumerated() {
+            if index > 0 { literal += "," }
+            guard let value else {
+                literal += "NULL"
+                continue
+            }
+            literal += "\""
+            for character in value.unicodeScalars {
+                if character == "\"" || character == "\\" { literal += "\\" }
+                literal.unicodeScalars.append(character)
+            }
+            literal += "\""
+        }
+        return literal + "}"
+    }
+
+    private func reconnectIfBroken() throws {
+        guard PQstatus(connection) == CONNECTION_BAD else { return }
+        PQreset(connection)
+        guard PQstatus(connection) == CONNECTION_OK else {
+            throw KeijiError(.database, "\(name): cannot reconnect: \(Self.redact(Self.oneLine(String(cString: PQerrorMessage(connection))), secrets))")
+        }
+    }
+
+    @discardableResult
+    private func rows(of result: OpaquePointer?, sql: String) throws -> [[String?]] {
+        defer { PQclear(result) }
+        let status = PQresultStatus(result)
+        guard status == PGRES_TUPLES_OK || status == PGRES_COMMAND_OK else {
+            // The primary message alone ("permission denied for schema public"): the full one adds the statement
+            // with a caret under the fault, on lines of their own.
+            let primary = result.flatMap { PQresultErrorField($0, Int32(UInt8(ascii: "M"))) }.map { String(cString: $0) }  // PG_DIAG_MESSAGE_PRIMARY
+            let reason = Self.oneLine(primary ?? String(cString: PQerrorMessage(connection)))
+            let statement = Self.oneLine(String(sql.prefix(60)))
+            throw KeijiError(.database, "\(name): \(Self.redact(reason, secrets)) (in: \(statement)…)")
+        }
+        let count = Int(PQntuples(result))
+        let columns = Int(PQnfields(result))
+        var rows: [[String?]] = []
+        rows.reserveCapacity(count)
+        for row in 0..<count {
+            rows.append((0..<columns).map { column in
+                PQgetisnull(result, Int32(row), Int32(column)) == 1 ? nil : String(cString: PQgetvalue(result, Int32(row), Int32(column)))
+            })
+        }
+        return rows
+    }
+
+    /// libpq's messages span lines ("…failed: Connection refused\n\tIs the server running…"); keiji prints one.
+    static func oneLine(_ text: String) -> String {
+        text.split(whereSeparator: \.isNewline).map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }.joined(separator: "; ")
+    }
+
+    static func redact(_ text: String, _ secrets: [String]) -> String {
+        secrets.reduce(text) { $0.replacingOccurrences(of: $1, with: "***") }
+    }
+}

@@ -1,0 +1,251 @@
+import Foundation
+
+/// The query view in PostgreSQL (`DB_URL=postgres://…`), in the tables of the URL's database (its
+/// `search_path`, normally `public`), so `psql "$DB_URL" -c 'SELECT "Name" FROM task_models'` reads it.
+///
+/// Same tables and values as SQLite. Column names are quoted (`"Name"`): PostgreSQL folds unquoted names to
+/// lower case, and the seed's are CamelCase. Every statement is a round trip, so a batch of rows is one
+/// statement per kind: each column travels as one array parameter and `unnest` turns the arrays back into rows
+/// (`UPDATE … FROM unnest($1::text[], …)`, `INSERT … SELECT * FROM unnest(…) ON CONFLICT …`).
+public final class PostgresViewDatabase: ViewDatabase {
+    public let connection: PostgresConnection
+    public var location: String { connection.name }
+    static let tables = ["meta", "task_models", "runs", "applied_lsn"]
+
+    private init(connection: PostgresConnection) {
+        self.connection = connection
+    }
+
+    /// Connects, for reading; nil when the database has no view yet.
+    public static func openForReading(url: URL) throws -> PostgresViewDatabase? {
+        let database = PostgresViewDatabase(connection: try connect(url))
+        let exists = try database.connection.query("SELECT to_regclass('task_models') IS NOT NULL").first?.first == "t"
+        return exists ? database : nil
+    }
+
+    /// Connects and makes sure the view has this keiji's schema: created when missing, dropped and created
+    /// again when it is keiji's view of another schema version. Returns whether it was created afresh (and so
+    /// must be rebuilt).
+    /// - Throws: when the database cannot be reached or used (rights), or holds tables of these names that
+    ///   keiji did not create (it never drops those: give keiji a database of its own).
+    public static func openOrReset(url: URL) throws -> (PostgresViewDatabase, fresh: Bool) {
+        let database = PostgresViewDatabase(connection: try connect(url))
+        let fresh = try database.connection.transaction { try database.prepareSchema() }
+        return (database, fresh)
+    }
+
+    /// Checks that ``openOrReset(url:)`` would succeed, and changes nothing: the same statements run in a
+    /// transaction that is rolled back (PostgreSQL's DDL is transactional), and an existing view must be
+    /// writable. For `keiji system --start`, before any service starts.
+    public static func checkAccess(url: URL) throws {
+        let database = PostgresViewDatabase(connection: try connect(url))
+        try database.connection.execute("BEGIN")
+        defer { try? database.connection.execute("ROLLBACK") }
+        guard try !database.prepareSchema() else { return }
+        let writable = try database.connection.query(
+            "SELECT bool_and(has_table_privilege(t, 'SELECT, INSERT, UPDATE, DELETE')) FROM unnest($1::text[]) AS t",
+            [PostgresConnection.arrayLiteral(tables)])
+        guard writable.first?.first == "t" else {
+            throw KeijiError(.database, "\(database.location): permission denied: the role cannot write the view's tables (\(tables.joined(separator: ", ")))")
+        }
+    }
+
+    /// Creates the schema when missing, replaces keiji's view of another version; true when it did either.
+    private func prepareSchema() throws -> Bool {
+        switch try schemaState() {
+        case .current:
+            return false
+        case .missing:
+            try createSchema()
+        case .otherVersion:
+            try connection.execute("DROP TABLE IF EXISTS \(Self.tables.joined(separator: ", "))")
+            try createSchema()
+        case .foreign(let names):
+            throw KeijiError(.database, "\(location): the database already has \(names.joined(separator: ", ")), which keiji did not create; "
+                             + "give keiji a database of its own (keiji never drops tables it did not create)")
+        }
+        return true
+    }
+
+    private static func connect(_ url: URL) throws -> PostgresConnection {
+        try PostgresConnection(url: url, name: Settings.Database.postgres(url).description)
+    }
+
+    private enum SchemaState {
+        case current, missing, otherVersion
+        /// Tables of the view's names without keiji's `meta` row.
+        case foreign([String])
+    }
+
+    private func schemaState() throws -> SchemaState {
+        let present = try connection.query(
+            "SELECT t FROM unnest($1::text[]) AS t WHERE to_regclass(quote_ident(t)) IS NOT NULL ORDER BY t",
+            [PostgresConnection.arrayLiteral(Self.tables)]
+        ).compactMap { $0.first ?? nil }
+        if present.isEmpty { return .missing }
+        guard present.contains("meta"),
+            let version = try connection.query("SELECT value FROM meta WHERE key = 'schema_version'").first?.first ?? nil
+        else { return .foreign(present) }
+        return version == String(QueryView.schemaVersion) && present.count == Self.tables.count ? .current : .otherVersion
+    }
+
+    private func createSchema() throws {
+        try connection.execute("""
+            CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+            INSERT INTO meta (key, value) VALUES ('schema_version', '\(QueryView.schemaVersion)') ON CONFLICT (key) DO NOTHING;
+            CREATE TABLE IF NOT EXISTS task_models (
+                "ID" BIGINT PRIMARY KEY,
+                "TaskId" TEXT NOT NULL UNIQUE,
+                "Name" TEXT NOT NULL UNIQUE,
+                "Description" TEXT NOT NULL,
+                "Schedule" TEXT NOT NULL,
+                "ScheduleInfo" TEXT NOT NULL,
+                "LastExecutionTime" TEXT,
+                "NextExecutionTime" TEXT,
+                "LogPath" TEXT NOT NULL,
+                "Slug" TEXT NOT NULL UNIQUE,
+                "Type" TEXT NOT NULL,
+                "Executable" TEXT NOT NULL,
+                "IsRunning" INTEGER NOT NULL DEFAULT 0,
+                "IsQueued" INTEGER NOT NULL DEFAULT 0,
+                "IsError" INTEGER NOT NULL DEFAULT 0,
+                "IsDisabled" INTEGER NOT NULL DEFAULT 0,
+                "ErrorTxt" TEXT NOT NULL DEFAULT '',
+                "Policy" TEXT NOT NULL DEFAULT '{}',
+                "CreatedAt" TEXT NOT NULL,
+                "UpdatedAt" TEXT NOT NULL
+            );
+            CREATE TABLE IF NOT EXISTS runs (
+                "RunId" TEXT PRIMARY KEY,
+                "TaskName" TEXT NOT NULL,
+                "SlotTime" TEXT,
+                "StartTime" TEXT,
+                "EndTime" TEXT NOT NULL,
+                "LatenessMs" BIGINT,
+                "Outcome" TEXT NOT NULL,
+                "ExitCode" INTEGER,
+                "Signal" INTEGER,
+                "Attempt" INTEGER NOT NULL,
+                "Trigger" TEXT NOT NULL,
+                "Message" TEXT
+            );
+            CREATE INDEX IF NOT EXISTS runs_by_task ON runs ("TaskName", "EndTime");
+            CREATE TABLE IF NOT EXISTS applied_lsn (id INTEGER PRIMARY KEY CHECK (id = 1), lsn BIGINT NOT NULL);
+            INSERT INTO applied_lsn (id, lsn) VALUES (1, 0) ON CONFLICT (id) DO NOTHING;
+            """)
+    }
+
+    // MARK: - Dialect
+
+    static func quoted(_ column: String) -> String { "\"\(column)\"" }
+
+    /// `unnest($first::bigint[], $2::text[], …) AS alias("A", "B", …)`: the rows of a batch, a column per parameter.
+    static func unnest(_ columns: [ViewColumn], from first: Int = 1, as alias: String) -> String {
+        let arrays = columns.enumerated().map { "$\(first + $0.offset)::\($0.element.kind == .integer ? "bigint" : "text")[]" }
+        return "unnest(\(arrays.joined(separator: ", "))) AS \(alias)(\(columns.map { quoted($0.name) }.joined(separator: ", ")))"
+    }
+
+    /// One array literal per column of `rows` (each row's values in column order).
+    static func columnArrays(_ rows: [[DatabaseValue]], count: Int) -> [String?] {
+        (0..<count).map { column in PostgresConnection.arrayLiteral(rows.map { $0[column].text }) }
+    }
+
+    // MARK: - Writing
+
+    public func transaction<T>(_ body: () throws -> T) throws -> T { try connection.transaction(body) }
+
+    public func appliedLSN() throws -> UInt64 {
+        UInt64(try connection.query("SELECT lsn FROM applied_lsn WHERE id = 1").first?.first?.flatMap { $0 } ?? "0") ?? 0
+    }
+
+    public func setAppliedLSN(_ lsn: UInt64) throws {
+        try connection.query("UPDATE applied_lsn SET lsn = $1 WHERE id = 1", [String(lsn)])
+    }
+
+    public func taskNames() throws -> [String] {
+        try connection.query(#"SELECT "Name" FROM task_models"#).compactMap { $0.first ?? nil }
+    }
+
+    public func deleteAllRows() throws {
+        try connection.execute("DELETE FROM task_models; DELETE FROM runs;")
+    }
+
+    public func deleteTasks(named names: [String]) throws {
+        guard !names.isEmpty else { return }
+        try connection.query(#"""
+            WITH gone AS (DELETE FROM runs WHERE "TaskName" = ANY($1::text[]))
+            DELETE FROM task_models WHERE "Name" = ANY($1::text[])
+            """#, [PostgresConnection.arrayLiteral(names)])
+    }
+
+    public func updateRunValues(_ rows: [TaskRunValues]) throws -> Set<String> {
+        guard !rows.isEmpty else { return [] }
+        let columns = [ViewColumn("Name")] + TaskModelRow.runColumns
+        let assignments = TaskModelRow.runColumns.map { "\(Self.quoted($0.name)) = u.\(Self.quoted($0.name))" }
+        let updated = try connection.query("""
+            UPDATE task_models AS t SET \(assignments.joined(separator: ", ")) FROM \(Self.unnest(columns, as: "u"))
+            WHERE t."Name" = u."Name" RETURNING t."Name"
+            """, Self.columnArrays(rows.map { [.text($0.name)] + $0.values }, count: columns.count))
+        return Set(rows.map(\.name)).subtracting(updated.compactMap { $0.first ?? nil })
+    }
+
+    public func upsertTasks(_ rows: [TaskModelRow]) throws {
+        guard !rows.isEmpty else { return }
+        let numbered = rows.filter { $0.number != nil }
+        if !numbered.isEmpty {
+            try connection.query(#"""
+                DELETE FROM task_models AS t USING unnest($1::bigint[], $2::text[]) AS f(id, name) WHERE t."ID" = f.id AND t."Name" <> f.name
+                """#, [PostgresConnection.arrayLiteral(numbered.map { $0.number.map(String.init) }),
+                       PostgresConnection.arrayLiteral(numbered.map(\.name))])
+        }
+        let columns = TaskModelRow.columns
+        let updates = columns.map(\.name).filter { !TaskModelRow.keptOnUpdate.contains($0) }.map { "\(Self.quoted($0)) = excluded.\(Self.quoted($0))" }
+        try connection.query("""
+            INSERT INTO task_models (\(columns.map { Self.quoted($0.name) }.joined(separator: ", ")))
+            SELECT * FROM \(Self.unnest(columns, as: "u"))
+            ON CONFLICT ("Name") DO UPDATE SET \(updates.joined(separator: ", "))
+            """, Self.columnArrays(rows.map(\.values), count: columns.count))
+    }
+
+    public func upsertRuns(_ rows: [RunRow]) throws {
+        guard !rows.isEmpty else { return }
+        let columns = RunRow.columns
+        let updates = columns.dropFirst().map { "\(Self.quoted($0.name)) = excluded.\(Self.quoted($0.name))" }
+        try connection.query("""
+            INSERT INTO runs (\(columns.map { Self.quoted($0.name) }.joined(separator: ", ")))
+            SELECT * FROM \(Self.unnest(columns, as: "u"))
+            ON CONFLICT ("RunId") DO UPDATE SET \(updates.joined(separator: ", "))
+            """, Self.columnArrays(rows.map(\.values), count: columns.count))
+    }
+
+    public func trimRuns(of names: [String], keeping limit: Int) throws {
+        guard !names.isEmpty else { return }
+        try connection.query(#"""
+            DELETE FROM runs AS r USING (
+                SELECT "RunId", row_number() OVER (PARTITION BY "TaskName" ORDER BY "EndTime" DESC) AS n
+                FROM runs WHERE "TaskName" = ANY($1::text[])
+            ) AS o WHERE r."RunId" = o."RunId" AND o.n > $2
+            """#, [PostgresConnection.arrayLiteral(names), String(limit)])
+    }
+
+    // MARK: - Reading
+
+    public func taskModels(_ columns: [String], where filter: TaskModelFilter) throws -> [[String?]] {
+        let select = "SELECT \(columns.map(Self.quoted).joined(separator: ", ")) FROM task_models"
+        return switch filter {
+        // `COLLATE "C"`: by code point, as SQLite orders, whatever the database's locale.
+        case .all: try connection.query(select + #" ORDER BY "Name" COLLATE "C""#)
+        case .name(let name): try connection.query(select + #" WHERE "Name" = $1"#, [name])
+        case .slug(let slug): try connection.query(select + #" WHERE "Slug" = $1"#, [slug])
+        }
+    }
+
+    public func taskSummaries() throws -> [[String?]] {
+        try connection.query(#"""
+            SELECT t."Name", t."IsDisabled", t."IsError", t."IsRunning", t."NextExecutionTime",
+                   (SELECT r."Outcome" || COALESCE(' (exit ' || r."ExitCode" || ')', '') FROM runs r WHERE r."TaskName" = t."Name"
+                    ORDER BY r."EndTime" DESC LIMIT 1)
+            FROM task_models t ORDER BY t."Name" COLLATE "C"
+            """#)
+    }
+}

@@ -1,0 +1,175 @@
+import Foundation
+
+/// The query view in SQLite (`~/.keiji/db/keiji.db`, WAL): the default (`DB_URL=default`). Local, so a
+/// statement per row costs little; statements are prepared once per batch.
+public final class SQLiteViewDatabase: ViewDatabase {
+    public let connection: SQLiteDatabase
+    public var location: String { connection.path }
+
+    /// Opens the view read-write, creating the schema. Throws if the file cannot be used.
+    public init(path: String) throws {
+        connection = try SQLiteDatabase(path: path)
+        try connection.execute("PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON")
+        try createSchema()
+    }
+
+    /// Opens an existing view for reading only (no schema is created).
+    public init(readingFrom path: String) throws {
+        connection = try SQLiteDatabase(path: path, readOnly: true)
+    }
+
+    /// Opens the view at `path`, or, when it is missing, damaged or of another schema, moves it aside (as
+    /// `.damaged`) and creates a new one. Returns whether it was created afresh (and so must be rebuilt).
+    public static func openOrReset(path: String) throws -> (SQLiteViewDatabase, fresh: Bool) {
+        if FileSystem.exists(path), let database = try? SQLiteViewDatabase(path: path), database.hasCurrentSchema() {
+            return (database, false)
+        }
+        for suffix in ["", "-wal", "-shm"] where FileSystem.exists(path + suffix) {
+            try? FileManager.default.moveItem(atPath: path + suffix, toPath: path + ".damaged" + suffix)
+        }
+        return (try SQLiteViewDatabase(path: path), true)
+    }
+
+    func hasCurrentSchema() -> Bool {
+        guard let check = try? connection.rows("PRAGMA quick_check"), check.first?.first == "ok",
+            let version = try? connection.rows("SELECT value FROM meta WHERE key = 'schema_version'"),
+            version.first?.first == String(QueryView.schemaVersion)
+        else { return false }
+        return true
+    }
+
+    private func createSchema() throws {
+        try connection.execute("""
+            CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+            INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', '\(QueryView.schemaVersion)');
+            CREATE TABLE IF NOT EXISTS task_models (
+                ID INTEGER PRIMARY KEY,
+                TaskId TEXT NOT NULL UNIQUE,
+                Name TEXT NOT NULL UNIQUE,
+                Description TEXT NOT NULL,
+                Schedule TEXT NOT NULL,
+                ScheduleInfo TEXT NOT NULL,
+                LastExecutionTime TEXT,
+                NextExecutionTime TEXT,
+                LogPath TEXT NOT NULL,
+                Slug TEXT NOT NULL UNIQUE,
+                Type TEXT NOT NULL,
+                Executable TEXT NOT NULL,
+                IsRunning INTEGER NOT NULL DEFAULT 0,
+                IsQueued INTEGER NOT NULL DEFAULT 0,
+                IsError INTEGER NOT NULL DEFAULT 0,
+                IsDisabled INTEGER NOT NULL DEFAULT 0,
+                ErrorTxt TEXT NOT NULL DEFAULT '',
+                Policy TEXT NOT NULL DEFAULT '{}',
+                CreatedAt TEXT NOT NULL,
+                UpdatedAt TEXT NOT NULL
+            );
+            CREATE TABLE IF NOT EXISTS runs (
+                RunId TEXT PRIMARY KEY,
+                TaskName TEXT NOT NULL,
+                SlotTime TEXT,
+                StartTime TEXT,
+                EndTime TEXT NOT NULL,
+                LatenessMs INTEGER,
+                Outcome TEXT NOT NULL,
+                ExitCode INTEGER,
+                Signal INTEGER,
+                Attempt INTEGER NOT NULL,
+                Trigger TEXT NOT NULL,
+                Message TEXT
+            );
+            CREATE INDEX IF NOT EXISTS runs_by_task ON runs (TaskName, EndTime);
+            CREATE TABLE IF NOT EXISTS applied_lsn (id INTEGER PRIMARY KEY CHECK (id = 1), lsn INTEGER NOT NULL);
+            INSERT OR IGNORE INTO applied_lsn (id, lsn) VALUES (1, 0);
+            """)
+    }
+
+    public func transaction<T>(_ body: () throws -> T) throws -> T { try connection.transaction(body) }
+
+    public func appliedLSN() throws -> UInt64 {
+        UInt64(try connection.rows("SELECT lsn FROM applied_lsn WHERE id = 1").first?.first??.description ?? "0") ?? 0
+    }
+
+    public func setAppliedLSN(_ lsn: UInt64) throws {
+        try connection.prepare("UPDATE applied_lsn SET lsn = ? WHERE id = 1").run([.integer(Int64(lsn))])
+    }
+
+    public func taskNames() throws -> [String] {
+        try connection.rows("SELECT Name FROM task_models").compactMap { $0.first ?? nil }
+    }
+
+    public func deleteAllRows() throws {
+        try connection.execute("DELETE FROM task_models; DELETE FROM runs;")
+    }
+
+    public func deleteTasks(named names: [String]) throws {
+        guard !names.isEmpty else { return }
+        let deleteTask = try connection.prepare("DELETE FROM task_models WHERE Name = ?")
+        let deleteRuns = try connection.prepare("DELETE FROM runs WHERE TaskName = ?")
+        for name in names {
+            try deleteTask.run([.text(name)])
+            try deleteRuns.run([.text(name)])
+        }
+    }
+
+    public func updateRunValues(_ rows: [TaskRunValues]) throws -> Set<String> {
+        guard !rows.isEmpty else { return [] }
+        let assignments = TaskModelRow.runColumns.map { "\($0.name) = ?" }.joined(separator: ", ")
+        let update = try connection.prepare("UPDATE task_models SET \(assignments) WHERE Name = ?")
+        var missing: Set<String> = []
+        for row in rows {
+            try update.run(row.values + [.text(row.name)])
+            if connection.changes != 1 { missing.insert(row.name) }
+        }
+        return missing
+    }
+
+    public func upsertTasks(_ rows: [TaskModelRow]) throws {
+        guard !rows.isEmpty else { return }
+        let columns = TaskModelRow.columns.map(\.name)
+        let updates = columns.filter { !TaskModelRow.keptOnUpdate.contains($0) }.map { "\($0) = excluded.\($0)" }
+        let upsert = try connection.prepare("""
+            INSERT INTO task_models (\(columns.joined(separator: ", "))) VALUES (\(Array(repeating: "?", count: columns.count).joined(separator: ", ")))
+            ON CONFLICT(Name) DO UPDATE SET \(updates.joined(separator: ", "))
+            """)
+        let freeNumber = try connection.prepare("DELETE FROM task_models WHERE ID = ? AND Name <> ?")
+        for row in rows {
+            if let number = row.number { try freeNumber.run([.integer(number), .text(row.name)]) }
+            try upsert.run(row.values)
+        }
+    }
+
+    public func upsertRuns(_ rows: [RunRow]) throws {
+        guard !rows.isEmpty else { return }
+        let columns = RunRow.columns.map(\.name)
+        let insert = try connection.prepare("""
+            INSERT OR REPLACE INTO runs (\(columns.joined(separator: ", "))) VALUES (\(Array(repeating: "?", count: columns.count).joined(separator: ", ")))
+            """)
+        for row in rows { try insert.run(row.values) }
+    }
+
+    public func trimRuns(of names: [String], keeping limit: Int) throws {
+        guard !names.isEmpty else { return }
+        let trim = try connection.prepare("""
+            DELETE FROM runs WHERE TaskName = ?1 AND RunId NOT IN (SELECT RunId FROM runs WHERE TaskName = ?1 ORDER BY EndTime DESC LIMIT \(limit))
+            """)
+        for name in names { try trim.run([.text(name)]) }
+    }
+
+    public func taskModels(_ columns: [String], where filter: TaskModelFilter) throws -> [[String?]] {
+        let select = "SELECT \(columns.joined(separator: ", ")) FROM task_models"
+        return switch filter {
+        case .all: try connection.rows(select + " ORDER BY Name")
+        case .name(let name): try connection.rows(select + " WHERE Name = ?", [.text(name)])
+        case .slug(let slug): try connection.rows(select + " WHERE Slug = ?", [.text(slug)])
+        }
+    }
+
+    public func taskSummaries() throws -> [[String?]] {
+        try connection.rows("""
+            SELECT t.Name, t.IsDisabled, t.IsError, t.IsRunning, t.NextExecutionTime,
+                   (SELECT Outcome || COALESCE(' (exit ' || ExitCode || ')', '') FROM runs r WHERE r.TaskName = t.Name ORDER BY EndTime DESC LIMIT 1)
+            FROM task_models t ORDER BY t.Name
+            """)
+    }
+}

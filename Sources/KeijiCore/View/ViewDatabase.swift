@@ -1,0 +1,53 @@
+/// A database that holds the query view: SQLite (``SQLiteViewDatabase``) or PostgreSQL
+/// (``PostgresViewDatabase``). Each conformer is the one place its dialect lives (SQL text, placeholders,
+/// upserts, quoting of the seed's CamelCase column names); what is written, and when, is decided once, by
+/// ``QueryView``, for both.
+///
+/// Implementation requirements:
+/// - The tables are `meta` (`schema_version`), `task_models` (``TaskModelRow/columns``, unique `Name`, `TaskId`
+///   and `Slug`), `runs` (``RunRow/columns``, keyed by `RunId`) and `applied_lsn` (one row), and a tool of the
+///   database's own (`sqlite3`, `psql`) shows the seed's column names.
+/// - Every write call below is made inside ``transaction(_:)``; a batch is one statement per kind wherever the
+///   dialect allows (a round trip to a server costs more than the row).
+/// - Not thread-safe: one owner at a time. PostgreSQL's calls block: make them off Swift's cooperative pool.
+public protocol ViewDatabase: AnyObject {
+    /// Where the view is, for people: the SQLite file, or the PostgreSQL URL with its password masked.
+    var location: String { get }
+
+    /// Runs `body` in one transaction: committed if it returns, rolled back if it throws.
+    func transaction<T>(_ body: () throws -> T) throws -> T
+
+    /// The last journal LSN the view reflects.
+    func appliedLSN() throws -> UInt64
+    func setAppliedLSN(_ lsn: UInt64) throws
+
+    /// The names of every task with a row.
+    func taskNames() throws -> [String]
+    /// Empties `task_models` and `runs` (a rebuild writes them again in the same transaction).
+    func deleteAllRows() throws
+    /// Deletes these tasks' rows and their runs.
+    func deleteTasks(named names: [String]) throws
+    /// Writes the run columns of existing rows; returns the names that had no row (they need a whole one).
+    func updateRunValues(_ rows: [TaskRunValues]) throws -> Set<String>
+    /// Inserts or replaces whole rows by `Name` (keeping ``TaskModelRow/keptOnUpdate``). A row of another name
+    /// holding one of their numbers (`ID`) can only be stale, and is deleted first.
+    func upsertTasks(_ rows: [TaskModelRow]) throws
+    /// Inserts or replaces runs by `RunId`; `rows` has no `RunId` twice.
+    func upsertRuns(_ rows: [RunRow]) throws
+    /// Keeps the `limit` latest runs (by `EndTime`) of each named task.
+    func trimRuns(of names: [String], keeping limit: Int) throws
+
+    /// `task_models` rows with these columns (names from ``TaskModelRow/columns``), of one task or all by name.
+    func taskModels(_ columns: [String], where filter: TaskModelFilter) throws -> [[String?]]
+    /// Per task, by name: `Name`, `IsDisabled`, `IsError`, `IsRunning`, `NextExecutionTime` and its last run's
+    /// outcome (`succeeded (exit 0)`, or nil before any run), as `keiji system --status` lists them.
+    func taskSummaries() throws -> [[String?]]
+}
+
+/// Which `task_models` rows a read wants.
+public enum TaskModelFilter: Sendable {
+    case all
+    case name(String)
+    /// The task whose lowercased name is this (a unique column: one lookup whatever the number of tasks).
+    case slug(String)
+}

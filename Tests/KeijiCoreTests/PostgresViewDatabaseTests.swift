@@ -1,0 +1,157 @@
+import Foundation
+import Testing
+
+@testable import KeijiCore
+
+/// The query view's PostgreSQL back end against a real server: the same rows as SQLite's from the same
+/// history, its batched statements, its schema handling, and libpq's text formats.
+@Suite(.enabled(if: TestPostgres.available, TestPostgres.skipReason))
+struct PostgresViewDatabaseTests {
+    func dump(_ view: QueryView) throws -> [[String?]] {
+        let connection = (view.database as! PostgresViewDatabase).connection
+        func quoted(_ columns: String) -> String { columns.split(separator: ", ").map { "\"\($0)\"" }.joined(separator: ", ") }
+        return try connection.query(#"SELECT \#(quoted(QueryViewTests.taskColumns)) FROM task_models ORDER BY "Name" COLLATE "C""#)
+            + connection.query(#"SELECT \#(quoted(QueryViewTests.runColumns)) FROM runs ORDER BY "RunId" COLLATE "C""#)
+            + connection.query("SELECT lsn FROM applied_lsn")
+    }
+
+    /// ``sampleHistory()`` and then more runs of alpha than a task keeps, so each flush also trims its history.
+    func historyPastTheRunLimit() -> [JournalEntry] {
+        var entries = sampleHistory()
+        var t = entries.last!.at
+        for i in 0..<(SchedulerState.recentRunLimit / 2) {
+            t += 1000
+            let slot = 1_795_001_000 + Int64(i) * 10
+            entries.append(JournalEntry(at: t, .runStarted(RunStart(runID: "late\(i)", task: name("alpha"), slot: slot, attempt: 1, trigger: .schedule))))
+            t += 1000
+            entries.append(JournalEntry(at: t, .runFinished(RunEnd(runID: "late\(i)", task: name("alpha"), outcome: .succeeded, exitCode: 0, signal: nil,
+                                                                   durationMs: 5, latenessMs: 2, final: true, message: nil))))
+        }
+        return entries
+    }
+
+    /// The scheduler's path (narrow updates and new runs, batched), a rebuild, and SQLite, all agree row for row.
+    @Test func aPostgresViewHoldsTheSameRowsAsTheSQLiteOne() throws {
+        let home = TemporaryHome()
+        defer { home.remove() }
+        let (url, drop) = try TestPostgres.makeDatabase()
+        defer { drop() }
+        let zone = TimeZone(identifier: "UTC")!
+        let sqlite = try QueryView(sqlite: home.path + "/keiji.db", workspace: home.workspace, defaultTimeZone: zone)
+        let (live, fresh) = try QueryView.openOrReset(.postgres(url), workspace: home.workspace, defaultTimeZone: zone)
+        #expect(fresh, "a database without the view gets one, to be built")
+        var state = SchedulerState()
+        for (index, entry) in historyPastTheRunLimit().enumerated() {
+            Reducer.apply(entry, lsn: UInt64(index + 1), to: &state)
+            let touched = Set([entry.taskName].compactMap { $0 })
+            try sqlite.apply(touched: touched, state: state)
+            var redefined: Set<TaskName> = []
+            var newRuns: [(TaskName, RunSummary)] = []
+            switch entry.event {
+            case .taskSaved: redefined = touched
+            case .runFinished, .runMissed, .runInterrupted:
+                if let name = entry.taskName, let run = state.tasks[name]?.recentRuns.last { newRuns = [(name, run)] }
+            default: break
+            }
+            try live.apply(touched: touched, state: state, newRuns: newRuns, definitionsChanged: redefined)
+            #expect(try dump(live) == QueryViewTests().dump(sqlite), "after \(entry.typeName) at LSN \(index + 1)")
+        }
+        let expected = try QueryViewTests().dump(sqlite)
+        #expect(expected.count > 10)
+        try live.rebuild(from: state)
+        #expect(try dump(live) == expected, "a rebuild writes what the live path wrote")
+        let (reopened, again) = try QueryView.openOrReset(.postgres(url), workspace: home.workspace, defaultTimeZone: zone)
+        #expect(!again, "the view is kept between starts")
+        #expect(try reopened.appliedLSN() == state.lastLSN)
+    }
+
+    /// Thousands of tasks in one flush: the batch is a handful of statements, so it is quick over a socket.
+    @Test func aFlushOfThousandsOfRowsIsOneStatementPerKind() throws {
+        let home = TemporaryHome()
+        defer { home.remove() }
+        let (url, drop) = try TestPostgres.makeDatabase()
+        defer { drop() }
+        let (view, _) = try QueryView.openOrReset(.postgres(url), workspace: home.workspace, defaultTimeZone: TimeZone(identifier: "UTC")!)
+        var state = SchedulerState()
+        var lsn: UInt64 = 0
+        func apply(_ event: JournalEntry.Event) { lsn += 1; Reducer.apply(JournalEntry(at: 1_795_000_000_000 + Int64(lsn), event), lsn: lsn, to: &state) }
+        let names = (0..<2000).map { name("t\($0)") }
+        for task in names { apply(.taskSaved(commandTask(task.rawValue), taskID: "id-\(task)")) }
+        try view.rebuild(from: state)
+        var newRuns: [(TaskName, RunSummary)] = []
+        for (index, task) in names.enumerated() {
+            apply(.runStarted(RunStart(runID: "r\(index)", task: task, slot: 1_795_000_010, attempt: 1, trigger: .schedule)))
+            apply(.runFinished(RunEnd(runID: "r\(index)", task: task, outcome: .succeeded, exitCode: 0, signal: nil, durationMs: 3,
+                                      latenessMs: 1, final: true, message: nil)))
+            if let run = state.tasks[task]?.recentRuns.last { newRuns.append((task, run)) }
+        }
+        let connection = (view.database as! PostgresViewDatabase).connection
+        let before = connection.roundTrips
+        let started = ContinuousClock.now
+        try view.apply(touched: Set(names), state: state, newRuns: newRuns, definitionsChanged: [])
+        let took = ContinuousClock.now - started
+        // BEGIN, the run columns, the runs, their trim, applied_lsn, COMMIT: not a statement per row (6,000).
+        #expect(connection.roundTrips - before == 6)
+        #expect(try connection.query(#"SELECT count(*) FROM runs"#) == [["2000"]])
+        #expect(try connection.query(#"SELECT count(*) FROM task_models WHERE "LastExecutionTime" IS NOT NULL"#) == [["2000"]])
+        #expect(try view.appliedLSN() == lsn)
+        #expect(took < .seconds(5), "took \(took)")  // generous: a busy 2-core machine
+    }
+
+    @Test func aViewOfAnotherSchemaIsReplacedAndTablesKeijiDidNotCreateAreLeftAlone() throws {
+        let home = TemporaryHome()
+        defer { home.remove() }
+        let (url, drop) = try TestPostgres.makeDatabase()
+        defer { drop() }
+        let zone = TimeZone(identifier: "UTC")!
+        do {
+            let (view, _) = try QueryView.openOrReset(.postgres(url), workspace: home.workspace, defaultTimeZone: zone)
+            try (view.database as! PostgresViewDatabase).connection.query("UPDATE meta SET value = '2' WHERE key = 'schema_version'")
+        }
+        let (_, fresh) = try QueryView.openOrReset(.postgres(url), workspace: home.workspace, defaultTimeZone: zone)
+        #expect(fresh, "keiji's view of another schema version is dropped and created again")
+
+        let (other, dropOther) = try TestPostgres.makeDatabase()
+        defer { dropOther() }
+        try PostgresConnection(url: other).execute("CREATE TABLE runs (id int); INSERT INTO runs VALUES (7)")
+        #expect { try QueryView.openOrReset(.postgres(other), workspace: home.workspace, defaultTimeZone: zone) } throws: { error in
+            "\(error)".contains("already has runs, which keiji did not create")
+        }
+        #expect(throws: KeijiError.self) { try ViewLocation.postgres(other).checkAccess() }
+        #expect(try PostgresConnection(url: other).query("SELECT id FROM runs") == [["7"]], "never dropped")
+    }
+
+    /// Every column of a batch travels as one array literal: quotes, backslashes, braces, commas, the text
+    /// "NULL", an empty string and a real NULL all come back as they went.
+    @Test func arrayLiteralsCarryAnyTextAndNull() throws {
+        let (url, drop) = try TestPostgres.makeDatabase()
+        defer { drop() }
+        let values: [String?] = [#"say "hi""#, #"C:\dir\"#, "{a,b}", "NULL", "", nil, "día 日本", "line\nbreak", "tab\tand, comma"]
+        let rows = try PostgresConnection(url: url).query("SELECT v FROM unnest($1::text[]) WITH ORDINALITY AS u(v, n) ORDER BY n",
+                                                          [PostgresConnection.arrayLiteral(values)])
+        #expect(rows.map { $0[0] } == values)
+    }
+
+    /// Errors are one line, name the database as the caller does, and never show the password.
+    @Test func connectionErrorsAreOneLineWithoutThePassword() throws {
+        let server = try #require(TestPostgres.serverURL.flatMap(URL.init(string:)))
+        var wrong = URLComponents(url: server, resolvingAgainstBaseURL: false)!
+        wrong.password = "not-the-password-42"
+        var closed = URLComponents(url: server, resolvingAgainstBaseURL: false)!
+        closed.port = 1  // 127.0.0.1:1: nothing listens
+        for (components, reason) in [(wrong, "password authentication failed"), (closed, "Connection refused")] {
+            #expect { try PostgresConnection(url: components.url!, name: "DB_URL=test") } throws: { error in
+                let message = "\(error)"
+                return message.hasPrefix("DB_URL=test: cannot connect: ") && message.contains(reason) && !message.contains("\n")
+                    && !message.contains(components.password ?? "?") && !message.contains("not-the-password-42")
+            }
+        }
+        let (url, drop) = try TestPostgres.makeDatabase()
+        defer { drop() }
+        #expect { try PostgresConnection(url: url).query("SELECT * FROM nowhere") } throws: { error in
+            let message = "\(error)"
+            return message.contains(#"relation "nowhere" does not exist"#) && !message.contains("\n")
+                && !message.contains(URLComponents(url: url, resolvingAgainstBaseURL: false)!.password!)
+        }
+    }
+}

@@ -1,0 +1,212 @@
+import Foundation
+import Testing
+
+#if canImport(Glibc)
+@preconcurrency import Glibc
+#endif
+
+/// The test PostgreSQL server's URL (`KEIJI_TEST_POSTGRES_URL`, for a role that may create databases and roles).
+enum TestPostgresServer {
+    static let url = ProcessInfo.processInfo.environment["KEIJI_TEST_POSTGRES_URL"]
+    /// Under CI a missing server fails these tests (they run, and `server()` throws); they never skip there.
+    static let available = url != nil || ProcessInfo.processInfo.environment["CI"] == "true"
+}
+
+/// `DB_URL=postgresql://…` against the real binaries and the test PostgreSQL server (`scripts/test-postgres`):
+/// the seed's walkthrough with the view in PostgreSQL, read back with `psql`, and every way a database can be
+/// unusable refused at `keiji system --start` with one line naming DB_URL.
+@Suite(.enabled(if: TestPostgresServer.available, "no PostgreSQL test server: run under scripts/test-postgres (sets KEIJI_TEST_POSTGRES_URL)"))
+struct PostgresViewTests {
+    typealias Session = WalkthroughTests.Session
+
+    func server() throws -> URLComponents {
+        let text = try #require(TestPostgresServer.url, "KEIJI_TEST_POSTGRES_URL is not set: scripts/test starts the test server")
+        return try #require(URLComponents(string: text))
+    }
+
+    /// `psql "$url" -Atc sql` (unaligned, tuples only): the real client.
+    @discardableResult
+    func psql(_ url: String, _ sql: String) async throws -> String {
+        try await offThePool {
+            let process = Process()
+            process.executableURL = URL(fileURLWithPath: "/usr/bin/psql")
+            process.arguments = [url, "-X", "-v", "ON_ERROR_STOP=1", "-Atc", sql]
+            let out = Pipe()
+            let err = Pipe()
+            process.standardOutput = out
+            process.standardError = err
+            try process.run()
+            let stdout = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+            let stderr = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+            process.waitUntilExit()
+            guard process.terminationStatus == 0 else { throw PSQLFailed(message: "psql: \(stderr)") }
+            return stdout.trimmingCharacters(in: .newlines)
+        }
+    }
+
+    struct PSQLFailed: Error, CustomStringConvertible {
+        var message: String
+        var description: String { message }
+    }
+
+    /// A new, empty database on the test server (owned by the server's role), its URL, and how to drop it.
+    func makeDatabase() async throws -> (url: String, drop: @Sendable () async -> Void) {
+        let server = try server()
+        let name = "keiji_e2e_" + UUID().uuidString.prefix(8).lowercased()
+        try await psql(server.string!, "CREATE DATABASE \(name)")
+        var database = server
+        database.path = "/" + name
+        let admin = server.string!
+        return (database.string!, { _ = try? await psql(admin, "DROP DATABASE IF EXISTS \(name) WITH (FORCE)") })
+    }
+
+    func setDatabaseURL(_ url: String, in s: Session) throws {
+        let file = s.home + "/keiji/settings.conf"
+        let text = try String(contentsOfFile: file, encoding: .utf8)
+        let lines = text.split(separator: "\n", omittingEmptySubsequences: false).map { $0.hasPrefix("DB_URL=") ? "DB_URL=\(url)" : String($0) }
+        try lines.joined(separator: "\n").write(toFile: file, atomically: true, encoding: .utf8)
+    }
+
+    func pid(of service: String, in s: Session) -> pid_t? {
+        let text = try? String(contentsOfFile: s.home + "/.keiji/exec/services/\(service).pid", encoding: .utf8)
+        return text?.split(separator: " ").first.flatMap { pid_t($0) }
+    }
+
+    func eventually(_ timeout: Duration = .seconds(30), _ condition: () async throws -> Bool) async -> Bool {
+        await WalkthroughTests().eventually(timeout, condition)
+    }
+
+    @Test func theWalkthroughWithItsViewInPostgres() async throws {
+        let (url, drop) = try await makeDatabase()
+        let s = try Session()
+        defer { s.cleanUp() }
+        #expect(try await s.keiji("init").status == 0)
+        try setDatabaseURL(url, in: s)
+        let password = try #require(URLComponents(string: url)?.password)
+
+        // Offline (no scheduler): the command is journaled and the view in PostgreSQL shows it at once.
+        var r = try await s.keiji("task", "--create", "--name=ping", "--desc=says ping", "--command", "echo ping", "--every", "1s")
+        #expect(r.status == 0 && r.stdout.contains("written offline"), "\(r.stdout)\(r.stderr)")
+        #expect(try await psql(url, #"SELECT "Name", "Type", "Schedule", "IsDisabled" FROM task_models"#) == "ping|HMS|units:seconds,interval:1|0")
+
+        r = try await s.keiji("system", "--start")
+        #expect(r.status == 0 && r.stdout.contains("scheduler: started"), "\(r.stdout)\(r.stderr)")
+        r = try await s.keiji("task", "--create", "--name=pong", "--desc=says pong", "--command", "echo pong", "--every", "1s")
+        #expect(r.status == 0 && r.stdout.contains("acknowledged by the scheduler"), "\(r.stdout)\(r.stderr)")
+
+        // Runs land in `runs`, and the seed's columns in `task_models`, as psql reads them.
+        let ran = await eventually {
+            try await psql(url, #"SELECT count(DISTINCT "TaskName") FROM runs WHERE "Outcome" = 'succeeded'"#) == "2"
+        }
+        #expect(ran, "both tasks ran and their runs reached PostgreSQL")
+        let rows = try await psql(url, #"SELECT "ID", "Name", "Description", "Executable", "IsError", "LastExecutionTime" IS NOT NULL FROM task_models ORDER BY "ID""#)
+        #expect(rows == "1|ping|says ping|echo ping|0|t\n2|pong|says pong|echo pong|0|t", "\(rows)")
+
+        r = try await s.keiji("task", "--get", "--name=pong")
+        #expect(r.status == 0 && r.stdout.contains("TaskModel:") && r.stdout.contains("ID: 2") && r.stdout.contains("Name: pong")
+                && r.stdout.contains("Schedule: units:seconds,interval:1") && !r.stdout.contains("LastExecutionTime: N/A"), "\(r.stdout)\(r.stderr)")
+        r = try await s.keiji("task", "--get", "--json")
+        let objects = try #require(try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [[String: Any]], "\(r.stdout)")
+        #expect(objects.compactMap { $0["Name"] as? String } == ["ping", "pong"])
+        r = try await s.keiji("system", "--status")
+        #expect(r.stdout.contains("query view: PostgreSQL postgresql://") && r.stdout.contains(":***@") && !r.stdout.contains(password), "\(r.stdout)")
+        #expect(r.stdout.contains("pong") && r.stdout.contains("last succeeded (exit 0)"), "\(r.stdout)")
+        r = try await s.keiji("system", "--status", "--json")
+        let status = try #require(try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any])
+        #expect((status["view"] as? [String: Any])?["database"] as? String == "postgresql")
+
+        // Commands through the scheduler reach PostgreSQL.
+        #expect(try await s.keiji("task", "--disable", "--name=ping").status == 0)
+        #expect(try await psql(url, #"SELECT "IsDisabled", "NextExecutionTime" IS NULL FROM task_models WHERE "Name" = 'ping'"#) == "1|t")
+        #expect(try await s.keiji("task", "--delete", "--name=pong").status == 0)
+        #expect(try await psql(url, #"SELECT count(*) FROM task_models WHERE "Name" = 'pong'"#) == "0")
+        #expect(try await psql(url, #"SELECT count(*) FROM runs WHERE "TaskName" = 'pong'"#) == "0")
+
+        // Offline again, with the scheduler stopped: create and enable reach PostgreSQL too.
+        #expect(try await s.keiji("system", "--stop").status == 0)
+        r = try await s.keiji("task", "--create", "--name=later", "--desc=x", "--command", "true", "--every", "1h")
+        #expect(r.status == 0 && r.stdout.contains("written offline"), "\(r.stdout)\(r.stderr)")
+        #expect(try await s.keiji("task", "--enable", "--name=ping").status == 0)
+        #expect(try await psql(url, #"SELECT "Name", "IsDisabled" FROM task_models ORDER BY "Name" COLLATE "C""#) == "later|0\nping|0")
+        let lsn = try await psql(url, "SELECT lsn FROM applied_lsn")
+        #expect(Int(lsn) ?? 0 > 5, "applied_lsn follows the journal: \(lsn)")
+        await drop()
+    }
+
+    /// A database without the view (a new one, or DB_URL moved to another) is built from the journal at start.
+    @Test func anEmptyDatabaseIsRebuiltFromTheJournalAtStart() async throws {
+        let s = try Session()
+        defer { s.cleanUp() }
+        #expect(try await s.keiji("init").status == 0)
+        // Written while the view was still in SQLite.
+        for name in ["one", "two"] {
+            #expect(try await s.keiji("task", "--create", "--name=\(name)", "--desc=x", "--command", "true", "--every", "1h").status == 0)
+        }
+        #expect(try await s.keiji("task", "--disable", "--name=two").status == 0)
+        let (url, drop) = try await makeDatabase()
+        try setDatabaseURL(url, in: s)
+        let r = try await s.keiji("system", "--start")
+        #expect(r.status == 0, "\(r.stdout)\(r.stderr)")
+        #expect(try await psql(url, #"SELECT "ID", "Name", "IsDisabled" FROM task_models ORDER BY "ID""#) == "1|one|0\n2|two|1")
+        let status = try await s.keiji("system", "--status")
+        #expect(status.stdout.contains("(view rebuilt)"), "\(status.stdout)")
+        #expect(try await s.keiji("system", "--stop").status == 0)
+        await drop()
+    }
+
+    /// Each way DB_URL can be unusable stops `system --start` before any service starts: exit non-zero, one line
+    /// naming DB_URL, never the password, and nothing created in the database.
+    @Test func anUnusableDatabaseIsRefusedAtStartInOneLine() async throws {
+        let server = try server()
+        let (url, drop) = try await makeDatabase()
+        let database = try #require(URLComponents(string: url))
+        // A role that may connect but not create tables (PostgreSQL 15+: no CREATE on schema public for PUBLIC).
+        let role = "keiji_reader_" + UUID().uuidString.prefix(6).lowercased()
+        try await psql(server.string!, "CREATE ROLE \(role) LOGIN PASSWORD 'reader-secret-77'")
+        try await psql(url, "REVOKE CREATE ON SCHEMA public FROM PUBLIC")
+
+        var wrongPassword = database
+        wrongPassword.password = "wrong-secret-42"
+        var closedPort = database
+        closedPort.port = 1  // 127.0.0.1:1: nothing listens there
+        var reader = database
+        reader.user = role
+        reader.password = "reader-secret-77"
+        var badParameter = database
+        badParameter.query = "sslmode=sometimes"
+        let secret = try #require(database.password)
+        let cases: [(url: String, says: String)] = [
+            (wrongPassword.string!, "password authentication failed"),
+            (closedPort.string!, "Connection refused"),
+            (reader.string!, "permission denied for schema public"),
+            (badParameter.string!, "sslmode"),
+            ("postgresql://keiji:\(secret)@:5432", "DB_URL must be"),  // no host, no database: refused when read
+        ]
+
+        let s = try Session()
+        defer { s.cleanUp() }
+        #expect(try await s.keiji("init").status == 0)
+        for (bad, says) in cases {
+            try setDatabaseURL(bad, in: s)
+            let r = try await s.keiji("system", "--start")
+            let lines = r.stderr.split(separator: "\n")
+            #expect(r.status != 0 && lines.count == 1 && r.stderr.hasPrefix("error: ") && r.stderr.contains("DB_URL") && r.stderr.contains(says),
+                    "\(bad): \(r.stdout)\(r.stderr)")
+            for password in [secret, "wrong-secret-42", "reader-secret-77"] {
+                #expect(!r.stderr.contains(password) && !r.stdout.contains(password), "\(bad): the password is never shown")
+            }
+            #expect(pid(of: "bus", in: s) == nil && pid(of: "scheduler", in: s) == nil, "\(bad): no service was started")
+        }
+        #expect(try await psql(url, "SELECT count(*) FROM pg_tables WHERE schemaname = 'public'") == "0", "nothing half-created")
+
+        // An offline command is refused before it is journaled, so nothing is lost or half-done either.
+        try setDatabaseURL(reader.string!, in: s)
+        let create = try await s.keiji("task", "--create", "--name=ping", "--desc=x", "--command", "true", "--every", "1h")
+        #expect(create.status != 0 && create.stderr.contains("DB_URL") && create.stderr.contains("permission denied"), "\(create.stderr)")
+        try setDatabaseURL("default", in: s)
+        let again = try await s.keiji("task", "--create", "--name=ping", "--desc=x", "--command", "true", "--every", "1h")
+        #expect(again.stdout.contains("journal LSN 1,"), "the refused command left no record: \(again.stdout)\(again.stderr)")
+        await drop()
+        _ = try? await psql(server.string!, "DROP ROLE IF EXISTS \(role)")
+    }
+}
