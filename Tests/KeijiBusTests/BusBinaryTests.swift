@@ -36,7 +36,8 @@ struct BusBinaryTests {
         let scheduler = SchedulerBusLink(endpoint: .tcp(port: pull), token: token) { request in .acknowledged(request.id, lsn: 314) }
         let link = Task { await scheduler.run() }
         #expect(await eventually { scheduler.isConnected })
-        #expect(try await client.send(request("real"), timeout: .seconds(30)) == .acknowledged("real", lsn: 314))
+        let reply = try await client.send(request("real"), timeout: .seconds(30))
+        #expect(reply == .acknowledged("real", lsn: 314), "\(reply)")
         link.cancel()
         await link.value
 
