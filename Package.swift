@@ -22,12 +22,15 @@ let package = Package(
         // System libraries named by the design card. Installed by scripts/test and scripts/quickstart.
         .systemLibrary(name: "CLZ4", pkgConfig: "liblz4", providers: [.apt(["liblz4-dev"])]),
         .systemLibrary(name: "CSQLite", pkgConfig: "sqlite3", providers: [.apt(["libsqlite3-dev"])]),
-        // The PostgreSQL query view (DB_URL=postgres://…): libpq links in seconds; postgres-nio would add minutes
-        // to every clean build (it pulls swift-nio and TLS). Its calls block, so they run on the view writer's thread.
-        .systemLibrary(name: "CLibPQ", pkgConfig: "libpq", providers: [.apt(["libpq-dev"])]),
+        // The PostgreSQL query view (DB_URL=postgres://…) through libpq: it builds in seconds; postgres-nio would add
+        // minutes to every clean build (it pulls swift-nio and TLS). Its calls block, so they run on the view writer's
+        // thread. Loaded with dlopen when a database URL needs it (CLibPQ.h says why); libpq-dev for its header.
+        .target(name: "CLibPQ", cSettings: [.unsafeFlags(["-I/usr/include/postgresql"])]),
         // HMAC-SHA256 for the bus handshake: OpenSSL's libcrypto, already on every Debian system with libssl-dev,
         // links in seconds (swift-crypto would add about a minute to every clean build for one function).
         .systemLibrary(name: "CLibCrypto", pkgConfig: "libcrypto", providers: [.apt(["libssl-dev"])]),
+        // glibc's <malloc.h> (malloc_trim), which the Glibc module leaves out; part of libc, nothing to link.
+        .systemLibrary(name: "CMalloc"),
         // CRC32C is not exported by liblz4; this small C target uses the SSE4.2 / ARMv8 CRC instructions.
         .target(name: "CCRC32C"),
 
@@ -39,7 +42,7 @@ let package = Package(
         .target(name: "KeijiBus", dependencies: ["KeijiCore", "CLibCrypto"]),
         // The task SDK: no dependencies, shipped as source into ~/keiji/sdk by `keiji init`.
         .target(name: "KeijiTaskKit"),
-        .target(name: "KeijiScheduler", dependencies: ["KeijiCore", "KeijiBus", "CSpawn"]),
+        .target(name: "KeijiScheduler", dependencies: ["KeijiCore", "KeijiBus", "CSpawn", "CMalloc"]),
         .executableTarget(name: "keiji-scheduler", dependencies: ["KeijiScheduler", "KeijiJournal", "keiji-spawn-server"]),
         .executableTarget(name: "keiji-bus", dependencies: ["KeijiBus"]),
         .executableTarget(

@@ -19,9 +19,12 @@ public final class PostgresConnection {
     /// - Parameter name: how errors name the database; the URL with its password masked when nil.
     /// - Throws: ``KeijiError`` `.database`, one line: "<name>: cannot connect: <libpq's reason>".
     public init(url: URL, connectTimeout: Int = 5, name: String? = nil) throws {
+        let name = name ?? Settings.Database.redacted(url)
+        if let failure = keiji_pq_load() {
+            throw KeijiError(.database, "\(name): cannot connect: libpq could not be loaded (\(String(cString: failure))); install libpq5")
+        }
         let components = URLComponents(url: url, resolvingAgainstBaseURL: false)
         let secrets = [components?.percentEncodedPassword, components?.password].compactMap { $0 }.filter { !$0.isEmpty }
-        let name = name ?? Settings.Database.redacted(url)
         // Processed in order, and `dbname` expands the URL: its own parameters override the ones before it.
         let keywords = ["connect_timeout", "application_name", "client_encoding", "dbname"]
         let values = [String(connectTimeout), "keiji", "UTF8", url.absoluteString]
@@ -30,23 +33,23 @@ public final class PostgresConnection {
         defer { (cKeywords + cValues).forEach { free($0) } }
         let made = (cKeywords.map { UnsafePointer($0) } + [nil]).withUnsafeBufferPointer { keys in
             (cValues.map { UnsafePointer($0) } + [nil]).withUnsafeBufferPointer { vals in
-                PQconnectdbParams(keys.baseAddress, vals.baseAddress, 1)
+                keiji_PQconnectdbParams(keys.baseAddress, vals.baseAddress, 1)
             }
         }
         guard let made else { throw KeijiError(.database, "\(name): cannot connect: libpq is out of memory") }
-        guard PQstatus(made) == CONNECTION_OK else {
-            let reason = Self.oneLine(String(cString: PQerrorMessage(made)))
-            PQfinish(made)
+        guard keiji_PQstatus(made) == keiji_CONNECTION_OK else {
+            let reason = Self.oneLine(String(cString: keiji_PQerrorMessage(made)))
+            keiji_PQfinish(made)
             throw KeijiError(.database, "\(name): cannot connect: \(Self.redact(reason, secrets))")
         }
         // libpq prints NOTICEs (`relation … already exists, skipping`) on stderr by default; keiji's output is its own.
-        PQsetNoticeProcessor(made, { _, _ in }, nil)
+        keiji_PQsetNoticeProcessor(made, { _, _ in }, nil)
         connection = made
         self.name = name
         self.secrets = secrets
     }
 
-    deinit { PQfinish(connection) }
+    deinit { keiji_PQfinish(connection) }
 
     /// Runs one statement with text parameters (`$1`, `$2`, …; nil is NULL) and returns its rows, each value
     /// as text (NULL as nil). A connection the server dropped is re-established first, once.
@@ -57,7 +60,7 @@ public final class PostgresConnection {
         let cValues = parameters.map { $0.map { strdup($0) } ?? nil }
         defer { cValues.forEach { free($0) } }
         let result = cValues.map { UnsafePointer($0) }.withUnsafeBufferPointer { values in
-            PQexecParams(connection, sql, Int32(parameters.count), nil, values.baseAddress, nil, nil, 0)
+            keiji_PQexecText(connection, sql, Int32(parameters.count), values.baseAddress)
         }
         return try rows(of: result, sql: sql)
     }
@@ -66,7 +69,7 @@ public final class PostgresConnection {
     public func execute(_ sql: String) throws {
         try reconnectIfBroken()
         roundTrips += 1
-        try rows(of: PQexec(connection, sql), sql: sql)
+        try rows(of: keiji_PQexec(connection, sql), sql: sql)
     }
 
     /// Runs `body` in one transaction: committed if it returns, rolled back if it throws.
@@ -103,32 +106,32 @@ public final class PostgresConnection {
     }
 
     private func reconnectIfBroken() throws {
-        guard PQstatus(connection) == CONNECTION_BAD else { return }
-        PQreset(connection)
-        guard PQstatus(connection) == CONNECTION_OK else {
-            throw KeijiError(.database, "\(name): cannot reconnect: \(Self.redact(Self.oneLine(String(cString: PQerrorMessage(connection))), secrets))")
+        guard keiji_PQstatus(connection) == keiji_CONNECTION_BAD else { return }
+        keiji_PQreset(connection)
+        guard keiji_PQstatus(connection) == keiji_CONNECTION_OK else {
+            throw KeijiError(.database, "\(name): cannot reconnect: \(Self.redact(Self.oneLine(String(cString: keiji_PQerrorMessage(connection))), secrets))")
         }
     }
 
     @discardableResult
     private func rows(of result: OpaquePointer?, sql: String) throws -> [[String?]] {
-        defer { PQclear(result) }
-        let status = PQresultStatus(result)
-        guard status == PGRES_TUPLES_OK || status == PGRES_COMMAND_OK else {
+        defer { keiji_PQclear(result) }
+        let status = keiji_PQresultStatus(result)
+        guard status == keiji_PGRES_TUPLES_OK || status == keiji_PGRES_COMMAND_OK else {
             // The primary message alone ("permission denied for schema public"): the full one adds the statement
             // with a caret under the fault, on lines of their own.
-            let primary = result.flatMap { PQresultErrorField($0, Int32(UInt8(ascii: "M"))) }.map { String(cString: $0) }  // PG_DIAG_MESSAGE_PRIMARY
-            let reason = Self.oneLine(primary ?? String(cString: PQerrorMessage(connection)))
+            let primary = result.flatMap { keiji_PQresultErrorField($0, keiji_PG_DIAG_MESSAGE_PRIMARY) }.map { String(cString: $0) }
+            let reason = Self.oneLine(primary ?? String(cString: keiji_PQerrorMessage(connection)))
             let statement = Self.oneLine(String(sql.prefix(60)))
             throw KeijiError(.database, "\(name): \(Self.redact(reason, secrets)) (in: \(statement)…)")
         }
-        let count = Int(PQntuples(result))
-        let columns = Int(PQnfields(result))
+        let count = Int(keiji_PQntuples(result))
+        let columns = Int(keiji_PQnfields(result))
         var rows: [[String?]] = []
         rows.reserveCapacity(count)
         for row in 0..<count {
             rows.append((0..<columns).map { column in
-                PQgetisnull(result, Int32(row), Int32(column)) == 1 ? nil : String(cString: PQgetvalue(result, Int32(row), Int32(column)))
+                keiji_PQgetisnull(result, Int32(row), Int32(column)) == 1 ? nil : String(cString: keiji_PQgetvalue(result, Int32(row), Int32(column)))
             })
         }
         return rows
