@@ -45,15 +45,7 @@ struct PostgresViewDatabaseTests {
             Reducer.apply(entry, lsn: UInt64(index + 1), to: &state)
             let touched = Set([entry.taskName].compactMap { $0 })
             try sqlite.apply(touched: touched, state: state)
-            var redefined: Set<TaskName> = []
-            var newRuns: [(TaskName, RunSummary)] = []
-            switch entry.event {
-            case .taskSaved: redefined = touched
-            case .runFinished, .runMissed, .runInterrupted:
-                if let name = entry.taskName, let run = state.tasks[name]?.recentRuns.last { newRuns = [(name, run)] }
-            default: break
-            }
-            try live.apply(touched: touched, state: state, newRuns: newRuns, definitionsChanged: redefined)
+            try applyAsTheScheduler(entry, state: state, to: live)
             #expect(try dump(live) == QueryViewTests().dump(sqlite), "after \(entry.typeName) at LSN \(index + 1)")
         }
         let expected = try QueryViewTests().dump(sqlite)

@@ -35,15 +35,7 @@ struct QueryViewTests {
             Reducer.apply(entry, lsn: UInt64(index + 1), to: &state)
             let touched = Set([entry.taskName].compactMap { $0 })
             try live.apply(touched: touched, state: state)
-            var redefined: Set<TaskName> = []
-            var newRuns: [(TaskName, RunSummary)] = []
-            switch entry.event {
-            case .taskSaved: redefined = touched
-            case .runFinished, .runMissed, .runInterrupted:
-                if let name = entry.taskName, let run = state.tasks[name]?.recentRuns.last { newRuns = [(name, run)] }
-            default: break
-            }
-            try incremental.apply(touched: touched, state: state, newRuns: newRuns, definitionsChanged: redefined)
+            try applyAsTheScheduler(entry, state: state, to: incremental)
             #expect(try dump(incremental) == dump(live), "after \(entry.typeName) at LSN \(index + 1)")
         }
         let rebuilt = try QueryView(sqlite: home.path + "/rebuilt.db", workspace: home.workspace, defaultTimeZone: zone)

@@ -47,3 +47,18 @@ func sampleHistory() -> [JournalEntry] {
     add(.schedulerStopped(clean: false))
     return entries
 }
+
+/// Applies `entry`'s effect on `state` to `view` as the scheduler's view writer does: whole rows only for a saved
+/// definition, otherwise the run columns and the run the entry ended.
+func applyAsTheScheduler(_ entry: JournalEntry, state: SchedulerState, to view: QueryView) throws {
+    let touched = Set([entry.taskName].compactMap { $0 })
+    var redefined: Set<TaskName> = []
+    var newRuns: [(TaskName, RunSummary)] = []
+    switch entry.event {
+    case .taskSaved: redefined = touched
+    case .runFinished, .runMissed, .runInterrupted:
+        if let name = entry.taskName, let run = state.tasks[name]?.recentRuns.last { newRuns = [(name, run)] }
+    default: break
+    }
+    try view.apply(touched: touched, state: state, newRuns: newRuns, definitionsChanged: redefined)
+}
