@@ -148,11 +148,14 @@ struct StallCatchUpTests {
         try await Task.sleep(for: .seconds(7))
         let resumedAt = Int64(Date().timeIntervalSince1970)
         kill(scheduler.processIdentifier, SIGCONT)
-        #expect(await harness.wait {
+        let resumed = await harness.wait {
             let entries = try harness.entries()
             return entries.startedRuns.contains { $0.task == name && $0.trigger == .catchUp && $0.slot! >= resumedAt - 1 }
                 && entries.startedRuns.contains { $0.task == name && $0.trigger == .schedule && $0.slot! > resumedAt }
-        }, "one catch-up run, then the schedule goes on")
+        }
+        // On failure, what the journal holds since the stop (one failure under a heavy load left no trace of why).
+        let since = ((try? harness.entries()) ?? []).filter { $0.at >= (stoppedAt - 1) * 1000 }.map { String(decoding: (try? $0.jsonLine()) ?? [], as: UTF8.self) }
+        #expect(resumed, "one catch-up run, then the schedule goes on; stopped at \(stoppedAt), resumed at \(resumedAt); since: \(since)")
         kill(scheduler.processIdentifier, SIGTERM)
         scheduler.waitUntilExit()
         let entries = try harness.entries()
