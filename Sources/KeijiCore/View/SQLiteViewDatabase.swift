@@ -172,4 +172,18 @@ public final class SQLiteViewDatabase: ViewDatabase {
             FROM task_models t ORDER BY t.Name
             """)
     }
+
+    public func tasksWithLatestRun(_ taskColumns: [String], runColumns: [String]) throws -> [[String?]] {
+        let columns = taskColumns.map { "t.\($0)" } + runColumns.map { "r.\($0)" }
+        return try connection.rows("""
+            SELECT \(columns.joined(separator: ", ")) FROM task_models t
+            LEFT JOIN runs r ON r.RunId = (SELECT RunId FROM runs WHERE TaskName = t.Name ORDER BY EndTime DESC LIMIT 1)
+            ORDER BY t.Name
+            """)
+    }
+
+    public func runs(_ columns: [String], of task: String, limit: Int) throws -> [[String?]] {
+        try connection.rows("SELECT \(columns.joined(separator: ", ")) FROM runs WHERE TaskName = ? ORDER BY EndTime DESC LIMIT ?",
+                            [.text(task), .integer(Int64(limit))])
+    }
 }
