@@ -1,11 +1,13 @@
 import Foundation
 import Testing
 
-/// `keiji task --list` (every task by its next run, like `systemctl list-timers`), against the real binaries in a fresh HOME (the session of ``WalkthroughTests``).
+/// `keiji task --list` (every task by its next run, like `systemctl list-timers`) and `keiji task --runs` (one
+/// task's history), against the real binaries in a fresh HOME (the session of ``WalkthroughTests``).
 struct TaskViewTests {
     typealias Session = WalkthroughTests.Session
 
     static let listHeader = ["NEXT", "LEFT", "LAST", "PASSED", "TASK", "STATE", "LAST RESULT"]
+    static let runsHeader = ["SLOT", "START", "DURATION", "LATE", "RESULT", "ATTEMPT", "TRIGGER", "NODE"]
 
     /// The cells of each line of a table (cells hold single spaces; columns are two or more apart), up to the
     /// blank line before the footer.
@@ -79,6 +81,58 @@ struct TaskViewTests {
                 "\(killerObject)")
         let passed = try #require(killerObject["passedSeconds"] as? Double, "\(killerObject)")
         #expect(passed >= 0 && passed < 600 && killerObject["last"] is String, "\(killerObject)")
+        #expect(try await s.keiji("system", "--stop").status == 0)
+    }
+
+    /// A task that exits 0, 3, 0, 3, … by a counter file: `--runs` lists its runs newest first with their exit
+    /// codes, `--limit` bounds them, and refusals are one line.
+    @Test func runsShowATasksHistoryNewestFirst() async throws {
+        let s = try Session()
+        defer { s.cleanUp() }
+        #expect(try await s.keiji("init").status == 0)
+        try await create(s, "flaky", "n=$(cat count 2>/dev/null || echo 0); echo $((n+1)) > count; [ $((n % 2)) -eq 0 ] || exit 3",
+                         every: "1s", "--continue-on-error", "true")
+        #expect(try await s.keiji("system", "--start").status == 0)
+        let enough = await WalkthroughTests().eventually(.seconds(60)) {
+            try jsonList(try await s.keiji("task", "--runs", "--name=flaky", "--json")).count >= 4
+        }
+        #expect(enough, "four runs within a minute")
+        // Disabled, and its last run over, the history stands still while it is read.
+        #expect(try await s.keiji("task", "--disable", "--name=flaky").status == 0)
+        #expect(await WalkthroughTests().eventually(.seconds(30)) {
+            try await s.keiji("task", "--get", "--name=flaky").stdout.contains("IsRunning: false")
+        })
+        let count = try #require(Int(try String(contentsOfFile: s.home + "/keiji/tasks/flaky/count", encoding: .utf8)
+            .trimmingCharacters(in: .whitespacesAndNewlines)))
+        let host = try String(contentsOfFile: "/proc/sys/kernel/hostname", encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
+
+        let runs = try jsonList(try await s.keiji("task", "--runs", "--name=flaky", "--json"))
+        #expect(runs.count == min(count, 20), "one entry per run the view keeps: \(runs.count) of \(count)")
+        // Newest first: the newest run read count-1 from the file, the one before it count-2, ….
+        for (i, run) in runs.enumerated() {
+            let n = count - 1 - i
+            #expect(run["exitCode"] as? Int == (n % 2 == 0 ? 0 : 3) && run["outcome"] as? String == (n % 2 == 0 ? "succeeded" : "failed"), "run \(i): \(run)")
+            #expect(run["signal"] is NSNull && run["attempt"] as? Int == 1 && run["trigger"] as? String == "schedule" && run["node"] as? String == host, "\(run)")
+            #expect(run["slot"] is String && run["start"] is String && (run["durationSeconds"] as? Double ?? -1) >= 0 && run["latenessSeconds"] is Double, "\(run)")
+        }
+        let ends = runs.compactMap { $0["end"] as? String }
+        #expect(ends == ends.sorted(by: >), "newest first: \(ends)")
+
+        var r = try await s.keiji("task", "--runs", "--name=flaky")
+        let rows = table(r.stdout)
+        #expect(r.status == 0 && rows.first == Self.runsHeader, "\(r.stdout)\(r.stderr)")
+        #expect(rows.dropFirst().map { $0[4] } == runs.map { $0["result"] as? String ?? "?" }, "\(r.stdout)")
+        #expect(rows.dropFirst().allSatisfy { $0.count == 8 && $0[7] == host }, "\(r.stdout)")
+        #expect(rows.dropFirst().map { $0[4] }.prefix(2).sorted() == ["failed (exit 3)", "succeeded"], "\(r.stdout)")
+        #expect(r.stdout.hasSuffix("\n\n\(runs.count) runs listed.\n"), "\(r.stdout)")
+
+        r = try await s.keiji("task", "--runs", "--name=flaky", "--limit", "2")
+        #expect(table(r.stdout).count == 3 && r.stdout.hasSuffix("2 runs listed.\n"), "\(r.stdout)")
+        #expect(table(r.stdout).dropFirst().map { $0[1] } == rows.dropFirst().prefix(2).map { $0[1] }, "the two newest")
+        for limit in ["0", "1001"] {
+            TaskCommandTests().refused(try await s.keiji("task", "--runs", "--name=flaky", "--limit", limit), saying: "--limit must be between 1 and 1000")
+        }
+        TaskCommandTests().refused(try await s.keiji("task", "--runs", "--name=nosuch"), saying: "no task named nosuch")
         #expect(try await s.keiji("system", "--stop").status == 0)
     }
 }
