@@ -5,16 +5,23 @@ import KeijiCore
 /// (`TIME_ZONE`) the way `systemctl list-timers` shows them, spans short ("4min 10s", "2h 3min", "1 day 3h").
 struct TimeText {
     let clock: ZonedClock
+    /// `TIME_ZONE` as written (Foundation reports UTC's identifier as `GMT`).
+    let identifier: String
 
-    init(zone: TimeZone) { clock = ZonedClock(zone) }
+    init(settings: Settings) {
+        clock = ZonedClock(settings.timeZone)
+        identifier = settings.timeZoneIdentifier
+    }
 
-    /// `Wed 2026-12-02 14:30:05 CET`: the wall time in the zone, and the zone's abbreviation at that instant.
+    /// `Wed 2026-12-02 14:30:05 UTC`: the wall time in the zone, and the zone's abbreviation at that instant (as
+    /// Foundation names it: `GMT+1` for Europe/Paris in winter).
     func instant(milliseconds ms: Int64) -> String {
         let seconds = ms >= 0 ? ms / 1000 : (ms - 999) / 1000
         let wall = clock.wallTime(at: seconds)
         let day = wall.weekday.description.prefix(3)
         let date = Date(timeIntervalSince1970: TimeInterval(seconds))
-        let zone = clock.timeZone.abbreviation(for: date) ?? clock.timeZone.identifier
+        // Foundation calls UTC "GMT"; TIME_ZONE=UTC (or Etc/UTC) reads back as UTC.
+        let zone = identifier.hasSuffix("UTC") ? "UTC" : clock.timeZone.abbreviation(for: date) ?? identifier
         return "\(day) " + String(format: "%04d-%02d-%02d %02d:%02d:%02d", wall.year, wall.month, wall.day, wall.hour, wall.minute, wall.second) + " \(zone)"
     }
 
