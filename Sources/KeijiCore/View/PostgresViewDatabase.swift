@@ -240,15 +240,6 @@ public final class PostgresViewDatabase: ViewDatabase {
         }
     }
 
-    public func taskSummaries() throws -> [[String?]] {
-        try connection.query(#"""
-            SELECT t."Name", t."IsDisabled", t."IsError", t."IsRunning", t."NextExecutionTime",
-                   (SELECT r."Outcome" || COALESCE(' (exit ' || r."ExitCode" || ')', '') FROM runs r WHERE r."TaskName" = t."Name"
-                    ORDER BY r."EndTime" DESC LIMIT 1)
-            FROM task_models t ORDER BY t."Name" COLLATE "C"
-            """#)
-    }
-
     public func tasksWithLatestRun(_ taskColumns: [String], runColumns: [String]) throws -> [[String?]] {
         let columns = taskColumns.map { "t.\(Self.quoted($0))" } + runColumns.map { "r.\(Self.quoted($0))" }
         return try connection.query("""

@@ -165,14 +165,6 @@ public final class SQLiteViewDatabase: ViewDatabase {
         }
     }
 
-    public func taskSummaries() throws -> [[String?]] {
-        try connection.rows("""
-            SELECT t.Name, t.IsDisabled, t.IsError, t.IsRunning, t.NextExecutionTime,
-                   (SELECT Outcome || COALESCE(' (exit ' || ExitCode || ')', '') FROM runs r WHERE r.TaskName = t.Name ORDER BY EndTime DESC LIMIT 1)
-            FROM task_models t ORDER BY t.Name
-            """)
-    }
-
     public func tasksWithLatestRun(_ taskColumns: [String], runColumns: [String]) throws -> [[String?]] {
         let columns = taskColumns.map { "t.\($0)" } + runColumns.map { "r.\($0)" }
         return try connection.rows("""
