@@ -134,7 +134,12 @@ struct SystemCommand: AsyncParsableCommand {
         let view = ViewLocation(settings: settings, workspace: workspace)
         var tasks: [[String?]] = []
         var viewProblem: String?
-        do { tasks = try view.openForReading()?.taskSummaries() ?? [] } catch { viewProblem = "\(error)" }
+        do {
+            // Name, IsDisabled, IsError, IsRunning, NextExecutionTime, and the last run as `succeeded (exit 0)`.
+            tasks = try view.openForReading()?.tasksWithLatestRun(["Name", "IsDisabled", "IsError", "IsRunning", "NextExecutionTime"],
+                                                                  runColumns: ["Outcome", "ExitCode"])
+                .map { row in Array(row.prefix(5)) + [row[5].map { outcome in outcome + (row[6].map { " (exit \($0))" } ?? "") }] } ?? []
+        } catch { viewProblem = "\(error)" }
         if json {
             var object: [String: Any] = ["services": Dictionary(uniqueKeysWithValues: services.map { ($0.0, ["status": $0.1 == nil ? "OFFLINE" : "ONLINE", "pid": $0.1.map(Int.init) as Any]) })]
             if let report, let data = try? JSONEncoder().encode(report) { object["recovery"] = try JSONSerialization.jsonObject(with: data) }

@@ -3,7 +3,8 @@ import Foundation
 import KeijiCore
 
 /// `keiji task …`: the seed's flags (`--create`, `--get`, `--logs`, `--disable`, `--enable`, `--delete`,
-/// `--resolve`), plus command tasks (`--command` with `--every`, `--cron` or `--on/--at`) and `--run`.
+/// `--resolve`), plus command tasks (`--command` with `--every`, `--cron` or `--on/--at`), `--run`, and the
+/// views `--list` (every task's next and last run) and `--runs` (one task's run history).
 struct TaskCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(commandName: "task", abstract: "Create and manage tasks.")
 
@@ -15,6 +16,10 @@ struct TaskCommand: AsyncParsableCommand {
     @Flag(help: "Build the task with swift build, read its schedule, install it and save it.") var build = false
     @Flag(help: "With --build: apply the new build to the running scheduler now (stops a run in progress).") var restart = false
     @Flag(help: "Print the task (all tasks without --name).") var get = false
+    @Flag(help: "List every task by its next run: NEXT, LEFT, LAST, PASSED, TASK, STATE, LAST RESULT (like systemctl list-timers).") var list = false
+    @Flag(help: ArgumentHelp("Print the task's latest runs, newest first: slot, start, duration, lateness, result, attempt, trigger, node.",
+                             discussion: "NODE is this machine's host name (one scheduler per journal); a cluster will fill it from the node that ran each run."))
+    var runs = false
     @Flag(help: "Print the last lines of the task's log.") var logs = false
     @Flag(help: "Stop scheduling the task.") var disable = false
     @Flag(help: "Schedule the task again.") var enable = false
@@ -30,26 +35,31 @@ struct TaskCommand: AsyncParsableCommand {
     @Option(help: "Time with --on: 10:00PM or 22:00.") var at: String?
     @OptionGroup(title: "Run policies (with --create --command, or --build; a rebuild keeps those not given)") var policyOptions: RunPolicyOptions
 
-    @Flag(help: "With --get: print JSON.") var json = false
+    @Flag(help: "With --get, --list or --runs: print JSON.") var json = false
     @Option(help: "With --logs: how many lines (1–100000).") var lines = 100
+    @Option(help: "With --runs: how many runs (1–1000; the view keeps each task's last \(SchedulerState.recentRunLimit), older ones are in the journal).")
+    var limit = 20
     @Flag(help: "With --logs: keep printing new lines.") var follow = false
     @Flag(help: "With --delete: also remove ~/keiji/tasks/<name>.") var removeSource = false
 
     func run() async throws {
         try await reportingErrors {
             let (workspace, settings) = try loadWorkspace()
-            let actions = [create, build, get, logs, disable, enable, delete, resolve, run, stop].filter { $0 }.count
+            let actions = [create, build, get, list, runs, logs, disable, enable, delete, resolve, run, stop].filter { $0 }.count
             guard actions == 1 else {
-                throw CLIError(actions == 0 ? "say what to do: --create, --build, --get, --logs, --disable, --enable, --delete, --resolve, --run or --stop"
+                throw CLIError(actions == 0 ? "say what to do: --create, --build, --get, --list, --runs, --logs, --disable, --enable, --delete, --resolve, --run or --stop"
                                             : "give one action at a time")
             }
             try LineCount.check(lines)
+            try RunHistory.checkLimit(limit)
             if get { return try printTasks(workspace: workspace, settings: settings) }
+            if list { return try printTimers(workspace: workspace, settings: settings) }
             guard let raw = name else { throw CLIError("--name is required") }
             let taskName = try TaskName(raw)
             let sender = CommandSender(workspace: workspace, settings: settings)
             if create { return try await createTask(taskName, workspace: workspace, settings: settings, sender: sender) }
             if logs { return try await printLogs(taskName, workspace: workspace, settings: settings) }
+            if runs { return try printRuns(taskName, workspace: workspace, settings: settings) }
             if build { return try await buildTask(taskName, workspace: workspace, settings: settings, sender: sender) }
             let (event, verb): (JournalEntry.Event, String) =
                 disable ? (.taskDisabled(taskName), "disabled") :

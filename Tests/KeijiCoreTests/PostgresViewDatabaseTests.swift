@@ -55,6 +55,16 @@ struct PostgresViewDatabaseTests {
         let (reopened, again) = try QueryView.openOrReset(.postgres(url), workspace: home.workspace, defaultTimeZone: zone)
         #expect(!again, "the view is kept between starts")
         #expect(try reopened.appliedLSN() == state.lastLSN)
+
+        // The reads of `task --list` and `task --runs` answer the same in both dialects.
+        let last = SchedulerState.recentRunLimit / 2 - 1
+        let (taskColumns, runColumns) = (["Name", "NextExecutionTime", "IsDisabled"], ["RunId", "Outcome", "ExitCode", "Signal"])
+        let latest = try sqlite.database.tasksWithLatestRun(taskColumns, runColumns: runColumns)
+        #expect(latest.contains { $0[0] == "alpha" && $0[3] == "late\(last)" && $0[4] == "succeeded" && $0[5] == "0" }, "\(latest)")
+        #expect(try live.database.tasksWithLatestRun(taskColumns, runColumns: runColumns) == latest)
+        let history = try sqlite.database.runs(RunRow.columns.map(\.name), of: "alpha", limit: 3)
+        #expect(history.map { $0[0] } == [last, last - 1, last - 2].map { "late\($0)" }, "newest first")
+        #expect(try live.database.runs(RunRow.columns.map(\.name), of: "alpha", limit: 3) == history)
     }
 
     /// Thousands of tasks in one flush: the batch is a handful of statements, so it is quick over a socket.

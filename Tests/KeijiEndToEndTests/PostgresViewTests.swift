@@ -133,6 +133,35 @@ struct PostgresViewTests {
         await drop()
     }
 
+    /// `task --list --json` and `task --runs --json` read the view where DB_URL puts it.
+    @Test func listAndRunsReadThePostgresView() async throws {
+        let (url, drop) = try await makeDatabase()
+        let s = try Session()
+        defer { s.cleanUp() }
+        #expect(try await s.keiji("init").status == 0)
+        try setDatabaseURL(url, in: s)
+        #expect(try await s.keiji("task", "--create", "--name=ping", "--desc=x", "--command", "echo ping", "--every", "1s").status == 0)
+        #expect(try await s.keiji("task", "--create", "--name=later", "--desc=x", "--command", "true", "--every", "1h").status == 0)
+        #expect(try await s.keiji("task", "--disable", "--name=later").status == 0)
+        #expect(try await s.keiji("system", "--start").status == 0)
+        #expect(await eventually { Int(try await psql(url, #"SELECT count(*) FROM runs WHERE "TaskName" = 'ping'"#)) ?? 0 >= 2 })
+        #expect(try await s.keiji("task", "--disable", "--name=ping").status == 0)
+        #expect(await eventually { try await psql(url, #"SELECT "IsRunning" FROM task_models WHERE "Name" = 'ping'"#) == "0" })
+
+        var r = try await s.keiji("task", "--list", "--json")
+        let list = try #require(try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [[String: Any]], "\(r.stdout)\(r.stderr)")
+        #expect(list.compactMap { $0["task"] as? String } == ["later", "ping"], "both disabled: by name")
+        let ping = try #require(list.last)
+        #expect(ping["state"] as? String == "disabled" && ping["lastOutcome"] as? String == "succeeded" && ping["lastExitCode"] as? Int == 0, "\(ping)")
+        r = try await s.keiji("task", "--runs", "--name=ping", "--json", "--limit", "1000")
+        let runs = try #require(try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [[String: Any]], "\(r.stdout)\(r.stderr)")
+        let stored = try await psql(url, #"SELECT "RunId" FROM runs WHERE "TaskName" = 'ping' ORDER BY "EndTime" DESC"#)
+        #expect(runs.compactMap { $0["runId"] as? String } == stored.split(separator: "\n").map(String.init), "every stored run, newest first")
+        #expect(runs.allSatisfy { $0["outcome"] as? String == "succeeded" && $0["exitCode"] as? Int == 0 }, "\(runs)")
+        #expect(try await s.keiji("system", "--stop").status == 0)
+        await drop()
+    }
+
     /// A database without the view (a new one, or DB_URL moved to another) is built from the journal at start.
     @Test func anEmptyDatabaseIsRebuiltFromTheJournalAtStart() async throws {
         let s = try Session()

@@ -240,12 +240,18 @@ public final class PostgresViewDatabase: ViewDatabase {
         }
     }
 
-    public func taskSummaries() throws -> [[String?]] {
-        try connection.query(#"""
-            SELECT t."Name", t."IsDisabled", t."IsError", t."IsRunning", t."NextExecutionTime",
-                   (SELECT r."Outcome" || COALESCE(' (exit ' || r."ExitCode" || ')', '') FROM runs r WHERE r."TaskName" = t."Name"
-                    ORDER BY r."EndTime" DESC LIMIT 1)
-            FROM task_models t ORDER BY t."Name" COLLATE "C"
-            """#)
+    public func tasksWithLatestRun(_ taskColumns: [String], runColumns: [String]) throws -> [[String?]] {
+        let columns = taskColumns.map { "t.\(Self.quoted($0))" } + runColumns.map { "r.\(Self.quoted($0))" }
+        return try connection.query("""
+            SELECT \(columns.joined(separator: ", ")) FROM task_models t
+            LEFT JOIN runs r ON r."RunId" = (SELECT "RunId" FROM runs WHERE "TaskName" = t."Name" ORDER BY "EndTime" DESC LIMIT 1)
+            ORDER BY t."Name" COLLATE "C"
+            """)
+    }
+
+    public func runs(_ columns: [String], of task: String, limit: Int) throws -> [[String?]] {
+        try connection.query("""
+            SELECT \(columns.map(Self.quoted).joined(separator: ", ")) FROM runs WHERE "TaskName" = $1 ORDER BY "EndTime" DESC LIMIT $2
+            """, [task, String(limit)])
     }
 }

@@ -165,11 +165,17 @@ public final class SQLiteViewDatabase: ViewDatabase {
         }
     }
 
-    public func taskSummaries() throws -> [[String?]] {
-        try connection.rows("""
-            SELECT t.Name, t.IsDisabled, t.IsError, t.IsRunning, t.NextExecutionTime,
-                   (SELECT Outcome || COALESCE(' (exit ' || ExitCode || ')', '') FROM runs r WHERE r.TaskName = t.Name ORDER BY EndTime DESC LIMIT 1)
-            FROM task_models t ORDER BY t.Name
+    public func tasksWithLatestRun(_ taskColumns: [String], runColumns: [String]) throws -> [[String?]] {
+        let columns = taskColumns.map { "t.\($0)" } + runColumns.map { "r.\($0)" }
+        return try connection.rows("""
+            SELECT \(columns.joined(separator: ", ")) FROM task_models t
+            LEFT JOIN runs r ON r.RunId = (SELECT RunId FROM runs WHERE TaskName = t.Name ORDER BY EndTime DESC LIMIT 1)
+            ORDER BY t.Name
             """)
+    }
+
+    public func runs(_ columns: [String], of task: String, limit: Int) throws -> [[String?]] {
+        try connection.rows("SELECT \(columns.joined(separator: ", ")) FROM runs WHERE TaskName = ? ORDER BY EndTime DESC LIMIT ?",
+                            [.text(task), .integer(Int64(limit))])
     }
 }

@@ -39,9 +39,12 @@ public protocol ViewDatabase: AnyObject {
 
     /// `task_models` rows with these columns (names from ``TaskModelRow/columns``), of one task or all by name.
     func taskModels(_ columns: [String], where filter: TaskModelFilter) throws -> [[String?]]
-    /// Per task, by name: `Name`, `IsDisabled`, `IsError`, `IsRunning`, `NextExecutionTime` and its last run's
-    /// outcome (`succeeded (exit 0)`, or nil before any run), as `keiji system --status` lists them.
-    func taskSummaries() throws -> [[String?]]
+    /// Per task, by name: these `task_models` columns, then these `runs` columns of its latest run (by
+    /// `EndTime`; NULLs before any run). One statement, so the two tables are read at one moment.
+    func tasksWithLatestRun(_ taskColumns: [String], runColumns: [String]) throws -> [[String?]]
+    /// The `limit` latest runs of one task (by `EndTime`, newest first), with these `runs` columns (names from
+    /// ``RunRow/columns``).
+    func runs(_ columns: [String], of task: String, limit: Int) throws -> [[String?]]
 }
 
 /// Which `task_models` rows a read wants.

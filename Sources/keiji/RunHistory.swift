@@ -1,0 +1,101 @@
+import Foundation
+import KeijiCore
+
+#if canImport(Glibc)
+@preconcurrency import Glibc
+#endif
+
+/// `keiji task --runs --name=X`: the task's latest runs from the query view, newest first (by when they
+/// ended): slot, start, duration, lateness, result, attempt, trigger and node.
+struct RunHistory {
+    /// `--limit`: bounded, so a typo cannot ask for nothing (0) or a negative count. The view keeps
+    /// ``SchedulerState/recentRunLimit`` runs per task; older ones are only in the journal.
+    static let allowedLimit = 1...1000
+
+    static func checkLimit(_ limit: Int) throws {
+        guard allowedLimit.contains(limit) else {
+            throw CLIError("--limit must be between \(allowedLimit.lowerBound) and \(allowedLimit.upperBound) (got \(limit))")
+        }
+    }
+
+    struct Run {
+        var runID: String
+        /// Seconds: the slot the run was for; nil for a run started by hand.
+        var slot: Int64?
+        /// Milliseconds; nil for a run that never started (a missed slot).
+        var start: Int64?
+        var end: Int64
+        var latenessMs: Int64?
+        var outcome: String
+        var exitCode: String?
+        var signal: String?
+        var attempt: String
+        var trigger: String
+    }
+
+    let runs: [Run]
+    /// Where the runs ran. One scheduler per journal today: this machine's host name. A cluster will fill it from
+    /// the node that ran each run.
+    let node: String
+
+    static func read(_ task: TaskName, limit: Int, from database: any ViewDatabase) throws -> RunHistory {
+        let rows = try database.runs(["RunId", "SlotTime", "StartTime", "EndTime", "LatenessMs", "Outcome", "ExitCode", "Signal", "Attempt", "Trigger"],
+                                     of: task.rawValue, limit: limit)
+        let runs = rows.map { row in
+            Run(runID: row[0] ?? "", slot: row[1].flatMap(ISO8601.seconds(from:)), start: row[2].flatMap(TimeText.milliseconds(from:)),
+                end: row[3].flatMap(TimeText.milliseconds(from:)) ?? 0, latenessMs: row[4].flatMap { Int64($0) }, outcome: row[5] ?? "",
+                exitCode: row[6], signal: row[7], attempt: row[8] ?? "", trigger: row[9] ?? "")
+        }
+        return RunHistory(runs: runs, node: hostName())
+    }
+
+    /// The host name, as `hostname` prints it.
+    static func hostName() -> String {
+        var buffer = [CChar](repeating: 0, count: 256)
+        guard gethostname(&buffer, buffer.count - 1) == 0 else { return "localhost" }
+        return String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    }
+
+    func lines(time: TimeText) -> [String] {
+        var table = TextColumns(["SLOT", "START", "DURATION", "LATE", "RESULT", "ATTEMPT", "TRIGGER", "NODE"])
+        for run in runs {
+            table.rows.append([
+                run.slot.map { time.instant(milliseconds: $0 * 1000) } ?? "-", run.start.map(time.instant) ?? "-",
+                run.start.map { TimeText.span(milliseconds: run.end - $0, finest: .milliseconds) } ?? "-",
+                run.latenessMs.map { TimeText.span(milliseconds: $0, finest: .milliseconds) } ?? "-",
+                RunResultText.text(outcome: run.outcome, exitCode: run.exitCode, signal: run.signal), run.attempt, run.trigger, node,
+            ])
+        }
+        return table.lines() + ["", "\(runs.count) run\(runs.count == 1 ? "" : "s") listed."]
+    }
+
+    /// One object per run, newest first; the fields are documented in docs/task-command.md.
+    func json() -> [[String: Any]] {
+        runs.map { run in
+            [
+                "runId": run.runID, "slot": run.slot.map(ISO8601.string(fromSeconds:)) ?? NSNull(),
+                "start": run.start.map(ISO8601.string(fromMilliseconds:)) ?? NSNull(), "end": ISO8601.string(fromMilliseconds: run.end),
+                "durationSeconds": run.start.map { TimeText.seconds(milliseconds: run.end - $0) } ?? NSNull(),
+                "latenessSeconds": run.latenessMs.map(TimeText.seconds(milliseconds:)) ?? NSNull(),
+                "outcome": run.outcome, "exitCode": run.exitCode.flatMap { Int($0) } ?? NSNull(), "signal": run.signal.flatMap { Int($0) } ?? NSNull(),
+                "result": RunResultText.text(outcome: run.outcome, exitCode: run.exitCode, signal: run.signal),
+                "attempt": Int(run.attempt) ?? NSNull(), "trigger": run.trigger, "node": node,
+            ] as [String: Any]
+        }
+    }
+}
+
+extension TaskCommand {
+    /// `--runs`: the task's latest `--limit` runs from the query view (or, with `--json`, their objects).
+    func printRuns(_ task: TaskName, workspace: Workspace, settings: Settings) throws {
+        guard let database = try ViewLocation(settings: settings, workspace: workspace).openForReading(),
+            try !database.taskModels(["Name"], where: .name(task.rawValue)).isEmpty
+        else { throw CLIError("no task named \(task)") }
+        let history = try RunHistory.read(task, limit: limit, from: database)
+        if json {
+            let data = try JSONSerialization.data(withJSONObject: history.json(), options: [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes])
+            return Console.say(String(decoding: data, as: UTF8.self))
+        }
+        for line in history.lines(time: TimeText(settings: settings)) { Console.say(line) }
+    }
+}

@@ -1,0 +1,21 @@
+/// A run's outcome in a word or three, as `--list` (LAST RESULT) and `--runs` (RESULT) print it:
+/// `succeeded`, `failed (exit 3)`, `killed (signal 9)`, `timed out`, `stopped`, `missed (overlap)`, ….
+enum RunResultText {
+    /// `outcome` as the view's `runs.Outcome` holds it (a `RunOutcome`, or `missed(reason)`); nil: `-` (never ran).
+    static func text(outcome: String?, exitCode: String?, signal: String?) -> String {
+        guard let outcome else { return "-" }
+        switch outcome {
+        case "succeeded": return "succeeded"
+        case "failed":
+            if let signal { return "killed (signal \(signal))" }
+            return exitCode.map { "failed (exit \($0))" } ?? "failed"
+        case "timedOut": return "timed out"
+        case "spawnFailed": return "could not start"
+        default:
+            // stopped, interrupted, missed(overlap|downtime|error): the word, and what the process said if anything.
+            let word = outcome.hasPrefix("missed(") ? "missed (" + outcome.dropFirst("missed(".count) : outcome
+            if let signal { return "\(word) (signal \(signal))" }
+            return exitCode.map { "\(word) (exit \($0))" } ?? word
+        }
+    }
+}

@@ -1,0 +1,85 @@
+import Foundation
+import KeijiCore
+
+/// `keiji task --list`: every task in one table, in the spirit of `systemctl list-timers` (NEXT, LEFT, LAST,
+/// PASSED, TASK, STATE, LAST RESULT), soonest next run first; tasks with none (disabled, in error, a fired
+/// one-shot) last, by name. Read from the query view in one statement.
+struct TimerTable {
+    struct Timer {
+        var name: String
+        /// Milliseconds since the epoch; nil when the task will not run (disabled, in error, nothing left).
+        var next: Int64?
+        /// When its last run started.
+        var last: Int64?
+        /// scheduled, running, queued, disabled or error.
+        var state: String
+        /// The latest finished run's `Outcome`, `ExitCode` and `Signal`; nil before any run.
+        var outcome: String?
+        var exitCode: String?
+        var signal: String?
+    }
+
+    let timers: [Timer]
+
+    static func read(from database: any ViewDatabase) throws -> TimerTable {
+        let rows = try database.tasksWithLatestRun(["Name", "NextExecutionTime", "LastExecutionTime", "IsRunning", "IsQueued", "IsError", "IsDisabled"],
+                                                   runColumns: ["Outcome", "ExitCode", "Signal"])
+        let timers = rows.map { row in
+            let state = row[3] == "1" ? "running" : row[4] == "1" ? "queued" : row[5] == "1" ? "error" : row[6] == "1" ? "disabled" : "scheduled"
+            return Timer(name: row[0] ?? "", next: row[1].flatMap(TimeText.milliseconds(from:)), last: row[2].flatMap(TimeText.milliseconds(from:)),
+                         state: state, outcome: row[7], exitCode: row[8], signal: row[9])
+        }
+        return TimerTable(timers: timers.sorted { a, b in
+            switch (a.next, b.next) {
+            case let (x?, y?) where x != y: x < y
+            case (_?, nil): true
+            case (nil, _?): false
+            default: a.name.utf8.lexicographicallyPrecedes(b.name.utf8)
+            }
+        })
+    }
+
+    /// The table and the footer (`3 tasks listed.`). LEFT of a next run already due says how overdue it is.
+    func lines(now: Int64, time: TimeText) -> [String] {
+        var table = TextColumns(["NEXT", "LEFT", "LAST", "PASSED", "TASK", "STATE", "LAST RESULT"])
+        for t in timers {
+            let left = t.next.map { $0 >= now ? TimeText.span(milliseconds: $0 - now, finest: .seconds)
+                                              : "overdue " + TimeText.span(milliseconds: now - $0, finest: .seconds) }
+            table.rows.append([
+                t.next.map(time.instant) ?? "-", left ?? "-", t.last.map(time.instant) ?? "-",
+                t.last.map { TimeText.span(milliseconds: now - $0, finest: .seconds) + " ago" } ?? "-", t.name, t.state,
+                RunResultText.text(outcome: t.outcome, exitCode: t.exitCode, signal: t.signal),
+            ])
+        }
+        return table.lines() + ["", "\(timers.count) task\(timers.count == 1 ? "" : "s") listed."]
+    }
+
+    /// One object per task, in the table's order; the fields are documented in docs/task-command.md.
+    func json(now: Int64) -> [[String: Any]] {
+        timers.map { t in
+            [
+                "task": t.name, "state": t.state,
+                "next": t.next.map { ISO8601.string(fromSeconds: $0 / 1000) } ?? NSNull(), "leftSeconds": t.next.map { TimeText.seconds(milliseconds: $0 - now) } ?? NSNull(),
+                "last": t.last.map(ISO8601.string(fromMilliseconds:)) ?? NSNull(), "passedSeconds": t.last.map { TimeText.seconds(milliseconds: now - $0) } ?? NSNull(),
+                "lastOutcome": t.outcome ?? NSNull(), "lastExitCode": t.exitCode.flatMap { Int($0) } ?? NSNull(),
+                "lastSignal": t.signal.flatMap { Int($0) } ?? NSNull(),
+                "lastResult": t.outcome == nil ? NSNull() : RunResultText.text(outcome: t.outcome, exitCode: t.exitCode, signal: t.signal),
+            ] as [String: Any]
+        }
+    }
+}
+
+extension TaskCommand {
+    /// `--list`: the table (or, with `--json`, its objects) of every task in the query view.
+    func printTimers(workspace: Workspace, settings: Settings) throws {
+        if let name { throw CLIError("--list shows every task: leave out --name (one task: keiji task --get --name=\(name))") }
+        let database = try ViewLocation(settings: settings, workspace: workspace).openForReading()
+        let table = try database.map(TimerTable.read(from:)) ?? TimerTable(timers: [])
+        let now = Int64((Date().timeIntervalSince1970 * 1000).rounded(.down))
+        if json {
+            let data = try JSONSerialization.data(withJSONObject: table.json(now: now), options: [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes])
+            return Console.say(String(decoding: data, as: UTF8.self))
+        }
+        for line in table.lines(now: now, time: TimeText(settings: settings)) { Console.say(line) }
+    }
+}
