@@ -8,16 +8,6 @@ import KeijiCore
 /// `keiji task --runs --name=X`: the task's latest runs from the query view, newest first (by when they
 /// ended): slot, start, duration, lateness, result, attempt, trigger and node.
 struct RunHistory {
-    /// `--limit`: bounded, so a typo cannot ask for nothing (0) or a negative count. The view keeps
-    /// ``SchedulerState/recentRunLimit`` runs per task; older ones are only in the journal.
-    static let allowedLimit = 1...1000
-
-    static func checkLimit(_ limit: Int) throws {
-        guard allowedLimit.contains(limit) else {
-            throw CLIError("--limit must be between \(allowedLimit.lowerBound) and \(allowedLimit.upperBound) (got \(limit))")
-        }
-    }
-
     struct Run {
         var runID: String
         /// Seconds: the slot the run was for; nil for a run started by hand.
@@ -42,8 +32,8 @@ struct RunHistory {
         let rows = try database.runs(["RunId", "SlotTime", "StartTime", "EndTime", "LatenessMs", "Outcome", "ExitCode", "Signal", "Attempt", "Trigger"],
                                      of: task.rawValue, limit: limit)
         let runs = rows.map { row in
-            Run(runID: row[0] ?? "", slot: row[1].flatMap(ISO8601.seconds(from:)), start: row[2].flatMap(TimeText.milliseconds(from:)),
-                end: row[3].flatMap(TimeText.milliseconds(from:)) ?? 0, latenessMs: row[4].flatMap { Int64($0) }, outcome: row[5] ?? "",
+            Run(runID: row[0] ?? "", slot: row[1].flatMap(ISO8601.seconds(from:)), start: row[2].flatMap(ISO8601.milliseconds(from:)),
+                end: row[3].flatMap(ISO8601.milliseconds(from:)) ?? 0, latenessMs: row[4].flatMap { Int64($0) }, outcome: row[5] ?? "",
                 exitCode: row[6], signal: row[7], attempt: row[8] ?? "", trigger: row[9] ?? "")
         }
         return RunHistory(runs: runs, node: hostName())

@@ -53,7 +53,7 @@ struct SystemCommand: AsyncParsableCommand {
             } else if logs {
                 guard !(bus && scheduler) else { throw CLIError("--bus and --scheduler are exclusive with --logs: name one service") }
                 guard bus || scheduler else { throw CLIError("--logs needs --bus or --scheduler") }
-                try LineCount.check(lines)
+                try CountOption.lines.check(lines)
                 let log = LogFile(directory: workspace.serviceLogDirectory(services[0].rawValue), baseName: services[0].rawValue, rotate: false, maxSize: 1)
                 for line in try log.lastLines(lines) { Console.say(line) }
             } else if status {

@@ -50,8 +50,8 @@ struct TaskCommand: AsyncParsableCommand {
                 throw CLIError(actions == 0 ? "say what to do: --create, --build, --get, --list, --runs, --logs, --disable, --enable, --delete, --resolve, --run or --stop"
                                             : "give one action at a time")
             }
-            try LineCount.check(lines)
-            try RunHistory.checkLimit(limit)
+            try CountOption.lines.check(lines)
+            try CountOption.runLimit.check(limit)
             if get { return try printTasks(workspace: workspace, settings: settings) }
             if list { return try printTimers(workspace: workspace, settings: settings) }
             guard let raw = name else { throw CLIError("--name is required") }

@@ -44,13 +44,4 @@ struct TimeText {
 
     /// Seconds with millisecond precision, for JSON.
     static func seconds(milliseconds ms: Int64) -> Double { Double(ms) / 1000 }
-
-    /// Milliseconds since the epoch of a view's ISO 8601 time (`…T06:07:06Z` or `…T06:07:06.448Z`).
-    static func milliseconds(from text: String) -> Int64? {
-        guard let seconds = ISO8601.seconds(from: text) else { return nil }
-        guard let dot = text.firstIndex(of: ".") else { return seconds * 1000 }
-        let digits = text[text.index(after: dot)...].prefix { $0.isNumber }.prefix(3)
-        let fraction = Int64(digits.padding(toLength: 3, withPad: "0", startingAt: 0)) ?? 0
-        return seconds * 1000 + fraction
-    }
 }

@@ -26,7 +26,7 @@ struct TimerTable {
                                                    runColumns: ["Outcome", "ExitCode", "Signal"])
         let timers = rows.map { row in
             let state = row[3] == "1" ? "running" : row[4] == "1" ? "queued" : row[5] == "1" ? "error" : row[6] == "1" ? "disabled" : "scheduled"
-            return Timer(name: row[0] ?? "", next: row[1].flatMap(TimeText.milliseconds(from:)), last: row[2].flatMap(TimeText.milliseconds(from:)),
+            return Timer(name: row[0] ?? "", next: row[1].flatMap(ISO8601.milliseconds(from:)), last: row[2].flatMap(ISO8601.milliseconds(from:)),
                          state: state, outcome: row[7], exitCode: row[8], signal: row[9])
         }
         return TimerTable(timers: timers.sorted { a, b in

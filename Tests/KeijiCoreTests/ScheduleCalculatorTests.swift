@@ -37,6 +37,7 @@ struct ScheduleCalculatorTests {
             let millis = seconds == last ? 999 : Int64.random(in: 0...999, using: &generator)
             #expect(ISO8601.string(fromMilliseconds: seconds * 1000 + millis) == expected + String(format: ".%03dZ", Int(millis)))
             #expect(ISO8601.seconds(from: expected + "Z") == seconds)
+            #expect(ISO8601.milliseconds(from: ISO8601.string(fromMilliseconds: seconds * 1000 + millis)) == seconds * 1000 + millis)
         }
         #expect(ISO8601.string(fromMilliseconds: -1) == "1969-12-31T23:59:59.999Z")
     }

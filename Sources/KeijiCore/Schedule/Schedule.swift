@@ -145,6 +145,16 @@ public enum ISO8601 {
         return CivilTime(secondsSinceEpoch: seconds).text(milliseconds: Int(ms - seconds * 1000), zulu: true)
     }
 
+    /// Milliseconds since the epoch of a time as ``string(fromMilliseconds:)`` writes it (`…T06:07:06.448Z`), or
+    /// of whole seconds (`…T06:07:06Z`): what the query view holds, read back by `task --list` and `--runs`.
+    public static func milliseconds(from text: String) -> Int64? {
+        guard let seconds = seconds(from: text) else { return nil }
+        guard let dot = text.firstIndex(of: ".") else { return seconds * 1000 }
+        let digits = text[text.index(after: dot)...].prefix { $0.isNumber }.prefix(3)
+        let fraction = Int64(digits.padding(toLength: 3, withPad: "0", startingAt: 0)) ?? 0
+        return seconds * 1000 + fraction
+    }
+
     /// Parses `YYYY-MM-DDTHH:MM:SS` with `Z` or a `±HH:MM` offset (a missing zone means UTC).
     public static func seconds(from text: String) -> Int64? {
         let chars = Array(text.utf8)

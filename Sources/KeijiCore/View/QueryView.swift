@@ -87,11 +87,10 @@ public final class QueryView {
                 try database.upsertRuns(whole[slice].flatMap { name in state.tasks[name]?.recentRuns.map { RunRow($0, task: name) } ?? [] })
             }
         }
-        var trimmed = Set(whole)
         if let newRuns {
             try database.upsertRuns(Self.lastOfEachRun(newRuns.compactMap { state.tasks[$0.0] != nil ? RunRow($0.1, task: $0.0) : nil }))
-            trimmed = Set(newRuns.map(\.0))
         }
+        let trimmed = newRuns.map { Set($0.map(\.0)) } ?? Set(whole)
         try database.trimRuns(of: trimmed.map(\.rawValue).sorted(), keeping: SchedulerState.recentRunLimit)
         try database.setAppliedLSN(state.lastLSN)
     }
