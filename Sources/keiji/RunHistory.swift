@@ -21,29 +21,21 @@ struct RunHistory {
         var signal: String?
         var attempt: String
         var trigger: String
+        /// The scheduler that ran it (`NODE_NAME`).
+        var node: String
     }
 
     let runs: [Run]
-    /// Where the runs ran. One scheduler per journal today: this machine's host name. A cluster will fill it from
-    /// the node that ran each run.
-    let node: String
 
     static func read(_ task: TaskName, limit: Int, from database: any ViewDatabase) throws -> RunHistory {
-        let rows = try database.runs(["RunId", "SlotTime", "StartTime", "EndTime", "LatenessMs", "Outcome", "ExitCode", "Signal", "Attempt", "Trigger"],
+        let rows = try database.runs(["RunId", "SlotTime", "StartTime", "EndTime", "LatenessMs", "Outcome", "ExitCode", "Signal", "Attempt", "Trigger", "Node"],
                                      of: task.rawValue, limit: limit)
         let runs = rows.map { row in
             Run(runID: row[0] ?? "", slot: row[1].flatMap(ISO8601.seconds(from:)), start: row[2].flatMap(ISO8601.milliseconds(from:)),
                 end: row[3].flatMap(ISO8601.milliseconds(from:)) ?? 0, latenessMs: row[4].flatMap { Int64($0) }, outcome: row[5] ?? "",
-                exitCode: row[6], signal: row[7], attempt: row[8] ?? "", trigger: row[9] ?? "")
+                exitCode: row[6], signal: row[7], attempt: row[8] ?? "", trigger: row[9] ?? "", node: row[10] ?? "")
         }
-        return RunHistory(runs: runs, node: hostName())
-    }
-
-    /// The host name, as `hostname` prints it.
-    static func hostName() -> String {
-        var buffer = [CChar](repeating: 0, count: 256)
-        guard gethostname(&buffer, buffer.count - 1) == 0 else { return "localhost" }
-        return String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        return RunHistory(runs: runs)
     }
 
     func lines(time: TimeText) -> [String] {
@@ -53,7 +45,7 @@ struct RunHistory {
                 run.slot.map { time.instant(milliseconds: $0 * 1000) } ?? "-", run.start.map(time.instant) ?? "-",
                 run.start.map { TimeText.span(milliseconds: run.end - $0, finest: .milliseconds) } ?? "-",
                 run.latenessMs.map { TimeText.span(milliseconds: $0, finest: .milliseconds) } ?? "-",
-                RunResultText.text(outcome: run.outcome, exitCode: run.exitCode, signal: run.signal), run.attempt, run.trigger, node,
+                RunResultText.text(outcome: run.outcome, exitCode: run.exitCode, signal: run.signal), run.attempt, run.trigger, run.node,
             ])
         }
         return table.lines() + ["", "\(runs.count) run\(runs.count == 1 ? "" : "s") listed."]
@@ -69,7 +61,7 @@ struct RunHistory {
                 "latenessSeconds": run.latenessMs.map(TimeText.seconds(milliseconds:)) ?? NSNull(),
                 "outcome": run.outcome, "exitCode": run.exitCode.flatMap { Int($0) } ?? NSNull(), "signal": run.signal.flatMap { Int($0) } ?? NSNull(),
                 "result": RunResultText.text(outcome: run.outcome, exitCode: run.exitCode, signal: run.signal),
-                "attempt": Int(run.attempt) ?? NSNull(), "trigger": run.trigger, "node": node,
+                "attempt": Int(run.attempt) ?? NSNull(), "trigger": run.trigger, "node": run.node,
             ] as [String: Any]
         }
     }

@@ -133,12 +133,16 @@ struct SystemCommand: AsyncParsableCommand {
         do { settings = try loadWorkspace().1 } catch { settingsProblem = "\(error)" }
         let view = ViewLocation(settings: settings, workspace: workspace)
         var tasks: [[String?]] = []
+        var nodes: [ClusterNode]?
         var viewProblem: String?
         do {
-            // Name, IsDisabled, IsError, IsRunning, NextExecutionTime, and the last run as `succeeded (exit 0)`.
-            tasks = try view.openForReading()?.tasksWithLatestRun(["Name", "IsDisabled", "IsError", "IsRunning", "NextExecutionTime"],
-                                                                  runColumns: ["Outcome", "ExitCode"])
-                .map { row in Array(row.prefix(5)) + [row[5].map { outcome in outcome + (row[6].map { " (exit \($0))" } ?? "") }] } ?? []
+            let database = try view.openForReading()
+            // Name, IsDisabled, IsError, IsRunning, NextExecutionTime, the last run as `succeeded (exit 0)`, its node.
+            tasks = try database?.tasksWithLatestRun(["Name", "IsDisabled", "IsError", "IsRunning", "NextExecutionTime"],
+                                                     runColumns: ["Outcome", "ExitCode", "Node"])
+                .map { row in Array(row.prefix(5)) + [row[5].map { outcome in outcome + (row[6].map { " (exit \($0))" } ?? "") }, row[7]] } ?? []
+            // On PostgreSQL every scheduler of the database is a node of one cluster.
+            if let postgres = database as? PostgresViewDatabase { nodes = try ClusterDatabase.nodes(on: postgres.connection) }
         } catch { viewProblem = "\(error)" }
         if json {
             var object: [String: Any] = ["services": Dictionary(uniqueKeysWithValues: services.map { ($0.0, ["status": $0.1 == nil ? "OFFLINE" : "ONLINE", "pid": $0.1.map(Int.init) as Any]) })]
@@ -147,7 +151,11 @@ struct SystemCommand: AsyncParsableCommand {
             let warnings = [settingsProblem, viewProblem.map { "cannot read the query view: \($0)" }].compactMap { $0 }
             if !warnings.isEmpty { object["warning"] = warnings.joined(separator: "; ") }
             object["tasks"] = tasks.map { ["name": $0[0] ?? "", "disabled": $0[1] == "1", "error": $0[2] == "1", "running": $0[3] == "1",
-                                           "next": $0[4] ?? NSNull(), "last": $0[5] ?? NSNull()] as [String: Any] }
+                                           "next": $0[4] ?? NSNull(), "last": $0[5] ?? NSNull(), "lastNode": $0[6] ?? NSNull()] as [String: Any] }
+            if let nodes {
+                object["nodes"] = nodes.map { ["name": $0.name, "host": $0.host, "pid": Int($0.pid), "alive": $0.isAlive, "stopped": $0.stopped,
+                                               "heartbeatAgeSeconds": $0.heartbeatAgeSeconds, "claimsLastMinute": $0.claimsLastMinute] as [String: Any] }
+            }
             Console.say(String(decoding: try JSONSerialization.data(withJSONObject: object, options: [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]), as: UTF8.self))
             return
         }
@@ -160,6 +168,17 @@ struct SystemCommand: AsyncParsableCommand {
         Console.say("======== SERVICES ========")
         Console.say("query view: \(view)")
         Console.say("")
+        if let nodes {
+            Console.say("======== CLUSTER NODES ========")
+            if nodes.isEmpty { Console.say("no node has started on this database yet") }
+            var table = TextColumns(["NODE", "STATE", "HEARTBEAT", "RUNS/MIN", "HOST", "PID"])
+            for node in nodes {
+                table.rows.append([node.name, node.isAlive ? "alive" : node.stopped ? "stopped" : "LOST", String(format: "%.1f s ago", node.heartbeatAgeSeconds),
+                                   String(node.claimsLastMinute), node.host, String(node.pid)])
+            }
+            if !nodes.isEmpty { table.lines().forEach(Console.say) }
+            Console.say("")
+        }
         Console.say("======== LAST RECOVERY ========")
         if let report {
             for line in RecoveryReportText.lines(report) { Console.say(line) }
@@ -171,7 +190,8 @@ struct SystemCommand: AsyncParsableCommand {
         if tasks.isEmpty { Console.say("no tasks") }
         for row in tasks {
             let state = row[2] == "1" ? "ERROR" : row[1] == "1" ? "disabled" : row[3] == "1" ? "running" : "scheduled"
-            Console.say("\(pad(row[0] ?? "?")) \(pad(state)) next \(row[4] ?? "-")   last \(row[5] ?? "never run")")
+            Console.say("\(pad(row[0] ?? "?")) \(pad(state)) next \(row[4] ?? "-")   last \(row[5] ?? "never run")"
+                        + (nodes != nil && row[5] != nil ? " on \(row[6] ?? "?")" : ""))
         }
     }
 }

@@ -83,7 +83,7 @@ struct QueryViewTests {
     @Test func aBatchWritesEachRunOnceItsLastVersion() {
         func run(_ id: String, _ outcome: String) -> RunRow {
             RunRow(RunSummary(runID: id, slot: nil, startedAt: nil, finishedAt: 1_795_000_000_000, outcome: outcome, exitCode: nil, signal: nil,
-                              latenessMs: nil, attempt: 1, trigger: "schedule", message: nil), task: name("a"))
+                              latenessMs: nil, attempt: 1, trigger: "schedule", message: nil), task: name("a"), node: "n1")
         }
         let rows = QueryView.lastOfEachRun([run("1", "interrupted"), run("2", "succeeded"), run("1", "failed")])
         #expect(rows.map(\.runID) == ["1", "2"])

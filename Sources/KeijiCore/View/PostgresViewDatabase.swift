@@ -10,15 +10,17 @@ import Foundation
 public final class PostgresViewDatabase: ViewDatabase {
     public let connection: PostgresConnection
     public var location: String { connection.name }
+    public let node: String
     static let tables = ["meta", "task_models", "runs", "applied_lsn"]
 
-    private init(connection: PostgresConnection) {
+    private init(connection: PostgresConnection, node: String) {
         self.connection = connection
+        self.node = node
     }
 
     /// Connects, for reading; nil when the database has no view yet.
-    public static func openForReading(url: URL) throws -> PostgresViewDatabase? {
-        let database = PostgresViewDatabase(connection: try connect(url))
+    public static func openForReading(url: URL, node: String = Settings.hostName()) throws -> PostgresViewDatabase? {
+        let database = PostgresViewDatabase(connection: try connect(url), node: node)
         let exists = try database.connection.query("SELECT to_regclass('task_models') IS NOT NULL").first?.first == "t"
         return exists ? database : nil
     }
@@ -28,8 +30,8 @@ public final class PostgresViewDatabase: ViewDatabase {
     /// must be rebuilt).
     /// - Throws: when the database cannot be reached or used (rights), or holds tables of these names that
     ///   keiji did not create (it never drops those: give keiji a database of its own).
-    public static func openOrReset(url: URL) throws -> (PostgresViewDatabase, fresh: Bool) {
-        let database = PostgresViewDatabase(connection: try connect(url))
+    public static func openOrReset(url: URL, node: String = Settings.hostName()) throws -> (PostgresViewDatabase, fresh: Bool) {
+        let database = PostgresViewDatabase(connection: try connect(url), node: node)
         let fresh = try database.connection.transaction { try database.prepareSchema() }
         return (database, fresh)
     }
@@ -38,7 +40,7 @@ public final class PostgresViewDatabase: ViewDatabase {
     /// transaction that is rolled back (PostgreSQL's DDL is transactional), and an existing view must be
     /// writable. For `keiji system --start`, before any service starts.
     public static func checkAccess(url: URL) throws {
-        let database = PostgresViewDatabase(connection: try connect(url))
+        let database = PostgresViewDatabase(connection: try connect(url), node: "")
         try database.connection.execute("BEGIN")
         defer { try? database.connection.execute("ROLLBACK") }
         guard try !database.prepareSchema() else { return }
@@ -127,11 +129,11 @@ public final class PostgresViewDatabase: ViewDatabase {
                 "Signal" INTEGER,
                 "Attempt" INTEGER NOT NULL,
                 "Trigger" TEXT NOT NULL,
-                "Message" TEXT
+                "Message" TEXT,
+                "Node" TEXT NOT NULL
             );
             CREATE INDEX IF NOT EXISTS runs_by_task ON runs ("TaskName", "EndTime");
-            CREATE TABLE IF NOT EXISTS applied_lsn (id INTEGER PRIMARY KEY CHECK (id = 1), lsn BIGINT NOT NULL);
-            INSERT INTO applied_lsn (id, lsn) VALUES (1, 0) ON CONFLICT (id) DO NOTHING;
+            CREATE TABLE IF NOT EXISTS applied_lsn (node TEXT PRIMARY KEY, lsn BIGINT NOT NULL);
             """)
     }
 
@@ -155,11 +157,11 @@ public final class PostgresViewDatabase: ViewDatabase {
     public func transaction<T>(_ body: () throws -> T) throws -> T { try connection.transaction(body) }
 
     public func appliedLSN() throws -> UInt64 {
-        UInt64(try connection.query("SELECT lsn FROM applied_lsn WHERE id = 1").first?.first?.flatMap { $0 } ?? "0") ?? 0
+        UInt64(try connection.query("SELECT lsn FROM applied_lsn WHERE node = $1", [node]).first?.first?.flatMap { $0 } ?? "0") ?? 0
     }
 
     public func setAppliedLSN(_ lsn: UInt64) throws {
-        try connection.query("UPDATE applied_lsn SET lsn = $1 WHERE id = 1", [String(lsn)])
+        try connection.query("INSERT INTO applied_lsn (node, lsn) VALUES ($1, $2) ON CONFLICT (node) DO UPDATE SET lsn = excluded.lsn", [node, String(lsn)])
     }
 
     public func taskNames() throws -> [String] {
@@ -167,7 +169,8 @@ public final class PostgresViewDatabase: ViewDatabase {
     }
 
     public func deleteAllRows() throws {
-        try connection.execute("DELETE FROM task_models; DELETE FROM runs;")
+        try connection.query(#"DELETE FROM runs WHERE "Node" = $1"#, [node])
+        try connection.execute("DELETE FROM task_models")
     }
 
     public func deleteTasks(named names: [String]) throws {

@@ -14,8 +14,9 @@ import Foundation
 /// each one's dialect and in as few statements as it can.
 public final class QueryView {
     // 2: ID is the task's own number, not a rowid; Policy column. 3: Executable shows a direct exec as such (rows
-    // are rewritten only when their definition changes, so a new derivation needs a rebuild).
-    public static let schemaVersion = 3
+    // are rewritten only when their definition changes, so a new derivation needs a rebuild). 4: runs name their
+    // node; in PostgreSQL, applied_lsn has a row per node (a cluster's nodes share the view).
+    public static let schemaVersion = 4
     public let database: any ViewDatabase
     private let workspace: Workspace
     private let defaultTimeZone: TimeZone
@@ -84,11 +85,11 @@ public final class QueryView {
         for slice in Self.slices(of: whole.count) {
             try database.upsertTasks(whole[slice].compactMap { state.tasks[$0].map(rows.row(of:)) })
             if newRuns == nil {
-                try database.upsertRuns(whole[slice].flatMap { name in state.tasks[name]?.recentRuns.map { RunRow($0, task: name) } ?? [] })
+                try database.upsertRuns(whole[slice].flatMap { name in state.tasks[name]?.recentRuns.map { RunRow($0, task: name, node: database.node) } ?? [] })
             }
         }
         if let newRuns {
-            try database.upsertRuns(Self.lastOfEachRun(newRuns.compactMap { state.tasks[$0.0] != nil ? RunRow($0.1, task: $0.0) : nil }))
+            try database.upsertRuns(Self.lastOfEachRun(newRuns.compactMap { state.tasks[$0.0] != nil ? RunRow($0.1, task: $0.0, node: database.node) : nil }))
         }
         let trimmed = newRuns.map { Set($0.map(\.0)) } ?? Set(whole)
         try database.trimRuns(of: trimmed.map(\.rawValue).sorted(), keeping: SchedulerState.recentRunLimit)

@@ -5,29 +5,32 @@ import Foundation
 public final class SQLiteViewDatabase: ViewDatabase {
     public let connection: SQLiteDatabase
     public var location: String { connection.path }
+    public let node: String
 
     /// Opens the view read-write, creating the schema. Throws if the file cannot be used.
-    public init(path: String) throws {
+    public init(path: String, node: String = Settings.hostName()) throws {
         connection = try SQLiteDatabase(path: path)
+        self.node = node
         try connection.execute("PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON")
         try createSchema()
     }
 
     /// Opens an existing view for reading only (no schema is created).
-    public init(readingFrom path: String) throws {
+    public init(readingFrom path: String, node: String = Settings.hostName()) throws {
         connection = try SQLiteDatabase(path: path, readOnly: true)
+        self.node = node
     }
 
     /// Opens the view at `path`, or, when it is missing, damaged or of another schema, moves it aside (as
     /// `.damaged`) and creates a new one. Returns whether it was created afresh (and so must be rebuilt).
-    public static func openOrReset(path: String) throws -> (SQLiteViewDatabase, fresh: Bool) {
-        if FileSystem.exists(path), let database = try? SQLiteViewDatabase(path: path), database.hasCurrentSchema() {
+    public static func openOrReset(path: String, node: String = Settings.hostName()) throws -> (SQLiteViewDatabase, fresh: Bool) {
+        if FileSystem.exists(path), let database = try? SQLiteViewDatabase(path: path, node: node), database.hasCurrentSchema() {
             return (database, false)
         }
         for suffix in ["", "-wal", "-shm"] where FileSystem.exists(path + suffix) {
             try? FileManager.default.moveItem(atPath: path + suffix, toPath: path + ".damaged" + suffix)
         }
-        return (try SQLiteViewDatabase(path: path), true)
+        return (try SQLiteViewDatabase(path: path, node: node), true)
     }
 
     func hasCurrentSchema() -> Bool {
@@ -76,7 +79,8 @@ public final class SQLiteViewDatabase: ViewDatabase {
                 Signal INTEGER,
                 Attempt INTEGER NOT NULL,
                 Trigger TEXT NOT NULL,
-                Message TEXT
+                Message TEXT,
+                Node TEXT NOT NULL
             );
             CREATE INDEX IF NOT EXISTS runs_by_task ON runs (TaskName, EndTime);
             CREATE TABLE IF NOT EXISTS applied_lsn (id INTEGER PRIMARY KEY CHECK (id = 1), lsn INTEGER NOT NULL);

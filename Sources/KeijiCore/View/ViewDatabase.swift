@@ -5,7 +5,7 @@
 ///
 /// Implementation requirements:
 /// - The tables are `meta` (`schema_version`), `task_models` (``TaskModelRow/columns``, unique `Name`, `TaskId`
-///   and `Slug`), `runs` (``RunRow/columns``, keyed by `RunId`) and `applied_lsn` (one row), and a tool of the
+///   and `Slug`), `runs` (``RunRow/columns``, keyed by `RunId`) and `applied_lsn` (a row; in PostgreSQL one per node), and a tool of the
 ///   database's own (`sqlite3`, `psql`) shows the seed's column names.
 /// - Every write call below is made inside ``transaction(_:)``; a batch is one statement per kind wherever the
 ///   dialect allows (a round trip to a server costs more than the row).
@@ -13,6 +13,9 @@
 public protocol ViewDatabase: AnyObject {
     /// Where the view is, for people: the SQLite file, or the PostgreSQL URL with its password masked.
     var location: String { get }
+    /// The scheduler whose view this connection writes (`NODE_NAME`): the `Node` of the runs it writes, and in
+    /// PostgreSQL, where a cluster's nodes share the tables, its own `applied_lsn` row and the runs a rebuild replaces.
+    var node: String { get }
 
     /// Runs `body` in one transaction: committed if it returns, rolled back if it throws.
     func transaction<T>(_ body: () throws -> T) throws -> T
@@ -23,7 +26,8 @@ public protocol ViewDatabase: AnyObject {
 
     /// The names of every task with a row.
     func taskNames() throws -> [String]
-    /// Empties `task_models` and `runs` (a rebuild writes them again in the same transaction).
+    /// Empties `task_models` and `runs` (a rebuild writes them again in the same transaction); in PostgreSQL, only
+    /// this node's runs (the other nodes' are not in its state).
     func deleteAllRows() throws
     /// Deletes these tasks' rows and their runs.
     func deleteTasks(named names: [String]) throws

@@ -53,20 +53,21 @@ public struct RunRow: Sendable, Equatable {
     public static let columns: [ViewColumn] = [
         ViewColumn("RunId"), ViewColumn("TaskName"), ViewColumn("SlotTime"), ViewColumn("StartTime"), ViewColumn("EndTime"),
         ViewColumn("LatenessMs", .integer), ViewColumn("Outcome"), ViewColumn("ExitCode", .integer), ViewColumn("Signal", .integer),
-        ViewColumn("Attempt", .integer), ViewColumn("Trigger"), ViewColumn("Message"),
+        ViewColumn("Attempt", .integer), ViewColumn("Trigger"), ViewColumn("Message"), ViewColumn("Node"),
     ]
 
     public var runID: String
     /// In the order of ``columns``.
     public var values: [DatabaseValue]
 
-    init(_ run: RunSummary, task name: TaskName) {
+    /// - Parameter node: the scheduler that ran it (`NODE_NAME`): in a cluster, the runs of every node share a table.
+    init(_ run: RunSummary, task name: TaskName, node: String) {
         runID = run.runID
         values = [
             .text(run.runID), .text(name.rawValue), .optional(run.slot.map(ISO8601.string(fromSeconds:))),
             .optional(run.startedAt.map(ISO8601.string(fromMilliseconds:))), .text(ISO8601.string(fromMilliseconds: run.finishedAt)),
             .optional(run.latenessMs), .text(run.outcome), .optional(run.exitCode.map(Int64.init)),
-            .optional(run.signal.map(Int64.init)), .integer(Int64(run.attempt)), .text(run.trigger), .optional(run.message),
+            .optional(run.signal.map(Int64.init)), .integer(Int64(run.attempt)), .text(run.trigger), .optional(run.message), .text(node),
         ]
     }
 }

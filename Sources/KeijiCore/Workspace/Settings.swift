@@ -5,7 +5,8 @@ import Foundation
 ///
 /// Keys (the seed's): `DB_URL` (`default` = SQLite, or a `postgres://`/`postgresql://` URL: the query view then lives there), `TIME_ZONE` (any IANA zone),
 /// `ROTATE_LOGS` (`0`/`1`), `LOG_MAX_SIZE` (bytes, or with a `KB`/`MB`/`GB` suffix); and keiji's own bus keys
-/// `BUS_TRANSPORT` (`unix`/`tcp`), `BUS_PUSH_PORT`, `BUS_PULL_PORT` (1–65535, used with `tcp`). Unlike the original,
+/// `BUS_TRANSPORT` (`unix`/`tcp`), `BUS_PUSH_PORT`, `BUS_PULL_PORT` (1–65535, used with `tcp`), `NODE_NAME` (the
+/// scheduler's name in a cluster). Unlike the original,
 /// variables in the environment do not override the file: what the file says is what runs.
 public struct Settings: Sendable, Equatable {
     public enum Database: Sendable, Equatable, CustomStringConvertible {
@@ -51,6 +52,9 @@ public struct Settings: Sendable, Equatable {
     /// With `BUS_TRANSPORT=tcp`: the loopback ports for commands (CLI) and for the scheduler (the seed's 8005/8006).
     public var busPushPort: UInt16 = 8005
     public var busPullPort: UInt16 = 8006
+    /// This scheduler's name in a cluster (every keiji whose `DB_URL` names the same PostgreSQL database):
+    /// `NODE_NAME`, by default the host name. Nodes on one machine (tests) need names of their own.
+    public var nodeName: String = Settings.hostName()
 
     public enum BusTransport: String, Sendable, Equatable {
         case unix, tcp
@@ -77,6 +81,9 @@ public struct Settings: Sendable, Equatable {
         # BUS_PUSH_PORT, BUS_PULL_PORT: 1-65535, used with BUS_TRANSPORT=tcp (commands, scheduler)
         BUS_PUSH_PORT=8005
         BUS_PULL_PORT=8006
+        # NODE_NAME: this scheduler's name in a cluster (schedulers whose DB_URL names one PostgreSQL database);
+        # letters, digits, '.', '_' and '-', at most 63; the host name when not set
+        # NODE_NAME=
 
         """
     }
@@ -139,14 +146,35 @@ public struct Settings: Sendable, Equatable {
                 settings.busTransport = transport
             case "BUS_PUSH_PORT": settings.busPushPort = try parsePort(value, key: key, at: at)
             case "BUS_PULL_PORT": settings.busPullPort = try parsePort(value, key: key, at: at)
+            case "NODE_NAME":
+                guard Self.isValidNodeName(value) else {
+                    throw KeijiError(.invalidSetting, "\(at): NODE_NAME must be 1-63 letters, digits, '.', '_' or '-', found \"\(value)\"")
+                }
+                settings.nodeName = value
             default:
-                throw KeijiError(.invalidSetting, "\(at): unknown key \(key) (known: DB_URL, TIME_ZONE, ROTATE_LOGS, LOG_MAX_SIZE, BUS_TRANSPORT, BUS_PUSH_PORT, BUS_PULL_PORT)")
+                throw KeijiError(.invalidSetting, "\(at): unknown key \(key) (known: DB_URL, TIME_ZONE, ROTATE_LOGS, LOG_MAX_SIZE, BUS_TRANSPORT, BUS_PUSH_PORT, BUS_PULL_PORT, NODE_NAME)")
             }
         }
         if settings.busPushPort == settings.busPullPort {
             throw KeijiError(.invalidSetting, "\(file): BUS_PUSH_PORT and BUS_PULL_PORT must differ, both are \(settings.busPushPort)")
         }
         return settings
+    }
+
+    /// A node name as it appears in claims, the nodes table and the CLI's tables: short, printable, no spaces.
+    public static func isValidNodeName(_ name: String) -> Bool {
+        (1...63).contains(name.utf8.count)
+            && name.utf8.allSatisfy { (0x30...0x39).contains($0) || (0x41...0x5A).contains($0) || (0x61...0x7A).contains($0) || $0 == 0x2E || $0 == 0x5F || $0 == 0x2D }
+    }
+
+    /// The host name (`gethostname`), cut to a valid node name; `keiji` if it has nothing usable.
+    public static func hostName() -> String {
+        var buffer = [CChar](repeating: 0, count: 256)
+        guard gethostname(&buffer, buffer.count - 1) == 0 else { return "keiji" }
+        let name = String(String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+            .unicodeScalars.filter { $0.isASCII && ($0.properties.isAlphabetic || ("0"..."9").contains($0) || "._-".unicodeScalars.contains($0)) }
+            .prefix(63))
+        return isValidNodeName(name) ? name : "keiji"
     }
 
     static func parsePort(_ value: String, key: String, at: String) throws -> UInt16 {

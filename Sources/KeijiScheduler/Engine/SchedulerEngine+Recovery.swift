@@ -32,6 +32,15 @@ extension SchedulerEngine {
         let writer = ViewWriter(location: ViewLocation(settings: configuration.settings, workspace: workspace), workspace: workspace,
                                 defaultTimeZone: configuration.settings.timeZone, on: background)
         let fresh = try await writer.open()
+        if case .postgres(let url) = configuration.settings.database {
+            // Every scheduler on this database is a node of one cluster: its slots are claimed there.
+            let link = ClusterLink(url: url, node: configuration.settings.nodeName) { [weak self] line in
+                Task { await self?.note(line) }
+            }
+            try await link.open()
+            cluster = link
+            setLiveNodes(await link.heartbeat() ?? [])
+        }
         let loaded = try StateLoader.load(from: journal)
         adopt(loaded.state, appliedThrough: journal.lastLSN)
 

@@ -38,6 +38,30 @@ extension SchedulerEngine {
         /// Each firing's index in `events` (nil: dropped).
         var recordIndex: [Int?]
         var started: [(runID: String, handle: RunHandle, firing: Firing, definition: TaskDefinition)]
+
+        /// Splits the started firings by `keep`: `part` has those kept and every other record (`run.missed`),
+        /// `rest` (nil when empty) the others' `run.started` records. Both keep ``recordIndex`` for every firing
+        /// (nil for those in the other half), so their results merge index by index.
+        func subset(_ keep: (Firing) -> Bool) -> (part: PreparedFirings, rest: PreparedFirings?) {
+            let moved = Set(started.filter { !keep($0.firing) }.map(\.runID))
+            guard !moved.isEmpty else { return (self, nil) }
+            var part = PreparedFirings(events: [], recordIndex: [], started: started.filter { !moved.contains($0.runID) })
+            var rest = PreparedFirings(events: [], recordIndex: [], started: started.filter { moved.contains($0.runID) })
+            var partIndex = [Int?](repeating: nil, count: events.count)
+            var restIndex = [Int?](repeating: nil, count: events.count)
+            for (index, event) in events.enumerated() {
+                if case .runStarted(let start) = event, moved.contains(start.runID) {
+                    restIndex[index] = rest.events.count
+                    rest.events.append(event)
+                } else {
+                    partIndex[index] = part.events.count
+                    part.events.append(event)
+                }
+            }
+            part.recordIndex = recordIndex.map { $0.flatMap { partIndex[$0] } }
+            rest.recordIndex = recordIndex.map { $0.flatMap { restIndex[$0] } }
+            return (part, rest)
+        }
     }
 
     /// The synchronous half of ``fire(_:missed:)``: decides each firing against the state now and registers
@@ -73,6 +97,23 @@ extension SchedulerEngine {
 
     /// The asynchronous half of ``fire(_:missed:)``: one journal batch, then the spawns.
     func commit(_ prepared: PreparedFirings) async -> [UInt64?] {
+        guard let cluster else { return await journalAndSpawn(prepared) }
+        // In a cluster: the slots this node is preferred for (and its own retries and re-runs) are claimed at once,
+        // the rest after the fallback delay, when their preferred node has normally claimed them.
+        let preference = slotPreference
+        let now = prepared.subset { firing in
+            guard let slot = firing.slot, firing.trigger == .schedule || firing.trigger == .catchUp else { return true }
+            return preference.prefersMe(task: firing.task.rawValue, slot: slot)
+        }
+        let first = await journalAndSpawn(await keepClaimed(now.part, cluster))
+        guard let later = now.rest else { return first }
+        try? await Task.sleep(for: SlotPreference.fallbackDelay)
+        let second = await journalAndSpawn(await keepClaimed(later, cluster))
+        return zip(first, second).map { $0 ?? $1 }
+    }
+
+    /// Journals the firings as one batch, then spawns their runs.
+    private func journalAndSpawn(_ prepared: PreparedFirings) async -> [UInt64?] {
         let (events, recordIndex, started) = (prepared.events, prepared.recordIndex, prepared.started)
         guard !events.isEmpty else { return recordIndex.map { _ in nil } }
         guard let lsns = try? await record(contentsOf: events) else {
@@ -100,6 +141,20 @@ extension SchedulerEngine {
             }
         }
         return result
+    }
+
+    /// In a cluster, claims the batch's slots in one statement and drops the firings of slots another node holds
+    /// (it runs them) or that could not be claimed (the database is unreachable: this node starts no slot).
+    /// Manual runs (`--run`) have no slot and start on the node that took the command.
+    private func keepClaimed(_ prepared: PreparedFirings, _ cluster: ClusterLink) async -> PreparedFirings {
+        let slots = prepared.started.compactMap { run in run.firing.slot.map { ClaimedSlot(task: run.firing.task.rawValue, slot: $0) } }
+        guard !slots.isEmpty else { return prepared }
+        let held = await cluster.claim(slots)
+        guard held.count < slots.count else { return prepared }
+        let kept = prepared.subset { firing in firing.slot.map { held.contains(ClaimedSlot(task: firing.task.rawValue, slot: $0)) } ?? true }
+        for run in kept.rest?.started ?? [] { unregisterRun(run.runID) }
+        slotsHeldElsewhere += kept.rest?.started.count ?? 0
+        return kept.part
     }
 
     private func execute(runID: String, definition: TaskDefinition, slot: Int64?, fireAtMs: Int64, attempt: Int, interruptions: Int?,

@@ -28,6 +28,13 @@ public actor SchedulerEngine {
     var phase = Phase.created
     var journal: Journal!
     var viewWriter: ViewWriter?
+    /// This node's link to the cluster's claims (`DB_URL=postgres://…`); nil on SQLite.
+    var cluster: ClusterLink?
+    var heartbeatTask: Task<Void, Never>?
+    /// The live nodes as of the last heartbeat: which slots this node claims at once (``SlotPreference``).
+    var slotPreference = SlotPreference(nodes: [], me: "")
+    /// Slots this node decided to fire that another node held (or that could not be claimed): in `--status`.
+    public internal(set) var slotsHeldElsewhere = 0
     /// The view's flushes and the checkpoint's encoding run here, off the cooperative pool the firing path uses.
     let background = BackgroundThread(name: "keiji-background")
     let log: LogFile
@@ -108,6 +115,14 @@ public actor SchedulerEngine {
         for name in state.tasks.keys.sorted() { arm(name) }
         timerLoop = Task { [weak self] in await self?.runTimers() }
         viewFlushTask = Task { [weak self] in await self?.flushViewPeriodically() }
+        if let cluster {
+            heartbeatTask = Task { [weak self] in
+                while !Task.isCancelled {
+                    try? await Task.sleep(for: Self.heartbeatInterval)
+                    if let live = await cluster.heartbeat() { await self?.setLiveNodes(live) }
+                }
+            }
+        }
         note("scheduler started (pid \(getpid())): \(state.tasks.count) tasks, recovery took \(String(format: "%.3f", report.durationSeconds)) s")
         return report
     }
@@ -129,6 +144,8 @@ public actor SchedulerEngine {
             for run in runs.values { await run.work?.value }
         }
         viewFlushTask?.cancel()
+        heartbeatTask?.cancel()
+        await cluster?.leave()
         if !failed {
             _ = try? await record(.schedulerStopped(clean: true))
             await waitUntilApplied(journal.lastLSN)
@@ -147,6 +164,13 @@ public actor SchedulerEngine {
     }
 
     public var runsInProgress: Int { runs.count }
+
+    func setLiveNodes(_ live: [String]) {
+        if let cluster { slotPreference = SlotPreference(nodes: live, me: cluster.node) }
+    }
+
+    /// How often a cluster node marks itself alive (``ClusterDatabase/heartbeatTimeoutSeconds`` is five of these).
+    static let heartbeatInterval: Duration = .seconds(2)
 
     func hasRuns(_ name: TaskName) -> Bool { (activeRunCounts[name] ?? 0) > 0 }
 

@@ -1,0 +1,146 @@
+import Foundation
+
+#if canImport(Glibc)
+@preconcurrency import Glibc
+#endif
+
+/// The cluster's shared tables in the `DB_URL` database: who the nodes are and which node runs each slot.
+///
+/// Leaderless claims: every node decides its due slots itself and claims them, all of one tick in one statement;
+/// the primary key (task, slot) lets exactly one node win each (`INSERT … ON CONFLICT DO …`, as graphile-worker's
+/// `known_crontabs` and Temporal's workflow id per nominal time do). There is no leader to elect, so no window in
+/// which two leaders fire (the peers' duplicate runs) or none does (their missed ones). Times are the database's
+/// (`now()`), never a node's clock.
+///
+/// Blocking (libpq): the scheduler calls it from a thread of its own (`ClusterLink`).
+public final class ClusterDatabase {
+    public let connection: PostgresConnection
+    public let node: String
+
+    /// The tables (and their index), created by whichever node comes first; `CREATE TABLE IF NOT EXISTS` is not
+    /// safe against a concurrent twin (both may insert the type row), so creation holds an advisory lock.
+    static let schema = """
+        SELECT pg_advisory_xact_lock(7396051);
+        CREATE TABLE IF NOT EXISTS keiji_nodes (
+            name TEXT PRIMARY KEY, host TEXT NOT NULL, pid INTEGER NOT NULL,
+            started_at TIMESTAMPTZ NOT NULL, heartbeat_at TIMESTAMPTZ NOT NULL, stopped BOOLEAN NOT NULL DEFAULT false
+        );
+        CREATE TABLE IF NOT EXISTS keiji_claims (
+            task TEXT NOT NULL, slot BIGINT NOT NULL, node TEXT NOT NULL, claimed_at TIMESTAMPTZ NOT NULL DEFAULT now(),
+            PRIMARY KEY (task, slot)
+        );
+        CREATE INDEX IF NOT EXISTS keiji_claims_by_node ON keiji_claims (node, claimed_at);
+        """
+
+    /// How long claims are kept: a slot older than this may be claimed again (by a catch-up after every node was
+    /// down for longer). Deleted in bulk by ``forgetOldClaims()``.
+    public static let claimRetention = "7 days"
+    /// A node whose heartbeat is older than this is shown as lost, and its name may be taken by another process.
+    public static let heartbeatTimeoutSeconds = 10
+
+    public init(url: URL, node: String) throws {
+        connection = try PostgresConnection(url: url, name: Settings.Database.postgres(url).description)
+        self.node = node
+        try connection.transaction { try connection.execute(Self.schema) }
+    }
+
+    /// Enters this process as node `node`. Refused while another live process holds the name: one whose
+    /// heartbeat is recent, unless it ran on this host and its pid is gone (a node restarted after kill -9 takes
+    /// its name back at once). Two processes claiming under one name would both win the same slots.
+    public func join(pid: Int32 = getpid(), host: String = Settings.hostName()) throws {
+        try connection.transaction {
+            try connection.execute("SELECT pg_advisory_xact_lock(7396052)")
+            let rows = try connection.query(
+                "SELECT host, pid, extract(epoch FROM now() - heartbeat_at)::float8, stopped FROM keiji_nodes WHERE name = $1 FOR UPDATE", [node])
+            if let row = rows.first, let holder = row[0], let holderPID = row[1].flatMap({ Int32($0) }),
+               let age = row[2].flatMap({ Double($0) }), age < Double(Self.heartbeatTimeoutSeconds), row[3] == "f", holderPID != pid,
+               holder != host || kill(holderPID, 0) == 0 || errno == EPERM {
+                throw KeijiError(.conflict, "\(connection.name): NODE_NAME=\(node) is in use by the scheduler pid \(holderPID) on \(holder) "
+                                 + "(heartbeat \(String(format: "%.1f", age)) s ago); give each node its own NODE_NAME")
+            }
+            try connection.query("""
+                INSERT INTO keiji_nodes (name, host, pid, started_at, heartbeat_at) VALUES ($1, $2, $3, now(), now())
+                ON CONFLICT (name) DO UPDATE SET host = excluded.host, pid = excluded.pid, started_at = now(), heartbeat_at = now(), stopped = false
+                """, [node, host, String(pid)])
+        }
+    }
+
+    /// Marks this node alive (the database's clock) and returns the names of the live nodes, this one included:
+    /// not stopped, with a heartbeat within ``heartbeatTimeoutSeconds``.
+    public func heartbeat() throws -> [String] {
+        try connection.query("""
+            WITH beat AS (UPDATE keiji_nodes SET heartbeat_at = now(), stopped = false WHERE name = $1 RETURNING name)
+            SELECT name FROM keiji_nodes WHERE (NOT stopped AND heartbeat_at > now() - make_interval(secs => $2::float8))
+                OR name IN (SELECT name FROM beat)
+            ORDER BY name
+            """, [node, String(Self.heartbeatTimeoutSeconds)]).compactMap { $0.first ?? nil }
+    }
+
+    /// Marks this node stopped (a clean stop): the others stop leaving it its share of the slots at once.
+    public func leave() throws {
+        try connection.query("UPDATE keiji_nodes SET stopped = true WHERE name = $1", [node])
+    }
+
+    /// Claims `slots` (task, slot in seconds since the epoch) for this node in one statement and returns those
+    /// it holds: the ones it won now and the ones it had won before (a restarted node may finish what it
+    /// claimed before a crash). A slot another node holds is not returned.
+    public func claim(_ slots: [(task: String, slot: Int64)]) throws -> Set<ClaimedSlot> {
+        guard !slots.isEmpty else { return [] }
+        let rows = try connection.query("""
+            INSERT INTO keiji_claims (task, slot, node) SELECT t, s, $3 FROM unnest($1::text[], $2::bigint[]) AS u(t, s)
+            ON CONFLICT (task, slot) DO UPDATE SET node = excluded.node WHERE keiji_claims.node = excluded.node
+            RETURNING task, slot
+            """, [PostgresConnection.arrayLiteral(slots.map(\.task)), PostgresConnection.arrayLiteral(slots.map { String($0.slot) }), node])
+        return Set(rows.compactMap { row in
+            guard let task = row[0], let slot = row[1].flatMap({ Int64($0) }) else { return nil }
+            return ClaimedSlot(task: task, slot: slot)
+        })
+    }
+
+    /// Deletes claims older than ``claimRetention`` (a bounded table however long the cluster runs).
+    public func forgetOldClaims() throws {
+        try connection.query("DELETE FROM keiji_claims WHERE claimed_at < now() - $1::interval", [Self.claimRetention])
+    }
+
+    /// Every node, by name: its last heartbeat and how many slots it claimed in the last minute.
+    public static func nodes(on connection: PostgresConnection) throws -> [ClusterNode] {
+        let present = try connection.query("SELECT to_regclass('keiji_nodes') IS NOT NULL AND to_regclass('keiji_claims') IS NOT NULL")
+        guard present.first?.first == "t" else { return [] }
+        return try connection.query("""
+            SELECT n.name, n.host, n.pid, extract(epoch FROM now() - n.heartbeat_at)::float8, n.stopped,
+                   (SELECT count(*) FROM keiji_claims c WHERE c.node = n.name AND c.claimed_at > now() - interval '1 minute')
+            FROM keiji_nodes n ORDER BY n.name COLLATE "C"
+            """).compactMap { row in
+            guard let name = row[0], let host = row[1], let pid = row[2].flatMap({ Int32($0) }),
+                  let age = row[3].flatMap({ Double($0) }), let claims = row[5].flatMap({ Int($0) }) else { return nil }
+            return ClusterNode(name: name, host: host, pid: pid, heartbeatAgeSeconds: age, stopped: row[4] == "t", claimsLastMinute: claims)
+        }
+    }
+}
+
+/// One (task, slot) a node holds.
+public struct ClaimedSlot: Hashable, Sendable {
+    public var task: String
+    public var slot: Int64
+
+    public init(task: String, slot: Int64) {
+        self.task = task
+        self.slot = slot
+    }
+}
+
+/// A node as `keiji system --status` shows it.
+public struct ClusterNode: Sendable, Equatable {
+    public var name: String
+    public var host: String
+    public var pid: Int32
+    /// Seconds since its last heartbeat, on the database's clock.
+    public var heartbeatAgeSeconds: Double
+    /// Stopped cleanly (`keiji system --stop`).
+    public var stopped: Bool
+    /// Slots it claimed (and so ran or is running) in the last minute.
+    public var claimsLastMinute: Int
+
+    /// Alive: not stopped, and a heartbeat within ``ClusterDatabase/heartbeatTimeoutSeconds``.
+    public var isAlive: Bool { !stopped && heartbeatAgeSeconds < Double(ClusterDatabase.heartbeatTimeoutSeconds) }
+}

@@ -1,0 +1,186 @@
+import Foundation
+import Testing
+
+#if canImport(Glibc)
+@preconcurrency import Glibc
+#endif
+
+/// Three real schedulers (separate HOMEs, `NODE_NAME` node-a/b/c) on one real PostgreSQL database: a cluster.
+/// Each node has the same tasks, every 1 s, whose command appends `task slot node` to one probe file; the probe
+/// is the witness. After each disturbance (kill -9 of a node, SIGSTOP of a node), every slot due while the
+/// cluster ran must appear exactly once: never twice, and missing only where a node's recovery report says a
+/// run of that slot was interrupted (the tasks do not re-run interrupted runs, so those are the one bounded
+/// loss, and they are reported).
+@Suite(.enabled(if: TestPostgresServer.available, "no PostgreSQL test server: run under scripts/test-postgres (sets KEIJI_TEST_POSTGRES_URL)"))
+struct ClusterTests {
+    typealias Session = WalkthroughTests.Session
+    let postgres = PostgresViewTests()
+    static let tasks = ["alpha", "beta", "gamma"]
+
+    struct Cluster {
+        var nodes: [(name: String, session: Session)]
+        var probe: String
+        var url: String
+        var drop: @Sendable () async -> Void
+
+        func cleanUp() async {
+            for node in nodes { node.session.cleanUp() }
+            try? FileManager.default.removeItem(atPath: (probe as NSString).deletingLastPathComponent)
+            await drop()
+        }
+    }
+
+    /// Three initialised nodes on a new database, each with the probe tasks (created offline), not started.
+    func makeCluster() async throws -> Cluster {
+        let (url, drop) = try await postgres.makeDatabase()
+        let folder = FileManager.default.temporaryDirectory.path + "/keiji-cluster-" + UUID().uuidString.prefix(8)
+        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+        let probe = folder + "/probe.log"
+        var nodes: [(String, Session)] = []
+        for name in ["node-a", "node-b", "node-c"] {
+            let s = try Session()
+            #expect(try await s.keiji("init").status == 0)
+            // Created before DB_URL names the cluster's database, where the first node's rows would already name them.
+            for task in Self.tasks {
+                let r = try await s.keiji("task", "--create", "--name=\(task)", "--desc=probe", "--every", "1s", "--catch-up", "all",
+                                          "--rerun-interrupted", "false", "--command", "echo \"$KEIJI_TASK_NAME $KEIJI_SLOT \(name)\" >> \(probe)")
+                #expect(r.status == 0, "\(r.stdout)\(r.stderr)")
+            }
+            try postgres.setDatabaseURL(url, in: s)
+            let settings = s.home + "/keiji/settings.conf"
+            try (String(contentsOfFile: settings, encoding: .utf8) + "\nNODE_NAME=\(name)\n").write(toFile: settings, atomically: true, encoding: .utf8)
+            nodes.append((name, s))
+        }
+        return Cluster(nodes: nodes, probe: probe, url: url, drop: drop)
+    }
+
+    func start(_ s: Session) async throws {
+        let r = try await s.keiji("system", "--start")
+        #expect(r.status == 0 && r.stdout.contains("scheduler: started"), "\(r.stdout)\(r.stderr)")
+    }
+
+    /// Every probe line: (task, slot as seconds since the epoch, node).
+    func probeLines(_ cluster: Cluster) -> [(task: String, slot: Int64, node: String)] {
+        let text = (try? String(contentsOfFile: cluster.probe, encoding: .utf8)) ?? ""
+        let format = ISO8601DateFormatter()
+        return text.split(separator: "\n").compactMap { line in
+            let parts = line.split(separator: " ")
+            guard parts.count == 3, let date = format.date(from: String(parts[1])) else { return nil }
+            return (String(parts[0]), Int64(date.timeIntervalSince1970), String(parts[2]))
+        }
+    }
+
+    /// Waits until `node` has run at least `count` more probe lines than now.
+    func waitForRuns(by node: String?, more count: Int, in cluster: Cluster) async -> Bool {
+        let before = probeLines(cluster).filter { node == nil || $0.node == node }.count
+        return await postgres.eventually(.seconds(60)) { probeLines(cluster).filter { node == nil || $0.node == node }.count >= before + count }
+    }
+
+    /// The slots each node's recovery reports as interrupted (their runs may have died before the probe wrote).
+    func interruptedSlots(_ cluster: Cluster) -> Set<String> {
+        var slots: Set<String> = []
+        for node in cluster.nodes {
+            guard let data = FileManager.default.contents(atPath: node.session.home + "/.keiji/recovery.json"),
+                  let report = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
+                  let runs = report["interruptedRuns"] as? [[String: Any]] else { continue }
+            for run in runs {
+                if let task = run["task"] as? String, let slot = run["slot"] as? Int { slots.insert("\(task) \(slot)") }
+            }
+        }
+        return slots
+    }
+
+    /// Stops every node, then checks the probe between `from` and `through` (seconds): each task's every slot
+    /// exactly once, a missing one only where a recovery reported an interrupted run. Returns the lines.
+    @discardableResult
+    func stopAndCheckExactlyOnce(_ cluster: Cluster, from: Int64, through: Int64) async throws -> [(task: String, slot: Int64, node: String)] {
+        for node in cluster.nodes { #expect(try await node.session.keiji("system", "--stop").status == 0) }
+        let lines = probeLines(cluster)
+        var seen: [String: [String]] = [:]
+        for line in lines { seen["\(line.task) \(line.slot)", default: []].append(line.node) }
+        let twice = seen.filter { $0.value.count > 1 }
+        #expect(twice.isEmpty, "slots run more than once: \(twice.sorted { $0.key < $1.key }.prefix(20))")
+        let interrupted = interruptedSlots(cluster)
+        var missing: [String] = []
+        for task in Self.tasks {
+            for slot in from...through where seen["\(task) \(slot)"] == nil && !interrupted.contains("\(task) \(slot)") {
+                missing.append("\(task) \(slot)")
+            }
+        }
+        #expect(through - from >= 5, "the cluster ran long enough to judge (\(from)…\(through))")
+        #expect(missing.isEmpty, "slots due while the cluster ran that no node ran: \(missing.prefix(20)); interrupted: \(interrupted)")
+        for node in cluster.nodes {
+            let r = try await node.session.keiji("journal", "verify")
+            #expect(r.status == 0, "journal verify on \(node.name): \(r.stdout)\(r.stderr)")
+        }
+        return lines
+    }
+
+    func schedulerPID(_ node: Session) -> pid_t? { postgres.pid(of: "scheduler", in: node) }
+
+    func now() -> Int64 { Int64(Date().timeIntervalSince1970) }
+
+    /// A node's scheduler log, for a failure's message.
+    func schedulerLog(_ node: Session) -> String {
+        (try? String(contentsOfFile: node.home + "/.keiji/logs/services/scheduler/scheduler.log", encoding: .utf8)) ?? "(no scheduler log)"
+    }
+
+    /// kill -9 of one node while the others run: its slots are taken by the others at once (claims are per
+    /// slot, there is no leader to fail over); restarted, it catches up only what no node ran.
+    @Test func everySlotRunsOnceWhenANodeIsKilled() async throws {
+        let cluster = try await makeCluster()
+        for node in cluster.nodes { try await start(node.session) }
+        let from = now() + 1
+        // Every node takes part: each claims some slots within a few seconds.
+        for node in cluster.nodes { #expect(await waitForRuns(by: node.name, more: 2, in: cluster), "\(node.name) ran slots: \(schedulerLog(node.session))") }
+
+        let victim = cluster.nodes[1]
+        let pid = try #require(schedulerPID(victim.session))
+        kill(pid, SIGKILL)
+        #expect(await waitForRuns(by: nil, more: 9, in: cluster), "the other nodes go on")
+        let r = try await victim.session.keiji("system", "--status", "--json")
+        #expect(r.stdout.contains("\"node-b\""), "the status lists the nodes: \(r.stdout)")
+        try await start(victim.session)
+        #expect(await waitForRuns(by: victim.name, more: 2, in: cluster), "the restarted node claims again")
+        let status = try await cluster.nodes[0].session.keiji("system", "--status")
+        #expect(status.stdout.contains("CLUSTER NODES") && status.stdout.contains("node-a") && status.stdout.contains("node-c"), "\(status.stdout)")
+        let through = now() - 2
+        let lines = try await stopAndCheckExactlyOnce(cluster, from: from, through: through)
+        #expect(Set(lines.map(\.node)) == ["node-a", "node-b", "node-c"])
+        await cluster.cleanUp()
+    }
+
+    /// SIGSTOP of one node for several seconds: the others run the slots it would have claimed; resumed, its
+    /// stall catch-up finds them claimed and runs none of them again.
+    @Test func everySlotRunsOnceWhenANodeIsStoppedAndResumed() async throws {
+        let cluster = try await makeCluster()
+        for node in cluster.nodes { try await start(node.session) }
+        let from = now() + 1
+        for node in cluster.nodes { #expect(await waitForRuns(by: node.name, more: 2, in: cluster), "\(node.name) ran slots") }
+
+        let paused = cluster.nodes[2]
+        let pid = try #require(schedulerPID(paused.session))
+        kill(pid, SIGSTOP)
+        #expect(await waitForRuns(by: nil, more: 12, in: cluster), "the other nodes go on")
+        kill(pid, SIGCONT)
+        #expect(await waitForRuns(by: paused.name, more: 2, in: cluster), "the resumed node claims again")
+        let through = now() - 2
+        try await stopAndCheckExactlyOnce(cluster, from: from, through: through)
+        await cluster.cleanUp()
+    }
+
+    /// Two schedulers cannot run under one NODE_NAME (both would hold the same claims): the second is refused
+    /// at `system --start` with one line naming the setting.
+    @Test func aSecondSchedulerWithTheSameNodeNameIsRefused() async throws {
+        let cluster = try await makeCluster()
+        try await start(cluster.nodes[0].session)
+        let twin = cluster.nodes[1].session
+        let settings = twin.home + "/keiji/settings.conf"
+        try (try String(contentsOfFile: settings, encoding: .utf8)).replacingOccurrences(of: "NODE_NAME=node-b", with: "NODE_NAME=node-a")
+            .write(toFile: settings, atomically: true, encoding: .utf8)
+        let r = try await twin.keiji("system", "--start")
+        #expect(r.status != 0, "\(r.stdout)")
+        #expect(r.stderr.contains("NODE_NAME=node-a is in use"), "\(r.stderr)")
+        await cluster.cleanUp()
+    }
+}
