@@ -30,6 +30,8 @@ public final class MetricsEndpoint: Sendable {
         let task = Task {
             do {
                 try await server.run()
+            } catch let SocketError.failed(type, _, message) {
+                report.yield("\(type.lowercased()): \(message.lowercased())")  // "bind: address already in use"
             } catch {
                 report.yield("\(error)")
             }

@@ -34,39 +34,47 @@ public final class SchedulerMetrics: Sendable {
     private let recordBytesTotal = Atomic<Int>(0)
     private let bytesWrittenTotal = Atomic<Int>(0)
 
-    static let runFinishedName = "keiji_runs_finished_total"
-    static let runFinishedHelp = "Runs finished, by task and outcome (succeeded, failed, timedOut, stopped, spawnFailed, interrupted)."
+    /// `keiji_<subsystem>_<metric>_<unit>`: the unit is `seconds`, `bytes`, `total` (counters) or empty.
+    static func named(_ subsystem: String?, _ metric: String, _ unit: String, _ help: String) -> MetricNameDescriptor {
+        MetricNameDescriptor(namespace: "keiji", subsystem: subsystem, metricName: metric, unitName: unit, helpText: help)
+    }
+
+    /// A function, not a stored descriptor: `MetricNameDescriptor` is not `Sendable`.
+    static func runsFinished() -> MetricNameDescriptor {
+        named("runs", "finished", "total", "Runs finished, by task and outcome (succeeded, failed, timedOut, stopped, spawnFailed).")
+    }
 
     public init() {
         runDuration = registry.makeValueHistogram(
-            name: "keiji_run_duration_seconds", buckets: [0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30, 60, 300, 900, 3600],
-            help: "How long finished runs took, from spawn to exit.")
+            descriptor: Self.named("run", "duration", "seconds", "How long finished runs took, from spawn to exit."),
+            buckets: [0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30, 60, 300, 900, 3600])
         startLateness = registry.makeValueHistogram(
-            name: "keiji_run_start_lateness_seconds", buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 60],
-            help: "How late runs started against their slot (manual and catch-up runs count from when they were fired).")
+            descriptor: Self.named("run", "start_lateness", "seconds",
+                                   "How late runs started against their slot (manual and catch-up runs count from when they were fired)."),
+            buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 60])
         let ioBuckets = [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5]
         journalAppendLatency = registry.makeValueHistogram(
-            name: "keiji_journal_append_latency_seconds", buckets: ioBuckets,
-            help: "Journal appends from the call to the acknowledgement (queueing, group commit write and sync).")
+            descriptor: Self.named("journal", "append_latency", "seconds",
+                                   "Journal appends from the call to the acknowledgement (queueing, group commit write and sync)."),
+            buckets: ioBuckets)
         journalSyncDuration = registry.makeValueHistogram(
-            name: "keiji_journal_fsync_duration_seconds", buckets: ioBuckets,
-            help: "Duration of the journal's fdatasync calls, one per group commit.")
+            descriptor: Self.named("journal", "fsync_duration", "seconds", "Duration of the journal's fdatasync calls, one per group commit."),
+            buckets: ioBuckets)
         journalBytesWritten = registry.makeCounter(
-            name: "keiji_journal_bytes_written_total", help: "Bytes written to journal segments for records (framed, compressed).")
+            descriptor: Self.named("journal", "bytes_written", "total", "Bytes written to journal segments for records (framed, compressed)."))
         journalRecordsWritten = registry.makeCounter(
-            name: "keiji_journal_records_written_total", help: "Records appended to the journal.")
+            descriptor: Self.named("journal", "records_written", "total", "Records appended to the journal."))
         journalCompressionRatio = registry.makeGauge(
-            name: "keiji_journal_compression_ratio",
-            help: "Record bytes appended divided by bytes written for them since the scheduler started (above 1: compression saves space).")
-        let busHelp = "Commands relayed by keiji-bus, by result (acknowledged once durable, or rejected)."
-        busCommandsAcknowledged = registry.makeCounter(name: "keiji_bus_commands_total", labels: [("result", "acknowledged")], help: busHelp)
-        busCommandsRejected = registry.makeCounter(name: "keiji_bus_commands_total", labels: [("result", "rejected")], help: busHelp)
-        runsInProgress = registry.makeGauge(name: "keiji_runs_in_progress", help: "Runs started and not yet finished.")
+            descriptor: Self.named("journal", "compression_ratio", "",
+                                   "Record bytes appended divided by bytes written for them since the scheduler started (above 1: compression saves space)."))
+        let busCommands = Self.named("bus", "commands", "total", "Commands relayed by keiji-bus, by result (acknowledged once durable, or rejected).")
+        busCommandsAcknowledged = registry.makeCounter(descriptor: busCommands, labels: [("result", "acknowledged")])
+        busCommandsRejected = registry.makeCounter(descriptor: busCommands, labels: [("result", "rejected")])
+        runsInProgress = registry.makeGauge(descriptor: Self.named("runs", "in_progress", "", "Runs started and not yet finished."))
+        let tasksByState = Self.named(nil, "tasks", "", "Tasks by state: running, queued (a manual run waits), error, disabled, scheduled.")
         var tasks: [TaskStateLabel: Gauge] = [:]
         for state in TaskStateLabel.allCases {
-            tasks[state] = registry.makeGauge(
-                name: "keiji_tasks", labels: [("state", state.rawValue)],
-                help: "Tasks by state: running, queued (a manual run waits), error, disabled, scheduled.")
+            tasks[state] = registry.makeGauge(descriptor: tasksByState, labels: [("state", state.rawValue)])
         }
         self.tasks = tasks
     }
@@ -75,8 +83,7 @@ public final class SchedulerMetrics: Sendable {
 
     /// The counter of `task`'s runs that ended with `outcome`; the engine keeps what this returns (``RunSeries``).
     func runsFinishedCounter(task: TaskName, outcome: RunOutcome) -> Counter {
-        registry.makeCounter(name: Self.runFinishedName, labels: [("task", task.rawValue), ("outcome", outcome.rawValue)],
-                             help: Self.runFinishedHelp)
+        registry.makeCounter(descriptor: Self.runsFinished(), labels: [("task", task.rawValue), ("outcome", outcome.rawValue)])
     }
 
     func runStarted(latenessMilliseconds: Int64) {
@@ -102,25 +109,26 @@ public final class SchedulerMetrics: Sendable {
     /// Publishes the figures of the recovery this start ran (set once per process).
     public func recovered(_ report: RecoveryReport) {
         func gauge(_ name: String, _ help: String, _ value: Double) {
-            registry.makeGauge(name: name, help: help).set(value)
+            let (metric, unit) = name.hasSuffix("_seconds") ? (String(name.dropLast("_seconds".count)), "seconds") : (name, "")
+            registry.makeGauge(descriptor: Self.named("recovery", metric, unit, help)).set(value)
         }
-        gauge("keiji_recovery_duration_seconds", "How long the last start's recovery took.", report.durationSeconds)
-        gauge("keiji_recovery_replay_seconds", "How long the last recovery spent replaying the journal.", report.journal.replaySeconds)
-        gauge("keiji_recovery_records_replayed", "Journal records the last recovery replayed.", Double(report.journal.recordsReplayed))
-        gauge("keiji_recovery_bytes_repaired", "Journal bytes the last recovery repaired (torn tails cut, quarantines).",
+        gauge("duration_seconds", "How long the last start's recovery took.", report.durationSeconds)
+        gauge("replay_seconds", "How long the last recovery spent replaying the journal.", report.journal.replaySeconds)
+        gauge("records_replayed", "Journal records the last recovery replayed.", Double(report.journal.recordsReplayed))
+        gauge("bytes_repaired", "Journal bytes the last recovery repaired (torn tails cut, quarantines).",
               Double(report.journal.bytesRepaired))
-        gauge("keiji_recovery_interrupted_runs", "Runs the last recovery found interrupted by a crash.", Double(report.interruptedRuns.count))
-        gauge("keiji_recovery_rerun_runs", "Interrupted runs the last recovery started again.",
+        gauge("interrupted_runs", "Runs the last recovery found interrupted by a crash.", Double(report.interruptedRuns.count))
+        gauge("rerun_runs", "Interrupted runs the last recovery started again.",
               Double(report.interruptedRuns.filter { $0.action == "re-run" }.count))
-        gauge("keiji_recovery_missed_slots", "Slots missed while the scheduler was down, found by the last recovery.",
+        gauge("missed_slots", "Slots missed while the scheduler was down, found by the last recovery.",
               Double(report.missedSlots.reduce(0) { $0 + $1.count }))
-        gauge("keiji_recovery_catch_up_runs", "Catch-up runs the last recovery started for missed slots.",
+        gauge("catch_up_runs", "Catch-up runs the last recovery started for missed slots.",
               Double(report.missedSlots.reduce(0) { $0 + $1.runs }))
-        gauge("keiji_recovery_commands_reapplied", "Commands journaled but missing from the query view, applied by the last recovery.",
+        gauge("commands_reapplied", "Commands journaled but missing from the query view, applied by the last recovery.",
               Double(report.commandsReapplied))
-        gauge("keiji_recovery_refused_records", "Records the last recovery could not apply (their tasks are in error).",
+        gauge("refused_records", "Records the last recovery could not apply (their tasks are in error).",
               Double(report.refusedRecords?.count ?? 0))
-        gauge("keiji_recovery_after_crash", "1 when the last start followed a crash (no clean shutdown), else 0.",
+        gauge("after_crash", "1 when the last start followed a crash (no clean shutdown), else 0.",
               report.previousShutdown == .crash ? 1 : 0)
     }
 
