@@ -155,19 +155,19 @@ final class GroupCommitter: @unchecked Sendable {
                     break
                 }
                 shared.publish(writer)
+                let acknowledged = options.observer == nil ? 0 : monotonicNanoseconds()
                 for waiter in waiters {
                     waiter.continuation.resume(returning: lsn)
                     lsn += UInt64(waiter.count)
                 }
                 if let observer = options.observer {
                     // After the answers: counting never delays an acknowledgement.
-                    let answered = monotonicNanoseconds()
                     var statistics = JournalCommitStatistics()
                     statistics.records = records.count
                     statistics.recordBytes = records.reduce(0) { $0 + $1.count }
                     statistics.bytesWritten = writer.offset - offsetBefore
                     statistics.syncSeconds = synced ? Double(lastSyncNanoseconds - lastAppendNanoseconds) / 1e9 : nil
-                    statistics.appendSeconds = waiters.map { Double(answered &- $0.submitted) / 1e9 }
+                    statistics.appendSeconds = waiters.map { Double(acknowledged &- $0.submitted) / 1e9 }
                     observer(statistics)
                 }
             } catch {
