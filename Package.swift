@@ -17,6 +17,10 @@ let package = Package(
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        // The scheduler's /metrics endpoint (issue 12): the registry and text rendering, and the HTTP server.
+        // Only KeijiScheduler links them; the `keiji` CLI must not (every call is a fresh process).
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
+        .package(url: "https://github.com/swhitty/FlyingFox", from: "0.27.1"),
     ],
     targets: [
         // System libraries named by the design card. Installed by scripts/test and scripts/quickstart.
@@ -42,7 +46,13 @@ let package = Package(
         .target(name: "KeijiBus", dependencies: ["KeijiCore", "CLibCrypto"]),
         // The task SDK: no dependencies, shipped as source into ~/keiji/sdk by `keiji init`.
         .target(name: "KeijiTaskKit"),
-        .target(name: "KeijiScheduler", dependencies: ["KeijiCore", "KeijiBus", "CSpawn", "CMalloc"]),
+        .target(
+            name: "KeijiScheduler",
+            dependencies: ["KeijiCore", "KeijiBus", "CSpawn", "CMalloc",
+                           .product(name: "Prometheus", package: "swift-prometheus"),
+                           .product(name: "FlyingFox", package: "FlyingFox"),
+                           .product(name: "FlyingSocks", package: "FlyingFox")]
+        ),
         .executableTarget(name: "keiji-scheduler", dependencies: ["KeijiScheduler", "KeijiJournal", "keiji-spawn-server"]),
         .executableTarget(name: "keiji-bus", dependencies: ["KeijiBus"]),
         .executableTarget(

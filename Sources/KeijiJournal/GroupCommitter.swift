@@ -30,7 +30,8 @@ final class GroupCommitter: @unchecked Sendable {
     private let pendingCount = Atomic<Int>(0)
 
     enum Request {
-        case append([[UInt8]], UnsafeContinuation<UInt64, any Error>)
+        /// Records, when `append` was called (monotonic nanoseconds, for ``JournalCommitStatistics``), the caller.
+        case append([[UInt8]], UInt64, UnsafeContinuation<UInt64, any Error>)
         case control(@Sendable (SegmentWriter) throws -> Void, UnsafeContinuation<Void, any Error>)
         case close(UnsafeContinuation<Void, any Error>)
     }
@@ -125,7 +126,7 @@ final class GroupCommitter: @unchecked Sendable {
     }
 
     private func process(_ requests: [Request]) {
-        var waiters: [(count: Int, continuation: UnsafeContinuation<UInt64, any Error>)] = []
+        var waiters: [(count: Int, submitted: UInt64, continuation: UnsafeContinuation<UInt64, any Error>)] = []
         var records: [[UInt8]] = []
 
         func flush() {
@@ -135,22 +136,39 @@ final class GroupCommitter: @unchecked Sendable {
                 records.removeAll(keepingCapacity: true)
             }
             do {
+                let offsetBefore = writer.offset
                 var lsn = try writer.append(records[...])
                 lastAppendNanoseconds = monotonicNanoseconds()
+                var synced = false
                 switch options.durability {
                 case .sync:
                     try syncNow()
+                    synced = true
                     lastSyncDuration = lastSyncNanoseconds - lastAppendNanoseconds
                     lastBatchWaiters = waiters.count
                 case .interval(let milliseconds):
-                    if lastAppendNanoseconds - lastSyncNanoseconds >= UInt64(milliseconds) * 1_000_000 { try syncNow() }
+                    if lastAppendNanoseconds - lastSyncNanoseconds >= UInt64(milliseconds) * 1_000_000 {
+                        try syncNow()
+                        synced = true
+                    }
                 case .none:
                     break
                 }
                 shared.publish(writer)
+                let acknowledged = options.observer == nil ? 0 : monotonicNanoseconds()
                 for waiter in waiters {
                     waiter.continuation.resume(returning: lsn)
                     lsn += UInt64(waiter.count)
+                }
+                if let observer = options.observer {
+                    // After the answers: counting never delays an acknowledgement.
+                    var statistics = JournalCommitStatistics()
+                    statistics.records = records.count
+                    statistics.recordBytes = records.reduce(0) { $0 + $1.count }
+                    statistics.bytesWritten = writer.offset - offsetBefore
+                    statistics.syncSeconds = synced ? Double(lastSyncNanoseconds - lastAppendNanoseconds) / 1e9 : nil
+                    statistics.appendSeconds = waiters.map { Double(acknowledged &- $0.submitted) / 1e9 }
+                    observer(statistics)
                 }
             } catch {
                 let failure = fail(error)
@@ -170,8 +188,8 @@ final class GroupCommitter: @unchecked Sendable {
 
         for request in requests {
             switch (currentState(), request) {
-            case (.running, .append(let batch, let continuation)):
-                waiters.append((batch.count, continuation))
+            case (.running, .append(let batch, let submitted, let continuation)):
+                waiters.append((batch.count, submitted, continuation))
                 records.append(contentsOf: batch)
             case (.running, .control(let body, let continuation)):
                 flush()
@@ -225,6 +243,11 @@ final class GroupCommitter: @unchecked Sendable {
                 now - lastSyncNanoseconds >= UInt64(milliseconds) * 1_000_000
             {
                 try syncNow()
+                if let observer = options.observer {
+                    var statistics = JournalCommitStatistics()
+                    statistics.syncSeconds = Double(lastSyncNanoseconds &- now) / 1e9
+                    observer(statistics)
+                }
             }
             if let delay = options.idleNoteDelay, writer.lastFrameUnvouched,
                 options.durability != .none, now - lastAppendNanoseconds >= delay.nanoseconds
@@ -284,7 +307,7 @@ final class GroupCommitter: @unchecked Sendable {
 
     private static func reject(_ request: Request, with error: JournalError) {
         switch request {
-        case .append(_, let continuation): continuation.resume(throwing: error)
+        case .append(_, _, let continuation): continuation.resume(throwing: error)
         case .control(_, let continuation): continuation.resume(throwing: error)
         case .close(let continuation): continuation.resume(throwing: error)
         }

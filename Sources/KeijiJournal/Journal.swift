@@ -102,7 +102,7 @@ public final class Journal: Sendable {
     public func append(_ record: [UInt8]) async throws -> UInt64 {
         try check(record)
         return try await withUnsafeThrowingContinuation { continuation in
-            committer.submit(.append([record], continuation))
+            committer.submit(.append([record], monotonicNanoseconds(), continuation))
         }
     }
 
@@ -113,7 +113,7 @@ public final class Journal: Sendable {
         guard !records.isEmpty else { throw JournalError(.invalidArgument, "cannot append an empty batch") }
         for record in records { try check(record) }
         let first = try await withUnsafeThrowingContinuation { continuation in
-            committer.submit(.append(records, continuation))
+            committer.submit(.append(records, monotonicNanoseconds(), continuation))
         }
         return first...(first + UInt64(records.count) - 1)
     }

@@ -63,6 +63,9 @@ public struct JournalOptions: Sendable {
     public var io: any JournalIO = PosixJournalIO()
     /// Wall clock in nanoseconds since the Unix epoch, for segment ages. Injectable for tests.
     public var now: @Sendable () -> UInt64 = { wallClockNanoseconds() }
+    /// Told about every group commit, on the writer thread, after its appends are answered (the scheduler's
+    /// metrics). It holds up the next batch while it runs, so it must only count: no I/O, no waiting.
+    public var observer: (@Sendable (JournalCommitStatistics) -> Void)?
 
     public init() {}
 

@@ -15,6 +15,9 @@ import KeijiJournal
 /// the query view is current, so `keiji system --start` returns when a command would reach it and `--get` shows
 /// the recovered state; a start that fails reports
 /// `refused` with the reason (journal damage in strict mode, a record it cannot read, bad settings).
+///
+/// With `METRICS_PORT` set it also serves `GET /metrics` on 127.0.0.1 (``MetricsEndpoint``); a port it cannot
+/// bind is logged in one line and the scheduler runs on without metrics.
 public enum SchedulerDaemon {
     /// How long readiness waits for the bus link's first attempt: a bus that is not running refuses at once,
     /// so this only bounds a bus that is wedged.
@@ -25,6 +28,8 @@ public enum SchedulerDaemon {
         let engine: SchedulerEngine
         let token: String
         let endpoints: BusEndpoints
+        var metricsPort: UInt16?
+        var metrics: SchedulerMetrics?
         do {
             let workspace = try Workspace.current()
             let settings = try Settings.load(from: workspace.settingsFile)
@@ -32,6 +37,12 @@ public enum SchedulerDaemon {
             endpoints = BusEndpoints.resolve(workspace, settings: settings)
             var configuration = SchedulerConfiguration(workspace: workspace, settings: settings)
             configuration.journalOptions.recoveryMode = recoveryMode
+            if let port = settings.metricsPort {
+                let counting = SchedulerMetrics()
+                configuration.metrics = counting
+                configuration.journalOptions.observer = { counting.journalCommitted($0) }
+                (metricsPort, metrics) = (port, counting)
+            }
             engine = SchedulerEngine(configuration: configuration)
             let report = try await engine.start()
             print("keiji-scheduler started (pid \(getpid())); previous shutdown: \(report.previousShutdown.rawValue)")
@@ -41,6 +52,7 @@ public enum SchedulerDaemon {
             readiness.report(.refused("\(error)"))
             return 1
         }
+        let endpoint = await serveMetrics(port: metricsPort, metrics: metrics, token: token, engine: engine)
         // The link logs the outcome of every connection attempt; the first line means the first attempt is over.
         let (linkAttempts, linkAttempted) = AsyncStream<Void>.makeStream(bufferingPolicy: .bufferingNewest(1))
         let link = SchedulerBusLink(endpoint: endpoints.pull, token: token, handler: { request in await engine.handle(request) },
@@ -92,8 +104,35 @@ public enum SchedulerDaemon {
         failed = outcome
         print("keiji-scheduler: stopping")
         linkTask.cancel()
+        await endpoint?.stop()
         await engine.stop()
         return failed ? 70 : 0
+    }
+}
+
+extension SchedulerDaemon {
+    /// Starts `GET /metrics`, or says in one line (stderr and the scheduler log) why it is off: a port that
+    /// cannot be bound is not worth a scheduler that does not run.
+    static func serveMetrics(port: UInt16?, metrics: SchedulerMetrics?, token: String, engine: SchedulerEngine) async -> MetricsEndpoint? {
+        guard let port, let metrics else { return nil }
+        let problem: String?
+        var endpoint: MetricsEndpoint?
+        do {
+            endpoint = try MetricsEndpoint(port: port, token: token, metrics: metrics, snapshot: { await engine.metricsSnapshot() })
+            problem = await endpoint?.start()
+        } catch {
+            problem = "\(error)"
+        }
+        let line = problem.map { "metrics: cannot serve on 127.0.0.1:\(port), /metrics is off, scheduling goes on: \($0)" }
+            ?? "metrics: serving http://127.0.0.1:\(port)/metrics"
+        if problem == nil {
+            print("keiji-scheduler: " + line)
+            fflush(nil)
+        } else {
+            FileHandle.standardError.write(Data("keiji-scheduler: \(line)\n".utf8))
+        }
+        await engine.note(line)
+        return problem == nil ? endpoint : nil
     }
 }
 

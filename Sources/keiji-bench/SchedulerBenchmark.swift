@@ -26,6 +26,8 @@ struct SchedulerBenchmark: AsyncParsableCommand {
     @Option(help: "Phases to run, comma-separated, from: rss, sleep, nospawn, spawn, startup (default: all of them).")
     var phases = "rss,sleep,nospawn,spawn,startup"
     @Flag(help: "Print the figures as JSON on stdout (the table goes to stderr).") var json = false
+    @Flag(help: "Count the /metrics figures as METRICS_PORT does (runs, lateness, journal commits), to see what counting costs.")
+    var metrics = false
 
     func run() async throws {
         let selected = Set(phases.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) })
@@ -109,6 +111,11 @@ struct SchedulerBenchmark: AsyncParsableCommand {
         configuration.recordLateness = true
         configuration.shutdownGrace = .seconds(5)
         configuration.viewFlushInterval = .milliseconds(500)
+        if metrics {
+            let counting = SchedulerMetrics()
+            configuration.metrics = counting
+            configuration.journalOptions.observer = { counting.journalCommitted($0) }
+        }
         return SchedulerEngine(configuration: configuration)
     }
 

@@ -8,6 +8,7 @@ struct SettingsTests {
         let settings = try Settings.parse(Settings.defaultFileContents(timeZone: "Africa/Nairobi"), file: "settings.conf")
         #expect(settings.database == .sqlite && settings.timeZoneIdentifier == "Africa/Nairobi")
         #expect(settings.rotateLogs && settings.logMaxSize == 10 << 20)
+        #expect(settings.metricsPort == nil, "the metrics endpoint is off unless asked for")
     }
 
     @Test func timeZonesTheOriginalRejectedAreAccepted() throws {
@@ -41,13 +42,22 @@ struct SettingsTests {
     @Test func everyErrorNamesTheKeyAndTheFile() {
         let cases = ["TIME_ZONE=Mars/Olympus": "TIME_ZONE", "ROTATE_LOGS=yes": "ROTATE_LOGS", "LOG_MAX_SIZE=-1": "LOG_MAX_SIZE",
                      "LOG_MAX_SIZE=ten": "LOG_MAX_SIZE", "COLOR=1": "unknown key COLOR", "TIME_ZONE": "KEY=VALUE",
-                     "ROTATE_LOGS=1\nROTATE_LOGS=0": "set twice"]
+                     "ROTATE_LOGS=1\nROTATE_LOGS=0": "set twice",
+                     "METRICS_PORT=65536": "METRICS_PORT must be 0 (off) or a port from 1 to 65535",
+                     "METRICS_PORT=-1": "METRICS_PORT must be", "METRICS_PORT=": "METRICS_PORT must be",
+                     "METRICS_PORT=9464x": "METRICS_PORT must be"]
         for (text, fragment) in cases {
             #expect { try Settings.parse(text, file: "/home/u/keiji/settings.conf") } throws: { error in
                 let message = (error as? KeijiError)?.message ?? ""
                 return message.contains(fragment) && message.contains("/home/u/keiji/settings.conf:")
             }
         }
+    }
+
+    @Test func metricsPortIsOffAtZeroAndALoopbackPortOtherwise() throws {
+        #expect(try Settings.parse("METRICS_PORT=0", file: "s").metricsPort == nil)
+        #expect(try Settings.parse("METRICS_PORT=9464", file: "s").metricsPort == 9464)
+        #expect(try Settings.parse("METRICS_PORT=65535", file: "s").metricsPort == 65535)
     }
 
     @Test func sizesTakeSuffixes() throws {

@@ -5,8 +5,9 @@ import Foundation
 ///
 /// Keys (the seed's): `DB_URL` (`default` = SQLite, or a `postgres://`/`postgresql://` URL: the query view then lives there), `TIME_ZONE` (any IANA zone),
 /// `ROTATE_LOGS` (`0`/`1`), `LOG_MAX_SIZE` (bytes, or with a `KB`/`MB`/`GB` suffix); and keiji's own bus keys
-/// `BUS_TRANSPORT` (`unix`/`tcp`), `BUS_PUSH_PORT`, `BUS_PULL_PORT` (1–65535, used with `tcp`), `NODE_NAME` (the
-/// scheduler's name in a cluster). Unlike the original,
+/// `BUS_TRANSPORT` (`unix`/`tcp`), `BUS_PUSH_PORT`, `BUS_PULL_PORT` (1–65535, used with `tcp`), `METRICS_PORT`
+/// (0 = off, or 1–65535: the scheduler's Prometheus endpoint on 127.0.0.1) and `NODE_NAME` (the scheduler's name in a
+/// cluster). Unlike the original,
 /// variables in the environment do not override the file: what the file says is what runs.
 public struct Settings: Sendable, Equatable {
     public enum Database: Sendable, Equatable, CustomStringConvertible {
@@ -55,6 +56,10 @@ public struct Settings: Sendable, Equatable {
     /// This scheduler's name in a cluster (every keiji whose `DB_URL` names the same PostgreSQL database):
     /// `NODE_NAME`, by default the host name. Nodes on one machine (tests) need names of their own.
     public var nodeName: String = Settings.hostName()
+    /// The loopback port of the scheduler's Prometheus endpoint (`GET /metrics`); nil is `METRICS_PORT=0`, off.
+    /// Off unless asked for: a per-user service opens no TCP port by itself, and two users on one machine
+    /// would collide on a fixed default (the reason the bus defaults to Unix sockets).
+    public var metricsPort: UInt16?
 
     public enum BusTransport: String, Sendable, Equatable {
         case unix, tcp
@@ -81,6 +86,9 @@ public struct Settings: Sendable, Equatable {
         # BUS_PUSH_PORT, BUS_PULL_PORT: 1-65535, used with BUS_TRANSPORT=tcp (commands, scheduler)
         BUS_PUSH_PORT=8005
         BUS_PULL_PORT=8006
+        # METRICS_PORT: 0 (off) or 1-65535: the scheduler serves Prometheus metrics at http://127.0.0.1:PORT/metrics
+        # (e.g. 9464), to requests bearing the bus token (see docs/operations.md)
+        METRICS_PORT=0
         # NODE_NAME: this scheduler's name in a cluster (schedulers whose DB_URL names one PostgreSQL database);
         # letters, digits, '.', '_' and '-', at most 63; the host name when not set
         # NODE_NAME=
@@ -146,13 +154,18 @@ public struct Settings: Sendable, Equatable {
                 settings.busTransport = transport
             case "BUS_PUSH_PORT": settings.busPushPort = try parsePort(value, key: key, at: at)
             case "BUS_PULL_PORT": settings.busPullPort = try parsePort(value, key: key, at: at)
+            case "METRICS_PORT":
+                guard let port = UInt16(value) else {
+                    throw KeijiError(.invalidSetting, "\(at): METRICS_PORT must be 0 (off) or a port from 1 to 65535, found \"\(value)\"")
+                }
+                settings.metricsPort = port == 0 ? nil : port
             case "NODE_NAME":
                 guard Self.isValidNodeName(value) else {
                     throw KeijiError(.invalidSetting, "\(at): NODE_NAME must be 1-63 letters, digits, '.', '_' or '-', found \"\(value)\"")
                 }
                 settings.nodeName = value
             default:
-                throw KeijiError(.invalidSetting, "\(at): unknown key \(key) (known: DB_URL, TIME_ZONE, ROTATE_LOGS, LOG_MAX_SIZE, BUS_TRANSPORT, BUS_PUSH_PORT, BUS_PULL_PORT, NODE_NAME)")
+                throw KeijiError(.invalidSetting, "\(at): unknown key \(key) (known: DB_URL, TIME_ZONE, ROTATE_LOGS, LOG_MAX_SIZE, BUS_TRANSPORT, BUS_PUSH_PORT, BUS_PULL_PORT, METRICS_PORT, NODE_NAME)")
             }
         }
         if settings.busPushPort == settings.busPullPort {

@@ -20,6 +20,9 @@ public struct SchedulerConfiguration: Sendable {
     public var recordLateness = false
     /// Where the engine reads the time and sleeps: the wall clock, or a test's stand-in that can jump.
     public var clock: any SchedulerClock = WallClock()
+    /// Where the engine counts runs, lateness, bus commands and its recovery for `GET /metrics`; nil (tests, the
+    /// benchmark, `METRICS_PORT=0`) counts nothing. The journal's figures come through `journalOptions.observer`.
+    public var metrics: SchedulerMetrics?
 
     public init(workspace: Workspace, settings: Settings) {
         self.workspace = workspace

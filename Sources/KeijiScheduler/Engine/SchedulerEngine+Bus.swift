@@ -7,13 +7,16 @@ extension SchedulerEngine {
     /// crash. Every failure becomes a `rejected` reply with the same one-line message the CLI would print
     /// offline; the bus link never sees a thrown error.
     public func handle(_ request: BusRequest) async -> BusReply {
+        let reply: BusReply
         do {
             let lsn = try await submit(try request.event())
-            return .acknowledged(request.id, lsn: lsn)
+            reply = .acknowledged(request.id, lsn: lsn)
         } catch let error as KeijiError {
-            return .failure(request.id, .rejected, error.message)
+            reply = .failure(request.id, .rejected, error.message)
         } catch {
-            return .failure(request.id, .rejected, "\(error)")
+            reply = .failure(request.id, .rejected, "\(error)")
         }
+        configuration.metrics?.busCommandAnswered(acknowledged: reply.ok)
+        return reply
     }
 }

@@ -161,6 +161,7 @@ extension SchedulerEngine {
                          handle: RunHandle) async {
         let name = definition.name
         let latenessMs = max(0, clock.nowMilliseconds() - fireAtMs)
+        configuration.metrics?.runStarted(latenessMilliseconds: latenessMs)
         let result: RunExecutor.Result
         if configuration.spawnProcesses {
             let taskLog = LogFile(task: name, workspace: configuration.workspace, settings: configuration.settings)
@@ -195,6 +196,9 @@ extension SchedulerEngine {
         }
         await recordCoalesced(.runFinished(RunEnd(runID: runID, task: name, outcome: result.outcome, exitCode: exitCode, signal: signal,
                                                   durationMs: result.durationMs, latenessMs: latenessMs, final: !willRetry, message: result.message)))
+        if let metrics = configuration.metrics {
+            runSeries.finished(name, result.outcome, durationMilliseconds: result.durationMs, metrics: metrics)
+        }
         unregisterRun(runID)
         if willRetry {
             let backoff = definition.policy.retryDelaySeconds(afterAttempt: attempt)

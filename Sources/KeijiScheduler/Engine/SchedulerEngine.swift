@@ -77,6 +77,8 @@ public actor SchedulerEngine {
     var viewFlushTask: Task<Void, Never>?
     var recordsSinceCheckpoint = 0
     var lateness = LatenessSamples()
+    /// `keiji_runs_finished_total`'s series, one lookup per task and outcome (with ``SchedulerConfiguration/metrics``).
+    var runSeries = RunSeries()
     public internal(set) var recoveryReport: RecoveryReport?
     /// Runs recovery decided on, started once the engine runs.
     var pendingRecoveryRuns: [RecoveryRun] = []
@@ -109,6 +111,7 @@ public actor SchedulerEngine {
         journal = try Journal.open(directory: workspace.journalDirectory, options: configuration.journalOptions)
         try log.rotateIfNeeded()  // only once the journal lock says this is the one scheduler
         let report = try await recover()
+        configuration.metrics?.recovered(report)
         phase = .running
         await startRecoveryRuns()
         timers.reserveCapacity(state.tasks.count)
@@ -171,6 +174,19 @@ public actor SchedulerEngine {
 
     /// How often a cluster node marks itself alive (``ClusterDatabase/heartbeatTimeoutSeconds`` is five of these).
     static let heartbeatInterval: Duration = .seconds(2)
+
+    /// The state a scrape reports (``MetricsEndpoint``): each task in one state, as `keiji task --list` shows it.
+    /// Counted on demand, so the firing path keeps no extra books.
+    public func metricsSnapshot() -> MetricsSnapshot {
+        var snapshot = MetricsSnapshot()
+        for (name, task) in state.tasks {
+            let label: SchedulerMetrics.TaskStateLabel =
+                hasRuns(name) ? .running : task.pendingTriggers > 0 ? .queued : task.isError ? .error : task.isDisabled ? .disabled : .scheduled
+            snapshot.tasks[label, default: 0] += 1
+        }
+        snapshot.runsInProgress = runs.count
+        return snapshot
+    }
 
     func hasRuns(_ name: TaskName) -> Bool { (activeRunCounts[name] ?? 0) > 0 }
 
