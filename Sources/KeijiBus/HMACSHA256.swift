@@ -1,4 +1,5 @@
 import CLibCrypto
+import Synchronization
 
 /// HMAC-SHA256 (RFC 2104) from libcrypto, computed from one ready context that is copied for each call.
 ///
@@ -6,12 +7,20 @@ import CLibCrypto
 /// every call, and fetches racing on several threads can fail (openssl/openssl#13682). `HMAC()` then
 /// returns nothing, and the proof built from it was an empty string: a bus refused a client that knew the
 /// token ("wrong proof"), about once in a few hundred test runs. Copying a context that already holds its
-/// digest fetches nothing, and a failure is reported instead of turning into an empty proof.
+/// digest fetches nothing, and a failure is reported instead of turning into an empty proof. Even so, a bus
+/// test with sixteen handshakes at once was refused once more ("wrong proof", 2026-12-02, one in about a
+/// hundred suite runs): the calls now take turns. A handshake computes two digests of a few dozen bytes
+/// (microseconds), so nothing waits noticeably, and no libcrypto state is ever touched by two threads at once.
 enum HMACSHA256 {
     static let digestLength = 32
+    private static let turn = Mutex(())
 
     /// `nil` only if libcrypto fails (out of memory, or no SHA-256 in its providers).
     static func digest(key: [UInt8], message: [UInt8]) -> [UInt8]? {
+        turn.withLock { _ in computeDigest(key: key, message: message) }
+    }
+
+    private static func computeDigest(key: [UInt8], message: [UInt8]) -> [UInt8]? {
         guard let template, let context = EVP_MAC_CTX_dup(template) else { return nil }
         defer { EVP_MAC_CTX_free(context) }
         // A zero-length key buffer has no base address; an empty token never matches a real one anyway.

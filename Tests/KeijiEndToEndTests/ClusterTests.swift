@@ -6,8 +6,8 @@ import Testing
 #endif
 
 /// Three real schedulers (separate HOMEs, `NODE_NAME` node-a/b/c) on one real PostgreSQL database: a cluster.
-/// Each node has the same tasks, every 1 s, whose command appends `task slot node` to one probe file; the probe
-/// is the witness. After each disturbance (kill -9 of a node, SIGSTOP of a node), every slot due while the
+/// The tasks are created on node-a only and reach the others through the database; each runs every 1 s and
+/// appends `task slot node` to one probe file: the probe is the witness. After each disturbance (kill -9 of a node, SIGSTOP of a node), every slot due while the
 /// cluster ran must appear exactly once: never twice, and missing only where a node's recovery report says a
 /// run of that slot was interrupted (the tasks do not re-run interrupted runs, so those are the one bounded
 /// loss, and they are reported).
@@ -30,7 +30,7 @@ struct ClusterTests {
         }
     }
 
-    /// Three initialised nodes on a new database, each with the probe tasks (created offline), not started.
+    /// Three initialised nodes on a new database, not started; the probe tasks created (offline) on node-a.
     func makeCluster() async throws -> Cluster {
         let (url, drop) = try await postgres.makeDatabase()
         let folder = FileManager.default.temporaryDirectory.path + "/keiji-cluster-" + UUID().uuidString.prefix(8)
@@ -40,18 +40,38 @@ struct ClusterTests {
         for name in ["node-a", "node-b", "node-c"] {
             let s = try Session()
             #expect(try await s.keiji("init").status == 0)
-            // Created before DB_URL names the cluster's database, where the first node's rows would already name them.
-            for task in Self.tasks {
-                let r = try await s.keiji("task", "--create", "--name=\(task)", "--desc=probe", "--every", "1s", "--catch-up", "all",
-                                          "--rerun-interrupted", "false", "--command", "echo \"$KEIJI_TASK_NAME $KEIJI_SLOT \(name)\" >> \(probe)")
-                #expect(r.status == 0, "\(r.stdout)\(r.stderr)")
-            }
             try postgres.setDatabaseURL(url, in: s)
             let settings = s.home + "/keiji/settings.conf"
             try (String(contentsOfFile: settings, encoding: .utf8) + "\nNODE_NAME=\(name)\n").write(toFile: settings, atomically: true, encoding: .utf8)
             nodes.append((name, s))
         }
+        for task in Self.tasks { try await createProbeTask(task, on: nodes[0].1, probe: probe) }
         return Cluster(nodes: nodes, probe: probe, url: url, drop: drop)
+    }
+
+    func createProbeTask(_ task: String, on s: Session, probe: String) async throws {
+        let r = try await s.keiji("task", "--create", "--name=\(task)", "--desc=probe", "--every", "1s", "--catch-up", "all",
+                                  "--rerun-interrupted", "false", "--command", "echo \"$KEIJI_TASK_NAME $KEIJI_SLOT $KEIJI_NODE\" >> \(probe)")
+        #expect(r.status == 0, "\(r.stdout)\(r.stderr)")
+    }
+
+    /// What a node's own journal says its tasks are: name → disabled (deleted ones absent), from its task records.
+    func definitions(in s: Session) async throws -> [String: Bool] {
+        let r = try await s.keiji("journal", "dump")
+        var tasks: [String: Bool] = [:]
+        for line in r.stdout.split(separator: "\n") {
+            let words = line.split(separator: " ", omittingEmptySubsequences: true)
+            guard words.count >= 4, words[3].hasPrefix("task=") else { continue }
+            let name = String(words[3].dropFirst(5))
+            switch words[2] {
+            case "task.saved": tasks[name] = tasks[name] ?? false
+            case "task.disabled": tasks[name] = true
+            case "task.enabled": tasks[name] = false
+            case "task.deleted": tasks[name] = nil
+            default: break
+            }
+        }
+        return tasks
     }
 
     func start(_ s: Session) async throws {
@@ -166,6 +186,40 @@ struct ClusterTests {
         #expect(await waitForRuns(by: paused.name, more: 2, in: cluster), "the resumed node claims again")
         let through = now() - 2
         try await stopAndCheckExactlyOnce(cluster, from: from, through: through)
+        await cluster.cleanUp()
+    }
+
+    /// Commands made on any node reach every node, also one that was down when they were made: each node's own
+    /// journal ends with the same definitions, and a task created on one node runs on the others.
+    @Test func commandsReachEveryNodeAlsoOneThatWasDown() async throws {
+        let cluster = try await makeCluster()
+        let (a, b, c) = (cluster.nodes[0].session, cluster.nodes[1].session, cluster.nodes[2].session)
+        try await start(a)
+        try await start(b)
+        #expect(await postgres.eventually(.seconds(30)) { try await definitions(in: b) == ["alpha": false, "beta": false, "gamma": false] },
+                "node-b learned node-a's tasks")
+        // With node-c down: a create on b, a disable on b, a delete on a.
+        try await createProbeTask("delta", on: b, probe: cluster.probe)
+        var r = try await b.keiji("task", "--disable", "--name=alpha")
+        #expect(r.status == 0, "\(r.stdout)\(r.stderr)")
+        r = try await a.keiji("task", "--delete", "--name=beta")
+        #expect(r.status == 0, "\(r.stdout)\(r.stderr)")
+        try await start(c)
+        let expected = ["alpha": true, "gamma": false, "delta": false]
+        for node in cluster.nodes {
+            let converged = await postgres.eventually(.seconds(30)) { try await definitions(in: node.session) == expected }
+            let found = (try? await definitions(in: node.session)) ?? [:]
+            #expect(converged, "\(node.name) has the cluster's definitions: \(found)")
+        }
+        // The task made on node-b runs on node-c too (its slots are shared out like the others').
+        #expect(await postgres.eventually(.seconds(60)) { probeLines(cluster).contains { $0.task == "delta" && $0.node == "node-c" } },
+                "node-c runs delta")
+        for node in cluster.nodes {
+            #expect(try await node.session.keiji("system", "--stop").status == 0)
+            let verify = try await node.session.keiji("journal", "verify")
+            #expect(verify.status == 0, "journal verify on \(node.name): \(verify.stdout)\(verify.stderr)")
+        }
+        #expect(!probeLines(cluster).contains { $0.task == "alpha" && $0.slot > now() - 1 }, "alpha stays disabled")
         await cluster.cleanUp()
     }
 

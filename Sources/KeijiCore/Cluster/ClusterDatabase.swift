@@ -4,13 +4,19 @@ import Foundation
 @preconcurrency import Glibc
 #endif
 
-/// The cluster's shared tables in the `DB_URL` database: who the nodes are and which node runs each slot.
+/// The cluster's shared tables in the `DB_URL` database: who the nodes are, which node runs each slot, and the
+/// commands (task definitions and their changes) every node applies in one order.
 ///
 /// Leaderless claims: every node decides its due slots itself and claims them, all of one tick in one statement;
 /// the primary key (task, slot) lets exactly one node win each (`INSERT … ON CONFLICT DO …`, as graphile-worker's
 /// `known_crontabs` and Temporal's workflow id per nominal time do). There is no leader to elect, so no window in
 /// which two leaders fire (the peers' duplicate runs) or none does (their missed ones). Times are the database's
 /// (`now()`), never a node's clock.
+///
+/// Commands are sequenced by the database: a node publishes a command (``publish(_:task:)``), and every node, the
+/// publisher included, applies the commands in `seq` order (``commands(after:limit:)``), so all of them end with
+/// the same definitions whatever order they were sent in. Each node keeps how far it has applied in its row
+/// (`applied_seq`); re-applying a command after a crash changes nothing (a delete of a deleted task is skipped).
 ///
 /// Blocking (libpq): the scheduler calls it from a thread of its own (`ClusterLink`).
 public final class ClusterDatabase {
@@ -23,7 +29,11 @@ public final class ClusterDatabase {
         SELECT pg_advisory_xact_lock(7396051);
         CREATE TABLE IF NOT EXISTS keiji_nodes (
             name TEXT PRIMARY KEY, host TEXT NOT NULL, pid INTEGER NOT NULL,
-            started_at TIMESTAMPTZ NOT NULL, heartbeat_at TIMESTAMPTZ NOT NULL, stopped BOOLEAN NOT NULL DEFAULT false
+            started_at TIMESTAMPTZ NOT NULL, heartbeat_at TIMESTAMPTZ NOT NULL, stopped BOOLEAN NOT NULL DEFAULT false,
+            applied_seq BIGINT NOT NULL DEFAULT 0
+        );
+        CREATE TABLE IF NOT EXISTS keiji_commands (
+            seq BIGSERIAL PRIMARY KEY, node TEXT NOT NULL, at TIMESTAMPTZ NOT NULL DEFAULT now(), task TEXT NOT NULL, record BYTEA NOT NULL
         );
         CREATE TABLE IF NOT EXISTS keiji_claims (
             task TEXT NOT NULL, slot BIGINT NOT NULL, node TEXT NOT NULL, claimed_at TIMESTAMPTZ NOT NULL DEFAULT now(),
@@ -47,7 +57,9 @@ public final class ClusterDatabase {
     /// Enters this process as node `node`. Refused while another live process holds the name: one whose
     /// heartbeat is recent, unless it ran on this host and its pid is gone (a node restarted after kill -9 takes
     /// its name back at once). Two processes claiming under one name would both win the same slots.
-    public func join(pid: Int32 = getpid(), host: String = Settings.hostName()) throws {
+    /// - Returns: the last command `seq` this node has applied.
+    @discardableResult
+    public func join(pid: Int32 = getpid(), host: String = Settings.hostName()) throws -> Int64 {
         try connection.transaction {
             try connection.execute("SELECT pg_advisory_xact_lock(7396052)")
             let rows = try connection.query(
@@ -62,7 +74,69 @@ public final class ClusterDatabase {
                 INSERT INTO keiji_nodes (name, host, pid, started_at, heartbeat_at) VALUES ($1, $2, $3, now(), now())
                 ON CONFLICT (name) DO UPDATE SET host = excluded.host, pid = excluded.pid, started_at = now(), heartbeat_at = now(), stopped = false
                 """, [node, host, String(pid)])
+            return Int64(try connection.query("SELECT applied_seq FROM keiji_nodes WHERE name = $1", [node]).first?.first.flatMap { $0 } ?? "0") ?? 0
         }
+    }
+
+    /// Appends a command (a journal entry's bytes, its time included, so every node derives the same anchors
+    /// from it) and returns its `seq`. Insertions are serialised (a transaction-scoped advisory lock), so `seq`s
+    /// commit in order and a reader that has seen `seq` n has seen every command before it.
+    public func publish(_ record: [UInt8], task: String) throws -> Int64 {
+        let rows = try connection.query("""
+            WITH serialised AS (SELECT pg_advisory_xact_lock(7396053))
+            INSERT INTO keiji_commands (node, task, record) SELECT $1, $2, decode($3, 'hex') FROM serialised RETURNING seq
+            """, [node, task, Self.hex(record)])
+        guard let seq = rows.first?.first ?? nil, let value = Int64(seq) else {
+            throw KeijiError(.database, "\(connection.name): publishing a command returned no seq")
+        }
+        return value
+    }
+
+    /// Commands after `seq`, in order: (seq, the journal entry's bytes).
+    public func commands(after seq: Int64, limit: Int = 1000) throws -> [(seq: Int64, record: [UInt8])] {
+        try connection.query("SELECT seq, encode(record, 'hex') FROM keiji_commands WHERE seq > $1 ORDER BY seq LIMIT $2",
+                             [String(seq), String(limit)]).compactMap { row in
+            guard let seq = row[0].flatMap({ Int64($0) }), let bytes = row[1].flatMap(Self.bytes(fromHex:)) else { return nil }
+            return (seq, bytes)
+        }
+    }
+
+    /// Records how far this node has applied the commands.
+    public func setAppliedSeq(_ seq: Int64) throws {
+        try connection.query("UPDATE keiji_nodes SET applied_seq = GREATEST(applied_seq, $2) WHERE name = $1", [node, String(seq)])
+    }
+
+    static func hex(_ bytes: [UInt8]) -> String {
+        let digits = Array("0123456789abcdef".utf8)
+        var text = [UInt8]()
+        text.reserveCapacity(bytes.count * 2)
+        for byte in bytes {
+            text.append(digits[Int(byte >> 4)])
+            text.append(digits[Int(byte & 0xF)])
+        }
+        return String(decoding: text, as: UTF8.self)
+    }
+
+    static func bytes(fromHex text: String) -> [UInt8]? {
+        let utf8 = Array(text.utf8)
+        guard utf8.count % 2 == 0 else { return nil }
+        func value(_ c: UInt8) -> UInt8? {
+            switch c {
+            case 0x30...0x39: c - 0x30
+            case 0x61...0x66: c - 0x61 + 10
+            case 0x41...0x46: c - 0x41 + 10
+            default: nil
+            }
+        }
+        var bytes = [UInt8]()
+        bytes.reserveCapacity(utf8.count / 2)
+        var index = 0
+        while index < utf8.count {
+            guard let high = value(utf8[index]), let low = value(utf8[index + 1]) else { return nil }
+            bytes.append(high << 4 | low)
+            index += 2
+        }
+        return bytes
     }
 
     /// Marks this node alive (the database's clock) and returns the names of the live nodes, this one included:
@@ -115,6 +189,28 @@ public final class ClusterDatabase {
                   let age = row[3].flatMap({ Double($0) }), let claims = row[5].flatMap({ Int($0) }) else { return nil }
             return ClusterNode(name: name, host: host, pid: pid, heartbeatAgeSeconds: age, stopped: row[4] == "t", claimsLastMinute: claims)
         }
+    }
+}
+
+extension JournalEntry.Event {
+    /// A command every node of a cluster applies (published to `keiji_commands`): what defines a task and its
+    /// state. A manual run (`--run`) is not: it runs once, on the node that took it.
+    public var isClusterCommand: Bool {
+        switch self {
+        case .taskSaved, .taskEnabled, .taskDisabled, .taskDeleted, .taskResolved, .taskStopRequested: true
+        default: false
+        }
+    }
+}
+
+extension TaskDefinition {
+    /// This definition with its paths in `workspace`: a command published by another node names that node's task
+    /// folder (and binary); here the task runs in this node's own.
+    public func localized(to workspace: Workspace) -> TaskDefinition {
+        var local = self
+        local.directory = workspace.taskDirectory(name)
+        if case .binary = action { local.action = .binary(path: workspace.executable(for: name)) }
+        return local
     }
 }
 

@@ -2,8 +2,8 @@ import Foundation
 import KeijiJournal
 
 /// Applies a command while no scheduler is running: takes the journal's lock briefly, opens the query view
-/// (where `DB_URL` says), checks the command against the replayed state, appends it (durable), brings the
-/// view up to date, and closes. A view it cannot open refuses the command before anything is journaled. The
+/// (where `DB_URL` says), checks the command against the replayed state, publishes it to the cluster (on
+/// PostgreSQL), appends it (durable), brings the view up to date, and closes. A view it cannot open refuses the command before anything is journaled. The
 /// scheduler replays it at its next start, so a command is never lost or silently dropped.
 ///
 /// - Throws: `.locked` (as a ``KeijiError`` with code `.conflict`) when a scheduler holds the journal: send the
@@ -28,6 +28,11 @@ public enum OfflineCommands {
             present.activeRuns = [:]
             try CommandValidator.validate(event, against: present)
             let entry = JournalEntry(at: TimeArithmetic.milliseconds(fromSeconds: Date().timeIntervalSince1970), event)
+            if case .postgres(let url) = settings.database, event.isClusterCommand {
+                // A cluster's command reaches every node through the database, this one's scheduler included (it
+                // applies it again when it starts, which changes nothing); a database that cannot take it refuses it.
+                _ = try ClusterDatabase(url: url, node: settings.nodeName).publish(try entry.encoded(), task: entry.taskName?.rawValue ?? "")
+            }
             let lsn = try await journal.append(try entry.encoded())
             Reducer.apply(entry, lsn: lsn, to: &loaded.state)
             loaded.touched.append((lsn, entry.taskName, true))

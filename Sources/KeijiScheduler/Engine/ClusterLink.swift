@@ -31,10 +31,27 @@ actor ClusterLink {
 
     /// Connects, creates the tables if needed and joins as `node` (on this link's thread).
     /// - Throws: a one-line error naming DB_URL (unreachable, rights) or the node name (in use).
-    func open() throws {
+    /// - Returns: the last command `seq` this node applied before.
+    func open() throws -> Int64 {
         let database = try ClusterDatabase(url: url, node: node)
-        try database.join()
+        let applied = try database.join()
         self.database = database
+        return applied
+    }
+
+    /// Publishes a command; throws (one line naming DB_URL) when the database cannot take it: a command the
+    /// other nodes could not learn of is refused, never applied here alone.
+    func publish(_ entry: JournalEntry) throws -> Int64 {
+        try opened().publish(try entry.encoded(), task: entry.taskName?.rawValue ?? "")
+    }
+
+    /// The commands after `seq` (nil when the database failed: the next poll tries again).
+    func commands(after seq: Int64) -> [(seq: Int64, record: [UInt8])]? {
+        attempt("read commands") { try opened().commands(after: seq) }
+    }
+
+    func setAppliedSeq(_ seq: Int64) {
+        _ = attempt("record the applied commands") { try opened().setAppliedSeq(seq) }
     }
 
     /// Claims `slots` for this node in one statement; returns the ones it holds (none when the database fails).

@@ -8,9 +8,16 @@ extension SchedulerEngine {
             throw KeijiError(.conflict, phase == .failed ? "the scheduler's journal failed; restart it" : "the scheduler is not running")
         }
         try CommandValidator.validate(event, against: state)
-        let lsn = try await record(event)
+        if let cluster, event.isClusterCommand { return try await submitToCluster(event, cluster) }
+        return try await applyCommand(JournalEntry(at: clock.nowMilliseconds(), event))
+    }
+
+    /// Journals a validated command (its time as given: a cluster's nodes all journal a command with the time it
+    /// was made, so they derive the same anchors), applies it, and arms or disarms its task.
+    func applyCommand(_ entry: JournalEntry) async throws -> UInt64 {
+        let lsn = try await record(entries: [entry]).upperBound
         await waitUntilApplied(lsn)
-        switch event {
+        switch entry.event {
         case .taskSaved(let definition, _): arm(definition.name)
         case .taskEnabled(let name), .taskResolved(let name), .taskTriggered(let name): arm(name)
         case .taskDisabled(let name): disarm(name)

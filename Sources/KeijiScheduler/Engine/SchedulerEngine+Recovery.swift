@@ -37,7 +37,7 @@ extension SchedulerEngine {
             let link = ClusterLink(url: url, node: configuration.settings.nodeName) { [weak self] line in
                 Task { await self?.note(line) }
             }
-            try await link.open()
+            appliedCommandSeq = try await link.open()
             cluster = link
             setLiveNodes(await link.heartbeat() ?? [])
         }

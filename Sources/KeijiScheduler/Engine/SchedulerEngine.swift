@@ -31,6 +31,11 @@ public actor SchedulerEngine {
     /// This node's link to the cluster's claims (`DB_URL=postgres://…`); nil on SQLite.
     var cluster: ClusterLink?
     var heartbeatTask: Task<Void, Never>?
+    /// The last command of the cluster applied here (``pullCommands()``), and the latest pulls' results, by `seq`.
+    var appliedCommandSeq: Int64 = 0
+    var recentCommandResults: [Int64: ClusterCommandResult] = [:]
+    var commandPull: Task<Void, Never>?
+    var commandPollTask: Task<Void, Never>?
     /// The live nodes as of the last heartbeat: which slots this node claims at once (``SlotPreference``).
     var slotPreference = SlotPreference(nodes: [], me: "")
     /// Slots this node decided to fire that another node held (or that could not be claimed): in `--status`.
@@ -112,12 +117,15 @@ public actor SchedulerEngine {
         try log.rotateIfNeeded()  // only once the journal lock says this is the one scheduler
         let report = try await recover()
         configuration.metrics?.recovered(report)
+        // Definitions and changes made on other nodes since this one last ran, before anything is armed.
+        await pullCommands()
         phase = .running
         await startRecoveryRuns()
         timers.reserveCapacity(state.tasks.count)
         for name in state.tasks.keys.sorted() { arm(name) }
         timerLoop = Task { [weak self] in await self?.runTimers() }
         viewFlushTask = Task { [weak self] in await self?.flushViewPeriodically() }
+        if cluster != nil { commandPollTask = Task { [weak self] in await self?.pollCommandsPeriodically() } }
         if let cluster {
             heartbeatTask = Task { [weak self] in
                 while !Task.isCancelled {
@@ -148,6 +156,7 @@ public actor SchedulerEngine {
         }
         viewFlushTask?.cancel()
         heartbeatTask?.cancel()
+        commandPollTask?.cancel()
         await cluster?.leave()
         if !failed {
             _ = try? await record(.schedulerStopped(clean: true))
@@ -214,7 +223,11 @@ public actor SchedulerEngine {
     @discardableResult
     func record(contentsOf events: [JournalEntry.Event]) async throws -> ClosedRange<UInt64> {
         let at = clock.nowMilliseconds()
-        let entries = events.map { JournalEntry(at: at, $0) }
+        return try await record(entries: events.map { JournalEntry(at: at, $0) })
+    }
+
+    /// ``record(contentsOf:)`` of entries whose time is already set.
+    func record(entries: [JournalEntry]) async throws -> ClosedRange<UInt64> {
         let lsns: ClosedRange<UInt64>
         do {
             let encoded = try entries.map { try $0.encoded() }

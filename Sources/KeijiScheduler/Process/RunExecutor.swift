@@ -26,6 +26,8 @@ struct RunExecutor: Sendable {
     /// Passed to the task as KEIJI_ERROR_FILE: the SDK writes a thrown error's message there, and a failed
     /// run's message becomes `<that message> (exit status N)` instead of only the status.
     let errorFile: String?
+    /// Passed as KEIJI_NODE: the scheduler that runs it (`NODE_NAME`), which in a cluster is one of several.
+    var node: String = ""
     var server: SpawnServer = .shared
 
     /// The most of an error file that is read (the SDK writes at most 2048 bytes).
@@ -42,6 +44,7 @@ struct RunExecutor: Sendable {
         environment.append("KEIJI_RUN_ID", runID)
         environment.append("KEIJI_TASK_NAME", definition.name.rawValue)
         environment.append("KEIJI_SCHEDULER_PID", String(getpid()))
+        environment.append("KEIJI_NODE", node)
         if let slot { environment.append("KEIJI_SLOT", ISO8601.string(fromSeconds: slot)) }
         if let errorFile {
             unlink(errorFile)

@@ -12,7 +12,7 @@ import Synchronization
 /// runs use the scheduler's block), so the cache costs nothing for most tasks.
 final class TaskEnvironments: Sendable {
     /// The variables each run sets itself: never taken from the scheduler's environment or a `.env`.
-    static let perRunKeys: Set<String> = ["KEIJI_RUN_ID", "KEIJI_TASK_NAME", "KEIJI_SCHEDULER_PID", "KEIJI_SLOT", "KEIJI_ERROR_FILE"]
+    static let perRunKeys: Set<String> = ["KEIJI_RUN_ID", "KEIJI_TASK_NAME", "KEIJI_SCHEDULER_PID", "KEIJI_SLOT", "KEIJI_ERROR_FILE", "KEIJI_NODE"]
     /// At most this many `.env` files are kept; past it the cache starts afresh (a re-read is cheap).
     static let capacity = 4096
 

@@ -1,0 +1,73 @@
+import KeijiCore
+
+extension SchedulerEngine {
+    /// What became of a command pulled from the cluster: its local LSN, or why it was skipped.
+    enum ClusterCommandResult {
+        case applied(UInt64)
+        case skipped(any Error)
+    }
+
+    /// How often a node looks for commands published by the others (a node's own are applied at once).
+    static let commandPollInterval: Duration = .seconds(1)
+
+    /// A command in a cluster: published to the database first, then applied here in the database's order,
+    /// with every command published before it, so all nodes apply the same sequence. Returns its local LSN.
+    func submitToCluster(_ event: JournalEntry.Event, _ cluster: ClusterLink) async throws -> UInt64 {
+        let entry = JournalEntry(at: clock.nowMilliseconds(), event)
+        let seq = try await cluster.publish(entry)
+        await pullCommands()
+        switch recentCommandResults[seq] {
+        case .applied(let lsn): return lsn
+        case .skipped(let error): throw error
+        case nil: throw KeijiError(.database, "command \(seq) was published to the cluster's database but could not be read back yet; it will be applied when the database answers")
+        }
+    }
+
+    /// Applies every command published since the last pull, in `seq` order, one pull at a time (a submit's pull
+    /// starts after the ones before it, so it sees its own command).
+    func pullCommands() async {
+        let previous = commandPull
+        let pull = Task { [weak self] in
+            await previous?.value
+            await self?.pullCommandsNow()
+        }
+        commandPull = pull
+        await pull.value
+    }
+
+    private func pullCommandsNow() async {
+        guard let cluster, phase != .stopped, phase != .failed else { return }
+        while let batch = await cluster.commands(after: appliedCommandSeq), !batch.isEmpty {
+            for (seq, bytes) in batch {
+                let result: ClusterCommandResult
+                do {
+                    var entry = try JournalEntry.decode(bytes)
+                    guard entry.event.isClusterCommand else { throw KeijiError(.conflict, "\(entry.typeName) is not a cluster command") }
+                    if case .taskSaved(let definition, let taskID) = entry.event {
+                        let local = definition.localized(to: configuration.workspace)
+                        try? FileSystem.createDirectory(local.directory)
+                        entry.event = .taskSaved(local, taskID: taskID)
+                    }
+                    try CommandValidator.validate(entry.event, against: state)
+                    result = .applied(try await applyCommand(entry))
+                } catch {
+                    // Mostly a command applied before a crash and read again (a delete of a deleted task).
+                    note("cluster: command \(seq) skipped: \(error)")
+                    result = .skipped(error)
+                }
+                appliedCommandSeq = seq
+                recentCommandResults[seq] = result
+                recentCommandResults[seq - 1000] = nil
+            }
+            await cluster.setAppliedSeq(appliedCommandSeq)
+        }
+    }
+
+    /// Polls for the other nodes' commands (LISTEN/NOTIFY would only make it sooner; a poll is what makes it sure).
+    func pollCommandsPeriodically() async {
+        while !Task.isCancelled {
+            try? await Task.sleep(for: Self.commandPollInterval)
+            await pullCommands()
+        }
+    }
+}
