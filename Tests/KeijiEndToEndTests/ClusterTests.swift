@@ -189,6 +189,31 @@ struct ClusterTests {
         await cluster.cleanUp()
     }
 
+    /// `pg_terminate_backend` of every keiji connection, twice, while three nodes run: each reconnects and retries
+    /// the statement, so no slot is lost or run twice, and a command made right after reaches every node.
+    @Test func everySlotRunsOnceWhenTheDatabaseDropsEveryConnection() async throws {
+        let cluster = try await makeCluster()
+        for node in cluster.nodes { try await start(node.session) }
+        let from = now() + 1
+        for node in cluster.nodes { #expect(await waitForRuns(by: node.name, more: 2, in: cluster), "\(node.name) ran slots") }
+        let database = try #require(URLComponents(string: cluster.url)?.path.dropFirst()).description
+        for _ in 1...2 {
+            let killed = try await postgres.psql(cluster.url, """
+                SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE datname = '\(database)' AND application_name = 'keiji'
+                """)
+            #expect((Int(killed) ?? 0) >= 3, "the nodes' connections were cut: \(killed)")
+            #expect(await waitForRuns(by: nil, more: 6, in: cluster), "the cluster goes on")
+        }
+        try await createProbeTask("after", on: cluster.nodes[1].session, probe: cluster.probe)
+        #expect(await postgres.eventually(.seconds(30)) { probeLines(cluster).contains { $0.task == "after" } }, "a command after the cut runs")
+        for node in cluster.nodes {
+            let converged = await postgres.eventually(.seconds(30)) { try await definitions(in: node.session)["after"] == false }
+            #expect(converged, "\(node.name) learned the task made after the cut")
+        }
+        try await stopAndCheckExactlyOnce(cluster, from: from, through: now() - 2)
+        await cluster.cleanUp()
+    }
+
     /// Commands made on any node reach every node, also one that was down when they were made: each node's own
     /// journal ends with the same definitions, and a task created on one node runs on the others.
     @Test func commandsReachEveryNodeAlsoOneThatWasDown() async throws {

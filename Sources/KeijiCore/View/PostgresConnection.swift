@@ -13,6 +13,9 @@ public final class PostgresConnection {
     private let secrets: [String]
     /// Round trips made so far (each ``query(_:_:)`` and ``execute(_:)``): what batching saves is counted here.
     public private(set) var roundTrips = 0
+    /// Inside ``transaction(_:)``: a statement that fails because the connection broke is not retried there
+    /// (the transaction died with the connection; the caller retries it whole).
+    private var inTransaction = false
 
     /// Connects to `url` (`postgres://` or `postgresql://`, with libpq's parameters in the query), giving up
     /// after `connectTimeout` seconds (the URL's own `connect_timeout` wins).
@@ -52,9 +55,20 @@ public final class PostgresConnection {
     deinit { keiji_PQfinish(connection) }
 
     /// Runs one statement with text parameters (`$1`, `$2`, …; nil is NULL) and returns its rows, each value
-    /// as text (NULL as nil). A connection the server dropped is re-established first, once.
+    /// as text (NULL as nil). A connection the server dropped (a restart, `pg_terminate_backend`, a network cut)
+    /// is re-established and, outside a transaction, the statement tried once more: every statement keiji makes
+    /// outside one may run twice (a claim returns the slots this node already holds; a command published twice
+    /// is applied twice, which changes nothing).
     @discardableResult
     public func query(_ sql: String, _ parameters: [String?] = []) throws -> [[String?]] {
+        do {
+            return try queryOnce(sql, parameters)
+        } catch where !inTransaction && keiji_PQstatus(connection) == keiji_CONNECTION_BAD {
+            return try queryOnce(sql, parameters)
+        }
+    }
+
+    private func queryOnce(_ sql: String, _ parameters: [String?]) throws -> [[String?]] {
         try reconnectIfBroken()
         roundTrips += 1
         let cValues = parameters.map { $0.map { strdup($0) } ?? nil }
@@ -67,6 +81,14 @@ public final class PostgresConnection {
 
     /// Runs statements without parameters (several, separated by `;`, in one round trip).
     public func execute(_ sql: String) throws {
+        do {
+            try executeOnce(sql)
+        } catch where !inTransaction && keiji_PQstatus(connection) == keiji_CONNECTION_BAD {
+            try executeOnce(sql)
+        }
+    }
+
+    private func executeOnce(_ sql: String) throws {
         try reconnectIfBroken()
         roundTrips += 1
         try rows(of: keiji_PQexec(connection, sql), sql: sql)
@@ -75,6 +97,8 @@ public final class PostgresConnection {
     /// Runs `body` in one transaction: committed if it returns, rolled back if it throws.
     public func transaction<T>(_ body: () throws -> T) throws -> T {
         try execute("BEGIN")
+        inTransaction = true
+        defer { inTransaction = false }
         do {
             let result = try body()
             try execute("COMMIT")
