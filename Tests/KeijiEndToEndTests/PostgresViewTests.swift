@@ -50,8 +50,9 @@ struct PostgresViewTests {
     }
 
     /// A new, empty database on the test server (owned by the server's role), its URL, and how to drop it.
-    func makeDatabase() async throws -> (url: String, drop: @Sendable () async -> Void) {
-        let server = try server()
+    /// - Parameter serverURL: another server's URL (the restartable one); the test server's when nil.
+    func makeDatabase(on serverURL: String? = nil) async throws -> (url: String, drop: @Sendable () async -> Void) {
+        let server = try serverURL.map { try #require(URLComponents(string: $0)) } ?? server()
         let name = "keiji_e2e_" + UUID().uuidString.prefix(8).lowercased()
         try await psql(server.string!, "CREATE DATABASE \(name)")
         var database = server

@@ -54,10 +54,10 @@ actor ClusterLink {
         _ = attempt("record the applied commands") { try opened().setAppliedSeq(seq) }
     }
 
-    /// Claims `slots` for this node in one statement; returns the ones it holds (none when the database fails).
-    func claim(_ slots: [ClaimedSlot]) -> Set<ClaimedSlot> {
+    /// Claims `slots` for this node in one statement; returns the ones it holds, nil when the database failed.
+    func claim(_ slots: [ClaimedSlot]) -> Set<ClaimedSlot>? {
         guard !slots.isEmpty else { return [] }
-        return attempt("claim \(slots.count) slots") { try opened().claim(slots.map { ($0.task, $0.slot) }) } ?? []
+        return attempt("claim \(slots.count) slots") { try opened().claim(slots.map { ($0.task, $0.slot) }) }
     }
 
     /// Marks the node alive and returns the live nodes (nil when the database failed); every 1,800th beat (an

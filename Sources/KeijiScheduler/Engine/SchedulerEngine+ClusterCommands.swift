@@ -71,3 +71,41 @@ extension SchedulerEngine {
         }
     }
 }
+
+extension SchedulerEngine {
+    /// Unclaimed slots kept while the database is away (a day of 1,000 tasks × 1 s would be 86 million).
+    static let unclaimedSlotLimit = 100_000
+
+    func rememberUnclaimed(_ task: TaskName, slot: Int64) {
+        guard unclaimedSlotCount < Self.unclaimedSlotLimit else { return }
+        unclaimedSlots[task, default: []].append(slot)
+        unclaimedSlotCount += 1
+    }
+
+    /// The database answers again: the slots this node could not claim meanwhile are claimed now, as a restart
+    /// would treat slots missed while down: by each task's catch-up policy (`skip`: none, `once`: the latest,
+    /// `all`: up to its limit), one after another. Slots another node ran meanwhile are held by it and not run.
+    func retryUnclaimedSlots() {
+        guard !unclaimedSlots.isEmpty, phase == .running else { return }
+        let pending = unclaimedSlots
+        unclaimedSlots = [:]
+        unclaimedSlotCount = 0
+        var queues: [(TaskName, [RecoveryRun])] = []
+        var claiming = 0, total = 0
+        for (name, slots) in pending.sorted(by: { $0.key < $1.key }) {
+            let sorted = Array(Set(slots)).sorted()
+            total += sorted.count
+            guard let task = state.tasks[name], !task.isDisabled, !task.isError, let latest = sorted.last else { continue }
+            let chosen: [Int64] = switch task.definition.policy.catchUp {
+            case .skip: []
+            case .once: [latest]
+            case .all: Array(sorted.suffix(task.definition.policy.catchUpLimit))
+            }
+            claiming += chosen.count
+            queues.append((name, chosen.map { RecoveryRun(task: name, slot: $0, trigger: .catchUp, attempt: 1, interruptions: nil) }))
+        }
+        note("cluster: the database answers again; of the \(total) slots this node could not claim meanwhile, \(claiming) are claimed now "
+             + "(each task's catch-up policy; the ones another node ran stay its own)")
+        queueCatchUps(queues)
+    }
+}

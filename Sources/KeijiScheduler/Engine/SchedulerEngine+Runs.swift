@@ -149,7 +149,15 @@ extension SchedulerEngine {
     private func keepClaimed(_ prepared: PreparedFirings, _ cluster: ClusterLink) async -> PreparedFirings {
         let slots = prepared.started.compactMap { run in run.firing.slot.map { ClaimedSlot(task: run.firing.task.rawValue, slot: $0) } }
         guard !slots.isEmpty else { return prepared }
-        let held = await cluster.claim(slots)
+        guard let held = await cluster.claim(slots) else {
+            // The database failed: no slot starts now; they are claimed again, by their catch-up policy, once it answers.
+            let kept = prepared.subset { $0.slot == nil }
+            for run in kept.rest?.started ?? [] {
+                unregisterRun(run.runID)
+                if let slot = run.firing.slot { rememberUnclaimed(run.firing.task, slot: slot) }
+            }
+            return kept.part
+        }
         guard held.count < slots.count else { return prepared }
         let kept = prepared.subset { firing in firing.slot.map { held.contains(ClaimedSlot(task: firing.task.rawValue, slot: $0)) } ?? true }
         for run in kept.rest?.started ?? [] { unregisterRun(run.runID) }

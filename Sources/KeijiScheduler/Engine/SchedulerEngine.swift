@@ -36,6 +36,10 @@ public actor SchedulerEngine {
     var recentCommandResults: [Int64: ClusterCommandResult] = [:]
     var commandPull: Task<Void, Never>?
     var commandPollTask: Task<Void, Never>?
+    /// Slots this node decided to fire while the database could not be reached, by task (at most
+    /// ``unclaimedSlotLimit`` in all): claimed again by their catch-up policy when it answers.
+    var unclaimedSlots: [TaskName: [Int64]] = [:]
+    var unclaimedSlotCount = 0
     /// The live nodes as of the last heartbeat: which slots this node claims at once (``SlotPreference``).
     var slotPreference = SlotPreference(nodes: [], me: "")
     /// Slots this node decided to fire that another node held (or that could not be claimed): in `--status`.
@@ -130,7 +134,10 @@ public actor SchedulerEngine {
             heartbeatTask = Task { [weak self] in
                 while !Task.isCancelled {
                     try? await Task.sleep(for: Self.heartbeatInterval)
-                    if let live = await cluster.heartbeat() { await self?.setLiveNodes(live) }
+                    if let live = await cluster.heartbeat() {
+                        await self?.setLiveNodes(live)
+                        await self?.retryUnclaimedSlots()
+                    }
                 }
             }
         }
