@@ -90,6 +90,12 @@ struct DashboardTests {
         return String(setCookie.split(separator: ";")[0])
     }
 
+    /// What the task page shows of the task's log: the `<pre id="log">` element's contents.
+    static func logSection(_ page: String) -> Substring {
+        guard let start = page.range(of: #"<pre id="log">"#), let end = page[start.upperBound...].range(of: "</pre>") else { return "" }
+        return page[start.upperBound..<end.lowerBound]
+    }
+
     /// The CSRF token in a page's forms.
     static func csrfToken(in page: String) -> String? {
         guard let range = page.range(of: #"name="csrf" value=""#) else { return nil }
@@ -138,7 +144,7 @@ struct DashboardTests {
         var taskPage = Exchange(status: 0, headers: [:], body: "")
         let printed = await WalkthroughTests().eventually(.seconds(90)) {
             taskPage = try await Self.request(port, "GET", "/tasks/shout", cookie: cookie)
-            return taskPage.body.contains("&lt;script&gt;alert(1)&lt;/script&gt; &amp; &lt;b&gt;bold&lt;/b&gt;")
+            return Self.logSection(taskPage.body).contains("&lt;script&gt;alert(1)&lt;/script&gt; &amp; &lt;b&gt;bold&lt;/b&gt;")
         }
         #expect(printed, "the log line, escaped: \(taskPage.body)")
         #expect(!taskPage.body.contains("<script>alert(1)") && !taskPage.body.contains("<b>bold</b>"), "no markup from the log reaches the page")
@@ -176,6 +182,7 @@ struct DashboardTests {
 
         let system = try await Self.request(port, "GET", "/system", cookie: cookie)
         #expect(system.status == 200 && system.body.contains("Last recovery") && system.body.contains("segments"), "\(system.body)")
+        #expect(system.body.contains("<dt>bus</dt><dd>pid "), "the bus's pid from its pid file")
         #expect(try await s.keiji("system", "--stop").status == 0)
     }
 

@@ -14,7 +14,8 @@ struct RunChart {
         let plotHeight = Double(height - top - bottom), plotWidth = Double(width - left - 4)
         let durations = runs.map { run in run.startedAt.map { max(0, run.finishedAt - $0) } }
         let largest = max(1, (durations.compactMap { $0 } + runs.compactMap(\.latenessMs)).max() ?? 1)
-        let slot = runs.isEmpty ? plotWidth : plotWidth / Double(runs.count)
+        // A bar per run, at most as wide as a full chart of recentRunLimit runs would make it: two runs are not two slabs.
+        let slot = plotWidth / Double(max(runs.count, SchedulerState.recentRunLimit))
         var parts: [String] = []
         parts.append(##"<svg xmlns="http://www.w3.org/2000/svg" class="run-chart" width="\##(width)" height="\##(height)" viewBox="0 0 \##(width) \##(height)" role="img" aria-label="recent runs: duration and lateness">"##)
         parts.append(##"<rect x="0" y="0" width="\##(width)" height="\##(height)" fill="#fff" stroke="#e3e6ea"/>"##)

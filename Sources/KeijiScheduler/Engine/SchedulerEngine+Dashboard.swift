@@ -71,7 +71,8 @@ extension SchedulerEngine {
         var facts = SystemFacts(schedulerPID: getpid(), durableLSN: journal.durableLSN)
         do {
             let (stats, bus) = try await background.run { () -> (JournalStats, Int32?) in
-                let pid = (try? String(contentsOfFile: pidFile, encoding: .utf8)).flatMap { Int32($0.trimmingCharacters(in: .whitespacesAndNewlines)) }
+                // `<pid> <start time>`, as `keiji system --start` writes it.
+                let pid = (try? String(contentsOfFile: pidFile, encoding: .utf8)).flatMap { $0.split(whereSeparator: \.isWhitespace).first }.flatMap { Int32($0) }
                 return (try directory.stats(), pid)
             }
             facts.journal = stats
