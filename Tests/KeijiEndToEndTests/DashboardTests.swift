@@ -148,6 +148,7 @@ struct DashboardTests {
         }
         #expect(printed, "the log line, escaped: \(taskPage.body)")
         #expect(!taskPage.body.contains("<script>alert(1)") && !taskPage.body.contains("<b>bold</b>"), "no markup from the log reaches the page")
+        #expect(taskPage.headers["content-security-policy"]?.hasPrefix("default-src 'self';") == true, "\(taskPage.headers)")
         let csrf = try #require(Self.csrfToken(in: taskPage.body), "the page's forms carry the CSRF token")
         #expect(csrf.count == 64)
 

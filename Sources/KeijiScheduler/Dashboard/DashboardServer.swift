@@ -152,9 +152,13 @@ struct DashboardRoutes: Sendable {
         return fields
     }
 
+    /// Scripts only from this server (live.js), no framing: a second wall behind the escaping.
+    static let contentSecurityPolicy = "default-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; frame-ancestors 'none'; form-action 'self'"
+
     static func html(_ status: HTTPStatusCode, _ page: String) -> HTTPResponse {
         HTTPResponse(statusCode: status, headers: [.contentType: "text/html; charset=utf-8", HTTPHeader("Cache-Control"): "no-store",
-                                                   HTTPHeader("X-Frame-Options"): "DENY"], body: Data(page.utf8))
+                                                   HTTPHeader("X-Frame-Options"): "DENY",
+                                                   HTTPHeader("Content-Security-Policy"): contentSecurityPolicy], body: Data(page.utf8))
     }
 
     static func text(_ status: HTTPStatusCode, _ text: String) -> HTTPResponse {
