@@ -17,7 +17,8 @@ import KeijiJournal
 /// `refused` with the reason (journal damage in strict mode, a record it cannot read, bad settings).
 ///
 /// With `METRICS_PORT` set it also serves `GET /metrics` on 127.0.0.1 (``MetricsEndpoint``); a port it cannot
-/// bind is logged in one line and the scheduler runs on without metrics.
+/// bind is logged in one line and the scheduler runs on without metrics. `DASHBOARD_PORT` does the same for the
+/// web dashboard (``DashboardServer``).
 public enum SchedulerDaemon {
     /// How long readiness waits for the bus link's first attempt: a bus that is not running refuses at once,
     /// so this only bounds a bus that is wedged.
@@ -29,12 +30,14 @@ public enum SchedulerDaemon {
         let token: String
         let endpoints: BusEndpoints
         var metricsPort: UInt16?
+        var dashboardPort: UInt16?
         var metrics: SchedulerMetrics?
         do {
             let workspace = try Workspace.current()
             let settings = try Settings.load(from: workspace.settingsFile)
             token = try BusToken.loadOrCreate(workspace)  // before the engine starts: a failure here leaves nothing half-started
             endpoints = BusEndpoints.resolve(workspace, settings: settings)
+            dashboardPort = settings.dashboardPort
             var configuration = SchedulerConfiguration(workspace: workspace, settings: settings)
             configuration.journalOptions.recoveryMode = recoveryMode
             if let port = settings.metricsPort {
@@ -53,6 +56,7 @@ public enum SchedulerDaemon {
             return 1
         }
         let endpoint = await serveMetrics(port: metricsPort, metrics: metrics, token: token, engine: engine)
+        let dashboard = await serveDashboard(port: dashboardPort, token: token, engine: engine)
         // The link logs the outcome of every connection attempt; the first line means the first attempt is over.
         let (linkAttempts, linkAttempted) = AsyncStream<Void>.makeStream(bufferingPolicy: .bufferingNewest(1))
         let link = SchedulerBusLink(endpoint: endpoints.pull, token: token, handler: { request in await engine.handle(request) },
@@ -105,6 +109,7 @@ public enum SchedulerDaemon {
         print("keiji-scheduler: stopping")
         linkTask.cancel()
         await endpoint?.stop()
+        await dashboard?.stop()
         await engine.stop()
         return failed ? 70 : 0
     }
@@ -133,6 +138,31 @@ extension SchedulerDaemon {
         }
         await engine.note(line)
         return problem == nil ? endpoint : nil
+    }
+}
+
+extension SchedulerDaemon {
+    /// Starts the web dashboard, or says in one line why it is off, as ``serveMetrics(port:metrics:token:engine:)`` does.
+    static func serveDashboard(port: UInt16?, token: String, engine: SchedulerEngine) async -> DashboardServer? {
+        guard let port else { return nil }
+        let problem: String?
+        var server: DashboardServer?
+        do {
+            server = try DashboardServer(port: port, token: token, engine: engine)
+            problem = await server?.start()
+        } catch {
+            problem = "\(error)"
+        }
+        let line = problem.map { "dashboard: cannot serve on 127.0.0.1:\(port), the dashboard is off, scheduling goes on: \($0)" }
+            ?? "dashboard: serving http://127.0.0.1:\(port)/"
+        if problem == nil {
+            print("keiji-scheduler: " + line)
+            fflush(nil)
+        } else {
+            FileHandle.standardError.write(Data("keiji-scheduler: \(line)\n".utf8))
+        }
+        await engine.note(line)
+        return problem == nil ? server : nil
     }
 }
 

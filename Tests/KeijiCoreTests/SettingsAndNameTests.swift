@@ -45,7 +45,9 @@ struct SettingsTests {
                      "ROTATE_LOGS=1\nROTATE_LOGS=0": "set twice",
                      "METRICS_PORT=65536": "METRICS_PORT must be 0 (off) or a port from 1 to 65535",
                      "METRICS_PORT=-1": "METRICS_PORT must be", "METRICS_PORT=": "METRICS_PORT must be",
-                     "METRICS_PORT=9464x": "METRICS_PORT must be"]
+                     "METRICS_PORT=9464x": "METRICS_PORT must be",
+                     "DASHBOARD_PORT=65536": "DASHBOARD_PORT must be 0 (off) or a port from 1 to 65535",
+                     "DASHBOARD_PORT=-1": "DASHBOARD_PORT must be", "DASHBOARD_PORT=": "DASHBOARD_PORT must be"]
         for (text, fragment) in cases {
             #expect { try Settings.parse(text, file: "/home/u/keiji/settings.conf") } throws: { error in
                 let message = (error as? KeijiError)?.message ?? ""
@@ -58,6 +60,13 @@ struct SettingsTests {
         #expect(try Settings.parse("METRICS_PORT=0", file: "s").metricsPort == nil)
         #expect(try Settings.parse("METRICS_PORT=9464", file: "s").metricsPort == 9464)
         #expect(try Settings.parse("METRICS_PORT=65535", file: "s").metricsPort == 65535)
+    }
+
+    @Test func dashboardPortIsOffByDefaultAndAtZero() throws {
+        #expect(try Settings.parse("", file: "s").dashboardPort == nil)
+        #expect(try Settings.parse("DASHBOARD_PORT=0", file: "s").dashboardPort == nil)
+        #expect(try Settings.parse("DASHBOARD_PORT=9465", file: "s").dashboardPort == 9465)
+        #expect(try Settings.parse(Settings.defaultFileContents(), file: "s").dashboardPort == nil, "keiji init writes it, off")
     }
 
     @Test func sizesTakeSuffixes() throws {

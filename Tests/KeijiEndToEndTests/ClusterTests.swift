@@ -246,13 +246,15 @@ struct ClusterTests {
         #expect(restarted == 0, "PostgreSQL restarted (wait status \(restarted))")
         let restartedAt = now()
         #expect(await waitForRuns(by: nil, more: 9, in: cluster), "the cluster goes on after the restart")
-        _ = await postgres.eventually(.seconds(20)) { now() >= max(restartedAt + 4, from + 8) }  // a window long enough to judge
+        _ = await postgres.eventually(.seconds(20)) { now() >= max(restartedAt + 6, from + 10) }  // a window long enough to judge
         try await createProbeTask("after", on: cluster.nodes[2].session, probe: cluster.probe)
         for node in cluster.nodes {
             let converged = await postgres.eventually(.seconds(30)) { try await definitions(in: node.session)["after"] == false }
             #expect(converged, "\(node.name) learned the task made after the restart")
         }
-        try await stopAndCheckExactlyOnce(cluster, from: from, through: now() - 2)
+        // The slots of the last 4 s are left out: a catch-up claimed after the outage may still be waiting its turn
+        // when its node is stopped (a stop never starts a run), and the window is about the outage.
+        try await stopAndCheckExactlyOnce(cluster, from: from, through: now() - 4)
         await cluster.cleanUp()
     }
 

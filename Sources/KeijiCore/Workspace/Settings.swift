@@ -6,7 +6,8 @@ import Foundation
 /// Keys (the seed's): `DB_URL` (`default` = SQLite, or a `postgres://`/`postgresql://` URL: the query view then lives there), `TIME_ZONE` (any IANA zone),
 /// `ROTATE_LOGS` (`0`/`1`), `LOG_MAX_SIZE` (bytes, or with a `KB`/`MB`/`GB` suffix); and keiji's own bus keys
 /// `BUS_TRANSPORT` (`unix`/`tcp`), `BUS_PUSH_PORT`, `BUS_PULL_PORT` (1–65535, used with `tcp`), `METRICS_PORT`
-/// (0 = off, or 1–65535: the scheduler's Prometheus endpoint on 127.0.0.1) and `NODE_NAME` (the scheduler's name in a
+/// (0 = off, or 1–65535: the scheduler's Prometheus endpoint on 127.0.0.1), `DASHBOARD_PORT` (0 = off, or 1–65535: the
+/// scheduler's web dashboard on 127.0.0.1) and `NODE_NAME` (the scheduler's name in a
 /// cluster). Unlike the original,
 /// variables in the environment do not override the file: what the file says is what runs.
 public struct Settings: Sendable, Equatable {
@@ -60,6 +61,8 @@ public struct Settings: Sendable, Equatable {
     /// Off unless asked for: a per-user service opens no TCP port by itself, and two users on one machine
     /// would collide on a fixed default (the reason the bus defaults to Unix sockets).
     public var metricsPort: UInt16?
+    /// The loopback port of the scheduler's web dashboard; nil is `DASHBOARD_PORT=0`, off (for the same reasons).
+    public var dashboardPort: UInt16?
 
     public enum BusTransport: String, Sendable, Equatable {
         case unix, tcp
@@ -89,6 +92,9 @@ public struct Settings: Sendable, Equatable {
         # METRICS_PORT: 0 (off) or 1-65535: the scheduler serves Prometheus metrics at http://127.0.0.1:PORT/metrics
         # (e.g. 9464), to requests bearing the bus token (see docs/operations.md)
         METRICS_PORT=0
+        # DASHBOARD_PORT: 0 (off) or 1-65535: the scheduler serves a web dashboard at http://127.0.0.1:PORT/
+        # (e.g. 9465); you log in with the bus token in ~/.keiji/bus.token (see docs/operations.md)
+        DASHBOARD_PORT=0
         # NODE_NAME: this scheduler's name in a cluster (schedulers whose DB_URL names one PostgreSQL database);
         # letters, digits, '.', '_' and '-', at most 63; the host name when not set
         # NODE_NAME=
@@ -159,13 +165,18 @@ public struct Settings: Sendable, Equatable {
                     throw KeijiError(.invalidSetting, "\(at): METRICS_PORT must be 0 (off) or a port from 1 to 65535, found \"\(value)\"")
                 }
                 settings.metricsPort = port == 0 ? nil : port
+            case "DASHBOARD_PORT":
+                guard let port = UInt16(value) else {
+                    throw KeijiError(.invalidSetting, "\(at): DASHBOARD_PORT must be 0 (off) or a port from 1 to 65535, found \"\(value)\"")
+                }
+                settings.dashboardPort = port == 0 ? nil : port
             case "NODE_NAME":
                 guard Self.isValidNodeName(value) else {
                     throw KeijiError(.invalidSetting, "\(at): NODE_NAME must be 1-63 letters, digits, '.', '_' or '-', found \"\(value)\"")
                 }
                 settings.nodeName = value
             default:
-                throw KeijiError(.invalidSetting, "\(at): unknown key \(key) (known: DB_URL, TIME_ZONE, ROTATE_LOGS, LOG_MAX_SIZE, BUS_TRANSPORT, BUS_PUSH_PORT, BUS_PULL_PORT, METRICS_PORT, NODE_NAME)")
+                throw KeijiError(.invalidSetting, "\(at): unknown key \(key) (known: DB_URL, TIME_ZONE, ROTATE_LOGS, LOG_MAX_SIZE, BUS_TRANSPORT, BUS_PUSH_PORT, BUS_PULL_PORT, METRICS_PORT, DASHBOARD_PORT, NODE_NAME)")
             }
         }
         if settings.busPushPort == settings.busPullPort {

@@ -76,6 +76,12 @@ actor ClusterLink {
         _ = attempt("leave") { try opened().leave() }
     }
 
+    /// Every node the database knows, for the dashboard's system page. Runs on this link's own thread (libpq
+    /// blocks); nil when the database does not answer.
+    func nodes() -> [ClusterNode]? {
+        try? ClusterDatabase.nodes(on: opened().connection)
+    }
+
     private func opened() throws -> ClusterDatabase {
         guard let database else { throw KeijiError(.database, "the cluster link is not open") }
         return database

@@ -1,0 +1,189 @@
+import FlyingFox
+import FlyingSocks
+import Foundation
+import KeijiCore
+import Synchronization
+
+/// The web dashboard on 127.0.0.1 (`DASHBOARD_PORT`, FlyingFox as the HTTP server): server-rendered pages of
+/// the engine's state, and the task actions, which go through ``SchedulerEngine/submit(_:)`` with the same
+/// events the bus carries, so the journal records them exactly as CLI commands.
+///
+/// Any local user can reach a loopback port, so everything but `/login` and `/static/live.js` needs a session,
+/// got by posting the bus token; every POST also carries the session's CSRF token. A port that cannot be bound
+/// does not stop the scheduler (``start()`` reports why, as ``MetricsEndpoint`` does).
+public final class DashboardServer: Sendable {
+    public let port: UInt16
+    private let server: HTTPServer
+    private let serving = Synchronization.Mutex<Task<Void, Never>?>(nil)
+
+    public init(port: UInt16, token: String, engine: SchedulerEngine) throws {
+        self.port = port
+        let address = try sockaddr_in.inet(ip4: "127.0.0.1", port: port)
+        let routes = DashboardRoutes(sessions: DashboardSessions(token: token), engine: engine)
+        server = HTTPServer(address: address, timeout: 30, logger: .disabled, handler: ClosureHTTPHandler { request in
+            await routes.respond(to: request)
+        })
+    }
+
+    /// Starts listening. Returns nil once the port is bound, or why it could not be (the port is taken, …).
+    public func start() async -> String? {
+        let (outcomes, report) = AsyncStream<String?>.makeStream()
+        let server = server
+        let task = Task {
+            do {
+                try await server.run()
+            } catch let SocketError.failed(type, _, message) {
+                report.yield("\(type.lowercased()): \(message.lowercased())")  // "bind: address already in use"
+            } catch {
+                report.yield("\(error)")
+            }
+            report.finish()
+        }
+        serving.withLock { $0 = task }
+        let listening = Task {
+            do {
+                try await server.waitUntilListening(timeout: 30)
+                report.yield(nil)
+            } catch {
+                report.yield("not listening after 30 s")
+            }
+        }
+        var outcome: String?? = nil
+        for await first in outcomes {
+            outcome = first
+            break
+        }
+        listening.cancel()
+        return outcome ?? "the server stopped"
+    }
+
+    public func stop() async {
+        await server.stop(timeout: 1)
+        await serving.withLock { $0 }?.value
+    }
+}
+
+/// Which page or action a request is, and whether it may have it.
+struct DashboardRoutes: Sendable {
+    let sessions: DashboardSessions
+    let engine: SchedulerEngine
+
+    func respond(to request: HTTPRequest) async -> HTTPResponse {
+        let path = request.path
+        switch (request.method, path) {
+        case (.GET, "/login"): return Self.html(.ok, LoginPage.html(problem: nil))
+        case (.POST, "/login"): return await logIn(request)
+        case (.GET, "/static/live.js"):
+            return HTTPResponse(statusCode: .ok, headers: [.contentType: "text/javascript; charset=utf-8"], body: Data(LiveUpdates.script.utf8))
+        default: break
+        }
+        guard let session = sessions.session(cookieHeader: request.headers[HTTPHeader("Cookie")]) else {
+            if request.method == .GET && path != "/events" { return Self.redirect("/login") }
+            return Self.text(.unauthorized, "401 unauthorized: log in at /login with the bus token\n")
+        }
+        if request.method == .POST {
+            let form = Self.form(await (try? request.bodyData) ?? Data())
+            guard DashboardSessions.constantTimeEqual(form["csrf"] ?? "", session.csrfToken) else {
+                return Self.text(.forbidden, "403 forbidden: the form's CSRF token is missing or wrong; reload the page\n")
+            }
+            return await act(path: path)
+        }
+        guard request.method == .GET || request.method == .HEAD else { return HTTPResponse(statusCode: .methodNotAllowed) }
+        switch path {
+        case "/": return Self.html(.ok, OverviewPage(snapshot: await engine.dashboardSnapshot()).html())
+        case "/system":
+            let snapshot = await engine.dashboardSnapshot()
+            let facts = await engine.systemFacts()
+            let nodes = snapshot.clustered ? await engine.clusterNodes() : nil
+            return Self.html(.ok, SystemPage(snapshot: snapshot, facts: facts, nodes: nodes).html())
+        case "/events":
+            let engine = engine
+            let body = await LiveUpdates.events(lastEventID: request.headers[HTTPHeader("Last-Event-ID")]) { await engine.appliedLSN }
+            return HTTPResponse(statusCode: .ok, headers: [.contentType: "text/event-stream", HTTPHeader("Cache-Control"): "no-store"],
+                                body: Data(body.utf8))
+        default:
+            guard path.hasPrefix("/tasks/"), let name = Self.taskName(String(path.dropFirst("/tasks/".count))) else { return Self.notFound() }
+            let log = await engine.logTail(of: name, lines: 100)
+            guard let page = TaskPage(snapshot: await engine.dashboardSnapshot(), name: name, logTail: log, csrfToken: session.csrfToken).html()
+            else { return Self.notFound() }
+            return Self.html(.ok, page)
+        }
+    }
+
+    func logIn(_ request: HTTPRequest) async -> HTTPResponse {
+        let form = Self.form(await (try? request.bodyData) ?? Data())
+        guard let id = sessions.logIn(offering: form["token"] ?? "") else {
+            return Self.html(.unauthorized, LoginPage.html(problem: "That is not the bus token."))
+        }
+        var response = Self.redirect("/")
+        response.headers[HTTPHeader("Set-Cookie")] = DashboardSessions.setCookie(id)
+        return response
+    }
+
+    /// `POST /tasks/<name>/<action>`: the command through the engine, then back to the task's page.
+    func act(path: String) async -> HTTPResponse {
+        let parts = path.split(separator: "/", omittingEmptySubsequences: true)
+        guard parts.count == 3, parts[0] == "tasks", let name = Self.taskName(String(parts[1])),
+              let event = TaskPage.event(for: String(parts[2]), name) else { return Self.notFound() }
+        do {
+            _ = try await engine.submit(event)
+        } catch {
+            let message = (error as? KeijiError)?.message ?? "\(error)"
+            return Self.html(.conflict, HTMLText.page(title: "Refused", body: """
+                <h1>Refused</h1><p class="bad">\(HTMLText.escape(message))</p>
+                <p><a href="/tasks/\(HTMLText.pathSegment(name.rawValue))">Back to \(HTMLText.escape(name.rawValue))</a></p>
+                """))
+        }
+        return Self.redirect("/tasks/" + HTMLText.pathSegment(name.rawValue))
+    }
+
+    static func taskName(_ segment: String) -> TaskName? {
+        try? TaskName(segment.removingPercentEncoding ?? segment)
+    }
+
+    /// `application/x-www-form-urlencoded`, as browsers post forms.
+    static func form(_ body: Data) -> [String: String] {
+        var fields: [String: String] = [:]
+        for pair in String(decoding: body, as: UTF8.self).split(separator: "&") {
+            let kv = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
+            func decode(_ s: Substring) -> String { s.replacingOccurrences(of: "+", with: " ").removingPercentEncoding ?? String(s) }
+            fields[decode(kv[0])] = kv.count > 1 ? decode(kv[1]) : ""
+        }
+        return fields
+    }
+
+    /// Scripts only from this server (live.js), no framing: a second wall behind the escaping.
+    static let contentSecurityPolicy = "default-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; frame-ancestors 'none'; form-action 'self'"
+
+    static func html(_ status: HTTPStatusCode, _ page: String) -> HTTPResponse {
+        HTTPResponse(statusCode: status, headers: [.contentType: "text/html; charset=utf-8", HTTPHeader("Cache-Control"): "no-store",
+                                                   HTTPHeader("X-Frame-Options"): "DENY",
+                                                   HTTPHeader("Content-Security-Policy"): contentSecurityPolicy], body: Data(page.utf8))
+    }
+
+    static func text(_ status: HTTPStatusCode, _ text: String) -> HTTPResponse {
+        HTTPResponse(statusCode: status, headers: [.contentType: "text/plain; charset=utf-8"], body: Data(text.utf8))
+    }
+
+    /// 303 See Other: after a POST the browser GETs the target.
+    static func redirect(_ location: String) -> HTTPResponse {
+        HTTPResponse(statusCode: .seeOther, headers: [.location: location])
+    }
+
+    static func notFound() -> HTTPResponse { text(.notFound, "404 not found\n") }
+}
+
+/// `/login`: one field for the bus token.
+enum LoginPage {
+    static func html(problem: String?) -> String {
+        HTMLText.page(title: "Log in", body: """
+            <h1>Log in</h1>
+            \(problem.map { "<p class=\"bad\" id=\"problem\">\(HTMLText.escape($0))</p>" } ?? "")
+            <form method="post" action="/login">
+            <p><label for="token">Bus token (the contents of <code>~/.keiji/bus.token</code>)</label></p>
+            <p><input type="password" id="token" name="token" size="70" autocomplete="off" autofocus>
+            <button type="submit" id="login">Log in</button></p>
+            </form>
+            """)
+    }
+}

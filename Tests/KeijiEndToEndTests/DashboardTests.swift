@@ -1,0 +1,215 @@
+import Foundation
+import Testing
+
+#if canImport(Glibc)
+@preconcurrency import Glibc
+#endif
+
+/// The web dashboard of a real `keiji-scheduler` (`DASHBOARD_PORT`), spoken to over plain sockets so nothing
+/// follows a redirect or keeps a cookie behind the test's back: who is turned away (redirect, 401, 403), login,
+/// escaping of a task's log, and an action that lands in the journal as the CLI's would.
+struct DashboardTests {
+    typealias Session = WalkthroughTests.Session
+
+    struct Exchange {
+        var status: Int
+        /// Header names in lower case.
+        var headers: [String: String]
+        var body: String
+    }
+
+    /// `keiji init`, then `DASHBOARD_PORT` set to `port` in the session's settings.conf.
+    static func initialize(_ s: Session, dashboardPort port: UInt16) async throws {
+        #expect(try await s.keiji("init").status == 0)
+        let settings = s.home + "/keiji/settings.conf"
+        let text = try String(contentsOfFile: settings, encoding: .utf8)
+        #expect(text.contains("\nDASHBOARD_PORT=0\n"), "keiji init writes the key, off")
+        try text.replacingOccurrences(of: "\nDASHBOARD_PORT=0\n", with: "\nDASHBOARD_PORT=\(port)\n")
+            .write(toFile: settings, atomically: true, encoding: .utf8)
+    }
+
+    /// One HTTP/1.1 request on a fresh connection; `form` is sent url-encoded.
+    static func request(_ port: UInt16, _ method: String, _ path: String, cookie: String? = nil, form: [(String, String)]? = nil,
+                        headers: [String: String] = [:]) async throws -> Exchange {
+        try await offThePool { try requestBlocking(port, method, path, cookie: cookie, form: form, headers: headers) }
+    }
+
+    static func requestBlocking(_ port: UInt16, _ method: String, _ path: String, cookie: String?, form: [(String, String)]?,
+                                headers: [String: String]) throws -> Exchange {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard fd >= 0 else { throw CocoaError(.fileReadUnknown) }
+        defer { close(fd) }
+        var timeout = timeval(tv_sec: 60, tv_usec: 0)
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        address.sin_port = port.bigEndian
+        let connected = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0 }
+        }
+        guard connected else { throw CocoaError(.fileReadUnknown, userInfo: [NSLocalizedDescriptionKey: "cannot connect to 127.0.0.1:\(port)"]) }
+        let allowed = CharacterSet.alphanumerics.union(CharacterSet(charactersIn: "-._~"))
+        let body = form.map { $0.map { "\($0.0)=\($0.1.addingPercentEncoding(withAllowedCharacters: allowed) ?? "")" }.joined(separator: "&") } ?? ""
+        var head = "\(method) \(path) HTTP/1.1\r\nHost: 127.0.0.1:\(port)\r\nConnection: close\r\nContent-Length: \(body.utf8.count)\r\n"
+        if form != nil { head += "Content-Type: application/x-www-form-urlencoded\r\n" }
+        if let cookie { head += "Cookie: \(cookie)\r\n" }
+        for (name, value) in headers { head += "\(name): \(value)\r\n" }
+        let bytes = Array((head + "\r\n" + body).utf8)
+        guard bytes.withUnsafeBytes({ send(fd, $0.baseAddress, $0.count, 0) }) == bytes.count else { throw CocoaError(.fileWriteUnknown) }
+        var received: [UInt8] = []
+        var buffer = [UInt8](repeating: 0, count: 65536)
+        while true {
+            let n = recv(fd, &buffer, buffer.count, 0)
+            if n <= 0 { break }
+            received += buffer[0..<n]
+            if let exchange = parse(received), exchange.body.utf8.count >= Int(exchange.headers["content-length"] ?? "") ?? Int.max { return exchange }
+        }
+        guard let exchange = parse(received) else { throw CocoaError(.fileReadCorruptFile, userInfo: [NSLocalizedDescriptionKey: "no HTTP response"]) }
+        return exchange
+    }
+
+    static func parse(_ bytes: [UInt8]) -> Exchange? {
+        let text = String(decoding: bytes, as: UTF8.self)
+        guard let split = text.range(of: "\r\n\r\n") else { return nil }
+        let lines = text[..<split.lowerBound].components(separatedBy: "\r\n")
+        guard let status = lines.first?.split(separator: " ").dropFirst().first.flatMap({ Int($0) }) else { return nil }
+        var headers: [String: String] = [:]
+        for line in lines.dropFirst() {
+            guard let colon = line.firstIndex(of: ":") else { continue }
+            headers[line[..<colon].lowercased()] = line[line.index(after: colon)...].trimmingCharacters(in: .whitespaces)
+        }
+        return Exchange(status: status, headers: headers, body: String(text[split.upperBound...]))
+    }
+
+    /// Logs in with the bus token; returns the `Cookie` header value to send.
+    static func logIn(_ port: UInt16, token: String) async throws -> String {
+        let login = try await request(port, "POST", "/login", form: [("token", token)])
+        #expect(login.status == 303 && login.headers["location"] == "/", "\(login)")
+        let setCookie = try #require(login.headers["set-cookie"], "\(login)")
+        return String(setCookie.split(separator: ";")[0])
+    }
+
+    /// What the task page shows of the task's log: the `<pre id="log">` element's contents.
+    static func logSection(_ page: String) -> Substring {
+        guard let start = page.range(of: #"<pre id="log">"#), let end = page[start.upperBound...].range(of: "</pre>") else { return "" }
+        return page[start.upperBound..<end.lowerBound]
+    }
+
+    /// The CSRF token in a page's forms.
+    static func csrfToken(in page: String) -> String? {
+        guard let range = page.range(of: #"name="csrf" value=""#) else { return nil }
+        return String(page[range.upperBound...].prefix { $0 != "\"" })
+    }
+
+    @Test func strangersAreTurnedAwayAndTheTokenHolderActsThroughTheJournal() async throws {
+        let s = try Session()
+        defer { s.cleanUp() }
+        let port = try MetricsEndpointTests.freePort()
+        try await Self.initialize(s, dashboardPort: port)
+        let start = try await s.keiji("system", "--start")
+        #expect(start.status == 0, "\(start.stdout)\(start.stderr)")
+        let create = try await s.run(["task", "--create", "--name=shout", "--desc=prints markup", "--command",
+                                      "echo '<script>alert(1)</script> & <b>bold</b>'", "--every", "1s"])
+        #expect(create.status == 0, "\(create.stdout)\(create.stderr)")
+        let token = try MetricsEndpointTests.token(s)
+
+        // Without a session: pages redirect to the login, the event stream and actions get 401.
+        for path in ["/", "/tasks/shout", "/system"] {
+            let page = try await Self.request(port, "GET", path)
+            #expect(page.status == 303 && page.headers["location"] == "/login", "\(path): \(page.status) \(page.headers)")
+            #expect(!page.body.contains("shout"), "\(path) shows nothing before the login")
+        }
+        let loginPage = try await Self.request(port, "GET", "/login")
+        #expect(loginPage.status == 200 && loginPage.body.contains(#"<form method="post" action="/login">"#))
+        #expect(try await Self.request(port, "GET", "/events").status == 401)
+        #expect(try await Self.request(port, "POST", "/tasks/shout/disable", form: [("csrf", "x")]).status == 401)
+        #expect(try await Self.request(port, "GET", "/", cookie: "keiji_session=" + String(repeating: "ab", count: 32)).status == 303,
+                "a made-up session id is no session")
+
+        // A wrong token is refused, and sets no cookie.
+        for wrong in ["", "wrong", token + "x", String(token.dropLast())] {
+            let refused = try await Self.request(port, "POST", "/login", form: [("token", wrong)])
+            #expect(refused.status == 401 && refused.headers["set-cookie"] == nil, "\(wrong.count) characters: \(refused.status)")
+        }
+        let login = try await Self.request(port, "POST", "/login", form: [("token", token)])
+        let setCookie = login.headers["set-cookie"] ?? ""
+        #expect(setCookie.contains("HttpOnly") && setCookie.contains("SameSite=Strict") && setCookie.contains("Path=/"), "\(setCookie)")
+        let cookie = try await Self.logIn(port, token: token)
+
+        // The overview lists the task; its page shows the log's markup as text once a run has printed it.
+        var overview = try await Self.request(port, "GET", "/", cookie: cookie)
+        #expect(overview.status == 200 && overview.body.contains(#"<a href="/tasks/shout">shout</a>"#) && overview.body.contains("every second"),
+                "\(overview.body)")
+        var taskPage = Exchange(status: 0, headers: [:], body: "")
+        let printed = await WalkthroughTests().eventually(.seconds(90)) {
+            taskPage = try await Self.request(port, "GET", "/tasks/shout", cookie: cookie)
+            return Self.logSection(taskPage.body).contains("&lt;script&gt;alert(1)&lt;/script&gt; &amp; &lt;b&gt;bold&lt;/b&gt;")
+        }
+        #expect(printed, "the log line, escaped: \(taskPage.body)")
+        #expect(!taskPage.body.contains("<script>alert(1)") && !taskPage.body.contains("<b>bold</b>"), "no markup from the log reaches the page")
+        #expect(taskPage.headers["content-security-policy"]?.hasPrefix("default-src 'self';") == true, "\(taskPage.headers)")
+        let csrf = try #require(Self.csrfToken(in: taskPage.body), "the page's forms carry the CSRF token")
+        #expect(csrf.count == 64)
+
+        // Live updates: the first answer at once, the next when a run moves the journal on.
+        let hello = try await Self.request(port, "GET", "/events", cookie: cookie)
+        #expect(hello.status == 200 && hello.headers["content-type"] == "text/event-stream" && hello.body.contains("event: hello"), "\(hello)")
+        let lsn = try #require(hello.body.split(separator: "\n").first { $0.hasPrefix("id: ") }.map { String($0.dropFirst(4)) })
+        var change = Exchange(status: 0, headers: [:], body: "")
+        let changed = await WalkthroughTests().eventually(.seconds(90)) {
+            change = try await Self.request(port, "GET", "/events", cookie: cookie, headers: ["Last-Event-ID": lsn])
+            return change.body.contains("event: change")
+        }
+        #expect(changed && change.body.contains("\nid: ") && !change.body.contains("id: \(lsn)\n"), "a later LSN: \(change.body)")
+        let script = try await Self.request(port, "GET", "/static/live.js")
+        #expect(script.status == 200 && script.body.contains("EventSource"))
+
+        // A POST without the CSRF token, or with another, is refused and changes nothing.
+        #expect(try await Self.request(port, "POST", "/tasks/shout/disable", cookie: cookie, form: []).status == 403)
+        #expect(try await Self.request(port, "POST", "/tasks/shout/disable", cookie: cookie, form: [("csrf", String(repeating: "0", count: 64))]).status == 403)
+        #expect(try await s.keiji("task", "--get", "--name=shout").stdout.contains("IsDisabled: false"))
+        #expect(!(try await s.keiji("journal", "dump", "--task", "shout").stdout.contains("task.disabled")))
+
+        // With it: the command goes through the engine, the journal records it as the CLI's, back to the page.
+        let disabled = try await Self.request(port, "POST", "/tasks/shout/disable", cookie: cookie, form: [("csrf", csrf)])
+        #expect(disabled.status == 303 && disabled.headers["location"] == "/tasks/shout", "\(disabled)")
+        let dump = try await s.keiji("journal", "dump", "--task", "shout")
+        #expect(dump.stdout.contains("task.disabled"), "\(dump.stdout)")
+        #expect(await WalkthroughTests().eventually(.seconds(30)) {
+            try await s.keiji("task", "--get", "--name=shout").stdout.contains("IsDisabled: true")
+        })
+        overview = try await Self.request(port, "GET", "/", cookie: cookie)
+        #expect(overview.body.contains(#"<td class="state-disabled">disabled</td>"#), "\(overview.body)")
+        // A command the engine refuses comes back as a page that says why.
+        let refused = try await Self.request(port, "POST", "/tasks/nosuch/run", cookie: cookie, form: [("csrf", csrf)])
+        #expect(refused.status == 409 && refused.body.contains("nosuch"), "\(refused.status) \(refused.body)")
+
+        let system = try await Self.request(port, "GET", "/system", cookie: cookie)
+        #expect(system.status == 200 && system.body.contains("Last recovery") && system.body.contains("segments"), "\(system.body)")
+        #expect(system.body.contains("<dt>bus</dt><dd>pid "), "the bus's pid from its pid file")
+        #expect(try await s.keiji("system", "--stop").status == 0)
+    }
+
+    /// A dashboard port that is taken costs the dashboard, not the scheduler: it says so in one line of its log.
+    @Test func aTakenPortLeavesTheSchedulerRunningWithoutTheDashboard() async throws {
+        let (squatter, port) = try MetricsEndpointTests.listeningSocket()
+        defer { close(squatter) }
+        let s = try Session()
+        defer { s.cleanUp() }
+        try await Self.initialize(s, dashboardPort: port)
+        let start = try await s.keiji("system", "--start")
+        #expect(start.status == 0, "\(start.stdout)\(start.stderr)")
+        #expect(try await s.run(["task", "--create", "--name=tack", "--desc=x", "--command", "true", "--every", "1s"]).status == 0)
+        let ran = await WalkthroughTests().eventually(.seconds(90)) {
+            try await s.keiji("task", "--runs", "--name=tack").stdout.contains("succeeded")
+        }
+        #expect(ran, "the scheduler runs tasks without its dashboard port")
+        let logs = s.home + "/.keiji/logs/services/scheduler"
+        let log = try FileManager.default.contentsOfDirectory(atPath: logs)
+            .map { (try? String(contentsOfFile: logs + "/" + $0, encoding: .utf8)) ?? "" }.joined()
+        #expect(log.contains("dashboard: cannot serve on 127.0.0.1:\(port), the dashboard is off, scheduling goes on: bind: address already in use"),
+                "\(log)")
+        #expect(try await s.keiji("system", "--stop").status == 0)
+    }
+}
