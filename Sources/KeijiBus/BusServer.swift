@@ -35,6 +35,8 @@ public final class BusServer: Sendable {
     static let maxClients = 64
     /// A CLI connection that sends nothing for this long is closed (a client waits on replies, not on itself).
     static let idleClientTimeout: Duration = .seconds(60)
+    /// ``idleClientTimeout``, or a test's own (the cap test holds 64 idle clients while it sets them up).
+    let idleTimeout: Duration
     /// Bounds every write, so a peer that stops reading cannot wedge a bus thread forever.
     static let writeTimeout: Duration = .seconds(10)
 
@@ -86,7 +88,9 @@ public final class BusServer: Sendable {
     }
 
     init(push: BusEndpoint, pull: BusEndpoint, token: String, requestTimeout: Duration,
-         handshakeDeadline: Duration = BusHandshake.deadline, log: @escaping @Sendable (String) -> Void) {
+         handshakeDeadline: Duration = BusHandshake.deadline, idleTimeout: Duration = BusServer.idleClientTimeout,
+         log: @escaping @Sendable (String) -> Void) {
+        self.idleTimeout = idleTimeout
         self.push = push
         self.pull = pull
         self.token = token
@@ -255,7 +259,7 @@ public final class BusServer: Sendable {
         guard authenticate(connection, &reader, as: .client) else { return }
         defer { state.withLock { $0.clients -= 1 } }
         guard connection.write(BusWire.encode(BusReply(id: nil, ok: true, lsn: nil, code: nil, error: nil))) else { return }
-        connection.setReadTimeout(Self.idleClientTimeout)
+        connection.setReadTimeout(idleTimeout)
         while true {
             switch reader.next() {
             case .closed:

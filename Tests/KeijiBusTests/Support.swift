@@ -15,9 +15,9 @@ let testToken = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcde
 /// The request timeout is generous: the fake scheduler's handler runs on this process's cooperative pool,
 /// which other tests running in parallel can keep busy for seconds; the test of the timeout passes its own.
 func startBus(requestTimeout: Duration = .seconds(30), handshakeDeadline: Duration = BusHandshake.deadline,
-              log: @escaping @Sendable (String) -> Void = { _ in }) throws -> BusServer {
+              idleTimeout: Duration = BusServer.idleClientTimeout, log: @escaping @Sendable (String) -> Void = { _ in }) throws -> BusServer {
     let server = BusServer(push: .tcp(port: 0), pull: .tcp(port: 0), token: testToken, requestTimeout: requestTimeout,
-                           handshakeDeadline: handshakeDeadline, log: log)
+                           handshakeDeadline: handshakeDeadline, idleTimeout: idleTimeout, log: log)
     try server.start()
     return server
 }

@@ -11,7 +11,10 @@ import Testing
 /// cluster ran must appear exactly once: never twice, and missing only where a node's recovery report says a
 /// run of that slot was interrupted (the tasks do not re-run interrupted runs, so those are the one bounded
 /// loss, and they are reported).
-@Suite(.enabled(if: TestPostgresServer.available, "no PostgreSQL test server: run under scripts/test-postgres (sets KEIJI_TEST_POSTGRES_URL)"))
+/// One test at a time: each runs three schedulers, and six clusters at once (eighteen schedulers and buses on
+/// two cores) slowed the rest of the suite past its own generous limits.
+@Suite(.enabled(if: TestPostgresServer.available, "no PostgreSQL test server: run under scripts/test-postgres (sets KEIJI_TEST_POSTGRES_URL)"),
+       .serialized)
 struct ClusterTests {
     typealias Session = WalkthroughTests.Session
     let postgres = PostgresViewTests()

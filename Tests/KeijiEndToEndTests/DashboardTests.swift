@@ -163,7 +163,7 @@ struct DashboardTests {
         }
         #expect(changed && change.body.contains("\nid: ") && !change.body.contains("id: \(lsn)\n"), "a later LSN: \(change.body)")
         let script = try await Self.request(port, "GET", "/static/live.js")
-        #expect(script.status == 200 && script.body.contains("EventSource"))
+        #expect(script.status == 200 && script.body.contains("EventSource") && script.body.contains("?task="))
 
         // A POST without the CSRF token, or with another, is refused and changes nothing.
         #expect(try await Self.request(port, "POST", "/tasks/shout/disable", cookie: cookie, form: []).status == 403)
@@ -188,6 +188,39 @@ struct DashboardTests {
         let system = try await Self.request(port, "GET", "/system", cookie: cookie)
         #expect(system.status == 200 && system.body.contains("Last recovery") && system.body.contains("segments"), "\(system.body)")
         #expect(system.body.contains("<dt>bus</dt><dd>pid "), "the bus's pid from its pid file")
+        #expect(try await s.keiji("system", "--stop").status == 0)
+    }
+
+    /// A task's page follows its log as lines arrive: `/events?task=X` answers when the log grows, also while
+    /// the run goes on and the journal does not move.
+    @Test func aTaskPageFollowsItsLogWhileARunGoesOn() async throws {
+        let s = try Session()
+        defer { s.cleanUp() }
+        let port = try MetricsEndpointTests.freePort()
+        try await Self.initialize(s, dashboardPort: port)
+        #expect(try await s.keiji("system", "--start").status == 0)
+        let create = try await s.run(["task", "--create", "--name=slow", "--desc=prints slowly", "--command",
+                                      "for i in $(seq 1 600); do echo line-$i; sleep 1; done", "--every", "1h", "--timeout", "none"])
+        #expect(create.status == 0, "\(create.stdout)\(create.stderr)")
+        #expect(try await s.keiji("task", "--run", "--name=slow").status == 0)
+        let cookie = try await Self.logIn(port, token: try MetricsEndpointTests.token(s))
+        var page = Exchange(status: 0, headers: [:], body: "")
+        #expect(await WalkthroughTests().eventually(.seconds(60)) {
+            page = try await Self.request(port, "GET", "/tasks/slow", cookie: cookie)
+            return Self.logSection(page.body).contains("line-1")
+        }, "the run's first line: \(page.body)")
+        #expect(page.body.contains(#"data-task="slow""#))
+        // One run prints a line a second and goes on for minutes: the journal does not move, the log grows.
+        let hello = try await Self.request(port, "GET", "/events?task=slow", cookie: cookie)
+        let version = try #require(hello.body.split(separator: "\n").first { $0.hasPrefix("id: ") }.map { String($0.dropFirst(4)) })
+        let lsn = version.split(separator: ".").first.map(String.init) ?? ""
+        #expect(version.contains("."), "the version carries the log's size: \(version)")
+        var change = Exchange(status: 0, headers: [:], body: "")
+        #expect(await WalkthroughTests().eventually(.seconds(60)) {
+            change = try await Self.request(port, "GET", "/events?task=slow", cookie: cookie, headers: ["Last-Event-ID": version])
+            return change.body.contains("event: change")
+        }, "a change when the log grows: \(change.body)")
+        #expect(change.body.contains("id: \(lsn)."), "the same LSN, a longer log: \(change.body)")
         #expect(try await s.keiji("system", "--stop").status == 0)
     }
 

@@ -98,7 +98,13 @@ struct DashboardRoutes: Sendable {
             return Self.html(.ok, SystemPage(snapshot: snapshot, facts: facts, nodes: nodes).html())
         case "/events":
             let engine = engine
-            let body = await LiveUpdates.events(lastEventID: request.headers[HTTPHeader("Last-Event-ID")]) { await engine.appliedLSN }
+            // On a task's page the log's size is part of the version: its tail follows a run's lines as they arrive.
+            let task = request.query.first { $0.name == "task" }.flatMap { Self.taskName($0.value) }
+            let body = await LiveUpdates.events(lastEventID: request.headers[HTTPHeader("Last-Event-ID")]) {
+                let lsn = await engine.appliedLSN
+                guard let task else { return String(lsn) }
+                return "\(lsn).\(await engine.logSize(of: task))"
+            }
             return HTTPResponse(statusCode: .ok, headers: [.contentType: "text/event-stream", HTTPHeader("Cache-Control"): "no-store"],
                                 body: Data(body.utf8))
         default:

@@ -1,26 +1,29 @@
 import Foundation
 
 /// `/events` and `/static/live.js`: live updates without a long-lived stream. Each `/events` request waits
-/// until the engine's applied LSN moves past the `Last-Event-ID` the browser sends back (a run started or
-/// finished, a command landed), at most ``longestWait``, then answers one server-sent event and ends;
+/// until the version it watches moves past the `Last-Event-ID` the browser sends back, at most ``longestWait``,
+/// then answers one server-sent event and ends. The version is the engine's applied LSN (a run started or
+/// finished, a command landed), and on a task's page (`/events?task=NAME`) also the size of the task's log, so
+/// the log tail follows a long run's lines as they arrive;
 /// `EventSource` reconnects after `retry`. A finite response fits FlyingFox's request timeout and holds no
 /// connection open when nobody looks.
 enum LiveUpdates {
     static let longestWait: Duration = .seconds(10)
 
-    /// The body of one `/events` answer. The first request (no id yet) gets the current LSN at once.
-    static func events(lastEventID: String?, appliedLSN: @Sendable () async -> UInt64) async -> String {
-        var lsn = await appliedLSN()
-        if let seen = lastEventID.flatMap({ UInt64($0) }) {
+    /// The body of one `/events` answer: `version` is `<lsn>` or `<lsn>.<log size>`, digits and a dot only (so
+    /// the id needs no escaping). The first request (no id yet) gets the current version at once.
+    static func events(lastEventID: String?, version: @Sendable () async -> String) async -> String {
+        var current = await version()
+        if let seen = lastEventID, !seen.isEmpty {
             let deadline = ContinuousClock.now + longestWait
-            while lsn == seen, ContinuousClock.now < deadline {
+            while current == seen, ContinuousClock.now < deadline {
                 try? await Task.sleep(for: .milliseconds(250))
-                lsn = await appliedLSN()
+                current = await version()
             }
-            if lsn == seen { return "retry: 1000\n: nothing changed\n\n" }
-            return "retry: 1000\nid: \(lsn)\nevent: change\ndata: {\"lsn\":\(lsn)}\n\n"
+            if current == seen { return "retry: 1000\n: nothing changed\n\n" }
+            return "retry: 1000\nid: \(current)\nevent: change\ndata: \"\(current)\"\n\n"
         }
-        return "retry: 1000\nid: \(lsn)\nevent: hello\ndata: {\"lsn\":\(lsn)}\n\n"
+        return "retry: 1000\nid: \(current)\nevent: hello\ndata: \"\(current)\"\n\n"
     }
 
     /// On a `change` event, fetches the page again and swaps in its `data-live` sections (forms outside them,
@@ -29,7 +32,8 @@ enum LiveUpdates {
         // keiji dashboard: live updates from /events (server-sent events). Pages work without this file.
         (function () {
           if (!window.EventSource || !document.querySelector("[data-live]")) return;
-          var source = new EventSource("/events");
+          var task = document.querySelector("[data-task]");
+          var source = new EventSource("/events" + (task ? "?task=" + encodeURIComponent(task.getAttribute("data-task")) : ""));
           var busy = false;
           source.addEventListener("change", function () {
             if (busy) return;

@@ -64,7 +64,7 @@ struct TaskPage {
         let body = """
             <h1>Task \(escapedName)</h1>
             <p id="actions">\(buttons)</p>
-            <section id="task-live" data-live data-lsn="\(snapshot.state.lastLSN)">
+            <section id="task-live" data-live data-task="\(escapedName)" data-lsn="\(snapshot.state.lastLSN)">
             <p>State: <strong id="task-state" class="state-\(state)">\(state)</strong></p>
             <dl id="definition">\(factList)</dl>
             <h2>Recent runs</h2>

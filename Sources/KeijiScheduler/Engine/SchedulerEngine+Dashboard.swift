@@ -58,6 +58,12 @@ extension SchedulerEngine {
     /// (the dashboard's live updates watch it).
     public var appliedLSN: UInt64 { state.lastLSN }
 
+    /// The size of a task's active log file in bytes (0 when there is none): one `stat`.
+    public func logSize(of name: TaskName) -> Int64 {
+        var info = stat()
+        return stat(configuration.workspace.taskLogFile(name), &info) == 0 ? Int64(info.st_size) : 0
+    }
+
     /// The last `count` lines of a task's log, read on the background thread (file reads block).
     public func logTail(of name: TaskName, lines count: Int) async -> [String] {
         let file = LogFile(task: name, workspace: configuration.workspace, settings: configuration.settings)
