@@ -1,3 +1,4 @@
+import CSpawn
 import Foundation
 import Testing
 
@@ -231,13 +232,17 @@ struct ClusterTests {
         for node in cluster.nodes { try await start(node.session) }
         let from = now() + 1
         for node in cluster.nodes { #expect(await waitForRuns(by: node.name, more: 2, in: cluster), "\(node.name) ran slots") }
-        // posix_spawn and waitpid, stdio on /dev/null: Foundation's Process never saw this child exit (it stayed a
-        // zombie), perhaps because the server it starts outlives it.
+        // posix_spawn and waitpid, stdio on /dev/null, every other descriptor closed. Foundation's Process sees a
+        // child exit when the child's end of a socket pair closes: run with Process, this child's server kept
+        // that end open and the child was never seen to exit. And a server started with this test process's
+        // descriptors would keep the socket ends of other tests' Processes open just the same (a soak run saw a
+        // bus test wait forever for a keiji-bus that had exited).
         let restarted = try await offThePool { () -> Int32 in
             var actions: posix_spawn_file_actions_t = posix_spawn_file_actions_t()
             posix_spawn_file_actions_init(&actions)
             defer { posix_spawn_file_actions_destroy(&actions) }
             for fd: Int32 in 0...2 { posix_spawn_file_actions_addopen(&actions, fd, "/dev/null", fd == 0 ? O_RDONLY : O_WRONLY, 0) }
+            _ = keiji_spawn_file_actions_closefrom(&actions, 3)
             var pid: pid_t = 0
             let argv: [UnsafeMutablePointer<CChar>?] = [strdup(restart), nil]
             defer { argv.forEach { free($0) } }
