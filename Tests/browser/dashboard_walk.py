@@ -93,8 +93,17 @@ def main():
 
         step("clicking Disable")
         driver.find_element(By.ID, "action-disable").click()
-        wait.until(lambda d: d.find_element(By.ID, "task-state").text == "disabled")
-        step("the page says disabled")
+        # The page after the click may show the run still going ("running" wins over "disabled" until it ends);
+        # the live update turns it to "disabled", a reload does too if none came.
+        disabled = lambda d: d.find_element(By.ID, "task-state").text == "disabled"
+        try:
+            WebDriverWait(driver, 30, ignored_exceptions=REPLACED).until(disabled)
+            step("the page says disabled")
+        except TimeoutException:
+            step("not shown as disabled within 30 s; reloading")
+            driver.refresh()
+            wait.until(disabled)
+            step("the page says disabled after a reload")
 
         step("opening the system page")
         driver.get(url + "/system")

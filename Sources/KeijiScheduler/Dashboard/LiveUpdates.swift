@@ -34,10 +34,13 @@ enum LiveUpdates {
           if (!window.EventSource || !document.querySelector("[data-live]")) return;
           var task = document.querySelector("[data-task]");
           var source = new EventSource("/events" + (task ? "?task=" + encodeURIComponent(task.getAttribute("data-task")) : ""));
-          var busy = false;
-          source.addEventListener("change", function () {
-            if (busy) return;
+          // A change that comes while a fetch is on its way is fetched again after it (dropped, a run's last log
+          // line and its end could leave the page showing the run going on).
+          var busy = false, again = false;
+          function refresh() {
+            if (busy) { again = true; return; }
             busy = true;
+            again = false;
             fetch(location.href, { credentials: "same-origin" }).then(function (r) {
               return r.ok ? r.text() : null;
             }).then(function (text) {
@@ -47,8 +50,12 @@ enum LiveUpdates {
                 var replacement = fresh.getElementById(old.id);
                 if (replacement) old.replaceWith(document.importNode(replacement, true));
               });
-            }).finally(function () { busy = false; });
-          });
+            }).finally(function () {
+              busy = false;
+              if (again) refresh();
+            });
+          }
+          source.addEventListener("change", refresh);
         })();
 
         """
