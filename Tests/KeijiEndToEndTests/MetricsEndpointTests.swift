@@ -19,21 +19,29 @@ struct MetricsEndpointTests {
         var body: String
     }
 
-    /// A loopback port nothing listens on now: the kernel picks it for a socket that is closed again.
+    /// A loopback port nothing listens on now, for a scheduler to bind later: chosen at random in 10000–19999,
+    /// below Linux's ephemeral range (32768–60999). A port the kernel had picked (port 0) and that was closed again
+    /// went back to the pool: a soak run saw the kernel give it to a fake bus of another test, whose log then held
+    /// this test's HTTP request, and the request got no answer.
     static func freePort() throws -> UInt16 {
-        let (fd, port) = try listeningSocket()
-        close(fd)
-        return port
+        for _ in 0..<200 {
+            let candidate = UInt16.random(in: 10000..<20000)
+            if let (fd, _) = try? listeningSocket(port: candidate) {
+                close(fd)
+                return candidate
+            }
+        }
+        throw CocoaError(.fileWriteUnknown, userInfo: [NSLocalizedDescriptionKey: "no free port in 10000-19999"])
     }
 
-    /// A socket listening on a loopback port the kernel picks, and that port.
-    static func listeningSocket() throws -> (Int32, UInt16) {
+    /// A socket listening on a loopback port (the kernel picks one for 0), and that port.
+    static func listeningSocket(port: UInt16 = 0) throws -> (Int32, UInt16) {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         try #require(fd >= 0)
         var address = sockaddr_in()
         address.sin_family = sa_family_t(AF_INET)
         address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        address.sin_port = 0
+        address.sin_port = port.bigEndian
         var length = socklen_t(MemoryLayout<sockaddr_in>.size)
         let bound = withUnsafeMutablePointer(to: &address) { pointer in
             pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) == 0 && getsockname(fd, $0, &length) == 0 }
