@@ -12,55 +12,18 @@ import Synchronization
 /// got by posting the bus token; every POST also carries the session's CSRF token. A port that cannot be bound
 /// does not stop the scheduler (``start()`` reports why, as ``MetricsEndpoint`` does).
 public final class DashboardServer: Sendable {
-    public let port: UInt16
-    private let server: HTTPServer
-    private let serving = Synchronization.Mutex<Task<Void, Never>?>(nil)
+    public var port: UInt16 { http.port }
+    private let http: LoopbackHTTPServer
 
     public init(port: UInt16, token: String, engine: SchedulerEngine) throws {
-        self.port = port
-        let address = try sockaddr_in.inet(ip4: "127.0.0.1", port: port)
         let routes = DashboardRoutes(sessions: DashboardSessions(token: token), engine: engine)
-        server = HTTPServer(address: address, timeout: 30, logger: .disabled, handler: ClosureHTTPHandler { request in
-            await routes.respond(to: request)
-        })
+        http = try LoopbackHTTPServer(port: port, timeout: 30) { request in await routes.respond(to: request) }
     }
 
     /// Starts listening. Returns nil once the port is bound, or why it could not be (the port is taken, …).
-    public func start() async -> String? {
-        let (outcomes, report) = AsyncStream<String?>.makeStream()
-        let server = server
-        let task = Task {
-            do {
-                try await server.run()
-            } catch let SocketError.failed(type, _, message) {
-                report.yield("\(type.lowercased()): \(message.lowercased())")  // "bind: address already in use"
-            } catch {
-                report.yield("\(error)")
-            }
-            report.finish()
-        }
-        serving.withLock { $0 = task }
-        let listening = Task {
-            do {
-                try await server.waitUntilListening(timeout: 30)
-                report.yield(nil)
-            } catch {
-                report.yield("not listening after 30 s")
-            }
-        }
-        var outcome: String?? = nil
-        for await first in outcomes {
-            outcome = first
-            break
-        }
-        listening.cancel()
-        return outcome ?? "the server stopped"
-    }
+    public func start() async -> String? { await http.start() }
 
-    public func stop() async {
-        await server.stop(timeout: 1)
-        await serving.withLock { $0 }?.value
-    }
+    public func stop() async { await http.stop() }
 }
 
 /// Which page or action a request is, and whether it may have it.

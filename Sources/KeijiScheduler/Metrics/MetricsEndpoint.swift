@@ -10,55 +10,20 @@ import Synchronization
 /// A port that cannot be bound does not stop the scheduler (metrics are not worth a missed run): ``start()``
 /// reports why, and the daemon logs it in one line.
 public final class MetricsEndpoint: Sendable {
-    public let port: UInt16
-    private let server: HTTPServer
-    private let serving = Synchronization.Mutex<Task<Void, Never>?>(nil)
+    public var port: UInt16 { http.port }
+    private let http: LoopbackHTTPServer
 
     /// - Parameter snapshot: reads the engine's state for the gauges set at scrape time.
     public init(port: UInt16, token: String, metrics: SchedulerMetrics, snapshot: @escaping @Sendable () async -> MetricsSnapshot) throws {
-        self.port = port
-        let address = try sockaddr_in.inet(ip4: "127.0.0.1", port: port)
-        server = HTTPServer(address: address, timeout: 15, logger: .disabled, handler: ClosureHTTPHandler { request in
+        http = try LoopbackHTTPServer(port: port, timeout: 15) { request in
             await Self.respond(to: request, token: token, metrics: metrics, snapshot: snapshot)
-        })
+        }
     }
 
     /// Starts listening. Returns nil once the port is bound, or why it could not be (the port is taken, …).
-    public func start() async -> String? {
-        let (outcomes, report) = AsyncStream<String?>.makeStream()
-        let server = server
-        let task = Task {
-            do {
-                try await server.run()
-            } catch let SocketError.failed(type, _, message) {
-                report.yield("\(type.lowercased()): \(message.lowercased())")  // "bind: address already in use"
-            } catch {
-                report.yield("\(error)")
-            }
-            report.finish()
-        }
-        serving.withLock { $0 = task }
-        let listening = Task {
-            do {
-                try await server.waitUntilListening(timeout: 30)
-                report.yield(nil)
-            } catch {
-                report.yield("not listening after 30 s")
-            }
-        }
-        var outcome: String?? = nil
-        for await first in outcomes {
-            outcome = first
-            break
-        }
-        listening.cancel()
-        return outcome ?? "the server stopped"
-    }
+    public func start() async -> String? { await http.start() }
 
-    public func stop() async {
-        await server.stop(timeout: 1)
-        await serving.withLock { $0 }?.value
-    }
+    public func stop() async { await http.stop() }
 
     static func respond(to request: HTTPRequest, token: String, metrics: SchedulerMetrics,
                         snapshot: @Sendable () async -> MetricsSnapshot) async -> HTTPResponse {
