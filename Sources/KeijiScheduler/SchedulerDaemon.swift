@@ -128,8 +128,14 @@ extension SchedulerDaemon {
         } catch {
             problem = "\(error)"
         }
-        let line = problem.map { "metrics: cannot serve on 127.0.0.1:\(port), /metrics is off, scheduling goes on: \($0)" }
-            ?? "metrics: serving http://127.0.0.1:\(port)/metrics"
+        await announce(problem.map { "metrics: cannot serve on 127.0.0.1:\(port), /metrics is off, scheduling goes on: \($0)" },
+                       else: "metrics: serving http://127.0.0.1:\(port)/metrics", engine: engine)
+        return problem == nil ? endpoint : nil
+    }
+
+    /// One line on stdout (serving) or stderr (off), and in the scheduler's log.
+    static func announce(_ problem: String?, else serving: String, engine: SchedulerEngine) async {
+        let line = problem ?? serving
         if problem == nil {
             print("keiji-scheduler: " + line)
             fflush(nil)
@@ -137,7 +143,6 @@ extension SchedulerDaemon {
             FileHandle.standardError.write(Data("keiji-scheduler: \(line)\n".utf8))
         }
         await engine.note(line)
-        return problem == nil ? endpoint : nil
     }
 }
 
@@ -153,15 +158,8 @@ extension SchedulerDaemon {
         } catch {
             problem = "\(error)"
         }
-        let line = problem.map { "dashboard: cannot serve on 127.0.0.1:\(port), the dashboard is off, scheduling goes on: \($0)" }
-            ?? "dashboard: serving http://127.0.0.1:\(port)/"
-        if problem == nil {
-            print("keiji-scheduler: " + line)
-            fflush(nil)
-        } else {
-            FileHandle.standardError.write(Data("keiji-scheduler: \(line)\n".utf8))
-        }
-        await engine.note(line)
+        await announce(problem.map { "dashboard: cannot serve on 127.0.0.1:\(port), the dashboard is off, scheduling goes on: \($0)" },
+                       else: "dashboard: serving http://127.0.0.1:\(port)/", engine: engine)
         return problem == nil ? server : nil
     }
 }
