@@ -216,6 +216,13 @@ enum RecoveryReportText {
             out.append("  \(record.task.map(\.rawValue) ?? "(no task)") \(record.type ?? "record") at LSN \(record.lsn.map(String.init) ?? "checkpoint"): \(record.reason) (\(record.action))")
         }
         out.append("re-applied:   \(r.commandsReapplied) command(s) to the query view" + (r.viewRebuilt ? " (view rebuilt)" : ""))
+        if let cluster = r.cluster {
+            out.append("cluster:      node \(cluster.node); \(cluster.commandsCaughtUp) command(s) of other nodes caught up at start; "
+                       + "\(cluster.slotsTakenOver) slot(s) of lost or stopped nodes taken over since")
+            for run in cluster.takenOver.suffix(20) {
+                out.append("  \(run.task) slot \(ISO8601.string(fromSeconds: run.slot)) from \(run.from) at \(ISO8601.string(fromMilliseconds: run.at)): \(run.action)")
+            }
+        }
         out.append("took:         \(String(format: "%.3f", r.durationSeconds)) s")
         return out
     }

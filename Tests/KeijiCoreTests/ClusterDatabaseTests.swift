@@ -43,6 +43,39 @@ struct ClusterDatabaseTests {
         #expect(nodes.map(\.name) == ["n"] && nodes[0].isAlive)
     }
 
+    /// A dead node's unfinished claims go to exactly one taker, with an interruption counted; a stopped node's
+    /// go as never begun; finished claims and live nodes' claims stay where they are.
+    @Test func unfinishedClaimsOfDeadOrStoppedNodesAreTakenOverOnce() throws {
+        let (url, drop) = try TestPostgres.makeDatabase()
+        defer { drop() }
+        let dead = try ClusterDatabase(url: url, node: "dead"), stopped = try ClusterDatabase(url: url, node: "stopped")
+        let b = try ClusterDatabase(url: url, node: "b"), c = try ClusterDatabase(url: url, node: "c")
+        for node in [dead, stopped, b, c] { try node.join() }
+        _ = try dead.claim([("t", 1), ("t", 2), ("u", 1)])
+        try dead.finish([ClaimedSlot(task: "t", slot: 1)])
+        _ = try stopped.claim([("t", 3)])
+        _ = try c.claim([("t", 4)])
+        try stopped.leave()
+        // Only the stopped node's claim while `dead` still beats.
+        #expect(try b.takeOver(afterSeconds: 10) == [TakenOverSlot(task: "t", slot: 3, from: "stopped", fromStoppedNode: true, interruptions: 0)])
+        try dead.connection.query("UPDATE keiji_nodes SET heartbeat_at = now() - interval '11 seconds' WHERE name = 'dead'")
+        let taken = try c.takeOver(afterSeconds: 10).sorted { ($0.task, $0.slot) < ($1.task, $1.slot) }
+        #expect(taken == [TakenOverSlot(task: "t", slot: 2, from: "dead", fromStoppedNode: false, interruptions: 1),
+                          TakenOverSlot(task: "u", slot: 1, from: "dead", fromStoppedNode: false, interruptions: 1)])
+        #expect(try b.takeOver(afterSeconds: 10).isEmpty, "each claim is taken once")
+        #expect(try b.holders(of: [ClaimedSlot(task: "t", slot: 1), ClaimedSlot(task: "t", slot: 2), ClaimedSlot(task: "t", slot: 9)])
+                == [ClaimedSlot(task: "t", slot: 1): "dead", ClaimedSlot(task: "t", slot: 2): "c"])
+        // The dead node, back, cannot claim its old slot again; the taker holds it.
+        #expect(try dead.claim([("t", 2)]).isEmpty)
+        #expect(try c.claim([("t", 2)]) == [ClaimedSlot(task: "t", slot: 2)])
+        // c dies too: the slot moves on with its interruptions counted.
+        try c.finish([ClaimedSlot(task: "u", slot: 1)])
+        try c.connection.query("UPDATE keiji_nodes SET heartbeat_at = now() - interval '11 seconds' WHERE name = 'c'")
+        #expect(try b.takeOver(afterSeconds: 10).sorted { $0.slot < $1.slot }
+                == [TakenOverSlot(task: "t", slot: 2, from: "c", fromStoppedNode: false, interruptions: 2),
+                    TakenOverSlot(task: "t", slot: 4, from: "c", fromStoppedNode: false, interruptions: 1)])
+    }
+
     /// `pg_terminate_backend` (or a server restart) breaks the connection: the next statement reconnects and
     /// is run, instead of failing once (a claim that failed would drop a tick's slots).
     @Test func aStatementAfterTheServerCutTheConnectionIsRunOnANewOne() throws {

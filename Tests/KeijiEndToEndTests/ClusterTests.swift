@@ -85,7 +85,11 @@ struct ClusterTests {
 
     /// Every probe line: (task, slot as seconds since the epoch, node).
     func probeLines(_ cluster: Cluster) -> [(task: String, slot: Int64, node: String)] {
-        let text = (try? String(contentsOfFile: cluster.probe, encoding: .utf8)) ?? ""
+        probeLines(in: cluster.probe)
+    }
+
+    func probeLines(in file: String) -> [(task: String, slot: Int64, node: String)] {
+        let text = (try? String(contentsOfFile: file, encoding: .utf8)) ?? ""
         let format = ISO8601DateFormatter()
         return text.split(separator: "\n").compactMap { line in
             let parts = line.split(separator: " ")
@@ -100,18 +104,25 @@ struct ClusterTests {
         return await postgres.eventually(.seconds(60)) { probeLines(cluster).filter { node == nil || $0.node == node }.count >= before + count }
     }
 
-    /// The slots each node's recovery reports as interrupted (their runs may have died before the probe wrote).
+    /// The slots each node's recovery reports as interrupted (their runs may have died before the probe wrote),
+    /// and those a node took over from a dead node and did not re-run (the dead node may have died just before
+    /// or during the run: the tasks do not re-run interrupted runs).
     func interruptedSlots(_ cluster: Cluster) -> Set<String> {
         var slots: Set<String> = []
         for node in cluster.nodes {
-            guard let data = FileManager.default.contents(atPath: node.session.home + "/.keiji/recovery.json"),
-                  let report = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
-                  let runs = report["interruptedRuns"] as? [[String: Any]] else { continue }
-            for run in runs {
+            guard let report = recoveryReport(node.session) else { continue }
+            let taken = ((report["cluster"] as? [String: Any])?["takenOver"] as? [[String: Any]] ?? [])
+                .filter { ($0["action"] as? String)?.hasPrefix("not re-run") == true }
+            for run in (report["interruptedRuns"] as? [[String: Any]] ?? []) + taken {
                 if let task = run["task"] as? String, let slot = run["slot"] as? Int { slots.insert("\(task) \(slot)") }
             }
         }
         return slots
+    }
+
+    func recoveryReport(_ node: Session) -> [String: Any]? {
+        guard let data = FileManager.default.contents(atPath: node.home + "/.keiji/recovery.json") else { return nil }
+        return try? JSONSerialization.jsonObject(with: data) as? [String: Any]
     }
 
     /// Stops every node, then checks the probe between `from` and `through` (seconds): each task's every slot
@@ -177,8 +188,54 @@ struct ClusterTests {
         await cluster.cleanUp()
     }
 
-    /// SIGSTOP of one node for several seconds: the others run the slots it would have claimed; resumed, its
-    /// stall catch-up finds them claimed and runs none of them again.
+    /// kill -9 of the node in the middle of a long run, and it stays down: once its heartbeat is older than the
+    /// lease (10 s), another node takes the unfinished slot over and re-runs it (the task re-runs interrupted
+    /// runs), once, and its recovery.json says so; back up, the killed node leaves the slot to the taker.
+    @Test func aDeadNodesInterruptedRunIsReRunByAnotherNode() async throws {
+        let cluster = try await makeCluster()
+        let starts = (cluster.probe as NSString).deletingLastPathComponent + "/starts.log"
+        let line = "\"$KEIJI_TASK_NAME $KEIJI_SLOT $KEIJI_NODE\""
+        let r = try await cluster.nodes[0].session.keiji("task", "--create", "--name=long", "--desc=long", "--every", "10s", "--rerun-interrupted", "true",
+                                                         "--command", "echo \(line) >> \(starts); sleep 4; echo \(line) >> \(cluster.probe)")
+        #expect(r.status == 0, "\(r.stdout)\(r.stderr)")
+        for node in cluster.nodes { try await start(node.session) }
+        let from = now() + 1
+        func startedRuns() -> [(task: String, slot: Int64, node: String)] { probeLines(in: starts) }
+        // The first long run's node is killed while the run sleeps.
+        #expect(await postgres.eventually(.seconds(30)) { !startedRuns().isEmpty }, "a long run started")
+        let first = try #require(startedRuns().first)
+        let victim = try #require(cluster.nodes.first { $0.name == first.node })
+        kill(try #require(schedulerPID(victim.session)), SIGKILL)
+        let killedAt = now()
+        let survivors = cluster.nodes.filter { $0.name != victim.name }
+        // Another node runs the slot to its end (after the lease, 10 s, and a heartbeat, 2 s).
+        let reRun = await postgres.eventually(.seconds(60)) { probeLines(cluster).contains { $0.task == "long" && $0.slot == first.slot } }
+        #expect(reRun, "the slot \(first.slot) was re-run: \(survivors.map { schedulerLog($0.session) })")
+        let taker = probeLines(cluster).first { $0.task == "long" && $0.slot == first.slot }?.node
+        #expect(taker != victim.name && taker != nil)
+        let takenOver = survivors.compactMap { recoveryReport($0.session) }.flatMap { report in
+            ((report["cluster"] as? [String: Any])?["takenOver"] as? [[String: Any]] ?? []).filter { $0["task"] as? String == "long" }
+        }
+        #expect(takenOver.count == 1 && (takenOver.first?["action"] as? String)?.hasPrefix("re-run (\(victim.name) died") == true,
+                "the taker's recovery.json: \(takenOver)")
+        #expect(now() - killedAt >= 10, "not taken over before the lease ran out")
+        // The killed node comes back: its recovery finds the slot taken over and does not run it again.
+        try await start(victim.session)
+        let report = await postgres.eventually(.seconds(30)) {
+            (recoveryReport(victim.session)?["interruptedRuns"] as? [[String: Any]] ?? []).contains {
+                ($0["slot"] as? Int).map(Int64.init) == first.slot && ($0["action"] as? String)?.hasPrefix("taken over by \(taker ?? "?")") == true
+            }
+        }
+        #expect(report, "the killed node's report: \(recoveryReport(victim.session) ?? [:])")
+        #expect(await waitForRuns(by: victim.name, more: 2, in: cluster), "the restarted node claims again")
+        let lines = try await stopAndCheckExactlyOnce(cluster, from: from, through: now() - 2)
+        #expect(lines.filter { $0.task == "long" && $0.slot == first.slot }.count == 1, "the interrupted slot ran to its end once")
+        await cluster.cleanUp()
+    }
+
+    /// SIGSTOP of one node past its lease (10 s): the others run the slots it would have claimed, and take over
+    /// what it left unfinished; resumed, its stall catch-up finds those slots claimed and runs none of them again,
+    /// and a claim it sent before the pause is checked again before any run starts.
     @Test func everySlotRunsOnceWhenANodeIsStoppedAndResumed() async throws {
         let cluster = try await makeCluster()
         for node in cluster.nodes { try await start(node.session) }
@@ -188,7 +245,11 @@ struct ClusterTests {
         let paused = cluster.nodes[2]
         let pid = try #require(schedulerPID(paused.session))
         kill(pid, SIGSTOP)
+        let pausedAt = now()
         #expect(await waitForRuns(by: nil, more: 12, in: cluster), "the other nodes go on")
+        _ = await postgres.eventually(.seconds(30)) { now() >= pausedAt + 14 }  // past the lease and a heartbeat
+        let nodes = try await cluster.nodes[0].session.keiji("system", "--status", "--json")
+        #expect(nodes.stdout.contains("\"alive\" : false"), "the paused node is shown lost: \(nodes.stdout)")
         kill(pid, SIGCONT)
         #expect(await waitForRuns(by: paused.name, more: 2, in: cluster), "the resumed node claims again")
         let through = now() - 2

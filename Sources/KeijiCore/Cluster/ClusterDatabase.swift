@@ -40,6 +40,9 @@ public final class ClusterDatabase {
             PRIMARY KEY (task, slot)
         );
         CREATE INDEX IF NOT EXISTS keiji_claims_by_node ON keiji_claims (node, claimed_at);
+        ALTER TABLE keiji_claims ADD COLUMN IF NOT EXISTS finished BOOLEAN NOT NULL DEFAULT false,
+            ADD COLUMN IF NOT EXISTS interruptions INTEGER NOT NULL DEFAULT 0, ADD COLUMN IF NOT EXISTS taken_from TEXT;
+        CREATE INDEX IF NOT EXISTS keiji_claims_unfinished ON keiji_claims (node) WHERE NOT finished;
         """
 
     /// How long claims are kept: a slot older than this may be claimed again (by a catch-up after every node was
@@ -49,7 +52,10 @@ public final class ClusterDatabase {
     public static let heartbeatTimeoutSeconds = 10
 
     public init(url: URL, node: String) throws {
-        connection = try PostgresConnection(url: url, name: Settings.Database.postgres(url).description)
+        // A claim acknowledged by a server that then crashes must not be lost (the slot would run twice), whatever
+        // the server's default: `synchronous_commit=on` for this session (a URL's own `options` still wins).
+        connection = try PostgresConnection(url: url, name: Settings.Database.postgres(url).description,
+                                            options: "-c synchronous_commit=on")
         self.node = node
         try connection.transaction { try connection.execute(Self.schema) }
     }
@@ -171,6 +177,49 @@ public final class ClusterDatabase {
         })
     }
 
+    /// Marks the runs of `slots` ended (their last attempt finished, whatever its outcome): a claim left
+    /// unfinished by a node that dies or stops is taken over by another (``takeOver(afterSeconds:)``).
+    public func finish(_ slots: [ClaimedSlot]) throws {
+        guard !slots.isEmpty else { return }
+        try connection.query("""
+            UPDATE keiji_claims SET finished = true FROM unnest($1::text[], $2::bigint[]) AS d(t, s)
+            WHERE task = d.t AND slot = d.s AND node = $3
+            """, [PostgresConnection.arrayLiteral(slots.map(\.task)), PostgresConnection.arrayLiteral(slots.map { String($0.slot) }), node])
+    }
+
+    /// Takes over the unfinished claims of nodes that stopped cleanly or whose heartbeat is older than
+    /// `afterSeconds` (the database's clock), in one statement: each claim moves to exactly one taker (a
+    /// concurrent taker finds it no longer the dead node's). Claims older than `withinSeconds` are left: a
+    /// slot that old is past any catch-up.
+    public func takeOver(afterSeconds lease: Int, withinSeconds window: Int = 3600) throws -> [TakenOverSlot] {
+        try connection.query("""
+            UPDATE keiji_claims c SET node = $1, taken_from = c.node, interruptions = c.interruptions + (CASE WHEN n.stopped THEN 0 ELSE 1 END),
+                   claimed_at = now()
+            FROM keiji_nodes n
+            WHERE c.node = n.name AND n.name <> $1 AND NOT c.finished
+              AND (n.stopped OR n.heartbeat_at < now() - make_interval(secs => $2::float8))
+              AND c.claimed_at > now() - make_interval(secs => $3::float8)
+            RETURNING c.task, c.slot, c.taken_from, n.stopped, c.interruptions
+            """, [node, String(lease), String(window)]).compactMap { row in
+            guard let task = row[0], let slot = row[1].flatMap({ Int64($0) }), let from = row[2],
+                  let interruptions = row[4].flatMap({ Int($0) }) else { return nil }
+            return TakenOverSlot(task: task, slot: slot, from: from, fromStoppedNode: row[3] == "t", interruptions: interruptions)
+        }
+    }
+
+    /// Which node holds each of `slots` now (slots nobody claimed are absent).
+    public func holders(of slots: [ClaimedSlot]) throws -> [ClaimedSlot: String] {
+        guard !slots.isEmpty else { return [:] }
+        var holders: [ClaimedSlot: String] = [:]
+        for row in try connection.query("""
+            SELECT c.task, c.slot, c.node FROM keiji_claims c JOIN unnest($1::text[], $2::bigint[]) AS d(t, s) ON c.task = d.t AND c.slot = d.s
+            """, [PostgresConnection.arrayLiteral(slots.map(\.task)), PostgresConnection.arrayLiteral(slots.map { String($0.slot) })]) {
+            guard let task = row[0], let slot = row[1].flatMap({ Int64($0) }), let node = row[2] else { continue }
+            holders[ClaimedSlot(task: task, slot: slot)] = node
+        }
+        return holders
+    }
+
     /// Deletes claims older than ``claimRetention`` (a bounded table however long the cluster runs).
     public func forgetOldClaims() throws {
         try connection.query("DELETE FROM keiji_claims WHERE claimed_at < now() - $1::interval", [Self.claimRetention])
@@ -222,6 +271,23 @@ public struct ClaimedSlot: Hashable, Sendable {
     public init(task: String, slot: Int64) {
         self.task = task
         self.slot = slot
+    }
+}
+
+/// A claim ``ClusterDatabase/takeOver(afterSeconds:withinSeconds:)`` moved to this node.
+public struct TakenOverSlot: Sendable, Equatable, Codable {
+    public var task: String
+    public var slot: Int64
+    /// The node that held it.
+    public var from: String
+    /// That node stopped cleanly, so the slot's run never began (a stop ends every run it began); otherwise the
+    /// node died and its run may have been interrupted.
+    public var fromStoppedNode: Bool
+    /// Interruptions of this slot's runs by dead nodes so far, this one included.
+    public var interruptions: Int
+
+    public init(task: String, slot: Int64, from: String, fromStoppedNode: Bool, interruptions: Int) {
+        (self.task, self.slot, self.from, self.fromStoppedNode, self.interruptions) = (task, slot, from, fromStoppedNode, interruptions)
     }
 }
 

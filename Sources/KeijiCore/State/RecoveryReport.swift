@@ -45,6 +45,43 @@ public struct RecoveryReport: Codable, Sendable, Equatable {
         }
     }
 
+    /// What a cluster node (`DB_URL=postgres://…`) found in the cluster: commands to catch up on, and the slots
+    /// it took over from nodes that died or stopped (at its start and since, while it runs).
+    public struct Cluster: Codable, Sendable, Equatable {
+        public var node: String
+        /// Commands the other nodes published while this one was down, applied when it started.
+        public var commandsCaughtUp = 0
+        /// Slots taken over since this node started, in all.
+        public var slotsTakenOver = 0
+        /// The latest of them (at most ``RecoveryReport/Cluster/takenOverKept``), with what was done.
+        public var takenOver: [TakenOverRun] = []
+        public static let takenOverKept = 100
+
+        public init(node: String) { self.node = node }
+
+        public mutating func append(_ runs: [TakenOverRun]) {
+            slotsTakenOver += runs.count
+            takenOver.append(contentsOf: runs)
+            if takenOver.count > Self.takenOverKept { takenOver.removeFirst(takenOver.count - Self.takenOverKept) }
+        }
+    }
+
+    /// A slot another node held unfinished, taken over by this one.
+    public struct TakenOverRun: Codable, Sendable, Equatable {
+        public var task: String
+        public var slot: Int64
+        /// The node that held it.
+        public var from: String
+        /// When it was taken over (milliseconds since the epoch).
+        public var at: Int64
+        /// `run (it never began: <node> stopped)`, `re-run (<node> died during it)`, or `not re-run (…)` with the
+        /// reason: policy, interrupted too often, task deleted, disabled or in error.
+        public var action: String
+        public init(task: String, slot: Int64, from: String, at: Int64, action: String) {
+            (self.task, self.slot, self.from, self.at, self.action) = (task, slot, from, at, action)
+        }
+    }
+
     public var startedAt: Int64
     public var previousShutdown: PreviousShutdown
     public var journal = Journal()
@@ -57,6 +94,8 @@ public struct RecoveryReport: Codable, Sendable, Equatable {
     /// Records replay could not apply and definitions today's rules refuse: each task named is in error
     /// and does not run. Optional so reports journaled before it existed still decode; nil when empty.
     public var refusedRecords: [RefusedRecord]?
+    /// On a cluster node; nil otherwise (and in reports journaled before clusters existed).
+    public var cluster: Cluster?
 
     public init(startedAt: Int64, previousShutdown: PreviousShutdown) {
         self.startedAt = startedAt

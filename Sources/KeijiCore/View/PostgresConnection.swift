@@ -21,7 +21,9 @@ public final class PostgresConnection {
     /// after `connectTimeout` seconds (the URL's own `connect_timeout` wins).
     /// - Parameter name: how errors name the database; the URL with its password masked when nil.
     /// - Throws: ``KeijiError`` `.database`, one line: "<name>: cannot connect: <libpq's reason>".
-    public init(url: URL, connectTimeout: Int = 5, name: String? = nil) throws {
+    /// - Parameter options: server settings for the session (libpq's `options`, e.g. `-c synchronous_commit=on`);
+    ///   kept across reconnections.
+    public init(url: URL, connectTimeout: Int = 5, name: String? = nil, options: String? = nil) throws {
         let name = name ?? Settings.Database.redacted(url)
         if let failure = keiji_pq_load() {
             throw KeijiError(.database, "\(name): cannot connect: libpq could not be loaded (\(String(cString: failure))); install libpq5")
@@ -29,8 +31,8 @@ public final class PostgresConnection {
         let components = URLComponents(url: url, resolvingAgainstBaseURL: false)
         let secrets = [components?.percentEncodedPassword, components?.password].compactMap { $0 }.filter { !$0.isEmpty }
         // Processed in order, and `dbname` expands the URL: its own parameters override the ones before it.
-        let keywords = ["connect_timeout", "application_name", "client_encoding", "dbname"]
-        let values = [String(connectTimeout), "keiji", "UTF8", url.absoluteString]
+        let keywords = ["connect_timeout", "application_name", "client_encoding"] + (options == nil ? [] : ["options"]) + ["dbname"]
+        let values = [String(connectTimeout), "keiji", "UTF8"] + (options.map { [$0] } ?? []) + [url.absoluteString]
         let cKeywords = keywords.map { strdup($0) }
         let cValues = values.map { strdup($0) }
         defer { (cKeywords + cValues).forEach { free($0) } }

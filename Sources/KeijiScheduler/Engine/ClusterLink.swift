@@ -19,6 +19,17 @@ actor ClusterLink {
     private var failing: String?
     private let note: @Sendable (String) -> Void
     private var beats = 0
+    /// Claims waiting for the next statement, and whether one is queued: claims made while a statement is in
+    /// flight go together in the next (group commit), so a node at a thousand firings a second makes a few
+    /// hundred claim statements, not a thousand.
+    private var pendingClaims: [(slots: [ClaimedSlot], reply: CheckedContinuation<Set<ClaimedSlot>?, Never>)] = []
+    private var claimFlushQueued = false
+    /// Runs ended whose claims are not yet marked finished (sent every ``finishDelay``; kept while the
+    /// database is away, at most ``finishBacklogLimit``).
+    private var pendingFinishes: [ClaimedSlot] = []
+    private var finishFlushQueued = false
+    static let finishDelay: Duration = .milliseconds(100)
+    static let finishBacklogLimit = 100_000
 
     init(url: URL, node: String, note: @escaping @Sendable (String) -> Void) {
         thread = BackgroundThread(name: "keiji-cluster")
@@ -54,10 +65,58 @@ actor ClusterLink {
         _ = attempt("record the applied commands") { try opened().setAppliedSeq(seq) }
     }
 
-    /// Claims `slots` for this node in one statement; returns the ones it holds, nil when the database failed.
-    func claim(_ slots: [ClaimedSlot]) -> Set<ClaimedSlot>? {
+    /// Claims `slots` for this node; returns the ones it holds, nil when the database failed. Claims that arrive
+    /// while one statement is in flight share the next.
+    func claim(_ slots: [ClaimedSlot]) async -> Set<ClaimedSlot>? {
         guard !slots.isEmpty else { return [] }
-        return attempt("claim \(slots.count) slots") { try opened().claim(slots.map { ($0.task, $0.slot) }) }
+        return await withCheckedContinuation { reply in
+            pendingClaims.append((slots, reply))
+            guard !claimFlushQueued else { return }
+            claimFlushQueued = true
+            Task { self.flushClaims() }  // queued behind the claims already waiting for this actor
+        }
+    }
+
+    private func flushClaims() {
+        claimFlushQueued = false
+        let batch = pendingClaims
+        pendingClaims = []
+        let slots = Array(Set(batch.flatMap(\.slots)))  // one statement may not claim a row twice
+        let held = attempt("claim \(slots.count) slots") { try opened().claim(slots.map { ($0.task, $0.slot) }) }
+        for (asked, reply) in batch { reply.resume(returning: held.map { $0.intersection(asked) }) }
+    }
+
+    /// Notes that the run of a claimed slot has ended (its last attempt, whatever the outcome); marked in the
+    /// database within ``finishDelay``, several at once.
+    func finished(_ slot: ClaimedSlot) {
+        guard pendingFinishes.count < Self.finishBacklogLimit else { return }
+        pendingFinishes.append(slot)
+        guard !finishFlushQueued else { return }
+        finishFlushQueued = true
+        Task {
+            try? await Task.sleep(for: Self.finishDelay)
+            self.flushFinishes()
+        }
+    }
+
+    private func flushFinishes() {
+        finishFlushQueued = false
+        guard !pendingFinishes.isEmpty else { return }
+        if attempt("mark \(pendingFinishes.count) runs finished", { try opened().finish(pendingFinishes) }) != nil {
+            pendingFinishes = []
+        }
+        // Else kept: sent again with the next run's end, or at the clean stop.
+    }
+
+    /// Takes over the unfinished claims of nodes silent for ``ClusterDatabase/heartbeatTimeoutSeconds`` or
+    /// stopped (nil when the database failed).
+    func takeOver() -> [TakenOverSlot]? {
+        attempt("take over the slots of lost nodes") { try opened().takeOver(afterSeconds: ClusterDatabase.heartbeatTimeoutSeconds) }
+    }
+
+    /// Which node holds each of `slots` (nil when the database failed).
+    func holders(of slots: [ClaimedSlot]) -> [ClaimedSlot: String]? {
+        attempt("look up claims") { try opened().holders(of: slots) }
     }
 
     /// Marks the node alive and returns the live nodes (nil when the database failed); every 1,800th beat (an
@@ -71,8 +130,10 @@ actor ClusterLink {
         }
     }
 
-    /// Marks the node stopped (a clean stop).
+    /// Marks the node stopped (a clean stop), after sending the finish marks still waiting: a claim left
+    /// unfinished by a stopped node is taken over as a run that never began.
     func leave() {
+        flushFinishes()
         _ = attempt("leave") { try opened().leave() }
     }
 

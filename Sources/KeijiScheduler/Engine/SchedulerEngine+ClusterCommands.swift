@@ -50,6 +50,7 @@ extension SchedulerEngine {
                     }
                     try CommandValidator.validate(entry.event, against: state)
                     result = .applied(try await applyCommand(entry))
+                    clusterCommandsApplied += 1
                 } catch {
                     // Mostly a command applied before a crash and read again (a delete of a deleted task).
                     note("cluster: command \(seq) skipped: \(error)")

@@ -47,6 +47,7 @@ extension SchedulerEngine {
         let previous: RecoveryReport.PreviousShutdown =
             loaded.state.schedulerRunning ? .crash : (loaded.state.schedulerHasStarted ? .clean : .firstStart)
         var report = RecoveryReport(startedAt: clock.nowMilliseconds(), previousShutdown: previous)
+        if let cluster { report.cluster = RecoveryReport.Cluster(node: cluster.node) }
         report.journal.recordsReplayed = loaded.recordsReplayed
         report.journal.replaySeconds = loaded.seconds
         report.journal.checkpointLSN = journal.latestCheckpoint?.lsn
@@ -74,13 +75,19 @@ extension SchedulerEngine {
         var reruns: [RecoveryRun] = []
         var interruptedRecords: [JournalEntry.Event] = []
         var givenUpTasks: Set<TaskName> = []
+        // In a cluster, a node that was down long enough finds its interrupted slots taken over by another.
+        let holders = await cluster?.holders(of: interrupted.compactMap { run in
+            run.start.slot.map { ClaimedSlot(task: run.start.task.rawValue, slot: $0) } }) ?? [:]
         for run in interrupted {
             let name = run.start.task
             // Counted from the journaled run.started, so a replay reaches the same decision.
             let interruptions = (run.start.interruptions ?? 0) + 1
             var givenUp: String?
             let action: String
-            if let task = state.tasks[name] {
+            let holder = run.start.slot.flatMap { holders[ClaimedSlot(task: name.rawValue, slot: $0)] }
+            if let holder, holder != cluster?.node {
+                action = "taken over by \(holder) (not re-run here)"
+            } else if let task = state.tasks[name] {
                 if !task.definition.policy.rerunInterrupted {
                     action = "not re-run (policy)"
                 } else if task.isDisabled || task.isError || givenUpTasks.contains(name) {
@@ -127,6 +134,16 @@ extension SchedulerEngine {
         // One batch (one sync), not a sync per task: a thousand tasks down for a while is a thousand records.
         if !missedRecords.isEmpty { try await record(contentsOf: missedRecords) }
 
+        // What nodes that died or stopped left unfinished, as at every heartbeat.
+        var takenOver: [RecoveryRun] = []
+        if let cluster, let taken = await cluster.takeOver(), !taken.isEmpty {
+            let (queues, decided) = decide(taken)
+            report.cluster?.append(decided)
+            // A slot this node's own catch-up or re-runs already cover is started once.
+            let planned = Set((reruns + catchUps).compactMap { run in run.slot.map { ClaimedSlot(task: run.task.rawValue, slot: $0) } })
+            takenOver = queues.flatMap(\.1).filter { run in run.slot.map { !planned.contains(ClaimedSlot(task: run.task.rawValue, slot: $0)) } ?? true }
+        }
+
         report.durationSeconds = (ContinuousClock.now - started).seconds
         let journaled = Self.journaled(report)
         if journaled != report {
@@ -134,10 +151,8 @@ extension SchedulerEngine {
         }
         try await record(.recoveryCompleted(journaled))
         recoveryReport = report
-        if let data = try? JSONEncoder().encode(report) {
-            try? FileSystem.writeAtomically(data, to: workspace.recoveryReportFile)
-        }
-        pendingRecoveryRuns = reruns + catchUps
+        saveRecoveryReport()
+        pendingRecoveryRuns = reruns + catchUps + takenOver
         note(Self.summary(of: report))
         return report
     }
@@ -231,6 +246,7 @@ extension SchedulerEngine {
         if report.commandsReapplied > 0 { parts.append("\(report.commandsReapplied) commands re-applied to the view") }
         if report.viewRebuilt { parts.append("query view rebuilt") }
         if let refused = report.refusedRecords { parts.append("\(refused.count) records refused") }
+        if let cluster = report.cluster, cluster.slotsTakenOver > 0 { parts.append("\(cluster.slotsTakenOver) slots taken over from other nodes") }
         return parts.joined(separator: ", ")
     }
 }

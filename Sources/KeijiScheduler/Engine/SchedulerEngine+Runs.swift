@@ -145,11 +145,19 @@ extension SchedulerEngine {
 
     /// In a cluster, claims the batch's slots in one statement and drops the firings of slots another node holds
     /// (it runs them) or that could not be claimed (the database is unreachable: this node starts no slot).
-    /// Manual runs (`--run`) have no slot and start on the node that took the command.
+    /// Manual runs (`--run`) have no slot and start on the node that took the command. A stopping node claims
+    /// nothing more: the other nodes claim those slots as usual.
     private func keepClaimed(_ prepared: PreparedFirings, _ cluster: ClusterLink) async -> PreparedFirings {
         let slots = prepared.started.compactMap { run in run.firing.slot.map { ClaimedSlot(task: run.firing.task.rawValue, slot: $0) } }
         guard !slots.isEmpty else { return prepared }
-        guard let held = await cluster.claim(slots) else {
+        let asked = ContinuousClock.now
+        var answer = phase == .running ? await cluster.claim(slots) : []
+        if let held = answer, !held.isEmpty, ContinuousClock.now - asked > Self.claimDeadline {
+            // Paused past the deadline: another node may have taken these over since; keep only what is still ours.
+            note("cluster: a claim took \(ContinuousClock.now - asked) (was the process paused?); checking it again before any run starts")
+            answer = await cluster.claim(Array(held)).map { $0.intersection(held) }
+        }
+        guard let held = answer else {
             // The database failed: no slot starts now; they are claimed again, by their catch-up policy, once it answers.
             let kept = prepared.subset { $0.slot == nil }
             for run in kept.rest?.started ?? [] {
@@ -209,6 +217,9 @@ extension SchedulerEngine {
             runSeries.finished(name, result.outcome, durationMilliseconds: result.durationMs, metrics: metrics)
         }
         unregisterRun(runID)
+        if !willRetry, let cluster, let slot {
+            await cluster.finished(ClaimedSlot(task: name.rawValue, slot: slot))  // no other node takes it over now
+        }
         if willRetry {
             let backoff = definition.policy.retryDelaySeconds(afterAttempt: attempt)
             try? await Task.sleep(for: .milliseconds(TimeArithmetic.milliseconds(fromSeconds: backoff)))

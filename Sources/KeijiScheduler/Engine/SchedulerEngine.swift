@@ -34,6 +34,8 @@ public actor SchedulerEngine {
     /// The last command of the cluster applied here (``pullCommands()``), and the latest pulls' results, by `seq`.
     var appliedCommandSeq: Int64 = 0
     var recentCommandResults: [Int64: ClusterCommandResult] = [:]
+    /// Commands pulled from the cluster and applied since this node started.
+    var clusterCommandsApplied = 0
     var commandPull: Task<Void, Never>?
     var commandPollTask: Task<Void, Never>?
     /// Slots this node decided to fire while the database could not be reached, by task (at most
@@ -123,6 +125,10 @@ public actor SchedulerEngine {
         configuration.metrics?.recovered(report)
         // Definitions and changes made on other nodes since this one last ran, before anything is armed.
         await pullCommands()
+        if cluster != nil {
+            recoveryReport?.cluster?.commandsCaughtUp = clusterCommandsApplied
+            saveRecoveryReport()
+        }
         phase = .running
         await startRecoveryRuns()
         timers.reserveCapacity(state.tasks.count)
@@ -137,6 +143,7 @@ public actor SchedulerEngine {
                     if let live = await cluster.heartbeat() {
                         await self?.setLiveNodes(live)
                         await self?.retryUnclaimedSlots()
+                        await self?.takeOverAbandonedSlots()
                     }
                 }
             }

@@ -1,0 +1,62 @@
+import Foundation
+import KeijiCore
+
+extension SchedulerEngine {
+    /// A claim older than this when its statement returns (the process was paused: SIGSTOP, a suspended VM)
+    /// is checked again before its run starts, well before another node may take it over (after
+    /// ``ClusterDatabase/heartbeatTimeoutSeconds``): a paused node that wakes up never acts on a handed-over slot.
+    static let claimDeadline: Duration = .seconds(ClusterDatabase.heartbeatTimeoutSeconds / 2)
+
+    /// Takes over what nodes that died or stopped left unfinished (called after each heartbeat) and starts what
+    /// each slot's task policy says, one run after another per task; every decision goes in `recovery.json`.
+    func takeOverAbandonedSlots() async {
+        guard let cluster, phase == .running, let taken = await cluster.takeOver(), !taken.isEmpty else { return }
+        let (queues, decided) = decide(taken)
+        recoveryReport?.cluster?.append(decided)
+        saveRecoveryReport()
+        queueCatchUps(queues)
+    }
+
+    /// What to do with each slot taken over: a slot of a node that stopped cleanly never began (a stop ends
+    /// every run it began), so it runs now; a slot of a node that died was perhaps interrupted, so it is re-run
+    /// only as its task's `rerunInterrupted` policy says, and at most ``interruptionLimit`` times in all.
+    /// - Returns: the runs to start, by task, in slot order, and the decisions for the report.
+    func decide(_ taken: [TakenOverSlot]) -> (runs: [(TaskName, [RecoveryRun])], decided: [RecoveryReport.TakenOverRun]) {
+        let now = clock.nowMilliseconds()
+        var queues: [TaskName: [RecoveryRun]] = [:]
+        var decided: [RecoveryReport.TakenOverRun] = []
+        for slot in taken.sorted(by: { ($0.task, $0.slot) < ($1.task, $1.slot) }) {
+            let action: String
+            if let name = try? TaskName(slot.task), let task = state.tasks[name] {
+                if task.isDisabled || task.isError {
+                    action = task.isDisabled ? "not run (task disabled)" : "not run (task in error)"
+                } else if slot.fromStoppedNode {
+                    action = "run (it never began: \(slot.from) stopped)"
+                    queues[name, default: []].append(RecoveryRun(task: name, slot: slot.slot, trigger: .catchUp, attempt: 1, interruptions: nil))
+                } else if !task.definition.policy.rerunInterrupted {
+                    action = "not re-run (policy; \(slot.from) died during it or just before)"
+                } else if slot.interruptions >= Self.interruptionLimit {
+                    action = "not re-run (interrupted \(slot.interruptions) times)"
+                } else {
+                    action = "re-run (\(slot.from) died during it or just before)"
+                    queues[name, default: []].append(RecoveryRun(task: name, slot: slot.slot, trigger: .recovery, attempt: 1,
+                                                                 interruptions: slot.interruptions))
+                }
+            } else {
+                action = "not run (task deleted)"
+            }
+            decided.append(.init(task: slot.task, slot: slot.slot, from: slot.from, at: now, action: action))
+        }
+        let started = queues.values.reduce(0) { $0 + $1.count }
+        let sources = Set(taken.map(\.from)).sorted().joined(separator: ", ")
+        note("cluster: took over \(taken.count) unfinished slots of \(sources); \(started) run here, the others not (recovery.json says why)")
+        return (queues.sorted { $0.key < $1.key }.map { ($0.key, $0.value) }, decided)
+    }
+
+    /// Writes the report to `~/.keiji/recovery.json` (what `keiji system --status` shows).
+    func saveRecoveryReport() {
+        if let report = recoveryReport, let data = try? JSONEncoder().encode(report) {
+            try? FileSystem.writeAtomically(data, to: configuration.workspace.recoveryReportFile)
+        }
+    }
+}
