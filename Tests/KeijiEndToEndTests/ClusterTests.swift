@@ -361,6 +361,38 @@ struct ClusterTests {
         await cluster.cleanUp()
     }
 
+    /// A node that ran on SQLite before it joined brings its tasks along: each reaches every node (same anchor,
+    /// so the slots are the same on all), a disabled one stays disabled, and its slots are shared out.
+    @Test func tasksMadeBeforeANodeJoinedReachTheCluster() async throws {
+        let cluster = try await makeCluster()
+        let (a, c) = (cluster.nodes[0].session, cluster.nodes[2].session)
+        try postgres.setDatabaseURL("default", in: c)
+        try await createProbeTask("local", on: c, probe: cluster.probe)
+        try await createProbeTask("quiet", on: c, probe: cluster.probe)
+        #expect(try await c.keiji("task", "--disable", "--name=quiet").status == 0)
+        try postgres.setDatabaseURL(cluster.url, in: c)
+        try await start(a)
+        try await start(c)
+        let expected = ["alpha": false, "beta": false, "gamma": false, "local": false, "quiet": true]
+        for node in [a, c] {
+            let converged = await postgres.eventually(.seconds(30)) { try await definitions(in: node) == expected }
+            let found = (try? await definitions(in: node)) ?? [:]
+            #expect(converged, "every node has the joined node's tasks: \(found); \(schedulerLog(c))")
+        }
+        #expect(await postgres.eventually(.seconds(60)) { probeLines(cluster).contains { $0.task == "local" && $0.node == "node-a" } },
+                "node-a runs the task made on node-c before it joined")
+        let from = now() + 1
+        _ = await postgres.eventually(.seconds(20)) { now() >= from + 8 }
+        var running = cluster
+        running.nodes.remove(at: 1)  // node-b never started
+        let through = now() - 2
+        let lines = try await stopAndCheckExactlyOnce(running, from: from, through: through)
+        #expect(!lines.contains { $0.task == "quiet" }, "the disabled task stays disabled")
+        let local = Set(lines.filter { $0.task == "local" }.map(\.slot))
+        #expect((from...through).allSatisfy(local.contains), "every slot of the joined task ran: \(local.sorted())")
+        await cluster.cleanUp()
+    }
+
     /// Two schedulers cannot run under one NODE_NAME (both would hold the same claims): the second is refused
     /// at `system --start` with one line naming the setting.
     @Test func aSecondSchedulerWithTheSameNodeNameIsRefused() async throws {

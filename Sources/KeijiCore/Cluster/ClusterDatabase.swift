@@ -98,6 +98,11 @@ public final class ClusterDatabase {
         return value
     }
 
+    /// Every task name the command log has a command for (deleted ones included).
+    public func taskNamesInCommands() throws -> Set<String> {
+        Set(try connection.query("SELECT DISTINCT task FROM keiji_commands").compactMap { $0.first ?? nil })
+    }
+
     /// Commands after `seq`, in order: (seq, the journal entry's bytes).
     public func commands(after seq: Int64, limit: Int = 1000) throws -> [(seq: Int64, record: [UInt8])] {
         try connection.query("SELECT seq, encode(record, 'hex') FROM keiji_commands WHERE seq > $1 ORDER BY seq LIMIT $2",
@@ -204,6 +209,18 @@ public final class ClusterDatabase {
             guard let task = row[0], let slot = row[1].flatMap({ Int64($0) }), let from = row[2],
                   let interruptions = row[4].flatMap({ Int($0) }) else { return nil }
             return TakenOverSlot(task: task, slot: slot, from: from, fromStoppedNode: row[3] == "t", interruptions: interruptions)
+        }
+    }
+
+    /// This node's own unfinished claims of the last `withinSeconds`: after a clean stop, slots it claimed and
+    /// never began (a stop ends every run it began), which no other node took over before it came back.
+    public func ownUnfinishedClaims(withinSeconds window: Int = 3600) throws -> [TakenOverSlot] {
+        try connection.query("""
+            SELECT task, slot, interruptions FROM keiji_claims
+            WHERE node = $1 AND NOT finished AND claimed_at > now() - make_interval(secs => $2::float8)
+            """, [node, String(window)]).compactMap { row in
+            guard let task = row[0], let slot = row[1].flatMap({ Int64($0) }), let interruptions = row[2].flatMap({ Int($0) }) else { return nil }
+            return TakenOverSlot(task: task, slot: slot, from: node, fromStoppedNode: true, interruptions: interruptions)
         }
     }
 

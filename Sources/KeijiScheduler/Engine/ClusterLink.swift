@@ -56,6 +56,11 @@ actor ClusterLink {
         try opened().publish(try entry.encoded(), task: entry.taskName?.rawValue ?? "")
     }
 
+    /// Every task name the command log knows (nil when the database failed).
+    func taskNamesInCommands() -> Set<String>? {
+        attempt("read the command log's tasks") { try opened().taskNamesInCommands() }
+    }
+
     /// The commands after `seq` (nil when the database failed: the next poll tries again).
     func commands(after seq: Int64) -> [(seq: Int64, record: [UInt8])]? {
         attempt("read commands") { try opened().commands(after: seq) }
@@ -112,6 +117,11 @@ actor ClusterLink {
     /// stopped (nil when the database failed).
     func takeOver() -> [TakenOverSlot]? {
         attempt("take over the slots of lost nodes") { try opened().takeOver(afterSeconds: ClusterDatabase.heartbeatTimeoutSeconds) }
+    }
+
+    /// This node's claims left unfinished by its last (clean) stop (nil when the database failed).
+    func ownUnfinishedClaims() -> [TakenOverSlot]? {
+        attempt("look up this node's unfinished claims") { try opened().ownUnfinishedClaims() }
     }
 
     /// Which node holds each of `slots` (nil when the database failed).

@@ -37,6 +37,11 @@ extension SchedulerEngine {
 
     private func pullCommandsNow() async {
         guard let cluster, phase != .stopped, phase != .failed else { return }
+        deferredArming = []
+        defer {
+            for name in (deferredArming ?? []).sorted() { arm(name) }
+            deferredArming = nil
+        }
         while let batch = await cluster.commands(after: appliedCommandSeq), !batch.isEmpty {
             for (seq, bytes) in batch {
                 let result: ClusterCommandResult
@@ -61,6 +66,38 @@ extension SchedulerEngine {
                 recentCommandResults[seq - 1000] = nil
             }
             await cluster.setAppliedSeq(appliedCommandSeq)
+        }
+    }
+
+    /// Publishes the tasks this node had before it joined the cluster (made while `DB_URL` was SQLite), so they
+    /// reach every node: each as a save journaled at its anchor's time (so every node derives the same anchor
+    /// and phase, as for a task made in the cluster), then a disable if it is disabled. A name the command log
+    /// already knows is the cluster's: its definition applies here when the log is pulled.
+    func publishTasksMadeBeforeJoining() async {
+        guard let cluster, !state.tasks.isEmpty, let known = await cluster.taskNamesInCommands() else { return }
+        var published: [String] = []
+        var theClusters: [String] = []
+        for (name, task) in state.tasks.sorted(by: { $0.key < $1.key }) {
+            guard !known.contains(name.rawValue) else {
+                if appliedCommandSeq == 0 { theClusters.append(name.rawValue) }
+                continue
+            }
+            let anchoredAt = TimeArithmetic.sum(TimeArithmetic.product(task.anchor, 1000), task.phaseMilliseconds)
+            var entries = [JournalEntry(at: anchoredAt, .taskSaved(task.definition, taskID: task.taskID))]
+            if task.isDisabled { entries.append(JournalEntry(at: task.updatedAt, .taskDisabled(name))) }
+            do {
+                for entry in entries { _ = try await cluster.publish(entry) }
+                published.append(name.rawValue)
+            } catch {
+                note("cluster: task \(name), made before this node joined, could not be published (it stays local until the next start): \(error)")
+            }
+        }
+        if !published.isEmpty {
+            note("cluster: published \(published.count) tasks made before this node joined: \(published.prefix(20).joined(separator: ", "))")
+        }
+        if !theClusters.isEmpty {
+            note("cluster: tasks \(theClusters.prefix(20).joined(separator: ", ")) were made here before joining and also exist in the cluster: "
+                 + "the cluster's definitions apply")
         }
     }
 

@@ -18,8 +18,8 @@ extension SchedulerEngine {
         let lsn = try await record(entries: [entry]).upperBound
         await waitUntilApplied(lsn)
         switch entry.event {
-        case .taskSaved(let definition, _): arm(definition.name)
-        case .taskEnabled(let name), .taskResolved(let name), .taskTriggered(let name): arm(name)
+        case .taskSaved(let definition, _): armAfterCommand(definition.name)
+        case .taskEnabled(let name), .taskResolved(let name), .taskTriggered(let name): armAfterCommand(name)
         case .taskDisabled(let name): disarm(name)
         case .taskDeleted(let name):
             disarm(name)
@@ -29,11 +29,17 @@ extension SchedulerEngine {
         case .taskStopRequested(let name):
             // The seed's "stop": end the current run; the schedule goes on.
             terminateRuns(of: name)
-            arm(name)
+            armAfterCommand(name)
         default: break
         }
         await flushView()
         return lsn
+    }
+
+    /// Arms `name` now, or once the batch of cluster commands being applied is done (``deferredArming``): a task
+    /// saved and then disabled by the next command of the batch must not fire in between.
+    private func armAfterCommand(_ name: TaskName) {
+        if deferredArming != nil { deferredArming?.insert(name) } else { arm(name) }
     }
 
     func terminateRuns(of name: TaskName) {

@@ -134,9 +134,11 @@ extension SchedulerEngine {
         // One batch (one sync), not a sync per task: a thousand tasks down for a while is a thousand records.
         if !missedRecords.isEmpty { try await record(contentsOf: missedRecords) }
 
-        // What nodes that died or stopped left unfinished, as at every heartbeat.
+        // What nodes that died or stopped left unfinished, as at every heartbeat; after a clean stop, also what
+        // this node claimed and never began (restarted before another node took it over).
         var takenOver: [RecoveryRun] = []
-        if let cluster, let taken = await cluster.takeOver(), !taken.isEmpty {
+        let ownUnstarted = previous == .clean ? await cluster?.ownUnfinishedClaims() ?? [] : []
+        if let cluster, let taken = await cluster.takeOver().map({ $0 + ownUnstarted }), !taken.isEmpty {
             let (queues, decided) = decide(taken)
             report.cluster?.append(decided)
             // A slot this node's own catch-up or re-runs already cover is started once.

@@ -34,6 +34,8 @@ public actor SchedulerEngine {
     /// The last command of the cluster applied here (``pullCommands()``), and the latest pulls' results, by `seq`.
     var appliedCommandSeq: Int64 = 0
     var recentCommandResults: [Int64: ClusterCommandResult] = [:]
+    /// While a pull applies cluster commands: the tasks to arm once it is done (nil otherwise).
+    var deferredArming: Set<TaskName>?
     /// Commands pulled from the cluster and applied since this node started.
     var clusterCommandsApplied = 0
     var commandPull: Task<Void, Never>?
@@ -123,7 +125,9 @@ public actor SchedulerEngine {
         try log.rotateIfNeeded()  // only once the journal lock says this is the one scheduler
         let report = try await recover()
         configuration.metrics?.recovered(report)
-        // Definitions and changes made on other nodes since this one last ran, before anything is armed.
+        // Definitions and changes made on other nodes since this one last ran, before anything is armed; and
+        // this node's own tasks from before it joined, to the others.
+        await publishTasksMadeBeforeJoining()
         await pullCommands()
         if cluster != nil {
             recoveryReport?.cluster?.commandsCaughtUp = clusterCommandsApplied
