@@ -10,6 +10,6 @@ struct KeijiBench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "keiji-bench",
         abstract: "Benchmarks for keiji, measured against the machine's own limits in the same run.",
-        subcommands: [JournalBenchmark.self, SchedulerBenchmark.self, BusBenchmark.self, SpawnBenchmark.self]
+        subcommands: [JournalBenchmark.self, SchedulerBenchmark.self, BusBenchmark.self, SpawnBenchmark.self, ClaimBenchmark.self]
     )
 }

@@ -184,11 +184,15 @@ public final class ClusterDatabase {
 
     /// Marks the runs of `slots` ended (their last attempt finished, whatever its outcome): a claim left
     /// unfinished by a node that dies or stops is taken over by another (``takeOver(afterSeconds:)``).
+    ///
+    /// Each row is found by its primary key (the `LATERAL` lookup): joined plainly, a planner with stale
+    /// statistics (a young, fast-growing table) scanned all of the node's claims, 25 ms for 100 marks instead of 2.
     public func finish(_ slots: [ClaimedSlot]) throws {
         guard !slots.isEmpty else { return }
         try connection.query("""
-            UPDATE keiji_claims SET finished = true FROM unnest($1::text[], $2::bigint[]) AS d(t, s)
-            WHERE task = d.t AND slot = d.s AND node = $3
+            UPDATE keiji_claims c SET finished = true FROM unnest($1::text[], $2::bigint[]) AS d(t, s)
+            CROSS JOIN LATERAL (SELECT k.ctid AS id FROM keiji_claims k WHERE k.task = d.t AND k.slot = d.s) found
+            WHERE c.ctid = found.id AND c.node = $3
             """, [PostgresConnection.arrayLiteral(slots.map(\.task)), PostgresConnection.arrayLiteral(slots.map { String($0.slot) }), node])
     }
 
@@ -229,7 +233,8 @@ public final class ClusterDatabase {
         guard !slots.isEmpty else { return [:] }
         var holders: [ClaimedSlot: String] = [:]
         for row in try connection.query("""
-            SELECT c.task, c.slot, c.node FROM keiji_claims c JOIN unnest($1::text[], $2::bigint[]) AS d(t, s) ON c.task = d.t AND c.slot = d.s
+            SELECT found.task, found.slot, found.node FROM unnest($1::text[], $2::bigint[]) AS d(t, s)
+            CROSS JOIN LATERAL (SELECT task, slot, node FROM keiji_claims WHERE task = d.t AND slot = d.s) found
             """, [PostgresConnection.arrayLiteral(slots.map(\.task)), PostgresConnection.arrayLiteral(slots.map { String($0.slot) })]) {
             guard let task = row[0], let slot = row[1].flatMap({ Int64($0) }), let node = row[2] else { continue }
             holders[ClaimedSlot(task: task, slot: slot)] = node

@@ -11,7 +11,7 @@ extension SchedulerEngine {
     /// each slot's task policy says, one run after another per task; every decision goes in `recovery.json`.
     func takeOverAbandonedSlots() async {
         guard let cluster, phase == .running, let taken = await cluster.takeOver(), !taken.isEmpty else { return }
-        let (queues, decided) = decide(taken)
+        let (queues, decided) = await decide(taken, cluster)
         recoveryReport?.cluster?.append(decided)
         saveRecoveryReport()
         queueCatchUps(queues)
@@ -20,8 +20,9 @@ extension SchedulerEngine {
     /// What to do with each slot taken over: a slot of a node that stopped cleanly never began (a stop ends
     /// every run it began), so it runs now; a slot of a node that died was perhaps interrupted, so it is re-run
     /// only as its task's `rerunInterrupted` policy says, and at most ``interruptionLimit`` times in all.
+    /// A slot not run is marked finished at once: nobody is to take it over again.
     /// - Returns: the runs to start, by task, in slot order, and the decisions for the report.
-    func decide(_ taken: [TakenOverSlot]) -> (runs: [(TaskName, [RecoveryRun])], decided: [RecoveryReport.TakenOverRun]) {
+    func decide(_ taken: [TakenOverSlot], _ cluster: ClusterLink) async -> (runs: [(TaskName, [RecoveryRun])], decided: [RecoveryReport.TakenOverRun]) {
         let now = clock.nowMilliseconds()
         var queues: [TaskName: [RecoveryRun]] = [:]
         var decided: [RecoveryReport.TakenOverRun] = []
@@ -46,6 +47,7 @@ extension SchedulerEngine {
                 action = "not run (task deleted)"
             }
             decided.append(.init(task: slot.task, slot: slot.slot, from: slot.from, at: now, action: action))
+            if !action.hasPrefix("run") && !action.hasPrefix("re-run") { await cluster.finished(ClaimedSlot(task: slot.task, slot: slot.slot)) }
         }
         let started = queues.values.reduce(0) { $0 + $1.count }
         let sources = Set(taken.map(\.from)).sorted().joined(separator: ", ")

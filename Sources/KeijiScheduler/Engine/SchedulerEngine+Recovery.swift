@@ -139,7 +139,7 @@ extension SchedulerEngine {
         var takenOver: [RecoveryRun] = []
         let ownUnstarted = previous == .clean ? await cluster?.ownUnfinishedClaims() ?? [] : []
         if let cluster, let taken = await cluster.takeOver().map({ $0 + ownUnstarted }), !taken.isEmpty {
-            let (queues, decided) = decide(taken)
+            let (queues, decided) = await decide(taken, cluster)
             report.cluster?.append(decided)
             // A slot this node's own catch-up or re-runs already cover is started once.
             let planned = Set((reruns + catchUps).compactMap { run in run.slot.map { ClaimedSlot(task: run.task.rawValue, slot: $0) } })
