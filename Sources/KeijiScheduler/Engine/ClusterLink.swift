@@ -51,9 +51,9 @@ actor ClusterLink {
     }
 
     /// Publishes a command; throws (one line naming DB_URL) when the database cannot take it: a command the
-    /// other nodes could not learn of is refused, never applied here alone.
+    /// other nodes could not learn of is refused, never applied here alone. A Swift task's binary is stored first.
     func publish(_ entry: JournalEntry) throws -> Int64 {
-        try opened().publish(try entry.encoded(), task: entry.taskName?.rawValue ?? "")
+        try opened().publish(entry)
     }
 
     /// Every task name the command log knows (nil when the database failed).
@@ -62,8 +62,23 @@ actor ClusterLink {
     }
 
     /// The commands after `seq` (nil when the database failed: the next poll tries again).
-    func commands(after seq: Int64) -> [(seq: Int64, record: [UInt8])]? {
+    func commands(after seq: Int64) -> [(seq: Int64, record: [UInt8], binary: String?)]? {
         attempt("read commands") { try opened().commands(after: seq) }
+    }
+
+    /// Installs the binary `sha256` at `target` (``ClusterBinaries/install(_:at:)``) on this link's thread. Nil when
+    /// the database failed (logged as any failure of the link): the command waits for the next poll. A binary
+    /// that is missing or does not match its hash is a failure: the command cannot apply.
+    func installBinary(_ sha256: String, at target: String) -> Result<ClusterBinaries.Installation, any Error>? {
+        attempt("fetch a task binary") {
+            do {
+                return .success(try ClusterBinaries(connection: opened().connection).install(sha256, at: target))
+            } catch let error as KeijiError where error.code == .database {
+                throw error
+            } catch {
+                return .failure(error)
+            }
+        }
     }
 
     func setAppliedSeq(_ seq: Int64) {

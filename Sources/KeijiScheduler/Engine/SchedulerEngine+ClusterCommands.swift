@@ -43,7 +43,7 @@ extension SchedulerEngine {
             deferredArming = nil
         }
         while let batch = await cluster.commands(after: appliedCommandSeq), !batch.isEmpty {
-            for (seq, bytes) in batch {
+            for (seq, bytes, binary) in batch {
                 let result: ClusterCommandResult
                 do {
                     var entry = try JournalEntry.decode(bytes)
@@ -51,6 +51,16 @@ extension SchedulerEngine {
                     if case .taskSaved(let definition, let taskID) = entry.event {
                         let local = definition.localized(to: configuration.workspace)
                         try? FileSystem.createDirectory(local.directory)
+                        // A Swift task's binary is installed (verified) before its definition applies.
+                        if let binary, case .binary(let path) = local.action {
+                            guard let installed = await cluster.installBinary(binary, at: path) else {
+                                await cluster.setAppliedSeq(appliedCommandSeq)
+                                return  // the database failed: this command is applied at a later poll, never skipped
+                            }
+                            if case .downloaded(let size) = try installed.get() {
+                                note("cluster: task \(local.name)'s binary \(binary.prefix(12))… downloaded (\(size) bytes, SHA-256 verified) to \(path)")
+                            }
+                        }
                         entry.event = .taskSaved(local, taskID: taskID)
                     }
                     try CommandValidator.validate(entry.event, against: state)
