@@ -395,7 +395,8 @@ struct ClusterTests {
 
     /// A Swift task built on node-a runs on node-b with nothing copied: its binary travels through the database
     /// (stored by node-a's scheduler when it publishes the task, downloaded and verified by node-b's when it
-    /// applies it). node-a, which built it, downloads nothing.
+    /// applies it). node-a, which built it, downloads nothing. node-b, down during the build, starts while the
+    /// parts cannot be read: the command waits (not skipped) and applies once the database serves them.
     @Test func aSwiftTaskBuiltOnOneNodeRunsOnAnother() async throws {
         let (url, drop) = try await postgres.makeDatabase()
         var nodes: [Session] = []
@@ -409,7 +410,6 @@ struct ClusterTests {
         }
         let (a, b) = (nodes[0], nodes[1])
         try await start(a)
-        try await start(b)
 
         var r = try await a.keiji("task", "--create", "--name=hello", "--desc=says where it runs")
         #expect(r.status == 0, "\(r.stdout)\(r.stderr)")
@@ -424,6 +424,14 @@ struct ClusterTests {
             """.write(toFile: folder + "function.swift", atomically: true, encoding: .utf8)
         r = try await a.keiji("task", "--name=hello", "--build")
         #expect(r.status == 0, "\(r.stdout)\(r.stderr)")
+
+        _ = try await postgres.psql(url, "ALTER TABLE keiji_binary_parts RENAME COLUMN data TO data_away")
+        try await start(b)
+        #expect(await postgres.eventually(.seconds(30)) { schedulerLog(b).contains("cluster: downloading the binary") }, "\(schedulerLog(b))")
+        try await Task.sleep(for: .seconds(2))  // two more polls
+        #expect(try await definitions(in: b)["hello"] == nil, "the command waits for its binary")
+        #expect(schedulerLog(b).components(separatedBy: "cluster: downloading the binary").count == 2, "logged once: \(schedulerLog(b))")
+        _ = try await postgres.psql(url, "ALTER TABLE keiji_binary_parts RENAME COLUMN data_away TO data")
 
         let installed = b.home + "/.keiji/exec/tasks/hello"
         #expect(await postgres.eventually(.seconds(30)) { try await definitions(in: b)["hello"] == false }, "node-b learned the task")

@@ -90,7 +90,8 @@ public struct ClusterBinaries {
         let short = sha256.prefix(12)
         guard let manifest = try connection.query("SELECT size, parts FROM keiji_binaries WHERE sha256 = $1", [sha256]).first,
               let size = manifest[0].flatMap({ Int($0) }), let parts = manifest[1].flatMap({ Int($0) }) else {
-            throw KeijiError(.notFound, "\(connection.name): the binary \(short)… is not in keiji_binaries; build the task again on any node")
+            throw KeijiError(.notFound, "\(connection.name): the binary \(short)… for \(target) is not in keiji_binaries; not installed "
+                             + "(build the task again on any node)")
         }
         try FileSystem.createDirectory((target as NSString).deletingLastPathComponent)
         let temporary = target + ".download-\(getpid())"
@@ -107,7 +108,7 @@ public struct ClusterBinaries {
             guard let text = try connection.query("SELECT encode(data, 'hex') FROM keiji_binary_parts WHERE sha256 = $1 AND part = $2",
                                                   [sha256, String(part)]).first?.first ?? nil,
                   let bytes = ClusterDatabase.bytes(fromHex: text) else {
-                throw KeijiError(.notFound, "\(connection.name): part \(part) of the binary \(short)… is missing; not installed")
+                throw KeijiError(.notFound, "\(connection.name): part \(part) of the binary \(short)… for \(target) is missing; not installed")
             }
             try hash.update(bytes)
             received += bytes.count
@@ -115,8 +116,8 @@ public struct ClusterBinaries {
         }
         let actual = try hash.finish()
         guard received == size, actual == sha256 else {
-            throw KeijiError(.conflict, "\(connection.name): the binary \(short)… read back as \(received) bytes with SHA-256 \(actual.prefix(12))… "
-                             + "(stored: \(size) bytes); not installed")
+            throw KeijiError(.conflict, "\(connection.name): the binary \(short)… for \(target) read back as \(received) bytes with SHA-256 "
+                             + "\(actual.prefix(12))… (stored: \(size) bytes); not installed")
         }
         guard fchmod(fd, 0o700) == 0, fsync(fd) == 0 else { throw KeijiError(.io, "cannot write \(temporary): \(String(cString: strerror(errno)))") }
         close(fd)

@@ -30,6 +30,9 @@ actor ClusterLink {
     private var finishFlushQueued = false
     static let finishDelay: Duration = .milliseconds(100)
     static let finishBacklogLimit = 100_000
+    /// The binary whose download the database failed last: a failure repeated at every poll is logged once (apart
+    /// from ``failing``, since claims may well succeed meanwhile).
+    private var failedDownload: String?
 
     init(url: URL, node: String, note: @escaping @Sendable (String) -> Void) {
         thread = BackgroundThread(name: "keiji-cluster")
@@ -67,17 +70,21 @@ actor ClusterLink {
     }
 
     /// Installs the binary `sha256` at `target` (``ClusterBinaries/install(_:at:)``) on this link's thread. Nil when
-    /// the database failed (logged as any failure of the link): the command waits for the next poll. A binary
-    /// that is missing or does not match its hash is a failure: the command cannot apply.
+    /// the database failed: the command waits for the next poll. A binary that is missing or does not match its
+    /// hash is a failure: the command cannot apply.
     func installBinary(_ sha256: String, at target: String) -> Result<ClusterBinaries.Installation, any Error>? {
-        attempt("fetch a task binary") {
-            do {
-                return .success(try ClusterBinaries(connection: opened().connection).install(sha256, at: target))
-            } catch let error as KeijiError where error.code == .database {
-                throw error
-            } catch {
-                return .failure(error)
+        do {
+            let installed = try ClusterBinaries(connection: opened().connection).install(sha256, at: target)
+            failedDownload = nil
+            return .success(installed)
+        } catch let error as KeijiError where error.code == .database {
+            if failedDownload != sha256 {
+                note("cluster: downloading the binary \(sha256.prefix(12))… for \(target) failed; its command waits, tried again at each poll: \(error)")
             }
+            failedDownload = sha256
+            return nil
+        } catch {
+            return .failure(error)
         }
     }
 
