@@ -50,10 +50,11 @@ public struct ClusterBinaries {
     /// - Throws: `.notFound` when the file cannot be opened, `.database` (one line naming DB_URL) when the
     ///   database does not take it.
     public func store(_ path: String) throws -> String {
-        guard let file = FileHandle(forReadingAtPath: path) else {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else {
             throw KeijiError(.notFound, "cannot read the task binary \(path) to share it with the cluster: \(String(cString: strerror(errno)))")
         }
-        defer { try? file.close() }
+        let file = FileHandle(fileDescriptor: fd, closeOnDealloc: true)
         let hash = try SHA256()
         var size = 0
         while let data = try file.read(upToCount: Self.partSize), !data.isEmpty {

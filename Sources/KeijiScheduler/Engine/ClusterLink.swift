@@ -30,15 +30,15 @@ actor ClusterLink {
     private var finishFlushQueued = false
     static let finishDelay: Duration = .milliseconds(100)
     static let finishBacklogLimit = 100_000
-    /// The binary whose download the database failed last: a failure repeated at every poll is logged once (apart
-    /// from ``failing``, since claims may well succeed meanwhile).
-    private var failedDownload: String?
+    /// The task binaries the commands name, downloaded beside this link (on their own thread).
+    nonisolated let downloads: ClusterBinaryDownloads
 
     init(url: URL, node: String, note: @escaping @Sendable (String) -> Void) {
         thread = BackgroundThread(name: "keiji-cluster")
         self.url = url
         self.node = node
         self.note = note
+        downloads = ClusterBinaryDownloads(url: url, note: note)
     }
 
     deinit { thread.stop() }
@@ -67,25 +67,6 @@ actor ClusterLink {
     /// The commands after `seq` (nil when the database failed: the next poll tries again).
     func commands(after seq: Int64) -> [(seq: Int64, record: [UInt8], binary: String?)]? {
         attempt("read commands") { try opened().commands(after: seq) }
-    }
-
-    /// Installs the binary `sha256` at `target` (``ClusterBinaries/install(_:at:)``) on this link's thread. Nil when
-    /// the database failed: the command waits for the next poll. A binary that is missing or does not match its
-    /// hash is a failure: the command cannot apply.
-    func installBinary(_ sha256: String, at target: String) -> Result<ClusterBinaries.Installation, any Error>? {
-        do {
-            let installed = try ClusterBinaries(connection: opened().connection).install(sha256, at: target)
-            failedDownload = nil
-            return .success(installed)
-        } catch let error as KeijiError where error.code == .database {
-            if failedDownload != sha256 {
-                note("cluster: downloading the binary \(sha256.prefix(12))… for \(target) failed; its command waits, tried again at each poll: \(error)")
-            }
-            failedDownload = sha256
-            return nil
-        } catch {
-            return .failure(error)
-        }
     }
 
     func setAppliedSeq(_ seq: Int64) {

@@ -53,7 +53,7 @@ extension SchedulerEngine {
                         try? FileSystem.createDirectory(local.directory)
                         // A Swift task's binary is installed (verified) before its definition applies.
                         if let binary, case .binary(let path) = local.action {
-                            guard let installed = await cluster.installBinary(binary, at: path) else {
+                            guard let installed = await cluster.downloads.install(binary, at: path) else {
                                 await cluster.setAppliedSeq(appliedCommandSeq)
                                 return  // the database failed: this command is applied at a later poll, never skipped
                             }
