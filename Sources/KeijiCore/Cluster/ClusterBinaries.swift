@@ -111,8 +111,9 @@ public struct ClusterBinaries {
                   let bytes = ClusterDatabase.bytes(fromHex: text) else {
                 throw KeijiError(.notFound, "\(connection.name): part \(part) of the binary \(short)… for \(target) is missing; not installed")
             }
-            try hash.update(bytes)
             received += bytes.count
+            guard received <= size else { break }  // a part too long: refused below, before more is written
+            try hash.update(bytes)
             try Self.writeAll(bytes, to: fd, path: temporary)
         }
         let actual = try hash.finish()

@@ -51,19 +51,19 @@ extension SchedulerEngine {
                     if case .taskSaved(let definition, let taskID) = entry.event {
                         let local = definition.localized(to: configuration.workspace)
                         try? FileSystem.createDirectory(local.directory)
-                        // A Swift task's binary is installed (verified) before its definition applies.
-                        if let binary, case .binary(let path) = local.action {
-                            guard let installed = await cluster.downloads.install(binary, at: path) else {
-                                await cluster.setAppliedSeq(appliedCommandSeq)
-                                return  // the database failed: this command is applied at a later poll, never skipped
-                            }
-                            if case .downloaded(let size) = try installed.get() {
-                                note("cluster: task \(local.name)'s binary \(binary.prefix(12))… downloaded (\(size) bytes, SHA-256 verified) to \(path)")
-                            }
-                        }
                         entry.event = .taskSaved(local, taskID: taskID)
                     }
                     try CommandValidator.validate(entry.event, against: state)
+                    // A Swift task's binary is installed (verified) before its definition applies.
+                    if let binary, case .taskSaved(let definition, _) = entry.event, case .binary(let path) = definition.action {
+                        guard let installed = await cluster.downloads.install(binary, at: path) else {
+                            await cluster.setAppliedSeq(appliedCommandSeq)
+                            return  // the database failed: this command is applied at a later poll, never skipped
+                        }
+                        if case .downloaded(let size) = try installed.get() {
+                            note("cluster: task \(definition.name)'s binary \(binary.prefix(12))… downloaded (\(size) bytes, SHA-256 verified) to \(path)")
+                        }
+                    }
                     result = .applied(try await applyCommand(entry))
                     clusterCommandsApplied += 1
                 } catch {
