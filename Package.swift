@@ -30,7 +30,7 @@ let package = Package(
         // minutes to every clean build (it pulls swift-nio and TLS). Its calls block, so they run on the view writer's
         // thread. Loaded with dlopen when a database URL needs it (CLibPQ.h says why); libpq-dev for its header.
         .target(name: "CLibPQ", cSettings: [.unsafeFlags(["-I/usr/include/postgresql"])]),
-        // HMAC-SHA256 for the bus handshake: OpenSSL's libcrypto, already on every Debian system with libssl-dev,
+        // HMAC-SHA256 for the bus handshake (and SHA-256 for a cluster's task binaries): OpenSSL's libcrypto, already on every Debian system with libssl-dev,
         // links in seconds (swift-crypto would add about a minute to every clean build for one function).
         .systemLibrary(name: "CLibCrypto", pkgConfig: "libcrypto", providers: [.apt(["libssl-dev"])]),
         // glibc's <malloc.h> (malloc_trim), which the Glibc module leaves out; part of libc, nothing to link.
@@ -39,7 +39,8 @@ let package = Package(
         .target(name: "CCRC32C"),
 
         .target(name: "KeijiJournal", dependencies: ["CLZ4", "CCRC32C"]),
-        .target(name: "KeijiCore", dependencies: ["KeijiJournal", "CSQLite", "CLibPQ"]),
+        // libcrypto also names a Swift task's binary in a cluster's database by its SHA-256 (ClusterBinaries).
+        .target(name: "KeijiCore", dependencies: ["KeijiJournal", "CSQLite", "CLibPQ", "CLibCrypto"]),
         // The scheduler's side of keiji-spawn-server (start it, send it requests with a descriptor) and the
         // protocol both sides share.
         .target(name: "CSpawn"),

@@ -160,6 +160,13 @@ struct TaskCommand: AsyncParsableCommand {
         do {
             definition = try TaskBuilder(workspace: workspace).build(taskName, description: description, previous: previous,
                                                                      cli: try policyOptions.override()).validated()
+            if case .postgres(let url) = settings.database {
+                // Uploaded from this process: the scheduler publishing the command then finds it stored (one
+                // query) instead of holding its cluster link, and so its claims, for the upload.
+                Console.progress("storing the binary in the cluster's database for the other nodes…")
+                let database = try ClusterDatabase(url: url, node: settings.nodeName)
+                _ = try ClusterBinaries(connection: database.connection).store(workspace.executable(for: taskName))
+            }
             delivery = try await sender.send(.taskSaved(definition, taskID: UUID().uuidString.lowercased()))
         } catch {
             if !(error is CommandFateUnknown) { binary.rollback() }

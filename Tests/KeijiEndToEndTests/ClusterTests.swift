@@ -393,6 +393,67 @@ struct ClusterTests {
         await cluster.cleanUp()
     }
 
+    /// A Swift task built on node-a runs on node-b with nothing copied: its binary travels through the database
+    /// (stored by node-a's scheduler when it publishes the task, downloaded and verified by node-b's when it
+    /// applies it). node-a, which built it, downloads nothing. node-b, down during the build, starts while the
+    /// parts cannot be read: the command waits (not skipped) and applies once the database serves them.
+    @Test func aSwiftTaskBuiltOnOneNodeRunsOnAnother() async throws {
+        let (url, drop) = try await postgres.makeDatabase()
+        var nodes: [Session] = []
+        for name in ["node-a", "node-b"] {
+            let s = try Session()
+            #expect(try await s.keiji("init").status == 0)
+            try postgres.setDatabaseURL(url, in: s)
+            let settings = s.home + "/keiji/settings.conf"
+            try (String(contentsOfFile: settings, encoding: .utf8) + "\nNODE_NAME=\(name)\n").write(toFile: settings, atomically: true, encoding: .utf8)
+            nodes.append(s)
+        }
+        let (a, b) = (nodes[0], nodes[1])
+        try await start(a)
+
+        var r = try await a.keiji("task", "--create", "--name=hello", "--desc=says where it runs")
+        #expect(r.status == 0, "\(r.stdout)\(r.stderr)")
+        let folder = a.home + "/keiji/tasks/hello/"
+        try "import KeijiTaskKit\nlet schedule = Schedule.every(1).hours\n".write(toFile: folder + "schedule.swift", atomically: true, encoding: .utf8)
+        try """
+            import Foundation
+            func function() async throws {
+                print("hello built on node-a, running on \\(ProcessInfo.processInfo.environment["KEIJI_NODE"] ?? "?")")
+            }
+
+            """.write(toFile: folder + "function.swift", atomically: true, encoding: .utf8)
+        r = try await a.keiji("task", "--name=hello", "--build")
+        #expect(r.status == 0 && r.stderr.contains("storing the binary in the cluster's database"), "\(r.stdout)\(r.stderr)")
+
+        _ = try await postgres.psql(url, "ALTER TABLE keiji_binary_parts RENAME COLUMN data TO data_away")
+        try await start(b)
+        #expect(await postgres.eventually(.seconds(30)) { schedulerLog(b).contains("cluster: downloading the binary") }, "\(schedulerLog(b))")
+        try await Task.sleep(for: .seconds(2))  // two more polls
+        #expect(try await definitions(in: b)["hello"] == nil, "the command waits for its binary")
+        #expect(schedulerLog(b).components(separatedBy: "cluster: downloading the binary").count == 2, "logged once: \(schedulerLog(b))")
+        _ = try await postgres.psql(url, "ALTER TABLE keiji_binary_parts RENAME COLUMN data_away TO data")
+
+        let installed = b.home + "/.keiji/exec/tasks/hello"
+        #expect(await postgres.eventually(.seconds(30)) { try await definitions(in: b)["hello"] == false }, "node-b learned the task")
+        #expect(FileManager.default.contents(atPath: installed) == FileManager.default.contents(atPath: a.home + "/.keiji/exec/tasks/hello"),
+                "node-b installed node-a's build: \(schedulerLog(b))")
+        #expect(!FileManager.default.fileExists(atPath: b.home + "/keiji/tasks/hello/main.swift"), "no sources on node-b")
+        r = try await b.keiji("task", "--run", "--name=hello")
+        #expect(r.status == 0, "\(r.stdout)\(r.stderr)")
+        let ran = await postgres.eventually(.seconds(30)) {
+            try await b.keiji("task", "--logs", "--name=hello").stdout.contains("hello built on node-a, running on node-b")
+        }
+        let log = (try? await b.keiji("task", "--logs", "--name=hello").stdout) ?? ""
+        #expect(ran, "node-b ran the task: \(log) \(schedulerLog(b))")
+        #expect(schedulerLog(b).contains("cluster: task hello's binary") && schedulerLog(b).contains("SHA-256 verified"), "\(schedulerLog(b))")
+        #expect(!schedulerLog(a).contains("downloaded"), "the node that built it downloads nothing: \(schedulerLog(a))")
+        for s in nodes {
+            #expect(try await s.keiji("system", "--stop").status == 0)
+            s.cleanUp()
+        }
+        await drop()
+    }
+
     /// Two schedulers cannot run under one NODE_NAME (both would hold the same claims): the second is refused
     /// at `system --start` with one line naming the setting.
     @Test func aSecondSchedulerWithTheSameNodeNameIsRefused() async throws {

@@ -57,7 +57,10 @@ public final class ClusterDatabase {
         connection = try PostgresConnection(url: url, name: Settings.Database.postgres(url).description,
                                             options: "-c synchronous_commit=on")
         self.node = node
-        try connection.transaction { try connection.execute(Self.schema) }
+        try connection.transaction {
+            try connection.execute(Self.schema)
+            try connection.execute(ClusterBinaries.schema)
+        }
     }
 
     /// Enters this process as node `node`. Refused while another live process holds the name: one whose
@@ -86,12 +89,13 @@ public final class ClusterDatabase {
 
     /// Appends a command (a journal entry's bytes, its time included, so every node derives the same anchors
     /// from it) and returns its `seq`. Insertions are serialised (a transaction-scoped advisory lock), so `seq`s
-    /// commit in order and a reader that has seen `seq` n has seen every command before it.
-    public func publish(_ record: [UInt8], task: String) throws -> Int64 {
+    /// commit in order and a reader that has seen `seq` n has seen every command before it. `binary`: the SHA-256
+    /// of the task binary the command needs, stored already (``ClusterBinaries``).
+    public func publish(_ record: [UInt8], task: String, binary: String? = nil) throws -> Int64 {
         let rows = try connection.query("""
             WITH serialised AS (SELECT pg_advisory_xact_lock(7396053))
-            INSERT INTO keiji_commands (node, task, record) SELECT $1, $2, decode($3, 'hex') FROM serialised RETURNING seq
-            """, [node, task, Self.hex(record)])
+            INSERT INTO keiji_commands (node, task, record, binary_sha256) SELECT $1, $2, decode($3, 'hex'), $4 FROM serialised RETURNING seq
+            """, [node, task, Self.hex(record), binary])
         guard let seq = rows.first?.first ?? nil, let value = Int64(seq) else {
             throw KeijiError(.database, "\(connection.name): publishing a command returned no seq")
         }
@@ -103,12 +107,12 @@ public final class ClusterDatabase {
         Set(try connection.query("SELECT DISTINCT task FROM keiji_commands").compactMap { $0.first ?? nil })
     }
 
-    /// Commands after `seq`, in order: (seq, the journal entry's bytes).
-    public func commands(after seq: Int64, limit: Int = 1000) throws -> [(seq: Int64, record: [UInt8])] {
-        try connection.query("SELECT seq, encode(record, 'hex') FROM keiji_commands WHERE seq > $1 ORDER BY seq LIMIT $2",
+    /// Commands after `seq`, in order: (seq, the journal entry's bytes, the SHA-256 of the binary it needs).
+    public func commands(after seq: Int64, limit: Int = 1000) throws -> [(seq: Int64, record: [UInt8], binary: String?)] {
+        try connection.query("SELECT seq, encode(record, 'hex'), binary_sha256 FROM keiji_commands WHERE seq > $1 ORDER BY seq LIMIT $2",
                              [String(seq), String(limit)]).compactMap { row in
             guard let seq = row[0].flatMap({ Int64($0) }), let bytes = row[1].flatMap(Self.bytes(fromHex:)) else { return nil }
-            return (seq, bytes)
+            return (seq, bytes, row[2])
         }
     }
 

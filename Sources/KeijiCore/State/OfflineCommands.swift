@@ -31,7 +31,8 @@ public enum OfflineCommands {
             if case .postgres(let url) = settings.database, event.isClusterCommand {
                 // A cluster's command reaches every node through the database, this one's scheduler included (it
                 // applies it again when it starts, which changes nothing); a database that cannot take it refuses it.
-                _ = try ClusterDatabase(url: url, node: settings.nodeName).publish(try entry.encoded(), task: entry.taskName?.rawValue ?? "")
+                // A Swift task's binary goes with it (stored in the database for the other nodes).
+                _ = try ClusterDatabase(url: url, node: settings.nodeName).publish(entry)
             }
             let lsn = try await journal.append(try entry.encoded())
             Reducer.apply(entry, lsn: lsn, to: &loaded.state)

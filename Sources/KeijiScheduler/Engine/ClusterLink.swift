@@ -30,12 +30,15 @@ actor ClusterLink {
     private var finishFlushQueued = false
     static let finishDelay: Duration = .milliseconds(100)
     static let finishBacklogLimit = 100_000
+    /// The task binaries the commands name, downloaded beside this link (on their own thread).
+    nonisolated let downloads: ClusterBinaryDownloads
 
     init(url: URL, node: String, note: @escaping @Sendable (String) -> Void) {
         thread = BackgroundThread(name: "keiji-cluster")
         self.url = url
         self.node = node
         self.note = note
+        downloads = ClusterBinaryDownloads(url: url, note: note)
     }
 
     deinit { thread.stop() }
@@ -51,9 +54,9 @@ actor ClusterLink {
     }
 
     /// Publishes a command; throws (one line naming DB_URL) when the database cannot take it: a command the
-    /// other nodes could not learn of is refused, never applied here alone.
+    /// other nodes could not learn of is refused, never applied here alone. A Swift task's binary is stored first.
     func publish(_ entry: JournalEntry) throws -> Int64 {
-        try opened().publish(try entry.encoded(), task: entry.taskName?.rawValue ?? "")
+        try opened().publish(entry)
     }
 
     /// Every task name the command log knows (nil when the database failed).
@@ -62,7 +65,7 @@ actor ClusterLink {
     }
 
     /// The commands after `seq` (nil when the database failed: the next poll tries again).
-    func commands(after seq: Int64) -> [(seq: Int64, record: [UInt8])]? {
+    func commands(after seq: Int64) -> [(seq: Int64, record: [UInt8], binary: String?)]? {
         attempt("read commands") { try opened().commands(after: seq) }
     }
 

@@ -43,7 +43,7 @@ extension SchedulerEngine {
             deferredArming = nil
         }
         while let batch = await cluster.commands(after: appliedCommandSeq), !batch.isEmpty {
-            for (seq, bytes) in batch {
+            for (seq, bytes, binary) in batch {
                 let result: ClusterCommandResult
                 do {
                     var entry = try JournalEntry.decode(bytes)
@@ -54,6 +54,16 @@ extension SchedulerEngine {
                         entry.event = .taskSaved(local, taskID: taskID)
                     }
                     try CommandValidator.validate(entry.event, against: state)
+                    // A Swift task's binary is installed (verified) before its definition applies.
+                    if let binary, case .taskSaved(let definition, _) = entry.event, case .binary(let path) = definition.action {
+                        guard let installed = await cluster.downloads.install(binary, at: path) else {
+                            await cluster.setAppliedSeq(appliedCommandSeq)
+                            return  // the database failed: this command is applied at a later poll, never skipped
+                        }
+                        if case .downloaded(let size) = try installed.get() {
+                            note("cluster: task \(definition.name)'s binary \(binary.prefix(12))… downloaded (\(size) bytes, SHA-256 verified) to \(path)")
+                        }
+                    }
                     result = .applied(try await applyCommand(entry))
                     clusterCommandsApplied += 1
                 } catch {
