@@ -8,6 +8,7 @@
 const int keiji_CONNECTION_OK = CONNECTION_OK, keiji_CONNECTION_BAD = CONNECTION_BAD;
 const int keiji_PGRES_COMMAND_OK = PGRES_COMMAND_OK, keiji_PGRES_TUPLES_OK = PGRES_TUPLES_OK;
 const int keiji_PG_DIAG_MESSAGE_PRIMARY = PG_DIAG_MESSAGE_PRIMARY;
+const int keiji_PG_DIAG_SQLSTATE = PG_DIAG_SQLSTATE;
 
 // Every libpq function keiji uses: its return type, name and parameters (as libpq-fe.h declares them).
 #define LIBPQ_FUNCTIONS(X) \

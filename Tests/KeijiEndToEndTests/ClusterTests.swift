@@ -53,6 +53,19 @@ struct ClusterTests {
         return Cluster(nodes: nodes, probe: probe, url: url, drop: drop)
     }
 
+    /// Runs `body` on a new cluster (``makeCluster(on:)``) and cleans it up however `body` ends: a failed
+    /// `#require` must not leave three schedulers running for the rest of the suite.
+    func withCluster(on serverURL: String? = nil, _ body: (Cluster) async throws -> Void) async throws {
+        let cluster = try await makeCluster(on: serverURL)
+        do {
+            try await body(cluster)
+        } catch {
+            await cluster.cleanUp()
+            throw error
+        }
+        await cluster.cleanUp()
+    }
+
     func createProbeTask(_ task: String, on s: Session, probe: String) async throws {
         let r = try await s.keiji("task", "--create", "--name=\(task)", "--desc=probe", "--every", "1s", "--catch-up", "all",
                                   "--rerun-interrupted", "false", "--command", "echo \"$KEIJI_TASK_NAME $KEIJI_SLOT $KEIJI_NODE\" >> \(probe)")
@@ -166,120 +179,120 @@ struct ClusterTests {
     /// kill -9 of one node while the others run: its slots are taken by the others at once (claims are per
     /// slot, there is no leader to fail over); restarted, it catches up only what no node ran.
     @Test func everySlotRunsOnceWhenANodeIsKilled() async throws {
-        let cluster = try await makeCluster()
-        for node in cluster.nodes { try await start(node.session) }
-        let from = now() + 1
-        // Every node takes part: each claims some slots within a few seconds.
-        for node in cluster.nodes { #expect(await waitForRuns(by: node.name, more: 2, in: cluster), "\(node.name) ran slots: \(schedulerLog(node.session))") }
+        try await withCluster { cluster in
+            for node in cluster.nodes { try await start(node.session) }
+            let from = now() + 1
+            // Every node takes part: each claims some slots within a few seconds.
+            for node in cluster.nodes { #expect(await waitForRuns(by: node.name, more: 2, in: cluster), "\(node.name) ran slots: \(schedulerLog(node.session))") }
 
-        let victim = cluster.nodes[1]
-        let pid = try #require(schedulerPID(victim.session))
-        kill(pid, SIGKILL)
-        #expect(await waitForRuns(by: nil, more: 9, in: cluster), "the other nodes go on")
-        let r = try await victim.session.keiji("system", "--status", "--json")
-        #expect(r.stdout.contains("\"node-b\""), "the status lists the nodes: \(r.stdout)")
-        try await start(victim.session)
-        #expect(await waitForRuns(by: victim.name, more: 2, in: cluster), "the restarted node claims again")
-        let status = try await cluster.nodes[0].session.keiji("system", "--status")
-        #expect(status.stdout.contains("CLUSTER NODES") && status.stdout.contains("node-a") && status.stdout.contains("node-c"), "\(status.stdout)")
-        let through = now() - 2
-        let lines = try await stopAndCheckExactlyOnce(cluster, from: from, through: through)
-        #expect(Set(lines.map(\.node)) == ["node-a", "node-b", "node-c"])
-        await cluster.cleanUp()
+            let victim = cluster.nodes[1]
+            let pid = try #require(schedulerPID(victim.session))
+            kill(pid, SIGKILL)
+            #expect(await waitForRuns(by: nil, more: 9, in: cluster), "the other nodes go on")
+            let r = try await victim.session.keiji("system", "--status", "--json")
+            #expect(r.stdout.contains("\"node-b\""), "the status lists the nodes: \(r.stdout)")
+            try await start(victim.session)
+            #expect(await waitForRuns(by: victim.name, more: 2, in: cluster), "the restarted node claims again")
+            let status = try await cluster.nodes[0].session.keiji("system", "--status")
+            #expect(status.stdout.contains("CLUSTER NODES") && status.stdout.contains("node-a") && status.stdout.contains("node-c"), "\(status.stdout)")
+            let through = now() - 2
+            let lines = try await stopAndCheckExactlyOnce(cluster, from: from, through: through)
+            #expect(Set(lines.map(\.node)) == ["node-a", "node-b", "node-c"])
+        }
     }
 
     /// kill -9 of the node in the middle of a long run, and it stays down: once its heartbeat is older than the
     /// lease (10 s), another node takes the unfinished slot over and re-runs it (the task re-runs interrupted
     /// runs), once, and its recovery.json says so; back up, the killed node leaves the slot to the taker.
     @Test func aDeadNodesInterruptedRunIsReRunByAnotherNode() async throws {
-        let cluster = try await makeCluster()
-        let starts = (cluster.probe as NSString).deletingLastPathComponent + "/starts.log"
-        let line = "\"$KEIJI_TASK_NAME $KEIJI_SLOT $KEIJI_NODE\""
-        let r = try await cluster.nodes[0].session.keiji("task", "--create", "--name=long", "--desc=long", "--every", "10s", "--rerun-interrupted", "true",
-                                                         "--command", "echo \(line) >> \(starts); sleep 4; echo \(line) >> \(cluster.probe)")
-        #expect(r.status == 0, "\(r.stdout)\(r.stderr)")
-        for node in cluster.nodes { try await start(node.session) }
-        let from = now() + 1
-        func startedRuns() -> [(task: String, slot: Int64, node: String)] { probeLines(in: starts) }
-        // The first long run's node is killed while the run sleeps.
-        #expect(await postgres.eventually(.seconds(30)) { !startedRuns().isEmpty }, "a long run started")
-        let first = try #require(startedRuns().first)
-        let victim = try #require(cluster.nodes.first { $0.name == first.node })
-        kill(try #require(schedulerPID(victim.session)), SIGKILL)
-        let killedAt = now()
-        let survivors = cluster.nodes.filter { $0.name != victim.name }
-        // Another node runs the slot to its end (after the lease, 10 s, and a heartbeat, 2 s).
-        let reRun = await postgres.eventually(.seconds(60)) { probeLines(cluster).contains { $0.task == "long" && $0.slot == first.slot } }
-        #expect(reRun, "the slot \(first.slot) was re-run: \(survivors.map { schedulerLog($0.session) })")
-        let taker = probeLines(cluster).first { $0.task == "long" && $0.slot == first.slot }?.node
-        #expect(taker != victim.name && taker != nil)
-        let takenOver = survivors.compactMap { recoveryReport($0.session) }.flatMap { report in
-            ((report["cluster"] as? [String: Any])?["takenOver"] as? [[String: Any]] ?? []).filter { $0["task"] as? String == "long" }
-        }
-        #expect(takenOver.count == 1 && (takenOver.first?["action"] as? String)?.hasPrefix("re-run (\(victim.name) died") == true,
-                "the taker's recovery.json: \(takenOver)")
-        #expect(now() - killedAt >= 10, "not taken over before the lease ran out")
-        // The killed node comes back: its recovery finds the slot taken over and does not run it again.
-        try await start(victim.session)
-        let report = await postgres.eventually(.seconds(30)) {
-            (recoveryReport(victim.session)?["interruptedRuns"] as? [[String: Any]] ?? []).contains {
-                ($0["slot"] as? Int).map(Int64.init) == first.slot && ($0["action"] as? String)?.hasPrefix("taken over by \(taker ?? "?")") == true
+        try await withCluster { cluster in
+            let starts = (cluster.probe as NSString).deletingLastPathComponent + "/starts.log"
+            let line = "\"$KEIJI_TASK_NAME $KEIJI_SLOT $KEIJI_NODE\""
+            let r = try await cluster.nodes[0].session.keiji("task", "--create", "--name=long", "--desc=long", "--every", "10s", "--rerun-interrupted", "true",
+                                                             "--command", "echo \(line) >> \(starts); sleep 4; echo \(line) >> \(cluster.probe)")
+            #expect(r.status == 0, "\(r.stdout)\(r.stderr)")
+            for node in cluster.nodes { try await start(node.session) }
+            let from = now() + 1
+            func startedRuns() -> [(task: String, slot: Int64, node: String)] { probeLines(in: starts) }
+            // The first long run's node is killed while the run sleeps.
+            #expect(await postgres.eventually(.seconds(30)) { !startedRuns().isEmpty }, "a long run started")
+            let first = try #require(startedRuns().first)
+            let victim = try #require(cluster.nodes.first { $0.name == first.node })
+            kill(try #require(schedulerPID(victim.session)), SIGKILL)
+            let killedAt = now()
+            let survivors = cluster.nodes.filter { $0.name != victim.name }
+            // Another node runs the slot to its end (after the lease, 10 s, and a heartbeat, 2 s).
+            let reRun = await postgres.eventually(.seconds(60)) { probeLines(cluster).contains { $0.task == "long" && $0.slot == first.slot } }
+            #expect(reRun, "the slot \(first.slot) was re-run: \(survivors.map { schedulerLog($0.session) })")
+            let taker = probeLines(cluster).first { $0.task == "long" && $0.slot == first.slot }?.node
+            #expect(taker != victim.name && taker != nil)
+            let takenOver = survivors.compactMap { recoveryReport($0.session) }.flatMap { report in
+                ((report["cluster"] as? [String: Any])?["takenOver"] as? [[String: Any]] ?? []).filter { $0["task"] as? String == "long" }
             }
+            #expect(takenOver.count == 1 && (takenOver.first?["action"] as? String)?.hasPrefix("re-run (\(victim.name) died") == true,
+                    "the taker's recovery.json: \(takenOver)")
+            #expect(now() - killedAt >= 10, "not taken over before the lease ran out")
+            // The killed node comes back: its recovery finds the slot taken over and does not run it again.
+            try await start(victim.session)
+            let report = await postgres.eventually(.seconds(30)) {
+                (recoveryReport(victim.session)?["interruptedRuns"] as? [[String: Any]] ?? []).contains {
+                    ($0["slot"] as? Int).map(Int64.init) == first.slot && ($0["action"] as? String)?.hasPrefix("taken over by \(taker ?? "?")") == true
+                }
+            }
+            #expect(report, "the killed node's report: \(recoveryReport(victim.session) ?? [:])")
+            #expect(await waitForRuns(by: victim.name, more: 2, in: cluster), "the restarted node claims again")
+            let lines = try await stopAndCheckExactlyOnce(cluster, from: from, through: now() - 2)
+            #expect(lines.filter { $0.task == "long" && $0.slot == first.slot }.count == 1, "the interrupted slot ran to its end once")
         }
-        #expect(report, "the killed node's report: \(recoveryReport(victim.session) ?? [:])")
-        #expect(await waitForRuns(by: victim.name, more: 2, in: cluster), "the restarted node claims again")
-        let lines = try await stopAndCheckExactlyOnce(cluster, from: from, through: now() - 2)
-        #expect(lines.filter { $0.task == "long" && $0.slot == first.slot }.count == 1, "the interrupted slot ran to its end once")
-        await cluster.cleanUp()
     }
 
     /// SIGSTOP of one node past its lease (10 s): the others run the slots it would have claimed, and take over
     /// what it left unfinished; resumed, its stall catch-up finds those slots claimed and runs none of them again,
     /// and a claim it sent before the pause is checked again before any run starts.
     @Test func everySlotRunsOnceWhenANodeIsStoppedAndResumed() async throws {
-        let cluster = try await makeCluster()
-        for node in cluster.nodes { try await start(node.session) }
-        let from = now() + 1
-        for node in cluster.nodes { #expect(await waitForRuns(by: node.name, more: 2, in: cluster), "\(node.name) ran slots") }
+        try await withCluster { cluster in
+            for node in cluster.nodes { try await start(node.session) }
+            let from = now() + 1
+            for node in cluster.nodes { #expect(await waitForRuns(by: node.name, more: 2, in: cluster), "\(node.name) ran slots") }
 
-        let paused = cluster.nodes[2]
-        let pid = try #require(schedulerPID(paused.session))
-        kill(pid, SIGSTOP)
-        let pausedAt = now()
-        #expect(await waitForRuns(by: nil, more: 12, in: cluster), "the other nodes go on")
-        _ = await postgres.eventually(.seconds(30)) { now() >= pausedAt + 14 }  // past the lease and a heartbeat
-        let nodes = try await cluster.nodes[0].session.keiji("system", "--status", "--json")
-        #expect(nodes.stdout.contains("\"alive\" : false"), "the paused node is shown lost: \(nodes.stdout)")
-        kill(pid, SIGCONT)
-        #expect(await waitForRuns(by: paused.name, more: 2, in: cluster), "the resumed node claims again")
-        let through = now() - 2
-        try await stopAndCheckExactlyOnce(cluster, from: from, through: through)
-        await cluster.cleanUp()
+            let paused = cluster.nodes[2]
+            let pid = try #require(schedulerPID(paused.session))
+            kill(pid, SIGSTOP)
+            let pausedAt = now()
+            #expect(await waitForRuns(by: nil, more: 12, in: cluster), "the other nodes go on")
+            _ = await postgres.eventually(.seconds(30)) { now() >= pausedAt + 14 }  // past the lease and a heartbeat
+            let nodes = try await cluster.nodes[0].session.keiji("system", "--status", "--json")
+            #expect(nodes.stdout.contains("\"alive\" : false"), "the paused node is shown lost: \(nodes.stdout)")
+            kill(pid, SIGCONT)
+            #expect(await waitForRuns(by: paused.name, more: 2, in: cluster), "the resumed node claims again")
+            let through = now() - 2
+            try await stopAndCheckExactlyOnce(cluster, from: from, through: through)
+        }
     }
 
     /// `pg_terminate_backend` of every keiji connection, twice, while three nodes run: each reconnects and retries
     /// the statement, so no slot is lost or run twice, and a command made right after reaches every node.
     @Test func everySlotRunsOnceWhenTheDatabaseDropsEveryConnection() async throws {
-        let cluster = try await makeCluster()
-        for node in cluster.nodes { try await start(node.session) }
-        let from = now() + 1
-        for node in cluster.nodes { #expect(await waitForRuns(by: node.name, more: 2, in: cluster), "\(node.name) ran slots") }
-        let database = try #require(URLComponents(string: cluster.url)?.path.dropFirst()).description
-        for _ in 1...2 {
-            let killed = try await postgres.psql(cluster.url, """
-                SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE datname = '\(database)' AND application_name = 'keiji'
-                """)
-            #expect((Int(killed) ?? 0) >= 3, "the nodes' connections were cut: \(killed)")
-            #expect(await waitForRuns(by: nil, more: 6, in: cluster), "the cluster goes on")
+        try await withCluster { cluster in
+            for node in cluster.nodes { try await start(node.session) }
+            let from = now() + 1
+            for node in cluster.nodes { #expect(await waitForRuns(by: node.name, more: 2, in: cluster), "\(node.name) ran slots") }
+            let database = try #require(URLComponents(string: cluster.url)?.path.dropFirst()).description
+            for _ in 1...2 {
+                let killed = try await postgres.psql(cluster.url, """
+                    SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE datname = '\(database)' AND application_name = 'keiji'
+                    """)
+                #expect((Int(killed) ?? 0) >= 3, "the nodes' connections were cut: \(killed)")
+                #expect(await waitForRuns(by: nil, more: 6, in: cluster), "the cluster goes on")
+            }
+            try await createProbeTask("after", on: cluster.nodes[1].session, probe: cluster.probe)
+            #expect(await postgres.eventually(.seconds(30)) { probeLines(cluster).contains { $0.task == "after" } }, "a command after the cut runs")
+            for node in cluster.nodes {
+                let converged = await postgres.eventually(.seconds(30)) { try await definitions(in: node.session)["after"] == false }
+                #expect(converged, "\(node.name) learned the task made after the cut")
+            }
+            try await stopAndCheckExactlyOnce(cluster, from: from, through: now() - 2)
         }
-        try await createProbeTask("after", on: cluster.nodes[1].session, probe: cluster.probe)
-        #expect(await postgres.eventually(.seconds(30)) { probeLines(cluster).contains { $0.task == "after" } }, "a command after the cut runs")
-        for node in cluster.nodes {
-            let converged = await postgres.eventually(.seconds(30)) { try await definitions(in: node.session)["after"] == false }
-            #expect(converged, "\(node.name) learned the task made after the cut")
-        }
-        try await stopAndCheckExactlyOnce(cluster, from: from, through: now() - 2)
-        await cluster.cleanUp()
     }
 
     /// PostgreSQL itself restarted (an immediate stop, as a crash, then a start) while three nodes run: no node
@@ -289,108 +302,108 @@ struct ClusterTests {
         let environment = ProcessInfo.processInfo.environment
         let restartable = try #require(environment["KEIJI_TEST_POSTGRES_RESTARTABLE_URL"], "scripts/test-postgres sets it")
         let restart = try #require(environment["KEIJI_TEST_POSTGRES_RESTART"], "scripts/test-postgres sets it")
-        let cluster = try await makeCluster(on: restartable)
-        for node in cluster.nodes { try await start(node.session) }
-        let from = now() + 1
-        for node in cluster.nodes { #expect(await waitForRuns(by: node.name, more: 2, in: cluster), "\(node.name) ran slots") }
-        // posix_spawn and waitpid, stdio on /dev/null, every other descriptor closed. Foundation's Process sees a
-        // child exit when the child's end of a socket pair closes: run with Process, this child's server kept
-        // that end open and the child was never seen to exit. And a server started with this test process's
-        // descriptors would keep the socket ends of other tests' Processes open just the same (a soak run saw a
-        // bus test wait forever for a keiji-bus that had exited).
-        let restarted = try await offThePool { () -> Int32 in
-            var actions: posix_spawn_file_actions_t = posix_spawn_file_actions_t()
-            posix_spawn_file_actions_init(&actions)
-            defer { posix_spawn_file_actions_destroy(&actions) }
-            for fd: Int32 in 0...2 { posix_spawn_file_actions_addopen(&actions, fd, "/dev/null", fd == 0 ? O_RDONLY : O_WRONLY, 0) }
-            _ = keiji_spawn_file_actions_closefrom(&actions, 3)
-            var pid: pid_t = 0
-            let argv: [UnsafeMutablePointer<CChar>?] = [strdup(restart), nil]
-            defer { argv.forEach { free($0) } }
-            guard posix_spawn(&pid, restart, &actions, nil, argv, environ) == 0 else { return -1 }
-            var status: Int32 = 0
-            while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
-            return status
+        try await withCluster(on: restartable) { cluster in
+            for node in cluster.nodes { try await start(node.session) }
+            let from = now() + 1
+            for node in cluster.nodes { #expect(await waitForRuns(by: node.name, more: 2, in: cluster), "\(node.name) ran slots") }
+            // posix_spawn and waitpid, stdio on /dev/null, every other descriptor closed. Foundation's Process sees a
+            // child exit when the child's end of a socket pair closes: run with Process, this child's server kept
+            // that end open and the child was never seen to exit. And a server started with this test process's
+            // descriptors would keep the socket ends of other tests' Processes open just the same (a soak run saw a
+            // bus test wait forever for a keiji-bus that had exited).
+            let restarted = try await offThePool { () -> Int32 in
+                var actions: posix_spawn_file_actions_t = posix_spawn_file_actions_t()
+                posix_spawn_file_actions_init(&actions)
+                defer { posix_spawn_file_actions_destroy(&actions) }
+                for fd: Int32 in 0...2 { posix_spawn_file_actions_addopen(&actions, fd, "/dev/null", fd == 0 ? O_RDONLY : O_WRONLY, 0) }
+                _ = keiji_spawn_file_actions_closefrom(&actions, 3)
+                var pid: pid_t = 0
+                let argv: [UnsafeMutablePointer<CChar>?] = [strdup(restart), nil]
+                defer { argv.forEach { free($0) } }
+                guard posix_spawn(&pid, restart, &actions, nil, argv, environ) == 0 else { return -1 }
+                var status: Int32 = 0
+                while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+                return status
+            }
+            #expect(restarted == 0, "PostgreSQL restarted (wait status \(restarted))")
+            let restartedAt = now()
+            #expect(await waitForRuns(by: nil, more: 9, in: cluster), "the cluster goes on after the restart")
+            _ = await postgres.eventually(.seconds(20)) { now() >= max(restartedAt + 6, from + 10) }  // a window long enough to judge
+            try await createProbeTask("after", on: cluster.nodes[2].session, probe: cluster.probe)
+            for node in cluster.nodes {
+                let converged = await postgres.eventually(.seconds(30)) { try await definitions(in: node.session)["after"] == false }
+                #expect(converged, "\(node.name) learned the task made after the restart")
+            }
+            // The slots of the last 4 s are left out: a catch-up claimed after the outage may still be waiting its turn
+            // when its node is stopped (a stop never starts a run), and the window is about the outage.
+            try await stopAndCheckExactlyOnce(cluster, from: from, through: now() - 4)
         }
-        #expect(restarted == 0, "PostgreSQL restarted (wait status \(restarted))")
-        let restartedAt = now()
-        #expect(await waitForRuns(by: nil, more: 9, in: cluster), "the cluster goes on after the restart")
-        _ = await postgres.eventually(.seconds(20)) { now() >= max(restartedAt + 6, from + 10) }  // a window long enough to judge
-        try await createProbeTask("after", on: cluster.nodes[2].session, probe: cluster.probe)
-        for node in cluster.nodes {
-            let converged = await postgres.eventually(.seconds(30)) { try await definitions(in: node.session)["after"] == false }
-            #expect(converged, "\(node.name) learned the task made after the restart")
-        }
-        // The slots of the last 4 s are left out: a catch-up claimed after the outage may still be waiting its turn
-        // when its node is stopped (a stop never starts a run), and the window is about the outage.
-        try await stopAndCheckExactlyOnce(cluster, from: from, through: now() - 4)
-        await cluster.cleanUp()
     }
 
     /// Commands made on any node reach every node, also one that was down when they were made: each node's own
     /// journal ends with the same definitions, and a task created on one node runs on the others.
     @Test func commandsReachEveryNodeAlsoOneThatWasDown() async throws {
-        let cluster = try await makeCluster()
-        let (a, b, c) = (cluster.nodes[0].session, cluster.nodes[1].session, cluster.nodes[2].session)
-        try await start(a)
-        try await start(b)
-        #expect(await postgres.eventually(.seconds(30)) { try await definitions(in: b) == ["alpha": false, "beta": false, "gamma": false] },
-                "node-b learned node-a's tasks")
-        // With node-c down: a create on b, a disable on b, a delete on a.
-        try await createProbeTask("delta", on: b, probe: cluster.probe)
-        var r = try await b.keiji("task", "--disable", "--name=alpha")
-        #expect(r.status == 0, "\(r.stdout)\(r.stderr)")
-        r = try await a.keiji("task", "--delete", "--name=beta")
-        #expect(r.status == 0, "\(r.stdout)\(r.stderr)")
-        try await start(c)
-        let expected = ["alpha": true, "gamma": false, "delta": false]
-        for node in cluster.nodes {
-            let converged = await postgres.eventually(.seconds(30)) { try await definitions(in: node.session) == expected }
-            let found = (try? await definitions(in: node.session)) ?? [:]
-            #expect(converged, "\(node.name) has the cluster's definitions: \(found)")
+        try await withCluster { cluster in
+            let (a, b, c) = (cluster.nodes[0].session, cluster.nodes[1].session, cluster.nodes[2].session)
+            try await start(a)
+            try await start(b)
+            #expect(await postgres.eventually(.seconds(30)) { try await definitions(in: b) == ["alpha": false, "beta": false, "gamma": false] },
+                    "node-b learned node-a's tasks")
+            // With node-c down: a create on b, a disable on b, a delete on a.
+            try await createProbeTask("delta", on: b, probe: cluster.probe)
+            var r = try await b.keiji("task", "--disable", "--name=alpha")
+            #expect(r.status == 0, "\(r.stdout)\(r.stderr)")
+            r = try await a.keiji("task", "--delete", "--name=beta")
+            #expect(r.status == 0, "\(r.stdout)\(r.stderr)")
+            try await start(c)
+            let expected = ["alpha": true, "gamma": false, "delta": false]
+            for node in cluster.nodes {
+                let converged = await postgres.eventually(.seconds(30)) { try await definitions(in: node.session) == expected }
+                let found = (try? await definitions(in: node.session)) ?? [:]
+                #expect(converged, "\(node.name) has the cluster's definitions: \(found)")
+            }
+            // The task made on node-b runs on node-c too (its slots are shared out like the others').
+            #expect(await postgres.eventually(.seconds(60)) { probeLines(cluster).contains { $0.task == "delta" && $0.node == "node-c" } },
+                    "node-c runs delta")
+            for node in cluster.nodes {
+                #expect(try await node.session.keiji("system", "--stop").status == 0)
+                let verify = try await node.session.keiji("journal", "verify")
+                #expect(verify.status == 0, "journal verify on \(node.name): \(verify.stdout)\(verify.stderr)")
+            }
+            #expect(!probeLines(cluster).contains { $0.task == "alpha" && $0.slot > now() - 1 }, "alpha stays disabled")
         }
-        // The task made on node-b runs on node-c too (its slots are shared out like the others').
-        #expect(await postgres.eventually(.seconds(60)) { probeLines(cluster).contains { $0.task == "delta" && $0.node == "node-c" } },
-                "node-c runs delta")
-        for node in cluster.nodes {
-            #expect(try await node.session.keiji("system", "--stop").status == 0)
-            let verify = try await node.session.keiji("journal", "verify")
-            #expect(verify.status == 0, "journal verify on \(node.name): \(verify.stdout)\(verify.stderr)")
-        }
-        #expect(!probeLines(cluster).contains { $0.task == "alpha" && $0.slot > now() - 1 }, "alpha stays disabled")
-        await cluster.cleanUp()
     }
 
     /// A node that ran on SQLite before it joined brings its tasks along: each reaches every node (same anchor,
     /// so the slots are the same on all), a disabled one stays disabled, and its slots are shared out.
     @Test func tasksMadeBeforeANodeJoinedReachTheCluster() async throws {
-        let cluster = try await makeCluster()
-        let (a, c) = (cluster.nodes[0].session, cluster.nodes[2].session)
-        try postgres.setDatabaseURL("default", in: c)
-        try await createProbeTask("local", on: c, probe: cluster.probe)
-        try await createProbeTask("quiet", on: c, probe: cluster.probe)
-        #expect(try await c.keiji("task", "--disable", "--name=quiet").status == 0)
-        try postgres.setDatabaseURL(cluster.url, in: c)
-        try await start(a)
-        try await start(c)
-        let expected = ["alpha": false, "beta": false, "gamma": false, "local": false, "quiet": true]
-        for node in [a, c] {
-            let converged = await postgres.eventually(.seconds(30)) { try await definitions(in: node) == expected }
-            let found = (try? await definitions(in: node)) ?? [:]
-            #expect(converged, "every node has the joined node's tasks: \(found); \(schedulerLog(c))")
+        try await withCluster { cluster in
+            let (a, c) = (cluster.nodes[0].session, cluster.nodes[2].session)
+            try postgres.setDatabaseURL("default", in: c)
+            try await createProbeTask("local", on: c, probe: cluster.probe)
+            try await createProbeTask("quiet", on: c, probe: cluster.probe)
+            #expect(try await c.keiji("task", "--disable", "--name=quiet").status == 0)
+            try postgres.setDatabaseURL(cluster.url, in: c)
+            try await start(a)
+            try await start(c)
+            let expected = ["alpha": false, "beta": false, "gamma": false, "local": false, "quiet": true]
+            for node in [a, c] {
+                let converged = await postgres.eventually(.seconds(30)) { try await definitions(in: node) == expected }
+                let found = (try? await definitions(in: node)) ?? [:]
+                #expect(converged, "every node has the joined node's tasks: \(found); \(schedulerLog(c))")
+            }
+            #expect(await postgres.eventually(.seconds(60)) { probeLines(cluster).contains { $0.task == "local" && $0.node == "node-a" } },
+                    "node-a runs the task made on node-c before it joined")
+            let from = now() + 1
+            _ = await postgres.eventually(.seconds(20)) { now() >= from + 8 }
+            var running = cluster
+            running.nodes.remove(at: 1)  // node-b never started
+            let through = now() - 2
+            let lines = try await stopAndCheckExactlyOnce(running, from: from, through: through)
+            #expect(!lines.contains { $0.task == "quiet" }, "the disabled task stays disabled")
+            let local = Set(lines.filter { $0.task == "local" }.map(\.slot))
+            #expect((from...through).allSatisfy(local.contains), "every slot of the joined task ran: \(local.sorted())")
         }
-        #expect(await postgres.eventually(.seconds(60)) { probeLines(cluster).contains { $0.task == "local" && $0.node == "node-a" } },
-                "node-a runs the task made on node-c before it joined")
-        let from = now() + 1
-        _ = await postgres.eventually(.seconds(20)) { now() >= from + 8 }
-        var running = cluster
-        running.nodes.remove(at: 1)  // node-b never started
-        let through = now() - 2
-        let lines = try await stopAndCheckExactlyOnce(running, from: from, through: through)
-        #expect(!lines.contains { $0.task == "quiet" }, "the disabled task stays disabled")
-        let local = Set(lines.filter { $0.task == "local" }.map(\.slot))
-        #expect((from...through).allSatisfy(local.contains), "every slot of the joined task ran: \(local.sorted())")
-        await cluster.cleanUp()
     }
 
     /// A Swift task built on node-a runs on node-b with nothing copied: its binary travels through the database
@@ -400,6 +413,7 @@ struct ClusterTests {
     @Test func aSwiftTaskBuiltOnOneNodeRunsOnAnother() async throws {
         let (url, drop) = try await postgres.makeDatabase()
         var nodes: [Session] = []
+        defer { for s in nodes { s.cleanUp() } }  // stops the schedulers also when a `try` fails
         for name in ["node-a", "node-b"] {
             let s = try Session()
             #expect(try await s.keiji("init").status == 0)
@@ -447,25 +461,22 @@ struct ClusterTests {
         #expect(ran, "node-b ran the task: \(log) \(schedulerLog(b))")
         #expect(schedulerLog(b).contains("cluster: task hello's binary") && schedulerLog(b).contains("SHA-256 verified"), "\(schedulerLog(b))")
         #expect(!schedulerLog(a).contains("downloaded"), "the node that built it downloads nothing: \(schedulerLog(a))")
-        for s in nodes {
-            #expect(try await s.keiji("system", "--stop").status == 0)
-            s.cleanUp()
-        }
+        for s in nodes { #expect(try await s.keiji("system", "--stop").status == 0) }
         await drop()
     }
 
     /// Two schedulers cannot run under one NODE_NAME (both would hold the same claims): the second is refused
     /// at `system --start` with one line naming the setting.
     @Test func aSecondSchedulerWithTheSameNodeNameIsRefused() async throws {
-        let cluster = try await makeCluster()
-        try await start(cluster.nodes[0].session)
-        let twin = cluster.nodes[1].session
-        let settings = twin.home + "/keiji/settings.conf"
-        try (try String(contentsOfFile: settings, encoding: .utf8)).replacingOccurrences(of: "NODE_NAME=node-b", with: "NODE_NAME=node-a")
-            .write(toFile: settings, atomically: true, encoding: .utf8)
-        let r = try await twin.keiji("system", "--start")
-        #expect(r.status != 0, "\(r.stdout)")
-        #expect(r.stderr.contains("NODE_NAME=node-a is in use"), "\(r.stderr)")
-        await cluster.cleanUp()
+        try await withCluster { cluster in
+            try await start(cluster.nodes[0].session)
+            let twin = cluster.nodes[1].session
+            let settings = twin.home + "/keiji/settings.conf"
+            try (try String(contentsOfFile: settings, encoding: .utf8)).replacingOccurrences(of: "NODE_NAME=node-b", with: "NODE_NAME=node-a")
+                .write(toFile: settings, atomically: true, encoding: .utf8)
+            let r = try await twin.keiji("system", "--start")
+            #expect(r.status != 0, "\(r.stdout)")
+            #expect(r.stderr.contains("NODE_NAME=node-a is in use"), "\(r.stderr)")
+        }
     }
 }

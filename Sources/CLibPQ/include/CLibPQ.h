@@ -12,8 +12,8 @@ typedef void (*PQnoticeProcessor)(void *arg, const char *message);
 
 /// The values of libpq's ConnStatusType and ExecStatusType that keiji tests for.
 extern const int keiji_CONNECTION_OK, keiji_CONNECTION_BAD, keiji_PGRES_COMMAND_OK, keiji_PGRES_TUPLES_OK;
-/// PG_DIAG_MESSAGE_PRIMARY, for keiji_PQresultErrorField.
-extern const int keiji_PG_DIAG_MESSAGE_PRIMARY;
+/// PG_DIAG_MESSAGE_PRIMARY and PG_DIAG_SQLSTATE, for keiji_PQresultErrorField.
+extern const int keiji_PG_DIAG_MESSAGE_PRIMARY, keiji_PG_DIAG_SQLSTATE;
 
 /// Loads libpq.so.5 and resolves every function below, once (thread-safe). Returns NULL when libpq is usable,
 /// else why not (dlerror's message); the functions below must not be called then.

@@ -102,9 +102,14 @@ public final class ClusterDatabase {
         return value
     }
 
-    /// Every task name the command log has a command for (deleted ones included).
-    public func taskNamesInCommands() throws -> Set<String> {
-        Set(try connection.query("SELECT DISTINCT task FROM keiji_commands").compactMap { $0.first ?? nil })
+    /// Every task name the command log has a command for (deleted ones included), and whether this node
+    /// published any of them.
+    public func taskNamesInCommands() throws -> [String: Bool] {
+        var names: [String: Bool] = [:]
+        for row in try connection.query("SELECT task, bool_or(node = $1) FROM keiji_commands GROUP BY task", [node]) {
+            if let task = row[0] { names[task] = row[1] == "t" }
+        }
+        return names
     }
 
     /// Commands after `seq`, in order: (seq, the journal entry's bytes, the SHA-256 of the binary it needs).
@@ -173,10 +178,15 @@ public final class ClusterDatabase {
     /// Claims `slots` (task, slot in seconds since the epoch) for this node in one statement and returns those
     /// it holds: the ones it won now and the ones it had won before (a restarted node may finish what it
     /// claimed before a crash). A slot another node holds is not returned.
+    ///
+    /// Rows are claimed in (task, slot) order, by every node: a losing claim locks the row it loses (`ON CONFLICT
+    /// DO UPDATE … WHERE` locks even when it updates nothing), and two nodes locking the same slots in different
+    /// orders deadlocked (the benchmark saw a second's wait, then an error, on every few ticks).
     public func claim(_ slots: [(task: String, slot: Int64)]) throws -> Set<ClaimedSlot> {
         guard !slots.isEmpty else { return [] }
+        let slots = slots.sorted { ($0.task, $0.slot) < ($1.task, $1.slot) }
         let rows = try connection.query("""
-            INSERT INTO keiji_claims (task, slot, node) SELECT t, s, $3 FROM unnest($1::text[], $2::bigint[]) AS u(t, s)
+            INSERT INTO keiji_claims (task, slot, node) SELECT t, s, $3 FROM unnest($1::text[], $2::bigint[]) AS u(t, s) ORDER BY t COLLATE "C", s
             ON CONFLICT (task, slot) DO UPDATE SET node = excluded.node WHERE keiji_claims.node = excluded.node
             RETURNING task, slot
             """, [PostgresConnection.arrayLiteral(slots.map(\.task)), PostgresConnection.arrayLiteral(slots.map { String($0.slot) }), node])
@@ -193,6 +203,9 @@ public final class ClusterDatabase {
     /// statistics (a young, fast-growing table) scanned all of the node's claims, 25 ms for 100 marks instead of 2.
     public func finish(_ slots: [ClaimedSlot]) throws {
         guard !slots.isEmpty else { return }
+        // Locked in the order claims lock them (byte order of the name, as `COLLATE "C"` and Swift's `<` on
+        // task names, which are ASCII).
+        let slots = slots.sorted { ($0.task, $0.slot) < ($1.task, $1.slot) }
         try connection.query("""
             UPDATE keiji_claims c SET finished = true FROM unnest($1::text[], $2::bigint[]) AS d(t, s)
             CROSS JOIN LATERAL (SELECT k.ctid AS id FROM keiji_claims k WHERE k.task = d.t AND k.slot = d.s) found

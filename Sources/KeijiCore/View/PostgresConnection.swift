@@ -16,6 +16,11 @@ public final class PostgresConnection {
     /// Inside ``transaction(_:)``: a statement that fails because the connection broke is not retried there
     /// (the transaction died with the connection; the caller retries it whole).
     private var inTransaction = false
+    /// The SQLSTATE of the last statement that failed on the server (nil when it failed otherwise).
+    private var lastSQLState: String?
+    /// Deadlock detected, serialization failure: the server rolled the statement back and running it again is the
+    /// documented answer (each of keiji's statements outside a transaction may run twice, see ``query(_:_:)``).
+    private static let retryableStates: Set<String> = ["40P01", "40001"]
 
     /// Connects to `url` (`postgres://` or `postgresql://`, with libpq's parameters in the query), giving up
     /// after `connectTimeout` seconds (the URL's own `connect_timeout` wins).
@@ -61,16 +66,24 @@ public final class PostgresConnection {
     /// is re-established and, outside a transaction, the statement tried once more: every statement keiji makes
     /// outside one may run twice (a claim returns the slots this node already holds; a command published twice
     /// is applied twice, which changes nothing).
+    /// A statement the server chose as a deadlock's victim is run again too (up to three times in all).
     @discardableResult
     public func query(_ sql: String, _ parameters: [String?] = []) throws -> [[String?]] {
-        do {
-            return try queryOnce(sql, parameters)
-        } catch where !inTransaction && keiji_PQstatus(connection) == keiji_CONNECTION_BAD {
-            return try queryOnce(sql, parameters)
+        var attempts = 0
+        while true {
+            attempts += 1
+            do {
+                return try queryOnce(sql, parameters)
+            } catch where !inTransaction && keiji_PQstatus(connection) == keiji_CONNECTION_BAD && attempts == 1 {
+                continue
+            } catch where !inTransaction && lastSQLState.map(Self.retryableStates.contains) == true && attempts < 3 {
+                continue
+            }
         }
     }
 
     private func queryOnce(_ sql: String, _ parameters: [String?]) throws -> [[String?]] {
+        lastSQLState = nil
         try reconnectIfBroken()
         roundTrips += 1
         let cValues = parameters.map { $0.map { strdup($0) } ?? nil }
@@ -147,6 +160,7 @@ public final class PostgresConnection {
             // The primary message alone ("permission denied for schema public"): the full one adds the statement
             // with a caret under the fault, on lines of their own.
             let primary = result.flatMap { keiji_PQresultErrorField($0, keiji_PG_DIAG_MESSAGE_PRIMARY) }.map { String(cString: $0) }
+            lastSQLState = result.flatMap { keiji_PQresultErrorField($0, keiji_PG_DIAG_SQLSTATE) }.map { String(cString: $0) }
             let reason = Self.oneLine(primary ?? String(cString: keiji_PQerrorMessage(connection)))
             let statement = Self.oneLine(String(sql.prefix(60)))
             throw KeijiError(.database, "\(name): \(Self.redact(reason, secrets)) (in: \(statement)…)")

@@ -59,8 +59,9 @@ actor ClusterLink {
         try opened().publish(entry)
     }
 
-    /// Every task name the command log knows (nil when the database failed).
-    func taskNamesInCommands() -> Set<String>? {
+    /// Every task name the command log knows, and whether this node published any of its commands (nil when the
+    /// database failed).
+    func taskNamesInCommands() -> [String: Bool]? {
         attempt("read the command log's tasks") { try opened().taskNamesInCommands() }
     }
 

@@ -35,13 +35,20 @@ extension SchedulerEngine {
         await pull.value
     }
 
+    /// Applies what the log has after ``appliedCommandSeq``; the tasks are armed, and the view flushed, once
+    /// after the whole pull (a node catching up on a thousand commands flushes once, not a thousand times).
     private func pullCommandsNow() async {
         guard let cluster, phase != .stopped, phase != .failed else { return }
         deferredArming = []
-        defer {
-            for name in (deferredArming ?? []).sorted() { arm(name) }
-            deferredArming = nil
-        }
+        let before = appliedCommandSeq
+        await applyPulledCommands(cluster)
+        let names = deferredArming ?? []
+        deferredArming = nil
+        for name in names.sorted() { arm(name) }
+        if appliedCommandSeq != before { await flushView() }
+    }
+
+    private func applyPulledCommands(_ cluster: ClusterLink) async {
         while let batch = await cluster.commands(after: appliedCommandSeq), !batch.isEmpty {
             for (seq, bytes, binary) in batch {
                 let result: ClusterCommandResult
@@ -54,18 +61,24 @@ extension SchedulerEngine {
                         entry.event = .taskSaved(local, taskID: taskID)
                     }
                     try CommandValidator.validate(entry.event, against: state)
-                    // A Swift task's binary is installed (verified) before its definition applies.
-                    if let binary, case .taskSaved(let definition, _) = entry.event, case .binary(let path) = definition.action {
-                        guard let installed = await cluster.downloads.install(binary, at: path) else {
-                            await cluster.setAppliedSeq(appliedCommandSeq)
-                            return  // the database failed: this command is applied at a later poll, never skipped
+                    if isInEffect(entry.event) {
+                        // This node's own command made offline (journaled by the CLI, then read back here), or one
+                        // applied before a crash: journaling it again would change nothing.
+                        result = .applied(journal.lastLSN)
+                    } else {
+                        // A Swift task's binary is installed (verified) before its definition applies.
+                        if let binary, case .taskSaved(let definition, _) = entry.event, case .binary(let path) = definition.action {
+                            guard let installed = await cluster.downloads.install(binary, at: path) else {
+                                await cluster.setAppliedSeq(appliedCommandSeq)
+                                return  // the database failed: this command is applied at a later poll, never skipped
+                            }
+                            if case .downloaded(let size) = try installed.get() {
+                                note("cluster: task \(definition.name)'s binary \(binary.prefix(12))… downloaded (\(size) bytes, SHA-256 verified) to \(path)")
+                            }
                         }
-                        if case .downloaded(let size) = try installed.get() {
-                            note("cluster: task \(definition.name)'s binary \(binary.prefix(12))… downloaded (\(size) bytes, SHA-256 verified) to \(path)")
-                        }
+                        result = .applied(try await applyCommand(entry))
+                        clusterCommandsApplied += 1
                     }
-                    result = .applied(try await applyCommand(entry))
-                    clusterCommandsApplied += 1
                 } catch {
                     // Mostly a command applied before a crash and read again (a delete of a deleted task).
                     note("cluster: command \(seq) skipped: \(error)")
@@ -88,8 +101,8 @@ extension SchedulerEngine {
         var published: [String] = []
         var theClusters: [String] = []
         for (name, task) in state.tasks.sorted(by: { $0.key < $1.key }) {
-            guard !known.contains(name.rawValue) else {
-                if appliedCommandSeq == 0 { theClusters.append(name.rawValue) }
+            if let publishedHere = known[name.rawValue] {
+                if !publishedHere && appliedCommandSeq == 0 { theClusters.append(name.rawValue) }
                 continue
             }
             let anchoredAt = TimeArithmetic.sum(TimeArithmetic.product(task.anchor, 1000), task.phaseMilliseconds)
@@ -108,6 +121,19 @@ extension SchedulerEngine {
         if !theClusters.isEmpty {
             note("cluster: tasks \(theClusters.prefix(20).joined(separator: ", ")) were made here before joining and also exist in the cluster: "
                  + "the cluster's definitions apply")
+        }
+    }
+
+    /// Whether `event` would change nothing: the same definition saved under the same id, a disable of a
+    /// disabled task, an enable of an enabled one.
+    private func isInEffect(_ event: JournalEntry.Event) -> Bool {
+        switch event {
+        case .taskSaved(let definition, let taskID):
+            guard let task = state.tasks[definition.name] else { return false }
+            return task.taskID == taskID && task.definition == definition
+        case .taskDisabled(let name): return state.tasks[name]?.isDisabled == true
+        case .taskEnabled(let name): return state.tasks[name].map { !$0.isDisabled } ?? false
+        default: return false
         }
     }
 

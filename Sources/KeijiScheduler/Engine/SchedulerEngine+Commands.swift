@@ -32,12 +32,12 @@ extension SchedulerEngine {
             armAfterCommand(name)
         default: break
         }
-        await flushView()
+        if deferredArming == nil { await flushView() }  // else once the pull is done
         return lsn
     }
 
-    /// Arms `name` now, or once the batch of cluster commands being applied is done (``deferredArming``): a task
-    /// saved and then disabled by the next command of the batch must not fire in between.
+    /// Arms `name` now, or once the pull of cluster commands being applied is done (``deferredArming``): a task
+    /// saved and then disabled by the next command of the pull must not fire in between.
     private func armAfterCommand(_ name: TaskName) {
         if deferredArming != nil { deferredArming?.insert(name) } else { arm(name) }
     }

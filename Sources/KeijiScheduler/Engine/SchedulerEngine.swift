@@ -34,7 +34,8 @@ public actor SchedulerEngine {
     /// The last command of the cluster applied here (``pullCommands()``), and the latest pulls' results, by `seq`.
     var appliedCommandSeq: Int64 = 0
     var recentCommandResults: [Int64: ClusterCommandResult] = [:]
-    /// While a pull applies cluster commands: the tasks to arm once it is done (nil otherwise).
+    /// While a pull applies cluster commands: the tasks to arm once it is done (nil otherwise; the view is
+    /// flushed then too).
     var deferredArming: Set<TaskName>?
     /// Commands pulled from the cluster and applied since this node started.
     var clusterCommandsApplied = 0
