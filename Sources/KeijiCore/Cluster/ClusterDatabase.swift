@@ -57,11 +57,24 @@ public final class ClusterDatabase {
         connection = try PostgresConnection(url: url, name: Settings.Database.postgres(url).description,
                                             options: "-c synchronous_commit=on")
         self.node = node
+        // Only when something is missing: `ALTER TABLE … ADD COLUMN IF NOT EXISTS` and `CREATE INDEX IF NOT EXISTS`
+        // lock the table even when there is nothing to do, and every offline CLI command opens a ClusterDatabase,
+        // so each would pause every node's claims.
+        let present = try connection.query(Self.schemaPresent)
+        guard present.first?.first != "t" else { return }
         try connection.transaction {
             try connection.execute(Self.schema)
             try connection.execute(ClusterBinaries.schema)
         }
     }
+
+    /// True when the last object each schema statement creates exists (both run in one transaction, so all or
+    /// none exist). A schema change adds its newest object here, or no node would ever apply it.
+    static let schemaPresent = """
+        SELECT to_regclass('keiji_claims_unfinished') IS NOT NULL AND to_regclass('keiji_binary_parts') IS NOT NULL
+           AND EXISTS (SELECT 1 FROM information_schema.columns
+                       WHERE table_schema = current_schema() AND table_name = 'keiji_commands' AND column_name = 'binary_sha256')
+        """
 
     /// Enters this process as node `node`. Refused while another live process holds the name: one whose
     /// heartbeat is recent, unless it ran on this host and its pid is gone (a node restarted after kill -9 takes
