@@ -114,7 +114,9 @@ public struct ClusterBinaries {
             received += bytes.count
             guard received <= size else { break }  // a part too long: refused below, before more is written
             try hash.update(bytes)
-            try Self.writeAll(bytes, to: fd, path: temporary)
+            guard bytes.withUnsafeBytes({ FileSystem.writeAll($0, to: fd) }) else {
+                throw KeijiError(.io, "cannot write \(temporary): \(String(cString: strerror(errno)))")
+            }
         }
         let actual = try hash.finish()
         guard received == size, actual == sha256 else {
@@ -126,20 +128,6 @@ public struct ClusterBinaries {
         closed = true
         guard rename(temporary, target) == 0 else { throw KeijiError(.io, "cannot install \(target): \(String(cString: strerror(errno)))") }
         return .downloaded(bytes: received)
-    }
-
-    private static func writeAll(_ bytes: [UInt8], to fd: Int32, path: String) throws {
-        try bytes.withUnsafeBytes { raw in
-            var done = 0
-            while done < raw.count {
-                let n = write(fd, raw.baseAddress! + done, raw.count - done)
-                if n < 0 {
-                    if errno == EINTR { continue }
-                    throw KeijiError(.io, "cannot write \(path): \(String(cString: strerror(errno)))")
-                }
-                done += n
-            }
-        }
     }
 }
 
