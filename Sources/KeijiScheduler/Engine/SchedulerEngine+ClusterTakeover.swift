@@ -28,26 +28,30 @@ extension SchedulerEngine {
         var decided: [RecoveryReport.TakenOverRun] = []
         for slot in taken.sorted(by: { ($0.task, $0.slot) < ($1.task, $1.slot) }) {
             let action: String
+            var run: RecoveryRun?
             if let name = try? TaskName(slot.task), let task = state.tasks[name] {
                 if task.isDisabled || task.isError {
                     action = task.isDisabled ? "not run (task disabled)" : "not run (task in error)"
                 } else if slot.fromStoppedNode {
                     action = "run (it never began: \(slot.from) stopped)"
-                    queues[name, default: []].append(RecoveryRun(task: name, slot: slot.slot, trigger: .catchUp, attempt: 1, interruptions: nil))
+                    run = RecoveryRun(task: name, slot: slot.slot, trigger: .catchUp, attempt: 1, interruptions: nil)
                 } else if !task.definition.policy.rerunInterrupted {
                     action = "not re-run (policy; \(slot.from) died during it or just before)"
                 } else if slot.interruptions >= Self.interruptionLimit {
                     action = "not re-run (interrupted \(slot.interruptions) times)"
                 } else {
                     action = "re-run (\(slot.from) died during it or just before)"
-                    queues[name, default: []].append(RecoveryRun(task: name, slot: slot.slot, trigger: .recovery, attempt: 1,
-                                                                 interruptions: slot.interruptions))
+                    run = RecoveryRun(task: name, slot: slot.slot, trigger: .recovery, attempt: 1, interruptions: slot.interruptions)
                 }
             } else {
                 action = "not run (task deleted)"
             }
             decided.append(.init(task: slot.task, slot: slot.slot, from: slot.from, at: now, action: action))
-            if !action.hasPrefix("run") && !action.hasPrefix("re-run") { await cluster.finished(ClaimedSlot(task: slot.task, slot: slot.slot)) }
+            if let run {
+                queues[run.task, default: []].append(run)
+            } else {
+                await cluster.finished(ClaimedSlot(task: slot.task, slot: slot.slot))
+            }
         }
         let started = queues.values.reduce(0) { $0 + $1.count }
         let sources = Set(taken.map(\.from)).sorted().joined(separator: ", ")
