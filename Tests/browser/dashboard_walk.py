@@ -79,14 +79,19 @@ def main():
             except (StaleElementReferenceException, WebDriverException):
                 return False
 
-        try:
-            WebDriverWait(driver, 30, ignored_exceptions=REPLACED).until(new_run)
-            step("a new run appeared by live update")
-        except TimeoutException:
-            step("no live update within 30 s; reloading")
-            driver.refresh()
-            wait.until(new_run)
-            step("a new run appeared after a reload")
+        def live_or_reload(condition, live, missing, reloaded):
+            """Waits 30 s for `condition` by live update, else reloads once and waits again; says which way."""
+            try:
+                WebDriverWait(driver, 30, ignored_exceptions=REPLACED).until(condition)
+                step(live)
+            except TimeoutException:
+                step(missing)
+                driver.refresh()
+                wait.until(condition)
+                step(reloaded)
+
+        live_or_reload(new_run, "a new run appeared by live update", "no live update within 30 s; reloading",
+                       "a new run appeared after a reload")
         # A few runs for the chart in the screenshot (the task runs every 2 s).
         wait.until(lambda d: runs_count(d) >= 4)
         driver.save_screenshot(os.path.join(shots, "task.png"))
@@ -96,14 +101,8 @@ def main():
         # The page after the click may show the run still going ("running" wins over "disabled" until it ends);
         # the live update turns it to "disabled", a reload does too if none came.
         disabled = lambda d: d.find_element(By.ID, "task-state").text == "disabled"
-        try:
-            WebDriverWait(driver, 30, ignored_exceptions=REPLACED).until(disabled)
-            step("the page says disabled")
-        except TimeoutException:
-            step("not shown as disabled within 30 s; reloading")
-            driver.refresh()
-            wait.until(disabled)
-            step("the page says disabled after a reload")
+        live_or_reload(disabled, "the page says disabled", "not shown as disabled within 30 s; reloading",
+                       "the page says disabled after a reload")
 
         step("opening the system page")
         driver.get(url + "/system")
