@@ -80,6 +80,41 @@ struct QueryViewTests {
     }
 
     /// One statement cannot write a row twice (PostgreSQL refuses it), so a batch keeps each run's last version.
+    /// A task's history in the view is its newest `recentRunLimit` runs, as the state keeps them, also when runs
+    /// finish in the same millisecond at the boundary; and a rebuilt view has the same runs.
+    @Test func theViewKeepsEachTasksNewestRunsAsTheStateDoes() throws {
+        let home = TemporaryHome()
+        defer { home.remove() }
+        let zone = TimeZone(identifier: "UTC")!
+        try home.workspace.createSystemDirectories()
+        let view = try QueryView(sqlite: home.path + "/live.db", workspace: home.workspace, defaultTimeZone: zone)
+        var state = SchedulerState()
+        var lsn: UInt64 = 0
+        var at: Int64 = 1_795_000_000_000
+        func apply(_ event: JournalEntry.Event) throws {
+            lsn += 1
+            let entry = JournalEntry(at: at, event)
+            Reducer.apply(entry, lsn: lsn, to: &state)
+            try applyAsTheScheduler(entry, state: state, to: view)
+        }
+        try apply(.taskSaved(commandTask("alpha"), taskID: "id-alpha"))
+        let total = SchedulerState.recentRunLimit + 7
+        for i in 0..<total {
+            // Pairs of runs end in the same millisecond, so equal EndTimes fall on the boundary as it moves.
+            if i % 2 == 0 { at += 1000 }
+            try apply(.runStarted(RunStart(runID: "r\(i)", task: name("alpha"), slot: nil, attempt: 1, trigger: .manual)))
+            try apply(.runFinished(RunEnd(runID: "r\(i)", task: name("alpha"), outcome: .succeeded, exitCode: 0, signal: nil, durationMs: 1,
+                                          latenessMs: nil, final: true, message: nil)))
+            let kept = Set(try view.sqlite.rows("SELECT RunId FROM runs").map { $0.first ?? nil })
+            let expected = Set(state.tasks[name("alpha")]?.recentRuns.map(\.runID) ?? [])
+            #expect(kept == expected, "after run \(i)")
+        }
+        #expect(try view.sqlite.rows("SELECT count(*) FROM runs").first?.first == String(SchedulerState.recentRunLimit))
+        let rebuilt = try QueryView(sqlite: home.path + "/rebuilt.db", workspace: home.workspace, defaultTimeZone: zone)
+        try rebuilt.rebuild(from: state)
+        #expect(try dump(rebuilt) == dump(view))
+    }
+
     @Test func aBatchWritesEachRunOnceItsLastVersion() {
         func run(_ id: String, _ outcome: String) -> RunRow {
             RunRow(RunSummary(runID: id, slot: nil, startedAt: nil, finishedAt: 1_795_000_000_000, outcome: outcome, exitCode: nil, signal: nil,

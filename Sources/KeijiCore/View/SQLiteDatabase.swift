@@ -43,6 +43,9 @@ public final class SQLiteDatabase {
         }
     }
 
+    /// Frees the pages this connection caches that are not in use (`sqlite3_db_release_memory`).
+    public func releaseCachedPages() { sqlite3_db_release_memory(handle) }
+
     /// Rows the last INSERT, UPDATE or DELETE changed.
     public var changes: Int { Int(sqlite3_changes(handle)) }
 

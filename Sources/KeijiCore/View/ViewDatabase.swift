@@ -40,6 +40,9 @@ public protocol ViewDatabase: AnyObject {
     func upsertRuns(_ rows: [RunRow]) throws
     /// Keeps the `limit` latest runs (by `EndTime`) of each named task.
     func trimRuns(of names: [String], keeping limit: Int) throws
+    /// Gives back the memory the connection keeps for pages it has read or written (after a bulk write such as a
+    /// rebuild). The default does nothing: only SQLite's connection caches pages in this process.
+    func releaseCachedPages()
 
     /// `task_models` rows with these columns (names from ``TaskModelRow/columns``), of one task or all by name.
     func taskModels(_ columns: [String], where filter: TaskModelFilter) throws -> [[String?]]
@@ -49,6 +52,10 @@ public protocol ViewDatabase: AnyObject {
     /// The `limit` latest runs of one task (by `EndTime`, newest first), with these `runs` columns (names from
     /// ``RunRow/columns``).
     func runs(_ columns: [String], of task: String, limit: Int) throws -> [[String?]]
+}
+
+extension ViewDatabase {
+    public func releaseCachedPages() {}
 }
 
 /// Which `task_models` rows a read wants.

@@ -54,8 +54,9 @@ actor ViewWriter {
                 // Every row the catch-up or this flush touches, from the newest state; that includes the new runs.
                 try view.perform(owed, state: state, alsoTouched: touched)
                 catchUp = nil
-                // A catch-up writes every row of a large view once per start, and what it freed stays in this
-                // thread's malloc arena, resident for the scheduler's life (~80 bytes a task): give it back.
+                // A catch-up writes every row of a large view once per start: the pages SQLite cached, and what
+                // it freed in this thread's malloc arena, stay resident for the scheduler's life: give them back.
+                view.database.releaseCachedPages()
                 malloc_trim(0)
             } else {
                 try view.apply(touched: touched, state: state, newRuns: newRuns, definitionsChanged: redefined)
