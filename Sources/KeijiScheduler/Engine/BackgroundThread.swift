@@ -6,6 +6,10 @@ import Foundation
 /// loop, the bus and every run's `execute` queue behind it: that was the tail of keiji's firing lateness. On a
 /// thread of its own the kernel time-slices it against them instead.
 ///
+/// A thread made with `yieldsToFiring` (the engine's, for the view and the checkpoint) runs at nice +10: that work
+/// can wait a few milliseconds, a firing cannot, so on a busy machine the kernel gives the timer loop and the
+/// journal's writer the core first. Threads on the firing path itself (the cluster's claims) keep the normal one.
+///
 /// It is a serial executor (actors such as ``ViewWriter`` run on it) and runs plain closures (``run(_:)``), in
 /// the order they were handed over. The thread ends after ``stop()`` once the work queued before it is done.
 final class BackgroundThread: SerialExecutor, @unchecked Sendable {
@@ -14,8 +18,12 @@ final class BackgroundThread: SerialExecutor, @unchecked Sendable {
     private var queue: [@Sendable () -> Void] = []
     private var stopping = false
 
-    init(name: String) {
-        let thread = Thread { [self] in loop() }
+    init(name: String, yieldsToFiring: Bool = false) {
+        let thread = Thread { [self] in
+            // Linux keeps the nice value per thread: `who` 0 is the calling thread, not the whole process.
+            if yieldsToFiring { _ = setpriority(__priority_which_t(PRIO_PROCESS.rawValue), 0, 10) }
+            loop()
+        }
         thread.name = name
         thread.start()
     }

@@ -16,6 +16,10 @@ public struct SchedulerConfiguration: Sendable {
     public var checkpointEvery = 50_000
     /// How often the query view is brought up to date.
     public var viewFlushInterval: Duration = .milliseconds(200)
+    /// The timer loop wakes at most once per this many milliseconds: what falls due meanwhile fires together, as
+    /// one journal batch (one sync). Each wake costs a sleep, a batch and its sync whatever the batch holds: at
+    /// 10,000 firings a second, 2 ms took 15 % less CPU than 1 ms, for 1 ms more lateness at the median.
+    public var timerTickMilliseconds: Int64 = 2
     /// Record per-firing lateness samples (for the benchmark).
     public var recordLateness = false
     /// Where the engine reads the time and sleeps: the wall clock, or a test's stand-in that can jump.

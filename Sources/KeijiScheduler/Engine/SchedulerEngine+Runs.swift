@@ -82,7 +82,7 @@ extension SchedulerEngine {
                 events.append(.runMissed(RunMissed(task: name, slot: slot, count: 1, reason: .overlap)))
                 continue
             }
-            let runID = Self.newRunID()
+            let runID = runIDs.next()
             let handle = RunHandle()
             // Registered before the await: a stop or shutdown during the append finds it (and a second firing of
             // a skip task in this batch sees it).
@@ -183,7 +183,7 @@ extension SchedulerEngine {
             let taskLog = LogFile(task: name, workspace: configuration.workspace, settings: configuration.settings)
             // Rotated only when this is the task's one run: no other writer has the log open.
             guard let fd = try? taskLogs.checkOut(taskLog, task: name, mayRotate: (activeRunCounts[name] ?? 0) <= 1) else {
-                await finish(runID: runID, name: name, result: .init(outcome: .spawnFailed, status: nil, durationMs: 0, message: "cannot open the task log"),
+                finish(runID: runID, name: name, result: .init(outcome: .spawnFailed, status: nil, durationMs: 0, message: "cannot open the task log"),
                              latenessMs: latenessMs, slot: slot, attempt: attempt, interruptions: interruptions, definition: definition)
                 return
             }
@@ -198,11 +198,27 @@ extension SchedulerEngine {
         } else {
             result = .init(outcome: .succeeded, status: .exited(0), durationMs: 0, message: nil)
         }
-        await finish(runID: runID, name: name, result: result, latenessMs: latenessMs, slot: slot, attempt: attempt, interruptions: interruptions, definition: definition)
+        finish(runID: runID, name: name, result: result, latenessMs: latenessMs, slot: slot, attempt: attempt, interruptions: interruptions, definition: definition)
     }
 
+    /// A run that has ended, its `run.finished` not yet durable.
+    struct EndedRun {
+        var event: JournalEntry.Event
+        var runID: String
+        var name: TaskName
+        var outcome: RunOutcome
+        var durationMs: Int64
+        var slot: Int64?
+        var attempt: Int
+        var interruptions: Int?
+        var definition: TaskDefinition
+        var willRetry: Bool
+    }
+
+    /// Hands the run's end to the next `run.finished` batch (``flushEndedRuns()``) and returns: the run's task is
+    /// done; the run stays registered (its task counts as running) until the record is durable.
     private func finish(runID: String, name: TaskName, result: RunExecutor.Result, latenessMs: Int64, slot: Int64?, attempt: Int,
-                        interruptions: Int?, definition: TaskDefinition) async {
+                        interruptions: Int?, definition: TaskDefinition) {
         let willRetry = result.outcome.isFailure && attempt <= definition.policy.retries && phase == .running
         var exitCode: Int32?
         var signal: Int32?
@@ -211,29 +227,36 @@ extension SchedulerEngine {
         case .signaled(let s): signal = s
         case .waitFailed, .lost, nil: break
         }
-        await recordCoalesced(.runFinished(RunEnd(runID: runID, task: name, outcome: result.outcome, exitCode: exitCode, signal: signal,
-                                                  durationMs: result.durationMs, latenessMs: latenessMs, final: !willRetry, message: result.message)))
+        let event = JournalEntry.Event.runFinished(RunEnd(runID: runID, task: name, outcome: result.outcome, exitCode: exitCode, signal: signal,
+                                                          durationMs: result.durationMs, latenessMs: latenessMs, final: !willRetry,
+                                                          message: result.message))
+        endedRuns.append(EndedRun(event: event, runID: runID, name: name, outcome: result.outcome, durationMs: result.durationMs, slot: slot,
+                                  attempt: attempt, interruptions: interruptions, definition: definition, willRetry: willRetry))
+        if endedRuns.count == 1 { Task { await self.flushEndedRuns() } }
+    }
+
+    /// What follows a run's durable end: it stops counting as running; a retry is scheduled after its backoff; a
+    /// final failure puts the task in error (it waits for `keiji task --resolve`) unless it continues on error.
+    func settle(_ ended: EndedRun) {
         if let metrics = configuration.metrics {
-            runSeries.finished(name, result.outcome, durationMilliseconds: result.durationMs, metrics: metrics)
+            runSeries.finished(ended.name, ended.outcome, durationMilliseconds: ended.durationMs, metrics: metrics)
         }
-        unregisterRun(runID)
-        if !willRetry, let cluster, let slot {
-            await cluster.finished(ClaimedSlot(task: name.rawValue, slot: slot))  // no other node takes it over now
-        }
-        if willRetry {
-            let backoff = definition.policy.retryDelaySeconds(afterAttempt: attempt)
-            try? await Task.sleep(for: .milliseconds(TimeArithmetic.milliseconds(fromSeconds: backoff)))
-            guard phase == .running, let task = state.tasks[name], !task.isDisabled else { return }
-            // The retry carries the slot's interruption count: a restart during it still counts toward giving up.
-            await fire(name, slot: slot, fireAtMs: clock.nowMilliseconds(), trigger: .retry, attempt: attempt + 1, interruptions: interruptions)
-        } else if result.outcome.isFailure, !definition.policy.continueOnError {
-            // The task now waits for `keiji task --resolve`.
-            disarm(name)
+        unregisterRun(ended.runID)
+        if ended.willRetry {
+            let backoff = ended.definition.policy.retryDelaySeconds(afterAttempt: ended.attempt)
+            Task { [weak self] in
+                try? await Task.sleep(for: .milliseconds(TimeArithmetic.milliseconds(fromSeconds: backoff)))
+                await self?.retry(ended)
+            }
+        } else if ended.outcome.isFailure, !ended.definition.policy.continueOnError {
+            disarm(ended.name)
         }
     }
 
-    static func newRunID() -> String {
-        let uuid = UUID().uuidString.lowercased()
-        return String(uuid.prefix(8)) + String(uuid.dropFirst(9).prefix(4))
+    private func retry(_ ended: EndedRun) async {
+        guard phase == .running, let task = state.tasks[ended.name], !task.isDisabled else { return }
+        // The retry carries the slot's interruption count: a restart during it still counts toward giving up.
+        await fire(ended.name, slot: ended.slot, fireAtMs: clock.nowMilliseconds(), trigger: .retry, attempt: ended.attempt + 1,
+                   interruptions: ended.interruptions)
     }
 }

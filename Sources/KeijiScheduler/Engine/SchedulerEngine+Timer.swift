@@ -56,8 +56,14 @@ extension SchedulerEngine {
     /// The one loop that fires every task: it pops every entry due now, decides each firing, journals them
     /// as one batch, then spawns them, re-arms those tasks, and sleeps until the next entry is due.
     func runTimers() async {
+        var lastTick = Int64.min
         while !Task.isCancelled, phase == .running {
-            let now = clock.nowMilliseconds()
+            var now = clock.nowMilliseconds()
+            if let next = timers.min?.fireAtMs, next <= now, now < lastTick &+ configuration.timerTickMilliseconds {
+                await sleepUntil(lastTick &+ configuration.timerTickMilliseconds, now: now)
+                now = clock.nowMilliseconds()
+            }
+            lastTick = now
             var due: [TimerEntry] = []
             while let top = timers.min, top.fireAtMs <= now {
                 timers.popMin()

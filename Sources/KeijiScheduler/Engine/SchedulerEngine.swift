@@ -50,7 +50,7 @@ public actor SchedulerEngine {
     /// Slots this node decided to fire that another node held (or that could not be claimed): in `--status`.
     public internal(set) var slotsHeldElsewhere = 0
     /// The view's flushes and the checkpoint's encoding run here, off the cooperative pool the firing path uses.
-    let background = BackgroundThread(name: "keiji-background")
+    let background = BackgroundThread(name: "keiji-background", yieldsToFiring: true)
     let log: LogFile
 
     /// The durable, applied state.
@@ -59,9 +59,10 @@ public actor SchedulerEngine {
     private var unapplied: [UInt64: JournalEntry] = [:]
     private var appliedThrough: UInt64 = 0
     private var applyWaiters: [(UInt64, CheckedContinuation<Void, Never>)] = []
-    /// Events waiting for ``recordCoalesced(_:)``'s next batch, and their callers.
-    private var coalesced: [JournalEntry.Event] = []
-    private var coalescedWaiters: [CheckedContinuation<Void, Never>] = []
+    /// Runs that ended, waiting for ``flushEndedRuns()`` to journal their `run.finished` (see ``end(_:)``).
+    var endedRuns: [EndedRun] = []
+    /// Callers of ``waitUntilNoRuns()``.
+    private var noRunsWaiters: [CheckedContinuation<Void, Never>] = []
 
     /// Every armed firing, in one heap served by one loop (`runTimers`); a task costs an entry, not a `Task`.
     var timers = TimerHeap()
@@ -76,6 +77,7 @@ public actor SchedulerEngine {
     var timerSleepsUntil = Int64.max
     /// One `Task` per run in progress.
     var runs: [String: LiveRun] = [:]
+    var runIDs = RunIDGenerator()
     /// Runs in progress per task (kept beside `runs` so the hot path never scans it).
     var activeRunCounts: [TaskName: Int] = [:]
     /// The last slot the timer decided to fire per task: its cursor, ahead of the (later applied) records.
@@ -172,6 +174,7 @@ public actor SchedulerEngine {
             }
             for run in runs.values { run.handle.terminate(reason: .stopped, grace: 2) }
             for run in runs.values { await run.work?.value }
+            await waitUntilNoRuns()  // every run.finished durable before the clean-stop mark
         }
         viewFlushTask?.cancel()
         heartbeatTask?.cancel()
@@ -227,6 +230,16 @@ public actor SchedulerEngine {
         guard let run = runs.removeValue(forKey: runID) else { return }
         let left = (activeRunCounts[run.task] ?? 1) - 1
         activeRunCounts[run.task] = left > 0 ? left : nil
+        if runs.isEmpty, !noRunsWaiters.isEmpty {
+            for waiter in noRunsWaiters { waiter.resume() }
+            noRunsWaiters.removeAll()
+        }
+    }
+
+    /// Suspends until no run is registered: each has ended and its `run.finished` is durable (or was never begun).
+    func waitUntilNoRuns() async {
+        guard !runs.isEmpty else { return }
+        await withCheckedContinuation { noRunsWaiters.append($0) }
     }
 
     // MARK: - Recording
@@ -268,30 +281,29 @@ public actor SchedulerEngine {
         return lsns
     }
 
-    /// Appends `event` together with every other event handed here before this actor next runs, as one batch,
-    /// and returns once it is durable and applied. Runs end independently, thousands a second at full load;
-    /// one append (and one resumption of this actor) each was most of what a finish cost.
-    func recordCoalesced(_ event: JournalEntry.Event) async {
-        await withCheckedContinuation { continuation in
-            coalesced.append(event)
-            coalescedWaiters.append(continuation)
-            if coalesced.count == 1 { Task { await self.flushCoalesced() } }
-        }
-    }
-
-    /// At most this many events per batch: a burst of a hundred thousand finishes goes out in slices, so the
+    /// At most this many `run.finished` per batch: a burst of a hundred thousand ends goes out in slices, so the
     /// first of them are durable (and their tasks free to run again) long before the last are encoded.
-    static let coalescedBatchLimit = 1024
+    static let endedRunsBatchLimit = 1024
 
-    private func flushCoalesced() async {
-        let count = min(coalesced.count, Self.coalescedBatchLimit)
+    /// Journals the `run.finished` of every run that ended since the last batch, as one batch, then settles each
+    /// (``settle(_:)``) in this one job. Runs end independently, thousands a second at full load: one append
+    /// each, and then one resumption of each run's task on this actor, were most of what an end cost, and those
+    /// resumptions queued ahead of the timer loop.
+    func flushEndedRuns() async {
+        let count = min(endedRuns.count, Self.endedRunsBatchLimit)
         guard count > 0 else { return }
-        let events = Array(coalesced.prefix(count)), waiters = Array(coalescedWaiters.prefix(count))
-        coalesced.removeFirst(count)
-        coalescedWaiters.removeFirst(count)
-        if !coalesced.isEmpty { Task { await self.flushCoalesced() } }
-        _ = try? await record(contentsOf: events)  // a journal failure stops the engine (failStop)
-        for waiter in waiters { waiter.resume() }
+        let batch = Array(endedRuns.prefix(count))
+        endedRuns.removeFirst(count)
+        if !endedRuns.isEmpty { Task { await self.flushEndedRuns() } }
+        _ = try? await record(contentsOf: batch.map(\.event))  // a journal failure stops the engine (failStop)
+        var finishedSlots: [ClaimedSlot] = []
+        for ended in batch {
+            settle(ended)
+            if !ended.willRetry, let slot = ended.slot { finishedSlots.append(ClaimedSlot(task: ended.name.rawValue, slot: slot)) }
+        }
+        if let cluster, !finishedSlots.isEmpty {
+            for slot in finishedSlots { await cluster.finished(slot) }  // no other node takes them over now
+        }
     }
 
     /// Suspends until every record up to `lsn` is applied.
