@@ -92,6 +92,7 @@ public actor SchedulerEngine {
     var newRuns: [(TaskName, RunSummary)] = []
     var viewFlushTask: Task<Void, Never>?
     var recordsSinceCheckpoint = 0
+    var lastCheckpoint = ContinuousClock.now
     var lateness = LatenessSamples()
     /// `keiji_runs_finished_total`'s series, one lookup per task and outcome (with ``SchedulerConfiguration/metrics``).
     var runSeries = RunSeries()
@@ -140,8 +141,10 @@ public actor SchedulerEngine {
         await startRecoveryRuns()
         timers.reserveCapacity(state.tasks.count)
         for name in state.tasks.keys.sorted() { arm(name) }
-        timerLoop = Task { [weak self] in await self?.runTimers() }
-        viewFlushTask = Task { [weak self] in await self?.flushViewPeriodically() }
+        // The engine's actor takes its jobs by priority: the timer loop (and the firings it commits) go ahead of
+        // runs that end and of view flushes queued before them, so a burst of ends does not make a slot late.
+        timerLoop = Task(priority: .high) { [weak self] in await self?.runTimers() }
+        viewFlushTask = Task(priority: .utility) { [weak self] in await self?.flushViewPeriodically() }
         if cluster != nil { commandPollTask = Task { [weak self] in await self?.pollCommandsPeriodically() } }
         if let cluster {
             heartbeatTask = Task { [weak self] in
@@ -355,7 +358,9 @@ public actor SchedulerEngine {
         while !Task.isCancelled {
             try? await Task.sleep(for: configuration.viewFlushInterval)
             await flushView()
-            if recordsSinceCheckpoint >= configuration.checkpointEvery { try? await writeCheckpoint() }
+            if recordsSinceCheckpoint >= configuration.checkpointEvery, ContinuousClock.now - lastCheckpoint >= configuration.checkpointSpacing {
+                try? await writeCheckpoint()
+            }
         }
     }
 
@@ -389,6 +394,7 @@ public actor SchedulerEngine {
     /// the background thread, so firings are not held up.
     func writeCheckpoint() async throws {
         recordsSinceCheckpoint = 0
+        lastCheckpoint = ContinuousClock.now
         let copy = state
         let snapshot = try await background.run { try StateLoader.snapshot(copy) }
         try await journal.writeCheckpoint(snapshot, at: copy.lastLSN)
