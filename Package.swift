@@ -30,21 +30,17 @@ let package = Package(
         // minutes to every clean build (it pulls swift-nio and TLS). Its calls block, so they run on the view writer's
         // thread. Loaded with dlopen when a database URL needs it (CLibPQ.h says why); libpq-dev for its header.
         .target(name: "CLibPQ", cSettings: [.unsafeFlags(["-I/usr/include/postgresql"])]),
-        // HMAC-SHA256 for the bus handshake (and SHA-256 for a cluster's task binaries): OpenSSL's libcrypto, already on every Debian system with libssl-dev,
-        // links in seconds (swift-crypto would add about a minute to every clean build for one function).
-        .systemLibrary(name: "CLibCrypto", pkgConfig: "libcrypto", providers: [.apt(["libssl-dev"])]),
         // glibc's <malloc.h> (malloc_trim), which the Glibc module leaves out; part of libc, nothing to link.
         .systemLibrary(name: "CMalloc"),
         // CRC32C is not exported by liblz4; this small C target uses the SSE4.2 / ARMv8 CRC instructions.
         .target(name: "CCRC32C"),
 
         .target(name: "KeijiJournal", dependencies: ["CLZ4", "CCRC32C"]),
-        // libcrypto also names a Swift task's binary in a cluster's database by its SHA-256 (ClusterBinaries).
-        .target(name: "KeijiCore", dependencies: ["KeijiJournal", "CSQLite", "CLibPQ", "CLibCrypto"]),
+        .target(name: "KeijiCore", dependencies: ["KeijiJournal", "CSQLite", "CLibPQ"]),
         // The scheduler's side of keiji-spawn-server (start it, send it requests with a descriptor) and the
         // protocol both sides share.
         .target(name: "CSpawn"),
-        .target(name: "KeijiBus", dependencies: ["KeijiCore", "CLibCrypto"]),
+        .target(name: "KeijiBus", dependencies: ["KeijiCore"]),
         // The task SDK: no dependencies, shipped as source into ~/keiji/sdk by `keiji init`.
         .target(name: "KeijiTaskKit"),
         .target(
