@@ -30,21 +30,17 @@ let package = Package(
         // minutes to every clean build (it pulls swift-nio and TLS). Its calls block, so they run on the view writer's
         // thread. Loaded with dlopen when a database URL needs it (CLibPQ.h says why); libpq-dev for its header.
         .target(name: "CLibPQ", cSettings: [.unsafeFlags(["-I/usr/include/postgresql"])]),
-        // HMAC-SHA256 for the bus handshake (and SHA-256 for a cluster's task binaries): OpenSSL's libcrypto, already on every Debian system with libssl-dev,
-        // links in seconds (swift-crypto would add about a minute to every clean build for one function).
-        .systemLibrary(name: "CLibCrypto", pkgConfig: "libcrypto", providers: [.apt(["libssl-dev"])]),
         // glibc's <malloc.h> (malloc_trim), which the Glibc module leaves out; part of libc, nothing to link.
         .systemLibrary(name: "CMalloc"),
         // CRC32C is not exported by liblz4; this small C target uses the SSE4.2 / ARMv8 CRC instructions.
         .target(name: "CCRC32C"),
 
         .target(name: "KeijiJournal", dependencies: ["CLZ4", "CCRC32C"]),
-        // libcrypto also names a Swift task's binary in a cluster's database by its SHA-256 (ClusterBinaries).
-        .target(name: "KeijiCore", dependencies: ["KeijiJournal", "CSQLite", "CLibPQ", "CLibCrypto"]),
+        .target(name: "KeijiCore", dependencies: ["KeijiJournal", "CSQLite", "CLibPQ"]),
         // The scheduler's side of keiji-spawn-server (start it, send it requests with a descriptor) and the
         // protocol both sides share.
         .target(name: "CSpawn"),
-        .target(name: "KeijiBus", dependencies: ["KeijiCore", "CLibCrypto"]),
+        .target(name: "KeijiBus", dependencies: ["KeijiCore"]),
         // The task SDK: no dependencies, shipped as source into ~/keiji/sdk by `keiji init`.
         .target(name: "KeijiTaskKit"),
         .target(
@@ -63,8 +59,12 @@ let package = Package(
             // dynamic symbol binding at start (about two thirds of a bare Foundation binary's start-up CPU).
             // Release only: SwiftPM links an executable target's objects and flags into the test bundle, and
             // the debug test bundle cannot link Testing statically.
+            // Not position-independent: the ~76,000 relative relocations of a PIE this size are resolved at link
+            // time instead of by ld.so at every start (−25 % page faults, −2.5 MiB peak, ~−9 % CPU of a bare
+            // `keiji task`); the price is that the executable's own code is not address-randomised (libraries,
+            // stack and heap still are). Measured in docs/benchmarks.md (CLI creates).
             swiftSettings: [.unsafeFlags(["-use-static-resource-dir"], .when(configuration: .release))],
-            linkerSettings: [.unsafeFlags(["-static-stdlib"], .when(configuration: .release))]
+            linkerSettings: [.unsafeFlags(["-static-stdlib", "-Xclang-linker", "-no-pie"], .when(configuration: .release))]
         ),
         // Starts and reaps every task run for the scheduler, and kills their groups if the scheduler dies. Plain C
         // without the Swift runtime: `-nostartfiles` drops swiftrt.o (the one reference to libswiftCore) and

@@ -28,19 +28,18 @@ public struct BusClient: Sendable {
     ///   `KeijiError(.conflict, …)` if it does not answer in time, or closes
     ///   the connection without a readable reply. Cancelling the calling task abandons the request.
     public func send(_ request: BusRequest, timeout: Duration = .seconds(15)) async throws -> BusReply {
-        let line = BusWire.encode(request)
         let endpoint = endpoint, token = token
         let connection = Connection()
         return try await withTaskCancellationHandler {
             try await DedicatedThread.run("keiji bus client") {
-                try Self.exchange(line, endpoint: endpoint, token: token, timeout: timeout, holder: connection)
+                try Self.exchange(request, endpoint: endpoint, token: token, timeout: timeout, holder: connection)
             }
         } onCancel: {
             connection.cancel()
         }
     }
 
-    private static func exchange(_ line: [UInt8], endpoint: BusEndpoint, token: String, timeout: Duration,
+    private static func exchange(_ request: BusRequest, endpoint: BusEndpoint, token: String, timeout: Duration,
                                  holder: Connection) throws -> BusReply {
         let connection: LineConnection
         do {
@@ -52,6 +51,8 @@ public struct BusClient: Sendable {
         }
         defer { connection.close() }
         guard holder.set(connection) else { throw CancellationError() }
+        // Encoded once a bus listens: with none (an offline command) the JSON encoder's first use, ~0.3 ms, is saved.
+        let line = BusWire.encode(request)
         var reader = connection.makeReader()
         let started = ContinuousClock.now
         do {

@@ -1,4 +1,3 @@
-import CLibCrypto
 import Foundation
 import KeijiCore
 
@@ -66,19 +65,18 @@ enum BusHandshake {
         text.utf8.count == nonceBytes * 2 && text.utf8.allSatisfy { (48...57).contains($0) || (97...102).contains($0) }
     }
 
-    /// `speaker`'s proof for a connection opened by `role` with nonces `clientNonce` and `busNonce`; `nil` if
-    /// libcrypto failed (never an empty or partial proof).
-    static func proof(token: String, speaker: String, role: BusRole, clientNonce: String, busNonce: String) -> String? {
+    /// `speaker`'s proof for a connection opened by `role` with nonces `clientNonce` and `busNonce`.
+    static func proof(token: String, speaker: String, role: BusRole, clientNonce: String, busNonce: String) -> String {
         let message = [version, speaker, role.rawValue, clientNonce, busNonce].joined(separator: "|")
-        return HMACSHA256.digest(key: Array(token.utf8), message: Array(message.utf8)).map(hex)
+        return hex(HMACSHA256.digest(key: Array(token.utf8), message: Array(message.utf8)))
     }
 
-    /// Equal in time independent of where the strings differ (`CRYPTO_memcmp`): a timing oracle must not
-    /// leak a valid proof byte by byte.
+    /// Equal in time independent of where the strings differ (every byte is compared, differences are OR-ed):
+    /// a timing oracle must not leak a valid proof byte by byte.
     static func proofsMatch(_ candidate: String, _ expected: String) -> Bool {
         let a = Array(candidate.utf8), b = Array(expected.utf8)
         guard a.count == b.count, !b.isEmpty else { return false }
-        return a.withUnsafeBytes { x in b.withUnsafeBytes { y in CRYPTO_memcmp(x.baseAddress, y.baseAddress, b.count) == 0 } }
+        return zip(a, b).reduce(0) { $0 | ($1.0 ^ $1.1) } == 0
     }
 
     static func hex(_ bytes: [UInt8]) -> String {
@@ -125,10 +123,8 @@ enum BusHandshake {
         guard let challenge = try? BusWire.decode(Challenge.self, line), isNonce(challenge.nonce) else {
             throw BusAuthenticationFailure(endpoint: endpoint, reason: "its answer is not a keiji-bus handshake")
         }
-        guard let expected = proof(token: token, speaker: "bus", role: role, clientNonce: nonce, busNonce: challenge.nonce),
-              let answer = proof(token: token, speaker: role.rawValue, role: role, clientNonce: nonce, busNonce: challenge.nonce) else {
-            throw KeijiError(.io, "libcrypto could not compute HMAC-SHA256 for the bus handshake; nothing was sent to keiji-bus at \(endpoint)")
-        }
+        let expected = proof(token: token, speaker: "bus", role: role, clientNonce: nonce, busNonce: challenge.nonce)
+        let answer = proof(token: token, speaker: role.rawValue, role: role, clientNonce: nonce, busNonce: challenge.nonce)
         guard challenge.nonce != nonce, proofsMatch(challenge.proof, expected) else {
             throw BusAuthenticationFailure(endpoint: endpoint, reason: "its proof does not match ~/.keiji/bus.token")
         }
@@ -164,11 +160,8 @@ enum BusHandshake {
                             reason: "expected a \(role.rawValue) hello")
         }
         let nonce = makeNonce()
-        guard let ours = proof(token: token, speaker: "bus", role: role, clientNonce: hello.nonce, busNonce: nonce),
-              let expected = proof(token: token, speaker: role.rawValue, role: role, clientNonce: hello.nonce, busNonce: nonce) else {
-            return .refused(.failure(nil, .busy, "keiji-bus could not compute its HMAC-SHA256 proof (libcrypto failed); try again"),
-                            reason: "libcrypto could not compute HMAC-SHA256")
-        }
+        let ours = proof(token: token, speaker: "bus", role: role, clientNonce: hello.nonce, busNonce: nonce)
+        let expected = proof(token: token, speaker: role.rawValue, role: role, clientNonce: hello.nonce, busNonce: nonce)
         guard connection.write(BusWire.encode(Challenge(nonce: nonce, proof: ours))) else { return .closed }
         guard case .line(let answerLine) = reader.next() else { return .closed }
         guard let answer = try? BusWire.decode(Answer.self, answerLine), proofsMatch(answer.proof, expected) else {

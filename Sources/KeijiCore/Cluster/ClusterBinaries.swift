@@ -55,13 +55,13 @@ public struct ClusterBinaries {
             throw KeijiError(.notFound, "cannot read the task binary \(path) to share it with the cluster: \(String(cString: strerror(errno)))")
         }
         let file = FileHandle(fileDescriptor: fd, closeOnDealloc: true)
-        let hash = try SHA256()
+        var hash = SHA256()
         var size = 0
         while let data = try file.read(upToCount: Self.partSize), !data.isEmpty {
-            try hash.update(data)
+            hash.update(data)
             size += data.count
         }
-        let sha256 = try hash.finish()
+        let sha256 = hash.hexDigest()
         guard try connection.query("SELECT 1 FROM keiji_binaries WHERE sha256 = $1", [sha256]).isEmpty else { return sha256 }
 
         let stored = Set(try connection.query("SELECT part FROM keiji_binary_parts WHERE sha256 = $1", [sha256]).compactMap { $0[0].flatMap { Int($0) } })
@@ -103,7 +103,7 @@ public struct ClusterBinaries {
             if !closed { close(fd) }
             unlink(temporary)  // after the rename there is nothing left to remove
         }
-        let hash = try SHA256()
+        var hash = SHA256()
         var received = 0
         for part in 0..<parts {
             guard let text = try connection.query("SELECT encode(data, 'hex') FROM keiji_binary_parts WHERE sha256 = $1 AND part = $2",
@@ -113,12 +113,12 @@ public struct ClusterBinaries {
             }
             received += bytes.count
             guard received <= size else { break }  // a part too long: refused below, before more is written
-            try hash.update(bytes)
+            hash.update(bytes)
             guard bytes.withUnsafeBytes({ FileSystem.writeAll($0, to: fd) }) else {
                 throw KeijiError(.io, "cannot write \(temporary): \(String(cString: strerror(errno)))")
             }
         }
-        let actual = try hash.finish()
+        let actual = hash.hexDigest()
         guard received == size, actual == sha256 else {
             throw KeijiError(.conflict, "\(connection.name): the binary \(short)… for \(target) read back as \(received) bytes with SHA-256 "
                              + "\(actual.prefix(12))… (stored: \(size) bytes); not installed")

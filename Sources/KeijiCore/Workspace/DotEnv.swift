@@ -39,7 +39,7 @@ public enum DotEnv {
             guard rest.first == "=" else { continue }  // not an assignment: skip the line
             rest = rest.dropFirst().drop { $0 == " " || $0 == "\t" }
             let value = readValue(&rest)
-            let name = String(key).trimmingCharacters(in: .whitespaces)
+            let name = String(key).trimmingSpaces()
             if isValidKey(name) { values[name] = value }
             rest = rest.drop { $0 != "\n" }  // anything after the value (a comment) ends at the line's end
         }

@@ -128,14 +128,14 @@ public struct Settings: Sendable, Equatable {
         var settings = Settings()
         var seen: Set<String> = []
         for (index, rawLine) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
-            let line = rawLine.trimmingCharacters(in: .whitespaces)
+            let line = rawLine.trimmingSpaces()
             if line.isEmpty || line.hasPrefix("#") { continue }
             let at = "\(file):\(index + 1)"
             guard let equals = line.firstIndex(of: "=") else {
                 throw KeijiError(.invalidSetting, "\(at): expected KEY=VALUE, found \"\(line)\"")
             }
-            let key = line[..<equals].trimmingCharacters(in: .whitespaces)
-            var value = line[line.index(after: equals)...].trimmingCharacters(in: .whitespaces)
+            let key = line[..<equals].trimmingSpaces()
+            var value = line[line.index(after: equals)...].trimmingSpaces()
             if value.count >= 2, let first = value.first, first == "\"" || first == "'", value.last == first {
                 value = String(value.dropFirst().dropLast())
             }
@@ -227,7 +227,7 @@ public struct Settings: Sendable, Equatable {
         var number = upper
         var multiplier = 1
         for (suffix, size) in units where upper.hasSuffix(suffix) {
-            number = String(upper.dropLast(suffix.count)).trimmingCharacters(in: .whitespaces)
+            number = String(upper.dropLast(suffix.count)).trimmingSpaces()
             multiplier = size
             break
         }
