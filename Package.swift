@@ -59,12 +59,8 @@ let package = Package(
             // dynamic symbol binding at start (about two thirds of a bare Foundation binary's start-up CPU).
             // Release only: SwiftPM links an executable target's objects and flags into the test bundle, and
             // the debug test bundle cannot link Testing statically.
-            // Not position-independent: the ~76,000 relative relocations of a PIE this size are resolved at link
-            // time instead of by ld.so at every start (−25 % page faults, −2.5 MiB peak, ~−9 % CPU of a bare
-            // `keiji task`); the price is that the executable's own code is not address-randomised (libraries,
-            // stack and heap still are). Measured in docs/benchmarks.md (CLI creates).
             swiftSettings: [.unsafeFlags(["-use-static-resource-dir"], .when(configuration: .release))],
-            linkerSettings: [.unsafeFlags(["-static-stdlib", "-Xclang-linker", "-no-pie"], .when(configuration: .release))]
+            linkerSettings: [.unsafeFlags(["-static-stdlib"], .when(configuration: .release))]
         ),
         // Starts and reaps every task run for the scheduler, and kills their groups if the scheduler dies. Plain C
         // without the Swift runtime: `-nostartfiles` drops swiftrt.o (the one reference to libswiftCore) and
