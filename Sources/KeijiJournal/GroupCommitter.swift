@@ -7,7 +7,7 @@ import Synchronization
 /// while a write is in progress queue and form the next batch, which the writer thread commits; under load the
 /// cost of a sync is shared by every producer waiting on it.
 ///
-/// The writer thread (not the cooperative pool) also runs the queued batches, control requests and timers,
+/// The writer thread (not the cooperative pool) runs the queued batches, control requests and timers,
 /// because `fdatasync` blocks for hundreds of microseconds and a queued producer must not wait for a pool thread.
 /// Any write or sync error fails the journal stop: the error is handed to every waiting and future caller,
 /// and nothing is retried (after a failed fsync the kernel may have dropped the dirty pages).
