@@ -1,31 +1,45 @@
 import Foundation
 import Synchronization
 
-/// The journal's single writer thread: group commit with exactly one fdatasync per batch and one batch in
-/// flight. Appends that arrive while a sync runs wait and form the next batch, so under load the cost of a
-/// sync is shared by every producer waiting on it.
+/// Group commit with exactly one fdatasync per batch and one batch in flight, led by whoever finds the journal
+/// idle (RocksDB's write thread, PostgreSQL's WAL insert): an append that finds no write in progress and no one
+/// queued writes and syncs its frame on the caller's own thread, with no hand-off at all. Appends that arrive
+/// while a write is in progress queue and form the next batch, which the writer thread commits; under load the
+/// cost of a sync is shared by every producer waiting on it.
 ///
-/// A dedicated thread (not the cooperative pool) because `fdatasync` blocks for hundreds of microseconds.
+/// The writer thread (not the cooperative pool) runs the queued batches, control requests and timers,
+/// because `fdatasync` blocks for hundreds of microseconds and a queued producer must not wait for a pool thread.
 /// Any write or sync error fails the journal stop: the error is handed to every waiting and future caller,
 /// and nothing is retried (after a failed fsync the kernel may have dropped the dirty pages).
 final class GroupCommitter: @unchecked Sendable {
-    // @unchecked: every mutable field below is guarded by `condition`, except `writer`, which only the
-    // writer thread touches after init.
+    // @unchecked: the fields under "guarded by `condition`" are only touched with it held; the SegmentWriter and
+    // the fields under "owned by the leader" only by the thread that set `busy`, which is the lock hand-over.
     private let condition = NSCondition()
+
+    // Guarded by `condition`.
     private var pending: [Request] = []
     private var state: State = .running
-    private let writer: SegmentWriter
-    private let options: JournalOptions
-    private let shared: JournalSharedState
+    /// A thread (a caller leading its own append, or the writer thread) is using the segment writer.
+    private var busy = false
+    /// How many appends the last synced batch answered: the next batch waits (briefly) for as many producers to
+    /// come back, so batches do not settle into two alternating halves; above 1 it also turns callers away from
+    /// leading their own appends, which would cut those batches into single records.
+    private var lastBatchWaiters = 0
+    /// While the writer thread gathers a batch, how many queued requests end the gathering (0 otherwise):
+    /// producers wake it only when they complete the batch, not on every submit.
+    private var gatherTarget = 0
+    /// The monotonic time the writer thread sleeps until (`.max`: until signalled; 0: not asleep), so a caller
+    /// that led an append knows whether its frame moved a timer earlier (an interval sync, the idle note).
+    private var writerSleepsUntil: UInt64 = 0
 
+    // Owned by the leader (whoever set `busy`).
+    private let writer: SegmentWriter
     private var lastAppendNanoseconds: UInt64 = 0
     private var lastSyncNanoseconds: UInt64 = 0
-    /// How many appends the last synced batch answered, and how long its sync took: the next batch waits
-    /// (briefly) for as many producers to come back, so batches do not settle into two alternating halves.
-    private var lastBatchWaiters = 0
     private var lastSyncDuration: UInt64 = 0
-    /// Set while the writer gathers a batch; producers then signal on every submit, not just the first.
-    private var gathering = false
+
+    private let options: JournalOptions
+    private let shared: JournalSharedState
     /// Mirrors `pending.count` for the writer's lock-free spin before it sleeps.
     private let pendingCount = Atomic<Int>(0)
 
@@ -52,6 +66,33 @@ final class GroupCommitter: @unchecked Sendable {
         thread.start()
     }
 
+    /// The leader's path: if no write is in progress, nothing is queued and the last batch had a single
+    /// appender, writes and syncs `records` on the calling thread and returns the first LSN once durable (or
+    /// written, in `interval`/`none` mode). Returns nil when the caller must queue with ``submit(_:)`` instead.
+    func appendIfIdle(_ records: [[UInt8]], submitted: UInt64) throws -> UInt64? {
+        condition.lock()
+        guard case .running = state, !busy, pending.isEmpty, lastBatchWaiters <= 1 else {
+            condition.unlock()
+            return nil
+        }
+        busy = true
+        condition.unlock()
+        defer { stepDown() }
+        let lsn: UInt64
+        let statistics: JournalCommitStatistics?
+        do {
+            (lsn, statistics) = try commit(records[...], appends: 1)
+        } catch {
+            throw fail(error)
+        }
+        if let observer = options.observer, var statistics {
+            statistics.appendSeconds = [Double(monotonicNanoseconds() &- submitted) / 1e9]
+            observer(statistics)
+        }
+        rollIfDue()
+        return lsn
+    }
+
     /// Queues a request. Appends resume with the first record's LSN once their batch is durable (or written,
     /// in `interval`/`none` mode).
     func submit(_ request: Request) {
@@ -61,7 +102,7 @@ final class GroupCommitter: @unchecked Sendable {
         case (.running, _), (.failed, .close):
             pending.append(request)
             pendingCount.store(pending.count, ordering: .relaxed)
-            if pending.count == 1 || gathering { condition.signal() }
+            if pending.count == 1 || (gatherTarget > 0 && pending.count >= gatherTarget) { condition.signal() }
             rejection = nil
         case (.failed(let error), _):
             rejection = Self.stopped(error)
@@ -72,32 +113,62 @@ final class GroupCommitter: @unchecked Sendable {
         if let rejection { Self.reject(request, with: rejection) }
     }
 
+    /// Ends a caller's lead. Wakes the writer thread if requests queued meanwhile or the frame just written
+    /// moved one of its timers earlier; otherwise it sleeps on undisturbed.
+    private func stepDown() {
+        condition.lock()
+        busy = false
+        if writerSleepsUntil != 0, !pending.isEmpty || (nextTimerDeadline() ?? .max) < writerSleepsUntil {
+            condition.signal()
+        }
+        condition.unlock()
+    }
+
     // MARK: - Writer thread
 
     private func run() {
+        condition.lock()
         while true {
-            spinBriefly()
-            condition.lock()
-            while pending.isEmpty {
-                if case .closed = state {
-                    condition.unlock()
-                    return
-                }
-                if case .running = state, let deadline = nextTimerDeadline() {
-                    let now = monotonicNanoseconds()
-                    if deadline <= now { break }
-                    if !condition.wait(until: Date(timeIntervalSinceNow: Double(deadline - now) / 1e9)) { break }
-                } else {
-                    condition.wait()
-                }
+            guard waitForWork() else {
+                condition.unlock()
+                return
             }
+            busy = true
             gatherStragglers()
             let requests = pending
             pending.removeAll(keepingCapacity: true)
             pendingCount.store(0, ordering: .relaxed)
+            let contended = lastBatchWaiters > 1
             condition.unlock()
             process(requests)
             runTimers()
+            if contended { spinBriefly() }
+            condition.lock()
+            busy = false
+        }
+    }
+
+    /// Sleeps until requests are queued or a timer is due, and no caller is leading an append. Returns false
+    /// once the journal is closed. Called with the lock held.
+    private func waitForWork() -> Bool {
+        defer { writerSleepsUntil = 0 }
+        while true {
+            if busy {
+                writerSleepsUntil = .max
+                condition.wait()
+                continue
+            }
+            if !pending.isEmpty { return true }
+            if case .closed = state { return false }
+            guard case .running = state, let deadline = nextTimerDeadline() else {
+                writerSleepsUntil = .max
+                condition.wait()
+                continue
+            }
+            let now = monotonicNanoseconds()
+            if deadline <= now { return true }
+            writerSleepsUntil = deadline
+            _ = condition.wait(until: Date(timeIntervalSinceNow: Double(deadline - now) / 1e9))
         }
     }
 
@@ -108,8 +179,8 @@ final class GroupCommitter: @unchecked Sendable {
     private func gatherStragglers() {
         guard options.durability == .sync, lastBatchWaiters > 1, pending.count < lastBatchWaiters else { return }
         let deadline = monotonicNanoseconds() + min(lastSyncDuration / 2, 500_000)
-        gathering = true
-        defer { gathering = false }
+        gatherTarget = lastBatchWaiters
+        defer { gatherTarget = 0 }
         while pending.count < lastBatchWaiters {
             let now = monotonicNanoseconds()
             guard now < deadline else { return }
@@ -117,12 +188,56 @@ final class GroupCommitter: @unchecked Sendable {
         }
     }
 
-    /// Polls for new work for a few microseconds before sleeping on the condition: a producer that appends
-    /// again right after its answer (the common case) then costs no futex wake-up.
+    /// Polls for new work for a few microseconds before sleeping on the condition: under load, the producers
+    /// just answered append again at once, and then cost no futex wake-up.
     private func spinBriefly() {
         guard pendingCount.load(ordering: .relaxed) == 0 else { return }
         let until = monotonicNanoseconds() + 20_000
         while pendingCount.load(ordering: .relaxed) == 0, monotonicNanoseconds() < until {}
+    }
+
+    /// Writes `records` as the next batch and syncs it as the durability asks. Returns the first record's LSN
+    /// and, when an observer is set, the batch's figures (without the append latencies). Leader only.
+    private func commit(_ records: ArraySlice<[UInt8]>, appends: Int) throws -> (UInt64, JournalCommitStatistics?) {
+        let offsetBefore = writer.offset
+        let lsn = try writer.append(records)
+        lastAppendNanoseconds = monotonicNanoseconds()
+        var synced = false
+        switch options.durability {
+        case .sync:
+            try syncNow()
+            synced = true
+            lastSyncDuration = lastSyncNanoseconds - lastAppendNanoseconds
+            condition.lock()
+            lastBatchWaiters = appends
+            condition.unlock()
+        case .interval(let milliseconds):
+            if lastAppendNanoseconds - lastSyncNanoseconds >= UInt64(milliseconds) * 1_000_000 {
+                try syncNow()
+                synced = true
+            }
+        case .none:
+            break
+        }
+        shared.publish(writer)
+        guard options.observer != nil else { return (lsn, nil) }
+        var statistics = JournalCommitStatistics()
+        statistics.records = records.count
+        statistics.recordBytes = records.reduce(0) { $0 + $1.count }
+        statistics.bytesWritten = writer.offset - offsetBefore
+        statistics.syncSeconds = synced ? Double(lastSyncNanoseconds - lastAppendNanoseconds) / 1e9 : nil
+        return (lsn, statistics)
+    }
+
+    /// After a batch's appends are answered: a failed roll fails the journal for later callers only. Leader only.
+    private func rollIfDue() {
+        guard writer.isDueForRoll(now: options.now()) else { return }
+        do {
+            try writer.roll()
+            shared.publish(writer)
+        } catch {
+            _ = fail(error)
+        }
     }
 
     private func process(_ requests: [Request]) {
@@ -136,37 +251,15 @@ final class GroupCommitter: @unchecked Sendable {
                 records.removeAll(keepingCapacity: true)
             }
             do {
-                let offsetBefore = writer.offset
-                var lsn = try writer.append(records[...])
-                lastAppendNanoseconds = monotonicNanoseconds()
-                var synced = false
-                switch options.durability {
-                case .sync:
-                    try syncNow()
-                    synced = true
-                    lastSyncDuration = lastSyncNanoseconds - lastAppendNanoseconds
-                    lastBatchWaiters = waiters.count
-                case .interval(let milliseconds):
-                    if lastAppendNanoseconds - lastSyncNanoseconds >= UInt64(milliseconds) * 1_000_000 {
-                        try syncNow()
-                        synced = true
-                    }
-                case .none:
-                    break
-                }
-                shared.publish(writer)
-                let acknowledged = options.observer == nil ? 0 : monotonicNanoseconds()
+                let (first, statistics) = try commit(records[...], appends: waiters.count)
+                var lsn = first
+                let acknowledged = statistics == nil ? 0 : monotonicNanoseconds()
                 for waiter in waiters {
                     waiter.continuation.resume(returning: lsn)
                     lsn += UInt64(waiter.count)
                 }
-                if let observer = options.observer {
+                if let observer = options.observer, var statistics {
                     // After the answers: counting never delays an acknowledgement.
-                    var statistics = JournalCommitStatistics()
-                    statistics.records = records.count
-                    statistics.recordBytes = records.reduce(0) { $0 + $1.count }
-                    statistics.bytesWritten = writer.offset - offsetBefore
-                    statistics.syncSeconds = synced ? Double(lastSyncNanoseconds - lastAppendNanoseconds) / 1e9 : nil
                     statistics.appendSeconds = waiters.map { Double(acknowledged &- $0.submitted) / 1e9 }
                     observer(statistics)
                 }
@@ -175,17 +268,8 @@ final class GroupCommitter: @unchecked Sendable {
                 for waiter in waiters { waiter.continuation.resume(throwing: failure) }
                 return
             }
-            // After the waiters are answered: a failed roll fails the journal for later callers only.
-            if writer.isDueForRoll(now: options.now()) {
-                do {
-                    try writer.roll()
-                    shared.publish(writer)
-                } catch {
-                    _ = fail(error)
-                }
-            }
+            rollIfDue()
         }
-
         for request in requests {
             switch (currentState(), request) {
             case (.running, .append(let batch, let submitted, let continuation)):

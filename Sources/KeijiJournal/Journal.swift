@@ -12,7 +12,9 @@ import Synchronization
 ///
 /// - Only one process may have a journal open (an exclusive `flock` on `LOCK`); a second open throws
 ///   `.locked`.
-/// - Appends from any number of tasks are group-committed: one fdatasync per batch, one batch in flight.
+/// - Appends from any number of tasks are group-committed: one fdatasync per batch, one batch in flight. An
+///   append that finds the journal idle writes and syncs on the caller's thread (blocking it for the sync);
+///   the others wait for the next batch without blocking.
 /// - After any write or sync error every later call throws `.failed`; reopen to recover (fail-stop).
 /// - Records are opaque bytes; the journal knows nothing of what they mean.
 public final class Journal: Sendable {
@@ -101,9 +103,7 @@ public final class Journal: Sendable {
     /// Appends one record and returns its LSN once it is durable (per ``JournalOptions/durability``).
     public func append(_ record: [UInt8]) async throws -> UInt64 {
         try check(record)
-        return try await withUnsafeThrowingContinuation { continuation in
-            committer.submit(.append([record], monotonicNanoseconds(), continuation))
-        }
+        return try await commit([record])
     }
 
     /// Appends records as one batch: they get consecutive LSNs and are acknowledged together, after one sync.
@@ -112,9 +112,7 @@ public final class Journal: Sendable {
     public func append(contentsOf records: [[UInt8]]) async throws -> ClosedRange<UInt64> {
         guard !records.isEmpty else { throw JournalError(.invalidArgument, "cannot append an empty batch") }
         for record in records { try check(record) }
-        let first = try await withUnsafeThrowingContinuation { continuation in
-            committer.submit(.append(records, monotonicNanoseconds(), continuation))
-        }
+        let first = try await commit(records)
         return first...(first + UInt64(records.count) - 1)
     }
 
@@ -216,6 +214,15 @@ public final class Journal: Sendable {
     private func check(_ record: [UInt8]) throws {
         guard record.count <= options.maxRecordSize else {
             throw JournalError(.recordTooLarge, "record of \(record.count) bytes exceeds the journal's limit of \(options.maxRecordSize) bytes")
+        }
+    }
+
+    /// Leads the commit on this thread when the journal is idle (no hand-off, no suspension), else queues.
+    private func commit(_ records: [[UInt8]]) async throws -> UInt64 {
+        let submitted = monotonicNanoseconds()
+        if let first = try committer.appendIfIdle(records, submitted: submitted) { return first }
+        return try await withUnsafeThrowingContinuation { continuation in
+            committer.submit(.append(records, submitted, continuation))
         }
     }
 

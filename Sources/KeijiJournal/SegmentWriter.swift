@@ -1,8 +1,9 @@
 /// Writes frames into the active segment and rolls to new segments.
 ///
-/// Confined to the group committer's thread: no locking inside. The committer decides when batches are synced;
-/// the writer syncs on its own only where the format requires it (a continued tail before it is vouched for,
-/// a note, a seal before the next segment exists, a new segment's header before its rename).
+/// Used by one thread at a time, the group committer's leader (a caller or the writer thread): no locking
+/// inside. The committer decides when batches are synced; the writer syncs on its own only where the format
+/// requires it (a continued tail before it is vouched for, a note, a seal before the next segment exists, a
+/// new segment's header before its rename).
 final class SegmentWriter {
     let io: any JournalIO
     let directory: String

@@ -9,8 +9,9 @@ struct JournalBenchmark: AsyncParsableCommand {
         commandName: "journal",
         abstract: "Benchmark KeijiJournal against this machine's raw pwrite+fdatasync rate.",
         discussion: """
-            Runs, in one process and on one file system: a raw pwrite+fdatasync loop (the limit), the journal \
-            in sync mode with 1, 64 and 256 producers, in none mode with 1 producer and with batches of 1,000, \
+            Runs, in one process and on one file system: the journal in sync mode with 1, 64 and 256 producers, \
+            each in turns with a raw pwrite+fdatasync loop (its limit, measured beside it), in none mode with \
+            1 producer and with batches of 1,000, \
             then writes a large journal and times replay (JournalDirectory.forEachRecord) and Journal.open. \
             Prints a table with PASS/MISS against the targets; --json writes the figures as JSON on stdout \
             (the table then goes to stderr). Progress goes to stderr.
@@ -67,23 +68,10 @@ struct JournalBenchmark: AsyncParsableCommand {
         var generator = SchedulerRecords()
         let pool = generator.make(Self.recordPoolSize)
 
-        scratch.settle()
-        Self.printError("raw pwrite+fdatasync loop (\(seconds) s)…")
-        let raw = try RawSyncLoop.run(path: scratch.path("raw.dat"), recordBytes: Self.rawRecordBytes, seconds: seconds)
-        scratch.remove("raw.dat")
-
-        var phases = [raw]
+        var phases: [PhaseResult] = []
         for producers in [1, 64, 256] {
-            Self.printError("journal sync, \(producers) producer\(producers == 1 ? "" : "s") (\(seconds) s)…")
-            var phase = try await journalPhase(
-                "sync-\(producers)", label: "journal sync, \(producers) producer\(producers == 1 ? "" : "s")",
-                durability: .sync, in: scratch
-            ) { journal in
-                try await AppendLoad.producers(producers, into: journal, from: pool, seconds: seconds)
-            }
-            phase.producers = producers
-            phase.ceilingRecordsPerSecond = Double(producers) * raw.recordsPerSecond
-            phases.append(phase)
+            let (raw, phase) = try await syncPhase(producers: producers, pool: pool, in: scratch)
+            phases += [raw, phase]
         }
 
         Self.printError("journal none, 1 producer (\(seconds) s)…")
@@ -112,16 +100,55 @@ struct JournalBenchmark: AsyncParsableCommand {
         let sync1 = phases.first { $0.name == "sync-1" }!
         let sync64 = phases.first { $0.name == "sync-64" }!
         let targets = [
-            TargetCheck("sync-1", measured: sync1.recordsPerSecond / raw.recordsPerSecond, atLeast: 0.90, unit: "× raw"),
+            TargetCheck("sync-1", measured: sync1.recordsPerSecond / sync1.ceilingRecordsPerSecond!, atLeast: 0.90, unit: "× raw"),
             // Issue 10: 64 producers against 64 × the raw rate (every producer's record in every sync), not an
             // absolute rate, which says nothing across machines.
-            TargetCheck("sync-64", measured: sync64.recordsPerSecond / (64 * raw.recordsPerSecond), atLeast: 0.70, unit: "× (64 × raw)"),
+            TargetCheck("sync-64", measured: sync64.recordsPerSecond / sync64.ceilingRecordsPerSecond!, atLeast: 0.70, unit: "× (64 × raw)"),
             TargetCheck("replay", measured: replay.replayRecordsPerSecond, atLeast: 1_000_000, unit: "records/s"),
             TargetCheck("compression-sync-64", measured: sync64.compressionRatio ?? 0, atLeast: 2.0, unit: "×"),
             TargetCheck("compression-replay", measured: replay.compressionRatio, atLeast: 2.0, unit: "×"),
         ]
         return JournalReport(machine: machine, secondsPerPhase: seconds, records: RecordSizes(pool), phases: phases,
                              replay: replay, targets: targets)
+    }
+
+    /// One `sync` phase and its own raw limit, in alternating slices of about half a second: raw loop, journal,
+    /// raw loop, journal, … This VM's fdatasync rate drifts by 2× and more within a minute (other tenants' I/O),
+    /// so a limit measured once before all phases compared each phase with a different disk. Both halves append
+    /// to one growing file each (the raw file, the journal's segment), and each half gets `--seconds` in total.
+    private func syncPhase(
+        producers: Int, pool: [[UInt8]], in scratch: ScratchDirectory
+    ) async throws -> (raw: PhaseResult, journal: PhaseResult) {
+        let plural = producers == 1 ? "" : "s"
+        let slices = max(1, Int((seconds / 0.5).rounded()))
+        let slice = seconds / Double(slices)
+        Self.printError("journal sync, \(producers) producer\(plural), and the raw loop, in \(slices) turns (2 × \(seconds) s)…")
+        let rawLoop = try RawSyncLoop(path: scratch.path("raw-\(producers).dat"), recordBytes: Self.rawRecordBytes)
+        defer { scratch.remove("raw-\(producers).dat") }
+        var rawLatencies = LatencySamples(expectedCount: 1 << 16)
+        var rawRecords = 0
+        var rawSeconds = 0.0
+        var phase = try await journalPhase(
+            "sync-\(producers)", label: "journal sync, \(producers) producer\(plural)", durability: .sync, in: scratch
+        ) { journal in
+            var total = AppendLoad.Outcome(records: 0, seconds: 0, latencies: LatencySamples())
+            for _ in 0..<slices {
+                let start = MonotonicClock.now()
+                rawRecords += try rawLoop.run(seconds: slice, latencies: &rawLatencies)
+                rawSeconds += MonotonicClock.seconds(from: start, to: MonotonicClock.now())
+                let outcome = try await AppendLoad.producers(producers, into: journal, from: pool, seconds: slice)
+                total.records += outcome.records
+                total.seconds += outcome.seconds
+                total.latencies.merge(outcome.latencies)
+            }
+            return total
+        }
+        let raw = PhaseResult(
+            name: "raw-\(producers)", label: "raw pwrite+fdatasync, \(Self.rawRecordBytes) B, beside the next row",
+            records: rawRecords, seconds: rawSeconds, latency: rawLatencies.summary())
+        phase.producers = producers
+        phase.ceilingRecordsPerSecond = Double(producers) * raw.recordsPerSecond
+        return (raw, phase)
     }
 
     /// Opens a fresh journal, runs `load` on it, closes it, reads its statistics and removes it.

@@ -13,7 +13,6 @@ extension JournalReport {
         out.append("timing     \(F.fixed(secondsPerPhase, 1)) s per timed phase, CLOCK_MONOTONIC; latency per call, nearest-rank percentiles")
         out.append("")
 
-        let raw = phase("raw-fdatasync")?.recordsPerSecond ?? 0
         out.append("Appends (ceiling = producers × raw fdatasync rate: one sync per batch, one record per waiting producer)")
         var appends = TextTable(
             ["phase", "records/s", "p50", "p99", "ceiling/s", "of ceiling", "rec/frame", "target", ""],
@@ -33,9 +32,8 @@ extension JournalReport {
             ])
         }
         out.append(appends.render())
-        if raw > 0 {
-            out.append("  (the raw row is the limit itself: \(F.count(raw)) durable writes/s, the rate every ratio divides by)")
-        }
+        out.append("  (each raw row is the limit, measured in half-second turns with the journal row under it: "
+            + "producers × its rate is that row's ceiling)")
         let fills = phases.compactMap { phase -> String? in
             guard let producers = phase.producers, producers > 1, let perFrame = phase.recordsPerFrame else { return nil }
             return "\(F.fixed(100 * perFrame / Double(producers), 0))% of \(producers)"

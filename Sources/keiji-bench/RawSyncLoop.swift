@@ -9,18 +9,29 @@ import Musl
 /// figures are divided by.
 ///
 /// The file is opened `O_RDWR | O_CREAT` (not `O_APPEND`, as the journal does not use it) and grows with
-/// every write, as a journal segment does, so each sync also commits the new file size.
-enum RawSyncLoop {
-    static func run(path: String, recordBytes: Int, seconds: Double) throws -> PhaseResult {
-        let fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
+/// every write, as a journal segment does, so each sync also commits the new file size. It stays open between
+/// ``run(seconds:)`` calls, so slices interleaved with a journal phase keep appending to one growing file.
+final class RawSyncLoop {
+    let path: String
+    let recordBytes: Int
+    private let fd: Int32
+    private var offset: off_t = 0
+
+    init(path: String, recordBytes: Int) throws {
+        fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
         guard fd >= 0 else { throw BenchmarkFailure("open \(path): \(String(cString: strerror(errno)))") }
-        defer { close(fd) }
+        self.path = path
+        self.recordBytes = recordBytes
+    }
+
+    deinit { close(fd) }
+
+    /// Appends and syncs records for `seconds`; every call's latency goes into `latencies`. Returns how many.
+    func run(seconds: Double, latencies: inout LatencySamples) throws -> Int {
         let record = [UInt8](repeating: UInt8(ascii: "x"), count: recordBytes)
-        var latencies = LatencySamples(expectedCount: 1 << 16)
-        var offset: off_t = 0
-        let start = MonotonicClock.now()
-        let deadline = start + UInt64(seconds * 1e9)
-        var now = start
+        var count = 0
+        let deadline = MonotonicClock.now() + UInt64(seconds * 1e9)
+        var now = MonotonicClock.now()
         try record.withUnsafeBytes { buffer in
             while now < deadline {
                 let before = now
@@ -33,11 +44,9 @@ enum RawSyncLoop {
                 offset += off_t(buffer.count)
                 now = MonotonicClock.now()
                 latencies.record(now - before)
+                count += 1
             }
         }
-        return PhaseResult(
-            name: "raw-fdatasync", label: "raw pwrite+fdatasync, \(recordBytes) B",
-            records: latencies.count, seconds: MonotonicClock.seconds(from: start, to: now),
-            latency: latencies.summary())
+        return count
     }
 }

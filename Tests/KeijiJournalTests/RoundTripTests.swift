@@ -135,6 +135,23 @@ struct RoundTripTests {
         try await reopened.close()
     }
 
+    /// An append on an idle journal is written on the caller's thread, while the writer thread sleeps with no
+    /// timer armed: the caller must wake it, or the interval's sync never comes.
+    @Test func intervalSyncFollowsAnAppendItsCallerWrote() async throws {
+        var options = testOptions(io: SimulatedFileSystem(), segmentSize: 1 << 20, durability: .interval(milliseconds: 5))
+        options.segmentMaxAge = nil
+        let journal = try Journal.open(directory: "/j", options: options)
+        try await Task.sleep(for: .milliseconds(50))  // the writer thread is asleep by now, no timer armed
+        // The first append syncs at once (no sync yet in this interval); the second, right after it, waits for
+        // the interval's timer.
+        #expect(try await journal.append([1]) == 1)
+        #expect(try await journal.append([2]) == 2)
+        let deadline = ContinuousClock.now + .seconds(20)
+        while journal.durableLSN < 2, ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(5)) }
+        #expect(journal.durableLSN == 2, "synced within the interval, without a later append or close")
+        try await journal.close()
+    }
+
     @Test func idleNoteVouchesForTheLastBatch() async throws {
         let fs = SimulatedFileSystem()
         var options = testOptions(io: fs, segmentSize: 1 << 20)
