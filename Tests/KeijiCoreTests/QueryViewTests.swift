@@ -79,7 +79,41 @@ struct QueryViewTests {
         #expect(!again)
     }
 
-    /// One statement cannot write a row twice (PostgreSQL refuses it), so a batch keeps each run's last version.
+    /// The scheduler writes the view without syncing it. A process crash loses nothing, so a view left unsynced in
+    /// this boot is kept; one left unsynced in another boot (the machine went down) is rebuilt; one whose writer
+    /// stopped cleanly is kept after a reboot too.
+    @Test func aViewLeftUnsyncedByAnotherBootIsRebuilt() throws {
+        let home = TemporaryHome()
+        defer { home.remove() }
+        let path = home.path + "/keiji.db"
+        let marker = UnsyncedViewMarker(viewPath: path)
+        func open(_ boot: String) throws -> (SQLiteViewDatabase, fresh: Bool) { try SQLiteViewDatabase.openOrReset(path: path, bootID: boot) }
+
+        let (writer, fresh) = try open("boot-a")
+        #expect(fresh)
+        try writer.beginUnsyncedWrites(bootID: "boot-a")
+        try writer.setAppliedLSN(7)
+        #expect(marker.bootID() == "boot-a")
+        #expect(try writer.connection.rows("PRAGMA synchronous").first?.first == "0")
+
+        let (sameBoot, sameBootFresh) = try open("boot-a")  // the scheduler was killed, the machine stayed up
+        #expect(!sameBootFresh)
+        #expect(try sameBoot.appliedLSN() == 7)
+
+        let (afterCrash, afterCrashFresh) = try open("boot-b")  // the machine went down meanwhile
+        #expect(afterCrashFresh)
+        #expect(try afterCrash.appliedLSN() == 0)
+        #expect(marker.bootID() == nil)
+
+        try afterCrash.beginUnsyncedWrites(bootID: "boot-b")
+        try afterCrash.setAppliedLSN(9)
+        try afterCrash.endUnsyncedWrites()  // a clean stop
+        #expect(marker.bootID() == nil)
+        let (afterReboot, afterRebootFresh) = try open("boot-c")
+        #expect(!afterRebootFresh)
+        #expect(try afterReboot.appliedLSN() == 9)
+    }
+
     /// A task's history in the view is its newest `recentRunLimit` runs, as the state keeps them, also when runs
     /// finish in the same millisecond at the boundary; and a rebuilt view has the same runs.
     @Test func theViewKeepsEachTasksNewestRunsAsTheStateDoes() throws {
@@ -115,6 +149,7 @@ struct QueryViewTests {
         #expect(try dump(rebuilt) == dump(view))
     }
 
+    /// One statement cannot write a row twice (PostgreSQL refuses it), so a batch keeps each run's last version.
     @Test func aBatchWritesEachRunOnceItsLastVersion() {
         func run(_ id: String, _ outcome: String) -> RunRow {
             RunRow(RunSummary(runID: id, slot: nil, startedAt: nil, finishedAt: 1_795_000_000_000, outcome: outcome, exitCode: nil, signal: nil,

@@ -43,6 +43,12 @@ public protocol ViewDatabase: AnyObject {
     /// Gives back the memory the connection keeps for pages it has read or written (after a bulk write such as a
     /// rebuild). The default does nothing: only SQLite's connection caches pages in this process.
     func releaseCachedPages()
+    /// A long-lived writer (the scheduler) stops waiting for each commit to be durable: the view is derived from
+    /// the journal, and one lost to a machine crash is rebuilt (see ``SQLiteViewDatabase``). The default does
+    /// nothing (PostgreSQL keeps its own durability, on another machine's disk).
+    func beginUnsyncedWrites() throws
+    /// Makes everything written durable and ends ``beginUnsyncedWrites()`` (a clean stop).
+    func endUnsyncedWrites() throws
 
     /// `task_models` rows with these columns (names from ``TaskModelRow/columns``), of one task or all by name.
     func taskModels(_ columns: [String], where filter: TaskModelFilter) throws -> [[String?]]
@@ -56,6 +62,8 @@ public protocol ViewDatabase: AnyObject {
 
 extension ViewDatabase {
     public func releaseCachedPages() {}
+    public func beginUnsyncedWrites() throws {}
+    public func endUnsyncedWrites() throws {}
 }
 
 /// Which `task_models` rows a read wants.

@@ -187,6 +187,7 @@ public actor SchedulerEngine {
             _ = try? await record(.schedulerStopped(clean: true))
             await waitUntilApplied(journal.lastLSN)
             await flushView()
+            await viewWriter?.close()
             try? await writeCheckpoint()
         }
         try? await journal.close()

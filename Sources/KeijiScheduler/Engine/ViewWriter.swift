@@ -32,8 +32,17 @@ actor ViewWriter {
     /// returns whether it was created afresh. Throws, naming `DB_URL`, if the database cannot be used.
     func open() throws -> Bool {
         let (view, fresh) = try QueryView.openOrReset(location, workspace: workspace, defaultTimeZone: defaultTimeZone)
+        // Unsynced commits (see SQLiteViewDatabase.beginUnsyncedWrites): if the marker cannot be written, the
+        // connection keeps syncing, which is only slower.
+        try? view.database.beginUnsyncedWrites()
         self.view = view
         return fresh
+    }
+
+    /// Makes the view durable (a clean stop): the next start, after a reboot too, finds it current.
+    func close() {
+        // If this fails the view stays marked unsynced: after a reboot it is rebuilt from the journal, nothing is lost.
+        try? view?.database.endUnsyncedWrites()
     }
 
     /// Decides what bringing the opened view up to `loaded` takes (it reads `applied_lsn`); the first
