@@ -56,14 +56,16 @@ extension SchedulerEngine {
     /// The one loop that fires every task: it pops every entry due now, decides each firing, journals them
     /// as one batch, then spawns them, re-arms those tasks, and sleeps until the next entry is due.
     func runTimers() async {
+        // The last wake that fired something, and how many: after a busy one, the next waits for the busy tick.
         var lastTick = Int64.min
+        var lastTickFired = 0
         while !Task.isCancelled, phase == .running {
             var now = clock.nowMilliseconds()
-            if let next = timers.min?.fireAtMs, next <= now, now < lastTick &+ configuration.timerTickMilliseconds {
-                await sleepUntil(lastTick &+ configuration.timerTickMilliseconds, now: now)
+            if lastTickFired >= configuration.busyTickFirings, let next = timers.min?.fireAtMs, next <= now,
+               now < lastTick &+ configuration.busyTickMilliseconds {
+                await sleepUntil(lastTick &+ configuration.busyTickMilliseconds, now: now)
                 now = clock.nowMilliseconds()
             }
-            lastTick = now
             var due: [TimerEntry] = []
             while let top = timers.min, top.fireAtMs <= now {
                 timers.popMin()
@@ -74,6 +76,7 @@ extension SchedulerEngine {
             if due.isEmpty {
                 await sleepUntil(timers.min?.fireAtMs ?? Int64.max, now: now)
             } else {
+                (lastTick, lastTickFired) = (now, due.count)
                 fireDue(due, now: now)
                 await Task.yield()  // let commands, finishing runs and the batches just launched in
             }
