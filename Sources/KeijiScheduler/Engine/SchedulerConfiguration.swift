@@ -24,9 +24,10 @@ public struct SchedulerConfiguration: Sendable {
     public var viewFlushInterval: Duration = .milliseconds(200)
     /// Under load (a wake that fired at least `busyTickFirings` runs), the timer loop wakes at most once per this
     /// many milliseconds, and what falls due meanwhile fires together as one journal batch (one sync). Each
-    /// wake costs a sleep, a batch and its sync whatever the batch holds: at 10,000 firings a second, 2 ms took
-    /// 0.44 cores against 0.57 for 1 ms, for ~1 ms more lateness. Below that load, every millisecond is served.
-    public var busyTickMilliseconds: Int64 = 2
+    /// wake costs a sleep, a batch and its sync whatever the batch holds: at 10,000 firings a second (no spawn),
+    /// 1 ms took 0.57 cores, 2 ms 0.45–0.46, 3 ms 0.41–0.42 (p99 start 0.45, 1.6 and 2.6 ms). Below that load,
+    /// every millisecond is served.
+    public var busyTickMilliseconds: Int64 = 3
     public var busyTickFirings = 8
     /// Record per-firing lateness samples (for the benchmark).
     public var recordLateness = false
