@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 import Testing
 
 @testable import KeijiJournal
@@ -83,11 +84,21 @@ struct RoundTripTests {
         var options = testOptions(io: fs, segmentSize: 64 << 20)
         options.compressionThreshold = 512
         let journal = try Journal.open(directory: "/j", options: options)
-        // Each sync takes 2 ms, as a disk's does: appends that arrive meanwhile wait and share the next one. With
+        // Each sync takes time, as a disk's does: appends that arrive meanwhile wait and share the next one. With
         // instant syncs a producer can find the journal idle every time and lead its own (caller-led commits),
-        // which is what a journal on a disk that syncs in no time should do, and not what this test is about.
+        // which is what a journal on a disk that syncs in no time should do, and not what this test is about. A
+        // leading append holds its pool thread, and in a full parallel run the other may be busy with other
+        // suites for milliseconds (2 ms syncs alone failed so in a soak): the first sync takes 500 ms, long
+        // enough for the other producers to queue behind it.
+        let syncsSeen = Mutex(0)
         fs.inject { operation in
-            if case .sync = operation { usleep(2_000) }
+            if case .sync = operation {
+                let first = syncsSeen.withLock { seen in
+                    seen += 1
+                    return seen == 1
+                }
+                usleep(first ? 500_000 : 2_000)
+            }
             return nil
         }
         let syncsBefore = fs.syncCount
