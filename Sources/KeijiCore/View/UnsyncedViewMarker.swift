@@ -11,8 +11,9 @@ public struct UnsyncedViewMarker: Sendable {
 
     /// The boot this marker was written in; nil when there is no marker.
     public func bootID() -> String? {
-        guard FileSystem.exists(path), let data = try? FileSystem.read(path) else { return nil }
+        guard FileSystem.exists(path) else { return nil }
         // An unreadable or empty marker still says "unsynced": it names no boot, so it never matches this one.
+        guard let data = try? FileSystem.read(path) else { return "" }
         return String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
     }
 
