@@ -100,6 +100,43 @@ struct PostgresViewDatabaseTests {
         #expect(took < .seconds(5), "took \(took)")  // generous: a busy 2-core machine
     }
 
+    /// The view commits without waiting for the server's WAL flush. A server that restarts may lose the newest
+    /// commits: the writer's next transaction, in the new session, finds `applied_lsn` behind what it committed
+    /// and says so, and a rebuild from the state puts every row back. A new session alone is no loss.
+    @Test func commitsTheServerLostAreFoundInTheNextSession() throws {
+        let home = TemporaryHome()
+        defer { home.remove() }
+        let (url, drop) = try TestPostgres.makeDatabase()
+        defer { drop() }
+        let (view, _) = try QueryView.openOrReset(.postgres(url), workspace: home.workspace, defaultTimeZone: TimeZone(identifier: "UTC")!)
+        let connection = (view.database as! PostgresViewDatabase).connection
+        #expect(try connection.query("SHOW synchronous_commit") == [["off"]])
+        var state = SchedulerState()
+        for (index, entry) in sampleHistory().enumerated() { Reducer.apply(entry, lsn: UInt64(index + 1), to: &state) }
+        let all = Set(state.tasks.keys)
+        try view.rebuild(from: state)
+        let admin = try PostgresConnection(url: url)
+        func dropSession() throws {
+            let pid = try #require(try connection.query("SELECT pg_backend_pid()").first?.first ?? nil)
+            try admin.query("SELECT pg_terminate_backend($1::int)", [pid])
+        }
+
+        try dropSession()
+        try view.apply(touched: all, state: state)  // a new session, nothing lost: written as usual
+        #expect(connection.reconnections == 1)
+        #expect(try connection.query("SHOW synchronous_commit") == [["off"]], "kept across reconnections")
+
+        // What a restart that lost the last commit leaves: the rows and applied_lsn of the one before.
+        try admin.query("UPDATE applied_lsn SET lsn = lsn - 1")
+        try admin.query(#"DELETE FROM runs"#)
+        try dropSession()
+        #expect(throws: ViewCommitsLost.self) { try view.apply(touched: [], state: state) }
+        try view.perform(.rebuild, state: state)
+        #expect(try view.appliedLSN() == state.lastLSN)
+        #expect(try connection.query("SELECT count(*) FROM runs") != [["0"]], "the runs are back")
+        try view.apply(touched: all, state: state)
+    }
+
     @Test func aViewOfAnotherSchemaIsReplacedAndTablesKeijiDidNotCreateAreLeftAlone() throws {
         let home = TemporaryHome()
         defer { home.remove() }

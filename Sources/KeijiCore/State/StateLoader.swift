@@ -86,6 +86,8 @@ public struct ViewCatchUp: Sendable {
     public let commandsReapplied: Int
 
     public var isNeeded: Bool { work != .nothing }
+    /// Every row written again from the state (the view lost writes it cannot name).
+    public static let rebuild = ViewCatchUp(work: .rebuild, commandsReapplied: 0)
 }
 
 extension QueryView {

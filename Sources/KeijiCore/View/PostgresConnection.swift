@@ -13,6 +13,9 @@ public final class PostgresConnection {
     private let secrets: [String]
     /// Round trips made so far (each ``query(_:_:)`` and ``execute(_:)``): what batching saves is counted here.
     public private(set) var roundTrips = 0
+    /// Sessions re-established after the server dropped one (a restart, `pg_terminate_backend`): a new session
+    /// may find the server lost what an earlier one committed without waiting for the WAL flush.
+    public private(set) var reconnections = 0
     /// Inside ``transaction(_:)``: a statement that fails because the connection broke is not retried there
     /// (the transaction died with the connection; the caller retries it whole).
     private var inTransaction = false
@@ -150,6 +153,7 @@ public final class PostgresConnection {
         guard keiji_PQstatus(connection) == keiji_CONNECTION_OK else {
             throw KeijiError(.database, "\(name): cannot reconnect: \(Self.redact(Self.oneLine(String(cString: keiji_PQerrorMessage(connection))), secrets))")
         }
+        reconnections += 1
     }
 
     @discardableResult

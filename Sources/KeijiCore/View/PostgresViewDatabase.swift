@@ -12,6 +12,11 @@ public final class PostgresViewDatabase: ViewDatabase {
     public var location: String { connection.name }
     public let node: String
     static let tables = ["meta", "task_models", "runs", "applied_lsn"]
+    /// The `applied_lsn` this connection last committed, and its ``PostgresConnection/reconnections`` then: see
+    /// ``transaction(_:)``.
+    private var committedLSN: UInt64?
+    private var writtenLSN: UInt64?
+    private var sessionsSeen = 0
 
     private init(connection: PostgresConnection, node: String) {
         self.connection = connection
@@ -69,8 +74,13 @@ public final class PostgresViewDatabase: ViewDatabase {
         return true
     }
 
+    /// The view's commits do not wait for the server's WAL flush (`synchronous_commit=off`, kept across
+    /// reconnections). The view is derived from the journal, as SQLite's unsynced view is: a server crash loses
+    /// whole transactions, the newest ones, and their `applied_lsn` with them, so the next start catches the rows
+    /// up from the journal, and a scheduler that keeps running finds the loss in its next transaction. Each
+    /// flush waiting for a flush of the server's WAL put that disk's sync beside the journal's on the firing path.
     private static func connect(_ url: URL) throws -> PostgresConnection {
-        try PostgresConnection(url: url, name: Settings.Database.postgres(url).description)
+        try PostgresConnection(url: url, name: Settings.Database.postgres(url).description, options: "-c synchronous_commit=off")
     }
 
     private enum SchemaState {
@@ -154,7 +164,25 @@ public final class PostgresViewDatabase: ViewDatabase {
 
     // MARK: - Writing
 
-    public func transaction<T>(_ body: () throws -> T) throws -> T { try connection.transaction(body) }
+    /// Runs `body` in one transaction. In a session the connection made again (the server dropped the last one,
+    /// perhaps by restarting) it first checks that `applied_lsn` is still what this connection last committed:
+    /// if the server lost those unsynced commits (see ``connect(_:)``), it throws ``ViewCommitsLost`` and the
+    /// writer rewrites every row from its state. A writer that went on would leave the lost rows stale for good.
+    public func transaction<T>(_ body: () throws -> T) throws -> T {
+        writtenLSN = nil
+        let result = try connection.transaction {
+            if connection.reconnections != sessionsSeen {
+                sessionsSeen = connection.reconnections
+                if let committed = committedLSN, try appliedLSN() < committed {
+                    committedLSN = nil
+                    throw ViewCommitsLost(location: location)
+                }
+            }
+            return try body()
+        }
+        if let writtenLSN { committedLSN = writtenLSN }
+        return result
+    }
 
     public func appliedLSN() throws -> UInt64 {
         UInt64(try connection.query("SELECT lsn FROM applied_lsn WHERE node = $1", [node]).first?.first?.flatMap { $0 } ?? "0") ?? 0
@@ -162,6 +190,7 @@ public final class PostgresViewDatabase: ViewDatabase {
 
     public func setAppliedLSN(_ lsn: UInt64) throws {
         try connection.query("INSERT INTO applied_lsn (node, lsn) VALUES ($1, $2) ON CONFLICT (node) DO UPDATE SET lsn = excluded.lsn", [node, String(lsn)])
+        writtenLSN = lsn
     }
 
     public func taskNames() throws -> [String] {
@@ -256,5 +285,14 @@ public final class PostgresViewDatabase: ViewDatabase {
         try connection.query("""
             SELECT \(columns.map(Self.quoted).joined(separator: ", ")) FROM runs WHERE "TaskName" = $1 ORDER BY "EndTime" DESC LIMIT $2
             """, [task, String(limit)])
+    }
+}
+
+/// The server no longer has the view's newest commits (made without waiting for its WAL flush, then lost when
+/// it restarted): the view must be written again from the state.
+public struct ViewCommitsLost: Error, CustomStringConvertible {
+    public let location: String
+    public var description: String {
+        "\(location): the database lost the view's newest commits (it restarted?); every row is written again from the state"
     }
 }

@@ -72,6 +72,7 @@ actor ViewWriter {
             }
             return nil
         } catch {
+            if error is ViewCommitsLost { catchUp = .rebuild }  // the engine's retry rewrites every row
             return error
         }
     }
