@@ -13,8 +13,10 @@ public enum FileSystem {
         return stat(path, &info) == 0 && (info.st_mode & S_IFMT) == S_IFDIR
     }
 
-    /// Creates a directory and its parents; new ones get `mode`.
+    /// Creates a directory and its parents; new ones get `mode`. One `mkdir` when the directory's parent exists
+    /// (the scheduler asks for a run's folders at every run), a walk from the root only when it does not.
     public static func createDirectory(_ path: String, mode: mode_t = 0o700) throws {
+        if mkdir(path, mode) == 0 || errno == EEXIST { return }
         var prefix = path.hasPrefix("/") ? "" : "."
         for component in path.split(separator: "/") {
             prefix += "/" + component

@@ -32,7 +32,17 @@ final class TaskLogDescriptors: Sendable {
     let capacity: Int
     private let state = Mutex(State())
 
-    init(capacity: Int = 256) { self.capacity = capacity }
+    init(capacity: Int = TaskLogDescriptors.defaultCapacity()) { self.capacity = capacity }
+
+    /// A quarter of the process's descriptor limit (`RLIMIT_NOFILE`), between 64 and 4,096: 256 at the common
+    /// 1,024. Where the limit allows, a thousand tasks that each run every second keep their logs open; with
+    /// fewer descriptors than tasks, the least recently used log is always the next to be written, and every
+    /// run opened its log again.
+    static func defaultCapacity() -> Int {
+        var limit = rlimit()
+        guard getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit) == 0 else { return 256 }
+        return Int(min(max(limit.rlim_cur / 4, 64), 4096))
+    }
 
     /// The number of descriptors open now (for tests).
     var openCount: Int { state.withLock { $0.open.count } }
