@@ -81,6 +81,15 @@ struct JournalBenchmark: AsyncParsableCommand {
         none.producers = 1
         phases.append(none)
 
+        // The same 64 producers with no sync at all: what resuming them and taking their next appends costs this
+        // machine's CPU, which a sync phase cannot overlap (each producer waits for its own record's sync).
+        Self.printError("journal none, 64 producers (\(seconds) s)…")
+        var none64 = try await journalPhase("none-64", label: "journal none, 64 producers", durability: .none, in: scratch) { journal in
+            try await AppendLoad.producers(64, into: journal, from: pool, seconds: seconds)
+        }
+        none64.producers = 64
+        phases.append(none64)
+
         Self.printError("journal none, batches of \(FigureFormat.count(Self.batchSize)) (\(seconds) s)…")
         var batched = try await journalPhase(
             "none-batch", label: "journal none, batches of \(FigureFormat.count(Self.batchSize)) (latency per batch)",

@@ -42,6 +42,11 @@ extension JournalReport {
             out.append("  (mean records per frame as a share of the producers: " + fills.joined(separator: ", ")
                 + "; the ceiling assumes every producer's record in every frame)")
         }
+        if let bound = sync64Bound() {
+            out.append("  (64 producers, each waiting for its own record: a batch cannot come faster than one sync plus one round of the 64 "
+                + "producers' next appends, \(F.fixed(bound.syncMicroseconds, 0)) µs (the raw row) + \(F.fixed(bound.roundMicroseconds, 0)) µs "
+                + "(journal none, 64 producers), so this machine and this append path allow at most \(F.ratio(bound.ratio)) of the ceiling)")
+        }
         out.append("")
 
         let r = replay
@@ -74,6 +79,18 @@ extension JournalReport {
         out.append("Targets: \(targets.count - missed.count) of \(targets.count) met"
             + (missed.isEmpty ? "." : "; missed: " + missed.map(\.name).joined(separator: ", ") + "."))
         return out.joined(separator: "\n")
+    }
+
+    /// The best the sync phase with 64 producers can reach of its ceiling when nothing overlaps a sync: a
+    /// producer's next append waits for its last one's sync, so a batch of 64 needs a sync and a whole round of
+    /// appends, which the `none-64` phase times without syncs.
+    func sync64Bound() -> (syncMicroseconds: Double, roundMicroseconds: Double, ratio: Double)? {
+        guard let raw = phases.first(where: { $0.name == "raw-64" }), let none = phases.first(where: { $0.name == "none-64" }),
+            raw.recordsPerSecond > 0, none.recordsPerSecond > 0
+        else { return nil }
+        let sync = 1e6 / raw.recordsPerSecond
+        let round = 64e6 / none.recordsPerSecond
+        return (sync, round, sync / (sync + round))
     }
 
     private func targetText(_ check: TargetCheck) -> String {
