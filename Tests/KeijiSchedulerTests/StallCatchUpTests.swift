@@ -95,6 +95,8 @@ struct StallCatchUpTests {
             #expect(missedByStall(entries, name).reduce(0) { $0 + $1.count } >= 14, "\(name): the passed slots are one run.missed")
         }
         #expect(try catchUps(names[2]).isEmpty)
+        let log = try String(contentsOfFile: harness.workspace.serviceLogFile("scheduler"), encoding: .utf8)
+        #expect(log.contains("late by a stall"), "the log says why the slots passed")
         let onceRuns = try catchUps(names[0]), allRuns = try catchUps(names[1])
         #expect(onceRuns.count == 1, "\(onceRuns.map(\.slot))")
         // The step's own catch-ups are the first three, slots in a row; a loaded machine can make their queue

@@ -6,13 +6,18 @@ import Testing
 /// The timer heap pops entries in fire-time order (ties in arming order), also after a bulk removal.
 struct TimerHeapTests {
     func entry(_ fireAtMs: Int64, _ generation: UInt32) -> TimerEntry {
-        TimerEntry(fireAtMs: fireAtMs, slot: fireAtMs / 1000, generation: generation, task: try! TaskName("t-\(generation)"))
+        TimerEntry(fireAtMs: fireAtMs, slot: fireAtMs / 1000, generation: generation, armedLate: false, task: try! TaskName("t-\(generation)"))
     }
 
     func drain(_ heap: inout TimerHeap) -> [TimerEntry] {
         var popped: [TimerEntry] = []
         while let next = heap.popMin() { popped.append(next) }
         return popped
+    }
+
+    /// An entry per task lives for the scheduler's life (issue 10: ≤ 1 KB a task idle): the flag fits the padding.
+    @Test func anEntryIsFortyBytes() {
+        #expect(MemoryLayout<TimerEntry>.stride == 40)
     }
 
     @Test func popsInFireTimeOrderThenArmingOrder() {

@@ -38,7 +38,7 @@ extension SchedulerEngine {
     private func push(_ name: TaskName, fireAtMs: Int64, slot: Int64) {
         lastGeneration &+= 1
         armed[name] = lastGeneration
-        timers.push(TimerEntry(fireAtMs: fireAtMs, slot: slot, generation: lastGeneration, task: name))
+        timers.push(TimerEntry(fireAtMs: fireAtMs, slot: slot, generation: lastGeneration, armedLate: fireAtMs < clock.nowMilliseconds(), task: name))
         if fireAtMs < timerSleepsUntil { timerSleep?.cancel() }
     }
 
@@ -107,6 +107,7 @@ extension SchedulerEngine {
         var manual: [TaskName] = []
         var queued: [(TaskName, [RecoveryRun])] = []
         var stalls: [String] = []
+        var arrivals: [String] = []
         let nowMicros = clock.nowMicroseconds()
         for entry in due {
             let name = entry.task
@@ -136,16 +137,19 @@ extension SchedulerEngine {
                     firings.append(Firing(task: name, slot: first, fireAtMs: now, trigger: .catchUp))
                     queued.append((name, plan.toRun.dropFirst().map { RecoveryRun(task: name, slot: $0, trigger: .catchUp, attempt: 1, interruptions: nil) }))
                 }
-                stalls.append("\(name): \(plan.total) slots passed, \(plan.toRun.count) run (catch-up \(task.definition.policy.catchUp.rawValue))")
+                let passed = "\(name): \(plan.total) slots passed, \(plan.toRun.count) run (catch-up \(task.definition.policy.catchUp.rawValue))"
+                if entry.armedLate { arrivals.append(passed) } else { stalls.append(passed) }
                 continue
             }
             firedSlots[name] = entry.slot
             firings.append(Firing(task: name, slot: entry.slot, fireAtMs: entry.fireAtMs, trigger: .schedule))
         }
-        if !stalls.isEmpty {
-            note("late by a stall (process stopped, suspended or clock stepped): \(stalls.prefix(20).joined(separator: "; "))"
-                 + (stalls.count > 20 ? "; and \(stalls.count - 20) more tasks" : ""))
+        func noteSlots(_ what: String, _ tasks: [String]) {
+            guard !tasks.isEmpty else { return }
+            note(what + ": " + tasks.prefix(20).joined(separator: "; ") + (tasks.count > 20 ? "; and \(tasks.count - 20) more tasks" : ""))
         }
+        noteSlots("late by a stall (process stopped, suspended or clock stepped)", stalls)
+        noteSlots("slots that passed before this node had the task (made on another node)", arrivals)
         let prepared = prepare(firings, missed: missed)
         // The next slot counts from `firedSlots`, so a slot task is re-armed now; a manual trigger is consumed
         // only when its run.started is applied, so that task is re-armed after the batch.

@@ -9,6 +9,11 @@ struct TimerEntry {
     var fireAtMs: Int64
     var slot: Int64
     var generation: UInt32
+    /// Armed when its moment had already passed: the task came from another node of a cluster, where it was
+    /// made a while ago (its slots count from then), so the slots it finds passed are no stall of this process.
+    /// (Enabling or resolving a task starts its count again, at that moment.) Fits the padding after
+    /// `generation`: an entry stays 40 bytes.
+    var armedLate: Bool
     var task: TaskName
 
     var isManual: Bool { slot == Self.manual }
