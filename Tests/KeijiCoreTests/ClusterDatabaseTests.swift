@@ -18,6 +18,27 @@ struct ClusterDatabaseTests {
         #expect(try a.claim(slots) == [ClaimedSlot(task: "t1", slot: 100), ClaimedSlot(task: "t2", slot: 100)])
     }
 
+    /// A node claiming slots that are normally another's (after the fallback delay) looks them up first: it gets
+    /// the ones nobody holds, its own back, and leaves the other node's rows unlocked (`xmax` stays 0; a claim
+    /// that meets a row locks it, which the plain claim shows).
+    @Test func slotsLookedUpFirstLeaveAnotherNodesClaimsUnlocked() throws {
+        let (url, drop) = try TestPostgres.makeDatabase()
+        defer { drop() }
+        let a = try ClusterDatabase(url: url, node: "a"), b = try ClusterDatabase(url: url, node: "b")
+        let (s1, s2, s3, s4) = (ClaimedSlot(task: "t", slot: 1), ClaimedSlot(task: "t", slot: 2), ClaimedSlot(task: "t", slot: 3), ClaimedSlot(task: "u", slot: 1))
+        #expect(try a.claim([("t", 1), ("t", 2)]) == [s1, s2])
+        #expect(try b.claim([("u", 1)]) == [s4])
+        func lockedRows() throws -> [String] {
+            try a.connection.query("SELECT task || '/' || slot FROM keiji_claims WHERE xmax <> 0 ORDER BY 1").compactMap { $0.first ?? nil }
+        }
+        #expect(try b.claim([], lookingUpFirst: [s1, s2, s3, s4]) == [s3, s4], "b gets the free slot and its own, not a's")
+        let afterLookUp = try lockedRows()
+        #expect(!afterLookUp.contains("t/1") && !afterLookUp.contains("t/2"), "a's rows were read, not locked: \(afterLookUp)")
+        #expect(try b.claim([("t", 1)]) == [])
+        let afterClaim = try lockedRows()
+        #expect(afterClaim.contains("t/1"), "a plain claim locks the row it meets: \(afterClaim)")
+    }
+
     @Test func commandsComeBackInTheOrderTheyWerePublished() throws {
         let (url, drop) = try TestPostgres.makeDatabase()
         defer { drop() }

@@ -209,6 +209,22 @@ public final class ClusterDatabase {
         })
     }
 
+    /// Claims `slots` and `lookUps` for this node, and returns the ones it holds. `lookUps` are slots another
+    /// node has normally claimed already (a node claims the slots preferred for others only after the fallback
+    /// delay): they are looked up first, and only those no other node holds are claimed. A claim that meets
+    /// another node's row locks it until its transaction commits, and that commit waits for a WAL flush: under
+    /// load the holder's own statements on those rows (marking its runs finished) queued behind such locks, its
+    /// claims behind those, and every node's firings fell seconds behind. The lookup is a read and locks nothing.
+    /// Leaving out what another node holds changes no answer: a claim moves only by a takeover, and never to a
+    /// node that did not take it.
+    public func claim(_ slots: Set<ClaimedSlot>, lookingUpFirst lookUps: Set<ClaimedSlot>) throws -> Set<ClaimedSlot> {
+        var wanted = slots.union(lookUps)
+        if !lookUps.isEmpty {
+            for (slot, holder) in try holders(of: Array(lookUps)) where holder != node { wanted.remove(slot) }
+        }
+        return wanted.isEmpty ? [] : try claim(wanted.map { ($0.task, $0.slot) })
+    }
+
     /// Marks the runs of `slots` ended (their last attempt finished, whatever its outcome): a claim left
     /// unfinished by a node that dies or stops is taken over by another (``takeOver(afterSeconds:)``).
     ///

@@ -22,7 +22,7 @@ actor ClusterLink {
     /// Claims waiting for the next statement, and whether one is queued: claims made while a statement is in
     /// flight go together in the next (group commit), so a node at a thousand firings a second makes a few
     /// hundred claim statements, not a thousand.
-    private var pendingClaims: [(slots: [ClaimedSlot], reply: CheckedContinuation<Set<ClaimedSlot>?, Never>)] = []
+    private var pendingClaims: [(slots: [ClaimedSlot], lookUpFirst: Bool, reply: CheckedContinuation<Set<ClaimedSlot>?, Never>)] = []
     private var claimFlushQueued = false
     /// Runs ended whose claims are not yet marked finished (sent every ``finishDelay``; kept while the
     /// database is away, at most ``finishBacklogLimit``).
@@ -76,10 +76,13 @@ actor ClusterLink {
 
     /// Claims `slots` for this node; returns the ones it holds, nil when the database failed. Claims that arrive
     /// while one statement is in flight share the next.
-    func claim(_ slots: [ClaimedSlot]) async -> Set<ClaimedSlot>? {
+    ///
+    /// `lookUpFirst`: slots another node has normally claimed already, looked up before they are claimed (see
+    /// ``ClusterDatabase/claim(_:lookingUpFirst:)``).
+    func claim(_ slots: [ClaimedSlot], lookUpFirst: Bool = false) async -> Set<ClaimedSlot>? {
         guard !slots.isEmpty else { return [] }
         return await withCheckedContinuation { reply in
-            pendingClaims.append((slots, reply))
+            pendingClaims.append((slots, lookUpFirst, reply))
             guard !claimFlushQueued else { return }
             claimFlushQueued = true
             Task { self.flushClaims() }  // queued behind the claims already waiting for this actor
@@ -90,9 +93,10 @@ actor ClusterLink {
         claimFlushQueued = false
         let batch = pendingClaims
         pendingClaims = []
-        let slots = Array(Set(batch.flatMap(\.slots)))  // one statement may not claim a row twice
-        let held = attempt("claim \(slots.count) slots") { try opened().claim(slots.map { ($0.task, $0.slot) }) }
-        for (asked, reply) in batch { reply.resume(returning: held.map { $0.intersection(asked) }) }
+        let lookUps = Set(batch.filter(\.lookUpFirst).flatMap(\.slots))
+        let slots = Set(batch.filter { !$0.lookUpFirst }.flatMap(\.slots))  // one statement may not claim a row twice
+        let held = attempt("claim \(slots.count + lookUps.count) slots") { try opened().claim(slots, lookingUpFirst: lookUps) }
+        for (asked, _, reply) in batch { reply.resume(returning: held.map { $0.intersection(asked) }) }
     }
 
     /// Notes that the run of a claimed slot has ended (its last attempt, whatever the outcome); marked in the

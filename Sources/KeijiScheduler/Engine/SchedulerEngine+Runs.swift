@@ -109,7 +109,7 @@ extension SchedulerEngine {
         let first = await journalAndSpawnWhenDue(await keepClaimed(now.part, cluster), claimedSince: asked, cluster)
         guard let later = now.rest else { return first }
         try? await Task.sleep(for: SlotPreference.fallbackDelay)
-        let second = await journalAndSpawn(await keepClaimed(later, cluster))
+        let second = await journalAndSpawn(await keepClaimed(later, cluster, preferredElsewhere: true))
         return zip(first, second).map { $0 ?? $1 }
     }
 
@@ -167,12 +167,13 @@ extension SchedulerEngine {
     /// In a cluster, claims the batch's slots in one statement and drops the firings of slots another node holds
     /// (it runs them) or that could not be claimed (the database is unreachable: this node starts no slot).
     /// Manual runs (`--run`) have no slot and start on the node that took the command. A stopping node claims
-    /// nothing more: the other nodes claim those slots as usual.
-    private func keepClaimed(_ prepared: PreparedFirings, _ cluster: ClusterLink) async -> PreparedFirings {
+    /// nothing more: the other nodes claim those slots as usual. Slots `preferredElsewhere` are normally held by
+    /// their preferred node already, and are looked up before they are claimed (see ``ClusterLink/claim(_:lookUpFirst:)``).
+    private func keepClaimed(_ prepared: PreparedFirings, _ cluster: ClusterLink, preferredElsewhere: Bool = false) async -> PreparedFirings {
         let slots = prepared.started.compactMap { run in run.firing.slot.map { ClaimedSlot(task: run.firing.task.rawValue, slot: $0) } }
         guard !slots.isEmpty else { return prepared }
         let asked = ContinuousClock.now
-        var answer = phase == .running ? await cluster.claim(slots) : []
+        var answer = phase == .running ? await cluster.claim(slots, lookUpFirst: preferredElsewhere) : []
         if let held = answer, !held.isEmpty, ContinuousClock.now - asked > Self.claimDeadline {
             // Paused past the deadline: another node may have taken these over since; keep only what is still ours.
             note("cluster: a claim took \(ContinuousClock.now - asked) (was the process paused?); checking it again before any run starts")
