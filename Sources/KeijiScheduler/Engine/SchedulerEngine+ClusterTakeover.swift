@@ -7,12 +7,6 @@ extension SchedulerEngine {
     /// ``ClusterDatabase/heartbeatTimeoutSeconds``): a paused node that wakes up never acts on a handed-over slot.
     static let claimDeadline: Duration = .seconds(ClusterDatabase.heartbeatTimeoutSeconds / 2)
 
-    /// In a cluster the timer takes slots this early, so that their claim's round trip and the database's
-    /// durable commit are done by the slot's moment; the run is still journaled and started at that moment,
-    /// never before (``SchedulerEngine/commit(_:)``). Waiting for the claim at the moment made every run late
-    /// by it: a few milliseconds on a quiet database, tens when it syncs its WAL or checkpoints.
-    static let claimLeadMilliseconds: Int64 = 25
-
     /// Takes over what nodes that died or stopped left unfinished (called after each heartbeat) and starts what
     /// each slot's task policy says, one run after another per task; every decision goes in `recovery.json`.
     func takeOverAbandonedSlots() async {

@@ -105,32 +105,11 @@ extension SchedulerEngine {
             guard let slot = firing.slot, firing.trigger == .schedule || firing.trigger == .catchUp else { return true }
             return preference.prefersMe(task: firing.task.rawValue, slot: slot)
         }
-        let asked = ContinuousClock.now
-        let first = await journalAndSpawnWhenDue(await keepClaimed(now.part, cluster), claimedSince: asked, cluster)
+        let first = await journalAndSpawn(await keepClaimed(now.part, cluster))
         guard let later = now.rest else { return first }
         try? await Task.sleep(for: SlotPreference.fallbackDelay)
         let second = await journalAndSpawn(await keepClaimed(later, cluster, preferredElsewhere: true))
         return zip(first, second).map { $0 ?? $1 }
-    }
-
-    /// Journals and spawns claimed firings at their moments, never before: the timer took them up to
-    /// ``claimLeadMilliseconds`` early, for their claims. Those due by the same moment go as one batch. A wait
-    /// that ends past ``claimDeadline`` after the claim was asked (the process was paused) checks the claims
-    /// again first, as ``keepClaimed(_:_:)`` does for a slow answer.
-    private func journalAndSpawnWhenDue(_ prepared: PreparedFirings, claimedSince asked: ContinuousClock.Instant,
-                                        _ cluster: ClusterLink) async -> [UInt64?] {
-        var results = prepared.recordIndex.map { _ -> UInt64? in nil }
-        var pending: PreparedFirings? = prepared
-        while var batch = pending {
-            let moment = batch.started.map(\.firing.fireAtMs).min() ?? clock.nowMilliseconds()
-            if moment > clock.nowMilliseconds() { try? await clock.sleep(untilMilliseconds: moment) }
-            if ContinuousClock.now - asked > Self.claimDeadline { batch = await keepClaimed(batch, cluster) }
-            let cutoff = max(moment, clock.nowMilliseconds())
-            let (due, later) = batch.subset { $0.fireAtMs <= cutoff }
-            results = zip(results, await journalAndSpawn(due)).map { $0 ?? $1 }
-            pending = later
-        }
-        return results
     }
 
     /// Journals the firings as one batch, then spawns their runs.

@@ -59,24 +59,22 @@ extension SchedulerEngine {
         // The last wake that fired something, and how many: after a busy one, the next waits for the busy tick.
         var lastTick = Int64.min
         var lastTickFired = 0
-        // In a cluster, slots are taken a little before their moment, for their claims (see `commit`).
-        let lead = cluster == nil ? 0 : Self.claimLeadMilliseconds
         while !Task.isCancelled, phase == .running {
             var now = clock.nowMilliseconds()
-            if lastTickFired >= configuration.busyTickFirings, let next = timers.min?.fireAtMs, next <= now &+ lead,
+            if lastTickFired >= configuration.busyTickFirings, let next = timers.min?.fireAtMs, next <= now,
                now < lastTick &+ configuration.busyTickMilliseconds {
                 await sleepUntil(lastTick &+ configuration.busyTickMilliseconds, now: now)
                 now = clock.nowMilliseconds()
             }
             var due: [TimerEntry] = []
-            while let top = timers.min, top.fireAtMs <= now &+ lead {
+            while let top = timers.min, top.fireAtMs <= now {
                 timers.popMin()
                 guard armed[top.task] == top.generation else { staleTimers = max(0, staleTimers - 1); continue }
                 armed[top.task] = nil
                 due.append(top)
             }
             if due.isEmpty {
-                await sleepUntil(timers.min.map { $0.fireAtMs &- lead } ?? Int64.max, now: now)
+                await sleepUntil(timers.min?.fireAtMs ?? Int64.max, now: now)
             } else {
                 (lastTick, lastTickFired) = (now, due.count)
                 fireDue(due, now: now)
@@ -114,7 +112,7 @@ extension SchedulerEngine {
         for entry in due {
             let name = entry.task
             guard let task = state.tasks[name], !task.isDisabled, !task.isError else { continue }
-            if configuration.recordLateness { lateness.wake.append(max(0, nowMicros - TimeArithmetic.product(entry.fireAtMs, 1000))) }
+            if configuration.recordLateness { lateness.wake.append(nowMicros - TimeArithmetic.product(entry.fireAtMs, 1000)) }
             rearm.append(name)
             if entry.isManual {
                 if task.definition.policy.overlap == .skip, hasRuns(name) {
