@@ -97,6 +97,32 @@ struct ClusterDatabaseTests {
                     TakenOverSlot(task: "t", slot: 4, from: "c", fromStoppedNode: false, interruptions: 1)])
     }
 
+    /// Old claims go in bounded steps, oldest first: a node deletes its own and those of nodes silent for longer
+    /// than the retention, never another live node's, and never a claim younger than the retention.
+    @Test func oldClaimsAreForgottenInBoundedStepsByTheirNodeOrOnceTheNodeIsGone() throws {
+        let (url, drop) = try TestPostgres.makeDatabase()
+        defer { drop() }
+        let a = try ClusterDatabase(url: url, node: "a"), b = try ClusterDatabase(url: url, node: "b")
+        let gone = try ClusterDatabase(url: url, node: "gone")
+        for node in [a, b, gone] { try node.join() }
+        for node in [a, b, gone] { _ = try node.claim((1...5).map { ("\(node.node)-t", Int64($0)) }) }
+        // Slots 1-3 of every node are past the retention (slot 1 the oldest); `gone` stopped beating long ago.
+        try a.connection.query("UPDATE keiji_claims SET claimed_at = now() - interval '8 days' - slot * interval '1 minute' WHERE slot <= 3")
+        try a.connection.query("UPDATE keiji_nodes SET heartbeat_at = now() - interval '8 days' WHERE name = 'gone'")
+        func left() throws -> [String] {
+            try a.connection.query("SELECT task || '/' || slot FROM keiji_claims ORDER BY 1").compactMap { $0.first ?? nil }
+        }
+
+        #expect(try a.forgetOldClaims(limit: 2) == 4, "two of a's, two of gone's: a bounded step per node")
+        #expect(try left() == ["a-t/1", "a-t/4", "a-t/5", "b-t/1", "b-t/2", "b-t/3", "b-t/4", "b-t/5", "gone-t/1", "gone-t/4", "gone-t/5"],
+                "the oldest went first (slot 3 is the oldest, 3 minutes more than 8 days)")
+        #expect(try a.forgetOldClaims(limit: 2) == 2)
+        #expect(try a.forgetOldClaims(limit: 2) == 0, "nothing old of a or gone is left")
+        #expect(try left() == ["a-t/4", "a-t/5", "b-t/1", "b-t/2", "b-t/3", "b-t/4", "b-t/5", "gone-t/4", "gone-t/5"], "b is alive: its claims are its own to forget")
+        #expect(try b.forgetOldClaims() == 3)
+        #expect(try left() == ["a-t/4", "a-t/5", "b-t/4", "b-t/5", "gone-t/4", "gone-t/5"])
+    }
+
     /// `pg_terminate_backend` (or a server restart) breaks the connection: the next statement reconnects and
     /// is run, instead of failing once (a claim that failed would drop a tick's slots).
     @Test func aStatementAfterTheServerCutTheConnectionIsRunOnANewOne() throws {

@@ -69,11 +69,12 @@ public final class ClusterDatabase {
     }
 
     /// True when the last object each schema statement creates exists (both run in one transaction, so all or
-    /// none exist). A schema change adds its newest object here, or no node would ever apply it.
+    /// none exist). A schema change adds its newest object here, or no node would ever apply it. The catalog, not
+    /// `information_schema`: planning that view's joins took the server ~5 ms at every CLI command.
     static let schemaPresent = """
         SELECT to_regclass('keiji_claims_unfinished') IS NOT NULL AND to_regclass('keiji_binary_parts') IS NOT NULL
-           AND EXISTS (SELECT 1 FROM information_schema.columns
-                       WHERE table_schema = current_schema() AND table_name = 'keiji_commands' AND column_name = 'binary_sha256')
+           AND EXISTS (SELECT 1 FROM pg_attribute
+                       WHERE attrelid = to_regclass('keiji_commands') AND attname = 'binary_sha256' AND NOT attisdropped)
         """
 
     /// Enters this process as node `node`. Refused while another live process holds the name: one whose
@@ -288,9 +289,26 @@ public final class ClusterDatabase {
         return holders
     }
 
-    /// Deletes claims older than ``claimRetention`` (a bounded table however long the cluster runs).
-    public func forgetOldClaims() throws {
-        try connection.query("DELETE FROM keiji_claims WHERE claimed_at < now() - $1::interval", [Self.claimRetention])
+    /// Deletes up to `limit` claims older than ``claimRetention`` of this node, and as many of each node silent
+    /// for longer than that (gone for good), oldest first, found through the `(node, claimed_at)` index: a
+    /// bounded table however long the cluster runs, in steps that never hold this node's claims up for long.
+    /// One statement for all old rows scanned the whole table: at 1,000 slots a second, a week's 600 million
+    /// rows to delete an hour's 3.6 million, while the node's claims waited behind it.
+    /// - Returns: how many claims were deleted (fewer than `limit`: none older is left of this node).
+    @discardableResult
+    public func forgetOldClaims(limit: Int = 5_000) throws -> Int {
+        let rows = try connection.query("""
+            WITH gone AS (
+                DELETE FROM keiji_claims WHERE ctid = ANY (ARRAY(
+                    SELECT old.ctid FROM keiji_nodes n
+                    CROSS JOIN LATERAL (SELECT c.ctid FROM keiji_claims c
+                                        WHERE c.node = n.name AND c.claimed_at < now() - $2::interval
+                                        ORDER BY c.claimed_at LIMIT $3) old
+                    WHERE n.name = $1 OR n.heartbeat_at < now() - $2::interval))
+                RETURNING 1)
+            SELECT count(*) FROM gone
+            """, [node, Self.claimRetention, String(limit)])
+        return rows.first?.first.flatMap { $0 }.flatMap { Int($0) } ?? 0
     }
 
     /// Every node, by name: its last heartbeat and how many slots it claimed in the last minute.

@@ -18,7 +18,6 @@ actor ClusterLink {
     /// The last failure's text, so a database outage is logged once when it starts and once when it ends.
     private var failing: String?
     private let note: @Sendable (String) -> Void
-    private var beats = 0
     /// Claims waiting for the next statement, and whether one is queued: claims made while a statement is in
     /// flight go together in the next (group commit), so a node at a thousand firings a second makes a few
     /// hundred claim statements, not a thousand.
@@ -137,13 +136,12 @@ actor ClusterLink {
         attempt("look up claims") { try opened().holders(of: slots) }
     }
 
-    /// Marks the node alive and returns the live nodes (nil when the database failed); every 1,800th beat (an
-    /// hour at 2 s) also drops old claims.
+    /// Marks the node alive and returns the live nodes (nil when the database failed); also drops a bounded
+    /// step of old claims, so the deletions keep pace with the claims a node makes.
     func heartbeat() -> [String]? {
-        beats += 1
-        return attempt("heartbeat") {
+        attempt("heartbeat") {
             let live = try opened().heartbeat()
-            if beats % 1800 == 1 { try opened().forgetOldClaims() }
+            try opened().forgetOldClaims()
             return live
         }
     }
