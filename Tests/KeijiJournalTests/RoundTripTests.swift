@@ -87,9 +87,10 @@ struct RoundTripTests {
         // Each sync takes time, as a disk's does: appends that arrive meanwhile wait and share the next one. With
         // instant syncs a producer can find the journal idle every time and lead its own (caller-led commits),
         // which is what a journal on a disk that syncs in no time should do, and not what this test is about. A
-        // leading append holds its pool thread, and in a full parallel run the other may be busy with other
-        // suites for milliseconds (2 ms syncs alone failed so in a soak): the first sync takes 500 ms, long
-        // enough for the other producers to queue behind it.
+        // leading append holds its thread, and on Swift's global pool (a thread per core) the others may all be
+        // held by other suites in a full parallel run, so that each producer found the journal idle in turn
+        // (3,200 syncs, seen in soaks even with a first sync of 500 ms). The producers run on threads of their
+        // own, and the first sync takes 500 ms, long enough for them to queue behind it.
         let syncsSeen = Mutex(0)
         fs.inject { operation in
             if case .sync = operation {
@@ -102,9 +103,11 @@ struct RoundTripTests {
             return nil
         }
         let syncsBefore = fs.syncCount
+        let producers = DedicatedThreadsExecutor(threads: 8)
+        defer { producers.shutdown() }
         let lsns = try await withThrowingTaskGroup(of: [UInt64].self) { group in
             for producer in 0..<64 {
-                group.addTask {
+                group.addTask(executorPreference: producers) {
                     var mine: [UInt64] = []
                     for i in 0..<50 { mine.append(try await journal.append(payload(for: UInt64(producer * 1000 + i), size: 200))) }
                     return mine
