@@ -5,14 +5,33 @@ import Testing
 
 @testable import KeijiScheduler
 
-/// Wall time that a test can step forward at once (a suspend, a SIGSTOP, an NTP step, as the engine sees them).
+/// Wall time that a test can step forward at once (a suspend, a SIGSTOP, an NTP step, as the engine sees them),
+/// and can stop until that step, so that nothing comes due between the test's look at the engine and the step.
 final class SteppedClock: SchedulerClock {
-    private let offset = Mutex<Int64>(0)
+    /// Microseconds added to the wall clock, and the instant the clock stands at while frozen.
+    private let state = Mutex<(offset: Int64, frozenAt: Int64?)>((0, nil))
 
-    func step(byMilliseconds milliseconds: Int64) { offset.withLock { $0 += milliseconds } }
+    /// Steps forward; a frozen clock goes on from the instant it stood at, plus the step.
+    func step(byMilliseconds milliseconds: Int64) {
+        state.withLock { state in
+            if let frozenAt = state.frozenAt {
+                state.offset = frozenAt + milliseconds * 1000 - WallClock().nowMicroseconds()
+                state.frozenAt = nil
+            } else {
+                state.offset += milliseconds * 1000
+            }
+        }
+    }
 
-    func nowMilliseconds() -> Int64 { WallClock().nowMilliseconds() + offset.withLock { $0 } }
-    func nowMicroseconds() -> Int64 { WallClock().nowMicroseconds() + offset.withLock { $0 } * 1000 }
+    /// Stops time until the next ``step(byMilliseconds:)``.
+    func freeze() {
+        state.withLock { state in
+            if state.frozenAt == nil { state.frozenAt = WallClock().nowMicroseconds() + state.offset }
+        }
+    }
+
+    func nowMicroseconds() -> Int64 { state.withLock { $0.frozenAt ?? WallClock().nowMicroseconds() + $0.offset } }
+    func nowMilliseconds() -> Int64 { nowMicroseconds() / 1000 }
 
     /// Polls, so a step wakes a sleeper within a few milliseconds.
     func sleep(untilMilliseconds deadline: Int64) async throws {
@@ -35,6 +54,10 @@ struct StallCatchUpTests {
     /// Waits until no run is in progress and each task's next slot is more than 3 s away on `clock`: a step made
     /// then cannot race a slot that comes due by itself (its run, still going when the stall is handled, would
     /// rightly make overlap `skip` drop the first catch-up; a soak run on a loaded machine failed so).
+    /// Waits until no run of `names` is going and none is due for 3 s, then freezes `clock` until the test's
+    /// step: on a loaded machine the seconds between this look and the step were enough for a slot to come due
+    /// (a soak saw a scheduled run start just before the step, and the step's first catch-up dropped as its
+    /// overlap).
     func quietMoment(_ harness: SchedulerHarness, _ engine: SchedulerEngine, _ names: [TaskName], _ clock: SteppedClock) async -> Bool {
         await harness.wait {
             guard await engine.runsInProgress == 0 else { return false }
@@ -44,6 +67,7 @@ struct StallCatchUpTests {
                 guard let next = calculator.nextSlot(after: task.lastSlot ?? task.anchor),
                       task.fireTimeMilliseconds(slot: next, calculator: calculator) - clock.nowMilliseconds() > 3000 else { return false }
             }
+            clock.freeze()
             return true
         }
     }
