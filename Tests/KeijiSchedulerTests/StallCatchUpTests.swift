@@ -51,13 +51,10 @@ struct StallCatchUpTests {
         entries.compactMap { if case .runMissed(let missed) = $0.event, missed.task == name, missed.reason == .downtime { missed } else { nil } }
     }
 
-    /// Waits until no run is in progress and each task's next slot is more than 3 s away on `clock`: a step made
-    /// then cannot race a slot that comes due by itself (its run, still going when the stall is handled, would
-    /// rightly make overlap `skip` drop the first catch-up; a soak run on a loaded machine failed so).
-    /// Waits until no run of `names` is going and none is due for 3 s, then freezes `clock` until the test's
-    /// step: on a loaded machine the seconds between this look and the step were enough for a slot to come due
-    /// (a soak saw a scheduled run start just before the step, and the step's first catch-up dropped as its
-    /// overlap).
+    /// Waits until no run is in progress and each task's next slot is more than 3 s away on `clock`, then freezes
+    /// `clock` until the test's step, so the step cannot race a slot that comes due by itself (its run, still
+    /// going when the stall is handled, would rightly make overlap `skip` drop the first catch-up). Without the
+    /// freeze, the seconds between this look and the step on a loaded machine were enough: a soak failed so.
     func quietMoment(_ harness: SchedulerHarness, _ engine: SchedulerEngine, _ names: [TaskName], _ clock: SteppedClock) async -> Bool {
         await harness.wait {
             guard await engine.runsInProgress == 0 else { return false }
