@@ -172,6 +172,40 @@ struct StallCatchUpTests {
                 "the schedule resumes after the catch-ups")
     }
 
+    /// A task that reaches this node after its first slot passed (made on another node of a cluster, while no
+    /// node ran): a slot that now lies nearer its successor than its own moment follows the task's catch-up
+    /// policy (`skip`: recorded missed, not run); one that passed a moment ago still runs, late.
+    @Test func aSlotThatPassedBeforeTheTaskArrivedFollowsTheCatchUpPolicy() async throws {
+        let harness = try SchedulerHarness()
+        defer { harness.remove() }
+        let clock = SteppedClock()
+        let engine = harness.engine(spawn: false, clock: clock)
+        try await engine.start()
+        // Time stands still from here: no slot comes due by itself, and the lateness below is exact.
+        clock.freeze()
+        let now = clock.nowMilliseconds()
+        // 10 s slots counted from each save's moment: `long-ago`'s first slot passed 7 s ago (its successor is
+        // 3 s ahead), `just-now`'s 2 s ago (its successor 8 s ahead).
+        let longAgo = try harness.commandTask("long-ago", "true", every: 10) { $0.catchUp = .skip }
+        let justNow = try harness.commandTask("just-now", "true", every: 10) { $0.catchUp = .skip }
+        for (definition, savedAt) in [(longAgo, now - 17_000), (justNow, now - 12_000)] {
+            _ = try await engine.applyCommand(JournalEntry(at: savedAt, .taskSaved(definition, taskID: UUID().uuidString.lowercased())))
+        }
+        let longAgoSlot = (now - 17_000) / 1000 + 10
+        let missed = { try harness.entries().compactMap { entry -> RunMissed? in
+            if case .runMissed(let missed) = entry.event, missed.task == longAgo.name { missed } else { nil }
+        } }
+        #expect(await harness.wait { try harness.entries().finishedRuns.contains { $0.task == justNow.name } },
+                "the slot that passed 2 s ago runs")
+        let journal = { ((try? harness.entries()) ?? []).map { String(decoding: (try? $0.jsonLine()) ?? [], as: UTF8.self) } }
+        #expect(await harness.wait { try missed().contains { $0.slot == longAgoSlot && $0.count == 1 && $0.reason == .downtime } },
+                "the slot that passed 7 s ago is missed: \(journal())")
+        await engine.stop()
+        #expect(try harness.entries().startedRuns.filter { $0.task == longAgo.name }.isEmpty)
+        let log = try String(contentsOfFile: harness.workspace.serviceLogFile("scheduler"), encoding: .utf8)
+        #expect(log.contains("slots that passed before this node had the task (made on another node): long-ago: 1 slots passed, 0 run (catch-up skip)"), "\(log)")
+    }
+
     /// SIGSTOP of the real keiji-scheduler for a few seconds, then SIGCONT: one catch-up run (policy `once`),
     /// the other slots one `run.missed`, and the schedule goes on.
     @Test func aStoppedSchedulerCatchesUpOnceAfterSIGCONT() async throws {

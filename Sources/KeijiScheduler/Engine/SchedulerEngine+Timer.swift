@@ -128,7 +128,13 @@ extension SchedulerEngine {
                 continue
             }
             let calculator = ScheduleCalculator(spec: task.definition.schedule, defaultTimeZone: timeZone, anchor: task.anchor)
-            if let next = calculator.nextSlot(after: entry.slot), task.fireTimeMilliseconds(slot: next, calculator: calculator) <= now,
+            let nextFireAtMs = calculator.nextSlot(after: entry.slot).map { task.fireTimeMilliseconds(slot: $0, calculator: calculator) }
+            // Its successor is due: the process stalled. Or the slot had passed before this node armed it (the task
+            // came from another node) and now lies nearer its successor than its own moment: a missed slot, not a
+            // late run (a catch-up `skip` task made on a stopped node ran its first slot a second late so).
+            let stalled = nextFireAtMs.map { $0 <= now } ?? false
+            let arrivedMissed = entry.armedLate && (nextFireAtMs.map { now - entry.fireAtMs > ($0 - entry.fireAtMs) / 2 } ?? false)
+            if stalled || arrivedMissed,
                let plan = CatchUpRule.plan(for: task, calculator: calculator, after: cursor(of: name, task), through: now,
                                            rerunning: false) {
                 firedSlots[name] = plan.lastSlot
