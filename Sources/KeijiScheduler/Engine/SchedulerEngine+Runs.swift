@@ -18,6 +18,16 @@ extension SchedulerEngine {
         var interruptions: Int?
     }
 
+    /// Slots waiting out the fallback delay (``claimAfterFallbackDelay(_:)``), and who waits for their answer.
+    struct FallbackClaim {
+        var due: ContinuousClock.Instant
+        var slots: [ClaimedSlot]
+        var reply: CheckedContinuation<Set<ClaimedSlot>?, Never>
+    }
+
+    /// At most one lookup statement for slots preferred elsewhere this often (they wait 250 ms anyway).
+    static let fallbackClaimInterval: Duration = .milliseconds(50)
+
     /// Starts one run for `slot` unless the overlap policy says to skip it (manual runs always start).
     /// Returns the LSN of the `run.started` or `run.missed` record once it is durable.
     @discardableResult
@@ -107,7 +117,6 @@ extension SchedulerEngine {
         }
         let first = await journalAndSpawn(await keepClaimed(now.part, cluster))
         guard let later = now.rest else { return first }
-        try? await Task.sleep(for: SlotPreference.fallbackDelay)
         let second = await journalAndSpawn(await keepClaimed(later, cluster, preferredElsewhere: true))
         return zip(first, second).map { $0 ?? $1 }
     }
@@ -146,18 +155,12 @@ extension SchedulerEngine {
     /// In a cluster, claims the batch's slots in one statement and drops the firings of slots another node holds
     /// (it runs them) or that could not be claimed (the database is unreachable: this node starts no slot).
     /// Manual runs (`--run`) have no slot and start on the node that took the command. A stopping node claims
-    /// nothing more: the other nodes claim those slots as usual. Slots `preferredElsewhere` are normally held by
-    /// their preferred node already, and are looked up before they are claimed (see ``ClusterLink/claim(_:lookUpFirst:)``).
+    /// nothing more: the other nodes claim those slots as usual. Slots `preferredElsewhere` are claimed after the
+    /// fallback delay, together with those of other ticks (see ``claimAfterFallbackDelay(_:)``).
     private func keepClaimed(_ prepared: PreparedFirings, _ cluster: ClusterLink, preferredElsewhere: Bool = false) async -> PreparedFirings {
         let slots = prepared.started.compactMap { run in run.firing.slot.map { ClaimedSlot(task: run.firing.task.rawValue, slot: $0) } }
         guard !slots.isEmpty else { return prepared }
-        let asked = ContinuousClock.now
-        var answer = phase == .running ? await cluster.claim(slots, lookUpFirst: preferredElsewhere) : []
-        if let held = answer, !held.isEmpty, ContinuousClock.now - asked > Self.claimDeadline {
-            // Paused past the deadline: another node may have taken these over since; keep only what is still ours.
-            note("cluster: a claim took \(ContinuousClock.now - asked) (was the process paused?); checking it again before any run starts")
-            answer = await cluster.claim(Array(held)).map { $0.intersection(held) }
-        }
+        let answer = preferredElsewhere ? await claimAfterFallbackDelay(slots) : await claim(slots, cluster)
         guard let held = answer else {
             // The database failed: no slot starts now; they are claimed again, by their catch-up policy, once it answers.
             let kept = prepared.subset { $0.slot == nil }
@@ -172,6 +175,46 @@ extension SchedulerEngine {
         for run in kept.rest?.started ?? [] { unregisterRun(run.runID) }
         slotsHeldElsewhere += kept.rest?.started.count ?? 0
         return kept.part
+    }
+
+    /// Claims `slots` now (nil when the database failed). Slots `lookUpFirst` are normally held by their preferred
+    /// node already, and are looked up before they are claimed (see ``ClusterLink/claim(_:lookUpFirst:)``).
+    private func claim(_ slots: [ClaimedSlot], _ cluster: ClusterLink, lookUpFirst: Bool = false) async -> Set<ClaimedSlot>? {
+        let asked = ContinuousClock.now
+        var answer = phase == .running ? await cluster.claim(slots, lookUpFirst: lookUpFirst) : []
+        if let held = answer, !held.isEmpty, ContinuousClock.now - asked > Self.claimDeadline {
+            // Paused past the deadline: another node may have taken these over since; keep only what is still ours.
+            note("cluster: a claim took \(ContinuousClock.now - asked) (was the process paused?); checking it again before any run starts")
+            answer = await cluster.claim(Array(held)).map { $0.intersection(held) }
+        }
+        return answer
+    }
+
+    /// Slots preferred for another node, claimed here once ``SlotPreference/fallbackDelay`` has passed (their
+    /// preferred node has normally claimed them by then; this covers one that died or stopped). Waiting ones go
+    /// together: one lookup statement at most every ``fallbackClaimInterval``, for all ticks whose delay is
+    /// over, where a statement per tick made two thirds of a three-node cluster's statements (each node looks up
+    /// the slots of the other two) and a timer per tick.
+    private func claimAfterFallbackDelay(_ slots: [ClaimedSlot]) async -> Set<ClaimedSlot>? {
+        await withCheckedContinuation { reply in
+            fallbackClaims.append(FallbackClaim(due: .now + SlotPreference.fallbackDelay, slots: slots, reply: reply))
+            if fallbackClaimLoop == nil { fallbackClaimLoop = Task { await self.claimFallbacks() } }
+        }
+    }
+
+    /// Serves ``fallbackClaims`` until none waits.
+    private func claimFallbacks() async {
+        var lastStatement = ContinuousClock.now - Self.fallbackClaimInterval
+        while let earliest = fallbackClaims.map(\.due).min() {
+            try? await Task.sleep(until: max(earliest, lastStatement + Self.fallbackClaimInterval), clock: .continuous)
+            lastStatement = .now
+            let due = fallbackClaims.filter { $0.due <= lastStatement }
+            fallbackClaims.removeAll { $0.due <= lastStatement }
+            guard !due.isEmpty else { continue }
+            let answer: Set<ClaimedSlot>? = if let cluster { await claim(due.flatMap(\.slots), cluster, lookUpFirst: true) } else { [] }
+            for waiting in due { waiting.reply.resume(returning: answer.map { $0.intersection(waiting.slots) }) }
+        }
+        fallbackClaimLoop = nil
     }
 
     private func execute(runID: String, definition: TaskDefinition, slot: Int64?, fireAtMs: Int64, attempt: Int, interruptions: Int?,
