@@ -115,9 +115,13 @@ extension SchedulerEngine {
             guard let slot = firing.slot, firing.trigger == .schedule || firing.trigger == .catchUp else { return true }
             return preference.prefersMe(task: firing.task.rawValue, slot: slot)
         }
+        // While they wait, the others are no runs of their tasks here (see ``setCounted(_:_:)``).
+        for run in now.rest?.started ?? [] { setCounted(run.runID, false) }
         let first = await journalAndSpawn(await keepClaimed(now.part, cluster))
         guard let later = now.rest else { return first }
-        let second = await journalAndSpawn(await keepClaimed(later, cluster, preferredElsewhere: true))
+        let kept = await keepClaimed(later, cluster, preferredElsewhere: true)
+        for run in kept.started { setCounted(run.runID, true) }
+        let second = await journalAndSpawn(kept)
         return zip(first, second).map { $0 ?? $1 }
     }
 

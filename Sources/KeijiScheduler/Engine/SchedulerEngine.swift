@@ -108,6 +108,8 @@ public actor SchedulerEngine {
         var handle: RunHandle
         /// The run's task, once `run.started` is durable (nil while it is being journaled).
         var work: Task<Void, Never>?
+        /// Counted in ``activeRunCounts`` (what overlap looks at); not while it waits for a fallback claim.
+        var counted = true
     }
 
     public init(configuration: SchedulerConfiguration) {
@@ -228,6 +230,21 @@ public actor SchedulerEngine {
 
     func hasRuns(_ name: TaskName) -> Bool { (activeRunCounts[name] ?? 0) > 0 }
 
+    /// Whether run `runID` counts as one of its task's runs for overlap. A firing whose slot waits for its fallback
+    /// claim (normally another node's slot, see ``SlotPreference``) does not: under a slow database the wait
+    /// outlasted the interval, every node then found the next slot an overlap of a run it never started, and
+    /// that slot ran nowhere (a cluster test lost a slot of every task so).
+    func setCounted(_ runID: String, _ counted: Bool) {
+        guard let run = runs[runID], run.counted != counted else { return }
+        runs[runID]?.counted = counted
+        if counted { activeRunCounts[run.task, default: 0] += 1 } else { uncount(run.task) }
+    }
+
+    private func uncount(_ task: TaskName) {
+        let left = (activeRunCounts[task] ?? 1) - 1
+        activeRunCounts[task] = left > 0 ? left : nil
+    }
+
     func registerRun(_ runID: String, _ run: LiveRun) {
         runs[runID] = run
         activeRunCounts[run.task, default: 0] += 1
@@ -235,8 +252,7 @@ public actor SchedulerEngine {
 
     func unregisterRun(_ runID: String) {
         guard let run = runs.removeValue(forKey: runID) else { return }
-        let left = (activeRunCounts[run.task] ?? 1) - 1
-        activeRunCounts[run.task] = left > 0 ? left : nil
+        if run.counted { uncount(run.task) }
         if runs.isEmpty, !noRunsWaiters.isEmpty {
             for waiter in noRunsWaiters { waiter.resume() }
             noRunsWaiters.removeAll()
