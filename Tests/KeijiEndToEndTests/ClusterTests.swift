@@ -270,7 +270,7 @@ struct ClusterTests {
         }
     }
 
-    /// The claims table locked for 2.5 s, twice, while three nodes run (a stalled database: every claim and every
+    /// The claims table locked for 2 s, twice, while three nodes run (a stalled database: every claim and every
     /// fallback lookup waits): a firing still waiting for its claim when its task's next slot comes due must not
     /// make that slot an overlap on every node. It did for the slots normally another node's, and the next slot
     /// then ran nowhere (the kill -9 test lost a slot of every task so on a slow disk). Every slot runs once.
@@ -280,7 +280,7 @@ struct ClusterTests {
             let from = now() + 1
             for node in cluster.nodes { #expect(await waitForRuns(by: node.name, more: 2, in: cluster), "\(node.name) ran slots") }
             for _ in 1...2 {
-                try await postgres.psql(cluster.url, "BEGIN; LOCK TABLE keiji_claims IN ACCESS EXCLUSIVE MODE; SELECT pg_sleep(2.5); COMMIT")
+                try await postgres.psql(cluster.url, "BEGIN; LOCK TABLE keiji_claims IN ACCESS EXCLUSIVE MODE; SELECT pg_sleep(2); COMMIT")
                 #expect(await waitForRuns(by: nil, more: 6, in: cluster), "the cluster goes on")
             }
             try await stopAndCheckExactlyOnce(cluster, from: from, through: now() - 2)
