@@ -202,7 +202,9 @@ extension SchedulerEngine {
     private func claimAfterFallbackDelay(_ slots: [ClaimedSlot]) async -> Set<ClaimedSlot>? {
         await withCheckedContinuation { reply in
             fallbackClaims.append(FallbackClaim(due: .now + SlotPreference.fallbackDelay, slots: slots, reply: reply))
-            if fallbackClaimLoop == nil { fallbackClaimLoop = Task { await self.claimFallbacks() } }
+            guard !fallbackClaimsServed else { return }
+            fallbackClaimsServed = true
+            Task { await self.claimFallbacks() }
         }
     }
 
@@ -218,7 +220,7 @@ extension SchedulerEngine {
             let answer: Set<ClaimedSlot>? = if let cluster { await claim(due.flatMap(\.slots), cluster, lookUpFirst: true) } else { [] }
             for waiting in due { waiting.reply.resume(returning: answer.map { $0.intersection(waiting.slots) }) }
         }
-        fallbackClaimLoop = nil
+        fallbackClaimsServed = false
     }
 
     private func execute(runID: String, definition: TaskDefinition, slot: Int64?, fireAtMs: Int64, attempt: Int, interruptions: Int?,

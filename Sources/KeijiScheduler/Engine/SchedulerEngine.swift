@@ -49,9 +49,10 @@ public actor SchedulerEngine {
     var slotPreference = SlotPreference(nodes: [], me: "")
     /// Slots this node decided to fire that another node held (or that could not be claimed): in `--status`.
     public internal(set) var slotsHeldElsewhere = 0
-    /// Slots preferred for other nodes, waiting out the fallback delay; claimed together by ``fallbackClaimLoop``.
+    /// Slots preferred for other nodes, waiting out the fallback delay, and whether ``claimFallbacks()`` is
+    /// serving them (it claims them together).
     var fallbackClaims: [FallbackClaim] = []
-    var fallbackClaimLoop: Task<Void, Never>?
+    var fallbackClaimsServed = false
     /// The view's flushes and the checkpoint's encoding run here, off the cooperative pool the firing path uses.
     let background = BackgroundThread(name: "keiji-background", yieldsToFiring: true)
     let log: LogFile
