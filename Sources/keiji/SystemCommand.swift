@@ -222,6 +222,13 @@ enum RecoveryReportText {
             for run in cluster.takenOver.suffix(20) {
                 out.append("  \(run.task) slot \(ISO8601.string(fromSeconds: run.slot)) from \(run.from) at \(ISO8601.string(fromMilliseconds: run.at)): \(run.action)")
             }
+            if let own = cluster.ownClaims {
+                out.append("own claims:   \(own.count) left unfinished by the last run of this node, settled by its journal")
+                for claim in own.prefix(20) {
+                    out.append("  \(claim.task) slot \(ISO8601.string(fromSeconds: claim.slot)): \(claim.action)")
+                }
+                if own.count > 20 { out.append("  … and \(own.count - 20) more (recovery.json has them all)") }
+            }
         }
         out.append("took:         \(String(format: "%.3f", r.durationSeconds)) s")
         return out

@@ -95,6 +95,13 @@ struct ClusterDatabaseTests {
         #expect(try b.takeOver(afterSeconds: 10).sorted { $0.slot < $1.slot }
                 == [TakenOverSlot(task: "t", slot: 2, from: "c", fromStoppedNode: false, interruptions: 2),
                     TakenOverSlot(task: "t", slot: 4, from: "c", fromStoppedNode: false, interruptions: 1)])
+        // What a restarted node settles by its journal: its own unfinished claims, with where each came from.
+        _ = try b.claim([("v", 1)])
+        #expect(try b.ownUnfinishedClaims() == [OwnClaim(task: "t", slot: 2, takenFrom: "c", interruptions: 2),
+                                                OwnClaim(task: "t", slot: 3, takenFrom: "stopped", interruptions: 0),
+                                                OwnClaim(task: "t", slot: 4, takenFrom: "c", interruptions: 1), OwnClaim(task: "v", slot: 1)])
+        try b.finish([ClaimedSlot(task: "t", slot: 3), ClaimedSlot(task: "v", slot: 1)])
+        #expect(try b.ownUnfinishedClaims().map(\.slot) == [2, 4])
     }
 
     /// Old claims go in bounded steps, oldest first: a node deletes its own and those of nodes silent for longer

@@ -246,6 +246,49 @@ struct ClusterTests {
         }
     }
 
+    /// A node killed (kill -9) with claims its journal never started (a crash between a claim and its
+    /// `run.started`) and claims whose finish marks it never sent (a crash within 100 ms of a run's end): both
+    /// windows last milliseconds, so they are made by hand in the database after the kill. Restarted, the node runs
+    /// each slot that never began, once, though its task's catch-up is `skip` (no other node would: the slot is
+    /// held), and marks every other claim finished, so no node takes it over later and runs it again.
+    @Test func aRestartedNodeSettlesItsOwnUnfinishedClaimsByItsJournal() async throws {
+        try await withCluster { cluster in
+            let node = cluster.nodes[0]
+            let r = try await node.session.keiji("task", "--create", "--name=solo", "--desc=probe", "--every", "1s", "--catch-up", "skip",
+                                                 "--rerun-interrupted", "false", "--command", "echo \"$KEIJI_TASK_NAME $KEIJI_SLOT $KEIJI_NODE\" >> \(cluster.probe)")
+            #expect(r.status == 0, "\(r.stdout)\(r.stderr)")
+            try await start(node.session)
+            func solo() -> [Int64] { probeLines(cluster).filter { $0.task == "solo" }.map(\.slot) }
+            #expect(await postgres.eventually(.seconds(60)) { solo().count >= 3 }, "solo ran: \(schedulerLog(node.session))")
+            kill(try #require(schedulerPID(node.session)), SIGKILL)
+            let last = try #require(Int64(try await postgres.psql(cluster.url, "SELECT max(slot) FROM keiji_claims WHERE task = 'solo'")))
+            // Past both slots below, and long past any statement the killed process had sent.
+            _ = await postgres.eventually(.seconds(10)) { now() > last + 3 }
+            try await postgres.psql(cluster.url, """
+                INSERT INTO keiji_claims (task, slot, node) VALUES ('solo', \(last + 1), 'node-a'), ('solo', \(last + 2), 'node-a')
+                    ON CONFLICT (task, slot) DO NOTHING;
+                UPDATE keiji_claims SET finished = false WHERE node = 'node-a'
+                """)
+            try await start(node.session)
+            func own() -> [[String: Any]] { (recoveryReport(node.session)?["cluster"] as? [String: Any])?["ownClaims"] as? [[String: Any]] ?? [] }
+            let ran = await postgres.eventually(.seconds(30)) { solo().contains(last + 1) && solo().contains(last + 2) }
+            #expect(ran, "the slots claimed and never begun ran after the restart: \(own()); \(schedulerLog(node.session))")
+            let neverBegan = own().filter { $0["task"] as? String == "solo" && ($0["action"] as? String)?.hasPrefix("run (it never began") == true }
+            #expect(Set(neverBegan.compactMap { $0["slot"] as? Int }.map(Int64.init)).isSuperset(of: [last + 1, last + 2]), "the report says so: \(own())")
+            #expect(own().contains { ($0["action"] as? String)?.hasPrefix("marked finished (its run is journaled here") == true }, "\(own())")
+            let unfinished = "SELECT count(*) FROM keiji_claims WHERE node = 'node-a' AND NOT finished AND slot <= \(last + 2)"
+            let settled = await postgres.eventually(.seconds(30)) { try await postgres.psql(cluster.url, unfinished) == "0" }
+            let left = (try? await postgres.psql(cluster.url, unfinished)) ?? "?"
+            #expect(settled, "every claim of node-a up to the restart is finished: \(left) left; \(own())")
+            #expect(try await node.session.keiji("system", "--stop").status == 0)
+            var count: [Int64: Int] = [:]
+            for slot in solo() { count[slot, default: 0] += 1 }
+            #expect(count.filter { $0.value > 1 }.isEmpty, "solo's slots run more than once: \(count.filter { $0.value > 1 })")
+            let verify = try await node.session.keiji("journal", "verify")
+            #expect(verify.status == 0, "\(verify.stdout)\(verify.stderr)")
+        }
+    }
+
     /// SIGSTOP of one node past its lease (10 s): the others run the slots it would have claimed, and take over
     /// what it left unfinished; resumed, its stall catch-up finds those slots claimed and runs none of them again,
     /// and a claim it sent before the pause is checked again before any run starts.

@@ -265,15 +265,17 @@ public final class ClusterDatabase {
         }
     }
 
-    /// This node's own unfinished claims of the last `withinSeconds`: after a clean stop, slots it claimed and
-    /// never began (a stop ends every run it began), which no other node took over before it came back.
-    public func ownUnfinishedClaims(withinSeconds window: Int = 3600) throws -> [TakenOverSlot] {
+    /// This node's own unfinished claims of the last `withinSeconds`, for a restart to resolve against its journal:
+    /// runs that ended (their finish mark was not yet sent), runs a crash interrupted, slots claimed and never
+    /// begun (a crash before `run.started`, a stop before the spawn), and slots taken over and not yet run here.
+    public func ownUnfinishedClaims(withinSeconds window: Int = 3600) throws -> [OwnClaim] {
         try connection.query("""
-            SELECT task, slot, interruptions FROM keiji_claims
+            SELECT task, slot, taken_from, interruptions FROM keiji_claims
             WHERE node = $1 AND NOT finished AND claimed_at > now() - make_interval(secs => $2::float8)
+            ORDER BY task COLLATE "C", slot
             """, [node, String(window)]).compactMap { row in
-            guard let task = row[0], let slot = row[1].flatMap({ Int64($0) }), let interruptions = row[2].flatMap({ Int($0) }) else { return nil }
-            return TakenOverSlot(task: task, slot: slot, from: node, fromStoppedNode: true, interruptions: interruptions)
+            guard let task = row[0], let slot = row[1].flatMap({ Int64($0) }), let interruptions = row[3].flatMap({ Int($0) }) else { return nil }
+            return OwnClaim(task: task, slot: slot, takenFrom: row[2], interruptions: interruptions)
         }
     }
 
@@ -376,6 +378,20 @@ public struct TakenOverSlot: Sendable, Equatable, Codable {
 
     public init(task: String, slot: Int64, from: String, fromStoppedNode: Bool, interruptions: Int) {
         (self.task, self.slot, self.from, self.fromStoppedNode, self.interruptions) = (task, slot, from, fromStoppedNode, interruptions)
+    }
+}
+
+/// One of this node's unfinished claims (``ClusterDatabase/ownUnfinishedClaims(withinSeconds:)``).
+public struct OwnClaim: Sendable, Equatable {
+    public var task: String
+    public var slot: Int64
+    /// The node this one took the claim over from (nil: claimed here when its slot came due).
+    public var takenFrom: String?
+    /// Interruptions of this slot's runs by dead nodes so far.
+    public var interruptions: Int
+
+    public init(task: String, slot: Int64, takenFrom: String? = nil, interruptions: Int = 0) {
+        (self.task, self.slot, self.takenFrom, self.interruptions) = (task, slot, takenFrom, interruptions)
     }
 }
 

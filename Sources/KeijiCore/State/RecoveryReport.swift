@@ -57,6 +57,10 @@ public struct RecoveryReport: Codable, Sendable, Equatable {
         public var takenOver: [TakenOverRun] = []
         public static let takenOverKept = 100
 
+        /// This node's claims its last run left unfinished, and what its journal said of each (see
+        /// ``OwnClaimRun``). Optional so reports journaled before it existed still decode; nil when none.
+        public var ownClaims: [OwnClaimRun]?
+
         public init(node: String) { self.node = node }
 
         public mutating func append(_ runs: [TakenOverRun]) {
@@ -79,6 +83,18 @@ public struct RecoveryReport: Codable, Sendable, Equatable {
         public var action: String
         public init(task: String, slot: Int64, from: String, at: Int64, action: String) {
             (self.task, self.slot, self.from, self.at, self.action) = (task, slot, from, at, action)
+        }
+    }
+
+    /// One of this node's own unfinished claims, resolved at its start from its journal: a slot whose run began
+    /// here is marked finished (the mark was lost with the process); a slot that never began runs now.
+    public struct OwnClaimRun: Codable, Sendable, Equatable {
+        public var task: String
+        public var slot: Int64
+        /// `run (it never began: …)`, `marked finished (…)`, `not run (task …)`, or `decided again as a takeover from <node>`.
+        public var action: String
+        public init(task: String, slot: Int64, action: String) {
+            (self.task, self.slot, self.action) = (task, slot, action)
         }
     }
 

@@ -126,8 +126,8 @@ actor ClusterLink {
         attempt("take over the slots of lost nodes") { try opened().takeOver(afterSeconds: ClusterDatabase.heartbeatTimeoutSeconds) }
     }
 
-    /// This node's claims left unfinished by its last (clean) stop (nil when the database failed).
-    func ownUnfinishedClaims() -> [TakenOverSlot]? {
+    /// This node's claims its last run left unfinished (nil when the database failed).
+    func ownUnfinishedClaims() -> [OwnClaim]? {
         attempt("look up this node's unfinished claims") { try opened().ownUnfinishedClaims() }
     }
 

@@ -112,6 +112,17 @@ extension SchedulerEngine {
 
         if !interruptedRecords.isEmpty { try await record(contentsOf: interruptedRecords) }
 
+        // This node's own unfinished claims, settled by its journal (see ``resolveOwnClaims(_:rerunning:cluster:)``);
+        // not at a first start, whose journal knows none of them.
+        var ownRuns: [RecoveryRun] = []
+        var retaken: [TakenOverSlot] = []
+        if let cluster, previous != .firstStart, let own = await cluster.ownUnfinishedClaims(), !own.isEmpty {
+            let rerunning = Set(reruns.compactMap { run in run.slot.map { ClaimedSlot(task: run.task.rawValue, slot: $0) } })
+            let resolution = await resolveOwnClaims(own, rerunning: rerunning, cluster: cluster)
+            (ownRuns, retaken) = (resolution.runs, resolution.retaken)
+            report.cluster?.ownClaims = resolution.report
+        }
+
         // Slots that passed while the scheduler was down: the same rule the live timer applies after a stall.
         let now = clock.nowMilliseconds()
         var catchUps: [RecoveryRun] = []
@@ -134,15 +145,15 @@ extension SchedulerEngine {
         // One batch (one sync), not a sync per task: a thousand tasks down for a while is a thousand records.
         if !missedRecords.isEmpty { try await record(contentsOf: missedRecords) }
 
-        // What nodes that died or stopped left unfinished, as at every heartbeat; after a clean stop, also what
-        // this node claimed and never began (restarted before another node took it over).
+        // What nodes that died or stopped left unfinished, as at every heartbeat, and what this node had taken over
+        // from them and not begun.
         var takenOver: [RecoveryRun] = []
-        let ownUnstarted = previous == .clean ? await cluster?.ownUnfinishedClaims() ?? [] : []
-        if let cluster, let taken = await cluster.takeOver().map({ $0 + ownUnstarted }), !taken.isEmpty {
-            let (queues, decided) = await decide(taken, cluster)
+        let taken = await cluster?.takeOver() ?? []
+        if let cluster, !(taken + retaken).isEmpty {
+            let (queues, decided) = await decide(taken + retaken, cluster)
             report.cluster?.append(decided)
             // A slot this node's own catch-up or re-runs already cover is started once.
-            let planned = Set((reruns + catchUps).compactMap { run in run.slot.map { ClaimedSlot(task: run.task.rawValue, slot: $0) } })
+            let planned = Set((reruns + ownRuns + catchUps).compactMap { run in run.slot.map { ClaimedSlot(task: run.task.rawValue, slot: $0) } })
             takenOver = queues.flatMap(\.1).filter { run in run.slot.map { !planned.contains(ClaimedSlot(task: run.task.rawValue, slot: $0)) } ?? true }
         }
 
@@ -154,7 +165,7 @@ extension SchedulerEngine {
         try await record(.recoveryCompleted(journaled))
         recoveryReport = report
         saveRecoveryReport()
-        pendingRecoveryRuns = reruns + catchUps + takenOver
+        pendingRecoveryRuns = reruns + ownRuns + catchUps + takenOver
         note(Self.summary(of: report))
         return report
     }
@@ -235,6 +246,7 @@ extension SchedulerEngine {
         if cut.missedSlots.count > limit { cut.missedSlots.removeLast(cut.missedSlots.count - limit) }
         if cut.interruptedRuns.count > limit { cut.interruptedRuns.removeLast(cut.interruptedRuns.count - limit) }
         if let refused = cut.refusedRecords, refused.count > limit { cut.refusedRecords = Array(refused.prefix(limit)) }
+        if let own = cut.cluster?.ownClaims, own.count > limit { cut.cluster?.ownClaims = Array(own.prefix(limit)) }
         return cut
     }
 
@@ -249,6 +261,10 @@ extension SchedulerEngine {
         if report.viewRebuilt { parts.append("query view rebuilt") }
         if let refused = report.refusedRecords { parts.append("\(refused.count) records refused") }
         if let cluster = report.cluster, cluster.slotsTakenOver > 0 { parts.append("\(cluster.slotsTakenOver) slots taken over from other nodes") }
+        if let own = report.cluster?.ownClaims {
+            let runs = own.filter { $0.action.hasPrefix("run") }.count
+            parts.append("\(own.count) unfinished claims of this node settled (\(runs) never began and run now)")
+        }
         return parts.joined(separator: ", ")
     }
 }
