@@ -120,36 +120,9 @@ extension SchedulerEngine {
         let first = await journalAndSpawn(await keepClaimed(now.part, cluster))
         guard let later = now.rest else { return first }
         let kept = await keepClaimed(later, cluster, preferredElsewhere: true)
-        let ready = await skipOverlaps(kept, cluster)
-        let second = await journalAndSpawn(ready)
+        for run in kept.started { setCounted(run.runID, true) }
+        let second = await journalAndSpawn(kept)
         return zip(first, second).map { $0 ?? $1 }
-    }
-
-    /// Slots won after the fallback delay count as runs of their tasks again, except where a skip task began
-    /// another run here meanwhile: those slots are recorded missed (`overlap`), as ``prepare(_:missed:)`` does at
-    /// the firing, and their claims finished (no node is to run them). Without this, a preferred node dead, a
-    /// run longer than the interval and a fallback slower than it ran two slots of a skip task at once.
-    private func skipOverlaps(_ kept: PreparedFirings, _ cluster: ClusterLink) async -> PreparedFirings {
-        var overlapping: Set<ClaimedSlot> = []
-        for run in kept.started {
-            guard let slot = run.firing.slot else { continue }
-            if run.definition.policy.overlap == .skip, hasRuns(run.firing.task) {
-                overlapping.insert(ClaimedSlot(task: run.firing.task.rawValue, slot: slot))
-            } else {
-                setCounted(run.runID, true)
-            }
-        }
-        let (ready, skipped) = kept.subset { firing in
-            firing.slot.map { !overlapping.contains(ClaimedSlot(task: firing.task.rawValue, slot: $0)) } ?? true
-        }
-        guard let skipped else { return ready }
-        for run in skipped.started { unregisterRun(run.runID) }
-        let missed = skipped.started.compactMap { run in
-            run.firing.slot.map { JournalEntry.Event.runMissed(RunMissed(task: run.firing.task, slot: $0, count: 1, reason: .overlap)) }
-        }
-        guard (try? await record(contentsOf: missed)) != nil else { return ready }  // a journal failure stops the engine
-        for slot in overlapping { await cluster.finished(slot) }
-        return ready
     }
 
     /// Journals the firings as one batch, then spawns their runs.
