@@ -16,6 +16,9 @@ struct ClusterDatabaseTests {
         // b wins only what a does not hold; a claiming again gets its own slots back, never b's.
         #expect(try b.claim(slots) == [ClaimedSlot(task: "t1", slot: 101)])
         #expect(try a.claim(slots) == [ClaimedSlot(task: "t1", slot: 100), ClaimedSlot(task: "t2", slot: 100)])
+        // Once a's run of a slot ended (or a decided not to run it), a claims it no more.
+        try a.finish([ClaimedSlot(task: "t2", slot: 100)])
+        #expect(try a.claim(slots) == [ClaimedSlot(task: "t1", slot: 100)])
     }
 
     /// A node claiming slots that are normally another's (after the fallback delay) looks them up first: it gets

@@ -190,8 +190,9 @@ public final class ClusterDatabase {
     }
 
     /// Claims `slots` (task, slot in seconds since the epoch) for this node in one statement and returns those
-    /// it holds: the ones it won now and the ones it had won before (a restarted node may finish what it
-    /// claimed before a crash). A slot another node holds is not returned.
+    /// it holds: the ones it won now and the unfinished ones it had won before (a restarted node may finish what
+    /// it claimed before a crash). A slot another node holds is not returned, nor one whose run this node ended
+    /// or decided not to run (a restart's catch-up ran a slot it had just taken over and decided not to re-run).
     ///
     /// Rows are claimed in (task, slot) order, by every node: a losing claim locks the row it loses (`ON CONFLICT
     /// DO UPDATE … WHERE` locks even when it updates nothing), and two nodes locking the same slots in different
@@ -201,7 +202,7 @@ public final class ClusterDatabase {
         let slots = slots.sorted { ($0.task, $0.slot) < ($1.task, $1.slot) }
         let rows = try connection.query("""
             INSERT INTO keiji_claims (task, slot, node) SELECT t, s, $3 FROM unnest($1::text[], $2::bigint[]) AS u(t, s) ORDER BY t COLLATE "C", s
-            ON CONFLICT (task, slot) DO UPDATE SET node = excluded.node WHERE keiji_claims.node = excluded.node
+            ON CONFLICT (task, slot) DO UPDATE SET node = excluded.node WHERE keiji_claims.node = excluded.node AND NOT keiji_claims.finished
             RETURNING task, slot
             """, [PostgresConnection.arrayLiteral(slots.map(\.task)), PostgresConnection.arrayLiteral(slots.map { String($0.slot) }), node])
         return Set(rows.compactMap { row in
