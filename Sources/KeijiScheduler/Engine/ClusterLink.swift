@@ -1,5 +1,6 @@
 import Foundation
 import KeijiCore
+import Synchronization
 
 /// This node's connection to the cluster's tables (``ClusterDatabase``), on a thread of its own: a claim is a
 /// round trip to PostgreSQL on the firing path, and must not wait behind a view flush (which has its own
@@ -24,9 +25,11 @@ actor ClusterLink {
     private var pendingClaims: [(slots: [ClaimedSlot], lookUpFirst: Bool, reply: CheckedContinuation<Set<ClaimedSlot>?, Never>)] = []
     private var claimFlushQueued = false
     /// Runs ended whose claims are not yet marked finished (sent every ``finishDelay``; kept while the
-    /// database is away, at most ``finishBacklogLimit``).
-    private var pendingFinishes: [ClaimedSlot] = []
-    private var finishFlushQueued = false
+    /// database is away, at most ``finishBacklogLimit``), and whether a send is queued. Behind a lock rather than
+    /// this actor, so the engine hands them over without waiting for a statement in flight: a run counts as going
+    /// on until its mark is handed over, and behind a claim stalled for seconds the next slot of every task
+    /// became an overlap.
+    private nonisolated let pendingFinishes = Mutex<(slots: [ClaimedSlot], sendQueued: Bool)>(([], false))
     static let finishDelay: Duration = .milliseconds(100)
     static let finishBacklogLimit = 100_000
     /// The task binaries the commands name, downloaded beside this link (on their own thread).
@@ -98,24 +101,31 @@ actor ClusterLink {
         for (asked, _, reply) in batch { reply.resume(returning: held.map { $0.intersection(asked) }) }
     }
 
-    /// Notes that the run of a claimed slot has ended (its last attempt, whatever the outcome); marked in the
-    /// database within ``finishDelay``, several at once.
-    func finished(_ slot: ClaimedSlot) {
-        guard pendingFinishes.count < Self.finishBacklogLimit else { return }
-        pendingFinishes.append(slot)
-        guard !finishFlushQueued else { return }
-        finishFlushQueued = true
+    /// Notes that the runs of claimed slots have ended (their last attempts, whatever the outcome), or will not
+    /// run here; marked in the database within ``finishDelay``, several at once. A slot this node does not hold
+    /// is left as it is.
+    nonisolated func finished(_ slots: [ClaimedSlot]) {
+        guard !slots.isEmpty else { return }
+        let queueSend = pendingFinishes.withLock { pending in
+            pending.slots.append(contentsOf: slots.prefix(max(0, Self.finishBacklogLimit - pending.slots.count)))
+            defer { pending.sendQueued = true }
+            return !pending.sendQueued
+        }
+        guard queueSend else { return }
         Task {
             try? await Task.sleep(for: Self.finishDelay)
-            self.flushFinishes()
+            await self.flushFinishes()
         }
     }
 
     private func flushFinishes() {
-        finishFlushQueued = false
-        guard !pendingFinishes.isEmpty else { return }
-        if attempt("mark \(pendingFinishes.count) runs finished", { try opened().finish(pendingFinishes) }) != nil {
-            pendingFinishes = []
+        let slots = pendingFinishes.withLock { pending in
+            pending.sendQueued = false
+            return pending.slots
+        }
+        guard !slots.isEmpty else { return }
+        if attempt("mark \(slots.count) runs finished", { try opened().finish(slots) }) != nil {
+            pendingFinishes.withLock { $0.slots.removeFirst(slots.count) }  // those handed over meanwhile stay
         }
         // Else kept: sent again with the next run's end, or at the clean stop.
     }

@@ -139,8 +139,7 @@ extension SchedulerEngine {
 
     /// Polls for the other nodes' commands (LISTEN/NOTIFY would only make it sooner; a poll is what makes it sure).
     func pollCommandsPeriodically() async {
-        while !Task.isCancelled {
-            try? await Task.sleep(for: Self.commandPollInterval)
+        while (try? await Task.sleep(for: Self.commandPollInterval)) != nil {
             await pullCommands()
         }
     }

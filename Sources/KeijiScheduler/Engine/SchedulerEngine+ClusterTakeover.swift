@@ -11,7 +11,7 @@ extension SchedulerEngine {
     /// each slot's task policy says, one run after another per task; every decision goes in `recovery.json`.
     func takeOverAbandonedSlots() async {
         guard let cluster, phase == .running, let taken = await cluster.takeOver(), !taken.isEmpty else { return }
-        let (queues, decided) = await decide(taken, cluster)
+        let (queues, decided) = decide(taken, cluster)
         recoveryReport?.cluster?.append(decided)
         saveRecoveryReport()
         queueCatchUps(queues)
@@ -22,10 +22,11 @@ extension SchedulerEngine {
     /// only as its task's `rerunInterrupted` policy says, and at most ``interruptionLimit`` times in all.
     /// A slot not run is marked finished at once: nobody is to take it over again.
     /// - Returns: the runs to start, by task, in slot order, and the decisions for the report.
-    func decide(_ taken: [TakenOverSlot], _ cluster: ClusterLink) async -> (runs: [(TaskName, [RecoveryRun])], decided: [RecoveryReport.TakenOverRun]) {
+    func decide(_ taken: [TakenOverSlot], _ cluster: ClusterLink) -> (runs: [(TaskName, [RecoveryRun])], decided: [RecoveryReport.TakenOverRun]) {
         let now = clock.nowMilliseconds()
         var queues: [TaskName: [RecoveryRun]] = [:]
         var decided: [RecoveryReport.TakenOverRun] = []
+        var notRun: [ClaimedSlot] = []
         for slot in taken.sorted(by: { ($0.task, $0.slot) < ($1.task, $1.slot) }) {
             let action: String
             var run: RecoveryRun?
@@ -50,9 +51,10 @@ extension SchedulerEngine {
             if let run {
                 queues[run.task, default: []].append(run)
             } else {
-                await cluster.finished(ClaimedSlot(task: slot.task, slot: slot.slot))
+                notRun.append(ClaimedSlot(task: slot.task, slot: slot.slot))
             }
         }
+        cluster.finished(notRun)
         let started = queues.values.reduce(0) { $0 + $1.count }
         let sources = Set(taken.map(\.from)).sorted().joined(separator: ", ")
         note("cluster: took over \(taken.count) unfinished slots of \(sources); \(started) run here, the others not (recovery.json says why)")

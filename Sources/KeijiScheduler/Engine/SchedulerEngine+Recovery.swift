@@ -118,7 +118,7 @@ extension SchedulerEngine {
         var retaken: [TakenOverSlot] = []
         if let cluster, previous != .firstStart, let own = await cluster.ownUnfinishedClaims(), !own.isEmpty {
             let rerunning = Set(reruns.compactMap { run in run.slot.map { ClaimedSlot(task: run.task.rawValue, slot: $0) } })
-            let resolution = await resolveOwnClaims(own, rerunning: rerunning, cluster: cluster)
+            let resolution = resolveOwnClaims(own, rerunning: rerunning, cluster: cluster)
             (ownRuns, retaken) = (resolution.runs, resolution.retaken)
             report.cluster?.ownClaims = resolution.report
         }
@@ -150,7 +150,7 @@ extension SchedulerEngine {
         var takenOver: [RecoveryRun] = []
         let taken = await cluster?.takeOver() ?? []
         if let cluster, !(taken + retaken).isEmpty {
-            let (queues, decided) = await decide(taken + retaken, cluster)
+            let (queues, decided) = decide(taken + retaken, cluster)
             report.cluster?.append(decided)
             // A slot this node's own catch-up or re-runs already cover is started once.
             let planned = Set((reruns + ownRuns + catchUps).compactMap { run in run.slot.map { ClaimedSlot(task: run.task.rawValue, slot: $0) } })

@@ -48,6 +48,10 @@ extension SchedulerEngine {
         /// Each firing's index in `events` (nil: dropped).
         var recordIndex: [Int?]
         var started: [(runID: String, handle: RunHandle, firing: Firing, definition: TaskDefinition)]
+        /// Slots of dropped firings (and of those recorded missed) that this node may hold already: a retry's,
+        /// a re-run's, a catch-up's. Their claims are marked finished, or another node would take them over
+        /// once this one stops or dies, and run them.
+        var released: [ClaimedSlot] = []
 
         /// Splits the started firings by `keep`: `part` has those kept and every other record (`run.missed`),
         /// `rest` (nil when empty) the others' `run.started` records. Both keep ``recordIndex`` for every firing
@@ -55,7 +59,7 @@ extension SchedulerEngine {
         func subset(_ keep: (Firing) -> Bool) -> (part: PreparedFirings, rest: PreparedFirings?) {
             let moved = Set(started.filter { !keep($0.firing) }.map(\.runID))
             guard !moved.isEmpty else { return (self, nil) }
-            var part = PreparedFirings(events: [], recordIndex: [], started: started.filter { !moved.contains($0.runID) })
+            var part = PreparedFirings(events: [], recordIndex: [], started: started.filter { !moved.contains($0.runID) }, released: released)
             var rest = PreparedFirings(events: [], recordIndex: [], started: started.filter { moved.contains($0.runID) })
             var partIndex = [Int?](repeating: nil, count: events.count)
             var restIndex = [Int?](repeating: nil, count: events.count)
@@ -80,8 +84,11 @@ extension SchedulerEngine {
         var events = missed.map { JournalEntry.Event.runMissed($0) }
         var recordIndex = [Int?](repeating: nil, count: firings.count)
         var started: [(runID: String, handle: RunHandle, firing: Firing, definition: TaskDefinition)] = []
+        var released: [ClaimedSlot] = []
         for (index, firing) in firings.enumerated() {
             let name = firing.task
+            // A scheduled slot is claimed after this; any other may be held here already.
+            if let slot = firing.slot, firing.trigger != .schedule { released.append(ClaimedSlot(task: name.rawValue, slot: slot)) }
             guard let task = state.tasks[name] else { continue }
             // Checked here, at the last moment before run.started, not only when the run was planned: a catch-up,
             // re-run or retry queued earlier must not start for a task disabled or put in error since.
@@ -101,13 +108,15 @@ extension SchedulerEngine {
             events.append(.runStarted(RunStart(runID: runID, task: name, slot: firing.slot, attempt: firing.attempt, trigger: firing.trigger,
                                                interruptions: firing.interruptions)))
             started.append((runID, handle, firing, task.definition))
+            if firing.slot != nil, firing.trigger != .schedule { released.removeLast() }  // it runs
         }
-        return PreparedFirings(events: events, recordIndex: recordIndex, started: started)
+        return PreparedFirings(events: events, recordIndex: recordIndex, started: started, released: released)
     }
 
     /// The asynchronous half of ``fire(_:missed:)``: one journal batch, then the spawns.
     func commit(_ prepared: PreparedFirings) async -> [UInt64?] {
         guard let cluster else { return await journalAndSpawn(prepared) }
+        cluster.finished(prepared.released)
         // In a cluster: the slots this node is preferred for (and its own retries and re-runs) are claimed at once,
         // the rest after the fallback delay, when their preferred node has normally claimed them.
         let preference = slotPreference
@@ -304,7 +313,11 @@ extension SchedulerEngine {
     }
 
     private func retry(_ ended: EndedRun) async {
-        guard phase == .running, let task = state.tasks[ended.name], !task.isDisabled else { return }
+        guard phase == .running, let task = state.tasks[ended.name], !task.isDisabled else {
+            // No retry: the slot's claim (kept unfinished for it) is done with.
+            if let cluster, let slot = ended.slot { cluster.finished([ClaimedSlot(task: ended.name.rawValue, slot: slot)]) }
+            return
+        }
         // The retry carries the slot's interruption count: a restart during it still counts toward giving up.
         await fire(ended.name, slot: ended.slot, fireAtMs: clock.nowMilliseconds(), trigger: .retry, attempt: ended.attempt + 1,
                    interruptions: ended.interruptions)

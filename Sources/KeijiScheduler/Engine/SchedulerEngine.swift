@@ -154,8 +154,8 @@ public actor SchedulerEngine {
         if cluster != nil { commandPollTask = Task { [weak self] in await self?.pollCommandsPeriodically() } }
         if let cluster {
             heartbeatTask = Task { [weak self] in
-                while !Task.isCancelled {
-                    try? await Task.sleep(for: Self.heartbeatInterval)
+                // Ends when cancelled, never with one more beat: a beat after `leave()` marked the stopped node alive.
+                while (try? await Task.sleep(for: Self.heartbeatInterval)) != nil {
                     if let live = await cluster.heartbeat() {
                         await self?.setLiveNodes(live)
                         await self?.retryUnclaimedSlots()
@@ -185,9 +185,12 @@ public actor SchedulerEngine {
             for run in runs.values { await run.work?.value }
             await waitUntilNoRuns()  // every run.finished durable before the clean-stop mark
         }
-        viewFlushTask?.cancel()
-        heartbeatTask?.cancel()
-        commandPollTask?.cancel()
+        // Each loop ends at its next wait; one still in a step finishes it first (a heartbeat after `leave()`
+        // marked this node alive again, a command pulled after the journal closed was lost here).
+        for loop in [viewFlushTask, heartbeatTask, commandPollTask].compactMap({ $0 }) {
+            loop.cancel()
+            await loop.value
+        }
         await cluster?.leave()
         if !failed {
             _ = try? await record(.schedulerStopped(clean: true))
@@ -320,14 +323,12 @@ public actor SchedulerEngine {
         endedRuns.removeFirst(count)
         if !endedRuns.isEmpty { Task { await self.flushEndedRuns() } }
         _ = try? await record(contentsOf: batch.map(\.event))  // a journal failure stops the engine (failStop)
-        var finishedSlots: [ClaimedSlot] = []
-        for ended in batch {
-            settle(ended)
-            if !ended.willRetry, let slot = ended.slot { finishedSlots.append(ClaimedSlot(task: ended.name.rawValue, slot: slot)) }
-        }
-        if let cluster, !finishedSlots.isEmpty {
-            for slot in finishedSlots { await cluster.finished(slot) }  // no other node takes them over now
-        }
+        // Their claims are marked finished (no other node takes them over now) before the runs unregister: a stop
+        // waiting for the last run sends these marks with its `leave()`. Handed over one slot at a time after the
+        // runs had unregistered, the marks after the first came after `leave()`, and the process exited first.
+        let finishedSlots = batch.compactMap { ended in ended.willRetry ? nil : ended.slot.map { ClaimedSlot(task: ended.name.rawValue, slot: $0) } }
+        if let cluster, !finishedSlots.isEmpty { cluster.finished(finishedSlots) }
+        for ended in batch { settle(ended) }
     }
 
     /// Suspends until every record up to `lsn` is applied.
@@ -376,8 +377,7 @@ public actor SchedulerEngine {
     // MARK: - View and checkpoints
 
     private func flushViewPeriodically() async {
-        while !Task.isCancelled {
-            try? await Task.sleep(for: configuration.viewFlushInterval)
+        while (try? await Task.sleep(for: configuration.viewFlushInterval)) != nil {
             await flushView()
             if recordsSinceCheckpoint >= configuration.checkpointEvery, ContinuousClock.now - lastCheckpoint >= configuration.checkpointSpacing {
                 try? await writeCheckpoint()
