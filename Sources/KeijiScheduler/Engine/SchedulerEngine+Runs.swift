@@ -93,17 +93,26 @@ extension SchedulerEngine {
             // Checked here, at the last moment before run.started, not only when the run was planned: a catch-up,
             // re-run or retry queued earlier must not start for a task disabled or put in error since.
             if firing.trigger != .manual, task.isDisabled || task.isError { continue }
+            var counted = true
             if firing.trigger != .manual, task.definition.policy.overlap == .skip, hasRuns(name) {
                 guard let slot = firing.slot else { continue }
-                recordIndex[index] = events.count
-                events.append(.runMissed(RunMissed(task: name, slot: slot, count: 1, reason: .overlap)))
-                continue
+                if cluster != nil, !hasClaimedRuns(name) {
+                    // The task's only runs here are firings still waiting for their claims. Under a database stalled
+                    // for seconds every node had one, skipped the task's next slots as overlaps, and those ran
+                    // nowhere; so this one waits for its claim too, uncounted, and counts once won (two slots of the
+                    // task may then start at once: each slot running once comes first).
+                    counted = false
+                } else {
+                    recordIndex[index] = events.count
+                    events.append(.runMissed(RunMissed(task: name, slot: slot, count: 1, reason: .overlap)))
+                    continue
+                }
             }
             let runID = runIDs.next()
             let handle = RunHandle()
             // Registered before the await: a stop or shutdown during the append finds it (and a second firing of
             // a skip task in this batch sees it).
-            registerRun(runID, LiveRun(task: name, handle: handle, work: nil))
+            registerRun(runID, LiveRun(task: name, handle: handle, work: nil, counted: counted, awaitingClaim: cluster != nil && firing.slot != nil))
             recordIndex[index] = events.count
             events.append(.runStarted(RunStart(runID: runID, task: name, slot: firing.slot, attempt: firing.attempt, trigger: firing.trigger,
                                                interruptions: firing.interruptions)))
@@ -126,10 +135,12 @@ extension SchedulerEngine {
         }
         // While they wait, the others are no runs of their tasks here (see ``setCounted(_:_:)``).
         for run in now.rest?.started ?? [] { setCounted(run.runID, false) }
-        let first = await journalAndSpawn(await keepClaimed(now.part, cluster))
+        let won = await keepClaimed(now.part, cluster)
+        claimsWon(won.started.map(\.runID))
+        let first = await journalAndSpawn(won)
         guard let later = now.rest else { return first }
         let kept = await keepClaimed(later, cluster, preferredElsewhere: true)
-        for run in kept.started { setCounted(run.runID, true) }
+        claimsWon(kept.started.map(\.runID))
         let second = await journalAndSpawn(kept)
         return zip(first, second).map { $0 ?? $1 }
     }

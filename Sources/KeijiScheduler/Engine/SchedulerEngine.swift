@@ -111,6 +111,8 @@ public actor SchedulerEngine {
         var work: Task<Void, Never>?
         /// Counted in ``activeRunCounts`` (what overlap looks at); not while it waits for a fallback claim.
         var counted = true
+        /// In a cluster, its slot's claim is not answered yet (see ``prepare(_:missed:)``).
+        var awaitingClaim = false
     }
 
     public init(configuration: SchedulerConfiguration) {
@@ -251,7 +253,20 @@ public actor SchedulerEngine {
 
     func registerRun(_ runID: String, _ run: LiveRun) {
         runs[runID] = run
-        activeRunCounts[run.task, default: 0] += 1
+        if run.counted { activeRunCounts[run.task, default: 0] += 1 }
+    }
+
+    /// Whether `name` has a run here that is more than a firing waiting for its slot's claim.
+    func hasClaimedRuns(_ name: TaskName) -> Bool {
+        hasRuns(name) && runs.values.contains { $0.task == name && $0.counted && !$0.awaitingClaim }
+    }
+
+    /// The claims of `runIDs` were won: they count as runs of their tasks from now on.
+    func claimsWon(_ runIDs: [String]) {
+        for runID in runIDs {
+            runs[runID]?.awaitingClaim = false
+            setCounted(runID, true)
+        }
     }
 
     func unregisterRun(_ runID: String) {
