@@ -105,6 +105,13 @@ struct ClusterDatabaseTests {
                                                 OwnClaim(task: "t", slot: 4, takenFrom: "c", interruptions: 1), OwnClaim(task: "v", slot: 1)])
         try b.finish([ClaimedSlot(task: "t", slot: 3), ClaimedSlot(task: "v", slot: 1)])
         #expect(try b.ownUnfinishedClaims().map(\.slot) == [2, 4])
+        // b stops cleanly before running them: dead nodes held them before, so they are not "never began".
+        try b.leave()
+        let d = try ClusterDatabase(url: url, node: "d")
+        try d.join()
+        #expect(try d.takeOver(afterSeconds: 10).sorted { $0.slot < $1.slot }
+                == [TakenOverSlot(task: "t", slot: 2, from: "b", fromStoppedNode: false, interruptions: 2),
+                    TakenOverSlot(task: "t", slot: 4, from: "b", fromStoppedNode: false, interruptions: 1)])
     }
 
     /// Old claims go in bounded steps, oldest first: a node deletes its own and those of nodes silent for longer

@@ -262,7 +262,8 @@ public final class ClusterDatabase {
             """, [node, String(lease), String(window)]).compactMap { row in
             guard let task = row[0], let slot = row[1].flatMap({ Int64($0) }), let from = row[2],
                   let interruptions = row[4].flatMap({ Int($0) }) else { return nil }
-            return TakenOverSlot(task: task, slot: slot, from: from, fromStoppedNode: row[3] == "t", interruptions: interruptions)
+            return TakenOverSlot(task: task, slot: slot, from: from, fromStoppedNode: row[3] == "t" && interruptions == 0,
+                                interruptions: interruptions)
         }
     }
 
@@ -371,8 +372,8 @@ public struct TakenOverSlot: Sendable, Equatable, Codable {
     public var slot: Int64
     /// The node that held it.
     public var from: String
-    /// That node stopped cleanly, so the slot's run never began (a stop ends every run it began); otherwise the
-    /// node died and its run may have been interrupted.
+    /// That node stopped cleanly and no node that held the claim before died, so the slot's run never began (a
+    /// stop ends every run it began); otherwise a holder died and its run may have been interrupted.
     public var fromStoppedNode: Bool
     /// Interruptions of this slot's runs by dead nodes so far, this one included.
     public var interruptions: Int

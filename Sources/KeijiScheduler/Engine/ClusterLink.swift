@@ -118,6 +118,13 @@ actor ClusterLink {
         }
     }
 
+    /// Sends the finish marks waiting now. A claim made after this call comes after them: a slot just decided not
+    /// to run is finished before a catch-up of the same slot can claim it (a finished claim is not claimed again;
+    /// with the marks 100 ms behind, a restart's catch-up ran such a slot).
+    func sendFinishes() {
+        flushFinishes()
+    }
+
     private func flushFinishes() {
         let slots = pendingFinishes.withLock { pending in
             pending.sendQueued = false
@@ -149,7 +156,8 @@ actor ClusterLink {
     /// Marks the node alive and returns the live nodes (nil when the database failed); also drops a bounded
     /// step of old claims, so the deletions keep pace with the claims a node makes.
     func heartbeat() -> [String]? {
-        attempt("heartbeat") {
+        defer { flushFinishes() }  // marks kept by a failed send go again, even with no run ending meanwhile
+        return attempt("heartbeat") {
             let live = try opened().heartbeat()
             try opened().forgetOldClaims()
             return live

@@ -12,6 +12,7 @@ extension SchedulerEngine {
     func takeOverAbandonedSlots() async {
         guard let cluster, phase == .running, let taken = await cluster.takeOver(), !taken.isEmpty else { return }
         let (queues, decided) = decide(taken, cluster)
+        await cluster.sendFinishes()
         recoveryReport?.cluster?.append(decided)
         saveRecoveryReport()
         queueCatchUps(queues)

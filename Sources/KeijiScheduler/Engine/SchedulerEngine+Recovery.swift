@@ -156,6 +156,9 @@ extension SchedulerEngine {
             let planned = Set((reruns + ownRuns + catchUps).compactMap { run in run.slot.map { ClaimedSlot(task: run.task.rawValue, slot: $0) } })
             takenOver = queues.flatMap(\.1).filter { run in run.slot.map { !planned.contains(ClaimedSlot(task: run.task.rawValue, slot: $0)) } ?? true }
         }
+        // Claims settled above are finished before any run claims: a catch-up of a slot just taken over and not
+        // to be re-run must find it finished.
+        await cluster?.sendFinishes()
 
         report.durationSeconds = (ContinuousClock.now - started).seconds
         let journaled = Self.journaled(report)

@@ -160,8 +160,9 @@ public actor SchedulerEngine {
                 while (try? await Task.sleep(for: Self.heartbeatInterval)) != nil {
                     if let live = await cluster.heartbeat() {
                         await self?.setLiveNodes(live)
-                        await self?.retryUnclaimedSlots()
+                        // Takeovers first: their finish marks are sent before the catch-ups below claim anything.
                         await self?.takeOverAbandonedSlots()
+                        await self?.retryUnclaimedSlots()
                     }
                 }
             }
