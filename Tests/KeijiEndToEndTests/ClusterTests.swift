@@ -11,7 +11,8 @@ import Testing
 /// appends `task slot node` to one probe file: the probe is the witness. After each disturbance (kill -9 of a node, SIGSTOP of a node), every slot due while the
 /// cluster ran must appear exactly once: never twice, and missing only where a node's recovery report says a
 /// run of that slot was interrupted (the tasks do not re-run interrupted runs, so those are the one bounded
-/// loss, and they are reported).
+/// loss, and they are reported), or where every node's journal shows the slot skipped by the overlap policy
+/// while a run of the task was going on there (after a stall, the slots that waited start together).
 /// One test at a time: each runs three schedulers, and six clusters at once (eighteen schedulers and buses on
 /// two cores) slowed the rest of the suite past its own generous limits.
 @Suite(.enabled(if: TestPostgresServer.available, "no PostgreSQL test server: run under scripts/test-postgres (sets KEIJI_TEST_POSTGRES_URL)"),
@@ -156,6 +157,10 @@ struct ClusterTests {
             }
         }
         #expect(through - from >= 5, "the cluster ran long enough to judge (\(from)…\(through))")
+        if !missing.isEmpty {
+            let skipped = try await skippedWhileRunning(cluster)
+            missing.removeAll { skipped.contains($0) }
+        }
         let logs = cluster.nodes.map { node in
             node.name + ": " + schedulerLog(node.session).split(separator: "\n").filter { $0.contains("cluster:") || $0.contains("stall") }.joined(separator: " | ")
         }
@@ -175,6 +180,36 @@ struct ClusterTests {
             #expect(r.status == 0, "journal verify on \(node.name): \(r.stdout)\(r.stderr)")
         }
         return lines
+    }
+
+    /// The slots ("task slot") every node recorded missed by the overlap policy while a run of the task it had
+    /// journaled was going on there: the tasks skip a slot that comes while a run is going, and after a stall
+    /// the slots that waited start together, so the next slot can find a run going on every node. A slot skipped
+    /// because of a firing still waiting for its claim (no `run.started` yet) is not one of these.
+    func skippedWhileRunning(_ cluster: Cluster) async throws -> Set<String> {
+        var perNode: [Set<String>] = []
+        for node in cluster.nodes {
+            var started: [String: (task: String, at: Int)] = [:]
+            var finished: [String: Int] = [:]
+            var overlaps: [(key: String, at: Int)] = []
+            for line in try await node.session.keiji("journal", "dump", "--json").stdout.split(separator: "\n") {
+                guard let object = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any],
+                      let record = object["record"] as? [String: Any], let type = record["type"] as? String,
+                      let at = record["at"] as? Int, let run = record["run"] as? [String: Any] else { continue }
+                switch type {
+                case "run.started": if let id = run["runID"] as? String, let task = run["task"] as? String { started[id] = (task, at) }
+                case "run.finished": if let id = run["runID"] as? String { finished[id] = at }
+                case "run.missed" where run["reason"] as? String == "overlap":
+                    if let task = run["task"] as? String, let slot = run["slot"] as? Int { overlaps.append(("\(task) \(slot)", at)) }
+                default: break
+                }
+            }
+            perNode.append(Set(overlaps.filter { overlap in
+                let task = overlap.key.split(separator: " ").first.map(String.init)
+                return started.contains { id, run in run.task == task && run.at <= overlap.at && (finished[id] ?? Int.max) >= overlap.at }
+            }.map(\.key)))
+        }
+        return perNode.dropFirst().reduce(perNode.first ?? []) { $0.intersection($1) }
     }
 
     func schedulerPID(_ node: Session) -> pid_t? { postgres.pid(of: "scheduler", in: node) }
@@ -389,7 +424,9 @@ struct ClusterTests {
     /// not make that slot an overlap on every node. It did, first for the slots normally another node's (the kill
     /// -9 test lost a slot of every task so on a slow disk), then, once a stall outlasted three slots and every
     /// node had a firing of the task waiting for its own claim, for all (a full suite run lost eight seconds of
-    /// slots so; these locks lost some in 3 of 3 runs). Every slot runs once.
+    /// slots so; these locks lost some in 3 of 3 runs). Every slot runs once, but for one that every node skipped
+    /// while a run of its task was really going on there: after a lock the slots that waited start together, and
+    /// on a busy machine their runs can still be going when the next slot comes (seen once in 17 runs).
     @Test func everySlotRunsOnceWhenTheDatabaseStallsForSeconds() async throws {
         try await withCluster { cluster in
             for node in cluster.nodes { try await start(node.session) }
