@@ -114,18 +114,14 @@ actor ClusterLink {
         guard queueSend else { return }
         Task {
             try? await Task.sleep(for: Self.finishDelay)
-            await self.flushFinishes()
+            await self.sendFinishes()
         }
     }
 
-    /// Sends the finish marks waiting now. A claim made after this call comes after them: a slot just decided not
-    /// to run is finished before a catch-up of the same slot can claim it (a finished claim is not claimed again;
-    /// with the marks 100 ms behind, a restart's catch-up ran such a slot).
+    /// Sends the finish marks waiting now (kept when the database fails). A claim made after this call comes after
+    /// them: a slot just decided not to run is finished before a catch-up of the same slot can claim it (a finished
+    /// claim is not claimed again; with the marks 100 ms behind, a restart's catch-up ran such a slot).
     func sendFinishes() {
-        flushFinishes()
-    }
-
-    private func flushFinishes() {
         let slots = pendingFinishes.withLock { pending in
             pending.sendQueued = false
             return pending.slots
@@ -134,7 +130,7 @@ actor ClusterLink {
         if attempt("mark \(slots.count) runs finished", { try opened().finish(slots) }) != nil {
             pendingFinishes.withLock { $0.slots.removeFirst(slots.count) }  // those handed over meanwhile stay
         }
-        // Else kept: sent again with the next run's end, or at the clean stop.
+        // Else kept: sent again at the next heartbeat, with the next run's end, or at the clean stop.
     }
 
     /// Takes over the unfinished claims of nodes silent for ``ClusterDatabase/heartbeatTimeoutSeconds`` or
@@ -156,18 +152,21 @@ actor ClusterLink {
     /// Marks the node alive and returns the live nodes (nil when the database failed); also drops a bounded
     /// step of old claims, so the deletions keep pace with the claims a node makes.
     func heartbeat() -> [String]? {
-        defer { flushFinishes() }  // marks kept by a failed send go again, even with no run ending meanwhile
-        return attempt("heartbeat") {
+        let live = attempt("heartbeat") {
             let live = try opened().heartbeat()
             try opened().forgetOldClaims()
             return live
         }
+        // Marks kept by a failed send go again, even with no run ending meanwhile; not while the database is away
+        // (each attempt would wait out another connection).
+        if live != nil { sendFinishes() }
+        return live
     }
 
     /// Marks the node stopped (a clean stop), after sending the finish marks still waiting: a claim left
     /// unfinished by a stopped node is taken over as a run that never began.
     func leave() {
-        flushFinishes()
+        sendFinishes()
         _ = attempt("leave") { try opened().leave() }
     }
 

@@ -19,6 +19,9 @@ extension SchedulerEngine {
         var attempt: Int
         /// Interruptions of this slot so far (re-runs only).
         var interruptions: Int?
+
+        /// Its slot's claim (nil for a manual run).
+        var claimedSlot: ClaimedSlot? { slot.map { ClaimedSlot(task: task.rawValue, slot: $0) } }
     }
 
     /// Recovery on start (DESIGN §3): replay; runs started but never finished become `interrupted` (and are
@@ -117,7 +120,7 @@ extension SchedulerEngine {
         var ownRuns: [RecoveryRun] = []
         var retaken: [TakenOverSlot] = []
         if let cluster, previous != .firstStart, let own = await cluster.ownUnfinishedClaims(), !own.isEmpty {
-            let rerunning = Set(reruns.compactMap { run in run.slot.map { ClaimedSlot(task: run.task.rawValue, slot: $0) } })
+            let rerunning = Set(reruns.compactMap(\.claimedSlot))
             let resolution = resolveOwnClaims(own, rerunning: rerunning, cluster: cluster)
             (ownRuns, retaken) = (resolution.runs, resolution.retaken)
             report.cluster?.ownClaims = resolution.report
@@ -153,8 +156,8 @@ extension SchedulerEngine {
             let (queues, decided) = decide(taken + retaken, cluster)
             report.cluster?.append(decided)
             // A slot this node's own catch-up or re-runs already cover is started once.
-            let planned = Set((reruns + ownRuns + catchUps).compactMap { run in run.slot.map { ClaimedSlot(task: run.task.rawValue, slot: $0) } })
-            takenOver = queues.flatMap(\.1).filter { run in run.slot.map { !planned.contains(ClaimedSlot(task: run.task.rawValue, slot: $0)) } ?? true }
+            let planned = Set((reruns + ownRuns + catchUps).compactMap(\.claimedSlot))
+            takenOver = queues.flatMap(\.1).filter { run in run.claimedSlot.map { !planned.contains($0) } ?? true }
         }
         // Claims settled above are finished before any run claims: a catch-up of a slot just taken over and not
         // to be re-run must find it finished.

@@ -16,6 +16,9 @@ extension SchedulerEngine {
         var trigger: RunTrigger
         var attempt = 1
         var interruptions: Int?
+
+        /// Its slot's claim (nil for a manual run).
+        var claimedSlot: ClaimedSlot? { slot.map { ClaimedSlot(task: task.rawValue, slot: $0) } }
     }
 
     /// Slots waiting out the fallback delay (``claimAfterFallbackDelay(_:)``), and who waits for their answer.
@@ -88,7 +91,7 @@ extension SchedulerEngine {
         for (index, firing) in firings.enumerated() {
             let name = firing.task
             // A scheduled slot is claimed after this; any other may be held here already.
-            if let slot = firing.slot, firing.trigger != .schedule { released.append(ClaimedSlot(task: name.rawValue, slot: slot)) }
+            if let slot = firing.claimedSlot, firing.trigger != .schedule { released.append(slot) }
             guard let task = state.tasks[name] else { continue }
             // Checked here, at the last moment before run.started, not only when the run was planned: a catch-up,
             // re-run or retry queued earlier must not start for a task disabled or put in error since.
@@ -182,7 +185,7 @@ extension SchedulerEngine {
     /// nothing more: the other nodes claim those slots as usual. Slots `preferredElsewhere` are claimed after the
     /// fallback delay, together with those of other ticks (see ``claimAfterFallbackDelay(_:)``).
     private func keepClaimed(_ prepared: PreparedFirings, _ cluster: ClusterLink, preferredElsewhere: Bool = false) async -> PreparedFirings {
-        let slots = prepared.started.compactMap { run in run.firing.slot.map { ClaimedSlot(task: run.firing.task.rawValue, slot: $0) } }
+        let slots = prepared.started.compactMap(\.firing.claimedSlot)
         guard !slots.isEmpty else { return prepared }
         let answer = preferredElsewhere ? await claimAfterFallbackDelay(slots) : await claim(slots, cluster)
         guard let held = answer else {
@@ -195,7 +198,7 @@ extension SchedulerEngine {
             return kept.part
         }
         guard held.count < slots.count else { return prepared }
-        let kept = prepared.subset { firing in firing.slot.map { held.contains(ClaimedSlot(task: firing.task.rawValue, slot: $0)) } ?? true }
+        let kept = prepared.subset { firing in firing.claimedSlot.map { held.contains($0) } ?? true }
         for run in kept.rest?.started ?? [] { unregisterRun(run.runID) }
         slotsHeldElsewhere += kept.rest?.started.count ?? 0
         return kept.part
@@ -283,6 +286,9 @@ extension SchedulerEngine {
         var interruptions: Int?
         var definition: TaskDefinition
         var willRetry: Bool
+
+        /// Its slot's claim (nil for a manual run).
+        var claimedSlot: ClaimedSlot? { slot.map { ClaimedSlot(task: name.rawValue, slot: $0) } }
     }
 
     /// Hands the run's end to the next `run.finished` batch (``flushEndedRuns()``) and returns: the run's task is
@@ -326,7 +332,7 @@ extension SchedulerEngine {
     private func retry(_ ended: EndedRun) async {
         guard phase == .running, let task = state.tasks[ended.name], !task.isDisabled else {
             // No retry: the slot's claim (kept unfinished for it) is done with.
-            if let cluster, let slot = ended.slot { cluster.finished([ClaimedSlot(task: ended.name.rawValue, slot: slot)]) }
+            if let cluster, let slot = ended.claimedSlot { cluster.finished([slot]) }
             return
         }
         // The retry carries the slot's interruption count: a restart during it still counts toward giving up.

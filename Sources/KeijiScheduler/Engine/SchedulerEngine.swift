@@ -342,7 +342,7 @@ public actor SchedulerEngine {
         // Their claims are marked finished (no other node takes them over now) before the runs unregister: a stop
         // waiting for the last run sends these marks with its `leave()`. Handed over one slot at a time after the
         // runs had unregistered, the marks after the first came after `leave()`, and the process exited first.
-        let finishedSlots = batch.compactMap { ended in ended.willRetry ? nil : ended.slot.map { ClaimedSlot(task: ended.name.rawValue, slot: $0) } }
+        let finishedSlots = batch.compactMap { ended in ended.willRetry ? nil : ended.claimedSlot }
         if let cluster, !finishedSlots.isEmpty { cluster.finished(finishedSlots) }
         for ended in batch { settle(ended) }
     }
