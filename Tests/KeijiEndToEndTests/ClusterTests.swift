@@ -1,5 +1,6 @@
 import CSpawn
 import Foundation
+import KeijiCore
 import Testing
 
 #if canImport(Glibc)
@@ -20,7 +21,9 @@ import Testing
 struct ClusterTests {
     typealias Session = WalkthroughTests.Session
     let postgres = PostgresViewTests()
-    static let tasks = ["alpha", "beta", "gamma"]
+    /// The probe tasks, one preferred by each node (``SlotPreference``: a task's slots go to one node), so every
+    /// node has runs of its own; `makeCluster` checks that the hash still shares them out so.
+    static let tasks = ["alpha", "gamma", "zeta"]
 
     struct Cluster {
         var nodes: [(name: String, session: Session)]
@@ -51,6 +54,9 @@ struct ClusterTests {
             nodes.append((name, s))
         }
         for task in Self.tasks { try await createProbeTask(task, on: nodes[0].1, probe: probe) }
+        let names = nodes.map(\.0)
+        let preferred = Set(Self.tasks.map { SlotPreference(nodes: names, me: names[0]).preferredNode(task: $0) })
+        #expect(preferred == Set(names), "each node is the preferred node of one probe task: \(preferred)")
         return Cluster(nodes: nodes, probe: probe, url: url, drop: drop)
     }
 
@@ -182,12 +188,14 @@ struct ClusterTests {
         return lines
     }
 
-    /// The slots ("task slot") every node recorded missed by the overlap policy while a run of the task it had
-    /// journaled was going on there: the tasks skip a slot that comes while a run is going, and after a stall
-    /// the slots that waited start together, so the next slot can find a run going on every node. A slot skipped
-    /// because of a firing still waiting for its claim (no `run.started` yet) is not one of these.
+    /// The slots ("task slot") a node recorded missed by the overlap policy while a run of the task it had
+    /// journaled was going on there, and holds in the database (a slot skipped so is held, finished, and no other
+    /// node runs it): after a stall the slots that waited start together, so the next slot can find a run going
+    /// on. A slot skipped because of a firing still waiting for its claim (no `run.started` yet) is not one of these.
     func skippedWhileRunning(_ cluster: Cluster) async throws -> Set<String> {
-        var perNode: [Set<String>] = []
+        let held = Set(try await postgres.psql(cluster.url, "SELECT task || ' ' || slot || ' ' || node FROM keiji_claims WHERE finished")
+            .split(separator: "\n").map(String.init))
+        var skipped: Set<String> = []
         for node in cluster.nodes {
             var started: [String: (task: String, at: Int)] = [:]
             var finished: [String: Int] = [:]
@@ -204,12 +212,13 @@ struct ClusterTests {
                 default: break
                 }
             }
-            perNode.append(Set(overlaps.filter { overlap in
+            skipped.formUnion(overlaps.filter { overlap in
                 let task = overlap.key.split(separator: " ").first.map(String.init)
-                return started.contains { id, run in run.task == task && run.at <= overlap.at && (finished[id] ?? Int.max) >= overlap.at }
-            }.map(\.key)))
+                return held.contains("\(overlap.key) \(node.name)")
+                    && started.contains { id, run in run.task == task && run.at <= overlap.at && (finished[id] ?? Int.max) >= overlap.at }
+            }.map(\.key))
         }
-        return perNode.dropFirst().reduce(perNode.first ?? []) { $0.intersection($1) }
+        return skipped
     }
 
     func schedulerPID(_ node: Session) -> pid_t? { postgres.pid(of: "scheduler", in: node) }
@@ -221,8 +230,9 @@ struct ClusterTests {
         (try? String(contentsOfFile: node.home + "/.keiji/logs/services/scheduler/scheduler.log", encoding: .utf8)) ?? "(no scheduler log)"
     }
 
-    /// kill -9 of one node while the others run: its slots are taken by the others at once (claims are per
-    /// slot, there is no leader to fail over); restarted, it catches up only what no node ran.
+    /// kill -9 of one node while the others run: the slots of its tasks are claimed by the others after the
+    /// fallback delay (claims are per slot, there is no leader to fail over); restarted, it catches up only what
+    /// no node ran.
     @Test func everySlotRunsOnceWhenANodeIsKilled() async throws {
         try await withCluster { cluster in
             for node in cluster.nodes { try await start(node.session) }
@@ -395,6 +405,45 @@ struct ClusterTests {
         }
     }
 
+    /// A `skip` task (the default overlap policy) whose runs take 2.5 s, every 1 s, on three nodes: its runs never
+    /// overlap, wherever they run. With a task's slots spread over the nodes per slot, the next slot usually went to
+    /// another node, which knew nothing of the run going on; and the node that skipped a slot left it unclaimed, so
+    /// the others claimed and ran it after the fallback delay. Every probe slot still runs once.
+    @Test func aSkipTasksRunsDoNotOverlapAcrossNodes() async throws {
+        try await withCluster { cluster in
+            let runs = (cluster.probe as NSString).deletingLastPathComponent + "/slow.log"
+            let stamp = "echo \"$KEIJI_SLOT $KEIJI_NODE $(date +%s.%N)\" >> \(runs)"
+            for node in cluster.nodes { try await start(node.session) }
+            let from = now() + 1
+            // Made once every node runs its own probe task: the nodes know each other, so no task moves meanwhile (a
+            // run going on a node that a task moves away from is not seen by its new node; docs/operations.md).
+            for node in cluster.nodes { #expect(await waitForRuns(by: node.name, more: 2, in: cluster), "\(node.name) ran slots") }
+            let r = try await cluster.nodes[0].session.keiji("task", "--create", "--name=slow", "--desc=slow", "--every", "1s",
+                                                             "--command", "\(stamp); sleep 2.5; \(stamp)")
+            #expect(r.status == 0, "\(r.stdout)\(r.stderr)")
+            // Each run writes two lines: its start and its end.
+            func lines() -> [(slot: String, node: String, at: Double)] {
+                ((try? String(contentsOfFile: runs, encoding: .utf8)) ?? "").split(separator: "\n").compactMap { line in
+                    let parts = line.split(separator: " ")
+                    guard parts.count == 3, let at = Double(parts[2]) else { return nil }
+                    return (String(parts[0]), String(parts[1]), at)
+                }
+            }
+            let ended = await postgres.eventually(.seconds(60)) { lines().count >= 10 }
+            #expect(ended, "slow ran five times: \(lines())")
+            try await stopAndCheckExactlyOnce(cluster, from: from, through: now() - 2)
+            // Each run from its start to its end (or to the end of the file, if the stop ended it first).
+            var spans: [String: (node: String, start: Double, end: Double)] = [:]
+            for line in lines() {
+                if let span = spans[line.slot] { spans[line.slot] = (span.node, span.start, line.at) } else { spans[line.slot] = (line.node, line.at, .infinity) }
+            }
+            let ordered = spans.sorted { $0.value.start < $1.value.start }
+            let overlapping = zip(ordered, ordered.dropFirst()).filter { $1.value.start < $0.value.end }
+                .map { "\($0.key) on \($0.value.node) and \($1.key) on \($1.value.node)" }
+            #expect(ordered.count >= 4 && overlapping.isEmpty, "runs of slow that overlapped: \(overlapping); runs: \(ordered.map { "\($0.key) \($0.value)" })")
+        }
+    }
+
     /// SIGSTOP of one node past its lease (10 s): the others run the slots it would have claimed, and take over
     /// what it left unfinished; resumed, its stall catch-up finds those slots claimed and runs none of them again,
     /// and a claim it sent before the pause is checked again before any run starts.
@@ -517,24 +566,24 @@ struct ClusterTests {
             let (a, b, c) = (cluster.nodes[0].session, cluster.nodes[1].session, cluster.nodes[2].session)
             try await start(a)
             try await start(b)
-            #expect(await postgres.eventually(.seconds(30)) { try await definitions(in: b) == ["alpha": false, "beta": false, "gamma": false] },
+            #expect(await postgres.eventually(.seconds(30)) { try await definitions(in: b) == ["alpha": false, "gamma": false, "zeta": false] },
                     "node-b learned node-a's tasks")
-            // With node-c down: a create on b, a disable on b, a delete on a.
-            try await createProbeTask("delta", on: b, probe: cluster.probe)
+            // With node-c down: a create on b, a disable on b, a delete on a. `epsilon`'s preferred node is node-c.
+            try await createProbeTask("epsilon", on: b, probe: cluster.probe)
             var r = try await b.keiji("task", "--disable", "--name=alpha")
             #expect(r.status == 0, "\(r.stdout)\(r.stderr)")
-            r = try await a.keiji("task", "--delete", "--name=beta")
+            r = try await a.keiji("task", "--delete", "--name=zeta")
             #expect(r.status == 0, "\(r.stdout)\(r.stderr)")
             try await start(c)
-            let expected = ["alpha": true, "gamma": false, "delta": false]
+            let expected = ["alpha": true, "gamma": false, "epsilon": false]
             for node in cluster.nodes {
                 let converged = await postgres.eventually(.seconds(30)) { try await definitions(in: node.session) == expected }
                 let found = (try? await definitions(in: node.session)) ?? [:]
                 #expect(converged, "\(node.name) has the cluster's definitions: \(found)")
             }
-            // The task made on node-b runs on node-c too (its slots are shared out like the others').
-            #expect(await postgres.eventually(.seconds(60)) { probeLines(cluster).contains { $0.task == "delta" && $0.node == "node-c" } },
-                    "node-c runs delta")
+            // The task made on node-b while node-c was down runs on node-c, its preferred node, once it is back.
+            #expect(await postgres.eventually(.seconds(60)) { probeLines(cluster).contains { $0.task == "epsilon" && $0.node == "node-c" } },
+                    "node-c runs epsilon")
             for node in cluster.nodes {
                 #expect(try await node.session.keiji("system", "--stop").status == 0)
                 let verify = try await node.session.keiji("journal", "verify")
@@ -545,7 +594,7 @@ struct ClusterTests {
     }
 
     /// A node that ran on SQLite before it joined brings its tasks along: each reaches every node (same anchor,
-    /// so the slots are the same on all), a disabled one stays disabled, and its slots are shared out.
+    /// so the slots are the same on all), a disabled one stays disabled, and it runs on its preferred node (node-a).
     @Test func tasksMadeBeforeANodeJoinedReachTheCluster() async throws {
         try await withCluster { cluster in
             let (a, c) = (cluster.nodes[0].session, cluster.nodes[2].session)
@@ -557,7 +606,7 @@ struct ClusterTests {
             try postgres.setDatabaseURL(cluster.url, in: c)
             try await start(a)
             try await start(c)
-            let expected = ["alpha": false, "beta": false, "gamma": false, "local": false, "quiet": true]
+            let expected = ["alpha": false, "gamma": false, "zeta": false, "local": false, "quiet": true]
             for node in [a, c] {
                 let converged = await postgres.eventually(.seconds(30)) { try await definitions(in: node) == expected }
                 let found = (try? await definitions(in: node)) ?? [:]

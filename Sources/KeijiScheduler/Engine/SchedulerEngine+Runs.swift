@@ -55,6 +55,9 @@ extension SchedulerEngine {
         /// a re-run's, a catch-up's. Their claims are marked finished, or another node would take them over
         /// once this one stops or dies, and run them.
         var released: [ClaimedSlot] = []
+        /// Scheduled slots skipped here by the overlap policy: held in the database as finished, so that no other
+        /// node (normally waiting out the fallback delay for them) runs them while this node's run goes on.
+        var skipped: [ClaimedSlot] = []
 
         /// Splits the started firings by `keep`: `part` has those kept and every other record (`run.missed`),
         /// `rest` (nil when empty) the others' `run.started` records. Both keep ``recordIndex`` for every firing
@@ -62,7 +65,8 @@ extension SchedulerEngine {
         func subset(_ keep: (Firing) -> Bool) -> (part: PreparedFirings, rest: PreparedFirings?) {
             let moved = Set(started.filter { !keep($0.firing) }.map(\.runID))
             guard !moved.isEmpty else { return (self, nil) }
-            var part = PreparedFirings(events: [], recordIndex: [], started: started.filter { !moved.contains($0.runID) }, released: released)
+            var part = PreparedFirings(events: [], recordIndex: [], started: started.filter { !moved.contains($0.runID) }, released: released,
+                                       skipped: skipped)
             var rest = PreparedFirings(events: [], recordIndex: [], started: started.filter { moved.contains($0.runID) })
             var partIndex = [Int?](repeating: nil, count: events.count)
             var restIndex = [Int?](repeating: nil, count: events.count)
@@ -88,6 +92,7 @@ extension SchedulerEngine {
         var recordIndex = [Int?](repeating: nil, count: firings.count)
         var started: [(runID: String, handle: RunHandle, firing: Firing, definition: TaskDefinition)] = []
         var released: [ClaimedSlot] = []
+        var skipped: [ClaimedSlot] = []
         for (index, firing) in firings.enumerated() {
             let name = firing.task
             // A scheduled slot is claimed after this; any other may be held here already.
@@ -108,6 +113,7 @@ extension SchedulerEngine {
                 } else {
                     recordIndex[index] = events.count
                     events.append(.runMissed(RunMissed(task: name, slot: slot, count: 1, reason: .overlap)))
+                    if cluster != nil, firing.trigger == .schedule { skipped.append(ClaimedSlot(task: name.rawValue, slot: slot)) }
                     continue
                 }
             }
@@ -122,19 +128,20 @@ extension SchedulerEngine {
             started.append((runID, handle, firing, task.definition))
             if firing.slot != nil, firing.trigger != .schedule { released.removeLast() }  // it runs
         }
-        return PreparedFirings(events: events, recordIndex: recordIndex, started: started, released: released)
+        return PreparedFirings(events: events, recordIndex: recordIndex, started: started, released: released, skipped: skipped)
     }
 
     /// The asynchronous half of ``fire(_:missed:)``: one journal batch, then the spawns.
     func commit(_ prepared: PreparedFirings) async -> [UInt64?] {
         guard let cluster else { return await journalAndSpawn(prepared) }
         cluster.finished(prepared.released)
-        // In a cluster: the slots this node is preferred for (and its own retries and re-runs) are claimed at once,
-        // the rest after the fallback delay, when their preferred node has normally claimed them.
+        await cluster.hold(prepared.skipped)
+        // In a cluster: the slots of tasks this node is preferred for (and its own retries and re-runs) are claimed
+        // at once, the rest after the fallback delay, when their preferred node has normally claimed them.
         let preference = slotPreference
         let now = prepared.subset { firing in
-            guard let slot = firing.slot, firing.trigger == .schedule || firing.trigger == .catchUp else { return true }
-            return preference.prefersMe(task: firing.task.rawValue, slot: slot)
+            guard firing.slot != nil, firing.trigger == .schedule || firing.trigger == .catchUp else { return true }
+            return preference.prefersMe(task: firing.task.rawValue)
         }
         // While they wait, the others are no runs of their tasks here (see ``setCounted(_:_:)``).
         for run in now.rest?.started ?? [] { setCounted(run.runID, false) }
