@@ -416,9 +416,12 @@ struct ClusterTests {
             for node in cluster.nodes { try await start(node.session) }
             let from = now() + 1
             // Made once every node runs its own probe task: the nodes know each other, so no task moves meanwhile (a
-            // run going on a node that a task moves away from is not seen by its new node; docs/operations.md).
+            // run going on a node that a task moves away from is not seen by its new node; docs/operations.md). Made
+            // on node-b, its preferred node: another node, learning of it first, could win its first slot after the
+            // fallback delay, and that run's node does not hold the next slot before node-b claims it.
             for node in cluster.nodes { #expect(await waitForRuns(by: node.name, more: 2, in: cluster), "\(node.name) ran slots") }
-            let r = try await cluster.nodes[0].session.keiji("task", "--create", "--name=slow", "--desc=slow", "--every", "1s",
+            #expect(SlotPreference(nodes: cluster.nodes.map(\.name), me: "node-b").prefersMe(task: "slow"))
+            let r = try await cluster.nodes[1].session.keiji("task", "--create", "--name=slow", "--desc=slow", "--every", "1s",
                                                              "--command", "\(stamp); sleep 2.5; \(stamp)")
             #expect(r.status == 0, "\(r.stdout)\(r.stderr)")
             // Each run writes two lines: its start and its end.

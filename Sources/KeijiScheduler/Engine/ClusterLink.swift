@@ -23,8 +23,6 @@ actor ClusterLink {
     /// flight go together in the next (group commit), so a node at a thousand firings a second makes a few
     /// hundred claim statements, not a thousand.
     private var pendingClaims: [(slots: [ClaimedSlot], lookUpFirst: Bool, reply: CheckedContinuation<Set<ClaimedSlot>?, Never>)] = []
-    /// Slots skipped here by the overlap policy, held (as finished) by a statement just before the next claims.
-    private var pendingHolds: [ClaimedSlot] = []
     private var claimFlushQueued = false
     /// Runs ended whose claims are not yet marked finished (sent every ``finishDelay``; kept while the
     /// database is away, at most ``finishBacklogLimit``), and whether a send is queued. Behind a lock rather than
@@ -33,6 +31,8 @@ actor ClusterLink {
     /// became an overlap.
     private nonisolated let pendingFinishes = Mutex<(slots: [ClaimedSlot], sendQueued: Bool)>(([], false))
     static let finishDelay: Duration = .milliseconds(100)
+    /// Slots skipped here by the overlap policy, to hold (``hold(_:)``), and whether a send is queued.
+    private nonisolated let pendingHolds = Mutex<(slots: [ClaimedSlot], sendQueued: Bool)>(([], false))
     static let finishBacklogLimit = 100_000
     /// The task binaries the commands name, downloaded beside this link (on their own thread).
     nonisolated let downloads: ClusterBinaryDownloads
@@ -87,34 +87,16 @@ actor ClusterLink {
         guard !slots.isEmpty else { return [] }
         return await withCheckedContinuation { reply in
             pendingClaims.append((slots, lookUpFirst, reply))
-            queueClaimFlush()
+            guard !claimFlushQueued else { return }
+            claimFlushQueued = true
+            Task { self.flushClaims() }  // queued behind the claims already waiting for this actor
         }
-    }
-
-    /// Holds `slots`, which this node skipped by the overlap policy while a run of their task goes on here, as
-    /// finished: the other nodes, which claim a task's slots only after the fallback delay when this node is its
-    /// preferred one, then leave them alone, instead of running them beside that run. A slot another node holds
-    /// already stays its (it runs there). Sent with the next claims, without waiting for the answer.
-    func hold(_ slots: [ClaimedSlot]) {
-        guard !slots.isEmpty else { return }
-        pendingHolds += slots
-        queueClaimFlush()
-    }
-
-    private func queueClaimFlush() {
-        guard !claimFlushQueued else { return }
-        claimFlushQueued = true
-        Task { self.flushClaims() }  // queued behind the claims already waiting for this actor
     }
 
     private func flushClaims() {
         claimFlushQueued = false
         let batch = pendingClaims
-        let holds = Set(pendingHolds)
         pendingClaims = []
-        pendingHolds = []
-        if !holds.isEmpty { _ = attempt("hold \(holds.count) skipped slots") { try opened().hold(holds) } }
-        guard !batch.isEmpty else { return }
         let lookUps = Set(batch.filter(\.lookUpFirst).flatMap(\.slots))
         let slots = Set(batch.filter { !$0.lookUpFirst }.flatMap(\.slots))  // one statement may not claim a row twice
         let held = attempt("claim \(slots.count + lookUps.count) slots") { try opened().claim(slots, lookingUpFirst: lookUps) }
@@ -136,6 +118,30 @@ actor ClusterLink {
             try? await Task.sleep(for: Self.finishDelay)
             await self.sendFinishes()
         }
+    }
+
+    /// Holds `slots`, which this node skipped by the overlap policy while a run of their task went on here, as
+    /// finished: the other nodes, which claim a task's slots only after the fallback delay when this node is its
+    /// preferred one, then find them held and leave them, instead of running them beside that run. A slot another
+    /// node holds already stays its (it runs there). Sent on this link's thread without the caller waiting, like
+    /// the finish marks; one that fails is not sent again (its use is over once the fallback delay has passed).
+    nonisolated func hold(_ slots: [ClaimedSlot]) {
+        guard !slots.isEmpty else { return }
+        let queueSend = pendingHolds.withLock { pending in
+            pending.slots += slots
+            defer { pending.sendQueued = true }
+            return !pending.sendQueued
+        }
+        guard queueSend else { return }
+        Task { await self.sendHolds() }
+    }
+
+    private func sendHolds() {
+        let slots = pendingHolds.withLock { pending in
+            defer { pending = ([], false) }
+            return Set(pending.slots)
+        }
+        _ = attempt("hold \(slots.count) slots skipped by the overlap policy") { try opened().hold(slots) }
     }
 
     /// Sends the finish marks waiting now (kept when the database fails). A claim made after this call comes after

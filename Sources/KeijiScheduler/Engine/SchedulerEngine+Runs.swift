@@ -135,7 +135,6 @@ extension SchedulerEngine {
     func commit(_ prepared: PreparedFirings) async -> [UInt64?] {
         guard let cluster else { return await journalAndSpawn(prepared) }
         cluster.finished(prepared.released)
-        await cluster.hold(prepared.skipped)
         // In a cluster: the slots of tasks this node is preferred for (and its own retries and re-runs) are claimed
         // at once, the rest after the fallback delay, when their preferred node has normally claimed them.
         let preference = slotPreference
@@ -148,6 +147,11 @@ extension SchedulerEngine {
         let won = await keepClaimed(now.part, cluster)
         claimsWon(won.started.map(\.runID))
         let first = await journalAndSpawn(won)
+        // Held once their run.missed records are durable (a crash in between would leave a slot held by this node
+        // that no journal mentions); not by a node alone in the cluster, where no one else would claim them.
+        if !won.skipped.isEmpty, first.contains(where: { $0 != nil }), preference.nodes.count > 1, phase == .running {
+            cluster.hold(won.skipped)
+        }
         guard let later = now.rest else { return first }
         let kept = await keepClaimed(later, cluster, preferredElsewhere: true)
         claimsWon(kept.started.map(\.runID))
