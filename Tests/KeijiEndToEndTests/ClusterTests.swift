@@ -405,6 +405,44 @@ struct ClusterTests {
         }
     }
 
+    /// The database refuses connections for a few seconds while a failing task's retries wait out their backoff:
+    /// each retry's slot, which the node holds, cannot be claimed again before it runs, and joins the slots the
+    /// node could not claim. When the database answers, the task's catch-up policy (`skip`) runs none of them, and
+    /// the claims the node held are finished. Left unfinished, they were taken over once the node stopped or
+    /// died, and run again.
+    @Test func slotsNotCaughtUpAfterAnOutageHaveTheirClaimsFinished() async throws {
+        try await withCluster { cluster in
+            let node = cluster.nodes[0]
+            let r = try await node.session.keiji("task", "--create", "--name=flaky", "--desc=fails", "--every", "1s", "--retries", "1",
+                                                 "--retry-backoff", "2", "--continue-on-error", "true", "--catch-up", "skip", "--command",
+                                                 "echo \"$KEIJI_TASK_NAME $KEIJI_SLOT $KEIJI_NODE\" >> \(cluster.probe); exit 1")
+            #expect(r.status == 0, "\(r.stdout)\(r.stderr)")
+            try await start(node.session)
+            #expect(await postgres.eventually(.seconds(60)) { probeLines(cluster).filter { $0.task == "flaky" }.count >= 2 }, "flaky ran")
+            var admin = try #require(URLComponents(string: cluster.url))
+            let database = String(admin.path.dropFirst())
+            admin.path = "/postgres"
+            let server = try #require(admin.string)
+            try await postgres.psql(server, "ALTER DATABASE \(database) ALLOW_CONNECTIONS false")
+            try await postgres.psql(server, "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE datname = '\(database)'")
+            // Longer than the backoff: retries come due and find the database away.
+            let cut = ContinuousClock.now
+            let failed = await postgres.eventually(.seconds(30)) { schedulerLog(node.session).contains("this node starts no slot") }
+            _ = await postgres.eventually(.seconds(10)) { ContinuousClock.now - cut > .seconds(4) }
+            try await postgres.psql(server, "ALTER DATABASE \(database) ALLOW_CONNECTIONS true")
+            #expect(failed, "the node noticed the outage: \(schedulerLog(node.session))")
+            let answered = await postgres.eventually(.seconds(30)) { schedulerLog(node.session).contains("the database answers again") }
+            #expect(answered, "the node claims again: \(schedulerLog(node.session))")
+            // No retry or slot after this: every claim of flaky is then finished once its run ends.
+            #expect(try await node.session.keiji("task", "--disable", "--name=flaky").status == 0)
+            let unfinished = "SELECT coalesce(string_agg(slot::text, ' '), '') FROM keiji_claims WHERE task = 'flaky' AND NOT finished"
+            let settled = await postgres.eventually(.seconds(30)) { try await postgres.psql(cluster.url, unfinished).isEmpty }
+            let left = (try? await postgres.psql(cluster.url, unfinished)) ?? "?"
+            #expect(settled, "flaky's claims left unfinished: \(left); \(schedulerLog(node.session))")
+            #expect(try await node.session.keiji("system", "--stop").status == 0)
+        }
+    }
+
     /// A `skip` task (the default overlap policy) whose runs take 2.5 s, every 1 s, on three nodes: its runs never
     /// overlap, wherever they run. With a task's slots spread over the nodes per slot, the next slot usually went to
     /// another node, which knew nothing of the run going on; and the node that skipped a slot left it unclaimed, so

@@ -158,25 +158,33 @@ extension SchedulerEngine {
     /// The database answers again: the slots this node could not claim meanwhile are claimed now, as a restart
     /// would treat slots missed while down: by each task's catch-up policy (`skip`: none, `once`: the latest,
     /// `all`: up to its limit), one after another. Slots another node ran meanwhile are held by it and not run.
+    /// The others are finished where this node holds them (a retry's or a re-run's slot, claimed before the
+    /// outage): left unfinished, such a claim was taken over once the node stopped or died, and run again.
     func retryUnclaimedSlots() {
         guard !unclaimedSlots.isEmpty, phase == .running else { return }
         let pending = unclaimedSlots
         unclaimedSlots = [:]
         unclaimedSlotCount = 0
         var queues: [(TaskName, [RecoveryRun])] = []
+        var dropped: [ClaimedSlot] = []
         var claiming = 0, total = 0
         for (name, slots) in pending.sorted(by: { $0.key < $1.key }) {
             let sorted = Array(Set(slots)).sorted()
             total += sorted.count
-            guard let task = state.tasks[name], !task.isDisabled, !task.isError, let latest = sorted.last else { continue }
-            let chosen: [Int64] = switch task.definition.policy.catchUp {
-            case .skip: []
-            case .once: [latest]
-            case .all: Array(sorted.suffix(task.definition.policy.catchUpLimit))
+            var chosen: [Int64] = []
+            if let task = state.tasks[name], !task.isDisabled, !task.isError, let latest = sorted.last {
+                chosen = switch task.definition.policy.catchUp {
+                case .skip: []
+                case .once: [latest]
+                case .all: Array(sorted.suffix(task.definition.policy.catchUpLimit))
+                }
             }
+            dropped += sorted.filter { !chosen.contains($0) }.map { ClaimedSlot(task: name.rawValue, slot: $0) }
+            guard !chosen.isEmpty else { continue }
             claiming += chosen.count
             queues.append((name, chosen.map { RecoveryRun(task: name, slot: $0, trigger: .catchUp, attempt: 1, interruptions: nil) }))
         }
+        cluster?.finished(dropped)
         note("cluster: the database answers again; of the \(total) slots this node could not claim meanwhile, \(claiming) are claimed now "
              + "(each task's catch-up policy; the ones another node ran stay its own)")
         queueCatchUps(queues)
