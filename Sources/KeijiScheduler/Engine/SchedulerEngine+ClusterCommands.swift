@@ -179,7 +179,7 @@ extension SchedulerEngine {
                 case .all: Array(sorted.suffix(task.definition.policy.catchUpLimit))
                 }
             }
-            dropped += sorted.filter { !chosen.contains($0) }.map { ClaimedSlot(task: name.rawValue, slot: $0) }
+            dropped += sorted.dropLast(chosen.count).map { ClaimedSlot(task: name.rawValue, slot: $0) }  // chosen: the latest ones
             guard !chosen.isEmpty else { continue }
             claiming += chosen.count
             queues.append((name, chosen.map { RecoveryRun(task: name, slot: $0, trigger: .catchUp, attempt: 1, interruptions: nil) }))
