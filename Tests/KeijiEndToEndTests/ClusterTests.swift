@@ -424,7 +424,9 @@ struct ClusterTests {
             admin.path = "/postgres"
             let server = try #require(admin.string)
             try await postgres.psql(server, "ALTER DATABASE \(database) ALLOW_CONNECTIONS false")
-            try await postgres.psql(server, "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE datname = '\(database)'")
+            try await postgres.psql(server, """
+                SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE datname = '\(database)' AND application_name = 'keiji'
+                """)
             // Longer than the backoff: retries come due and find the database away.
             let cut = ContinuousClock.now
             let failed = await postgres.eventually(.seconds(30)) { schedulerLog(node.session).contains("this node starts no slot") }

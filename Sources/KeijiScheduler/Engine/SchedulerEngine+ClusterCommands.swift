@@ -155,6 +155,17 @@ extension SchedulerEngine {
         unclaimedSlotCount += 1
     }
 
+    /// Drops `slots` from those this node could not claim (a takeover has decided them).
+    func forgetUnclaimed(_ slots: [ClaimedSlot]) {
+        guard !unclaimedSlots.isEmpty else { return }
+        for slot in slots {
+            guard let name = try? TaskName(slot.task), let waiting = unclaimedSlots[name] else { continue }
+            let left = waiting.filter { $0 != slot.slot }
+            unclaimedSlotCount -= waiting.count - left.count
+            unclaimedSlots[name] = left.isEmpty ? nil : left
+        }
+    }
+
     /// The database answers again: the slots this node could not claim meanwhile are claimed now, as a restart
     /// would treat slots missed while down: by each task's catch-up policy (`skip`: none, `once`: the latest,
     /// `all`: up to its limit), one after another. Slots another node ran meanwhile are held by it and not run.

@@ -56,6 +56,9 @@ extension SchedulerEngine {
             }
         }
         cluster.finished(notRun)
+        // Decided here: a slot also waiting among those a database outage kept from being claimed is not decided
+        // again by its catch-up policy (which would run it a second time, or finish the claim its re-run needs).
+        forgetUnclaimed(taken.map { ClaimedSlot(task: $0.task, slot: $0.slot) })
         let started = queues.values.reduce(0) { $0 + $1.count }
         let sources = Set(taken.map(\.from)).sorted().joined(separator: ", ")
         note("cluster: took over \(taken.count) unfinished slots of \(sources); \(started) run here, the others not (recovery.json says why)")
