@@ -199,16 +199,12 @@ public final class ClusterDatabase {
     /// orders deadlocked (the benchmark saw a second's wait, then an error, on every few ticks).
     public func claim(_ slots: [(task: String, slot: Int64)]) throws -> Set<ClaimedSlot> {
         guard !slots.isEmpty else { return [] }
-        let slots = slots.sorted { ($0.task, $0.slot) < ($1.task, $1.slot) }
         let rows = try connection.query("""
             INSERT INTO keiji_claims (task, slot, node) SELECT t, s, $3 FROM unnest($1::text[], $2::bigint[]) AS u(t, s) ORDER BY t COLLATE "C", s
             ON CONFLICT (task, slot) DO UPDATE SET node = excluded.node WHERE keiji_claims.node = excluded.node AND NOT keiji_claims.finished
             RETURNING task, slot
-            """, [PostgresConnection.arrayLiteral(slots.map(\.task)), PostgresConnection.arrayLiteral(slots.map { String($0.slot) }), node])
-        return Set(rows.compactMap { row in
-            guard let task = row[0], let slot = row[1].flatMap({ Int64($0) }) else { return nil }
-            return ClaimedSlot(task: task, slot: slot)
-        })
+            """, Self.unnestParameters(slots.map { ClaimedSlot(task: $0.task, slot: $0.slot) }) + [node])
+        return Self.claimedSlots(in: rows)
     }
 
     /// Claims `slots` and `lookUps` for this node, and returns the ones it holds. `lookUps` are slots another
@@ -234,17 +230,13 @@ public final class ClusterDatabase {
     @discardableResult
     public func hold(_ slots: Set<ClaimedSlot>) throws -> Set<ClaimedSlot> {
         guard !slots.isEmpty else { return [] }
-        let slots = slots.sorted { ($0.task, $0.slot) < ($1.task, $1.slot) }
         let rows = try connection.query("""
             INSERT INTO keiji_claims (task, slot, node, finished)
             SELECT t, s, $3, true FROM unnest($1::text[], $2::bigint[]) AS u(t, s) ORDER BY t COLLATE "C", s
             ON CONFLICT (task, slot) DO NOTHING
             RETURNING task, slot
-            """, [PostgresConnection.arrayLiteral(slots.map(\.task)), PostgresConnection.arrayLiteral(slots.map { String($0.slot) }), node])
-        return Set(rows.compactMap { row in
-            guard let task = row[0], let slot = row[1].flatMap({ Int64($0) }) else { return nil }
-            return ClaimedSlot(task: task, slot: slot)
-        })
+            """, Self.unnestParameters(slots) + [node])
+        return Self.claimedSlots(in: rows)
     }
 
     /// Marks the runs of `slots` ended (their last attempt finished, whatever its outcome): a claim left
@@ -256,14 +248,11 @@ public final class ClusterDatabase {
     /// rows for 150–550 marks, 4–10 ms). Joined plainly, it had scanned them by the heap: 25 ms for 100 marks.
     public func finish(_ slots: [ClaimedSlot]) throws {
         guard !slots.isEmpty else { return }
-        // Locked in the order claims lock them (byte order of the name, as `COLLATE "C"` and Swift's `<` on
-        // task names, which are ASCII).
-        let slots = slots.sorted { ($0.task, $0.slot) < ($1.task, $1.slot) }
         try connection.query("""
             UPDATE keiji_claims c SET finished = true FROM unnest($1::text[], $2::bigint[]) AS d(t, s)
             CROSS JOIN LATERAL (SELECT k.ctid AS id FROM keiji_claims k WHERE k.task = d.t AND k.slot = d.s) found
             WHERE c.ctid = found.id AND c.node = $3
-            """, [PostgresConnection.arrayLiteral(slots.map(\.task)), PostgresConnection.arrayLiteral(slots.map { String($0.slot) }), node])
+            """, Self.unnestParameters(slots) + [node])
     }
 
     /// Takes over the unfinished claims of nodes that stopped cleanly or whose heartbeat is older than
@@ -308,11 +297,27 @@ public final class ClusterDatabase {
         for row in try connection.query("""
             SELECT found.task, found.slot, found.node FROM unnest($1::text[], $2::bigint[]) AS d(t, s)
             CROSS JOIN LATERAL (SELECT task, slot, node FROM keiji_claims WHERE task = d.t AND slot = d.s) found
-            """, [PostgresConnection.arrayLiteral(slots.map(\.task)), PostgresConnection.arrayLiteral(slots.map { String($0.slot) })]) {
+            """, Self.unnestParameters(slots)) {
             guard let task = row[0], let slot = row[1].flatMap({ Int64($0) }), let node = row[2] else { continue }
             holders[ClaimedSlot(task: task, slot: slot)] = node
         }
         return holders
+    }
+
+    /// `slots` as the two arrays of `unnest($1::text[], $2::bigint[])`, in the order every statement locks claim
+    /// rows: by task in byte order (as `COLLATE "C"` and Swift's `<` on task names, which are ASCII), then slot.
+    /// Two nodes locking the same slots in different orders deadlocked.
+    private static func unnestParameters(_ slots: some Sequence<ClaimedSlot>) -> [String?] {
+        let slots = slots.sorted { ($0.task, $0.slot) < ($1.task, $1.slot) }
+        return [PostgresConnection.arrayLiteral(slots.map(\.task)), PostgresConnection.arrayLiteral(slots.map { String($0.slot) })]
+    }
+
+    /// The slots of rows that begin with `task, slot`.
+    private static func claimedSlots(in rows: [[String?]]) -> Set<ClaimedSlot> {
+        Set(rows.compactMap { row in
+            guard let task = row[0], let slot = row[1].flatMap({ Int64($0) }) else { return nil }
+            return ClaimedSlot(task: task, slot: slot)
+        })
     }
 
     /// Deletes up to `limit` claims older than ``claimRetention`` of this node, and as many of each node silent
