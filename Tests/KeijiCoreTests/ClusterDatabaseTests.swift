@@ -21,6 +21,47 @@ struct ClusterDatabaseTests {
         #expect(try a.claim(slots) == [ClaimedSlot(task: "t1", slot: 100)])
     }
 
+    /// A finish mark reads the rows it marks, not all of the node's claims, even with the statistics a young,
+    /// fast-growing claims table has (none yet); and it marks only this node's claims.
+    @Test func aFinishMarkReadsOnlyTheRowsItMarks() throws {
+        let (url, drop) = try TestPostgres.makeDatabase()
+        defer { drop() }
+        let a = try ClusterDatabase(url: url, node: "a"), b = try ClusterDatabase(url: url, node: "b")
+        // 20,000 finished claims of a (as a node has after 20 s at 1,000 slots a second), then 40 running.
+        try a.connection.query("""
+            INSERT INTO keiji_claims (task, slot, node, finished)
+            SELECT 'task-' || (i % 1000), 1000 + i / 1000, 'a', true FROM generate_series(0, 19999) AS i
+            """)
+        let running = (0..<40).map { ClaimedSlot(task: "task-\($0)", slot: 1020) }
+        #expect(try a.claim(running.map { ($0.task, $0.slot) }).count == 40)
+        let other = ClaimedSlot(task: "task-40", slot: 1020)
+        #expect(try b.claim([(other.task, other.slot)]) == [other])
+
+        let plan = try a.connection.query("EXPLAIN (ANALYZE, FORMAT JSON) " + ClusterDatabase.finishStatement,
+                                          ClusterDatabase.unnestParameters(running + [other]) + ["a"])
+        let rowsRead = try Self.rowsRead(from: explainText(plan), relation: "keiji_claims")
+        #expect(rowsRead <= 4 * 41, "the mark read \(rowsRead) claim rows for 41 slots")
+        #expect(try a.claim(running.map { ($0.task, $0.slot) }).isEmpty, "a's marked claims are finished")
+        #expect(try b.claim([(other.task, other.slot)]) == [other], "b's claim is not a's to finish")
+    }
+
+    /// The JSON text of an `EXPLAIN (FORMAT JSON)` answer.
+    private func explainText(_ rows: [[String?]]) -> String { rows.compactMap { $0.first ?? nil }.joined() }
+
+    /// Rows the plan's scans of `relation` returned, over all their loops.
+    private static func rowsRead(from json: String, relation: String) throws -> Double {
+        func walk(_ node: Any) -> Double {
+            guard let plan = node as? [String: Any] else { return (node as? [Any])?.reduce(0) { $0 + walk($1) } ?? 0 }
+            var rows = 0.0
+            if plan["Relation Name"] as? String == relation {  // PostgreSQL 18 gives fractional averages per loop
+                rows += ((plan["Actual Rows"] as? NSNumber)?.doubleValue ?? 0) * ((plan["Actual Loops"] as? NSNumber)?.doubleValue ?? 1)
+            }
+            for (key, value) in plan where key == "Plan" || key == "Plans" { rows += walk(value) }
+            return rows
+        }
+        return walk(try JSONSerialization.jsonObject(with: Data(json.utf8)))
+    }
+
     /// A slot a node skipped by its overlap policy is held by it, finished: no other node claims it (directly or
     /// after a lookup), nobody takes it over, and a slot another node held first stays that node's, unlocked.
     @Test func aSkippedSlotIsHeldFinishedAndClaimedByNoOne() throws {
