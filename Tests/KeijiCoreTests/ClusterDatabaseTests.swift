@@ -22,15 +22,16 @@ struct ClusterDatabaseTests {
     }
 
     /// A finish mark reads the rows it marks, not all of the node's claims, even with the statistics a young,
-    /// fast-growing claims table has (none yet); and it marks only this node's claims.
-    @Test func aFinishMarkReadsOnlyTheRowsItMarks() throws {
+    /// fast-growing claims table has (none yet), and it marks only this node's claims; a lookup of who holds
+    /// slots reads only those slots' rows.
+    @Test func finishMarksAndLookUpsReadOnlyTheirSlotsRows() throws {
         let (url, drop) = try TestPostgres.makeDatabase()
         defer { drop() }
         let a = try ClusterDatabase(url: url, node: "a"), b = try ClusterDatabase(url: url, node: "b")
-        // 20,000 finished claims of a (as a node has after 20 s at 1,000 slots a second), then 40 running.
+        // 10,000 finished claims of a (a node's first 10 s at 1,000 slots a second), then 40 running.
         try a.connection.query("""
             INSERT INTO keiji_claims (task, slot, node, finished)
-            SELECT 'task-' || (i % 1000), 1000 + i / 1000, 'a', true FROM generate_series(0, 19999) AS i
+            SELECT 'task-' || (i % 1000), 1000 + i / 1000, 'a', true FROM generate_series(0, 9999) AS i
             """)
         let running = (0..<40).map { ClaimedSlot(task: "task-\($0)", slot: 1020) }
         #expect(try a.claim(running.map { ($0.task, $0.slot) }).count == 40)
@@ -42,6 +43,15 @@ struct ClusterDatabaseTests {
         let rowsRead = try Self.rowsRead(from: explainText(plan), relation: "keiji_claims")
         #expect(rowsRead <= 4 * 41, "the mark read \(rowsRead) claim rows for 41 slots")
         #expect(try a.claim(running.map { ($0.task, $0.slot) }).isEmpty, "a's marked claims are finished")
+
+        // The fallback's lookup, the same way: by key, and only the slots someone holds come back.
+        let unclaimed = ClaimedSlot(task: "task-41", slot: 1020)
+        let lookUp = try a.connection.query("EXPLAIN (ANALYZE, FORMAT JSON) " + ClusterDatabase.holdersStatement,
+                                            ClusterDatabase.unnestParameters(running + [other, unclaimed]))
+        let lookedAt = try Self.rowsRead(from: explainText(lookUp), relation: "keiji_claims")
+        #expect(lookedAt <= 4 * 42, "the lookup read \(lookedAt) claim rows for 42 slots")
+        let holders = try a.holders(of: running + [other, unclaimed])
+        #expect(holders.count == 41 && holders[other] == "b" && holders[unclaimed] == nil && holders[running[0]] == "a")
         #expect(try b.claim([(other.task, other.slot)]) == [other], "b's claim is not a's to finish")
     }
 

@@ -298,19 +298,25 @@ public final class ClusterDatabase {
         }
     }
 
-    /// Which node holds each of `slots` now (slots nobody claimed are absent).
+    /// Which node holds each of `slots` now (slots nobody claimed are absent). Each slot is looked up by its
+    /// primary key in a scalar subquery, which the planner cannot turn into a join: as a `LATERAL` join it did,
+    /// and with a young table's statistics hashed the slots against a scan of every claim of every node (2.5 ms
+    /// for 41 slots against 12,000 claims, and growing with the claims kept), as ``finish(_:)`` once did.
     public func holders(of slots: [ClaimedSlot]) throws -> [ClaimedSlot: String] {
         guard !slots.isEmpty else { return [:] }
         var holders: [ClaimedSlot: String] = [:]
-        for row in try connection.query("""
-            SELECT found.task, found.slot, found.node FROM unnest($1::text[], $2::bigint[]) AS d(t, s)
-            CROSS JOIN LATERAL (SELECT task, slot, node FROM keiji_claims WHERE task = d.t AND slot = d.s) found
-            """, Self.unnestParameters(slots)) {
+        for row in try connection.query(Self.holdersStatement, Self.unnestParameters(slots)) {
             guard let task = row[0], let slot = row[1].flatMap({ Int64($0) }), let node = row[2] else { continue }
             holders[ClaimedSlot(task: task, slot: slot)] = node
         }
         return holders
     }
+
+    /// ``holders(of:)``'s statement (a test reads its plan); a slot nobody holds comes back with a NULL node.
+    static let holdersStatement = """
+        SELECT d.t, d.s, (SELECT k.node FROM keiji_claims k WHERE k.task = d.t AND k.slot = d.s)
+        FROM unnest($1::text[], $2::bigint[]) AS d(t, s)
+        """
 
     /// `slots` as the two arrays of `unnest($1::text[], $2::bigint[])`, in the order every statement locks claim
     /// rows: by task in byte order (as `COLLATE "C"` and Swift's `<` on task names, which are ASCII), then slot.
