@@ -21,9 +21,9 @@ struct ClusterDatabaseTests {
         #expect(try a.claim(slots) == [ClaimedSlot(task: "t1", slot: 100)])
     }
 
-    /// A finish mark reads the rows it marks, not all of the node's claims, even with the statistics a young,
-    /// fast-growing claims table has (none yet), and it marks only this node's claims; a lookup of who holds
-    /// slots reads only those slots' rows.
+    /// A finish mark reads the rows it marks, not all of the node's claims, whether the statistics know nothing
+    /// of the table (a young one) or nothing of the node (one that joined since), and it marks only this node's
+    /// claims; a lookup of who holds slots reads only those slots' rows.
     @Test func finishMarksAndLookUpsReadOnlyTheirSlotsRows() throws {
         let (url, drop) = try TestPostgres.makeDatabase()
         defer { drop() }
@@ -53,18 +53,35 @@ struct ClusterDatabaseTests {
         let holders = try a.holders(of: running + [other, unclaimed])
         #expect(holders.count == 41 && holders[other] == "b" && holders[unclaimed] == nil && holders[running[0]] == "a")
         #expect(try b.claim([(other.task, other.slot)]) == [other], "b's claim is not a's to finish")
+
+        // A node the statistics do not know yet (it joined after the last ANALYZE): its marks read only their rows too.
+        try a.connection.query("ANALYZE keiji_claims")
+        let c = try ClusterDatabase(url: url, node: "c")
+        try c.connection.query("""
+            INSERT INTO keiji_claims (task, slot, node, finished)
+            SELECT 'task-' || (i % 1000), 3000 + i / 1000, 'c', true FROM generate_series(0, 9999) AS i
+            """)
+        let newcomer = (0..<40).map { ClaimedSlot(task: "task-\($0)", slot: 3020) }
+        #expect(try c.claim(newcomer.map { ($0.task, $0.slot) }).count == 40)
+        let newcomerPlan = try c.connection.query("EXPLAIN (ANALYZE, FORMAT JSON) " + ClusterDatabase.finishStatement,
+                                                  ClusterDatabase.unnestParameters(newcomer) + ["c"])
+        let newcomerRead = try Self.rowsRead(from: explainText(newcomerPlan), relation: "keiji_claims")
+        #expect(newcomerRead <= 4 * 40, "the new node's mark read \(newcomerRead) claim rows for 40 slots")
+        #expect(try c.claim(newcomer.map { ($0.task, $0.slot) }).isEmpty, "c's marked claims are finished")
     }
 
     /// The JSON text of an `EXPLAIN (FORMAT JSON)` answer.
     private func explainText(_ rows: [[String?]]) -> String { rows.compactMap { $0.first ?? nil }.joined() }
 
-    /// Rows the plan's scans of `relation` returned, over all their loops.
+    /// Rows the plan's scans of `relation` read (returned or filtered out), over all their loops.
     private static func rowsRead(from json: String, relation: String) throws -> Double {
         func walk(_ node: Any) -> Double {
             guard let plan = node as? [String: Any] else { return (node as? [Any])?.reduce(0) { $0 + walk($1) } ?? 0 }
             var rows = 0.0
             if plan["Relation Name"] as? String == relation {  // PostgreSQL 18 gives fractional averages per loop
-                rows += ((plan["Actual Rows"] as? NSNumber)?.doubleValue ?? 0) * ((plan["Actual Loops"] as? NSNumber)?.doubleValue ?? 1)
+                let perLoop = ["Actual Rows", "Rows Removed by Filter", "Rows Removed by Index Recheck"]
+                    .reduce(0.0) { $0 + ((plan[$1] as? NSNumber)?.doubleValue ?? 0) }
+                rows += perLoop * ((plan["Actual Loops"] as? NSNumber)?.doubleValue ?? 1)
             }
             for (key, value) in plan where key == "Plan" || key == "Plans" { rows += walk(value) }
             return rows

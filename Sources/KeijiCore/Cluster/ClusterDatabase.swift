@@ -242,14 +242,14 @@ public final class ClusterDatabase {
     /// Marks the runs of `slots` ended (their last attempt finished, whatever its outcome): a claim left
     /// unfinished by a node that dies or stops is taken over by another (``takeOver(afterSeconds:)``).
     ///
-    /// Each row is found by its primary key in a subquery the planner cannot flatten (a scalar subquery per slot,
-    /// collected into an array of row addresses), so a mark costs the same however many claims the node has. As a
-    /// join (`FROM unnest(…)` with a `LATERAL` lookup), the planner, whose statistics of the young, fast-growing
-    /// table said a node has a few dozen claims, read all of the node's claims through `keiji_claims_by_node`
-    /// instead: in the benchmark 5.3 ms per mark of 41 slots against 12,000 claims, 40 % of the database's CPU, and
-    /// growing with the claims kept (7 days). The rows are locked in address order, as that plan locked them; no
-    /// other node's statement locks this node's claims of ended runs (claims made after the fallback delay look up
-    /// first and leave them, holds lock nothing), except a takeover, which locks in its own order anyway.
+    /// Each row is found by its primary key in a scalar subquery, which the planner cannot turn into a join, and
+    /// locked there (`FOR UPDATE`) in (task, slot) order, the order claims lock rows in. The node is compared as
+    /// `(node = $3) IS TRUE`, which no index answers: with `node = $3` the planner read all of the node's claims
+    /// through `keiji_claims_by_node` whenever the statistics said the node had few, as for a node that joined
+    /// after the last `ANALYZE` or a young table (and `NOT finished` in the lookup made it scan the unfinished
+    /// claims' index once per slot). As a join (`FROM unnest(…)` with a `LATERAL` lookup) it had
+    /// done so in the benchmark: 5.3 ms per mark of 41 slots on average, about 40 % of the database's CPU.
+    /// A claim taken over meanwhile is re-checked after the lock wait and left alone.
     public func finish(_ slots: [ClaimedSlot]) throws {
         guard !slots.isEmpty else { return }
         try connection.query(Self.finishStatement, Self.unnestParameters(slots) + [node])
@@ -258,9 +258,10 @@ public final class ClusterDatabase {
     /// ``finish(_:)``'s statement (a test reads its plan).
     static let finishStatement = """
         UPDATE keiji_claims SET finished = true
-        WHERE ctid = ANY (ARRAY(SELECT (SELECT k.ctid FROM keiji_claims k WHERE k.task = d.t AND k.slot = d.s)
+        WHERE ctid = ANY (ARRAY(SELECT (SELECT k.ctid FROM keiji_claims k
+                                        WHERE k.task = d.t AND k.slot = d.s AND (k.node = $3) IS TRUE FOR UPDATE)
                                 FROM unnest($1::text[], $2::bigint[]) AS d(t, s)))
-          AND node = $3
+          AND (node = $3) IS TRUE AND NOT finished
         """
 
     /// Takes over the unfinished claims of nodes that stopped cleanly or whose heartbeat is older than
@@ -318,9 +319,10 @@ public final class ClusterDatabase {
         FROM unnest($1::text[], $2::bigint[]) AS d(t, s)
         """
 
-    /// `slots` as the two arrays of `unnest($1::text[], $2::bigint[])`, in the order every statement locks claim
-    /// rows: by task in byte order (as `COLLATE "C"` and Swift's `<` on task names, which are ASCII), then slot.
-    /// Two nodes locking the same slots in different orders deadlocked.
+    /// `slots` as the two arrays of `unnest($1::text[], $2::bigint[])`, in the order claims and finish marks lock
+    /// claim rows: by task in byte order (as `COLLATE "C"` and Swift's `<` on task names, which are ASCII), then
+    /// slot. Two nodes locking the same slots in different orders deadlocked. (A takeover locks a dead node's
+    /// rows in its plan's order; only the dead node's own statements could meet it there.)
     static func unnestParameters(_ slots: some Sequence<ClaimedSlot>) -> [String?] {
         let slots = slots.sorted { ($0.task, $0.slot) < ($1.task, $1.slot) }
         return [PostgresConnection.arrayLiteral(slots.map(\.task)), PostgresConnection.arrayLiteral(slots.map { String($0.slot) })]
