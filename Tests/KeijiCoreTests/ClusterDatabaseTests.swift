@@ -38,17 +38,13 @@ struct ClusterDatabaseTests {
         let other = ClaimedSlot(task: "task-40", slot: 1020)
         #expect(try b.claim([(other.task, other.slot)]) == [other])
 
-        let plan = try a.connection.query("EXPLAIN (ANALYZE, FORMAT JSON) " + ClusterDatabase.finishStatement,
-                                          ClusterDatabase.unnestParameters(running + [other]) + ["a"])
-        let rowsRead = try Self.rowsRead(from: explainText(plan), relation: "keiji_claims")
+        let rowsRead = try Self.claimRowsRead(on: a, ClusterDatabase.finishStatement, ClusterDatabase.unnestParameters(running + [other]) + ["a"])
         #expect(rowsRead <= 4 * 41, "the mark read \(rowsRead) claim rows for 41 slots")
         #expect(try a.claim(running.map { ($0.task, $0.slot) }).isEmpty, "a's marked claims are finished")
 
         // The fallback's lookup, the same way: by key, and only the slots someone holds come back.
         let unclaimed = ClaimedSlot(task: "task-41", slot: 1020)
-        let lookUp = try a.connection.query("EXPLAIN (ANALYZE, FORMAT JSON) " + ClusterDatabase.holdersStatement,
-                                            ClusterDatabase.unnestParameters(running + [other, unclaimed]))
-        let lookedAt = try Self.rowsRead(from: explainText(lookUp), relation: "keiji_claims")
+        let lookedAt = try Self.claimRowsRead(on: a, ClusterDatabase.holdersStatement, ClusterDatabase.unnestParameters(running + [other, unclaimed]))
         #expect(lookedAt <= 4 * 42, "the lookup read \(lookedAt) claim rows for 42 slots")
         let holders = try a.holders(of: running + [other, unclaimed])
         #expect(holders.count == 41 && holders[other] == "b" && holders[unclaimed] == nil && holders[running[0]] == "a")
@@ -63,22 +59,20 @@ struct ClusterDatabaseTests {
             """)
         let newcomer = (0..<40).map { ClaimedSlot(task: "task-\($0)", slot: 3020) }
         #expect(try c.claim(newcomer.map { ($0.task, $0.slot) }).count == 40)
-        let newcomerPlan = try c.connection.query("EXPLAIN (ANALYZE, FORMAT JSON) " + ClusterDatabase.finishStatement,
-                                                  ClusterDatabase.unnestParameters(newcomer) + ["c"])
-        let newcomerRead = try Self.rowsRead(from: explainText(newcomerPlan), relation: "keiji_claims")
+        let newcomerRead = try Self.claimRowsRead(on: c, ClusterDatabase.finishStatement, ClusterDatabase.unnestParameters(newcomer) + ["c"])
         #expect(newcomerRead <= 4 * 40, "the new node's mark read \(newcomerRead) claim rows for 40 slots")
         #expect(try c.claim(newcomer.map { ($0.task, $0.slot) }).isEmpty, "c's marked claims are finished")
     }
 
-    /// The JSON text of an `EXPLAIN (FORMAT JSON)` answer.
-    private func explainText(_ rows: [[String?]]) -> String { rows.compactMap { $0.first ?? nil }.joined() }
-
-    /// Rows the plan's scans of `relation` read (returned or filtered out), over all their loops.
-    private static func rowsRead(from json: String, relation: String) throws -> Double {
+    /// Runs `statement` under `EXPLAIN ANALYZE` on `database`'s connection and returns the rows its scans of
+    /// `keiji_claims` read (returned or filtered out), over all their loops.
+    private static func claimRowsRead(on database: ClusterDatabase, _ statement: String, _ parameters: [String?]) throws -> Double {
+        let json = try database.connection.query("EXPLAIN (ANALYZE, FORMAT JSON) " + statement, parameters)
+            .compactMap { $0.first ?? nil }.joined()
         func walk(_ node: Any) -> Double {
             guard let plan = node as? [String: Any] else { return (node as? [Any])?.reduce(0) { $0 + walk($1) } ?? 0 }
             var rows = 0.0
-            if plan["Relation Name"] as? String == relation {  // PostgreSQL 18 gives fractional averages per loop
+            if plan["Relation Name"] as? String == "keiji_claims" {  // PostgreSQL 18 gives fractional averages per loop
                 let perLoop = ["Actual Rows", "Rows Removed by Filter", "Rows Removed by Index Recheck"]
                     .reduce(0.0) { $0 + ((plan[$1] as? NSNumber)?.doubleValue ?? 0) }
                 rows += perLoop * ((plan["Actual Loops"] as? NSNumber)?.doubleValue ?? 1)

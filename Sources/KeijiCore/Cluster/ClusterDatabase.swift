@@ -243,13 +243,13 @@ public final class ClusterDatabase {
     /// unfinished by a node that dies or stops is taken over by another (``takeOver(afterSeconds:)``).
     ///
     /// Each row is found by its primary key in a scalar subquery, which the planner cannot turn into a join, and
-    /// locked there (`FOR UPDATE`) in (task, slot) order, the order claims lock rows in. The node is compared as
-    /// `(node = $3) IS TRUE`, which no index answers: with `node = $3` the planner read all of the node's claims
-    /// through `keiji_claims_by_node` whenever the statistics said the node had few, as for a node that joined
-    /// after the last `ANALYZE` or a young table (and `NOT finished` in the lookup made it scan the unfinished
-    /// claims' index once per slot). As a join (`FROM unnest(…)` with a `LATERAL` lookup) it had
-    /// done so in the benchmark: 5.3 ms per mark of 41 slots on average, about 40 % of the database's CPU.
-    /// A claim taken over meanwhile is re-checked after the lock wait and left alone.
+    /// locked there (`FOR UPDATE`) in (task, slot) order, the order claims lock rows in. As a join (`FROM
+    /// unnest(…)` with a `LATERAL` lookup), the planner read all of the node's claims through
+    /// `keiji_claims_by_node` for every mark of a young table: 5.3 ms per mark of 41 slots in the benchmark, about
+    /// 40 % of the database's CPU. The node is compared as `(node = $3) IS TRUE`, which no index answers: with
+    /// `node = $3` the planner did the same whenever the statistics said the node had few claims (a node that
+    /// joined after the last `ANALYZE`); with `NOT finished` in the lookup it scanned the unfinished claims' index
+    /// once per slot. A claim taken over meanwhile is re-checked after the lock wait and left alone.
     public func finish(_ slots: [ClaimedSlot]) throws {
         guard !slots.isEmpty else { return }
         try connection.query(Self.finishStatement, Self.unnestParameters(slots) + [node])
