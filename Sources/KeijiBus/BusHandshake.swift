@@ -121,7 +121,7 @@ enum BusHandshake {
             throw KeijiError(.unavailable, "keiji-bus at \(endpoint) \(silence); nothing was sent to it")
         }
         guard let challenge = try? BusWire.decode(Challenge.self, line), isNonce(challenge.nonce) else {
-            throw BusAuthenticationFailure(endpoint: endpoint, reason: "its answer is not a keiji-bus handshake")
+            throw BusAuthenticationFailure(endpoint: endpoint, reason: "its answer is not a keiji-bus handshake: \(BusWire.excerpt(line))")
         }
         let expected = proof(token: token, speaker: "bus", role: role, clientNonce: nonce, busNonce: challenge.nonce)
         let answer = proof(token: token, speaker: role.rawValue, role: role, clientNonce: nonce, busNonce: challenge.nonce)

@@ -25,6 +25,14 @@ enum BusWire {
         return (try? decode(IDOnly.self, line))?.id
     }
 
+    /// Up to `limit` bytes of an untrusted line, for a message that says what a peer sent: printable ASCII is
+    /// kept, every other byte shows as `?` (a hostile peer cannot put escape sequences on a terminal), and `…`
+    /// marks a cut.
+    static func excerpt(_ line: [UInt8], limit: Int = 80) -> String {
+        let shown = line.prefix(limit).map { (32...126).contains($0) ? Character(UnicodeScalar($0)) : "?" }
+        return String(shown) + (line.count > limit ? "…" : "")
+    }
+
     /// A short, single-line description of a decoding error for the `error` field.
     static func describe(_ error: any Error) -> String {
         switch error {

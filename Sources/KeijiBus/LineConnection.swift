@@ -63,7 +63,15 @@ final class LineConnection: Sendable {
     func write(_ line: some Collection<UInt8>, whileLocked prelude: () -> Void = {}) -> Bool {
         var bytes = Array(line)
         bytes.append(UInt8(ascii: "\n"))
-        return writeLock.withLock { _ -> Bool in
+        return writeExactly(bytes, whileLocked: prelude)
+    }
+
+    /// Writes `bytes` as they are, no newline added (``write(_:whileLocked:)`` without the framing; tests send
+    /// partial lines with it). The descriptor is only used under the write lock and while not closed, so a
+    /// write racing ``close()`` can never reach another socket that reused the number.
+    @discardableResult
+    func writeExactly(_ bytes: [UInt8], whileLocked prelude: () -> Void = {}) -> Bool {
+        writeLock.withLock { _ -> Bool in
             prelude()
             if closed.withLock({ $0 }) { return false }
             var done = 0
@@ -110,17 +118,20 @@ final class LineConnection: Sendable {
 
     /// Whether the peer has closed or reset the connection, without blocking or consuming data. A cheap
     /// last check before handing a command to a connection, on top of the reader noticing EOF.
+    /// The poll runs under the `closed` lock (it never blocks), so it cannot look at a socket that reused
+    /// the number after ``close()``.
     func peerHasClosed() -> Bool {
-        if closed.withLock({ $0 }) { return true }
         #if os(Linux)
         let rdhup: Int16 = 0x2000  // POLLRDHUP
         #else
         let rdhup: Int16 = 0
         #endif
-        var entry = pollfd(fd: fd, events: rdhup, revents: 0)
-        let result = poll(&entry, 1, 0)
-        guard result > 0 else { return false }
-        return entry.revents & (rdhup | Int16(POLLHUP) | Int16(POLLERR) | Int16(POLLNVAL)) != 0
+        return closed.withLock { isClosed in
+            if isClosed { return true }
+            var entry = pollfd(fd: fd, events: rdhup, revents: 0)
+            guard poll(&entry, 1, 0) > 0 else { return false }
+            return entry.revents & (rdhup | Int16(POLLHUP) | Int16(POLLERR) | Int16(POLLNVAL)) != 0
+        }
     }
 
     func setReadTimeout(_ timeout: Duration?) { Socket.setTimeout(fd, SO_RCVTIMEO, timeout) }

@@ -58,6 +58,21 @@ struct BusAuthenticationTests {
         }
     }
 
+    /// An answer that is not a challenge is quoted in the failure, so whoever reads it sees what answered;
+    /// bytes a terminal would act on are not passed through.
+    @Test(arguments: [(#"{"ok":true}"#, #"handshake: {"ok":true}); nothing"#),
+                      ("\u{1b}[2J\u{7}" + String(repeating: "x", count: 100), "handshake: ?[2J?" + String(repeating: "x", count: 75) + "…)")])
+    func theFailureQuotesAnAnswerThatIsNotAHandshake(answer: String, quoted: String) async throws {
+        let fake = try FakeBus { _ in [answer] }
+        defer { fake.stop() }
+        await #expect {
+            _ = try await BusClient(endpoint: fake.endpoint, token: testToken).send(request("x"), timeout: .seconds(30))
+        } throws: { error in
+            let message = (error as? BusAuthenticationFailure)?.message ?? ""
+            return message.contains(quoted) && !message.contains("\u{1b}") && !message.contains("\u{7}")
+        }
+    }
+
     /// A listener that accepts but never answers the hello (a wedged process, or our bus too loaded to
     /// answer in time) is not called an impostor: the client reports that it did not answer within the
     /// timeout and that nothing was sent, with the code the CLI treats like a bus that is not running.
@@ -260,6 +275,7 @@ struct BusAuthenticationTests {
         // this test's own resumptions wait for a busy cooperative pool), not by our own 100 s read timeout.
         #expect(ContinuousClock.now - started < .seconds(60))
         drip.cancel()
+        await drip.value  // no byte of the drip may still be on its way when `dripping` closes
     }
 
     @Test func anAuthenticatedConnectionOutlivesTheHandshakeDeadline() async throws {

@@ -117,19 +117,14 @@ final class RawClient: Sendable {
         }
     }
 
-    /// Writes `bytes` exactly as given (no newline added).
+    /// Writes `bytes` exactly as given (no newline added). Through the connection's own write, never the bare
+    /// descriptor: a send still on its way when the test closes this client (a dripping peer's last byte) then
+    /// finds it closed, instead of a socket of a parallel test that took the number (it once cut into a
+    /// concurrent client's hello, and that client's bus answered with a refusal).
     @discardableResult
     func sendRaw(_ bytes: [UInt8]) async -> Bool {
-        let fd = connection.fd
-        return (try? await DedicatedThread.run("test raw send") { () -> Bool in
-            var done = 0
-            while done < bytes.count {
-                let n = bytes.withUnsafeBytes { send(fd, $0.baseAddress! + done, $0.count - done, Socket.sendFlags) }
-                if n < 0 { if errno == EINTR { continue }; return false }
-                done += n
-            }
-            return true
-        }) ?? false
+        let connection = connection
+        return (try? await DedicatedThread.run("test raw send") { connection.writeExactly(bytes) }) ?? false
     }
 
     @discardableResult
@@ -149,7 +144,12 @@ final class RawClient: Sendable {
         return try JSONDecoder().decode(BusReply.self, from: Data(line))
     }
 
-    func close() { connection.close() }
+    /// Wakes a read in progress, waits for it to let go of the reader, then releases the descriptor: a read
+    /// never runs on a number another socket has taken.
+    func close() {
+        connection.shutdown()
+        reader.withLock { _ in connection.close() }
+    }
 }
 
 /// A port that is free now, chosen below Linux's ephemeral range (32768–60999) so no outgoing connection

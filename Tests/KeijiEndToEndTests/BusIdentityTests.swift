@@ -148,7 +148,13 @@ final class SquatterListener: Sendable {
         let thread = Thread { [self] in
             while true {
                 let client = accept(fd, nil, nil)
-                if client < 0 { if errno == EINTR { continue }; return }
+                if client < 0 {
+                    if errno == EINTR { continue }
+                    // Closed here, after the last accept, not in stop(): an accept after that close could take a
+                    // connection from another test's listener that got the number.
+                    close(fd)
+                    return
+                }
                 accepted.withLock { $0 += 1 }
                 Thread { [self] in serve(client) }.start()
             }
@@ -176,5 +182,6 @@ final class SquatterListener: Sendable {
 
     var receivedText: String { String(decoding: received.withLock { $0 }, as: UTF8.self) }
     var connections: Int { accepted.withLock { $0 } }
-    func stop() { shutdown(fd, Int32(SHUT_RDWR)); close(fd) }
+    /// Wakes the accept loop, which closes the listener.
+    func stop() { shutdown(fd, Int32(SHUT_RDWR)) }
 }
