@@ -40,7 +40,9 @@ let package = Package(
         // The scheduler's side of keiji-spawn-server (start it, send it requests with a descriptor) and the
         // protocol both sides share.
         .target(name: "CSpawn"),
-        .target(name: "KeijiBus", dependencies: ["KeijiCore"]),
+        // accept4 with close-on-exec for the bus (Swift's Glibc module does not import it).
+        .target(name: "CSocket"),
+        .target(name: "KeijiBus", dependencies: ["KeijiCore", "CSocket"]),
         // The task SDK: no dependencies, shipped as source into ~/keiji/sdk by `keiji init`.
         .target(name: "KeijiTaskKit"),
         .target(
@@ -83,7 +85,7 @@ let package = Package(
         .testTarget(name: "KeijiCoreTests", dependencies: ["KeijiCore"]),
         .testTarget(name: "KeijiSchedulerTests", dependencies: ["KeijiScheduler", "keiji-scheduler", "keiji-spawn-server"]),
         .testTarget(name: "KeijiBusTests", dependencies: ["KeijiBus", "keiji-bus"]),
-        .testTarget(name: "KeijiEndToEndTests", dependencies: ["keiji", "keiji-bus", "keiji-scheduler", "keiji-spawn-server", "KeijiJournal", "KeijiCore", "CSpawn"]),
+        .testTarget(name: "KeijiEndToEndTests", dependencies: ["keiji", "keiji-bus", "keiji-scheduler", "keiji-spawn-server", "KeijiJournal", "KeijiCore", "CSpawn", "CSocket"]),
         .testTarget(
             name: "KeijiJournalTests",
             dependencies: ["KeijiJournal", "CSQLite", "keiji-journal-writer"]

@@ -1,3 +1,4 @@
+import CSocket
 import KeijiCore
 import Synchronization
 
@@ -85,13 +86,8 @@ final class BusListener: Sendable {
     /// Blocks until a client connects. Acceptor thread only.
     func accept() -> Accepted {
         while true {
-            let client = Glibc.accept(fd, nil, nil)
-            if client >= 0 {
-                // accept4 is not imported without _GNU_SOURCE; the bus never forks, so setting close-on-exec
-                // right after accepting is equivalent here.
-                _ = fcntl(client, F_SETFD, FD_CLOEXEC)
-                return .connection(LineConnection(fd: client))
-            }
+            let client = keiji_accept_cloexec(fd)
+            if client >= 0 { return .connection(LineConnection(fd: client)) }
             let code = errno
             if closed.withLock({ $0 }) { return .stopped }
             switch code {

@@ -1,3 +1,4 @@
+import CSocket
 import Foundation
 import Synchronization
 import Testing
@@ -128,12 +129,14 @@ final class SquatterListener: Sendable {
     let port: UInt16
     private let received = Mutex<[UInt8]>([])
     private let accepted = Mutex(0)
+    /// `false` once the accept loop has closed the socket: from then on the number may belong to another test.
+    private let listening = Mutex(true)
 
     init() throws {
         var bound: (Int32, UInt16)?
         for _ in 0..<200 where bound == nil {
             let candidate = UInt16.random(in: 20000..<32000)
-            let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+            let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
             var address = sockaddr_in()
             address.sin_family = sa_family_t(AF_INET)
             address.sin_port = candidate.bigEndian
@@ -147,12 +150,15 @@ final class SquatterListener: Sendable {
         (fd, port) = bound
         let thread = Thread { [self] in
             while true {
-                let client = accept(fd, nil, nil)
+                let client = keiji_accept_cloexec(fd)
                 if client < 0 {
-                    if errno == EINTR { continue }
+                    if errno == EINTR || errno == ECONNABORTED { continue }
                     // Closed here, after the last accept, not in stop(): an accept after that close could take a
                     // connection from another test's listener that got the number.
-                    close(fd)
+                    listening.withLock { isListening in
+                        isListening = false
+                        close(fd)
+                    }
                     return
                 }
                 accepted.withLock { $0 += 1 }
@@ -182,6 +188,10 @@ final class SquatterListener: Sendable {
 
     var receivedText: String { String(decoding: received.withLock { $0 }, as: UTF8.self) }
     var connections: Int { accepted.withLock { $0 } }
-    /// Wakes the accept loop, which closes the listener.
-    func stop() { shutdown(fd, Int32(SHUT_RDWR)) }
+    /// Wakes the accept loop, which closes the listener (unless it has already).
+    func stop() {
+        listening.withLock { isListening in
+            if isListening { _ = shutdown(fd, Int32(SHUT_RDWR)) }
+        }
+    }
 }

@@ -36,7 +36,7 @@ struct DashboardTests {
 
     static func requestBlocking(_ port: UInt16, _ method: String, _ path: String, cookie: String?, form: [(String, String)]?,
                                 headers: [String: String]) throws -> Exchange {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         guard fd >= 0 else { throw CocoaError(.fileReadUnknown) }
         defer { close(fd) }
         var timeout = timeval(tv_sec: 60, tv_usec: 0)

@@ -36,7 +36,7 @@ struct MetricsEndpointTests {
 
     /// A socket listening on a loopback port (the kernel picks one for 0), and that port.
     static func listeningSocket(port: UInt16 = 0) throws -> (Int32, UInt16) {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         try #require(fd >= 0)
         var address = sockaddr_in()
         address.sin_family = sa_family_t(AF_INET)

@@ -136,7 +136,7 @@ struct SystemCommandTests {
 
     /// A listening socket on a free 127.0.0.1 port the kernel picks; closed by the caller.
     func occupyAPort() throws -> (fd: Int32, port: UInt16) {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         var address = sockaddr_in()
         address.sin_family = sa_family_t(AF_INET)
         address.sin_port = 0

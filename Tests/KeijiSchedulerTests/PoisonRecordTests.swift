@@ -100,7 +100,7 @@ struct PoisonRecordTests {
         var definition = try harness.commandTask("far", "true")
         definition.policy.timeoutSeconds = 1e16
         definition.policy.graceSeconds = .nan
-        let fd = open("/dev/null", O_WRONLY)
+        let fd = open("/dev/null", O_WRONLY | O_CLOEXEC)
         defer { close(fd) }
         let result = await RunExecutor(definition: definition, runID: "far-1", slot: nil, logDescriptor: fd, environment: EnvironmentBlock(), errorFile: nil).run(handle: RunHandle())
         #expect(result.outcome == .succeeded)

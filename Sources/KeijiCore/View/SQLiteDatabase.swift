@@ -14,6 +14,7 @@ public final class SQLiteDatabase {
         guard code == SQLITE_OK else {
             let message = handle.map { String(cString: sqlite3_errmsg($0)) } ?? "error \(code)"
             sqlite3_close(handle)
+            handle = nil  // deinit runs for an initializer that throws here, and must not close it again
             throw KeijiError(.database, "cannot open \(path): \(message)")
         }
         sqlite3_busy_timeout(handle, 5000)

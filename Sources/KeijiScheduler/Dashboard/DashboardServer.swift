@@ -136,7 +136,7 @@ struct DashboardRoutes: Sendable {
 
     /// 303 See Other: after a POST the browser GETs the target.
     static func redirect(_ location: String) -> HTTPResponse {
-        HTTPResponse(statusCode: .seeOther, headers: [.location: location])
+        HTTPResponse(statusCode: .seeOther, headers: [.location: location], body: Data())
     }
 
     static func notFound() -> HTTPResponse { text(.notFound, "404 not found\n") }
