@@ -8,10 +8,11 @@ import Testing
 /// restart or a stall at 0.5 s past a second must not skip (or catch up) the slot a task fires at 0.8 s.
 struct CatchUpRuleTests {
     /// A task every 10 s saved 800 ms into second `anchor`, so it fires at anchor + 10k s + 0.8 s.
-    func task(anchor: Int64, policy: CatchUpPolicy) throws -> TaskState {
+    func task(anchor: Int64, policy: CatchUpPolicy, limit: Int = 3) throws -> TaskState {
         var state = SchedulerState()
         var runPolicy = RunPolicy()
         runPolicy.catchUp = policy
+        runPolicy.catchUpLimit = limit
         let name = try TaskName("phased")
         let definition = TaskDefinition(name: name, description: "d", action: .command("true"), schedule: ScheduleSpec(.every(10, .seconds)),
                                         policy: runPolicy, directory: "/tmp/phased")
@@ -45,5 +46,23 @@ struct CatchUpRuleTests {
         let caught = try #require(plan(phased, nowMs: (anchor + 40) * 1000 + 100))
         #expect(caught.total == 3 && caught.toRun == [anchor + 30])
         #expect(caught.missed?.count == 2 && caught.missed?.slot == anchor + 20)
+    }
+
+    /// `all` runs the newest `catchUpLimit` slots, and the record of the ones given up names the last of those,
+    /// the slot before the first run (it named the first run's own slot, so a crash between that record and the
+    /// runs left the cursor past a slot that never ran). The plan's first slot is the first that passed, not
+    /// the first one it looked at (the recovery report printed a range shorter than its count).
+    @Test func catchUpAllRunsTheNewestSlotsAndRecordsTheOnesBeforeThem() throws {
+        let anchor: Int64 = 1_800_000_000
+        let phased = try task(anchor: anchor, policy: .all, limit: 3)
+        let caught = try #require(plan(phased, nowMs: (anchor + 200) * 1000 + 900))
+        #expect(caught.total == 20 && caught.firstSlot == anchor + 10 && caught.toRun == [anchor + 180, anchor + 190, anchor + 200])
+        #expect(caught.missed?.count == 17 && caught.missed?.slot == anchor + 170, "\(String(describing: caught.missed))")
+        // As many slots passed as the limit: all of them run, none is missed.
+        let few = try #require(plan(phased, nowMs: (anchor + 30) * 1000 + 900))
+        #expect(few.toRun == [anchor + 10, anchor + 20, anchor + 30] && few.missed == nil)
+        // One more: the first is missed.
+        let one = try #require(plan(phased, nowMs: (anchor + 40) * 1000 + 900))
+        #expect(one.toRun == [anchor + 20, anchor + 30, anchor + 40] && one.missed?.slot == anchor + 10 && one.missed?.count == 1)
     }
 }

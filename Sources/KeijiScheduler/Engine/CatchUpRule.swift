@@ -25,7 +25,8 @@ enum CatchUpRule {
     static func plan(for task: TaskState, calculator: ScheduleCalculator, after cursor: Int64, through nowMs: Int64,
                      rerunning: Bool) -> CatchUpPlan? {
         let policy = task.definition.policy
-        let keep = policy.catchUp == .all ? max(2, policy.catchUpLimit) : 2
+        // The slots that may run, and the one before them: the last slot given up, which the missed record names.
+        let keep = (policy.catchUp == .all ? policy.catchUpLimit : 1) + 1
         var through = nowMs / 1000
         var window = calculator.slots(after: cursor, through: through, limit: keep)
         // Jitter and phase only delay a slot, so only the newest few slots can still be ahead of `nowMs`.
@@ -47,6 +48,8 @@ enum CatchUpRule {
             let lastMissed = toRun.isEmpty ? last : window.slots[max(0, window.slots.count - toRun.count - 1)]
             missed = RunMissed(task: task.definition.name, slot: lastMissed, count: missedCount, reason: .downtime)
         }
-        return CatchUpPlan(total: total, firstSlot: window.slots.first ?? last, lastSlot: last, toRun: toRun, missed: missed)
+        // The window holds only the newest slots; the first that passed may lie before it.
+        let first = window.dropped > 0 ? calculator.nextSlot(after: cursor) ?? window.slots[0] : window.slots[0]
+        return CatchUpPlan(total: total, firstSlot: first, lastSlot: last, toRun: toRun, missed: missed)
     }
 }
