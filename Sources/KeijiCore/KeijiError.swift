@@ -13,6 +13,8 @@ public struct KeijiError: Error, Sendable, Equatable, CustomStringConvertible {
         public static let io = Code("io")
         public static let database = Code("database")
         public static let conflict = Code("conflict")
+        /// A running scheduler holds the journal: the command must go through the bus.
+        public static let journalHeld = Code("journalHeld")
         /// The command does not apply to the task as it is now (disabled, in error, already running, …).
         public static let refused = Code("refused")
         public static let spawn = Code("spawn")

@@ -12,40 +12,75 @@ struct CommandSender {
     let workspace: Workspace
     let settings: Settings
 
-    struct Delivery {
+    struct Delivery: Equatable {
         var lsn: UInt64
         var viaScheduler: Bool
         var description: String { viaScheduler ? "journal LSN \(lsn), acknowledged by the scheduler" : "journal LSN \(lsn), written offline" }
     }
 
+    /// How long a command waits for a running scheduler to connect to a running bus before the CLI gives up:
+    /// the link retries every 2 s at most, and its handshake took over 10 s on a 2-core machine at load 20.
+    static let linkWait: Duration = .seconds(30)
+
     func send(_ event: JournalEntry.Event) async throws -> Delivery {
-        if let token = try? String(contentsOfFile: workspace.busTokenFile, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines),
-            !token.isEmpty
-        {
-            let request = try BusRequest(id: UUID().uuidString.lowercased(), event: event)
-            let endpoint = BusEndpoints.resolve(workspace, settings: settings).push
+        let deadline = ContinuousClock.now + Self.linkWait
+        var waiting = false
+        while true {
+            let viaBus = try await sendThroughBus(event)
+            if case .delivered(let delivery) = viaBus { return delivery }
             do {
-                let reply = try await BusClient(endpoint: endpoint, token: token).send(request)
-                if reply.ok, let lsn = reply.lsn { return Delivery(lsn: lsn, viaScheduler: true) }
-                if reply.code == .unacknowledged { throw CommandFateUnknown(reply.error ?? "the scheduler went away before acknowledging the command") }
-                if reply.code != .offline { throw CLIError(reply.error ?? "the scheduler refused the command") }
-                // No scheduler connected: fall through to the journal.
-            } catch let error as BusAuthenticationFailure {
-                // Not our bus: it got nothing. The journal lock says whether our scheduler runs anyway.
-                Console.progress("warning: \(error.message); using the journal directly")
-            } catch let error as KeijiError where error.code == .unavailable {
-                // No bus, or one that did not answer the handshake in time (it was sent nothing but a hello):
-                // fall through to the journal (the journal lock says whether a scheduler runs anyway).
-            } catch let error as KeijiError {
-                // The command reached the bus but its fate is unknown: applying it again could double it.
-                throw CommandFateUnknown(error.message)
+                let lsn = try await OfflineCommands.submit(event, workspace: workspace, settings: settings)
+                return Delivery(lsn: lsn, viaScheduler: false)
+            } catch let error as KeijiError where error.code == .journalHeld {
+                // The journal is locked: a scheduler runs. If the bus is up, the scheduler's link is not connected
+                // yet (it was just started, or the bus was): ask again until it is.
+                guard viaBus == .noScheduler else {
+                    throw CLIError("the scheduler is running but not reachable through keiji-bus; start the bus with `keiji system --start --bus` and retry")
+                }
+                guard ContinuousClock.now < deadline else {
+                    throw CLIError("the scheduler is running but has not connected to keiji-bus within \(Self.linkWait); "
+                                   + "see `keiji system --logs --scheduler`, then retry")
+                }
+                if !waiting {
+                    Console.progress("the scheduler is running but not connected to keiji-bus yet; waiting for it…")
+                    waiting = true
+                }
+                try await Task.sleep(for: .milliseconds(100))
             }
         }
+    }
+
+    private enum BusOutcome: Equatable {
+        case delivered(Delivery)
+        /// Our bus answered `offline`: no scheduler is connected to it.
+        case noScheduler
+        /// No bus of ours answers (none runs, or the endpoint is not ours).
+        case noBus
+    }
+
+    private func sendThroughBus(_ event: JournalEntry.Event) async throws -> BusOutcome {
+        guard let token = try? String(contentsOfFile: workspace.busTokenFile, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines),
+              !token.isEmpty
+        else { return .noBus }
+        let request = try BusRequest(id: UUID().uuidString.lowercased(), event: event)
+        let endpoint = BusEndpoints.resolve(workspace, settings: settings).push
         do {
-            let lsn = try await OfflineCommands.submit(event, workspace: workspace, settings: settings)
-            return Delivery(lsn: lsn, viaScheduler: false)
-        } catch let error as KeijiError where error.code == .conflict {
-            throw CLIError("the scheduler is running but not reachable through keiji-bus; start the bus with `keiji system --start --bus` and retry")
+            let reply = try await BusClient(endpoint: endpoint, token: token).send(request)
+            if reply.ok, let lsn = reply.lsn { return .delivered(Delivery(lsn: lsn, viaScheduler: true)) }
+            if reply.code == .unacknowledged { throw CommandFateUnknown(reply.error ?? "the scheduler went away before acknowledging the command") }
+            if reply.code != .offline { throw CLIError(reply.error ?? "the scheduler refused the command") }
+            return .noScheduler
+        } catch let error as BusAuthenticationFailure {
+            // Not our bus: it got nothing. The journal lock says whether our scheduler runs anyway.
+            Console.progress("warning: \(error.message); using the journal directly")
+            return .noBus
+        } catch let error as KeijiError where error.code == .unavailable {
+            // No bus, or one that did not answer the handshake in time (it was sent nothing but a hello):
+            // the journal lock says whether a scheduler runs anyway.
+            return .noBus
+        } catch let error as KeijiError {
+            // The command reached the bus but its fate is unknown: applying it again could double it.
+            throw CommandFateUnknown(error.message)
         }
     }
 }

@@ -193,6 +193,26 @@ struct SystemCommandTests {
         #expect(await eventually { !isAlive(scheduler) && !isAlive(bus) })
     }
 
+    /// A command sent while the scheduler runs but its link to a bus that just started is still connecting (the
+    /// link retries every 2 s at most) waits for the link and reaches the scheduler. It used to fail: the bus
+    /// answered "no scheduler", and the journal, held by the scheduler, refused the offline path.
+    @Test func aCommandWaitsForTheSchedulersLinkToABusStartedAfterIt() async throws {
+        let s = try Session()
+        defer { s.cleanUp() }
+        #expect(try await s.keiji("init").status == 0)
+        #expect(try await s.keiji("task", "--create", "--name=ping", "--desc=x", "--command", "true", "--every", "1h").status == 0)
+        var r = try await s.keiji("system", "--start", "--scheduler")
+        #expect(r.status == 0, "\(r.stdout)\(r.stderr)")
+        // With no bus for a few seconds the link's retries are 1.6–2 s apart, so the command below comes before
+        // it connects (the window this test is about; without it the test would rarely see the wait).
+        try await Task.sleep(for: .seconds(4))
+        r = try await s.keiji("system", "--start", "--bus")
+        #expect(r.status == 0, "\(r.stdout)\(r.stderr)")
+        r = try await s.keiji("task", "--disable", "--name=ping")
+        #expect(r.status == 0 && r.stdout.contains("acknowledged by the scheduler"), "\(r.stdout)\(r.stderr)")
+        #expect(try await s.keiji("system", "--stop").status == 0)
+    }
+
     @Test func uninstallAsksBeforeDeletingAndStopsTheServicesFirst() async throws {
         let s = try Session()
         defer { s.cleanUp() }

@@ -6,8 +6,8 @@ import KeijiJournal
 /// PostgreSQL), appends it (durable), brings the view up to date, and closes. A view it cannot open refuses the command before anything is journaled. The
 /// scheduler replays it at its next start, so a command is never lost or silently dropped.
 ///
-/// - Throws: `.locked` (as a ``KeijiError`` with code `.conflict`) when a scheduler holds the journal: send the
-///   command through the bus instead.
+/// - Throws: ``KeijiError`` with code `.journalHeld` when a scheduler holds the journal: send the command
+///   through the bus instead.
 public enum OfflineCommands {
     @discardableResult
     public static func submit(_ event: JournalEntry.Event, workspace: Workspace, settings: Settings,
@@ -17,7 +17,7 @@ public enum OfflineCommands {
         do {
             journal = try Journal.open(directory: workspace.journalDirectory, options: options)
         } catch let error as JournalError where error.code == .locked {
-            throw KeijiError(.conflict, "the scheduler holds the journal; send the command through the bus (is keiji-bus running?)")
+            throw KeijiError(.journalHeld, "the scheduler holds the journal; send the command through the bus (is keiji-bus running?)")
         }
         do {
             let (view, fresh) = try QueryView.openOrReset(ViewLocation(settings: settings, workspace: workspace), workspace: workspace,
