@@ -7,7 +7,7 @@ import Testing
 
 /// The handshake: each side proves it knows the token without sending it, so none of the three can be
 /// impersonated by something that does not know it.
-@Suite(.timeLimit(.minutes(2)))
+@Suite(.timeLimit(.minutes(10)))  // a hang guard: the cap test's 64 clients alone took 71 s to set up on a loaded machine
 struct BusAuthenticationTests {
     /// Answers a fake bus might give: a proof made with the wrong token, a reflection of the client's own
     /// nonce, the old protocol's bare `ok`, and nothing at all.

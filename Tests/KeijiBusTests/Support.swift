@@ -47,10 +47,20 @@ final class Flag: Sendable {
     var isSet: Bool { value.withLock { $0 } }
 }
 
-/// A `SchedulerBusLink` running in its own task: the fake scheduler.
-struct RunningLink {
+/// A `SchedulerBusLink` running in its own task: the fake scheduler. Its task is cancelled when the test lets
+/// go of it, also when the test ends early on a thrown error: a link left running would keep reconnecting to
+/// its bus's pull port, which the kernel may hand to a later test's bus (port 0), and take over as that
+/// test's scheduler (every test link knows the same token).
+final class RunningLink: Sendable {
     let link: SchedulerBusLink
     let task: Task<Void, Never>
+
+    init(link: SchedulerBusLink, task: Task<Void, Never>) {
+        self.link = link
+        self.task = task
+    }
+
+    deinit { task.cancel() }
 
     /// Cancels the link's task (its connection closes) and waits until `run()` has returned.
     func stop() async {
@@ -228,6 +238,6 @@ final class FakeBus: Sendable {
 func forgedChallenge(_ helloLine: [UInt8], role: BusRole = .client) -> String {
     let clientNonce = (try? BusWire.decode(BusHandshake.Hello.self, helloLine))?.nonce ?? BusHandshake.makeNonce()
     let nonce = BusHandshake.makeNonce()
-    let proof = BusHandshake.proof(token: "not-the-token", speaker: "bus", role: role, clientNonce: clientNonce, busNonce: nonce) ?? ""
+    let proof = BusHandshake.proof(token: "not-the-token", speaker: "bus", role: role, clientNonce: clientNonce, busNonce: nonce)
     return String(decoding: BusWire.encode(BusHandshake.Challenge(nonce: nonce, proof: proof)), as: UTF8.self)
 }

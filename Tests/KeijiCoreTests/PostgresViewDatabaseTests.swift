@@ -97,7 +97,9 @@ struct PostgresViewDatabaseTests {
         #expect(try connection.query(#"SELECT count(*) FROM runs"#) == [["2000"]])
         #expect(try connection.query(#"SELECT count(*) FROM task_models WHERE "LastExecutionTime" IS NOT NULL"#) == [["2000"]])
         #expect(try view.appliedLSN() == lsn)
-        #expect(took < .seconds(5), "took \(took)")  // generous: a busy 2-core machine
+        // Only a hang guard: the round trips above are the real check, and the server is shared with the
+        // cluster tests.
+        #expect(took < .seconds(60), "took \(took)")
     }
 
     /// The view commits without waiting for the server's WAL flush. A server that restarts may lose the newest

@@ -262,9 +262,13 @@ struct ClusterTests {
     @Test func aDeadNodesInterruptedRunIsReRunByAnotherNode() async throws {
         try await withCluster { cluster in
             let starts = (cluster.probe as NSString).deletingLastPathComponent + "/starts.log"
+            // A run lasts while `hold` exists, so the first one is still going when the kill comes however long
+            // the test takes to see it start (a fixed `sleep 4` could end first on a loaded machine).
+            let hold = (cluster.probe as NSString).deletingLastPathComponent + "/hold"
+            #expect(FileManager.default.createFile(atPath: hold, contents: nil))
             let line = "\"$KEIJI_TASK_NAME $KEIJI_SLOT $KEIJI_NODE\""
             let r = try await cluster.nodes[0].session.keiji("task", "--create", "--name=long", "--desc=long", "--every", "10s", "--rerun-interrupted", "true",
-                                                             "--command", "echo \(line) >> \(starts); sleep 4; echo \(line) >> \(cluster.probe)")
+                                                             "--command", "echo \(line) >> \(starts); while [ -e \(hold) ]; do sleep 0.1; done; echo \(line) >> \(cluster.probe)")
             #expect(r.status == 0, "\(r.stdout)\(r.stderr)")
             for node in cluster.nodes { try await start(node.session) }
             let from = now() + 1
@@ -275,6 +279,7 @@ struct ClusterTests {
             let victim = try #require(cluster.nodes.first { $0.name == first.node })
             kill(try #require(schedulerPID(victim.session)), SIGKILL)
             let killedAt = now()
+            try FileManager.default.removeItem(atPath: hold)
             let survivors = cluster.nodes.filter { $0.name != victim.name }
             // Another node runs the slot to its end (after the lease, 10 s, and a heartbeat, 2 s).
             let reRun = await postgres.eventually(.seconds(60)) { probeLines(cluster).contains { $0.task == "long" && $0.slot == first.slot } }

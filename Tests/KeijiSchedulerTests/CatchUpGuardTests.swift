@@ -30,15 +30,20 @@ struct CatchUpGuardTests {
     @Test func queuedCatchUpRunsStopWhenTheTaskIsDisabled() async throws {
         let harness = try SchedulerHarness()
         defer { harness.remove() }
-        let name = try await taskWithMissedSlots(harness, command: "sleep 1")
+        // A run lasts while `hold` is in the task folder, so the first catch-up run is still going when the
+        // disable arrives however slow the machine (a `sleep 1` could end first on a loaded one).
+        let name = try await taskWithMissedSlots(harness, command: "while [ -e hold ]; do sleep 0.05; done")
+        let hold = harness.workspace.taskDirectory(name) + "/hold"
+        #expect(FileManager.default.createFile(atPath: hold, contents: nil))
         let before = try harness.entries().count
         let engine = harness.engine()
         let report = try await engine.start()
         #expect(report.missedSlots.first { $0.task == name }?.runs == 3, "three catch-up runs are queued")
         #expect(await harness.wait { try catchUpRuns(harness, name, after: before).count == 1 })
         _ = try await engine.submit(.taskDisabled(name))
+        try FileManager.default.removeItem(atPath: hold)
         // The first catch-up run goes on; the two queued behind it must not start.
-        let firstRun = try catchUpRuns(harness, name, after: before)[0].runID
+        let firstRun = try #require(try catchUpRuns(harness, name, after: before).first).runID
         #expect(await harness.wait { try harness.entries().finishedRuns.contains { $0.runID == firstRun } })
         try await Task.sleep(for: .milliseconds(1500))
         #expect(try catchUpRuns(harness, name, after: before).count == 1)

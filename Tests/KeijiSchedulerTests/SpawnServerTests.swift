@@ -42,6 +42,11 @@ struct SpawnServerTests {
         return !stat.contains(") Z ")
     }
 
+    /// The pid a run wrote to `file`, once it is all there (the shell creates the file before it writes it).
+    static func pid(in file: String) -> pid_t? {
+        (try? String(contentsOfFile: file, encoding: .utf8)).flatMap { pid_t($0.trimmingCharacters(in: .whitespacesAndNewlines)) }
+    }
+
     static func eventually(_ condition: () -> Bool) async -> Bool {
         let deadline = ContinuousClock.now + .seconds(60)
         while ContinuousClock.now < deadline {
@@ -125,15 +130,15 @@ struct SpawnServerTests {
         let leftBehind = directory + "/left.pid"
         let quick = try await server.start(request(["/bin/sh", "-c", "sleep 300 & echo $! > '\(leftBehind)'"]))
         #expect(await server.exitStatus(of: quick) == .exited(0))
-        let orphan = try #require(pid_t(try String(contentsOfFile: leftBehind, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)))
+        let orphan = try #require(Self.pid(in: leftBehind))
         #expect(await Self.eventually { !Self.alive(orphan) }, "what the run left in its group died with it")
 
         let child = directory + "/child.pid"
         let waiting = try await server.start(request(["/bin/sh", "-c", "sleep 300 & echo $! > '\(child)'; wait"]))
-        #expect(await Self.eventually { FileManager.default.fileExists(atPath: child) })
+        #expect(await Self.eventually { Self.pid(in: child) != nil })
         server.signal(waiting, SIGTERM)
         #expect(await server.exitStatus(of: waiting) == .signaled(SIGTERM))
-        let sleeper = try #require(pid_t(try String(contentsOfFile: child, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)))
+        let sleeper = try #require(Self.pid(in: child))
         #expect(await Self.eventually { !Self.alive(sleeper) })
     }
 
@@ -142,7 +147,7 @@ struct SpawnServerTests {
         let server = SpawnServer(helperPath: SpawnServer.installedPath)
         let child = directory + "/child.pid"
         let run = try await server.start(request(["/bin/sh", "-c", "sleep 300 & echo $! > '\(child)'; sleep 300"]))
-        #expect(await Self.eventually { FileManager.default.fileExists(atPath: child) })
+        #expect(await Self.eventually { Self.pid(in: child) != nil })
         let helper = try #require(server.serverPID)
         kill(helper, SIGKILL)
         let status = await server.exitStatus(of: run)
@@ -151,7 +156,7 @@ struct SpawnServerTests {
             return
         }
         #expect(reason.contains("spawn server (pid \(helper)) was killed by signal 9"), "\(reason)")
-        let sleeper = try #require(pid_t(try String(contentsOfFile: child, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)))
+        let sleeper = try #require(Self.pid(in: child))
         #expect(await Self.eventually { !Self.alive(run.pid) && !Self.alive(sleeper) }, "nothing of the run stays running")
         let result = RunExecutor.result(of: status, terminationReason: nil, timeout: nil, durationMs: 5)
         #expect(result.outcome == .interrupted && result.message?.contains("spawn server") == true)
