@@ -12,7 +12,7 @@ struct CommandSender {
     let workspace: Workspace
     let settings: Settings
 
-    struct Delivery: Equatable {
+    struct Delivery {
         var lsn: UInt64
         var viaScheduler: Bool
         var description: String { viaScheduler ? "journal LSN \(lsn), acknowledged by the scheduler" : "journal LSN \(lsn), written offline" }
@@ -34,7 +34,7 @@ struct CommandSender {
             } catch let error as KeijiError where error.code == .journalHeld {
                 // The journal is locked: a scheduler runs. If the bus is up, the scheduler's link is not connected
                 // yet (it was just started, or the bus was): ask again until it is.
-                guard viaBus == .noScheduler else {
+                guard case .noScheduler = viaBus else {
                     throw CLIError("the scheduler is running but not reachable through keiji-bus; start the bus with `keiji system --start --bus` and retry")
                 }
                 guard ContinuousClock.now < deadline else {
@@ -50,7 +50,7 @@ struct CommandSender {
         }
     }
 
-    private enum BusOutcome: Equatable {
+    private enum BusOutcome {
         case delivered(Delivery)
         /// Our bus answered `offline`: no scheduler is connected to it.
         case noScheduler
