@@ -10,7 +10,8 @@ struct JournalBenchmark: AsyncParsableCommand {
         abstract: "Benchmark KeijiJournal against this machine's raw pwrite+fdatasync rate.",
         discussion: """
             Runs, in one process and on one file system: the journal in sync mode with 1, 64 and 256 producers, \
-            each in turns with a raw pwrite+fdatasync loop (its limit, measured beside it), in none mode with \
+            each in turns with a raw pwrite+fdatasync loop (its limit, measured beside it), the raw loop on a \
+            growing file in turns with one overwriting a preallocated file, in none mode with \
             1 producer and with batches of 1,000, \
             then writes a large journal and times replay (JournalDirectory.forEachRecord) and Journal.open. \
             Prints a table with PASS/MISS against the targets; --json writes the figures as JSON on stdout \
@@ -73,6 +74,7 @@ struct JournalBenchmark: AsyncParsableCommand {
             let (raw, phase) = try await syncPhase(producers: producers, pool: pool, in: scratch)
             phases += [raw, phase]
         }
+        phases += try rawPreallocationPhase(in: scratch)
 
         Self.printError("journal none, 1 producer (\(seconds) s)…")
         var none = try await journalPhase("none-1", label: "journal none, 1 producer", durability: .none, in: scratch) { journal in
@@ -159,6 +161,42 @@ struct JournalBenchmark: AsyncParsableCommand {
         phase.ceilingRecordsPerSecond = Double(producers) * raw.recordsPerSecond
         return (raw, phase)
     }
+
+    /// The raw loop on a growing file against the same loop overwriting a file of zeros written beforehand, in
+    /// alternating half-second turns: what each sync pays for committing a new file size on this file system,
+    /// so what preallocating segments could give the journal. Neither row is a journal figure.
+    private func rawPreallocationPhase(in scratch: ScratchDirectory) throws -> [PhaseResult] {
+        let slices = max(1, Int((seconds / 0.5).rounded()))
+        let slice = seconds / Double(slices)
+        Self.printError("raw loop, growing file and preallocated file, in \(slices) turns (2 × \(seconds) s)…")
+        let growing = try RawSyncLoop(path: scratch.path("raw-growing.dat"), recordBytes: Self.rawRecordBytes)
+        let preallocated = try RawSyncLoop(
+            path: scratch.path("raw-preallocated.dat"), recordBytes: Self.rawRecordBytes, preallocatedBytes: Self.preallocatedBytes)
+        defer {
+            scratch.remove("raw-growing.dat")
+            scratch.remove("raw-preallocated.dat")
+        }
+        var latencies = (growing: LatencySamples(expectedCount: 1 << 16), preallocated: LatencySamples(expectedCount: 1 << 16))
+        var records = (growing: 0, preallocated: 0)
+        var elapsed = (growing: 0.0, preallocated: 0.0)
+        for _ in 0..<slices {
+            var start = MonotonicClock.now()
+            records.growing += try growing.run(seconds: slice, latencies: &latencies.growing)
+            elapsed.growing += MonotonicClock.seconds(from: start, to: MonotonicClock.now())
+            start = MonotonicClock.now()
+            records.preallocated += try preallocated.run(seconds: slice, latencies: &latencies.preallocated)
+            elapsed.preallocated += MonotonicClock.seconds(from: start, to: MonotonicClock.now())
+        }
+        return [
+            PhaseResult(name: "raw-growing", label: "raw pwrite+fdatasync, 200 B, growing file, beside the next row",
+                        records: records.growing, seconds: elapsed.growing, latency: latencies.growing.summary()),
+            PhaseResult(name: "raw-preallocated", label: "raw pwrite+fdatasync, 200 B, into a preallocated file",
+                        records: records.preallocated, seconds: elapsed.preallocated, latency: latencies.preallocated.summary()),
+        ]
+    }
+
+    /// Zeros written ahead for the preallocated raw loop: more than a few seconds of syncs, so it rarely wraps.
+    static let preallocatedBytes = 16 << 20
 
     /// Opens a fresh journal, runs `load` on it, closes it, reads its statistics and removes it.
     private func journalPhase(

@@ -42,6 +42,11 @@ extension JournalReport {
             out.append("  (mean records per frame as a share of the producers: " + fills.joined(separator: ", ")
                 + "; the ceiling assumes every producer's record in every frame)")
         }
+        if let growing = phases.first(where: { $0.name == "raw-growing" }),
+           let preallocated = phases.first(where: { $0.name == "raw-preallocated" }), growing.recordsPerSecond > 0 {
+            out.append("  (preallocated ÷ growing file: \(F.ratio(preallocated.recordsPerSecond / growing.recordsPerSecond)) syncs/s: a sync "
+                + "that has no new file size to commit; what writing each segment's zeros ahead could give the journal, which does not do it)")
+        }
         if let bound = sync64Bound() {
             out.append("  (64 producers, each waiting for its own record: a batch cannot come faster than one sync plus one round of the 64 "
                 + "producers' next appends, \(F.fixed(bound.syncMicroseconds, 0)) µs (the raw row) + \(F.fixed(bound.roundMicroseconds, 0)) µs "

@@ -11,17 +11,36 @@ import Musl
 /// The file is opened `O_RDWR | O_CREAT` (not `O_APPEND`, as the journal does not use it) and grows with
 /// every write, as a journal segment does, so each sync also commits the new file size. It stays open between
 /// ``run(seconds:)`` calls, so slices interleaved with a journal phase keep appending to one growing file.
+///
+/// With `preallocatedBytes`, the file is first filled with that many zeros and synced, and the records then
+/// overwrite it from the start (wrapping at its end): the size never changes, so a sync has no file size to
+/// commit. That is what writing a segment's zeros ahead of time (as PostgreSQL does for its WAL) would give
+/// the journal's syncs; the journal does not do it.
 final class RawSyncLoop {
     let path: String
     let recordBytes: Int
     private let fd: Int32
     private var offset: off_t = 0
+    private let preallocatedBytes: off_t
 
-    init(path: String, recordBytes: Int) throws {
+    init(path: String, recordBytes: Int, preallocatedBytes: Int = 0) throws {
         fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
         guard fd >= 0 else { throw BenchmarkFailure("open \(path): \(String(cString: strerror(errno)))") }
         self.path = path
         self.recordBytes = recordBytes
+        self.preallocatedBytes = off_t(preallocatedBytes)
+        if preallocatedBytes > 0 {
+            let chunk = [UInt8](repeating: 0, count: 1 << 20)
+            var written = 0
+            while written < preallocatedBytes {
+                let count = min(chunk.count, preallocatedBytes - written)
+                guard pwrite(fd, chunk, count, off_t(written)) == count else {
+                    throw BenchmarkFailure("pwrite \(path): \(String(cString: strerror(errno)))")
+                }
+                written += count
+            }
+            guard fsync(fd) == 0 else { throw BenchmarkFailure("fsync \(path): \(String(cString: strerror(errno)))") }
+        }
     }
 
     deinit { close(fd) }
@@ -35,6 +54,7 @@ final class RawSyncLoop {
         try record.withUnsafeBytes { buffer in
             while now < deadline {
                 let before = now
+                if preallocatedBytes > 0, offset + off_t(buffer.count) > preallocatedBytes { offset = 0 }
                 guard pwrite(fd, buffer.baseAddress, buffer.count, offset) == buffer.count else {
                     throw BenchmarkFailure("pwrite \(path): \(String(cString: strerror(errno)))")
                 }
