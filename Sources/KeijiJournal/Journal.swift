@@ -35,9 +35,10 @@ public final class Journal: Sendable {
     ///   data is damaged, naming the segment and offset; `.io` for file-system failures.
     public static func open(directory: String, options: JournalOptions = JournalOptions()) throws -> Journal {
         guard options.maxRecordSize > 0, options.maxBatchBytes > 0, options.segmentSize > SegmentHeader.size,
-            options.maxFramePayload <= SegmentScanner.payloadHardLimit
+            options.maxFramePayload <= SegmentScanner.payloadHardLimit,
+            (0...SegmentScanner.payloadHardLimit).contains(options.preallocationBytes)
         else {
-            throw JournalError(.invalidArgument, "journal options out of range (record, batch and segment sizes must be positive; frames at most 256 MiB)")
+            throw JournalError(.invalidArgument, "journal options out of range (record, batch and segment sizes must be positive; frames and preallocation at most 256 MiB)")
         }
         let io = options.io
         try io.createDirectory(directory)

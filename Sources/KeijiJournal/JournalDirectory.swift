@@ -83,7 +83,7 @@ public struct JournalDirectory: Sendable {
             let bytes = try io.readAll(set.path(of: name))
             let scan = SegmentScanner().scan(bytes, name: name)
             stats.segments.append(SegmentStats(
-                name: name, bytes: bytes.count, frames: scan.frameCount, records: scan.recordCount,
+                name: name, bytes: bytes.count, preallocatedBytes: scan.preallocatedBytes, frames: scan.frameCount, records: scan.recordCount,
                 firstLSN: name.baseLSN, lastLSN: scan.isIntact || scan.damage != nil ? scan.lastLSN : name.baseLSN - 1,
                 sealed: scan.sealed, rawPayloadBytes: scan.rawPayloadBytes, storedPayloadBytes: scan.storedPayloadBytes,
                 damaged: !scan.isIntact))
@@ -179,6 +179,7 @@ public struct JournalStats: Sendable, Codable, Equatable {
     public var checkpointLSN: UInt64?
 
     public var totalBytes: Int { segments.reduce(0) { $0 + $1.bytes } }
+    public var preallocatedBytes: Int { segments.reduce(0) { $0 + $1.preallocatedBytes } }
     public var records: Int { segments.reduce(0) { $0 + $1.records } }
     public var firstLSN: UInt64? { segments.first { $0.records > 0 }?.firstLSN }
     public var lastLSN: UInt64? { segments.last { $0.records > 0 }?.lastLSN }
@@ -191,7 +192,10 @@ public struct JournalStats: Sendable, Codable, Equatable {
 
 public struct SegmentStats: Sendable, Codable, Equatable {
     public var name: SegmentName
+    /// The file's size, zeros written ahead included.
     public var bytes: Int
+    /// Zeros after the last frame of a preallocated segment: space on disk, not yet used.
+    public var preallocatedBytes: Int
     public var frames: Int
     public var records: Int
     public var firstLSN: UInt64

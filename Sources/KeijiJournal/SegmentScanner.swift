@@ -48,6 +48,10 @@ struct SegmentScanner {
                 let problem: FrameProblem
                 switch FrameHeader.parse(buffer, at: offset, segmentIDLow: idLow, maxPayload: maxFramePayload) {
                 case .failure(let p):
+                    if header.isPreallocated, Self.isZero(buffer, from: offset) {
+                        scan.preallocatedBytes = buffer.count - offset  // space the writer has not used yet
+                        return
+                    }
                     problem = p
                 case .success(let frame):
                     if let p = accept(frame, at: offset, in: buffer, scan: &scan, onRecord: onRecord) {
@@ -64,6 +68,20 @@ struct SegmentScanner {
             }
         }
         return scan
+    }
+
+    /// Whether every byte from `offset` to the end is zero: a preallocated segment's unused space.
+    static func isZero(_ buffer: UnsafeRawBufferPointer, from offset: Int) -> Bool {
+        var index = offset
+        while index + 8 <= buffer.count {
+            if buffer.loadUnaligned(fromByteOffset: index, as: UInt64.self) != 0 { return false }
+            index += 8
+        }
+        while index < buffer.count {
+            if buffer[index] != 0 { return false }
+            index += 1
+        }
+        return true
     }
 
     /// Checks a checksum-valid frame against its place in the segment; on success updates `scan`.
@@ -212,6 +230,8 @@ struct SegmentScan: Sendable {
     var lastFrameCRC: UInt32 = 0
     /// Offset just past the last valid frame (padding included).
     var validEnd: Int = 0
+    /// Zeros after `validEnd` to the end of a preallocated segment (``SegmentHeader/isPreallocated``).
+    var preallocatedBytes = 0
     var frameCount = 0
     var recordCount = 0
     var rawPayloadBytes = 0

@@ -15,6 +15,10 @@ final class SegmentWriter {
     private var openFile: FileDescriptor?
     /// Where the next frame goes.
     private(set) var offset: Int
+    /// The file's size: past `offset` it holds zeros the writer wrote ahead (``JournalOptions/preallocationBytes``).
+    private var allocatedEnd: Int
+    /// Whether this segment gets zeros ahead of its frames: it says so in its header, and the options want it.
+    private var preallocates: Bool
     private(set) var nextLSN: UInt64
     /// The highest LSN known to be on stable storage.
     private(set) var durableLSN: UInt64
@@ -37,6 +41,8 @@ final class SegmentWriter {
         let file = try io.open(directory + "/" + scan.name.fileName, mode: .readWrite)
         openFile = file
         offset = scan.validEnd
+        allocatedEnd = scan.validEnd + scan.preallocatedBytes
+        preallocates = scan.header?.isPreallocated == true && options.preallocationBytes > 0
         nextLSN = scan.nextLSN
         lastFrameCRC = scan.lastFrameCRC
         createdNanoseconds = scan.header?.createdNanoseconds ?? options.now()
@@ -62,6 +68,8 @@ final class SegmentWriter {
         name = SegmentName(baseLSN: baseLSN, segmentID: highestSegmentID + 1)
         openFile = nil
         offset = 0
+        allocatedEnd = 0
+        preallocates = false
         nextLSN = baseLSN
         durableLSN = baseLSN - 1
         lastFrameCRC = 0
@@ -97,8 +105,7 @@ final class SegmentWriter {
             nextLSN += UInt64(end - start)
             start = end
         }
-        try io.write(try file, bytes, at: offset)
-        offset += bytes.count
+        try write(bytes)
         recordsInSegment += records.count
         lastFrameUnvouched = true
         return first
@@ -168,6 +175,8 @@ final class SegmentWriter {
         try writeControl(.seal, payload: payload)
         try io.sync(try file)
         lastFrameUnvouched = false
+        // A sealed segment keeps no unused space. Not synced: zeros left after a seal read as unused space too.
+        if allocatedEnd > offset { try io.truncate(try file, to: offset) }
         abandon()
         try createSegment(baseLSN: nextLSN, previousID: name.segmentID, previousLastLSN: lastLSN,
                           previousFrameCRC: lastFrameCRC)
@@ -205,9 +214,26 @@ final class SegmentWriter {
     private func writeControl(_ type: FrameType, payload: [UInt8]) throws {
         let frame = encoder.control(type, payload: payload, nextLSN: nextLSN, syncedThroughLSN: durableLSN,
                                     previousFrameCRC: lastFrameCRC)
-        try io.write(try file, frame.bytes, at: offset)
-        offset += frame.bytes.count
+        try write(frame.bytes)
         lastFrameCRC = frame.crc
+    }
+
+    /// Writes frames at `offset` in one `pwrite`. In a preallocating segment, frames that would pass the zeros
+    /// written so far take the next chunk of zeros with them, so the file's size changes once a chunk.
+    private func write(_ frames: [UInt8]) throws {
+        let end = offset + frames.count
+        if preallocates, end > allocatedEnd, end < options.segmentSize {
+            // Never past the size at which the segment rolls: the frames that go beyond it grow the file.
+            let chunk = options.preallocationBytes
+            let newEnd = min((end + chunk - 1) / chunk * chunk, options.segmentSize)
+            var bytes = frames
+            bytes.append(contentsOf: repeatElement(0, count: newEnd - end))
+            try io.write(try file, bytes, at: offset)
+            allocatedEnd = newEnd
+        } else {
+            try io.write(try file, frames, at: offset)
+        }
+        offset = end
     }
 
     /// Header written and synced under a `.tmp` name, renamed into place, directory synced: a segment file
@@ -219,13 +245,18 @@ final class SegmentWriter {
         let header = SegmentHeader(
             segmentID: next.segmentID, baseLSN: baseLSN, createdNanoseconds: created,
             previousSegmentID: previousID, previousLastLSN: previousLastLSN,
-            previousFrameCRC: previousFrameCRC, maxFramePayload: UInt32(options.maxFramePayload)
+            previousFrameCRC: previousFrameCRC, maxFramePayload: UInt32(options.maxFramePayload),
+            flags: options.preallocationBytes > 0 ? SegmentHeader.preallocatedFlag : 0
         )
         let path = directory + "/" + next.fileName
         try io.remove(path + ".tmp")
         let temporary = try io.open(path + ".tmp", mode: .createNew)
+        // The first chunk of zeros goes with the header, into the sync a new segment pays anyway.
+        let allocated = max(SegmentHeader.size, header.isPreallocated ? min(options.preallocationBytes, options.segmentSize) : 0)
         do {
-            try io.write(temporary, header.encoded(), at: 0)
+            var page = header.encoded()
+            page.append(contentsOf: repeatElement(0, count: allocated - SegmentHeader.size))
+            try io.write(temporary, page, at: 0)
             try io.sync(temporary)
         } catch {
             io.close(temporary)
@@ -237,6 +268,8 @@ final class SegmentWriter {
         openFile = try io.open(path, mode: .readWrite)
         name = next
         offset = SegmentHeader.size
+        allocatedEnd = allocated
+        preallocates = header.isPreallocated
         lastFrameCRC = previousFrameCRC
         createdNanoseconds = created
         recordsInSegment = 0

@@ -31,11 +31,11 @@ struct JournalCommand: AsyncParsableCommand {
                     Console.say(String(decoding: try encoder.encode(stats), as: UTF8.self))
                     return
                 }
-                Console.say("segments: \(stats.segments.count), \(stats.totalBytes) bytes, \(stats.records) records")
+                Console.say("segments: \(stats.segments.count), \(stats.totalBytes) bytes (\(stats.preallocatedBytes) of them zeros written ahead), \(stats.records) records")
                 Console.say("LSNs:     \(stats.firstLSN.map(String.init) ?? "-") … \(stats.lastLSN.map(String.init) ?? "-"), checkpoint at \(stats.checkpointLSN.map(String.init) ?? "none")")
                 Console.say("ratio:    \(String(format: "%.2f", stats.compressionRatio))× (raw record bytes ÷ stored payload bytes)")
                 for segment in stats.segments {
-                    Console.say("  \(segment.name.fileName)  \(segment.bytes) B  \(segment.records) records  LSN \(segment.firstLSN)…\(segment.lastLSN)\(segment.sealed ? "  sealed" : "")\(segment.damaged ? "  DAMAGED" : "")")
+                    Console.say("  \(segment.name.fileName)  \(segment.bytes) B (\(segment.preallocatedBytes) B unused)  \(segment.records) records  LSN \(segment.firstLSN)…\(segment.lastLSN)\(segment.sealed ? "  sealed" : "")\(segment.damaged ? "  DAMAGED" : "")")
                 }
             }
         }

@@ -22,6 +22,7 @@ struct GoldenFixtureTests {
     /// Writes the valid journal deterministically (fixed clock, fixed batches) into `directory`.
     static func writeValid(to directory: String) async throws {
         var options = JournalOptions()
+        options.preallocationBytes = 0  // the fixtures pin the plain layout; PreallocationTests cover the other
         options.segmentSize = 4096 + 600
         options.idleNoteDelay = nil
         options.compressionThreshold = 256
@@ -70,6 +71,7 @@ struct GoldenFixtureTests {
         let directory = try Self.copy("valid")
         defer { directory.remove() }
         var options = JournalOptions()
+        options.preallocationBytes = 0  // the fixtures pin the plain layout; PreallocationTests cover the other
         options.segmentMaxAge = nil  // the fixture's segments are days old: an age roll would add a segment
         let journal = try Journal.open(directory: directory.path, options: options)
         #expect(journal.recovery.isClean && journal.recovery.cleanShutdown)
@@ -106,6 +108,7 @@ struct GoldenFixtureTests {
             #expect(error.message.contains(problem.file) && error.message.contains("offset \(problem.offset)"))
         }
         var options = JournalOptions()
+        options.preallocationBytes = 0  // the fixtures pin the plain layout; PreallocationTests cover the other
         options.recoveryMode = .pointInTime
         let journal = try Journal.open(directory: directory.path, options: options)
         let kept = try journal.contents.records()

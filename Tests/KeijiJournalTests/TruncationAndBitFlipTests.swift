@@ -4,10 +4,22 @@ import Testing
 
 /// Every truncation point and every flipped bit of a small segment: recovery never crashes, never returns a
 /// record that was not appended, tells a torn tail from corruption, and a second open changes nothing.
+/// Each runs on a segment written plainly and on one the writer filled with zeros ahead (512 bytes at a
+/// time), where the zeros after the last frame are unused space and any other byte there is a torn tail.
 struct TruncationAndBitFlipTests {
-    @Test func truncationAtEveryByteOffset() async throws {
-        let fixture = try await SegmentFixture.make()
+    static let preallocations = [0, 512]
+
+    /// The fixture, checked to have the shape the variant is about.
+    func fixture(preallocation: Int) async throws -> SegmentFixture {
+        let fixture = try await SegmentFixture.make(preallocation: preallocation)
         #expect(fixture.frames.count == 6, "five batches and the clean-close note")
+        let zeros = fixture.bytes.count - fixture.frames.last!.end
+        #expect(preallocation == 0 ? zeros == 0 : zeros > 0, "zeros after the last frame: \(zeros)")
+        return fixture
+    }
+
+    @Test(arguments: preallocations) func truncationAtEveryByteOffset(preallocation: Int) async throws {
+        let fixture = try await fixture(preallocation: preallocation)
         for cut in 0...fixture.bytes.count {
             let fs = fixture.fileSystem(with: Array(fixture.bytes.prefix(cut)))
             if cut < SegmentHeader.size {
@@ -26,8 +38,8 @@ struct TruncationAndBitFlipTests {
         }
     }
 
-    @Test func everyFlippedBitIsDetectedAndClassified() async throws {
-        let fixture = try await SegmentFixture.make()
+    @Test(arguments: preallocations) func everyFlippedBitIsDetectedAndClassified(preallocation: Int) async throws {
+        let fixture = try await fixture(preallocation: preallocation)
         let last = fixture.frames.last!
         var corruptions = 0
         var tornTails = 0
@@ -38,7 +50,8 @@ struct TruncationAndBitFlipTests {
                 let fs = fixture.fileSystem(with: damaged)
                 if byte >= last.start {
                     // The clean-close note is the last frame: no later frame vouches for it, and it holds no
-                    // records, so it is cut as a torn tail and every record survives.
+                    // records, so it is cut as a torn tail and every record survives. So is a bit set in the
+                    // zeros after it: not a frame, not unused space.
                     let (info, lsns) = try await openAndRead(fs)
                     #expect(lsns == Array(1...fixture.lastLSN), "flip at \(byte).\(bit)")
                     #expect(info.repairs.map(\.kind) == [.tornTailTruncated], "flip at \(byte).\(bit)")

@@ -4,7 +4,7 @@
 /// frames. Layout (little-endian), see docs/journal-format.md:
 ///
 /// ```
-/// 0   8  magic "KEIJIJNL"          8  2  format version (1)     10 2 flags (0)
+/// 0   8  magic "KEIJIJNL"          8  2  format version (1)     10 2 flags (bit 0: preallocated)
 /// 12  4  header length (4096)     16  8  segment id            24 8 base LSN
 /// 32  8  created (Unix ns)        40  8  previous segment id   48 8 previous segment's last LSN
 /// 56  4  previous segment's last frame CRC (the chain across files)
@@ -24,12 +24,21 @@ struct SegmentHeader: Equatable, Sendable {
     /// The CRC field of the last frame of the previous segment: the first frame's `previousFrameCRC`.
     var previousFrameCRC: UInt32
     var maxFramePayload: UInt32
+    /// ``preallocatedFlag`` or 0. Readers before 2026-12-04 ignore the field: they read a preallocated
+    /// segment's zeros as a torn tail and cut them, losing nothing.
+    var flags: UInt16 = 0
+
+    /// The writer fills this segment with zeros ahead of its frames (``JournalOptions/preallocationBytes``):
+    /// zeros from a frame boundary to the end of the file are space not written yet, not damage.
+    static let preallocatedFlag: UInt16 = 1
+
+    var isPreallocated: Bool { flags & Self.preallocatedFlag != 0 }
 
     func encoded() -> [UInt8] {
         var bytes = [UInt8](repeating: 0, count: Self.size)
         bytes.replaceSubrange(0..<8, with: Self.magic)
         bytes.setInteger(Self.version, at: 8)
-        bytes.setInteger(UInt16(0), at: 10)
+        bytes.setInteger(flags, at: 10)
         bytes.setInteger(UInt32(Self.size), at: 12)
         bytes.setInteger(segmentID, at: 16)
         bytes.setInteger(baseLSN, at: 24)
@@ -60,7 +69,8 @@ struct SegmentHeader: Equatable, Sendable {
                 previousSegmentID: bytes.getInteger(at: 40),
                 previousLastLSN: bytes.getInteger(at: 48),
                 previousFrameCRC: bytes.getInteger(at: 56),
-                maxFramePayload: bytes.getInteger(at: 60)
+                maxFramePayload: bytes.getInteger(at: 60),
+                flags: bytes.getInteger(at: 10)
             )
         )
     }

@@ -24,9 +24,11 @@ struct SegmentFixture {
     var path: String { Self.directory + "/" + name.fileName }
 
     /// Appends `batches` (sizes of consecutive batches) in `sync` mode and closes cleanly.
-    static func make(batches: [Int] = [1, 3, 1, 2, 1]) async throws -> SegmentFixture {
+    /// With `preallocation`, the segment is written with zeros ahead of its frames, that many bytes at a time.
+    static func make(batches: [Int] = [1, 3, 1, 2, 1], preallocation: Int = 0) async throws -> SegmentFixture {
         let fs = SimulatedFileSystem()
-        let journal = try Journal.open(directory: directory, options: testOptions(io: fs, segmentSize: 1 << 20))
+        let journal = try Journal.open(
+            directory: directory, options: testOptions(io: fs, segmentSize: 1 << 20, preallocation: preallocation))
         var next: UInt64 = 1
         for count in batches {
             let records = (0..<count).map { payload(for: next + UInt64($0)) }

@@ -28,9 +28,12 @@ func payload(for lsn: UInt64, size: Int? = nil) -> [UInt8] {
 /// Options for tests: small segments so rolls happen, no idle timer, the given file system.
 func testOptions(
     io: any JournalIO = PosixJournalIO(), segmentSize: Int = 4096 + 2048, recovery: JournalOptions.RecoveryMode = .strict,
-    durability: JournalOptions.Durability = .sync
+    durability: JournalOptions.Durability = .sync, preallocation: Int = 0
 ) -> JournalOptions {
     var options = JournalOptions()
+    // Off unless asked: most tests pin exact file sizes and layouts; PreallocationTests and the preallocated
+    // variants of the crash, truncation and bit-flip tests turn it on.
+    options.preallocationBytes = preallocation
     options.io = io
     options.segmentSize = segmentSize
     options.recoveryMode = recovery

@@ -1,0 +1,115 @@
+import Synchronization
+import Testing
+
+@testable import KeijiJournal
+
+/// Segments the writer fills with zeros ahead of its frames (`JournalOptions.preallocationBytes`): the zeros
+/// after the last frame are unused space, a reopen continues into them without a repair, the file's size
+/// changes once a chunk, and a sealed segment keeps none of them. The crash, truncation and bit-flip tests
+/// run on such segments too (their preallocated variants).
+struct PreallocationTests {
+    static let directory = "/j"
+
+    func segmentBytes(_ fs: SimulatedFileSystem, _ journal: Journal) throws -> [[UInt8]] {
+        try journal.contents.segments().map { fs.contents(of: Self.directory + "/" + $0.fileName)! }
+    }
+
+    @Test func aReopenedSegmentWritesIntoItsZerosWithoutARepair() async throws {
+        let fs = SimulatedFileSystem()
+        let options = testOptions(io: fs, segmentSize: 1 << 20, preallocation: 8192)
+        let journal = try Journal.open(directory: Self.directory, options: options)
+        for lsn in UInt64(1)...3 { _ = try await journal.append(payload(for: lsn)) }
+        try await journal.close()
+        let written = try #require(try segmentBytes(fs, journal).first)
+        #expect(written.count == 8192, "the header and the first frames in one chunk of zeros")
+        #expect(try #require(try? SegmentHeader.decode(written).get()).isPreallocated)
+
+        let reopened = try Journal.open(directory: Self.directory, options: options)
+        #expect(reopened.recovery.repairs.isEmpty && reopened.recovery.cleanShutdown, "\(reopened.recovery.repairs)")
+        for lsn in UInt64(4)...5 { _ = try await reopened.append(payload(for: lsn)) }
+        try await reopened.close()
+        #expect(try segmentBytes(fs, reopened).map(\.count) == [8192], "the new frames went into the zeros")
+        let stats = try reopened.contents.stats()  // what `keiji journal stats` prints
+        #expect(stats.totalBytes == 8192 && stats.preallocatedBytes > 0 && stats.preallocatedBytes < 8192 - SegmentHeader.size)
+
+        let last = try Journal.open(directory: Self.directory, options: options)
+        #expect(last.recovery.isClean)
+        #expect(try verifiedLSNs(last.contents) == Array(1...5))
+        #expect(try last.contents.verify().problems.isEmpty)
+        try await last.close()
+    }
+
+    @Test func theFileGrowsOneChunkAtATimeAndNeverPastTheSegmentSize() async throws {
+        let fs = SimulatedFileSystem()
+        let segmentSize = 4096 + 3000
+        let journal = try Journal.open(directory: Self.directory, options: testOptions(io: fs, segmentSize: segmentSize, preallocation: 1024))
+        var sizes: Set<Int> = []
+        for lsn in UInt64(1)...40 {
+            _ = try await journal.append(payload(for: lsn))
+            let name = try #require(try journal.contents.segments().last)
+            let active = try #require(fs.contents(of: Self.directory + "/" + name.fileName))
+            let scan = SegmentScanner().scan(active, name: name)
+            sizes.insert(active.count)
+            #expect(scan.isIntact && scan.validEnd + scan.preallocatedBytes == active.count)
+            if active.count > segmentSize {
+                #expect(scan.preallocatedBytes == 0, "zeros past the segment size: \(scan.preallocatedBytes)")  // frames that cross it
+            } else {
+                #expect(active.count % 1024 == 0 || active.count == segmentSize, "a size between chunks: \(active.count)")
+            }
+        }
+        try await journal.close()
+        let segments = try segmentBytes(fs, journal)
+        #expect(segments.count > 1, "the workload rolls")
+        #expect(sizes.count > 2, "the file grew in several steps: \(sizes.sorted())")
+        // A sealed segment ends with its seal: the truncation after it left no zeros behind.
+        for bytes in segments.dropLast() {
+            let name = try #require(try journal.contents.segments().first { fs.contents(of: Self.directory + "/" + $0.fileName) == bytes })
+            let scan = SegmentScanner().scan(bytes, name: name)
+            #expect(scan.sealed && scan.isIntact && scan.validEnd == bytes.count, "\(name.fileName): \(bytes.count - scan.validEnd) bytes after its seal")
+        }
+    }
+
+    /// A segment rolled by age (the hourly roll of a quiet journal) is truncated after its seal: a segment
+    /// that reached its size holds no zeros to begin with.
+    @Test func aSegmentRolledByAgeKeepsNoZeros() async throws {
+        let fs = SimulatedFileSystem()
+        let clock = Mutex<UInt64>(1_800_000_000_000_000_000)
+        var options = testOptions(io: fs, segmentSize: 1 << 20, preallocation: 8192)
+        options.segmentMaxAge = .seconds(60)
+        options.now = { clock.withLock { $0 } }
+        let journal = try Journal.open(directory: Self.directory, options: options)
+        for lsn in UInt64(1)...2 { _ = try await journal.append(payload(for: lsn)) }
+        clock.withLock { $0 += 61_000_000_000 }
+        _ = try await journal.append(payload(for: 3))  // the roll follows this batch
+        _ = try await journal.append(payload(for: 4))
+        try await journal.close()
+        let names = try journal.contents.segments()
+        #expect(names.count == 2, "\(names.map(\.fileName))")
+        let sealed = try #require(fs.contents(of: Self.directory + "/" + names[0].fileName))
+        let scan = SegmentScanner().scan(sealed, name: names[0])
+        #expect(scan.sealed && scan.isIntact && scan.validEnd == sealed.count, "\(sealed.count - scan.validEnd) bytes after the seal")
+        let active = try #require(fs.contents(of: Self.directory + "/" + names[1].fileName))
+        #expect(active.count == 8192 && SegmentScanner().scan(active, name: names[1]).preallocatedBytes > 0)
+        let reopened = try Journal.open(directory: Self.directory, options: options)
+        let lsns = try verifiedLSNs(reopened.contents)
+        #expect(reopened.recovery.isClean && lsns == Array(1...4))
+        try await reopened.close()
+    }
+
+    @Test func onTheRealFileSystemTheDefaultChunkIsWrittenWithTheHeader() async throws {
+        let directory = TemporaryDirectory("prealloc")
+        defer { directory.remove() }
+        var options = JournalOptions()
+        options.idleNoteDelay = nil
+        let journal = try Journal.open(directory: directory.path, options: options)
+        _ = try await journal.append(payload(for: 1))
+        try await journal.close()
+        let name = try #require(try journal.contents.segments().first)
+        let bytes = try PosixJournalIO().readAll(directory.path + "/" + name.fileName)
+        #expect(bytes.count == options.preallocationBytes)
+        let reopened = try Journal.open(directory: directory.path, options: options)
+        #expect(reopened.recovery.repairs.isEmpty)
+        #expect(try verifiedLSNs(reopened.contents) == [1])
+        try await reopened.close()
+    }
+}
