@@ -45,7 +45,7 @@ extension JournalReport {
         if let growing = phases.first(where: { $0.name == "raw-growing" }),
            let preallocated = phases.first(where: { $0.name == "raw-preallocated" }), growing.recordsPerSecond > 0 {
             out.append("  (preallocated ÷ growing file: \(F.ratio(preallocated.recordsPerSecond / growing.recordsPerSecond)) syncs/s: a sync "
-                + "that has no new file size to commit; what writing each segment's zeros ahead could give the journal, which does not do it)")
+                + "that has no new file size to commit, as in the journal's preallocated segments; the sync rows divide by the preallocated loop)")
         }
         if let bound = sync64Bound() {
             out.append("  (64 producers, each waiting for its own record: a batch cannot come faster than one sync plus one round of the 64 "

@@ -14,8 +14,7 @@ import Musl
 ///
 /// With `preallocatedBytes`, the file is first filled with that many zeros and synced, and the records then
 /// overwrite it from the start (wrapping at its end): the size never changes, so a sync has no file size to
-/// commit. That is what writing a segment's zeros ahead of time (as PostgreSQL does for its WAL) would give
-/// the journal's syncs; the journal does not do it.
+/// commit, as in the journal's preallocated segments (`JournalOptions.preallocationBytes`).
 final class RawSyncLoop {
     let path: String
     let recordBytes: Int
