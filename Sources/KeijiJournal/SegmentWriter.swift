@@ -175,8 +175,13 @@ final class SegmentWriter {
         try writeControl(.seal, payload: payload)
         try io.sync(try file)
         lastFrameUnvouched = false
-        // A sealed segment keeps no unused space. Not synced: zeros left after a seal read as unused space too.
-        if allocatedEnd > offset { try io.truncate(try file, to: offset) }
+        // A sealed segment keeps no unused space, and the cut is synced: keiji before 2026-12-04 reads zeros after
+        // the seal of a segment that is not the last as damage. (A crash between the two syncs leaves them; this
+        // keiji reads them as unused space.)
+        if allocatedEnd > offset {
+            try io.truncate(try file, to: offset)
+            try io.sync(try file)
+        }
         abandon()
         try createSegment(baseLSN: nextLSN, previousID: name.segmentID, previousLastLSN: lastLSN,
                           previousFrameCRC: lastFrameCRC)

@@ -30,6 +30,13 @@ struct CrashStateTests {
         try await journal.close()
     }
 
+    /// ``appendAndRoll`` with a roll before a segment is full, so the seal has zeros after it to cut.
+    static let appendRollEarlyAndRoll: Workload = { journal, acknowledged in
+        for _ in 0..<4 { acknowledged.lsns.insert(try await journal.append(payload(for: journal.lastLSN + 1))) }
+        try await journal.roll()
+        try await appendAndRoll(journal, &acknowledged)
+    }
+
     static let checkpointAndCompact: Workload = { journal, acknowledged in
         for _ in 0..<14 { acknowledged.lsns.insert(try await journal.append(payload(for: journal.lastLSN + 1))) }
         try await journal.writeCheckpoint(Array("state@10".utf8), at: 10)
@@ -58,8 +65,10 @@ struct CrashStateTests {
 
     /// Recovers `image` and checks the invariants; returns the recovery info.
     @discardableResult
-    static func recoverAndCheck(_ image: SimulatedFileSystem, _ acknowledged: Acknowledged, _ label: String) async throws -> RecoveryInfo {
-        let journal = try Journal.open(directory: "/j", options: options(image))
+    static func recoverAndCheck(
+        _ image: SimulatedFileSystem, _ acknowledged: Acknowledged, _ label: String, preallocation: Int = 0
+    ) async throws -> RecoveryInfo {
+        let journal = try Journal.open(directory: "/j", options: options(image, preallocation: preallocation))
         let checkpoint = journal.latestCheckpoint?.lsn ?? 0
         #expect(checkpoint >= acknowledged.checkpointLSN, "\(label): an acknowledged checkpoint is durable")
         let first = try journal.contents.segments().first?.baseLSN ?? 1
@@ -91,14 +100,14 @@ struct CrashStateTests {
                 let label = "crash at operation \(crashAt), image \(index)"
                 let copy = image.crashImages(seed: 0, count: 2)[1]  // an identical copy, for the interrupted-recovery check
                 coverage.distinctImages.insert(image.allContents(in: "/j"))
-                let first = try await Self.recoverAndCheck(image, acknowledged, label)
+                let first = try await Self.recoverAndCheck(image, acknowledged, label, preallocation: preallocation)
                 coverage.repairKinds.formUnion(first.repairs.map(\.kind))
                 coverage.acknowledgedMax = max(coverage.acknowledgedMax, acknowledged.lsns.count)
-                let second = try await Self.recoverAndCheck(image, acknowledged, label + ", reopened")
+                let second = try await Self.recoverAndCheck(image, acknowledged, label + ", reopened", preallocation: preallocation)
                 #expect(second.isClean, "\(label): recovery is idempotent, but the second open repaired \(second.repairs)")
                 if !first.isClean {
                     coverage.repairedImages += 1
-                    coverage.interruptedRecoveries += try await interruptRecovery(of: copy, acknowledged, label)
+                    coverage.interruptedRecoveries += try await interruptRecovery(of: copy, acknowledged, label, preallocation: preallocation)
                 }
             }
         }
@@ -106,17 +115,17 @@ struct CrashStateTests {
     }
 
     /// Crashes recovery itself at each of its operations, then recovers every resulting image.
-    func interruptRecovery(of image: SimulatedFileSystem, _ acknowledged: Acknowledged, _ label: String) async throws -> Int {
+    func interruptRecovery(of image: SimulatedFileSystem, _ acknowledged: Acknowledged, _ label: String, preallocation: Int = 0) async throws -> Int {
         let probe = image.crashImages(seed: 0, count: 2)[1]
         let before = probe.mutatingOperationCount
-        if let journal = try? Journal.open(directory: "/j", options: Self.options(probe)) { try? await journal.close() }
+        if let journal = try? Journal.open(directory: "/j", options: Self.options(probe, preallocation: preallocation)) { try? await journal.close() }
         let steps = probe.mutatingOperationCount - before
         for step in 1...max(1, steps) {
             let attempt = image.crashImages(seed: 0, count: 2)[1]
             attempt.crash(atOperation: attempt.mutatingOperationCount + step)
-            if let journal = try? Journal.open(directory: "/j", options: Self.options(attempt)) { try? await journal.close() }
+            if let journal = try? Journal.open(directory: "/j", options: Self.options(attempt, preallocation: preallocation)) { try? await journal.close() }
             for (index, after) in attempt.crashImages(seed: UInt64(step), count: 3).enumerated() {
-                try await Self.recoverAndCheck(after, acknowledged, "\(label), recovery crashed at step \(step), image \(index)")
+                try await Self.recoverAndCheck(after, acknowledged, "\(label), recovery crashed at step \(step), image \(index)", preallocation: preallocation)
             }
         }
         return max(1, steps)
@@ -130,19 +139,23 @@ struct CrashStateTests {
         #expect(coverage.acknowledgedMax == 21 && coverage.repairedImages > 0 && coverage.interruptedRecoveries > 0)
     }
 
-    /// The same with segments the writer fills with zeros ahead, 512 bytes at a time: a crash leaves frames
-    /// torn, dropped or reordered inside space that already holds zeros, and the zeros after the last frame
-    /// must read as unused space, never as records or as damage that loses one.
+    /// The same (with one early roll, so a seal has zeros to cut) on segments the writer and every recovery
+    /// fill with zeros ahead, 512 bytes at a time: a crash leaves frames torn, dropped or reordered inside
+    /// space that already holds zeros, or a seal with its zeros not yet cut, and the zeros after the last
+    /// frame must read as unused space, never as records or as damage that loses one.
     @Test func appendAndRollSurvivesACrashAtEveryOperationInPreallocatedSegments() async throws {
-        let (full, _) = await Self.run(Self.appendAndRoll, crashAt: nil, preallocation: 512)
+        let (full, _) = await Self.run(Self.appendRollEarlyAndRoll, crashAt: nil, preallocation: 512)
         let segments = full.allContents(in: "/j").filter { $0.key.hasSuffix(".jnl") }
-        #expect(segments.count > 1 && segments.values.allSatisfy { (try? SegmentHeader.decode($0).get())?.isPreallocated == true })
-        #expect(segments.values.contains { $0.count % 512 == 0 && $0.last == 0 }, "the active segment ends in zeros")
-        let coverage = try await enumerate(Self.appendAndRoll, imagesPerPoint: 8, preallocation: 512)
+        #expect(segments.count > 2 && segments.values.allSatisfy { (try? SegmentHeader.decode($0).get())?.isPreallocated == true })
+        let unused = try segments.map { name, bytes in
+            SegmentScanner().scan(bytes, name: try #require(SegmentName(fileName: String(name.split(separator: "/").last!)))).preallocatedBytes
+        }
+        #expect(unused.filter { $0 > 0 }.count == 1, "only the active segment has zeros after its last frame: \(unused)")
+        let coverage = try await enumerate(Self.appendRollEarlyAndRoll, imagesPerPoint: 8, preallocation: 512)
         print("crash states (append and roll, preallocated): \(coverage.points) points, \(coverage.distinctImages.count) distinct images, repairs \(coverage.repairKinds)")
         #expect(coverage.distinctImages.count > coverage.points, "torn, dropped and reordered writes give more states than crash points")
         #expect(coverage.repairKinds.isSuperset(of: [.tornTailTruncated, .temporaryFileRemoved]), "\(coverage.repairKinds)")
-        #expect(coverage.acknowledgedMax == 21 && coverage.repairedImages > 0 && coverage.interruptedRecoveries > 0)
+        #expect(coverage.acknowledgedMax == 25 && coverage.repairedImages > 0 && coverage.interruptedRecoveries > 0)
     }
 
     @Test func checkpointAndCompactionSurviveACrashAtEveryOperation() async throws {

@@ -58,15 +58,8 @@ struct PreallocationTests {
             }
         }
         try await journal.close()
-        let segments = try segmentBytes(fs, journal)
-        #expect(segments.count > 1, "the workload rolls")
+        #expect(try segmentBytes(fs, journal).count > 1, "the workload rolls")
         #expect(sizes.count > 2, "the file grew in several steps: \(sizes.sorted())")
-        // A sealed segment ends with its seal: the truncation after it left no zeros behind.
-        for bytes in segments.dropLast() {
-            let name = try #require(try journal.contents.segments().first { fs.contents(of: Self.directory + "/" + $0.fileName) == bytes })
-            let scan = SegmentScanner().scan(bytes, name: name)
-            #expect(scan.sealed && scan.isIntact && scan.validEnd == bytes.count, "\(name.fileName): \(bytes.count - scan.validEnd) bytes after its seal")
-        }
     }
 
     /// A segment rolled by age (the hourly roll of a quiet journal) is truncated after its seal: a segment
@@ -93,6 +86,41 @@ struct PreallocationTests {
         let reopened = try Journal.open(directory: Self.directory, options: options)
         let lsns = try verifiedLSNs(reopened.contents)
         #expect(reopened.recovery.isClean && lsns == Array(1...4))
+        try await reopened.close()
+    }
+
+    /// A journal written before preallocation (segments without the flag), opened with it on: its tail
+    /// grows frame by frame as before (zeros there would be a torn tail), and the next segment preallocates.
+    @Test func aTailWrittenWithoutTheFlagIsContinuedWithoutZeros() async throws {
+        let fs = SimulatedFileSystem()
+        let old = try Journal.open(directory: Self.directory, options: testOptions(io: fs, segmentSize: 1 << 20))
+        for lsn in UInt64(1)...2 { _ = try await old.append(payload(for: lsn)) }
+        try await old.close()
+
+        let options = testOptions(io: fs, segmentSize: 1 << 20, preallocation: 8192)
+        let continued = try Journal.open(directory: Self.directory, options: options)
+        #expect(continued.recovery.repairs.isEmpty)
+        for lsn in UInt64(3)...4 { _ = try await continued.append(payload(for: lsn)) }
+        try await continued.close()
+        let first = try #require(try continued.contents.segments().first)
+        let grown = try #require(fs.contents(of: Self.directory + "/" + first.fileName))
+        #expect(SegmentScanner().scan(grown, name: first).validEnd == grown.count, "no zeros after the frames of a segment without the flag")
+
+        let journal = try Journal.open(directory: Self.directory, options: options)
+        #expect(journal.recovery.isClean, "\(journal.recovery.repairs)")
+        try await journal.roll()
+        _ = try await journal.append(payload(for: 5))
+        try await journal.close()
+        let names = try journal.contents.segments()
+        let tail = try #require(fs.contents(of: Self.directory + "/" + names[0].fileName))
+        let scan = SegmentScanner().scan(tail, name: names[0])
+        #expect(scan.header?.isPreallocated == false && scan.isIntact && scan.validEnd == tail.count, "\(tail.count - scan.validEnd) bytes after its frames")
+        let next = try #require(fs.contents(of: Self.directory + "/" + names[1].fileName))
+        #expect(SegmentScanner().scan(next, name: names[1]).header?.isPreallocated == true && next.count == 8192)
+
+        let reopened = try Journal.open(directory: Self.directory, options: options)
+        let lsns = try verifiedLSNs(reopened.contents)
+        #expect(reopened.recovery.isClean && lsns == Array(1...5))
         try await reopened.close()
     }
 

@@ -24,8 +24,8 @@ struct SegmentHeader: Equatable, Sendable {
     /// The CRC field of the last frame of the previous segment: the first frame's `previousFrameCRC`.
     var previousFrameCRC: UInt32
     var maxFramePayload: UInt32
-    /// ``preallocatedFlag`` or 0. Readers before 2026-12-04 ignore the field: they read a preallocated
-    /// segment's zeros as a torn tail and cut them, losing nothing.
+    /// ``preallocatedFlag`` or 0. Readers before 2026-12-04 ignore the field: they read the zeros of a
+    /// preallocated last segment as a torn tail and cut them, losing nothing (a seal removes a segment's zeros).
     var flags: UInt16 = 0
 
     /// The writer fills this segment with zeros ahead of its frames (``JournalOptions/preallocationBytes``):
