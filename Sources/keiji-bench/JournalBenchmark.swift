@@ -123,6 +123,12 @@ struct JournalBenchmark: AsyncParsableCommand {
                              replay: replay, targets: targets)
     }
 
+    /// `--seconds` cut into turns of about half a second: how many, and how long each lasts.
+    private var turns: (count: Int, seconds: Double) {
+        let count = max(1, Int((seconds / 0.5).rounded()))
+        return (count, seconds / Double(count))
+    }
+
     /// One `sync` phase and its own raw limit, in alternating slices of about half a second: raw loop, journal,
     /// raw loop, journal, … This VM's fdatasync rate drifts by 2× and more within a minute (other tenants' I/O),
     /// so a limit measured once before all phases compared each phase with a different disk. Both halves append
@@ -131,8 +137,7 @@ struct JournalBenchmark: AsyncParsableCommand {
         producers: Int, pool: [[UInt8]], in scratch: ScratchDirectory
     ) async throws -> (raw: PhaseResult, journal: PhaseResult) {
         let plural = producers == 1 ? "" : "s"
-        let slices = max(1, Int((seconds / 0.5).rounded()))
-        let slice = seconds / Double(slices)
+        let (slices, slice) = turns
         Self.printError("journal sync, \(producers) producer\(plural), and the raw loop, in \(slices) turns (2 × \(seconds) s)…")
         // The better of the two raw limits (see rawPreallocationPhase): the journal preallocates its segments too.
         let rawLoop = try RawSyncLoop(
@@ -169,8 +174,7 @@ struct JournalBenchmark: AsyncParsableCommand {
     /// which the journal's preallocated segments (`JournalOptions.preallocationBytes`) save. Neither row is a
     /// journal figure; the sync phases divide by the preallocated loop, the better limit.
     private func rawPreallocationPhase(in scratch: ScratchDirectory) throws -> [PhaseResult] {
-        let slices = max(1, Int((seconds / 0.5).rounded()))
-        let slice = seconds / Double(slices)
+        let (slices, slice) = turns
         Self.printError("raw loop, growing file and preallocated file, in \(slices) turns (2 × \(seconds) s)…")
         let growing = try RawSyncLoop(path: scratch.path("raw-growing.dat"), recordBytes: Self.rawRecordBytes)
         let preallocated = try RawSyncLoop(
@@ -191,9 +195,9 @@ struct JournalBenchmark: AsyncParsableCommand {
             elapsed.preallocated += MonotonicClock.seconds(from: start, to: MonotonicClock.now())
         }
         return [
-            PhaseResult(name: "raw-growing", label: "raw pwrite+fdatasync, 200 B, growing file, beside the next row",
+            PhaseResult(name: "raw-growing", label: "raw pwrite+fdatasync, \(Self.rawRecordBytes) B, growing file, beside the next row",
                         records: records.growing, seconds: elapsed.growing, latency: latencies.growing.summary()),
-            PhaseResult(name: "raw-preallocated", label: "raw pwrite+fdatasync, 200 B, into a preallocated file",
+            PhaseResult(name: "raw-preallocated", label: "raw pwrite+fdatasync, \(Self.rawRecordBytes) B, into a preallocated file",
                         records: records.preallocated, seconds: elapsed.preallocated, latency: latencies.preallocated.summary()),
         ]
     }
