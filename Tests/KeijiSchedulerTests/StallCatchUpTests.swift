@@ -39,6 +39,22 @@ final class SteppedClock: SchedulerClock {
     }
 }
 
+extension SchedulerEngine {
+    /// Freezes `clock` if no run is in progress and each task's next slot, counted from where the timer stands,
+    /// is more than 3 s away; in one turn of the engine, so nothing fires between the look and the freeze.
+    func freezeIfQuiet(_ names: [TaskName], _ clock: SteppedClock) -> Bool {
+        guard runs.isEmpty else { return false }
+        for name in names {
+            guard let task = state.tasks[name] else { return false }
+            let calculator = ScheduleCalculator(spec: task.definition.schedule, defaultTimeZone: timeZone, anchor: task.anchor)
+            guard let next = calculator.nextSlot(after: cursor(of: name, task)),
+                  task.fireTimeMilliseconds(slot: next, calculator: calculator) - clock.nowMilliseconds() > 3000 else { return false }
+        }
+        clock.freeze()
+        return true
+    }
+}
+
 /// After a stall of the running scheduler, the slots that passed follow each task's catch-up policy (the rule
 /// restart recovery applies), instead of every missed slot firing back to back.
 struct StallCatchUpTests {
@@ -55,18 +71,11 @@ struct StallCatchUpTests {
     /// `clock` until the test's step, so the step cannot race a slot that comes due by itself (its run, still
     /// going when the stall is handled, would rightly make overlap `skip` drop the first catch-up). Without the
     /// freeze, the seconds between this look and the step on a loaded machine were enough: a soak failed so.
+    /// The look and the freeze are one turn of the engine (``SchedulerEngine/freezeIfQuiet(_:_:)``): looked at
+    /// in two turns, a slot fired between them (its run still going, the next slot 10 s away) and a suite run
+    /// failed so.
     func quietMoment(_ harness: SchedulerHarness, _ engine: SchedulerEngine, _ names: [TaskName], _ clock: SteppedClock) async -> Bool {
-        await harness.wait {
-            guard await engine.runsInProgress == 0 else { return false }
-            for name in names {
-                guard let task = await engine.state.tasks[name] else { return false }
-                let calculator = ScheduleCalculator(spec: task.definition.schedule, defaultTimeZone: TimeZone(identifier: "UTC")!, anchor: task.anchor)
-                guard let next = calculator.nextSlot(after: task.lastSlot ?? task.anchor),
-                      task.fireTimeMilliseconds(slot: next, calculator: calculator) - clock.nowMilliseconds() > 3000 else { return false }
-            }
-            clock.freeze()
-            return true
-        }
+        await harness.wait { await engine.freezeIfQuiet(names, clock) }
     }
 
     @Test func aClockStepForwardFollowsEachTasksCatchUpPolicy() async throws {
