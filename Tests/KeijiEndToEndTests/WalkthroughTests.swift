@@ -15,9 +15,12 @@ struct WalkthroughTests {
         /// tests' connections). `tcpPorts` puts the bus on 127.0.0.1 instead, for tests about ports.
         init(tcpPorts: (push: UInt16, pull: UInt16)? = nil) throws {
             home = FileManager.default.temporaryDirectory.path + "/keiji-e2e-" + UUID().uuidString.prefix(8)
-            try FileManager.default.createDirectory(atPath: home, withIntermediateDirectories: true)
+            try FileManager.default.createDirectory(atPath: home + "/tmp", withIntermediateDirectories: true)
             var env = ProcessInfo.processInfo.environment
             env["HOME"] = home
+            // SwiftPM (`keiji task --build`) leaves its lock files in the temporary directory, named after the
+            // paths it locks: three per HOME, hundreds in /tmp after a suite. In the HOME they go with it.
+            env["TMPDIR"] = home + "/tmp"
             env["NO_COLOR"] = "1"
             env["KEIJI_BUS_PUSH_PORT"] = tcpPorts.map { String($0.push) }
             env["KEIJI_BUS_PULL_PORT"] = tcpPorts.map { String($0.pull) }
