@@ -69,8 +69,9 @@ struct StallCatchUpTests {
 
     /// Waits until no run is in progress and each task's next slot is more than 3 s away on `clock`, then freezes
     /// `clock` until the test's step, so the step cannot race a slot that comes due by itself (its run, still
-    /// going when the stall is handled, would rightly make overlap `skip` drop the first catch-up). Without the
-    /// freeze, the seconds between this look and the step on a loaded machine were enough: a soak failed so.
+    /// going when the stall is handled, would make the catch-up runs wait for it, and the slots counted here
+    /// shift). Without the freeze, the seconds between this look and the step on a loaded machine were enough: a
+    /// soak failed so.
     /// The look and the freeze are one turn of the engine (``SchedulerEngine/freezeIfQuiet(_:_:)``): looked at
     /// in two turns, a slot fired between them (its run still going, the next slot 10 s away) and a suite run
     /// failed so.
@@ -181,6 +182,41 @@ struct StallCatchUpTests {
         #expect(overlaps.isEmpty, "nothing dropped as an overlap: \(overlaps); started: \(started.map { "\($0.trigger) \($0.slot ?? 0)" })")
         #expect(started[firstScheduled].slot.map { slot in catchUps.allSatisfy { $0 < slot } } == true,
                 "the schedule resumes after the catch-ups")
+    }
+
+    /// A run still going when a stall ends (a SIGSTOP'd scheduler's run often ended during the stop, its end not
+    /// yet handled): the catch-up run owed waits for it and then runs, instead of overlap `skip` dropping it.
+    @Test func aCatchUpWaitsForARunStillGoingWhenTheStallEnds() async throws {
+        let harness = try SchedulerHarness()
+        defer { harness.remove() }
+        // The run lasts until the test removes `hold`, so it is surely going when the stall is handled.
+        let hold = harness.home + "/hold"
+        #expect(FileManager.default.createFile(atPath: hold, contents: nil))
+        let interval: Int64 = 10
+        try await harness.defineOffline(try harness.commandTask("long", "while [ -e '\(hold)' ]; do sleep 0.05; done", every: Int(interval)) {
+            $0.catchUp = .once
+            $0.overlap = .skip
+        })
+        let name = harness.taskName("long")
+        let clock = SteppedClock()
+        let engine = harness.engine(spawn: true, clock: clock)
+        try await engine.start()
+        #expect(await harness.wait { try harness.entries().startedRuns.contains { $0.task == name } }, "the first slot runs")
+        let first = try #require(try harness.entries().startedRuns.first { $0.task == name })
+        let before = try harness.entries().count
+        clock.step(byMilliseconds: 20 * interval * 1000)
+        let after = { Array(try harness.entries().dropFirst(before)).filter { $0.taskName == name } }
+        #expect(await harness.wait { !missedByStall(try after(), name).isEmpty }, "the stall is handled while the run goes on")
+        try FileManager.default.removeItem(atPath: hold)
+        #expect(await harness.wait { try after().startedRuns.contains { $0.trigger == .catchUp } }, "the catch-up runs once the run has ended")
+        await engine.stop()
+        let entries = try after()
+        let overlaps = entries.compactMap { if case .runMissed(let missed) = $0.event, missed.reason == .overlap { missed.slot } else { nil } }
+        #expect(overlaps.isEmpty, "nothing dropped as an overlap: \(overlaps)")
+        let firstEnd = try #require(entries.firstIndex { if case .runFinished(let end) = $0.event { end.runID == first.runID } else { false } })
+        let catchUp = try #require(entries.firstIndex { if case .runStarted(let start) = $0.event { start.trigger == .catchUp } else { false } })
+        #expect(firstEnd < catchUp, "the catch-up starts after the run that was going has ended")
+        #expect(entries.startedRuns.filter { $0.trigger == .catchUp }.count == 1, "catch-up once: \(entries.startedRuns.map(\.slot))")
     }
 
     /// A task that reaches this node after its first slot passed (made on another node of a cluster, while no

@@ -139,9 +139,15 @@ extension SchedulerEngine {
                                            rerunning: false) {
                 firedSlots[name] = plan.lastSlot
                 if let gap = plan.missed { missed.append(gap) }
-                if let first = plan.toRun.first {
-                    firings.append(Firing(task: name, slot: first, fireAtMs: now, trigger: .catchUp))
-                    queued.append((name, plan.toRun.dropFirst().map { RecoveryRun(task: name, slot: $0, trigger: .catchUp, attempt: 1, interruptions: nil) }))
+                let owed = plan.toRun.map { RecoveryRun(task: name, slot: $0, trigger: .catchUp, attempt: 1, interruptions: nil) }
+                if hasRuns(name) {
+                    // A run from before the stall is still registered: often it ended during the stall and its end
+                    // is not handled yet. The catch-up runs wait for it, as they wait for each other (and as
+                    // restart recovery's wait for a re-run): fired now, overlap `skip` dropped the one run owed.
+                    queued.append((name, owed))
+                } else if let first = owed.first {
+                    firings.append(Firing(task: name, slot: first.slot, fireAtMs: now, trigger: .catchUp))
+                    queued.append((name, Array(owed.dropFirst())))
                 }
                 let passed = "\(name): \(plan.total) slots passed, \(plan.toRun.count) run (catch-up \(task.definition.policy.catchUp.rawValue))"
                 if entry.armedLate { arrivals.append(passed) } else { stalls.append(passed) }
