@@ -140,7 +140,7 @@ extension SchedulerEngine {
                 firedSlots[name] = plan.lastSlot
                 if let gap = plan.missed { missed.append(gap) }
                 let owed = plan.toRun.map { RecoveryRun(task: name, slot: $0, trigger: .catchUp, attempt: 1, interruptions: nil) }
-                if hasRuns(name) {
+                if task.definition.policy.overlap == .skip, hasRuns(name) {
                     // A run from before the stall is still registered: often it ended during the stall and its end
                     // is not handled yet. The catch-up runs wait for it, as they wait for each other (and as
                     // restart recovery's wait for a re-run): fired now, overlap `skip` dropped the one run owed.
