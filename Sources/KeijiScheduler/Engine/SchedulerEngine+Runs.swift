@@ -168,6 +168,9 @@ extension SchedulerEngine {
             return recordIndex.map { _ in nil }
         }
         let result = recordIndex.map { $0.map { lsns.lowerBound + UInt64($0) } }
+        // A batch made durable by the same sync as an earlier one (a command's) is applied after it: wait for that, so
+        // the state looked at below holds every record before these.
+        await waitUntilApplied(lsns.upperBound)
         guard phase == .running else {
             // The scheduler began stopping while run.started was being journaled: never spawn after that.
             if !started.isEmpty { _ = try? await record(contentsOf: started.map { run in
@@ -180,6 +183,14 @@ extension SchedulerEngine {
         let nowMicros = configuration.recordLateness ? clock.nowMicroseconds() : 0
         for run in started {
             let firing = run.firing
+            if firing.trigger != .manual, let reason = Self.reasonNotToBegin(state.tasks[firing.task]) {
+                // A command journaled while this batch was synced (a `--disable`, a `--delete`) or a failure that put
+                // the task in error came before this run.started: the run does not begin, and it ends as stopped.
+                finish(runID: run.runID, name: firing.task, result: .init(outcome: .stopped, status: nil, durationMs: 0, message: reason),
+                       latenessMs: max(0, clock.nowMilliseconds() - firing.fireAtMs), slot: firing.slot, attempt: firing.attempt,
+                       interruptions: firing.interruptions, definition: run.definition)
+                continue
+            }
             if configuration.recordLateness { lateness.start.append(nowMicros - TimeArithmetic.product(firing.fireAtMs, 1000)) }
             let (runID, definition, handle) = (run.runID, run.definition, run.handle)
             runs[runID]?.work = Task(priority: .medium) { [weak self] in  // below the timer loop's (see `start`)
@@ -188,6 +199,14 @@ extension SchedulerEngine {
             }
         }
         return result
+    }
+
+    /// Why a scheduled run whose `run.started` is durable must not begin, from its task's state now (nil: it begins).
+    static func reasonNotToBegin(_ task: TaskState?) -> String? {
+        guard let task else { return "the task was deleted before the run began" }
+        if task.isDisabled { return "the task was disabled before the run began" }
+        if task.isError { return "the task was in error before the run began" }
+        return nil
     }
 
     /// In a cluster, claims the batch's slots in one statement and drops the firings of slots another node holds

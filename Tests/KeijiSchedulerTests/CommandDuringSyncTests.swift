@@ -1,0 +1,99 @@
+import Foundation
+import KeijiCore
+import KeijiJournal
+import Synchronization
+import Testing
+
+@testable import KeijiScheduler
+
+/// The real journal I/O, except that the next `sync` after ``holdNextSync()`` waits for ``release()``: a test
+/// can keep one batch from becoming durable while the engine goes on deciding firings.
+final class HeldSyncJournalIO: JournalIO {
+    private let real = PosixJournalIO()
+    private let state = Mutex<(armed: Bool, holding: Bool)>((false, false))
+    private let gate = DispatchSemaphore(value: 0)
+
+    func holdNextSync() { state.withLock { $0.armed = true } }
+    /// Whether a sync is waiting for ``release()`` now.
+    var isHolding: Bool { state.withLock { $0.holding } }
+    func release() { gate.signal() }
+
+    func sync(_ file: FileDescriptor) throws {
+        let hold = state.withLock { s -> Bool in
+            defer { s.armed = false }
+            s.holding = s.armed
+            return s.armed
+        }
+        if hold {
+            _ = gate.wait(timeout: .now() + 60)  // never hangs the suite if the test fails first
+            state.withLock { $0.holding = false }
+        }
+        try real.sync(file)
+    }
+
+    func createDirectory(_ path: String) throws { try real.createDirectory(path) }
+    func listDirectory(_ path: String) throws -> [String] { try real.listDirectory(path) }
+    func open(_ path: String, mode: FileOpenMode) throws -> FileDescriptor { try real.open(path, mode: mode) }
+    func close(_ file: FileDescriptor) { real.close(file) }
+    func size(of file: FileDescriptor) throws -> Int { try real.size(of: file) }
+    func read(_ file: FileDescriptor, at offset: Int, count: Int) throws -> [UInt8] { try real.read(file, at: offset, count: count) }
+    func write(_ file: FileDescriptor, _ bytes: [UInt8], at offset: Int) throws { try real.write(file, bytes, at: offset) }
+    func truncate(_ file: FileDescriptor, to size: Int) throws { try real.truncate(file, to: size) }
+    func rename(_ source: String, to destination: String) throws { try real.rename(source, to: destination) }
+    func remove(_ path: String) throws { try real.remove(path) }
+    func syncDirectory(_ path: String) throws { try real.syncDirectory(path) }
+    func lockExclusively(_ path: String) throws -> FileDescriptor? { try real.lockExclusively(path) }
+}
+
+extension SchedulerEngine {
+    /// When `name`'s next slot fires, counted from where the timer stands.
+    func nextFireMilliseconds(_ name: TaskName) -> Int64? {
+        guard let task = state.tasks[name] else { return nil }
+        let calculator = ScheduleCalculator(spec: task.definition.schedule, defaultTimeZone: timeZone, anchor: task.anchor)
+        return calculator.nextSlot(after: cursor(of: name, task)).map { task.fireTimeMilliseconds(slot: $0, calculator: calculator) }
+    }
+}
+
+/// A command journaled while a firing of its task waits to be journaled comes first in the journal; the run
+/// must then honour it.
+struct CommandDuringSyncTests {
+    /// `--disable` whose record is being synced when the task's slot comes due: the timer, which does not see the
+    /// disable yet, decides the firing, and its `run.started` is journaled after the `task.disabled`. The run does
+    /// not begin (no process), and it ends as stopped. Before, it ran after the disable was acknowledged.
+    @Test func aRunJournaledAfterItsTasksDisableDoesNotBegin() async throws {
+        let harness = try SchedulerHarness()
+        defer { harness.remove() }
+        let ran = harness.home + "/ran"
+        try await harness.defineOffline(try harness.commandTask("tick", "echo \"$KEIJI_SLOT\" >> '\(ran)'", every: 10))
+        let name = harness.taskName("tick")
+        let io = HeldSyncJournalIO()
+        let clock = SteppedClock()
+        let engine = harness.engine(spawn: true, clock: clock, journalIO: io)
+        try await engine.start()
+        #expect(await harness.wait { try harness.entries().finishedRuns.contains { $0.task == name } }, "the first slot runs")
+        // Time stands still: nothing fires until the step below.
+        #expect(await harness.wait { await engine.freezeIfQuiet([name], clock) })
+        let ranBefore = (try? String(contentsOfFile: ran, encoding: .utf8)) ?? ""
+        let before = try harness.entries().count
+        io.holdNextSync()
+        let disable = Task { try await engine.submit(.taskDisabled(name)) }
+        #expect(await harness.wait { io.isHolding }, "the disable's batch is being synced")
+        // The slot comes due now; the timer decides it and its batch waits behind the held sync.
+        let next = try #require(await engine.nextFireMilliseconds(name))
+        clock.step(byMilliseconds: next - clock.nowMilliseconds() + 5)
+        #expect(await harness.wait { await engine.runsInProgress == 1 }, "the slot was decided")
+        io.release()
+        _ = try await disable.value
+        #expect(await harness.wait { await engine.runsInProgress == 0 })
+        await engine.stop()
+
+        let entries = Array(try harness.entries().dropFirst(before))
+        let disabledAt = try #require(entries.firstIndex { if case .taskDisabled = $0.event { true } else { false } })
+        let startedAt = try #require(entries.firstIndex { if case .runStarted = $0.event { true } else { false } }, "the slot was journaled")
+        #expect(disabledAt < startedAt, "the disable came first in the journal")
+        let start = try #require(entries.startedRuns.first)
+        let end = try #require(entries.compactMap { if case .runFinished(let end) = $0.event, end.runID == start.runID { end } else { nil } }.first)
+        #expect(end.outcome == .stopped && end.message == "the task was disabled before the run began", "\(end)")
+        #expect(((try? String(contentsOfFile: ran, encoding: .utf8)) ?? "") == ranBefore, "no process began")
+    }
+}
