@@ -168,9 +168,10 @@ extension SchedulerEngine {
             return recordIndex.map { _ in nil }
         }
         let result = recordIndex.map { $0.map { lsns.lowerBound + UInt64($0) } }
-        // A batch made durable by the same sync as an earlier one (a command's) is applied after it: wait for that, so
-        // the state looked at below holds every record before these.
-        await waitUntilApplied(lsns.upperBound)
+        // A batch made durable by the same sync as an earlier one is applied after it. If that may be a disable or a
+        // delete, wait for it, so the state looked at below holds every record before these. (Always waiting made
+        // every tick wait for the one before it: start p50 +30 % at 10,000 firings a second.)
+        if stoppingCommandsUnapplied > 0 { await waitUntilApplied(lsns.upperBound) }
         guard phase == .running else {
             // The scheduler began stopping while run.started was being journaled: never spawn after that.
             if !started.isEmpty { _ = try? await record(contentsOf: started.map { run in

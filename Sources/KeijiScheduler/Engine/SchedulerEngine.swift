@@ -62,6 +62,9 @@ public actor SchedulerEngine {
     /// Records durable but not yet applied because an earlier LSN's continuation has not run yet.
     private var unapplied: [UInt64: JournalEntry] = [:]
     private var appliedThrough: UInt64 = 0
+    /// `task.disabled` and `task.deleted` records handed to the journal and not yet applied: while there are any, a
+    /// tick's firings made durable meanwhile wait until the records before theirs are applied (``journalAndSpawn``).
+    private(set) var stoppingCommandsUnapplied = 0
     private var applyWaiters: [(UInt64, CheckedContinuation<Void, Never>)] = []
     /// Runs that ended, waiting for ``flushEndedRuns()`` to journal their `run.finished` (see ``end(_:)``).
     var endedRuns: [EndedRun] = []
@@ -304,6 +307,8 @@ public actor SchedulerEngine {
     /// ``record(contentsOf:)`` of entries whose time is already set.
     func record(entries: [JournalEntry]) async throws -> ClosedRange<UInt64> {
         let lsns: ClosedRange<UInt64>
+        let stopping = entries.count { Self.stopsItsTask($0.event) }
+        stoppingCommandsUnapplied += stopping
         do {
             let encoded = try entries.map { try $0.encoded() }
             if encoded.count == 1 {
@@ -313,6 +318,7 @@ public actor SchedulerEngine {
                 lsns = try await journal.append(contentsOf: encoded)
             }
         } catch {
+            stoppingCommandsUnapplied -= stopping
             await failStop(error)
             throw error
         }
@@ -355,6 +361,7 @@ public actor SchedulerEngine {
 
     private func apply(_ entry: JournalEntry, lsn: UInt64) {
         Reducer.apply(entry, lsn: lsn, to: &state)
+        if Self.stopsItsTask(entry.event) { stoppingCommandsUnapplied -= 1 }
         if let name = entry.taskName {
             dirtyTasks.insert(name)
             switch entry.event {
@@ -369,6 +376,14 @@ public actor SchedulerEngine {
             let ready = applyWaiters.filter { $0.0 <= appliedThrough }
             applyWaiters.removeAll { $0.0 <= appliedThrough }
             for (_, continuation) in ready { continuation.resume() }
+        }
+    }
+
+    /// A command after which its task's runs must not begin.
+    static func stopsItsTask(_ event: JournalEntry.Event) -> Bool {
+        switch event {
+        case .taskDisabled, .taskDeleted: true
+        default: false
         }
     }
 
