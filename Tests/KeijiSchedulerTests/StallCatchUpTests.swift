@@ -40,10 +40,12 @@ final class SteppedClock: SchedulerClock {
 }
 
 extension SchedulerEngine {
-    /// Freezes `clock` if no run is in progress and each task's next slot, counted from where the timer stands,
-    /// is more than 3 s away; in one turn of the engine, so nothing fires between the look and the freeze.
+    /// Freezes `clock` if no run is in progress, no task has catch-up runs still queued (a slot that passed while
+    /// a loaded machine started the engine is caught up at the start, and between two of those runs none is in
+    /// progress), and each task's next slot, counted from where the timer stands, is more than 3 s away; in one
+    /// turn of the engine, so nothing fires between the look and the freeze.
     func freezeIfQuiet(_ names: [TaskName], _ clock: SteppedClock) -> Bool {
-        guard runs.isEmpty else { return false }
+        guard runs.isEmpty, catchingUp.isDisjoint(with: names) else { return false }
         for name in names {
             guard let task = state.tasks[name] else { return false }
             let calculator = ScheduleCalculator(spec: task.definition.schedule, defaultTimeZone: timeZone, anchor: task.anchor)
