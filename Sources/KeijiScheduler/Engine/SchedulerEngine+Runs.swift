@@ -104,11 +104,12 @@ extension SchedulerEngine {
             var counted = true
             if firing.trigger != .manual, task.definition.policy.overlap == .skip, hasRuns(name) {
                 guard let slot = firing.slot else { continue }
-                if cluster != nil, !hasClaimedRuns(name) {
-                    // The task's only runs here are firings still waiting for their claims. Under a database stalled
-                    // for seconds every node had one, skipped the task's next slots as overlaps, and those ran
-                    // nowhere; so this one waits for its claim too, uncounted, and counts once won (two slots of the
-                    // task may then start at once: each slot running once comes first).
+                if cluster != nil, !hasClaimedRuns(name, claimedBy: firing.fireAtMs) {
+                    // The task's only runs here are firings still waiting for their claims (or won after this slot
+                    // came due). Under a database stalled for seconds every node had one, skipped the task's next
+                    // slots as overlaps, and those ran nowhere; so this one waits for its claim too, uncounted, and
+                    // counts once won (two slots of the task may then start at once: each slot running once comes
+                    // first).
                     counted = false
                 } else {
                     recordIndex[index] = events.count
@@ -121,7 +122,9 @@ extension SchedulerEngine {
             let handle = RunHandle()
             // Registered before the await: a stop or shutdown during the append finds it (and a second firing of
             // a skip task in this batch sees it).
-            registerRun(runID, LiveRun(task: name, handle: handle, work: nil, counted: counted, awaitingClaim: cluster != nil && firing.slot != nil))
+            let awaitingClaim = cluster != nil && firing.slot != nil
+            registerRun(runID, LiveRun(task: name, handle: handle, work: nil, counted: counted, awaitingClaim: awaitingClaim,
+                                       claimedAtMs: awaitingClaim ? nil : clock.nowMilliseconds()))
             recordIndex[index] = events.count
             events.append(.runStarted(RunStart(runID: runID, task: name, slot: firing.slot, attempt: firing.attempt, trigger: firing.trigger,
                                                interruptions: firing.interruptions)))

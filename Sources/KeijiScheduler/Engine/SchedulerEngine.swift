@@ -116,6 +116,8 @@ public actor SchedulerEngine {
         var counted = true
         /// In a cluster, its slot's claim is not answered yet (see ``prepare(_:missed:)``).
         var awaitingClaim = false
+        /// When its claim was won (engine clock, ms; at registration for a run with no slot to claim).
+        var claimedAtMs: Int64?
     }
 
     public init(configuration: SchedulerConfiguration) {
@@ -260,15 +262,23 @@ public actor SchedulerEngine {
         if run.counted { activeRunCounts[run.task, default: 0] += 1 }
     }
 
-    /// Whether `name` has a run here that is more than a firing waiting for its slot's claim.
-    func hasClaimedRuns(_ name: TaskName) -> Bool {
-        hasRuns(name) && runs.values.contains { $0.task == name && $0.counted && !$0.awaitingClaim }
+    /// Whether `name` has a run here that is more than a firing waiting for its slot's claim, and whose claim was
+    /// won by `dueMs`, when the slot being decided came due. A run claimed only after that was itself waiting when
+    /// the slot came: after a database stall the claims of the slots that waited come back together, and a slot
+    /// due meanwhile but decided a moment after them (a loaded machine) was skipped as their overlap, though no
+    /// run of its task was going on when it came (a cluster test lost such a slot under load).
+    func hasClaimedRuns(_ name: TaskName, claimedBy dueMs: Int64) -> Bool {
+        hasRuns(name) && runs.values.contains { run in
+            run.task == name && run.counted && !run.awaitingClaim && (run.claimedAtMs ?? Int64.min) <= dueMs
+        }
     }
 
     /// The claims of `runIDs` were won: they count as runs of their tasks from now on.
     func claimsWon(_ runIDs: [String]) {
+        let now = clock.nowMilliseconds()
         for runID in runIDs {
             runs[runID]?.awaitingClaim = false
+            runs[runID]?.claimedAtMs = now
             setCounted(runID, true)
         }
     }
