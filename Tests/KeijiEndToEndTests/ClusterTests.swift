@@ -39,7 +39,7 @@ struct ClusterTests {
     }
 
     /// Three initialised nodes on a new database, not started; the probe tasks created (offline) on node-a.
-    func makeCluster(on serverURL: String? = nil) async throws -> Cluster {
+    func makeCluster(on serverURL: String? = nil, rerunInterrupted: Bool = false) async throws -> Cluster {
         let (url, drop) = try await postgres.makeDatabase(on: serverURL)
         let folder = FileManager.default.temporaryDirectory.path + "/keiji-cluster-" + UUID().uuidString.prefix(8)
         try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
@@ -53,7 +53,7 @@ struct ClusterTests {
             try (String(contentsOfFile: settings, encoding: .utf8) + "\nNODE_NAME=\(name)\n").write(toFile: settings, atomically: true, encoding: .utf8)
             nodes.append((name, s))
         }
-        for task in Self.tasks { try await createProbeTask(task, on: nodes[0].1, probe: probe) }
+        for task in Self.tasks { try await createProbeTask(task, on: nodes[0].1, probe: probe, rerunInterrupted: rerunInterrupted) }
         let names = nodes.map(\.0)
         let preferred = Set(Self.tasks.map { SlotPreference(nodes: names, me: names[0]).preferredNode(task: $0) })
         #expect(preferred == Set(names), "each node is the preferred node of one probe task: \(preferred)")
@@ -62,8 +62,8 @@ struct ClusterTests {
 
     /// Runs `body` on a new cluster (``makeCluster(on:)``) and cleans it up however `body` ends: a failed
     /// `#require` must not leave three schedulers running for the rest of the suite.
-    func withCluster(on serverURL: String? = nil, _ body: (Cluster) async throws -> Void) async throws {
-        let cluster = try await makeCluster(on: serverURL)
+    func withCluster(on serverURL: String? = nil, rerunInterrupted: Bool = false, _ body: (Cluster) async throws -> Void) async throws {
+        let cluster = try await makeCluster(on: serverURL, rerunInterrupted: rerunInterrupted)
         do {
             try await body(cluster)
         } catch {
@@ -73,9 +73,9 @@ struct ClusterTests {
         await cluster.cleanUp()
     }
 
-    func createProbeTask(_ task: String, on s: Session, probe: String) async throws {
+    func createProbeTask(_ task: String, on s: Session, probe: String, rerunInterrupted: Bool = false) async throws {
         let r = try await s.keiji("task", "--create", "--name=\(task)", "--desc=probe", "--every", "1s", "--catch-up", "all",
-                                  "--rerun-interrupted", "false", "--command", "echo \"$KEIJI_TASK_NAME $KEIJI_SLOT $KEIJI_NODE\" >> \(probe)")
+                                  "--rerun-interrupted", "\(rerunInterrupted)", "--command", "echo \"$KEIJI_TASK_NAME $KEIJI_SLOT $KEIJI_NODE\" >> \(probe)")
         #expect(r.status == 0, "\(r.stdout)\(r.stderr)")
     }
 
@@ -569,6 +569,27 @@ struct ClusterTests {
                 try await postgres.psql(cluster.url, "BEGIN; LOCK TABLE keiji_claims IN ACCESS EXCLUSIVE MODE; SELECT pg_sleep(\(seconds)); COMMIT")
                 #expect(await waitForRuns(by: nil, more: 6, in: cluster), "the cluster goes on")
             }
+            try await stopAndCheckExactlyOnce(cluster, from: from, through: now() - 2)
+        }
+    }
+
+    /// The claims table locked for 12 s, longer than the heartbeat timeout, while three nodes run tasks that re-run
+    /// interrupted runs (the default): no node may look dead for it. With the heartbeat on the cluster link's
+    /// connection, each node's beat queued behind its statements on the locked table, every node's heartbeat went
+    /// stale, and once the lock ended the nodes took over one another's claims of slots that were running, and ran
+    /// them a second time.
+    @Test func noNodeLooksDeadWhileTheClaimsTableIsLockedPastTheHeartbeatTimeout() async throws {
+        try await withCluster(rerunInterrupted: true) { cluster in
+            for node in cluster.nodes { try await start(node.session) }
+            let from = now() + 1
+            for node in cluster.nodes { #expect(await waitForRuns(by: node.name, more: 2, in: cluster), "\(node.name) ran slots") }
+            let seconds = ClusterDatabase.heartbeatTimeoutSeconds + 2
+            try await postgres.psql(cluster.url, "BEGIN; LOCK TABLE keiji_claims IN ACCESS EXCLUSIVE MODE; SELECT pg_sleep(\(seconds)); COMMIT")
+            #expect(await waitForRuns(by: nil, more: 6, in: cluster), "the cluster goes on")
+            let takeovers = cluster.nodes.map { node in
+                schedulerLog(node.session).split(separator: "\n").filter { $0.contains("cluster: took over") }
+            }.joined()
+            #expect(takeovers.isEmpty, "no node took over another's slots: \(Array(takeovers))")
             try await stopAndCheckExactlyOnce(cluster, from: from, through: now() - 2)
         }
     }

@@ -36,6 +36,8 @@ actor ClusterLink {
     static let finishBacklogLimit = 100_000
     /// The task binaries the commands name, downloaded beside this link (on their own thread).
     nonisolated let downloads: ClusterBinaryDownloads
+    /// This node's heartbeat, beside this link (its own connection and thread: see ``ClusterHeartbeat``).
+    nonisolated let heartbeat: ClusterHeartbeat
 
     init(url: URL, node: String, note: @escaping @Sendable (String) -> Void) {
         thread = BackgroundThread(name: "keiji-cluster")
@@ -43,6 +45,7 @@ actor ClusterLink {
         self.node = node
         self.note = note
         downloads = ClusterBinaryDownloads(url: url, note: note)
+        heartbeat = ClusterHeartbeat(url: url, node: node)
     }
 
     deinit { thread.stop() }
@@ -175,18 +178,15 @@ actor ClusterLink {
         attempt("look up claims") { try opened().holders(of: slots) }
     }
 
-    /// Marks the node alive and returns the live nodes (nil when the database failed); also drops a bounded
-    /// step of old claims, so the deletions keep pace with the claims a node makes.
-    func heartbeat() -> [String]? {
-        let live = attempt("heartbeat") {
-            let live = try opened().heartbeat()
-            try opened().forgetOldClaims()
-            return live
-        }
+    /// The link's periodic upkeep, after each heartbeat: drops a bounded step of old claims, so the deletions keep
+    /// pace with the claims a node makes, and sends the finish marks a failed send kept. Returns whether the
+    /// database answered.
+    func upkeep() -> Bool {
+        guard attempt("drop old claims", { try opened().forgetOldClaims() }) != nil else { return false }
         // Marks kept by a failed send go again, even with no run ending meanwhile; not while the database is away
         // (each attempt would wait out another connection).
-        if live != nil { sendFinishes() }
-        return live
+        sendFinishes()
+        return true
     }
 
     /// Marks the node stopped (a clean stop), after sending the finish marks still waiting: a claim left

@@ -42,7 +42,7 @@ extension SchedulerEngine {
             }
             appliedCommandSeq = try await link.open()
             cluster = link
-            setLiveNodes(await link.heartbeat() ?? [])
+            setLiveNodes(await link.heartbeat.beat() ?? [])
         }
         let loaded = try StateLoader.load(from: journal)
         adopt(loaded.state, appliedThrough: journal.lastLSN)

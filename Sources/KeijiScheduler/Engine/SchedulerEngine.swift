@@ -31,6 +31,8 @@ public actor SchedulerEngine {
     /// This node's link to the cluster's claims (`DB_URL=postgres://…`); nil on SQLite.
     var cluster: ClusterLink?
     var heartbeatTask: Task<Void, Never>?
+    /// The cluster link's upkeep after each heartbeat interval: old claims dropped, takeovers, unclaimed slots.
+    var upkeepTask: Task<Void, Never>?
     /// The last command of the cluster applied here (``pullCommands()``), and the latest pulls' results, by `seq`.
     var appliedCommandSeq: Int64 = 0
     var recentCommandResults: [Int64: ClusterCommandResult] = [:]
@@ -160,11 +162,16 @@ public actor SchedulerEngine {
         viewFlushTask = Task(priority: .utility) { [weak self] in await self?.flushViewPeriodically() }
         if cluster != nil { commandPollTask = Task { [weak self] in await self?.pollCommandsPeriodically() } }
         if let cluster {
+            // Two loops: the beat never waits behind the link's statements (see ``ClusterHeartbeat``). Each ends
+            // when cancelled, never with one more step: a beat after `leave()` marked the stopped node alive.
             heartbeatTask = Task { [weak self] in
-                // Ends when cancelled, never with one more beat: a beat after `leave()` marked the stopped node alive.
                 while (try? await Task.sleep(for: Self.heartbeatInterval)) != nil {
-                    if let live = await cluster.heartbeat() {
-                        await self?.setLiveNodes(live)
+                    if let live = await cluster.heartbeat.beat() { await self?.setLiveNodes(live) }
+                }
+            }
+            upkeepTask = Task { [weak self] in
+                while (try? await Task.sleep(for: Self.heartbeatInterval)) != nil {
+                    if await cluster.upkeep() {
                         // Takeovers first: their finish marks are sent before the catch-ups below claim anything.
                         await self?.takeOverAbandonedSlots()
                         await self?.retryUnclaimedSlots()
@@ -195,7 +202,7 @@ public actor SchedulerEngine {
         }
         // Each loop ends at its next wait; one still in a step finishes it first (a heartbeat after `leave()`
         // marked this node alive again, a command pulled after the journal closed was lost here).
-        for loop in [viewFlushTask, heartbeatTask, commandPollTask].compactMap({ $0 }) {
+        for loop in [viewFlushTask, heartbeatTask, upkeepTask, commandPollTask].compactMap({ $0 }) {
             loop.cancel()
             await loop.value
         }
