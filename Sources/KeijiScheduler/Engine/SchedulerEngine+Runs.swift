@@ -122,9 +122,9 @@ extension SchedulerEngine {
             let handle = RunHandle()
             // Registered before the await: a stop or shutdown during the append finds it (and a second firing of
             // a skip task in this batch sees it).
-            let awaitingClaim = cluster != nil && firing.slot != nil
-            registerRun(runID, LiveRun(task: name, handle: handle, work: nil, counted: counted, awaitingClaim: awaitingClaim,
-                                       claimedAtMs: awaitingClaim ? nil : clock.nowMilliseconds()))
+            let awaitsClaim = cluster != nil && firing.slot != nil
+            registerRun(runID, LiveRun(task: name, handle: handle, work: nil, counted: counted,
+                                       claimedAtMs: awaitsClaim ? nil : clock.nowMilliseconds()))
             recordIndex[index] = events.count
             events.append(.runStarted(RunStart(runID: runID, task: name, slot: firing.slot, attempt: firing.attempt, trigger: firing.trigger,
                                                interruptions: firing.interruptions)))

@@ -116,9 +116,8 @@ public actor SchedulerEngine {
         var work: Task<Void, Never>?
         /// Counted in ``activeRunCounts`` (what overlap looks at); not while it waits for a fallback claim.
         var counted = true
-        /// In a cluster, its slot's claim is not answered yet (see ``prepare(_:missed:)``).
-        var awaitingClaim = false
-        /// When its claim was won (engine clock, ms; at registration for a run with no slot to claim).
+        /// When its slot's claim was won (engine clock, ms; at registration for a run with no claim to wait for);
+        /// nil while, in a cluster, the claim is not answered yet (see ``prepare(_:missed:)``).
         var claimedAtMs: Int64?
     }
 
@@ -276,7 +275,7 @@ public actor SchedulerEngine {
     /// run of its task was going on when it came (a cluster test lost such a slot under load).
     func hasClaimedRuns(_ name: TaskName, claimedBy dueMs: Int64) -> Bool {
         hasRuns(name) && runs.values.contains { run in
-            run.task == name && run.counted && !run.awaitingClaim && (run.claimedAtMs ?? Int64.min) <= dueMs
+            run.task == name && run.counted && run.claimedAtMs.map { $0 <= dueMs } == true
         }
     }
 
@@ -284,7 +283,6 @@ public actor SchedulerEngine {
     func claimsWon(_ runIDs: [String]) {
         let now = clock.nowMilliseconds()
         for runID in runIDs {
-            runs[runID]?.awaitingClaim = false
             runs[runID]?.claimedAtMs = now
             setCounted(runID, true)
         }
