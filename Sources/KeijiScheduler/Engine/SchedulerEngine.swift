@@ -147,8 +147,6 @@ public actor SchedulerEngine {
         try workspace.createSystemDirectories()
         journal = try Journal.open(directory: workspace.journalDirectory, options: configuration.journalOptions)
         try log.rotateIfNeeded()  // only once the journal lock says this is the one scheduler
-        // The spawn helper starts now, beside the recovery, rather than at the first run (which then waited for its exec).
-        if configuration.spawnProcesses { _ = SpawnServer.shared }
         let report = try await recover()
         configuration.metrics?.recovered(report)
         // Definitions and changes made on other nodes since this one last ran, before anything is armed; and
