@@ -120,50 +120,6 @@ struct RunPreparationTests {
         #expect(logs.openCount == 0)
     }
 
-    @Test func logsArePreparedAheadOfFirstRunsButNotForTasksDeletedMeanwhile() throws {
-        let directory = FileManager.default.temporaryDirectory.path + "/keiji-logs-" + UUID().uuidString.prefix(8)
-        defer { try? FileManager.default.removeItem(atPath: directory) }
-        let (kept, deleted) = (try TaskName("kept"), try TaskName("deleted"))
-        let keptLog = LogFile(directory: directory + "/kept", baseName: "kept", rotate: true, maxSize: 1 << 20)
-        let deletedLog = LogFile(directory: directory + "/deleted", baseName: "deleted", rotate: true, maxSize: 1 << 20)
-        let logs = TaskLogDescriptors()
-
-        logs.willPrepare()
-        logs.forget(deleted)  // deleted after the preparation was decided, before it ran (the CLI then removes the log)
-        logs.prepare([(kept, keptLog), (deleted, deletedLog)])
-        #expect(FileManager.default.fileExists(atPath: keptLog.activePath))
-        #expect(!FileManager.default.fileExists(atPath: deletedLog.directory), "a deleted task's log is not created again")
-        #expect(logs.openCount == 1)
-        let first = try logs.checkOut(keptLog, task: kept, mayRotate: true)
-        logs.checkIn(first)
-        #expect(logs.openCount == 1, "the first run writes through the prepared descriptor")
-
-        // Once no preparation is pending, deletes are not remembered: a new task of the same name is prepared.
-        logs.forget(deleted)
-        logs.willPrepare()
-        logs.prepare([(deleted, deletedLog)])
-        #expect(FileManager.default.fileExists(atPath: deletedLog.activePath))
-    }
-
-    @Test func theEngineCreatesANewTasksLogBeforeItsFirstRun() async throws {
-        let harness = try SchedulerHarness()
-        defer { harness.remove() }
-        // Hourly tasks: none runs during the test, so each log can only come from the preparation.
-        let offline = try harness.commandTask("made-offline", "true", every: 3600)
-        try await harness.defineOffline(offline)
-        let engine = harness.engine()
-        try await engine.start()
-        let logFile = { (raw: String) in harness.workspace.taskLogFile(harness.taskName(raw)) }
-        #expect(await harness.wait(upTo: .seconds(30)) { FileManager.default.fileExists(atPath: logFile("made-offline")) },
-                "a task that never ran has its log before its first run, after a start")
-        let online = try harness.commandTask("made-online", "true", every: 3600)
-        _ = try await engine.submit(.taskSaved(online, taskID: UUID().uuidString.lowercased()))
-        #expect(await harness.wait(upTo: .seconds(30)) { FileManager.default.fileExists(atPath: logFile("made-online")) },
-                "and after a create")
-        await engine.stop()
-        #expect(try harness.entries().startedRuns.isEmpty)
-    }
-
     @Test func idleDescriptorsAreBounded() throws {
         let directory = FileManager.default.temporaryDirectory.path + "/keiji-logs-" + UUID().uuidString.prefix(8)
         defer { try? FileManager.default.removeItem(atPath: directory) }

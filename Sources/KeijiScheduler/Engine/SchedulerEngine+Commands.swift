@@ -18,9 +18,7 @@ extension SchedulerEngine {
         let lsn = try await record(entries: [entry]).upperBound
         await waitUntilApplied(lsn)
         switch entry.event {
-        case .taskSaved(let definition, _):
-            armAfterCommand(definition.name)
-            prepareFirstRuns(of: [definition.name])
+        case .taskSaved(let definition, _): armAfterCommand(definition.name)
         case .taskEnabled(let name), .taskResolved(let name), .taskTriggered(let name): armAfterCommand(name)
         case .taskDisabled(let name): disarm(name)
         case .taskDeleted(let name):

@@ -280,28 +280,6 @@ extension SchedulerEngine {
         fallbackClaimsServed = false
     }
 
-    /// Creates the logs of `names` that have never run here and reads their `.env`s, on the preparation thread,
-    /// nearest first run first: a first run did both on the engine's actor, and after a start with a thousand new
-    /// tasks (or a thousand creates) the runs of the first second queued behind that file work, up to 200 ms late.
-    /// A run that comes before its preparation does the work itself, as before.
-    func prepareFirstRuns(of names: some Sequence<TaskName>) {
-        guard configuration.spawnProcesses else { return }
-        let fresh = names.compactMap { name in state.tasks[name].flatMap { $0.lastStartedAt == nil ? (name, $0.definition.directory) : nil } }
-        guard !fresh.isEmpty else { return }
-        var firesAt: [TaskName: Int64] = [:]
-        for entry in timers.entries where armed[entry.task] == entry.generation { firesAt[entry.task] = entry.fireAtMs }
-        let ordered = fresh.sorted { (firesAt[$0.0] ?? .max, $0.0.rawValue) < (firesAt[$1.0] ?? .max, $1.0.rawValue) }
-        let (workspace, settings, taskLogs, environments) = (configuration.workspace, configuration.settings, taskLogs, environments)
-        taskLogs.willPrepare()
-        let preparation = preparation
-        Task {
-            _ = try? await preparation.run {
-                taskLogs.prepare(ordered.map { ($0.0, LogFile(task: $0.0, workspace: workspace, settings: settings)) })
-                for (_, directory) in ordered { _ = environments.block(forTaskDirectory: directory) }
-            }
-        }
-    }
-
     private func execute(runID: String, definition: TaskDefinition, slot: Int64?, fireAtMs: Int64, attempt: Int, interruptions: Int?,
                          handle: RunHandle) async {
         let name = definition.name

@@ -57,9 +57,6 @@ public actor SchedulerEngine {
     var fallbackClaimsServed = false
     /// The view's flushes and the checkpoint's encoding run here, off the cooperative pool the firing path uses.
     let background = BackgroundThread(name: "keiji-background", yieldsToFiring: true)
-    /// New tasks' logs and `.env`s are prepared here (``prepareFirstRuns(of:)``): on `background` the preparation
-    /// of a thousand tasks held the view's first flush, and the start's readiness with it, for 0.2–0.4 s.
-    let preparation = BackgroundThread(name: "keiji-prepare", yieldsToFiring: true)
     let log: LogFile
 
     /// The durable, applied state.
@@ -131,10 +128,7 @@ public actor SchedulerEngine {
         log = LogFile(service: "scheduler", workspace: configuration.workspace, settings: configuration.settings)
     }
 
-    deinit {
-        background.stop()
-        preparation.stop()
-    }
+    deinit { background.stop() }
 
     // MARK: - Lifecycle
 
@@ -161,7 +155,6 @@ public actor SchedulerEngine {
         await startRecoveryRuns()
         timers.reserveCapacity(state.tasks.count)
         for name in state.tasks.keys.sorted() { arm(name) }
-        prepareFirstRuns(of: state.tasks.keys)
         // The engine's actor takes its jobs by priority: the timer loop (and the firings it commits) go ahead of
         // runs that end and of view flushes queued before them, so a burst of ends does not make a slot late.
         timerLoop = Task(priority: .high) { [weak self] in await self?.runTimers() }

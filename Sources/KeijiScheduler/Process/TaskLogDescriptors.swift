@@ -31,9 +31,6 @@ final class TaskLogDescriptors: Sendable {
 
     let capacity: Int
     private let state = Mutex(State())
-    /// Preparations announced and not yet done (``willPrepare()``), and the tasks forgotten meanwhile, whose logs
-    /// they must not create again: `keiji task --delete` removes the log once the delete is acknowledged.
-    private let preparing = Mutex<(pending: Int, forgotten: Set<TaskName>)>((0, []))
 
     init(capacity: Int = TaskLogDescriptors.defaultCapacity()) { self.capacity = capacity }
 
@@ -101,36 +98,8 @@ final class TaskLogDescriptors: Sendable {
         if close_ { close(fd) }
     }
 
-    /// Announces a ``prepare(_:)``, on the thread that decided which tasks it covers and before handing it over:
-    /// a task forgotten from then on is skipped.
-    func willPrepare() {
-        preparing.withLock { $0.pending += 1 }
-    }
-
-    /// Opens the logs of `tasks` ahead of their first runs, creating their folders and files, and keeps each
-    /// descriptor as its task's current one (within ``capacity``): a first run then costs a `stat`, as any other.
-    /// Meant for a thread off the firing path: creating two inodes took 0.2 ms and more per task (on ext4, much
-    /// more among recently deleted inodes), and the thousand first runs of a start did it on the engine's actor.
-    /// A task forgotten since ``willPrepare()`` is skipped; one whose log cannot be opened is left to its first run.
-    func prepare(_ tasks: [(task: TaskName, log: LogFile)]) {
-        for (task, log) in tasks {
-            // Held while the log is created, so a `forget` (and the removal that follows it) waits for it.
-            preparing.withLock { preparing in
-                guard !preparing.forgotten.contains(task), let fd = try? checkOut(log, task: task, mayRotate: false) else { return }
-                checkIn(fd)
-            }
-        }
-        preparing.withLock { preparing in
-            preparing.pending -= 1
-            if preparing.pending == 0 { preparing.forgotten = [] }
-        }
-    }
-
     /// Closes the task's descriptor (now, or when its last run ends): its log is about to be removed.
     func forget(_ task: TaskName) {
-        preparing.withLock { preparing in
-            if preparing.pending > 0 { preparing.forgotten.insert(task) }
-        }
         let idle = state.withLock { s -> Int32? in retire(task, in: &s) }
         if let idle { close(idle) }
     }
