@@ -141,18 +141,8 @@ struct TaskCommand: AsyncParsableCommand {
             throw error
         }
         folder.commit()
-        createLogIfOffline(taskName, workspace: workspace, settings: settings, delivery: delivery)
         Console.say("created task \(taskName) in \(directory)")
         Console.say("schedule: \(spec.schedule.displayString)\(spec.timeZone.map { " (\($0))" } ?? "") — saved (\(delivery.description))")
-    }
-
-    /// A task saved offline gets its log now, as a running scheduler prepares one on each create: its first run then
-    /// only opens it. Made by the scheduler at its start instead, the logs of a thousand tasks created offline were
-    /// two thousand inodes created in the first second of their runs, which made those runs late (docs/benchmarks.md).
-    /// A log that cannot be made here is made by the first run, as before.
-    private func createLogIfOffline(_ taskName: TaskName, workspace: Workspace, settings: Settings, delivery: CommandSender.Delivery) {
-        guard !delivery.viaScheduler, let fd = try? LogFile(task: taskName, workspace: workspace, settings: settings).openForAppend() else { return }
-        close(fd)
     }
 
     private func buildTask(_ taskName: TaskName, workspace: Workspace, settings: Settings, sender: CommandSender) async throws {
@@ -183,7 +173,6 @@ struct TaskCommand: AsyncParsableCommand {
             throw error
         }
         binary.commit()
-        createLogIfOffline(taskName, workspace: workspace, settings: settings, delivery: delivery)
         Console.say("task \(taskName) saved: \(definition.schedule.schedule.displayString) (\(delivery.description))")
         if restart {
             if delivery.viaScheduler, try SavedTasks.named(taskName, in: view)?.isRunning == true {
@@ -224,13 +213,10 @@ struct TaskCommand: AsyncParsableCommand {
             throw CLIError("no task named \(taskName)")
         }
         let log = LogFile(task: taskName, workspace: workspace, settings: settings)
-        let shown = FileSystem.exists(log.directory) ? try log.lastLines(lines) : []
-        // Every run writes its `[keiji] run … started` line: a log without a line (made when the task was created) has
-        // seen no run. `--follow` waits for the first.
-        guard !shown.isEmpty || follow else {
-            throw CLIError("task \(taskName) has not run yet: its log is empty (\(log.activePath))")
+        guard FileSystem.exists(log.activePath) || FileSystem.exists(log.directory) else {
+            throw CLIError("task \(taskName) has not run yet: no log (\(log.activePath))")
         }
-        for line in shown { Console.say(line) }
+        for line in try log.lastLines(lines) { Console.say(line) }
         guard follow else { return }
         var offset = (try? FileManager.default.attributesOfItem(atPath: log.activePath)[.size] as? Int) ?? 0
         while true {

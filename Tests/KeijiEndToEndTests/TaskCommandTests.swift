@@ -39,18 +39,6 @@ struct TaskCommandTests {
         #expect(!FileManager.default.fileExists(atPath: s.home + "/keiji/tasks/nr2"), "--remove-source removed the folder")
     }
 
-    @Test func anOfflineCreateMakesTheTasksLogAndADeleteRemovesIt() async throws {
-        let s = try Session()
-        defer { s.cleanUp() }
-        #expect(try await s.keiji("init").status == 0)
-        #expect(try await s.keiji("task", "--create", "--name=fresh", "--desc=d", "--command", "true", "--every", "1h").status == 0)
-        // The scheduler's first run of it then only opens it (a scheduler that runs prepares it on a create itself).
-        let log = s.home + "/.keiji/logs/tasks/fresh/fresh.log"
-        #expect(try FileManager.default.attributesOfItem(atPath: log)[.posixPermissions] as? Int == 0o600)
-        #expect(try await s.keiji("task", "--delete", "--name=fresh").status == 0)
-        #expect(!FileManager.default.fileExists(atPath: log))
-    }
-
     @Test func aDeletedCommandTasksNameCanBeCreatedAgain() async throws {
         let s = try Session()
         defer { s.cleanUp() }
