@@ -60,7 +60,7 @@ struct ClusterTests {
         return Cluster(nodes: nodes, probe: probe, url: url, drop: drop)
     }
 
-    /// Runs `body` on a new cluster (``makeCluster(on:)``) and cleans it up however `body` ends: a failed
+    /// Runs `body` on a new cluster (``makeCluster(on:rerunInterrupted:)``) and cleans it up however `body` ends: a failed
     /// `#require` must not leave three schedulers running for the rest of the suite.
     func withCluster(on serverURL: String? = nil, rerunInterrupted: Bool = false, _ body: (Cluster) async throws -> Void) async throws {
         let cluster = try await makeCluster(on: serverURL, rerunInterrupted: rerunInterrupted)

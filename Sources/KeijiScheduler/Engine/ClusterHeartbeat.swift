@@ -8,11 +8,13 @@ import KeijiCore
 /// beat behind them, so a node that was alive and running its slots looked dead, and its runs were re-run
 /// elsewhere. Here it touches only `keiji_nodes`, and a node beats as long as its process runs and reaches the
 /// database. A paused process (SIGSTOP) beats no more than before: this thread stops with the others.
-final class ClusterHeartbeat: @unchecked Sendable {
-    private let thread = BackgroundThread(name: "keiji-heartbeat")
+actor ClusterHeartbeat {
+    private nonisolated let thread = BackgroundThread(name: "keiji-heartbeat")
+    nonisolated var unownedExecutor: UnownedSerialExecutor { thread.asUnownedSerialExecutor() }
+
     private let url: URL
     private let node: String
-    /// Opened on the first beat, used only on ``thread``; libpq reconnects on the next call after a failure.
+    /// Opened on the first beat; libpq reconnects on the next call after a failure.
     private var database: ClusterDatabase?
 
     init(url: URL, node: String) {
@@ -24,10 +26,13 @@ final class ClusterHeartbeat: @unchecked Sendable {
 
     /// Marks the node alive and returns the live nodes; nil when the database failed (the cluster link logs
     /// outages: its own statements fail too).
-    func beat() async -> [String]? {
-        try? await thread.run { [self] in
-            if database == nil { database = try ClusterDatabase(url: url, node: node) }
-            return try database?.heartbeat()
-        } ?? nil
+    func beat() -> [String]? {
+        do {
+            let database = try self.database ?? ClusterDatabase(url: url, node: node)
+            self.database = database
+            return try database.heartbeat()
+        } catch {
+            return nil
+        }
     }
 }
