@@ -33,15 +33,7 @@ struct ServiceControl {
         guard let text = try? String(contentsOfFile: workspace.pidFile(service.rawValue), encoding: .utf8) else { return nil }
         let fields = text.split(whereSeparator: \.isWhitespace)
         guard fields.count == 2, let pid = pid_t(fields[0]), let started = UInt64(fields[1]), pid > 1 else { return nil }
-        return Self.startTime(of: pid) == started ? pid : nil
-    }
-
-    /// Field 22 of /proc/<pid>/stat: when the process started, in clock ticks since boot.
-    static func startTime(of pid: pid_t) -> UInt64? {
-        guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8), let close = stat.lastIndex(of: ")") else { return nil }
-        let fields = stat[stat.index(after: close)...].split(separator: " ")
-        guard fields.count > 19, fields[0] != "Z" else { return nil }  // fields[0] is the state (field 3)
-        return UInt64(fields[19])
+        return LiveProcess.startTime(of: pid) == started ? pid : nil
     }
 
     /// Starts the service detached (own session, stdin /dev/null, output appended to its log, signals
@@ -97,7 +89,7 @@ struct ServiceControl {
         // Only the daemon holds its end now, so its exit is our end of file.
         close(theirs)
         theirsOpen = false
-        let started = Self.startTime(of: pid) ?? 0
+        let started = LiveProcess.startTime(of: pid) ?? 0
         try FileSystem.writeAtomically(Data("\(pid) \(started)\n".utf8), to: workspace.pidFile(service.rawValue))
 
         let outcome = wait.wait(on: ours) { waited in
@@ -129,8 +121,8 @@ struct ServiceControl {
         }
         kill(pid, SIGTERM)
         let deadline = Date().addingTimeInterval(timeout)
-        while Self.startTime(of: pid) != nil, Date() < deadline { usleep(50_000) }
-        if Self.startTime(of: pid) != nil {
+        while LiveProcess.startTime(of: pid) != nil, Date() < deadline { usleep(50_000) }
+        if LiveProcess.startTime(of: pid) != nil {
             kill(pid, SIGKILL)
             usleep(100_000)
         }

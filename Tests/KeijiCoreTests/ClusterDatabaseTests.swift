@@ -222,6 +222,28 @@ struct ClusterDatabaseTests {
         #expect(try left() == ["a-t/4", "a-t/5", "b-t/4", "b-t/5", "gone-t/4", "gone-t/5"])
     }
 
+    /// A clean stop's finish marks and its stopped mark go in one transaction: when the marks fail (a trigger refuses
+    /// them here), the node is not marked stopped either, and no other node takes the slots of its ended runs over as
+    /// runs that never began; once the database takes the marks, both are in.
+    @Test func aLeaveMarksTheNodeStoppedOnlyWithItsFinishMarks() throws {
+        let (url, drop) = try TestPostgres.makeDatabase()
+        defer { drop() }
+        let a = try ClusterDatabase(url: url, node: "a"), b = try ClusterDatabase(url: url, node: "b")
+        for node in [a, b] { try node.join() }
+        let (ended, neverBegan) = (ClaimedSlot(task: "t", slot: 1), ClaimedSlot(task: "t", slot: 2))
+        #expect(try a.claim([("t", 1), ("t", 2)]) == [ended, neverBegan])
+        try a.connection.execute("""
+            CREATE FUNCTION refuse_finish() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'refused by the test'; END $$;
+            CREATE TRIGGER refuse_finish BEFORE UPDATE ON keiji_claims FOR EACH ROW WHEN (NEW.finished AND NOT OLD.finished)
+                EXECUTE FUNCTION refuse_finish()
+            """)
+        #expect(throws: (any Error).self) { try a.leave(finishing: [ended]) }
+        #expect(try b.takeOver(afterSeconds: 10).isEmpty, "a is not marked stopped without its finish marks")
+        try a.connection.execute("DROP TRIGGER refuse_finish ON keiji_claims")
+        try a.leave(finishing: [ended])
+        #expect(try b.takeOver(afterSeconds: 10) == [TakenOverSlot(task: "t", slot: 2, from: "a", fromStoppedNode: true, interruptions: 0)])
+    }
+
     /// `pg_terminate_backend` (or a server restart) breaks the connection: the next statement reconnects and
     /// is run, instead of failing once (a claim that failed would drop a tick's slots).
     @Test func aStatementAfterTheServerCutTheConnectionIsRunOnANewOne() throws {

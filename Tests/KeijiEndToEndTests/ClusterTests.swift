@@ -419,6 +419,45 @@ struct ClusterTests {
         }
     }
 
+    /// A clean stop whose finish marks the database refuses (a trigger here; an outage in life) does not mark the
+    /// node stopped: the others would take the claims of its ended runs over as runs that never began, and run
+    /// them again. Marked stopped without them, as `leave()` did after a failed send, every such slot ran twice.
+    /// Started again with the database taking the marks, the node settles those claims by its journal.
+    @Test func aStopWhoseFinishMarksFailDoesNotMarkTheNodeStopped() async throws {
+        try await withCluster { cluster in
+            let node = cluster.nodes[0]
+            try await postgres.psql(cluster.url, """
+                CREATE FUNCTION refuse_finish() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'refused by the test'; END $$;
+                CREATE TRIGGER refuse_finish BEFORE UPDATE ON keiji_claims FOR EACH ROW WHEN (NEW.finished AND NOT OLD.finished)
+                    EXECUTE FUNCTION refuse_finish()
+                """)
+            try await start(node.session)
+            let ranButUnfinished = """
+                SELECT count(*) FROM keiji_claims WHERE node = 'node-a' AND NOT finished AND slot < extract(epoch FROM now())::bigint - 2
+                """
+            let piledUp = await postgres.eventually(.seconds(60)) { Int(try await postgres.psql(cluster.url, ranButUnfinished)) ?? 0 >= 6 }
+            #expect(piledUp, "runs ended whose marks were refused: \(schedulerLog(node.session))")
+            #expect(try await node.session.keiji("system", "--stop").status == 0)
+            let stopped = try await postgres.psql(cluster.url, "SELECT stopped FROM keiji_nodes WHERE name = 'node-a'")
+            #expect(stopped == "f", "node-a is not marked stopped without its finish marks: \(schedulerLog(node.session))")
+            #expect(schedulerLog(node.session).contains("this node is not marked stopped"), "\(schedulerLog(node.session))")
+
+            try await postgres.psql(cluster.url, "DROP TRIGGER refuse_finish ON keiji_claims")
+            try await start(node.session)
+            let ran = Set(probeLines(cluster).map { "\($0.task) \($0.slot)" })
+            let unfinished = "SELECT coalesce(string_agg(task || ' ' || slot, ','), '') FROM keiji_claims WHERE node = 'node-a' AND NOT finished"
+            let settled = await postgres.eventually(.seconds(30)) {
+                try await postgres.psql(cluster.url, unfinished).split(separator: ",").allSatisfy { !ran.contains(String($0)) }
+            }
+            #expect(settled, "the restart marked the claims of the runs it had journaled: \(schedulerLog(node.session))")
+            #expect(try await node.session.keiji("system", "--stop").status == 0)
+            #expect(try await postgres.psql(cluster.url, "SELECT stopped FROM keiji_nodes WHERE name = 'node-a'") == "t")
+            var count: [String: Int] = [:]
+            for line in probeLines(cluster) { count["\(line.task) \(line.slot)", default: 0] += 1 }
+            #expect(count.filter { $0.value > 1 }.isEmpty, "slots run more than once: \(count.filter { $0.value > 1 })")
+        }
+    }
+
     /// A failed run's claim stays unfinished while its retry waits out the backoff; a retry that does not happen
     /// (its task disabled meanwhile) finishes the claim. Left unfinished, the claim was taken over when the node
     /// later stopped or died, and its slot run again.

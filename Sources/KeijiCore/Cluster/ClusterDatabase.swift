@@ -78,8 +78,8 @@ public final class ClusterDatabase {
         """
 
     /// Enters this process as node `node`. Refused while another live process holds the name: one whose
-    /// heartbeat is recent, unless it ran on this host and its pid is gone (a node restarted after kill -9 takes
-    /// its name back at once). Two processes claiming under one name would both win the same slots.
+    /// heartbeat is recent, unless it ran on this host and its pid is gone or a zombie (a node restarted after
+    /// kill -9, or after a stop that could not mark it stopped, takes its name back at once). Two processes claiming under one name would both win the same slots.
     /// - Returns: the last command `seq` this node has applied.
     @discardableResult
     public func join(pid: Int32 = getpid(), host: String = Settings.hostName()) throws -> Int64 {
@@ -89,7 +89,7 @@ public final class ClusterDatabase {
                 "SELECT host, pid, extract(epoch FROM now() - heartbeat_at)::float8, stopped FROM keiji_nodes WHERE name = $1 FOR UPDATE", [node])
             if let row = rows.first, let holder = row[0], let holderPID = row[1].flatMap({ Int32($0) }),
                let age = row[2].flatMap({ Double($0) }), age < Double(Self.heartbeatTimeoutSeconds), row[3] == "f", holderPID != pid,
-               holder != host || kill(holderPID, 0) == 0 || errno == EPERM {
+               holder != host || LiveProcess.isRunning(holderPID) {
                 throw KeijiError(.conflict, "\(connection.name): NODE_NAME=\(node) is in use by the scheduler pid \(holderPID) on \(holder) "
                                  + "(heartbeat \(String(format: "%.1f", age)) s ago); give each node its own NODE_NAME")
             }
@@ -184,9 +184,14 @@ public final class ClusterDatabase {
             """, [node, String(Self.heartbeatTimeoutSeconds)]).compactMap { $0.first ?? nil }
     }
 
-    /// Marks this node stopped (a clean stop): the others stop leaving it its share of the slots at once.
-    public func leave() throws {
-        try connection.query("UPDATE keiji_nodes SET stopped = true WHERE name = $1", [node])
+    /// Marks this node stopped (a clean stop): the others stop leaving it its share of the slots at once. In one
+    /// transaction with the finish marks of `slots`, the runs that ended here and are not marked yet: the others
+    /// take a stopped node's unfinished claims over as runs that never began, and run them. Both or neither.
+    public func leave(finishing slots: [ClaimedSlot] = []) throws {
+        try connection.transaction {
+            try finish(slots)
+            try connection.query("UPDATE keiji_nodes SET stopped = true WHERE name = $1", [node])
+        }
     }
 
     /// Claims `slots` (task, slot in seconds since the epoch) for this node in one statement and returns those

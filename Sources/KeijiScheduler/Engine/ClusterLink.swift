@@ -189,12 +189,27 @@ actor ClusterLink {
         return true
     }
 
-    /// Marks the node stopped (a clean stop), after sending the finish marks still waiting: a claim left
-    /// unfinished by a stopped node is taken over as a run that never began.
-    func leave() {
-        sendFinishes()
-        _ = attempt("leave") { try opened().leave() }
+    /// Marks the node stopped (a clean stop), with the finish marks still waiting, in one transaction: a claim left
+    /// unfinished by a stopped node is taken over as a run that never began, so a stop marked without them had the
+    /// others run those slots again. Tried ``leaveAttempts`` times, ``leaveRetryDelay`` apart, within the heartbeat
+    /// timeout. If the database never takes it, the node is not marked stopped: the others take its unfinished
+    /// claims over as a dead node's once its heartbeat is old (re-run only by `rerunInterrupted`), unless it
+    /// restarts first and settles them by its journal.
+    func leave() async {
+        for attempt in 1...Self.leaveAttempts {
+            let slots = pendingFinishes.withLock { $0.slots }
+            if self.attempt("mark this node stopped (with \(slots.count) finish marks)", { try opened().leave(finishing: slots) }) != nil {
+                pendingFinishes.withLock { $0.slots.removeFirst(slots.count) }  // those handed over meanwhile stay
+                return
+            }
+            if attempt < Self.leaveAttempts { try? await Task.sleep(for: Self.leaveRetryDelay) }
+        }
+        note("cluster: this node is not marked stopped, the database did not take it \(Self.leaveAttempts) times (\(failing ?? "?")); "
+             + "the other nodes take its unfinished claims over as a dead node's after \(ClusterDatabase.heartbeatTimeoutSeconds) s")
     }
+
+    static let leaveAttempts = 4
+    static let leaveRetryDelay: Duration = .seconds(1)
 
     /// Every node the database knows, for the dashboard's system page. Runs on this link's own thread (libpq
     /// blocks); nil when the database does not answer.
