@@ -16,8 +16,11 @@ actor ClusterLink {
     private let url: URL
     nonisolated let node: String
     private var database: ClusterDatabase?
-    /// The last failure's text, so a database outage is logged once when it starts and once when it ends.
-    private var failing: String?
+    /// The last failure's text per kind of statement (``attempt(_:_:_:)``), so that each kind's outage is logged
+    /// once when it starts and once when it ends. One state for every kind flapped when one kind kept failing while
+    /// the others went through (finish marks refused, claims taken): two lines every 100 ms.
+    private var failing: [String: String] = [:]
+    private static let claiming = "claim"
     private let note: @Sendable (String) -> Void
     /// Claims waiting for the next statement, and whether one is queued: claims made while a statement is in
     /// flight go together in the next (group commit), so a node at a thousand firings a second makes a few
@@ -102,7 +105,7 @@ actor ClusterLink {
         pendingClaims = []
         let lookUps = Set(batch.filter(\.lookUpFirst).flatMap(\.slots))
         let slots = Set(batch.filter { !$0.lookUpFirst }.flatMap(\.slots))  // one statement may not claim a row twice
-        let held = attempt("claim \(slots.count + lookUps.count) slots") { try opened().claim(slots, lookingUpFirst: lookUps) }
+        let held = attempt(Self.claiming, "\(slots.count + lookUps.count) slots") { try opened().claim(slots, lookingUpFirst: lookUps) }
         for (asked, _, reply) in batch { reply.resume(returning: held.map { $0.intersection(asked) }) }
     }
 
@@ -144,7 +147,7 @@ actor ClusterLink {
             defer { pending = ([], false) }
             return Set(pending.slots)
         }
-        _ = attempt("hold \(slots.count) slots skipped by the overlap policy") { try opened().hold(slots) }
+        _ = attempt("hold slots skipped by the overlap policy", "\(slots.count) slots") { try opened().hold(slots) }
     }
 
     /// Sends the finish marks waiting now (kept when the database fails). A claim made after this call comes after
@@ -156,7 +159,7 @@ actor ClusterLink {
             return pending.slots
         }
         guard !slots.isEmpty else { return }
-        if attempt("mark \(slots.count) runs finished", { try opened().finish(slots) }) != nil {
+        if attempt("mark runs finished", "\(slots.count) runs", { try opened().finish(slots) }) != nil {
             pendingFinishes.withLock { $0.slots.removeFirst(slots.count) }  // those handed over meanwhile stay
         }
         // Else kept: sent again at the next heartbeat, with the next run's end, or at the clean stop.
@@ -182,7 +185,7 @@ actor ClusterLink {
     /// pace with the claims a node makes, and sends the finish marks a failed send kept. Returns whether the
     /// database answered.
     func upkeep() -> Bool {
-        guard attempt("drop old claims", { try opened().forgetOldClaims() }) != nil else { return false }
+        guard attempt("drop old claims", nil, { try opened().forgetOldClaims() }) != nil else { return false }
         // Marks kept by a failed send go again, even with no run ending meanwhile; not while the database is away
         // (each attempt would wait out another connection).
         sendFinishes()
@@ -198,13 +201,13 @@ actor ClusterLink {
     func leave() async {
         for attempt in 1...Self.leaveAttempts {
             let slots = pendingFinishes.withLock { $0.slots }
-            if self.attempt("mark this node stopped (with \(slots.count) finish marks)", { try opened().leave(finishing: slots) }) != nil {
+            if self.attempt("mark this node stopped", "with \(slots.count) finish marks", { try opened().leave(finishing: slots) }) != nil {
                 pendingFinishes.withLock { $0.slots.removeFirst(slots.count) }  // those handed over meanwhile stay
                 return
             }
             if attempt < Self.leaveAttempts { try? await Task.sleep(for: Self.leaveRetryDelay) }
         }
-        note("cluster: this node is not marked stopped, the database did not take it \(Self.leaveAttempts) times (\(failing ?? "?")); "
+        note("cluster: this node is not marked stopped, the database did not take it \(Self.leaveAttempts) times (\(failing["mark this node stopped"] ?? "?")); "
              + "the other nodes take its unfinished claims over as a dead node's after \(ClusterDatabase.heartbeatTimeoutSeconds) s")
     }
 
@@ -222,19 +225,22 @@ actor ClusterLink {
         return database
     }
 
-    private func attempt<T>(_ what: String, _ body: () throws -> T) -> T? {
+    /// Runs one statement of `kind` (`detail`: its size, for the log). Nil when it failed; a failed claim means
+    /// this node starts no slot until the database answers.
+    private func attempt<T>(_ kind: String, _ detail: String? = nil, _ body: () throws -> T) -> T? {
         do {
             let result = try body()
-            if let failed = failing {
-                failing = nil
-                note("cluster: the database is back (it failed with: \(failed)); claiming again")
+            if let failed = failing.removeValue(forKey: kind) {
+                note(kind == Self.claiming ? "cluster: the database is back (it failed with: \(failed)); claiming again"
+                                           : "cluster: \(kind) works again (it failed with: \(failed))")
             }
             return result
         } catch {
-            if failing == nil {
-                note("cluster: \(what) failed, this node starts no slot until the database answers: \(error)")
+            if failing[kind] == nil {
+                let consequence = kind == Self.claiming ? ", this node starts no slot until the database answers" : ""
+                note("cluster: \(kind)\(detail.map { " (\($0))" } ?? "") failed\(consequence): \(error)")
             }
-            failing = "\(error)"
+            failing[kind] = "\(error)"
             return nil
         }
     }
