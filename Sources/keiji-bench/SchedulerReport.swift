@@ -29,6 +29,14 @@ struct LatenessPhase: Codable, Sendable {
     var wake: Percentiles
     var start: Percentiles
     var cpuCoresUsed: Double
+    /// The benchmark process's CPU time and context switches over the window, per run started.
+    var cpuMicrosecondsPerRun: Double
+    var contextSwitchesPerRun: Double
+
+    var costPerRun: String {
+        "\(FigureFormat.fixed(cpuCoresUsed, 2)) cores (\(FigureFormat.fixed(cpuMicrosecondsPerRun, 0)) µs of CPU and "
+            + "\(FigureFormat.fixed(contextSwitchesPerRun, 1)) context switches a run)"
+    }
 }
 
 struct RSSPhase: Codable, Sendable {
@@ -81,14 +89,14 @@ struct SchedulerReport: Codable, Sendable {
         if let noSpawn {
             let verdict = noSpawn.start.p99 <= 5000 ? "PASS" : "MISS"
             out += "  no spawn: \(FigureFormat.count(noSpawn.firedPerSecond)) runs/s of \(FigureFormat.count(noSpawn.expectedPerSecond)) due, "
-            out += "\(FigureFormat.fixed(noSpawn.cpuCoresUsed, 2)) cores; target p99 start ≤ 5 ms: \(verdict)\n"
+            out += "\(noSpawn.costPerRun); target p99 start ≤ 5 ms: \(verdict)\n"
         }
         if let spawn {
             out += "  spawning: \(FigureFormat.count(spawn.firedPerSecond)) runs/s of \(FigureFormat.count(spawn.expectedPerSecond)) due; "
             out += "limit (posix_spawn+waitpid on one thread): /bin/true \(FigureFormat.count(spawnLimit))/s, "
             out += "through keiji \(FigureFormat.count(keijiSpawnRate))/s (\(FigureFormat.fixed(keijiSpawnRate / Swift.max(1, spawnLimit), 2))×, "
             out += "target ≥ 0.8×: \(keijiSpawnRate >= 0.8 * spawnLimit ? "PASS" : "MISS")); due = "
-            out += "\(FigureFormat.fixed(spawn.expectedPerSecond / Swift.max(1, keijiSpawnRate), 2))× keiji's rate; \(FigureFormat.fixed(spawn.cpuCoresUsed, 2)) cores\n"
+            out += "\(FigureFormat.fixed(spawn.expectedPerSecond / Swift.max(1, keijiSpawnRate), 2))× keiji's rate; \(spawn.costPerRun)\n"
         }
         if let rss {
             out += "\nMemory: \(rss.tasks) idle tasks added \(FigureFormat.megabytes(rss.after - rss.before)) RSS "
