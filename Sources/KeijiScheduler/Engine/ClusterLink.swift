@@ -28,24 +28,29 @@ actor ClusterLink {
     private var pendingClaims: [(slots: [ClaimedSlot], lookUpFirst: Bool, reply: CheckedContinuation<Set<ClaimedSlot>?, Never>)] = []
     private var claimFlushQueued = false
     /// Runs ended whose claims are not yet marked finished (sent every ``finishDelay``; kept while the
-    /// database is away, at most ``finishBacklogLimit``), and whether a send is queued. Behind a lock rather than
-    /// this actor, so the engine hands them over without waiting for a statement in flight: a run counts as going
-    /// on until its mark is handed over, and behind a claim stalled for seconds the next slot of every task
-    /// became an overlap.
+    /// database is away), and whether a send is queued. Behind a lock rather than this actor, so the engine hands
+    /// them over without waiting for a statement in flight: a run counts as going on until its mark is handed
+    /// over, and behind a claim stalled for seconds the next slot of every task became an overlap.
     private nonisolated let pendingFinishes = Mutex<(slots: [ClaimedSlot], sendQueued: Bool)>(([], false))
+    /// While this many finish marks wait, the node claims no slot (``claim(_:lookUpFirst:)``), so the backlog
+    /// holds at most this many and the ends of the runs going on. Marks beyond a cap were dropped before: a later
+    /// clean stop then marked the node stopped with those claims unfinished, and the others ran their slots again.
+    nonisolated let finishBacklogLimit: Int
+    /// Whether claims are held back for the backlog (logged when that starts and ends).
+    private var claimsHeldBack = false
     static let finishDelay: Duration = .milliseconds(100)
     /// Slots skipped here by the overlap policy, to hold (``hold(_:)``), and whether a send is queued.
     private nonisolated let pendingHolds = Mutex<(slots: [ClaimedSlot], sendQueued: Bool)>(([], false))
-    static let finishBacklogLimit = 100_000
     /// The task binaries the commands name, downloaded beside this link (on their own thread).
     nonisolated let downloads: ClusterBinaryDownloads
     /// This node's heartbeat, beside this link (its own connection and thread: see ``ClusterHeartbeat``).
     nonisolated let heartbeat: ClusterHeartbeat
 
-    init(url: URL, node: String, note: @escaping @Sendable (String) -> Void) {
+    init(url: URL, node: String, finishBacklogLimit: Int = 100_000, note: @escaping @Sendable (String) -> Void) {
         thread = BackgroundThread(name: "keiji-cluster")
         self.url = url
         self.node = node
+        self.finishBacklogLimit = finishBacklogLimit
         self.note = note
         downloads = ClusterBinaryDownloads(url: url, note: note)
         heartbeat = ClusterHeartbeat(url: url, node: node)
@@ -84,13 +89,15 @@ actor ClusterLink {
         _ = attempt("record the applied commands") { try opened().setAppliedSeq(seq) }
     }
 
-    /// Claims `slots` for this node; returns the ones it holds, nil when the database failed. Claims that arrive
-    /// while one statement is in flight share the next.
+    /// Claims `slots` for this node; returns the ones it holds, nil when the database failed or while
+    /// ``finishBacklogLimit`` finish marks wait for it. Claims that arrive while one statement is in flight share
+    /// the next.
     ///
     /// `lookUpFirst`: slots another node has normally claimed already, looked up before they are claimed (see
     /// ``ClusterDatabase/claim(_:lookingUpFirst:)``).
     func claim(_ slots: [ClaimedSlot], lookUpFirst: Bool = false) async -> Set<ClaimedSlot>? {
         guard !slots.isEmpty else { return [] }
+        guard !holdsClaimsBack() else { return nil }
         return await withCheckedContinuation { reply in
             pendingClaims.append((slots, lookUpFirst, reply))
             guard !claimFlushQueued else { return }
@@ -115,7 +122,7 @@ actor ClusterLink {
     nonisolated func finished(_ slots: [ClaimedSlot]) {
         guard !slots.isEmpty else { return }
         let queueSend = pendingFinishes.withLock { pending in
-            pending.slots.append(contentsOf: slots.prefix(max(0, Self.finishBacklogLimit - pending.slots.count)))
+            pending.slots += slots
             defer { pending.sendQueued = true }
             return !pending.sendQueued
         }
@@ -183,13 +190,28 @@ actor ClusterLink {
 
     /// The link's periodic upkeep, after each heartbeat: drops a bounded step of old claims, so the deletions keep
     /// pace with the claims a node makes, and sends the finish marks a failed send kept. Returns whether the
-    /// database answered.
+    /// database answered and this node may claim again.
     func upkeep() -> Bool {
         guard attempt("drop old claims", nil, { try opened().forgetOldClaims() }) != nil else { return false }
         // Marks kept by a failed send go again, even with no run ending meanwhile; not while the database is away
         // (each attempt would wait out another connection).
         sendFinishes()
-        return true
+        return !holdsClaimsBack()
+    }
+
+    /// The finish marks waiting (kept while the database does not take them).
+    nonisolated var waitingFinishMarks: Int { pendingFinishes.withLock { $0.slots.count } }
+
+    /// Whether ``finishBacklogLimit`` finish marks wait: then no slot is claimed, as when the database is away.
+    private func holdsClaimsBack() -> Bool {
+        let waiting = waitingFinishMarks
+        let full = waiting >= finishBacklogLimit
+        if full != claimsHeldBack {
+            claimsHeldBack = full
+            note(full ? "cluster: \(waiting) finish marks wait for the database, this node starts no slot until they are sent"
+                      : "cluster: the finish marks are sent; claiming again")
+        }
+        return full
     }
 
     /// Marks the node stopped (a clean stop), with the finish marks still waiting, in one transaction: a claim left
