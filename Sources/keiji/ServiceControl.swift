@@ -121,8 +121,8 @@ struct ServiceControl {
         }
         kill(pid, SIGTERM)
         let deadline = Date().addingTimeInterval(timeout)
-        while LiveProcess.startTime(of: pid) != nil, Date() < deadline { usleep(50_000) }
-        if LiveProcess.startTime(of: pid) != nil {
+        while LiveProcess.isRunning(pid), Date() < deadline { usleep(50_000) }
+        if LiveProcess.isRunning(pid) {
             kill(pid, SIGKILL)
             usleep(100_000)
         }

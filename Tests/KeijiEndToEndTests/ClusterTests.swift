@@ -453,13 +453,14 @@ struct ClusterTests {
             #expect(piledUp, "runs ended whose marks were refused: \(schedulerLog(node.session))")
             #expect(try await node.session.keiji("system", "--stop").status == 0)
             let stopped = try await postgres.psql(cluster.url, "SELECT stopped FROM keiji_nodes WHERE name = 'node-a'")
-            #expect(stopped == "f", "node-a is not marked stopped without its finish marks: \(schedulerLog(node.session))")
-            #expect(schedulerLog(node.session).contains("this node is not marked stopped"), "\(schedulerLog(node.session))")
+            let log = schedulerLog(node.session)
+            #expect(stopped == "f", "node-a is not marked stopped without its finish marks: \(log)")
+            #expect(log.contains("this node is not marked stopped"), "\(log)")
             // Logged when they began to fail, not at every send: one state for every kind of statement flapped with
             // the claims that went through in between (12 lines in 5 s). A send that marks no row (a slot this node
             // does not hold) passes the trigger, and may start the count again.
-            let refusals = schedulerLog(node.session).components(separatedBy: "cluster: mark runs finished (").count - 1
-            #expect((1...3).contains(refusals), "the refused marks are logged \(refusals) times: \(schedulerLog(node.session))")
+            let refusals = log.components(separatedBy: "cluster: mark runs finished (").count - 1
+            #expect((1...3).contains(refusals), "the refused marks are logged \(refusals) times: \(log)")
 
             try await postgres.psql(cluster.url, "DROP TRIGGER refuse_finish ON keiji_claims")
             try await start(node.session)

@@ -72,8 +72,7 @@ final class SchedulerHarness: @unchecked Sendable {
         let needle = "KEIJI_RUN_ID=" + runID
         return ((try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []).compactMap { entry in
             guard let pid = Int32(entry), let data = FileManager.default.contents(atPath: "/proc/\(entry)/environ") else { return nil }
-            let stat = (try? String(contentsOfFile: "/proc/\(entry)/stat", encoding: .utf8)) ?? ""
-            if stat.contains(") Z ") { return nil }  // zombies are gone for every purpose that matters here
+            guard LiveProcess.isRunning(pid) else { return nil }  // zombies are gone for every purpose that matters here
             return Array(data).split(separator: 0).contains { Array($0) == Array(needle.utf8) } ? pid : nil
         }
     }

@@ -63,6 +63,6 @@ struct SpawnServerDeathTests {
         kill(schedulerPID, SIGKILL)
         scheduler.waitUntilExit()
         #expect(await harness.wait { harness.processes(ofRun: second.runID).isEmpty }, "the runs died with the scheduler")
-        #expect(await harness.wait { !SpawnServerTests.alive(newHelper) }, "the helper exited")
+        #expect(await harness.wait { !LiveProcess.isRunning(newHelper) }, "the helper exited")
     }
 }

@@ -36,12 +36,6 @@ struct SpawnServerTests {
 
     func output() -> String { (try? String(contentsOfFile: log, encoding: .utf8)) ?? "" }
 
-    static func alive(_ pid: pid_t) -> Bool {
-        guard kill(pid, 0) == 0 else { return false }
-        let stat = (try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8)) ?? ""
-        return !stat.contains(") Z ")
-    }
-
     /// The pid a run wrote to `file`, once it is all there (the shell creates the file before it writes it).
     static func pid(in file: String) -> pid_t? {
         (try? String(contentsOfFile: file, encoding: .utf8)).flatMap { pid_t($0.trimmingCharacters(in: .whitespacesAndNewlines)) }
@@ -131,7 +125,7 @@ struct SpawnServerTests {
         let quick = try await server.start(request(["/bin/sh", "-c", "sleep 300 & echo $! > '\(leftBehind)'"]))
         #expect(await server.exitStatus(of: quick) == .exited(0))
         let orphan = try #require(Self.pid(in: leftBehind))
-        #expect(await Self.eventually { !Self.alive(orphan) }, "what the run left in its group died with it")
+        #expect(await Self.eventually { !LiveProcess.isRunning(orphan) }, "what the run left in its group died with it")
 
         let child = directory + "/child.pid"
         let waiting = try await server.start(request(["/bin/sh", "-c", "sleep 300 & echo $! > '\(child)'; wait"]))
@@ -139,7 +133,7 @@ struct SpawnServerTests {
         server.signal(waiting, SIGTERM)
         #expect(await server.exitStatus(of: waiting) == .signaled(SIGTERM))
         let sleeper = try #require(Self.pid(in: child))
-        #expect(await Self.eventually { !Self.alive(sleeper) })
+        #expect(await Self.eventually { !LiveProcess.isRunning(sleeper) })
     }
 
     @Test func killNineOfTheHelperEndsItsRunsAndANewHelperTakesOver() async throws {
@@ -157,7 +151,7 @@ struct SpawnServerTests {
         }
         #expect(reason.contains("spawn server (pid \(helper)) was killed by signal 9"), "\(reason)")
         let sleeper = try #require(Self.pid(in: child))
-        #expect(await Self.eventually { !Self.alive(run.pid) && !Self.alive(sleeper) }, "nothing of the run stays running")
+        #expect(await Self.eventually { !LiveProcess.isRunning(run.pid) && !LiveProcess.isRunning(sleeper) }, "nothing of the run stays running")
         let result = RunExecutor.result(of: status, terminationReason: nil, timeout: nil, durationMs: 5)
         #expect(result.outcome == .interrupted && result.message?.contains("spawn server") == true)
 

@@ -79,7 +79,8 @@ public final class ClusterDatabase {
 
     /// Enters this process as node `node`. Refused while another live process holds the name: one whose
     /// heartbeat is recent, unless it ran on this host and its pid is gone or a zombie (a node restarted after
-    /// kill -9, or after a stop that could not mark it stopped, takes its name back at once). Two processes claiming under one name would both win the same slots.
+    /// kill -9, or after a stop that could not mark it stopped, takes its name back at once). Two processes
+    /// claiming under one name would both win the same slots.
     /// - Returns: the last command `seq` this node has applied.
     @discardableResult
     public func join(pid: Int32 = getpid(), host: String = Settings.hostName()) throws -> Int64 {

@@ -221,15 +221,16 @@ actor ClusterLink {
     /// claims over as a dead node's once its heartbeat is old (re-run only by `rerunInterrupted`), unless it
     /// restarts first and settles them by its journal.
     func leave() async {
-        for attempt in 1...Self.leaveAttempts {
+        let kind = "mark this node stopped"
+        for round in 1...Self.leaveAttempts {
             let slots = pendingFinishes.withLock { $0.slots }
-            if self.attempt("mark this node stopped", "with \(slots.count) finish marks", { try opened().leave(finishing: slots) }) != nil {
+            if attempt(kind, "with \(slots.count) finish marks", { try opened().leave(finishing: slots) }) != nil {
                 pendingFinishes.withLock { $0.slots.removeFirst(slots.count) }  // those handed over meanwhile stay
                 return
             }
-            if attempt < Self.leaveAttempts { try? await Task.sleep(for: Self.leaveRetryDelay) }
+            if round < Self.leaveAttempts { try? await Task.sleep(for: Self.leaveRetryDelay) }
         }
-        note("cluster: this node is not marked stopped, the database did not take it \(Self.leaveAttempts) times (\(failing["mark this node stopped"] ?? "?")); "
+        note("cluster: this node is not marked stopped, the database did not take it \(Self.leaveAttempts) times (\(failing[kind] ?? "?")); "
              + "the other nodes take its unfinished claims over as a dead node's after \(ClusterDatabase.heartbeatTimeoutSeconds) s")
     }
 
