@@ -110,7 +110,6 @@ struct SchedulerBenchmark: AsyncParsableCommand {
         configuration.spawnProcesses = spawn
         configuration.recordLateness = true
         configuration.shutdownGrace = .seconds(5)
-        configuration.viewFlushInterval = .milliseconds(500)
         if metrics {
             let counting = SchedulerMetrics()
             configuration.metrics = counting
@@ -129,16 +128,19 @@ struct SchedulerBenchmark: AsyncParsableCommand {
         try await Task.sleep(for: .seconds(2))
         _ = await engine.takeLatenessSamples()
         let before = Self.usage()
+        let flushesBefore = await engine.viewFlushes
         try await Task.sleep(for: .seconds(seconds))
         let samples = await engine.takeLatenessSamples()
         let after = Self.usage()
+        let flushes = await engine.viewFlushes - flushesBefore
         await engine.stop()
         let runs = Double(Swift.max(1, samples.start.count))
         return LatenessPhase(
             tasks: taskCount, expectedPerSecond: Double(taskCount), firedPerSecond: Double(samples.start.count) / Double(seconds),
             wake: Percentiles(samples.wake), start: Percentiles(samples.start), cpuCoresUsed: (after.cpu - before.cpu) / Double(seconds),
             cpuMicrosecondsPerRun: (after.cpu - before.cpu) * 1e6 / runs,
-            contextSwitchesPerRun: Double(after.contextSwitches - before.contextSwitches) / runs)
+            contextSwitchesPerRun: Double(after.contextSwitches - before.contextSwitches) / runs,
+            viewFlushesPerSecond: Double(flushes) / Double(seconds))
     }
 
     func measureRSS() async throws -> RSSPhase {

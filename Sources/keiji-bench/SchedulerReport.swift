@@ -32,10 +32,14 @@ struct LatenessPhase: Codable, Sendable {
     /// The benchmark process's CPU time and context switches over the window, per run started.
     var cpuMicrosecondsPerRun: Double
     var contextSwitchesPerRun: Double
+    /// How often the query view was written in the window: each flush starts `viewFlushInterval` after the last
+    /// one ended, so fewer than five a second when flushes take long.
+    var viewFlushesPerSecond: Double
 
     var costPerRun: String {
         "\(FigureFormat.fixed(cpuCoresUsed, 2)) cores (\(FigureFormat.fixed(cpuMicrosecondsPerRun, 0)) µs of CPU and "
-            + "\(FigureFormat.fixed(contextSwitchesPerRun, 1)) context switches a run)"
+            + "\(FigureFormat.fixed(contextSwitchesPerRun, 1)) context switches a run; view written "
+            + "\(FigureFormat.fixed(viewFlushesPerSecond, 1)) times a second)"
     }
 }
 

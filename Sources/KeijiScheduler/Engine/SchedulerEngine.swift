@@ -100,6 +100,8 @@ public actor SchedulerEngine {
     var redefinedTasks: Set<TaskName> = []
     var newRuns: [(TaskName, RunSummary)] = []
     var viewFlushTask: Task<Void, Never>?
+    /// Periodic flushes of the view so far (the benchmark reports how often the view was written).
+    public private(set) var viewFlushes = 0
     var recordsSinceCheckpoint = 0
     var lastCheckpoint = ContinuousClock.now
     var lateness = LatenessSamples()
@@ -425,6 +427,7 @@ public actor SchedulerEngine {
     private func flushViewPeriodically() async {
         while (try? await Task.sleep(for: configuration.viewFlushInterval)) != nil {
             await flushView()
+            viewFlushes += 1
             if recordsSinceCheckpoint >= configuration.checkpointEvery, ContinuousClock.now - lastCheckpoint >= configuration.checkpointSpacing {
                 try? await writeCheckpoint()
             }
