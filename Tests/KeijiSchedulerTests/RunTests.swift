@@ -16,10 +16,11 @@ struct RunTests {
         #expect(report.previousShutdown == .clean || report.previousShutdown == .firstStart)
         #expect(await harness.wait { try harness.entries().finishedRuns.count >= 2 })
         await engine.stop()
-        // A slot journaled just as the stop began is recorded as stopped and never spawned (no lateness):
-        // on a loaded machine that can happen; every other run succeeded.
+        // On a loaded machine a further slot can come before the stop: journaled just as the stop began, it is
+        // recorded as stopped and never spawned; spawned, the stop ends it as stopped (a run of the suite saw one 2.4 s late
+        // and stopped 0.3 s into its run). Every other run succeeded.
         let finished = try harness.entries().finishedRuns
-        let ran = finished.filter { !($0.outcome == .stopped && $0.message == "the scheduler stopped before the run began") }
+        let ran = finished.filter { $0.outcome != .stopped }
         #expect(ran.count >= 2)
         #expect(ran.allSatisfy { $0.outcome == .succeeded && $0.exitCode == 0 }, "\(finished)")
         // How late runs start is a figure for the benchmark (keiji-bench scheduler), not a unit test's bound.
