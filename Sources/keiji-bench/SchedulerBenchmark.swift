@@ -135,10 +135,11 @@ struct SchedulerBenchmark: AsyncParsableCommand {
         let flushes = await engine.viewFlushes - flushesBefore
         await engine.stop()
         let runs = Double(Swift.max(1, samples.start.count))
+        let cpu = after.cpu - before.cpu
         return LatenessPhase(
             tasks: taskCount, expectedPerSecond: Double(taskCount), firedPerSecond: Double(samples.start.count) / Double(seconds),
-            wake: Percentiles(samples.wake), start: Percentiles(samples.start), cpuCoresUsed: (after.cpu - before.cpu) / Double(seconds),
-            cpuMicrosecondsPerRun: (after.cpu - before.cpu) * 1e6 / runs,
+            wake: Percentiles(samples.wake), start: Percentiles(samples.start), cpuCoresUsed: cpu / Double(seconds),
+            cpuMicrosecondsPerRun: cpu * 1e6 / runs,
             contextSwitchesPerRun: Double(after.contextSwitches - before.contextSwitches) / runs,
             viewFlushesPerSecond: Double(flushes) / Double(seconds))
     }

@@ -17,8 +17,8 @@ struct RunTests {
         #expect(await harness.wait { try harness.entries().finishedRuns.count >= 2 })
         await engine.stop()
         // On a loaded machine a further slot can come before the stop: journaled just as the stop began, it is
-        // recorded as stopped and never spawned; spawned, the stop ends it as stopped (a run of the suite saw one 2.4 s late
-        // and stopped 0.3 s into its run). Every other run succeeded.
+        // recorded as stopped and never spawned; spawned, the stop ends it as stopped (a run of the suite saw one
+        // 2.4 s late and stopped 0.3 s into its run). Every other run succeeded.
         let finished = try harness.entries().finishedRuns
         let ran = finished.filter { $0.outcome != .stopped }
         #expect(ran.count >= 2)
