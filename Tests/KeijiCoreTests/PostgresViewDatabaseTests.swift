@@ -11,7 +11,7 @@ struct PostgresViewDatabaseTests {
         let connection = (view.database as! PostgresViewDatabase).connection
         func quoted(_ columns: String) -> String { columns.split(separator: ", ").map { "\"\($0)\"" }.joined(separator: ", ") }
         return try connection.query(#"SELECT \#(quoted(QueryViewTests.taskColumns)) FROM task_models ORDER BY "Name" COLLATE "C""#)
-            + connection.query(#"SELECT \#(quoted(QueryViewTests.runColumns)) FROM runs ORDER BY "RunId" COLLATE "C""#)
+            + connection.query(#"SELECT \#(quoted(QueryViewTests.runColumns)) FROM runs ORDER BY "RunId" COLLATE "C", "TaskName" COLLATE "C", "EndTime""#)
             + connection.query("SELECT lsn FROM applied_lsn")
     }
 
@@ -65,6 +65,24 @@ struct PostgresViewDatabaseTests {
         let history = try sqlite.database.runs(RunRow.columns.map(\.name), of: "alpha", limit: 3)
         #expect(history.map { $0[0] } == [last, last - 1, last - 2].map { "late\($0)" }, "newest first")
         #expect(try live.database.runs(RunRow.columns.map(\.name), of: "alpha", limit: 3) == history)
+    }
+
+    @Test func everyEntryOfATasksHistoryIsARow() throws {
+        let home = TemporaryHome()
+        defer { home.remove() }
+        let (liveURL, dropLive) = try TestPostgres.makeDatabase()
+        defer { dropLive() }
+        let (rebuiltURL, dropRebuilt) = try TestPostgres.makeDatabase()
+        defer { dropRebuilt() }
+        let zone = TimeZone(identifier: "UTC")!
+        try QueryViewTests.checkEveryEntryOfATasksHistoryIsARow(
+            live: QueryView.openOrReset(.postgres(liveURL), workspace: home.workspace, defaultTimeZone: zone).0,
+            rebuilt: QueryView.openOrReset(.postgres(rebuiltURL), workspace: home.workspace, defaultTimeZone: zone).0,
+            rows: { view, task in
+                // No order of writing in PostgreSQL: by EndTime, which is the history's order here (no two entries of a task share one).
+                try (view.database as! PostgresViewDatabase).connection.query(
+                    #"SELECT "RunId", "EndTime", "Outcome" FROM runs WHERE "TaskName" = $1 ORDER BY "EndTime""#, [task])
+            })
     }
 
     /// Thousands of tasks in one flush: the batch is a handful of statements, so it is quick over a socket.

@@ -18,7 +18,7 @@ struct QueryViewTests {
 
     func dump(_ view: QueryView) throws -> [[String?]] {
         try view.sqlite.rows("SELECT \(Self.taskColumns) FROM task_models ORDER BY Name")
-            + view.sqlite.rows("SELECT \(Self.runColumns) FROM runs ORDER BY RunId")
+            + view.sqlite.rows("SELECT \(Self.runColumns) FROM runs ORDER BY RunId, TaskName, EndTime")
             + view.sqlite.rows("SELECT lsn FROM applied_lsn")
     }
 
@@ -149,15 +149,72 @@ struct QueryViewTests {
         #expect(try dump(rebuilt) == dump(view))
     }
 
-    /// One statement cannot write a row twice (PostgreSQL refuses it), so a batch keeps each run's last version.
-    @Test func aBatchWritesEachRunOnceItsLastVersion() {
-        func run(_ id: String, _ outcome: String) -> RunRow {
-            RunRow(RunSummary(runID: id, slot: nil, startedAt: nil, finishedAt: 1_795_000_000_000, outcome: outcome, exitCode: nil, signal: nil,
-                              latenessMs: nil, attempt: 1, trigger: "schedule", message: nil), task: name("a"), node: "n1")
+    @Test func everyEntryOfATasksHistoryIsARow() throws {
+        let home = TemporaryHome()
+        defer { home.remove() }
+        try home.workspace.createSystemDirectories()
+        let zone = TimeZone(identifier: "UTC")!
+        try Self.checkEveryEntryOfATasksHistoryIsARow(
+            live: QueryView(sqlite: home.path + "/live.db", workspace: home.workspace, defaultTimeZone: zone),
+            rebuilt: QueryView(sqlite: home.path + "/rebuilt.db", workspace: home.workspace, defaultTimeZone: zone),
+            rows: { view, task in try view.sqlite.rows("SELECT RunId, EndTime, Outcome FROM runs WHERE TaskName = ? ORDER BY rowid", [.text(task)]) })
+    }
+
+    /// A `RunId` is not a row's identity: a slot missed by two tasks is `missed-<slot>` in both (the view once kept
+    /// one of them: two cron tasks missing the same minute showed the miss in one task's `--runs` only), and a run
+    /// interrupted and then finished is two entries of its task's history. Whatever way the rows are written (the
+    /// scheduler's flushes, a catch-up that writes whole tasks again, a rebuild), each task has a row per entry.
+    /// - Parameter rows: a task's rows as (RunId, EndTime, Outcome), in the order they were written.
+    static func checkEveryEntryOfATasksHistoryIsARow(live: QueryView, rebuilt: QueryView,
+                                                     rows: (QueryView, String) throws -> [[String?]]) throws {
+        var state = SchedulerState()
+        var lsn: UInt64 = 0
+        var at: Int64 = 1_795_000_000_000
+        func apply(_ events: [JournalEntry.Event]) throws {
+            var newRuns: [(TaskName, RunSummary)] = []
+            var touched: Set<TaskName> = []
+            for event in events {
+                lsn += 1
+                let entry = JournalEntry(at: at, event)
+                Reducer.apply(entry, lsn: lsn, to: &state)
+                guard let task = entry.taskName else { continue }
+                touched.insert(task)
+                switch event {
+                case .runFinished, .runMissed, .runInterrupted: newRuns.append((task, state.tasks[task]!.recentRuns.last!))
+                default: break
+                }
+            }
+            at += 1000
+            try live.apply(touched: touched, state: state, newRuns: newRuns, definitionsChanged: [])
         }
-        let rows = QueryView.lastOfEachRun([run("1", "interrupted"), run("2", "succeeded"), run("1", "failed")])
-        #expect(rows.map(\.runID) == ["1", "2"])
-        #expect(rows.first == run("1", "failed"))
+        func expectTheState(_ view: QueryView, _ comment: Comment) throws {
+            for task in ["alpha", "beta"] {
+                let expected = state.tasks[name(task)]!.recentRuns.map { [$0.runID, ISO8601.string(fromMilliseconds: $0.finishedAt), $0.outcome] }
+                #expect(try rows(view, task) == expected, "\(task): \(comment)")
+            }
+        }
+        lsn += 2
+        Reducer.apply(JournalEntry(at: at, .taskSaved(commandTask("alpha"), taskID: "id-alpha")), lsn: lsn - 1, to: &state)
+        Reducer.apply(JournalEntry(at: at, .taskSaved(commandTask("beta"), taskID: "id-beta")), lsn: lsn, to: &state)
+        try live.rebuild(from: state)
+
+        // Both miss the same slot, in one flush, then again in flushes of their own.
+        try apply([.runMissed(RunMissed(task: name("alpha"), slot: 1_795_000_060, count: 1, reason: .downtime)),
+                   .runMissed(RunMissed(task: name("beta"), slot: 1_795_000_060, count: 1, reason: .downtime))])
+        try apply([.runMissed(RunMissed(task: name("alpha"), slot: 1_795_000_120, count: 1, reason: .overlap))])
+        try apply([.runMissed(RunMissed(task: name("beta"), slot: 1_795_000_120, count: 1, reason: .overlap))])
+        // Interrupted, and its end recorded after all.
+        try apply([.runStarted(RunStart(runID: "r1", task: name("alpha"), slot: nil, attempt: 1, trigger: .manual))])
+        try apply([.runInterrupted(runID: "r1", task: name("alpha"))])
+        try apply([.runFinished(RunEnd(runID: "r1", task: name("alpha"), outcome: .failed, exitCode: 1, signal: nil, durationMs: 5,
+                                       latenessMs: nil, final: true, message: nil))])
+        #expect(state.tasks[name("alpha")]!.recentRuns.count == 4)
+        try expectTheState(live, "written by flushes")
+
+        try live.apply(touched: [name("alpha"), name("beta")], state: state)
+        try expectTheState(live, "whole tasks written again over their rows (a catch-up)")
+        try rebuilt.rebuild(from: state)
+        try expectTheState(rebuilt, "rebuilt")
     }
 
     func ids(_ view: QueryView) throws -> [String: String] {

@@ -128,7 +128,7 @@ public final class PostgresViewDatabase: ViewDatabase {
                 "UpdatedAt" TEXT NOT NULL
             );
             CREATE TABLE IF NOT EXISTS runs (
-                "RunId" TEXT PRIMARY KEY,
+                "RunId" TEXT NOT NULL,
                 "TaskName" TEXT NOT NULL,
                 "SlotTime" TEXT,
                 "StartTime" TEXT,
@@ -142,7 +142,7 @@ public final class PostgresViewDatabase: ViewDatabase {
                 "Message" TEXT,
                 "Node" TEXT NOT NULL
             );
-            CREATE INDEX IF NOT EXISTS runs_by_task ON runs ("TaskName", "EndTime");
+            CREATE UNIQUE INDEX IF NOT EXISTS runs_by_task ON runs (\(RunRow.keyColumns.map(Self.quoted).joined(separator: ", ")));
             CREATE TABLE IF NOT EXISTS applied_lsn (node TEXT PRIMARY KEY, lsn BIGINT NOT NULL);
             """)
     }
@@ -239,24 +239,29 @@ public final class PostgresViewDatabase: ViewDatabase {
             """, Self.columnArrays(rows.map(\.values), count: columns.count))
     }
 
-    public func upsertRuns(_ rows: [RunRow]) throws {
+    public func insertRuns(_ rows: [RunRow]) throws {
         guard !rows.isEmpty else { return }
         let columns = RunRow.columns
-        let updates = columns.dropFirst().map { "\(Self.quoted($0.name)) = excluded.\(Self.quoted($0.name))" }
         try connection.query("""
             INSERT INTO runs (\(columns.map { Self.quoted($0.name) }.joined(separator: ", ")))
             SELECT * FROM \(Self.unnest(columns, as: "u"))
-            ON CONFLICT ("RunId") DO UPDATE SET \(updates.joined(separator: ", "))
+            ON CONFLICT (\(RunRow.keyColumns.map(Self.quoted).joined(separator: ", "))) DO NOTHING
             """, Self.columnArrays(rows.map(\.values), count: columns.count))
+    }
+
+    public func deleteRuns(of names: [String]) throws {
+        guard !names.isEmpty else { return }
+        try connection.query(#"DELETE FROM runs WHERE "TaskName" = ANY($1::text[]) AND "Node" = $2"#,
+                             [PostgresConnection.arrayLiteral(names), node])
     }
 
     public func trimRuns(of names: [String], keeping limit: Int) throws {
         guard !names.isEmpty else { return }
         try connection.query(#"""
             DELETE FROM runs AS r USING (
-                SELECT "RunId", row_number() OVER (PARTITION BY "TaskName" ORDER BY "EndTime" DESC) AS n
+                SELECT ctid AS row, row_number() OVER (PARTITION BY "TaskName" ORDER BY "EndTime" DESC, "RunId" DESC) AS n
                 FROM runs WHERE "TaskName" = ANY($1::text[])
-            ) AS o WHERE r."RunId" = o."RunId" AND o.n > $2
+            ) AS o WHERE r.ctid = o.row AND o.n > $2
             """#, [PostgresConnection.arrayLiteral(names), String(limit)])
     }
 
@@ -276,14 +281,14 @@ public final class PostgresViewDatabase: ViewDatabase {
         let columns = taskColumns.map { "t.\(Self.quoted($0))" } + runColumns.map { "r.\(Self.quoted($0))" }
         return try connection.query("""
             SELECT \(columns.joined(separator: ", ")) FROM task_models t
-            LEFT JOIN runs r ON r."RunId" = (SELECT "RunId" FROM runs WHERE "TaskName" = t."Name" ORDER BY "EndTime" DESC LIMIT 1)
+            LEFT JOIN LATERAL (SELECT * FROM runs WHERE "TaskName" = t."Name" ORDER BY "EndTime" DESC, "RunId" DESC LIMIT 1) r ON true
             ORDER BY t."Name" COLLATE "C"
             """)
     }
 
     public func runs(_ columns: [String], of task: String, limit: Int) throws -> [[String?]] {
         try connection.query("""
-            SELECT \(columns.map(Self.quoted).joined(separator: ", ")) FROM runs WHERE "TaskName" = $1 ORDER BY "EndTime" DESC LIMIT $2
+            SELECT \(columns.map(Self.quoted).joined(separator: ", ")) FROM runs WHERE "TaskName" = $1 ORDER BY "EndTime" DESC, "RunId" DESC LIMIT $2
             """, [task, String(limit)])
     }
 }

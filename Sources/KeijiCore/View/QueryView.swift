@@ -15,8 +15,9 @@ import Foundation
 public final class QueryView {
     // 2: ID is the task's own number, not a rowid; Policy column. 3: Executable shows a direct exec as such (rows
     // are rewritten only when their definition changes, so a new derivation needs a rebuild). 4: runs name their
-    // node; in PostgreSQL, applied_lsn has a row per node (a cluster's nodes share the view).
-    public static let schemaVersion = 4
+    // node; in PostgreSQL, applied_lsn has a row per node (a cluster's nodes share the view). 5: `runs` has a row
+    // per history entry, not per RunId (``RunRow/keyColumns``); in SQLite its one index is runs_by_task.
+    public static let schemaVersion = 5
     public let database: any ViewDatabase
     private let workspace: Workspace
     private let defaultTimeZone: TimeZone
@@ -54,14 +55,18 @@ public final class QueryView {
         try database.transaction {
             let present = try database.taskNames().compactMap { try? TaskName($0) }
             try database.deleteAllRows()
-            try write(touched: Set(state.tasks.keys).union(present), state: state, newRuns: nil)
+            try write(touched: Set(state.tasks.keys).union(present), state: state, newRuns: nil, runsDeleted: true)
         }
     }
 
     /// One batch: deleted tasks, then the narrow updates (whole rows for those that turn out to have none), the
     /// whole rows, the runs, the trim of each task's history, and `applied_lsn`.
+    ///
+    /// A task's `runs` rows are its history as the state remembers it (``TaskState/recentRuns``), an entry each: with
+    /// `newRuns`, entries are added; without, each whole task's history is written again (its old rows deleted first
+    /// unless `runsDeleted`).
     private func write(touched: Set<TaskName>, state: SchedulerState, newRuns: [(TaskName, RunSummary)]?,
-                       definitionsChanged: Set<TaskName>? = nil) throws {
+                       definitionsChanged: Set<TaskName>? = nil, runsDeleted: Bool = false) throws {
         let rows = ViewRowMaker(workspace: workspace, defaultTimeZone: defaultTimeZone, state: state)
         var deleted: [String] = []
         var narrow: [TaskRunValues] = []
@@ -85,11 +90,12 @@ public final class QueryView {
         for slice in Self.slices(of: whole.count) {
             try database.upsertTasks(whole[slice].compactMap { state.tasks[$0].map(rows.row(of:)) })
             if newRuns == nil {
-                try database.upsertRuns(whole[slice].flatMap { name in state.tasks[name]?.recentRuns.map { RunRow($0, task: name, node: database.node) } ?? [] })
+                if !runsDeleted { try database.deleteRuns(of: whole[slice].map(\.rawValue)) }
+                try database.insertRuns(whole[slice].flatMap { name in state.tasks[name]?.recentRuns.map { RunRow($0, task: name, node: database.node) } ?? [] })
             }
         }
         if let newRuns {
-            try database.upsertRuns(Self.lastOfEachRun(newRuns.compactMap { state.tasks[$0.0] != nil ? RunRow($0.1, task: $0.0, node: database.node) : nil }))
+            try database.insertRuns(newRuns.compactMap { state.tasks[$0.0] != nil ? RunRow($0.1, task: $0.0, node: database.node) : nil })
         }
         let trimmed = newRuns.map { Set($0.map(\.0)) } ?? Set(whole)
         try database.trimRuns(of: trimmed.map(\.rawValue).sorted(), keeping: SchedulerState.recentRunLimit)
@@ -99,20 +105,5 @@ public final class QueryView {
     /// Index ranges of at most 256 items covering `count`: a batch per statement, its memory bounded.
     static func slices(of count: Int) -> [Range<Int>] {
         stride(from: 0, to: count, by: 256).map { $0..<min($0 + 256, count) }
-    }
-
-    /// `runs` with each `RunId` once, its last version kept (one statement cannot write a row twice).
-    static func lastOfEachRun(_ runs: [RunRow]) -> [RunRow] {
-        var index: [String: Int] = [:]
-        var unique: [RunRow] = []
-        for run in runs {
-            if let at = index[run.runID] {
-                unique[at] = run
-            } else {
-                index[run.runID] = unique.count
-                unique.append(run)
-            }
-        }
-        return unique
     }
 }

@@ -5,7 +5,7 @@
 ///
 /// Implementation requirements:
 /// - The tables are `meta` (`schema_version`), `task_models` (``TaskModelRow/columns``, unique `Name`, `TaskId`
-///   and `Slug`), `runs` (``RunRow/columns``, keyed by `RunId`) and `applied_lsn` (a row; in PostgreSQL one per node), and a tool of the
+///   and `Slug`), `runs` (``RunRow/columns``, unique by ``RunRow/keyColumns``) and `applied_lsn` (a row; in PostgreSQL one per node), and a tool of the
 ///   database's own (`sqlite3`, `psql`) shows the seed's column names.
 /// - Every write call below is made inside ``transaction(_:)``; a batch is one statement per kind wherever the
 ///   dialect allows (a round trip to a server costs more than the row).
@@ -36,8 +36,13 @@ public protocol ViewDatabase: AnyObject {
     /// Inserts or replaces whole rows by `Name` (keeping ``TaskModelRow/keptOnUpdate``). A row of another name
     /// holding one of their numbers (`ID`) can only be stale, and is deleted first.
     func upsertTasks(_ rows: [TaskModelRow]) throws
-    /// Inserts or replaces runs by `RunId`; `rows` has no `RunId` twice.
-    func upsertRuns(_ rows: [RunRow]) throws
+    /// Adds these entries to their tasks' histories. A flush adds each entry once (a failed one is rolled back
+    /// and made again); in PostgreSQL, where a commit can succeed with its reply lost and the flush is made again,
+    /// an entry already there is left as it is.
+    func insertRuns(_ rows: [RunRow]) throws
+    /// Deletes the runs of these tasks (in PostgreSQL, the ones this node wrote), before their whole histories
+    /// are written again.
+    func deleteRuns(of names: [String]) throws
     /// Keeps the `limit` latest runs (by `EndTime`) of each named task.
     func trimRuns(of names: [String], keeping limit: Int) throws
     /// Gives back the memory the connection keeps for pages it has read or written (after a bulk write such as a

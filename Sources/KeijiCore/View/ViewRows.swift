@@ -55,6 +55,10 @@ public struct RunRow: Sendable, Equatable {
         ViewColumn("LatenessMs", .integer), ViewColumn("Outcome"), ViewColumn("ExitCode", .integer), ViewColumn("Signal", .integer),
         ViewColumn("Attempt", .integer), ViewColumn("Trigger"), ViewColumn("Message"), ViewColumn("Node"),
     ]
+    /// What tells rows apart: a row is an entry of a task's run history (``TaskState/recentRuns``). A `RunId` alone
+    /// is not unique: a slot missed by several tasks is `missed-<slot>` in each (when `RunId` was the key, the view
+    /// kept one of them), and a run interrupted and then finished is two entries of its task's history.
+    public static let keyColumns = ["TaskName", "EndTime", "RunId"]
 
     public var runID: String
     /// In the order of ``columns``.
