@@ -85,6 +85,55 @@ struct PostgresViewDatabaseTests {
             })
     }
 
+    /// A commit can succeed with its reply lost; the flush is then made again, and inserts nothing twice.
+    @Test func runsInsertedAgainAreNotDuplicated() throws {
+        let home = TemporaryHome()
+        defer { home.remove() }
+        let (url, drop) = try TestPostgres.makeDatabase()
+        defer { drop() }
+        let (view, _) = try QueryView.openOrReset(.postgres(url), workspace: home.workspace, defaultTimeZone: TimeZone(identifier: "UTC")!)
+        var state = SchedulerState()
+        for (index, entry) in historyPastTheRunLimit().enumerated() { Reducer.apply(entry, lsn: UInt64(index + 1), to: &state) }
+        try view.rebuild(from: state)
+        let before = try dump(view)
+        let rows = state.tasks.flatMap { name, task in task.recentRuns.map { RunRow($0, task: name, node: view.database.node) } }
+        #expect(rows.count > 10)
+        try view.database.transaction { try view.database.insertRuns(rows) }
+        #expect(try dump(view) == before)
+    }
+
+    /// Nodes of a cluster share `runs`: a node writing its tasks' whole histories again (its catch-up at a start)
+    /// replaces its own rows of them, never another node's.
+    @Test func aNodesCatchUpReplacesOnlyItsOwnRuns() throws {
+        let home = TemporaryHome()
+        defer { home.remove() }
+        let (url, drop) = try TestPostgres.makeDatabase()
+        defer { drop() }
+        let zone = TimeZone(identifier: "UTC")!
+        let (one, _) = try QueryView.openOrReset(.postgres(url, node: "node-1"), workspace: home.workspace, defaultTimeZone: zone)
+        let (two, _) = try QueryView.openOrReset(.postgres(url, node: "node-2"), workspace: home.workspace, defaultTimeZone: zone)
+        func state(runs ids: [String], at first: Int64) -> SchedulerState {
+            var state = SchedulerState()
+            var entries = [JournalEntry(at: first, .taskSaved(commandTask("alpha"), taskID: "id-alpha"))]
+            for (index, id) in ids.enumerated() {
+                let at = first + Int64(index + 1) * 1000
+                entries.append(JournalEntry(at: at, .runStarted(RunStart(runID: id, task: name("alpha"), slot: nil, attempt: 1, trigger: .manual))))
+                entries.append(JournalEntry(at: at + 1, .runFinished(RunEnd(runID: id, task: name("alpha"), outcome: .succeeded, exitCode: 0, signal: nil,
+                                                                             durationMs: 1, latenessMs: nil, final: true, message: nil))))
+            }
+            for (index, entry) in entries.enumerated() { Reducer.apply(entry, lsn: UInt64(index + 1), to: &state) }
+            return state
+        }
+        func runs() throws -> [[String?]] {
+            try (one.database as! PostgresViewDatabase).connection.query(#"SELECT "Node", "RunId" FROM runs ORDER BY "Node", "RunId""#)
+        }
+        try one.apply(touched: [name("alpha")], state: state(runs: ["a1", "a2"], at: 1_795_000_000_000))
+        try two.apply(touched: [name("alpha")], state: state(runs: ["b1"], at: 1_795_000_100_000))
+        #expect(try runs() == [["node-1", "a1"], ["node-1", "a2"], ["node-2", "b1"]])
+        try one.apply(touched: [name("alpha")], state: state(runs: ["a1", "a2", "a3"], at: 1_795_000_000_000))
+        #expect(try runs() == [["node-1", "a1"], ["node-1", "a2"], ["node-1", "a3"], ["node-2", "b1"]])
+    }
+
     /// Thousands of tasks in one flush: the batch is a handful of statements, so it is quick over a socket.
     @Test func aFlushOfThousandsOfRowsIsOneStatementPerKind() throws {
         let home = TemporaryHome()

@@ -41,7 +41,7 @@ public final class QueryView {
     /// Writes the rows of `touched` tasks from `state` (deleting those that are gone) and moves
     /// `applied_lsn`, in one transaction. Rows depend on `state` alone, so a rebuilt view equals a live one.
     /// With `newRuns`, only those runs are inserted (the live path); without, every run `state` remembers for
-    /// the touched tasks is written (rebuilds).
+    /// the touched tasks is written, over their old rows (a catch-up at start).
     /// - Parameter definitionsChanged: the touched tasks whose definition may have changed since their row was
     ///   written (nil: all of them). The others only had runs, so only their run columns are updated: a flush
     ///   at ten thousand firings a second does not re-encode ten thousand schedules and policies as JSON.

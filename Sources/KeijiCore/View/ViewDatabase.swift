@@ -5,7 +5,7 @@
 ///
 /// Implementation requirements:
 /// - The tables are `meta` (`schema_version`), `task_models` (``TaskModelRow/columns``, unique `Name`, `TaskId`
-///   and `Slug`), `runs` (``RunRow/columns``, unique by ``RunRow/keyColumns``) and `applied_lsn` (a row; in PostgreSQL one per node), and a tool of the
+///   and `Slug`), `runs` (``RunRow/columns``, a row per entry of a task's history: SQLite's writers never insert one twice, PostgreSQL's unique index on ``RunRow/keyColumns`` makes a repeated insert do nothing) and `applied_lsn` (a row; in PostgreSQL one per node), and a tool of the
 ///   database's own (`sqlite3`, `psql`) shows the seed's column names.
 /// - Every write call below is made inside ``transaction(_:)``; a batch is one statement per kind wherever the
 ///   dialect allows (a round trip to a server costs more than the row).
@@ -43,7 +43,8 @@ public protocol ViewDatabase: AnyObject {
     /// Deletes the runs of these tasks (in PostgreSQL, the ones this node wrote), before their whole histories
     /// are written again.
     func deleteRuns(of names: [String]) throws
-    /// Keeps the `limit` latest runs (by `EndTime`) of each named task.
+    /// Keeps the `limit` latest runs (by `EndTime`; at equal times SQLite keeps the last written, PostgreSQL the
+    /// greatest `RunId`) of each named task.
     func trimRuns(of names: [String], keeping limit: Int) throws
     /// Gives back the memory the connection keeps for pages it has read or written (after a bulk write such as a
     /// rebuild). The default does nothing: only SQLite's connection caches pages in this process.
