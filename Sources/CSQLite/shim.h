@@ -2,3 +2,8 @@
 
 /// SQLITE_TRANSIENT is a macro Swift cannot import.
 static inline sqlite3_destructor_type csqlite_transient(void) { return SQLITE_TRANSIENT; }
+
+/// `sqlite3_config` is variadic, which Swift cannot call. Turns off SQLite's memory statistics: with them, every
+/// allocation SQLite makes takes a process-wide mutex. Only before SQLite is initialized (the first open);
+/// returns SQLITE_MISUSE after.
+static inline int csqlite_disable_memory_statistics(void) { return sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0); }
