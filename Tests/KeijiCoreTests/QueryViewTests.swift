@@ -217,6 +217,41 @@ struct QueryViewTests {
         try expectTheState(rebuilt, "rebuilt")
     }
 
+    /// A cluster node applies the commands it pulls before one flush: a task deleted and created again in between
+    /// must start with its own row (its own `CreatedAt`) and no runs of the task it replaced, as a rebuild has it.
+    @Test func aTaskDeletedAndCreatedAgainBeforeAFlushStartsAfresh() throws {
+        let home = TemporaryHome()
+        defer { home.remove() }
+        try home.workspace.createSystemDirectories()
+        let zone = TimeZone(identifier: "UTC")!
+        let live = try QueryView(sqlite: home.path + "/live.db", workspace: home.workspace, defaultTimeZone: zone)
+        var state = SchedulerState()
+        var lsn: UInt64 = 0
+        func apply(_ event: JournalEntry.Event, at seconds: Int64) { lsn += 1; Reducer.apply(JournalEntry(at: seconds * 1000, event), lsn: lsn, to: &state) }
+        apply(.taskSaved(commandTask("alpha"), taskID: "id-alpha"), at: 1_795_000_000)
+        for (index, id) in ["old1", "old2"].enumerated() {
+            apply(.runStarted(RunStart(runID: id, task: name("alpha"), slot: nil, attempt: 1, trigger: .manual)), at: 1_795_000_010 + Int64(index) * 10)
+            apply(.runFinished(RunEnd(runID: id, task: name("alpha"), outcome: .succeeded, exitCode: 0, signal: nil, durationMs: 1, latenessMs: nil,
+                                      final: true, message: nil)), at: 1_795_000_011 + Int64(index) * 10)
+        }
+        try live.rebuild(from: state)
+
+        // Between two flushes: deleted, created again, and run once.
+        apply(.taskDeleted(name("alpha")), at: 1_795_000_100)
+        apply(.taskSaved(commandTask("alpha", every: 60), taskID: "id-alpha-2"), at: 1_795_000_101)
+        apply(.runStarted(RunStart(runID: "new1", task: name("alpha"), slot: nil, attempt: 1, trigger: .manual)), at: 1_795_000_102)
+        apply(.runFinished(RunEnd(runID: "new1", task: name("alpha"), outcome: .succeeded, exitCode: 0, signal: nil, durationMs: 1, latenessMs: nil,
+                                  final: true, message: nil)), at: 1_795_000_103)
+        try live.apply(touched: [name("alpha")], state: state, newRuns: [(name("alpha"), state.tasks[name("alpha")]!.recentRuns.last!)],
+                       definitionsChanged: [name("alpha")], deleted: [name("alpha")])
+
+        #expect(try live.sqlite.rows("SELECT RunId FROM runs") == [["new1"]])
+        #expect(try live.sqlite.rows("SELECT TaskId, CreatedAt FROM task_models") == [["id-alpha-2", "2026-11-18T11:08:21.000Z"]])
+        let rebuilt = try QueryView(sqlite: home.path + "/rebuilt.db", workspace: home.workspace, defaultTimeZone: zone)
+        try rebuilt.rebuild(from: state)
+        #expect(try dump(live) == dump(rebuilt))
+    }
+
     func ids(_ view: QueryView) throws -> [String: String] {
         Dictionary(uniqueKeysWithValues: try view.sqlite.rows("SELECT Name, ID FROM task_models").map { ($0[0] ?? "", $0[1] ?? "") })
     }

@@ -101,11 +101,11 @@ extension QueryView {
 
     /// Writes what `plan` says from `state`, which may be newer than the state it was planned for (rows
     /// depend on the state alone, and the newer one is the truth).
-    public func perform(_ plan: ViewCatchUp, state: SchedulerState, alsoTouched: Set<TaskName> = []) throws {
+    public func perform(_ plan: ViewCatchUp, state: SchedulerState, alsoTouched: Set<TaskName> = [], deleted: Set<TaskName> = []) throws {
         switch plan.work {
-        case .nothing: if !alsoTouched.isEmpty { try apply(touched: alsoTouched, state: state) }
+        case .nothing: if !alsoTouched.isEmpty || !deleted.isEmpty { try apply(touched: alsoTouched, state: state, deleted: deleted) }
         case .rebuild: try rebuild(from: state)
-        case .rows(let names): try apply(touched: names.union(alsoTouched), state: state)
+        case .rows(let names): try apply(touched: names.union(alsoTouched), state: state, deleted: deleted)
         }
     }
 

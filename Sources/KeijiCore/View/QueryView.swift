@@ -45,9 +45,14 @@ public final class QueryView {
     /// - Parameter definitionsChanged: the touched tasks whose definition may have changed since their row was
     ///   written (nil: all of them). The others only had runs, so only their run columns are updated: a flush
     ///   at ten thousand firings a second does not re-encode ten thousand schedules and policies as JSON.
+    /// - Parameter deleted: tasks deleted since the view was last written, whether or not a task of the name was
+    ///   created again since (a cluster node applies the commands it pulls, delete and create, before one flush):
+    ///   their rows and runs go first, so a new task of an old name starts with its own.
     public func apply(touched: Set<TaskName>, state: SchedulerState, newRuns: [(TaskName, RunSummary)]? = nil,
-                      definitionsChanged: Set<TaskName>? = nil) throws {
-        try database.transaction { try write(touched: touched, state: state, newRuns: newRuns, definitionsChanged: definitionsChanged) }
+                      definitionsChanged: Set<TaskName>? = nil, deleted: Set<TaskName> = []) throws {
+        try database.transaction {
+            try write(touched: touched.union(deleted), state: state, newRuns: newRuns, definitionsChanged: definitionsChanged, deleted: deleted)
+        }
     }
 
     /// Replaces the whole view with `state`, in one transaction (a crash leaves the old view or the new one).
@@ -66,23 +71,26 @@ public final class QueryView {
     /// `newRuns`, entries are added; without, each whole task's history is written again (its old rows deleted first
     /// unless `runsDeleted`).
     private func write(touched: Set<TaskName>, state: SchedulerState, newRuns: [(TaskName, RunSummary)]?,
-                       definitionsChanged: Set<TaskName>? = nil, runsDeleted: Bool = false) throws {
+                       definitionsChanged: Set<TaskName>? = nil, deleted: Set<TaskName> = [], runsDeleted: Bool = false) throws {
         let rows = ViewRowMaker(workspace: workspace, defaultTimeZone: defaultTimeZone, state: state)
-        var deleted: [String] = []
+        var gone: [String] = []
         var narrow: [TaskRunValues] = []
         var whole: [TaskName] = []
         for name in touched.sorted() {
             guard let task = state.tasks[name] else {
-                deleted.append(name.rawValue)
+                gone.append(name.rawValue)
                 continue
             }
-            if let definitionsChanged, !definitionsChanged.contains(name) {
+            if deleted.contains(name) {
+                gone.append(name.rawValue)  // and created again: its old row and runs go, a whole new row is written
+                whole.append(name)
+            } else if let definitionsChanged, !definitionsChanged.contains(name) {
                 narrow.append(rows.runValues(of: task))
             } else {
                 whole.append(name)
             }
         }
-        try database.deleteTasks(named: deleted)
+        try database.deleteTasks(named: gone)
         let missing = try database.updateRunValues(narrow)
         whole += narrow.compactMap { missing.contains($0.name) ? try? TaskName($0.name) : nil }
         // Whole rows (and, in a rebuild, their runs) are made a slice at a time: made all at once, a rebuild of

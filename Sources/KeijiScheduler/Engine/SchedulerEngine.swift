@@ -99,6 +99,8 @@ public actor SchedulerEngine {
     /// their run columns).
     var redefinedTasks: Set<TaskName> = []
     var newRuns: [(TaskName, RunSummary)] = []
+    /// Tasks deleted since the last flush (some perhaps created again since): the view drops their rows first.
+    var deletedTasks: Set<TaskName> = []
     var viewFlushTask: Task<Void, Never>?
     /// Periodic flushes of the view so far (the benchmark reports how often the view was written).
     public private(set) var viewFlushes = 0
@@ -383,6 +385,10 @@ public actor SchedulerEngine {
             dirtyTasks.insert(name)
             switch entry.event {
             case .taskSaved: redefinedTasks.insert(name)
+            case .taskDeleted:
+                // A task of this name created again before the next flush starts without these rows and runs.
+                deletedTasks.insert(name)
+                newRuns.removeAll { $0.0 == name }
             case .runFinished, .runMissed, .runInterrupted:
                 if let run = state.tasks[name]?.recentRuns.last { newRuns.append((name, run)) }
             default: break
@@ -448,14 +454,18 @@ public actor SchedulerEngine {
         let touched = dirtyTasks
         let redefined = redefinedTasks
         let runs = newRuns
+        let deleted = deletedTasks
         dirtyTasks.removeAll(keepingCapacity: true)
         redefinedTasks.removeAll(keepingCapacity: true)
         newRuns.removeAll(keepingCapacity: true)
-        if let error = await viewWriter.write(changes, touched: touched, redefined: redefined, newRuns: runs) {
+        deletedTasks.removeAll()
+        if let error = await viewWriter.write(changes, touched: touched, redefined: redefined, newRuns: runs, deleted: deleted) {
             // Nothing of this flush was written (one transaction): try these rows again next time.
             dirtyTasks.formUnion(touched)
             redefinedTasks.formUnion(redefined)
-            newRuns.insert(contentsOf: runs, at: 0)
+            let deletedMeanwhile = deletedTasks
+            deletedTasks.formUnion(deleted)
+            newRuns.insert(contentsOf: runs.filter { !deletedMeanwhile.contains($0.0) }, at: 0)
             note("query view update failed, will retry: \(error)")
         }
     }

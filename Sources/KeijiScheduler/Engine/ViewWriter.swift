@@ -55,20 +55,22 @@ actor ViewWriter {
 
     /// Writes the rows of `touched` from `state` (a touched task missing from it is deleted) in one
     /// transaction, after any catch-up still owed: whole rows for `redefined` tasks, the run columns for the
-    /// rest. Returns the error if nothing could be written.
-    func write(_ state: SchedulerState, touched: Set<TaskName>, redefined: Set<TaskName>, newRuns: [(TaskName, RunSummary)]) -> (any Error)? {
+    /// rest; the rows and runs of `deleted` tasks go first (see ``QueryView/apply(touched:state:newRuns:definitionsChanged:deleted:)``).
+    /// Returns the error if nothing could be written.
+    func write(_ state: SchedulerState, touched: Set<TaskName>, redefined: Set<TaskName>, newRuns: [(TaskName, RunSummary)],
+               deleted: Set<TaskName>) -> (any Error)? {
         do {
             let view = try opened()
             if let owed = catchUp {
                 // Every row the catch-up or this flush touches, from the newest state; that includes the new runs.
-                try view.perform(owed, state: state, alsoTouched: touched)
+                try view.perform(owed, state: state, alsoTouched: touched, deleted: deleted)
                 catchUp = nil
                 // A catch-up writes every row of a large view once per start: the pages SQLite cached, and what
                 // it freed in this thread's malloc arena, stay resident for the scheduler's life: give them back.
                 view.database.releaseCachedPages()
                 malloc_trim(0)
             } else {
-                try view.apply(touched: touched, state: state, newRuns: newRuns, definitionsChanged: redefined)
+                try view.apply(touched: touched, state: state, newRuns: newRuns, definitionsChanged: redefined, deleted: deleted)
             }
             return nil
         } catch {
