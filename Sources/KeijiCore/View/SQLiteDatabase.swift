@@ -93,13 +93,17 @@ public final class SQLiteDatabase {
         public func bind(_ values: [DatabaseValue]) throws {
             sqlite3_reset(statement)
             sqlite3_clear_bindings(statement)
+            try bind(values) { position, text in sqlite3_bind_text(statement, position, text, -1, csqlite_transient()) }
+        }
+
+        /// Binds each value at its place, the texts through `bindText` (the place, the text), in order.
+        private func bind(_ values: [DatabaseValue], text bindText: (Int32, String) -> Int32) throws {
             for (index, value) in values.enumerated() {
                 let position = Int32(index + 1)
-                let code: Int32
-                switch value {
-                case .null: code = sqlite3_bind_null(statement, position)
-                case .integer(let n): code = sqlite3_bind_int64(statement, position, n)
-                case .text(let s): code = sqlite3_bind_text(statement, position, s, -1, csqlite_transient())
+                let code: Int32 = switch value {
+                case .null: sqlite3_bind_null(statement, position)
+                case .integer(let n): sqlite3_bind_int64(statement, position, n)
+                case .text(let text): bindText(position, text)
                 }
                 guard code == SQLITE_OK else { throw KeijiError(.database, "bind: \(database.errorMessage)") }
             }
@@ -128,19 +132,11 @@ public final class SQLiteDatabase {
                 sqlite3_reset(statement)
                 defer { sqlite3_clear_bindings(statement) }
                 var offset = 0
-                for (index, value) in values.enumerated() {
-                    let position = Int32(index + 1)
-                    let code: Int32
-                    switch value {
-                    case .null: code = sqlite3_bind_null(statement, position)
-                    case .integer(let n): code = sqlite3_bind_int64(statement, position, n)
-                    case .text(let text):
-                        let count = text.utf8.count
-                        let start = UnsafeRawPointer(buffer.baseAddress! + offset).assumingMemoryBound(to: CChar.self)
-                        code = sqlite3_bind_text(statement, position, start, Int32(count), nil)  // nil: SQLITE_STATIC
-                        offset += count + 1
-                    }
-                    guard code == SQLITE_OK else { throw KeijiError(.database, "bind: \(database.errorMessage)") }
+                try bind(values) { position, text in
+                    let count = text.utf8.count
+                    let start = UnsafeRawPointer(buffer.baseAddress! + offset).assumingMemoryBound(to: CChar.self)
+                    offset += count + 1
+                    return sqlite3_bind_text(statement, position, start, Int32(count), nil)  // nil: SQLITE_STATIC
                 }
                 try step()
             }
