@@ -5,12 +5,11 @@ import Testing
 @testable import KeijiScheduler
 
 extension SchedulerEngine {
-    /// Applies `events` as a cluster node applies the commands it pulls: one after another, arming deferred, and
-    /// the view flushed once after them all.
+    /// Applies `events` as a cluster node applies the commands it pulls (``asOnePull(_:)``), then flushes the view.
     func applyAsOnePull(_ events: [JournalEntry.Event]) async throws {
-        deferredArming = []
-        for event in events { _ = try await applyCommand(JournalEntry(at: clock.nowMilliseconds(), event)) }
-        deferredArming = nil
+        try await asOnePull {
+            for event in events { _ = try await applyCommand(JournalEntry(at: clock.nowMilliseconds(), event)) }
+        }
         await flushView()
     }
 }

@@ -39,13 +39,21 @@ extension SchedulerEngine {
     /// after the whole pull (a node catching up on a thousand commands flushes once, not a thousand times).
     private func pullCommandsNow() async {
         guard let cluster, phase != .stopped, phase != .failed else { return }
-        deferredArming = []
         let before = appliedCommandSeq
-        await applyPulledCommands(cluster)
-        let names = deferredArming ?? []
-        deferredArming = nil
-        for name in names.sorted() { arm(name) }
+        await asOnePull { await applyPulledCommands(cluster) }
         if appliedCommandSeq != before { await flushView() }
+    }
+
+    /// Runs `apply`, which applies commands one after another (``applyCommand(_:)``), as one pull: none of them
+    /// flushes the view, and the tasks they arm are armed once it is done (see ``deferredArming``).
+    func asOnePull(_ apply: () async throws -> Void) async rethrows {
+        deferredArming = []
+        defer {
+            let names = deferredArming ?? []
+            deferredArming = nil
+            for name in names.sorted() { arm(name) }
+        }
+        try await apply()
     }
 
     private func applyPulledCommands(_ cluster: ClusterLink) async {
