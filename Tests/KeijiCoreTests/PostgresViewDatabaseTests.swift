@@ -7,6 +7,31 @@ import Testing
 /// history, its batched statements, its schema handling, and libpq's text formats.
 @Suite(.enabled(if: TestPostgres.available, TestPostgres.skipReason))
 struct PostgresViewDatabaseTests {
+    /// What most tests here start from: a temporary home, and a new database holding a new view (UTC).
+    struct FreshView {
+        let home = TemporaryHome()
+        let url: URL
+        let view: QueryView
+        private let drop: () -> Void
+
+        init() throws {
+            (url, drop) = try TestPostgres.makeDatabase()
+            do {
+                view = try QueryView.openOrReset(.postgres(url), workspace: home.workspace, defaultTimeZone: TimeZone(identifier: "UTC")!).0
+            } catch {
+                drop()
+                home.remove()
+                throw error
+            }
+        }
+
+        /// Drops the database and removes the home.
+        func remove() {
+            drop()
+            home.remove()
+        }
+    }
+
     func dump(_ view: QueryView) throws -> [[String?]] {
         let connection = (view.database as! PostgresViewDatabase).connection
         func quoted(_ columns: String) -> String { columns.split(separator: ", ").map { "\"\($0)\"" }.joined(separator: ", ") }
@@ -87,11 +112,9 @@ struct PostgresViewDatabaseTests {
 
     /// A commit can succeed with its reply lost; the flush is then made again, and inserts nothing twice.
     @Test func runsInsertedAgainAreNotDuplicated() throws {
-        let home = TemporaryHome()
-        defer { home.remove() }
-        let (url, drop) = try TestPostgres.makeDatabase()
-        defer { drop() }
-        let (view, _) = try QueryView.openOrReset(.postgres(url), workspace: home.workspace, defaultTimeZone: TimeZone(identifier: "UTC")!)
+        let fresh = try FreshView()
+        defer { fresh.remove() }
+        let view = fresh.view
         var state = SchedulerState()
         for (index, entry) in historyPastTheRunLimit().enumerated() { Reducer.apply(entry, lsn: UInt64(index + 1), to: &state) }
         try view.rebuild(from: state)
@@ -136,11 +159,9 @@ struct PostgresViewDatabaseTests {
 
     /// Thousands of tasks in one flush: the batch is a handful of statements, so it is quick over a socket.
     @Test func aFlushOfThousandsOfRowsIsOneStatementPerKind() throws {
-        let home = TemporaryHome()
-        defer { home.remove() }
-        let (url, drop) = try TestPostgres.makeDatabase()
-        defer { drop() }
-        let (view, _) = try QueryView.openOrReset(.postgres(url), workspace: home.workspace, defaultTimeZone: TimeZone(identifier: "UTC")!)
+        let fresh = try FreshView()
+        defer { fresh.remove() }
+        let view = fresh.view
         var state = SchedulerState()
         var lsn: UInt64 = 0
         func apply(_ event: JournalEntry.Event) { lsn += 1; Reducer.apply(JournalEntry(at: 1_795_000_000_000 + Int64(lsn), event), lsn: lsn, to: &state) }
@@ -173,11 +194,9 @@ struct PostgresViewDatabaseTests {
     /// commits: the writer's next transaction, in the new session, finds `applied_lsn` behind what it committed
     /// and says so, and a rebuild from the state puts every row back. A new session alone is no loss.
     @Test func commitsTheServerLostAreFoundInTheNextSession() throws {
-        let home = TemporaryHome()
-        defer { home.remove() }
-        let (url, drop) = try TestPostgres.makeDatabase()
-        defer { drop() }
-        let (view, _) = try QueryView.openOrReset(.postgres(url), workspace: home.workspace, defaultTimeZone: TimeZone(identifier: "UTC")!)
+        let fresh = try FreshView()
+        defer { fresh.remove() }
+        let (url, view) = (fresh.url, fresh.view)
         let connection = (view.database as! PostgresViewDatabase).connection
         #expect(try connection.query("SHOW synchronous_commit") == [["off"]])
         var state = SchedulerState()
