@@ -37,10 +37,12 @@ final class SchedulerHarness: @unchecked Sendable {
         try await OfflineCommands.submit(.taskSaved(definition, taskID: UUID().uuidString.lowercased()), workspace: workspace, settings: settings)
     }
 
-    func engine(spawn: Bool = true, clock: any SchedulerClock = WallClock(), journalIO: (any JournalIO)? = nil) -> SchedulerEngine {
+    func engine(spawn: Bool = true, clock: any SchedulerClock = WallClock(), journalIO: (any JournalIO)? = nil,
+                firingLeadMilliseconds: Int64? = nil) -> SchedulerEngine {
         var configuration = SchedulerConfiguration(workspace: workspace, settings: settings)
         configuration.spawnProcesses = spawn
         configuration.clock = clock
+        if let firingLeadMilliseconds { configuration.firingLeadMilliseconds = firingLeadMilliseconds }
         if let journalIO { configuration.journalOptions.io = journalIO }
         configuration.shutdownGrace = .seconds(2)
         configuration.viewFlushInterval = .milliseconds(50)

@@ -47,10 +47,11 @@ extension SchedulerEngine {
 
     /// Firings decided and their runs registered, not yet journaled.
     struct PreparedFirings {
+        typealias StartedRun = (runID: String, handle: RunHandle, firing: Firing, definition: TaskDefinition)
         var events: [JournalEntry.Event]
         /// Each firing's index in `events` (nil: dropped).
         var recordIndex: [Int?]
-        var started: [(runID: String, handle: RunHandle, firing: Firing, definition: TaskDefinition)]
+        var started: [StartedRun]
         /// Slots of dropped firings (and of those recorded missed) that this node may hold already: a retry's,
         /// a re-run's, a catch-up's. Their claims are marked finished, or another node would take them over
         /// once this one stops or dies, and run them.
@@ -162,7 +163,8 @@ extension SchedulerEngine {
         return zip(first, second).map { $0 ?? $1 }
     }
 
-    /// Journals the firings as one batch, then spawns their runs.
+    /// Journals the firings as one batch, then begins the runs whose slots have come; the others (the timer loop
+    /// took them within the firing lead) wait for their slots in ``startsAwaitingSlot``.
     private func journalAndSpawn(_ prepared: PreparedFirings) async -> [UInt64?] {
         let (events, recordIndex, started) = (prepared.events, prepared.recordIndex, prepared.started)
         guard !events.isEmpty else { return recordIndex.map { _ in nil } }
@@ -177,21 +179,26 @@ extension SchedulerEngine {
         if stoppingCommandsUnapplied > 0 { await waitUntilApplied(lsns.upperBound) }
         guard phase == .running else {
             // The scheduler began stopping while run.started was being journaled: never spawn after that.
-            if !started.isEmpty { _ = try? await record(contentsOf: started.map { run in
-                .runFinished(RunEnd(runID: run.runID, task: run.firing.task, outcome: .stopped, exitCode: nil, signal: nil, durationMs: 0,
-                                    latenessMs: nil, final: true, message: "the scheduler stopped before the run began"))
-            }) }
-            for run in started { unregisterRun(run.runID) }
+            await endUnbegun(started)
             return result
         }
+        let now = clock.nowMilliseconds()
+        begin(started.filter { $0.firing.fireAtMs <= now }, now: now)
+        awaitSlots(started.filter { $0.firing.fireAtMs > now })
+        return result
+    }
+
+    /// Begins runs whose `run.started` is durable and whose slot has come (those of a task disabled, deleted or put
+    /// in error since end as stopped).
+    func begin(_ started: [PreparedFirings.StartedRun], now: Int64) {
         let nowMicros = configuration.recordLateness ? clock.nowMicroseconds() : 0
         for run in started {
             let firing = run.firing
             if firing.trigger != .manual, let reason = Self.reasonNotToBegin(state.tasks[firing.task]) {
-                // A command journaled while this batch was synced (a `--disable`, a `--delete`) or a failure that put
-                // the task in error came before this run.started: the run does not begin, and it ends as stopped.
+                // A command journaled while this batch was synced or its slot awaited (a `--disable`, a `--delete`), or
+                // a failure that put the task in error: the run does not begin, and it ends as stopped.
                 finish(runID: run.runID, name: firing.task, result: .init(outcome: .stopped, status: nil, durationMs: 0, message: reason),
-                       latenessMs: max(0, clock.nowMilliseconds() - firing.fireAtMs), slot: firing.slot, attempt: firing.attempt,
+                       latenessMs: max(0, now - firing.fireAtMs), slot: firing.slot, attempt: firing.attempt,
                        interruptions: firing.interruptions, definition: run.definition)
                 continue
             }
@@ -202,7 +209,16 @@ extension SchedulerEngine {
                                     interruptions: firing.interruptions, handle: handle)
             }
         }
-        return result
+    }
+
+    /// Ends runs whose `run.started` is durable and that will never begin (the scheduler is stopping).
+    func endUnbegun(_ started: [PreparedFirings.StartedRun]) async {
+        guard !started.isEmpty else { return }
+        _ = try? await record(contentsOf: started.map { run in
+            .runFinished(RunEnd(runID: run.runID, task: run.firing.task, outcome: .stopped, exitCode: nil, signal: nil, durationMs: 0,
+                                latenessMs: nil, final: true, message: "the scheduler stopped before the run began"))
+        })
+        for run in started { unregisterRun(run.runID) }
     }
 
     /// Why a scheduled run whose `run.started` is durable must not begin, from its task's state now (nil: it begins).

@@ -39,7 +39,7 @@ extension SchedulerEngine {
         lastGeneration &+= 1
         armed[name] = lastGeneration
         timers.push(TimerEntry(fireAtMs: fireAtMs, slot: slot, generation: lastGeneration, armedLate: fireAtMs < clock.nowMilliseconds(), task: name))
-        if fireAtMs < timerSleepsUntil { timerSleep?.cancel() }
+        if takenAt(fireAtMs) < timerSleepsUntil { timerSleep?.cancel() }
     }
 
     func stopTimers() {
@@ -53,49 +53,83 @@ extension SchedulerEngine {
 
     // MARK: - The timer loop
 
-    /// The one loop that fires every task: it pops every entry due now, decides each firing, journals them
-    /// as one batch, then spawns them, re-arms those tasks, and sleeps until the next entry is due.
+    /// The one loop that fires every task: it pops every entry due within the firing lead, decides each firing,
+    /// journals them as one batch, re-arms those tasks, and sleeps until the next entry's lead begins. Each run
+    /// then starts at its slot, once its batch is durable (``SchedulerConfiguration/firingLeadMilliseconds``).
     func runTimers() async {
         // The last wake that fired something, and how many: after a busy one, the next waits for the busy tick.
         var lastTick = Int64.min
         var lastTickFired = 0
+        var now = clock.nowMilliseconds()
         while !Task.isCancelled, phase == .running {
-            var now = clock.nowMilliseconds()
-            if lastTickFired >= configuration.busyTickFirings, let next = timers.min?.fireAtMs, next <= now,
-               now < lastTick &+ configuration.busyTickMilliseconds {
-                await sleepUntil(lastTick &+ configuration.busyTickMilliseconds, now: now)
-                now = clock.nowMilliseconds()
-            }
+            beginRunsAtTheirSlots(now: now)
             var due: [TimerEntry] = []
-            while let top = timers.min, top.fireAtMs <= now {
+            while let top = timers.min, takenAt(top.fireAtMs) <= now {
                 timers.popMin()
                 guard armed[top.task] == top.generation else { staleTimers = max(0, staleTimers - 1); continue }
                 armed[top.task] = nil
                 due.append(top)
             }
-            if due.isEmpty {
-                await sleepUntil(timers.min?.fireAtMs ?? Int64.max, now: now)
-            } else {
+            if !due.isEmpty {
                 (lastTick, lastTickFired) = (now, due.count)
                 fireDue(due, now: now)
                 await Task.yield()  // let commands, finishing runs and the batches just launched in
             }
+            // The next firing's lead or the next awaiting slot, whichever comes first; after a busy wake, not before
+            // the busy tick (which then begins the runs whose slots came meanwhile).
+            let next = min(timers.min.map { takenAt($0.fireAtMs) } ?? Int64.max,
+                           startsAwaitingSlot.lazy.map(\.firing.fireAtMs).min() ?? Int64.max)
+            let tick = lastTickFired >= configuration.busyTickFirings ? lastTick &+ configuration.busyTickMilliseconds : Int64.min
+            now = clock.nowMilliseconds()
+            if max(next, tick) > now {
+                await sleepUntil(max(next, tick), now: now, busyTick: tick > next)
+                now = clock.nowMilliseconds()
+            }
         }
     }
 
+    /// When the loop takes a firing due at `fireAtMs`: the firing lead before it.
+    private func takenAt(_ fireAtMs: Int64) -> Int64 {
+        TimeArithmetic.sum(fireAtMs, -configuration.firingLeadMilliseconds)
+    }
+
     /// Sleeps until `deadline` (at most 30 s at a time), or until `push` arms something earlier.
-    private func sleepUntil(_ deadline: Int64, now: Int64) async {
+    private func sleepUntil(_ deadline: Int64, now: Int64, busyTick: Bool = false) async {
         let until = min(deadline, TimeArithmetic.sum(now, 30_000))
-        timerSleepsUntil = until
+        (timerSleepsUntil, timerSleepIsBusyTick) = (until, busyTick)
         let clock = clock
         let sleep = Task { _ = try? await clock.sleep(untilMilliseconds: until) }
         timerSleep = sleep
         await sleep.value
         timerSleep = nil
-        timerSleepsUntil = Int64.max
+        (timerSleepsUntil, timerSleepIsBusyTick) = (Int64.max, false)
     }
 
-    /// Decides the firings due in one tick and starts them as one journal batch. The loop does not wait for the
+    // MARK: - Runs awaiting their slots
+
+    /// Hands runs whose `run.started` is durable before their slot to the timer loop, which begins them then.
+    func awaitSlots(_ started: [PreparedFirings.StartedRun]) {
+        guard let earliest = started.lazy.map(\.firing.fireAtMs).min() else { return }
+        startsAwaitingSlot += started
+        if !timerSleepIsBusyTick, earliest < timerSleepsUntil { timerSleep?.cancel() }
+    }
+
+    /// Begins the runs awaiting a slot that has come.
+    private func beginRunsAtTheirSlots(now: Int64) {
+        guard startsAwaitingSlot.contains(where: { $0.firing.fireAtMs <= now }) else { return }
+        begin(startsAwaitingSlot.filter { $0.firing.fireAtMs <= now }, now: now)
+        startsAwaitingSlot.removeAll { $0.firing.fireAtMs <= now }
+    }
+
+    /// At a stop: the runs awaiting their slots never begin.
+    func endRunsAwaitingSlot() async {
+        let unbegun = startsAwaitingSlot
+        startsAwaitingSlot = []
+        await endUnbegun(unbegun)
+    }
+
+    /// Decides the firings taken in one tick and journals them as one batch; each run begins at its slot once the
+    /// batch is durable (``journalAndSpawn(_:)``, ``beginRunsAtTheirSlots(now:)``). The loop does not wait for the
     /// batch to be durable (a sync can take milliseconds, more on a busy disk): the next tick's firings form the
     /// next batch meanwhile, and the journal's group commit joins batches that wait together. A slot whose successor is
     /// also due means the process did not run for a while (SIGSTOP, suspend, a clock step forward): the slots
@@ -112,7 +146,7 @@ extension SchedulerEngine {
         for entry in due {
             let name = entry.task
             guard let task = state.tasks[name], !task.isDisabled, !task.isError else { continue }
-            if configuration.recordLateness { lateness.wake.append(nowMicros - TimeArithmetic.product(entry.fireAtMs, 1000)) }
+            if configuration.recordLateness { lateness.wake.append(nowMicros - TimeArithmetic.product(takenAt(entry.fireAtMs), 1000)) }
             rearm.append(name)
             if entry.isManual {
                 if task.definition.policy.overlap == .skip, hasRuns(name) {

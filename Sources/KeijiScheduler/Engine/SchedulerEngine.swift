@@ -81,9 +81,14 @@ public actor SchedulerEngine {
     /// Heap entries left behind by re-arms, dropped in bulk once they outnumber the live ones.
     var staleTimers = 0
     var timerLoop: Task<Void, Never>?
-    /// The timer loop's current sleep and its deadline: arming an earlier firing cuts the sleep short.
+    /// The timer loop's current sleep and its deadline: arming an earlier firing cuts the sleep short, and so does
+    /// a run awaiting an earlier slot, unless the sleep is a busy tick's (the tick begins it, as it takes firings).
     var timerSleep: Task<Void, Never>?
     var timerSleepsUntil = Int64.max
+    var timerSleepIsBusyTick = false
+    /// Runs whose `run.started` became durable before their slot (the loop takes firings within the firing lead):
+    /// the timer loop begins each once its slot has come.
+    var startsAwaitingSlot: [PreparedFirings.StartedRun] = []
     /// One `Task` per run in progress.
     var runs: [String: LiveRun] = [:]
     var runIDs = RunIDGenerator()
@@ -194,6 +199,7 @@ public actor SchedulerEngine {
         phase = .stopping
         note("stopping: \(runs.count) runs in progress")
         stopTimers()
+        await endRunsAwaitingSlot()
         if !runs.isEmpty {
             let deadline = ContinuousClock.now + configuration.shutdownGrace
             while !runs.isEmpty, ContinuousClock.now < deadline {
@@ -424,6 +430,7 @@ public actor SchedulerEngine {
         note("FATAL: the journal failed, stopping all work: \(error)")
         stopTimers()
         for run in runs.values { run.handle.terminate(reason: .stopped, grace: 1) }
+        await endRunsAwaitingSlot()
     }
 
     public var hasFailed: Bool { phase == .failed }

@@ -1,0 +1,92 @@
+import Foundation
+import KeijiCore
+import Testing
+
+@testable import KeijiScheduler
+
+extension SchedulerEngine {
+    var runsAwaitingSlot: Int { startsAwaitingSlot.count }
+}
+
+/// The timer loop journals a firing up to the firing lead before its slot; the run begins at its slot, not when its
+/// `run.started` is durable. These tests use a 2 s lead and a clock that stands still inside it, so "not yet" is
+/// a state to look at rather than a race.
+struct FiringLeadTests {
+    /// A scheduler whose clock stands 1 s before `tick`'s next slot, with that slot's `run.started` durable.
+    struct InsideTheLead {
+        let harness: SchedulerHarness
+        let engine: SchedulerEngine
+        let clock = SteppedClock()
+        let name: TaskName
+        let ran: String
+        /// `ran` as it was before the slot (the task's earlier runs).
+        let ranBefore: String
+        let start: RunStart
+
+        init() async throws {
+            harness = try SchedulerHarness()
+            ran = harness.home + "/ran"
+            try await harness.defineOffline(try harness.commandTask("tick", "echo \"$KEIJI_SLOT\" >> '\(ran)'", every: 10))
+            name = harness.taskName("tick")
+            engine = harness.engine(spawn: true, clock: clock, firingLeadMilliseconds: 2000)
+            try await engine.start()
+            let (harness, engine, clock, name) = (harness, engine, clock, name)
+            #expect(await harness.wait { try harness.entries().finishedRuns.contains { $0.task == name } }, "the first slot runs")
+            #expect(await harness.wait { await engine.freezeIfQuiet([name], clock) })
+            ranBefore = (try? String(contentsOfFile: ran, encoding: .utf8)) ?? ""
+            let next = try #require(await engine.nextFireMilliseconds(name))
+            let startsBefore = try harness.entries().startedRuns.count
+            clock.step(byMilliseconds: next - clock.nowMilliseconds() - 1000)
+            clock.freeze()
+            #expect(await harness.wait { try harness.entries().startedRuns.count > startsBefore }, "the slot was taken 1 s ahead")
+            start = try #require(try harness.entries().startedRuns.last)
+            #expect(start.slot == next / 1000, "the next slot's")  // an interval task fires at its sub-second phase
+            #expect(await harness.wait { await engine.runsAwaitingSlot == 1 }, "its run.started is durable")
+        }
+
+        var ranNow: String { (try? String(contentsOfFile: ran, encoding: .utf8)) ?? "" }
+
+        func end() throws -> RunEnd? { try harness.entries().finishedRuns.first { $0.runID == start.runID } }
+    }
+
+    /// Durable 1 s early, the run begins only once its slot has come.
+    @Test func aRunTakenWithinTheLeadBeginsAtItsSlot() async throws {
+        let lead = try await InsideTheLead()
+        defer { lead.harness.remove() }
+        try await Task.sleep(for: .milliseconds(300))
+        #expect(lead.ranNow == lead.ranBefore, "no process before the slot")
+        #expect(try lead.end() == nil)
+        lead.clock.step(byMilliseconds: 1000)
+        #expect(await lead.harness.wait { try lead.end() != nil }, "the run ends")
+        #expect(try lead.end()?.outcome == .succeeded)
+        #expect(lead.ranNow == lead.ranBefore + ISO8601.string(fromSeconds: try #require(lead.start.slot)) + "\n", "the process ran for its slot")
+        await lead.engine.stop()
+    }
+
+    /// Stopping while a run awaits its slot ends it as stopped: it never begins, and the stop does not wait for it.
+    @Test func aStopInsideTheLeadEndsTheRunUnbegun() async throws {
+        let lead = try await InsideTheLead()
+        defer { lead.harness.remove() }
+        let stopped = Task { await lead.engine.stop() }
+        let ended = await lead.harness.wait(upTo: .seconds(30)) { await lead.engine.runsInProgress == 0 }
+        #expect(ended, "the stop ends the run")
+        guard ended else { return }  // a stop waiting for the run forever would hang the suite
+        await stopped.value
+        let end = try #require(try lead.end())
+        #expect(end.outcome == .stopped && end.message == "the scheduler stopped before the run began", "\(end)")
+        #expect(lead.ranNow == lead.ranBefore, "no process began")
+    }
+
+    /// A `--disable` applied while the run awaits its slot: the run does not begin, and it ends as stopped.
+    @Test func aDisableInsideTheLeadKeepsTheRunFromBeginning() async throws {
+        let lead = try await InsideTheLead()
+        defer { lead.harness.remove() }
+        _ = try await lead.engine.submit(.taskDisabled(lead.name))
+        lead.clock.step(byMilliseconds: 1000)
+        #expect(await lead.harness.wait { try lead.end() != nil }, "the run ends")
+        let end = try #require(try lead.end())
+        #expect(end.outcome == .stopped && end.message == "the task was disabled before the run began", "\(end)")
+        #expect(lead.ranNow == lead.ranBefore, "no process began")
+        await lead.engine.stop()
+    }
+}
