@@ -116,9 +116,10 @@ extension SchedulerEngine {
 
     /// Begins the runs awaiting a slot that has come.
     private func beginRunsAtTheirSlots(now: Int64) {
-        guard startsAwaitingSlot.contains(where: { $0.firing.fireAtMs <= now }) else { return }
-        begin(startsAwaitingSlot.filter { $0.firing.fireAtMs <= now }, now: now)
+        let due = startsAwaitingSlot.filter { $0.firing.fireAtMs <= now }
+        guard !due.isEmpty else { return }
         startsAwaitingSlot.removeAll { $0.firing.fireAtMs <= now }
+        begin(due, now: now)
     }
 
     /// At a stop: the runs awaiting their slots never begin.
