@@ -12,7 +12,7 @@ import Testing
 /// log as stdout and stderr), what comes back (pid, exit status, exec errors), and what happens when the
 /// helper dies. Each test has a server of its own, so killing one never touches another test's runs.
 @Suite(.timeLimit(.minutes(5)))  // a helper that stops reaping must fail the suite, not hang it
-struct SpawnServerTests {
+final class SpawnServerTests: Sendable {
     let directory: String
     let log: String
     let fd: Int32
@@ -24,7 +24,8 @@ struct SpawnServerTests {
         fd = open(log, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0o600)
     }
 
-    func cleanUp() {
+    /// After each test (a new instance runs each one), whichever way it ended.
+    deinit {
         close(fd)
         try? FileManager.default.removeItem(atPath: directory)
     }
@@ -64,7 +65,6 @@ struct SpawnServerTests {
     }
 
     @Test func reportsExitStatusesAndExecErrors() async throws {
-        defer { cleanUp() }
         let server = SpawnServer(helperPath: SpawnServer.installedPath)
         let exits = try await server.start(request(["/bin/sh", "-c", "exit 7"]))
         #expect(await server.exitStatus(of: exits) == .exited(7))
@@ -100,7 +100,6 @@ struct SpawnServerTests {
     }
 
     @Test func aRunGetsItsOwnGroupCleanSignalsDevNullAndTheLog() async throws {
-        defer { cleanUp() }
         let server = SpawnServer(helperPath: SpawnServer.installedPath)
         let script = "echo pid=$$; cut -d' ' -f5 /proc/$$/stat | sed 's/^/group=/'; readlink /proc/$$/fd/0; pwd; echo to-stderr >&2"
         let run = try await server.start(request(["/bin/sh", "-c", script]))
@@ -118,7 +117,6 @@ struct SpawnServerTests {
     }
 
     @Test func signalsReachTheGroupAndTheGroupDiesWithItsLeader() async throws {
-        defer { cleanUp() }
         let server = SpawnServer(helperPath: SpawnServer.installedPath)
         // The leader exits at once, leaving a background child in its group: it is killed with the exit.
         let leftBehind = directory + "/left.pid"
@@ -137,7 +135,6 @@ struct SpawnServerTests {
     }
 
     @Test func killNineOfTheHelperEndsItsRunsAndANewHelperTakesOver() async throws {
-        defer { cleanUp() }
         let server = SpawnServer(helperPath: SpawnServer.installedPath)
         let child = directory + "/child.pid"
         let run = try await server.start(request(["/bin/sh", "-c", "sleep 300 & echo $! > '\(child)'; sleep 300"]))
@@ -161,7 +158,6 @@ struct SpawnServerTests {
     }
 
     @Test func aMissingHelperFailsTheStartWithItsReason() async throws {
-        defer { cleanUp() }
         let server = SpawnServer(helperPath: directory + "/no-such-helper")
         do {
             _ = try await server.start(request(["/bin/true"]))
