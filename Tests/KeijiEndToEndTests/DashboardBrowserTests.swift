@@ -69,11 +69,18 @@ struct DashboardBrowserTests {
             try Self.run(["python3", script, "http://127.0.0.1:\(port)", s.home + "/.keiji/bus.token", "report", shots], timeout: 600)
         }
         print(walk.output, terminator: "")
-        print("DashboardBrowserTests: screenshots in \(shots)")
         #expect(walk.status == 0, "\(walk.output)")
+        var saved = true
         for page in ["overview", "task", "system"] {
             let size = (try? FileManager.default.attributesOfItem(atPath: "\(shots)/\(page).png")[.size] as? Int) ?? 0
             #expect(size > 1000, "\(page).png was saved")
+            saved = saved && size > 1000
+        }
+        // Kept to look at when the walk failed, or when asked for; otherwise each run of the suite would leave one.
+        if walk.status == 0, saved, ProcessInfo.processInfo.environment["KEIJI_KEEP_SCREENSHOTS"] == nil {
+            try? FileManager.default.removeItem(atPath: shots)
+        } else {
+            print("DashboardBrowserTests: screenshots in \(shots)")
         }
 
         // The click went through the engine: the journal has the command and the task is disabled.

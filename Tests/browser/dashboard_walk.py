@@ -39,6 +39,9 @@ def main():
     url, token_file, task, shots = sys.argv[1:5]
     token = open(token_file).read().strip()
     os.makedirs(shots, exist_ok=True)
+    # Chromium leaves its singleton directories in $TMPDIR; keep them inside the folder the test removes.
+    os.environ["TMPDIR"] = os.path.join(shots, "tmp")
+    os.makedirs(os.environ["TMPDIR"], exist_ok=True)
     options = webdriver.ChromeOptions()
     for argument in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1280,800", "--disable-gpu"):
         options.add_argument(argument)
