@@ -1,4 +1,5 @@
 import Foundation
+import KeijiCore
 import KeijiJournal
 import Testing
 
@@ -21,7 +22,8 @@ struct SystemCommandTests {
         return text?.split(separator: " ").first.flatMap { pid_t($0) }
     }
 
-    func isAlive(_ pid: pid_t) -> Bool { kill(pid, 0) == 0 }
+    /// Not exited: a zombie counts as gone (`kill(pid, 0)` succeeds for it until its parent reaps it).
+    func isAlive(_ pid: pid_t) -> Bool { LiveProcess.isRunning(pid) }
 
     /// `ID: <n>` of `keiji task --get --name=<name>`.
     func taskID(_ name: String, _ s: Session) async throws -> String? {
