@@ -6,6 +6,7 @@ import Testing
 
 extension SchedulerEngine {
     var runsAwaitingSlot: Int { startsAwaitingSlot.count }
+    var firingsDeferredToTheirMoment: Int { firingsAwaitingMoment.count }
 }
 
 /// The timer loop journals a firing up to the firing lead before its slot; the run begins at its slot, not when its
@@ -75,6 +76,36 @@ struct FiringLeadTests {
         let end = try #require(try lead.end())
         #expect(end.outcome == .stopped && end.message == "the scheduler stopped before the run began", "\(end)")
         #expect(lead.ranNow == lead.ranBefore, "no process began")
+    }
+
+    /// An overlap-`skip` task whose run is still going when its next slot is taken (within the lead), and ends before
+    /// that slot's moment: the slot runs. Whether it overlaps is decided at its moment, not when it was taken.
+    @Test func aSkipTasksSlotTakenWhileItsRunGoesOnIsDecidedAtItsMoment() async throws {
+        let harness = try SchedulerHarness()
+        defer { harness.remove() }
+        let (running, go, ran) = (harness.home + "/running", harness.home + "/go", harness.home + "/ran")
+        let command = "touch '\(running)'; while [ ! -e '\(go)' ]; do sleep 0.02; done; echo \"$KEIJI_SLOT\" >> '\(ran)'"
+        try await harness.defineOffline(try harness.commandTask("long", command, every: 10))  // overlap skip by default
+        let name = harness.taskName("long")
+        let clock = SteppedClock()
+        let engine = harness.engine(spawn: true, clock: clock, firingLeadMilliseconds: 2000)
+        try await engine.start()
+        #expect(await harness.wait { FileManager.default.fileExists(atPath: running) }, "the first run goes on")
+        let next = try #require(await engine.nextFireMilliseconds(name))
+        clock.step(byMilliseconds: next - clock.nowMilliseconds() - 1000)
+        clock.freeze()
+        func overlaps() throws -> [RunMissed] {
+            try harness.entries().compactMap { if case .runMissed(let missed) = $0.event, missed.reason == .overlap { missed } else { nil } }
+        }
+        #expect(await harness.wait { try await engine.firingsDeferredToTheirMoment == 1 || !overlaps().isEmpty }, "the next slot was taken")
+        #expect(try overlaps().isEmpty, "not decided 1 s early, while the run went on")
+        #expect(FileManager.default.createFile(atPath: go, contents: nil))
+        #expect(await harness.wait { await engine.runsInProgress == 0 }, "the first run ends before the slot's moment")
+        clock.step(byMilliseconds: 1000)
+        let slot = ISO8601.string(fromSeconds: next / 1000) + "\n"
+        #expect(await harness.wait { ((try? String(contentsOfFile: ran, encoding: .utf8)) ?? "").hasSuffix(slot) }, "the slot ran")
+        #expect(try overlaps().isEmpty)
+        await engine.stop()
     }
 
     /// A `--disable` applied while the run awaits its slot: the run does not begin, and it ends as stopped.

@@ -48,6 +48,7 @@ extension SchedulerEngine {
         timerLoop = nil
         armed.removeAll()
         timers = TimerHeap()
+        firingsAwaitingMoment = []
         staleTimers = 0
     }
 
@@ -63,7 +64,7 @@ extension SchedulerEngine {
         var now = clock.nowMilliseconds()
         while !Task.isCancelled, phase == .running {
             beginRunsAtTheirSlots(now: now)
-            var due: [TimerEntry] = []
+            var due = firingsAtTheirMoment(now: now)
             while let top = timers.min, takenAt(top.fireAtMs) <= now {
                 timers.popMin()
                 guard armed[top.task] == top.generation else { staleTimers = max(0, staleTimers - 1); continue }
@@ -78,7 +79,8 @@ extension SchedulerEngine {
             // The next firing's lead or the next awaiting slot, whichever comes first; after a busy wake, not before
             // the busy tick (which then begins the runs whose slots came meanwhile).
             let next = min(timers.min.map { takenAt($0.fireAtMs) } ?? Int64.max,
-                           startsAwaitingSlot.lazy.map(\.firing.fireAtMs).min() ?? Int64.max)
+                           startsAwaitingSlot.lazy.map(\.firing.fireAtMs).min() ?? Int64.max,
+                           firingsAwaitingMoment.lazy.map(\.fireAtMs).min() ?? Int64.max)
             let tick = lastTickFired >= configuration.busyTickFirings ? lastTick &+ configuration.busyTickMilliseconds : Int64.min
             now = clock.nowMilliseconds()
             if max(next, tick) > now {
@@ -120,6 +122,23 @@ extension SchedulerEngine {
         guard !due.isEmpty else { return }
         startsAwaitingSlot.removeAll { $0.firing.fireAtMs <= now }
         begin(due, now: now)
+    }
+
+    /// The firings in ``firingsAwaitingMoment`` whose moment has come and that are still armed.
+    private func firingsAtTheirMoment(now: Int64) -> [TimerEntry] {
+        guard firingsAwaitingMoment.contains(where: { $0.fireAtMs <= now }) else { return [] }
+        var due: [TimerEntry] = []
+        firingsAwaitingMoment.removeAll { entry in
+            guard entry.fireAtMs <= now else { return false }
+            if armed[entry.task] == entry.generation {
+                armed[entry.task] = nil
+                due.append(entry)
+            } else {
+                staleTimers = max(0, staleTimers - 1)  // re-armed meanwhile (a command)
+            }
+            return true
+        }
+        return due
     }
 
     /// At a stop: the runs awaiting their slots never begin.
@@ -186,6 +205,15 @@ extension SchedulerEngine {
                 }
                 let passed = "\(name): \(plan.total) slots passed, \(plan.toRun.count) run (catch-up \(task.definition.policy.catchUp.rawValue))"
                 if entry.armedLate { arrivals.append(passed) } else { stalls.append(passed) }
+                continue
+            }
+            if entry.fireAtMs > now, task.definition.policy.overlap == .skip, hasRuns(name) {
+                // Taken within the lead while a run of the task is registered: that run may end before this slot's
+                // moment, so the overlap is decided then, as it was before the lead (the slot is not a missed overlap
+                // because its predecessor's end was still being journaled a few milliseconds early).
+                rearm.removeLast()
+                armed[name] = entry.generation
+                firingsAwaitingMoment.append(entry)
                 continue
             }
             firedSlots[name] = entry.slot

@@ -89,6 +89,9 @@ public actor SchedulerEngine {
     /// Runs whose `run.started` became durable before their slot (the loop takes firings within the firing lead):
     /// the timer loop begins each once its slot has come.
     var startsAwaitingSlot: [PreparedFirings.StartedRun] = []
+    /// Firings of overlap-`skip` tasks taken within the lead while a run of the task was registered: whether such a
+    /// slot overlaps is decided at its moment (the run may end before then), so the loop takes them again then.
+    var firingsAwaitingMoment: [TimerEntry] = []
     /// One `Task` per run in progress.
     var runs: [String: LiveRun] = [:]
     var runIDs = RunIDGenerator()
