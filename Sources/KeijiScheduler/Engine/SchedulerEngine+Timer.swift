@@ -67,9 +67,7 @@ extension SchedulerEngine {
             var due = firingsAtTheirMoment(now: now)
             while let top = timers.min, takenAt(top.fireAtMs) <= now {
                 timers.popMin()
-                guard armed[top.task] == top.generation else { staleTimers = max(0, staleTimers - 1); continue }
-                armed[top.task] = nil
-                due.append(top)
+                if take(top) { due.append(top) }
             }
             if !due.isEmpty {
                 (lastTick, lastTickFired) = (now, due.count)
@@ -130,15 +128,21 @@ extension SchedulerEngine {
         var due: [TimerEntry] = []
         firingsAwaitingMoment.removeAll { entry in
             guard entry.fireAtMs <= now else { return false }
-            if armed[entry.task] == entry.generation {
-                armed[entry.task] = nil
-                due.append(entry)
-            } else {
-                staleTimers = max(0, staleTimers - 1)  // re-armed meanwhile (a command)
-            }
+            if take(entry) { due.append(entry) }  // else re-armed meanwhile (a command)
             return true
         }
         return due
+    }
+
+    /// Whether `entry` is its task's live firing; if so the task is disarmed (the caller fires it), if not the
+    /// stale entry is counted off.
+    private func take(_ entry: TimerEntry) -> Bool {
+        guard armed[entry.task] == entry.generation else {
+            staleTimers = max(0, staleTimers - 1)
+            return false
+        }
+        armed[entry.task] = nil
+        return true
     }
 
     /// At a stop: the runs awaiting their slots never begin.
