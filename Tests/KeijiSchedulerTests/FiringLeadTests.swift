@@ -100,9 +100,7 @@ struct FiringLeadTests {
         #expect(next - clock.nowMilliseconds() > 10_000, "the first slot's run is the one going on")
         clock.step(byMilliseconds: next - clock.nowMilliseconds() - 1000)
         clock.freeze()
-        func overlaps() throws -> [RunMissed] {
-            try harness.entries().compactMap { if case .runMissed(let missed) = $0.event, missed.reason == .overlap { missed } else { nil } }
-        }
+        func overlaps() throws -> [RunMissed] { try harness.entries().missedRuns(.overlap) }
         #expect(await harness.wait { try await engine.firingsDeferredToTheirMoment == 1 || !overlaps().isEmpty }, "the next slot was taken")
         #expect(try overlaps().isEmpty, "not decided 1 s early, while the run went on")
         #expect(FileManager.default.createFile(atPath: go, contents: nil))

@@ -157,7 +157,7 @@ struct RunTests {
         let engine = harness.engine()
         try await engine.start()
         #expect(await harness.wait {
-            try harness.entries().contains { if case .runMissed(let m) = $0.event { m.reason == .overlap } else { false } }
+            try !harness.entries().missedRuns(.overlap).isEmpty
         })
         await engine.stop()
     }

@@ -83,7 +83,9 @@ final class SchedulerHarness: @unchecked Sendable {
 extension Array where Element == JournalEntry {
     var finishedRuns: [RunEnd] { compactMap { if case .runFinished(let end) = $0.event { end } else { nil } } }
     var startedRuns: [RunStart] { compactMap { if case .runStarted(let start) = $0.event { start } else { nil } } }
-
+    func missedRuns(_ reason: RunMissed.Reason) -> [RunMissed] {
+        compactMap { if case .runMissed(let missed) = $0.event, missed.reason == reason { missed } else { nil } }
+    }
 }
 
 extension SchedulerHarness {

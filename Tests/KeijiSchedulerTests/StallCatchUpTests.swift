@@ -66,7 +66,7 @@ struct StallCatchUpTests {
     }
 
     func missedByStall(_ entries: [JournalEntry], _ name: TaskName) -> [RunMissed] {
-        entries.compactMap { if case .runMissed(let missed) = $0.event, missed.task == name, missed.reason == .downtime { missed } else { nil } }
+        entries.missedRuns(.downtime).filter { $0.task == name }
     }
 
     /// Waits until no run is in progress and each task's next slot is more than 3 s away on `clock`, then freezes
@@ -180,7 +180,7 @@ struct StallCatchUpTests {
         #expect(started[..<firstScheduled].allSatisfy { $0.trigger == .catchUp }, "catch-ups first: \(started.map(\.trigger))")
         #expect(catchUps.count >= 3 && catchUps.last.map { $0 >= ahead - interval } == true, "\(catchUps)")
         #expect(Array(catchUps.prefix(3)) == catchUps.first.map { first in (0..<3).map { first + Int64($0) * interval } }, "three slots in a row: \(catchUps)")
-        let overlaps = entries.compactMap { if case .runMissed(let missed) = $0.event, missed.reason == .overlap { missed } else { nil } }
+        let overlaps = entries.missedRuns(.overlap)
         #expect(overlaps.isEmpty, "nothing dropped as an overlap: \(overlaps); started: \(started.map { "\($0.trigger) \($0.slot ?? 0)" })")
         #expect(started[firstScheduled].slot.map { slot in catchUps.allSatisfy { $0 < slot } } == true,
                 "the schedule resumes after the catch-ups")
@@ -213,7 +213,7 @@ struct StallCatchUpTests {
         #expect(await harness.wait { try after().startedRuns.contains { $0.trigger == .catchUp } }, "the catch-up runs once the run has ended")
         await engine.stop()
         let entries = try after()
-        let overlaps = entries.compactMap { if case .runMissed(let missed) = $0.event, missed.reason == .overlap { missed.slot } else { nil } }
+        let overlaps = entries.missedRuns(.overlap).map(\.slot)
         #expect(overlaps.isEmpty, "nothing dropped as an overlap: \(overlaps)")
         let firstEnd = try #require(entries.firstIndex { if case .runFinished(let end) = $0.event { end.runID == first.runID } else { false } })
         let catchUp = try #require(entries.firstIndex { if case .runStarted(let start) = $0.event { start.trigger == .catchUp } else { false } })
