@@ -194,7 +194,9 @@ struct StallCatchUpTests {
         // The run lasts until the test removes `hold`, so it is surely going when the stall is handled.
         let hold = harness.home + "/hold"
         #expect(FileManager.default.createFile(atPath: hold, contents: nil))
-        let interval: Int64 = 10
+        // A minute apart, and the clock stepped to the first slot: on a loaded machine the next slot must not come by
+        // itself while the run holds (it would rightly be an overlap).
+        let interval: Int64 = 60
         try await harness.defineOffline(try harness.commandTask("long", "while [ -e '\(hold)' ]; do sleep 0.05; done", every: Int(interval)) {
             $0.catchUp = .once
             $0.overlap = .skip
@@ -203,6 +205,8 @@ struct StallCatchUpTests {
         let clock = SteppedClock()
         let engine = harness.engine(spawn: true, clock: clock)
         try await engine.start()
+        let firstSlot = try #require(await engine.nextFireMilliseconds(name))
+        clock.step(byMilliseconds: max(0, firstSlot - clock.nowMilliseconds()))
         #expect(await harness.wait { try harness.entries().startedRuns.contains { $0.task == name } }, "the first slot runs")
         let first = try #require(try harness.entries().startedRuns.first { $0.task == name })
         let before = try harness.entries().count
