@@ -219,6 +219,9 @@ enum RecoveryReportText {
         if let cluster = r.cluster {
             out.append("cluster:      node \(cluster.node); \(cluster.commandsCaughtUp) command(s) of other nodes caught up at start; "
                        + "\(cluster.slotsTakenOver) slot(s) of lost or stopped nodes taken over since")
+            if let elsewhere = cluster.slotsRunElsewhere {
+                out.append("  \(elsewhere) slot(s) that passed while this node was down were claimed by other nodes (not missed, not caught up here)")
+            }
             for run in cluster.takenOver.suffix(20) {
                 out.append("  \(run.task) slot \(ISO8601.string(fromSeconds: run.slot)) from \(run.from) at \(ISO8601.string(fromMilliseconds: run.at)): \(run.action)")
             }

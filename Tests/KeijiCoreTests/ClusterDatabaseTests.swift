@@ -64,6 +64,24 @@ struct ClusterDatabaseTests {
         #expect(try c.claim(newcomer.map { ($0.task, $0.slot) }).isEmpty, "c's marked claims are finished")
     }
 
+    /// The latest claim of each task, whichever node made it: one step of the `(task, slot)` key per task, not a
+    /// scan of the task's claims (a week of 1-second slots is 604,800 of them).
+    @Test func theLatestClaimOfEachTaskIsOneStepOfTheKey() throws {
+        let (url, drop) = try TestPostgres.makeDatabase()
+        defer { drop() }
+        let a = try ClusterDatabase(url: url, node: "a"), b = try ClusterDatabase(url: url, node: "b")
+        try a.connection.query("""
+            INSERT INTO keiji_claims (task, slot, node, finished)
+            SELECT 'task-' || (i % 100), 1000 + i / 100, 'a', true FROM generate_series(0, 9999) AS i
+            """)
+        #expect(try b.claim([("task-1", 1100)]).count == 1)
+        let tasks = ["task-0", "task-1", "never-claimed"]
+        #expect(try a.lastClaimedSlots(of: tasks) == ["task-0": 1099, "task-1": 1100])
+        let rowsRead = try Self.claimRowsRead(on: a, ClusterDatabase.lastClaimedStatement, [PostgresConnection.arrayLiteral(tasks)])
+        #expect(rowsRead <= 4 * 3, "the lookup read \(rowsRead) claim rows for 3 tasks")
+        #expect(try a.lastClaimedSlots(of: []) == [:])
+    }
+
     /// Runs `statement` under `EXPLAIN ANALYZE` on `database`'s connection and returns the rows its scans of
     /// `keiji_claims` read (returned or filtered out), over all their loops.
     private static func claimRowsRead(on database: ClusterDatabase, _ statement: String, _ parameters: [String?]) throws -> Double {

@@ -261,6 +261,20 @@ struct ClusterTests {
         return skipped
     }
 
+    /// The slots ("task slot") a node's journal records missed by downtime (a record stands for `count` 1-second
+    /// slots up to its `slot`).
+    func missedByDowntime(_ node: Session) async throws -> Set<String> {
+        var missed: Set<String> = []
+        for line in try await node.keiji("journal", "dump", "--json").stdout.split(separator: "\n") {
+            guard let object = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any],
+                  let record = object["record"] as? [String: Any], record["type"] as? String == "run.missed",
+                  let run = record["run"] as? [String: Any], run["reason"] as? String == "downtime",
+                  let task = run["task"] as? String, let slot = run["slot"] as? Int, let count = run["count"] as? Int, count > 0 else { continue }
+            for passed in (slot - count + 1)...slot { missed.insert("\(task) \(passed)") }
+        }
+        return missed
+    }
+
     func schedulerPID(_ node: Session) -> pid_t? { postgres.pid(of: "scheduler", in: node) }
 
     func now() -> Int64 { Int64(Date().timeIntervalSince1970) }
@@ -293,6 +307,39 @@ struct ClusterTests {
             let through = now() - 2
             let lines = try await stopAndCheckExactlyOnce(cluster, from: from, through: through)
             #expect(Set(lines.map(\.node)) == ["node-a", "node-b", "node-c"])
+        }
+    }
+
+    /// A node stopped for longer than the tasks' catch-up limit (10 slots) while the others run: restarted, it
+    /// leaves the slots they ran to them. It recorded them missed (`run.missed` for slots that had run) and fired ten
+    /// catch-up runs of each task, whose claims the others held; its recovery report counts them as the others' now.
+    @Test func aRestartedNodeLeavesTheSlotsTheOthersRanToThem() async throws {
+        try await withCluster { cluster in
+            for node in cluster.nodes { try await start(node.session) }
+            let from = now() + 1
+            for node in cluster.nodes { #expect(await waitForRuns(by: node.name, more: 2, in: cluster), "\(node.name) ran slots") }
+            let down = cluster.nodes[1]
+            #expect(try await down.session.keiji("system", "--stop").status == 0)
+            let stoppedAt = now()
+            _ = await postgres.eventually(.seconds(60)) { now() >= stoppedAt + 13 }
+            #expect(await waitForRuns(by: nil, more: 3, in: cluster), "the other nodes go on")
+            try await start(down.session)
+            #expect(await waitForRuns(by: down.name, more: 2, in: cluster), "the restarted node claims again")
+            let through = now() - 2
+            let lines = try await stopAndCheckExactlyOnce(cluster, from: from, through: through)
+            let ranElsewhere = Set(lines.filter { $0.node != down.name }.map { "\($0.task) \($0.slot)" })
+
+            let wrong = try await missedByDowntime(down.session).intersection(ranElsewhere)
+            #expect(wrong.isEmpty, "node-b recorded missed slots another node ran: \(wrong.sorted().prefix(10))")
+
+            let report = try #require(recoveryReport(down.session))
+            let elsewhere = (report["cluster"] as? [String: Any])?["slotsRunElsewhere"] as? Int ?? 0
+            #expect(elsewhere >= Self.tasks.count * 10, "the slots the others ran while node-b was down: \(elsewhere)")
+            // What passed after the others' latest claims: the slots due while node-b started (without the others'
+            // claims, 13 or more of each task).
+            let passed = (report["missedSlots"] as? [[String: Any]] ?? []).map { "\($0["task"] ?? "?"): \($0["count"] ?? "?")" }
+            #expect((report["missedSlots"] as? [[String: Any]] ?? []).allSatisfy { ($0["count"] as? Int ?? 0) <= 5 },
+                    "node-b's own missed slots: \(passed)")
         }
     }
 
@@ -607,7 +654,12 @@ struct ClusterTests {
             kill(pid, SIGCONT)
             #expect(await waitForRuns(by: paused.name, more: 2, in: cluster), "the resumed node claims again")
             let through = now() - 2
-            try await stopAndCheckExactlyOnce(cluster, from: from, through: through)
+            let lines = try await stopAndCheckExactlyOnce(cluster, from: from, through: through)
+            // The slots the others ran during the stop are theirs: the resumed node does not record them missed.
+            let ranElsewhere = Set(lines.filter { $0.node != paused.name }.map { "\($0.task) \($0.slot)" })
+            let wrong = try await missedByDowntime(paused.session).intersection(ranElsewhere)
+            #expect(wrong.isEmpty, "\(paused.name) recorded missed slots another node ran: \(wrong.sorted().prefix(10))")
+            #expect(schedulerLog(paused.session).contains("passed during a stall and were claimed by other nodes"), "the log says so")
         }
     }
 
@@ -778,8 +830,12 @@ struct ClusterTests {
             }
             #expect(await postgres.eventually(.seconds(60)) { probeLines(cluster).contains { $0.task == "local" && $0.node == "node-a" } },
                     "node-a runs the task made on node-c before it joined")
-            // Its slots from before node-a had it follow its catch-up policy, and the log says why they passed.
-            #expect(schedulerLog(a).contains("slots that passed before this node had the task (made on another node): local:"), "\(schedulerLog(a))")
+            // Its slots from before node-a had it follow its catch-up policy, and node-a's log says why they passed: it
+            // caught them up or recorded them missed itself, or (when node-c's own catch-up at its start claimed them
+            // before node-a pulled the task) left them to node-c.
+            let log = schedulerLog(a)
+            #expect(log.contains("slots that passed before this node had the task (made on another node): local:")
+                    || log.contains("had run there before this node had the change"), "\(log)")
             let from = now() + 1
             _ = await postgres.eventually(.seconds(20)) { now() >= from + 8 }
             var running = cluster

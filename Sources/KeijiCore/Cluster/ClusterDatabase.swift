@@ -319,6 +319,24 @@ public final class ClusterDatabase {
         return holders
     }
 
+    /// The latest slot any node has claimed of each of `tasks` (tasks with no claim are absent). Each is one
+    /// backward step of the `(task, slot)` primary key, in a scalar subquery as in ``holders(of:)``.
+    public func lastClaimedSlots(of tasks: [String]) throws -> [String: Int64] {
+        guard !tasks.isEmpty else { return [:] }
+        var last: [String: Int64] = [:]
+        for row in try connection.query(Self.lastClaimedStatement, [PostgresConnection.arrayLiteral(tasks.sorted())]) {
+            guard let task = row[0], let slot = row[1].flatMap({ Int64($0) }) else { continue }
+            last[task] = slot
+        }
+        return last
+    }
+
+    /// ``lastClaimedSlots(of:)``'s statement (a test reads its plan).
+    static let lastClaimedStatement = """
+        SELECT d.t, (SELECT max(k.slot) FROM keiji_claims k WHERE k.task = d.t)
+        FROM unnest($1::text[]) AS d(t)
+        """
+
     /// ``holders(of:)``'s statement (a test reads its plan); a slot nobody holds comes back with a NULL node.
     static let holdersStatement = """
         SELECT d.t, d.s, (SELECT k.node FROM keiji_claims k WHERE k.task = d.t AND k.slot = d.s)

@@ -57,6 +57,11 @@ public struct RecoveryReport: Codable, Sendable, Equatable {
         public var takenOver: [TakenOverRun] = []
         public static let takenOverKept = 100
 
+        /// Slots that passed while this node was down and that other nodes had claimed (and run, or recorded as
+        /// skipped): theirs, so neither missed nor caught up here. Optional so reports journaled before it existed
+        /// still decode; nil when none.
+        public var slotsRunElsewhere: Int?
+
         /// This node's claims its last run left unfinished, and what its journal said of each (see
         /// ``OwnClaimRun``). Optional so reports journaled before it existed still decode; nil when none.
         public var ownClaims: [OwnClaimRun]?

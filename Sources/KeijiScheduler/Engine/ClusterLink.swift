@@ -188,6 +188,17 @@ actor ClusterLink {
         attempt("look up claims") { try opened().holders(of: slots) }
     }
 
+    /// The latest slot any node has claimed of each task (nil when the database failed).
+    func lastClaimedSlots(of tasks: [TaskName]) -> [TaskName: Int64]? {
+        attempt("look up the latest claims") {
+            var last: [TaskName: Int64] = [:]
+            for (task, slot) in try opened().lastClaimedSlots(of: tasks.map(\.rawValue)) {
+                if let name = try? TaskName(task) { last[name] = slot }
+            }
+            return last
+        }
+    }
+
     /// The link's periodic upkeep, after each heartbeat: drops a bounded step of old claims, so the deletions keep
     /// pace with the claims a node makes, and sends the finish marks a failed send kept. Returns whether the
     /// database answered and this node may claim again.

@@ -45,15 +45,27 @@ extension SchedulerEngine {
     }
 
     /// Runs `apply`, which applies commands one after another (``applyCommand(_:)``), as one pull: none of them
-    /// flushes the view, and the tasks they arm are armed once it is done (see ``deferredArming``).
+    /// flushes the view, and the tasks they arm are armed once it is done (see ``deferredArming``), each from the
+    /// latest slot the cluster has claimed of it (a task made or changed on another node while this one was down
+    /// has run there: those slots are not this node's to catch up or record missed).
     func asOnePull(_ apply: () async throws -> Void) async rethrows {
         deferredArming = []
-        defer {
-            let names = deferredArming ?? []
-            deferredArming = nil
-            for name in names.sorted() { arm(name) }
+        do {
+            try await apply()
+        } catch {
+            await armAfterPull()
+            throw error
         }
-        try await apply()
+        await armAfterPull()
+    }
+
+    private func armAfterPull() async {
+        let names = deferredArming ?? []
+        deferredArming = nil
+        if let passed = await skipSlotsClaimedElsewhere(of: Array(names)) {
+            note("cluster: \(passed) slots of tasks changed on other nodes had run there before this node had the change")
+        }
+        for name in names.sorted() { arm(name) }
     }
 
     private func applyPulledCommands(_ cluster: ClusterLink) async {

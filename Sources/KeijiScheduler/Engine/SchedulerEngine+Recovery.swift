@@ -126,10 +126,12 @@ extension SchedulerEngine {
             report.cluster?.ownClaims = resolution.report
         }
 
-        // Slots that passed while the scheduler was down: the same rule the live timer applies after a stall.
+        // Slots that passed while the scheduler was down: the same rule the live timer applies after a stall. In a
+        // cluster, those up to each task's latest claim were the other nodes' (run, or recorded skipped by them).
         let now = clock.nowMilliseconds()
         var catchUps: [RecoveryRun] = []
         var missedRecords: [JournalEntry.Event] = []
+        if cluster != nil { report.cluster?.slotsRunElsewhere = await skipSlotsClaimedElsewhere(of: Array(state.tasks.keys)) }
         for name in state.tasks.keys.sorted() {
             guard let task = state.tasks[name], !task.isDisabled, !task.isError else { continue }
             let calculator = ScheduleCalculator(spec: task.definition.schedule, defaultTimeZone: timeZone, anchor: task.anchor)
@@ -174,6 +176,25 @@ extension SchedulerEngine {
         pendingRecoveryRuns = reruns + ownRuns + catchUps + takenOver
         note(Self.summary(of: report))
         return report
+    }
+
+    /// In a cluster: moves each task's cursor (``firedSlots``) up to the latest slot any node has claimed of it, so
+    /// that the slots the other nodes ran while this one was down (or before it had the task) are neither caught up
+    /// nor recorded missed here; a claim of this node's own is settled by its journal as before. Returns how many
+    /// slots were so passed over (nil when none, or when the database did not answer: then every passed slot
+    /// follows the catch-up policy, and claims keep any from running twice).
+    func skipSlotsClaimedElsewhere(of names: [TaskName]) async -> Int? {
+        guard let cluster, !names.isEmpty, let latest = await cluster.lastClaimedSlots(of: names) else { return nil }
+        var passed = 0
+        for (name, claimed) in latest {
+            guard let task = state.tasks[name] else { continue }
+            let from = cursor(of: name, task)
+            guard claimed > from else { continue }
+            let calculator = ScheduleCalculator(spec: task.definition.schedule, defaultTimeZone: timeZone, anchor: task.anchor)
+            passed += calculator.slots(after: from, through: claimed, limit: 0).dropped
+            firedSlots[name] = claimed
+        }
+        return passed > 0 ? passed : nil
     }
 
     /// Starts the runs recovery decided on, once the engine runs and before the timer starts: the first run of
@@ -267,6 +288,7 @@ extension SchedulerEngine {
         if report.viewRebuilt { parts.append("query view rebuilt") }
         if let refused = report.refusedRecords { parts.append("\(refused.count) records refused") }
         if let cluster = report.cluster, cluster.slotsTakenOver > 0 { parts.append("\(cluster.slotsTakenOver) slots taken over from other nodes") }
+        if let elsewhere = report.cluster?.slotsRunElsewhere { parts.append("\(elsewhere) slots that passed meanwhile were other nodes'") }
         if let own = report.cluster?.ownClaims {
             let runs = own.filter { $0.action.hasPrefix("run") }.count
             parts.append("\(own.count) unfinished claims of this node settled (\(runs) never began and run now)")

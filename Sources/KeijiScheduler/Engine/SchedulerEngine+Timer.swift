@@ -49,6 +49,7 @@ extension SchedulerEngine {
         armed.removeAll()
         timers = TimerHeap()
         firingsAwaitingMoment = []
+        stallsLookedUp = []
         staleTimers = 0
     }
 
@@ -166,9 +167,11 @@ extension SchedulerEngine {
         var queued: [(TaskName, [RecoveryRun])] = []
         var stalls: [String] = []
         var arrivals: [String] = []
+        var stalledInCluster: [TaskName] = []
         let nowMicros = clock.nowMicroseconds()
         for entry in due {
             let name = entry.task
+            let lookedUp = stallsLookedUp.remove(name) != nil
             guard let task = state.tasks[name], !task.isDisabled, !task.isError else { continue }
             if configuration.recordLateness { lateness.wake.append(nowMicros - TimeArithmetic.product(takenAt(entry.fireAtMs), 1000)) }
             rearm.append(name)
@@ -191,6 +194,13 @@ extension SchedulerEngine {
             // came from another node) and now lies nearer its successor than its own moment: a missed slot, not a
             // late run (a catch-up `skip` task made on a stopped node ran its first slot a second late so).
             let stalled = nextFireAtMs.map { $0 <= now } ?? false
+            if stalled, cluster != nil, !lookedUp {
+                // In a cluster the other nodes claimed this node's slots while it stalled (SIGSTOP, suspend): the
+                // slots they ran are theirs, not missed here. Re-armed once the cursor is moved up to them.
+                rearm.removeLast()
+                stalledInCluster.append(name)
+                continue
+            }
             let arrivedMissed = entry.armedLate && (nextFireAtMs.map { now - entry.fireAtMs > ($0 - entry.fireAtMs) / 2 } ?? false)
             if stalled || arrivedMissed,
                let plan = CatchUpRule.plan(for: task, calculator: calculator, after: cursor(of: name, task), through: now,
@@ -229,6 +239,7 @@ extension SchedulerEngine {
         }
         noteSlots("late by a stall (process stopped, suspended or clock stepped)", stalls)
         noteSlots("slots that passed before this node had the task (made on another node)", arrivals)
+        if !stalledInCluster.isEmpty { Task { await self.settleStallInCluster(stalledInCluster) } }
         let prepared = prepare(firings, missed: missed)
         // The next slot counts from `firedSlots`, so a slot task is re-armed now; a manual trigger is consumed
         // only when its run.started is applied, so that task is re-armed after the batch.
@@ -241,6 +252,18 @@ extension SchedulerEngine {
             if let last = lsns.compactMap({ $0 }).max() { await self.waitUntilApplied(last) }
             await self.rearmIfIdle(manual)
         }
+    }
+
+    /// Tasks a stall left behind in a cluster: each task's cursor moves up to the latest slot any node has claimed
+    /// of it, then the task is armed again; what passed after that (the whole cluster stalled, or the database did
+    /// not answer) follows the catch-up rule at the next firing.
+    private func settleStallInCluster(_ names: [TaskName]) async {
+        if let passed = await skipSlotsClaimedElsewhere(of: names) {
+            note("cluster: \(passed) slots of \(names.count) tasks passed during a stall and were claimed by other nodes")
+        }
+        guard phase == .running else { return }
+        stallsLookedUp.formUnion(names)
+        for name in names where armed[name] == nil { arm(name) }
     }
 
     private func rearmIfIdle(_ names: [TaskName]) {

@@ -101,6 +101,9 @@ public actor SchedulerEngine {
     var firedSlots: [TaskName: Int64] = [:]
     /// Tasks whose queued catch-up runs are still going (``queueCatchUps(_:)``): their slots are not armed.
     var catchingUp: Set<TaskName> = []
+    /// In a cluster, tasks found stalled whose cursors have been moved up to the cluster's latest claims
+    /// (``settleStallInCluster(_:)``): at their next firing the stall follows the catch-up rule here.
+    var stallsLookedUp: Set<TaskName> = []
 
     var dirtyTasks: Set<TaskName> = []
     /// Of `dirtyTasks`, those whose definition was saved (their whole view row is rewritten; the others only
