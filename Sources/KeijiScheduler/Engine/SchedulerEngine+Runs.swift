@@ -204,8 +204,8 @@ extension SchedulerEngine {
             }
             if configuration.recordLateness { lateness.start.append(nowMicros - TimeArithmetic.product(firing.fireAtMs, 1000)) }
             let (runID, definition, handle) = (run.runID, run.definition, run.handle)
-            runs[runID]?.work = Task(priority: .medium) { [weak self] in  // below the timer loop's (see `start`)
-                await self?.execute(runID: runID, definition: definition, slot: firing.slot, fireAtMs: firing.fireAtMs, attempt: firing.attempt,
+            runs[runID]?.work = Task(priority: .medium) {  // below the timer loop's (see `start`)
+                await self.execute(runID: runID, definition: definition, slot: firing.slot, fireAtMs: firing.fireAtMs, attempt: firing.attempt,
                                     interruptions: firing.interruptions, handle: handle)
             }
         }
