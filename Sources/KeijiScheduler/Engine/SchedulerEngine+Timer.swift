@@ -245,12 +245,11 @@ extension SchedulerEngine {
         // only when its run.started is applied, so that task is re-armed after the batch.
         for name in rearm where armed[name] == nil { arm(name) }
         queueCatchUps(queued)
-        Task { [weak self] in
-            guard let self else { return }
-            let lsns = await self.commit(prepared)
+        Task {  // on this actor from its first step (it captures self), as each run's task
+            let lsns = await commit(prepared)
             guard !manual.isEmpty else { return }
-            if let last = lsns.compactMap({ $0 }).max() { await self.waitUntilApplied(last) }
-            await self.rearmIfIdle(manual)
+            if let last = lsns.compactMap({ $0 }).max() { await waitUntilApplied(last) }
+            rearmIfIdle(manual)
         }
     }
 
