@@ -29,10 +29,7 @@ struct ClusterDatabaseTests {
         defer { drop() }
         let a = try ClusterDatabase(url: url, node: "a"), b = try ClusterDatabase(url: url, node: "b")
         // 10,000 finished claims of a (a node's first 10 s at 1,000 slots a second), then 40 running.
-        try a.connection.query("""
-            INSERT INTO keiji_claims (task, slot, node, finished)
-            SELECT 'task-' || (i % 1000), 1000 + i / 1000, 'a', true FROM generate_series(0, 9999) AS i
-            """)
+        try Self.insertFinishedClaims(10_000, of: a, tasks: 1000, from: 1000)
         let running = (0..<40).map { ClaimedSlot(task: "task-\($0)", slot: 1020) }
         #expect(try a.claim(running.map { ($0.task, $0.slot) }).count == 40)
         let other = ClaimedSlot(task: "task-40", slot: 1020)
@@ -53,10 +50,7 @@ struct ClusterDatabaseTests {
         // A node the statistics do not know yet (it joined after the last ANALYZE): its marks read only their rows too.
         try a.connection.query("ANALYZE keiji_claims")
         let c = try ClusterDatabase(url: url, node: "c")
-        try c.connection.query("""
-            INSERT INTO keiji_claims (task, slot, node, finished)
-            SELECT 'task-' || (i % 1000), 3000 + i / 1000, 'c', true FROM generate_series(0, 9999) AS i
-            """)
+        try Self.insertFinishedClaims(10_000, of: c, tasks: 1000, from: 3000)
         let newcomer = (0..<40).map { ClaimedSlot(task: "task-\($0)", slot: 3020) }
         #expect(try c.claim(newcomer.map { ($0.task, $0.slot) }).count == 40)
         let newcomerRead = try Self.claimRowsRead(on: c, ClusterDatabase.finishStatement, ClusterDatabase.unnestParameters(newcomer) + ["c"])
@@ -70,16 +64,22 @@ struct ClusterDatabaseTests {
         let (url, drop) = try TestPostgres.makeDatabase()
         defer { drop() }
         let a = try ClusterDatabase(url: url, node: "a"), b = try ClusterDatabase(url: url, node: "b")
-        try a.connection.query("""
-            INSERT INTO keiji_claims (task, slot, node, finished)
-            SELECT 'task-' || (i % 100), 1000 + i / 100, 'a', true FROM generate_series(0, 9999) AS i
-            """)
+        try Self.insertFinishedClaims(10_000, of: a, tasks: 100, from: 1000)
         #expect(try b.claim([("task-1", 1100)]).count == 1)
         let tasks = ["task-0", "task-1", "never-claimed"]
         #expect(try a.lastClaimedSlots(of: tasks) == ["task-0": 1099, "task-1": 1100])
         let rowsRead = try Self.claimRowsRead(on: a, ClusterDatabase.lastClaimedStatement, [PostgresConnection.arrayLiteral(tasks)])
         #expect(rowsRead <= 4 * 3, "the lookup read \(rowsRead) claim rows for 3 tasks")
         #expect(try a.lastClaimedSlots(of: []) == [:])
+    }
+
+    /// `count` finished claims of `database`'s node, of tasks `task-0` to `task-<tasks - 1>` in turn, each task's
+    /// slots one after another from `first`.
+    private static func insertFinishedClaims(_ count: Int, of database: ClusterDatabase, tasks: Int, from first: Int) throws {
+        try database.connection.query("""
+            INSERT INTO keiji_claims (task, slot, node, finished)
+            SELECT 'task-' || (i % \(tasks)), \(first) + i / \(tasks), $1, true FROM generate_series(0, \(count - 1)) AS i
+            """, [database.node])
     }
 
     /// Runs `statement` under `EXPLAIN ANALYZE` on `database`'s connection and returns the rows its scans of
