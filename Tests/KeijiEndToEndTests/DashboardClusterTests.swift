@@ -2,7 +2,7 @@ import Foundation
 import Testing
 
 /// The dashboard's system page of a scheduler on PostgreSQL (`DB_URL`): the cluster's nodes, read from the
-/// database, this node among them. Needs the test server (`scripts/test-postgres`), like ``ClusterTests``.
+/// database, this node among them, and the cluster part of the last recovery. Needs the test server (`scripts/test-postgres`), like ``ClusterTests``.
 @Suite(.enabled(if: TestPostgresServer.available, "no PostgreSQL test server: run under scripts/test-postgres (sets KEIJI_TEST_POSTGRES_URL)"))
 struct DashboardClusterTests {
     @Test func theSystemPageListsTheClustersNodesFromTheDatabase() async throws {
@@ -24,6 +24,8 @@ struct DashboardClusterTests {
             return page.body.contains(#"<table id="nodes">"#) && page.body.contains("<tr><td>node-dash</td>")
         }
         #expect(listed, "\(page.status) \(page.body)")
+        // The last recovery's cluster part, as `keiji system --status` gives it.
+        #expect(page.body.contains("<dt>cluster</dt><dd>node node-dash; 0 command(s) of other nodes caught up at start;"), "\(page.body)")
         #expect(try await s.keiji("system", "--stop").status == 0)
         await drop()
     }
