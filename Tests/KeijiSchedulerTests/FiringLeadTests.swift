@@ -88,7 +88,7 @@ struct FiringLeadTests {
         try await harness.defineOffline(try harness.commandTask("long", command, every: 60))  // overlap skip by default
         let name = harness.taskName("long")
         let clock = SteppedClock()
-        let engine = harness.engine(spawn: true, clock: clock, firingLeadMilliseconds: 2000)
+        let engine = harness.engine(spawn: true, clock: clock, firingLeadMilliseconds: 2000, recordLateness: true)
         try await engine.start()
         // Time moves by steps only, from the first slot on: on a loaded machine the next slot must not come by itself
         // while the test waits.
@@ -110,6 +110,9 @@ struct FiringLeadTests {
         #expect(await harness.wait { ((try? String(contentsOfFile: ran, encoding: .utf8)) ?? "").hasSuffix(slot) }, "the slot ran")
         #expect(try overlaps().isEmpty)
         await engine.stop()
+        // The benchmark's samples: one wake per slot taken, the deferred one counted at its moment only.
+        let samples = await engine.takeLatenessSamples()
+        #expect(samples.wake.count == 2 && samples.start.count == 2, "wakes \(samples.wake.count), starts \(samples.start.count)")
     }
 
     /// A `--disable` applied while the run awaits its slot: the run does not begin, and it ends as stopped.

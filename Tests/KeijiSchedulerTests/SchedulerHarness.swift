@@ -38,9 +38,10 @@ final class SchedulerHarness: @unchecked Sendable {
     }
 
     func engine(spawn: Bool = true, clock: any SchedulerClock = WallClock(), journalIO: (any JournalIO)? = nil,
-                firingLeadMilliseconds: Int64? = nil) -> SchedulerEngine {
+                firingLeadMilliseconds: Int64? = nil, recordLateness: Bool = false) -> SchedulerEngine {
         var configuration = SchedulerConfiguration(workspace: workspace, settings: settings)
         configuration.spawnProcesses = spawn
+        configuration.recordLateness = recordLateness
         configuration.clock = clock
         if let firingLeadMilliseconds { configuration.firingLeadMilliseconds = firingLeadMilliseconds }
         if let journalIO { configuration.journalOptions.io = journalIO }

@@ -171,7 +171,7 @@ extension SchedulerEngine {
         let nowMicros = clock.nowMicroseconds()
         for entry in due {
             let name = entry.task
-            let lookedUp = stallsLookedUp.remove(name) != nil
+            let lookedUp = !entry.isManual && stallsLookedUp.remove(name) != nil  // a manual run leaves it to the slot
             guard let task = state.tasks[name], !task.isDisabled, !task.isError else { continue }
             if configuration.recordLateness { lateness.wake.append(nowMicros - TimeArithmetic.product(takenAt(entry.fireAtMs), 1000)) }
             rearm.append(name)
@@ -228,6 +228,7 @@ extension SchedulerEngine {
                 rearm.removeLast()
                 armed[name] = entry.generation
                 firingsAwaitingMoment.append(entry)
+                if configuration.recordLateness { lateness.wake.removeLast() }  // sampled when taken at its moment
                 continue
             }
             firedSlots[name] = entry.slot
