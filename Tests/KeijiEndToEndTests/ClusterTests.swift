@@ -335,6 +335,9 @@ struct ClusterTests {
             let report = try #require(recoveryReport(down.session))
             let elsewhere = (report["cluster"] as? [String: Any])?["slotsRunElsewhere"] as? Int ?? 0
             #expect(elsewhere >= Self.tasks.count * 10, "the slots the others ran while node-b was down: \(elsewhere)")
+            let status = try await down.session.keiji("system", "--status")
+            #expect(status.stdout.contains("\(elsewhere) slot(s) that passed while this node was down were claimed by other nodes"),
+                    "keiji system --status says so: \(status.stdout)")
             // What passed after the others' latest claims: the slots due while node-b started, and those the others
             // had not claimed yet on a loaded machine (without the others' claims: 13 or more of each task).
             let passed = (report["missedSlots"] as? [[String: Any]] ?? []).map { "\($0["task"] ?? "?"): \($0["count"] ?? "?")" }
