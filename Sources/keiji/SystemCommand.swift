@@ -217,16 +217,13 @@ enum RecoveryReportText {
         }
         out.append("re-applied:   \(r.commandsReapplied) command(s) to the query view" + (r.viewRebuilt ? " (view rebuilt)" : ""))
         if let cluster = r.cluster {
-            out.append("cluster:      node \(cluster.node); \(cluster.commandsCaughtUp) command(s) of other nodes caught up at start; "
-                       + "\(cluster.slotsTakenOver) slot(s) of lost or stopped nodes taken over since")
-            if let elsewhere = cluster.slotsRunElsewhere {
-                out.append("  \(elsewhere) slot(s) that passed while this node was down were claimed by other nodes (not missed, not caught up here)")
-            }
+            out.append("cluster:      " + cluster.summary)
+            if let elsewhere = cluster.slotsRunElsewhereSummary { out.append("  " + elsewhere) }
             for run in cluster.takenOver.suffix(20) {
                 out.append("  \(run.task) slot \(ISO8601.string(fromSeconds: run.slot)) from \(run.from) at \(ISO8601.string(fromMilliseconds: run.at)): \(run.action)")
             }
-            if let own = cluster.ownClaims {
-                out.append("own claims:   \(own.count) left unfinished by the last run of this node, settled by its journal")
+            if let own = cluster.ownClaims, let summary = cluster.ownClaimsSummary {
+                out.append("own claims:   " + summary)
                 for claim in own.prefix(20) {
                     out.append("  \(claim.task) slot \(ISO8601.string(fromSeconds: claim.slot)): \(claim.action)")
                 }

@@ -68,6 +68,22 @@ public struct RecoveryReport: Codable, Sendable, Equatable {
 
         public init(node: String) { self.node = node }
 
+        /// What this node caught up on and took over, in the words `keiji system --status` and the dashboard both use.
+        public var summary: String {
+            "node \(node); \(commandsCaughtUp) command(s) of other nodes caught up at start; "
+                + "\(slotsTakenOver) slot(s) of lost or stopped nodes taken over since"
+        }
+
+        /// ``slotsRunElsewhere`` in words (nil when none).
+        public var slotsRunElsewhereSummary: String? {
+            slotsRunElsewhere.map { "\($0) slot(s) that passed while this node was down were claimed by other nodes (not missed, not caught up here)" }
+        }
+
+        /// ``ownClaims`` in words (nil when none).
+        public var ownClaimsSummary: String? {
+            ownClaims.map { "\($0.count) left unfinished by the last run of this node, settled by its journal" }
+        }
+
         public mutating func append(_ runs: [TakenOverRun]) {
             slotsTakenOver += runs.count
             takenOver.append(contentsOf: runs)

@@ -30,16 +30,10 @@ struct SystemPage {
                 ("re-applied", "\(report.commandsReapplied) command(s) to the query view"),
                 ("took", String(format: "%.3f s", report.durationSeconds)),
             ]
-            if let cluster = report.cluster {
-                // As `keiji system --status` says it: what this node caught up on and took over as a node of the cluster.
-                lines.append(("cluster", "node \(cluster.node); \(cluster.commandsCaughtUp) command(s) of other nodes caught up at start; "
-                              + "\(cluster.slotsTakenOver) slot(s) of lost or stopped nodes taken over since"))
-                if let elsewhere = cluster.slotsRunElsewhere {
-                    lines.append(("slots run elsewhere", "\(elsewhere) slot(s) that passed while this node was down were claimed by other nodes"))
-                }
-                if let own = cluster.ownClaims {
-                    lines.append(("own claims", "\(own.count) left unfinished by the last run of this node, settled by its journal"))
-                }
+            if let cluster = report.cluster {  // as `keiji system --status` says it
+                lines.append(("cluster", cluster.summary))
+                if let elsewhere = cluster.slotsRunElsewhereSummary { lines.append(("slots run elsewhere", elsewhere)) }
+                if let own = cluster.ownClaimsSummary { lines.append(("own claims", own)) }
             }
             for repair in report.journal.repairs { lines.append(("repair", repair)) }
             if let refused = report.refusedRecords, !refused.isEmpty { lines.append(("refused records", "\(refused.count) (see keiji system --status)")) }
