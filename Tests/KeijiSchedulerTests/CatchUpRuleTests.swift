@@ -21,7 +21,7 @@ struct CatchUpRuleTests {
     }
 
     func plan(_ task: TaskState, nowMs: Int64) -> CatchUpPlan? {
-        let calculator = ScheduleCalculator(spec: task.definition.schedule, defaultTimeZone: TimeZone(identifier: "UTC")!, anchor: task.anchor)
+        let calculator = task.scheduleCalculator(defaultTimeZone: TimeZone(identifier: "UTC")!)
         return CatchUpRule.plan(for: task, calculator: calculator, after: task.anchor, through: nowMs, rerunning: false)
     }
 

@@ -49,7 +49,7 @@ extension SchedulerEngine {
     /// When `name`'s next slot fires, counted from where the timer stands.
     func nextFireMilliseconds(_ name: TaskName) -> Int64? {
         guard let task = state.tasks[name] else { return nil }
-        let calculator = ScheduleCalculator(spec: task.definition.schedule, defaultTimeZone: timeZone, anchor: task.anchor)
+        let calculator = task.scheduleCalculator(defaultTimeZone: timeZone)
         return calculator.nextSlot(after: cursor(of: name, task)).map { task.fireTimeMilliseconds(slot: $0, calculator: calculator) }
     }
 }

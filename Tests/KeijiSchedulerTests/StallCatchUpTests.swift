@@ -48,7 +48,7 @@ extension SchedulerEngine {
         guard runs.isEmpty, catchingUp.isDisjoint(with: names) else { return false }
         for name in names {
             guard let task = state.tasks[name] else { return false }
-            let calculator = ScheduleCalculator(spec: task.definition.schedule, defaultTimeZone: timeZone, anchor: task.anchor)
+            let calculator = task.scheduleCalculator(defaultTimeZone: timeZone)
             guard let next = calculator.nextSlot(after: cursor(of: name, task)),
                   task.fireTimeMilliseconds(slot: next, calculator: calculator) - clock.nowMilliseconds() > 3000 else { return false }
         }
@@ -160,7 +160,7 @@ struct StallCatchUpTests {
         #expect(await harness.wait { try harness.entries().finishedRuns.contains { $0.task == name } })
         #expect(await quietMoment(harness, engine, [name], clock))
         let task = try #require(await engine.state.tasks[name])
-        let calculator = ScheduleCalculator(spec: task.definition.schedule, defaultTimeZone: TimeZone(identifier: "UTC")!, anchor: task.anchor)
+        let calculator = task.scheduleCalculator(defaultTimeZone: TimeZone(identifier: "UTC")!)
         // Ten slots on, 20 ms before that slot's moment: nine slots passed, the tenth is about to fire.
         let ahead = try #require(calculator.nextSlot(after: (task.lastSlot ?? task.anchor) + 9 * interval))
         let before = try harness.entries().count

@@ -93,3 +93,10 @@ public struct ScheduleCalculator: Sendable {
         return Int64(hash % (UInt64(spec.jitterSeconds) + 1))
     }
 }
+
+extension TaskState {
+    /// The calculator of this task's slots: its schedule, counted from its anchor.
+    public func scheduleCalculator(defaultTimeZone: TimeZone) -> ScheduleCalculator {
+        ScheduleCalculator(spec: definition.schedule, defaultTimeZone: defaultTimeZone, anchor: anchor)
+    }
+}

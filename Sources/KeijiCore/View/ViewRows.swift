@@ -115,7 +115,7 @@ struct ViewRowMaker {
     private func nextExecution(of task: TaskState) -> Int64? {
         // A task in error or disabled does not run until resolved or enabled: it has no next execution.
         guard !task.isDisabled, !task.isError else { return nil }
-        let calculator = ScheduleCalculator(spec: task.definition.schedule, defaultTimeZone: defaultTimeZone, anchor: task.anchor)
+        let calculator = task.scheduleCalculator(defaultTimeZone: defaultTimeZone)
         return calculator.nextSlot(after: task.lastSlot ?? task.anchor)
     }
 }

@@ -44,7 +44,7 @@ extension SchedulerEngine {
         var next: [TaskName: Int64] = [:]
         for (name, task) in state.tasks where !task.isDisabled && !task.isError {
             if task.pendingTriggers > 0 { next[name] = now; continue }
-            let calculator = ScheduleCalculator(spec: task.definition.schedule, defaultTimeZone: timeZone, anchor: task.anchor)
+            let calculator = task.scheduleCalculator(defaultTimeZone: timeZone)
             if let slot = calculator.nextSlot(after: cursor(of: name, task)) {
                 next[name] = task.fireTimeMilliseconds(slot: slot, calculator: calculator)
             }

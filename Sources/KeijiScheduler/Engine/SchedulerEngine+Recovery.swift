@@ -134,7 +134,7 @@ extension SchedulerEngine {
         if cluster != nil { report.cluster?.slotsRunElsewhere = await skipSlotsClaimedElsewhere(of: Array(state.tasks.keys)) }
         for name in state.tasks.keys.sorted() {
             guard let task = state.tasks[name], !task.isDisabled, !task.isError else { continue }
-            let calculator = ScheduleCalculator(spec: task.definition.schedule, defaultTimeZone: timeZone, anchor: task.anchor)
+            let calculator = task.scheduleCalculator(defaultTimeZone: timeZone)
             let rerunning = reruns.contains { $0.task == name }
             guard let plan = CatchUpRule.plan(for: task, calculator: calculator, after: cursor(of: name, task), through: now,
                                               rerunning: rerunning) else { continue }
@@ -190,7 +190,7 @@ extension SchedulerEngine {
             guard let task = state.tasks[name] else { continue }
             let from = cursor(of: name, task)
             guard claimed > from else { continue }
-            let calculator = ScheduleCalculator(spec: task.definition.schedule, defaultTimeZone: timeZone, anchor: task.anchor)
+            let calculator = task.scheduleCalculator(defaultTimeZone: timeZone)
             passed += calculator.slots(after: from, through: claimed, limit: 0).dropped
             firedSlots[name] = claimed
         }

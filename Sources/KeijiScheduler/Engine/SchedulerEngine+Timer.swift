@@ -15,7 +15,7 @@ extension SchedulerEngine {
             return
         }
         guard !catchingUp.contains(name) else { return }  // armed again once its catch-up runs are done
-        let calculator = ScheduleCalculator(spec: task.definition.schedule, defaultTimeZone: timeZone, anchor: task.anchor)
+        let calculator = task.scheduleCalculator(defaultTimeZone: timeZone)
         guard let slot = calculator.nextSlot(after: cursor(of: name, task)) else { return }  // a one-shot that has fired
         push(name, fireAtMs: task.fireTimeMilliseconds(slot: slot, calculator: calculator), slot: slot)
     }
@@ -188,7 +188,7 @@ extension SchedulerEngine {
                 firings.append(Firing(task: name, slot: nil, fireAtMs: now, trigger: .manual))
                 continue
             }
-            let calculator = ScheduleCalculator(spec: task.definition.schedule, defaultTimeZone: timeZone, anchor: task.anchor)
+            let calculator = task.scheduleCalculator(defaultTimeZone: timeZone)
             let nextFireAtMs = calculator.nextSlot(after: entry.slot).map { task.fireTimeMilliseconds(slot: $0, calculator: calculator) }
             // Its successor is due: the process stalled. Or the slot had passed before this node armed it (the task
             // came from another node) and now lies nearer its successor than its own moment: a missed slot, not a
