@@ -131,7 +131,7 @@ extension SchedulerEngine {
         let now = clock.nowMilliseconds()
         var catchUps: [RecoveryRun] = []
         var missedRecords: [JournalEntry.Event] = []
-        if cluster != nil { report.cluster?.slotsRunElsewhere = await skipSlotsClaimedElsewhere(of: Array(state.tasks.keys)) }
+        report.cluster?.slotsRunElsewhere = await skipSlotsClaimedElsewhere(of: Array(state.tasks.keys))  // a report has a cluster part in a cluster only
         for name in state.tasks.keys.sorted() {
             guard let task = state.tasks[name], !task.isDisabled, !task.isError else { continue }
             let calculator = task.scheduleCalculator(defaultTimeZone: timeZone)
