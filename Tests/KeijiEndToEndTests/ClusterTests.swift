@@ -98,6 +98,17 @@ struct ClusterTests {
         return tasks
     }
 
+    /// Starts every node and waits until each has run two slots (every node takes part: each claims some slots
+    /// within a few seconds). Returns the first whole second after the starts, from which the slots are checked.
+    func startEveryNode(_ cluster: Cluster) async throws -> Int64 {
+        for node in cluster.nodes { try await start(node.session) }
+        let from = now() + 1
+        for node in cluster.nodes {
+            #expect(await waitForRuns(by: node.name, more: 2, in: cluster), "\(node.name) ran slots: \(schedulerLog(node.session))")
+        }
+        return from
+    }
+
     func start(_ s: Session) async throws {
         let r = try await s.keiji("system", "--start")
         #expect(r.status == 0 && r.stdout.contains("scheduler: started"), "\(r.stdout)\(r.stderr)")
@@ -291,10 +302,7 @@ struct ClusterTests {
     /// no node ran.
     @Test func everySlotRunsOnceWhenANodeIsKilled() async throws {
         try await withCluster { cluster in
-            for node in cluster.nodes { try await start(node.session) }
-            let from = now() + 1
-            // Every node takes part: each claims some slots within a few seconds.
-            for node in cluster.nodes { #expect(await waitForRuns(by: node.name, more: 2, in: cluster), "\(node.name) ran slots: \(schedulerLog(node.session))") }
+            let from = try await startEveryNode(cluster)
 
             let victim = cluster.nodes[1]
             let pid = try #require(schedulerPID(victim.session))
@@ -317,9 +325,7 @@ struct ClusterTests {
     /// catch-up runs of each task, whose claims the others held; its recovery report counts them as the others' now.
     @Test func aRestartedNodeLeavesTheSlotsTheOthersRanToThem() async throws {
         try await withCluster { cluster in
-            for node in cluster.nodes { try await start(node.session) }
-            let from = now() + 1
-            for node in cluster.nodes { #expect(await waitForRuns(by: node.name, more: 2, in: cluster), "\(node.name) ran slots") }
+            let from = try await startEveryNode(cluster)
             let down = cluster.nodes[1]
             #expect(try await down.session.keiji("system", "--stop").status == 0)
             let stoppedAt = now()
@@ -642,9 +648,7 @@ struct ClusterTests {
     /// and a claim it sent before the pause is checked again before any run starts.
     @Test func everySlotRunsOnceWhenANodeIsStoppedAndResumed() async throws {
         try await withCluster { cluster in
-            for node in cluster.nodes { try await start(node.session) }
-            let from = now() + 1
-            for node in cluster.nodes { #expect(await waitForRuns(by: node.name, more: 2, in: cluster), "\(node.name) ran slots") }
+            let from = try await startEveryNode(cluster)
 
             let paused = cluster.nodes[2]
             let pid = try #require(schedulerPID(paused.session))
@@ -675,9 +679,7 @@ struct ClusterTests {
     /// on a busy machine their runs can still be going when the next slot comes (seen once in 17 runs).
     @Test func everySlotRunsOnceWhenTheDatabaseStallsForSeconds() async throws {
         try await withCluster { cluster in
-            for node in cluster.nodes { try await start(node.session) }
-            let from = now() + 1
-            for node in cluster.nodes { #expect(await waitForRuns(by: node.name, more: 2, in: cluster), "\(node.name) ran slots") }
+            let from = try await startEveryNode(cluster)
             for seconds in [2, 5, 5] {
                 try await postgres.psql(cluster.url, "BEGIN; LOCK TABLE keiji_claims IN ACCESS EXCLUSIVE MODE; SELECT pg_sleep(\(seconds)); COMMIT")
                 #expect(await waitForRuns(by: nil, more: 6, in: cluster), "the cluster goes on")
@@ -693,9 +695,7 @@ struct ClusterTests {
     /// them a second time.
     @Test func noNodeLooksDeadWhileTheClaimsTableIsLockedPastTheHeartbeatTimeout() async throws {
         try await withCluster(rerunInterrupted: true) { cluster in
-            for node in cluster.nodes { try await start(node.session) }
-            let from = now() + 1
-            for node in cluster.nodes { #expect(await waitForRuns(by: node.name, more: 2, in: cluster), "\(node.name) ran slots") }
+            let from = try await startEveryNode(cluster)
             let seconds = ClusterDatabase.heartbeatTimeoutSeconds + 2
             try await postgres.psql(cluster.url, "BEGIN; LOCK TABLE keiji_claims IN ACCESS EXCLUSIVE MODE; SELECT pg_sleep(\(seconds)); COMMIT")
             #expect(await waitForRuns(by: nil, more: 6, in: cluster), "the cluster goes on")
@@ -711,9 +711,7 @@ struct ClusterTests {
     /// the statement, so no slot is lost or run twice, and a command made right after reaches every node.
     @Test func everySlotRunsOnceWhenTheDatabaseDropsEveryConnection() async throws {
         try await withCluster { cluster in
-            for node in cluster.nodes { try await start(node.session) }
-            let from = now() + 1
-            for node in cluster.nodes { #expect(await waitForRuns(by: node.name, more: 2, in: cluster), "\(node.name) ran slots") }
+            let from = try await startEveryNode(cluster)
             let database = try #require(URLComponents(string: cluster.url)?.path.dropFirst()).description
             for _ in 1...2 {
                 let killed = try await postgres.psql(cluster.url, """
@@ -740,9 +738,7 @@ struct ClusterTests {
         let restartable = try #require(environment["KEIJI_TEST_POSTGRES_RESTARTABLE_URL"], "scripts/test-postgres sets it")
         let restart = try #require(environment["KEIJI_TEST_POSTGRES_RESTART"], "scripts/test-postgres sets it")
         try await withCluster(on: restartable) { cluster in
-            for node in cluster.nodes { try await start(node.session) }
-            let from = now() + 1
-            for node in cluster.nodes { #expect(await waitForRuns(by: node.name, more: 2, in: cluster), "\(node.name) ran slots") }
+            let from = try await startEveryNode(cluster)
             // posix_spawn and waitpid, stdio on /dev/null, every other descriptor closed. Foundation's Process sees a
             // child exit when the child's end of a socket pair closes: run with Process, this child's server kept
             // that end open and the child was never seen to exit. And a server started with this test process's
