@@ -13,7 +13,10 @@ struct BusUnixTransportTests {
         let workspace = Workspace(home: home)
         try FileSystem.createDirectory(workspace.systemRoot, mode: 0o700)
         let endpoints = BusEndpoints.resolve(workspace, settings: nil, environment: [:])
-        let server = BusServer(push: endpoints.push, pull: endpoints.pull, token: testToken, log: { _ in })
+        // The request timeout as `startBus`'s, for the same reason: the fake scheduler answers from this process's
+        // cooperative pool, which the suite's other tests can keep busy for seconds. With the default 10 s this test
+        // failed once in a loaded full suite, the reply it got unprinted; it is printed now.
+        let server = BusServer(push: endpoints.push, pull: endpoints.pull, token: testToken, requestTimeout: .seconds(30), log: { _ in })
         try server.start()
         defer { server.stop() }
         #expect(server.boundPush == .unix(path: workspace.busPushSocket))
@@ -23,7 +26,8 @@ struct BusUnixTransportTests {
         let task = Task { await link.run() }
         #expect(await eventually { link.isConnected && server.schedulerConnected })
         let client = BusClient(endpoint: endpoints.push, token: testToken)
-        #expect(try await client.send(request("u1"), timeout: .seconds(30)) == .acknowledged("u1", lsn: 3))
+        let reply = try await client.send(request("u1"), timeout: .seconds(60))
+        #expect(reply == .acknowledged("u1", lsn: 3), "\(reply)")
         task.cancel()
         await task.value
 
