@@ -6,6 +6,7 @@ import Testing
 
 extension SchedulerEngine {
     var runsAwaitingSlot: Int { startsAwaitingSlot.count }
+    var momentsOfRunsAwaitingSlot: [Int64] { startsAwaitingSlot.map(\.firing.fireAtMs) }
     var firingsDeferredToTheirMoment: Int { firingsAwaitingMoment.count }
 }
 
@@ -126,5 +127,26 @@ struct FiringLeadTests {
         #expect(end.outcome == .stopped && end.message == "the task was disabled before the run began", "\(end)")
         #expect(lead.ranNow == lead.ranBefore, "no process began")
         await lead.engine.stop()
+    }
+
+    /// Batches whose syncs end in another order than their slots' hand their runs over out of order; the runs
+    /// awaiting their slots stay in slot order, because the loop begins only those before the first whose slot
+    /// has not come.
+    @Test func runsAwaitingTheirSlotsStayInSlotOrder() async throws {
+        let harness = try SchedulerHarness()
+        defer { harness.remove() }
+        let engine = harness.engine(spawn: false)
+        let definition = try harness.commandTask("tick", "true")
+        func awaiting(_ moments: Int64...) -> [SchedulerEngine.PreparedFirings.StartedRun] {
+            moments.map { moment in
+                (runID: "run-\(moment)", handle: RunHandle(),
+                 firing: .init(task: definition.name, slot: moment / 1000, fireAtMs: moment, trigger: .schedule), definition: definition)
+            }
+        }
+        await engine.awaitSlots(awaiting(5_000, 7_000))
+        await engine.awaitSlots(awaiting(3_000, 6_000))
+        await engine.awaitSlots(awaiting(9_000, 8_000))
+        await engine.awaitSlots(awaiting(9_500))
+        #expect(await engine.momentsOfRunsAwaitingSlot == [3_000, 5_000, 6_000, 7_000, 8_000, 9_000, 9_500])
     }
 }
