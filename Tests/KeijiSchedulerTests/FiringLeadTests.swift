@@ -88,10 +88,13 @@ struct FiringLeadTests {
         try await harness.defineOffline(try harness.commandTask("long", command, every: 60))  // overlap skip by default
         let name = harness.taskName("long")
         let clock = SteppedClock()
+        // Time stands still until the first slot, and then moves by steps only: on a loaded machine no slot may come
+        // by itself while the test waits. (With the clock running until the first step, a soak once started the
+        // engine so late that the first slot's lead had come: the test read the second slot as the first, and that
+        // slot was an overlap of the first's run.)
+        clock.freeze()
         let engine = harness.engine(spawn: true, clock: clock, firingLeadMilliseconds: 2000, recordLateness: true)
         try await engine.start()
-        // Time moves by steps only, from the first slot on: on a loaded machine the next slot must not come by itself
-        // while the test waits.
         let first = try #require(await engine.nextFireMilliseconds(name))
         clock.step(byMilliseconds: max(0, first - clock.nowMilliseconds()))
         #expect(await harness.wait { FileManager.default.fileExists(atPath: running) }, "the first run goes on")
