@@ -6,6 +6,7 @@ import Testing
 
 extension SchedulerEngine {
     var runsAwaitingSlot: Int { startsAwaitingSlot.count }
+    var momentsOfRunsAwaitingSlot: [Int64] { startsAwaitingSlot.map(\.firing.fireAtMs) }
     var firingsDeferredToTheirMoment: Int { firingsAwaitingMoment.count }
 }
 
@@ -48,6 +49,13 @@ struct FiringLeadTests {
         var ranNow: String { (try? String(contentsOfFile: ran, encoding: .utf8)) ?? "" }
 
         func end() throws -> RunEnd? { try harness.entries().finishedRuns.first { $0.runID == start.runID } }
+
+        /// When the journal dates the run's start and its end (nil: not journaled).
+        func dates() throws -> (started: Int64?, finished: Int64?) {
+            let entries = try harness.entries()
+            return (entries.first { if case .runStarted(let s) = $0.event { s.runID == start.runID } else { false } }?.at,
+                    entries.first { if case .runFinished(let e) = $0.event { e.runID == start.runID } else { false } }?.at)
+        }
     }
 
     /// Durable 1 s early, the run begins only once its slot has come.
@@ -57,6 +65,10 @@ struct FiringLeadTests {
         try await Task.sleep(for: .milliseconds(300))
         #expect(lead.ranNow == lead.ranBefore, "no process before the slot")
         #expect(try lead.end() == nil)
+        // Journaled 1 s ahead, its start is dated at its moment, when it begins (the task's last start, the run's
+        // start and duration in the view), not when it was journaled.
+        let moment = lead.clock.nowMilliseconds() + 1000
+        #expect(try lead.dates().started == moment)
         lead.clock.step(byMilliseconds: 1000)
         #expect(await lead.harness.wait { try lead.end() != nil }, "the run ends")
         #expect(try lead.end()?.outcome == .succeeded)
@@ -76,6 +88,8 @@ struct FiringLeadTests {
         let end = try #require(try lead.end())
         #expect(end.outcome == .stopped && end.message == "the scheduler stopped before the run began", "\(end)")
         #expect(lead.ranNow == lead.ranBefore, "no process began")
+        let dates = try lead.dates()
+        #expect(dates.started != nil && dates.finished == dates.started, "ended unbegun, it lasted 0 s: \(dates)")
     }
 
     /// An overlap-`skip` task whose run is still going when its next slot is taken (within the lead), and ends before
@@ -131,5 +145,26 @@ struct FiringLeadTests {
         #expect(end.outcome == .stopped && end.message == "the task was disabled before the run began", "\(end)")
         #expect(lead.ranNow == lead.ranBefore, "no process began")
         await lead.engine.stop()
+    }
+
+    /// Batches whose syncs end in another order than their slots' hand their runs over out of order; the runs
+    /// awaiting their slots stay in slot order, because the loop begins only those before the first whose slot
+    /// has not come.
+    @Test func runsAwaitingTheirSlotsStayInSlotOrder() async throws {
+        let harness = try SchedulerHarness()
+        defer { harness.remove() }
+        let engine = harness.engine(spawn: false)
+        let definition = try harness.commandTask("tick", "true")
+        func awaiting(_ moments: Int64...) -> [SchedulerEngine.PreparedFirings.StartedRun] {
+            moments.map { moment in
+                (runID: "run-\(moment)", handle: RunHandle(),
+                 firing: .init(task: definition.name, slot: moment / 1000, fireAtMs: moment, trigger: .schedule), definition: definition)
+            }
+        }
+        await engine.awaitSlots(awaiting(5_000, 7_000))
+        await engine.awaitSlots(awaiting(3_000, 6_000))
+        await engine.awaitSlots(awaiting(9_000, 8_000))
+        await engine.awaitSlots(awaiting(9_500))
+        #expect(await engine.momentsOfRunsAwaitingSlot == [3_000, 5_000, 6_000, 7_000, 8_000, 9_000, 9_500])
     }
 }

@@ -31,9 +31,12 @@ public struct SchedulerConfiguration: Sendable {
     public var busyTickFirings = 8
     /// The timer loop takes a firing this many milliseconds before its slot, so that its `run.started` is durable
     /// when the slot comes, and the run starts then, not a busy tick and a sync later (start p99 at 10,000 firings
-    /// a second, no spawn: 6.1 ms without a lead). A crash inside the lead leaves a `run.started` of a run that never
-    /// began; recovery treats it as interrupted, as it does a crash between the sync and the spawn.
-    public var firingLeadMilliseconds: Int64 = 5
+    /// a second, no spawn: 6.1 ms without a lead). A sync that stalls (another writer on the disk, the host) delays
+    /// a run only by what it takes beyond the lead: while another writer made syncs stall (p99 ~11 ms, a few up to
+    /// ~100 ms), the start p99 was 23–26 ms with a 5 ms lead, 4.5–8.1 ms with 25 ms in five runs of six
+    /// (docs/benchmarks.md, 2026-12-05). A crash inside the lead leaves a `run.started` of a
+    /// run that never began; recovery treats it as interrupted, as it does a crash between the sync and the spawn.
+    public var firingLeadMilliseconds: Int64 = 25
     /// Record per-firing lateness samples (for the benchmark).
     public var recordLateness = false
     /// Where the engine reads the time and sleeps: the wall clock, or a test's stand-in that can jump.

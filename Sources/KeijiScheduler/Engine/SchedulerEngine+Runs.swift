@@ -168,7 +168,7 @@ extension SchedulerEngine {
     private func journalAndSpawn(_ prepared: PreparedFirings) async -> [UInt64?] {
         let (events, recordIndex, started) = (prepared.events, prepared.recordIndex, prepared.started)
         guard !events.isEmpty else { return recordIndex.map { _ in nil } }
-        guard let lsns = try? await record(contentsOf: events) else {
+        guard let lsns = try? await record(entries: Self.dated(events, moments: started, now: clock.nowMilliseconds())) else {
             for run in started { unregisterRun(run.runID) }
             return recordIndex.map { _ in nil }
         }
@@ -186,6 +186,17 @@ extension SchedulerEngine {
         begin(started.filter { $0.firing.fireAtMs <= now }, now: now)
         awaitSlots(started.filter { $0.firing.fireAtMs > now })
         return result
+    }
+
+    /// A batch's records, made `now`, but each `run.started` of a run taken within the firing lead is dated at its
+    /// run's moment, when it begins: the task's last start and the run's start and duration are then the process's
+    /// (to within a tick), not up to a lead earlier.
+    static func dated(_ events: [JournalEntry.Event], moments started: [PreparedFirings.StartedRun], now: Int64) -> [JournalEntry] {
+        let moments = Dictionary(started.map { ($0.runID, $0.firing.fireAtMs) }, uniquingKeysWith: max)
+        return events.map { event in
+            if case .runStarted(let start) = event, let moment = moments[start.runID] { return JournalEntry(at: max(now, moment), event) }
+            return JournalEntry(at: now, event)
+        }
     }
 
     /// Begins runs whose `run.started` is durable and whose slot has come (those of a task disabled, deleted or put
@@ -211,12 +222,15 @@ extension SchedulerEngine {
         }
     }
 
-    /// Ends runs whose `run.started` is durable and that will never begin (the scheduler is stopping).
+    /// Ends runs whose `run.started` is durable and that will never begin (the scheduler is stopping). Each end is
+    /// dated no earlier than its `run.started` (its moment, ``dated(_:moments:now:)``): a run ended unbegun lasted 0 s.
     func endUnbegun(_ started: [PreparedFirings.StartedRun]) async {
         guard !started.isEmpty else { return }
-        _ = try? await record(contentsOf: started.map { run in
-            .runFinished(RunEnd(runID: run.runID, task: run.firing.task, outcome: .stopped, exitCode: nil, signal: nil, durationMs: 0,
-                                latenessMs: nil, final: true, message: "the scheduler stopped before the run began"))
+        let now = clock.nowMilliseconds()
+        _ = try? await record(entries: started.map { run in
+            JournalEntry(at: max(now, run.firing.fireAtMs), .runFinished(RunEnd(
+                runID: run.runID, task: run.firing.task, outcome: .stopped, exitCode: nil, signal: nil, durationMs: 0,
+                latenessMs: nil, final: true, message: "the scheduler stopped before the run began")))
         })
         for run in started { unregisterRun(run.runID) }
     }

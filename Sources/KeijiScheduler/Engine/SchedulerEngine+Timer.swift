@@ -78,7 +78,7 @@ extension SchedulerEngine {
             // The next firing's lead or the next awaiting slot, whichever comes first; after a busy wake, not before
             // the busy tick (which then begins the runs whose slots came meanwhile).
             let next = min(timers.min.map { takenAt($0.fireAtMs) } ?? Int64.max,
-                           startsAwaitingSlot.lazy.map(\.firing.fireAtMs).min() ?? Int64.max,
+                           startsAwaitingSlot.first?.firing.fireAtMs ?? Int64.max,
                            firingsAwaitingMoment.lazy.map(\.fireAtMs).min() ?? Int64.max)
             let tick = lastTickFired >= configuration.busyTickFirings ? lastTick &+ configuration.busyTickMilliseconds : Int64.min
             now = clock.nowMilliseconds()
@@ -109,17 +109,24 @@ extension SchedulerEngine {
     // MARK: - Runs awaiting their slots
 
     /// Hands runs whose `run.started` is durable before their slot to the timer loop, which begins them then.
+    /// ``startsAwaitingSlot`` stays in slot order, so each wake reads only the runs it begins (at 10,000 firings a
+    /// second, a lead holds a few hundred). Batches come in slot order, so this is an append but for the rare
+    /// batch that overtakes another (a manual run's, a cluster's second claim).
     func awaitSlots(_ started: [PreparedFirings.StartedRun]) {
         guard let earliest = started.lazy.map(\.firing.fireAtMs).min() else { return }
+        let inOrder = zip(started, started.dropFirst()).allSatisfy { $0.firing.fireAtMs <= $1.firing.fireAtMs }
+            && earliest >= startsAwaitingSlot.last?.firing.fireAtMs ?? Int64.min
         startsAwaitingSlot += started
+        if !inOrder { startsAwaitingSlot.sort { $0.firing.fireAtMs < $1.firing.fireAtMs } }
         if !timerSleepIsBusyTick, earliest < timerSleepsUntil { timerSleep?.cancel() }
     }
 
     /// Begins the runs awaiting a slot that has come.
     private func beginRunsAtTheirSlots(now: Int64) {
-        let due = startsAwaitingSlot.filter { $0.firing.fireAtMs <= now }
-        guard !due.isEmpty else { return }
-        startsAwaitingSlot.removeAll { $0.firing.fireAtMs <= now }
+        let count = startsAwaitingSlot.firstIndex { $0.firing.fireAtMs > now } ?? startsAwaitingSlot.endIndex
+        guard count > 0 else { return }
+        let due = Array(startsAwaitingSlot[..<count])
+        startsAwaitingSlot.removeFirst(count)
         begin(due, now: now)
     }
 

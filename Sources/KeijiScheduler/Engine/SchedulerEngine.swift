@@ -87,7 +87,7 @@ public actor SchedulerEngine {
     var timerSleepsUntil = Int64.max
     var timerSleepIsBusyTick = false
     /// Runs whose `run.started` became durable before their slot (the loop takes firings within the firing lead):
-    /// the timer loop begins each once its slot has come.
+    /// the timer loop begins each once its slot has come. In slot order (``awaitSlots(_:)``).
     var startsAwaitingSlot: [PreparedFirings.StartedRun] = []
     /// Firings of overlap-`skip` tasks taken within the lead while a run of the task was registered: whether such a
     /// slot overlaps is decided at its moment (the run may end before then), so the loop takes them again then.
