@@ -168,7 +168,7 @@ extension SchedulerEngine {
     private func journalAndSpawn(_ prepared: PreparedFirings) async -> [UInt64?] {
         let (events, recordIndex, started) = (prepared.events, prepared.recordIndex, prepared.started)
         guard !events.isEmpty else { return recordIndex.map { _ in nil } }
-        guard let lsns = try? await record(entries: Self.dated(events, moments: started, now: clock.nowMilliseconds())) else {
+        guard let lsns = try? await record(entries: Self.dated(events, for: started, now: clock.nowMilliseconds())) else {
             for run in started { unregisterRun(run.runID) }
             return recordIndex.map { _ in nil }
         }
@@ -190,12 +190,15 @@ extension SchedulerEngine {
 
     /// A batch's records, made `now`, but each `run.started` of a run taken within the firing lead is dated at its
     /// run's moment, when it begins: the task's last start and the run's start and duration are then the process's
-    /// (to within a tick), not up to a lead earlier.
-    static func dated(_ events: [JournalEntry.Event], moments started: [PreparedFirings.StartedRun], now: Int64) -> [JournalEntry] {
-        let moments = Dictionary(started.map { ($0.runID, $0.firing.fireAtMs) }, uniquingKeysWith: max)
+    /// (to within a tick), not up to a lead earlier. The `run.started` records come in the order of `started`
+    /// (``prepare(_:missed:)`` appends both together and ``PreparedFirings/subset(_:)`` keeps the order), so they
+    /// are paired as they come, with no lookup by run ID per firing.
+    static func dated(_ events: [JournalEntry.Event], for started: [PreparedFirings.StartedRun], now: Int64) -> [JournalEntry] {
+        var runs = started.makeIterator()
         return events.map { event in
-            if case .runStarted(let start) = event, let moment = moments[start.runID] { return JournalEntry(at: max(now, moment), event) }
-            return JournalEntry(at: now, event)
+            guard case .runStarted(let start) = event, let run = runs.next() else { return JournalEntry(at: now, event) }
+            assert(run.runID == start.runID, "run.started records out of the order of their runs")
+            return JournalEntry(at: max(now, run.firing.fireAtMs), event)
         }
     }
 
@@ -223,7 +226,7 @@ extension SchedulerEngine {
     }
 
     /// Ends runs whose `run.started` is durable and that will never begin (the scheduler is stopping). Each end is
-    /// dated no earlier than its `run.started` (its moment, ``dated(_:moments:now:)``): a run ended unbegun lasted 0 s.
+    /// dated no earlier than its `run.started` (its moment, ``dated(_:for:now:)``): a run ended unbegun lasted 0 s.
     func endUnbegun(_ started: [PreparedFirings.StartedRun]) async {
         guard !started.isEmpty else { return }
         let now = clock.nowMilliseconds()
