@@ -132,6 +132,27 @@ struct RunTests {
         await engine.stop()
     }
 
+    /// A failed run's message is what the task left in KEIJI_ERROR_FILE, and the file goes when the run ends; the
+    /// folder is emptied of files a crash left behind when the scheduler starts (``RunErrorFiles``).
+    @Test func aFailedRunsMessageComesFromItsErrorFileAndNoErrorFileOutlivesItsRun() async throws {
+        let harness = try SchedulerHarness()
+        defer { harness.remove() }
+        try await harness.defineOffline(try harness.commandTask("thrower", "printf 'disk full' > \"$KEIJI_ERROR_FILE\"; exit 2", every: 3600))
+        let folder = harness.workspace.runErrorDirectory
+        try FileSystem.createDirectory(folder)
+        try "left by a crash".write(toFile: folder + "/0123456789ab.error", atomically: false, encoding: .utf8)
+        let engine = harness.engine()
+        try await engine.start()
+        func errorFiles() -> [String] { ((try? FileManager.default.contentsOfDirectory(atPath: folder)) ?? []).filter { $0.hasSuffix(".error") } }
+        #expect(errorFiles().isEmpty, "the crash's file is gone once the scheduler has started")
+        _ = try await engine.submit(.taskTriggered(harness.taskName("thrower")))
+        #expect(await harness.wait { await engine.state.tasks[harness.taskName("thrower")]?.isError == true })
+        #expect(await engine.state.tasks[harness.taskName("thrower")]?.errorText == "[ task error ]: disk full (exit status 2)")
+        #expect(await harness.wait { await engine.runsInProgress == 0 })
+        #expect(errorFiles().isEmpty, "the run's file is removed when it ends: \(errorFiles())")
+        await engine.stop()
+    }
+
     @Test func retriesBackOffThenGiveUp() async throws {
         let harness = try SchedulerHarness()
         defer { harness.remove() }

@@ -328,10 +328,9 @@ extension SchedulerEngine {
                 return
             }
             LogFile.write(fd, "\(ISO8601.string(fromMilliseconds: clock.nowMilliseconds())) [keiji] run \(runID) started (attempt \(attempt)\(slot.map { ", slot \(ISO8601.string(fromSeconds: $0))" } ?? ""))\n")
-            let errorDirectory = configuration.workspace.runErrorDirectory
-            let errorFile = (try? FileSystem.createDirectory(errorDirectory)) != nil ? errorDirectory + "/" + runID + ".error" : nil
             result = await RunExecutor(definition: definition, runID: runID, slot: slot, logDescriptor: fd,
-                                       environment: environments.block(forTaskDirectory: definition.directory), errorFile: errorFile,
+                                       environment: environments.block(forTaskDirectory: definition.directory),
+                                       errorFile: runErrorFiles?.path(for: runID),
                                        node: configuration.settings.nodeName).run(handle: handle)
             LogFile.write(fd, "\(ISO8601.string(fromMilliseconds: clock.nowMilliseconds())) [keiji] run \(runID) \(result.outcome.rawValue)\(result.message.map { ": \($0)" } ?? "") after \(result.durationMs) ms\n")
             taskLogs.checkIn(fd)

@@ -25,6 +25,8 @@ public actor SchedulerEngine {
     let environments = TaskEnvironments(base: ProcessInfo.processInfo.environment)
     /// Each task's log, kept open between runs.
     let taskLogs = TaskLogDescriptors()
+    /// Where runs leave a thrown message (``RunErrorFiles``), prepared by ``start()``.
+    var runErrorFiles: RunErrorFiles?
     var phase = Phase.created
     var journal: Journal!
     var viewWriter: ViewWriter?
@@ -156,6 +158,7 @@ public actor SchedulerEngine {
         try workspace.createSystemDirectories()
         journal = try Journal.open(directory: workspace.journalDirectory, options: configuration.journalOptions)
         try log.rotateIfNeeded()  // only once the journal lock says this is the one scheduler
+        if configuration.spawnProcesses { runErrorFiles = RunErrorFiles(preparing: workspace.runErrorDirectory) }
         let report = try await recover()
         configuration.metrics?.recovered(report)
         // Definitions and changes made on other nodes since this one last ran, before anything is armed; and

@@ -46,10 +46,7 @@ struct RunExecutor: Sendable {
         environment.append("KEIJI_SCHEDULER_PID", String(getpid()))
         environment.append("KEIJI_NODE", node)
         if let slot { environment.append("KEIJI_SLOT", ISO8601.string(fromSeconds: slot)) }
-        if let errorFile {
-            unlink(errorFile)
-            environment.append("KEIJI_ERROR_FILE", errorFile)
-        }
+        if let errorFile { environment.append("KEIJI_ERROR_FILE", errorFile) }  // none there yet (``RunErrorFiles``)
         defer { if let errorFile { unlink(errorFile) } }
         let grace = definition.policy.graceSeconds
         let request = SpawnRequest(program: plan.program, arguments: plan.arguments, environment: environment, directory: definition.directory,
