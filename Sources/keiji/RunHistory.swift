@@ -23,17 +23,20 @@ struct RunHistory {
         var trigger: String
         /// The scheduler that ran it (`NODE_NAME`).
         var node: String
+        /// Why it ended as it did (a failure's status and thrown message, a stop's reason); nil when it succeeded.
+        var message: String?
     }
 
     let runs: [Run]
 
     static func read(_ task: TaskName, limit: Int, from database: any ViewDatabase) throws -> RunHistory {
-        let rows = try database.runs(["RunId", "SlotTime", "StartTime", "EndTime", "LatenessMs", "Outcome", "ExitCode", "Signal", "Attempt", "Trigger", "Node"],
+        let rows = try database.runs(["RunId", "SlotTime", "StartTime", "EndTime", "LatenessMs", "Outcome", "ExitCode", "Signal", "Attempt", "Trigger", "Node",
+                                      "Message"],
                                      of: task.rawValue, limit: limit)
         let runs = rows.map { row in
             Run(runID: row[0] ?? "", slot: row[1].flatMap(ISO8601.seconds(from:)), start: row[2].flatMap(ISO8601.milliseconds(from:)),
                 end: row[3].flatMap(ISO8601.milliseconds(from:)) ?? 0, latenessMs: row[4].flatMap { Int64($0) }, outcome: row[5] ?? "",
-                exitCode: row[6], signal: row[7], attempt: row[8] ?? "", trigger: row[9] ?? "", node: row[10] ?? "")
+                exitCode: row[6], signal: row[7], attempt: row[8] ?? "", trigger: row[9] ?? "", node: row[10] ?? "", message: row[11])
         }
         return RunHistory(runs: runs)
     }
@@ -61,7 +64,7 @@ struct RunHistory {
                 "latenessSeconds": run.latenessMs.map(TimeText.seconds(milliseconds:)) ?? NSNull(),
                 "outcome": run.outcome, "exitCode": run.exitCode.flatMap { Int($0) } ?? NSNull(), "signal": run.signal.flatMap { Int($0) } ?? NSNull(),
                 "result": RunResultText.text(outcome: run.outcome, exitCode: run.exitCode, signal: run.signal),
-                "attempt": Int(run.attempt) ?? NSNull(), "trigger": run.trigger, "node": run.node,
+                "attempt": Int(run.attempt) ?? NSNull(), "trigger": run.trigger, "node": run.node, "message": run.message ?? NSNull(),
             ] as [String: Any]
         }
     }

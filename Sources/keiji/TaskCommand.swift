@@ -18,7 +18,7 @@ struct TaskCommand: AsyncParsableCommand {
     @Flag(help: "Print the task (all tasks without --name).") var get = false
     @Flag(help: "List every task by its next run: NEXT, LEFT, LAST, PASSED, TASK, STATE, LAST RESULT (like systemctl list-timers).") var list = false
     @Flag(help: ArgumentHelp("Print the task's latest runs, newest first: slot, start, duration, lateness, result, attempt, trigger, node.",
-                             discussion: "NODE is this machine's host name (one scheduler per journal); a cluster will fill it from the node that ran each run."))
+                             discussion: "NODE is the scheduler that ran it (NODE_NAME, by default the host name; in a cluster, the node that ran the run)."))
     var runs = false
     @Flag(help: "Print the last lines of the task's log.") var logs = false
     @Flag(help: "Stop scheduling the task.") var disable = false

@@ -120,6 +120,7 @@ struct TaskViewTests {
         for (i, run) in started.enumerated() {
             let n = count - 1 - i
             #expect(run["exitCode"] as? Int == (n % 2 == 0 ? 0 : 3) && run["outcome"] as? String == (n % 2 == 0 ? "succeeded" : "failed"), "run \(i): \(run)")
+            #expect(n % 2 == 0 ? run["message"] is NSNull : run["message"] as? String == "exit status 3", "run \(i): \(run)")
             #expect(run["signal"] is NSNull && run["attempt"] as? Int == 1 && ["schedule", "catchUp"].contains(run["trigger"] as? String)
                     && run["node"] as? String == host, "\(run)")
             #expect(run["slot"] is String && (run["durationSeconds"] as? Double ?? -1) >= 0 && run["latenessSeconds"] is Double, "\(run)")
