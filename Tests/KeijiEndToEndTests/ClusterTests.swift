@@ -192,8 +192,8 @@ struct ClusterTests {
 
     /// What the cluster says of one slot ("task slot") the probe shows wrong, for a failure's message: each node's
     /// cluster and stall log lines, its journal's records of the task made from 3 s before the slot to 2 s after
-    /// (a run.missed names its reason, a run.finished tells when a run ended), and who holds the task's claims
-    /// around the slot.
+    /// (a run.missed names its reason, a run.finished tells when a run ended) and its first four after that, and who
+    /// holds the task's claims around the slot and the first four after it, with when each was made.
     func storyOf(_ wrong: String, in cluster: Cluster) async throws -> String {
         let words = wrong.split(separator: " ")
         let (task, slot) = (String(words[0]), Int64(words[1]) ?? 0)
@@ -201,18 +201,25 @@ struct ClusterTests {
         for node in cluster.nodes {
             let log = schedulerLog(node.session).split(separator: "\n").filter { $0.contains("cluster:") || $0.contains("stall") }
             let dump = try await node.session.keiji("journal", "dump", "--json").stdout
-            let records = dump.split(separator: "\n").filter { line in
+            let timed = dump.split(separator: "\n").compactMap { line -> (at: Int64, line: Substring)? in
                 guard line.contains("\"task\":\"\(task)\""),
                       let object = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any],
-                      let at = (object["record"] as? [String: Any])?["at"] as? Int else { return false }
-                return (slot * 1000 - 3000...slot * 1000 + 2000).contains(Int64(at))
+                      let at = (object["record"] as? [String: Any])?["at"] as? Int else { return nil }
+                return (Int64(at), line)
             }
+            let around = timed.filter { (slot * 1000 - 3000...slot * 1000 + 2000).contains($0.at) }.map(\.line)
+            // A run of slots nobody ran ends where some node acts on the task again: its first records after.
+            let after = timed.filter { $0.at > slot * 1000 + 2000 }.prefix(4).map(\.line)
             story.append("\(node.name) log: " + log.suffix(12).joined(separator: " | "))
-            story.append("\(node.name) journal: " + records.prefix(16).joined(separator: " | "))
+            story.append("\(node.name) journal: " + around.prefix(16).joined(separator: " | ") + " || then: " + after.joined(separator: " | "))
         }
+        // The claims around the slot and the first ones after it, with when each was made (the database's clock, ms):
+        // a node coming out of a stall moves its cursor up to the latest claim of each task.
         story.append("claims: " + (try await postgres.psql(cluster.url, """
-            SELECT string_agg(task || ' ' || slot || ' ' || node || ' ' || finished || ' ' || coalesce(taken_from, '-'), ', ' ORDER BY slot)
-            FROM keiji_claims WHERE task = '\(task)' AND slot BETWEEN \(slot - 3) AND \(slot + 1)
+            SELECT string_agg(task || ' ' || slot || ' ' || node || ' ' || finished || ' ' || coalesce(taken_from, '-') || ' @'
+                              || (extract(epoch FROM claimed_at) * 1000)::bigint, ', ' ORDER BY slot)
+            FROM (SELECT * FROM keiji_claims WHERE task = '\(task)' AND slot BETWEEN \(slot - 3) AND \(slot + 1)
+                  UNION ALL (SELECT * FROM keiji_claims WHERE task = '\(task)' AND slot > \(slot + 1) ORDER BY slot LIMIT 4)) AS c
             """)))
         return story.joined(separator: "\n")
     }
