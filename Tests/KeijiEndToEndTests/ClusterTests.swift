@@ -233,21 +233,26 @@ struct ClusterTests {
     /// The slots ("task slot") some node gave up by the task's catch-up policy (`all`, at most 10 runs): a stall of
     /// the whole machine longer than that (every node and the database stopped; a full suite on two busy cores
     /// once stopped them for about 23 s) passes more slots than the policy runs, and the first node to go on records
-    /// the older ones missed (`run.missed`, reason `downtime`, naming the last slot given up and how many) and runs
-    /// the newest ten. The tasks run every second, so the record covers the `count` slots up to its slot.
+    /// the older ones missed (``downtimeMisses(in:)``) and runs the newest ten.
     func givenUpByCatchUp(_ cluster: Cluster) async throws -> Set<String> {
         var slots: Set<String> = []
-        for node in cluster.nodes {
-            for line in try await node.session.keiji("journal", "dump", "--json").stdout.split(separator: "\n") where line.contains("\"downtime\"") {
-                guard let object = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any],
-                      let record = object["record"] as? [String: Any], record["type"] as? String == "run.missed",
-                      let run = record["run"] as? [String: Any], run["reason"] as? String == "downtime",
-                      let task = run["task"] as? String, let last = run["slot"] as? Int, let count = run["count"] as? Int
-                else { continue }
-                for slot in (last - count + 1)...last { slots.insert("\(task) \(slot)") }
-            }
-        }
+        for node in cluster.nodes { slots.formUnion(try await downtimeMisses(in: node.session)) }
         return slots
+    }
+
+    /// The slots ("task slot") `node`'s journal records missed for downtime (`run.missed`, reason `downtime`, naming
+    /// the last slot given up and how many). The tasks run every second, so a record covers the `count` slots up to
+    /// its slot.
+    func downtimeMisses(in node: Session) async throws -> Set<String> {
+        var missed: Set<String> = []
+        for line in try await node.keiji("journal", "dump", "--json").stdout.split(separator: "\n") where line.contains("\"downtime\"") {
+            guard let object = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any],
+                  let record = object["record"] as? [String: Any], record["type"] as? String == "run.missed",
+                  let run = record["run"] as? [String: Any], run["reason"] as? String == "downtime",
+                  let task = run["task"] as? String, let slot = run["slot"] as? Int, let count = run["count"] as? Int, count > 0 else { continue }
+            for passed in (slot - count + 1)...slot { missed.insert("\(task) \(passed)") }
+        }
+        return missed
     }
 
     /// The slots ("task slot") a node recorded missed by the overlap policy while a run of the task it had
@@ -310,15 +315,7 @@ struct ClusterTests {
     /// 1-second slots up to its `slot`.
     func missedButRanElsewhere(_ node: (name: String, session: Session), _ lines: [(task: String, slot: Int64, node: String)]) async throws -> [String] {
         let ranElsewhere = Set(lines.filter { $0.node != node.name }.map { "\($0.task) \($0.slot)" })
-        var missed: Set<String> = []
-        for line in try await node.session.keiji("journal", "dump", "--json").stdout.split(separator: "\n") {
-            guard let object = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any],
-                  let record = object["record"] as? [String: Any], record["type"] as? String == "run.missed",
-                  let run = record["run"] as? [String: Any], run["reason"] as? String == "downtime",
-                  let task = run["task"] as? String, let slot = run["slot"] as? Int, let count = run["count"] as? Int, count > 0 else { continue }
-            for passed in (slot - count + 1)...slot { missed.insert("\(task) \(passed)") }
-        }
-        return missed.intersection(ranElsewhere).sorted()
+        return try await downtimeMisses(in: node.session).intersection(ranElsewhere).sorted()
     }
 
     func schedulerPID(_ node: Session) -> pid_t? { postgres.pid(of: "scheduler", in: node) }
