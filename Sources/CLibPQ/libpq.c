@@ -20,6 +20,8 @@ const int keiji_PG_DIAG_SQLSTATE = PG_DIAG_SQLSTATE;
     X(PQnoticeProcessor, PQsetNoticeProcessor, (PGconn *, PQnoticeProcessor, void *)) \
     X(PGresult *, PQexec, (PGconn *, const char *)) \
     X(PGresult *, PQexecParams, (PGconn *, const char *, int, const Oid *, const char *const *, const int *, const int *, int)) \
+    X(PGresult *, PQprepare, (PGconn *, const char *, const char *, int, const Oid *)) \
+    X(PGresult *, PQexecPrepared, (PGconn *, const char *, int, const char *const *, const int *, const int *, int)) \
     X(void, PQclear, (PGresult *)) \
     X(ExecStatusType, PQresultStatus, (const PGresult *)) \
     X(char *, PQresultErrorField, (const PGresult *, int)) \
@@ -66,6 +68,12 @@ PGresult *keiji_PQexec(PGconn *conn, const char *query) { return p_PQexec(conn, 
 // Text parameters and text results: all keiji sends and reads.
 PGresult *keiji_PQexecText(PGconn *conn, const char *command, int nParams, const char *const *paramValues) {
     return p_PQexecParams(conn, command, nParams, NULL, paramValues, NULL, NULL, 0);
+}
+PGresult *keiji_PQprepareText(PGconn *conn, const char *name, const char *command, int nParams) {
+    return p_PQprepare(conn, name, command, nParams, NULL);
+}
+PGresult *keiji_PQexecPreparedText(PGconn *conn, const char *name, int nParams, const char *const *paramValues) {
+    return p_PQexecPrepared(conn, name, nParams, paramValues, NULL, NULL, 0);
 }
 void keiji_PQclear(PGresult *res) { p_PQclear(res); }
 int keiji_PQresultStatus(const PGresult *res) { return p_PQresultStatus(res); }

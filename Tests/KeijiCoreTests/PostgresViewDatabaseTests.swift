@@ -259,6 +259,33 @@ struct PostgresViewDatabaseTests {
         #expect(rows.map { $0[0] } == values)
     }
 
+    /// A statement is prepared once per session and run by name after; a new session (the server dropped the old
+    /// one, and its statements with it) prepares it again; texts past the limit still run, sent whole.
+    @Test func statementsArePreparedOncePerSession() throws {
+        let (url, drop) = try TestPostgres.makeDatabase()
+        defer { drop() }
+        let connection = try PostgresConnection(url: url)
+        let admin = try PostgresConnection(url: url)
+        let sum = "SELECT $1::int + 1"
+        func preparedSums() throws -> [[String?]] {
+            try connection.query("SELECT count(*) FROM pg_prepared_statements WHERE statement = $1 AND NOT from_sql", [sum])
+        }
+        #expect(try connection.query(sum, ["1"]) == [["2"]])
+        #expect(try connection.query(sum, ["2"]) == [["3"]])
+        #expect(try preparedSums() == [["1"]])
+
+        let pid = try #require(try connection.query("SELECT pg_backend_pid()").first?.first ?? nil)
+        try admin.query("SELECT pg_terminate_backend($1::int)", [pid])
+        #expect(try connection.query(sum, ["3"]) == [["4"]])
+        #expect(connection.reconnections == 1)
+        #expect(try preparedSums() == [["1"]])
+
+        for n in 0..<(PostgresConnection.preparedLimit + 4) {
+            #expect(try connection.query("SELECT \(n)") == [["\(n)"]])
+        }
+        #expect(try connection.query("SELECT count(*) FROM pg_prepared_statements") == [["\(PostgresConnection.preparedLimit)"]])
+    }
+
     /// Errors are one line, name the database as the caller does, and never show the password.
     @Test func connectionErrorsAreOneLineWithoutThePassword() throws {
         let server = try #require(TestPostgres.serverURL.flatMap(URL.init(string:)))

@@ -27,6 +27,9 @@ void keiji_PQreset(PGconn *conn);
 PQnoticeProcessor keiji_PQsetNoticeProcessor(PGconn *conn, PQnoticeProcessor proc, void *arg);
 PGresult *keiji_PQexec(PGconn *conn, const char *query);
 PGresult *keiji_PQexecText(PGconn *conn, const char *command, int nParams, const char *const *paramValues);
+/// A named statement of the session, its parameters' types inferred by the server (text in, text out, as above).
+PGresult *keiji_PQprepareText(PGconn *conn, const char *name, const char *command, int nParams);
+PGresult *keiji_PQexecPreparedText(PGconn *conn, const char *name, int nParams, const char *const *paramValues);
 void keiji_PQclear(PGresult *res);
 int keiji_PQresultStatus(const PGresult *res);
 char *keiji_PQresultErrorField(const PGresult *res, int fieldcode);

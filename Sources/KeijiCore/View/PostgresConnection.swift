@@ -11,8 +11,16 @@ public final class PostgresConnection {
     public let name: String
     /// Strings never to show: the password, as written and percent-decoded.
     private let secrets: [String]
-    /// Round trips made so far (each ``query(_:_:)`` and ``execute(_:)``): what batching saves is counted here.
+    /// Round trips made so far (each ``query(_:_:)`` and ``execute(_:)``; not a statement's one-time preparation):
+    /// what batching saves is counted here.
     public private(set) var roundTrips = 0
+    /// The session's prepared statements, by their text. keiji sends a few dozen statements over and over: parsed,
+    /// analysed and planned at every call, that was about a quarter of the server's CPU under a three-node cluster's
+    /// claims and flushes. A new session has none (the server drops them with the old one).
+    private var prepared: [String: String] = [:]
+    /// More distinct texts than keiji's own statements (text built with values in it would grow it without end):
+    /// past it, a statement is sent whole each time, as before.
+    static let preparedLimit = 128
     /// Sessions re-established after the server dropped one (a restart, `pg_terminate_backend`): a new session
     /// may find the server lost what an earlier one committed without waiting for the WAL flush.
     public private(set) var reconnections = 0
@@ -88,13 +96,29 @@ public final class PostgresConnection {
     private func queryOnce(_ sql: String, _ parameters: [String?]) throws -> [[String?]] {
         lastSQLState = nil
         try reconnectIfBroken()
+        let statement = try preparedStatement(sql, parameterCount: parameters.count)
         roundTrips += 1
         let cValues = parameters.map { $0.map { strdup($0) } ?? nil }
         defer { cValues.forEach { free($0) } }
         let result = cValues.map { UnsafePointer($0) }.withUnsafeBufferPointer { values in
-            keiji_PQexecText(connection, sql, Int32(parameters.count), values.baseAddress)
+            if let statement {
+                keiji_PQexecPreparedText(connection, statement, Int32(parameters.count), values.baseAddress)
+            } else {
+                keiji_PQexecText(connection, sql, Int32(parameters.count), values.baseAddress)
+            }
         }
         return try rows(of: result, sql: sql)
+    }
+
+    /// The session's name for `sql`, prepared on its first use (one round trip more, once); nil past
+    /// ``preparedLimit``.
+    private func preparedStatement(_ sql: String, parameterCount: Int) throws -> String? {
+        if let name = prepared[sql] { return name }
+        guard prepared.count < Self.preparedLimit else { return nil }
+        let name = "keiji_\(prepared.count + 1)"
+        try rows(of: keiji_PQprepareText(connection, name, sql, Int32(parameterCount)), sql: sql)
+        prepared[sql] = name
+        return name
     }
 
     /// Runs statements without parameters (several, separated by `;`, in one round trip).
@@ -149,6 +173,7 @@ public final class PostgresConnection {
 
     private func reconnectIfBroken() throws {
         guard keiji_PQstatus(connection) == keiji_CONNECTION_BAD else { return }
+        prepared = [:]
         keiji_PQreset(connection)
         guard keiji_PQstatus(connection) == keiji_CONNECTION_OK else {
             throw KeijiError(.database, "\(name): cannot reconnect: \(Self.redact(Self.oneLine(String(cString: keiji_PQerrorMessage(connection))), secrets))")
