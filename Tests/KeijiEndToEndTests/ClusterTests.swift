@@ -372,7 +372,7 @@ struct ClusterTests {
             let elsewhere = (report["cluster"] as? [String: Any])?["slotsRunElsewhere"] as? Int ?? 0
             #expect(elsewhere >= Self.tasks.count * 10, "the slots the others ran while node-b was down: \(elsewhere)")
             let status = try await down.session.keiji("system", "--status")
-            #expect(status.stdout.contains("\(elsewhere) slot(s) that passed while this node was down were claimed by other nodes"),
+            #expect(status.stdout.contains("\(elsewhere) slot(s) that passed while this node was down were settled by other nodes"),
                     "keiji system --status says so: \(status.stdout)")
             // What passed after the others' latest claims: the slots due while node-b started, and those the others
             // had not claimed yet on a loaded machine (without the others' claims: 13 or more of each task).
@@ -695,7 +695,7 @@ struct ClusterTests {
             // The slots the others ran during the stop are theirs: the resumed node does not record them missed.
             let wrong = try await missedButRanElsewhere(paused, lines)
             #expect(wrong.isEmpty, "\(paused.name) recorded missed slots another node ran: \(wrong.prefix(10))")
-            #expect(schedulerLog(paused.session).contains("passed during a stall and were claimed by other nodes"), "the log says so")
+            #expect(schedulerLog(paused.session).contains("passed during a stall and were settled by other nodes"), "the log says so")
         }
     }
 

@@ -57,9 +57,10 @@ public struct RecoveryReport: Codable, Sendable, Equatable {
         public var takenOver: [TakenOverRun] = []
         public static let takenOverKept = 100
 
-        /// Slots that passed while this node was down and that other nodes had claimed (and run, or recorded as
-        /// skipped): theirs, so neither missed nor caught up here. Optional so reports journaled before it existed
-        /// still decode; nil when none.
+        /// Slots that passed while this node was down, up to the latest slot other nodes have claimed of each task:
+        /// theirs, so neither missed nor caught up here. Most ran there; some the other nodes gave up by the catch-up
+        /// policy (when the whole cluster stalled, the first node back records them missed) or skipped by the overlap
+        /// one. The name is older than that wording, and kept so reports decode. Nil when none.
         public var slotsRunElsewhere: Int?
 
         /// This node's claims its last run left unfinished, and what its journal said of each (see
@@ -76,7 +77,8 @@ public struct RecoveryReport: Codable, Sendable, Equatable {
 
         /// ``slotsRunElsewhere`` in words (nil when none).
         public var slotsRunElsewhereSummary: String? {
-            slotsRunElsewhere.map { "\($0) slot(s) that passed while this node was down were claimed by other nodes (not missed, not caught up here)" }
+            slotsRunElsewhere.map { "\($0) slot(s) that passed while this node was down were settled by other nodes: run there, or given up by their "
+                + "catch-up or overlap policy (not missed, not caught up here)" }
         }
 
         /// ``ownClaims`` in words (nil when none).

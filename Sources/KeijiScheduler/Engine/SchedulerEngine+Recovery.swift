@@ -288,7 +288,7 @@ extension SchedulerEngine {
         if report.viewRebuilt { parts.append("query view rebuilt") }
         if let refused = report.refusedRecords { parts.append("\(refused.count) records refused") }
         if let cluster = report.cluster, cluster.slotsTakenOver > 0 { parts.append("\(cluster.slotsTakenOver) slots taken over from other nodes") }
-        if let elsewhere = report.cluster?.slotsRunElsewhere { parts.append("\(elsewhere) slots that passed meanwhile were other nodes'") }
+        if let elsewhere = report.cluster?.slotsRunElsewhere { parts.append("\(elsewhere) slots that passed meanwhile were settled by other nodes") }
         if let own = report.cluster?.ownClaims {
             let runs = own.filter { $0.action.hasPrefix("run") }.count
             parts.append("\(own.count) unfinished claims of this node settled (\(runs) never began and run now)")
