@@ -25,6 +25,14 @@ struct RunHistory {
         var node: String
         /// Why it ended as it did (a failure's status and thrown message, a stop's reason); nil when it succeeded.
         var message: String?
+
+        /// Journaled as started within the firing lead, it ended before its process began (``RunEnd/neverBegan(message:)``):
+        /// the view's start is when it was journaled, not when anything ran.
+        var neverBegan: Bool { RunEnd.neverBegan(message: message) }
+        /// When its process began (nil: it never did).
+        var began: Int64? { neverBegan ? nil : start }
+        var lateness: Int64? { neverBegan ? nil : latenessMs }
+        var result: String { RunResultText.text(outcome: outcome, exitCode: exitCode, signal: signal, message: message) }
     }
 
     let runs: [Run]
@@ -45,10 +53,10 @@ struct RunHistory {
         var table = TextColumns(["SLOT", "START", "DURATION", "LATE", "RESULT", "ATTEMPT", "TRIGGER", "NODE"])
         for run in runs {
             table.rows.append([
-                run.slot.map { time.instant(milliseconds: $0 * 1000) } ?? "-", run.start.map(time.instant) ?? "-",
-                run.start.map { TimeText.span(milliseconds: run.end - $0, finest: .milliseconds) } ?? "-",
-                run.latenessMs.map { TimeText.span(milliseconds: $0, finest: .milliseconds) } ?? "-",
-                RunResultText.text(outcome: run.outcome, exitCode: run.exitCode, signal: run.signal), run.attempt, run.trigger, run.node,
+                run.slot.map { time.instant(milliseconds: $0 * 1000) } ?? "-", run.began.map(time.instant) ?? "-",
+                run.began.map { TimeText.span(milliseconds: run.end - $0, finest: .milliseconds) } ?? "-",
+                run.lateness.map { TimeText.span(milliseconds: $0, finest: .milliseconds) } ?? "-",
+                run.result, run.attempt, run.trigger, run.node,
             ])
         }
         return table.lines() + ["", "\(runs.count) run\(runs.count == 1 ? "" : "s") listed."]
@@ -59,11 +67,11 @@ struct RunHistory {
         runs.map { run in
             [
                 "runId": run.runID, "slot": run.slot.map(ISO8601.string(fromSeconds:)) ?? NSNull(),
-                "start": run.start.map(ISO8601.string(fromMilliseconds:)) ?? NSNull(), "end": ISO8601.string(fromMilliseconds: run.end),
-                "durationSeconds": run.start.map { TimeText.seconds(milliseconds: run.end - $0) } ?? NSNull(),
-                "latenessSeconds": run.latenessMs.map(TimeText.seconds(milliseconds:)) ?? NSNull(),
+                "start": run.began.map(ISO8601.string(fromMilliseconds:)) ?? NSNull(), "end": ISO8601.string(fromMilliseconds: run.end),
+                "durationSeconds": run.began.map { TimeText.seconds(milliseconds: run.end - $0) } ?? NSNull(),
+                "latenessSeconds": run.lateness.map(TimeText.seconds(milliseconds:)) ?? NSNull(),
                 "outcome": run.outcome, "exitCode": run.exitCode.flatMap { Int($0) } ?? NSNull(), "signal": run.signal.flatMap { Int($0) } ?? NSNull(),
-                "result": RunResultText.text(outcome: run.outcome, exitCode: run.exitCode, signal: run.signal),
+                "result": run.result,
                 "attempt": Int(run.attempt) ?? NSNull(), "trigger": run.trigger, "node": run.node, "message": run.message ?? NSNull(),
             ] as [String: Any]
         }

@@ -1,8 +1,18 @@
+import KeijiCore
+
 /// A run's outcome in a word or three, as `--list` (LAST RESULT) and `--runs` (RESULT) print it:
-/// `succeeded`, `failed (exit 3)`, `killed (signal 9)`, `timed out`, `stopped`, `missed (overlap)`, ….
+/// `succeeded`, `failed (exit 3)`, `killed (signal 9)`, `timed out`, `stopped`, `stopped (never began)`,
+/// `missed (overlap)`, ….
 enum RunResultText {
     /// `outcome` as the view's `runs.Outcome` holds it (a `RunOutcome`, or `missed(reason)`); nil: `-` (never ran).
-    static func text(outcome: String?, exitCode: String?, signal: String?) -> String {
+    /// `message` is the view's `runs.Message`: a run journaled as started that ended before its process began
+    /// (``RunEnd/neverBegan(message:)``) is `stopped (never began)`.
+    static func text(outcome: String?, exitCode: String?, signal: String?, message: String?) -> String {
+        let text = words(outcome: outcome, exitCode: exitCode, signal: signal)
+        return RunEnd.neverBegan(message: message) ? text + " (never began)" : text
+    }
+
+    private static func words(outcome: String?, exitCode: String?, signal: String?) -> String {
         guard let outcome else { return "-" }
         switch outcome {
         case "succeeded": return "succeeded"

@@ -13,21 +13,24 @@ struct TimerTable {
         var last: Int64?
         /// scheduled, running, queued, disabled or error.
         var state: String
-        /// The latest finished run's `Outcome`, `ExitCode` and `Signal`; nil before any run.
+        /// The latest finished run's `Outcome`, `ExitCode`, `Signal` and `Message`; nil before any run.
         var outcome: String?
         var exitCode: String?
         var signal: String?
+        var message: String?
+
+        var result: String { RunResultText.text(outcome: outcome, exitCode: exitCode, signal: signal, message: message) }
     }
 
     let timers: [Timer]
 
     static func read(from database: any ViewDatabase) throws -> TimerTable {
         let rows = try database.tasksWithLatestRun(["Name", "NextExecutionTime", "LastExecutionTime", "IsRunning", "IsQueued", "IsError", "IsDisabled"],
-                                                   runColumns: ["Outcome", "ExitCode", "Signal"])
+                                                   runColumns: ["Outcome", "ExitCode", "Signal", "Message"])
         let timers = rows.map { row in
             let state = row[3] == "1" ? "running" : row[4] == "1" ? "queued" : row[5] == "1" ? "error" : row[6] == "1" ? "disabled" : "scheduled"
             return Timer(name: row[0] ?? "", next: row[1].flatMap(ISO8601.milliseconds(from:)), last: row[2].flatMap(ISO8601.milliseconds(from:)),
-                         state: state, outcome: row[7], exitCode: row[8], signal: row[9])
+                         state: state, outcome: row[7], exitCode: row[8], signal: row[9], message: row[10])
         }
         return TimerTable(timers: timers.sorted { a, b in
             switch (a.next, b.next) {
@@ -48,7 +51,7 @@ struct TimerTable {
             table.rows.append([
                 t.next.map(time.instant) ?? "-", left ?? "-", t.last.map(time.instant) ?? "-",
                 t.last.map { TimeText.span(milliseconds: now - $0, finest: .seconds) + " ago" } ?? "-", t.name, t.state,
-                RunResultText.text(outcome: t.outcome, exitCode: t.exitCode, signal: t.signal),
+                t.result,
             ])
         }
         return table.lines() + ["", "\(timers.count) task\(timers.count == 1 ? "" : "s") listed."]
@@ -63,7 +66,7 @@ struct TimerTable {
                 "last": t.last.map(ISO8601.string(fromMilliseconds:)) ?? NSNull(), "passedSeconds": t.last.map { TimeText.seconds(milliseconds: now - $0) } ?? NSNull(),
                 "lastOutcome": t.outcome ?? NSNull(), "lastExitCode": t.exitCode.flatMap { Int($0) } ?? NSNull(),
                 "lastSignal": t.signal.flatMap { Int($0) } ?? NSNull(),
-                "lastResult": t.outcome == nil ? NSNull() : RunResultText.text(outcome: t.outcome, exitCode: t.exitCode, signal: t.signal),
+                "lastResult": t.outcome == nil ? NSNull() : t.result,
             ] as [String: Any]
         }
     }

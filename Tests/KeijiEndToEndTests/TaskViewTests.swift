@@ -1,4 +1,6 @@
 import Foundation
+import KeijiCore
+import KeijiJournal
 import Testing
 
 /// `keiji task --list` (every task by its next run, like `systemctl list-timers`) and `keiji task --runs` (one
@@ -143,5 +145,41 @@ struct TaskViewTests {
         }
         TaskCommandTests().refused(try await s.keiji("task", "--runs", "--name=nosuch"), saying: "no task named nosuch")
         #expect(try await s.keiji("system", "--stop").status == 0)
+    }
+
+    /// A run journaled as started that ended before its process began (a stop, a `--disable` or `--delete` within
+    /// the firing lead) is listed without a start, duration or lateness, as `stopped (never began)`, by `--runs`
+    /// and `--list`, text and JSON.
+    @Test func aRunThatNeverBeganIsListedWithoutAStart() async throws {
+        let s = try Session()
+        defer { s.cleanUp() }
+        #expect(try await s.keiji("init").status == 0)
+        try await create(s, "lead", "true", every: "1h")
+        // The two records a stop writes for a run it ends unbegun (FiringLeadTests makes them with a real engine).
+        let task = try TaskName("lead"), slot: Int64 = 1_796_000_000
+        let journal = try Journal.open(directory: Workspace(home: s.home).journalDirectory)
+        for entry in [JournalEntry(at: slot * 1000, .runStarted(RunStart(runID: "unbegun", task: task, slot: slot, attempt: 1, trigger: .schedule))),
+                      JournalEntry(at: slot * 1000, .runFinished(RunEnd(runID: "unbegun", task: task, outcome: .stopped, exitCode: nil, signal: nil,
+                                                                        durationMs: 0, latenessMs: nil, final: true,
+                                                                        message: RunEnd.notBegunMessage("the scheduler stopped"))))] {
+            _ = try await journal.append(try entry.encoded())
+        }
+        try await journal.close()
+        try await create(s, "other", "true", every: "1h")  // an offline command brings the view up to the journal
+
+        let runs = try jsonList(try await s.keiji("task", "--runs", "--name=lead", "--json"))
+        #expect(runs.count == 1, "\(runs)")
+        let run = try #require(runs.first)
+        #expect(run["start"] is NSNull && run["durationSeconds"] is NSNull && run["latenessSeconds"] is NSNull, "\(run)")
+        #expect(run["slot"] is String && run["outcome"] as? String == "stopped" && run["result"] as? String == "stopped (never began)", "\(run)")
+        #expect(run["message"] as? String == "the scheduler stopped before the run began", "\(run)")
+        let text = try await s.keiji("task", "--runs", "--name=lead")
+        let row = try #require(table(text.stdout).dropFirst().first, "\(text.stdout)")
+        #expect(Array(row[1...4]) == ["-", "-", "-", "stopped (never began)"], "\(text.stdout)")
+
+        let list = try await s.keiji("task", "--list")
+        #expect(table(list.stdout).contains { $0.contains("lead") && $0.last == "stopped (never began)" }, "\(list.stdout)")
+        let timers = try jsonList(try await s.keiji("task", "--list", "--json"))
+        #expect(timers.first { $0["task"] as? String == "lead" }?["lastResult"] as? String == "stopped (never began)", "\(timers)")
     }
 }

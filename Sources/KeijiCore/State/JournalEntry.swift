@@ -124,6 +124,18 @@ public struct RunEnd: Codable, Sendable, Equatable {
     }
 }
 
+extension RunEnd {
+    /// The message of a run journaled as started whose process never began (the scheduler stopped, or a command
+    /// or a failure came within the firing lead): `why`, then " before the run began". Readers tell such a run
+    /// from one that ran by it (``neverBegan(message:)``): `task --runs` shows no start or duration for it.
+    public static func notBegunMessage(_ why: String) -> String { why + notBegunSuffix }
+
+    /// Whether `message` is a ``notBegunMessage(_:)``.
+    public static func neverBegan(message: String?) -> Bool { message?.hasSuffix(notBegunSuffix) == true }
+
+    private static let notBegunSuffix = " before the run began"
+}
+
 public struct RunMissed: Codable, Sendable, Equatable {
     public enum Reason: String, Codable, Sendable { case overlap, downtime, error }
     public var task: TaskName

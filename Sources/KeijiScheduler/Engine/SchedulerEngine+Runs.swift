@@ -233,16 +233,16 @@ extension SchedulerEngine {
         _ = try? await record(entries: started.map { run in
             JournalEntry(at: max(now, run.firing.fireAtMs), .runFinished(RunEnd(
                 runID: run.runID, task: run.firing.task, outcome: .stopped, exitCode: nil, signal: nil, durationMs: 0,
-                latenessMs: nil, final: true, message: "the scheduler stopped before the run began")))
+                latenessMs: nil, final: true, message: RunEnd.notBegunMessage("the scheduler stopped"))))
         })
         for run in started { unregisterRun(run.runID) }
     }
 
     /// Why a scheduled run whose `run.started` is durable must not begin, from its task's state now (nil: it begins).
     static func reasonNotToBegin(_ task: TaskState?) -> String? {
-        guard let task else { return "the task was deleted before the run began" }
-        if task.isDisabled { return "the task was disabled before the run began" }
-        if task.isError { return "the task was in error before the run began" }
+        guard let task else { return RunEnd.notBegunMessage("the task was deleted") }
+        if task.isDisabled { return RunEnd.notBegunMessage("the task was disabled") }
+        if task.isError { return RunEnd.notBegunMessage("the task was in error") }
         return nil
     }
 
