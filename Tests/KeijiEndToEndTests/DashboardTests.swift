@@ -224,6 +224,27 @@ struct DashboardTests {
         #expect(try await s.keiji("system", "--stop").status == 0)
     }
 
+    /// A run that ended before its process began is listed as on `keiji task --runs`: no start, duration or
+    /// lateness, `stopped (never began)`, and the overview's last result says the same.
+    @Test func aRunThatNeverBeganHasNoStartOnTheDashboard() async throws {
+        let s = try Session()
+        defer { s.cleanUp() }
+        let port = try MetricsEndpointTests.freePort()
+        try await Self.initialize(s, dashboardPort: port)
+        let create = try await s.run(["task", "--create", "--name=lead", "--desc=x", "--command", "true", "--every", "1h"])
+        #expect(create.status == 0, "\(create.stdout)\(create.stderr)")
+        try await TaskViewTests.journalARunThatNeverBegan(s, task: "lead")
+        #expect(try await s.keiji("system", "--start").status == 0)
+        let cookie = try await Self.logIn(port, token: try MetricsEndpointTests.token(s))
+        let page = try await Self.request(port, "GET", "/tasks/lead", cookie: cookie)
+        let row = try #require(page.body.components(separatedBy: "<tr>").first { $0.contains("the scheduler stopped before the run began") },
+                               "\(page.body)")
+        let cells = row.components(separatedBy: "<td").dropFirst().map { $0.drop { $0 != ">" }.dropFirst().prefix { $0 != "<" } }
+        #expect(cells.count == 8 && Array(cells[1...4]) == ["-", "-", "-", "stopped (never began)"], "\(row)")
+        #expect(try await Self.request(port, "GET", "/", cookie: cookie).body.contains("stopped (never began)"))
+        #expect(try await s.keiji("system", "--stop").status == 0)
+    }
+
     /// A dashboard port that is taken costs the dashboard, not the scheduler: it says so in one line of its log.
     @Test func aTakenPortLeavesTheSchedulerRunningWithoutTheDashboard() async throws {
         let (squatter, port) = try MetricsEndpointTests.listeningSocket()

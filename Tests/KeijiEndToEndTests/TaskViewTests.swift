@@ -155,16 +155,7 @@ struct TaskViewTests {
         defer { s.cleanUp() }
         #expect(try await s.keiji("init").status == 0)
         try await create(s, "lead", "true", every: "1h")
-        // The two records a stop writes for a run it ends unbegun (FiringLeadTests makes them with a real engine).
-        let task = try TaskName("lead"), slot: Int64 = 1_796_000_000
-        let journal = try Journal.open(directory: Workspace(home: s.home).journalDirectory)
-        for entry in [JournalEntry(at: slot * 1000, .runStarted(RunStart(runID: "unbegun", task: task, slot: slot, attempt: 1, trigger: .schedule))),
-                      JournalEntry(at: slot * 1000, .runFinished(RunEnd(runID: "unbegun", task: task, outcome: .stopped, exitCode: nil, signal: nil,
-                                                                        durationMs: 0, latenessMs: nil, final: true,
-                                                                        message: RunEnd.notBegunMessage("the scheduler stopped"))))] {
-            _ = try await journal.append(try entry.encoded())
-        }
-        try await journal.close()
+        try await Self.journalARunThatNeverBegan(s, task: "lead")
         try await create(s, "other", "true", every: "1h")  // an offline command brings the view up to the journal
 
         let runs = try jsonList(try await s.keiji("task", "--runs", "--name=lead", "--json"))
@@ -181,5 +172,20 @@ struct TaskViewTests {
         #expect(table(list.stdout).contains { $0.contains("lead") && $0.last == "stopped (never began)" }, "\(list.stdout)")
         let timers = try jsonList(try await s.keiji("task", "--list", "--json"))
         #expect(timers.first { $0["task"] as? String == "lead" }?["lastResult"] as? String == "stopped (never began)", "\(timers)")
+    }
+
+    /// Appends to the session's journal (no scheduler running) the two records a stop writes for a run of `task` it
+    /// ends before the run began (FiringLeadTests makes them with a real engine), for the slot of this second: a
+    /// scheduler started after it has no slot of an hourly task to catch up.
+    static func journalARunThatNeverBegan(_ s: Session, task name: String) async throws {
+        let task = try TaskName(name), slot = Int64(Date().timeIntervalSince1970)
+        let journal = try Journal.open(directory: Workspace(home: s.home).journalDirectory)
+        for entry in [JournalEntry(at: slot * 1000, .runStarted(RunStart(runID: "unbegun", task: task, slot: slot, attempt: 1, trigger: .schedule))),
+                      JournalEntry(at: slot * 1000, .runFinished(RunEnd(runID: "unbegun", task: task, outcome: .stopped, exitCode: nil, signal: nil,
+                                                                        durationMs: 0, latenessMs: nil, final: true,
+                                                                        message: RunEnd.notBegunMessage("the scheduler stopped"))))] {
+            _ = try await journal.append(try entry.encoded())
+        }
+        try await journal.close()
     }
 }

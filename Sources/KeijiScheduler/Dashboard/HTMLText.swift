@@ -87,20 +87,4 @@ struct DashboardTime {
         if spec.jitterSeconds > 0 { text += ", jitter up to \(spec.jitterSeconds) s" }
         return text
     }
-
-    /// A run's result in a word or three, as `keiji task --runs` prints it.
-    static func result(_ run: RunSummary) -> String {
-        switch run.outcome {
-        case "succeeded": return "succeeded"
-        case "failed":
-            if let signal = run.signal { return "killed (signal \(signal))" }
-            return run.exitCode.map { "failed (exit \($0))" } ?? "failed"
-        case "timedOut": return "timed out"
-        case "spawnFailed": return "could not start"
-        default:
-            let word = run.outcome.hasPrefix("missed(") ? "missed (" + run.outcome.dropFirst("missed(".count) : run.outcome
-            if let signal = run.signal { return "\(word) (signal \(signal))" }
-            return run.exitCode.map { "\(word) (exit \($0))" } ?? word
-        }
-    }
 }

@@ -22,7 +22,7 @@ struct OverviewPage {
             let next = snapshot.nextFireMs[name]
             let left = next.map { $0 >= snapshot.nowMs ? DashboardTime.span(milliseconds: $0 - snapshot.nowMs)
                                                         : "overdue " + DashboardTime.span(milliseconds: snapshot.nowMs - $0) }
-            let last = task.recentRuns.last.map(DashboardTime.result) ?? "-"
+            let last = task.recentRuns.last?.resultText ?? "-"
             rows += """
                 <tr data-task="\(HTMLText.escape(name.rawValue))"><td><a href="/tasks/\(HTMLText.pathSegment(name.rawValue))">\(HTMLText.escape(name.rawValue))</a></td>
                 <td class="state-\(state)">\(state)</td><td>\(HTMLText.escape(time.schedule(task.definition.schedule)))</td>

@@ -12,8 +12,8 @@ struct RunChart {
     func svg(_ runs: [RunSummary]) -> String {
         let top = labelled ? 18 : 2, bottom = labelled ? 16 : 2, left = labelled ? 56 : 2
         let plotHeight = Double(height - top - bottom), plotWidth = Double(width - left - 4)
-        let durations = runs.map { run in run.startedAt.map { max(0, run.finishedAt - $0) } }
-        let largest = max(1, (durations.compactMap { $0 } + runs.compactMap(\.latenessMs)).max() ?? 1)
+        let durations = runs.map { run in run.began.map { max(0, run.finishedAt - $0) } }
+        let largest = max(1, (durations.compactMap { $0 } + runs.compactMap(\.beganLatenessMs)).max() ?? 1)
         // A bar per run, at most as wide as a full chart of recentRunLimit runs would make it: two runs are not two slabs.
         let slot = plotWidth / Double(max(runs.count, SchedulerState.recentRunLimit))
         var parts: [String] = []
@@ -33,9 +33,9 @@ struct RunChart {
             let color = run.outcome == "succeeded" ? "#1664c0" : "#b3261e"
             let duration = durations[index] ?? 0
             let barHeight = max(1, Double(top) + plotHeight - y(duration))
-            let tip = HTMLText.escape("\(DashboardTime.result(run)), took \(durations[index].map(DashboardTime.span) ?? "-"), late \(run.latenessMs.map(DashboardTime.span) ?? "-")")
+            let tip = HTMLText.escape("\(run.resultText), took \(durations[index].map(DashboardTime.span) ?? "-"), late \(run.beganLatenessMs.map(DashboardTime.span) ?? "-")")
             parts.append(##"<rect x="\##(fmt(x + slot * 0.15))" y="\##(fmt(Double(top) + plotHeight - barHeight))" width="\##(fmt(max(1, slot * 0.7)))" height="\##(fmt(barHeight))" fill="\##(color)"><title>\##(tip)</title></rect>"##)
-            if let late = run.latenessMs {
+            if let late = run.beganLatenessMs {
                 parts.append(##"<circle cx="\##(fmt(x + slot / 2))" cy="\##(fmt(y(late)))" r="\##(labelled ? 3 : 2)" fill="#e08a00"/>"##)
             }
         }

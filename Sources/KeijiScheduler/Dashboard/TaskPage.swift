@@ -45,11 +45,11 @@ struct TaskPage {
         let factList = facts.map { "<dt>\(HTMLText.escape($0.0))</dt><dd>\(HTMLText.escape($0.1))</dd>" }.joined()
         var runRows = ""
         for run in task.recentRuns.reversed() {
-            let duration = run.startedAt.map { DashboardTime.span(milliseconds: run.finishedAt - $0) } ?? "-"
+            let duration = run.began.map { DashboardTime.span(milliseconds: run.finishedAt - $0) } ?? "-"
             runRows += """
-                <tr><td>\(run.slot.map { time.instant(milliseconds: $0 * 1000) } ?? "-")</td><td>\(run.startedAt.map(time.instant) ?? "-")</td>
-                <td>\(duration)</td><td>\(run.latenessMs.map(DashboardTime.span) ?? "-")</td>
-                <td class="\(run.outcome == "succeeded" ? "ok" : "bad")">\(HTMLText.escape(DashboardTime.result(run)))</td>
+                <tr><td>\(run.slot.map { time.instant(milliseconds: $0 * 1000) } ?? "-")</td><td>\(run.began.map(time.instant) ?? "-")</td>
+                <td>\(duration)</td><td>\(run.beganLatenessMs.map(DashboardTime.span) ?? "-")</td>
+                <td class="\(run.outcome == "succeeded" ? "ok" : "bad")">\(HTMLText.escape(run.resultText))</td>
                 <td>\(run.attempt)</td><td>\(HTMLText.escape(run.trigger))</td><td>\(HTMLText.escape(run.message ?? ""))</td></tr>
 
                 """
