@@ -16,10 +16,13 @@ public final class PostgresConnection {
     public private(set) var roundTrips = 0
     /// The session's prepared statements, by their text. keiji sends a few dozen statements over and over: parsed,
     /// analysed and planned at every call, that was about a quarter of the server's CPU under a three-node cluster's
-    /// claims and flushes. A new session has none (the server drops them with the old one).
+    /// claims and flushes. A statement is prepared at its second use, so a short session (a CLI command, which sends
+    /// most statements once) pays no extra round trip. A new session has none (the server drops them with the old one).
     private var prepared: [String: String] = [:]
-    /// More distinct texts than keiji's own statements (text built with values in it would grow it without end):
-    /// past it, a statement is sent whole each time, as before.
+    /// Texts sent once in this session, not prepared yet.
+    private var sentOnce: Set<String> = []
+    /// More distinct texts than keiji's own statements (text built with values in it would grow them without end):
+    /// past it, a statement is sent whole each time.
     static let preparedLimit = 128
     /// Sessions re-established after the server dropped one (a restart, `pg_terminate_backend`): a new session
     /// may find the server lost what an earlier one committed without waiting for the WAL flush.
@@ -110,11 +113,15 @@ public final class PostgresConnection {
         return try rows(of: result, sql: sql)
     }
 
-    /// The session's name for `sql`, prepared on its first use (one round trip more, once); nil past
-    /// ``preparedLimit``.
+    /// The session's name for `sql`, prepared at its second use (one round trip more, once); nil at its first
+    /// use and past ``preparedLimit``.
     private func preparedStatement(_ sql: String, parameterCount: Int) throws -> String? {
         if let name = prepared[sql] { return name }
         guard prepared.count < Self.preparedLimit else { return nil }
+        guard sentOnce.remove(sql) != nil else {
+            if sentOnce.count < Self.preparedLimit { sentOnce.insert(sql) }
+            return nil
+        }
         let name = "keiji_\(prepared.count + 1)"
         try rows(of: keiji_PQprepareText(connection, name, sql, Int32(parameterCount)), sql: sql)
         prepared[sql] = name
@@ -173,7 +180,7 @@ public final class PostgresConnection {
 
     private func reconnectIfBroken() throws {
         guard keiji_PQstatus(connection) == keiji_CONNECTION_BAD else { return }
-        prepared = [:]
+        (prepared, sentOnce) = ([:], [])
         keiji_PQreset(connection)
         guard keiji_PQstatus(connection) == keiji_CONNECTION_OK else {
             throw KeijiError(.database, "\(name): cannot reconnect: \(Self.redact(Self.oneLine(String(cString: keiji_PQerrorMessage(connection))), secrets))")
