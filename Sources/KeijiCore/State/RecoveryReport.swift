@@ -77,9 +77,12 @@ public struct RecoveryReport: Codable, Sendable, Equatable {
 
         /// ``slotsRunElsewhere`` in words (nil when none).
         public var slotsRunElsewhereSummary: String? {
-            slotsRunElsewhere.map { "\($0) slot(s) that passed while this node was down were settled by other nodes: run there, or given up by their "
-                + "catch-up or overlap policy (not missed, not caught up here)" }
+            slotsRunElsewhere.map { "\($0) slot(s) that passed while this node was down were \(Self.settledElsewhere): not missed, not caught up here" }
         }
+
+        /// What became of the slots a node passes over (``slotsRunElsewhere``), in the words of the report's summary
+        /// and of the scheduler's log after a stall.
+        public static let settledElsewhere = "settled by other nodes (run there, or given up by their catch-up or overlap policy)"
 
         /// ``ownClaims`` in words (nil when none).
         public var ownClaimsSummary: String? {

@@ -266,7 +266,7 @@ extension SchedulerEngine {
     /// not answer) follows the catch-up rule at the next firing.
     private func settleStallInCluster(_ names: [TaskName]) async {
         if let passed = await skipSlotsClaimedElsewhere(of: names) {
-            note("cluster: \(passed) slots of \(names.count) tasks passed during a stall and were settled by other nodes (run there, or given up by their catch-up or overlap policy)")
+            note("cluster: \(passed) slots of \(names.count) tasks passed during a stall and were \(RecoveryReport.Cluster.settledElsewhere)")
         }
         guard phase == .running else { return }
         stallsLookedUp.formUnion(names)
