@@ -101,26 +101,6 @@ struct ClusterDatabaseTests {
         return walk(try JSONSerialization.jsonObject(with: Data(json.utf8)))
     }
 
-    /// A slot a node skipped by its overlap policy is held by it, finished: no other node claims it (directly or
-    /// after a lookup), nobody takes it over, and a slot another node held first stays that node's, unlocked.
-    @Test func aSkippedSlotIsHeldFinishedAndClaimedByNoOne() throws {
-        let (url, drop) = try TestPostgres.makeDatabase()
-        defer { drop() }
-        let a = try ClusterDatabase(url: url, node: "a"), b = try ClusterDatabase(url: url, node: "b")
-        try a.join()
-        let (s1, s2) = (ClaimedSlot(task: "t", slot: 1), ClaimedSlot(task: "t", slot: 2))
-        #expect(try b.claim([("t", 2)]) == [s2])
-        #expect(try a.hold([s1, s2]) == [s1], "a holds the free slot, not b's")
-        let locked = try a.connection.query("SELECT task || '/' || slot FROM keiji_claims WHERE xmax <> 0").compactMap { $0.first ?? nil }
-        #expect(locked.isEmpty, "the hold locked no row it met: \(locked)")
-        #expect(try b.claim([("t", 1)]).isEmpty && b.claim([], lookingUpFirst: [s1]).isEmpty, "b cannot claim the skipped slot")
-        #expect(try a.claim([("t", 1)]).isEmpty, "not even a: it decided not to run it")
-        #expect(try a.holders(of: [s1, s2]) == [s1: "a", s2: "b"])
-        try a.leave()
-        #expect(try b.takeOver(afterSeconds: 10).isEmpty, "a held slot is no unfinished claim to take over")
-        #expect(try a.ownUnfinishedClaims().isEmpty)
-    }
-
     /// A node claiming slots that are normally another's (after the fallback delay) looks them up first: it gets
     /// the ones nobody holds, its own back, and leaves the other node's rows unlocked (`xmax` stays 0; a claim
     /// that meets a row locks it, which the plain claim shows).

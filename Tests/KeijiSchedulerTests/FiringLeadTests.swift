@@ -167,4 +167,24 @@ struct FiringLeadTests {
         await engine.awaitSlots(awaiting(9_500))
         #expect(await engine.momentsOfRunsAwaitingSlot == [3_000, 5_000, 6_000, 7_000, 8_000, 9_000, 9_500])
     }
+
+    /// A slot skipped by the overlap policy whose claim another node won is not recorded missed here (it runs
+    /// there): its `run.missed` leaves the batch, and every other firing keeps its record.
+    @Test func aSkippedSlotLostToAnotherNodeLeavesTheBatch() throws {
+        let (a, b) = (try TaskName("a"), try TaskName("b"))
+        let start = RunStart(runID: "run-1", task: b, slot: 7, attempt: 1, trigger: .schedule, interruptions: nil)
+        let prepared = SchedulerEngine.PreparedFirings(
+            events: [.runMissed(RunMissed(task: a, slot: 5, count: 1, reason: .overlap)), .runStarted(start),
+                     .runMissed(RunMissed(task: a, slot: 6, count: 1, reason: .overlap)),
+                     .runMissed(RunMissed(task: a, slot: 5, count: 3, reason: .downtime))],
+            recordIndex: [0, nil, 1, 2], started: [],
+            skipped: [ClaimedSlot(task: "a", slot: 5), ClaimedSlot(task: "a", slot: 6)])
+        let kept = prepared.droppingSkips([ClaimedSlot(task: "a", slot: 5)])
+        #expect(kept.events.count == 3, "\(kept.events)")
+        #expect(kept.recordIndex == [nil, nil, 0, 1])
+        #expect(kept.skipped == [ClaimedSlot(task: "a", slot: 6)])
+        guard case .runStarted(let first) = kept.events[0], case .runMissed(let second) = kept.events[1],
+              case .runMissed(let given) = kept.events[2] else { Issue.record("\(kept.events)"); return }
+        #expect(first.runID == "run-1" && second.slot == 6 && given.reason == .downtime)
+    }
 }

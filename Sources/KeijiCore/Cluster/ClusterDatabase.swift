@@ -229,22 +229,6 @@ public final class ClusterDatabase {
         return wanted.isEmpty ? [] : try claim(wanted.map { ($0.task, $0.slot) })
     }
 
-    /// Holds `slots` for this node as finished, where no node holds them yet: slots this node decided not to run
-    /// (its overlap policy skipped them while a run of their task went on here), so that no other node claims and
-    /// runs them. A slot held already, by any node, is left as it is (no row is locked: `DO NOTHING`).
-    /// - Returns: the slots this call held.
-    @discardableResult
-    public func hold(_ slots: Set<ClaimedSlot>) throws -> Set<ClaimedSlot> {
-        guard !slots.isEmpty else { return [] }
-        let rows = try connection.query("""
-            INSERT INTO keiji_claims (task, slot, node, finished)
-            SELECT t, s, $3, true FROM unnest($1::text[], $2::bigint[]) AS u(t, s) ORDER BY t COLLATE "C", s
-            ON CONFLICT (task, slot) DO NOTHING
-            RETURNING task, slot
-            """, Self.unnestParameters(slots) + [node])
-        return Self.claimedSlots(in: rows)
-    }
-
     /// Marks the runs of `slots` ended (their last attempt finished, whatever its outcome): a claim left
     /// unfinished by a node that dies or stops is taken over by another (``takeOver(afterSeconds:)``).
     ///

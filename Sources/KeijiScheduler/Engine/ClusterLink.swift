@@ -39,8 +39,6 @@ actor ClusterLink {
     /// Whether claims are held back for the backlog (logged when that starts and ends).
     private var claimsHeldBack = false
     static let finishDelay: Duration = .milliseconds(100)
-    /// Slots skipped here by the overlap policy, to hold (``hold(_:)``), and whether a send is queued.
-    private nonisolated let pendingHolds = Mutex<(slots: [ClaimedSlot], sendQueued: Bool)>(([], false))
     /// The task binaries the commands name, downloaded beside this link (on their own thread).
     nonisolated let downloads: ClusterBinaryDownloads
     /// This node's heartbeat, beside this link (its own connection and thread: see ``ClusterHeartbeat``).
@@ -131,30 +129,6 @@ actor ClusterLink {
             try? await Task.sleep(for: Self.finishDelay)
             await self.sendFinishes()
         }
-    }
-
-    /// Holds `slots`, which this node skipped by the overlap policy while a run of their task went on here, as
-    /// finished: the other nodes, which claim a task's slots only after the fallback delay when this node is its
-    /// preferred one, then find them held and leave them, instead of running them beside that run. A slot another
-    /// node holds already stays its (it runs there). Sent on this link's thread without the caller waiting, like
-    /// the finish marks; one that fails is not sent again (its use is over once the fallback delay has passed).
-    nonisolated func hold(_ slots: [ClaimedSlot]) {
-        guard !slots.isEmpty else { return }
-        let queueSend = pendingHolds.withLock { pending in
-            pending.slots += slots
-            defer { pending.sendQueued = true }
-            return !pending.sendQueued
-        }
-        guard queueSend else { return }
-        Task { await self.sendHolds() }
-    }
-
-    private func sendHolds() {
-        let slots = pendingHolds.withLock { pending in
-            defer { pending = ([], false) }
-            return Set(pending.slots)
-        }
-        _ = attempt("hold slots skipped by the overlap policy", "\(slots.count) slots") { try opened().hold(slots) }
     }
 
     /// Sends the finish marks waiting now (kept when the database fails). A claim made after this call comes after

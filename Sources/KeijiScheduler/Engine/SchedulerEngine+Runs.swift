@@ -56,8 +56,9 @@ extension SchedulerEngine {
         /// a re-run's, a catch-up's. Their claims are marked finished, or another node would take them over
         /// once this one stops or dies, and run them.
         var released: [ClaimedSlot] = []
-        /// Scheduled slots skipped here by the overlap policy: held in the database as finished, so that no other
-        /// node (normally waiting out the fallback delay for them) runs them while this node's run goes on.
+        /// Scheduled slots skipped here by the overlap policy. Claimed in the same statement as the slots that run
+        /// (and marked finished once their `run.missed` is durable), so that no other node, normally waiting out
+        /// the fallback delay for them, runs them while this node's run goes on.
         var skipped: [ClaimedSlot] = []
 
         /// Splits the started firings by `keep`: `part` has those kept and every other record (`run.missed`),
@@ -83,6 +84,24 @@ extension SchedulerEngine {
             part.recordIndex = recordIndex.map { $0.flatMap { partIndex[$0] } }
             rest.recordIndex = recordIndex.map { $0.flatMap { restIndex[$0] } }
             return (part, rest)
+        }
+
+        /// Without the skipped slots in `lost` and their `run.missed` records: another node holds those slots, so
+        /// they are not this node's to record (they run there).
+        func droppingSkips(_ lost: Set<ClaimedSlot>) -> PreparedFirings {
+            guard !lost.isEmpty else { return self }
+            var kept = self
+            var keptIndex = [Int?](repeating: nil, count: events.count)
+            kept.events = []
+            for (index, event) in events.enumerated() {
+                if case .runMissed(let missed) = event, missed.reason == .overlap, missed.count == 1,
+                   lost.contains(ClaimedSlot(task: missed.task.rawValue, slot: missed.slot)) { continue }
+                keptIndex[index] = kept.events.count
+                kept.events.append(event)
+            }
+            kept.recordIndex = recordIndex.map { $0.flatMap { keptIndex[$0] } }
+            kept.skipped = skipped.filter { !lost.contains($0) }
+            return kept
         }
     }
 
@@ -151,11 +170,9 @@ extension SchedulerEngine {
         let won = await keepClaimed(now.part, cluster)
         claimsWon(won.started.map(\.runID))
         let first = await journalAndSpawn(won)
-        // Held once their run.missed records are durable (a crash in between would leave a slot held by this node
-        // that no journal mentions); not by a node alone in the cluster, where no one else would claim them.
-        if !won.skipped.isEmpty, first.contains(where: { $0 != nil }), preference.nodes.count > 1, phase == .running {
-            cluster.hold(won.skipped)
-        }
+        // The skipped slots' claims are finished once their run.missed records are durable: a crash in between
+        // leaves a claim that no journal settles, which the restart runs as a slot that never began.
+        if first.contains(where: { $0 != nil }) { cluster.finished(won.skipped) }
         guard let later = now.rest else { return first }
         let kept = await keepClaimed(later, cluster, preferredElsewhere: true)
         claimsWon(kept.started.map(\.runID))
@@ -246,29 +263,32 @@ extension SchedulerEngine {
         return nil
     }
 
-    /// In a cluster, claims the batch's slots in one statement and drops the firings of slots another node holds
-    /// (it runs them) or that could not be claimed (the database is unreachable: this node starts no slot).
+    /// In a cluster, claims the batch's slots in one statement (those skipped by the overlap policy too) and drops
+    /// the firings and skips of slots another node holds (it runs them), and the firings of slots that could not
+    /// be claimed (the database is unreachable: this node starts no slot; its skips are still recorded, unclaimed).
     /// Manual runs (`--run`) have no slot and start on the node that took the command. A stopping node claims
     /// nothing more: the other nodes claim those slots as usual. Slots `preferredElsewhere` are claimed after the
     /// fallback delay, together with those of other ticks (see ``claimAfterFallbackDelay(_:)``).
     private func keepClaimed(_ prepared: PreparedFirings, _ cluster: ClusterLink, preferredElsewhere: Bool = false) async -> PreparedFirings {
-        let slots = prepared.started.compactMap(\.firing.claimedSlot)
+        let slots = prepared.started.compactMap(\.firing.claimedSlot) + prepared.skipped
         guard !slots.isEmpty else { return prepared }
         let answer = preferredElsewhere ? await claimAfterFallbackDelay(slots) : await claim(slots, cluster)
         guard let held = answer else {
             // The database failed: no slot starts now; they are claimed again, by their catch-up policy, once it answers.
-            let kept = prepared.subset { $0.slot == nil }
+            var kept = prepared.subset { $0.slot == nil }
             for run in kept.rest?.started ?? [] {
                 unregisterRun(run.runID)
                 if let slot = run.firing.slot { rememberUnclaimed(run.firing.task, slot: slot) }
             }
+            kept.part.skipped = []
             return kept.part
         }
         guard held.count < slots.count else { return prepared }
         let kept = prepared.subset { firing in firing.claimedSlot.map { held.contains($0) } ?? true }
         for run in kept.rest?.started ?? [] { unregisterRun(run.runID) }
-        slotsHeldElsewhere += kept.rest?.started.count ?? 0
-        return kept.part
+        let lostSkips = Set(prepared.skipped).subtracting(held)
+        slotsHeldElsewhere += (kept.rest?.started.count ?? 0) + lostSkips.count
+        return kept.part.droppingSkips(lostSkips)
     }
 
     /// Claims `slots` now (nil when the database failed). Slots `lookUpFirst` are normally held by their preferred
