@@ -23,8 +23,11 @@ func startBus(requestTimeout: Duration = .seconds(30), handshakeDeadline: Durati
 }
 
 /// Polls `condition` every 10 ms until it holds or `limit` passes (it returns as soon as it holds; the
-/// limit is only reached on failure, so it is generous for a loaded 2-core machine).
-func eventually(within limit: Duration = .seconds(30), _ condition: @Sendable () async -> Bool) async -> Bool {
+/// limit is only reached on failure, so it is generous for a loaded 2-core machine). 90 s: in a full suite on two
+/// cores with one kept busy, the journal's every-offset tests beside the 100,000-task test kept this process's
+/// cooperative pool so busy that a relay over Unix sockets took over 30 s to connect (it connects in milliseconds
+/// alone, and in 90–107 s of a full suite the whole test passed).
+func eventually(within limit: Duration = .seconds(90), _ condition: @Sendable () async -> Bool) async -> Bool {
     let deadline = ContinuousClock.now + limit
     while ContinuousClock.now < deadline {
         if await condition() { return true }
