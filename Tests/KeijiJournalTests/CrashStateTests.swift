@@ -132,13 +132,11 @@ struct CrashStateTests {
     }
 
     @Test func appendAndRollSurvivesACrashAtEveryOperation() async throws {
-        try await onOwnThread {
-            let coverage = try await enumerate(Self.appendAndRoll, imagesPerPoint: 8)
-            print("crash states (append and roll): \(coverage.points) points, \(coverage.distinctImages.count) distinct images, repairs \(coverage.repairKinds)")
-            #expect(coverage.distinctImages.count > coverage.points, "torn, dropped and reordered writes give more states than crash points")
-            #expect(coverage.repairKinds.isSuperset(of: [.tornTailTruncated, .temporaryFileRemoved]), "\(coverage.repairKinds)")
-            #expect(coverage.acknowledgedMax == 21 && coverage.repairedImages > 0 && coverage.interruptedRecoveries > 0)
-        }
+        let coverage = try await enumerate(Self.appendAndRoll, imagesPerPoint: 8)
+        print("crash states (append and roll): \(coverage.points) points, \(coverage.distinctImages.count) distinct images, repairs \(coverage.repairKinds)")
+        #expect(coverage.distinctImages.count > coverage.points, "torn, dropped and reordered writes give more states than crash points")
+        #expect(coverage.repairKinds.isSuperset(of: [.tornTailTruncated, .temporaryFileRemoved]), "\(coverage.repairKinds)")
+        #expect(coverage.acknowledgedMax == 21 && coverage.repairedImages > 0 && coverage.interruptedRecoveries > 0)
     }
 
     /// The same (with one early roll, so a seal has zeros to cut) on segments the writer and every recovery
@@ -146,29 +144,25 @@ struct CrashStateTests {
     /// space that already holds zeros, or a seal with its zeros not yet cut, and the zeros after the last
     /// frame must read as unused space, never as records or as damage that loses one.
     @Test func appendAndRollSurvivesACrashAtEveryOperationInPreallocatedSegments() async throws {
-        try await onOwnThread {
-            let (full, _) = await Self.run(Self.appendRollEarlyAndRoll, crashAt: nil, preallocation: 512)
-            let segments = full.allContents(in: "/j").filter { $0.key.hasSuffix(".jnl") }
-            #expect(segments.count > 2 && segments.values.allSatisfy { (try? SegmentHeader.decode($0).get())?.isPreallocated == true })
-            let unused = try segments.map { name, bytes in
-                SegmentScanner().scan(bytes, name: try #require(SegmentName(fileName: String(name.split(separator: "/").last!)))).preallocatedBytes
-            }
-            #expect(unused.filter { $0 > 0 }.count == 1, "only the active segment has zeros after its last frame: \(unused)")
-            let coverage = try await enumerate(Self.appendRollEarlyAndRoll, imagesPerPoint: 8, preallocation: 512)
-            print("crash states (append and roll, preallocated): \(coverage.points) points, \(coverage.distinctImages.count) distinct images, repairs \(coverage.repairKinds)")
-            #expect(coverage.distinctImages.count > coverage.points, "torn, dropped and reordered writes give more states than crash points")
-            #expect(coverage.repairKinds.isSuperset(of: [.tornTailTruncated, .temporaryFileRemoved]), "\(coverage.repairKinds)")
-            #expect(coverage.acknowledgedMax == 25 && coverage.repairedImages > 0 && coverage.interruptedRecoveries > 0)
+        let (full, _) = await Self.run(Self.appendRollEarlyAndRoll, crashAt: nil, preallocation: 512)
+        let segments = full.allContents(in: "/j").filter { $0.key.hasSuffix(".jnl") }
+        #expect(segments.count > 2 && segments.values.allSatisfy { (try? SegmentHeader.decode($0).get())?.isPreallocated == true })
+        let unused = try segments.map { name, bytes in
+            SegmentScanner().scan(bytes, name: try #require(SegmentName(fileName: String(name.split(separator: "/").last!)))).preallocatedBytes
         }
+        #expect(unused.filter { $0 > 0 }.count == 1, "only the active segment has zeros after its last frame: \(unused)")
+        let coverage = try await enumerate(Self.appendRollEarlyAndRoll, imagesPerPoint: 8, preallocation: 512)
+        print("crash states (append and roll, preallocated): \(coverage.points) points, \(coverage.distinctImages.count) distinct images, repairs \(coverage.repairKinds)")
+        #expect(coverage.distinctImages.count > coverage.points, "torn, dropped and reordered writes give more states than crash points")
+        #expect(coverage.repairKinds.isSuperset(of: [.tornTailTruncated, .temporaryFileRemoved]), "\(coverage.repairKinds)")
+        #expect(coverage.acknowledgedMax == 25 && coverage.repairedImages > 0 && coverage.interruptedRecoveries > 0)
     }
 
     @Test func checkpointAndCompactionSurviveACrashAtEveryOperation() async throws {
-        try await onOwnThread {
-            let coverage = try await enumerate(Self.checkpointAndCompact, imagesPerPoint: 6)
-            print("crash states (checkpoint and compaction): \(coverage.points) points, \(coverage.distinctImages.count) distinct images, repairs \(coverage.repairKinds)")
-            #expect(coverage.distinctImages.count > coverage.points, "torn, dropped and reordered writes give more states than crash points")
-            #expect(coverage.repairKinds.contains(.temporaryFileRemoved), "\(coverage.repairKinds)")
-            #expect(coverage.acknowledgedMax == 18 && coverage.repairedImages > 0 && coverage.interruptedRecoveries > 0)
-        }
+        let coverage = try await enumerate(Self.checkpointAndCompact, imagesPerPoint: 6)
+        print("crash states (checkpoint and compaction): \(coverage.points) points, \(coverage.distinctImages.count) distinct images, repairs \(coverage.repairKinds)")
+        #expect(coverage.distinctImages.count > coverage.points, "torn, dropped and reordered writes give more states than crash points")
+        #expect(coverage.repairKinds.contains(.temporaryFileRemoved), "\(coverage.repairKinds)")
+        #expect(coverage.acknowledgedMax == 18 && coverage.repairedImages > 0 && coverage.interruptedRecoveries > 0)
     }
 }

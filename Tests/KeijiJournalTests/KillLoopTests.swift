@@ -15,63 +15,61 @@ struct KillLoopTests {
     }
 
     @Test func killNineLoopLosesNothingAcknowledged() async throws {
-        try await onOwnThread {
-            let directory = TemporaryDirectory("kill")
-            defer { directory.remove() }
-            let journalPath = directory.path + "/journal"
-            let writer = try #require(productBinary("keiji-journal-writer"), "keiji-journal-writer is built with the tests")
-            var rng = SeededGenerator(seed: UInt64(ProcessInfo.processInfo.environment["KEIJI_KILL_SEED"].flatMap(Int.init) ?? 20261123))
-            var acknowledged: [UInt64: Ack] = [:]
-            var totalAcks = 0
-            var repairsSeen = 0
+        let directory = TemporaryDirectory("kill")
+        defer { directory.remove() }
+        let journalPath = directory.path + "/journal"
+        let writer = try #require(productBinary("keiji-journal-writer"), "keiji-journal-writer is built with the tests")
+        var rng = SeededGenerator(seed: UInt64(ProcessInfo.processInfo.environment["KEIJI_KILL_SEED"].flatMap(Int.init) ?? 20261123))
+        var acknowledged: [UInt64: Ack] = [:]
+        var totalAcks = 0
+        var repairsSeen = 0
 
-            for iteration in 0..<Self.iterations {
-                let ackPath = directory.path + "/acks-\(iteration)"
-                let producers = [1, 1, 4, 16][Int.random(in: 0..<4, using: &rng)]
-                let mode = ["sync", "sync", "interval", "none"][Int.random(in: 0..<4, using: &rng)]
-                let process = Process()
-                process.executableURL = URL(fileURLWithPath: writer)
-                process.arguments = [journalPath, ackPath, "\(iteration)", "\(producers)", mode, "\(4096 + 32768)"]
-                let errors = Pipe()
-                process.standardError = errors
-                try process.run()
-                try await Task.sleep(for: .milliseconds(Int.random(in: 20...150, using: &rng)))
-                kill(process.processIdentifier, SIGKILL)
-                process.waitUntilExit()
-                let stderr = String(decoding: errors.fileHandleForReading.availableData, as: UTF8.self)
-                #expect(process.terminationReason == .uncaughtSignal, "iteration \(iteration): the writer exited by itself: \(stderr)")
+        for iteration in 0..<Self.iterations {
+            let ackPath = directory.path + "/acks-\(iteration)"
+            let producers = [1, 1, 4, 16][Int.random(in: 0..<4, using: &rng)]
+            let mode = ["sync", "sync", "interval", "none"][Int.random(in: 0..<4, using: &rng)]
+            let process = Process()
+            process.executableURL = URL(fileURLWithPath: writer)
+            process.arguments = [journalPath, ackPath, "\(iteration)", "\(producers)", mode, "\(4096 + 32768)"]
+            let errors = Pipe()
+            process.standardError = errors
+            try process.run()
+            try await Task.sleep(for: .milliseconds(Int.random(in: 20...150, using: &rng)))
+            kill(process.processIdentifier, SIGKILL)
+            process.waitUntilExit()
+            let stderr = String(decoding: errors.fileHandleForReading.availableData, as: UTF8.self)
+            #expect(process.terminationReason == .uncaughtSignal, "iteration \(iteration): the writer exited by itself: \(stderr)")
 
-                let acks = try parseAcks(at: ackPath)
-                totalAcks += acks.count
-                for ack in acks { acknowledged[ack.lsn] = ack }
+            let acks = try parseAcks(at: ackPath)
+            totalAcks += acks.count
+            for ack in acks { acknowledged[ack.lsn] = ack }
 
-                // Odd iterations read the files as the kill left them; even ones recover them first.
-                let contents: JournalDirectory
-                var journal: Journal?
-                if iteration % 2 == 0 {
-                    let opened = try Journal.open(directory: journalPath, options: JournalOptions())
-                    repairsSeen += opened.recovery.repairs.count
-                    journal = opened
-                    contents = opened.contents
-                } else {
-                    contents = JournalDirectory(path: journalPath)
-                }
-                let firstAvailable = try contents.segments().first?.baseLSN ?? 1
-                var seen: [UInt64: Ack] = [:]
-                try contents.forEachRecord { lsn, bytes in seen[lsn] = try decodeRecord(Array(bytes), lsn: lsn) }
-                for (lsn, ack) in acknowledged where lsn >= firstAvailable {
-                    #expect(seen[lsn] == ack, "iteration \(iteration): acknowledged LSN \(lsn) is \(seen[lsn].map { "\($0)" } ?? "missing")")
-                }
-                let lsns = seen.keys.sorted()
-                if let first = lsns.first, let last = lsns.last {
-                    #expect(UInt64(lsns.count) == last - first + 1, "iteration \(iteration): no holes")
-                }
-                acknowledged = acknowledged.filter { $0.key >= firstAvailable }
-                try await journal?.close()
+            // Odd iterations read the files as the kill left them; even ones recover them first.
+            let contents: JournalDirectory
+            var journal: Journal?
+            if iteration % 2 == 0 {
+                let opened = try Journal.open(directory: journalPath, options: JournalOptions())
+                repairsSeen += opened.recovery.repairs.count
+                journal = opened
+                contents = opened.contents
+            } else {
+                contents = JournalDirectory(path: journalPath)
             }
-            print("kill -9 loop: \(Self.iterations) kills, \(totalAcks) acknowledged appends checked, \(repairsSeen) repairs by recovery")
-            #expect(totalAcks > Self.iterations, "the writer must make progress between kills")
+            let firstAvailable = try contents.segments().first?.baseLSN ?? 1
+            var seen: [UInt64: Ack] = [:]
+            try contents.forEachRecord { lsn, bytes in seen[lsn] = try decodeRecord(Array(bytes), lsn: lsn) }
+            for (lsn, ack) in acknowledged where lsn >= firstAvailable {
+                #expect(seen[lsn] == ack, "iteration \(iteration): acknowledged LSN \(lsn) is \(seen[lsn].map { "\($0)" } ?? "missing")")
+            }
+            let lsns = seen.keys.sorted()
+            if let first = lsns.first, let last = lsns.last {
+                #expect(UInt64(lsns.count) == last - first + 1, "iteration \(iteration): no holes")
+            }
+            acknowledged = acknowledged.filter { $0.key >= firstAvailable }
+            try await journal?.close()
         }
+        print("kill -9 loop: \(Self.iterations) kills, \(totalAcks) acknowledged appends checked, \(repairsSeen) repairs by recovery")
+        #expect(totalAcks > Self.iterations, "the writer must make progress between kills")
     }
 
     func parseAcks(at path: String) throws -> [Ack] {
