@@ -232,7 +232,7 @@ final class SegmentWriter {
             let chunk = options.preallocationBytes
             let newEnd = min((end + chunk - 1) / chunk * chunk, options.segmentSize)
             var bytes = frames
-            bytes.append(contentsOf: repeatElement(0, count: newEnd - end))
+            bytes.append(contentsOf: [UInt8](repeating: 0, count: newEnd - end))
             try io.write(try file, bytes, at: offset)
             allocatedEnd = newEnd
         } else {
@@ -260,7 +260,9 @@ final class SegmentWriter {
         let allocated = max(SegmentHeader.size, header.isPreallocated ? min(options.preallocationBytes, options.segmentSize) : 0)
         do {
             var page = header.encoded()
-            page.append(contentsOf: repeatElement(0, count: allocated - SegmentHeader.size))
+            // Not `repeatElement`: a debug build (the tests' binaries) appends that a byte at a time, 0.4 s of CPU
+            // for 1 MiB; `Array(repeating:count:)` is a fill in any build.
+            page.append(contentsOf: [UInt8](repeating: 0, count: allocated - SegmentHeader.size))
             try io.write(temporary, page, at: 0)
             try io.sync(temporary)
         } catch {
