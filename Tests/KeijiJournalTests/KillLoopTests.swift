@@ -57,7 +57,7 @@ struct KillLoopTests {
             }
             let firstAvailable = try contents.segments().first?.baseLSN ?? 1
             var seen: [UInt64: Ack] = [:]
-            try contents.forEachRecord { lsn, bytes in seen[lsn] = try decodeRecord(Array(bytes), lsn: lsn) }
+            try contents.forEachRecord { lsn, bytes in seen[lsn] = try decodeRecord(bytes, lsn: lsn) }
             for (lsn, ack) in acknowledged where lsn >= firstAvailable {
                 #expect(seen[lsn] == ack, "iteration \(iteration): acknowledged LSN \(lsn) is \(seen[lsn].map { "\($0)" } ?? "missing")")
             }
@@ -85,20 +85,26 @@ struct KillLoopTests {
         }
     }
 
-    /// Parses "i<iteration>p<producer>s<sequence>:" and checks the filler the writer derives from it.
-    func decodeRecord(_ bytes: [UInt8], lsn: UInt64) throws -> Ack {
-        let text = String(decoding: bytes, as: UTF8.self)
-        guard let colon = text.firstIndex(of: ":") else { throw TestFailure("LSN \(lsn): not a writer record") }
-        let numbers = text[..<colon].split(whereSeparator: { "ips".contains($0) }).compactMap { Int($0) }
+    /// Parses "i<iteration>p<producer>s<sequence>:" and checks the filler the writer derives from it: byte `i`
+    /// is `A` + (i + sequence) mod 26, so the filler is a stretch of ``alphabet`` compared with `memcmp` (built a
+    /// byte at a time, the expected filler was most of this test's CPU in a debug build, for every record read
+    /// back after every kill).
+    func decodeRecord(_ bytes: UnsafeRawBufferPointer, lsn: UInt64) throws -> Ack {
+        guard let colon = bytes.firstIndex(of: UInt8(ascii: ":")) else { throw TestFailure("LSN \(lsn): not a writer record") }
+        let numbers = String(decoding: bytes[..<colon], as: UTF8.self).split(whereSeparator: { "ips".contains($0) }).compactMap { Int($0) }
         guard numbers.count == 3 else { throw TestFailure("LSN \(lsn): bad prefix") }
         let (iteration, producer, sequence) = (numbers[0], numbers[1], numbers[2])
         let length = (sequence * 7919 + producer * 104_729) % 600
-        let filler = (0..<length).map { UInt8(truncatingIfNeeded: 65 + ($0 + sequence) % 26) }
-        guard Array(bytes[(text.utf8.distance(from: text.startIndex, to: colon) + 1)...]) == filler else {
-            throw TestFailure("LSN \(lsn): bytes were never written by the writer")
-        }
+        let filler = UnsafeRawBufferPointer(rebasing: bytes[(colon + 1)...])
+        let matches = filler.count == length && (length == 0 || Self.alphabet.withUnsafeBytes {
+            memcmp($0.baseAddress! + sequence % 26, filler.baseAddress!, length) == 0
+        })
+        guard matches else { throw TestFailure("LSN \(lsn): bytes were never written by the writer") }
         return Ack(lsn: lsn, iteration: iteration, producer: producer, sequence: sequence)
     }
+
+    /// `ABC…Z` repeated, long enough for any filler (at most 599 bytes) from any of its 26 starting letters.
+    static let alphabet: [UInt8] = (0..<(600 + 26)).map { UInt8(65 + $0 % 26) }
 }
 
 /// The path of an executable built alongside the test bundle.
