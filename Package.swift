@@ -1,6 +1,13 @@
 // swift-tools-version: 6.2
 import PackageDescription
 
+/// The journal and core libraries optimised in debug builds too, their assertions kept. The tests run debug builds
+/// (the test bundle, and the `keiji`, `keiji-scheduler` and `keiji-bus` processes they start), and unoptimised,
+/// the journal's recovery scans, the snapshot and record codecs and SHA-256 were most of the suite's CPU on CI's
+/// two cores, the time in which other tests wait for the test process's two pool threads. Measured, with the
+/// figures, in the README ("How it is tested"); the bus and scheduler libraries cost more to build so than they save.
+let optimizedInDebugBuilds: [SwiftSetting] = [.unsafeFlags(["-O", "-assert-config", "Debug"], .when(configuration: .debug))]
+
 /// keiji: a crash-safe task scheduler. Dependency arrows point one way:
 /// executables → Scheduler/Bus → Core → Journal → CLZ4/CCRC32C.
 let package = Package(
@@ -35,8 +42,8 @@ let package = Package(
         // CRC32C is not exported by liblz4; this small C target uses the SSE4.2 / ARMv8 CRC instructions.
         .target(name: "CCRC32C"),
 
-        .target(name: "KeijiJournal", dependencies: ["CLZ4", "CCRC32C"]),
-        .target(name: "KeijiCore", dependencies: ["KeijiJournal", "CSQLite", "CLibPQ"]),
+        .target(name: "KeijiJournal", dependencies: ["CLZ4", "CCRC32C"], swiftSettings: optimizedInDebugBuilds),
+        .target(name: "KeijiCore", dependencies: ["KeijiJournal", "CSQLite", "CLibPQ"], swiftSettings: optimizedInDebugBuilds),
         // The scheduler's side of keiji-spawn-server (start it, send it requests with a descriptor) and the
         // protocol both sides share.
         .target(name: "CSpawn"),
