@@ -61,7 +61,7 @@ struct FrameEncoder: Sendable {
         bytes.append(contentsOf: payload)
         let crc = bytes.withUnsafeBytes { CRC32C.mask(CRC32C.checksum(UnsafeRawBufferPointer(rebasing: $0[4...]))) }
         bytes.setInteger(crc, at: 0)
-        bytes.append(contentsOf: [UInt8](repeating: 0, count: header.frameSize - bytes.count))
+        bytes.append(contentsOf: repeatElement(0, count: header.frameSize - bytes.count))
         return Encoded(bytes: bytes, crc: crc)
     }
 }
