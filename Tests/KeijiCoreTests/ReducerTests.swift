@@ -126,6 +126,28 @@ struct ReducerTests {
         try await reopened.close()
     }
 
+    /// A run journaled within the firing lead that ended before its process began (a `--disable` came first) ran
+    /// nothing: the task's last start (LastExecutionTime, `--list`'s LAST) is the run before it, one still going
+    /// on, or none.
+    @Test func aRunThatNeverBeganIsNotTheTasksLastStart() {
+        func started(_ id: String, at: Int64) -> JournalEntry {
+            JournalEntry(at: at, .runStarted(RunStart(runID: id, task: name("a"), slot: at / 1000, attempt: 1, trigger: .schedule)))
+        }
+        func ended(_ id: String, at: Int64, neverBegan: Bool) -> JournalEntry {
+            JournalEntry(at: at, .runFinished(RunEnd(runID: id, task: name("a"), outcome: neverBegan ? .stopped : .succeeded, exitCode: neverBegan ? nil : 0,
+                                                     signal: nil, durationMs: 0, latenessMs: neverBegan ? nil : 0, final: true,
+                                                     message: neverBegan ? RunEnd.notBegunMessage("the task was disabled") : nil)))
+        }
+        let saved = JournalEntry(at: 1000, .taskSaved(commandTask("a"), taskID: "a"))
+        #expect(fold([saved, started("1", at: 2000), ended("1", at: 2100, neverBegan: false), started("2", at: 3000), ended("2", at: 3000, neverBegan: true)])
+            .tasks[name("a")]?.lastStartedAt == 2000)
+        #expect(fold([saved, started("2", at: 3000), ended("2", at: 3000, neverBegan: true)]).tasks[name("a")]?.lastStartedAt == nil)
+        // With overlap allowed, a run that began and is still going is the last start.
+        #expect(fold([saved, started("1", at: 2000), started("2", at: 3000), ended("2", at: 3000, neverBegan: true)]).tasks[name("a")]?.lastStartedAt == 2000)
+        // A run that began and ended is still the last start.
+        #expect(fold([saved, started("1", at: 2000), ended("1", at: 2500, neverBegan: false)]).tasks[name("a")]?.lastStartedAt == 2000)
+    }
+
     /// Task numbers come from the journal alone: a replay gives every task the number it had, saving a new
     /// definition keeps it, and a task deleted and created again gets the next one (numbers never repeat).
     @Test func taskNumbersAreGivenOnceAndNeverReused() throws {

@@ -71,6 +71,10 @@ public enum Reducer {
             }
         case .runFinished(let end):
             let active = state.activeRuns.removeValue(forKey: end.runID)
+            // A run that ended before its process began ran nothing: the task's last start (the view's
+            // LastExecutionTime, `--list`'s LAST) goes back to the latest run of it that began or is going on.
+            let neverBegan = active != nil && RunEnd.neverBegan(message: end.message)
+            let stillGoing = neverBegan ? state.activeRuns.values.filter { $0.start.task == end.task }.map(\.startedAt).max() : nil
             update(end.task, in: &state) { task in
                 task.lastFinishedAt = at
                 task.lastOutcome = end.outcome
@@ -78,6 +82,9 @@ public enum Reducer {
                     runID: end.runID, slot: active?.start.slot, startedAt: active?.startedAt, finishedAt: at,
                     outcome: end.outcome.rawValue, exitCode: end.exitCode, signal: end.signal, latenessMs: end.latenessMs,
                     attempt: active?.start.attempt ?? 1, trigger: (active?.start.trigger ?? .schedule).rawValue, message: end.message), in: &task)
+                if neverBegan, task.lastStartedAt == active?.startedAt {
+                    task.lastStartedAt = [task.recentRuns.compactMap(\.began).max(), stillGoing].compactMap { $0 }.max()
+                }
                 if end.outcome.isFailure, end.final, !task.definition.policy.continueOnError {
                     task.isError = true
                     task.errorText = "[ task error ]: " + (end.message ?? end.outcome.rawValue)
