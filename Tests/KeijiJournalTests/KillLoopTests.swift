@@ -86,7 +86,7 @@ struct KillLoopTests {
     }
 
     /// Parses "i<iteration>p<producer>s<sequence>:" and checks the filler the writer derives from it: byte `i`
-    /// is `A` + (i + sequence) mod 26, so the filler is a stretch of ``alphabet`` compared with `memcmp` (built a
+    /// is `A` + (i + sequence) mod 26, so the filler is a stretch of ``alphabet`` compared with ``sameBytes(_:_:)`` (built a
     /// byte at a time, the expected filler was most of this test's CPU in a debug build, for every record read
     /// back after every kill).
     func decodeRecord(_ bytes: UnsafeRawBufferPointer, lsn: UInt64) throws -> Ack {
@@ -96,10 +96,10 @@ struct KillLoopTests {
         let (iteration, producer, sequence) = (numbers[0], numbers[1], numbers[2])
         let length = (sequence * 7919 + producer * 104_729) % 600
         let filler = UnsafeRawBufferPointer(rebasing: bytes[(colon + 1)...])
-        let matches = filler.count == length && (length == 0 || Self.alphabet.withUnsafeBytes {
-            memcmp($0.baseAddress! + sequence % 26, filler.baseAddress!, length) == 0
-        })
-        guard matches else { throw TestFailure("LSN \(lsn): bytes were never written by the writer") }
+        let first = sequence % 26
+        guard Self.alphabet.withUnsafeBytes({ sameBytes(filler, UnsafeRawBufferPointer(rebasing: $0[first..<(first + length)])) }) else {
+            throw TestFailure("LSN \(lsn): bytes were never written by the writer")
+        }
         return Ack(lsn: lsn, iteration: iteration, producer: producer, sequence: sequence)
     }
 

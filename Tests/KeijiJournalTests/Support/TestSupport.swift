@@ -27,10 +27,10 @@ func payload(for lsn: UInt64, size: Int? = nil) -> [UInt8] {
 
 /// Whether `bytes` are `expected`, by `memcmp`: `Array(bytes) == expected` compares a byte at a time through
 /// generic code in a debug build, a large share of the tests that read every record back.
-func sameBytes(_ bytes: UnsafeRawBufferPointer, _ expected: [UInt8]) -> Bool {
+func sameBytes(_ bytes: UnsafeRawBufferPointer, _ expected: UnsafeRawBufferPointer) -> Bool {
     guard bytes.count == expected.count else { return false }
     guard !expected.isEmpty else { return true }
-    return expected.withUnsafeBytes { memcmp($0.baseAddress!, bytes.baseAddress!, bytes.count) == 0 }
+    return memcmp(expected.baseAddress!, bytes.baseAddress!, bytes.count) == 0
 }
 
 /// Options for tests: small segments so rolls happen, no idle timer, the given file system.
@@ -70,7 +70,7 @@ func appendPayloads(_ journal: Journal, through last: UInt64) async throws -> [U
 func verifiedLSNs(_ contents: JournalDirectory, from start: UInt64 = 1) throws -> [UInt64] {
     var lsns: [UInt64] = []
     try contents.forEachRecord(from: start) { lsn, bytes in
-        guard sameBytes(bytes, payload(for: lsn)) else { throw TestFailure("LSN \(lsn) holds bytes that were never appended there") }
+        guard payload(for: lsn).withUnsafeBytes({ sameBytes(bytes, $0) }) else { throw TestFailure("LSN \(lsn) holds bytes that were never appended there") }
         if let previous = lsns.last, lsn != previous + 1 { throw TestFailure("hole between LSN \(previous) and \(lsn)") }
         lsns.append(lsn)
     }
