@@ -231,14 +231,19 @@ final class SegmentWriter {
             // Never past the size at which the segment rolls: the frames that go beyond it grow the file.
             let chunk = options.preallocationBytes
             let newEnd = min((end + chunk - 1) / chunk * chunk, options.segmentSize)
-            var bytes = frames
-            bytes.append(contentsOf: [UInt8](repeating: 0, count: newEnd - end))
-            try io.write(try file, bytes, at: offset)
+            try io.write(try file, Self.zeroPadded(frames, to: newEnd - offset), at: offset)
             allocatedEnd = newEnd
         } else {
             try io.write(try file, frames, at: offset)
         }
         offset = end
+    }
+
+    /// `bytes` followed by zeros up to `size` bytes: a chunk of preallocation. Not `repeatElement`: unoptimised, Swift
+    /// appends that a byte at a time through generic code (0.4 s of CPU for 1 MiB); `Array(repeating:count:)` is a
+    /// fill however the module is compiled.
+    private static func zeroPadded(_ bytes: [UInt8], to size: Int) -> [UInt8] {
+        bytes + [UInt8](repeating: 0, count: size - bytes.count)
     }
 
     /// Header written and synced under a `.tmp` name, renamed into place, directory synced: a segment file
@@ -259,11 +264,7 @@ final class SegmentWriter {
         // The first chunk of zeros goes with the header, into the sync a new segment pays anyway.
         let allocated = max(SegmentHeader.size, header.isPreallocated ? min(options.preallocationBytes, options.segmentSize) : 0)
         do {
-            var page = header.encoded()
-            // Not `repeatElement`: unoptimised, Swift appends that a byte at a time through generic code (0.4 s of
-            // CPU for 1 MiB); `Array(repeating:count:)` is a fill however the module is compiled.
-            page.append(contentsOf: [UInt8](repeating: 0, count: allocated - SegmentHeader.size))
-            try io.write(temporary, page, at: 0)
+            try io.write(temporary, Self.zeroPadded(header.encoded(), to: allocated), at: 0)
             try io.sync(temporary)
         } catch {
             io.close(temporary)
