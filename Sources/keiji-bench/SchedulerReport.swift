@@ -77,7 +77,8 @@ struct SchedulerReport: Codable, Sendable {
 
     func table(tasks: Int) -> String {
         var out = "keiji-bench scheduler   \(ISO8601DateFormatter().string(from: Date()))\n\n"
-        out += "Firing lateness (time past the slot; wake = the timer loop took the firing, counted from its lead;"
+        out += "Firing lateness (time past the slot; wake = the timer loop took the firing, counted from its lead, 0 if taken"
+        out += " within the firing window before it;"
         out += " start = the run began: run.started durable, its moment come)\n"
         var table = TextTable(["measure", "p50", "p99", "max", "samples"], alignments: [.left, .right, .right, .right, .right])
         table.add(["limit: clock_nanosleep, one thread, every 1 ms"] + rawNanosleep.row)

@@ -38,12 +38,15 @@ final class SchedulerHarness: @unchecked Sendable {
     }
 
     func engine(spawn: Bool = true, clock: any SchedulerClock = WallClock(), journalIO: (any JournalIO)? = nil,
-                firingLeadMilliseconds: Int64? = nil, recordLateness: Bool = false) -> SchedulerEngine {
+                firingLeadMilliseconds: Int64? = nil, firingWindowMilliseconds: Int64? = nil, endedRunsInterval: Duration? = nil,
+                recordLateness: Bool = false) -> SchedulerEngine {
         var configuration = SchedulerConfiguration(workspace: workspace, settings: settings)
         configuration.spawnProcesses = spawn
         configuration.recordLateness = recordLateness
         configuration.clock = clock
         if let firingLeadMilliseconds { configuration.firingLeadMilliseconds = firingLeadMilliseconds }
+        if let firingWindowMilliseconds { configuration.firingWindowMilliseconds = firingWindowMilliseconds }
+        if let endedRunsInterval { configuration.endedRunsInterval = endedRunsInterval }
         if let journalIO { configuration.journalOptions.io = journalIO }
         configuration.shutdownGrace = .seconds(2)
         configuration.viewFlushInterval = .milliseconds(50)

@@ -30,6 +30,9 @@ final class SteppedClock: SchedulerClock {
         }
     }
 
+    /// Stands the clock still at `milliseconds` (until the next ``step(byMilliseconds:)``).
+    func freeze(atMilliseconds milliseconds: Int64) { state.withLock { $0.frozenAt = milliseconds * 1000 } }
+
     func nowMicroseconds() -> Int64 { state.withLock { $0.frozenAt ?? WallClock().nowMicroseconds() + $0.offset } }
     func nowMilliseconds() -> Int64 { nowMicroseconds() / 1000 }
 

@@ -394,7 +394,22 @@ extension SchedulerEngine {
                                                           message: result.message))
         endedRuns.append(EndedRun(event: event, runID: runID, name: name, outcome: result.outcome, durationMs: result.durationMs, slot: slot,
                                   attempt: attempt, interruptions: interruptions, definition: definition, willRetry: willRetry))
-        if endedRuns.count == 1 { Task { await self.flushEndedRuns() } }
+        if endedRuns.count == 1 { scheduleEndedRunsFlush() }
+    }
+
+    /// Journals the ends gathered so far at once after a quiet spell, else once ``SchedulerConfiguration/endedRunsInterval``
+    /// has passed since the last batch: under load one batch (one sync, one hand-off to the journal's writer and
+    /// back) per interval instead of one per run. A stop cancels the wait (``stop()``).
+    private func scheduleEndedRunsFlush() {
+        let due = lastEndedRunsFlush?.advanced(by: configuration.endedRunsInterval)
+        guard phase == .running, let due, due > .now else {
+            Task { await self.flushEndedRuns() }
+            return
+        }
+        endedRunsWait = Task {
+            try? await Task.sleep(until: due, clock: .continuous)
+            await self.flushEndedRuns()
+        }
     }
 
     /// What follows a run's durable end: it stops counting as running; a retry is scheduled after its backoff; a

@@ -66,7 +66,9 @@ extension SchedulerEngine {
         while !Task.isCancelled, phase == .running {
             beginRunsAtTheirSlots(now: now)
             var due = firingsAtTheirMoment(now: now)
-            while let top = timers.min, takenAt(top.fireAtMs) <= now {
+            let window = TimeArithmetic.sum(now, configuration.firingWindowMilliseconds)
+            let taking = timers.min.map { takenAt($0.fireAtMs) <= now } ?? false
+            while taking, let top = timers.min, takenAt(top.fireAtMs) <= window {
                 timers.popMin()
                 if take(top) { due.append(top) }
             }
@@ -180,7 +182,7 @@ extension SchedulerEngine {
             let name = entry.task
             let lookedUp = !entry.isManual && stallsLookedUp.remove(name) != nil  // a manual run leaves it to the slot
             guard let task = state.tasks[name], !task.isDisabled, !task.isError else { continue }
-            if configuration.recordLateness { lateness.wake.append(nowMicros - TimeArithmetic.product(takenAt(entry.fireAtMs), 1000)) }
+            if configuration.recordLateness { lateness.wake.append(max(0, nowMicros - TimeArithmetic.product(takenAt(entry.fireAtMs), 1000))) }
             rearm.append(name)
             if entry.isManual {
                 if task.definition.policy.overlap == .skip, hasRuns(name) {

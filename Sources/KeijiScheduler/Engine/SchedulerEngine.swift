@@ -72,6 +72,9 @@ public actor SchedulerEngine {
     private var applyWaiters: [(UInt64, CheckedContinuation<Void, Never>)] = []
     /// Runs that ended, waiting for ``flushEndedRuns()`` to journal their `run.finished` (see ``end(_:)``).
     var endedRuns: [EndedRun] = []
+    /// When ``flushEndedRuns()`` last took a batch, and the wait for the next (``SchedulerConfiguration/endedRunsInterval``).
+    var lastEndedRunsFlush: ContinuousClock.Instant?
+    var endedRunsWait: Task<Void, Never>?
     /// Callers of ``waitUntilNoRuns()``.
     private var noRunsWaiters: [CheckedContinuation<Void, Never>] = []
 
@@ -206,6 +209,7 @@ public actor SchedulerEngine {
         guard phase == .running || phase == .failed else { return }
         let failed = phase == .failed
         phase = .stopping
+        endedRunsWait?.cancel()  // the ends gathered so far are journaled now, and later ones at once
         note("stopping: \(runs.count) runs in progress")
         stopTimers()
         await endRunsAwaitingSlot()
@@ -375,6 +379,7 @@ public actor SchedulerEngine {
     func flushEndedRuns() async {
         let count = min(endedRuns.count, Self.endedRunsBatchLimit)
         guard count > 0 else { return }
+        lastEndedRunsFlush = .now
         let batch = Array(endedRuns.prefix(count))
         endedRuns.removeFirst(count)
         if !endedRuns.isEmpty { Task { await self.flushEndedRuns() } }
