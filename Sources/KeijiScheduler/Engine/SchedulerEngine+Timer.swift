@@ -82,7 +82,9 @@ extension SchedulerEngine {
             let next = min(timers.min.map { takenAt($0.fireAtMs) } ?? Int64.max,
                            startsAwaitingSlot.first?.firing.fireAtMs ?? Int64.max,
                            firingsAwaitingMoment.lazy.map(\.fireAtMs).min() ?? Int64.max)
-            let tick = lastTickFired >= configuration.busyTickFirings ? lastTick &+ configuration.busyTickMilliseconds : Int64.min
+            // Busy is a rate: a wake takes the firings of 1 + window milliseconds.
+            let busy = configuration.busyTickFirings * Int(TimeArithmetic.sum(configuration.firingWindowMilliseconds, 1))
+            let tick = lastTickFired >= busy ? lastTick &+ configuration.busyTickMilliseconds : Int64.min
             now = clock.nowMilliseconds()
             if max(next, tick) > now {
                 await sleepUntil(max(next, tick), now: now, busyTick: tick > next)
