@@ -62,6 +62,8 @@ extension SchedulerEngine {
         // The last wake that fired something, and how many: after a busy one, the next waits for the busy tick.
         var lastTick = Int64.min
         var lastTickFired = 0
+        // Busy is a rate: a wake takes the firings of 1 + window milliseconds.
+        let busyTickFirings = configuration.busyTickFirings * Int(TimeArithmetic.sum(configuration.firingWindowMilliseconds, 1))
         var now = clock.nowMilliseconds()
         while !Task.isCancelled, phase == .running {
             beginRunsAtTheirSlots(now: now)
@@ -82,9 +84,7 @@ extension SchedulerEngine {
             let next = min(timers.min.map { takenAt($0.fireAtMs) } ?? Int64.max,
                            startsAwaitingSlot.first?.firing.fireAtMs ?? Int64.max,
                            firingsAwaitingMoment.lazy.map(\.fireAtMs).min() ?? Int64.max)
-            // Busy is a rate: a wake takes the firings of 1 + window milliseconds.
-            let busy = configuration.busyTickFirings * Int(TimeArithmetic.sum(configuration.firingWindowMilliseconds, 1))
-            let tick = lastTickFired >= busy ? lastTick &+ configuration.busyTickMilliseconds : Int64.min
+            let tick = lastTickFired >= busyTickFirings ? lastTick &+ configuration.busyTickMilliseconds : Int64.min
             now = clock.nowMilliseconds()
             if max(next, tick) > now {
                 await sleepUntil(max(next, tick), now: now, busyTick: tick > next)
