@@ -131,6 +131,27 @@ struct BinaryRecordCodecTests {
         #expect(throws: (any Error).self) { try JournalEntry.decode(writer.bytes) }
     }
 
+    /// Strings are taken as they are when ASCII and validated otherwise: text in other scripts decodes to itself,
+    /// and bytes that are not UTF-8 (a lone continuation byte, a cut sequence, an overlong form) are refused.
+    @Test func stringsDecodeAsTheirTextAndBytesThatAreNotUTF8AreRefused() throws {
+        for message in ["plain", "", "é", "quote \" 日本語 🦀", String(repeating: "x", count: 200) + "é"] {
+            let entry = JournalEntry(at: 1, .runFinished(RunEnd(runID: "r", task: name("a"), outcome: .failed, exitCode: 1, signal: nil,
+                                                                durationMs: 1, latenessMs: nil, final: true, message: message)))
+            #expect(try JournalEntry.decode(try entry.encoded()) == entry, "\(message)")
+        }
+        for bad: [UInt8] in [[0x80], [0x61, 0xC3], [0xC0, 0xAF], [0xED, 0xA0, 0x80], [0x61, 0xFF, 0x62]] {
+            var writer = BinaryRecordCodec.Writer()
+            writer.header(.runMissed, flags: 0, at: 1)
+            writer.unsigned(UInt64(bad.count))
+            writer.bytes += bad  // the task name's bytes
+            writer.signed(1)
+            writer.signed(1)
+            writer.byte(2)
+            let error = try #require(Self.error { _ = try JournalEntry.decode(writer.bytes) }, "\(bad)")
+            #expect(RefusedRecord.reason(error).contains("is not UTF-8"), "\(bad): \(RefusedRecord.reason(error))")
+        }
+    }
+
     static func error(_ body: () throws -> Void) -> (any Error)? {
         do { try body() } catch { return error }
         return nil

@@ -282,8 +282,12 @@ public enum BinaryRecordCodec {
             return UnsafeRawBufferPointer(rebasing: bytes[start..<offset])
         }
 
+        /// ASCII text (run IDs, outcomes, triggers, names: nearly every string) is taken as it is. `String(validating:as:)`
+        /// is generic over the encoding and looks its metadata up at every call: 190 ns a short string against 42 ns,
+        /// and most of a 10,000-task snapshot's decoding (200,000 runs, three strings each).
         mutating func string(_ field: String) throws -> String {
             let utf8 = try utf8(field)
+            if !utf8.contains(where: { $0 >= 0x80 }) { return String(decoding: utf8, as: UTF8.self) }
             guard let text = String(validating: utf8, as: UTF8.self) else { throw failure("\(field) is not UTF-8") }
             return text
         }
