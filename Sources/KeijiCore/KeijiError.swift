@@ -12,6 +12,8 @@ public struct KeijiError: Error, Sendable, Equatable, CustomStringConvertible {
         public static let notInitialized = Code("notInitialized")
         public static let io = Code("io")
         public static let database = Code("database")
+        /// SQLite found the file damaged (`SQLITE_CORRUPT`, `SQLITE_NOTADB`): a view is set aside and rebuilt.
+        public static let databaseDamaged = Code("databaseDamaged")
         public static let conflict = Code("conflict")
         /// A running scheduler holds the journal: the command must go through the bus.
         public static let journalHeld = Code("journalHeld")

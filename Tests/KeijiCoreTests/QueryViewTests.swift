@@ -79,6 +79,35 @@ struct QueryViewTests {
         #expect(!again)
     }
 
+    /// A command written offline opens the view without SQLite's page-by-page check (it reads the whole file). When
+    /// its writes meet a damaged page (here the root of `task_models`, which every row written passes), the view is
+    /// set aside and rebuilt: the command and every task before it are in the new view, and nothing is lost.
+    @Test func anOfflineCommandWhoseWritesMeetDamageRebuildsTheView() async throws {
+        let home = TemporaryHome()
+        defer { home.remove() }
+        let settings = try Settings.parse(Settings.defaultFileContents(timeZone: "UTC"), file: "settings.conf")
+        try await OfflineCommands.submit(.taskSaved(commandTask("alpha"), taskID: "id-alpha"), workspace: home.workspace, settings: settings)
+        let path = home.workspace.databaseFile
+        #expect(!FileManager.default.fileExists(atPath: path + "-wal"), "closed offline, the view is all in its file")
+        var root = 0
+        var pageSize = 0
+        do {
+            let inspected = try SQLiteDatabase(path: path, readOnly: true)
+            root = try #require(try inspected.rows("SELECT rootpage FROM sqlite_schema WHERE name = 'task_models'").first?.first?.flatMap { Int($0) })
+            pageSize = try #require(try inspected.rows("PRAGMA page_size").first?.first?.flatMap { Int($0) })
+        }
+        let file = try FileHandle(forUpdating: URL(fileURLWithPath: path))
+        try file.seek(toOffset: UInt64((root - 1) * pageSize))
+        try file.write(contentsOf: Data(repeating: 0xFF, count: 16))  // no b-tree page starts so
+        try file.close()
+
+        try await OfflineCommands.submit(.taskSaved(commandTask("beta"), taskID: "id-beta"), workspace: home.workspace, settings: settings)
+        #expect(FileManager.default.fileExists(atPath: path + ".damaged"))
+        let view = try SQLiteViewDatabase(readingFrom: path)
+        #expect(try view.connection.rows("SELECT Name FROM task_models ORDER BY Name").map { $0.first ?? nil } == ["alpha", "beta"])
+        #expect(try view.connection.rows("PRAGMA quick_check").first?.first == "ok")
+    }
+
     /// The scheduler writes the view without syncing it. A process crash loses nothing, so a view left unsynced in
     /// this boot is kept; one left unsynced in another boot (the machine went down) is rebuilt; one whose writer
     /// stopped cleanly is kept after a reboot too.

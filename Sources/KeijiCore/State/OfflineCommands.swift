@@ -20,8 +20,11 @@ public enum OfflineCommands {
             throw KeijiError(.journalHeld, "the scheduler holds the journal; send the command through the bus (is keiji-bus running?)")
         }
         do {
-            let (view, fresh) = try QueryView.openOrReset(ViewLocation(settings: settings, workspace: workspace), workspace: workspace,
-                                                          defaultTimeZone: settings.timeZone)
+            let location = ViewLocation(settings: settings, workspace: workspace)
+            // Opened without SQLite's page-by-page check, which reads the whole file at every command (see
+            // `catchUp` below for damage).
+            var opened: (view: QueryView, fresh: Bool)? = try QueryView.openOrReset(location, workspace: workspace,
+                                                                                   defaultTimeZone: settings.timeZone, verifying: false)
             var loaded = try StateLoader.load(from: journal)
             // No scheduler holds the lock, so nothing runs, whatever open `run.started` a crash left behind.
             var present = loaded.state
@@ -37,7 +40,15 @@ public enum OfflineCommands {
             let lsn = try await journal.append(try entry.encoded())
             Reducer.apply(entry, lsn: lsn, to: &loaded.state)
             loaded.touched.append((lsn, entry.taskName, true))
-            try view.catchUp(with: loaded, fresh: fresh)
+            do {
+                try opened!.view.catchUp(with: loaded, fresh: opened!.fresh)
+            } catch let error as KeijiError where error.code == .databaseDamaged {
+                // SQLite met damage the open did not look for: the view is checked, set aside and rebuilt from the
+                // state. Its connection is closed first, so that closing it later cannot remove the new file's WAL.
+                opened = nil
+                let (rebuilt, fresh) = try QueryView.openOrReset(location, workspace: workspace, defaultTimeZone: settings.timeZone)
+                try rebuilt.catchUp(with: loaded, fresh: fresh)
+            }
             try await journal.close()
             return lsn
         } catch {

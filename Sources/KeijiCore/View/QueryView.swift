@@ -30,8 +30,9 @@ public final class QueryView {
 
     /// Opens the view at `location`, resetting it when it is missing, damaged or of another schema. Returns
     /// whether it was created afresh (and so must be rebuilt).
-    public static func openOrReset(_ location: ViewLocation, workspace: Workspace, defaultTimeZone: TimeZone) throws -> (QueryView, fresh: Bool) {
-        let (database, fresh) = try location.openOrReset()
+    public static func openOrReset(_ location: ViewLocation, workspace: Workspace, defaultTimeZone: TimeZone,
+                                   verifying: Bool = true) throws -> (QueryView, fresh: Bool) {
+        let (database, fresh) = try location.openOrReset(verifying: verifying)
         return (QueryView(database: database, workspace: workspace, defaultTimeZone: defaultTimeZone), fresh)
     }
 

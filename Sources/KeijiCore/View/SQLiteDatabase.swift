@@ -34,7 +34,7 @@ public final class SQLiteDatabase {
         guard sqlite3_exec(handle, sql, nil, nil, &error) == SQLITE_OK else {
             let message = error.map { String(cString: $0) } ?? "unknown error"
             sqlite3_free(error)
-            throw KeijiError(.database, "\(path): \(message) in: \(sql.prefix(80))")
+            throw failure("\(message) in: \(sql.prefix(80))")
         }
     }
 
@@ -59,7 +59,7 @@ public final class SQLiteDatabase {
     public func prepare(_ sql: String) throws -> Statement {
         var statement: OpaquePointer?
         guard sqlite3_prepare_v2(handle, sql, -1, &statement, nil) == SQLITE_OK, let statement else {
-            throw KeijiError(.database, "\(path): \(String(cString: sqlite3_errmsg(handle))) in: \(sql.prefix(80))")
+            throw failure("\(errorMessage) in: \(sql.prefix(80))")
         }
         return Statement(statement, database: self)
     }
@@ -76,6 +76,14 @@ public final class SQLiteDatabase {
     }
 
     var errorMessage: String { String(cString: sqlite3_errmsg(handle)) }
+
+    /// The error of the call that just failed, naming the file: coded ``KeijiError/Code-swift.struct/databaseDamaged``
+    /// when SQLite found the file damaged, so that a caller can set a derived database aside and rebuild it.
+    func failure(_ what: String) -> KeijiError {
+        let primary = sqlite3_errcode(handle) & 0xFF
+        let code: KeijiError.Code = primary == SQLITE_CORRUPT || primary == SQLITE_NOTADB ? .databaseDamaged : .database
+        return KeijiError(code, "\(path): \(what)")
+    }
 
     public final class Statement {
         private let statement: OpaquePointer
@@ -115,7 +123,7 @@ public final class SQLiteDatabase {
             switch sqlite3_step(statement) {
             case SQLITE_ROW: return true
             case SQLITE_DONE: return false
-            default: throw KeijiError(.database, "\(database.path): \(database.errorMessage)")
+            default: throw database.failure(database.errorMessage)
             }
         }
 

@@ -39,10 +39,11 @@ public enum ViewLocation: Sendable, Equatable, CustomStringConvertible {
     }
 
     /// Opens the view read-write, resetting one that is missing, damaged or of another schema (see each back
-    /// end's `openOrReset`). Returns whether it was created afresh (and so must be rebuilt).
-    public func openOrReset() throws -> (any ViewDatabase, fresh: Bool) {
+    /// end's `openOrReset`; `verifying` is SQLite's page-by-page check). Returns whether it was created afresh
+    /// (and so must be rebuilt).
+    public func openOrReset(verifying: Bool = true) throws -> (any ViewDatabase, fresh: Bool) {
         switch self {
-        case .sqlite(let path, let node): try SQLiteViewDatabase.openOrReset(path: path, node: node)
+        case .sqlite(let path, let node): try SQLiteViewDatabase.openOrReset(path: path, node: node, verifying: verifying)
         case .postgres(let url, let node): try PostgresViewDatabase.openOrReset(url: url, node: node)
         }
     }
