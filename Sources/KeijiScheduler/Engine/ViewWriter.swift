@@ -73,6 +73,13 @@ actor ViewWriter {
                 try view.apply(touched: touched, state: state, newRuns: newRuns, definitionsChanged: redefined, deleted: deleted)
             }
             return nil
+        } catch let error as KeijiError where error.code == .databaseDamaged {
+            // Damage since the start's check (a disk error, a hand edit): the view is set aside and a new one opened,
+            // which the engine's retry fills. Without this every flush failed until a restart. The old connection
+            // is closed first, so that closing it later cannot remove the new file's WAL.
+            view = nil
+            if (try? open()) != nil { catchUp = .rebuild }
+            return error
         } catch {
             if error is ViewCommitsLost { catchUp = .rebuild }  // the engine's retry rewrites every row
             return error

@@ -1,0 +1,44 @@
+import Foundation
+import KeijiCore
+import Testing
+
+@testable import KeijiScheduler
+
+/// The scheduler checks its view at start (`PRAGMA quick_check`). Damage that appears while it runs makes a flush
+/// fail with ``KeijiError/Code-swift.struct/databaseDamaged``: the view is set aside and a new one filled from the
+/// state, instead of every later flush failing until a restart.
+struct ViewDamageTests {
+    @Test func aViewDamagedWhileTheSchedulerRunsIsSetAsideAndRebuilt() async throws {
+        let harness = try SchedulerHarness()
+        defer { harness.remove() }
+        try await harness.defineOffline(try harness.commandTask("alpha", "true", every: 3600))
+        let engine = harness.engine(spawn: false)
+        try await engine.start()
+        await engine.waitForView()
+
+        // Damage SQLite meets on the next write to task_models: its root page made to point at an index's page (the
+        // schema version raised, so the scheduler's connection reads the schema again).
+        let path = harness.workspace.databaseFile
+        do {
+            let other = try SQLiteDatabase(path: path)
+            let index = try #require(try other.rows("SELECT rootpage FROM sqlite_schema WHERE name = 'runs_by_task'").first?.first ?? nil)
+            let version = try #require(try other.rows("PRAGMA schema_version").first?.first?.flatMap { Int($0) })
+            try other.execute("""
+                PRAGMA writable_schema = ON;
+                UPDATE sqlite_schema SET rootpage = \(index) WHERE name = 'task_models';
+                PRAGMA writable_schema = OFF;
+                PRAGMA schema_version = \(version + 1);
+                """)
+        }
+
+        _ = try await engine.submit(.taskSaved(try harness.commandTask("beta", "true", every: 3600), taskID: "id-beta"))
+        let rebuilt = await harness.wait {
+            let view = try SQLiteViewDatabase(readingFrom: path)
+            return try view.connection.rows("SELECT Name FROM task_models ORDER BY Name").map { $0.first ?? nil } == ["alpha", "beta"]
+                && view.connection.rows("PRAGMA quick_check").first?.first == "ok"
+        }
+        #expect(rebuilt, "the view holds both tasks again")
+        #expect(FileManager.default.fileExists(atPath: path + ".damaged"))
+        await engine.stop()
+    }
+}
