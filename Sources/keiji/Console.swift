@@ -34,6 +34,8 @@ func reportingErrors(_ body: () async throws -> Void) async throws {
         throw error
     } catch let error as ExitCode {
         throw error
+    } catch let error as KeijiError where error.code == .databaseDamaged {
+        fail(await ViewRepair.message(after: error))
     } catch let error as KeijiError {
         fail(error.message)
     } catch {

@@ -12,13 +12,7 @@ public enum OfflineCommands {
     @discardableResult
     public static func submit(_ event: JournalEntry.Event, workspace: Workspace, settings: Settings,
                               options: JournalOptions = JournalOptions()) async throws -> UInt64 {
-        try workspace.createSystemDirectories()
-        let journal: Journal
-        do {
-            journal = try Journal.open(directory: workspace.journalDirectory, options: options)
-        } catch let error as JournalError where error.code == .locked {
-            throw KeijiError(.journalHeld, "the scheduler holds the journal; send the command through the bus (is keiji-bus running?)")
-        }
+        let journal = try openJournal(workspace, options: options)
         do {
             let location = ViewLocation(settings: settings, workspace: workspace)
             // Opened without SQLite's page-by-page check, which reads the whole file at every command (see
@@ -54,6 +48,34 @@ public enum OfflineCommands {
         } catch {
             try? await journal.close()
             throw error
+        }
+    }
+
+    /// Rebuilds a damaged view from the journal while no scheduler runs, as a scheduler's start would: the checked
+    /// open sets the damaged file aside (as `.damaged`) and starts a new one, which is filled from the state.
+    /// Returns false when the check found nothing to set aside (the view was only brought up to date).
+    /// - Throws: ``KeijiError`` with code `.journalHeld` when a scheduler holds the journal.
+    public static func rebuildView(workspace: Workspace, settings: Settings) async throws -> Bool {
+        let journal = try openJournal(workspace, options: JournalOptions())
+        do {
+            let loaded = try StateLoader.load(from: journal)
+            let (view, fresh) = try QueryView.openOrReset(ViewLocation(settings: settings, workspace: workspace), workspace: workspace,
+                                                          defaultTimeZone: settings.timeZone)
+            try view.catchUp(with: loaded, fresh: fresh)
+            try await journal.close()
+            return fresh
+        } catch {
+            try? await journal.close()
+            throw error
+        }
+    }
+
+    private static func openJournal(_ workspace: Workspace, options: JournalOptions) throws -> Journal {
+        try workspace.createSystemDirectories()
+        do {
+            return try Journal.open(directory: workspace.journalDirectory, options: options)
+        } catch let error as JournalError where error.code == .locked {
+            throw KeijiError(.journalHeld, "the scheduler holds the journal; send the command through the bus (is keiji-bus running?)")
         }
     }
 }

@@ -1,0 +1,40 @@
+import Foundation
+import Testing
+
+/// A query view whose file is damaged (here overwritten with text): a CLI read meets it, and with no scheduler
+/// running the view is set aside and rebuilt from the journal at once; the command says so, exits non-zero, and
+/// works when run again. With a scheduler running, it says to restart it, and the restart rebuilds the view.
+struct ViewRepairTests {
+    typealias Session = WalkthroughTests.Session
+
+    @Test func aDamagedViewIsRebuiltByTheNextCommandOrTheSchedulersRestart() async throws {
+        let s = try Session()
+        defer { s.cleanUp() }
+        #expect(try await s.keiji("init").status == 0)
+        var r = try await s.keiji("task", "--create", "--name=alpha", "--desc=x", "--command", "true", "--every", "1h")
+        #expect(r.status == 0, "\(r.stdout)\(r.stderr)")
+        let view = s.home + "/.keiji/db/keiji.db"
+        try Data("this is not a database".utf8).write(to: URL(fileURLWithPath: view))
+
+        r = try await s.keiji("task", "--list")
+        #expect(r.status == 1 && r.stderr.contains("set aside (keiji.db.damaged) and rebuilt from the journal, run the command again"),
+                "\(r.stdout)\(r.stderr)")
+        #expect(r.stderr.split(separator: "\n").count == 1, "one line: \(r.stderr)")
+        #expect(FileManager.default.fileExists(atPath: view + ".damaged"))
+        r = try await s.keiji("task", "--list")
+        #expect(r.status == 0 && r.stdout.contains("alpha"), "\(r.stdout)\(r.stderr)")
+        r = try await s.keiji("task", "--create", "--name=beta", "--desc=x", "--command", "true", "--every", "1h")
+        #expect(r.status == 0, "\(r.stdout)\(r.stderr)")
+
+        #expect(try await s.keiji("system", "--start").status == 0)
+        try FileManager.default.removeItem(atPath: view + ".damaged")
+        try Data("this is not a database".utf8).write(to: URL(fileURLWithPath: view))
+        r = try await s.keiji("task", "--get", "--name=alpha")
+        #expect(r.status == 1 && r.stderr.contains("restart the scheduler to rebuild it"), "\(r.stdout)\(r.stderr)")
+        #expect(try await s.keiji("system", "--stop").status == 0)
+        #expect(try await s.keiji("system", "--start").status == 0)
+        r = try await s.keiji("task", "--list")
+        #expect(r.status == 0 && r.stdout.contains("alpha") && r.stdout.contains("beta"), "\(r.stdout)\(r.stderr)")
+        #expect(try await s.keiji("system", "--stop").status == 0)
+    }
+}
