@@ -12,8 +12,7 @@ public enum OfflineCommands {
     @discardableResult
     public static func submit(_ event: JournalEntry.Event, workspace: Workspace, settings: Settings,
                               options: JournalOptions = JournalOptions()) async throws -> UInt64 {
-        let journal = try openJournal(workspace, options: options)
-        do {
+        try await withJournal(of: workspace, options: options) { journal in
             let location = ViewLocation(settings: settings, workspace: workspace)
             // Opened without SQLite's page-by-page check, which reads the whole file at every command (see
             // `catchUp` below for damage).
@@ -43,11 +42,7 @@ public enum OfflineCommands {
                 let (rebuilt, fresh) = try QueryView.openOrReset(location, workspace: workspace, defaultTimeZone: settings.timeZone)
                 try rebuilt.catchUp(with: loaded, fresh: fresh)
             }
-            try await journal.close()
             return lsn
-        } catch {
-            try? await journal.close()
-            throw error
         }
     }
 
@@ -56,26 +51,31 @@ public enum OfflineCommands {
     /// Returns false when the check found nothing to set aside (the view was only brought up to date).
     /// - Throws: ``KeijiError`` with code `.journalHeld` when a scheduler holds the journal.
     public static func rebuildView(workspace: Workspace, settings: Settings) async throws -> Bool {
-        let journal = try openJournal(workspace, options: JournalOptions())
-        do {
+        try await withJournal(of: workspace, options: JournalOptions()) { journal in
             let loaded = try StateLoader.load(from: journal)
             let (view, fresh) = try QueryView.openOrReset(ViewLocation(settings: settings, workspace: workspace), workspace: workspace,
                                                           defaultTimeZone: settings.timeZone)
             try view.catchUp(with: loaded, fresh: fresh)
-            try await journal.close()
             return fresh
-        } catch {
-            try? await journal.close()
-            throw error
         }
     }
 
-    private static func openJournal(_ workspace: Workspace, options: JournalOptions) throws -> Journal {
+    /// Runs `body` with the journal open, and so its lock held, and closes it after, whether `body` throws or not.
+    private static func withJournal<T>(of workspace: Workspace, options: JournalOptions, _ body: (Journal) async throws -> T) async throws -> T {
         try workspace.createSystemDirectories()
+        let journal: Journal
         do {
-            return try Journal.open(directory: workspace.journalDirectory, options: options)
+            journal = try Journal.open(directory: workspace.journalDirectory, options: options)
         } catch let error as JournalError where error.code == .locked {
             throw KeijiError(.journalHeld, "the scheduler holds the journal; send the command through the bus (is keiji-bus running?)")
+        }
+        do {
+            let result = try await body(journal)
+            try await journal.close()
+            return result
+        } catch {
+            try? await journal.close()
+            throw error
         }
     }
 }
