@@ -26,6 +26,17 @@ struct CommandRuleTests {
 
     let started = JournalEntry.Event.runStarted(RunStart(runID: "r1", task: name("t"), slot: nil, attempt: 1, trigger: .manual))
 
+    /// A name that differs from a saved one only in case is refused (they would share logs); the same name saved
+    /// again, and names of other lengths or letters, are not.
+    @Test func aNameDifferingOnlyInCaseFromASavedOneIsRefused() {
+        let saved = state(commandTask("Backup-db"), [.taskSaved(commandTask("backup"), taskID: "id2")])
+        #expect(refusal(.taskSaved(commandTask("BACKUP-DB"), taskID: "x"), saved)?.contains("a task named Backup-db already exists") == true)
+        #expect(refusal(.taskSaved(commandTask("Backup"), taskID: "x"), saved)?.contains("a task named backup already exists") == true)
+        for fine in ["Backup-db", "backup", "backup-d", "backup-dbs", "backup-dc"] {
+            #expect(refusal(.taskSaved(commandTask(fine), taskID: "x"), saved) == nil, "\(fine)")
+        }
+    }
+
     @Test func runNowOfAnIdleTaskIsQueued() {
         #expect(refusal(.taskTriggered(name("t")), state(commandTask("t"))) == nil)
     }

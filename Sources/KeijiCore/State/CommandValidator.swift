@@ -5,7 +5,12 @@ public enum CommandValidator {
         switch event {
         case .taskSaved(let definition, _):
             _ = try definition.validated()
-            if let clash = state.tasks.keys.first(where: { $0.slug == definition.name.slug && $0 != definition.name }) {
+            // Names are ASCII, so one that differs only in case has the same length: the others are passed over
+            // without lower-casing them (this ran for every task at every save, on the engine's actor).
+            let slug = definition.name.slug
+            if let clash = state.tasks.keys.first(where: {
+                $0.rawValue.utf8.count == slug.utf8.count && $0 != definition.name && $0.slug == slug
+            }) {
                 throw KeijiError(.alreadyExists, "a task named \(clash) already exists (names differing only in case would share logs)")
             }
         case .taskResolved(let name):
