@@ -22,7 +22,7 @@ struct TimeText {
         let date = Date(timeIntervalSince1970: TimeInterval(seconds))
         // Foundation calls UTC "GMT"; TIME_ZONE=UTC (or Etc/UTC) reads back as UTC.
         let zone = identifier.hasSuffix("UTC") ? "UTC" : clock.timeZone.abbreviation(for: date) ?? identifier
-        return "\(day) " + String(format: "%04d-%02d-%02d %02d:%02d:%02d", wall.year, wall.month, wall.day, wall.hour, wall.minute, wall.second) + " \(zone)"
+        return "\(day) \(wall.spacedText) \(zone)"
     }
 
     enum Finest { case seconds, milliseconds }

@@ -145,6 +145,17 @@ struct ScheduleCalculatorTests {
         #expect(ISO8601.seconds(from: "2026-11-23T04:00:00+01:00") == ISO8601.seconds(from: "2026-11-23T03:00:00Z"))
         #expect(ISO8601.seconds(from: "2026-02-30T00:00:00Z") == nil)
     }
+
+    /// The texts of a civil time: the view's (`T`), and people's (a space, as `keiji task --list` prints it); every
+    /// field zero-padded, years outside 0…9999 in the general form.
+    @Test func civilTimesAreWrittenPadded() {
+        let time = CivilTime(year: 926, month: 3, day: 7, hour: 4, minute: 5, second: 9)
+        #expect(time.description == "0926-03-07T04:05:09")
+        #expect(time.spacedText == "0926-03-07 04:05:09")
+        #expect(CivilTime(year: 2026, month: 12, day: 31, hour: 23, minute: 59, second: 59).spacedText == "2026-12-31 23:59:59")
+        #expect(CivilTime(year: -3, month: 1, day: 2).spacedText == "-0003-01-02 00:00:00")
+        #expect(CivilTime(year: 12026, month: 1, day: 2).description == "12026-01-02T00:00:00")
+    }
 }
 
 struct TimeOfDayTests {

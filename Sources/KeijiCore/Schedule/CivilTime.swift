@@ -34,14 +34,17 @@ public struct CivilTime: Hashable, Comparable, Sendable, CustomStringConvertible
 
     public var description: String { text(milliseconds: nil, zulu: false) }
 
-    /// `YYYY-MM-DDTHH:MM:SS`, then `.mmm` with `milliseconds` and `Z` with `zulu`. The query view writes three or
-    /// four of these per row, thousands of rows a second under load, so years 0…9999 (all a journal can hold)
-    /// are written digit by digit into the string's own storage; padded interpolation cost more than the rest
-    /// of the row. Other years keep the general form (a sign, more digits).
-    func text(milliseconds: Int?, zulu: Bool) -> String {
+    /// `YYYY-MM-DD HH:MM:SS`, as the CLI's tables show it (`keiji task --list` writes two a task).
+    public var spacedText: String { text(milliseconds: nil, zulu: false, separator: " ") }
+
+    /// `YYYY-MM-DDTHH:MM:SS` (`separator` between the date and the time), then `.mmm` with `milliseconds` and `Z`
+    /// with `zulu`. The query view writes three or four of these per row, thousands of rows a second under load, so
+    /// years 0…9999 (all a journal can hold) are written digit by digit into the string's own storage; padded
+    /// interpolation cost more than the rest of the row. Other years keep the general form (a sign, more digits).
+    func text(milliseconds: Int?, zulu: Bool, separator: Unicode.Scalar = "T") -> String {
         guard (0...9999).contains(year) else {
             func pad(_ n: Int, _ w: Int = 2) -> String { (n < 0 ? "-" : "") + String(repeating: "0", count: max(0, w - String(abs(n)).count)) + String(abs(n)) }
-            return "\(pad(year, 4))-\(pad(month))-\(pad(day))T\(pad(hour)):\(pad(minute)):\(pad(second))"
+            return "\(pad(year, 4))-\(pad(month))-\(pad(day))\(Character(separator))\(pad(hour)):\(pad(minute)):\(pad(second))"
                 + (milliseconds.map { "." + pad($0, 3) } ?? "") + (zulu ? "Z" : "")
         }
         return String(unsafeUninitializedCapacity: 24) { buffer in
@@ -59,7 +62,7 @@ public struct CivilTime: Hashable, Comparable, Sendable, CustomStringConvertible
                 end += 1
             }
             digits(year, 4); mark("-"); digits(month, 2); mark("-"); digits(day, 2)
-            mark("T"); digits(hour, 2); mark(":"); digits(minute, 2); mark(":"); digits(second, 2)
+            mark(separator); digits(hour, 2); mark(":"); digits(minute, 2); mark(":"); digits(second, 2)
             if let milliseconds { mark("."); digits(milliseconds, 3) }
             if zulu { mark("Z") }
             return end
