@@ -146,6 +146,23 @@ struct ScheduleCalculatorTests {
         #expect(ISO8601.seconds(from: "2026-02-30T00:00:00Z") == nil)
     }
 
+    /// The view's times read back to the millisecond (a fraction of one to three digits, more ignored), and only
+    /// digits in each field: a sign where a digit belongs, or a malformed offset, is refused.
+    @Test func iso8601TimesParseStrictly() {
+        let base = ISO8601.seconds(from: "2026-11-23T03:00:00Z")! * 1000
+        #expect(ISO8601.milliseconds(from: "2026-11-23T03:00:00Z") == base)
+        #expect(ISO8601.milliseconds(from: "2026-11-23T03:00:00.448Z") == base + 448)
+        #expect(ISO8601.milliseconds(from: "2026-11-23T03:00:00.4Z") == base + 400)
+        #expect(ISO8601.milliseconds(from: "2026-11-23T03:00:00.45") == base + 450)
+        #expect(ISO8601.milliseconds(from: "2026-11-23T03:00:00.4489Z") == base + 448)
+        #expect(ISO8601.milliseconds(from: "2026-11-23 04:00:00.010+01:00") == base + 10)
+        #expect(ISO8601.seconds(from: "2026-11-23T03:00:00-02:30") == base / 1000 + 9000)
+        for bad in ["2026-11-23T+3:00:00Z", "+026-11-23T03:00:00Z", "2026-11-23T03:00:00+01x00", "2026-11-23T03:00:00+-1:00",
+                    "2026-11-23T03:00:0 Z", "2026-11-23T03:00:00.4X", "2026-١١-23T03:00:00Z"] {
+            #expect(ISO8601.seconds(from: bad) == nil && ISO8601.milliseconds(from: bad) == nil, "\(bad)")
+        }
+    }
+
     /// The texts of a civil time: the view's (`T`), and people's (a space, as `keiji task --list` prints it); every
     /// field zero-padded, years outside 0…9999 in the general form.
     @Test func civilTimesAreWrittenPadded() {

@@ -147,19 +147,38 @@ public enum ISO8601 {
 
     /// Milliseconds since the epoch of a time as ``string(fromMilliseconds:)`` writes it (`…T06:07:06.448Z`), or
     /// of whole seconds (`…T06:07:06Z`): what the query view holds, read back by `task --list` and `--runs`.
+    /// Read byte by byte: `keiji task --list` reads two a task (Foundation's `padding` and Unicode-aware
+    /// `Character` tests were most of it at 10,000 tasks).
     public static func milliseconds(from text: String) -> Int64? {
         guard let seconds = seconds(from: text) else { return nil }
-        guard let dot = text.firstIndex(of: ".") else { return seconds * 1000 }
-        let digits = text[text.index(after: dot)...].prefix { $0.isNumber }.prefix(3)
-        let fraction = Int64(digits.padding(toLength: 3, withPad: "0", startingAt: 0)) ?? 0
+        let utf8 = text.utf8
+        guard var index = utf8.firstIndex(of: UInt8(ascii: ".")) else { return seconds * 1000 }
+        // The fraction's first three digits, as milliseconds (`.4` is 400).
+        var fraction: Int64 = 0
+        var digits = 0
+        index = utf8.index(after: index)
+        while digits < 3, index != utf8.endIndex, let digit = decimalDigit(utf8[index]) {
+            fraction = fraction * 10 + Int64(digit)
+            digits += 1
+            index = utf8.index(after: index)
+        }
+        for _ in digits..<3 { fraction *= 10 }
         return seconds * 1000 + fraction
     }
 
-    /// Parses `YYYY-MM-DDTHH:MM:SS` with `Z` or a `±HH:MM` offset (a missing zone means UTC).
+    /// Parses `YYYY-MM-DDTHH:MM:SS` with `Z` or a `±HH:MM` offset (a missing zone means UTC). Each field is digits
+    /// only (no sign).
     public static func seconds(from text: String) -> Int64? {
         let chars = Array(text.utf8)
         guard chars.count >= 19 else { return nil }
-        func number(_ range: Range<Int>) -> Int? { Int(String(decoding: chars[range], as: UTF8.self)) }
+        func number(_ range: Range<Int>) -> Int? {
+            var value = 0
+            for byte in chars[range] {
+                guard let digit = decimalDigit(byte) else { return nil }
+                value = value * 10 + digit
+            }
+            return value
+        }
         guard chars[4] == 45, chars[7] == 45, chars[10] == 84 || chars[10] == 32, chars[13] == 58, chars[16] == 58,
             let y = number(0..<4), let mo = number(5..<7), let d = number(8..<10), let h = number(11..<13),
             let mi = number(14..<16), let s = number(17..<19), (1...12).contains(mo),
@@ -169,12 +188,14 @@ public enum ISO8601 {
         var rest = chars[19...]
         if rest.first == 46 { rest = rest.drop(while: { $0 == 46 || (48...57).contains($0) }) }
         if rest.first == 90 { rest = rest.dropFirst() } else if let sign = rest.first, sign == 43 || sign == 45, rest.count == 6 {
-            let text = String(decoding: rest, as: UTF8.self)
-            guard let oh = Int(text.dropFirst().prefix(2)), let om = Int(text.suffix(2)) else { return nil }
+            let at = rest.startIndex
+            guard chars[at + 3] == 58, let oh = number((at + 1)..<(at + 3)), let om = number((at + 4)..<(at + 6)) else { return nil }
             offset = Int64(oh * 3600 + om * 60) * (sign == 43 ? 1 : -1)
             rest = []
         }
         guard rest.isEmpty else { return nil }
         return CivilTime(year: y, month: mo, day: d, hour: h, minute: mi, second: s).secondsSinceEpoch - offset
     }
+
+    private static func decimalDigit(_ byte: UInt8) -> Int? { (48...57).contains(byte) ? Int(byte - 48) : nil }
 }
