@@ -6,15 +6,20 @@ struct TextColumns {
 
     init(_ header: [String]) { self.header = header }
 
+    /// Widths are counted in characters, once a cell (`keiji task --list` prints seven a task).
     func lines() -> [String] {
         let all = [header] + rows
-        let widths = header.indices.map { column in all.map { $0[column].count }.max() ?? 0 }
-        return all.map { cells in
+        let counts = all.map { $0.map(\.count) }
+        let widths = header.indices.map { column in counts.map { $0[column] }.max() ?? 0 }
+        return zip(all, counts).map { cells, counts in
             var line = ""
-            for (column, cell) in cells.enumerated() {
-                line += (column == 0 ? "" : "  ") + cell + String(repeating: " ", count: widths[column] - cell.count)
+            line.reserveCapacity(widths.reduce(2 * widths.count, +))
+            for column in cells.indices {
+                if column > 0 { line += "  " }
+                line += cells[column]
+                if column < cells.count - 1 { line += String(repeating: " ", count: widths[column] - counts[column]) }
             }
-            while line.hasSuffix(" ") { line.removeLast() }
+            while line.utf8.last == UInt8(ascii: " ") { line.removeLast() }
             return line
         }
     }
