@@ -15,6 +15,12 @@ enum Console {
         fflush(nil)
     }
 
+    /// Many lines in one write: a table of 10,000 tasks written a line at a time was 10,000 system calls.
+    static func say(lines: [String]) {
+        guard !lines.isEmpty else { return }
+        say(lines.joined(separator: "\n"))
+    }
+
     static func progress(_ line: String) { FileHandle.standardError.write(Data((paint(line, 33) + "\n").utf8)) }
 
     static func paint(_ text: String, _ code: Int) -> String { colours ? "\u{1B}[\(code)m\(text)\u{1B}[0m" : text }

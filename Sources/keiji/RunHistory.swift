@@ -89,6 +89,6 @@ extension TaskCommand {
             let data = try JSONSerialization.data(withJSONObject: history.json(), options: [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes])
             return Console.say(String(decoding: data, as: UTF8.self))
         }
-        for line in history.lines(time: TimeText(settings: settings)) { Console.say(line) }
+        Console.say(lines: history.lines(time: TimeText(settings: settings)))
     }
 }

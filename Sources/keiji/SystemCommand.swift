@@ -176,23 +176,23 @@ struct SystemCommand: AsyncParsableCommand {
                 table.rows.append([node.name, node.isAlive ? "alive" : node.stopped ? "stopped" : "LOST", String(format: "%.1f s ago", node.heartbeatAgeSeconds),
                                    String(node.claimsLastMinute), node.host, String(node.pid)])
             }
-            if !nodes.isEmpty { table.lines().forEach(Console.say) }
+            if !nodes.isEmpty { Console.say(lines: table.lines()) }
             Console.say("")
         }
         Console.say("======== LAST RECOVERY ========")
         if let report {
-            for line in RecoveryReportText.lines(report) { Console.say(line) }
+            Console.say(lines: RecoveryReportText.lines(report))
         } else {
             Console.say("the scheduler has not started yet")
         }
         Console.say("")
         Console.say("======== TASKS ========")
         if tasks.isEmpty { Console.say("no tasks") }
-        for row in tasks {
+        Console.say(lines: tasks.map { row in
             let state = row[2] == "1" ? "ERROR" : row[1] == "1" ? "disabled" : row[3] == "1" ? "running" : "scheduled"
-            Console.say("\(pad(row[0] ?? "?")) \(pad(state)) next \(row[4] ?? "-")   last \(row[5] ?? "never run")"
-                        + (nodes != nil && row[5] != nil ? " on \(row[6] ?? "?")" : ""))
-        }
+            return "\(pad(row[0] ?? "?")) \(pad(state)) next \(row[4] ?? "-")   last \(row[5] ?? "never run")"
+                + (nodes != nil && row[5] != nil ? " on \(row[6] ?? "?")" : "")
+        })
     }
 }
 

@@ -83,6 +83,6 @@ extension TaskCommand {
             let data = try JSONSerialization.data(withJSONObject: table.json(now: now), options: [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes])
             return Console.say(String(decoding: data, as: UTF8.self))
         }
-        for line in table.lines(now: now, time: TimeText(settings: settings)) { Console.say(line) }
+        Console.say(lines: table.lines(now: now, time: TimeText(settings: settings)))
     }
 }
