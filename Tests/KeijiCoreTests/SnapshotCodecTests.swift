@@ -100,6 +100,27 @@ struct SnapshotCodecTests {
         #expect(try StateLoader.decodeSnapshot(committed) == (try Self.richState()))
     }
 
+    /// A task's runs whose outcomes and triggers change from one run to the next decode as they were, each its own.
+    @Test func runsWhoseOutcomesAndTriggersChangeFromRunToRunRoundTrip() throws {
+        var state = SchedulerState()
+        var lsn: UInt64 = 0
+        func apply(_ event: JournalEntry.Event) {
+            lsn += 1
+            Reducer.apply(JournalEntry(at: 1_795_000_000_000 + Int64(lsn) * 1000, event), lsn: lsn, to: &state)
+        }
+        apply(.taskSaved(commandTask("mixed"), taskID: "id-mixed"))
+        let triggers: [RunTrigger] = [.schedule, .schedule, .manual, .retry, .schedule, .catchUp]
+        let outcomes: [RunOutcome] = [.succeeded, .failed, .failed, .succeeded, .timedOut, .succeeded]
+        for (index, (trigger, outcome)) in zip(triggers, outcomes).enumerated() {
+            apply(.runStarted(RunStart(runID: "r\(index)", task: name("mixed"), slot: nil, attempt: 1, trigger: trigger)))
+            apply(.runFinished(RunEnd(runID: "r\(index)", task: name("mixed"), outcome: outcome, exitCode: outcome == .succeeded ? 0 : 1,
+                                      signal: nil, durationMs: 5, latenessMs: nil, final: true, message: nil)))
+        }
+        let runs = try #require(state.tasks[name("mixed")]?.recentRuns)
+        #expect(runs.map(\.outcome) == outcomes.map(\.rawValue) && runs.map(\.trigger) == triggers.map(\.rawValue))
+        #expect(try StateLoader.decodeSnapshot(try StateLoader.snapshot(state)) == state)
+    }
+
     /// Version 1 is no longer written; checkpoints in it still decode.
     @Test func theCommittedVersion1BytesStillDecode() throws {
         let path = BinaryRecordCodecTests.fixtures + "/records/snapshot-v1.hex"
