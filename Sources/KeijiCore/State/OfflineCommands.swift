@@ -39,8 +39,7 @@ public enum OfflineCommands {
                 // SQLite met damage the open did not look for: the view is checked, set aside and rebuilt from the
                 // state. Its connection is closed first, so that closing it later cannot remove the new file's WAL.
                 opened = nil
-                let (rebuilt, fresh) = try QueryView.openOrReset(location, workspace: workspace, defaultTimeZone: settings.timeZone)
-                try rebuilt.catchUp(with: loaded, fresh: fresh)
+                _ = try bringUpToDateChecked(location, workspace: workspace, settings: settings, to: loaded)
             }
             return lsn
         }
@@ -52,12 +51,18 @@ public enum OfflineCommands {
     /// - Throws: ``KeijiError`` with code `.journalHeld` when a scheduler holds the journal.
     public static func rebuildView(workspace: Workspace, settings: Settings) async throws -> Bool {
         try await withJournal(of: workspace, options: JournalOptions()) { journal in
-            let loaded = try StateLoader.load(from: journal)
-            let (view, fresh) = try QueryView.openOrReset(ViewLocation(settings: settings, workspace: workspace), workspace: workspace,
-                                                          defaultTimeZone: settings.timeZone)
-            try view.catchUp(with: loaded, fresh: fresh)
-            return fresh
+            try bringUpToDateChecked(ViewLocation(settings: settings, workspace: workspace), workspace: workspace, settings: settings,
+                                     to: try StateLoader.load(from: journal))
         }
+    }
+
+    /// Opens the view with SQLite's page-by-page check (a damaged file is set aside and a new one started) and brings
+    /// it up to `loaded`. Returns whether it was set aside and rebuilt.
+    private static func bringUpToDateChecked(_ location: ViewLocation, workspace: Workspace, settings: Settings,
+                                             to loaded: StateLoader.Loaded) throws -> Bool {
+        let (view, fresh) = try QueryView.openOrReset(location, workspace: workspace, defaultTimeZone: settings.timeZone)
+        try view.catchUp(with: loaded, fresh: fresh)
+        return fresh
     }
 
     /// Runs `body` with the journal open, and so its lock held, and closes it after, whether `body` throws or not.
