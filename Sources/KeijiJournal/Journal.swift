@@ -207,7 +207,8 @@ public final class Journal: Sendable {
 
     /// A read-only view of this journal's files, bounded to what has been acknowledged.
     public var contents: JournalDirectory {
-        JournalDirectory(path: directory, io: options.io, upperBound: shared.snapshot.lastLSN)
+        let snapshot = shared.snapshot
+        return JournalDirectory(path: directory, io: options.io, upperBound: snapshot.lastLSN, activeSegmentEnd: snapshot.activeSegmentEnd)
     }
 
     // MARK: - Private

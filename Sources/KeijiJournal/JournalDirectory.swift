@@ -6,11 +6,16 @@ public struct JournalDirectory: Sendable {
     public let io: any JournalIO
     /// Records past this LSN are not read (a live journal passes its acknowledged LSN).
     public let upperBound: UInt64
+    /// A live journal's active segment and where its frames up to `upperBound` end. Records are read only up to
+    /// there: past it the file holds the writer's preallocated zeros (up to a MiB, which recovery has checked
+    /// already) or frames not yet acknowledged.
+    public let activeSegmentEnd: SegmentEnd?
 
-    public init(path: String, io: any JournalIO = PosixJournalIO(), upperBound: UInt64 = .max) {
+    public init(path: String, io: any JournalIO = PosixJournalIO(), upperBound: UInt64 = .max, activeSegmentEnd: SegmentEnd? = nil) {
         self.path = path
         self.io = io
         self.upperBound = upperBound
+        self.activeSegmentEnd = activeSegmentEnd
     }
 
     private var set: SegmentSet<JournalSegmentNaming> { SegmentSet(io: io, directory: path, naming: JournalSegmentNaming()) }
@@ -49,7 +54,7 @@ public struct JournalDirectory: Sendable {
         var thrown: (any Error)?
         for (index, name) in names.enumerated().dropFirst(first) {
             if name.baseLSN > last { break }
-            let bytes = try io.readAll(set.path(of: name))
+            let bytes = try readRecords(of: name)
             let scan = SegmentScanner().scan(bytes, name: name) { lsn, record in
                 guard thrown == nil, lsn >= start, lsn <= last else { return }
                 do {
@@ -67,6 +72,14 @@ public struct JournalDirectory: Sendable {
             }
         }
         return delivered
+    }
+
+    /// A segment's bytes, the active segment's only up to the end of its acknowledged frames.
+    private func readRecords(of name: SegmentName) throws -> [UInt8] {
+        guard let activeSegmentEnd, activeSegmentEnd.segment == name else { return try io.readAll(set.path(of: name)) }
+        let file = try io.open(set.path(of: name), mode: .readOnly)
+        defer { io.close(file) }
+        return try io.read(file, at: 0, count: min(activeSegmentEnd.offset, try io.size(of: file)))
     }
 
     /// Copies out every record from `start` through `end`.

@@ -1,10 +1,13 @@
 import Synchronization
 
-/// What the writer thread publishes for other threads: the LSN watermarks and the latest checkpoint.
+/// What the writer thread publishes for other threads: the LSN watermarks, where the active segment's frames end,
+/// and the latest checkpoint.
 final class JournalSharedState: Sendable {
     struct Snapshot: Sendable {
         var lastLSN: UInt64 = 0
         var durableLSN: UInt64 = 0
+        /// The active segment and the end of its frames, published with `lastLSN`: every record up to it lies before.
+        var activeSegmentEnd: SegmentEnd?
         var checkpoint: Checkpoint?
     }
 
@@ -13,10 +16,11 @@ final class JournalSharedState: Sendable {
     var snapshot: Snapshot { state.withLock { $0 } }
 
     func publish(_ writer: SegmentWriter) {
-        let (last, durable) = (writer.lastLSN, writer.durableLSN)
+        let (last, durable, end) = (writer.lastLSN, writer.durableLSN, SegmentEnd(segment: writer.name, offset: writer.offset))
         state.withLock {
             $0.lastLSN = last
             $0.durableLSN = durable
+            $0.activeSegmentEnd = end
         }
     }
 

@@ -124,6 +124,29 @@ struct PreallocationTests {
         try await reopened.close()
     }
 
+    /// An open journal's records are read from its active segment only up to the end of its frames: the zeros
+    /// after them are not read again (recovery has checked them), and records appended after `contents` was
+    /// taken are not handed out.
+    @Test func anOpenJournalsRecordsAreReadWithoutItsZeros() async throws {
+        let fs = SimulatedFileSystem()
+        let journal = try Journal.open(directory: Self.directory, options: testOptions(io: fs, segmentSize: 1 << 20, preallocation: 1 << 16))
+        for lsn in UInt64(1)...5 { _ = try await journal.append(payload(for: lsn)) }
+        let contents = journal.contents
+        _ = try await journal.append(payload(for: 6))
+        let name = try #require(try contents.segments().last)
+        let file = try #require(fs.contents(of: Self.directory + "/" + name.fileName))
+        let frames = SegmentScanner().scan(file, name: name).validEnd
+        #expect(file.count == 1 << 16 && frames < file.count / 4, "one chunk of zeros after a few frames: \(frames) of \(file.count) bytes")
+
+        let before = fs.bytesRead
+        #expect(try verifiedLSNs(contents) == Array(1...5))
+        let read = fs.bytesRead - before
+        #expect(read < frames, "\(read) bytes read for frames ending at \(frames)")
+        #expect(try verifiedLSNs(journal.contents) == Array(1...6))
+        try await journal.close()
+        #expect(try verifiedLSNs(journal.contents) == Array(1...6))
+    }
+
     @Test func onTheRealFileSystemTheDefaultChunkIsWrittenWithTheHeader() async throws {
         let directory = TemporaryDirectory("prealloc")
         defer { directory.remove() }

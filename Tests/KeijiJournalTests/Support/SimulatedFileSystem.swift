@@ -66,6 +66,7 @@ final class SimulatedFileSystem: JournalIO, @unchecked Sendable {
         var partialWrite: (Int, Int)?
         /// Closes of descriptors this file system never handed out or had already closed.
         var descriptorMisuse: [String] = []
+        var bytesRead = 0
     }
 
     private let state: Mutex<State>
@@ -83,6 +84,8 @@ final class SimulatedFileSystem: JournalIO, @unchecked Sendable {
     var mutatingOperationCount: Int { state.withLock { $0.mutatingOperations } }
     var operations: [Operation] { state.withLock { $0.log } }
     var syncCount: Int { state.withLock { $0.log.filter { if case .sync = $0 { true } else { false } }.count } }
+    /// Bytes handed out by `read` so far.
+    var bytesRead: Int { state.withLock { $0.bytesRead } }
 
     /// The `n`-th mutating operation (1-based) and all later ones fail as if the process died there.
     func crash(atOperation n: Int?) { state.withLock { $0.crashAt = n } }
@@ -313,7 +316,9 @@ final class SimulatedFileSystem: JournalIO, @unchecked Sendable {
             let id = try inode(file, &s)
             let bytes = s.inodes[id]!.current
             guard offset < bytes.count else { return [] }
-            return Array(bytes[offset..<min(bytes.count, offset + count)])
+            let read = Array(bytes[offset..<min(bytes.count, offset + count)])
+            s.bytesRead += read.count
+            return read
         }
     }
 
