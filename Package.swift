@@ -31,8 +31,8 @@ let package = Package(
     ],
     targets: [
         // System libraries named by the design card. Installed by scripts/test and scripts/quickstart.
-        .systemLibrary(name: "CLZ4", pkgConfig: "liblz4", providers: [.apt(["liblz4-dev"])]),
-        .systemLibrary(name: "CSQLite", pkgConfig: "sqlite3", providers: [.apt(["libsqlite3-dev"])]),
+        .systemLibrary(name: "CLZ4", providers: [.apt(["liblz4-dev"])]),
+        .systemLibrary(name: "CSQLite", providers: [.apt(["libsqlite3-dev"])]),
         // The PostgreSQL query view (DB_URL=postgres://…) through libpq: it builds in seconds; postgres-nio would add
         // minutes to every clean build (it pulls swift-nio and TLS). Its calls block, so they run on the view writer's
         // thread. Loaded with dlopen when a database URL needs it (CLibPQ.h says why); libpq-dev for its header.
@@ -65,11 +65,15 @@ let package = Package(
             name: "keiji",
             dependencies: ["KeijiCore", "KeijiBus", "KeijiJournal", "CSpawn", .product(name: "ArgumentParser", package: "swift-argument-parser")],
             // Every CLI call is a fresh process: linked statically, the Swift runtime and Foundation cost no
-            // dynamic symbol binding at start (about two thirds of a bare Foundation binary's start-up CPU).
+            // dynamic symbol binding at start (about two thirds of a bare Foundation binary's start-up CPU), nor do
+            // SQLite, LZ4 and libstdc++ (another 0.86× of a bare start: StaticLibraries/ holds a linker script for
+            // each, found before the shared library, that names its archive from the -dev package).
             // Release only: SwiftPM links an executable target's objects and flags into the test bundle, and
             // the debug test bundle cannot link Testing statically.
+            exclude: ["StaticLibraries"],
             swiftSettings: [.unsafeFlags(["-use-static-resource-dir"], .when(configuration: .release))],
-            linkerSettings: [.unsafeFlags(["-static-stdlib"], .when(configuration: .release))]
+            linkerSettings: [.unsafeFlags(["-static-stdlib", "-L", Context.packageDirectory + "/Sources/keiji/StaticLibraries"],
+                                          .when(configuration: .release))]
         ),
         // Starts and reaps every task run for the scheduler, and kills their groups if the scheduler dies. Plain C
         // without the Swift runtime: `-nostartfiles` drops swiftrt.o (the one reference to libswiftCore) and
