@@ -88,10 +88,13 @@ struct QueryViewTests {
         let settings = try Settings.parse(Settings.defaultFileContents(timeZone: "UTC"), file: "settings.conf")
         try await OfflineCommands.submit(.taskSaved(commandTask("alpha"), taskID: "id-alpha"), workspace: home.workspace, settings: settings)
         let path = home.workspace.databaseFile
-        #expect(!FileManager.default.fileExists(atPath: path + "-wal"), "closed offline, the view is all in its file")
         var root = 0
         var pageSize = 0
         do {
+            // The view's pages all in its file, no copy of them in the WAL to read instead (as a scheduler's clean
+            // stop leaves it).
+            try SQLiteDatabase(path: path).execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            #expect((FileSystem.size(of: path + "-wal") ?? 0) == 0)
             let inspected = try SQLiteDatabase(path: path, readOnly: true)
             root = try #require(try inspected.rows("SELECT rootpage FROM sqlite_schema WHERE name = 'task_models'").first?.first?.flatMap { Int($0) })
             pageSize = try #require(try inspected.rows("PRAGMA page_size").first?.first?.flatMap { Int($0) })
@@ -106,6 +109,33 @@ struct QueryViewTests {
         let view = try SQLiteViewDatabase(readingFrom: path)
         #expect(try view.connection.rows("SELECT Name FROM task_models ORDER BY Name").map { $0.first ?? nil } == ["alpha", "beta"])
         #expect(try view.connection.rows("PRAGMA quick_check").first?.first == "ok")
+    }
+
+    /// A writer's close leaves the WAL (no checkpoint, no sync: an offline command's four syncs for the view), and
+    /// the next connection reads what it holds; an open that finds it past `walCheckpointBytes` copies it into the
+    /// file and empties it, so that a WAL shared by short-lived connections stays short.
+    @Test func aClosedWriterLeavesItsWALAndAnOpenEmptiesALongOne() throws {
+        let home = TemporaryHome()
+        defer { home.remove() }
+        let path = home.path + "/keiji.db"
+        do {
+            let writer = try SQLiteViewDatabase(path: path)
+            try writer.transaction { try writer.setAppliedLSN(7) }
+        }
+        #expect((FileSystem.size(of: path + "-wal") ?? 0) > 0, "the close left the WAL")
+        #expect(try SQLiteViewDatabase(readingFrom: path).appliedLSN() == 7)
+
+        var lsn: UInt64 = 7
+        do {
+            let writer = try SQLiteViewDatabase(path: path)
+            while (FileSystem.size(of: path + "-wal") ?? 0) <= SQLiteViewDatabase.walCheckpointBytes {
+                lsn += 1
+                try writer.transaction { try writer.setAppliedLSN(lsn) }  // a page a commit
+            }
+        }
+        let writer = try SQLiteViewDatabase(path: path)
+        #expect(FileSystem.size(of: path + "-wal") == 0, "emptied at the open")
+        #expect(try writer.appliedLSN() == lsn && lsn > 100)
     }
 
     /// The scheduler writes the view without syncing it. A process crash loses nothing, so a view left unsynced in

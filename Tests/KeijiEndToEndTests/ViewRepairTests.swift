@@ -1,7 +1,8 @@
 import Foundation
 import Testing
 
-/// A query view whose file is damaged (here overwritten with text): a CLI read meets it, and with no scheduler
+/// A query view whose file is damaged (here overwritten with text, its WAL gone: a WAL holding every page would
+/// be read instead, and the next checkpoint would write them back): a CLI read meets it, and with no scheduler
 /// running the view is set aside and rebuilt from the journal at once; the command says so, exits non-zero, and
 /// works when run again. With a scheduler running, it says to restart it, and the restart rebuilds the view.
 struct ViewRepairTests {
@@ -14,7 +15,13 @@ struct ViewRepairTests {
         var r = try await s.keiji("task", "--create", "--name=alpha", "--desc=x", "--command", "true", "--every", "1h")
         #expect(r.status == 0, "\(r.stdout)\(r.stderr)")
         let view = s.home + "/.keiji/db/keiji.db"
-        try Data("this is not a database".utf8).write(to: URL(fileURLWithPath: view))
+        func damage() throws {
+            try Data("this is not a database".utf8).write(to: URL(fileURLWithPath: view))
+            for suffix in ["-wal", "-shm"] where FileManager.default.fileExists(atPath: view + suffix) {
+                try FileManager.default.removeItem(atPath: view + suffix)
+            }
+        }
+        try damage()
 
         r = try await s.keiji("task", "--list")
         #expect(r.status == 1 && r.stderr.contains("set aside (keiji.db.damaged) and rebuilt from the journal, run the command again"),
@@ -28,7 +35,7 @@ struct ViewRepairTests {
 
         #expect(try await s.keiji("system", "--start").status == 0)
         try FileManager.default.removeItem(atPath: view + ".damaged")
-        try Data("this is not a database".utf8).write(to: URL(fileURLWithPath: view))
+        try damage()
         r = try await s.keiji("task", "--get", "--name=alpha")
         #expect(r.status == 1 && r.stderr.contains("restart the scheduler to rebuild it"), "\(r.stdout)\(r.stderr)")
         #expect(try await s.keiji("system", "--stop").status == 0)

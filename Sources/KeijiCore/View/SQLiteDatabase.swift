@@ -50,6 +50,11 @@ public final class SQLiteDatabase {
         }
     }
 
+    /// Leaves the WAL to later checkpoints when this connection closes (`SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE`).
+    public func leaveWALAtClose() throws {
+        guard csqlite_no_checkpoint_on_close(handle) == SQLITE_OK else { throw failure("cannot set no_ckpt_on_close") }
+    }
+
     /// Frees the pages this connection caches that are not in use (`sqlite3_db_release_memory`).
     public func releaseCachedPages() { sqlite3_db_release_memory(handle) }
 
