@@ -66,8 +66,8 @@ let package = Package(
             dependencies: ["KeijiCore", "KeijiBus", "KeijiJournal", "CSpawn", .product(name: "ArgumentParser", package: "swift-argument-parser")],
             // Every CLI call is a fresh process: linked statically, the Swift runtime and Foundation cost no
             // dynamic symbol binding at start (about two thirds of a bare Foundation binary's start-up CPU), nor do
-            // SQLite, LZ4 and libstdc++ (another 0.86× of a bare start: StaticLibraries/ holds a linker script for
-            // each, found before the shared library, that names its archive from the -dev package).
+            // SQLite, LZ4 and libstdc++ (a bare start at 0.82× the CPU with them: StaticLibraries/ holds a linker
+            // script for each, found before the shared library, that names its archive from the -dev package).
             // Release only: SwiftPM links an executable target's objects and flags into the test bundle, and
             // the debug test bundle cannot link Testing statically.
             exclude: ["StaticLibraries"],
