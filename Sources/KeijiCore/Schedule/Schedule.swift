@@ -147,28 +147,18 @@ public enum ISO8601 {
 
     /// Milliseconds since the epoch of a time as ``string(fromMilliseconds:)`` writes it (`…T06:07:06.448Z`), or
     /// of whole seconds (`…T06:07:06Z`): what the query view holds, read back by `task --list` and `--runs`.
-    /// Read byte by byte: `keiji task --list` reads two a task (Foundation's `padding` and Unicode-aware
-    /// `Character` tests were most of it at 10,000 tasks).
     public static func milliseconds(from text: String) -> Int64? {
-        guard let seconds = seconds(from: text) else { return nil }
-        let utf8 = text.utf8
-        guard var index = utf8.firstIndex(of: UInt8(ascii: ".")) else { return seconds * 1000 }
-        // The fraction's first three digits, as milliseconds (`.4` is 400).
-        var fraction: Int64 = 0
-        var digits = 0
-        index = utf8.index(after: index)
-        while digits < 3, index != utf8.endIndex, let digit = decimalDigit(utf8[index]) {
-            fraction = fraction * 10 + Int64(digit)
-            digits += 1
-            index = utf8.index(after: index)
-        }
-        for _ in digits..<3 { fraction *= 10 }
-        return seconds * 1000 + fraction
+        parse(text).map { $0.seconds * 1000 + $0.milliseconds }
     }
 
     /// Parses `YYYY-MM-DDTHH:MM:SS` with `Z` or a `±HH:MM` offset (a missing zone means UTC). Each field is digits
     /// only (no sign).
-    public static func seconds(from text: String) -> Int64? {
+    public static func seconds(from text: String) -> Int64? { parse(text)?.seconds }
+
+    /// Both readings in one pass, byte by byte: `keiji task --list` reads two times a task (Foundation's `padding`
+    /// and Unicode-aware `Character` tests were most of it at 10,000 tasks). `milliseconds` is the fraction's first
+    /// three digits (`.4` is 400).
+    private static func parse(_ text: String) -> (seconds: Int64, milliseconds: Int64)? {
         let chars = Array(text.utf8)
         guard chars.count >= 19 else { return nil }
         func number(_ range: Range<Int>) -> Int? {
@@ -185,8 +175,18 @@ public enum ISO8601 {
             (1...CivilTime.daysInMonth(year: y, month: mo)).contains(d), h < 24, mi < 60, s < 60
         else { return nil }
         var offset: Int64 = 0
+        var fraction: Int64 = 0
         var rest = chars[19...]
-        if rest.first == 46 { rest = rest.drop(while: { $0 == 46 || (48...57).contains($0) }) }
+        if rest.first == 46 {
+            var digits = 0
+            for byte in rest.dropFirst() {
+                guard digits < 3, let digit = decimalDigit(byte) else { break }
+                fraction = fraction * 10 + Int64(digit)
+                digits += 1
+            }
+            for _ in digits..<3 { fraction *= 10 }
+            rest = rest.drop(while: { $0 == 46 || (48...57).contains($0) })
+        }
         if rest.first == 90 { rest = rest.dropFirst() } else if let sign = rest.first, sign == 43 || sign == 45, rest.count == 6 {
             let at = rest.startIndex
             guard chars[at + 3] == 58, let oh = number((at + 1)..<(at + 3)), let om = number((at + 4)..<(at + 6)) else { return nil }
@@ -194,7 +194,7 @@ public enum ISO8601 {
             rest = []
         }
         guard rest.isEmpty else { return nil }
-        return CivilTime(year: y, month: mo, day: d, hour: h, minute: mi, second: s).secondsSinceEpoch - offset
+        return (CivilTime(year: y, month: mo, day: d, hour: h, minute: mi, second: s).secondsSinceEpoch - offset, fraction)
     }
 
     private static func decimalDigit(_ byte: UInt8) -> Int? { (48...57).contains(byte) ? Int(byte - 48) : nil }
