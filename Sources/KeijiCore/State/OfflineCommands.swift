@@ -37,7 +37,8 @@ public enum OfflineCommands {
                 try opened!.view.catchUp(with: loaded, fresh: opened!.fresh)
             } catch let error as KeijiError where error.code == .databaseDamaged {
                 // SQLite met damage the open did not look for: the view is checked, set aside and rebuilt from the
-                // state. Its connection is closed first, so that closing it later cannot remove the new file's WAL.
+                // state. Its connection is closed first: it still holds the file being set aside, whose WAL and
+                // shared-memory files have the names the new file's will have.
                 opened = nil
                 _ = try bringUpToDateChecked(location, workspace: workspace, settings: settings, to: loaded)
             }

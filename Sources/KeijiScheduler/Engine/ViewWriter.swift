@@ -76,7 +76,8 @@ actor ViewWriter {
         } catch let error as KeijiError where error.code == .databaseDamaged {
             // Damage since the start's check (a disk error, a hand edit): the view is set aside and a new one opened,
             // which the engine's retry fills. Without this every flush failed until a restart. The old connection
-            // is closed first, so that closing it later cannot remove the new file's WAL.
+            // is closed first: it still holds the file being set aside, whose WAL and shared-memory files have the
+            // names the new file's will have.
             view = nil
             if (try? open()) != nil { catchUp = .rebuild }
             return error
