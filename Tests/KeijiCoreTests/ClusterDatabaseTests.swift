@@ -12,13 +12,13 @@ struct ClusterDatabaseTests {
         defer { drop() }
         let a = try ClusterDatabase(url: url, node: "a"), b = try ClusterDatabase(url: url, node: "b")
         let slots = [("t1", Int64(100)), ("t2", 100), ("t1", 101)]
-        #expect(try a.claim(Array(slots.prefix(2))) == [ClaimedSlot(task: "t1", slot: 100), ClaimedSlot(task: "t2", slot: 100)])
+        #expect(try a.claim(Array(slots.prefix(2))).all == [ClaimedSlot(task: "t1", slot: 100), ClaimedSlot(task: "t2", slot: 100)])
         // b wins only what a does not hold; a claiming again gets its own slots back, never b's.
-        #expect(try b.claim(slots) == [ClaimedSlot(task: "t1", slot: 101)])
-        #expect(try a.claim(slots) == [ClaimedSlot(task: "t1", slot: 100), ClaimedSlot(task: "t2", slot: 100)])
+        #expect(try b.claim(slots).all == [ClaimedSlot(task: "t1", slot: 101)])
+        #expect(try a.claim(slots).all == [ClaimedSlot(task: "t1", slot: 100), ClaimedSlot(task: "t2", slot: 100)])
         // Once a's run of a slot ended (or a decided not to run it), a claims it no more.
         try a.finish([ClaimedSlot(task: "t2", slot: 100)])
-        #expect(try a.claim(slots) == [ClaimedSlot(task: "t1", slot: 100)])
+        #expect(try a.claim(slots).all == [ClaimedSlot(task: "t1", slot: 100)])
     }
 
     /// A finish mark reads the rows it marks, not all of the node's claims, whether the statistics know nothing
@@ -31,13 +31,13 @@ struct ClusterDatabaseTests {
         // 10,000 finished claims of a (a node's first 10 s at 1,000 slots a second), then 40 running.
         try Self.insertFinishedClaims(10_000, of: a, tasks: 1000, from: 1000)
         let running = (0..<40).map { ClaimedSlot(task: "task-\($0)", slot: 1020) }
-        #expect(try a.claim(running.map { ($0.task, $0.slot) }).count == 40)
+        #expect(try a.claim(running.map { ($0.task, $0.slot) }).all.count == 40)
         let other = ClaimedSlot(task: "task-40", slot: 1020)
-        #expect(try b.claim([(other.task, other.slot)]) == [other])
+        #expect(try b.claim([(other.task, other.slot)]).all == [other])
 
         let rowsRead = try Self.claimRowsRead(on: a, ClusterDatabase.finishStatement, ClusterDatabase.unnestParameters(running + [other]) + ["a"])
         #expect(rowsRead <= 4 * 41, "the mark read \(rowsRead) claim rows for 41 slots")
-        #expect(try a.claim(running.map { ($0.task, $0.slot) }).isEmpty, "a's marked claims are finished")
+        #expect(try a.claim(running.map { ($0.task, $0.slot) }).all.isEmpty, "a's marked claims are finished")
 
         // The fallback's lookup, the same way: by key, and only the slots someone holds come back.
         let unclaimed = ClaimedSlot(task: "task-41", slot: 1020)
@@ -45,17 +45,17 @@ struct ClusterDatabaseTests {
         #expect(lookedAt <= 4 * 42, "the lookup read \(lookedAt) claim rows for 42 slots")
         let holders = try a.holders(of: running + [other, unclaimed])
         #expect(holders.count == 41 && holders[other] == "b" && holders[unclaimed] == nil && holders[running[0]] == "a")
-        #expect(try b.claim([(other.task, other.slot)]) == [other], "b's claim is not a's to finish")
+        #expect(try b.claim([(other.task, other.slot)]).all == [other], "b's claim is not a's to finish")
 
         // A node the statistics do not know yet (it joined after the last ANALYZE): its marks read only their rows too.
         try a.connection.query("ANALYZE keiji_claims")
         let c = try ClusterDatabase(url: url, node: "c")
         try Self.insertFinishedClaims(10_000, of: c, tasks: 1000, from: 3000)
         let newcomer = (0..<40).map { ClaimedSlot(task: "task-\($0)", slot: 3020) }
-        #expect(try c.claim(newcomer.map { ($0.task, $0.slot) }).count == 40)
+        #expect(try c.claim(newcomer.map { ($0.task, $0.slot) }).all.count == 40)
         let newcomerRead = try Self.claimRowsRead(on: c, ClusterDatabase.finishStatement, ClusterDatabase.unnestParameters(newcomer) + ["c"])
         #expect(newcomerRead <= 4 * 40, "the new node's mark read \(newcomerRead) claim rows for 40 slots")
-        #expect(try c.claim(newcomer.map { ($0.task, $0.slot) }).isEmpty, "c's marked claims are finished")
+        #expect(try c.claim(newcomer.map { ($0.task, $0.slot) }).all.isEmpty, "c's marked claims are finished")
     }
 
     /// The latest claim of each task, whichever node made it: one step of the `(task, slot)` key per task, not a
@@ -65,7 +65,7 @@ struct ClusterDatabaseTests {
         defer { drop() }
         let a = try ClusterDatabase(url: url, node: "a"), b = try ClusterDatabase(url: url, node: "b")
         try Self.insertFinishedClaims(10_000, of: a, tasks: 100, from: 1000)
-        #expect(try b.claim([("task-1", 1100)]).count == 1)
+        #expect(try b.claim([("task-1", 1100)]).all.count == 1)
         let tasks = ["task-0", "task-1", "never-claimed"]
         #expect(try a.lastClaimedSlots(of: tasks) == ["task-0": 1099, "task-1": 1100])
         let rowsRead = try Self.claimRowsRead(on: a, ClusterDatabase.lastClaimedStatement, [PostgresConnection.arrayLiteral(tasks)])
@@ -109,15 +109,15 @@ struct ClusterDatabaseTests {
         defer { drop() }
         let a = try ClusterDatabase(url: url, node: "a"), b = try ClusterDatabase(url: url, node: "b")
         let (s1, s2, s3, s4) = (ClaimedSlot(task: "t", slot: 1), ClaimedSlot(task: "t", slot: 2), ClaimedSlot(task: "t", slot: 3), ClaimedSlot(task: "u", slot: 1))
-        #expect(try a.claim([("t", 1), ("t", 2)]) == [s1, s2])
-        #expect(try b.claim([("u", 1)]) == [s4])
+        #expect(try a.claim([("t", 1), ("t", 2)]).all == [s1, s2])
+        #expect(try b.claim([("u", 1)]).all == [s4])
         func lockedRows() throws -> [String] {
             try a.connection.query("SELECT task || '/' || slot FROM keiji_claims WHERE xmax <> 0 ORDER BY 1").compactMap { $0.first ?? nil }
         }
-        #expect(try b.claim([], lookingUpFirst: [s1, s2, s3, s4]) == [s3, s4], "b gets the free slot and its own, not a's")
+        #expect(try b.claim([], lookingUpFirst: [s1, s2, s3, s4]).all == [s3, s4], "b gets the free slot and its own, not a's")
         let afterLookUp = try lockedRows()
         #expect(!afterLookUp.contains("t/1") && !afterLookUp.contains("t/2"), "a's rows were read, not locked: \(afterLookUp)")
-        #expect(try b.claim([("t", 1)]) == [])
+        #expect(try b.claim([("t", 1)]).all == [])
         let afterClaim = try lockedRows()
         #expect(afterClaim.contains("t/1"), "a plain claim locks the row it meets: \(afterClaim)")
     }
@@ -170,8 +170,10 @@ struct ClusterDatabaseTests {
         #expect(try b.holders(of: [ClaimedSlot(task: "t", slot: 1), ClaimedSlot(task: "t", slot: 2), ClaimedSlot(task: "t", slot: 9)])
                 == [ClaimedSlot(task: "t", slot: 1): "dead", ClaimedSlot(task: "t", slot: 2): "c"])
         // The dead node, back, cannot claim its old slot again; the taker holds it.
-        #expect(try dead.claim([("t", 2)]).isEmpty)
-        #expect(try c.claim([("t", 2)]) == [ClaimedSlot(task: "t", slot: 2)])
+        #expect(try dead.claim([("t", 2)]).all.isEmpty)
+        // It is c's, and said to be taken over: c's takeover queued its run, and c's own timer does not run it too.
+        #expect(try c.claim([("t", 2), ("t", 4)]) == HeldSlots(all: [ClaimedSlot(task: "t", slot: 2), ClaimedSlot(task: "t", slot: 4)],
+                                                                takenOver: [ClaimedSlot(task: "t", slot: 2)]))
         // c dies too: the slot moves on with its interruptions counted.
         try c.finish([ClaimedSlot(task: "u", slot: 1)])
         try c.connection.query("UPDATE keiji_nodes SET heartbeat_at = now() - interval '11 seconds' WHERE name = 'c'")
@@ -229,7 +231,7 @@ struct ClusterDatabaseTests {
         let a = try ClusterDatabase(url: url, node: "a"), b = try ClusterDatabase(url: url, node: "b")
         for node in [a, b] { try node.join() }
         let (ended, neverBegan) = (ClaimedSlot(task: "t", slot: 1), ClaimedSlot(task: "t", slot: 2))
-        #expect(try a.claim([("t", 1), ("t", 2)]) == [ended, neverBegan])
+        #expect(try a.claim([("t", 1), ("t", 2)]).all == [ended, neverBegan])
         try a.connection.execute("""
             CREATE FUNCTION refuse_finish() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'refused by the test'; END $$;
             CREATE TRIGGER refuse_finish BEFORE UPDATE ON keiji_claims FOR EACH ROW WHEN (NEW.finished AND NOT OLD.finished)

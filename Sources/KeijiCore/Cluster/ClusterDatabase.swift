@@ -199,18 +199,25 @@ public final class ClusterDatabase {
     /// it holds: the ones it won now and the unfinished ones it had won before (a restarted node may finish what
     /// it claimed before a crash). A slot another node holds is not returned, nor one whose run this node ended
     /// or decided not to run (a restart's catch-up ran a slot it had just taken over and decided not to re-run).
+    /// The answer says which of the slots held were taken over from another node (``HeldSlots/takenOver``).
     ///
     /// Rows are claimed in (task, slot) order, by every node: a losing claim locks the row it loses (`ON CONFLICT
     /// DO UPDATE … WHERE` locks even when it updates nothing), and two nodes locking the same slots in different
     /// orders deadlocked (the benchmark saw a second's wait, then an error, on every few ticks).
-    public func claim(_ slots: [(task: String, slot: Int64)]) throws -> Set<ClaimedSlot> {
-        guard !slots.isEmpty else { return [] }
+    public func claim(_ slots: [(task: String, slot: Int64)]) throws -> HeldSlots {
+        guard !slots.isEmpty else { return HeldSlots() }
         let rows = try connection.query("""
             INSERT INTO keiji_claims (task, slot, node) SELECT t, s, $3 FROM unnest($1::text[], $2::bigint[]) AS u(t, s) ORDER BY t COLLATE "C", s
             ON CONFLICT (task, slot) DO UPDATE SET node = excluded.node WHERE keiji_claims.node = excluded.node AND NOT keiji_claims.finished
-            RETURNING task, slot
+            RETURNING task, slot, taken_from IS NOT NULL
             """, Self.unnestParameters(slots.map { ClaimedSlot(task: $0.task, slot: $0.slot) }) + [node])
-        return Self.claimedSlots(in: rows)
+        var held = HeldSlots()
+        for row in rows {
+            guard let task = row[0], let slot = row[1].flatMap({ Int64($0) }) else { continue }
+            held.all.insert(ClaimedSlot(task: task, slot: slot))
+            if row[2] == "t" { held.takenOver.insert(ClaimedSlot(task: task, slot: slot)) }
+        }
+        return held
     }
 
     /// Claims `slots` and `lookUps` for this node, and returns the ones it holds. `lookUps` are slots another
@@ -221,12 +228,12 @@ public final class ClusterDatabase {
     /// claims behind those, and every node's firings fell seconds behind. The lookup is a read and locks nothing.
     /// Leaving out what another node holds changes no answer: a claim moves only by a takeover, and never to a
     /// node that did not take it.
-    public func claim(_ slots: Set<ClaimedSlot>, lookingUpFirst lookUps: Set<ClaimedSlot>) throws -> Set<ClaimedSlot> {
+    public func claim(_ slots: Set<ClaimedSlot>, lookingUpFirst lookUps: Set<ClaimedSlot>) throws -> HeldSlots {
         var wanted = slots.union(lookUps)
         if !lookUps.isEmpty {
             for (slot, holder) in try holders(of: Array(lookUps)) where holder != node { wanted.remove(slot) }
         }
-        return wanted.isEmpty ? [] : try claim(wanted.map { ($0.task, $0.slot) })
+        return try claim(wanted.map { ($0.task, $0.slot) })
     }
 
     /// Marks the runs of `slots` ended (their last attempt finished, whatever its outcome): a claim left
@@ -336,14 +343,6 @@ public final class ClusterDatabase {
         return [PostgresConnection.arrayLiteral(slots.map(\.task)), PostgresConnection.arrayLiteral(slots.map { String($0.slot) })]
     }
 
-    /// The slots of rows that begin with `task, slot`.
-    private static func claimedSlots(in rows: [[String?]]) -> Set<ClaimedSlot> {
-        Set(rows.compactMap { row in
-            guard let task = row[0], let slot = row[1].flatMap({ Int64($0) }) else { return nil }
-            return ClaimedSlot(task: task, slot: slot)
-        })
-    }
-
     /// Deletes up to `limit` claims older than ``claimRetention`` of this node, and as many of each node silent
     /// for longer than that (gone for good), oldest first, found through the `(node, claimed_at)` index: a
     /// bounded table however long the cluster runs, in steps that never hold this node's claims up for long.
@@ -412,6 +411,25 @@ public struct ClaimedSlot: Hashable, Sendable {
     public init(task: String, slot: Int64) {
         self.task = task
         self.slot = slot
+    }
+}
+
+/// What a claim statement answers: the slots this node holds among those it asked for.
+public struct HeldSlots: Equatable, Sendable {
+    /// Won by the statement, or won before and unfinished.
+    public var all: Set<ClaimedSlot> = []
+    /// Of ``all``, those this node took over from another (``ClusterDatabase/takeOver(afterSeconds:withinSeconds:)``).
+    /// Their runs are the takeover's: a firing of the slot by this node's own timer, whose claim was on its way
+    /// when the takeover was made, must not run it too.
+    public var takenOver: Set<ClaimedSlot> = []
+
+    public init(all: Set<ClaimedSlot> = [], takenOver: Set<ClaimedSlot> = []) {
+        (self.all, self.takenOver) = (all, takenOver)
+    }
+
+    /// Only the slots among `asked`.
+    public func intersection(_ asked: some Sequence<ClaimedSlot>) -> HeldSlots {
+        HeldSlots(all: all.intersection(asked), takenOver: takenOver.intersection(asked))
     }
 }
 

@@ -25,7 +25,7 @@ actor ClusterLink {
     /// Claims waiting for the next statement, and whether one is queued: claims made while a statement is in
     /// flight go together in the next (group commit), so a node at a thousand firings a second makes a few
     /// hundred claim statements, not a thousand.
-    private var pendingClaims: [(slots: [ClaimedSlot], lookUpFirst: Bool, reply: CheckedContinuation<Set<ClaimedSlot>?, Never>)] = []
+    private var pendingClaims: [(slots: [ClaimedSlot], lookUpFirst: Bool, reply: CheckedContinuation<HeldSlots?, Never>)] = []
     private var claimFlushQueued = false
     /// Runs ended whose claims are not yet marked finished (sent every ``finishDelay``; kept while the
     /// database is away), and whether a send is queued. Behind a lock rather than this actor, so the engine hands
@@ -93,8 +93,8 @@ actor ClusterLink {
     ///
     /// `lookUpFirst`: slots another node has normally claimed already, looked up before they are claimed (see
     /// ``ClusterDatabase/claim(_:lookingUpFirst:)``).
-    func claim(_ slots: [ClaimedSlot], lookUpFirst: Bool = false) async -> Set<ClaimedSlot>? {
-        guard !slots.isEmpty else { return [] }
+    func claim(_ slots: [ClaimedSlot], lookUpFirst: Bool = false) async -> HeldSlots? {
+        guard !slots.isEmpty else { return HeldSlots() }
         guard !holdsClaimsBack() else { return nil }
         return await withCheckedContinuation { reply in
             pendingClaims.append((slots, lookUpFirst, reply))

@@ -213,7 +213,7 @@ extension SchedulerEngine {
             dropped += sorted.dropLast(chosen.count).map { ClaimedSlot(task: name.rawValue, slot: $0) }  // chosen: the latest ones
             guard !chosen.isEmpty else { continue }
             claiming += chosen.count
-            queues.append((name, chosen.map { RecoveryRun(task: name, slot: $0, trigger: .catchUp, attempt: 1, interruptions: nil) }))
+            queues.append((name, chosen.map { RecoveryRun(task: name, slot: $0, trigger: .catchUp, attempt: 1, interruptions: nil, claimsAfresh: true) }))
         }
         cluster?.finished(dropped)
         note("cluster: the database answers again; of the \(total) slots this node could not claim meanwhile, \(claiming) are claimed now "

@@ -19,9 +19,17 @@ extension SchedulerEngine {
         var attempt: Int
         /// Interruptions of this slot so far (re-runs only).
         var interruptions: Int?
+        /// See ``Firing/claimsAfresh``.
+        var claimsAfresh = false
 
         /// Its slot's claim (nil for a manual run).
         var claimedSlot: ClaimedSlot? { slot.map { ClaimedSlot(task: task.rawValue, slot: $0) } }
+
+        /// Its firing, due at `fireAtMs`.
+        func firing(at fireAtMs: Int64) -> Firing {
+            Firing(task: task, slot: slot, fireAtMs: fireAtMs, trigger: trigger, attempt: attempt, interruptions: interruptions,
+                   claimsAfresh: claimsAfresh)
+        }
     }
 
     /// Recovery on start (DESIGN §3): replay; runs started but never finished become `interrupted` (and are
@@ -219,8 +227,7 @@ extension SchedulerEngine {
             if rest[item.task] == nil {
                 rest[item.task] = []
                 order.append(item.task)
-                firsts.append(Firing(task: item.task, slot: item.slot, fireAtMs: clock.nowMilliseconds(), trigger: item.trigger,
-                                     attempt: item.attempt, interruptions: item.interruptions))
+                firsts.append(item.firing(at: clock.nowMilliseconds()))
             } else {
                 rest[item.task]?.append(item)
             }
@@ -240,8 +247,7 @@ extension SchedulerEngine {
                 for item in queued {
                     guard let self else { return }
                     await self.waitForRuns(of: name)
-                    await self.fire(name, slot: item.slot, fireAtMs: self.clock.nowMilliseconds(), trigger: item.trigger,
-                                    attempt: item.attempt, interruptions: item.interruptions)
+                    _ = await self.fire([item.firing(at: self.clock.nowMilliseconds())])
                 }
                 await self?.waitForRuns(of: name)  // the last catch-up run ends before the schedule resumes
                 await self?.caughtUp(name)

@@ -16,6 +16,12 @@ extension SchedulerEngine {
         var trigger: RunTrigger
         var attempt = 1
         var interruptions: Int?
+        /// The slot's first claim here: the timer's firing (on time, or caught up after a stall) or a catch-up after
+        /// a database outage. A claim this node holds because it took the slot over from another node is not such a
+        /// firing's to run: the takeover queued the slot's own run (``takeOverAbandonedSlots()``), perhaps while this
+        /// firing's claim was on its way. (A restart's catch-ups are not: its takeover runs first, and leaves a
+        /// slot they cover to them.)
+        var claimsAfresh = false
 
         /// Its slot's claim (nil for a manual run).
         var claimedSlot: ClaimedSlot? { slot.map { ClaimedSlot(task: task.rawValue, slot: $0) } }
@@ -25,7 +31,7 @@ extension SchedulerEngine {
     struct FallbackClaim {
         var due: ContinuousClock.Instant
         var slots: [ClaimedSlot]
-        var reply: CheckedContinuation<Set<ClaimedSlot>?, Never>
+        var reply: CheckedContinuation<HeldSlots?, Never>
     }
 
     /// At most one lookup statement for slots preferred elsewhere this often (they wait 250 ms anyway).
@@ -269,11 +275,14 @@ extension SchedulerEngine {
     /// Manual runs (`--run`) have no slot and start on the node that took the command. A stopping node claims
     /// nothing more: the other nodes claim those slots as usual. Slots `preferredElsewhere` are claimed after the
     /// fallback delay, together with those of other ticks (see ``claimAfterFallbackDelay(_:)``).
+    ///
+    /// The firing of a slot claimed afresh (``Firing/claimsAfresh``; a skip is one) that this node holds because it
+    /// took the slot over from another is dropped too: the takeover queued the slot's run.
     private func keepClaimed(_ prepared: PreparedFirings, _ cluster: ClusterLink, preferredElsewhere: Bool = false) async -> PreparedFirings {
         let slots = prepared.started.compactMap(\.firing.claimedSlot) + prepared.skipped
         guard !slots.isEmpty else { return prepared }
         let answer = preferredElsewhere ? await claimAfterFallbackDelay(slots) : await claim(slots, cluster)
-        guard let held = answer else {
+        guard let answer else {
             // The database failed: no slot starts now; they are claimed again, by their catch-up policy, once it answers.
             var kept = prepared.subset { $0.slot == nil }
             for run in kept.rest?.started ?? [] {
@@ -283,20 +292,22 @@ extension SchedulerEngine {
             kept.part.skipped = []
             return kept.part
         }
+        let afresh = Set(prepared.started.filter(\.firing.claimsAfresh).compactMap(\.firing.claimedSlot) + prepared.skipped)
+        let held = answer.all.subtracting(answer.takenOver.intersection(afresh))
         guard held.count < slots.count else { return prepared }
         let kept = prepared.subset { firing in firing.claimedSlot.map { held.contains($0) } ?? true }
         for run in kept.rest?.started ?? [] { unregisterRun(run.runID) }
         let lostSkips = Set(prepared.skipped).subtracting(held)
-        slotsHeldElsewhere += (kept.rest?.started.count ?? 0) + lostSkips.count
+        slotsHeldElsewhere += slots.count - answer.all.count
         return kept.part.droppingSkips(lostSkips)
     }
 
     /// Claims `slots` now (nil when the database failed). Slots `lookUpFirst` are normally held by their preferred
     /// node already, and are looked up before they are claimed (see ``ClusterLink/claim(_:lookUpFirst:)``).
-    private func claim(_ slots: [ClaimedSlot], _ cluster: ClusterLink, lookUpFirst: Bool = false) async -> Set<ClaimedSlot>? {
+    private func claim(_ slots: [ClaimedSlot], _ cluster: ClusterLink, lookUpFirst: Bool = false) async -> HeldSlots? {
         let asked = ContinuousClock.now
-        var answer = phase == .running ? await cluster.claim(slots, lookUpFirst: lookUpFirst) : []
-        if let held = answer, !held.isEmpty, ContinuousClock.now - asked > Self.claimDeadline {
+        var answer = phase == .running ? await cluster.claim(slots, lookUpFirst: lookUpFirst) : HeldSlots()
+        if let held = answer?.all, !held.isEmpty, ContinuousClock.now - asked > Self.claimDeadline {
             // Paused past the deadline: another node may have taken these over since; keep only what is still ours.
             note("cluster: a claim took \(ContinuousClock.now - asked) (was the process paused?); checking it again before any run starts")
             answer = await cluster.claim(Array(held)).map { $0.intersection(held) }
@@ -309,7 +320,7 @@ extension SchedulerEngine {
     /// together: one lookup statement at most every ``fallbackClaimInterval``, for all ticks whose delay is
     /// over, where a statement per tick made two thirds of a three-node cluster's statements (each node looks up
     /// the slots of the other two) and a timer per tick.
-    private func claimAfterFallbackDelay(_ slots: [ClaimedSlot]) async -> Set<ClaimedSlot>? {
+    private func claimAfterFallbackDelay(_ slots: [ClaimedSlot]) async -> HeldSlots? {
         await withCheckedContinuation { reply in
             fallbackClaims.append(FallbackClaim(due: .now + SlotPreference.fallbackDelay, slots: slots, reply: reply))
             guard !fallbackClaimsServed else { return }
@@ -327,7 +338,7 @@ extension SchedulerEngine {
             let due = fallbackClaims.filter { $0.due <= lastStatement }
             fallbackClaims.removeAll { $0.due <= lastStatement }
             guard !due.isEmpty else { continue }
-            let answer: Set<ClaimedSlot>? = if let cluster { await claim(due.flatMap(\.slots), cluster, lookUpFirst: true) } else { [] }
+            let answer: HeldSlots? = if let cluster { await claim(due.flatMap(\.slots), cluster, lookUpFirst: true) } else { HeldSlots() }
             for waiting in due { waiting.reply.resume(returning: answer.map { $0.intersection(waiting.slots) }) }
         }
         fallbackClaimsServed = false

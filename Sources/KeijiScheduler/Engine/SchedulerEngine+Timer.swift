@@ -218,14 +218,14 @@ extension SchedulerEngine {
                                            rerunning: false) {
                 firedSlots[name] = plan.lastSlot
                 if let gap = plan.missed { missed.append(gap) }
-                let owed = plan.toRun.map { RecoveryRun(task: name, slot: $0, trigger: .catchUp, attempt: 1, interruptions: nil) }
+                let owed = plan.toRun.map { RecoveryRun(task: name, slot: $0, trigger: .catchUp, attempt: 1, interruptions: nil, claimsAfresh: true) }
                 if task.definition.policy.overlap == .skip, hasRuns(name) {
                     // A run from before the stall is still registered: often it ended during the stall and its end
                     // is not handled yet. The catch-up runs wait for it, as they wait for each other (and as
                     // restart recovery's wait for a re-run): fired now, overlap `skip` dropped the one run owed.
                     queued.append((name, owed))
                 } else if let first = owed.first {
-                    firings.append(Firing(task: name, slot: first.slot, fireAtMs: now, trigger: .catchUp))
+                    firings.append(first.firing(at: now))
                     queued.append((name, Array(owed.dropFirst())))
                 }
                 let passed = "\(name): \(plan.total) slots passed, \(plan.toRun.count) run (catch-up \(task.definition.policy.catchUp.rawValue))"
@@ -243,7 +243,7 @@ extension SchedulerEngine {
                 continue
             }
             firedSlots[name] = entry.slot
-            firings.append(Firing(task: name, slot: entry.slot, fireAtMs: entry.fireAtMs, trigger: .schedule))
+            firings.append(Firing(task: name, slot: entry.slot, fireAtMs: entry.fireAtMs, trigger: .schedule, claimsAfresh: true))
         }
         func noteSlots(_ what: String, _ tasks: [String]) {
             guard !tasks.isEmpty else { return }
