@@ -46,6 +46,9 @@ public enum SchedulerDaemon {
                 configuration.journalOptions.observer = { counting.journalCommitted($0) }
                 (metricsPort, metrics) = (port, counting)
             }
+            // Before the engine starts: without its spawn helper (an install without keiji-spawn-server beside the
+            // scheduler) every run would fail, each with its own line in a log nobody reads at `system --start`.
+            if let problem = await SpawnServer.shared.launchProblem() { throw KeijiError(.spawn, problem) }
             engine = SchedulerEngine(configuration: configuration)
             let report = try await engine.start()
             print("keiji-scheduler started (pid \(getpid())); previous shutdown: \(report.previousShutdown.rawValue)")

@@ -136,6 +136,27 @@ struct SystemCommandTests {
         #expect(try await s.keiji("system", "--status").stdout.contains("scheduler          OFFLINE"))
     }
 
+    /// An install without keiji-spawn-server beside the scheduler: every run would fail, each with a line in a log
+    /// nobody reads at `system --start` (a benchmark fired none of 15,000 runs so, its start reported fine). The
+    /// scheduler refuses to start and says why, in one line.
+    @Test func aSchedulerWithoutItsSpawnHelperRefusesToStart() async throws {
+        let built = try #require(Session.binaryDirectory())
+        let install = FileManager.default.temporaryDirectory.path + "/keiji-install-" + UUID().uuidString.prefix(8)
+        try FileManager.default.createDirectory(atPath: install, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: install) }
+        for binary in ["keiji", "keiji-bus", "keiji-scheduler"] {
+            try FileManager.default.copyItem(atPath: built + "/" + binary, toPath: install + "/" + binary)
+        }
+        let s = try Session(binaries: install)
+        defer { s.cleanUp() }
+        #expect(try await s.keiji("init").status == 0)
+        let r = try await s.keiji("system", "--start")
+        #expect(r.status != 0, "\(r.stdout)")
+        #expect(r.stderr.hasPrefix("error: keiji-scheduler refused to start: cannot start \(install)/keiji-spawn-server: ")
+                && r.stderr.split(separator: "\n").count == 1, "\(r.stderr)")
+        #expect(try pid(of: "scheduler", in: s) == nil)
+    }
+
     /// A listening socket on a free 127.0.0.1 port the kernel picks; closed by the caller.
     func occupyAPort() throws -> (fd: Int32, port: UInt16) {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)

@@ -12,8 +12,9 @@ struct WalkthroughTests {
 
         /// A fresh HOME whose bus uses the default transport, Unix sockets in that HOME's `~/.keiji`, so
         /// sessions running side by side never compete for a port (random TCP ports collided with other
-        /// tests' connections). `tcpPorts` puts the bus on 127.0.0.1 instead, for tests about ports.
-        init(tcpPorts: (push: UInt16, pull: UInt16)? = nil) throws {
+        /// tests' connections). `tcpPorts` puts the bus on 127.0.0.1 instead, for tests about ports. `binaries` is
+        /// where `keiji` and the services are (default: the ones built with the tests).
+        init(tcpPorts: (push: UInt16, pull: UInt16)? = nil, binaries: String? = nil) throws {
             home = FileManager.default.temporaryDirectory.path + "/keiji-e2e-" + UUID().uuidString.prefix(8)
             try FileManager.default.createDirectory(atPath: home + "/tmp", withIntermediateDirectories: true)
             var env = ProcessInfo.processInfo.environment
@@ -25,7 +26,7 @@ struct WalkthroughTests {
             env["KEIJI_BUS_PUSH_PORT"] = tcpPorts.map { String($0.push) }
             env["KEIJI_BUS_PULL_PORT"] = tcpPorts.map { String($0.pull) }
             environment = env
-            binaries = try #require(Self.binaryDirectory(), "the keiji executables are built with the tests")
+            self.binaries = try binaries ?? #require(Self.binaryDirectory(), "the keiji executables are built with the tests")
         }
 
         static func binaryDirectory() -> String? {

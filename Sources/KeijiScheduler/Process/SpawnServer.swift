@@ -71,6 +71,19 @@ final class SpawnServer: Sendable {
     /// The helper's pid while one runs.
     var serverPID: pid_t? { state.withLock { $0.serverPID } }
 
+    /// Waits for the helper's first launch (the thread begins it at once) and returns why it failed, or nil once the
+    /// helper runs. The scheduler refuses to start without one: every run would fail.
+    func launchProblem(within limit: Duration = .seconds(10)) async -> String? {
+        let deadline = ContinuousClock.now + limit
+        while ContinuousClock.now < deadline {
+            let (pid, failure) = state.withLock { ($0.serverPID, $0.launchFailure) }
+            if pid != nil { return nil }
+            if let failure { return failure }
+            try? await Task.sleep(for: .milliseconds(5))
+        }
+        return "\(helperPath ?? "keiji-spawn-server") did not start within \(limit)"
+    }
+
     /// Starts the run; returns once it has been exec'd, or throws why it could not be.
     func start(_ request: SpawnRequest) async throws -> Run {
         let tag = state.withLock { s -> UInt64 in
