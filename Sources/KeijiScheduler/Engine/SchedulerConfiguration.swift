@@ -35,15 +35,20 @@ public struct SchedulerConfiguration: Sendable {
     /// a second, no spawn: 6.1 ms without a lead). A sync that stalls (another writer on the disk, the host) delays
     /// a run only by what it takes beyond the lead: while another writer made syncs stall (p99 ~11 ms, a few up to
     /// ~100 ms), the start p99 was 23–26 ms with a 5 ms lead, 4.5–8.1 ms with 25 ms in five runs of six
-    /// (docs/benchmarks.md, 2026-12-05). A crash inside the lead leaves a `run.started` of a
+    /// (docs/benchmarks.md, 2026-12-05). The lead is the window below plus that 20–25 ms of room for the sync (and,
+    /// in a cluster, the claim), so the last firing of a window is taken as early before its slot as the first
+    /// was with a 5 ms window and a 25 ms lead. A crash inside the lead leaves a `run.started` of a
     /// run that never began; recovery treats it as interrupted, as it does a crash between the sync and the spawn.
-    public var firingLeadMilliseconds: Int64 = 25
+    public var firingLeadMilliseconds: Int64 = 45
     /// When a firing's lead begins, the timer loop also takes the firings whose leads begin within this many
     /// milliseconds after it, so the firings of 1,000 tasks spread over a second are journaled as one batch (one
-    /// sync, one hand-off to the journal's writer and back) every 5 ms instead of every millisecond; each run still
+    /// sync, one hand-off to the journal's writer and back) every window instead of every millisecond; each run still
     /// begins at its slot. With ``endedRunsInterval``, at 1,000 spawning runs a second: 0.9 → 0.3 syncs and about a
-    /// fifth less of the scheduler's CPU per run (docs/benchmarks.md, 2026-12-05, "(night)").
-    public var firingWindowMilliseconds: Int64 = 5
+    /// fifth less of the scheduler's CPU per run (docs/benchmarks.md, 2026-12-05, "(night)"). 20 ms rather than 5: in
+    /// a cluster each window is one claim statement, and three nodes at 1,000 runs a second made 99–101 transactions a
+    /// second each instead of 184–188, with 17–28 % less of keiji's CPU and 5–13 % less of the database's per run
+    /// (docs/benchmarks.md, 2026-12-06); one node, with or without spawns, was the same within the noise.
+    public var firingWindowMilliseconds: Int64 = 20
     /// Under load, the `run.finished` of the runs that end are journaled as one batch at most this often; the first
     /// end after a quieter spell is journaled at once. A run counts as running (for `overlap`) until its end is
     /// durable, so this is also how much later than the process's exit that can be.
