@@ -292,8 +292,11 @@ extension SchedulerEngine {
             kept.part.skipped = []
             return kept.part
         }
-        let afresh = Set(prepared.started.filter(\.firing.claimsAfresh).compactMap(\.firing.claimedSlot) + prepared.skipped)
-        let held = answer.all.subtracting(answer.takenOver.intersection(afresh))
+        var held = answer.all
+        if !answer.takenOver.isEmpty {  // rare: a takeover's own runs, or one made while this claim was on its way
+            let afresh = Set(prepared.started.filter(\.firing.claimsAfresh).compactMap(\.firing.claimedSlot) + prepared.skipped)
+            held.subtract(answer.takenOver.intersection(afresh))
+        }
         guard held.count < slots.count else { return prepared }
         let kept = prepared.subset { firing in firing.claimedSlot.map { held.contains($0) } ?? true }
         for run in kept.rest?.started ?? [] { unregisterRun(run.runID) }
