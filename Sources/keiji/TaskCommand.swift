@@ -218,7 +218,7 @@ struct TaskCommand: AsyncParsableCommand {
         }
         for line in try log.lastLines(lines) { Console.say(line) }
         guard follow else { return }
-        var offset = (try? FileManager.default.attributesOfItem(atPath: log.activePath)[.size] as? Int) ?? 0
+        var offset = FileSystem.size(of: log.activePath) ?? 0
         while true {
             try await Task.sleep(for: .milliseconds(300))
             guard let handle = FileHandle(forReadingAtPath: log.activePath) else { continue }

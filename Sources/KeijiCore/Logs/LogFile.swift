@@ -70,7 +70,7 @@ public struct LogFile: Sendable {
     /// task's log only between runs). Returns whether it rotated.
     @discardableResult
     public func rotateIfNeeded() throws -> Bool {
-        guard rotate, let size = try? FileManager.default.attributesOfItem(atPath: activePath)[.size] as? Int, size >= maxSize else {
+        guard rotate, let size = FileSystem.size(of: activePath), size >= maxSize else {
             return false
         }
         let sequence = ((try segments.list().last) ?? 0) + 1

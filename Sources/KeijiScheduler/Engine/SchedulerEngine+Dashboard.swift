@@ -60,8 +60,7 @@ extension SchedulerEngine {
 
     /// The size of a task's active log file in bytes (0 when there is none): one `stat`.
     public func logSize(of name: TaskName) -> Int64 {
-        var info = stat()
-        return stat(configuration.workspace.taskLogFile(name), &info) == 0 ? Int64(info.st_size) : 0
+        Int64(FileSystem.size(of: configuration.workspace.taskLogFile(name)) ?? 0)
     }
 
     /// The last `count` lines of a task's log, read on the background thread (file reads block).
