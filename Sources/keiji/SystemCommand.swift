@@ -70,10 +70,23 @@ struct SystemCommand: AsyncParsableCommand {
                     try ViewLocation(settings: settings, workspace: workspace).checkAccess()
                 }
                 if restart { for service in services.reversed() { _ = control.stop(service) } }
+                var startedNow: [ServiceControl.Service] = []
                 for service in services {
                     let extra = service == .scheduler ? (recoveryMode.map { ["--recovery-mode", $0] } ?? []) : []
-                    let (pid, fresh) = try control.start(service, arguments: extra)
-                    Console.say(fresh ? "\(service.rawValue): started (pid \(pid))" : "\(service.rawValue): already running (pid \(pid))")
+                    do {
+                        let (pid, fresh) = try control.start(service, arguments: extra)
+                        if fresh { startedNow.append(service) }
+                        Console.say(fresh ? "\(service.rawValue): started (pid \(pid))" : "\(service.rawValue): already running (pid \(pid))")
+                    } catch {
+                        // A service that refused or died leaves the ones this start brought up for it stopped again, so
+                        // a failed start leaves nothing running; one still starting (not ready in time) keeps them.
+                        if control.runningPID(service) == nil {
+                            for earlier in startedNow.reversed() where control.stop(earlier) {
+                                Console.say("\(earlier.rawValue): stopped (\(service.binary) did not start)")
+                            }
+                        }
+                        throw error
+                    }
                 }
             }
         }

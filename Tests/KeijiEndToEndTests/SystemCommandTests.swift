@@ -155,6 +155,9 @@ struct SystemCommandTests {
         #expect(r.stderr.hasPrefix("error: keiji-scheduler refused to start: cannot start \(install)/keiji-spawn-server: ")
                 && r.stderr.split(separator: "\n").count == 1, "\(r.stderr)")
         #expect(try pid(of: "scheduler", in: s) == nil)
+        // The bus this start brought up for it is stopped again: a failed start leaves nothing running.
+        #expect(r.stdout.hasSuffix("bus: stopped (keiji-scheduler did not start)\n"), "\(r.stdout)")
+        #expect(try pid(of: "bus", in: s) == nil)
     }
 
     /// A listening socket on a free 127.0.0.1 port the kernel picks; closed by the caller.
