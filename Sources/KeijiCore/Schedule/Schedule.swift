@@ -178,14 +178,14 @@ public enum ISO8601 {
         var fraction: Int64 = 0
         var rest = chars[19...]
         if rest.first == 46 {
-            var digits = 0
-            for byte in rest.dropFirst() {
-                guard digits < 3, let digit = decimalDigit(byte) else { break }
-                fraction = fraction * 10 + Int64(digit)
-                digits += 1
-            }
-            for _ in digits..<3 { fraction *= 10 }
-            rest = rest.drop(while: { $0 == 46 || (48...57).contains($0) })
+            // One dot and at least one digit; digits past the third are read and dropped.
+            rest = rest.dropFirst()
+            let fractionEnd = rest.firstIndex(where: { decimalDigit($0) == nil }) ?? rest.endIndex
+            guard fractionEnd > rest.startIndex else { return nil }
+            let kept = rest[..<fractionEnd].prefix(3)
+            for byte in kept { fraction = fraction * 10 + Int64(byte - 48) }
+            for _ in kept.count..<3 { fraction *= 10 }
+            rest = rest[fractionEnd...]
         }
         if rest.first == 90 { rest = rest.dropFirst() } else if let sign = rest.first, sign == 43 || sign == 45, rest.count == 6 {
             let at = rest.startIndex
