@@ -11,9 +11,9 @@ import KeijiJournal
 ///   through the bus instead.
 public enum OfflineCommands {
     /// Records replayed past which an offline command writes a checkpoint first. The scheduler checkpoints only while
-    /// it runs, and every offline command replays the records after the latest checkpoint: without this, a workspace
-    /// filled offline replayed its whole history at every command (the thousandth `task --create` 999 records, about
-    /// 2 µs each, against about 3 ms to write a checkpoint of a thousand tasks).
+    /// it runs (every 50,000 records, and at a clean stop), and every offline command replays the records after the
+    /// latest checkpoint: after a crash up to 50,000, and in a workspace changed offline its whole history (5 tasks
+    /// and ~1,300 records: 17–18 ms of CPU a command, 11 ms with this; docs/benchmarks.md).
     public static let checkpointAfterRecords = 256
 
     @discardableResult
