@@ -36,7 +36,7 @@ struct ServiceControl {
         return LiveProcess.startTime(of: pid) == started ? pid : nil
     }
 
-    /// Starts the service detached (own session, stdin /dev/null, output appended to its log, signals
+    /// Starts the service detached (own session, stdin and stdout /dev/null, stderr appended to its log, signals
     /// at defaults) unless it is already running, then waits until it reports that it accepts work
     /// (``ReadinessWait``). Returns its pid and whether it was started now; throws the service's own reason
     /// when it refused or died while starting.
@@ -64,9 +64,12 @@ struct ServiceControl {
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
         defer { posix_spawn_file_actions_destroy(&actions) }
+        // Every line a service logs goes into its log with a time; what it prints on stdout only repeats a few of
+        // them for someone who runs it by hand, so here stdout goes nowhere and the log has each line once.
+        // stderr stays: a crash's message from the Swift runtime has nowhere else to go.
         posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
-        posix_spawn_file_actions_addopen(&actions, 1, log, O_WRONLY | O_APPEND | O_CREAT, 0o600)
-        posix_spawn_file_actions_adddup2(&actions, 1, 2)
+        posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0)
+        posix_spawn_file_actions_addopen(&actions, 2, log, O_WRONLY | O_APPEND | O_CREAT, 0o600)
         posix_spawn_file_actions_adddup2(&actions, theirs, 3)
         // Nothing else the CLI has open (a caller's pipes, say) may stay open for the daemon's lifetime.
         _ = keiji_spawn_file_actions_closefrom(&actions, 4)

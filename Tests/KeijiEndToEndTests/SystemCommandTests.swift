@@ -160,6 +160,25 @@ struct SystemCommandTests {
         #expect(try pid(of: "bus", in: s) == nil)
     }
 
+    /// A service started by `keiji system --start` logs each line once, with its time: what it prints on stdout for
+    /// someone running it by hand (`keiji-scheduler started …`, `keiji-bus listening on …`) is not copied in as well.
+    @Test func serviceLogsHaveEachLineOnceWithItsTime() async throws {
+        let s = try Session()
+        defer { s.cleanUp() }
+        #expect(try await s.keiji("init").status == 0)
+        #expect(try await s.keiji("system", "--start").status == 0)
+        #expect(try await s.keiji("system", "--stop").status == 0)
+        for service in ["bus", "scheduler"] {
+            let r = try await s.keiji("system", "--logs", "--\(service)")
+            let lines = r.stdout.split(separator: "\n")
+            #expect(r.status == 0 && lines.count >= 2, "\(r.stdout)\(r.stderr)")
+            for line in lines {
+                #expect(ISO8601.milliseconds(from: String(line.prefix(24))) != nil && line.dropFirst(24).first == " ", "\(service): \(line)")
+            }
+            #expect(lines.contains { $0.contains(service == "bus" ? "keiji-bus listening on " : "scheduler started (pid ") }, "\(r.stdout)")
+        }
+    }
+
     /// A listening socket on a free 127.0.0.1 port the kernel picks; closed by the caller.
     func occupyAPort() throws -> (fd: Int32, port: UInt16) {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
@@ -212,7 +231,7 @@ struct SystemCommandTests {
         #expect(r.status != 0 && r.stderr.contains("ROTATE_LOGS"))
         #expect(isAlive(scheduler) && isAlive(bus), "a refused restart stops nothing")
         r = try await s.keiji("system", "--logs", "--scheduler")
-        #expect(r.status == 0 && r.stdout.contains("keiji-scheduler started"), "\(r.stdout)\(r.stderr)")
+        #expect(r.status == 0 && r.stdout.contains("scheduler started (pid "), "\(r.stdout)\(r.stderr)")
 
         r = try await s.keiji("system", "--stop")
         #expect(r.status == 0 && r.stdout.contains("scheduler: stopped") && r.stdout.contains("bus: stopped"), "\(r.stdout)\(r.stderr)")
