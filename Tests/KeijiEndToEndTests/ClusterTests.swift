@@ -520,6 +520,44 @@ struct ClusterTests {
         }
     }
 
+    /// A restart's catch-up runs of a task go one after another, so a later one claims its slot seconds after the
+    /// restart looked the claims up. If this node's heartbeat took that slot over meanwhile (another node claimed the
+    /// past slot, as its own catch-up after a cluster-wide restart, and stopped), the takeover queued the slot's run,
+    /// and the catch-up leaves it to that run: both used to run it. That window lasts seconds, so the takeover is made
+    /// by hand: the claims of the last two catch-up slots, as a takeover leaves them, inserted while the first ones run
+    /// (nothing queues their runs, so any run of them is the catch-up's).
+    @Test func aRestartsLaterCatchUpDoesNotRunASlotTakenOverMeanwhile() async throws {
+        try await withCluster { cluster in
+            let node = cluster.nodes[0]
+            let r = try await node.session.keiji("task", "--create", "--name=slow", "--desc=probe", "--every", "2s", "--catch-up", "all",
+                                                 "--command", "echo \"$KEIJI_TASK_NAME $KEIJI_SLOT $KEIJI_NODE\" >> \(cluster.probe); sleep 2")
+            #expect(r.status == 0, "\(r.stdout)\(r.stderr)")
+            func slow() -> [Int64] { probeLines(cluster).filter { $0.task == "slow" }.map(\.slot) }
+            try await start(node.session)
+            #expect(await postgres.eventually(.seconds(60)) { slow().count >= 1 }, "slow ran: \(schedulerLog(node.session))")
+            #expect(try await node.session.keiji("system", "--stop").status == 0)
+            let stoppedAt = ContinuousClock.now
+            _ = await postgres.eventually(.seconds(30)) { ContinuousClock.now - stoppedAt > .seconds(12) }  // six slots or so missed
+            try await start(node.session)
+            let report = try JSONDecoder().decode(RecoveryReport.self, from: Data(contentsOf: URL(fileURLWithPath: node.session.home + "/.keiji/recovery.json")))
+            let missed = try #require(report.missedSlots.first { $0.task.rawValue == "slow" }, "\(report.missedSlots)")
+            let caughtUp = Array(stride(from: missed.firstSlot, through: missed.lastSlot, by: 2))
+            try #require(missed.runs == caughtUp.count && caughtUp.count >= 5, "\(missed)")
+            let takenOver = Array(caughtUp.suffix(2))  // claimed 6 s or more after the start, each run taking 2 s
+            try await postgres.psql(cluster.url, """
+                INSERT INTO keiji_claims (task, slot, node, taken_from) \
+                VALUES \(takenOver.map { "('slow', \($0), 'node-a', 'node-x')" }.joined(separator: ", "))
+                """)
+            let resumed = caughtUp.last! + 2
+            #expect(await postgres.eventually(.seconds(90)) { slow().contains { $0 > resumed } }, "slow's schedule resumed: \(schedulerLog(node.session))")
+            #expect(try await node.session.keiji("system", "--stop").status == 0)
+            #expect(Set(slow()).isDisjoint(with: takenOver), "catch-ups ran slots taken over: \(slow().filter { $0 >= missed.firstSlot })")
+            #expect(Set(caughtUp.dropLast(2)).isSubset(of: Set(slow())), "the catch-ups before them ran: \(slow().filter { $0 >= missed.firstSlot })")
+            let verify = try await node.session.keiji("journal", "verify")
+            #expect(verify.status == 0, "\(verify.stdout)\(verify.stderr)")
+        }
+    }
+
     /// A clean stop leaves the node marked stopped, so the others at once take over what it claimed and never
     /// began, and marks finished the claim of every run it began. Two bugs did otherwise: the heartbeat loop beat
     /// once more after `leave()` (the node looked alive, then dead: its claims were taken over as a dead node's);

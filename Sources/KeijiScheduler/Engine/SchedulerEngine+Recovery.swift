@@ -169,6 +169,14 @@ extension SchedulerEngine {
             let planned = Set((reruns + ownRuns + catchUps).compactMap(\.claimedSlot))
             takenOver = queues.flatMap(\.1).filter { run in run.claimedSlot.map { !planned.contains($0) } ?? true }
         }
+        // A task's catch-up runs go one after another, so a later one claims its slot well after this start looked the
+        // claims up. One this node's heartbeat takes over meanwhile (another node claimed that past slot, as its own
+        // catch-up after a cluster-wide restart, and stopped) has its run queued by that takeover: catch-ups claim
+        // afresh, all but those of the slots taken over just above, which that takeover left to them.
+        let leftToCatchUps = Set((taken + retaken).map { ClaimedSlot(task: $0.task, slot: $0.slot) })
+        for index in catchUps.indices {
+            catchUps[index].claimsAfresh = !(catchUps[index].claimedSlot.map(leftToCatchUps.contains) ?? false)
+        }
         // Claims settled above are finished before any run claims: a catch-up of a slot just taken over and not
         // to be re-run must find it finished.
         await cluster?.sendFinishes()

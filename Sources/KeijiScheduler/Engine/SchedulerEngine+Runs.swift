@@ -16,11 +16,11 @@ extension SchedulerEngine {
         var trigger: RunTrigger
         var attempt = 1
         var interruptions: Int?
-        /// The slot's first claim here: the timer's firing (on time, or caught up after a stall) or a catch-up after
-        /// a database outage. A claim this node holds because it took the slot over from another node is not such a
-        /// firing's to run: the takeover queued the slot's own run (``takeOverAbandonedSlots()``), perhaps while this
-        /// firing's claim was on its way. (A restart's catch-ups are not: its takeover runs first, and leaves a
-        /// slot they cover to them.)
+        /// The slot's first claim here: the timer's firing (on time, or caught up after a stall), a catch-up after
+        /// a database outage, or a restart's catch-up. A claim this node holds because it took the slot over from
+        /// another node is not such a firing's to run: the takeover queued the slot's own run
+        /// (``takeOverAbandonedSlots()``), perhaps while this firing's claim was on its way. (A restart's catch-ups
+        /// of slots its own takeover took are not: that takeover leaves a slot they cover to them.)
         var claimsAfresh = false
 
         /// Its slot's claim (nil for a manual run).
