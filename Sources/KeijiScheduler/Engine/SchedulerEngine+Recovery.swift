@@ -127,11 +127,16 @@ extension SchedulerEngine {
         // not at a first start, whose journal knows none of them.
         var ownRuns: [RecoveryRun] = []
         var retaken: [TakenOverSlot] = []
-        if let cluster, previous != .firstStart, let own = await cluster.ownUnfinishedClaims(), !own.isEmpty {
-            let rerunning = Set(reruns.compactMap(\.claimedSlot))
-            let resolution = resolveOwnClaims(own, rerunning: rerunning, cluster: cluster)
-            (ownRuns, retaken) = (resolution.runs, resolution.retaken)
-            report.cluster?.ownClaims = resolution.report
+        var ownClaimsKnown = true
+        if let cluster, previous != .firstStart {
+            let own = await cluster.ownUnfinishedClaims()
+            ownClaimsKnown = own != nil
+            if let own, !own.isEmpty {
+                let rerunning = Set(reruns.compactMap(\.claimedSlot))
+                let resolution = resolveOwnClaims(own, rerunning: rerunning, cluster: cluster)
+                (ownRuns, retaken) = (resolution.runs, resolution.retaken)
+                report.cluster?.ownClaims = resolution.report
+            }
         }
 
         // Slots that passed while the scheduler was down: the same rule the live timer applies after a stall. In a
@@ -172,10 +177,12 @@ extension SchedulerEngine {
         // A task's catch-up runs go one after another, so a later one claims its slot well after this start looked the
         // claims up. One this node's heartbeat takes over meanwhile (another node claimed that past slot, as its own
         // catch-up after a cluster-wide restart, and stopped) has its run queued by that takeover: catch-ups claim
-        // afresh, all but those of the slots taken over just above, which that takeover left to them.
+        // afresh, all but those of the slots taken over just above, which that takeover left to them. Not when this
+        // node's own claims could not be looked up: one it took over before it went down and never began would then
+        // be dropped by the catch-up that covers it, and run by nothing.
         let leftToCatchUps = Set((taken + retaken).map { ClaimedSlot(task: $0.task, slot: $0.slot) })
         for index in catchUps.indices {
-            catchUps[index].claimsAfresh = !(catchUps[index].claimedSlot.map(leftToCatchUps.contains) ?? false)
+            catchUps[index].claimsAfresh = ownClaimsKnown && !(catchUps[index].claimedSlot.map(leftToCatchUps.contains) ?? false)
         }
         // Claims settled above are finished before any run claims: a catch-up of a slot just taken over and not
         // to be re-run must find it finished.
