@@ -75,10 +75,18 @@ struct ClusterTests {
         await cluster.cleanUp()
     }
 
-    func createProbeTask(_ task: String, on s: Session, probe: String, rerunInterrupted: Bool = false) async throws {
-        let r = try await s.keiji("task", "--create", "--name=\(task)", "--desc=probe", "--every", "1s", "--catch-up", "all",
+    /// A command task run every second whose runs append "task slot node" to `probe`.
+    func createProbeTask(_ task: String, on s: Session, probe: String, catchUp: String = "all", rerunInterrupted: Bool = false) async throws {
+        let r = try await s.keiji("task", "--create", "--name=\(task)", "--desc=probe", "--every", "1s", "--catch-up", catchUp,
                                   "--rerun-interrupted", "\(rerunInterrupted)", "--command", "echo \"$KEIJI_TASK_NAME $KEIJI_SLOT $KEIJI_NODE\" >> \(probe)")
         #expect(r.status == 0, "\(r.stdout)\(r.stderr)")
+    }
+
+    /// node-a's claims of `slots` of `task` as a takeover from node-x leaves them (held, unfinished, `taken_from` set),
+    /// made by hand: nothing queues their runs, so any run of them is another firing's.
+    func takeOverByHand(_ task: String, slots: [Int64], in cluster: Cluster) async throws {
+        let rows = slots.map { "('\(task)', \($0), 'node-a', 'node-x')" }.joined(separator: ", ")
+        try await postgres.psql(cluster.url, "INSERT INTO keiji_claims (task, slot, node, taken_from) VALUES \(rows)")
     }
 
     /// What a node's own journal says its tasks are: name → disabled (deleted ones absent), from its task records.
@@ -498,18 +506,13 @@ struct ClusterTests {
     @Test func aTimerFiringDoesNotRunASlotTakenOverWhileItsClaimWasOnItsWay() async throws {
         try await withCluster { cluster in
             let node = cluster.nodes[0]
-            let r = try await node.session.keiji("task", "--create", "--name=solo", "--desc=probe", "--every", "1s", "--catch-up", "skip",
-                                                 "--command", "echo \"$KEIJI_TASK_NAME $KEIJI_SLOT $KEIJI_NODE\" >> \(cluster.probe)")
-            #expect(r.status == 0, "\(r.stdout)\(r.stderr)")
+            try await createProbeTask("solo", on: node.session, probe: cluster.probe, catchUp: "skip")
             try await start(node.session)
             func solo() -> [Int64] { probeLines(cluster).filter { $0.task == "solo" }.map(\.slot) }
             #expect(await postgres.eventually(.seconds(60)) { solo().count >= 2 }, "solo ran: \(schedulerLog(node.session))")
             let first = now() + 3
             let takenOver = Array(first..<(first + 3))
-            try await postgres.psql(cluster.url, """
-                INSERT INTO keiji_claims (task, slot, node, taken_from) \
-                VALUES \(takenOver.map { "('solo', \($0), 'node-a', 'node-x')" }.joined(separator: ", "))
-                """)
+            try await takeOverByHand("solo", slots: takenOver, in: cluster)
             let after = first + 3
             #expect(await postgres.eventually(.seconds(60)) { solo().contains(after + 1) }, "solo ran on: \(schedulerLog(node.session))")
             #expect(try await node.session.keiji("system", "--stop").status == 0)
@@ -544,10 +547,7 @@ struct ClusterTests {
             let caughtUp = Array(stride(from: missed.firstSlot, through: missed.lastSlot, by: 2))
             try #require(missed.runs == caughtUp.count && caughtUp.count >= 5, "\(missed)")
             let takenOver = Array(caughtUp.suffix(2))  // claimed 6 s or more after the start, each run taking 2 s
-            try await postgres.psql(cluster.url, """
-                INSERT INTO keiji_claims (task, slot, node, taken_from) \
-                VALUES \(takenOver.map { "('slow', \($0), 'node-a', 'node-x')" }.joined(separator: ", "))
-                """)
+            try await takeOverByHand("slow", slots: takenOver, in: cluster)
             let resumed = caughtUp.last! + 2
             #expect(await postgres.eventually(.seconds(90)) { slow().contains { $0 > resumed } }, "slow's schedule resumed: \(schedulerLog(node.session))")
             #expect(try await node.session.keiji("system", "--stop").status == 0)
