@@ -275,7 +275,10 @@ struct ClusterTests {
     /// won before the slot came counts as going on from then, though its `run.started` may be written hundreds of
     /// milliseconds later on a loaded machine (a soak run reported a slot lost so: skipped after a stall, its skip
     /// written 4 ms after the two runs' ends, whose `run.started` were written 306 ms after the slot was due); a run
-    /// whose claim was made after the slot came does not make the slot an overlap.
+    /// whose claim was made after the slot came does not make the slot an overlap. A slot is due at its moment: its
+    /// second plus the task's phase for an `--every` schedule (the milliseconds of the `task.saved` that set the
+    /// schedule, as the reducer keeps them), not at the second itself (a soak run reported a slot lost so: skipped
+    /// at its moment, 774 ms into its second, while the run of the slot before, claimed 7 ms earlier, went on).
     func skippedWhileRunning(_ cluster: Cluster) async throws -> Set<String> {
         let held = Set(try await postgres.psql(cluster.url, "SELECT task || ' ' || slot || ' ' || node FROM keiji_claims WHERE finished")
             .split(separator: "\n").map(String.init))
@@ -291,10 +294,18 @@ struct ClusterTests {
             var started: [String: (task: String, slot: Int?, at: Int)] = [:]
             var finished: [String: Int] = [:]
             var overlaps: [(key: String, slot: Int, at: Int)] = []
+            var schedules: [String: NSDictionary] = [:]
+            var phases: [String: Int] = [:]
             for line in try await node.session.keiji("journal", "dump", "--json").stdout.split(separator: "\n") {
                 guard let object = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any],
                       let record = object["record"] as? [String: Any], let type = record["type"] as? String,
-                      let at = record["at"] as? Int, let run = record["run"] as? [String: Any] else { continue }
+                      let at = record["at"] as? Int else { continue }
+                if type == "task.saved", let definition = record["definition"] as? [String: Any],
+                   let task = definition["name"] as? String, let schedule = definition["schedule"] as? NSDictionary {
+                    if schedules[task] != schedule { phases[task] = schedule["every"] != nil ? at % 1000 : 0 }
+                    schedules[task] = schedule
+                }
+                guard let run = record["run"] as? [String: Any] else { continue }
                 switch type {
                 case "run.started":
                     if let id = run["runID"] as? String, let task = run["task"] as? String { started[id] = (task, run["slot"] as? Int, at) }
@@ -306,9 +317,10 @@ struct ClusterTests {
             }
             skipped.formUnion(overlaps.filter { overlap in
                 let task = overlap.key.split(separator: " ").first.map(String.init)
+                let due = overlap.slot * 1000 + (task.flatMap { phases[$0] } ?? 0)
                 return held.contains("\(overlap.key) \(node.name)")
                     && started.contains { id, run in
-                        let (due, end) = (overlap.slot * 1000, finished[id] ?? Int.max)
+                        let end = finished[id] ?? Int.max
                         let claimed = run.slot.flatMap { claimedAt["\(run.task) \($0) \(node.name)"] }
                         return run.task == task && run.at <= overlap.at
                             && (end >= overlap.at || (run.at <= due && end >= due) || (claimed.map { $0 <= due } == true && end >= due))
