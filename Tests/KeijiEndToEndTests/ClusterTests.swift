@@ -570,6 +570,44 @@ struct ClusterTests {
         }
     }
 
+    /// A slot this node took over waits for the run before it (a task's runs go one after another); if the database
+    /// fails when its claim goes, the slot waits with those the outage kept from being claimed, and is claimed again
+    /// once the database answers. That claim must keep it: it used to be made afresh, as a scheduled slot's, so the
+    /// slot came back as one taken over (by this node, whose takeover was to run it) and was dropped: it ran nowhere.
+    /// The outage is the claims table renamed while the first taken-over run goes on (claim statements fail, the
+    /// heartbeat's table stays) until the second's claim has failed.
+    @Test func aSlotTakenOverWhoseClaimFailsInAnOutageRunsWhenTheDatabaseAnswers() async throws {
+        try await withCluster { cluster in
+            let node = cluster.nodes[0]
+            let r = try await node.session.keiji("task", "--create", "--name=slow", "--desc=probe", "--every", "1h", "--catch-up", "all",
+                                                 "--command", "echo \"$KEIJI_TASK_NAME $KEIJI_SLOT $KEIJI_NODE\" >> \(cluster.probe); sleep 6")
+            #expect(r.status == 0, "\(r.stdout)\(r.stderr)")
+            func slow() -> [Int64] { probeLines(cluster).filter { $0.task == "slow" }.map(\.slot) }
+            for task in Self.tasks {  // the only claims are then slow's: a failed one is the second slot's
+                let r = try await node.session.keiji("task", "--disable", "--name=\(task)")
+                #expect(r.status == 0, "\(r.stdout)\(r.stderr)")
+            }
+            try await start(node.session)
+            let (first, second) = (now() - 20, now() - 19)
+            try await postgres.psql(cluster.url, """
+                INSERT INTO keiji_nodes (name, host, pid, started_at, heartbeat_at, stopped) VALUES ('node-x', 'elsewhere', 1, now(), now(), true);
+                INSERT INTO keiji_claims (task, slot, node) VALUES ('slow', \(first), 'node-x'), ('slow', \(second), 'node-x')
+                """)
+            #expect(await postgres.eventually(.seconds(60)) { slow().contains(first) }, "the first slot taken over ran: \(schedulerLog(node.session))")
+            try await postgres.psql(cluster.url, "ALTER TABLE keiji_claims RENAME TO keiji_claims_away")
+            let failed = await postgres.eventually(.seconds(60)) {
+                schedulerLog(node.session).split(separator: "\n").contains { $0.contains("cluster: claim (") && $0.contains(") failed") }
+            }
+            try await postgres.psql(cluster.url, "ALTER TABLE keiji_claims_away RENAME TO keiji_claims")
+            try #require(failed, "the second slot's claim failed: \(schedulerLog(node.session))")
+            #expect(await postgres.eventually(.seconds(60)) { slow().contains(second) }, "the second slot ran: \(schedulerLog(node.session))")
+            #expect(try await node.session.keiji("system", "--stop").status == 0)
+            #expect(slow().sorted() == [first, second], "each slot taken over ran once: \(slow())")
+            let verify = try await node.session.keiji("journal", "verify")
+            #expect(verify.status == 0, "\(verify.stdout)\(verify.stderr)")
+        }
+    }
+
     /// A clean stop leaves the node marked stopped, so the others at once take over what it claimed and never
     /// began, and marks finished the claim of every run it began. Two bugs did otherwise: the heartbeat loop beat
     /// once more after `leave()` (the node looked alive, then dead: its claims were taken over as a dead node's);

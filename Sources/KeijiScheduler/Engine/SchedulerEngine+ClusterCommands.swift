@@ -169,15 +169,17 @@ extension SchedulerEngine {
     /// Unclaimed slots kept while the database is away (a day of 1,000 tasks × 1 s would be 86 million).
     static let unclaimedSlotLimit = 100_000
 
-    func rememberUnclaimed(_ task: TaskName, slot: Int64) {
+    func rememberUnclaimed(_ task: TaskName, slot: Int64, afresh: Bool) {
         guard unclaimedSlotCount < Self.unclaimedSlotLimit else { return }
         unclaimedSlots[task, default: []].append(slot)
         unclaimedSlotCount += 1
+        if !afresh { unclaimedSlotsNotAfresh.insert(ClaimedSlot(task: task.rawValue, slot: slot)) }
     }
 
     /// Drops `slots` from those this node could not claim (a takeover has decided them).
     func forgetUnclaimed(_ slots: [ClaimedSlot]) {
         guard !unclaimedSlots.isEmpty else { return }
+        unclaimedSlotsNotAfresh.subtract(slots)
         for slot in slots {
             guard let name = try? TaskName(slot.task), let waiting = unclaimedSlots[name] else { continue }
             let left = waiting.filter { $0 != slot.slot }
@@ -191,11 +193,14 @@ extension SchedulerEngine {
     /// `all`: up to its limit), one after another. Slots another node ran meanwhile are held by it and not run.
     /// The others are finished where this node holds them (a retry's or a re-run's slot, claimed before the
     /// outage): left unfinished, such a claim was taken over once the node stopped or died, and run again.
+    /// A slot whose firing did not claim afresh is not claimed afresh now: a slot this node took over (whose run's
+    /// claim met the outage) comes back as taken over, and a fresh claim would drop it as the takeover's to run.
     func retryUnclaimedSlots() {
         guard !unclaimedSlots.isEmpty, phase == .running else { return }
-        let pending = unclaimedSlots
+        let (pending, notAfresh) = (unclaimedSlots, unclaimedSlotsNotAfresh)
         unclaimedSlots = [:]
         unclaimedSlotCount = 0
+        unclaimedSlotsNotAfresh = []
         var queues: [(TaskName, [RecoveryRun])] = []
         var dropped: [ClaimedSlot] = []
         var claiming = 0, total = 0
@@ -213,7 +218,10 @@ extension SchedulerEngine {
             dropped += sorted.dropLast(chosen.count).map { ClaimedSlot(task: name.rawValue, slot: $0) }  // chosen: the latest ones
             guard !chosen.isEmpty else { continue }
             claiming += chosen.count
-            queues.append((name, chosen.map { RecoveryRun(task: name, slot: $0, trigger: .catchUp, attempt: 1, interruptions: nil, claimsAfresh: true) }))
+            queues.append((name, chosen.map { slot in
+                RecoveryRun(task: name, slot: slot, trigger: .catchUp, attempt: 1, interruptions: nil,
+                            claimsAfresh: !notAfresh.contains(ClaimedSlot(task: name.rawValue, slot: slot)))
+            }))
         }
         cluster?.finished(dropped)
         note("cluster: the database answers again; of the \(total) slots this node could not claim meanwhile, \(claiming) are claimed now "

@@ -287,7 +287,7 @@ extension SchedulerEngine {
             var kept = prepared.subset { $0.slot == nil }
             for run in kept.rest?.started ?? [] {
                 unregisterRun(run.runID)
-                if let slot = run.firing.slot { rememberUnclaimed(run.firing.task, slot: slot) }
+                if let slot = run.firing.slot { rememberUnclaimed(run.firing.task, slot: slot, afresh: run.firing.claimsAfresh) }
             }
             kept.part.skipped = []
             return kept.part

@@ -49,6 +49,9 @@ public actor SchedulerEngine {
     /// ``unclaimedSlotLimit`` in all): claimed again by their catch-up policy when it answers.
     var unclaimedSlots: [TaskName: [Int64]] = [:]
     var unclaimedSlotCount = 0
+    /// Those of ``unclaimedSlots`` whose firing did not claim afresh (a takeover's runs, above all): claimed again as
+    /// that firing would have been (see ``Firing/claimsAfresh``).
+    var unclaimedSlotsNotAfresh: Set<ClaimedSlot> = []
     /// The live nodes as of the last heartbeat: which slots this node claims at once (``SlotPreference``).
     var slotPreference = SlotPreference(nodes: [], me: "")
     /// Slots this node decided to fire that another node held (or that could not be claimed): in `--status`.
