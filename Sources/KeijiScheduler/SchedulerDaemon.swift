@@ -58,8 +58,8 @@ public enum SchedulerDaemon {
             readiness.report(.refused("\(error)"))
             return 1
         }
-        let endpoint = await serveMetrics(port: metricsPort, metrics: metrics, token: token, engine: engine)
-        let dashboard = await serveDashboard(port: dashboardPort, token: token, engine: engine)
+        let endpoint = await serveMetrics(port: metricsPort, metrics: metrics, token: token, engine: engine, readiness: readiness)
+        let dashboard = await serveDashboard(port: dashboardPort, token: token, engine: engine, readiness: readiness)
         // The link logs the outcome of every connection attempt; the first line means the first attempt is over.
         let (linkAttempts, linkAttempted) = AsyncStream<Void>.makeStream(bufferingPolicy: .bufferingNewest(1))
         let link = SchedulerBusLink(endpoint: endpoints.pull, token: token, handler: { request in await engine.handle(request) },
@@ -119,9 +119,10 @@ public enum SchedulerDaemon {
 }
 
 extension SchedulerDaemon {
-    /// Starts `GET /metrics`, or says in one line (stderr and the scheduler log) why it is off: a port that
-    /// cannot be bound is not worth a scheduler that does not run.
-    static func serveMetrics(port: UInt16?, metrics: SchedulerMetrics?, token: String, engine: SchedulerEngine) async -> MetricsEndpoint? {
+    /// Starts `GET /metrics`, or says in one line why it is off (``announce(_:else:engine:readiness:)``): a port
+    /// that cannot be bound is not worth a scheduler that does not run.
+    static func serveMetrics(port: UInt16?, metrics: SchedulerMetrics?, token: String, engine: SchedulerEngine,
+                             readiness: ServiceReadiness.Notifier) async -> MetricsEndpoint? {
         guard let port, let metrics else { return nil }
         let problem: String?
         var endpoint: MetricsEndpoint?
@@ -132,26 +133,29 @@ extension SchedulerDaemon {
             problem = "\(error)"
         }
         await announce(problem.map { "metrics: cannot serve on 127.0.0.1:\(port), /metrics is off, scheduling goes on: \($0)" },
-                       else: "metrics: serving http://127.0.0.1:\(port)/metrics", engine: engine)
+                       else: "metrics: serving http://127.0.0.1:\(port)/metrics", engine: engine, readiness: readiness)
         return problem == nil ? endpoint : nil
     }
 
-    /// One line on stdout (serving) or stderr (off), and in the scheduler's log.
-    static func announce(_ problem: String?, else serving: String, engine: SchedulerEngine) async {
+    /// One line in the scheduler's log, and for whoever started it: on stdout (serving) or stderr (off) when run by
+    /// hand, and a problem as a note to `keiji system --start`, which prints it. Not on stderr when stderr is the log
+    /// (as `system --start` leaves it): the line would be there twice, once without its time.
+    static func announce(_ problem: String?, else serving: String, engine: SchedulerEngine, readiness: ServiceReadiness.Notifier) async {
         let line = problem ?? serving
         if problem == nil {
             print("keiji-scheduler: " + line)
             fflush(nil)
         } else {
-            FileHandle.standardError.write(Data("keiji-scheduler: \(line)\n".utf8))
+            readiness.report(.note(line))
+            if !engine.log.isStandardError { FileHandle.standardError.write(Data("keiji-scheduler: \(line)\n".utf8)) }
         }
         await engine.note(line)
     }
 }
 
 extension SchedulerDaemon {
-    /// Starts the web dashboard, or says in one line why it is off, as ``serveMetrics(port:metrics:token:engine:)`` does.
-    static func serveDashboard(port: UInt16?, token: String, engine: SchedulerEngine) async -> DashboardServer? {
+    /// Starts the web dashboard, or says in one line why it is off, as ``serveMetrics(port:metrics:token:engine:readiness:)`` does.
+    static func serveDashboard(port: UInt16?, token: String, engine: SchedulerEngine, readiness: ServiceReadiness.Notifier) async -> DashboardServer? {
         guard let port else { return nil }
         let problem: String?
         var server: DashboardServer?
@@ -162,7 +166,7 @@ extension SchedulerDaemon {
             problem = "\(error)"
         }
         await announce(problem.map { "dashboard: cannot serve on 127.0.0.1:\(port), the dashboard is off, scheduling goes on: \($0)" },
-                       else: "dashboard: serving http://127.0.0.1:\(port)/", engine: engine)
+                       else: "dashboard: serving http://127.0.0.1:\(port)/", engine: engine, readiness: readiness)
         return problem == nil ? server : nil
     }
 }

@@ -10,7 +10,8 @@ import KeijiCore
 /// a scheduler still replaying a large journal "started", and miss a refusal that comes after it.
 struct ReadinessWait {
     enum Outcome: Equatable {
-        case ready
+        /// With the daemon's notes (``ServiceReadiness/Report/note(_:)``), in order.
+        case ready(notes: [String])
         case refused(String)
         /// The daemon closed the socket without a report: it exited or crashed.
         case died
@@ -21,12 +22,14 @@ struct ReadinessWait {
     var deadline: Duration = .seconds(120)
     var progressInterval: Duration = .seconds(10)
 
-    /// Reads the one report line from `fd`, calling `progress` with the time waited every `progressInterval`.
+    /// Reads the report from `fd` (and the notes before it), calling `progress` with the time waited every
+    /// `progressInterval`.
     func wait(on fd: Int32, progress: (Duration) -> Void) -> Outcome {
         let clock = ContinuousClock()
         let start = clock.now
         var nextProgress = progressInterval
         var line: [UInt8] = []
+        var notes: [String] = []
         while true {
             let waited = clock.now - start
             if waited >= deadline { return .timedOut }
@@ -43,12 +46,14 @@ struct ReadinessWait {
             if count < 0, errno == EINTR || errno == EAGAIN { continue }
             guard count > 0 else { return .died }
             line += chunk[..<count]
-            if let end = line.firstIndex(of: UInt8(ascii: "\n")) {
+            while let end = line.firstIndex(of: UInt8(ascii: "\n")) {
                 let text = String(decoding: line[..<end], as: UTF8.self)
+                line.removeSubrange(...end)
                 switch ServiceReadiness.Report(line: Substring(text)) {
-                case .ready: return .ready
+                case .ready: return .ready(notes: notes)
                 case .refused(let reason): return .refused(reason)
-                case nil: return .refused(text)  // neither: whatever it said is the best reason there is
+                case .note(let note): if notes.count < 100 { notes.append(note) }
+                case nil: return .refused(text)  // none: whatever it said is the best reason there is
                 }
             }
             if line.count > 64 * 1024 { return .refused(String(decoding: line.prefix(200), as: UTF8.self)) }

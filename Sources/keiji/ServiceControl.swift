@@ -38,10 +38,10 @@ struct ServiceControl {
 
     /// Starts the service detached (own session, stdin and stdout /dev/null, stderr appended to its log, signals
     /// at defaults) unless it is already running, then waits until it reports that it accepts work
-    /// (``ReadinessWait``). Returns its pid and whether it was started now; throws the service's own reason
-    /// when it refused or died while starting.
-    func start(_ service: Service, arguments: [String] = [], wait: ReadinessWait = ReadinessWait()) throws -> (pid: pid_t, started: Bool) {
-        if let pid = runningPID(service) { return (pid, false) }
+    /// (``ReadinessWait``). Returns its pid, whether it was started now and the notes it sent while starting;
+    /// throws the service's own reason when it refused or died while starting.
+    func start(_ service: Service, arguments: [String] = [], wait: ReadinessWait = ReadinessWait()) throws -> (pid: pid_t, started: Bool, notes: [String]) {
+        if let pid = runningPID(service) { return (pid, false, []) }
         try workspace.createSystemDirectories()
         let path = try binaryPath(service)
         let log = workspace.serviceLogFile(service.rawValue)
@@ -99,8 +99,8 @@ struct ServiceControl {
             Console.progress("\(service.rawValue): still starting (pid \(pid)) after \(waited.components.seconds) s" + (service == .scheduler ? ": recovering the journal" : ""))
         }
         switch outcome {
-        case .ready:
-            return (pid, true)
+        case .ready(let notes):
+            return (pid, true, notes)
         case .refused(let reason):
             _ = ReadinessWait.reap(pid)
             try? FileSystem.remove(workspace.pidFile(service.rawValue))

@@ -74,9 +74,10 @@ struct SystemCommand: AsyncParsableCommand {
                 for service in services {
                     let extra = service == .scheduler ? (recoveryMode.map { ["--recovery-mode", $0] } ?? []) : []
                     do {
-                        let (pid, fresh) = try control.start(service, arguments: extra)
+                        let (pid, fresh, notes) = try control.start(service, arguments: extra)
                         if fresh { startedNow.append(service) }
                         Console.say(fresh ? "\(service.rawValue): started (pid \(pid))" : "\(service.rawValue): already running (pid \(pid))")
+                        for note in notes { Console.progress("warning: \(service.rawValue): \(note)") }
                     } catch {
                         // A service that refused or died leaves the ones this start brought up for it stopped again, so
                         // a failed start leaves nothing running; one still starting (not ready in time) keeps them.

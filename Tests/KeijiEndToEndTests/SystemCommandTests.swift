@@ -155,6 +155,8 @@ struct SystemCommandTests {
         #expect(r.stderr.hasPrefix("error: keiji-scheduler refused to start: cannot start \(install)/keiji-spawn-server: ")
                 && r.stderr.split(separator: "\n").count == 1, "\(r.stderr)")
         #expect(try pid(of: "scheduler", in: s) == nil)
+        let log = try String(contentsOfFile: s.home + "/.keiji/logs/services/scheduler/scheduler.log", encoding: .utf8)
+        #expect(log.components(separatedBy: "cannot start \(install)/keiji-spawn-server: ").count == 2, "the log says it once: \(log)")
         // The bus this start brought up for it is stopped again: a failed start leaves nothing running.
         #expect(r.stdout.hasSuffix("bus: stopped (keiji-scheduler did not start)\n"), "\(r.stdout)")
         #expect(try pid(of: "bus", in: s) == nil)

@@ -34,6 +34,14 @@ public struct LogFile: Sendable {
 
     public var activePath: String { directory + "/" + baseName + ".log" }
 
+    /// Whether this process's stderr is the active file (a service `keiji system --start` started): a line written
+    /// to both would be there twice.
+    public var isStandardError: Bool {
+        var (err, file) = (stat(), stat())
+        guard fstat(STDERR_FILENO, &err) == 0, stat(activePath, &file) == 0 else { return false }
+        return err.st_dev == file.st_dev && err.st_ino == file.st_ino
+    }
+
     var segments: SegmentSet<LogSegmentNaming> {
         SegmentSet(io: PosixJournalIO(), directory: directory, naming: LogSegmentNaming(baseName: baseName))
     }

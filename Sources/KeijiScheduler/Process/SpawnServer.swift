@@ -151,6 +151,9 @@ private final class SpawnSupervisor {
     var failures = 0
     var nextLaunch = ContinuousClock.now
     var launchedAt = ContinuousClock.now
+    /// Whether a helper has run: the first launch's failure is ``SpawnServer/launchProblem(within:)``'s to report
+    /// (the scheduler refuses to start with it), so it is not written to stderr as well.
+    var launchedOnce = false
     var lastReported: String?
 
     init(server: SpawnServer) { self.server = server }
@@ -223,6 +226,7 @@ private final class SpawnSupervisor {
         socket = ends[0]
         helper = pid
         launchedAt = ContinuousClock.now
+        launchedOnce = true
         server.state.withLock {
             $0.serverPID = pid
             $0.launchFailure = nil
@@ -236,7 +240,7 @@ private final class SpawnSupervisor {
             $0.serverPID = nil
             $0.launchFailure = reason
         }
-        if reason != lastReported { FileHandle.standardError.write(Data("keiji-scheduler: \(reason)\n".utf8)) }  // once, not every retry
+        if launchedOnce, reason != lastReported { FileHandle.standardError.write(Data("keiji-scheduler: \(reason)\n".utf8)) }  // once, not every retry
         lastReported = reason
         take()
         failPendingStarts(reason)
