@@ -132,6 +132,11 @@ struct DashboardTests {
             let refused = try await Self.request(port, "POST", "/login", form: [("token", wrong)])
             #expect(refused.status == 401 && refused.headers["set-cookie"] == nil, "\(wrong.count) characters: \(refused.status)")
         }
+        // A form larger than the dashboard's forms is not read, even with the right token: anyone on the machine may
+        // post to the port, and a 100 MB login took the scheduler to 650 MB.
+        let padding = ("padding", String(repeating: "a", count: 9000))
+        let oversized = try await Self.request(port, "POST", "/login", form: [("token", token), padding])
+        #expect(oversized.status == 413 && oversized.headers["set-cookie"] == nil, "\(oversized.status) \(oversized.body)")
         let login = try await Self.request(port, "POST", "/login", form: [("token", token)])
         let setCookie = login.headers["set-cookie"] ?? ""
         #expect(setCookie.contains("HttpOnly") && setCookie.contains("SameSite=Strict") && setCookie.contains("Path=/"), "\(setCookie)")
@@ -168,6 +173,7 @@ struct DashboardTests {
         // A POST without the CSRF token, or with another, is refused and changes nothing.
         #expect(try await Self.request(port, "POST", "/tasks/shout/disable", cookie: cookie, form: []).status == 403)
         #expect(try await Self.request(port, "POST", "/tasks/shout/disable", cookie: cookie, form: [("csrf", String(repeating: "0", count: 64))]).status == 403)
+        #expect(try await Self.request(port, "POST", "/tasks/shout/disable", cookie: cookie, form: [("csrf", csrf), padding]).status == 413)
         #expect(try await s.keiji("task", "--get", "--name=shout").stdout.contains("IsDisabled: false"))
         #expect(!(try await s.keiji("journal", "dump", "--task", "shout").stdout.contains("task.disabled")))
 
