@@ -23,6 +23,18 @@ struct SettingsTests {
         #expect(!settings.rotateLogs && settings.logMaxSize == 1024)
     }
 
+    /// A file saved with Windows line endings reads as the same file: each setting on its line, errors on one line.
+    @Test func windowsLineEndingsReadAsLines() throws {
+        let file = Settings.defaultFileContents(timeZone: "Asia/Tokyo").replacingOccurrences(of: "\n", with: "\r\n")
+        #expect(try Settings.parse(file, file: "s").timeZoneIdentifier == "Asia/Tokyo")
+        let seed = try Settings.parse("# mine\r\nTIME_ZONE=Asia/Tokyo\r\nROTATE_LOGS=0\r\nLOG_MAX_SIZE=1024\r\n", file: "s")
+        #expect(seed.timeZoneIdentifier == "Asia/Tokyo" && !seed.rotateLogs && seed.logMaxSize == 1024)
+        #expect { try Settings.parse("# mine\r\nTIME_ZONE=Asia/Tokyo\r\nLOG_MAX_SIZE=-5\r\n", file: "s") } throws: { error in
+            let message = (error as? KeijiError)?.message ?? ""
+            return message.hasPrefix("s:3: LOG_MAX_SIZE") && !message.contains("\r") && !message.contains("\n")
+        }
+    }
+
     @Test func postgresURLsAreValidated() throws {
         let ok = try Settings.parse("DB_URL=postgres://keiji_user:secret@db.local:5432/keiji?sslmode=require", file: "s")
         guard case .postgres(let url) = ok.database else { Issue.record("expected postgres"); return }

@@ -127,8 +127,10 @@ public struct Settings: Sendable, Equatable {
     public static func parse(_ text: String, file: String) throws -> Settings {
         var settings = Settings()
         var seen: Set<String> = []
-        for (index, rawLine) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
-            let line = rawLine.trimmingSpaces()
+        // By scalars: "\r\n" is one Character, so a file saved with Windows line endings split by Characters was one
+        // line (and, behind a leading comment, all of it a comment: every setting silently at its default).
+        for (index, rawLine) in text.unicodeScalars.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
+            let line = String(String.UnicodeScalarView(rawLine.last == "\r" ? rawLine.dropLast() : rawLine)).trimmingSpaces()
             if line.isEmpty || line.hasPrefix("#") { continue }
             let at = "\(file):\(index + 1)"
             guard let equals = line.firstIndex(of: "=") else {
