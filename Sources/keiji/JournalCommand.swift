@@ -51,6 +51,7 @@ struct JournalCommand: AsyncParsableCommand {
         func run() async throws {
             try await reportingErrors {
                 let filter = try task.map(TaskName.init)
+                guard from <= to else { throw CLIError("--from (\(from)) must not be greater than --to (\(to))") }
                 try JournalCommand.directory().forEachRecord(from: from, through: to) { lsn, bytes in
                     guard let entry = try? JournalEntry.decode(bytes) else {
                         Console.say("\(lsn)  (undecodable record, \(bytes.count) bytes)")

@@ -5,11 +5,11 @@ import KeijiCore
 /// over the task program's own policies and over the task's previous definition (see ``RunPolicyOverride``).
 struct RunPolicyOptions: ParsableArguments {
     @Option(help: "Time zone of the task's schedule, e.g. Europe/Paris (`default`: the settings' TIME_ZONE).") var timeZone: String?
-    @Option(help: "Delay each firing by a stable pseudo-random 0…N seconds (0–86400).") var jitter: Int?
+    @Option(help: "Delay each firing by a stable pseudo-random 0…N seconds (0–86400, shorter than the time between two slots).") var jitter: Int?
     @Option(help: "Stop a run after this many seconds (`none`: no limit).") var timeout: String?
-    @Option(help: "Seconds between SIGTERM and SIGKILL when a run is stopped.") var grace: Double?
+    @Option(help: "Seconds between SIGTERM and SIGKILL when a run is stopped (0–3600).") var grace: Double?
     @Option(help: "Retries after a failed run (0–100).") var retries: Int?
-    @Option(help: "Seconds before the first retry; doubled for each further one.") var retryBackoff: Double?
+    @Option(help: "Seconds before the first retry (0–3600); doubled for each further one.") var retryBackoff: Double?
     @Option(help: "A slot that comes while a run is still going: skip or allow.") var overlap: OverlapPolicy?
     @Option(help: "Slots missed while the scheduler was down: skip, once or all.") var catchUp: CatchUpPolicy?
     @Option(help: "With --catch-up all: at most this many runs (1–1000).") var catchUpLimit: Int?

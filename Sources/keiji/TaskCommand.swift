@@ -98,13 +98,19 @@ struct TaskCommand: AsyncParsableCommand {
             }
         }
         let environment = Data(try DotEnv.encode([("TASK_NAME", taskName.rawValue), ("TASK_DESCRIPTION", desc)]).utf8)
-        guard let command, !command.isEmpty else {
+        if let command, command.allSatisfy(\.isWhitespace) {
+            throw CLIError("--command must not be empty (leave it out for a Swift task)")
+        }
+        guard let command else {
             // A Swift task: the seed's three files, built later with --build.
             guard every == nil, cron == nil, on == nil, at == nil else {
                 throw CLIError("a Swift task's schedule lives in its schedule.swift; --every/--cron/--on go with --command")
             }
             guard policyOptions.isEmpty else {
                 throw CLIError("a Swift task's policies are set when it is built: give them to `keiji task --name=\(taskName) --build`")
+            }
+            guard !WorkspaceTemplates.isSDKTargetName(taskName.rawValue) else {
+                throw CLIError("a Swift task cannot be named \(taskName): its build target would clash with the SDK's KeijiTaskKit")
             }
             try WorkspaceTemplates.installWorkspace(workspace)
             let folder = try StagedTaskFolder(directory, mode: 0o755)

@@ -43,13 +43,17 @@ enum WorkspaceTemplates {
     }
 
     /// The task folders a build can compile: valid task names (so they are safe inside a Swift string
-    /// literal) with a `main.swift`, sorted.
+    /// literal) that are not the SDK's target, with a `main.swift`, sorted.
     static func taskFolders(_ workspace: Workspace) -> [String] {
         let names = (try? FileManager.default.contentsOfDirectory(atPath: workspace.tasksDirectory)) ?? []
         return names.filter { name in
-            (try? TaskName(name)) != nil && FileSystem.exists(workspace.tasksDirectory + "/" + name + "/main.swift")
+            (try? TaskName(name)) != nil && !isSDKTargetName(name) && FileSystem.exists(workspace.tasksDirectory + "/" + name + "/main.swift")
         }.sorted()
     }
+
+    /// The SDK's target name, which a task's target (named after the task) may not take: SwiftPM refuses the whole
+    /// package ("multiple packages declare targets with a conflicting name"), so every Swift task's build failed.
+    static func isSDKTargetName(_ name: String) -> Bool { name.lowercased() == "keijitaskkit" }
 
     /// Brings `~/keiji/Package.swift`'s task list in line with `tasks/`, rewriting the file only when its text
     /// changes. A manifest without the markers (written by an older keiji, which listed `tasks/` at

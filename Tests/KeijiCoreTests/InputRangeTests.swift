@@ -58,7 +58,7 @@ struct InputRangeTests {
         #expect(refusal(definition { $0.graceSeconds = 0 }) == nil)
         #expect(refusal(definition { $0.graceSeconds = 3600 }) == nil)
         for bad in [-0.001, 3600.001, .nan, .infinity] {
-            expectRefused(definition { $0.graceSeconds = bad }, naming: "graceSeconds", range: "0 and 3600 seconds")
+            expectRefused(definition { $0.graceSeconds = bad }, naming: "--grace", range: "0 and 3600 seconds")
         }
     }
 
@@ -73,7 +73,7 @@ struct InputRangeTests {
         #expect(refusal(definition { $0.retryBackoffSeconds = 0 }) == nil)
         #expect(refusal(definition { $0.retryBackoffSeconds = 3600 }) == nil)
         for bad in [-0.001, 3600.001, .nan, .infinity] {
-            expectRefused(definition { $0.retryBackoffSeconds = bad }, naming: "retryBackoffSeconds", range: "0 and 3600 seconds")
+            expectRefused(definition { $0.retryBackoffSeconds = bad }, naming: "--retry-backoff", range: "0 and 3600 seconds")
         }
         var policy = RunPolicy()
         policy.retryBackoffSeconds = 3600
@@ -88,15 +88,38 @@ struct InputRangeTests {
     @Test func catchUpLimitIsOneToAThousand() {
         #expect(refusal(definition { $0.catchUpLimit = 1 }) == nil)
         #expect(refusal(definition { $0.catchUpLimit = 1000 }) == nil)
-        expectRefused(definition { $0.catchUpLimit = 0 }, naming: "catchUpLimit", range: "1 and 1000")
-        expectRefused(definition { $0.catchUpLimit = 1001 }, naming: "catchUpLimit", range: "1 and 1000")
+        expectRefused(definition { $0.catchUpLimit = 0 }, naming: "--catch-up-limit", range: "1 and 1000")
+        expectRefused(definition { $0.catchUpLimit = 1001 }, naming: "--catch-up-limit", range: "1 and 1000")
     }
 
     @Test func jitterIsZeroToADay() {
         #expect(refusal(definition(jitter: 0)) == nil)
-        #expect(refusal(definition(jitter: 86_400)) == nil)
-        expectRefused(definition(jitter: -1), naming: "jitterSeconds", range: "0 and 86400 seconds")
-        expectRefused(definition(jitter: 86_401), naming: "jitterSeconds", range: "0 and 86400 seconds")
+        #expect(refusal(definition(.every(48, .hours), jitter: 86_400)) == nil)
+        expectRefused(definition(jitter: -1), naming: "--jitter", range: "0 and 86400 seconds")
+        expectRefused(definition(.every(48, .hours), jitter: 86_401), naming: "--jitter", range: "0 and 86400 seconds")
+    }
+
+    /// A jitter as long as the time between two slots would fire slots out of order (the timer took them for
+    /// stalls, and recorded slots missed while it ran): refused, up to a second below the least gap.
+    @Test func jitterIsShorterThanTheTimeBetweenSlots() throws {
+        func refusesAt(_ schedule: Schedule, _ gap: Int, sourceLocation: SourceLocation = #_sourceLocation) {
+            #expect(refusal(definition(schedule, jitter: gap - 1)) == nil, sourceLocation: sourceLocation)
+            let message = refusal(definition(schedule, jitter: gap))
+            #expect(message == "--jitter (\(gap) s) must be shorter than the time between two slots of the schedule (\(gap) s at the least): "
+                    + "a longer one would fire slots out of order", sourceLocation: sourceLocation)
+        }
+        let ten = try TimeOfDay(parsing: "10:00")
+        refusesAt(.every(10, .seconds), 10)
+        refusesAt(.every(2, .minutes), 120)
+        refusesAt(.weekly(days: [.monday, .tuesday, .friday], at: ten), 86_400 - 3600)  // a day can be an hour short
+        refusesAt(.cron(try CronExpression("*/5 * * * *")), 300)
+        refusesAt(.cron(try CronExpression("0,20,45 * * * * *")), 15)
+        refusesAt(.cron(try CronExpression("30 1,4 * * *")), 3 * 3600 - 3600)
+        refusesAt(.cron(try CronExpression("30 1,2 * * *")), 3600)
+        refusesAt(.cron(try CronExpression("0 9 * * mon")), 86_400 - 3600)
+        // A weekly schedule on one day, and a one-shot, allow the whole range.
+        #expect(refusal(definition(.weekly(days: [.friday], at: ten), jitter: 86_400)) == nil)
+        #expect(refusal(definition(.once(at: 2_000_000_000), jitter: 86_400)) == nil)
     }
 
     @Test func weekdaysAreGivenOnceEach() throws {

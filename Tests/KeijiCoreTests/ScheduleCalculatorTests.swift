@@ -184,7 +184,7 @@ struct TimeOfDayTests {
         for (text, expected) in accepted {
             #expect(try TimeOfDay(parsing: text).description == expected, "\(text)")
         }
-        for text in ["13:00PM", "24:00", "9:5", "", "1", "10:60", "ten", "10:00XM"] {
+        for text in ["13:00PM", "24:00", "9:5", "", "1", "10:60", "ten", "10:00XM", "0:00PM", "00:30AM", "+1:+0", "+1:00", "1:-0"] {
             #expect(throws: KeijiError.self, "\(text)") { try TimeOfDay(parsing: text) }
         }
     }

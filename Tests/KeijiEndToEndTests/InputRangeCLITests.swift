@@ -16,12 +16,32 @@ struct InputRangeCLITests {
             (["--every", "1s", "--retries", "101"], "--retries must be between 0 and 100 (got 101)"),
             (["--on", "fri,fri", "--at", "10:00"], "--on names Friday twice (give each day once, 1 to 7 days)"),
             (["--cron", "*/60 * * * *"], "--cron minute step must be between 1 and 59 (got 60)"),
+            (["--every", "2s", "--jitter", "30"],
+             "--jitter (30 s) must be shorter than the time between two slots of the schedule (2 s at the least): a longer one would fire slots out of order"),
+            (["--every", "1s", "--grace", "nan"], "--grace must be between 0 and 3600 seconds (got nan)"),
+            (["--every", "1s", "--retry-backoff", "inf"], "--retry-backoff must be between 0 and 3600 seconds (got inf)"),
+            (["--every", "1s", "--catch-up-limit", "0"], "--catch-up-limit must be between 1 and 1000 (got 0)"),
+            (["--on", "friday", "--at", "0:00PM"], "a 12-hour time has hours 1–12"),
+            (["--on", "friday", "--at", "+1:+0"], "invalid time \"+1:+0\""),
         ]
         for (flags, message) in cases {
             let r = try await s.run(["task", "--create", "--name=t", "--desc=x", "--command", "echo"] + flags)
             #expect(r.status != 0 && r.stderr.contains(message), "\(flags): \(r.stdout)\(r.stderr)")
             #expect(!FileManager.default.fileExists(atPath: s.home + "/keiji/tasks/t"), "\(flags) left a task folder")
         }
+        // Text that would make a task that does nothing, or break every Swift task's build.
+        let refusals: [([String], String)] = [
+            (["--name=t", "--command", "   ", "--every", "1h"], "--command must not be empty (leave it out for a Swift task)"),
+            (["--name=t", "--command", "", "--every", "1h"], "--command must not be empty (leave it out for a Swift task)"),
+            (["--name=keijitaskkit"], "a Swift task cannot be named keijitaskkit: its build target would clash with the SDK's KeijiTaskKit"),
+        ]
+        for (flags, message) in refusals {
+            let r = try await s.run(["task", "--create", "--desc=x"] + flags)
+            #expect(r.status != 0 && r.stderr == "error: \(message)\n", "\(flags): \(r.stdout)\(r.stderr)")
+            #expect(try FileManager.default.contentsOfDirectory(atPath: s.home + "/keiji/tasks").isEmpty, "\(flags) left a task folder")
+        }
+        let reversed = try await s.keiji("journal", "dump", "--from", "10", "--to", "5")
+        #expect(reversed.status != 0 && reversed.stderr == "error: --from (10) must not be greater than --to (5)\n", "\(reversed.stderr)")
         // The edges pass.
         let ok = try await s.run(["task", "--create", "--name=t", "--desc=x", "--command", "echo", "--every", "8760h", "--timeout", "604800", "--retries", "100"])
         #expect(ok.status == 0, "\(ok.stderr)")

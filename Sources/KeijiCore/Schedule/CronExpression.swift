@@ -18,6 +18,15 @@ public struct CronExpression: Hashable, Sendable, CustomStringConvertible {
 
     public var description: String { source }
 
+    /// A lower bound on the time between two matches, in seconds, from the finest field with more than one value
+    /// (a daylight-saving change can make an hour of wall time none: gaps of hours are counted an hour short).
+    var shortestGapSeconds: Int64 {
+        if let gap = Schedule.shortestCircularGap(seconds, period: 60) { return Int64(gap) }
+        if let gap = Schedule.shortestCircularGap(minutes, period: 60) { return Int64(gap) * 60 }
+        if let gap = Schedule.shortestCircularGap(hours, period: 24) { return max(3600, Int64(gap) * 3600 - 3600) }
+        return 86_400 - 3600
+    }
+
     public init(_ text: String) throws {
         source = text.trimmingCharacters(in: .whitespaces)
         var fields = source.split(whereSeparator: { $0 == " " || $0 == "\t" }).map(String.init)

@@ -40,6 +40,27 @@ public enum Schedule: Hashable, Sendable {
         }
     }
 
+    /// The least time between two slots, in seconds (a lower bound where the wall clock decides: a day can be an
+    /// hour short at a daylight-saving change), or nil for a one-shot. What a jitter must stay below.
+    public var shortestGapSeconds: Int64? {
+        switch self {
+        case .every: return intervalSeconds
+        case .weekly(let days, _):
+            let gap = Self.shortestCircularGap(Set(days.map(\.rawValue)), period: 7) ?? 7
+            return Int64(gap) * 86_400 - 3600
+        case .cron(let expression): return expression.shortestGapSeconds
+        case .once: return nil
+        }
+    }
+
+    /// The least distance between two of `values` on a circle of `period` (nil for fewer than two).
+    static func shortestCircularGap(_ values: Set<Int>, period: Int) -> Int? {
+        guard values.count > 1 else { return nil }
+        let sorted = values.sorted()
+        let wrap = sorted[0] + period - sorted[sorted.count - 1]
+        return zip(sorted, sorted.dropFirst()).map { $1 - $0 }.reduce(wrap, min)
+    }
+
     /// The interval of an `every` schedule in seconds, or nil when it does not fit in `Int64`.
     public var intervalSeconds: Int64? {
         guard case .every(let n, let unit) = self else { return nil }
@@ -88,7 +109,13 @@ public struct ScheduleSpec: Hashable, Sendable, Codable {
         if let timeZone, TimeZone(identifier: timeZone) == nil {
             throw KeijiError(.invalidSchedule, "unknown time zone \"\(timeZone)\"")
         }
-        try InputRanges.check(jitterSeconds, in: InputRanges.jitterSeconds, flag: "jitterSeconds", "0", "86400 seconds")
+        try InputRanges.check(jitterSeconds, in: InputRanges.jitterSeconds, flag: "--jitter", "0", "86400 seconds")
+        // A jitter as long as the time between two slots lets a slot's firing come after the next one's: the timer
+        // then took each late slot for a stall, recorded slots missed (downtime) and ran a fraction of them.
+        if jitterSeconds > 0, let gap = schedule.shortestGapSeconds, Int64(jitterSeconds) >= gap {
+            throw KeijiError(.invalidSchedule, "--jitter (\(jitterSeconds) s) must be shorter than the time between two slots of the schedule "
+                             + "(\(gap) s at the least): a longer one would fire slots out of order")
+        }
         return self
     }
 

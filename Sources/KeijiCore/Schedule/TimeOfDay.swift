@@ -24,7 +24,7 @@ public struct TimeOfDay: Hashable, Sendable, Codable, CustomStringConvertible {
             while body.last == " " { body = body.dropLast() }
         }
         let parts = body.split(separator: ":", omittingEmptySubsequences: false)
-        guard (2...3).contains(parts.count), parts.allSatisfy({ !$0.isEmpty && $0.count <= 2 && $0.allSatisfy(\.isASCII) }),
+        guard (2...3).contains(parts.count), parts.allSatisfy({ !$0.isEmpty && $0.count <= 2 && $0.allSatisfy { ("0"..."9").contains($0) } }),
             parts.dropFirst().allSatisfy({ $0.count == 2 }),
             let rawHour = Int(parts[0]), let minute = Int(parts[1])
         else {
@@ -33,7 +33,7 @@ public struct TimeOfDay: Hashable, Sendable, Codable, CustomStringConvertible {
         let second = parts.count == 3 ? Int(parts[2]) ?? -1 : 0
         var hour = rawHour
         if let meridiem {
-            guard (0...12).contains(rawHour) else {
+            guard (1...12).contains(rawHour) else {
                 throw KeijiError(.invalidSchedule, "invalid time \"\(text)\": a 12-hour time has hours 1–12")
             }
             hour = rawHour % 12 + (meridiem == "PM" ? 12 : 0)

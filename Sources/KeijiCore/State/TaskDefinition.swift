@@ -26,6 +26,9 @@ public struct TaskDefinition: Codable, Sendable, Equatable {
     public func validated() throws -> TaskDefinition {
         _ = try schedule.validated()
         _ = try policy.validated()
+        if case .command(let command) = action, command.allSatisfy(\.isWhitespace) {
+            throw KeijiError(.invalidSchedule, "--command must not be empty")  // `/bin/sh -c "  "` runs nothing, and succeeds
+        }
         return self
     }
 
@@ -91,10 +94,10 @@ public struct RunPolicy: Codable, Sendable, Equatable {
         if let timeoutSeconds {
             try InputRanges.check(timeoutSeconds, in: InputRanges.timeoutSeconds, flag: "--timeout", "1 ms", "7 days (604800 s)")
         }
-        try InputRanges.check(graceSeconds, in: InputRanges.graceSeconds, flag: "graceSeconds", "0", "3600 seconds")
+        try InputRanges.check(graceSeconds, in: InputRanges.graceSeconds, flag: "--grace", "0", "3600 seconds")
         try InputRanges.check(retries, in: InputRanges.retries, flag: "--retries", "0", "100")
-        try InputRanges.check(retryBackoffSeconds, in: InputRanges.retryBackoffSeconds, flag: "retryBackoffSeconds", "0", "3600 seconds")
-        try InputRanges.check(catchUpLimit, in: InputRanges.catchUpLimit, flag: "catchUpLimit", "1", "1000")
+        try InputRanges.check(retryBackoffSeconds, in: InputRanges.retryBackoffSeconds, flag: "--retry-backoff", "0", "3600 seconds")
+        try InputRanges.check(catchUpLimit, in: InputRanges.catchUpLimit, flag: "--catch-up-limit", "1", "1000")
         return self
     }
 
