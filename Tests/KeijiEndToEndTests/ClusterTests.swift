@@ -747,6 +747,41 @@ struct ClusterTests {
         }
     }
 
+    /// A retry whose backoff ends while the node stops (the stop waits for a long run) does not run there, and
+    /// keeps its slot's claim: another node takes the slot over as never begun and runs it. The claim used to be
+    /// marked finished then, and the retry ran nowhere.
+    @Test func aRetryDueDuringAStopIsRunByAnotherNode() async throws {
+        try await withCluster { cluster in
+            let (a, b) = (cluster.nodes[0], cluster.nodes[1])
+            for task in Self.tasks { #expect(try await a.session.keiji("task", "--disable", "--name=\(task)").status == 0) }
+            var r = try await a.session.keiji("task", "--create", "--name=flaky", "--desc=fails", "--every", "1s", "--retries", "1",
+                                              "--retry-backoff", "3", "--continue-on-error", "true", "--catch-up", "skip", "--command",
+                                              "echo \"$KEIJI_TASK_NAME $KEIJI_SLOT $KEIJI_NODE\" >> \(cluster.probe); exit 1")
+            #expect(r.status == 0, "\(r.stdout)\(r.stderr)")
+            r = try await a.session.keiji("task", "--create", "--name=long", "--desc=holds the stop", "--every", "1s", "--command",
+                                          "echo \"$KEIJI_TASK_NAME $KEIJI_SLOT $KEIJI_NODE\" >> \(cluster.probe); sleep 60")
+            #expect(r.status == 0, "\(r.stdout)\(r.stderr)")
+            try await start(a.session)
+            let began = await postgres.eventually(.seconds(60)) {
+                let tasks = probeLines(cluster).map(\.task)
+                return tasks.contains("long") && tasks.filter { $0 == "flaky" }.count >= 2
+            }
+            #expect(began, "flaky failed and long runs: \(schedulerLog(a.session))")
+            // The stop waits out its grace (10 s) for long: the retries due meanwhile must not finish their claims.
+            #expect(try await a.session.keiji("system", "--stop").status == 0)
+            let held = try await postgres.psql(cluster.url, """
+                SELECT coalesce(string_agg(slot::text, ' '), '') FROM keiji_claims WHERE task = 'flaky' AND node = 'node-a' AND NOT finished
+                """).split(separator: " ").compactMap { Int64($0) }
+            #expect(!held.isEmpty, "the slots whose retries were due keep their claims: \(schedulerLog(a.session))")
+            try await start(b.session)
+            let ran = await postgres.eventually(.seconds(60)) {
+                Set(probeLines(cluster).filter { $0.task == "flaky" && $0.node == "node-b" }.map(\.slot)).isSuperset(of: held)
+            }
+            #expect(ran, "node-b took those slots over and ran them: \(held); \(schedulerLog(b.session))")
+            #expect(try await b.session.keiji("system", "--stop").status == 0)
+        }
+    }
+
     /// A `skip` task (the default overlap policy) whose runs take 2.5 s, every 1 s, on three nodes: its runs never
     /// overlap, wherever they run. With a task's slots spread over the nodes per slot, the next slot usually went to
     /// another node, which knew nothing of the run going on; and the node that skipped a slot left it unclaimed, so
@@ -886,6 +921,39 @@ struct ClusterTests {
             let seconds = ClusterDatabase.heartbeatTimeoutSeconds + 2
             try await postgres.psql(cluster.url, "BEGIN; LOCK TABLE keiji_claims IN ACCESS EXCLUSIVE MODE; SELECT pg_sleep(\(seconds)); COMMIT")
             #expect(await waitForRuns(by: nil, more: 6, in: cluster), "the cluster goes on")
+            let takeovers = cluster.nodes.map { node in
+                schedulerLog(node.session).split(separator: "\n").filter { $0.contains("cluster: took over") }
+            }.joined()
+            #expect(takeovers.isEmpty, "no node took over another's slots: \(Array(takeovers))")
+            try await stopAndCheckExactlyOnce(cluster, from: from, through: now() - 2)
+        }
+    }
+
+    /// The database refuses every connection for longer than the heartbeat timeout while three nodes run tasks
+    /// that re-run interrupted runs: when it answers, every node's heartbeat is old, and the first node back took
+    /// over the others' claims (runs that had ended, their finish marks waiting) and ran those slots again. A node
+    /// now takes over a silent node's claims only once its own heartbeat has gone on without a break as long.
+    /// The slots due meanwhile are caught up by the tasks' policy (`all`, ten runs); the older ones are given up,
+    /// and recorded missed (they used to be in no journal).
+    @Test func noNodeTakesOverAnotherAfterAnOutageOfTheWholeDatabase() async throws {
+        try await withCluster(rerunInterrupted: true) { cluster in
+            let from = try await startEveryNode(cluster)
+            var admin = try #require(URLComponents(string: cluster.url))
+            let database = String(admin.path.dropFirst())
+            admin.path = "/postgres"
+            let server = try #require(admin.string)
+            try await postgres.psql(server, "ALTER DATABASE \(database) ALLOW_CONNECTIONS false")
+            try await postgres.psql(server, """
+                SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE datname = '\(database)' AND application_name = 'keiji'
+                """)
+            let cut = ContinuousClock.now
+            _ = await postgres.eventually(.seconds(60)) { ContinuousClock.now - cut > .seconds(ClusterDatabase.heartbeatTimeoutSeconds + 4) }
+            try await postgres.psql(server, "ALTER DATABASE \(database) ALLOW_CONNECTIONS true")
+            for node in cluster.nodes {
+                let answered = await postgres.eventually(.seconds(60)) { schedulerLog(node.session).contains("the database answers again") }
+                #expect(answered, "\(node.name) claims again: \(schedulerLog(node.session))")
+            }
+            #expect(await waitForRuns(by: nil, more: 12, in: cluster), "the cluster goes on")
             let takeovers = cluster.nodes.map { node in
                 schedulerLog(node.session).split(separator: "\n").filter { $0.contains("cluster: took over") }
             }.joined()

@@ -237,7 +237,7 @@ public final class ClusterDatabase {
     }
 
     /// Marks the runs of `slots` ended (their last attempt finished, whatever its outcome): a claim left
-    /// unfinished by a node that dies or stops is taken over by another (``takeOver(afterSeconds:)``).
+    /// unfinished by a node that dies or stops is taken over by another (``takeOver(afterSeconds:withinSeconds:)``).
     ///
     /// Each row is found by its primary key in a scalar subquery, which the planner cannot turn into a join, and
     /// locked there (`FOR UPDATE`) in (task, slot) order, the order claims lock rows in. As a join (`FROM
@@ -262,10 +262,10 @@ public final class ClusterDatabase {
         """
 
     /// Takes over the unfinished claims of nodes that stopped cleanly or whose heartbeat is older than
-    /// `afterSeconds` (the database's clock), in one statement: each claim moves to exactly one taker (a
-    /// concurrent taker finds it no longer the dead node's). Claims older than `withinSeconds` are left: a
-    /// slot that old is past any catch-up.
-    public func takeOver(afterSeconds lease: Int, withinSeconds window: Int = 3600) throws -> [TakenOverSlot] {
+    /// `afterSeconds` (the database's clock; nil: of stopped nodes only), in one statement: each claim moves to
+    /// exactly one taker (a concurrent taker finds it no longer the dead node's). Claims older than
+    /// `withinSeconds` are left: a slot that old is past any catch-up.
+    public func takeOver(afterSeconds lease: Int?, withinSeconds window: Int = 3600) throws -> [TakenOverSlot] {
         try connection.query("""
             UPDATE keiji_claims c SET node = $1, taken_from = c.node, interruptions = c.interruptions + (CASE WHEN n.stopped THEN 0 ELSE 1 END),
                    claimed_at = now()
@@ -274,7 +274,7 @@ public final class ClusterDatabase {
               AND (n.stopped OR n.heartbeat_at < now() - make_interval(secs => $2::float8))
               AND c.claimed_at > now() - make_interval(secs => $3::float8)
             RETURNING c.task, c.slot, c.taken_from, n.stopped, c.interruptions
-            """, [node, String(lease), String(window)]).compactMap { row in
+            """, [node, lease.map(String.init), String(window)]).compactMap { row in
             guard let task = row[0], let slot = row[1].flatMap({ Int64($0) }), let from = row[2],
                   let interruptions = row[4].flatMap({ Int($0) }) else { return nil }
             return TakenOverSlot(task: task, slot: slot, from: from, fromStoppedNode: row[3] == "t" && interruptions == 0,

@@ -16,6 +16,12 @@ actor ClusterHeartbeat {
     private let node: String
     /// Opened on the first beat; libpq reconnects on the next call after a failure.
     private var database: ClusterDatabase?
+    /// When this node's present run of beats began, each within ``beatGapLimit`` of the one before (nil after a
+    /// failed beat), and when the last one went through.
+    private var beatingSince: ContinuousClock.Instant?
+    private var lastBeat: ContinuousClock.Instant?
+    /// Beats come every ``SchedulerEngine/heartbeatInterval`` (2 s); a longer gap means this process was paused.
+    static let beatGapLimit: Duration = .seconds(5)
 
     init(url: URL, node: String) {
         self.url = url
@@ -30,9 +36,22 @@ actor ClusterHeartbeat {
         do {
             let database = try self.database ?? ClusterDatabase(url: url, node: node)
             self.database = database
-            return try database.heartbeat()
+            let live = try database.heartbeat()
+            let now = ContinuousClock.now
+            if beatingSince == nil || lastBeat.map({ now - $0 > Self.beatGapLimit }) ?? true { beatingSince = now }
+            lastBeat = now
+            return live
         } catch {
+            beatingSince = nil
             return nil
         }
+    }
+
+    /// Whether this node has beaten without a break for `duration`: only then is another node's heartbeat older
+    /// than that a sign of its death. After an outage of the whole database every node's heartbeat is old; the
+    /// first node back took over the claims of the others, alive and running their slots, and re-ran them.
+    func hasBeatenWithoutABreak(for duration: Duration) -> Bool {
+        guard let beatingSince, let lastBeat else { return false }
+        return ContinuousClock.now - lastBeat <= Self.beatGapLimit && lastBeat - beatingSince >= duration
     }
 }

@@ -148,8 +148,11 @@ actor ClusterLink {
 
     /// Takes over the unfinished claims of nodes silent for ``ClusterDatabase/heartbeatTimeoutSeconds`` or
     /// stopped (nil when the database failed).
-    func takeOver() -> [TakenOverSlot]? {
-        attempt("take over the slots of lost nodes") { try opened().takeOver(afterSeconds: ClusterDatabase.heartbeatTimeoutSeconds) }
+    /// `lostNodes` false: of stopped nodes only (see ``ClusterHeartbeat/hasBeatenWithoutABreak(for:)``).
+    func takeOver(lostNodes: Bool = true) -> [TakenOverSlot]? {
+        attempt("take over the slots of lost nodes") {
+            try opened().takeOver(afterSeconds: lostNodes ? ClusterDatabase.heartbeatTimeoutSeconds : nil)
+        }
     }
 
     /// This node's claims its last run left unfinished (nil when the database failed).

@@ -195,7 +195,8 @@ extension SchedulerEngine {
     /// outage): left unfinished, such a claim was taken over once the node stopped or died, and run again.
     /// A slot whose firing did not claim afresh is not claimed afresh now: a slot this node took over (whose run's
     /// claim met the outage) comes back as taken over, and a fresh claim would drop it as the takeover's to run.
-    func retryUnclaimedSlots() {
+    /// The slots the policy gives up are journaled missed (downtime), as a restart's, unless another node ran them.
+    func retryUnclaimedSlots() async {
         guard !unclaimedSlots.isEmpty, phase == .running else { return }
         let (pending, notAfresh) = (unclaimedSlots, unclaimedSlotsNotAfresh)
         unclaimedSlots = [:]
@@ -203,6 +204,7 @@ extension SchedulerEngine {
         unclaimedSlotsNotAfresh = []
         var queues: [(TaskName, [RecoveryRun])] = []
         var dropped: [ClaimedSlot] = []
+        var givenUp: [TaskName: [Int64]] = [:]
         var claiming = 0, total = 0
         for (name, slots) in pending.sorted(by: { $0.key < $1.key }) {
             let sorted = Array(Set(slots)).sorted()
@@ -214,6 +216,7 @@ extension SchedulerEngine {
                 case .once: [latest]
                 case .all: Array(sorted.suffix(task.definition.policy.catchUpLimit))
                 }
+                givenUp[name] = Array(sorted.dropLast(chosen.count))  // not for a task disabled meanwhile: its slots are not missed
             }
             dropped += sorted.dropLast(chosen.count).map { ClaimedSlot(task: name.rawValue, slot: $0) }  // chosen: the latest ones
             guard !chosen.isEmpty else { continue }
@@ -227,5 +230,29 @@ extension SchedulerEngine {
         note("cluster: the database answers again; of the \(total) slots this node could not claim meanwhile, \(claiming) are claimed now "
              + "(each task's catch-up policy; the ones another node ran stay its own)")
         queueCatchUps(queues)
+        await recordGivenUp(givenUp)
+    }
+
+    /// Journals the slots `givenUp` by their catch-up policy that no node holds (none ran them) missed for
+    /// downtime, one record per unbroken stretch of slots; those another node holds ran there. Unrecorded, they
+    /// were in no journal, no view and no report.
+    private func recordGivenUp(_ givenUp: [TaskName: [Int64]]) async {
+        let slots = givenUp.flatMap { name, slots in slots.map { ClaimedSlot(task: name.rawValue, slot: $0) } }
+        guard let cluster, !slots.isEmpty, let holders = await cluster.holders(of: slots) else { return }
+        var missed: [RunMissed] = []
+        for (name, slots) in givenUp.sorted(by: { $0.key < $1.key }) {
+            guard let task = state.tasks[name] else { continue }
+            let calculator = task.scheduleCalculator(defaultTimeZone: timeZone)
+            var stretch: [Int64] = []
+            for slot in slots where holders[ClaimedSlot(task: name.rawValue, slot: slot)] == nil {
+                if let last = stretch.last, calculator.nextSlot(after: last) != slot {
+                    missed.append(RunMissed(task: name, slot: last, count: stretch.count, reason: .downtime))
+                    stretch = []
+                }
+                stretch.append(slot)
+            }
+            if let last = stretch.last { missed.append(RunMissed(task: name, slot: last, count: stretch.count, reason: .downtime)) }
+        }
+        if !missed.isEmpty { _ = await fire([], missed: missed) }
     }
 }

@@ -9,8 +9,14 @@ extension SchedulerEngine {
 
     /// Takes over what nodes that died or stopped left unfinished (called after each heartbeat) and starts what
     /// each slot's task policy says, one run after another per task; every decision goes in `recovery.json`.
+    /// The claims of nodes whose heartbeat stopped are taken only once this node's own has gone on without a break
+    /// for as long (see ``ClusterHeartbeat/hasBeatenWithoutABreak(for:)``); those of stopped nodes at once.
     func takeOverAbandonedSlots() async {
-        guard let cluster, phase == .running, let taken = await cluster.takeOver(), !taken.isEmpty else { return }
+        guard let cluster, phase == .running else { return }
+        let lostNodes = await cluster.heartbeat.hasBeatenWithoutABreak(for: .seconds(ClusterDatabase.heartbeatTimeoutSeconds))
+        guard let taken = await cluster.takeOver(lostNodes: lostNodes), !taken.isEmpty else { return }
+        // A task made on another node just before it died may not have reached this one yet (commands are polled).
+        if taken.contains(where: { (try? TaskName($0.task)).flatMap { state.tasks[$0] } == nil }) { await pullCommands() }
         let (queues, decided) = decide(taken, cluster)
         await cluster.sendFinishes()
         recoveryReport?.cluster?.append(decided)

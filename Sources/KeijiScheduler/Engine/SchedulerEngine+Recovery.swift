@@ -167,8 +167,14 @@ extension SchedulerEngine {
         // from them and not begun.
         var takenOver: [RecoveryRun] = []
         let taken = await cluster?.takeOver() ?? []
-        if let cluster, !(taken + retaken).isEmpty {
-            let (queues, decided) = decide(taken + retaken, cluster)
+        // A slot of a task this node does not know yet (made on another node since it last ran) is decided once the
+        // commands are pulled (``decideTakeoversOfTasksLearnedSince()``): decided now, it was "not run (task deleted)".
+        let (known, unknown) = (taken + retaken).reduce(into: ([TakenOverSlot](), [TakenOverSlot]())) { parts, slot in
+            if (try? TaskName(slot.task)).flatMap({ state.tasks[$0] }) != nil { parts.0.append(slot) } else { parts.1.append(slot) }
+        }
+        takenOverOfUnknownTasks = unknown
+        if let cluster, !known.isEmpty {
+            let (queues, decided) = decide(known, cluster)
             report.cluster?.append(decided)
             // A slot this node's own catch-up or re-runs already cover is started once.
             let planned = Set((reruns + ownRuns + catchUps).compactMap(\.claimedSlot))
@@ -223,6 +229,18 @@ extension SchedulerEngine {
     /// Starts the runs recovery decided on, once the engine runs and before the timer starts: the first run of
     /// each task is registered (and journaled, all in one batch) before the timer can fire a fresh slot (which
     /// would make an overlap-skipping task skip the re-run). Further catch-up runs of a task go one after another.
+    /// The restart's takeovers of slots whose tasks this node learned from the commands it pulled after recovery
+    /// (``recover()`` leaves them): decided now, and their runs start with the recovery's.
+    func decideTakeoversOfTasksLearnedSince() async {
+        guard let cluster, !takenOverOfUnknownTasks.isEmpty else { return }
+        let (queues, decided) = decide(takenOverOfUnknownTasks, cluster)
+        takenOverOfUnknownTasks = []
+        recoveryReport?.cluster?.append(decided)
+        saveRecoveryReport()
+        await cluster.sendFinishes()
+        pendingRecoveryRuns += queues.flatMap(\.1)
+    }
+
     /// `fire` checks again that each task is still enabled and not in error: a command or a failed run in
     /// between stops the rest.
     func startRecoveryRuns() async {

@@ -445,7 +445,10 @@ extension SchedulerEngine {
     }
 
     private func retry(_ ended: EndedRun) async {
-        guard phase == .running, let task = state.tasks[ended.name], !task.isDisabled else {
+        // Stopping: the claim stays unfinished, so once this node is marked stopped another takes the slot over and
+        // runs it (finished here, in the stop's wait for the last runs, the slot's retry ran nowhere).
+        guard phase == .running else { return }
+        guard let task = state.tasks[ended.name], !task.isDisabled else {
             // No retry: the slot's claim (kept unfinished for it) is done with.
             if let cluster, let slot = ended.claimedSlot { cluster.finished([slot]) }
             return
