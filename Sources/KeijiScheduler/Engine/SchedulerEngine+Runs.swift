@@ -226,8 +226,20 @@ extension SchedulerEngine {
     }
 
     /// Begins runs whose `run.started` is durable and whose slot has come (those of a task disabled, deleted or put
-    /// in error since end as stopped).
-    func begin(_ started: [PreparedFirings.StartedRun], now: Int64) {
+    /// in error since end as stopped). In a cluster, a run whose claim was won more than ``claimDeadline`` ago (the
+    /// process was paused between its claim and its slot, or its batch's sync stalled) may have been taken over
+    /// since, and run by the taker: its claim is checked again first (``beginIfStillClaimed(_:)``).
+    func begin(_ started: [PreparedFirings.StartedRun], now: Int64, claimsChecked: Bool = false) {
+        var started = started
+        if cluster != nil, !claimsChecked {
+            let deadline = now - Int64(Self.claimDeadline.components.seconds) * 1000
+            let stale = started.filter { run in run.firing.slot != nil && (runs[run.runID]?.claimedAtMs ?? now) < deadline }
+            if !stale.isEmpty {
+                let staleIDs = Set(stale.map(\.runID))
+                started.removeAll { staleIDs.contains($0.runID) }
+                Task { await self.beginIfStillClaimed(stale) }
+            }
+        }
         let nowMicros = configuration.recordLateness ? clock.nowMicroseconds() : 0
         for run in started {
             let firing = run.firing
@@ -250,15 +262,38 @@ extension SchedulerEngine {
 
     /// Ends runs whose `run.started` is durable and that will never begin (the scheduler is stopping). Each end is
     /// dated no earlier than its `run.started` (its moment, ``dated(_:for:now:)``): a run ended unbegun lasted 0 s.
-    func endUnbegun(_ started: [PreparedFirings.StartedRun]) async {
+    /// No claim is marked finished: a stopped node's are taken over as never begun.
+    func endUnbegun(_ started: [PreparedFirings.StartedRun], because reason: String = "the scheduler stopped") async {
         guard !started.isEmpty else { return }
         let now = clock.nowMilliseconds()
         _ = try? await record(entries: started.map { run in
             JournalEntry(at: max(now, run.firing.fireAtMs), .runFinished(RunEnd(
                 runID: run.runID, task: run.firing.task, outcome: .stopped, exitCode: nil, signal: nil, durationMs: 0,
-                latenessMs: nil, final: true, message: RunEnd.notBegunMessage("the scheduler stopped"))))
+                latenessMs: nil, final: true, message: RunEnd.notBegunMessage(reason))))
         })
         for run in started { unregisterRun(run.runID) }
+    }
+
+    /// Begins the runs of `started` whose claims this node still holds. A run whose slot another node took over
+    /// while this one was paused ends unbegun (the taker runs it); one whose claim cannot be checked (the database
+    /// does not answer) ends unbegun too and its slot waits with those the outage keeps from being claimed.
+    private func beginIfStillClaimed(_ started: [PreparedFirings.StartedRun]) async {
+        guard let cluster else { return }
+        note("cluster: \(started.count) runs claimed more than \(Self.claimDeadline) before their start (was the process paused?); "
+             + "checking their claims again")
+        let held = await cluster.claim(started.compactMap(\.firing.claimedSlot))?.all
+        guard phase == .running else { return await endUnbegun(started) }
+        let (kept, lost) = started.reduce(into: ([PreparedFirings.StartedRun](), [PreparedFirings.StartedRun]())) { parts, run in
+            if run.firing.claimedSlot.map({ held?.contains($0) == true }) ?? true { parts.0.append(run) } else { parts.1.append(run) }
+        }
+        if !lost.isEmpty {
+            await endUnbegun(lost, because: held == nil ? "its claim could not be checked after a pause (the database did not answer)"
+                                                        : "its slot was taken over by another node while this one was paused")
+            if held == nil {
+                for run in lost { if let slot = run.firing.slot { rememberUnclaimed(run.firing.task, slot: slot, afresh: false) } }
+            }
+        }
+        begin(kept, now: clock.nowMilliseconds(), claimsChecked: true)
     }
 
     /// Why a scheduled run whose `run.started` is durable must not begin, from its task's state now (nil: it begins).
