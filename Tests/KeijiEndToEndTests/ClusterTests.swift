@@ -89,6 +89,19 @@ struct ClusterTests {
         try await postgres.psql(cluster.url, "INSERT INTO keiji_claims (task, slot, node, taken_from) VALUES \(rows)")
     }
 
+    /// Makes the cluster's database refuse connections, and cuts the nodes' own (`refused`), or take them again.
+    func refuseConnections(_ refused: Bool, in cluster: Cluster) async throws {
+        var admin = try #require(URLComponents(string: cluster.url))
+        let database = String(admin.path.dropFirst())
+        admin.path = "/postgres"
+        let server = try #require(admin.string)
+        try await postgres.psql(server, "ALTER DATABASE \(database) ALLOW_CONNECTIONS \(!refused)")
+        guard refused else { return }
+        try await postgres.psql(server, """
+            SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE datname = '\(database)' AND application_name = 'keiji'
+            """)
+    }
+
     /// What a node's own journal says its tasks are: name → disabled (deleted ones absent), from its task records.
     func definitions(in s: Session) async throws -> [String: Bool] {
         let r = try await s.keiji("journal", "dump")
@@ -721,19 +734,12 @@ struct ClusterTests {
             #expect(r.status == 0, "\(r.stdout)\(r.stderr)")
             try await start(node.session)
             #expect(await postgres.eventually(.seconds(60)) { probeLines(cluster).filter { $0.task == "flaky" }.count >= 2 }, "flaky ran")
-            var admin = try #require(URLComponents(string: cluster.url))
-            let database = String(admin.path.dropFirst())
-            admin.path = "/postgres"
-            let server = try #require(admin.string)
-            try await postgres.psql(server, "ALTER DATABASE \(database) ALLOW_CONNECTIONS false")
-            try await postgres.psql(server, """
-                SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE datname = '\(database)' AND application_name = 'keiji'
-                """)
+            try await refuseConnections(true, in: cluster)
             // Longer than the backoff: retries come due and find the database away.
             let cut = ContinuousClock.now
             let failed = await postgres.eventually(.seconds(30)) { schedulerLog(node.session).contains("this node starts no slot") }
             _ = await postgres.eventually(.seconds(10)) { ContinuousClock.now - cut > .seconds(4) }
-            try await postgres.psql(server, "ALTER DATABASE \(database) ALLOW_CONNECTIONS true")
+            try await refuseConnections(false, in: cluster)
             #expect(failed, "the node noticed the outage: \(schedulerLog(node.session))")
             let answered = await postgres.eventually(.seconds(30)) { schedulerLog(node.session).contains("the database answers again") }
             #expect(answered, "the node claims again: \(schedulerLog(node.session))")
@@ -938,17 +944,10 @@ struct ClusterTests {
     @Test func noNodeTakesOverAnotherAfterAnOutageOfTheWholeDatabase() async throws {
         try await withCluster(rerunInterrupted: true) { cluster in
             let from = try await startEveryNode(cluster)
-            var admin = try #require(URLComponents(string: cluster.url))
-            let database = String(admin.path.dropFirst())
-            admin.path = "/postgres"
-            let server = try #require(admin.string)
-            try await postgres.psql(server, "ALTER DATABASE \(database) ALLOW_CONNECTIONS false")
-            try await postgres.psql(server, """
-                SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE datname = '\(database)' AND application_name = 'keiji'
-                """)
+            try await refuseConnections(true, in: cluster)
             let cut = ContinuousClock.now
             _ = await postgres.eventually(.seconds(60)) { ContinuousClock.now - cut > .seconds(ClusterDatabase.heartbeatTimeoutSeconds + 4) }
-            try await postgres.psql(server, "ALTER DATABASE \(database) ALLOW_CONNECTIONS true")
+            try await refuseConnections(false, in: cluster)
             for node in cluster.nodes {
                 let answered = await postgres.eventually(.seconds(60)) { schedulerLog(node.session).contains("the database answers again") }
                 #expect(answered, "\(node.name) claims again: \(schedulerLog(node.session))")
