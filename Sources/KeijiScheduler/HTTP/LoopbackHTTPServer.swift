@@ -10,10 +10,30 @@ final class LoopbackHTTPServer: Sendable {
     private let server: HTTPServer
     private let serving = Synchronization.Mutex<Task<Void, Never>?>(nil)
 
+    /// The largest request body a route sees: the dashboard's forms carry a token or two, nothing else takes one.
+    static let bodyLimitBytes = 8 * 1024
+
     init(port: UInt16, timeout: TimeInterval, respond: @escaping @Sendable (HTTPRequest) async -> HTTPResponse) throws {
         self.port = port
         server = HTTPServer(address: try sockaddr_in.inet(ip4: "127.0.0.1", port: port), timeout: timeout, logger: .disabled,
-                            handler: ClosureHTTPHandler { request in await respond(request) })
+                            handler: ClosureHTTPHandler { request in
+                                guard let length = request.bodySequence.count, length <= Self.bodyLimitBytes else {
+                                    return await Self.refuseLargeBody(request)
+                                }
+                                return await respond(request)
+                            })
+    }
+
+    /// 413 for a body over ``bodyLimitBytes`` or of no declared length (chunked), which anyone on the machine may
+    /// send, logged in or not. The body is read to its end and dropped, a chunk at a time: read whole, 100 MB posted
+    /// to the dashboard's login took the scheduler to 650 MB; left unread, FlyingFox parsed its bytes as the next
+    /// request's header line (a 20 MB body: over 300 s of CPU).
+    static func refuseLargeBody(_ request: HTTPRequest) async -> HTTPResponse {
+        do {
+            for try await _ in request.bodySequence {}
+        } catch {}
+        return HTTPResponse(statusCode: .payloadTooLarge, headers: [.contentType: "text/plain; charset=utf-8", .connection: "close"],
+                            body: Data("413 payload too large: a request body here is at most \(bodyLimitBytes) bytes\n".utf8))
     }
 
     /// Starts listening. Returns nil once the port is bound, or why it could not be (the port is taken, …).
