@@ -16,7 +16,7 @@ extension SchedulerEngine {
         let lostNodes = await cluster.heartbeat.hasBeatenWithoutABreak(for: .seconds(ClusterDatabase.heartbeatTimeoutSeconds))
         guard let taken = await cluster.takeOver(lostNodes: lostNodes), !taken.isEmpty else { return }
         // A task made on another node just before it died may not have reached this one yet (commands are polled).
-        if taken.contains(where: { (try? TaskName($0.task)).flatMap { state.tasks[$0] } == nil }) { await pullCommands() }
+        if !taken.allSatisfy(knowsTask) { await pullCommands() }
         let (queues, decided) = decide(taken, cluster)
         await cluster.sendFinishes()
         recoveryReport?.cluster?.append(decided)
@@ -69,6 +69,11 @@ extension SchedulerEngine {
         let sources = Set(taken.map(\.from)).sorted().joined(separator: ", ")
         note("cluster: took over \(taken.count) unfinished slots of \(sources); \(started) run here, the others not (recovery.json says why)")
         return (queues.sorted { $0.key < $1.key }.map { ($0.key, $0.value) }, decided)
+    }
+
+    /// Whether this node knows the task of `slot` (a task made on another node reaches it with the commands).
+    func knowsTask(_ slot: TakenOverSlot) -> Bool {
+        (try? TaskName(slot.task)).flatMap { state.tasks[$0] } != nil
     }
 
     /// Writes the report to `~/.keiji/recovery.json` (what `keiji system --status` shows).

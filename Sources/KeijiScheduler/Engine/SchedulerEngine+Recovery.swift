@@ -169,10 +169,8 @@ extension SchedulerEngine {
         let taken = await cluster?.takeOver() ?? []
         // A slot of a task this node does not know yet (made on another node since it last ran) is decided once the
         // commands are pulled (``decideTakeoversOfTasksLearnedSince()``): decided now, it was "not run (task deleted)".
-        let (known, unknown) = (taken + retaken).reduce(into: ([TakenOverSlot](), [TakenOverSlot]())) { parts, slot in
-            if (try? TaskName(slot.task)).flatMap({ state.tasks[$0] }) != nil { parts.0.append(slot) } else { parts.1.append(slot) }
-        }
-        takenOverOfUnknownTasks = unknown
+        let known = (taken + retaken).filter(knowsTask)
+        takenOverOfUnknownTasks = (taken + retaken).filter { !knowsTask($0) }
         if let cluster, !known.isEmpty {
             let (queues, decided) = decide(known, cluster)
             report.cluster?.append(decided)
@@ -226,9 +224,6 @@ extension SchedulerEngine {
         return passed > 0 ? passed : nil
     }
 
-    /// Starts the runs recovery decided on, once the engine runs and before the timer starts: the first run of
-    /// each task is registered (and journaled, all in one batch) before the timer can fire a fresh slot (which
-    /// would make an overlap-skipping task skip the re-run). Further catch-up runs of a task go one after another.
     /// The restart's takeovers of slots whose tasks this node learned from the commands it pulled after recovery
     /// (``recover()`` leaves them): decided now, and their runs start with the recovery's.
     func decideTakeoversOfTasksLearnedSince() async {
@@ -241,6 +236,9 @@ extension SchedulerEngine {
         pendingRecoveryRuns += queues.flatMap(\.1)
     }
 
+    /// Starts the runs recovery decided on, once the engine runs and before the timer starts: the first run of
+    /// each task is registered (and journaled, all in one batch) before the timer can fire a fresh slot (which
+    /// would make an overlap-skipping task skip the re-run). Further catch-up runs of a task go one after another.
     /// `fire` checks again that each task is still enabled and not in error: a command or a failed run in
     /// between stops the rest.
     func startRecoveryRuns() async {

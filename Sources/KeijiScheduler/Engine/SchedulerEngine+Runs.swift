@@ -283,9 +283,8 @@ extension SchedulerEngine {
              + "checking their claims again")
         let held = await cluster.claim(started.compactMap(\.firing.claimedSlot))?.all
         guard phase == .running else { return await endUnbegun(started) }
-        let (kept, lost) = started.reduce(into: ([PreparedFirings.StartedRun](), [PreparedFirings.StartedRun]())) { parts, run in
-            if run.firing.claimedSlot.map({ held?.contains($0) == true }) ?? true { parts.0.append(run) } else { parts.1.append(run) }
-        }
+        func stillHeld(_ run: PreparedFirings.StartedRun) -> Bool { run.firing.claimedSlot.map { held?.contains($0) == true } ?? true }
+        let (kept, lost) = (started.filter(stillHeld), started.filter { !stillHeld($0) })
         if !lost.isEmpty {
             await endUnbegun(lost, because: held == nil ? "its claim could not be checked after a pause (the database did not answer)"
                                                         : "its slot was taken over by another node while this one was paused")
