@@ -961,6 +961,46 @@ struct ClusterTests {
         }
     }
 
+    /// The same outage with node-c stopped before it and started again as the database answers, before the others
+    /// have beaten (held by SIGSTOP until it is up): a restart takes over only stopped nodes' claims, and leaves
+    /// those of silent nodes to its heartbeat's rule. A restart that took them over re-ran the others' runs that
+    /// ended while their finish marks waited for the database: here a `slow` run going on at the cut.
+    @Test func aNodeRestartedAsTheDatabaseAnswersAgainTakesOverNothing() async throws {
+        try await withCluster(rerunInterrupted: true) { cluster in
+            let r = try await cluster.nodes[0].session.keiji(
+                "task", "--create", "--name=slow", "--desc=probe", "--every", "2s", "--catch-up", "skip", "--rerun-interrupted", "true",
+                "--command", "echo \"$KEIJI_TASK_NAME $KEIJI_SLOT $KEIJI_NODE\" >> \(cluster.probe); sleep 4")
+            #expect(r.status == 0, "\(r.stdout)\(r.stderr)")
+            let from = try await startEveryNode(cluster)
+            let restarted = cluster.nodes[2]
+            #expect(try await restarted.session.keiji("system", "--stop").status == 0)
+            let others = try cluster.nodes.prefix(2).map { try #require(schedulerPID($0.session)) }
+            let slowRuns = probeLines(cluster).filter { $0.task == "slow" }.count
+            let slowStarted = await postgres.eventually(.seconds(30)) {
+                probeLines(cluster).dropFirst(slowRuns).contains { $0.task == "slow" && $0.node != restarted.name }
+            }
+            #expect(slowStarted, "a slow run began on node-a or node-b")
+            try await refuseConnections(true, in: cluster)  // within that run's 4 s
+            let cut = ContinuousClock.now
+            _ = await postgres.eventually(.seconds(60)) { ContinuousClock.now - cut > .seconds(ClusterDatabase.heartbeatTimeoutSeconds + 4) }
+            for pid in others { kill(pid, SIGSTOP) }
+            try await refuseConnections(false, in: cluster)
+            try await start(restarted.session)  // returns once its recovery is over
+            for pid in others { kill(pid, SIGCONT) }
+            for node in cluster.nodes.prefix(2) {
+                let answered = await postgres.eventually(.seconds(60)) { schedulerLog(node.session).contains("the database answers again") }
+                #expect(answered, "\(node.name) claims again: \(schedulerLog(node.session))")
+            }
+            #expect(await waitForRuns(by: restarted.name, more: 2, in: cluster), "the restarted node claims again")
+            // Past the restarted node's first ten seconds of unbroken heartbeat, when it may take over silent nodes.
+            let started = ContinuousClock.now
+            _ = await postgres.eventually(.seconds(60)) { ContinuousClock.now - started > .seconds(ClusterDatabase.heartbeatTimeoutSeconds + 4) }
+            let takeovers = schedulerLog(restarted.session).split(separator: "\n").filter { $0.contains("cluster: took over") }
+            #expect(takeovers.isEmpty, "the restarted node took over no live node's slots: \(takeovers)")
+            try await stopAndCheckExactlyOnce(cluster, from: from, through: now() - 2)
+        }
+    }
+
     /// `pg_terminate_backend` of every keiji connection, twice, while three nodes run: each reconnects and retries
     /// the statement, so no slot is lost or run twice, and a command made right after reaches every node.
     @Test func everySlotRunsOnceWhenTheDatabaseDropsEveryConnection() async throws {

@@ -149,7 +149,7 @@ actor ClusterLink {
     /// Takes over the unfinished claims of nodes silent for ``ClusterDatabase/heartbeatTimeoutSeconds`` or
     /// stopped (nil when the database failed).
     /// `lostNodes` false: of stopped nodes only (see ``ClusterHeartbeat/hasBeatenWithoutABreak(for:)``).
-    func takeOver(lostNodes: Bool = true) -> [TakenOverSlot]? {
+    func takeOver(lostNodes: Bool) -> [TakenOverSlot]? {
         attempt("take over the slots of lost nodes") {
             try opened().takeOver(afterSeconds: lostNodes ? ClusterDatabase.heartbeatTimeoutSeconds : nil)
         }

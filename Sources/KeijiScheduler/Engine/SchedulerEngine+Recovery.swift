@@ -163,10 +163,12 @@ extension SchedulerEngine {
         // One batch (one sync), not a sync per task: a thousand tasks down for a while is a thousand records.
         if !missedRecords.isEmpty { try await record(contentsOf: missedRecords) }
 
-        // What nodes that died or stopped left unfinished, as at every heartbeat, and what this node had taken over
-        // from them and not begun.
+        // What nodes that stopped left unfinished, and what this node had taken over from them and not begun. Not
+        // yet what silent nodes left: this node has not beaten yet, so it cannot tell a dead node from one that has
+        // not beaten since the database came back (the heartbeat's rule, ``takeOverAbandonedSlots()``). Taken
+        // here, a restart just after an outage of the whole database re-ran the others' ended runs.
         var takenOver: [RecoveryRun] = []
-        let taken = await cluster?.takeOver() ?? []
+        let taken = await cluster?.takeOver(lostNodes: false) ?? []
         // A slot of a task this node does not know yet (made on another node since it last ran) is decided once the
         // commands are pulled (``decideTakeoversOfTasksLearnedSince()``): decided now, it was "not run (task deleted)".
         let known = (taken + retaken).filter(knowsTask)
