@@ -8,8 +8,7 @@ import Testing
 
 /// The real journal I/O, except that the next `sync` after ``holdNextSync()`` waits for ``release()``: a test
 /// can keep one batch from becoming durable while the engine goes on deciding firings.
-final class HeldSyncJournalIO: JournalIO {
-    private let real = PosixJournalIO()
+final class HeldSyncJournalIO: InterceptedSyncJournalIO, @unchecked Sendable {
     private let state = Mutex<(armed: Bool, holding: Bool)>((false, false))
     private let gate = DispatchSemaphore(value: 0)
 
@@ -18,7 +17,7 @@ final class HeldSyncJournalIO: JournalIO {
     var isHolding: Bool { state.withLock { $0.holding } }
     func release() { gate.signal() }
 
-    func sync(_ file: FileDescriptor) throws {
+    override func beforeSync() throws {
         let hold = state.withLock { s -> Bool in
             defer { s.armed = false }
             s.holding = s.armed
@@ -28,21 +27,7 @@ final class HeldSyncJournalIO: JournalIO {
             _ = gate.wait(timeout: .now() + 60)  // never hangs the suite if the test fails first
             state.withLock { $0.holding = false }
         }
-        try real.sync(file)
     }
-
-    func createDirectory(_ path: String) throws { try real.createDirectory(path) }
-    func listDirectory(_ path: String) throws -> [String] { try real.listDirectory(path) }
-    func open(_ path: String, mode: FileOpenMode) throws -> FileDescriptor { try real.open(path, mode: mode) }
-    func close(_ file: FileDescriptor) { real.close(file) }
-    func size(of file: FileDescriptor) throws -> Int { try real.size(of: file) }
-    func read(_ file: FileDescriptor, at offset: Int, count: Int) throws -> [UInt8] { try real.read(file, at: offset, count: count) }
-    func write(_ file: FileDescriptor, _ bytes: [UInt8], at offset: Int) throws { try real.write(file, bytes, at: offset) }
-    func truncate(_ file: FileDescriptor, to size: Int) throws { try real.truncate(file, to: size) }
-    func rename(_ source: String, to destination: String) throws { try real.rename(source, to: destination) }
-    func remove(_ path: String) throws { try real.remove(path) }
-    func syncDirectory(_ path: String) throws { try real.syncDirectory(path) }
-    func lockExclusively(_ path: String) throws -> FileDescriptor? { try real.lockExclusively(path) }
 }
 
 extension SchedulerEngine {

@@ -107,3 +107,29 @@ extension SchedulerHarness {
         return scheduler
     }
 }
+
+/// The real journal I/O with a say before every `sync` (``beforeSync()``, which throws to fail it): tests hold a
+/// batch back (``HeldSyncJournalIO``) or make the disk fail (``FailingSyncJournalIO``) with it.
+class InterceptedSyncJournalIO: JournalIO, @unchecked Sendable {  // subclasses keep their state in a Mutex
+    private let real = PosixJournalIO()
+
+    func beforeSync() throws {}
+
+    final func sync(_ file: FileDescriptor) throws {
+        try beforeSync()
+        try real.sync(file)
+    }
+
+    final func createDirectory(_ path: String) throws { try real.createDirectory(path) }
+    final func listDirectory(_ path: String) throws -> [String] { try real.listDirectory(path) }
+    final func open(_ path: String, mode: FileOpenMode) throws -> FileDescriptor { try real.open(path, mode: mode) }
+    final func close(_ file: FileDescriptor) { real.close(file) }
+    final func size(of file: FileDescriptor) throws -> Int { try real.size(of: file) }
+    final func read(_ file: FileDescriptor, at offset: Int, count: Int) throws -> [UInt8] { try real.read(file, at: offset, count: count) }
+    final func write(_ file: FileDescriptor, _ bytes: [UInt8], at offset: Int) throws { try real.write(file, bytes, at: offset) }
+    final func truncate(_ file: FileDescriptor, to size: Int) throws { try real.truncate(file, to: size) }
+    final func rename(_ source: String, to destination: String) throws { try real.rename(source, to: destination) }
+    final func remove(_ path: String) throws { try real.remove(path) }
+    final func syncDirectory(_ path: String) throws { try real.syncDirectory(path) }
+    final func lockExclusively(_ path: String) throws -> FileDescriptor? { try real.lockExclusively(path) }
+}

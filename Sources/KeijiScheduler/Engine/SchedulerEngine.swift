@@ -234,7 +234,15 @@ public actor SchedulerEngine {
             loop.cancel()
             await loop.value
         }
-        await cluster?.leave()
+        if failed {
+            // Not marked stopped: a stopped node's claims are taken over as runs that never began, and run at once.
+            // The runs whose ends the failed journal lost began; their claims (unfinished) are taken over as a
+            // dead node's once the heartbeat is old (re-run as each task's policy says), or settled by the
+            // restart. The marks of the ends made durable before the failure go.
+            await cluster?.sendFinishes()
+        } else {
+            await cluster?.leave()
+        }
         if !failed {
             _ = try? await record(.schedulerStopped(clean: true))
             await waitUntilApplied(journal.lastLSN)
@@ -389,11 +397,14 @@ public actor SchedulerEngine {
         let batch = Array(endedRuns.prefix(count))
         endedRuns.removeFirst(count)
         if !endedRuns.isEmpty { Task { await self.flushEndedRuns() } }
-        _ = try? await record(contentsOf: batch.map(\.event))  // a journal failure stops the engine (failStop)
+        // A journal failure stops the engine (failStop).
+        let durable = (try? await record(contentsOf: batch.map(\.event))) != nil
         // Their claims are marked finished (no other node takes them over now) before the runs unregister: a stop
         // waiting for the last run sends these marks with its `leave()`. Handed over one slot at a time after the
         // runs had unregistered, the marks after the first came after `leave()`, and the process exited first.
-        let finishedSlots = batch.compactMap { ended in ended.willRetry ? nil : ended.claimedSlot }
+        // Not when the ends are not durable: the restart finds those runs interrupted in its journal, and settles
+        // their claims by it (re-run as each task's policy says), which a finished claim would forbid.
+        let finishedSlots = durable ? batch.compactMap { ended in ended.willRetry ? nil : ended.claimedSlot } : []
         if let cluster, !finishedSlots.isEmpty { cluster.finished(finishedSlots) }
         for ended in batch { settle(ended) }
     }
