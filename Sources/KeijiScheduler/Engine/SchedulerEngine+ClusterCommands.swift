@@ -233,9 +233,10 @@ extension SchedulerEngine {
         await recordGivenUp(givenUp)
     }
 
-    /// Journals the slots `givenUp` by their catch-up policy that no node holds (none ran them) missed for
-    /// downtime, one record per unbroken stretch of slots; those another node holds ran there. Unrecorded, they
-    /// were in no journal, no view and no report.
+    /// Journals the slots `givenUp` by their catch-up policy that ran nowhere missed for downtime, one record per
+    /// unbroken stretch of slots: those no node holds, and those this node holds with no run of them in its
+    /// journal (slots it took over, whose claims met the outage); those another node holds ran there. Unrecorded,
+    /// they were in no journal, no view and no report.
     private func recordGivenUp(_ givenUp: [TaskName: [Int64]]) async {
         let slots = givenUp.flatMap { name, slots in slots.map { ClaimedSlot(task: name.rawValue, slot: $0) } }
         guard let cluster, !slots.isEmpty, let holders = await cluster.holders(of: slots) else { return }
@@ -243,8 +244,11 @@ extension SchedulerEngine {
         for (name, slots) in givenUp.sorted(by: { $0.key < $1.key }) {
             guard let task = state.tasks[name] else { continue }
             let calculator = task.scheduleCalculator(defaultTimeZone: timeZone)
+            let ranHere = Set(task.recentRuns.compactMap(\.slot))
             var stretch: [Int64] = []
-            for slot in slots where holders[ClaimedSlot(task: name.rawValue, slot: slot)] == nil {
+            for slot in slots {
+                let holder = holders[ClaimedSlot(task: name.rawValue, slot: slot)]
+                guard holder == nil || (holder == cluster.node && !ranHere.contains(slot)) else { continue }
                 if let last = stretch.last, calculator.nextSlot(after: last) != slot {
                     missed.append(RunMissed(task: name, slot: last, count: stretch.count, reason: .downtime))
                     stretch = []
