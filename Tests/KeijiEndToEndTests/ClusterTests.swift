@@ -630,6 +630,40 @@ struct ClusterTests {
         }
     }
 
+    /// A slot a stopped node left unfinished, of a task the restarting node knows disabled but that another node
+    /// enabled while it was down: the restart decides that takeover on the definitions it pulls, and runs the slot.
+    /// Decided before the pull, it was "not run (task disabled)", and ran nowhere. (`solo` runs every hour: no
+    /// timer firing of it comes during the test; the probe tasks are disabled.)
+    @Test func aRestartDecidesItsTakeoversOnTheCommandsMadeWhileItWasDown() async throws {
+        try await withCluster { cluster in
+            let (a, b) = (cluster.nodes[0], cluster.nodes[1])
+            func keiji(_ node: (name: String, session: Session), _ arguments: String...) async throws {
+                let r = try await node.session.run(arguments)
+                #expect(r.status == 0, "\(node.name): \(arguments): \(r.stdout)\(r.stderr)")
+            }
+            try await keiji(a, "task", "--create", "--name=solo", "--desc=probe", "--every", "1h",
+                            "--command", "echo \"$KEIJI_TASK_NAME $KEIJI_SLOT $KEIJI_NODE\" >> \(cluster.probe)")
+            for task in Self.tasks { try await keiji(a, "task", "--disable", "--name=\(task)") }
+            try await start(a.session)
+            try await start(b.session)
+            try await keiji(a, "task", "--disable", "--name=solo")
+            try await keiji(a, "system", "--stop")
+            #expect(await postgres.eventually(.seconds(30)) { try await definitions(in: b.session)["solo"] == true }, "node-b learned the disable")
+            try await keiji(b, "task", "--enable", "--name=solo")
+            try await keiji(b, "system", "--stop")
+            let slot = now() - 20
+            try await postgres.psql(cluster.url, """
+                INSERT INTO keiji_nodes (name, host, pid, started_at, heartbeat_at, stopped) VALUES ('node-x', 'elsewhere', 1, now(), now(), true);
+                INSERT INTO keiji_claims (task, slot, node) VALUES ('solo', \(slot), 'node-x')
+                """)
+            try await start(a.session)
+            let ran = await postgres.eventually(.seconds(30)) { probeLines(cluster).contains { $0.task == "solo" && $0.slot == slot } }
+            try await keiji(a, "system", "--stop")
+            #expect(ran, "the slot taken over ran: \(schedulerLog(a.session))")
+            #expect(probeLines(cluster).filter { $0.task == "solo" }.map(\.slot) == [slot], "once, and nothing else of solo: \(probeLines(cluster))")
+        }
+    }
+
     /// A clean stop leaves the node marked stopped, so the others at once take over what it claimed and never
     /// began, and marks finished the claim of every run it began. Two bugs did otherwise: the heartbeat loop beat
     /// once more after `leave()` (the node looked alive, then dead: its claims were taken over as a dead node's);

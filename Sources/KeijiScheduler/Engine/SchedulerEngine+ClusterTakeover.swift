@@ -76,6 +76,12 @@ extension SchedulerEngine {
         (try? TaskName(slot.task)).flatMap { state.tasks[$0] } != nil
     }
 
+    /// Whether this node knows the task of `slot` enabled and not in error.
+    func isEnabledHere(_ slot: TakenOverSlot) -> Bool {
+        guard let task = (try? TaskName(slot.task)).flatMap({ state.tasks[$0] }) else { return false }
+        return !task.isDisabled && !task.isError
+    }
+
     /// Writes the report to `~/.keiji/recovery.json` (what `keiji system --status` shows).
     func saveRecoveryReport() {
         if let report = recoveryReport, let data = try? JSONEncoder().encode(report) {

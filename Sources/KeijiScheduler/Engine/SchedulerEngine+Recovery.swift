@@ -169,12 +169,14 @@ extension SchedulerEngine {
         // here, a restart just after an outage of the whole database re-ran the others' ended runs.
         var takenOver: [RecoveryRun] = []
         let taken = await cluster?.takeOver(lostNodes: false) ?? []
-        // A slot of a task this node does not know yet (made on another node since it last ran) is decided once the
-        // commands are pulled (``decideTakeoversOfTasksLearnedSince()``): decided now, it was "not run (task deleted)".
-        let known = (taken + retaken).filter(knowsTask)
-        takenOverOfUnknownTasks = (taken + retaken).filter { !knowsTask($0) }
-        if let cluster, !known.isEmpty {
-            let (queues, decided) = decide(known, cluster)
+        // A slot of a task this node does not know yet (made on another node since it last ran), or knows disabled
+        // or in error (perhaps enabled or resolved there since), is decided once the commands are pulled
+        // (``decideTakeoversAfterPull()``): decided now, it was "not run (task deleted)" or "(task disabled)", and
+        // ran nowhere. A task enabled here and disabled since is caught when its run fires.
+        let decidable = (taken + retaken).filter(isEnabledHere)
+        takeoversDecidedAfterPull = (taken + retaken).filter { !isEnabledHere($0) }
+        if let cluster, !decidable.isEmpty {
+            let (queues, decided) = decide(decidable, cluster)
             report.cluster?.append(decided)
             // A slot this node's own catch-up or re-runs already cover is started once.
             let planned = Set((reruns + ownRuns + catchUps).compactMap(\.claimedSlot))
@@ -226,12 +228,13 @@ extension SchedulerEngine {
         return passed > 0 ? passed : nil
     }
 
-    /// The restart's takeovers of slots whose tasks this node learned from the commands it pulled after recovery
-    /// (``recover()`` leaves them): decided now, and their runs start with the recovery's.
-    func decideTakeoversOfTasksLearnedSince() async {
-        guard let cluster, !takenOverOfUnknownTasks.isEmpty else { return }
-        let (queues, decided) = decide(takenOverOfUnknownTasks, cluster)
-        takenOverOfUnknownTasks = []
+    /// The restart's takeovers of slots whose tasks it did not know, or knew disabled or in error (``recover()``
+    /// leaves them), decided on the definitions the commands pulled after recovery left; their runs start with
+    /// the recovery's.
+    func decideTakeoversAfterPull() async {
+        guard let cluster, !takeoversDecidedAfterPull.isEmpty else { return }
+        let (queues, decided) = decide(takeoversDecidedAfterPull, cluster)
+        takeoversDecidedAfterPull = []
         recoveryReport?.cluster?.append(decided)
         saveRecoveryReport()
         await cluster.sendFinishes()

@@ -52,8 +52,9 @@ public actor SchedulerEngine {
     /// Those of ``unclaimedSlots`` whose firing did not claim afresh (a takeover's runs, above all): claimed again as
     /// that firing would have been (see ``Firing/claimsAfresh``).
     var unclaimedSlotsNotAfresh: Set<ClaimedSlot> = []
-    /// Slots the restart took over whose tasks it did not know yet (see ``decideTakeoversOfTasksLearnedSince()``).
-    var takenOverOfUnknownTasks: [TakenOverSlot] = []
+    /// Slots the restart took over whose tasks it did not know yet, or knew disabled or in error (see
+    /// ``decideTakeoversAfterPull()``).
+    var takeoversDecidedAfterPull: [TakenOverSlot] = []
     /// The live nodes as of the last heartbeat: which slots this node claims at once (``SlotPreference``).
     var slotPreference = SlotPreference(nodes: [], me: "")
     /// Slots this node decided to fire that another node held (or that could not be claimed): in `--status`.
@@ -176,7 +177,7 @@ public actor SchedulerEngine {
         if cluster != nil {
             recoveryReport?.cluster?.commandsCaughtUp = clusterCommandsApplied
             saveRecoveryReport()
-            await decideTakeoversOfTasksLearnedSince()
+            await decideTakeoversAfterPull()
         }
         phase = .running
         await startRecoveryRuns()
