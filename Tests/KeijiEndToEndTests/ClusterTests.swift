@@ -1044,6 +1044,35 @@ struct ClusterTests {
         }
     }
 
+    /// One node's own `keiji_nodes` row locked for 16 s (an open transaction): its heartbeat hangs while its link's
+    /// statements go through. After 5 s it claims nothing new, so when the others take over its claims (its
+    /// heartbeat 10 s old) no run of it is going on for them to run again. Before, it went on claiming and running
+    /// its slots, and the others re-ran the `slow` run it had going (every 3 s, 2 s long, re-running interrupted runs).
+    @Test func aNodeWhoseHeartbeatHangsClaimsNothingNew() async throws {
+        try await withCluster(rerunInterrupted: true) { cluster in
+            let names = cluster.nodes.map(\.name)
+            let preferred = SlotPreference(nodes: names, me: names[0]).preferredNode(task: "slow")
+            let victim = try #require(cluster.nodes.first { $0.name == preferred })
+            let r = try await cluster.nodes[0].session.keiji(
+                "task", "--create", "--name=slow", "--desc=probe", "--every", "3s", "--rerun-interrupted", "true",
+                "--command", "echo \"$KEIJI_TASK_NAME $KEIJI_SLOT $KEIJI_NODE\" >> \(cluster.probe); sleep 2")
+            #expect(r.status == 0, "\(r.stdout)\(r.stderr)")
+            let from = try await startEveryNode(cluster)
+            #expect(await postgres.eventually(.seconds(30)) { probeLines(cluster).contains { $0.task == "slow" && $0.node == victim.name } },
+                    "\(victim.name) runs slow")
+            async let lock = postgres.psql(cluster.url, """
+                BEGIN; SELECT 1 FROM keiji_nodes WHERE name = '\(victim.name)' FOR UPDATE; SELECT pg_sleep(16); COMMIT
+                """)
+            let held = await postgres.eventually(.seconds(30)) { schedulerLog(victim.session).contains("heartbeat has not gone through") }
+            #expect(held, "\(victim.name) stopped claiming: \(schedulerLog(victim.session))")
+            _ = try await lock
+            let again = await postgres.eventually(.seconds(30)) { schedulerLog(victim.session).contains("the heartbeat goes through again") }
+            #expect(again, "\(victim.name) claims again: \(schedulerLog(victim.session))")
+            #expect(await waitForRuns(by: victim.name, more: 2, in: cluster), "\(victim.name) runs slots again")
+            try await stopAndCheckExactlyOnce(cluster, from: from, through: now() - 2)
+        }
+    }
+
     /// `pg_terminate_backend` of every keiji connection, twice, while three nodes run: each reconnects and retries
     /// the statement, so no slot is lost or run twice, and a command made right after reaches every node.
     @Test func everySlotRunsOnceWhenTheDatabaseDropsEveryConnection() async throws {

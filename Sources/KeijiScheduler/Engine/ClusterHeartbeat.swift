@@ -1,5 +1,6 @@
 import Foundation
 import KeijiCore
+import Synchronization
 
 /// This node's heartbeat, on a connection and a thread of its own. Other nodes take over the unfinished claims
 /// of a node whose heartbeat is older than ``ClusterDatabase/heartbeatTimeoutSeconds``, and re-run them as each
@@ -17,9 +18,12 @@ actor ClusterHeartbeat {
     /// Opened on the first beat; libpq reconnects on the next call after a failure.
     private var database: ClusterDatabase?
     /// When this node's present run of beats began, each within ``beatGapLimit`` of the one before (nil after a
-    /// failed beat), and when the last one went through.
+    /// failed beat).
     private var beatingSince: ContinuousClock.Instant?
-    private var lastBeat: ContinuousClock.Instant?
+    /// When the last beat went through, when the beat in flight began (nil between beats), and whether a beat
+    /// failed since the last one went through. Behind a lock, not this actor: the link reads it before each claim
+    /// (``isBeating``), and a hanging beat holds the actor.
+    private nonisolated let beats = Mutex<(last: ContinuousClock.Instant?, inFlightSince: ContinuousClock.Instant?, failing: Bool)>((nil, nil, false))
     /// Beats come every ``SchedulerEngine/heartbeatInterval`` (2 s); a longer gap means this process was paused.
     static let beatGapLimit: Duration = .seconds(5)
 
@@ -33,15 +37,20 @@ actor ClusterHeartbeat {
     /// Marks the node alive and returns the live nodes; nil when the database failed (the cluster link logs
     /// outages: its own statements fail too).
     func beat() -> [String]? {
+        beats.withLock { $0.inFlightSince = .now }
         do {
             let database = try self.database ?? ClusterDatabase(url: url, node: node)
             self.database = database
             let live = try database.heartbeat()
             let now = ContinuousClock.now
-            if beatingSince == nil || lastBeat.map({ now - $0 > Self.beatGapLimit }) ?? true { beatingSince = now }
-            lastBeat = now
+            let last = beats.withLock { beats in
+                defer { beats = (now, nil, false) }
+                return beats.last
+            }
+            if beatingSince == nil || last.map({ now - $0 > Self.beatGapLimit }) ?? true { beatingSince = now }
             return live
         } catch {
+            beats.withLock { $0.inFlightSince = nil; $0.failing = true }
             beatingSince = nil
             return nil
         }
@@ -51,7 +60,22 @@ actor ClusterHeartbeat {
     /// than that a sign of its death. After an outage of the whole database every node's heartbeat is old; the
     /// first node back took over the claims of the others, alive and running their slots, and re-ran them.
     func hasBeatenWithoutABreak(for duration: Duration) -> Bool {
-        guard let beatingSince, let lastBeat else { return false }
-        return ContinuousClock.now - lastBeat <= Self.beatGapLimit && lastBeat - beatingSince >= duration
+        guard let beatingSince, let last = beats.withLock({ $0.last }) else { return false }
+        return ContinuousClock.now - last <= Self.beatGapLimit && last - beatingSince >= duration
+    }
+
+    /// Whether this node's beats go through: not when they have failed, or one has hung, for longer than
+    /// ``beatGapLimit`` since the last that went through (its own row locked, or its connection refused while the
+    /// link's still works). The node then claims nothing new (``ClusterLink/claim(_:lookUpFirst:)``): the others
+    /// take over the claims of a node whose heartbeat is 10 s old, and would run again the slots it runs. A pause
+    /// (SIGSTOP) between beats leaves this true: its first beat comes at once, and ``SchedulerEngine`` checks again
+    /// the claims a pause made old before their runs begin.
+    nonisolated var isBeating: Bool {
+        beats.withLock { beats in
+            let now = ContinuousClock.now
+            if let since = beats.inFlightSince, now - since > Self.beatGapLimit { return false }
+            guard beats.failing else { return true }
+            return beats.last.map { now - $0 <= Self.beatGapLimit } ?? false
+        }
     }
 }

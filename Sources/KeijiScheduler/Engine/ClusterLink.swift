@@ -36,8 +36,10 @@ actor ClusterLink {
     /// holds at most this many and the ends of the runs going on. Marks beyond a cap were dropped before: a later
     /// clean stop then marked the node stopped with those claims unfinished, and the others ran their slots again.
     nonisolated let finishBacklogLimit: Int
-    /// Whether claims are held back for the backlog (logged when that starts and ends).
+    /// Whether claims are held back for the backlog, and for this node's heartbeat (each logged when it starts
+    /// and ends).
     private var claimsHeldBack = false
+    private var claimsHeldForHeartbeat = false
     static let finishDelay: Duration = .milliseconds(100)
     /// The task binaries the commands name, downloaded beside this link (on their own thread).
     nonisolated let downloads: ClusterBinaryDownloads
@@ -87,15 +89,15 @@ actor ClusterLink {
         _ = attempt("record the applied commands") { try opened().setAppliedSeq(seq) }
     }
 
-    /// Claims `slots` for this node; returns the ones it holds, nil when the database failed or while
-    /// ``finishBacklogLimit`` finish marks wait for it. Claims that arrive while one statement is in flight share
-    /// the next.
+    /// Claims `slots` for this node; returns the ones it holds, nil when the database failed, while
+    /// ``finishBacklogLimit`` finish marks wait for it, or while this node's heartbeat does not go through
+    /// (``ClusterHeartbeat/isBeating``). Claims that arrive while one statement is in flight share the next.
     ///
     /// `lookUpFirst`: slots another node has normally claimed already, looked up before they are claimed (see
     /// ``ClusterDatabase/claim(_:lookingUpFirst:)``).
     func claim(_ slots: [ClaimedSlot], lookUpFirst: Bool = false) async -> HeldSlots? {
         guard !slots.isEmpty else { return HeldSlots() }
-        guard !holdsClaimsBack() else { return nil }
+        guard !holdsClaimsBack(), !heartbeatHoldsClaimsBack() else { return nil }
         return await withCheckedContinuation { reply in
             pendingClaims.append((slots, lookUpFirst, reply))
             guard !claimFlushQueued else { return }
@@ -184,7 +186,7 @@ actor ClusterLink {
         // Marks kept by a failed send go again, even with no run ending meanwhile; not while the database is away
         // (each attempt would wait out another connection).
         sendFinishes()
-        return !holdsClaimsBack()
+        return !holdsClaimsBack() && !heartbeatHoldsClaimsBack()
     }
 
     /// The finish marks waiting (kept while the database does not take them).
@@ -200,6 +202,18 @@ actor ClusterLink {
                       : "cluster: the finish marks are sent; claiming again")
         }
         return full
+    }
+
+    /// Whether this node's heartbeat does not go through (``ClusterHeartbeat/isBeating``): then no slot is claimed.
+    private func heartbeatHoldsClaimsBack() -> Bool {
+        let held = !heartbeat.isBeating
+        if held != claimsHeldForHeartbeat {
+            claimsHeldForHeartbeat = held
+            note(held ? "cluster: this node's heartbeat has not gone through for \(ClusterHeartbeat.beatGapLimit), it starts no slot until it does "
+                        + "(the other nodes take over the claims of a node silent for \(ClusterDatabase.heartbeatTimeoutSeconds) s)"
+                      : "cluster: the heartbeat goes through again; claiming again")
+        }
+        return held
     }
 
     /// Marks the node stopped (a clean stop), with the finish marks still waiting, in one transaction: a claim left
