@@ -42,8 +42,9 @@ struct ClusterNodeJournalFailureTests {
              + "\nNODE_NAME=node-a\n")
             .write(toFile: harness.workspace.settingsFile, atomically: true, encoding: .utf8)
         harness.settings = try Settings.load(from: harness.workspace.settingsFile)
-        // Nothing else is journaled while its run goes on (the next slot is 10 s away): its end is the first record to fail.
-        try await harness.defineOffline(try harness.commandTask("slow", "sleep 1", every: 10) { $0.rerunInterrupted = true })
+        // Nothing else is journaled while its run goes on (the next slot is 10 s away): its end is the first record to
+        // fail. Its 5 s leave the test ample time to fail the journal before the end.
+        try await harness.defineOffline(try harness.commandTask("slow", "sleep 5", every: 10) { $0.rerunInterrupted = true })
         let io = FailingSyncJournalIO()
         let engine = harness.engine(journalIO: io)
         try await engine.start()

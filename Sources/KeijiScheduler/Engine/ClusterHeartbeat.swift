@@ -64,18 +64,24 @@ actor ClusterHeartbeat {
         return ContinuousClock.now - last <= Self.beatGapLimit && last - beatingSince >= duration
     }
 
-    /// Whether this node's beats go through: not when they have failed, or one has hung, for longer than
-    /// ``beatGapLimit`` since the last that went through (its own row locked, or its connection refused while the
-    /// link's still works). The node then claims nothing new (``ClusterLink/claim(_:lookUpFirst:)``): the others
-    /// take over the claims of a node whose heartbeat is 10 s old, and would run again the slots it runs. A pause
-    /// (SIGSTOP) between beats leaves this true: its first beat comes at once, and ``SchedulerEngine`` checks again
-    /// the claims a pause made old before their runs begin.
+    /// Whether this node's beats go through: not while they fail, or one hangs, more than ``beatGapLimit`` after
+    /// the last that went through (its own row locked, or its connection refused while the link's still works).
+    /// The node then claims nothing new (``ClusterLink/claim(_:lookUpFirst:)``): the others take over the claims
+    /// of a node whose heartbeat is 10 s old, and would run again the slots it runs. A pause (SIGSTOP) between
+    /// beats leaves this true: its first beat comes at once, and ``SchedulerEngine`` checks again the claims a
+    /// pause made old before their runs begin.
     nonisolated var isBeating: Bool {
         beats.withLock { beats in
-            let now = ContinuousClock.now
-            if let since = beats.inFlightSince, now - since > Self.beatGapLimit { return false }
-            guard beats.failing else { return true }
-            return beats.last.map { now - $0 <= Self.beatGapLimit } ?? false
+            guard beats.failing || beats.inFlightSince != nil else { return true }
+            return beats.last.map { ContinuousClock.now - $0 <= Self.beatGapLimit } ?? false
+        }
+    }
+
+    /// The link joined the cluster, which set this node's heartbeat: the beats that follow are counted from
+    /// then, so a first beat that fails does not hold the recovery's claims back.
+    nonisolated func joined() {
+        beats.withLock { beats in
+            if beats.last == nil { beats.last = .now }
         }
     }
 }

@@ -65,6 +65,7 @@ actor ClusterLink {
         let database = try ClusterDatabase(url: url, node: node)
         let applied = try database.join()
         self.database = database
+        heartbeat.joined()
         return applied
     }
 
@@ -195,23 +196,24 @@ actor ClusterLink {
     /// Whether ``finishBacklogLimit`` finish marks wait: then no slot is claimed, as when the database is away.
     private func holdsClaimsBack() -> Bool {
         let waiting = waitingFinishMarks
-        let full = waiting >= finishBacklogLimit
-        if full != claimsHeldBack {
-            claimsHeldBack = full
-            note(full ? "cluster: \(waiting) finish marks wait for the database, this node starts no slot until they are sent"
-                      : "cluster: the finish marks are sent; claiming again")
-        }
-        return full
+        return noteHold(&claimsHeldBack, waiting >= finishBacklogLimit,
+                        "cluster: \(waiting) finish marks wait for the database, this node starts no slot until they are sent",
+                        "cluster: the finish marks are sent; claiming again")
     }
 
     /// Whether this node's heartbeat does not go through (``ClusterHeartbeat/isBeating``): then no slot is claimed.
     private func heartbeatHoldsClaimsBack() -> Bool {
-        let held = !heartbeat.isBeating
-        if held != claimsHeldForHeartbeat {
-            claimsHeldForHeartbeat = held
-            note(held ? "cluster: this node's heartbeat has not gone through for \(ClusterHeartbeat.beatGapLimit), it starts no slot until it does "
-                        + "(the other nodes take over the claims of a node silent for \(ClusterDatabase.heartbeatTimeoutSeconds) s)"
-                      : "cluster: the heartbeat goes through again; claiming again")
+        noteHold(&claimsHeldForHeartbeat, !heartbeat.isBeating,
+                 "cluster: this node's heartbeat has not gone through for \(ClusterHeartbeat.beatGapLimit), it starts no slot until it does "
+                     + "(the other nodes take over the claims of a node silent for \(ClusterDatabase.heartbeatTimeoutSeconds) s)",
+                 "cluster: the heartbeat goes through again; claiming again")
+    }
+
+    /// Returns `held`, and logs when it differs from `state` (a hold starting or ending), which it then becomes.
+    private func noteHold(_ state: inout Bool, _ held: Bool, _ starts: @autoclosure () -> String, _ ends: @autoclosure () -> String) -> Bool {
+        if held != state {
+            state = held
+            note(held ? starts() : ends())
         }
         return held
     }
@@ -222,18 +224,25 @@ actor ClusterLink {
     /// timeout. If the database never takes it, the node is not marked stopped: the others take its unfinished
     /// claims over as a dead node's once its heartbeat is old (re-run only by `rerunInterrupted`), unless it
     /// restarts first and settles them by its journal.
-    func leave() async {
-        let kind = "mark this node stopped"
+    ///
+    /// `markingStopped` false (the journal failed): the finish marks only, tried as often; the node is left to be
+    /// taken for dead, as the runs whose ends the journal lost may have begun.
+    func leave(markingStopped: Bool = true) async {
+        let kind = markingStopped ? "mark this node stopped" : "mark runs finished"
         for round in 1...Self.leaveAttempts {
             let slots = pendingFinishes.withLock { $0.slots }
-            if attempt(kind, "with \(slots.count) finish marks", { try opened().leave(finishing: slots) }) != nil {
+            let sent = attempt(kind, "with \(slots.count) finish marks") {
+                markingStopped ? try opened().leave(finishing: slots) : try opened().finish(slots)
+            }
+            if sent != nil {
                 pendingFinishes.withLock { $0.slots.removeFirst(slots.count) }  // those handed over meanwhile stay
                 return
             }
             if round < Self.leaveAttempts { try? await Task.sleep(for: Self.leaveRetryDelay) }
         }
-        note("cluster: this node is not marked stopped, the database did not take it \(Self.leaveAttempts) times (\(failing[kind] ?? "?")); "
-             + "the other nodes take its unfinished claims over as a dead node's after \(ClusterDatabase.heartbeatTimeoutSeconds) s")
+        note("cluster: \(markingStopped ? "this node is not marked stopped" : "finish marks not sent"), the database did not take them "
+             + "\(Self.leaveAttempts) times (\(failing[kind] ?? "?")); the other nodes take its unfinished claims over as a dead node's "
+             + "after \(ClusterDatabase.heartbeatTimeoutSeconds) s")
     }
 
     static let leaveAttempts = 4

@@ -164,9 +164,10 @@ extension SchedulerEngine {
         if !missedRecords.isEmpty { try await record(contentsOf: missedRecords) }
 
         // What nodes that stopped left unfinished, and what this node had taken over from them and not begun. Not
-        // yet what silent nodes left: this node has not beaten yet, so it cannot tell a dead node from one that has
-        // not beaten since the database came back (the heartbeat's rule, ``takeOverAbandonedSlots()``). Taken
-        // here, a restart just after an outage of the whole database re-ran the others' ended runs.
+        // yet what silent nodes left: this node's heartbeat has not gone on without a break for the timeout, so it
+        // cannot tell a dead node from one that has not beaten since the database came back (the heartbeat's rule,
+        // ``takeOverAbandonedSlots()``). Taken here, a restart just after an outage of the whole database re-ran
+        // the others' ended runs.
         var takenOver: [RecoveryRun] = []
         let taken = await cluster?.takeOver(lostNodes: false) ?? []
         // A slot of a task this node does not know yet (made on another node since it last ran), or knows disabled

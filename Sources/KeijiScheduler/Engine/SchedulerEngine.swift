@@ -240,11 +240,9 @@ public actor SchedulerEngine {
             // The runs whose ends the failed journal lost began; their claims (unfinished) are taken over as a
             // dead node's once the heartbeat is old (re-run as each task's policy says), or settled by the
             // restart. The marks of the ends made durable before the failure go.
-            await cluster?.sendFinishes()
+            await cluster?.leave(markingStopped: false)
         } else {
             await cluster?.leave()
-        }
-        if !failed {
             _ = try? await record(.schedulerStopped(clean: true))
             await waitUntilApplied(journal.lastLSN)
             await flushView()
