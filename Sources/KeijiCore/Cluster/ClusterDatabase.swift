@@ -175,12 +175,12 @@ public final class ClusterDatabase {
     }
 
     /// Marks this node alive (the database's clock) and returns the names of the live nodes, this one included:
-    /// not stopped, with a heartbeat within ``heartbeatTimeoutSeconds``. The time is when the row is written
-    /// (`clock_timestamp()`), not when the statement began (`now()`): a beat that waited 14 s for its row recorded a
-    /// heartbeat already 14 s old, and the others went on taking over the claims the node made after it.
+    /// not stopped, with a heartbeat within ``heartbeatTimeoutSeconds``. The time is when the statement began
+    /// (`now()`): a beat that waits for its row (locked by another transaction) records an old heartbeat, which
+    /// ``ClusterHeartbeat`` knows.
     public func heartbeat() throws -> [String] {
         try connection.query("""
-            WITH beat AS (UPDATE keiji_nodes SET heartbeat_at = clock_timestamp(), stopped = false WHERE name = $1 RETURNING name)
+            WITH beat AS (UPDATE keiji_nodes SET heartbeat_at = now(), stopped = false WHERE name = $1 RETURNING name)
             SELECT name FROM keiji_nodes WHERE (NOT stopped AND heartbeat_at > now() - make_interval(secs => $2::float8))
                 OR name IN (SELECT name FROM beat)
             ORDER BY name

@@ -20,10 +20,21 @@ actor ClusterHeartbeat {
     /// When this node's present run of beats began, each within ``beatGapLimit`` of the one before (nil after a
     /// failed beat).
     private var beatingSince: ContinuousClock.Instant?
-    /// When the last beat went through, when the beat in flight began (nil between beats), and whether a beat
-    /// failed since the last one went through. Behind a lock, not this actor: the link reads it before each claim
-    /// (``isBeating``), and a hanging beat holds the actor.
-    private nonisolated let beats = Mutex<(last: ContinuousClock.Instant?, inFlightSince: ContinuousClock.Instant?, failing: Bool)>((nil, nil, false))
+    /// This node's beats as the link sees them before each claim (``isBeating``). Behind a lock, not this actor:
+    /// a hanging beat holds the actor.
+    private struct Beats {
+        /// When the last beat that went through began: the heartbeat it recorded (`now()`, the statement's start
+        /// on the database's clock) is no older.
+        var last: ContinuousClock.Instant?
+        /// When the beat in flight began (nil between beats).
+        var inFlightSince: ContinuousClock.Instant?
+        /// Whether a beat failed since the last that went through.
+        var failing = false
+        /// Whether the last beat that went through took longer than ``beatGapLimit`` (it waited for its row, held
+        /// by another transaction): the heartbeat it recorded was that old when it went through.
+        var lastTookLong = false
+    }
+    private nonisolated let beats = Mutex(Beats())
     /// Beats come every ``SchedulerEngine/heartbeatInterval`` (2 s); a longer gap means this process was paused.
     static let beatGapLimit: Duration = .seconds(5)
 
@@ -37,17 +48,23 @@ actor ClusterHeartbeat {
     /// Marks the node alive and returns the live nodes; nil when the database failed (the cluster link logs
     /// outages: its own statements fail too).
     func beat() -> [String]? {
-        beats.withLock { $0.inFlightSince = .now }
+        let started = ContinuousClock.now
+        beats.withLock { $0.inFlightSince = started }
         do {
             let database = try self.database ?? ClusterDatabase(url: url, node: node)
             self.database = database
             let live = try database.heartbeat()
-            let now = ContinuousClock.now
-            let last = beats.withLock { beats in
-                defer { beats = (now, nil, false) }
+            let tookLong = ContinuousClock.now - started > Self.beatGapLimit
+            let previous = beats.withLock { beats in
+                defer { beats = Beats(last: started, inFlightSince: nil, failing: false, lastTookLong: tookLong) }
                 return beats.last
             }
-            if beatingSince == nil || last.map({ now - $0 > Self.beatGapLimit }) ?? true { beatingSince = now }
+            // A beat that took long is a break: the others saw this node's heartbeat grow old meanwhile.
+            if tookLong {
+                beatingSince = nil
+            } else if beatingSince == nil || previous.map({ started - $0 > Self.beatGapLimit }) ?? true {
+                beatingSince = started
+            }
             return live
         } catch {
             beats.withLock { $0.inFlightSince = nil; $0.failing = true }
@@ -70,18 +87,22 @@ actor ClusterHeartbeat {
     /// of a node whose heartbeat is 10 s old, and would run again the slots it runs. A pause (SIGSTOP) between
     /// beats leaves this true: its first beat comes at once, and ``SchedulerEngine`` checks again the claims a
     /// pause made old before their runs begin.
+    /// After a beat that went through only once it had waited longer than that, the node claims again at the next
+    /// beat that goes through at once (a soak run saw the others take over a slot claimed in between: the late
+    /// beat had recorded a heartbeat 16 s old).
     nonisolated var isBeating: Bool {
         beats.withLock { beats in
-            guard beats.failing || beats.inFlightSince != nil else { return true }
-            return beats.last.map { ContinuousClock.now - $0 <= Self.beatGapLimit } ?? false
+            guard beats.failing || beats.inFlightSince != nil || beats.lastTookLong else { return true }
+            return !beats.lastTookLong && beats.last.map { ContinuousClock.now - $0 <= Self.beatGapLimit } ?? false
         }
     }
 
-    /// The link joined the cluster, which set this node's heartbeat: the beats that follow are counted from
-    /// then, so a first beat that fails does not hold the recovery's claims back.
-    nonisolated func joined() {
+    /// The link joined the cluster at `instant` (the join's statement began after it), which set this node's
+    /// heartbeat: the beats that follow are counted from then, so a first beat that fails does not hold the
+    /// recovery's claims back.
+    nonisolated func joined(at instant: ContinuousClock.Instant) {
         beats.withLock { beats in
-            if beats.last == nil { beats.last = .now }
+            if beats.last == nil { beats.last = instant }
         }
     }
 }

@@ -63,9 +63,10 @@ actor ClusterLink {
     /// - Returns: the last command `seq` this node applied before.
     func open() throws -> Int64 {
         let database = try ClusterDatabase(url: url, node: node)
+        let joining = ContinuousClock.now
         let applied = try database.join()
         self.database = database
-        heartbeat.joined()
+        heartbeat.joined(at: joining)
         return applied
     }
 
