@@ -75,10 +75,13 @@ struct ClusterTests {
         await cluster.cleanUp()
     }
 
+    /// A command appending "task slot node" to `probe`: what every probe task's run does first.
+    func probeCommand(_ probe: String) -> String { "echo \"$KEIJI_TASK_NAME $KEIJI_SLOT $KEIJI_NODE\" >> \(probe)" }
+
     /// A command task run every second whose runs append "task slot node" to `probe`.
     func createProbeTask(_ task: String, on s: Session, probe: String, catchUp: String = "all", rerunInterrupted: Bool = false) async throws {
         let r = try await s.keiji("task", "--create", "--name=\(task)", "--desc=probe", "--every", "1s", "--catch-up", catchUp,
-                                  "--rerun-interrupted", "\(rerunInterrupted)", "--command", "echo \"$KEIJI_TASK_NAME $KEIJI_SLOT $KEIJI_NODE\" >> \(probe)")
+                                  "--rerun-interrupted", "\(rerunInterrupted)", "--command", "\(probeCommand(probe))")
         #expect(r.status == 0, "\(r.stdout)\(r.stderr)")
     }
 
@@ -425,9 +428,8 @@ struct ClusterTests {
             // the test takes to see it start (a fixed `sleep 4` could end first on a loaded machine).
             let hold = (cluster.probe as NSString).deletingLastPathComponent + "/hold"
             #expect(FileManager.default.createFile(atPath: hold, contents: nil))
-            let line = "\"$KEIJI_TASK_NAME $KEIJI_SLOT $KEIJI_NODE\""
             let r = try await cluster.nodes[0].session.keiji("task", "--create", "--name=long", "--desc=long", "--every", "10s", "--rerun-interrupted", "true",
-                                                             "--command", "echo \(line) >> \(starts); while [ -e \(hold) ]; do sleep 0.1; done; echo \(line) >> \(cluster.probe)")
+                                                             "--command", "\(probeCommand(starts)); while [ -e \(hold) ]; do sleep 0.1; done; \(probeCommand(cluster.probe))")
             #expect(r.status == 0, "\(r.stdout)\(r.stderr)")
             for node in cluster.nodes { try await start(node.session) }
             let from = now() + 1
@@ -480,7 +482,7 @@ struct ClusterTests {
         try await withCluster { cluster in
             let node = cluster.nodes[0]
             let r = try await node.session.keiji("task", "--create", "--name=solo", "--desc=probe", "--every", "1s", "--catch-up", "skip",
-                                                 "--rerun-interrupted", "false", "--command", "echo \"$KEIJI_TASK_NAME $KEIJI_SLOT $KEIJI_NODE\" >> \(cluster.probe)")
+                                                 "--rerun-interrupted", "false", "--command", "\(probeCommand(cluster.probe))")
             #expect(r.status == 0, "\(r.stdout)\(r.stderr)")
             try await start(node.session)
             func solo() -> [Int64] { probeLines(cluster).filter { $0.task == "solo" }.map(\.slot) }
@@ -558,7 +560,7 @@ struct ClusterTests {
         try await withCluster { cluster in
             let node = cluster.nodes[0]
             let r = try await node.session.keiji("task", "--create", "--name=slow", "--desc=probe", "--every", "2s", "--catch-up", "all",
-                                                 "--command", "echo \"$KEIJI_TASK_NAME $KEIJI_SLOT $KEIJI_NODE\" >> \(cluster.probe); sleep 2")
+                                                 "--command", "\(probeCommand(cluster.probe)); sleep 2")
             #expect(r.status == 0, "\(r.stdout)\(r.stderr)")
             func slow() -> [Int64] { probeLines(cluster).filter { $0.task == "slow" }.map(\.slot) }
             try await start(node.session)
@@ -596,7 +598,7 @@ struct ClusterTests {
         try await withCluster { cluster in
             let node = cluster.nodes[0]
             let r = try await node.session.keiji("task", "--create", "--name=slow", "--desc=probe", "--every", "1h", "--catch-up", catchUp,
-                                                 "--command", "echo \"$KEIJI_TASK_NAME $KEIJI_SLOT $KEIJI_NODE\" >> \(cluster.probe); sleep 6")
+                                                 "--command", "\(probeCommand(cluster.probe)); sleep 6")
             #expect(r.status == 0, "\(r.stdout)\(r.stderr)")
             func slow() -> [Int64] { probeLines(cluster).filter { $0.task == "slow" }.map(\.slot) }
             for task in Self.tasks {  // the only claims are then slow's: a failed one is the second slot's
@@ -645,7 +647,7 @@ struct ClusterTests {
                 #expect(r.status == 0, "\(node.name): \(arguments): \(r.stdout)\(r.stderr)")
             }
             try await keiji(a, "task", "--create", "--name=solo", "--desc=probe", "--every", "1h",
-                            "--command", "echo \"$KEIJI_TASK_NAME $KEIJI_SLOT $KEIJI_NODE\" >> \(cluster.probe)")
+                            "--command", "\(probeCommand(cluster.probe))")
             for task in Self.tasks { try await keiji(a, "task", "--disable", "--name=\(task)") }
             try await start(a.session)
             try await start(b.session)
@@ -678,7 +680,7 @@ struct ClusterTests {
             let long = ["long1", "long2", "long3", "long4"]
             for task in long {
                 let r = try await node.session.keiji("task", "--create", "--name=\(task)", "--desc=long", "--every", "1s", "--command",
-                                                     "echo \"$KEIJI_TASK_NAME $KEIJI_SLOT $KEIJI_NODE\" >> \(cluster.probe); sleep 30")
+                                                     "\(probeCommand(cluster.probe)); sleep 30")
                 #expect(r.status == 0, "\(r.stdout)\(r.stderr)")
             }
             try await start(node.session)
@@ -751,7 +753,7 @@ struct ClusterTests {
             let node = cluster.nodes[0]
             let r = try await node.session.keiji("task", "--create", "--name=flaky", "--desc=fails", "--every", "1s", "--retries", "1",
                                                  "--retry-backoff", "3", "--continue-on-error", "true", "--command",
-                                                 "echo \"$KEIJI_TASK_NAME $KEIJI_SLOT $KEIJI_NODE\" >> \(cluster.probe); exit 1")
+                                                 "\(probeCommand(cluster.probe)); exit 1")
             #expect(r.status == 0, "\(r.stdout)\(r.stderr)")
             try await start(node.session)
             #expect(await postgres.eventually(.seconds(60)) { probeLines(cluster).contains { $0.task == "flaky" } }, "flaky ran")
@@ -776,7 +778,7 @@ struct ClusterTests {
             let node = cluster.nodes[0]
             let r = try await node.session.keiji("task", "--create", "--name=flaky", "--desc=fails", "--every", "1s", "--retries", "1",
                                                  "--retry-backoff", "2", "--continue-on-error", "true", "--catch-up", "skip", "--command",
-                                                 "echo \"$KEIJI_TASK_NAME $KEIJI_SLOT $KEIJI_NODE\" >> \(cluster.probe); exit 1")
+                                                 "\(probeCommand(cluster.probe)); exit 1")
             #expect(r.status == 0, "\(r.stdout)\(r.stderr)")
             try await start(node.session)
             #expect(await postgres.eventually(.seconds(60)) { probeLines(cluster).filter { $0.task == "flaky" }.count >= 2 }, "flaky ran")
@@ -808,10 +810,10 @@ struct ClusterTests {
             for task in Self.tasks { #expect(try await a.session.keiji("task", "--disable", "--name=\(task)").status == 0) }
             var r = try await a.session.keiji("task", "--create", "--name=flaky", "--desc=fails", "--every", "1s", "--retries", "1",
                                               "--retry-backoff", "3", "--continue-on-error", "true", "--catch-up", "skip", "--command",
-                                              "echo \"$KEIJI_TASK_NAME $KEIJI_SLOT $KEIJI_NODE\" >> \(cluster.probe); exit 1")
+                                              "\(probeCommand(cluster.probe)); exit 1")
             #expect(r.status == 0, "\(r.stdout)\(r.stderr)")
             r = try await a.session.keiji("task", "--create", "--name=long", "--desc=holds the stop", "--every", "1s", "--command",
-                                          "echo \"$KEIJI_TASK_NAME $KEIJI_SLOT $KEIJI_NODE\" >> \(cluster.probe); sleep 60")
+                                          "\(probeCommand(cluster.probe)); sleep 60")
             #expect(r.status == 0, "\(r.stdout)\(r.stderr)")
             try await start(a.session)
             let began = await postgres.eventually(.seconds(60)) {
@@ -1015,7 +1017,7 @@ struct ClusterTests {
         try await withCluster(rerunInterrupted: true) { cluster in
             let r = try await cluster.nodes[0].session.keiji(
                 "task", "--create", "--name=slow", "--desc=probe", "--every", "2s", "--catch-up", "skip", "--rerun-interrupted", "true",
-                "--command", "echo \"$KEIJI_TASK_NAME $KEIJI_SLOT $KEIJI_NODE\" >> \(cluster.probe); sleep 4")
+                "--command", "\(probeCommand(cluster.probe)); sleep 4")
             #expect(r.status == 0, "\(r.stdout)\(r.stderr)")
             let from = try await startEveryNode(cluster)
             let restarted = cluster.nodes[2]
@@ -1058,7 +1060,7 @@ struct ClusterTests {
             let victim = try #require(cluster.nodes.first { $0.name == preferred })
             let r = try await cluster.nodes[0].session.keiji(
                 "task", "--create", "--name=slow", "--desc=probe", "--every", "3s", "--rerun-interrupted", "true",
-                "--command", "echo \"$KEIJI_TASK_NAME $KEIJI_SLOT $KEIJI_NODE\" >> \(cluster.probe); sleep 2")
+                "--command", "\(probeCommand(cluster.probe)); sleep 2")
             #expect(r.status == 0, "\(r.stdout)\(r.stderr)")
             let from = try await startEveryNode(cluster)
             #expect(await postgres.eventually(.seconds(30)) { probeLines(cluster).contains { $0.task == "slow" && $0.node == victim.name } },

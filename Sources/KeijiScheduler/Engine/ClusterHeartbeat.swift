@@ -92,8 +92,9 @@ actor ClusterHeartbeat {
     /// beat had recorded a heartbeat 16 s old).
     nonisolated var isBeating: Bool {
         beats.withLock { beats in
-            guard beats.failing || beats.inFlightSince != nil || beats.lastTookLong else { return true }
-            return !beats.lastTookLong && beats.last.map { ContinuousClock.now - $0 <= Self.beatGapLimit } ?? false
+            if beats.lastTookLong { return false }
+            guard beats.failing || beats.inFlightSince != nil else { return true }
+            return beats.last.map { ContinuousClock.now - $0 <= Self.beatGapLimit } ?? false
         }
     }
 

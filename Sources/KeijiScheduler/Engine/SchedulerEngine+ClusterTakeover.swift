@@ -71,15 +71,17 @@ extension SchedulerEngine {
         return (queues.sorted { $0.key < $1.key }.map { ($0.key, $0.value) }, decided)
     }
 
-    /// Whether this node knows the task of `slot` (a task made on another node reaches it with the commands).
-    func knowsTask(_ slot: TakenOverSlot) -> Bool {
-        (try? TaskName(slot.task)).flatMap { state.tasks[$0] } != nil
+    /// The task of `slot` as this node knows it (nil for one it does not know: a task made on another node
+    /// reaches it with the commands).
+    func task(of slot: TakenOverSlot) -> TaskState? {
+        (try? TaskName(slot.task)).flatMap { state.tasks[$0] }
     }
+
+    func knowsTask(_ slot: TakenOverSlot) -> Bool { task(of: slot) != nil }
 
     /// Whether this node knows the task of `slot` enabled and not in error.
     func isEnabledHere(_ slot: TakenOverSlot) -> Bool {
-        guard let task = (try? TaskName(slot.task)).flatMap({ state.tasks[$0] }) else { return false }
-        return !task.isDisabled && !task.isError
+        task(of: slot).map { !$0.isDisabled && !$0.isError } ?? false
     }
 
     /// Writes the report to `~/.keiji/recovery.json` (what `keiji system --status` shows).
