@@ -144,9 +144,18 @@ struct SystemCommandTests {
         let install = FileManager.default.temporaryDirectory.path + "/keiji-install-" + UUID().uuidString.prefix(8)
         try FileManager.default.createDirectory(atPath: install, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: install) }
-        for binary in ["keiji", "keiji-bus", "keiji-scheduler"] {
-            try FileManager.default.copyItem(atPath: built + "/" + binary, toPath: install + "/" + binary)
+        // Copied by cp, not by this process: a child another test forks while this process holds a copy open for
+        // writing keeps that descriptor until it execs, and running the copy meanwhile fails with ETXTBSY (a CI
+        // run failed so, "Text file busy").
+        let copied = try await offThePool { () -> Int32 in
+            let copy = Process()
+            copy.executableURL = URL(fileURLWithPath: "/bin/cp")
+            copy.arguments = ["keiji", "keiji-bus", "keiji-scheduler"].map { built + "/" + $0 } + [install]
+            try copy.run()
+            copy.waitUntilExit()
+            return copy.terminationStatus
         }
+        try #require(copied == 0, "the binaries were copied")
         let s = try Session(binaries: install)
         defer { s.cleanUp() }
         #expect(try await s.keiji("init").status == 0)
