@@ -134,6 +134,50 @@ struct FiringLeadTests {
         #expect(samples.wake.count == 2 && samples.start.count == 2, "wakes \(samples.wake.count), starts \(samples.start.count)")
     }
 
+    /// An overlap-`skip` task whose run ended just before its next slot came due, its end still being journaled when
+    /// that slot is decided: the slot runs. A run stays registered until its end is durable; counted as going on,
+    /// it made the slot an overlap (in a cluster test a run that began late, behind a stalled database, ended 2 ms
+    /// before the next slot, and that slot ran nowhere).
+    @Test func aSkipTasksRunThatEndedBeforeTheNextSlotIsNoOverlapWhileItsEndIsJournaled() async throws {
+        let harness = try SchedulerHarness()
+        defer { harness.remove() }
+        let (running, go, ran) = (harness.home + "/running", harness.home + "/go", harness.home + "/ran")
+        let command = "touch '\(running)'; while [ ! -e '\(go)' ]; do sleep 0.02; done; echo \"$KEIJI_SLOT\" >> '\(ran)'"
+        try await harness.defineOffline(try harness.commandTask("long", command, every: 60))  // overlap skip by default
+        let name = harness.taskName("long")
+        let clock = SteppedClock()
+        clock.freeze()  // time moves by steps only
+        let io = HeldSyncJournalIO()
+        let engine = harness.engine(spawn: true, clock: clock, journalIO: io)
+        try await engine.start()
+        let first = try #require(await engine.nextFireMilliseconds(name))
+        clock.step(byMilliseconds: max(0, first - clock.nowMilliseconds()))
+        #expect(await harness.wait { FileManager.default.fileExists(atPath: running) }, "the first run goes on")
+        let next = try #require(await engine.nextFireMilliseconds(name))
+        #expect(next - clock.nowMilliseconds() > 10_000, "the first slot's run is the one going on")
+        // The run ends; its `run.finished` is held from becoming durable, so the run stays registered.
+        io.holdNextSync()
+        #expect(FileManager.default.createFile(atPath: go, contents: nil))
+        #expect(await harness.wait { io.isHolding }, "the run's end is being synced")
+        #expect(await engine.runsInProgress == 1)
+        // The next slot comes due and is decided while that end waits.
+        clock.step(byMilliseconds: next - clock.nowMilliseconds() + 5)
+        #expect(await harness.wait { try #require(await engine.nextFireMilliseconds(name)) > next }, "the next slot was decided")
+        io.release()
+        let slot = next / 1000
+        func decided() throws -> (started: Bool, overlaps: [RunMissed]) {
+            let entries = try harness.entries()
+            return (entries.startedRuns.contains { $0.slot == slot }, entries.missedRuns(.overlap))
+        }
+        #expect(await harness.wait { let d = try decided(); return d.started || !d.overlaps.isEmpty }, "the next slot's record is durable")
+        let outcome = try decided()
+        #expect(outcome.started && outcome.overlaps.isEmpty, "the next slot runs, no overlap: \(outcome.overlaps)")
+        let both = [first, next].map { ISO8601.string(fromSeconds: $0 / 1000) + "\n" }.joined()
+        #expect(await harness.wait { ((try? String(contentsOfFile: ran, encoding: .utf8)) ?? "") == both }, "both slots ran")
+        #expect(await harness.wait { await engine.runsInProgress == 0 })
+        await engine.stop()
+    }
+
     /// A `--disable` applied while the run awaits its slot: the run does not begin, and it ends as stopped.
     @Test func aDisableInsideTheLeadKeepsTheRunFromBeginning() async throws {
         let lead = try await InsideTheLead()

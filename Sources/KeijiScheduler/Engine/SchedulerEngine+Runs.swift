@@ -128,7 +128,7 @@ extension SchedulerEngine {
             // re-run or retry queued earlier must not start for a task disabled or put in error since.
             if firing.trigger != .manual, task.isDisabled || task.isError { continue }
             var counted = true
-            if firing.trigger != .manual, task.definition.policy.overlap == .skip, hasRuns(name) {
+            if firing.trigger != .manual, task.definition.policy.overlap == .skip, hasRunsGoing(name, at: firing.fireAtMs) {
                 guard let slot = firing.slot else { continue }
                 if cluster != nil, !hasClaimedRuns(name, claimedBy: firing.fireAtMs) {
                     // The task's only runs here are firings still waiting for their claims (or won after this slot
@@ -429,6 +429,7 @@ extension SchedulerEngine {
     /// done; the run stays registered (its task counts as running) until the record is durable.
     private func finish(runID: String, name: TaskName, result: RunExecutor.Result, latenessMs: Int64, slot: Int64?, attempt: Int,
                         interruptions: Int?, definition: TaskDefinition) {
+        runs[runID]?.endedAtMs = clock.nowMilliseconds()
         let willRetry = result.outcome.isFailure && attempt <= definition.policy.retries && phase == .running
         var exitCode: Int32?
         var signal: Int32?

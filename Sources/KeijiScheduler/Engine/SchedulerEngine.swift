@@ -145,6 +145,11 @@ public actor SchedulerEngine {
         /// When its slot's claim was won (engine clock, ms; at registration for a run with no claim to wait for);
         /// nil while, in a cluster, the claim is not answered yet (see ``prepare(_:missed:)``).
         var claimedAtMs: Int64?
+        /// When its process ended (engine clock, ms); nil while it goes on. Its end may not be durable yet.
+        var endedAtMs: Int64?
+
+        /// Whether it was going on at `dueMs`: its process had not ended by then.
+        func wasGoing(at dueMs: Int64) -> Bool { endedAtMs.map { $0 > dueMs } ?? true }
     }
 
     public init(configuration: SchedulerConfiguration) {
@@ -311,8 +316,17 @@ public actor SchedulerEngine {
     /// run of its task was going on when it came (a cluster test lost such a slot under load).
     func hasClaimedRuns(_ name: TaskName, claimedBy dueMs: Int64) -> Bool {
         hasRuns(name) && runs.values.contains { run in
-            run.task == name && run.counted && run.claimedAtMs.map { $0 <= dueMs } == true
+            run.task == name && run.counted && run.wasGoing(at: dueMs) && run.claimedAtMs.map { $0 <= dueMs } == true
         }
+    }
+
+    /// Whether a run of `name` counted for overlap was going on at `dueMs`, when the slot being decided came due. A
+    /// run stays registered until its end is durable, some milliseconds after its process exited: a run that began
+    /// late (its claim had waited behind a stalled database) exited 2 ms before its task's next slot came due, its
+    /// end was still being journaled when that slot was decided, and the slot was skipped as its overlap and ran
+    /// nowhere (a cluster test lost a slot so).
+    func hasRunsGoing(_ name: TaskName, at dueMs: Int64) -> Bool {
+        hasRuns(name) && runs.values.contains { run in run.task == name && run.counted && run.wasGoing(at: dueMs) }
     }
 
     /// The claims of `runIDs` were won: they count as runs of their tasks from now on.
