@@ -133,3 +133,19 @@ class InterceptedSyncJournalIO: JournalIO, @unchecked Sendable {  // subclasses 
     final func syncDirectory(_ path: String) throws { try real.syncDirectory(path) }
     final func lockExclusively(_ path: String) throws -> FileDescriptor? { try real.lockExclusively(path) }
 }
+
+/// Writes an executable script through `cp` in a child process, never through a descriptor of this process: a
+/// child another test thread forks while this process holds the file open for writing keeps that descriptor until
+/// it execs, and running the script meanwhile fails with ETXTBSY ("Text file busy").
+func writeExecutable(_ text: String, to path: String) throws {
+    let source = path + ".text"
+    try text.write(toFile: source, atomically: true, encoding: .utf8)
+    let copy = Process()
+    copy.executableURL = URL(fileURLWithPath: "/bin/cp")
+    copy.arguments = [source, path]
+    try copy.run()
+    copy.waitUntilExit()
+    try #require(copy.terminationStatus == 0, "cp \(source) \(path)")
+    try FileManager.default.removeItem(atPath: source)
+    try #require(chmod(path, 0o755) == 0)
+}

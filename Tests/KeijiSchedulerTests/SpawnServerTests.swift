@@ -80,21 +80,8 @@ final class SpawnServerTests: Sendable {
         // A script without a #! line runs under sh (as execvp does), found through the run's own PATH.
         let tools = directory + "/tools"
         try FileSystem.createDirectory(tools)
-        try "echo tool ran with $1\n".write(toFile: tools + "/my-tool", atomically: true, encoding: .utf8)
-        chmod(tools + "/my-tool", 0o755)
-        // A child another test thread forks while the file was open for writing keeps that descriptor until it
-        // execs, and exec of a file open for writing is ETXTBSY: wait that moment out, as a shell would retry.
-        var attempt = 0
-        var started: SpawnServer.Run?
-        while started == nil {
-            do {
-                started = try await server.start(request(["my-tool", "an-argument"], searchPath: true, environment: ["PATH": "/nowhere:" + tools]))
-            } catch where "\(error)".contains("Text file busy") && attempt < 50 {
-                attempt += 1
-                try await Task.sleep(for: .milliseconds(20))
-            }
-        }
-        let tool = try #require(started)
+        try writeExecutable("echo tool ran with $1\n", to: tools + "/my-tool")
+        let tool = try await server.start(request(["my-tool", "an-argument"], searchPath: true, environment: ["PATH": "/nowhere:" + tools]))
         #expect(await server.exitStatus(of: tool) == .exited(0))
         #expect(output().contains("tool ran with an-argument"))
     }
