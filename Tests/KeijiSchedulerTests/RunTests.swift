@@ -189,7 +189,12 @@ struct RunTests {
         let engine = harness.engine()
         try await engine.start()
         _ = try await engine.submit(.taskTriggered(harness.taskName("long")))
-        #expect(await harness.wait { await engine.runsInProgress == 1 && ((try? harness.entries().startedRuns.count) == 1) })
+        // Its process is running: with only its `run.started` durable, a stop under load came before the spawn, and
+        // the run ended unbegun, with no signal.
+        #expect(await harness.wait {
+            guard let run = try harness.entries().startedRuns.first else { return false }
+            return !harness.processes(ofRun: run.runID).isEmpty
+        })
         let started = ContinuousClock.now
         await engine.stop()
         // The stop's SIGTERM ended the run. The bound is generous: a full suite on two busy cores once held this
