@@ -17,31 +17,20 @@ final class FailingSyncJournalIO: InterceptedSyncJournalIO, @unchecked Sendable 
     }
 }
 
-/// A node of a cluster (one scheduler engine on the test PostgreSQL server) whose journal fails.
+/// A node of a cluster (one scheduler engine on the test PostgreSQL server) whose journal or database fails.
 @Suite(.enabled(if: ProcessInfo.processInfo.environment["KEIJI_TEST_POSTGRES_URL"] != nil || ProcessInfo.processInfo.environment["CI"] == "true",
                 "no PostgreSQL test server: run under scripts/test-postgres (sets KEIJI_TEST_POSTGRES_URL)"))
-struct ClusterNodeJournalFailureTests {
+struct ClusterNodeFailureTests {
     /// A run whose end the failed journal could not make durable keeps its slot's claim unfinished, and the stop
     /// that follows does not mark the node stopped: the node's restart finds the run interrupted in its journal
     /// and settles the claim by it, or the other nodes take it over as a dead node's, re-run as the task's
     /// policy says. Marked finished, as it was, the claim forbade that re-run (the restart reported "re-run" and
     /// nothing ran); marked stopped, the others ran it as a run that never began.
     @Test func aRunWhoseEndTheJournalCouldNotRecordKeepsItsClaim() async throws {
-        let server = try #require(ProcessInfo.processInfo.environment["KEIJI_TEST_POSTGRES_URL"].flatMap(URL.init(string:)),
-                                  "KEIJI_TEST_POSTGRES_URL is not set: scripts/test starts the server")
-        let database = "keiji_sched_" + UUID().uuidString.prefix(8).lowercased()
-        _ = try PostgresConnection(url: server).query("CREATE DATABASE \(database)")
-        defer { _ = try? PostgresConnection(url: server).query("DROP DATABASE IF EXISTS \(database) WITH (FORCE)") }
-        var components = try #require(URLComponents(url: server, resolvingAgainstBaseURL: false))
-        components.path = "/" + database
-        let url = try #require(components.url)
-
         let harness = try SchedulerHarness()
         defer { harness.remove() }
-        try (Settings.defaultFileContents(timeZone: "UTC").replacingOccurrences(of: "\nDB_URL=default\n", with: "\nDB_URL=\(url.absoluteString)\n")
-             + "\nNODE_NAME=node-a\n")
-            .write(toFile: harness.workspace.settingsFile, atomically: true, encoding: .utf8)
-        harness.settings = try Settings.load(from: harness.workspace.settingsFile)
+        let url = try harness.joinTestCluster()
+        defer { harness.dropTestCluster(url) }
         // Nothing else is journaled while its run goes on (the next slot is 10 s away): its end is the first record to
         // fail. Its 5 s leave the test ample time to fail the journal before the end.
         try await harness.defineOffline(try harness.commandTask("slow", "sleep 5", every: 10) { $0.rerunInterrupted = true })
@@ -64,5 +53,37 @@ struct ClusterNodeJournalFailureTests {
         #expect(node.first?.first == "f", "the node is not marked stopped: \(node)")
         let after = try PostgresConnection(url: url).query("SELECT finished FROM keiji_claims WHERE task = 'slow'")
         #expect(after.allSatisfy { $0[0] == "f" }, "the claim is still unfinished: \(after)")
+    }
+
+    /// A restart whose lookup of this node's unfinished claims fails stops before it journals anything, as a start
+    /// whose database cannot be opened does. It went on before, with those claims unsettled: the claims of runs
+    /// that had ended stayed unfinished while the node lived, and once it stopped, another node took them over as
+    /// never begun and ran those slots again.
+    @Test func aRestartThatCannotLookUpItsClaimsStopsBeforeJournalingAnything() async throws {
+        let harness = try SchedulerHarness()
+        defer { harness.remove() }
+        let url = try harness.joinTestCluster()
+        defer { harness.dropTestCluster(url) }
+        try await harness.defineOffline(try harness.commandTask("tick", "true", every: 3600))
+        let first = harness.engine()
+        try await first.start()
+        await first.stop()
+        let before = try harness.entries().count
+        // The lookup's statement fails (a column it reads is gone); joining and the heartbeat do not read it.
+        _ = try PostgresConnection(url: url).query("ALTER TABLE keiji_claims RENAME COLUMN taken_from TO taken_from_away")
+        do {
+            let second = harness.engine()
+            try await second.start()
+            Issue.record("the restart went on without this node's claims")
+            await second.stop()
+        } catch {
+            #expect("\(error)".hasPrefix("cannot look up this node's unfinished claims: "), "\(error)")
+        }
+        #expect(try harness.entries().count == before, "nothing was journaled")
+        _ = try PostgresConnection(url: url).query("ALTER TABLE keiji_claims RENAME COLUMN taken_from_away TO taken_from")
+        let third = harness.engine()
+        let report = try await third.start()
+        #expect(report.previousShutdown == .clean, "the failed start left no mark: \(report.previousShutdown)")
+        await third.stop()
     }
 }

@@ -108,6 +108,32 @@ extension SchedulerHarness {
     }
 }
 
+extension SchedulerHarness {
+    /// Makes this harness's scheduler node `node-a` of a cluster on a fresh database of the test PostgreSQL server
+    /// (`KEIJI_TEST_POSTGRES_URL`, set by scripts/test-postgres); returns the database's URL.
+    func joinTestCluster() throws -> URL {
+        let server = try #require(Self.testPostgresServer, "KEIJI_TEST_POSTGRES_URL is not set: scripts/test starts the server")
+        let database = "keiji_sched_" + UUID().uuidString.prefix(8).lowercased()
+        _ = try PostgresConnection(url: server).query("CREATE DATABASE \(database)")
+        var components = try #require(URLComponents(url: server, resolvingAgainstBaseURL: false))
+        components.path = "/" + database
+        let url = try #require(components.url)
+        try (Settings.defaultFileContents(timeZone: "UTC").replacingOccurrences(of: "\nDB_URL=default\n", with: "\nDB_URL=\(url.absoluteString)\n")
+             + "\nNODE_NAME=node-a\n")
+            .write(toFile: workspace.settingsFile, atomically: true, encoding: .utf8)
+        settings = try Settings.load(from: workspace.settingsFile)
+        return url
+    }
+
+    /// Drops the database ``joinTestCluster()`` made.
+    func dropTestCluster(_ url: URL) {
+        guard let server = Self.testPostgresServer else { return }
+        _ = try? PostgresConnection(url: server).query("DROP DATABASE IF EXISTS \(url.path.dropFirst()) WITH (FORCE)")
+    }
+
+    private static var testPostgresServer: URL? { ProcessInfo.processInfo.environment["KEIJI_TEST_POSTGRES_URL"].flatMap(URL.init(string:)) }
+}
+
 /// The real journal I/O with a say before every `sync` (``beforeSync()``, which throws to fail it): tests hold a
 /// batch back (``HeldSyncJournalIO``) or make the disk fail (``FailingSyncJournalIO``) with it.
 class InterceptedSyncJournalIO: JournalIO, @unchecked Sendable {  // subclasses keep their state in a Mutex

@@ -159,9 +159,14 @@ actor ClusterLink {
         }
     }
 
-    /// This node's claims its last run left unfinished (nil when the database failed).
-    func ownUnfinishedClaims() -> [OwnClaim]? {
-        attempt("look up this node's unfinished claims") { try opened().ownUnfinishedClaims() }
+    /// This node's claims its last run left unfinished.
+    /// - Throws: a one-line error naming DB_URL when the database fails (the start stops).
+    func ownUnfinishedClaims() throws -> [OwnClaim] {
+        do {
+            return try opened().ownUnfinishedClaims()
+        } catch {
+            throw KeijiError(.database, "cannot look up this node's unfinished claims: \(error)")
+        }
     }
 
     /// Which node holds each of `slots` (nil when the database failed).

@@ -57,6 +57,11 @@ extension SchedulerEngine {
 
         let previous: RecoveryReport.PreviousShutdown =
             loaded.state.schedulerRunning ? .crash : (loaded.state.schedulerHasStarted ? .clean : .firstStart)
+        // This node's own unfinished claims, looked up before anything is journaled: a database that fails here
+        // stops the start, as one that cannot be opened does. A start that went on without them left the claims of
+        // runs that had ended unfinished while the node lived; once it stopped, another node took them over as never
+        // begun and ran those slots again. Not at a first start, whose journal knows none of them.
+        let ownClaims = if let cluster, previous != .firstStart { try await cluster.ownUnfinishedClaims() } else { [OwnClaim]() }
         var report = RecoveryReport(startedAt: clock.nowMilliseconds(), previousShutdown: previous)
         if let cluster { report.cluster = RecoveryReport.Cluster(node: cluster.node) }
         report.journal.recordsReplayed = loaded.recordsReplayed
@@ -123,20 +128,14 @@ extension SchedulerEngine {
 
         if !interruptedRecords.isEmpty { try await record(contentsOf: interruptedRecords) }
 
-        // This node's own unfinished claims, settled by its journal (see ``resolveOwnClaims(_:rerunning:cluster:)``);
-        // not at a first start, whose journal knows none of them.
+        // This node's own unfinished claims, settled by its journal (see ``resolveOwnClaims(_:rerunning:cluster:)``).
         var ownRuns: [RecoveryRun] = []
         var retaken: [TakenOverSlot] = []
-        var ownClaimsKnown = true
-        if let cluster, previous != .firstStart {
-            let own = await cluster.ownUnfinishedClaims()
-            ownClaimsKnown = own != nil
-            if let own, !own.isEmpty {
-                let rerunning = Set(reruns.compactMap(\.claimedSlot))
-                let resolution = resolveOwnClaims(own, rerunning: rerunning, cluster: cluster)
-                (ownRuns, retaken) = (resolution.runs, resolution.retaken)
-                report.cluster?.ownClaims = resolution.report
-            }
+        if let cluster, !ownClaims.isEmpty {
+            let rerunning = Set(reruns.compactMap(\.claimedSlot))
+            let resolution = resolveOwnClaims(ownClaims, rerunning: rerunning, cluster: cluster)
+            (ownRuns, retaken) = (resolution.runs, resolution.retaken)
+            report.cluster?.ownClaims = resolution.report
         }
 
         // Slots that passed while the scheduler was down: the same rule the live timer applies after a stall. In a
@@ -186,12 +185,10 @@ extension SchedulerEngine {
         // A task's catch-up runs go one after another, so a later one claims its slot well after this start looked the
         // claims up. One this node's heartbeat takes over meanwhile (another node claimed that past slot, as its own
         // catch-up after a cluster-wide restart, and stopped) has its run queued by that takeover: catch-ups claim
-        // afresh, all but those of the slots taken over just above, which that takeover left to them. Not when this
-        // node's own claims could not be looked up: one it took over before it went down and never began would then
-        // be dropped by the catch-up that covers it, and run by nothing.
+        // afresh, all but those of the slots taken over just above, which that takeover left to them.
         let leftToCatchUps = Set((taken + retaken).map { ClaimedSlot(task: $0.task, slot: $0.slot) })
         for index in catchUps.indices {
-            catchUps[index].claimsAfresh = ownClaimsKnown && !(catchUps[index].claimedSlot.map(leftToCatchUps.contains) ?? false)
+            catchUps[index].claimsAfresh = !(catchUps[index].claimedSlot.map(leftToCatchUps.contains) ?? false)
         }
         // Claims settled above are finished before any run claims: a catch-up of a slot just taken over and not
         // to be re-run must find it finished.

@@ -173,7 +173,14 @@ public actor SchedulerEngine {
         journal = try Journal.open(directory: workspace.journalDirectory, options: configuration.journalOptions)
         try log.rotateIfNeeded()  // only once the journal lock says this is the one scheduler
         if configuration.spawnProcesses { runErrorFiles = RunErrorFiles(preparing: workspace.runErrorDirectory) }
-        let report = try await recover()
+        let report: RecoveryReport
+        do {
+            report = try await recover()
+        } catch {
+            // A refused start (a database that fails, a damaged journal in strict mode) lets go of the journal's lock.
+            try? await journal.close()
+            throw error
+        }
         configuration.metrics?.recovered(report)
         // Definitions and changes made on other nodes since this one last ran, before anything is armed; and
         // this node's own tasks from before it joined, to the others.
