@@ -55,10 +55,11 @@ struct ClusterNodeFailureTests {
         #expect(after.allSatisfy { $0[0] == "f" }, "the claim is still unfinished: \(after)")
     }
 
-    /// A restart whose lookup of this node's unfinished claims fails stops before it journals anything, as a start
-    /// whose database cannot be opened does. It went on before, with those claims unsettled: the claims of runs
-    /// that had ended stayed unfinished while the node lived, and once it stopped, another node took them over as
-    /// never begun and ran those slots again.
+    /// A restart whose lookup of this node's unfinished claims fails stops before it joins or journals anything, as
+    /// a start whose database cannot be opened does. It went on before, with those claims unsettled: the claims of
+    /// runs that had ended stayed unfinished while the node lived, and once it stopped, another node took them over
+    /// as never begun and ran those slots again. (Joined, a refused start would leave the node alive to the others
+    /// until its heartbeat was old, and then a dead node whose claims they take over as interrupted.)
     @Test func aRestartThatCannotLookUpItsClaimsStopsBeforeJournalingAnything() async throws {
         let harness = try SchedulerHarness()
         defer { harness.remove() }
@@ -69,6 +70,9 @@ struct ClusterNodeFailureTests {
         try await first.start()
         await first.stop()
         let before = try harness.entries().count
+        func node() throws -> [[String?]] { try PostgresConnection(url: url).query("SELECT stopped, started_at FROM keiji_nodes") }
+        let stopped = try node()
+        #expect(stopped.first?.first == "t", "the clean stop marked the node stopped: \(stopped)")
         // The lookup's statement fails (a column it reads is gone); joining and the heartbeat do not read it.
         _ = try PostgresConnection(url: url).query("ALTER TABLE keiji_claims RENAME COLUMN taken_from TO taken_from_away")
         do {
@@ -80,6 +84,7 @@ struct ClusterNodeFailureTests {
             #expect("\(error)".hasPrefix("cannot look up this node's unfinished claims: "), "\(error)")
         }
         #expect(try harness.entries().count == before, "nothing was journaled")
+        #expect(try node() == stopped, "the node did not join: it is still marked stopped")
         _ = try PostgresConnection(url: url).query("ALTER TABLE keiji_claims RENAME COLUMN taken_from_away TO taken_from")
         let third = harness.engine()
         let report = try await third.start()

@@ -7,7 +7,9 @@ import Testing
 @testable import KeijiScheduler
 
 /// The real journal I/O, except that the next `sync` after ``holdNextSync()`` waits for ``release()``: a test
-/// can keep one batch from becoming durable while the engine goes on deciding firings.
+/// can keep one batch from becoming durable while the engine goes on deciding firings. The held sync blocks its
+/// thread, a thread of the cooperative pool when the journal was idle (the append syncs on its caller's thread):
+/// release it as soon as the test can, and never hold two at once (two tests doing so froze the suite for 60 s).
 final class HeldSyncJournalIO: InterceptedSyncJournalIO, @unchecked Sendable {
     private let state = Mutex<(armed: Bool, holding: Bool)>((false, false))
     private let gate = DispatchSemaphore(value: 0)

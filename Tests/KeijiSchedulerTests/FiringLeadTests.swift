@@ -150,7 +150,7 @@ struct FiringLeadTests {
         try await harness.defineOffline(try harness.commandTask("long", command, every: 60))  // overlap skip by default
         let name = harness.taskName("long")
         let clock = SteppedClock()
-        clock.freeze()  // time moves by steps only
+        clock.freeze()  // time moves by steps only (frozen again after each)
         let engine = harness.engine(spawn: true, clock: clock, endedRunsInterval: .seconds(3600))
         try await engine.start()
         var slots: [Int64] = []
@@ -161,6 +161,7 @@ struct FiringLeadTests {
             try? FileManager.default.removeItem(atPath: go)
             try? FileManager.default.removeItem(atPath: running)
             clock.step(byMilliseconds: max(0, slot - clock.nowMilliseconds()))
+            clock.freeze()
             #expect(await harness.wait { FileManager.default.fileExists(atPath: running) }, "the run of \(slot) goes on")
             #expect(FileManager.default.createFile(atPath: go, contents: nil))
             if index == 0 {
@@ -174,6 +175,7 @@ struct FiringLeadTests {
         // The next slot comes due and is decided while that end waits.
         let next = try #require(await engine.nextFireMilliseconds(name))
         clock.step(byMilliseconds: next - clock.nowMilliseconds() + 5)
+        clock.freeze()
         #expect(await harness.wait { try #require(await engine.nextFireMilliseconds(name)) > next }, "the next slot was decided")
         func decided() throws -> (started: Bool, overlaps: [RunMissed]) {
             let entries = try harness.entries()

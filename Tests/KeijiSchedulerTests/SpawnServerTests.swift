@@ -80,7 +80,7 @@ final class SpawnServerTests: Sendable {
         // A script without a #! line runs under sh (as execvp does), found through the run's own PATH.
         let tools = directory + "/tools"
         try FileSystem.createDirectory(tools)
-        try writeExecutable("echo tool ran with $1\n", to: tools + "/my-tool")
+        try await writeExecutable("echo tool ran with $1\n", to: tools + "/my-tool")
         let tool = try await server.start(request(["my-tool", "an-argument"], searchPath: true, environment: ["PATH": "/nowhere:" + tools]))
         #expect(await server.exitStatus(of: tool) == .exited(0))
         #expect(output().contains("tool ran with an-argument"))

@@ -58,16 +58,25 @@ actor ClusterLink {
 
     deinit { thread.stop() }
 
-    /// Connects, creates the tables if needed and joins as `node` (on this link's thread).
+    /// Connects, creates the tables if needed, looks up the claims this node's last run left unfinished, and joins
+    /// as `node` (on this link's thread). The claims are looked up before the join: a database that fails there
+    /// stops the start with nothing changed (joined, the node would be alive to the others for the heartbeat's
+    /// timeout, and then a dead node whose claims they take over as interrupted).
     /// - Throws: a one-line error naming DB_URL (unreachable, rights) or the node name (in use).
-    /// - Returns: the last command `seq` this node applied before.
-    func open() throws -> Int64 {
+    /// - Returns: the last command `seq` this node applied before, and its unfinished claims.
+    func open() throws -> (appliedSeq: Int64, ownClaims: [OwnClaim]) {
         let database = try ClusterDatabase(url: url, node: node)
+        let ownClaims: [OwnClaim]
+        do {
+            ownClaims = try database.ownUnfinishedClaims()
+        } catch {
+            throw KeijiError(.database, "cannot look up this node's unfinished claims: \(error)")
+        }
         let joining = ContinuousClock.now
         let applied = try database.join()
         self.database = database
         heartbeat.joined(at: joining)
-        return applied
+        return (applied, ownClaims)
     }
 
     /// Publishes a command; throws (one line naming DB_URL) when the database cannot take it: a command the
@@ -156,16 +165,6 @@ actor ClusterLink {
     func takeOver(lostNodes: Bool) -> [TakenOverSlot]? {
         attempt("take over the slots of lost nodes") {
             try opened().takeOver(afterSeconds: lostNodes ? ClusterDatabase.heartbeatTimeoutSeconds : nil)
-        }
-    }
-
-    /// This node's claims its last run left unfinished.
-    /// - Throws: a one-line error naming DB_URL when the database fails (the start stops).
-    func ownUnfinishedClaims() throws -> [OwnClaim] {
-        do {
-            return try opened().ownUnfinishedClaims()
-        } catch {
-            throw KeijiError(.database, "cannot look up this node's unfinished claims: \(error)")
         }
     }
 

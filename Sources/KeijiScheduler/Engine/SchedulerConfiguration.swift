@@ -50,8 +50,9 @@ public struct SchedulerConfiguration: Sendable {
     /// (docs/benchmarks.md, 2026-12-06); one node, with or without spawns, was the same within the noise.
     public var firingWindowMilliseconds: Int64 = 20
     /// Under load, the `run.finished` of the runs that end are journaled as one batch at most this often; the first
-    /// end after a quieter spell is journaled at once. A run counts as running (for `overlap`) until its end is
-    /// durable, so this is also how much later than the process's exit that can be.
+    /// end after a quieter spell is journaled at once. A run stays registered until its end is durable, so this is
+    /// also how much later than the process's exit that can be; a slot whose moment comes after the exit is not its
+    /// overlap meanwhile (``SchedulerEngine/hasRunsGoing(_:at:)``).
     public var endedRunsInterval: Duration = .milliseconds(5)
     /// Record per-firing lateness samples (for the benchmark).
     public var recordLateness = false

@@ -43,12 +43,14 @@ extension SchedulerEngine {
         let writer = ViewWriter(location: ViewLocation(settings: configuration.settings, workspace: workspace), workspace: workspace,
                                 defaultTimeZone: configuration.settings.timeZone, on: background)
         let fresh = try await writer.open()
+        var ownClaimsAtStart: [OwnClaim] = []
         if case .postgres(let url) = configuration.settings.database {
             // Every scheduler on this database is a node of one cluster: its slots are claimed there.
             let link = ClusterLink(url: url, node: configuration.settings.nodeName) { [weak self] line in
                 Task { await self?.note(line) }
             }
-            appliedCommandSeq = try await link.open()
+            let opened = try await link.open()
+            (appliedCommandSeq, ownClaimsAtStart) = (opened.appliedSeq, opened.ownClaims)
             cluster = link
             setLiveNodes(await link.heartbeat.beat() ?? [])
         }
@@ -57,11 +59,6 @@ extension SchedulerEngine {
 
         let previous: RecoveryReport.PreviousShutdown =
             loaded.state.schedulerRunning ? .crash : (loaded.state.schedulerHasStarted ? .clean : .firstStart)
-        // This node's own unfinished claims, looked up before anything is journaled: a database that fails here
-        // stops the start, as one that cannot be opened does. A start that went on without them left the claims of
-        // runs that had ended unfinished while the node lived; once it stopped, another node took them over as never
-        // begun and ran those slots again. Not at a first start, whose journal knows none of them.
-        let ownClaims = if let cluster, previous != .firstStart { try await cluster.ownUnfinishedClaims() } else { [OwnClaim]() }
         var report = RecoveryReport(startedAt: clock.nowMilliseconds(), previousShutdown: previous)
         if let cluster { report.cluster = RecoveryReport.Cluster(node: cluster.node) }
         report.journal.recordsReplayed = loaded.recordsReplayed
@@ -128,12 +125,13 @@ extension SchedulerEngine {
 
         if !interruptedRecords.isEmpty { try await record(contentsOf: interruptedRecords) }
 
-        // This node's own unfinished claims, settled by its journal (see ``resolveOwnClaims(_:rerunning:cluster:)``).
+        // This node's own unfinished claims, looked up as it joined, settled by its journal (see
+        // ``resolveOwnClaims(_:rerunning:cluster:)``); not at a first start, whose journal knows none of them.
         var ownRuns: [RecoveryRun] = []
         var retaken: [TakenOverSlot] = []
-        if let cluster, !ownClaims.isEmpty {
+        if let cluster, previous != .firstStart, !ownClaimsAtStart.isEmpty {
             let rerunning = Set(reruns.compactMap(\.claimedSlot))
-            let resolution = resolveOwnClaims(ownClaims, rerunning: rerunning, cluster: cluster)
+            let resolution = resolveOwnClaims(ownClaimsAtStart, rerunning: rerunning, cluster: cluster)
             (ownRuns, retaken) = (resolution.runs, resolution.retaken)
             report.cluster?.ownClaims = resolution.report
         }

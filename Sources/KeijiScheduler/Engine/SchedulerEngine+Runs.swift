@@ -426,10 +426,11 @@ extension SchedulerEngine {
     }
 
     /// Hands the run's end to the next `run.finished` batch (``flushEndedRuns()``) and returns: the run's task is
-    /// done; the run stays registered (its task counts as running) until the record is durable.
+    /// done; the run stays registered (its task shows as running, and a firing's catch-up or manual run waits for
+    /// it) until the record is durable, but a slot whose moment comes from now on is not its overlap.
     private func finish(runID: String, name: TaskName, result: RunExecutor.Result, latenessMs: Int64, slot: Int64?, attempt: Int,
                         interruptions: Int?, definition: TaskDefinition) {
-        runs[runID]?.endedAtMs = clock.nowMilliseconds()
+        runEnded(runID)
         let willRetry = result.outcome.isFailure && attempt <= definition.policy.retries && phase == .running
         var exitCode: Int32?
         var signal: Int32?

@@ -108,6 +108,9 @@ public actor SchedulerEngine {
     var runIDs = RunIDGenerator()
     /// Runs in progress per task (kept beside `runs` so the hot path never scans it).
     var activeRunCounts: [TaskName: Int] = [:]
+    /// Of those, when the process of each that has ended did (its end not yet durable), per task: what
+    /// ``hasRunsGoing(_:at:)`` looks at, again without scanning `runs`.
+    var endsOfCountedRuns: [TaskName: [Int64]] = [:]
     /// The last slot the timer decided to fire per task: its cursor, ahead of the (later applied) records.
     var firedSlots: [TaskName: Int64] = [:]
     /// Tasks whose queued catch-up runs are still going (``queueCatchUps(_:)``): their slots are not armed.
@@ -171,13 +174,15 @@ public actor SchedulerEngine {
         let workspace = configuration.workspace
         try workspace.createSystemDirectories()
         journal = try Journal.open(directory: workspace.journalDirectory, options: configuration.journalOptions)
-        try log.rotateIfNeeded()  // only once the journal lock says this is the one scheduler
-        if configuration.spawnProcesses { runErrorFiles = RunErrorFiles(preparing: workspace.runErrorDirectory) }
         let report: RecoveryReport
         do {
+            try log.rotateIfNeeded()  // only once the journal lock says this is the one scheduler
+            if configuration.spawnProcesses { runErrorFiles = RunErrorFiles(preparing: workspace.runErrorDirectory) }
             report = try await recover()
         } catch {
-            // A refused start (a database that fails, a damaged journal in strict mode) lets go of the journal's lock.
+            // A refused start (a database that fails, a damaged journal in strict mode) lets go of the journal's lock,
+            // and the engine cannot be started again.
+            phase = .stopped
             try? await journal.close()
             throw error
         }
@@ -303,17 +308,34 @@ public actor SchedulerEngine {
     func setCounted(_ runID: String, _ counted: Bool) {
         guard let run = runs[runID], run.counted != counted else { return }
         runs[runID]?.counted = counted
-        if counted { activeRunCounts[run.task, default: 0] += 1 } else { uncount(run.task) }
+        if counted { count(run) } else { uncount(run) }
     }
 
-    private func uncount(_ task: TaskName) {
-        let left = (activeRunCounts[task] ?? 1) - 1
-        activeRunCounts[task] = left > 0 ? left : nil
+    private func count(_ run: LiveRun) {
+        activeRunCounts[run.task, default: 0] += 1
+        if let end = run.endedAtMs { endsOfCountedRuns[run.task, default: []].append(end) }
+    }
+
+    private func uncount(_ run: LiveRun) {
+        let left = (activeRunCounts[run.task] ?? 1) - 1
+        activeRunCounts[run.task] = left > 0 ? left : nil
+        if let end = run.endedAtMs, var ends = endsOfCountedRuns[run.task], let index = ends.firstIndex(of: end) {
+            ends.remove(at: index)
+            endsOfCountedRuns[run.task] = ends.isEmpty ? nil : ends
+        }
     }
 
     func registerRun(_ runID: String, _ run: LiveRun) {
         runs[runID] = run
-        if run.counted { activeRunCounts[run.task, default: 0] += 1 }
+        if run.counted { count(run) }
+    }
+
+    /// Run `runID`'s process ended now; the run stays registered until its end is durable.
+    func runEnded(_ runID: String) {
+        guard let run = runs[runID], run.endedAtMs == nil else { return }
+        let now = clock.nowMilliseconds()
+        runs[runID]?.endedAtMs = now
+        if run.counted { endsOfCountedRuns[run.task, default: []].append(now) }
     }
 
     /// Whether `name` has a run here that is more than a firing waiting for its slot's claim, and whose claim was
@@ -333,7 +355,10 @@ public actor SchedulerEngine {
     /// end was still being journaled when that slot was decided, and the slot was skipped as its overlap and ran
     /// nowhere (a cluster test lost a slot so).
     func hasRunsGoing(_ name: TaskName, at dueMs: Int64) -> Bool {
-        hasRuns(name) && runs.values.contains { run in run.task == name && run.counted && run.wasGoing(at: dueMs) }
+        let counted = activeRunCounts[name] ?? 0
+        guard counted > 0 else { return false }
+        guard let ends = endsOfCountedRuns[name] else { return true }
+        return counted > ends.count || ends.contains { $0 > dueMs }
     }
 
     /// The claims of `runIDs` were won: they count as runs of their tasks from now on.
@@ -347,7 +372,7 @@ public actor SchedulerEngine {
 
     func unregisterRun(_ runID: String) {
         guard let run = runs.removeValue(forKey: runID) else { return }
-        if run.counted { uncount(run.task) }
+        if run.counted { uncount(run) }
         if runs.isEmpty, !noRunsWaiters.isEmpty {
             for waiter in noRunsWaiters { waiter.resume() }
             noRunsWaiters.removeAll()
