@@ -635,6 +635,51 @@ struct ClusterTests {
         }
     }
 
+    /// A retry whose claim meets an outage (the claims table gone for a moment) fires as that retry once the database
+    /// answers: the slot's second attempt runs, whatever the catch-up policy (here `skip`). Brought back by the
+    /// catch-up policy, a retry came back as a first attempt, or with `skip` not at all, and the failure it followed
+    /// was never final. The slot is taken over from a stopped node-x, so that no timer firing comes meanwhile.
+    @Test func aRetryWhoseClaimMeetsAnOutageRunsWhenTheDatabaseAnswers() async throws {
+        try await withCluster { cluster in
+            let node = cluster.nodes[0]
+            let marker = node.session.home + "/failed-once"
+            let r = try await node.session.keiji("task", "--create", "--name=flaky", "--desc=probe", "--every", "1h", "--catch-up", "skip",
+                                                 "--retries", "1", "--retry-backoff", "4",
+                                                 "--command", "\(probeCommand(cluster.probe)); [ -e \(marker) ] || { touch \(marker); exit 1; }")
+            #expect(r.status == 0, "\(r.stdout)\(r.stderr)")
+            func flaky() -> [Int64] { probeLines(cluster).filter { $0.task == "flaky" }.map(\.slot) }
+            for task in Self.tasks {  // the only claims are then flaky's
+                let r = try await node.session.keiji("task", "--disable", "--name=\(task)")
+                #expect(r.status == 0, "\(r.stdout)\(r.stderr)")
+            }
+            try await start(node.session)
+            let slot = now() - 20
+            try await postgres.psql(cluster.url, """
+                INSERT INTO keiji_nodes (name, host, pid, started_at, heartbeat_at, stopped) VALUES ('node-x', 'elsewhere', 1, now(), now(), true);
+                INSERT INTO keiji_claims (task, slot, node) VALUES ('flaky', \(slot), 'node-x')
+                """)
+            try #require(await postgres.eventually(.seconds(60)) { flaky() == [slot] }, "the slot taken over ran: \(schedulerLog(node.session))")
+            // Within the retry's 4 s backoff.
+            try await postgres.psql(cluster.url, "ALTER TABLE keiji_claims RENAME TO keiji_claims_away")
+            let failed = await postgres.eventually(.seconds(60)) {
+                schedulerLog(node.session).split(separator: "\n").contains { $0.contains("cluster: claim (") && $0.contains(") failed") }
+            }
+            try await postgres.psql(cluster.url, "ALTER TABLE keiji_claims_away RENAME TO keiji_claims")
+            try #require(failed, "the retry's claim failed: \(schedulerLog(node.session))")
+            #expect(await postgres.eventually(.seconds(60)) { flaky() == [slot, slot] }, "the retry ran: \(flaky()); \(schedulerLog(node.session))")
+            #expect(try await node.session.keiji("system", "--stop").status == 0)
+            let starts = try await node.session.keiji("journal", "dump", "--json").stdout.split(separator: "\n").compactMap { line -> String? in
+                guard let object = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any],
+                      let record = object["record"] as? [String: Any], record["type"] as? String == "run.started",
+                      let run = record["run"] as? [String: Any], run["task"] as? String == "flaky" else { return nil }
+                return "\(run["trigger"] ?? "?") \(run["attempt"] ?? "?")"
+            }
+            #expect(starts.count == 2 && starts.last == "retry 2", "the second run is the retry: \(starts)")
+            let verify = try await node.session.keiji("journal", "verify")
+            #expect(verify.status == 0, "\(verify.stdout)\(verify.stderr)")
+        }
+    }
+
     /// A slot a stopped node left unfinished, of a task the restarting node knows disabled but that another node
     /// enabled while it was down: the restart decides that takeover on the definitions it pulls, and runs the slot.
     /// Decided before the pull, it was "not run (task disabled)", and ran nowhere. (`solo` runs every hour: no
@@ -769,10 +814,10 @@ struct ClusterTests {
     }
 
     /// The database refuses connections for a few seconds while a failing task's retries wait out their backoff:
-    /// each retry's slot, which the node holds, cannot be claimed again before it runs, and joins the slots the
-    /// node could not claim. When the database answers, the task's catch-up policy (`skip`) runs none of them, and
-    /// the claims the node held are finished. Left unfinished, they were taken over once the node stopped or
-    /// died, and run again.
+    /// each retry's slot, which the node holds, cannot be claimed again before it runs. When the database answers,
+    /// the retries fire (or, once the task is disabled, are dropped) and the task's catch-up policy (`skip`) runs
+    /// none of the slots that passed, and every claim the node held is finished. Left unfinished, they were taken
+    /// over once the node stopped or died, and run again.
     @Test func slotsNotCaughtUpAfterAnOutageHaveTheirClaimsFinished() async throws {
         try await withCluster { cluster in
             let node = cluster.nodes[0]

@@ -169,15 +169,24 @@ extension SchedulerEngine {
     /// Unclaimed slots kept while the database is away (a day of 1,000 tasks × 1 s would be 86 million).
     static let unclaimedSlotLimit = 100_000
 
-    func rememberUnclaimed(_ task: TaskName, slot: Int64, afresh: Bool) {
-        guard unclaimedSlotCount < Self.unclaimedSlotLimit else { return }
-        unclaimedSlots[task, default: []].append(slot)
+    /// Keeps `firing`, whose claim the database did not answer, for ``retryUnclaimedSlots()``.
+    func rememberUnclaimed(_ firing: Firing, afresh: Bool) {
+        guard let slot = firing.slot, unclaimedSlotCount + unclaimedOwedRuns.count < Self.unclaimedSlotLimit else { return }
+        if firing.trigger == .retry || firing.trigger == .recovery {
+            unclaimedOwedRuns.append(firing)
+            return
+        }
+        unclaimedSlots[firing.task, default: []].append(slot)
         unclaimedSlotCount += 1
-        if !afresh { unclaimedSlotsNotAfresh.insert(ClaimedSlot(task: task.rawValue, slot: slot)) }
+        if !afresh { unclaimedSlotsNotAfresh.insert(ClaimedSlot(task: firing.task.rawValue, slot: slot)) }
     }
 
     /// Drops `slots` from those this node could not claim (a takeover has decided them).
     func forgetUnclaimed(_ slots: [ClaimedSlot]) {
+        if !unclaimedOwedRuns.isEmpty {
+            let decided = Set(slots)
+            unclaimedOwedRuns.removeAll { $0.claimedSlot.map(decided.contains) ?? false }
+        }
         guard !unclaimedSlots.isEmpty else { return }
         unclaimedSlotsNotAfresh.subtract(slots)
         for slot in slots {
@@ -191,13 +200,27 @@ extension SchedulerEngine {
     /// The database answers again: the slots this node could not claim meanwhile are claimed now, as a restart
     /// would treat slots missed while down: by each task's catch-up policy (`skip`: none, `once`: the latest,
     /// `all`: up to its limit), one after another. Slots another node ran meanwhile are held by it and not run.
-    /// The others are finished where this node holds them (a retry's or a re-run's slot, claimed before the
-    /// outage): left unfinished, such a claim was taken over once the node stopped or died, and run again.
+    /// The others are finished where this node holds them (a catch-up's slot, claimed before the outage): left
+    /// unfinished, such a claim was taken over once the node stopped or died, and run again.
     /// A slot whose firing did not claim afresh is not claimed afresh now: a slot this node took over (whose run's
     /// claim met the outage) comes back as taken over, and a fresh claim would drop it as the takeover's to run.
     /// The slots the policy gives up are journaled missed (downtime), as a restart's, unless another node ran them.
+    /// Retries and re-runs fire as they were (``unclaimedOwedRuns``): brought back by the catch-up policy, a
+    /// retry came back as a first attempt, or not at all (`skip`), and the failure it followed was never final.
     func retryUnclaimedSlots() async {
-        guard !unclaimedSlots.isEmpty, phase == .running else { return }
+        guard phase == .running else { return }
+        if !unclaimedOwedRuns.isEmpty {
+            let now = clock.nowMilliseconds()
+            let owed = unclaimedOwedRuns.map { firing in
+                var again = firing
+                again.fireAtMs = now
+                return again
+            }
+            unclaimedOwedRuns = []
+            note("cluster: the database answers again; \(owed.count) retries and re-runs whose claims it did not answer fire now")
+            Task { await self.fire(owed) }
+        }
+        guard !unclaimedSlots.isEmpty else { return }
         let (pending, notAfresh) = (unclaimedSlots, unclaimedSlotsNotAfresh)
         unclaimedSlots = [:]
         unclaimedSlotCount = 0

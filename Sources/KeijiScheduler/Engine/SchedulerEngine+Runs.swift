@@ -289,7 +289,7 @@ extension SchedulerEngine {
             await endUnbegun(lost, because: held == nil ? "its claim could not be checked after a pause (the database did not answer)"
                                                         : "its slot was taken over by another node while this one was paused")
             if held == nil {
-                for run in lost { if let slot = run.firing.slot { rememberUnclaimed(run.firing.task, slot: slot, afresh: false) } }
+                for run in lost { rememberUnclaimed(run.firing, afresh: false) }
             }
         }
         begin(kept, now: clock.nowMilliseconds(), claimsChecked: true)
@@ -321,7 +321,7 @@ extension SchedulerEngine {
             var kept = prepared.subset { $0.slot == nil }
             for run in kept.rest?.started ?? [] {
                 unregisterRun(run.runID)
-                if let slot = run.firing.slot { rememberUnclaimed(run.firing.task, slot: slot, afresh: run.firing.claimsAfresh) }
+                rememberUnclaimed(run.firing, afresh: run.firing.claimsAfresh)
             }
             kept.part.skipped = []
             return kept.part

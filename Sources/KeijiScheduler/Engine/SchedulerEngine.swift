@@ -52,6 +52,9 @@ public actor SchedulerEngine {
     /// Those of ``unclaimedSlots`` whose firing did not claim afresh (a takeover's runs, above all): claimed again as
     /// that firing would have been (see ``Firing/claimsAfresh``).
     var unclaimedSlotsNotAfresh: Set<ClaimedSlot> = []
+    /// Retries and re-runs of interrupted runs whose claims met the outage: runs owed to slots that began, not
+    /// missed slots, so they fire again as they were when the database answers, whatever the catch-up policy.
+    var unclaimedOwedRuns: [Firing] = []
     /// Slots the restart took over whose tasks it did not know yet, or knew disabled or in error (see
     /// ``decideTakeoversAfterPull()``).
     var takeoversDecidedAfterPull: [TakenOverSlot] = []
