@@ -635,8 +635,8 @@ struct ClusterTests {
         }
     }
 
-    /// A retry whose claim meets an outage (the claims table gone for a moment) fires as that retry once the database
-    /// answers: the slot's second attempt runs, whatever the catch-up policy (here `skip`). Brought back by the
+    /// A retry whose claim meets an outage (the claims table gone for a moment) is claimed again as that retry once the
+    /// database answers: the slot's second attempt runs, whatever the catch-up policy (here `skip`). Brought back by the
     /// catch-up policy, a retry came back as a first attempt, or with `skip` not at all, and the failure it followed
     /// was never final. The slot is taken over from a stopped node-x, so that no timer firing comes meanwhile.
     @Test func aRetryWhoseClaimMeetsAnOutageRunsWhenTheDatabaseAnswers() async throws {
@@ -644,7 +644,7 @@ struct ClusterTests {
             let node = cluster.nodes[0]
             let marker = node.session.home + "/failed-once"
             let r = try await node.session.keiji("task", "--create", "--name=flaky", "--desc=probe", "--every", "1h", "--catch-up", "skip",
-                                                 "--retries", "1", "--retry-backoff", "4",
+                                                 "--retries", "1", "--retry-backoff", "8",
                                                  "--command", "\(probeCommand(cluster.probe)); [ -e \(marker) ] || { touch \(marker); exit 1; }")
             #expect(r.status == 0, "\(r.stdout)\(r.stderr)")
             func flaky() -> [Int64] { probeLines(cluster).filter { $0.task == "flaky" }.map(\.slot) }
@@ -659,14 +659,16 @@ struct ClusterTests {
                 INSERT INTO keiji_claims (task, slot, node) VALUES ('flaky', \(slot), 'node-x')
                 """)
             try #require(await postgres.eventually(.seconds(60)) { flaky() == [slot] }, "the slot taken over ran: \(schedulerLog(node.session))")
-            // Within the retry's 4 s backoff.
+            // Within the retry's 8 s backoff.
+            let failuresBefore = schedulerLog(node.session).components(separatedBy: "cluster: claim (").count
             try await postgres.psql(cluster.url, "ALTER TABLE keiji_claims RENAME TO keiji_claims_away")
             let failed = await postgres.eventually(.seconds(60)) {
-                schedulerLog(node.session).split(separator: "\n").contains { $0.contains("cluster: claim (") && $0.contains(") failed") }
+                schedulerLog(node.session).components(separatedBy: "cluster: claim (").count > failuresBefore
             }
             try await postgres.psql(cluster.url, "ALTER TABLE keiji_claims_away RENAME TO keiji_claims")
             try #require(failed, "the retry's claim failed: \(schedulerLog(node.session))")
             #expect(await postgres.eventually(.seconds(60)) { flaky() == [slot, slot] }, "the retry ran: \(flaky()); \(schedulerLog(node.session))")
+            #expect(schedulerLog(node.session).contains("1 retries and re-runs whose claims it did not answer are claimed again"))
             #expect(try await node.session.keiji("system", "--stop").status == 0)
             let starts = try await node.session.keiji("journal", "dump", "--json").stdout.split(separator: "\n").compactMap { line -> String? in
                 guard let object = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any],

@@ -173,7 +173,8 @@ extension SchedulerEngine {
     func rememberUnclaimed(_ firing: Firing, afresh: Bool) {
         guard let slot = firing.slot, unclaimedSlotCount + unclaimedOwedRuns.count < Self.unclaimedSlotLimit else { return }
         if firing.trigger == .retry || firing.trigger == .recovery {
-            unclaimedOwedRuns.append(firing)
+            unclaimedOwedRuns.append(RecoveryRun(task: firing.task, slot: slot, trigger: firing.trigger, attempt: firing.attempt,
+                                                 interruptions: firing.interruptions, claimsAfresh: afresh))
             return
         }
         unclaimedSlots[firing.task, default: []].append(slot)
@@ -205,32 +206,23 @@ extension SchedulerEngine {
     /// A slot whose firing did not claim afresh is not claimed afresh now: a slot this node took over (whose run's
     /// claim met the outage) comes back as taken over, and a fresh claim would drop it as the takeover's to run.
     /// The slots the policy gives up are journaled missed (downtime), as a restart's, unless another node ran them.
-    /// Retries and re-runs fire as they were (``unclaimedOwedRuns``): brought back by the catch-up policy, a
-    /// retry came back as a first attempt, or not at all (`skip`), and the failure it followed was never final.
+    /// Retries and re-runs are claimed again as they were (``unclaimedOwedRuns``), ahead of their task's catch-ups:
+    /// brought back by the catch-up policy, a retry came back as a first attempt, or not at all (`skip`), and the
+    /// failure it followed was never final. The overlap policy still applies to them.
     func retryUnclaimedSlots() async {
-        guard phase == .running else { return }
-        if !unclaimedOwedRuns.isEmpty {
-            let now = clock.nowMilliseconds()
-            let owed = unclaimedOwedRuns.map { firing in
-                var again = firing
-                again.fireAtMs = now
-                return again
-            }
-            unclaimedOwedRuns = []
-            note("cluster: the database answers again; \(owed.count) retries and re-runs whose claims it did not answer fire now")
-            Task { await self.fire(owed) }
-        }
-        guard !unclaimedSlots.isEmpty else { return }
+        guard phase == .running, !unclaimedSlots.isEmpty || !unclaimedOwedRuns.isEmpty else { return }
         let (pending, notAfresh) = (unclaimedSlots, unclaimedSlotsNotAfresh)
+        let owed = Dictionary(grouping: unclaimedOwedRuns, by: \.task)
         unclaimedSlots = [:]
         unclaimedSlotCount = 0
         unclaimedSlotsNotAfresh = []
+        unclaimedOwedRuns = []
         var queues: [(TaskName, [RecoveryRun])] = []
         var dropped: [ClaimedSlot] = []
         var givenUp: [TaskName: [Int64]] = [:]
         var claiming = 0, total = 0
-        for (name, slots) in pending.sorted(by: { $0.key < $1.key }) {
-            let sorted = Array(Set(slots)).sorted()
+        for name in Set(pending.keys).union(owed.keys).sorted() {
+            let sorted = Array(Set(pending[name] ?? [])).sorted()
             total += sorted.count
             var chosen: [Int64] = []
             if let task = state.tasks[name], !task.isDisabled, !task.isError, let latest = sorted.last {
@@ -242,16 +234,20 @@ extension SchedulerEngine {
                 givenUp[name] = Array(sorted.dropLast(chosen.count))  // not for a task disabled meanwhile: its slots are not missed
             }
             dropped += sorted.dropLast(chosen.count).map { ClaimedSlot(task: name.rawValue, slot: $0) }  // chosen: the latest ones
-            guard !chosen.isEmpty else { continue }
             claiming += chosen.count
-            queues.append((name, chosen.map { slot in
+            // The task's owed runs first, then its catch-ups, one after another (a run of a skip task going on when
+            // they are due would make them overlaps, and dropped).
+            let runs = (owed[name] ?? []) + chosen.map { slot in
                 RecoveryRun(task: name, slot: slot, trigger: .catchUp, attempt: 1, interruptions: nil,
                             claimsAfresh: !notAfresh.contains(ClaimedSlot(task: name.rawValue, slot: slot)))
-            }))
+            }
+            if !runs.isEmpty { queues.append((name, runs)) }
         }
         cluster?.finished(dropped)
+        let owedCount = owed.values.reduce(0) { $0 + $1.count }
         note("cluster: the database answers again; of the \(total) slots this node could not claim meanwhile, \(claiming) are claimed now "
-             + "(each task's catch-up policy; the ones another node ran stay its own)")
+             + "(each task's catch-up policy; the ones another node ran stay its own)"
+             + (owedCount > 0 ? "; \(owedCount) retries and re-runs whose claims it did not answer are claimed again" : ""))
         queueCatchUps(queues)
         await recordGivenUp(givenUp)
     }

@@ -317,7 +317,7 @@ extension SchedulerEngine {
         guard !slots.isEmpty else { return prepared }
         let answer = preferredElsewhere ? await claimAfterFallbackDelay(slots) : await claim(slots, cluster)
         guard let answer else {
-            // The database failed: no slot starts now; they are claimed again, by their catch-up policy, once it answers.
+            // The database failed: no slot starts now; they are claimed again once it answers (``retryUnclaimedSlots()``).
             var kept = prepared.subset { $0.slot == nil }
             for run in kept.rest?.started ?? [] {
                 unregisterRun(run.runID)

@@ -46,15 +46,16 @@ public actor SchedulerEngine {
     var commandPull: Task<Void, Never>?
     var commandPollTask: Task<Void, Never>?
     /// Slots this node decided to fire while the database could not be reached, by task (at most
-    /// ``unclaimedSlotLimit`` in all): claimed again by their catch-up policy when it answers.
+    /// ``unclaimedSlotLimit`` in all, with ``unclaimedOwedRuns``): claimed again by their catch-up policy when it
+    /// answers.
     var unclaimedSlots: [TaskName: [Int64]] = [:]
     var unclaimedSlotCount = 0
-    /// Those of ``unclaimedSlots`` whose firing did not claim afresh (a takeover's runs, above all): claimed again as
-    /// that firing would have been (see ``Firing/claimsAfresh``).
+    /// Those of ``unclaimedSlots`` whose firing did not claim afresh (the runs of a stopped node's slots taken over,
+    /// above all): claimed again as that firing would have been (see ``Firing/claimsAfresh``).
     var unclaimedSlotsNotAfresh: Set<ClaimedSlot> = []
     /// Retries and re-runs of interrupted runs whose claims met the outage: runs owed to slots that began, not
-    /// missed slots, so they fire again as they were when the database answers, whatever the catch-up policy.
-    var unclaimedOwedRuns: [Firing] = []
+    /// missed slots, so they are claimed again as they were when the database answers, whatever the catch-up policy.
+    var unclaimedOwedRuns: [RecoveryRun] = []
     /// Slots the restart took over whose tasks it did not know yet, or knew disabled or in error (see
     /// ``decideTakeoversAfterPull()``).
     var takeoversDecidedAfterPull: [TakenOverSlot] = []
