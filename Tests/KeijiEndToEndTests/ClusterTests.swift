@@ -85,6 +85,24 @@ struct ClusterTests {
         #expect(r.status == 0, "\(r.stdout)\(r.stderr)")
     }
 
+    /// Disables the probe tasks on `node`: the only claims are then the test's own task's.
+    func disableTheProbeTasks(on node: Session) async throws {
+        for task in Self.tasks {
+            let r = try await node.keiji("task", "--disable", "--name=\(task)")
+            #expect(r.status == 0, "\(r.stdout)\(r.stderr)")
+        }
+    }
+
+    /// Unfinished claims of `slots` of `task` held by node-x, a node that stopped: the first node to look takes
+    /// them over as never begun and runs them (no timer firing of a task run every hour comes meanwhile).
+    func leftByAStoppedNode(_ task: String, slots: [Int64], in cluster: Cluster) async throws {
+        let rows = slots.map { "('\(task)', \($0), 'node-x')" }.joined(separator: ", ")
+        try await postgres.psql(cluster.url, """
+            INSERT INTO keiji_nodes (name, host, pid, started_at, heartbeat_at, stopped) VALUES ('node-x', 'elsewhere', 1, now(), now(), true);
+            INSERT INTO keiji_claims (task, slot, node) VALUES \(rows)
+            """)
+    }
+
     /// node-a's claims of `slots` of `task` as a takeover from node-x leaves them (held, unfinished, `taken_from` set),
     /// made by hand: nothing queues their runs, so any run of them is another firing's.
     func takeOverByHand(_ task: String, slots: [Int64], in cluster: Cluster) async throws {
@@ -601,16 +619,10 @@ struct ClusterTests {
                                                  "--command", "\(probeCommand(cluster.probe)); sleep 6")
             #expect(r.status == 0, "\(r.stdout)\(r.stderr)")
             func slow() -> [Int64] { probeLines(cluster).filter { $0.task == "slow" }.map(\.slot) }
-            for task in Self.tasks {  // the only claims are then slow's: a failed one is the second slot's
-                let r = try await node.session.keiji("task", "--disable", "--name=\(task)")
-                #expect(r.status == 0, "\(r.stdout)\(r.stderr)")
-            }
+            try await disableTheProbeTasks(on: node.session)  // the only claims are then slow's: a failed one is the second slot's
             try await start(node.session)
             let (first, second, third) = (now() - 20, now() - 19, now() - 18)
-            try await postgres.psql(cluster.url, """
-                INSERT INTO keiji_nodes (name, host, pid, started_at, heartbeat_at, stopped) VALUES ('node-x', 'elsewhere', 1, now(), now(), true);
-                INSERT INTO keiji_claims (task, slot, node) VALUES ('slow', \(first), 'node-x'), ('slow', \(second), 'node-x'), ('slow', \(third), 'node-x')
-                """)
+            try await leftByAStoppedNode("slow", slots: [first, second, third], in: cluster)
             #expect(await postgres.eventually(.seconds(60)) { slow().contains(first) }, "the first slot taken over ran: \(schedulerLog(node.session))")
             try await postgres.psql(cluster.url, "ALTER TABLE keiji_claims RENAME TO keiji_claims_away")
             let failed = await postgres.eventually(.seconds(60)) {
@@ -648,16 +660,10 @@ struct ClusterTests {
                                                  "--command", "\(probeCommand(cluster.probe)); [ -e \(marker) ] || { touch \(marker); exit 1; }")
             #expect(r.status == 0, "\(r.stdout)\(r.stderr)")
             func flaky() -> [Int64] { probeLines(cluster).filter { $0.task == "flaky" }.map(\.slot) }
-            for task in Self.tasks {  // the only claims are then flaky's
-                let r = try await node.session.keiji("task", "--disable", "--name=\(task)")
-                #expect(r.status == 0, "\(r.stdout)\(r.stderr)")
-            }
+            try await disableTheProbeTasks(on: node.session)  // the only claims are then flaky's
             try await start(node.session)
             let slot = now() - 20
-            try await postgres.psql(cluster.url, """
-                INSERT INTO keiji_nodes (name, host, pid, started_at, heartbeat_at, stopped) VALUES ('node-x', 'elsewhere', 1, now(), now(), true);
-                INSERT INTO keiji_claims (task, slot, node) VALUES ('flaky', \(slot), 'node-x')
-                """)
+            try await leftByAStoppedNode("flaky", slots: [slot], in: cluster)
             try #require(await postgres.eventually(.seconds(60)) { flaky() == [slot] }, "the slot taken over ran: \(schedulerLog(node.session))")
             // Within the retry's 8 s backoff.
             let failuresBefore = schedulerLog(node.session).components(separatedBy: "cluster: claim (").count
@@ -704,10 +710,7 @@ struct ClusterTests {
             try await keiji(b, "task", "--enable", "--name=solo")
             try await keiji(b, "system", "--stop")
             let slot = now() - 20
-            try await postgres.psql(cluster.url, """
-                INSERT INTO keiji_nodes (name, host, pid, started_at, heartbeat_at, stopped) VALUES ('node-x', 'elsewhere', 1, now(), now(), true);
-                INSERT INTO keiji_claims (task, slot, node) VALUES ('solo', \(slot), 'node-x')
-                """)
+            try await leftByAStoppedNode("solo", slots: [slot], in: cluster)
             try await start(a.session)
             let ran = await postgres.eventually(.seconds(30)) { probeLines(cluster).contains { $0.task == "solo" && $0.slot == slot } }
             try await keiji(a, "system", "--stop")
@@ -854,7 +857,7 @@ struct ClusterTests {
     @Test func aRetryDueDuringAStopIsRunByAnotherNode() async throws {
         try await withCluster { cluster in
             let (a, b) = (cluster.nodes[0], cluster.nodes[1])
-            for task in Self.tasks { #expect(try await a.session.keiji("task", "--disable", "--name=\(task)").status == 0) }
+            try await disableTheProbeTasks(on: a.session)
             var r = try await a.session.keiji("task", "--create", "--name=flaky", "--desc=fails", "--every", "1s", "--retries", "1",
                                               "--retry-backoff", "3", "--continue-on-error", "true", "--catch-up", "skip", "--command",
                                               "\(probeCommand(cluster.probe)); exit 1")

@@ -93,15 +93,21 @@ struct FiringLeadTests {
         #expect(dates.started != nil && dates.finished == dates.started, "ended unbegun, it lasted 0 s: \(dates)")
     }
 
+    /// `long`, every 60 s (overlap `skip` by default): each run touches `running`, waits until `go` exists, and
+    /// appends its slot to `ran`.
+    func defineAWaitingTask(_ harness: SchedulerHarness) async throws -> (name: TaskName, running: String, go: String, ran: String) {
+        let (running, go, ran) = (harness.home + "/running", harness.home + "/go", harness.home + "/ran")
+        let command = "touch '\(running)'; while [ ! -e '\(go)' ]; do sleep 0.02; done; echo \"$KEIJI_SLOT\" >> '\(ran)'"
+        try await harness.defineOffline(try harness.commandTask("long", command, every: 60))
+        return (harness.taskName("long"), running, go, ran)
+    }
+
     /// An overlap-`skip` task whose run is still going when its next slot is taken (within the lead), and ends before
     /// that slot's moment: the slot runs. Whether it overlaps is decided at its moment, not when it was taken.
     @Test func aSkipTasksSlotTakenWhileItsRunGoesOnIsDecidedAtItsMoment() async throws {
         let harness = try SchedulerHarness()
         defer { harness.remove() }
-        let (running, go, ran) = (harness.home + "/running", harness.home + "/go", harness.home + "/ran")
-        let command = "touch '\(running)'; while [ ! -e '\(go)' ]; do sleep 0.02; done; echo \"$KEIJI_SLOT\" >> '\(ran)'"
-        try await harness.defineOffline(try harness.commandTask("long", command, every: 60))  // overlap skip by default
-        let name = harness.taskName("long")
+        let (name, running, go, ran) = try await defineAWaitingTask(harness)
         let clock = SteppedClock()
         // Time stands still until the first slot, and then moves by steps only: on a loaded machine no slot may come
         // by itself while the test waits. (With the clock running until the first step, a soak once started the
@@ -145,10 +151,7 @@ struct FiringLeadTests {
     @Test func aSkipTasksRunThatEndedBeforeTheNextSlotIsNoOverlapWhileItsEndIsJournaled() async throws {
         let harness = try SchedulerHarness()
         defer { harness.remove() }
-        let (running, go, ran) = (harness.home + "/running", harness.home + "/go", harness.home + "/ran")
-        let command = "touch '\(running)'; while [ ! -e '\(go)' ]; do sleep 0.02; done; echo \"$KEIJI_SLOT\" >> '\(ran)'"
-        try await harness.defineOffline(try harness.commandTask("long", command, every: 60))  // overlap skip by default
-        let name = harness.taskName("long")
+        let (name, running, go, ran) = try await defineAWaitingTask(harness)
         let clock = SteppedClock()
         clock.freeze()  // time moves by steps only (frozen again after each)
         let engine = harness.engine(spawn: true, clock: clock, endedRunsInterval: .seconds(3600))
