@@ -13,6 +13,11 @@
 // own runs get SIGKILL as their parent-death signal, so a kill -9 of this server kills every run it leads;
 // the scheduler notices the end of file, kills what is left of the groups and starts a new server.
 //
+// A dated start (`not_before_ns`) is held until its instant, on a CLOCK_REALTIME timerfd: the scheduler sends each
+// run as soon as its run.started is durable, a firing lead before its slot, so a run begins at its slot with
+// this loop's precision (a timer wake-up and a vfork, as a C program pacing posix_spawn), whatever the
+// scheduler's threads are doing then.
+//
 // It is plain C, linked statically without the Swift runtime, and single-threaded (so vfork is safe): a
 // spawn costs one vfork + exec of the task, not a second exec of a helper per run.
 
@@ -31,6 +36,7 @@
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
+#include <sys/timerfd.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -50,6 +56,21 @@ struct run {
 
 static struct run *runs;
 static size_t run_count, run_capacity;
+
+/// A start held until its instant: the request's header, a copy of its payload, and the run's log descriptor.
+struct dated_start {
+    struct keiji_spawn_request request;
+    char *payload;
+    size_t length;
+    int output_fd;
+};
+
+/// Held starts, in order of `not_before_ns` (requests come nearly in order: an insertion moves few).
+static struct dated_start *dated;
+static size_t dated_count, dated_capacity;
+static int timer_fd = -1;
+/// The instant `timer_fd` is set to (0: disarmed).
+static uint64_t timer_armed_at;
 static pid_t server_pid;
 static int devnull_fd = -1;
 static int signal_fd = -1;
@@ -68,14 +89,24 @@ static long long now_ms(void) {
     return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-static void reply(uint32_t kind, uint64_t tag, int32_t value, pid_t pid, int32_t wait_errno) {
+static uint64_t realtime_ns(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
+}
+
+static void reply_at(uint32_t kind, uint64_t tag, int32_t value, pid_t pid, int32_t wait_errno, uint64_t time_ns) {
     if (scheduler_gone) return;
-    struct keiji_spawn_reply r = {.kind = kind, .value = value, .tag = tag, .pid = pid, .wait_errno = wait_errno};
+    struct keiji_spawn_reply r = {.kind = kind, .value = value, .tag = tag, .pid = pid, .wait_errno = wait_errno, .time_ns = time_ns};
     while (send(scheduler_socket, &r, sizeof r, MSG_NOSIGNAL) < 0) {
         if (errno == EINTR) continue;
         scheduler_gone = 1;  // EPIPE / ECONNRESET: the next read sees the end of file too
         return;
     }
+}
+
+static void reply(uint32_t kind, uint64_t tag, int32_t value, pid_t pid, int32_t wait_errno) {
+    reply_at(kind, tag, value, pid, wait_errno, 0);
 }
 
 static struct run *find_run(uint64_t tag) {
@@ -148,6 +179,7 @@ static _Noreturn void become_run(const char *program, const char *cwd, char *con
     // Dies with this server; then the scheduler kills the rest of the group.
     if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0) goto fail;
     if (getppid() != server_pid) { errno = ESRCH; goto fail; }  // the server died before prctl
+    prctl(PR_SET_TIMERSLACK, 0);  // the run gets the default timer slack, not the server's (see main)
     if (cwd[0] != '\0' && chdir(cwd) != 0) goto fail;
     if (dup2(devnull_fd, 0) < 0 || dup2(output_fd, 1) < 0 || dup2(output_fd, 2) < 0) goto fail;
     close_descriptors_from(3);
@@ -205,6 +237,7 @@ static void start_run(const struct keiji_spawn_request *request, const char *pay
     if (!complete) { reply(KEIJI_SPAWN_FAILED, request->tag, EINVAL, 0, 0); return; }
 
     child_errno = 0;
+    uint64_t started_ns = realtime_ns();
     pid_t pid = vfork();
     if (pid == 0) become_run(program, cwd, argv, envp, (int)request->argc, output_fd, request->flags, path);
     if (pid < 0) { reply(KEIJI_SPAWN_FAILED, request->tag, errno, 0, 0); return; }
@@ -223,7 +256,71 @@ static void start_run(const struct keiji_spawn_request *request, const char *pay
         reply(KEIJI_SPAWN_FAILED, request->tag, ENOMEM, 0, 0);
         return;
     }
-    reply(KEIJI_SPAWN_STARTED, request->tag, 0, pid, 0);
+    reply_at(KEIJI_SPAWN_STARTED, request->tag, 0, pid, 0, started_ns);
+}
+
+// MARK: - Dated starts
+
+/// Sets the timer to the earliest held start, or disarms it.
+static void arm_timer(void) {
+    uint64_t at = dated_count ? dated[0].request.not_before_ns : 0;
+    if (at == timer_armed_at) return;
+    struct itimerspec spec = {0};
+    spec.it_value.tv_sec = (time_t)(at / 1000000000ULL);
+    spec.it_value.tv_nsec = (long)(at % 1000000000ULL);
+    if (timerfd_settime(timer_fd, TFD_TIMER_ABSTIME, &spec, NULL) == 0) timer_armed_at = at;
+}
+
+/// Holds a start until its instant. Keeps `output_fd` (the caller must not close it) unless it fails.
+static int hold(const struct keiji_spawn_request *request, const char *payload, size_t length, int output_fd) {
+    if (dated_count >= KEIJI_SPAWN_MAX_DATED) return EAGAIN;
+    if (dated_count == dated_capacity) {
+        size_t capacity = dated_capacity ? dated_capacity * 2 : 64;
+        struct dated_start *grown = realloc(dated, capacity * sizeof *dated);
+        if (!grown) return ENOMEM;
+        dated = grown;
+        dated_capacity = capacity;
+    }
+    char *copy = malloc(length ? length : 1);
+    if (!copy) return ENOMEM;
+    memcpy(copy, payload, length);
+    size_t at = dated_count;
+    while (at > 0 && dated[at - 1].request.not_before_ns > request->not_before_ns) at--;
+    memmove(&dated[at + 1], &dated[at], (dated_count - at) * sizeof *dated);
+    dated[at] = (struct dated_start){.request = *request, .payload = copy, .length = length, .output_fd = output_fd};
+    dated_count++;
+    arm_timer();
+    return 0;
+}
+
+static void release(size_t index) {
+    free(dated[index].payload);
+    close(dated[index].output_fd);
+    memmove(&dated[index], &dated[index + 1], (dated_count - index - 1) * sizeof *dated);
+    dated_count--;
+}
+
+/// Starts every held start whose instant has come, earliest first.
+static void start_due(void) {
+    uint64_t expirations;
+    while (read(timer_fd, &expirations, sizeof expirations) > 0) {}
+    timer_armed_at = 0;  // fired (or about to be set again below)
+    while (dated_count > 0 && dated[0].request.not_before_ns <= realtime_ns()) {
+        struct dated_start due = dated[0];
+        start_run(&due.request, due.payload, due.payload + due.length, due.output_fd);
+        release(0);
+    }
+    arm_timer();
+}
+
+static void cancel(uint64_t tag) {
+    for (size_t i = 0; i < dated_count; i++) {
+        if (dated[i].request.tag != tag) continue;
+        release(i);
+        arm_timer();
+        reply(KEIJI_SPAWN_CANCELLED, tag, 0, 0, 0);
+        return;
+    }
 }
 
 /// Reads and serves one request. Returns 0 once the scheduler is gone (end of file or a broken socket).
@@ -248,12 +345,21 @@ static int serve_request(void) {
         }
     }
     struct keiji_spawn_request request;
+    uint64_t now;
     if ((size_t)n >= sizeof request) {
         memcpy(&request, message, sizeof request);
         if (header.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) {
             if (request.kind == KEIJI_SPAWN_START) reply(KEIJI_SPAWN_FAILED, request.tag, E2BIG, 0, 0);
+        } else if (request.kind == KEIJI_SPAWN_START && request.not_before_ns > (now = realtime_ns())) {
+            int refused = request.not_before_ns - now > KEIJI_SPAWN_MAX_DATED_AHEAD_NS ? ERANGE
+                : output_fd < 0 ? EBADF
+                : hold(&request, message + sizeof request, (size_t)n - sizeof request, output_fd);
+            if (refused) reply(KEIJI_SPAWN_FAILED, request.tag, refused, 0, 0);
+            else output_fd = -1;  // held with the start
         } else if (request.kind == KEIJI_SPAWN_START) {
             start_run(&request, message + sizeof request, message + n, output_fd);
+        } else if (request.kind == KEIJI_SPAWN_CANCEL) {
+            cancel(request.tag);
         } else if (request.kind == KEIJI_SPAWN_SIGNAL) {
             struct run *run = find_run(request.tag);
             if (run && request.signal > 0 && request.signal < NSIG) kill(-run->pid, request.signal);
@@ -342,16 +448,22 @@ int main(int argc, char **argv) {
     }
     devnull_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
     if (devnull_fd < 0) { fprintf(stderr, "keiji-spawn-server: /dev/null: %s\n", strerror(errno)); return 71; }
+    timer_fd = timerfd_create(CLOCK_REALTIME, TFD_CLOEXEC | TFD_NONBLOCK);
+    if (timer_fd < 0) { fprintf(stderr, "keiji-spawn-server: timerfd: %s\n", strerror(errno)); return 71; }
+    // Dated starts wake within a microsecond of their instant, not the default 50 µs slack (runs get it back).
+    prctl(PR_SET_TIMERSLACK, 1000);
     prctl(PR_SET_PDEATHSIG, SIGTERM);
     if (argc > 1 && getppid() != (pid_t)strtol(argv[1], NULL, 10)) return 0;  // the scheduler died before prctl
 
     reply(KEIJI_SPAWN_READY, 0, KEIJI_SPAWN_PROTOCOL_VERSION, server_pid, 0);
     for (;;) {
-        struct pollfd events[2] = {{.fd = scheduler_socket, .events = POLLIN}, {.fd = signal_fd, .events = POLLIN}};
-        if (poll(events, 2, -1) < 0) {
+        struct pollfd events[3] = {{.fd = scheduler_socket, .events = POLLIN}, {.fd = signal_fd, .events = POLLIN},
+                                   {.fd = timer_fd, .events = POLLIN}};
+        if (poll(events, 3, -1) < 0) {
             if (errno == EINTR) continue;
             break;
         }
+        if (events[2].revents) start_due();  // first: these have an instant to keep
         if (events[1].revents) {
             if (drain_signals()) break;
             reap_exited();

@@ -144,6 +144,67 @@ final class SpawnServerTests: Sendable {
         #expect(server.serverPID != nil && server.serverPID != helper)
     }
 
+    /// A dated start is held by the helper until its instant: the process begins then, not when it was sent.
+    @Test func aDatedStartBeginsAtItsInstantNotBefore() async throws {
+        let server = SpawnServer(helperPath: SpawnServer.installedPath)
+        var dated = request(["/bin/date", "+%s%N"])
+        let instant = WallClock().nowMilliseconds() + 1500
+        dated.notBeforeMilliseconds = instant
+        let run = try await server.start(dated)
+        #expect(await server.exitStatus(of: run) == .exited(0))
+        let stamp = try #require(Int64(output().trimmingCharacters(in: .whitespacesAndNewlines)), "the run printed its start: \(output())")
+        #expect(stamp >= instant * 1_000_000, "began \(Double(instant * 1_000_000 - stamp) / 1e6) ms before its instant")
+        #expect(run.startedAtMicroseconds >= instant * 1000, "the helper reports when it started the run")
+    }
+
+    /// A dated start withdrawn while the helper holds it never runs, and its start throws ``SpawnServer/StartCancelled``;
+    /// so does one withdrawn before it was even queued. A start too far ahead is refused.
+    @Test func aWithdrawnDatedStartNeverRuns() async throws {
+        let server = SpawnServer(helperPath: SpawnServer.installedPath)
+        let marker = directory + "/ran"
+        var dated = request(["/bin/touch", marker])
+        dated.notBeforeMilliseconds = WallClock().nowMilliseconds() + 120_000
+        let (held, sent) = (server.newTag(), dated)
+        let start = Task { try await server.start(sent, tag: held) }
+        try await Task.sleep(for: .milliseconds(500))  // sent and held by the helper (a cancel before that is the case below)
+        server.cancel(held)
+        await #expect(throws: SpawnServer.StartCancelled.self) { _ = try await start.value }
+
+        let early = server.newTag()
+        server.cancel(early)
+        await #expect(throws: SpawnServer.StartCancelled.self) { _ = try await server.start(dated, tag: early) }
+        #expect(!FileManager.default.fileExists(atPath: marker), "no withdrawn start ran")
+
+        dated.notBeforeMilliseconds = WallClock().nowMilliseconds() + 2 * 3_600_000
+        do {
+            _ = try await server.start(dated)
+            Issue.record("a start two hours ahead must be refused")
+        } catch {
+            #expect("\(error)".contains("Numerical result out of range"), "\(error)")
+        }
+        let now = try await server.start(request(["/bin/sh", "-c", "exit 4"]))
+        #expect(await server.exitStatus(of: now) == .exited(4), "the helper serves starts after all that")
+    }
+
+    /// A dated start the helper holds when it is killed fails as the other unanswered starts do: it does not wait
+    /// for an instant no helper keeps.
+    @Test func aDatedStartHeldByAKilledHelperFails() async throws {
+        let server = SpawnServer(helperPath: SpawnServer.installedPath)
+        var dated = request(["/bin/true"])
+        dated.notBeforeMilliseconds = WallClock().nowMilliseconds() + 120_000
+        let sent = dated
+        let start = Task { try await server.start(sent) }
+        try await Task.sleep(for: .milliseconds(500))
+        let helper = try #require(server.serverPID)
+        kill(helper, SIGKILL)
+        do {
+            _ = try await start.value
+            Issue.record("the start must fail with its helper")
+        } catch let error as KeijiError {
+            #expect(error.code == .unavailable && "\(error)".contains("was killed by signal 9"), "\(error)")
+        }
+    }
+
     @Test func aMissingHelperFailsTheStartWithItsReason() async throws {
         let server = SpawnServer(helperPath: directory + "/no-such-helper")
         do {

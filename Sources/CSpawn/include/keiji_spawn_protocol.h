@@ -6,23 +6,35 @@
 //
 // scheduler -> server
 //   start:  header + payload "program\0cwd\0" argv[argc] ("arg\0"...) envp[envc] ("KEY=value\0"...), with the
-//           run's log descriptor attached (SCM_RIGHTS): it becomes the run's stdout and stderr.
+//           run's log descriptor attached (SCM_RIGHTS): it becomes the run's stdout and stderr. With
+//           `not_before_ns` set, the server holds the start until that CLOCK_REALTIME instant (a dated start:
+//           the scheduler sends a run as soon as its run.started is durable, up to its firing lead early, and
+//           the run begins at its slot to the precision of this single-threaded C loop, not of the scheduler's).
 //   signal: header only; the signal goes to the process group of the run `tag`, if it is still running.
+//   cancel: header only; a dated start `tag` still held is dropped and answered `cancelled`; a start already
+//           made (or unknown) is left alone, and its `started` (or `failed`) answer stands.
 // server -> scheduler
 //   ready   (once, first): value = protocol version, pid = the server's pid.
-//   started: pid = the run's pid (= its process group id).
+//   started: pid = the run's pid (= its process group id), time_ns = CLOCK_REALTIME just before its vfork.
 //   failed:  value = errno of the failed start (exec, chdir, ...); nothing runs.
 //   exited:  pid, value = the raw wait status, or wait_errno if waitpid failed. The group has been killed.
+//   cancelled: the dated start `tag` was dropped before it began (a `cancel`); nothing runs.
 
 #include <stdint.h>
 
-#define KEIJI_SPAWN_PROTOCOL_VERSION 1
+#define KEIJI_SPAWN_PROTOCOL_VERSION 2
 /// The largest start message (header + payload) the server reads; the scheduler refuses longer requests.
 #define KEIJI_SPAWN_MAX_MESSAGE (256 * 1024)
+/// How far ahead a dated start may be (the scheduler sends its runs a firing lead early, 45 ms by default);
+/// a later one is refused with ERANGE rather than held with its log descriptor open.
+#define KEIJI_SPAWN_MAX_DATED_AHEAD_NS (3600ULL * 1000000000ULL)
+/// How many dated starts the server holds at once; more are refused with EAGAIN.
+#define KEIJI_SPAWN_MAX_DATED 65536
 
 enum keiji_spawn_request_kind {
     KEIJI_SPAWN_START = 1,
     KEIJI_SPAWN_SIGNAL = 2,
+    KEIJI_SPAWN_CANCEL = 3,
 };
 
 enum keiji_spawn_request_flags {
@@ -40,6 +52,8 @@ struct keiji_spawn_request {
     uint32_t grace_ms;
     /// signal: the signal to send to the run's group.
     int32_t signal;
+    /// start: begin at this CLOCK_REALTIME instant (nanoseconds since the epoch), not before; 0: at once.
+    uint64_t not_before_ns;
 };
 
 enum keiji_spawn_reply_kind {
@@ -47,6 +61,7 @@ enum keiji_spawn_reply_kind {
     KEIJI_SPAWN_STARTED = 2,
     KEIJI_SPAWN_FAILED = 3,
     KEIJI_SPAWN_EXITED = 4,
+    KEIJI_SPAWN_CANCELLED = 5,
 };
 
 struct keiji_spawn_reply {
@@ -55,6 +70,8 @@ struct keiji_spawn_reply {
     uint64_t tag;
     int32_t pid;
     int32_t wait_errno;
+    /// started: CLOCK_REALTIME (nanoseconds since the epoch) just before the run's vfork.
+    uint64_t time_ns;
 };
 
 #endif

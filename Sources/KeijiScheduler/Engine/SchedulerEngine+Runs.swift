@@ -149,7 +149,7 @@ extension SchedulerEngine {
             // Registered before the await: a stop or shutdown during the append finds it (and a second firing of
             // a skip task in this batch sees it).
             let awaitsClaim = cluster != nil && firing.slot != nil
-            registerRun(runID, LiveRun(task: name, handle: handle, work: nil, counted: counted,
+            registerRun(runID, LiveRun(task: name, handle: handle, work: nil, counted: counted, isManual: firing.trigger == .manual,
                                        claimedAtMs: awaitsClaim ? nil : clock.nowMilliseconds()))
             recordIndex[index] = events.count
             events.append(.runStarted(RunStart(runID: runID, task: name, slot: firing.slot, attempt: firing.attempt, trigger: firing.trigger,
@@ -186,8 +186,9 @@ extension SchedulerEngine {
         return zip(first, second).map { $0 ?? $1 }
     }
 
-    /// Journals the firings as one batch, then begins the runs whose slots have come; the others (the timer loop
-    /// took them within the firing lead) wait for their slots in ``startsAwaitingSlot``.
+    /// Journals the firings as one batch, then begins the runs. Those the timer loop took within the firing lead
+    /// go to the spawn server at once, dated at their slots (``datesStarts``); with a clock of the tests' or no
+    /// processes to spawn, they wait for their slots in ``startsAwaitingSlot`` instead.
     private func journalAndSpawn(_ prepared: PreparedFirings) async -> [UInt64?] {
         let (events, recordIndex, started) = (prepared.events, prepared.recordIndex, prepared.started)
         guard !events.isEmpty else { return recordIndex.map { _ in nil } }
@@ -206,8 +207,12 @@ extension SchedulerEngine {
             return result
         }
         let now = clock.nowMilliseconds()
-        begin(started.filter { $0.firing.fireAtMs <= now }, now: now)
-        awaitSlots(started.filter { $0.firing.fireAtMs > now })
+        if datesStarts {
+            begin(started, now: now)
+        } else {
+            begin(started.filter { $0.firing.fireAtMs <= now }, now: now)
+            awaitSlots(started.filter { $0.firing.fireAtMs > now })
+        }
         return result
     }
 
@@ -225,8 +230,9 @@ extension SchedulerEngine {
         }
     }
 
-    /// Begins runs whose `run.started` is durable and whose slot has come (those of a task disabled, deleted or put
-    /// in error since end as stopped). In a cluster, a run whose claim was won more than ``claimDeadline`` ago (the
+    /// Begins runs whose `run.started` is durable and whose slot has come, or, with dated starts, is within the
+    /// lead (those of a task disabled, deleted or put in error since end as stopped; one that is so while its dated
+    /// start waits is withdrawn, ``withdrawDatedStarts(of:because:)``). In a cluster, a run whose claim was won more than ``claimDeadline`` ago (the
     /// process was paused between its claim and its slot, or its batch's sync stalled) may have been taken over
     /// since, and run by the taker: its claim is checked again first (``beginIfStillClaimed(_:)``).
     func begin(_ started: [PreparedFirings.StartedRun], now: Int64, claimsChecked: Bool = false) {
@@ -251,11 +257,10 @@ extension SchedulerEngine {
                        interruptions: firing.interruptions, definition: run.definition)
                 continue
             }
-            if configuration.recordLateness { lateness.start.append(nowMicros - TimeArithmetic.product(firing.fireAtMs, 1000)) }
-            let (runID, definition, handle) = (run.runID, run.definition, run.handle)
-            runs[runID]?.work = Task(priority: .medium) {  // below the timer loop's (see `start`)
-                await self.execute(runID: runID, definition: definition, slot: firing.slot, fireAtMs: firing.fireAtMs, attempt: firing.attempt,
-                                    interruptions: firing.interruptions, handle: handle)
+            // A dated start is sampled when the spawn server has made it (``execute(_:)``).
+            if configuration.recordLateness, !datesStarts { lateness.start.append(nowMicros - TimeArithmetic.product(firing.fireAtMs, 1000)) }
+            runs[run.runID]?.work = Task(priority: .medium) {  // below the timer loop's (see `start`)
+                await self.execute(run)
             }
         }
     }
@@ -381,31 +386,69 @@ extension SchedulerEngine {
         fallbackClaimsServed = false
     }
 
-    private func execute(runID: String, definition: TaskDefinition, slot: Int64?, fireAtMs: Int64, attempt: Int, interruptions: Int?,
-                         handle: RunHandle) async {
-        let name = definition.name
-        let latenessMs = max(0, clock.nowMilliseconds() - fireAtMs)
-        configuration.metrics?.runStarted(latenessMilliseconds: latenessMs)
-        let result: RunExecutor.Result
-        if configuration.spawnProcesses {
-            let taskLog = LogFile(task: name, workspace: configuration.workspace, settings: configuration.settings)
-            // Rotated only when this is the task's one run: no other writer has the log open.
-            guard let fd = try? taskLogs.checkOut(taskLog, task: name, mayRotate: (activeRunCounts[name] ?? 0) <= 1) else {
-                finish(runID: runID, name: name, result: .init(outcome: .spawnFailed, status: nil, durationMs: 0, message: "cannot open the task log"),
-                             latenessMs: latenessMs, slot: slot, attempt: attempt, interruptions: interruptions, definition: definition)
-                return
-            }
-            LogFile.write(fd, "\(ISO8601.string(fromMilliseconds: clock.nowMilliseconds())) [keiji] run \(runID) started (attempt \(attempt)\(slot.map { ", slot \(ISO8601.string(fromSeconds: $0))" } ?? ""))\n")
-            result = await RunExecutor(definition: definition, runID: runID, slot: slot, logDescriptor: fd,
-                                       environment: environments.block(forTaskDirectory: definition.directory),
-                                       errorFile: runErrorFiles?.path(for: runID),
-                                       node: configuration.settings.nodeName).run(handle: handle)
-            LogFile.write(fd, "\(ISO8601.string(fromMilliseconds: clock.nowMilliseconds())) [keiji] run \(runID) \(result.outcome.rawValue)\(result.message.map { ": \($0)" } ?? "") after \(result.durationMs) ms\n")
-            taskLogs.checkIn(fd)
-        } else {
-            result = .init(outcome: .succeeded, status: .exited(0), durationMs: 0, message: nil)
+    private func execute(_ run: PreparedFirings.StartedRun) async {
+        let (runID, definition, firing) = (run.runID, run.definition, run.firing)
+        let (name, slot, fireAtMs, attempt, interruptions) = (definition.name, firing.slot, firing.fireAtMs, firing.attempt, firing.interruptions)
+        guard configuration.spawnProcesses else {
+            let latenessMs = max(0, clock.nowMilliseconds() - fireAtMs)
+            configuration.metrics?.runStarted(latenessMilliseconds: latenessMs)
+            finish(runID: runID, name: name, result: .init(outcome: .succeeded, status: .exited(0), durationMs: 0, message: nil),
+                   latenessMs: latenessMs, slot: slot, attempt: attempt, interruptions: interruptions, definition: definition)
+            return
         }
+        let taskLog = LogFile(task: name, workspace: configuration.workspace, settings: configuration.settings)
+        // Rotated only when this is the task's one run: no other writer has the log open.
+        guard let fd = try? taskLogs.checkOut(taskLog, task: name, mayRotate: (activeRunCounts[name] ?? 0) <= 1) else {
+            finish(runID: runID, name: name, result: .init(outcome: .spawnFailed, status: nil, durationMs: 0, message: "cannot open the task log"),
+                   latenessMs: max(0, clock.nowMilliseconds() - fireAtMs), slot: slot, attempt: attempt, interruptions: interruptions,
+                   definition: definition)
+            return
+        }
+        let now = clock.nowMilliseconds()
+        // A dated run's line is written as it is sent, dated at its slot: it comes before anything the run writes.
+        LogFile.write(fd, "\(ISO8601.string(fromMilliseconds: max(now, fireAtMs))) [keiji] run \(runID) started (attempt \(attempt)\(slot.map { ", slot \(ISO8601.string(fromSeconds: $0))" } ?? ""))\n")
+        let executor = RunExecutor(definition: definition, runID: runID, slot: slot, logDescriptor: fd,
+                                   environment: environments.block(forTaskDirectory: definition.directory),
+                                   errorFile: runErrorFiles?.path(for: runID), node: configuration.settings.nodeName)
+        let result: RunExecutor.Result
+        let latenessMs: Int64
+        switch await executor.begin(handle: run.handle, notBeforeMilliseconds: datesStarts && fireAtMs > now ? fireAtMs : nil) {
+        case .started(let process):
+            // The spawn server reads the wall clock as it starts the run: a dated run's lateness is its own.
+            let startedMicros = datesStarts ? process.startedAtMicroseconds : clock.nowMicroseconds()
+            latenessMs = max(0, startedMicros / 1000 - fireAtMs)
+            if datesStarts, configuration.recordLateness { lateness.start.append(startedMicros - TimeArithmetic.product(fireAtMs, 1000)) }
+            configuration.metrics?.runStarted(latenessMilliseconds: latenessMs)
+            result = await executor.wait(for: process, handle: run.handle)
+        case .failed(let failure):
+            latenessMs = max(0, clock.nowMilliseconds() - fireAtMs)
+            configuration.metrics?.runStarted(latenessMilliseconds: latenessMs)
+            result = failure
+        case .notBegun(let why):
+            LogFile.write(fd, "\(ISO8601.string(fromMilliseconds: max(clock.nowMilliseconds(), fireAtMs))) [keiji] run \(runID) did not begin\n")
+            taskLogs.checkIn(fd)
+            switch why {
+            case .stop(let reason):
+                await endUnbegun([run], because: reason)
+            case .task(let message):
+                finish(runID: runID, name: name, result: .init(outcome: .stopped, status: nil, durationMs: 0, message: message),
+                       latenessMs: 0, slot: slot, attempt: attempt, interruptions: interruptions, definition: definition)
+            }
+            return
+        }
+        LogFile.write(fd, "\(ISO8601.string(fromMilliseconds: clock.nowMilliseconds())) [keiji] run \(runID) \(result.outcome.rawValue)\(result.message.map { ": \($0)" } ?? "") after \(result.durationMs) ms\n")
+        taskLogs.checkIn(fd)
         finish(runID: runID, name: name, result: result, latenessMs: latenessMs, slot: slot, attempt: attempt, interruptions: interruptions, definition: definition)
+    }
+
+    /// Withdraws the dated starts of `name` that the spawn server still holds: its task was disabled, deleted or
+    /// put in error while they waited for their slots, and they end as stopped (as ``begin(_:now:claimsChecked:)``
+    /// ends one that is so when it is sent; a manual run begins all the same, there and here). A start being made
+    /// as this is asked goes on, as a run whose slot came before the command.
+    func withdrawDatedStarts(of name: TaskName, because message: String) {
+        for run in runs.values where run.task == name && run.work != nil && !run.isManual {
+            run.handle.cancelStart(.task(message: message))
+        }
     }
 
     /// A run that has ended, its `run.finished` not yet durable.

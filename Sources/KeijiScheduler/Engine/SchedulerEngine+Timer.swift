@@ -57,7 +57,8 @@ extension SchedulerEngine {
 
     /// The one loop that fires every task: it pops every entry due within the firing lead, decides each firing,
     /// journals them as one batch, re-arms those tasks, and sleeps until the next entry's lead begins. Each run
-    /// then starts at its slot, once its batch is durable (``SchedulerConfiguration/firingLeadMilliseconds``).
+    /// then starts at its slot, once its batch is durable (``SchedulerConfiguration/firingLeadMilliseconds``):
+    /// dated in the spawn server (``datesStarts``), or begun by this loop.
     func runTimers() async {
         // The last wake that fired something, and how many: after a busy one, the next waits for the busy tick.
         var lastTick = Int64.min
@@ -157,8 +158,10 @@ extension SchedulerEngine {
         return true
     }
 
-    /// At a stop: the runs awaiting their slots never begin.
+    /// At a stop: the runs awaiting their slots never begin, here or as dated starts in the spawn server (those
+    /// end unbegun as the server gives them back; one it is starting at that moment runs, and the stop ends it).
     func endRunsAwaitingSlot() async {
+        for run in runs.values { run.handle.cancelStart(.stop(reason: "the scheduler stopped")) }
         let unbegun = startsAwaitingSlot
         startsAwaitingSlot = []
         await endUnbegun(unbegun)

@@ -107,6 +107,10 @@ public actor SchedulerEngine {
     /// Firings of overlap-`skip` tasks taken within the lead while a run of the task was registered: whether such a
     /// slot overlaps is decided at its moment (the run may end before then), so the loop takes them again then.
     var firingsAwaitingMoment: [TimerEntry] = []
+    /// Whether runs taken within the firing lead go to the spawn server at once, dated at their slots (it holds
+    /// each until then), rather than wait in ``startsAwaitingSlot`` for the timer loop: with the wall clock, which the
+    /// server reads too, and processes to spawn. Tests that step a clock of their own keep the loop's way.
+    let datesStarts: Bool
     /// One `Task` per run in progress.
     var runs: [String: LiveRun] = [:]
     var runIDs = RunIDGenerator()
@@ -149,6 +153,8 @@ public actor SchedulerEngine {
         var work: Task<Void, Never>?
         /// Counted in ``activeRunCounts`` (what overlap looks at); not while it waits for a fallback claim.
         var counted = true
+        /// A `--run`: it begins whether or not its task is disabled or in error.
+        var isManual = false
         /// When its slot's claim was won (engine clock, ms; at registration for a run with no claim to wait for);
         /// nil while, in a cluster, the claim is not answered yet (see ``prepare(_:missed:)``).
         var claimedAtMs: Int64?
@@ -163,6 +169,7 @@ public actor SchedulerEngine {
         self.configuration = configuration
         timeZone = configuration.settings.timeZone
         clock = configuration.clock
+        datesStarts = configuration.spawnProcesses && configuration.clock is WallClock
         log = LogFile(service: "scheduler", workspace: configuration.workspace, settings: configuration.settings)
     }
 
@@ -465,9 +472,12 @@ public actor SchedulerEngine {
     }
 
     private func apply(_ entry: JournalEntry, lsn: UInt64) {
+        let name = entry.taskName
+        let mayBegin = datesStarts && name.map { Self.reasonNotToBegin(state.tasks[$0]) == nil } ?? false
         Reducer.apply(entry, lsn: lsn, to: &state)
+        if mayBegin, let name, let reason = Self.reasonNotToBegin(state.tasks[name]) { withdrawDatedStarts(of: name, because: reason) }
         if Self.stopsItsTask(entry.event) { stoppingCommandsUnapplied -= 1 }
-        if let name = entry.taskName {
+        if let name {
             dirtyTasks.insert(name)
             switch entry.event {
             case .taskSaved: redefinedTasks.insert(name)

@@ -33,12 +33,28 @@ struct RunExecutor: Sendable {
     /// The most of an error file that is read (the SDK writes at most 2048 bytes).
     static let errorMessageLimit = 2048
 
+    /// How ``begin(handle:notBeforeMilliseconds:)`` came out.
+    enum Beginning: Sendable {
+        /// The process runs; ``wait(for:handle:)`` follows.
+        case started(SpawnServer.Run)
+        /// Withdrawn before it began (``RunHandle/cancelStart(_:)``): nothing ran.
+        case notBegun(RunHandle.NotBegun)
+        /// It could not be started: how the run ends.
+        case failed(Result)
+    }
+
+    /// Runs the attempt from start to end, at once.
     func run(handle: RunHandle) async -> Result {
-        let started = ContinuousClock.now
-        func elapsed() -> Int64 {
-            let d = ContinuousClock.now - started
-            return d.components.seconds * 1000 + d.components.attoseconds / 1_000_000_000_000_000
+        switch await begin(handle: handle) {
+        case .started(let run): return await wait(for: run, handle: handle)
+        case .notBegun: return Result(outcome: .stopped, status: nil, durationMs: 0, message: "stopped before it began")
+        case .failed(let result): return result
         }
+    }
+
+    /// Has the spawn server start the run, at `notBeforeMilliseconds` (wall clock) if given: the server holds
+    /// the start until then, so the run begins at its slot however busy the scheduler is at that moment.
+    func begin(handle: RunHandle, notBeforeMilliseconds: Int64? = nil) async -> Beginning {
         let plan = ExecPlan(definition.action)
         var environment = environment
         environment.append("KEIJI_RUN_ID", runID)
@@ -47,22 +63,32 @@ struct RunExecutor: Sendable {
         environment.append("KEIJI_NODE", node)
         if let slot { environment.append("KEIJI_SLOT", ISO8601.string(fromSeconds: slot)) }
         if let errorFile { environment.append("KEIJI_ERROR_FILE", errorFile) }  // none there yet (``RunErrorFiles``)
-        defer { if let errorFile { unlink(errorFile) } }
-        let grace = definition.policy.graceSeconds
         let request = SpawnRequest(program: plan.program, arguments: plan.arguments, environment: environment, directory: definition.directory,
                                    outputDescriptor: logDescriptor, searchPath: plan.searchPath,
-                                   graceMilliseconds: UInt32(clamping: TimeArithmetic.milliseconds(fromSeconds: grace)))
-        let run: SpawnServer.Run
+                                   graceMilliseconds: UInt32(clamping: TimeArithmetic.milliseconds(fromSeconds: definition.policy.graceSeconds)),
+                                   notBeforeMilliseconds: notBeforeMilliseconds)
+        let tag = server.newTag()
+        if let notBegun = handle.expectStart(tag: tag, server: server) { return .notBegun(notBegun) }
+        defer { handle.startAnswered() }
         do {
-            run = try await server.start(request)
+            let run = try await server.start(request, tag: tag)
+            handle.attach(run, server: server)
+            return .started(run)
+        } catch is SpawnServer.StartCancelled {
+            return .notBegun(handle.notBegun ?? .stop(reason: "the scheduler stopped"))
         } catch let error as KeijiError where error.code == .unavailable {
             // The spawn server could not be started or died first: keiji's fault, not the task's (see `.lost`).
-            return Result(outcome: .interrupted, status: nil, durationMs: elapsed(), message: "not started: \(error)")
+            return .failed(Result(outcome: .interrupted, status: nil, durationMs: 0, message: "not started: \(error)"))
         } catch {
-            return Result(outcome: .spawnFailed, status: nil, durationMs: elapsed(), message: "\(error)")
+            return .failed(Result(outcome: .spawnFailed, status: nil, durationMs: 0, message: "\(error)"))
         }
-        handle.attach(run, server: server)
+    }
 
+    /// Enforces the timeout of a started run and reports how it ended; its duration counts from its start.
+    func wait(for run: SpawnServer.Run, handle: RunHandle) async -> Result {
+        let started = ContinuousClock.now
+        defer { if let errorFile { unlink(errorFile) } }
+        let grace = definition.policy.graceSeconds
         let timeout = definition.policy.timeoutSeconds
         let watchdog = timeout.map { timeout in
             Task {
@@ -76,8 +102,9 @@ struct RunExecutor: Sendable {
         handle.detach()
         // The server died: its group is killed, but a process that left the group still carries the run ID.
         if case .lost = status { _ = OrphanReaper.killProcesses(ofRuns: [runID]) }
-
-        return Self.result(of: status, terminationReason: handle.terminationReason, timeout: timeout, durationMs: elapsed(),
+        let elapsed = ContinuousClock.now - started
+        let durationMs = elapsed.components.seconds * 1000 + elapsed.components.attoseconds / 1_000_000_000_000_000
+        return Self.result(of: status, terminationReason: handle.terminationReason, timeout: timeout, durationMs: durationMs,
                            errorFile: errorFile)
     }
 
@@ -119,18 +146,62 @@ struct RunExecutor: Sendable {
     }
 }
 
-/// A live run's process group, for stopping it from outside (a stop command, shutdown, a timeout).
+/// A live run's process group, for stopping it from outside (a stop command, shutdown, a timeout), and before
+/// that its start, which may be withdrawn while the spawn server holds it for its slot.
 final class RunHandle: Sendable {
+    /// Why a run must not begin after all, and so how its end is recorded.
+    enum NotBegun: Sendable, Equatable {
+        /// The scheduler is stopping: ended unbegun, its claim left unfinished (a stopped node's unbegun slots
+        /// are taken over), as ``SchedulerEngine/endUnbegun(_:because:)`` does.
+        case stop(reason: String)
+        /// Its task was disabled, deleted or put in error: ended as stopped with this message.
+        case task(message: String)
+    }
+
     private struct State {
         var run: SpawnServer.Run?
         var server: SpawnServer?
         var reason: RunOutcome?
         var pendingGrace: Double?
+        /// The start sent to the spawn server and not answered yet.
+        var startTag: UInt64?
+        var startServer: SpawnServer?
+        var notBegun: NotBegun?
     }
 
     private let state = Mutex(State())
 
     var terminationReason: RunOutcome? { state.withLock { $0.reason } }
+
+    /// Why the run was asked not to begin (``cancelStart(_:)``), if it was.
+    var notBegun: NotBegun? { state.withLock { $0.notBegun } }
+
+    /// Whether its start has been sent (or is being sent) and not answered: a dated start the server holds.
+    var isAwaitingStart: Bool { state.withLock { $0.startTag != nil && $0.run == nil } }
+
+    /// Notes the start about to be sent as `tag` on `server`, so that
+    /// ``cancelStart(_:)`` can withdraw it; returns why it must not be sent at all, if it was cancelled already.
+    func expectStart(tag: UInt64, server: SpawnServer) -> NotBegun? {
+        state.withLock { s in
+            guard s.notBegun == nil else { return s.notBegun }
+            s.startTag = tag
+            s.startServer = server
+            return nil
+        }
+    }
+
+    func startAnswered() { state.withLock { $0.startTag = nil } }
+
+    /// Withdraws the run's start unless its process exists; a run that has begun runs on (a stop terminates it).
+    /// A dated start the server is making as this is asked answers `started`, and that run goes on too.
+    func cancelStart(_ why: NotBegun) {
+        let withdraw = state.withLock { s -> (UInt64, SpawnServer)? in
+            guard s.run == nil else { return nil }
+            if s.notBegun == nil { s.notBegun = why }
+            return s.startTag.flatMap { tag in s.startServer.map { (tag, $0) } }
+        }
+        if let (tag, server) = withdraw { server.cancel(tag) }
+    }
 
     func attach(_ run: SpawnServer.Run, server: SpawnServer) {
         let pending = state.withLock { s -> Double? in

@@ -14,6 +14,8 @@ struct SpawnRequest: Sendable {
     var searchPath: Bool
     /// SIGTERM to SIGKILL, when the scheduler goes away while the run is going.
     var graceMilliseconds: UInt32
+    /// A dated start: the server holds it until this wall-clock instant (milliseconds since the epoch); nil: at once.
+    var notBeforeMilliseconds: Int64? = nil
 
     /// The start message: the fixed header, then `program\0cwd\0`, argv and the environment, NUL-terminated.
     func message(tag: UInt64) throws -> [UInt8] {
@@ -27,6 +29,7 @@ struct SpawnRequest: Sendable {
         header.argc = UInt32(arguments.count)
         header.envc = UInt32(environment.count)
         header.grace_ms = graceMilliseconds
+        header.not_before_ns = notBeforeMilliseconds.map { UInt64(clamping: TimeArithmetic.product($0, 1_000_000)) } ?? 0
         var bytes: [UInt8] = []
         bytes.reserveCapacity(MemoryLayout<keiji_spawn_request>.size + program.utf8.count + directory.utf8.count + 2
                               + arguments.reduce(0) { $0 + $1.utf8.count + 1 } + environment.bytes.count)
@@ -48,6 +51,13 @@ struct SpawnRequest: Sendable {
         header.kind = UInt32(KEIJI_SPAWN_SIGNAL.rawValue)
         header.tag = tag
         header.signal = signal
+        return withUnsafeBytes(of: &header) { Array($0) }
+    }
+
+    static func cancelMessage(tag: UInt64) -> [UInt8] {
+        var header = keiji_spawn_request()
+        header.kind = UInt32(KEIJI_SPAWN_CANCEL.rawValue)
+        header.tag = tag
         return withUnsafeBytes(of: &header) { Array($0) }
     }
 }

@@ -21,7 +21,12 @@ final class SpawnServer: Sendable {
     struct Run: Sendable, Equatable {
         let tag: UInt64
         let pid: pid_t
+        /// When the helper began it (wall clock, microseconds since the epoch).
+        var startedAtMicroseconds: Int64 = 0
     }
+
+    /// A dated start withdrawn with ``cancel(_:)`` before it began: nothing ran.
+    struct StartCancelled: Error {}
 
     static let shared = SpawnServer(helperPath: SpawnServer.installedPath)
 
@@ -40,16 +45,20 @@ final class SpawnServer: Sendable {
     fileprivate struct Outgoing: Sendable {
         var tag: UInt64
         var bytes: [UInt8]
-        /// The run's log for a start; -1 for a signal.
+        /// The run's log for a start; -1 for a signal or a cancel.
         var descriptor: Int32
-        /// The program, for a start's error message; nil for a signal.
+        /// The program, for a start's error message; nil for a signal or a cancel.
         var program: String?
+        /// A cancel: like a start, it goes to the next helper if this one dies before it is sent.
+        var isCancel = false
     }
 
     fileprivate struct State {
         var entries: [UInt64: Entry] = [:]
         var outbox: [Outgoing] = []
         var nextTag: UInt64 = 1
+        /// Tags cancelled before their start was queued (``cancel(_:)``): that start is not sent.
+        var cancelledUnqueued: Set<UInt64> = []
         var serverPID: pid_t?
         /// Why the last start of the helper failed. While it is set, starts fail at once with it.
         var launchFailure: String?
@@ -84,22 +93,31 @@ final class SpawnServer: Sendable {
         return "\(helperPath ?? "keiji-spawn-server") did not start within \(limit)"
     }
 
-    /// Starts the run; returns once it has been exec'd, or throws why it could not be.
-    func start(_ request: SpawnRequest) async throws -> Run {
-        let tag = state.withLock { s -> UInt64 in
+    /// A tag for ``start(_:tag:)``, known before the start is queued so that it can be cancelled meanwhile.
+    func newTag() -> UInt64 {
+        state.withLock { s -> UInt64 in
             defer { s.nextTag += 1 }
             return s.nextTag
         }
+    }
+
+    /// Starts the run (at `request`'s instant, if dated); returns once it has been exec'd, or throws why it could
+    /// not be (``StartCancelled`` after ``cancel(_:)``).
+    func start(_ request: SpawnRequest, tag: UInt64? = nil) async throws -> Run {
+        let tag = tag ?? newTag()
         let message = try request.message(tag: tag)
         return try await withCheckedThrowingContinuation { continuation in
-            let failure = state.withLock { s -> String? in
-                if s.serverPID == nil, let failure = s.launchFailure { return failure }
+            let refusal = state.withLock { s -> (any Error)? in
+                if s.cancelledUnqueued.remove(tag) != nil { return StartCancelled() }
+                if s.serverPID == nil, let failure = s.launchFailure {
+                    return KeijiError(.unavailable, "cannot start \(request.program): \(failure)")
+                }
                 s.entries[tag] = .starting(continuation)
                 s.outbox.append(Outgoing(tag: tag, bytes: message, descriptor: request.outputDescriptor, program: request.program))
                 return nil
             }
-            if let failure {
-                continuation.resume(throwing: KeijiError(.unavailable, "cannot start \(request.program): \(failure)"))
+            if let refusal {
+                continuation.resume(throwing: refusal)
             } else {
                 notify()
             }
@@ -128,6 +146,24 @@ final class SpawnServer: Sendable {
             guard case .running = s.entries[run.tag] else { return false }
             s.outbox.append(Outgoing(tag: run.tag, bytes: SpawnRequest.signalMessage(tag: run.tag, signal: signal), descriptor: -1, program: nil))
             return true
+        }
+        if queued { notify() }
+    }
+
+    /// Withdraws the dated start `tag` if it has not begun: its ``start(_:tag:)`` then throws ``StartCancelled``.
+    /// A start the helper has made already (or is making) stands, and answers as usual.
+    func cancel(_ tag: UInt64) {
+        let queued = state.withLock { s -> Bool in
+            switch s.entries[tag] {
+            case .starting:
+                s.outbox.append(Outgoing(tag: tag, bytes: SpawnRequest.cancelMessage(tag: tag), descriptor: -1, program: nil, isCancel: true))
+                return true
+            case nil:
+                s.cancelledUnqueued.insert(tag)
+                return false
+            case .running, .ended:
+                return false
+            }
         }
         if queued { notify() }
     }
@@ -285,8 +321,8 @@ private final class SpawnSupervisor {
             }
         }
         unanswered.removeAll()
-        // Unsent starts go to the next helper; unsent signals were for runs that are gone now.
-        pending = pending[head...].filter { $0.program != nil }
+        // Unsent starts (and cancels of them) go to the next helper; unsent signals were for runs that are gone now.
+        pending = pending[head...].filter { $0.program != nil || $0.isCancel }
         head = 0
         failures = ContinuousClock.now - launchedAt < .seconds(10) ? failures + 1 : 0
         nextLaunch = ContinuousClock.now + backoff()
@@ -396,7 +432,7 @@ private final class SpawnSupervisor {
         switch reply.kind {
         case UInt32(KEIJI_SPAWN_STARTED.rawValue):
             unanswered[tag] = nil
-            let run = SpawnServer.Run(tag: tag, pid: reply.pid)
+            let run = SpawnServer.Run(tag: tag, pid: reply.pid, startedAtMicroseconds: Int64(clamping: reply.time_ns / 1000))
             let continuation = server.state.withLock { s -> CheckedContinuation<SpawnServer.Run, any Error>? in
                 guard case .starting(let continuation) = s.entries[tag] else { return nil }
                 s.entries[tag] = .running(reply.pid, nil)
@@ -411,6 +447,14 @@ private final class SpawnSupervisor {
                 return continuation
             }
             continuation?.resume(throwing: KeijiError(.spawn, "cannot start \(program): \(String(cString: strerror(reply.value)))"))
+        case UInt32(KEIJI_SPAWN_CANCELLED.rawValue):
+            unanswered[tag] = nil
+            let continuation = server.state.withLock { s -> CheckedContinuation<SpawnServer.Run, any Error>? in
+                guard case .starting(let continuation) = s.entries[tag] else { return nil }
+                s.entries[tag] = nil
+                return continuation
+            }
+            continuation?.resume(throwing: SpawnServer.StartCancelled())
         case UInt32(KEIJI_SPAWN_EXITED.rawValue):
             let status = reply.wait_errno != 0 ? ExitStatus.waitFailed(reply.wait_errno) : ExitStatus(waitStatus: reply.value)
             let continuation = server.state.withLock { s -> CheckedContinuation<ExitStatus, Never>? in

@@ -1,0 +1,93 @@
+import Foundation
+import KeijiCore
+import Testing
+
+@testable import KeijiScheduler
+
+/// With the wall clock, a run taken within the firing lead goes to the spawn server as soon as its `run.started` is
+/// durable, dated at its slot, and the server holds it until then. These tests use leads of seconds, so that "held"
+/// is a state that lasts, and look at what the run's process did (a stamp, a marker), not at how late it was.
+struct DatedStartTests {
+    /// `tick`, every `every` seconds: each run appends `<run id> <start time in ns>` to `stamps` (and so creates it).
+    struct HeldRun {
+        let harness: SchedulerHarness
+        let engine: SchedulerEngine
+        let name: TaskName
+        let stamps: String
+
+        init(every seconds: Int, leadMilliseconds: Int64) async throws {
+            harness = try SchedulerHarness()
+            stamps = harness.home + "/stamps"
+            try await harness.defineOffline(try harness.commandTask("tick", "echo \"$KEIJI_RUN_ID $(date +%s%N)\" >> '\(stamps)'", every: seconds))
+            name = harness.taskName("tick")
+            engine = harness.engine(firingLeadMilliseconds: leadMilliseconds)
+            try await engine.start()
+        }
+
+        var stampLines: [Substring] { ((try? String(contentsOfFile: stamps, encoding: .utf8)) ?? "").split(separator: "\n") }
+
+        /// The first run's `run.started`, once it is durable.
+        func firstStart() async throws -> JournalEntry {
+            let harness = harness
+            #expect(await harness.wait { try harness.entries().contains { if case .runStarted = $0.event { true } else { false } } },
+                    "the first slot is taken, a lead ahead")
+            return try #require(try harness.entries().first { if case .runStarted = $0.event { true } else { false } })
+        }
+
+        func end(of start: JournalEntry) throws -> RunEnd? {
+            guard case .runStarted(let run) = start.event else { return nil }
+            return try harness.entries().finishedRuns.first { $0.runID == run.runID }
+        }
+    }
+
+    /// Sent 1.5 s ahead, every run's process begins at its slot (the moment its `run.started` is dated at), not before.
+    @Test func aDatedRunBeginsAtItsSlotNotWhenItIsSent() async throws {
+        let held = try await HeldRun(every: 2, leadMilliseconds: 1500)
+        defer { held.harness.remove() }
+        #expect(await held.harness.wait { held.stampLines.count >= 3 }, "three runs")
+        await held.engine.stop()
+        let moments = Dictionary(try held.harness.entries().compactMap { entry -> (String, Int64)? in
+            if case .runStarted(let start) = entry.event { (start.runID, entry.at) } else { nil }
+        }, uniquingKeysWith: { first, _ in first })
+        for line in held.stampLines {
+            let parts = line.split(separator: " ")
+            let (runID, stamp) = (String(parts[0]), Int64(parts[1]) ?? 0)
+            let moment = try #require(moments[runID], "run \(runID) has its run.started")
+            #expect(stamp >= moment * 1_000_000, "run \(runID) began \(Double(moment * 1_000_000 - stamp) / 1e6) ms before its slot")
+        }
+    }
+
+    /// A `--disable` applied while the spawn server holds the run (its slot 60 s away): the start is withdrawn, the
+    /// run never begins, and it ends as stopped, as one whose task was disabled before it was sent.
+    @Test func aDisableWhileTheServerHoldsTheRunWithdrawsIt() async throws {
+        let held = try await HeldRun(every: 65, leadMilliseconds: 60_000)
+        defer { held.harness.remove() }
+        let start = try await held.firstStart()
+        #expect(await held.harness.wait { await held.engine.runsHandedToTheSpawnServer == 1 }, "sent to the spawn server")
+        _ = try await held.engine.submit(.taskDisabled(held.name))
+        #expect(await held.harness.wait { try held.end(of: start) != nil }, "the run ends")
+        let end = try #require(try held.end(of: start))
+        #expect(end.outcome == .stopped && end.message == "the task was disabled before the run began", "\(end)")
+        #expect(held.stampLines.isEmpty, "no process began")
+        #expect(held.harness.log(of: "tick").contains("did not begin"))
+        await held.engine.stop()
+    }
+
+    /// Stopping while the spawn server holds the run: it ends unbegun, as a run awaiting its slot in the scheduler
+    /// does, and the stop does not wait for its slot.
+    @Test func aStopWhileTheServerHoldsTheRunEndsItUnbegun() async throws {
+        let held = try await HeldRun(every: 65, leadMilliseconds: 60_000)
+        defer { held.harness.remove() }
+        let start = try await held.firstStart()
+        #expect(await held.harness.wait { await held.engine.runsHandedToTheSpawnServer == 1 }, "sent to the spawn server")
+        await held.engine.stop()
+        let end = try #require(try held.end(of: start), "the stop journaled the run's end")
+        #expect(end.outcome == .stopped && end.message == "the scheduler stopped before the run began", "\(end)")
+        #expect(held.stampLines.isEmpty, "no process began")
+    }
+}
+
+extension SchedulerEngine {
+    /// Runs whose start is with the spawn server (or on its way there) and has not begun.
+    var runsHandedToTheSpawnServer: Int { runs.values.filter { $0.work != nil && $0.handle.isAwaitingStart }.count }
+}
