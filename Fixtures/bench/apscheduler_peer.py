@@ -1,12 +1,12 @@
 """The peer row of scripts/bench-peer: APScheduler 3.11.3 running the probe for N interval jobs.
 
 Run with the venv's Python that scripts/bench-peer sets up:
-    apscheduler_peer.py <probe> <stamp directory> <tasks> <seconds> <grace seconds>
+    apscheduler_peer.py <probe> <stamp directory> <tasks> <seconds> <grace seconds> [<phases file>]
 
 As a user would write it: a BackgroundScheduler with a ThreadPoolExecutor(20), one interval job per task
 (every 1 s, the job defaults: misfire_grace_time 1 s, coalesce off, max_instances 1), each job a
-subprocess.run of the probe. Job i starts at T0 + i/N, so the phases are spread over the second as
-keiji's tasks created one after another are. Prints T0 (CLOCK_REALTIME seconds) on the first line of
+subprocess.run of the probe. Job i starts at T0 + i/N, or at T0 plus the i-th line of the phases file
+(milliseconds: scripts/bench-peer passes the phases keiji's tasks got from their creation times). Prints T0 (CLOCK_REALTIME seconds) on the first line of
 stdout, runs until T0 + seconds + grace, then prints "<missed> <skipped>": the runs APScheduler dropped
 (later than misfire_grace_time; previous run of the same job still going).
 """
@@ -25,6 +25,11 @@ from apscheduler.schedulers.background import BackgroundScheduler
 def main():
     probe, directory = sys.argv[1], sys.argv[2]
     tasks, seconds, grace = int(sys.argv[3]), int(sys.argv[4]), float(sys.argv[5])
+    if len(sys.argv) > 6:
+        with open(sys.argv[6]) as f:
+            phases = [int(line) / 1000 for line in f.read().split()[:tasks]]
+    else:
+        phases = [index / tasks for index in range(tasks)]
     # One warning per skipped or missed run would flood the terminal: they are counted instead.
     logging.getLogger("apscheduler").setLevel(logging.ERROR)
     dropped = {EVENT_JOB_MISSED: 0, EVENT_JOB_MAX_INSTANCES: 0}
@@ -37,7 +42,7 @@ def main():
     start = math.ceil(time.time() + 1.0 + tasks * 0.0005)
     began = time.monotonic()
     for index in range(tasks):
-        first = datetime.fromtimestamp(start + index / tasks, tz=timezone.utc)
+        first = datetime.fromtimestamp(start + phases[index], tz=timezone.utc)
         scheduler.add_job(subprocess.run, "interval", seconds=1, start_date=first,
                           args=[[probe, f"{directory}/{index}"]], id=str(index))
     scheduler.add_listener(count, EVENT_JOB_MISSED | EVENT_JOB_MAX_INSTANCES)

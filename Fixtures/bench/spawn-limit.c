@@ -1,9 +1,12 @@
 /* The machine's limit for the peer benchmark's workload: one thread paces posix_spawn (vfork in glibc) of
- * the probe for N tasks every second, task i at T0 + i/N + k for k = 0..D-1, sleeping to each deadline
+ * the probe for N tasks every second, task i at T0 + phase(i) + k for k = 0..D-1, sleeping to each deadline
  * with clock_nanosleep(TIMER_ABSTIME); a second thread reaps. No bookkeeping, no durability: what
  * starting these processes on time costs on this machine and nothing else.
  *
- *   spawn-limit <probe> <stamp directory> <N> <D> <T0: CLOCK_REALTIME seconds, may have a fraction>
+ *   spawn-limit <probe> <stamp directory> <N> <D> <T0: CLOCK_REALTIME seconds, may have a fraction> [<phases>]
+ *
+ * phase(i) is i/N s, or the i-th line of the <phases> file (milliseconds, 0-999): scripts/bench-peer passes
+ * the phases keiji's tasks got from their creation times, so that every row starts the same moments.
  *
  * Task i's probe appends to <stamp directory>/<i>. */
 #define _GNU_SOURCE
@@ -36,8 +39,8 @@ static void *reap(void *unused) {
 }
 
 int main(int argc, char **argv) {
-    if (argc != 6) {
-        fprintf(stderr, "usage: spawn-limit <probe> <stamp directory> <tasks> <seconds> <start time>\n");
+    if (argc != 6 && argc != 7) {
+        fprintf(stderr, "usage: spawn-limit <probe> <stamp directory> <tasks> <seconds> <start time> [<phases file>]\n");
         return 2;
     }
     const char *probe = argv[1];
@@ -51,14 +54,32 @@ int main(int argc, char **argv) {
     for (long i = 0; i < tasks; i++) {
         if (asprintf(&paths[i], "%s/%ld", argv[2], i) < 0) return 1;
     }
+    /* Each task's offset in the second, and the tasks in the order of their offsets. */
+    long long *phase = calloc((size_t)tasks, sizeof *phase);
+    long *order = calloc((size_t)tasks, sizeof *order);
+    FILE *phases = argc == 7 ? fopen(argv[6], "r") : NULL;
+    if (argc == 7 && !phases) { perror(argv[6]); return 2; }
+    for (long i = 0; i < tasks; i++) {
+        long ms;
+        if (phases && (fscanf(phases, "%ld", &ms) != 1 || ms < 0 || ms > 999)) {
+            fprintf(stderr, "spawn-limit: %s: line %ld is not a phase of 0-999 ms\n", argv[6], i + 1);
+            return 2;
+        }
+        phase[i] = phases ? ms * 1000000LL : i * 1000000000LL / tasks;
+        long at = i;  /* insertion sort: stable, so tasks with one phase start in task order */
+        while (at > 0 && phase[order[at - 1]] > phase[i]) { order[at] = order[at - 1]; at--; }
+        order[at] = i;
+    }
+    if (phases) fclose(phases);
     pthread_t reaper;
     if (pthread_create(&reaper, NULL, reap, NULL) != 0) return 1;
 
     long long start_ns = (long long)(start * 1e9);
     long failures = 0;
     for (long k = 0; k < seconds; k++) {
-        for (long i = 0; i < tasks; i++) {
-            long long due = start_ns + k * 1000000000LL + i * 1000000000LL / tasks;
+        for (long n = 0; n < tasks; n++) {
+            long i = order[n];
+            long long due = start_ns + k * 1000000000LL + phase[i];
             struct timespec deadline = {.tv_sec = due / 1000000000LL, .tv_nsec = due % 1000000000LL};
             while (clock_nanosleep(CLOCK_REALTIME, TIMER_ABSTIME, &deadline, NULL) == EINTR) {}
             char *child_argv[] = {(char *)probe, paths[i], NULL};
