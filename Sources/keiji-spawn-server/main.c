@@ -179,7 +179,6 @@ static _Noreturn void become_run(const char *program, const char *cwd, char *con
     // Dies with this server; then the scheduler kills the rest of the group.
     if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0) goto fail;
     if (getppid() != server_pid) { errno = ESRCH; goto fail; }  // the server died before prctl
-    prctl(PR_SET_TIMERSLACK, 0);  // the run gets the default timer slack, not the server's (see main)
     if (cwd[0] != '\0' && chdir(cwd) != 0) goto fail;
     if (dup2(devnull_fd, 0) < 0 || dup2(output_fd, 1) < 0 || dup2(output_fd, 2) < 0) goto fail;
     close_descriptors_from(3);
@@ -293,6 +292,7 @@ static int hold(const struct keiji_spawn_request *request, const char *payload, 
     return 0;
 }
 
+/// Drops the held start at `index` (a cancel).
 static void release(size_t index) {
     free(dated[index].payload);
     close(dated[index].output_fd);
@@ -300,15 +300,24 @@ static void release(size_t index) {
     dated_count--;
 }
 
-/// Starts every held start whose instant has come, earliest first.
+/// Starts every held start whose instant has come, earliest first, and drops them from the front at once (one
+/// move of the rest, however many came due together).
 static void start_due(void) {
     uint64_t expirations;
     while (read(timer_fd, &expirations, sizeof expirations) > 0) {}
     timer_armed_at = 0;  // fired (or about to be set again below)
-    while (dated_count > 0 && dated[0].request.not_before_ns <= realtime_ns()) {
-        struct dated_start due = dated[0];
-        start_run(&due.request, due.payload, due.payload + due.length, due.output_fd);
-        release(0);
+    for (;;) {
+        uint64_t now = realtime_ns();
+        size_t due = 0;
+        while (due < dated_count && dated[due].request.not_before_ns <= now) due++;
+        if (due == 0) break;
+        for (size_t i = 0; i < due; i++) {
+            start_run(&dated[i].request, dated[i].payload, dated[i].payload + dated[i].length, dated[i].output_fd);
+            free(dated[i].payload);
+            close(dated[i].output_fd);
+        }
+        memmove(&dated[0], &dated[due], (dated_count - due) * sizeof *dated);
+        dated_count -= due;
     }
     arm_timer();
 }
@@ -349,7 +358,9 @@ static int serve_request(void) {
     if ((size_t)n >= sizeof request) {
         memcpy(&request, message, sizeof request);
         if (header.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) {
-            if (request.kind == KEIJI_SPAWN_START) reply(KEIJI_SPAWN_FAILED, request.tag, E2BIG, 0, 0);
+            // A descriptor that could not be received (this process is out of them) is no fault of the run's.
+            int refused = header.msg_flags & MSG_CTRUNC ? EMFILE : E2BIG;
+            if (request.kind == KEIJI_SPAWN_START) reply(KEIJI_SPAWN_FAILED, request.tag, refused, 0, 0);
         } else if (request.kind == KEIJI_SPAWN_START && request.not_before_ns > (now = realtime_ns())) {
             int refused = request.not_before_ns - now > KEIJI_SPAWN_MAX_DATED_AHEAD_NS ? ERANGE
                 : output_fd < 0 ? EBADF
@@ -450,8 +461,6 @@ int main(int argc, char **argv) {
     if (devnull_fd < 0) { fprintf(stderr, "keiji-spawn-server: /dev/null: %s\n", strerror(errno)); return 71; }
     timer_fd = timerfd_create(CLOCK_REALTIME, TFD_CLOEXEC | TFD_NONBLOCK);
     if (timer_fd < 0) { fprintf(stderr, "keiji-spawn-server: timerfd: %s\n", strerror(errno)); return 71; }
-    // Dated starts wake within a microsecond of their instant, not the default 50 µs slack (runs get it back).
-    prctl(PR_SET_TIMERSLACK, 1000);
     prctl(PR_SET_PDEATHSIG, SIGTERM);
     if (argc > 1 && getppid() != (pid_t)strtol(argv[1], NULL, 10)) return 0;  // the scheduler died before prctl
 

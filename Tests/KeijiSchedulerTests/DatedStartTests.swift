@@ -15,12 +15,15 @@ struct DatedStartTests {
         let name: TaskName
         let stamps: String
 
-        init(every seconds: Int, leadMilliseconds: Int64) async throws {
+        init(every seconds: Int, leadMilliseconds: Int64, tasks: Int = 1, heldStartsLimit: Int? = nil) async throws {
             harness = try SchedulerHarness()
             stamps = harness.home + "/stamps"
-            try await harness.defineOffline(try harness.commandTask("tick", "echo \"$KEIJI_RUN_ID $(date +%s%N)\" >> '\(stamps)'", every: seconds))
+            for index in 0..<tasks {
+                let raw = index == 0 ? "tick" : "tick-\(index)"
+                try await harness.defineOffline(try harness.commandTask(raw, "echo \"$KEIJI_RUN_ID $(date +%s%N)\" >> '\(stamps)'", every: seconds))
+            }
             name = harness.taskName("tick")
-            engine = harness.engine(firingLeadMilliseconds: leadMilliseconds)
+            engine = harness.engine(firingLeadMilliseconds: leadMilliseconds, heldStartsLimit: heldStartsLimit)
             try await engine.start()
         }
 
@@ -69,7 +72,7 @@ struct DatedStartTests {
         let end = try #require(try held.end(of: start))
         #expect(end.outcome == .stopped && end.message == "the task was disabled before the run began", "\(end)")
         #expect(held.stampLines.isEmpty, "no process began")
-        #expect(held.harness.log(of: "tick").contains("did not begin"))
+        #expect(held.harness.log(of: "tick").contains("withdrawn: the task was disabled before the run began"), "\(held.harness.log(of: "tick"))")
         await held.engine.stop()
     }
 
@@ -83,6 +86,22 @@ struct DatedStartTests {
         await held.engine.stop()
         let end = try #require(try held.end(of: start), "the stop journaled the run's end")
         #expect(end.outcome == .stopped && end.message == "the scheduler stopped before the run began", "\(end)")
+        #expect(held.stampLines.isEmpty, "no process began")
+    }
+
+    /// Past the limit of starts the helper may hold, a run waits for its slot in the scheduler instead; a stop ends
+    /// both unbegun.
+    @Test func runsPastTheHeldStartsLimitWaitInTheScheduler() async throws {
+        let held = try await HeldRun(every: 65, leadMilliseconds: 60_000, tasks: 2, heldStartsLimit: 1)
+        defer { held.harness.remove() }
+        #expect(await held.harness.wait { try held.harness.entries().startedRuns.count == 2 }, "both first slots are taken, a lead ahead")
+        #expect(await held.harness.wait {
+            let (handed, awaiting) = (await held.engine.runsHandedToTheSpawnServer, await held.engine.runsAwaitingSlot)
+            return handed == 1 && awaiting == 1
+        }, "one run with the helper, one awaiting its slot in the scheduler")
+        await held.engine.stop()
+        let ends = try held.harness.entries().finishedRuns
+        #expect(ends.count == 2 && ends.allSatisfy { $0.message == "the scheduler stopped before the run began" }, "\(ends)")
         #expect(held.stampLines.isEmpty, "no process began")
     }
 }

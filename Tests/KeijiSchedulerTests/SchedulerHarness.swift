@@ -39,7 +39,7 @@ final class SchedulerHarness: @unchecked Sendable {
 
     func engine(spawn: Bool = true, clock: any SchedulerClock = WallClock(), journalIO: (any JournalIO)? = nil,
                 firingLeadMilliseconds: Int64? = nil, firingWindowMilliseconds: Int64? = nil, endedRunsInterval: Duration? = nil,
-                recordLateness: Bool = false) -> SchedulerEngine {
+                heldStartsLimit: Int? = nil, recordLateness: Bool = false) -> SchedulerEngine {
         var configuration = SchedulerConfiguration(workspace: workspace, settings: settings)
         configuration.spawnProcesses = spawn
         configuration.recordLateness = recordLateness
@@ -47,6 +47,7 @@ final class SchedulerHarness: @unchecked Sendable {
         if let firingLeadMilliseconds { configuration.firingLeadMilliseconds = firingLeadMilliseconds }
         if let firingWindowMilliseconds { configuration.firingWindowMilliseconds = firingWindowMilliseconds }
         if let endedRunsInterval { configuration.endedRunsInterval = endedRunsInterval }
+        if let heldStartsLimit { configuration.heldStartsLimit = heldStartsLimit }
         if let journalIO { configuration.journalOptions.io = journalIO }
         configuration.shutdownGrace = .seconds(2)
         configuration.viewFlushInterval = .milliseconds(50)

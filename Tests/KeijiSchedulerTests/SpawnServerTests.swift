@@ -205,6 +205,33 @@ final class SpawnServerTests: Sendable {
         }
     }
 
+    /// Through ``RunExecutor``, the run of a dated start its helper held when it was killed goes to the next helper
+    /// and begins at its instant: it cannot have begun before.
+    @Test func aDatedRunWhoseHelperDiesGoesToTheNextHelper() async throws {
+        let server = SpawnServer(helperPath: SpawnServer.installedPath)
+        let definition = TaskDefinition(name: try TaskName("dated"), description: "", action: .command("/bin/date +%s%N"),
+                                        schedule: ScheduleSpec(.every(1, .hours)), policy: RunPolicy(), directory: directory)
+        let executor = RunExecutor(definition: definition, runID: "dated-1", slot: nil, logDescriptor: fd, environment: EnvironmentBlock(),
+                                   errorFile: nil, server: server)
+        // Far enough ahead that the kill below comes before it even on a loaded machine (after it, the run may have
+        // begun, and it ends interrupted instead).
+        let instant = WallClock().nowMilliseconds() + 30_000
+        let beginning = Task { await executor.begin(handle: RunHandle(), notBeforeMilliseconds: instant) }
+        #expect(await Self.eventually { server.serverPID != nil })
+        try await Task.sleep(for: .milliseconds(500))  // the start is with the helper
+        let helper = try #require(server.serverPID)
+        kill(helper, SIGKILL)
+        let outcome = await beginning.value
+        guard case .started(let run) = outcome else {
+            Issue.record("the run must begin with the next helper: \(outcome)")
+            return
+        }
+        #expect(server.serverPID != helper)
+        #expect(await server.exitStatus(of: run) == .exited(0))
+        let stamp = try #require(Int64(output().trimmingCharacters(in: .whitespacesAndNewlines)), "the run printed its start: \(output())")
+        #expect(stamp >= instant * 1_000_000, "began \(Double(instant * 1_000_000 - stamp) / 1e6) ms before its instant")
+    }
+
     @Test func aMissingHelperFailsTheStartWithItsReason() async throws {
         let server = SpawnServer(helperPath: directory + "/no-such-helper")
         do {

@@ -40,6 +40,11 @@ public struct SchedulerConfiguration: Sendable {
     /// was with a 5 ms window and a 25 ms lead. A crash inside the lead leaves a `run.started` of a
     /// run that never began; recovery treats it as interrupted, as it does a crash between the sync and the spawn.
     public var firingLeadMilliseconds: Int64 = 45
+    /// The most dated starts keiji-spawn-server holds at once (``SchedulerEngine/datesStarts``): each keeps its
+    /// run's log descriptor open there until its slot, and a process commonly may have 1,024. 10,000 firings a
+    /// second with the 45 ms lead and the 20 ms window hold about 650; beyond the limit, runs wait for their slots
+    /// in the scheduler, as without dated starts.
+    public var heldStartsLimit = 512
     /// When a firing's lead begins, the timer loop also takes the firings whose leads begin within this many
     /// milliseconds after it, so the firings of 1,000 tasks spread over a second are journaled as one batch (one
     /// sync, one hand-off to the journal's writer and back) every window instead of every millisecond; each run still

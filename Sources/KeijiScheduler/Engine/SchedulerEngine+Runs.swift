@@ -208,7 +208,19 @@ extension SchedulerEngine {
         }
         let now = clock.nowMilliseconds()
         if datesStarts {
-            begin(started, now: now)
+            // Beyond what the helper may hold, runs wait for their slots here.
+            var room = max(0, configuration.heldStartsLimit - heldStarts)
+            var awaiting: [PreparedFirings.StartedRun] = []
+            begin(started.filter { run in
+                guard run.firing.fireAtMs > now else { return true }
+                guard room > 0 else {
+                    awaiting.append(run)
+                    return false
+                }
+                room -= 1
+                return true
+            }, now: now)
+            awaitSlots(awaiting)
         } else {
             begin(started.filter { $0.firing.fireAtMs <= now }, now: now)
             awaitSlots(started.filter { $0.firing.fireAtMs > now })
@@ -252,15 +264,15 @@ extension SchedulerEngine {
             if firing.trigger != .manual, let reason = Self.reasonNotToBegin(state.tasks[firing.task]) {
                 // A command journaled while this batch was synced or its slot awaited (a `--disable`, a `--delete`), or
                 // a failure that put the task in error: the run does not begin, and it ends as stopped.
-                finish(runID: run.runID, name: firing.task, result: .init(outcome: .stopped, status: nil, durationMs: 0, message: reason),
-                       latenessMs: max(0, now - firing.fireAtMs), slot: firing.slot, attempt: firing.attempt,
-                       interruptions: firing.interruptions, definition: run.definition)
+                endStopped(run, message: reason, latenessMs: max(0, now - firing.fireAtMs))
                 continue
             }
-            // A dated start is sampled when the spawn server has made it (``execute(_:)``).
+            // A dated start is sampled when the spawn server has made it (``execute(_:held:)``).
             if configuration.recordLateness, !datesStarts { lateness.start.append(nowMicros - TimeArithmetic.product(firing.fireAtMs, 1000)) }
+            let held = datesStarts && firing.fireAtMs > now
+            if held { heldStarts += 1 }
             runs[run.runID]?.work = Task(priority: .medium) {  // below the timer loop's (see `start`)
-                await self.execute(run)
+                await self.execute(run, held: held)
             }
         }
     }
@@ -386,7 +398,16 @@ extension SchedulerEngine {
         fallbackClaimsServed = false
     }
 
-    private func execute(_ run: PreparedFirings.StartedRun) async {
+    /// A run that was not begun ends as stopped with `message`.
+    private func endStopped(_ run: PreparedFirings.StartedRun, message: String, latenessMs: Int64) {
+        let firing = run.firing
+        finish(runID: run.runID, name: firing.task, result: .init(outcome: .stopped, status: nil, durationMs: 0, message: message),
+               latenessMs: latenessMs, slot: firing.slot, attempt: firing.attempt, interruptions: firing.interruptions, definition: run.definition)
+    }
+
+    /// Runs the attempt: its start (dated at its slot when `held`: counted in ``heldStarts`` until the helper
+    /// answers), then its end.
+    private func execute(_ run: PreparedFirings.StartedRun, held: Bool) async {
         let (runID, definition, firing) = (run.runID, run.definition, run.firing)
         let (name, slot, fireAtMs, attempt, interruptions) = (definition.name, firing.slot, firing.fireAtMs, firing.attempt, firing.interruptions)
         guard configuration.spawnProcesses else {
@@ -399,6 +420,7 @@ extension SchedulerEngine {
         let taskLog = LogFile(task: name, workspace: configuration.workspace, settings: configuration.settings)
         // Rotated only when this is the task's one run: no other writer has the log open.
         guard let fd = try? taskLogs.checkOut(taskLog, task: name, mayRotate: (activeRunCounts[name] ?? 0) <= 1) else {
+            if held { heldStarts -= 1 }
             finish(runID: runID, name: name, result: .init(outcome: .spawnFailed, status: nil, durationMs: 0, message: "cannot open the task log"),
                    latenessMs: max(0, clock.nowMilliseconds() - fireAtMs), slot: slot, attempt: attempt, interruptions: interruptions,
                    definition: definition)
@@ -412,7 +434,9 @@ extension SchedulerEngine {
                                    errorFile: runErrorFiles?.path(for: runID), node: configuration.settings.nodeName)
         let result: RunExecutor.Result
         let latenessMs: Int64
-        switch await executor.begin(handle: run.handle, notBeforeMilliseconds: datesStarts && fireAtMs > now ? fireAtMs : nil) {
+        let beginning = await executor.begin(handle: run.handle, notBeforeMilliseconds: datesStarts && fireAtMs > now ? fireAtMs : nil)
+        if held { heldStarts -= 1 }
+        switch beginning {
         case .started(let process):
             // The spawn server reads the wall clock as it starts the run: a dated run's lateness is its own.
             let startedMicros = datesStarts ? process.startedAtMicroseconds : clock.nowMicroseconds()
@@ -425,14 +449,16 @@ extension SchedulerEngine {
             configuration.metrics?.runStarted(latenessMilliseconds: latenessMs)
             result = failure
         case .notBegun(let why):
-            LogFile.write(fd, "\(ISO8601.string(fromMilliseconds: max(clock.nowMilliseconds(), fireAtMs))) [keiji] run \(runID) did not begin\n")
+            let (reason, message) = switch why {
+            case .stop(let reason): (reason, RunEnd.notBegunMessage(reason))
+            case .task(let message): (message, message)
+            }
+            LogFile.write(fd, "\(ISO8601.string(fromMilliseconds: max(clock.nowMilliseconds(), fireAtMs))) [keiji] run \(runID) withdrawn: \(message)\n")
             taskLogs.checkIn(fd)
-            switch why {
-            case .stop(let reason):
+            if case .stop = why {
                 await endUnbegun([run], because: reason)
-            case .task(let message):
-                finish(runID: runID, name: name, result: .init(outcome: .stopped, status: nil, durationMs: 0, message: message),
-                       latenessMs: 0, slot: slot, attempt: attempt, interruptions: interruptions, definition: definition)
+            } else {
+                endStopped(run, message: message, latenessMs: max(0, clock.nowMilliseconds() - fireAtMs))
             }
             return
         }

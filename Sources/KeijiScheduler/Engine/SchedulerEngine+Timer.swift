@@ -161,7 +161,7 @@ extension SchedulerEngine {
     /// At a stop: the runs awaiting their slots never begin, here or as dated starts in the spawn server (those
     /// end unbegun as the server gives them back; one it is starting at that moment runs, and the stop ends it).
     func endRunsAwaitingSlot() async {
-        for run in runs.values { run.handle.cancelStart(.stop(reason: "the scheduler stopped")) }
+        for run in runs.values { run.handle.cancelStart(.schedulerStopping) }
         let unbegun = startsAwaitingSlot
         startsAwaitingSlot = []
         await endUnbegun(unbegun)

@@ -111,6 +111,8 @@ public actor SchedulerEngine {
     /// each until then), rather than wait in ``startsAwaitingSlot`` for the timer loop: with the wall clock, which the
     /// server reads too, and processes to spawn. Tests that step a clock of their own keep the loop's way.
     let datesStarts: Bool
+    /// Dated starts sent and not answered (at most ``SchedulerConfiguration/heldStartsLimit``).
+    var heldStarts = 0
     /// One `Task` per run in progress.
     var runs: [String: LiveRun] = [:]
     var runIDs = RunIDGenerator()

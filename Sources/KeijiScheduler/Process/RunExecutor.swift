@@ -67,32 +67,56 @@ struct RunExecutor: Sendable {
                                    outputDescriptor: logDescriptor, searchPath: plan.searchPath,
                                    graceMilliseconds: UInt32(clamping: TimeArithmetic.milliseconds(fromSeconds: definition.policy.graceSeconds)),
                                    notBeforeMilliseconds: notBeforeMilliseconds)
-        let tag = server.newTag()
-        if let notBegun = handle.expectStart(tag: tag, server: server) { return .notBegun(notBegun) }
-        defer { handle.startAnswered() }
-        do {
-            let run = try await server.start(request, tag: tag)
-            handle.attach(run, server: server)
-            return .started(run)
-        } catch is SpawnServer.StartCancelled {
-            return .notBegun(handle.notBegun ?? .stop(reason: "the scheduler stopped"))
-        } catch let error as KeijiError where error.code == .unavailable {
-            // The spawn server could not be started or died first: keiji's fault, not the task's (see `.lost`).
-            return .failed(Result(outcome: .interrupted, status: nil, durationMs: 0, message: "not started: \(error)"))
-        } catch {
-            return .failed(Result(outcome: .spawnFailed, status: nil, durationMs: 0, message: "\(error)"))
+        var resent = false
+        while true {
+            let tag = server.newTag()
+            if let notBegun = handle.expectStart(tag: tag, server: server) { return .notBegun(notBegun) }
+            do {
+                let run = try await server.start(request, tag: tag)
+                handle.startAnswered()
+                handle.attach(run, server: server)
+                return .started(run)
+            } catch is SpawnServer.StartCancelled {
+                handle.startAnswered()
+                return .notBegun(handle.notBegun ?? .schedulerStopping)
+            } catch let error as KeijiError where error.code == .unavailable {
+                handle.startAnswered()
+                // The spawn server died (or could not be started) first. A dated start whose instant had not come
+                // cannot have begun: it goes to the next helper (once), or ends unbegun if it was withdrawn meanwhile.
+                if let notBefore = notBeforeMilliseconds, WallClock().nowMilliseconds() < notBefore {
+                    if let notBegun = handle.notBegun { return .notBegun(notBegun) }
+                    if !resent {
+                        resent = true
+                        continue
+                    }
+                }
+                // Keiji's fault, not the task's (see `.lost`).
+                removeErrorFile()
+                return .failed(Result(outcome: .interrupted, status: nil, durationMs: 0, message: "not started: \(error)"))
+            } catch {
+                handle.startAnswered()
+                removeErrorFile()
+                return .failed(Result(outcome: .spawnFailed, status: nil, durationMs: 0, message: "\(error)"))
+            }
         }
     }
 
-    /// Enforces the timeout of a started run and reports how it ended; its duration counts from its start.
+    /// A run that did not start may still have made its error file (a helper that died after the exec).
+    private func removeErrorFile() {
+        if let errorFile { unlink(errorFile) }
+    }
+
+    /// Enforces the timeout of a started run and reports how it ended; its duration and its timeout count from
+    /// the moment the helper started it, not from when this hears of it.
     func wait(for run: SpawnServer.Run, handle: RunHandle) async -> Result {
-        let started = ContinuousClock.now
-        defer { if let errorFile { unlink(errorFile) } }
+        let heard = ContinuousClock.now
+        let sinceStartMs = max(0, WallClock().nowMicroseconds() - run.startedAtMicroseconds) / 1000
+        defer { removeErrorFile() }
         let grace = definition.policy.graceSeconds
         let timeout = definition.policy.timeoutSeconds
         let watchdog = timeout.map { timeout in
             Task {
-                try await Task.sleep(for: .milliseconds(TimeArithmetic.milliseconds(fromSeconds: timeout)))
+                try await Task.sleep(for: .milliseconds(max(0, TimeArithmetic.milliseconds(fromSeconds: timeout) - sinceStartMs)))
                 handle.terminate(reason: .timedOut, grace: grace)
             }
         }
@@ -102,8 +126,8 @@ struct RunExecutor: Sendable {
         handle.detach()
         // The server died: its group is killed, but a process that left the group still carries the run ID.
         if case .lost = status { _ = OrphanReaper.killProcesses(ofRuns: [runID]) }
-        let elapsed = ContinuousClock.now - started
-        let durationMs = elapsed.components.seconds * 1000 + elapsed.components.attoseconds / 1_000_000_000_000_000
+        let elapsed = ContinuousClock.now - heard
+        let durationMs = sinceStartMs + elapsed.components.seconds * 1000 + elapsed.components.attoseconds / 1_000_000_000_000_000
         return Self.result(of: status, terminationReason: handle.terminationReason, timeout: timeout, durationMs: durationMs,
                            errorFile: errorFile)
     }
@@ -156,6 +180,8 @@ final class RunHandle: Sendable {
         case stop(reason: String)
         /// Its task was disabled, deleted or put in error: ended as stopped with this message.
         case task(message: String)
+
+        static let schedulerStopping = NotBegun.stop(reason: "the scheduler stopped")
     }
 
     private struct State {
