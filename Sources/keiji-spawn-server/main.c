@@ -89,15 +89,19 @@ static long long now_ms(void) {
     return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-static uint64_t realtime_ns(void) {
+static uint64_t clock_ns(clockid_t clock) {
     struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
+    clock_gettime(clock, &ts);
     return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
 }
 
-static void reply_at(uint32_t kind, uint64_t tag, int32_t value, pid_t pid, int32_t wait_errno, uint64_t time_ns) {
+static uint64_t realtime_ns(void) { return clock_ns(CLOCK_REALTIME); }
+
+static void reply_at(uint32_t kind, uint64_t tag, int32_t value, pid_t pid, int32_t wait_errno, uint64_t time_ns,
+                     uint64_t monotonic_ns) {
     if (scheduler_gone) return;
-    struct keiji_spawn_reply r = {.kind = kind, .value = value, .tag = tag, .pid = pid, .wait_errno = wait_errno, .time_ns = time_ns};
+    struct keiji_spawn_reply r = {.kind = kind, .value = value, .tag = tag, .pid = pid, .wait_errno = wait_errno,
+                                  .time_ns = time_ns, .monotonic_ns = monotonic_ns};
     while (send(scheduler_socket, &r, sizeof r, MSG_NOSIGNAL) < 0) {
         if (errno == EINTR) continue;
         scheduler_gone = 1;  // EPIPE / ECONNRESET: the next read sees the end of file too
@@ -106,7 +110,7 @@ static void reply_at(uint32_t kind, uint64_t tag, int32_t value, pid_t pid, int3
 }
 
 static void reply(uint32_t kind, uint64_t tag, int32_t value, pid_t pid, int32_t wait_errno) {
-    reply_at(kind, tag, value, pid, wait_errno, 0);
+    reply_at(kind, tag, value, pid, wait_errno, 0, 0);
 }
 
 static struct run *find_run(uint64_t tag) {
@@ -236,7 +240,7 @@ static void start_run(const struct keiji_spawn_request *request, const char *pay
     if (!complete) { reply(KEIJI_SPAWN_FAILED, request->tag, EINVAL, 0, 0); return; }
 
     child_errno = 0;
-    uint64_t started_ns = realtime_ns();
+    uint64_t started_ns = realtime_ns(), started_monotonic_ns = clock_ns(CLOCK_MONOTONIC);
     pid_t pid = vfork();
     if (pid == 0) become_run(program, cwd, argv, envp, (int)request->argc, output_fd, request->flags, path);
     if (pid < 0) { reply(KEIJI_SPAWN_FAILED, request->tag, errno, 0, 0); return; }
@@ -255,7 +259,7 @@ static void start_run(const struct keiji_spawn_request *request, const char *pay
         reply(KEIJI_SPAWN_FAILED, request->tag, ENOMEM, 0, 0);
         return;
     }
-    reply_at(KEIJI_SPAWN_STARTED, request->tag, 0, pid, 0, started_ns);
+    reply_at(KEIJI_SPAWN_STARTED, request->tag, 0, pid, 0, started_ns, started_monotonic_ns);
 }
 
 // MARK: - Dated starts

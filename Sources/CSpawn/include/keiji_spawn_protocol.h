@@ -15,7 +15,8 @@
 //           made (or unknown) is left alone, and its `started` (or `failed`) answer stands.
 // server -> scheduler
 //   ready   (once, first): value = protocol version, pid = the server's pid.
-//   started: pid = the run's pid (= its process group id), time_ns = CLOCK_REALTIME just before its vfork.
+//   started: pid = the run's pid (= its process group id), time_ns and monotonic_ns = CLOCK_REALTIME and
+//            CLOCK_MONOTONIC just before its vfork.
 //   failed:  value = errno of the failed start (exec, chdir, ...); nothing runs.
 //   exited:  pid, value = the raw wait status, or wait_errno if waitpid failed. The group has been killed.
 //   cancelled: the dated start `tag` was dropped before it began (a `cancel`); nothing runs.
@@ -70,8 +71,10 @@ struct keiji_spawn_reply {
     uint64_t tag;
     int32_t pid;
     int32_t wait_errno;
-    /// started: CLOCK_REALTIME (nanoseconds since the epoch) just before the run's vfork.
+    /// started: CLOCK_REALTIME (nanoseconds since the epoch) just before the run's vfork: its lateness.
     uint64_t time_ns;
+    /// started: CLOCK_MONOTONIC at the same moment: where its duration and timeout count from.
+    uint64_t monotonic_ns;
 };
 
 #endif

@@ -110,7 +110,10 @@ struct RunExecutor: Sendable {
     /// the moment the helper started it, not from when this hears of it.
     func wait(for run: SpawnServer.Run, handle: RunHandle) async -> Result {
         let heard = ContinuousClock.now
-        let sinceStartMs = max(0, WallClock().nowMicroseconds() - run.startedAtMicroseconds) / 1000
+        var now = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &now)
+        let monotonicNow = UInt64(now.tv_sec) * 1_000_000_000 + UInt64(now.tv_nsec)
+        let sinceStartMs = Int64(monotonicNow > run.startedAtMonotonicNanoseconds ? (monotonicNow - run.startedAtMonotonicNanoseconds) / 1_000_000 : 0)
         defer { removeErrorFile() }
         let grace = definition.policy.graceSeconds
         let timeout = definition.policy.timeoutSeconds

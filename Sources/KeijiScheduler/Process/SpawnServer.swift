@@ -23,6 +23,8 @@ final class SpawnServer: Sendable {
         let pid: pid_t
         /// When the helper began it (wall clock, microseconds since the epoch).
         var startedAtMicroseconds: Int64 = 0
+        /// The same moment on `CLOCK_MONOTONIC` (nanoseconds), which no clock step moves.
+        var startedAtMonotonicNanoseconds: UInt64 = 0
     }
 
     /// A dated start withdrawn with ``cancel(_:)`` before it began: nothing ran.
@@ -432,7 +434,8 @@ private final class SpawnSupervisor {
         switch reply.kind {
         case UInt32(KEIJI_SPAWN_STARTED.rawValue):
             unanswered[tag] = nil
-            let run = SpawnServer.Run(tag: tag, pid: reply.pid, startedAtMicroseconds: Int64(clamping: reply.time_ns / 1000))
+            let run = SpawnServer.Run(tag: tag, pid: reply.pid, startedAtMicroseconds: Int64(clamping: reply.time_ns / 1000),
+                                      startedAtMonotonicNanoseconds: reply.monotonic_ns)
             let continuation = server.state.withLock { s -> CheckedContinuation<SpawnServer.Run, any Error>? in
                 guard case .starting(let continuation) = s.entries[tag] else { return nil }
                 s.entries[tag] = .running(reply.pid, nil)
