@@ -83,17 +83,13 @@ static size_t vector_capacity;
 /// Written by the vfork child (which shares this memory) when it cannot exec; read once vfork returns.
 static volatile int child_errno;
 
-static long long now_ms(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static uint64_t clock_ns(clockid_t clock) {
     struct timespec ts;
     clock_gettime(clock, &ts);
     return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
 }
+
+static long long now_ms(void) { return (long long)(clock_ns(CLOCK_MONOTONIC) / 1000000); }
 
 static uint64_t realtime_ns(void) { return clock_ns(CLOCK_REALTIME); }
 
@@ -296,10 +292,15 @@ static int hold(const struct keiji_spawn_request *request, const char *payload, 
     return 0;
 }
 
+/// Frees what a held start owns: its payload and its log descriptor.
+static void discard(struct dated_start *start) {
+    free(start->payload);
+    close(start->output_fd);
+}
+
 /// Drops the held start at `index` (a cancel).
 static void release(size_t index) {
-    free(dated[index].payload);
-    close(dated[index].output_fd);
+    discard(&dated[index]);
     memmove(&dated[index], &dated[index + 1], (dated_count - index - 1) * sizeof *dated);
     dated_count--;
 }
@@ -317,8 +318,7 @@ static void start_due(void) {
         if (due == 0) break;
         for (size_t i = 0; i < due; i++) {
             start_run(&dated[i].request, dated[i].payload, dated[i].payload + dated[i].length, dated[i].output_fd);
-            free(dated[i].payload);
-            close(dated[i].output_fd);
+            discard(&dated[i]);
         }
         memmove(&dated[0], &dated[due], (dated_count - due) * sizeof *dated);
         dated_count -= due;

@@ -207,24 +207,13 @@ extension SchedulerEngine {
             return result
         }
         let now = clock.nowMilliseconds()
-        if datesStarts {
-            // Beyond what the helper may hold, runs wait for their slots here.
-            var room = max(0, configuration.heldStartsLimit - heldStarts)
-            var awaiting: [PreparedFirings.StartedRun] = []
-            begin(started.filter { run in
-                guard run.firing.fireAtMs > now else { return true }
-                guard room > 0 else {
-                    awaiting.append(run)
-                    return false
-                }
-                room -= 1
-                return true
-            }, now: now)
-            awaitSlots(awaiting)
-        } else {
-            begin(started.filter { $0.firing.fireAtMs <= now }, now: now)
-            awaitSlots(started.filter { $0.firing.fireAtMs > now })
-        }
+        // Early runs go to the spawn server dated, as many as it may still hold; the rest wait for their slots here.
+        var (due, early) = (started.filter { $0.firing.fireAtMs <= now }, started.filter { $0.firing.fireAtMs > now })
+        let dated = datesStarts ? min(early.count, max(0, configuration.heldStartsLimit - heldStarts)) : 0
+        due += early.prefix(dated)
+        early.removeFirst(dated)
+        begin(due, now: now)
+        awaitSlots(early)
         return result
     }
 
@@ -434,7 +423,7 @@ extension SchedulerEngine {
                                    errorFile: runErrorFiles?.path(for: runID), node: configuration.settings.nodeName)
         let result: RunExecutor.Result
         let latenessMs: Int64
-        let beginning = await executor.begin(handle: run.handle, notBeforeMilliseconds: datesStarts && fireAtMs > now ? fireAtMs : nil)
+        let beginning = await executor.begin(handle: run.handle, notBeforeMilliseconds: held ? fireAtMs : nil)
         if held { heldStarts -= 1 }
         switch beginning {
         case .started(let process):
@@ -449,16 +438,11 @@ extension SchedulerEngine {
             configuration.metrics?.runStarted(latenessMilliseconds: latenessMs)
             result = failure
         case .notBegun(let why):
-            let (reason, message) = switch why {
-            case .stop(let reason): (reason, RunEnd.notBegunMessage(reason))
-            case .task(let message): (message, message)
-            }
-            LogFile.write(fd, "\(ISO8601.string(fromMilliseconds: max(clock.nowMilliseconds(), fireAtMs))) [keiji] run \(runID) withdrawn: \(message)\n")
+            LogFile.write(fd, "\(ISO8601.string(fromMilliseconds: max(clock.nowMilliseconds(), fireAtMs))) [keiji] run \(runID) withdrawn: \(why.message)\n")
             taskLogs.checkIn(fd)
-            if case .stop = why {
-                await endUnbegun([run], because: reason)
-            } else {
-                endStopped(run, message: message, latenessMs: max(0, clock.nowMilliseconds() - fireAtMs))
+            switch why {
+            case .stop(let reason): await endUnbegun([run], because: reason)
+            case .task(let message): endStopped(run, message: message, latenessMs: max(0, clock.nowMilliseconds() - fireAtMs))
             }
             return
         }

@@ -71,16 +71,16 @@ struct RunExecutor: Sendable {
         while true {
             let tag = server.newTag()
             if let notBegun = handle.expectStart(tag: tag, server: server) { return .notBegun(notBegun) }
-            do {
-                let run = try await server.start(request, tag: tag)
-                handle.startAnswered()
+            let answer: Swift.Result<SpawnServer.Run, any Error>
+            do { answer = .success(try await server.start(request, tag: tag)) } catch { answer = .failure(error) }
+            handle.startAnswered()
+            switch answer {
+            case .success(let run):
                 handle.attach(run, server: server)
                 return .started(run)
-            } catch is SpawnServer.StartCancelled {
-                handle.startAnswered()
+            case .failure(is SpawnServer.StartCancelled):
                 return .notBegun(handle.notBegun ?? .schedulerStopping)
-            } catch let error as KeijiError where error.code == .unavailable {
-                handle.startAnswered()
+            case .failure(let error as KeijiError) where error.code == .unavailable:
                 // The spawn server died (or could not be started) first. A dated start whose instant had not come
                 // cannot have begun: it goes to the next helper (once), or ends unbegun if it was withdrawn meanwhile.
                 if let notBefore = notBeforeMilliseconds, WallClock().nowMilliseconds() < notBefore {
@@ -93,8 +93,7 @@ struct RunExecutor: Sendable {
                 // Keiji's fault, not the task's (see `.lost`).
                 removeErrorFile()
                 return .failed(Result(outcome: .interrupted, status: nil, durationMs: 0, message: "not started: \(error)"))
-            } catch {
-                handle.startAnswered()
+            case .failure(let error):
                 removeErrorFile()
                 return .failed(Result(outcome: .spawnFailed, status: nil, durationMs: 0, message: "\(error)"))
             }
@@ -185,6 +184,14 @@ final class RunHandle: Sendable {
         case task(message: String)
 
         static let schedulerStopping = NotBegun.stop(reason: "the scheduler stopped")
+
+        /// What the run's end says.
+        var message: String {
+            switch self {
+            case .stop(let reason): RunEnd.notBegunMessage(reason)
+            case .task(let message): message
+            }
+        }
     }
 
     private struct State {
@@ -192,9 +199,8 @@ final class RunHandle: Sendable {
         var server: SpawnServer?
         var reason: RunOutcome?
         var pendingGrace: Double?
-        /// The start sent to the spawn server and not answered yet.
+        /// The start sent to `server` and not answered yet.
         var startTag: UInt64?
-        var startServer: SpawnServer?
         var notBegun: NotBegun?
     }
 
@@ -214,7 +220,7 @@ final class RunHandle: Sendable {
         state.withLock { s in
             guard s.notBegun == nil else { return s.notBegun }
             s.startTag = tag
-            s.startServer = server
+            s.server = server
             return nil
         }
     }
@@ -227,7 +233,7 @@ final class RunHandle: Sendable {
         let withdraw = state.withLock { s -> (UInt64, SpawnServer)? in
             guard s.run == nil else { return nil }
             if s.notBegun == nil { s.notBegun = why }
-            return s.startTag.flatMap { tag in s.startServer.map { (tag, $0) } }
+            return s.startTag.flatMap { tag in s.server.map { (tag, $0) } }
         }
         if let (tag, server) = withdraw { server.cancel(tag) }
     }

@@ -401,17 +401,21 @@ private final class SpawnSupervisor {
                 unanswered[message.tag] = program
             } else {
                 // This request cannot be sent (too large for the socket, say); the others go on.
-                let continuation = server.state.withLock { s -> CheckedContinuation<SpawnServer.Run, any Error>? in
-                    guard case .starting(let continuation) = s.entries[message.tag] else { return nil }
-                    s.entries[message.tag] = nil
-                    return continuation
-                }
-                continuation?.resume(throwing: KeijiError(.spawn, "cannot start \(program): \(String(cString: strerror(-result)))"))
+                takeStart(message.tag)?.resume(throwing: KeijiError(.spawn, "cannot start \(program): \(String(cString: strerror(-result)))"))
             }
         }
         pending.removeAll(keepingCapacity: true)
         head = 0
         return true
+    }
+
+    /// The waiting caller of start `tag`, whose entry goes (nil if it is not waiting for its start any more).
+    func takeStart(_ tag: UInt64) -> CheckedContinuation<SpawnServer.Run, any Error>? {
+        server.state.withLock { s in
+            guard case .starting(let continuation) = s.entries[tag] else { return nil }
+            s.entries[tag] = nil
+            return continuation
+        }
     }
 
     /// Reads every reply there is. Returns false at the end of file (the helper is gone).
@@ -444,20 +448,10 @@ private final class SpawnSupervisor {
             continuation?.resume(returning: run)
         case UInt32(KEIJI_SPAWN_FAILED.rawValue):
             let program = unanswered.removeValue(forKey: tag) ?? "the run"
-            let continuation = server.state.withLock { s -> CheckedContinuation<SpawnServer.Run, any Error>? in
-                guard case .starting(let continuation) = s.entries[tag] else { return nil }
-                s.entries[tag] = nil
-                return continuation
-            }
-            continuation?.resume(throwing: KeijiError(.spawn, "cannot start \(program): \(String(cString: strerror(reply.value)))"))
+            takeStart(tag)?.resume(throwing: KeijiError(.spawn, "cannot start \(program): \(String(cString: strerror(reply.value)))"))
         case UInt32(KEIJI_SPAWN_CANCELLED.rawValue):
             unanswered[tag] = nil
-            let continuation = server.state.withLock { s -> CheckedContinuation<SpawnServer.Run, any Error>? in
-                guard case .starting(let continuation) = s.entries[tag] else { return nil }
-                s.entries[tag] = nil
-                return continuation
-            }
-            continuation?.resume(throwing: SpawnServer.StartCancelled())
+            takeStart(tag)?.resume(throwing: SpawnServer.StartCancelled())
         case UInt32(KEIJI_SPAWN_EXITED.rawValue):
             let status = reply.wait_errno != 0 ? ExitStatus.waitFailed(reply.wait_errno) : ExitStatus(waitStatus: reply.value)
             let continuation = server.state.withLock { s -> CheckedContinuation<ExitStatus, Never>? in
