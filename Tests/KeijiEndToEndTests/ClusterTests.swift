@@ -15,7 +15,8 @@ import Testing
 /// tasks do not re-run interrupted runs, so those are the one bounded loss, and they are reported), where every
 /// node's journal shows the slot skipped by the overlap policy while a run of the task was going on there (after
 /// a stall, the slots that waited start together), or where a node's journal records it given up by the
-/// catch-up policy (a stall of every node longer than the policy's ten runs).
+/// catch-up policy (a stall of every node longer than the policy's ten runs). A command acknowledged during a
+/// disturbance must reach every node: their own journals end with the same definitions (``expectConverged``).
 /// One test at a time: each runs three schedulers, and six clusters at once (eighteen schedulers and buses on
 /// two cores) slowed the rest of the suite past its own generous limits.
 @Suite(.enabled(if: TestPostgresServer.available, "no PostgreSQL test server: run under scripts/test-postgres (sets KEIJI_TEST_POSTGRES_URL)"),
@@ -83,6 +84,45 @@ struct ClusterTests {
         let r = try await s.keiji("task", "--create", "--name=\(task)", "--desc=probe", "--every", "1s", "--catch-up", catchUp,
                                   "--rerun-interrupted", "\(rerunInterrupted)", "--command", "\(probeCommand(probe))")
         #expect(r.status == 0, "\(r.stdout)\(r.stderr)")
+    }
+
+    /// A task that runs once an hour (no probe line in a test's window): the command a test makes during a fault.
+    func createQuietTask(_ task: String, on s: Session) async throws {
+        let r = try await s.keiji("task", "--create", "--name=\(task)", "--desc=quiet", "--every", "1h", "--command", "true")
+        #expect(r.status == 0, "acknowledged: \(r.stdout)\(r.stderr)")
+    }
+
+    /// Waits until every node's own journal holds `expected` (name → disabled): every acknowledged command reached
+    /// every node, and the nodes agree.
+    func expectConverged(_ cluster: Cluster, on expected: [String: Bool], _ when: String) async {
+        for node in cluster.nodes {
+            let converged = await postgres.eventually(.seconds(30)) { try await definitions(in: node.session) == expected }
+            let found = (try? await definitions(in: node.session)) ?? [:]
+            #expect(converged, "\(node.name) has the cluster's definitions \(when): \(found), not \(expected)")
+        }
+    }
+
+    /// `keiji system --status --json` on node-a, with every node running: each node is alive and has claimed slots
+    /// in the last minute, and each probe task's last run names the node that ran it.
+    func expectStatusNamesWhoRan(_ cluster: Cluster) async throws {
+        let r = try await cluster.nodes[0].session.keiji("system", "--status", "--json")
+        let status = try #require(try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any], "\(r.stdout)\(r.stderr)")
+        let names = Set(cluster.nodes.map(\.name))
+        let nodes = status["nodes"] as? [[String: Any]] ?? []
+        #expect(Set(nodes.compactMap { $0["name"] as? String }) == names, "the status lists the nodes: \(nodes)")
+        for node in nodes {
+            #expect(node["alive"] as? Bool == true && (node["claimsLastMinute"] as? Int ?? 0) > 0, "a running node that claims: \(node)")
+        }
+        let tasks = status["tasks"] as? [[String: Any]] ?? []
+        for task in Self.tasks {
+            let lastNode = tasks.first { $0["name"] as? String == task }?["lastNode"] as? String
+            #expect(lastNode.map(names.contains) == true, "\(task)'s last run names its node: \(tasks)")
+        }
+    }
+
+    /// The probe tasks as every node should have them, enabled, and `more` enabled tasks.
+    func probeTasks(and more: String...) -> [String: Bool] {
+        Dictionary(uniqueKeysWithValues: (Self.tasks + more).map { ($0, false) })
     }
 
     /// Disables the probe tasks on `node`: the only claims are then the test's own task's.
@@ -200,11 +240,13 @@ struct ClusterTests {
         return try? JSONSerialization.jsonObject(with: data) as? [String: Any]
     }
 
-    /// Stops every node, then checks the probe between `from` and `through` (seconds): each task's every slot
-    /// exactly once, a missing one only where a recovery reported an interrupted run, or where a node gave it up by
-    /// the task's catch-up policy (``givenUpByCatchUp(_:)``). Returns the lines.
+    /// Stops every node, then checks the probe between `from` and `through` (seconds): no slot of any task twice,
+    /// and each of `tasks`' every slot once, a missing one only where a recovery reported an interrupted run, or
+    /// where a node gave it up by the task's catch-up policy (``givenUpByCatchUp(_:)``); and `journal verify` on
+    /// every node. Returns the lines.
     @discardableResult
-    func stopAndCheckExactlyOnce(_ cluster: Cluster, from: Int64, through: Int64) async throws -> [(task: String, slot: Int64, node: String)] {
+    func stopAndCheckExactlyOnce(_ cluster: Cluster, from: Int64, through: Int64,
+                                 tasks: [String] = Self.tasks) async throws -> [(task: String, slot: Int64, node: String)] {
         for node in cluster.nodes { #expect(try await node.session.keiji("system", "--stop").status == 0) }
         let lines = probeLines(cluster)
         var seen: [String: [String]] = [:]
@@ -215,7 +257,7 @@ struct ClusterTests {
         let givenUp = try await givenUpByCatchUp(cluster)
         if !givenUp.isEmpty { print("cluster check: \(givenUp.count) slots given up by the catch-up policy after a stall longer than its limit") }
         var missing: [String] = []
-        for task in Self.tasks {
+        for task in tasks {
             for slot in from...through where seen["\(task) \(slot)"] == nil && !interrupted.contains("\(task) \(slot)") && !givenUp.contains("\(task) \(slot)") {
                 missing.append("\(task) \(slot)")
             }
@@ -391,13 +433,16 @@ struct ClusterTests {
             let victim = cluster.nodes[1]
             let pid = try #require(schedulerPID(victim.session))
             kill(pid, SIGKILL)
+            try await createQuietTask("made-while-b-was-dead", on: cluster.nodes[0].session)
             #expect(await waitForRuns(by: nil, more: 9, in: cluster), "the other nodes go on")
             let r = try await victim.session.keiji("system", "--status", "--json")
             #expect(r.stdout.contains("\"node-b\""), "the status lists the nodes: \(r.stdout)")
             try await start(victim.session)
             #expect(await waitForRuns(by: victim.name, more: 2, in: cluster), "the restarted node claims again")
+            await expectConverged(cluster, on: probeTasks(and: "made-while-b-was-dead"), "after node-b's kill -9 and restart")
             let status = try await cluster.nodes[0].session.keiji("system", "--status")
             #expect(status.stdout.contains("CLUSTER NODES") && status.stdout.contains("node-a") && status.stdout.contains("node-c"), "\(status.stdout)")
+            try await expectStatusNamesWhoRan(cluster)
             let through = now() - 2
             let lines = try await stopAndCheckExactlyOnce(cluster, from: from, through: through)
             #expect(Set(lines.map(\.node)) == ["node-a", "node-b", "node-c"])
@@ -955,12 +1000,14 @@ struct ClusterTests {
             let pid = try #require(schedulerPID(paused.session))
             kill(pid, SIGSTOP)
             let pausedAt = now()
+            try await createQuietTask("made-while-c-was-paused", on: cluster.nodes[0].session)
             #expect(await waitForRuns(by: nil, more: 12, in: cluster), "the other nodes go on")
             _ = await postgres.eventually(.seconds(30)) { now() >= pausedAt + 14 }  // past the lease and a heartbeat
             let nodes = try await cluster.nodes[0].session.keiji("system", "--status", "--json")
             #expect(nodes.stdout.contains("\"alive\" : false"), "the paused node is shown lost: \(nodes.stdout)")
             kill(pid, SIGCONT)
             #expect(await waitForRuns(by: paused.name, more: 2, in: cluster), "the resumed node claims again")
+            await expectConverged(cluster, on: probeTasks(and: "made-while-c-was-paused"), "after node-c's pause")
             let through = now() - 2
             let lines = try await stopAndCheckExactlyOnce(cluster, from: from, through: through)
             // The slots the others ran during the stop are theirs: the resumed node does not record them missed.
@@ -1143,10 +1190,7 @@ struct ClusterTests {
             }
             try await createProbeTask("after", on: cluster.nodes[1].session, probe: cluster.probe)
             #expect(await postgres.eventually(.seconds(30)) { probeLines(cluster).contains { $0.task == "after" } }, "a command after the cut runs")
-            for node in cluster.nodes {
-                let converged = await postgres.eventually(.seconds(30)) { try await definitions(in: node.session)["after"] == false }
-                #expect(converged, "\(node.name) learned the task made after the cut")
-            }
+            await expectConverged(cluster, on: probeTasks(and: "after"), "after the cuts")
             try await stopAndCheckExactlyOnce(cluster, from: from, through: now() - 2)
         }
     }
@@ -1184,10 +1228,7 @@ struct ClusterTests {
             #expect(await waitForRuns(by: nil, more: 9, in: cluster), "the cluster goes on after the restart")
             _ = await postgres.eventually(.seconds(20)) { now() >= max(restartedAt + 6, from + 10) }  // a window long enough to judge
             try await createProbeTask("after", on: cluster.nodes[2].session, probe: cluster.probe)
-            for node in cluster.nodes {
-                let converged = await postgres.eventually(.seconds(30)) { try await definitions(in: node.session)["after"] == false }
-                #expect(converged, "\(node.name) learned the task made after the restart")
-            }
+            await expectConverged(cluster, on: probeTasks(and: "after"), "after the restart")
             // The slots of the last 4 s are left out: a catch-up claimed after the outage may still be waiting its turn
             // when its node is stopped (a stop never starts a run), and the window is about the outage.
             try await stopAndCheckExactlyOnce(cluster, from: from, through: now() - 4)
@@ -1201,6 +1242,7 @@ struct ClusterTests {
             let (a, b, c) = (cluster.nodes[0].session, cluster.nodes[1].session, cluster.nodes[2].session)
             try await start(a)
             try await start(b)
+            let from = now() + 1
             #expect(await postgres.eventually(.seconds(30)) { try await definitions(in: b) == ["alpha": false, "gamma": false, "zeta": false] },
                     "node-b learned node-a's tasks")
             // With node-c down: a create on b, a disable on b, a delete on a. `epsilon`'s preferred node is node-c.
@@ -1210,21 +1252,19 @@ struct ClusterTests {
             r = try await a.keiji("task", "--delete", "--name=zeta")
             #expect(r.status == 0, "\(r.stdout)\(r.stderr)")
             try await start(c)
-            let expected = ["alpha": true, "gamma": false, "epsilon": false]
-            for node in cluster.nodes {
-                let converged = await postgres.eventually(.seconds(30)) { try await definitions(in: node.session) == expected }
-                let found = (try? await definitions(in: node.session)) ?? [:]
-                #expect(converged, "\(node.name) has the cluster's definitions: \(found)")
-            }
+            await expectConverged(cluster, on: ["alpha": true, "gamma": false, "epsilon": false], "after node-c's return")
+            // From here every node's journal has alpha disabled and zeta deleted: none fires them again (a slot taken
+            // within the firing lead before may still start, a second after at most).
+            let settled = now()
+            let caughtUp = (recoveryReport(c)?["cluster"] as? [String: Any])?["commandsCaughtUp"] as? Int ?? 0
+            #expect(caughtUp >= 3, "node-c's recovery report counts the commands it caught up (at least the three made while it was down): \(caughtUp)")
             // The task made on node-b while node-c was down runs on node-c, its preferred node, once it is back.
             #expect(await postgres.eventually(.seconds(60)) { probeLines(cluster).contains { $0.task == "epsilon" && $0.node == "node-c" } },
                     "node-c runs epsilon")
-            for node in cluster.nodes {
-                #expect(try await node.session.keiji("system", "--stop").status == 0)
-                let verify = try await node.session.keiji("journal", "verify")
-                #expect(verify.status == 0, "journal verify on \(node.name): \(verify.stdout)\(verify.stderr)")
-            }
-            #expect(!probeLines(cluster).contains { $0.task == "alpha" && $0.slot > now() - 1 }, "alpha stays disabled")
+            _ = await postgres.eventually(.seconds(30)) { now() >= max(settled + 6, from + 7) }  // long enough for a wrong run to show
+            let lines = try await stopAndCheckExactlyOnce(cluster, from: from, through: now() - 2, tasks: ["gamma"])
+            let late = lines.filter { ($0.task == "alpha" || $0.task == "zeta") && $0.slot >= settled + 2 }
+            #expect(late.isEmpty, "the disabled and the deleted task ran after every node had the command: \(late.prefix(10))")
         }
     }
 
