@@ -158,7 +158,8 @@ final class SpawnServerTests: Sendable {
     }
 
     /// A dated start withdrawn while the helper holds it never runs, and its start throws ``SpawnServer/StartCancelled``;
-    /// so does one withdrawn before it was even queued. A start too far ahead is refused.
+    /// so does one its caller withdrew before it was even queued (`unless`: the server keeps nothing for a tag it
+    /// has not seen). A start too far ahead is refused.
     @Test func aWithdrawnDatedStartNeverRuns() async throws {
         let server = SpawnServer(helperPath: SpawnServer.installedPath)
         let marker = directory + "/ran"
@@ -172,7 +173,7 @@ final class SpawnServerTests: Sendable {
 
         let early = server.newTag()
         server.cancel(early)
-        await #expect(throws: SpawnServer.StartCancelled.self) { _ = try await server.start(dated, tag: early) }
+        await #expect(throws: SpawnServer.StartCancelled.self) { _ = try await server.start(dated, tag: early, unless: { true }) }
         #expect(!FileManager.default.fileExists(atPath: marker), "no withdrawn start ran")
 
         dated.notBeforeMilliseconds = WallClock().nowMilliseconds() + 2 * 3_600_000

@@ -72,7 +72,8 @@ struct RunExecutor: Sendable {
             let tag = server.newTag()
             if let notBegun = handle.expectStart(tag: tag, server: server) { return .notBegun(notBegun) }
             let answer: Swift.Result<SpawnServer.Run, any Error>
-            do { answer = .success(try await server.start(request, tag: tag)) } catch { answer = .failure(error) }
+            // A withdrawal between `expectStart` and the start's queueing is seen as it is queued (the server's lock).
+            do { answer = .success(try await server.start(request, tag: tag, unless: { handle.notBegun != nil })) } catch { answer = .failure(error) }
             handle.startAnswered()
             switch answer {
             case .success(let run):

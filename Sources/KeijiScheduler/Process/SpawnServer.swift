@@ -59,8 +59,6 @@ final class SpawnServer: Sendable {
         var entries: [UInt64: Entry] = [:]
         var outbox: [Outgoing] = []
         var nextTag: UInt64 = 1
-        /// Tags cancelled before their start was queued (``cancel(_:)``): that start is not sent.
-        var cancelledUnqueued: Set<UInt64> = []
         var serverPID: pid_t?
         /// Why the last start of the helper failed. While it is set, starts fail at once with it.
         var launchFailure: String?
@@ -95,7 +93,7 @@ final class SpawnServer: Sendable {
         return "\(helperPath ?? "keiji-spawn-server") did not start within \(limit)"
     }
 
-    /// A tag for ``start(_:tag:)``, known before the start is queued so that it can be cancelled meanwhile.
+    /// A tag for ``start(_:tag:unless:)``, known before the start is queued so that it can be cancelled meanwhile.
     func newTag() -> UInt64 {
         state.withLock { s -> UInt64 in
             defer { s.nextTag += 1 }
@@ -104,13 +102,15 @@ final class SpawnServer: Sendable {
     }
 
     /// Starts the run (at `request`'s instant, if dated); returns once it has been exec'd, or throws why it could
-    /// not be (``StartCancelled`` after ``cancel(_:)``).
-    func start(_ request: SpawnRequest, tag: UInt64? = nil) async throws -> Run {
+    /// not be (``StartCancelled`` after ``cancel(_:)``, or when `withdrawn` says so as the start is queued).
+    /// - Parameter withdrawn: asked under the server's lock as the start is queued: a ``cancel(_:)`` that came
+    ///   before then found nothing to cancel, and the caller's own record of it keeps the start from being sent.
+    func start(_ request: SpawnRequest, tag: UInt64? = nil, unless withdrawn: () -> Bool = { false }) async throws -> Run {
         let tag = tag ?? newTag()
         let message = try request.message(tag: tag)
         return try await withCheckedThrowingContinuation { continuation in
             let refusal = state.withLock { s -> (any Error)? in
-                if s.cancelledUnqueued.remove(tag) != nil { return StartCancelled() }
+                if withdrawn() { return StartCancelled() }
                 if s.serverPID == nil, let failure = s.launchFailure {
                     return KeijiError(.unavailable, "cannot start \(request.program): \(failure)")
                 }
@@ -152,20 +152,14 @@ final class SpawnServer: Sendable {
         if queued { notify() }
     }
 
-    /// Withdraws the dated start `tag` if it has not begun: its ``start(_:tag:)`` then throws ``StartCancelled``.
-    /// A start the helper has made already (or is making) stands, and answers as usual.
+    /// Withdraws the dated start `tag` if it has not begun: its ``start(_:tag:unless:)`` then throws
+    /// ``StartCancelled``. A start the helper has made already (or is making) stands, and answers as usual. A start
+    /// not queued yet is the caller's to withhold (`unless`): nothing is kept here for a tag that may never come.
     func cancel(_ tag: UInt64) {
         let queued = state.withLock { s -> Bool in
-            switch s.entries[tag] {
-            case .starting:
-                s.outbox.append(Outgoing(tag: tag, bytes: SpawnRequest.cancelMessage(tag: tag), descriptor: -1, program: nil, isCancel: true))
-                return true
-            case nil:
-                s.cancelledUnqueued.insert(tag)
-                return false
-            case .running, .ended:
-                return false
-            }
+            guard case .starting = s.entries[tag] else { return false }
+            s.outbox.append(Outgoing(tag: tag, bytes: SpawnRequest.cancelMessage(tag: tag), descriptor: -1, program: nil, isCancel: true))
+            return true
         }
         if queued { notify() }
     }
