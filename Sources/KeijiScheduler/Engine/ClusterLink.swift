@@ -236,7 +236,7 @@ actor ClusterLink {
         let kind = markingStopped ? "mark this node stopped" : "mark runs finished"
         for round in 1...Self.leaveAttempts {
             let slots = pendingFinishes.withLock { $0.slots }
-            let sent = attempt(kind, "with \(slots.count) finish marks") {
+            let sent: Void? = attempt(kind, "with \(slots.count) finish marks") {
                 markingStopped ? try opened().leave(finishing: slots) : try opened().finish(slots)
             }
             if sent != nil {
