@@ -1,4 +1,5 @@
 import ArgumentParser
+import KeijiCore
 
 /// `keiji`: the command line for the scheduler, with the seed's commands and flags.
 ///
@@ -12,4 +13,9 @@ struct Keiji: AsyncParsableCommand {
         abstract: "A crash-safe task scheduler: every firing and command is journaled before it takes effect.",
         subcommands: [InitCommand.self, TaskCommand.self, SystemCommand.self, JournalCommand.self]
     )
+
+    /// Runs the command with one PostgreSQL session per database for the whole call (``SharedPostgresSession``).
+    static func main() async {
+        await SharedPostgresSession.$current.withValue(SharedPostgresSession()) { await main(nil) }
+    }
 }

@@ -290,6 +290,31 @@ struct PostgresViewDatabaseTests {
         #expect(try connection.query("SELECT count(*) FROM pg_prepared_statements") == [["\(PostgresConnection.preparedLimit)"]])
     }
 
+    /// Within a shared session (a CLI call's), the view's reader and writer and the cluster's statements use one
+    /// connection, which commits synchronously (the cluster's claims and commands need it); outside it (the
+    /// scheduler), each has its own, and the view's does not wait for the WAL flush.
+    @Test func aSharedSessionIsOneConnectionThatCommitsSynchronously() throws {
+        let (url, drop) = try TestPostgres.makeDatabase()
+        defer { drop() }
+        func synchronousCommit(_ connection: PostgresConnection) throws -> String? {
+            try connection.query("SHOW synchronous_commit").first?.first ?? nil
+        }
+        try SharedPostgresSession.$current.withValue(SharedPostgresSession()) {
+            let writer = try PostgresViewDatabase.openOrReset(url: url, node: "n").0.connection
+            let reader = try #require(try PostgresViewDatabase.openForReading(url: url, node: "n")).connection
+            let cluster = try ClusterDatabase(url: url, node: "n").connection
+            #expect(writer === reader && reader === cluster, "one connection for the whole call")
+            #expect(try synchronousCommit(cluster) == "on")
+            let pids = Set(try [writer, reader, cluster].map { try $0.query("SELECT pg_backend_pid()").first?.first ?? nil })
+            #expect(pids.count == 1, "one server session: \(pids)")
+        }
+        let writer = try PostgresViewDatabase.openOrReset(url: url, node: "n").0.connection
+        let cluster = try ClusterDatabase(url: url, node: "n").connection
+        #expect(writer !== cluster)
+        #expect(try synchronousCommit(writer) == "off")
+        #expect(try synchronousCommit(cluster) == "on")
+    }
+
     /// Errors are one line, name the database as the caller does, and never show the password.
     @Test func connectionErrorsAreOneLineWithoutThePassword() throws {
         let server = try #require(TestPostgres.serverURL.flatMap(URL.init(string:)))

@@ -1,4 +1,5 @@
 import Foundation
+import KeijiCore
 import Testing
 
 #if canImport(Glibc)
@@ -171,6 +172,38 @@ struct PostgresViewTests {
             ($0["outcome"] as? String)?.hasPrefix("missed") == true || $0["result"] as? String == "stopped (never began)"
         }, "\(runs)")
         #expect(try await s.keiji("system", "--stop").status == 0)
+        await drop()
+    }
+
+    /// A `keiji` call opens one session with the database however many of its parts use it: an offline create reads
+    /// the view, publishes the command to the cluster and writes the view (three sessions, three SCRAM exchanges,
+    /// before). Counted by the server (`pg_stat_database.sessions`, flushed as each session ends).
+    @Test func aCallOpensOneSessionWithTheDatabase() async throws {
+        let (url, drop) = try await makeDatabase()
+        let s = try Session()
+        defer { s.cleanUp() }
+        #expect(try await s.keiji("init").status == 0)
+        try setDatabaseURL(url, in: s)
+        #expect(try await s.keiji("task", "--create", "--name=first", "--desc=x", "--command", "true", "--every", "1h").status == 0)
+        // One session of the test's own for every count; its own start is in the count once it is flushed.
+        let watcher = try PostgresConnection(url: try #require(URL(string: url)))
+        try watcher.query("SELECT pg_stat_force_next_flush()")
+        func sessions() throws -> Int {
+            let value = try watcher.query("SELECT sessions FROM pg_stat_database WHERE datname = current_database()").first?.first ?? nil
+            return value.flatMap { Int($0) } ?? -1
+        }
+        var before = try sessions()
+        _ = await eventually(.seconds(10)) {  // the first create's and the watcher's own sessions, flushed as they end
+            try await Task.sleep(for: .seconds(1))
+            let now = try sessions()
+            defer { before = now }
+            return now == before
+        }
+        let r = try await s.keiji("task", "--create", "--name=second", "--desc=x", "--command", "true", "--every", "1h")
+        #expect(r.status == 0 && r.stdout.contains("written offline"), "\(r.stdout)\(r.stderr)")
+        #expect(await eventually(.seconds(30)) { try sessions() > before }, "the call's session was counted")
+        try await Task.sleep(for: .seconds(2))  // any other session of the call's would be counted by now
+        #expect(try sessions() - before == 1, "sessions the call opened")
         await drop()
     }
 

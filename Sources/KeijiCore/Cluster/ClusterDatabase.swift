@@ -53,9 +53,10 @@ public final class ClusterDatabase {
 
     public init(url: URL, node: String) throws {
         // A claim acknowledged by a server that then crashes must not be lost (the slot would run twice), whatever
-        // the server's default: `synchronous_commit=on` for this session (a URL's own `options` still wins).
-        connection = try PostgresConnection(url: url, name: Settings.Database.postgres(url).description,
-                                            options: "-c synchronous_commit=on")
+        // the server's default: `synchronous_commit=on` for this session (a URL's own `options` still wins; a CLI
+        // call's shared session has it too).
+        connection = try PostgresConnection.open(url: url, name: Settings.Database.postgres(url).description,
+                                                 options: "-c synchronous_commit=on")
         self.node = node
         // Only when something is missing: `ALTER TABLE … ADD COLUMN IF NOT EXISTS` and `CREATE INDEX IF NOT EXISTS`
         // lock the table even when there is nothing to do, and every offline CLI command opens a ClusterDatabase,

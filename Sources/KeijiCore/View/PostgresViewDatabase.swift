@@ -80,7 +80,7 @@ public final class PostgresViewDatabase: ViewDatabase {
     /// up from the journal, and a scheduler that keeps running finds the loss in its next transaction. Each
     /// flush waiting for a flush of the server's WAL put that disk's sync beside the journal's on the firing path.
     private static func connect(_ url: URL) throws -> PostgresConnection {
-        try PostgresConnection(url: url, name: Settings.Database.postgres(url).description, options: "-c synchronous_commit=off")
+        try PostgresConnection.open(url: url, name: Settings.Database.postgres(url).description, options: "-c synchronous_commit=off")
     }
 
     private enum SchemaState {
