@@ -135,6 +135,15 @@ struct PostgresViewTests {
         await drop()
     }
 
+    /// The seed's whole walkthrough (``WalkthroughTests/walkthroughWithCommandTasks(databaseURL:)``, steps 1–12 to
+    /// the uninstall) with the view in PostgreSQL; what it left there is the tasks it ended with.
+    @Test func theSeedsWholeWalkthroughOnPostgres() async throws {
+        let (url, drop) = try await makeDatabase()
+        try await WalkthroughTests().walkthroughWithCommandTasks(databaseURL: url)
+        #expect(try await psql(url, #"SELECT "Name", "IsDisabled" FROM task_models ORDER BY "Name" COLLATE "C""#) == "broken|0\nping|0")
+        await drop()
+    }
+
     /// `task --list --json` and `task --runs --json` read the view where DB_URL puts it.
     @Test func listAndRunsReadThePostgresView() async throws {
         let (url, drop) = try await makeDatabase()

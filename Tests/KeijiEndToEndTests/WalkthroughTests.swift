@@ -87,6 +87,12 @@ struct WalkthroughTests {
     }
 
     @Test func theWalkthroughWithCommandTasks() async throws {
+        try await walkthroughWithCommandTasks(databaseURL: "default")
+    }
+
+    /// Steps 1–12 of the seed with command tasks, the view where `databaseURL` puts it (``PostgresViewTests`` runs
+    /// it on PostgreSQL).
+    func walkthroughWithCommandTasks(databaseURL: String) async throws {
         let s = try Session()
         defer { s.cleanUp() }
 
@@ -96,7 +102,7 @@ struct WalkthroughTests {
         #expect(FileManager.default.fileExists(atPath: s.home + "/keiji/settings.conf"))
         let token = try FileManager.default.attributesOfItem(atPath: s.home + "/.keiji/bus.token")
         #expect((token[.posixPermissions] as? Int) == 0o600)
-        try "# mine\nDB_URL=default\nTIME_ZONE=UTC\nROTATE_LOGS=1\nLOG_MAX_SIZE=1MB\n".write(toFile: s.home + "/keiji/settings.conf", atomically: true, encoding: .utf8)
+        try "# mine\nDB_URL=\(databaseURL)\nTIME_ZONE=UTC\nROTATE_LOGS=1\nLOG_MAX_SIZE=1MB\n".write(toFile: s.home + "/keiji/settings.conf", atomically: true, encoding: .utf8)
         r = try await s.keiji("init")
         let settingsText = try String(contentsOfFile: s.home + "/keiji/settings.conf", encoding: .utf8)
         #expect(r.status == 0 && settingsText.hasPrefix("# mine"), "init never overwrites settings")
