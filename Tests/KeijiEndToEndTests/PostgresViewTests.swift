@@ -238,7 +238,9 @@ struct PostgresViewTests {
     }
 
     /// Each way DB_URL can be unusable stops `system --start` before any service starts: exit non-zero, one line
-    /// naming DB_URL, never the password, and nothing created in the database.
+    /// naming DB_URL, never the password, and nothing created in the database. A wrong password, a closed port, a
+    /// server that never answers (refused after libpq's 5 s connect timeout, not hung), a host name that does not
+    /// resolve, a role without rights, a bad parameter and a URL without host or database.
     @Test func anUnusableDatabaseIsRefusedAtStartInOneLine() async throws {
         let server = try server()
         let (url, drop) = try await makeDatabase()
@@ -258,9 +260,19 @@ struct PostgresViewTests {
         var badParameter = database
         badParameter.query = "sslmode=sometimes"
         let secret = try #require(database.password)
+        // A server that never answers (a firewall that drops, a host that hangs): the kernel completes the
+        // connection for the listening socket, nothing reads it, and libpq gives up after its connect_timeout.
+        let silent = try SilentListener()
+        defer { silent.close() }
+        var silentServer = database
+        silentServer.port = Int(silent.port)
+        var unknownHost = database
+        unknownHost.host = "no-such-host.invalid"
         let cases: [(url: String, says: String)] = [
             (wrongPassword.string!, "password authentication failed"),
             (closedPort.string!, "Connection refused"),
+            (silentServer.string!, "timeout expired"),
+            (unknownHost.string!, "could not translate host name"),
             (reader.string!, "permission denied for schema public"),
             (badParameter.string!, "sslmode"),
             ("postgresql://keiji:\(secret)@:5432", "DB_URL must be"),  // no host, no database: refused when read
@@ -271,7 +283,7 @@ struct PostgresViewTests {
         #expect(try await s.keiji("init").status == 0)
         for (bad, says) in cases {
             try setDatabaseURL(bad, in: s)
-            let r = try await s.keiji("system", "--start")
+            let r = try await s.keiji(within: .seconds(90), "system", "--start")  // a hang is killed, and fails below
             let lines = r.stderr.split(separator: "\n")
             #expect(r.status != 0 && lines.count == 1 && r.stderr.hasPrefix("error: ") && r.stderr.contains("DB_URL") && r.stderr.contains(says),
                     "\(bad): \(r.stdout)\(r.stderr)")
@@ -292,4 +304,29 @@ struct PostgresViewTests {
         await drop()
         _ = try? await psql(server.string!, "DROP ROLE IF EXISTS \(role)")
     }
+}
+
+/// A TCP socket on 127.0.0.1 that listens and never accepts or answers: a database server that hangs.
+final class SilentListener {
+    let fd: Int32
+    let port: UInt16
+
+    init() throws {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let bound = withUnsafeMutablePointer(to: &address) { pointer in
+            pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) == 0 && listen(fd, 8) == 0 && getsockname(fd, $0, &length) == 0 }
+        }
+        guard fd >= 0, bound else {
+            if fd >= 0 { _ = Glibc.close(fd) }
+            throw POSIXError(.EADDRNOTAVAIL)
+        }
+        self.fd = fd
+        port = UInt16(bigEndian: address.sin_port)
+    }
+
+    func close() { _ = Glibc.close(fd) }
 }

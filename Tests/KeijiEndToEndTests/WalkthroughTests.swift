@@ -47,6 +47,12 @@ struct WalkthroughTests {
         @discardableResult
         func keiji(_ arguments: String...) async throws -> Result { try await run(arguments) }
 
+        /// `keiji` terminated if it is still running after `limit`: a call that could hang fails its test
+        /// instead of holding the suite.
+        func keiji(within limit: Duration, _ arguments: String...) async throws -> Result {
+            try await offThePool { try self.runBlocking(arguments, killedAfter: limit) }
+        }
+
         /// Runs the CLI on a thread of its own: waiting for a process on the cooperative pool (two threads
         /// on a 2-core machine) starved every other async test in the process, the bus tests' fake
         /// schedulers included, for as long as a `keiji system --start` took under load.
@@ -54,7 +60,7 @@ struct WalkthroughTests {
             try await offThePool { try self.runBlocking(arguments) }
         }
 
-        func runBlocking(_ arguments: [String]) throws -> Result {
+        func runBlocking(_ arguments: [String], killedAfter limit: Duration? = nil) throws -> Result {
             let process = Process()
             process.executableURL = URL(fileURLWithPath: binaries + "/keiji")
             process.arguments = arguments
@@ -65,6 +71,9 @@ struct WalkthroughTests {
             process.standardError = err
             process.standardInput = FileHandle.nullDevice
             try process.run()
+            let killer = DispatchWorkItem { if process.isRunning { process.terminate() } }
+            if let limit { DispatchQueue.global().asyncAfter(deadline: .now() + Double(limit.components.seconds), execute: killer) }
+            defer { killer.cancel() }
             let stdout = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
             let stderr = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
             process.waitUntilExit()
