@@ -21,13 +21,25 @@ struct SchedulerMetricsTests {
                              ("keiji_journal_append_latency_seconds", "histogram"), ("keiji_journal_fsync_duration_seconds", "histogram"),
                              ("keiji_journal_bytes_written_total", "counter"), ("keiji_journal_records_written_total", "counter"),
                              ("keiji_journal_compression_ratio", "gauge"), ("keiji_bus_commands_total", "counter"),
-                             ("keiji_tasks", "gauge"), ("keiji_runs_in_progress", "gauge")] {
+                             ("keiji_tasks", "gauge"), ("keiji_runs_in_progress", "gauge"), ("keiji_database_statements_total", "counter")] {
             #expect(text.contains("# TYPE \(name) \(type)\n"), "\(name) is a \(type)\n\(text)")
             #expect(text.contains("# HELP \(name) "), "\(name) has help text")
         }
         #expect(sample(text, "keiji_run_duration_seconds_bucket{le=\"+Inf\"}") == 0, "an empty histogram still renders\n\(text)")
         #expect(sample(text, "keiji_bus_commands_total{result=\"rejected\"}") == 0)
         #expect(sample(text, "keiji_tasks{state=\"error\"}") == 0)
+    }
+
+    /// A scrape adds the statements the process's connections sent since the one before (other tests' connections
+    /// in this process may add more meanwhile, never fewer).
+    @Test func aScrapeCountsTheDatabaseStatementsSentSinceTheLastOne() {
+        let metrics = SchedulerMetrics()
+        metrics.update(MetricsSnapshot())
+        let first = sample(text(metrics), "keiji_database_statements_total") ?? -1
+        PostgresConnection.statementsInProcess.add(5, ordering: .relaxed)
+        metrics.update(MetricsSnapshot())
+        let second = sample(text(metrics), "keiji_database_statements_total") ?? -1
+        #expect(first >= 0 && second - first >= 5, "\(first) then \(second)")
     }
 
     @Test func runsCountByTaskAndOutcomeAndFillTheHistograms() throws {

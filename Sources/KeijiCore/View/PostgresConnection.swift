@@ -1,5 +1,6 @@
 import CLibPQ
 import Foundation
+import Synchronization
 
 /// One libpq connection to PostgreSQL: enough for the query view (and, later, a cluster's claims), with errors
 /// of one line that name the database and never show its password. Blocking: every call waits for the server,
@@ -14,6 +15,9 @@ public final class PostgresConnection {
     /// Round trips made so far (each ``query(_:_:)`` and ``execute(_:)``; not a statement's one-time preparation):
     /// what batching saves is counted here.
     public private(set) var roundTrips = 0
+    /// The ``roundTrips`` of every connection of this process: the scheduler's `keiji_database_statements_total`,
+    /// what shows a node's claims batched per tick (``counted()``).
+    public static let statementsInProcess = Atomic<Int>(0)
     /// The session's prepared statements, by their text. keiji sends a few dozen statements over and over: parsed,
     /// analysed and planned at every call, that was about a quarter of the server's CPU under a three-node cluster's
     /// claims and flushes. A statement is prepared at its second use, so a short session (a CLI command, which sends
@@ -100,7 +104,7 @@ public final class PostgresConnection {
         lastSQLState = nil
         try reconnectIfBroken()
         let statement = try preparedStatement(sql, parameterCount: parameters.count)
-        roundTrips += 1
+        counted()
         let cValues = parameters.map { $0.map { strdup($0) } ?? nil }
         defer { cValues.forEach { free($0) } }
         let result = cValues.map { UnsafePointer($0) }.withUnsafeBufferPointer { values in
@@ -139,8 +143,14 @@ public final class PostgresConnection {
 
     private func executeOnce(_ sql: String) throws {
         try reconnectIfBroken()
-        roundTrips += 1
+        counted()
         try rows(of: keiji_PQexec(connection, sql), sql: sql)
+    }
+
+    /// One more statement sent, on this connection and in the process.
+    private func counted() {
+        roundTrips += 1
+        Self.statementsInProcess.add(1, ordering: .relaxed)
     }
 
     /// Runs `body` in one transaction: committed if it returns, rolled back if it throws.

@@ -28,6 +28,9 @@ public final class SchedulerMetrics: Sendable {
     let busCommandsRejected: Counter
     let runsInProgress: Gauge
     let tasks: [TaskStateLabel: Gauge]
+    let databaseStatements: Counter
+    /// ``PostgresConnection/statementsInProcess`` as of the last scrape: each scrape adds what was sent since.
+    private let statementsReported = Atomic<Int>(0)
 
     /// Raw record bytes and bytes written since start: the compression ratio is their quotient. Only the journal's
     /// writer thread adds to them; atomics so a scrape could read them too.
@@ -77,6 +80,9 @@ public final class SchedulerMetrics: Sendable {
             tasks[state] = registry.makeGauge(descriptor: tasksByState, labels: [("state", state.rawValue)])
         }
         self.tasks = tasks
+        databaseStatements = registry.makeCounter(
+            descriptor: Self.named("database", "statements", "total",
+                                   "Statements sent to the PostgreSQL database (DB_URL): claims, heartbeats, command polls, view flushes with their BEGIN and COMMIT."))
     }
 
     // MARK: - Runs
@@ -136,10 +142,13 @@ public final class SchedulerMetrics: Sendable {
         (acknowledged ? busCommandsAcknowledged : busCommandsRejected).increment()
     }
 
-    /// Sets the gauges read from the engine's state at scrape time.
+    /// Sets the gauges read from the engine's state at scrape time, and adds the database statements sent since the last scrape.
     public func update(_ snapshot: MetricsSnapshot) {
         for state in TaskStateLabel.allCases { tasks[state]?.set(Double(snapshot.tasks[state] ?? 0)) }
         runsInProgress.set(Double(snapshot.runsInProgress))
+        let sent = PostgresConnection.statementsInProcess.load(ordering: .relaxed)
+        let before = statementsReported.exchange(sent, ordering: .relaxed)
+        if sent > before { databaseStatements.increment(by: Int64(sent - before)) }
     }
 
     /// The text exposition format (version 0.0.4) of every metric.
