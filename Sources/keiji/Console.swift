@@ -32,7 +32,8 @@ struct CLIError: Error, CustomStringConvertible {
     init(_ message: String) { description = message }
 }
 
-/// Runs a command body, turning any error into `error: <reason>` on stderr and exit status 1.
+/// Runs a command body, turning any error into `error: <reason>` on stderr and exit status 1 (thrown as
+/// `ExitCode.failure`, so that `Keiji.main` ends the call's database session before it exits).
 func reportingErrors(_ body: () async throws -> Void) async throws {
     do {
         try await body()
@@ -41,15 +42,16 @@ func reportingErrors(_ body: () async throws -> Void) async throws {
     } catch let error as ExitCode {
         throw error
     } catch let error as KeijiError where error.code == .databaseDamaged {
-        fail(await ViewRepair.message(after: error))
+        throw failure(await ViewRepair.message(after: error))
     } catch let error as KeijiError {
-        fail(error.message)
+        throw failure(error.message)
     } catch {
-        fail("\(error)")
+        throw failure("\(error)")
     }
 }
 
-private func fail(_ message: String) -> Never {
+/// Prints `error: <message>` and returns the exit status 1 to throw.
+private func failure(_ message: String) -> ExitCode {
     FileHandle.standardError.write(Data((Console.paint("error:", 31) + " " + message + "\n").utf8))
-    exit(1)
+    return .failure
 }

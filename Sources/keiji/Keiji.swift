@@ -14,8 +14,23 @@ struct Keiji: AsyncParsableCommand {
         subcommands: [InitCommand.self, TaskCommand.self, SystemCommand.self, JournalCommand.self]
     )
 
-    /// Runs the command with one PostgreSQL session per database for the whole call (``SharedPostgresSession``).
+    /// Runs the command with one PostgreSQL session per database for the whole call (``SharedPostgresSession``),
+    /// closed as the call ends: ArgumentParser's own `main` ends a failed call with `exit`, which no `defer` outlives.
     static func main() async {
-        await SharedPostgresSession.$current.withValue(SharedPostgresSession()) { await main(nil) }
+        let session = SharedPostgresSession()
+        do {
+            try await SharedPostgresSession.$current.withValue(session) {
+                var command = try await asyncParseAsRoot()
+                if var asyncCommand = command as? AsyncParsableCommand {
+                    try await asyncCommand.run()
+                } else {
+                    try command.run()
+                }
+            }
+            session.close()
+        } catch {
+            session.close()
+            exit(withError: error)
+        }
     }
 }

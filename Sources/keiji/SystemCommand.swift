@@ -68,6 +68,7 @@ struct SystemCommand: AsyncParsableCommand {
                 // failed start leaves nothing running and nothing created in it.
                 if services.contains(.scheduler), restart || control.runningPID(.scheduler) == nil {
                     try ViewLocation(settings: settings, workspace: workspace).checkAccess()
+                    SharedPostgresSession.current?.close()  // the services' starts and readiness waits need none
                 }
                 if restart { for service in services.reversed() { _ = control.stop(service) } }
                 var startedNow: [ServiceControl.Service] = []

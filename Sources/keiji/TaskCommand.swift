@@ -164,6 +164,7 @@ struct TaskCommand: AsyncParsableCommand {
         let delivery: CommandSender.Delivery
         let definition: TaskDefinition
         do {
+            SharedPostgresSession.current?.close()  // a `swift build` may take minutes: no database session held meanwhile
             definition = try TaskBuilder(workspace: workspace).build(taskName, description: description, previous: previous,
                                                                      cli: try policyOptions.override()).validated()
             if case .postgres(let url) = settings.database {
@@ -224,6 +225,7 @@ struct TaskCommand: AsyncParsableCommand {
         }
         for line in try log.lastLines(lines) { Console.say(line) }
         guard follow else { return }
+        SharedPostgresSession.current?.close()  // following lasts until Ctrl-C: no database session held meanwhile
         var offset = FileSystem.size(of: log.activePath) ?? 0
         while true {
             try await Task.sleep(for: .milliseconds(300))

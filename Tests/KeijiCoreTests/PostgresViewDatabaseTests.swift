@@ -299,6 +299,11 @@ struct PostgresViewDatabaseTests {
         func synchronousCommit(_ connection: PostgresConnection) throws -> String? {
             try connection.query("SHOW synchronous_commit").first?.first ?? nil
         }
+        // The database's default the other way each time, so that each session's own setting is what shows.
+        func databaseDefault(_ value: String) throws {
+            try PostgresConnection(url: url).execute("ALTER DATABASE \"\(url.lastPathComponent)\" SET synchronous_commit = \(value)")
+        }
+        try databaseDefault("off")
         try SharedPostgresSession.$current.withValue(SharedPostgresSession()) {
             let writer = try PostgresViewDatabase.openOrReset(url: url, node: "n").0.connection
             let reader = try #require(try PostgresViewDatabase.openForReading(url: url, node: "n")).connection
@@ -308,6 +313,7 @@ struct PostgresViewDatabaseTests {
             let pids = Set(try [writer, reader, cluster].map { try $0.query("SELECT pg_backend_pid()").first?.first ?? nil })
             #expect(pids.count == 1, "one server session: \(pids)")
         }
+        try databaseDefault("on")
         let writer = try PostgresViewDatabase.openOrReset(url: url, node: "n").0.connection
         let cluster = try ClusterDatabase(url: url, node: "n").connection
         #expect(writer !== cluster)

@@ -186,7 +186,8 @@ struct PostgresViewTests {
 
     /// A `keiji` call opens one session with the database however many of its parts use it: an offline create reads
     /// the view, publishes the command to the cluster and writes the view (three sessions, three SCRAM exchanges,
-    /// before). Counted by the server (`pg_stat_database.sessions`, flushed as each session ends).
+    /// before). And it ends it cleanly, also when the call fails (none abandoned: the client gone without saying
+    /// so). Counted by the server (`pg_stat_database.sessions`, `sessions_abandoned`, flushed as each session ends).
     @Test func aCallOpensOneSessionWithTheDatabase() async throws {
         let (url, drop) = try await makeDatabase()
         let s = try Session()
@@ -213,6 +214,11 @@ struct PostgresViewTests {
         #expect(await eventually(.seconds(30)) { try sessions() > before }, "the call's session was counted")
         try await Task.sleep(for: .seconds(2))  // any other session of the call's would be counted by now
         #expect(try sessions() - before == 1, "sessions the call opened")
+        let refused = try await s.keiji("task", "--create", "--name=second", "--desc=x", "--command", "true", "--every", "1h")
+        #expect(refused.status != 0 && refused.stderr.contains("second"), "a second task of that name is refused: \(refused.stderr)")
+        #expect(await eventually(.seconds(30)) { try sessions() > before + 1 }, "the failed call's session was counted")
+        let abandoned = try watcher.query("SELECT sessions_abandoned FROM pg_stat_database WHERE datname = current_database()")
+        #expect(abandoned.first?.first == "0", "sessions the calls left without ending them: \(abandoned)")
         await drop()
     }
 

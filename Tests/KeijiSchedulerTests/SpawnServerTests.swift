@@ -158,8 +158,9 @@ final class SpawnServerTests: Sendable {
     }
 
     /// A dated start withdrawn while the helper holds it never runs, and its start throws ``SpawnServer/StartCancelled``;
-    /// so does one its caller withdrew before it was even queued (`unless`: the server keeps nothing for a tag it
-    /// has not seen). A start too far ahead is refused.
+    /// so does one withdrawn (``RunHandle/cancelStart(_:)``) after its tag was noted and before it was queued: the
+    /// server's cancel finds nothing then and keeps nothing, and the handle's record withholds the start as it is
+    /// queued (`unless`), the order ``RunExecutor`` follows. A start too far ahead is refused.
     @Test func aWithdrawnDatedStartNeverRuns() async throws {
         let server = SpawnServer(helperPath: SpawnServer.installedPath)
         let marker = directory + "/ran"
@@ -171,9 +172,12 @@ final class SpawnServerTests: Sendable {
         server.cancel(held)
         await #expect(throws: SpawnServer.StartCancelled.self) { _ = try await start.value }
 
-        let early = server.newTag()
-        server.cancel(early)
-        await #expect(throws: SpawnServer.StartCancelled.self) { _ = try await server.start(dated, tag: early, unless: { true }) }
+        let early = server.newTag(), handle = RunHandle()
+        #expect(handle.expectStart(tag: early, server: server) == nil)
+        handle.cancelStart(.task(message: "the task was disabled before the run began"))
+        await #expect(throws: SpawnServer.StartCancelled.self) {
+            _ = try await server.start(dated, tag: early, unless: { handle.notBegun != nil })
+        }
         #expect(!FileManager.default.fileExists(atPath: marker), "no withdrawn start ran")
 
         dated.notBeforeMilliseconds = WallClock().nowMilliseconds() + 2 * 3_600_000

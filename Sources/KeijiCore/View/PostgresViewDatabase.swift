@@ -79,6 +79,7 @@ public final class PostgresViewDatabase: ViewDatabase {
     /// whole transactions, the newest ones, and their `applied_lsn` with them, so the next start catches the rows
     /// up from the journal, and a scheduler that keeps running finds the loss in its next transaction. Each
     /// flush waiting for a flush of the server's WAL put that disk's sync beside the journal's on the firing path.
+    /// (A CLI call's shared session commits synchronously: ``SharedPostgresSession``.)
     private static func connect(_ url: URL) throws -> PostgresConnection {
         try PostgresConnection.open(url: url, name: Settings.Database.postgres(url).description, options: "-c synchronous_commit=off")
     }

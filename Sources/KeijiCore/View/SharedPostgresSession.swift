@@ -8,7 +8,9 @@ import Foundation
 ///
 /// The session commits synchronously (`synchronous_commit=on`): the cluster's statements need it, and the view's
 /// writes, which the scheduler makes without waiting for the server's WAL flush, wait for it in a single call
-/// without anyone noticing. The CLI uses its connections from one task at a time, as ``PostgresConnection`` needs.
+/// without anyone noticing. The CLI uses its connections from one task at a time, as ``PostgresConnection`` needs,
+/// closes them as the call ends (also when it fails), and before a long wait (``close()``): a `--logs --follow` or
+/// a `swift build` does not hold a backend of the server idle.
 public final class SharedPostgresSession: @unchecked Sendable {
     /// The process's session, if it shares one; the scheduler does not (each of its threads has its own).
     @TaskLocal public static var current: SharedPostgresSession?
@@ -20,7 +22,12 @@ public final class SharedPostgresSession: @unchecked Sendable {
 
     public init() {}
 
-    /// The open connection to `url`, or a new one kept for the rest of the process.
+    /// Closes the open connections (each ends its session cleanly); a later use opens a new one.
+    public func close() {
+        lock.withLock { connections.removeAll() }
+    }
+
+    /// The open connection to `url`, or a new one kept until ``close()``.
     func connection(to url: URL, name: String) throws -> PostgresConnection {
         try lock.withLock {
             if let open = connections[url] { return open }

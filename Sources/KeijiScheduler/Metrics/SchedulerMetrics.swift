@@ -82,7 +82,7 @@ public final class SchedulerMetrics: Sendable {
         self.tasks = tasks
         databaseStatements = registry.makeCounter(
             descriptor: Self.named("database", "statements", "total",
-                                   "Statements sent to the PostgreSQL database (DB_URL): claims, heartbeats, command polls, view flushes with their BEGIN and COMMIT."))
+                                   "Statements sent to the PostgreSQL database (DB_URL), as round trips: claims, heartbeats, command polls, view flushes with their BEGIN and COMMIT."))
     }
 
     // MARK: - Runs
@@ -146,9 +146,17 @@ public final class SchedulerMetrics: Sendable {
     public func update(_ snapshot: MetricsSnapshot) {
         for state in TaskStateLabel.allCases { tasks[state]?.set(Double(snapshot.tasks[state] ?? 0)) }
         runsInProgress.set(Double(snapshot.runsInProgress))
+        // Moved forward only, by the scrape that moves it: two scrapes at once count each statement once.
         let sent = PostgresConnection.statementsInProcess.load(ordering: .relaxed)
-        let before = statementsReported.exchange(sent, ordering: .relaxed)
-        if sent > before { databaseStatements.increment(by: Int64(sent - before)) }
+        var reported = statementsReported.load(ordering: .relaxed)
+        while sent > reported {
+            let (moved, current) = statementsReported.compareExchange(expected: reported, desired: sent, ordering: .relaxed)
+            if moved {
+                databaseStatements.increment(by: Int64(sent - reported))
+                break
+            }
+            reported = current
+        }
     }
 
     /// The text exposition format (version 0.0.4) of every metric.
