@@ -9,7 +9,7 @@ import Testing
 
 /// Three real schedulers (separate HOMEs, `NODE_NAME` node-a/b/c) on one real PostgreSQL database: a cluster.
 /// The tasks are created on node-a only and reach the others through the database; each runs every 1 s and
-/// appends `task slot node` to one probe file: the probe is the witness. After each disturbance (kill -9 of a
+/// appends `task slot node time` to one probe file: the probe is the witness. After each disturbance (kill -9 of a
 /// node, SIGSTOP of a node or of all of them), every slot due while the cluster ran must appear exactly once:
 /// never twice, and missing only where a node's recovery report says a run of that slot was interrupted (the
 /// tasks do not re-run interrupted runs, so those are the one bounded loss, and they are reported), where every
@@ -76,8 +76,9 @@ struct ClusterTests {
         await cluster.cleanUp()
     }
 
-    /// A command appending "task slot node" to `probe`: what every probe task's run does first.
-    func probeCommand(_ probe: String) -> String { "echo \"$KEIJI_TASK_NAME $KEIJI_SLOT $KEIJI_NODE\" >> \(probe)" }
+    /// A command appending "task slot node time" to `probe` (the time in seconds since the epoch, as the run began):
+    /// what every probe task's run does first.
+    func probeCommand(_ probe: String) -> String { "echo \"$KEIJI_TASK_NAME $KEIJI_SLOT $KEIJI_NODE $(date +%s.%N)\" >> \(probe)" }
 
     /// A command task run every second whose runs append "task slot node" to `probe`.
     func createProbeTask(_ task: String, on s: Session, probe: String, catchUp: String = "all", rerunInterrupted: Bool = false) async throws {
@@ -208,8 +209,31 @@ struct ClusterTests {
         let format = ISO8601DateFormatter()
         return text.split(separator: "\n").compactMap { line in
             let parts = line.split(separator: " ")
-            guard parts.count == 3, let date = format.date(from: String(parts[1])) else { return nil }
+            guard parts.count == 4, let date = format.date(from: String(parts[1])) else { return nil }
             return (String(parts[0]), Int64(date.timeIntervalSince1970), String(parts[2]))
+        }
+    }
+
+    /// Probe lines written before their slot's moment (by more than a millisecond, for the wall clock's own
+    /// adjustments): a run must never begin before it, on any node, however early its firing was decided. A task
+    /// run every N seconds fires at its slot plus the milliseconds its definition was saved (or enabled, resolved)
+    /// past a whole second, its phase, read from node-a's journal; a task without one there is not judged.
+    func beganBeforeTheirMoments(_ cluster: Cluster) async throws -> [String] {
+        var phases: [String: Double] = [:]
+        for line in try await cluster.nodes[0].session.keiji("journal", "dump", "--json").stdout.split(separator: "\n") {
+            guard let object = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any],
+                  let record = object["record"] as? [String: Any], let at = record["at"] as? Int,
+                  ["task.saved", "task.enabled", "task.resolved"].contains(record["type"] as? String ?? ""),
+                  let task = (record["definition"] as? [String: Any])?["name"] as? String ?? record["task"] as? String else { continue }
+            phases[task] = Double(at % 1000) / 1000
+        }
+        let text = (try? String(contentsOfFile: cluster.probe, encoding: .utf8)) ?? ""
+        let format = ISO8601DateFormatter()
+        return text.split(separator: "\n").compactMap { line in
+            let parts = line.split(separator: " ")
+            guard parts.count == 4, let phase = phases[String(parts[0])], let slot = format.date(from: String(parts[1])),
+                  let at = Double(parts[3]), at < slot.timeIntervalSince1970 + phase - 0.001 else { return nil }
+            return "\(line) (its moment \(slot.timeIntervalSince1970 + phase))"
         }
     }
 
@@ -241,7 +265,7 @@ struct ClusterTests {
     }
 
     /// Stops every node, then checks the probe between `from` and `through` (seconds): no slot of any task twice,
-    /// and each of `tasks`' every slot once, a missing one only where a recovery reported an interrupted run, or
+    /// no run begun before its slot's moment, and each of `tasks`' every slot once, a missing one only where a recovery reported an interrupted run, or
     /// where a node gave it up by the task's catch-up policy (``givenUpByCatchUp(_:)``); and `journal verify` on
     /// every node. Returns the lines.
     @discardableResult
@@ -273,6 +297,8 @@ struct ClusterTests {
         }
         #expect(twice.isEmpty, "slots run more than once: \(twice.sorted { $0.key < $1.key }.prefix(20)); \(story)")
         #expect(missing.isEmpty, "slots due while the cluster ran that no node ran: \(missing.prefix(20)); interrupted: \(interrupted); \(story)")
+        let early = try await beganBeforeTheirMoments(cluster)
+        #expect(early.isEmpty, "runs that began before their slot's moment: \(early.prefix(10))")
         for node in cluster.nodes {
             let r = try await node.session.keiji("journal", "verify")
             #expect(r.status == 0, "journal verify on \(node.name): \(r.stdout)\(r.stderr)")
