@@ -95,11 +95,11 @@ struct ClusterTests {
 
     /// Waits until every node's own journal holds `expected` (name → disabled): every acknowledged command reached
     /// every node, and the nodes agree.
-    func expectConverged(_ cluster: Cluster, on expected: [String: Bool], _ when: String) async {
+    func expectConverged(_ cluster: Cluster, on expected: [String: Bool], _ when: String, also detail: () -> String = { "" }) async {
         for node in cluster.nodes {
             let converged = await postgres.eventually(.seconds(30)) { try await definitions(in: node.session) == expected }
             let found = (try? await definitions(in: node.session)) ?? [:]
-            #expect(converged, "\(node.name) has the cluster's definitions \(when): \(found), not \(expected)")
+            #expect(converged, "\(node.name) has the cluster's definitions \(when): \(found), not \(expected)\(detail())")
         }
     }
 
@@ -205,12 +205,17 @@ struct ClusterTests {
     }
 
     func probeLines(in file: String) -> [(task: String, slot: Int64, node: String)] {
+        probeRuns(in: file).map { ($0.task, $0.slot, $0.node) }
+    }
+
+    /// Every probe line with when its run began (seconds since the epoch).
+    func probeRuns(in file: String) -> [(task: String, slot: Int64, node: String, began: Double)] {
         let text = (try? String(contentsOfFile: file, encoding: .utf8)) ?? ""
         let format = ISO8601DateFormatter()
         return text.split(separator: "\n").compactMap { line in
             let parts = line.split(separator: " ")
-            guard parts.count == 4, let date = format.date(from: String(parts[1])) else { return nil }
-            return (String(parts[0]), Int64(date.timeIntervalSince1970), String(parts[2]))
+            guard parts.count == 4, let date = format.date(from: String(parts[1])), let began = Double(parts[3]) else { return nil }
+            return (String(parts[0]), Int64(date.timeIntervalSince1970), String(parts[2]), began)
         }
     }
 
@@ -227,13 +232,9 @@ struct ClusterTests {
                   let task = (record["definition"] as? [String: Any])?["name"] as? String ?? record["task"] as? String else { continue }
             phases[task] = Double(at % 1000) / 1000
         }
-        let text = (try? String(contentsOfFile: cluster.probe, encoding: .utf8)) ?? ""
-        let format = ISO8601DateFormatter()
-        return text.split(separator: "\n").compactMap { line in
-            let parts = line.split(separator: " ")
-            guard parts.count == 4, let phase = phases[String(parts[0])], let slot = format.date(from: String(parts[1])),
-                  let at = Double(parts[3]), at < slot.timeIntervalSince1970 + phase - 0.001 else { return nil }
-            return "\(line) (its moment \(slot.timeIntervalSince1970 + phase))"
+        return probeRuns(in: cluster.probe).compactMap { run in
+            guard let phase = phases[run.task], run.began < Double(run.slot) + phase - 0.001 else { return nil }
+            return "\(run.task) slot \(run.slot) on \(run.node) began at \(run.began), its moment \(Double(run.slot) + phase)"
         }
     }
 
@@ -1307,12 +1308,10 @@ struct ClusterTests {
             try postgres.setDatabaseURL(cluster.url, in: c)
             try await start(a)
             try await start(c)
-            let expected = ["alpha": false, "gamma": false, "zeta": false, "local": false, "quiet": true]
-            for node in [a, c] {
-                let converged = await postgres.eventually(.seconds(30)) { try await definitions(in: node) == expected }
-                let found = (try? await definitions(in: node)) ?? [:]
-                #expect(converged, "every node has the joined node's tasks: \(found); \(schedulerLog(c))")
-            }
+            var running = cluster
+            running.nodes.remove(at: 1)  // node-b never starts
+            await expectConverged(running, on: probeTasks(and: "local").merging(["quiet": true]) { $1 }, "with the joined node's tasks",
+                                  also: { "; node-c's log: \(schedulerLog(c))" })
             #expect(await postgres.eventually(.seconds(60)) { probeLines(cluster).contains { $0.task == "local" && $0.node == "node-a" } },
                     "node-a runs the task made on node-c before it joined")
             // Its slots from before node-a had it follow its catch-up policy, and node-a's log says why they passed: it
@@ -1323,8 +1322,6 @@ struct ClusterTests {
                     || log.contains("had run there before this node had the change"), "\(log)")
             let from = now() + 1
             _ = await postgres.eventually(.seconds(20)) { now() >= from + 8 }
-            var running = cluster
-            running.nodes.remove(at: 1)  // node-b never started
             let through = now() - 2
             let lines = try await stopAndCheckExactlyOnce(running, from: from, through: through)
             #expect(!lines.contains { $0.task == "quiet" }, "the disabled task stays disabled")

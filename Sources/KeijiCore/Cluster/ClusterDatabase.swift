@@ -51,12 +51,13 @@ public final class ClusterDatabase {
     /// A node whose heartbeat is older than this is shown as lost, and its name may be taken by another process.
     public static let heartbeatTimeoutSeconds = 10
 
+    /// A claim acknowledged by a server that then crashes must not be lost (the slot would run twice), whatever
+    /// the server's default: `synchronous_commit=on` for the session (a URL's own `options` still wins). A CLI
+    /// call's shared session, which the cluster's statements use too, has the same.
+    static let sessionOptions = "-c synchronous_commit=on"
+
     public init(url: URL, node: String) throws {
-        // A claim acknowledged by a server that then crashes must not be lost (the slot would run twice), whatever
-        // the server's default: `synchronous_commit=on` for this session (a URL's own `options` still wins; a CLI
-        // call's shared session has it too).
-        connection = try PostgresConnection.open(url: url, name: Settings.Database.postgres(url).description,
-                                                 options: "-c synchronous_commit=on")
+        connection = try PostgresConnection.open(url: url, name: Settings.Database.postgres(url).description, options: Self.sessionOptions)
         self.node = node
         // Only when something is missing: `ALTER TABLE … ADD COLUMN IF NOT EXISTS` and `CREATE INDEX IF NOT EXISTS`
         // lock the table even when there is nothing to do, and every offline CLI command opens a ClusterDatabase,

@@ -15,7 +15,7 @@ public final class SharedPostgresSession: @unchecked Sendable {
     /// The process's session, if it shares one; the scheduler does not (each of its threads has its own).
     @TaskLocal public static var current: SharedPostgresSession?
 
-    static let options = "-c synchronous_commit=on"
+    static let options = ClusterDatabase.sessionOptions
 
     private let lock = NSLock()
     private var connections: [URL: PostgresConnection] = [:]
