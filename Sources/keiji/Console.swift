@@ -23,6 +23,9 @@ enum Console {
 
     static func progress(_ line: String) { FileHandle.standardError.write(Data((paint(line, 33) + "\n").utf8)) }
 
+    /// `error: <message>` on stderr, the one line every failure prints.
+    static func error(_ message: String) { FileHandle.standardError.write(Data((paint("error:", 31) + " " + message + "\n").utf8)) }
+
     static func paint(_ text: String, _ code: Int) -> String { colours ? "\u{1B}[\(code)m\(text)\u{1B}[0m" : text }
 }
 
@@ -52,6 +55,6 @@ func reportingErrors(_ body: () async throws -> Void) async throws {
 
 /// Prints `error: <message>` and returns the exit status 1 to throw.
 private func failure(_ message: String) -> ExitCode {
-    FileHandle.standardError.write(Data((Console.paint("error:", 31) + " " + message + "\n").utf8))
+    Console.error(message)
     return .failure
 }

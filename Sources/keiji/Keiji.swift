@@ -3,7 +3,8 @@ import KeijiCore
 
 /// `keiji`: the command line for the scheduler, with the seed's commands and flags.
 ///
-/// Every failure prints one line, `error: <reason>`, on stderr and exits non-zero (the original exited 0).
+/// Every failure prints one line, `error: <reason>`, on stderr and exits non-zero (the original exited 0): 1 for a
+/// command that failed, 64 (`EX_USAGE`) for a command line ArgumentParser refused before anything ran.
 /// Each command is a fresh process, so a release build links the Swift runtime and Foundation statically
 /// (`Package.swift`; figures from `scripts/bench-cli` in docs/benchmarks.md).
 @main
@@ -30,7 +31,21 @@ struct Keiji: AsyncParsableCommand {
             session.close()
         } catch {
             session.close()
-            exit(withError: error)
+            exit(after: error)
         }
+    }
+
+    /// Ends the call after `error`. ArgumentParser's own refusal of a command line (an unknown flag, a value not
+    /// of the flag's kind) is its message, the usage and a hint over several lines; keiji's is one line like every
+    /// other failure, with the hint, and exit status 64 as ArgumentParser's. `--help`, `--version` and a failure
+    /// already reported (``reportingErrors(_:)``) end as ArgumentParser ends them.
+    private static func exit(after error: any Error) -> Never {
+        let code = exitCode(for: error)
+        let text = message(for: error).split(separator: "\n").first.map(String.init) ?? ""
+        guard code != .success, !text.isEmpty else { exit(withError: error) }
+        let help = fullMessage(for: error).split(separator: "\n")
+            .compactMap { line in line.firstRange(of: "See '").map { String(line[$0.upperBound...].prefix(while: { $0 != "'" })) } }.first
+        Console.error(text + (help.map { " (see '\($0)')" } ?? ""))
+        exit(withError: code)
     }
 }

@@ -271,6 +271,19 @@ struct WalkthroughTests {
             #expect(result.status != 0, "\(arguments) must fail")
             #expect(result.stderr.hasPrefix("error: ") && result.stderr.split(separator: "\n").count == 1, "\(arguments): \(result.stderr)")
         }
+        // Command lines ArgumentParser refuses before anything runs: one line as well, with where to look, status 64.
+        let refused: [(arguments: [String], help: String)] = [
+            (["task", "--bogus"], "keiji task --help"),
+            (["task", "--create", "--name=ok", "--desc=x", "--command", "true", "--every", "1s", "--overlap", "maybe"], "keiji task --help"),
+            (["task", "--create", "--name=ok", "--desc=x", "--command", "true", "--every", "1s", "--retries", "abc"], "keiji task --help"),
+            (["nosuch"], "keiji --help"),
+        ]
+        for (arguments, help) in refused {
+            let result = try await s.run(arguments)
+            #expect(result.status == 64, "\(arguments): \(result.status)")
+            #expect(result.stderr.hasPrefix("error: ") && result.stderr.split(separator: "\n").count == 1
+                    && result.stderr.contains("(see '\(help)')"), "\(arguments): \(result.stderr)")
+        }
         try "TIME_ZONE=Mars/Olympus\n".write(toFile: s.home + "/keiji/settings.conf", atomically: true, encoding: .utf8)
         let bad = try await s.run(["task", "--get"])
         #expect(bad.status != 0 && bad.stderr.contains("TIME_ZONE") && bad.stderr.contains("settings.conf"))
