@@ -52,6 +52,7 @@ struct TaskCommand: AsyncParsableCommand {
             }
             try CountOption.lines.check(lines)
             try CountOption.runLimit.check(limit)
+            try await ViewRepair.restoreIfMissing(workspace: workspace, settings: settings)
             if get { return try printTasks(workspace: workspace, settings: settings) }
             if list { return try printTimers(workspace: workspace, settings: settings) }
             guard let raw = name else { throw CLIError("--name is required") }

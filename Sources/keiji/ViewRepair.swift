@@ -1,4 +1,5 @@
 import KeijiCore
+import KeijiJournal
 
 /// What the CLI says when a read of the query view meets a damaged file (SQLite's `SQLITE_CORRUPT` or `SQLITE_NOTADB`).
 /// With no scheduler running, the view is rebuilt from the journal at once, as a scheduler's start would; with one
@@ -16,6 +17,24 @@ enum ViewRepair {
             return "\(damage.message); the query view is damaged: restart the scheduler to rebuild it from the journal (keiji system --stop, then keiji system --start)"
         } catch {
             return "\(damage.message); the query view is damaged and could not be rebuilt: \(error)"
+        }
+    }
+
+    /// Rebuilds a SQLite view that is missing while the journal holds segments (a journal restored alone, a deleted
+    /// `keiji.db`) before a task command reads it, as a scheduler's start would: read as it was, it said "no tasks"
+    /// of tasks the journal has, and `--create` saved over one of them without `--force`. With a scheduler running,
+    /// its restart rebuilds it (it writes to the file it opened, which is gone). A view in PostgreSQL is shared by the
+    /// cluster's nodes and is left to their schedulers.
+    static func restoreIfMissing(workspace: Workspace, settings: Settings) async throws {
+        guard case .sqlite(let path, _) = ViewLocation(settings: settings, workspace: workspace), !FileSystem.exists(path),
+              FileSystem.exists(workspace.journalDirectory),
+              try !JournalDirectory(path: workspace.journalDirectory).segments().isEmpty else { return }
+        do {
+            _ = try await OfflineCommands.rebuildView(workspace: workspace, settings: settings)
+            Console.progress("the query view \(path) was missing: rebuilt from the journal")
+        } catch let error as KeijiError where error.code == .journalHeld {
+            throw CLIError("the query view \(path) is missing: restart the scheduler to rebuild it from the journal "
+                           + "(keiji system --stop, then keiji system --start)")
         }
     }
 }

@@ -44,4 +44,35 @@ struct ViewRepairTests {
         #expect(r.status == 0 && r.stdout.contains("alpha") && r.stdout.contains("beta"), "\(r.stdout)\(r.stderr)")
         #expect(try await s.keiji("system", "--stop").status == 0)
     }
+
+    /// A view that is missing while the journal holds tasks (a journal restored alone, a deleted `keiji.db`) is
+    /// rebuilt before a task command reads it: read as empty, it listed no tasks, and `--create` without `--force`
+    /// saved over a task the journal has. With a scheduler running, the command says to restart it.
+    @Test func aMissingViewIsRebuiltFromTheJournalBeforeACommandReadsIt() async throws {
+        let s = try Session()
+        defer { s.cleanUp() }
+        #expect(try await s.keiji("init").status == 0)
+        var r = try await s.keiji("task", "--create", "--name=alpha", "--desc=nightly", "--command", "true", "--every", "1h")
+        #expect(r.status == 0, "\(r.stdout)\(r.stderr)")
+        let view = s.home + "/.keiji/db/keiji.db"
+        func remove() throws {
+            for suffix in ["", "-wal", "-shm"] where FileManager.default.fileExists(atPath: view + suffix) {
+                try FileManager.default.removeItem(atPath: view + suffix)
+            }
+        }
+        try remove()
+        r = try await s.keiji("task", "--create", "--name=alpha", "--desc=oops", "--command", "true", "--every", "1h")
+        #expect(r.status == 1 && r.stderr.contains("was missing: rebuilt from the journal") && r.stderr.contains("already exists"),
+                "\(r.stdout)\(r.stderr)")
+        r = try await s.keiji("task", "--get", "--name=alpha")
+        #expect(r.status == 0 && r.stdout.contains("nightly") && !r.stdout.contains("oops"), "\(r.stdout)\(r.stderr)")
+
+        #expect(try await s.keiji("system", "--start").status == 0)
+        try remove()
+        r = try await s.keiji("task", "--list")
+        #expect(r.status == 1 && r.stderr.contains("is missing: restart the scheduler"), "\(r.stdout)\(r.stderr)")
+        #expect(try await s.keiji("system", "--stop").status == 0)
+        r = try await s.keiji("task", "--list")
+        #expect(r.status == 0 && r.stdout.contains("alpha"), "\(r.stdout)\(r.stderr)")
+    }
 }
