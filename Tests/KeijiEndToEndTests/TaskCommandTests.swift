@@ -39,6 +39,47 @@ struct TaskCommandTests {
         #expect(!FileManager.default.fileExists(atPath: s.home + "/keiji/tasks/nr2"), "--remove-source removed the folder")
     }
 
+    /// A Swift task made by `--create` and never built was never saved: `--delete --remove-source` removes its folder
+    /// (it said "no task named …" and left the folder and its entry in Package.swift's task list).
+    @Test func anUnbuiltSwiftTaskIsRemovedWithRemoveSource() async throws {
+        let s = try Session()
+        defer { s.cleanUp() }
+        #expect(try await s.keiji("init").status == 0)
+        #expect(try await s.keiji("task", "--create", "--name=unbuilt", "--desc=x").status == 0)
+        refused(try await s.keiji("task", "--delete", "--name=unbuilt"), saying: "no task named unbuilt")
+        #expect(FileManager.default.fileExists(atPath: s.home + "/keiji/tasks/unbuilt"), "without --remove-source the source stays")
+        let r = try await s.keiji("task", "--delete", "--name=unbuilt", "--remove-source")
+        #expect(r.status == 0 && r.stdout.contains("never built"), "\(r.stdout)\(r.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: s.home + "/keiji/tasks/unbuilt"))
+        #expect(try !String(contentsOfFile: s.home + "/keiji/Package.swift", encoding: .utf8).contains("\"unbuilt\""))
+    }
+
+    /// Forced creates of one name at once each replace the folder whole, one after the other: the folder that stays
+    /// is the saved definition's, and nothing is left aside (they moved each other's folders aside, and the task's
+    /// `.env` was lost or belonged to another definition than the one saved).
+    @Test func forcedCreatesOfOneNameAtOnceLeaveTheSavedTasksFolder() async throws {
+        let s = try Session()
+        defer { s.cleanUp() }
+        #expect(try await s.keiji("init").status == 0)
+        #expect(try await s.keiji("task", "--create", "--name=same", "--desc=first", "--command", "true", "--every", "1h").status == 0)
+        let statuses = try await withThrowingTaskGroup(of: Int32.self) { group in
+            for index in 0..<8 {
+                group.addTask {
+                    try await s.keiji("task", "--create", "--force", "--name=same", "--desc=d\(index)", "--command", "true", "--every", "1h").status
+                }
+            }
+            return try await group.reduce(into: []) { $0.append($1) }
+        }
+        #expect(statuses.allSatisfy { $0 == 0 }, "\(statuses)")
+        let get = try await s.keiji("task", "--get", "--name=same", "--json")
+        let saved = try #require(try json(get)["Description"] as? String, "\(get.stdout)\(get.stderr)")
+        let environment = try String(contentsOfFile: s.home + "/keiji/tasks/same/.env", encoding: .utf8)
+        #expect(environment.contains("TASK_DESCRIPTION=\"\(saved)\""), "saved \(saved), .env \(environment)")
+        let left = try FileManager.default.contentsOfDirectory(atPath: s.home + "/keiji/tasks")
+        #expect(left == ["same"], "\(left)")
+        #expect(try FileManager.default.contentsOfDirectory(atPath: s.home + "/keiji/tasks/same") == [".env"])
+    }
+
     @Test func aDeletedCommandTasksNameCanBeCreatedAgain() async throws {
         let s = try Session()
         defer { s.cleanUp() }
