@@ -16,8 +16,9 @@ struct InitCommand: AsyncParsableCommand {
                 _ = try Settings.load(from: workspace.settingsFile)  // validate; report problems now
                 Console.say("settings: \(workspace.settingsFile) exists and is valid (left as it is)")
             } else {
-                try FileSystem.writeAtomically(Data(Settings.defaultFileContents().utf8), to: workspace.settingsFile, mode: 0o644)
-                Console.say("settings: created \(workspace.settingsFile)")
+                // 0600: DB_URL may come to hold a PostgreSQL password.
+                try FileSystem.writeAtomically(Data(Settings.defaultFileContents().utf8), to: workspace.settingsFile, mode: 0o600)
+                Console.say("settings: created \(workspace.settingsFile) (mode 0600)")
             }
             try WorkspaceTemplates.installWorkspace(workspace)
             Console.say("package:  \(workspace.root)/Package.swift (all tasks), task SDK in \(workspace.root)/sdk")

@@ -61,6 +61,7 @@ struct SystemCommand: AsyncParsableCommand {
             } else {
                 // Checked before a restart stops anything: bad settings must not leave the services down.
                 let (_, settings) = try loadWorkspace()
+                warnIfPasswordReadable(settings, in: workspace.settingsFile)
                 if let recoveryMode, !["strict", "pointInTime", "salvage"].contains(recoveryMode) {
                     throw CLIError("--recovery-mode takes strict, pointInTime or salvage")
                 }
@@ -136,6 +137,16 @@ struct SystemCommand: AsyncParsableCommand {
                 Console.say("kept \(folder)")
             }
         }
+    }
+
+    /// A password in `DB_URL` is a secret: said at each start while others can read the file (a settings.conf from
+    /// before `keiji init` made it 0600, or one copied in).
+    private func warnIfPasswordReadable(_ settings: Settings, in file: String) {
+        guard case .postgres(let url) = settings.database, url.password != nil else { return }
+        var info = stat()
+        guard stat(file, &info) == 0, info.st_mode & 0o077 != 0 else { return }
+        Console.progress("warning: \(file) holds DB_URL's password and others can read it (mode \(String(info.st_mode & 0o777, radix: 8))): "
+                         + "chmod 600 \(file)")
     }
 
     private func printStatus(workspace: Workspace, control: ServiceControl) throws {

@@ -67,6 +67,7 @@ struct PostgresViewTests {
         let text = try String(contentsOfFile: file, encoding: .utf8)
         let lines = text.split(separator: "\n", omittingEmptySubsequences: false).map { $0.hasPrefix("DB_URL=") ? "DB_URL=\(url)" : String($0) }
         try lines.joined(separator: "\n").write(toFile: file, atomically: true, encoding: .utf8)
+        chmod(file, 0o600)  // as `keiji init` made it: the URL holds a password
     }
 
     func pid(of service: String, in s: Session) -> pid_t? {
@@ -91,8 +92,12 @@ struct PostgresViewTests {
         #expect(r.status == 0 && r.stdout.contains("written offline"), "\(r.stdout)\(r.stderr)")
         #expect(try await psql(url, #"SELECT "Name", "Type", "Schedule", "IsDisabled" FROM task_models"#) == "ping|HMS|units:seconds,interval:1|0")
 
+        // A settings.conf others can read is a password others can read: said at the start (it is 0600 from init).
+        chmod(s.home + "/keiji/settings.conf", 0o644)
         r = try await s.keiji("system", "--start")
         #expect(r.status == 0 && r.stdout.contains("scheduler: started"), "\(r.stdout)\(r.stderr)")
+        #expect(r.stderr.contains("holds DB_URL's password and others can read it (mode 644): chmod 600"), "\(r.stderr)")
+        #expect(!r.stderr.contains(password) && !r.stdout.contains(password))
         r = try await s.keiji("task", "--create", "--name=pong", "--desc=says pong", "--command", "echo pong", "--every", "1s")
         #expect(r.status == 0 && r.stdout.contains("acknowledged by the scheduler"), "\(r.stdout)\(r.stderr)")
 

@@ -111,6 +111,8 @@ struct WalkthroughTests {
         #expect(FileManager.default.fileExists(atPath: s.home + "/keiji/settings.conf"))
         let token = try FileManager.default.attributesOfItem(atPath: s.home + "/.keiji/bus.token")
         #expect((token[.posixPermissions] as? Int) == 0o600)
+        let settingsFile = try FileManager.default.attributesOfItem(atPath: s.home + "/keiji/settings.conf")
+        #expect((settingsFile[.posixPermissions] as? Int) == 0o600, "DB_URL may hold a password")
         try "# mine\nDB_URL=\(databaseURL)\nTIME_ZONE=UTC\nROTATE_LOGS=1\nLOG_MAX_SIZE=1MB\n".write(toFile: s.home + "/keiji/settings.conf", atomically: true, encoding: .utf8)
         r = try await s.keiji("init")
         let settingsText = try String(contentsOfFile: s.home + "/keiji/settings.conf", encoding: .utf8)
