@@ -35,9 +35,8 @@ public struct SchedulerConfiguration: Sendable {
     /// a second, no spawn: 6.1 ms without a lead). A sync that stalls (another writer on the disk, the host) delays
     /// a run only by what it takes beyond the lead: while another writer made syncs stall (p99 ~11 ms, a few up to
     /// ~100 ms), the start p99 was 23–26 ms with a 5 ms lead, 4.5–8.1 ms with 25 ms in five runs of six
-    /// (docs/benchmarks.md, 2026-12-05). The lead is the window below plus that 20–25 ms of room for the sync (and,
-    /// in a cluster, the claim), so the last firing of a window is taken as early before its slot as the first
-    /// was with a 5 ms window and a 25 ms lead. A crash inside the lead leaves a `run.started` of a
+    /// (docs/benchmarks.md, 2026-12-05). With the window below, a firing is taken 45 to 65 ms before its slot,
+    /// room for the sync (and, in a cluster, the claim). A crash inside the lead leaves a `run.started` of a
     /// run that never began; recovery treats it as interrupted, as it does a crash between the sync and the spawn.
     public var firingLeadMilliseconds: Int64 = 45
     /// The most dated starts keiji-spawn-server holds at once (``SchedulerEngine/datesStarts``): each keeps its

@@ -44,7 +44,7 @@ public final class SchedulerMetrics: Sendable {
 
     /// A function, not a stored descriptor: `MetricNameDescriptor` is not `Sendable`.
     static func runsFinished() -> MetricNameDescriptor {
-        named("runs", "finished", "total", "Runs finished, by task and outcome (succeeded, failed, timedOut, stopped, spawnFailed).")
+        named("runs", "finished", "total", "Runs finished, by task and outcome (succeeded, failed, timedOut, stopped, spawnFailed, interrupted).")
     }
 
     public init() {
