@@ -249,18 +249,13 @@ struct TaskCommand: AsyncParsableCommand {
         for line in try log.lastLines(lines) { Console.say(line) }
         guard follow else { return }
         SharedPostgresSession.current?.close()  // following lasts until Ctrl-C: no database session held meanwhile
-        var offset = FileSystem.size(of: log.activePath) ?? 0
+        var follower = LogFollower(path: log.activePath, folder: log.directory)
+        defer { follower.close() }
         while true {
             try await Task.sleep(for: .milliseconds(300))
-            guard let handle = FileHandle(forReadingAtPath: log.activePath) else { continue }
-            let size = Int(handle.seekToEndOfFile())
-            if size < offset { offset = 0 }  // rotated
-            if size > offset {
-                handle.seek(toFileOffset: UInt64(offset))
-                FileHandle.standardOutput.write(handle.readDataToEndOfFile())
-                offset = size
+            guard follower.printAppended() else {
+                return Console.progress("task \(taskName) was deleted: its log is gone")
             }
-            handle.closeFile()
         }
     }
 }

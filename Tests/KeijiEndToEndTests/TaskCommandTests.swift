@@ -118,6 +118,56 @@ struct TaskCommandTests {
         #expect(!FileManager.default.fileExists(atPath: s.home + "/.keiji/exec/tasks/Mixed"), "no binary for a refused save")
     }
 
+    /// `--logs --follow` prints every run while the log rolls under it (a roll renames the file, which the follower
+    /// read by its path every 300 ms: it missed what a roll moved away), and ends when the task is deleted (it went
+    /// on printing nothing until killed).
+    @Test func followPrintsEveryRunAcrossRollsAndEndsWhenTheTaskIsDeleted() async throws {
+        let s = try Session()
+        defer { s.cleanUp() }
+        #expect(try await s.keiji("init").status == 0)
+        let settings = s.home + "/keiji/settings.conf"
+        let lines = try String(contentsOfFile: settings, encoding: .utf8).split(separator: "\n").filter { !$0.hasPrefix("LOG_MAX_SIZE=") }
+        try (lines + ["LOG_MAX_SIZE=1KB"]).joined(separator: "\n").write(toFile: settings, atomically: true, encoding: .utf8)
+        #expect(try await s.keiji("system", "--start").status == 0)
+        // About 2 KB a run, over most of a second: the log rolls before every run, a moment after the last lines of
+        // the run before (and its end) were written to it.
+        let chatty = #"for i in $(seq 40); do echo "line $i of a chatty run, long enough to fill the log"; sleep 0.02; done"#
+        #expect(try await s.keiji("task", "--create", "--name=chatty", "--desc=x", "--command", chatty, "--every", "2s").status == 0)
+        func runIDs() async throws -> [String] {  // the runs that began, oldest first
+            let runs = try JSONSerialization.jsonObject(with: Data(try await s.keiji("task", "--runs", "--name=chatty", "--json", "--limit", "1000").stdout.utf8))
+            return ((runs as? [[String: Any]]) ?? []).filter { $0["start"] is String }.compactMap { $0["runId"] as? String }.reversed()
+        }
+        #expect(await eventually(.seconds(30)) { try await !runIDs().isEmpty })
+        async let following = s.keiji(within: .seconds(120), "task", "--logs", "--name=chatty", "--follow", "--lines", "1")
+        let before = try await runIDs().count
+        let folder = try #require(URL(fileURLWithPath: try json(try await s.keiji("task", "--get", "--name=chatty", "--json"))["LogPath"] as? String ?? "")
+            .deletingLastPathComponent().path as String?)
+        #expect(await eventually(.seconds(90)) {
+            try await runIDs().count >= before + 5
+                && FileManager.default.contentsOfDirectory(atPath: folder).contains { $0.hasSuffix(".log.lz4") }
+        })
+        let ran = try await runIDs()
+        #expect(try await s.keiji("task", "--delete", "--name=chatty").status == 0)
+        let followed = try await following
+        #expect(followed.status == 0 && followed.stderr.contains("task chatty was deleted"), "\(followed.status): \(followed.stderr)")
+
+        let started = followed.stdout.split(separator: "\n").compactMap { line -> String? in
+            guard let range = line.range(of: "[keiji] run "), line.hasSuffix(")"), line.contains(" started (attempt") else { return nil }
+            return String(line[range.upperBound...].prefix { $0 != " " })
+        }
+        let positions = started.compactMap { ran.firstIndex(of: $0) }
+        #expect(positions.count >= 4, "followed \(started) of \(ran)")
+        if let first = positions.min(), let last = positions.max() {
+            let missed = ran[first...last].filter { !started.contains($0) }
+            #expect(missed.isEmpty, "runs the follower did not print: \(missed)")
+            for run in ran[first..<last] {
+                #expect(followed.stdout.contains("run \(run) succeeded"), "\(run) ended in the output")
+            }
+        }
+        let whole = followed.stdout.split(separator: "\n").filter { $0.hasPrefix("line 40 of a chatty run") }.count
+        #expect(whole >= positions.count - 1, "every run's last line: \(whole) for \(positions.count) runs")
+    }
+
     @Test func stopLogsAndLinesReportWhatIsTrue() async throws {
         let s = try Session()
         defer { s.cleanUp() }
