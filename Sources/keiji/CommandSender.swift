@@ -34,6 +34,11 @@ struct CommandSender {
             } catch let error as KeijiError where error.code == .journalHeld {
                 // The journal is locked: a scheduler runs. If the bus is up, the scheduler's link is not connected
                 // yet (it was just started, or the bus was): ask again until it is.
+                if case .noToken = viaBus {
+                    // The bus may well be up: without the token the CLI cannot prove it is its owner's.
+                    throw CLIError("the scheduler is running but \(workspace.busTokenFile) is missing or empty, so keiji cannot "
+                                   + "authenticate to keiji-bus; `keiji system --restart` makes a new token for the services")
+                }
                 guard case .noScheduler = viaBus else {
                     throw CLIError("the scheduler is running but not reachable through keiji-bus; start the bus with `keiji system --start --bus` and retry")
                 }
@@ -56,12 +61,14 @@ struct CommandSender {
         case noScheduler
         /// No bus of ours answers (none runs, or the endpoint is not ours).
         case noBus
+        /// `~/.keiji/bus.token` is missing or empty: nothing was sent.
+        case noToken
     }
 
     private func sendThroughBus(_ event: JournalEntry.Event) async throws -> BusOutcome {
         guard let token = try? String(contentsOfFile: workspace.busTokenFile, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines),
               !token.isEmpty
-        else { return .noBus }
+        else { return .noToken }
         let request = try BusRequest(id: UUID().uuidString.lowercased(), event: event)
         let endpoint = BusEndpoints.resolve(workspace, settings: settings).push
         do {

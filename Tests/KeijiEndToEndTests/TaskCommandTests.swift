@@ -168,6 +168,21 @@ struct TaskCommandTests {
         #expect(whole >= positions.count - 1, "every run's last line: \(whole) for \(positions.count) runs")
     }
 
+    /// With the services up and `bus.token` emptied (or gone), a command names the token, not a bus that is down
+    /// (it said to start the bus, which was running); the restart it suggests makes a new token.
+    @Test func aCommandWithoutTheBusTokenSaysSo() async throws {
+        let s = try Session()
+        defer { s.cleanUp() }
+        #expect(try await s.keiji("init").status == 0)
+        #expect(try await s.keiji("task", "--create", "--name=q", "--desc=x", "--command", "true", "--every", "1h").status == 0)
+        #expect(try await s.keiji("system", "--start").status == 0)
+        try "".write(toFile: s.home + "/.keiji/bus.token", atomically: true, encoding: .utf8)
+        refused(try await s.keiji("task", "--run", "--name=q"), saying: "bus.token is missing or empty")
+        #expect(try await s.keiji("system", "--restart").status == 0)
+        let r = try await s.keiji("task", "--run", "--name=q")
+        #expect(r.status == 0 && r.stdout.contains("acknowledged by the scheduler"), "\(r.stdout)\(r.stderr)")
+    }
+
     @Test func stopLogsAndLinesReportWhatIsTrue() async throws {
         let s = try Session()
         defer { s.cleanUp() }
