@@ -43,9 +43,9 @@ struct JournalCommand: AsyncParsableCommand {
 
     struct Dump: AsyncParsableCommand {
         static let configuration = CommandConfiguration(commandName: "dump", abstract: "Print records as readable lines or JSON.")
-        @Option(help: "First LSN.") var from: UInt64 = 1
-        @Option(help: "Last LSN.") var to: UInt64 = .max
-        @Option(help: "Only records about this task.") var task: String?
+        @Option(parsing: .unconditional, help: "First LSN.") var from: UInt64 = 1
+        @Option(parsing: .unconditional, help: "Last LSN.") var to: UInt64 = .max
+        @Option(parsing: .unconditional, help: "Only records about this task.") var task: String?
         @Flag(help: "Print each record's JSON line.") var json = false
 
         func run() async throws {

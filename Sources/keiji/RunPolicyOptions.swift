@@ -4,17 +4,17 @@ import KeijiCore
 /// The run-policy flags of `keiji task --create --command …` and `keiji task --build`. A flag given here wins
 /// over the task program's own policies and over the task's previous definition (see ``RunPolicyOverride``).
 struct RunPolicyOptions: ParsableArguments {
-    @Option(help: "Time zone of the task's schedule, e.g. Europe/Paris (`default`: the settings' TIME_ZONE).") var timeZone: String?
-    @Option(help: "Delay each firing by a stable pseudo-random 0…N seconds (0–86400, shorter than the time between two slots).") var jitter: Int?
-    @Option(help: "Stop a run after this many seconds (`none`: no limit).") var timeout: String?
-    @Option(help: "Seconds between SIGTERM and SIGKILL when a run is stopped (0–3600).") var grace: Double?
-    @Option(help: "Retries after a failed run (0–100).") var retries: Int?
-    @Option(help: "Seconds before the first retry (0–3600); doubled for each further one.") var retryBackoff: Double?
-    @Option(help: "A slot that comes while a run is still going: skip or allow.") var overlap: OverlapPolicy?
-    @Option(help: "Slots missed while the scheduler was down: skip, once or all.") var catchUp: CatchUpPolicy?
-    @Option(help: "With --catch-up all: at most this many runs (1–1000).") var catchUpLimit: Int?
-    @Option(help: "Re-run a run that a scheduler crash interrupted: true or false.") var rerunInterrupted: Bool?
-    @Option(help: "Keep scheduling after a failed run instead of waiting for --resolve: true or false.") var continueOnError: Bool?
+    @Option(parsing: .unconditional, help: "Time zone of the task's schedule, e.g. Europe/Paris (`default`: the settings' TIME_ZONE).") var timeZone: String?
+    @Option(parsing: .unconditional, help: "Delay each firing by a stable pseudo-random 0…N seconds (0–86400, shorter than the time between two slots).") var jitter: Int?
+    @Option(parsing: .unconditional, help: "Stop a run after this many seconds (`none`: no limit).") var timeout: String?
+    @Option(parsing: .unconditional, help: "Seconds between SIGTERM and SIGKILL when a run is stopped (0–3600).") var grace: Double?
+    @Option(parsing: .unconditional, help: "Retries after a failed run (0–100).") var retries: Int?
+    @Option(parsing: .unconditional, help: "Seconds before the first retry (0–3600); doubled for each further one.") var retryBackoff: Double?
+    @Option(parsing: .unconditional, help: "A slot that comes while a run is still going: skip or allow.") var overlap: OverlapPolicy?
+    @Option(parsing: .unconditional, help: "Slots missed while the scheduler was down: skip, once or all.") var catchUp: CatchUpPolicy?
+    @Option(parsing: .unconditional, help: "With --catch-up all: at most this many runs (1–1000).") var catchUpLimit: Int?
+    @Option(parsing: .unconditional, help: "Re-run a run that a scheduler crash interrupted: true or false.") var rerunInterrupted: Bool?
+    @Option(parsing: .unconditional, help: "Keep scheduling after a failed run instead of waiting for --resolve: true or false.") var continueOnError: Bool?
 
     /// Whether any policy flag was given.
     var isEmpty: Bool { (try? override()) == RunPolicyOverride() }

@@ -29,8 +29,8 @@ struct SystemCommand: AsyncParsableCommand {
     @Flag(help: "Only the scheduler.") var scheduler = false
     @Flag(help: "With --status: print JSON.") var json = false
     @Flag(help: "With --uninstall: delete both folders without asking (needed without a terminal).") var yes = false
-    @Option(help: "With --logs: how many lines (1–100000).") var lines = 100
-    @Option(help: "With --start: what the scheduler does if the journal's acknowledged data is damaged: strict (refuse, the default), pointInTime (keep what precedes the damage) or salvage (also keep intact records after it).")
+    @Option(parsing: .unconditional, help: "With --logs: how many lines (1–100000).") var lines = 100
+    @Option(parsing: .unconditional, help: "With --start: what the scheduler does if the journal's acknowledged data is damaged: strict (refuse, the default), pointInTime (keep what precedes the damage) or salvage (also keep intact records after it).")
     var recoveryMode: String?
 
     func run() async throws {

@@ -8,8 +8,8 @@ import KeijiCore
 struct TaskCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(commandName: "task", abstract: "Create and manage tasks.")
 
-    @Option(help: "The task's name (letters, digits, '_' and '-').") var name: String?
-    @Option(help: "A description, with --create.") var desc: String?
+    @Option(parsing: .unconditional, help: "The task's name (letters, digits, '_' and '-').") var name: String?
+    @Option(parsing: .unconditional, help: "A description, with --create.") var desc: String?
 
     @Flag(help: "Create the task: Swift sources in ~/keiji/tasks/<name> (or, with --command, a command task saved at once).") var create = false
     @Flag(help: "With --create: replace an existing task folder.") var force = false
@@ -28,16 +28,16 @@ struct TaskCommand: AsyncParsableCommand {
     @Flag(help: "Run the task now, outside its schedule.") var run = false
     @Flag(help: "Stop the task's current run (the schedule goes on).") var stop = false
 
-    @Option(help: "With --create: the shell command the task runs.") var command: String?
-    @Option(help: "Interval: 10s, 5m, 2h (1 s to 365 days).") var every: String?
-    @Option(help: "Cron expression (5 fields, or 6 with seconds first; a step at most its field's span).") var cron: String?
-    @Option(help: "Day(s) for --at, e.g. friday or mon,wed,fri (each day once).") var on: String?
-    @Option(help: "Time with --on: 10:00PM or 22:00.") var at: String?
+    @Option(parsing: .unconditional, help: "With --create: the shell command the task runs.") var command: String?
+    @Option(parsing: .unconditional, help: "Interval: 10s, 5m, 2h (1 s to 365 days).") var every: String?
+    @Option(parsing: .unconditional, help: "Cron expression (5 fields, or 6 with seconds first; a step at most its field's span).") var cron: String?
+    @Option(parsing: .unconditional, help: "Day(s) for --at, e.g. friday or mon,wed,fri (each day once).") var on: String?
+    @Option(parsing: .unconditional, help: "Time with --on: 10:00PM or 22:00.") var at: String?
     @OptionGroup(title: "Run policies (with --create --command, or --build; a rebuild keeps those not given)") var policyOptions: RunPolicyOptions
 
     @Flag(help: "With --get, --list or --runs: print JSON.") var json = false
-    @Option(help: "With --logs: how many lines (1–100000).") var lines = 100
-    @Option(help: "With --runs: how many runs (1–1000; the view keeps each task's last \(SchedulerState.recentRunLimit), older ones are in the journal).")
+    @Option(parsing: .unconditional, help: "With --logs: how many lines (1–100000).") var lines = 100
+    @Option(parsing: .unconditional, help: "With --runs: how many runs (1–1000; the view keeps each task's last \(SchedulerState.recentRunLimit), older ones are in the journal).")
     var limit = 20
     @Flag(help: "With --logs: keep printing new lines.") var follow = false
     @Flag(help: "With --delete: also remove ~/keiji/tasks/<name>.") var removeSource = false

@@ -273,6 +273,18 @@ struct WalkthroughTests {
             #expect(result.status != 0, "\(arguments) must fail")
             #expect(result.stderr.hasPrefix("error: ") && result.stderr.split(separator: "\n").count == 1, "\(arguments): \(result.stderr)")
         }
+        // A value that starts with '-' is the option's value, refused for what it is (ArgumentParser took it for a
+        // flag and said the value was missing).
+        let dashed: [(arguments: [String], saying: String)] = [
+            (["task", "--create", "--name=ok", "--desc=x", "--command", "true", "--every", "-1s"], #"invalid interval "-1s""#),
+            (["task", "--create", "--name=ok", "--desc=x", "--command", "true", "--cron", "-1 * * * *"], #"minute field "-1""#),
+            (["task", "--create", "--name", "-ok", "--desc=x", "--command", "true", "--every", "1s"], "-ok"),
+        ]
+        for (arguments, saying) in dashed {
+            let result = try await s.run(arguments)
+            #expect(result.status == 1 && result.stderr.hasPrefix("error: ") && result.stderr.contains(saying)
+                    && result.stderr.split(separator: "\n").count == 1, "\(arguments): \(result.stderr)")
+        }
         // Command lines ArgumentParser refuses before anything runs: one line as well, with where to look, status 64.
         let refused: [(arguments: [String], help: String)] = [
             (["task", "--bogus"], "keiji task --help"),
