@@ -37,7 +37,7 @@ func fail(_ message: String) -> Never {
 func makeFileLogger(_ workspace: Workspace) -> (@Sendable (String) -> Void)? {
     guard let settings = try? Settings.load(from: workspace.settingsFile) else { return nil }
     let file = LogFile(service: "bus", workspace: workspace, settings: settings)
-    _ = try? file.rotateIfNeeded()
+    _ = try? file.rotateIfNeeded(movingStandardError: true)
     return { message in
         let milliseconds = Int64((Date().timeIntervalSince1970 * 1000).rounded(.down))
         do { try file.append(message, at: milliseconds) } catch { logToStderr(message) }

@@ -190,6 +190,30 @@ struct SystemCommandTests {
         }
     }
 
+    /// A service whose log rolls as it starts keeps its stderr (where a crash's message goes) on the new log file:
+    /// it wrote into the rolled file, which the roll deletes.
+    @Test func aServiceLogRolledAtStartKeepsTheServicesStderr() async throws {
+        let s = try Session()
+        defer { s.cleanUp() }
+        #expect(try await s.keiji("init").status == 0)
+        let settings = s.home + "/keiji/settings.conf"
+        let lines = try String(contentsOfFile: settings, encoding: .utf8).split(separator: "\n").filter { !$0.hasPrefix("LOG_MAX_SIZE=") }
+        try (lines + ["LOG_MAX_SIZE=1KB"]).joined(separator: "\n").write(toFile: settings, atomically: true, encoding: .utf8)
+        for service in ["bus", "scheduler"] {  // each log over the size before the start
+            let folder = s.home + "/.keiji/logs/services/\(service)"
+            try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+            try String(repeating: "an old line of the service's log\n", count: 100).write(toFile: folder + "/\(service).log", atomically: true, encoding: .utf8)
+        }
+        #expect(try await s.keiji("system", "--start").status == 0)
+        for service in ["bus", "scheduler"] {
+            let pid = try #require(try pid(of: service, in: s))
+            let folder = s.home + "/.keiji/logs/services/\(service)"
+            #expect(try FileManager.default.contentsOfDirectory(atPath: folder).contains { $0.hasSuffix(".log.lz4") }, "\(service)'s log rolled")
+            let standardError = try FileManager.default.destinationOfSymbolicLink(atPath: "/proc/\(pid)/fd/2")
+            #expect(standardError == folder + "/\(service).log", "\(service)'s stderr: \(standardError)")
+        }
+    }
+
     /// A listening socket on a free 127.0.0.1 port the kernel picks; closed by the caller.
     func occupyAPort() throws -> (fd: Int32, port: UInt16) {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)

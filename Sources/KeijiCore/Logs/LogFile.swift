@@ -76,14 +76,30 @@ public struct LogFile: Sendable {
     /// name, compresses that to an LZ4 frame file (synced, directory synced), removes the plain copy, and
     /// applies retention. Callers must not have the active file open for writing (the scheduler rotates a
     /// task's log only between runs). Returns whether it rotated.
+    ///
+    /// `movingStandardError`: for a service's own log at its start. A service `keiji system --start` started has
+    /// its stderr on this file (a crash's message from the Swift runtime has nowhere else to go); when it is, the
+    /// roll moves it to the new active file, or it would go on writing into the rolled one, which is then deleted.
+    /// A service run by hand keeps its stderr.
     @discardableResult
-    public func rotateIfNeeded() throws -> Bool {
+    public func rotateIfNeeded(movingStandardError: Bool = false) throws -> Bool {
         guard rotate, let size = FileSystem.size(of: activePath), size >= maxSize else {
             return false
         }
+        var standardError = stat()
+        var active = stat()
+        let standardErrorIsThisFile = movingStandardError && fstat(STDERR_FILENO, &standardError) == 0 && stat(activePath, &active) == 0
+            && standardError.st_dev == active.st_dev && standardError.st_ino == active.st_ino
         let sequence = ((try segments.list().last) ?? 0) + 1
         let plain = directory + "/" + baseName + "." + String(format: "%06d", sequence) + ".log"
         guard rename(activePath, plain) == 0 else { throw KeijiError(.io, "cannot rotate \(activePath): \(String(cString: strerror(errno)))") }
+        if standardErrorIsThisFile {
+            let descriptor = open(activePath, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0o600)
+            if descriptor >= 0 {
+                dup2(descriptor, STDERR_FILENO)
+                close(descriptor)
+            }
+        }
         let data = try FileSystem.read(plain)
         try FileSystem.writeAtomically(Data(try LZ4FrameFile.compress(Array(data))), to: segments.path(of: sequence))
         unlink(plain)

@@ -189,7 +189,7 @@ public actor SchedulerEngine {
         journal = try Journal.open(directory: workspace.journalDirectory, options: configuration.journalOptions)
         let report: RecoveryReport
         do {
-            try log.rotateIfNeeded()  // only once the journal lock says this is the one scheduler
+            try log.rotateIfNeeded(movingStandardError: true)  // only once the journal lock says this is the one scheduler
             if configuration.spawnProcesses { runErrorFiles = RunErrorFiles(preparing: workspace.runErrorDirectory) }
             report = try await recover()
         } catch {
