@@ -197,7 +197,7 @@ struct SystemCommand: AsyncParsableCommand {
         if let nodes {
             Console.say("======== CLUSTER NODES ========")
             if nodes.isEmpty { Console.say("no node has started on this database yet") }
-            var table = TextColumns(["NODE", "STATE", "HEARTBEAT", "RUNS/MIN", "HOST", "PID"])
+            var table = TextColumns(["NODE", "STATE", "HEARTBEAT", "CLAIMS/MIN", "HOST", "PID"])
             for node in nodes {
                 table.rows.append([node.name, node.isAlive ? "alive" : node.stopped ? "stopped" : "LOST", String(format: "%.1f s ago", node.heartbeatAgeSeconds),
                                    String(node.claimsLastMinute), node.host, String(node.pid)])
