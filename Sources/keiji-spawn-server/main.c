@@ -465,6 +465,13 @@ int main(int argc, char **argv) {
     if (devnull_fd < 0) { fprintf(stderr, "keiji-spawn-server: /dev/null: %s\n", strerror(errno)); return 71; }
     timer_fd = timerfd_create(CLOCK_REALTIME, TFD_CLOEXEC | TFD_NONBLOCK);
     if (timer_fd < 0) { fprintf(stderr, "keiji-spawn-server: timerfd: %s\n", strerror(errno)); return 71; }
+    // Past these checks the helper writes nothing to stderr. It lets go of the scheduler's (its log), or a roll of
+    // that log at the scheduler's start would leave the rolled file deleted but held open, its space never freed.
+    int quiet = open("/dev/null", O_WRONLY | O_CLOEXEC);
+    if (quiet >= 0) {
+        dup2(quiet, STDERR_FILENO);
+        close(quiet);
+    }
     prctl(PR_SET_PDEATHSIG, SIGTERM);
     if (argc > 1 && getppid() != (pid_t)strtol(argv[1], NULL, 10)) return 0;  // the scheduler died before prctl
 

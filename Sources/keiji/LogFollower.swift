@@ -26,11 +26,13 @@ struct LogFollower {
 
     /// Prints what was appended since the last call. False when the log folder is gone (the task was deleted).
     mutating func printAppended() -> Bool {
-        drain()
+        // The path first, then the open file to its end: a roll between the two cannot hide the old file's last lines.
         var info = stat()
-        guard stat(path, &info) == 0 else { return FileSystem.exists(folder) }  // between a roll's rename and the new file
+        let found = stat(path, &info) == 0
+        drain()
+        guard found else { return FileSystem.exists(folder) }  // between a roll's rename and the new file
         if [UInt64(info.st_dev), UInt64(info.st_ino)] != identity {
-            reopen(atEnd: false)  // rolled (the old file was read to its end above), or created since
+            reopen(atEnd: false)  // rolled, or created since
             drain()
         }
         return true

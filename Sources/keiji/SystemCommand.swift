@@ -144,7 +144,7 @@ struct SystemCommand: AsyncParsableCommand {
     private func warnIfPasswordReadable(_ settings: Settings, in file: String) {
         guard case .postgres(let url) = settings.database, url.password != nil else { return }
         var info = stat()
-        guard stat(file, &info) == 0, info.st_mode & 0o077 != 0 else { return }
+        guard stat(file, &info) == 0, info.st_mode & 0o044 != 0 else { return }
         Console.progress("warning: \(file) holds DB_URL's password and others can read it (mode \(String(info.st_mode & 0o777, radix: 8))): "
                          + "chmod 600 \(file)")
     }

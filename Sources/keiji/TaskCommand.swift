@@ -68,17 +68,17 @@ struct TaskCommand: AsyncParsableCommand {
                 delete ? (.taskDeleted(taskName), "deleted") :
                 resolve ? (.taskResolved(taskName), "resolved") :
                 run ? (.taskTriggered(taskName), "queued to run now") : (.taskStopRequested(taskName), "stopping: SIGTERM sent to its run in progress")
-            let lock = delete && removeSource ? try TaskFolderLock(workspace) : nil
+            let lock = delete && removeSource ? try WorkspaceChangeLock(workspace) : nil
             defer { lock?.release() }
             let delivery: CommandSender.Delivery
             do {
                 delivery = try await sender.send(event)
             } catch let error where delete && removeSource && !(error is CommandFateUnknown)
                                     && (try? isUnbuiltSwiftTask(taskName, workspace: workspace, settings: settings)) == true {
-                // Made by --create and never built, so never saved: its folder is all there is of it.
+                // Not saved (made by --create and never built, or deleted before): its folder is all there is of it.
                 try FileSystem.remove(workspace.taskDirectory(taskName))
                 if FileSystem.exists(workspace.root + "/Package.swift") { try WorkspaceTemplates.refreshTaskList(workspace) }
-                Console.say("task \(taskName) was never built, so never saved: removed its source folder")
+                Console.say("task \(taskName) is not saved (never built, or deleted before): removed its source folder")
                 return
             }
             if delete {
@@ -95,7 +95,8 @@ struct TaskCommand: AsyncParsableCommand {
         }
     }
 
-    /// A Swift task's folder with no binary and no saved task: what `--create` made, before any `--build`.
+    /// A Swift task's folder with no binary and no saved task: what `--create` made before any `--build`, or what a
+    /// `--delete` without `--remove-source` kept.
     private func isUnbuiltSwiftTask(_ taskName: TaskName, workspace: Workspace, settings: Settings) throws -> Bool {
         guard FileSystem.exists(workspace.taskDirectory(taskName) + "/function.swift"), !FileSystem.exists(workspace.executable(for: taskName)) else {
             return false
@@ -105,7 +106,7 @@ struct TaskCommand: AsyncParsableCommand {
 
     private func createTask(_ taskName: TaskName, workspace: Workspace, settings: Settings, sender: CommandSender) async throws {
         guard let desc, !desc.isEmpty else { throw CLIError("--desc is required with --create") }
-        let lock = try TaskFolderLock(workspace)  // from the checks to the save: no other create moves this folder meanwhile
+        let lock = try WorkspaceChangeLock(workspace)  // from the checks to the save: no other create moves this folder meanwhile
         defer { lock.release() }
         let directory = workspace.taskDirectory(taskName)
         // Everything that can refuse is checked before anything is written.

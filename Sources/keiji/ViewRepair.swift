@@ -29,10 +29,17 @@ enum ViewRepair {
         guard case .sqlite(let path, _) = ViewLocation(settings: settings, workspace: workspace), !FileSystem.exists(path),
               FileSystem.exists(workspace.journalDirectory),
               try !JournalDirectory(path: workspace.journalDirectory).segments().isEmpty else { return }
+        // Under the lock a `--create` checks the view in: it waits for the whole view, not an empty one being filled.
+        let lock = try WorkspaceChangeLock(workspace)
+        defer { lock.release() }
+        guard !FileSystem.exists(path) else { return }  // another call rebuilt it meanwhile
         do {
             _ = try await OfflineCommands.rebuildView(workspace: workspace, settings: settings)
             Console.progress("the query view \(path) was missing: rebuilt from the journal")
         } catch let error as KeijiError where error.code == .journalHeld {
+            guard ServiceControl(workspace: workspace).runningPID(.scheduler) != nil else {
+                throw CLIError("the query view \(path) is missing, and another keiji command holds the journal: run this one again")
+            }
             throw CLIError("the query view \(path) is missing: restart the scheduler to rebuild it from the journal "
                            + "(keiji system --stop, then keiji system --start)")
         }

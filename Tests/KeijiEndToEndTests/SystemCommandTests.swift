@@ -212,6 +212,18 @@ struct SystemCommandTests {
             let standardError = try FileManager.default.destinationOfSymbolicLink(atPath: "/proc/\(pid)/fd/2")
             #expect(standardError == folder + "/\(service).log", "\(service)'s stderr: \(standardError)")
         }
+        // The scheduler's spawn helper, started before the roll, holds no rolled file either.
+        let scheduler = try #require(try pid(of: "scheduler", in: s))
+        let helpers = try FileManager.default.contentsOfDirectory(atPath: "/proc").compactMap(Int32.init).filter { pid in
+            guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8), let close = stat.lastIndex(of: ")") else { return false }
+            return stat.contains("(keiji-spawn-ser)") && stat[stat.index(close, offsetBy: 2)...].split(separator: " ").dropFirst().first == "\(scheduler)"
+        }
+        #expect(helpers.count == 1, "\(helpers)")
+        for helper in helpers {
+            let held = try FileManager.default.contentsOfDirectory(atPath: "/proc/\(helper)/fd")
+                .compactMap { try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/\(helper)/fd/\($0)") }
+            #expect(!held.contains { $0.hasSuffix("(deleted)") }, "the helper holds \(held)")
+        }
     }
 
     /// A listening socket on a free 127.0.0.1 port the kernel picks; closed by the caller.

@@ -49,7 +49,7 @@ struct TaskCommandTests {
         refused(try await s.keiji("task", "--delete", "--name=unbuilt"), saying: "no task named unbuilt")
         #expect(FileManager.default.fileExists(atPath: s.home + "/keiji/tasks/unbuilt"), "without --remove-source the source stays")
         let r = try await s.keiji("task", "--delete", "--name=unbuilt", "--remove-source")
-        #expect(r.status == 0 && r.stdout.contains("never built"), "\(r.stdout)\(r.stderr)")
+        #expect(r.status == 0 && r.stdout.contains("is not saved (never built"), "\(r.stdout)\(r.stderr)")
         #expect(!FileManager.default.fileExists(atPath: s.home + "/keiji/tasks/unbuilt"))
         #expect(try !String(contentsOfFile: s.home + "/keiji/Package.swift", encoding: .utf8).contains("\"unbuilt\""))
     }
@@ -143,7 +143,7 @@ struct TaskCommandTests {
         let folder = try #require(URL(fileURLWithPath: try json(try await s.keiji("task", "--get", "--name=chatty", "--json"))["LogPath"] as? String ?? "")
             .deletingLastPathComponent().path as String?)
         #expect(await eventually(.seconds(90)) {
-            try await runIDs().count >= before + 5
+            try await runIDs().count >= before + 8  // the follower may start late, and the view be a run behind
                 && FileManager.default.contentsOfDirectory(atPath: folder).contains { $0.hasSuffix(".log.lz4") }
         })
         let ran = try await runIDs()

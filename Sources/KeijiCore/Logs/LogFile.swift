@@ -86,18 +86,15 @@ public struct LogFile: Sendable {
         guard rotate, let size = FileSystem.size(of: activePath), size >= maxSize else {
             return false
         }
-        var standardError = stat()
-        var active = stat()
-        let standardErrorIsThisFile = movingStandardError && fstat(STDERR_FILENO, &standardError) == 0 && stat(activePath, &active) == 0
-            && standardError.st_dev == active.st_dev && standardError.st_ino == active.st_ino
+        let standardErrorIsThisFile = movingStandardError && isStandardError
         let sequence = ((try segments.list().last) ?? 0) + 1
         let plain = directory + "/" + baseName + "." + String(format: "%06d", sequence) + ".log"
         guard rename(activePath, plain) == 0 else { throw KeijiError(.io, "cannot rotate \(activePath): \(String(cString: strerror(errno)))") }
         if standardErrorIsThisFile {
-            let descriptor = open(activePath, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0o600)
-            if descriptor >= 0 {
-                dup2(descriptor, STDERR_FILENO)
-                close(descriptor)
+            let descriptor = try openForAppend()
+            defer { close(descriptor) }
+            guard dup2(descriptor, STDERR_FILENO) >= 0 else {
+                throw KeijiError(.io, "cannot point stderr at \(activePath): \(String(cString: strerror(errno)))")
             }
         }
         let data = try FileSystem.read(plain)

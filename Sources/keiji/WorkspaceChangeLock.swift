@@ -4,21 +4,23 @@ import KeijiCore
 @preconcurrency import Glibc
 #endif
 
-/// Serializes the CLI calls of one workspace that replace or remove task folders (`task --create`, `task --delete
-/// --remove-source`). Two `--create --force` of one name at once each moved the other's new folder aside: both could
-/// fail with the saved task's `.env` gone, or one definition was saved beside the other's `.env`. An advisory
-/// `flock` on `~/.keiji/task-folders.lock`, which the kernel releases if the process dies.
-struct TaskFolderLock {
+/// Serializes the CLI calls of one workspace that change what another call's checks read: a task folder replaced or
+/// removed (`task --create`, `task --delete --remove-source`), and a missing view being rebuilt
+/// (``ViewRepair/restoreIfMissing(workspace:settings:)``). Two `--create --force` of one name at once each moved the
+/// other's new folder aside: both could fail with the saved task's `.env` gone, or one definition was saved beside
+/// the other's `.env`; and a `--create` that read a view half rebuilt found no task to refuse. An advisory `flock` on
+/// `~/.keiji/workspace-changes.lock`, which the kernel releases if the process dies.
+struct WorkspaceChangeLock {
     private let descriptor: Int32
 
     /// Waits for the lock, saying so when another call holds it.
     init(_ workspace: Workspace) throws {
         try workspace.createSystemDirectories()
-        let path = workspace.systemRoot + "/task-folders.lock"
+        let path = workspace.systemRoot + "/workspace-changes.lock"
         descriptor = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
         guard descriptor >= 0 else { throw CLIError("cannot open \(path): \(String(cString: strerror(errno)))") }
         if flock(descriptor, LOCK_EX | LOCK_NB) != 0 {
-            Console.progress("waiting for another keiji call that changes a task folder…")
+            Console.progress("waiting for another keiji call that changes the workspace…")
             while flock(descriptor, LOCK_EX) != 0 {
                 guard errno == EINTR else {
                     let reason = String(cString: strerror(errno))
