@@ -232,6 +232,13 @@ enum RecoveryReportText {
         for run in r.interruptedRuns {
             out.append("  \(run.task) run \(run.runID) started \(ISO8601.string(fromMilliseconds: run.startedAt)): \(run.action)")
         }
+        if let retries = r.retriesResumed {
+            out.append("retries:      \(retries.count) resumed (a stop or a crash dropped them during their backoff)")
+            for retry in retries {
+                out.append("  \(retry.task)" + (retry.slot.map { " slot \(ISO8601.string(fromSeconds: $0))" } ?? " (manual run)")
+                           + ": attempt \(retry.attempt) at \(ISO8601.string(fromMilliseconds: retry.dueAt))")
+            }
+        }
         out.append("missed slots: " + (r.missedSlots.isEmpty ? "none" : "\(r.missedSlots.reduce(0) { $0 + $1.count }) in \(r.missedSlots.count) task(s)"))
         for missed in r.missedSlots {
             out.append("  \(missed.task): \(missed.count) slot(s) \(ISO8601.string(fromSeconds: missed.firstSlot))…\(ISO8601.string(fromSeconds: missed.lastSlot)), policy \(missed.policy.rawValue), \(missed.runs) run(s) started")

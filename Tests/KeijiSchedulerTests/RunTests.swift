@@ -177,6 +177,38 @@ struct RunTests {
         await engine.stop()
     }
 
+    /// A retry waiting out its backoff when the scheduler stops (here a clean stop; a crash drops it the same way:
+    /// the wait is in memory) runs after the next start, when its backoff is over, and the report says so. It was
+    /// lost: the failure's end was journaled as not final, so the task went back to its schedule, attempts unspent.
+    @Test func aRetryWaitingOutItsBackoffRunsAfterARestart() async throws {
+        let harness = try SchedulerHarness()
+        defer { harness.remove() }
+        let name = harness.taskName("flaky")
+        try await harness.defineOffline(try harness.commandTask("flaky", "exit 3", every: 86_400) {
+            $0.retries = 2
+            $0.retryBackoffSeconds = 3
+        })
+        let first = harness.engine()
+        try await first.start()
+        _ = try await first.submit(.taskTriggered(name))
+        #expect(await harness.wait { try harness.entries().finishedRuns.count == 1 })
+        await first.stop()  // within the first retry's 3 s backoff
+        #expect(try harness.entries().finishedRuns.map(\.final) == [false])
+
+        let second = harness.engine()
+        let report = try await second.start()
+        #expect(report.retriesResumed?.map(\.attempt) == [2], "\(String(describing: report.retriesResumed))")
+        #expect(await harness.wait { try harness.entries().finishedRuns.count == 3 })
+        #expect(try harness.entries().startedRuns.map(\.attempt) == [1, 2, 3])
+        #expect(try harness.entries().startedRuns.map(\.trigger) == [.manual, .retry, .retry])
+        #expect(await harness.wait { await second.state.tasks[name]?.isError == true }, "the last attempt's failure is final")
+        await second.stop()
+
+        let third = harness.engine()  // nothing is owed any more
+        #expect(try await third.start().retriesResumed == nil)
+        await third.stop()
+    }
+
     @Test func overlappingSlotsAreSkippedAndRecorded() async throws {
         let harness = try SchedulerHarness()
         defer { harness.remove() }

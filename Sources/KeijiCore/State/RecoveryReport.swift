@@ -45,6 +45,20 @@ public struct RecoveryReport: Codable, Sendable, Equatable {
         }
     }
 
+    /// A retry a stop or a crash dropped while it waited out its backoff, run again by this start.
+    public struct ResumedRetry: Codable, Sendable, Equatable {
+        public var task: TaskName
+        /// The failed run's slot; nil for a manual run.
+        public var slot: Int64?
+        /// The attempt this start runs (the failed one's plus one).
+        public var attempt: Int
+        /// When it runs: the failed run's end plus its backoff, or at once when that has passed.
+        public var dueAt: Int64
+        public init(task: TaskName, slot: Int64?, attempt: Int, dueAt: Int64) {
+            (self.task, self.slot, self.attempt, self.dueAt) = (task, slot, attempt, dueAt)
+        }
+    }
+
     /// What a cluster node (`DB_URL=postgres://…`) found in the cluster: commands to catch up on, and the slots
     /// it took over from nodes that died or stopped (at its start and since, while it runs).
     public struct Cluster: Codable, Sendable, Equatable {
@@ -136,6 +150,8 @@ public struct RecoveryReport: Codable, Sendable, Equatable {
     /// Records replay could not apply and definitions today's rules refuse: each task named is in error
     /// and does not run. Optional so reports journaled before it existed still decode; nil when empty.
     public var refusedRecords: [RefusedRecord]?
+    /// Retries resumed (see ``ResumedRetry``); nil when none, and in reports journaled before it existed.
+    public var retriesResumed: [ResumedRetry]?
     /// On a cluster node; nil otherwise (and in reports journaled before clusters existed).
     public var cluster: Cluster?
 

@@ -125,6 +125,15 @@ extension SchedulerEngine {
 
         if !interruptedRecords.isEmpty { try await record(contentsOf: interruptedRecords) }
 
+        // Retries that were waiting out their backoff: the wait is in memory, so a stop or a crash dropped them, and
+        // the task went back to its schedule with attempts unspent. In a cluster the slot's claim, kept unfinished
+        // for its retry, is taken over as the node's own (below) or by another node.
+        let retries = cluster == nil ? owedRetries(rerunning: Set(reruns.map(\.task))) : []
+        report.retriesResumed = retries.isEmpty ? nil : retries.map {
+            RecoveryReport.ResumedRetry(task: $0.run.task, slot: $0.run.slot, attempt: $0.run.attempt, dueAt: $0.dueAtMs)
+        }
+        retriesAfterRecovery = retries
+
         // This node's own unfinished claims, looked up as it joined, settled by its journal (see
         // ``resolveOwnClaims(_:rerunning:cluster:)``); not at a first start, whose journal knows none of them.
         var ownRuns: [RecoveryRun] = []
@@ -246,6 +255,32 @@ extension SchedulerEngine {
         let runs = pendingRecoveryRuns
         pendingRecoveryRuns.removeAll()
         await startCatchUps(runs)
+        for (run, dueAtMs) in retriesAfterRecovery {
+            Task { [weak self] in
+                guard let self else { return }
+                let wait = dueAtMs - clock.nowMilliseconds()
+                if wait > 0 { try? await Task.sleep(for: .milliseconds(wait)) }
+                guard await phase == .running else { return }
+                _ = await fire(run.task, slot: run.slot, fireAtMs: clock.nowMilliseconds(), trigger: .retry, attempt: run.attempt)
+            }
+        }
+        retriesAfterRecovery = []
+    }
+
+    /// The retries a stop or a crash dropped while they waited out their backoff: a task whose latest run (missed
+    /// slots aside) failed with attempts left, its end journaled as not final (so the task is not in error), and
+    /// nothing ran after it. Each is due at the failed run's end plus its backoff. A task whose interrupted run is
+    /// re-run now (`rerunning`) started its next run already.
+    func owedRetries(rerunning: Set<TaskName>) -> [(run: RecoveryRun, dueAtMs: Int64)] {
+        state.tasks.keys.sorted().compactMap { name in
+            guard let task = state.tasks[name], !task.isDisabled, !task.isError, !rerunning.contains(name),
+                  let latest = task.recentRuns.last(where: { !$0.outcome.hasPrefix("missed") }),
+                  RunOutcome(rawValue: latest.outcome)?.isFailure == true, latest.attempt <= task.definition.policy.retries
+            else { return nil }
+            let backoff = task.definition.policy.retryDelaySeconds(afterAttempt: latest.attempt)
+            let due = TimeArithmetic.sum(latest.finishedAt, TimeArithmetic.milliseconds(fromSeconds: backoff))
+            return (RecoveryRun(task: name, slot: latest.slot, trigger: .retry, attempt: latest.attempt + 1, interruptions: nil), due)
+        }
     }
 
     /// Fires the first run of each task in `items` as one journal batch, and the rest of each task's runs in
@@ -311,6 +346,7 @@ extension SchedulerEngine {
         if cut.missedSlots.count > limit { cut.missedSlots.removeLast(cut.missedSlots.count - limit) }
         if cut.interruptedRuns.count > limit { cut.interruptedRuns.removeLast(cut.interruptedRuns.count - limit) }
         if let refused = cut.refusedRecords, refused.count > limit { cut.refusedRecords = Array(refused.prefix(limit)) }
+        if let retries = cut.retriesResumed, retries.count > limit { cut.retriesResumed = Array(retries.prefix(limit)) }
         if let own = cut.cluster?.ownClaims, own.count > limit { cut.cluster?.ownClaims = Array(own.prefix(limit)) }
         return cut
     }
@@ -320,6 +356,7 @@ extension SchedulerEngine {
                      "\(report.journal.recordsReplayed) records replayed in \(String(format: "%.3f", report.journal.replaySeconds)) s"]
         if report.journal.bytesRepaired > 0 { parts.append("\(report.journal.bytesRepaired) bytes repaired") }
         if !report.interruptedRuns.isEmpty { parts.append("\(report.interruptedRuns.count) interrupted runs") }
+        if let retries = report.retriesResumed { parts.append("\(retries.count) retries resumed") }
         let missed = report.missedSlots.reduce(0) { $0 + $1.count }
         if missed > 0 { parts.append("\(missed) missed slots in \(report.missedSlots.count) tasks") }
         if report.commandsReapplied > 0 { parts.append("\(report.commandsReapplied) commands re-applied to the view") }

@@ -147,6 +147,8 @@ public actor SchedulerEngine {
     public internal(set) var recoveryReport: RecoveryReport?
     /// Runs recovery decided on, started once the engine runs.
     var pendingRecoveryRuns: [RecoveryRun] = []
+    /// Retries recovery resumed (``owedRetries(rerunning:)``), each started at its due time once the engine runs.
+    var retriesAfterRecovery: [(run: RecoveryRun, dueAtMs: Int64)] = []
 
     struct LiveRun {
         var task: TaskName
