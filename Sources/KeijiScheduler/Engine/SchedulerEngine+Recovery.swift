@@ -126,9 +126,13 @@ extension SchedulerEngine {
         if !interruptedRecords.isEmpty { try await record(contentsOf: interruptedRecords) }
 
         // Retries that were waiting out their backoff: the wait is in memory, so a stop or a crash dropped them, and
-        // the task went back to its schedule with attempts unspent. In a cluster the slot's claim, kept unfinished
-        // for its retry, is taken over as the node's own (below) or by another node.
-        let retries = cluster == nil ? owedRetries(rerunning: Set(reruns.map(\.task))) : []
+        // the task went back to its schedule with attempts unspent. In a cluster only those whose slots this node
+        // still holds (the claim is kept unfinished for the retry): another node may have taken one over and run it.
+        var retries = owedRetries(rerunning: Set(reruns.map(\.task)))
+        if cluster != nil {
+            let held = Set(ownClaimsAtStart.map { ClaimedSlot(task: $0.task, slot: $0.slot) })
+            retries.removeAll { retry in retry.run.claimedSlot.map { !held.contains($0) } ?? true }
+        }
         report.retriesResumed = retries.isEmpty ? nil : retries.map {
             RecoveryReport.ResumedRetry(task: $0.run.task, slot: $0.run.slot, attempt: $0.run.attempt, dueAt: $0.dueAtMs)
         }
@@ -139,7 +143,7 @@ extension SchedulerEngine {
         var ownRuns: [RecoveryRun] = []
         var retaken: [TakenOverSlot] = []
         if let cluster, previous != .firstStart, !ownClaimsAtStart.isEmpty {
-            let rerunning = Set(reruns.compactMap(\.claimedSlot))
+            let rerunning = Set((reruns + retries.map(\.run)).compactMap(\.claimedSlot))
             let resolution = resolveOwnClaims(ownClaimsAtStart, rerunning: rerunning, cluster: cluster)
             (ownRuns, retaken) = (resolution.runs, resolution.retaken)
             report.cluster?.ownClaims = resolution.report
