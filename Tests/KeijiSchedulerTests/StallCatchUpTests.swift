@@ -189,6 +189,34 @@ struct StallCatchUpTests {
                 "the schedule resumes after the catch-ups")
     }
 
+    /// A stall caught up under `catch-up all` by runs that take longer than the interval: the slots that came while
+    /// the catch-up runs went are missed as overlaps, the latest fires late, and the schedule resumes. They were
+    /// caught up again, each round owing the next: the task never left catch-up (a user's find: every four slots,
+    /// three catch-up runs and one missed, for as long as it ran).
+    @Test func catchUpAllEndsWhenItsRunsOutlastTheInterval() async throws {
+        let harness = try SchedulerHarness()
+        defer { harness.remove() }
+        try await harness.defineOffline(try harness.commandTask("long", "sleep 1.2", every: 1) {
+            $0.catchUp = .all
+            $0.catchUpLimit = 3
+        })
+        let name = harness.taskName("long")
+        let clock = SteppedClock()
+        let engine = harness.engine(clock: clock)
+        try await engine.start()
+        #expect(await harness.wait { try harness.entries().finishedRuns.contains { $0.task == name } })
+        let before = try harness.entries().count
+        clock.step(byMilliseconds: 8_000)
+        let after = { try harness.entries().dropFirst(before).filter { $0.taskName == name } }
+        let resumed = await harness.wait(upTo: .seconds(90)) { try after().startedRuns.filter { $0.trigger == .schedule }.count >= 2 }
+        await engine.stop()
+        let triggers = try after().startedRuns.map(\.trigger)
+        #expect(resumed, "the schedule resumes: \(triggers)")
+        let catchUps = try after().startedRuns.filter { $0.trigger == .catchUp }.count
+        #expect((3...4).contains(catchUps), "the stall's three, and the slot due as they ended: \(catchUps)")
+        #expect(try after().missedRuns(.overlap).contains { $0.count >= 2 }, "the slots the catch-up runs outlasted")
+    }
+
     /// A run still going when a stall ends (a SIGSTOP'd scheduler's run often ended during the stop, its end not
     /// yet handled): the catch-up run owed waits for it and then runs, instead of overlap `skip` dropping it.
     @Test func aCatchUpWaitsForARunStillGoingWhenTheStallEnds() async throws {

@@ -27,13 +27,7 @@ enum CatchUpRule {
         let policy = task.definition.policy
         // The slots that may run, and the one before them: the last slot given up, which the missed record names.
         let keep = (policy.catchUp == .all ? policy.catchUpLimit : 1) + 1
-        var through = nowMs / 1000
-        var window = calculator.slots(after: cursor, through: through, limit: keep)
-        // Jitter and phase only delay a slot, so only the newest few slots can still be ahead of `nowMs`.
-        while let last = window.slots.last, task.fireTimeMilliseconds(slot: last, calculator: calculator) > nowMs {
-            through = last - 1
-            window = calculator.slots(after: cursor, through: through, limit: keep)
-        }
+        let window = passedSlots(of: task, calculator: calculator, after: cursor, through: nowMs, limit: keep)
         let total = window.slots.count + window.dropped
         guard total > 0, let last = window.slots.last else { return nil }
         var toRun: [Int64] = []
@@ -51,5 +45,19 @@ enum CatchUpRule {
         // The window holds only the newest slots; the first that passed may lie before it.
         let first = window.dropped > 0 ? calculator.nextSlot(after: cursor) ?? window.slots[0] : window.slots[0]
         return CatchUpPlan(total: total, firstSlot: first, lastSlot: last, toRun: toRun, missed: missed)
+    }
+
+    /// The slots of `task` after `cursor` whose firing time (slot, jitter, sub-second phase) is at or before `nowMs`:
+    /// the newest `limit` of them, oldest first, and how many passed before those.
+    static func passedSlots(of task: TaskState, calculator: ScheduleCalculator, after cursor: Int64, through nowMs: Int64,
+                            limit: Int) -> (slots: [Int64], dropped: Int) {
+        var through = nowMs / 1000
+        var window = calculator.slots(after: cursor, through: through, limit: limit)
+        // Jitter and phase only delay a slot, so only the newest few slots can still be ahead of `nowMs`.
+        while let last = window.slots.last, task.fireTimeMilliseconds(slot: last, calculator: calculator) > nowMs {
+            through = last - 1
+            window = calculator.slots(after: cursor, through: through, limit: limit)
+        }
+        return window
     }
 }

@@ -326,9 +326,28 @@ extension SchedulerEngine {
         }
     }
 
-    private func caughtUp(_ name: TaskName) {
+    private func caughtUp(_ name: TaskName) async {
         catchingUp.remove(name)
+        guard phase == .running, armed[name] == nil else { return }
+        await missSlotsPassedDuringCatchUp(of: name)
         if phase == .running, armed[name] == nil { arm(name) }
+    }
+
+    /// The slots whose moments came while the task's catch-up runs went one after another, its schedule waiting, but
+    /// the latest: they came while a run of it was going, so they are missed as such a slot is (`overlap`), and the
+    /// latest fires now, late, as a slot just due does. Armed with all of them still ahead of its cursor, the task
+    /// caught them up again under `catch-up all`: one whose runs take about its interval never left catch-up. In a
+    /// cluster they are left to the timer loop's rule for a stalled node, which first looks up the slots the other
+    /// nodes claimed meanwhile.
+    private func missSlotsPassedDuringCatchUp(of name: TaskName) async {
+        guard cluster == nil, let task = state.tasks[name], !task.isDisabled, !task.isError else { return }
+        let calculator = task.scheduleCalculator(defaultTimeZone: timeZone)
+        let now = clock.nowMilliseconds()
+        let passed = CatchUpRule.passedSlots(of: task, calculator: calculator, after: cursor(of: name, task), through: now, limit: 2)
+        guard passed.slots.count == 2 else { return }
+        firedSlots[name] = passed.slots[0]
+        let missed = RunMissed(task: name, slot: passed.slots[0], count: passed.dropped + 1, reason: .overlap)
+        _ = try? await record(entries: [JournalEntry(at: now, .runMissed(missed))])
     }
 
     func waitForRuns(of name: TaskName) async {
