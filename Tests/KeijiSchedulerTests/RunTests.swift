@@ -209,6 +209,30 @@ struct RunTests {
         await third.stop()
     }
 
+    /// A stopped run's end says who stopped it: `--stop`, `--delete` (it said "stopped on request" for both, and for
+    /// a scheduler's stop that outlasted its grace).
+    @Test func aStoppedRunSaysWhyItWasStopped() async throws {
+        let harness = try SchedulerHarness()
+        defer { harness.remove() }
+        let name = harness.taskName("long")
+        try await harness.defineOffline(try harness.commandTask("long", "sleep 600", every: 86_400))
+        let engine = harness.engine()
+        try await engine.start()
+        for (command, message) in [(JournalEntry.Event.taskStopRequested(name), "stopped on request"), (.taskDeleted(name), "the task was deleted")] {
+            let ended = try harness.entries().finishedRuns.count
+            _ = try await engine.submit(.taskTriggered(name))
+            #expect(await harness.wait {
+                let started = try harness.entries().startedRuns.last
+                return await engine.runsInProgress == 1 && started.map { !harness.processes(ofRun: $0.runID).isEmpty } == true
+            })
+            _ = try await engine.submit(command)
+            #expect(await harness.wait { try harness.entries().finishedRuns.count == ended + 1 })
+            let end = try #require(try harness.entries().finishedRuns.last)
+            #expect(end.outcome == .stopped && end.message == message, "\(end)")
+        }
+        await engine.stop()
+    }
+
     @Test func overlappingSlotsAreSkippedAndRecorded() async throws {
         let harness = try SchedulerHarness()
         defer { harness.remove() }

@@ -24,11 +24,11 @@ extension SchedulerEngine {
         case .taskDeleted(let name):
             disarm(name)
             firedSlots[name] = nil
-            terminateRuns(of: name)
+            terminateRuns(of: name, because: "the task was deleted")
             taskLogs.forget(name)  // the CLI removes the log next
         case .taskStopRequested(let name):
             // The seed's "stop": end the current run; the schedule goes on.
-            terminateRuns(of: name)
+            terminateRuns(of: name, because: "stopped on request")
             armAfterCommand(name)
         default: break
         }
@@ -42,9 +42,10 @@ extension SchedulerEngine {
         if deferredArming != nil { deferredArming?.insert(name) } else { arm(name) }
     }
 
-    func terminateRuns(of name: TaskName) {
+    /// `message`: why, as each run's end says it.
+    func terminateRuns(of name: TaskName, because message: String) {
         for run in runs.values where run.task == name {
-            run.handle.terminate(reason: .stopped, grace: state.tasks[name]?.definition.policy.graceSeconds ?? 5)
+            run.handle.terminate(reason: .stopped, grace: state.tasks[name]?.definition.policy.graceSeconds ?? 5, because: message)
         }
     }
 }

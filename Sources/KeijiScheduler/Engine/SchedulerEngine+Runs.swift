@@ -446,7 +446,7 @@ extension SchedulerEngine {
             }
             return
         }
-        LogFile.write(fd, "\(ISO8601.string(fromMilliseconds: clock.nowMilliseconds())) [keiji] run \(runID) \(result.outcome.rawValue)\(result.message.map { ": \($0)" } ?? "") after \(result.durationMs) ms\n")
+        LogFile.write(fd, "\(ISO8601.string(fromMilliseconds: clock.nowMilliseconds())) [keiji] run \(runID) \(result.outcome.rawValue) after \(result.durationMs) ms\(result.message.map { ": \($0)" } ?? "")\n")
         taskLogs.checkIn(fd)
         finish(runID: runID, name: name, result: result, latenessMs: latenessMs, slot: slot, attempt: attempt, interruptions: interruptions, definition: definition)
     }

@@ -257,7 +257,9 @@ public actor SchedulerEngine {
             while !runs.isEmpty, ContinuousClock.now < deadline {
                 try? await Task.sleep(for: .milliseconds(20))
             }
-            for run in runs.values { run.handle.terminate(reason: .stopped, grace: 2) }
+            for run in runs.values {
+                run.handle.terminate(reason: .stopped, grace: 2, because: "the scheduler stopped, and the run had not ended within \(configuration.shutdownGrace)")
+            }
             for run in runs.values { await run.work?.value }
             await waitUntilNoRuns()  // every run.finished durable before the clean-stop mark
         }
@@ -523,7 +525,7 @@ public actor SchedulerEngine {
         phase = .failed
         note("FATAL: the journal failed, stopping all work: \(error)")
         stopTimers()
-        for run in runs.values { run.handle.terminate(reason: .stopped, grace: 1) }
+        for run in runs.values { run.handle.terminate(reason: .stopped, grace: 1, because: "the journal failed") }
         await endRunsAwaitingSlot()
     }
 

@@ -131,16 +131,17 @@ struct RunExecutor: Sendable {
         if case .lost = status { _ = OrphanReaper.killProcesses(ofRuns: [runID]) }
         let elapsed = ContinuousClock.now - heard
         let durationMs = sinceStartMs + elapsed.components.seconds * 1000 + elapsed.components.attoseconds / 1_000_000_000_000_000
-        return Self.result(of: status, terminationReason: handle.terminationReason, timeout: timeout, durationMs: durationMs,
+        return Self.result(of: status, terminationReason: handle.terminationReason, stopMessage: handle.stopMessage, timeout: timeout,
+                           durationMs: durationMs,
                            errorFile: errorFile)
     }
 
     /// What a run's end records for a reaped status: a stop or timeout wins, then the exit status. A failed
     /// `waitpid` is a failure with its reason, never a success.
-    static func result(of status: ExitStatus, terminationReason: RunOutcome?, timeout: Double?, durationMs duration: Int64,
-                       errorFile: String? = nil) -> Result {
+    static func result(of status: ExitStatus, terminationReason: RunOutcome?, stopMessage: String? = nil, timeout: Double?,
+                       durationMs duration: Int64, errorFile: String? = nil) -> Result {
         if let reason = terminationReason {
-            let text = reason == .timedOut ? "timed out after \(timeout.map { "\($0)" } ?? "?") s" : "stopped on request"
+            let text = reason == .timedOut ? "timed out after \(timeout.map { "\($0)" } ?? "?") s" : stopMessage ?? "stopped"
             return Result(outcome: reason, status: status, durationMs: duration, message: text)
         }
         switch status {
@@ -199,6 +200,8 @@ final class RunHandle: Sendable {
         var run: SpawnServer.Run?
         var server: SpawnServer?
         var reason: RunOutcome?
+        /// Why a stop ended it (``terminate(reason:grace:because:)``).
+        var stopMessage: String?
         var pendingGrace: Double?
         /// The start sent to `server` and not answered yet.
         var startTag: UInt64?
@@ -208,6 +211,7 @@ final class RunHandle: Sendable {
     private let state = Mutex(State())
 
     var terminationReason: RunOutcome? { state.withLock { $0.reason } }
+    var stopMessage: String? { state.withLock { $0.stopMessage } }
 
     /// Why the run was asked not to begin (``cancelStart(_:)``), if it was.
     var notBegun: NotBegun? { state.withLock { $0.notBegun } }
@@ -245,16 +249,16 @@ final class RunHandle: Sendable {
             s.server = server
             return s.pendingGrace
         }
-        if let grace = pending, let reason = terminationReason { terminate(reason: reason, grace: grace) }
+        if let grace = pending, let reason = terminationReason { terminate(reason: reason, grace: grace, because: stopMessage) }
     }
 
     func detach() { state.withLock { $0.run = nil } }
 
     /// SIGTERM to the whole process group, SIGKILL after `grace` seconds if it is still there. Before the
-    /// process exists, the request waits for `attach`.
-    func terminate(reason: RunOutcome, grace: Double) {
+    /// process exists, the request waits for `attach`. `message`: why, for a stop (the first reason given stands).
+    func terminate(reason: RunOutcome, grace: Double, because message: String? = nil) {
         let target = state.withLock { s -> (SpawnServer.Run, SpawnServer)? in
-            if s.reason == nil { s.reason = reason }
+            if s.reason == nil { (s.reason, s.stopMessage) = (reason, message) }
             guard let run = s.run, let server = s.server else {
                 s.pendingGrace = grace
                 return nil
