@@ -21,6 +21,14 @@ enum Console {
         say(lines.joined(separator: "\n"))
     }
 
+    /// `object` as JSON, pretty and with sorted keys, for `--json`; an empty list as `[]` (Foundation's pretty form
+    /// of one was `[`, an empty line and `]` for some lists).
+    static func say(json object: Any) throws {
+        if let list = object as? [Any], list.isEmpty { return say("[]") }
+        let data = try JSONSerialization.data(withJSONObject: object, options: [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes])
+        say(String(decoding: data, as: UTF8.self))
+    }
+
     static func progress(_ line: String) { FileHandle.standardError.write(Data((paint(line, 33) + "\n").utf8)) }
 
     /// `error: <message>` on stderr, the one line every failure prints.

@@ -86,8 +86,7 @@ extension TaskCommand {
         else { throw CLIError("no task named \(task)") }
         let history = try RunHistory.read(task, limit: limit, from: database)
         if json {
-            let data = try JSONSerialization.data(withJSONObject: history.json(), options: [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes])
-            return Console.say(String(decoding: data, as: UTF8.self))
+            return try Console.say(json: history.json())
         }
         Console.say(lines: history.lines(time: TimeText(settings: settings)))
     }

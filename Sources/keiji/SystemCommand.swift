@@ -182,8 +182,7 @@ struct SystemCommand: AsyncParsableCommand {
                 object["nodes"] = nodes.map { ["name": $0.name, "host": $0.host, "pid": Int($0.pid), "alive": $0.isAlive, "stopped": $0.stopped,
                                                "heartbeatAgeSeconds": $0.heartbeatAgeSeconds, "claimsLastMinute": $0.claimsLastMinute] as [String: Any] }
             }
-            Console.say(String(decoding: try JSONSerialization.data(withJSONObject: object, options: [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]), as: UTF8.self))
-            return
+            return try Console.say(json: object)
         }
         func pad(_ s: String) -> String { s + String(repeating: " ", count: max(0, 18 - s.count)) }
         if let settingsProblem { Console.say("warning: \(settingsProblem) (keiji system --start refuses until it is fixed)") }

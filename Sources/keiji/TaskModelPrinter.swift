@@ -26,9 +26,7 @@ extension TaskCommand {
                 object.merge(policy) { seed, _ in seed }
                 return object
             }
-            let data = try JSONSerialization.data(withJSONObject: name == nil ? objects as Any : objects.first as Any, options: [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes])
-            Console.say(String(decoding: data, as: UTF8.self))
-            return
+            return try Console.say(json: name == nil ? objects as Any : objects.first as Any)
         }
         if rows.isEmpty { Console.say("no tasks yet") }
         let rule = String(repeating: "=", count: 100)

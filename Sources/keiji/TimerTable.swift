@@ -80,8 +80,7 @@ extension TaskCommand {
         let table = try database.map(TimerTable.read(from:)) ?? TimerTable(timers: [])
         let now = Int64((Date().timeIntervalSince1970 * 1000).rounded(.down))
         if json {
-            let data = try JSONSerialization.data(withJSONObject: table.json(now: now), options: [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes])
-            return Console.say(String(decoding: data, as: UTF8.self))
+            return try Console.say(json: table.json(now: now))
         }
         Console.say(lines: table.lines(now: now, time: TimeText(settings: settings)))
     }
