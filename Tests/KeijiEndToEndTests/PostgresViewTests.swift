@@ -63,11 +63,7 @@ struct PostgresViewTests {
     }
 
     func setDatabaseURL(_ url: String, in s: Session) throws {
-        let file = s.home + "/keiji/settings.conf"
-        let text = try String(contentsOfFile: file, encoding: .utf8)
-        let lines = text.split(separator: "\n", omittingEmptySubsequences: false).map { $0.hasPrefix("DB_URL=") ? "DB_URL=\(url)" : String($0) }
-        try lines.joined(separator: "\n").write(toFile: file, atomically: true, encoding: .utf8)
-        chmod(file, 0o600)  // as `keiji init` made it: the URL holds a password
+        try s.setSetting("DB_URL", url)
     }
 
     func pid(of service: String, in s: Session) -> pid_t? {

@@ -196,9 +196,7 @@ struct SystemCommandTests {
         let s = try Session()
         defer { s.cleanUp() }
         #expect(try await s.keiji("init").status == 0)
-        let settings = s.home + "/keiji/settings.conf"
-        let lines = try String(contentsOfFile: settings, encoding: .utf8).split(separator: "\n").filter { !$0.hasPrefix("LOG_MAX_SIZE=") }
-        try (lines + ["LOG_MAX_SIZE=1KB"]).joined(separator: "\n").write(toFile: settings, atomically: true, encoding: .utf8)
+        try s.setSetting("LOG_MAX_SIZE", "1KB")
         for service in ["bus", "scheduler"] {  // each log over the size before the start
             let folder = s.home + "/.keiji/logs/services/\(service)"
             try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)

@@ -125,9 +125,7 @@ struct TaskCommandTests {
         let s = try Session()
         defer { s.cleanUp() }
         #expect(try await s.keiji("init").status == 0)
-        let settings = s.home + "/keiji/settings.conf"
-        let lines = try String(contentsOfFile: settings, encoding: .utf8).split(separator: "\n").filter { !$0.hasPrefix("LOG_MAX_SIZE=") }
-        try (lines + ["LOG_MAX_SIZE=1KB"]).joined(separator: "\n").write(toFile: settings, atomically: true, encoding: .utf8)
+        try s.setSetting("LOG_MAX_SIZE", "1KB")
         #expect(try await s.keiji("system", "--start").status == 0)
         // About 2 KB a run, over most of a second: the log rolls before every run, a moment after the last lines of
         // the run before (and its end) were written to it.

@@ -80,6 +80,15 @@ struct WalkthroughTests {
             return Result(status: process.terminationStatus, stdout: stdout, stderr: stderr)
         }
 
+        /// Sets `key` in `~/keiji/settings.conf`: its line replaced (or added), the file 0600 as `keiji init` makes it.
+        func setSetting(_ key: String, _ value: String) throws {
+            let file = home + "/keiji/settings.conf"
+            var lines = try String(contentsOfFile: file, encoding: .utf8).split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
+            if let index = lines.firstIndex(where: { $0.hasPrefix(key + "=") }) { lines[index] = "\(key)=\(value)" } else { lines.append("\(key)=\(value)") }
+            try lines.joined(separator: "\n").write(toFile: file, atomically: true, encoding: .utf8)
+            chmod(file, 0o600)
+        }
+
         func cleanUp() {
             _ = try? runBlocking(["system", "--stop"])
             try? FileManager.default.removeItem(atPath: home)
