@@ -34,6 +34,22 @@ enum Console {
     /// `error: <message>` on stderr, the one line every failure prints.
     static func error(_ message: String) { FileHandle.standardError.write(Data((paint("error:", 31) + " " + message + "\n").utf8)) }
 
+    /// `text` with its control characters but newlines and tabs shown as `\u{1B}` escapes: a description, a command
+    /// or a task's own error message printed raw could move the cursor or retitle the terminal (ESC and OSC
+    /// sequences). For text a task or a user wrote; `--logs` prints the task's output as it is, as `cat` would.
+    static func visible(_ text: String) -> String {
+        guard text.unicodeScalars.contains(where: isHidden) else { return text }
+        var shown = ""
+        for scalar in text.unicodeScalars {
+            if isHidden(scalar) { shown += "\\u{\(String(scalar.value, radix: 16, uppercase: true))}" } else { shown.unicodeScalars.append(scalar) }
+        }
+        return shown
+    }
+
+    private static func isHidden(_ scalar: Unicode.Scalar) -> Bool {
+        scalar != "\n" && scalar != "\t" && (scalar.value < 0x20 || (0x7F...0x9F).contains(scalar.value))
+    }
+
     static func paint(_ text: String, _ code: Int) -> String { colours ? "\u{1B}[\(code)m\(text)\u{1B}[0m" : text }
 }
 

@@ -239,6 +239,20 @@ struct TaskCommandTests {
     }
 
     /// The description reaches the task's environment exactly, whatever it holds.
+    /// `--get` shows a description's (or command's) control characters as escapes: printed raw, an ESC or OSC
+    /// sequence in it moved the reader's cursor or retitled the terminal. The JSON keeps the exact text.
+    @Test func getShowsControlCharactersAsEscapes() async throws {
+        let s = try Session()
+        defer { s.cleanUp() }
+        #expect(try await s.keiji("init").status == 0)
+        let description = "red \u{1B}[31mtext\u{1B}]0;title\u{07} and a\nsecond line"
+        #expect(try await s.keiji("task", "--create", "--name=escapes", "--desc=\(description)", "--command", "true", "--every", "1h").status == 0)
+        let text = try await s.keiji("task", "--get", "--name=escapes").stdout
+        #expect(!text.unicodeScalars.contains { $0 == "\u{1B}" || $0 == "\u{07}" }, "\(text.debugDescription)")
+        #expect(text.contains(#"Description: red \u{1B}[31mtext\u{1B}]0;title\u{7} and a"#) && text.contains("\nsecond line"), "\(text)")
+        #expect(try json(try await s.keiji("task", "--get", "--name=escapes", "--json"))["Description"] as? String == description)
+    }
+
     @Test func theTaskSeesItsExactDescription() async throws {
         let s = try Session()
         defer { s.cleanUp() }
