@@ -136,7 +136,7 @@ final class SpawnServerTests: Sendable {
         #expect(reason.contains("spawn server (pid \(helper)) was killed by signal 9"), "\(reason)")
         let sleeper = try #require(Self.pid(in: child))
         #expect(await Self.eventually { !LiveProcess.isRunning(run.pid) && !LiveProcess.isRunning(sleeper) }, "nothing of the run stays running")
-        let result = RunExecutor.result(of: status, terminationReason: nil, timeout: nil, durationMs: 5)
+        let result = RunExecutor.result(of: status, termination: nil, durationMs: 5)
         #expect(result.outcome == .interrupted && result.message?.contains("spawn server") == true)
 
         let next = try await server.start(request(["/bin/sh", "-c", "exit 3"]))
@@ -248,7 +248,7 @@ final class SpawnServerTests: Sendable {
     }
 
     @Test func aFailedWaitIsRecordedAsAFailureWithItsReason() {
-        let result = RunExecutor.result(of: .waitFailed(ECHILD), terminationReason: nil, timeout: nil, durationMs: 12)
+        let result = RunExecutor.result(of: .waitFailed(ECHILD), termination: nil, durationMs: 12)
         #expect(result.outcome == .failed)
         #expect(result.outcome.isFailure)
         #expect(result.message?.contains("waitpid failed") == true && result.message?.contains("errno \(ECHILD)") == true,

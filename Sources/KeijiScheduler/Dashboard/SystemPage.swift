@@ -26,8 +26,7 @@ struct SystemPage {
                 ("replayed", "\(report.journal.recordsReplayed) records in \(String(format: "%.3f", report.journal.replaySeconds)) s (checkpoint at LSN \(report.journal.checkpointLSN.map(String.init) ?? "none"), journal ends at \(report.journal.lastLSN))"),
                 ("repaired", "\(report.journal.bytesRepaired) bytes"),
                 ("interrupted", report.interruptedRuns.isEmpty ? "none" : report.interruptedRuns.map { "\($0.task) \($0.runID): \($0.action)" }.joined(separator: "; ")),
-                ("retries resumed", (report.retriesResumed ?? []).isEmpty ? "none"
-                    : (report.retriesResumed ?? []).map { "\($0.task): attempt \($0.attempt)" }.joined(separator: "; ")),
+                ("retries resumed", report.retriesResumed?.map { "\($0.task): attempt \($0.attempt)" }.joined(separator: "; ") ?? "none"),
                 ("missed slots", report.missedSlots.isEmpty ? "none" : report.missedSlots.map { "\($0.task): \($0.count) (\($0.policy.rawValue), \($0.runs) run)" }.joined(separator: "; ")),
                 ("re-applied", "\(report.commandsReapplied) command(s) to the query view"),
                 ("took", String(format: "%.3f s", report.durationSeconds)),

@@ -120,7 +120,7 @@ struct RunExecutor: Sendable {
         let watchdog = timeout.map { timeout in
             Task {
                 try await Task.sleep(for: .milliseconds(max(0, TimeArithmetic.milliseconds(fromSeconds: timeout) - sinceStartMs)))
-                handle.terminate(reason: .timedOut, grace: grace)
+                handle.terminate(reason: .timedOut, grace: grace, because: "timed out after \(timeout) s")
             }
         }
         // The server kills what the run left in its group before it reports the exit.
@@ -131,18 +131,15 @@ struct RunExecutor: Sendable {
         if case .lost = status { _ = OrphanReaper.killProcesses(ofRuns: [runID]) }
         let elapsed = ContinuousClock.now - heard
         let durationMs = sinceStartMs + elapsed.components.seconds * 1000 + elapsed.components.attoseconds / 1_000_000_000_000_000
-        return Self.result(of: status, terminationReason: handle.terminationReason, stopMessage: handle.stopMessage, timeout: timeout,
-                           durationMs: durationMs,
-                           errorFile: errorFile)
+        return Self.result(of: status, termination: handle.termination, durationMs: durationMs, errorFile: errorFile)
     }
 
     /// What a run's end records for a reaped status: a stop or timeout wins, then the exit status. A failed
     /// `waitpid` is a failure with its reason, never a success.
-    static func result(of status: ExitStatus, terminationReason: RunOutcome?, stopMessage: String? = nil, timeout: Double?,
-                       durationMs duration: Int64, errorFile: String? = nil) -> Result {
-        if let reason = terminationReason {
-            let text = reason == .timedOut ? "timed out after \(timeout.map { "\($0)" } ?? "?") s" : stopMessage ?? "stopped"
-            return Result(outcome: reason, status: status, durationMs: duration, message: text)
+    static func result(of status: ExitStatus, termination: RunHandle.Termination?, durationMs duration: Int64,
+                       errorFile: String? = nil) -> Result {
+        if let termination {
+            return Result(outcome: termination.reason, status: status, durationMs: duration, message: termination.message)
         }
         switch status {
         case .exited(0): return Result(outcome: .succeeded, status: status, durationMs: duration, message: nil)
@@ -199,9 +196,7 @@ final class RunHandle: Sendable {
     private struct State {
         var run: SpawnServer.Run?
         var server: SpawnServer?
-        var reason: RunOutcome?
-        /// Why a stop ended it (``terminate(reason:grace:because:)``).
-        var stopMessage: String?
+        var termination: Termination?
         var pendingGrace: Double?
         /// The start sent to `server` and not answered yet.
         var startTag: UInt64?
@@ -210,8 +205,13 @@ final class RunHandle: Sendable {
 
     private let state = Mutex(State())
 
-    var terminationReason: RunOutcome? { state.withLock { $0.reason } }
-    var stopMessage: String? { state.withLock { $0.stopMessage } }
+    /// How the run was asked to end (a timeout or a stop), and why, as its end says it.
+    struct Termination: Sendable {
+        var reason: RunOutcome
+        var message: String
+    }
+
+    var termination: Termination? { state.withLock { $0.termination } }
 
     /// Why the run was asked not to begin (``cancelStart(_:)``), if it was.
     var notBegun: NotBegun? { state.withLock { $0.notBegun } }
@@ -249,16 +249,17 @@ final class RunHandle: Sendable {
             s.server = server
             return s.pendingGrace
         }
-        if let grace = pending, let reason = terminationReason { terminate(reason: reason, grace: grace, because: stopMessage) }
+        if let grace = pending, let termination { terminate(reason: termination.reason, grace: grace, because: termination.message) }
     }
 
     func detach() { state.withLock { $0.run = nil } }
 
     /// SIGTERM to the whole process group, SIGKILL after `grace` seconds if it is still there. Before the
-    /// process exists, the request waits for `attach`. `message`: why, for a stop (the first reason given stands).
-    func terminate(reason: RunOutcome, grace: Double, because message: String? = nil) {
+    /// process exists, the request waits for `attach`. `message`: why, as the run's end says it (the first
+    /// request's reason and message stand).
+    func terminate(reason: RunOutcome, grace: Double, because message: String) {
         let target = state.withLock { s -> (SpawnServer.Run, SpawnServer)? in
-            if s.reason == nil { (s.reason, s.stopMessage) = (reason, message) }
+            if s.termination == nil { s.termination = Termination(reason: reason, message: message) }
             guard let run = s.run, let server = s.server else {
                 s.pendingGrace = grace
                 return nil
