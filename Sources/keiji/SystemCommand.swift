@@ -57,7 +57,7 @@ struct SystemCommand: AsyncParsableCommand {
                 let log = LogFile(directory: workspace.serviceLogDirectory(services[0].rawValue), baseName: services[0].rawValue, rotate: false, maxSize: 1)
                 for line in try log.lastLines(lines) { Console.say(line) }
             } else if status {
-                try printStatus(workspace: workspace, control: control)
+                try await printStatus(workspace: workspace, control: control)
             } else {
                 // Checked before a restart stops anything: bad settings must not leave the services down.
                 let (_, settings) = try loadWorkspace()
@@ -149,7 +149,7 @@ struct SystemCommand: AsyncParsableCommand {
                          + "chmod 600 \(file)")
     }
 
-    private func printStatus(workspace: Workspace, control: ServiceControl) throws {
+    private func printStatus(workspace: Workspace, control: ServiceControl) async throws {
         let report = try? JSONDecoder().decode(RecoveryReport.self, from: Data(contentsOf: URL(fileURLWithPath: workspace.recoveryReportFile)))
         let services = ServiceControl.Service.allCases.map { ($0.rawValue, control.runningPID($0)) }
         // Status works whatever the settings say; it only warns about what would stop the next start. Bad
@@ -158,10 +158,13 @@ struct SystemCommand: AsyncParsableCommand {
         var settingsProblem: String?
         do { settings = try loadWorkspace().1 } catch { settingsProblem = "\(error)" }
         let view = ViewLocation(settings: settings, workspace: workspace)
+        let runsEnded = CrashedRuns.viewMayShowThem(view, workspace: workspace)
         var tasks: [[String?]] = []
         var nodes: [ClusterNode]?
         var viewProblem: String?
         do {
+            // A missing view read as empty would say "no tasks" of tasks the journal has, as `keiji task` did.
+            if settingsProblem == nil { try await ViewRepair.restoreIfMissing(workspace: workspace, settings: settings) }
             let database = try view.openForReading()
             // Name, IsDisabled, IsError, IsRunning, NextExecutionTime, the last run as `succeeded (exit 0)`, its node.
             tasks = try database?.tasksWithLatestRun(["Name", "IsDisabled", "IsError", "IsRunning", "NextExecutionTime"],
@@ -176,7 +179,8 @@ struct SystemCommand: AsyncParsableCommand {
             object["view"] = ["database": view.engine, "location": view.address]
             let warnings = [settingsProblem, viewProblem.map { "cannot read the query view: \($0)" }].compactMap { $0 }
             if !warnings.isEmpty { object["warning"] = warnings.joined(separator: "; ") }
-            object["tasks"] = tasks.map { ["name": $0[0] ?? "", "disabled": $0[1] == "1", "error": $0[2] == "1", "running": $0[3] == "1",
+            object["tasks"] = tasks.map { ["name": $0[0] ?? "", "disabled": $0[1] == "1", "error": $0[2] == "1",
+                                           "running": $0[3] == "1" && !runsEnded, "interrupted": $0[3] == "1" && runsEnded,
                                            "next": $0[4] ?? NSNull(), "last": $0[5] ?? NSNull(), "lastNode": $0[6] ?? NSNull()] as [String: Any] }
             if let nodes {
                 object["nodes"] = nodes.map { ["name": $0.name, "host": $0.host, "pid": Int($0.pid), "alive": $0.isAlive, "stopped": $0.stopped,
@@ -214,7 +218,7 @@ struct SystemCommand: AsyncParsableCommand {
         Console.say("======== TASKS ========")
         if tasks.isEmpty { Console.say("no tasks") }
         Console.say(lines: tasks.map { row in
-            let state = row[2] == "1" ? "ERROR" : row[1] == "1" ? "disabled" : row[3] == "1" ? "running" : "scheduled"
+            let state = row[2] == "1" ? "ERROR" : row[1] == "1" ? "disabled" : row[3] == "1" ? (runsEnded ? "interrupted" : "running") : "scheduled"
             return "\(pad(row[0] ?? "?")) \(pad(state)) next \(row[4] ?? "-")   last \(row[5] ?? "never run")"
                 + (nodes != nil && row[5] != nil ? " on \(row[6] ?? "?")" : "")
         })

@@ -11,7 +11,7 @@ struct TimerTable {
         var next: Int64?
         /// When its last run started.
         var last: Int64?
-        /// scheduled, running, queued, disabled or error.
+        /// scheduled, running, interrupted (running when the scheduler crashed), queued, disabled or error.
         var state: String
         /// The latest finished run's `Outcome`, `ExitCode`, `Signal` and `Message`; nil before any run.
         var outcome: String?
@@ -24,11 +24,12 @@ struct TimerTable {
 
     let timers: [Timer]
 
-    static func read(from database: any ViewDatabase) throws -> TimerTable {
+    /// `runsEndedByACrash`: no scheduler runs, so a run the view marks running was ended by a crash (`CrashedRuns`).
+    static func read(from database: any ViewDatabase, runsEndedByACrash: Bool) throws -> TimerTable {
         let rows = try database.tasksWithLatestRun(["Name", "NextExecutionTime", "LastExecutionTime", "IsRunning", "IsQueued", "IsError", "IsDisabled"],
                                                    runColumns: ["Outcome", "ExitCode", "Signal", "Message"])
         let timers = rows.map { row in
-            let state = row[3] == "1" ? "running" : row[4] == "1" ? "queued" : row[5] == "1" ? "error" : row[6] == "1" ? "disabled" : "scheduled"
+            let state = row[3] == "1" ? (runsEndedByACrash ? "interrupted" : "running") : row[4] == "1" ? "queued" : row[5] == "1" ? "error" : row[6] == "1" ? "disabled" : "scheduled"
             return Timer(name: row[0] ?? "", next: row[1].flatMap(ISO8601.milliseconds(from:)), last: row[2].flatMap(ISO8601.milliseconds(from:)),
                          state: state, outcome: row[7], exitCode: row[8], signal: row[9], message: row[10])
         }
@@ -76,8 +77,9 @@ extension TaskCommand {
     /// `--list`: the table (or, with `--json`, its objects) of every task in the query view.
     func printTimers(workspace: Workspace, settings: Settings) throws {
         if let name { throw CLIError("--list shows every task: leave out --name (one task: keiji task --get --name=\(name))") }
-        let database = try ViewLocation(settings: settings, workspace: workspace).openForReading()
-        let table = try database.map(TimerTable.read(from:)) ?? TimerTable(timers: [])
+        let view = ViewLocation(settings: settings, workspace: workspace)
+        let runsEnded = CrashedRuns.viewMayShowThem(view, workspace: workspace)
+        let table = try view.openForReading().map { try TimerTable.read(from: $0, runsEndedByACrash: runsEnded) } ?? TimerTable(timers: [])
         let now = Int64((Date().timeIntervalSince1970 * 1000).rounded(.down))
         if json {
             return try Console.say(json: table.json(now: now))

@@ -351,4 +351,40 @@ struct SystemCommandTests {
         #expect(try await taskIDs(["a", "b", "c"], s) == ["2", "1", "4"])
         #expect(try await s.keiji("system", "--stop").status == 0)
     }
+
+    /// A run the scheduler's crash ended (its spawn server kills the run's group) is not shown as running while no
+    /// scheduler runs: `--list` and `system --status` say `interrupted` until the next start journals how it ended
+    /// (and here re-runs it).
+    @Test func aRunEndedByTheSchedulersCrashShowsAsInterruptedUntilTheNextStart() async throws {
+        let s = try Session()
+        defer { s.cleanUp() }
+        #expect(try await s.keiji("init").status == 0)
+        #expect(try await s.keiji("task", "--create", "--name=long", "--desc=x", "--command", "sleep 60", "--every", "1h").status == 0)
+        #expect(try await s.keiji("system", "--start").status == 0)
+        #expect(try await s.keiji("task", "--run", "--name=long").status == 0)
+        func state() async throws -> String? {
+            let list = try await s.keiji("task", "--list", "--json")
+            return (try JSONSerialization.jsonObject(with: Data(list.stdout.utf8)) as? [[String: Any]])?.first?["state"] as? String
+        }
+        #expect(await eventually { try await state() == "running" })
+        let scheduler = try #require(try pid(of: "scheduler", in: s))
+        kill(scheduler, SIGKILL)
+        #expect(await eventually { !isAlive(scheduler) })
+
+        #expect(try await state() == "interrupted")
+        var r = try await s.keiji("system", "--status")
+        let line = r.stdout.split(separator: "\n").first { $0.hasPrefix("long ") }
+        #expect(line?.contains("interrupted") == true, "\(r.stdout)\(r.stderr)")
+        r = try await s.keiji("system", "--status", "--json")
+        let tasks = (try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any])?["tasks"] as? [[String: Any]]
+        #expect(tasks?.first?["interrupted"] as? Bool == true && tasks?.first?["running"] as? Bool == false, "\(r.stdout)")
+
+        #expect(try await s.keiji("system", "--start").status == 0)
+        // The start reports the run interrupted and re-runs it (a manual run's attempt, by default).
+        r = try await s.keiji("system", "--status", "--json")
+        let recovery = (try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any])?["recovery"] as? [String: Any]
+        #expect((recovery?["interruptedRuns"] as? [[String: Any]])?.count == 1, "\(r.stdout)")
+        #expect(await eventually { try await state() == "running" })
+        #expect(try await s.keiji("system", "--stop").status == 0)
+    }
 }

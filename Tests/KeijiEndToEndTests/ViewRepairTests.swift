@@ -47,7 +47,8 @@ struct ViewRepairTests {
 
     /// A view that is missing while the journal holds tasks (a journal restored alone, a deleted `keiji.db`) is
     /// rebuilt before a task command reads it: read as empty, it listed no tasks, and `--create` without `--force`
-    /// saved over a task the journal has. With a scheduler running, the command says to restart it.
+    /// saved over a task the journal has; `system --status` listed none. With a scheduler running, the command says
+    /// to restart it.
     @Test func aMissingViewIsRebuiltFromTheJournalBeforeACommandReadsIt() async throws {
         let s = try Session()
         defer { s.cleanUp() }
@@ -66,11 +67,18 @@ struct ViewRepairTests {
                 "\(r.stdout)\(r.stderr)")
         r = try await s.keiji("task", "--get", "--name=alpha")
         #expect(r.status == 0 && r.stdout.contains("nightly") && !r.stdout.contains("oops"), "\(r.stdout)\(r.stderr)")
+        // `system --status` lists the journal's tasks too.
+        try remove()
+        r = try await s.keiji("system", "--status")
+        #expect(r.status == 0 && r.stderr.contains("was missing: rebuilt from the journal") && r.stdout.contains("alpha"),
+                "\(r.stdout)\(r.stderr)")
 
         #expect(try await s.keiji("system", "--start").status == 0)
         try remove()
         r = try await s.keiji("task", "--list")
         #expect(r.status == 1 && r.stderr.contains("is missing: restart the scheduler"), "\(r.stdout)\(r.stderr)")
+        r = try await s.keiji("system", "--status")
+        #expect(r.stdout.contains("is missing: restart the scheduler"), "\(r.stdout)\(r.stderr)")
         #expect(try await s.keiji("system", "--stop").status == 0)
         r = try await s.keiji("task", "--list")
         #expect(r.status == 0 && r.stdout.contains("alpha"), "\(r.stdout)\(r.stderr)")
