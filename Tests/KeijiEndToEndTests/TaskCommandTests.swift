@@ -136,14 +136,17 @@ struct TaskCommandTests {
             return ((runs as? [[String: Any]]) ?? []).filter { $0["start"] is String }.compactMap { $0["runId"] as? String }.reversed()
         }
         #expect(await eventually(.seconds(30)) { try await !runIDs().isEmpty })
-        async let following = s.keiji(within: .seconds(120), "task", "--logs", "--name=chatty", "--follow", "--lines", "1")
+        // Generous bounds: on a loaded host each of a run's 40 `sleep` processes can take tens of milliseconds to start.
+        async let following = s.keiji(within: .seconds(240), "task", "--logs", "--name=chatty", "--follow", "--lines", "1")
         let before = try await runIDs().count
         let folder = try #require(URL(fileURLWithPath: try json(try await s.keiji("task", "--get", "--name=chatty", "--json"))["LogPath"] as? String ?? "")
             .deletingLastPathComponent().path as String?)
-        #expect(await eventually(.seconds(90)) {
-            try await runIDs().count >= before + 8  // the follower may start late, and the view be a run behind
-                && FileManager.default.contentsOfDirectory(atPath: folder).contains { $0.hasSuffix(".log.lz4") }
-        })
+        var (seen, files) = (0, [String]())
+        #expect(await eventually(.seconds(180)) {
+            (seen, files) = (try await runIDs().count, try FileManager.default.contentsOfDirectory(atPath: folder))
+            return seen >= before + 8  // the follower may start late, and the view be a run behind
+                && files.contains { $0.hasSuffix(".log.lz4") }
+        }, "runs begun \(seen) (\(before) before following); log files \(files.sorted())")
         let ran = try await runIDs()
         #expect(try await s.keiji("task", "--delete", "--name=chatty").status == 0)
         let followed = try await following
