@@ -75,6 +75,8 @@ public struct BusReply: Codable, Sendable, Equatable {
         case invalid
         /// The scheduler refused it (no such task, …); `error` says why.
         case rejected
+        /// It would change nothing (the task is already so); nothing was journaled, `error` says what is so.
+        case unchanged
         /// The scheduler went away before acknowledging: the command may or may not have been applied.
         case unacknowledged
     }

@@ -19,6 +19,8 @@ public struct KeijiError: Error, Sendable, Equatable, CustomStringConvertible {
         public static let journalHeld = Code("journalHeld")
         /// The command does not apply to the task as it is now (disabled, in error, already running, …).
         public static let refused = Code("refused")
+        /// The command would change nothing (the task is already so): nothing is journaled, and the CLI exits 0.
+        public static let unchanged = Code("unchanged")
         public static let spawn = Code("spawn")
         /// A service keiji needs is not running (e.g. keiji-bus): nothing was sent, so nothing happened.
         public static let unavailable = Code("unavailable")

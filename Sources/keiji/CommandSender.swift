@@ -75,12 +75,15 @@ struct CommandSender {
             let reply = try await BusClient(endpoint: endpoint, token: token).send(request)
             if reply.ok, let lsn = reply.lsn { return .delivered(Delivery(lsn: lsn, viaScheduler: true)) }
             if reply.code == .unacknowledged { throw CommandFateUnknown(reply.error ?? "the scheduler went away before acknowledging the command") }
+            if reply.code == .unchanged { throw KeijiError(.unchanged, reply.error ?? "the command would change nothing") }
             if reply.code != .offline { throw CLIError(reply.error ?? "the scheduler refused the command") }
             return .noScheduler
         } catch let error as BusAuthenticationFailure {
             // Not our bus: it got nothing. The journal lock says whether our scheduler runs anyway.
             Console.progress("warning: \(error.message); using the journal directly")
             return .noBus
+        } catch let error as KeijiError where error.code == .unchanged {
+            throw error  // answered: the command was not journaled
         } catch let error as KeijiError where error.code == .unavailable {
             // No bus, or one that did not answer the handshake in time (it was sent nothing but a hello):
             // the journal lock says whether a scheduler runs anyway.

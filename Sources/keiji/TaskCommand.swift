@@ -73,6 +73,9 @@ struct TaskCommand: AsyncParsableCommand {
             let delivery: CommandSender.Delivery
             do {
                 delivery = try await sender.send(event)
+            } catch let error as KeijiError where error.code == .unchanged {
+                // Already so: a script that makes sure a task is disabled has what it asked for.
+                return Console.say("\(error.message): nothing journaled")
             } catch let error where delete && removeSource && !(error is CommandFateUnknown)
                                     && (try? isUnbuiltSwiftTask(taskName, workspace: workspace, settings: settings)) == true {
                 // Not saved (made by --create and never built, or deleted before): its folder is all there is of it.

@@ -37,6 +37,29 @@ struct CommandRuleTests {
         }
     }
 
+    /// Enabling an enabled task, disabling a disabled one and resolving one not in error change nothing: answered
+    /// as `unchanged` (the CLI exits 0) and not journaled. The opposite of each applies.
+    @Test func commandsThatWouldChangeNothingAreAnsweredUnchanged() {
+        func code(_ event: JournalEntry.Event, _ state: SchedulerState) -> KeijiError.Code? {
+            do { try CommandValidator.validate(event, against: state) } catch let error as KeijiError { return error.code } catch { return .io }
+            return nil
+        }
+        let idle = state(commandTask("t"))
+        #expect(code(.taskEnabled(name("t")), idle) == .unchanged)
+        #expect(code(.taskResolved(name("t")), idle) == .unchanged)
+        #expect(code(.taskDisabled(name("t")), idle) == nil)
+        let disabled = state(commandTask("t"), [.taskDisabled(name("t"))])
+        #expect(code(.taskDisabled(name("t")), disabled) == .unchanged)
+        #expect(code(.taskEnabled(name("t")), disabled) == nil)
+        #expect(refusal(.taskDisabled(name("t")), disabled) == "task t is already disabled")
+        var failing = idle
+        failing.tasks[name("t")]?.isError = true
+        #expect(code(.taskResolved(name("t")), failing) == nil)
+        #expect(code(.taskEnabled(name("nosuch")), idle) == .notFound)
+        // In a cluster the node's state may lag: the command goes through.
+        #expect(throws: Never.self) { try CommandValidator.validate(.taskDisabled(name("t")), against: disabled, answeringUnchanged: false) }
+    }
+
     @Test func runNowOfAnIdleTaskIsQueued() {
         #expect(refusal(.taskTriggered(name("t")), state(commandTask("t"))) == nil)
     }

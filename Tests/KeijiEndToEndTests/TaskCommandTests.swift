@@ -169,6 +169,32 @@ struct TaskCommandTests {
         #expect(whole >= positions.count - 1, "every run's last line: \(whole) for \(positions.count) runs")
     }
 
+    /// `--disable` of a disabled task, `--enable` of an enabled one and `--resolve` of one not in error say so and
+    /// exit 0 with nothing journaled, offline and through the scheduler alike (each wrote a record before).
+    @Test func commandsThatWouldChangeNothingSaySoAndJournalNothing() async throws {
+        let s = try Session()
+        defer { s.cleanUp() }
+        #expect(try await s.keiji("init").status == 0)
+        #expect(try await s.keiji("task", "--create", "--name=q", "--desc=x", "--command", "true", "--every", "1h").status == 0)
+        func records() async throws -> String {  // `segments: 1, … bytes (…), 3 records`: the count (the sizes move at an open)
+            String(try await s.keiji("journal", "stats").stdout.prefix { $0 != "\n" }.split(separator: ", ").last ?? "")
+        }
+        for online in [false, true] {
+            if online { #expect(try await s.keiji("system", "--start").status == 0) }
+            let before = try await records()
+            for (flag, text) in [("--enable", "task q is already enabled"), ("--resolve", "task q is not in error: nothing to resolve")] {
+                let r = try await s.keiji("task", flag, "--name=q")
+                #expect(r.status == 0 && r.stdout == text + ": nothing journaled\n" && r.stderr.isEmpty, "\(online) \(r.stdout)\(r.stderr)")
+            }
+            #expect(try await records() == before, "online: \(online)")
+            #expect(try await s.keiji("task", "--disable", "--name=q").status == 0)
+            let r = try await s.keiji("task", "--disable", "--name=q")
+            #expect(r.status == 0 && r.stdout.contains("task q is already disabled: nothing journaled"), "\(online) \(r.stdout)\(r.stderr)")
+            #expect(try await s.keiji("task", "--enable", "--name=q").status == 0)
+        }
+        #expect(try await s.keiji("system", "--stop").status == 0)
+    }
+
     /// With the services up and `bus.token` emptied (or gone), a command names the token, not a bus that is down
     /// (it said to start the bus, which was running); the restart it suggests makes a new token.
     @Test func aCommandWithoutTheBusTokenSaysSo() async throws {

@@ -1,7 +1,10 @@
 /// Checks a command against the current state before it is journaled, so the journal never holds a command
-/// that could not apply (and the user gets the reason at once).
+/// that could not apply (and the user gets the reason at once), nor one that would change nothing (`unchanged`:
+/// enabling an enabled task, disabling a disabled one, resolving one not in error).
 public enum CommandValidator {
-    public static func validate(_ event: JournalEntry.Event, against state: SchedulerState) throws {
+    /// `answeringUnchanged`: false in a cluster, where a node's state may lag the database's command log (another
+    /// node's `--disable` not pulled yet): there the command goes through and the cluster applies it in order.
+    public static func validate(_ event: JournalEntry.Event, against state: SchedulerState, answeringUnchanged: Bool = true) throws {
         switch event {
         case .taskSaved(let definition, _):
             _ = try definition.validated()
@@ -18,7 +21,14 @@ public enum CommandValidator {
             if let refusal = task.refusal {
                 throw KeijiError(.invalidSchedule, "task \(name) cannot be resolved: its definition is refused (\(refusal)); save it again with valid values")
             }
-        case .taskEnabled(let name), .taskDisabled(let name), .taskDeleted(let name):
+            if answeringUnchanged, !task.isError { throw KeijiError(.unchanged, "task \(name) is not in error: nothing to resolve") }
+        case .taskEnabled(let name):
+            guard let task = state.tasks[name] else { throw KeijiError(.notFound, "no task named \(name)") }
+            if answeringUnchanged, !task.isDisabled { throw KeijiError(.unchanged, "task \(name) is already enabled") }
+        case .taskDisabled(let name):
+            guard let task = state.tasks[name] else { throw KeijiError(.notFound, "no task named \(name)") }
+            if answeringUnchanged, task.isDisabled { throw KeijiError(.unchanged, "task \(name) is already disabled") }
+        case .taskDeleted(let name):
             guard state.tasks[name] != nil else { throw KeijiError(.notFound, "no task named \(name)") }
         case .taskTriggered(let name):
             try RunNowRule.check(name, in: state)

@@ -12,7 +12,7 @@ extension SchedulerEngine {
             let lsn = try await submit(try request.event())
             reply = .acknowledged(request.id, lsn: lsn)
         } catch let error as KeijiError {
-            reply = .failure(request.id, .rejected, error.message)
+            reply = .failure(request.id, error.code == .unchanged ? .unchanged : .rejected, error.message)
         } catch {
             reply = .failure(request.id, .rejected, "\(error)")
         }

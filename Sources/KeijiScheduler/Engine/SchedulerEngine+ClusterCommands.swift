@@ -80,7 +80,7 @@ extension SchedulerEngine {
                         try? FileSystem.createDirectory(local.directory)
                         entry.event = .taskSaved(local, taskID: taskID)
                     }
-                    try CommandValidator.validate(entry.event, against: state)
+                    try CommandValidator.validate(entry.event, against: state, answeringUnchanged: false)
                     if isInEffect(entry.event) {
                         // This node's own command made offline (journaled by the CLI, then read back here), or one
                         // applied before a crash: journaling it again would change nothing.

@@ -7,7 +7,7 @@ extension SchedulerEngine {
         guard phase == .running else {
             throw KeijiError(.conflict, phase == .failed ? "the scheduler's journal failed; restart it" : "the scheduler is not running")
         }
-        try CommandValidator.validate(event, against: state)
+        try CommandValidator.validate(event, against: state, answeringUnchanged: cluster == nil)
         if let cluster, event.isClusterCommand { return try await submitToCluster(event, cluster) }
         return try await applyCommand(JournalEntry(at: clock.nowMilliseconds(), event))
     }
