@@ -122,10 +122,19 @@ struct RoundTripTests {
         try await journal.close()
     }
 
+    /// The lock is the directory's own: deleting a file in it (a `LOCK` file, as the lock once was, is the kind of
+    /// file people delete when something looks stuck) let a second writer in beside a running scheduler, and both
+    /// wrote records with the same LSNs.
     @Test func aSecondOpenIsRefusedWhileTheFirstHoldsTheLock() async throws {
         let directory = TemporaryDirectory()
         defer { directory.remove() }
         let journal = try Journal.open(directory: directory.path, options: testOptions())
+        #expect { try Journal.open(directory: directory.path, options: testOptions()) } throws: { error in
+            (error as? JournalError)?.code == .locked
+        }
+        for name in try FileManager.default.contentsOfDirectory(atPath: directory.path) where !name.hasPrefix("seg-") {
+            try FileManager.default.removeItem(atPath: directory.path + "/" + name)
+        }
         #expect { try Journal.open(directory: directory.path, options: testOptions()) } throws: { error in
             (error as? JournalError)?.code == .locked
         }

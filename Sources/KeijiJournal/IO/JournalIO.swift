@@ -35,9 +35,10 @@ public protocol JournalIO: Sendable {
     func remove(_ path: String) throws
     /// Makes the directory's entries durable. The corresponding C function is `fsync` on the directory.
     func syncDirectory(_ path: String) throws
-    /// Takes an exclusive advisory lock on `path` (created if missing) without waiting.
-    /// Returns `nil` when another process holds it. The lock lives until the descriptor is closed.
-    func lockExclusively(_ path: String) throws -> FileDescriptor?
+    /// Takes an exclusive advisory lock on the directory at `path` itself (not on a file in it, which can be
+    /// deleted from under its holder) without waiting. Returns `nil` when another process holds it. The lock lives
+    /// until the descriptor is closed.
+    func lockDirectory(_ path: String) throws -> FileDescriptor?
 }
 
 /// An open file, as an opaque number owned by the ``JournalIO`` that returned it.

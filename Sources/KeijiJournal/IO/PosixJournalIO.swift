@@ -116,13 +116,13 @@ public struct PosixJournalIO: JournalIO {
     }
 
     /// How long a held lock is retried before the journal counts as in use. A process that forks while a
-    /// journal is open (posix_spawn from another thread) holds the lock file's description until its child
+    /// journal is open (posix_spawn from another thread) holds the locked directory's description until its child
     /// execs, and `O_CLOEXEC` drops it; so a close followed at once by an open can find the lock still held for
     /// that moment. A real holder (a running scheduler) holds it for far longer than this.
     static let lockRetryWindow: Duration = .milliseconds(500)
 
-    public func lockExclusively(_ path: String) throws -> FileDescriptor? {
-        let fd = retryingInterrupts { Glibc.open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o600) }
+    public func lockDirectory(_ path: String) throws -> FileDescriptor? {
+        let fd = retryingInterrupts { Glibc.open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC) }
         guard fd >= 0 else { throw Self.failure("open", path) }
         let clock = ContinuousClock()
         let deadline = clock.now + Self.lockRetryWindow

@@ -394,7 +394,7 @@ final class SimulatedFileSystem: JournalIO, @unchecked Sendable {
         }
     }
 
-    func lockExclusively(_ path: String) throws -> FileDescriptor? {
+    func lockDirectory(_ path: String) throws -> FileDescriptor? {
         try state.withLock { s in
             if s.crashed { throw JournalError(.io, "simulated crash", errno: EIO) }
             guard !s.locks.contains(path) else { return nil }
