@@ -1,4 +1,5 @@
 import Foundation
+import KeijiCore
 import Testing
 
 /// A query view whose file is damaged (here overwritten with text, its WAL gone: a WAL holding every page would
@@ -82,5 +83,45 @@ struct ViewRepairTests {
         #expect(try await s.keiji("system", "--stop").status == 0)
         r = try await s.keiji("task", "--list")
         #expect(r.status == 0 && r.stdout.contains("alpha"), "\(r.stdout)\(r.stderr)")
+    }
+
+    /// A `keiji.db` keiji did not make (the Go keiji's own database at the same path, as after an upgrade, or an empty
+    /// file): every task command printed SQLite's "no such column"/"no such table", and a write or a scheduler start
+    /// created keiji's tables beside the foreign `task_models` and took the file for a current view. It is set
+    /// aside and rebuilt from the journal as a damaged view is.
+    @Test func aDatabaseKeijiDidNotMakeIsSetAsideAndRebuilt() async throws {
+        let s = try Session()
+        defer { s.cleanUp() }
+        #expect(try await s.keiji("init").status == 0)
+        #expect(try await s.keiji("task", "--create", "--name=alpha", "--desc=nightly", "--command", "true", "--every", "1h").status == 0)
+        let view = s.home + "/.keiji/db/keiji.db"
+        func replace(goKeiji: Bool) throws {
+            for suffix in ["", "-wal", "-shm", ".damaged", ".damaged-wal", ".damaged-shm"] where FileManager.default.fileExists(atPath: view + suffix) {
+                try FileManager.default.removeItem(atPath: view + suffix)
+            }
+            if goKeiji {
+                try SQLiteDatabase(path: view).execute("""
+                    CREATE TABLE task_models (id integer PRIMARY KEY, task_id text, name text, slug text, is_running numeric);
+                    INSERT INTO task_models (task_id, name, slug) VALUES ('x', 'ping_google', 'ping_google')
+                    """)
+            } else {
+                #expect(FileManager.default.createFile(atPath: view, contents: Data()))
+            }
+        }
+        for goKeiji in [true, false] {
+            try replace(goKeiji: goKeiji)
+            var r = try await s.keiji("task", "--list")
+            #expect(r.status == 1 && r.stderr.contains("is not a keiji query view") && r.stderr.contains("rebuilt from the journal"),
+                    "\(goKeiji) \(r.stdout)\(r.stderr)")
+            #expect(FileManager.default.fileExists(atPath: view + ".damaged"))
+            r = try await s.keiji("task", "--list")
+            #expect(r.status == 0 && r.stdout.contains("alpha") && !r.stdout.contains("ping_google"), "\(goKeiji) \(r.stdout)\(r.stderr)")
+        }
+        // A write meets it first: set aside before the command's checks read it.
+        try replace(goKeiji: true)
+        var r = try await s.keiji("task", "--disable", "--name=alpha")
+        #expect(r.status == 0, "\(r.stdout)\(r.stderr)")
+        r = try await s.keiji("task", "--get", "--name=alpha", "--json")
+        #expect(r.status == 0 && r.stdout.contains("\"IsDisabled\" : true"), "\(r.stdout)\(r.stderr)")
     }
 }

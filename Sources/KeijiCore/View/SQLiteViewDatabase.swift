@@ -25,6 +25,11 @@ public final class SQLiteViewDatabase: ViewDatabase {
             // A checkpoint that fails leaves a long WAL, not a view to set aside: the open goes on.
             try? connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         }
+        // Created over another program's tables, the schema kept theirs where the names met (`CREATE TABLE IF NOT
+        // EXISTS`) and the file then passed as a current view.
+        if Self.recordedSchemaVersion(connection) == nil, try !connection.rows("SELECT 1 FROM sqlite_master LIMIT 1").isEmpty {
+            throw Self.notAView(path)
+        }
         try createSchema()
     }
 
@@ -36,6 +41,19 @@ public final class SQLiteViewDatabase: ViewDatabase {
     public init(readingFrom path: String, node: String = Settings.hostName()) throws {
         connection = try SQLiteDatabase(path: path, readOnly: true)
         self.node = node
+        // A view of an older schema is read as far as it goes (its next write rebuilds it); a file without keiji's
+        // schema at all is damage to repair, not a query's "no such table" to print.
+        guard Self.recordedSchemaVersion(connection) != nil else { throw Self.notAView(path) }
+    }
+
+    /// The `schema_version` the file's `meta` table records; nil in a file keiji did not make: an empty one, or the
+    /// database of another program at this path (the Go keiji kept its own `task_models` table here).
+    private static func recordedSchemaVersion(_ connection: SQLiteDatabase) -> String? {
+        (try? connection.rows("SELECT value FROM meta WHERE key = 'schema_version'"))?.first?.first ?? nil
+    }
+
+    private static func notAView(_ path: String) -> KeijiError {
+        KeijiError(.databaseDamaged, "\(path) is not a keiji query view (an empty file, or another program's database such as the Go keiji's)")
     }
 
     /// Opens the view at `path`, or, when it is missing, damaged, of another schema or left unsynced by an
@@ -49,7 +67,8 @@ public final class SQLiteViewDatabase: ViewDatabase {
                                    verifying: Bool = true) throws -> (SQLiteViewDatabase, fresh: Bool) {
         let marker = UnsyncedViewMarker(viewPath: path)
         let lostToACrash = marker.bootID().map { $0 != bootID } ?? false
-        if !lostToACrash, FileSystem.exists(path), let database = try? SQLiteViewDatabase(path: path, node: node),
+        // An empty file is not a view either (SQLite would make one in it, and it would pass as current).
+        if !lostToACrash, FileSystem.size(of: path).map({ $0 > 0 }) == true, let database = try? SQLiteViewDatabase(path: path, node: node),
             database.hasCurrentSchema(verifying: verifying)
         {
             return (database, false)
