@@ -71,8 +71,11 @@ struct SystemCommand: AsyncParsableCommand {
                     try ViewLocation(settings: settings, workspace: workspace).checkAccess()
                     SharedPostgresSession.current?.close()  // the services' starts and readiness waits need none
                 }
-                if restart { for service in services.reversed() { _ = control.stop(service) } }
+                if restart {
+                    for service in services.reversed() where control.stop(service) { Console.say("\(service.rawValue): stopped") }
+                }
                 var startedNow: [ServiceControl.Service] = []
+                var restartFailure: (any Error)?
                 for service in services {
                     let extra = service == .scheduler ? (recoveryMode.map { ["--recovery-mode", $0] } ?? []) : []
                     do {
@@ -80,6 +83,10 @@ struct SystemCommand: AsyncParsableCommand {
                         if fresh { startedNow.append(service) }
                         Console.say(fresh ? "\(service.rawValue): started (pid \(pid))" : "\(service.rawValue): already running (pid \(pid))")
                         for note in notes { Console.progress("warning: \(service.rawValue): \(note)") }
+                    } catch where restart {
+                        // The services ran before: one that cannot start again leaves the others running (a bus whose
+                        // port was taken meanwhile left the scheduler down too, and no task ran), and fails the call.
+                        restartFailure = restartFailure ?? error
                     } catch {
                         // A service that refused or died leaves the ones this start brought up for it stopped again, so
                         // a failed start leaves nothing running; one still starting (not ready in time) keeps them.
@@ -91,6 +98,7 @@ struct SystemCommand: AsyncParsableCommand {
                         throw error
                     }
                 }
+                if let restartFailure { throw restartFailure }
             }
         }
     }
