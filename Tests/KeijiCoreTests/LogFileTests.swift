@@ -38,6 +38,27 @@ struct LogFileTests {
         #expect(process.terminationStatus == 0 && text.contains("line 0 of a task log"))
     }
 
+    /// A tail reads the active file backwards and no more of it than it needs, however large one run made it: lines
+    /// across its 64 KiB blocks come back whole, and a line longer than ``LogFile/tailByteLimit`` by its end.
+    @Test func theTailOfALargeActiveFileIsReadFromItsEnd() throws {
+        let home = TemporaryHome()
+        defer { home.remove() }
+        let log = LogFile(directory: home.path + "/l", baseName: "big", rotate: false, maxSize: 1)
+        try FileManager.default.createDirectory(atPath: log.directory, withIntermediateDirectories: true)
+        // 6 MB of lines of varied lengths, then three short ones, no newline after the last.
+        var text = ""
+        for i in 0..<60_000 { text += "line \(i) " + String(repeating: "x", count: i % 150) + "\n" }
+        let lines = text.split(separator: "\n").map(String.init)
+        try Data((text + "a\nb\nlast").utf8).write(to: URL(fileURLWithPath: log.activePath))
+        #expect(try log.lastLines(3) == ["a", "b", "last"])
+        #expect(try log.lastLines(2_003) == Array(lines.suffix(2_000)) + ["a", "b", "last"])
+        // One line of 5 MiB: its last 4 MiB.
+        let long = String(repeating: "y", count: 5 << 20)
+        try Data(("first\n" + long + "\n").utf8).write(to: URL(fileURLWithPath: log.activePath))
+        let tail = try log.lastLines(10)
+        #expect(tail.count == 1 && tail[0].utf8.count == LogFile.tailByteLimit - 1)
+    }
+
     @Test func withoutRotationTheLogOnlyGrows() throws {
         let home = TemporaryHome()
         defer { home.remove() }

@@ -107,18 +107,44 @@ public struct LogFile: Sendable {
 
     /// The last `count` lines across sealed segments and the active file, oldest first.
     public func lastLines(_ count: Int) throws -> [String] {
-        var lines: [Substring] = []
-        if let data = FileManager.default.contents(atPath: activePath) {
-            lines = String(decoding: data, as: UTF8.self).split(separator: "\n", omittingEmptySubsequences: false)
-            if lines.last == "" { lines.removeLast() }
-        }
-        for sequence in try (FileSystem.exists(directory) ? segments.list() : []).reversed() where lines.count < count {
+        var (lines, whole) = activeTail(count)
+        for sequence in try (whole && FileSystem.exists(directory) ? segments.list() : []).reversed() where lines.count < count {
             let text = String(decoding: try LZ4FrameFile.decompress(Array(try FileSystem.read(segments.path(of: sequence)))), as: UTF8.self)
             var older = text.split(separator: "\n", omittingEmptySubsequences: false)
             if older.last == "" { older.removeLast() }
             lines = older + lines
         }
         return lines.suffix(count).map(String.init)
+    }
+
+    /// The most of the active file a tail reads: past it, the earliest line shown is the end of a longer one.
+    public static let tailByteLimit = 4 << 20
+
+    /// The active file's last `count` lines, read backwards a block at a time (at most ``tailByteLimit`` bytes), and
+    /// whether the file was read to its start. A log rolls only between runs, so one run can make it any size: read
+    /// whole for a tail, a 300 MB log cost a dashboard page 0.9 GB and 12 s, and the CLI's `--logs` as much.
+    private func activeTail(_ count: Int) -> (lines: [Substring], whole: Bool) {
+        let fd = open(activePath, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { return ([], true) }
+        defer { close(fd) }
+        var info = stat()
+        guard fstat(fd, &info) == 0 else { return ([], true) }
+        let size = Int(info.st_size)
+        var start = size
+        var blocks: [[UInt8]] = []  // newest first
+        var newlines = 0
+        while start > 0, size - start < Self.tailByteLimit, newlines <= count {
+            let length = min(64 << 10, start, Self.tailByteLimit - (size - start))
+            var block = [UInt8](repeating: 0, count: length)
+            guard pread(fd, &block, length, off_t(start - length)) == length else { break }
+            start -= length
+            newlines += block.count { $0 == UInt8(ascii: "\n") }
+            blocks.append(block)
+        }
+        var lines = String(decoding: blocks.reversed().joined(), as: UTF8.self).split(separator: "\n", omittingEmptySubsequences: false)
+        if lines.last == "" { lines.removeLast() }
+        if start > 0, lines.count > count { lines.removeFirst() }  // begun mid-line
+        return (lines, start == 0)
     }
 
     /// Removes the active file, every sealed segment and then the folder if nothing else is in it. A task
