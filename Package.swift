@@ -24,10 +24,9 @@ let package = Package(
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
-        // The scheduler's /metrics endpoint (issue 12): the registry and text rendering, and the HTTP server.
-        // Only KeijiScheduler links them; the `keiji` CLI must not (every call is a fresh process).
+        // The scheduler's /metrics endpoint (issue 12): the registry and text rendering. Only KeijiScheduler links
+        // it; the `keiji` CLI must not (every call is a fresh process).
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
-        .package(url: "https://github.com/swhitty/FlyingFox", from: "0.27.1"),
     ],
     targets: [
         // System libraries named by the design card. Installed by scripts/test and scripts/quickstart.
@@ -54,10 +53,8 @@ let package = Package(
         .target(name: "KeijiTaskKit"),
         .target(
             name: "KeijiScheduler",
-            dependencies: ["KeijiCore", "KeijiBus", "CSpawn", "CMalloc",
-                           .product(name: "Prometheus", package: "swift-prometheus"),
-                           .product(name: "FlyingFox", package: "FlyingFox"),
-                           .product(name: "FlyingSocks", package: "FlyingFox")]
+            dependencies: ["KeijiCore", "KeijiBus", "CSpawn", "CMalloc", "CSocket",
+                           .product(name: "Prometheus", package: "swift-prometheus")]
         ),
         .executableTarget(name: "keiji-scheduler", dependencies: ["KeijiScheduler", "KeijiJournal", "keiji-spawn-server"]),
         .executableTarget(name: "keiji-bus", dependencies: ["KeijiBus"]),

@@ -124,14 +124,8 @@ extension SchedulerDaemon {
     static func serveMetrics(port: UInt16?, metrics: SchedulerMetrics?, token: String, engine: SchedulerEngine,
                              readiness: ServiceReadiness.Notifier) async -> MetricsEndpoint? {
         guard let port, let metrics else { return nil }
-        let problem: String?
-        var endpoint: MetricsEndpoint?
-        do {
-            endpoint = try MetricsEndpoint(port: port, token: token, metrics: metrics, snapshot: { await engine.metricsSnapshot() })
-            problem = await endpoint?.start()
-        } catch {
-            problem = "\(error)"
-        }
+        let endpoint = MetricsEndpoint(port: port, token: token, metrics: metrics, snapshot: { await engine.metricsSnapshot() })
+        let problem = await endpoint.start()
         await announce(problem.map { "metrics: cannot serve on 127.0.0.1:\(port), /metrics is off, scheduling goes on: \($0)" },
                        else: "metrics: serving http://127.0.0.1:\(port)/metrics", engine: engine, readiness: readiness)
         return problem == nil ? endpoint : nil
@@ -157,14 +151,8 @@ extension SchedulerDaemon {
     /// Starts the web dashboard, or says in one line why it is off, as ``serveMetrics(port:metrics:token:engine:readiness:)`` does.
     static func serveDashboard(port: UInt16?, token: String, engine: SchedulerEngine, readiness: ServiceReadiness.Notifier) async -> DashboardServer? {
         guard let port else { return nil }
-        let problem: String?
-        var server: DashboardServer?
-        do {
-            server = try DashboardServer(port: port, token: token, engine: engine)
-            problem = await server?.start()
-        } catch {
-            problem = "\(error)"
-        }
+        let server = DashboardServer(port: port, token: token, engine: engine)
+        let problem = await server.start()
         await announce(problem.map { "dashboard: cannot serve on 127.0.0.1:\(port), the dashboard is off, scheduling goes on: \($0)" },
                        else: "dashboard: serving http://127.0.0.1:\(port)/", engine: engine, readiness: readiness)
         return problem == nil ? server : nil

@@ -1,10 +1,8 @@
-import FlyingFox
-import FlyingSocks
 import Foundation
 import KeijiCore
 import Synchronization
 
-/// The web dashboard on 127.0.0.1 (`DASHBOARD_PORT`, FlyingFox as the HTTP server): server-rendered pages of
+/// The web dashboard on 127.0.0.1 (`DASHBOARD_PORT`, ``LoopbackHTTPServer``): server-rendered pages of
 /// the engine's state, and the task actions, which go through ``SchedulerEngine/submit(_:)`` with the same
 /// events the bus carries, so the journal records them exactly as CLI commands.
 ///
@@ -15,9 +13,9 @@ public final class DashboardServer: Sendable {
     public var port: UInt16 { http.port }
     private let http: LoopbackHTTPServer
 
-    public init(port: UInt16, token: String, engine: SchedulerEngine) throws {
+    public init(port: UInt16, token: String, engine: SchedulerEngine) {
         let routes = DashboardRoutes(sessions: DashboardSessions(token: token), engine: engine)
-        http = try LoopbackHTTPServer(port: port, timeout: 30) { request in await routes.respond(to: request) }
+        http = LoopbackHTTPServer(port: port, timeout: .seconds(30)) { request in await routes.respond(to: request) }
     }
 
     /// Starts listening. Returns nil once the port is bound, or why it could not be (the port is taken, …).
@@ -34,58 +32,57 @@ struct DashboardRoutes: Sendable {
     func respond(to request: HTTPRequest) async -> HTTPResponse {
         let path = request.path
         switch (request.method, path) {
-        case (.GET, "/login"): return Self.html(.ok, LoginPage.html(problem: nil))
-        case (.POST, "/login"): return await logIn(request)
-        case (.GET, "/static/live.js"):
-            return HTTPResponse(statusCode: .ok, headers: [.contentType: "text/javascript; charset=utf-8"], body: Data(LiveUpdates.script.utf8))
+        case ("GET", "/login"): return Self.html(200, LoginPage.html(problem: nil))
+        case ("POST", "/login"): return await logIn(request)
+        case ("GET", "/static/live.js"):
+            return HTTPResponse(status: 200, headers: [("Content-Type", "text/javascript; charset=utf-8")], body: Data(LiveUpdates.script.utf8))
         default: break
         }
-        guard let session = sessions.session(cookieHeader: request.headers[HTTPHeader("Cookie")]) else {
-            if request.method == .GET && path != "/events" { return Self.redirect("/login") }
-            return Self.text(.unauthorized, "401 unauthorized: log in at /login with the bus token\n")
+        guard let session = sessions.session(cookieHeader: request.header("Cookie")) else {
+            if request.method == "GET" && path != "/events" { return Self.redirect("/login") }
+            return .text(401, "401 unauthorized: log in at /login with the bus token\n")
         }
-        if request.method == .POST {
-            let form = Self.form(await (try? request.bodyData) ?? Data())  // at most 8 KiB (LoopbackHTTPServer)
+        if request.method == "POST" {
+            let form = Self.form(request.body)  // at most 8 KiB (LoopbackHTTPServer)
             guard DashboardSessions.constantTimeEqual(form["csrf"] ?? "", session.csrfToken) else {
-                return Self.text(.forbidden, "403 forbidden: the form's CSRF token is missing or wrong; reload the page\n")
+                return .text(403, "403 forbidden: the form's CSRF token is missing or wrong; reload the page\n")
             }
             return await act(path: path)
         }
-        guard request.method == .GET || request.method == .HEAD else { return HTTPResponse(statusCode: .methodNotAllowed) }
+        guard request.method == "GET" else { return .text(405, "405 method not allowed\n") }  // HEAD arrives as GET
         switch path {
-        case "/": return Self.html(.ok, OverviewPage(snapshot: await engine.dashboardSnapshot()).html())
+        case "/": return Self.html(200, OverviewPage(snapshot: await engine.dashboardSnapshot()).html())
         case "/system":
             let snapshot = await engine.dashboardSnapshot()
             let facts = await engine.systemFacts()
             let nodes = snapshot.clustered ? await engine.clusterNodes() : nil
-            return Self.html(.ok, SystemPage(snapshot: snapshot, facts: facts, nodes: nodes).html())
+            return Self.html(200, SystemPage(snapshot: snapshot, facts: facts, nodes: nodes).html())
         case "/events":
             let engine = engine
             // On a task's page the log's size is part of the version: its tail follows a run's lines as they arrive.
             let task = request.query.first { $0.name == "task" }.flatMap { Self.taskName($0.value) }
-            let body = await LiveUpdates.events(lastEventID: request.headers[HTTPHeader("Last-Event-ID")]) {
+            let body = await LiveUpdates.events(lastEventID: request.header("Last-Event-ID")) {
                 let lsn = await engine.appliedLSN
                 guard let task else { return String(lsn) }
                 return "\(lsn).\(await engine.logSize(of: task))"
             }
-            return HTTPResponse(statusCode: .ok, headers: [.contentType: "text/event-stream", HTTPHeader("Cache-Control"): "no-store"],
-                                body: Data(body.utf8))
+            return HTTPResponse(status: 200, headers: [("Content-Type", "text/event-stream"), ("Cache-Control", "no-store")], body: Data(body.utf8))
         default:
             guard path.hasPrefix("/tasks/"), let name = Self.taskName(String(path.dropFirst("/tasks/".count))) else { return Self.notFound() }
             let log = await engine.logTail(of: name, lines: 100)
             guard let page = TaskPage(snapshot: await engine.dashboardSnapshot(), name: name, logTail: log, csrfToken: session.csrfToken).html()
             else { return Self.notFound() }
-            return Self.html(.ok, page)
+            return Self.html(200, page)
         }
     }
 
     func logIn(_ request: HTTPRequest) async -> HTTPResponse {
-        let form = Self.form(await (try? request.bodyData) ?? Data())  // at most 8 KiB (LoopbackHTTPServer)
+        let form = Self.form(request.body)  // at most 8 KiB (LoopbackHTTPServer)
         guard let id = sessions.logIn(offering: form["token"] ?? "") else {
-            return Self.html(.unauthorized, LoginPage.html(problem: "That is not the bus token."))
+            return Self.html(401, LoginPage.html(problem: "That is not the bus token."))
         }
         var response = Self.redirect("/")
-        response.headers[HTTPHeader("Set-Cookie")] = DashboardSessions.setCookie(id)
+        response.headers.append(("Set-Cookie", DashboardSessions.setCookie(id)))
         return response
     }
 
@@ -98,7 +95,7 @@ struct DashboardRoutes: Sendable {
             _ = try await engine.submit(event)
         } catch {
             let message = (error as? KeijiError)?.message ?? "\(error)"
-            return Self.html(.conflict, HTMLText.page(title: "Refused", body: """
+            return Self.html(409, HTMLText.page(title: "Refused", body: """
                 <h1>Refused</h1><p class="bad">\(HTMLText.escape(message))</p>
                 <p><a href="/tasks/\(HTMLText.pathSegment(name.rawValue))">Back to \(HTMLText.escape(name.rawValue))</a></p>
                 """))
@@ -124,22 +121,15 @@ struct DashboardRoutes: Sendable {
     /// Scripts only from this server (live.js), no framing: a second wall behind the escaping.
     static let contentSecurityPolicy = "default-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; frame-ancestors 'none'; form-action 'self'"
 
-    static func html(_ status: HTTPStatusCode, _ page: String) -> HTTPResponse {
-        HTTPResponse(statusCode: status, headers: [.contentType: "text/html; charset=utf-8", HTTPHeader("Cache-Control"): "no-store",
-                                                   HTTPHeader("X-Frame-Options"): "DENY",
-                                                   HTTPHeader("Content-Security-Policy"): contentSecurityPolicy], body: Data(page.utf8))
-    }
-
-    static func text(_ status: HTTPStatusCode, _ text: String) -> HTTPResponse {
-        HTTPResponse(statusCode: status, headers: [.contentType: "text/plain; charset=utf-8"], body: Data(text.utf8))
+    static func html(_ status: Int, _ page: String) -> HTTPResponse {
+        HTTPResponse(status: status, headers: [("Content-Type", "text/html; charset=utf-8"), ("Cache-Control", "no-store"), ("X-Frame-Options", "DENY"),
+                                               ("Content-Security-Policy", contentSecurityPolicy)], body: Data(page.utf8))
     }
 
     /// 303 See Other: after a POST the browser GETs the target.
-    static func redirect(_ location: String) -> HTTPResponse {
-        HTTPResponse(statusCode: .seeOther, headers: [.location: location], body: Data())
-    }
+    static func redirect(_ location: String) -> HTTPResponse { HTTPResponse(status: 303, headers: [("Location", location)]) }
 
-    static func notFound() -> HTTPResponse { text(.notFound, "404 not found\n") }
+    static func notFound() -> HTTPResponse { .text(404, "404 not found\n") }
 }
 
 /// `/login`: one field for the bus token.

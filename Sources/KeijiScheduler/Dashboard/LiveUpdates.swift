@@ -5,7 +5,7 @@ import Foundation
 /// then answers one server-sent event and ends. The version is the engine's applied LSN (a run started or
 /// finished, a command landed), and on a task's page (`/events?task=NAME`) also the size of the task's log, so
 /// the log tail follows a long run's lines as they arrive;
-/// `EventSource` reconnects after `retry`. A finite response fits FlyingFox's request timeout and holds no
+/// `EventSource` reconnects after `retry`. A finite response fits the server's route timeout and holds no
 /// connection open when nobody looks.
 enum LiveUpdates {
     static let longestWait: Duration = .seconds(10)

@@ -1,75 +1,239 @@
-import FlyingFox
-import FlyingSocks
+import CSocket
+import Dispatch
 import Foundation
 import Synchronization
 
-/// A FlyingFox server on 127.0.0.1 that reports whether it could listen: what the metrics endpoint and the
-/// dashboard share. A port that cannot be bound does not stop the scheduler; ``start()`` says why.
+#if canImport(Glibc)
+@preconcurrency import Glibc
+#endif
+
+/// The HTTP/1.1 server on 127.0.0.1 that the metrics endpoint and the dashboard share: one request per
+/// connection, every read and write bounded in size and time, on threads of its own.
+///
+/// Any local user can reach a loopback port, logged in or not, so nothing a client sends may cost the scheduler
+/// more than a little: FlyingFox, which served here before, read a header line a byte at a time and compared
+/// its tail after each byte, with no limit and on the engine's cooperative pool: two 128 KB header lines stopped
+/// every firing for 45 s, and 20,000 idle connections ended its accept loop for good. Here a request's head is at
+/// most ``headLimitBytes`` (431 past it), its body ``bodyLimitBytes`` (413), the whole request must arrive within
+/// ``requestDeadline`` (408), at most ``connectionLimit`` connections are served at once (503 to the next), and a
+/// failed `accept` (out of descriptors) is waited out, never fatal. Blocking I/O runs on this server's own threads;
+/// only the route (`respond`) runs on the pool. A port that cannot be bound does not stop the scheduler:
+/// ``start()`` says why.
 final class LoopbackHTTPServer: Sendable {
     let port: UInt16
-    private let server: HTTPServer
-    private let serving = Synchronization.Mutex<Task<Void, Never>?>(nil)
+    /// How long a route may take before the client gets 503 (the route goes on; its answer is dropped).
+    private let timeout: Duration
+    /// ``requestDeadline``, or a test's own.
+    private let deadline: Duration
+    private let respond: @Sendable (HTTPRequest) async -> HTTPResponse
+    private let state = Mutex(State())
 
+    private struct State {
+        var listener: Int32?
+        var stopped = false
+        /// Connections being served, so ``stop()`` can wake their threads.
+        var connections: Set<Int32> = []
+    }
+
+    /// The largest request head (request line and header fields): a browser's is well under 2 KB with cookies.
+    static let headLimitBytes = 16 * 1024
     /// The largest request body a route sees: the dashboard's forms carry a token or two, nothing else takes one.
     static let bodyLimitBytes = 8 * 1024
+    /// From the connection's accept to its request's last byte.
+    static let requestDeadline: Duration = .seconds(10)
+    static let connectionLimit = 32
+    /// Bounds each write: a client that stops reading cannot hold a thread.
+    static let writeTimeout: Duration = .seconds(10)
 
-    init(port: UInt16, timeout: TimeInterval, respond: @escaping @Sendable (HTTPRequest) async -> HTTPResponse) throws {
+    init(port: UInt16, timeout: Duration, requestDeadline: Duration = requestDeadline,
+         respond: @escaping @Sendable (HTTPRequest) async -> HTTPResponse) {
         self.port = port
-        server = HTTPServer(address: try sockaddr_in.inet(ip4: "127.0.0.1", port: port), timeout: timeout, logger: .disabled,
-                            handler: ClosureHTTPHandler { request in
-                                guard let length = request.bodySequence.count, length <= Self.bodyLimitBytes else {
-                                    return await Self.refuseLargeBody(request)
-                                }
-                                return await respond(request)
-                            })
+        self.timeout = timeout
+        self.deadline = requestDeadline
+        self.respond = respond
     }
 
-    /// 413 for a body over ``bodyLimitBytes`` or of no declared length (chunked), which anyone on the machine may
-    /// send, logged in or not. The body is read to its end and dropped, a chunk at a time: read whole, 100 MB posted
-    /// to the dashboard's login took the scheduler to 650 MB; left unread, FlyingFox parsed its bytes as the next
-    /// request's header line (a 20 MB body: over 300 s of CPU).
-    static func refuseLargeBody(_ request: HTTPRequest) async -> HTTPResponse {
-        do {
-            for try await _ in request.bodySequence {}
-        } catch {}
-        return HTTPResponse(statusCode: .payloadTooLarge, headers: [.contentType: "text/plain; charset=utf-8", .connection: "close"],
-                            body: Data("413 payload too large: a request body here is at most \(bodyLimitBytes) bytes\n".utf8))
-    }
-
-    /// Starts listening. Returns nil once the port is bound, or why it could not be (the port is taken, …).
+    /// Binds and starts accepting. Returns nil once listening, or why it could not (`bind: address already in use`).
     func start() async -> String? {
-        let (outcomes, report) = AsyncStream<String?>.makeStream()
-        let server = server
-        let task = Task {
-            do {
-                try await server.run()
-            } catch let SocketError.failed(type, _, message) {
-                report.yield("\(type.lowercased()): \(message.lowercased())")  // "bind: address already in use"
-            } catch {
-                report.yield("\(error)")
-            }
-            report.finish()
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        guard fd >= 0 else { return "socket: \(Self.errorText())" }
+        var one: Int32 = 1
+        _ = setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<Int32>.size))
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = port.bigEndian
+        address.sin_addr.s_addr = UInt32(0x7f00_0001).bigEndian
+        let bound = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
         }
-        serving.withLock { $0 = task }
-        let listening = Task {
-            do {
-                try await server.waitUntilListening(timeout: 30)
-                report.yield(nil)
-            } catch {
-                report.yield("not listening after 30 s")
-            }
+        guard bound == 0, listen(fd, 64) == 0 else {
+            let problem = "\(bound == 0 ? "listen" : "bind"): \(Self.errorText())"
+            _ = close(fd)
+            return problem
         }
-        var outcome: String?? = nil
-        for await first in outcomes {
-            outcome = first
-            break
+        let started = state.withLock { state -> Bool in
+            guard !state.stopped else { return false }
+            state.listener = fd
+            return true
         }
-        listening.cancel()
-        return outcome ?? "the server stopped"
+        guard started else {
+            _ = close(fd)
+            return "the server was stopped"
+        }
+        Self.thread("keiji http accept \(port)") { [self] in acceptConnections(on: fd) }
+        return nil
     }
 
+    /// Stops accepting and wakes every connection's thread; returns at once, never waiting on a route (a slow
+    /// page must not hold up the scheduler's stop).
     func stop() async {
-        await server.stop(timeout: 1)
-        await serving.withLock { $0 }?.value
+        state.withLock { state in
+            state.stopped = true
+            if let listener = state.listener { _ = shutdown(listener, Int32(SHUT_RDWR)) }
+            for fd in state.connections { _ = shutdown(fd, Int32(SHUT_RDWR)) }
+        }
     }
+
+    private func acceptConnections(on listener: Int32) {
+        defer { _ = close(listener) }
+        while true {
+            let fd = keiji_accept_cloexec(listener)
+            if state.withLock({ $0.stopped }) {
+                if fd >= 0 { _ = close(fd) }
+                return
+            }
+            guard fd >= 0 else {
+                switch errno {
+                case EINTR, ECONNABORTED, EPROTO: continue
+                default: usleep(100_000); continue  // out of descriptors or memory: wait for some to come back
+                }
+            }
+            let admitted = state.withLock { state -> Bool in
+                guard state.connections.count < Self.connectionLimit else { return false }
+                state.connections.insert(fd)
+                return true
+            }
+            guard admitted else {
+                Self.setTimeout(fd, SO_SNDTIMEO, .milliseconds(100))
+                Self.send(HTTPResponse.text(503, "503 busy: \(Self.connectionLimit) connections are being served; try again\n").encoded(head: false), to: fd)
+                _ = close(fd)
+                continue
+            }
+            Self.thread("keiji http connection") { [self] in
+                serve(fd)
+                state.withLock { _ = $0.connections.remove(fd) }
+                _ = close(fd)
+            }
+        }
+    }
+
+    /// Reads one request within the limits, answers it, and lingers briefly so the client reads the answer
+    /// before the close (a close with unread bytes would reset the connection and lose it).
+    private func serve(_ fd: Int32) {
+        Self.setTimeout(fd, SO_SNDTIMEO, Self.writeTimeout)
+        let deadline = ContinuousClock.now + self.deadline
+        var head = true
+        let response: HTTPResponse
+        do {
+            let (parsed, body) = try readRequest(fd, until: deadline)
+            head = parsed.method == "HEAD"
+            response = answer(parsed.request(body: body))
+        } catch {
+            response = .text(error.status, error.message.hasPrefix("\(error.status)") ? error.message + "\n" : "\(error.status) \(error.message)\n")
+        }
+        Self.send(response.encoded(head: head), to: fd)
+        _ = shutdown(fd, Int32(SHUT_WR))
+        Self.setTimeout(fd, SO_RCVTIMEO, .seconds(1))
+        var scratch = [UInt8](repeating: 0, count: 4096)
+        var drained = 0
+        while drained < 64 * 1024 {
+            let n = recv(fd, &scratch, scratch.count, 0)
+            if n <= 0 { break }
+            drained += n
+        }
+    }
+
+    private func readRequest(_ fd: Int32, until deadline: ContinuousClock.Instant) throws(HTTPRequestHead.Refusal) -> (HTTPRequestHead, Data) {
+        var bytes: [UInt8] = []
+        var scanned = 0
+        var chunk = [UInt8](repeating: 0, count: 4096)
+        func receive() throws(HTTPRequestHead.Refusal) {
+            let left = deadline - ContinuousClock.now
+            guard left > .zero else { throw .init(status: 408, message: "the request did not arrive within \(self.deadline)") }
+            Self.setTimeout(fd, SO_RCVTIMEO, left)
+            let n = recv(fd, &chunk, chunk.count, 0)
+            if n > 0 { bytes += chunk[0..<n]; return }
+            if n < 0, errno == EINTR { return }
+            if n < 0, errno == EAGAIN || errno == EWOULDBLOCK {
+                throw .init(status: 408, message: "the request did not arrive within \(self.deadline)")
+            }
+            throw .init(status: 400, message: "the connection closed before the request ended")
+        }
+        var end: Int?
+        while end == nil {
+            try receive()
+            // The blank line may straddle two reads: look again from three bytes before the new ones.
+            for i in max(0, scanned - 3)..<max(0, bytes.count - 3) where bytes[i] == 13 && bytes[i + 1] == 10 && bytes[i + 2] == 13 && bytes[i + 3] == 10 {
+                end = i
+                break
+            }
+            scanned = bytes.count
+            if end == nil, bytes.count > Self.headLimitBytes {
+                throw .init(status: 431, message: "the request's line and header fields are over \(Self.headLimitBytes) bytes")
+            }
+        }
+        guard let end, end <= Self.headLimitBytes else {
+            throw .init(status: 431, message: "the request's line and header fields are over \(Self.headLimitBytes) bytes")
+        }
+        let head = try HTTPRequestHead.parse(bytes[0..<end])
+        let length = try head.contentLength(limit: Self.bodyLimitBytes)
+        while bytes.count - (end + 4) < length { try receive() }
+        return (head, Data(bytes[(end + 4)..<(end + 4 + length)]))
+    }
+
+    /// The route's answer, or 503 if it takes longer than ``timeout`` (waited for on this thread, not the pool).
+    private func answer(_ request: HTTPRequest) -> HTTPResponse {
+        let answered = DispatchSemaphore(value: 0)
+        let result = Mutex<HTTPResponse?>(nil)
+        let respond = respond
+        Task {
+            let response = await respond(request)
+            result.withLock { $0 = response }
+            answered.signal()
+        }
+        let seconds = Double(timeout.components.seconds) + Double(timeout.components.attoseconds) / 1e18
+        guard answered.wait(timeout: .now() + seconds) == .success, let response = result.withLock({ $0 }) else {
+            return .text(503, "503 the scheduler did not answer within \(timeout)\n")
+        }
+        return response
+    }
+
+    private static func send(_ data: Data, to fd: Int32) {
+        data.withUnsafeBytes { buffer in
+            var sent = 0
+            while sent < buffer.count {
+                let n = Glibc.send(fd, buffer.baseAddress! + sent, buffer.count - sent, Int32(MSG_NOSIGNAL))
+                if n < 0, errno == EINTR { continue }
+                guard n > 0 else { return }
+                sent += n
+            }
+        }
+    }
+
+    private static func setTimeout(_ fd: Int32, _ option: Int32, _ timeout: Duration) {
+        let (seconds, attoseconds) = timeout.components
+        var value = timeval(tv_sec: Int(max(0, seconds)), tv_usec: Int(max(0, attoseconds) / 1_000_000_000_000))
+        if value.tv_sec == 0 && value.tv_usec == 0 { value.tv_usec = 1000 }
+        _ = setsockopt(fd, SOL_SOCKET, option, &value, socklen_t(MemoryLayout<timeval>.size))
+    }
+
+    /// A small stack: a connection's thread holds a request of at most 24 KiB and waits.
+    private static func thread(_ name: String, _ body: @escaping @Sendable () -> Void) {
+        let thread = Thread(block: body)
+        thread.name = name
+        thread.stackSize = 512 * 1024
+        thread.start()
+    }
+
+    private static func errorText() -> String { String(cString: strerror(errno)).lowercased() }
 }

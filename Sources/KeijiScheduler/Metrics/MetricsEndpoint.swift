@@ -1,9 +1,7 @@
-import FlyingFox
-import FlyingSocks
 import Foundation
 import Synchronization
 
-/// `GET /metrics` on 127.0.0.1 (FlyingFox as the HTTP server): the Prometheus text of ``SchedulerMetrics``, to
+/// `GET /metrics` on 127.0.0.1 (``LoopbackHTTPServer``): the Prometheus text of ``SchedulerMetrics``, to
 /// requests that carry `Authorization: Bearer <bus token>`. Anything else gets 401 and no metric data: task
 /// names and run counts are this user's business, and any local user can reach a loopback port.
 ///
@@ -14,8 +12,8 @@ public final class MetricsEndpoint: Sendable {
     private let http: LoopbackHTTPServer
 
     /// - Parameter snapshot: reads the engine's state for the gauges set at scrape time.
-    public init(port: UInt16, token: String, metrics: SchedulerMetrics, snapshot: @escaping @Sendable () async -> MetricsSnapshot) throws {
-        http = try LoopbackHTTPServer(port: port, timeout: 15) { request in
+    public init(port: UInt16, token: String, metrics: SchedulerMetrics, snapshot: @escaping @Sendable () async -> MetricsSnapshot) {
+        http = LoopbackHTTPServer(port: port, timeout: .seconds(15)) { request in
             await Self.respond(to: request, token: token, metrics: metrics, snapshot: snapshot)
         }
     }
@@ -27,15 +25,13 @@ public final class MetricsEndpoint: Sendable {
 
     static func respond(to request: HTTPRequest, token: String, metrics: SchedulerMetrics,
                         snapshot: @Sendable () async -> MetricsSnapshot) async -> HTTPResponse {
-        guard Self.isAuthorized(request.headers[.authorization], token: token) else {
-            return HTTPResponse(statusCode: .unauthorized, headers: [HTTPHeader("WWW-Authenticate"): "Bearer"],
-                                body: Data("401 unauthorized: send Authorization: Bearer <the token in ~/.keiji/bus.token>\n".utf8))
+        guard Self.isAuthorized(request.header("Authorization"), token: token) else {
+            return .text(401, "401 unauthorized: send Authorization: Bearer <the token in ~/.keiji/bus.token>\n", headers: [("WWW-Authenticate", "Bearer")])
         }
-        guard request.path == "/metrics" else { return HTTPResponse(statusCode: .notFound, body: Data("not found: try /metrics\n".utf8)) }
-        guard request.method == .GET || request.method == .HEAD else { return HTTPResponse(statusCode: .methodNotAllowed) }
+        guard request.path == "/metrics" else { return .text(404, "not found: try /metrics\n") }
+        guard request.method == "GET" else { return .text(405, "405 method not allowed: GET /metrics\n") }
         metrics.update(await snapshot())
-        return HTTPResponse(statusCode: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
-                            body: Data(metrics.render()))
+        return HTTPResponse(status: 200, headers: [("Content-Type", "text/plain; version=0.0.4; charset=utf-8")], body: Data(metrics.render()))
     }
 
     /// `Authorization: Bearer <token>`, compared in time independent of where a wrong token differs.
