@@ -93,6 +93,27 @@ struct RunTests {
         await engine.stop()
     }
 
+    /// keiji's end of a run starts a line of its own after output that did not end in a newline (it ran on:
+    /// `no newline at end2026-… [keiji] run … succeeded after 0 ms`), and adds no empty line after output that did.
+    @Test func theEndOfARunStartsALineOfItsOwnInTheLog() async throws {
+        let harness = try SchedulerHarness()
+        defer { harness.remove() }
+        try await harness.defineOffline(try harness.commandTask("unended", "printf 'no newline at end'", every: 3600))
+        try await harness.defineOffline(try harness.commandTask("ended", "echo a newline at end", every: 3600))
+        let engine = harness.engine()
+        try await engine.start()
+        _ = try await engine.submit(.taskTriggered(harness.taskName("unended")))
+        _ = try await engine.submit(.taskTriggered(harness.taskName("ended")))
+        #expect(await harness.wait { try Set(harness.entries().finishedRuns.map(\.task.rawValue)) == ["unended", "ended"] })
+        await engine.stop()
+        let unended = try #require(try harness.entries().finishedRuns.first { $0.task.rawValue == "unended" })
+        let lines = harness.log(of: "unended").split(separator: "\n", omittingEmptySubsequences: false)
+        let output = try #require(lines.firstIndex(of: "no newline at end"), "the output on a line of its own: \(lines)")
+        #expect(lines.indices.contains(output + 1) && lines[output + 1].contains(" [keiji] run \(unended.runID) succeeded after "), "\(lines)")
+        let ended = harness.log(of: "ended")
+        #expect(ended.contains("a newline at end\n") && !ended.contains("\n\n"), "\(ended)")
+    }
+
     @Test func aTimeoutKillsTheWholeProcessGroup() async throws {
         let harness = try SchedulerHarness()
         defer { harness.remove() }
@@ -107,6 +128,7 @@ struct RunTests {
         let end = try #require(try harness.entries().finishedRuns.first)
         // The bound only has to tell "killed at the timeout" from "ran its 100 s".
         #expect(end.outcome == .timedOut && end.signal == 15 && end.durationMs < 60_000, "\(end)")
+        #expect(harness.log(of: "sleeper").contains(" [keiji] run \(end.runID) timed out after "), "the outcome as task --list says it")
         #expect(await harness.wait { harness.processes(ofRun: end.runID).isEmpty }, "the background sleep died with the group")
         // The record is on disk a moment before the engine has applied it: wait for the state, not the file.
         #expect(await harness.wait { await engine.state.tasks[harness.taskName("sleeper")]?.isError == true })

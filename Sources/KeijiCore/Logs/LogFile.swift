@@ -47,9 +47,10 @@ public struct LogFile: Sendable {
     }
 
     /// Opens the active file for appending (creating it 0600 and its directory 0700). The caller owns the fd.
+    /// It is readable too, for ``endsInNewline(_:)``.
     public func openForAppend() throws -> Int32 {
         try FileSystem.createDirectory(directory)
-        let fd = open(activePath, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0o600)
+        let fd = open(activePath, O_RDWR | O_APPEND | O_CREAT | O_CLOEXEC, 0o600)
         guard fd >= 0 else { throw KeijiError(.io, "cannot open \(activePath): \(String(cString: strerror(errno)))") }
         return fd
     }
@@ -70,6 +71,15 @@ public struct LogFile: Sendable {
             done += n
         }
         bytes.removeAll()
+    }
+
+    /// Whether the file `fd` (opened readable) refers to is empty or ends in a newline: a run's output need not
+    /// end in one, and a line keiji appends after it would run on from it. Unreadable counts as yes.
+    public static func endsInNewline(_ fd: Int32) -> Bool {
+        var info = stat()
+        guard fstat(fd, &info) == 0, info.st_size > 0 else { return true }
+        var last: UInt8 = 0
+        return pread(fd, &last, 1, info.st_size - 1) != 1 || last == UInt8(ascii: "\n")
     }
 
     /// Seals the active file when rotation is on and it has reached `maxSize`: renames it to the next segment

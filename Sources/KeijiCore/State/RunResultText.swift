@@ -10,6 +10,12 @@ public enum RunResultText {
         return RunEnd.neverBegan(message: message) ? text + " (never began)" : text
     }
 
+    /// `outcome` alone (`timed out`, `could not start`, …), for a line that gives the exit status in its message, as
+    /// the end line of a run in its task's log does.
+    public static func text(_ outcome: RunOutcome) -> String {
+        words(outcome: outcome.rawValue, exitCode: nil, signal: nil)
+    }
+
     private static func words(outcome: String?, exitCode: String?, signal: String?) -> String {
         guard let outcome else { return "-" }
         switch outcome {

@@ -446,7 +446,9 @@ extension SchedulerEngine {
             }
             return
         }
-        LogFile.write(fd, "\(ISO8601.string(fromMilliseconds: clock.nowMilliseconds())) [keiji] run \(runID) \(result.outcome.rawValue) after \(result.durationMs) ms\(result.message.map { ": \($0)" } ?? "")\n")
+        // Output that did not end in a newline would run on into this line.
+        let lineBreak = LogFile.endsInNewline(fd) ? "" : "\n"
+        LogFile.write(fd, "\(lineBreak)\(ISO8601.string(fromMilliseconds: clock.nowMilliseconds())) [keiji] run \(runID) \(RunResultText.text(result.outcome)) after \(result.durationMs) ms\(result.message.map { ": \($0)" } ?? "")\n")
         taskLogs.checkIn(fd)
         finish(runID: runID, name: name, result: result, latenessMs: latenessMs, slot: slot, attempt: attempt, interruptions: interruptions, definition: definition)
     }
