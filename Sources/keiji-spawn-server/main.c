@@ -82,6 +82,8 @@ static size_t vector_capacity;
 
 /// Written by the vfork child (which shares this memory) when it cannot exec; read once vfork returns.
 static volatile int child_errno;
+/// Beside `child_errno`: what the child could not do (enum keiji_spawn_failed_step).
+static volatile uint32_t child_failed_step;
 
 static uint64_t clock_ns(clockid_t clock) {
     struct timespec ts;
@@ -93,20 +95,30 @@ static long long now_ms(void) { return (long long)(clock_ns(CLOCK_MONOTONIC) / 1
 
 static uint64_t realtime_ns(void) { return clock_ns(CLOCK_REALTIME); }
 
-static void reply_at(uint32_t kind, uint64_t tag, int32_t value, pid_t pid, int32_t wait_errno, uint64_t time_ns,
-                     uint64_t monotonic_ns) {
+static void send_reply(const struct keiji_spawn_reply *r) {
     if (scheduler_gone) return;
-    struct keiji_spawn_reply r = {.kind = kind, .value = value, .tag = tag, .pid = pid, .wait_errno = wait_errno,
-                                  .time_ns = time_ns, .monotonic_ns = monotonic_ns};
-    while (send(scheduler_socket, &r, sizeof r, MSG_NOSIGNAL) < 0) {
+    while (send(scheduler_socket, r, sizeof *r, MSG_NOSIGNAL) < 0) {
         if (errno == EINTR) continue;
         scheduler_gone = 1;  // EPIPE / ECONNRESET: the next read sees the end of file too
         return;
     }
 }
 
+static void reply_at(uint32_t kind, uint64_t tag, int32_t value, pid_t pid, int32_t wait_errno, uint64_t time_ns,
+                     uint64_t monotonic_ns) {
+    struct keiji_spawn_reply r = {.kind = kind, .value = value, .tag = tag, .pid = pid, .wait_errno = wait_errno,
+                                  .time_ns = time_ns, .monotonic_ns = monotonic_ns};
+    send_reply(&r);
+}
+
 static void reply(uint32_t kind, uint64_t tag, int32_t value, pid_t pid, int32_t wait_errno) {
     reply_at(kind, tag, value, pid, wait_errno, 0, 0);
+}
+
+/// A start that failed at `step` (enum keiji_spawn_failed_step) with errno `code`.
+static void reply_failed(uint64_t tag, int32_t code, uint32_t step) {
+    struct keiji_spawn_reply r = {.kind = KEIJI_SPAWN_FAILED, .value = code, .tag = tag, .failed_step = step};
+    send_reply(&r);
 }
 
 static struct run *find_run(uint64_t tag) {
@@ -179,7 +191,10 @@ static _Noreturn void become_run(const char *program, const char *cwd, char *con
     // Dies with this server; then the scheduler kills the rest of the group.
     if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0) goto fail;
     if (getppid() != server_pid) { errno = ESRCH; goto fail; }  // the server died before prctl
-    if (cwd[0] != '\0' && chdir(cwd) != 0) goto fail;
+    if (cwd[0] != '\0' && chdir(cwd) != 0) {
+        child_failed_step = KEIJI_SPAWN_STEP_CHDIR;
+        goto fail;
+    }
     if (dup2(devnull_fd, 0) < 0 || dup2(output_fd, 1) < 0 || dup2(output_fd, 2) < 0) goto fail;
     close_descriptors_from(3);
     sigset_t none;
@@ -236,6 +251,7 @@ static void start_run(const struct keiji_spawn_request *request, const char *pay
     if (!complete) { reply(KEIJI_SPAWN_FAILED, request->tag, EINVAL, 0, 0); return; }
 
     child_errno = 0;
+    child_failed_step = KEIJI_SPAWN_STEP_START;
     uint64_t started_ns = realtime_ns(), started_monotonic_ns = clock_ns(CLOCK_MONOTONIC);
     pid_t pid = vfork();
     if (pid == 0) become_run(program, cwd, argv, envp, (int)request->argc, output_fd, request->flags, path);
@@ -244,7 +260,7 @@ static void start_run(const struct keiji_spawn_request *request, const char *pay
         int code = child_errno;
         int status;
         while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {}
-        reply(KEIJI_SPAWN_FAILED, request->tag, code, 0, 0);
+        reply_failed(request->tag, code, child_failed_step);
         return;
     }
     if (add_run(request->tag, pid, request->grace_ms) != 0) {

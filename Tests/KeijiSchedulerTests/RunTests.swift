@@ -73,6 +73,25 @@ struct RunTests {
         #expect(missing.message == "cannot start keiji-no-such-program-y2: No such file or directory")
     }
 
+    /// A run whose task folder is gone ends `spawnFailed` naming the folder: it blamed the program ("cannot start
+    /// echo: No such file or directory"), which was there.
+    @Test func aMissingTaskFolderIsNamedNotTheProgram() async throws {
+        let harness = try SchedulerHarness()
+        defer { harness.remove() }
+        let definition = try harness.commandTask("unhoused", "echo hi", every: 3600)
+        try await harness.defineOffline(definition)
+        try FileManager.default.removeItem(atPath: definition.directory)
+        let engine = harness.engine()
+        try await engine.start()
+        _ = try await engine.submit(.taskTriggered(harness.taskName("unhoused")))
+        #expect(await harness.wait { await engine.state.tasks[harness.taskName("unhoused")]?.isError == true })
+        await engine.stop()
+        let reason = "cannot enter the task's folder \(definition.directory): No such file or directory"
+        let end = try #require(try harness.entries().finishedRuns.first)
+        #expect(end.outcome == .spawnFailed && end.message == reason, "\(end)")
+        #expect(await engine.state.tasks[harness.taskName("unhoused")]?.errorText == "[ task error ]: " + reason)
+    }
+
     @Test func outputReachesTheLogWhileTheRunIsStillGoing() async throws {
         let harness = try SchedulerHarness()
         defer { harness.remove() }

@@ -17,7 +17,8 @@
 //   ready   (once, first): value = protocol version, pid = the server's pid.
 //   started: pid = the run's pid (= its process group id), time_ns and monotonic_ns = CLOCK_REALTIME and
 //            CLOCK_MONOTONIC just before its vfork.
-//   failed:  value = errno of the failed start (exec, chdir, ...); nothing runs.
+//   failed:  value = errno of the failed start, failed_step = what failed (the run's folder or the start);
+//            nothing runs.
 //   exited:  pid, value = the raw wait status, or wait_errno if waitpid failed. The group has been killed.
 //   cancelled: the dated start `tag` was dropped before it began (a `cancel`); nothing runs.
 
@@ -65,6 +66,14 @@ enum keiji_spawn_reply_kind {
     KEIJI_SPAWN_CANCELLED = 5,
 };
 
+/// What a `failed` start could not do: the scheduler's message names the folder or the program.
+enum keiji_spawn_failed_step {
+    /// Start the program: the exec, or what comes before it (vfork, the group, the descriptors, the request).
+    KEIJI_SPAWN_STEP_START = 0,
+    /// Enter the run's folder (`cwd`): it is missing, or not one to enter.
+    KEIJI_SPAWN_STEP_CHDIR = 1,
+};
+
 struct keiji_spawn_reply {
     uint32_t kind;
     int32_t value;
@@ -75,6 +84,8 @@ struct keiji_spawn_reply {
     uint64_t time_ns;
     /// started: CLOCK_MONOTONIC at the same moment: where its duration and timeout count from.
     uint64_t monotonic_ns;
+    /// failed: an `enum keiji_spawn_failed_step`.
+    uint32_t failed_step;
 };
 
 #endif

@@ -51,6 +51,8 @@ final class SpawnServer: Sendable {
         var descriptor: Int32
         /// The program, for a start's error message; nil for a signal or a cancel.
         var program: String?
+        /// The folder a start's run enters, for its error message when it cannot.
+        var directory = ""
         /// A cancel: like a start, it goes to the next helper if this one dies before it is sent.
         var isCancel = false
     }
@@ -115,7 +117,8 @@ final class SpawnServer: Sendable {
                     return KeijiError(.unavailable, "cannot start \(request.program): \(failure)")
                 }
                 s.entries[tag] = .starting(continuation)
-                s.outbox.append(Outgoing(tag: tag, bytes: message, descriptor: request.outputDescriptor, program: request.program))
+                s.outbox.append(Outgoing(tag: tag, bytes: message, descriptor: request.outputDescriptor, program: request.program,
+                                         directory: request.directory))
                 return nil
             }
             if let refusal {
@@ -178,8 +181,8 @@ private final class SpawnSupervisor {
     /// Taken from the outbox, not yet sent, in order from `head`.
     var pending: [SpawnServer.Outgoing] = []
     var head = 0
-    /// Starts sent to the helper and not answered yet: tag → program.
-    var unanswered: [UInt64: String] = [:]
+    /// Starts sent to the helper and not answered yet: tag → program and folder.
+    var unanswered: [UInt64: (program: String, directory: String)] = [:]
     var failures = 0
     var nextLaunch = ContinuousClock.now
     var launchedAt = ContinuousClock.now
@@ -299,9 +302,9 @@ private final class SpawnSupervisor {
             for (tag, entry) in s.entries {
                 switch entry {
                 case .starting(let continuation):
-                    if let program = unanswered[tag] {
+                    if let start = unanswered[tag] {
                         s.entries[tag] = nil
-                        failedStarts.append((continuation, program))
+                        failedStarts.append((continuation, start.program))
                     }
                 case .running(let pid, let continuation):
                     kill(-pid, SIGKILL)
@@ -392,7 +395,7 @@ private final class SpawnSupervisor {
             head += 1
             guard let program = message.program else { continue }
             if result == 0 {
-                unanswered[message.tag] = program
+                unanswered[message.tag] = (program, message.directory)
             } else {
                 // This request cannot be sent (too large for the socket, say); the others go on.
                 takeStart(message.tag)?.resume(throwing: KeijiError(.spawn, "cannot start \(program): \(String(cString: strerror(-result)))"))
@@ -441,8 +444,11 @@ private final class SpawnSupervisor {
             }
             continuation?.resume(returning: run)
         case UInt32(KEIJI_SPAWN_FAILED.rawValue):
-            let program = unanswered.removeValue(forKey: tag) ?? "the run"
-            takeStart(tag)?.resume(throwing: KeijiError(.spawn, "cannot start \(program): \(String(cString: strerror(reply.value)))"))
+            let start = unanswered.removeValue(forKey: tag) ?? (program: "the run", directory: "")
+            let reason = String(cString: strerror(reply.value))
+            let message = reply.failed_step == UInt32(KEIJI_SPAWN_STEP_CHDIR.rawValue)
+                ? "cannot enter the task's folder \(start.directory): \(reason)" : "cannot start \(start.program): \(reason)"
+            takeStart(tag)?.resume(throwing: KeijiError(.spawn, message))
         case UInt32(KEIJI_SPAWN_CANCELLED.rawValue):
             unanswered[tag] = nil
             takeStart(tag)?.resume(throwing: SpawnServer.StartCancelled())
