@@ -249,7 +249,7 @@ public actor SchedulerEngine {
         let failed = phase == .failed
         phase = .stopping
         endedRunsWait?.cancel()  // the ends gathered so far are journaled now, and later ones at once
-        note("stopping: \(runs.count) runs in progress")
+        note("stopping: \(runs.count) run\(runs.count == 1 ? "" : "s") in progress")
         stopTimers()
         await endRunsAwaitingSlot()
         if !runs.isEmpty {
