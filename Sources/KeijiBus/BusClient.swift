@@ -22,7 +22,7 @@ public struct BusClient: Sendable {
     /// Authenticates the bus, then sends `request` and returns the bus's reply.
     /// - Parameter timeout: how long to wait for the reply. Longer than the bus's own 10 s wait on the
     ///   scheduler, so a slow scheduler shows up as an `unacknowledged` reply rather than a client timeout.
-    /// - Throws: `KeijiError(.unavailable, …)` if the bus is not running, or did not answer the handshake
+    /// - Throws: `KeijiError(.unavailable, …)` if the bus is not running, cannot be connected to, or did not answer the handshake
     ///   within `timeout` (nothing but a hello was sent, so the CLI may take the offline path);
     ///   ``BusAuthenticationFailure`` if what answers is not our bus (nothing but a hello was sent);
     ///   `KeijiError(.conflict, …)` if it does not answer in time, or closes
@@ -47,7 +47,9 @@ public struct BusClient: Sendable {
         } catch let error as KeijiError where error.code == .conflict {
             throw KeijiError(.unavailable, "keiji-bus is not running (nothing listens on \(endpoint)); start it, or check BUS_TRANSPORT and BUS_PUSH_PORT in settings.conf")
         } catch let error as KeijiError {
-            throw KeijiError(.conflict, "cannot reach keiji-bus: \(error.message)")
+            // Nothing was sent (a socket path too long for a long HOME, …): the command can take the offline path.
+            // Told `conflict`, the CLI took it as sent and of unknown fate, and no command could be written.
+            throw KeijiError(.unavailable, "cannot reach keiji-bus: \(error.message)")
         }
         defer { connection.close() }
         guard holder.set(connection) else { throw CancellationError() }

@@ -44,6 +44,18 @@ struct BusUnixTransportTests {
         }
     }
 
+    /// A socket path too long for `sockaddr_un` (a long HOME) means no bus can be reached, and nothing was sent:
+    /// `unavailable`, so the CLI writes the command offline. It was `conflict`, which the CLI takes as sent and of
+    /// unknown fate: no command could be written at all, and a create left its folder behind.
+    @Test func aSocketPathTooLongIsNoBusNotACommandOfUnknownFate() async throws {
+        let path = "/tmp/" + String(repeating: "d", count: 120) + "/bus-push.sock"
+        await #expect {
+            _ = try await BusClient(endpoint: .unix(path: path), token: "t").send(request("u1"), timeout: .seconds(5))
+        } throws: { error in
+            (error as? KeijiError)?.code == .unavailable && (error as? KeijiError)?.message.contains("longer than") == true
+        }
+    }
+
     @Test func aPathThatIsNotASocketIsLeftAlone() throws {
         let home = try temporaryHome()
         defer { try? FileManager.default.removeItem(atPath: home) }
