@@ -118,9 +118,10 @@ struct TaskCommand: AsyncParsableCommand {
             if saved != nil {
                 throw CLIError("task \(taskName) already exists; use --force to recreate it")
             }
-            // A folder holding only what keiji generated (the .env of a deleted command task) does not block.
+            // A folder holding only what keiji generated (the .env of a deleted command task, or the temporary file of
+            // a create killed while it wrote that .env) does not block.
             let contents = (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []
-            if FileSystem.exists(directory) && !contents.allSatisfy({ $0 == ".env" }) {
+            if FileSystem.exists(directory) && !contents.allSatisfy({ $0 == ".env" || $0.hasPrefix(".env.tmp-") }) {
                 throw CLIError("task \(taskName) already has sources in \(directory); use --force to recreate it")
             }
         }

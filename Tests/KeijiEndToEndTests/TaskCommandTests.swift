@@ -26,6 +26,24 @@ struct TaskCommandTests {
                 "wanted \(text.debugDescription): \(result.stderr)", sourceLocation: sourceLocation)
     }
 
+    /// A folder holding only keiji's own files (a deleted command task's `.env`, or the temporary file a create
+    /// killed while writing it left) does not block a create; one with anything else needs --force.
+    @Test func onlyKeijisOwnLeftoversInAFolderLetACreateThrough() async throws {
+        let s = try Session()
+        defer { s.cleanUp() }
+        #expect(try await s.keiji("init").status == 0)
+        let folder = s.home + "/keiji/tasks/t0"
+        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+        try Data("TASK_NAME=t0\n".utf8).write(to: URL(fileURLWithPath: folder + "/.env.tmp-19657-760279304"))
+        var r = try await s.keiji("task", "--create", "--name=t0", "--desc=x", "--command", "true", "--every", "1h")
+        #expect(r.status == 0, "\(r.stdout)\(r.stderr)")
+        #expect(try FileManager.default.contentsOfDirectory(atPath: folder) == [".env"])
+        try FileManager.default.createDirectory(atPath: s.home + "/keiji/tasks/t1", withIntermediateDirectories: true)
+        try Data().write(to: URL(fileURLWithPath: s.home + "/keiji/tasks/t1/notes.txt"))
+        r = try await s.keiji("task", "--create", "--name=t1", "--desc=x", "--command", "true", "--every", "1h")
+        refused(r, saying: "already has sources")
+    }
+
     @Test func deletingATaskThatNeverRanSucceedsAndRemovesTheSourceWhenAsked() async throws {
         let s = try Session()
         defer { s.cleanUp() }
