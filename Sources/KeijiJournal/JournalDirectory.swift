@@ -134,6 +134,12 @@ public struct JournalDirectory: Sendable {
             }
             previous = scan
         }
+        // A checkpoint vouches for every LSN up to its own as durable: a journal that ends before it (a tail cut
+        // below it, a lost newest segment) lost acknowledged records, which an open refuses in strict mode.
+        if let checkpoint, let last = previous, checkpoint.lsn > last.lastLSN {
+            report.problems.append(.init(file: CheckpointFile.fileName(lsn: checkpoint.lsn), offset: 0, severity: .corruption,
+                detail: "the checkpoint is at LSN \(checkpoint.lsn), past the journal's last intact LSN \(last.lastLSN): LSNs \(last.lastLSN + 1)…\(checkpoint.lsn) were acknowledged and are missing"))
+        }
         return report
     }
 

@@ -137,7 +137,7 @@ struct JournalRecovery {
         var bridgeThrough: UInt64?
         if let found = checkpoint, found.lsn > info.lastLSN, let first = kept.first, first.name.baseLSN > 1 {
             if options.recoveryMode == .strict {
-                throw JournalError(.corruption, "journal corruption in \(directory): checkpoint at LSN \(found.lsn) is past the journal's last LSN \(info.lastLSN). Refusing to open in strict mode.")
+                throw JournalError(.corruption, "journal corruption in \(directory): checkpoint at LSN \(found.lsn) is past the journal's last LSN \(info.lastLSN), so LSNs \(info.lastLSN + 1)…\(found.lsn) were acknowledged and are missing. Refusing to open in strict mode; open with recovery mode pointInTime or salvage to accept the loss, e.g. `keiji system --start --recovery-mode pointInTime`.")
             }
             // The segments before the surviving ones were compacted behind this checkpoint: setting it aside would
             // leave a journal that starts mid-history, which every later strict open refuses. Keep it, and let
@@ -149,7 +149,7 @@ struct JournalRecovery {
             bridgeThrough = found.lsn
         } else if let found = checkpoint, found.lsn > info.lastLSN, !kept.isEmpty {
             if options.recoveryMode == .strict {
-                throw JournalError(.corruption, "journal corruption in \(directory): checkpoint at LSN \(found.lsn) is past the journal's last LSN \(info.lastLSN). Refusing to open in strict mode.")
+                throw JournalError(.corruption, "journal corruption in \(directory): checkpoint at LSN \(found.lsn) is past the journal's last LSN \(info.lastLSN), so LSNs \(info.lastLSN + 1)…\(found.lsn) were acknowledged and are missing. Refusing to open in strict mode; open with recovery mode pointInTime or salvage to accept the loss, e.g. `keiji system --start --recovery-mode pointInTime`.")
             }
             // It describes state the surviving journal no longer has: set it aside so LSNs are not reused under it.
             let file = CheckpointFile.fileName(lsn: found.lsn)

@@ -204,6 +204,10 @@ struct RecoveryEdgeCaseTests {
         bytes[offset + 41] ^= 0xFF
         fs.setContents(bytes, of: "/j/" + name.fileName)
         await #expect { try await openAndRead(fs) } throws: { isCorruption($0) }
+        // `verify` says so too: the checkpoint vouches for LSNs the surviving journal does not have.
+        let verified = try JournalDirectory(path: "/j", io: fs).verify()
+        #expect(verified.problems.contains { $0.severity == .corruption && $0.detail.contains("past the journal's last intact LSN 4") },
+                "\(verified.problems)")
         let (info, lsns) = try await openAndRead(fs, mode: .pointInTime)
         #expect(lsns == [1, 2, 3, 4])
         #expect(info.checkpointLSN == nil)
