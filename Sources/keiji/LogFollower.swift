@@ -17,7 +17,8 @@ struct LogFollower {
     /// Device and inode of the file open in ``descriptor``.
     private var identity: [UInt64] = []
 
-    /// Starts at the end of the active file: what is in it now was printed already.
+    /// Starts at the end of the active file: what is in it now was printed already. A file not there yet (a task that
+    /// has not run) is read from its start when it appears.
     init(path: String, folder: String) {
         self.path = path
         self.folder = folder

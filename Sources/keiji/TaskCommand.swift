@@ -248,19 +248,32 @@ struct TaskCommand: AsyncParsableCommand {
             throw CLIError("no task named \(taskName)")
         }
         let log = LogFile(task: taskName, workspace: workspace, settings: settings)
-        guard FileSystem.exists(log.activePath) || FileSystem.exists(log.directory) else {
-            throw CLIError("task \(taskName) has not run yet: no log (\(log.activePath))")
+        var waitingForFirstRun = !FileSystem.exists(log.activePath) && !FileSystem.exists(log.directory)
+        if waitingForFirstRun {
+            // Following is what a user does right after --create or --build: it waits for the log to appear.
+            guard follow else { throw CLIError("task \(taskName) has not run yet: no log (\(log.activePath))") }
+            Console.progress("task \(taskName) has not run yet: waiting for its first run (Ctrl-C to stop)")
+        } else {
+            for line in try log.lastLines(lines) { Console.say(line) }
+            guard follow else { return }
         }
-        for line in try log.lastLines(lines) { Console.say(line) }
-        guard follow else { return }
         SharedPostgresSession.current?.close()  // following lasts until Ctrl-C: no database session held meanwhile
+        // Made before the first run's file exists, the follower reads that file from its start.
         var follower = LogFollower(path: log.activePath, folder: log.directory)
         defer { follower.close() }
-        while true {
+        for poll in 1... {
             try await Task.sleep(for: .milliseconds(300))
-            guard follower.printAppended() else {
-                return Console.progress("task \(taskName) was deleted: its log is gone")
+            if follower.printAppended() {
+                waitingForFirstRun = false
+                continue
             }
+            // No log folder before the first run says nothing of a delete: the view is asked, every 3 s.
+            if waitingForFirstRun {
+                guard poll % 10 == 0 else { continue }
+                defer { SharedPostgresSession.current?.close() }
+                if try SavedTasks.named(taskName, in: ViewLocation(settings: settings, workspace: workspace)) != nil { continue }
+            }
+            return Console.progress("task \(taskName) was deleted: its log is gone")
         }
     }
 }

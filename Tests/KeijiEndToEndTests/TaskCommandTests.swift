@@ -187,6 +187,32 @@ struct TaskCommandTests {
         #expect(whole >= positions.count - 1, "every run's last line: \(whole) for \(positions.count) runs")
     }
 
+    /// `--logs --follow` of a task that has not run yet says it waits, prints its first run from the start, and ends
+    /// when the task is deleted, also before any run (it refused: "has not run yet: no log").
+    @Test func followWaitsForATasksFirstRun() async throws {
+        let s = try Session()
+        defer { s.cleanUp() }
+        #expect(try await s.keiji("init").status == 0)
+        for name in ["fresh", "never"] {
+            #expect(try await s.keiji("task", "--create", "--name=\(name)", "--desc=x", "--command", "echo first-run-output; sleep 2", "--every", "1h").status == 0)
+        }
+        async let following = s.keiji(within: .seconds(120), "task", "--logs", "--follow", "--name=fresh")
+        async let waiting = s.keiji(within: .seconds(120), "task", "--logs", "--follow", "--name=never")
+        try await Task.sleep(for: .seconds(2))  // the followers start before the first run (generous: the run comes later still)
+        #expect(try await s.keiji("system", "--start").status == 0)
+        #expect(try await s.keiji("task", "--run", "--name=fresh").status == 0)
+        // The run lasts 2 s: its log is there for more than a few of the follower's 300 ms polls before the delete.
+        #expect(await eventually(.seconds(60)) { try await s.keiji("task", "--logs", "--name=fresh").stdout.contains("succeeded") })
+        for name in ["fresh", "never"] { #expect(try await s.keiji("task", "--delete", "--name=\(name)").status == 0) }
+        let (followed, waited) = try await (following, waiting)
+        for r in [followed, waited] {
+            #expect(r.status == 0 && r.stderr.contains("has not run yet: waiting for its first run") && r.stderr.contains("was deleted"),
+                    "\(r.status): \(r.stderr)")
+        }
+        #expect(followed.stdout.contains("started (attempt 1") && followed.stdout.contains("first-run-output"), "\(followed.stdout)")
+        #expect(waited.stdout.isEmpty, "\(waited.stdout)")
+    }
+
     /// `--disable` of a disabled task, `--enable` of an enabled one and `--resolve` of one not in error say so and
     /// exit 0 with nothing journaled, offline and through the scheduler alike (each wrote a record before).
     @Test func commandsThatWouldChangeNothingSaySoAndJournalNothing() async throws {
