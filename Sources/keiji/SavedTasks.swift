@@ -6,14 +6,26 @@ enum SavedTasks {
     struct Entry {
         var name: String
         var isRunning: Bool
+        var isError: Bool
+        var isDisabled: Bool
+
+        /// Why the task does not run at its slots, and the command that lets it: a new build alone does not.
+        var hold: String? {
+            switch (isDisabled, isError) {
+            case (true, true): "task \(name) is disabled and in error: it runs again once enabled and resolved (keiji task --enable --name=\(name), then --resolve)"
+            case (true, false): "task \(name) is disabled: it runs again once enabled (keiji task --enable --name=\(name))"
+            case (false, true): "task \(name) is in error: it runs again once resolved (keiji task --resolve --name=\(name))"
+            case (false, false): nil
+            }
+        }
     }
 
     /// The saved task whose name equals `name` up to case: one lookup on the view's unique `Slug` column (the
     /// lowercased name), so a check costs the same with 10 tasks or 10,000.
     private static func sameSlug(as name: TaskName, in view: ViewLocation) throws -> Entry? {
         guard let database = try view.openForReading() else { return nil }
-        return try database.taskModels(["Name", "IsRunning"], where: .slug(name.slug))
-            .first.map { Entry(name: $0[0] ?? "", isRunning: $0[1] == "1") }
+        return try database.taskModels(["Name", "IsRunning", "IsError", "IsDisabled"], where: .slug(name.slug))
+            .first.map { Entry(name: $0[0] ?? "", isRunning: $0[1] == "1", isError: $0[2] == "1", isDisabled: $0[3] == "1") }
     }
 
     static func named(_ name: TaskName, in view: ViewLocation) throws -> Entry? {

@@ -209,20 +209,25 @@ struct TaskCommand: AsyncParsableCommand {
         }
         binary.commit()
         Console.say("task \(taskName) saved: \(definition.schedule.schedule.displayString) (\(delivery.description))")
+        let saved = try? SavedTasks.named(taskName, in: view)  // the save is done: a view unread now costs only what follows
+        // A task disabled or in error does not run at its next slot, whatever the build: its hold is said instead.
+        let hold = saved?.hold
+        let nextSlot = hold == nil ? "the new build runs from its next slot" : nil
         if restart {
-            if delivery.viaScheduler, try SavedTasks.named(taskName, in: view)?.isRunning == true {
+            if delivery.viaScheduler, saved?.isRunning == true {
                 do {
                     let stopped = try await sender.send(.taskStopRequested(taskName))
-                    Console.say("restarting task \(taskName): the new build runs from its next slot (\(stopped.description))")
+                    Console.say("restarting task \(taskName): \(nextSlot ?? "its run is stopping") (\(stopped.description))")
                 } catch {
-                    Console.say("not restarted: \(error); the new build runs from its next slot")
+                    Console.say("not restarted: \(error)" + (nextSlot.map { "; \($0)" } ?? ""))
                 }
             } else if delivery.viaScheduler {
-                Console.say("no run in progress: the new build runs from its next slot")
+                Console.say("no run in progress" + (nextSlot.map { ": \($0)" } ?? ""))
             } else {
                 Console.say("the scheduler is not running: the new build is used when it starts")
             }
         }
+        if let hold { Console.say(hold) }
     }
 
     private func scheduleFromFlags() throws -> Schedule {

@@ -112,6 +112,35 @@ struct SwiftTaskJourneyTests {
         #expect(r.status != 0 && r.stderr.contains("--build"), "\(r.stderr)")
     }
 
+    /// A rebuild of a task in error or disabled says what the task waits for: with `--restart` it said "no run in
+    /// progress: the new build runs from its next slot", and it did not run until --resolve or --enable.
+    @Test func aRebuildOfATaskInErrorOrDisabledSaysWhatItWaitsFor() async throws {
+        let s = try Session()
+        defer { s.cleanUp() }
+        #expect(try await s.keiji("init").status == 0)
+        #expect(try await s.keiji("task", "--create", "--name=held", "--desc=held").status == 0)
+        try write("import KeijiTaskKit\nlet schedule = Schedule.every(1).hours\n", task: "held", file: "schedule.swift", in: s)
+        try write("import KeijiTaskKit\nfunc function() async throws {\n    throw TaskError(\"boom\")\n}\n", task: "held", file: "function.swift", in: s)
+        var (r, _) = try await build("held", in: s)
+        #expect(r.status == 0 && !r.stdout.contains("runs again once"), "\(r.stdout)\(r.stderr)")
+        #expect(try await s.keiji("system", "--start").status == 0)
+        #expect(try await s.keiji("task", "--run", "--name=held").status == 0)
+        #expect(await eventually { try await fields("held", in: s)["IsError"] == "true" })
+
+        (r, _) = try await build("held", "--restart", in: s)
+        #expect(r.status == 0 && r.stdout.hasSuffix("\nno run in progress\ntask held is in error: it runs again once resolved (keiji task --resolve --name=held)\n"),
+                "\(r.stdout)\(r.stderr)")
+        #expect(try await s.keiji("task", "--disable", "--name=held").status == 0)
+        (r, _) = try await build("held", in: s)
+        #expect(r.status == 0 && r.stdout.hasSuffix(
+            "\ntask held is disabled and in error: it runs again once enabled and resolved (keiji task --enable --name=held, then --resolve)\n"),
+                "\(r.stdout)\(r.stderr)")
+        for flag in ["--resolve", "--enable"] { #expect(try await s.keiji("task", flag, "--name=held").status == 0) }
+        (r, _) = try await build("held", "--restart", in: s)
+        #expect(r.status == 0 && r.stdout.hasSuffix("\nno run in progress: the new build runs from its next slot\n"), "\(r.stdout)\(r.stderr)")
+        #expect(try await s.keiji("system", "--stop").status == 0)
+    }
+
     /// Output of a Swift task reaches its log line by line while it runs and survives --stop; a thrown
     /// message becomes the task's ErrorTxt and follows the task's own earlier output in the log.
     @Test func swiftTaskOutputStreamsAndAThrownMessageIsTheErrorText() async throws {
