@@ -42,6 +42,14 @@ struct TaskCommand: AsyncParsableCommand {
     @Flag(help: "With --logs: keep printing new lines.") var follow = false
     @Flag(help: "With --delete: also remove ~/keiji/tasks/<name>.") var removeSource = false
 
+    /// Usage errors, refused before anything runs with exit status 64, as ArgumentParser's own.
+    func validate() throws {
+        if build, desc != nil {
+            // --build reads the description from the task's sources, as it reads the rest: it writes none of them.
+            throw ValidationError("--desc goes with --create, not --build: a Swift task's description is TASK_DESCRIPTION in its .env, read at each build")
+        }
+    }
+
     func run() async throws {
         try await reportingErrors {
             let (workspace, settings) = try loadWorkspace()
@@ -180,9 +188,10 @@ struct TaskCommand: AsyncParsableCommand {
     }
 
     private func buildTask(_ taskName: TaskName, workspace: Workspace, settings: Settings, sender: CommandSender) async throws {
-        let description = (try? DotEnv.load(workspace.taskDirectory(taskName) + "/.env"))?["TASK_DESCRIPTION"] ?? ""
         let view = ViewLocation(settings: settings, workspace: workspace)
-        try SavedTasks.checkNoCaseClash(taskName, in: view)  // before a build and an install that would be for nothing
+        let saved = try SavedTasks.checkNoCaseClash(taskName, in: view)  // before a build and an install that would be for nothing
+        // No .env, or one without TASK_DESCRIPTION, keeps the saved description (a rebuild emptied it).
+        let description = (try? DotEnv.load(workspace.taskDirectory(taskName) + "/.env"))?["TASK_DESCRIPTION"] ?? saved?.description ?? ""
         // CLI flag > the program's own policies > the previous definition > the defaults.
         let previous = try TaskPolicyColumns.load(taskName, from: view).map { ($0.spec, $0.policy) }
         // Flags out of range fail now, not after a build.
@@ -209,12 +218,12 @@ struct TaskCommand: AsyncParsableCommand {
         }
         binary.commit()
         Console.say("task \(taskName) saved: \(definition.schedule.schedule.displayString) (\(delivery.description))")
-        let saved = try? SavedTasks.named(taskName, in: view)  // the save is done: a view unread now costs only what follows
+        let rebuilt = try? SavedTasks.named(taskName, in: view)  // the save is done: a view unread now costs only what follows
         // A task disabled or in error does not run at its next slot, whatever the build: its hold is said instead.
-        let hold = saved?.hold
+        let hold = rebuilt?.hold
         let nextSlot = hold == nil ? "the new build runs from its next slot" : nil
         if restart {
-            if delivery.viaScheduler, saved?.isRunning == true {
+            if delivery.viaScheduler, rebuilt?.isRunning == true {
                 do {
                     let stopped = try await sender.send(.taskStopRequested(taskName))
                     Console.say("restarting task \(taskName): \(nextSlot ?? "its run is stopping") (\(stopped.description))")

@@ -141,6 +141,33 @@ struct SwiftTaskJourneyTests {
         #expect(try await s.keiji("system", "--stop").status == 0)
     }
 
+    /// A rebuild takes the description from the task's `.env`, and keeps the saved one when the file or its
+    /// TASK_DESCRIPTION is gone (it saved ""); `--build --desc`, which was ignored, is refused: the `.env` is the place.
+    @Test func aRebuildKeepsTheDescriptionTheEnvDoesNotGive() async throws {
+        let s = try Session()
+        defer { s.cleanUp() }
+        #expect(try await s.keiji("init").status == 0)
+        #expect(try await s.keiji("task", "--create", "--name=described", "--desc=first words").status == 0)
+        func rebuiltDescription() async throws -> String? {
+            let (r, _) = try await build("described", in: s)
+            #expect(r.status == 0, "\(r.stdout)\(r.stderr)")
+            return try await fields("described", in: s)["Description"]
+        }
+        #expect(try await rebuiltDescription() == "first words")
+        try FileManager.default.removeItem(atPath: s.home + "/keiji/tasks/described/.env")
+        #expect(try await rebuiltDescription() == "first words", "no .env")
+        try write("TASK_NAME=described\n", task: "described", file: ".env", in: s)
+        #expect(try await rebuiltDescription() == "first words", "no TASK_DESCRIPTION")
+        try write("TASK_DESCRIPTION=\"second words\"\n", task: "described", file: ".env", in: s)
+        #expect(try await rebuiltDescription() == "second words", "the .env's")
+
+        let (r, _) = try await build("described", "--desc", "third words", in: s)
+        #expect(r.status == 64 && r.stdout.isEmpty
+                && r.stderr == "error: --desc goes with --create, not --build: a Swift task's description is TASK_DESCRIPTION in its .env, read at each build (see 'keiji task --help')\n",
+                "\(r.status) \(r.stdout)\(r.stderr)")
+        #expect(try await fields("described", in: s)["Description"] == "second words")
+    }
+
     /// Output of a Swift task reaches its log line by line while it runs and survives --stop; a thrown
     /// message becomes the task's ErrorTxt and follows the task's own earlier output in the log.
     @Test func swiftTaskOutputStreamsAndAThrownMessageIsTheErrorText() async throws {
