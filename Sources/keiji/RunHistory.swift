@@ -84,7 +84,7 @@ extension TaskCommand {
         guard let database = try ViewLocation(settings: settings, workspace: workspace).openForReading(),
             try !database.taskModels(["Name"], where: .name(task.rawValue)).isEmpty
         else { throw CLIError("no task named \(task)") }
-        let history = try RunHistory.read(task, limit: limit, from: database)
+        let history = try RunHistory.read(task, limit: limit ?? 20, from: database)
         if json {
             return try Console.say(json: history.json())
         }

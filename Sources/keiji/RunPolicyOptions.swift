@@ -16,6 +16,16 @@ struct RunPolicyOptions: ParsableArguments {
     @Option(parsing: .unconditional, help: "Re-run a run that a scheduler crash interrupted: true or false.") var rerunInterrupted: Bool?
     @Option(parsing: .unconditional, help: "Keep scheduling after a failed run instead of waiting for --resolve: true or false.") var continueOnError: Bool?
 
+    /// The policy flags given, in the help's order.
+    var givenFlags: [String] {
+        let flags: [(String, Bool)] = [
+            ("--time-zone", timeZone != nil), ("--jitter", jitter != nil), ("--timeout", timeout != nil), ("--grace", grace != nil),
+            ("--retries", retries != nil), ("--retry-backoff", retryBackoff != nil), ("--overlap", overlap != nil), ("--catch-up", catchUp != nil),
+            ("--catch-up-limit", catchUpLimit != nil), ("--rerun-interrupted", rerunInterrupted != nil), ("--continue-on-error", continueOnError != nil),
+        ]
+        return flags.filter { $0.1 }.map { $0.0 }
+    }
+
     /// Whether any policy flag was given.
     var isEmpty: Bool { (try? override()) == RunPolicyOverride() }
 

@@ -36,30 +36,59 @@ struct TaskCommand: AsyncParsableCommand {
     @OptionGroup(title: "Run policies (with --create --command, or --build; a rebuild keeps those not given)") var policyOptions: RunPolicyOptions
 
     @Flag(help: "With --get, --list or --runs: print JSON.") var json = false
-    @Option(parsing: .unconditional, help: "With --logs: how many lines (1–100000).") var lines = 100
-    @Option(parsing: .unconditional, help: "With --runs: how many runs (1–1000; the view keeps each task's last \(SchedulerState.recentRunLimit), older ones are in the journal).")
-    var limit = 20
+    // The two counts are optional, so that one given to another action is seen (`--lines 100` is the default's value).
+    @Option(parsing: .unconditional, help: "With --logs: how many lines (1–100000, default 100).") var lines: Int?
+    @Option(parsing: .unconditional, help: "With --runs: how many runs (1–1000, default 20; the view keeps each task's last \(SchedulerState.recentRunLimit), older ones are in the journal).")
+    var limit: Int?
     @Flag(help: "With --logs: keep printing new lines.") var follow = false
     @Flag(help: "With --delete: also remove ~/keiji/tasks/<name>.") var removeSource = false
 
+    /// The action flags, in the help's order.
+    private var actionFlags: [(flag: String, chosen: Bool)] {
+        [("--create", create), ("--build", build), ("--get", get), ("--list", list), ("--runs", runs), ("--logs", logs), ("--disable", disable),
+         ("--enable", enable), ("--delete", delete), ("--resolve", resolve), ("--run", run), ("--stop", stop)]
+    }
+
+    /// The options given, each with the actions that take it. `--name` is not here: every action
+    /// but --list takes it, and --list's refusal of it points at --get.
+    private var givenOptions: [(option: String, actions: [String])] {
+        let options: [(String, Bool, [String])] = [
+            ("--desc", desc != nil, ["--create"]), ("--force", force, ["--create"]), ("--restart", restart, ["--build"]),
+            ("--command", command != nil, ["--create"]), ("--every", every != nil, ["--create"]), ("--cron", cron != nil, ["--create"]),
+            ("--on", on != nil, ["--create"]), ("--at", at != nil, ["--create"]),
+        ] + policyOptions.givenFlags.map { ($0, true, ["--create", "--build"]) } + [
+            ("--json", json, ["--get", "--list", "--runs"]), ("--lines", lines != nil, ["--logs"]), ("--limit", limit != nil, ["--runs"]),
+            ("--follow", follow, ["--logs"]), ("--remove-source", removeSource, ["--delete"]),
+        ]
+        return options.filter { $0.1 }.map { ($0.0, $0.2) }
+    }
+
     /// Usage errors, refused before anything runs with exit status 64, as ArgumentParser's own.
     func validate() throws {
+        let chosen = actionFlags.filter(\.chosen)
+        guard chosen.count == 1, let action = chosen.first?.flag else { return }  // run() says what to do
         if build, desc != nil {
             // --build reads the description from the task's sources, as it reads the rest: it writes none of them.
             throw ValidationError("--desc goes with --create, not --build: a Swift task's description is TASK_DESCRIPTION in its .env, read at each build")
+        }
+        if list, let name { throw ValidationError("--list shows every task: leave out --name (one task: keiji task --get --name=\(name))") }
+        // An option the action does not take was ignored (`--runs --lines 3` printed 20 runs, `--disable --json` text).
+        if let (option, actions) = givenOptions.first(where: { !$0.actions.contains(action) }) {
+            let takers = actions.count == 1 ? actions[0] : actions.dropLast().joined(separator: ", ") + " or " + actions[actions.count - 1]
+            throw ValidationError("\(option) goes with \(takers), not \(action)")
         }
     }
 
     func run() async throws {
         try await reportingErrors {
             let (workspace, settings) = try loadWorkspace()
-            let actions = [create, build, get, list, runs, logs, disable, enable, delete, resolve, run, stop].filter { $0 }.count
+            let actions = actionFlags.filter(\.chosen).count
             guard actions == 1 else {
                 throw CLIError(actions == 0 ? "say what to do: --create, --build, --get, --list, --runs, --logs, --disable, --enable, --delete, --resolve, --run or --stop"
                                             : "give one action at a time")
             }
-            try CountOption.lines.check(lines)
-            try CountOption.runLimit.check(limit)
+            try lines.map(CountOption.lines.check)
+            try limit.map(CountOption.runLimit.check)
             try await ViewRepair.restoreIfMissing(workspace: workspace, settings: settings)
             if get { return try printTasks(workspace: workspace, settings: settings) }
             if list { return try printTimers(workspace: workspace, settings: settings) }
@@ -268,7 +297,7 @@ struct TaskCommand: AsyncParsableCommand {
             guard follow else { throw CLIError("task \(taskName) has not run yet: no log (\(log.activePath))") }
             Console.progress("task \(taskName) has not run yet: waiting for its first run (Ctrl-C to stop)")
         } else {
-            for line in try log.lastLines(lines) { Console.say(line) }
+            for line in try log.lastLines(lines ?? 100) { Console.say(line) }
             guard follow else { return }
         }
         SharedPostgresSession.current?.close()  // following lasts until Ctrl-C: no database session held meanwhile

@@ -76,7 +76,6 @@ struct TimerTable {
 extension TaskCommand {
     /// `--list`: the table (or, with `--json`, its objects) of every task in the query view.
     func printTimers(workspace: Workspace, settings: Settings) throws {
-        if let name { throw CLIError("--list shows every task: leave out --name (one task: keiji task --get --name=\(name))") }
         let view = ViewLocation(settings: settings, workspace: workspace)
         let runsEnded = CrashedRuns.viewMayShowThem(view, workspace: workspace)
         let table = try view.openForReading().map { try TimerTable.read(from: $0, runsEndedByACrash: runsEnded) } ?? TimerTable(timers: [])

@@ -268,6 +268,43 @@ struct TaskCommandTests {
         refused(try await s.keiji("system", "--logs", "--bus", "--scheduler"), saying: "exclusive")
     }
 
+    /// An option the action does not take is a usage error naming both (exit 64): it was ignored, with exit 0. A count
+    /// equal to its default counts as given. What the help and the docs combine still goes through.
+    @Test func anOptionTheActionDoesNotTakeIsRefused() async throws {
+        let s = try Session()
+        defer { s.cleanUp() }
+        #expect(try await s.keiji("init").status == 0)
+        #expect(try await s.keiji("task", "--create", "--name=q", "--desc=x", "--command", "true", "--every", "1h").status == 0)
+        let cases: [([String], String)] = [
+            (["--runs", "--name=q", "--lines", "3"], "--lines goes with --logs, not --runs"),
+            (["--logs", "--name=q", "--limit", "20"], "--limit goes with --runs, not --logs"),
+            (["--disable", "--name=q", "--json"], "--json goes with --get, --list or --runs, not --disable"),
+            (["--list", "--name=q"], "--list shows every task: leave out --name (one task: keiji task --get --name=q)"),
+            (["--build", "--name=q", "--command", "ls"], "--command goes with --create, not --build"),
+            (["--build", "--name=q", "--every", "1m"], "--every goes with --create, not --build"),
+            (["--get", "--name=q", "--remove-source"], "--remove-source goes with --delete, not --get"),
+            (["--get", "--force"], "--force goes with --create, not --get"),
+            (["--get", "--name=q", "--follow"], "--follow goes with --logs, not --get"),
+            (["--enable", "--name=q", "--restart"], "--restart goes with --build, not --enable"),
+            (["--run", "--name=q", "--retries", "2"], "--retries goes with --create or --build, not --run"),
+            (["--delete", "--name=q", "--desc=y"], "--desc goes with --create, not --delete"),
+        ]
+        for (arguments, text) in cases {
+            let r = try await s.run(["task"] + arguments)
+            #expect(r.status == 64 && r.stdout.isEmpty && r.stderr == "error: \(text) (see 'keiji task --help')\n", "\(arguments): \(r.status) \(r.stdout)\(r.stderr)")
+        }
+        let task = try json(try await s.keiji("task", "--get", "--name=q", "--json"))
+        #expect(task["IsDisabled"] as? Bool == false && task["IsQueued"] as? Bool == false, "nothing refused was journaled: \(task)")
+
+        for arguments in [["--get", "--json"], ["--get", "--name=q", "--json"], ["--list", "--json"], ["--runs", "--name=q", "--limit", "5", "--json"],
+                          ["--create", "--force", "--name=q", "--desc=y", "--command", "true", "--cron", "0 * * * *", "--retries", "1"],
+                          ["--delete", "--name=q", "--remove-source"]] {
+            let r = try await s.run(["task"] + arguments)
+            #expect(r.status == 0, "\(arguments): \(r.stdout)\(r.stderr)")
+        }
+        refused(try await s.keiji("task", "--logs", "--name=nosuch", "--lines", "5", "--follow"), saying: "no task named nosuch")
+    }
+
     @Test func onNamesEachDayOnce() async throws {
         let s = try Session()
         defer { s.cleanUp() }
