@@ -260,6 +260,9 @@ enum RecoveryReportText {
             out.append("  \(record.task.map(\.rawValue) ?? "(no task)") \(record.type ?? "record") at LSN \(record.lsn.map(String.init) ?? "checkpoint"): \(record.reason) (\(record.action))")
         }
         out.append("re-applied:   \(r.commandsReapplied) command(s) to the query view" + (r.viewRebuilt ? " (view rebuilt)" : ""))
+        if let ahead = r.viewAheadOfJournalAt {
+            out.append("LOST:         " + RecoveryReport.viewAheadText(view: ahead, journal: r.journal.lastLSN))
+        }
         if let cluster = r.cluster {
             out.append("cluster:      " + cluster.summary)
             if let elsewhere = cluster.slotsRunElsewhereSummary { out.append("  " + elsewhere) }

@@ -124,4 +124,35 @@ struct ViewRepairTests {
         r = try await s.keiji("task", "--get", "--name=alpha", "--json")
         #expect(r.status == 0 && r.stdout.contains("\"IsDisabled\" : true"), "\(r.stdout)\(r.stderr)")
     }
+
+    /// A view that has applied more than the journal holds is the one trace of acknowledged records the journal
+    /// lost (here its newest segment deleted after a checkpoint): an offline command refuses to write over it (it
+    /// reused the lost LSNs, and the trace was gone), and the scheduler's start rebuilds the view and reports the
+    /// loss; both were silent.
+    @Test func aViewAheadOfTheJournalIsReportedNotWrittenOver() async throws {
+        let s = try Session()
+        defer { s.cleanUp() }
+        #expect(try await s.keiji("init").status == 0)
+        for name in ["a", "b"] {
+            #expect(try await s.keiji("task", "--create", "--name=\(name)", "--desc=x", "--command", "true", "--every", "1h").status == 0)
+        }
+        #expect(try await s.keiji("journal", "compact").status == 0)
+        #expect(try await s.keiji("task", "--create", "--name=c", "--desc=x", "--command", "true", "--every", "1h").status == 0)
+        let journal = s.home + "/.keiji/journal"
+        for file in try FileManager.default.contentsOfDirectory(atPath: journal) where file.hasPrefix("seg-") {
+            try FileManager.default.removeItem(atPath: journal + "/" + file)
+        }
+        var r = try await s.keiji("task", "--create", "--name=d", "--desc=x", "--command", "true", "--every", "1h")
+        #expect(r.status == 1 && r.stderr.contains("the query view had applied LSN 3 but the journal ends at LSN 2")
+                && r.stderr.contains("nothing was written"), "\(r.stdout)\(r.stderr)")
+        #expect(try await s.keiji("system", "--start").status == 0)
+        r = try await s.keiji("system", "--status")
+        #expect(r.stdout.contains("LOST:") && r.stdout.contains("records 3…3 are missing from the journal"), "\(r.stdout)")
+        r = try await s.keiji("system", "--status", "--json")
+        let recovery = (try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any])?["recovery"] as? [String: Any]
+        #expect(recovery?["viewAheadOfJournalAt"] as? Int == 3, "\(r.stdout)")
+        #expect(try await s.keiji("task", "--get", "--name=c").status == 1)
+        #expect(try await s.keiji("task", "--create", "--name=d", "--desc=x", "--command", "true", "--every", "1h").status == 0)
+        #expect(try await s.keiji("system", "--stop").status == 0)
+    }
 }

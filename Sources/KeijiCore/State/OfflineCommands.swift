@@ -26,6 +26,13 @@ public enum OfflineCommands {
             var opened: (view: QueryView, fresh: Bool)? = try QueryView.openOrReset(location, workspace: workspace,
                                                                                    defaultTimeZone: settings.timeZone, verifying: false)
             var loaded = try StateLoader.load(from: journal)
+            // A view ahead of the journal is the one trace of acknowledged records the journal lost: written over, its
+            // LSNs would be reused and the trace gone. The scheduler's start reports it and rebuilds the view.
+            if !opened!.fresh, let applied = try? opened!.view.appliedLSN(), applied > loaded.state.lastLSN {
+                throw KeijiError(.conflict, RecoveryReport.viewAheadText(view: applied, journal: loaded.state.lastLSN)
+                                 + ": nothing was written; `keiji journal verify` checks the journal, and `keiji system --start` "
+                                 + "accepts the loss, rebuilds the view and reports it")
+            }
             // No scheduler holds the lock, so nothing runs, whatever open `run.started` a crash left behind.
             var present = loaded.state
             present.activeRuns = [:]

@@ -146,6 +146,8 @@ public struct RecoveryReport: Codable, Sendable, Equatable {
     /// Commands journaled but not yet in the query view, applied now.
     public var commandsReapplied = 0
     public var viewRebuilt = false
+    /// The LSN the query view had applied when the journal ended before it (``ViewCatchUp/viewWasAheadAt``).
+    public var viewAheadOfJournalAt: UInt64?
     public var durationSeconds = 0.0
     /// Records replay could not apply and definitions today's rules refuse: each task named is in error
     /// and does not run. Optional so reports journaled before it existed still decode; nil when empty.
@@ -158,5 +160,13 @@ public struct RecoveryReport: Codable, Sendable, Equatable {
     public init(startedAt: Int64, previousShutdown: PreviousShutdown) {
         self.startedAt = startedAt
         self.previousShutdown = previousShutdown
+    }
+}
+
+extension RecoveryReport {
+    /// Said by the scheduler's start (in its report and log) and refused by an offline command.
+    public static func viewAheadText(view: UInt64, journal: UInt64) -> String {
+        "the query view had applied LSN \(view) but the journal ends at LSN \(journal): acknowledged records "
+            + "\(journal + 1)…\(view) are missing from the journal (a deleted segment, or a journal restored from an older copy)"
     }
 }

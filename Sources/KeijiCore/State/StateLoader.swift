@@ -84,6 +84,9 @@ public struct ViewCatchUp: Sendable {
     let work: Work
     /// Commands the view had not applied (for the recovery report).
     public let commandsReapplied: Int
+    /// The LSN the view had applied when it claimed more than the journal holds: the journal lost acknowledged
+    /// records (a deleted segment, a journal restored from an older copy), which the recovery report must say.
+    public var viewWasAheadAt: UInt64? = nil
 
     public var isNeeded: Bool { work != .nothing }
     /// Every row written again from the state (the view lost writes it cannot name).
@@ -116,8 +119,8 @@ extension QueryView {
         if fresh { return ViewCatchUp(work: .rebuild, commandsReapplied: loaded.touched.filter(\.isCommand).count) }
         let applied = try appliedLSN()
         if applied > loaded.state.lastLSN {
-            // The view claims more than the journal has (restored from elsewhere): rebuild rather than trust it.
-            return ViewCatchUp(work: .rebuild, commandsReapplied: 0)
+            // The view claims more than the journal has: rebuild rather than trust it, and say so.
+            return ViewCatchUp(work: .rebuild, commandsReapplied: 0, viewWasAheadAt: applied)
         }
         let pending = loaded.touched.filter { $0.lsn > applied }
         let commands = pending.filter(\.isCommand).count

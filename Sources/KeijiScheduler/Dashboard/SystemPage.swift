@@ -37,6 +37,9 @@ struct SystemPage {
                 if let own = cluster.ownClaimsSummary { lines.append(("own claims", own)) }
             }
             for repair in report.journal.repairs { lines.append(("repair", repair)) }
+            if let ahead = report.viewAheadOfJournalAt {
+                lines.append(("LOST", RecoveryReport.viewAheadText(view: ahead, journal: report.journal.lastLSN)))
+            }
             if let refused = report.refusedRecords, !refused.isEmpty { lines.append(("refused records", "\(refused.count) (see keiji system --status)")) }
             body += list(lines)
         } else {

@@ -76,7 +76,11 @@ extension SchedulerEngine {
         // Planned now, written by the view's writer once firing has begun (``ViewCatchUp``).
         let catchUp = try await writer.planCatchUp(with: loaded, fresh: fresh)
         report.commandsReapplied = catchUp.commandsReapplied
-        report.viewRebuilt = fresh
+        report.viewRebuilt = fresh || catchUp.viewWasAheadAt != nil
+        if let ahead = catchUp.viewWasAheadAt {
+            report.viewAheadOfJournalAt = ahead
+            note("warning: \(RecoveryReport.viewAheadText(view: ahead, journal: journal.lastLSN)); the view is rebuilt from the journal")
+        }
         viewWriter = writer
 
         try await record(.schedulerStarted(pid: getpid()))
