@@ -174,10 +174,14 @@ struct SystemCommand: AsyncParsableCommand {
             // A missing view read as empty would say "no tasks" of tasks the journal has, as `keiji task` did.
             if settingsProblem == nil { try await ViewRepair.restoreIfMissing(workspace: workspace, settings: settings) }
             let database = try view.openForReading()
-            // Name, IsDisabled, IsError, IsRunning, NextExecutionTime, the last run as `succeeded (exit 0)`, its node.
+            // Name, IsDisabled, IsError, IsRunning, NextExecutionTime, the last run's result worded as `task --list` words
+            // it (`killed (signal 9)`, not `failed`), its node.
             tasks = try database?.tasksWithLatestRun(["Name", "IsDisabled", "IsError", "IsRunning", "NextExecutionTime"],
-                                                     runColumns: ["Outcome", "ExitCode", "Node"])
-                .map { row in Array(row.prefix(5)) + [row[5].map { outcome in outcome + (row[6].map { " (exit \($0))" } ?? "") }, row[7]] } ?? []
+                                                     runColumns: ["Outcome", "ExitCode", "Signal", "Message", "Node"])
+                .map { row in
+                    let result = row[5].map { RunResultText.text(outcome: $0, exitCode: row[6], signal: row[7], message: row[8]) }
+                    return Array(row.prefix(5)) + [result, row[9]]
+                } ?? []
             // On PostgreSQL every scheduler of the database is a node of one cluster.
             if let postgres = database as? PostgresViewDatabase { nodes = try ClusterDatabase.nodes(on: postgres.connection) }
         } catch { viewProblem = "\(error)" }

@@ -113,7 +113,7 @@ struct PostgresViewTests {
         #expect(objects.compactMap { $0["Name"] as? String } == ["ping", "pong"])
         r = try await s.keiji("system", "--status")
         #expect(r.stdout.contains("query view: PostgreSQL postgresql://") && r.stdout.contains(":***@") && !r.stdout.contains(password), "\(r.stdout)")
-        #expect(r.stdout.contains("pong") && r.stdout.contains("last succeeded (exit 0)"), "\(r.stdout)")
+        #expect(r.stdout.contains("pong") && r.stdout.contains("last succeeded on "), "\(r.stdout)")
         r = try await s.keiji("system", "--status", "--json")
         let status = try #require(try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any])
         #expect((status["view"] as? [String: Any])?["database"] as? String == "postgresql")

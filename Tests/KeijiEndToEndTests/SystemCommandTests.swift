@@ -352,6 +352,38 @@ struct SystemCommandTests {
         #expect(try await s.keiji("system", "--stop").status == 0)
     }
 
+    /// `system --status` words each task's last run as `task --list` does: a run a signal ended says which (it said
+    /// `last failed`), and a success no longer adds ` (exit 0)`; `--json`'s `last` is the same text.
+    @Test func statusWordsTheLastRunAsListDoes() async throws {
+        let s = try Session()
+        defer { s.cleanUp() }
+        #expect(try await s.keiji("init").status == 0)
+        let tasks = ["crasher": "kill -4 $$", "failer": "exit 3", "fine": "true"]
+        for (name, command) in tasks {
+            #expect(try await s.keiji("task", "--create", "--name=\(name)", "--desc=x", "--command", command, "--every", "1h").status == 0)
+        }
+        #expect(try await s.keiji("system", "--start").status == 0)
+        for name in tasks.keys { #expect(try await s.keiji("task", "--run", "--name=\(name)").status == 0) }
+        let ran = await eventually(.seconds(60)) {
+            let list = try JSONSerialization.jsonObject(with: Data(try await s.keiji("task", "--list", "--json").stdout.utf8)) as? [[String: Any]]
+            return list?.filter { $0["lastResult"] is String }.count == tasks.count
+        }
+        #expect(ran, "every task ran once")
+        let expected = ["crasher": "killed (signal 4)", "failer": "failed (exit 3)", "fine": "succeeded"]
+        var r = try await s.keiji("system", "--status")
+        for (name, result) in expected {
+            let line = r.stdout.split(separator: "\n").first { $0.hasPrefix(name + " ") }
+            #expect(line?.hasSuffix("   last \(result)") == true, "\(name): \(r.stdout)")
+        }
+        r = try await s.keiji("system", "--status", "--json")
+        let objects = (try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any])?["tasks"] as? [[String: Any]] ?? []
+        let last = Dictionary(uniqueKeysWithValues: objects.compactMap { object in
+            (object["name"] as? String).flatMap { name in (object["last"] as? String).map { (name, $0) } }
+        })
+        #expect(last == expected, "\(r.stdout)")
+        #expect(try await s.keiji("system", "--stop").status == 0)
+    }
+
     /// A run the scheduler's crash ended (its spawn server kills the run's group) is not shown as running while no
     /// scheduler runs: `--list` and `system --status` say `interrupted` until the next start journals how it ended
     /// (and here re-runs it).
