@@ -116,15 +116,25 @@ struct ServiceControl {
         }
     }
 
-    /// SIGTERM, then up to `timeout` for it to go (SIGKILL after that). Returns whether it was running.
+    /// SIGTERM, then up to `timeout` for it to go (SIGKILL after that). Returns whether it was running. A stop that
+    /// takes over a second says so once: the scheduler gives its runs in progress their grace time (10 s and more),
+    /// and a silent wait that long looked hung.
     func stop(_ service: Service, timeout: Double = 20) -> Bool {
         guard let pid = runningPID(service) else {
             try? FileSystem.remove(workspace.pidFile(service.rawValue))
             return false
         }
         kill(pid, SIGTERM)
-        let deadline = Date().addingTimeInterval(timeout)
-        while LiveProcess.isRunning(pid), Date() < deadline { usleep(50_000) }
+        let start = Date()
+        let deadline = start.addingTimeInterval(timeout)
+        var said = false
+        while LiveProcess.isRunning(pid), Date() < deadline {
+            if !said, Date().timeIntervalSince(start) >= 1 {
+                said = true
+                Console.progress(service == .scheduler ? "scheduler: stopping, its runs in progress get their grace time to end…" : "\(service.rawValue): stopping…")
+            }
+            usleep(50_000)
+        }
         if LiveProcess.isRunning(pid) {
             kill(pid, SIGKILL)
             usleep(100_000)
