@@ -7,9 +7,10 @@ struct RunPolicyOptions: ParsableArguments {
     @Option(parsing: .unconditional, help: "Time zone of the task's schedule, e.g. Europe/Paris (`default`: the settings' TIME_ZONE).") var timeZone: String?
     @Option(parsing: .unconditional, help: "Delay each firing by a stable pseudo-random 0…N seconds (0–86400, shorter than the time between two slots).") var jitter: Int?
     @Option(parsing: .unconditional, help: "Stop a run after this many seconds (`none`: no limit).") var timeout: String?
-    @Option(parsing: .unconditional, help: "Seconds between SIGTERM and SIGKILL when a run is stopped (0–3600).") var grace: Double?
+    @Option(parsing: .unconditional, help: "Seconds between SIGTERM and SIGKILL when a run is stopped (0–3600).", transform: seconds) var grace: Double?
     @Option(parsing: .unconditional, help: "Retries after a failed run (0–100).") var retries: Int?
-    @Option(parsing: .unconditional, help: "Seconds before the first retry (0–3600); doubled for each further one.") var retryBackoff: Double?
+    @Option(parsing: .unconditional, help: "Seconds before the first retry (0–3600); doubled for each further one.", transform: seconds)
+    var retryBackoff: Double?
     @Option(parsing: .unconditional, help: "A slot that comes while a run is still going: skip or allow.") var overlap: OverlapPolicy?
     @Option(parsing: .unconditional, help: "Slots missed while the scheduler was down: skip, once or all.") var catchUp: CatchUpPolicy?
     @Option(parsing: .unconditional, help: "With --catch-up all: at most this many runs (1–1000).") var catchUpLimit: Int?
@@ -34,14 +35,14 @@ struct RunPolicyOptions: ParsableArguments {
         if let timeout {
             if timeout == "none" {
                 timeoutSeconds = 0
-            } else if let seconds = Double(timeout) {
+            } else if let seconds = InputRanges.plainSeconds(timeout) {
                 // 0 means "none" inside an override, so the range is checked here, with Core's message.
                 var probe = RunPolicy()
                 probe.timeoutSeconds = seconds
                 _ = try probe.validated()
                 timeoutSeconds = seconds
             } else {
-                throw CLIError("--timeout takes seconds between 1 ms and 7 days (604800 s), or none (got \(timeout))")
+                throw CLIError("--timeout takes a plain number of seconds, at most 3 decimals, between 1 ms and 7 days (604800 s), or none (got \(timeout))")
             }
         }
         return RunPolicyOverride(
@@ -49,6 +50,12 @@ struct RunPolicyOptions: ParsableArguments {
             graceSeconds: grace, overlap: overlap, retries: retries, retryBackoffSeconds: retryBackoff, catchUp: catchUp,
             catchUpLimit: catchUpLimit, rerunInterrupted: rerunInterrupted, continueOnError: continueOnError)
     }
+}
+
+/// `--grace` and `--retry-backoff`: a plain decimal number of seconds, at most 3 decimals (``InputRanges/plainSeconds(_:)``).
+private func seconds(_ text: String) throws -> Double {
+    guard let seconds = InputRanges.plainSeconds(text) else { throw CLIError("give seconds as a plain number, at most 3 decimals, e.g. 5 or 0.25") }
+    return seconds
 }
 
 extension OverlapPolicy: ExpressibleByArgument {}

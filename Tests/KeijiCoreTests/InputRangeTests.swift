@@ -62,6 +62,18 @@ struct InputRangeTests {
         }
     }
 
+    /// The CLI's seconds are plain decimals to the millisecond: `Double(_:)` took `0x10` as 16 s and kept `1e-300`.
+    @Test func secondsOnTheCommandLineArePlainDecimalsToTheMillisecond() {
+        let accepted: [(String, Double)] = [("5", 5), ("0", 0), ("0.25", 0.25), ("1.5", 1.5), ("0.001", 0.001), ("3600.000", 3600), ("007", 7)]
+        for (text, seconds) in accepted {
+            #expect(InputRanges.plainSeconds(text) == seconds, "\(text)")
+        }
+        for text in ["0x10", "1e-300", "1e3", "1E3", "0x1p4", "nan", "inf", "infinity", "+5", "-1", ".5", "5.", "1.0001", "0.0000001", "",
+                     " 5", "5 ", "1_000", "1,5", "١", "5s"] {
+            #expect(InputRanges.plainSeconds(text) == nil, "\(text)")
+        }
+    }
+
     @Test func retriesAreZeroToAHundred() {
         #expect(refusal(definition { $0.retries = 0 }) == nil)
         #expect(refusal(definition { $0.retries = 100 }) == nil)

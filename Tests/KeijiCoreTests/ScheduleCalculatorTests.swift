@@ -189,6 +189,18 @@ struct TimeOfDayTests {
         }
     }
 
+    /// A time out of range is named as written: `24:00` was "time 24:0:0 is out of range".
+    @Test func anOutOfRangeTimeIsNamedAsWritten() {
+        for text in ["24:00", "23:60", "07:05:60"] {
+            #expect { try TimeOfDay(parsing: text) } throws: { error in
+                (error as? KeijiError)?.message == "invalid time \"\(text)\": hours are 0–23, minutes and seconds 0–59"
+            }
+        }
+        #expect { try TimeOfDay(hour: 7, minute: 5, second: 60) } throws: { error in
+            (error as? KeijiError)?.message == "time 07:05:60 is out of range (00:00:00 to 23:59:59)"
+        }
+    }
+
     @Test func weekdays() throws {
         #expect(try Weekday(parsing: "friday") == .friday)
         #expect(try Weekday(parsing: "FRI") == .friday)

@@ -86,6 +86,17 @@ struct SettingsTests {
         #expect(try Settings.parse("LOG_MAX_SIZE=2mb", file: "s").logMaxSize == 2 << 20)
         #expect(try Settings.parse("LOG_MAX_SIZE=\"4096\"", file: "s").logMaxSize == 4096)
     }
+
+    /// A size past 1 TiB is refused with the real range: the message said "must be a positive size" of
+    /// 9223372036854775807.
+    @Test func aSizeTooLargeIsRefusedWithTheRange() throws {
+        #expect(try Settings.parse("LOG_MAX_SIZE=1024GB", file: "s").logMaxSize == 1 << 40)
+        for text in ["9223372036854775807", "1025GB", "1099511627777"] {
+            #expect { try Settings.parse("LOG_MAX_SIZE=\(text)", file: "s") } throws: { error in
+                (error as? KeijiError)?.message == "s:1: LOG_MAX_SIZE must be a size from 1 byte to 1 TiB (1024GB), such as 1048576, 512KB or 10MB, found \"\(text)\""
+            }
+        }
+    }
 }
 
 struct TaskNameTests {

@@ -9,8 +9,12 @@ struct InputRangeCLITests {
         defer { s.cleanUp() }
         #expect(try await s.keiji("init").status == 0)
         let cases: [([String], String)] = [
-            (["--every", "1s", "--timeout", "1e16"], "--timeout must be between 1 ms and 7 days (604800 s) (got 1e+16)"),
-            (["--every", "1s", "--timeout", "nan"], "--timeout must be between 1 ms and 7 days (604800 s) (got nan)"),
+            (["--every", "1s", "--timeout", "700000"], "--timeout must be between 1 ms and 7 days (604800 s) (got 700000.0)"),
+            (["--every", "1s", "--timeout", "0.0001"], "--timeout takes a plain number of seconds, at most 3 decimals, between 1 ms and 7 days (604800 s), or none (got 0.0001)"),
+            // Swift's Double(_:) read these as numbers: 16 s, 10^16 s, not a number.
+            (["--every", "1s", "--timeout", "0x10"], "--timeout takes a plain number of seconds, at most 3 decimals, between 1 ms and 7 days (604800 s), or none (got 0x10)"),
+            (["--every", "1s", "--timeout", "1e16"], "--timeout takes a plain number of seconds, at most 3 decimals, between 1 ms and 7 days (604800 s), or none (got 1e16)"),
+            (["--every", "1s", "--timeout", "nan"], "--timeout takes a plain number of seconds, at most 3 decimals, between 1 ms and 7 days (604800 s), or none (got nan)"),
             (["--every", "3000000000h"], "--every must be between 1 s and 365 days (got 3000000000h)"),
             (["--every", "3000000000000000h"], "--every must be between 1 s and 365 days (got 3000000000000000h)"),
             (["--every", "1s", "--retries", "101"], "--retries must be between 0 and 100 (got 101)"),
@@ -18,11 +22,15 @@ struct InputRangeCLITests {
             (["--cron", "*/60 * * * *"], "--cron minute step must be between 1 and 59 (got 60)"),
             (["--every", "2s", "--jitter", "30"],
              "--jitter (30 s) must be shorter than the time between two slots of the schedule (2 s at the least): a longer one would fire slots out of order"),
-            (["--every", "1s", "--grace", "nan"], "--grace must be between 0 and 3600 seconds (got nan)"),
-            (["--every", "1s", "--retry-backoff", "inf"], "--retry-backoff must be between 0 and 3600 seconds (got inf)"),
+            (["--every", "1s", "--grace", "3601"], "--grace must be between 0 and 3600 seconds (got 3601.0)"),
+            (["--every", "1s", "--grace", "1e-300"], "error: The value '1e-300' is invalid for '--grace <grace>': give seconds as a plain number, at most 3 decimals, e.g. 5 or 0.25 (see 'keiji task --help')\n"),
+            (["--every", "1s", "--grace", "nan"], "The value 'nan' is invalid for '--grace <grace>': give seconds as a plain number"),
+            (["--every", "1s", "--retry-backoff", "inf"], "The value 'inf' is invalid for '--retry-backoff <retry-backoff>': give seconds as a plain number"),
+            (["--every", "1s", "--retry-backoff", "0x10"], "The value '0x10' is invalid for '--retry-backoff <retry-backoff>': give seconds as a plain number"),
             (["--every", "1s", "--catch-up-limit", "0"], "--catch-up-limit must be between 1 and 1000 (got 0)"),
             (["--on", "friday", "--at", "0:00PM"], "a 12-hour time has hours 1–12"),
             (["--on", "friday", "--at", "+1:+0"], "invalid time \"+1:+0\""),
+            (["--on", "friday", "--at", "24:00"], "error: invalid time \"24:00\": hours are 0–23, minutes and seconds 0–59\n"),
         ]
         for (flags, message) in cases {
             let r = try await s.run(["task", "--create", "--name=t", "--desc=x", "--command", "echo"] + flags)

@@ -6,7 +6,8 @@ public struct TimeOfDay: Hashable, Sendable, Codable, CustomStringConvertible {
 
     public init(hour: Int, minute: Int, second: Int = 0) throws {
         guard (0...23).contains(hour), (0...59).contains(minute), (0...59).contains(second) else {
-            throw KeijiError(.invalidSchedule, "time \(hour):\(minute):\(second) is out of range")
+            let two = Self.twoDigits
+            throw KeijiError(.invalidSchedule, "time \(two(hour)):\(two(minute)):\(two(second)) is out of range (00:00:00 to 23:59:59)")
         }
         self.hour = hour
         self.minute = minute
@@ -38,14 +39,20 @@ public struct TimeOfDay: Hashable, Sendable, Codable, CustomStringConvertible {
             }
             hour = rawHour % 12 + (meridiem == "PM" ? 12 : 0)
         }
-        try self.init(hour: hour, minute: minute, second: second)
+        // Named as written: `24:00` was echoed back as "time 24:0:0".
+        guard let time = try? TimeOfDay(hour: hour, minute: minute, second: second) else {
+            throw KeijiError(.invalidSchedule, "invalid time \"\(text)\": hours are 0–23, minutes and seconds 0–59")
+        }
+        self = time
     }
 
     /// 24-hour form, e.g. `22:00` or `06:30:15`.
     public var description: String {
-        func two(_ n: Int) -> String { n < 10 ? "0\(n)" : "\(n)" }
+        let two = Self.twoDigits
         return two(hour) + ":" + two(minute) + (second == 0 ? "" : ":" + two(second))
     }
+
+    private static func twoDigits(_ n: Int) -> String { (0..<10).contains(n) ? "0\(n)" : "\(n)" }
 }
 
 /// A day of the week. Raw values follow the civil calendar: Sunday is 0.

@@ -22,6 +22,17 @@ public enum InputRanges {
     /// A record's `at`: 1970-01-01 through 9999-12-31, in milliseconds. Replay refuses records outside it.
     public static let recordMilliseconds: ClosedRange<Int64> = 0...253_402_300_799_999
 
+    /// `text` as seconds when it is a plain decimal number to the millisecond (`5`, `0.25`, `1.5`), else nil: what the
+    /// CLI takes for `--timeout`, `--grace` and `--retry-backoff`. `Double(_:)` alone took `0x10` (16 s), and
+    /// `1e-300`, finer than the scheduler's millisecond clock, was stored and shown as given.
+    public static func plainSeconds(_ text: String) -> Double? {
+        let parts = text.split(separator: ".", omittingEmptySubsequences: false)
+        guard (1...2).contains(parts.count), parts.allSatisfy({ !$0.isEmpty && $0.allSatisfy { ("0"..."9").contains($0) } }),
+            parts.count == 1 || parts[1].count <= 3
+        else { return nil }
+        return Double(text)
+    }
+
     /// Throws the one-line error "`flag` must be between `low` and `high` (got `value`)" unless `value` is in
     /// `range`. NaN and infinities are never in a range.
     static func check(_ value: Double, in range: ClosedRange<Double>, flag: String, _ low: String, _ high: String) throws {

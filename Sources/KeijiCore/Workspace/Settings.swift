@@ -234,7 +234,7 @@ public struct Settings: Sendable, Equatable {
             break
         }
         guard let count = Int(number), count > 0, count <= (1 << 40) / multiplier else {
-            throw KeijiError(.invalidSetting, "\(at): LOG_MAX_SIZE must be a positive size such as 1048576, 512KB or 10MB, found \"\(value)\"")
+            throw KeijiError(.invalidSetting, "\(at): LOG_MAX_SIZE must be a size from 1 byte to 1 TiB (1024GB), such as 1048576, 512KB or 10MB, found \"\(value)\"")
         }
         return max(count * multiplier, 1024)
     }
