@@ -73,6 +73,24 @@ struct RunTests {
         #expect(missing.message == "cannot start keiji-no-such-program-y2: No such file or directory")
     }
 
+    /// A run's `PWD` is where it runs, its task folder, whatever the scheduler's environment or the `.env` say: it was
+    /// the scheduler's, the folder `keiji system --start` ran in. `printenv` is exec'd directly, with no shell to set it.
+    @Test func aRunsPWDIsItsTaskFolder() async throws {
+        let harness = try SchedulerHarness()
+        defer { harness.remove() }
+        let definition = try harness.commandTask("where", "printenv PWD", every: 3600)
+        try "PWD=/not/the/folder\n".write(toFile: definition.directory + "/.env", atomically: true, encoding: .utf8)
+        try await harness.defineOffline(definition)
+        let engine = harness.engine()
+        try await engine.start()
+        _ = try await engine.submit(.taskTriggered(harness.taskName("where")))
+        #expect(await harness.wait { try harness.entries().finishedRuns.count >= 1 })
+        await engine.stop()
+        let log = harness.log(of: "where")
+        #expect(try harness.entries().finishedRuns.map(\.outcome) == [.succeeded], "\(log)")
+        #expect(log.contains("\n\(definition.directory)\n"), "\(log)")
+    }
+
     /// A run whose task folder is gone ends `spawnFailed` naming the folder: it blamed the program ("cannot start
     /// echo: No such file or directory"), which was there.
     @Test func aMissingTaskFolderIsNamedNotTheProgram() async throws {

@@ -63,6 +63,7 @@ struct RunExecutor: Sendable {
         environment.append("KEIJI_NODE", node)
         if let slot { environment.append("KEIJI_SLOT", ISO8601.string(fromSeconds: slot)) }
         if let errorFile { environment.append("KEIJI_ERROR_FILE", errorFile) }  // none there yet (``RunErrorFiles``)
+        if !definition.directory.isEmpty { environment.append("PWD", definition.directory) }  // where the spawn server starts it
         let request = SpawnRequest(program: plan.program, arguments: plan.arguments, environment: environment, directory: definition.directory,
                                    outputDescriptor: logDescriptor, searchPath: plan.searchPath,
                                    graceMilliseconds: UInt32(clamping: TimeArithmetic.milliseconds(fromSeconds: definition.policy.graceSeconds)),

@@ -11,8 +11,9 @@ import Synchronization
 /// identity, size, modification or change time differ. A task without a `.env` keeps no entry at all (its
 /// runs use the scheduler's block), so the cache costs nothing for most tasks.
 final class TaskEnvironments: Sendable {
-    /// The variables each run sets itself: never taken from the scheduler's environment or a `.env`.
-    static let perRunKeys: Set<String> = ["KEIJI_RUN_ID", "KEIJI_TASK_NAME", "KEIJI_SCHEDULER_PID", "KEIJI_SLOT", "KEIJI_ERROR_FILE", "KEIJI_NODE"]
+    /// The variables each run sets itself: never taken from the scheduler's environment or a `.env`. `PWD` is the
+    /// run's working directory, its task folder (the scheduler's own is where `keiji system --start` ran).
+    static let perRunKeys: Set<String> = ["KEIJI_RUN_ID", "KEIJI_TASK_NAME", "KEIJI_SCHEDULER_PID", "KEIJI_SLOT", "KEIJI_ERROR_FILE", "KEIJI_NODE", "PWD"]
     /// At most this many `.env` files are kept; past it the cache starts afresh (a re-read is cheap).
     static let capacity = 4096
 
