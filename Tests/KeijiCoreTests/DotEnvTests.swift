@@ -16,6 +16,7 @@ struct DotEnvTests {
         let decoded = DotEnv.decode(text)
         #expect(decoded["TASK_DESCRIPTION"] == value, "\(text)")
         #expect(decoded["TASK_NAME"] == "t" && decoded["AFTER"] == "still here", "the value does not swallow its neighbours")
+        #expect(DotEnv.parse(text).problems.isEmpty, "\(text)")
     }
 
     /// The file is shell syntax: `. ./.env` in /bin/sh gives exactly the value keiji reads (nothing expanded).
@@ -61,6 +62,31 @@ struct DotEnvTests {
         #expect(values["EMPTY"] == "")
         #expect(values["LATER"] == "two")
         #expect(values.count == 8)
+        #expect(DotEnv.parse(text).problems == [DotEnv.Problem(line: 8, reason: "not KEY=value: skipped")])
+    }
+
+    /// Lines that set nothing, or not all they seem to, are reported by line and read past; an unclosed quote ends
+    /// with its line (it took in every line after it, without a word).
+    @Test func mistakesAreReportedAndReadPast() {
+        let text = """
+            API_KEY="oops
+            NEXT=still
+            BROKEN LINE WITHOUT EQUALS
+            MY-KEY=x
+            NAME=John Smith # the comment is fine, Smith is not
+            LAST='also open\r
+            AFTER=1
+            """
+        let (values, problems) = DotEnv.parse(text)
+        #expect(values == ["API_KEY": "oops", "NEXT": "still", "NAME": "John", "LAST": "also open", "AFTER": "1"])
+        #expect(problems.map(\.description) == [
+            "line 1: a quote is not closed: the value ends with the line",
+            "line 3: not KEY=value: skipped",
+            "line 4: the name before '=' is not a variable name (letters, digits and '_', not starting with a digit): skipped",
+            "line 5: text after the value is not part of it (quote a value with spaces): ignored",
+            "line 6: a quote is not closed: the value ends with the line",
+        ])
+        #expect(DotEnv.decode(text) == values)
     }
 
     @Test func badKeysAreRefused() {

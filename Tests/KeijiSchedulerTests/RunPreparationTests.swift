@@ -81,6 +81,31 @@ struct RunPreparationTests {
         #expect(String(decoding: second.bytes, as: UTF8.self).contains("PATH=/opt/bin\0") && String(decoding: second.bytes, as: UTF8.self).contains("GREETING=hallo\0"))
     }
 
+    /// A `.env`'s mistakes are said once per change of the file (the engine writes the line into the task's log), the
+    /// first three and how many more; a sound file says nothing.
+    @Test func aDotEnvsMistakesAreSaidOncePerChange() throws {
+        let directory = FileManager.default.temporaryDirectory.path + "/keiji-env-" + UUID().uuidString.prefix(8)
+        try FileSystem.createDirectory(directory)
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let environments = TaskEnvironments(base: ["PATH": "/usr/bin"])
+        var warnings: [String] = []
+        try "API_KEY=\"oops\nNEXT=1\n".write(toFile: directory + "/.env", atomically: true, encoding: .utf8)
+        #expect(environments.block(forTaskDirectory: directory) { warnings.append($0) }.keys == ["PATH", "API_KEY", "NEXT"])
+        _ = environments.block(forTaskDirectory: directory) { warnings.append($0) }
+        #expect(warnings == ["\(directory)/.env line 1: a quote is not closed: the value ends with the line"])
+
+        try "GOOD=1\nBROKEN LINE\nA=1 b\nC-D=1\nE=\"\n".write(toFile: directory + "/.env", atomically: true, encoding: .utf8)
+        _ = environments.block(forTaskDirectory: directory) { warnings.append($0) }
+        #expect(warnings.count == 2 && warnings.last == "\(directory)/.env line 2: not KEY=value: skipped; "
+                + "line 3: text after the value is not part of it (quote a value with spaces): ignored; "
+                + "line 4: the name before '=' is not a variable name (letters, digits and '_', not starting with a digit): skipped; and 1 more",
+                "\(warnings)")
+
+        try "GOOD=1\n".write(toFile: directory + "/.env", atomically: true, encoding: .utf8)
+        _ = environments.block(forTaskDirectory: directory) { warnings.append($0) }
+        #expect(warnings.count == 2 && environments.dotEnvReads == 3)
+    }
+
     // MARK: - Log descriptor
 
     @Test func theLogStaysOpenBetweenRunsAndIsReopenedWhenReplacedOrRotated() throws {

@@ -91,6 +91,32 @@ struct RunTests {
         #expect(log.contains("\n\(definition.directory)\n"), "\(log)")
     }
 
+    /// A `.env` mistake is said in the task's log, naming the file and the line, once per change of the file: an
+    /// unclosed quote took in the lines after it without a word. The lines after it are read as lines.
+    @Test func aDotEnvMistakeIsSaidOnceInTheTasksLog() async throws {
+        let harness = try SchedulerHarness()
+        defer { harness.remove() }
+        let definition = try harness.commandTask("envy", "printenv NEXT", every: 3600) { $0.continueOnError = true }
+        try "API_KEY=\"oops\nNEXT=read\n".write(toFile: definition.directory + "/.env", atomically: true, encoding: .utf8)
+        try await harness.defineOffline(definition)
+        let engine = harness.engine()
+        try await engine.start()
+        for runs in 1...2 {
+            _ = try await engine.submit(.taskTriggered(harness.taskName("envy")))
+            #expect(await harness.wait {
+                guard try harness.entries().finishedRuns.count >= runs else { return false }
+                return await engine.runsInProgress == 0
+            })
+        }
+        await engine.stop()
+        let log = harness.log(of: "envy")
+        let warnings = log.split(separator: "\n").filter { $0.contains(" [keiji] warning: ") }
+        #expect(warnings.count == 1, "\(log)")
+        #expect(warnings.first?.hasSuffix(" [keiji] warning: \(definition.directory)/.env line 1: a quote is not closed: the value ends with the line") == true,
+                "\(log)")
+        #expect(log.components(separatedBy: "\nread\n").count == 3, "NEXT is set in both runs: \(log)")
+    }
+
     /// A run whose task folder is gone ends `spawnFailed` naming the folder: it blamed the program ("cannot start
     /// echo: No such file or directory"), which was there.
     @Test func aMissingTaskFolderIsNamedNotTheProgram() async throws {

@@ -21,11 +21,32 @@ public enum DotEnv {
         return text
     }
 
-    /// Every `KEY=value` in `text`; a later line for the same key wins, as in a shell. Read scalar by scalar,
-    /// so a quote followed by a combining mark, or a CRLF line end, is never merged into one character.
-    public static func decode(_ text: String) -> [String: String] {
+    /// A line that sets nothing, or not all it seems to (``parse(_:)``): the scheduler names it in the task's log.
+    public struct Problem: Equatable, Sendable, CustomStringConvertible {
+        /// From 1.
+        public var line: Int
+        public var reason: String
+        public var description: String { "line \(line): \(reason)" }
+    }
+
+    /// Every `KEY=value` in `text`; a later line for the same key wins, as in a shell.
+    public static func decode(_ text: String) -> [String: String] { parse(text).values }
+
+    /// ``decode(_:)``'s values, and the lines it read past: one that is not `KEY=value`, a key that is not a variable
+    /// name, a quote never closed (its value ends with its line; it took in the rest of the file), text after a value.
+    /// Read scalar by scalar, so a quote followed by a combining mark, or a CRLF line end, is never merged into one
+    /// character.
+    public static func parse(_ text: String) -> (values: [String: String], problems: [Problem]) {
         var values: [String: String] = [:]
-        var rest = text.unicodeScalars[...]
+        var problems: [Problem] = []
+        let all = text.unicodeScalars[...]
+        var rest = all
+        // Problems come in the text's order, so their lines are counted on from the last one.
+        var counted = (index: all.startIndex, line: 1)
+        func report(_ reason: String, at position: Substring.UnicodeScalarView.Index) {
+            counted = (position, counted.line + all[counted.index..<position].count { $0 == "\n" })
+            problems.append(Problem(line: counted.line, reason: reason))
+        }
         func isBlank(_ c: Unicode.Scalar) -> Bool { c == " " || c == "\t" || c == "\r" }
         while !rest.isEmpty {
             rest = rest.drop { isBlank($0) || $0 == "\n" }
@@ -33,17 +54,31 @@ public enum DotEnv {
                 rest = rest.drop { $0 != "\n" }
                 continue
             }
+            let start = rest.startIndex
             if rest.starts(with: "export ".unicodeScalars) { rest = rest.dropFirst(7).drop(while: isBlank) }
             let key = rest.prefix { $0 != "=" && $0 != "\n" }
             rest = rest.dropFirst(key.count)
-            guard rest.first == "=" else { continue }  // not an assignment: skip the line
+            guard rest.first == "=" else {
+                if start != rest.endIndex { report("not KEY=value: skipped", at: start) }
+                continue
+            }
             rest = rest.dropFirst().drop { $0 == " " || $0 == "\t" }
-            let value = readValue(&rest)
+            let (value, unclosedQuote) = readValue(&rest)
             let name = String(key).trimmingSpaces()
-            if isValidKey(name) { values[name] = value }
-            rest = rest.drop { $0 != "\n" }  // anything after the value (a comment) ends at the line's end
+            if isValidKey(name) {
+                values[name] = value
+            } else {
+                report("the name before '=' is not a variable name (letters, digits and '_', not starting with a digit): skipped", at: start)
+            }
+            if let unclosedQuote { report("a quote is not closed: the value ends with the line", at: unclosedQuote) }
+            // Anything after the value ends at the line's end: a comment, or words a shell would run as a command.
+            let after = rest.prefix { $0 != "\n" }
+            if let word = after.firstIndex(where: { !isBlank($0) }), after[word] != "#" {
+                report("text after the value is not part of it (quote a value with spaces): ignored", at: word)
+            }
+            rest = rest.dropFirst(after.count)
         }
-        return values
+        return (values, problems)
     }
 
     /// The values in the file at `path`, or none if there is no file.
@@ -71,36 +106,26 @@ public enum DotEnv {
         return out + "\""
     }
 
-    /// Reads one shell word from `rest`, up to an unquoted blank or newline.
-    private static func readValue(_ scalars: inout Substring.UnicodeScalarView) -> String {
+    /// Reads one shell word from `rest`, up to an unquoted blank or newline. A quote the rest of the text never
+    /// closes ends with its line instead, so the lines after it are read as lines; its position is returned.
+    private static func readValue(_ scalars: inout Substring.UnicodeScalarView) -> (String, unclosedQuote: Substring.UnicodeScalarView.Index?) {
         var value = ""
         while let c = scalars.first {
             switch c {
             case "\n", " ", "\t", "\r":
-                return value
-            case "'":
-                scalars = scalars.dropFirst()
-                while let q = scalars.first, q != "'" {
-                    value.unicodeScalars.append(q)
-                    scalars = scalars.dropFirst()
+                return (value, nil)
+            case "'", "\"":
+                let opening = scalars.startIndex
+                var inside = scalars.dropFirst()
+                var (part, closed) = quotedPart(&inside, by: c, withinLine: false)
+                if !closed {
+                    inside = scalars.dropFirst()
+                    (part, _) = quotedPart(&inside, by: c, withinLine: true)
+                    scalars = inside
+                    return (value + part, opening)
                 }
-                scalars = scalars.dropFirst()
-            case "\"":
-                scalars = scalars.dropFirst()
-                while let q = scalars.first, q != "\"" {
-                    scalars = scalars.dropFirst()
-                    guard q == "\\", let escaped = scalars.first else {
-                        value.unicodeScalars.append(q)
-                        continue
-                    }
-                    scalars = scalars.dropFirst()
-                    switch escaped {
-                    case "$", "`", "\"", "\\": value.unicodeScalars.append(escaped)
-                    case "\n": break  // a line continuation
-                    default: value += "\\" + String(escaped)  // not an escape in double quotes: both stay
-                    }
-                }
-                scalars = scalars.dropFirst()
+                value += part
+                scalars = inside
             case "\\":
                 scalars = scalars.dropFirst()
                 if let escaped = scalars.first {
@@ -112,6 +137,32 @@ public enum DotEnv {
                 scalars = scalars.dropFirst()
             }
         }
-        return value
+        return (value, nil)
+    }
+
+    /// The text of a part quoted by `quote`, read after its opening quote through its closing one: `'…'` is literal, in
+    /// `"…"` a backslash escapes only `$`, `` ` ``, `"`, `\` and a newline. Not `closed` when the text ends first, or
+    /// with `withinLine` the line (`scalars` is left at its end, `\n` or the `\r` of a CRLF).
+    private static func quotedPart(_ scalars: inout Substring.UnicodeScalarView, by quote: Unicode.Scalar, withinLine: Bool) -> (String, closed: Bool) {
+        var text = ""
+        while let q = scalars.first {
+            if q == quote {
+                scalars = scalars.dropFirst()
+                return (text, true)
+            }
+            if withinLine, q == "\n" || q == "\r" { return (text, false) }
+            scalars = scalars.dropFirst()
+            guard quote == "\"", q == "\\", let escaped = scalars.first, !(withinLine && escaped == "\n") else {
+                text.unicodeScalars.append(q)
+                continue
+            }
+            scalars = scalars.dropFirst()
+            switch escaped {
+            case "$", "`", "\"", "\\": text.unicodeScalars.append(escaped)
+            case "\n": break  // a line continuation
+            default: text += "\\" + String(escaped)  // not an escape in double quotes: both stay
+            }
+        }
+        return (text, false)
     }
 }

@@ -416,10 +416,13 @@ extension SchedulerEngine {
             return
         }
         let now = clock.nowMilliseconds()
+        // Mistakes in the task's `.env` are said where its owner looks, once per change of the file.
+        let environment = environments.block(forTaskDirectory: definition.directory) { warning in
+            LogFile.write(fd, "\(ISO8601.string(fromMilliseconds: now)) [keiji] warning: \(warning)\n")
+        }
         // A dated run's line is written as it is sent, dated at its slot: it comes before anything the run writes.
         LogFile.write(fd, "\(ISO8601.string(fromMilliseconds: max(now, fireAtMs))) [keiji] run \(runID) started (attempt \(attempt)\(slot.map { ", slot \(ISO8601.string(fromSeconds: $0))" } ?? ""))\n")
-        let executor = RunExecutor(definition: definition, runID: runID, slot: slot, logDescriptor: fd,
-                                   environment: environments.block(forTaskDirectory: definition.directory),
+        let executor = RunExecutor(definition: definition, runID: runID, slot: slot, logDescriptor: fd, environment: environment,
                                    errorFile: runErrorFiles?.path(for: runID), node: configuration.settings.nodeName)
         let result: RunExecutor.Result
         let latenessMs: Int64

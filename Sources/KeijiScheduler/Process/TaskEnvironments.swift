@@ -55,8 +55,10 @@ final class TaskEnvironments: Sendable {
 
     var dotEnvReads: Int { reads.load(ordering: .relaxed) }
 
-    /// The block for a task whose folder is `directory`, without the per-run variables.
-    func block(forTaskDirectory directory: String) -> EnvironmentBlock {
+    /// The block for a task whose folder is `directory`, without the per-run variables. `warn` gets one line naming
+    /// the `.env` and the lines it has that set nothing or not all they seem to (``DotEnv/parse(_:)``), from the call
+    /// that reads it new or changed: the task's log says so once per change of the file, not at every run.
+    func block(forTaskDirectory directory: String, warn: (String) -> Void = { _ in }) -> EnvironmentBlock {
         let path = directory + "/.env"
         // Stat before reading: a change between the two shows as a new stamp next time, never a stale block.
         guard let stamp = Stamp(path) else { return baseBlock }
@@ -65,13 +67,19 @@ final class TaskEnvironments: Sendable {
             entry = cached
         } else {
             reads.add(1, ordering: .relaxed)
-            let values = (try? DotEnv.load(path)) ?? [:]
+            let (values, problems) = DotEnv.parse(String(decoding: FileManager.default.contents(atPath: path) ?? Data(), as: UTF8.self))
             let merged = values.keys.contains { base[$0] != nil }
             entry = Entry(stamp: stamp, block: EnvironmentBlock(merged ? base.merging(values) { _, new in new } : values, excluding: Self.perRunKeys),
                           merged: merged)
-            entries.withLock {
+            // Of two runs that read the same change at once, only the first says so.
+            let first = entries.withLock {
                 if $0.count >= Self.capacity { $0.removeAll() }
+                let first = $0[path]?.stamp != stamp
                 $0[path] = entry
+                return first
+            }
+            if first, !problems.isEmpty {
+                warn("\(path) " + problems.prefix(3).map(\.description).joined(separator: "; ") + (problems.count > 3 ? "; and \(problems.count - 3) more" : ""))
             }
         }
         if entry.merged { return entry.block }
