@@ -428,20 +428,7 @@ struct SystemCommandTests {
         #expect(try await s.keiji("init").status == 0)
         #expect(try await s.keiji("system", "--start").status == 0)
         // A listener on a free port of the loopback, which the bus is then told to use.
-        var taken: (fd: Int32, port: UInt16)?
-        for _ in 0..<200 where taken == nil {
-            let port = UInt16.random(in: 20000..<32000)
-            let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-            var address = sockaddr_in()
-            address.sin_family = sa_family_t(AF_INET)
-            address.sin_port = port.bigEndian
-            address.sin_addr.s_addr = UInt32(0x7f00_0001).bigEndian
-            let bound = withUnsafePointer(to: &address) {
-                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-            } == 0 && listen(fd, 4) == 0
-            if bound { taken = (fd, port) } else { close(fd) }
-        }
-        let listener = try #require(taken)
+        let listener = try listeningOnAFreeLoopbackPort()
         defer { close(listener.fd) }
         try s.setSetting("BUS_TRANSPORT", "tcp")
         try s.setSetting("BUS_PUSH_PORT", String(listener.port))
