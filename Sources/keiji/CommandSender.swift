@@ -22,14 +22,16 @@ struct CommandSender {
     /// the link retries every 2 s at most, and its handshake took over 10 s on a 2-core machine at load 20.
     static let linkWait: Duration = .seconds(30)
 
-    func send(_ event: JournalEntry.Event) async throws -> Delivery {
+    /// `creating`: see ``OfflineCommands/submit(_:creating:workspace:settings:options:)``. Through the bus the view the
+    /// CLI checked is the scheduler's, written before it acknowledges each command.
+    func send(_ event: JournalEntry.Event, creating: Bool = false) async throws -> Delivery {
         let deadline = ContinuousClock.now + Self.linkWait
         var waiting = false
         while true {
             let viaBus = try await sendThroughBus(event)
             if case .delivered(let delivery) = viaBus { return delivery }
             do {
-                let lsn = try await OfflineCommands.submit(event, workspace: workspace, settings: settings)
+                let lsn = try await OfflineCommands.submit(event, creating: creating, workspace: workspace, settings: settings)
                 return Delivery(lsn: lsn, viaScheduler: false)
             } catch let error as KeijiError where error.code == .journalHeld {
                 // The journal is locked: a scheduler runs. If the bus is up, the scheduler's link is not connected

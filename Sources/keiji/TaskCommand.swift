@@ -206,7 +206,7 @@ struct TaskCommand: AsyncParsableCommand {
         let delivery: CommandSender.Delivery
         do {
             try FileSystem.writeAtomically(environment, to: directory + "/.env", mode: 0o600)
-            delivery = try await sender.send(.taskSaved(definition, taskID: UUID().uuidString.lowercased()))
+            delivery = try await sender.send(.taskSaved(definition, taskID: UUID().uuidString.lowercased()), creating: !force)
         } catch {
             if !(error is CommandFateUnknown) { folder.rollback() }
             throw error

@@ -155,4 +155,21 @@ struct ViewRepairTests {
         #expect(try await s.keiji("task", "--create", "--name=d", "--desc=x", "--command", "true", "--every", "1h").status == 0)
         #expect(try await s.keiji("system", "--stop").status == 0)
     }
+
+    /// A view a command behind the journal (an offline command killed between its append and its view update)
+    /// does not let `--create` without `--force` replace the task it has not shown yet: the journal decides.
+    @Test func aCreateIsCheckedAgainstTheJournalNotOnlyAViewBehindIt() async throws {
+        let s = try Session()
+        defer { s.cleanUp() }
+        #expect(try await s.keiji("init").status == 0)
+        #expect(try await s.keiji("task", "--create", "--name=u", "--desc=first", "--command", "true", "--every", "1h").status == 0)
+        // The view as the kill left it: without u's row, one LSN behind.
+        let view = try SQLiteDatabase(path: s.home + "/.keiji/db/keiji.db")
+        try view.execute("DELETE FROM task_models WHERE Name = 'u'; UPDATE applied_lsn SET lsn = lsn - 1")
+        var r = try await s.keiji("task", "--create", "--name=u", "--desc=second", "--command", "true", "--every", "5m")
+        #expect(r.status == 1 && r.stderr.contains("task u already exists; use --force"), "\(r.stdout)\(r.stderr)")
+        r = try await s.keiji("task", "--get", "--name=u", "--json")
+        #expect(r.status == 0 && r.stdout.contains("\"first\"") && !r.stdout.contains("second"), "\(r.stdout)\(r.stderr)")
+        #expect(FileManager.default.fileExists(atPath: s.home + "/keiji/tasks/u/.env"), "the refused create put the folder back")
+    }
 }

@@ -17,7 +17,10 @@ public enum OfflineCommands {
     public static let checkpointAfterRecords = 256
 
     @discardableResult
-    public static func submit(_ event: JournalEntry.Event, workspace: Workspace, settings: Settings,
+    /// - Parameter creating: a `task.saved` that must not replace a task (`--create` without `--force`), checked
+    ///   against the journal: the view the CLI checked first can be a command behind it (a command killed between its
+    ///   append and its view update), and a create then replaced a journaled task.
+    public static func submit(_ event: JournalEntry.Event, creating: Bool = false, workspace: Workspace, settings: Settings,
                               options: JournalOptions = JournalOptions()) async throws -> UInt64 {
         try await withJournal(of: workspace, options: options) { journal in
             let location = ViewLocation(settings: settings, workspace: workspace)
@@ -37,7 +40,16 @@ public enum OfflineCommands {
             var present = loaded.state
             present.activeRuns = [:]
             let inCluster = if case .postgres = settings.database { true } else { false }
-            try CommandValidator.validate(event, against: present, answeringUnchanged: !inCluster)
+            do {
+                try CommandValidator.validate(event, against: present, answeringUnchanged: !inCluster)
+                if creating, case .taskSaved(let definition, _) = event, present.tasks[definition.name] != nil {
+                    throw KeijiError(.alreadyExists, "task \(definition.name) already exists; use --force to recreate it")
+                }
+            } catch {
+                // Refused, but a view behind the journal is brought up to it: the next read shows what the refusal saw.
+                _ = try? opened!.view.catchUp(with: loaded, fresh: opened!.fresh)
+                throw error
+            }
             if loaded.recordsReplayed >= checkpointAfterRecords, loaded.refused.isEmpty {
                 // Before the append: a checkpoint that cannot be written stops the journal, and the command is refused
                 // with nothing applied. Not over refused records, which the scheduler's next start must report.
