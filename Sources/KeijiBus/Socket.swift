@@ -8,7 +8,7 @@ import KeijiCore
 /// rather than a networking framework: the bus is a few hundred lines of line-oriented I/O, and keeping it on raw
 /// syscalls means no event-loop dependency and exact control over what happens when a peer dies (the
 /// original's failure mode).
-enum Socket {
+package enum Socket {
     /// The only address keiji ever binds or connects to: the bus must not be reachable from the network.
     static let loopback = "127.0.0.1"
 
@@ -31,7 +31,7 @@ enum Socket {
         #endif
     }
 
-    static func errorText(_ code: Int32 = errno) -> String { String(cString: strerror(code)) }
+    package static func errorText(_ code: Int32 = errno) -> String { String(cString: strerror(code)) }
 
     /// `127.0.0.1:port` as a `sockaddr_in`.
     static func loopbackAddress(port: UInt16) -> sockaddr_in {
@@ -111,7 +111,7 @@ enum Socket {
     }
 
     /// Bounds a blocking `recv` (`SO_RCVTIMEO`) or `send` (`SO_SNDTIMEO`); `nil` waits forever.
-    static func setTimeout(_ fd: Int32, _ option: Int32, _ timeout: Duration?) {
+    package static func setTimeout(_ fd: Int32, _ option: Int32, _ timeout: Duration?) {
         var value = timeval()
         if let timeout {
             let (seconds, attoseconds) = timeout.components

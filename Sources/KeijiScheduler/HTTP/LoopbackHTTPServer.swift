@@ -1,6 +1,7 @@
 import CSocket
 import Dispatch
 import Foundation
+import KeijiBus
 import Synchronization
 
 #if canImport(Glibc)
@@ -42,7 +43,7 @@ final class LoopbackHTTPServer: Sendable {
     /// From the connection's accept to its request's last byte.
     static let requestDeadline: Duration = .seconds(10)
     static let connectionLimit = 32
-    /// Bounds each write: a client that stops reading cannot hold a thread.
+    /// Bounds the whole answer's writing: a client that stops reading cannot hold a thread.
     static let writeTimeout: Duration = .seconds(10)
 
     init(port: UInt16, timeout: Duration, requestDeadline: Duration = requestDeadline,
@@ -56,7 +57,7 @@ final class LoopbackHTTPServer: Sendable {
     /// Binds and starts accepting. Returns nil once listening, or why it could not (`bind: address already in use`).
     func start() async -> String? {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-        guard fd >= 0 else { return "socket: \(Self.errorText())" }
+        guard fd >= 0 else { return "socket: \(Socket.errorText().lowercased())" }
         var one: Int32 = 1
         _ = setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<Int32>.size))
         var address = sockaddr_in()
@@ -67,7 +68,7 @@ final class LoopbackHTTPServer: Sendable {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
         }
         guard bound == 0, listen(fd, 64) == 0 else {
-            let problem = "\(bound == 0 ? "listen" : "bind"): \(Self.errorText())"
+            let problem = "\(bound == 0 ? "listen" : "bind"): \(Socket.errorText().lowercased())"
             _ = close(fd)
             return problem
         }
@@ -80,7 +81,7 @@ final class LoopbackHTTPServer: Sendable {
             _ = close(fd)
             return "the server was stopped"
         }
-        Self.thread("keiji http accept \(port)") { [self] in acceptConnections(on: fd) }
+        DedicatedThread.start("keiji http accept \(port)") { [self] in acceptConnections(on: fd) }
         return nil
     }
 
@@ -90,6 +91,7 @@ final class LoopbackHTTPServer: Sendable {
         state.withLock { state in
             state.stopped = true
             if let listener = state.listener { _ = shutdown(listener, Int32(SHUT_RDWR)) }
+            state.listener = nil  // closed by its thread: the number may be reused
             for fd in state.connections { _ = shutdown(fd, Int32(SHUT_RDWR)) }
         }
     }
@@ -98,12 +100,13 @@ final class LoopbackHTTPServer: Sendable {
         defer { _ = close(listener) }
         while true {
             let fd = keiji_accept_cloexec(listener)
+            let code = errno
             if state.withLock({ $0.stopped }) {
                 if fd >= 0 { _ = close(fd) }
                 return
             }
             guard fd >= 0 else {
-                switch errno {
+                switch code {
                 case EINTR, ECONNABORTED, EPROTO: continue
                 default: usleep(100_000); continue  // out of descriptors or memory: wait for some to come back
                 }
@@ -114,12 +117,18 @@ final class LoopbackHTTPServer: Sendable {
                 return true
             }
             guard admitted else {
-                Self.setTimeout(fd, SO_SNDTIMEO, .milliseconds(100))
-                Self.send(HTTPResponse.text(503, "503 busy: \(Self.connectionLimit) connections are being served; try again\n").encoded(head: false), to: fd)
+                // Answered from this thread, so never waiting: what the client sent so far is read (a close with
+                // unread bytes would reset the connection and lose the answer), what it has not sent is not.
+                Socket.setTimeout(fd, SO_SNDTIMEO, .milliseconds(100))
+                Self.send(HTTPResponse.text(503, "503 busy: \(Self.connectionLimit) connections are being served; try again\n").encoded(head: false),
+                          to: fd, until: .now + .milliseconds(100))
+                _ = shutdown(fd, Int32(SHUT_WR))
+                var scratch = [UInt8](repeating: 0, count: 4096)
+                while recv(fd, &scratch, scratch.count, Int32(MSG_DONTWAIT)) > 0 {}
                 _ = close(fd)
                 continue
             }
-            Self.thread("keiji http connection") { [self] in
+            DedicatedThread.start("keiji http connection") { [self] in
                 serve(fd)
                 state.withLock { _ = $0.connections.remove(fd) }
                 _ = close(fd)
@@ -130,9 +139,8 @@ final class LoopbackHTTPServer: Sendable {
     /// Reads one request within the limits, answers it, and lingers briefly so the client reads the answer
     /// before the close (a close with unread bytes would reset the connection and lose it).
     private func serve(_ fd: Int32) {
-        Self.setTimeout(fd, SO_SNDTIMEO, Self.writeTimeout)
         let deadline = ContinuousClock.now + self.deadline
-        var head = true
+        var head = false  // set once the request is known to be a HEAD: a refusal's answer keeps its body
         let response: HTTPResponse
         do {
             let (parsed, body) = try readRequest(fd, until: deadline)
@@ -141,12 +149,13 @@ final class LoopbackHTTPServer: Sendable {
         } catch {
             response = .text(error.status, error.message.hasPrefix("\(error.status)") ? error.message + "\n" : "\(error.status) \(error.message)\n")
         }
-        Self.send(response.encoded(head: head), to: fd)
+        Self.send(response.encoded(head: head), to: fd, until: .now + Self.writeTimeout)
         _ = shutdown(fd, Int32(SHUT_WR))
-        Self.setTimeout(fd, SO_RCVTIMEO, .seconds(1))
+        let lingerEnd = ContinuousClock.now + .seconds(1)
         var scratch = [UInt8](repeating: 0, count: 4096)
         var drained = 0
-        while drained < 64 * 1024 {
+        while drained < 64 * 1024, case let left = lingerEnd - .now, left > .zero {
+            Socket.setTimeout(fd, SO_RCVTIMEO, left)
             let n = recv(fd, &scratch, scratch.count, 0)
             if n <= 0 { break }
             drained += n
@@ -160,7 +169,7 @@ final class LoopbackHTTPServer: Sendable {
         func receive() throws(HTTPRequestHead.Refusal) {
             let left = deadline - ContinuousClock.now
             guard left > .zero else { throw .init(status: 408, message: "the request did not arrive within \(self.deadline)") }
-            Self.setTimeout(fd, SO_RCVTIMEO, left)
+            Socket.setTimeout(fd, SO_RCVTIMEO, left)
             let n = recv(fd, &chunk, chunk.count, 0)
             if n > 0 { bytes += chunk[0..<n]; return }
             if n < 0, errno == EINTR { return }
@@ -208,10 +217,13 @@ final class LoopbackHTTPServer: Sendable {
         return response
     }
 
-    private static func send(_ data: Data, to fd: Int32) {
+    /// Writes all of `data` unless `deadline` passes first: each write's own timeout is what is left of it, so a
+    /// client that reads a byte at a time cannot hold the thread past it.
+    private static func send(_ data: Data, to fd: Int32, until deadline: ContinuousClock.Instant) {
         data.withUnsafeBytes { buffer in
             var sent = 0
-            while sent < buffer.count {
+            while sent < buffer.count, case let left = deadline - .now, left > .zero {
+                Socket.setTimeout(fd, SO_SNDTIMEO, left)
                 let n = Glibc.send(fd, buffer.baseAddress! + sent, buffer.count - sent, Int32(MSG_NOSIGNAL))
                 if n < 0, errno == EINTR { continue }
                 guard n > 0 else { return }
@@ -220,20 +232,4 @@ final class LoopbackHTTPServer: Sendable {
         }
     }
 
-    private static func setTimeout(_ fd: Int32, _ option: Int32, _ timeout: Duration) {
-        let (seconds, attoseconds) = timeout.components
-        var value = timeval(tv_sec: Int(max(0, seconds)), tv_usec: Int(max(0, attoseconds) / 1_000_000_000_000))
-        if value.tv_sec == 0 && value.tv_usec == 0 { value.tv_usec = 1000 }
-        _ = setsockopt(fd, SOL_SOCKET, option, &value, socklen_t(MemoryLayout<timeval>.size))
-    }
-
-    /// A small stack: a connection's thread holds a request of at most 24 KiB and waits.
-    private static func thread(_ name: String, _ body: @escaping @Sendable () -> Void) {
-        let thread = Thread(block: body)
-        thread.name = name
-        thread.stackSize = 512 * 1024
-        thread.start()
-    }
-
-    private static func errorText() -> String { String(cString: strerror(errno)).lowercased() }
 }
