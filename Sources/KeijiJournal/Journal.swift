@@ -10,7 +10,7 @@ import Synchronization
 /// try await journal.close()
 /// ```
 ///
-/// - Only one process may have a journal open (an exclusive `flock` on its directory); a second open throws
+/// - Only one process may have a journal open (exclusive `flock`s on its directory and its `LOCK` file); a second open throws
 ///   `.locked`.
 /// - Appends from any number of tasks are group-committed: one fdatasync per batch, one batch in flight. An
 ///   append that finds the journal idle writes and syncs on the caller's thread (blocking it for the sync);
@@ -25,7 +25,7 @@ public final class Journal: Sendable {
 
     private let committer: GroupCommitter
     private let shared: JournalSharedState
-    private let directoryLock: FileDescriptor
+    private let directoryLocks: [FileDescriptor]
     private let isClosed = Atomic<Bool>(false)
     private let checkpointInProgress = Atomic<Bool>(false)
 
@@ -42,7 +42,7 @@ public final class Journal: Sendable {
         }
         let io = options.io
         try io.createDirectory(directory)
-        guard let directoryLock = try io.lockDirectory(directory) else {
+        guard let directoryLocks = try io.lockDirectory(directory) else {
             throw JournalError(.locked, "the journal in \(directory) is in use by another process (is keiji-scheduler running?)")
         }
         // Every failure below releases what was opened so far: the segment's descriptor and the lock.
@@ -73,22 +73,22 @@ public final class Journal: Sendable {
                 outcome.info.lastLSN = writer.lastLSN
             }
             return Journal(directory: directory, options: options, recovery: outcome.info, writer: writer,
-                           checkpoint: outcome.checkpoint, directoryLock: directoryLock)
+                           checkpoint: outcome.checkpoint, directoryLocks: directoryLocks)
         } catch {
             opened?.abandon()
-            io.close(directoryLock)
+            directoryLocks.forEach(io.close)
             throw error
         }
     }
 
     private init(
         directory: String, options: JournalOptions, recovery: RecoveryInfo, writer: SegmentWriter,
-        checkpoint: Checkpoint?, directoryLock: FileDescriptor
+        checkpoint: Checkpoint?, directoryLocks: [FileDescriptor]
     ) {
         self.directory = directory
         self.options = options
         self.recovery = recovery
-        self.directoryLock = directoryLock
+        self.directoryLocks = directoryLocks
         shared = JournalSharedState()
         shared.setCheckpoint(checkpoint)
         committer = GroupCommitter(writer: writer, options: options, shared: shared)
@@ -199,7 +199,7 @@ public final class Journal: Sendable {
     /// - Important: a journal that is never closed keeps its writer thread and lock until the process exits.
     public func close() async throws {
         guard !isClosed.exchange(true, ordering: .acquiringAndReleasing) else { return }
-        defer { options.io.close(directoryLock) }
+        defer { directoryLocks.forEach(options.io.close) }
         try await withUnsafeThrowingContinuation { continuation in
             committer.submit(.close(continuation))
         }

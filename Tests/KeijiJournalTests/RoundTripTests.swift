@@ -144,6 +144,21 @@ struct RoundTripTests {
         try await again.close()
     }
 
+    /// A process of a keiji from before the directory's lock (a scheduler still running through an upgrade) holds
+    /// the `LOCK` file's lock alone: this one's open is refused too, not a second writer.
+    @Test func anOpenIsRefusedWhileAnOlderKeijiHoldsTheLockFile() async throws {
+        let directory = TemporaryDirectory()
+        defer { directory.remove() }
+        try await Journal.open(directory: directory.path, options: testOptions()).close()
+        let older = open(directory.path + "/LOCK", O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
+        #expect(older >= 0 && flock(older, LOCK_EX | LOCK_NB) == 0)
+        #expect { try Journal.open(directory: directory.path, options: testOptions()) } throws: { error in
+            (error as? JournalError)?.code == .locked
+        }
+        close(older)
+        try await Journal.open(directory: directory.path, options: testOptions()).close()
+    }
+
     @Test func oversizedRecordsAreRefusedWithoutHarm() async throws {
         let journal = try Journal.open(directory: "/j", options: testOptions(io: SimulatedFileSystem()))
         await #expect { try await journal.append([UInt8](repeating: 1, count: journal.options.maxRecordSize + 1)) } throws: { error in

@@ -158,7 +158,7 @@ class InterceptedSyncJournalIO: JournalIO, @unchecked Sendable {  // subclasses 
     final func rename(_ source: String, to destination: String) throws { try real.rename(source, to: destination) }
     final func remove(_ path: String) throws { try real.remove(path) }
     final func syncDirectory(_ path: String) throws { try real.syncDirectory(path) }
-    final func lockDirectory(_ path: String) throws -> FileDescriptor? { try real.lockDirectory(path) }
+    final func lockDirectory(_ path: String) throws -> [FileDescriptor]? { try real.lockDirectory(path) }
 }
 
 /// Writes an executable script through `cp` in a child process, never through a descriptor of this process: a

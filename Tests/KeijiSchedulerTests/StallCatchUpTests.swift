@@ -212,10 +212,11 @@ struct StallCatchUpTests {
         await engine.stop()
         let triggers = try after().startedRuns.map(\.trigger)
         #expect(resumed, "the schedule resumes: \(triggers)")
-        // The stall's (three; fewer when a loaded machine made the engine's own lateness a stall first), and the
-        // slot due as they ended. Caught up round after round instead, the schedule never resumed.
+        // The stall's three and the slot due as they ended; on a loaded machine the engine's own lateness past a slot
+        // is a stall too, caught up by the same rule (at most three a stall): seven once, in a suite beside a soak.
+        // Caught up round after round instead, the schedule never resumed (75 catch-up runs in 90 s).
         let catchUps = try after().startedRuns.filter { $0.trigger == .catchUp }.count
-        #expect((1...4).contains(catchUps), "\(triggers)")
+        #expect((1...12).contains(catchUps), "\(triggers)")
     }
 
     /// A run still going when a stall ends (a SIGSTOP'd scheduler's run often ended during the stop, its end not

@@ -35,10 +35,10 @@ public protocol JournalIO: Sendable {
     func remove(_ path: String) throws
     /// Makes the directory's entries durable. The corresponding C function is `fsync` on the directory.
     func syncDirectory(_ path: String) throws
-    /// Takes an exclusive advisory lock on the directory at `path` itself (not on a file in it, which can be
-    /// deleted from under its holder) without waiting. Returns `nil` when another process holds it. The lock lives
-    /// until the descriptor is closed.
-    func lockDirectory(_ path: String) throws -> FileDescriptor?
+    /// Takes exclusive advisory locks that make the directory at `path` single-writer, the directory's own among
+    /// them (a lock on a file in it alone can be deleted from under its holder), without waiting. Returns `nil` when
+    /// another process holds them. They live until the descriptors returned are closed.
+    func lockDirectory(_ path: String) throws -> [FileDescriptor]?
 }
 
 /// An open file, as an opaque number owned by the ``JournalIO`` that returned it.

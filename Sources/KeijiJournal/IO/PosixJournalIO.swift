@@ -121,9 +121,41 @@ public struct PosixJournalIO: JournalIO {
     /// that moment. A real holder (a running scheduler) holds it for far longer than this.
     static let lockRetryWindow: Duration = .milliseconds(500)
 
-    public func lockDirectory(_ path: String) throws -> FileDescriptor? {
-        let fd = retryingInterrupts { Glibc.open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC) }
-        guard fd >= 0 else { throw Self.failure("open", path) }
+    public func lockDirectory(_ path: String) throws -> [FileDescriptor]? {
+        // The directory's own lock, which no file deletion undoes; and the `LOCK` file's, which keiji took before
+        // 2026-12-07, so that an older scheduler still running through an upgrade and this process exclude each
+        // other. A file system that cannot lock a directory (NFS emulates flock with fcntl locks, which a read-only
+        // descriptor cannot take) keeps the file's alone.
+        var held: [FileDescriptor] = []
+        let directory = retryingInterrupts { Glibc.open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC) }
+        guard directory >= 0 else { throw Self.failure("open", path) }
+        switch try lockExclusively(directory, path) {
+        case .held: held.append(FileDescriptor(rawValue: directory))
+        case .busy: return nil
+        case .unsupported: _ = Glibc.close(directory)
+        }
+        let file = retryingInterrupts { Glibc.open(path + "/LOCK", O_RDWR | O_CREAT | O_CLOEXEC, 0o600) }
+        do {
+            guard file >= 0 else { throw Self.failure("open", path + "/LOCK") }
+            switch try lockExclusively(file, path + "/LOCK") {
+            case .held: return held + [FileDescriptor(rawValue: file)]
+            case .busy:
+                held.forEach(close)
+                return nil
+            case .unsupported:
+                _ = Glibc.close(file)
+                throw JournalError(.io, "'flock' failed on \(path)/LOCK", errno: ENOLCK)
+            }
+        } catch {
+            held.forEach(close)
+            throw error
+        }
+    }
+
+    private enum LockOutcome { case held, busy, unsupported }
+
+    /// `flock(LOCK_EX)` on `fd`, retried for ``lockRetryWindow`` while held elsewhere; `fd` is closed unless held.
+    private func lockExclusively(_ fd: Int32, _ path: String) throws -> LockOutcome {
         let clock = ContinuousClock()
         let deadline = clock.now + Self.lockRetryWindow
         while retryingInterrupts({ flock(fd, LOCK_EX | LOCK_NB) }) != 0 {
@@ -132,11 +164,12 @@ public struct PosixJournalIO: JournalIO {
                 usleep(2_000)
                 continue
             }
+            if code == EBADF || code == ENOLCK || code == EINVAL || code == EOPNOTSUPP { return .unsupported }
             _ = Glibc.close(fd)
-            if code == EWOULDBLOCK { return nil }
+            if code == EWOULDBLOCK { return .busy }
             throw JournalError(.io, "'flock' failed on \(path)", errno: code)
         }
-        return FileDescriptor(rawValue: fd)
+        return .held
     }
 
     private static func failure(_ call: String, _ subject: String) -> JournalError {

@@ -394,7 +394,7 @@ final class SimulatedFileSystem: JournalIO, @unchecked Sendable {
         }
     }
 
-    func lockDirectory(_ path: String) throws -> FileDescriptor? {
+    func lockDirectory(_ path: String) throws -> [FileDescriptor]? {
         try state.withLock { s in
             if s.crashed { throw JournalError(.io, "simulated crash", errno: EIO) }
             guard !s.locks.contains(path) else { return nil }
@@ -402,7 +402,7 @@ final class SimulatedFileSystem: JournalIO, @unchecked Sendable {
             let fd = s.nextDescriptor
             s.nextDescriptor += 1
             s.lockHolders[fd] = path
-            return FileDescriptor(rawValue: fd)
+            return [FileDescriptor(rawValue: fd)]
         }
     }
 }
