@@ -19,16 +19,15 @@ public final class SQLiteViewDatabase: ViewDatabase {
     public init(path: String, node: String = Settings.hostName()) throws {
         connection = try SQLiteDatabase(path: path)
         self.node = node
+        // Before anything is set or created in it: created over another program's tables, the schema kept theirs
+        // where the names met (`CREATE TABLE IF NOT EXISTS`), and the file passed as a current view.
+        let tables = try Self.tableNames(connection)
+        if !tables.isEmpty, !tables.contains("meta") { throw Self.notAView(path) }
         try connection.execute("PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON")
         try connection.leaveWALAtClose()
         if FileSystem.size(of: path + "-wal").map({ $0 > Self.walCheckpointBytes }) == true {
             // A checkpoint that fails leaves a long WAL, not a view to set aside: the open goes on.
             try? connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-        }
-        // Created over another program's tables, the schema kept theirs where the names met (`CREATE TABLE IF NOT
-        // EXISTS`) and the file then passed as a current view.
-        if Self.recordedSchemaVersion(connection) == nil, try !connection.rows("SELECT 1 FROM sqlite_master LIMIT 1").isEmpty {
-            throw Self.notAView(path)
         }
         try createSchema()
     }
@@ -43,13 +42,14 @@ public final class SQLiteViewDatabase: ViewDatabase {
         self.node = node
         // A view of an older schema is read as far as it goes (its next write rebuilds it); a file without keiji's
         // schema at all is damage to repair, not a query's "no such table" to print.
-        guard Self.recordedSchemaVersion(connection) != nil else { throw Self.notAView(path) }
+        guard try Self.tableNames(connection).contains("meta") else { throw Self.notAView(path) }
     }
 
-    /// The `schema_version` the file's `meta` table records; nil in a file keiji did not make: an empty one, or the
-    /// database of another program at this path (the Go keiji kept its own `task_models` table here).
-    private static func recordedSchemaVersion(_ connection: SQLiteDatabase) -> String? {
-        (try? connection.rows("SELECT value FROM meta WHERE key = 'schema_version'"))?.first?.first ?? nil
+    /// The file's tables. One without keiji's `meta` is not a view keiji made: an empty file, or the database of
+    /// another program at this path (the Go keiji kept its own `task_models` table here). The schema is created in
+    /// one transaction, so a reader sees all of it or none; a read that fails (busy, I/O) throws as itself.
+    private static func tableNames(_ connection: SQLiteDatabase) throws -> Set<String> {
+        Set(try connection.rows("SELECT name FROM sqlite_master WHERE type = 'table'").compactMap { $0.first ?? nil })
     }
 
     private static func notAView(_ path: String) -> KeijiError {
@@ -73,6 +73,9 @@ public final class SQLiteViewDatabase: ViewDatabase {
         {
             return (database, false)
         }
+        // The latest set-aside file is kept, an older one goes: left, it kept this one from moving, and a file that is
+        // not a view then failed every open.
+        for suffix in ["", "-wal", "-shm"] { try? FileManager.default.removeItem(atPath: path + ".damaged" + suffix) }
         for suffix in ["", "-wal", "-shm"] where FileSystem.exists(path + suffix) {
             try? FileManager.default.moveItem(atPath: path + suffix, toPath: path + ".damaged" + suffix)
         }
@@ -108,8 +111,10 @@ public final class SQLiteViewDatabase: ViewDatabase {
         return true
     }
 
+    /// In one transaction: a reader sees the whole schema or none of it (``tableNames(_:)``).
     private func createSchema() throws {
         try connection.execute("""
+            BEGIN IMMEDIATE;
             CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
             INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', '\(QueryView.schemaVersion)');
             CREATE TABLE IF NOT EXISTS task_models (
@@ -152,6 +157,7 @@ public final class SQLiteViewDatabase: ViewDatabase {
             CREATE INDEX IF NOT EXISTS runs_by_task ON runs (TaskName, EndTime);
             CREATE TABLE IF NOT EXISTS applied_lsn (id INTEGER PRIMARY KEY CHECK (id = 1), lsn INTEGER NOT NULL);
             INSERT OR IGNORE INTO applied_lsn (id, lsn) VALUES (1, 0);
+            COMMIT;
             """)
     }
 
