@@ -52,11 +52,13 @@ struct LogFileTests {
         try Data((text + "a\nb\nlast").utf8).write(to: URL(fileURLWithPath: log.activePath))
         #expect(try log.lastLines(3) == ["a", "b", "last"])
         #expect(try log.lastLines(2_003) == Array(lines.suffix(2_000)) + ["a", "b", "last"])
-        // One line of 5 MiB: its last 4 MiB.
+        // One line of 5 MiB: its last 4 MiB (10 lines asked for: 640 KiB, under the least).
         let long = String(repeating: "y", count: 5 << 20)
         try Data(("first\n" + long + "\n").utf8).write(to: URL(fileURLWithPath: log.activePath))
         let tail = try log.lastLines(10)
         #expect(tail.count == 1 && tail[0].utf8.count == LogFile.tailByteLimit - 1)
+        // 100 lines asked for: 6.25 MiB are read, the whole file.
+        #expect(try log.lastLines(100) == ["first", long])
     }
 
     @Test func withoutRotationTheLogOnlyGrows() throws {

@@ -127,10 +127,13 @@ public struct LogFile: Sendable {
         return lines.suffix(count).map(String.init)
     }
 
-    /// The most of the active file a tail reads: past it, the earliest line shown is the end of a longer one.
+    /// The most of the active file a tail reads, at the least: 64 KiB a line asked for counts too (up to 256 MiB),
+    /// so only lines longer than that on average come back fewer, the earliest the end of a longer one.
     public static let tailByteLimit = 4 << 20
 
-    /// The active file's last `count` lines, read backwards a block at a time (at most ``tailByteLimit`` bytes), and
+    static func tailBytes(forLines count: Int) -> Int { max(tailByteLimit, min(count, 4096) * (64 << 10)) }
+
+    /// The active file's last `count` lines, read backwards a block at a time (at most ``tailBytes(forLines:)``), and
     /// whether the file was read to its start. A log rolls only between runs, so one run can make it any size: read
     /// whole for a tail, a 300 MB log cost a dashboard page 0.9 GB and 12 s, and the CLI's `--logs` as much.
     private func activeTail(_ count: Int) -> (lines: [Substring], whole: Bool) {
@@ -140,11 +143,12 @@ public struct LogFile: Sendable {
         var info = stat()
         guard fstat(fd, &info) == 0 else { return ([], true) }
         let size = Int(info.st_size)
+        let limit = Self.tailBytes(forLines: count)
         var start = size
         var blocks: [[UInt8]] = []  // newest first
         var newlines = 0
-        while start > 0, size - start < Self.tailByteLimit, newlines <= count {
-            let length = min(64 << 10, start, Self.tailByteLimit - (size - start))
+        while start > 0, size - start < limit, newlines <= count {
+            let length = min(64 << 10, start, limit - (size - start))
             var block = [UInt8](repeating: 0, count: length)
             guard pread(fd, &block, length, off_t(start - length)) == length else { break }
             start -= length
