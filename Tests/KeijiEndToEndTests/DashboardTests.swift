@@ -187,6 +187,10 @@ struct DashboardTests {
         })
         overview = try await Self.request(port, "GET", "/", cookie: cookie)
         #expect(overview.body.contains(#"<td class="state-disabled">disabled</td>"#), "\(overview.body)")
+        // Disabling it again (another tab, the CLI meanwhile) is no refusal: back to the page, nothing journaled.
+        let again = try await Self.request(port, "POST", "/tasks/shout/disable", cookie: cookie, form: [("csrf", csrf)])
+        #expect(again.status == 303, "\(again)")
+        #expect(try await s.keiji("journal", "dump", "--task", "shout").stdout.components(separatedBy: "task.disabled").count == 2)
         // A command the engine refuses comes back as a page that says why.
         let refused = try await Self.request(port, "POST", "/tasks/nosuch/run", cookie: cookie, form: [("csrf", csrf)])
         #expect(refused.status == 409 && refused.body.contains("nosuch"), "\(refused.status) \(refused.body)")

@@ -21,7 +21,7 @@ public enum CommandValidator {
             if let refusal = task.refusal {
                 throw KeijiError(.invalidSchedule, "task \(name) cannot be resolved: its definition is refused (\(refusal)); save it again with valid values")
             }
-            if answeringUnchanged, !task.isError { throw KeijiError(.unchanged, "task \(name) is not in error: nothing to resolve") }
+            if answeringUnchanged, !task.isError { throw KeijiError(.unchanged, "task \(name) is not in error") }
         case .taskEnabled(let name):
             guard let task = state.tasks[name] else { throw KeijiError(.notFound, "no task named \(name)") }
             if answeringUnchanged, !task.isDisabled { throw KeijiError(.unchanged, "task \(name) is already enabled") }

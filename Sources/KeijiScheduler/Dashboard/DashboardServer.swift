@@ -93,6 +93,8 @@ struct DashboardRoutes: Sendable {
               let event = TaskPage.event(for: String(parts[2]), name) else { return Self.notFound() }
         do {
             _ = try await engine.submit(event)
+        } catch let error as KeijiError where error.code == .unchanged {
+            // Already so (another tab, the CLI): what was asked for is there, as the CLI says with exit 0.
         } catch {
             let message = (error as? KeijiError)?.message ?? "\(error)"
             return Self.html(409, HTMLText.page(title: "Refused", body: """
