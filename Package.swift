@@ -46,7 +46,7 @@ let package = Package(
         // The scheduler's side of keiji-spawn-server (start it, send it requests with a descriptor) and the
         // protocol both sides share.
         .target(name: "CSpawn"),
-        // accept4 with close-on-exec for the bus (Swift's Glibc module does not import it).
+        // accept4 with close-on-exec for the bus and the HTTP server (Swift's Glibc module does not import it).
         .target(name: "CSocket"),
         .target(name: "KeijiBus", dependencies: ["KeijiCore", "CSocket"]),
         // The task SDK: no dependencies, shipped as source into ~/keiji/sdk by `keiji init`.

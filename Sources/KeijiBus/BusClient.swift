@@ -6,7 +6,7 @@ import Synchronization
 /// request line out, one reply line back.
 ///
 /// A connection per command keeps the CLI stateless (it is a short-lived process anyway) and makes every
-/// failure local to one command. Transport problems are thrown as `KeijiError(.conflict, …)` with a message
+/// failure local to one command. Transport problems are thrown as `KeijiError` (`.unavailable` when nothing was sent, `.conflict` after) with a message
 /// the CLI can print as is; a reply from the bus, even a refusal, is returned, not thrown, because the CLI
 /// acts on its code (`offline` means "apply the command offline"). An endpoint that is not our bus (it fails
 /// the handshake) is thrown as ``BusAuthenticationFailure``, and the request is never sent to it.

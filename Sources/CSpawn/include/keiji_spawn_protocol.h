@@ -24,7 +24,8 @@
 
 #include <stdint.h>
 
-#define KEIJI_SPAWN_PROTOCOL_VERSION 2
+/// 3: replies carry `failed_step` (48 bytes; 40 before).
+#define KEIJI_SPAWN_PROTOCOL_VERSION 3
 /// The largest start message (header + payload) the server reads; the scheduler refuses longer requests.
 #define KEIJI_SPAWN_MAX_MESSAGE (256 * 1024)
 /// How far ahead a dated start may be (the scheduler sends its runs a firing lead early, 45 ms by default);

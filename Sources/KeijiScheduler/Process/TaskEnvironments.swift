@@ -57,7 +57,7 @@ final class TaskEnvironments: Sendable {
 
     /// The block for a task whose folder is `directory`, without the per-run variables. `warn` gets one line naming
     /// the `.env` and the lines it has that set nothing or not all they seem to (``DotEnv/parse(_:)``), from the call
-    /// that reads it new or changed: the task's log says so once per change of the file, not at every run.
+    /// that reads it new or changed: the task's log says so once per change of the file while the scheduler runs (again after a restart, or when the cache of environments is emptied), not at every run.
     func block(forTaskDirectory directory: String, warn: (String) -> Void = { _ in }) -> EnvironmentBlock {
         let path = directory + "/.env"
         // Stat before reading: a change between the two shows as a new stamp next time, never a stale block.
