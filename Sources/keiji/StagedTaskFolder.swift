@@ -7,13 +7,29 @@ import KeijiCore
 
 /// A task folder being created or replaced, so that a refused or failed `--create` leaves nothing half-made:
 /// a folder it replaces is moved aside first, and `rollback()` removes the new one and puts the old one back.
+/// A command task's folder is kept instead, with what its owner put in it (`keepingFiles`): only its `.env`
+/// is keiji's, and `rollback()` puts that back.
 struct StagedTaskFolder {
     let directory: String
     private let aside: String?
+    /// With `keepingFiles`, the `.env` the folder had (nil: none), for `rollback()`.
+    private let previousEnvironment: Data??
 
-    /// Moves an existing `directory` aside (when there is one) and creates an empty one with `mode`.
-    init(_ directory: String, mode: mode_t) throws {
+    /// Moves an existing `directory` aside (when there is one) and creates an empty one with `mode`; with
+    /// `keepingFiles`, an existing one stays as it is. A forced create of a command task emptied its folder, and
+    /// the scripts its command ran were gone.
+    init(_ directory: String, mode: mode_t, keepingFiles: Bool = false) throws {
         self.directory = directory
+        if keepingFiles, FileSystem.exists(directory) {
+            aside = nil
+            previousEnvironment = .some(FileManager.default.contents(atPath: directory + "/.env"))
+            // keiji's own leftovers (the temporary file of a create killed while it wrote the .env) go.
+            for name in (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? [] where name.hasPrefix(".env.tmp-") {
+                unlink(directory + "/" + name)
+            }
+            return
+        }
+        previousEnvironment = nil
         if FileSystem.exists(directory) {
             let aside = directory + ".keiji-replaced-\(getpid())"
             try FileSystem.remove(aside)
@@ -39,6 +55,10 @@ struct StagedTaskFolder {
 
     /// Back to how it was before `init`.
     func rollback() {
+        if case .some(let environment) = previousEnvironment {
+            if let environment { try? FileSystem.writeAtomically(environment, to: directory + "/.env", mode: 0o600) } else { unlink(directory + "/.env") }
+            return
+        }
         try? FileSystem.remove(directory)
         if let aside { rename(aside, directory) }
     }

@@ -201,8 +201,9 @@ struct TaskCommand: AsyncParsableCommand {
         let definition = try TaskDefinition(name: taskName, description: desc, action: .command(command), schedule: spec,
                                             policy: policy, directory: directory).validated()
         // The folder and its .env exist before the save (a first run may come at once); a refusal removes
-        // them again, and puts back a folder that was replaced.
-        let folder = try StagedTaskFolder(directory, mode: 0o755)
+        // them again, or puts back the .env of a folder that was there: its other files are the owner's (the scripts
+        // the command runs), kept, unless it held a Swift task's sources, which a command task replaces.
+        let folder = try StagedTaskFolder(directory, mode: 0o755, keepingFiles: !FileSystem.exists(directory + "/function.swift"))
         let delivery: CommandSender.Delivery
         do {
             try FileSystem.writeAtomically(environment, to: directory + "/.env", mode: 0o600)

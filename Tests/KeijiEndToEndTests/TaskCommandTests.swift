@@ -42,6 +42,12 @@ struct TaskCommandTests {
         try Data().write(to: URL(fileURLWithPath: s.home + "/keiji/tasks/t1/notes.txt"))
         r = try await s.keiji("task", "--create", "--name=t1", "--desc=x", "--command", "true", "--every", "1h")
         refused(r, saying: "already has sources")
+        // Forced, the folder keeps its owner's files (it was emptied: the scripts a command runs were gone); the
+        // .env is the new definition's.
+        r = try await s.keiji("task", "--create", "--name=t1", "--desc=second", "--command", "./run.sh", "--every", "1h", "--force")
+        #expect(r.status == 0, "\(r.stdout)\(r.stderr)")
+        #expect(Set(try FileManager.default.contentsOfDirectory(atPath: s.home + "/keiji/tasks/t1")) == ["notes.txt", ".env"])
+        #expect(try String(contentsOfFile: s.home + "/keiji/tasks/t1/.env", encoding: .utf8).contains("second"))
     }
 
     @Test func deletingATaskThatNeverRanSucceedsAndRemovesTheSourceWhenAsked() async throws {
