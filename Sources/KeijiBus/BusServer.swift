@@ -80,7 +80,7 @@ public final class BusServer: Sendable {
 
     struct PendingRequest {
         let generation: UInt64
-        let waiter: ReplyWaiter
+        let waiter: ReplyWaiter<BusReply>
     }
 
     public convenience init(push: BusEndpoint, pull: BusEndpoint, token: String, log: @escaping @Sendable (String) -> Void) {
@@ -306,7 +306,7 @@ public final class BusServer: Sendable {
     /// timeout, whichever comes first.
     private func forward(_ request: BusRequest) -> BusReply {
         let line = BusWire.encode(request)
-        let waiter = ReplyWaiter()
+        let waiter = ReplyWaiter<BusReply>()
         let route = state.withLock { state -> Route in
             // The poll catches a scheduler that died an instant ago, before its reader thread has run.
             guard !state.stopped, let session = state.scheduler, !session.connection.peerHasClosed() else { return .offline }
@@ -340,7 +340,7 @@ public final class BusServer: Sendable {
     }
 
     /// Removes `waiter` from the pending table if it is still there; `true` means the caller must answer.
-    private func removePending(_ id: String, _ waiter: ReplyWaiter) -> Bool {
+    private func removePending(_ id: String, _ waiter: ReplyWaiter<BusReply>) -> Bool {
         state.withLock { state in
             guard let pending = state.pending[id], pending.waiter === waiter else { return false }
             state.pending[id] = nil
@@ -386,7 +386,7 @@ public final class BusServer: Sendable {
                     log("ignored an unreadable line from the scheduler")
                     continue
                 }
-                let waiter = state.withLock { state -> ReplyWaiter? in
+                let waiter = state.withLock { state -> ReplyWaiter<BusReply>? in
                     guard let pending = state.pending[id], pending.generation == generation else { return nil }
                     state.pending[id] = nil
                     return pending.waiter
@@ -395,7 +395,7 @@ public final class BusServer: Sendable {
             }
         }
 
-        let (wasCurrent, orphans) = state.withLock { state -> (Bool, [(String, ReplyWaiter)]) in
+        let (wasCurrent, orphans) = state.withLock { state -> (Bool, [(String, ReplyWaiter<BusReply>)]) in
             let current = state.scheduler?.generation == generation
             if current { state.scheduler = nil }
             let orphaned = state.pending.filter { $0.value.generation == generation }

@@ -34,7 +34,7 @@ package enum Socket {
     package static func errorText(_ code: Int32 = errno) -> String { String(cString: strerror(code)) }
 
     /// `127.0.0.1:port` as a `sockaddr_in`.
-    static func loopbackAddress(port: UInt16) -> sockaddr_in {
+    package static func loopbackAddress(port: UInt16) -> sockaddr_in {
         var address = sockaddr_in()
         address.sin_family = sa_family_t(AF_INET)
         address.sin_port = port.bigEndian

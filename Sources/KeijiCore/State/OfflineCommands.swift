@@ -30,8 +30,9 @@ public enum OfflineCommands {
                                                                                    defaultTimeZone: settings.timeZone, verifying: false)
             var loaded = try StateLoader.load(from: journal)
             // A view ahead of the journal is the one trace of acknowledged records the journal lost: written over, its
-            // LSNs would be reused and the trace gone. The scheduler's start reports it and rebuilds the view.
-            if !opened!.fresh, let applied = try? opened!.view.appliedLSN(), applied > loaded.state.lastLSN {
+            // LSNs would be reused and the trace gone. The scheduler's start reports it and rebuilds the view (the rule is
+            // `planCatchUp`'s, which the start applies).
+            if let applied = (try? opened!.view.planCatchUp(with: loaded, fresh: opened!.fresh))?.viewWasAheadAt {
                 throw KeijiError(.conflict, RecoveryReport.viewAheadText(view: applied, journal: loaded.state.lastLSN)
                                  + ": nothing was written; `keiji journal verify` checks the journal, and `keiji system --start` "
                                  + "accepts the loss, rebuilds the view and reports it")

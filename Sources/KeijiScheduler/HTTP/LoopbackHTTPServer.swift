@@ -1,5 +1,4 @@
 import CSocket
-import Dispatch
 import Foundation
 import KeijiBus
 import Synchronization
@@ -60,10 +59,7 @@ final class LoopbackHTTPServer: Sendable {
         guard fd >= 0 else { return "socket: \(Socket.errorText().lowercased())" }
         var one: Int32 = 1
         _ = setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<Int32>.size))
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_port = port.bigEndian
-        address.sin_addr.s_addr = UInt32(0x7f00_0001).bigEndian
+        var address = Socket.loopbackAddress(port: port)
         let bound = withUnsafePointer(to: &address) {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
         }
@@ -202,19 +198,10 @@ final class LoopbackHTTPServer: Sendable {
 
     /// The route's answer, or 503 if it takes longer than ``timeout`` (waited for on this thread, not the pool).
     private func answer(_ request: HTTPRequest) -> HTTPResponse {
-        let answered = DispatchSemaphore(value: 0)
-        let result = Mutex<HTTPResponse?>(nil)
+        let answered = ReplyWaiter<HTTPResponse>()
         let respond = respond
-        Task {
-            let response = await respond(request)
-            result.withLock { $0 = response }
-            answered.signal()
-        }
-        let seconds = Double(timeout.components.seconds) + Double(timeout.components.attoseconds) / 1e18
-        guard answered.wait(timeout: .now() + seconds) == .success, let response = result.withLock({ $0 }) else {
-            return .text(503, "503 the scheduler did not answer within \(timeout)\n")
-        }
-        return response
+        Task { answered.resolve(await respond(request)) }
+        return answered.wait(timeout: timeout) ?? .text(503, "503 the scheduler did not answer within \(timeout)\n")
     }
 
     /// Writes all of `data` unless `deadline` passes first: each write's own timeout is what is left of it, so a
