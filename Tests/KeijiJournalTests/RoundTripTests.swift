@@ -151,8 +151,15 @@ struct RoundTripTests {
         defer { directory.remove() }
         try await Journal.open(directory: directory.path, options: testOptions()).close()
         let older = open(directory.path + "/LOCK", O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
-        #expect(older >= 0 && flock(older, LOCK_EX | LOCK_NB) == 0)
-        #expect { try Journal.open(directory: directory.path, options: testOptions()) } throws: { error in
+        // A child another test forks in this process holds the closed journal's descriptions until it execs (the
+        // journal's own open waits that out too): the lock is taken once they are gone.
+        var locked = false
+        for _ in 0..<500 where !locked {
+            locked = flock(older, LOCK_EX | LOCK_NB) == 0
+            if !locked { usleep(10_000) }
+        }
+        #expect(older >= 0 && locked)
+        await #expect { try await Journal.open(directory: directory.path, options: testOptions()).close() } throws: { error in
             (error as? JournalError)?.code == .locked
         }
         close(older)
