@@ -237,51 +237,11 @@ struct SystemCommand: AsyncParsableCommand {
     }
 }
 
-/// The recovery report as lines for people.
+/// The recovery report as lines for people: each entry's label padded to one column, its details indented below it.
 enum RecoveryReportText {
-    static func lines(_ r: RecoveryReport) -> [String] {
-        var out = ["started:      \(ISO8601.string(fromMilliseconds: r.startedAt)) after a \(r.previousShutdown == .crash ? "CRASH" : r.previousShutdown == .clean ? "clean shutdown" : "first start")",
-                   "replayed:     \(r.journal.recordsReplayed) records in \(String(format: "%.3f", r.journal.replaySeconds)) s (checkpoint at LSN \(r.journal.checkpointLSN.map(String.init) ?? "none"), journal ends at \(r.journal.lastLSN))",
-                   "repaired:     \(r.journal.bytesRepaired) bytes" + (r.journal.repairs.isEmpty ? "" : ": " + r.journal.repairs.joined(separator: "; "))]
-        out.append("interrupted:  " + (r.interruptedRuns.isEmpty ? "none" : "\(r.interruptedRuns.count) run(s)"))
-        for run in r.interruptedRuns {
-            out.append("  \(run.task) run \(run.runID) started \(ISO8601.string(fromMilliseconds: run.startedAt)): \(run.action)")
+    static func lines(_ report: RecoveryReport) -> [String] {
+        report.entries(instant: ISO8601.string(fromMilliseconds:), slot: ISO8601.string(fromSeconds:)).flatMap { entry in
+            ["\(entry.label):".padding(toLength: 14, withPad: " ", startingAt: 0) + entry.value] + entry.details.map { "  " + $0 }
         }
-        if let retries = r.retriesResumed {
-            out.append("retries:      \(retries.count) resumed (a stop or a crash dropped them during their backoff)")
-            for retry in retries {
-                out.append("  \(retry.task)" + (retry.slot.map { " slot \(ISO8601.string(fromSeconds: $0))" } ?? " (manual run)")
-                           + ": attempt \(retry.attempt) at \(ISO8601.string(fromMilliseconds: retry.dueAt))")
-            }
-        }
-        out.append("missed slots: " + (r.missedSlots.isEmpty ? "none" : "\(r.missedSlots.reduce(0) { $0 + $1.count }) in \(r.missedSlots.count) task(s)"))
-        for missed in r.missedSlots {
-            out.append("  \(missed.task): \(missed.count) slot(s) \(ISO8601.string(fromSeconds: missed.firstSlot))…\(ISO8601.string(fromSeconds: missed.lastSlot)), policy \(missed.policy.rawValue), \(missed.runs) run(s) started")
-        }
-        let refused = r.refusedRecords ?? []
-        out.append("refused:      " + (refused.isEmpty ? "none" : "\(refused.count) record(s) (their tasks are in error)"))
-        for record in refused {
-            out.append("  \(record.task.map(\.rawValue) ?? "(no task)") \(record.type ?? "record") at LSN \(record.lsn.map(String.init) ?? "checkpoint"): \(record.reason) (\(record.action))")
-        }
-        out.append("re-applied:   \(r.commandsReapplied) command(s) to the query view" + (r.viewRebuilt ? " (view rebuilt)" : ""))
-        if let ahead = r.viewAheadOfJournalAt {
-            out.append("LOST:         " + RecoveryReport.viewAheadText(view: ahead, journal: r.journal.lastLSN))
-        }
-        if let cluster = r.cluster {
-            out.append("cluster:      " + cluster.summary)
-            if let elsewhere = cluster.slotsRunElsewhereSummary { out.append("  " + elsewhere) }
-            for run in cluster.takenOver.suffix(20) {
-                out.append("  \(run.task) slot \(ISO8601.string(fromSeconds: run.slot)) from \(run.from) at \(ISO8601.string(fromMilliseconds: run.at)): \(run.action)")
-            }
-            if let own = cluster.ownClaims, let summary = cluster.ownClaimsSummary {
-                out.append("own claims:   " + summary)
-                for claim in own.prefix(20) {
-                    out.append("  \(claim.task) slot \(ISO8601.string(fromSeconds: claim.slot)): \(claim.action)")
-                }
-                if own.count > 20 { out.append("  … and \(own.count - 20) more (recovery.json has them all)") }
-            }
-        }
-        out.append("took:         \(String(format: "%.3f", r.durationSeconds)) s")
-        return out
     }
 }

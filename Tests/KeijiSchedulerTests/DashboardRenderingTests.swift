@@ -31,3 +31,42 @@ struct DashboardRenderingTests {
         #expect(DashboardSessions.setCookie(first).hasSuffix("; HttpOnly; SameSite=Strict; Path=/; Max-Age=43200"))
     }
 }
+
+/// The dashboard's `/system` page and `keiji system --status` word the last recovery from the same entries
+/// (`RecoveryReport.entries`), so a fact the report gains shows on both, with its details.
+struct RecoveryReportPageTests {
+    static func fullReport() throws -> RecoveryReport {
+        var report = RecoveryReport(startedAt: 1_700_000_000_000, previousShutdown: .crash)
+        report.journal.lastLSN = 40
+        report.journal.repairs = ["cut a torn tail of 12 bytes"]
+        report.interruptedRuns = [.init(task: try TaskName("backup"), runID: "a1b2c3", slot: 1_699_999_990, startedAt: 1_699_999_990_100, action: "re-run")]
+        report.missedSlots = [.init(task: try TaskName("ping"), policy: .once, count: 7, firstSlot: 1_699_999_900, lastSlot: 1_699_999_960, runs: 1)]
+        report.refusedRecords = [RefusedRecord(lsn: 12, type: "task.created", task: try TaskName("odd"), reason: "an unknown schedule")]
+        report.retriesResumed = [.init(task: try TaskName("flaky"), slot: nil, attempt: 2, dueAt: 1_700_000_001_000)]
+        report.viewAheadOfJournalAt = 44
+        var cluster = RecoveryReport.Cluster(node: "node-a")
+        cluster.ownClaims = (0..<25).map { .init(task: "ping", slot: 1_699_999_000 + Int64($0), action: "marked finished") }
+        report.cluster = cluster
+        return report
+    }
+
+    @Test func everyEntryAndEveryDetailIsOnTheSystemPage() throws {
+        let report = try Self.fullReport()
+        var state = SchedulerState()
+        state.lastLSN = 40
+        let snapshot = DashboardSnapshot(state: state, runningCounts: [:], nextFireMs: [:], recoveryReport: report, nowMs: 1_700_000_002_000,
+                                         timeZone: TimeZone(identifier: "UTC")!, nodeName: "node-a", liveNodes: ["node-a"], clustered: false)
+        let page = SystemPage(snapshot: snapshot, facts: SystemFacts(schedulerPID: 1, busPID: nil, journal: nil, journalError: "x", durableLSN: 40), nodes: nil).html()
+        let entries = report.entries(instant: { "\($0)ms" }, slot: { "\($0)s" })
+        #expect(entries.map(\.label) == ["started", "replayed", "repaired", "interrupted", "retries", "missed slots", "refused", "re-applied",
+                                         "LOST", "cluster", "own claims", "took"])
+        for entry in entries {
+            #expect(page.contains("<dt>\(HTMLText.escape(entry.label))</dt>"), "\(entry.label) is missing from the page")
+        }
+        for needle in ["backup run a1b2c3 started", "ping: 7 slot(s)", "odd task.created at LSN 12: an unknown schedule", "flaky (manual run): attempt 2",
+                       "records 41…44 are missing from the journal", "cut a torn tail of 12 bytes", "… and 5 more (recovery.json has them all)"] {
+            #expect(page.contains(HTMLText.escape(needle)), "the page lacks \(needle)")
+        }
+        #expect(entries.first { $0.label == "own claims" }?.details.count == RecoveryReport.ownClaimsListed + 1)
+    }
+}

@@ -21,27 +21,10 @@ struct SystemPage {
                       ("node", snapshot.nodeName)])
         body += "<h2>Last recovery</h2>"
         if let report = snapshot.recoveryReport {
-            var lines: [(String, String)] = [
-                ("started", time.instant(milliseconds: report.startedAt) + " after a " + Self.shutdownWords(report.previousShutdown)),
-                ("replayed", "\(report.journal.recordsReplayed) records in \(String(format: "%.3f", report.journal.replaySeconds)) s (checkpoint at LSN \(report.journal.checkpointLSN.map(String.init) ?? "none"), journal ends at \(report.journal.lastLSN))"),
-                ("repaired", "\(report.journal.bytesRepaired) bytes"),
-                ("interrupted", report.interruptedRuns.isEmpty ? "none" : report.interruptedRuns.map { "\($0.task) \($0.runID): \($0.action)" }.joined(separator: "; ")),
-                ("retries resumed", report.retriesResumed?.map { "\($0.task): attempt \($0.attempt)" }.joined(separator: "; ") ?? "none"),
-                ("missed slots", report.missedSlots.isEmpty ? "none" : report.missedSlots.map { "\($0.task): \($0.count) (\($0.policy.rawValue), \($0.runs) run)" }.joined(separator: "; ")),
-                ("re-applied", "\(report.commandsReapplied) command(s) to the query view"),
-                ("took", String(format: "%.3f s", report.durationSeconds)),
-            ]
-            if let cluster = report.cluster {  // as `keiji system --status` says it
-                lines.append(("cluster", cluster.summary))
-                if let elsewhere = cluster.slotsRunElsewhereSummary { lines.append(("slots run elsewhere", elsewhere)) }
-                if let own = cluster.ownClaimsSummary { lines.append(("own claims", own)) }
-            }
-            for repair in report.journal.repairs { lines.append(("repair", repair)) }
-            if let ahead = report.viewAheadOfJournalAt {
-                lines.append(("LOST", RecoveryReport.viewAheadText(view: ahead, journal: report.journal.lastLSN)))
-            }
-            if let refused = report.refusedRecords, !refused.isEmpty { lines.append(("refused records", "\(refused.count) (see keiji system --status)")) }
-            body += list(lines)
+            body += "<dl>" + report.entries(instant: { time.instant(milliseconds: $0) }, slot: { time.instant(milliseconds: $0 * 1000) }).map { entry in
+                "<dt>\(HTMLText.escape(entry.label))</dt><dd>\(HTMLText.escape(entry.value))"
+                    + (entry.details.isEmpty ? "" : "<ul>" + entry.details.map { "<li>\(HTMLText.escape($0))</li>" }.joined() + "</ul>") + "</dd>"
+            }.joined() + "</dl>"
         } else {
             body += "<p>none yet</p>"
         }
@@ -69,13 +52,5 @@ struct SystemPage {
             }
         }
         return HTMLText.page(title: "System", body: body)
-    }
-
-    static func shutdownWords(_ shutdown: RecoveryReport.PreviousShutdown) -> String {
-        switch shutdown {
-        case .clean: "clean shutdown"
-        case .crash: "crash"
-        case .firstStart: "first start"
-        }
     }
 }
