@@ -91,9 +91,10 @@ let package = Package(
         .executableTarget(name: "keiji-journal-writer", dependencies: ["KeijiJournal"]),
 
         .testTarget(name: "KeijiCoreTests", dependencies: ["KeijiCore"]),
-        .testTarget(name: "KeijiSchedulerTests", dependencies: ["KeijiScheduler", "keiji-scheduler", "keiji-spawn-server"]),
+        .target(name: "KeijiTestSupport", path: "Tests/KeijiTestSupport"),
+        .testTarget(name: "KeijiSchedulerTests", dependencies: ["KeijiScheduler", "keiji-scheduler", "keiji-spawn-server", "KeijiTestSupport"]),
         .testTarget(name: "KeijiBusTests", dependencies: ["KeijiBus", "keiji-bus"]),
-        .testTarget(name: "KeijiEndToEndTests", dependencies: ["keiji", "keiji-bus", "keiji-scheduler", "keiji-spawn-server", "KeijiJournal", "KeijiCore", "CSpawn", "CSocket"]),
+        .testTarget(name: "KeijiEndToEndTests", dependencies: ["keiji", "keiji-bus", "keiji-scheduler", "keiji-spawn-server", "KeijiJournal", "KeijiCore", "CSpawn", "CSocket", "KeijiTestSupport"]),
         .testTarget(
             name: "KeijiJournalTests",
             dependencies: ["KeijiJournal", "CSQLite", "keiji-journal-writer"]

@@ -1,6 +1,7 @@
 import CSocket
 import Foundation
 import Synchronization
+import KeijiTestSupport
 import Testing
 
 #if canImport(Glibc)
@@ -133,7 +134,7 @@ final class SquatterListener: Sendable {
     private let listening = Mutex(true)
 
     init() throws {
-        (fd, port) = try listeningOnAFreeLoopbackPort()
+        (fd, port) = try LoopbackSocket.listeningOnAFreePort(in: 20000..<32000)
         let thread = Thread { [self] in
             while true {
                 let client = keiji_accept_cloexec(fd)
@@ -180,22 +181,4 @@ final class SquatterListener: Sendable {
             if isListening { _ = shutdown(fd, Int32(SHUT_RDWR)) }
         }
     }
-}
-
-/// A socket listening on a free port of 127.0.0.1 (tried at random in 20000–31999), and the port.
-func listeningOnAFreeLoopbackPort() throws -> (fd: Int32, port: UInt16) {
-    for _ in 0..<200 {
-        let candidate = UInt16.random(in: 20000..<32000)
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_port = candidate.bigEndian
-        address.sin_addr.s_addr = UInt32(0x7f00_0001).bigEndian
-        let ok = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-        } == 0 && listen(fd, 16) == 0
-        if ok { return (fd, candidate) }
-        close(fd)
-    }
-    throw CocoaError(.fileNoSuchFile)
 }

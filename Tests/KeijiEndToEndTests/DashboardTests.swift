@@ -1,4 +1,5 @@
 import Foundation
+import KeijiTestSupport
 import Testing
 
 #if canImport(Glibc)
@@ -11,12 +12,7 @@ import Testing
 struct DashboardTests {
     typealias Session = WalkthroughTests.Session
 
-    struct Exchange {
-        var status: Int
-        /// Header names in lower case.
-        var headers: [String: String]
-        var body: String
-    }
+    typealias Exchange = HTTPAnswer
 
     /// `keiji init`, then `DASHBOARD_PORT` set to `port` in the session's settings.conf.
     static func initialize(_ s: Session, dashboardPort port: UInt16) async throws {
@@ -36,50 +32,16 @@ struct DashboardTests {
 
     static func requestBlocking(_ port: UInt16, _ method: String, _ path: String, cookie: String?, form: [(String, String)]?,
                                 headers: [String: String]) throws -> Exchange {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-        guard fd >= 0 else { throw CocoaError(.fileReadUnknown) }
-        defer { close(fd) }
-        var timeout = timeval(tv_sec: 60, tv_usec: 0)
-        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        address.sin_port = port.bigEndian
-        let connected = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0 }
-        }
-        guard connected else { throw CocoaError(.fileReadUnknown, userInfo: [NSLocalizedDescriptionKey: "cannot connect to 127.0.0.1:\(port)"]) }
         let allowed = CharacterSet.alphanumerics.union(CharacterSet(charactersIn: "-._~"))
         let body = form.map { $0.map { "\($0.0)=\($0.1.addingPercentEncoding(withAllowedCharacters: allowed) ?? "")" }.joined(separator: "&") } ?? ""
         var head = "\(method) \(path) HTTP/1.1\r\nHost: 127.0.0.1:\(port)\r\nConnection: close\r\nContent-Length: \(body.utf8.count)\r\n"
         if form != nil { head += "Content-Type: application/x-www-form-urlencoded\r\n" }
         if let cookie { head += "Cookie: \(cookie)\r\n" }
         for (name, value) in headers { head += "\(name): \(value)\r\n" }
-        let bytes = Array((head + "\r\n" + body).utf8)
-        guard bytes.withUnsafeBytes({ send(fd, $0.baseAddress, $0.count, 0) }) == bytes.count else { throw CocoaError(.fileWriteUnknown) }
-        var received: [UInt8] = []
-        var buffer = [UInt8](repeating: 0, count: 65536)
-        while true {
-            let n = recv(fd, &buffer, buffer.count, 0)
-            if n <= 0 { break }
-            received += buffer[0..<n]
-            if let exchange = parse(received), exchange.body.utf8.count >= Int(exchange.headers["content-length"] ?? "") ?? Int.max { return exchange }
+        guard let exchange = try HTTPTestClient.exchange(port, Array((head + "\r\n" + body).utf8), receiveTimeoutSeconds: 60, untilClose: method == "HEAD") else {
+            throw LoopbackSocketError(description: "no HTTP response from 127.0.0.1:\(port)")
         }
-        guard let exchange = parse(received) else { throw CocoaError(.fileReadCorruptFile, userInfo: [NSLocalizedDescriptionKey: "no HTTP response"]) }
         return exchange
-    }
-
-    static func parse(_ bytes: [UInt8]) -> Exchange? {
-        let text = String(decoding: bytes, as: UTF8.self)
-        guard let split = text.range(of: "\r\n\r\n") else { return nil }
-        let lines = text[..<split.lowerBound].components(separatedBy: "\r\n")
-        guard let status = lines.first?.split(separator: " ").dropFirst().first.flatMap({ Int($0) }) else { return nil }
-        var headers: [String: String] = [:]
-        for line in lines.dropFirst() {
-            guard let colon = line.firstIndex(of: ":") else { continue }
-            headers[line[..<colon].lowercased()] = line[line.index(after: colon)...].trimmingCharacters(in: .whitespaces)
-        }
-        return Exchange(status: status, headers: headers, body: String(text[split.upperBound...]))
     }
 
     /// Logs in with the bus token; returns the `Cookie` header value to send.
@@ -258,7 +220,7 @@ struct DashboardTests {
     /// A dashboard port that is taken costs the dashboard, not the scheduler: it says so in one line of its log, and
     /// at `system --start`.
     @Test func aTakenPortLeavesTheSchedulerRunningWithoutTheDashboard() async throws {
-        let (squatter, port) = try MetricsEndpointTests.listeningSocket()
+        let (squatter, port) = try LoopbackSocket.listening()
         defer { close(squatter) }
         let s = try Session()
         defer { s.cleanUp() }

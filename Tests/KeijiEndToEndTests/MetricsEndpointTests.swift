@@ -1,4 +1,5 @@
 import Foundation
+import KeijiTestSupport
 import Testing
 
 #if canImport(FoundationNetworking)
@@ -24,33 +25,9 @@ struct MetricsEndpointTests {
     /// went back to the pool: a soak run saw the kernel give it to a fake bus of another test, whose log then held
     /// this test's HTTP request, and the request got no answer.
     static func freePort() throws -> UInt16 {
-        for _ in 0..<200 {
-            let candidate = UInt16.random(in: 10000..<20000)
-            if let (fd, _) = try? listeningSocket(port: candidate) {
-                close(fd)
-                return candidate
-            }
-        }
-        throw CocoaError(.fileWriteUnknown, userInfo: [NSLocalizedDescriptionKey: "no free port in 10000-19999"])
-    }
-
-    /// A socket listening on a loopback port (the kernel picks one for 0), and that port.
-    static func listeningSocket(port: UInt16 = 0) throws -> (Int32, UInt16) {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-        try #require(fd >= 0)
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        address.sin_port = port.bigEndian
-        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        let bound = withUnsafeMutablePointer(to: &address) { pointer in
-            pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) == 0 && getsockname(fd, $0, &length) == 0 }
-        }
-        guard bound, listen(fd, 1) == 0 else {
-            close(fd)
-            throw CocoaError(.fileWriteUnknown, userInfo: [NSLocalizedDescriptionKey: "cannot listen on 127.0.0.1:0"])
-        }
-        return (fd, UInt16(bigEndian: address.sin_port))
+        let listener = try LoopbackSocket.listeningOnAFreePort(in: 10000..<20000)
+        close(listener.fd)
+        return listener.port
     }
 
     /// `keiji init`, then `METRICS_PORT` set to `port` in the session's settings.conf.
@@ -119,7 +96,7 @@ struct MetricsEndpointTests {
     /// A metrics port that is taken costs the metrics, not the scheduler: it starts, runs tasks, and says why
     /// /metrics is off in one line of its log, and at `system --start`.
     @Test func aTakenPortLeavesTheSchedulerRunningWithoutMetrics() async throws {
-        let (squatter, port) = try Self.listeningSocket()
+        let (squatter, port) = try LoopbackSocket.listening()
         defer { close(squatter) }
         let s = try Session()
         defer { s.cleanUp() }

@@ -1,6 +1,7 @@
 import Foundation
 import KeijiCore
 import KeijiJournal
+import KeijiTestSupport
 import Testing
 
 #if canImport(Glibc)
@@ -224,23 +225,9 @@ struct SystemCommandTests {
         }
     }
 
-    /// A listening socket on a free 127.0.0.1 port the kernel picks; closed by the caller.
-    func occupyAPort() throws -> (fd: Int32, port: UInt16) {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_port = 0
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        let bound = withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
-        try #require(fd >= 0 && bound == 0 && listen(fd, 1) == 0, "a port is free for the test")
-        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        _ = withUnsafeMutablePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) } }
-        return (fd, UInt16(bigEndian: address.sin_port))
-    }
-
     @Test func aBusThatCannotListenSaysWhyAndNothingIsLeftRunning() async throws {
         // Both of the bus's ports are held, so whichever it binds first is refused.
-        let push = try occupyAPort(), pull = try occupyAPort()
+        let push = try LoopbackSocket.listening(), pull = try LoopbackSocket.listening()
         defer { close(push.fd); close(pull.fd) }
         let port = push.port
         let s = try Session(tcpPorts: (push.port, pull.port))
@@ -428,7 +415,7 @@ struct SystemCommandTests {
         #expect(try await s.keiji("init").status == 0)
         #expect(try await s.keiji("system", "--start").status == 0)
         // A listener on a free port of the loopback, which the bus is then told to use.
-        let listener = try listeningOnAFreeLoopbackPort()
+        let listener = try LoopbackSocket.listeningOnAFreePort(in: 20000..<32000)
         defer { close(listener.fd) }
         try s.setSetting("BUS_TRANSPORT", "tcp")
         try s.setSetting("BUS_PUSH_PORT", String(listener.port))

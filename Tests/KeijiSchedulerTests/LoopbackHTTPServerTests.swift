@@ -1,5 +1,6 @@
 import Foundation
 import Synchronization
+import KeijiTestSupport
 import Testing
 @testable import KeijiScheduler
 
@@ -45,64 +46,8 @@ struct LoopbackHTTPServerTests {
         var port: UInt16 { server.port }
     }
 
-    struct Answer {
-        var status: Int
-        var headers: [String: String]
-        var body: String
-    }
-
-    /// Sends `bytes` and reads until the server closes; nil when it answered nothing.
-    static func exchange(_ port: UInt16, _ bytes: [UInt8]) throws -> Answer? {
-        let fd = try connected(port)
-        defer { close(fd) }
-        bytes.withUnsafeBytes { buffer in
-            var sent = 0
-            while sent < buffer.count {
-                let n = send(fd, buffer.baseAddress! + sent, buffer.count - sent, Int32(MSG_NOSIGNAL))
-                if n <= 0 { return }  // the server answered early and closed
-                sent += n
-            }
-        }
-        return read(fd)
-    }
-
-    static func connected(_ port: UInt16) throws -> Int32 {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        var timeout = timeval(tv_sec: 30, tv_usec: 0)
-        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_addr.s_addr = UInt32(0x7f00_0001).bigEndian
-        address.sin_port = port.bigEndian
-        let ok = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0 }
-        }
-        try #require(ok, "connect to \(port)")
-        return fd
-    }
-
-    static func read(_ fd: Int32) -> Answer? {
-        var received: [UInt8] = []
-        var buffer = [UInt8](repeating: 0, count: 65536)
-        while true {
-            let n = recv(fd, &buffer, buffer.count, 0)
-            if n <= 0 { break }
-            received += buffer[0..<n]
-        }
-        let text = String(decoding: received, as: UTF8.self)
-        guard let split = text.range(of: "\r\n\r\n") else { return nil }
-        let lines = text[..<split.lowerBound].components(separatedBy: "\r\n")
-        guard let status = lines.first?.split(separator: " ").dropFirst().first.flatMap({ Int($0) }) else { return nil }
-        var headers: [String: String] = [:]
-        for line in lines.dropFirst() {
-            guard let colon = line.firstIndex(of: ":") else { continue }
-            headers[line[..<colon].lowercased()] = line[line.index(after: colon)...].trimmingCharacters(in: .whitespaces)
-        }
-        return Answer(status: status, headers: headers, body: String(text[split.upperBound...]))
-    }
-
-    static func get(_ port: UInt16, _ target: String, method: String = "GET", extra: String = "") throws -> Answer? {
-        try exchange(port, Array("\(method) \(target) HTTP/1.1\r\nHost: x\r\n\(extra)\r\n".utf8))
+    static func get(_ port: UInt16, _ target: String, method: String = "GET", extra: String = "") throws -> HTTPAnswer? {
+        try HTTPTestClient.exchange(port, Array("\(method) \(target) HTTP/1.1\r\nHost: x\r\n\(extra)\r\n".utf8), untilClose: method == "HEAD")
     }
 
     @Test func aRequestIsParsedAndAnsweredOnce() async throws {
@@ -111,7 +56,7 @@ struct LoopbackHTTPServerTests {
         var answer = try #require(try await blocking { try Self.get(s.port, "/a/./b/../c?task=x%2Fy&q=a+b") })
         #expect(answer.status == 200 && answer.body == "hello GET /a/c task=x/y,q=a b 0", "\(answer)")
         #expect(answer.headers["connection"] == "close" && answer.headers["content-length"] == String(answer.body.utf8.count))
-        answer = try #require(try await blocking { try Self.exchange(s.port, Array("POST /form HTTP/1.1\r\nContent-Length: 5\r\n\r\nab".utf8) + Array("cde".utf8)) })
+        answer = try #require(try await blocking { try HTTPTestClient.exchange(s.port, Array("POST /form HTTP/1.1\r\nContent-Length: 5\r\n\r\nab".utf8) + Array("cde".utf8)) })
         #expect(answer.body == "hello POST /form  5")
         // HEAD: the GET route's length, no body.
         answer = try #require(try await blocking { try Self.get(s.port, "/x", method: "HEAD") })
@@ -125,13 +70,13 @@ struct LoopbackHTTPServerTests {
         let huge = String(repeating: "a", count: 1 << 20)
         let refused = try await blocking { try Self.get(s.port, "/metrics", extra: "X: \(huge)\r\n") }
         #expect(refused?.status == 431 && refused?.body == "431 the request's line and header fields are over 16384 bytes\n", "\(String(describing: refused))")
-        #expect(try await blocking { try Self.exchange(s.port, Array("GET /\(huge) HTTP/1.1\r\n".utf8))?.status } == 431)
+        #expect(try await blocking { try HTTPTestClient.exchange(s.port, Array("GET /\(huge) HTTP/1.1\r\n".utf8))?.status } == 431)
         #expect(try await blocking { try Self.get(s.port, "/", extra: "Content-Length: 9000\r\n")?.status } == 413)
         #expect(try await blocking { try Self.get(s.port, "/", extra: "Transfer-Encoding: chunked\r\n")?.status } == 413)
         #expect(try await blocking { try Self.get(s.port, "/", extra: "Content-Length: -1\r\n")?.status } == 400)
         #expect(try await blocking { try Self.get(s.port, "/", extra: "no colon here\r\n")?.status } == 400)
-        #expect(try await blocking { try Self.exchange(s.port, Array("GARBAGE\r\n\r\n".utf8))?.status } == 400)
-        #expect(try await blocking { try Self.exchange(s.port, Array("GET / HTTP/2.0\r\n\r\n".utf8))?.status } == 505)
+        #expect(try await blocking { try HTTPTestClient.exchange(s.port, Array("GARBAGE\r\n\r\n".utf8))?.status } == 400)
+        #expect(try await blocking { try HTTPTestClient.exchange(s.port, Array("GET / HTTP/2.0\r\n\r\n".utf8))?.status } == 505)
         #expect(s.calls == 0)
         #expect(try await blocking { try Self.get(s.port, "/after")?.status } == 200)
     }
@@ -140,10 +85,10 @@ struct LoopbackHTTPServerTests {
         let s = try await Served(requestDeadline: .milliseconds(300))
         defer { Task { await s.server.stop() } }
         let status = try await blocking {
-            let fd = try Self.connected(s.port)
+            let fd = try LoopbackSocket.connected(port: s.port)
             defer { close(fd) }
             _ = send(fd, "GET / HTTP/1.1\r\nX-Slow: ", 24, Int32(MSG_NOSIGNAL))
-            return Self.read(fd)?.status
+            return HTTPTestClient.read(fd)?.status
         }
         #expect(status == 408)
         #expect(s.calls == 0)
@@ -156,7 +101,7 @@ struct LoopbackHTTPServerTests {
         defer { Task { await s.server.stop() } }
         let (turnedAway, served) = try await blocking {
             var idle: [Int32] = []
-            for _ in 0..<LoopbackHTTPServer.connectionLimit { idle.append(try Self.connected(s.port)) }
+            for _ in 0..<LoopbackHTTPServer.connectionLimit { idle.append(try LoopbackSocket.connected(port: s.port)) }
             // Each is counted once its thread is serving it: the next connection is turned away after that.
             var turnedAway = false
             for _ in 0..<200 where !turnedAway {
