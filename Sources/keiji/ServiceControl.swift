@@ -41,6 +41,8 @@ struct ServiceControl {
     /// (``ReadinessWait``). Returns its pid, whether it was started now and the notes it sent while starting;
     /// throws the service's own reason when it refused or died while starting.
     func start(_ service: Service, arguments: [String] = [], wait: ReadinessWait = ReadinessWait()) throws -> (pid: pid_t, started: Bool, notes: [String]) {
+        let lock = try WorkspaceChangeLock.services(workspace)  // until it is ready, refused or dead: another start sees it running
+        defer { lock.release() }
         if let pid = runningPID(service) { return (pid, false, []) }
         try workspace.createSystemDirectories()
         let path = try binaryPath(service)
@@ -103,11 +105,11 @@ struct ServiceControl {
             return (pid, true, notes)
         case .refused(let reason):
             _ = ReadinessWait.reap(pid)
-            try? FileSystem.remove(workspace.pidFile(service.rawValue))
+            removePIDFile(service, naming: pid)
             throw CLIError("\(service.binary) refused to start: \(reason)")
         case .died:
             let ending = ReadinessWait.reap(pid) ?? "closed its readiness socket"
-            try? FileSystem.remove(workspace.pidFile(service.rawValue))
+            removePIDFile(service, naming: pid)
             let words = ReadinessWait.lastWords(in: LogFile(directory: workspace.serviceLogDirectory(service.rawValue), baseName: service.rawValue,
                                                             rotate: false, maxSize: 1))
             throw CLIError("\(service.binary) \(ending) while starting" + (words.map { ": \($0)" } ?? "") + " (see \(log))")
@@ -120,6 +122,8 @@ struct ServiceControl {
     /// takes over a second says so once: the scheduler gives its runs in progress their grace time (10 s and more),
     /// and a silent wait that long looked hung.
     func stop(_ service: Service, timeout: Double = 20) -> Bool {
+        let lock = try? WorkspaceChangeLock.services(workspace)
+        defer { lock?.release() }
         guard let pid = runningPID(service) else {
             try? FileSystem.remove(workspace.pidFile(service.rawValue))
             return false
@@ -139,7 +143,16 @@ struct ServiceControl {
             kill(pid, SIGKILL)
             usleep(100_000)
         }
-        try? FileSystem.remove(workspace.pidFile(service.rawValue))
+        removePIDFile(service, naming: pid)
         return true
+    }
+
+    /// Removes the service's pid file if it still names `pid`: a file another start has written since names a
+    /// service that runs, and without it no keiji command could see or stop that service.
+    private func removePIDFile(_ service: Service, naming pid: pid_t) {
+        let path = workspace.pidFile(service.rawValue)
+        guard let text = try? String(contentsOfFile: path, encoding: .utf8),
+              text.split(whereSeparator: \.isWhitespace).first == Substring(String(pid)) else { return }
+        try? FileSystem.remove(path)
     }
 }

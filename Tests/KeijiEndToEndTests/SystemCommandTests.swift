@@ -240,6 +240,40 @@ struct SystemCommandTests {
         #expect(try pid(of: "bus", in: s) == nil && pid(of: "scheduler", in: s) == nil, "the scheduler is not started after the bus refused")
     }
 
+    /// The services of one session by their processes, whatever the pid files say: each process of `binary` whose
+    /// environment has the session's `HOME`.
+    func processes(_ binary: String, of s: Session) -> [pid_t] {
+        let entries = (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []
+        return entries.compactMap { pid_t($0) }.filter { pid in
+            guard (try? String(contentsOfFile: "/proc/\(pid)/comm", encoding: .utf8))?.hasPrefix(binary) == true,
+                  let environment = FileManager.default.contents(atPath: "/proc/\(pid)/environ") else { return false }
+            return environment.split(separator: 0).contains { String(decoding: $0, as: UTF8.self) == "HOME=" + s.home } && isAlive(pid)
+        }
+    }
+
+    /// Two `system --start` at once start one bus and one scheduler, both in the pid files: the refused start of a
+    /// second bus removed the first's pid file, and that bus ran on where `--status` and `--stop` could not see it.
+    @Test func twoStartsAtOnceLeaveOneOfEachServiceThatStopStops() async throws {
+        let s = try Session()
+        defer { s.cleanUp() }
+        #expect(try await s.keiji("init").status == 0)
+        for round in 1...3 {
+            async let first = s.keiji("system", "--start")
+            async let second = s.keiji("system", "--start")
+            let (a, b) = try await (first, second)
+            #expect(a.status == 0 && b.status == 0, "round \(round): \(a.stdout)\(a.stderr) | \(b.stdout)\(b.stderr)")
+            let busPIDs = processes("keiji-bus", of: s), schedulerPIDs = processes("keiji-schedul", of: s)
+            #expect(busPIDs.count == 1 && schedulerPIDs.count == 1, "round \(round): buses \(busPIDs), schedulers \(schedulerPIDs)")
+            #expect(try busPIDs == [pid(of: "bus", in: s)].compactMap { $0 } && schedulerPIDs == [pid(of: "scheduler", in: s)].compactMap { $0 },
+                    "round \(round): the pid files name the running services")
+            let status = try await s.keiji("system", "--status")
+            #expect(status.stdout.contains("bus                ONLINE") && status.stdout.contains("scheduler          ONLINE"), "\(status.stdout)")
+            #expect(try await s.keiji("system", "--stop").status == 0)
+            #expect(await eventually { processes("keiji-bus", of: s).isEmpty && processes("keiji-schedul", of: s).isEmpty },
+                    "round \(round): --stop leaves nothing running")
+        }
+    }
+
     @Test func stopAndStatusWorkWhateverTheSettingsSay() async throws {
         let s = try Session()
         defer { s.cleanUp() }
