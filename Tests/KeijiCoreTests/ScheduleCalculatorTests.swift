@@ -79,10 +79,24 @@ struct ScheduleCalculatorTests {
             == at("2027-01-01T04:30:00Z"))
     }
 
+    /// Vixie cron (and cronie) treat a day field that starts with `*` as a star even with a step: the two day
+    /// fields must then both match, not either.
+    @Test func aDayFieldStartingWithAStarNarrowsTheOtherAsInVixieCron() throws {
+        #expect(calculator(.cron(try CronExpression("0 0 */2 * mon"))).nextSlot(after: at("2026-12-07T05:00:00Z"))
+            == at("2026-12-21T00:00:00Z"), "a Monday of odd date: the 14th is even")
+        #expect(calculator(.cron(try CronExpression("0 0 */1 * mon"))).nextSlot(after: at("2026-12-07T05:00:00Z"))
+            == at("2026-12-14T00:00:00Z"), "Mondays only, not every day")
+        #expect(calculator(.cron(try CronExpression("0 0 1 * */2"))).nextSlot(after: at("2026-12-07T05:00:00Z"))
+            == at("2027-04-01T00:00:00Z"), "a 1st on Sunday, Tuesday, Thursday or Saturday (Thursday 1 April; January to March are not)")
+        #expect(calculator(.cron(try CronExpression("0 0 1,15 * mon"))).nextSlot(after: at("2026-12-07T05:00:00Z"))
+            == at("2026-12-14T00:00:00Z"), "no star: either field (Monday the 14th before the 15th)")
+        #expect { try CronExpression("0 0 30 2 */2") } throws: { ($0 as? KeijiError)?.message.contains("never fire") == true }
+    }
+
     @Test func invalidCronExpressionsAreRefusedWithTheReason() {
         for (text, fragment) in [("* * *", "5 fields"), ("60 * * * *", "minute"), ("* * * 13 *", "month"),
                                  ("*/0 * * * *", "step"), ("5-1 * * * *", "backwards"), ("0 0 31 2 *", "never fire"),
-                                 ("a * * * *", "minute")] {
+                                 ("a * * * *", "minute"), ("+5 * * * *", "minute"), ("*/+5 * * * *", "step"), ("0 0 1-+3 * *", "day of month")] {
             #expect { try CronExpression(text) } throws: { error in
                 (error as? KeijiError)?.message.contains(fragment) == true
             }

@@ -1,7 +1,9 @@
 /// A cron expression: five fields (minute hour day-of-month month day-of-week) or six with a leading seconds
 /// field. Fields take `*`, numbers, ranges `a-b`, steps `*/n` and `a-b/n`, lists `a,b`, and names (`jan`,
-/// `mon`). Day-of-week 0 and 7 are Sunday. As in Vixie cron, when both day fields are restricted a day
-/// matches if **either** does. Evaluated on wall time in the task's zone (see ``ZonedClock`` for DST).
+/// `mon`). Day-of-week 0 and 7 are Sunday. The day fields combine as in Vixie cron (and cronie): when neither
+/// starts with `*`, a day matches if **either** does (`0 0 1,15 * mon`: the 1st, the 15th and Mondays); when one
+/// does, even as a step such as `*/2`, a day must match **both** (`0 0 */2 * mon`: Mondays of odd date).
+/// Evaluated on wall time in the task's zone (see ``ZonedClock`` for DST).
 public struct CronExpression: Hashable, Sendable, CustomStringConvertible {
     public let source: String
     let seconds: Set<Int>
@@ -10,8 +12,8 @@ public struct CronExpression: Hashable, Sendable, CustomStringConvertible {
     let daysOfMonth: Set<Int>
     let months: Set<Int>
     let daysOfWeek: Set<Int>
-    let dayOfMonthRestricted: Bool
-    let dayOfWeekRestricted: Bool
+    /// Neither day field starts with `*` (or `?`): a day matches if either field does, not both.
+    let eitherDayFieldMatches: Bool
     /// Why a step is wider than its field (`*/90` in minutes), for ``Schedule/validated()`` to refuse. Kept
     /// apart from parsing so a stored expression still decodes under stricter rules.
     let outOfRangeStep: String?
@@ -48,10 +50,10 @@ public struct CronExpression: Hashable, Sendable, CustomStringConvertible {
         var dow = try field(5, "day of week", 0...7, ["sun", "mon", "tue", "wed", "thu", "fri", "sat"])
         if dow.remove(7) != nil { dow.insert(0) }
         daysOfWeek = dow
-        dayOfMonthRestricted = fields[3] != "*" && fields[3] != "?"
-        dayOfWeekRestricted = fields[5] != "*" && fields[5] != "?"
+        // Vixie cron's DOM_STAR and DOW_STAR: set by a field's first character, so `*/2` counts as a star.
+        eitherDayFieldMatches = !(fields[3].hasPrefix("*") || fields[3].hasPrefix("?") || fields[5].hasPrefix("*") || fields[5].hasPrefix("?"))
         guard months.contains(where: { month in daysOfMonth.contains { $0 <= CivilTime.daysInMonth(year: 2000, month: month) } })
-            || dayOfWeekRestricted
+            || eitherDayFieldMatches
         else {
             throw KeijiError(.invalidSchedule, "cron expression \"\(text)\" can never fire (no such day in those months)")
         }
@@ -61,12 +63,7 @@ public struct CronExpression: Hashable, Sendable, CustomStringConvertible {
         guard months.contains(time.month) else { return false }
         let dom = daysOfMonth.contains(time.day)
         let dow = daysOfWeek.contains(time.weekday.rawValue)
-        switch (dayOfMonthRestricted, dayOfWeekRestricted) {
-        case (true, true): return dom || dow
-        case (true, false): return dom
-        case (false, true): return dow
-        case (false, false): return true
-        }
+        return eitherDayFieldMatches ? dom || dow : dom && dow
     }
 
     /// The first wall time at or after `start` that matches, searching at most ~5 years ahead.
@@ -105,10 +102,15 @@ public struct CronExpression: Hashable, Sendable, CustomStringConvertible {
         let span = range.upperBound - range.lowerBound
         for part in field.split(separator: ",") {
             let pieces = part.split(separator: "/", omittingEmptySubsequences: false)
-            guard pieces.count == 2, let step = Int(pieces[1]), step > span else { continue }
+            guard pieces.count == 2, let step = Self.number(pieces[1]), step > span else { continue }
             return "\(name) step must be between 1 and \(span) (got \(step))"
         }
         return nil
+    }
+
+    /// Digits only: `Int("+5")` is 5, and cron refuses a sign.
+    private static func number(_ text: Substring) -> Int? {
+        text.allSatisfy(\.isASCII) && text.allSatisfy(\.isNumber) ? Int(text) : nil
     }
 
     private static func parse(_ field: String, name: String, range: ClosedRange<Int>, names: [String], expression: String) throws -> Set<Int> {
@@ -117,7 +119,7 @@ public struct CronExpression: Hashable, Sendable, CustomStringConvertible {
         }
         func value(_ text: Substring) throws -> Int {
             if let index = names.firstIndex(of: text.lowercased()) { return index + (range.lowerBound == 1 ? 1 : 0) }
-            guard let number = Int(text), range.contains(number) else { throw fail("has \"\(text)\" outside \(range.lowerBound)-\(range.upperBound)") }
+            guard let number = Self.number(text), range.contains(number) else { throw fail("has \"\(text)\" outside \(range.lowerBound)-\(range.upperBound)") }
             return number
         }
         var result: Set<Int> = []
@@ -127,7 +129,7 @@ public struct CronExpression: Hashable, Sendable, CustomStringConvertible {
             guard pieces.count <= 2 else { throw fail("has more than one step") }
             var step = 1
             if pieces.count == 2 {
-                guard let n = Int(pieces[1]), n > 0 else { throw fail("has an invalid step \"\(pieces[1])\"") }
+                guard let n = Self.number(pieces[1]), n > 0 else { throw fail("has an invalid step \"\(pieces[1])\"") }
                 step = n
             }
             let base = pieces[0]
