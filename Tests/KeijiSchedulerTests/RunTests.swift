@@ -294,6 +294,34 @@ struct RunTests {
         await third.stop()
     }
 
+    /// A retry a `--disable` dropped during its backoff stays dropped: an `--enable` and a restart after it did not
+    /// bring it back (they did: recovery looked only at the latest run's failure and the task's state now).
+    @Test func aRetryDroppedByADisableIsNotResumedByARestart() async throws {
+        let harness = try SchedulerHarness()
+        defer { harness.remove() }
+        let name = harness.taskName("flaky")
+        try await harness.defineOffline(try harness.commandTask("flaky", "exit 3", every: 86_400) {
+            $0.retries = 2
+            $0.retryBackoffSeconds = 2
+        })
+        let first = harness.engine()
+        try await first.start()
+        _ = try await first.submit(.taskTriggered(name))
+        #expect(await harness.wait { try harness.entries().finishedRuns.count == 1 })
+        _ = try await first.submit(.taskDisabled(name))  // within the 2 s backoff
+        try await Task.sleep(for: .seconds(3))  // past it: the running engine dropped the retry
+        _ = try await first.submit(.taskEnabled(name))
+        #expect(try harness.entries().startedRuns.map(\.attempt) == [1])
+        await first.stop()
+
+        let second = harness.engine()
+        let report = try await second.start()
+        #expect(report.retriesResumed == nil, "\(String(describing: report.retriesResumed))")
+        try await Task.sleep(for: .seconds(3))  // past the backoff: a resumed retry would have started by now
+        #expect(try harness.entries().startedRuns.map(\.attempt) == [1])
+        await second.stop()
+    }
+
     /// A stopped run's end says who stopped it: `--stop`, `--delete` (it said "stopped on request" for both, and for
     /// a scheduler's stop that outlasted its grace).
     @Test func aStoppedRunSaysWhyItWasStopped() async throws {

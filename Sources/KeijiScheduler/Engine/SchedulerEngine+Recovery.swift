@@ -279,11 +279,15 @@ extension SchedulerEngine {
     /// slots aside) failed with attempts left, its end journaled as not final (so the task is not in error), and
     /// nothing ran after it. Each is due at the failed run's end plus its backoff. A task whose interrupted run is
     /// re-run now (`rerunning`) started its next run already.
+    /// A task changed since the failure (disabled, enabled, resolved, saved again) owes nothing: a `--disable`
+    /// during the backoff drops the retry in the running engine, and a later `--enable` or restart must not bring
+    /// it back, days later perhaps.
     func owedRetries(rerunning: Set<TaskName>) -> [(run: RecoveryRun, dueAtMs: Int64)] {
         state.tasks.keys.sorted().compactMap { name in
             guard let task = state.tasks[name], !task.isDisabled, !task.isError, !rerunning.contains(name),
                   let latest = task.recentRuns.last(where: { !$0.outcome.hasPrefix("missed") }),
-                  RunOutcome(rawValue: latest.outcome)?.isFailure == true, latest.attempt <= task.definition.policy.retries
+                  RunOutcome(rawValue: latest.outcome)?.isFailure == true, latest.attempt <= task.definition.policy.retries,
+                  task.updatedAt <= latest.finishedAt
             else { return nil }
             let backoff = task.definition.policy.retryDelaySeconds(afterAttempt: latest.attempt)
             let due = TimeArithmetic.sum(latest.finishedAt, TimeArithmetic.milliseconds(fromSeconds: backoff))
