@@ -21,6 +21,27 @@ enum Console {
         say(lines.joined(separator: "\n"))
     }
 
+    /// Lines as bytes, each followed by a newline, in one write: a task's log as it wrote it (see ``visible(_:)``).
+    static func say(byteLines lines: [ArraySlice<UInt8>]) {
+        guard !lines.isEmpty else { return }
+        var out: [UInt8] = []
+        out.reserveCapacity(lines.reduce(0) { $0 + $1.count + 1 })
+        for line in lines {
+            out += line
+            out.append(UInt8(ascii: "\n"))
+        }
+        fflush(nil)  // after what `say` printed before
+        out.withUnsafeBytes { buffer in
+            var written = 0
+            while written < buffer.count {
+                let n = write(STDOUT_FILENO, buffer.baseAddress! + written, buffer.count - written)
+                if n < 0, errno == EINTR { continue }
+                guard n > 0 else { return }
+                written += n
+            }
+        }
+    }
+
     /// `object` as JSON, pretty and with sorted keys, for `--json`; an empty list as `[]` (Foundation's pretty form
     /// of one was `[`, an empty line and `]` for some lists).
     static func say(json object: Any) throws {

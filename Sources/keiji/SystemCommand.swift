@@ -55,7 +55,7 @@ struct SystemCommand: AsyncParsableCommand {
                 guard bus || scheduler else { throw CLIError("--logs needs --bus or --scheduler") }
                 try CountOption.lines.check(lines)
                 let log = LogFile(directory: workspace.serviceLogDirectory(services[0].rawValue), baseName: services[0].rawValue, rotate: false, maxSize: 1)
-                for line in try log.lastLines(lines) { Console.say(line) }
+                Console.say(byteLines: try log.lastLineBytes(lines))
             } else if status {
                 try await printStatus(workspace: workspace, control: control)
             } else {

@@ -298,7 +298,7 @@ struct TaskCommand: AsyncParsableCommand {
             guard follow else { throw CLIError("task \(taskName) has not run yet: no log (\(log.activePath))") }
             Console.progress("task \(taskName) has not run yet: waiting for its first run (Ctrl-C to stop)")
         } else {
-            for line in try log.lastLines(lines ?? 100) { Console.say(line) }
+            Console.say(byteLines: try log.lastLineBytes(lines ?? 100))
             guard follow else { return }
         }
         SharedPostgresSession.current?.close()  // following lasts until Ctrl-C: no database session held meanwhile

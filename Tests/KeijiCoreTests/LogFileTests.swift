@@ -61,6 +61,23 @@ struct LogFileTests {
         #expect(try log.lastLines(100) == ["first", long])
     }
 
+    /// `--logs` prints a task's bytes as `cat` would: bytes that are not UTF-8 come back as written, from a sealed
+    /// segment and from the active file (decoded and printed again, each became the three bytes of U+FFFD).
+    @Test func theTailKeepsBytesThatAreNotUTF8() throws {
+        let home = TemporaryHome()
+        defer { home.remove() }
+        let log = LogFile(directory: home.path + "/l", baseName: "bin", rotate: true, maxSize: 8, retainedSegments: 3)
+        try FileManager.default.createDirectory(atPath: log.directory, withIntermediateDirectories: true)
+        let sealed: [UInt8] = [0x61, 0xFF, 0xFE, 0x62, 0x0A, 0xC3, 0x28, 0x0A]  // a\xff\xfeb, \xc3(
+        try Data(sealed).write(to: URL(fileURLWithPath: log.activePath))
+        #expect(try log.rotateIfNeeded())
+        let active: [UInt8] = [0x80, 0x0A, 0x7A, 0xED, 0xA0, 0x80]  // a lone continuation byte, then z and a surrogate, no newline
+        try Data(active).write(to: URL(fileURLWithPath: log.activePath))
+        #expect(try log.lastLineBytes(4).map(Array.init) == [[0x61, 0xFF, 0xFE, 0x62], [0xC3, 0x28], [0x80], [0x7A, 0xED, 0xA0, 0x80]])
+        #expect(try log.lastLineBytes(1).map(Array.init) == [[0x7A, 0xED, 0xA0, 0x80]])
+        #expect(try log.lastLines(1) == ["z\u{FFFD}\u{FFFD}\u{FFFD}"], "decoded for pages and messages")
+    }
+
     @Test func withoutRotationTheLogOnlyGrows() throws {
         let home = TemporaryHome()
         defer { home.remove() }

@@ -115,16 +115,23 @@ public struct LogFile: Sendable {
         return true
     }
 
-    /// The last `count` lines across sealed segments and the active file, oldest first.
+    /// The last `count` lines across sealed segments and the active file, oldest first, decoded as UTF-8 (a byte
+    /// that is not becomes U+FFFD): for pages and messages. `keiji task --logs` prints ``lastLineBytes(_:)``.
     public func lastLines(_ count: Int) throws -> [String] {
+        try lastLineBytes(count).map { String(decoding: $0, as: UTF8.self) }
+    }
+
+    /// The last `count` lines as the task wrote them, without their newlines, oldest first: `--logs` prints them
+    /// as `cat` would, whatever the bytes (decoded and printed again, a byte that was not UTF-8 came out as three).
+    public func lastLineBytes(_ count: Int) throws -> [ArraySlice<UInt8>] {
         var (lines, whole) = activeTail(count)
         for sequence in try (whole && FileSystem.exists(directory) ? segments.list() : []).reversed() where lines.count < count {
-            let text = String(decoding: try LZ4FrameFile.decompress(Array(try FileSystem.read(segments.path(of: sequence)))), as: UTF8.self)
-            var older = text.split(separator: "\n", omittingEmptySubsequences: false)
-            if older.last == "" { older.removeLast() }
+            let bytes = try LZ4FrameFile.decompress(Array(try FileSystem.read(segments.path(of: sequence))))
+            var older = bytes[...].split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: false)
+            if older.last?.isEmpty == true { older.removeLast() }
             lines = older + lines
         }
-        return lines.suffix(count).map(String.init)
+        return Array(lines.suffix(count))
     }
 
     /// The most of the active file a tail reads, at the least: 64 KiB a line asked for counts too (up to 256 MiB),
@@ -136,7 +143,7 @@ public struct LogFile: Sendable {
     /// The active file's last `count` lines, read backwards a block at a time (at most ``tailBytes(forLines:)``), and
     /// whether the file was read to its start. A log rolls only between runs, so one run can make it any size: read
     /// whole for a tail, a 300 MB log cost a dashboard page 0.9 GB and 12 s, and the CLI's `--logs` as much.
-    private func activeTail(_ count: Int) -> (lines: [Substring], whole: Bool) {
+    private func activeTail(_ count: Int) -> (lines: [ArraySlice<UInt8>], whole: Bool) {
         let fd = open(activePath, O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else { return ([], true) }
         defer { close(fd) }
@@ -155,8 +162,8 @@ public struct LogFile: Sendable {
             newlines += block.count { $0 == UInt8(ascii: "\n") }
             blocks.append(block)
         }
-        var lines = String(decoding: blocks.reversed().joined(), as: UTF8.self).split(separator: "\n", omittingEmptySubsequences: false)
-        if lines.last == "" { lines.removeLast() }
+        var lines = Array(blocks.reversed().joined())[...].split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: false)
+        if lines.last?.isEmpty == true { lines.removeLast() }
         if start > 0, lines.count > count { lines.removeFirst() }  // begun mid-line
         return (lines, start == 0)
     }
