@@ -4,7 +4,9 @@
 An independent reference for keiji's ScheduleCalculator, built on Python's zoneinfo. PEP 495's fold=0 is
 exactly keiji's policy: a wall time in a spring-forward gap resolves with the pre-transition offset (so it
 fires shifted forward by the gap), and a wall time in a fall-back fold resolves to its first occurrence
-(so it fires once). Run: python3 scripts/generate-dst-vectors.py
+(so a schedule of fixed times fires once). A cron with `*` in its minute or hour field fires through the hours,
+and cron runs such jobs on both passes of a repeated hour: there fold=1's instant fires too.
+Run: python3 scripts/generate-dst-vectors.py
 """
 import json
 from datetime import datetime, timedelta, timezone
@@ -27,14 +29,15 @@ def daily(zone, hh, mm, start_day, days):
     return out
 
 def every_wall(zone, minutes, start_wall, count):
-    """Firings of a cron stepping every `minutes` on the wall clock, from start_wall."""
-    out, last, wall = [], None, start_wall
-    while len(out) < count:
-        t = instant(zone, wall)
-        if last is None or t > last:
-            out.append(t); last = t
+    """Firings of a cron stepping every `minutes` on the wall clock, from start_wall: each wall time's first
+    occurrence, and its second when it is repeated (fold=1 names another instant)."""
+    found, wall = set(), start_wall
+    while len(found) < count + 4:
+        found.add(instant(zone, wall))
+        found.add(int(wall.replace(tzinfo=ZoneInfo(zone), fold=1).timestamp()))
         wall += timedelta(minutes=minutes)
-    return out
+    first = instant(zone, start_wall)
+    return sorted(t for t in found if t >= first)[:count]
 
 cases = []
 def add(name, zone, spec, firings):
@@ -62,6 +65,10 @@ add("Lord Howe 30-minute fold: 01:45 fires once", "Australia/Lord_Howe",
     daily("Australia/Lord_Howe", 1, 45, date(2026, 4, 3), 5))
 add("New York cron every 30 minutes through the fold", "America/New_York",
     {"cron": "*/30 * * * *"}, every_wall("America/New_York", 30, datetime(2026, 10, 31, 23, 0), 12))
+add("Lord Howe cron every 15 minutes through the 30-minute fold", "Australia/Lord_Howe",
+    {"cron": "*/15 * * * *"}, every_wall("Australia/Lord_Howe", 15, datetime(2026, 4, 5, 0, 30), 12))
+add("London cron hourly at :30 through the fold", "Europe/London",
+    {"cron": "30 * * * *"}, every_wall("Europe/London", 60, datetime(2026, 10, 24, 23, 30), 6))
 add("New York cron every 30 minutes through the gap", "America/New_York",
     {"cron": "*/30 * * * *"}, every_wall("America/New_York", 30, datetime(2026, 3, 7, 23, 0), 12))
 add("Lord Howe cron every 15 minutes through the gap", "Australia/Lord_Howe",

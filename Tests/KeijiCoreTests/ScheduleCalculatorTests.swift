@@ -93,6 +93,25 @@ struct ScheduleCalculatorTests {
         #expect { try CronExpression("0 0 30 2 */2") } throws: { ($0 as? KeijiError)?.message.contains("never fire") == true }
     }
 
+    /// In a repeated hour (New York falls back at 06:00Z on 7 November 2027, 02:00 EDT → 01:00 EST) a cron with `*`
+    /// in its minute or hour field fires on both passes, as cron runs such jobs: `*/15` went from 01:45 EDT to 02:00
+    /// EST, 75 minutes, and an hourly one missed an hour. One of fixed times still fires once.
+    @Test func aCronThroughTheHoursFiresOnBothPassesOfARepeatedHour() throws {
+        #expect(firings(calculator(.cron(try CronExpression("*/15 * * * *")), zone: "America/New_York"), after: at("2027-11-07T05:30:00Z"), count: 7)
+            == ["2027-11-07T05:45:00Z", "2027-11-07T06:00:00Z", "2027-11-07T06:15:00Z", "2027-11-07T06:30:00Z", "2027-11-07T06:45:00Z",
+                "2027-11-07T07:00:00Z", "2027-11-07T07:15:00Z"])
+        #expect(firings(calculator(.cron(try CronExpression("30 * * * *")), zone: "America/New_York"), after: at("2027-11-07T04:00:00Z"), count: 4)
+            == ["2027-11-07T04:30:00Z", "2027-11-07T05:30:00Z", "2027-11-07T06:30:00Z", "2027-11-07T07:30:00Z"])
+        #expect(firings(calculator(.cron(try CronExpression("*/20 1 * * *")), zone: "America/New_York"), after: at("2027-11-07T04:00:00Z"), count: 7)
+            == ["2027-11-07T05:00:00Z", "2027-11-07T05:20:00Z", "2027-11-07T05:40:00Z", "2027-11-07T06:00:00Z", "2027-11-07T06:20:00Z",
+                "2027-11-07T06:40:00Z", "2027-11-08T06:00:00Z"], "01:00–01:40 twice that day, once the next")
+        #expect(firings(calculator(.cron(try CronExpression("30 1 * * *")), zone: "America/New_York"), after: at("2027-11-07T04:00:00Z"), count: 2)
+            == ["2027-11-07T05:30:00Z", "2027-11-08T06:30:00Z"], "a fixed time: the first pass only")
+        // Lord Howe falls back half an hour (02:00 +11 → 01:30 +10:30 on 4 April 2027, 15:00Z): 01:30 and 01:45 twice.
+        #expect(firings(calculator(.cron(try CronExpression("*/15 * * * *")), zone: "Australia/Lord_Howe"), after: at("2027-04-03T14:20:00Z"), count: 5)
+            == ["2027-04-03T14:30:00Z", "2027-04-03T14:45:00Z", "2027-04-03T15:00:00Z", "2027-04-03T15:15:00Z", "2027-04-03T15:30:00Z"])
+    }
+
     @Test func invalidCronExpressionsAreRefusedWithTheReason() {
         for (text, fragment) in [("* * *", "5 fields"), ("60 * * * *", "minute"), ("* * * 13 *", "month"),
                                  ("*/0 * * * *", "step"), ("5-1 * * * *", "backwards"), ("0 0 31 2 *", "never fire"),

@@ -3,7 +3,8 @@
 /// `mon`). Day-of-week 0 and 7 are Sunday. The day fields combine as in Vixie cron (and cronie): when neither
 /// starts with `*`, a day matches if **either** does (`0 0 1,15 * mon`: the 1st, the 15th and Mondays); when one
 /// does, even as a step such as `*/2`, a day must match **both** (`0 0 */2 * mon`: Mondays of odd date).
-/// Evaluated on wall time in the task's zone (see ``ZonedClock`` for DST).
+/// Evaluated on wall time in the task's zone (see ``ZonedClock`` for DST; an expression with `*` in its second,
+/// minute or hour field also fires on the second pass of a repeated hour).
 public struct CronExpression: Hashable, Sendable, CustomStringConvertible {
     public let source: String
     let seconds: Set<Int>
@@ -14,6 +15,10 @@ public struct CronExpression: Hashable, Sendable, CustomStringConvertible {
     let daysOfWeek: Set<Int>
     /// Neither day field starts with `*` (or `?`): a day matches if either field does, not both.
     let eitherDayFieldMatches: Bool
+    /// The second, minute or hour field starts with `*`: the expression fires through the hours, so in a repeated
+    /// hour (fall back) it fires on both passes, as Vixie cron and cronie run such jobs "normally". One of fixed
+    /// times (`30 2 * * *`) fires on the first pass only (see ``ZonedClock``).
+    let firesOnBothPassesOfAFold: Bool
     /// Why a step is wider than its field (`*/90` in minutes), for ``Schedule/validated()`` to refuse. Kept
     /// apart from parsing so a stored expression still decodes under stricter rules.
     let outOfRangeStep: String?
@@ -51,6 +56,7 @@ public struct CronExpression: Hashable, Sendable, CustomStringConvertible {
         if dow.remove(7) != nil { dow.insert(0) }
         daysOfWeek = dow
         // Vixie cron's DOM_STAR and DOW_STAR: set by a field's first character, so `*/2` counts as a star.
+        firesOnBothPassesOfAFold = fields[0...2].contains { $0.hasPrefix("*") }
         eitherDayFieldMatches = !(fields[3].hasPrefix("*") || fields[3].hasPrefix("?") || fields[5].hasPrefix("*") || fields[5].hasPrefix("?"))
         guard months.contains(where: { month in daysOfMonth.contains { $0 <= CivilTime.daysInMonth(year: 2000, month: month) } })
             || eitherDayFieldMatches

@@ -43,13 +43,42 @@ public struct ScheduleCalculator: Sendable {
                 guard let wall = expression.nextMatch(atOrAfter: start) else { return nil }
                 let candidate = clock.instant(for: wall)
                 // A fold's second pass and a gap-shifted duplicate name instants already passed: skip them.
-                if candidate > instant { return candidate }
+                if candidate > instant {
+                    guard expression.firesOnBothPassesOfAFold, let second = secondPassMatch(expression, after: instant, before: candidate) else {
+                        return candidate
+                    }
+                    return second
+                }
                 start = wall.addingSeconds(1)
             }
             return nil
         case .once(let at):
             return at > instant ? at : nil
         }
+    }
+
+    /// The first match of `expression` after `instant` and before `next` on the second pass of a repeated hour: the
+    /// wall times after a fall-back transition between a day before `instant` and `next`, which ``ZonedClock``
+    /// names by their first occurrence. Without it `*/15 * * * *` went from 01:45 EDT to 02:00 EST, 75 minutes.
+    func secondPassMatch(_ expression: CronExpression, after instant: Int64, before next: Int64) -> Int64? {
+        var low = instant - 86_400, high = next
+        let offsetBefore = clock.offset(at: low), offsetAfter = clock.offset(at: high)
+        guard offsetBefore > offsetAfter else { return nil }  // no fall back in between (zones change at most once a day)
+        while high - low > 1 {  // the transition: the first instant at the later offset
+            let middle = low + (high - low) / 2
+            if clock.offset(at: middle) == offsetBefore { low = middle } else { high = middle }
+        }
+        let transition = high, foldLength = offsetBefore - offsetAfter
+        // The repeated wall times are [transition, transition + foldLength) read at the later offset.
+        var wall = CivilTime(secondsSinceEpoch: max(transition, instant + 1) + offsetAfter)
+        for _ in 0..<10_000 {
+            guard let match = expression.nextMatch(atOrAfter: wall) else { return nil }
+            let second = match.secondsSinceEpoch - offsetAfter
+            guard second < transition + foldLength, second < next else { return nil }
+            if second > instant { return second }
+            wall = match.addingSeconds(1)
+        }
+        return nil
     }
 
     /// Every slot in `(after, through]`, at most `limit` of them (the most recent ones are kept).

@@ -4,8 +4,9 @@ import Foundation
 ///
 /// - **Gap** (spring forward): a wall time that does not exist names the instant it would have been under the
 ///   old offset, i.e. it is shifted forward by the gap (02:30 in New York on a spring-forward day → 03:30 EDT).
-/// - **Fold** (fall back): a wall time that exists twice names its **first** occurrence only, so a schedule
-///   fires once in a repeated hour.
+/// - **Fold** (fall back): a wall time that exists twice names its **first** occurrence only, so a schedule of
+///   fixed times fires once in a repeated hour. (A cron expression with `*` in its second, minute or hour field
+///   fires on both passes, as cron does: ``ScheduleCalculator/secondPassMatch(_:after:before:)``.)
 public struct ZonedClock: Sendable {
     public let timeZone: TimeZone
 
