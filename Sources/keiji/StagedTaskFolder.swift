@@ -6,7 +6,8 @@ import KeijiCore
 #endif
 
 /// A task folder being created or replaced, so that a refused or failed `--create` leaves nothing half-made:
-/// a folder it replaces is moved aside first, and `rollback()` removes the new one and puts the old one back.
+/// a folder it replaces is moved aside first, and `rollback()` removes the new one and puts the old one back;
+/// `commit()` keeps it as a backup beside the new one unless it held only what keiji wrote.
 /// A command task's folder is kept instead, with what its owner put in it (`keepingFiles`): only its `.env`
 /// is keiji's, and `rollback()` puts that back.
 struct StagedTaskFolder {
@@ -48,9 +49,28 @@ struct StagedTaskFolder {
         }
     }
 
-    /// The new folder stays: the old one, if any, is deleted.
-    func commit() {
-        if let aside { try? FileSystem.remove(aside) }
+    /// The new folder stays. The old one, if any, is deleted when it held only what `--create` writes, untouched;
+    /// else it is kept beside the new one as `<name>.replaced-<UTC time>` (a name no task can have, so no build
+    /// compiles it), and its path is returned: a forced create replaced a Swift task's edited sources without a word.
+    @discardableResult
+    func commit(now: Date = Date()) -> String? {
+        guard let aside else { return nil }
+        if WorkspaceTemplates.holdsOnlyGeneratedFiles(aside) {
+            try? FileSystem.remove(aside)
+            return nil
+        }
+        let formatter = DateFormatter()
+        formatter.locale = Locale(identifier: "en_US_POSIX")
+        formatter.timeZone = TimeZone(identifier: "UTC")
+        formatter.dateFormat = "yyyyMMdd'T'HHmmss'Z'"
+        let stem = directory + ".replaced-" + formatter.string(from: now)
+        for attempt in 1...100 {
+            let backup = attempt == 1 ? stem : stem + "-\(attempt)"
+            if FileSystem.exists(backup) { continue }
+            if rename(aside, backup) == 0 { return backup }
+            break
+        }
+        return aside  // kept under its temporary name rather than lost
     }
 
     /// Back to how it was before `init`.

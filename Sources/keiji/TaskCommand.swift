@@ -188,9 +188,10 @@ struct TaskCommand: AsyncParsableCommand {
                 folder.rollback()
                 throw error
             }
-            folder.commit()
+            let backup = folder.commit()
             try WorkspaceTemplates.refreshTaskList(workspace)
             Console.say("created task \(taskName) in \(directory): function.swift, schedule.swift, main.swift, .env")
+            if let backup { Console.say("the replaced folder had edits: kept as \(backup)") }
             Console.say("next: edit them, then `keiji task --name=\(taskName) --build`")
             return
         }
@@ -212,8 +213,9 @@ struct TaskCommand: AsyncParsableCommand {
             if !(error is CommandFateUnknown) { folder.rollback() }
             throw error
         }
-        folder.commit()
+        let backup = folder.commit()
         Console.say("created task \(taskName) in \(directory)")
+        if let backup { Console.say("the replaced folder had edits: kept as \(backup)") }
         Console.say("schedule: \(spec.schedule.displayString)\(spec.timeZone.map { " (\($0))" } ?? "") — saved (\(delivery.description))")
     }
 

@@ -121,6 +121,24 @@ enum WorkspaceTemplates {
 
         """
 
+    /// Whether the task folder `directory` holds nothing but what `--create` writes, unedited: the three templates and
+    /// a `.env` with only `TASK_NAME` and `TASK_DESCRIPTION` (or no `.env`, or a create's leftover `.env.tmp-*`).
+    /// Such a folder can be replaced without a backup: nothing in it is its owner's work.
+    static func holdsOnlyGeneratedFiles(_ directory: String) -> Bool {
+        guard let names = try? FileManager.default.contentsOfDirectory(atPath: directory) else { return false }
+        var description = ""
+        if names.contains(".env") {
+            guard let values = try? DotEnv.load(directory + "/.env"), Set(values.keys).isSubset(of: ["TASK_NAME", "TASK_DESCRIPTION"]) else { return false }
+            description = values["TASK_DESCRIPTION"] ?? ""
+        }
+        let templates = ["function.swift": function(description: description), "schedule.swift": schedule, "main.swift": main]
+        return names.allSatisfy { name in
+            if name == ".env" || name.hasPrefix(".env.tmp-") { return true }
+            guard let template = templates[name], let data = FileManager.default.contents(atPath: directory + "/" + name) else { return false }
+            return data == Data(template.utf8)
+        }
+    }
+
     /// Writes (or refreshes) the SDK and the workspace package's task list.
     static func installWorkspace(_ workspace: Workspace) throws {
         try FileSystem.createDirectory(workspace.root + "/sdk/Sources/KeijiTaskKit", mode: 0o755)

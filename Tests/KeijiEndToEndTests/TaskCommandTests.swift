@@ -50,6 +50,33 @@ struct TaskCommandTests {
         #expect(try String(contentsOfFile: s.home + "/keiji/tasks/t1/.env", encoding: .utf8).contains("second"))
     }
 
+    /// A forced create of a Swift task keeps the folder it replaces, when its owner edited it, beside the new one and
+    /// says where: the edited sources were replaced by the templates without a word. Untouched templates leave nothing.
+    @Test func aForcedCreateKeepsTheEditedSourcesItReplaces() async throws {
+        let s = try Session()
+        defer { s.cleanUp() }
+        #expect(try await s.keiji("init").status == 0)
+        let tasks = s.home + "/keiji/tasks"
+        func backups() throws -> [String] { try FileManager.default.contentsOfDirectory(atPath: tasks).filter { $0.hasPrefix("sw.") }.sorted() }
+        #expect(try await s.keiji("task", "--create", "--name=sw", "--desc=first").status == 0)
+        var r = try await s.keiji("task", "--create", "--force", "--name=sw", "--desc=second")
+        #expect(r.status == 0 && !r.stdout.contains("kept"), "\(r.stdout)\(r.stderr)")
+        #expect(try backups().isEmpty, "untouched templates are not kept")
+        let edited = "func function() async throws { print(\"my work\") }\n"
+        try edited.write(toFile: tasks + "/sw/function.swift", atomically: true, encoding: .utf8)
+        chmod(tasks + "/sw/function.swift", 0o600)
+        r = try await s.keiji("task", "--create", "--force", "--name=sw", "--desc=third")
+        #expect(r.status == 0, "\(r.stdout)\(r.stderr)")
+        let kept = try #require(try backups().first, "\(r.stdout)")
+        #expect(try backups().count == 1 && kept.hasPrefix("sw.replaced-"))
+        #expect(r.stdout.split(separator: "\n").filter { $0.contains("kept") } == ["the replaced folder had edits: kept as \(tasks)/\(kept)"], "\(r.stdout)")
+        #expect(try String(contentsOfFile: tasks + "/\(kept)/function.swift", encoding: .utf8) == edited)
+        #expect(try FileManager.default.attributesOfItem(atPath: tasks + "/\(kept)/function.swift")[.posixPermissions] as? Int == 0o600)
+        #expect(try String(contentsOfFile: tasks + "/sw/function.swift", encoding: .utf8) != edited, "the new folder has the templates")
+        // Not a task folder of the workspace's package: the backup is never compiled.
+        #expect(try !String(contentsOfFile: s.home + "/keiji/Package.swift", encoding: .utf8).contains("replaced"))
+    }
+
     @Test func deletingATaskThatNeverRanSucceedsAndRemovesTheSourceWhenAsked() async throws {
         let s = try Session()
         defer { s.cleanUp() }
