@@ -169,12 +169,13 @@ struct SwiftTaskJourneyTests {
     }
 
     /// Output of a Swift task reaches its log line by line while it runs and survives --stop; a thrown
-    /// message becomes the task's ErrorTxt and follows the task's own earlier output in the log.
+    /// message becomes the task's ErrorTxt and follows the task's own earlier output in the log; a crash's
+    /// `Fatal error:` line is in its ErrorTxt.
     @Test func swiftTaskOutputStreamsAndAThrownMessageIsTheErrorText() async throws {
         let s = try Session()
         defer { s.cleanUp() }
         #expect(try await s.keiji("init").status == 0)
-        for name in ["slow", "boom"] {
+        for name in ["slow", "boom", "crash"] {
             #expect(try await s.keiji("task", "--create", "--name=\(name)", "--desc=\(name)").status == 0)
             try write("import KeijiTaskKit\nlet schedule = Schedule.every(1).hours\n", task: name, file: "schedule.swift", in: s)
         }
@@ -182,7 +183,8 @@ struct SwiftTaskJourneyTests {
                   task: "slow", file: "function.swift", in: s)
         try write("import KeijiTaskKit\nfunc function() async throws {\n    print(\"before the failure\")\n    throw TaskError(\"boom\")\n}\n",
                   task: "boom", file: "function.swift", in: s)
-        for name in ["slow", "boom"] {
+        try write("func function() async throws {\n    print(\"working\")\n    fatalError(\"boom\")\n}\n", task: "crash", file: "function.swift", in: s)
+        for name in ["slow", "boom", "crash"] {
             let (r, _) = try await build(name, in: s)
             #expect(r.status == 0, "\(name): \(r.stdout)\(r.stderr)")
         }
@@ -203,6 +205,12 @@ struct SwiftTaskJourneyTests {
         let before = try #require(text.range(of: "before the failure"), "\(text)")
         let failed = try #require(text.range(of: "task failed: boom"), "\(text)")
         #expect(before.lowerBound < failed.lowerBound, "the task's own output comes first: \(text)")
+
+        // A crash's ErrorTxt has the runtime's message, not only the signal (4 on x86_64, 5 on arm64).
+        #expect(try await s.keiji("task", "--run", "--name=crash").status == 0)
+        #expect(await eventually { try await fields("crash", in: s)["IsError"] == "true" })
+        let crashText = try await fields("crash", in: s)["ErrorTxt"] ?? ""
+        #expect(crashText.hasPrefix("[ task error ]: crash/function.swift:3: Fatal error: boom (killed by signal "), "\(crashText)")
         #expect(try await s.keiji("system", "--stop").status == 0)
     }
 }

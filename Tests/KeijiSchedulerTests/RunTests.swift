@@ -117,6 +117,37 @@ struct RunTests {
         #expect(log.components(separatedBy: "\nread\n").count == 3, "NEXT is set in both runs: \(log)")
     }
 
+    /// A failed run with no error file carries its last line of output in its message: a crashed Swift task's ErrorTxt
+    /// said `killed by signal 4`, and its `Fatal error: boom` was only in the log. The Swift runtime's crash report (here
+    /// over 4 KiB) is passed over; the line is one line, without control characters, at most 200 bytes; a run that
+    /// printed nothing keeps the status alone.
+    @Test func aFailedRunsMessageCarriesItsLastLineOfOutput() async throws {
+        let harness = try SchedulerHarness()
+        defer { harness.remove() }
+        let crasher = try harness.commandTask("crasher", "sh crash.sh", every: 3600)
+        try ("echo working\necho 'crasher/function.swift:3: Fatal error: boom' >&2\necho 'swift-runtime: failed to suspend thread 7'\n"
+             + "printf '\\n*** Signal 4: Backtracing from 0x7f2d554f9361... done ***\\n\\n'\nseq 1 2000\n"
+             + "printf '\\nBacktrace took 0.04s\\n\\n'\nkill -4 $$\n").write(toFile: crasher.directory + "/crash.sh", atomically: true, encoding: .utf8)
+        let quitter = "printf 'first\\n\\tlast\\033[1m words '; head -c 300 /dev/zero | tr '\\0' x; printf '\\n\\n'; exit 3"
+        for definition in [crasher, try harness.commandTask("quitter", quitter, every: 3600), try harness.commandTask("silent", "exit 3", every: 3600)] {
+            try await harness.defineOffline(definition)
+        }
+        let engine = harness.engine()
+        try await engine.start()
+        for name in ["crasher", "quitter", "silent"] { _ = try await engine.submit(.taskTriggered(harness.taskName(name))) }
+        #expect(await harness.wait {
+            guard try harness.entries().finishedRuns.count >= 3 else { return false }
+            return await engine.runsInProgress == 0
+        })
+        await engine.stop()
+        let messages = Dictionary(uniqueKeysWithValues: try harness.entries().finishedRuns.map { ($0.task.rawValue, $0.message ?? "") })
+        #expect(messages["crasher"] == "crasher/function.swift:3: Fatal error: boom (killed by signal 4)", "\(harness.log(of: "crasher").suffix(300))")
+        let line = "last [1m words " + String(repeating: "x", count: 182) + "…"
+        #expect(line.utf8.count == 200 && messages["quitter"] == line + " (exit status 3)", "\(messages)")
+        #expect(messages["silent"] == "exit status 3")
+        #expect(await engine.state.tasks[harness.taskName("crasher")]?.errorText == "[ task error ]: crasher/function.swift:3: Fatal error: boom (killed by signal 4)")
+    }
+
     /// A run whose task folder is gone ends `spawnFailed` naming the folder: it blamed the program ("cannot start
     /// echo: No such file or directory"), which was there.
     @Test func aMissingTaskFolderIsNamedNotTheProgram() async throws {
@@ -208,11 +239,12 @@ struct RunTests {
         try await engine.start()
         #expect(await harness.wait { await engine.state.tasks[harness.taskName("broken")]?.isError == true })
         let task = try #require(await engine.state.tasks[harness.taskName("broken")])
-        #expect(task.errorText == "[ task error ]: exit status 3")
+        #expect(task.errorText == "[ task error ]: about to fail (exit status 3)", "the run's last line of output is in its message")
         // Counted by what the runs printed, from the moment the failure is applied and no run is going: a slot decided
         // before that (a start that came late on a loaded machine lies close to the next slot) may have begun, or been
         // withdrawn, "the task was in error before the run began"; none may begin after it.
-        func runsThatBegan() -> Int { harness.log(of: "broken").components(separatedBy: "about to fail").count - 1 }
+        // Lines of output only: each run's end line repeats it in its message.
+        func runsThatBegan() -> Int { harness.log(of: "broken").split(separator: "\n").filter { $0 == "about to fail" }.count }
         #expect(await harness.wait { await engine.runsInProgress == 0 })
         let began = runsThatBegan()
         #expect(began >= 1, "the failing run printed")

@@ -132,20 +132,23 @@ struct RunExecutor: Sendable {
         if case .lost = status { _ = OrphanReaper.killProcesses(ofRuns: [runID]) }
         let elapsed = ContinuousClock.now - heard
         let durationMs = sinceStartMs + elapsed.components.seconds * 1000 + elapsed.components.attoseconds / 1_000_000_000_000_000
-        return Self.result(of: status, termination: handle.termination, durationMs: durationMs, errorFile: errorFile)
+        return Self.result(of: status, termination: handle.termination, durationMs: durationMs, errorFile: errorFile) {
+            RunOutputTail.lastLine(in: logDescriptor, runID: runID)
+        }
     }
 
     /// What a run's end records for a reaped status: a stop or timeout wins, then the exit status. A failed
-    /// `waitpid` is a failure with its reason, never a success.
+    /// `waitpid` is a failure with its reason, never a success. `lastLine`: the run's last line of output, asked
+    /// only of a failure with no error file.
     static func result(of status: ExitStatus, termination: RunHandle.Termination?, durationMs duration: Int64,
-                       errorFile: String? = nil) -> Result {
+                       errorFile: String? = nil, lastLine: () -> String? = { nil }) -> Result {
         if let termination {
             return Result(outcome: termination.reason, status: status, durationMs: duration, message: termination.message)
         }
         switch status {
         case .exited(0): return Result(outcome: .succeeded, status: status, durationMs: duration, message: nil)
-        case .exited(let code): return Result(outcome: .failed, status: status, durationMs: duration, message: thrown("exit status \(code)", errorFile: errorFile))
-        case .signaled(let signal): return Result(outcome: .failed, status: status, durationMs: duration, message: thrown("killed by signal \(signal)", errorFile: errorFile))
+        case .exited(let code): return Result(outcome: .failed, status: status, durationMs: duration, message: thrown("exit status \(code)", errorFile: errorFile, lastLine: lastLine))
+        case .signaled(let signal): return Result(outcome: .failed, status: status, durationMs: duration, message: thrown("killed by signal \(signal)", errorFile: errorFile, lastLine: lastLine))
         case .waitFailed(let code):
             return Result(outcome: .failed, status: status, durationMs: duration,
                           message: "the exit status is unknown: waitpid failed: \(String(cString: strerror(code))) (errno \(code))")
@@ -156,19 +159,24 @@ struct RunExecutor: Sendable {
         }
     }
 
-    /// `status`, preceded by the message the task left in its error file, if any (one line, bounded).
-    private static func thrown(_ status: String, errorFile: String?) -> String {
-        guard let errorFile else { return status }
+    /// `status`, preceded by the message the task left in its error file (one line, bounded), or else by its last
+    /// line of output (``RunOutputTail``), if any.
+    private static func thrown(_ status: String, errorFile: String?, lastLine: () -> String?) -> String {
+        let line = errorFile.flatMap(errorMessage) ?? lastLine()
+        return line.map { "\($0) (\(status))" } ?? status
+    }
+
+    private static func errorMessage(in errorFile: String) -> String? {
         let fd = open(errorFile, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)
-        guard fd >= 0 else { return status }
+        guard fd >= 0 else { return nil }
         defer { close(fd) }
         var buffer = [UInt8](repeating: 0, count: Self.errorMessageLimit)
         let count = read(fd, &buffer, buffer.count)
-        guard count > 0 else { return status }
+        guard count > 0 else { return nil }
         let text = String(decoding: buffer[..<count], as: UTF8.self)
         let line = String(text.unicodeScalars.map { $0.value < 0x20 || $0.value == 0x7F ? " " : Character($0) })
             .trimmingCharacters(in: .whitespaces)
-        return line.isEmpty ? status : "\(line) (\(status))"
+        return line.isEmpty ? nil : line
     }
 }
 

@@ -1,0 +1,67 @@
+import Foundation
+
+#if canImport(Glibc)
+@preconcurrency import Glibc
+#endif
+
+/// The last meaningful line a failed run wrote into its task's log, for its message: a crashed Swift task's
+/// `Fatal error: boom` was only in the log, and its ErrorTxt said `killed by signal 4`. Read only for a failed run
+/// that left no error file, from the log's tail: 4 KiB, or 64 KiB when that ends inside the Swift runtime's crash
+/// report (its backtrace and registers run to several KiB after the line that matters).
+enum RunOutputTail {
+    static let smallTail = 4 << 10
+    static let largeTail = 64 << 10
+    /// The most of the line that is kept, in bytes.
+    static let lineLimit = 200
+
+    /// The last line run `runID` wrote into the log open as `fd`, before any crash report, without control
+    /// characters and at most ``lineLimit`` bytes; nil when it wrote none, or when another run's output may be
+    /// mixed with its own (another run of the task started after it, or its start line is out of reach while
+    /// another's is in it).
+    static func lastLine(in fd: Int32, runID: String) -> String? {
+        var info = stat()
+        guard fstat(fd, &info) == 0, info.st_size > 0 else { return nil }
+        for limit in [smallTail, largeTail] {
+            let length = min(Int(info.st_size), limit)
+            var bytes = [UInt8](repeating: 0, count: length)
+            let count = bytes.withUnsafeMutableBytes { pread(fd, $0.baseAddress, length, info.st_size - off_t(length)) }
+            guard count == length else { return nil }
+            var lines = String(decoding: bytes, as: UTF8.self).split(separator: "\n", omittingEmptySubsequences: false)
+            let whole = length == Int(info.st_size)
+            if !whole { lines.removeFirst() }  // begun mid-line
+            let ownStart = " [keiji] run \(runID) started"
+            let start = lines.lastIndex { $0.contains(ownStart) }
+            if let start { lines.removeSubrange(...start) } else if whole { return nil }
+            if lines.contains(where: { $0.contains(" [keiji] run ") && $0.contains(" started (attempt ") }) { return nil }
+            // The runtime's crash report starts with `*** Signal 4: Backtracing…` (or `💣 Program crashed`) and ends with
+            // `Backtrace took 0.04s`: what came before it is the task's last word.
+            if let report = lines.firstIndex(where: { $0.hasPrefix("*** Signal ") || $0.hasPrefix("💣 ") }) {
+                lines.removeSubrange(report...)
+            } else if lines.contains(where: { $0.hasPrefix("Backtrace took ") }) {
+                if start == nil, !whole, limit == smallTail { continue }  // the report's start is further back
+                return nil
+            }
+            let line = lines.last { line in
+                !line.allSatisfy(\.isWhitespace) && !line.hasPrefix("swift-runtime: ") && !line.contains(" [keiji] ")
+            }
+            return line.flatMap(clean)
+        }
+        return nil
+    }
+
+    /// One line: control characters as spaces, trimmed, at most ``lineLimit`` bytes (cut at a character, with `…`).
+    static func clean(_ line: Substring) -> String? {
+        var text = String(String.UnicodeScalarView(line.unicodeScalars.map { $0.value < 0x20 || (0x7F...0x9F).contains($0.value) ? " " : $0 }))
+            .trimmingCharacters(in: .whitespaces)
+        guard !text.isEmpty else { return nil }
+        if text.utf8.count > lineLimit {
+            var cut = ""
+            for character in text {
+                if cut.utf8.count + character.utf8.count > lineLimit - 3 { break }
+                cut.append(character)
+            }
+            text = cut + "…"
+        }
+        return text
+    }
+}
