@@ -51,6 +51,8 @@ public enum SchedulerDaemon {
             if let problem = await SpawnServer.shared.launchProblem() { throw KeijiError(.spawn, problem) }
             engine = SchedulerEngine(configuration: configuration)
             let report = try await engine.start()
+            // What `keiji task --list` compares settings.conf's TIME_ZONE with: an edit takes effect at a restart.
+            try? SchedulerTimeZone.record(settings.timeZoneIdentifier, workspace: workspace)
             print("keiji-scheduler started (pid \(getpid())); previous shutdown: \(report.previousShutdown.rawValue)")
             fflush(nil)
         } catch {

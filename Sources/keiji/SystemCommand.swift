@@ -165,6 +165,7 @@ struct SystemCommand: AsyncParsableCommand {
         var settings = Settings()
         var settingsProblem: String?
         do { settings = try loadWorkspace().1 } catch { settingsProblem = "\(error)" }
+        if settingsProblem == nil, let warning = SchedulerTimeZone.mismatchWarning(settings, workspace: workspace) { Console.progress(warning) }
         let view = ViewLocation(settings: settings, workspace: workspace)
         let runsEnded = CrashedRuns.viewMayShowThem(view, workspace: workspace)
         var tasks: [[String?]] = []

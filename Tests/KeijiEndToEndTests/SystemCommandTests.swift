@@ -304,6 +304,43 @@ struct SystemCommandTests {
         #expect(await eventually { !isAlive(scheduler) && !isAlive(bus) })
     }
 
+    /// An edit of TIME_ZONE while the scheduler runs is said, in one line on stderr, by --list, --get and --status: the
+    /// list showed times in the new zone while the scheduler fired by the old one, without a word. A restart applies it.
+    @Test func aTimeZoneTheRunningSchedulerDoesNotUseIsWarnedOf() async throws {
+        let s = try Session()
+        defer { s.cleanUp() }
+        #expect(try await s.keiji("init").status == 0)
+        let settings = s.home + "/keiji/settings.conf"
+        func setZone(_ zone: String) throws {
+            let text = try String(contentsOfFile: settings, encoding: .utf8)
+            try text.split(separator: "\n", omittingEmptySubsequences: false).map { $0.hasPrefix("TIME_ZONE=") ? "TIME_ZONE=\(zone)" : String($0) }
+                .joined(separator: "\n").write(toFile: settings, atomically: true, encoding: .utf8)
+        }
+        try setZone("UTC")
+        #expect(try await s.keiji("task", "--create", "--name=z", "--desc=x", "--command", "true", "--every", "1h").status == 0)
+        #expect(try await s.keiji("system", "--start").status == 0)
+        let calls = [["task", "--list"], ["task", "--get", "--name=z"], ["task", "--list", "--json"], ["system", "--status"]]
+        for call in calls {
+            let r = try await s.run(call)
+            #expect(r.status == 0 && r.stderr.isEmpty, "\(call): \(r.stderr)")
+        }
+        try setZone("Asia/Tokyo")
+        let warning = "warning: settings.conf's TIME_ZONE is Asia/Tokyo but the running scheduler uses UTC (times here are in Asia/Tokyo); "
+            + "restart it to apply: keiji system --restart\n"
+        for call in calls {
+            let r = try await s.run(call)
+            #expect(r.status == 0 && r.stderr == warning, "\(call): \(r.stderr)")
+        }
+        #expect(try await s.keiji("system", "--restart").status == 0)
+        for call in calls {
+            let r = try await s.run(call)
+            #expect(r.status == 0 && r.stderr.isEmpty, "after the restart, \(call): \(r.stderr)")
+        }
+        #expect(try await s.keiji("system", "--stop").status == 0)
+        try setZone("UTC")
+        #expect(try await s.keiji("task", "--list").stderr.isEmpty, "no scheduler, nothing to warn of")
+    }
+
     /// A command sent while the scheduler runs but its link to a bus that just started is still connecting (the
     /// link retries every 2 s at most) waits for the link and reaches the scheduler. It used to fail: the bus
     /// answered "no scheduler", and the journal, held by the scheduler, refused the offline path.
