@@ -91,30 +91,43 @@ struct RunTests {
         #expect(log.contains("\n\(definition.directory)\n"), "\(log)")
     }
 
-    /// A `.env` mistake is said in the task's log, naming the file and the line, once per change of the file: an
-    /// unclosed quote took in the lines after it without a word. The lines after it are read as lines.
+    /// A `.env` mistake is said in the task's log, naming the file and the line, once per content of the file: an
+    /// unclosed quote took in the lines after it without a word. The lines after it are read as lines. A restart of
+    /// the scheduler does not say it again (it did, at every restart); a changed file is said again.
     @Test func aDotEnvMistakeIsSaidOnceInTheTasksLog() async throws {
         let harness = try SchedulerHarness()
         defer { harness.remove() }
         let definition = try harness.commandTask("envy", "printenv NEXT", every: 3600) { $0.continueOnError = true }
         try "API_KEY=\"oops\nNEXT=read\n".write(toFile: definition.directory + "/.env", atomically: true, encoding: .utf8)
         try await harness.defineOffline(definition)
-        let engine = harness.engine()
-        try await engine.start()
-        for runs in 1...2 {
-            _ = try await engine.submit(.taskTriggered(harness.taskName("envy")))
-            #expect(await harness.wait {
-                guard try harness.entries().finishedRuns.count >= runs else { return false }
-                return await engine.runsInProgress == 0
-            })
+        var runs = 0
+        func runTwice() async throws {
+            let engine = harness.engine()
+            try await engine.start()
+            for _ in 1...2 {
+                runs += 1
+                let target = runs
+                _ = try await engine.submit(.taskTriggered(harness.taskName("envy")))
+                #expect(await harness.wait {
+                    guard try harness.entries().finishedRuns.count >= target else { return false }
+                    return await engine.runsInProgress == 0
+                })
+            }
+            await engine.stop()
         }
-        await engine.stop()
+        func warnings() -> [Substring] { harness.log(of: "envy").split(separator: "\n").filter { $0.contains(" [keiji] warning: ") } }
+        try await runTwice()
         let log = harness.log(of: "envy")
-        let warnings = log.split(separator: "\n").filter { $0.contains(" [keiji] warning: ") }
-        #expect(warnings.count == 1, "\(log)")
-        #expect(warnings.first?.hasSuffix(" [keiji] warning: \(definition.directory)/.env line 1: a quote is not closed: the value ends with the line") == true,
+        #expect(warnings().count == 1, "\(log)")
+        #expect(warnings().first?.hasSuffix(" [keiji] warning: \(definition.directory)/.env line 1: a quote is not closed: the value ends with the line") == true,
                 "\(log)")
         #expect(log.components(separatedBy: "\nread\n").count == 3, "NEXT is set in both runs: \(log)")
+        try await runTwice()
+        #expect(warnings().count == 1, "not again after a restart: \(harness.log(of: "envy"))")
+        try "NEXT=read\nBROKEN LINE\n".write(toFile: definition.directory + "/.env", atomically: true, encoding: .utf8)
+        try await runTwice()
+        #expect(warnings().count == 2 && warnings().last?.hasSuffix(".env line 2: not KEY=value: skipped") == true,
+                "a changed file is said again: \(harness.log(of: "envy"))")
     }
 
     /// A failed run with no error file carries its last line of output in its message: a crashed Swift task's ErrorTxt

@@ -33,6 +33,9 @@ public struct LogFile: Sendable {
     }
 
     public var activePath: String { directory + "/" + baseName + ".log" }
+    /// A task's record of the `.env` content its log has warned of (the scheduler's `TaskEnvironments`), so a
+    /// restart does not warn of it again.
+    public var dotEnvWarnedPath: String { directory + "/.env-warned" }
 
     /// Whether this process's stderr is the active file (a service `keiji system --start` started): a line written
     /// to both would be there twice.
@@ -168,12 +171,13 @@ public struct LogFile: Sendable {
         return (lines, start == 0)
     }
 
-    /// Removes the active file, every sealed segment and then the folder if nothing else is in it. A task
-    /// that never ran has no folder: nothing to remove is not an error.
+    /// Removes the active file, every sealed segment, the `.env` record and then the folder if nothing else is in it.
+    /// A task that never ran has no folder: nothing to remove is not an error.
     public func removeAll() throws {
         guard FileSystem.exists(directory) else { return }
         try segments.remove(try segments.list())
         try FileSystem.remove(activePath)
+        unlink(dotEnvWarnedPath)
         rmdir(directory)
     }
 }

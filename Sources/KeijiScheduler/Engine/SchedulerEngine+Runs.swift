@@ -416,8 +416,8 @@ extension SchedulerEngine {
             return
         }
         let now = clock.nowMilliseconds()
-        // Mistakes in the task's `.env` are said where its owner looks, once per change of the file.
-        let environment = environments.block(forTaskDirectory: definition.directory) { warning in
+        // Mistakes in the task's `.env` are said where its owner looks, once per content of the file (restarts included).
+        let environment = environments.block(forTaskDirectory: definition.directory, warnedRecord: taskLog.dotEnvWarnedPath) { warning in
             LogFile.write(fd, "\(ISO8601.string(fromMilliseconds: now)) [keiji] warning: \(warning)\n")
         }
         // A dated run's line is written as it is sent, dated at its slot: it comes before anything the run writes.

@@ -57,8 +57,10 @@ final class TaskEnvironments: Sendable {
 
     /// The block for a task whose folder is `directory`, without the per-run variables. `warn` gets one line naming
     /// the `.env` and the lines it has that set nothing or not all they seem to (``DotEnv/parse(_:)``), from the call
-    /// that reads it new or changed: the task's log says so once per change of the file while the scheduler runs (again after a restart, or when the cache of environments is emptied), not at every run.
-    func block(forTaskDirectory directory: String, warn: (String) -> Void = { _ in }) -> EnvironmentBlock {
+    /// that reads it new or changed: the task's log says so once per change of the file, not at every run.
+    /// `warnedRecord`: a file that keeps the SHA-256 of the content last warned of, so that a restart (or an emptied
+    /// cache) does not say it again; a sound `.env` removes it, and a content not warned of yet is said.
+    func block(forTaskDirectory directory: String, warnedRecord: String? = nil, warn: (String) -> Void = { _ in }) -> EnvironmentBlock {
         let path = directory + "/.env"
         // Stat before reading: a change between the two shows as a new stamp next time, never a stale block.
         guard let stamp = Stamp(path) else { return baseBlock }
@@ -67,7 +69,8 @@ final class TaskEnvironments: Sendable {
             entry = cached
         } else {
             reads.add(1, ordering: .relaxed)
-            let (values, problems) = DotEnv.parse(String(decoding: FileManager.default.contents(atPath: path) ?? Data(), as: UTF8.self))
+            let data = FileManager.default.contents(atPath: path) ?? Data()
+            let (values, problems) = DotEnv.parse(String(decoding: data, as: UTF8.self))
             let merged = values.keys.contains { base[$0] != nil }
             entry = Entry(stamp: stamp, block: EnvironmentBlock(merged ? base.merging(values) { _, new in new } : values, excluding: Self.perRunKeys),
                           merged: merged)
@@ -78,7 +81,9 @@ final class TaskEnvironments: Sendable {
                 $0[path] = entry
                 return first
             }
-            if first, !problems.isEmpty {
+            if first, problems.isEmpty, let warnedRecord {
+                unlink(warnedRecord)
+            } else if first, !problems.isEmpty, !Self.wasWarned(data, record: warnedRecord) {
                 warn("\(path) " + problems.prefix(3).map(\.description).joined(separator: "; ") + (problems.count > 3 ? "; and \(problems.count - 3) more" : ""))
             }
         }
@@ -86,5 +91,16 @@ final class TaskEnvironments: Sendable {
         var block = baseBlock
         block.append(entry.block)
         return block
+    }
+
+    /// Whether `record` holds the digest of `content` (it was warned of before); if not, it is made to.
+    private static func wasWarned(_ content: Data, record: String?) -> Bool {
+        guard let record else { return false }
+        var hash = SHA256()
+        hash.update(content)
+        let digest = hash.hexDigest()
+        if FileManager.default.contents(atPath: record) == Data(digest.utf8) { return true }
+        try? FileSystem.writeAtomically(Data(digest.utf8), to: record, mode: 0o600)
+        return false
     }
 }
