@@ -55,20 +55,28 @@ enum Console {
     /// `error: <message>` on stderr, the one line every failure prints.
     static func error(_ message: String) { FileHandle.standardError.write(Data((paint("error:", 31) + " " + message + "\n").utf8)) }
 
-    /// `text` with its control characters but newlines and tabs shown as `\u{1B}` escapes: a description, a command
-    /// or a task's own error message printed raw could move the cursor or retitle the terminal (ESC and OSC
-    /// sequences). For text a task or a user wrote; `--logs` prints the task's output as it is, as `cat` would.
+    /// `text` on one line, its control characters shown as Swift's escapes (`\n`, `\t`, `\r`, `\u{1B}`): a newline
+    /// printed raw split a `Key: value` line of `--get` (the next line read as a key), and an ESC or OSC sequence
+    /// moved the cursor or retitled the terminal. A backslash stays as it is: `--json` has the exact text. For text
+    /// a task or a user wrote; `--logs` prints the task's output as it is, as `cat` would.
     static func visible(_ text: String) -> String {
         guard text.unicodeScalars.contains(where: isHidden) else { return text }
         var shown = ""
         for scalar in text.unicodeScalars {
-            if isHidden(scalar) { shown += "\\u{\(String(scalar.value, radix: 16, uppercase: true))}" } else { shown.unicodeScalars.append(scalar) }
+            switch scalar {
+            case "\n": shown += "\\n"
+            case "\t": shown += "\\t"
+            case "\r": shown += "\\r"
+            case _ where isHidden(scalar): shown += "\\u{\(String(scalar.value, radix: 16, uppercase: true))}"
+            default: shown.unicodeScalars.append(scalar)
+            }
         }
         return shown
     }
 
+    /// C0 and C1 controls, and the two Unicode line breaks some readers split lines at (Python's `splitlines()`).
     private static func isHidden(_ scalar: Unicode.Scalar) -> Bool {
-        scalar != "\n" && scalar != "\t" && (scalar.value < 0x20 || (0x7F...0x9F).contains(scalar.value))
+        scalar.value < 0x20 || (0x7F...0x9F).contains(scalar.value) || scalar == "\u{2028}" || scalar == "\u{2029}"
     }
 
     static func paint(_ text: String, _ code: Int) -> String { colours ? "\u{1B}[\(code)m\(text)\u{1B}[0m" : text }

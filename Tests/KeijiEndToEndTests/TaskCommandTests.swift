@@ -381,18 +381,21 @@ struct TaskCommandTests {
         #expect(try await s.keiji("system", "--stop").status == 0)
     }
 
-    /// The description reaches the task's environment exactly, whatever it holds.
     /// `--get` shows a description's (or command's) control characters as escapes: printed raw, an ESC or OSC
-    /// sequence in it moved the reader's cursor or retitled the terminal. The JSON keeps the exact text.
+    /// sequence in it moved the reader's cursor or retitled the terminal, and a newline or tab split its `Key: value`
+    /// line (the next line read as a key). The JSON keeps the exact text.
     @Test func getShowsControlCharactersAsEscapes() async throws {
         let s = try Session()
         defer { s.cleanUp() }
         #expect(try await s.keiji("init").status == 0)
-        let description = "red \u{1B}[31mtext\u{1B}]0;title\u{07} and a\nsecond line"
+        let description = "red \u{1B}[31mtext\u{1B}]0;title\u{07} and a\nType: fake\r\tthird\u{2028}line, back\\slash"
         #expect(try await s.keiji("task", "--create", "--name=escapes", "--desc=\(description)", "--command", "true", "--every", "1h").status == 0)
         let text = try await s.keiji("task", "--get", "--name=escapes").stdout
-        #expect(!text.unicodeScalars.contains { $0 == "\u{1B}" || $0 == "\u{07}" }, "\(text.debugDescription)")
-        #expect(text.contains(#"Description: red \u{1B}[31mtext\u{1B}]0;title\u{7} and a"#) && text.contains("\nsecond line"), "\(text)")
+        #expect(!text.unicodeScalars.contains { $0 == "\u{1B}" || $0 == "\u{07}" || $0 == "\r" || $0 == "\t" || $0 == "\u{2028}" }, "\(text.debugDescription)")
+        #expect(text.contains(#"\#nDescription: red \u{1B}[31mtext\u{1B}]0;title\u{7} and a\nType: fake\r\tthird\u{2028}line, back\slash\#n"#), "\(text)")
+        // Every line of the block is one key and its value.
+        let keys = text.split(separator: "\n").map { $0.prefix(while: { $0 != ":" }) }
+        #expect(keys.filter { $0 == "Type" }.count == 1 && keys.allSatisfy { !$0.isEmpty && !$0.contains(" ") }, "\(text)")
         #expect(try json(try await s.keiji("task", "--get", "--name=escapes", "--json"))["Description"] as? String == description)
     }
 
