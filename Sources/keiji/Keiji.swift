@@ -21,7 +21,9 @@ struct Keiji: AsyncParsableCommand {
         let session = SharedPostgresSession()
         do {
             try await SharedPostgresSession.$current.withValue(session) {
-                var command = try await asyncParseAsRoot()
+                let arguments = Array(CommandLine.arguments.dropFirst())
+                try EmptyOptionValue.check(arguments)
+                var command = try await asyncParseAsRoot(arguments)
                 if var asyncCommand = command as? AsyncParsableCommand {
                     try await asyncCommand.run()
                 } else {
@@ -45,7 +47,9 @@ struct Keiji: AsyncParsableCommand {
         guard code != .success, !text.isEmpty else { exit(withError: error) }
         let help = fullMessage(for: error).split(separator: "\n")
             .compactMap { line in line.firstRange(of: "See '").map { String(line[$0.upperBound...].prefix(while: { $0 != "'" })) } }.first
-        Console.error(text + (help.map { " (see '\($0)')" } ?? ""))
+        // A refusal made before parsing (``EmptyOptionValue``) names its subcommand's help itself.
+        let hinted = text.hasSuffix(" --help')")
+        Console.error(text + (hinted ? "" : help.map { " (see '\($0)')" } ?? ""))
         exit(withError: code)
     }
 }

@@ -338,6 +338,33 @@ struct TaskCommandTests {
         refused(try await s.keiji("task", "--logs", "--name=nosuch", "--lines", "5", "--follow"), saying: "no task named nosuch")
     }
 
+    /// `--name=` with nothing after the `=` is refused naming the option (exit 64): ArgumentParser read it as `--name`
+    /// alone and took the next word as its value, so `--desc= hello` described the task as `hello`.
+    @Test func anOptionWithAnEmptyAttachedValueIsRefused() async throws {
+        let s = try Session()
+        defer { s.cleanUp() }
+        #expect(try await s.keiji("init").status == 0)
+        let cases: [([String], String)] = [
+            (["task", "--create", "--name=", "--desc", "x", "--command", "true", "--every", "1h"], "--name"),
+            (["task", "--create", "--name=t", "--desc=", "hello", "--command", "true", "--every", "1h"], "--desc"),
+            (["task", "--create", "--name=t", "--desc=x", "--command=", "true", "--every", "1h"], "--command"),
+            (["task", "--get", "--name=", "--json"], "--name"),
+            (["system", "--logs", "--bus", "--lines=", "5"], "--lines"),
+            (["journal", "dump", "--from=", "3"], "--from"),
+        ]
+        for (arguments, option) in cases {
+            let r = try await s.run(arguments)
+            let help = "keiji \(arguments[0]) --help"
+            #expect(r.status == 64 && r.stdout.isEmpty
+                        && r.stderr == "error: \(option) has no value: give it after the '=' (\(option)=<value>), or leave \(option) out (see '\(help)')\n",
+                    "\(arguments): \(r.status) \(r.stdout)\(r.stderr)")
+        }
+        #expect(try FileManager.default.contentsOfDirectory(atPath: s.home + "/keiji/tasks").isEmpty)
+        // A value that ends with '=' still goes through attached to its option.
+        #expect(try await s.keiji("task", "--create", "--name=t", "--desc=a=", "--command=echo --x=", "--every", "1h").status == 0)
+        #expect(try json(try await s.keiji("task", "--get", "--name=t", "--json"))["Description"] as? String == "a=")
+    }
+
     @Test func onNamesEachDayOnce() async throws {
         let s = try Session()
         defer { s.cleanUp() }
