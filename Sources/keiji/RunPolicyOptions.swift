@@ -5,7 +5,7 @@ import KeijiCore
 /// over the task program's own policies and over the task's previous definition (see ``RunPolicyOverride``).
 struct RunPolicyOptions: ParsableArguments {
     @Option(parsing: .unconditional, help: "Time zone of the task's schedule, e.g. Europe/Paris (`default`: the settings' TIME_ZONE).") var timeZone: String?
-    @Option(parsing: .unconditional, help: "Delay each firing by a stable pseudo-random 0…N seconds (0–86400, shorter than the time between two slots).") var jitter: Int?
+    @Option(parsing: .unconditional, help: "Delay each firing by a stable pseudo-random 0…N seconds (0–86400, shorter than the time between two slots).", transform: wholeSeconds) var jitter: Int?
     @Option(parsing: .unconditional, help: "Stop a run after this many seconds (`none`: no limit).") var timeout: String?
     @Option(parsing: .unconditional, help: "Seconds between SIGTERM and SIGKILL when a run is stopped (0–3600).", transform: seconds) var grace: Double?
     @Option(parsing: .unconditional, help: "Retries after a failed run (0–100).") var retries: Int?
@@ -55,6 +55,12 @@ struct RunPolicyOptions: ParsableArguments {
 /// `--grace` and `--retry-backoff`: a plain decimal number of seconds, at most 3 decimals (``InputRanges/plainSeconds(_:)``).
 private func seconds(_ text: String) throws -> Double {
     guard let seconds = InputRanges.plainSeconds(text) else { throw CLIError("give seconds as a plain number, at most 3 decimals, e.g. 5 or 0.25") }
+    return seconds
+}
+
+/// `--jitter`: whole seconds as digits alone (``InputRanges/plainWholeNumber(_:)``); `Int(_:)` took `+30`.
+private func wholeSeconds(_ text: String) throws -> Int {
+    guard let seconds = InputRanges.plainWholeNumber(text) else { throw CLIError("give whole seconds as a plain number, e.g. 30") }
     return seconds
 }
 

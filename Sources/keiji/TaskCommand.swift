@@ -284,7 +284,7 @@ struct TaskCommand: AsyncParsableCommand {
     static func parseInterval(_ text: String) throws -> Schedule {
         let units: [(String, Schedule.Unit)] = [("s", .seconds), ("m", .minutes), ("h", .hours)]
         for (suffix, unit) in units where text.hasSuffix(suffix) {
-            if let n = Int(text.dropLast()), n > 0 { return .every(n, unit) }
+            if let n = InputRanges.plainWholeNumber(text.dropLast()), n > 0 { return .every(n, unit) }
         }
         throw CLIError("invalid interval \"\(text)\": use a positive number with s, m or h, e.g. 10s, 5m, 2h")
     }

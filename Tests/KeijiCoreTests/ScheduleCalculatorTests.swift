@@ -251,6 +251,10 @@ struct TimeOfDayTests {
         // The shape decodes; ranges are `validated()`'s job, so a stored definition still decodes under stricter rules.
         let zero = try JSONDecoder().decode(ScheduleSpec.self, from: Data(#"{"every":0}"#.utf8))
         #expect(throws: KeijiError.self) { try zero.validated() }
+        // A signed cron number, which Int(_:) read and older keiji journaled, decodes and fires as before; validated() refuses it.
+        let signed = try JSONDecoder().decode(ScheduleSpec.self, from: Data(#"{"cron":"+5 * * * *"}"#.utf8))
+        #expect(signed.schedule == .cron(try CronExpression("+5 * * * *")))
+        #expect(throws: KeijiError.self) { try signed.validated() }
         #expect(throws: DecodingError.self) { try JSONDecoder().decode(ScheduleSpec.self, from: Data(#"{"every":"x"}"#.utf8)) }
         #expect(specs[0].schedule.displayString == "units:seconds,interval:10")
         #expect(specs[1].schedule.displayString == "day:Friday,time:22:00")

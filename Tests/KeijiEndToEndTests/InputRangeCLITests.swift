@@ -31,6 +31,18 @@ struct InputRangeCLITests {
             (["--on", "friday", "--at", "0:00PM"], "a 12-hour time has hours 1–12"),
             (["--on", "friday", "--at", "+1:+0"], "invalid time \"+1:+0\""),
             (["--on", "friday", "--at", "24:00"], "error: invalid time \"24:00\": hours are 0–23, minutes and seconds 0–59\n"),
+            // A sign or a space around a number was taken by Int(_:) (`+10s` ran every 10 s): numbers are digits alone.
+            (["--every", "+10s"], #"error: invalid interval "+10s": use a positive number with s, m or h, e.g. 10s, 5m, 2h"# + "\n"),
+            (["--every", " 10s"], #"invalid interval " 10s""#),
+            (["--every", "10s "], #"invalid interval "10s ""#),
+            (["--every", "1s", "--jitter", "+0"], "error: The value '+0' is invalid for '--jitter <jitter>': give whole seconds as a plain number, e.g. 30 (see 'keiji task --help')\n"),
+            (["--every", "1s", "--jitter", " 0"], "The value ' 0' is invalid for '--jitter <jitter>'"),
+            (["--every", "1s", "--timeout", "+5"], "--timeout takes a plain number of seconds"),
+            (["--every", "1s", "--timeout", "5 "], "--timeout takes a plain number of seconds"),
+            (["--every", "1s", "--grace", "+1"], "The value '+1' is invalid for '--grace <grace>'"),
+            (["--every", "1s", "--retry-backoff", " 1"], "The value ' 1' is invalid for '--retry-backoff <retry-backoff>'"),
+            (["--cron", "+5 * * * *"], #"error: --cron minute field "+5" has a sign: its numbers are digits alone"# + "\n"),
+            (["--cron", "0 */+2 * * *"], #"--cron hour field "*/+2" has a sign"#),
         ]
         for (flags, message) in cases {
             let r = try await s.run(["task", "--create", "--name=t", "--desc=x", "--command", "echo"] + flags)

@@ -22,6 +22,9 @@ public struct CronExpression: Hashable, Sendable, CustomStringConvertible {
     /// Why a step is wider than its field (`*/90` in minutes), for ``Schedule/validated()`` to refuse. Kept
     /// apart from parsing so a stored expression still decodes under stricter rules.
     let outOfRangeStep: String?
+    /// A field with a signed number (`+5`, which `Int(_:)` reads as 5), for ``Schedule/validated()`` to refuse: its
+    /// numbers are digits alone. Kept apart from parsing, as the step, so an expression journaled before decodes.
+    let signedNumber: String?
 
     public var description: String { source }
 
@@ -47,6 +50,9 @@ public struct CronExpression: Hashable, Sendable, CustomStringConvertible {
         outOfRangeStep = zip(fields, Self.fieldRanges).lazy.compactMap { field, spec in
             Self.stepProblem(in: field, name: spec.name, range: spec.range)
         }.first
+        signedNumber = zip(fields, Self.fieldRanges).first { field, _ in field.contains("+") }.map { field, spec in
+            "\(spec.name) field \"\(field)\" has a sign: its numbers are digits alone"
+        }
         seconds = try field(0, "second", 0...59)
         minutes = try field(1, "minute", 0...59)
         hours = try field(2, "hour", 0...23)

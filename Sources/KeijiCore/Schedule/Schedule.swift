@@ -69,7 +69,7 @@ public enum Schedule: Hashable, Sendable {
     }
 
     /// Checks the ranges in ``InputRanges``: an interval of 1 s to 365 days, 1 to 7 distinct weekdays, cron
-    /// steps no wider than their field.
+    /// steps no wider than their field and numbers without a sign.
     public func validated() throws -> Schedule {
         switch self {
         case .every(let n, let unit):
@@ -83,6 +83,7 @@ public enum Schedule: Hashable, Sendable {
             }
         case .cron(let expression):
             if let problem = expression.outOfRangeStep { throw KeijiError(.invalidSchedule, "--cron " + problem) }
+            if let problem = expression.signedNumber { throw KeijiError(.invalidSchedule, "--cron " + problem) }
         case .once: break
         }
         return self

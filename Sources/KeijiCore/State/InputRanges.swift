@@ -22,6 +22,13 @@ public enum InputRanges {
     /// A record's `at`: 1970-01-01 through 9999-12-31, in milliseconds. Replay refuses records outside it.
     public static let recordMilliseconds: ClosedRange<Int64> = 0...253_402_300_799_999
 
+    /// `text` as a number when it is ASCII digits alone, else nil: what the CLI takes for `--every`'s count and
+    /// `--jitter`. `Int(_:)` alone took a sign (`+10s` every 10 s).
+    public static func plainWholeNumber<Text: StringProtocol>(_ text: Text) -> Int? {
+        guard !text.isEmpty, text.utf8.allSatisfy({ (UInt8(ascii: "0")...UInt8(ascii: "9")).contains($0) }) else { return nil }
+        return Int(text)
+    }
+
     /// `text` as seconds when it is a plain decimal number to the millisecond (`5`, `0.25`, `1.5`), else nil: what the
     /// CLI takes for `--timeout`, `--grace` and `--retry-backoff`. `Double(_:)` alone took `0x10` (16 s), and
     /// `1e-300`, finer than the scheduler's millisecond clock, was stored and shown as given.
