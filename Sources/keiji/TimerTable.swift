@@ -43,19 +43,25 @@ struct TimerTable {
         })
     }
 
-    /// The table and the footer (`3 tasks listed.`). LEFT of a next run already due says how overdue it is.
+    /// The table and the footer (`3 tasks listed.`).
     func lines(now: Int64, time: TimeText) -> [String] {
         var table = TextColumns(["NEXT", "LEFT", "LAST", "PASSED", "TASK", "STATE", "LAST RESULT"])
         for t in timers {
-            let left = t.next.map { $0 >= now ? TimeText.span(milliseconds: $0 - now, finest: .seconds)
-                                              : "overdue " + TimeText.span(milliseconds: now - $0, finest: .seconds) }
             table.rows.append([
-                t.next.map(time.instant) ?? "-", left ?? "-", t.last.map(time.instant) ?? "-",
+                t.next.map(time.instant) ?? "-", t.next.map { Self.left(next: $0, now: now) } ?? "-", t.last.map(time.instant) ?? "-",
                 t.last.map { TimeText.span(milliseconds: now - $0, finest: .seconds) + " ago" } ?? "-", t.name, t.state,
                 t.result,
             ])
         }
         return table.lines() + ["", "\(timers.count) task\(timers.count == 1 ? "" : "s") listed."]
+    }
+
+    /// LEFT: the time to the next run, or how overdue one already due is; `now` within a second either way (a slot
+    /// firing at this instant said `overdue 0s`, one a few milliseconds ahead `0s`).
+    static func left(next: Int64, now: Int64) -> String {
+        if next > now - 1000 && next < now + 1000 { return "now" }
+        return next > now ? TimeText.span(milliseconds: next - now, finest: .seconds)
+                          : "overdue " + TimeText.span(milliseconds: now - next, finest: .seconds)
     }
 
     /// One object per task, in the table's order; the fields are documented in docs/task-command.md.
