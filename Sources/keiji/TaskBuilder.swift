@@ -21,6 +21,11 @@ struct TaskBuilder {
         guard FileSystem.exists(workspace.root + "/Package.swift") else { throw CLIError("no workspace package; run `keiji init`") }
         let swift = try Self.swiftExecutable()
         try WorkspaceTemplates.refreshTaskList(workspace)  // folders made or removed by hand count too
+        guard WorkspaceTemplates.taskFolders(workspace).contains(name.rawValue) else {
+            // Left out of the package (made by hand or by an older keiji): the build would say only "no product named".
+            throw CLIError(SwiftTaskNames.problem(with: name.rawValue, besideSwiftTasks: SwiftTaskNames.swiftTaskFolders(workspace))
+                           ?? "task \(name) is not in \(workspace.root)/Package.swift")
+        }
         Console.progress("building \(name) (swift build; the first build also compiles the SDK)…")
         let started = Date()
         let status = try Self.run(swift, ["build", "--package-path", workspace.root, "--scratch-path", workspace.buildDirectory,

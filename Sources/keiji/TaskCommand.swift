@@ -174,8 +174,8 @@ struct TaskCommand: AsyncParsableCommand {
             guard policyOptions.isEmpty else {
                 throw CLIError("a Swift task's policies are set when it is built: give them to `keiji task --name=\(taskName) --build`")
             }
-            guard !WorkspaceTemplates.isSDKTargetName(taskName.rawValue) else {
-                throw CLIError("a Swift task cannot be named \(taskName): its build target would clash with the SDK's KeijiTaskKit")
+            if let problem = SwiftTaskNames.problem(with: taskName.rawValue, besideSwiftTasks: SwiftTaskNames.swiftTaskFolders(workspace)) {
+                throw CLIError(problem)
             }
             try WorkspaceTemplates.installWorkspace(workspace)
             let folder = try StagedTaskFolder(directory, mode: 0o755)

@@ -42,18 +42,16 @@ enum WorkspaceTemplates {
         ([taskListStart] + tasks.map { "    \"\($0)\"," } + [taskListEnd]).joined(separator: "\n")
     }
 
-    /// The task folders a build can compile: valid task names (so they are safe inside a Swift string
-    /// literal) that are not the SDK's target, with a `main.swift`, sorted.
+    /// The task folders a build can compile: valid task names (so they are safe inside a Swift string literal) that
+    /// ``SwiftTaskNames`` allows (a folder named `Foundation`, made by an older keiji, hid the toolchain's from every
+    /// task's build), with a `main.swift`, sorted. Of two folders whose modules would be one, the first is listed.
     static func taskFolders(_ workspace: Workspace) -> [String] {
-        let names = (try? FileManager.default.contentsOfDirectory(atPath: workspace.tasksDirectory)) ?? []
-        return names.filter { name in
-            (try? TaskName(name)) != nil && !isSDKTargetName(name) && FileSystem.exists(workspace.tasksDirectory + "/" + name + "/main.swift")
-        }.sorted()
+        var listed: [String] = []
+        for name in SwiftTaskNames.swiftTaskFolders(workspace) where (try? TaskName(name)) != nil {
+            if SwiftTaskNames.problem(with: name, besideSwiftTasks: listed) == nil { listed.append(name) }
+        }
+        return listed
     }
-
-    /// The SDK's target name, which a task's target (named after the task) may not take: SwiftPM refuses the whole
-    /// package ("multiple packages declare targets with a conflicting name"), so every Swift task's build failed.
-    static func isSDKTargetName(_ name: String) -> Bool { name.lowercased() == "keijitaskkit" }
 
     /// Brings `~/keiji/Package.swift`'s task list in line with `tasks/`, rewriting the file only when its text
     /// changes. A manifest without the markers (written by an older keiji, which listed `tasks/` at

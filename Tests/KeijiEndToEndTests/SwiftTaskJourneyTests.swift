@@ -32,6 +32,34 @@ struct SwiftTaskJourneyTests {
         return values
     }
 
+    /// A Swift task named after a toolchain module failed to build (`Swift`, `Glibc`), or built and then hid the
+    /// toolchain's module from every later task's build, even once deleted (`Foundation`: "cannot find 'Date' in
+    /// scope"); `a-b` and `a_b` make one module, and both failed. Refused at create; a folder made by hand is left
+    /// out of the package, and its build refused with the reason. A command task may take any of these names.
+    @Test func aSwiftTaskCannotTakeAToolchainModulesNameOrAnotherTasksModule() async throws {
+        let s = try Session()
+        defer { s.cleanUp() }
+        #expect(try await s.keiji("init").status == 0)
+        for name in ["Swift", "foundation", "Dispatch", "dispatch", "Glibc", "XCTest"] {
+            let r = try await s.keiji("task", "--create", "--name=\(name)", "--desc=x")
+            #expect(r.status == 1 && r.stderr == "error: a Swift task cannot be named \(name): the Swift toolchain has a module of that name (in any case), which the task's module would clash with or hide from every task's build\n", "\(name): \(r.stderr)")
+        }
+        #expect(try FileManager.default.contentsOfDirectory(atPath: s.home + "/keiji/tasks").isEmpty)
+        #expect(try await s.keiji("task", "--create", "--name=a-b", "--desc=x").status == 0)
+        let twin = try await s.keiji("task", "--create", "--name=a_b", "--desc=x")
+        #expect(twin.status == 1 && twin.stderr.contains("a Swift task cannot be named a_b beside task a-b: their Swift modules would be one"), "\(twin.stderr)")
+        #expect(try await s.keiji("task", "--create", "--name=testing", "--desc=x", "--command", "true", "--every", "1h").status == 0)
+
+        try FileManager.default.copyItem(atPath: s.home + "/keiji/tasks/a-b", toPath: s.home + "/keiji/tasks/Foundation")
+        let (refused, _) = try await build("Foundation", in: s)
+        #expect(refused.status == 1 && refused.stderr.hasSuffix("error: a Swift task cannot be named Foundation: the Swift toolchain has a module of that name (in any case), which the task's module would clash with or hide from every task's build\n"), "\(refused.stderr)")
+        let manifest = try String(contentsOfFile: s.home + "/keiji/Package.swift", encoding: .utf8)
+        #expect(manifest.contains("\"a-b\",") && !manifest.contains("\"Foundation\","), "\(manifest)")
+        try write("import Foundation\nfunc function() async throws { print(Date().timeIntervalSince1970 > 0) }\n", task: "a-b", file: "function.swift", in: s)
+        let (built, _) = try await build("a-b", in: s)
+        #expect(built.status == 0, "\(built.stderr)")
+    }
+
     /// The seed's core flow, then some: SwiftPM caches the manifest's evaluation, so a manifest that listed
     /// `tasks/` when evaluated could never build a second task, nor anything after a source folder was removed.
     @Test func swiftTasksAreCreatedBuiltDeletedAndRebuiltInAnyOrderAndKeepTheirPolicies() async throws {
