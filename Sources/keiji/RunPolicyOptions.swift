@@ -30,6 +30,11 @@ struct RunPolicyOptions: ParsableArguments {
     /// Whether any policy flag was given.
     var isEmpty: Bool { (try? override()) == RunPolicyOverride() }
 
+    /// The refusal of a `--timeout` that is neither seconds nor `none` (``TaskCommand`` checks it before anything runs).
+    static func malformedTimeout(_ text: String) -> String {
+        "--timeout takes a plain number of seconds, at most 3 decimals, between 1 ms and 7 days (604800 s), or none (got \(text))"
+    }
+
     func override() throws -> RunPolicyOverride {
         var timeoutSeconds: Double?
         if let timeout {
@@ -42,7 +47,7 @@ struct RunPolicyOptions: ParsableArguments {
                 _ = try probe.validated()
                 timeoutSeconds = seconds
             } else {
-                throw CLIError("--timeout takes a plain number of seconds, at most 3 decimals, between 1 ms and 7 days (604800 s), or none (got \(timeout))")
+                throw CLIError(Self.malformedTimeout(timeout))
             }
         }
         return RunPolicyOverride(

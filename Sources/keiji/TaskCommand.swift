@@ -77,6 +77,29 @@ struct TaskCommand: AsyncParsableCommand {
             let takers = actions.count == 1 ? actions[0] : actions.dropLast().joined(separator: ", ") + " or " + actions[actions.count - 1]
             throw ValidationError("\(option) goes with \(takers), not \(action)")
         }
+        try validateCombinations()
+    }
+
+    /// Combinations and shapes that are wrong whatever the workspace holds: refused as usage errors (exit 64), as
+    /// the README's rule says; they exited 1, as a failed command does.
+    private func validateCombinations() throws {
+        if create, command == nil {
+            guard every == nil, cron == nil, on == nil, at == nil else {
+                throw ValidationError("a Swift task's schedule lives in its schedule.swift; --every/--cron/--on go with --command")
+            }
+            guard policyOptions.givenFlags.isEmpty else {
+                throw ValidationError("a Swift task's policies are set when it is built: give them to `keiji task --name=\(name ?? "<name>") --build`")
+            }
+        }
+        if create, command != nil {
+            if (on == nil) != (at == nil) { throw ValidationError("--on and --at go together, e.g. --on friday --at 10:00PM") }
+            if [every != nil, cron != nil, on != nil].filter({ $0 }).count != 1 {
+                throw ValidationError("give one schedule: --every 10s, --cron \"*/5 * * * *\", or --on friday --at 10:00PM")
+            }
+        }
+        if let timeout = policyOptions.timeout, timeout != "none", InputRanges.plainSeconds(timeout) == nil {
+            throw ValidationError(RunPolicyOptions.malformedTimeout(timeout))
+        }
     }
 
     func run() async throws {
@@ -167,13 +190,7 @@ struct TaskCommand: AsyncParsableCommand {
             throw CLIError("--command must not be empty (leave it out for a Swift task)")
         }
         guard let command else {
-            // A Swift task: the seed's three files, built later with --build.
-            guard every == nil, cron == nil, on == nil, at == nil else {
-                throw CLIError("a Swift task's schedule lives in its schedule.swift; --every/--cron/--on go with --command")
-            }
-            guard policyOptions.isEmpty else {
-                throw CLIError("a Swift task's policies are set when it is built: give them to `keiji task --name=\(taskName) --build`")
-            }
+            // A Swift task: the seed's three files, built later with --build (no schedule or policy flags: validate()).
             if let problem = SwiftTaskNames.problem(with: taskName.rawValue, besideSwiftTasks: SwiftTaskNames.swiftTaskFolders(workspace)) {
                 throw CLIError(problem)
             }
@@ -271,12 +288,11 @@ struct TaskCommand: AsyncParsableCommand {
         if let hold { Console.say(hold) }
     }
 
+    /// The one schedule validate() let through.
     private func scheduleFromFlags() throws -> Schedule {
-        let given = [every != nil, cron != nil, on != nil || at != nil].filter { $0 }.count
-        guard given == 1 else { throw CLIError("give one schedule: --every 10s, --cron \"*/5 * * * *\", or --on friday --at 10:00PM") }
         if let every { return try Self.parseInterval(every) }
         if let cron { return .cron(try CronExpression(cron)) }
-        guard let on, let at else { throw CLIError("--on and --at go together, e.g. --on friday --at 10:00PM") }
+        guard let on, let at else { throw CLIError("give one schedule: --every 10s, --cron \"*/5 * * * *\", or --on friday --at 10:00PM") }
         let days = try on.split(separator: ",", omittingEmptySubsequences: false).map { try Weekday(parsing: String($0)) }
         return .weekly(days: days, at: try TimeOfDay(parsing: at))
     }

@@ -338,6 +338,33 @@ struct TaskCommandTests {
         refused(try await s.keiji("task", "--logs", "--name=nosuch", "--lines", "5", "--follow"), saying: "no task named nosuch")
     }
 
+    /// Combinations wrong whatever the workspace holds, and a `--timeout` that is no number, are usage errors (exit
+    /// 64), refused before anything runs: they exited 1, as a command that failed. A value out of range still exits 1.
+    @Test func wrongCombinationsAreUsageErrors() async throws {
+        let s = try Session()
+        defer { s.cleanUp() }
+        #expect(try await s.keiji("init").status == 0)
+        let timeout = "--timeout takes a plain number of seconds, at most 3 decimals, between 1 ms and 7 days (604800 s), or none"
+        let cases: [([String], String)] = [
+            (["--create", "--name=q", "--desc=x", "--retries", "2"], "a Swift task's policies are set when it is built: give them to `keiji task --name=q --build`"),
+            (["--create", "--name=q", "--desc=x", "--every", "1h"], "a Swift task's schedule lives in its schedule.swift; --every/--cron/--on go with --command"),
+            (["--create", "--name=q", "--desc=x", "--command", "true", "--on", "friday"], "--on and --at go together, e.g. --on friday --at 10:00PM"),
+            (["--create", "--name=q", "--desc=x", "--command", "true", "--at", "10:00"], "--on and --at go together, e.g. --on friday --at 10:00PM"),
+            (["--create", "--name=q", "--desc=x", "--command", "true"], #"give one schedule: --every 10s, --cron "*/5 * * * *", or --on friday --at 10:00PM"#),
+            (["--create", "--name=q", "--desc=x", "--command", "true", "--every", "1h", "--cron", "* * * * *"], "give one schedule"),
+            (["--create", "--name=q", "--desc=x", "--command", "true", "--every", "1h", "--timeout", "abc"], timeout + " (got abc)"),
+            (["--build", "--name=q", "--timeout", "1e5"], timeout + " (got 1e5)"),
+        ]
+        for (arguments, text) in cases {
+            let r = try await s.run(["task"] + arguments)
+            #expect(r.status == 64 && r.stdout.isEmpty && r.stderr.hasPrefix("error: \(text)") && r.stderr.hasSuffix(" (see 'keiji task --help')\n"),
+                    "\(arguments): \(r.status) \(r.stdout)\(r.stderr)")
+        }
+        #expect(try FileManager.default.contentsOfDirectory(atPath: s.home + "/keiji/tasks").isEmpty)
+        let outOfRange = try await s.keiji("task", "--create", "--name=q", "--desc=x", "--command", "true", "--every", "1h", "--timeout", "0")
+        #expect(outOfRange.status == 1 && outOfRange.stderr == "error: --timeout must be between 1 ms and 7 days (604800 s) (got 0.0)\n", "\(outOfRange.stderr)")
+    }
+
     /// `--name=` with nothing after the `=` is refused naming the option (exit 64): ArgumentParser read it as `--name`
     /// alone and took the next word as its value, so `--desc= hello` described the task as `hello`.
     @Test func anOptionWithAnEmptyAttachedValueIsRefused() async throws {
