@@ -29,13 +29,40 @@ struct SystemCommand: AsyncParsableCommand {
     @Flag(help: "Only the scheduler.") var scheduler = false
     @Flag(help: "With --status: print JSON.") var json = false
     @Flag(help: "With --uninstall: delete both folders without asking (needed without a terminal).") var yes = false
-    @Option(parsing: .unconditional, help: "With --logs: how many lines (1–100000).") var lines = 100
-    @Option(parsing: .unconditional, help: "With --start: what the scheduler does if the journal's acknowledged data is damaged: strict (refuse, the default), pointInTime (keep what precedes the damage) or salvage (also keep intact records after it).")
+    // Optional, so that one given to another action is seen (`--lines 100` is the default's value).
+    @Option(parsing: .unconditional, help: "With --logs: how many lines (1–100000, default 100).") var lines: Int?
+    @Option(parsing: .unconditional, help: "With --start or --restart: what the scheduler does if the journal's acknowledged data is damaged: strict (refuse, the default), pointInTime (keep what precedes the damage) or salvage (also keep intact records after it).")
     var recoveryMode: String?
+
+    /// The action flags, in the help's order.
+    private var actionFlags: [(flag: String, chosen: Bool)] {
+        [("--start", start), ("--stop", stop), ("--restart", restart), ("--status", status), ("--logs", logs), ("--uninstall", uninstall)]
+    }
+
+    /// The options given, each with the actions that take it, as `keiji task`'s table (`TaskCommand.givenOptions`).
+    private var givenOptions: [(option: String, actions: [String])] {
+        let options: [(String, Bool, [String])] = [
+            ("--bus", bus, ["--start", "--stop", "--restart", "--logs"]), ("--scheduler", scheduler, ["--start", "--stop", "--restart", "--logs"]),
+            ("--json", json, ["--status"]), ("--yes", yes, ["--uninstall"]), ("--lines", lines != nil, ["--logs"]),
+            ("--recovery-mode", recoveryMode != nil, ["--start", "--restart"]),
+        ]
+        return options.filter { $0.1 }.map { ($0.0, $0.2) }
+    }
+
+    /// An option the action does not take is a usage error (exit 64): it was ignored (`--status --recovery-mode
+    /// salvage` showed the status, `--start --yes` started).
+    func validate() throws {
+        let chosen = actionFlags.filter(\.chosen)
+        guard chosen.count == 1, let action = chosen.first?.flag else { return }  // run() says what to do
+        if let (option, actions) = givenOptions.first(where: { !$0.actions.contains(action) }) {
+            let takers = actions.count == 1 ? actions[0] : actions.dropLast().joined(separator: ", ") + " or " + actions[actions.count - 1]
+            throw ValidationError("\(option) goes with \(takers), not \(action)")
+        }
+    }
 
     func run() async throws {
         try await reportingErrors {
-            let actions = [start, stop, restart, status, logs, uninstall].filter { $0 }.count
+            let actions = actionFlags.filter(\.chosen).count
             guard actions == 1 else {
                 throw CLIError(actions == 0 ? "say what to do: --start, --stop, --restart, --status, --logs or --uninstall" : "give one action at a time")
             }
@@ -53,9 +80,9 @@ struct SystemCommand: AsyncParsableCommand {
             } else if logs {
                 guard !(bus && scheduler) else { throw CLIError("--bus and --scheduler are exclusive with --logs: name one service") }
                 guard bus || scheduler else { throw CLIError("--logs needs --bus or --scheduler") }
-                try CountOption.lines.check(lines)
+                try CountOption.lines.check(lines ?? 100)
                 let log = LogFile(directory: workspace.serviceLogDirectory(services[0].rawValue), baseName: services[0].rawValue, rotate: false, maxSize: 1)
-                Console.say(byteLines: try log.lastLineBytes(lines))
+                Console.say(byteLines: try log.lastLineBytes(lines ?? 100))
             } else if status {
                 try await printStatus(workspace: workspace, control: control)
             } else {

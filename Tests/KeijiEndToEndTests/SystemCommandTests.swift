@@ -361,6 +361,33 @@ struct SystemCommandTests {
         #expect(try await s.keiji("system", "--stop").status == 0)
     }
 
+    /// An option the action does not take is a usage error naming both (exit 64), as in `keiji task`: it was
+    /// ignored (`--status --recovery-mode salvage` showed the status, `--start --yes` started the services).
+    @Test func anOptionTheActionDoesNotTakeIsRefused() async throws {
+        let s = try Session()
+        defer { s.cleanUp() }
+        #expect(try await s.keiji("init").status == 0)
+        let cases: [([String], String)] = [
+            (["--status", "--recovery-mode", "salvage"], "--recovery-mode goes with --start or --restart, not --status"),
+            (["--stop", "--recovery-mode", "strict"], "--recovery-mode goes with --start or --restart, not --stop"),
+            (["--start", "--yes"], "--yes goes with --uninstall, not --start"),
+            (["--start", "--json"], "--json goes with --status, not --start"),
+            (["--uninstall", "--json"], "--json goes with --status, not --uninstall"),
+            (["--status", "--bus"], "--bus goes with --start, --stop, --restart or --logs, not --status"),
+            (["--uninstall", "--yes", "--scheduler"], "--scheduler goes with --start, --stop, --restart or --logs, not --uninstall"),
+            (["--stop", "--lines", "100"], "--lines goes with --logs, not --stop"),
+        ]
+        for (arguments, text) in cases {
+            let r = try await s.run(["system"] + arguments)
+            #expect(r.status == 64 && r.stdout.isEmpty && r.stderr == "error: \(text) (see 'keiji system --help')\n", "\(arguments): \(r.status) \(r.stdout)\(r.stderr)")
+        }
+        #expect(try pid(of: "bus", in: s) == nil && FileManager.default.fileExists(atPath: s.home + "/keiji"), "nothing refused ran")
+        for arguments in [["--stop", "--scheduler"], ["--status", "--json"], ["--logs", "--bus", "--lines", "5"]] {
+            let r = try await s.run(["system"] + arguments)
+            #expect(r.status == 0, "\(arguments): \(r.stdout)\(r.stderr)")
+        }
+    }
+
     @Test func uninstallAsksBeforeDeletingAndStopsTheServicesFirst() async throws {
         let s = try Session()
         defer { s.cleanUp() }
