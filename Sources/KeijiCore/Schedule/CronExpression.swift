@@ -114,15 +114,10 @@ public struct CronExpression: Hashable, Sendable, CustomStringConvertible {
         let span = range.upperBound - range.lowerBound
         for part in field.split(separator: ",") {
             let pieces = part.split(separator: "/", omittingEmptySubsequences: false)
-            guard pieces.count == 2, let step = Self.number(pieces[1]), step > span else { continue }
+            guard pieces.count == 2, let step = Int(pieces[1]), step > span else { continue }
             return "\(name) step must be between 1 and \(span) (got \(step))"
         }
         return nil
-    }
-
-    /// Digits only: `Int("+5")` is 5, and cron refuses a sign.
-    private static func number(_ text: Substring) -> Int? {
-        text.allSatisfy(\.isASCII) && text.allSatisfy(\.isNumber) ? Int(text) : nil
     }
 
     private static func parse(_ field: String, name: String, range: ClosedRange<Int>, names: [String], expression: String) throws -> Set<Int> {
@@ -131,7 +126,7 @@ public struct CronExpression: Hashable, Sendable, CustomStringConvertible {
         }
         func value(_ text: Substring) throws -> Int {
             if let index = names.firstIndex(of: text.lowercased()) { return index + (range.lowerBound == 1 ? 1 : 0) }
-            guard let number = Self.number(text), range.contains(number) else { throw fail("has \"\(text)\" outside \(range.lowerBound)-\(range.upperBound)") }
+            guard let number = Int(text), range.contains(number) else { throw fail("has \"\(text)\" outside \(range.lowerBound)-\(range.upperBound)") }
             return number
         }
         var result: Set<Int> = []
@@ -141,7 +136,7 @@ public struct CronExpression: Hashable, Sendable, CustomStringConvertible {
             guard pieces.count <= 2 else { throw fail("has more than one step") }
             var step = 1
             if pieces.count == 2 {
-                guard let n = Self.number(pieces[1]), n > 0 else { throw fail("has an invalid step \"\(pieces[1])\"") }
+                guard let n = Int(pieces[1]), n > 0 else { throw fail("has an invalid step \"\(pieces[1])\"") }
                 step = n
             }
             let base = pieces[0]
