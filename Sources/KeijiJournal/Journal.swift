@@ -22,6 +22,9 @@ public final class Journal: Sendable {
     public let options: JournalOptions
     /// What opening found and repaired.
     public let recovery: RecoveryInfo
+    /// Repairs earlier opens made (a CLI command, `keiji journal compact`, a start that refused) that no recovery
+    /// report has listed yet. ``recovery``'s own repairs are kept with them until ``markRepairsReported()``.
+    public let earlierRepairs: [UnreportedRepair]
 
     private let committer: GroupCommitter
     private let shared: JournalSharedState
@@ -72,8 +75,8 @@ public final class Journal: Sendable {
                 try writer.skip(through: through)
                 outcome.info.lastLSN = writer.lastLSN
             }
-            return Journal(directory: directory, options: options, recovery: outcome.info, writer: writer,
-                           checkpoint: outcome.checkpoint, directoryLocks: directoryLocks)
+            return Journal(directory: directory, options: options, recovery: outcome.info, earlierRepairs: outcome.earlierRepairs,
+                           writer: writer, checkpoint: outcome.checkpoint, directoryLocks: directoryLocks)
         } catch {
             opened?.abandon()
             directoryLocks.forEach(io.close)
@@ -82,12 +85,13 @@ public final class Journal: Sendable {
     }
 
     private init(
-        directory: String, options: JournalOptions, recovery: RecoveryInfo, writer: SegmentWriter,
-        checkpoint: Checkpoint?, directoryLocks: [FileDescriptor]
+        directory: String, options: JournalOptions, recovery: RecoveryInfo, earlierRepairs: [UnreportedRepair],
+        writer: SegmentWriter, checkpoint: Checkpoint?, directoryLocks: [FileDescriptor]
     ) {
         self.directory = directory
         self.options = options
         self.recovery = recovery
+        self.earlierRepairs = earlierRepairs
         self.directoryLocks = directoryLocks
         shared = JournalSharedState()
         shared.setCheckpoint(checkpoint)
@@ -187,6 +191,13 @@ public final class Journal: Sendable {
             try set.remove(removable)
             return CompactionResult(removed: removable, bytesFreed: freed)
         }
+    }
+
+    /// Forgets the recorded repairs (``earlierRepairs`` and ``recovery``'s): call it once a durable report lists them.
+    /// Until then every open keeps them, so a crash before the report loses none. Only an open writes the file, and
+    /// this journal holds the lock, so no writer thread is needed; a failure here leaves the journal working.
+    public func markRepairsReported() throws {
+        try UnreportedRepairsFile.clear(io: options.io, directory: directory)
     }
 
     /// Seals the active segment and starts a new one now.

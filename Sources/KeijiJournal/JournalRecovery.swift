@@ -1,3 +1,5 @@
+import Foundation
+
 /// Opens a journal directory's contents into a consistent state: removes leftovers, picks the newest valid
 /// checkpoint, scans every segment, checks the chain between them, and repairs what the recovery mode allows.
 ///
@@ -26,11 +28,40 @@ struct JournalRecovery {
         /// The kept checkpoint's LSN when the cut fell before it: the writer skips the LSNs up to it.
         var bridgeThrough: UInt64?
         var highestSegmentID: UInt64
+        /// Repairs earlier opens made that no recovery report has listed yet (``UnreportedRepair``).
+        var earlierRepairs: [UnreportedRepair] = []
     }
 
+    /// Recovers, and records every repair it makes in ``UnreportedRepairsFile`` (also when it then refuses), so
+    /// the next recovery report lists it whichever process opened the journal.
     func run() throws -> Outcome {
-        let started = monotonicNanoseconds()
+        let earlier = try UnreportedRepairsFile.read(io: io, directory: directory)
         var info = RecoveryInfo(mode: options.recoveryMode)
+        let process = ProcessInfo.processInfo.processName
+        do {
+            var outcome = try repair(&info)
+            outcome.earlierRepairs = earlier
+            try UnreportedRepairsFile.write(info.repairs.map {
+                UnreportedRepair(repair: $0, openedAtNanoseconds: options.now(), mode: options.recoveryMode, process: process, openRefused: false)
+            }, after: earlier, io: io, directory: directory)
+            return outcome
+        } catch {
+            // A refusal can follow repairs already on disk (a torn tail cut, a checkpoint set aside). A finding that
+            // changed no file (segments missing) is found again by the next open, so it is not recorded twice.
+            let made = info.repairs.filter { $0.kind != .missingSegments }
+            guard !made.isEmpty else { throw error }
+            try? UnreportedRepairsFile.write(made.map {
+                UnreportedRepair(repair: $0, openedAtNanoseconds: options.now(), mode: options.recoveryMode, process: process, openRefused: true)
+            }, after: earlier, io: io, directory: directory)
+            guard let refusal = error as? JournalError else { throw error }
+            throw JournalError(refusal.code, refusal.message + " Before refusing, this open repaired the journal: "
+                               + made.map(\.description).joined(separator: "; ") + " (the next start's recovery report lists it).",
+                               errno: refusal.errno)
+        }
+    }
+
+    private func repair(_ info: inout RecoveryInfo) throws -> Outcome {
+        let started = monotonicNanoseconds()
         let set = SegmentSet(io: io, directory: directory, naming: JournalSegmentNaming())
         let scanner = SegmentScanner()
 

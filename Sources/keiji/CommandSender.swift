@@ -31,7 +31,8 @@ struct CommandSender {
             let viaBus = try await sendThroughBus(event)
             if case .delivered(let delivery) = viaBus { return delivery }
             do {
-                let lsn = try await OfflineCommands.submit(event, creating: creating, workspace: workspace, settings: settings)
+                let lsn = try await OfflineCommands.submit(event, creating: creating, workspace: workspace, settings: settings,
+                                                           repaired: Console.journalRepaired)
                 return Delivery(lsn: lsn, viaScheduler: false)
             } catch let error as KeijiError where error.code == .journalHeld {
                 // The journal is locked: a scheduler runs. If the bus is up, the scheduler's link is not connected

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import KeijiCore
+import KeijiJournal
 
 #if canImport(Glibc)
 @preconcurrency import Glibc
@@ -48,6 +49,12 @@ enum Console {
         if let list = object as? [Any], list.isEmpty { return say("[]") }
         let data = try JSONSerialization.data(withJSONObject: object, options: [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes])
         say(String(decoding: data, as: UTF8.self))
+    }
+
+    /// One line per repair this process's open of the journal made, on stderr: the files changed, whatever the
+    /// command then does; the journal keeps them for the scheduler's next recovery report too.
+    static func journalRepaired(_ repairs: [Repair]) {
+        for repair in repairs { progress("warning: journal repaired: \(repair) (the next scheduler start reports it)") }
     }
 
     static func progress(_ line: String) { FileHandle.standardError.write(Data((paint(line, 33) + "\n").utf8)) }

@@ -96,6 +96,7 @@ struct JournalCommand: AsyncParsableCommand {
                 } catch let error as JournalError where error.code == .locked {
                     throw CLIError("the scheduler holds the journal (it compacts by itself while running); stop it first to compact now")
                 }
+                Console.journalRepaired(journal.recovery.repairs)
                 do {
                     let state = try StateLoader.load(from: journal).state
                     try await journal.writeCheckpoint(try StateLoader.snapshot(state), at: journal.lastLSN)

@@ -9,7 +9,7 @@ enum ViewRepair {
     static func message(after damage: KeijiError) async -> String {
         guard let (workspace, settings) = try? loadWorkspace() else { return damage.message }
         do {
-            guard try await OfflineCommands.rebuildView(workspace: workspace, settings: settings) else {
+            guard try await OfflineCommands.rebuildView(workspace: workspace, settings: settings, repaired: Console.journalRepaired) else {
                 return "\(damage.message); the query view passed SQLite's check afterwards and was brought up to date: run the command again"
             }
             return "\(damage.message); the query view was damaged: it has been set aside (keiji.db.damaged) and rebuilt from the journal, run the command again"
@@ -34,7 +34,7 @@ enum ViewRepair {
         defer { lock.release() }
         guard !FileSystem.exists(path) else { return }  // another call rebuilt it meanwhile
         do {
-            _ = try await OfflineCommands.rebuildView(workspace: workspace, settings: settings)
+            _ = try await OfflineCommands.rebuildView(workspace: workspace, settings: settings, repaired: Console.journalRepaired)
             Console.progress("the query view \(path) was missing: rebuilt from the journal")
         } catch let error as KeijiError where error.code == .journalHeld {
             guard ServiceControl(workspace: workspace).runningPID(.scheduler) != nil else {

@@ -20,9 +20,11 @@ public enum OfflineCommands {
     /// - Parameter creating: a `task.saved` that must not replace a task (`--create` without `--force`), checked
     ///   against the journal: the view the CLI checked first can be a command behind it (a command killed between its
     ///   append and its view update), and a create then replaced a journaled task.
+    /// - Parameter repaired: told what opening the journal repaired (a torn tail cut…), before the command is checked,
+    ///   so the caller can say so whether the command is then refused or not.
     public static func submit(_ event: JournalEntry.Event, creating: Bool = false, workspace: Workspace, settings: Settings,
-                              options: JournalOptions = JournalOptions()) async throws -> UInt64 {
-        try await withJournal(of: workspace, options: options) { journal in
+                              options: JournalOptions = JournalOptions(), repaired: ([Repair]) -> Void = { _ in }) async throws -> UInt64 {
+        try await withJournal(of: workspace, options: options, repaired: repaired) { journal in
             let location = ViewLocation(settings: settings, workspace: workspace)
             // Opened without SQLite's page-by-page check, which reads the whole file at every command (see
             // `catchUp` below for damage).
@@ -33,8 +35,11 @@ public enum OfflineCommands {
             // LSNs would be reused and the trace gone. The scheduler's start reports it and rebuilds the view (the rule is
             // `planCatchUp`'s, which the start applies).
             if let applied = (try? opened!.view.planCatchUp(with: loaded, fresh: opened!.fresh))?.viewWasAheadAt {
+                // Opening may have cut a torn tail already (that cut is often what put the view ahead): then files did change.
+                let written = journal.recovery.repairs.isEmpty ? "nothing was written"
+                    : "the command was not written (opening the journal repaired it, as said above)"
                 throw KeijiError(.conflict, RecoveryReport.viewAheadText(view: applied, journal: loaded.state.lastLSN)
-                                 + ": nothing was written; `keiji journal verify` checks the journal, and `keiji system --start` "
+                                 + ": \(written); `keiji journal verify` checks the journal, and `keiji system --start` "
                                  + "accepts the loss, rebuilds the view and reports it")
             }
             // No scheduler holds the lock, so nothing runs, whatever open `run.started` a crash left behind.
@@ -83,8 +88,8 @@ public enum OfflineCommands {
     /// open sets the damaged file aside (as `.damaged`) and starts a new one, which is filled from the state.
     /// Returns false when the check found nothing to set aside (the view was only brought up to date).
     /// - Throws: ``KeijiError`` with code `.journalHeld` when a scheduler holds the journal.
-    public static func rebuildView(workspace: Workspace, settings: Settings) async throws -> Bool {
-        try await withJournal(of: workspace, options: JournalOptions()) { journal in
+    public static func rebuildView(workspace: Workspace, settings: Settings, repaired: ([Repair]) -> Void = { _ in }) async throws -> Bool {
+        try await withJournal(of: workspace, options: JournalOptions(), repaired: repaired) { journal in
             try bringUpToDateChecked(ViewLocation(settings: settings, workspace: workspace), workspace: workspace, settings: settings,
                                      to: try StateLoader.load(from: journal))
         }
@@ -100,7 +105,9 @@ public enum OfflineCommands {
     }
 
     /// Runs `body` with the journal open, and so its lock held, and closes it after, whether `body` throws or not.
-    private static func withJournal<T>(of workspace: Workspace, options: JournalOptions, _ body: (Journal) async throws -> T) async throws -> T {
+    /// `repaired` hears first what the open repaired (the journal records it for the scheduler's next report too).
+    private static func withJournal<T>(of workspace: Workspace, options: JournalOptions, repaired: ([Repair]) -> Void,
+                                       _ body: (Journal) async throws -> T) async throws -> T {
         try workspace.createSystemDirectories()
         let journal: Journal
         do {
@@ -108,6 +115,7 @@ public enum OfflineCommands {
         } catch let error as JournalError where error.code == .locked {
             throw KeijiError(.journalHeld, "the scheduler holds the journal; send the command through the bus (is keiji-bus running?)")
         }
+        if !journal.recovery.repairs.isEmpty { repaired(journal.recovery.repairs) }
         do {
             let result = try await body(journal)
             try await journal.close()

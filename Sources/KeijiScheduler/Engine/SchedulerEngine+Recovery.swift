@@ -65,8 +65,10 @@ extension SchedulerEngine {
         report.journal.replaySeconds = loaded.seconds
         report.journal.checkpointLSN = journal.latestCheckpoint?.lsn
         report.journal.lastLSN = journal.lastLSN
-        report.journal.bytesRepaired = journal.recovery.bytesRepaired
-        report.journal.repairs = journal.recovery.repairs.map(\.description)
+        // Earlier opens' repairs first (a CLI command, a compaction, a start that refused): this report is the first
+        // to list them, and the journal forgets them once it is journaled.
+        report.journal.bytesRepaired = journal.earlierRepairs.reduce(0) { $0 + $1.repair.bytes } + journal.recovery.bytesRepaired
+        report.journal.repairs = journal.earlierRepairs.map(\.description) + journal.recovery.repairs.map(\.description)
         // Records that could not be applied: their tasks are in error (their loops never start); others run.
         report.refusedRecords = loaded.refused.isEmpty ? nil : loaded.refused
         for refused in loaded.refused {
@@ -215,6 +217,12 @@ extension SchedulerEngine {
             note("recovery report journaled with at most \(Self.journaledReportEntries) entries per list; recovery.json has all of it")
         }
         try await record(.recoveryCompleted(journaled))
+        do {
+            try journal.markRepairsReported()
+        } catch {
+            // The next start lists them again: said twice rather than not at all.
+            note("warning: cannot clear the journal's record of repairs now reported: \(error)")
+        }
         recoveryReport = report
         saveRecoveryReport()
         pendingRecoveryRuns = reruns + ownRuns + catchUps + takenOver
@@ -379,6 +387,7 @@ extension SchedulerEngine {
         if let refused = cut.refusedRecords, refused.count > limit { cut.refusedRecords = Array(refused.prefix(limit)) }
         if let retries = cut.retriesResumed, retries.count > limit { cut.retriesResumed = Array(retries.prefix(limit)) }
         if let own = cut.cluster?.ownClaims, own.count > limit { cut.cluster?.ownClaims = Array(own.prefix(limit)) }
+        if cut.journal.repairs.count > limit { cut.journal.repairs.removeLast(cut.journal.repairs.count - limit) }
         return cut
     }
 
