@@ -47,6 +47,16 @@ public struct Repair: Sendable, Codable, Equatable, CustomStringConvertible {
         case checkpointBridged
     }
 
+    /// Whether this repair took acknowledged records (or the only copy of their state) out of the journal, so that
+    /// anything derived from the journal before it (the query view) may hold what the journal no longer has. A torn
+    /// tail, bytes after a seal and leftover `.tmp` files never held an acknowledged record.
+    public var losesAcknowledgedRecords: Bool {
+        switch kind {
+        case .tornTailTruncated, .dataAfterSealTruncated, .temporaryFileRemoved: false
+        case .corruptionTruncated, .segmentQuarantined, .recordsSalvaged, .checkpointQuarantined, .missingSegments, .checkpointBridged: true
+        }
+    }
+
     public var kind: Kind
     public var file: String
     public var offset: Int?

@@ -39,7 +39,8 @@ final class SchedulerHarness: @unchecked Sendable {
 
     func engine(spawn: Bool = true, clock: any SchedulerClock = WallClock(), journalIO: (any JournalIO)? = nil,
                 firingLeadMilliseconds: Int64? = nil, firingWindowMilliseconds: Int64? = nil, endedRunsInterval: Duration? = nil,
-                heldStartsLimit: Int? = nil, recordLateness: Bool = false) -> SchedulerEngine {
+                heldStartsLimit: Int? = nil, recordLateness: Bool = false,
+                recoveryMode: JournalOptions.RecoveryMode = .strict) -> SchedulerEngine {
         var configuration = SchedulerConfiguration(workspace: workspace, settings: settings)
         configuration.spawnProcesses = spawn
         configuration.recordLateness = recordLateness
@@ -49,6 +50,7 @@ final class SchedulerHarness: @unchecked Sendable {
         if let endedRunsInterval { configuration.endedRunsInterval = endedRunsInterval }
         if let heldStartsLimit { configuration.heldStartsLimit = heldStartsLimit }
         if let journalIO { configuration.journalOptions.io = journalIO }
+        configuration.journalOptions.recoveryMode = recoveryMode
         configuration.shutdownGrace = .seconds(2)
         configuration.viewFlushInterval = .milliseconds(50)
         return SchedulerEngine(configuration: configuration)

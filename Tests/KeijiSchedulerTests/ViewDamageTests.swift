@@ -1,5 +1,6 @@
 import Foundation
 import KeijiCore
+import KeijiJournal
 import Testing
 
 @testable import KeijiScheduler
@@ -39,6 +40,39 @@ struct ViewDamageTests {
         }
         #expect(rebuilt, "the view holds both tasks again")
         #expect(FileManager.default.fileExists(atPath: path + ".damaged"))
+        await engine.stop()
+    }
+
+    /// A `pointInTime` start over a damaged checkpoint that was the only copy of a compacted journal's start: the
+    /// state lost the task, and the view, whose `applied_lsn` the journal still reaches, listed it as scheduled
+    /// (`--get` showed it, `--run` said there was no such task). A repair that loses acknowledged records rebuilds it.
+    @Test func aViewIsRebuiltWhenRecoveryLosesAcknowledgedRecords() async throws {
+        let harness = try SchedulerHarness()
+        defer { harness.remove() }
+        try await harness.defineOffline(try harness.commandTask("alpha", "true", every: 3600))
+        // Checkpoint, roll and compact: the checkpoint alone holds alpha's definition.
+        var options = JournalOptions()
+        options.retention = .init(segments: 0)
+        let journal = try Journal.open(directory: harness.workspace.journalDirectory, options: options)
+        let state = try StateLoader.load(from: journal).state
+        try await journal.writeCheckpoint(try StateLoader.snapshot(state), at: journal.lastLSN)
+        try await journal.roll()
+        #expect(try await journal.compact().removed.count == 1)
+        try await journal.close()
+        let checkpoint = harness.workspace.journalDirectory + "/" + (try #require(
+            try FileManager.default.contentsOfDirectory(atPath: harness.workspace.journalDirectory).first { $0.hasSuffix(".ckpt") }))
+        var bytes = try Data(contentsOf: URL(fileURLWithPath: checkpoint))
+        bytes[bytes.count - 1] ^= 0x40
+        try bytes.write(to: URL(fileURLWithPath: checkpoint))
+
+        await #expect(throws: (any Error).self) { _ = try await harness.engine(spawn: false).start() }
+        let engine = harness.engine(spawn: false, recoveryMode: .pointInTime)
+        let report = try await engine.start()
+        #expect(await engine.state.tasks.isEmpty, "the state lost alpha with the checkpoint")
+        #expect(report.viewRebuilt, "\(report.journal.repairs)")
+        await engine.waitForView()
+        let db = try SQLiteDatabase(path: harness.workspace.databaseFile, readOnly: true)
+        #expect(try db.rows("SELECT Name FROM task_models").isEmpty, "the view no longer lists alpha")
         await engine.stop()
     }
 }

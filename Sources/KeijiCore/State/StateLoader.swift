@@ -113,9 +113,13 @@ extension QueryView {
     }
 
     /// A rebuild when the view is new (or claims more than the journal has, or is older than the replay
-    /// window), otherwise the rows of tasks touched by records after the view's `applied_lsn`, and those of
-    /// tasks refused from the checkpoint (they changed without a record).
-    public func planCatchUp(with loaded: StateLoader.Loaded, fresh: Bool) throws -> ViewCatchUp {
+    /// window, or the journal's recovery lost acknowledged records), otherwise the rows of tasks touched by records
+    /// after the view's `applied_lsn`, and those of tasks refused from the checkpoint (they changed without a record).
+    ///
+    /// - Parameter journalLostRecords: recovery cut acknowledged records or set aside a checkpoint (`pointInTime`,
+    ///   `salvage`, missing segments). The view may hold tasks and runs the state no longer has, at LSNs below its
+    ///   `applied_lsn` too (a lost checkpoint, a salvage gap), which no LSN comparison sees: only a rebuild removes them.
+    public func planCatchUp(with loaded: StateLoader.Loaded, fresh: Bool, journalLostRecords: Bool = false) throws -> ViewCatchUp {
         if fresh { return ViewCatchUp(work: .rebuild, commandsReapplied: loaded.touched.filter(\.isCommand).count) }
         let applied = try appliedLSN()
         if applied > loaded.state.lastLSN {
@@ -124,8 +128,8 @@ extension QueryView {
         }
         let pending = loaded.touched.filter { $0.lsn > applied }
         let commands = pending.filter(\.isCommand).count
-        if applied < (loaded.touched.first?.lsn ?? loaded.state.lastLSN + 1) - 1 {
-            // Older than the replay window (the checkpoint covers it): rewrite every row.
+        if journalLostRecords || applied < (loaded.touched.first?.lsn ?? loaded.state.lastLSN + 1) - 1 {
+            // Older than the replay window (the checkpoint covers it), or over a loss: rewrite every row.
             return ViewCatchUp(work: .rebuild, commandsReapplied: commands)
         }
         var names = Set(pending.compactMap(\.task))

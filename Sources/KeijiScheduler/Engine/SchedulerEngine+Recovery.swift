@@ -76,9 +76,12 @@ extension SchedulerEngine {
         }
 
         // Planned now, written by the view's writer once firing has begun (``ViewCatchUp``).
-        let catchUp = try await writer.planCatchUp(with: loaded, fresh: fresh)
+        // A repair that lost acknowledged records, by this open or an earlier one (a strict start that set a checkpoint
+        // aside and refused, then this pointInTime start), leaves the view with what the state no longer has.
+        let journalLostRecords = (journal.earlierRepairs.map(\.repair) + journal.recovery.repairs).contains(where: \.losesAcknowledgedRecords)
+        let catchUp = try await writer.planCatchUp(with: loaded, fresh: fresh, journalLostRecords: journalLostRecords)
         report.commandsReapplied = catchUp.commandsReapplied
-        report.viewRebuilt = fresh || catchUp.viewWasAheadAt != nil
+        report.viewRebuilt = fresh || catchUp.viewWasAheadAt != nil || journalLostRecords
         if let ahead = catchUp.viewWasAheadAt {
             report.viewAheadOfJournalAt = ahead
             note("warning: \(RecoveryReport.viewAheadText(view: ahead, journal: journal.lastLSN)); the view is rebuilt from the journal")

@@ -47,8 +47,8 @@ actor ViewWriter {
 
     /// Decides what bringing the opened view up to `loaded` takes (it reads `applied_lsn`); the first
     /// ``write(_:touched:redefined:newRuns:)`` does it.
-    func planCatchUp(with loaded: StateLoader.Loaded, fresh: Bool) throws -> ViewCatchUp {
-        let plan = try opened().planCatchUp(with: loaded, fresh: fresh)
+    func planCatchUp(with loaded: StateLoader.Loaded, fresh: Bool, journalLostRecords: Bool) throws -> ViewCatchUp {
+        let plan = try opened().planCatchUp(with: loaded, fresh: fresh, journalLostRecords: journalLostRecords)
         catchUp = plan.isNeeded ? plan : nil
         return plan
     }
