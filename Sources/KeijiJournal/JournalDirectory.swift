@@ -134,6 +134,7 @@ public struct JournalDirectory: Sendable {
             }
             previous = scan
         }
+        report.problems += try damagedCheckpoints(firstSegmentBase: names.first?.baseLSN, validCheckpointLSN: checkpoint?.lsn)
         // A checkpoint vouches for every LSN up to its own as durable: a journal that ends before it (a tail cut
         // below it, a lost newest segment) lost acknowledged records, which an open refuses in strict mode.
         if let checkpoint, let last = previous, checkpoint.lsn > last.lastLSN {
@@ -141,6 +142,43 @@ public struct JournalDirectory: Sendable {
                 detail: "the checkpoint is at LSN \(checkpoint.lsn), past the journal's last intact LSN \(last.lastLSN): LSNs \(last.lastLSN + 1)…\(checkpoint.lsn) were acknowledged and are missing"))
         }
         return report
+    }
+
+    /// Each checkpoint file that does not decode (or whose LSN is not its name's), which ``latestCheckpoint()`` and
+    /// recovery pass over. It is corruption when it is the only cover of LSNs whose segments are gone (compacted
+    /// behind it, no valid checkpoint covering them): a strict open refuses that journal. Otherwise the next open
+    /// sets it aside and replays from an older checkpoint or the segments, losing nothing: a warning.
+    private func damagedCheckpoints(firstSegmentBase: UInt64?, validCheckpointLSN: UInt64?) throws -> [VerifyReport.Problem] {
+        let files = try io.listDirectory(path).compactMap { name in CheckpointFile.lsn(fromFileName: name).map { (name, $0) } }.sorted { $0.1 < $1.1 }
+        var problems: [VerifyReport.Problem] = []
+        for (file, lsn) in files {
+            let bytes = try io.readAll(path + "/" + file)
+            guard let decoded = CheckpointFile.decode(bytes) else {
+                problems.append(problem(file, lsn, "the checkpoint does not decode (checksum or header invalid)",
+                                        firstSegmentBase: firstSegmentBase, validCheckpointLSN: validCheckpointLSN))
+                continue
+            }
+            if decoded.lsn != lsn {
+                problems.append(problem(file, lsn, "the checkpoint holds LSN \(decoded.lsn), not its name's",
+                                        firstSegmentBase: firstSegmentBase, validCheckpointLSN: validCheckpointLSN))
+            }
+        }
+        return problems
+    }
+
+    private func problem(_ file: String, _ lsn: UInt64, _ why: String, firstSegmentBase: UInt64?, validCheckpointLSN: UInt64?) -> VerifyReport.Problem {
+        // Segments start after LSN 1 (or there are none): LSNs below them exist only in a checkpoint.
+        let gone: ClosedRange<UInt64>? = switch firstSegmentBase {
+        case .some(let base) where base > 1: 1...(base - 1)
+        case .some: nil
+        case .none: lsn > 0 ? 1...lsn : nil
+        }
+        if let gone, (validCheckpointLSN ?? 0) < gone.upperBound {
+            return .init(file: file, offset: 0, severity: .corruption,
+                         detail: "\(why); the segments of LSNs \(gone.lowerBound)…\(gone.upperBound) are gone and no valid checkpoint covers them, so this one was their only copy")
+        }
+        return .init(file: file, offset: 0, severity: .warning,
+                     detail: "\(why); the next start sets it aside (.broken) and replays from \(validCheckpointLSN.map { "the checkpoint at LSN \($0)" } ?? "the segments"), losing nothing")
     }
 
     /// Writes a segment's records, one per line, as an LZ4 frame file that `lz4 -d` reads. Each record is
@@ -246,6 +284,8 @@ public struct VerifyReport: Sendable, Codable, Equatable {
         case tornTail
         /// Damage to acknowledged data.
         case corruption
+        /// Damage recovery sets aside without losing anything (a checkpoint whose LSNs are still covered).
+        case warning
     }
     public struct Problem: Sendable, Codable, Equatable, CustomStringConvertible {
         public var file: String

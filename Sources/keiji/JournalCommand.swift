@@ -79,7 +79,10 @@ struct JournalCommand: AsyncParsableCommand {
                 Console.say("checked \(report.segmentsChecked) segments, \(report.framesChecked) frames, \(report.recordsChecked) records")
                 for problem in report.problems { Console.say(problem.description) }
                 if report.hasCorruption { throw CLIError("the journal is damaged (see above)") }
-                Console.say(report.problems.isEmpty ? "ok" : "ok (a torn, unacknowledged tail will be cut at the next start)")
+                let notes = [report.problems.contains { $0.severity == .tornTail } ? "a torn, unacknowledged tail will be cut at the next start" : nil,
+                             report.problems.contains { $0.severity == .warning } ? "a damaged checkpoint will be set aside at the next start, losing nothing" : nil]
+                    .compactMap { $0 }
+                Console.say(notes.isEmpty ? "ok" : "ok (\(notes.joined(separator: "; ")))")
             }
         }
     }

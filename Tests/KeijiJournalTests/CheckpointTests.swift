@@ -106,4 +106,33 @@ struct CheckpointTests {
         #expect(repair.lostLSNs?.lowerBound == 1)
         try await opened.close()
     }
+
+    /// `verify` checked segments only: a checkpoint with a flipped byte gave `ok`, since ``JournalDirectory/latestCheckpoint()``
+    /// passes over checkpoints that do not decode. It names each one: a warning while the segments still hold its
+    /// LSNs, corruption once it is the only copy of LSNs whose segments were compacted away.
+    @Test func verifyNamesADamagedCheckpointAndFailsWhenItWasTheOnlyCopy() async throws {
+        let fs = SimulatedFileSystem()
+        let journal = try makeJournal(fs)
+        try await appendPayloads(journal, through: 60)
+        try await journal.writeCheckpoint(Array("snapshot at 30".utf8), at: 30)
+        try await journal.close()
+        let file = CheckpointFile.fileName(lsn: 30)
+        var bytes = try #require(fs.contents(of: "/j/" + file))
+        bytes[bytes.count - 1] ^= 0x04
+        fs.setContents(bytes, of: "/j/" + file)
+
+        var report = try JournalDirectory(path: "/j", io: fs).verify()
+        #expect(report.problems.map(\.file) == [file] && report.problems.map(\.severity) == [.warning], "\(report.problems)")
+        #expect(!report.hasCorruption, "the segments still hold LSNs 1…30")
+
+        fs.setContents(CheckpointFile.encode(Checkpoint(lsn: 30, createdNanoseconds: 1, snapshot: Array("snapshot at 30".utf8))), of: "/j/" + file)
+        let compacting = try makeJournal(fs)
+        #expect(try await !compacting.compact().removed.isEmpty)
+        try await compacting.close()
+        fs.setContents(bytes, of: "/j/" + file)
+        report = try JournalDirectory(path: "/j", io: fs).verify()
+        let named = try #require(report.problems.first { $0.file == file }, "\(report.problems)")
+        #expect(named.severity == .corruption && named.detail.contains("only copy"), "\(named)")
+        #expect(report.hasCorruption)
+    }
 }
