@@ -227,8 +227,19 @@ struct JournalRecovery {
             try io.truncate(file, to: offset)
             try io.sync(file)
         }
-        return Repair(kind: kind, file: name.fileName, offset: offset, bytes: tail.count,
+        let header = try io.read(file, at: 0, count: min(size, SegmentHeader.size))
+        return Repair(kind: kind, file: name.fileName, offset: offset, bytes: Self.dataBytes(in: tail, at: offset, segmentHeader: header),
                       quarantinedTo: tail.isEmpty ? nil : quarantine, lostLSNs: lost, detail: detail)
+    }
+
+    /// How many of `bytes` (a segment's from `offset` on) are data. In a preallocated segment, up to the last nonzero
+    /// byte, rounded up to the 8-byte frame alignment: the zeros it holds ahead of its frames (up to a MiB) are not
+    /// counted, and a cut of a few frames was reported as a megabyte repaired. Elsewhere zeros are what was written.
+    static func dataBytes(in bytes: [UInt8], at offset: Int, segmentHeader: [UInt8]) -> Int {
+        guard (try? SegmentHeader.decode(segmentHeader).get())?.isPreallocated == true else { return bytes.count }
+        guard let last = bytes.lastIndex(where: { $0 != 0 }) else { return 0 }
+        let end = (offset + last + 1 + 7) & ~7
+        return min(end - offset, bytes.count)
     }
 
     /// Cuts the journal at `cut`: the rest of the first segment in `names` and every later segment are
@@ -245,7 +256,7 @@ struct JournalRecovery {
         var sizes: [Int] = []
         for (position, name) in names.enumerated() {
             let bytes = try io.readAll(set.path(of: name))
-            sizes.append(bytes.count)
+            sizes.append(Self.dataBytes(in: bytes, at: 0, segmentHeader: bytes))
             let start = position == 0 ? max(cut.offset, SegmentHeader.size) : SegmentHeader.size
             finder.forEachIntactBatch(in: bytes, name: name, from: start) { lsn, record in
                 highest = max(highest, lsn)

@@ -16,7 +16,7 @@ public struct RecoveryInfo: Sendable, Codable, Equatable {
 
     /// No repair was needed.
     public var isClean: Bool { repairs.isEmpty }
-    /// Bytes moved to `*.broken` files or dropped.
+    /// Bytes of data moved to `*.broken` files or dropped (zeros written ahead of frames are not counted).
     public var bytesRepaired: Int { repairs.reduce(0) { $0 + $1.bytes } }
 
     public init(mode: JournalOptions.RecoveryMode) { self.mode = mode }
@@ -60,7 +60,8 @@ public struct Repair: Sendable, Codable, Equatable, CustomStringConvertible {
     public var kind: Kind
     public var file: String
     public var offset: Int?
-    /// Bytes removed from the live journal (they are in ``quarantinedTo`` when set).
+    /// Bytes of frames and data removed from the live journal (they are in ``quarantinedTo`` when set). A preallocated
+    /// segment's zeros after its last frame are not counted: the quarantine copy keeps them, but they held nothing.
     public var bytes: Int
     public var quarantinedTo: String?
     /// LSNs that are no longer in the journal because of this repair.

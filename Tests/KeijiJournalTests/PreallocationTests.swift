@@ -163,4 +163,42 @@ struct PreallocationTests {
         #expect(try verifiedLSNs(reopened.contents) == [1])
         try await reopened.close()
     }
+
+    /// A repair counts the frames it cut, not the zeros ahead of them: a `pointInTime` cut of a few frames of a
+    /// preallocated segment was reported (and exported as `keiji_recovery_bytes_repaired`) as its whole MiB.
+    @Test func aRepairCountsTheFramesItCutNotTheZerosAhead() async throws {
+        let fs = SimulatedFileSystem()
+        var options = testOptions(io: fs, segmentSize: 4 << 20, preallocation: 1 << 20)
+        options.idleNoteDelay = nil
+        let journal = try Journal.open(directory: Self.directory, options: options)
+        for lsn in UInt64(1)...6 { _ = try await journal.append(payload(for: lsn)) }
+        try await journal.close()
+        let name = try #require(try journal.contents.segments().first)
+        let path = Self.directory + "/" + name.fileName
+        var bytes = try #require(fs.contents(of: path))
+        #expect(bytes.count == 1 << 20)
+        let framesEnd = SegmentScanner().scan(bytes, name: name).validEnd
+
+        // A torn tail: garbage in the zeros after the last frame.
+        bytes.replaceSubrange(framesEnd..<(framesEnd + 20), with: [UInt8](repeating: 0xAB, count: 20))
+        fs.setContents(bytes, of: path)
+        let torn = try Journal.open(directory: Self.directory, options: options)
+        #expect(torn.recovery.repairs.map(\.kind) == [.tornTailTruncated])
+        #expect(torn.recovery.bytesRepaired == 24, "20 bytes of garbage, to the frame alignment: \(torn.recovery.repairs)")
+        try await torn.close()
+
+        // Acknowledged damage in the first frame, cut with pointInTime: the frames from it on, not the zeros.
+        let segments = try torn.contents.segments()
+        let first = try #require(segments.first)
+        var damaged = try #require(fs.contents(of: Self.directory + "/" + first.fileName))
+        let frames = SegmentScanner().scan(damaged, name: first).validEnd - SegmentHeader.size
+        damaged[SegmentHeader.size + FrameHeader.size] ^= 0x01
+        fs.setContents(damaged, of: Self.directory + "/" + first.fileName)
+        options.recoveryMode = .pointInTime
+        let cut = try Journal.open(directory: Self.directory, options: options)
+        let repair = try #require(cut.recovery.repairs.first { $0.kind == .corruptionTruncated })
+        #expect(repair.bytes == frames, "\(cut.recovery.repairs)")
+        #expect(cut.recovery.repairs.allSatisfy { $0.bytes < 64 << 10 }, "no MiB of zeros counted: \(cut.recovery.repairs)")
+        try await cut.close()
+    }
 }
