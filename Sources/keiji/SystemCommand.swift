@@ -58,6 +58,9 @@ struct SystemCommand: AsyncParsableCommand {
             let takers = actions.count == 1 ? actions[0] : actions.dropLast().joined(separator: ", ") + " or " + actions[actions.count - 1]
             throw ValidationError("\(option) goes with \(takers), not \(action)")
         }
+        if let recoveryMode, !["strict", "pointInTime", "salvage"].contains(recoveryMode) {
+            throw ValidationError("--recovery-mode takes strict, pointInTime or salvage (got \(recoveryMode))")
+        }
     }
 
     func run() async throws {
@@ -89,8 +92,10 @@ struct SystemCommand: AsyncParsableCommand {
                 // Checked before a restart stops anything: bad settings must not leave the services down.
                 let (_, settings) = try loadWorkspace()
                 warnIfPasswordReadable(settings, in: workspace.settingsFile)
-                if let recoveryMode, !["strict", "pointInTime", "salvage"].contains(recoveryMode) {
-                    throw CLIError("--recovery-mode takes strict, pointInTime or salvage")
+                // A mode applies when the scheduler starts: one already running would ignore it, and say "already running".
+                if let recoveryMode, start, services.contains(.scheduler), let pid = control.runningPID(.scheduler) {
+                    throw CLIError("the scheduler is already running (pid \(pid)); --recovery-mode applies when it starts: "
+                                   + "keiji system --restart --recovery-mode \(recoveryMode)")
                 }
                 // A database the scheduler could not use (DB_URL) is refused before any service starts, so a
                 // failed start leaves nothing running and nothing created in it.

@@ -376,6 +376,7 @@ struct SystemCommandTests {
             (["--status", "--bus"], "--bus goes with --start, --stop, --restart or --logs, not --status"),
             (["--uninstall", "--yes", "--scheduler"], "--scheduler goes with --start, --stop, --restart or --logs, not --uninstall"),
             (["--stop", "--lines", "100"], "--lines goes with --logs, not --stop"),
+            (["--start", "--recovery-mode", "salvag"], "--recovery-mode takes strict, pointInTime or salvage (got salvag)"),
         ]
         for (arguments, text) in cases {
             let r = try await s.run(["system"] + arguments)
@@ -386,6 +387,12 @@ struct SystemCommandTests {
             let r = try await s.run(["system"] + arguments)
             #expect(r.status == 0, "\(arguments): \(r.stdout)\(r.stderr)")
         }
+        // A mode for a scheduler already running would be ignored: refused, with the restart that applies it.
+        #expect(try await s.keiji("system", "--start").status == 0)
+        let r = try await s.keiji("system", "--start", "--recovery-mode", "salvage")
+        #expect(r.status == 1 && r.stderr.contains("the scheduler is already running") && r.stderr.contains("keiji system --restart --recovery-mode salvage"),
+                "\(r.stdout)\(r.stderr)")
+        #expect(try await s.keiji("system", "--stop").status == 0)
     }
 
     @Test func uninstallAsksBeforeDeletingAndStopsTheServicesFirst() async throws {
