@@ -54,7 +54,8 @@ struct RunHistory {
         for run in runs {
             table.rows.append([
                 run.slot.map { time.instant(milliseconds: $0 * 1000) } ?? "-", run.began.map(time.instant) ?? "-",
-                run.began.map { TimeText.span(milliseconds: run.end - $0, finest: .milliseconds) } ?? "-",
+                // An interrupted run's end is when the next start recorded it: the process ran at most that long.
+                run.began.map { (run.outcome == "interrupted" ? "≤" : "") + TimeText.span(milliseconds: run.end - $0, finest: .milliseconds) } ?? "-",
                 run.lateness.map { TimeText.span(milliseconds: $0, finest: .milliseconds) } ?? "-",
                 run.result, run.attempt, run.trigger, run.node,
             ])

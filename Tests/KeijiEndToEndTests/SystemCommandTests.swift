@@ -508,6 +508,10 @@ struct SystemCommandTests {
         r = try await s.keiji("system", "--status", "--json")
         let recovery = (try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any])?["recovery"] as? [String: Any]
         #expect((recovery?["interruptedRuns"] as? [[String: Any]])?.count == 1, "\(r.stdout)")
+        // Its end is when this start recorded it: the table gives its duration as a bound.
+        r = try await s.keiji("task", "--runs", "--name=long")
+        let interruptedRow = r.stdout.split(separator: "\n").first { $0.contains("interrupted") }
+        #expect(interruptedRow?.contains("≤") == true, "\(r.stdout)")
         #expect(await eventually { try await state() == "running" })
         #expect(try await s.keiji("system", "--stop").status == 0)
     }
