@@ -202,6 +202,11 @@ public struct JournalDirectory: Sendable {
         if let damage = result.damage, !isLast || damage.isVouchedFor {
             throw JournalError(.corruption, "\(name.fileName) is damaged at offset \(damage.offset): \(damage.problem)")
         }
+        // A tail below the latest checkpoint was acknowledged (the checkpoint vouches for it), as `verify` says.
+        if let damage = result.damage, let checkpoint = try latestCheckpoint(), checkpoint.lsn > result.lastLSN {
+            throw JournalError(.corruption, "\(name.fileName) is damaged at offset \(damage.offset): \(damage.problem); the checkpoint at LSN "
+                               + "\(checkpoint.lsn) vouches for LSNs \(result.lastLSN + 1)…\(checkpoint.lsn), so they were acknowledged and are missing")
+        }
         let compressed = try LZ4FrameFile.compress(text)
         let file = try io.open(destination, mode: .createNew)
         defer { io.close(file) }

@@ -188,6 +188,26 @@ struct RecoveryEdgeCaseTests {
         try await again.close()
     }
 
+    /// A tail torn below the latest checkpoint was acknowledged: `export` refuses the segment as corruption, as
+    /// `verify` calls it. It exported the records before the tear and said "an unacknowledged torn tail was left out".
+    @Test func exportRefusesATailTornBelowTheCheckpoint() async throws {
+        let fs = SimulatedFileSystem()
+        let journal = try Journal.open(directory: "/j", options: testOptions(io: fs, segmentSize: 1 << 20))
+        try await appendPayloads(journal, through: 10)
+        try await journal.writeCheckpoint([1], at: 10)
+        try await journal.close()
+        let directory = JournalDirectory(path: "/j", io: fs)
+        let name = try directory.segments()[0]
+        let bytes = try #require(fs.contents(of: "/j/" + name.fileName))
+        var offset = SegmentHeader.size
+        for _ in 0..<8 { offset += bytes.withUnsafeBytes { try! FrameHeader.parse($0, at: offset, segmentIDLow: UInt32(name.segmentID), maxPayload: 1 << 20).get().frameSize } }
+        fs.setContents(Array(bytes[..<(offset + 20)]), of: "/j/" + name.fileName)  // LSN 9's frame torn
+        #expect(try directory.verify().problems.contains { $0.severity == .corruption && $0.detail.contains("past the journal's last intact LSN 8") })
+        #expect { try directory.exportSegment(name, to: "/export.lz4") } throws: {
+            isCorruption($0) && "\($0)".contains("vouches for LSNs 9…10")
+        }
+    }
+
     @Test func aCheckpointBeyondTheSurvivingJournalIsSetAsideOutsideStrictMode() async throws {
         let fs = SimulatedFileSystem()
         let journal = try Journal.open(directory: "/j", options: testOptions(io: fs, segmentSize: 1 << 20))
