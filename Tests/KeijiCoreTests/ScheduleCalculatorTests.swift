@@ -90,7 +90,9 @@ struct ScheduleCalculatorTests {
             == at("2027-04-01T00:00:00Z"), "a 1st on Sunday, Tuesday, Thursday or Saturday (Thursday 1 April; January to March are not)")
         #expect(calculator(.cron(try CronExpression("0 0 1,15 * mon"))).nextSlot(after: at("2026-12-07T05:00:00Z"))
             == at("2026-12-14T00:00:00Z"), "no star: either field (Monday the 14th before the 15th)")
-        #expect { try CronExpression("0 0 30 2 */2") } throws: { ($0 as? KeijiError)?.message.contains("never fire") == true }
+        // Such an expression was accepted before (any weekday counted): it still decodes, and validated() refuses it.
+        let narrowed = try CronExpression("0 0 30 2 */2")
+        #expect { try Schedule.cron(narrowed).validated() } throws: { ($0 as? KeijiError)?.message.contains("never fire") == true }
     }
 
     /// In a repeated hour (New York falls back at 06:00Z on 7 November 2027, 02:00 EDT → 01:00 EST) a cron with `*`
@@ -107,6 +109,11 @@ struct ScheduleCalculatorTests {
                 "2027-11-07T06:40:00Z", "2027-11-08T06:00:00Z"], "01:00–01:40 twice that day, once the next")
         #expect(firings(calculator(.cron(try CronExpression("30 1 * * *")), zone: "America/New_York"), after: at("2027-11-07T04:00:00Z"), count: 2)
             == ["2027-11-07T05:30:00Z", "2027-11-08T06:30:00Z"], "a fixed time: the first pass only")
+        // The next first-pass match months away, past the next spring forward: the second pass is still taken.
+        #expect(firings(calculator(.cron(try CronExpression("*/20 2 * 10 0")), zone: "Europe/Paris"), after: at("2026-10-25T00:30:00Z"), count: 4)
+            == ["2026-10-25T00:40:00Z", "2026-10-25T01:00:00Z", "2026-10-25T01:20:00Z", "2026-10-25T01:40:00Z"], "02:40 CEST, then 02:00–02:40 CET")
+        #expect(firings(calculator(.cron(try CronExpression("*/15 1 1 11 *")), zone: "America/New_York"), after: at("2026-11-01T05:40:00Z"), count: 5)
+            == ["2026-11-01T05:45:00Z", "2026-11-01T06:00:00Z", "2026-11-01T06:15:00Z", "2026-11-01T06:30:00Z", "2026-11-01T06:45:00Z"])
         // Lord Howe falls back half an hour (02:00 +11 → 01:30 +10:30 on 4 April 2027, 15:00Z): 01:30 and 01:45 twice.
         #expect(firings(calculator(.cron(try CronExpression("*/15 * * * *")), zone: "Australia/Lord_Howe"), after: at("2027-04-03T14:20:00Z"), count: 5)
             == ["2027-04-03T14:30:00Z", "2027-04-03T14:45:00Z", "2027-04-03T15:00:00Z", "2027-04-03T15:15:00Z", "2027-04-03T15:30:00Z"])
@@ -251,7 +258,8 @@ struct TimeOfDayTests {
         // The shape decodes; ranges are `validated()`'s job, so a stored definition still decodes under stricter rules.
         let zero = try JSONDecoder().decode(ScheduleSpec.self, from: Data(#"{"every":0}"#.utf8))
         #expect(throws: KeijiError.self) { try zero.validated() }
-        // A signed cron number, which Int(_:) read and older keiji journaled, decodes and fires as before; validated() refuses it.
+        // A signed cron number, which Int(_:) read and older keiji journaled, still decodes; validated() refuses it, so replay
+        // puts such a task in error with the reason (Reducer.refuseIfInvalid), and --resolve after a --create fixes it.
         let signed = try JSONDecoder().decode(ScheduleSpec.self, from: Data(#"{"cron":"+5 * * * *"}"#.utf8))
         #expect(signed.schedule == .cron(try CronExpression("+5 * * * *")))
         #expect(throws: KeijiError.self) { try signed.validated() }

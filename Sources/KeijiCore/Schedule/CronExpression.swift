@@ -25,6 +25,8 @@ public struct CronExpression: Hashable, Sendable, CustomStringConvertible {
     /// A field with a signed number (`+5`, which `Int(_:)` reads as 5), for ``Schedule/validated()`` to refuse: its
     /// numbers are digits alone. Kept apart from parsing, as the step, so an expression journaled before decodes.
     let signedNumber: String?
+    /// Why the expression can never fire, for ``Schedule/validated()`` to refuse (see the end of `init`).
+    let neverFires: String?
 
     public var description: String { source }
 
@@ -63,12 +65,16 @@ public struct CronExpression: Hashable, Sendable, CustomStringConvertible {
         daysOfWeek = dow
         // Vixie cron's DOM_STAR and DOW_STAR: set by a field's first character, so `*/2` counts as a star.
         firesOnBothPassesOfAFold = fields[0...2].contains { $0.hasPrefix("*") }
-        eitherDayFieldMatches = !(fields[3].hasPrefix("*") || fields[3].hasPrefix("?") || fields[5].hasPrefix("*") || fields[5].hasPrefix("?"))
-        guard months.contains(where: { month in daysOfMonth.contains { $0 <= CivilTime.daysInMonth(year: 2000, month: month) } })
-            || eitherDayFieldMatches
-        else {
+        let either = !(fields[3].hasPrefix("*") || fields[3].hasPrefix("?") || fields[5].hasPrefix("*") || fields[5].hasPrefix("?"))
+        eitherDayFieldMatches = either
+        let (monthSet, daySet) = (months, daysOfMonth)  // not `self` in a closure before every property is set
+        let someDayExists = monthSet.contains { month in daySet.contains { $0 <= CivilTime.daysInMonth(year: 2000, month: month) } }
+        guard someDayExists || fields[5] != "*" && fields[5] != "?" else {
             throw KeijiError(.invalidSchedule, "cron expression \"\(text)\" can never fire (no such day in those months)")
         }
+        // With the day fields combined as Vixie cron does, a step in the weekday (`0 0 30 2 */1`) narrows the days too.
+        // Refused by ``Schedule/validated()``, not here: such an expression was accepted before, and must decode.
+        neverFires = someDayExists || either ? nil : "expression \"\(text)\" can never fire (no such day in those months)"
     }
 
     func matchesDay(_ time: CivilTime) -> Bool {

@@ -84,6 +84,7 @@ public enum Schedule: Hashable, Sendable {
         case .cron(let expression):
             if let problem = expression.outOfRangeStep { throw KeijiError(.invalidSchedule, "--cron " + problem) }
             if let problem = expression.signedNumber { throw KeijiError(.invalidSchedule, "--cron " + problem) }
+            if let problem = expression.neverFires { throw KeijiError(.invalidSchedule, "--cron " + problem) }
         case .once: break
         }
         return self

@@ -58,12 +58,14 @@ public struct ScheduleCalculator: Sendable {
     }
 
     /// The first match of `expression` after `instant` and before `next` on the second pass of a repeated hour: the
-    /// wall times after a fall-back transition between a day before `instant` and `next`, which ``ZonedClock``
+    /// wall times after a fall-back transition within a day of `instant`, which ``ZonedClock``
     /// names by their first occurrence. Without it `*/15 * * * *` went from 01:45 EDT to 02:00 EST, 75 minutes.
     func secondPassMatch(_ expression: CronExpression, after instant: Int64, before next: Int64) -> Int64? {
-        var low = instant - 86_400, high = next
+        // A second pass after `instant` needs a fall back within a fold's length of it: looked for within a day either
+        // side (zones change offset at most once in two days), not up to `next`, which can be past the next spring forward.
+        var low = instant - 86_400, high = min(next, instant + 86_400)
         let offsetBefore = clock.offset(at: low), offsetAfter = clock.offset(at: high)
-        guard offsetBefore > offsetAfter else { return nil }  // no fall back in between (zones change at most once a day)
+        guard offsetBefore > offsetAfter else { return nil }
         while high - low > 1 {  // the transition: the first instant at the later offset
             let middle = low + (high - low) / 2
             if clock.offset(at: middle) == offsetBefore { low = middle } else { high = middle }
