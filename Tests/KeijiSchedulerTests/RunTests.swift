@@ -339,8 +339,9 @@ struct RunTests {
         await third.stop()
     }
 
-    /// A retry a `--disable` dropped during its backoff stays dropped: an `--enable` and a restart after it did not
-    /// bring it back (they did: recovery looked only at the latest run's failure and the task's state now).
+    /// A retry a `--disable` dropped during its backoff stays dropped, in the running engine and after a restart,
+    /// though the task was enabled again (recovery looked only at the latest run's failure and the task's state now,
+    /// and the engine at whether the task was disabled when the backoff ended).
     @Test func aRetryDroppedByADisableIsNotResumedByARestart() async throws {
         let harness = try SchedulerHarness()
         defer { harness.remove() }
@@ -354,8 +355,8 @@ struct RunTests {
         _ = try await first.submit(.taskTriggered(name))
         #expect(await harness.wait { try harness.entries().finishedRuns.count == 1 })
         _ = try await first.submit(.taskDisabled(name))  // within the 2 s backoff
-        try await Task.sleep(for: .seconds(3))  // past it: the running engine dropped the retry
         _ = try await first.submit(.taskEnabled(name))
+        try await Task.sleep(for: .seconds(4))  // past the backoff: the running engine dropped the retry too
         #expect(try harness.entries().startedRuns.map(\.attempt) == [1])
         await first.stop()
 

@@ -290,9 +290,9 @@ extension SchedulerEngine {
     /// slots aside) failed with attempts left, its end journaled as not final (so the task is not in error), and
     /// nothing ran after it. Each is due at the failed run's end plus its backoff. A task whose interrupted run is
     /// re-run now (`rerunning`) started its next run already.
-    /// A task changed since the failure (disabled, enabled, resolved, saved again) owes nothing: a `--disable`
-    /// during the backoff drops the retry in the running engine, and a later `--enable` or restart must not bring
-    /// it back, days later perhaps.
+    /// A task changed since the failure (disabled, enabled, resolved, saved again) owes nothing, as in the running
+    /// engine (`retry`): a `--disable` during the backoff drops the retry, and a later `--enable` or restart must not
+    /// bring it back, days later perhaps.
     func owedRetries(rerunning: Set<TaskName>) -> [(run: RecoveryRun, dueAtMs: Int64)] {
         state.tasks.keys.sorted().compactMap { name in
             guard let task = state.tasks[name], !task.isDisabled, !task.isError, !rerunning.contains(name),

@@ -542,7 +542,10 @@ extension SchedulerEngine {
         // Stopping: the claim stays unfinished, so once this node is marked stopped another takes the slot over and
         // runs it (finished here, in the stop's wait for the last runs, the slot's retry ran nowhere).
         guard phase == .running else { return }
-        guard let task = state.tasks[ended.name], !task.isDisabled else {
+        // A task changed since the failure (disabled, even if enabled again; resolved; saved) owes no retry: the rule
+        // a restart applies (`owedRetries`), so the two never disagree.
+        let failedAt = state.tasks[ended.name]?.recentRuns.last { $0.runID == ended.runID }?.finishedAt
+        guard let task = state.tasks[ended.name], !task.isDisabled, let failedAt, task.updatedAt <= failedAt else {
             // No retry: the slot's claim (kept unfinished for it) is done with.
             if let cluster, let slot = ended.claimedSlot { cluster.finished([slot]) }
             return
