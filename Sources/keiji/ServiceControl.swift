@@ -122,7 +122,8 @@ struct ServiceControl {
     /// takes over a second says so once: the scheduler gives its runs in progress their grace time (10 s and more),
     /// and a silent wait that long looked hung.
     func stop(_ service: Service, timeout: Double = 20) -> Bool {
-        let lock = try? WorkspaceChangeLock.services(workspace)
+        // No ~/.keiji, nothing to stop: the lock is not taken, so a stop (or an uninstall) does not create the folder.
+        let lock = FileSystem.exists(workspace.systemRoot) ? try? WorkspaceChangeLock.services(workspace) : nil
         defer { lock?.release() }
         guard let pid = runningPID(service) else {
             try? FileSystem.remove(workspace.pidFile(service.rawValue))

@@ -58,6 +58,9 @@ struct SystemCommand: AsyncParsableCommand {
             let takers = actions.count == 1 ? actions[0] : actions.dropLast().joined(separator: ", ") + " or " + actions[actions.count - 1]
             throw ValidationError("\(option) goes with \(takers), not \(action)")
         }
+        if recoveryMode != nil, bus, !scheduler {
+            throw ValidationError("--recovery-mode is the scheduler's: not with --bus alone")
+        }
         if let recoveryMode, !["strict", "pointInTime", "salvage"].contains(recoveryMode) {
             throw ValidationError("--recovery-mode takes strict, pointInTime or salvage (got \(recoveryMode))")
         }

@@ -377,6 +377,7 @@ struct SystemCommandTests {
             (["--uninstall", "--yes", "--scheduler"], "--scheduler goes with --start, --stop, --restart or --logs, not --uninstall"),
             (["--stop", "--lines", "100"], "--lines goes with --logs, not --stop"),
             (["--start", "--recovery-mode", "salvag"], "--recovery-mode takes strict, pointInTime or salvage (got salvag)"),
+            (["--restart", "--bus", "--recovery-mode", "salvage"], "--recovery-mode is the scheduler's: not with --bus alone"),
         ]
         for (arguments, text) in cases {
             let r = try await s.run(["system"] + arguments)
@@ -416,6 +417,10 @@ struct SystemCommandTests {
 
         r = try await s.keiji("system", "--uninstall", "--yes")
         #expect(r.status == 0 && !r.stdout.contains("deleted") && r.stdout.contains("nothing to remove"), "\(r.stdout)\(r.stderr)")
+        // A stop where nothing was ever installed makes no ~/.keiji (its services lock lives there).
+        r = try await s.keiji("system", "--stop")
+        #expect(r.status == 0 && r.stdout.contains("was not running"), "\(r.stdout)\(r.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: s.home + "/.keiji"), "a stop created ~/.keiji")
     }
 
     @Test func taskIDsSurviveSchedulerRestartsAndARecreatedTaskGetsANewOne() async throws {
