@@ -41,7 +41,10 @@ struct JournalRecovery {
         do {
             var outcome = try repair(&info)
             outcome.earlierRepairs = earlier
-            try UnreportedRepairsFile.write(info.repairs.map {
+            // Best effort, as on a refusal: the repair is on disk already, so failing the open now (a full disk after
+            // the crash that tore the tail) would leave nothing to repair next time and lose the record anyway. This
+            // open's own caller still has the repairs (`recovery`) and says them.
+            try? UnreportedRepairsFile.write(info.repairs.map {
                 UnreportedRepair(repair: $0, openedAtNanoseconds: options.now(), mode: options.recoveryMode, process: process, openRefused: false)
             }, after: earlier, io: io, directory: directory)
             return outcome

@@ -1,3 +1,4 @@
+import Foundation
 import Testing
 
 @testable import KeijiJournal
@@ -23,6 +24,20 @@ struct UnreportedRepairsTests {
         let reported = try Journal.open(directory: "/j", options: testOptions(io: fs, segmentSize: 1 << 20))
         #expect(reported.earlierRepairs.isEmpty, "listed by a report, so forgotten")
         try await reported.close()
+    }
+
+    /// A record that cannot be written (a full disk) does not fail the open whose repair is already on disk: failing
+    /// it left nothing to repair at the next open, and the record was lost anyway. The open still has its repairs.
+    @Test func anOpenWhoseRecordOfRepairsCannotBeWrittenStillOpens() async throws {
+        let fixture = try await SegmentFixture.make()
+        let fs = fixture.fileSystem(with: fixture.bytes + [UInt8](repeating: 0xAB, count: 96))
+        fs.inject { operation in
+            if case .create(let path) = operation, path.contains("unreported-repairs") { return .fail(ENOSPC) }
+            return nil
+        }
+        let journal = try Journal.open(directory: "/j", options: testOptions(io: fs, segmentSize: 1 << 20))
+        #expect(journal.recovery.repairs.map(\.kind) == [.tornTailTruncated])
+        try await journal.close()
     }
 
     @Test func aStrictOpenThatRepairsThenRefusesRecordsWhatItDid() async throws {

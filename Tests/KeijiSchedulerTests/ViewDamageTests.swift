@@ -70,6 +70,10 @@ struct ViewDamageTests {
         let report = try await engine.start()
         #expect(await engine.state.tasks.isEmpty, "the state lost alpha with the checkpoint")
         #expect(report.viewRebuilt, "\(report.journal.repairs)")
+        // Written by the start, before the record of the repairs goes: not left to the first flush.
+        #expect(!FileManager.default.fileExists(atPath: harness.workspace.journalDirectory + "/unreported-repairs.json"))
+        let rebuilt = try SQLiteDatabase(path: harness.workspace.databaseFile, readOnly: true)
+        #expect(try rebuilt.rows("SELECT Name FROM task_models").isEmpty, "rebuilt when the start returned")
         await engine.waitForView()
         let db = try SQLiteDatabase(path: harness.workspace.databaseFile, readOnly: true)
         #expect(try db.rows("SELECT Name FROM task_models").isEmpty, "the view no longer lists alpha")

@@ -220,11 +220,19 @@ extension SchedulerEngine {
             note("recovery report journaled with at most \(Self.journaledReportEntries) entries per list; recovery.json has all of it")
         }
         try await record(.recoveryCompleted(journaled))
-        do {
-            try journal.markRepairsReported()
-        } catch {
-            // The next start lists them again: said twice rather than not at all.
-            note("warning: cannot clear the journal's record of repairs now reported: \(error)")
+        // After a loss the record of the repairs is what makes the next start rebuild the view too: it is cleared
+        // only once the rebuild is written, here rather than at the first flush (a kill in between left a view
+        // with tasks the state had lost, and no record to say so).
+        if journalLostRecords, catchUp.isNeeded { await flushView(evenIfUnchanged: true) }
+        if journalLostRecords, await writer.owesCatchUp {
+            note("the query view's rebuild is not written yet: the journal's record of repairs is kept for the next start")
+        } else {
+            do {
+                try journal.markRepairsReported()
+            } catch {
+                // The next start lists them again: said twice rather than not at all.
+                note("warning: cannot clear the journal's record of repairs now reported: \(error)")
+            }
         }
         recoveryReport = report
         saveRecoveryReport()

@@ -45,6 +45,9 @@ actor ViewWriter {
         try? view?.database.endUnsyncedWrites()
     }
 
+    /// A planned catch-up not yet written.
+    var owesCatchUp: Bool { catchUp != nil }
+
     /// Decides what bringing the opened view up to `loaded` takes (it reads `applied_lsn`); the first
     /// ``write(_:touched:redefined:newRuns:)`` does it.
     func planCatchUp(with loaded: StateLoader.Loaded, fresh: Bool, journalLostRecords: Bool) throws -> ViewCatchUp {
