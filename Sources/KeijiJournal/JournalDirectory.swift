@@ -177,6 +177,11 @@ public struct JournalDirectory: Sendable {
             return .init(file: file, offset: 0, severity: .corruption,
                          detail: "\(why); the segments of LSNs \(gone.lowerBound)…\(gone.upperBound) are gone and no valid checkpoint covers them, so this one was their only copy")
         }
+        if let validCheckpointLSN, validCheckpointLSN > lsn {
+            // A start loads the newest valid checkpoint and never reads this older one; the next checkpoint's compaction deletes it.
+            return .init(file: file, offset: 0, severity: .warning,
+                         detail: "\(why); it is older than the valid checkpoint at LSN \(validCheckpointLSN), which starts use, so it costs nothing (the next checkpoint deletes it)")
+        }
         return .init(file: file, offset: 0, severity: .warning,
                      detail: "\(why); the next start sets it aside (.broken) and replays from \(validCheckpointLSN.map { "the checkpoint at LSN \($0)" } ?? "the segments"), losing nothing")
     }

@@ -134,5 +134,17 @@ struct CheckpointTests {
         let named = try #require(report.problems.first { $0.file == file }, "\(report.problems)")
         #expect(named.severity == .corruption && named.detail.contains("only copy"), "\(named)")
         #expect(report.hasCorruption)
+
+        // Beside a newer valid checkpoint, a damaged older one is never read: the warning does not promise that a
+        // start sets it aside (a start loads the newest valid one; the next checkpoint deletes the older).
+        fs.setContents(CheckpointFile.encode(Checkpoint(lsn: 30, createdNanoseconds: 1, snapshot: Array("snapshot at 30".utf8))), of: "/j/" + file)
+        let later = try makeJournal(fs)
+        try await later.writeCheckpoint(Array("snapshot at 60".utf8), at: 60)
+        try await later.close()
+        fs.setContents(bytes, of: "/j/" + file)
+        report = try JournalDirectory(path: "/j", io: fs).verify()
+        let older = try #require(report.problems.first { $0.file == file }, "\(report.problems)")
+        #expect(older.severity == .warning && older.detail.contains("older than the valid checkpoint at LSN 60") && !older.detail.contains("sets it aside"),
+                "\(older)")
     }
 }
