@@ -147,10 +147,11 @@ struct JournalRecovery {
                 }
                 lastWasRepaired = true
                 if !salvaged.isEmpty {
+                    let span = LSNRange(salvaged[0].lsn...salvaged[salvaged.count - 1].lsn)
+                    // What the cut lost, less what is re-appended: the operator must not have to subtract.
                     info.repairs.append(Repair(
-                        kind: .recordsSalvaged, file: name.fileName, bytes: 0,
-                        lostLSNs: LSNRange(salvaged[0].lsn...salvaged[salvaged.count - 1].lsn),
-                        detail: "\(salvaged.count) intact records found after the damage are re-appended under their original LSNs, with gap frames for the rest"))
+                        kind: .recordsSalvaged, file: name.fileName, bytes: 0, lostLSNs: span, lostRanges: kept_.repairs.first?.lostRanges ?? [],
+                        detail: "\(salvaged.count) intact records of LSNs \(span.lowerBound)…\(span.upperBound) found after the damage are re-appended under their original LSNs, with gap frames between them"))
                 }
                 break
             }
@@ -198,6 +199,19 @@ struct JournalRecovery {
         info.durationSeconds = Double(monotonicNanoseconds() - started) / 1e9
         return Outcome(info: info, checkpoint: checkpoint, segments: kept, tailIsAppendable: tailIsAppendable,
                        salvaged: salvaged, bridgeThrough: bridgeThrough, highestSegmentID: highestID)
+    }
+
+    /// The LSNs of `range` that are not in `kept` (ascending), as ranges.
+    static func ranges(of range: LSNRange, without kept: [UInt64]) -> [LSNRange] {
+        var out: [LSNRange] = []
+        var next = range.lowerBound
+        for lsn in kept where lsn >= next && lsn <= range.upperBound {
+            if lsn > next { out.append(LSNRange(next...(lsn - 1))) }
+            if lsn == range.upperBound { return out }
+            next = lsn + 1
+        }
+        if next <= range.upperBound { out.append(LSNRange(next...range.upperBound)) }
+        return out
     }
 
     /// Loads the newest checkpoint that verifies; damaged newer ones are quarantined and reported.
@@ -279,6 +293,10 @@ struct JournalRecovery {
                                       detail: position == 0 ? cut.why : "follows the damaged segment"))
             }
         }
-        return (repairs, found.sorted { $0.key < $1.key }.map { ($0.key, $0.value) })
+        let salvaged = found.sorted { $0.key < $1.key }.map { ($0.key, $0.value) }
+        if options.recoveryMode == .salvage, let lost, !repairs.isEmpty {
+            repairs[0].lostRanges = Self.ranges(of: lost, without: salvaged.map(\.0))
+        }
+        return (repairs, salvaged)
     }
 }

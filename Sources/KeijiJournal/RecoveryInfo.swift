@@ -64,16 +64,39 @@ public struct Repair: Sendable, Codable, Equatable, CustomStringConvertible {
     /// segment's zeros after its last frame are not counted: the quarantine copy keeps them, but they held nothing.
     public var bytes: Int
     public var quarantinedTo: String?
-    /// LSNs that are no longer in the journal because of this repair.
+    /// LSNs that are no longer in the journal because of this repair. For ``Kind/recordsSalvaged``, the span of the
+    /// records re-appended (``lostRanges`` says which LSNs are lost).
     public var lostLSNs: LSNRange?
+    /// ``Kind/recordsSalvaged``: exactly the LSNs the cut lost and no intact frame gave back, ascending. Each was an
+    /// acknowledged record (a lost `task.disabled` re-enables a task), so the operator is told them, not left to
+    /// subtract the salvaged span from the cut one. Nil in other repairs and in repairs recorded before it existed.
+    public var lostRanges: [LSNRange]?
     public var detail: String
+
+    public init(kind: Kind, file: String, offset: Int? = nil, bytes: Int, quarantinedTo: String? = nil,
+                lostLSNs: LSNRange? = nil, lostRanges: [LSNRange]? = nil, detail: String) {
+        (self.kind, self.file, self.offset, self.bytes, self.quarantinedTo) = (kind, file, offset, bytes, quarantinedTo)
+        (self.lostLSNs, self.lostRanges, self.detail) = (lostLSNs, lostRanges, detail)
+    }
+
+    /// The acknowledged records this repair took out of the journal, as LSN ranges: empty for a repair that loses
+    /// none (a torn tail was never acknowledged) and where the LSNs are not known.
+    public var lostAcknowledgedLSNs: [LSNRange] {
+        guard losesAcknowledgedRecords else { return [] }
+        if let lostRanges { return lostRanges }
+        return kind == .recordsSalvaged ? [] : lostLSNs.map { [$0] } ?? []
+    }
 
     public var description: String {
         var text = "\(kind.rawValue): \(file)"
         if let offset { text += " at offset \(offset)" }
         if bytes > 0 { text += ", \(bytes) bytes" }
         if let quarantinedTo { text += " → \(quarantinedTo)" }
-        if let lostLSNs { text += ", LSNs \(lostLSNs.lowerBound)…\(lostLSNs.upperBound)" }
+        if let lostRanges {
+            text += lostRanges.isEmpty ? ", no LSN lost" : ", lost LSNs " + LSNRange.list(lostRanges)
+        } else if let lostLSNs {
+            text += ", LSNs \(lostLSNs.lowerBound)…\(lostLSNs.upperBound)"
+        }
         return text + " (\(detail))"
     }
 }
@@ -87,4 +110,22 @@ public struct LSNRange: Sendable, Codable, Equatable, Hashable {
         upperBound = range.upperBound
     }
     public var range: ClosedRange<UInt64> { lowerBound...upperBound }
+
+    /// `20…20, 31…33`: how reports name a set of LSNs.
+    public static func list(_ ranges: [LSNRange]) -> String {
+        ranges.map { "\($0.lowerBound)…\($0.upperBound)" }.joined(separator: ", ")
+    }
+
+    /// `ranges` sorted, with overlapping and adjacent ones joined.
+    public static func merged(_ ranges: [LSNRange]) -> [LSNRange] {
+        var out: [LSNRange] = []
+        for range in ranges.sorted(by: { $0.lowerBound < $1.lowerBound }) {
+            if let last = out.last, range.lowerBound <= last.upperBound || range.lowerBound - last.upperBound == 1 {
+                out[out.count - 1].upperBound = max(last.upperBound, range.upperBound)
+            } else {
+                out.append(range)
+            }
+        }
+        return out
+    }
 }

@@ -153,6 +153,32 @@ struct DamageTests {
         try await reopened.close()
     }
 
+    /// The report said `LSNs 3…11` (the cut) and `LSNs 6…11` (salvaged, "with gap frames for the rest"): the operator
+    /// had to subtract to learn which acknowledged records were gone. Both lines now name them: `lost LSNs 3…5, 8…9`.
+    @Test func salvageNamesExactlyTheLSNsItLost() async throws {
+        let fixture = try await SegmentFixture.make(batches: [2, 3, 2, 2, 2])
+        var damaged = fixture.bytes
+        damaged[fixture.frames[1].start + 50] ^= 0x40  // LSNs 3…5
+        damaged[fixture.frames[3].start + 50] ^= 0x40  // LSNs 8…9
+        let fs = fixture.fileSystem(with: damaged)
+        let journal = try Journal.open(directory: SegmentFixture.directory, options: testOptions(io: fs, segmentSize: 1 << 20, recovery: .salvage))
+        #expect(try journal.contents.records().map(\.lsn) == [1, 2, 6, 7, 10, 11])
+        try await journal.close()
+        let exact = [LSNRange(3...5), LSNRange(8...9)]
+        let salvaged = try #require(journal.recovery.repairs.first { $0.kind == .recordsSalvaged })
+        #expect(salvaged.lostRanges == exact)
+        #expect(salvaged.description.contains("lost LSNs 3…5, 8…9"), "\(salvaged)")
+        #expect(salvaged.description.contains("records of LSNs 6…11"), "\(salvaged)")
+        let cut = try #require(journal.recovery.repairs.first { $0.kind == .corruptionTruncated })
+        #expect(cut.description.contains("lost LSNs 3…5, 8…9"), "\(cut)")
+        #expect(LSNRange.merged(journal.recovery.repairs.flatMap(\.lostAcknowledgedLSNs)) == exact)
+        // pointInTime keeps nothing after the damage: its one range is what it lost.
+        let cutOnly = fixture.fileSystem(with: damaged)
+        let pointInTime = try Journal.open(directory: SegmentFixture.directory, options: testOptions(io: cutOnly, segmentSize: 1 << 20, recovery: .pointInTime))
+        try await pointInTime.close()
+        #expect(LSNRange.merged(pointInTime.recovery.repairs.flatMap(\.lostAcknowledgedLSNs)) == [LSNRange(3...11)])
+    }
+
     @Test func verifyNamesTheSegmentAndOffsetWithoutRepairing() async throws {
         let fixture = try await SegmentFixture.make()
         var damaged = fixture.bytes

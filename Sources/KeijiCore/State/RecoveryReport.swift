@@ -1,3 +1,5 @@
+import KeijiJournal
+
 /// What the scheduler found and did when it started: journaled as `recovery.completed` and shown by
 /// `keiji system --status`. Nothing recovery decides is silent.
 public struct RecoveryReport: Codable, Sendable, Equatable {
@@ -11,6 +13,9 @@ public struct RecoveryReport: Codable, Sendable, Equatable {
         public var bytesRepaired = 0
         /// One line per journal repair (torn tail cut, quarantines…).
         public var repairs: [String] = []
+        /// Exactly the LSNs of acknowledged records those repairs lost, as ranges (a salvage keeps records between
+        /// them); nil when none, and in reports journaled before it existed.
+        public var lostLSNs: [LSNRange]?
         public init() {}
     }
 

@@ -1,4 +1,5 @@
 import Foundation
+import KeijiJournal
 
 /// One fact of a recovery report in words: `keiji system --status` prints the entries as aligned lines and the
 /// dashboard's `/system` page as a definition list, so both say the same things in the same words (a fact added to
@@ -31,9 +32,12 @@ extension RecoveryReport {
             RecoveryReportEntry("replayed", "\(journal.recordsReplayed) records in \(String(format: "%.3f", journal.replaySeconds)) s "
                 + "(checkpoint at LSN \(journal.checkpointLSN.map(String.init) ?? "none"), journal ends at \(journal.lastLSN))"),
             RecoveryReportEntry("repaired", "\(journal.bytesRepaired) bytes" + (journal.repairs.isEmpty ? "" : ": " + journal.repairs.joined(separator: "; "))),
-            RecoveryReportEntry("interrupted", interruptedRuns.isEmpty ? "none" : "\(interruptedRuns.count) run(s)",
-                                details: interruptedRuns.map { "\($0.task) run \($0.runID) started \(instant($0.startedAt)): \($0.action)" }),
         ]
+        if let lost = journal.lostLSNs, !lost.isEmpty {
+            out.append(RecoveryReportEntry("LOST", "acknowledged records at LSNs \(LSNRange.list(lost)) (by the repairs above)"))
+        }
+        out.append(RecoveryReportEntry("interrupted", interruptedRuns.isEmpty ? "none" : "\(interruptedRuns.count) run(s)",
+                                       details: interruptedRuns.map { "\($0.task) run \($0.runID) started \(instant($0.startedAt)): \($0.action)" }))
         if let retriesResumed {
             out.append(RecoveryReportEntry("retries", "\(retriesResumed.count) resumed (a stop or a crash dropped them during their backoff)",
                                            details: retriesResumed.map {

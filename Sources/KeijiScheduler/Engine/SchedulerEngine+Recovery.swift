@@ -69,6 +69,8 @@ extension SchedulerEngine {
         // to list them, and the journal forgets them once it is journaled.
         report.journal.bytesRepaired = journal.earlierRepairs.reduce(0) { $0 + $1.repair.bytes } + journal.recovery.bytesRepaired
         report.journal.repairs = journal.earlierRepairs.map(\.description) + journal.recovery.repairs.map(\.description)
+        let lost = LSNRange.merged((journal.earlierRepairs.map(\.repair) + journal.recovery.repairs).flatMap(\.lostAcknowledgedLSNs))
+        report.journal.lostLSNs = lost.isEmpty ? nil : lost
         // Records that could not be applied: their tasks are in error (their loops never start); others run.
         report.refusedRecords = loaded.refused.isEmpty ? nil : loaded.refused
         for refused in loaded.refused {
@@ -406,6 +408,7 @@ extension SchedulerEngine {
         var parts = ["recovery: previous shutdown \(report.previousShutdown.rawValue)",
                      "\(report.journal.recordsReplayed) records replayed in \(String(format: "%.3f", report.journal.replaySeconds)) s"]
         if report.journal.bytesRepaired > 0 { parts.append("\(report.journal.bytesRepaired) bytes repaired") }
+        if let lost = report.journal.lostLSNs { parts.append("acknowledged records lost at LSNs \(LSNRange.list(lost))") }
         if !report.interruptedRuns.isEmpty { parts.append("\(report.interruptedRuns.count) interrupted runs") }
         if let retries = report.retriesResumed { parts.append("\(retries.count) retries resumed") }
         let missed = report.missedSlots.reduce(0) { $0 + $1.count }
