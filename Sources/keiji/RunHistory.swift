@@ -32,6 +32,9 @@ struct RunHistory {
         /// When its process began (nil: it never did).
         var began: Int64? { neverBegan ? nil : start }
         var lateness: Int64? { neverBegan ? nil : latenessMs }
+        /// How long it ran; nil when it never began, or when its end is unknown (``RunEnd/endLost(message:)``: `end` is
+        /// then when recovery settled it).
+        var durationMs: Int64? { RunEnd.endLost(message: message) ? nil : began.map { end - $0 } }
         var result: String { RunResultText.text(outcome: outcome, exitCode: exitCode, signal: signal, message: message) }
     }
 
@@ -55,7 +58,7 @@ struct RunHistory {
             table.rows.append([
                 run.slot.map { time.instant(milliseconds: $0 * 1000) } ?? "-", run.began.map(time.instant) ?? "-",
                 // An interrupted run's end is when the next start recorded it: the process ran at most that long.
-                run.began.map { (run.outcome == "interrupted" ? "≤" : "") + TimeText.span(milliseconds: run.end - $0, finest: .milliseconds) } ?? "-",
+                run.durationMs.map { (run.outcome == "interrupted" ? "≤" : "") + TimeText.span(milliseconds: $0, finest: .milliseconds) } ?? "-",
                 run.lateness.map { TimeText.span(milliseconds: $0, finest: .milliseconds) } ?? "-",
                 run.result, run.attempt, run.trigger, run.node,
             ])
@@ -69,7 +72,7 @@ struct RunHistory {
             [
                 "runId": run.runID, "slot": run.slot.map(ISO8601.string(fromSeconds:)) ?? NSNull(),
                 "start": run.began.map(ISO8601.string(fromMilliseconds:)) ?? NSNull(), "end": ISO8601.string(fromMilliseconds: run.end),
-                "durationSeconds": run.began.map { TimeText.seconds(milliseconds: run.end - $0) } ?? NSNull(),
+                "durationSeconds": run.durationMs.map(TimeText.seconds(milliseconds:)) ?? NSNull(),
                 "latenessSeconds": run.lateness.map(TimeText.seconds(milliseconds:)) ?? NSNull(),
                 "outcome": run.outcome, "exitCode": run.exitCode.flatMap { Int($0) } ?? NSNull(), "signal": run.signal.flatMap { Int($0) } ?? NSNull(),
                 "result": run.result,

@@ -87,7 +87,7 @@ struct ReducerModelTests {
                 task.lastSlot = max(task.lastSlot ?? missed.slot, missed.slot)
                 remember("missed-\(missed.slot)", in: &task)
                 tasks[missed.task.rawValue] = task
-            case .runInterrupted(let runID, let name, let givenUp):
+            case .runInterrupted(let runID, let name, let givenUp, _):
                 active[runID] = nil
                 guard var task = tasks[name.rawValue] else { return }
                 task.lastOutcome = .interrupted

@@ -30,7 +30,7 @@ struct CrashRecoveryTests {
         let entries = try harness.entries()
         let finished = entries.finishedRuns.map(\.runID)
         #expect(finished.count == Set(finished).count, "no run is recorded as finished twice")
-        let interrupted = entries.compactMap { if case .runInterrupted(let id, _, _) = $0.event { id } else { nil } }
+        let interrupted = entries.compactMap { if case .runInterrupted(let id, _, _, _) = $0.event { id } else { nil } }
         #expect(Set(finished).isDisjoint(with: interrupted), "a run is either finished or interrupted, never both")
         #expect(entries.filter(\.isCommand).count >= commands, "every acknowledged command is still in the journal")
     }
@@ -153,7 +153,7 @@ struct CrashRecoveryTests {
     func checkExecutions(_ harness: SchedulerHarness, probe: String) throws {
         let entries = try harness.entries()
         let starts = Dictionary(uniqueKeysWithValues: entries.startedRuns.map { ($0.runID, $0) })
-        let interrupted = Set(entries.compactMap { if case .runInterrupted(let id, _, _) = $0.event { id } else { nil } })
+        let interrupted = Set(entries.compactMap { if case .runInterrupted(let id, _, _, _) = $0.event { id } else { nil } })
         let retried = Set(entries.finishedRuns.filter { !$0.final }.map(\.runID))
         func key(_ start: RunStart) -> String { "\(start.task.rawValue) \(start.slot.map(ISO8601.string(fromSeconds:)) ?? "")" }
         var intended: [String: Int] = [:]

@@ -50,7 +50,7 @@ struct RepeatedInterruptionTests {
         let entries = try harness.entries()
         #expect(entries.startedRuns.filter { $0.task == name }.map(\.attempt) == [1, 2, 3])
         var givenUp: [String?] = []
-        for entry in entries { if case .runInterrupted(_, name, let reason) = entry.event { givenUp.append(reason) } }
+        for entry in entries { if case .runInterrupted(_, name, let reason, _) = entry.event { givenUp.append(reason) } }
         #expect(givenUp == [nil, nil, "run of slot \(slotText) interrupted 3 times by scheduler restarts; given up"])
 
         // A later start does not bring the slot back, and the view shows the error.

@@ -72,4 +72,33 @@ struct SalvageGapTests {
         #expect(lines.contains { $0.label == "LOST" && $0.value.contains("LSNs \(lost)…\(lost)") }, "\(lines)")
         #expect(SchedulerEngine.summary(of: report).contains("acknowledged records lost at LSNs \(lost)…\(lost)"))
     }
+
+    /// A run whose `run.finished` was in the damaged frame looked interrupted by a crash, though the salvaged records
+    /// (a later run of its task, a clean stop) show it had ended: it was re-run, its skip-overlap slot ran twice, and
+    /// `task --runs` showed it interrupted after a minute. A run started after every lost record is still a crash's.
+    @Test func aRunWhoseEndSalvageMayHaveLostIsNotReRun() async throws {
+        let harness = try SchedulerHarness()
+        defer { harness.remove() }
+        let (lost, lostEnd, slot, skipper, later) = try await journalLosingARunsEnd(harness)
+        let engine = harness.engine(spawn: false, recoveryMode: .salvage)
+        let report = try await engine.start()
+        let actions = Dictionary(uniqueKeysWithValues: report.interruptedRuns.map { ($0.runID, $0.action) })
+        #expect(actions[lostEnd] == "not re-run (its end may be among the records salvage lost, LSNs \(lost)…\(lost))", "\(actions)")
+        #expect(actions["crashed"] == "re-run", "a run started after the lost record is treated as before")
+        #expect(report.interruptedRuns.filter(\.endMayBeLost).map(\.runID) == [lostEnd])
+
+        // Its slot is not run again; the crashed run's is.
+        #expect(await harness.wait { try harness.entries().startedRuns.contains { $0.trigger == .recovery && $0.task == later.name } })
+        #expect(try harness.entries().startedRuns.filter { $0.task == skipper.name && $0.slot == slot }.map(\.runID) == [lostEnd])
+        // Its history says its end is unknown, and the task's last outcome is still that of its later run.
+        let task = try #require(await engine.state.tasks[skipper.name])
+        let summary = try #require(task.recentRuns.first { $0.runID == lostEnd })
+        #expect(summary.outcome == "interrupted" && summary.resultText == "interrupted (end lost)" && summary.durationMs == nil)
+        #expect(summary.message == RunEnd.endLostMessage("\(lost)…\(lost)"))
+        #expect(task.lastOutcome == .succeeded)
+        #expect(await engine.state.activeRuns[lostEnd] == nil, "nothing stays running")
+        let lines = report.entries(instant: ISO8601.string(fromMilliseconds:), slot: ISO8601.string(fromSeconds:))
+        #expect(lines.contains { $0.label == "interrupted" && $0.value == "1 run(s), and 1 whose end salvage may have lost" }, "\(lines)")
+        await engine.stop()
+    }
 }

@@ -30,8 +30,10 @@ public struct JournalEntry: Sendable, Equatable {
         case runFinished(RunEnd)
         case runMissed(RunMissed)
         /// A run the previous scheduler left unfinished. `givenUp` is set when its slot has been interrupted too
-        /// often to be re-run again: the reason, which becomes the task's error text.
-        case runInterrupted(runID: String, task: TaskName, givenUp: String? = nil)
+        /// often to be re-run again: the reason, which becomes the task's error text. `endLost` is set when the run
+        /// may well have ended, its end among the records a salvage lost (``RunEnd/endLostMessage(_:)``): it is not
+        /// re-run, and it is not taken for the task's latest outcome.
+        case runInterrupted(runID: String, task: TaskName, givenUp: String? = nil, endLost: String? = nil)
         // Marks
         case schedulerStarted(pid: Int32)
         case schedulerStopped(clean: Bool)
@@ -73,7 +75,7 @@ public struct JournalEntry: Sendable, Equatable {
         case .runStarted(let s): s.task
         case .runFinished(let e): e.task
         case .runMissed(let m): m.task
-        case .runInterrupted(_, let task, _): task
+        case .runInterrupted(_, let task, _, _): task
         case .schedulerStarted, .schedulerStopped, .recoveryCompleted: nil
         }
     }
@@ -134,6 +136,16 @@ extension RunEnd {
     public static func neverBegan(message: String?) -> Bool { message?.hasSuffix(notBegunSuffix) == true }
 
     private static let notBegunSuffix = " before the run began"
+
+    /// The message of a run recovery settled without its end (`run.interrupted` with `endLost`): a salvage lost
+    /// records after its start (`lost`, the LSN ranges), so it may have ended, and running its slot again could run it
+    /// twice. Readers tell it by ``endLost(message:)``: `task --runs` shows no duration for it.
+    public static func endLostMessage(_ lost: String) -> String { endLostPrefix + " (LSNs \(lost)); not re-run" }
+
+    /// Whether `message` is an ``endLostMessage(_:)``.
+    public static func endLost(message: String?) -> Bool { message?.hasPrefix(endLostPrefix) == true }
+
+    private static let endLostPrefix = "its end may be among the records salvage lost"
 }
 
 public struct RunMissed: Codable, Sendable, Equatable {
@@ -204,7 +216,7 @@ private struct EntryWire: Codable {
     var entry: JournalEntry
     init(_ entry: JournalEntry) { self.entry = entry }
 
-    enum Keys: String, CodingKey { case type, at, task, taskID, definition, run, pid, clean, report, givenUp }
+    enum Keys: String, CodingKey { case type, at, task, taskID, definition, run, pid, clean, report, givenUp, endLost }
 
     func encode(to encoder: any Encoder) throws {
         var c = encoder.container(keyedBy: Keys.self)
@@ -219,10 +231,11 @@ private struct EntryWire: Codable {
         case .runStarted(let start): try c.encode(start, forKey: .run)
         case .runFinished(let end): try c.encode(end, forKey: .run)
         case .runMissed(let missed): try c.encode(missed, forKey: .run)
-        case .runInterrupted(let id, let task, let givenUp):
+        case .runInterrupted(let id, let task, let givenUp, let endLost):
             try c.encode(id, forKey: .run)
             try c.encode(task, forKey: .task)
             try c.encodeIfPresent(givenUp, forKey: .givenUp)
+            try c.encodeIfPresent(endLost, forKey: .endLost)
         case .schedulerStarted(let pid): try c.encode(pid, forKey: .pid)
         case .schedulerStopped(let clean): try c.encode(clean, forKey: .clean)
         case .recoveryCompleted(let report): try c.encode(report, forKey: .report)
@@ -247,7 +260,8 @@ private struct EntryWire: Codable {
         case "run.finished": event = .runFinished(try c.decode(RunEnd.self, forKey: .run))
         case "run.missed": event = .runMissed(try c.decode(RunMissed.self, forKey: .run))
         case "run.interrupted": event = .runInterrupted(runID: try c.decode(String.self, forKey: .run), task: try task(),
-                                                     givenUp: try c.decodeIfPresent(String.self, forKey: .givenUp))
+                                                     givenUp: try c.decodeIfPresent(String.self, forKey: .givenUp),
+                                                     endLost: try c.decodeIfPresent(String.self, forKey: .endLost))
         case "scheduler.started": event = .schedulerStarted(pid: try c.decode(Int32.self, forKey: .pid))
         case "scheduler.stopped": event = .schedulerStopped(clean: try c.decode(Bool.self, forKey: .clean))
         case "recovery.completed": event = .recoveryCompleted(try c.decode(RecoveryReport.self, forKey: .report))

@@ -25,12 +25,17 @@ public struct RecoveryReport: Codable, Sendable, Equatable {
         public var slot: Int64?
         public var startedAt: Int64
         /// `re-run`, `given up (interrupted N times); task in error`, or `not re-run (…)` with the reason:
-        /// policy, task disabled, task in error, task deleted.
+        /// policy, task disabled, task in error, task deleted, or its end may be among the records salvage lost
+        /// (``endMayBeLost``).
         public var action: String
         /// The interrupted run's attempt (a re-run gets the next one).
         public var attempt: Int?
         /// How many times runs of this slot have now been interrupted by scheduler restarts.
         public var interruptions: Int?
+        /// Not interrupted by a crash as far as anyone knows: a salvage lost records after its start, which may hold its end.
+        public var endMayBeLost: Bool { action.hasPrefix(Self.endMayBeLostAction) }
+        public static let endMayBeLostAction = "not re-run (its end may be among the records salvage lost"
+
         public init(task: TaskName, runID: String, slot: Int64?, startedAt: Int64, action: String, attempt: Int? = nil, interruptions: Int? = nil) {
             (self.task, self.runID, self.slot, self.startedAt, self.action) = (task, runID, slot, startedAt, action)
             (self.attempt, self.interruptions) = (attempt, interruptions)

@@ -36,7 +36,9 @@ extension RecoveryReport {
         if let lost = journal.lostLSNs, !lost.isEmpty {
             out.append(RecoveryReportEntry("LOST", "acknowledged records at LSNs \(LSNRange.list(lost)) (by the repairs above)"))
         }
-        out.append(RecoveryReportEntry("interrupted", interruptedRuns.isEmpty ? "none" : "\(interruptedRuns.count) run(s)",
+        let endLost = interruptedRuns.filter(\.endMayBeLost).count
+        out.append(RecoveryReportEntry("interrupted", interruptedRuns.isEmpty ? "none" : "\(interruptedRuns.count - endLost) run(s)"
+                                           + (endLost > 0 ? ", and \(endLost) whose end salvage may have lost" : ""),
                                        details: interruptedRuns.map { "\($0.task) run \($0.runID) started \(instant($0.startedAt)): \($0.action)" }))
         if let retriesResumed {
             out.append(RecoveryReportEntry("retries", "\(retriesResumed.count) resumed (a stop or a crash dropped them during their backoff)",

@@ -98,15 +98,18 @@ public enum Reducer {
                     outcome: "missed(\(missed.reason.rawValue))", exitCode: nil, signal: nil, latenessMs: nil, attempt: 0,
                     trigger: "schedule", message: missed.count > 1 ? "\(missed.count) slots" : nil), in: &task)
             }
-        case .runInterrupted(let runID, let name, let givenUp):
+        case .runInterrupted(let runID, let name, let givenUp, let endLost):
             let active = state.activeRuns.removeValue(forKey: runID)
             update(name, in: &state) { task in
-                task.lastOutcome = .interrupted
-                task.lastFinishedAt = at
+                // A run whose end a salvage may have lost is no outcome of the task's: its later runs (salvaged) are.
+                if endLost == nil {
+                    task.lastOutcome = .interrupted
+                    task.lastFinishedAt = at
+                }
                 remember(RunSummary(
                     runID: runID, slot: active?.start.slot, startedAt: active?.startedAt, finishedAt: at, outcome: RunOutcome.interrupted.rawValue,
                     exitCode: nil, signal: nil, latenessMs: nil, attempt: active?.start.attempt ?? 1,
-                    trigger: (active?.start.trigger ?? .schedule).rawValue, message: givenUp ?? "the scheduler stopped during the run"), in: &task)
+                    trigger: (active?.start.trigger ?? .schedule).rawValue, message: givenUp ?? endLost ?? "the scheduler stopped during the run"), in: &task)
                 if let givenUp {
                     // Re-running it again would crash-loop the scheduler: the task waits for `keiji task --resolve`.
                     task.isError = true

@@ -7,6 +7,7 @@ public enum RunResultText {
     /// ended before its process began (``RunEnd/neverBegan(message:)``) is `stopped (never began)`.
     public static func text(outcome: String?, exitCode: String?, signal: String?, message: String?) -> String {
         let text = words(outcome: outcome, exitCode: exitCode, signal: signal)
+        if RunEnd.endLost(message: message) { return text + " (end lost)" }
         return RunEnd.neverBegan(message: message) ? text + " (never began)" : text
     }
 
@@ -40,6 +41,9 @@ extension RunSummary {
     public var neverBegan: Bool { RunEnd.neverBegan(message: message) }
     /// When its process began; nil for a missed slot and for a run that never began.
     public var began: Int64? { neverBegan ? nil : startedAt }
+    /// How long it ran; nil when it never began, and when its end is unknown (``RunEnd/endLost(message:)``): its
+    /// ``finishedAt`` is then when recovery settled it.
+    public var durationMs: Int64? { RunEnd.endLost(message: message) ? nil : began.map { finishedAt - $0 } }
     /// From its slot to when its process began; nil when it never did.
     public var beganLatenessMs: Int64? { neverBegan ? nil : latenessMs }
     /// ``RunResultText/text(outcome:exitCode:signal:message:)`` of this run.

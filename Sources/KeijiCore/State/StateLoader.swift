@@ -14,6 +14,9 @@ public enum StateLoader {
         public var touched: [(lsn: UInt64, task: TaskName?, isCommand: Bool)]
         /// Records replay could not apply, and checkpointed definitions today's rules refuse, in order.
         public var refused: [RefusedRecord] = []
+        /// The LSN of each active run's `run.started`, when replay read it (a run missing here started before the
+        /// checkpoint): recovery compares it with the LSNs a salvage lost, which may have held the run's end.
+        public var activeRunStartLSNs: [String: UInt64] = [:]
     }
 
     public static func load(from journal: Journal) throws -> Loaded {
@@ -27,6 +30,7 @@ public enum StateLoader {
         var refused = Reducer.refuseInvalidDefinitions(in: &state)
         var replayed = 0
         var touched: [(lsn: UInt64, task: TaskName?, isCommand: Bool)] = []
+        var startLSNs: [String: UInt64] = [:]
         try journal.contents.forEachRecord(from: state.lastLSN + 1) { lsn, bytes in
             replayed += 1
             // A record that cannot be applied never stops the replay: its task goes into error instead.
@@ -43,6 +47,12 @@ public enum StateLoader {
                 return
             }
             Reducer.apply(entry, lsn: lsn, to: &state)
+            switch entry.event {
+            case .runStarted(let start): startLSNs[start.runID] = lsn
+            case .runFinished(let end): startLSNs[end.runID] = nil
+            case .runInterrupted(let runID, _, _, _): startLSNs[runID] = nil
+            default: break
+            }
             if case .taskSaved(let definition, _) = entry.event, let reason = state.tasks[definition.name]?.refusal {
                 refused.append(RefusedRecord(lsn: lsn, type: entry.typeName, task: definition.name, reason: reason, action: "task set to error"))
             }
@@ -50,7 +60,8 @@ public enum StateLoader {
         }
         state.lastLSN = max(state.lastLSN, journal.lastLSN)
         let seconds = Double(DispatchTime.now().uptimeNanoseconds - started) / 1e9
-        return Loaded(state: state, recordsReplayed: replayed, seconds: seconds, snapshotSeconds: snapshotSeconds, touched: touched, refused: refused)
+        return Loaded(state: state, recordsReplayed: replayed, seconds: seconds, snapshotSeconds: snapshotSeconds, touched: touched, refused: refused,
+                      activeRunStartLSNs: startLSNs.filter { state.activeRuns[$0.key] != nil })
     }
 
     /// A checkpoint's snapshot, in either form ``SnapshotCodec`` reads.

@@ -12,7 +12,7 @@ struct RunChart {
     func svg(_ runs: [RunSummary]) -> String {
         let top = labelled ? 18 : 2, bottom = labelled ? 16 : 2, left = labelled ? 56 : 2
         let plotHeight = Double(height - top - bottom), plotWidth = Double(width - left - 4)
-        let durations = runs.map { run in run.began.map { max(0, run.finishedAt - $0) } }
+        let durations = runs.map { run in run.durationMs.map { max(0, $0) } }
         let largest = max(1, (durations.compactMap { $0 } + runs.compactMap(\.beganLatenessMs)).max() ?? 1)
         // A bar per run, at most as wide as a full chart of recentRunLimit runs would make it: two runs are not two slabs.
         let slot = plotWidth / Double(max(runs.count, SchedulerState.recentRunLimit))

@@ -45,7 +45,7 @@ struct TaskPage {
         let factList = facts.map { "<dt>\(HTMLText.escape($0.0))</dt><dd>\(HTMLText.escape($0.1))</dd>" }.joined()
         var runRows = ""
         for run in task.recentRuns.reversed() {
-            let duration = run.began.map { DashboardTime.span(milliseconds: run.finishedAt - $0) } ?? "-"
+            let duration = run.durationMs.map { DashboardTime.span(milliseconds: $0) } ?? "-"
             runRows += """
                 <tr><td>\(run.slot.map { time.instant(milliseconds: $0 * 1000) } ?? "-")</td><td>\(run.began.map(time.instant) ?? "-")</td>
                 <td>\(duration)</td><td>\(run.beganLatenessMs.map(DashboardTime.span) ?? "-")</td>

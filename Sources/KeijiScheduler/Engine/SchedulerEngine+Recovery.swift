@@ -71,6 +71,11 @@ extension SchedulerEngine {
         report.journal.repairs = journal.earlierRepairs.map(\.description) + journal.recovery.repairs.map(\.description)
         let lost = LSNRange.merged((journal.earlierRepairs.map(\.repair) + journal.recovery.repairs).flatMap(\.lostAcknowledgedLSNs))
         report.journal.lostLSNs = lost.isEmpty ? nil : lost
+        // A salvage keeps records after what it lost, so a run started before a lost record may have ended there: its
+        // later runs and a clean stop can be in the journal. Such a run is not re-run (its slot would run twice).
+        let salvageLost = LSNRange.merged(
+            (journal.earlierRepairs.filter { $0.mode == .salvage }.map(\.repair)
+                + (journal.recovery.mode == .salvage ? journal.recovery.repairs : [])).flatMap(\.lostAcknowledgedLSNs))
         // Records that could not be applied: their tasks are in error (their loops never start); others run.
         report.refusedRecords = loaded.refused.isEmpty ? nil : loaded.refused
         for refused in loaded.refused {
@@ -109,8 +114,16 @@ extension SchedulerEngine {
             var givenUp: String?
             let action: String
             let holder = run.start.slot.flatMap { holders[ClaimedSlot(task: name.rawValue, slot: $0)] }
+            // A run read from the checkpoint started at or before its LSN.
+            let startLSN = loaded.activeRunStartLSNs[run.start.runID] ?? (journal.latestCheckpoint?.lsn ?? 0)
+            let lostAfterStart = salvageLost.filter { $0.upperBound > startLSN }
+            var endLost: String?
             if let holder, holder != cluster?.node {
                 action = "taken over by \(holder) (not re-run here)"
+            } else if !lostAfterStart.isEmpty {
+                let lsns = LSNRange.list(lostAfterStart)
+                endLost = RunEnd.endLostMessage(lsns)
+                action = RecoveryReport.InterruptedRun.endMayBeLostAction + ", LSNs \(lsns))"
             } else if let task = state.tasks[name] {
                 if !task.definition.policy.rerunInterrupted {
                     action = "not re-run (policy)"
@@ -129,7 +142,7 @@ extension SchedulerEngine {
             } else {
                 action = "not re-run (task deleted)"
             }
-            interruptedRecords.append(.runInterrupted(runID: run.start.runID, task: name, givenUp: givenUp))
+            interruptedRecords.append(.runInterrupted(runID: run.start.runID, task: name, givenUp: givenUp, endLost: endLost))
             report.interruptedRuns.append(.init(task: name, runID: run.start.runID, slot: run.start.slot, startedAt: run.startedAt,
                                                 action: action, attempt: run.start.attempt, interruptions: interruptions))
         }
@@ -409,7 +422,9 @@ extension SchedulerEngine {
                      "\(report.journal.recordsReplayed) records replayed in \(String(format: "%.3f", report.journal.replaySeconds)) s"]
         if report.journal.bytesRepaired > 0 { parts.append("\(report.journal.bytesRepaired) bytes repaired") }
         if let lost = report.journal.lostLSNs { parts.append("acknowledged records lost at LSNs \(LSNRange.list(lost))") }
-        if !report.interruptedRuns.isEmpty { parts.append("\(report.interruptedRuns.count) interrupted runs") }
+        let endLost = report.interruptedRuns.filter(\.endMayBeLost).count
+        if report.interruptedRuns.count > endLost { parts.append("\(report.interruptedRuns.count - endLost) interrupted runs") }
+        if endLost > 0 { parts.append("\(endLost) runs not re-run (their end may be among the records salvage lost)") }
         if let retries = report.retriesResumed { parts.append("\(retries.count) retries resumed") }
         let missed = report.missedSlots.reduce(0) { $0 + $1.count }
         if missed > 0 { parts.append("\(missed) missed slots in \(report.missedSlots.count) tasks") }

@@ -123,7 +123,7 @@ public final class SchedulerMetrics: Sendable {
         gauge("records_replayed", "Journal records the last recovery replayed.", Double(report.journal.recordsReplayed))
         gauge("bytes_repaired", "Journal bytes the last recovery repaired (torn tails cut, quarantines).",
               Double(report.journal.bytesRepaired))
-        gauge("interrupted_runs", "Runs the last recovery found interrupted by a crash.", Double(report.interruptedRuns.count))
+        gauge("interrupted_runs", "Runs the last recovery found interrupted by a crash.", Double(report.interruptedRuns.filter { !$0.endMayBeLost }.count))
         gauge("rerun_runs", "Interrupted runs the last recovery started again.",
               Double(report.interruptedRuns.filter { $0.action == "re-run" }.count))
         gauge("missed_slots", "Slots missed while the scheduler was down, found by the last recovery.",
