@@ -27,9 +27,6 @@ struct RunPolicyOptions: ParsableArguments {
         return flags.filter { $0.1 }.map { $0.0 }
     }
 
-    /// Whether any policy flag was given.
-    var isEmpty: Bool { (try? override()) == RunPolicyOverride() }
-
     /// The refusal of a `--timeout` that is neither seconds nor `none` (``TaskCommand`` checks it before anything runs).
     static func malformedTimeout(_ text: String) -> String {
         "--timeout takes a plain number of seconds, at most 3 decimals, between 1 ms and 7 days (604800 s), or none (got \(text))"

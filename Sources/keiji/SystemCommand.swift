@@ -54,10 +54,7 @@ struct SystemCommand: AsyncParsableCommand {
     func validate() throws {
         let chosen = actionFlags.filter(\.chosen)
         guard chosen.count == 1, let action = chosen.first?.flag else { return }  // run() says what to do
-        if let (option, actions) = givenOptions.first(where: { !$0.actions.contains(action) }) {
-            let takers = actions.count == 1 ? actions[0] : actions.dropLast().joined(separator: ", ") + " or " + actions[actions.count - 1]
-            throw ValidationError("\(option) goes with \(takers), not \(action)")
-        }
+        if let misfit = OptionTable.misfit(givenOptions, action: action) { throw misfit }
         if recoveryMode != nil, bus, !scheduler {
             throw ValidationError("--recovery-mode is the scheduler's: not with --bus alone")
         }

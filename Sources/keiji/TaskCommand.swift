@@ -73,10 +73,7 @@ struct TaskCommand: AsyncParsableCommand {
         }
         if list, let name { throw ValidationError("--list shows every task: leave out --name (one task: keiji task --get --name=\(name))") }
         // An option the action does not take was ignored (`--runs --lines 3` printed 20 runs, `--disable --json` text).
-        if let (option, actions) = givenOptions.first(where: { !$0.actions.contains(action) }) {
-            let takers = actions.count == 1 ? actions[0] : actions.dropLast().joined(separator: ", ") + " or " + actions[actions.count - 1]
-            throw ValidationError("\(option) goes with \(takers), not \(action)")
-        }
+        if let misfit = OptionTable.misfit(givenOptions, action: action) { throw misfit }
         try validateCombinations()
     }
 

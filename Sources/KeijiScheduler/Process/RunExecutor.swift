@@ -173,10 +173,7 @@ struct RunExecutor: Sendable {
         var buffer = [UInt8](repeating: 0, count: Self.errorMessageLimit)
         let count = read(fd, &buffer, buffer.count)
         guard count > 0 else { return nil }
-        let text = String(decoding: buffer[..<count], as: UTF8.self)
-        let line = String(text.unicodeScalars.map { $0.value < 0x20 || $0.value == 0x7F ? " " : Character($0) })
-            .trimmingCharacters(in: .whitespaces)
-        return line.isEmpty ? nil : line
+        return RunOutputTail.clean(Substring(String(decoding: buffer[..<count], as: UTF8.self)), limit: Self.errorMessageLimit)
     }
 }
 

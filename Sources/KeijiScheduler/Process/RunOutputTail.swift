@@ -44,20 +44,21 @@ enum RunOutputTail {
             let line = lines.last { line in
                 !line.allSatisfy(\.isWhitespace) && !line.hasPrefix("swift-runtime: ") && !line.contains(" [keiji] ")
             }
-            return line.flatMap(clean)
+            return line.flatMap { clean($0) }
         }
         return nil
     }
 
-    /// One line: control characters as spaces, trimmed, at most ``lineLimit`` bytes (cut at a character, with `…`).
-    static func clean(_ line: Substring) -> String? {
+    /// One line: control characters (C0, DEL and C1) as spaces, trimmed, at most `limit` bytes (cut at a character,
+    /// with `…`). A run's message from its error file is cleaned the same way, to its own limit.
+    static func clean(_ line: Substring, limit: Int = lineLimit) -> String? {
         var text = String(String.UnicodeScalarView(line.unicodeScalars.map { $0.value < 0x20 || (0x7F...0x9F).contains($0.value) ? " " : $0 }))
             .trimmingCharacters(in: .whitespaces)
         guard !text.isEmpty else { return nil }
-        if text.utf8.count > lineLimit {
+        if text.utf8.count > limit {
             var cut = ""
             for character in text {
-                if cut.utf8.count + character.utf8.count > lineLimit - 3 { break }
+                if cut.utf8.count + character.utf8.count > limit - 3 { break }
                 cut.append(character)
             }
             text = cut + "…"
