@@ -32,15 +32,7 @@ enum Console {
             out.append(UInt8(ascii: "\n"))
         }
         fflush(nil)  // after what `say` printed before
-        out.withUnsafeBytes { buffer in
-            var written = 0
-            while written < buffer.count {
-                let n = write(STDOUT_FILENO, buffer.baseAddress! + written, buffer.count - written)
-                if n < 0, errno == EINTR { continue }
-                guard n > 0 else { return }
-                written += n
-            }
-        }
+        _ = out.withUnsafeBytes { FileSystem.writeAll($0, to: STDOUT_FILENO) }
     }
 
     /// `object` as JSON, pretty and with sorted keys, for `--json`; an empty list as `[]` (Foundation's pretty form

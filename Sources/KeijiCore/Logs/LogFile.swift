@@ -66,14 +66,7 @@ public struct LogFile: Sendable {
     }
 
     public static func write(_ fd: Int32, _ text: String) {
-        var bytes = Array(text.utf8)
-        var done = 0
-        while done < bytes.count {
-            let n = bytes.withUnsafeMutableBytes { Glibc.write(fd, $0.baseAddress! + done, $0.count - done) }
-            if n < 0 { if errno == EINTR { continue }; return }
-            done += n
-        }
-        bytes.removeAll()
+        _ = Array(text.utf8).withUnsafeBytes { FileSystem.writeAll($0, to: fd) }
     }
 
     /// Whether the file `fd` (opened readable) refers to is empty or ends in a newline: a run's output need not
