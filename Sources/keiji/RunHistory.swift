@@ -32,9 +32,8 @@ struct RunHistory {
         /// When its process began (nil: it never did).
         var began: Int64? { neverBegan ? nil : start }
         var lateness: Int64? { neverBegan ? nil : latenessMs }
-        /// How long it ran; nil when it never began, or when its end is unknown (``RunEnd/endLost(message:)``: `end` is
-        /// then when recovery settled it).
-        var durationMs: Int64? { RunEnd.endLost(message: message) ? nil : began.map { end - $0 } }
+        /// How long it ran (``RunEnd/durationMs(start:end:message:)``).
+        var durationMs: Int64? { RunEnd.durationMs(start: start, end: end, message: message) }
         var result: String { RunResultText.text(outcome: outcome, exitCode: exitCode, signal: signal, message: message) }
     }
 

@@ -140,12 +140,21 @@ extension RunEnd {
     /// The message of a run recovery settled without its end (`run.interrupted` with `endLost`): a salvage lost
     /// records after its start (`lost`, the LSN ranges), so it may have ended, and running its slot again could run it
     /// twice. Readers tell it by ``endLost(message:)``: `task --runs` shows no duration for it.
-    public static func endLostMessage(_ lost: String) -> String { endLostPrefix + " (LSNs \(lost)); not re-run" }
+    public static func endLostMessage(_ lost: String) -> String { endLostWords + " (LSNs \(lost)); not re-run" }
 
     /// Whether `message` is an ``endLostMessage(_:)``.
-    public static func endLost(message: String?) -> Bool { message?.hasPrefix(endLostPrefix) == true }
+    public static func endLost(message: String?) -> Bool { message?.hasPrefix(endLostWords) == true }
 
-    private static let endLostPrefix = "its end may be among the records salvage lost"
+    /// How the run's message, and recovery's action for it (``RecoveryReport/InterruptedRun/endMayBeLostAction``), begin.
+    public static let endLostWords = "its end may be among the records salvage lost"
+
+    /// How long a run ran, from `start` (its `run.started`) to `end`; nil without a start, for a run that never began
+    /// (``neverBegan(message:)``) and for one whose end is unknown (``endLost(message:)``: `end` is then when recovery
+    /// settled it). The one rule for the journal's run summaries and the view's rows.
+    public static func durationMs(start: Int64?, end: Int64, message: String?) -> Int64? {
+        guard let start, !neverBegan(message: message), !endLost(message: message) else { return nil }
+        return end - start
+    }
 }
 
 public struct RunMissed: Codable, Sendable, Equatable {

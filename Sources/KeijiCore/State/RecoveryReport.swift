@@ -34,7 +34,7 @@ public struct RecoveryReport: Codable, Sendable, Equatable {
         public var interruptions: Int?
         /// Not interrupted by a crash as far as anyone knows: a salvage lost records after its start, which may hold its end.
         public var endMayBeLost: Bool { action.hasPrefix(Self.endMayBeLostAction) }
-        public static let endMayBeLostAction = "not re-run (its end may be among the records salvage lost"
+        public static let endMayBeLostAction = "not re-run (" + RunEnd.endLostWords
 
         public init(task: TaskName, runID: String, slot: Int64?, startedAt: Int64, action: String, attempt: Int? = nil, interruptions: Int? = nil) {
             (self.task, self.runID, self.slot, self.startedAt, self.action) = (task, runID, slot, startedAt, action)

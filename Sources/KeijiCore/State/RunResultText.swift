@@ -41,9 +41,8 @@ extension RunSummary {
     public var neverBegan: Bool { RunEnd.neverBegan(message: message) }
     /// When its process began; nil for a missed slot and for a run that never began.
     public var began: Int64? { neverBegan ? nil : startedAt }
-    /// How long it ran; nil when it never began, and when its end is unknown (``RunEnd/endLost(message:)``): its
-    /// ``finishedAt`` is then when recovery settled it.
-    public var durationMs: Int64? { RunEnd.endLost(message: message) ? nil : began.map { finishedAt - $0 } }
+    /// How long it ran (``RunEnd/durationMs(start:end:message:)``).
+    public var durationMs: Int64? { RunEnd.durationMs(start: startedAt, end: finishedAt, message: message) }
     /// From its slot to when its process began; nil when it never did.
     public var beganLatenessMs: Int64? { neverBegan ? nil : latenessMs }
     /// ``RunResultText/text(outcome:exitCode:signal:message:)`` of this run.
