@@ -67,9 +67,10 @@ extension SchedulerEngine {
         report.journal.lastLSN = journal.lastLSN
         // Earlier opens' repairs first (a CLI command, a compaction, a start that refused): this report is the first
         // to list them, and the journal forgets them once it is journaled.
-        report.journal.bytesRepaired = journal.earlierRepairs.reduce(0) { $0 + $1.repair.bytes } + journal.recovery.bytesRepaired
+        let repairs = journal.earlierRepairs.map(\.repair) + journal.recovery.repairs
+        report.journal.bytesRepaired = repairs.reduce(0) { $0 + $1.bytes }
         report.journal.repairs = journal.earlierRepairs.map(\.description) + journal.recovery.repairs.map(\.description)
-        let lost = LSNRange.merged((journal.earlierRepairs.map(\.repair) + journal.recovery.repairs).flatMap(\.lostAcknowledgedLSNs))
+        let lost = LSNRange.merged(repairs.flatMap(\.lostAcknowledgedLSNs))
         report.journal.lostLSNs = lost.isEmpty ? nil : lost
         // A salvage keeps records after what it lost, so a run started before a lost record may have ended there: its
         // later runs and a clean stop can be in the journal. Such a run is not re-run (its slot would run twice).
@@ -85,7 +86,7 @@ extension SchedulerEngine {
         // Planned now, written by the view's writer once firing has begun (``ViewCatchUp``).
         // A repair that lost acknowledged records, by this open or an earlier one (a strict start that set a checkpoint
         // aside and refused, then this pointInTime start), leaves the view with what the state no longer has.
-        let journalLostRecords = (journal.earlierRepairs.map(\.repair) + journal.recovery.repairs).contains(where: \.losesAcknowledgedRecords)
+        let journalLostRecords = repairs.contains(where: \.losesAcknowledgedRecords)
         let catchUp = try await writer.planCatchUp(with: loaded, fresh: fresh, journalLostRecords: journalLostRecords)
         report.commandsReapplied = catchUp.commandsReapplied
         report.viewRebuilt = fresh || catchUp.viewWasAheadAt != nil || journalLostRecords
