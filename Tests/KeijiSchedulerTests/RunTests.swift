@@ -307,21 +307,28 @@ struct RunTests {
         await engine.stop()
     }
 
+    /// `flaky` (`exit 3`, two retries `backoffSeconds` apart) run once by hand on a started engine, returned once
+    /// that first attempt has ended: its retry is waiting out the backoff.
+    static func firstOfThreeAttemptsFailed(_ harness: SchedulerHarness, backoffSeconds: Double) async throws -> (TaskName, SchedulerEngine) {
+        let name = harness.taskName("flaky")
+        try await harness.defineOffline(try harness.commandTask("flaky", "exit 3", every: 86_400) {
+            $0.retries = 2
+            $0.retryBackoffSeconds = backoffSeconds
+        })
+        let engine = harness.engine()
+        try await engine.start()
+        _ = try await engine.submit(.taskTriggered(name))
+        #expect(await harness.wait { try harness.entries().finishedRuns.count == 1 })
+        return (name, engine)
+    }
+
     /// A retry waiting out its backoff when the scheduler stops (here a clean stop; a crash drops it the same way:
     /// the wait is in memory) runs after the next start, when its backoff is over, and the report says so. It was
     /// lost: the failure's end was journaled as not final, so the task went back to its schedule, attempts unspent.
     @Test func aRetryWaitingOutItsBackoffRunsAfterARestart() async throws {
         let harness = try SchedulerHarness()
         defer { harness.remove() }
-        let name = harness.taskName("flaky")
-        try await harness.defineOffline(try harness.commandTask("flaky", "exit 3", every: 86_400) {
-            $0.retries = 2
-            $0.retryBackoffSeconds = 3
-        })
-        let first = harness.engine()
-        try await first.start()
-        _ = try await first.submit(.taskTriggered(name))
-        #expect(await harness.wait { try harness.entries().finishedRuns.count == 1 })
+        let (name, first) = try await Self.firstOfThreeAttemptsFailed(harness, backoffSeconds: 3)
         await first.stop()  // within the first retry's 3 s backoff
         #expect(try harness.entries().finishedRuns.map(\.final) == [false])
 
@@ -345,15 +352,7 @@ struct RunTests {
     @Test func aRetryDroppedByADisableIsNotResumedByARestart() async throws {
         let harness = try SchedulerHarness()
         defer { harness.remove() }
-        let name = harness.taskName("flaky")
-        try await harness.defineOffline(try harness.commandTask("flaky", "exit 3", every: 86_400) {
-            $0.retries = 2
-            $0.retryBackoffSeconds = 2
-        })
-        let first = harness.engine()
-        try await first.start()
-        _ = try await first.submit(.taskTriggered(name))
-        #expect(await harness.wait { try harness.entries().finishedRuns.count == 1 })
+        let (name, first) = try await Self.firstOfThreeAttemptsFailed(harness, backoffSeconds: 2)
         _ = try await first.submit(.taskDisabled(name))  // within the 2 s backoff
         _ = try await first.submit(.taskEnabled(name))
         try await Task.sleep(for: .seconds(4))  // past the backoff: the running engine dropped the retry too
