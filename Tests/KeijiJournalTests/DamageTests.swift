@@ -225,8 +225,7 @@ struct RecoveryEdgeCaseTests {
         let directory = JournalDirectory(path: "/j", io: fs)
         let name = try directory.segments()[0]
         let bytes = try #require(fs.contents(of: "/j/" + name.fileName))
-        var offset = SegmentHeader.size
-        for _ in 0..<8 { offset += bytes.withUnsafeBytes { try! FrameHeader.parse($0, at: offset, segmentIDLow: UInt32(name.segmentID), maxPayload: 1 << 20).get().frameSize } }
+        let offset = SegmentFixture.frames(in: bytes, name: name)[8].start
         fs.setContents(Array(bytes[..<(offset + 20)]), of: "/j/" + name.fileName)  // LSN 9's frame torn
         #expect(try directory.verify().problems.contains { $0.severity == .corruption && $0.detail.contains("past the journal's last intact LSN 8") })
         #expect { try directory.exportSegment(name, to: "/export.lz4") } throws: {
@@ -245,8 +244,7 @@ struct RecoveryEdgeCaseTests {
         var bytes = try #require(fs.contents(of: "/j/" + name.fileName))
         let fixtureFrames = SegmentScanner().scan(bytes, name: name)
         #expect(fixtureFrames.isIntact)
-        var offset = SegmentHeader.size
-        for _ in 0..<4 { offset += bytes.withUnsafeBytes { try! FrameHeader.parse($0, at: offset, segmentIDLow: UInt32(name.segmentID), maxPayload: 1 << 20).get().frameSize } }
+        let offset = SegmentFixture.frames(in: bytes, name: name)[4].start
         bytes[offset + 41] ^= 0xFF
         fs.setContents(bytes, of: "/j/" + name.fileName)
         await #expect { try await openAndRead(fs) } throws: { isCorruption($0) }

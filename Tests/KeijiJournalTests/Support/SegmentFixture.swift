@@ -41,7 +41,8 @@ struct SegmentFixture {
         return SegmentFixture(name: name, bytes: bytes, frames: Self.frames(in: bytes, name: name), lastLSN: next - 1)
     }
 
-    private static func frames(in bytes: [UInt8], name: SegmentName) -> [Frame] {
+    /// The frames of a segment's `bytes`, in order, up to the first that does not parse.
+    static func frames(in bytes: [UInt8], name: SegmentName) -> [Frame] {
         var frames: [Frame] = []
         bytes.withUnsafeBytes { buffer in
             var offset = SegmentHeader.size
