@@ -48,10 +48,15 @@ struct JournalCommand: AsyncParsableCommand {
         @Option(parsing: .unconditional, help: "Only records about this task.") var task: String?
         @Flag(help: "Print each record's JSON line.") var json = false
 
+        /// Usage errors (exit 64), before the journal is opened.
+        func validate() throws {
+            guard from <= to else { throw ValidationError("--from (\(from)) must not be greater than --to (\(to))") }
+            do { _ = try task.map(TaskName.init) } catch { throw ValidationError("\(error)") }
+        }
+
         func run() async throws {
             try await reportingErrors {
                 let filter = try task.map(TaskName.init)
-                guard from <= to else { throw CLIError("--from (\(from)) must not be greater than --to (\(to))") }
                 try JournalCommand.directory().forEachRecord(from: from, through: to) { lsn, bytes in
                     guard let entry = try? JournalEntry.decode(bytes) else {
                         Console.say("\(lsn)  (undecodable record, \(bytes.count) bytes)")

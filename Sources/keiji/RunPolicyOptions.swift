@@ -27,11 +27,8 @@ struct RunPolicyOptions: ParsableArguments {
         return flags.filter { $0.1 }.map { $0.0 }
     }
 
-    /// The refusal of a `--timeout` that is neither seconds nor `none` (``TaskCommand`` checks it before anything runs).
-    static func malformedTimeout(_ text: String) -> String {
-        "--timeout takes a plain number of seconds, at most 3 decimals, between 1 ms and 7 days (604800 s), or none (got \(text))"
-    }
-
+    /// The flags as an override, each value checked against its range (``TaskCommand/validate()`` calls it first,
+    /// so a refusal is a usage error).
     func override() throws -> RunPolicyOverride {
         var timeoutSeconds: Double?
         if let timeout {
@@ -44,13 +41,13 @@ struct RunPolicyOptions: ParsableArguments {
                 _ = try probe.validated()
                 timeoutSeconds = seconds
             } else {
-                throw CLIError(Self.malformedTimeout(timeout))
+                throw CLIError("--timeout takes a plain number of seconds, at most 3 decimals, between 1 ms and 7 days (604800 s), or none (got \(timeout))")
             }
         }
-        return RunPolicyOverride(
+        return try RunPolicyOverride(
             timeZone: timeZone.map { $0 == "default" ? "" : $0 }, jitterSeconds: jitter, timeoutSeconds: timeoutSeconds,
             graceSeconds: grace, overlap: overlap, retries: retries, retryBackoffSeconds: retryBackoff, catchUp: catchUp,
-            catchUpLimit: catchUpLimit, rerunInterrupted: rerunInterrupted, continueOnError: continueOnError)
+            catchUpLimit: catchUpLimit, rerunInterrupted: rerunInterrupted, continueOnError: continueOnError).validated()
     }
 }
 

@@ -61,6 +61,11 @@ struct SystemCommand: AsyncParsableCommand {
         if let recoveryMode, !["strict", "pointInTime", "salvage"].contains(recoveryMode) {
             throw ValidationError("--recovery-mode takes strict, pointInTime or salvage (got \(recoveryMode))")
         }
+        if logs {
+            guard !(bus && scheduler) else { throw ValidationError("--bus and --scheduler are exclusive with --logs: name one service") }
+            guard bus || scheduler else { throw ValidationError("--logs needs --bus or --scheduler") }
+            do { try lines.map(CountOption.lines.check) } catch { throw ValidationError("\(error)") }
+        }
     }
 
     func run() async throws {
@@ -81,9 +86,6 @@ struct SystemCommand: AsyncParsableCommand {
                     Console.say(control.stop(service) ? "\(service.rawValue): stopped" : "\(service.rawValue): was not running")
                 }
             } else if logs {
-                guard !(bus && scheduler) else { throw CLIError("--bus and --scheduler are exclusive with --logs: name one service") }
-                guard bus || scheduler else { throw CLIError("--logs needs --bus or --scheduler") }
-                try CountOption.lines.check(lines ?? 100)
                 let log = LogFile(directory: workspace.serviceLogDirectory(services[0].rawValue), baseName: services[0].rawValue, rotate: false, maxSize: 1)
                 Console.say(byteLines: try log.lastLineBytes(lines ?? 100))
             } else if status {

@@ -75,6 +75,7 @@ struct TaskCommand: AsyncParsableCommand {
         // An option the action does not take was ignored (`--runs --lines 3` printed 20 runs, `--disable --json` text).
         if let misfit = OptionTable.misfit(givenOptions, action: action) { throw misfit }
         try validateCombinations()
+        try validateValues()
     }
 
     /// Combinations and shapes that are wrong whatever the workspace holds: refused as usage errors (exit 64), as
@@ -94,8 +95,26 @@ struct TaskCommand: AsyncParsableCommand {
                 throw ValidationError("give one schedule: --every 10s, --cron \"*/5 * * * *\", or --on friday --at 10:00PM")
             }
         }
-        if let timeout = policyOptions.timeout, timeout != "none", InputRanges.plainSeconds(timeout) == nil {
-            throw ValidationError(RunPolicyOptions.malformedTimeout(timeout))
+    }
+
+    /// Values wrong whatever the workspace holds, refused as usage errors (exit 64) with the same messages: a name
+    /// no task can have, a schedule that does not parse or never fires, a number out of its range, an empty
+    /// `--desc` or `--command`. They exited 1 (`--every +10s`, `--retries 101`), as a refused command does.
+    private func validateValues() throws {
+        do {
+            if let name { _ = try TaskName(name) }
+            try lines.map(CountOption.lines.check)
+            try limit.map(CountOption.runLimit.check)
+            guard create || build else { return }
+            let cli = try policyOptions.override()
+            guard create else { return }
+            guard let desc, !desc.isEmpty else { throw CLIError("--desc is required with --create") }
+            guard let command else { return }
+            if command.allSatisfy(\.isWhitespace) { throw CLIError("--command must not be empty (leave it out for a Swift task)") }
+            // The jitter's bound is the time between two slots: checked with the schedule, as the save does.
+            _ = try RunPolicyOverride.resolve(schedule: try scheduleFromFlags(), previous: nil, sdk: RunPolicyOverride(), cli: cli)
+        } catch {
+            throw ValidationError("\(error)")
         }
     }
 
@@ -107,8 +126,6 @@ struct TaskCommand: AsyncParsableCommand {
                 throw CLIError(actions == 0 ? "say what to do: --create, --build, --get, --list, --runs, --logs, --disable, --enable, --delete, --resolve, --run or --stop"
                                             : "give one action at a time")
             }
-            try lines.map(CountOption.lines.check)
-            try limit.map(CountOption.runLimit.check)
             try await ViewRepair.restoreIfMissing(workspace: workspace, settings: settings)
             if get { return try printTasks(workspace: workspace, settings: settings) }
             if list { return try printTimers(workspace: workspace, settings: settings) }
@@ -165,7 +182,7 @@ struct TaskCommand: AsyncParsableCommand {
     }
 
     private func createTask(_ taskName: TaskName, workspace: Workspace, settings: Settings, sender: CommandSender) async throws {
-        guard let desc, !desc.isEmpty else { throw CLIError("--desc is required with --create") }
+        let desc = desc ?? ""  // validate() refused a --create without one
         let lock = try WorkspaceChangeLock(workspace)  // from the checks to the save: no other create moves this folder meanwhile
         defer { lock.release() }
         let directory = workspace.taskDirectory(taskName)
@@ -183,9 +200,6 @@ struct TaskCommand: AsyncParsableCommand {
             }
         }
         let environment = Data(try DotEnv.encode([("TASK_NAME", taskName.rawValue), ("TASK_DESCRIPTION", desc)]).utf8)
-        if let command, command.allSatisfy(\.isWhitespace) {
-            throw CLIError("--command must not be empty (leave it out for a Swift task)")
-        }
         guard let command else {
             // A Swift task: the seed's three files, built later with --build (no schedule or policy flags: validate()).
             if let problem = SwiftTaskNames.problem(with: taskName.rawValue, besideSwiftTasks: SwiftTaskNames.swiftTaskFolders(workspace)) {

@@ -2,7 +2,8 @@ import Foundation
 import Testing
 
 /// The issue's inputs through the real `keiji` binary: each is refused with one line naming the flag and its
-/// range, exits non-zero, and leaves nothing behind (no task folder, nothing journaled).
+/// range, as a usage error (exit 64: wrong whatever the workspace holds), and leaves nothing behind (no task
+/// folder, nothing journaled).
 struct InputRangeCLITests {
     @Test func outOfRangeFlagsAreRefusedWithTheFlagAndTheRange() async throws {
         let s = try WalkthroughTests.Session()
@@ -30,9 +31,9 @@ struct InputRangeCLITests {
             (["--every", "1s", "--catch-up-limit", "0"], "--catch-up-limit must be between 1 and 1000 (got 0)"),
             (["--on", "friday", "--at", "0:00PM"], "a 12-hour time has hours 1–12"),
             (["--on", "friday", "--at", "+1:+0"], "invalid time \"+1:+0\""),
-            (["--on", "friday", "--at", "24:00"], "error: invalid time \"24:00\": hours are 0–23, minutes and seconds 0–59\n"),
+            (["--on", "friday", "--at", "24:00"], "error: invalid time \"24:00\": hours are 0–23, minutes and seconds 0–59 (see 'keiji task --help')\n"),
             // A sign or a space around a number was taken by Int(_:) (`+10s` ran every 10 s): numbers are digits alone.
-            (["--every", "+10s"], #"error: invalid interval "+10s": use a positive number with s, m or h, e.g. 10s, 5m, 2h"# + "\n"),
+            (["--every", "+10s"], #"error: invalid interval "+10s": use a positive number with s, m or h, e.g. 10s, 5m, 2h"# + " (see 'keiji task --help')\n"),
             (["--every", " 10s"], #"invalid interval " 10s""#),
             (["--every", "10s "], #"invalid interval "10s ""#),
             (["--every", "1s", "--jitter", "+0"], "error: The value '+0' is invalid for '--jitter <jitter>': give whole seconds as a plain number, e.g. 30 (see 'keiji task --help')\n"),
@@ -41,12 +42,12 @@ struct InputRangeCLITests {
             (["--every", "1s", "--timeout", "5 "], "--timeout takes a plain number of seconds"),
             (["--every", "1s", "--grace", "+1"], "The value '+1' is invalid for '--grace <grace>'"),
             (["--every", "1s", "--retry-backoff", " 1"], "The value ' 1' is invalid for '--retry-backoff <retry-backoff>'"),
-            (["--cron", "+5 * * * *"], #"error: --cron minute field "+5" has a sign: its numbers are digits alone"# + "\n"),
+            (["--cron", "+5 * * * *"], #"error: --cron minute field "+5" has a sign: its numbers are digits alone"# + " (see 'keiji task --help')\n"),
             (["--cron", "0 */+2 * * *"], #"--cron hour field "*/+2" has a sign"#),
         ]
         for (flags, message) in cases {
             let r = try await s.run(["task", "--create", "--name=t", "--desc=x", "--command", "echo"] + flags)
-            #expect(r.status != 0 && r.stderr.contains(message), "\(flags): \(r.stdout)\(r.stderr)")
+            #expect(r.status == 64 && r.stderr.contains(message), "\(flags): \(r.status) \(r.stdout)\(r.stderr)")
             #expect(!FileManager.default.fileExists(atPath: s.home + "/keiji/tasks/t"), "\(flags) left a task folder")
         }
         // Text that would make a task that does nothing, or break every Swift task's build.
@@ -57,11 +58,26 @@ struct InputRangeCLITests {
         ]
         for (flags, message) in refusals {
             let r = try await s.run(["task", "--create", "--desc=x"] + flags)
-            #expect(r.status != 0 && r.stderr == "error: \(message)\n", "\(flags): \(r.stdout)\(r.stderr)")
+            #expect(r.status != 0 && r.stderr.hasPrefix("error: \(message)"), "\(flags): \(r.stdout)\(r.stderr)")
             #expect(try FileManager.default.contentsOfDirectory(atPath: s.home + "/keiji/tasks").isEmpty, "\(flags) left a task folder")
         }
+        // Refused as usage errors too in the other commands and actions: values wrong whatever the workspace holds.
+        let elsewhere: [([String], String)] = [
+            (["task", "--build", "--name=t", "--retries", "101"], "error: --retries must be between 0 and 100 (got 101) (see 'keiji task --help')\n"),
+            (["task", "--build", "--name=t", "--time-zone", "Mars/Base"], "error: unknown time zone \"Mars/Base\" (see 'keiji task --help')\n"),
+            (["task", "--get", "--name=../t"], "error: invalid task name \"../t\""),
+            (["task", "--runs", "--name=t", "--limit", "0"], "error: --limit must be between 1 and 1000 (got 0) (see 'keiji task --help')\n"),
+            (["system", "--logs", "--scheduler", "--lines", "0"], "error: --lines must be between 1 and 100000 (got 0) (see 'keiji system --help')\n"),
+            (["system", "--logs"], "error: --logs needs --bus or --scheduler (see 'keiji system --help')\n"),
+            (["journal", "dump", "--task", "a b"], "error: invalid task name \"a b\""),
+        ]
+        for (arguments, message) in elsewhere {
+            let r = try await s.run(arguments)
+            #expect(r.status == 64 && r.stderr.hasPrefix(message), "\(arguments): \(r.status) \(r.stdout)\(r.stderr)")
+        }
         let reversed = try await s.keiji("journal", "dump", "--from", "10", "--to", "5")
-        #expect(reversed.status != 0 && reversed.stderr == "error: --from (10) must not be greater than --to (5)\n", "\(reversed.stderr)")
+        #expect(reversed.status == 64 && reversed.stderr == "error: --from (10) must not be greater than --to (5) (see 'keiji journal dump --help')\n",
+                "\(reversed.status) \(reversed.stderr)")
         // The edges pass.
         let ok = try await s.run(["task", "--create", "--name=t", "--desc=x", "--command", "echo", "--every", "8760h", "--timeout", "604800", "--retries", "100"])
         #expect(ok.status == 0, "\(ok.stderr)")

@@ -108,10 +108,8 @@ public struct ScheduleSpec: Hashable, Sendable, Codable {
 
     public func validated() throws -> ScheduleSpec {
         _ = try schedule.validated()
-        if let timeZone, TimeZone(identifier: timeZone) == nil {
-            throw KeijiError(.invalidSchedule, "unknown time zone \"\(timeZone)\"")
-        }
-        try InputRanges.check(jitterSeconds, in: InputRanges.jitterSeconds, flag: "--jitter", "0", "86400 seconds")
+        if let timeZone { try Self.checkTimeZone(timeZone) }
+        try Self.checkJitterRange(jitterSeconds)
         // A jitter as long as the time between two slots lets a slot's firing come after the next one's: the timer
         // then took each late slot for a stall, recorded slots missed (downtime) and ran a fraction of them.
         if jitterSeconds > 0, let gap = schedule.shortestGapSeconds, Int64(jitterSeconds) >= gap {
@@ -119,6 +117,14 @@ public struct ScheduleSpec: Hashable, Sendable, Codable {
                              + "(\(gap) s at the least): a longer one would fire slots out of order")
         }
         return self
+    }
+
+    static func checkTimeZone(_ identifier: String) throws {
+        guard TimeZone(identifier: identifier) != nil else { throw KeijiError(.invalidSchedule, "unknown time zone \"\(identifier)\"") }
+    }
+
+    static func checkJitterRange(_ seconds: Int) throws {
+        try InputRanges.check(seconds, in: InputRanges.jitterSeconds, flag: "--jitter", "0", "86400 seconds")
     }
 
     // JSON: {"every":10,"unit":"seconds"} | {"days":["Friday"],"at":"22:00"} | {"cron":"* * * * *"} | {"once":"…Z"}

@@ -50,6 +50,19 @@ public struct RunPolicyOverride: Codable, Sendable, Equatable {
         if let continueOnError { policy.continueOnError = continueOnError }
     }
 
+    /// Each value given, checked against its own range, and the zone against the system's: what can be refused
+    /// before the schedule it goes with is known (``resolve(schedule:previous:sdk:cli:)`` adds the jitter's
+    /// bound by the time between two slots).
+    public func validated() throws -> RunPolicyOverride {
+        var spec = ScheduleSpec(Schedule.every(1, .hours))  // a sink for the zone and the jitter, checked alone below
+        var policy = RunPolicy()
+        apply(to: &spec, &policy)
+        _ = try policy.validated()
+        if let zone = spec.timeZone { try ScheduleSpec.checkTimeZone(zone) }
+        try ScheduleSpec.checkJitterRange(spec.jitterSeconds)
+        return self
+    }
+
     /// The schedule spec and policy of a (re)built task: `schedule` from the program, its zone, jitter and
     /// policy from `previous` (when the task exists), then the SDK's override, then the CLI's; validated.
     public static func resolve(schedule: Schedule, previous: (spec: ScheduleSpec, policy: RunPolicy)?,
