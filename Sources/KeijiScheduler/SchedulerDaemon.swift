@@ -33,6 +33,7 @@ public enum SchedulerDaemon {
         var dashboardPort: UInt16?
         var metrics: SchedulerMetrics?
         do {
+            if let problem = DescriptorLimit.startProblem(service: "keiji-scheduler") { throw KeijiError(.io, problem) }
             let workspace = try Workspace.current()
             let settings = try Settings.load(from: workspace.settingsFile)
             token = try BusToken.loadOrCreate(workspace)  // before the engine starts: a failure here leaves nothing half-started

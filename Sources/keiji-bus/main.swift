@@ -66,6 +66,7 @@ signal(SIGPIPE, SIG_IGN)
 let workspace: Workspace
 let token: String
 let endpoints: BusEndpoints
+if let problem = DescriptorLimit.startProblem(service: "keiji-bus") { fail(problem) }
 do {
     workspace = try Workspace.current()
     // Settings are optional (the bus may start before `keiji init`), but a file that is there must be valid:

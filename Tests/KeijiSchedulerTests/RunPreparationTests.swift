@@ -155,4 +155,24 @@ struct RunPreparationTests {
             #expect(logs.openCount <= 8)
         }
     }
+
+    /// A log that would get a descriptor at the ceiling is refused and closed: a scheduler that ran out of
+    /// descriptors was killed by libdispatch (SIGILL), whose thread monitor must still open /proc files.
+    @Test func aLogPastTheDescriptorCeilingIsRefusedAndClosed() throws {
+        let directory = FileManager.default.temporaryDirectory.path + "/keiji-logs-" + UUID().uuidString.prefix(8)
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let log = LogFile(directory: directory, baseName: "t", rotate: false, maxSize: 1 << 20)
+        let full = TaskLogDescriptors(capacity: 8, ceiling: 0)  // every number is at or past it
+        #expect(throws: KeijiError.self) { try full.checkOut(log, task: try TaskName("t"), mayRotate: true) }
+        #expect(full.openCount == 0)
+        do {
+            _ = try full.checkOut(log, task: try TaskName("t"), mayRotate: true)
+        } catch let error as KeijiError {
+            #expect(error.message.hasPrefix("the scheduler is at its descriptor limit") && error.message.hasSuffix("t's log was not opened"), "\(error)")
+        }
+        let roomy = TaskLogDescriptors(capacity: 8, ceiling: Int.max)
+        roomy.checkIn(try roomy.checkOut(log, task: try TaskName("t"), mayRotate: true))
+        #expect(roomy.openCount == 1)
+        roomy.forget(try TaskName("t"))
+    }
 }

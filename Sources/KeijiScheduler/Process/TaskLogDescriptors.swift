@@ -30,9 +30,21 @@ final class TaskLogDescriptors: Sendable {
     }
 
     let capacity: Int
+    /// The lowest descriptor number a log may not get: the limit less ``DescriptorLimit/reserve``. Descriptors in
+    /// use are not evicted, so a thousand runs going at once hold a thousand; past the ceiling a run is refused
+    /// rather than the process's last descriptors taken (libdispatch kills a process that has none left).
+    let ceiling: Int
     private let state = Mutex(State())
 
-    init(capacity: Int = TaskLogDescriptors.defaultCapacity()) { self.capacity = capacity }
+    init(capacity: Int = TaskLogDescriptors.defaultCapacity(), ceiling: Int = TaskLogDescriptors.defaultCeiling()) {
+        self.capacity = capacity
+        self.ceiling = ceiling
+    }
+
+    static func defaultCeiling() -> Int {
+        let limit = DescriptorLimit.current ?? DescriptorLimit.minimum
+        return limit == Int.max ? Int.max : limit - DescriptorLimit.reserve
+    }
 
     /// A quarter of the process's descriptor limit (`RLIMIT_NOFILE`), between 64 and 4,096: 256 at the common
     /// 1,024. Where the limit allows, a thousand tasks that each run every second keep their logs open; with
@@ -70,6 +82,12 @@ final class TaskLogDescriptors: Sendable {
         if let idle { close(idle) }
         if needsRotation { _ = try log.rotateIfNeeded() }
         let fd = try log.openForAppend()
+        // The kernel gives the lowest free number: one at the ceiling means every descriptor below it is taken.
+        if Int(fd) >= ceiling {
+            close(fd)
+            throw KeijiError(.io, "the scheduler is at its descriptor limit (\(ceiling) in use, \(DescriptorLimit.reserve) kept free for itself; "
+                             + "ulimit -n): \(task)'s log was not opened")
+        }
         var opened = stat()
         fstat(fd, &opened)
         let evicted = state.withLock { s -> [Int32] in
