@@ -203,21 +203,29 @@ final class GroupCommitter: @unchecked Sendable {
         let lsn = try writer.append(records)
         lastAppendNanoseconds = monotonicNanoseconds()
         var synced = false
-        switch options.durability {
-        case .sync:
-            try syncNow()
-            synced = true
-            lastSyncDuration = lastSyncNanoseconds - lastAppendNanoseconds
-            condition.lock()
-            lastBatchWaiters = appends
-            condition.unlock()
-        case .interval(let milliseconds):
-            if lastAppendNanoseconds - lastSyncNanoseconds >= UInt64(milliseconds) * 1_000_000 {
+        do {
+            switch options.durability {
+            case .sync:
                 try syncNow()
                 synced = true
+                lastSyncDuration = lastSyncNanoseconds - lastAppendNanoseconds
+                condition.lock()
+                lastBatchWaiters = appends
+                condition.unlock()
+            case .interval(let milliseconds):
+                if lastAppendNanoseconds - lastSyncNanoseconds >= UInt64(milliseconds) * 1_000_000 {
+                    try syncNow()
+                    synced = true
+                }
+            case .none:
+                break
             }
-        case .none:
-            break
+        } catch {
+            // This batch is answered with the error: its frames go, or the kernel could still write them back and
+            // the next open replay appends reported failed. (Earlier batches an interval sync had not reached were
+            // acknowledged: they stay.)
+            let failure = error as? JournalError ?? JournalError(.io, "\(error)")
+            throw writer.takeBack(to: offsetBefore) ? failure : failure.adding("; some of what was written may still be in the journal")
         }
         shared.publish(writer)
         guard options.observer != nil else { return (lsn, nil) }

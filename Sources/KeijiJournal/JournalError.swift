@@ -45,6 +45,11 @@ public struct JournalError: Error, Sendable, CustomStringConvertible {
         guard let errno else { return message }
         return "\(message) (errno \(errno): \(String(cString: strerror(errno))))"
     }
+
+    /// The same error with `text` appended to its message.
+    func adding(_ text: String) -> JournalError {
+        JournalError(code, message + text, errno: errno)
+    }
 }
 
 #if canImport(Glibc)

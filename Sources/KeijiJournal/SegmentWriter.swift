@@ -84,8 +84,11 @@ final class SegmentWriter {
     }
 
     /// Writes `records` as one or more batch frames in a single `pwrite`. Returns the first record's LSN.
+    /// If it throws, none of the records is in the file (unless ``takeBack(to:)`` failed, which the error says).
     func append(_ records: ArraySlice<[UInt8]>) throws -> UInt64 {
         let first = nextLSN
+        var lastCRC = lastFrameCRC
+        var lsn = nextLSN
         var bytes: [UInt8] = []
         var start = records.startIndex
         while start < records.endIndex {
@@ -98,14 +101,16 @@ final class SegmentWriter {
                 raw += records[end].count + 10
                 end += 1
             }
-            let frame = encoder.batch(records[start..<end], firstLSN: nextLSN, syncedThroughLSN: durableLSN,
-                                      previousFrameCRC: lastFrameCRC)
+            let frame = encoder.batch(records[start..<end], firstLSN: lsn, syncedThroughLSN: durableLSN,
+                                      previousFrameCRC: lastCRC)
             bytes.append(contentsOf: frame.bytes)
-            lastFrameCRC = frame.crc
-            nextLSN += UInt64(end - start)
+            lastCRC = frame.crc
+            lsn += UInt64(end - start)
             start = end
         }
         try write(bytes)
+        lastFrameCRC = lastCRC
+        nextLSN = lsn
         recordsInSegment += records.count
         lastFrameUnvouched = true
         return first
@@ -143,6 +148,23 @@ final class SegmentWriter {
     func sync() throws {
         try io.sync(try file)
         durableLSN = lastLSN
+    }
+
+    /// Cuts the file back to `start` and syncs the cut, after a write or sync of frames from `start` on failed:
+    /// an append reported failed must not be replayed by the next open, and a partial write can hold whole
+    /// frames (a batch of several) or a failed sync frames the kernel writes back later. Returns false when the
+    /// cut itself failed (then some of those frames may still be found).
+    func takeBack(to start: Int) -> Bool {
+        guard let openFile else { return false }
+        do {
+            try io.truncate(openFile, to: start)
+            try io.sync(openFile)
+        } catch {
+            return false
+        }
+        offset = start
+        allocatedEnd = start
+        return true
     }
 
     /// Writes a note frame that vouches for everything synced so far, and syncs it.
@@ -223,27 +245,39 @@ final class SegmentWriter {
         lastFrameCRC = frame.crc
     }
 
-    /// Writes frames at `offset` in one `pwrite`. In a preallocating segment, frames that would pass the zeros
-    /// written so far take the next chunk of zeros with them, so the file's size changes once a chunk.
+    /// Writes frames at `offset` in one `pwrite`, and takes them back if that fails (``takeBack(to:)``). In a
+    /// preallocating segment, frames that pass the zeros written so far are followed by the next chunk of zeros,
+    /// before the sync that follows, so the file's size changes once a chunk (``preallocate(_:from:to:)``).
     private func write(_ frames: [UInt8]) throws {
+        let file = try self.file
         let end = offset + frames.count
+        do {
+            try io.write(file, frames, at: offset)
+        } catch {
+            let failure = error as? JournalError ?? JournalError(.io, "\(error)")
+            throw takeBack(to: offset) ? failure : failure.adding("; some of what was written may still be in the journal")
+        }
+        offset = end
         if preallocates, end > allocatedEnd, end < options.segmentSize {
             // Never past the size at which the segment rolls: the frames that go beyond it grow the file.
             let chunk = options.preallocationBytes
-            let newEnd = min((end + chunk - 1) / chunk * chunk, options.segmentSize)
-            try io.write(try file, Self.zeroPadded(frames, to: newEnd - offset), at: offset)
-            allocatedEnd = newEnd
-        } else {
-            try io.write(try file, frames, at: offset)
+            (allocatedEnd, preallocates) = preallocate(file, from: end, to: min((end + chunk - 1) / chunk * chunk, options.segmentSize))
         }
-        offset = end
     }
 
-    /// `bytes` followed by zeros up to `size` bytes: a chunk of preallocation. Not `repeatElement`: unoptimised, Swift
-    /// appends that a byte at a time through generic code (0.4 s of CPU for 1 MiB); `Array(repeating:count:)` is a
-    /// fill however the module is compiled.
-    private static func zeroPadded(_ bytes: [UInt8], to size: Int) -> [UInt8] {
-        bytes + [UInt8](repeating: 0, count: size - bytes.count)
+    /// Writes zeros over `[start, end)` of a preallocating segment. They belong to no frame, they only spare the
+    /// syncs after them a new file size: when they do not fit (a full disk, a quota, a file size limit), what was
+    /// written of them is given back and the segment grows frame by frame from there, as one without the flag does,
+    /// rather than fail an append whose frames are written. Returns where the file's zeros end and whether to go on
+    /// preallocating.
+    private func preallocate(_ file: FileDescriptor, from start: Int, to end: Int) -> (allocatedEnd: Int, preallocates: Bool) {
+        do {
+            try io.write(file, [UInt8](repeating: 0, count: end - start), at: start)
+            return (end, true)
+        } catch {
+            // A cut that fails leaves zeros up to `end` at most, which a seal cuts.
+            return ((try? io.truncate(file, to: start)) != nil ? start : end, false)
+        }
     }
 
     /// Header written and synced under a `.tmp` name, renamed into place, directory synced: a segment file
@@ -261,10 +295,15 @@ final class SegmentWriter {
         let path = directory + "/" + next.fileName
         try io.remove(path + ".tmp")
         let temporary = try io.open(path + ".tmp", mode: .createNew)
-        // The first chunk of zeros goes with the header, into the sync a new segment pays anyway.
-        let allocated = max(SegmentHeader.size, header.isPreallocated ? min(options.preallocationBytes, options.segmentSize) : 0)
+        // The first chunk of zeros goes with the header, into the sync a new segment pays anyway; a new segment
+        // needs room for its header only.
+        var allocated = SegmentHeader.size
+        var zeros = header.isPreallocated
         do {
-            try io.write(temporary, Self.zeroPadded(header.encoded(), to: allocated), at: 0)
+            try io.write(temporary, header.encoded(), at: 0)
+            if zeros, options.preallocationBytes > SegmentHeader.size, options.segmentSize > SegmentHeader.size {
+                (allocated, zeros) = preallocate(temporary, from: SegmentHeader.size, to: min(options.preallocationBytes, options.segmentSize))
+            }
             try io.sync(temporary)
         } catch {
             io.close(temporary)
@@ -277,7 +316,7 @@ final class SegmentWriter {
         name = next
         offset = SegmentHeader.size
         allocatedEnd = allocated
-        preallocates = header.isPreallocated
+        preallocates = zeros
         lastFrameCRC = previousFrameCRC
         createdNanoseconds = created
         recordsInSegment = 0
