@@ -293,24 +293,32 @@ final class SegmentWriter {
             flags: options.preallocationBytes > 0 ? SegmentHeader.preallocatedFlag : 0
         )
         let path = directory + "/" + next.fileName
-        try io.remove(path + ".tmp")
-        let temporary = try io.open(path + ".tmp", mode: .createNew)
+        let temporary = path + ".tmp"
+        try io.remove(temporary)
+        let file = try io.open(temporary, mode: .createNew)
         // The first chunk of zeros goes with the header, into the sync a new segment pays anyway; a new segment
         // needs room for its header only.
         var allocated = SegmentHeader.size
         var zeros = header.isPreallocated
         do {
-            try io.write(temporary, header.encoded(), at: 0)
+            try io.write(file, header.encoded(), at: 0)
             if zeros, options.preallocationBytes > SegmentHeader.size, options.segmentSize > SegmentHeader.size {
-                (allocated, zeros) = preallocate(temporary, from: SegmentHeader.size, to: min(options.preallocationBytes, options.segmentSize))
+                (allocated, zeros) = preallocate(file, from: SegmentHeader.size, to: min(options.preallocationBytes, options.segmentSize))
             }
-            try io.sync(temporary)
+            try io.sync(file)
         } catch {
-            io.close(temporary)
+            io.close(file)
+            // Not left to fill the disk until the next open removes it (and reports it as a repair).
+            try? io.remove(temporary)
             throw error
         }
-        io.close(temporary)
-        try io.rename(path + ".tmp", to: path)
+        io.close(file)
+        do {
+            try io.rename(temporary, to: path)
+        } catch {
+            try? io.remove(temporary)
+            throw error
+        }
         try io.syncDirectory(directory)
         openFile = try io.open(path, mode: .readWrite)
         name = next

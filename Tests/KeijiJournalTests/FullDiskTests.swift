@@ -4,7 +4,8 @@ import Testing
 @testable import KeijiJournal
 
 /// The journal on a disk that fills up: an append is reported failed exactly when its records are not in the
-/// journal, and the zeros written ahead of the frames are never what stops it.
+/// journal, the zeros written ahead of the frames are never what stops it, and a segment it cannot create leaves
+/// no file behind.
 struct FullDiskTests {
     static let directory = "/j"
 
@@ -103,5 +104,34 @@ struct FullDiskTests {
         fs.inject(nil)
         options.io = fs
         for lsns in try await recovered(fs, options) { #expect(lsns == [1]) }
+    }
+
+    /// A segment the journal cannot create (no room for its header) leaves no `.tmp` behind, at the first open and
+    /// at a roll alike: it filled what was left of the disk, and the next open reported removing it as a repair.
+    @Test func aSegmentThatCannotBeCreatedLeavesNoFile() async throws {
+        let fs = SimulatedFileSystem()
+        let options = testOptions(io: fs, segmentSize: 1 << 20, preallocation: 1 << 16)
+        func temporaryFiles() -> [String] { fs.fileNames(in: Self.directory).filter { $0.hasSuffix(".tmp") } }
+        fill(fs, leavingRoomFor: 1000)
+        #expect(throws: JournalError.self) { try Journal.open(directory: Self.directory, options: options) }
+        #expect(temporaryFiles() == [])
+        fs.inject(nil)
+
+        let journal = try Journal.open(directory: Self.directory, options: options)
+        #expect(journal.recovery.repairs.isEmpty, "\(journal.recovery.repairs)")
+        _ = try await journal.append(payload(for: 1))
+        fs.inject { operation in
+            guard case .write(let path, _, _) = operation, path.hasSuffix(".jnl.tmp") else { return nil }
+            return .partialWrite(1000, EFBIG)  // `ulimit -f`
+        }
+        await #expect { try await journal.roll() } throws: { ($0 as? JournalError)?.errno == EFBIG }
+        try await journal.close()
+        #expect(temporaryFiles() == [])
+        fs.inject(nil)
+
+        let reopened = try Journal.open(directory: Self.directory, options: options)
+        #expect(reopened.recovery.repairs.isEmpty, "\(reopened.recovery.repairs)")
+        #expect(try verifiedLSNs(reopened.contents) == [1])
+        try await reopened.close()
     }
 }
