@@ -285,8 +285,13 @@ final class GroupCommitter: @unchecked Sendable {
                 records.append(contentsOf: batch)
             case (.running, .control(let body, let continuation)):
                 flush()
-                guard case .running = currentState() else {
-                    Self.reject(request, with: JournalError(.failed, "the journal stopped after an I/O error"))
+                switch currentState() {
+                case .running: break
+                case .failed(let error):
+                    Self.reject(request, with: Self.stopped(error))
+                    continue
+                case .closed:
+                    Self.reject(request, with: JournalError(.closed, "the journal is closed"))
                     continue
                 }
                 do {
@@ -392,9 +397,11 @@ final class GroupCommitter: @unchecked Sendable {
         return Self.stopped(journalError)
     }
 
+    /// The error every call gets once the journal has failed: the failure's own words (which file, why), with the
+    /// code that says it must be reopened.
     private static func stopped(_ cause: JournalError) -> JournalError {
         if cause.code == .failed { return cause }
-        return JournalError(.failed, "the journal stopped after an I/O error and must be reopened: \(cause.description)", errno: cause.errno)
+        return JournalError(.failed, cause.message, errno: cause.errno)
     }
 
     private static func reject(_ request: Request, with error: JournalError) {

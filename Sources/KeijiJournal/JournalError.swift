@@ -1,7 +1,7 @@
 /// An error from the journal: what went wrong, and what to do about it.
 ///
-/// Match on ``code`` (`catch let error where error.code == .corruption`); the message is for people.
-/// The errno of a failed syscall is kept in ``errno`` as the cause, never folded into the code.
+/// Match on ``code`` (`catch let error where error.code == .corruption`); the message is for people and says
+/// the reason in words. The errno of a failed syscall is kept in ``errno`` as the cause, never folded into the code.
 public struct JournalError: Error, Sendable, CustomStringConvertible {
     /// A stable category, extensible without breaking callers.
     public struct Code: Hashable, Sendable, CustomStringConvertible {
@@ -41,9 +41,17 @@ public struct JournalError: Error, Sendable, CustomStringConvertible {
         self.errno = errno
     }
 
-    public var description: String {
-        guard let errno else { return message }
-        return "\(message) (errno \(errno): \(String(cString: strerror(errno))))"
+    /// The message alone: it already says the errno's reason (a stopped journal's error quoting its cause said it twice).
+    public var description: String { message }
+
+    /// `error` worded for people: what the journal was doing, on which file, and why ("cannot append to the journal
+    /// (/…/seg-….jnl): No space left on device"), rather than a syscall on a descriptor number. Keeps the code and errno;
+    /// an error that is not an I/O failure (the segment was closed) is returned as it is.
+    static func failure(_ action: String, file: String, _ error: any Error) -> JournalError {
+        guard let cause = error as? JournalError else { return JournalError(.io, "\(action) (\(file)): \(error)") }
+        guard cause.code == .io else { return cause }
+        let reason = cause.errno.map { String(cString: strerror($0)) } ?? cause.message
+        return JournalError(.io, "\(action) (\(file)): \(reason)", errno: cause.errno)
     }
 
     /// The same error with `text` appended to its message.

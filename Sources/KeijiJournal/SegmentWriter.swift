@@ -38,7 +38,9 @@ final class SegmentWriter {
         self.directory = directory
         self.options = options
         name = scan.name
-        let file = try io.open(directory + "/" + scan.name.fileName, mode: .readWrite)
+        let path = directory + "/" + scan.name.fileName
+        let file: FileDescriptor
+        do { file = try io.open(path, mode: .readWrite) } catch { throw JournalError.failure("cannot open the journal", file: path, error) }
         openFile = file
         offset = scan.validEnd
         allocatedEnd = scan.validEnd + scan.preallocatedBytes
@@ -50,7 +52,7 @@ final class SegmentWriter {
         recordsInSegment = scan.recordCount
         durableLSN = scan.lastLSN
         // What an earlier process wrote may still sit in the page cache: make it durable before vouching for it.
-        do { try io.sync(file) } catch {
+        do { try sync() } catch {
             abandon()
             throw error
         }
@@ -146,7 +148,8 @@ final class SegmentWriter {
 
     /// Makes everything written durable. The corresponding C function is `fdatasync`.
     func sync() throws {
-        try io.sync(try file)
+        let file = try self.file
+        try worded("cannot sync the journal", { try io.sync(file) })
         durableLSN = lastLSN
     }
 
@@ -171,7 +174,7 @@ final class SegmentWriter {
     func writeNote(_ reason: NoteReason) throws {
         if hasUnsyncedRecords { try sync() }
         try writeControl(.note, payload: [reason.rawValue])
-        try io.sync(try file)
+        try sync()
         lastFrameUnvouched = false
     }
 
@@ -195,14 +198,15 @@ final class SegmentWriter {
         payload.appendInteger(lastLSN)
         payload.appendInteger(UInt64(recordsInSegment))
         try writeControl(.seal, payload: payload)
-        try io.sync(try file)
+        try sync()
         lastFrameUnvouched = false
         // A sealed segment keeps no unused space, and the cut is synced: keiji before 2026-12-04 reads zeros after
         // the seal of a segment that is not the last as damage. (A crash between the two syncs leaves them; this
         // keiji reads them as unused space.)
         if allocatedEnd > offset {
-            try io.truncate(try file, to: offset)
-            try io.sync(try file)
+            let file = try self.file
+            try worded("cannot seal the journal segment", { try io.truncate(file, to: offset) })
+            try sync()
         }
         abandon()
         try createSegment(baseLSN: nextLSN, previousID: name.segmentID, previousLastLSN: lastLSN,
@@ -254,7 +258,7 @@ final class SegmentWriter {
         do {
             try io.write(file, frames, at: offset)
         } catch {
-            let failure = error as? JournalError ?? JournalError(.io, "\(error)")
+            let failure = reworded(error, "cannot append to the journal")
             throw takeBack(to: offset) ? failure : failure.adding("; some of what was written may still be in the journal")
         }
         offset = end
@@ -280,6 +284,16 @@ final class SegmentWriter {
         }
     }
 
+    /// Runs `body` (I/O on the active segment), naming the segment and `action` in its error rather than a syscall
+    /// on a descriptor number.
+    private func worded<T>(_ action: String, _ body: () throws -> T) throws -> T {
+        do { return try body() } catch { throw reworded(error, action) }
+    }
+
+    private func reworded(_ error: any Error, _ action: String, file: String? = nil) -> JournalError {
+        JournalError.failure(action, file: directory + "/" + (file ?? name.fileName), error)
+    }
+
     /// Header written and synced under a `.tmp` name, renamed into place, directory synced: a segment file
     /// either does not exist or has a durable, valid header.
     private func createSegment(baseLSN: UInt64, previousID: UInt64, previousLastLSN: UInt64, previousFrameCRC: UInt32) throws {
@@ -294,8 +308,16 @@ final class SegmentWriter {
         )
         let path = directory + "/" + next.fileName
         let temporary = path + ".tmp"
-        try io.remove(temporary)
-        let file = try io.open(temporary, mode: .createNew)
+        func failure(_ error: any Error) -> JournalError {
+            reworded(error, "cannot create the journal segment", file: next.fileName + ".tmp")
+        }
+        let file: FileDescriptor
+        do {
+            try io.remove(temporary)
+            file = try io.open(temporary, mode: .createNew)
+        } catch {
+            throw failure(error)
+        }
         // The first chunk of zeros goes with the header, into the sync a new segment pays anyway; a new segment
         // needs room for its header only.
         var allocated = SegmentHeader.size
@@ -310,17 +332,21 @@ final class SegmentWriter {
             io.close(file)
             // Not left to fill the disk until the next open removes it (and reports it as a repair).
             try? io.remove(temporary)
-            throw error
+            throw failure(error)
         }
         io.close(file)
         do {
             try io.rename(temporary, to: path)
         } catch {
             try? io.remove(temporary)
-            throw error
+            throw failure(error)
         }
-        try io.syncDirectory(directory)
-        openFile = try io.open(path, mode: .readWrite)
+        do {
+            try io.syncDirectory(directory)
+            openFile = try io.open(path, mode: .readWrite)
+        } catch {
+            throw reworded(error, "cannot create the journal segment", file: next.fileName)
+        }
         name = next
         offset = SegmentHeader.size
         allocatedEnd = allocated

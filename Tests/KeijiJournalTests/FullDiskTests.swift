@@ -134,4 +134,32 @@ struct FullDiskTests {
         #expect(try verifiedLSNs(reopened.contents) == [1])
         try await reopened.close()
     }
+
+    /// One line naming the file and the reason, once: a full disk was "the journal stopped after an I/O error and must
+    /// be reopened: 'pwrite' failed on fd 11 (errno 28: No space left on device) (errno 28: No space left on device)".
+    @Test func aFailureNamesTheFileAndTheReasonOnce() async throws {
+        let fs = SimulatedFileSystem()
+        let options = testOptions(io: fs, segmentSize: 1 << 20)
+        let journal = try Journal.open(directory: Self.directory, options: options)
+        _ = try await journal.append(payload(for: 1))
+        fill(fs, leavingRoomFor: 0)
+        let segment = Self.directory + "/seg-00000000000000000001-0000000000000001.jnl"
+        let expected = "cannot append to the journal (\(segment)): No space left on device"
+        for _ in 1...2 {  // the append that failed, and a later one
+            await #expect { try await journal.append(payload(for: 2)) } throws: { error in
+                (error as? JournalError).map { "\($0)" == expected && $0.code == .failed && $0.errno == ENOSPC } == true
+            }
+        }
+        try await journal.close()
+
+        let empty = SimulatedFileSystem()
+        empty.inject { operation in if case .write = operation { .fail(ENOSPC) } else { nil } }
+        #expect { try Journal.open(directory: Self.directory, options: testOptions(io: empty)) } throws: { error in
+            "\(error)" == "cannot create the journal segment (\(segment).tmp): No space left on device"
+        }
+        #expect { try PosixJournalIO().open("/nonexistent-keiji/file", mode: .readOnly) } throws: { error in
+            "\(error)" == "'open' failed on /nonexistent-keiji/file: No such file or directory"
+        }
+    }
 }
+

@@ -82,7 +82,7 @@ public struct PosixJournalIO: JournalIO {
                     pwrite(file.rawValue, buffer.baseAddress! + done, buffer.count - done, off_t(offset + done))
                 }
                 if n < 0 { throw Self.failure("pwrite", "fd \(file.rawValue)") }
-                if n == 0 { throw JournalError(.io, "'pwrite' wrote nothing at offset \(offset + done)", errno: EIO) }
+                if n == 0 { throw Self.failure("pwrite", "fd \(file.rawValue) (it wrote nothing at offset \(offset + done))", errno: EIO) }
                 done += n
             }
         }
@@ -144,7 +144,7 @@ public struct PosixJournalIO: JournalIO {
                 return nil
             case .unsupported:
                 _ = Glibc.close(file)
-                throw JournalError(.io, "'flock' failed on \(path)/LOCK", errno: ENOLCK)
+                throw Self.failure("flock", path + "/LOCK", errno: ENOLCK)
             }
         } catch {
             held.forEach(close)
@@ -167,13 +167,13 @@ public struct PosixJournalIO: JournalIO {
             if code == EBADF || code == ENOLCK || code == EINVAL || code == EOPNOTSUPP { return .unsupported }
             _ = Glibc.close(fd)
             if code == EWOULDBLOCK { return .busy }
-            throw JournalError(.io, "'flock' failed on \(path)", errno: code)
+            throw Self.failure("flock", path, errno: code)
         }
         return .held
     }
 
-    private static func failure(_ call: String, _ subject: String) -> JournalError {
-        JournalError(.io, "'\(call)' failed on \(subject)", errno: errno)
+    private static func failure(_ call: String, _ subject: String, errno code: Int32 = errno) -> JournalError {
+        JournalError(.io, "'\(call)' failed on \(subject): \(String(cString: strerror(code)))", errno: code)
     }
 }
 
