@@ -194,6 +194,11 @@ struct SystemCommand: AsyncParsableCommand {
     private func printStatus(workspace: Workspace, control: ServiceControl) async throws {
         let report = try? JSONDecoder().decode(RecoveryReport.self, from: Data(contentsOf: URL(fileURLWithPath: workspace.recoveryReportFile)))
         let services = ServiceControl.Service.allCases.map { ($0.rawValue, control.runningPID($0)) }
+        // A scheduler down because its journal failed (a full disk) says so in its log's last line: why it is OFFLINE.
+        let schedulerStop = services.contains { $0.0 == ServiceControl.Service.scheduler.rawValue && $0.1 == nil }
+            ? JournalFailureStop.lastStop(in: (try? LogFile(directory: workspace.serviceLogDirectory("scheduler"), baseName: "scheduler",
+                                                            rotate: false, maxSize: 1).lastLines(20)) ?? [])
+            : nil
         // Status works whatever the settings say; it only warns about what would stop the next start. Bad
         // settings leave the view where the default puts it.
         var settings = Settings()
@@ -221,7 +226,11 @@ struct SystemCommand: AsyncParsableCommand {
             if let postgres = database as? PostgresViewDatabase { nodes = try ClusterDatabase.nodes(on: postgres.connection) }
         } catch { viewProblem = "\(error)" }
         if json {
-            var object: [String: Any] = ["services": Dictionary(uniqueKeysWithValues: services.map { ($0.0, ["status": $0.1 == nil ? "OFFLINE" : "ONLINE", "pid": $0.1.map(Int.init) as Any]) })]
+            var object: [String: Any] = ["services": Dictionary(uniqueKeysWithValues: services.map { service in
+                var entry: [String: Any] = ["status": service.1 == nil ? "OFFLINE" : "ONLINE", "pid": service.1.map(Int.init) as Any]
+                if service.0 == ServiceControl.Service.scheduler.rawValue, let schedulerStop { entry["stopped"] = schedulerStop }
+                return (service.0, entry)
+            })]
             if let report, let data = try? JSONEncoder().encode(report) { object["recovery"] = try JSONSerialization.jsonObject(with: data) }
             object["view"] = ["database": view.engine, "location": view.address]
             let warnings = [settingsProblem, viewProblem.map { "cannot read the query view: \($0)" }].compactMap { $0 }
@@ -240,7 +249,10 @@ struct SystemCommand: AsyncParsableCommand {
         if let viewProblem { Console.say("warning: cannot read the query view: \(viewProblem)") }
         Console.say("======== SERVICES ========")
         Console.say(pad("NAME") + " " + pad("STATUS"))
-        for (name, pid) in services { Console.say(pad(name) + " " + pad(pid == nil ? "OFFLINE" : "ONLINE") + (pid.map { " pid \($0)" } ?? "")) }
+        for (name, pid) in services {
+            let why = name == ServiceControl.Service.scheduler.rawValue ? schedulerStop.map { " " + $0 + " (fix that, then keiji system --start)" } : nil
+            Console.say(pad(name) + " " + pad(pid == nil ? "OFFLINE" : "ONLINE") + (pid.map { " pid \($0)" } ?? why ?? ""))
+        }
         Console.say("======== SERVICES ========")
         Console.say("query view: \(view)")
         Console.say("")

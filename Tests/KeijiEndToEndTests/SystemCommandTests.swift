@@ -300,6 +300,33 @@ struct SystemCommandTests {
         }
     }
 
+    /// A scheduler that stopped because its journal failed (a full disk) was only `OFFLINE`: `--status` now says why,
+    /// from the line its log ends with, until a later start or stop.
+    @Test func statusSaysTheSchedulerStoppedBecauseItsJournalFailed() async throws {
+        let s = try Session()
+        defer { s.cleanUp() }
+        #expect(try await s.keiji("init").status == 0)
+        let log = s.home + "/.keiji/logs/services/scheduler/scheduler.log"
+        try FileSystem.createDirectory(s.home + "/.keiji/logs/services/scheduler")
+        let reason = "cannot append to the journal (\(s.home)/.keiji/journal/seg-00000000000000000001-0000000000000001.jnl): No space left on device"
+        let lines = ["scheduler started (pid 1): 0 tasks, recovery took 0.001 s", "FATAL: the journal failed, stopping all work: " + reason,
+                     "stopping: 0 runs in progress", JournalFailureStop.logLine(reason)]
+        try lines.enumerated().map { "2026-12-07T08:25:2\($0.offset).000Z \($0.element)\n" }.joined().write(toFile: log, atomically: true, encoding: .utf8)
+
+        var r = try await s.keiji("system", "--status")
+        #expect(r.stdout.contains("scheduler          OFFLINE            stopped 2026-12-07T08:25:23.000Z after its journal failed: \(reason) (fix that, then keiji system --start)"),
+                "\(r.stdout)\(r.stderr)")
+        r = try await s.keiji("system", "--status", "--json")
+        let json = try #require(try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any])
+        let scheduler = (json["services"] as? [String: Any])?["scheduler"] as? [String: Any]
+        #expect(scheduler?["stopped"] as? String == "stopped 2026-12-07T08:25:23.000Z after its journal failed: \(reason)", "\(r.stdout)")
+
+        try (lines.map { "2026-12-07T08:25:20.000Z \($0)\n" }.joined() + "2026-12-07T08:26:00.000Z scheduler started (pid 2): 0 tasks\n"
+             + "2026-12-07T08:27:00.000Z scheduler stopped cleanly\n").write(toFile: log, atomically: true, encoding: .utf8)
+        r = try await s.keiji("system", "--status")
+        #expect(r.stdout.contains("scheduler          OFFLINE           \n") && !r.stdout.contains("journal failed"), "a later clean stop: \(r.stdout)")
+    }
+
     @Test func stopAndStatusWorkWhateverTheSettingsSay() async throws {
         let s = try Session()
         defer { s.cleanUp() }

@@ -138,11 +138,13 @@ extension SchedulerHarness {
 }
 
 /// The real journal I/O with a say before every `sync` (``beforeSync()``, which throws to fail it): tests hold a
-/// batch back (``HeldSyncJournalIO``) or make the disk fail (``FailingSyncJournalIO``) with it.
+/// batch back (``HeldSyncJournalIO``) or make the disk fail (``FailingSyncJournalIO``) with it; and before every
+/// write (``beforeWrite()``), to fill the disk (``FullDiskJournalIO``).
 class InterceptedSyncJournalIO: JournalIO, @unchecked Sendable {  // subclasses keep their state in a Mutex
     private let real = PosixJournalIO()
 
     func beforeSync() throws {}
+    func beforeWrite() throws {}
 
     final func sync(_ file: FileDescriptor) throws {
         try beforeSync()
@@ -155,7 +157,10 @@ class InterceptedSyncJournalIO: JournalIO, @unchecked Sendable {  // subclasses 
     final func close(_ file: FileDescriptor) { real.close(file) }
     final func size(of file: FileDescriptor) throws -> Int { try real.size(of: file) }
     final func read(_ file: FileDescriptor, at offset: Int, count: Int) throws -> [UInt8] { try real.read(file, at: offset, count: count) }
-    final func write(_ file: FileDescriptor, _ bytes: [UInt8], at offset: Int) throws { try real.write(file, bytes, at: offset) }
+    final func write(_ file: FileDescriptor, _ bytes: [UInt8], at offset: Int) throws {
+        try beforeWrite()
+        try real.write(file, bytes, at: offset)
+    }
     final func truncate(_ file: FileDescriptor, to size: Int) throws { try real.truncate(file, to: size) }
     final func rename(_ source: String, to destination: String) throws { try real.rename(source, to: destination) }
     final func remove(_ path: String) throws { try real.remove(path) }

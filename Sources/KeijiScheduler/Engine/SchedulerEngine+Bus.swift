@@ -1,5 +1,6 @@
 import KeijiBus
 import KeijiCore
+import KeijiJournal
 
 extension SchedulerEngine {
     /// Answers one command relayed by keiji-bus: the reply is `ok` with the command's LSN only once the
@@ -13,6 +14,9 @@ extension SchedulerEngine {
             reply = .acknowledged(request.id, lsn: lsn)
         } catch let error as KeijiError {
             reply = .failure(request.id, error.code == .unchanged ? .unchanged : .rejected, error.message)
+        } catch let error as JournalError where error.code == .failed {
+            // The command's own append failed the journal: the engine has stopped, and the reply says what to do.
+            reply = .failure(request.id, .rejected, JournalFailureStop.refusal(error.description))
         } catch {
             reply = .failure(request.id, .rejected, "\(error)")
         }

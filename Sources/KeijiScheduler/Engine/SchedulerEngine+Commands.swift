@@ -5,7 +5,7 @@ extension SchedulerEngine {
     /// then acted on. Returns the command's LSN: the acknowledgement the bus relays to the CLI.
     public func submit(_ event: JournalEntry.Event) async throws -> UInt64 {
         guard phase == .running else {
-            throw KeijiError(.conflict, phase == .failed ? "the scheduler's journal failed; restart it" : "the scheduler is not running")
+            throw KeijiError(.conflict, journalFailure.map(JournalFailureStop.refusal) ?? "the scheduler is not running")
         }
         try CommandValidator.validate(event, against: state, answeringUnchanged: cluster == nil)
         if let cluster, event.isClusterCommand { return try await submitToCluster(event, cluster) }

@@ -28,6 +28,8 @@ public actor SchedulerEngine {
     /// Where runs leave a thrown message (``RunErrorFiles``), prepared by ``start()``.
     var runErrorFiles: RunErrorFiles?
     var phase = Phase.created
+    /// Why the journal failed, once it has (``failStop(_:)``): commands are answered with it, and the stop logs it.
+    var journalFailure: String?
     var journal: Journal!
     var viewWriter: ViewWriter?
     /// This node's link to the cluster's claims (`DB_URL=postgres://…`); nil on SQLite.
@@ -285,7 +287,8 @@ public actor SchedulerEngine {
         }
         try? await journal.close()
         phase = .stopped
-        note("scheduler stopped cleanly")
+        // Not "cleanly" after a failed journal: `keiji system --status` reads this line to say why the scheduler is down.
+        note(journalFailure.map(JournalFailureStop.logLine) ?? "scheduler stopped cleanly")
     }
 
     /// Lateness samples recorded so far (``SchedulerConfiguration/recordLateness``), cleared by the call.
@@ -523,6 +526,7 @@ public actor SchedulerEngine {
     private func failStop(_ error: any Error) async {
         guard phase == .running else { return }
         phase = .failed
+        journalFailure = "\(error)"
         note("FATAL: the journal failed, stopping all work: \(error)")
         stopTimers()
         for run in runs.values { run.handle.terminate(reason: .stopped, grace: 1, because: "the journal failed") }
