@@ -32,7 +32,10 @@ struct CommandSender {
             if case .delivered(let delivery) = viaBus { return delivery }
             do {
                 let lsn = try await OfflineCommands.submit(event, creating: creating, workspace: workspace, settings: settings,
-                                                           repaired: Console.journalRepaired)
+                                                           repaired: Console.journalRepaired, viewBehind: { reason in
+                    Console.progress("warning: the command is journaled, but the query view could not be updated (\(reason)); "
+                                     + "`keiji task --list` shows it once the next keiji command or the scheduler's start catches the view up")
+                })
                 return Delivery(lsn: lsn, viaScheduler: false)
             } catch let error as KeijiError where error.code == .journalHeld {
                 // The journal is locked: a scheduler runs. If the bus is up, the scheduler's link is not connected

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import KeijiJournal
 
 @testable import KeijiCore
 
@@ -109,6 +110,32 @@ struct QueryViewTests {
         let view = try SQLiteViewDatabase(readingFrom: path)
         #expect(try view.connection.rows("SELECT Name FROM task_models ORDER BY Name").map { $0.first ?? nil } == ["alpha", "beta"])
         #expect(try view.connection.rows("PRAGMA quick_check").first?.first == "ok")
+    }
+
+    /// A command journaled offline stands when the view then cannot take it (a full disk under `keiji.db`, here a
+    /// trigger that refuses the row): it was reported failed, and the scheduler's replay then applied it. The caller
+    /// is told the view is behind, and the next command catches the view up.
+    @Test func anOfflineCommandJournaledStandsWhenTheViewCannotTakeIt() async throws {
+        let home = TemporaryHome()
+        defer { home.remove() }
+        let settings = try Settings.parse(Settings.defaultFileContents(timeZone: "UTC"), file: "settings.conf")
+        try await OfflineCommands.submit(.taskSaved(commandTask("alpha"), taskID: "id-alpha"), workspace: home.workspace, settings: settings)
+        let path = home.workspace.databaseFile
+        try SQLiteDatabase(path: path).execute("CREATE TRIGGER refuse BEFORE INSERT ON task_models BEGIN SELECT RAISE(ABORT, 'no room'); END")
+        var behind: [String] = []
+        let lsn = try await OfflineCommands.submit(.taskSaved(commandTask("beta"), taskID: "id-beta"), workspace: home.workspace,
+                                                   settings: settings, viewBehind: { behind.append($0) })
+        #expect(behind.count == 1 && behind[0].contains("no room"), "\(behind)")
+        let journal = try Journal.open(directory: home.workspace.journalDirectory)
+        let state = try StateLoader.load(from: journal).state
+        try await journal.close()
+        let beta = try TaskName("beta")
+        #expect(state.lastLSN == lsn && state.tasks[beta] != nil, "the command is in the journal")
+
+        try SQLiteDatabase(path: path).execute("DROP TRIGGER refuse")
+        try await OfflineCommands.submit(.taskDisabled(try TaskName("alpha")), workspace: home.workspace, settings: settings)
+        let view = try SQLiteViewDatabase(readingFrom: path)
+        #expect(try view.connection.rows("SELECT Name FROM task_models ORDER BY Name").map { $0.first ?? nil } == ["alpha", "beta"])
     }
 
     /// A writer's close leaves the WAL (no checkpoint, no sync: an offline command's four syncs for the view), and

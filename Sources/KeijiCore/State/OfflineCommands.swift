@@ -22,8 +22,11 @@ public enum OfflineCommands {
     ///   append and its view update), and a create then replaced a journaled task.
     /// - Parameter repaired: told what opening the journal repaired (a torn tail cut…), before the command is checked,
     ///   so the caller can say so whether the command is then refused or not.
+    /// - Parameter viewBehind: told why the view could not be brought up to the journal after the command was
+    ///   journaled. The command stands (the scheduler replays it); the next command or start catches the view up.
     public static func submit(_ event: JournalEntry.Event, creating: Bool = false, workspace: Workspace, settings: Settings,
-                              options: JournalOptions = JournalOptions(), repaired: ([Repair]) -> Void = { _ in }) async throws -> UInt64 {
+                              options: JournalOptions = JournalOptions(), repaired: ([Repair]) -> Void = { _ in },
+                              viewBehind: (String) -> Void = { _ in }) async throws -> UInt64 {
         try await withJournal(of: workspace, options: options, repaired: repaired) { journal in
             let location = ViewLocation(settings: settings, workspace: workspace)
             // Opened without SQLite's page-by-page check, which reads the whole file at every command (see
@@ -72,13 +75,19 @@ public enum OfflineCommands {
             Reducer.apply(entry, lsn: lsn, to: &loaded.state)
             loaded.touched.append((lsn, entry.taskName, true))
             do {
-                try opened!.view.catchUp(with: loaded, fresh: opened!.fresh)
-            } catch let error as KeijiError where error.code == .databaseDamaged {
-                // SQLite met damage the open did not look for: the view is checked, set aside and rebuilt from the
-                // state. Its connection is closed first: it still holds the file being set aside, whose WAL and
-                // shared-memory files have the names the new file's will have.
-                opened = nil
-                _ = try bringUpToDateChecked(location, workspace: workspace, settings: settings, to: loaded)
+                do {
+                    try opened!.view.catchUp(with: loaded, fresh: opened!.fresh)
+                } catch let error as KeijiError where error.code == .databaseDamaged {
+                    // SQLite met damage the open did not look for: the view is checked, set aside and rebuilt from the
+                    // state. Its connection is closed first: it still holds the file being set aside, whose WAL and
+                    // shared-memory files have the names the new file's will have.
+                    opened = nil
+                    _ = try bringUpToDateChecked(location, workspace: workspace, settings: settings, to: loaded)
+                }
+            } catch {
+                // The command is durable in the journal, so it stands: failing now (a full disk under the view) said
+                // that a command the scheduler then replayed had failed.
+                viewBehind("\(error)")
             }
             return lsn
         }
