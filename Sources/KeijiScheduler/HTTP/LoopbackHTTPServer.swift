@@ -15,8 +15,11 @@ import Synchronization
 /// its tail after each byte, with no limit and on the engine's cooperative pool: two 128 KB header lines stopped
 /// every firing for 45 s, and 20,000 idle connections ended its accept loop for good. Here a request's head is at
 /// most ``headLimitBytes`` (431 past it), its body ``bodyLimitBytes`` (413), the whole request must arrive within
-/// ``requestDeadline`` (408), at most ``connectionLimit`` connections are served at once (503 to the next), and a
-/// failed `accept` (out of descriptors) is waited out, never fatal. Blocking I/O runs on this server's own threads;
+/// ``requestDeadline`` (408), at most ``connectionLimit`` connections are served at once, and a failed `accept` (out
+/// of descriptors) is waited out, never fatal. Past the limit a new connection closes the oldest one still sending its
+/// request, as the bus does with unauthenticated ones: answered 503, 40 connections that never finished a request
+/// (no token needed) kept the owner's Prometheus scrapes out for as long as they were held. Only when every
+/// connection has its request does the newcomer get 503. Blocking I/O runs on this server's own threads;
 /// only the route (`respond`) runs on the pool. A port that cannot be bound does not stop the scheduler:
 /// ``start()`` says why.
 final class LoopbackHTTPServer: Sendable {
@@ -33,6 +36,8 @@ final class LoopbackHTTPServer: Sendable {
         var stopped = false
         /// Connections being served, so ``stop()`` can wake their threads.
         var connections: Set<Int32> = []
+        /// Those of `connections` still reading their request, oldest first: the ones a newcomer may evict.
+        var reading: [Int32] = []
     }
 
     /// The largest request head (request line and header fields): a browser's is well under 2 KB with cookies.
@@ -108,8 +113,15 @@ final class LoopbackHTTPServer: Sendable {
                 }
             }
             let admitted = state.withLock { state -> Bool in
-                guard state.connections.count < Self.connectionLimit else { return false }
+                if state.connections.count >= Self.connectionLimit {
+                    guard !state.reading.isEmpty else { return false }
+                    // Woken by the shutdown, its thread ends (its descriptor, closed there, is not reused before).
+                    let oldest = state.reading.removeFirst()
+                    state.connections.remove(oldest)
+                    _ = shutdown(oldest, Int32(SHUT_RDWR))
+                }
                 state.connections.insert(fd)
+                state.reading.append(fd)
                 return true
             }
             guard admitted else {
@@ -126,7 +138,10 @@ final class LoopbackHTTPServer: Sendable {
             }
             DedicatedThread.start("keiji http connection") { [self] in
                 serve(fd)
-                state.withLock { _ = $0.connections.remove(fd) }
+                state.withLock { state in
+                    state.connections.remove(fd)
+                    state.reading.removeAll { $0 == fd }
+                }
                 _ = close(fd)
             }
         }
@@ -140,6 +155,7 @@ final class LoopbackHTTPServer: Sendable {
         let response: HTTPResponse
         do {
             let (parsed, body) = try readRequest(fd, until: deadline)
+            state.withLock { $0.reading.removeAll { $0 == fd } }  // no longer evictable: it is being answered
             head = parsed.method == "HEAD"
             response = answer(parsed.request(body: body))
         } catch {
