@@ -111,6 +111,8 @@ struct SchedulerMetricsTests {
     @Test func onlyTheBusTokenAsABearerIsLetIn() {
         let token = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
         #expect(MetricsEndpoint.isAuthorized("Bearer \(token)", token: token))
+        // The scheme in any case (RFC 9110): `bearer` was refused 401.
+        #expect(MetricsEndpoint.isAuthorized("bearer \(token)", token: token) && MetricsEndpoint.isAuthorized("BEARER \(token)", token: token))
         for wrong in [nil, "", "Bearer", "Bearer ", "Bearer \(token.dropLast())", "Bearer \(token)0", "Basic \(token)", token,
                       "Bearer \(token.dropLast())0", "bearer x"] {
             #expect(!MetricsEndpoint.isAuthorized(wrong, token: token), "\(wrong ?? "no header")")

@@ -34,9 +34,10 @@ public final class MetricsEndpoint: Sendable {
         return HTTPResponse(status: 200, headers: [("Content-Type", "text/plain; version=0.0.4; charset=utf-8")], body: Data(metrics.render()))
     }
 
-    /// `Authorization: Bearer <token>`, compared in time independent of where a wrong token differs.
+    /// `Authorization: Bearer <token>`, compared in time independent of where a wrong token differs. The scheme in
+    /// any case (RFC 9110: `bearer` from some clients and proxies was refused 401).
     static func isAuthorized(_ header: String?, token: String) -> Bool {
-        guard let header, header.hasPrefix("Bearer ") else { return false }
+        guard let header, header.prefix(7).lowercased() == "bearer " else { return false }
         let offered = Array(header.dropFirst("Bearer ".count).trimmingCharacters(in: .whitespaces).utf8)
         let expected = Array(token.utf8)
         guard !expected.isEmpty, offered.count == expected.count else { return false }
