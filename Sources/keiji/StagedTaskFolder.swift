@@ -102,7 +102,23 @@ struct StagedExecutable {
         if let previous { unlink(previous) }
     }
 
+    /// Back to the previous binary. When nothing was installed, `path` and the kept link are the same file, and
+    /// `rename` of one name of a file over another "does nothing, and returns success" (POSIX): the link stayed
+    /// behind after every failed install.
     func rollback() {
-        if let previous { rename(previous, path) } else { unlink(path) }
+        guard let previous else { unlink(path); return }
+        var kept = stat(), current = stat()
+        if stat(previous, &kept) == 0, stat(path, &current) == 0, kept.st_dev == current.st_dev, kept.st_ino == current.st_ino {
+            unlink(previous)
+        } else {
+            rename(previous, path)
+        }
+    }
+
+    /// What `--build`s of `task` left beside its binary in `directory`, killed midway (or failed, before rollback()
+    /// removed the link): kept links and half-copied installs, which `--delete` removes with the binary.
+    static func leftovers(of task: String, in directory: String) -> [String] {
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []
+        return names.filter { $0.hasPrefix(task + ".keiji-previous-") || $0.hasPrefix(task + ".tmp-") }.map { directory + "/" + $0 }
     }
 }

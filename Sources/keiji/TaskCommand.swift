@@ -162,6 +162,7 @@ struct TaskCommand: AsyncParsableCommand {
                 // The task is gone from the journal: what it left on disk goes, whether or not it ever ran.
                 try LogFile(task: taskName, workspace: workspace, settings: settings).removeAll()
                 try FileSystem.remove(workspace.executable(for: taskName))
+                for leftover in StagedExecutable.leftovers(of: taskName.rawValue, in: workspace.executablesDirectory) { unlink(leftover) }
                 if removeSource {
                     try FileSystem.remove(workspace.taskDirectory(taskName))
                     if FileSystem.exists(workspace.root + "/Package.swift") { try WorkspaceTemplates.refreshTaskList(workspace) }
@@ -273,7 +274,8 @@ struct TaskCommand: AsyncParsableCommand {
             }
             delivery = try await sender.send(.taskSaved(definition, taskID: UUID().uuidString.lowercased()))
         } catch {
-            if !(error is CommandFateUnknown) { binary.rollback() }
+            // A command whose fate is unknown may be saved: the new binary stays, and the kept link goes.
+            if error is CommandFateUnknown { binary.commit() } else { binary.rollback() }
             throw error
         }
         binary.commit()
