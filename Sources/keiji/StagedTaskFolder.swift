@@ -85,7 +85,8 @@ struct StagedTaskFolder {
 }
 
 /// A task binary being installed by `--build`, so that a refused save leaves the previous binary (or none)
-/// in place: the one it replaces is kept as a hard link until `commit()`.
+/// in place: the one it replaces is kept as a hard link until `commit()`. Made under the workspace-change lock,
+/// just before the install: a `--delete` meanwhile would have had its removed binary put back by `rollback()`.
 struct StagedExecutable {
     let path: String
     private let previous: String?

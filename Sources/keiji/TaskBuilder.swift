@@ -6,14 +6,15 @@ import KeijiCore
 #endif
 
 /// `keiji task --build`: compiles one task of the workspace package with `swift build` (output shown as it
-/// comes), asks the binary for its schedule and policies (`--schedule`), installs it atomically under
-/// `~/.keiji/exec/tasks/`, and returns the definition to journal, its policies resolved as
-/// ``RunPolicyOverride/resolve(schedule:previous:sdk:cli:)`` says.
+/// comes), asks the binary for its schedule and policies (`--schedule`), and returns the definition to journal,
+/// its policies resolved as ``RunPolicyOverride/resolve(schedule:previous:sdk:cli:)`` says; ``install(_:for:)``
+/// then puts the binary under `~/.keiji/exec/tasks/` (a step of its own, so the caller can take the
+/// workspace-change lock for it and not for the compile).
 struct TaskBuilder {
     let workspace: Workspace
 
     func build(_ name: TaskName, description: String, previous: (spec: ScheduleSpec, policy: RunPolicy)?,
-               cli: RunPolicyOverride) throws -> TaskDefinition {
+               cli: RunPolicyOverride) throws -> (definition: TaskDefinition, built: String) {
         let directory = workspace.taskDirectory(name)
         guard FileSystem.exists(directory + "/main.swift") else {
             throw CLIError("task \(name) has no Swift sources in \(directory) (create it with `keiji task --create --name=\(name) --desc=…`)")
@@ -49,17 +50,26 @@ struct TaskBuilder {
             throw CLIError("\(name)'s schedule or policies are invalid: \(Self.reason(error))")
         }
 
-        // Install atomically: copy beside the target, then rename over it (a running task keeps its old inode).
+        let definition = TaskDefinition(name: name, description: description, action: .binary(path: workspace.executable(for: name)),
+                                        schedule: spec, policy: policy, directory: directory)
+        return (definition, built)
+    }
+
+    /// Installs the `built` binary atomically: copied beside the target, then renamed over it (a running task keeps
+    /// its old inode).
+    func install(_ built: String, for name: TaskName) throws {
         try FileSystem.createDirectory(workspace.executablesDirectory)
         let target = workspace.executable(for: name)
         let temporary = target + ".tmp-\(getpid())"
         try? FileManager.default.removeItem(atPath: temporary)
         try FileManager.default.copyItem(atPath: built, toPath: temporary)
         chmod(temporary, 0o700)
-        guard rename(temporary, target) == 0 else { throw CLIError("cannot install \(target): \(String(cString: strerror(errno)))") }
+        guard rename(temporary, target) == 0 else {
+            let reason = String(cString: strerror(errno))
+            unlink(temporary)
+            throw CLIError("cannot install \(target): \(reason)")
+        }
         Console.progress("installed \(target)")
-        return TaskDefinition(name: name, description: description, action: .binary(path: target), schedule: spec, policy: policy,
-                              directory: directory)
     }
 
     /// The `"policy"` object of a task program's `--schedule` output (absent from programs built with an

@@ -142,7 +142,8 @@ struct TaskCommand: AsyncParsableCommand {
                 delete ? (.taskDeleted(taskName), "deleted") :
                 resolve ? (.taskResolved(taskName), "resolved") :
                 run ? (.taskTriggered(taskName), "queued to run now") : (.taskStopRequested(taskName), "stopping: SIGTERM sent to its run in progress")
-            let lock = delete && removeSource ? try WorkspaceChangeLock(workspace) : nil
+            // A delete and a build's install exclude each other (see buildTask); a --remove-source, a create too.
+            let lock = delete ? try WorkspaceChangeLock(workspace) : nil
             defer { lock?.release() }
             let delivery: CommandSender.Delivery
             do {
@@ -257,14 +258,23 @@ struct TaskCommand: AsyncParsableCommand {
         let previous = try TaskPolicyColumns.load(taskName, from: view).map { ($0.spec, $0.policy) }
         // Flags out of range fail now, not after a build.
         _ = try RunPolicyOverride.resolve(schedule: .every(1, .hours), previous: previous, sdk: RunPolicyOverride(), cli: try policyOptions.override())
+        let builder = TaskBuilder(workspace: workspace)
+        SharedPostgresSession.current?.close()  // a `swift build` may take minutes: no database session held meanwhile
+        let (built, binaryPath) = try builder.build(taskName, description: description, previous: previous, cli: try policyOptions.override())
+        let definition = try built.validated()
+        // From the install to the save, not during the compile (which may take minutes, and would hold up every
+        // create): a `--delete` meanwhile removed the binary, and the rollback of a failed build then put it back,
+        // a binary of no task that no keiji call could remove.
+        let lock = try WorkspaceChangeLock(workspace)
+        defer { lock.release() }
+        guard FileSystem.exists(workspace.taskDirectory(taskName) + "/main.swift") else {
+            throw CLIError("task \(taskName)'s sources were removed while it was building (a `keiji task --delete --remove-source`?): nothing installed or saved")
+        }
         // A refused save puts the previous binary back (or removes the new one): nothing half-installed.
         let binary = StagedExecutable(workspace.executable(for: taskName))
         let delivery: CommandSender.Delivery
-        let definition: TaskDefinition
         do {
-            SharedPostgresSession.current?.close()  // a `swift build` may take minutes: no database session held meanwhile
-            definition = try TaskBuilder(workspace: workspace).build(taskName, description: description, previous: previous,
-                                                                     cli: try policyOptions.override()).validated()
+            try builder.install(binaryPath, for: taskName)
             if case .postgres(let url) = settings.database {
                 // Uploaded from this process: the scheduler publishing the command then finds it stored (one
                 // query) instead of holding its cluster link, and so its claims, for the upload.

@@ -5,7 +5,8 @@ import KeijiCore
 #endif
 
 /// Serializes the CLI calls of one workspace that change what another call's checks read: a task folder replaced or
-/// removed (`task --create`, `task --delete --remove-source`), and a missing view being rebuilt
+/// removed (`task --create`, `task --delete --remove-source`), a task's binary installed or removed (the install of a
+/// `task --build`, `task --delete`), and a missing view being rebuilt
 /// (``ViewRepair/restoreIfMissing(workspace:settings:)``). Two `--create --force` of one name at once each moved the
 /// other's new folder aside: both could fail with the saved task's `.env` gone, or one definition was saved beside
 /// the other's `.env`; and a `--create` that read a view half rebuilt found no task to refuse. An advisory `flock` on

@@ -23,8 +23,10 @@ struct SwiftTaskBuildTests {
     }
 
     /// A failed build left a `<task>.keiji-previous-<pid>` link each time (its rollback renamed a link over another
-    /// name of the same file, which does nothing), and `--delete` left them.
-    @Test func aFailedBuildLeavesTheBinariesAsTheyWere() async throws {
+    /// name of the same file, which does nothing), and `--delete` left them. A `--delete --remove-source` during a
+    /// build's compile had its removed binary put back by the build's rollback: the build now waits for the delete's
+    /// lock before it installs, and installs nothing once the sources are gone.
+    @Test func aFailedBuildLeavesTheBinariesAsTheyWereAndADeleteMeanwhileIsNotUndone() async throws {
         let s = try Session()
         defer { s.cleanUp() }
         #expect(try await s.keiji("init").status == 0)
@@ -39,12 +41,42 @@ struct SwiftTaskBuildTests {
         r = try await build("alpha", in: s)
         #expect(r.status == 1 && r.stderr.hasSuffix("error: swift build failed for task alpha (exit 1); see the compiler output above\n"), "\(r.stderr)")
         #expect(binaries(in: s) == ["alpha"])
+
         // Refused after the compile, for its schedule.
         try write("import KeijiTaskKit\nlet schedule = Schedule.every(0).seconds\n", task: "alpha", file: "schedule.swift", in: s)
         try write(good, task: "alpha", file: "function.swift", in: s)
         r = try await build("alpha", in: s)
         #expect(r.status == 1 && r.stderr.contains("error: alpha's schedule or policies are invalid:"), "\(r.stderr)")
         #expect(binaries(in: s) == ["alpha"])
+
+        // A delete during the build (here its steps, under the lock a delete takes).
+        try write("import KeijiTaskKit\nlet schedule = Schedule.every(10).seconds\n", task: "alpha", file: "schedule.swift", in: s)
+        let lock = open(s.home + "/.keiji/workspace-changes.lock", O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
+        #expect(lock >= 0 && flock(lock, LOCK_EX) == 0)
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: s.binaries + "/keiji")
+        process.arguments = ["task", "--name=alpha", "--build"]
+        process.environment = s.environment
+        let said = s.home + "/build.stderr"
+        FileManager.default.createFile(atPath: said, contents: nil)
+        process.standardError = try FileHandle(forWritingTo: URL(fileURLWithPath: said))
+        process.standardOutput = FileHandle.nullDevice
+        try process.run()
+        let waiting = "waiting for another keiji call that changes the workspace…"
+        let deadline = ContinuousClock.now + .seconds(300)
+        while process.isRunning, ContinuousClock.now < deadline, !((try? String(contentsOfFile: said, encoding: .utf8)) ?? "").contains(waiting) {
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        #expect(((try? String(contentsOfFile: said, encoding: .utf8)) ?? "").contains(waiting), "the build installed without the lock")
+        try FileManager.default.removeItem(atPath: s.home + "/keiji/tasks/alpha")
+        try FileManager.default.removeItem(atPath: s.home + "/.keiji/exec/tasks/alpha")
+        close(lock)
+        try await offThePool { process.waitUntilExit() }
+        let stderr = try String(contentsOfFile: said, encoding: .utf8)
+        #expect(process.terminationStatus == 1
+                && stderr.hasSuffix("error: task alpha's sources were removed while it was building (a `keiji task --delete --remove-source`?): nothing installed or saved\n"),
+                "\(stderr)")
+        #expect(binaries(in: s) == [])
 
         // What a killed build leaves goes with the task's delete.
         for name in ["alpha", "alpha.keiji-previous-99999", "alpha.tmp-99999"] {
