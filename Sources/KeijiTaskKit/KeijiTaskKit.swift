@@ -31,6 +31,9 @@ public struct Schedule: Sendable {
     let fields: String
     /// The policy fields, in the order they were set (a later one of the same key wins when read).
     let policy: [String]
+    /// Calls whose value JSON cannot carry or keiji would misread (`timeout(.infinity)` printed `inf`, and keiji
+    /// said only "not valid JSON"): `--schedule` names them and fails.
+    var refusals: [String] = []
 
     /// The JSON keiji's scheduler reads, e.g. `{"every":10,"unit":"seconds","policy":{"retries":2}}`.
     public var json: String { "{" + fields + ",\"policy\":{" + policy.joined(separator: ",") + "}}" }
@@ -72,13 +75,13 @@ public struct Schedule: Sendable {
     /// Delays each firing by a stable pseudo-random 0…`seconds`.
     public func jitter(_ seconds: Int) -> Schedule { with("jitterSeconds", "\(seconds)") }
     /// Stops a run (SIGTERM, then SIGKILL after the grace period) after `seconds`.
-    public func timeout(_ seconds: Double) -> Schedule { with("timeoutSeconds", "\(seconds)") }
+    public func timeout(_ seconds: Double) -> Schedule { with("timeoutSeconds", seconds, call: "timeout") }
     /// How long a stopped run has between SIGTERM and SIGKILL.
-    public func grace(_ seconds: Double) -> Schedule { with("graceSeconds", "\(seconds)") }
+    public func grace(_ seconds: Double) -> Schedule { with("graceSeconds", seconds, call: "grace") }
     /// Further attempts after a failure, `backoff × 2^(attempt-1)` seconds apart.
     public func retries(_ count: Int, backoff seconds: Double? = nil) -> Schedule {
         let retried = with("retries", "\(count)")
-        return seconds.map { retried.with("retryBackoffSeconds", "\($0)") } ?? retried
+        return seconds.map { retried.with("retryBackoffSeconds", $0, call: "retries(backoff:)") } ?? retried
     }
     public func overlap(_ policy: Overlap) -> Schedule { with("overlap", Self.quoted(policy.rawValue)) }
     public func catchUp(_ policy: CatchUp, limit: Int? = nil) -> Schedule {
@@ -91,7 +94,16 @@ public struct Schedule: Sendable {
     public func continueOnError(_ keepGoing: Bool = true) -> Schedule { with("continueOnError", "\(keepGoing)") }
 
     func with(_ key: String, _ value: String) -> Schedule {
-        Schedule(fields: fields, policy: policy.filter { !$0.hasPrefix("\"\(key)\":") } + ["\"\(key)\":\(value)"])
+        Schedule(fields: fields, policy: policy.filter { !$0.hasPrefix("\"\(key)\":") } + ["\"\(key)\":\(value)"], refusals: refusals)
+    }
+
+    /// A number of seconds; `inf` or `nan` is no JSON number, and is refused naming the call.
+    func with(_ key: String, _ seconds: Double, call: String) -> Schedule {
+        seconds.isFinite ? with(key, "\(seconds)") : refused("\(call)(\(seconds)): not a finite number of seconds")
+    }
+
+    func refused(_ reason: String) -> Schedule {
+        Schedule(fields: fields, policy: policy, refusals: refusals + [reason])
     }
 
     static func quoted(_ text: String) -> String {
@@ -121,6 +133,10 @@ public enum TaskMain {
     public static func run(schedule: Schedule, function: () async throws -> Void) async -> Never {
         let arguments = CommandLine.arguments.dropFirst()
         if arguments.contains("--schedule") {
+            guard schedule.refusals.isEmpty else {
+                fputs("error: " + schedule.refusals.joined(separator: "; ") + "\n", stderr)
+                exit(1)
+            }
             print(schedule.json)
             exit(0)
         }

@@ -36,15 +36,25 @@ struct TaskBuilder {
         guard FileManager.default.isExecutableFile(atPath: built) else { throw CLIError("swift build did not produce \(built)") }
         Console.progress("built in \(String(format: "%.1f", Date().timeIntervalSince(started))) s; reading its schedule…")
 
-        let (scheduleStatus, output) = try Self.capture(built, ["--schedule"], directory: directory)
-        guard scheduleStatus == 0, let data = output.data(using: .utf8) else {
-            throw CLIError("\(name) --schedule failed (exit \(scheduleStatus)): \(output.trimmingCharacters(in: .whitespacesAndNewlines))")
+        // Only stdout is the JSON: what the program says on stderr meanwhile (a debug line, a library's log) is shown.
+        let (scheduleStatus, output, said) = try Self.capture(built, ["--schedule"], directory: directory)
+        guard scheduleStatus == 0 else {
+            throw CLIError("\(name) --schedule failed (exit \(scheduleStatus)): \(Self.oneLine(said + "\n" + output))")
+        }
+        for line in said.split(separator: "\n") where !line.allSatisfy(\.isWhitespace) { Console.progress("\(name) --schedule said: \(line)") }
+        // The last line: what the program printed on stdout before it is not the schedule.
+        let json = output.split(separator: "\n").last { !$0.allSatisfy(\.isWhitespace) }.map(String.init) ?? ""
+        let printed: ScheduleSpec
+        let sdk: RunPolicyOverride
+        do {
+            printed = try JSONDecoder().decode(ScheduleSpec.self, from: Data(json.utf8))
+            sdk = try JSONDecoder().decode(ProgramPolicies.self, from: Data(json.utf8)).policy ?? RunPolicyOverride()
+        } catch {
+            throw CLIError("\(name) --schedule printed no schedule keiji can read (\(Self.reason(error))): \(Self.quoted(output))")
         }
         let spec: ScheduleSpec
         let policy: RunPolicy
         do {
-            let printed = try JSONDecoder().decode(ScheduleSpec.self, from: data)
-            let sdk = try JSONDecoder().decode(ProgramPolicies.self, from: data).policy ?? RunPolicyOverride()
             (spec, policy) = try RunPolicyOverride.resolve(schedule: printed.schedule, previous: previous, sdk: sdk, cli: cli)
         } catch {
             throw CLIError("\(name)'s schedule or policies are invalid: \(Self.reason(error))")
@@ -78,6 +88,17 @@ struct TaskBuilder {
         var policy: RunPolicyOverride?
     }
 
+    static func oneLine(_ text: String) -> String {
+        text.split(separator: "\n").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }.joined(separator: " / ")
+    }
+
+    /// What a program printed, on one line and cut short, for an error that quotes it.
+    static func quoted(_ output: String) -> String {
+        let line = oneLine(output)
+        if line.isEmpty { return "it printed nothing" }
+        return "it printed \"" + (line.count > 300 ? line.prefix(300) + "…" : line) + "\""
+    }
+
     static func reason(_ error: any Error) -> String {
         if case DecodingError.dataCorrupted(let context) = error { return context.debugDescription }
         return "\(error)"
@@ -105,18 +126,38 @@ struct TaskBuilder {
         return process.terminationStatus
     }
 
-    static func capture(_ program: String, _ arguments: [String], directory: String) throws -> (Int32, String) {
+    /// Runs a program and returns its status, its stdout and its stderr (read apart: mixed, a line on stderr broke
+    /// the JSON on stdout).
+    static func capture(_ program: String, _ arguments: [String], directory: String) throws -> (Int32, String, String) {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: program)
         process.arguments = arguments
         process.currentDirectoryURL = URL(fileURLWithPath: directory)
-        let pipe = Pipe()
-        process.standardOutput = pipe
-        process.standardError = pipe
+        let out = Pipe()
+        let err = Pipe()
+        process.standardOutput = out
+        process.standardError = err
         process.standardInput = FileHandle.nullDevice
         try process.run()
-        let output = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        // stderr on a thread of its own: a program that fills one pipe while we wait on the other would block.
+        let said = ReadResult()
+        let reader = Thread { said.set(err.fileHandleForReading.readDataToEndOfFile()) }
+        reader.start()
+        let output = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
         process.waitUntilExit()
-        return (process.terminationStatus, output)
+        return (process.terminationStatus, output, String(decoding: said.wait(), as: UTF8.self))
+    }
+
+    /// The stderr bytes `capture` reads on another thread.
+    private final class ReadResult: @unchecked Sendable {
+        private let done = NSCondition()
+        private var data: Data?
+        func set(_ value: Data) { done.lock(); data = value; done.signal(); done.unlock() }
+        func wait() -> Data {
+            done.lock()
+            defer { done.unlock() }
+            while data == nil { done.wait() }
+            return data!
+        }
     }
 }

@@ -5,8 +5,8 @@ import Testing
 @preconcurrency import Glibc
 #endif
 
-/// What a `--build` leaves in `~/.keiji/exec/tasks` when it fails or meets a delete, on real task builds (see
-/// `WalkthroughTests`).
+/// What a `--build` leaves in `~/.keiji/exec/tasks` when it fails or meets a delete, and what it says about a task
+/// program's `--schedule` output; the SDK's stop and failure paths, on a real task binary (see `WalkthroughTests`).
 struct SwiftTaskBuildTests {
     typealias Session = WalkthroughTests.Session
 
@@ -85,5 +85,55 @@ struct SwiftTaskBuildTests {
         r = try await s.keiji("task", "--delete", "--name=alpha")
         #expect(r.status == 0, "\(r.stderr)")
         #expect(binaries(in: s) == [])
+    }
+
+    /// One task program whose schedule and function follow `~/sdk-case`, so that one compile tries each case.
+    static let schedule = """
+        import Foundation
+        import KeijiTaskKit
+        let which = (try? String(contentsOfFile: ProcessInfo.processInfo.environment["HOME"]! + "/sdk-case", encoding: .utf8)) ?? ""
+        let schedule: Schedule = {
+            switch which {
+            case "noise": fputs("warning: noise\\n", stderr); print("a debug line"); return Schedule.every(10).seconds
+            case "garbage": print("not a schedule"); exit(0)
+            case "infinite": return Schedule.every(10).seconds.timeout(.infinity)
+            default: return Schedule.every(10).seconds
+            }
+        }()
+
+        """
+    static let function = """
+        import KeijiTaskKit
+        func function() async throws {
+            switch which {
+            default: print("ok")
+            }
+        }
+
+        """
+
+    /// `--schedule`'s stderr was read as part of its JSON ("The given data was not valid JSON." for any line on it),
+    /// and so was the SDK's `inf`; the error quoted neither.
+    @Test func theSDKsScheduleOutputIsReadAndSaidRight() async throws {
+        let s = try Session()
+        defer { s.cleanUp() }
+        #expect(try await s.keiji("init").status == 0)
+        #expect(try await s.keiji("task", "--create", "--name=sdk", "--desc=d").status == 0)
+        try write(Self.schedule, task: "sdk", file: "schedule.swift", in: s)
+        try write(Self.function, task: "sdk", file: "function.swift", in: s)
+        func use(_ which: String) throws { try which.write(toFile: s.home + "/sdk-case", atomically: true, encoding: .utf8) }
+        try use("plain")
+        var r = try await build("sdk", in: s)
+        #expect(r.status == 0, "\(r.stdout)\(r.stderr)")
+
+        try use("noise")
+        r = try await build("sdk", in: s)
+        #expect(r.status == 0 && r.stderr.contains("\nsdk --schedule said: warning: noise\n"), "\(r.stderr)")
+        try use("garbage")
+        r = try await build("sdk", in: s)
+        #expect(r.status == 1 && r.stderr.hasSuffix("\nerror: sdk --schedule printed no schedule keiji can read (The given data was not valid JSON.): it printed \"not a schedule\"\n"), "\(r.stderr)")
+        try use("infinite")
+        r = try await build("sdk", in: s)
+        #expect(r.status == 1 && r.stderr.hasSuffix("\nerror: sdk --schedule failed (exit 1): error: timeout(inf): not a finite number of seconds\n"), "\(r.stderr)")
     }
 }
