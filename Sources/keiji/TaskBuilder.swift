@@ -14,7 +14,7 @@ struct TaskBuilder {
     let workspace: Workspace
 
     func build(_ name: TaskName, description: String, previous: (spec: ScheduleSpec, policy: RunPolicy)?,
-               cli: RunPolicyOverride) throws -> (definition: TaskDefinition, built: String) {
+               cli: RunPolicyOverride, givenFlags: [String]) throws -> (definition: TaskDefinition, built: String) {
         let directory = workspace.taskDirectory(name)
         guard FileSystem.exists(directory + "/main.swift") else {
             throw CLIError("task \(name) has no Swift sources in \(directory) (create it with `keiji task --create --name=\(name) --desc=…`)")
@@ -57,7 +57,10 @@ struct TaskBuilder {
         do {
             (spec, policy) = try RunPolicyOverride.resolve(schedule: printed.schedule, previous: previous, sdk: sdk, cli: cli)
         } catch {
-            throw CLIError("\(name)'s schedule or policies are invalid: \(Self.reason(error))")
+            let keptValueAtFault = previous != nil
+                && (try? RunPolicyOverride.resolve(schedule: printed.schedule, previous: nil, sdk: sdk, cli: cli)) != nil
+            throw CLIError("\(name)'s schedule or policies are invalid: "
+                           + Self.attributed(Self.reason(error), givenFlags: givenFlags, keptValueAtFault: keptValueAtFault))
         }
 
         let definition = TaskDefinition(name: name, description: description, action: .binary(path: workspace.executable(for: name)),
@@ -86,6 +89,20 @@ struct TaskBuilder {
     /// older SDK).
     private struct ProgramPolicies: Decodable {
         var policy: RunPolicyOverride?
+    }
+
+    /// The checks' messages name the flag of each value (`--jitter (8 s) must be …`): a value that came from
+    /// schedule.swift, or was kept from the previous build, was blamed on a flag nobody gave, and nothing said
+    /// how to clear a kept one. Unchanged when the flag was given.
+    static func attributed(_ reason: String, givenFlags: [String], keptValueAtFault: Bool) -> String {
+        guard let range = reason.range(of: #"--[a-z-]+"#, options: .regularExpression) else { return reason }
+        let flag = String(reason[range])
+        guard !givenFlags.contains(flag) else { return reason }
+        guard keptValueAtFault else { return "in schedule.swift: \(reason)" }
+        let clear = ["--jitter": "--jitter 0 clears a kept jitter", "--timeout": "--timeout none clears a kept timeout",
+                     "--time-zone": "--time-zone default clears a kept zone"][flag]
+            ?? "a \(flag) flag or schedule.swift's own value replaces a kept one"
+        return "kept from the task's previous build: \(reason) (\(clear))"
     }
 
     static func oneLine(_ text: String) -> String {

@@ -260,7 +260,8 @@ struct TaskCommand: AsyncParsableCommand {
         _ = try RunPolicyOverride.resolve(schedule: .every(1, .hours), previous: previous, sdk: RunPolicyOverride(), cli: try policyOptions.override())
         let builder = TaskBuilder(workspace: workspace)
         SharedPostgresSession.current?.close()  // a `swift build` may take minutes: no database session held meanwhile
-        let (built, binaryPath) = try builder.build(taskName, description: description, previous: previous, cli: try policyOptions.override())
+        let (built, binaryPath) = try builder.build(taskName, description: description, previous: previous, cli: try policyOptions.override(),
+                                                   givenFlags: policyOptions.givenFlags)
         let definition = try built.validated()
         // From the install to the save, not during the compile (which may take minutes, and would hold up every
         // create): a `--delete` meanwhile removed the binary, and the rollback of a failed build then put it back,

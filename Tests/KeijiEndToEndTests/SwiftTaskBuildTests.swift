@@ -97,6 +97,8 @@ struct SwiftTaskBuildTests {
             case "noise": fputs("warning: noise\\n", stderr); print("a debug line"); return Schedule.every(10).seconds
             case "garbage": print("not a schedule"); exit(0)
             case "infinite": return Schedule.every(10).seconds.timeout(.infinity)
+            case "negative": return Schedule.every(10).seconds.timeout(-3)
+            case "five": return Schedule.every(5).seconds
             default: return Schedule.every(10).seconds
             }
         }()
@@ -114,6 +116,7 @@ struct SwiftTaskBuildTests {
 
     /// `--schedule`'s stderr was read as part of its JSON ("The given data was not valid JSON." for any line on it),
     /// and so was the SDK's `inf`; the error quoted neither.
+    /// A refused value was blamed on a flag nobody gave.
     @Test func theSDKsScheduleOutputIsReadAndSaidRight() async throws {
         let s = try Session()
         defer { s.cleanUp() }
@@ -135,5 +138,17 @@ struct SwiftTaskBuildTests {
         try use("infinite")
         r = try await build("sdk", in: s)
         #expect(r.status == 1 && r.stderr.hasSuffix("\nerror: sdk --schedule failed (exit 1): error: timeout(inf): not a finite number of seconds\n"), "\(r.stderr)")
+        try use("negative")
+        r = try await build("sdk", in: s)
+        #expect(r.status == 1 && r.stderr.contains("\nerror: sdk's schedule or policies are invalid: in schedule.swift: --timeout must be"), "\(r.stderr)")
+        try use("plain")
+        r = try await build("sdk", "--jitter", "8", in: s)
+        #expect(r.status == 0, "\(r.stderr)")
+        try use("five")
+        r = try await build("sdk", in: s)
+        #expect(r.status == 1 && r.stderr.contains("\nerror: sdk's schedule or policies are invalid: kept from the task's previous build: --jitter (8 s) must be shorter")
+                && r.stderr.hasSuffix(" (--jitter 0 clears a kept jitter)\n"), "\(r.stderr)")
+        r = try await build("sdk", "--jitter", "9", in: s)
+        #expect(r.status == 1 && r.stderr.contains("invalid: --jitter (9 s) must be shorter"), "a flag given is named as before: \(r.stderr)")
     }
 }
