@@ -74,8 +74,14 @@ public struct Schedule: Sendable {
     public func timeZone(_ identifier: String) -> Schedule { with("timeZone", Self.quoted(identifier)) }
     /// Delays each firing by a stable pseudo-random 0…`seconds`.
     public func jitter(_ seconds: Int) -> Schedule { with("jitterSeconds", "\(seconds)") }
-    /// Stops a run (SIGTERM, then SIGKILL after the grace period) after `seconds`.
-    public func timeout(_ seconds: Double) -> Schedule { with("timeoutSeconds", seconds, call: "timeout") }
+    /// Stops a run (SIGTERM, then SIGKILL after the grace period) after `seconds`; `nil`: no time limit (clears one
+    /// kept from an earlier build, as `--timeout none` does). `0` is refused, as `--timeout 0` is: it used to mean no
+    /// limit, which a computed timeout that came out as 0 got without a word.
+    public func timeout(_ seconds: Double?) -> Schedule {
+        guard let seconds else { return with("timeoutSeconds", "0") }
+        if seconds == 0 { return refused("timeout(0): a run needs more than 0 s (timeout(nil) for no time limit)") }
+        return with("timeoutSeconds", seconds, call: "timeout")
+    }
     /// How long a stopped run has between SIGTERM and SIGKILL.
     public func grace(_ seconds: Double) -> Schedule { with("graceSeconds", seconds, call: "grace") }
     /// Further attempts after a failure, `backoff × 2^(attempt-1)` seconds apart.

@@ -97,9 +97,10 @@ struct SwiftTaskBuildTests {
             case "noise": fputs("warning: noise\\n", stderr); print("a debug line"); return Schedule.every(10).seconds
             case "garbage": print("not a schedule"); exit(0)
             case "infinite": return Schedule.every(10).seconds.timeout(.infinity)
+            case "zero": return Schedule.every(10).seconds.timeout(0)
             case "negative": return Schedule.every(10).seconds.timeout(-3)
             case "five": return Schedule.every(5).seconds
-            default: return Schedule.every(10).seconds
+            default: return Schedule.every(10).seconds.timeout(nil)
             }
         }()
 
@@ -116,7 +117,7 @@ struct SwiftTaskBuildTests {
 
     /// `--schedule`'s stderr was read as part of its JSON ("The given data was not valid JSON." for any line on it),
     /// and so was the SDK's `inf`; the error quoted neither.
-    /// A refused value was blamed on a flag nobody gave.
+    /// A refused value was blamed on a flag nobody gave. `timeout(0)` meant no limit.
     @Test func theSDKsScheduleOutputIsReadAndSaidRight() async throws {
         let s = try Session()
         defer { s.cleanUp() }
@@ -138,6 +139,9 @@ struct SwiftTaskBuildTests {
         try use("infinite")
         r = try await build("sdk", in: s)
         #expect(r.status == 1 && r.stderr.hasSuffix("\nerror: sdk --schedule failed (exit 1): error: timeout(inf): not a finite number of seconds\n"), "\(r.stderr)")
+        try use("zero")
+        r = try await build("sdk", in: s)
+        #expect(r.status == 1 && r.stderr.hasSuffix("\nerror: sdk --schedule failed (exit 1): error: timeout(0): a run needs more than 0 s (timeout(nil) for no time limit)\n"), "\(r.stderr)")
         try use("negative")
         r = try await build("sdk", in: s)
         #expect(r.status == 1 && r.stderr.contains("\nerror: sdk's schedule or policies are invalid: in schedule.swift: --timeout must be"), "\(r.stderr)")
