@@ -160,6 +160,8 @@ public enum TaskMain {
             try await function()
             exit(0)
         } catch {
+            // Before the failure line (stderr is unbuffered): what the task printed first came after it in the log.
+            fflush(stdout)
             let message = "\(error)"
             fputs("task failed: \(message)\n", stderr)
             reportError(message)

@@ -109,6 +109,10 @@ struct SwiftTaskBuildTests {
         import KeijiTaskKit
         func function() async throws {
             switch which {
+            case "partial":
+                print("first", terminator: "")
+                print("second", terminator: "")
+                throw TaskError("after partial")
             default: print("ok")
             }
         }
@@ -118,7 +122,8 @@ struct SwiftTaskBuildTests {
     /// `--schedule`'s stderr was read as part of its JSON ("The given data was not valid JSON." for any line on it),
     /// and so was the SDK's `inf`; the error quoted neither.
     /// A refused value was blamed on a flag nobody gave. `timeout(0)` meant no limit.
-    @Test func theSDKsScheduleOutputIsReadAndSaidRight() async throws {
+    /// A thrown error's `task failed:` line came before output printed earlier.
+    @Test func theSDKsScheduleOutputAndFailuresAreReadAndSaidRight() async throws {
         let s = try Session()
         defer { s.cleanUp() }
         #expect(try await s.keiji("init").status == 0)
@@ -154,5 +159,25 @@ struct SwiftTaskBuildTests {
                 && r.stderr.hasSuffix(" (--jitter 0 clears a kept jitter)\n"), "\(r.stderr)")
         r = try await build("sdk", "--jitter", "9", in: s)
         #expect(r.status == 1 && r.stderr.contains("invalid: --jitter (9 s) must be shorter"), "a flag given is named as before: \(r.stderr)")
+
+        // The program itself, as the scheduler runs it: stdout and stderr into one file.
+        func start(_ which: String) throws -> (Process, String) {
+            try use(which)
+            let process = Process()
+            process.executableURL = URL(fileURLWithPath: s.home + "/.keiji/exec/tasks/sdk")
+            process.arguments = ["--run"]
+            process.environment = s.environment
+            let log = s.home + "/run-\(which).log"
+            FileManager.default.createFile(atPath: log, contents: nil)
+            let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: log))
+            process.standardOutput = handle
+            process.standardError = handle
+            try process.run()
+            return (process, log)
+        }
+        func text(_ log: String) -> String { (try? String(contentsOfFile: log, encoding: .utf8)) ?? "" }
+        let (failing, log) = try start("partial")
+        try await offThePool { failing.waitUntilExit() }
+        #expect(failing.terminationStatus == 1 && text(log) == "firstsecondtask failed: after partial\n", "\(text(log))")
     }
 }
