@@ -14,9 +14,11 @@
 //
 // `<task> --schedule` prints the schedule and policies as JSON (what `keiji task --build` reads);
 // `<task> --run` runs `function()`. Output is line-buffered, so each line reaches the task log as it is
-// printed, and it is flushed on exit and on SIGTERM (`keiji task --stop`, a timeout). A thrown error prints
-// `task failed: <message>` and exits 1; the message is also written to the file named by KEIJI_ERROR_FILE,
-// which the scheduler reads into the task's ErrorTxt.
+// printed, and it is flushed on exit and on SIGTERM (`keiji task --stop`, a timeout). A SIGTERM cancels the
+// task running `function()` (`Task.isCancelled`, `CancellationError` from `Task.sleep`, `defer`s run), and the
+// program exits 143 when it returns; the scheduler's SIGKILL after the grace period (`grace(_:)`) bounds the wait,
+// and a second SIGTERM exits at once. A thrown error prints `task failed: <message>` and exits 1; the message is
+// also written to the file named by KEIJI_ERROR_FILE, which the scheduler reads into the task's ErrorTxt.
 
 #if canImport(Glibc)
 @preconcurrency import Glibc
@@ -82,7 +84,8 @@ public struct Schedule: Sendable {
         if seconds == 0 { return refused("timeout(0): a run needs more than 0 s (timeout(nil) for no time limit)") }
         return with("timeoutSeconds", seconds, call: "timeout")
     }
-    /// How long a stopped run has between SIGTERM and SIGKILL.
+    /// How long a stopped run has between SIGTERM and SIGKILL: a Swift task's `function()` is cancelled at the
+    /// SIGTERM, and this is how long it has to return.
     public func grace(_ seconds: Double) -> Schedule { with("graceSeconds", seconds, call: "grace") }
     /// Further attempts after a failure, `backoff × 2^(attempt-1)` seconds apart.
     public func retries(_ count: Int, backoff seconds: Double? = nil) -> Schedule {
@@ -150,34 +153,79 @@ public enum TaskMain {
             fputs("valid arguments: --schedule, --run\n", stderr)
             exit(64)
         }
+        withUnsafeCurrentTask { running = $0 }  // before the SIGTERM handler: the task a stop cancels
         streamOutput()
         do {
             try await function()
-            exit(0)
+            exit(stopRequested ? 128 + SIGTERM : 0)
         } catch {
             // Before the failure line (stderr is unbuffered): what the task printed first came after it in the log.
             fflush(stdout)
+            if stopRequested, error is CancellationError { exit(128 + SIGTERM) }
             let message = "\(error)"
             fputs("task failed: \(message)\n", stderr)
+            if stopRequested { exit(128 + SIGTERM) }  // stopped: the scheduler's reason is the run's error
             reportError(message)
             exit(1)
         }
     }
 
+    /// The task running `function()`, cancelled by a SIGTERM.
+    nonisolated(unsafe) static var running: UnsafeCurrentTask?
+    /// Set by the first SIGTERM, before `running` is cancelled: the program then exits 143.
+    nonisolated(unsafe) static var stopRequested = false
+    /// The SIGTERM handler writes a byte here; ``watchForStop()``'s thread reads it.
+    nonisolated(unsafe) static var stopPipe: (read: Int32, write: Int32) = (-1, -1)
+    nonisolated(unsafe) static var signalsSeen: Int32 = 0
+
     /// Standard output is the task log, a file, so C stdio would buffer it in blocks: lines would show only
-    /// at exit, after stderr's, and be lost to a SIGTERM. Line buffering writes each line as it is printed;
-    /// the SIGTERM handler writes a partial last line and exits with the conventional 128+15. It flushes only
-    /// if no other thread is inside a stdio call (`ftrylockfile`), so it can never deadlock on the lock.
+    /// at exit, after stderr's, and be lost to a SIGTERM. Line buffering writes each line as it is printed.
+    /// A SIGTERM is handed to a thread of its own (a signal handler may not call into the Swift runtime), which
+    /// writes a partial last line and cancels `function()`'s task: exiting in the handler, as the SDK did, left a
+    /// task's `grace` nothing to clean up in. A second SIGTERM writes the partial line and exits with the
+    /// conventional 128+15 at once; it flushes only if no other thread is inside a stdio call (`ftrylockfile`), so
+    /// it can never deadlock on the lock.
     static func streamOutput() {
         setvbuf(stdout, nil, _IOLBF, 0)
         setvbuf(stderr, nil, _IONBF, 0)
+        var ends: [Int32] = [-1, -1]
+        guard pipe(&ends) == 0 else { return exitOnSignal() }
+        for end in ends { _ = fcntl(end, F_SETFD, FD_CLOEXEC) }  // not inherited by what the task runs
+        stopPipe = (ends[0], ends[1])
+        #if canImport(Glibc)
+        var watcher = pthread_t()
+        #else
+        var watcher: pthread_t?
+        #endif
+        guard pthread_create(&watcher, nil, { _ in TaskMain.watchForStop(); return nil }, nil) == 0 else { return exitOnSignal() }
         signal(SIGTERM) { _ in
-            if ftrylockfile(stdout) == 0 {
-                fflush_unlocked(stdout)
-                funlockfile(stdout)
-            }
-            _exit(128 + SIGTERM)
+            TaskMain.signalsSeen += 1
+            if TaskMain.signalsSeen > 1 { TaskMain.flushAndExit() }
+            var byte: UInt8 = 1
+            _ = write(TaskMain.stopPipe.write, &byte, 1)
         }
+    }
+
+    /// The first SIGTERM: the partial line out, then `function()`'s task cancelled.
+    static func watchForStop() {
+        var byte: UInt8 = 0
+        while read(stopPipe.read, &byte, 1) < 0, errno == EINTR {}
+        fflush(stdout)
+        stopRequested = true
+        running?.cancel()
+    }
+
+    /// Without a thread to hand the signal to: the handler exits, as before.
+    static func exitOnSignal() {
+        signal(SIGTERM) { _ in TaskMain.flushAndExit() }
+    }
+
+    static func flushAndExit() {
+        if ftrylockfile(stdout) == 0 {
+            fflush_unlocked(stdout)
+            funlockfile(stdout)
+        }
+        _exit(128 + SIGTERM)
     }
 
     /// Writes the thrown message (at most `errorMessageLimit` bytes) to KEIJI_ERROR_FILE, when set.

@@ -113,6 +113,10 @@ struct SwiftTaskBuildTests {
                 print("first", terminator: "")
                 print("second", terminator: "")
                 throw TaskError("after partial")
+            case "sleep":
+                defer { print("cleanup ran") }
+                print("started")
+                do { try await Task.sleep(nanoseconds: 120_000_000_000) } catch is CancellationError { print("saw CancellationError"); throw CancellationError() }
             default: print("ok")
             }
         }
@@ -122,8 +126,9 @@ struct SwiftTaskBuildTests {
     /// `--schedule`'s stderr was read as part of its JSON ("The given data was not valid JSON." for any line on it),
     /// and so was the SDK's `inf`; the error quoted neither.
     /// A refused value was blamed on a flag nobody gave. `timeout(0)` meant no limit.
-    /// A thrown error's `task failed:` line came before output printed earlier.
-    @Test func theSDKsScheduleOutputAndFailuresAreReadAndSaidRight() async throws {
+    /// A thrown error's `task failed:` line came before output printed earlier. A SIGTERM exited at once: no `defer`
+    /// and no cancellation ran, and `grace` gave a Swift task nothing.
+    @Test func theSDKsScheduleOutputFailuresAndStopAreReadAndSaidRight() async throws {
         let s = try Session()
         defer { s.cleanUp() }
         #expect(try await s.keiji("init").status == 0)
@@ -179,5 +184,13 @@ struct SwiftTaskBuildTests {
         let (failing, log) = try start("partial")
         try await offThePool { failing.waitUntilExit() }
         #expect(failing.terminationStatus == 1 && text(log) == "firstsecondtask failed: after partial\n", "\(text(log))")
+
+        let (process, stopped) = try start("sleep")
+        let deadline = ContinuousClock.now + .seconds(60)
+        while process.isRunning, ContinuousClock.now < deadline, !text(stopped).contains("started\n") { try await Task.sleep(for: .milliseconds(50)) }
+        process.terminate()  // SIGTERM
+        try await offThePool { process.waitUntilExit() }
+        #expect(process.terminationReason == .exit && process.terminationStatus == 143, "\(process.terminationStatus)")
+        #expect(text(stopped) == "started\nsaw CancellationError\ncleanup ran\n", "\(text(stopped))")
     }
 }
