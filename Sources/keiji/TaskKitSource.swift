@@ -175,7 +175,10 @@ public enum TaskMain {
         }
     }
 
-    /// The task running `function()`, cancelled by a SIGTERM.
+    /// The task running `function()`, cancelled by a SIGTERM. Kept past `withUnsafeCurrentTask`'s closure, which its
+    /// documentation warns against because a task may end before such a reference is used: this one is the
+    /// program's main task, which never ends before `exit`. A `Task {}` holding `function()` would need the
+    /// closure `@Sendable` and escaping, which the SDK's callers do not have to give.
     nonisolated(unsafe) static var running: UnsafeCurrentTask?
     /// Set by the first SIGTERM, before `running` is cancelled: the program then exits 143.
     nonisolated(unsafe) static var stopRequested = false
