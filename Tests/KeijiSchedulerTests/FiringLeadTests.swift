@@ -73,7 +73,10 @@ struct FiringLeadTests {
         lead.clock.step(byMilliseconds: 1000)
         #expect(await lead.harness.wait { try lead.end() != nil }, "the run ends")
         #expect(try lead.end()?.outcome == .succeeded)
-        #expect(lead.ranNow == lead.ranBefore + ISO8601.string(fromSeconds: try #require(lead.start.slot)) + "\n", "the process ran for its slot")
+        let slotLine = ISO8601.string(fromSeconds: try #require(lead.start.slot)) + "\n"
+        let slots = (try? lead.harness.entries().startedRuns.map { $0.slot ?? -1 }) ?? []
+        #expect(lead.ranNow == lead.ranBefore + slotLine,
+                "the process ran for its slot \(slotLine.debugDescription): \(lead.ranNow.debugDescription), before it \(lead.ranBefore.debugDescription); slots started \(slots)")
         await lead.engine.stop()
     }
 
