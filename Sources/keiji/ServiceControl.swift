@@ -95,7 +95,14 @@ struct ServiceControl {
         close(theirs)
         theirsOpen = false
         let started = LiveProcess.startTime(of: pid) ?? 0
-        try FileSystem.writeAtomically(Data("\(pid) \(started)\n".utf8), to: workspace.pidFile(service.rawValue))
+        do {
+            try FileSystem.writeAtomically(Data("\(pid) \(started)\n".utf8), to: workspace.pidFile(service.rawValue))
+        } catch {
+            // Without its pid file no keiji command sees the service: left running, it held the bus's sockets (or the
+            // journal, firing tasks) until someone found and killed it by hand.
+            end(pid)
+            throw CLIError("\(error); \(service.binary) was stopped again")
+        }
 
         let outcome = wait.wait(on: ours) { waited in
             Console.progress("\(service.rawValue): still starting (pid \(pid)) after \(waited.components.seconds) s" + (service == .scheduler ? ": recovering the journal" : ""))
@@ -146,6 +153,14 @@ struct ServiceControl {
         }
         removePIDFile(service, naming: pid)
         return true
+    }
+
+    /// Ends a daemon this call spawned and reaps it: SIGTERM, then SIGKILL if it has not gone within 5 s.
+    private func end(_ pid: pid_t) {
+        kill(pid, SIGTERM)
+        guard ReadinessWait.reap(pid) == nil else { return }
+        kill(pid, SIGKILL)
+        _ = ReadinessWait.reap(pid)
     }
 
     /// Removes the service's pid file if it still names `pid`: a file another start has written since names a

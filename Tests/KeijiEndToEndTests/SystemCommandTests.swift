@@ -596,3 +596,30 @@ struct SystemCommandTests {
         #expect(try await s.keiji("system", "--stop").status == 0)
     }
 }
+
+extension SystemCommandTests {
+    /// `setpriv` to run `keiji` as `nobody` (65534), for tests about what another user may not do. Needs root.
+    static let asNobody = ["/usr/bin/setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
+    static var canRunAsNobody: Bool { getuid() == 0 && FileManager.default.isExecutableFile(atPath: asNobody[0]) }
+
+    /// A start whose pid file cannot be written (here the folder is not the user's; a full disk does the same) stops
+    /// the service it spawned: it ran on where no keiji command saw it, holding the bus's sockets, and every later
+    /// start was refused. Runs as `nobody` in a HOME of its own, the pid folder root's.
+    @Test(.enabled(if: canRunAsNobody)) func aServiceWhosePidFileCannotBeWrittenIsStoppedAgain() async throws {
+        let s = try Session()
+        defer {
+            for pid in processes("keiji-bus", of: s) + processes("keiji-schedul", of: s) { kill(pid, SIGKILL) }
+            s.cleanUp()
+        }
+        #expect(chown(s.home, 65534, 65534) == 0 && chown(s.home + "/tmp", 65534, 65534) == 0)
+        s.launcher = Self.asNobody
+        #expect(try await s.keiji("init").status == 0)
+        let services = s.home + "/.keiji/exec/services"
+        #expect(chown(services, 0, 0) == 0 && chmod(services, 0o755) == 0)
+
+        let r = try await s.keiji("system", "--start")
+        #expect(r.status == 1 && r.stderr == "error: cannot write \(services)/bus.pid: Permission denied; keiji-bus was stopped again\n",
+                "\(r.stdout)\(r.stderr)")
+        #expect(processes("keiji-bus", of: s).isEmpty && processes("keiji-schedul", of: s).isEmpty, "nothing is left running")
+    }
+}

@@ -9,6 +9,8 @@ struct WalkthroughTests {
         let home: String
         let environment: [String: String]
         let binaries: String
+        /// A command `keiji` runs under (e.g. `setpriv` to run it as another user); none by default.
+        var launcher: [String] = []
 
         /// A fresh HOME whose bus uses the default transport, Unix sockets in that HOME's `~/.keiji`, so
         /// sessions running side by side never compete for a port (random TCP ports collided with other
@@ -62,8 +64,8 @@ struct WalkthroughTests {
 
         func runBlocking(_ arguments: [String], killedAfter limit: Duration? = nil) throws -> Result {
             let process = Process()
-            process.executableURL = URL(fileURLWithPath: binaries + "/keiji")
-            process.arguments = arguments
+            process.executableURL = URL(fileURLWithPath: launcher.first ?? binaries + "/keiji")
+            process.arguments = launcher.isEmpty ? arguments : Array(launcher.dropFirst()) + [binaries + "/keiji"] + arguments
             process.environment = environment
             let out = Pipe()
             let err = Pipe()
@@ -90,6 +92,7 @@ struct WalkthroughTests {
         }
 
         func cleanUp() {
+            launcher = []
             _ = try? runBlocking(["system", "--stop"])
             try? FileManager.default.removeItem(atPath: home)
         }
