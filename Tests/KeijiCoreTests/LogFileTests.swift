@@ -101,3 +101,52 @@ struct LogFileTests {
         #expect((attributes[.posixPermissions] as? Int) == 0o600)
     }
 }
+
+extension LogFileTests {
+    /// A rotation on a full disk (a 64 KiB tmpfs) keeps the rolled segment plain: `--logs` reads it, the next rotation
+    /// takes the next sequence number instead of renaming onto it, and once there is space both are compressed. It
+    /// was left out of the count, and the next rotation replaced it: the run's output was lost. Needs root (mount).
+    @Test(.enabled(if: getuid() == 0 && FileManager.default.isExecutableFile(atPath: "/usr/bin/mount")))
+    func aSegmentThatCannotBeCompressedStaysPlainAndIsKept() throws {
+        let home = TemporaryHome()
+        defer { home.remove() }
+        let disk = home.path + "/disk"
+        try FileManager.default.createDirectory(atPath: disk, withIntermediateDirectories: true)
+        try run("mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", disk)
+        defer { try? run("umount", disk) }
+        let log = LogFile(directory: disk + "/t", baseName: "t", rotate: true, maxSize: 1024)
+        // Lines that do not compress (base64 of random bytes): 40 KB of them leave too little space for their segment.
+        func batch(_ label: String, bytes: Int) throws -> [String] {
+            let lines = (0..<(bytes / 80)).map { i in
+                "\(label) \(i) " + Data((0..<54).map { _ in UInt8.random(in: 0...255) }).base64EncodedString()
+            }
+            let fd = try log.openForAppend()
+            defer { close(fd) }
+            LogFile.write(fd, lines.joined(separator: "\n") + "\n")
+            return lines
+        }
+        let first = try batch("first", bytes: 40_000)
+        #expect(throws: KeijiError.self) { try log.rotateIfNeeded() }
+        #expect(try log.lastLines(first.count) == first, "the plain segment is read")
+        let second = try batch("second", bytes: 4_000)
+        #expect(throws: KeijiError.self) { try log.rotateIfNeeded() }
+        #expect(try log.lastLines(first.count + second.count) == first + second, "the second rotation kept the first segment")
+
+        try run("mount", "-o", "remount,size=4m", disk)
+        let third = try batch("third", bytes: 4_000)
+        #expect(try log.rotateIfNeeded())
+        let files = try FileManager.default.contentsOfDirectory(atPath: log.directory).sorted()
+        #expect(files == ["t.000001.log.lz4", "t.000002.log.lz4", "t.000003.log.lz4"], "all compressed once there is space")
+        #expect(try log.lastLines(first.count + second.count + third.count) == first + second + third)
+    }
+
+    /// Runs `/usr/bin/<tool>` and expects it to succeed.
+    private func run(_ tool: String, _ arguments: String...) throws {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/" + tool)
+        process.arguments = arguments
+        try process.run()
+        process.waitUntilExit()
+        #expect(process.terminationStatus == 0, "\(tool) \(arguments)")
+    }
+}

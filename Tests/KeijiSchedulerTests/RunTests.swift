@@ -464,3 +464,49 @@ enum JournalDirectoryCheck {
         try FileManager.default.contentsOfDirectory(atPath: workspace.journalDirectory).contains { $0.hasPrefix("ckpt-") }
     }
 }
+
+extension RunTests {
+    /// A log that cannot be compressed at its rotation (its disk is full) does not keep the run from starting: the
+    /// rolled segment stays plain, the scheduler's log says so, and the run writes to a new active file. It ended
+    /// "could not start", which put the task in error. Needs root (mount).
+    @Test(.enabled(if: getuid() == 0 && FileManager.default.isExecutableFile(atPath: "/usr/bin/mount")))
+    func aRotationOnAFullDiskDoesNotFailTheRun() async throws {
+        let harness = try SchedulerHarness()
+        defer { harness.remove() }
+        harness.settings.logMaxSize = 1024
+        let logs = harness.workspace.logsDirectory + "/tasks"
+        try FileSystem.createDirectory(logs)
+        try run("mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", logs)
+        defer { try? run("umount", "--lazy", logs) }  // the engine keeps the log open until it goes
+        // The first run fills most of the disk with output that does not compress; the second writes one line.
+        let marker = harness.home + "/first-done"
+        try await harness.defineOffline(try harness.commandTask(
+            "noisy", "if [ -e '\(marker)' ]; then echo second run; else touch '\(marker)'; head -c 30000 /dev/urandom | base64; fi", every: 3600))
+        let name = harness.taskName("noisy")
+        let engine = harness.engine()
+        try await engine.start()
+        _ = try await engine.submit(.taskTriggered(name))
+        #expect(await harness.wait { try harness.entries().finishedRuns.count == 1 })
+        _ = try await engine.submit(.taskTriggered(name))
+        #expect(await harness.wait { try harness.entries().finishedRuns.count == 2 })
+        await engine.stop()
+        let ends = try harness.entries().finishedRuns
+        #expect(ends.map(\.outcome) == [.succeeded, .succeeded], "\(ends)")
+        let directory = harness.workspace.taskLogDirectory(name)
+        #expect(try FileManager.default.contentsOfDirectory(atPath: directory).contains("noisy.000001.log"))
+        #expect(harness.log(of: "noisy").contains("second run"))
+        let schedulerLog = (try? String(contentsOfFile: harness.workspace.serviceLogFile("scheduler"), encoding: .utf8)) ?? ""
+        #expect(schedulerLog.contains("task noisy: kept \(directory)/noisy.000001.log uncompressed: ") && schedulerLog.contains("No space left on device"),
+                "\(schedulerLog)")
+    }
+
+    /// Runs `/usr/bin/<tool>` and expects it to succeed.
+    private func run(_ tool: String, _ arguments: String...) throws {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/" + tool)
+        process.arguments = arguments
+        try process.run()
+        process.waitUntilExit()
+        #expect(process.terminationStatus == 0, "\(tool) \(arguments)")
+    }
+}

@@ -49,6 +49,11 @@ public struct LogFile: Sendable {
         SegmentSet(io: PosixJournalIO(), directory: directory, naming: LogSegmentNaming(baseName: baseName))
     }
 
+    /// Segments not compressed (yet): a rotation renames the active file to one, then seals it.
+    var plainSegments: SegmentSet<LogSegmentNaming> {
+        SegmentSet(io: PosixJournalIO(), directory: directory, naming: LogSegmentNaming(baseName: baseName, compressed: false))
+    }
+
     /// Opens the active file for appending (creating it 0600 and its directory 0700). The caller owns the fd.
     /// It is readable too, for ``endsInNewline(_:)``.
     public func openForAppend() throws -> Int32 {
@@ -78,10 +83,15 @@ public struct LogFile: Sendable {
         return pread(fd, &last, 1, info.st_size - 1) != 1 || last == UInt8(ascii: "\n")
     }
 
-    /// Seals the active file when rotation is on and it has reached `maxSize`: renames it to the next segment
-    /// name, compresses that to an LZ4 frame file (synced, directory synced), removes the plain copy, and
-    /// applies retention. Callers must not have the active file open for writing (the scheduler rotates a
-    /// task's log only between runs). Returns whether it rotated.
+    /// Seals the active file when rotation is on and it has reached `maxSize`: renames it to the next segment's plain
+    /// name (`<base>.000007.log`), compresses that into the segment (synced, directory synced), removes
+    /// the plain copy, and applies retention. Callers must not have the active file open for writing (the scheduler
+    /// rotates a task's log only between runs). Returns whether it rotated.
+    ///
+    /// A segment whose compression fails (a full disk) stays plain: counted in the sequence, read by the tail, and
+    /// compressed at the next rotation. (Removed from the count, the next rotation renamed onto it, and that output
+    /// was lost.) Throws when the active file could not be rotated, or after rotating when a segment stayed plain; the
+    /// log can be appended to either way.
     ///
     /// `movingStandardError`: for a service's own log at its start. A service `keiji system --start` started has
     /// its stderr on this file (a crash's message from the Swift runtime has nowhere else to go); when it is, the
@@ -93,8 +103,8 @@ public struct LogFile: Sendable {
             return false
         }
         let standardErrorIsThisFile = movingStandardError && isStandardError
-        let sequence = ((try segments.list().last) ?? 0) + 1
-        let plain = directory + "/" + baseName + "." + String(format: "%06d", sequence) + ".log"
+        let sequence = (try sequences().last ?? 0) + 1
+        let plain = plainSegments.path(of: sequence)
         guard rename(activePath, plain) == 0 else { throw KeijiError(.io, "cannot rotate \(activePath): \(String(cString: strerror(errno)))") }
         if standardErrorIsThisFile {
             let descriptor = try openForAppend()
@@ -103,12 +113,45 @@ public struct LogFile: Sendable {
                 throw KeijiError(.io, "cannot point stderr at \(activePath): \(String(cString: strerror(errno)))")
             }
         }
-        let data = try FileSystem.read(plain)
-        try FileSystem.writeAtomically(Data(try LZ4FrameFile.compress(Array(data))), to: segments.path(of: sequence))
-        unlink(plain)
-        let sealed = try segments.list()
-        try segments.remove(Array(sealed.dropLast(retainedSegments)))
+        var failure: (any Error)?
+        for pending in try plainSegments.list() {
+            do {
+                try seal(pending)
+            } catch {
+                failure = KeijiError(.io, "kept \(plainSegments.path(of: pending)) uncompressed: \(error)")
+                break  // the next would fail as this one did
+            }
+        }
+        let old = Array(try sequences().dropLast(retainedSegments))
+        try segments.remove(old.filter { FileSystem.exists(segments.path(of: $0)) })
+        try plainSegments.remove(old.filter { FileSystem.exists(plainSegments.path(of: $0)) })
+        if let failure { throw failure }
         return true
+    }
+
+    /// Every segment's sequence number, sealed or plain, oldest first.
+    func sequences() throws -> [Int] {
+        guard FileSystem.exists(directory) else { return [] }
+        return Array(Set(try segments.list() + plainSegments.list())).sorted()
+    }
+
+    /// Compresses the plain segment `sequence` (into a `.partial` file, renamed when synced), then removes it. A sealed
+    /// one already there is whole (it is renamed into place only once synced): a crash came before the plain one went.
+    private func seal(_ sequence: Int) throws {
+        let plain = plainSegments.path(of: sequence)
+        let sealed = segments.path(of: sequence)
+        if !FileSystem.exists(sealed) {
+            let partial = sealed + ".partial"
+            do {
+                try FileSystem.writeAtomically(Data(try LZ4FrameFile.compress(Array(try FileSystem.read(plain)))), to: partial)
+                guard rename(partial, sealed) == 0 else { throw KeijiError(.io, "cannot write \(sealed): \(String(cString: strerror(errno)))") }
+            } catch {
+                unlink(partial)
+                throw error
+            }
+            try segments.io.syncDirectory(directory)
+        }
+        unlink(plain)
     }
 
     /// The last `count` lines across sealed segments and the active file, oldest first, decoded as UTF-8 (a byte
@@ -121,8 +164,10 @@ public struct LogFile: Sendable {
     /// as `cat` would, whatever the bytes (decoded and printed again, a byte that was not UTF-8 came out as three).
     public func lastLineBytes(_ count: Int) throws -> [ArraySlice<UInt8>] {
         var (lines, whole) = activeTail(count)
-        for sequence in try (whole && FileSystem.exists(directory) ? segments.list() : []).reversed() where lines.count < count {
-            let bytes = try LZ4FrameFile.decompress(Array(try FileSystem.read(segments.path(of: sequence))))
+        for sequence in try (whole ? sequences() : []).reversed() where lines.count < count {
+            let sealed = segments.path(of: sequence)
+            let bytes = FileSystem.exists(sealed) ? try LZ4FrameFile.decompress(Array(try FileSystem.read(sealed)))
+                : Array(try FileSystem.read(plainSegments.path(of: sequence)))
             var older = bytes[...].split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: false)
             if older.last?.isEmpty == true { older.removeLast() }
             lines = older + lines
@@ -169,21 +214,28 @@ public struct LogFile: Sendable {
     public func removeAll() throws {
         guard FileSystem.exists(directory) else { return }
         try segments.remove(try segments.list())
+        try plainSegments.remove(try plainSegments.list())
         try FileSystem.remove(activePath)
         unlink(dotEnvWarnedPath)
         rmdir(directory)
     }
 }
 
-/// `<base>.<sequence, 6 digits>.log.lz4`.
+/// `<base>.<sequence, 6 digits>.log.lz4`, or `.log` for a segment not compressed (yet).
 public struct LogSegmentNaming: SegmentNaming {
     public let baseName: String
+    public var compressed = true
+    public init(baseName: String, compressed: Bool = true) {
+        self.baseName = baseName
+        self.compressed = compressed
+    }
+    private var suffix: String { compressed ? ".log.lz4" : ".log" }
     public func name(fromFileName fileName: String) -> Int? {
         let prefix = baseName + "."
-        guard fileName.hasPrefix(prefix), fileName.hasSuffix(".log.lz4") else { return nil }
-        let digits = fileName.dropFirst(prefix.count).dropLast(8)
+        guard fileName.hasPrefix(prefix), fileName.hasSuffix(suffix) else { return nil }
+        let digits = fileName.dropFirst(prefix.count).dropLast(suffix.count)
         guard digits.count == 6, digits.allSatisfy({ $0.isASCII && $0.isNumber }) else { return nil }
         return Int(digits)
     }
-    public func fileName(for sequence: Int) -> String { baseName + "." + String(format: "%06d", sequence) + ".log.lz4" }
+    public func fileName(for sequence: Int) -> String { baseName + "." + String(format: "%06d", sequence) + suffix }
 }

@@ -408,7 +408,12 @@ extension SchedulerEngine {
         }
         let taskLog = LogFile(task: name, workspace: configuration.workspace, settings: configuration.settings)
         // Rotated only when this is the task's one run: no other writer has the log open.
-        guard let fd = try? taskLogs.checkOut(taskLog, task: name, mayRotate: (activeRunCounts[name] ?? 0) <= 1) else {
+        let fd: Int32
+        do {
+            fd = try taskLogs.checkOut(taskLog, task: name, mayRotate: (activeRunCounts[name] ?? 0) <= 1) { problem in
+                note("task \(name): \(problem)")
+            }
+        } catch {
             if held { heldStarts -= 1 }
             finish(runID: runID, name: name, result: .init(outcome: .spawnFailed, status: nil, durationMs: 0, message: "cannot open the task log"),
                    latenessMs: max(0, clock.nowMilliseconds() - fireAtMs), slot: slot, attempt: attempt, interruptions: interruptions,

@@ -193,7 +193,8 @@ public actor SchedulerEngine {
         journal = try Journal.open(directory: workspace.journalDirectory, options: configuration.journalOptions)
         let report: RecoveryReport
         do {
-            try log.rotateIfNeeded(movingStandardError: true)  // only once the journal lock says this is the one scheduler
+            // Only once the journal lock says this is the one scheduler. A roll that fails (a full disk) is no reason to refuse.
+            do { try log.rotateIfNeeded(movingStandardError: true) } catch { note("its log was not rotated: \(error)") }
             if configuration.spawnProcesses { runErrorFiles = RunErrorFiles(preparing: workspace.runErrorDirectory) }
             report = try await recover()
         } catch {

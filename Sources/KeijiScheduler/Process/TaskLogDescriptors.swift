@@ -60,8 +60,10 @@ final class TaskLogDescriptors: Sendable {
     var openCount: Int { state.withLock { $0.open.count } }
 
     /// A descriptor for `task`'s log, rotating it first when `mayRotate` (no other run of the task is going)
-    /// and it has reached its size limit. Give it back with ``checkIn(_:)``.
-    func checkOut(_ log: LogFile, task: TaskName, mayRotate: Bool) throws -> Int32 {
+    /// and it has reached its size limit. Give it back with ``checkIn(_:)``. A rotation that fails is told to `warn`
+    /// and the run goes on writing to the log (it failed as "could not start" when the disk was too full to compress
+    /// the old segment). Throws when the log cannot be opened, with the file and the reason.
+    func checkOut(_ log: LogFile, task: TaskName, mayRotate: Bool, warn: (String) -> Void = { _ in }) throws -> Int32 {
         var info = stat()
         let exists = stat(log.activePath, &info) == 0
         let needsRotation = exists && mayRotate && log.rotate && Int(info.st_size) >= log.maxSize
@@ -80,7 +82,9 @@ final class TaskLogDescriptors: Sendable {
         // A new descriptor: first retire the old one (it must not be written to while the file is rotated).
         let idle = state.withLock { s -> Int32? in retire(task, in: &s) }
         if let idle { close(idle) }
-        if needsRotation { _ = try log.rotateIfNeeded() }
+        if needsRotation {
+            do { try log.rotateIfNeeded() } catch { warn("\(error)") }
+        }
         let fd = try log.openForAppend()
         // The kernel gives the lowest free number: one at the ceiling means every descriptor below it is taken.
         if Int(fd) >= ceiling {
