@@ -42,7 +42,7 @@ let package = Package(
         .target(name: "CCRC32C"),
 
         .target(name: "KeijiJournal", dependencies: ["CLZ4", "CCRC32C"], swiftSettings: optimizedInDebugBuilds),
-        .target(name: "KeijiCore", dependencies: ["KeijiJournal", "CSQLite", "CLibPQ"], swiftSettings: optimizedInDebugBuilds),
+        .target(name: "KeijiCore", dependencies: ["KeijiJournal", "CLZ4", "CSQLite", "CLibPQ"], swiftSettings: optimizedInDebugBuilds),
         // The scheduler's side of keiji-spawn-server (start it, send it requests with a descriptor) and the
         // protocol both sides share.
         .target(name: "CSpawn"),

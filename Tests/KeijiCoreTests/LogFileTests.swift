@@ -140,6 +140,19 @@ extension LogFileTests {
         #expect(try log.lastLines(first.count + second.count + third.count) == first + second + third)
     }
 
+    /// A segment is compressed a chunk at a time into one frame that decompresses to the file, across chunk boundaries
+    /// and for an empty file.
+    @Test func aSegmentIsCompressedAChunkAtATime() throws {
+        let home = TemporaryHome()
+        defer { home.remove() }
+        for size in [0, 1, 65_536, 300_001] {
+            let bytes = (0..<size).map { UInt8(truncatingIfNeeded: $0 &* 2_654_435_761 >> 13) }
+            try Data(bytes).write(to: URL(fileURLWithPath: home.path + "/plain"))
+            try LZ4FrameStream.compress(home.path + "/plain", to: home.path + "/sealed.lz4", chunkSize: 65_536)
+            #expect(try LZ4FrameFile.decompress(Array(try FileSystem.read(home.path + "/sealed.lz4"))) == bytes, "\(size) bytes")
+        }
+    }
+
     /// Runs `/usr/bin/<tool>` and expects it to succeed.
     private func run(_ tool: String, _ arguments: String...) throws {
         let process = Process()

@@ -500,6 +500,32 @@ extension RunTests {
                 "\(schedulerLog)")
     }
 
+    /// Rotating a large log streams it through a bounded buffer: the scheduler's peak memory (VmHWM) grows by little
+    /// around the rotation of a 160 MB log. Read whole and compressed whole, a 100 MB log cost the scheduler 300 MB.
+    @Test func rotatingALargeLogTakesLittleMemory() async throws {
+        let harness = try SchedulerHarness()
+        defer { harness.remove() }
+        let marker = harness.home + "/first-done"
+        try await harness.defineOffline(try harness.commandTask(
+            "big", "if [ -e '\(marker)' ]; then echo small; else touch '\(marker)'; yes 'a line of a large log' | head -c 160000000; fi", every: 2))
+        let scheduler = try harness.startScheduler()
+        defer {
+            kill(scheduler.processIdentifier, SIGKILL)
+            scheduler.waitUntilExit()
+        }
+        func peakKiB() -> Int? {
+            let status = try? String(contentsOfFile: "/proc/\(scheduler.processIdentifier)/status", encoding: .utf8)
+            return status?.split(separator: "\n").first { $0.hasPrefix("VmHWM:") }?.split(separator: " ").dropFirst().first.flatMap { Int($0) }
+        }
+        #expect(await harness.wait { try harness.entries().finishedRuns.count >= 1 })
+        let before = try #require(peakKiB())
+        let sealed = harness.workspace.taskLogDirectory(harness.taskName("big")) + "/big.000001.log.lz4"
+        #expect(await harness.wait { try harness.entries().finishedRuns.count >= 2 && FileManager.default.fileExists(atPath: sealed) })
+        let after = try #require(peakKiB())
+        #expect(after - before < 64 << 10, "the peak went from \(before) KiB to \(after) KiB")
+        #expect(harness.log(of: "big").contains("small"))
+    }
+
     /// Runs `/usr/bin/<tool>` and expects it to succeed.
     private func run(_ tool: String, _ arguments: String...) throws {
         let process = Process()

@@ -84,7 +84,7 @@ public struct LogFile: Sendable {
     }
 
     /// Seals the active file when rotation is on and it has reached `maxSize`: renames it to the next segment's plain
-    /// name (`<base>.000007.log`), compresses that into the segment (synced, directory synced), removes
+    /// name (`<base>.000007.log`), compresses that into the segment a chunk at a time (synced, directory synced), removes
     /// the plain copy, and applies retention. Callers must not have the active file open for writing (the scheduler
     /// rotates a task's log only between runs). Returns whether it rotated.
     ///
@@ -143,7 +143,7 @@ public struct LogFile: Sendable {
         if !FileSystem.exists(sealed) {
             let partial = sealed + ".partial"
             do {
-                try FileSystem.writeAtomically(Data(try LZ4FrameFile.compress(Array(try FileSystem.read(plain)))), to: partial)
+                try LZ4FrameStream.compress(plain, to: partial)
                 guard rename(partial, sealed) == 0 else { throw KeijiError(.io, "cannot write \(sealed): \(String(cString: strerror(errno)))") }
             } catch {
                 unlink(partial)
