@@ -168,3 +168,15 @@ struct ReducerTests {
         #expect(numbered.tasks.mapValues { $0.number } == [name("alpha"): 1, name("gamma"): 2, name("beta"): 3])
     }
 }
+
+extension ReducerTests {
+    /// A journal written before the scheduler dated such ends at the run's moment holds runs that failed before their
+    /// dated start (their log could not be opened): their duration reads 0, not a negative figure.
+    @Test func anEndDatedBeforeItsStartLastedNothing() {
+        let state = fold([JournalEntry(at: 1000, .taskSaved(commandTask("a"), taskID: "a")),
+                          JournalEntry(at: 2_044, .runStarted(RunStart(runID: "1", task: name("a"), slot: 2, attempt: 1, trigger: .schedule))),
+                          JournalEntry(at: 2_000, .runFinished(RunEnd(runID: "1", task: name("a"), outcome: .spawnFailed, exitCode: nil, signal: nil,
+                                                                      durationMs: 0, latenessMs: 0, final: true, message: "cannot open …")))])
+        #expect(state.tasks[name("a")]?.recentRuns.last?.durationMs == 0)
+    }
+}

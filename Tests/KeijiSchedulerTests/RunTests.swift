@@ -466,6 +466,32 @@ enum JournalDirectoryCheck {
 }
 
 extension RunTests {
+    /// A run whose log cannot be opened says which file and why ("cannot open the task log" said neither), and its end
+    /// is dated no earlier than its start: it failed before its moment, which its `run.started` is dated at, and
+    /// `task --runs` showed a negative duration. A long firing lead makes every scheduled start dated ahead.
+    @Test func aLogThatCannotBeOpenedIsNamedAndItsRunEndsNoEarlierThanItStarted() async throws {
+        let harness = try SchedulerHarness()
+        defer { harness.remove() }
+        let name = harness.taskName("blocked")
+        try await harness.defineOffline(try harness.commandTask("blocked", "echo hi", every: 1) { $0.continueOnError = true })
+        try FileSystem.createDirectory(harness.workspace.taskLogFile(name))  // a folder where the log goes
+        let engine = harness.engine(firingLeadMilliseconds: 500)
+        try await engine.start()
+        #expect(await harness.wait { try harness.entries().finishedRuns.count >= 2 })
+        await engine.stop()
+        let entries = try harness.entries()
+        var starts: [String: Int64] = [:]
+        for entry in entries { if case .runStarted(let start) = entry.event { starts[start.runID] = entry.at } }
+        for entry in entries {
+            guard case .runFinished(let end) = entry.event, end.outcome != .stopped else { continue }
+            #expect(end.outcome == .spawnFailed && end.message == "cannot open \(harness.workspace.taskLogFile(name)): Is a directory", "\(end)")
+            let started = try #require(starts[end.runID])
+            #expect(entry.at >= started, "run \(end.runID) ended \(started - entry.at) ms before it started")
+        }
+        let runs = await engine.state.tasks[name]?.recentRuns ?? []
+        #expect(!runs.isEmpty && runs.allSatisfy { ($0.durationMs ?? 0) >= 0 }, "\(runs)")
+    }
+
     /// A log that cannot be compressed at its rotation (its disk is full) does not keep the run from starting: the
     /// rolled segment stays plain, the scheduler's log says so, and the run writes to a new active file. It ended
     /// "could not start", which put the task in error. Needs root (mount).

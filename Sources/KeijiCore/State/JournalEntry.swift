@@ -150,10 +150,12 @@ extension RunEnd {
 
     /// How long a run ran, from `start` (its `run.started`) to `end`; nil without a start, for a run that never began
     /// (``neverBegan(message:)``) and for one whose end is unknown (``endLost(message:)``: `end` is then when recovery
-    /// settled it). The one rule for the journal's run summaries and the view's rows.
+    /// settled it). The one rule for the journal's run summaries and the view's rows. Never negative: a run that failed
+    /// before its moment was journaled ending before its dated start by journals written before the engine dated such
+    /// ends at that moment.
     public static func durationMs(start: Int64?, end: Int64, message: String?) -> Int64? {
         guard let start, !neverBegan(message: message), !endLost(message: message) else { return nil }
-        return end - start
+        return max(0, end - start)
     }
 }
 

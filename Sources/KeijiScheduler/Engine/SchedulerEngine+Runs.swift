@@ -391,7 +391,8 @@ extension SchedulerEngine {
     private func endStopped(_ run: PreparedFirings.StartedRun, message: String, latenessMs: Int64) {
         let firing = run.firing
         finish(runID: run.runID, name: firing.task, result: .init(outcome: .stopped, status: nil, durationMs: 0, message: message),
-               latenessMs: latenessMs, slot: firing.slot, attempt: firing.attempt, interruptions: firing.interruptions, definition: run.definition)
+               latenessMs: latenessMs, slot: firing.slot, fireAtMs: firing.fireAtMs, attempt: firing.attempt, interruptions: firing.interruptions,
+               definition: run.definition)
     }
 
     /// Runs the attempt: its start (dated at its slot when `held`: counted in ``heldStarts`` until the helper
@@ -403,7 +404,7 @@ extension SchedulerEngine {
             let latenessMs = max(0, clock.nowMilliseconds() - fireAtMs)
             configuration.metrics?.runStarted(latenessMilliseconds: latenessMs)
             finish(runID: runID, name: name, result: .init(outcome: .succeeded, status: .exited(0), durationMs: 0, message: nil),
-                   latenessMs: latenessMs, slot: slot, attempt: attempt, interruptions: interruptions, definition: definition)
+                   latenessMs: latenessMs, slot: slot, fireAtMs: fireAtMs, attempt: attempt, interruptions: interruptions, definition: definition)
             return
         }
         let taskLog = LogFile(task: name, workspace: configuration.workspace, settings: configuration.settings)
@@ -415,9 +416,11 @@ extension SchedulerEngine {
             }
         } catch {
             if held { heldStarts -= 1 }
-            finish(runID: runID, name: name, result: .init(outcome: .spawnFailed, status: nil, durationMs: 0, message: "cannot open the task log"),
-                   latenessMs: max(0, clock.nowMilliseconds() - fireAtMs), slot: slot, attempt: attempt, interruptions: interruptions,
-                   definition: definition)
+            // The file and the reason (a full disk, too many open files, a folder in the way): "cannot open the task log" alone
+            // left the owner to guess.
+            finish(runID: runID, name: name, result: .init(outcome: .spawnFailed, status: nil, durationMs: 0, message: "\(error)"),
+                   latenessMs: max(0, clock.nowMilliseconds() - fireAtMs), slot: slot, fireAtMs: fireAtMs, attempt: attempt,
+                   interruptions: interruptions, definition: definition)
             return
         }
         let now = clock.nowMilliseconds()
@@ -458,7 +461,8 @@ extension SchedulerEngine {
         let lineBreak = LogFile.endsInNewline(fd) ? "" : "\n"
         LogFile.write(fd, "\(lineBreak)\(ISO8601.string(fromMilliseconds: clock.nowMilliseconds())) [keiji] run \(runID) \(RunResultText.text(result.outcome)) after \(result.durationMs) ms\(result.message.map { ": \($0)" } ?? "")\n")
         taskLogs.checkIn(fd)
-        finish(runID: runID, name: name, result: result, latenessMs: latenessMs, slot: slot, attempt: attempt, interruptions: interruptions, definition: definition)
+        finish(runID: runID, name: name, result: result, latenessMs: latenessMs, slot: slot, fireAtMs: fireAtMs, attempt: attempt,
+               interruptions: interruptions, definition: definition)
     }
 
     /// Withdraws the dated starts of `name` that the spawn server still holds: its task was disabled, deleted or
@@ -483,6 +487,9 @@ extension SchedulerEngine {
         var interruptions: Int?
         var definition: TaskDefinition
         var willRetry: Bool
+        /// The earliest its end may be dated: its moment, at or before which its `run.started` is dated. A run that failed
+        /// before its moment (its log could not be opened) was dated earlier than its start, and showed a negative duration.
+        var notBeforeMs: Int64
 
         /// Its slot's claim (nil for a manual run).
         var claimedSlot: ClaimedSlot? { slot.map { ClaimedSlot(task: name.rawValue, slot: $0) } }
@@ -491,7 +498,8 @@ extension SchedulerEngine {
     /// Hands the run's end to the next `run.finished` batch (``flushEndedRuns()``) and returns: the run's task is
     /// done; the run stays registered (its task shows as running, and a firing's catch-up or manual run waits for
     /// it) until the record is durable, but a slot whose moment comes from now on is not its overlap.
-    private func finish(runID: String, name: TaskName, result: RunExecutor.Result, latenessMs: Int64, slot: Int64?, attempt: Int,
+    /// `fireAtMs`: the run's moment; its `run.started` is dated no earlier (``dated(_:for:now:)``), nor is its end.
+    private func finish(runID: String, name: TaskName, result: RunExecutor.Result, latenessMs: Int64, slot: Int64?, fireAtMs: Int64, attempt: Int,
                         interruptions: Int?, definition: TaskDefinition) {
         runEnded(runID)
         let willRetry = result.outcome.isFailure && attempt <= definition.policy.retries && phase == .running
@@ -506,7 +514,7 @@ extension SchedulerEngine {
                                                           durationMs: result.durationMs, latenessMs: latenessMs, final: !willRetry,
                                                           message: result.message))
         endedRuns.append(EndedRun(event: event, runID: runID, name: name, outcome: result.outcome, durationMs: result.durationMs, slot: slot,
-                                  attempt: attempt, interruptions: interruptions, definition: definition, willRetry: willRetry))
+                                  attempt: attempt, interruptions: interruptions, definition: definition, willRetry: willRetry, notBeforeMs: fireAtMs))
         if endedRuns.count == 1 { scheduleEndedRunsFlush() }
     }
 

@@ -464,7 +464,8 @@ public actor SchedulerEngine {
         endedRuns.removeFirst(count)
         if !endedRuns.isEmpty { Task { await self.flushEndedRuns() } }
         // A journal failure stops the engine (failStop).
-        let durable = (try? await record(contentsOf: batch.map(\.event))) != nil
+        let now = clock.nowMilliseconds()
+        let durable = (try? await record(entries: batch.map { JournalEntry(at: max(now, $0.notBeforeMs), $0.event) })) != nil
         // Their claims are marked finished (no other node takes them over now) before the runs unregister: a stop
         // waiting for the last run sends these marks with its `leave()`. Handed over one slot at a time after the
         // runs had unregistered, the marks after the first came after `leave()`, and the process exited first.
