@@ -7,6 +7,10 @@ import KeijiCore
 enum CrashedRuns {
     static func viewMayShowThem(_ view: ViewLocation, workspace: Workspace) -> Bool {
         guard case .sqlite = view else { return false }
-        return ServiceControl(workspace: workspace).runningPID(.scheduler) == nil
+        do {
+            return try ServiceControl(workspace: workspace).runningPID(.scheduler) == nil
+        } catch {
+            return false  // a pid file that cannot be read tells nothing: the flags are shown as they are
+        }
     }
 }

@@ -14,7 +14,7 @@ struct JournalCommand: AsyncParsableCommand {
 
     static func directory() throws -> JournalDirectory {
         let workspace = try Workspace.current()
-        guard FileSystem.exists(workspace.journalDirectory) else { throw CLIError("no journal at \(workspace.journalDirectory); run `keiji init` first") }
+        guard try FileSystem.existsOrThrows(workspace.journalDirectory) else { throw CLIError("no journal at \(workspace.journalDirectory); run `keiji init` first") }
         return JournalDirectory(path: workspace.journalDirectory)
     }
 

@@ -28,10 +28,20 @@ struct ServiceControl {
         return path
     }
 
-    /// The service's pid when it is running.
-    func runningPID(_ service: Service) -> pid_t? {
-        guard let text = try? String(contentsOfFile: workspace.pidFile(service.rawValue), encoding: .utf8) else { return nil }
-        let fields = text.split(whereSeparator: \.isWhitespace)
+    /// The service's pid when it is running. Throws when its pid file cannot be read (another user's workspace): taken
+    /// as "not running", `--stop` said "was not running" and exited 0 while the services ran on.
+    func runningPID(_ service: Service) throws -> pid_t? {
+        let path = workspace.pidFile(service.rawValue)
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else {
+            if errno == ENOENT || errno == ENOTDIR { return nil }
+            throw CLIError("cannot read \(path): \(String(cString: strerror(errno)))")
+        }
+        defer { close(fd) }
+        var bytes = [UInt8](repeating: 0, count: 128)
+        let count = read(fd, &bytes, bytes.count)
+        guard count >= 0 else { throw CLIError("cannot read \(path): \(String(cString: strerror(errno)))") }
+        let fields = String(decoding: bytes[..<count], as: UTF8.self).split(whereSeparator: \.isWhitespace)
         guard fields.count == 2, let pid = pid_t(fields[0]), let started = UInt64(fields[1]), pid > 1 else { return nil }
         return LiveProcess.startTime(of: pid) == started ? pid : nil
     }
@@ -43,7 +53,7 @@ struct ServiceControl {
     func start(_ service: Service, arguments: [String] = [], wait: ReadinessWait = ReadinessWait()) throws -> (pid: pid_t, started: Bool, notes: [String]) {
         let lock = try WorkspaceChangeLock.services(workspace)  // until it is ready, refused or dead: another start sees it running
         defer { lock.release() }
-        if let pid = runningPID(service) { return (pid, false, []) }
+        if let pid = try runningPID(service) { return (pid, false, []) }
         try workspace.createSystemDirectories()
         let path = try binaryPath(service)
         let log = workspace.serviceLogFile(service.rawValue)
@@ -128,11 +138,11 @@ struct ServiceControl {
     /// SIGTERM, then up to `timeout` for it to go (SIGKILL after that). Returns whether it was running. A stop that
     /// takes over a second says so once: the scheduler gives its runs in progress their grace time (10 s and more),
     /// and a silent wait that long looked hung.
-    func stop(_ service: Service, timeout: Double = 20) -> Bool {
+    func stop(_ service: Service, timeout: Double = 20) throws -> Bool {
         // No ~/.keiji, nothing to stop: the lock is not taken, so a stop (or an uninstall) does not create the folder.
         let lock = FileSystem.exists(workspace.systemRoot) ? try? WorkspaceChangeLock.services(workspace) : nil
         defer { lock?.release() }
-        guard let pid = runningPID(service) else {
+        guard let pid = try runningPID(service) else {
             try? FileSystem.remove(workspace.pidFile(service.rawValue))
             return false
         }

@@ -83,7 +83,7 @@ struct SystemCommand: AsyncParsableCommand {
             if uninstall { return try runUninstall(workspace: workspace, control: control) }
             if stop {
                 for service in services.reversed() {
-                    Console.say(control.stop(service) ? "\(service.rawValue): stopped" : "\(service.rawValue): was not running")
+                    Console.say(try control.stop(service) ? "\(service.rawValue): stopped" : "\(service.rawValue): was not running")
                 }
             } else if logs {
                 let log = LogFile(directory: workspace.serviceLogDirectory(services[0].rawValue), baseName: services[0].rawValue, rotate: false, maxSize: 1)
@@ -95,18 +95,18 @@ struct SystemCommand: AsyncParsableCommand {
                 let (_, settings) = try loadWorkspace()
                 warnIfPasswordReadable(settings, in: workspace.settingsFile)
                 // A mode applies when the scheduler starts: one already running would ignore it, and say "already running".
-                if let recoveryMode, start, services.contains(.scheduler), let pid = control.runningPID(.scheduler) {
+                if let recoveryMode, start, services.contains(.scheduler), let pid = try control.runningPID(.scheduler) {
                     throw CLIError("the scheduler is already running (pid \(pid)); --recovery-mode applies when it starts: "
                                    + "keiji system --restart --recovery-mode \(recoveryMode)")
                 }
                 // A database the scheduler could not use (DB_URL) is refused before any service starts, so a
                 // failed start leaves nothing running and nothing created in it.
-                if services.contains(.scheduler), restart || control.runningPID(.scheduler) == nil {
+                if services.contains(.scheduler), try restart || control.runningPID(.scheduler) == nil {
                     try ViewLocation(settings: settings, workspace: workspace).checkAccess()
                     SharedPostgresSession.current?.close()  // the services' starts and readiness waits need none
                 }
                 if restart {
-                    for service in services.reversed() where control.stop(service) { Console.say("\(service.rawValue): stopped") }
+                    for service in services.reversed() where try control.stop(service) { Console.say("\(service.rawValue): stopped") }
                 }
                 var startedNow: [ServiceControl.Service] = []
                 var restartFailure: (any Error)?
@@ -124,8 +124,8 @@ struct SystemCommand: AsyncParsableCommand {
                     } catch {
                         // A service that refused or died leaves the ones this start brought up for it stopped again, so
                         // a failed start leaves nothing running; one still starting (not ready in time) keeps them.
-                        if control.runningPID(service) == nil {
-                            for earlier in startedNow.reversed() where control.stop(earlier) {
+                        if (try? control.runningPID(service)) == nil {
+                            for earlier in startedNow.reversed() where (try? control.stop(earlier)) == true {
                                 Console.say("\(earlier.rawValue): stopped (\(service.binary) did not start)")
                             }
                         }
@@ -141,7 +141,7 @@ struct SystemCommand: AsyncParsableCommand {
     /// and without `--yes` it refuses having touched nothing. Services are stopped before their files go.
     private func runUninstall(workspace: Workspace, control: ServiceControl) throws {
         let folders = [(workspace.systemRoot, "the journal, logs and built tasks"), (workspace.root, "your task sources and settings")]
-        let running = ServiceControl.Service.allCases.filter { control.runningPID($0) != nil }
+        let running = try ServiceControl.Service.allCases.filter { try control.runningPID($0) != nil }
         guard !running.isEmpty || folders.contains(where: { FileSystem.exists($0.0) }) else {
             for (folder, _) in folders { Console.say("\(folder): nothing to remove") }
             return
@@ -163,10 +163,10 @@ struct SystemCommand: AsyncParsableCommand {
                 return
             }
         }
-        for service in ServiceControl.Service.allCases.reversed() where control.stop(service) {
+        for service in ServiceControl.Service.allCases.reversed() where try control.stop(service) {
             Console.say("\(service.rawValue): stopped")
         }
-        if let alive = ServiceControl.Service.allCases.first(where: { control.runningPID($0) != nil }) {
+        if let alive = try ServiceControl.Service.allCases.first(where: { try control.runningPID($0) != nil }) {
             throw CLIError("\(alive.binary) is still running; nothing was deleted")
         }
         for (folder, _) in folders {
@@ -193,7 +193,7 @@ struct SystemCommand: AsyncParsableCommand {
 
     private func printStatus(workspace: Workspace, control: ServiceControl) async throws {
         let report = try? JSONDecoder().decode(RecoveryReport.self, from: Data(contentsOf: URL(fileURLWithPath: workspace.recoveryReportFile)))
-        let services = ServiceControl.Service.allCases.map { ($0.rawValue, control.runningPID($0)) }
+        let services = try ServiceControl.Service.allCases.map { ($0.rawValue, try control.runningPID($0)) }
         // A scheduler down because its journal failed (a full disk) says so in its log's last line: why it is OFFLINE.
         let schedulerStop = services.contains { $0.0 == ServiceControl.Service.scheduler.rawValue && $0.1 == nil }
             ? JournalFailureStop.lastStop(in: (try? LogFile(directory: workspace.serviceLogDirectory("scheduler"), baseName: "scheduler",

@@ -37,7 +37,7 @@ enum ViewRepair {
             _ = try await OfflineCommands.rebuildView(workspace: workspace, settings: settings, repaired: Console.journalRepaired)
             Console.progress("the query view \(path) was missing: rebuilt from the journal")
         } catch let error as KeijiError where error.code == .journalHeld {
-            guard ServiceControl(workspace: workspace).runningPID(.scheduler) != nil else {
+            guard try ServiceControl(workspace: workspace).runningPID(.scheduler) != nil else {
                 throw CLIError("the query view \(path) is missing, and another keiji command holds the journal: run this one again")
             }
             throw CLIError("the query view \(path) is missing: restart the scheduler to rebuild it from the journal "

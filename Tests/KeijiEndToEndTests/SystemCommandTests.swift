@@ -622,4 +622,28 @@ extension SystemCommandTests {
                 "\(r.stdout)\(r.stderr)")
         #expect(processes("keiji-bus", of: s).isEmpty && processes("keiji-schedul", of: s).isEmpty, "nothing is left running")
     }
+
+    /// Another user's workspace: a pid file or settings that cannot be read is said so, with a non-zero exit. Taken as
+    /// absent, `--stop` said "was not running" (exit 0) of services that ran on, and `task --list` said "no workspace;
+    /// run keiji init". Root's services, `nobody`'s calls.
+    @Test(.enabled(if: canRunAsNobody)) func aPidFileOrWorkspaceThatCannotBeReadIsNotTakenForNone() async throws {
+        let s = try Session()
+        defer { s.cleanUp() }
+        #expect(try await s.keiji("init").status == 0)
+        #expect(try await s.keiji("system", "--start").status == 0)
+        let bus = try #require(try pid(of: "bus", in: s)), scheduler = try #require(try pid(of: "scheduler", in: s))
+        #expect(chmod(s.home, 0o755) == 0 && chmod(s.home + "/keiji", 0o755) == 0)  // ~/.keiji stays 0700
+        s.launcher = Self.asNobody
+
+        let stop = try await s.keiji("system", "--stop")
+        #expect(stop.status == 1 && stop.stderr == "error: cannot read \(s.home)/.keiji/exec/services/scheduler.pid: Permission denied\n",
+                "\(stop.stdout)\(stop.stderr)")
+        #expect(isAlive(bus) && isAlive(scheduler))
+        let status = try await s.keiji("system", "--status")
+        #expect(status.status == 1 && status.stderr.contains("cannot read \(s.home)/.keiji/exec/services/bus.pid: Permission denied"), "\(status.stderr)")
+
+        #expect(chmod(s.home, 0o700) == 0)
+        let list = try await s.keiji("task", "--list")
+        #expect(list.status == 1 && list.stderr == "error: cannot read \(s.home)/keiji/settings.conf: Permission denied\n", "\(list.stderr)")
+    }
 }

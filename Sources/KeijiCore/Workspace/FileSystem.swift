@@ -8,6 +8,16 @@ import Foundation
 public enum FileSystem {
     public static func exists(_ path: String) -> Bool { access(path, F_OK) == 0 }
 
+    /// Whether `path` exists; throws "cannot read <path>: <reason>" when that cannot be told (a folder on the way
+    /// that is not the caller's): taken as absent, another user's workspace read as "no workspace; run keiji init".
+    public static func existsOrThrows(_ path: String) throws -> Bool {
+        if access(path, F_OK) == 0 { return true }
+        guard errno == ENOENT || errno == ENOTDIR else {
+            throw KeijiError(.io, "cannot read \(path): \(String(cString: strerror(errno)))")
+        }
+        return false
+    }
+
     /// The file's size in bytes; nil when it does not exist or cannot be read.
     public static func size(of path: String) -> Int? {
         var info = stat()

@@ -114,7 +114,7 @@ public struct Settings: Sendable, Equatable {
 
     /// Reads and validates a settings file.
     public static func load(from path: String) throws -> Settings {
-        guard FileSystem.exists(path) else {
+        guard try FileSystem.existsOrThrows(path) else {
             throw KeijiError(.notInitialized, "\(path) does not exist; run `keiji init` first")
         }
         let data = try FileSystem.read(path)
