@@ -233,6 +233,9 @@ struct SystemCommand: AsyncParsableCommand {
             })]
             if let report, let data = try? JSONEncoder().encode(report) { object["recovery"] = try JSONSerialization.jsonObject(with: data) }
             object["view"] = ["database": view.engine, "location": view.address]
+            if let lag = ViewLag.current(workspace) {
+                object["viewBehind"] = ["since": ISO8601.string(fromMilliseconds: lag.sinceMilliseconds), "reason": lag.reason]
+            }
             let warnings = [settingsProblem, viewProblem.map { "cannot read the query view: \($0)" }].compactMap { $0 }
             if !warnings.isEmpty { object["warning"] = warnings.joined(separator: "; ") }
             object["tasks"] = tasks.map { ["name": $0[0] ?? "", "disabled": $0[1] == "1", "error": $0[2] == "1",
@@ -247,6 +250,7 @@ struct SystemCommand: AsyncParsableCommand {
         func pad(_ s: String) -> String { s + String(repeating: " ", count: max(0, 18 - s.count)) }
         if let settingsProblem { Console.say("warning: \(settingsProblem) (keiji system --start refuses until it is fixed)") }
         if let viewProblem { Console.say("warning: cannot read the query view: \(viewProblem)") }
+        if let warning = ViewLag.warning(workspace) { Console.say(warning) }
         Console.say("======== SERVICES ========")
         Console.say(pad("NAME") + " " + pad("STATUS"))
         for (name, pid) in services {

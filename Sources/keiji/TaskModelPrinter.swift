@@ -9,6 +9,7 @@ extension TaskCommand {
     /// followed by the task's zone and run policies.
     func printTasks(workspace: Workspace, settings: Settings) throws {
         if let warning = SchedulerTimeZone.mismatchWarning(settings, workspace: workspace) { Console.progress(warning) }
+        if let warning = ViewLag.warning(workspace) { Console.progress(warning) }
         guard let database = try ViewLocation(settings: settings, workspace: workspace).openForReading() else {
             if let name { throw CLIError("no task named \(name)") }
             Console.say(json ? "[]" : "no tasks yet")

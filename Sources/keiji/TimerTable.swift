@@ -83,6 +83,7 @@ extension TaskCommand {
     /// `--list`: the table (or, with `--json`, its objects) of every task in the query view.
     func printTimers(workspace: Workspace, settings: Settings) throws {
         if let warning = SchedulerTimeZone.mismatchWarning(settings, workspace: workspace) { Console.progress(warning) }
+        if let warning = ViewLag.warning(workspace) { Console.progress(warning) }
         let view = ViewLocation(settings: settings, workspace: workspace)
         let runsEnded = CrashedRuns.viewMayShowThem(view, workspace: workspace)
         let table = try view.openForReading().map { try TimerTable.read(from: $0, runsEndedByACrash: runsEnded) } ?? TimerTable(timers: [])

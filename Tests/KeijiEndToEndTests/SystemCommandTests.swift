@@ -646,4 +646,28 @@ extension SystemCommandTests {
         let list = try await s.keiji("task", "--list")
         #expect(list.status == 1 && list.stderr == "error: cannot read \(s.home)/keiji/settings.conf: Permission denied\n", "\(list.stderr)")
     }
+
+    /// While the running scheduler cannot update the query view (`view.behind`, here written for this test process),
+    /// `system --status`, `task --list` and `--get` say so: they showed its older rows with no word.
+    @Test func aViewBehindTheJournalIsSaidSo() async throws {
+        let s = try Session()
+        defer { s.cleanUp() }
+        #expect(try await s.keiji("init").status == 0)
+        #expect(try await s.keiji("task", "--create", "--name=t", "--desc=x", "--command", "true", "--every", "1h").status == 0)
+        let workspace = Workspace(home: s.home)
+        try ViewLag.record(since: 1_796_000_000_000, reason: "database or disk is full", workspace: workspace)
+        let warning = "warning: the query view has not been updated since 2026-11-30T00:53:20.000Z (database or disk is full); "
+            + "what it shows is older than the journal until the scheduler catches it up"
+        let status = try await s.keiji("system", "--status")
+        #expect(status.status == 0 && status.stdout.hasPrefix(warning + "\n"), "\(status.stdout)")
+        let json = try await s.keiji("system", "--status", "--json")
+        let behind = (try JSONSerialization.jsonObject(with: Data(json.stdout.utf8)) as? [String: Any])?["viewBehind"] as? [String: String]
+        #expect(behind == ["since": "2026-11-30T00:53:20.000Z", "reason": "database or disk is full"], "\(json.stdout)")
+        for call in [["task", "--list"], ["task", "--get", "--name=t"]] {
+            let r = try await s.run(call)
+            #expect(r.status == 0 && r.stderr.contains(warning), "\(call): \(r.stderr)")
+        }
+        ViewLag.clear(workspace)
+        #expect(try await !s.keiji("system", "--status").stdout.contains("warning"))
+    }
 }

@@ -80,3 +80,37 @@ struct ViewDamageTests {
         await engine.stop()
     }
 }
+
+extension ViewDamageTests {
+    /// A view that cannot be updated (its disk full; here a trigger refuses every flush) is logged once, not at every
+    /// retry (every 200 ms: 430,000 lines a day), and once more when it catches up, with how long it was behind.
+    /// Meanwhile `view.behind` says so, for `task --list` and `system --status`.
+    @Test func aViewThatCannotBeUpdatedIsLoggedOnceAndAgainWhenItCatchesUp() async throws {
+        let harness = try SchedulerHarness()
+        defer { harness.remove() }
+        try await harness.defineOffline(try harness.commandTask("alpha", "true", every: 3600))
+        let engine = harness.engine(spawn: false)
+        try await engine.start()
+        await engine.waitForView()
+        let path = harness.workspace.databaseFile
+        let other = try SQLiteDatabase(path: path)
+        try other.execute("CREATE TRIGGER held BEFORE UPDATE ON applied_lsn BEGIN SELECT RAISE(ABORT, 'held by the test'); END")
+
+        _ = try await engine.submit(.taskSaved(try harness.commandTask("beta", "true", every: 3600), taskID: "id-beta"))
+        for _ in 0..<5 { await engine.flushView(evenIfUnchanged: true) }
+        func lines(_ text: String) throws -> [String] {
+            try String(contentsOfFile: harness.workspace.serviceLogFile("scheduler"), encoding: .utf8).split(separator: "\n").map(String.init)
+                .filter { $0.contains(text) }
+        }
+        #expect(try lines("query view update failed").count == 1)
+        #expect(ViewLag.current(harness.workspace)?.reason.contains("held by the test") == true)
+
+        try other.execute("DROP TRIGGER held")
+        await engine.flushView(evenIfUnchanged: true)
+        let view = try SQLiteViewDatabase(readingFrom: path)
+        #expect(try view.connection.rows("SELECT Name FROM task_models ORDER BY Name").map { $0.first ?? nil } == ["alpha", "beta"])
+        #expect(try lines("query view caught up after ").count == 1 && lines("query view update failed").count == 1)
+        #expect(ViewLag.current(harness.workspace) == nil)
+        await engine.stop()
+    }
+}

@@ -72,6 +72,9 @@ public actor SchedulerEngine {
     /// The view's flushes and the checkpoint's encoding run here, off the cooperative pool the firing path uses.
     let background = BackgroundThread(name: "keiji-background", yieldsToFiring: true)
     let log: LogFile
+    /// When the view's updates began failing (nil while they succeed): said once in the log, and again when it catches up.
+    /// Said at every retry, a full disk under the view wrote a line every 200 ms.
+    var viewBehindSince: Int64?
 
     /// The durable, applied state.
     public private(set) var state = SchedulerState()
@@ -575,7 +578,15 @@ public actor SchedulerEngine {
             let deletedMeanwhile = deletedTasks
             deletedTasks.formUnion(deleted)
             newRuns.insert(contentsOf: runs.filter { !deletedMeanwhile.contains($0.0) }, at: 0)
-            note("query view update failed, will retry: \(error)")
+            guard viewBehindSince == nil else { return }
+            let now = clock.nowMilliseconds()
+            viewBehindSince = now
+            note("query view update failed, will retry (said again when it catches up): \(error)")
+            try? ViewLag.record(since: now, reason: "\(error)", workspace: configuration.workspace)
+        } else if let since = viewBehindSince {
+            viewBehindSince = nil
+            ViewLag.clear(configuration.workspace)
+            note("query view caught up after \(String(format: "%.1f", Double(clock.nowMilliseconds() - since) / 1000)) s behind the journal")
         }
     }
 
