@@ -670,4 +670,25 @@ extension SystemCommandTests {
         ViewLag.clear(workspace)
         #expect(try await !s.keiji("system", "--status").stdout.contains("warning"))
     }
+
+    /// A relative HOME is refused as an unset one is, with what to do: `keiji init` built a workspace under the current
+    /// folder, which every later command found only from that folder.
+    @Test func aRelativeHomeIsRefused() throws {
+        let s = try Session()
+        defer { s.cleanUp() }
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: s.binaries + "/keiji")
+        process.arguments = ["init"]
+        process.currentDirectoryURL = URL(fileURLWithPath: s.home)
+        process.environment = s.environment.merging(["HOME": "relative/dir"]) { $1 }
+        let err = Pipe()
+        process.standardError = err
+        process.standardOutput = FileHandle.nullDevice
+        try process.run()
+        let stderr = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        process.waitUntilExit()
+        #expect(process.terminationStatus == 1
+                && stderr == "error: HOME is a relative path (relative/dir); keiji keeps its files under $HOME: set it to an absolute path\n", "\(stderr)")
+        #expect(!FileManager.default.fileExists(atPath: s.home + "/relative"), "nothing made under the current folder")
+    }
 }

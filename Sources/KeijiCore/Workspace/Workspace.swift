@@ -18,10 +18,14 @@ public struct Workspace: Sendable, Equatable {
         self.home = home.count > 1 && home.hasSuffix("/") ? String(home.dropLast()) : home
     }
 
-    /// The workspace of the current user: `$HOME`.
+    /// The workspace of the current user: `$HOME`, an absolute path (a relative one made a workspace under the current
+    /// folder, which every later command found only from that same folder).
     public static func current() throws -> Workspace {
         guard let home = ProcessInfo.processInfo.environment["HOME"], !home.isEmpty else {
             throw KeijiError(.invalidSetting, "HOME is not set; keiji keeps its files under $HOME")
+        }
+        guard home.hasPrefix("/") else {
+            throw KeijiError(.invalidSetting, "HOME is a relative path (\(home)); keiji keeps its files under $HOME: set it to an absolute path")
         }
         return Workspace(home: home)
     }
