@@ -62,6 +62,9 @@ struct ReducerModelTests {
                 if tasks[name.rawValue]?.error == true { tasks[name.rawValue]?.lastSlot = seconds }
                 tasks[name.rawValue]?.error = false
                 tasks[name.rawValue]?.errorText = ""
+            case .taskErrored(let name, let errorText):
+                tasks[name.rawValue]?.error = true
+                tasks[name.rawValue]?.errorText = errorText
             case .taskTriggered(let name):
                 if tasks[name.rawValue]?.disabled == false { tasks[name.rawValue]?.pending += 1 }
             case .taskStopRequested:

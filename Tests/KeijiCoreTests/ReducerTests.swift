@@ -79,6 +79,18 @@ struct ReducerTests {
         #expect(!task.isError && task.lastSlot == 1500 && task.anchor == 1500 && task.phaseMilliseconds == 250)
     }
 
+    /// A cluster's `task.errored` (another node's run failed) puts the task in error with that node's text, round
+    /// trips through both stored forms, and a resolve ends it as it ends an error of the node's own.
+    @Test func anErrorPublishedByAnotherNodePutsTheTaskInError() throws {
+        let errored = JournalEntry(at: 1_002_000, .taskErrored(name("a"), errorText: "[ task error ]: exit status 3"))
+        let saved = JournalEntry(at: 1_000_000, .taskSaved(commandTask("a"), taskID: "a"))
+        let task = try #require(fold([saved, errored]).tasks[name("a")])
+        #expect(task.isError && task.errorText == "[ task error ]: exit status 3")
+        #expect(try JournalEntry.decode(try errored.encoded()) == errored && JournalEntry.decode(try errored.jsonLine()) == errored)
+        #expect(fold([saved, errored, JournalEntry(at: 1_003_000, .taskResolved(name("a")))]).tasks[name("a")]?.isError == false)
+        #expect(errored.event.isClusterCommand)
+    }
+
     @Test func everyRecordRoundTripsThroughItsJSONLine() throws {
         var report = RecoveryReport(startedAt: 5, previousShutdown: .crash)
         report.missedSlots = [.init(task: name("a"), policy: .once, count: 3, firstSlot: 1, lastSlot: 3, runs: 1)]

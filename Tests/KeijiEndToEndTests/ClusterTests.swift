@@ -890,6 +890,48 @@ struct ClusterTests {
         }
     }
 
+    /// A task whose last attempt fails (`--continue-on-error false`) is in error on every node, not only on the node
+    /// that ran it: nothing runs it again until `--resolve`, which runs it once more (and fails once more). Before,
+    /// the other nodes had it armed and won its next slots by the fallback claim, so it failed once per node.
+    @Test func aTaskInErrorIsInErrorOnEveryNode() async throws {
+        try await withCluster { cluster in
+            _ = try await startEveryNode(cluster)
+            try await disableTheProbeTasks(on: cluster.nodes[0].session)
+            let r = try await cluster.nodes[0].session.keiji("task", "--create", "--name=fail1", "--desc=fails", "--every", "2s", "--retries", "1",
+                                                            "--retry-backoff", "1", "--continue-on-error", "false", "--command",
+                                                            "\(probeCommand(cluster.probe)); exit 3")
+            #expect(r.status == 0, "\(r.stdout)\(r.stderr)")
+            func runs() -> [(task: String, slot: Int64, node: String)] { probeLines(cluster).filter { $0.task == "fail1" } }
+            /// Every node but the one that ran the task has journaled its error `count` times (the runner's own run put it in error).
+            func inErrorEverywhere(_ count: Int) async -> Bool {
+                await postgres.eventually(.seconds(30)) {
+                    let runners = Set(runs().map(\.node))
+                    for node in cluster.nodes where !runners.contains(node.name) {
+                        let dump = try await node.session.keiji("journal", "dump").stdout
+                        let errors = dump.split(separator: "\n").filter { $0.contains("task.errored") && $0.hasSuffix("task=fail1") }
+                        guard errors.count >= count else { return false }
+                    }
+                    return true
+                }
+            }
+            for round in 1...2 {
+                // Both attempts of one slot (the retry runs where the first did), then the error on every node.
+                #expect(await postgres.eventually(.seconds(30)) { runs().count >= 2 * round }, "round \(round): fail1 ran: \(runs())")
+                #expect(await inErrorEverywhere(round), "round \(round): the other nodes learn of the error: \(runs())")
+                // An absence: three of its intervals with no run anywhere.
+                try await Task.sleep(for: .seconds(7))
+                let seen = runs()
+                #expect(seen.count == 2 * round && Set(seen.map(\.slot)).count == round,
+                        "round \(round): one slot, two attempts, then nothing until --resolve: \(seen)")
+                if round == 1 {
+                    let resolved = try await cluster.nodes[1].session.keiji("task", "--resolve", "--name=fail1")
+                    #expect(resolved.status == 0, "\(resolved.stdout)\(resolved.stderr)")
+                }
+            }
+            for node in cluster.nodes { _ = try await node.session.keiji("system", "--stop") }
+        }
+    }
+
     /// The database refuses connections for a few seconds while a failing task's retries wait out their backoff:
     /// each retry's slot, which the node holds, cannot be claimed again before it runs. When the database answers,
     /// the retries fire (or, once the task is disabled, are dropped) and the task's catch-up policy (`skip`) runs

@@ -390,7 +390,7 @@ extension JournalEntry.Event {
     /// state. A manual run (`--run`) is not: it runs once, on the node that took it.
     public var isClusterCommand: Bool {
         switch self {
-        case .taskSaved, .taskEnabled, .taskDisabled, .taskDeleted, .taskResolved, .taskStopRequested: true
+        case .taskSaved, .taskEnabled, .taskDisabled, .taskDeleted, .taskResolved, .taskStopRequested, .taskErrored: true
         default: false
         }
     }

@@ -34,6 +34,8 @@ public enum CommandValidator {
             try RunNowRule.check(name, in: state)
         case .taskStopRequested(let name):
             try StopRule.check(name, in: state)
+        case .taskErrored(let name, _):
+            guard state.tasks[name] != nil else { throw KeijiError(.notFound, "no task named \(name)") }
         default:
             throw KeijiError(.conflict, "\(JournalEntry(at: 0, event).typeName) is not a command")
         }

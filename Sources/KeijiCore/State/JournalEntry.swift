@@ -25,6 +25,10 @@ public struct JournalEntry: Sendable, Equatable {
         case taskStopRequested(TaskName)
         /// Run now, outside the schedule.
         case taskTriggered(TaskName)
+        /// The task went into error on the node whose run failed (its last attempt, `continueOnError` false):
+        /// published in a cluster so that every node stops firing it until `--resolve`. `errorText`: the task's
+        /// error text on that node.
+        case taskErrored(TaskName, errorText: String)
         // Firings
         case runStarted(RunStart)
         case runFinished(RunEnd)
@@ -49,6 +53,7 @@ public struct JournalEntry: Sendable, Equatable {
         case .taskResolved: "task.resolved"
         case .taskStopRequested: "task.stopped"
         case .taskTriggered: "task.triggered"
+        case .taskErrored: "task.errored"
         case .runStarted: "run.started"
         case .runFinished: "run.finished"
         case .runMissed: "run.missed"
@@ -62,7 +67,7 @@ public struct JournalEntry: Sendable, Equatable {
     /// Commands are what users ask for (as opposed to firings and marks).
     public var isCommand: Bool {
         switch event {
-        case .taskSaved, .taskEnabled, .taskDisabled, .taskDeleted, .taskResolved, .taskStopRequested, .taskTriggered: true
+        case .taskSaved, .taskEnabled, .taskDisabled, .taskDeleted, .taskResolved, .taskStopRequested, .taskTriggered, .taskErrored: true
         case .runStarted, .runFinished, .runMissed, .runInterrupted, .schedulerStarted, .schedulerStopped, .recoveryCompleted: false
         }
     }
@@ -72,6 +77,7 @@ public struct JournalEntry: Sendable, Equatable {
         switch event {
         case .taskSaved(let definition, _): definition.name
         case .taskEnabled(let n), .taskDisabled(let n), .taskDeleted(let n), .taskResolved(let n), .taskStopRequested(let n), .taskTriggered(let n): n
+        case .taskErrored(let n, _): n
         case .runStarted(let s): s.task
         case .runFinished(let e): e.task
         case .runMissed(let m): m.task
@@ -227,7 +233,7 @@ private struct EntryWire: Codable {
     var entry: JournalEntry
     init(_ entry: JournalEntry) { self.entry = entry }
 
-    enum Keys: String, CodingKey { case type, at, task, taskID, definition, run, pid, clean, report, givenUp, endLost }
+    enum Keys: String, CodingKey { case type, at, task, taskID, definition, run, pid, clean, report, givenUp, endLost, errorText }
 
     func encode(to encoder: any Encoder) throws {
         var c = encoder.container(keyedBy: Keys.self)
@@ -239,6 +245,9 @@ private struct EntryWire: Codable {
             try c.encode(id, forKey: .taskID)
         case .taskEnabled(let n), .taskDisabled(let n), .taskDeleted(let n), .taskResolved(let n), .taskStopRequested(let n), .taskTriggered(let n):
             try c.encode(n, forKey: .task)
+        case .taskErrored(let n, let errorText):
+            try c.encode(n, forKey: .task)
+            try c.encode(errorText, forKey: .errorText)
         case .runStarted(let start): try c.encode(start, forKey: .run)
         case .runFinished(let end): try c.encode(end, forKey: .run)
         case .runMissed(let missed): try c.encode(missed, forKey: .run)
@@ -267,6 +276,7 @@ private struct EntryWire: Codable {
         case "task.resolved": event = .taskResolved(try task())
         case "task.stopped": event = .taskStopRequested(try task())
         case "task.triggered": event = .taskTriggered(try task())
+        case "task.errored": event = .taskErrored(try task(), errorText: try c.decode(String.self, forKey: .errorText))
         case "run.started": event = .runStarted(try c.decode(RunStart.self, forKey: .run))
         case "run.finished": event = .runFinished(try c.decode(RunEnd.self, forKey: .run))
         case "run.missed": event = .runMissed(try c.decode(RunMissed.self, forKey: .run))

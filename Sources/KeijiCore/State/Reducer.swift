@@ -56,6 +56,12 @@ public enum Reducer {
                 task.errorText = ""
                 task.updatedAt = at
             }
+        case .taskErrored(let name, let errorText):
+            update(name, in: &state) { task in
+                guard task.refusal == nil else { return }  // a refusal's own error text stays
+                task.isError = true
+                task.errorText = errorText
+            }
         case .taskStopRequested:
             break  // acted on by the scheduler; the run's end record carries the outcome
         case .taskTriggered(let name):

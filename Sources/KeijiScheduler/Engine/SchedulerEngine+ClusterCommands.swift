@@ -39,6 +39,7 @@ extension SchedulerEngine {
     /// after the whole pull (a node catching up on a thousand commands flushes once, not a thousand times).
     private func pullCommandsNow() async {
         guard let cluster, phase != .stopped, phase != .failed else { return }
+        await publishErrors(cluster)
         let before = appliedCommandSeq
         await asOnePull { await applyPulledCommands(cluster) }
         if appliedCommandSeq != before { await flushView() }
@@ -112,6 +113,28 @@ extension SchedulerEngine {
         }
     }
 
+    /// Publishes the `task.errored` of the tasks this node's runs put in error (``unpublishedErrors``), so that
+    /// the other nodes stop firing them too; each is applied here as in effect already. One no longer in error here
+    /// (resolved or saved since) is dropped; one the database refuses is tried again at the next pull.
+    private func publishErrors(_ cluster: ClusterLink) async {
+        for (name, entry) in unpublishedErrors.sorted(by: { $0.key < $1.key }) {
+            guard state.tasks[name]?.isError == true else {
+                unpublishedErrors[name] = nil
+                continue
+            }
+            do {
+                _ = try await cluster.publish(entry)
+                unpublishedErrors[name] = nil
+            } catch {
+                if errorPublishFailuresNoted.insert(name).inserted {
+                    note("cluster: task \(name)'s error could not be published yet (the other nodes may still fire it; tried again each second): \(error)")
+                }
+                return
+            }
+            errorPublishFailuresNoted.remove(name)
+        }
+    }
+
     /// Publishes the tasks this node had before it joined the cluster (made while `DB_URL` was SQLite), so they
     /// reach every node: each as a save journaled at its anchor's time (so every node derives the same anchor
     /// and phase, as for a task made in the cluster), then a disable if it is disabled. A name the command log
@@ -153,6 +176,7 @@ extension SchedulerEngine {
             return task.taskID == taskID && task.definition == definition
         case .taskDisabled(let name): return state.tasks[name]?.isDisabled == true
         case .taskEnabled(let name): return state.tasks[name].map { !$0.isDisabled } ?? false
+        case .taskErrored(let name, _): return state.tasks[name]?.isError == true  // the publisher's own, mostly
         default: return false
         }
     }

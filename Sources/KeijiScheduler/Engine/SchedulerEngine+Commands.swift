@@ -20,7 +20,7 @@ extension SchedulerEngine {
         switch entry.event {
         case .taskSaved(let definition, _): armAfterCommand(definition.name)
         case .taskEnabled(let name), .taskResolved(let name), .taskTriggered(let name): armAfterCommand(name)
-        case .taskDisabled(let name): disarm(name)
+        case .taskDisabled(let name), .taskErrored(let name, _): disarm(name)
         case .taskDeleted(let name):
             disarm(name)
             firedSlots[name] = nil

@@ -548,6 +548,11 @@ extension SchedulerEngine {
             }
         } else if ended.outcome.isFailure, !ended.definition.policy.continueOnError {
             disarm(ended.name)
+            // Not while stopping: a retry the stop cut short is another node's to take over, not an error of the task.
+            if cluster != nil, phase == .running, let task = state.tasks[ended.name], task.isError {
+                unpublishedErrors[ended.name] = JournalEntry(at: clock.nowMilliseconds(), .taskErrored(ended.name, errorText: task.errorText))
+                Task { await self.pullCommands() }  // publishes it first
+            }
         }
     }
 

@@ -46,6 +46,10 @@ public actor SchedulerEngine {
     /// Commands pulled from the cluster and applied since this node started.
     var clusterCommandsApplied = 0
     var commandPull: Task<Void, Never>?
+    /// Tasks a run of this node put in error whose `task.errored` the database has not taken yet: published before
+    /// each pull while the task is still in error here (the others would otherwise go on firing it).
+    var unpublishedErrors: [TaskName: JournalEntry] = [:]
+    var errorPublishFailuresNoted: Set<TaskName> = []
     var commandPollTask: Task<Void, Never>?
     /// Slots this node decided to fire while the database could not be reached, by task (at most
     /// ``unclaimedSlotLimit`` in all, with ``unclaimedOwedRuns``): claimed again by their catch-up policy when it
