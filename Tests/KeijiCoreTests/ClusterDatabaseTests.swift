@@ -137,6 +137,43 @@ struct ClusterDatabaseTests {
         #expect(try a.join() == second, "a node's applied seq survives its restart")
     }
 
+    /// A workspace other than the one that last joined under a name, or a journal behind the one that applied the
+    /// commands, applies the command log from the start: the stored position was another journal's (before, a new
+    /// `keiji init` under a stopped node's name skipped every command, and its tasks ran nowhere).
+    @Test func aNewWorkspaceOrJournalUnderAUsedNameAppliesTheLogFromTheStart() throws {
+        let (url, drop) = try TestPostgres.makeDatabase()
+        defer { drop() }
+        let n = try ClusterDatabase(url: url, node: "n")
+        let seq = try n.publish([1], task: "x")
+        func identity(_ workspace: String, _ lsn: UInt64) -> NodeIdentity { NodeIdentity(timeZone: "UTC", workspaceID: workspace, journalLSN: lsn) }
+        #expect(try n.join(identity: identity("w1", 0)) == 0)
+        try n.setAppliedSeq(seq, journalLSN: 40)
+        #expect(try n.join(identity: identity("w1", 41)) == seq && !n.journalReplaced, "the same workspace and journal keep their position")
+        #expect(try n.join(identity: identity("w2", 41)) == 0 && n.journalReplaced, "another workspace starts from the log's start")
+        try n.setAppliedSeq(seq, journalLSN: 40)
+        #expect(try n.join(identity: identity("w2", 3)) == 0 && n.journalReplaced, "a journal behind the stored one starts from the start")
+        try n.setAppliedSeq(seq, journalLSN: 5)
+        #expect(try n.join() == seq, "a tool's join (no identity) changes nothing")
+    }
+
+    /// A task saved without `--time-zone` fires by each node's TIME_ZONE, so a node whose TIME_ZONE differs from a
+    /// live node's is refused (it ran such tasks at other moments); a stopped node's zone does not hold the cluster.
+    @Test func aNodeWithAnotherTimeZoneThanALiveNodeIsRefused() throws {
+        let (url, drop) = try TestPostgres.makeDatabase()
+        defer { drop() }
+        let a = try ClusterDatabase(url: url, node: "a"), b = try ClusterDatabase(url: url, node: "b")
+        try a.join(identity: NodeIdentity(timeZone: "Etc/UTC", workspaceID: "wa", journalLSN: 0))
+        #expect {
+            try b.join(identity: NodeIdentity(timeZone: "Asia/Kolkata", workspaceID: "wb", journalLSN: 0))
+        } throws: { error in
+            let message = "\(error)"
+            return message.contains("TIME_ZONE=Asia/Kolkata differs from node a's TIME_ZONE=Etc/UTC") && !message.contains("\n")
+        }
+        try b.join(identity: NodeIdentity(timeZone: "Etc/UTC", workspaceID: "wb", journalLSN: 0))
+        try a.connection.query("UPDATE keiji_nodes SET stopped = true")
+        try b.join(identity: NodeIdentity(timeZone: "Asia/Kolkata", workspaceID: "wb", journalLSN: 0))
+    }
+
     @Test func aNodeNameHeldByALiveProcessIsRefused() throws {
         let (url, drop) = try TestPostgres.makeDatabase()
         defer { drop() }

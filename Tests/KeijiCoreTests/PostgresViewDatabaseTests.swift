@@ -157,6 +157,28 @@ struct PostgresViewDatabaseTests {
         #expect(try runs() == [["node-1", "a1"], ["node-1", "a2"], ["node-1", "a3"], ["node-2", "b1"]])
     }
 
+    /// A node's rebuild (a new journal, a view ahead of it) leaves the other nodes' rows: their runs, and the shared
+    /// `task_models`. It deleted every task's row, so a node with a fresh journal emptied the view on every node.
+    @Test func aNodesRebuildLeavesTheOtherNodesRows() throws {
+        let home = TemporaryHome()
+        defer { home.remove() }
+        let (url, drop) = try TestPostgres.makeDatabase()
+        defer { drop() }
+        let zone = TimeZone(identifier: "UTC")!
+        let (one, _) = try QueryView.openOrReset(.postgres(url, node: "node-1"), workspace: home.workspace, defaultTimeZone: zone)
+        let (two, _) = try QueryView.openOrReset(.postgres(url, node: "node-2"), workspace: home.workspace, defaultTimeZone: zone)
+        var state = SchedulerState()
+        for (index, entry) in sampleHistory().enumerated() { Reducer.apply(entry, lsn: UInt64(index + 1), to: &state) }
+        try one.rebuild(from: state)
+        let connection = (one.database as! PostgresViewDatabase).connection
+        let tasks = try connection.query(#"SELECT count(*) FROM task_models"#)
+        let runsOfOne = try connection.query(#"SELECT count(*) FROM runs WHERE "Node" = 'node-1'"#)
+        #expect(tasks != [["0"]] && runsOfOne != [["0"]])
+        try two.rebuild(from: SchedulerState())
+        #expect(try connection.query(#"SELECT count(*) FROM task_models"#) == tasks, "node-2's empty rebuild leaves the tasks' rows")
+        #expect(try connection.query(#"SELECT count(*) FROM runs WHERE "Node" = 'node-1'"#) == runsOfOne, "and node-1's runs")
+    }
+
     /// Thousands of tasks in one flush: the batch is a handful of statements, so it is quick over a socket.
     @Test func aFlushOfThousandsOfRowsIsOneStatementPerKind() throws {
         let fresh = try FreshView()

@@ -932,6 +932,34 @@ struct ClusterTests {
         }
     }
 
+    /// A new workspace (`keiji init`, a fresh journal) started under the name of a node that stopped, as a rebuilt
+    /// machine or a second HOME on a host whose name is the default NODE_NAME: it applies the command log from the
+    /// start, and its view's rebuild leaves the shared rows alone. It took over the old node's applied position,
+    /// skipped every command (no task ran there), and its rebuild deleted every row of `task_models`.
+    @Test func aNewWorkspaceUnderAStoppedNodesNameAppliesTheCommandLogFromTheStart() async throws {
+        try await withCluster { cluster in
+            let old = cluster.nodes[0]
+            try await start(old.session)
+            #expect(await waitForRuns(by: old.name, more: 3, in: cluster), "node-a runs")
+            #expect(try await old.session.keiji("system", "--stop").status == 0)
+            let rows = try await postgres.psql(cluster.url, "SELECT count(*) FROM task_models")
+            let fresh = try Session()
+            defer { fresh.cleanUp() }
+            #expect(try await fresh.keiji("init").status == 0)
+            try postgres.setDatabaseURL(cluster.url, in: fresh)
+            let settings = fresh.home + "/keiji/settings.conf"
+            try (String(contentsOfFile: settings, encoding: .utf8) + "\nNODE_NAME=\(old.name)\n").write(toFile: settings, atomically: true, encoding: .utf8)
+            try await start(fresh)
+            let applied = await postgres.eventually(.seconds(30)) { try await definitions(in: fresh) == probeTasks() }
+            let found = (try? await definitions(in: fresh)) ?? [:]
+            #expect(applied, "the new workspace has the cluster's tasks: \(found) \(schedulerLog(fresh).suffix(2000))")
+            #expect(schedulerLog(fresh).contains("applies the cluster's command log from the start"), "\(schedulerLog(fresh).suffix(2000))")
+            #expect(try await postgres.psql(cluster.url, "SELECT count(*) FROM task_models") == rows, "the shared view keeps its rows")
+            #expect(await waitForRuns(by: old.name, more: 3, in: cluster), "the new node runs the tasks")
+            #expect(try await fresh.keiji("system", "--stop").status == 0)
+        }
+    }
+
     /// The database refuses connections for a few seconds while a failing task's retries wait out their backoff:
     /// each retry's slot, which the node holds, cannot be claimed again before it runs. When the database answers,
     /// the retries fire (or, once the task is disabled, are dropped) and the task's catch-up policy (`skip`) runs

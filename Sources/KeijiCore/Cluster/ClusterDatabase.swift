@@ -43,6 +43,8 @@ public final class ClusterDatabase {
         ALTER TABLE keiji_claims ADD COLUMN IF NOT EXISTS finished BOOLEAN NOT NULL DEFAULT false,
             ADD COLUMN IF NOT EXISTS interruptions INTEGER NOT NULL DEFAULT 0, ADD COLUMN IF NOT EXISTS taken_from TEXT;
         CREATE INDEX IF NOT EXISTS keiji_claims_unfinished ON keiji_claims (node) WHERE NOT finished;
+        ALTER TABLE keiji_nodes ADD COLUMN IF NOT EXISTS time_zone TEXT, ADD COLUMN IF NOT EXISTS workspace_id TEXT,
+            ADD COLUMN IF NOT EXISTS journal_lsn BIGINT;
         """
 
     /// How long claims are kept: a slot older than this may be claimed again (by a catch-up after every node was
@@ -77,32 +79,68 @@ public final class ClusterDatabase {
         SELECT to_regclass('keiji_claims_unfinished') IS NOT NULL AND to_regclass('keiji_binary_parts') IS NOT NULL
            AND EXISTS (SELECT 1 FROM pg_attribute
                        WHERE attrelid = to_regclass('keiji_commands') AND attname = 'binary_sha256' AND NOT attisdropped)
+           AND EXISTS (SELECT 1 FROM pg_attribute
+                       WHERE attrelid = to_regclass('keiji_nodes') AND attname = 'journal_lsn' AND NOT attisdropped)
         """
 
     /// Enters this process as node `node`. Refused while another live process holds the name: one whose
     /// heartbeat is recent, unless it ran on this host and its pid is gone or a zombie (a node restarted after
     /// kill -9, or after a stop that could not mark it stopped, takes its name back at once). Two processes
     /// claiming under one name would both win the same slots.
+    ///
+    /// `identity` (the scheduler's; nil for tools): refused while a live node runs with another `TIME_ZONE`, since a
+    /// task saved without `--time-zone` fires by each node's own TIME_ZONE and the nodes would run it at different
+    /// moments. And a workspace other than the one that last joined under this name, or a journal behind the one
+    /// that applied the commands (a new `keiji init`, a rebuilt machine under the same host name), applies the
+    /// command log from the start (``journalReplaced`` says so): the stored position was another journal's, and
+    /// the new one skipped every command before it.
     /// - Returns: the last command `seq` this node has applied.
     @discardableResult
-    public func join(pid: Int32 = getpid(), host: String = Settings.hostName()) throws -> Int64 {
+    public func join(pid: Int32 = getpid(), host: String = Settings.hostName(), identity: NodeIdentity? = nil) throws -> Int64 {
         try connection.transaction {
             try connection.execute("SELECT pg_advisory_xact_lock(7396052)")
-            let rows = try connection.query(
-                "SELECT host, pid, extract(epoch FROM now() - heartbeat_at)::float8, stopped FROM keiji_nodes WHERE name = $1 FOR UPDATE", [node])
+            let rows = try connection.query("""
+                SELECT host, pid, extract(epoch FROM now() - heartbeat_at)::float8, stopped, applied_seq, workspace_id, journal_lsn
+                FROM keiji_nodes WHERE name = $1 FOR UPDATE
+                """, [node])
             if let row = rows.first, let holder = row[0], let holderPID = row[1].flatMap({ Int32($0) }),
                let age = row[2].flatMap({ Double($0) }), age < Double(Self.heartbeatTimeoutSeconds), row[3] == "f", holderPID != pid,
                holder != host || LiveProcess.isRunning(holderPID) {
                 throw KeijiError(.conflict, "\(connection.name): NODE_NAME=\(node) is in use by the scheduler pid \(holderPID) on \(holder) "
                                  + "(heartbeat \(String(format: "%.1f", age)) s ago); give each node its own NODE_NAME")
             }
+            if let identity, let other = try connection.query("""
+                SELECT name, time_zone FROM keiji_nodes
+                WHERE name <> $1 AND NOT stopped AND heartbeat_at > now() - make_interval(secs => $3::float8)
+                  AND time_zone IS NOT NULL AND time_zone <> $2
+                ORDER BY name COLLATE "C" LIMIT 1
+                """, [node, identity.timeZone, String(Self.heartbeatTimeoutSeconds)]).first, let name = other[0], let zone = other[1] {
+                throw KeijiError(.conflict, "\(connection.name): TIME_ZONE=\(identity.timeZone) differs from node \(name)'s TIME_ZONE=\(zone); "
+                                 + "every node of a cluster needs the same TIME_ZONE (tasks without --time-zone fire by it): set TIME_ZONE=\(zone)")
+            }
             try connection.query("""
-                INSERT INTO keiji_nodes (name, host, pid, started_at, heartbeat_at) VALUES ($1, $2, $3, now(), now())
-                ON CONFLICT (name) DO UPDATE SET host = excluded.host, pid = excluded.pid, started_at = now(), heartbeat_at = now(), stopped = false
-                """, [node, host, String(pid)])
-            return Int64(try connection.query("SELECT applied_seq FROM keiji_nodes WHERE name = $1", [node]).first?.first.flatMap { $0 } ?? "0") ?? 0
+                INSERT INTO keiji_nodes (name, host, pid, started_at, heartbeat_at, time_zone, workspace_id) VALUES ($1, $2, $3, now(), now(), $4, $5)
+                ON CONFLICT (name) DO UPDATE SET host = excluded.host, pid = excluded.pid, started_at = now(), heartbeat_at = now(), stopped = false,
+                    time_zone = COALESCE(excluded.time_zone, keiji_nodes.time_zone), workspace_id = COALESCE(excluded.workspace_id, keiji_nodes.workspace_id)
+                """, [node, host, String(pid), identity?.timeZone, identity?.workspaceID])
+            let applied = rows.first?[4].flatMap { Int64($0) } ?? 0
+            journalReplaced = false
+            if let identity, applied > 0, let row = rows.first {
+                let otherWorkspace = row[5].map { $0 != identity.workspaceID } ?? false
+                let journalBehind = row[6].flatMap { UInt64($0) }.map { identity.journalLSN < $0 } ?? false
+                if otherWorkspace || journalBehind {
+                    try connection.query("UPDATE keiji_nodes SET applied_seq = 0, journal_lsn = NULL WHERE name = $1", [node])
+                    journalReplaced = true
+                    return 0
+                }
+            }
+            return applied
         }
     }
+
+    /// Set by ``join(pid:host:identity:)``: the node's stored position belonged to another workspace or journal,
+    /// and this one applies the command log from the start.
+    public private(set) var journalReplaced = false
 
     /// Appends a command (a journal entry's bytes, its time included, so every node derives the same anchors
     /// from it) and returns its `seq`. Insertions are serialised (a transaction-scoped advisory lock), so `seq`s
@@ -139,8 +177,10 @@ public final class ClusterDatabase {
     }
 
     /// Records how far this node has applied the commands.
-    public func setAppliedSeq(_ seq: Int64) throws {
-        try connection.query("UPDATE keiji_nodes SET applied_seq = GREATEST(applied_seq, $2) WHERE name = $1", [node, String(seq)])
+    /// `journalLSN`: the journal's last LSN once those commands are applied (``join(pid:host:identity:)`` compares it).
+    public func setAppliedSeq(_ seq: Int64, journalLSN: UInt64? = nil) throws {
+        try connection.query("UPDATE keiji_nodes SET applied_seq = GREATEST(applied_seq, $2), journal_lsn = GREATEST(journal_lsn, $3::bigint) WHERE name = $1",
+                             [node, String(seq), journalLSN.map(String.init)])
     }
 
     static func hex(_ bytes: [UInt8]) -> String {
@@ -404,6 +444,20 @@ extension TaskDefinition {
         local.directory = workspace.taskDirectory(name)
         if case .binary = action { local.action = .binary(path: workspace.executable(for: name)) }
         return local
+    }
+}
+
+/// What a scheduler tells the cluster of itself when it joins (``ClusterDatabase/join(pid:host:identity:)``).
+public struct NodeIdentity: Sendable {
+    /// Its `TIME_ZONE` setting.
+    public var timeZone: String
+    /// Its workspace's id (``Workspace/clusterNodeID()``).
+    public var workspaceID: String
+    /// Its journal's last LSN.
+    public var journalLSN: UInt64
+
+    public init(timeZone: String, workspaceID: String, journalLSN: UInt64) {
+        (self.timeZone, self.workspaceID, self.journalLSN) = (timeZone, workspaceID, journalLSN)
     }
 }
 

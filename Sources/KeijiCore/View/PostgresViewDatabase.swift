@@ -198,9 +198,13 @@ public final class PostgresViewDatabase: ViewDatabase {
         try connection.query(#"SELECT "Name" FROM task_models"#).compactMap { $0.first ?? nil }
     }
 
+    /// This node's rows only: the other nodes' runs are theirs, and `task_models` is shared (the rebuild upserts
+    /// this node's tasks; a delete removes a task's row when it applies). Deleting every task's row emptied the
+    /// view on every node until each wrote again, and a node whose journal had no tasks yet wiped it for good.
+    public var isShared: Bool { true }
+
     public func deleteAllRows() throws {
         try connection.query(#"DELETE FROM runs WHERE "Node" = $1"#, [node])
-        try connection.execute("DELETE FROM task_models")
     }
 
     public func deleteTasks(named names: [String]) throws {

@@ -59,7 +59,9 @@ public final class QueryView {
     /// Replaces the whole view with `state`, in one transaction (a crash leaves the old view or the new one).
     public func rebuild(from state: SchedulerState) throws {
         try database.transaction {
-            let present = try database.taskNames().compactMap { try? TaskName($0) }
+            // A shared view's tasks this node does not have are not its to delete: a node with a new journal deleted
+            // every task's row and every node's runs of them.
+            let present = database.isShared ? [] : try database.taskNames().compactMap { try? TaskName($0) }
             try database.deleteAllRows()
             try write(touched: Set(state.tasks.keys).union(present), state: state, newRuns: nil, runsDeleted: true)
         }

@@ -175,6 +175,8 @@ public final class SQLiteViewDatabase: ViewDatabase {
         try connection.rows("SELECT Name FROM task_models").compactMap { $0.first ?? nil }
     }
 
+    public var isShared: Bool { false }
+
     public func deleteAllRows() throws {
         try connection.execute("DELETE FROM task_models; DELETE FROM runs;")
     }

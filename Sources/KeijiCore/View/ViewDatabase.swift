@@ -26,8 +26,10 @@ public protocol ViewDatabase: AnyObject {
 
     /// The names of every task with a row.
     func taskNames() throws -> [String]
+    /// Shared by a cluster's nodes (PostgreSQL): a rebuild replaces this node's rows and leaves every other row.
+    var isShared: Bool { get }
     /// Empties `task_models` and `runs` (a rebuild writes them again in the same transaction); in PostgreSQL, only
-    /// this node's runs (the other nodes' are not in its state).
+    /// this node's runs (the other nodes' are not in its state, and `task_models` is every node's).
     func deleteAllRows() throws
     /// Deletes these tasks' rows and their runs.
     func deleteTasks(named names: [String]) throws

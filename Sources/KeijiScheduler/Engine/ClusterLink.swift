@@ -64,7 +64,7 @@ actor ClusterLink {
     /// timeout, and then a dead node whose claims they take over as interrupted).
     /// - Throws: a one-line error naming DB_URL (unreachable, rights) or the node name (in use).
     /// - Returns: the last command `seq` this node applied before, and its unfinished claims.
-    func open() throws -> (appliedSeq: Int64, ownClaims: [OwnClaim]) {
+    func open(as identity: NodeIdentity? = nil) throws -> (appliedSeq: Int64, ownClaims: [OwnClaim], journalReplaced: Bool) {
         let database = try ClusterDatabase(url: url, node: node)
         let ownClaims: [OwnClaim]
         do {
@@ -73,10 +73,10 @@ actor ClusterLink {
             throw KeijiError(.database, "cannot look up this node's unfinished claims: \(error)")
         }
         let joining = ContinuousClock.now
-        let applied = try database.join()
+        let applied = try database.join(identity: identity)
         self.database = database
         heartbeat.joined(at: joining)
-        return (applied, ownClaims)
+        return (applied, ownClaims, database.journalReplaced)
     }
 
     /// Publishes a command; throws (one line naming DB_URL) when the database cannot take it: a command the
@@ -96,8 +96,8 @@ actor ClusterLink {
         attempt("read commands") { try opened().commands(after: seq) }
     }
 
-    func setAppliedSeq(_ seq: Int64) {
-        _ = attempt("record the applied commands") { try opened().setAppliedSeq(seq) }
+    func setAppliedSeq(_ seq: Int64, journalLSN: UInt64? = nil) {
+        _ = attempt("record the applied commands") { try opened().setAppliedSeq(seq, journalLSN: journalLSN) }
     }
 
     /// Claims `slots` for this node; returns the ones it holds, nil when the database failed, while

@@ -109,7 +109,7 @@ extension SchedulerEngine {
                 recentCommandResults[seq] = result
                 recentCommandResults[seq - 1000] = nil
             }
-            await cluster.setAppliedSeq(appliedCommandSeq)
+            await cluster.setAppliedSeq(appliedCommandSeq, journalLSN: journal.lastLSN)
         }
     }
 

@@ -49,8 +49,14 @@ extension SchedulerEngine {
             let link = ClusterLink(url: url, node: configuration.settings.nodeName) { [weak self] line in
                 Task { await self?.note(line) }
             }
-            let opened = try await link.open()
+            let identity = NodeIdentity(timeZone: configuration.settings.timeZoneIdentifier, workspaceID: try workspace.clusterNodeID(),
+                                        journalLSN: journal.lastLSN)
+            let opened = try await link.open(as: identity)
             (appliedCommandSeq, ownClaimsAtStart) = (opened.appliedSeq, opened.ownClaims)
+            if opened.journalReplaced {
+                note("warning: cluster: NODE_NAME=\(link.node) was last used by another workspace or journal (its applied position is not this "
+                     + "journal's): this node applies the cluster's command log from the start")
+            }
             cluster = link
             setLiveNodes(await link.heartbeat.beat() ?? [])
         }
