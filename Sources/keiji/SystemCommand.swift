@@ -184,7 +184,7 @@ struct SystemCommand: AsyncParsableCommand {
     /// A password in `DB_URL` is a secret: said at each start while others can read the file (a settings.conf from
     /// before `keiji init` made it 0600, or one copied in).
     private func warnIfPasswordReadable(_ settings: Settings, in file: String) {
-        guard case .postgres(let url) = settings.database, url.password != nil else { return }
+        guard case .postgres(let url) = settings.database, !Settings.Database.passwords(in: url).isEmpty else { return }
         var info = stat()
         guard stat(file, &info) == 0, info.st_mode & 0o044 != 0 else { return }
         Console.progress("warning: \(file) holds DB_URL's password and others can read it (mode \(String(info.st_mode & 0o777, radix: 8))): "

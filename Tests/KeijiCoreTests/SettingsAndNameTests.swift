@@ -51,6 +51,22 @@ struct SettingsTests {
         }
     }
 
+    /// libpq also takes the password from the URL's query (`?password=`, its name percent-encoded or not): it is
+    /// masked there too, in the setting's description, in a URL too broken to parse, and found for the
+    /// settings file's mode warning and for connection errors.
+    @Test func aPasswordInTheQueryIsNeverShown() throws {
+        let settings = try Settings.parse("DB_URL=postgresql://keiji@127.0.0.1:33120/keiji?sslmode=disable&password=abee1041&x=1", file: "s")
+        guard case .postgres(let url) = settings.database else { Issue.record("expected postgres"); return }
+        #expect(settings.database.description == "DB_URL=postgresql://keiji@127.0.0.1:33120/keiji?sslmode=disable&password=***&x=1")
+        #expect(Settings.Database.passwords(in: url).contains("abee1041"))
+        let both = try #require(URL(string: "postgres://u:p%40ss@h/db?pass%77ord=q%26r"))
+        #expect(Settings.Database.redacted(both) == "postgres://u:***@h/db?pass%77ord=***")
+        #expect(Set(Settings.Database.passwords(in: both)).isSuperset(of: ["p%40ss", "p@ss", "q%26r", "q&r"]))
+        #expect(Settings.Database.redacted("postgres://h/db?password=SECRETQ&sslmode=disable password=two")
+                == "postgres://h/db?password=***&sslmode=disable password=***")
+        #expect(Settings.Database.passwords(in: try #require(URL(string: "postgres://u@h/db?sslmode=disable"))).isEmpty)
+    }
+
     @Test func everyErrorNamesTheKeyAndTheFile() {
         let cases = ["TIME_ZONE=Mars/Olympus": "TIME_ZONE", "ROTATE_LOGS=yes": "ROTATE_LOGS", "LOG_MAX_SIZE=-1": "LOG_MAX_SIZE",
                      "LOG_MAX_SIZE=ten": "LOG_MAX_SIZE", "COLOR=1": "unknown key COLOR", "TIME_ZONE": "KEY=VALUE",

@@ -138,6 +138,33 @@ struct PostgresViewTests {
 
     /// The seed's whole walkthrough (``WalkthroughTests/walkthroughWithCommandTasks(databaseURL:)``, steps 1–12 to
     /// the uninstall) with the view in PostgreSQL; what it left there is the tasks it ended with.
+    /// A password given in DB_URL's query (`?password=`, which libpq takes) is a secret as one in `user:pw@` is:
+    /// never in `--status` (text or JSON) nor an error, and a settings.conf others can read is warned about.
+    @Test func aPasswordInTheURLsQueryIsMaskedAndWarnedAbout() async throws {
+        let (url, drop) = try await makeDatabase()
+        let s = try Session()
+        defer { s.cleanUp() }
+        var components = try #require(URLComponents(string: url))
+        let password = try #require(components.password)
+        components.password = nil
+        components.queryItems = (components.queryItems ?? []) + [URLQueryItem(name: "password", value: password)]
+        #expect(try await s.keiji("init").status == 0)
+        try setDatabaseURL(components.string!, in: s)
+        chmod(s.home + "/keiji/settings.conf", 0o644)
+        var r = try await s.keiji("system", "--start")
+        #expect(r.status == 0 && r.stderr.contains("holds DB_URL's password and others can read it (mode 644)"), "\(r.stdout)\(r.stderr)")
+        for arguments in [["system", "--status"], ["system", "--status", "--json"]] {
+            r = try await s.run(arguments)
+            #expect(r.status == 0 && r.stdout.contains("password=***") && !(r.stdout + r.stderr).contains(password), "\(r.stdout)\(r.stderr)")
+        }
+        #expect(try await s.keiji("system", "--stop").status == 0)
+        components.port = 1
+        try setDatabaseURL(components.string!, in: s)
+        r = try await s.keiji("system", "--start")
+        #expect(r.status == 1 && r.stderr.contains("cannot connect") && !(r.stdout + r.stderr).contains(password), "\(r.stdout)\(r.stderr)")
+        await drop()
+    }
+
     @Test func theSeedsWholeWalkthroughOnPostgres() async throws {
         let (url, drop) = try await makeDatabase()
         try await WalkthroughTests().walkthroughWithCommandTasks(databaseURL: url)

@@ -51,8 +51,7 @@ public final class PostgresConnection {
         if let failure = keiji_pq_load() {
             throw KeijiError(.database, "\(name): cannot connect: libpq could not be loaded (\(String(cString: failure))); install libpq5")
         }
-        let components = URLComponents(url: url, resolvingAgainstBaseURL: false)
-        let secrets = [components?.percentEncodedPassword, components?.password].compactMap { $0 }.filter { !$0.isEmpty }
+        let secrets = Settings.Database.passwords(in: url)
         // Processed in order, and `dbname` expands the URL: its own parameters override the ones before it.
         let keywords = ["connect_timeout", "application_name", "client_encoding"] + (options == nil ? [] : ["options"]) + ["dbname"]
         let values = [String(connectTimeout), "keiji", "UTF8"] + (options.map { [$0] } ?? []) + [url.absoluteString]

@@ -26,20 +26,45 @@ public struct Settings: Sendable, Equatable {
             }
         }
 
-        /// `url` as it may be shown: its password replaced by `***` (never printed, logged or reported).
+        /// `url` as it may be shown: its password replaced by `***` (never printed, logged or reported), in each
+        /// place libpq takes one: the user info (`user:pw@`) and the query (`?password=pw`).
         public static func redacted(_ url: URL) -> String {
             guard var components = URLComponents(url: url, resolvingAgainstBaseURL: false) else { return redacted(url.absoluteString) }
             if components.password != nil { components.percentEncodedPassword = "***" }
+            if let items = components.percentEncodedQueryItems, items.contains(where: isPassword) {
+                components.percentEncodedQueryItems = items.map { isPassword($0) ? URLQueryItem(name: $0.name, value: "***") : $0 }
+            }
             return components.string ?? redacted(url.absoluteString)
         }
 
+        /// The passwords `url` holds, as written and percent-decoded: the user info's and the query's.
+        public static func passwords(in url: URL) -> [String] {
+            guard let components = URLComponents(url: url, resolvingAgainstBaseURL: false) else { return [] }
+            let query = (components.percentEncodedQueryItems ?? []).filter(isPassword).compactMap(\.value)
+            return ([components.percentEncodedPassword, components.password] + query + query.map { $0.removingPercentEncoding })
+                .compactMap { $0 }.filter { !$0.isEmpty }
+        }
+
+        /// A query parameter libpq reads as the password (it percent-decodes names too).
+        private static func isPassword(_ item: URLQueryItem) -> Bool {
+            (item.name.removingPercentEncoding ?? item.name) == "password"
+        }
+
         /// A URL-like text that may not parse, with what stands between the scheme's `user:` and the last
-        /// `@` masked: the password of `postgres://user:pw@host/db`, however malformed the rest is.
+        /// `@` masked (the password of `postgres://user:pw@host/db`, however malformed the rest is), and the value
+        /// of every `password=` up to the next `&`.
         public static func redacted(_ text: String) -> String {
-            guard let scheme = text.range(of: "://") else { return text }
-            let rest = text[scheme.upperBound...]
-            guard let at = rest.lastIndex(of: "@"), let colon = rest[..<at].firstIndex(of: ":") else { return text }
-            return String(text[..<rest.index(after: colon)]) + "***" + String(rest[at...])
+            var masked = text
+            var from = masked.startIndex
+            while let key = masked.range(of: "password=", range: from..<masked.endIndex) {
+                let end = masked[key.upperBound...].firstIndex { $0 == "&" || $0 == " " || $0 == "\"" } ?? masked.endIndex
+                masked.replaceSubrange(key.upperBound..<end, with: "***")
+                from = masked.index(key.upperBound, offsetBy: 3)
+            }
+            guard let scheme = masked.range(of: "://") else { return masked }
+            let rest = masked[scheme.upperBound...]
+            guard let at = rest.lastIndex(of: "@"), let colon = rest[..<at].firstIndex(of: ":") else { return masked }
+            return String(masked[..<rest.index(after: colon)]) + "***" + String(rest[at...])
         }
     }
 
