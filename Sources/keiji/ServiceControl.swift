@@ -138,13 +138,27 @@ struct ServiceControl {
     /// SIGTERM, then up to `timeout` for it to go (SIGKILL after that). Returns whether it was running. A stop that
     /// takes over a second says so once: the scheduler gives its runs in progress their grace time (10 s and more),
     /// and a silent wait that long looked hung.
+    /// How a stop ended.
+    enum StopOutcome {
+        case notRunning, stopped
+        /// It had not ended `timeout` seconds after SIGTERM and was sent SIGKILL (said on stderr).
+        case killed
+    }
+
+    /// Stops `service`; true when it was running (stopped or killed: ``stopping(_:timeout:)`` tells which).
     func stop(_ service: Service, timeout: Double = 20) throws -> Bool {
+        try stopping(service, timeout: timeout) != .notRunning
+    }
+
+    /// SIGTERM, then SIGKILL if it has not ended within `timeout` seconds: said in one line, since a killed
+    /// scheduler leaves no clean stop (its next start recovers as after a crash) and may leave its runs' processes.
+    func stopping(_ service: Service, timeout: Double = 20) throws -> StopOutcome {
         // No ~/.keiji, nothing to stop: the lock is not taken, so a stop (or an uninstall) does not create the folder.
         let lock = FileSystem.exists(workspace.systemRoot) ? try? WorkspaceChangeLock.services(workspace) : nil
         defer { lock?.release() }
         guard let pid = try runningPID(service) else {
             try? FileSystem.remove(workspace.pidFile(service.rawValue))
-            return false
+            return .notRunning
         }
         kill(pid, SIGTERM)
         let start = Date()
@@ -157,12 +171,16 @@ struct ServiceControl {
             }
             usleep(50_000)
         }
+        var outcome = StopOutcome.stopped
         if LiveProcess.isRunning(pid) {
             kill(pid, SIGKILL)
             usleep(100_000)
+            outcome = .killed
+            Console.progress("warning: \(service.binary) (pid \(pid)) had not stopped \(Int(timeout)) s after SIGTERM and was killed (SIGKILL)"
+                             + (service == .scheduler ? ": its next start recovers as after a crash" : ""))
         }
         removePIDFile(service, naming: pid)
-        return true
+        return outcome
     }
 
     /// Ends a daemon this call spawned and reaps it: SIGTERM, then SIGKILL if it has not gone within 5 s.

@@ -82,8 +82,18 @@ struct SystemCommand: AsyncParsableCommand {
             // bad settings.conf never keeps running services from being stopped.
             if uninstall { return try runUninstall(workspace: workspace, control: control) }
             if stop {
+                var killed: [String] = []
                 for service in services.reversed() {
-                    Console.say(try control.stop(service) ? "\(service.rawValue): stopped" : "\(service.rawValue): was not running")
+                    switch try control.stopping(service) {
+                    case .notRunning: Console.say("\(service.rawValue): was not running")
+                    case .stopped: Console.say("\(service.rawValue): stopped")
+                    case .killed:
+                        Console.say("\(service.rawValue): killed")
+                        killed.append(service.binary)
+                    }
+                }
+                if !killed.isEmpty {
+                    throw CLIError("\(killed.joined(separator: " and ")) did not stop in time and had to be killed (SIGKILL)")
                 }
             } else if logs {
                 let log = LogFile(directory: workspace.serviceLogDirectory(services[0].rawValue), baseName: services[0].rawValue, rotate: false, maxSize: 1)

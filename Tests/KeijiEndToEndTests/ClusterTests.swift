@@ -1114,6 +1114,30 @@ struct ClusterTests {
         }
     }
 
+    /// `keiji system --stop` while the database hangs (every table the node uses locked: each statement waits, as
+    /// on a SIGSTOPped server): the scheduler's stop waits on the database only within its bounds and ends by
+    /// itself, not marked stopped, with a clean stop in its journal. It waited on the claims its firings had sent
+    /// until the CLI killed it 20 s later, and the CLI said "stopped".
+    @Test func aStopWhileTheDatabaseHangsEndsWithinItsBounds() async throws {
+        try await withCluster { cluster in
+            let node = cluster.nodes[0]
+            try await start(node.session)
+            #expect(await waitForRuns(by: node.name, more: 3, in: cluster), "node-a runs the probe tasks")
+            let tables = "keiji_claims, keiji_nodes, keiji_commands, task_models, runs, applied_lsn"
+            let lock = Task { try? await postgres.psql(cluster.url, "BEGIN; LOCK TABLE \(tables) IN ACCESS EXCLUSIVE MODE; SELECT pg_sleep(60); COMMIT") }
+            let held = await postgres.eventually(.seconds(30)) {
+                try await postgres.psql(cluster.url, "SELECT count(*) FROM pg_locks WHERE mode = 'AccessExclusiveLock' AND relation = 'keiji_claims'::regclass") == "1"
+            }
+            #expect(held, "the tables are locked")
+            let r = try await node.session.keiji(within: .seconds(60), "system", "--stop")
+            try await postgres.psql(cluster.url, "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE query LIKE '%pg_sleep(60)%' AND pid <> pg_backend_pid()")
+            _ = await lock.value
+            let log = schedulerLog(node.session)
+            #expect(r.status == 0 && r.stdout.contains("scheduler: stopped") && !r.stdout.contains("killed"), "\(r.stdout)\(r.stderr)")
+            #expect(log.contains("the database did not answer within 5") && log.contains("scheduler stopped cleanly"), "\(log.suffix(3000))")
+        }
+    }
+
     /// Every node stopped at once (SIGSTOP) for longer than the tasks' catch-up limit, then resumed one after
     /// another, as a machine that stalls as a whole (a full suite on two busy cores stopped every node and the
     /// database for about 23 s once): the first node to go on runs each task's newest ten slots and records the older

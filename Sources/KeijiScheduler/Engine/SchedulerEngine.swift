@@ -1,3 +1,4 @@
+import Synchronization
 import Foundation
 import KeijiCore
 import KeijiJournal
@@ -270,33 +271,86 @@ public actor SchedulerEngine {
             for run in runs.values {
                 run.handle.terminate(reason: .stopped, grace: 2, because: "the scheduler stopped, and the run had not ended within \(configuration.shutdownGrace)")
             }
-            for run in runs.values { await run.work?.value }
-            await waitUntilNoRuns()  // every run.finished durable before the clean-stop mark
+            // A firing waiting for its claim's answer from a database that hangs never ends: bounded.
+            let ended = await Self.finishes(by: .now + Self.stopRunsBound) { await self.awaitRunsEnded() }
+            if !ended { note("stopping: \(runs.count) runs had not ended \(Self.stopRunsBound) after their termination (waiting for the database?); stopping without them") }
         }
+        // The database's steps are bounded together (``stopDatabaseBound``): a server that hangs (SIGSTOP, a network
+        // that drops packets) answers no statement, and the stop waited on it until `keiji system --stop` killed it.
+        let databaseDeadline = ContinuousClock.now + Self.stopDatabaseBound
+        var answered = true
         // Each loop ends at its next wait; one still in a step finishes it first (a heartbeat after `leave()`
         // marked this node alive again, a command pulled after the journal closed was lost here).
-        for loop in [viewFlushTask, heartbeatTask, upkeepTask, commandPollTask].compactMap({ $0 }) {
-            loop.cancel()
-            await loop.value
-        }
+        answered = await Self.finishes(by: databaseDeadline) { await self.endLoops() }
         if failed {
             // Not marked stopped: a stopped node's claims are taken over as runs that never began, and run at once.
             // The runs whose ends the failed journal lost began; their claims (unfinished) are taken over as a
             // dead node's once the heartbeat is old (re-run as each task's policy says), or settled by the
             // restart. The marks of the ends made durable before the failure go.
-            await cluster?.leave(markingStopped: false)
+            if answered, let cluster { answered = await Self.finishes(by: databaseDeadline) { await cluster.leave(markingStopped: false) } }
         } else {
-            await cluster?.leave()
-            _ = try? await record(.schedulerStopped(clean: true))
+            if answered, let cluster { answered = await Self.finishes(by: databaseDeadline) { await cluster.leave() } }
+            if state.activeRuns.isEmpty { _ = try? await record(.schedulerStopped(clean: true)) }  // runs stuck on a claim never began
             await waitUntilApplied(journal.lastLSN)
-            await flushView()
-            await viewWriter?.close()
+            if answered { answered = await Self.finishes(by: databaseDeadline) { await self.flushAndCloseView() } }
             try? await writeCheckpoint()
+        }
+        if !answered {
+            note("stopping: the database did not answer within \(Self.stopDatabaseBound)"
+                 + (cluster == nil ? "; the view catches up from the journal at the next start"
+                                   : "; this node is not marked stopped (the other nodes take its unfinished claims over as a dead node's "
+                                     + "after \(ClusterDatabase.heartbeatTimeoutSeconds) s), and the view catches up at the next start"))
         }
         try? await journal.close()
         phase = .stopped
         // Not "cleanly" after a failed journal: `keiji system --status` reads this line to say why the scheduler is down.
         note(journalFailure.map(JournalFailureStop.logLine) ?? "scheduler stopped cleanly")
+    }
+
+    /// How long a stop waits for runs past their termination, and for the database's steps (the loops' last
+    /// statements, the cluster's leave, the view's last flush): under `keiji system --stop`'s 20 s with the
+    /// shutdown grace's 10.
+    static let stopRunsBound: Duration = .seconds(3)
+    static let stopDatabaseBound: Duration = .seconds(5)
+
+    private func awaitRunsEnded() async {
+        for run in runs.values { await run.work?.value }
+        await waitUntilNoRuns()  // every run.finished durable before the clean-stop mark
+    }
+
+    private func flushAndCloseView() async {
+        await flushView()
+        await viewWriter?.close()
+    }
+
+    private func endLoops() async {
+        for loop in [viewFlushTask, heartbeatTask, upkeepTask, commandPollTask].compactMap({ $0 }) {
+            loop.cancel()
+            await loop.value
+        }
+    }
+
+    /// Awaits `operation` until `deadline`: false when it had not finished by then (it goes on, unawaited: a
+    /// statement blocked in libpq cannot be cancelled from here, and the process is about to exit).
+    static func finishes(by deadline: ContinuousClock.Instant, _ operation: @escaping @Sendable () async -> Void) async -> Bool {
+        let first = FirstAnswer()
+        return await withCheckedContinuation { continuation in
+            first.waiting.withLock { $0 = continuation }
+            Task {
+                await operation()
+                first.answer(true)
+            }
+            Task {
+                try? await Task.sleep(until: deadline, clock: .continuous)
+                first.answer(false)
+            }
+        }
+    }
+
+    /// The one answer of ``finishes(by:_:)``: whichever comes first.
+    private final class FirstAnswer: Sendable {
+        let waiting = Mutex<CheckedContinuation<Bool, Never>?>(nil)
+        func answer(_ value: Bool) { waiting.withLock { $0.take() }?.resume(returning: value) }
     }
 
     /// Lateness samples recorded so far (``SchedulerConfiguration/recordLateness``), cleared by the call.
