@@ -141,7 +141,10 @@ struct TaskCommand: AsyncParsableCommand {
                 enable ? (.taskEnabled(taskName), "enabled") :
                 delete ? (.taskDeleted(taskName), "deleted") :
                 resolve ? (.taskResolved(taskName), "resolved") :
-                run ? (.taskTriggered(taskName), "queued to run now") : (.taskStopRequested(taskName), "stopping: SIGTERM sent to its run in progress")
+                run ? (.taskTriggered(taskName), "queued to run now") :
+                (.taskStopRequested(taskName), settings.database == .sqlite ? "stopping: SIGTERM sent to its run in progress"
+                    // A cluster's stop is published: whichever node runs the task ends that run (none may be going on).
+                    : "stopping: the node running it sends SIGTERM to its run in progress, if one is going on")
             // A delete and a build's install exclude each other (see buildTask); a --remove-source, a create too.
             let lock = delete ? try WorkspaceChangeLock(workspace) : nil
             defer { lock?.release() }

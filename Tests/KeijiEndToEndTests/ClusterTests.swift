@@ -960,6 +960,35 @@ struct ClusterTests {
         }
     }
 
+    /// Commands given on one node about what another node has: a `--stop` of a run going on on another node ends
+    /// it there, and a `--disable` right after a create made on another node applies. Both were refused against the
+    /// node's own state ("has no run in progress", "no task named"), though the docs say commands work from any node.
+    @Test func aStopOrADisableMadeOnAnotherNodeApplies() async throws {
+        try await withCluster { cluster in
+            let (a, b) = (cluster.nodes[0], cluster.nodes[1])
+            try await start(a.session)
+            try await start(b.session)
+            try await disableTheProbeTasks(on: a.session)
+            let began = cluster.probe + ".long"  // a manual run has no slot for a probe line
+            var r = try await a.session.keiji("task", "--create", "--name=long", "--desc=long", "--every", "1h", "--command",
+                                              "echo $KEIJI_NODE > \(began); sleep 60")
+            #expect(r.status == 0, "\(r.stdout)\(r.stderr)")
+            #expect(await postgres.eventually { try await b.session.keiji("task", "--run", "--name=long").status == 0 }, "b runs long")
+            #expect(await postgres.eventually(.seconds(30)) { FileManager.default.fileExists(atPath: began) }, "long's run began")
+            r = try await a.session.keiji("task", "--stop", "--name=long")
+            #expect(r.status == 0, "a stop from a node not running the task: \(r.stdout)\(r.stderr)")
+            let ended = await postgres.eventually(.seconds(30)) {
+                try await b.session.keiji("journal", "dump").stdout.split(separator: "\n").contains { $0.contains("run.finished") && $0.hasSuffix("task=long") }
+            }
+            #expect(ended, "b ended its run of long: \(schedulerLog(b.session).suffix(2000))")
+            r = try await a.session.keiji("task", "--create", "--name=quick", "--desc=quick", "--every", "1h", "--command", "true")
+            #expect(r.status == 0, "\(r.stdout)\(r.stderr)")
+            r = try await b.session.keiji("task", "--disable", "--name=quick")
+            #expect(r.status == 0, "a disable right after a create on another node: \(r.stdout)\(r.stderr)")
+            for node in [a, b] { _ = try await node.session.keiji("system", "--stop") }
+        }
+    }
+
     /// The database refuses connections for a few seconds while a failing task's retries wait out their backoff:
     /// each retry's slot, which the node holds, cannot be claimed again before it runs. When the database answers,
     /// the retries fire (or, once the task is disabled, are dropped) and the task's catch-up policy (`skip`) runs

@@ -33,7 +33,12 @@ public enum CommandValidator {
         case .taskTriggered(let name):
             try RunNowRule.check(name, in: state)
         case .taskStopRequested(let name):
-            try StopRule.check(name, in: state)
+            // In a cluster the run may be on another node: the stop is published, and the node running it ends it.
+            if answeringUnchanged {
+                try StopRule.check(name, in: state)
+            } else if state.tasks[name] == nil {
+                throw KeijiError(.notFound, "no task named \(name)")
+            }
         case .taskErrored(let name, _):
             guard state.tasks[name] != nil else { throw KeijiError(.notFound, "no task named \(name)") }
         default:

@@ -54,6 +54,11 @@ public enum OfflineCommands {
                 if creating, case .taskSaved(let definition, _) = event, present.tasks[definition.name] != nil {
                     throw KeijiError(.alreadyExists, "task \(definition.name) already exists; use --force to recreate it")
                 }
+            } catch let error as KeijiError where inCluster && error.code == .notFound {
+                // The view (shared) may list the task: this node's journal has only the commands it applied while running.
+                _ = try? opened!.view.catchUp(with: loaded, fresh: opened!.fresh)
+                throw KeijiError(.notFound, error.message + " in this node's journal, which has the cluster's commands only up to its "
+                                 + "scheduler's last run: start it (keiji system --start) to apply the others, then try again")
             } catch {
                 // Refused, but a view behind the journal is brought up to it: the next read shows what the refusal saw.
                 _ = try? opened!.view.catchUp(with: loaded, fresh: opened!.fresh)

@@ -7,7 +7,13 @@ extension SchedulerEngine {
         guard phase == .running else {
             throw KeijiError(.conflict, journalFailure.map(JournalFailureStop.refusal) ?? "the scheduler is not running")
         }
-        try CommandValidator.validate(event, against: state, answeringUnchanged: cluster == nil)
+        do {
+            try CommandValidator.validate(event, against: state, answeringUnchanged: cluster == nil)
+        } catch let error as KeijiError where error.code == .notFound && cluster != nil {
+            // A task made on another node moments ago (within the poll): its commands are pulled, then checked again.
+            await pullCommands()
+            try CommandValidator.validate(event, against: state, answeringUnchanged: false)
+        }
         if let cluster, event.isClusterCommand { return try await submitToCluster(event, cluster) }
         return try await applyCommand(JournalEntry(at: clock.nowMilliseconds(), event))
     }
