@@ -5,14 +5,16 @@ import Testing
 @testable import KeijiCore
 
 struct LogFileTests {
-    /// A deleted task's log folder goes whole, with the record of the `.env` content its log warned of: a task made
-    /// again under the name is warned of its `.env` afresh.
+    /// A deleted task's log folder goes whole, with the record of the `.env` content its log warned of (a task made
+    /// again under the name is warned of its `.env` afresh) and a compression a crash left half done.
     @Test func removingALogRemovesItsDotEnvRecordAndItsFolder() throws {
         let home = TemporaryHome()
         defer { home.remove() }
         let log = LogFile(directory: home.path + "/logs/t", baseName: "t", rotate: false, maxSize: 2048)
         try log.append("a line", at: 1_795_000_000_000)
         try Data("0123".utf8).write(to: URL(fileURLWithPath: log.dotEnvWarnedPath))
+        // What a crash in the middle of a segment's compression leaves.
+        try Data("half".utf8).write(to: URL(fileURLWithPath: log.directory + "/t.000001.log.lz4.partial"))
         try log.removeAll()
         #expect(!FileManager.default.fileExists(atPath: log.directory))
     }

@@ -215,6 +215,10 @@ public struct LogFile: Sendable {
         guard FileSystem.exists(directory) else { return }
         try segments.remove(try segments.list())
         try plainSegments.remove(try plainSegments.list())
+        // A compression a crash cut short leaves `<segment>.partial`: without this the folder stayed.
+        for leftover in (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? [] where leftover.hasSuffix(".log.lz4.partial") {
+            unlink(directory + "/" + leftover)
+        }
         try FileSystem.remove(activePath)
         unlink(dotEnvWarnedPath)
         rmdir(directory)
