@@ -206,6 +206,8 @@ public enum TaskMain {
         var watcher: pthread_t?
         #endif
         guard pthread_create(&watcher, nil, { _ in TaskMain.watchForStop(); return nil }, nil) == 0 else { return exitOnSignal() }
+        // A static is set up at its first use (swift_once), which a signal handler must not be the one to do.
+        signalsSeen = 0
         signal(SIGTERM) { _ in
             TaskMain.signalsSeen += 1
             if TaskMain.signalsSeen > 1 { TaskMain.flushAndExit() }
