@@ -170,6 +170,16 @@ struct RunPreparationTests {
         } catch let error as KeijiError {
             #expect(error.message.hasPrefix("the scheduler is at its descriptor limit") && error.message.hasSuffix("t's log was not opened"), "\(error)")
         }
+        // Past the ceiling the idle logs kept open are closed first, and the run is refused only if that is not enough.
+        let cached = TaskLogDescriptors(capacity: 8, ceiling: Int.max)
+        for index in 0..<3 {
+            let other = LogFile(directory: directory + "/\(index)", baseName: "o\(index)", rotate: false, maxSize: 1 << 20)
+            cached.checkIn(try cached.checkOut(other, task: try TaskName("o\(index)"), mayRotate: true))
+        }
+        #expect(cached.openCount == 3)
+        cached.ceiling.store(0, ordering: .relaxed)
+        #expect(throws: KeijiError.self) { try cached.checkOut(log, task: try TaskName("t"), mayRotate: true) }
+        #expect(cached.openCount == 0, "the idle descriptors were closed before the refusal")
         let roomy = TaskLogDescriptors(capacity: 8, ceiling: Int.max)
         roomy.checkIn(try roomy.checkOut(log, task: try TaskName("t"), mayRotate: true))
         #expect(roomy.openCount == 1)

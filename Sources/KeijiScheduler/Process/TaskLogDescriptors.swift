@@ -33,12 +33,13 @@ final class TaskLogDescriptors: Sendable {
     /// The lowest descriptor number a log may not get: the limit less ``DescriptorLimit/reserve``. Descriptors in
     /// use are not evicted, so a thousand runs going at once hold a thousand; past the ceiling a run is refused
     /// rather than the process's last descriptors taken (libdispatch kills a process that has none left).
-    let ceiling: Int
+    /// Atomic so that a test can lower it on a table holding descriptors.
+    let ceiling: Atomic<Int>
     private let state = Mutex(State())
 
     init(capacity: Int = TaskLogDescriptors.defaultCapacity(), ceiling: Int = TaskLogDescriptors.defaultCeiling()) {
         self.capacity = capacity
-        self.ceiling = ceiling
+        self.ceiling = Atomic(ceiling)
     }
 
     static func defaultCeiling() -> Int {
@@ -85,12 +86,19 @@ final class TaskLogDescriptors: Sendable {
         if needsRotation {
             do { try log.rotateIfNeeded() } catch { warn("\(error)") }
         }
-        let fd = try log.openForAppend()
+        var fd = try log.openForAppend()
         // The kernel gives the lowest free number: one at the ceiling means every descriptor below it is taken.
+        let ceiling = self.ceiling.load(ordering: .relaxed)
         if Int(fd) >= ceiling {
+            // The idle logs kept open go first: a run is refused only when every descriptor is in use.
             close(fd)
-            throw KeijiError(.io, "the scheduler is at its descriptor limit (\(ceiling) in use, \(DescriptorLimit.reserve) kept free for itself; "
-                             + "ulimit -n): \(task)'s log was not opened")
+            state.withLock { s in detachAllIdle(&s) }.forEach { close($0) }
+            fd = try log.openForAppend()
+            if Int(fd) >= ceiling {
+                close(fd)
+                throw KeijiError(.io, "the scheduler is at its descriptor limit (\(ceiling) in use, \(DescriptorLimit.reserve) kept free for itself; "
+                                 + "ulimit -n): \(task)'s log was not opened")
+            }
         }
         var opened = stat()
         fstat(fd, &opened)
@@ -140,6 +148,16 @@ final class TaskLogDescriptors: Sendable {
 
     /// Over capacity: the least recently used idle descriptors, down to three quarters of the capacity (so
     /// the sort is paid once per many opens), removed from the state; the caller closes them.
+    /// Detaches every idle descriptor; returns them for the caller to close.
+    private func detachAllIdle(_ s: inout State) -> [Int32] {
+        let idle = s.current.filter { s.open[$0.value]?.users == 0 }
+        for (task, fd) in idle {
+            s.current[task] = nil
+            s.open[fd] = nil
+        }
+        return Array(idle.values)
+    }
+
     private func evict(_ s: inout State) -> [Int32] {
         guard s.current.count > capacity else { return [] }
         let idle = s.current.compactMap { task, fd in s.open[fd].flatMap { $0.users == 0 ? (task, $0) : nil } }
