@@ -156,7 +156,9 @@ final class SegmentWriter {
     /// Cuts the file back to `start` and syncs the cut, after a write or sync of frames from `start` on failed:
     /// an append reported failed must not be replayed by the next open, and a partial write can hold whole
     /// frames (a batch of several) or a failed sync frames the kernel writes back later. Returns false when the
-    /// cut itself failed (then some of those frames may still be found).
+    /// cut itself failed (then some of those frames may still be found). After a failed sync the LSN and the frame
+    /// chain stay where the append left them, past the file: nothing is appended after, as the journal stops at
+    /// any failed append.
     func takeBack(to start: Int) -> Bool {
         guard let openFile else { return false }
         do {
