@@ -80,6 +80,8 @@ public actor SchedulerEngine {
     /// When the view's updates began failing (nil while they succeed): said once in the log, and again when it catches up.
     /// Said at every retry, a full disk under the view wrote a line every 200 ms.
     var viewBehindSince: Int64?
+    /// Whether `view.behind` (``ViewLag``) is written for this spell of failures: tried again at each failing flush till it is.
+    var viewLagRecorded = false
 
     /// The durable, applied state.
     public private(set) var state = SchedulerState()
@@ -636,13 +638,17 @@ public actor SchedulerEngine {
             let deletedMeanwhile = deletedTasks
             deletedTasks.formUnion(deleted)
             newRuns.insert(contentsOf: runs.filter { !deletedMeanwhile.contains($0.0) }, at: 0)
-            guard viewBehindSince == nil else { return }
-            let now = clock.nowMilliseconds()
-            viewBehindSince = now
-            note("query view update failed, will retry (said again when it catches up): \(error)")
-            try? ViewLag.record(since: now, reason: "\(error)", workspace: configuration.workspace)
+            if viewBehindSince == nil {
+                viewBehindSince = clock.nowMilliseconds()
+                note("query view update failed, will retry (said again when it catches up): \(error)")
+            }
+            // Until it is written: on the full disk that holds the view back, the first tries often fail too.
+            if !viewLagRecorded, let since = viewBehindSince {
+                viewLagRecorded = (try? ViewLag.record(since: since, reason: "\(error)", workspace: configuration.workspace)) != nil
+            }
         } else if let since = viewBehindSince {
             viewBehindSince = nil
+            viewLagRecorded = false
             ViewLag.clear(configuration.workspace)
             note("query view caught up after \(String(format: "%.1f", Double(clock.nowMilliseconds() - since) / 1000)) s behind the journal")
         }
