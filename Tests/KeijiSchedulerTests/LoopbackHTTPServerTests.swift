@@ -121,4 +121,27 @@ struct LoopbackHTTPServerTests {
         #expect(served)
         #expect(oldestClosed)
     }
+
+    /// Connections whose answers are never read are evicted before any still reading: 32 complete requests (401s from
+    /// the metrics endpoint, to anyone) whose answers sat unread kept their slots through the send and the linger, and
+    /// sent again every second they got every scrape of the owner answered 503.
+    @Test func answeredConnectionsNobodyReadsMakeRoomForANewOne() async throws {
+        let s = try await Served()
+        defer { Task { await s.server.stop() } }
+        let status = try await blocking {
+            var unread: [Int32] = []
+            defer { for fd in unread { close(fd) } }
+            let request = "GET /metrics HTTP/1.1\r\n\r\n"
+            for _ in 0..<LoopbackHTTPServer.connectionLimit {
+                let fd = try LoopbackSocket.connected(port: s.port)
+                _ = send(fd, request, request.utf8.count, Int32(MSG_NOSIGNAL))
+                unread.append(fd)
+            }
+            // Each has its answer waiting (peeked at, not read): the server is past its route on all of them.
+            var scratch = [UInt8](repeating: 0, count: 1)
+            for fd in unread { _ = recv(fd, &scratch, 1, Int32(MSG_PEEK)) }
+            return try Self.get(s.port, "/scrape")?.status
+        }
+        #expect(status == 200)
+    }
 }

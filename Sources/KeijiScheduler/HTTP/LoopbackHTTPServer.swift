@@ -16,10 +16,12 @@ import Synchronization
 /// every firing for 45 s, and 20,000 idle connections ended its accept loop for good. Here a request's head is at
 /// most ``headLimitBytes`` (431 past it), its body ``bodyLimitBytes`` (413), the whole request must arrive within
 /// ``requestDeadline`` (408), at most ``connectionLimit`` connections are served at once, and a failed `accept` (out
-/// of descriptors) is waited out, never fatal. Past the limit a new connection closes the oldest one still sending its
-/// request, as the bus does with unauthenticated ones: answered 503, 40 connections that never finished a request
-/// (no token needed) kept the owner's Prometheus scrapes out for as long as they were held. Only when every
-/// connection has its request does the newcomer get 503. Blocking I/O runs on this server's own threads;
+/// of descriptors) is waited out, never fatal. Past the limit a new connection closes the oldest one already answered
+/// (its answer still being sent or lingering), else the oldest still sending its request, as the bus does with
+/// unauthenticated ones: answered 503, 40 connections that never finished a request (no token needed) kept the owner's
+/// Prometheus scrapes out for as long as they were held, and so did 32 complete requests whose 401s were never read,
+/// sent again every second. Only when every connection's request is with the route does the newcomer get 503.
+/// Blocking I/O runs on this server's own threads;
 /// only the route (`respond`) runs on the pool. A port that cannot be bound does not stop the scheduler:
 /// ``start()`` says why.
 final class LoopbackHTTPServer: Sendable {
@@ -36,8 +38,11 @@ final class LoopbackHTTPServer: Sendable {
         var stopped = false
         /// Connections being served, so ``stop()`` can wake their threads.
         var connections: Set<Int32> = []
-        /// Those of `connections` still reading their request, oldest first: the ones a newcomer may evict.
+        /// Those of `connections` still reading their request, oldest first: a newcomer evicts these after `answered`.
         var reading: [Int32] = []
+        /// Those of `connections` whose answer is being sent or lingering, oldest first: evicted before `reading`, so
+        /// answers nobody reads cannot keep a newcomer out.
+        var answered: [Int32] = []
     }
 
     /// The largest request head (request line and header fields): a browser's is well under 2 KB with cookies.
@@ -114,9 +119,15 @@ final class LoopbackHTTPServer: Sendable {
             }
             let admitted = state.withLock { state -> Bool in
                 if state.connections.count >= Self.connectionLimit {
-                    guard !state.reading.isEmpty else { return false }
                     // Woken by the shutdown, its thread ends (its descriptor, closed there, is not reused before).
-                    let oldest = state.reading.removeFirst()
+                    let oldest: Int32
+                    if !state.answered.isEmpty {
+                        oldest = state.answered.removeFirst()
+                    } else if !state.reading.isEmpty {
+                        oldest = state.reading.removeFirst()
+                    } else {
+                        return false
+                    }
                     state.connections.remove(oldest)
                     _ = shutdown(oldest, Int32(SHUT_RDWR))
                 }
@@ -141,6 +152,7 @@ final class LoopbackHTTPServer: Sendable {
                 state.withLock { state in
                     state.connections.remove(fd)
                     state.reading.removeAll { $0 == fd }
+                    state.answered.removeAll { $0 == fd }
                 }
                 _ = close(fd)
             }
@@ -160,6 +172,10 @@ final class LoopbackHTTPServer: Sendable {
             response = answer(parsed.request(body: body))
         } catch {
             response = .text(error.status, error.message.hasPrefix("\(error.status)") ? error.message + "\n" : "\(error.status) \(error.message)\n")
+        }
+        state.withLock { state in  // evictable first: a client that does not read its answer must not hold the slot
+            state.reading.removeAll { $0 == fd }
+            if state.connections.contains(fd) { state.answered.append(fd) }
         }
         Self.send(response.encoded(head: head), to: fd, until: .now + Self.writeTimeout)
         _ = shutdown(fd, Int32(SHUT_WR))
