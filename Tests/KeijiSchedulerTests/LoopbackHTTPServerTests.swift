@@ -29,11 +29,12 @@ struct LoopbackHTTPServerTests {
         private let counted = Calls()
         var calls: Int { counted.count.withLock { $0 } }
 
-        init(requestDeadline: Duration = LoopbackHTTPServer.requestDeadline) async throws {
+        init(requestDeadline: Duration = LoopbackHTTPServer.requestDeadline, descriptorCeiling: Int = Int.max) async throws {
             let counted = counted
             var started: LoopbackHTTPServer?
             for _ in 0..<50 where started == nil {
-                let server = LoopbackHTTPServer(port: UInt16.random(in: 20000..<32000), timeout: .seconds(30), requestDeadline: requestDeadline) { request in
+                let server = LoopbackHTTPServer(port: UInt16.random(in: 20000..<32000), timeout: .seconds(30), requestDeadline: requestDeadline,
+                                                descriptorCeiling: descriptorCeiling) { request in
                     counted.count.withLock { $0 += 1 }
                     let query = request.query.map { "\($0.name)=\($0.value)" }.joined(separator: ",")
                     return .text(200, "hello \(request.method) \(request.path) \(query) \(request.body.count)")
@@ -143,5 +144,15 @@ struct LoopbackHTTPServerTests {
             return try Self.get(s.port, "/scrape")?.status
         }
         #expect(status == 200)
+    }
+
+    /// A connection given a descriptor at ``DescriptorLimit/ceiling`` is closed unanswered, as a run's log is: accepted
+    /// connections used up the 16 descriptors kept for libdispatch, which kills a process that has none left.
+    @Test func aConnectionPastTheDescriptorCeilingIsClosedUnanswered() async throws {
+        let s = try await Served(descriptorCeiling: 0)  // every number is at or past it
+        defer { Task { await s.server.stop() } }
+        let answer = try await blocking { try Self.get(s.port, "/x") }
+        #expect(answer == nil)
+        #expect(s.calls == 0)
     }
 }

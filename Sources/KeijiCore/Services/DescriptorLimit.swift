@@ -16,6 +16,13 @@ public enum DescriptorLimit {
     /// Descriptors the scheduler leaves free for libdispatch and its own short-lived opens.
     public static let reserve = 16
 
+    /// The lowest descriptor number the scheduler's own opens (runs' logs, HTTP connections) may not get: the limit
+    /// less ``reserve``. The kernel gives the lowest free number, so one at the ceiling means all below it are taken.
+    public static var ceiling: Int {
+        let limit = current ?? minimum
+        return limit == Int.max ? Int.max : limit - reserve
+    }
+
     /// The soft limit now; `Int.max` when unlimited, `nil` if it cannot be read.
     public static var current: Int? {
         var limit = rlimit()

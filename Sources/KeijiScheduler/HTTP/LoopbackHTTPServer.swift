@@ -1,6 +1,7 @@
 import CSocket
 import Foundation
 import KeijiBus
+import KeijiCore
 import Synchronization
 
 #if canImport(Glibc)
@@ -16,12 +17,13 @@ import Synchronization
 /// every firing for 45 s, and 20,000 idle connections ended its accept loop for good. Here a request's head is at
 /// most ``headLimitBytes`` (431 past it), its body ``bodyLimitBytes`` (413), the whole request must arrive within
 /// ``requestDeadline`` (408), at most ``connectionLimit`` connections are served at once, and a failed `accept` (out
-/// of descriptors) is waited out, never fatal. Past the limit a new connection closes the oldest one already answered
-/// (its answer still being sent or lingering), else the oldest still sending its request, as the bus does with
-/// unauthenticated ones: answered 503, 40 connections that never finished a request (no token needed) kept the owner's
-/// Prometheus scrapes out for as long as they were held, and so did 32 complete requests whose 401s were never read,
-/// sent again every second. Only when every connection's request is with the route does the newcomer get 503.
-/// Blocking I/O runs on this server's own threads;
+/// of descriptors) is waited out, never fatal, and a connection that got a descriptor at ``DescriptorLimit/ceiling`` is
+/// closed at once (libdispatch kills a process left without descriptors). Past the limit a new connection closes the
+/// oldest one already answered (its answer still being sent or lingering), else the oldest still sending its request,
+/// as the bus does with unauthenticated ones: answered 503, 40 connections that never finished a request (no token
+/// needed) kept the owner's Prometheus scrapes out for as long as they were held, and so did 32 complete requests
+/// whose 401s were never read, sent again every second. Only when every connection's request is with the route does
+/// the newcomer get 503. Blocking I/O runs on this server's own threads;
 /// only the route (`respond`) runs on the pool. A port that cannot be bound does not stop the scheduler:
 /// ``start()`` says why.
 final class LoopbackHTTPServer: Sendable {
@@ -31,6 +33,8 @@ final class LoopbackHTTPServer: Sendable {
     /// ``requestDeadline``, or a test's own.
     private let deadline: Duration
     private let respond: @Sendable (HTTPRequest) async -> HTTPResponse
+    /// ``DescriptorLimit/ceiling``, or a test's own.
+    private let descriptorCeiling: Int
     private let state = Mutex(State())
 
     private struct State {
@@ -43,6 +47,8 @@ final class LoopbackHTTPServer: Sendable {
         /// Those of `connections` whose answer is being sent or lingering, oldest first: evicted before `reading`, so
         /// answers nobody reads cannot keep a newcomer out.
         var answered: [Int32] = []
+        /// When a connection past the descriptor ceiling was last logged: once a minute at most.
+        var ceilingLogged: ContinuousClock.Instant?
     }
 
     /// The largest request head (request line and header fields): a browser's is well under 2 KB with cookies.
@@ -55,11 +61,12 @@ final class LoopbackHTTPServer: Sendable {
     /// Bounds the whole answer's writing: a client that stops reading cannot hold a thread.
     static let writeTimeout: Duration = .seconds(10)
 
-    init(port: UInt16, timeout: Duration, requestDeadline: Duration = requestDeadline,
+    init(port: UInt16, timeout: Duration, requestDeadline: Duration = requestDeadline, descriptorCeiling: Int = DescriptorLimit.ceiling,
          respond: @escaping @Sendable (HTTPRequest) async -> HTTPResponse) {
         self.port = port
         self.timeout = timeout
         self.deadline = requestDeadline
+        self.descriptorCeiling = descriptorCeiling
         self.respond = respond
     }
 
@@ -116,6 +123,21 @@ final class LoopbackHTTPServer: Sendable {
                 case EINTR, ECONNABORTED, EPROTO: continue
                 default: usleep(100_000); continue  // out of descriptors or memory: wait for some to come back
                 }
+            }
+            // The kernel gives the lowest free number: one at the ceiling means the reserve is being used up.
+            if Int(fd) >= descriptorCeiling {
+                _ = close(fd)
+                let now = ContinuousClock.now
+                let log = state.withLock { state -> Bool in
+                    guard state.ceilingLogged.map({ now - $0 >= .seconds(60) }) ?? true else { return false }
+                    state.ceilingLogged = now
+                    return true
+                }
+                if log {
+                    FileHandle.standardError.write(Data(("keiji-scheduler: 127.0.0.1:\(port): connections closed unanswered: the scheduler is at its "
+                        + "descriptor limit (\(descriptorCeiling) in use, \(DescriptorLimit.reserve) kept free for itself; ulimit -n)\n").utf8))
+                }
+                continue
             }
             let admitted = state.withLock { state -> Bool in
                 if state.connections.count >= Self.connectionLimit {

@@ -42,10 +42,7 @@ final class TaskLogDescriptors: Sendable {
         self.ceiling = Atomic(ceiling)
     }
 
-    static func defaultCeiling() -> Int {
-        let limit = DescriptorLimit.current ?? DescriptorLimit.minimum
-        return limit == Int.max ? Int.max : limit - DescriptorLimit.reserve
-    }
+    static func defaultCeiling() -> Int { DescriptorLimit.ceiling }
 
     /// A quarter of the process's descriptor limit (`RLIMIT_NOFILE`), between 64 and 4,096: 256 at the common
     /// 1,024. Where the limit allows, a thousand tasks that each run every second keep their logs open; with
