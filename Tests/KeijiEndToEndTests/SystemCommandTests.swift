@@ -137,35 +137,24 @@ struct SystemCommandTests {
         #expect(try await s.keiji("system", "--status").stdout.contains("scheduler          OFFLINE"))
     }
 
-    /// An install without keiji-spawn-server beside the scheduler: every run would fail, each with a line in a log
-    /// nobody reads at `system --start` (a benchmark fired none of 15,000 runs so, its start reported fine). The
-    /// scheduler refuses to start and says why, in one line.
     /// Below the descriptor floor each service refuses to start with one line: the scheduler started and was killed
     /// by libdispatch (SIGILL) a few seconds later, once its thread monitor could not open a /proc file.
     @Test func aDescriptorLimitBelowTheFloorRefusesTheStart() async throws {
-        let s = try Session()
+        var s = try Session()
         defer { s.cleanUp() }
         #expect(try await s.keiji("init").status == 0)
+        s.launcher = ["/bin/sh", "-c", #"ulimit -n 100 && exec "$0" "$@""#]
         for (service, flag) in [("keiji-bus", "--bus"), ("keiji-scheduler", "--scheduler")] {
-            let r = try await offThePool { () -> Session.Result in
-                let process = Process()
-                process.executableURL = URL(fileURLWithPath: "/bin/sh")
-                process.arguments = ["-c", #"ulimit -n 100 && exec "$0" "$@""#, s.binaries + "/keiji", "system", "--start", flag]
-                process.environment = s.environment
-                let err = Pipe()
-                process.standardError = err
-                process.standardOutput = FileHandle.nullDevice
-                try process.run()
-                let stderr = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-                process.waitUntilExit()
-                return Session.Result(status: process.terminationStatus, stdout: "", stderr: stderr)
-            }
+            let r = try await s.keiji("system", "--start", flag)
             #expect(r.status == 1 && r.stderr == "error: \(service) refused to start: the descriptor limit (ulimit -n) is 100: \(service) "
                     + "needs at least 256; raise it and start again\n", "\(r.stderr)")
         }
         #expect(try pid(of: "bus", in: s) == nil && pid(of: "scheduler", in: s) == nil)
     }
 
+    /// An install without keiji-spawn-server beside the scheduler: every run would fail, each with a line in a log
+    /// nobody reads at `system --start` (a benchmark fired none of 15,000 runs so, its start reported fine). The
+    /// scheduler refuses to start and says why, in one line.
     @Test func aSchedulerWithoutItsSpawnHelperRefusesToStart() async throws {
         let built = try #require(Session.binaryDirectory())
         let install = FileManager.default.temporaryDirectory.path + "/keiji-install-" + UUID().uuidString.prefix(8)
