@@ -224,8 +224,7 @@ final class GroupCommitter: @unchecked Sendable {
             // This batch is answered with the error: its frames go, or the kernel could still write them back and
             // the next open replay appends reported failed. (Earlier batches an interval sync had not reached were
             // acknowledged: they stay.)
-            let failure = error as? JournalError ?? JournalError(.io, "\(error)")
-            throw writer.takeBack(to: offsetBefore) ? failure : failure.adding("; some of what was written may still be in the journal")
+            throw writer.takeBack(to: offsetBefore, after: error)
         }
         shared.publish(writer)
         guard options.observer != nil else { return (lsn, nil) }

@@ -53,11 +53,6 @@ public struct JournalError: Error, Sendable, CustomStringConvertible {
         let reason = cause.errno.map { String(cString: strerror($0)) } ?? cause.message
         return JournalError(.io, "\(action) (\(file)): \(reason)", errno: cause.errno)
     }
-
-    /// The same error with `text` appended to its message.
-    func adding(_ text: String) -> JournalError {
-        JournalError(code, message + text, errno: errno)
-    }
 }
 
 #if canImport(Glibc)

@@ -86,7 +86,7 @@ final class SegmentWriter {
     }
 
     /// Writes `records` as one or more batch frames in a single `pwrite`. Returns the first record's LSN.
-    /// If it throws, none of the records is in the file (unless ``takeBack(to:)`` failed, which the error says).
+    /// If it throws, none of the records is in the file (unless ``takeBack(to:after:)``'s cut failed, which the error says).
     func append(_ records: ArraySlice<[UInt8]>) throws -> UInt64 {
         let first = nextLSN
         var lastCRC = lastFrameCRC
@@ -153,23 +153,24 @@ final class SegmentWriter {
         durableLSN = lastLSN
     }
 
-    /// Cuts the file back to `start` and syncs the cut, after a write or sync of frames from `start` on failed:
+    /// Cuts the file back to `start` and syncs the cut, after `failure`, a write or sync of frames from `start` on:
     /// an append reported failed must not be replayed by the next open, and a partial write can hold whole
-    /// frames (a batch of several) or a failed sync frames the kernel writes back later. Returns false when the
-    /// cut itself failed (then some of those frames may still be found). After a failed sync the LSN and the frame
-    /// chain stay where the append left them, past the file: nothing is appended after, as the journal stops at
-    /// any failed append.
-    func takeBack(to start: Int) -> Bool {
-        guard let openFile else { return false }
+    /// frames (a batch of several) or a failed sync frames the kernel writes back later. Returns the error to
+    /// throw: `failure`, saying too when the cut itself failed (then some of those frames may still be found).
+    /// After a failed sync the LSN and the frame chain stay where the append left them, past the file: nothing is
+    /// appended after, as the journal stops at any failed append.
+    func takeBack(to start: Int, after failure: any Error) -> JournalError {
+        let answer = failure as? JournalError ?? JournalError(.io, "\(failure)")
         do {
+            guard let openFile else { throw JournalError(.closed, "no segment open") }
             try io.truncate(openFile, to: start)
             try io.sync(openFile)
         } catch {
-            return false
+            return JournalError(answer.code, answer.message + "; some of what was written may still be in the journal", errno: answer.errno)
         }
         offset = start
         allocatedEnd = start
-        return true
+        return answer
     }
 
     /// Writes a note frame that vouches for everything synced so far, and syncs it.
@@ -251,7 +252,7 @@ final class SegmentWriter {
         lastFrameCRC = frame.crc
     }
 
-    /// Writes frames at `offset` in one `pwrite`, and takes them back if that fails (``takeBack(to:)``). In a
+    /// Writes frames at `offset` in one `pwrite`, and takes them back if that fails (``takeBack(to:after:)``). In a
     /// preallocating segment, frames that pass the zeros written so far are followed by the next chunk of zeros,
     /// before the sync that follows, so the file's size changes once a chunk (``preallocate(_:from:to:)``).
     private func write(_ frames: [UInt8]) throws {
@@ -260,8 +261,7 @@ final class SegmentWriter {
         do {
             try io.write(file, frames, at: offset)
         } catch {
-            let failure = reworded(error, "cannot append to the journal")
-            throw takeBack(to: offset) ? failure : failure.adding("; some of what was written may still be in the journal")
+            throw takeBack(to: offset, after: reworded(error, "cannot append to the journal"))
         }
         offset = end
         if preallocates, end > allocatedEnd, end < options.segmentSize {
