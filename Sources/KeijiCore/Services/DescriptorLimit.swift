@@ -23,6 +23,11 @@ public enum DescriptorLimit {
         return limit == Int.max ? Int.max : limit - reserve
     }
 
+    /// Why the scheduler refused a descriptor at ``ceiling``: the one wording of a run's log and an HTTP connection.
+    public static func atCeiling(_ ceiling: Int) -> String {
+        "the scheduler is at its descriptor limit (\(ceiling) in use, \(reserve) kept free for itself; ulimit -n)"
+    }
+
     /// The soft limit now; `Int.max` when unlimited, `nil` if it cannot be read.
     public static var current: Int? {
         var limit = rlimit()

@@ -134,8 +134,8 @@ final class LoopbackHTTPServer: Sendable {
                     return true
                 }
                 if log {
-                    FileHandle.standardError.write(Data(("keiji-scheduler: 127.0.0.1:\(port): connections closed unanswered: the scheduler is at its "
-                        + "descriptor limit (\(descriptorCeiling) in use, \(DescriptorLimit.reserve) kept free for itself; ulimit -n)\n").utf8))
+                    FileHandle.standardError.write(Data(("keiji-scheduler: 127.0.0.1:\(port): connections closed unanswered: "
+                        + DescriptorLimit.atCeiling(descriptorCeiling) + "\n").utf8))
                 }
                 continue
             }

@@ -37,12 +37,10 @@ final class TaskLogDescriptors: Sendable {
     let ceiling: Atomic<Int>
     private let state = Mutex(State())
 
-    init(capacity: Int = TaskLogDescriptors.defaultCapacity(), ceiling: Int = TaskLogDescriptors.defaultCeiling()) {
+    init(capacity: Int = TaskLogDescriptors.defaultCapacity(), ceiling: Int = DescriptorLimit.ceiling) {
         self.capacity = capacity
         self.ceiling = Atomic(ceiling)
     }
-
-    static func defaultCeiling() -> Int { DescriptorLimit.ceiling }
 
     /// A quarter of the process's descriptor limit (`RLIMIT_NOFILE`), between 64 and 4,096: 256 at the common
     /// 1,024. Where the limit allows, a thousand tasks that each run every second keep their logs open; with
@@ -93,8 +91,7 @@ final class TaskLogDescriptors: Sendable {
             fd = try log.openForAppend()
             if Int(fd) >= ceiling {
                 close(fd)
-                throw KeijiError(.io, "the scheduler is at its descriptor limit (\(ceiling) in use, \(DescriptorLimit.reserve) kept free for itself; "
-                                 + "ulimit -n): \(task)'s log was not opened")
+                throw KeijiError(.io, DescriptorLimit.atCeiling(ceiling) + ": \(task)'s log was not opened")
             }
         }
         var opened = stat()
