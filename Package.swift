@@ -90,7 +90,7 @@ let package = Package(
         // A tiny writer the kill -9 test runs and kills; not installed.
         .executableTarget(name: "keiji-journal-writer", dependencies: ["KeijiJournal"]),
 
-        .testTarget(name: "KeijiCoreTests", dependencies: ["KeijiCore"]),
+        .testTarget(name: "KeijiCoreTests", dependencies: ["KeijiCore", "KeijiTestSupport"]),
         .target(name: "KeijiTestSupport", path: "Tests/KeijiTestSupport"),
         .testTarget(name: "KeijiSchedulerTests", dependencies: ["KeijiScheduler", "keiji-scheduler", "keiji-spawn-server", "KeijiTestSupport"]),
         .testTarget(name: "KeijiBusTests", dependencies: ["KeijiBus", "keiji-bus"]),

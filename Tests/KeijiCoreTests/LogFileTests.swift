@@ -1,5 +1,6 @@
 import Foundation
 import KeijiJournal
+import KeijiTestSupport
 import Testing
 
 @testable import KeijiCore
@@ -108,14 +109,14 @@ extension LogFileTests {
     /// A rotation on a full disk (a 64 KiB tmpfs) keeps the rolled segment plain: `--logs` reads it, the next rotation
     /// takes the next sequence number instead of renaming onto it, and once there is space both are compressed. It
     /// was left out of the count, and the next rotation replaced it: the run's output was lost. Needs root (mount).
-    @Test(.enabled(if: getuid() == 0 && FileManager.default.isExecutableFile(atPath: "/usr/bin/mount")))
+    @Test(.enabled(if: SmallDisk.canMount))
     func aSegmentThatCannotBeCompressedStaysPlainAndIsKept() throws {
         let home = TemporaryHome()
         defer { home.remove() }
         let disk = home.path + "/disk"
         try FileManager.default.createDirectory(atPath: disk, withIntermediateDirectories: true)
-        try run("mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", disk)
-        defer { try? run("umount", disk) }
+        let small = try SmallDisk(at: disk, size: "64k")
+        defer { small.unmount() }
         let log = LogFile(directory: disk + "/t", baseName: "t", rotate: true, maxSize: 1024)
         // Lines that do not compress (base64 of random bytes): 40 KB of them leave too little space for their segment.
         func batch(_ label: String, bytes: Int) throws -> [String] {
@@ -134,7 +135,7 @@ extension LogFileTests {
         #expect(throws: KeijiError.self) { try log.rotateIfNeeded() }
         #expect(try log.lastLines(first.count + second.count) == first + second, "the second rotation kept the first segment")
 
-        try run("mount", "-o", "remount,size=4m", disk)
+        try small.resize(to: "4m")
         let third = try batch("third", bytes: 4_000)
         #expect(try log.rotateIfNeeded())
         let files = try FileManager.default.contentsOfDirectory(atPath: log.directory).sorted()
@@ -153,15 +154,5 @@ extension LogFileTests {
             try LZ4FrameStream.compress(home.path + "/plain", to: home.path + "/sealed.lz4", chunkSize: 65_536)
             #expect(try LZ4FrameFile.decompress(Array(try FileSystem.read(home.path + "/sealed.lz4"))) == bytes, "\(size) bytes")
         }
-    }
-
-    /// Runs `/usr/bin/<tool>` and expects it to succeed.
-    private func run(_ tool: String, _ arguments: String...) throws {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/" + tool)
-        process.arguments = arguments
-        try process.run()
-        process.waitUntilExit()
-        #expect(process.terminationStatus == 0, "\(tool) \(arguments)")
     }
 }

@@ -1,5 +1,6 @@
 import Foundation
 import KeijiCore
+import KeijiTestSupport
 import Testing
 
 @testable import KeijiScheduler
@@ -495,15 +496,15 @@ extension RunTests {
     /// A log that cannot be compressed at its rotation (its disk is full) does not keep the run from starting: the
     /// rolled segment stays plain, the scheduler's log says so, and the run writes to a new active file. It ended
     /// "could not start", which put the task in error. Needs root (mount).
-    @Test(.enabled(if: getuid() == 0 && FileManager.default.isExecutableFile(atPath: "/usr/bin/mount")))
+    @Test(.enabled(if: SmallDisk.canMount))
     func aRotationOnAFullDiskDoesNotFailTheRun() async throws {
         let harness = try SchedulerHarness()
         defer { harness.remove() }
         harness.settings.logMaxSize = 1024
         let logs = harness.workspace.logsDirectory + "/tasks"
         try FileSystem.createDirectory(logs)
-        try run("mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", logs)
-        defer { try? run("umount", "--lazy", logs) }  // the engine keeps the log open until it goes
+        let small = try SmallDisk(at: logs, size: "64k")
+        defer { small.unmount(lazily: true) }  // the engine keeps the log open until it goes
         // The first run fills most of the disk with output that does not compress; the second writes one line.
         let marker = harness.home + "/first-done"
         try await harness.defineOffline(try harness.commandTask(
@@ -550,15 +551,5 @@ extension RunTests {
         let after = try #require(peakKiB())
         #expect(after - before < 64 << 10, "the peak went from \(before) KiB to \(after) KiB")
         #expect(harness.log(of: "big").contains("small"))
-    }
-
-    /// Runs `/usr/bin/<tool>` and expects it to succeed.
-    private func run(_ tool: String, _ arguments: String...) throws {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/" + tool)
-        process.arguments = arguments
-        try process.run()
-        process.waitUntilExit()
-        #expect(process.terminationStatus == 0, "\(tool) \(arguments)")
     }
 }
