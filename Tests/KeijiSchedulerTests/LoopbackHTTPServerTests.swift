@@ -20,14 +20,17 @@ struct LoopbackHTTPServerTests {
         }
     }
 
-    /// A server on a free loopback port whose route answers `hello <path>` and counts its calls.
+    /// A server on a free loopback port whose route answers `hello <path>` and counts its calls; a request for
+    /// `/hold` stays with the route until ``release()``.
     final class Served: Sendable {
         final class Calls: Sendable {
             let count = Mutex(0)
+            let released = Mutex(false)
         }
         let server: LoopbackHTTPServer
         private let counted = Calls()
         var calls: Int { counted.count.withLock { $0 } }
+        func release() { counted.released.withLock { $0 = true } }
 
         init(requestDeadline: Duration = LoopbackHTTPServer.requestDeadline, descriptorCeiling: Int = Int.max) async throws {
             let counted = counted
@@ -36,6 +39,7 @@ struct LoopbackHTTPServerTests {
                 let server = LoopbackHTTPServer(port: UInt16.random(in: 20000..<32000), timeout: .seconds(30), requestDeadline: requestDeadline,
                                                 descriptorCeiling: descriptorCeiling) { request in
                     counted.count.withLock { $0 += 1 }
+                    while request.path == "/hold", !counted.released.withLock({ $0 }) { try? await Task.sleep(for: .milliseconds(5)) }
                     let query = request.query.map { "\($0.name)=\($0.value)" }.joined(separator: ",")
                     return .text(200, "hello \(request.method) \(request.path) \(query) \(request.body.count)")
                 }
@@ -144,6 +148,39 @@ struct LoopbackHTTPServerTests {
             return try Self.get(s.port, "/scrape")?.status
         }
         #expect(status == 200)
+    }
+
+    /// Only when every connection's request is with the route is a newcomer refused, at once, with 503 and the
+    /// reason, and without the route; the slots come back as the route answers.
+    @Test func aNewcomerIsAnswered503WhileEveryRequestIsWithTheRoute() async throws {
+        let s = try await Served()
+        defer {
+            s.release()
+            Task { await s.server.stop() }
+        }
+        let (busy, after) = try await blocking {
+            var held: [Int32] = []
+            defer { for fd in held { close(fd) } }
+            let request = "GET /hold HTTP/1.1\r\n\r\n"
+            for _ in 0..<LoopbackHTTPServer.connectionLimit {
+                let fd = try LoopbackSocket.connected(port: s.port)
+                _ = send(fd, request, request.utf8.count, Int32(MSG_NOSIGNAL))
+                held.append(fd)
+            }
+            let deadline = ContinuousClock.now + .seconds(60)
+            while s.calls < LoopbackHTTPServer.connectionLimit, ContinuousClock.now < deadline { usleep(5_000) }
+            let busy = try Self.get(s.port, "/x")
+            s.release()
+            var after = try Self.get(s.port, "/x")
+            while after?.status == 503, ContinuousClock.now < deadline {  // until the held routes answer
+                usleep(5_000)
+                after = try Self.get(s.port, "/x")
+            }
+            return (busy, after)
+        }
+        #expect(busy?.status == 503 && busy?.body.hasPrefix("503 busy: \(LoopbackHTTPServer.connectionLimit) connections") == true, "\(String(describing: busy))")
+        #expect(after?.status == 200 && after?.body == "hello GET /x  0", "\(String(describing: after))")
+        #expect(s.calls == LoopbackHTTPServer.connectionLimit + 1)  // the 32 held and the one after; no refused one
     }
 
     /// A connection given a descriptor at ``DescriptorLimit/ceiling`` is closed unanswered, as a run's log is: accepted
