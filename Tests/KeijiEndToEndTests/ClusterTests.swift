@@ -1146,7 +1146,8 @@ struct ClusterTests {
     /// `keiji system --stop` while the database hangs (every table the node uses locked: each statement waits, as
     /// on a SIGSTOPped server): the scheduler's stop waits on the database only within its bounds and ends by
     /// itself, not marked stopped, with a clean stop in its journal. It waited on the claims its firings had sent
-    /// until the CLI killed it 20 s later, and the CLI said "stopped".
+    /// until the CLI killed it 20 s later, and the CLI said "stopped"; then, in some runs under load, on its checkpoint,
+    /// queued behind a view write the lock held (``StopBoundTests``).
     @Test func aStopWhileTheDatabaseHangsEndsWithinItsBounds() async throws {
         try await withCluster { cluster in
             let node = cluster.nodes[0]
@@ -1162,14 +1163,8 @@ struct ClusterTests {
             try await postgres.psql(cluster.url, "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE query LIKE '%pg_sleep(60)%' AND pid <> pg_backend_pid()")
             _ = await lock.value
             let log = schedulerLog(node.session)
-            if r.stdout.contains("scheduler: killed") {
-                // Once in six runs on a loaded machine the stop still hung after "stopping: 0 runs in progress", short of
-                // its bounded steps (not found yet: docs/operations.md, Not done yet). The CLI then says so and fails.
-                #expect(r.status == 1 && r.stderr.contains("keiji-scheduler did not stop in time and had to be killed"), "\(r.stdout)\(r.stderr)")
-            } else {
-                #expect(r.status == 0 && r.stdout.contains("scheduler: stopped"), "\(r.stdout)\(r.stderr)")
-                #expect(log.contains("the database did not answer within 5") && log.contains("scheduler stopped cleanly"), "\(log.suffix(3000))")
-            }
+            #expect(r.status == 0 && r.stdout.contains("scheduler: stopped") && !r.stdout.contains("killed"), "\(r.stdout)\(r.stderr)")
+            #expect(log.contains("the database did not answer within 5") && log.contains("scheduler stopped cleanly"), "\(log.suffix(3000))")
         }
     }
 

@@ -39,7 +39,7 @@ final class SchedulerHarness: @unchecked Sendable {
 
     func engine(spawn: Bool = true, clock: any SchedulerClock = WallClock(), journalIO: (any JournalIO)? = nil,
                 firingLeadMilliseconds: Int64? = nil, firingWindowMilliseconds: Int64? = nil, endedRunsInterval: Duration? = nil,
-                heldStartsLimit: Int? = nil, recordLateness: Bool = false,
+                heldStartsLimit: Int? = nil, recordLateness: Bool = false, stopDatabaseBound: Duration? = nil,
                 recoveryMode: JournalOptions.RecoveryMode = .strict) -> SchedulerEngine {
         var configuration = SchedulerConfiguration(workspace: workspace, settings: settings)
         configuration.spawnProcesses = spawn
@@ -49,6 +49,7 @@ final class SchedulerHarness: @unchecked Sendable {
         if let firingWindowMilliseconds { configuration.firingWindowMilliseconds = firingWindowMilliseconds }
         if let endedRunsInterval { configuration.endedRunsInterval = endedRunsInterval }
         if let heldStartsLimit { configuration.heldStartsLimit = heldStartsLimit }
+        if let stopDatabaseBound { configuration.stopDatabaseBound = stopDatabaseBound }
         if let journalIO { configuration.journalOptions.io = journalIO }
         configuration.journalOptions.recoveryMode = recoveryMode
         configuration.shutdownGrace = .seconds(2)

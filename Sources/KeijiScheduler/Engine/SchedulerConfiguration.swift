@@ -12,6 +12,9 @@ public struct SchedulerConfiguration: Sendable {
     public var spawnProcesses = true
     /// How long a graceful stop waits for runs before killing them.
     public var shutdownGrace: Duration = .seconds(10)
+    /// How long a stop waits for the database's steps together (the loops' last statements, the cluster's leave, the
+    /// view's last flush): under `keiji system --stop`'s 20 s with the shutdown grace's 10. Tests shorten it.
+    public var stopDatabaseBound: Duration = .seconds(5)
     /// A checkpoint is written after this many records (and at every clean stop), but not sooner than
     /// `checkpointSpacing` after the last one.
     public var checkpointEvery = 50_000

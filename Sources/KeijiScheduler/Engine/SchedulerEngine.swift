@@ -277,9 +277,10 @@ public actor SchedulerEngine {
             let ended = await Self.finishes(by: .now + Self.stopRunsBound) { await self.awaitRunsEnded() }
             if !ended { note("stopping: \(runs.count) runs had not ended \(Self.stopRunsBound) after their termination (waiting for the database?); stopping without them") }
         }
-        // The database's steps are bounded together (``stopDatabaseBound``): a server that hangs (SIGSTOP, a network
-        // that drops packets) answers no statement, and the stop waited on it until `keiji system --stop` killed it.
-        let databaseDeadline = ContinuousClock.now + Self.stopDatabaseBound
+        // The database's steps are bounded together (``SchedulerConfiguration/stopDatabaseBound``): a server that hangs
+        // (SIGSTOP, a network that drops packets) answers no statement, and the stop waited on it until `keiji system
+        // --stop` killed it.
+        let databaseDeadline = ContinuousClock.now + configuration.stopDatabaseBound
         var answered = true
         // Each loop ends at its next wait; one still in a step finishes it first (a heartbeat after `leave()`
         // marked this node alive again, a command pulled after the journal closed was lost here).
@@ -295,10 +296,12 @@ public actor SchedulerEngine {
             if state.activeRuns.isEmpty { _ = try? await record(.schedulerStopped(clean: true)) }  // runs stuck on a claim never began
             await waitUntilApplied(journal.lastLSN)
             if answered { answered = await Self.finishes(by: databaseDeadline) { await self.flushAndCloseView() } }
-            try? await writeCheckpoint()
+            // Encoded on this actor: a view write the database never answers holds the background thread, and the
+            // checkpoint queued behind it there until `keiji system --stop` killed the scheduler.
+            try? await writeCheckpoint(encodingOnBackground: false)
         }
         if !answered {
-            note("stopping: the database did not answer within \(Self.stopDatabaseBound)"
+            note("stopping: the database did not answer within \(configuration.stopDatabaseBound)"
                  + (cluster == nil ? "; the view catches up from the journal at the next start"
                                    : "; this node is not marked stopped (the other nodes take its unfinished claims over as a dead node's "
                                      + "after \(ClusterDatabase.heartbeatTimeoutSeconds) s), and the view catches up at the next start"))
@@ -309,11 +312,9 @@ public actor SchedulerEngine {
         note(journalFailure.map(JournalFailureStop.logLine) ?? "scheduler stopped cleanly")
     }
 
-    /// How long a stop waits for runs past their termination, and for the database's steps (the loops' last
-    /// statements, the cluster's leave, the view's last flush): under `keiji system --stop`'s 20 s with the
-    /// shutdown grace's 10.
+    /// How long a stop waits for runs past their termination (the database's steps have
+    /// ``SchedulerConfiguration/stopDatabaseBound``): under `keiji system --stop`'s 20 s with the shutdown grace's 10.
     static let stopRunsBound: Duration = .seconds(3)
-    static let stopDatabaseBound: Duration = .seconds(5)
 
     private func awaitRunsEnded() async {
         for run in runs.values { await run.work?.value }
@@ -655,12 +656,13 @@ public actor SchedulerEngine {
     }
 
     /// Snapshots the state at its LSN. The encoding (tens of milliseconds for a large state) runs on a copy on
-    /// the background thread, so firings are not held up.
-    func writeCheckpoint() async throws {
+    /// the background thread, so firings are not held up; at a stop, with nothing left to hold up, on this actor
+    /// (the view's writes share that thread, and one may never return).
+    func writeCheckpoint(encodingOnBackground: Bool = true) async throws {
         recordsSinceCheckpoint = 0
         lastCheckpoint = ContinuousClock.now
         let copy = state
-        let snapshot = try await background.run { try StateLoader.snapshot(copy) }
+        let snapshot = encodingOnBackground ? try await background.run { try StateLoader.snapshot(copy) } : try StateLoader.snapshot(copy)
         try await journal.writeCheckpoint(snapshot, at: copy.lastLSN)
         try await journal.compact()
     }
