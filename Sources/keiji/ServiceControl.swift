@@ -145,14 +145,18 @@ struct ServiceControl {
         case killed
     }
 
+    /// How long a stop waits after SIGTERM before SIGKILL: the scheduler's own stop is bounded by its runs' grace
+    /// (10 s), 3 s for runs past their termination and 5 s for the database; 20 s left a loaded machine 2 s of margin.
+    static let stopTimeout: Double = 30
+
     /// Stops `service`; true when it was running (stopped or killed: ``stopping(_:timeout:)`` tells which).
-    func stop(_ service: Service, timeout: Double = 20) throws -> Bool {
+    func stop(_ service: Service, timeout: Double = stopTimeout) throws -> Bool {
         try stopping(service, timeout: timeout) != .notRunning
     }
 
     /// SIGTERM, then SIGKILL if it has not ended within `timeout` seconds: said in one line, since a killed
     /// scheduler leaves no clean stop (its next start recovers as after a crash) and may leave its runs' processes.
-    func stopping(_ service: Service, timeout: Double = 20) throws -> StopOutcome {
+    func stopping(_ service: Service, timeout: Double = stopTimeout) throws -> StopOutcome {
         // No ~/.keiji, nothing to stop: the lock is not taken, so a stop (or an uninstall) does not create the folder.
         let lock = FileSystem.exists(workspace.systemRoot) ? try? WorkspaceChangeLock.services(workspace) : nil
         defer { lock?.release() }
