@@ -1,4 +1,3 @@
-import CSpawn
 import Foundation
 import KeijiCore
 
@@ -46,9 +45,8 @@ struct ServiceControl {
         return LiveProcess.startTime(of: pid) == started ? pid : nil
     }
 
-    /// Starts the service detached (own session, stdin and stdout /dev/null, stderr appended to its log, signals
-    /// at defaults) unless it is already running, then waits until it reports that it accepts work
-    /// (``ReadinessWait``). Returns its pid, whether it was started now and the notes it sent while starting;
+    /// Starts the service detached (``DetachedSpawn``: stdout /dev/null, stderr appended to its log) unless it is
+    /// already running, then waits until it reports that it accepts work (``ReadinessWait``). Returns its pid, whether it was started now and the notes it sent while starting;
     /// throws the service's own reason when it refused or died while starting.
     func start(_ service: Service, arguments: [String] = [], wait: ReadinessWait = ReadinessWait()) throws -> (pid: pid_t, started: Bool, notes: [String]) {
         let lock = try WorkspaceChangeLock.services(workspace)  // until it is ready, refused or dead: another start sees it running
@@ -73,34 +71,11 @@ struct ServiceControl {
         var theirsOpen = true
         defer { if theirsOpen { close(theirs) } }
 
-        var actions = posix_spawn_file_actions_t()
-        posix_spawn_file_actions_init(&actions)
-        defer { posix_spawn_file_actions_destroy(&actions) }
         // Every line a service logs goes into its log with a time; what it prints on stdout only repeats a few of
         // them for someone who runs it by hand, so here stdout goes nowhere and the log has each line once.
         // stderr stays: a crash's message from the Swift runtime has nowhere else to go.
-        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
-        posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0)
-        posix_spawn_file_actions_addopen(&actions, 2, log, O_WRONLY | O_APPEND | O_CREAT, 0o600)
-        posix_spawn_file_actions_adddup2(&actions, theirs, 3)
-        // Nothing else the CLI has open (a caller's pipes, say) may stay open for the daemon's lifetime.
-        _ = keiji_spawn_file_actions_closefrom(&actions, 4)
-        var attributes = posix_spawnattr_t()
-        posix_spawnattr_init(&attributes)
-        defer { posix_spawnattr_destroy(&attributes) }
-        var empty = sigset_t()
-        sigemptyset(&empty)
-        var all = sigset_t()
-        sigfillset(&all)
-        posix_spawnattr_setsigmask(&attributes, &empty)
-        posix_spawnattr_setsigdefault(&attributes, &all)
-        let setsid: Int32 = 0x80  // POSIX_SPAWN_SETSID (glibc)
-        posix_spawnattr_setflags(&attributes, Int16(setsid | Int32(POSIX_SPAWN_SETSIGMASK) | Int32(POSIX_SPAWN_SETSIGDEF)))
-        let argv: [UnsafeMutablePointer<CChar>?] = ([path] + arguments + [ServiceReadiness.argument, "3"]).map { strdup($0) } + [nil]
-        defer { argv.forEach { free($0) } }
-        var pid: pid_t = 0
-        let code = posix_spawn(&pid, path, &actions, &attributes, argv, environ)
-        guard code == 0 else { throw CLIError("cannot start \(service.binary): \(String(cString: strerror(code)))") }
+        let pid = try DetachedSpawn.spawn(path, arguments: arguments + [ServiceReadiness.argument, "3"], standardOutput: nil,
+                                          standardError: log, descriptor3: theirs)
         // Only the daemon holds its end now, so its exit is our end of file.
         close(theirs)
         theirsOpen = false

@@ -82,6 +82,9 @@ struct SystemCommand: AsyncParsableCommand {
             // bad settings.conf never keeps running services from being stopped.
             if uninstall { return try runUninstall(workspace: workspace, control: control) }
             if stop {
+                if services.contains(.scheduler), let run = try DetachedSystemCommand.askingRun(control) {
+                    return try DetachedSystemCommand.handOff(run: run, workspace: workspace)
+                }
                 var killed: [String] = []
                 for service in services.reversed() {
                     switch try control.stopping(service) {
@@ -114,6 +117,9 @@ struct SystemCommand: AsyncParsableCommand {
                 if services.contains(.scheduler), try restart || control.runningPID(.scheduler) == nil {
                     try ViewLocation(settings: settings, workspace: workspace).checkAccess()
                     SharedPostgresSession.current?.close()  // the services' starts and readiness waits need none
+                }
+                if restart, services.contains(.scheduler), let run = try DetachedSystemCommand.askingRun(control) {
+                    return try DetachedSystemCommand.handOff(run: run, workspace: workspace)
                 }
                 if restart {
                     for service in services.reversed() where try control.stop(service) { Console.say("\(service.rawValue): stopped") }

@@ -601,6 +601,40 @@ struct SystemCommandTests {
         #expect(isAlive(scheduler))
         #expect(try await s.keiji("system", "--stop").status == 0)
     }
+
+    /// `keiji system --restart` run by a task (a maintenance task) is one of the runs the scheduler's stop waits for:
+    /// after 10 s the stop killed the run's group, the restarting CLI with it, and the scheduler stayed down. The CLI
+    /// hands the restart to a detached copy of itself and the run ends at once: the scheduler comes back as a new
+    /// process, which carries none of the run's variables, and the copy's lines are in the scheduler's log.
+    @Test func aRestartRunByATaskBringsTheSchedulerBack() async throws {
+        let s = try Session()
+        defer { s.cleanUp() }
+        #expect(try await s.keiji("init").status == 0)
+        #expect(try await s.keiji("task", "--create", "--name=maint", "--desc=x", "--command", s.binaries + "/keiji system --restart",
+                                  "--every", "1h").status == 0)
+        #expect(try await s.keiji("system", "--start").status == 0)
+        let before = try #require(try pid(of: "scheduler", in: s))
+        #expect(try await s.keiji("task", "--run", "--name=maint").status == 0)
+
+        let log = s.home + "/.keiji/logs/services/scheduler/scheduler.log"
+        var after: pid_t?
+        #expect(await eventually(.seconds(60)) {
+            after = try pid(of: "scheduler", in: s)
+            guard let after, after != before else { return false }
+            return try String(contentsOfFile: log, encoding: .utf8).contains("scheduler: started (pid \(after))")
+        }, "\((try? String(contentsOfFile: log, encoding: .utf8)) ?? "")")
+        let scheduler = try #require(after)
+        #expect(isAlive(scheduler))
+        let status = try await s.keiji("system", "--status").stdout
+        #expect(status.contains("bus                ONLINE") && status.contains("scheduler          ONLINE"), "\(status)")
+        let environment = try #require(FileManager.default.contents(atPath: "/proc/\(scheduler)/environ"))
+        #expect(!String(decoding: environment, as: UTF8.self).contains("KEIJI_RUN_ID="), "the new scheduler is no process of the run")
+        let services = try String(contentsOfFile: log, encoding: .utf8)
+        #expect(services.contains("keiji system --restart, asked by run ") && services.contains("scheduler: stopped"), "\(services)")
+        // The run ended by itself before the stop waited for it (it was "stopped after 10012 ms").
+        let runs = try await s.keiji("task", "--logs", "--name=maint").stdout
+        #expect(runs.contains("keiji system --restart: goes on detached (pid ") && runs.contains(" succeeded after "), "\(runs)")
+    }
 }
 
 extension SystemCommandTests {

@@ -13,7 +13,7 @@ import Synchronization
 final class TaskEnvironments: Sendable {
     /// The variables each run sets itself: never taken from the scheduler's environment or a `.env`. `PWD` is the
     /// run's working directory, its task folder (the scheduler's own is where `keiji system --start` ran).
-    static let perRunKeys: Set<String> = ["KEIJI_RUN_ID", "KEIJI_TASK_NAME", "KEIJI_SCHEDULER_PID", "KEIJI_SLOT", "KEIJI_ERROR_FILE", "KEIJI_NODE", "PWD"]
+    static let perRunKeys = RunVariables.all.union(["PWD"])
     /// At most this many `.env` files are kept; past it the cache starts afresh (a re-read is cheap).
     static let capacity = 4096
 
