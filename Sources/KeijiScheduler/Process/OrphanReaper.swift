@@ -1,29 +1,104 @@
 import Foundation
+import Synchronization
 
 #if canImport(Glibc)
 @preconcurrency import Glibc
 #endif
 
-/// Finds processes a crashed scheduler left behind and kills their process groups. Every run's process
-/// gets `KEIJI_RUN_ID` in its environment (children inherit it), so `/proc/<pid>/environ` says which run
-/// a process belongs to, even for grandchildren that outlived the direct child's parent-death signal.
+/// Finds the processes of runs that outlived their process group and kills them with their groups. Every run's
+/// process gets `KEIJI_RUN_ID` in its environment (children inherit it), so `/proc/<pid>/environ` says which run a
+/// process belongs to: a grandchild that outlived the direct child's parent-death signal, a daemon that double-forked
+/// into a session of its own (`setsid`, Python's `start_new_session`). Used where keiji means "this run's processes
+/// must die": a timeout, a stop, a delete, the scheduler's stop, a dead spawn helper, a crashed scheduler's runs.
 enum OrphanReaper {
-    /// Kills every process (and its group) whose environment names one of `runIDs`. Returns how many.
+    /// Kills every process (and its group) whose environment names one of `runIDs`. Returns how many. One scan of
+    /// `/proc`: one open and read of each process's `environ` (those of other users' processes cannot be opened).
     static func killProcesses(ofRuns runIDs: Set<String>) -> Int {
-        guard !runIDs.isEmpty, let entries = try? FileManager.default.contentsOfDirectory(atPath: "/proc") else { return 0 }
-        let needles = runIDs.map { Array("KEIJI_RUN_ID=\($0)".utf8) }
+        guard !runIDs.isEmpty, let directory = opendir("/proc") else { return 0 }
+        defer { closedir(directory) }
+        let ids = Set(runIDs.map { Array($0.utf8) })
+        let (me, myGroup) = (getpid(), getpgid(0))
+        var environment = [UInt8](repeating: 0, count: 64 * 1024)
         var killed = 0
-        for entry in entries {
-            guard let pid = pid_t(entry), pid != getpid(),
-                let environment = FileManager.default.contents(atPath: "/proc/\(entry)/environ")
-            else { continue }
-            let variables = Array(environment).split(separator: 0)
-            guard variables.contains(where: { variable in needles.contains { Array(variable) == $0 } }) else { continue }
+        while let entry = readdir(directory) {
+            let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+            guard let pid = pid_t(name), pid != me else { continue }
+            let length = read("/proc/\(name)/environ", into: &environment)
+            guard length > 0, let id = runID(in: environment[..<length]), ids.contains(id) else { continue }
             let group = getpgid(pid)
-            if group > 1 && group != getpgid(0) { kill(-group, SIGKILL) }
+            if group > 1 && group != myGroup { kill(-group, SIGKILL) }
             kill(pid, SIGKILL)
             killed += 1
         }
         return killed
+    }
+
+    private static let variable = Array("KEIJI_RUN_ID=".utf8)
+
+    /// The value of `KEIJI_RUN_ID` in an `environ` (`KEY=value\0…`), hopping from variable to variable with
+    /// `memchr`: nothing is allocated for the processes that have none, nearly all of them.
+    private static func runID(in environment: ArraySlice<UInt8>) -> [UInt8]? {
+        environment.withUnsafeBytes { bytes -> [UInt8]? in
+            guard let base = bytes.baseAddress else { return nil }
+            var start = 0
+            while start < bytes.count {
+                let nul: UnsafeRawPointer? = UnsafeRawPointer(memchr(base + start, 0, bytes.count - start))
+                let end = nul.map { base.distance(to: $0) } ?? bytes.count
+                if end - start > variable.count, memcmp(base + start, variable, variable.count) == 0 {
+                    return Array(bytes[(start + variable.count)..<end])
+                }
+                start = end + 1
+            }
+            return nil
+        }
+    }
+
+    /// The whole file into `buffer` (grown as needed); its length, 0 when it cannot be read.
+    private static func read(_ path: String, into buffer: inout [UInt8]) -> Int {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { return 0 }
+        defer { close(fd) }
+        var length = 0
+        while true {
+            if length == buffer.count { buffer += [UInt8](repeating: 0, count: buffer.count) }
+            let count = buffer.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress! + length, $0.count - length) }
+            if count < 0, errno == EINTR { continue }
+            guard count > 0 else { return count < 0 ? 0 : length }
+            length += count
+        }
+    }
+
+    private struct Sweeps: Sendable {
+        var asked: [(runID: String, done: CheckedContinuation<Void, Never>)] = []
+        var scanning = false
+    }
+
+    private static let sweeps = Mutex(Sweeps())
+
+    /// Kills what is left of a run keiji ended, once its group has been killed, and returns when that is done. The
+    /// scan runs on a thread of its own (it blocks); runs asking while one is under way share the next, so a stop
+    /// that ends a thousand runs scans `/proc` a few times, not a thousand.
+    static func sweep(run runID: String) async {
+        await withCheckedContinuation { done in
+            let first = sweeps.withLock { s in
+                s.asked.append((runID, done))
+                defer { s.scanning = true }
+                return !s.scanning
+            }
+            if first { Thread.detachNewThread { scanWhileAsked() } }
+        }
+    }
+
+    private static func scanWhileAsked() {
+        while true {
+            let batch = sweeps.withLock { s in
+                defer { s.asked = [] }
+                if s.asked.isEmpty { s.scanning = false }
+                return s.asked
+            }
+            guard !batch.isEmpty else { return }
+            _ = killProcesses(ofRuns: Set(batch.map(\.runID)))
+            for asked in batch { asked.done.resume() }
+        }
     }
 }

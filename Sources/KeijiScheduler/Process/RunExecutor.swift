@@ -128,10 +128,15 @@ struct RunExecutor: Sendable {
         let status = await server.exitStatus(of: run)
         watchdog?.cancel()
         handle.detach()
-        // The server died: its group is killed, but a process that left the group still carries the run ID.
-        if case .lost = status { _ = OrphanReaper.killProcesses(ofRuns: [runID]) }
         let elapsed = ContinuousClock.now - heard
         let durationMs = sinceStartMs + elapsed.components.seconds * 1000 + elapsed.components.attoseconds / 1_000_000_000_000_000
+        // Its group is killed, but a process that left it (`setsid`, a daemon's double fork) still carries the run ID:
+        // killed too when keiji ended the run (a timeout, a stop, a delete, the scheduler's stop) or its helper died.
+        // A run that ended by itself keeps such processes, as under cron: a scan of /proc at every end would cost more
+        // than the run. Not counted in the run's duration.
+        var lost = false
+        if case .lost = status { lost = true }
+        if lost || handle.termination != nil { await OrphanReaper.sweep(run: runID) }
         return Self.result(of: status, termination: handle.termination, durationMs: durationMs, errorFile: errorFile) {
             RunOutputTail.lastLine(in: logDescriptor, runID: runID)
         }
