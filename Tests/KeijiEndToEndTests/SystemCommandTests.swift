@@ -635,6 +635,31 @@ struct SystemCommandTests {
         let runs = try await s.keiji("task", "--logs", "--name=maint").stdout
         #expect(runs.contains("keiji system --restart: goes on detached (pid ") && runs.contains(" succeeded after "), "\(runs)")
     }
+
+    /// A process a run started in a session of its own (`setsid cmd &`) outlived `keiji system --stop`, which ended
+    /// the run (and the next start): the scheduler's stop kills every process still carrying the run's ID. The
+    /// process is told by a marker in its environment.
+    @Test func systemStopKillsTheProcessesThatLeftARunsGroup() async throws {
+        let s = try Session()
+        defer { s.cleanUp() }
+        let marker = "ESCAPEE_MARK=" + UUID().uuidString
+        func marked() -> [pid_t] {
+            ((try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []).compactMap { entry in
+                guard let pid = pid_t(entry), isAlive(pid), let environment = FileManager.default.contents(atPath: "/proc/\(entry)/environ"),
+                      Array(environment).split(separator: 0).contains(where: { Array($0) == Array(marker.utf8) }) else { return nil }
+                return pid
+            }
+        }
+        defer { for pid in marked() { kill(pid, SIGKILL) } }
+        #expect(try await s.keiji("init").status == 0)
+        #expect(try await s.keiji("task", "--create", "--name=escaper", "--desc=x", "--command", "\(marker) setsid sleep 300 & sleep 100",
+                                  "--every", "1h").status == 0)
+        #expect(try await s.keiji("system", "--start").status == 0)
+        #expect(try await s.keiji("task", "--run", "--name=escaper").status == 0)
+        #expect(await eventually(.seconds(30)) { marked().contains { getsid($0) == $0 } }, "the run's setsid process started")
+        #expect(try await s.keiji("system", "--stop").status == 0)
+        #expect(await eventually(.seconds(20)) { marked().isEmpty }, "\(marked())")
+    }
 }
 
 extension SystemCommandTests {
