@@ -81,6 +81,16 @@ struct RunPreparationTests {
         #expect(String(decoding: second.bytes, as: UTF8.self).contains("PATH=/opt/bin\0") && String(decoding: second.bytes, as: UTF8.self).contains("GREETING=hallo\0"))
     }
 
+    /// The base is the scheduler's user, locale, zone, temporary folder and PATH, with a PATH of its own when the scheduler
+    /// has none (started by `env -i`, its runs found no program by name); the rest of the starter's shell is left out.
+    @Test func theBaseEnvironmentIsAnAllowListWithAPath() {
+        let scheduler = ["HOME": "/home/u", "USER": "u", "LANG": "C.UTF-8", "LC_TIME": "C", "TZ": "UTC", "PGPASSWORD": "sekrit",
+                         "DB_URL": "postgres://u:hunter2@db/k", "OLDPWD": "/x", "TERM": "xterm", "SHLVL": "2", "_": "/usr/bin/keiji"]
+        #expect(TaskEnvironments.inherited(from: scheduler) == ["HOME": "/home/u", "USER": "u", "LANG": "C.UTF-8", "LC_TIME": "C", "TZ": "UTC",
+                                                                "PATH": "/usr/local/bin:/usr/bin:/bin"])
+        #expect(TaskEnvironments.inherited(from: ["PATH": "/opt/bin"]) == ["PATH": "/opt/bin"])
+    }
+
     /// A `.env`'s mistakes are said once per change of the file (the engine writes the line into the task's log), the
     /// first three and how many more; a sound file says nothing.
     @Test func aDotEnvsMistakesAreSaidOncePerChange() throws {

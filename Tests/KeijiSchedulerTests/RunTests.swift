@@ -74,6 +74,28 @@ struct RunTests {
         #expect(missing.message == "cannot start keiji-no-such-program-y2: No such file or directory")
     }
 
+    /// A run's environment is a defined base (the user, the locale, PATH: ``TaskEnvironments/inherited(from:)``) plus its
+    /// `.env`, not all of the scheduler's: a secret exported in the shell that started the services reached every task.
+    @Test func aRunGetsADefinedBaseEnvironmentNotTheSchedulersSecrets() async throws {
+        let harness = try SchedulerHarness()
+        defer { harness.remove() }
+        setenv("KEIJI_TEST_EXPORTED_SECRET", "hunter2", 1)
+        setenv("LC_KEIJI_TEST", "kept", 1)
+        defer { unsetenv("KEIJI_TEST_EXPORTED_SECRET"); unsetenv("LC_KEIJI_TEST") }
+        let definition = try harness.commandTask("printer", "env", every: 3600)
+        try "FROM_DOTENV=yes\n".write(toFile: definition.directory + "/.env", atomically: true, encoding: .utf8)
+        try await harness.defineOffline(definition)
+        let engine = harness.engine()
+        try await engine.start()
+        _ = try await engine.submit(.taskTriggered(harness.taskName("printer")))
+        #expect(await harness.wait { try harness.entries().finishedRuns.count >= 1 })
+        await engine.stop()
+        let log = harness.log(of: "printer")
+        #expect(try harness.entries().finishedRuns.map(\.outcome) == [.succeeded], "\(log)")
+        #expect(!log.contains("KEIJI_TEST_EXPORTED_SECRET"), "\(log)")
+        for line in ["LC_KEIJI_TEST=kept", "FROM_DOTENV=yes", "HOME=", "PATH="] { #expect(log.contains("\n" + line), "\(line): \(log)") }
+    }
+
     /// A run's `PWD` is where it runs, its task folder, whatever the scheduler's environment or the `.env` say: it was
     /// the scheduler's, the folder `keiji system --start` ran in. `printenv` is exec'd directly, with no shell to set it.
     @Test func aRunsPWDIsItsTaskFolder() async throws {

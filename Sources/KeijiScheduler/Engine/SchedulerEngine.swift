@@ -22,8 +22,8 @@ public actor SchedulerEngine {
     nonisolated let clock: any SchedulerClock
     /// `TIME_ZONE`, resolved once.
     let timeZone: TimeZone
-    /// Each task's run environment: the scheduler's own, read once, plus the task's `.env` (re-read when it changes).
-    let environments = TaskEnvironments(base: ProcessInfo.processInfo.environment)
+    /// Each task's run environment: a defined part of the scheduler's own, read once, plus the task's `.env` (re-read when it changes).
+    let environments = TaskEnvironments(base: TaskEnvironments.inherited(from: ProcessInfo.processInfo.environment))
     /// Each task's log, kept open between runs.
     let taskLogs = TaskLogDescriptors()
     /// Where runs leave a thrown message (``RunErrorFiles``), prepared by ``start()``.

@@ -10,7 +10,7 @@ public enum SpawnPathProbe {
     public static func runsPerSecond(command: String, directory: String, log: LogFile, seconds: Double) async throws -> Double {
         let definition = TaskDefinition(name: try TaskName("spawn-probe"), description: "spawn path probe", action: .command(command),
                                         schedule: ScheduleSpec(.every(1, .seconds)), directory: directory)
-        let environments = TaskEnvironments(base: ProcessInfo.processInfo.environment)
+        let environments = TaskEnvironments(base: TaskEnvironments.inherited(from: ProcessInfo.processInfo.environment))
         let logs = TaskLogDescriptors()
         var count = 0
         let started = ContinuousClock.now

@@ -6,14 +6,22 @@ import Synchronization
 @preconcurrency import Glibc
 #endif
 
-/// The environment of each task's runs, encoded once: the scheduler's own environment plus the task
-/// folder's `.env`. A run costs one `stat` of the `.env`; the file is read and parsed again only when its
+/// The environment of each task's runs, encoded once: a defined base taken from the scheduler's environment
+/// (``inherited(from:)``) plus the task folder's `.env`. A run costs one `stat` of the `.env`; the file is read and parsed again only when its
 /// identity, size, modification or change time differ. A task without a `.env` keeps no entry at all (its
 /// runs use the scheduler's block), so the cache costs nothing for most tasks.
 final class TaskEnvironments: Sendable {
     /// The variables each run sets itself: never taken from the scheduler's environment or a `.env`. `PWD` is the
     /// run's working directory, its task folder (the scheduler's own is where `keiji system --start` ran).
     static let perRunKeys = RunVariables.all.union(["PWD"])
+    /// What runs take from the scheduler's environment, as cron and systemd give a defined one: who and where the
+    /// user is, the locale, the zone and the temporary folder; and the bus ports, so `keiji` run by a task reaches
+    /// the same bus. The rest was whatever the shell that last started the services held (a `PGPASSWORD`, an
+    /// exported `DB_URL`, `OLDPWD`, `TERM`), and changed with each restart from another shell.
+    static let inheritedKeys: Set<String> = ["HOME", "USER", "LOGNAME", "SHELL", "PATH", "LANG", "LANGUAGE", "TZ", "TMPDIR",
+                                             "KEIJI_BUS_PUSH_PORT", "KEIJI_BUS_PULL_PORT"]
+    /// `PATH` when the scheduler has none (started by `env -i`): its runs found no program by name.
+    static let defaultPath = "/usr/local/bin:/usr/bin:/bin"
     /// At most this many `.env` files are kept; past it the cache starts afresh (a re-read is cheap).
     static let capacity = 4096
 
@@ -47,6 +55,14 @@ final class TaskEnvironments: Sendable {
     private let entries = Mutex<[String: Entry]>([:])
     /// How many times a `.env` was read (for tests: a cached run reads nothing).
     private let reads = Atomic<Int>(0)
+
+    /// The base of every run's environment: the scheduler's ``inheritedKeys`` and `LC_*` variables, with ``defaultPath``
+    /// when it has no `PATH`.
+    static func inherited(from scheduler: [String: String]) -> [String: String] {
+        var base = scheduler.filter { inheritedKeys.contains($0.key) || $0.key.hasPrefix("LC_") }
+        if base["PATH"] == nil { base["PATH"] = defaultPath }
+        return base
+    }
 
     init(base: [String: String]) {
         self.base = base
