@@ -60,13 +60,13 @@ struct RunPreparationTests {
         try FileSystem.createDirectory(directory)
         defer { try? FileManager.default.removeItem(atPath: directory) }
         let environments = TaskEnvironments(base: ["PATH": "/usr/bin", "HOME": "/home/u", "KEIJI_RUN_ID": "inherited"])
-        #expect(environments.block(forTaskDirectory: directory).keys == ["HOME", "PATH"], "no .env: the scheduler's own, no per-run keys")
+        #expect(try environments.block(forTaskDirectory: directory).keys == ["HOME", "PATH"], "no .env: the scheduler's own, no per-run keys")
         #expect(environments.dotEnvReads == 0)
 
         try "GREETING=hello\nKEIJI_SLOT=nope\n".write(toFile: directory + "/.env", atomically: true, encoding: .utf8)
-        let first = environments.block(forTaskDirectory: directory)
+        let first = try environments.block(forTaskDirectory: directory)
         #expect(first.keys == ["HOME", "PATH", "GREETING"])
-        #expect(environments.block(forTaskDirectory: directory) == first)
+        #expect(try environments.block(forTaskDirectory: directory) == first)
         #expect(environments.dotEnvReads == 1, "an unchanged .env is not read again")
 
         // A new value of the same size in place (same inode): the change time and mtime still tell. (The pause
@@ -75,7 +75,7 @@ struct RunPreparationTests {
         let handle = try #require(FileHandle(forWritingAtPath: directory + "/.env"))
         try handle.write(contentsOf: Data("GREETING=hallo\nPATH=/opt/bin\n".utf8))
         try handle.close()
-        let second = environments.block(forTaskDirectory: directory)
+        let second = try environments.block(forTaskDirectory: directory)
         #expect(environments.dotEnvReads == 2)
         #expect(second.keys == ["GREETING", "HOME", "PATH"], "an overridden key appears once")
         #expect(String(decoding: second.bytes, as: UTF8.self).contains("PATH=/opt/bin\0") && String(decoding: second.bytes, as: UTF8.self).contains("GREETING=hallo\0"))
@@ -100,19 +100,19 @@ struct RunPreparationTests {
         let environments = TaskEnvironments(base: ["PATH": "/usr/bin"])
         var warnings: [String] = []
         try "API_KEY=\"oops\nNEXT=1\n".write(toFile: directory + "/.env", atomically: true, encoding: .utf8)
-        #expect(environments.block(forTaskDirectory: directory) { warnings.append($0) }.keys == ["PATH", "API_KEY", "NEXT"])
-        _ = environments.block(forTaskDirectory: directory) { warnings.append($0) }
+        #expect(try environments.block(forTaskDirectory: directory) { warnings.append($0) }.keys == ["PATH", "API_KEY", "NEXT"])
+        _ = try environments.block(forTaskDirectory: directory) { warnings.append($0) }
         #expect(warnings == ["\(directory)/.env line 1: a quote is not closed: the value ends with the line"])
 
         try "GOOD=1\nBROKEN LINE\nA=1 b\nC-D=1\nE=\"\n".write(toFile: directory + "/.env", atomically: true, encoding: .utf8)
-        _ = environments.block(forTaskDirectory: directory) { warnings.append($0) }
+        _ = try environments.block(forTaskDirectory: directory) { warnings.append($0) }
         #expect(warnings.count == 2 && warnings.last == "\(directory)/.env line 2: not KEY=value: skipped; "
                 + "line 3: text after the value is not part of it (quote a value with spaces): ignored; "
                 + "line 4: the name before '=' is not a variable name (letters, digits and '_', not starting with a digit): skipped; and 1 more",
                 "\(warnings)")
 
         try "GOOD=1\n".write(toFile: directory + "/.env", atomically: true, encoding: .utf8)
-        _ = environments.block(forTaskDirectory: directory) { warnings.append($0) }
+        _ = try environments.block(forTaskDirectory: directory) { warnings.append($0) }
         #expect(warnings.count == 2 && environments.dotEnvReads == 3)
     }
 

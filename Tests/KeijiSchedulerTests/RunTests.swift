@@ -114,6 +114,26 @@ struct RunTests {
         #expect(log.contains("\n\(definition.directory)\n"), "\(log)")
     }
 
+    /// A `.env` that is there but cannot be read (a directory here; no permission as another user) ends the run as not
+    /// started, naming the file and why: read as empty, the run went ahead without its variables and nothing said so.
+    @Test func aDotEnvThatCannotBeReadEndsTheRunUnstarted() async throws {
+        let harness = try SchedulerHarness()
+        defer { harness.remove() }
+        let definition = try harness.commandTask("unreadable", "printenv", every: 3600) { $0.continueOnError = true }
+        try FileSystem.createDirectory(definition.directory + "/.env")
+        try await harness.defineOffline(definition)
+        let engine = harness.engine()
+        try await engine.start()
+        _ = try await engine.submit(.taskTriggered(harness.taskName("unreadable")))
+        #expect(await harness.wait { try harness.entries().finishedRuns.count >= 1 })
+        await engine.stop()
+        let log = harness.log(of: "unreadable")
+        let run = try #require(try harness.entries().finishedRuns.first)
+        let reason = "cannot read \(definition.directory)/.env: Is a directory"
+        #expect(run.outcome == .spawnFailed && run.message == reason, "\(run)")
+        #expect(log.contains("could not start after 0 ms: \(reason)\n") && !log.contains("started"), "\(log)")
+    }
+
     /// A `.env` mistake is said in the task's log, naming the file and the line, once per content of the file: an
     /// unclosed quote took in the lines after it without a word. The lines after it are read as lines. A restart of
     /// the scheduler does not say it again (it did, at every restart); a changed file is said again.

@@ -425,16 +425,24 @@ extension SchedulerEngine {
         }
         let now = clock.nowMilliseconds()
         // Mistakes in the task's `.env` are said where its owner looks, once per content of the file (restarts included).
-        let environment = environments.block(forTaskDirectory: definition.directory, warnedRecord: taskLog.dotEnvWarnedPath) { warning in
-            LogFile.write(fd, "\(ISO8601.string(fromMilliseconds: now)) [keiji] warning: \(warning)\n")
+        var environment = EnvironmentBlock()
+        var refusal: (any Error)?
+        do {
+            environment = try environments.block(forTaskDirectory: definition.directory, warnedRecord: taskLog.dotEnvWarnedPath) { warning in
+                LogFile.write(fd, "\(ISO8601.string(fromMilliseconds: now)) [keiji] warning: \(warning)\n")
+            }
+            // A dated run's line is written as it is sent, dated at its slot: it comes before anything the run writes.
+            LogFile.write(fd, "\(ISO8601.string(fromMilliseconds: max(now, fireAtMs))) [keiji] run \(runID) started (attempt \(attempt)\(slot.map { ", slot \(ISO8601.string(fromSeconds: $0))" } ?? ""))\n")
+        } catch {
+            refusal = error
         }
-        // A dated run's line is written as it is sent, dated at its slot: it comes before anything the run writes.
-        LogFile.write(fd, "\(ISO8601.string(fromMilliseconds: max(now, fireAtMs))) [keiji] run \(runID) started (attempt \(attempt)\(slot.map { ", slot \(ISO8601.string(fromSeconds: $0))" } ?? ""))\n")
         let executor = RunExecutor(definition: definition, runID: runID, slot: slot, logDescriptor: fd, environment: environment,
                                    errorFile: runErrorFiles?.path(for: runID), node: configuration.settings.nodeName)
         let result: RunExecutor.Result
         let latenessMs: Int64
-        let beginning = await executor.begin(handle: run.handle, notBeforeMilliseconds: held ? fireAtMs : nil)
+        // A `.env` the run cannot have: it ends as one the helper could not start, and is never sent.
+        let beginning = if let refusal { RunExecutor.Beginning.failed(.init(outcome: .spawnFailed, status: nil, durationMs: 0, message: "\(refusal)")) }
+            else { await executor.begin(handle: run.handle, notBeforeMilliseconds: held ? fireAtMs : nil) }
         if held { heldStarts -= 1 }
         switch beginning {
         case .started(let process):

@@ -18,7 +18,7 @@ public enum SpawnPathProbe {
         while ContinuousClock.now < end {
             let fd = try logs.checkOut(log, task: definition.name, mayRotate: true)
             let result = await RunExecutor(definition: definition, runID: "probe-\(count)", slot: nil, logDescriptor: fd,
-                                           environment: environments.block(forTaskDirectory: directory), errorFile: nil).run(handle: RunHandle())
+                                           environment: try environments.block(forTaskDirectory: directory), errorFile: nil).run(handle: RunHandle())
             logs.checkIn(fd)
             guard result.outcome == .succeeded else {
                 throw KeijiError(.spawn, "the probe run \(count) \(result.outcome.rawValue): \(result.message ?? "")")

@@ -76,7 +76,8 @@ final class TaskEnvironments: Sendable {
     /// that reads it new or changed: the task's log says so once per change of the file, not at every run.
     /// `warnedRecord`: a file that keeps the SHA-256 of the content last warned of, so that a restart (or an emptied
     /// cache) does not say it again; a sound `.env` removes it, and a content not warned of yet is said.
-    func block(forTaskDirectory directory: String, warnedRecord: String? = nil, warn: (String) -> Void = { _ in }) -> EnvironmentBlock {
+    /// Throws when the `.env` is there but cannot be read (``contents(of:)``): the run cannot start without it.
+    func block(forTaskDirectory directory: String, warnedRecord: String? = nil, warn: (String) -> Void = { _ in }) throws -> EnvironmentBlock {
         let path = directory + "/.env"
         // Stat before reading: a change between the two shows as a new stamp next time, never a stale block.
         guard let stamp = Stamp(path) else { return baseBlock }
@@ -85,7 +86,7 @@ final class TaskEnvironments: Sendable {
             entry = cached
         } else {
             reads.add(1, ordering: .relaxed)
-            let data = FileManager.default.contents(atPath: path) ?? Data()
+            let data = Data(try Self.contents(of: path))
             let (values, problems) = DotEnv.parse(String(decoding: data, as: UTF8.self))
             let merged = values.keys.contains { base[$0] != nil }
             entry = Entry(stamp: stamp, block: EnvironmentBlock(merged ? base.merging(values) { _, new in new } : values, excluding: Self.perRunKeys),
@@ -107,6 +108,30 @@ final class TaskEnvironments: Sendable {
         var block = baseBlock
         block.append(entry.block)
         return block
+    }
+
+    /// The `.env`'s bytes. One that is there but cannot be read (no permission, a directory) is an error: read as empty,
+    /// the run went ahead without its variables (credentials, say) and nothing said so. Not blocking, so a FIFO with no
+    /// writer reads as empty rather than holding the engine.
+    private static func contents(of path: String) throws -> [UInt8] {
+        let fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK)
+        guard fd >= 0 else { throw cannotRead(path, errno) }
+        defer { close(fd) }
+        var bytes: [UInt8] = []
+        var buffer = [UInt8](repeating: 0, count: 64 * 1024)
+        while true {
+            let count = read(fd, &buffer, buffer.count)
+            if count == 0 { return bytes }
+            if count < 0 {
+                if errno == EINTR { continue }
+                throw cannotRead(path, errno)
+            }
+            bytes.append(contentsOf: buffer[..<count])
+        }
+    }
+
+    private static func cannotRead(_ path: String, _ code: Int32) -> KeijiError {
+        KeijiError(.spawn, "cannot read \(path): \(String(cString: strerror(code)))")
     }
 
     /// Whether `record` holds the digest of `content` (it was warned of before); if not, it is made to.
