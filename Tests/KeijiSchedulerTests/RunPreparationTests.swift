@@ -116,6 +116,20 @@ struct RunPreparationTests {
         #expect(warnings.count == 2 && environments.dotEnvReads == 3)
     }
 
+    /// A `.env` over the spawn request's limit could never start: it is refused by its size before it is read (parsed on
+    /// the engine, a 66 MB file held every task for 10 s), naming the file, its size and the limit.
+    @Test func aDotEnvOverTheLimitIsRefusedUnread() throws {
+        let directory = FileManager.default.temporaryDirectory.path + "/keiji-env-" + UUID().uuidString.prefix(8)
+        try FileSystem.createDirectory(directory)
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let environments = TaskEnvironments(base: ["PATH": "/usr/bin"])
+        let text = (0..<3000).map { "V\($0)=" + String(repeating: "x", count: 100) + "\n" }.joined()
+        try text.write(toFile: directory + "/.env", atomically: true, encoding: .utf8)
+        #expect(throws: KeijiError(.spawn, "\(directory)/.env is \(text.utf8.count) bytes; a run's arguments and environment may take at most 262144")) {
+            try environments.block(forTaskDirectory: directory)
+        }
+    }
+
     // MARK: - Log descriptor
 
     @Test func theLogStaysOpenBetweenRunsAndIsReopenedWhenReplacedOrRotated() throws {

@@ -1,3 +1,4 @@
+import CSpawn
 import Foundation
 import KeijiCore
 import Synchronization
@@ -110,13 +111,20 @@ final class TaskEnvironments: Sendable {
         return block
     }
 
+    /// The most a `.env` may hold: the spawn request's limit on a run's arguments and environment together.
+    static let sizeLimit = Int(KEIJI_SPAWN_MAX_MESSAGE)
+
     /// The `.env`'s bytes. One that is there but cannot be read (no permission, a directory) is an error: read as empty,
-    /// the run went ahead without its variables (credentials, say) and nothing said so. Not blocking, so a FIFO with no
-    /// writer reads as empty rather than holding the engine.
+    /// the run went ahead without its variables (credentials, say) and nothing said so. One over ``sizeLimit`` could not
+    /// start anyway and is refused by its size, unread: parsed on the engine first, a 66 MB file held every task for 10 s.
+    /// Not blocking, so a FIFO with no writer reads as empty rather than holding the engine.
     private static func contents(of path: String) throws -> [UInt8] {
         let fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK)
         guard fd >= 0 else { throw cannotRead(path, errno) }
         defer { close(fd) }
+        var info = stat()
+        guard fstat(fd, &info) == 0 else { throw cannotRead(path, errno) }
+        if Int64(info.st_size) > Int64(sizeLimit) { throw tooLarge(path, "is \(info.st_size) bytes") }
         var bytes: [UInt8] = []
         var buffer = [UInt8](repeating: 0, count: 64 * 1024)
         while true {
@@ -127,7 +135,13 @@ final class TaskEnvironments: Sendable {
                 throw cannotRead(path, errno)
             }
             bytes.append(contentsOf: buffer[..<count])
+            // A file that grew since, or a device with no size (a link to /dev/zero).
+            if bytes.count > sizeLimit { throw tooLarge(path, "holds more than \(sizeLimit) bytes") }
         }
+    }
+
+    private static func tooLarge(_ path: String, _ size: String) -> KeijiError {
+        KeijiError(.spawn, "\(path) \(size); a run's arguments and environment may take at most \(sizeLimit)")
     }
 
     private static func cannotRead(_ path: String, _ code: Int32) -> KeijiError {
