@@ -130,6 +130,21 @@ struct RunPreparationTests {
         }
     }
 
+    /// One variable over the kernel's per-string limit is refused naming it and the file: `execve` said only "Argument
+    /// list too long".
+    @Test func aVariableOverTheKernelsLimitIsNamed() throws {
+        let directory = FileManager.default.temporaryDirectory.path + "/keiji-env-" + UUID().uuidString.prefix(8)
+        try FileSystem.createDirectory(directory)
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let environments = TaskEnvironments(base: ["PATH": "/usr/bin"])
+        try ("SMALL=1\nT_BIG=" + String(repeating: "x", count: 131_065) + "\n").write(toFile: directory + "/.env", atomically: true, encoding: .utf8)
+        #expect(try environments.block(forTaskDirectory: directory).keys == ["PATH", "SMALL", "T_BIG"], "131072 bytes with its name and NUL: passed")
+        try ("SMALL=1\nT_BIG=" + String(repeating: "x", count: 131_066) + "\n").write(toFile: directory + "/.env", atomically: true, encoding: .utf8)
+        #expect(throws: KeijiError(.spawn, "T_BIG in \(directory)/.env takes 131073 bytes; Linux passes at most 131072 bytes per variable (NAME=value and its NUL)")) {
+            try environments.block(forTaskDirectory: directory)
+        }
+    }
+
     // MARK: - Log descriptor
 
     @Test func theLogStaysOpenBetweenRunsAndIsReopenedWhenReplacedOrRotated() throws {

@@ -89,6 +89,10 @@ final class TaskEnvironments: Sendable {
             reads.add(1, ordering: .relaxed)
             let data = Data(try Self.contents(of: path))
             let (values, problems) = DotEnv.parse(String(decoding: data, as: UTF8.self))
+            // The kernel's own refusal, E2BIG ("Argument list too long"), named neither the variable nor the file.
+            if let (key, value) = values.sorted(by: { $0.key < $1.key }).first(where: { $0.key.utf8.count + $0.value.utf8.count + 2 > Self.variableLimit }) {
+                throw KeijiError(.spawn, "\(key) in \(path) takes \(key.utf8.count + value.utf8.count + 2) bytes; Linux passes at most \(Self.variableLimit) bytes per variable (NAME=value and its NUL)")
+            }
             let merged = values.keys.contains { base[$0] != nil }
             entry = Entry(stamp: stamp, block: EnvironmentBlock(merged ? base.merging(values) { _, new in new } : values, excluding: Self.perRunKeys),
                           merged: merged)
@@ -113,6 +117,9 @@ final class TaskEnvironments: Sendable {
 
     /// The most a `.env` may hold: the spawn request's limit on a run's arguments and environment together.
     static let sizeLimit = Int(KEIJI_SPAWN_MAX_MESSAGE)
+
+    /// The most one `NAME=value` string (with its NUL) may take in an `execve`: Linux's MAX_ARG_STRLEN, 32 pages of 4 KiB.
+    static let variableLimit = 131_072
 
     /// The `.env`'s bytes. One that is there but cannot be read (no permission, a directory) is an error: read as empty,
     /// the run went ahead without its variables (credentials, say) and nothing said so. One over ``sizeLimit`` could not
