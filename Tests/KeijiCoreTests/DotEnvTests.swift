@@ -89,6 +89,22 @@ struct DotEnvTests {
         #expect(DotEnv.decode(text) == values)
     }
 
+    /// A file's bytes: a UTF-8 byte order mark is skipped (it made the first name unreadable); a value with a NUL or with
+    /// bytes that are not UTF-8 is skipped and named (the NUL dropped it, the bytes became U+FFFD, without a word), while
+    /// a U+FFFD written as UTF-8 is text like any other.
+    @Test func aFilesBytesAreReadAsTheShellWouldOrNamed() {
+        let bom: [UInt8] = [0xEF, 0xBB, 0xBF]
+        let withBOM = DotEnv.parse(bytes: bom + Array("T_BOM=1\nNEXT=2\n".utf8))
+        #expect(withBOM.values == ["T_BOM": "1", "NEXT": "2"] && withBOM.problems.isEmpty)
+        let bytes = Array("OK=caf\u{E9}\nT_LATIN1=caf".utf8) + [0xE9] + Array("\nT_NUL=a".utf8) + [0] + Array("b\nREPLACED=\u{FFFD}\nAFTER='x\ny'\n".utf8)
+        let (values, problems) = DotEnv.parse(bytes: bytes)
+        #expect(values == ["OK": "caf\u{E9}", "REPLACED": "\u{FFFD}", "AFTER": "x\ny"])
+        #expect(problems.map(\.description) == [
+            "line 2: the value of T_LATIN1 holds bytes that are not UTF-8: skipped",
+            "line 3: the value of T_NUL holds a NUL byte, which no environment can: skipped",
+        ])
+    }
+
     @Test func badKeysAreRefused() {
         #expect(throws: KeijiError.self) { try DotEnv.encode([("1BAD", "x")]) }
         #expect(throws: KeijiError.self) { try DotEnv.encode([("A B", "x")]) }

@@ -37,6 +37,31 @@ public enum DotEnv {
     /// Read scalar by scalar, so a quote followed by a combining mark, or a CRLF line end, is never merged into one
     /// character.
     public static func parse(_ text: String) -> (values: [String: String], problems: [Problem]) {
+        parse(text, notUTF8: [])
+    }
+
+    /// ``parse(_:)`` of a file's bytes. A UTF-8 byte order mark at the start is skipped (Windows editors write one; it
+    /// made the first name unreadable). A value with bytes that are not UTF-8 is skipped and named: decoded, they became
+    /// U+FFFD without a word (a Latin-1 password, silently wrong).
+    public static func parse(bytes: [UInt8]) -> (values: [String: String], problems: [Problem]) {
+        var iterator = (bytes.starts(with: [0xEF, 0xBB, 0xBF]) ? bytes.dropFirst(3) : bytes[...]).makeIterator()
+        var parser = Unicode.UTF8.ForwardParser()
+        var text = ""
+        var notUTF8: [Int] = []
+        decoding: while true {
+            switch parser.parseScalar(from: &iterator) {
+            case .valid(let encoded): text.unicodeScalars.append(Unicode.UTF8.decode(encoded))
+            case .error:
+                notUTF8.append(text.utf8.count)
+                text.unicodeScalars.append("\u{FFFD}")
+            case .emptyInput: break decoding
+            }
+        }
+        return parse(text, notUTF8: notUTF8)
+    }
+
+    /// `notUTF8`: the UTF-8 offsets in `text`, in order, of the U+FFFD that stand for bytes that were not UTF-8.
+    private static func parse(_ text: String, notUTF8: [Int]) -> (values: [String: String], problems: [Problem]) {
         var values: [String: String] = [:]
         var problems: [Problem] = []
         let all = text.unicodeScalars[...]
@@ -48,6 +73,7 @@ public enum DotEnv {
             problems.append(Problem(line: counted.line, reason: reason))
         }
         func isBlank(_ c: Unicode.Scalar) -> Bool { c == " " || c == "\t" || c == "\r" }
+        var nextNotUTF8 = 0
         while !rest.isEmpty {
             rest = rest.drop { isBlank($0) || $0 == "\n" }
             if rest.first == "#" {
@@ -63,12 +89,20 @@ public enum DotEnv {
                 continue
             }
             rest = rest.dropFirst().drop { $0 == " " || $0 == "\t" }
+            let valueStart = text.utf8.distance(from: text.startIndex, to: rest.startIndex)
             let (value, unclosedQuote) = readValue(&rest)
+            let valueEnd = text.utf8.distance(from: text.startIndex, to: rest.startIndex)
+            while nextNotUTF8 < notUTF8.count, notUTF8[nextNotUTF8] < valueStart { nextNotUTF8 += 1 }
             let name = String(key).trimmingSpaces()
-            if isValidKey(name) {
-                values[name] = value
-            } else {
+            if !isValidKey(name) {
                 report("the name before '=' is not a variable name (letters, digits and '_', not starting with a digit): skipped", at: start)
+            } else if value.unicodeScalars.contains("\0") {
+                // No environment can hold one: it was dropped without a word.
+                report("the value of \(name) holds a NUL byte, which no environment can: skipped", at: start)
+            } else if nextNotUTF8 < notUTF8.count, notUTF8[nextNotUTF8] < valueEnd {
+                report("the value of \(name) holds bytes that are not UTF-8: skipped", at: start)
+            } else {
+                values[name] = value
             }
             if let unclosedQuote { report("a quote is not closed: the value ends with the line", at: unclosedQuote) }
             // Anything after the value ends at the line's end: a comment, or words a shell would run as a command.
@@ -84,7 +118,7 @@ public enum DotEnv {
     /// The values in the file at `path`, or none if there is no file.
     public static func load(_ path: String) throws -> [String: String] {
         guard let data = FileManager.default.contents(atPath: path) else { return [:] }
-        return decode(String(decoding: data, as: UTF8.self))
+        return parse(bytes: Array(data)).values
     }
 
     static func isValidKey<S: StringProtocol>(_ key: S) -> Bool {

@@ -87,8 +87,8 @@ final class TaskEnvironments: Sendable {
             entry = cached
         } else {
             reads.add(1, ordering: .relaxed)
-            let data = Data(try Self.contents(of: path))
-            let (values, problems) = DotEnv.parse(String(decoding: data, as: UTF8.self))
+            let data = try Self.contents(of: path)
+            let (values, problems) = DotEnv.parse(bytes: data)
             // The kernel's own refusal, E2BIG ("Argument list too long"), named neither the variable nor the file.
             if let (key, value) = values.sorted(by: { $0.key < $1.key }).first(where: { $0.key.utf8.count + $0.value.utf8.count + 2 > Self.variableLimit }) {
                 throw KeijiError(.spawn, "\(key) in \(path) takes \(key.utf8.count + value.utf8.count + 2) bytes; Linux passes at most \(Self.variableLimit) bytes per variable (NAME=value and its NUL)")
@@ -105,7 +105,7 @@ final class TaskEnvironments: Sendable {
             }
             if first, problems.isEmpty, let warnedRecord {
                 unlink(warnedRecord)
-            } else if first, !problems.isEmpty, !Self.wasWarned(data, record: warnedRecord) {
+            } else if first, !problems.isEmpty, !Self.wasWarned(Data(data), record: warnedRecord) {
                 warn("\(path) " + problems.prefix(3).map(\.description).joined(separator: "; ") + (problems.count > 3 ? "; and \(problems.count - 3) more" : ""))
             }
         }
