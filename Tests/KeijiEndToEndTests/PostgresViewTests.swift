@@ -103,7 +103,7 @@ struct PostgresViewTests {
         }
         #expect(ran, "both tasks ran and their runs reached PostgreSQL")
         let rows = try await psql(url, #"SELECT "ID", "Name", "Description", "Executable", "IsError", "LastExecutionTime" IS NOT NULL FROM task_models ORDER BY "ID""#)
-        #expect(rows == "1|ping|says ping|echo ping|0|t\n2|pong|says pong|echo pong|0|t", "\(rows)")
+        #expect(rows == "1|ping|says ping|/bin/sh -c echo ping|0|t\n2|pong|says pong|/bin/sh -c echo pong|0|t", "\(rows)")
 
         r = try await s.keiji("task", "--get", "--name=pong")
         #expect(r.status == 0 && r.stdout.contains("TaskModel:") && r.stdout.contains("ID: 2") && r.stdout.contains("Name: pong")

@@ -23,7 +23,8 @@ struct RunPreparationTests {
         ("/usr/bin/env  python3\t-u script.py", ["/usr/bin/env", "python3", "-u", "script.py"]),
         ("./run.sh --level=3 a,b x+y user@host 50% ~no", nil),
         ("./run.sh --level=3 a,b x+y user@host 50%", ["./run.sh", "--level=3", "a,b", "x+y", "user@host", "50%"]),
-        ("echo héllo wörld", ["echo", "héllo", "wörld"]),
+        ("printenv héllo wörld", ["printenv", "héllo", "wörld"]),
+        ("false", ["false"]),
         ("sleep 0.5", ["sleep", "0.5"]),
         ("  rsync -a /src/ host:/dst/  ", ["rsync", "-a", "/src/", "host:/dst/"]),
     ] as [(String, [String]?)])
@@ -40,7 +41,9 @@ struct RunPreparationTests {
         "", "   ", "echo 'quoted'", "echo \"quoted\"", "echo a\\ b", "echo $HOME", "echo `date`", "echo $(date)", "a | b", "a && b",
         "a; b", "a & b", "a > out", "a < in", "(a)", "ls *.txt", "ls file?", "ls [ab]", "ls ~", "cd /tmp", "exit 3",
         "export A=1", ". ./env.sh", "A=1 cmd", "if true", "a # comment", "! a", "{ a; }", "a\nb", "a\rb", "echo a^b",
-        "source x", "exec cmd", "set -e", "time cmd", "while", "for x", "echo {a,b}",
+        "source x", "exec cmd", "set -e", "time cmd", "while", "for x", "echo {a,b}", "chdir /tmp",
+        // dash's builtins that are programs too: the shell runs its own (`echo -e a` prints `-e a`, `pwd` is logical).
+        "echo -e a", "echo", "printf %s x", "test -f x", "kill -HUP 1", "pwd", "true --help", "false x",
     ])
     func anythingAShellWouldReadDifferentlyGoesToTheShell(command: String) {
         #expect(CommandWords.plainWords(command) == nil)

@@ -10,7 +10,8 @@ public enum CommandWords {
     /// (operators), `* ? [ ] ~` (globs and the home directory), `# ! { } ^ =`, newlines and other control
     /// characters. `=` is allowed after the first word (`--level=3`), never in it (`A=1 cmd` is an
     /// assignment). The first word must not be a shell keyword or a builtin with no program of its own
-    /// (`cd`, `exit`, `export`, `.`, …): `echo`, `printf`, `test`, `true`, `sleep` run their /usr/bin programs.
+    /// (`cd`, `exit`, `export`, `.`, …), nor a builtin of `/bin/sh` that is also a program (``shellBuiltinPrograms``):
+    /// the shell runs its builtin, not the program. `sleep`, `printenv`, `env` run their /usr/bin programs.
     public static func plainWords(_ command: String) -> [String]? {
         var words: [String] = []
         for word in command.utf8.split(whereSeparator: { $0 == UInt8(ascii: " ") || $0 == UInt8(ascii: "\t") }) {
@@ -19,6 +20,7 @@ public enum CommandWords {
             words.append(String(decoding: word, as: UTF8.self))
         }
         guard let first = words.first, !shellOnlyWords.contains(first) else { return nil }
+        if shellBuiltinPrograms.contains(first), !(words.count == 1 && (first == "true" || first == "false")) { return nil }
         return words
     }
 
@@ -32,12 +34,18 @@ public enum CommandWords {
         }
     }
 
+    /// Builtins of dash (`/bin/sh`) that are also programs in /usr/bin, whose builtin the shell runs: they differ
+    /// (`echo -e a` prints `a` from coreutils, `-e a` from dash; coreutils' `pwd` is physical, dash's logical;
+    /// `kill`'s and `printf`'s options), so they go to the shell. A bare `true` or `false` stays direct: with no
+    /// arguments the two do the same (given `--help`, coreutils' prints its help, the builtin nothing).
+    public static let shellBuiltinPrograms: Set<String> = ["echo", "printf", "test", "kill", "pwd", "true", "false"]
+
     /// Reserved words, and builtins that have no program of their own (or whose program could not do what the
     /// builtin does, like `cd` or `exec`): these only make sense to a shell.
     public static let shellOnlyWords: Set<String> = [
         "if", "then", "else", "elif", "fi", "case", "esac", "for", "while", "until", "do", "done", "in", "function", "select",
         "time", "coproc",
-        ".", ":", "alias", "bg", "break", "builtin", "cd", "command", "continue", "declare", "eval", "exec", "exit", "export",
+        ".", ":", "alias", "bg", "break", "builtin", "cd", "chdir", "command", "continue", "declare", "eval", "exec", "exit", "export",
         "fc", "fg", "getopts", "hash", "jobs", "let", "local", "logout", "read", "readonly", "return", "set", "shift",
         "source", "times", "trap", "type", "typeset", "ulimit", "umask", "unalias", "unset", "wait",
     ]
