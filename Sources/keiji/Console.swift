@@ -22,7 +22,7 @@ enum Console {
         say(lines.joined(separator: "\n"))
     }
 
-    /// Lines as bytes, each followed by a newline, in one write: a task's log as it wrote it (see ``visible(_:)``).
+    /// Lines as bytes, each followed by a newline, in one write: a task's log as it wrote it (`--get` shows text through `VisibleText`).
     static func say(byteLines lines: [ArraySlice<UInt8>]) {
         guard !lines.isEmpty else { return }
         var out: [UInt8] = []
@@ -53,30 +53,6 @@ enum Console {
 
     /// `error: <message>` on stderr, the one line every failure prints.
     static func error(_ message: String) { FileHandle.standardError.write(Data((paint("error:", 31) + " " + message + "\n").utf8)) }
-
-    /// `text` on one line, its control characters shown as Swift's escapes (`\n`, `\t`, `\r`, `\u{1B}`): a newline
-    /// printed raw split a `Key: value` line of `--get` (the next line read as a key), and an ESC or OSC sequence
-    /// moved the cursor or retitled the terminal. A backslash stays as it is: `--json` has the exact text. For text
-    /// a task or a user wrote; `--logs` prints the task's output as it is, as `cat` would.
-    static func visible(_ text: String) -> String {
-        guard text.unicodeScalars.contains(where: isHidden) else { return text }
-        var shown = ""
-        for scalar in text.unicodeScalars {
-            switch scalar {
-            case "\n": shown += "\\n"
-            case "\t": shown += "\\t"
-            case "\r": shown += "\\r"
-            case _ where isHidden(scalar): shown += "\\u{\(String(scalar.value, radix: 16, uppercase: true))}"
-            default: shown.unicodeScalars.append(scalar)
-            }
-        }
-        return shown
-    }
-
-    /// C0 and C1 controls, and the two Unicode line breaks some readers split lines at (Python's `splitlines()`).
-    private static func isHidden(_ scalar: Unicode.Scalar) -> Bool {
-        scalar.value < 0x20 || (0x7F...0x9F).contains(scalar.value) || scalar == "\u{2028}" || scalar == "\u{2029}"
-    }
 
     static func paint(_ text: String, _ code: Int) -> String { colours ? "\u{1B}[\(code)m\(text)\u{1B}[0m" : text }
 }

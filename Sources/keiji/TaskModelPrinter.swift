@@ -39,7 +39,7 @@ extension TaskCommand {
                 var text = value ?? "N/A"
                 if column.hasPrefix("Is") { text = text == "1" ? "true" : "false" }
                 if column == "ErrorTxt" { text = value ?? "" }
-                Console.say("\(column): \(Console.visible(text))")
+                Console.say("\(column): \(VisibleText.escaped(text))")
             }
             for (key, text) in TaskPolicyColumns(row.dropFirst(Self.columns.count))?.lines(defaultTimeZone: settings.timeZoneIdentifier) ?? [] {
                 Console.say("\(key): \(text)")

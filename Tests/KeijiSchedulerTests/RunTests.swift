@@ -134,6 +134,21 @@ struct RunTests {
         #expect(log.contains("could not start after 0 ms: \(reason)\n") && !log.contains("started"), "\(log)")
     }
 
+    /// A no-break space in a command is part of the word, as for the shell; the failure shows it escaped (``VisibleText``):
+    /// `cannot start echo nbsp` looked as if `echo` were missing.
+    @Test func aUnicodeSpaceInAProgramsNameIsShownEscaped() async throws {
+        let harness = try SchedulerHarness()
+        defer { harness.remove() }
+        try await harness.defineOffline(try harness.commandTask("nbsp", "echo\u{A0}nbsp", every: 3600) { $0.continueOnError = true })
+        let engine = harness.engine()
+        try await engine.start()
+        _ = try await engine.submit(.taskTriggered(harness.taskName("nbsp")))
+        #expect(await harness.wait { try harness.entries().finishedRuns.count >= 1 })
+        await engine.stop()
+        let run = try #require(try harness.entries().finishedRuns.first)
+        #expect(run.outcome == .spawnFailed && run.message == #"cannot start echo\u{A0}nbsp: No such file or directory"#, "\(run)")
+    }
+
     /// A `.env` mistake is said in the task's log, naming the file and the line, once per content of the file: an
     /// unclosed quote took in the lines after it without a word. The lines after it are read as lines. A restart of
     /// the scheduler does not say it again (it did, at every restart); a changed file is said again.

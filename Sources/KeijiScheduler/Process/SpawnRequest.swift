@@ -20,7 +20,7 @@ struct SpawnRequest: Sendable {
     /// The start message: the fixed header, then `program\0cwd\0`, argv and the environment, NUL-terminated.
     func message(tag: UInt64) throws -> [UInt8] {
         for text in [program, directory] + arguments where text.utf8.contains(0) {
-            throw KeijiError(.spawn, "cannot start \(program): an argument or the directory holds a NUL byte")
+            throw KeijiError(.spawn, "cannot start \(VisibleText.escaped(program)): an argument or the directory holds a NUL byte")
         }
         var header = keiji_spawn_request()
         header.kind = UInt32(KEIJI_SPAWN_START.rawValue)
@@ -41,7 +41,7 @@ struct SpawnRequest: Sendable {
         bytes.append(contentsOf: environment.bytes)
         let limit = Int(KEIJI_SPAWN_MAX_MESSAGE)
         guard bytes.count <= limit else {
-            throw KeijiError(.spawn, "cannot start \(program): its arguments and environment take \(bytes.count) bytes; at most \(limit) are accepted")
+            throw KeijiError(.spawn, "cannot start \(VisibleText.escaped(program)): its arguments and environment take \(bytes.count) bytes; at most \(limit) are accepted")
         }
         return bytes
     }

@@ -114,7 +114,7 @@ final class SpawnServer: Sendable {
             let refusal = state.withLock { s -> (any Error)? in
                 if withdrawn() { return StartCancelled() }
                 if s.serverPID == nil, let failure = s.launchFailure {
-                    return KeijiError(.unavailable, "cannot start \(request.program): \(failure)")
+                    return KeijiError(.unavailable, "cannot start \(VisibleText.escaped(request.program)): \(failure)")
                 }
                 s.entries[tag] = .starting(continuation)
                 s.outbox.append(Outgoing(tag: tag, bytes: message, descriptor: request.outputDescriptor, program: request.program,
@@ -326,7 +326,7 @@ private final class SpawnSupervisor {
         failures = ContinuousClock.now - launchedAt < .seconds(10) ? failures + 1 : 0
         nextLaunch = ContinuousClock.now + backoff()
         for (continuation, program) in failedStarts {
-            continuation.resume(throwing: KeijiError(.unavailable, "cannot start \(program): \(reason) before starting it"))
+            continuation.resume(throwing: KeijiError(.unavailable, "cannot start \(VisibleText.escaped(program)): \(reason) before starting it"))
         }
         for continuation in ended { continuation.resume(returning: lost) }
     }
@@ -382,7 +382,7 @@ private final class SpawnSupervisor {
         }
         pending.removeAll()
         head = 0
-        for (continuation, program) in failed { continuation.resume(throwing: KeijiError(.unavailable, "cannot start \(program): \(reason)")) }
+        for (continuation, program) in failed { continuation.resume(throwing: KeijiError(.unavailable, "cannot start \(VisibleText.escaped(program)): \(reason)")) }
     }
 
     /// Sends what it can without blocking. Returns false if the helper is gone.
@@ -398,7 +398,7 @@ private final class SpawnSupervisor {
                 unanswered[message.tag] = (program, message.directory)
             } else {
                 // This request cannot be sent (too large for the socket, say); the others go on.
-                takeStart(message.tag)?.resume(throwing: KeijiError(.spawn, "cannot start \(program): \(String(cString: strerror(-result)))"))
+                takeStart(message.tag)?.resume(throwing: KeijiError(.spawn, "cannot start \(VisibleText.escaped(program)): \(String(cString: strerror(-result)))"))
             }
         }
         pending.removeAll(keepingCapacity: true)
@@ -447,7 +447,7 @@ private final class SpawnSupervisor {
             let start = unanswered.removeValue(forKey: tag) ?? (program: "the run", directory: "")
             let reason = String(cString: strerror(reply.value))
             let message = reply.failed_step == UInt32(KEIJI_SPAWN_STEP_CHDIR.rawValue)
-                ? "cannot enter the task's folder \(start.directory): \(reason)" : "cannot start \(start.program): \(reason)"
+                ? "cannot enter the task's folder \(start.directory): \(reason)" : "cannot start \(VisibleText.escaped(start.program)): \(reason)"
             takeStart(tag)?.resume(throwing: KeijiError(.spawn, message))
         case UInt32(KEIJI_SPAWN_CANCELLED.rawValue):
             unanswered[tag] = nil
