@@ -4,9 +4,15 @@
 //   keiji-spawn-server <scheduler-pid>     (fd 3: one end of a SOCK_SEQPACKET socketpair to the scheduler)
 //
 // The scheduler starts it once and sends it spawn requests (keiji_spawn_protocol.h). For each, it vforks the
-// run in its own process group, with every signal at its default and unblocked, stdin from /dev/null and the
-// run's log (passed with SCM_RIGHTS) as stdout and stderr, and execs it; it reports the pid, then the exit
-// status (it is the runs' parent and reaps them), killing whatever the run left in its group first.
+// run in its own process group, with every signal at its default and unblocked, stdin from /dev/null and a pipe
+// as stdout and stderr, and execs it; it reports the pid, then the exit status (it is the runs' parent and reaps
+// them), killing whatever the run left in its group first.
+//
+// It relays each run's pipe into the run's log (passed with SCM_RIGHTS). A run never holds the log itself: a
+// task's `echo … > /dev/stderr` reopens the pipe, where it reopened (and truncated) the log, and a run that
+// clears O_APPEND on its stdout changes its pipe, not the description keiji appends through. Before it reports an
+// exit, it relays what the pipe holds then, so the scheduler's end line comes after the run's output; what the
+// run left running outside its group is relayed until the pipe's end of file.
 //
 // When the scheduler goes away (end of file on the socket; SIGTERM from the parent-death signal), it sends
 // SIGTERM to every group it started, SIGKILL after each run's grace period, and exits once all are gone. Its
@@ -27,12 +33,13 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
-#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
@@ -52,6 +59,7 @@ struct run {
     pid_t pid;  // also its process group id
     uint32_t grace_ms;
     long long kill_at_ms;  // after the scheduler went away: when SIGKILL follows the SIGTERM
+    int output;  // the read end of its pipe; -1 once that has reached its end of file
 };
 
 static struct run *runs;
@@ -74,7 +82,18 @@ static uint64_t timer_armed_at;
 static pid_t server_pid;
 static int devnull_fd = -1;
 static int signal_fd = -1;
+static int epoll_fd = -1;
 static int scheduler_gone;
+/// The descriptor limit the server was started with, restored in each run (the server raises its own: it holds a
+/// pipe and a log per run).
+static struct rlimit run_descriptor_limit;
+static int descriptor_limit_raised;
+
+/// Where each pipe's output goes, indexed by the pipe's read end: the run's log descriptor, or -1.
+static int *log_of;
+static size_t log_of_capacity;
+enum { relay_chunk = 64 * 1024, drain_chunks = 16 };  // 16 chunks: the largest pipe (pipe-max-size) a run may make
+static char relay_buffer[relay_chunk];
 
 static char message[KEIJI_SPAWN_MAX_MESSAGE];
 static char **vector;  // argv, NULL, envp, NULL: pointers into `message`
@@ -126,7 +145,7 @@ static struct run *find_run(uint64_t tag) {
     return NULL;
 }
 
-static int add_run(uint64_t tag, pid_t pid, uint32_t grace_ms) {
+static int add_run(uint64_t tag, pid_t pid, uint32_t grace_ms, int output) {
     if (run_count == run_capacity) {
         size_t capacity = run_capacity ? run_capacity * 2 : 64;
         struct run *grown = realloc(runs, capacity * sizeof *runs);
@@ -134,8 +153,51 @@ static int add_run(uint64_t tag, pid_t pid, uint32_t grace_ms) {
         runs = grown;
         run_capacity = capacity;
     }
-    runs[run_count++] = (struct run){.tag = tag, .pid = pid, .grace_ms = grace_ms, .kill_at_ms = -1};
+    runs[run_count++] = (struct run){.tag = tag, .pid = pid, .grace_ms = grace_ms, .kill_at_ms = -1, .output = output};
     return 0;
+}
+
+// MARK: - Output
+
+/// Relays the run's pipe `pipe_fd` into `log_fd` (the server then owns both) as the pipe has output.
+static int add_relay(int pipe_fd, int log_fd) {
+    if ((size_t)pipe_fd >= log_of_capacity) {
+        size_t capacity = log_of_capacity ? log_of_capacity : 256;
+        while (capacity <= (size_t)pipe_fd) capacity *= 2;
+        int *grown = realloc(log_of, capacity * sizeof *log_of);
+        if (!grown) return ENOMEM;
+        for (size_t i = log_of_capacity; i < capacity; i++) grown[i] = -1;
+        log_of = grown;
+        log_of_capacity = capacity;
+    }
+    struct epoll_event event = {.events = EPOLLIN, .data.fd = pipe_fd};
+    if (fcntl(pipe_fd, F_SETFL, O_NONBLOCK) != 0 || epoll_ctl(epoll_fd, EPOLL_CTL_ADD, pipe_fd, &event) != 0) return errno;
+    log_of[pipe_fd] = log_fd;
+    return 0;
+}
+
+static void end_relay(int pipe_fd) {
+    close(log_of[pipe_fd]);
+    log_of[pipe_fd] = -1;
+    close(pipe_fd);  // and out of the epoll set
+    for (size_t i = 0; i < run_count; i++) if (runs[i].output == pipe_fd) runs[i].output = -1;
+}
+
+/// Copies up to `chunks` reads of the pipe into its log, without waiting: stops once the pipe is empty. A write the
+/// log refuses (a full disk) drops the chunk, as keiji's own lines are dropped then. At the end of file, the relay
+/// ends. A descriptor that is no longer a relay (an event of a pipe closed in the same wake-up) is left alone.
+static void relay(int pipe_fd, int chunks) {
+    if (pipe_fd < 0 || (size_t)pipe_fd >= log_of_capacity || log_of[pipe_fd] < 0) return;
+    for (int i = 0; i < chunks; i++) {
+        ssize_t n = read(pipe_fd, relay_buffer, sizeof relay_buffer);
+        if (n < 0 && errno == EAGAIN) return;
+        if (n <= 0) { end_relay(pipe_fd); return; }
+        for (ssize_t done = 0, written; done < n; done += written) {
+            written = write(log_of[pipe_fd], relay_buffer + done, (size_t)(n - done));
+            if (written <= 0) break;
+        }
+        if (n < (ssize_t)sizeof relay_buffer) return;  // that was all the pipe held
+    }
 }
 
 // MARK: - The child side of vfork: system calls only, no allocation, no return.
@@ -187,6 +249,7 @@ static void close_descriptors_from(int lowest) {
 
 static _Noreturn void become_run(const char *program, const char *cwd, char *const argv[], char *const envp[], int argc,
                                  int output_fd, uint32_t flags, const char *path) {
+    if (descriptor_limit_raised && setrlimit(RLIMIT_NOFILE, &run_descriptor_limit) != 0) goto fail;
     if (setpgid(0, 0) != 0) goto fail;
     // Dies with this server; then the scheduler kills the rest of the group.
     if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0) goto fail;
@@ -221,19 +284,23 @@ static const char *next_string(const char **cursor, const char *end) {
     return start;
 }
 
-static void start_run(const struct keiji_spawn_request *request, const char *payload, const char *end, int output_fd) {
-    if (output_fd < 0) { reply(KEIJI_SPAWN_FAILED, request->tag, EBADF, 0, 0); return; }
-    if (request->argc == 0 || request->argc > (uint32_t)(end - payload) || request->envc > (uint32_t)(end - payload)) {
-        reply(KEIJI_SPAWN_FAILED, request->tag, EINVAL, 0, 0);
-        return;
-    }
+/// Starts the run with a new pipe as its output, relayed into `log_fd`, which it takes (closed if the run does not start).
+static void start_run(const struct keiji_spawn_request *request, const char *payload, const char *end, int log_fd) {
+    if (log_fd < 0) { reply(KEIJI_SPAWN_FAILED, request->tag, EBADF, 0, 0); return; }
+    int output[2] = {-1, -1};
+    int refused = request->argc == 0 || request->argc > (uint32_t)(end - payload) || request->envc > (uint32_t)(end - payload)
+        ? EINVAL : 0;
     size_t needed = (size_t)request->argc + request->envc + 2;
-    if (needed > vector_capacity) {
+    if (!refused && needed > vector_capacity) {
         char **grown = realloc(vector, needed * sizeof *vector);
-        if (!grown) { reply(KEIJI_SPAWN_FAILED, request->tag, ENOMEM, 0, 0); return; }
-        vector = grown;
-        vector_capacity = needed;
+        if (grown) {
+            vector = grown;
+            vector_capacity = needed;
+        } else {
+            refused = ENOMEM;
+        }
     }
+    if (refused) goto refuse;
     const char *cursor = payload;
     const char *program = next_string(&cursor, end);
     const char *cwd = program ? next_string(&cursor, end) : NULL;
@@ -248,30 +315,45 @@ static void start_run(const struct keiji_spawn_request *request, const char *pay
         if (complete && strncmp(envp[i], "PATH=", 5) == 0) path = envp[i] + 5;
     }
     envp[request->envc] = NULL;
-    if (!complete) { reply(KEIJI_SPAWN_FAILED, request->tag, EINVAL, 0, 0); return; }
+    if (!complete) { refused = EINVAL; goto refuse; }
+    if (pipe2(output, O_CLOEXEC) != 0) { refused = errno; goto refuse; }
 
     child_errno = 0;
     child_failed_step = KEIJI_SPAWN_STEP_START;
     uint64_t started_ns = realtime_ns(), started_monotonic_ns = clock_ns(CLOCK_MONOTONIC);
     pid_t pid = vfork();
-    if (pid == 0) become_run(program, cwd, argv, envp, (int)request->argc, output_fd, request->flags, path);
-    if (pid < 0) { reply(KEIJI_SPAWN_FAILED, request->tag, errno, 0, 0); return; }
+    if (pid == 0) become_run(program, cwd, argv, envp, (int)request->argc, output[1], request->flags, path);
+    close(output[1]);  // now only the run writes to it: its end of file is the run's (and what it left running)
+    output[1] = -1;
+    if (pid < 0) { refused = errno; goto refuse; }
     if (child_errno != 0) {
         int code = child_errno;
         int status;
         while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {}
+        close(output[0]);
+        close(log_fd);
         reply_failed(request->tag, code, child_failed_step);
         return;
     }
-    if (add_run(request->tag, pid, request->grace_ms) != 0) {
-        // Cannot track it: do not leave an untracked run behind.
+    refused = add_relay(output[0], log_fd);
+    if (!refused && add_run(request->tag, pid, request->grace_ms, output[0]) != 0) {
+        end_relay(output[0]);  // closes the pipe and the log
+        output[0] = log_fd = -1;
+        refused = ENOMEM;
+    }
+    if (refused) {
+        // Cannot relay or track it: do not leave an untracked run behind.
         kill(-pid, SIGKILL);
         int status;
         while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {}
-        reply(KEIJI_SPAWN_FAILED, request->tag, ENOMEM, 0, 0);
-        return;
+        goto refuse;
     }
     reply_at(KEIJI_SPAWN_STARTED, request->tag, 0, pid, 0, started_ns, started_monotonic_ns);
+    return;
+refuse:
+    for (int i = 0; i < 2; i++) if (output[i] >= 0) close(output[i]);
+    if (log_fd >= 0) close(log_fd);
+    reply(KEIJI_SPAWN_FAILED, request->tag, refused, 0, 0);
 }
 
 // MARK: - Dated starts
@@ -308,15 +390,10 @@ static int hold(const struct keiji_spawn_request *request, const char *payload, 
     return 0;
 }
 
-/// Frees what a held start owns: its payload and its log descriptor.
-static void discard(struct dated_start *start) {
-    free(start->payload);
-    close(start->output_fd);
-}
-
-/// Drops the held start at `index` (a cancel).
+/// Drops the held start at `index` (a cancel): its payload and its log descriptor.
 static void release(size_t index) {
-    discard(&dated[index]);
+    free(dated[index].payload);
+    close(dated[index].output_fd);
     memmove(&dated[index], &dated[index + 1], (dated_count - index - 1) * sizeof *dated);
     dated_count--;
 }
@@ -334,7 +411,7 @@ static void start_due(void) {
         if (due == 0) break;
         for (size_t i = 0; i < due; i++) {
             start_run(&dated[i].request, dated[i].payload, dated[i].payload + dated[i].length, dated[i].output_fd);
-            discard(&dated[i]);
+            free(dated[i].payload);
         }
         memmove(&dated[0], &dated[due], (dated_count - due) * sizeof *dated);
         dated_count -= due;
@@ -389,6 +466,7 @@ static int serve_request(void) {
             else output_fd = -1;  // held with the start
         } else if (request.kind == KEIJI_SPAWN_START) {
             start_run(&request, message + sizeof request, message + n, output_fd);
+            output_fd = -1;  // the run's now
         } else if (request.kind == KEIJI_SPAWN_CANCEL) {
             cancel(request.tag);
         } else if (request.kind == KEIJI_SPAWN_SIGNAL) {
@@ -417,6 +495,7 @@ static void reap_exited(void) {
         }
         for (size_t i = 0; i < run_count; i++) {
             if (runs[i].pid != pid) continue;
+            relay(runs[i].output, drain_chunks);  // its output before the scheduler's end line
             reply(KEIJI_SPAWN_EXITED, runs[i].tag, status, pid, wait_errno);
             runs[i] = runs[--run_count];
             break;
@@ -434,9 +513,35 @@ static int drain_signals(void) {
     return terminate;
 }
 
-/// The scheduler is gone: SIGTERM to every group, SIGKILL after its grace period, until all are reaped.
+/// Waits up to `timeout_ms` (-1: as long as it takes) and serves what came: due starts first (they have an instant to
+/// keep), then exits, requests and output. Returns 0 once the scheduler is gone.
+static int serve_events(int timeout_ms) {
+    struct epoll_event events[64];
+    int count = epoll_wait(epoll_fd, events, 64, timeout_ms);
+    if (count < 0) return errno == EINTR;
+    int going = 1;
+    for (int i = 0; i < count; i++) if (events[i].data.fd == timer_fd) start_due();
+    for (int i = 0; i < count; i++) {
+        int fd = events[i].data.fd;
+        if (fd == timer_fd) continue;
+        if (fd == signal_fd) {
+            if (drain_signals()) going = 0;
+            reap_exited();
+        } else if (fd == scheduler_socket) {
+            if (!serve_request()) going = 0;
+        } else {
+            relay(fd, 1);  // one chunk: a run that writes without pause does not hold up the others
+        }
+    }
+    return going && !scheduler_gone;
+}
+
+/// The scheduler is gone: SIGTERM to every group, SIGKILL after its grace period, until all are reaped (their
+/// output relayed meanwhile). Held starts never begin.
 static void stop_every_run(void) {
     scheduler_gone = 1;
+    epoll_ctl(epoll_fd, EPOLL_CTL_DEL, scheduler_socket, NULL);
+    epoll_ctl(epoll_fd, EPOLL_CTL_DEL, timer_fd, NULL);
     long long now = now_ms();
     for (size_t i = 0; i < run_count; i++) {
         kill(-runs[i].pid, SIGTERM);
@@ -447,9 +552,7 @@ static void stop_every_run(void) {
         now = now_ms();
         for (size_t i = 0; i < run_count; i++) if (now >= runs[i].kill_at_ms) kill(-runs[i].pid, SIGKILL);
         if (run_count == 0) break;
-        struct pollfd wait = {.fd = signal_fd, .events = POLLIN};
-        poll(&wait, 1, 20);
-        drain_signals();
+        serve_events(20);
     }
 }
 
@@ -481,6 +584,22 @@ int main(int argc, char **argv) {
     if (devnull_fd < 0) { fprintf(stderr, "keiji-spawn-server: /dev/null: %s\n", strerror(errno)); return 71; }
     timer_fd = timerfd_create(CLOCK_REALTIME, TFD_CLOEXEC | TFD_NONBLOCK);
     if (timer_fd < 0) { fprintf(stderr, "keiji-spawn-server: timerfd: %s\n", strerror(errno)); return 71; }
+    epoll_fd = epoll_create1(EPOLL_CLOEXEC);
+    if (epoll_fd < 0) { fprintf(stderr, "keiji-spawn-server: epoll: %s\n", strerror(errno)); return 71; }
+    int watched_fds[] = {scheduler_socket, signal_fd, timer_fd};
+    for (int i = 0; i < 3; i++) {
+        struct epoll_event event = {.events = EPOLLIN, .data.fd = watched_fds[i]};
+        if (epoll_ctl(epoll_fd, EPOLL_CTL_ADD, watched_fds[i], &event) != 0) {
+            fprintf(stderr, "keiji-spawn-server: epoll: %s\n", strerror(errno));
+            return 71;
+        }
+    }
+    // A pipe and a log per run: the server takes its hard descriptor limit, and each run gets back the limit it
+    // was started with (a program that select()s needs descriptors below 1024).
+    if (getrlimit(RLIMIT_NOFILE, &run_descriptor_limit) == 0 && run_descriptor_limit.rlim_cur < run_descriptor_limit.rlim_max) {
+        struct rlimit raised = {.rlim_cur = run_descriptor_limit.rlim_max, .rlim_max = run_descriptor_limit.rlim_max};
+        descriptor_limit_raised = setrlimit(RLIMIT_NOFILE, &raised) == 0;
+    }
     // Past these checks the helper writes nothing to stderr. It lets go of the scheduler's (its log), or a roll of
     // that log at the scheduler's start would leave the rolled file deleted but held open, its space never freed.
     int quiet = open("/dev/null", O_WRONLY | O_CLOEXEC);
@@ -492,21 +611,7 @@ int main(int argc, char **argv) {
     if (argc > 1 && getppid() != (pid_t)strtol(argv[1], NULL, 10)) return 0;  // the scheduler died before prctl
 
     reply(KEIJI_SPAWN_READY, 0, KEIJI_SPAWN_PROTOCOL_VERSION, server_pid, 0);
-    for (;;) {
-        struct pollfd events[3] = {{.fd = scheduler_socket, .events = POLLIN}, {.fd = signal_fd, .events = POLLIN},
-                                   {.fd = timer_fd, .events = POLLIN}};
-        if (poll(events, 3, -1) < 0) {
-            if (errno == EINTR) continue;
-            break;
-        }
-        if (events[2].revents) start_due();  // first: these have an instant to keep
-        if (events[1].revents) {
-            if (drain_signals()) break;
-            reap_exited();
-        }
-        if (events[0].revents && !serve_request()) break;
-        if (scheduler_gone) break;
-    }
+    while (serve_events(-1)) {}
     stop_every_run();
     return 0;
 }

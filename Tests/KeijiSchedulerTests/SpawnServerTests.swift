@@ -8,8 +8,8 @@ import Testing
 @preconcurrency import Glibc
 #endif
 
-/// keiji-spawn-server through its Swift end: what a run gets (own group, clean signals, /dev/null stdin, the
-/// log as stdout and stderr), what comes back (pid, exit status, exec errors), and what happens when the
+/// keiji-spawn-server through its Swift end: what a run gets (own group, clean signals, /dev/null stdin, its
+/// output relayed into the log), what comes back (pid, exit status, exec errors), and what happens when the
 /// helper dies. Each test has a server of its own, so killing one never touches another test's runs.
 @Suite(.timeLimit(.minutes(5)))  // a helper that stops reaping must fail the suite, not hang it
 final class SpawnServerTests: Sendable {
@@ -88,7 +88,7 @@ final class SpawnServerTests: Sendable {
 
     @Test func aRunGetsItsOwnGroupCleanSignalsDevNullAndTheLog() async throws {
         let server = SpawnServer(helperPath: SpawnServer.installedPath)
-        let script = "echo pid=$$; cut -d' ' -f5 /proc/$$/stat | sed 's/^/group=/'; readlink /proc/$$/fd/0; pwd; echo to-stderr >&2"
+        let script = "echo pid=$$; cut -d' ' -f5 /proc/$$/stat | sed 's/^/group=/'; readlink /proc/$$/fd/0; pwd; echo to-stderr >&2; echo nofile=$(ulimit -Sn)"
         let run = try await server.start(request(["/bin/sh", "-c", script]))
         #expect(await server.exitStatus(of: run) == .exited(0))
         // The signal state of the exec'd process itself (a shell blocks signals around its own forks).
@@ -101,6 +101,30 @@ final class SpawnServerTests: Sendable {
         #expect(text.contains("SigIgn:\t0000000000000000\n"), "nothing ignored: \(text)")
         #expect(text.contains(directory + "\n"), "in the task folder")
         #expect(text.contains("to-stderr\n"), "stderr into the log")
+        // The helper raises its own soft descriptor limit (a pipe and a log per run); a run gets the scheduler's.
+        var limit = rlimit()
+        getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit)
+        #expect(text.contains("nofile=\(limit.rlim_cur)\n"), "the scheduler's soft descriptor limit: \(text)")
+    }
+
+    /// The run's output goes through a pipe the helper relays a chunk at a time; an exit is reported only once what
+    /// the pipe held then is in the log, so the scheduler's end line (written once it hears of the exit) comes after
+    /// the run's last words. Each run leaves a megabyte in a pipe it enlarged to 1 MiB (perl, from perl-base;
+    /// F_SETPIPE_SZ is 1031). Reported before the rest was relayed, the exit was seen early in some of the runs.
+    @Test(.enabled(if: FileManager.default.isExecutableFile(atPath: "/usr/bin/perl")))
+    func anExitIsReportedOnceTheRunsOutputIsInTheLog() async throws {
+        let server = SpawnServer(helperPath: SpawnServer.installedPath)
+        let script = "fcntl(STDOUT, 1031, 1048576); syswrite(STDOUT, (\"x\" x 1000000) . \"\\nlast words\\n\")"
+        var early: [Int] = []
+        for count in 1...20 {
+            let run = try await server.start(request(["/usr/bin/perl", "-e", script]))
+            #expect(await server.exitStatus(of: run) == .exited(0))
+            var info = stat()
+            fstat(fd, &info)
+            if info.st_size != 1_000_012 { early.append(Int(info.st_size)) }
+            #expect(ftruncate(fd, 0) == 0)
+        }
+        #expect(early.isEmpty, "exits reported with the log at \(early) of 1000012 bytes")
     }
 
     @Test func signalsReachTheGroupAndTheGroupDiesWithItsLeader() async throws {

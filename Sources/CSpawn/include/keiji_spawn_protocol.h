@@ -6,7 +6,8 @@
 //
 // scheduler -> server
 //   start:  header + payload "program\0cwd\0" argv[argc] ("arg\0"...) envp[envc] ("KEY=value\0"...), with the
-//           run's log descriptor attached (SCM_RIGHTS): it becomes the run's stdout and stderr. With
+//           run's log descriptor attached (SCM_RIGHTS): the server relays the run's stdout and stderr (a pipe)
+//           into it. With
 //           `not_before_ns` set, the server holds the start until that CLOCK_REALTIME instant (a dated start:
 //           the scheduler sends a run as soon as its run.started is durable, up to its firing lead early, and
 //           the run begins at its slot to the precision of this single-threaded C loop, not of the scheduler's).
@@ -19,7 +20,8 @@
 //            CLOCK_MONOTONIC just before its vfork.
 //   failed:  value = errno of the failed start, failed_step = what failed (the run's folder or the start);
 //            nothing runs.
-//   exited:  pid, value = the raw wait status, or wait_errno if waitpid failed. The group has been killed.
+//   exited:  pid, value = the raw wait status, or wait_errno if waitpid failed. The group has been killed, and
+//            what the run's pipe held then is in its log.
 //   cancelled: the dated start `tag` was dropped before it began (a `cancel`); nothing runs.
 
 #include <stdint.h>

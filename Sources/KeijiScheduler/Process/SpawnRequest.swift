@@ -1,8 +1,8 @@
 import CSpawn
 import KeijiCore
 
-/// One run for keiji-spawn-server to start: what to exec, where, with which environment, and the log that
-/// becomes its stdout and stderr.
+/// One run for keiji-spawn-server to start: what to exec, where, with which environment, and the log its stdout
+/// and stderr (a pipe) are relayed into.
 struct SpawnRequest: Sendable {
     var program: String
     /// argv, argv[0] included.
