@@ -14,6 +14,11 @@
 // exit, it relays what the pipe holds then, so the scheduler's end line comes after the run's output; what the
 // run left running outside its group is relayed until the pipe's end of file.
 //
+// Its runs are its children, and `kill $PPID` in a task reaches it: it blocks every signal it can and reads them
+// through a signalfd. SIGTERM, SIGINT and SIGHUP from the scheduler (the parent-death signal comes from the
+// scheduler's pid too) mean the scheduler is gone; any other signal, from anyone, is ignored and reported to
+// the scheduler, which names the sender in its log. Only SIGKILL and SIGSTOP cannot be kept out.
+//
 // When the scheduler goes away (end of file on the socket; SIGTERM from the parent-death signal), it sends
 // SIGTERM to every group it started, SIGKILL after each run's grace period, and exits once all are gone. Its
 // own runs get SIGKILL as their parent-death signal, so a kill -9 of this server kills every run it leads;
@@ -80,6 +85,10 @@ static int timer_fd = -1;
 /// The instant `timer_fd` is set to (0: disarmed).
 static uint64_t timer_armed_at;
 static pid_t server_pid;
+/// The scheduler: the one sender whose SIGTERM, SIGINT or SIGHUP is heeded.
+static pid_t scheduler_pid;
+/// The last signal reported as ignored, and its sender.
+static struct { int signal; pid_t sender; } last_ignored;
 static int devnull_fd = -1;
 static int signal_fd = -1;
 static int epoll_fd = -1;
@@ -503,12 +512,22 @@ static void reap_exited(void) {
     }
 }
 
-/// Drains the signal descriptor; returns 1 if a termination signal (the parent-death signal) came.
+/// Drains the signal descriptor; returns 1 if the scheduler sent a termination signal (its parent-death signal
+/// carries its pid). Any other signal (a task's `kill -USR1 $PPID`) is reported, and changes nothing.
 static int drain_signals(void) {
     int terminate = 0;
     struct signalfd_siginfo info;
     while (read(signal_fd, &info, sizeof info) == (ssize_t)sizeof info) {
-        if (info.ssi_signo != SIGCHLD) terminate = 1;
+        int signal = (int)info.ssi_signo;
+        if (signal == SIGCHLD) continue;  // reap_exited looks for itself
+        if ((signal == SIGTERM || signal == SIGINT || signal == SIGHUP) && (pid_t)info.ssi_pid == scheduler_pid) {
+            terminate = 1;
+        } else if (signal != last_ignored.signal || (pid_t)info.ssi_pid != last_ignored.sender) {
+            // Once, not once a signal: a task that sends them in a loop does not flood the scheduler's log.
+            last_ignored.signal = signal;
+            last_ignored.sender = (pid_t)info.ssi_pid;
+            reply(KEIJI_SPAWN_IGNORED_SIGNAL, 0, signal, (pid_t)info.ssi_pid, 0);
+        }
     }
     return terminate;
 }
@@ -558,22 +577,20 @@ static void stop_every_run(void) {
 
 int main(int argc, char **argv) {
     server_pid = getpid();
+    scheduler_pid = argc > 1 ? (pid_t)strtol(argv[1], NULL, 10) : getppid();
     // Default dispositions (the scheduler's runtime ignores SIGPIPE, and an ignored signal survives exec), and
-    // only the signals read through signalfd blocked; each run gets an empty mask before its exec.
+    // every signal blocked, read through signalfd; each run gets an empty mask before its exec.
     // glibc refuses to touch its own two real-time signals (32, 33), which a threaded parent may leave
-    // ignored: the raw system call resets them too.
+    // ignored, and leaves them out of its signal sets: the raw system calls reset and block them too.
     for (int s = 1; s < NSIG; s++) {
         if (s == SIGKILL || s == SIGSTOP) continue;
         struct { void *handler; unsigned long flags; void *restorer; unsigned long mask; } dfl = {0};
         syscall(SYS_rt_sigaction, s, &dfl, NULL, sizeof dfl.mask);
     }
+    unsigned long every_signal = ~0UL;  // the kernel leaves SIGKILL and SIGSTOP out
+    syscall(SYS_rt_sigprocmask, SIG_SETMASK, &every_signal, NULL, sizeof every_signal);
     sigset_t watched;
-    sigemptyset(&watched);
-    sigaddset(&watched, SIGCHLD);
-    sigaddset(&watched, SIGTERM);
-    sigaddset(&watched, SIGINT);
-    sigaddset(&watched, SIGHUP);
-    sigprocmask(SIG_SETMASK, &watched, NULL);
+    memset(&watched, 0xff, sizeof watched);
     signal_fd = signalfd(-1, &watched, SFD_CLOEXEC | SFD_NONBLOCK);
     if (signal_fd < 0) { fprintf(stderr, "keiji-spawn-server: signalfd: %s\n", strerror(errno)); return 71; }
     if (fcntl(scheduler_socket, F_SETFD, FD_CLOEXEC) != 0) {
@@ -608,7 +625,7 @@ int main(int argc, char **argv) {
         close(quiet);
     }
     prctl(PR_SET_PDEATHSIG, SIGTERM);
-    if (argc > 1 && getppid() != (pid_t)strtol(argv[1], NULL, 10)) return 0;  // the scheduler died before prctl
+    if (getppid() != scheduler_pid) return 0;  // the scheduler died before prctl
 
     reply(KEIJI_SPAWN_READY, 0, KEIJI_SPAWN_PROTOCOL_VERSION, server_pid, 0);
     while (serve_events(-1)) {}

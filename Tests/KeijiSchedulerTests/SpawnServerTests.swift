@@ -1,5 +1,6 @@
 import Foundation
 import KeijiCore
+import Synchronization
 import Testing
 
 @testable import KeijiScheduler
@@ -125,6 +126,26 @@ final class SpawnServerTests: Sendable {
             #expect(ftruncate(fd, 0) == 0)
         }
         #expect(early.isEmpty, "exits reported with the log at \(early) of 1000012 bytes")
+    }
+
+    /// A run's parent is the helper: `kill -USR1 $PPID` ("tell my parent I'm ready"), `-HUP` or `-TERM` from a task
+    /// killed it, and with it every other run in progress. They are ignored now, and said once, naming the sender.
+    @Test func signalsFromARunToItsParentAreIgnoredAndSaid() async throws {
+        let lines = Mutex<[String]>([])
+        let server = SpawnServer(helperPath: SpawnServer.installedPath, say: { line in lines.withLock { $0.append(line) } })
+        let gate = directory + "/gate"
+        let other = try await server.start(request(["/bin/sh", "-c", "echo begins; while [ ! -e '\(gate)' ]; do sleep 0.05; done; echo ends"]))
+        let helper = try #require(server.serverPID)
+        let sender = try await server.start(request(["/bin/sh", "-c", "kill -USR1 $PPID; kill -HUP $PPID; kill -TERM $PPID; kill -TERM $PPID; echo told"]))
+        #expect(await server.exitStatus(of: sender) == .exited(0))
+        #expect(FileManager.default.createFile(atPath: gate, contents: nil))
+        #expect(await server.exitStatus(of: other) == .exited(0), "the other run ended as it would have")
+        #expect(server.serverPID == helper, "the same helper")
+        #expect(output().contains("begins\n") && output().contains("ends\n") && output().contains("told\n"), "\(output())")
+        let said = lines.withLock { $0 }.filter { $0.contains(" ignored signal ") }
+        #expect(said.count == 3 && said.allSatisfy { $0.hasPrefix("the spawn server (pid \(helper)) ignored signal ") && $0.contains(" from pid \(sender.pid) (") },
+                "\(said)")
+        #expect([SIGUSR1, SIGHUP, SIGTERM].allSatisfy { signal in said.contains { $0.contains("ignored signal \(signal) (") } }, "\(said)")
     }
 
     @Test func signalsReachTheGroupAndTheGroupDiesWithItsLeader() async throws {

@@ -23,11 +23,13 @@
 //   exited:  pid, value = the raw wait status, or wait_errno if waitpid failed. The group has been killed, and
 //            what the run's pipe held then is in its log.
 //   cancelled: the dated start `tag` was dropped before it began (a `cancel`); nothing runs.
+//   ignored_signal: value = a signal the server ignored (all but the scheduler's SIGTERM, SIGINT and SIGHUP, and
+//            SIGCHLD), pid = its sender (0: the kernel); tag = 0. The server goes on as before.
 
 #include <stdint.h>
 
-/// 3: replies carry `failed_step` (48 bytes; 40 before).
-#define KEIJI_SPAWN_PROTOCOL_VERSION 3
+/// 3: replies carry `failed_step` (48 bytes; 40 before). 4: `ignored_signal`.
+#define KEIJI_SPAWN_PROTOCOL_VERSION 4
 /// The largest start message (header + payload) the server reads; the scheduler refuses longer requests.
 #define KEIJI_SPAWN_MAX_MESSAGE (256 * 1024)
 /// How far ahead a dated start may be (the scheduler sends its runs a firing lead early, 45 ms by default);
@@ -67,6 +69,7 @@ enum keiji_spawn_reply_kind {
     KEIJI_SPAWN_FAILED = 3,
     KEIJI_SPAWN_EXITED = 4,
     KEIJI_SPAWN_CANCELLED = 5,
+    KEIJI_SPAWN_IGNORED_SIGNAL = 6,
 };
 
 /// What a `failed` start could not do: the scheduler's message names the folder or the program.

@@ -70,9 +70,12 @@ final class SpawnServer: Sendable {
     /// An eventfd that wakes the thread when the outbox has something.
     fileprivate let wake: Int32
     let helperPath: String?
+    /// Where the helper's deaths and the signals it ignored are said: the scheduler's stderr (its log).
+    let say: @Sendable (String) -> Void
 
-    init(helperPath: String?) {
+    init(helperPath: String?, say: @escaping @Sendable (String) -> Void = SpawnServer.sayOnStandardError) {
         self.helperPath = helperPath
+        self.say = say
         wake = keiji_spawn_wakeup_create()  // < 0 only when out of descriptors: then poll's timeout-free wait never wakes
         let thread = Thread { [self] in SpawnSupervisor(server: self).run() }
         thread.name = "keiji-spawn-server"
@@ -165,6 +168,10 @@ final class SpawnServer: Sendable {
             return true
         }
         if queued { notify() }
+    }
+
+    static func sayOnStandardError(_ line: String) {
+        FileHandle.standardError.write(Data("keiji-scheduler: \(line)\n".utf8))
     }
 
     fileprivate func notify() {
@@ -275,7 +282,7 @@ private final class SpawnSupervisor {
             $0.serverPID = nil
             $0.launchFailure = reason
         }
-        if launchedOnce, reason != lastReported { FileHandle.standardError.write(Data("keiji-scheduler: \(reason)\n".utf8)) }  // once, not every retry
+        if launchedOnce, reason != lastReported { server.say(reason) }  // once, not every retry
         lastReported = reason
         take()
         failPendingStarts(reason)
@@ -293,7 +300,7 @@ private final class SpawnSupervisor {
         socket = -1
         kill(helper, SIGKILL)  // a helper that closed its socket but lives on is of no use
         let reason = "the spawn server (pid \(helper)) \(Self.reap(helper))"
-        FileHandle.standardError.write(Data("keiji-scheduler: \(reason); starting a new one\n".utf8))
+        server.say("\(reason); starting a new one")
         let lost = ExitStatus.lost("\(reason); the run's processes were killed")
         var failedStarts: [(CheckedContinuation<SpawnServer.Run, any Error>, String)] = []
         var ended: [CheckedContinuation<ExitStatus, Never>] = []
@@ -329,6 +336,16 @@ private final class SpawnSupervisor {
             continuation.resume(throwing: KeijiError(.unavailable, "cannot start \(VisibleText.escaped(program)): \(reason) before starting it"))
         }
         for continuation in ended { continuation.resume(returning: lost) }
+    }
+
+    /// Who sent a signal, as far as /proc still says: `pid 1234 (sh, a run of task notifier)`.
+    static func sender(_ pid: pid_t) -> String {
+        guard pid > 0 else { return "the kernel" }
+        guard let name = try? String(contentsOfFile: "/proc/\(pid)/comm", encoding: .utf8) else { return "pid \(pid) (gone)" }
+        let environment = (try? FileHandle(forReadingFrom: URL(fileURLWithPath: "/proc/\(pid)/environ")).readToEnd()) ?? Data()
+        let task = environment.split(separator: 0).lazy.map { String(decoding: $0, as: UTF8.self) }
+            .first { $0.hasPrefix("KEIJI_TASK_NAME=") }?.dropFirst("KEIJI_TASK_NAME=".count)
+        return "pid \(pid) (\(name.trimmingCharacters(in: .newlines))\(task.map { ", a run of task \($0)" } ?? ""))"
     }
 
     static func reap(_ pid: pid_t) -> String {
@@ -452,6 +469,9 @@ private final class SpawnSupervisor {
         case UInt32(KEIJI_SPAWN_CANCELLED.rawValue):
             unanswered[tag] = nil
             takeStart(tag)?.resume(throwing: SpawnServer.StartCancelled())
+        case UInt32(KEIJI_SPAWN_IGNORED_SIGNAL.rawValue):
+            // A task's `kill -USR1 $PPID` killed the helper and every run it led; now it is only said.
+            server.say("the spawn server (pid \(helper)) ignored signal \(reply.value) (\(String(cString: strsignal(reply.value)))) from \(Self.sender(reply.pid))")
         case UInt32(KEIJI_SPAWN_EXITED.rawValue):
             let status = reply.wait_errno != 0 ? ExitStatus.waitFailed(reply.wait_errno) : ExitStatus(waitStatus: reply.value)
             let continuation = server.state.withLock { s -> CheckedContinuation<ExitStatus, Never>? in
