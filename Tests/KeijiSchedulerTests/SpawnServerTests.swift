@@ -292,6 +292,13 @@ final class SpawnServerTests: Sendable {
         }
     }
 
+    /// The helper's lines in the scheduler's log (a death, a failed launch, an ignored signal) begin with their time,
+    /// as every other line there does: `keiji-scheduler: the spawn server (pid N) … starting a new one` had none.
+    @Test func theHelpersLinesInTheSchedulersLogAreDated() {
+        #expect(SpawnServer.dated("the spawn server (pid 7) was killed by signal 9; starting a new one", at: 1_796_644_800_123)
+                == "2026-12-07T12:00:00.123Z keiji-scheduler: the spawn server (pid 7) was killed by signal 9; starting a new one\n")
+    }
+
     @Test func aFailedWaitIsRecordedAsAFailureWithItsReason() {
         let result = RunExecutor.result(of: .waitFailed(ECHILD), termination: nil, durationMs: 12)
         #expect(result.outcome == .failed)

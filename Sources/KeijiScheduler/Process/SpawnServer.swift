@@ -171,7 +171,12 @@ final class SpawnServer: Sendable {
     }
 
     static func sayOnStandardError(_ line: String) {
-        FileHandle.standardError.write(Data("keiji-scheduler: \(line)\n".utf8))
+        FileHandle.standardError.write(Data(dated(line, at: WallClock().nowMilliseconds()).utf8))
+    }
+
+    /// The line as the scheduler's log has every other: after its time (these had none).
+    static func dated(_ line: String, at milliseconds: Int64) -> String {
+        "\(ISO8601.string(fromMilliseconds: milliseconds)) keiji-scheduler: \(line)\n"
     }
 
     fileprivate func notify() {
