@@ -13,20 +13,24 @@ public struct BusRequest: Codable, Sendable, Equatable {
     public var definition: TaskDefinition?
     /// For `save`: the stable task id (kept by the scheduler if the task already exists).
     public var uuid: String?
+    /// For `save`: a create (`--create` without `--force`), refused if the task exists; in a cluster the command
+    /// log decides, so of two nodes creating one name at once only one succeeds.
+    public var create: Bool?
 
-    public init(id: String, cmd: String, taskID: String?, definition: TaskDefinition? = nil, uuid: String? = nil) {
+    public init(id: String, cmd: String, taskID: String?, definition: TaskDefinition? = nil, uuid: String? = nil, create: Bool? = nil) {
         self.id = id
         self.cmd = cmd
         self.taskID = taskID
         self.definition = definition
         self.uuid = uuid
+        self.create = create
     }
 
-    /// The request for a command event.
-    public init(id: String, event: JournalEntry.Event) throws {
+    /// The request for a command event (`creating`: see ``create``).
+    public init(id: String, event: JournalEntry.Event, creating: Bool = false) throws {
         switch event {
         case .taskSaved(let definition, let uuid):
-            self.init(id: id, cmd: "save", taskID: definition.name.rawValue, definition: definition, uuid: uuid)
+            self.init(id: id, cmd: "save", taskID: definition.name.rawValue, definition: definition, uuid: uuid, create: creating ? true : nil)
         case .taskEnabled(let n): self.init(id: id, cmd: "enable", taskID: n.rawValue)
         case .taskDisabled(let n): self.init(id: id, cmd: "disable", taskID: n.rawValue)
         case .taskDeleted(let n): self.init(id: id, cmd: "delete", taskID: n.rawValue)
@@ -77,6 +81,8 @@ public struct BusReply: Codable, Sendable, Equatable {
         case rejected
         /// It would change nothing (the task is already so); nothing was journaled, `error` says what is so.
         case unchanged
+        /// A create of a task that exists (in a cluster, perhaps created on another node a moment before).
+        case exists
         /// The scheduler went away before acknowledging: the command may or may not have been applied.
         case unacknowledged
     }

@@ -22,13 +22,14 @@ struct CommandSender {
     /// the link retries every 2 s at most, and its handshake took over 10 s on a 2-core machine at load 20.
     static let linkWait: Duration = .seconds(30)
 
-    /// `creating`: see ``OfflineCommands/submit(_:creating:workspace:settings:options:)``. Through the bus the view the
-    /// CLI checked is the scheduler's, written before it acknowledges each command.
+    /// `creating`: see ``OfflineCommands/submit(_:creating:workspace:settings:options:)``; through the bus, see
+    /// ``BusRequest/create``. Through the bus the view the CLI checked is the scheduler's, written before it
+    /// acknowledges each command.
     func send(_ event: JournalEntry.Event, creating: Bool = false) async throws -> Delivery {
         let deadline = ContinuousClock.now + Self.linkWait
         var waiting = false
         while true {
-            let viaBus = try await sendThroughBus(event)
+            let viaBus = try await sendThroughBus(event, creating: creating)
             if case .delivered(let delivery) = viaBus { return delivery }
             do {
                 let lsn = try await OfflineCommands.submit(event, creating: creating, workspace: workspace, settings: settings,
@@ -71,24 +72,25 @@ struct CommandSender {
         case noToken
     }
 
-    private func sendThroughBus(_ event: JournalEntry.Event) async throws -> BusOutcome {
+    private func sendThroughBus(_ event: JournalEntry.Event, creating: Bool) async throws -> BusOutcome {
         guard let token = try? String(contentsOfFile: workspace.busTokenFile, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines),
               !token.isEmpty
         else { return .noToken }
-        let request = try BusRequest(id: UUID().uuidString.lowercased(), event: event)
+        let request = try BusRequest(id: UUID().uuidString.lowercased(), event: event, creating: creating)
         let endpoint = BusEndpoints.resolve(workspace, settings: settings).push
         do {
             let reply = try await BusClient(endpoint: endpoint, token: token).send(request)
             if reply.ok, let lsn = reply.lsn { return .delivered(Delivery(lsn: lsn, viaScheduler: true)) }
             if reply.code == .unacknowledged { throw CommandFateUnknown(reply.error ?? "the scheduler went away before acknowledging the command") }
             if reply.code == .unchanged { throw KeijiError(.unchanged, reply.error ?? "the command would change nothing") }
+            if reply.code == .exists { throw KeijiError(.alreadyExists, reply.error ?? "the task already exists") }
             if reply.code != .offline { throw CLIError(reply.error ?? "the scheduler refused the command") }
             return .noScheduler
         } catch let error as BusAuthenticationFailure {
             // Not our bus: it got nothing. The journal lock says whether our scheduler runs anyway.
             Console.progress("warning: \(error.message); using the journal directly")
             return .noBus
-        } catch let error as KeijiError where error.code == .unchanged {
+        } catch let error as KeijiError where error.code == .unchanged || error.code == .alreadyExists {
             throw error  // answered: the command was not journaled
         } catch let error as KeijiError where error.code == .unavailable {
             // No bus, or one that did not answer the handshake in time (it was sent nothing but a hello):

@@ -244,6 +244,11 @@ struct TaskCommand: AsyncParsableCommand {
             delivery = try await sender.send(.taskSaved(definition, taskID: UUID().uuidString.lowercased()), creating: !force)
         } catch {
             if !(error is CommandFateUnknown) { folder.rollback() }
+            if case .postgres = settings.database, (error as? KeijiError)?.code == .alreadyExists {
+                // Another node's create of the name won: its task runs here too, in this folder (the scheduler made it
+                // as it applied that create, perhaps before the rollback removed it).
+                try? FileSystem.createDirectory(directory)
+            }
             throw error
         }
         let backup = folder.commit()

@@ -989,6 +989,42 @@ struct ClusterTests {
         }
     }
 
+    /// One task name created on two nodes at once: the command log decides, so exactly one create succeeds and the
+    /// other fails (exit 1) naming the conflict; both nodes journal the winner's save alone, and the loser keeps the
+    /// task's folder (the winner's task runs there too). Both reported "created", and the later save replaced the other.
+    @Test func aNameCreatedOnTwoNodesAtOnceIsCreatedOnce() async throws {
+        try await withCluster { cluster in
+            let (a, b) = (cluster.nodes[0], cluster.nodes[1])
+            try await start(a.session)
+            try await start(b.session)
+            for round in 1...5 {
+                let name = "twin\(round)"
+                async let onA = a.session.keiji("task", "--create", "--name=\(name)", "--desc=from a", "--every", "1h", "--command", "echo a")
+                async let onB = b.session.keiji("task", "--create", "--name=\(name)", "--desc=from b", "--every", "1h", "--command", "echo b")
+                let results = try await [(a.name, onA), (b.name, onB)]
+                let won = results.filter { $0.1.status == 0 }
+                let lost = results.filter { $0.1.status != 0 }
+                #expect(won.count == 1 && lost.count == 1, "round \(round): one create wins: \(results.map { "\($0.0): \($0.1.status) \($0.1.stdout)\($0.1.stderr)" })")
+                for (loser, r) in lost {
+                    #expect(r.status == 1 && r.stderr.hasPrefix("error: ") && r.stderr.contains("already exists"), "\(r.stdout)\(r.stderr)")
+                    let home = (loser == a.name ? a : b).session.home
+                    #expect(await postgres.eventually(.seconds(30)) { FileManager.default.fileExists(atPath: home + "/keiji/tasks/\(name)") },
+                            "\(loser) has the folder of the task: \(r.stderr)")
+                }
+                // The loser's save never reached the command log: each node journals the winner's alone.
+                for node in [a, b] {
+                    func saves() async throws -> Int {
+                        try await node.session.keiji("journal", "dump").stdout.split(separator: "\n")
+                            .filter { $0.contains("task.saved") && $0.hasSuffix("task=\(name)") }.count
+                    }
+                    #expect(await postgres.eventually(.seconds(30)) { try await saves() >= 1 }, "\(node.name) has \(name)")
+                    #expect(try await saves() == 1, "round \(round): \(node.name) journaled one save of \(name)")
+                }
+            }
+            for node in [a, b] { _ = try await node.session.keiji("system", "--stop") }
+        }
+    }
+
     /// The database refuses connections for a few seconds while a failing task's retries wait out their backoff:
     /// each retry's slot, which the node holds, cannot be claimed again before it runs. When the database answers,
     /// the retries fire (or, once the task is disabled, are dropped) and the task's catch-up policy (`skip`) runs

@@ -135,11 +135,12 @@ extension ClusterDatabase {
     /// Publishes a command; a `task.saved` of a Swift task stores its binary first (``ClusterBinaries/store(_:)``)
     /// and names it in the command's row. The upload happens before the command log's advisory lock is taken:
     /// that lock serialises every node's commands, and must not wait on a 50 MB upload.
-    public func publish(_ entry: JournalEntry) throws -> Int64 {
+    /// `creating`: see ``publish(_:task:binary:creating:)``.
+    public func publish(_ entry: JournalEntry, creating: Bool = false) throws -> Int64 {
         var binary: String?
         if case .taskSaved(let definition, _) = entry.event, case .binary(let path) = definition.action {
             binary = try ClusterBinaries(connection: connection).store(path)
         }
-        return try publish(try entry.encoded(), task: entry.taskName?.rawValue ?? "", binary: binary)
+        return try publish(try entry.encoded(), task: entry.taskName?.rawValue ?? "", binary: binary, creating: creating)
     }
 }

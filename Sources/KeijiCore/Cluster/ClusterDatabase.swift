@@ -146,15 +146,35 @@ public final class ClusterDatabase {
     /// from it) and returns its `seq`. Insertions are serialised (a transaction-scoped advisory lock), so `seq`s
     /// commit in order and a reader that has seen `seq` n has seen every command before it. `binary`: the SHA-256
     /// of the task binary the command needs, stored already (``ClusterBinaries``).
-    public func publish(_ record: [UInt8], task: String, binary: String? = nil) throws -> Int64 {
-        let rows = try connection.query("""
+    ///
+    /// `creating`: a create (`--create` without `--force`), refused with `.alreadyExists` when the log's latest
+    /// command for `task` is anything but a delete, checked under the same lock: two nodes creating one name at
+    /// once both passed their own checks, and both reported "created" while the later save replaced the other.
+    public func publish(_ record: [UInt8], task: String, binary: String? = nil, creating: Bool = false) throws -> Int64 {
+        let insert = """
             WITH serialised AS (SELECT pg_advisory_xact_lock(7396053))
             INSERT INTO keiji_commands (node, task, record, binary_sha256) SELECT $1, $2, decode($3, 'hex'), $4 FROM serialised RETURNING seq
-            """, [node, task, Self.hex(record), binary])
+            """
+        let parameters = [node, task, Self.hex(record), binary]
+        let rows = try creating ? connection.transaction {
+            try connection.execute("SELECT pg_advisory_xact_lock(7396053)")
+            try refuseExisting(task)
+            return try connection.query(insert, parameters)
+        } : connection.query(insert, parameters)
         guard let seq = rows.first?.first ?? nil, let value = Int64(seq) else {
             throw KeijiError(.database, "\(connection.name): publishing a command returned no seq")
         }
         return value
+    }
+
+    /// Throws `.alreadyExists` when the command log's latest command for `task` leaves it existing (not a delete).
+    private func refuseExisting(_ task: String) throws {
+        guard let row = try connection.query("""
+            SELECT seq, node, encode(record, 'hex') FROM keiji_commands WHERE task = $1 ORDER BY seq DESC LIMIT 1
+            """, [task]).first, let seq = row[0], let by = row[1], let bytes = row[2].flatMap(Self.bytes(fromHex:)) else { return }
+        if case .taskDeleted = try? JournalEntry.decode(bytes).event { return }
+        throw KeijiError(.alreadyExists, "task \(task) already exists in the cluster (command \(seq) of its log, made on \(by)); "
+                         + "use --force to recreate it")
     }
 
     /// Every task name the command log has a command for (deleted ones included), and whether this node

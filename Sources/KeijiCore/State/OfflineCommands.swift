@@ -74,7 +74,7 @@ public enum OfflineCommands {
                 // A cluster's command reaches every node through the database, this one's scheduler included (it
                 // applies it again when it starts, which changes nothing); a database that cannot take it refuses it.
                 // A Swift task's binary goes with it (stored in the database for the other nodes).
-                _ = try ClusterDatabase(url: url, node: settings.nodeName).publish(entry)
+                _ = try ClusterDatabase(url: url, node: settings.nodeName).publish(entry, creating: creating)
             }
             let lsn = try await journal.append(try entry.encoded())
             Reducer.apply(entry, lsn: lsn, to: &loaded.state)

@@ -81,8 +81,9 @@ actor ClusterLink {
 
     /// Publishes a command; throws (one line naming DB_URL) when the database cannot take it: a command the
     /// other nodes could not learn of is refused, never applied here alone. A Swift task's binary is stored first.
-    func publish(_ entry: JournalEntry) throws -> Int64 {
-        try opened().publish(entry)
+    /// `creating`: see ``ClusterDatabase/publish(_:task:binary:creating:)``.
+    func publish(_ entry: JournalEntry, creating: Bool = false) throws -> Int64 {
+        try opened().publish(entry, creating: creating)
     }
 
     /// Every task name the command log knows, and whether this node published any of its commands (nil when the

@@ -10,10 +10,10 @@ extension SchedulerEngine {
     public func handle(_ request: BusRequest) async -> BusReply {
         let reply: BusReply
         do {
-            let lsn = try await submit(try request.event())
+            let lsn = try await submit(try request.event(), creating: request.create == true)
             reply = .acknowledged(request.id, lsn: lsn)
         } catch let error as KeijiError {
-            reply = .failure(request.id, error.code == .unchanged ? .unchanged : .rejected, error.message)
+            reply = .failure(request.id, error.code == .unchanged ? .unchanged : error.code == .alreadyExists ? .exists : .rejected, error.message)
         } catch let error as JournalError where error.code == .failed {
             // The command's own append failed the journal: the engine has stopped, and the reply says what to do.
             reply = .failure(request.id, .rejected, JournalFailureStop.refusal(error.description))

@@ -12,9 +12,10 @@ extension SchedulerEngine {
 
     /// A command in a cluster: published to the database first, then applied here in the database's order,
     /// with every command published before it, so all nodes apply the same sequence. Returns its local LSN.
-    func submitToCluster(_ event: JournalEntry.Event, _ cluster: ClusterLink) async throws -> UInt64 {
+    /// `creating`: see ``submit(_:creating:)``.
+    func submitToCluster(_ event: JournalEntry.Event, _ cluster: ClusterLink, creating: Bool = false) async throws -> UInt64 {
         let entry = JournalEntry(at: clock.nowMilliseconds(), event)
-        let seq = try await cluster.publish(entry)
+        let seq = try await cluster.publish(entry, creating: creating)
         await pullCommands()
         switch recentCommandResults[seq] {
         case .applied(let lsn): return lsn

@@ -3,7 +3,9 @@ import KeijiCore
 extension SchedulerEngine {
     /// Applies a command: validated against the current state, journaled (durable) before anything happens,
     /// then acted on. Returns the command's LSN: the acknowledgement the bus relays to the CLI.
-    public func submit(_ event: JournalEntry.Event) async throws -> UInt64 {
+    /// `creating`: a `task.saved` that must not replace a task (``BusRequest/create``); in a cluster the command log
+    /// decides (``ClusterDatabase/publish(_:task:binary:creating:)``).
+    public func submit(_ event: JournalEntry.Event, creating: Bool = false) async throws -> UInt64 {
         guard phase == .running else {
             throw KeijiError(.conflict, journalFailure.map(JournalFailureStop.refusal) ?? "the scheduler is not running")
         }
@@ -14,7 +16,10 @@ extension SchedulerEngine {
             await pullCommands()
             try CommandValidator.validate(event, against: state, answeringUnchanged: false)
         }
-        if let cluster, event.isClusterCommand { return try await submitToCluster(event, cluster) }
+        if let cluster, event.isClusterCommand { return try await submitToCluster(event, cluster, creating: creating) }
+        if creating, case .taskSaved(let definition, _) = event, state.tasks[definition.name] != nil {
+            throw KeijiError(.alreadyExists, "task \(definition.name) already exists; use --force to recreate it")
+        }
         return try await applyCommand(JournalEntry(at: clock.nowMilliseconds(), event))
     }
 
