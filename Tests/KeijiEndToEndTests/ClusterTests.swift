@@ -1025,6 +1025,39 @@ struct ClusterTests {
         }
     }
 
+    /// A delete made on one node removes the task's logs and binary on every node, each its own copy as it applies
+    /// the delete: they stayed on every node but the one whose CLI made it.
+    @Test func aDeleteMadeOnOneNodeRemovesTheTasksFilesOnEveryNode() async throws {
+        try await withCluster { cluster in
+            let (a, b) = (cluster.nodes[0], cluster.nodes[1])
+            try await start(a.session)
+            try await start(b.session)
+            try await disableTheProbeTasks(on: a.session)
+            var r = try await a.session.keiji("task", "--create", "--name=chatty", "--desc=logs", "--every", "1h", "--command", "echo hello from $KEIJI_NODE")
+            #expect(r.status == 0, "\(r.stdout)\(r.stderr)")
+            func logs(_ node: Session) -> String { node.home + "/.keiji/logs/tasks/chatty" }
+            func binary(_ node: Session) -> String { node.home + "/.keiji/exec/tasks/chatty" }
+            for node in [a, b] {
+                #expect(await postgres.eventually { try await node.session.keiji("task", "--run", "--name=chatty").status == 0 }, "\(node.name) runs chatty")
+                #expect(await postgres.eventually(.seconds(30)) {
+                    try await node.session.keiji("task", "--logs", "--name=chatty").stdout.contains("hello from \(node.name)")
+                }, "\(node.name) has chatty's log")
+                // A Swift task's installed binary (a command task has none): what a node keeps of a task beside its logs.
+                #expect(FileManager.default.createFile(atPath: binary(node.session), contents: Data("binary".utf8)))
+            }
+            r = try await a.session.keiji("task", "--delete", "--name=chatty")
+            #expect(r.status == 0, "\(r.stdout)\(r.stderr)")
+            for node in [a, b] {
+                let gone = await postgres.eventually(.seconds(30)) {
+                    !FileManager.default.fileExists(atPath: logs(node.session)) && !FileManager.default.fileExists(atPath: binary(node.session))
+                }
+                let left = (try? FileManager.default.contentsOfDirectory(atPath: logs(node.session))) ?? []
+                #expect(gone, "\(node.name) removed chatty's logs and binary: \(left) \(schedulerLog(node.session).suffix(1000))")
+            }
+            for node in [a, b] { _ = try await node.session.keiji("system", "--stop") }
+        }
+    }
+
     /// The database refuses connections for a few seconds while a failing task's retries wait out their backoff:
     /// each retry's slot, which the node holds, cannot be claimed again before it runs. When the database answers,
     /// the retries fire (or, once the task is disabled, are dropped) and the task's catch-up policy (`skip`) runs

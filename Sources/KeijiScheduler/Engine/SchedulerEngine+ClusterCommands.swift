@@ -100,6 +100,7 @@ extension SchedulerEngine {
                         }
                         result = .applied(try await applyCommand(entry))
                         clusterCommandsApplied += 1
+                        if case .taskDeleted(let name) = entry.event { removeFilesOfDeleted(name) }
                     }
                 } catch {
                     // Mostly a command applied before a crash and read again (a delete of a deleted task).
@@ -111,6 +112,18 @@ extension SchedulerEngine {
                 recentCommandResults[seq - 1000] = nil
             }
             await cluster.setAppliedSeq(appliedCommandSeq, journalLSN: journal.lastLSN)
+        }
+    }
+
+    /// A delete from the command log removes this node's own copies of what the task left here, its logs and its
+    /// installed binary: the CLI that made the delete removes only its own node's, and the others kept theirs.
+    private func removeFilesOfDeleted(_ name: TaskName) {
+        let workspace = configuration.workspace
+        do {
+            try LogFile(task: name, workspace: workspace, settings: configuration.settings).removeAll()
+            try FileSystem.remove(workspace.executable(for: name))
+        } catch {
+            note("cluster: task \(name) is deleted, but its logs or binary here could not be removed: \(error)")
         }
     }
 
