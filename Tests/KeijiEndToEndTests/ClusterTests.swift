@@ -1523,6 +1523,36 @@ struct ClusterTests {
         }
     }
 
+    /// A node that ran its task on SQLite joins the cluster: no slot it ran there runs again on another node. The
+    /// task's slots counted from its anchor on the node that learned of it (node-a, its preferred node), which caught
+    /// the last ten up by the task's policy, slots node-c had run already.
+    @Test func aJoiningNodesSlotsRunOnSQLiteDoNotRunAgain() async throws {
+        try await withCluster { cluster in
+            let (a, c) = (cluster.nodes[0].session, cluster.nodes[2].session)
+            try postgres.setDatabaseURL("default", in: c)
+            // Every 3 s: node-a learns of the task (within its 1 s poll) before node-c's next slot claims anything.
+            let r = try await c.keiji("task", "--create", "--name=local", "--desc=probe", "--every", "3s", "--catch-up", "all",
+                                      "--rerun-interrupted", "false", "--command", "\(probeCommand(cluster.probe))")
+            #expect(r.status == 0, "\(r.stdout)\(r.stderr)")
+            try await start(c)
+            #expect(await waitForRuns(by: "node-c", more: 2, in: cluster), "node-c runs local on SQLite: \(schedulerLog(c))")
+            #expect(try await c.keiji("system", "--stop").status == 0)
+            let ranOnSQLite = Set(probeLines(cluster).map(\.slot))
+            try postgres.setDatabaseURL(cluster.url, in: c)
+            try await start(a)
+            try await start(c)
+            let from = now()
+            _ = await postgres.eventually(.seconds(20)) { now() >= from + 7 }
+            for node in [a, c] { _ = try await node.keiji("system", "--stop") }
+            let local = probeLines(cluster).filter { $0.task == "local" }
+            let again = local.filter { $0.node != "node-c" && ranOnSQLite.contains($0.slot) }
+            #expect(again.isEmpty, "slots node-c ran on SQLite ran again: \(again) \(schedulerLog(a).suffix(1500))")
+            let twice = Dictionary(grouping: local, by: \.slot).filter { $0.value.count > 1 }
+            #expect(twice.isEmpty, "every slot once: \(twice)")
+            #expect(local.contains { !ranOnSQLite.contains($0.slot) }, "local runs in the cluster: \(local)")
+        }
+    }
+
     /// A Swift task built on node-a runs on node-b with nothing copied: its binary travels through the database
     /// (stored by node-a's scheduler when it publishes the task, downloaded and verified by node-b's when it
     /// applies it). node-a, which built it, downloads nothing. node-b, down during the build, starts while the

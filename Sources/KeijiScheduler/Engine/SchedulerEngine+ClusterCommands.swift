@@ -153,10 +153,25 @@ extension SchedulerEngine {
     /// reach every node: each as a save journaled at its anchor's time (so every node derives the same anchor
     /// and phase, as for a task made in the cluster), then a disable if it is disabled. A name the command log
     /// already knows is the cluster's: its definition applies here when the log is pulled.
+    /// The latest slot each ran or recorded missed here is claimed, finished, first: a node that learns of the task
+    /// then passes over the slots up to it (``skipSlotsClaimedElsewhere(of:)``). Counted from the task's anchor,
+    /// they followed its catch-up policy there, and slots this node had run ran again.
     func publishTasksMadeBeforeJoining() async {
         guard let cluster, !state.tasks.isEmpty, let known = await cluster.taskNamesInCommands() else { return }
         var published: [String] = []
         var theClusters: [String] = []
+        let handled = state.tasks.compactMap { name, task in
+            known[name.rawValue] == nil ? task.lastSlot.map { ClaimedSlot(task: name.rawValue, slot: $0) } : nil
+        }
+        if !handled.isEmpty {
+            if let held = await cluster.claim(handled) {
+                cluster.finished(Array(held.all))
+                await cluster.sendFinishes()
+            } else {
+                note("cluster: the latest slots run here of the tasks made before this node joined could not be claimed; "
+                     + "the other nodes catch their passed slots up by each task's policy")
+            }
+        }
         for (name, task) in state.tasks.sorted(by: { $0.key < $1.key }) {
             if let publishedHere = known[name.rawValue] {
                 if !publishedHere && appliedCommandSeq == 0 { theClusters.append(name.rawValue) }
