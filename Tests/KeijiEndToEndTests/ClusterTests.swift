@@ -932,6 +932,36 @@ struct ClusterTests {
         }
     }
 
+    /// A task a restart puts in error (a run interrupted by three restarts in a row, given up) is in error on every
+    /// node: the restart publishes the error as a failed run's end does. It stayed armed on the others.
+    @Test func aTaskPutInErrorAtARestartIsInErrorOnEveryNode() async throws {
+        try await withCluster { cluster in
+            let (a, b) = (cluster.nodes[0], cluster.nodes[1])
+            try await start(a.session)
+            try await start(b.session)
+            let marker = cluster.probe + ".crashy"
+            var r = try await a.session.keiji("task", "--create", "--name=crashy", "--desc=interrupted", "--every", "1h", "--rerun-interrupted", "true",
+                                              "--command", "echo $KEIJI_NODE >> \(marker); sleep 60")
+            #expect(r.status == 0, "\(r.stdout)\(r.stderr)")
+            r = try await a.session.keiji("task", "--run", "--name=crashy")
+            #expect(r.status == 0, "\(r.stdout)\(r.stderr)")
+            func began() -> Int { ((try? String(contentsOfFile: marker, encoding: .utf8)) ?? "").split(separator: "\n").count }
+            for round in 1...3 {
+                // The run (then its re-run) has begun: a kill -9 interrupts it.
+                #expect(await postgres.eventually(.seconds(30)) { began() >= round }, "round \(round): crashy runs: \(schedulerLog(a.session).suffix(1500))")
+                kill(try #require(schedulerPID(a.session)), SIGKILL)
+                try await start(a.session)
+            }
+            func inError(_ node: Session) async throws -> Bool {
+                try await node.keiji("journal", "dump").stdout.split(separator: "\n").contains { $0.contains("task.errored") && $0.hasSuffix("task=crashy") }
+            }
+            let interrupted = recoveryReport(a.session)?["interruptedRuns"] as? [[String: Any]] ?? []
+            #expect(interrupted.contains { ($0["action"] as? String)?.hasPrefix("given up") == true }, "node-a's restart gave the run up: \(interrupted)")
+            #expect(await postgres.eventually(.seconds(30)) { try await inError(b.session) }, "node-b has crashy in error: \(schedulerLog(a.session).suffix(1500))")
+            for node in [a, b] { _ = try await node.session.keiji("system", "--stop") }
+        }
+    }
+
     /// A new workspace (`keiji init`, a fresh journal) started under the name of a node that stopped, as a rebuilt
     /// machine or a second HOME on a host whose name is the default NODE_NAME: it applies the command log from the
     /// start, and its view's rebuild leaves the shared rows alone. It took over the old node's applied position,

@@ -187,6 +187,19 @@ public final class ClusterDatabase {
         return names
     }
 
+    /// The latest command of each of `tasks` that has one, decoded (one that cannot be decoded is left out).
+    public func latestCommands(of tasks: [String]) throws -> [String: JournalEntry] {
+        guard !tasks.isEmpty else { return [:] }
+        var latest: [String: JournalEntry] = [:]
+        for row in try connection.query("""
+            SELECT DISTINCT ON (task) task, encode(record, 'hex') FROM keiji_commands WHERE task = ANY($1::text[]) ORDER BY task, seq DESC
+            """, [PostgresConnection.arrayLiteral(tasks)]) {
+            guard let task = row[0], let bytes = row[1].flatMap(Self.bytes(fromHex:)), let entry = try? JournalEntry.decode(bytes) else { continue }
+            latest[task] = entry
+        }
+        return latest
+    }
+
     /// Commands after `seq`, in order: (seq, the journal entry's bytes, the SHA-256 of the binary it needs).
     public func commands(after seq: Int64, limit: Int = 1000) throws -> [(seq: Int64, record: [UInt8], binary: String?)] {
         try connection.query("SELECT seq, encode(record, 'hex'), binary_sha256 FROM keiji_commands WHERE seq > $1 ORDER BY seq LIMIT $2",

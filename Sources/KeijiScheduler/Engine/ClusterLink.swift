@@ -92,6 +92,11 @@ actor ClusterLink {
         attempt("read the command log's tasks") { try opened().taskNamesInCommands() }
     }
 
+    /// The latest command of each of `tasks` in the command log (nil when the database failed).
+    func latestCommands(of tasks: [TaskName]) -> [String: JournalEntry]? {
+        attempt("read the command log's latest commands") { try opened().latestCommands(of: tasks.map(\.rawValue)) }
+    }
+
     /// The commands after `seq` (nil when the database failed: the next poll tries again).
     func commands(after seq: Int64) -> [(seq: Int64, record: [UInt8], binary: String?)]? {
         attempt("read commands") { try opened().commands(after: seq) }

@@ -149,6 +149,21 @@ extension SchedulerEngine {
         }
     }
 
+    /// Queues for ``publishErrors(_:)`` the tasks in error here by a run of this node (not by a refused record, which
+    /// is this journal's own damage) whose error the command log does not have as their latest command: put in error
+    /// by this start's recovery (a slot interrupted too often), or by a run that ended as the node stopped or died
+    /// before its publish. Unpublished, they stayed armed on the other nodes. Called at start, after the first pull.
+    func queueErrorsNotInTheLog() async {
+        guard let cluster else { return }
+        let inError = state.tasks.filter { $0.value.isError && $0.value.errorText.hasPrefix("[ task error ]") }
+        guard !inError.isEmpty, let latest = await cluster.latestCommands(of: Array(inError.keys)) else { return }
+        for (name, task) in inError {
+            if case .taskErrored = latest[name.rawValue]?.event { continue }
+            unpublishedErrors[name] = JournalEntry(at: clock.nowMilliseconds(), .taskErrored(name, errorText: task.errorText))
+        }
+        if !unpublishedErrors.isEmpty { await pullCommands() }  // publishes them first
+    }
+
     /// Publishes the tasks this node had before it joined the cluster (made while `DB_URL` was SQLite), so they
     /// reach every node: each as a save journaled at its anchor's time (so every node derives the same anchor
     /// and phase, as for a task made in the cluster), then a disable if it is disabled. A name the command log

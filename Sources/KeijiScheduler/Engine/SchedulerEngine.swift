@@ -223,6 +223,7 @@ public actor SchedulerEngine {
             recoveryReport?.cluster?.commandsCaughtUp = clusterCommandsApplied
             saveRecoveryReport()
             await decideTakeoversAfterPull()
+            await queueErrorsNotInTheLog()
         }
         phase = .running
         await startRecoveryRuns()
