@@ -1356,6 +1356,35 @@ struct ClusterTests {
         }
     }
 
+    /// The slots an outage of the database kept from being claimed, and that a task's catch-up policy (`once`) gives
+    /// up when it answers, are recorded missed by one node each: every node used to record the same slots, one
+    /// `missed (downtime)` row per node in the shared view.
+    @Test func slotsGivenUpAfterAnOutageAreRecordedMissedOnce() async throws {
+        try await withCluster { cluster in
+            _ = try await startEveryNode(cluster)
+            try await disableTheProbeTasks(on: cluster.nodes[0].session)
+            try await createProbeTask("oncer", on: cluster.nodes[0].session, probe: cluster.probe, catchUp: "once")
+            #expect(await postgres.eventually(.seconds(30)) { probeLines(cluster).contains { $0.task == "oncer" } }, "oncer runs")
+            try await refuseConnections(true, in: cluster)
+            let cut = ContinuousClock.now
+            _ = await postgres.eventually(.seconds(30)) { ContinuousClock.now - cut > .seconds(5) }
+            try await refuseConnections(false, in: cluster)
+            for node in cluster.nodes {
+                let answered = await postgres.eventually(.seconds(60)) { schedulerLog(node.session).contains("the database answers again") }
+                #expect(answered, "\(node.name) claims again: \(schedulerLog(node.session))")
+            }
+            #expect(await waitForRuns(by: nil, more: 2, in: cluster), "oncer runs again")
+            for node in cluster.nodes { _ = try await node.session.keiji("system", "--stop") }
+            var recordedBy: [String: [String]] = [:]
+            for node in cluster.nodes {
+                for slot in try await downtimeMisses(in: node.session) where slot.hasPrefix("oncer ") { recordedBy[slot, default: []].append(node.name) }
+            }
+            #expect(!recordedBy.isEmpty, "the outage's slots given up are recorded missed")
+            let twice = recordedBy.filter { $0.value.count > 1 }
+            #expect(twice.isEmpty, "each given-up slot recorded missed by one node: \(twice.sorted { $0.key < $1.key })")
+        }
+    }
+
     /// The same outage with node-c stopped before it and started again as the database answers, before the others
     /// have beaten (held by SIGSTOP until it is up): a restart takes over only stopped nodes' claims, and leaves
     /// those of silent nodes to its heartbeat's rule. A restart that took them over re-ran the others' runs that

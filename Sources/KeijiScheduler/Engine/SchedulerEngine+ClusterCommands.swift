@@ -321,12 +321,20 @@ extension SchedulerEngine {
     }
 
     /// Journals the slots `givenUp` by their catch-up policy that ran nowhere missed for downtime, one record per
-    /// unbroken stretch of slots: those no node holds, and those this node holds with no run of them in its
-    /// journal (slots it took over, whose claims met the outage); those another node holds ran there. Unrecorded,
-    /// they were in no journal, no view and no report.
+    /// unbroken stretch of slots: those no node held, which this node then claims (finished) and wins, and those
+    /// this node holds with no run of them in its journal (slots it took over, whose claims met the outage); those
+    /// another node holds ran there, or are its to record. Unrecorded, they were in no journal, no view and no
+    /// report; recorded without the claim, every node recorded the same slots (each had fired them meanwhile).
     private func recordGivenUp(_ givenUp: [TaskName: [Int64]]) async {
         let slots = givenUp.flatMap { name, slots in slots.map { ClaimedSlot(task: name.rawValue, slot: $0) } }
         guard let cluster, !slots.isEmpty, let holders = await cluster.holders(of: slots) else { return }
+        var mine = Set(slots.filter { holders[$0] == cluster.node })
+        let unheld = slots.filter { holders[$0] == nil }
+        if !unheld.isEmpty {
+            guard let won = await cluster.claim(unheld) else { return }  // the database failed again: recorded by none
+            cluster.finished(Array(won.all))
+            mine.formUnion(won.all)
+        }
         var missed: [RunMissed] = []
         for (name, slots) in givenUp.sorted(by: { $0.key < $1.key }) {
             guard let task = state.tasks[name] else { continue }
@@ -334,8 +342,7 @@ extension SchedulerEngine {
             let ranHere = Set(task.recentRuns.compactMap(\.slot))
             var stretch: [Int64] = []
             for slot in slots {
-                let holder = holders[ClaimedSlot(task: name.rawValue, slot: slot)]
-                guard holder == nil || (holder == cluster.node && !ranHere.contains(slot)) else { continue }
+                guard mine.contains(ClaimedSlot(task: name.rawValue, slot: slot)), !ranHere.contains(slot) else { continue }
                 if let last = stretch.last, calculator.nextSlot(after: last) != slot {
                     missed.append(RunMissed(task: name, slot: last, count: stretch.count, reason: .downtime))
                     stretch = []
