@@ -1547,6 +1547,27 @@ struct ClusterTests {
         }
     }
 
+    /// A quick restart of a node counts as settled by other nodes only the slots that passed while it was down: it
+    /// counted every slot since its own last run of each task (or the task's anchor), most of them run by the others
+    /// while it was up.
+    @Test func aQuickRestartCountsOnlyTheSlotsThatPassedWhileDown() async throws {
+        try await withCluster { cluster in
+            let from = try await startEveryNode(cluster)
+            _ = await postgres.eventually(.seconds(30)) { now() >= from + 15 }
+            let node = cluster.nodes[1].session
+            let down = ContinuousClock.now
+            #expect(try await node.keiji("system", "--stop").status == 0)
+            try await start(node)
+            let seconds = Int((ContinuousClock.now - down).components.seconds) + 2
+            let report = recoveryReport(node)?["cluster"] as? [String: Any]
+            let elsewhere = report?["slotsRunElsewhere"] as? Int ?? 0
+            // The heartbeat's 2 s interval aside: the slots after the node's last beat.
+            #expect(elsewhere <= Self.tasks.count * (seconds + 2),
+                    "down for under \(seconds) s, yet \(elsewhere) slots 'passed meanwhile': \(schedulerLog(node).suffix(1500))")
+            for node in cluster.nodes { _ = try await node.session.keiji("system", "--stop") }
+        }
+    }
+
     /// A node that ran on SQLite before it joined brings its tasks along: each reaches every node (same anchor,
     /// so the slots are the same on all), a disabled one stays disabled, and it runs on its preferred node (node-a).
     @Test func tasksMadeBeforeANodeJoinedReachTheCluster() async throws {

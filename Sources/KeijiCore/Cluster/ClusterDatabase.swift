@@ -124,6 +124,7 @@ public final class ClusterDatabase {
                     time_zone = COALESCE(excluded.time_zone, keiji_nodes.time_zone), workspace_id = COALESCE(excluded.workspace_id, keiji_nodes.workspace_id)
                 """, [node, host, String(pid), identity?.timeZone, identity?.workspaceID])
             let applied = rows.first?[4].flatMap { Int64($0) } ?? 0
+            lastBeatSecondsAgo = rows.first?[2].flatMap { Double($0) }
             journalReplaced = false
             if let identity, applied > 0, let row = rows.first {
                 let otherWorkspace = row[5].map { $0 != identity.workspaceID } ?? false
@@ -137,6 +138,10 @@ public final class ClusterDatabase {
             return applied
         }
     }
+
+    /// Set by ``join(pid:host:identity:)``: how long ago, on the database's clock, this node's last heartbeat before
+    /// the join was (nil: its first join). A restart counts the slots that passed while it was down from then.
+    public private(set) var lastBeatSecondsAgo: Double?
 
     /// Set by ``join(pid:host:identity:)``: the node's stored position belonged to another workspace or journal,
     /// and this one applies the command log from the start.

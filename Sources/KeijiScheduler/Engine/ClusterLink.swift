@@ -63,8 +63,10 @@ actor ClusterLink {
     /// stops the start with nothing changed (joined, the node would be alive to the others for the heartbeat's
     /// timeout, and then a dead node whose claims they take over as interrupted).
     /// - Throws: a one-line error naming DB_URL (unreachable, rights) or the node name (in use).
-    /// - Returns: the last command `seq` this node applied before, and its unfinished claims.
-    func open(as identity: NodeIdentity? = nil) throws -> (appliedSeq: Int64, ownClaims: [OwnClaim], journalReplaced: Bool) {
+    /// - Returns: the last command `seq` this node applied before, its unfinished claims, and how long ago its last
+    ///   heartbeat before this join was (``ClusterDatabase/lastBeatSecondsAgo``).
+    func open(as identity: NodeIdentity? = nil) throws -> (appliedSeq: Int64, ownClaims: [OwnClaim], journalReplaced: Bool,
+                                                          lastBeatSecondsAgo: Double?) {
         let database = try ClusterDatabase(url: url, node: node)
         let ownClaims: [OwnClaim]
         do {
@@ -76,7 +78,7 @@ actor ClusterLink {
         let applied = try database.join(identity: identity)
         self.database = database
         heartbeat.joined(at: joining)
-        return (applied, ownClaims, database.journalReplaced)
+        return (applied, ownClaims, database.journalReplaced, database.lastBeatSecondsAgo)
     }
 
     /// Publishes a command; throws (one line naming DB_URL) when the database cannot take it: a command the

@@ -44,6 +44,8 @@ extension SchedulerEngine {
                                 defaultTimeZone: configuration.settings.timeZone, on: background)
         let fresh = try await writer.open()
         var ownClaimsAtStart: [OwnClaim] = []
+        // When this node was last alive in the cluster (its last heartbeat; seconds since the epoch), if it was before.
+        var lastAlive: Int64?
         if case .postgres(let url) = configuration.settings.database {
             // Every scheduler on this database is a node of one cluster: its slots are claimed there.
             let link = ClusterLink(url: url, node: configuration.settings.nodeName) { [weak self] line in
@@ -53,6 +55,7 @@ extension SchedulerEngine {
                                         journalLSN: journal.lastLSN)
             let opened = try await link.open(as: identity)
             (appliedCommandSeq, ownClaimsAtStart) = (opened.appliedSeq, opened.ownClaims)
+            lastAlive = opened.lastBeatSecondsAgo.map { (clock.nowMilliseconds() - Int64($0 * 1000)) / 1000 }
             if opened.journalReplaced {
                 note("warning: cluster: NODE_NAME=\(link.node) was last used by another workspace or journal (its applied position is not this "
                      + "journal's): this node applies the cluster's command log from the start")
@@ -185,7 +188,7 @@ extension SchedulerEngine {
         let now = clock.nowMilliseconds()
         var catchUps: [RecoveryRun] = []
         var missedRecords: [JournalEntry.Event] = []
-        report.cluster?.slotsRunElsewhere = await skipSlotsClaimedElsewhere(of: Array(state.tasks.keys))  // a report has a cluster part in a cluster only
+        report.cluster?.slotsRunElsewhere = await skipSlotsClaimedElsewhere(of: Array(state.tasks.keys), countingAfter: lastAlive)  // in a cluster only
         for name in state.tasks.keys.sorted() {
             guard let task = state.tasks[name], !task.isDisabled, !task.isError else { continue }
             let calculator = task.scheduleCalculator(defaultTimeZone: timeZone)
@@ -268,7 +271,10 @@ extension SchedulerEngine {
     /// nor recorded missed here; a claim of this node's own is settled by its journal as before. Returns how many
     /// slots were so passed over (nil when none, or when the database did not answer: then every passed slot
     /// follows the catch-up policy, and claims keep any from running twice).
-    func skipSlotsClaimedElsewhere(of names: [TaskName]) async -> Int? {
+    /// `countingAfter` (a restart: its last heartbeat before it went down): only the slots after it are counted, those
+    /// that passed while it was down. Counted from each task's cursor, its own last run of it (or the task's anchor),
+    /// a restart of 0.2 s counted hundreds, run by the others while it was up.
+    func skipSlotsClaimedElsewhere(of names: [TaskName], countingAfter downSince: Int64? = nil) async -> Int? {
         guard let cluster, !names.isEmpty, let latest = await cluster.lastClaimedSlots(of: names) else { return nil }
         var passed = 0
         for (name, claimed) in latest {
@@ -276,7 +282,8 @@ extension SchedulerEngine {
             let from = cursor(of: name, task)
             guard claimed > from else { continue }
             let calculator = task.scheduleCalculator(defaultTimeZone: timeZone)
-            passed += calculator.slots(after: from, through: claimed, limit: 0).dropped
+            let counted = max(from, downSince ?? from)
+            if claimed > counted { passed += calculator.slots(after: counted, through: claimed, limit: 0).dropped }
             firedSlots[name] = claimed
         }
         return passed > 0 ? passed : nil
