@@ -1633,6 +1633,33 @@ struct ClusterTests {
         }
     }
 
+    /// A node restarted under a new NODE_NAME (its applied position starts at 0) does not call the cluster's tasks,
+    /// which it applied under its old name, its own: it logged them as "made here before joining". A node that made
+    /// a task of a name the cluster has on SQLite still says so.
+    @Test func aRenamedNodeDoesNotCallTheClustersTasksItsOwn() async throws {
+        try await withCluster { cluster in
+            let (a, b) = (cluster.nodes[0].session, cluster.nodes[1].session)
+            try await start(a)
+            try await start(b)
+            #expect(await postgres.eventually(.seconds(30)) { try await definitions(in: b) == probeTasks() }, "node-b has the cluster's tasks")
+            #expect(try await b.keiji("system", "--stop").status == 0)
+            try b.setSetting("NODE_NAME", "node-d")
+            try await start(b)
+            #expect(await postgres.eventually(.seconds(30)) { schedulerLog(b).components(separatedBy: "scheduler started (pid").count == 3 },
+                    "node-b started twice: \(schedulerLog(b).suffix(1500))")
+            #expect(!schedulerLog(b).contains("made here before joining"), "\(schedulerLog(b).suffix(1500))")
+            // A task made on SQLite under a name the cluster has is still said to be one.
+            let c = cluster.nodes[2].session
+            try postgres.setDatabaseURL("default", in: c)
+            try await createProbeTask("alpha", on: c, probe: cluster.probe)
+            try postgres.setDatabaseURL(cluster.url, in: c)
+            try await start(c)
+            #expect(await postgres.eventually(.seconds(30)) { schedulerLog(c).contains("tasks alpha were made here before joining") },
+                    "\(schedulerLog(c).suffix(1500))")
+            for node in [a, b, c] { _ = try await node.keiji("system", "--stop") }
+        }
+    }
+
     /// A Swift task built on node-a runs on node-b with nothing copied: its binary travels through the database
     /// (stored by node-a's scheduler when it publishes the task, downloaded and verified by node-b's when it
     /// applies it). node-a, which built it, downloads nothing. node-b, down during the build, starts while the

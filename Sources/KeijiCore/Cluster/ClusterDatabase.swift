@@ -192,6 +192,19 @@ public final class ClusterDatabase {
         return names
     }
 
+    /// The task ids (``JournalEntry/Event/taskSaved(_:taskID:)``) the command log's saves of each of `tasks` carry.
+    public func savedTaskIDs(of tasks: [String]) throws -> [String: Set<String>] {
+        guard !tasks.isEmpty else { return [:] }
+        var ids: [String: Set<String>] = [:]
+        for row in try connection.query("SELECT task, encode(record, 'hex') FROM keiji_commands WHERE task = ANY($1::text[])",
+                                        [PostgresConnection.arrayLiteral(tasks)]) {
+            guard let task = row[0], let bytes = row[1].flatMap(Self.bytes(fromHex:)),
+                  case .taskSaved(_, let taskID) = try? JournalEntry.decode(bytes).event else { continue }
+            ids[task, default: []].insert(taskID)
+        }
+        return ids
+    }
+
     /// The latest command of each of `tasks` that has one, decoded (one that cannot be decoded is left out).
     public func latestCommands(of tasks: [String]) throws -> [String: JournalEntry] {
         guard !tasks.isEmpty else { return [:] }

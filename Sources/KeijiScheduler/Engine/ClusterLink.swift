@@ -94,6 +94,11 @@ actor ClusterLink {
         attempt("read the command log's tasks") { try opened().taskNamesInCommands() }
     }
 
+    /// The task ids the command log's saves of each of `tasks` carry (nil when the database failed).
+    func savedTaskIDs(of tasks: [String]) -> [String: Set<String>]? {
+        attempt("read the command log's saves") { try opened().savedTaskIDs(of: tasks) }
+    }
+
     /// The latest command of each of `tasks` in the command log (nil when the database failed).
     func latestCommands(of tasks: [TaskName]) -> [String: JournalEntry]? {
         attempt("read the command log's latest commands") { try opened().latestCommands(of: tasks.map(\.rawValue)) }

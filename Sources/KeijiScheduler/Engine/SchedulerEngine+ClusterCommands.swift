@@ -205,6 +205,13 @@ extension SchedulerEngine {
         if !published.isEmpty {
             note("cluster: published \(published.count) tasks made before this node joined: \(published.prefix(20).joined(separator: ", "))")
         }
+        // Of those, the ones with a task id no save in the log has were made here; the others are the cluster's, applied
+        // here before under another NODE_NAME or by a journal whose position was reset (they were called made here).
+        if !theClusters.isEmpty, let ids = await cluster.savedTaskIDs(of: theClusters) {
+            theClusters.removeAll { name in
+                (try? TaskName(name)).flatMap { state.tasks[$0] }.map { ids[name]?.contains($0.taskID) == true } ?? true
+            }
+        }
         if !theClusters.isEmpty {
             note("cluster: tasks \(theClusters.prefix(20).joined(separator: ", ")) were made here before joining and also exist in the cluster: "
                  + "the cluster's definitions apply")
