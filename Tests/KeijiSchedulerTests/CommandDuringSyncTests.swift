@@ -11,19 +11,22 @@ import Testing
 /// thread, a thread of the cooperative pool when the journal was idle (the append syncs on its caller's thread):
 /// release it as soon as the test can, and never hold two at once (two tests doing so froze the suite for 60 s).
 final class HeldSyncJournalIO: InterceptedSyncJournalIO, @unchecked Sendable {
-    private let state = Mutex<(armed: Bool, holding: Bool)>((false, false))
+    /// Syncs to let through before the one held (nil: none is to be held).
+    private let state = Mutex<(passing: Int?, holding: Bool)>((nil, false))
     private let gate = DispatchSemaphore(value: 0)
 
-    func holdNextSync() { state.withLock { $0.armed = true } }
+    /// Holds the sync after the next `passing` ones (a command's own, say, to hold the batch that follows it).
+    func holdNextSync(after passing: Int = 0) { state.withLock { $0.passing = passing } }
     /// Whether a sync is waiting for ``release()`` now.
     var isHolding: Bool { state.withLock { $0.holding } }
     func release() { gate.signal() }
 
     override func beforeSync() throws {
         let hold = state.withLock { s -> Bool in
-            defer { s.armed = false }
-            s.holding = s.armed
-            return s.armed
+            guard let passing = s.passing else { return false }
+            s.passing = passing > 0 ? passing - 1 : nil
+            s.holding = passing == 0
+            return s.holding
         }
         if hold {
             _ = gate.wait(timeout: .now() + 60)  // never hangs the suite if the test fails first
@@ -42,8 +45,8 @@ extension SchedulerEngine {
 }
 
 /// A command journaled while a firing of its task waits to be journaled comes first in the journal; the run
-/// must then honour it.
-struct CommandDuringSyncTests {
+/// must then honour it. Serialized: each test holds a sync, and two held at once freeze the cooperative pool.
+@Suite(.serialized) struct CommandDuringSyncTests {
     /// `--disable` whose record is being synced when the task's slot comes due: the timer, which does not see the
     /// disable yet, decides the firing, and its `run.started` is journaled after the `task.disabled`. The run does
     /// not begin (no process), and it ends as stopped. Before, it ran after the disable was acknowledged.
@@ -82,5 +85,34 @@ struct CommandDuringSyncTests {
         let end = try #require(entries.compactMap { if case .runFinished(let end) = $0.event, end.runID == start.runID { end } else { nil } }.first)
         #expect(end.outcome == .stopped && end.message == "the task was disabled before the run began", "\(end)")
         #expect(((try? String(contentsOfFile: ran, encoding: .utf8)) ?? "") == ranBefore, "no process began")
+    }
+
+    /// A trigger stays queued (`pendingTriggers`) until its run's `run.started` is applied. A command on the task
+    /// applied meanwhile (another `--run`, an `--enable`, a `--create --force`) re-arms it: the trigger being started
+    /// was taken again, and 15 parallel `--run`s started 16 to 20 runs. Here the task is re-armed, as such a
+    /// command does, while its run's batch is held in its sync.
+    @Test func aTriggerBeingStartedIsNotTakenAgainWhenItsTaskIsReArmed() async throws {
+        let harness = try SchedulerHarness()
+        defer { harness.remove() }
+        try await harness.defineOffline(try harness.commandTask("many", "true", every: 3600) { $0.overlap = .allow })
+        let name = harness.taskName("many")
+        let io = HeldSyncJournalIO()
+        let engine = harness.engine(spawn: false, journalIO: io)
+        try await engine.start()
+        io.holdNextSync(after: 1)  // the trigger's own sync passes; its run's batch is held
+        _ = try await engine.submit(.taskTriggered(name))
+        #expect(await harness.wait {
+            let taken = await engine.runsInProgress
+            return io.isHolding && taken == 1
+        }, "the run is taken, its run.started held")
+        await engine.arm(name)
+        #expect(await engine.armsASlot(name), "the trigger being started is not armed again")
+        io.release()
+        #expect(await harness.wait {
+            let going = await engine.runsInProgress
+            return try harness.entries().finishedRuns.count == 1 && going == 0
+        })
+        await engine.stop()
+        #expect(try harness.entries().startedRuns.count == 1, "one trigger, one run")
     }
 }

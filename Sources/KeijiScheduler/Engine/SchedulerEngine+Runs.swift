@@ -149,6 +149,7 @@ extension SchedulerEngine {
             // Registered before the await: a stop or shutdown during the append finds it (and a second firing of
             // a skip task in this batch sees it).
             let awaitsClaim = cluster != nil && firing.slot != nil
+            if firing.trigger == .manual { manualStartsUnapplied[name, default: 0] += 1 }
             registerRun(runID, LiveRun(task: name, handle: handle, work: nil, counted: counted, isManual: firing.trigger == .manual,
                                        claimedAtMs: awaitsClaim ? nil : clock.nowMilliseconds()))
             recordIndex[index] = events.count

@@ -3,14 +3,14 @@ import KeijiCore
 extension SchedulerEngine {
     // MARK: - Arming
 
-    /// (Re)arms `name`'s next firing: its queued manual triggers (due now), else its next slot. Called at start
-    /// and after every command that changes the task; any entry armed before becomes stale. Runs in progress
-    /// are not affected. A disabled task, a task in error, a one-shot that has fired and a task whose queued
+    /// (Re)arms `name`'s next firing: its queued manual triggers not yet taken (due now), else its next slot.
+    /// Called at start and after every command that changes the task; any entry armed before becomes stale. Runs
+    /// in progress are not affected. A disabled task, a task in error, a one-shot that has fired and a task whose queued
     /// catch-up runs are going are left unarmed.
     func arm(_ name: TaskName) {
         disarm(name)
         guard phase == .running || phase == .created, let task = state.tasks[name], !task.isDisabled, !task.isError else { return }
-        if task.pendingTriggers > 0 {
+        if task.pendingTriggers > manualStartsUnapplied[name, default: 0] {
             push(name, fireAtMs: clock.nowMilliseconds(), slot: TimerEntry.manual)
             return
         }
@@ -177,7 +177,6 @@ extension SchedulerEngine {
         var firings: [Firing] = []
         var missed: [RunMissed] = []
         var rearm: [TaskName] = []
-        var manual: [TaskName] = []
         var queued: [(TaskName, [RecoveryRun])] = []
         var stalls: [String] = []
         var arrivals: [String] = []
@@ -197,8 +196,6 @@ extension SchedulerEngine {
                     push(name, fireAtMs: TimeArithmetic.sum(now, 200), slot: TimerEntry.manual)
                     continue
                 }
-                rearm.removeLast()
-                manual.append(name)
                 firings.append(Firing(task: name, slot: nil, fireAtMs: now, trigger: .manual))
                 continue
             }
@@ -256,16 +253,11 @@ extension SchedulerEngine {
         noteSlots("slots that passed before this node had the task (made on another node)", arrivals)
         if !stalledInCluster.isEmpty { Task { await self.settleStallInCluster(stalledInCluster) } }
         let prepared = prepare(firings, missed: missed)
-        // The next slot counts from `firedSlots`, so a slot task is re-armed now; a manual trigger is consumed
-        // only when its run.started is applied, so that task is re-armed after the batch.
+        // Re-armed now: the next slot counts from `firedSlots`, and a manual trigger taken is not taken again
+        // (``manualStartsUnapplied``), so a task with more triggers queued fires the next at once.
         for name in rearm where armed[name] == nil { arm(name) }
         queueCatchUps(queued)
-        Task {  // on this actor from its first step (it captures self), as each run's task
-            let lsns = await commit(prepared)
-            guard !manual.isEmpty else { return }
-            if let last = lsns.compactMap({ $0 }).max() { await waitUntilApplied(last) }
-            rearmIfIdle(manual)
-        }
+        Task { _ = await commit(prepared) }  // on this actor from its first step (it captures self), as each run's task
     }
 
     /// Tasks a stall left behind in a cluster: each task's cursor moves up to the latest slot any node has claimed
@@ -277,11 +269,6 @@ extension SchedulerEngine {
         }
         guard phase == .running else { return }
         stallsLookedUp.formUnion(names)
-        for name in names where armed[name] == nil { arm(name) }
-    }
-
-    private func rearmIfIdle(_ names: [TaskName]) {
-        guard phase == .running else { return }
         for name in names where armed[name] == nil { arm(name) }
     }
 }

@@ -135,6 +135,9 @@ public actor SchedulerEngine {
     var endsOfCountedRuns: [TaskName: [Int64]] = [:]
     /// The last slot the timer decided to fire per task: its cursor, ahead of the (later applied) records.
     var firedSlots: [TaskName: Int64] = [:]
+    /// Manual runs taken whose `run.started` is not applied yet, per task: the task's `pendingTriggers` still counts
+    /// their triggers, and ``arm(_:)`` must not take them again (parallel `--run`s started more runs than were queued).
+    var manualStartsUnapplied: [TaskName: Int] = [:]
     /// Tasks whose queued catch-up runs are still going (``queueCatchUps(_:)``): their slots are not armed.
     var catchingUp: Set<TaskName> = []
     /// In a cluster, tasks found stalled whose cursors have been moved up to the cluster's latest claims
@@ -551,6 +554,9 @@ public actor SchedulerEngine {
         let name = entry.taskName
         let mayBegin = datesStarts && name.map { Self.reasonNotToBegin(state.tasks[$0]) == nil } ?? false
         Reducer.apply(entry, lsn: lsn, to: &state)
+        if case .runStarted(let start) = entry.event, start.trigger == .manual, let taken = manualStartsUnapplied[start.task] {
+            manualStartsUnapplied[start.task] = taken > 1 ? taken - 1 : nil
+        }
         if mayBegin, let name, let reason = Self.reasonNotToBegin(state.tasks[name]) { withdrawDatedStarts(of: name, because: reason) }
         if Self.stopsItsTask(entry.event) { stoppingCommandsUnapplied -= 1 }
         if let name {
