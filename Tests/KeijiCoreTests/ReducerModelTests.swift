@@ -65,8 +65,9 @@ struct ReducerModelTests {
             case .taskErrored(let name, let errorText):
                 tasks[name.rawValue]?.error = true
                 tasks[name.rawValue]?.errorText = errorText
+                tasks[name.rawValue]?.pending = 0
             case .taskTriggered(let name):
-                if tasks[name.rawValue]?.disabled == false { tasks[name.rawValue]?.pending += 1 }
+                if tasks[name.rawValue]?.disabled == false, tasks[name.rawValue]?.error == false { tasks[name.rawValue]?.pending += 1 }
             case .taskStopRequested:
                 break
             case .runStarted(let start):
@@ -83,6 +84,7 @@ struct ReducerModelTests {
                 if end.outcome.isFailure && end.final && !task.continueOnError {
                     task.error = true
                     task.errorText = "[ task error ]: " + (end.message ?? end.outcome.rawValue)
+                    task.pending = 0
                 }
                 tasks[end.task.rawValue] = task
             case .runMissed(let missed):
@@ -98,6 +100,7 @@ struct ReducerModelTests {
                 if let givenUp {
                     task.error = true
                     task.errorText = "[ task error ]: " + givenUp
+                    task.pending = 0
                 }
                 tasks[name.rawValue] = task
             case .schedulerStarted:

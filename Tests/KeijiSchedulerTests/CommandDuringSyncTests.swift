@@ -87,6 +87,49 @@ extension SchedulerEngine {
         #expect(((try? String(contentsOfFile: ran, encoding: .utf8)) ?? "") == ranBefore, "no process began")
     }
 
+    /// `--run`s taken by the timer while a `--disable` or `--delete` of their task was being synced: their
+    /// `run.started` comes after the command in the journal. They do not begin (no process) and end as stopped,
+    /// saying why; after an `--enable`, a `--run` runs. Before, a manual run began all the same, after the
+    /// disable or delete was acknowledged (and after a disable it ran to its end).
+    @Test(arguments: [false, true]) func manualRunsTakenDuringADisableOrDeleteDoNotBegin(delete: Bool) async throws {
+        let harness = try SchedulerHarness()
+        defer { harness.remove() }
+        let ran = harness.home + "/ran"
+        try await harness.defineOffline(try harness.commandTask("now", "echo \"$KEIJI_RUN_ID\" >> '\(ran)'", every: 3600) { $0.overlap = .allow })
+        let name = harness.taskName("now")
+        let io = HeldSyncJournalIO()
+        let engine = harness.engine(spawn: true, journalIO: io)
+        try await engine.start()
+        let before = try harness.entries().count
+        io.holdNextSync()
+        let command = Task { try await engine.submit(delete ? .taskDeleted(name) : .taskDisabled(name)) }
+        #expect(await harness.wait { io.isHolding }, "the command's batch is being synced")
+        // The timer takes queued triggers as it fires them (``SchedulerEngine/fireDue``): the task is not disabled yet.
+        let now = engine.clock.nowMilliseconds()
+        let manual = Array(repeating: SchedulerEngine.Firing(task: name, slot: nil, fireAtMs: now, trigger: .manual), count: 3)
+        let firing = Task { await engine.fire(manual) }
+        #expect(await harness.wait { await engine.runsInProgress == 3 }, "the runs were taken")
+        io.release()
+        _ = try await command.value
+        _ = await firing.value
+        #expect(await harness.wait { await engine.runsInProgress == 0 })
+
+        let entries = Array(try harness.entries().dropFirst(before))
+        let commandAt = try #require(entries.firstIndex { $0.isCommand })
+        let started = entries.enumerated().filter { if case .runStarted = $0.element.event { true } else { false } }.map(\.offset)
+        #expect(started.count == 3 && started.allSatisfy { $0 > commandAt }, "the runs were journaled after the command")
+        let why = delete ? "the task was deleted before the run began" : "the task was disabled before the run began"
+        #expect(entries.finishedRuns.count == 3 && entries.finishedRuns.allSatisfy { $0.outcome == .stopped && $0.message == why },
+                "\(entries.finishedRuns)")
+        #expect(!FileManager.default.fileExists(atPath: ran), "no process began")
+        if !delete {
+            _ = try await engine.submit(.taskEnabled(name))
+            _ = try await engine.submit(.taskTriggered(name))
+            #expect(await harness.wait { try harness.entries().finishedRuns.contains { $0.outcome == .succeeded } }, "a --run after --enable runs")
+        }
+        await engine.stop()
+    }
+
     /// A trigger stays queued (`pendingTriggers`) until its run's `run.started` is applied. A command on the task
     /// applied meanwhile (another `--run`, an `--enable`, a `--create --force`) re-arms it: the trigger being started
     /// was taken again, and 15 parallel `--run`s started 16 to 20 runs. Here the task is re-armed, as such a

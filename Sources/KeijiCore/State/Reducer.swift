@@ -61,13 +61,14 @@ public enum Reducer {
                 guard task.refusal == nil else { return }  // a refusal's own error text stays
                 task.isError = true
                 task.errorText = errorText
+                task.pendingTriggers = 0
             }
         case .taskStopRequested:
             break  // acted on by the scheduler; the run's end record carries the outcome
         case .taskTriggered(let name):
-            // A disabled task queues nothing (journals from before `--run` refused it): enabling it later
-            // must not start a pile of runs at once.
-            update(name, in: &state) { if !$0.isDisabled { $0.pendingTriggers += 1 } }
+            // A disabled task or one in error queues nothing (journals from before `--run` refused it): enabling or
+            // resolving it later must not start a pile of runs at once.
+            update(name, in: &state) { if !$0.isDisabled, !$0.isError { $0.pendingTriggers += 1 } }
         case .runStarted(let start):
             state.activeRuns[start.runID] = ActiveRun(start: start, startedAt: at)
             update(start.task, in: &state) { task in
@@ -94,6 +95,7 @@ public enum Reducer {
                 if end.outcome.isFailure, end.final, !task.definition.policy.continueOnError {
                     task.isError = true
                     task.errorText = "[ task error ]: " + (end.message ?? end.outcome.rawValue)
+                    task.pendingTriggers = 0
                 }
             }
         case .runMissed(let missed):
@@ -120,6 +122,7 @@ public enum Reducer {
                     // Re-running it again would crash-loop the scheduler: the task waits for `keiji task --resolve`.
                     task.isError = true
                     task.errorText = "[ task error ]: " + givenUp
+                    task.pendingTriggers = 0
                 }
             }
         case .schedulerStarted:

@@ -37,7 +37,7 @@ extension SchedulerEngine {
     /// At most one lookup statement for slots preferred elsewhere this often (they wait 250 ms anyway).
     static let fallbackClaimInterval: Duration = .milliseconds(50)
 
-    /// Starts one run for `slot` unless the overlap policy says to skip it (manual runs always start).
+    /// Starts one run for `slot` unless the overlap policy says to skip it (a manual run is no overlap).
     /// Returns the LSN of the `run.started` or `run.missed` record once it is durable.
     @discardableResult
     func fire(_ name: TaskName, slot: Int64?, fireAtMs: Int64, trigger: RunTrigger, attempt: Int = 1, interruptions: Int? = nil) async -> UInt64? {
@@ -125,8 +125,8 @@ extension SchedulerEngine {
             if let slot = firing.claimedSlot, firing.trigger != .schedule { released.append(slot) }
             guard let task = state.tasks[name] else { continue }
             // Checked here, at the last moment before run.started, not only when the run was planned: a catch-up,
-            // re-run or retry queued earlier must not start for a task disabled or put in error since.
-            if firing.trigger != .manual, task.isDisabled || task.isError { continue }
+            // re-run, retry or manual run queued earlier must not start for a task disabled or put in error since.
+            if task.isDisabled || task.isError { continue }
             var counted = true
             if firing.trigger != .manual, task.definition.policy.overlap == .skip, hasRunsGoing(name, at: firing.fireAtMs) {
                 guard let slot = firing.slot else { continue }
@@ -150,8 +150,7 @@ extension SchedulerEngine {
             // a skip task in this batch sees it).
             let awaitsClaim = cluster != nil && firing.slot != nil
             if firing.trigger == .manual { manualStartsUnapplied[name, default: 0] += 1 }
-            registerRun(runID, LiveRun(task: name, handle: handle, work: nil, counted: counted, isManual: firing.trigger == .manual,
-                                       claimedAtMs: awaitsClaim ? nil : clock.nowMilliseconds()))
+            registerRun(runID, LiveRun(task: name, handle: handle, work: nil, counted: counted, claimedAtMs: awaitsClaim ? nil : clock.nowMilliseconds()))
             recordIndex[index] = events.count
             events.append(.runStarted(RunStart(runID: runID, task: name, slot: firing.slot, attempt: firing.attempt, trigger: firing.trigger,
                                                interruptions: firing.interruptions)))
@@ -251,9 +250,10 @@ extension SchedulerEngine {
         let nowMicros = configuration.recordLateness ? clock.nowMicroseconds() : 0
         for run in started {
             let firing = run.firing
-            if firing.trigger != .manual, let reason = Self.reasonNotToBegin(state.tasks[firing.task]) {
+            if let reason = Self.reasonNotToBegin(state.tasks[firing.task]) {
                 // A command journaled while this batch was synced or its slot awaited (a `--disable`, a `--delete`), or
-                // a failure that put the task in error: the run does not begin, and it ends as stopped.
+                // a failure that put the task in error: the run does not begin, and it ends as stopped. A manual run
+                // too: `--run` queues nothing for such a task, and no process starts after a disable is acknowledged.
                 endStopped(run, message: reason, latenessMs: max(0, now - firing.fireAtMs))
                 continue
             }
@@ -302,7 +302,7 @@ extension SchedulerEngine {
         begin(kept, now: clock.nowMilliseconds(), claimsChecked: true)
     }
 
-    /// Why a scheduled run whose `run.started` is durable must not begin, from its task's state now (nil: it begins).
+    /// Why a run whose `run.started` is durable must not begin, from its task's state now (nil: it begins).
     static func reasonNotToBegin(_ task: TaskState?) -> String? {
         guard let task else { return RunEnd.notBegunMessage("the task was deleted") }
         if task.isDisabled { return RunEnd.notBegunMessage("the task was disabled") }
@@ -476,10 +476,10 @@ extension SchedulerEngine {
 
     /// Withdraws the dated starts of `name` that the spawn server still holds: its task was disabled, deleted or
     /// put in error while they waited for their slots, and they end as stopped (as ``begin(_:now:claimsChecked:)``
-    /// ends one that is so when it is sent; a manual run begins all the same, there and here). A start being made
-    /// as this is asked goes on, as a run whose slot came before the command.
+    /// ends one that is so when it is sent). A start being made as this is asked goes on, as a run whose slot came
+    /// before the command.
     func withdrawDatedStarts(of name: TaskName, because message: String) {
-        for run in runs.values where run.task == name && run.work != nil && !run.isManual {
+        for run in runs.values where run.task == name && run.work != nil {
             run.handle.cancelStart(.task(message: message))
         }
     }

@@ -172,8 +172,6 @@ public actor SchedulerEngine {
         var work: Task<Void, Never>?
         /// Counted in ``activeRunCounts`` (what overlap looks at); not while it waits for a fallback claim.
         var counted = true
-        /// A `--run`: it begins whether or not its task is disabled or in error.
-        var isManual = false
         /// When its slot's claim was won (engine clock, ms; at registration for a run with no claim to wait for);
         /// nil while, in a cluster, the claim is not answered yet (see ``prepare(_:missed:)``).
         var claimedAtMs: Int64?
