@@ -2,18 +2,47 @@ import ArgumentParser
 import Foundation
 import KeijiCore
 import KeijiJournal
+import Synchronization
 
 #if canImport(Glibc)
 @preconcurrency import Glibc
 #endif
 
 /// Output for people: results on stdout, progress and errors on stderr, colours only on a terminal.
+///
+/// Every write is a plain `write(2)` loop. Foundation's `FileHandle.write` ended the CLI with a fatal error (SIGILL,
+/// exit 132) when stderr was closed or full, half way through a `system --stop`; and `print` dropped stdout's errors,
+/// so `task --get --json > file` on a full disk exited 0 with the file cut short. Now a failed write to stderr is
+/// dropped (there is nowhere to say so) and the command goes on; a failed write to stdout is remembered and the call
+/// ends with `error: write error: <reason>` and status 1 (``end(_:)``), as coreutils' `close_stdout` does.
 enum Console {
     static let colours = isatty(STDERR_FILENO) != 0 && ProcessInfo.processInfo.environment["NO_COLOR"] == nil
 
+    /// The errno of the first write to stdout that failed.
+    private static let stdoutFailure = Mutex<Int32?>(nil)
+
+    static var stdoutFailed: Bool { stdoutFailure.withLock { $0 != nil } }
+
+    /// Puts `/dev/null`, opened read-only, on any of descriptors 0, 1 and 2 that is closed, first thing: else the
+    /// next file opened (a journal segment, a lock file) took that number and an error line was written into it.
+    /// Read-only, a write to it still fails (EBADF), as on the closed descriptor, and is reported as such.
+    static func holdStandardDescriptors() {
+        for fd in [STDIN_FILENO, STDOUT_FILENO, STDERR_FILENO] where fcntl(fd, F_GETFD) == -1 && errno == EBADF {
+            let null = open("/dev/null", O_RDONLY)
+            if null >= 0, null != fd {
+                dup2(null, fd)
+                close(null)
+            }
+        }
+    }
+
     static func say(_ line: String) {
-        print(line)
-        fflush(nil)
+        write(line + "\n", to: STDOUT_FILENO)
+    }
+
+    /// `text` with no newline after it: a question whose answer is typed on the same line.
+    static func ask(_ text: String) {
+        write(text, to: STDOUT_FILENO)
     }
 
     /// Many lines in one write: a table of 10,000 tasks written a line at a time was 10,000 system calls.
@@ -31,8 +60,12 @@ enum Console {
             out += line
             out.append(UInt8(ascii: "\n"))
         }
-        fflush(nil)  // after what `say` printed before
-        _ = out.withUnsafeBytes { FileSystem.writeAll($0, to: STDOUT_FILENO) }
+        say(bytes: out[...])
+    }
+
+    /// Bytes on stdout as they are (a task's log).
+    static func say(bytes: ArraySlice<UInt8>) {
+        bytes.withUnsafeBytes { write($0, to: STDOUT_FILENO) }
     }
 
     /// `object` as JSON, pretty and with sorted keys, for `--json`; an empty list as `[]` (Foundation's pretty form
@@ -49,10 +82,33 @@ enum Console {
         for repair in repairs { progress("warning: journal repaired: \(repair) (the next scheduler start reports it)") }
     }
 
-    static func progress(_ line: String) { FileHandle.standardError.write(Data((paint(line, 33) + "\n").utf8)) }
+    static func progress(_ line: String) { write(paint(line, 33) + "\n", to: STDERR_FILENO) }
 
     /// `error: <message>` on stderr, the one line every failure prints.
-    static func error(_ message: String) { FileHandle.standardError.write(Data((paint("error:", 31) + " " + message + "\n").utf8)) }
+    static func error(_ message: String) { write(paint("error:", 31) + " " + message + "\n", to: STDERR_FILENO) }
+
+    /// Ends the process with `status`, or, when a write to stdout failed, with `error: write error: <reason>` and
+    /// status 1 (a failure's own status stays): what was asked may be done (a mutating command's change stays
+    /// made), but its output is lost or cut short. A write into a closed pipe with SIGPIPE at its default never
+    /// gets here: the signal ended the process, as it ends `cat`.
+    static func end(_ status: Int32) -> Never {
+        if let failure = stdoutFailure.withLock({ $0 }) {
+            error("write error: \(String(cString: strerror(failure)))")
+            exit(status == 0 ? 1 : status)
+        }
+        exit(status)
+    }
+
+    private static func write(_ text: String, to fd: Int32) {
+        var text = text
+        text.withUTF8 { write(UnsafeRawBufferPointer($0), to: fd) }
+    }
+
+    private static func write(_ bytes: UnsafeRawBufferPointer, to fd: Int32) {
+        guard !bytes.isEmpty, !FileSystem.writeAll(bytes, to: fd), fd == STDOUT_FILENO else { return }
+        let code = errno
+        stdoutFailure.withLock { if $0 == nil { $0 = code } }
+    }
 
     static func paint(_ text: String, _ code: Int) -> String { colours ? "\u{1B}[\(code)m\(text)\u{1B}[0m" : text }
 }

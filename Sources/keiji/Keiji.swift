@@ -18,6 +18,7 @@ struct Keiji: AsyncParsableCommand {
     /// Runs the command with one PostgreSQL session per database for the whole call (``SharedPostgresSession``),
     /// closed as the call ends: ArgumentParser's own `main` ends a failed call with `exit`, which no `defer` outlives.
     static func main() async {
+        Console.holdStandardDescriptors()
         let session = SharedPostgresSession()
         do {
             try await SharedPostgresSession.$current.withValue(session) {
@@ -31,6 +32,7 @@ struct Keiji: AsyncParsableCommand {
                 }
             }
             session.close()
+            Console.end(0)
         } catch {
             session.close()
             exit(after: error)
@@ -39,17 +41,23 @@ struct Keiji: AsyncParsableCommand {
 
     /// Ends the call after `error`. ArgumentParser's own refusal of a command line (an unknown flag, a value not
     /// of the flag's kind) is its message, the usage and a hint over several lines; keiji's is one line like every
-    /// other failure, with the hint, and exit status 64 as ArgumentParser's. `--help`, `--version` and a failure
-    /// already reported (``reportingErrors(_:)``) end as ArgumentParser ends them.
+    /// other failure, with the hint, and exit status 64 as ArgumentParser's. `--help` and `--version` print on stdout,
+    /// through ``Console`` so that a failed write is reported (ArgumentParser's `print` dropped it); a failure
+    /// already reported (``reportingErrors(_:)``) ends with its status.
     private static func exit(after error: any Error) -> Never {
         let code = exitCode(for: error)
-        let text = message(for: error).split(separator: "\n").first.map(String.init) ?? ""
-        guard code != .success, !text.isEmpty else { exit(withError: error) }
-        let help = fullMessage(for: error).split(separator: "\n")
-            .compactMap { line in line.firstRange(of: "See '").map { String(line[$0.upperBound...].prefix(while: { $0 != "'" })) } }.first
-        // A refusal made before parsing (``EmptyOptionValue``) names its subcommand's help itself.
-        let hinted = text.hasSuffix(" --help')")
-        Console.error(text + (hinted ? "" : help.map { " (see '\($0)')" } ?? ""))
-        exit(withError: code)
+        if code == .success {
+            let text = fullMessage(for: error)
+            if !text.isEmpty { Console.say(text) }
+            Console.end(code.rawValue)
+        }
+        if let text = message(for: error).split(separator: "\n").first.map(String.init), !text.isEmpty {
+            let help = fullMessage(for: error).split(separator: "\n")
+                .compactMap { line in line.firstRange(of: "See '").map { String(line[$0.upperBound...].prefix(while: { $0 != "'" })) } }.first
+            // A refusal made before parsing (``EmptyOptionValue``) names its subcommand's help itself.
+            let hinted = text.hasSuffix(" --help')")
+            Console.error(text + (hinted ? "" : help.map { " (see '\($0)')" } ?? ""))
+        }
+        Console.end(code.rawValue)
     }
 }

@@ -65,7 +65,7 @@ struct LogFollower {
             let count = buffer.withUnsafeMutableBytes { read(descriptor, $0.baseAddress, $0.count) }
             if count < 0, errno == EINTR { continue }
             guard count > 0 else { break }
-            FileHandle.standardOutput.write(Data(buffer[..<count]))
+            Console.say(bytes: buffer[..<count])
         }
     }
 }

@@ -170,8 +170,7 @@ struct SystemCommand: AsyncParsableCommand {
                 throw CLIError("--uninstall deletes \(workspace.systemRoot) and \(workspace.root) and cannot ask here: pass --yes to confirm (nothing was deleted)")
             }
             for (folder, what) in folders where FileSystem.exists(folder) {
-                print("delete \(folder) (\(what))? [y/N] ", terminator: "")
-                fflush(nil)
+                Console.ask("delete \(folder) (\(what))? [y/N] ")
                 if readLine()?.lowercased().hasPrefix("y") == true { chosen.append(folder) }
             }
             guard !chosen.isEmpty else {

@@ -358,6 +358,8 @@ struct TaskCommand: AsyncParsableCommand {
         for poll in 1... {
             try await Task.sleep(for: .milliseconds(300))
             if follower.printAppended() {
+                // Nothing more can be shown (a closed pipe with SIGPIPE ignored, a full disk): the call ends and says so.
+                if Console.stdoutFailed { return }
                 waitingForFirstRun = false
                 continue
             }
