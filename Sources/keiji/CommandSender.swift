@@ -32,14 +32,16 @@ struct CommandSender {
             let viaBus = try await sendThroughBus(event, creating: creating)
             if case .delivered(let delivery) = viaBus { return delivery }
             do {
-                let lsn = try await OfflineCommands.submit(event, creating: creating, workspace: workspace, settings: settings,
-                                                           repaired: Console.journalRepaired, viewBehind: { reason in
-                    Console.progress("warning: the command is journaled, but the query view could not be updated (\(reason)); "
-                                     + "`keiji task --list` shows it once the next keiji command or the scheduler's start catches the view up")
-                })
+                let lsn = try await JournalTurn.waiting(in: workspace) {
+                    try await OfflineCommands.submit(event, creating: creating, workspace: workspace, settings: settings,
+                                                     repaired: Console.journalRepaired, viewBehind: { reason in
+                        Console.progress("warning: the command is journaled, but the query view could not be updated (\(reason)); "
+                                         + "`keiji task --list` shows it once the next keiji command or the scheduler's start catches the view up")
+                    })
+                }
                 return Delivery(lsn: lsn, viaScheduler: false)
             } catch let error as KeijiError where error.code == .journalHeld {
-                // The journal is locked: a scheduler runs. If the bus is up, the scheduler's link is not connected
+                // The journal is locked and a scheduler runs (``JournalTurn`` waited out other keiji calls). If the bus is up, the scheduler's link is not connected
                 // yet (it was just started, or the bus was): ask again until it is.
                 if case .noToken = viaBus {
                     // The bus may well be up: without the token the CLI cannot prove it is its owner's.

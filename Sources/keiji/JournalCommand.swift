@@ -100,7 +100,7 @@ struct JournalCommand: AsyncParsableCommand {
                 let workspace = try Workspace.current()
                 let journal: Journal
                 do {
-                    journal = try Journal.open(directory: workspace.journalDirectory)
+                    journal = try await JournalTurn.waiting(in: workspace) { try Journal.open(directory: workspace.journalDirectory) }
                 } catch let error as JournalError where error.code == .locked {
                     throw CLIError("the scheduler holds the journal (it compacts by itself while running); stop it first to compact now")
                 }
