@@ -133,7 +133,15 @@ struct ServiceControl {
     /// scheduler leaves no clean stop (its next start recovers as after a crash) and may leave its runs' processes.
     func stopping(_ service: Service, timeout: Double = stopTimeout) throws -> StopOutcome {
         // No ~/.keiji, nothing to stop: the lock is not taken, so a stop (or an uninstall) does not create the folder.
-        let lock = FileSystem.exists(workspace.systemRoot) ? try? WorkspaceChangeLock.services(workspace) : nil
+        // A lock that cannot be taken (another user's workspace) does not keep a stop from being tried; one held too long does.
+        let lock: WorkspaceChangeLock?
+        do {
+            lock = FileSystem.exists(workspace.systemRoot) ? try WorkspaceChangeLock.services(workspace) : nil
+        } catch let error as WorkspaceChangeLock.HeldTooLong {
+            throw error
+        } catch {
+            lock = nil
+        }
         defer { lock?.release() }
         guard let pid = try runningPID(service) else {
             try? FileSystem.remove(workspace.pidFile(service.rawValue))

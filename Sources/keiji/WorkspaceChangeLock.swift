@@ -16,35 +16,61 @@ import KeijiCore
 /// stopped: two `system --start` at once each spawned a bus, the refused one removed the other's pid file, and that
 /// bus ran on where no keiji command could see or stop it. It is a lock of its own so that a create never waits for
 /// the scheduler's recovery, and a call that holds one may take the other.
+///
+/// Waits are bounded: a holder that never lets go (a command stopped with Ctrl-Z in another terminal) made every later
+/// create or stop wait forever. Past ``longestWait`` (``longestServicesWait`` for the services lock) the call fails,
+/// naming the lock file and, from `/proc/locks`, the holder's pid.
 struct WorkspaceChangeLock {
+    /// A create holds the workspace lock while its command is delivered: up to 15 s for the bus's answer, and as long
+    /// as the offline path waits for the journal (``JournalTurn/longestWait``).
+    static let longestWait: Duration = .seconds(60)
+    /// A start holds the services lock until the service reports ready, for up to ``ReadinessWait``'s 120 s.
+    static let longestServicesWait: Duration = .seconds(180)
+
     private let descriptor: Int32
 
     /// Waits for the lock, saying so when another call holds it.
     init(_ workspace: Workspace) throws {
-        try self.init(workspace, file: "workspace-changes.lock", waiting: "waiting for another keiji call that changes the workspace…")
+        try self.init(workspace, file: "workspace-changes.lock", waiting: "changes the workspace", for: Self.longestWait)
     }
 
     /// The lock on starting and stopping the workspace's services.
     static func services(_ workspace: Workspace) throws -> WorkspaceChangeLock {
-        try WorkspaceChangeLock(workspace, file: "services.lock", waiting: "waiting for another keiji call that starts or stops the services…")
+        try WorkspaceChangeLock(workspace, file: "services.lock", waiting: "starts or stops the services", for: longestServicesWait)
     }
 
-    private init(_ workspace: Workspace, file: String, waiting: String) throws {
+    private init(_ workspace: Workspace, file: String, waiting what: String, for limit: Duration) throws {
         try workspace.createSystemDirectories()
         let path = workspace.systemRoot + "/" + file
         descriptor = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
         guard descriptor >= 0 else { throw CLIError("cannot open \(path): \(String(cString: strerror(errno)))") }
-        if flock(descriptor, LOCK_EX | LOCK_NB) != 0 {
-            Console.progress(waiting)
-            while flock(descriptor, LOCK_EX) != 0 {
-                guard errno == EINTR else {
-                    let reason = String(cString: strerror(errno))
-                    close(descriptor)
-                    throw CLIError("cannot lock \(path): \(reason)")
-                }
+        let deadline = ContinuousClock.now + limit
+        var said = false
+        while flock(descriptor, LOCK_EX | LOCK_NB) != 0 {
+            let code = errno
+            if code == EINTR { continue }
+            guard code == EWOULDBLOCK else {
+                close(descriptor)
+                throw CLIError("cannot lock \(path): \(String(cString: strerror(code)))")
             }
+            guard ContinuousClock.now < deadline else {
+                let holder = LockHolder.naming(descriptor)
+                close(descriptor)
+                throw HeldTooLong(description: "another keiji call\(holder) has held \(path) for over \(limit.components.seconds) s; "
+                                  + "nothing was done: retry once it ends (a command stopped with Ctrl-Z holds it until resumed)")
+            }
+            if !said {
+                Console.progress("waiting for another keiji call\(LockHolder.naming(descriptor)) that \(what)…")
+                said = true
+            }
+            usleep(10_000)
         }
     }
 
     func release() { close(descriptor) }
+
+    /// The lock was still held elsewhere after the longest wait.
+    struct HeldTooLong: Error, CustomStringConvertible {
+        let description: String
+    }
 }

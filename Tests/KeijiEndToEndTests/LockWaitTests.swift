@@ -53,4 +53,20 @@ struct LockWaitTests {
         #expect(said == waiting + "\n" + waiting + "\n", "\(said)")
         #expect(try await s.keiji("task", "--get", "--name=x", "--json").stdout.contains(#""IsDisabled" : true"#))
     }
+
+    /// A create behind a workspace lock that is never released (a create stopped with Ctrl-Z in another terminal)
+    /// waited forever, with no word of who held it.
+    @Test func aLockHeldTooLongEndsTheWaitNamingTheLockAndItsHolder() async throws {
+        let s = try Session()
+        defer { s.cleanUp() }
+        #expect(try await s.keiji("init").status == 0)
+        let lock = s.home + "/.keiji/workspace-changes.lock"
+        let holder = try Holder(lock)
+        let r = try await s.keiji(within: .seconds(180), "task", "--create", "--name=x", "--desc=x", "--command", "true", "--every", "1h")
+        #expect(r.status == 1 && r.stderr == "waiting for another keiji call (pid \(holder.pid)) that changes the workspace…\n"
+                + "error: another keiji call (pid \(holder.pid)) has held \(lock) for over 60 s; nothing was done: retry once it ends "
+                + "(a command stopped with Ctrl-Z holds it until resumed)\n", "\(r.status): \(r.stderr)")
+        holder.release()
+        #expect(try await s.keiji("task", "--get", "--name=x").status == 1, "nothing was saved")
+    }
 }

@@ -62,7 +62,7 @@ struct SwiftTaskBuildTests {
         process.standardError = try FileHandle(forWritingTo: URL(fileURLWithPath: said))
         process.standardOutput = FileHandle.nullDevice
         try process.run()
-        let waiting = "waiting for another keiji call that changes the workspace…"
+        let waiting = "waiting for another keiji call (pid \(getpid())) that changes the workspace…"
         let deadline = ContinuousClock.now + .seconds(300)
         while process.isRunning, ContinuousClock.now < deadline, !((try? String(contentsOfFile: said, encoding: .utf8)) ?? "").contains(waiting) {
             try await Task.sleep(for: .milliseconds(100))
