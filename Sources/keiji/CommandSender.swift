@@ -108,6 +108,10 @@ struct CommandSender {
 /// The command reached the bus but no answer came back: it may have been applied. Whoever created files for
 /// it keeps them (a saved task needs its folder), unlike after a refusal.
 struct CommandFateUnknown: Error, CustomStringConvertible {
+    /// `EX_TEMPFAIL`: with status 1, as a refusal, a script read "not applied" of a command a stalled scheduler then
+    /// applied. 75 says "maybe": look (`task --get`, `journal dump`) before sending it again, which could double it.
+    static let exitStatus: Int32 = 75
+
     let description: String
     init(_ message: String) { description = message }
 }

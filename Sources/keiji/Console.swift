@@ -119,8 +119,9 @@ struct CLIError: Error, CustomStringConvertible {
     init(_ message: String) { description = message }
 }
 
-/// Runs a command body, turning any error into `error: <reason>` on stderr and exit status 1 (thrown as
-/// `ExitCode.failure`, so that `Keiji.main` ends the call's database session before it exits).
+/// Runs a command body, turning any error into `error: <reason>` on stderr and exit status 1, or 75 for a command
+/// whose fate is unknown (``CommandFateUnknown``): thrown as an `ExitCode`, so that `Keiji.main` ends the call's
+/// database session before it exits.
 func reportingErrors(_ body: () async throws -> Void) async throws {
     do {
         try await body()
@@ -128,6 +129,9 @@ func reportingErrors(_ body: () async throws -> Void) async throws {
         throw error
     } catch let error as ExitCode {
         throw error
+    } catch let error as CommandFateUnknown {
+        Console.error(error.description)
+        throw ExitCode(CommandFateUnknown.exitStatus)
     } catch let error as KeijiError where error.code == .databaseDamaged {
         throw failure(await ViewRepair.message(after: error))
     } catch let error as KeijiError {

@@ -274,6 +274,25 @@ struct TaskCommandTests {
 
     /// With the services up and `bus.token` emptied (or gone), a command names the token, not a bus that is down
     /// (it said to start the bus, which was running); the restart it suggests makes a new token.
+    /// Behind a stalled scheduler (SIGSTOP) a command is not acknowledged within the bus's 10 s, yet it is applied once
+    /// the scheduler resumes: exit 75 (`EX_TEMPFAIL`), not 1 as a refusal, so that a script can tell "maybe" from "no".
+    @Test func aCommandTheSchedulerDoesNotAcknowledgeExits75() async throws {
+        let s = try Session()
+        defer { s.cleanUp() }
+        #expect(try await s.keiji("init").status == 0)
+        #expect(try await s.keiji("system", "--start").status == 0)
+        #expect(try await s.keiji("task", "--create", "--name=x", "--desc=x", "--command", "true", "--every", "1h").status == 0)
+        let pidFile = try String(contentsOfFile: s.home + "/.keiji/exec/services/scheduler.pid", encoding: .utf8)
+        let scheduler = try #require(pidFile.split(separator: " ").first.flatMap { pid_t($0) })
+        kill(scheduler, SIGSTOP)
+        defer { kill(scheduler, SIGCONT) }
+        let r = try await s.keiji(within: .seconds(60), "task", "--disable", "--name=x")
+        kill(scheduler, SIGCONT)
+        #expect(r.status == 75 && r.stderr == "error: the scheduler did not acknowledge within 10.0 seconds; the command may or may not have been applied\n",
+                "\(r.status): \(r.stderr)")
+        #expect(await eventually(.seconds(30)) { try await s.keiji("task", "--get", "--name=x", "--json").stdout.contains(#""IsDisabled" : true"#) })
+    }
+
     @Test func aCommandWithoutTheBusTokenSaysSo() async throws {
         let s = try Session()
         defer { s.cleanUp() }
