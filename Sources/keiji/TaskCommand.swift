@@ -66,7 +66,11 @@ struct TaskCommand: AsyncParsableCommand {
     /// Usage errors, refused before anything runs with exit status 64, as ArgumentParser's own.
     func validate() throws {
         let chosen = actionFlags.filter(\.chosen)
-        guard chosen.count == 1, let action = chosen.first?.flag else { return }  // run() says what to do
+        // No action, or two, is a malformed command line like any other (it exited 1, without the hint).
+        guard chosen.count == 1, let action = chosen.first?.flag else {
+            throw ValidationError(chosen.isEmpty ? "say what to do: --create, --build, --get, --list, --runs, --logs, --disable, --enable, --delete, --resolve, --run or --stop"
+                                                 : "give one action at a time")
+        }
         if build, desc != nil {
             // --build reads the description from the task's sources, as it reads the rest: it writes none of them.
             throw ValidationError("--desc goes with --create, not --build: a Swift task's description is TASK_DESCRIPTION in its .env, read at each build")
@@ -121,11 +125,6 @@ struct TaskCommand: AsyncParsableCommand {
     func run() async throws {
         try await reportingErrors {
             let (workspace, settings) = try loadWorkspace()
-            let actions = actionFlags.filter(\.chosen).count
-            guard actions == 1 else {
-                throw CLIError(actions == 0 ? "say what to do: --create, --build, --get, --list, --runs, --logs, --disable, --enable, --delete, --resolve, --run or --stop"
-                                            : "give one action at a time")
-            }
             try await ViewRepair.restoreIfMissing(workspace: workspace, settings: settings)
             if get { return try printTasks(workspace: workspace, settings: settings) }
             if list { return try printTimers(workspace: workspace, settings: settings) }

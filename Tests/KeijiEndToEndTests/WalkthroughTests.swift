@@ -300,6 +300,8 @@ struct WalkthroughTests {
         // Command lines ArgumentParser refuses before anything runs: one line as well, with where to look, status 64.
         let refused: [(arguments: [String], help: String)] = [
             (["task", "--bogus"], "keiji task --help"),
+            (["task"], "keiji task --help"),
+            (["task", "--name=x"], "keiji task --help"),
             (["task", "--create", "--name=ok", "--desc=x", "--command", "true", "--every", "1s", "--overlap", "maybe"], "keiji task --help"),
             (["task", "--create", "--name=ok", "--desc=x", "--command", "true", "--every", "1s", "--retries", "abc"], "keiji task --help"),
             (["nosuch"], "keiji --help"),
