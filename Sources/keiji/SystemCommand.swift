@@ -246,7 +246,7 @@ struct SystemCommand: AsyncParsableCommand {
                 if service.0 == ServiceControl.Service.scheduler.rawValue, let schedulerStop { entry["stopped"] = schedulerStop }
                 return (service.0, entry)
             })]
-            if let report, let data = try? JSONEncoder().encode(report) { object["recovery"] = try JSONSerialization.jsonObject(with: data) }
+            if let report { object["recovery"] = try RecoveryReportJSON.object(report) }
             object["view"] = ["database": view.engine, "location": view.address]
             if let lag = ViewLag.current(workspace) {
                 object["viewBehind"] = ["since": ISO8601.string(fromMilliseconds: lag.sinceMilliseconds), "reason": lag.reason]

@@ -572,6 +572,10 @@ struct SystemCommandTests {
         r = try await s.keiji("system", "--status", "--json")
         let recovery = (try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any])?["recovery"] as? [String: Any]
         #expect((recovery?["interruptedRuns"] as? [[String: Any]])?.count == 1, "\(r.stdout)")
+        // Its times are ISO 8601 as every other time of the output (they were epoch milliseconds).
+        let isoTime = /\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{3})?Z/
+        #expect((recovery?["startedAt"] as? String)?.wholeMatch(of: isoTime) != nil, "\(r.stdout)")
+        #expect(((recovery?["interruptedRuns"] as? [[String: Any]])?.first?["startedAt"] as? String)?.wholeMatch(of: isoTime) != nil, "\(r.stdout)")
         // Its end is when this start recorded it: the table gives its duration as a bound.
         r = try await s.keiji("task", "--runs", "--name=long")
         let interruptedRow = r.stdout.split(separator: "\n").first { $0.contains("interrupted") }
