@@ -219,6 +219,31 @@ struct RunTests {
         #expect(await engine.state.tasks[harness.taskName("crasher")]?.errorText == "[ task error ]: crasher/function.swift:3: Fatal error: boom (killed by signal 4)")
     }
 
+    /// The last 4 KiB of a crash may hold the whole (short) crash report and only the runtime's own lines before it:
+    /// the line is then looked for further back, not given up. A crashed Swift task whose threads the runtime could
+    /// not suspend (`swift-runtime: failed to suspend thread …`, a shorter report) said `killed by signal 4` alone in
+    /// about one run of three (`SwiftTaskJourneyTests`).
+    @Test func aShortCrashReportAfterTheRuntimesLinesKeepsTheTasksLastLine() async throws {
+        let harness = try SchedulerHarness()
+        defer { harness.remove() }
+        let crasher = try harness.commandTask("crasher", "sh crash.sh", every: 3600)
+        try ("echo working\necho 'crasher/function.swift:3: Fatal error: boom' >&2\n"
+             + "for i in $(seq 1 60); do echo \"swift-runtime: failed to suspend thread $i while processing a crash; backtraces will be missing information\"; done\n"
+             + "printf '\\n*** Signal 4: Backtracing from 0x7f2d554f9361... done ***\\n\\n'\nseq 1 100\n"
+             + "printf '\\nBacktrace took 0.02s\\n\\n'\nkill -4 $$\n").write(toFile: crasher.directory + "/crash.sh", atomically: true, encoding: .utf8)
+        try await harness.defineOffline(crasher)
+        let engine = harness.engine()
+        try await engine.start()
+        _ = try await engine.submit(.taskTriggered(harness.taskName("crasher")))
+        #expect(await harness.wait {
+            guard try harness.entries().finishedRuns.count >= 1 else { return false }
+            return await engine.runsInProgress == 0
+        })
+        await engine.stop()
+        let end = try #require(try harness.entries().finishedRuns.first)
+        #expect(end.message == "crasher/function.swift:3: Fatal error: boom (killed by signal 4)", "\(harness.log(of: "crasher").suffix(300))")
+    }
+
     /// A run whose task folder is gone ends `spawnFailed` naming the folder: it blamed the program ("cannot start
     /// echo: No such file or directory"), which was there.
     @Test func aMissingTaskFolderIsNamedNotTheProgram() async throws {

@@ -44,6 +44,8 @@ enum RunOutputTail {
             let line = lines.last { line in
                 !line.allSatisfy(\.isWhitespace) && !line.hasPrefix("swift-runtime: ") && !line.contains(" [keiji] ")
             }
+            // Nothing but the runtime's lines in the small tail (a short crash report): the run's own are further back.
+            if line == nil, start == nil, !whole, limit == smallTail { continue }
             return line.flatMap { clean($0) }
         }
         return nil
