@@ -57,7 +57,7 @@ public enum SchedulerDaemon {
             print("keiji-scheduler started (pid \(getpid())); previous shutdown: \(report.previousShutdown.rawValue)")
             fflush(nil)
         } catch {
-            FileHandle.standardError.write(Data("keiji-scheduler: cannot start: \(error)\n".utf8))
+            StandardError.write("keiji-scheduler: cannot start: \(error)\n")
             readiness.report(.refused("\(error)"))
             return 1
         }
@@ -144,7 +144,7 @@ extension SchedulerDaemon {
             fflush(nil)
         } else {
             readiness.report(.note(line))
-            if !engine.log.isStandardError { FileHandle.standardError.write(Data("keiji-scheduler: \(line)\n".utf8)) }
+            if !engine.log.isStandardError { StandardError.write("keiji-scheduler: \(line)\n") }
         }
         await engine.note(line)
     }

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import KeijiCore
 import KeijiJournal
 
 /// `keiji-bench journal`: the journal's append, replay and compression figures, each beside the machine's
@@ -237,6 +238,6 @@ struct JournalBenchmark: AsyncParsableCommand {
     }
 
     static func printError(_ line: String) {
-        FileHandle.standardError.write(Data((line + "\n").utf8))
+        StandardError.write(line + "\n")
     }
 }

@@ -66,7 +66,7 @@ struct SchedulerBenchmark: AsyncParsableCommand {
 
         let text = report.table(tasks: tasks)
         if json {
-            FileHandle.standardError.write(Data(text.utf8))
+            StandardError.write(text)
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
             print(String(decoding: try encoder.encode(report), as: UTF8.self))
@@ -75,7 +75,7 @@ struct SchedulerBenchmark: AsyncParsableCommand {
         }
     }
 
-    func progress(_ line: String) { FileHandle.standardError.write(Data((line + "\n").utf8)) }
+    func progress(_ line: String) { StandardError.write(line + "\n") }
 
     // MARK: - Phases
 

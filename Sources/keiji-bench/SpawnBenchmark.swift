@@ -35,7 +35,7 @@ struct SpawnBenchmark: AsyncParsableCommand {
         var raw: [Double] = []
         var keiji: [Double] = []
         for round in 1...rounds {
-            FileHandle.standardError.write(Data("round \(round)/\(rounds)…\n".utf8))
+            StandardError.write("round \(round)/\(rounds)…\n")
             let rates = try await Self.measure(seconds: Double(seconds), directory: directory)
             raw.append(rates.raw)
             keiji.append(rates.keiji)

@@ -21,13 +21,13 @@ let readiness: ServiceReadiness.Notifier = {
     switch ServiceReadiness.descriptor(in: Array(CommandLine.arguments.dropFirst())) {
     case .success(let fd): return ServiceReadiness.Notifier(fd: fd)
     case .failure(let error):
-        FileHandle.standardError.write(Data("keiji-bus: cannot start: \(error.message)\n".utf8))
+        StandardError.write("keiji-bus: cannot start: \(error.message)\n")
         exit(64)
     }
 }()
 
 func fail(_ message: String) -> Never {
-    FileHandle.standardError.write(Data("keiji-bus: cannot start: \(message)\n".utf8))
+    StandardError.write("keiji-bus: cannot start: \(message)\n")
     readiness.report(.refused(message))
     exit(1)
 }
@@ -45,7 +45,7 @@ func makeFileLogger(_ workspace: Workspace) -> (@Sendable (String) -> Void)? {
 }
 
 @Sendable func logToStderr(_ message: String) {
-    FileHandle.standardError.write(Data("keiji-bus: \(message)\n".utf8))
+    StandardError.write("keiji-bus: \(message)\n")
 }
 
 if CommandLine.arguments.dropFirst().contains(where: { $0 == "--help" || $0 == "-h" }) {

@@ -29,7 +29,7 @@ if arguments.contains("--help") || arguments.contains("-h") {
     exit(0)
 }
 func usageError(_ message: String, readiness: ServiceReadiness.Notifier?) -> Never {
-    FileHandle.standardError.write(Data("keiji-scheduler: \(message)\n".utf8))
+    StandardError.write("keiji-scheduler: \(message)\n")
     readiness?.report(.refused(message))
     exit(64)
 }

@@ -664,6 +664,38 @@ struct SystemCommandTests {
         #expect(try await s.keiji("system", "--stop").status == 0)
         #expect(await eventually(.seconds(20)) { marked().isEmpty }, "\(marked())")
     }
+
+    /// The scheduler's lines to its log (its stderr) went through `FileHandle.write`, which ends the process when the
+    /// write fails: with its log's disk full, a task's `kill -USR1 $PPID` (said there as an ignored signal) took the
+    /// scheduler down. Its log folder is a small tmpfs, filled before the task runs.
+    @Test(.enabled(if: SmallDisk.canMount)) func aFullLogDiskDoesNotEndTheSchedulerAtItsNextLine() async throws {
+        let s = try Session()
+        defer { s.cleanUp() }
+        #expect(try await s.keiji("init").status == 0)
+        let logs = s.home + "/.keiji/logs/services/scheduler"
+        try FileManager.default.createDirectory(atPath: logs, withIntermediateDirectories: true)
+        let disk = try SmallDisk(at: logs, size: "64k")
+        defer { disk.unmount(lazily: true) }
+        #expect(try await s.keiji("task", "--create", "--name=nudger", "--desc=x", "--command", "kill -USR1 $PPID", "--every", "1h").status == 0)
+        #expect(try await s.keiji("system", "--start").status == 0)
+        let scheduler = try #require(try pid(of: "scheduler", in: s))
+        // The disk, then the log's own last page (a write into a page the file has goes through on a full tmpfs).
+        for file in [logs + "/filler", logs + "/scheduler.log"] {
+            let fd = open(file, O_CREAT | O_WRONLY | O_APPEND | O_CLOEXEC, 0o600)
+            for size in [4096, 1] {
+                let padding = [UInt8](repeating: UInt8(ascii: "\n"), count: size)
+                while write(fd, padding, size) > 0 {}
+            }
+            #expect(errno == ENOSPC, "\(file) is full")
+            close(fd)
+        }
+        #expect(try await s.keiji("task", "--run", "--name=nudger").status == 0)
+        // The helper's note of the signal reaches the scheduler before the run's exit: a scheduler that died at it
+        // never records the run.
+        #expect(await eventually(.seconds(30)) { try await s.keiji("task", "--runs", "--name=nudger").stdout.contains("succeeded") })
+        #expect(isAlive(scheduler), "the scheduler is still running")
+        #expect(try await s.keiji("system", "--stop").stdout.contains("scheduler: stopped"))
+    }
 }
 
 extension SystemCommandTests {

@@ -134,8 +134,8 @@ final class LoopbackHTTPServer: Sendable {
                     return true
                 }
                 if log {
-                    FileHandle.standardError.write(Data(("keiji-scheduler: 127.0.0.1:\(port): connections closed unanswered: "
-                        + DescriptorLimit.atCeiling(descriptorCeiling) + "\n").utf8))
+                    StandardError.write("keiji-scheduler: 127.0.0.1:\(port): connections closed unanswered: "
+                        + DescriptorLimit.atCeiling(descriptorCeiling) + "\n")
                 }
                 continue
             }

@@ -171,7 +171,7 @@ final class SpawnServer: Sendable {
     }
 
     static func sayOnStandardError(_ line: String) {
-        FileHandle.standardError.write(Data(dated(line, at: WallClock().nowMilliseconds()).utf8))
+        StandardError.write(dated(line, at: WallClock().nowMilliseconds()))
     }
 
     /// The line as the scheduler's log has every other: after its time (these had none).
