@@ -272,8 +272,6 @@ struct TaskCommandTests {
         #expect(try await s.keiji("system", "--stop").status == 0)
     }
 
-    /// With the services up and `bus.token` emptied (or gone), a command names the token, not a bus that is down
-    /// (it said to start the bus, which was running); the restart it suggests makes a new token.
     /// Behind a stalled scheduler (SIGSTOP) a command is not acknowledged within the bus's 10 s, yet it is applied once
     /// the scheduler resumes: exit 75 (`EX_TEMPFAIL`), not 1 as a refusal, so that a script can tell "maybe" from "no".
     @Test func aCommandTheSchedulerDoesNotAcknowledgeExits75() async throws {
@@ -293,6 +291,8 @@ struct TaskCommandTests {
         #expect(await eventually(.seconds(30)) { try await s.keiji("task", "--get", "--name=x", "--json").stdout.contains(#""IsDisabled" : true"#) })
     }
 
+    /// With the services up and `bus.token` emptied (or gone), a command names the token, not a bus that is down
+    /// (it said to start the bus, which was running); the restart it suggests makes a new token.
     @Test func aCommandWithoutTheBusTokenSaysSo() async throws {
         let s = try Session()
         defer { s.cleanUp() }

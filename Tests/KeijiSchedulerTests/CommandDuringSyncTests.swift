@@ -66,6 +66,7 @@ extension SchedulerEngine {
         let ranBefore = (try? String(contentsOfFile: ran, encoding: .utf8)) ?? ""
         let before = try harness.entries().count
         io.holdNextSync()
+        defer { io.release() }  // a failed #require before the release must not leave a pool thread parked
         let disable = Task { try await engine.submit(.taskDisabled(name)) }
         #expect(await harness.wait { io.isHolding }, "the disable's batch is being synced")
         // The slot comes due now; the timer decides it and its batch waits behind the held sync.
@@ -102,6 +103,7 @@ extension SchedulerEngine {
         try await engine.start()
         let before = try harness.entries().count
         io.holdNextSync()
+        defer { io.release() }  // a failed #require before the release must not leave a pool thread parked
         let command = Task { try await engine.submit(delete ? .taskDeleted(name) : .taskDisabled(name)) }
         #expect(await harness.wait { io.isHolding }, "the command's batch is being synced")
         // The timer takes queued triggers as it fires them (``SchedulerEngine/fireDue``): the task is not disabled yet.
@@ -143,6 +145,7 @@ extension SchedulerEngine {
         let engine = harness.engine(spawn: false, journalIO: io)
         try await engine.start()
         io.holdNextSync(after: 1)  // the trigger's own sync passes; its run's batch is held
+        defer { io.release() }  // a failed #require before the release must not leave a pool thread parked
         _ = try await engine.submit(.taskTriggered(name))
         #expect(await harness.wait {
             let taken = await engine.runsInProgress

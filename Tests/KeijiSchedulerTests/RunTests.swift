@@ -79,13 +79,13 @@ struct RunTests {
     @Test func aRunGetsADefinedBaseEnvironmentNotTheSchedulersSecrets() async throws {
         let harness = try SchedulerHarness()
         defer { harness.remove() }
-        setenv("KEIJI_TEST_EXPORTED_SECRET", "hunter2", 1)
-        setenv("LC_KEIJI_TEST", "kept", 1)
-        defer { unsetenv("KEIJI_TEST_EXPORTED_SECRET"); unsetenv("LC_KEIJI_TEST") }
+        var exported = ProcessInfo.processInfo.environment  // as the services' starter had it
+        exported["KEIJI_TEST_EXPORTED_SECRET"] = "hunter2"
+        exported["LC_KEIJI_TEST"] = "kept"
         let definition = try harness.commandTask("printer", "env", every: 3600)
         try "FROM_DOTENV=yes\n".write(toFile: definition.directory + "/.env", atomically: true, encoding: .utf8)
         try await harness.defineOffline(definition)
-        let engine = harness.engine()
+        let engine = harness.engine(environment: exported)
         try await engine.start()
         _ = try await engine.submit(.taskTriggered(harness.taskName("printer")))
         #expect(await harness.wait { try harness.entries().finishedRuns.count >= 1 })

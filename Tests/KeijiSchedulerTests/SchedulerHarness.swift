@@ -40,8 +40,9 @@ final class SchedulerHarness: @unchecked Sendable {
     func engine(spawn: Bool = true, clock: any SchedulerClock = WallClock(), journalIO: (any JournalIO)? = nil,
                 firingLeadMilliseconds: Int64? = nil, firingWindowMilliseconds: Int64? = nil, endedRunsInterval: Duration? = nil,
                 heldStartsLimit: Int? = nil, recordLateness: Bool = false, stopDatabaseBound: Duration? = nil,
-                recoveryMode: JournalOptions.RecoveryMode = .strict) -> SchedulerEngine {
+                recoveryMode: JournalOptions.RecoveryMode = .strict, environment: [String: String]? = nil) -> SchedulerEngine {
         var configuration = SchedulerConfiguration(workspace: workspace, settings: settings)
+        if let environment { configuration.environment = environment }
         configuration.spawnProcesses = spawn
         configuration.recordLateness = recordLateness
         configuration.clock = clock

@@ -10,10 +10,13 @@ public struct SchedulerConfiguration: Sendable {
     /// `false` runs the whole firing path (journaling, state, view) without starting processes: the
     /// benchmark's no-spawn mode.
     public var spawnProcesses = true
+    /// The environment runs take their base from (``TaskEnvironments/inherited(from:)``): the scheduler's own, or a
+    /// test's, which must not `setenv` in a process whose other tests read the environment meanwhile.
+    public var environment: [String: String] = ProcessInfo.processInfo.environment
     /// How long a graceful stop waits for runs before killing them.
     public var shutdownGrace: Duration = .seconds(10)
     /// How long a stop waits for the database's steps together (the loops' last statements, the cluster's leave, the
-    /// view's last flush): under `keiji system --stop`'s 20 s with the shutdown grace's 10. Tests shorten it.
+    /// view's last flush): under `keiji system --stop`'s 30 s with the shutdown grace's 10. Tests shorten it.
     public var stopDatabaseBound: Duration = .seconds(5)
     /// A checkpoint is written after this many records (and at every clean stop), but not sooner than
     /// `checkpointSpacing` after the last one.

@@ -23,7 +23,7 @@ public actor SchedulerEngine {
     /// `TIME_ZONE`, resolved once.
     let timeZone: TimeZone
     /// Each task's run environment: a defined part of the scheduler's own, read once, plus the task's `.env` (re-read when it changes).
-    let environments = TaskEnvironments(base: TaskEnvironments.inherited(from: ProcessInfo.processInfo.environment))
+    let environments: TaskEnvironments
     /// Each task's log, kept open between runs.
     let taskLogs = TaskLogDescriptors()
     /// Where runs leave a thrown message (``RunErrorFiles``), prepared by ``start()``.
@@ -184,6 +184,7 @@ public actor SchedulerEngine {
 
     public init(configuration: SchedulerConfiguration) {
         self.configuration = configuration
+        environments = TaskEnvironments(base: TaskEnvironments.inherited(from: configuration.environment))
         timeZone = configuration.settings.timeZone
         clock = configuration.clock
         datesStarts = configuration.spawnProcesses && configuration.clock is WallClock
@@ -315,7 +316,7 @@ public actor SchedulerEngine {
     }
 
     /// How long a stop waits for runs past their termination (the database's steps have
-    /// ``SchedulerConfiguration/stopDatabaseBound``): under `keiji system --stop`'s 20 s with the shutdown grace's 10.
+    /// ``SchedulerConfiguration/stopDatabaseBound``): under `keiji system --stop`'s 30 s with the shutdown grace's 10.
     static let stopRunsBound: Duration = .seconds(3)
 
     private func awaitRunsEnded() async {
