@@ -22,6 +22,15 @@ int keiji_spawn_file_actions_closefrom(posix_spawn_file_actions_t *actions, int 
 #endif
 }
 
+int keiji_spawn_file_actions_chdir(posix_spawn_file_actions_t *actions, const char *path) {
+#if defined(__GLIBC__) && (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 29))
+    return posix_spawn_file_actions_addchdir_np(actions, path);
+#else
+    (void)actions; (void)path;
+    return ENOSYS;
+#endif
+}
+
 pid_t keiji_spawn_server_launch(const char *path, int socket_fd, pid_t scheduler_pid) {
     // Above 3, so that the dup2 to 3 always makes a new descriptor (without close-on-exec).
     int moved = fcntl(socket_fd, F_DUPFD_CLOEXEC, 10);

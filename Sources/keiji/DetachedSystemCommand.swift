@@ -9,19 +9,23 @@ import KeijiCore
 /// scheduler's stop waits for its runs, then kills what is left, this CLI with them: it was killed mid-restart and
 /// the scheduler stayed down. So the CLI hands the command to a copy of itself in a session of its own, without the
 /// run's variables (``DetachedSpawn``: the copy does the work itself, and is none of the run's processes), says where
-/// the copy's output goes, and returns, so that the run can end before the stop waits for it.
+/// the copy's output goes, and returns, so that the run can end before the stop waits for it. The copy, and so the
+/// services it starts, takes the environment of the scheduler it replaces, not the run's (the task's `.env`, its
+/// secrets and PATH, went into the new scheduler and from there into every task's base), and runs from HOME, not
+/// the task's folder.
 enum DetachedSystemCommand {
-    /// The ID of the run this CLI is part of, when that run's scheduler is `control`'s running one.
-    static func askingRun(_ control: ServiceControl) throws -> String? {
+    /// The run this CLI is part of and its scheduler's pid, when that scheduler is `control`'s running one.
+    static func askingRun(_ control: ServiceControl) throws -> (id: String, scheduler: pid_t)? {
         let environment = ProcessInfo.processInfo.environment
         guard let runID = environment[RunVariables.runID], let scheduler = environment[RunVariables.schedulerPID].flatMap({ pid_t($0) }),
               try control.runningPID(.scheduler) == scheduler else { return nil }
-        return runID
+        return (runID, scheduler)
     }
 
     /// Starts the copy with this CLI's arguments, its output appended to the scheduler's log (after a line saying
     /// whose it is), and says so in one line.
-    static func handOff(run runID: String, workspace: Workspace) throws {
+    static func handOff(run: (id: String, scheduler: pid_t), workspace: Workspace) throws {
+        let runID = run.id
         let me = try FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")
         let arguments = Array(CommandLine.arguments.dropFirst())
         let command = (["keiji"] + arguments).joined(separator: " ")
@@ -30,7 +34,16 @@ enum DetachedSystemCommand {
         let task = ProcessInfo.processInfo.environment[RunVariables.taskName].map { " of task \($0)" } ?? ""
         try log.append("\(command), asked by run \(runID)\(task), goes on in a process of its own; its output follows",
                        at: Int64((Date().timeIntervalSince1970 * 1000).rounded(.down)))
-        let pid = try DetachedSpawn.spawn(me, arguments: arguments, standardOutput: log.activePath, standardError: log.activePath)
+        // Read before anything is stopped; the same user's scheduler, so readable unless it just exited.
+        let environment = (try? Data(contentsOf: URL(fileURLWithPath: "/proc/\(run.scheduler)/environ")))
+            .map { $0.split(separator: 0).map { String(decoding: $0, as: UTF8.self) } }
+        if environment == nil {
+            Console.progress("warning: cannot read the scheduler's environment (pid \(run.scheduler)); the services get this run's")
+        }
+        let home = (environment?.last { $0.hasPrefix("HOME=") }.map { String($0.dropFirst(5)) } ?? ProcessInfo.processInfo.environment["HOME"])
+            .flatMap { FileManager.default.fileExists(atPath: $0) ? $0 : nil } ?? "/"
+        let pid = try DetachedSpawn.spawn(me, arguments: arguments, standardOutput: log.activePath, standardError: log.activePath,
+                                          environment: environment, directory: home)
         Console.say("\(command): goes on detached (pid \(pid)), as the scheduler's stop would end this run with it; "
                     + "its output goes to \(log.activePath) (keiji system --logs --scheduler)")
     }

@@ -616,7 +616,13 @@ struct SystemCommandTests {
         #expect(try await s.keiji("init").status == 0)
         #expect(try await s.keiji("task", "--create", "--name=maint", "--desc=x", "--command", s.binaries + "/keiji system --restart",
                                   "--every", "1h").status == 0)
+        // The task's `.env` sets a variable and PATH; the services were started with one of their own.
+        let folder = s.home + "/keiji/tasks/maint"
+        let dotEnv = try String(contentsOfFile: folder + "/.env", encoding: .utf8)
+        try (dotEnv + "\nTASK_SECRET=\"from-the-task\"\n").write(toFile: folder + "/.env", atomically: true, encoding: .utf8)
+        s.launcher = ["/usr/bin/env", "SERVICES_MARK=from-the-start"]
         #expect(try await s.keiji("system", "--start").status == 0)
+        s.launcher = []
         let before = try #require(try pid(of: "scheduler", in: s))
         #expect(try await s.keiji("task", "--run", "--name=maint").status == 0)
 
@@ -632,7 +638,13 @@ struct SystemCommandTests {
         let status = try await s.keiji("system", "--status").stdout
         #expect(status.contains("bus                ONLINE") && status.contains("scheduler          ONLINE"), "\(status)")
         let environment = try #require(FileManager.default.contents(atPath: "/proc/\(scheduler)/environ"))
-        #expect(!String(decoding: environment, as: UTF8.self).contains("KEIJI_RUN_ID="), "the new scheduler is no process of the run")
+        let variables = Array(environment).split(separator: 0).map { String(decoding: $0, as: UTF8.self) }
+        #expect(!variables.contains { $0.hasPrefix("KEIJI_RUN_ID=") }, "the new scheduler is no process of the run")
+        // It has the environment of the scheduler it replaced, not the run's, and does not run from the task's folder.
+        #expect(variables.contains("SERVICES_MARK=from-the-start"), "\(variables)")
+        #expect(!variables.contains { $0.hasPrefix("TASK_SECRET=") }, "\(variables)")
+        let directory = try FileManager.default.destinationOfSymbolicLink(atPath: "/proc/\(scheduler)/cwd")
+        #expect(!directory.hasPrefix(folder), "\(directory)")
         let services = try String(contentsOfFile: log, encoding: .utf8)
         #expect(services.contains("keiji system --restart, asked by run ") && services.contains("scheduler: stopped"), "\(services)")
         // The run ended by itself before the stop waited for it (it was "stopped after 10012 ms").

@@ -11,6 +11,10 @@
 /// the CLI keeps none of the CLI's descriptors. Returns 0 or an errno (ENOSYS on older C libraries).
 int keiji_spawn_file_actions_closefrom(posix_spawn_file_actions_t *actions, int lowest);
 
+/// Adds "change to `path`" to spawn file actions (glibc 2.29+), so a daemon does not run from (and hold) the
+/// folder it was started in. Returns 0 or an errno (ENOSYS on older C libraries).
+int keiji_spawn_file_actions_chdir(posix_spawn_file_actions_t *actions, const char *path);
+
 /// Starts keiji-spawn-server at `path` with `socket_fd` as its descriptor 3 and nothing else of ours open, in a
 /// process group of its own (a Ctrl-C meant for the scheduler must not reach it), with `scheduler_pid` as its
 /// argument. Call it from a thread that lives as long as the process: the server's parent-death signal is tied
