@@ -282,6 +282,35 @@ final class SpawnServerTests: Sendable {
         #expect(stamp >= instant * 1_000_000, "began \(Double(instant * 1_000_000 - stamp) / 1e6) ms before its instant")
     }
 
+    /// A sweep stuck on a process in D state (its `/proc/<pid>/environ` read blocks) held the end of every run keiji
+    /// ended: the run's end comes after ``OrphanReaper/sweepBound``, the sweep going on.
+    @Test func aStuckSweepDoesNotHoldTheEndOfARunKeijiStopped() async throws {
+        let server = SpawnServer(helperPath: SpawnServer.installedPath)
+        let released = Mutex(false)
+        let swept = Mutex(false)
+        var executor = RunExecutor(definition: TaskDefinition(name: try TaskName("stuck"), description: "", action: .command("/bin/sleep 300"),
+                                                              schedule: ScheduleSpec(.every(1, .hours)), policy: RunPolicy(), directory: directory),
+                                   runID: "stuck-1", slot: nil, logDescriptor: fd, environment: EnvironmentBlock(), errorFile: nil, server: server)
+        executor.sweep = { _ in
+            while !released.withLock({ $0 }) { try? await Task.sleep(for: .milliseconds(20)) }
+            swept.withLock { $0 = true }
+        }
+        defer { released.withLock { $0 = true } }
+        let handle = RunHandle()
+        guard case .started(let run) = await executor.begin(handle: handle) else {
+            Issue.record("the run must start")
+            return
+        }
+        let ending = Task { [executor] in await executor.wait(for: run, handle: handle) }
+        let ended = Mutex(false)
+        Task { _ = await ending.value; ended.withLock { $0 = true } }
+        handle.terminate(reason: .stopped, grace: 1, because: "stopped")
+        #expect(await Self.eventually { ended.withLock { $0 } }, "the run's end waited for the stuck sweep")
+        #expect(!swept.withLock { $0 }, "the sweep was still stuck when the end came")
+        released.withLock { $0 = true }
+        #expect(await ending.value.outcome == .stopped)
+    }
+
     @Test func aMissingHelperFailsTheStartWithItsReason() async throws {
         let server = SpawnServer(helperPath: directory + "/no-such-helper")
         do {

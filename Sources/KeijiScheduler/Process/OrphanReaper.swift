@@ -89,6 +89,40 @@ enum OrphanReaper {
         }
     }
 
+    /// The longest a run's end waits for its sweep: reading `/proc/<pid>/environ` blocks on a process stuck in D
+    /// state (a hung NFS mount), and no run keiji ended would record its end.
+    static let sweepBound: Duration = .seconds(2)
+
+    /// `sweep` of the run, awaited at most `bound`; past it, the sweep goes on on its own thread and this returns,
+    /// saying so in the scheduler's log. Returns whether the sweep was done.
+    @discardableResult
+    static func sweep(run runID: String, atMost bound: Duration,
+                      sweeping sweep: @escaping @Sendable (String) async -> Void = { await sweep(run: $0) }) async -> Bool {
+        let done = Once()
+        let finished = await withCheckedContinuation { continuation in
+            done.set(continuation)
+            Task {
+                await sweep(runID)
+                done.resume(true)
+            }
+            Task {
+                try? await Task.sleep(for: bound)
+                done.resume(false)
+            }
+        }
+        if !finished {
+            SpawnServer.sayOnStandardError("the sweep for what run \(runID) left was not done after \(bound); its end is recorded, the sweep goes on")
+        }
+        return finished
+    }
+
+    /// A continuation resumed by whichever comes first.
+    private final class Once: Sendable {
+        private let continuation = Mutex<CheckedContinuation<Bool, Never>?>(nil)
+        func set(_ value: CheckedContinuation<Bool, Never>) { continuation.withLock { $0 = value } }
+        func resume(_ value: Bool) { continuation.withLock { $0.take() }?.resume(returning: value) }
+    }
+
     private static func scanWhileAsked() {
         while true {
             let batch = sweeps.withLock { s in

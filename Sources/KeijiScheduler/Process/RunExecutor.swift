@@ -29,6 +29,8 @@ struct RunExecutor: Sendable {
     /// Passed as KEIJI_NODE: the scheduler that runs it (`NODE_NAME`), which in a cluster is one of several.
     var node: String = ""
     var server: SpawnServer = .shared
+    /// Kills what is left of a run keiji ended (``OrphanReaper``); a test puts a slow one in.
+    var sweep: @Sendable (String) async -> Void = { await OrphanReaper.sweep(run: $0) }
 
     /// The most of an error file that is read (the SDK writes at most 2048 bytes).
     static let errorMessageLimit = 2048
@@ -133,10 +135,10 @@ struct RunExecutor: Sendable {
         // Its group is killed, but a process that left it (`setsid`, a daemon's double fork) still carries the run ID:
         // killed too when keiji ended the run (a timeout, a stop, a delete, the scheduler's stop) or its helper died.
         // A run that ended by itself keeps such processes, as under cron: a scan of /proc at every end would cost more
-        // than the run. Not counted in the run's duration.
+        // than the run. Not counted in the run's duration, nor awaited past a bound (``OrphanReaper/sweepBound``).
         var lost = false
         if case .lost = status { lost = true }
-        if lost || handle.termination != nil { await OrphanReaper.sweep(run: runID) }
+        if lost || handle.termination != nil { await OrphanReaper.sweep(run: runID, atMost: OrphanReaper.sweepBound, sweeping: sweep) }
         return Self.result(of: status, termination: handle.termination, durationMs: durationMs, errorFile: errorFile) {
             RunOutputTail.lastLine(in: logDescriptor, runID: runID)
         }
