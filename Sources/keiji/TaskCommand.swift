@@ -260,7 +260,7 @@ struct TaskCommand: AsyncParsableCommand {
         let view = ViewLocation(settings: settings, workspace: workspace)
         let saved = try SavedTasks.checkNoCaseClash(taskName, in: view)  // before a build and an install that would be for nothing
         // No .env, or one without TASK_DESCRIPTION, keeps the saved description (a rebuild emptied it).
-        let description = (try? DotEnv.load(workspace.taskDirectory(taskName) + "/.env"))?["TASK_DESCRIPTION"] ?? saved?.description ?? ""
+        let description = try DotEnv.load(workspace.taskDirectory(taskName) + "/.env")["TASK_DESCRIPTION"] ?? saved?.description ?? ""
         // CLI flag > the program's own policies > the previous definition > the defaults.
         let previous = try TaskPolicyColumns.load(taskName, from: view).map { ($0.spec, $0.policy) }
         // Flags out of range fail now, not after a build.

@@ -13,7 +13,7 @@ struct DotEnvTests {
     @Test(arguments: awkward)
     func everyValueRoundTrips(_ value: String) throws {
         let text = try DotEnv.encode([("TASK_NAME", "t"), ("TASK_DESCRIPTION", value), ("AFTER", "still here")])
-        let decoded = DotEnv.decode(text)
+        let decoded = DotEnv.parse(text).values
         #expect(decoded["TASK_DESCRIPTION"] == value, "\(text)")
         #expect(decoded["TASK_NAME"] == "t" && decoded["AFTER"] == "still here", "the value does not swallow its neighbours")
         #expect(DotEnv.parse(text).problems.isEmpty, "\(text)")
@@ -52,7 +52,7 @@ struct DotEnvTests {
             LATER=one
             LATER=two
             """
-        let values = DotEnv.decode(text)
+        let values = DotEnv.parse(text).values
         #expect(values["PLAIN"] == "value")
         #expect(values["OLD"] == "it's fine", "what keiji wrote before reads as what was meant")
         #expect(values["SINGLE"] == "no \\escapes $here")
@@ -86,7 +86,7 @@ struct DotEnvTests {
             "line 5: text after the value is not part of it (quote a value with spaces): ignored",
             "line 6: a quote is not closed: the value ends with the line",
         ])
-        #expect(DotEnv.decode(text) == values)
+        #expect(DotEnv.parse(text).values == values)
     }
 
     /// A file's bytes: a UTF-8 byte order mark is skipped (it made the first name unreadable); a value with a NUL or with

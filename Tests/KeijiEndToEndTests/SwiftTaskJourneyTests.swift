@@ -194,6 +194,14 @@ struct SwiftTaskJourneyTests {
                 && r.stderr == "error: --desc goes with --create, not --build: a Swift task's description is TASK_DESCRIPTION in its .env, read at each build (see 'keiji task --help')\n",
                 "\(r.status) \(r.stdout)\(r.stderr)")
         #expect(try await fields("described", in: s)["Description"] == "second words")
+
+        // A `.env` that cannot be read is refused with its reason, as the scheduler refuses it (it read as empty).
+        let dotEnv = s.home + "/keiji/tasks/described/.env"
+        try FileManager.default.removeItem(atPath: dotEnv)
+        try FileManager.default.createDirectory(atPath: dotEnv, withIntermediateDirectories: false)
+        let (unreadable, _) = try await build("described", in: s)
+        #expect(unreadable.status == 1 && unreadable.stderr == "error: cannot read \(dotEnv): Is a directory\n", "\(unreadable.status) \(unreadable.stdout)\(unreadable.stderr)")
+        #expect(try await fields("described", in: s)["Description"] == "second words")
     }
 
     /// Output of a Swift task reaches its log line by line while it runs and survives --stop; a thrown

@@ -1,5 +1,9 @@
 import Foundation
 
+#if canImport(Glibc)
+@preconcurrency import Glibc
+#endif
+
 /// A task's `.env`: the one codec for the file `keiji task --create` writes and the scheduler reads at each
 /// run, so any text (quotes, newlines, backslashes, `$`, unicode) reads back exactly as it was written.
 ///
@@ -29,10 +33,7 @@ public enum DotEnv {
         public var description: String { "line \(line): \(reason)" }
     }
 
-    /// Every `KEY=value` in `text`; a later line for the same key wins, as in a shell.
-    public static func decode(_ text: String) -> [String: String] { parse(text).values }
-
-    /// ``decode(_:)``'s values, and the lines it read past: one that is not `KEY=value`, a key that is not a variable
+    /// Every `KEY=value` in `text` (a later line for the same key wins, as in a shell), and the lines it read past: one that is not `KEY=value`, a key that is not a variable
     /// name, a quote never closed (its value ends with its line; it took in the rest of the file), text after a value.
     /// Read scalar by scalar, so a quote followed by a combining mark, or a CRLF line end, is never merged into one
     /// character.
@@ -115,10 +116,45 @@ public enum DotEnv {
         return (values, problems)
     }
 
-    /// The values in the file at `path`, or none if there is no file.
+    /// The values in the file at `path`, or none if there is no file; one that is there but cannot be read is an error
+    /// (``contents(of:limit:)``), as the scheduler refuses it: read as empty, `--build` took an empty description.
     public static func load(_ path: String) throws -> [String: String] {
-        guard let data = FileManager.default.contents(atPath: path) else { return [:] }
-        return parse(bytes: Array(data)).values
+        guard FileManager.default.fileExists(atPath: path) else { return [:] }
+        return parse(bytes: try contents(of: path, limit: Int(Int32.max))).values
+    }
+
+    /// The `.env`'s bytes; the scheduler and the CLI read it alike. One that is there but cannot be read (no
+    /// permission, a directory) is an error: read as empty, a run went ahead without its variables (credentials, say)
+    /// and nothing said so. One over `limit` is refused by its size, unread: parsed first, a 66 MB file held every task
+    /// for 10 s. Not blocking, so a FIFO with no writer reads as empty rather than holding the reader.
+    public static func contents(of path: String, limit: Int) throws -> [UInt8] {
+        let fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK)
+        guard fd >= 0 else { throw cannotRead(path, errno) }
+        defer { close(fd) }
+        var info = stat()
+        guard fstat(fd, &info) == 0 else { throw cannotRead(path, errno) }
+        if Int64(info.st_size) > Int64(limit) { throw tooLarge(path, "is \(info.st_size) bytes", limit) }
+        var bytes: [UInt8] = []
+        var buffer = [UInt8](repeating: 0, count: 64 * 1024)
+        while true {
+            let count = read(fd, &buffer, buffer.count)
+            if count == 0 { return bytes }
+            if count < 0 {
+                if errno == EINTR { continue }
+                throw cannotRead(path, errno)
+            }
+            bytes.append(contentsOf: buffer[..<count])
+            // A file that grew since, or a device with no size (a link to /dev/zero).
+            if bytes.count > limit { throw tooLarge(path, "holds more than \(limit) bytes", limit) }
+        }
+    }
+
+    private static func tooLarge(_ path: String, _ size: String, _ limit: Int) -> KeijiError {
+        KeijiError(.io, "\(path) \(size); a run's arguments and environment may take at most \(limit)")
+    }
+
+    private static func cannotRead(_ path: String, _ code: Int32) -> KeijiError {
+        KeijiError(.io, "cannot read \(path): \(String(cString: strerror(code)))")
     }
 
     static func isValidKey<S: StringProtocol>(_ key: S) -> Bool {

@@ -121,38 +121,9 @@ final class TaskEnvironments: Sendable {
     /// The most one `NAME=value` string (with its NUL) may take in an `execve`: Linux's MAX_ARG_STRLEN, 32 pages of 4 KiB.
     static let variableLimit = 131_072
 
-    /// The `.env`'s bytes. One that is there but cannot be read (no permission, a directory) is an error: read as empty,
-    /// the run went ahead without its variables (credentials, say) and nothing said so. One over ``sizeLimit`` could not
-    /// start anyway and is refused by its size, unread: parsed on the engine first, a 66 MB file held every task for 10 s.
-    /// Not blocking, so a FIFO with no writer reads as empty rather than holding the engine.
+    /// The `.env`'s bytes (``DotEnv/contents(of:limit:)``); an error ends the run unstarted.
     private static func contents(of path: String) throws -> [UInt8] {
-        let fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK)
-        guard fd >= 0 else { throw cannotRead(path, errno) }
-        defer { close(fd) }
-        var info = stat()
-        guard fstat(fd, &info) == 0 else { throw cannotRead(path, errno) }
-        if Int64(info.st_size) > Int64(sizeLimit) { throw tooLarge(path, "is \(info.st_size) bytes") }
-        var bytes: [UInt8] = []
-        var buffer = [UInt8](repeating: 0, count: 64 * 1024)
-        while true {
-            let count = read(fd, &buffer, buffer.count)
-            if count == 0 { return bytes }
-            if count < 0 {
-                if errno == EINTR { continue }
-                throw cannotRead(path, errno)
-            }
-            bytes.append(contentsOf: buffer[..<count])
-            // A file that grew since, or a device with no size (a link to /dev/zero).
-            if bytes.count > sizeLimit { throw tooLarge(path, "holds more than \(sizeLimit) bytes") }
-        }
-    }
-
-    private static func tooLarge(_ path: String, _ size: String) -> KeijiError {
-        KeijiError(.spawn, "\(path) \(size); a run's arguments and environment may take at most \(sizeLimit)")
-    }
-
-    private static func cannotRead(_ path: String, _ code: Int32) -> KeijiError {
-        KeijiError(.spawn, "cannot read \(path): \(String(cString: strerror(code)))")
+        do { return try DotEnv.contents(of: path, limit: sizeLimit) } catch let error as KeijiError { throw KeijiError(.spawn, error.message) }
     }
 
     /// Whether `record` holds the digest of `content` (it was warned of before); if not, it is made to.
