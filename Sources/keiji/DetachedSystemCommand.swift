@@ -35,8 +35,7 @@ enum DetachedSystemCommand {
         try log.append("\(command), asked by run \(runID)\(task), goes on in a process of its own; its output follows",
                        at: Int64((Date().timeIntervalSince1970 * 1000).rounded(.down)))
         // Read before anything is stopped; the same user's scheduler, so readable unless it just exited.
-        let environment = (try? Data(contentsOf: URL(fileURLWithPath: "/proc/\(run.scheduler)/environ")))
-            .map { $0.split(separator: 0).map { String(decoding: $0, as: UTF8.self) } }
+        let environment = ProcessEnvironment.entries(of: run.scheduler)
         if environment == nil {
             Console.progress("warning: cannot read the scheduler's environment (pid \(run.scheduler)); the services get this run's")
         }

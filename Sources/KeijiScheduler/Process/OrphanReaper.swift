@@ -1,4 +1,5 @@
 import Foundation
+import KeijiCore
 import Synchronization
 
 #if canImport(Glibc)
@@ -23,49 +24,14 @@ enum OrphanReaper {
         while let entry = readdir(directory) {
             let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
             guard let pid = pid_t(name), pid != me else { continue }
-            let length = read("/proc/\(name)/environ", into: &environment)
-            guard length > 0, let id = runID(in: environment[..<length]), ids.contains(id) else { continue }
+            let length = ProcessEnvironment.read(pid, into: &environment)
+            guard length > 0, let id = ProcessEnvironment.value(of: RunVariables.runID, in: environment[..<length]), ids.contains(id) else { continue }
             let group = getpgid(pid)
             if group > 1 && group != myGroup { kill(-group, SIGKILL) }
             kill(pid, SIGKILL)
             killed += 1
         }
         return killed
-    }
-
-    private static let variable = Array("KEIJI_RUN_ID=".utf8)
-
-    /// The value of `KEIJI_RUN_ID` in an `environ` (`KEY=value\0…`), hopping from variable to variable with
-    /// `memchr`: nothing is allocated for the processes that have none, nearly all of them.
-    private static func runID(in environment: ArraySlice<UInt8>) -> [UInt8]? {
-        environment.withUnsafeBytes { bytes -> [UInt8]? in
-            guard let base = bytes.baseAddress else { return nil }
-            var start = 0
-            while start < bytes.count {
-                let nul: UnsafeRawPointer? = UnsafeRawPointer(memchr(base + start, 0, bytes.count - start))
-                let end = nul.map { base.distance(to: $0) } ?? bytes.count
-                if end - start > variable.count, memcmp(base + start, variable, variable.count) == 0 {
-                    return Array(bytes[(start + variable.count)..<end])
-                }
-                start = end + 1
-            }
-            return nil
-        }
-    }
-
-    /// The whole file into `buffer` (grown as needed); its length, 0 when it cannot be read.
-    private static func read(_ path: String, into buffer: inout [UInt8]) -> Int {
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { return 0 }
-        defer { close(fd) }
-        var length = 0
-        while true {
-            if length == buffer.count { buffer += [UInt8](repeating: 0, count: buffer.count) }
-            let count = buffer.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress! + length, $0.count - length) }
-            if count < 0, errno == EINTR { continue }
-            guard count > 0 else { return count < 0 ? 0 : length }
-            length += count
-        }
     }
 
     private struct Sweeps: Sendable {

@@ -347,9 +347,9 @@ private final class SpawnSupervisor {
     static func sender(_ pid: pid_t) -> String {
         guard pid > 0 else { return "the kernel" }
         guard let name = try? String(contentsOfFile: "/proc/\(pid)/comm", encoding: .utf8) else { return "pid \(pid) (gone)" }
-        let environment = (try? FileHandle(forReadingFrom: URL(fileURLWithPath: "/proc/\(pid)/environ")).readToEnd()) ?? Data()
-        let task = environment.split(separator: 0).lazy.map { String(decoding: $0, as: UTF8.self) }
-            .first { $0.hasPrefix("KEIJI_TASK_NAME=") }?.dropFirst("KEIJI_TASK_NAME=".count)
+        var environment: [UInt8] = []
+        let length = ProcessEnvironment.read(pid, into: &environment)
+        let task = ProcessEnvironment.value(of: RunVariables.taskName, in: environment[..<length]).map { String(decoding: $0, as: UTF8.self) }
         return "pid \(pid) (\(name.trimmingCharacters(in: .newlines))\(task.map { ", a run of task \($0)" } ?? ""))"
     }
 
