@@ -614,8 +614,11 @@ struct SystemCommandTests {
         let s = try Session()
         defer { s.cleanUp() }
         #expect(try await s.keiji("init").status == 0)
-        #expect(try await s.keiji("task", "--create", "--name=maint", "--desc=x", "--command", s.binaries + "/keiji system --restart",
-                                  "--every", "1h").status == 0)
+        // The run restarts once the test has its `--run` acknowledged: a restart at once could stop the bus before it
+        // relayed that acknowledgement, and the `--run` then failed though the run went ahead.
+        let go = s.home + "/go"
+        #expect(try await s.keiji("task", "--create", "--name=maint", "--desc=x", "--command",
+                                  "while [ ! -e \(go) ]; do sleep 0.05; done; \(s.binaries)/keiji system --restart", "--every", "1h").status == 0)
         // The task's `.env` sets a variable and PATH; the services were started with one of their own.
         let folder = s.home + "/keiji/tasks/maint"
         let dotEnv = try String(contentsOfFile: folder + "/.env", encoding: .utf8)
@@ -625,6 +628,7 @@ struct SystemCommandTests {
         s.launcher = []
         let before = try #require(try pid(of: "scheduler", in: s))
         #expect(try await s.keiji("task", "--run", "--name=maint").status == 0)
+        #expect(FileManager.default.createFile(atPath: go, contents: nil))
 
         let log = s.home + "/.keiji/logs/services/scheduler/scheduler.log"
         var after: pid_t?
