@@ -89,7 +89,7 @@ final class SpawnServerTests: Sendable {
 
     @Test func aRunGetsItsOwnGroupCleanSignalsDevNullAndTheLog() async throws {
         let server = SpawnServer(helperPath: SpawnServer.installedPath)
-        let script = "echo pid=$$; cut -d' ' -f5 /proc/$$/stat | sed 's/^/group=/'; readlink /proc/$$/fd/0; pwd; echo to-stderr >&2; echo nofile=$(ulimit -Sn)"
+        let script = "echo pid=$$; cut -d' ' -f5 /proc/$$/stat | sed 's/^/group=/'; readlink /proc/$$/fd/0; pwd; echo to-stderr >&2"
         let run = try await server.start(request(["/bin/sh", "-c", script]))
         #expect(await server.exitStatus(of: run) == .exited(0))
         // The signal state of the exec'd process itself (a shell blocks signals around its own forks).
@@ -102,10 +102,29 @@ final class SpawnServerTests: Sendable {
         #expect(text.contains("SigIgn:\t0000000000000000\n"), "nothing ignored: \(text)")
         #expect(text.contains(directory + "\n"), "in the task folder")
         #expect(text.contains("to-stderr\n"), "stderr into the log")
-        // The helper raises its own soft descriptor limit (a pipe and a log per run); a run gets the scheduler's.
+    }
+
+    /// The helper raises its own soft descriptor limit to the hard one (a pipe and a log per run), and a run gets the
+    /// soft limit the helper started with. The helper starts here through a wrapper that lowers its soft limit first,
+    /// so the two differ even where the test's own soft and hard limits are equal (as on CI machines).
+    @Test func aRunGetsTheSoftDescriptorLimitTheHelperStartedWith() async throws {
+        let installed = try #require(SpawnServer.installedPath)
         var limit = rlimit()
         getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit)
-        #expect(text.contains("nofile=\(limit.rlim_cur)\n"), "the scheduler's soft descriptor limit: \(text)")
+        let hard = limit.rlim_max
+        try #require(hard > 64 && hard < 1 << 40, "a bounded hard limit")
+        let lowered = hard - 1
+        let wrapper = directory + "/lowered-helper"
+        try await writeExecutable("#!/bin/sh\nulimit -Sn \(lowered)\nexec \(installed) \"$@\"\n", to: wrapper)
+        let server = SpawnServer(helperPath: wrapper)
+        let script = "echo run=$(ulimit -Sn); grep '^Max open files' /proc/$PPID/limits"
+        let run = try await server.start(request(["/bin/sh", "-c", script]))
+        #expect(await server.exitStatus(of: run) == .exited(0))
+        let text = output()
+        #expect(text.contains("run=\(lowered)\n"), "the soft limit the helper started with: \(text)")
+        let helperLimits = try #require(text.split(separator: "\n").first { $0.hasPrefix("Max open files") })
+        let fields = helperLimits.split(separator: " ", omittingEmptySubsequences: true)
+        #expect(fields.count >= 5 && fields[3] == "\(hard)" && fields[4] == "\(hard)", "the helper's own soft limit raised: \(text)")
     }
 
     /// The run's output goes through a pipe the helper relays a chunk at a time; an exit is reported only once what
