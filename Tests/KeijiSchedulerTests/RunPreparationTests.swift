@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 import KeijiCore
 import Testing
 
@@ -82,6 +83,37 @@ struct RunPreparationTests {
         #expect(environments.dotEnvReads == 2)
         #expect(second.keys == ["GREETING", "HOME", "PATH"], "an overridden key appears once")
         #expect(String(decoding: second.bytes, as: UTF8.self).contains("PATH=/opt/bin\0") && String(decoding: second.bytes, as: UTF8.self).contains("GREETING=hallo\0"))
+    }
+
+    /// A `.env` deleted and made anew (as `rm` and a rewrite, or some deploy scripts, do) can go between the stat and
+    /// the open: that run gets the environment without it, as one a moment earlier would, and never an error (which
+    /// put the task in error). A thread replaces the file over and over while the blocks are taken: without the fix
+    /// some of the 20,000 calls threw "No such file or directory".
+    @Test func aDotEnvReplacedByDeleteThenCreateIsNeverAnError() async throws {
+        let directory = FileManager.default.temporaryDirectory.path + "/keiji-env-" + UUID().uuidString.prefix(8)
+        try FileSystem.createDirectory(directory)
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let path = directory + "/.env"
+        let environments = TaskEnvironments(base: ["PATH": "/usr/bin"])
+        let stop = Atomic<Bool>(false), stopped = Atomic<Bool>(false)
+        let replacer = Thread {
+            while !stop.load(ordering: .relaxed) {
+                unlink(path)
+                let fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
+                if fd >= 0 { _ = write(fd, "VERSION=1\n", 10); close(fd) }
+            }
+            stopped.store(true, ordering: .relaxed)
+        }
+        replacer.start()
+        var failure: (any Error)?
+        for _ in 0..<20_000 where failure == nil {
+            do { _ = try environments.block(forTaskDirectory: directory) } catch { failure = error }
+        }
+        stop.store(true, ordering: .relaxed)
+        while !stopped.load(ordering: .relaxed) { try await Task.sleep(for: .milliseconds(1)) }
+        #expect(failure == nil, "a .env replaced by delete-then-create is no error: \(failure.map { "\($0)" } ?? "")")
+        try "VERSION=2\n".write(toFile: path, atomically: true, encoding: .utf8)
+        #expect(try environments.block(forTaskDirectory: directory).keys.contains("VERSION"), "the file is read once it is there again")
     }
 
     /// The base is the scheduler's user, locale, zone, temporary folder and PATH, with a PATH of its own when the scheduler

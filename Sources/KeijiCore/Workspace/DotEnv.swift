@@ -119,16 +119,20 @@ public enum DotEnv {
     /// The values in the file at `path`, or none if there is no file; one that is there but cannot be read is an error
     /// (``contents(of:limit:)``), as the scheduler refuses it: read as empty, `--build` took an empty description.
     public static func load(_ path: String) throws -> [String: String] {
-        guard FileManager.default.fileExists(atPath: path) else { return [:] }
-        return parse(bytes: try contents(of: path, limit: Int(Int32.max))).values
+        guard let bytes = try contents(of: path, limit: Int(Int32.max)) else { return [:] }
+        return parse(bytes: bytes).values
     }
 
-    /// The `.env`'s bytes; the scheduler and the CLI read it alike. One that is there but cannot be read (no
-    /// permission, a directory) is an error: read as empty, a run went ahead without its variables (credentials, say)
-    /// and nothing said so. One over `limit` is refused by its size, unread: parsed first, a 66 MB file held every task
-    /// for 10 s. Not blocking, so a FIFO with no writer reads as empty rather than holding the reader.
-    public static func contents(of path: String, limit: Int) throws -> [UInt8] {
+    /// The `.env`'s bytes, or nil when there is no file; the scheduler and the CLI read it alike. Gone is told by the
+    /// open itself, not by a check before it: a `.env` replaced by delete-then-create (`rm` and a new file, as some
+    /// editors and deploy scripts do) failed between the two, and that put the task in error. One that is there but
+    /// cannot be read (no permission, a directory) is an error: read as empty, a run went ahead without its variables
+    /// (credentials, say) and nothing said so. One over `limit` is refused by its size, unread: parsed first, a 66 MB
+    /// file held every task for 10 s. Not blocking, so a FIFO with no writer reads as empty rather than holding the
+    /// reader.
+    public static func contents(of path: String, limit: Int) throws -> [UInt8]? {
         let fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK)
+        if fd < 0 && errno == ENOENT { return nil }
         guard fd >= 0 else { throw cannotRead(path, errno) }
         defer { close(fd) }
         var info = stat()

@@ -87,7 +87,8 @@ final class TaskEnvironments: Sendable {
             entry = cached
         } else {
             reads.add(1, ordering: .relaxed)
-            let data = try Self.contents(of: path)
+            // Gone since the stat (deleted to be made anew): as if the run had come a moment earlier, before it was made.
+            guard let data = try Self.contents(of: path) else { return baseBlock }
             let (values, problems) = DotEnv.parse(bytes: data)
             // The kernel's own refusal, E2BIG ("Argument list too long"), named neither the variable nor the file.
             if let (key, value) = values.sorted(by: { $0.key < $1.key }).first(where: { $0.key.utf8.count + $0.value.utf8.count + 2 > Self.variableLimit }) {
@@ -121,8 +122,8 @@ final class TaskEnvironments: Sendable {
     /// The most one `NAME=value` string (with its NUL) may take in an `execve`: Linux's MAX_ARG_STRLEN, 32 pages of 4 KiB.
     static let variableLimit = 131_072
 
-    /// The `.env`'s bytes (``DotEnv/contents(of:limit:)``); an error ends the run unstarted.
-    private static func contents(of path: String) throws -> [UInt8] {
+    /// The `.env`'s bytes, nil when it is gone (``DotEnv/contents(of:limit:)``); an error ends the run unstarted.
+    private static func contents(of path: String) throws -> [UInt8]? {
         do { return try DotEnv.contents(of: path, limit: sizeLimit) } catch let error as KeijiError { throw KeijiError(.spawn, error.message) }
     }
 
