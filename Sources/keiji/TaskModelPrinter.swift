@@ -10,7 +10,8 @@ extension TaskCommand {
     func printTasks(workspace: Workspace, settings: Settings) throws {
         if let warning = SchedulerTimeZone.mismatchWarning(settings, workspace: workspace) { Console.progress(warning) }
         if let warning = ViewLag.warning(workspace) { Console.progress(warning) }
-        guard let database = try ViewLocation(settings: settings, workspace: workspace).openForReading() else {
+        let view = ViewLocation(settings: settings, workspace: workspace)
+        guard let database = try view.openForReading() else {
             if let name { throw CLIError("no task named \(name)") }
             Console.say(json ? "[]" : "no tasks yet")
             return
@@ -19,7 +20,12 @@ extension TaskCommand {
             try database.taskModels(columns, where: name.map { .name($0) } ?? .all)
         }
         // A view from before the policy columns (rebuilt at the next command or scheduler start) shows the seed's.
-        let rows = try (try? query(Self.columns + TaskPolicyColumns.names)) ?? query(Self.columns)
+        var rows = try (try? query(Self.columns + TaskPolicyColumns.names)) ?? query(Self.columns)
+        // A run the scheduler's crash ended is not in progress, as `--list` and `system --status` say: `IsRunning`
+        // stayed true until the next start, and a script polling it waited as long.
+        if CrashedRuns.viewMayShowThem(view, workspace: workspace), let running = Self.columns.firstIndex(of: "IsRunning") {
+            for index in rows.indices where rows[index][running] == "1" { rows[index][running] = "0" }
+        }
         if let name, rows.isEmpty { throw CLIError("no task named \(name)") }
         if json {
             let objects = rows.map { row in

@@ -541,8 +541,8 @@ struct SystemCommandTests {
     }
 
     /// A run the scheduler's crash ended (its spawn server kills the run's group) is not shown as running while no
-    /// scheduler runs: `--list` and `system --status` say `interrupted` until the next start journals how it ended
-    /// (and here re-runs it).
+    /// scheduler runs: `--list` and `system --status` say `interrupted`, and `--get` not running, until the next start
+    /// journals how it ended (and here re-runs it).
     @Test func aRunEndedByTheSchedulersCrashShowsAsInterruptedUntilTheNextStart() async throws {
         let s = try Session()
         defer { s.cleanUp() }
@@ -566,6 +566,12 @@ struct SystemCommandTests {
         r = try await s.keiji("system", "--status", "--json")
         let tasks = (try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any])?["tasks"] as? [[String: Any]]
         #expect(tasks?.first?["interrupted"] as? Bool == true && tasks?.first?["running"] as? Bool == false, "\(r.stdout)")
+        // `--get` agrees: it said `IsRunning: true` of the dead run until the next start.
+        r = try await s.keiji("task", "--get", "--name=long", "--json")
+        let got = try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any]
+        #expect(got?["IsRunning"] as? Bool == false, "\(r.stdout)\(r.stderr)")
+        r = try await s.keiji("task", "--get", "--name=long")
+        #expect(r.stdout.contains("\nIsRunning: false\n"), "\(r.stdout)\(r.stderr)")
 
         #expect(try await s.keiji("system", "--start").status == 0)
         // The start reports the run interrupted and re-runs it (a manual run's attempt, by default).
