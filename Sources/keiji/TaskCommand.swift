@@ -76,6 +76,8 @@ struct TaskCommand: AsyncParsableCommand {
             throw ValidationError("--desc goes with --create, not --build: a Swift task's description is TASK_DESCRIPTION in its .env, read at each build")
         }
         if list, let name { throw ValidationError("--list shows every task: leave out --name (one task: keiji task --get --name=\(name))") }
+        // A malformed command line, not something the workspace refuses: it exited 1, after the workspace was loaded.
+        if !get, !list, name == nil { throw ValidationError("--name is required with \(action)") }
         // An option the action does not take was ignored (`--runs --lines 3` printed 20 runs, `--disable --json` text).
         if let misfit = OptionTable.misfit(givenOptions, action: action) { throw misfit }
         try validateCombinations()
@@ -128,8 +130,7 @@ struct TaskCommand: AsyncParsableCommand {
             try await ViewRepair.restoreIfMissing(workspace: workspace, settings: settings)
             if get { return try printTasks(workspace: workspace, settings: settings) }
             if list { return try printTimers(workspace: workspace, settings: settings) }
-            guard let raw = name else { throw CLIError("--name is required") }
-            let taskName = try TaskName(raw)
+            let taskName = try TaskName(name!)  // validate() refused every other action without --name
             let sender = CommandSender(workspace: workspace, settings: settings)
             if create { return try await createTask(taskName, workspace: workspace, settings: settings, sender: sender) }
             if logs { return try await printLogs(taskName, workspace: workspace, settings: settings) }

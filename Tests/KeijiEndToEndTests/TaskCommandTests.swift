@@ -357,11 +357,17 @@ struct TaskCommandTests {
         refused(try await s.keiji("task", "--logs", "--name=nosuch", "--lines", "5", "--follow"), saying: "no task named nosuch")
     }
 
-    /// Combinations wrong whatever the workspace holds, and a `--timeout` that is no number, are usage errors (exit
-    /// 64), refused before anything runs: they exited 1, as a command that failed. A value out of range still exits 1.
+    /// Combinations wrong whatever the workspace holds, a missing `--name`, and a `--timeout` that is no number, are usage
+    /// errors (exit 64), refused before anything runs: they exited 1, as a command that failed.
     @Test func wrongCombinationsAreUsageErrors() async throws {
         let s = try Session()
         defer { s.cleanUp() }
+        // A missing --name is refused before the workspace is looked for (it exited 1, and without one said "no workspace").
+        for action in ["--run", "--runs", "--logs", "--stop", "--enable", "--disable", "--delete", "--resolve", "--build", "--create"] {
+            let r = try await s.run(["task", action] + (action == "--create" ? ["--desc=x"] : []))
+            #expect(r.status == 64 && r.stdout.isEmpty && r.stderr == "error: --name is required with \(action) (see 'keiji task --help')\n",
+                    "\(action): \(r.status) \(r.stdout)\(r.stderr)")
+        }
         #expect(try await s.keiji("init").status == 0)
         let timeout = "--timeout takes a plain number of seconds, at most 3 decimals, between 1 ms and 7 days (604800 s), or none"
         let cases: [([String], String)] = [
