@@ -263,9 +263,10 @@ struct SystemCommand: AsyncParsableCommand {
             return try Console.say(json: object)
         }
         func pad(_ s: String) -> String { s + String(repeating: " ", count: max(0, 18 - s.count)) }
-        if let settingsProblem { Console.say("warning: \(settingsProblem) (keiji system --start refuses until it is fixed)") }
-        if let viewProblem { Console.say("warning: cannot read the query view: \(viewProblem)") }
-        if let warning = ViewLag.warning(workspace) { Console.say(warning) }
+        // On stderr, as every other warning: on stdout a `--status | grep` took them for the status.
+        if let settingsProblem { Console.progress("warning: \(settingsProblem) (keiji system --start refuses until it is fixed)") }
+        if let viewProblem { Console.progress("warning: cannot read the query view: \(viewProblem)") }
+        if let warning = ViewLag.warning(workspace) { Console.progress(warning) }
         Console.say("======== SERVICES ========")
         Console.say(pad("NAME") + " " + pad("STATUS"))
         for (name, pid) in services {

@@ -79,7 +79,7 @@ struct ViewRepairTests {
         r = try await s.keiji("task", "--list")
         #expect(r.status == 1 && r.stderr.contains("is missing: restart the scheduler"), "\(r.stdout)\(r.stderr)")
         r = try await s.keiji("system", "--status")
-        #expect(r.stdout.contains("is missing: restart the scheduler"), "\(r.stdout)\(r.stderr)")
+        #expect(r.stderr.contains("is missing: restart the scheduler"), "\(r.stdout)\(r.stderr)")
         #expect(try await s.keiji("system", "--stop").status == 0)
         r = try await s.keiji("task", "--list")
         #expect(r.status == 0 && r.stdout.contains("alpha"), "\(r.stdout)\(r.stderr)")
