@@ -239,6 +239,10 @@ struct SystemCommand: AsyncParsableCommand {
                 } ?? []
             // On PostgreSQL every scheduler of the database is a node of one cluster.
             if let postgres = database as? PostgresViewDatabase { nodes = try ClusterDatabase.nodes(on: postgres.connection) }
+        } catch let error as KeijiError where error.code == .databaseDamaged {
+            // Handled as `task --list` handles it (`reportingErrors`: set aside and rebuilt, or what to do said; exit 1):
+            // kept as a warning, it listed no tasks, exit 0, of a journal full of them.
+            throw error
         } catch { viewProblem = "\(error)" }
         if json {
             var object: [String: Any] = ["services": Dictionary(uniqueKeysWithValues: services.map { service in

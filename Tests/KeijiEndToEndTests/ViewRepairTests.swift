@@ -5,7 +5,7 @@ import Testing
 /// A query view whose file is damaged (here overwritten with text, its WAL gone: a WAL holding every page would
 /// be read instead, and the next checkpoint would write them back): a CLI read meets it, and with no scheduler
 /// running the view is set aside and rebuilt from the journal at once; the command says so, exits non-zero, and
-/// works when run again. With a scheduler running, it says to restart it, and the restart rebuilds the view.
+/// works when run again (`system --status` too). With a scheduler running, it says to restart it, and the restart rebuilds the view.
 struct ViewRepairTests {
     typealias Session = WalkthroughTests.Session
 
@@ -31,6 +31,15 @@ struct ViewRepairTests {
         #expect(FileManager.default.fileExists(atPath: view + ".damaged"))
         r = try await s.keiji("task", "--list")
         #expect(r.status == 0 && r.stdout.contains("alpha"), "\(r.stdout)\(r.stderr)")
+        // `system --status` meets it as `--list` does: it said `"tasks": []`, exit 0, of a journal holding a task.
+        try FileManager.default.removeItem(atPath: view + ".damaged")
+        try damage()
+        r = try await s.keiji("system", "--status", "--json")
+        #expect(r.status == 1 && r.stdout.isEmpty && r.stderr.split(separator: "\n").count == 1
+                    && r.stderr.contains("set aside (keiji.db.damaged) and rebuilt from the journal, run the command again"), "\(r.stdout)\(r.stderr)")
+        r = try await s.keiji("system", "--status", "--json")
+        let tasks = (try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any])?["tasks"] as? [[String: Any]]
+        #expect(r.status == 0 && tasks?.map { $0["name"] as? String } == ["alpha"], "\(r.stdout)\(r.stderr)")
         r = try await s.keiji("task", "--create", "--name=beta", "--desc=x", "--command", "true", "--every", "1h")
         #expect(r.status == 0, "\(r.stdout)\(r.stderr)")
 
