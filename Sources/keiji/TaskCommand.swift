@@ -65,6 +65,7 @@ struct TaskCommand: AsyncParsableCommand {
 
     /// Usage errors, refused before anything runs with exit status 64, as ArgumentParser's own.
     func validate() throws {
+        if let word = RawArguments.notUTF8() { throw ValidationError("\(word) is not valid UTF-8") }
         let chosen = actionFlags.filter(\.chosen)
         // No action, or two, is a malformed command line like any other (it exited 1, without the hint).
         guard chosen.count == 1, let action = chosen.first?.flag else {

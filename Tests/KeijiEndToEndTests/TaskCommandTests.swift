@@ -418,6 +418,33 @@ struct TaskCommandTests {
         #expect(try json(try await s.keiji("task", "--get", "--name=t", "--json"))["Description"] as? String == "a=")
     }
 
+    /// A word that is not valid UTF-8 is refused naming its option (exit 64): Swift's decoding replaced each bad byte
+    /// by U+FFFD, and the task was saved, and ran, with another command than the one given.
+    @Test func aValueThatIsNotUTF8IsRefused() async throws {
+        let s = try Session()
+        defer { s.cleanUp() }
+        #expect(try await s.keiji("init").status == 0)
+        // The bytes are made by the shell: a Swift `String` argument cannot hold them.
+        func shell(_ words: String) async throws -> Session.Result {
+            s.launcher = ["/bin/sh", "-c", "exec \"$1\" task \(words)", "sh"]
+            defer { s.launcher = [] }
+            return try await s.run([])
+        }
+        let cases = [
+            (#"--create --name=raw --desc d --command "$(printf 'printf \377 > out')" --every 1h"#, "--command"),
+            (#"--create --name=raw "--desc=$(printf 'a\377b')" --command true --every 1h"#, "--desc"),
+            (#"--get "--name=$(printf '\303')""#, "--name"),
+        ]
+        for (words, option) in cases {
+            let r = try await shell(words)
+            #expect(r.status == 64 && r.stdout.isEmpty && r.stderr == "error: \(option) is not valid UTF-8 (see 'keiji task --help')\n",
+                    "\(words): \(r.status) \(r.stdout)\(r.stderr)")
+        }
+        #expect(try await s.keiji("task", "--get", "--json").stdout == "[]\n", "nothing saved")
+        #expect(try await shell(#"--create --name=raw --desc "$(printf 'caf\303\251')" --command true --every 1h"#).status == 0, "valid UTF-8 goes through")
+        #expect(try json(try await s.keiji("task", "--get", "--name=raw", "--json"))["Description"] as? String == "café")
+    }
+
     @Test func onNamesEachDayOnce() async throws {
         let s = try Session()
         defer { s.cleanUp() }
