@@ -58,17 +58,19 @@ struct JournalCommand: AsyncParsableCommand {
             try await reportingErrors {
                 let filter = try task.map(TaskName.init)
                 try JournalCommand.directory().forEachRecord(from: from, through: to) { lsn, bytes in
-                    guard let entry = try? JournalEntry.decode(bytes) else {
-                        Console.say("\(lsn)  (undecodable record, \(bytes.count) bytes)")
-                        return
-                    }
-                    if let filter, entry.taskName != filter { return }
+                    let entry = try? JournalEntry.decode(bytes)
+                    if let filter, let entry, entry.taskName != filter { return }
                     if json {
-                        // Binary run records are printed as the JSON they stand for.
-                        let line = (try? JournalEntry.jsonLine(of: bytes)) ?? Array(bytes)
-                        Console.say("{\"lsn\":\(lsn),\"record\":" + String(decoding: line, as: UTF8.self) + "}")
-                    } else {
+                        // Binary records as the JSON they stand for, one that does not decode as `journal export` writes
+                        // it (`{"undecodable":"<hex>"}`: a plain-text line broke the JSON Lines), and every key sorted, as
+                        // in every other --json: a binary record re-encoded came out in another key order at each call.
+                        let record = try JSONSerialization.jsonObject(with: Data(JournalEntry.exportLine(of: bytes)))
+                        let line = try JSONSerialization.data(withJSONObject: ["lsn": lsn, "record": record], options: [.sortedKeys, .withoutEscapingSlashes])
+                        Console.say(String(decoding: line, as: UTF8.self))
+                    } else if let entry {
                         Console.say("\(lsn)  \(ISO8601.string(fromMilliseconds: entry.at))  \(entry.typeName)  \(entry.taskName.map { "task=\($0)" } ?? "")")
+                    } else {
+                        Console.say("\(lsn)  (undecodable record, \(bytes.count) bytes)")
                     }
                 }
             }
