@@ -27,10 +27,12 @@ extension TaskCommand {
             for index in rows.indices where rows[index][running] == "1" { rows[index][running] = "0" }
         }
         if let name, rows.isEmpty { throw CLIError("no task named \(name)") }
+        // The zone in effect is the running scheduler's: an edit of TIME_ZONE applies at its restart (the warning above).
+        let zone = SchedulerTimeZone.running(workspace) ?? settings.timeZoneIdentifier
         if json {
             let objects = rows.map { row in
                 var object = TaskModelJSON.object(columns: Self.columns, row: Array(row.prefix(Self.columns.count)))
-                let policy = TaskPolicyColumns(row.dropFirst(Self.columns.count))?.jsonFields(defaultTimeZone: settings.timeZoneIdentifier) ?? [:]
+                let policy = TaskPolicyColumns(row.dropFirst(Self.columns.count))?.jsonFields(defaultTimeZone: zone) ?? [:]
                 object.merge(policy) { seed, _ in seed }
                 return object
             }
@@ -47,7 +49,7 @@ extension TaskCommand {
                 if column == "ErrorTxt" { text = value ?? "" }
                 Console.say("\(column): \(VisibleText.escaped(text))")
             }
-            for (key, text) in TaskPolicyColumns(row.dropFirst(Self.columns.count))?.lines(defaultTimeZone: settings.timeZoneIdentifier) ?? [] {
+            for (key, text) in TaskPolicyColumns(row.dropFirst(Self.columns.count))?.lines(defaultTimeZone: zone) ?? [] {
                 Console.say("\(key): \(text)")
             }
             if name == nil { Console.say(rule) }

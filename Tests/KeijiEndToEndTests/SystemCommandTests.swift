@@ -365,7 +365,8 @@ struct SystemCommandTests {
     }
 
     /// An edit of TIME_ZONE while the scheduler runs is said, in one line on stderr, by --list, --get and --status: the
-    /// list showed times in the new zone while the scheduler fired by the old one, without a word. A restart applies it.
+    /// list showed times in the new zone while the scheduler fired by the old one, without a word. A restart applies it;
+    /// until then `--get` gives the scheduler's zone, the one in effect.
     @Test func aTimeZoneTheRunningSchedulerDoesNotUseIsWarnedOf() async throws {
         let s = try Session()
         defer { s.cleanUp() }
@@ -391,7 +392,15 @@ struct SystemCommandTests {
             let r = try await s.run(call)
             #expect(r.status == 0 && r.stderr == warning, "\(call): \(r.stderr)")
         }
+        // `--get` gives the zone in effect, the scheduler's (it gave the edited one, which no run used yet).
+        func zone() async throws -> String? {
+            let got = try await s.keiji("task", "--get", "--name=z", "--json").stdout
+            return (try JSONSerialization.jsonObject(with: Data(got.utf8)) as? [String: Any])?["TimeZone"] as? String
+        }
+        #expect(try await zone() == "UTC")
+        #expect(try await s.keiji("task", "--get", "--name=z").stdout.contains("\nTimeZone: UTC (TIME_ZONE)\n"))
         #expect(try await s.keiji("system", "--restart").status == 0)
+        #expect(try await zone() == "Asia/Tokyo")
         for call in calls {
             let r = try await s.run(call)
             #expect(r.status == 0 && r.stderr.isEmpty, "after the restart, \(call): \(r.stderr)")
