@@ -67,6 +67,16 @@ struct SettingsTests {
         #expect(Settings.Database.passwords(in: try #require(URL(string: "postgres://u@h/db?sslmode=disable"))).isEmpty)
     }
 
+    /// A database error is shown with the password masked. A short one only where it stands alone: masked inside words,
+    /// `p` turned "port 5999 failed … accepting" into "***ort 5999 failed … acce***ting", telling its letters.
+    @Test func aShortPasswordIsMaskedWhereItStandsAloneNotInsideWords() {
+        let message = #"connection to server at "127.0.0.1", port 5999 failed: Connection refused; Is the server accepting TCP/IP connections?"#
+        #expect(PostgresConnection.redact(message, ["p"]) == message, "nothing of the message changed")
+        #expect(PostgresConnection.redact("bad URL postgres://u:p@h:5999/db (p)", ["p"]) == "bad URL postgres://u:***@h:5999/db (***)")
+        #expect(PostgresConnection.redact("password=s3cr3tpw and xs3cr3tpwx", ["s3cr3tpw"]) == "password=*** and x***x", "a long one wherever it is")
+        #expect(PostgresConnection.redact("u:ab%40c@h and ab@c", ["ab%40c", "ab@c"]) == "u:***@h and ***", "each form of it")
+    }
+
     @Test func everyErrorNamesTheKeyAndTheFile() {
         let cases = ["TIME_ZONE=Mars/Olympus": "TIME_ZONE", "ROTATE_LOGS=yes": "ROTATE_LOGS", "LOG_MAX_SIZE=-1": "LOG_MAX_SIZE",
                      "LOG_MAX_SIZE=ten": "LOG_MAX_SIZE", "COLOR=1": "unknown key COLOR", "TIME_ZONE": "KEY=VALUE",

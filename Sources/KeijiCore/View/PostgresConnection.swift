@@ -227,7 +227,27 @@ public final class PostgresConnection {
         text.split(whereSeparator: \.isNewline).map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }.joined(separator: "; ")
     }
 
+    /// `text` with each of `secrets` masked. A short secret is masked only where it stands as a word of its own (not
+    /// between letters or digits): replaced everywhere, a password `p` made "connection to server at …, port 5999
+    /// failed" read "***ort 5999", garbling the message and telling which letters the password has.
     static func redact(_ text: String, _ secrets: [String]) -> String {
-        secrets.reduce(text) { $0.replacingOccurrences(of: $1, with: "***") }
+        secrets.sorted { $0.count > $1.count }.reduce(text) { text, secret in
+            guard !secret.isEmpty else { return text }
+            if secret.count >= wordlessSecretLength { return text.replacingOccurrences(of: secret, with: "***") }
+            var masked = "", rest = text[...]
+            while let found = rest.range(of: secret) {
+                let before = found.lowerBound > rest.startIndex ? rest[rest.index(before: found.lowerBound)] : nil
+                let after = found.upperBound < rest.endIndex ? rest[found.upperBound] : nil
+                let alone = !(before.map(isWordCharacter) ?? false) && !(after.map(isWordCharacter) ?? false)
+                masked += rest[..<found.lowerBound] + (alone ? "***" : rest[found])
+                rest = rest[found.upperBound...]
+            }
+            return masked + rest
+        }
     }
+
+    /// From this length a secret is masked wherever it appears: by chance inside another word it is too unlikely.
+    static let wordlessSecretLength = 8
+
+    private static func isWordCharacter(_ character: Character) -> Bool { character.isLetter || character.isNumber }
 }
