@@ -49,11 +49,14 @@ struct SystemCommand: AsyncParsableCommand {
         return options.filter { $0.1 }.map { ($0.0, $0.2) }
     }
 
-    /// An option the action does not take is a usage error (exit 64): it was ignored (`--status --recovery-mode
-    /// salvage` showed the status, `--start --yes` started).
+    /// No action, two, or an option the action does not take is a usage error (exit 64): such an option was
+    /// ignored (`--status --recovery-mode salvage` showed the status, `--start --yes` started).
     func validate() throws {
         let chosen = actionFlags.filter(\.chosen)
-        guard chosen.count == 1, let action = chosen.first?.flag else { return }  // run() says what to do
+        guard chosen.count == 1, let action = chosen.first?.flag else {
+            throw ValidationError(chosen.isEmpty ? "say what to do: --start, --stop, --restart, --status, --logs or --uninstall"
+                                                 : "give one action at a time")
+        }
         if let misfit = OptionTable.misfit(givenOptions, action: action) { throw misfit }
         if recoveryMode != nil, bus, !scheduler {
             throw ValidationError("--recovery-mode is the scheduler's: not with --bus alone")
@@ -70,10 +73,6 @@ struct SystemCommand: AsyncParsableCommand {
 
     func run() async throws {
         try await reportingErrors {
-            let actions = actionFlags.filter(\.chosen).count
-            guard actions == 1 else {
-                throw CLIError(actions == 0 ? "say what to do: --start, --stop, --restart, --status, --logs or --uninstall" : "give one action at a time")
-            }
             let workspace = try Workspace.current()
             let control = ServiceControl(workspace: workspace)
             var services = ServiceControl.Service.allCases

@@ -430,8 +430,8 @@ struct SystemCommandTests {
         #expect(try await s.keiji("system", "--stop").status == 0)
     }
 
-    /// An option the action does not take is a usage error naming both (exit 64), as in `keiji task`: it was
-    /// ignored (`--status --recovery-mode salvage` showed the status, `--start --yes` started the services).
+    /// An option the action does not take is a usage error naming both (exit 64), as in `keiji task`, and so is no
+    /// action or two (they exited 1, without the hint): it was ignored (`--status --recovery-mode salvage` showed the status, `--start --yes` started the services).
     @Test func anOptionTheActionDoesNotTakeIsRefused() async throws {
         let s = try Session()
         defer { s.cleanUp() }
@@ -447,6 +447,8 @@ struct SystemCommandTests {
             (["--stop", "--lines", "100"], "--lines goes with --logs, not --stop"),
             (["--start", "--recovery-mode", "salvag"], "--recovery-mode takes strict, pointInTime or salvage (got salvag)"),
             (["--restart", "--bus", "--recovery-mode", "salvage"], "--recovery-mode is the scheduler's: not with --bus alone"),
+            ([], "say what to do: --start, --stop, --restart, --status, --logs or --uninstall"),
+            (["--start", "--stop"], "give one action at a time"),
         ]
         for (arguments, text) in cases {
             let r = try await s.run(["system"] + arguments)
