@@ -10,7 +10,8 @@ enum WorkspaceTemplates {
     /// manifest that listed `tasks/` when evaluated went stale at the first new or deleted task ("no product
     /// named 'b'", "invalid custom path"). keiji rewrites the list whenever the task set may have changed
     /// (`init`, `--create`, `--build`, `--delete --remove-source`); everything outside the markers is the
-    /// user's. One package for all tasks (rather than one per task) keeps the SDK compiled once.
+    /// user's. One package for all tasks (rather than one per task) keeps the SDK compiled once. No target excludes
+    /// `.env`: SwiftPM skips hidden files anyway, and an exclude of a missing file warned at every build.
     static func workspacePackage(tasks: [String]) -> String {
         """
         // swift-tools-version: 5.9
@@ -27,8 +28,7 @@ enum WorkspaceTemplates {
             name: "keiji-workspace",
             dependencies: [.package(path: "sdk")],
             targets: tasks.map { name in
-                .executableTarget(name: name, dependencies: [.product(name: "KeijiTaskKit", package: "sdk")], path: "tasks/\\(name)",
-                                  exclude: [".env"])
+                .executableTarget(name: name, dependencies: [.product(name: "KeijiTaskKit", package: "sdk")], path: "tasks/\\(name)")
             }
         )
 
