@@ -9,6 +9,8 @@ enum SavedTasks {
         var isError: Bool
         var isDisabled: Bool
         var description: String
+        /// What a run executes, as the view shows it: a Swift task's is its binary, `Workspace.executable(for:)`.
+        var executable: String
 
         /// Why the task does not run at its slots, and the command that lets it: a new build alone does not.
         var hold: String? {
@@ -25,8 +27,8 @@ enum SavedTasks {
     /// lowercased name), so a check costs the same with 10 tasks or 10,000.
     private static func sameSlug(as name: TaskName, in view: ViewLocation) throws -> Entry? {
         guard let database = try view.openForReading() else { return nil }
-        return try database.taskModels(["Name", "IsRunning", "IsError", "IsDisabled", "Description"], where: .slug(name.slug)).first.map {
-            Entry(name: $0[0] ?? "", isRunning: $0[1] == "1", isError: $0[2] == "1", isDisabled: $0[3] == "1", description: $0[4] ?? "")
+        return try database.taskModels(["Name", "IsRunning", "IsError", "IsDisabled", "Description", "Executable"], where: .slug(name.slug)).first.map {
+            Entry(name: $0[0] ?? "", isRunning: $0[1] == "1", isError: $0[2] == "1", isDisabled: $0[3] == "1", description: $0[4] ?? "", executable: $0[5] ?? "")
         }
     }
 

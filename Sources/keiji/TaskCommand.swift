@@ -33,7 +33,7 @@ struct TaskCommand: AsyncParsableCommand {
     @Option(parsing: .unconditional, help: "Cron expression (5 fields, or 6 with seconds first; a step at most its field's span).") var cron: String?
     @Option(parsing: .unconditional, help: "Day(s) for --at, e.g. friday or mon,wed,fri (each day once).") var on: String?
     @Option(parsing: .unconditional, help: "Time with --on: 10:00PM or 22:00.") var at: String?
-    @OptionGroup(title: "Run policies (with --create --command, or --build; a rebuild keeps those not given)") var policyOptions: RunPolicyOptions
+    @OptionGroup(title: "Run policies (with --create --command, where one not given is the default; or --build, where a rebuild keeps those not given)") var policyOptions: RunPolicyOptions
 
     @Flag(help: "With --get, --list or --runs: print JSON.") var json = false
     // The two counts are optional, so that one given to another action is seen (`--lines 100` is the default's value).
@@ -261,6 +261,11 @@ struct TaskCommand: AsyncParsableCommand {
     private func buildTask(_ taskName: TaskName, workspace: Workspace, settings: Settings, sender: CommandSender) async throws {
         let view = ViewLocation(settings: settings, workspace: workspace)
         let saved = try SavedTasks.checkNoCaseClash(taskName, in: view)  // before a build and an install that would be for nothing
+        if let saved, saved.executable != workspace.executable(for: taskName), !FileSystem.exists(workspace.taskDirectory(taskName) + "/main.swift") {
+            // A command task: its hint said to create it, which then failed as the task exists.
+            throw CLIError("task \(taskName) is a command task: nothing to build; change it with `keiji task --create --force --name=\(taskName) "
+                           + "--desc=… --command …` and its schedule, restating every flag you want kept (one left out goes back to its default)")
+        }
         // No .env, or one without TASK_DESCRIPTION, keeps the saved description (a rebuild emptied it).
         let description = try DotEnv.load(workspace.taskDirectory(taskName) + "/.env")["TASK_DESCRIPTION"] ?? saved?.description ?? ""
         // CLI flag > the program's own policies > the previous definition > the defaults.

@@ -148,6 +148,27 @@ struct TaskCommandTests {
         #expect(FileManager.default.fileExists(atPath: s.home + "/keiji/tasks/again/notes.txt"))
     }
 
+    /// A command task is changed by a forced create that restates it, where a flag left out goes back to its
+    /// default; `--build` of it says so (it said to create the task, which then failed: it exists).
+    @Test func aCommandTasksBuildNamesTheCreateThatChangesIt() async throws {
+        let s = try Session()
+        defer { s.cleanUp() }
+        #expect(try await s.keiji("init").status == 0)
+        #expect(try await s.keiji("task", "--create", "--name=cmd", "--desc=x", "--command", "true", "--every", "1h").status == 0)
+        for flags in [["--timeout", "5"], []] {
+            let r = try await s.run(["task", "--name=cmd", "--build"] + flags)
+            #expect(r.status == 1, "\(flags): \(r.stdout)\(r.stderr)")
+            refused(r, saying: "task cmd is a command task: nothing to build; change it with `keiji task --create --force --name=cmd --desc=… --command …`")
+        }
+        func timeout() async throws -> String? {
+            try await s.keiji("task", "--get", "--name=cmd").stdout.split(separator: "\n").first { $0.hasPrefix("Timeout: ") }.map(String.init)
+        }
+        #expect(try await s.keiji("task", "--create", "--force", "--name=cmd", "--desc=x", "--command", "true", "--every", "1h", "--timeout", "5").status == 0)
+        #expect(try await timeout() == "Timeout: 5s")
+        #expect(try await s.keiji("task", "--create", "--force", "--name=cmd", "--desc=x", "--command", "true", "--every", "1h").status == 0)
+        #expect(try await timeout() == "Timeout: none", "a flag left out goes back to its default")
+    }
+
     @Test func aRefusedCreateLeavesNothingBehind() async throws {
         let s = try Session()
         defer { s.cleanUp() }
