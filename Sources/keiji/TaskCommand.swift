@@ -8,7 +8,7 @@ import KeijiCore
 struct TaskCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(commandName: "task", abstract: "Create and manage tasks.")
 
-    @Option(parsing: .unconditional, help: "The task's name (letters, digits, '_' and '-').") var name: String?
+    @Option(parsing: .unconditional, help: "The task's name: 1-64 ASCII letters, digits, '_' and '-', starting with a letter or digit.") var name: String?
     @Option(parsing: .unconditional, help: "A description, with --create.") var desc: String?
 
     @Flag(help: "Create the task: Swift sources in ~/keiji/tasks/<name> (or, with --command, a command task saved at once).") var create = false

@@ -136,7 +136,9 @@ struct TaskNameTests {
     @Test func invalidNamesAreRefusedWithAReason() {
         let cases = ["": "required", "../etc": "start with", "a/b": "'/'", "a b": "a space", "a..b": "'.'",
                      "x\u{7}": "control", "-rf": "start with", "name;rm": "';'", String(repeating: "x", count: 65): "64",
-                     "ünïcode": "start with", "$(id)": "start with", "a'b": "'''"]
+                     "ünïcode": "start with an ASCII letter or digit", "é": "start with an ASCII letter or digit",
+                     "aé": "only ASCII letters and digits", String(repeating: "é", count: 40): "ASCII",
+                     "$(id)": "start with", "a'b": "'''"]
         for (name, fragment) in cases {
             #expect { try TaskName(name) } throws: { error in
                 (error as? KeijiError)?.message.contains(fragment) == true && (error as? KeijiError)?.code == .invalidName

@@ -31,18 +31,20 @@ public struct TaskName: Hashable, Sendable, Codable, Comparable, CustomStringCon
 
     static func problem(with raw: String) -> String? {
         if raw.isEmpty { return "a name is required" }
-        if raw.utf8.count > 64 { return "at most 64 characters" }
+        // "letter" alone was untrue of `é`, refused as one: the letters and digits are ASCII's.
         let first = raw.unicodeScalars.first!
         guard first.isASCII, first.properties.isAlphabetic || ("0"..."9").contains(first) else {
-            return "must start with a letter or digit"
+            return "must start with an ASCII letter or digit (A-Z, a-z, 0-9)"
         }
         for scalar in raw.unicodeScalars {
             let ok = scalar.isASCII && (("a"..."z").contains(scalar) || ("A"..."Z").contains(scalar)
                 || ("0"..."9").contains(scalar) || scalar == "_" || scalar == "-")
             if !ok {
-                return "only letters, digits, '_' and '-' are allowed (found \(Self.describe(scalar)))"
+                return "only ASCII letters and digits, '_' and '-' are allowed (found \(Self.describe(scalar)))"
             }
         }
+        // Checked last: the name is ASCII by now, so its bytes are its characters.
+        if raw.utf8.count > 64 { return "at most 64 characters" }
         return nil
     }
 
