@@ -6,7 +6,7 @@ import KeijiCore
 struct RunPolicyOptions: ParsableArguments {
     @Option(parsing: .unconditional, help: "Time zone of the task's schedule, e.g. Europe/Paris (`default`: the settings' TIME_ZONE).") var timeZone: String?
     @Option(parsing: .unconditional, help: "Delay each firing by a stable pseudo-random 0…N seconds (0–86400, shorter than the time between two slots).", transform: wholeSeconds) var jitter: Int?
-    @Option(parsing: .unconditional, help: "Stop a run after this many seconds (`none`: no limit).") var timeout: String?
+    @Option(parsing: .unconditional, help: "Stop a run after this many seconds, 0.001–604800 (1 ms to 7 days), or `none`: no limit.") var timeout: String?
     @Option(parsing: .unconditional, help: "Seconds between SIGTERM and SIGKILL when a run is stopped (0–3600).", transform: seconds) var grace: Double?
     @Option(parsing: .unconditional, help: "Retries after a failed run (0–100).") var retries: Int?
     @Option(parsing: .unconditional, help: "Seconds before the first retry (0–3600); doubled for each further one.", transform: seconds)

@@ -83,5 +83,9 @@ struct InputRangeCLITests {
         #expect(ok.status == 0, "\(ok.stderr)")
         let listed = try await s.keiji("task", "--get", "--name=t")
         #expect(listed.status == 0 && listed.stdout.contains("interval:8760"), "\(listed.stdout)\(listed.stderr)")
+        // --help gives the same ranges, in the units the flags take (`--every` said 365 days, and no day unit exists;
+        // `--timeout` gave none).
+        let help = try await s.keiji("task", "--help").stdout.split(whereSeparator: \.isWhitespace).joined(separator: " ")
+        #expect(help.contains("(1s to 8760h, which is 365 days; there is no day unit)") && help.contains("0.001–604800 (1 ms to 7 days)"), "\(help)")
     }
 }

@@ -4,7 +4,7 @@
 /// The bounds keep every time computed from them far inside `Int64` milliseconds, so no conversion traps.
 /// docs/architecture.md ("Input ranges") lists them for people.
 public enum InputRanges {
-    /// `--every`: 1 second to 365 days.
+    /// `--every`: 1 second to 365 days, said as `8760h` (there is no day unit).
     public static let intervalSeconds: ClosedRange<Int64> = 1...31_536_000
     /// `--timeout`: 1 ms to 7 days.
     public static let timeoutSeconds: ClosedRange<Double> = 0.001...604_800
