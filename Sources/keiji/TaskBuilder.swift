@@ -62,6 +62,7 @@ struct TaskBuilder {
             throw CLIError("\(name)'s schedule or policies are invalid: "
                            + Self.attributed(Self.reason(error), givenFlags: givenFlags, keptValueAtFault: keptValueAtFault))
         }
+        try cli.checkCatchUpLimit(with: policy.catchUp)  // the catch-up from schedule.swift or the previous build
 
         let definition = TaskDefinition(name: name, description: description, action: .binary(path: workspace.executable(for: name)),
                                         schedule: spec, policy: policy, directory: directory)

@@ -114,12 +114,15 @@ struct TaskCommand: AsyncParsableCommand {
             try limit.map(CountOption.runLimit.check)
             guard create || build else { return }
             let cli = try policyOptions.override()
+            // A build's catch-up may come from its program (checked once built): only one the flags give is known here.
+            if let catchUp = cli.catchUp { try cli.checkCatchUpLimit(with: catchUp) }
             guard create else { return }
             guard let desc, !desc.isEmpty else { throw CLIError("--desc is required with --create") }
             guard let command else { return }
             if command.allSatisfy(\.isWhitespace) { throw CLIError("--command must not be empty (leave it out for a Swift task)") }
             // The jitter's bound is the time between two slots: checked with the schedule, as the save does.
             _ = try RunPolicyOverride.resolve(schedule: try scheduleFromFlags(), previous: nil, sdk: RunPolicyOverride(), cli: cli)
+            try cli.checkCatchUpLimit(with: cli.catchUp ?? RunPolicy().catchUp)
         } catch {
             throw ValidationError("\(error)")
         }

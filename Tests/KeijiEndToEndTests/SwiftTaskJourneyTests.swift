@@ -128,6 +128,11 @@ struct SwiftTaskJourneyTests {
         let object = try #require(try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any])
         let policy = try #require(object["Policy"] as? [String: Any], "\(r.stdout)")
         #expect(object["TimeZone"] as? String == "Europe/Paris" && policy["retries"] as? Int == 1 && policy["overlap"] as? String == "allow")
+        // A limit for a catch-up that is not `all` (here the program's `skip`) would do nothing: refused, nothing saved.
+        (built, _) = try await build("alpha", "--catch-up-limit", "3", in: s)
+        #expect(built.status == 1 && built.stderr.hasSuffix("error: --catch-up-limit 3 has no effect with catch-up skip: it bounds --catch-up all (give that too, or leave the limit out)\n"),
+                "\(built.stdout)\(built.stderr)")
+        #expect(try await fields("alpha", in: s)["CatchUpLimit"] == "10")
 
         // Command tasks take the same flags at --create; a Swift task's --create refuses them (they would be lost).
         r = try await s.keiji("task", "--create", "--name=tick", "--desc=x", "--command", "true", "--every", "1h", "--continue-on-error", "true",

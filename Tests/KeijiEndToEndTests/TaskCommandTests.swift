@@ -400,6 +400,12 @@ struct TaskCommandTests {
             (["--create", "--name=q", "--desc=x", "--command", "true", "--every", "1h", "--cron", "* * * * *"], "give one schedule"),
             (["--create", "--name=q", "--desc=x", "--command", "true", "--every", "1h", "--timeout", "abc"], timeout + " (got abc)"),
             (["--build", "--name=q", "--timeout", "1e5"], timeout + " (got 1e5)"),
+            // A limit without `--catch-up all` was saved and did nothing.
+            (["--create", "--name=q", "--desc=x", "--command", "true", "--every", "1h", "--catch-up-limit", "5"],
+             "--catch-up-limit 5 has no effect with catch-up once: it bounds --catch-up all (give that too, or leave the limit out)"),
+            (["--create", "--name=q", "--desc=x", "--command", "true", "--every", "1h", "--catch-up", "skip", "--catch-up-limit", "5"],
+             "--catch-up-limit 5 has no effect with catch-up skip"),
+            (["--build", "--name=q", "--catch-up", "once", "--catch-up-limit", "5"], "--catch-up-limit 5 has no effect with catch-up once"),
         ]
         for (arguments, text) in cases {
             let r = try await s.run(["task"] + arguments)

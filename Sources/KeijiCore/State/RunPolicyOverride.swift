@@ -63,6 +63,14 @@ public struct RunPolicyOverride: Codable, Sendable, Equatable {
         return self
     }
 
+    /// Refuses a `--catch-up-limit` given where the task's catch-up, once resolved, is not `all`: it was saved and
+    /// did nothing. Checked on the merge, as a program's `.catchUp(.all)` gives the limit its effect.
+    public func checkCatchUpLimit(with catchUp: CatchUpPolicy) throws {
+        guard let catchUpLimit, catchUp != .all else { return }
+        throw KeijiError(.invalidSchedule, "--catch-up-limit \(catchUpLimit) has no effect with catch-up \(catchUp.rawValue): "
+                         + "it bounds --catch-up all (give that too, or leave the limit out)")
+    }
+
     /// The schedule spec and policy of a (re)built task: `schedule` from the program, its zone, jitter and
     /// policy from `previous` (when the task exists), then the SDK's override, then the CLI's; validated.
     public static func resolve(schedule: Schedule, previous: (spec: ScheduleSpec, policy: RunPolicy)?,
