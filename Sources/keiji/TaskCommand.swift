@@ -166,6 +166,8 @@ struct TaskCommand: AsyncParsableCommand {
                 Console.say("task \(taskName) is not saved (never built, or deleted before): removed its source folder")
                 return
             }
+            // A command task has no binary: its delete said it removed one.
+            let hadBinary = delete && FileSystem.exists(workspace.executable(for: taskName))
             if delete {
                 // The task is gone from the journal: what it left on disk goes, whether or not it ever ran.
                 try LogFile(task: taskName, workspace: workspace, settings: settings).removeAll()
@@ -177,7 +179,11 @@ struct TaskCommand: AsyncParsableCommand {
                 }
             }
             Console.say("task \(taskName) \(verb) (\(delivery.description))")
-            if delete { Console.say(removeSource ? "removed its logs, binary and source folder" : "removed its logs and binary; source kept in \(workspace.taskDirectory(taskName))") }
+            if delete {
+                let removed = ["logs"] + (hadBinary ? ["binary"] : []) + (removeSource ? ["source folder"] : [])
+                let list = removed.dropLast().joined(separator: ", ") + (removed.count > 1 ? " and " : "") + removed.last!
+                Console.say("removed its \(list)" + (removeSource ? "" : "; source kept in \(workspace.taskDirectory(taskName))"))
+            }
         }
     }
 
