@@ -206,7 +206,9 @@ public struct Settings: Sendable, Equatable {
                 throw KeijiError(.invalidSetting, "\(at): unknown key \(key) (known: DB_URL, TIME_ZONE, ROTATE_LOGS, LOG_MAX_SIZE, BUS_TRANSPORT, BUS_PUSH_PORT, BUS_PULL_PORT, METRICS_PORT, DASHBOARD_PORT, NODE_NAME)")
             }
         }
-        if settings.busPushPort == settings.busPullPort {
+        // Only tcp listens on both: under unix the file's ports are used only beside an environment override of the
+        // other one (BusEndpoints.resolve), so equal ones were refused for nothing.
+        if settings.busTransport == .tcp, settings.busPushPort == settings.busPullPort {
             throw KeijiError(.invalidSetting, "\(file): BUS_PUSH_PORT and BUS_PULL_PORT must differ, both are \(settings.busPushPort)")
         }
         return settings
