@@ -53,9 +53,14 @@ enum WorkspaceTemplates {
         return listed
     }
 
+    /// The `.env` exclude an older keiji generated, exactly as it wrote it, and what replaces it.
+    static let olderExclude = (written: ", path: \"tasks/\\(name)\",\n                                  exclude: [\".env\"])",
+                               now: ", path: \"tasks/\\(name)\")")
+
     /// Brings `~/keiji/Package.swift`'s task list in line with `tasks/`, rewriting the file only when its text
     /// changes. A manifest without the markers (written by an older keiji, which listed `tasks/` at
-    /// evaluation time) is replaced whole; the old one is kept as `Package.swift.old`.
+    /// evaluation time) is replaced whole; the old one is kept as `Package.swift.old`. The `.env` exclude an
+    /// older keiji wrote is taken out where it is as written (edited, it is the user's).
     static func refreshTaskList(_ workspace: Workspace) throws {
         let path = workspace.root + "/Package.swift"
         let tasks = taskFolders(workspace)
@@ -64,6 +69,7 @@ enum WorkspaceTemplates {
             let current = String(decoding: data, as: UTF8.self)
             if let start = current.range(of: taskListStart), let end = current.range(of: taskListEnd, range: start.upperBound..<current.endIndex) {
                 text = current.replacingCharacters(in: start.lowerBound..<end.upperBound, with: taskList(tasks))
+                    .replacingOccurrences(of: olderExclude.written, with: olderExclude.now)
             } else {
                 try FileSystem.writeAtomically(data, to: path + ".old", mode: 0o644)
                 Console.progress("\(path) had no keiji:tasks markers; replaced it (the old one is \(path).old)")

@@ -176,7 +176,8 @@ struct SwiftTaskJourneyTests {
 
     /// A rebuild takes the description from the task's `.env`, and keeps the saved one when the file or its
     /// TASK_DESCRIPTION is gone (it saved ""); `--build --desc`, which was ignored, is refused: the `.env` is the place.
-    /// A build without a `.env` says nothing of it (SwiftPM warned `Invalid Exclude '…/.env'` at every build).
+    /// A build without a `.env` says nothing of it (SwiftPM warned `Invalid Exclude '…/.env'` at every build), also
+    /// in a workspace whose manifest an older keiji wrote with that exclude.
     @Test func aRebuildKeepsTheDescriptionTheEnvDoesNotGive() async throws {
         let s = try Session()
         defer { s.cleanUp() }
@@ -189,8 +190,16 @@ struct SwiftTaskJourneyTests {
             return try await fields("described", in: s)["Description"]
         }
         #expect(try await rebuiltDescription() == "first words")
+        // The manifest as an older keiji wrote it, which excluded .env: the next build takes the exclude out.
+        let manifest = s.home + "/keiji/Package.swift"
+        let current = try String(contentsOfFile: manifest, encoding: .utf8)
+        let generated = #", path: "tasks/\(name)")"#
+        #expect(current.contains(generated), "\(current)")
+        try current.replacingOccurrences(of: generated, with: #", path: "tasks/\(name)","# + "\n" + String(repeating: " ", count: 34) + #"exclude: [".env"])"#)
+            .write(toFile: manifest, atomically: true, encoding: .utf8)
         try FileManager.default.removeItem(atPath: s.home + "/keiji/tasks/described/.env")
         #expect(try await rebuiltDescription() == "first words", "no .env")
+        #expect(try !String(contentsOfFile: manifest, encoding: .utf8).contains("exclude"))
         try write("TASK_NAME=described\n", task: "described", file: ".env", in: s)
         #expect(try await rebuiltDescription() == "first words", "no TASK_DESCRIPTION")
         try write("TASK_DESCRIPTION=\"second words\"\n", task: "described", file: ".env", in: s)
