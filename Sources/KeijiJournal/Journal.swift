@@ -43,8 +43,12 @@ public final class Journal: Sendable {
         else {
             throw JournalError(.invalidArgument, "journal options out of range (record, batch and segment sizes must be positive; frames and preallocation at most 256 MiB)")
         }
+        try options.io.createDirectory(directory)
+        // Everything from here on (the lock, recovery, appends, checkpoints, compaction) goes through the directory
+        // opened now: a scheduler whose workspace was deleted or moved must not write into the next one's journal.
+        var options = options
+        options.io = try options.io.pinned(to: directory)
         let io = options.io
-        try io.createDirectory(directory)
         guard let directoryLocks = try io.lockDirectory(directory) else {
             throw JournalError(.locked, "the journal in \(directory) is in use by another process (is keiji-scheduler running?)")
         }

@@ -8,10 +8,46 @@ import Darwin
 
 /// The real file system. Every call retries `EINTR`, completes short writes, and throws a ``JournalError``
 /// naming the syscall and path on any other failure.
+///
+/// A ``pinned(to:)`` one reaches its directory and the files directly in it through a descriptor of the directory
+/// (`openat`, `renameat`, `unlinkat`), never by path.
 public struct PosixJournalIO: JournalIO {
-    public init() {}
+    private let pin: PinnedDirectory?
+
+    public init() { pin = nil }
+
+    private init(pin: PinnedDirectory) { self.pin = pin }
+
+    public func pinned(to directory: String) throws -> any JournalIO {
+        let fd = retryingInterrupts { Glibc.open(directory, O_RDONLY | O_DIRECTORY | O_CLOEXEC) }
+        guard fd >= 0 else { throw Self.failure("open", directory) }
+        return PosixJournalIO(pin: PinnedDirectory(path: directory, fd: fd))
+    }
+
+    /// The descriptor and name an `*at` call takes for `path`: the pinned directory's for the directory itself
+    /// (`.`) and the files directly in it, the working directory's otherwise.
+    private func at(_ path: String) -> (directory: Int32, name: String) {
+        guard let pin else { return (AT_FDCWD, path) }
+        if path == pin.path { return (pin.fd, ".") }
+        guard path.hasPrefix(pin.path + "/") else { return (AT_FDCWD, path) }
+        let name = path.dropFirst(pin.path.count + 1)
+        return name.isEmpty || name.contains("/") ? (AT_FDCWD, path) : (pin.fd, String(name))
+    }
+
+    private func openDirectory(_ path: String) throws -> Int32 {
+        let (directory, name) = at(path)
+        let fd = retryingInterrupts { openat(directory, name, O_RDONLY | O_DIRECTORY | O_CLOEXEC) }
+        guard fd >= 0 else { throw Self.failure("open", path) }
+        return fd
+    }
 
     public func createDirectory(_ path: String) throws {
+        let (directory, name) = at(path)
+        if directory != AT_FDCWD {
+            // The pinned directory exists as long as it is pinned (re-made by path, it would be another one).
+            guard name != ".", mkdirat(directory, name, 0o700) != 0, errno != EEXIST else { return }
+            throw Self.failure("mkdir", path)
+        }
         var prefix = path.hasPrefix("/") ? "" : "."
         for component in path.split(separator: "/") {
             prefix += "/" + component
@@ -22,7 +58,11 @@ public struct PosixJournalIO: JournalIO {
     }
 
     public func listDirectory(_ path: String) throws -> [String] {
-        guard let directory = opendir(path) else { throw Self.failure("opendir", path) }
+        let fd = try openDirectory(path)
+        guard let directory = fdopendir(fd) else {
+            _ = Glibc.close(fd)
+            throw Self.failure("opendir", path)
+        }
         defer { closedir(directory) }
         var names: [String] = []
         while let entry = readdir(directory) {
@@ -41,7 +81,8 @@ public struct PosixJournalIO: JournalIO {
         case .readWrite: flags = O_RDWR
         case .createNew: flags = O_RDWR | O_CREAT | O_EXCL
         }
-        let fd = retryingInterrupts { Glibc.open(path, flags | O_CLOEXEC, 0o600) }
+        let (directory, name) = at(path)
+        let fd = retryingInterrupts { openat(directory, name, flags | O_CLOEXEC, 0o600) }
         guard fd >= 0 else { throw Self.failure("open", path) }
         return FileDescriptor(rawValue: fd)
     }
@@ -101,16 +142,17 @@ public struct PosixJournalIO: JournalIO {
     }
 
     public func rename(_ source: String, to destination: String) throws {
-        guard Glibc.rename(source, destination) == 0 else { throw Self.failure("rename", "\(source) → \(destination)") }
+        let (from, to) = (at(source), at(destination))
+        guard renameat(from.directory, from.name, to.directory, to.name) == 0 else { throw Self.failure("rename", "\(source) → \(destination)") }
     }
 
     public func remove(_ path: String) throws {
-        guard unlink(path) == 0 || errno == ENOENT else { throw Self.failure("unlink", path) }
+        let (directory, name) = at(path)
+        guard unlinkat(directory, name, 0) == 0 || errno == ENOENT else { throw Self.failure("unlink", path) }
     }
 
     public func syncDirectory(_ path: String) throws {
-        let fd = retryingInterrupts { Glibc.open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC) }
-        guard fd >= 0 else { throw Self.failure("open", path) }
+        let fd = try openDirectory(path)
         defer { _ = Glibc.close(fd) }
         guard retryingInterrupts({ fsync(fd) }) == 0 else { throw Self.failure("fsync", path) }
     }
@@ -127,14 +169,14 @@ public struct PosixJournalIO: JournalIO {
         // other. A file system that cannot lock a directory (NFS emulates flock with fcntl locks, which a read-only
         // descriptor cannot take) keeps the file's alone.
         var held: [FileDescriptor] = []
-        let directory = retryingInterrupts { Glibc.open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC) }
-        guard directory >= 0 else { throw Self.failure("open", path) }
+        let directory = try openDirectory(path)
         switch try lockExclusively(directory, path) {
         case .held: held.append(FileDescriptor(rawValue: directory))
         case .busy: return nil
         case .unsupported: _ = Glibc.close(directory)
         }
-        let file = retryingInterrupts { Glibc.open(path + "/LOCK", O_RDWR | O_CREAT | O_CLOEXEC, 0o600) }
+        let lockFile = at(path + "/LOCK")
+        let file = retryingInterrupts { openat(lockFile.directory, lockFile.name, O_RDWR | O_CREAT | O_CLOEXEC, 0o600) }
         do {
             guard file >= 0 else { throw Self.failure("open", path + "/LOCK") }
             switch try lockExclusively(file, path + "/LOCK") {
@@ -175,6 +217,20 @@ public struct PosixJournalIO: JournalIO {
     private static func failure(_ call: String, _ subject: String, errno code: Int32 = errno) -> JournalError {
         JournalError(.io, "'\(call)' failed on \(subject): \(String(cString: strerror(code)))", errno: code)
     }
+}
+
+/// The descriptor a pinned ``PosixJournalIO`` reaches its directory through, closed once no copy of that I/O is
+/// left (a journal's ``JournalDirectory`` views may outlive the journal).
+private final class PinnedDirectory: Sendable {
+    let path: String
+    let fd: Int32
+
+    init(path: String, fd: Int32) {
+        self.path = path
+        self.fd = fd
+    }
+
+    deinit { _ = Glibc.close(fd) }
 }
 
 @inline(__always)
