@@ -19,6 +19,9 @@ import KeijiJournal
 /// With `METRICS_PORT` set it also serves `GET /metrics` on 127.0.0.1 (``MetricsEndpoint``); a port it cannot
 /// bind is logged in one line and the scheduler runs on without metrics. `DASHBOARD_PORT` does the same for the
 /// web dashboard (``DashboardServer``).
+///
+/// It also stops, as at a SIGTERM, once `~/.keiji` or its journal folder is deleted or replaced (``WorkspaceIdentity``,
+/// checked every second): no keiji command could reach or stop it any more.
 public enum SchedulerDaemon {
     /// How long readiness waits for the bus link's first attempt: a bus that is not running refuses at once,
     /// so this only bounds a bus that is wedged.
@@ -27,6 +30,7 @@ public enum SchedulerDaemon {
     public static func run(recoveryMode: JournalOptions.RecoveryMode = .strict,
                            readiness: ServiceReadiness.Notifier = ServiceReadiness.Notifier(fd: nil)) async -> Int32 {
         let engine: SchedulerEngine
+        let identity: WorkspaceIdentity
         let token: String
         let endpoints: BusEndpoints
         var metricsPort: UInt16?
@@ -52,6 +56,8 @@ public enum SchedulerDaemon {
             if let problem = await SpawnServer.shared.launchProblem() { throw KeijiError(.spawn, problem) }
             engine = SchedulerEngine(configuration: configuration)
             let report = try await engine.start()
+            // Taken once the journal is open, which made its folder: a later change is someone else's doing.
+            identity = WorkspaceIdentity(workspace, journal: true)
             // What `keiji task --list` compares settings.conf's TIME_ZONE with: an edit takes effect at a restart.
             try? SchedulerTimeZone.record(settings.timeZoneIdentifier, workspace: workspace)
             print("keiji-scheduler started (pid \(getpid())); previous shutdown: \(report.previousShutdown.rawValue)")
@@ -97,6 +103,12 @@ public enum SchedulerDaemon {
             while !Task.isCancelled {
                 try? await Task.sleep(for: .seconds(1))
                 if await engine.hasFailed { return true }
+                if let change = identity.change() {
+                    // On stderr, the log file this process was started with (wherever it is now): a line by path
+                    // would make the folder anew, or land in the log of the workspace made there since.
+                    StandardError.write("keiji-scheduler: stopping: \(change); no keiji command can reach this scheduler any more\n")
+                    return false
+                }
             }
             return false
         }

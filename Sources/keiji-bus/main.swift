@@ -102,6 +102,20 @@ do {
     fail("\(error)")
 }
 
+// `~/.keiji` deleted or replaced under the bus: its sockets and pid file went with it, so no keiji command reaches it,
+// and a bus on TCP ports kept them from the next one. Checked every second (a stat); said on stderr, the log file it
+// was started with, since a line by path would make the folder anew.
+let identity = WorkspaceIdentity(workspace, journal: false)
+let identityCheck = DispatchSource.makeTimerSource(queue: .main)
+identityCheck.schedule(deadline: .now() + 1, repeating: 1)
+identityCheck.setEventHandler {
+    guard let change = identity.change() else { return }
+    StandardError.write("keiji-bus: stopping: \(change); no keiji command can reach this bus any more\n")
+    server.stop()
+    exit(0)
+}
+identityCheck.resume()
+
 let listening = "keiji-bus listening on \(server.boundPush) (push) and \(server.boundPull) (pull)"
 log("\(listening) (pid \(getpid()))")
 print(listening)

@@ -364,6 +364,36 @@ struct SystemCommandTests {
         #expect(await eventually { !isAlive(scheduler) && !isAlive(bus) })
     }
 
+    /// `mv ~/.keiji ~/.keiji.bak` (or `rm -rf ~/.keiji`) under running services: with their pid files and sockets gone
+    /// no keiji command reached them, `--stop` said "was not running", and the scheduler fired the old workspace's
+    /// tasks beside the next one's and wrote its clean-stop checkpoint into the new journal. Both now stop on their own,
+    /// saying why in the log they were started with.
+    @Test func servicesWhoseWorkspaceFolderIsMovedAwayStopOnTheirOwn() async throws {
+        let s = try Session()
+        defer { s.cleanUp() }
+        #expect(try await s.keiji("init").status == 0)
+        #expect(try await s.keiji("task", "--create", "--name=ping", "--desc=x", "--command", "true", "--every", "1h").status == 0)
+        #expect(try await s.keiji("system", "--start").status == 0)
+        let scheduler = try #require(try pid(of: "scheduler", in: s))
+        let bus = try #require(try pid(of: "bus", in: s))
+        let moved = s.home + "/.keiji.moved"
+        #expect(rename(s.home + "/.keiji", moved) == 0)
+
+        #expect(await eventually(.seconds(30)) { !isAlive(scheduler) && !isAlive(bus) }, "both stop once ~/.keiji is gone")
+        for service in ["scheduler", "bus"] {
+            let log = try String(contentsOfFile: moved + "/logs/services/\(service)/\(service).log", encoding: .utf8)
+            // "replaced" when a line the other service logged by path made ~/.keiji anew in between.
+            #expect(log.contains("keiji-\(service): stopping: \(s.home)/.keiji was ") && log.contains("no keiji command can reach this \(service) any more"), "\(log)")
+        }
+        #expect(!FileManager.default.fileExists(atPath: s.home + "/.keiji/journal"), "the stop made no journal at the old path")
+        // The moved workspace is whole: started again in place, it recovers after a clean stop with its task.
+        try? FileManager.default.removeItem(atPath: s.home + "/.keiji")
+        #expect(rename(moved, s.home + "/.keiji") == 0)
+        #expect(try await s.keiji("system", "--start").status == 0)
+        let r = try await s.keiji("system", "--status")
+        #expect(r.stdout.contains("after a clean shutdown") && r.stdout.contains("ping"), "\(r.stdout)\(r.stderr)")
+    }
+
     /// An edit of TIME_ZONE while the scheduler runs is said, in one line on stderr, by --list, --get and --status: the
     /// list showed times in the new zone while the scheduler fired by the old one, without a word. A restart applies it;
     /// until then `--get` gives the scheduler's zone, the one in effect.
