@@ -90,14 +90,19 @@ package enum Socket {
 
     /// The uid of the process at the other end of a Unix socket (`SO_PEERCRED`): for an accepted socket the
     /// client, for a connected one the process that created the listener. `nil` if unknown (e.g. TCP).
-    static func peerUID(_ fd: Int32) -> uid_t? {
+    static func peerUID(_ fd: Int32) -> uid_t? { peerCredentials(fd)?.uid }
+
+    /// The pid of the process at the other end of a Unix socket, as ``peerUID(_:)`` tells its uid.
+    static func peerPID(_ fd: Int32) -> pid_t? { peerCredentials(fd)?.pid }
+
+    private static func peerCredentials(_ fd: Int32) -> PeerCredentials? {
         var credentials = PeerCredentials()
         var length = socklen_t(MemoryLayout<PeerCredentials>.size)
         let soPeerCred: Int32 = 17  // SO_PEERCRED on Linux (asm-generic/socket.h)
         guard getsockopt(fd, SOL_SOCKET, soPeerCred, &credentials, &length) == 0,
               length == socklen_t(MemoryLayout<PeerCredentials>.size)
         else { return nil }
-        return credentials.uid
+        return credentials
     }
 
     static func setOption(_ fd: Int32, _ level: Int32, _ name: Int32, _ value: Int32) {

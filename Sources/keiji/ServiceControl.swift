@@ -1,4 +1,5 @@
 import Foundation
+import KeijiBus
 import KeijiCore
 
 #if canImport(Glibc)
@@ -33,7 +34,7 @@ struct ServiceControl {
         let path = workspace.pidFile(service.rawValue)
         let fd = open(path, O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else {
-            if errno == ENOENT || errno == ENOTDIR { return nil }
+            if errno == ENOENT || errno == ENOTDIR { return holder(service) }
             throw CLIError("cannot read \(path): \(String(cString: strerror(errno)))")
         }
         defer { close(fd) }
@@ -41,8 +42,31 @@ struct ServiceControl {
         let count = read(fd, &bytes, bytes.count)
         guard count >= 0 else { throw CLIError("cannot read \(path): \(String(cString: strerror(errno)))") }
         let fields = String(decoding: bytes[..<count], as: UTF8.self).split(whereSeparator: \.isWhitespace)
-        guard fields.count == 2, let pid = pid_t(fields[0]), let started = UInt64(fields[1]), pid > 1 else { return nil }
-        return LiveProcess.startTime(of: pid) == started ? pid : nil
+        guard fields.count == 2, let pid = pid_t(fields[0]), let started = UInt64(fields[1]), pid > 1,
+              LiveProcess.startTime(of: pid) == started else { return holder(service) }
+        return pid
+    }
+
+    /// The service found by what it holds, when its pid file is gone (a temp-file cleaner, a tidy-up of `~/.keiji/exec`)
+    /// or names a process that is not it: the scheduler holds the journal folder's lock, the bus listens on its push
+    /// socket (a bus on TCP is not found this way). Without this `--status` said OFFLINE and `--stop` "was not running"
+    /// (exit 0) while both ran and took commands. Its pid file is written again, so later calls read it.
+    private func holder(_ service: Service) -> pid_t? {
+        let pid: pid_t?
+        switch service {
+        case .scheduler:
+            let journal = open(workspace.journalDirectory, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+            guard journal >= 0 else { return nil }
+            defer { close(journal) }
+            pid = LockHolder.pid(holding: journal)
+        case .bus:
+            pid = BusListenerProcess.pid(listeningOn: workspace.busPushSocket)
+        }
+        // The lock may be a keiji command's that opened the journal itself; the socket anything's of this user.
+        guard let pid, pid != getpid(), LiveProcess.programName(of: pid) == service.binary,
+              let started = LiveProcess.startTime(of: pid) else { return nil }
+        try? FileSystem.writeAtomically(Data("\(pid) \(started)\n".utf8), to: workspace.pidFile(service.rawValue))
+        return pid
     }
 
     /// Starts the service detached (``DetachedSpawn``: stdout /dev/null, stderr appended to its log) unless it is

@@ -394,6 +394,31 @@ struct SystemCommandTests {
         #expect(r.stdout.contains("after a clean shutdown") && r.stdout.contains("ping"), "\(r.stdout)\(r.stderr)")
     }
 
+    /// Pid files deleted under running services (a temp-file cleaner): `--status` said OFFLINE, `--stop` "was not
+    /// running" (exit 0) and `--restart` failed on the bus's socket, while both ran and took commands. They are found by
+    /// what they hold, the journal's lock and the bus's socket.
+    @Test func servicesWhosePidFilesWereDeletedAreStillSeenAndStopped() async throws {
+        let s = try Session()
+        defer { s.cleanUp() }
+        #expect(try await s.keiji("init").status == 0)
+        #expect(try await s.keiji("system", "--start").status == 0)
+        let scheduler = try #require(try pid(of: "scheduler", in: s))
+        let bus = try #require(try pid(of: "bus", in: s))
+        func removePIDFiles() throws {
+            for service in ["scheduler", "bus"] { try FileManager.default.removeItem(atPath: s.home + "/.keiji/exec/services/\(service).pid") }
+        }
+
+        try removePIDFiles()
+        var r = try await s.keiji("system", "--status")
+        #expect(r.status == 0 && r.stdout.contains("scheduler          ONLINE") && r.stdout.contains("bus                ONLINE"), "\(r.stdout)\(r.stderr)")
+        #expect(try pid(of: "scheduler", in: s) == scheduler && pid(of: "bus", in: s) == bus, "the pid files are written again")
+
+        try removePIDFiles()
+        r = try await s.keiji("system", "--stop")
+        #expect(r.status == 0 && r.stdout.contains("scheduler: stopped") && r.stdout.contains("bus: stopped"), "\(r.stdout)\(r.stderr)")
+        #expect(await eventually { !isAlive(scheduler) && !isAlive(bus) })
+    }
+
     /// An edit of TIME_ZONE while the scheduler runs is said, in one line on stderr, by --list, --get and --status: the
     /// list showed times in the new zone while the scheduler fired by the old one, without a word. A restart applies it;
     /// until then `--get` gives the scheduler's zone, the one in effect.

@@ -13,6 +13,15 @@ public enum LiveProcess {
         return UInt64(fields[19])
     }
 
+    /// The file name of the program `pid` runs (`/proc/<pid>/exe`, which only this user's processes show), so that
+    /// a process found by what it holds is known for which service it is. A program replaced on disk since it
+    /// started still counts by its name.
+    public static func programName(of pid: pid_t) -> String? {
+        guard let target = try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/\(pid)/exe") else { return nil }
+        let path = target.hasSuffix(" (deleted)") ? String(target.dropLast(" (deleted)".count)) : target
+        return (path as NSString).lastPathComponent
+    }
+
     /// Whether `pid` is a process that has not exited.
     public static func isRunning(_ pid: pid_t) -> Bool { startTime(of: pid) != nil }
 }
