@@ -143,6 +143,33 @@ extension LogFileTests {
         #expect(try log.lastLines(first.count + second.count + third.count) == first + second + third)
     }
 
+    /// Past segment 999999 the names take a 7th digit and still count: each rotation seals its own segment, compressed,
+    /// read in number order and retained by it. Read only as 6 digits, `t.1000000.log` stayed plain and unseen, and each
+    /// later rotation renamed the active file onto it: every run before the last was lost.
+    @Test func segmentsPastSixDigitsAreCountedAndNeverOverwritten() throws {
+        let home = TemporaryHome()
+        defer { home.remove() }
+        let log = LogFile(directory: home.path + "/logs/t", baseName: "t", rotate: true, maxSize: 1024, retainedSegments: 4)
+        func rotation(_ round: Int) throws -> [String] {
+            let lines = (0..<30).map { "round \(round) line \($0) of a task log" }
+            for line in lines { try log.append(line, at: 1_795_000_000_000) }
+            #expect(try log.rotateIfNeeded())
+            return lines
+        }
+        // The state 999,999 rotations leave: segments 999998 and 999999.
+        var written = try rotation(0) + rotation(1)
+        for (from, to) in [(1, 999_998), (2, 999_999)] {
+            #expect(rename(log.segments.path(of: from), log.segments.path(of: to)) == 0)
+        }
+        for round in 2..<5 { written += try rotation(round) }
+        let files = try FileManager.default.contentsOfDirectory(atPath: log.directory).sorted()
+        #expect(files == ["t.1000000.log.lz4", "t.1000001.log.lz4", "t.1000002.log.lz4", "t.999999.log.lz4"],
+                "each sealed, the oldest by number retired: \(files)")
+        let last = try log.lastLines(120).map { String($0.drop(while: { $0 != " " }).dropFirst()) }
+        #expect(last == Array(written.suffix(120)), "read in number order, none overwritten")
+        #expect(LogSegmentNaming(baseName: "t").name(fromFileName: "t.0000001.log.lz4") == nil, "one name a number")
+    }
+
     /// A segment is compressed a chunk at a time into one frame that decompresses to the file, across chunk boundaries
     /// and for an empty file.
     @Test func aSegmentIsCompressedAChunkAtATime() throws {

@@ -225,7 +225,8 @@ public struct LogFile: Sendable {
     }
 }
 
-/// `<base>.<sequence, 6 digits>.log.lz4`, or `.log` for a segment not compressed (yet).
+/// `<base>.<sequence, 6 digits or more>.log.lz4`, or `.log` for a segment not compressed (yet). Past 999999 the
+/// sequence takes a 7th digit: read only as 6, that segment was unseen, and each later rotation renamed onto it.
 public struct LogSegmentNaming: SegmentNaming {
     public let baseName: String
     public var compressed = true
@@ -238,8 +239,9 @@ public struct LogSegmentNaming: SegmentNaming {
         let prefix = baseName + "."
         guard fileName.hasPrefix(prefix), fileName.hasSuffix(suffix) else { return nil }
         let digits = fileName.dropFirst(prefix.count).dropLast(suffix.count)
-        guard digits.count == 6, digits.allSatisfy({ $0.isASCII && $0.isNumber }) else { return nil }
-        return Int(digits)
+        guard digits.count >= 6, digits.allSatisfy({ $0.isASCII && $0.isNumber }),
+              let sequence = Int(digits), fileName == self.fileName(for: sequence) else { return nil }  // one name a number
+        return sequence
     }
     public func fileName(for sequence: Int) -> String { baseName + "." + String(format: "%06d", sequence) + suffix }
 }
