@@ -188,10 +188,10 @@ struct RunPreparationTests {
         let task = try TaskName("logged")
         let log = LogFile(directory: directory, baseName: "logged", rotate: true, maxSize: 100)
         let logs = TaskLogDescriptors()
-        let first = try logs.checkOut(log, task: task, mayRotate: true)
+        let first = try logs.checkOut(log, task: task, othersWriting: false)
         LogFile.write(first, "one\n")
         logs.checkIn(first)
-        let again = try logs.checkOut(log, task: task, mayRotate: true)
+        let again = try logs.checkOut(log, task: task, othersWriting: false)
         #expect(again == first, "the same descriptor serves the next run")
         logs.checkIn(again)
         #expect(logs.openCount == 1)
@@ -199,17 +199,17 @@ struct RunPreparationTests {
         // Removed (keiji task --delete, then a new task of the same name): a new file, not the unlinked one.
         try FileManager.default.removeItem(atPath: log.activePath)
         #expect(FileManager.default.createFile(atPath: log.activePath, contents: nil))
-        let reopened = try logs.checkOut(log, task: task, mayRotate: true)
+        let reopened = try logs.checkOut(log, task: task, othersWriting: false)
         LogFile.write(reopened, String(repeating: "x", count: 150) + "\n")
         logs.checkIn(reopened)
         #expect(try String(contentsOfFile: log.activePath, encoding: .utf8).hasPrefix("xxx"))
         #expect(logs.openCount == 1, "the old descriptor was closed")
 
         // Over the size limit: not rotated while another run writes, rotated when this is the only run.
-        let busy = try logs.checkOut(log, task: task, mayRotate: false)
+        let busy = try logs.checkOut(log, task: task, othersWriting: true)
         logs.checkIn(busy)
         #expect(try log.lastLines(10).count == 1 && (try FileManager.default.contentsOfDirectory(atPath: directory)).count == 1)
-        let rotated = try logs.checkOut(log, task: task, mayRotate: true)
+        let rotated = try logs.checkOut(log, task: task, othersWriting: false)
         LogFile.write(rotated, "after rotation\n")
         logs.checkIn(rotated)
         #expect(try String(contentsOfFile: log.activePath, encoding: .utf8) == "after rotation\n", "writes go to the new active file")
@@ -219,13 +219,40 @@ struct RunPreparationTests {
         #expect(logs.openCount == 0)
     }
 
+    /// A task whose runs overlap without pause always has a run going at a start: its log was never rotated, and grew
+    /// without bound. At twice its size it is rotated under the runs: one still going writes on into the rolled file,
+    /// which stays plain until that run is checked in, then is compressed with its last lines.
+    @Test func aLogOverlappingRunsKeepWritingIsRotatedAtTwiceItsSize() throws {
+        let directory = FileManager.default.temporaryDirectory.path + "/keiji-logs-" + UUID().uuidString.prefix(8)
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let task = try TaskName("overlapping")
+        let log = LogFile(directory: directory, baseName: "overlapping", rotate: true, maxSize: 1024)
+        let logs = TaskLogDescriptors()
+        let files = { ((try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []).sorted() }
+        let first = try logs.checkOut(log, task: task, othersWriting: false)
+        LogFile.write(first, String(repeating: "a", count: 1500) + "\n")
+        let second = try logs.checkOut(log, task: task, othersWriting: true)
+        #expect(second == first && files() == ["overlapping.log"], "over the size, under twice it: not rotated under a run")
+        LogFile.write(second, String(repeating: "b", count: 700) + "\n")
+        logs.checkIn(first)
+        let third = try logs.checkOut(log, task: task, othersWriting: true)
+        #expect(third != second && files() == ["overlapping.000001.log", "overlapping.log"], "rotated, kept plain while written")
+        LogFile.write(second, "second's last line\n")
+        LogFile.write(third, "third\n")
+        logs.checkIn(second)
+        #expect(files() == ["overlapping.000001.log.lz4", "overlapping.log"], "compressed once no run writes it")
+        #expect(try log.lastLines(2) == ["second's last line", "third"])
+        logs.checkIn(third)
+        logs.forget(task)
+    }
+
     @Test func idleDescriptorsAreBounded() throws {
         let directory = FileManager.default.temporaryDirectory.path + "/keiji-logs-" + UUID().uuidString.prefix(8)
         defer { try? FileManager.default.removeItem(atPath: directory) }
         let logs = TaskLogDescriptors(capacity: 8)
         for index in 0..<40 {
             let log = LogFile(directory: directory + "/\(index)", baseName: "t\(index)", rotate: false, maxSize: 1 << 20)
-            logs.checkIn(try logs.checkOut(log, task: try TaskName("t\(index)"), mayRotate: true))
+            logs.checkIn(try logs.checkOut(log, task: try TaskName("t\(index)"), othersWriting: false))
             #expect(logs.openCount <= 8)
         }
     }
@@ -237,10 +264,10 @@ struct RunPreparationTests {
         defer { try? FileManager.default.removeItem(atPath: directory) }
         let log = LogFile(directory: directory, baseName: "t", rotate: false, maxSize: 1 << 20)
         let full = TaskLogDescriptors(capacity: 8, ceiling: 0)  // every number is at or past it
-        #expect(throws: KeijiError.self) { try full.checkOut(log, task: try TaskName("t"), mayRotate: true) }
+        #expect(throws: KeijiError.self) { try full.checkOut(log, task: try TaskName("t"), othersWriting: false) }
         #expect(full.openCount == 0)
         do {
-            _ = try full.checkOut(log, task: try TaskName("t"), mayRotate: true)
+            _ = try full.checkOut(log, task: try TaskName("t"), othersWriting: false)
         } catch let error as KeijiError {
             #expect(error.message.hasPrefix("the scheduler is at its descriptor limit") && error.message.hasSuffix("t's log was not opened"), "\(error)")
         }
@@ -248,14 +275,14 @@ struct RunPreparationTests {
         let cached = TaskLogDescriptors(capacity: 8, ceiling: Int.max)
         for index in 0..<3 {
             let other = LogFile(directory: directory + "/\(index)", baseName: "o\(index)", rotate: false, maxSize: 1 << 20)
-            cached.checkIn(try cached.checkOut(other, task: try TaskName("o\(index)"), mayRotate: true))
+            cached.checkIn(try cached.checkOut(other, task: try TaskName("o\(index)"), othersWriting: false))
         }
         #expect(cached.openCount == 3)
         cached.ceiling.store(0, ordering: .relaxed)
-        #expect(throws: KeijiError.self) { try cached.checkOut(log, task: try TaskName("t"), mayRotate: true) }
+        #expect(throws: KeijiError.self) { try cached.checkOut(log, task: try TaskName("t"), othersWriting: false) }
         #expect(cached.openCount == 0, "the idle descriptors were closed before the refusal")
         let roomy = TaskLogDescriptors(capacity: 8, ceiling: Int.max)
-        roomy.checkIn(try roomy.checkOut(log, task: try TaskName("t"), mayRotate: true))
+        roomy.checkIn(try roomy.checkOut(log, task: try TaskName("t"), othersWriting: false))
         #expect(roomy.openCount == 1)
         roomy.forget(try TaskName("t"))
     }

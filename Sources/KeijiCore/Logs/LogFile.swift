@@ -85,8 +85,10 @@ public struct LogFile: Sendable {
 
     /// Seals the active file when rotation is on and it has reached `maxSize`: renames it to the next segment's plain
     /// name (`<base>.000007.log`), compresses that into the segment a chunk at a time (synced, directory synced), removes
-    /// the plain copy, and applies retention. Callers must not have the active file open for writing (the scheduler
-    /// rotates a task's log only between runs). Returns whether it rotated.
+    /// the plain copy, and applies retention (``sealPlainSegments(stillWritten:)``). A writer that has the active file
+    /// open goes on writing into the renamed one: the caller names such files in `stillWritten`, and seals them once
+    /// no one writes them (the scheduler rotates a task's log under a run only when its runs overlap). Returns whether
+    /// it rotated.
     ///
     /// A segment whose compression fails (a full disk) stays plain: counted in the sequence, read by the tail, and
     /// compressed at the next rotation. (Removed from the count, the next rotation renamed onto it, and that output
@@ -98,7 +100,7 @@ public struct LogFile: Sendable {
     /// roll moves it to the new active file, or it would go on writing into the rolled one, which is then deleted.
     /// A service run by hand keeps its stderr.
     @discardableResult
-    public func rotateIfNeeded(movingStandardError: Bool = false) throws -> Bool {
+    public func rotateIfNeeded(movingStandardError: Bool = false, stillWritten: (String) -> Bool = { _ in false }) throws -> Bool {
         guard rotate, let size = FileSystem.size(of: activePath), size >= maxSize else {
             return false
         }
@@ -113,8 +115,16 @@ public struct LogFile: Sendable {
                 throw KeijiError(.io, "cannot point stderr at \(activePath): \(String(cString: strerror(errno)))")
             }
         }
+        try sealPlainSegments(stillWritten: stillWritten)
+        return true
+    }
+
+    /// Compresses every plain segment but those `stillWritten` (by its path), then deletes all but the newest
+    /// ``retainedSegments``, sparing those too. One compressed while a run still wrote it lost that run's later output
+    /// (into the plain copy, then removed). Throws, once the rest is done, when a segment stayed plain.
+    public func sealPlainSegments(stillWritten: (String) -> Bool = { _ in false }) throws {
         var failure: (any Error)?
-        for pending in try plainSegments.list() {
+        for pending in try plainSegments.list() where !stillWritten(plainSegments.path(of: pending)) {
             do {
                 try seal(pending)
             } catch {
@@ -124,9 +134,8 @@ public struct LogFile: Sendable {
         }
         let old = Array(try sequences().dropLast(retainedSegments))
         try segments.remove(old.filter { FileSystem.exists(segments.path(of: $0)) })
-        try plainSegments.remove(old.filter { FileSystem.exists(plainSegments.path(of: $0)) })
+        try plainSegments.remove(old.filter { FileSystem.exists(plainSegments.path(of: $0)) && !stillWritten(plainSegments.path(of: $0)) })
         if let failure { throw failure }
-        return true
     }
 
     /// Every segment's sequence number, sealed or plain, oldest first.

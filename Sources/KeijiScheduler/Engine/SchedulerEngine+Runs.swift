@@ -409,10 +409,10 @@ extension SchedulerEngine {
             return
         }
         let taskLog = LogFile(task: name, workspace: configuration.workspace, settings: configuration.settings)
-        // Rotated only when this is the task's one run: no other writer has the log open.
+        // Rotated at a higher size when other runs of the task still write the log (TaskLogDescriptors.busyRotationFactor).
         let fd: Int32
         do {
-            fd = try taskLogs.checkOut(taskLog, task: name, mayRotate: (activeRunCounts[name] ?? 0) <= 1) { problem in
+            fd = try taskLogs.checkOut(taskLog, task: name, othersWriting: (activeRunCounts[name] ?? 0) > 1) { problem in
                 note("task \(name): \(problem)")
             }
         } catch {

@@ -16,7 +16,7 @@ public enum SpawnPathProbe {
         let started = ContinuousClock.now
         let end = started + .milliseconds(Int64(seconds * 1000))
         while ContinuousClock.now < end {
-            let fd = try logs.checkOut(log, task: definition.name, mayRotate: true)
+            let fd = try logs.checkOut(log, task: definition.name, othersWriting: false)
             let result = await RunExecutor(definition: definition, runID: "probe-\(count)", slot: nil, logDescriptor: fd,
                                            environment: try environments.block(forTaskDirectory: directory), errorFile: nil).run(handle: RunHandle())
             logs.checkIn(fd)
