@@ -12,7 +12,8 @@
 // task's `echo … > /dev/stderr` reopens the pipe, where it reopened (and truncated) the log, and a run that
 // clears O_APPEND on its stdout changes its pipe, not the description keiji appends through. Before it reports an
 // exit, it relays what the pipe holds then, so the scheduler's end line comes after the run's output; what the
-// run left running outside its group is relayed until the pipe's end of file.
+// run left running outside its group is relayed until the pipe's end of file, for at most a quarter of the
+// descriptor limit such pipes (two descriptors each): past that the oldest is closed, said in its log.
 //
 // Its runs are its children, and `kill $PPID` in a task reaches it: it blocks every signal it can and reads them
 // through a signalfd. SIGTERM, SIGINT and SIGHUP from the scheduler (the parent-death signal comes from the
@@ -47,6 +48,7 @@
 #include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/timerfd.h>
 #include <sys/wait.h>
@@ -185,7 +187,26 @@ static int add_relay(int pipe_fd, int log_fd) {
     return 0;
 }
 
+/// Relays whose run has exited with its pipe still open (held by processes the run left outside its group), oldest
+/// first. Each costs the pipe and a log descriptor: unbounded, they took every descriptor, and every start failed.
+struct leftover {
+    int pipe_fd;
+    pid_t run_pid;
+};
+static struct leftover *leftovers;
+static size_t leftover_count, leftover_capacity;
+
+static void forget_leftover(int pipe_fd) {
+    for (size_t i = 0; i < leftover_count; i++) {
+        if (leftovers[i].pipe_fd != pipe_fd) continue;
+        memmove(&leftovers[i], &leftovers[i + 1], (leftover_count - i - 1) * sizeof *leftovers);
+        leftover_count--;
+        return;
+    }
+}
+
 static void end_relay(int pipe_fd) {
+    forget_leftover(pipe_fd);
     close(log_of[pipe_fd]);
     log_of[pipe_fd] = -1;
     close(pipe_fd);  // and out of the epoll set
@@ -207,6 +228,54 @@ static void relay(int pipe_fd, int chunks) {
         }
         if (n < (ssize_t)sizeof relay_buffer) return;  // that was all the pipe held
     }
+}
+
+/// How many leftover relays are kept: a quarter of the descriptor limit (half of it in descriptors), so that runs
+/// always have the rest.
+static size_t leftover_ceiling(void) {
+    struct rlimit limit;
+    if (getrlimit(RLIMIT_NOFILE, &limit) != 0 || limit.rlim_cur == RLIM_INFINITY) return SIZE_MAX;
+    return limit.rlim_cur >= 8 ? (size_t)(limit.rlim_cur / 4) : 1;
+}
+
+/// Stops relaying the oldest leftover pipe, after relaying what it holds: its writers get EPIPE (SIGPIPE), as under
+/// cron when no one reads. Said once in its log, dated as keiji's lines are, on a line of its own.
+static void cut_oldest_leftover(size_t ceiling) {
+    int pipe_fd = leftovers[0].pipe_fd;
+    pid_t run_pid = leftovers[0].run_pid;
+    relay(pipe_fd, drain_chunks);
+    if (log_of[pipe_fd] < 0) return;  // its end of file came meanwhile
+    int log_fd = log_of[pipe_fd];
+    struct stat info;
+    char last = '\n';
+    if (fstat(log_fd, &info) == 0 && info.st_size > 0 && pread(log_fd, &last, 1, info.st_size - 1) != 1) last = '\n';
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    struct tm utc;
+    gmtime_r(&now.tv_sec, &utc);
+    char date[32], line[400];
+    strftime(date, sizeof date, "%Y-%m-%dT%H:%M:%S", &utc);
+    int length = snprintf(line, sizeof line,
+        "%s%s.%03ldZ [keiji] no longer relaying the output of processes run pid %d left running: keiji-spawn-server "
+        "relays at most %zu pipes of processes runs left behind (a quarter of its descriptor limit); they now get EPIPE\n",
+        last == '\n' ? "" : "\n", date, now.tv_nsec / 1000000, (int)run_pid, ceiling);
+    if (length >= (int)sizeof line) length = (int)sizeof line - 1;
+    if (length > 0 && write(log_fd, line, (size_t)length) < 0) {}  // a full disk drops it, as it drops output
+    end_relay(pipe_fd);
+}
+
+/// Keeps relaying the pipe of the run `run_pid`, which has exited, cutting the oldest such relays past the ceiling.
+static void keep_leftover(int pipe_fd, pid_t run_pid) {
+    size_t ceiling = leftover_ceiling();
+    while (leftover_count > 0 && leftover_count >= ceiling) cut_oldest_leftover(ceiling);
+    if (leftover_count == leftover_capacity) {
+        size_t capacity = leftover_capacity ? leftover_capacity * 2 : 64;
+        struct leftover *grown = realloc(leftovers, capacity * sizeof *leftovers);
+        if (!grown) { end_relay(pipe_fd); return; }
+        leftovers = grown;
+        leftover_capacity = capacity;
+    }
+    leftovers[leftover_count++] = (struct leftover){.pipe_fd = pipe_fd, .run_pid = run_pid};
 }
 
 // MARK: - The child side of vfork: system calls only, no allocation, no return.
@@ -506,6 +575,7 @@ static void reap_exited(void) {
             if (runs[i].pid != pid) continue;
             relay(runs[i].output, drain_chunks);  // its output before the scheduler's end line
             reply(KEIJI_SPAWN_EXITED, runs[i].tag, status, pid, wait_errno);
+            if (runs[i].output >= 0) keep_leftover(runs[i].output, pid);  // no end of file yet: left behind
             runs[i] = runs[--run_count];
             break;
         }

@@ -127,6 +127,31 @@ final class SpawnServerTests: Sendable {
         #expect(fields.count >= 5 && fields[3] == "\(hard)" && fields[4] == "\(hard)", "the helper's own soft limit raised: \(text)")
     }
 
+    /// Processes a run leaves outside its group (`setsid`) keep its output pipe, and the helper held that pipe and a log
+    /// descriptor for each until they closed it: at its descriptor limit every start failed ("Too many open files").
+    /// It now relays at most a quarter of its limit of such pipes, closing the oldest, said once in its log. The helper
+    /// starts here through a wrapper that lowers its hard limit (which it raises its soft limit to) to 48: 12 pipes.
+    @Test func pipesRunsLeftBehindDoNotTakeEveryDescriptor() async throws {
+        let installed = try #require(SpawnServer.installedPath)
+        let wrapper = directory + "/lowered-helper"
+        try await writeExecutable("#!/bin/sh\nulimit -n 48\nexec \(installed) \"$@\"\n", to: wrapper)
+        let server = SpawnServer(helperPath: wrapper)
+        defer { for index in 1...40 { Self.pid(in: directory + "/left.\(index)").map { _ = kill($0, SIGKILL) } } }
+        for index in 1...40 {
+            // Its pid written once it has its own session: the run's end kills what is still in its group.
+            let file = directory + "/left.\(index)"
+            let script = "setsid sh -c 'echo $$ > \(file); exec sleep 120' & while [ ! -s \(file) ]; do sleep 0.01; done; echo left \(index)"
+            let run = try await server.start(request(["/bin/sh", "-c", script]))
+            #expect(await server.exitStatus(of: run) == .exited(0))
+        }
+        let plain = try await server.start(request(["/bin/sh", "-c", "echo still starts"]))
+        #expect(await server.exitStatus(of: plain) == .exited(0))
+        let text = output()
+        #expect(text.contains("left 40\n") && text.hasSuffix("still starts\n"), "\(text)")
+        let said = text.split(separator: "\n").filter { $0.contains(" [keiji] no longer relaying the output of processes run pid ") }
+        #expect(said.count >= 40 - 12 && said.count < 40 && said.allSatisfy { $0.contains("relays at most 12 pipes") }, "\(said)")
+    }
+
     /// The run's output goes through a pipe the helper relays a chunk at a time; an exit is reported only once what
     /// the pipe held then is in the log, so the scheduler's end line (written once it hears of the exit) comes after
     /// the run's last words. Each run leaves a megabyte in a pipe it enlarged to 1 MiB (perl, from perl-base;
