@@ -31,17 +31,29 @@ int keiji_spawn_file_actions_chdir(posix_spawn_file_actions_t *actions, const ch
 #endif
 }
 
-pid_t keiji_spawn_server_launch(const char *path, int socket_fd, pid_t scheduler_pid) {
-    // Above 3, so that the dup2 to 3 always makes a new descriptor (without close-on-exec).
+int keiji_spawn_open_executable(const char *path) {
+    int fd = open(path, O_PATH | O_CLOEXEC);
+    return fd < 0 ? -errno : fd;
+}
+
+pid_t keiji_spawn_server_launch(const char *path, int executable_fd, int socket_fd, pid_t scheduler_pid) {
+    // Above 4, so that the dup2s to 3 and 4 always make new descriptors (without close-on-exec).
     int moved = fcntl(socket_fd, F_DUPFD_CLOEXEC, 10);
     if (moved < 0) return -errno;
+    int executable = fcntl(executable_fd, F_DUPFD_CLOEXEC, 10);
+    if (executable < 0) {
+        int error = errno;
+        close(moved);
+        return -error;
+    }
     posix_spawn_file_actions_t actions;
     posix_spawnattr_t attributes;
     posix_spawn_file_actions_init(&actions);
     posix_spawnattr_init(&attributes);
     posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
     posix_spawn_file_actions_adddup2(&actions, moved, 3);
-    int code = keiji_spawn_file_actions_closefrom(&actions, 4);
+    posix_spawn_file_actions_adddup2(&actions, executable, 4);
+    int code = keiji_spawn_file_actions_closefrom(&actions, 5);
     if (code == ENOSYS) code = 0;  // older C library: everything else of ours is close-on-exec anyway
     sigset_t none, all;
     sigemptyset(&none);
@@ -55,10 +67,13 @@ pid_t keiji_spawn_server_launch(const char *path, int socket_fd, pid_t scheduler
     char *argv[] = {(char *)path, argument, NULL};
     char *envp[] = {NULL};
     pid_t pid = 0;
-    if (code == 0) code = posix_spawn(&pid, path, &actions, &attributes, argv, envp);
+    // The file held open, not whatever `path` names now: binaries replaced in place must not start a helper of
+    // another version under a running scheduler.
+    if (code == 0) code = posix_spawn(&pid, "/proc/self/fd/4", &actions, &attributes, argv, envp);
     posix_spawnattr_destroy(&attributes);
     posix_spawn_file_actions_destroy(&actions);
     close(moved);
+    close(executable);
     return code == 0 ? pid : -code;
 }
 

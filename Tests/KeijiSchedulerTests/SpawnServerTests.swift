@@ -1,3 +1,4 @@
+import CSpawn
 import Foundation
 import KeijiCore
 import Synchronization
@@ -362,6 +363,44 @@ final class SpawnServerTests: Sendable {
             Issue.record("no helper: the start must fail")
         } catch {
             #expect("\(error)".contains("no-such-helper"), "\(error)")
+        }
+    }
+
+    /// Binaries replaced in place under a running scheduler (a package upgrade): a helper started after that is still
+    /// the one the scheduler opened at its start. It used to exec the new file, of another protocol version, kill it,
+    /// and fail every run until a restart.
+    @Test func aHelperReplacedInPlaceStillStartsTheOneOpenedAtTheStart() async throws {
+        let installed = try #require(SpawnServer.installedPath)
+        let helper = directory + "/keiji-spawn-server"
+        try FileManager.default.copyItem(atPath: installed, toPath: helper)
+        let server = SpawnServer(helperPath: helper)
+        let first = try await server.start(request(["/bin/true"]))
+        #expect(await server.exitStatus(of: first) == .exited(0))
+        let old = try #require(server.serverPID)
+        try await writeExecutable("#!/bin/sh\nexit 3\n", to: helper + ".new")
+        #expect(rename(helper + ".new", helper) == 0)
+        kill(old, SIGKILL)
+        #expect(await Self.eventually { server.serverPID.map { $0 != old } ?? false }, "a new helper from the file opened at the start")
+        let run = try await server.start(request(["/bin/sh", "-c", "exit 0"]))
+        #expect(await server.exitStatus(of: run) == .exited(0))
+    }
+
+    /// A helper that answers READY with another protocol version is refused with that reason, not with the SIGKILL
+    /// the scheduler itself sent it ("did not start (was killed by signal 9)"). The fake helper is perl (perl-base),
+    /// which writes the reply in one record.
+    @Test(.enabled(if: FileManager.default.isExecutableFile(atPath: "/usr/bin/perl")))
+    func aHelperOfAnotherProtocolVersionIsRefusedSayingSo() async throws {
+        let helper = directory + "/other-helper"
+        let reply = "pack('LlQllQQLL', 1, 99, 0, $$, 0, 0, 0, 0, 0)"
+        try await writeExecutable("#!/usr/bin/perl\nopen(my $s, '>&=', 3) or die; syswrite($s, \(reply)); sleep 60;\n", to: helper)
+        let server = SpawnServer(helperPath: helper)
+        do {
+            _ = try await server.start(request(["/bin/true"]))
+            Issue.record("a helper of another version: the start must fail")
+        } catch {
+            let text = "\(error)"
+            #expect(text.contains("keiji-spawn-server at \(helper) speaks protocol 99, this scheduler \(KEIJI_SPAWN_PROTOCOL_VERSION)"), "\(text)")
+            #expect(text.contains("keiji system --restart") && !text.contains("signal"), "\(text)")
         }
     }
 

@@ -70,11 +70,19 @@ final class SpawnServer: Sendable {
     /// An eventfd that wakes the thread when the outbox has something.
     fileprivate let wake: Int32
     let helperPath: String?
+    /// The helper's executable, opened once here (O_PATH): every launch execs this file, so binaries replaced in
+    /// place under a running scheduler never give it a helper of another protocol version. -1 when it could not be
+    /// opened, with the reason in ``helperOpenError``.
+    let helperDescriptor: Int32
+    let helperOpenError: Int32
     /// Where the helper's deaths and the signals it ignored are said: the scheduler's stderr (its log).
     let say: @Sendable (String) -> Void
 
     init(helperPath: String?, say: @escaping @Sendable (String) -> Void = SpawnServer.sayOnStandardError) {
         self.helperPath = helperPath
+        let opened = helperPath.map { keiji_spawn_open_executable($0) } ?? -ENOENT
+        helperDescriptor = max(opened, -1)
+        helperOpenError = opened < 0 ? -opened : 0
         self.say = say
         wake = keiji_spawn_wakeup_create()  // < 0 only when out of descriptors: then poll's timeout-free wait never wakes
         let thread = Thread { [self] in SpawnSupervisor(server: self).run() }
@@ -96,6 +104,13 @@ final class SpawnServer: Sendable {
             try? await Task.sleep(for: .milliseconds(5))
         }
         return "\(helperPath ?? "keiji-spawn-server") did not start within \(limit)"
+    }
+
+    /// Why a helper that answered READY with another protocol version was refused (and killed by the scheduler: its
+    /// death is not the cause to report).
+    static func versionMismatch(at path: String, speaks version: Int32) -> String {
+        "keiji-spawn-server at \(path) speaks protocol \(version), this scheduler \(KEIJI_SPAWN_PROTOCOL_VERSION): "
+            + "restart the services: keiji system --restart"
     }
 
     /// A tag for ``start(_:tag:unless:)``, known before the start is queued so that it can be cancelled meanwhile.
@@ -243,7 +258,12 @@ private final class SpawnSupervisor {
         // Room for the largest request (a seqpacket message must fit the sender's buffer whole).
         var size = Int32(KEIJI_SPAWN_MAX_MESSAGE) * 2
         setsockopt(ends[0], SOL_SOCKET, SO_SNDBUF, &size, socklen_t(MemoryLayout<Int32>.size))
-        let pid = keiji_spawn_server_launch(path, ends[1], getpid())
+        guard server.helperDescriptor >= 0 else {
+            close(ends[0])
+            close(ends[1])
+            return launchFailed("cannot start \(path): \(String(cString: strerror(server.helperOpenError)))")
+        }
+        let pid = keiji_spawn_server_launch(path, server.helperDescriptor, ends[1], getpid())
         close(ends[1])
         guard pid > 0 else {
             close(ends[0])
@@ -252,14 +272,16 @@ private final class SpawnSupervisor {
         var reply = keiji_spawn_reply()
         let size_ = MemoryLayout<keiji_spawn_reply>.size
         var ready = false
+        var otherVersion: Int32?
         var wait = pollfd(fd: ends[0], events: Int16(POLLIN), revents: 0)
         let deadline = ContinuousClock.now + .seconds(60)  // generous: a loaded machine can be slow to exec
         while ContinuousClock.now < deadline {
             let n = poll(&wait, 1, 1000)
             if n < 0 && errno == EINTR { continue }
             if n == 1 {
-                ready = recv(ends[0], &reply, size_, 0) == size_ && reply.kind == UInt32(KEIJI_SPAWN_READY.rawValue)
-                    && reply.value == KEIJI_SPAWN_PROTOCOL_VERSION
+                let answered = recv(ends[0], &reply, size_, 0) == size_ && reply.kind == UInt32(KEIJI_SPAWN_READY.rawValue)
+                ready = answered && reply.value == KEIJI_SPAWN_PROTOCOL_VERSION
+                if answered && !ready { otherVersion = reply.value }
                 break
             }
         }
@@ -267,6 +289,7 @@ private final class SpawnSupervisor {
             kill(pid, SIGKILL)
             let status = Self.reap(pid)
             close(ends[0])
+            if let otherVersion { return launchFailed(SpawnServer.versionMismatch(at: path, speaks: otherVersion)) }
             return launchFailed("\(path) did not start (\(status))")
         }
         _ = fcntl(ends[0], F_SETFL, fcntl(ends[0], F_GETFL) | O_NONBLOCK)
