@@ -97,6 +97,34 @@ struct RefusedRecordTests {
         try await journal.close()
     }
 
+    /// After an upgrade over a crashed older scheduler, a record today's rules refuse may be one that scheduler had
+    /// applied to the view (its LSN at or below `applied_lsn`): the start rewrites that task's row. It rewrote only the
+    /// rows of tasks refused from the checkpoint, and `--list` kept showing the task scheduled while it was in error.
+    @Test func aTaskRefusedAtARecordTheViewHadAppliedGetsItsRowRewritten() async throws {
+        let home = TemporaryHome()
+        defer { home.remove() }
+        let journal = try openJournal(home)
+        var slow = commandTask("slow")
+        slow.policy.timeoutSeconds = 1e16
+        try await append(journal, .taskSaved(commandTask("good"), taskID: "id-good"))
+        try await append(journal, .taskSaved(slow, taskID: "id-slow"))
+        let loaded = try StateLoader.load(from: journal)
+        try #require(loaded.state.tasks[name("slow")]?.isError == true && loaded.refused.map(\.lsn) == [2])
+        // The view as the older scheduler left it: both records applied, the task not in error.
+        var before = loaded.state
+        before.tasks[name("slow")]?.isError = false
+        before.tasks[name("slow")]?.errorText = ""
+        before.tasks[name("slow")]?.refusal = nil
+        try home.workspace.createSystemDirectories()
+        let (view, _) = try QueryView.openOrReset(.sqlite(path: home.workspace.databaseFile), workspace: home.workspace,
+                                                  defaultTimeZone: TimeZone(identifier: "UTC")!)
+        try view.rebuild(from: before)
+        try #require(try view.appliedLSN() == 2)
+
+        #expect(try view.planCatchUp(with: loaded, fresh: false).work == .rows([name("slow")]))
+        try await journal.close()
+    }
+
     @Test func resolvingARefusedTaskIsRefusedWithTheReason() throws {
         var state = SchedulerState()
         var slow = commandTask("slow")

@@ -125,7 +125,8 @@ extension QueryView {
 
     /// A rebuild when the view is new (or claims more than the journal has, or is older than the replay
     /// window, or the journal's recovery lost acknowledged records), otherwise the rows of tasks touched by records
-    /// after the view's `applied_lsn`, and those of tasks refused from the checkpoint (they changed without a record).
+    /// after the view's `applied_lsn`, and those of every refused task: one refused from the checkpoint changed without a
+    /// record, and one refused at a record the view had applied (an older keiji accepted it) shows it as it was then.
     ///
     /// - Parameter journalLostRecords: recovery cut acknowledged records or set aside a checkpoint (`pointInTime`,
     ///   `salvage`, missing segments). The view may hold tasks and runs the state no longer has, at LSNs below its
@@ -144,7 +145,7 @@ extension QueryView {
             return ViewCatchUp(work: .rebuild, commandsReapplied: commands)
         }
         var names = Set(pending.compactMap(\.task))
-        names.formUnion(loaded.refused.filter { $0.lsn == nil }.compactMap(\.task))
+        names.formUnion(loaded.refused.compactMap(\.task))
         if names.isEmpty && applied == loaded.state.lastLSN { return ViewCatchUp(work: .nothing, commandsReapplied: 0) }
         return ViewCatchUp(work: .rows(names), commandsReapplied: commands)
     }
