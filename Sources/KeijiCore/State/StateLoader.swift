@@ -17,6 +17,8 @@ public enum StateLoader {
         /// The LSN of each active run's `run.started`, when replay read it (a run missing here started before the
         /// checkpoint): recovery compares it with the LSNs a salvage lost, which may have held the run's end.
         public var activeRunStartLSNs: [String: UInt64] = [:]
+        /// Tasks whose saved paths were another workspace's (``rebase(onto:)``): their rows are rewritten.
+        public var rebased: Set<TaskName> = []
     }
 
     public static func load(from journal: Journal) throws -> Loaded {
@@ -126,7 +128,8 @@ extension QueryView {
     /// A rebuild when the view is new (or claims more than the journal has, or is older than the replay
     /// window, or the journal's recovery lost acknowledged records), otherwise the rows of tasks touched by records
     /// after the view's `applied_lsn`, and those of every refused task: one refused from the checkpoint changed without a
-    /// record, and one refused at a record the view had applied (an older keiji accepted it) shows it as it was then.
+    /// record, and one refused at a record the view had applied (an older keiji accepted it) shows it as it was then;
+    /// and those of tasks rebased from another workspace.
     ///
     /// - Parameter journalLostRecords: recovery cut acknowledged records or set aside a checkpoint (`pointInTime`,
     ///   `salvage`, missing segments). The view may hold tasks and runs the state no longer has, at LSNs below its
@@ -146,6 +149,7 @@ extension QueryView {
         }
         var names = Set(pending.compactMap(\.task))
         names.formUnion(loaded.refused.compactMap(\.task))
+        names.formUnion(loaded.rebased)
         if names.isEmpty && applied == loaded.state.lastLSN { return ViewCatchUp(work: .nothing, commandsReapplied: 0) }
         return ViewCatchUp(work: .rows(names), commandsReapplied: commands)
     }

@@ -63,7 +63,11 @@ extension SchedulerEngine {
             cluster = link
             setLiveNodes(await link.heartbeat.beat() ?? [])
         }
-        let loaded = try StateLoader.load(from: journal)
+        var loaded = try StateLoader.load(from: journal)
+        if let old = loaded.rebase(onto: configuration.workspace) {
+            note("the workspace was moved: \(loaded.rebased.count) task(s) saved with paths in another HOME (such as \(old)) run from "
+                 + "\(configuration.workspace.tasksDirectory) and \(configuration.workspace.executablesDirectory)")
+        }
         adopt(loaded.state, appliedThrough: journal.lastLSN)
 
         let previous: RecoveryReport.PreviousShutdown =
