@@ -48,9 +48,7 @@ struct CommandSender {
                     throw CLIError("the scheduler is running but \(workspace.busTokenFile) is missing or empty, so keiji cannot "
                                    + "authenticate to keiji-bus; `keiji system --restart` makes a new token for the services")
                 }
-                guard case .noScheduler = viaBus else {
-                    throw CLIError("the scheduler is running but not reachable through keiji-bus; start the bus with `keiji system --start --bus` and retry")
-                }
+                guard case .noScheduler = viaBus else { throw CLIError(unreachableBusAdvice(proofRefused: viaBus.proofRefused)) }
                 guard ContinuousClock.now < deadline else {
                     throw CLIError("the scheduler is running but has not connected to keiji-bus within \(Self.linkWait); "
                                    + "see `keiji system --logs --scheduler`, then retry")
@@ -68,10 +66,28 @@ struct CommandSender {
         case delivered(Delivery)
         /// Our bus answered `offline`: no scheduler is connected to it.
         case noScheduler
-        /// No bus of ours answers (none runs, or the endpoint is not ours).
-        case noBus
+        /// No bus of ours answers (none runs, or the endpoint is not ours: `proofRefused`).
+        case noBus(proofRefused: Bool)
         /// `~/.keiji/bus.token` is missing or empty: nothing was sent.
         case noToken
+
+        var proofRefused: Bool { if case .noBus(let refused) = self { refused } else { false } }
+    }
+
+    /// Why a running scheduler cannot be reached through the bus, and what helps. A keiji-bus of this workspace that
+    /// runs but is not at the endpoint settings.conf names now, or does not accept bus.token, was started with other
+    /// settings or another token: `keiji system --start --bus` would only say "already running".
+    private func unreachableBusAdvice(proofRefused: Bool) -> String {
+        guard let bus = try? ServiceControl(workspace: workspace).runningPID(.bus) else {
+            return "the scheduler is running but not reachable through keiji-bus; start the bus with `keiji system --start --bus` and retry"
+        }
+        if proofRefused {
+            return "the scheduler is running but keiji-bus (pid \(bus)) does not accept \(workspace.busTokenFile), which changed since "
+                + "the services started (or settings.conf's bus settings did); restart them: keiji system --restart"
+        }
+        let endpoint = BusEndpoints.resolve(workspace, settings: settings).push
+        return "the scheduler is running but keiji-bus (pid \(bus)) is not at \(endpoint): settings.conf's BUS_TRANSPORT or bus "
+            + "ports differ from the running bus's; restart the services to apply them: keiji system --restart"
     }
 
     private func sendThroughBus(_ event: JournalEntry.Event, creating: Bool) async throws -> BusOutcome {
@@ -91,13 +107,13 @@ struct CommandSender {
         } catch let error as BusAuthenticationFailure {
             // Not our bus: it got nothing. The journal lock says whether our scheduler runs anyway.
             Console.progress("warning: \(error.message); using the journal directly")
-            return .noBus
+            return .noBus(proofRefused: true)
         } catch let error as KeijiError where error.code == .unchanged || error.code == .alreadyExists {
             throw error  // answered: the command was not journaled
         } catch let error as KeijiError where error.code == .unavailable {
             // No bus, or one that did not answer the handshake in time (it was sent nothing but a hello):
             // the journal lock says whether a scheduler runs anyway.
-            return .noBus
+            return .noBus(proofRefused: false)
         } catch let error as KeijiError {
             // The command reached the bus but its fate is unknown: applying it again could double it.
             throw CommandFateUnknown(error.message)

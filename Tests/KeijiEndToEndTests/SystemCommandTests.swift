@@ -468,6 +468,37 @@ struct SystemCommandTests {
     /// A command sent while the scheduler runs but its link to a bus that just started is still connecting (the
     /// link retries every 2 s at most) waits for the link and reaches the scheduler. It used to fail: the bus
     /// answered "no scheduler", and the journal, held by the scheduler, refused the offline path.
+    /// The bus settings or bus.token changed under running services: a command cannot reach the running bus, and the
+    /// advice is the restart that helps, saying why. It was "start the bus with `keiji system --start --bus`", which
+    /// only says "already running".
+    @Test func busSettingsOrATokenChangedUnderRunningServicesAdviseARestart() async throws {
+        let s = try Session()
+        defer { s.cleanUp() }
+        #expect(try await s.keiji("init").status == 0)
+        #expect(try await s.keiji("task", "--create", "--name=ping", "--desc=x", "--command", "true", "--every", "1h").status == 0)
+        #expect(try await s.keiji("system", "--start").status == 0)
+        let settings = s.home + "/keiji/settings.conf"
+        let original = try String(contentsOfFile: settings, encoding: .utf8)
+        let (push, pull) = (try MetricsEndpointTests.freePort(), try MetricsEndpointTests.freePort())
+        try (original + "\nBUS_TRANSPORT=tcp\nBUS_PUSH_PORT=\(push)\nBUS_PULL_PORT=\(pull)\n")
+            .replacingOccurrences(of: "\nBUS_TRANSPORT=unix", with: "\n")
+            .replacingOccurrences(of: "\nBUS_PUSH_PORT=8005", with: "\n").replacingOccurrences(of: "\nBUS_PULL_PORT=8006", with: "\n")
+            .write(toFile: settings, atomically: true, encoding: .utf8)
+        var r = try await s.keiji("task", "--disable", "--name=ping")
+        #expect(r.status == 1 && r.stderr.contains("is not at 127.0.0.1:\(push): settings.conf's BUS_TRANSPORT or bus ports differ from the running bus's")
+                && r.stderr.hasSuffix("keiji system --restart\n") && !r.stderr.contains("--start --bus"), "\(r.stderr)")
+
+        try original.write(toFile: settings, atomically: true, encoding: .utf8)
+        try FileManager.default.removeItem(atPath: s.home + "/.keiji/bus.token")
+        #expect(try await s.keiji("init").status == 0, "a new bus.token")
+        r = try await s.keiji("task", "--disable", "--name=ping")
+        #expect(r.status == 1 && r.stderr.contains("does not accept \(s.home)/.keiji/bus.token, which changed since the services started")
+                && r.stderr.hasSuffix("keiji system --restart\n") && !r.stderr.contains("--start --bus"), "\(r.stderr)")
+        #expect(try await s.keiji("system", "--restart").status == 0)
+        #expect(try await s.keiji("task", "--disable", "--name=ping").status == 0, "the restart helps")
+        #expect(try await s.keiji("system", "--stop").status == 0)
+    }
+
     @Test func aCommandWaitsForTheSchedulersLinkToABusStartedAfterIt() async throws {
         let s = try Session()
         defer { s.cleanUp() }
