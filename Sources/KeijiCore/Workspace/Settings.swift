@@ -206,10 +206,14 @@ public struct Settings: Sendable, Equatable {
                 throw KeijiError(.invalidSetting, "\(at): unknown key \(key) (known: DB_URL, TIME_ZONE, ROTATE_LOGS, LOG_MAX_SIZE, BUS_TRANSPORT, BUS_PUSH_PORT, BUS_PULL_PORT, METRICS_PORT, DASHBOARD_PORT, NODE_NAME)")
             }
         }
-        // Only tcp listens on both: under unix the file's ports are used only beside an environment override of the
-        // other one (BusEndpoints.resolve), so equal ones were refused for nothing.
-        if settings.busTransport == .tcp, settings.busPushPort == settings.busPullPort {
-            throw KeijiError(.invalidSetting, "\(file): BUS_PUSH_PORT and BUS_PULL_PORT must differ, both are \(settings.busPushPort)")
+        // The ports the services listen on, two equal ones and one of them could not bind. The bus's count only over tcp:
+        // under unix the file's ports are used only beside an environment override of the other one
+        // (BusEndpoints.resolve), so equal ones were refused for nothing.
+        let listened: [(key: String, port: UInt16?)] = [("METRICS_PORT", settings.metricsPort), ("DASHBOARD_PORT", settings.dashboardPort)]
+            + (settings.busTransport == .tcp ? [("BUS_PUSH_PORT", settings.busPushPort), ("BUS_PULL_PORT", settings.busPullPort)] : [])
+        for (index, first) in listened.enumerated() {
+            guard let port = first.port, let second = listened[(index + 1)...].first(where: { $0.port == port }) else { continue }
+            throw KeijiError(.invalidSetting, "\(file): \(first.key) and \(second.key) must differ, both are \(port)")
         }
         return settings
     }
