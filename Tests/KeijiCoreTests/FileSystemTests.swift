@@ -6,6 +6,19 @@ import Testing
 struct FileSystemTests {
     /// One `mkdir` when the parent exists, a walk from the root when it does not; new folders get the mode,
     /// folders that exist are left as they are, and a folder that cannot be made is an error naming it.
+    /// `keiji init` over a `~/.keiji` that is a file blamed `~/.keiji/db` ("Not a directory"): the file is named.
+    @Test func aFileWhereAFolderShouldBeIsNamed() throws {
+        let home = TemporaryHome()
+        defer { home.remove() }
+        let file = home.path + "/.keiji"
+        try Data("x".utf8).write(to: URL(fileURLWithPath: file))
+        for path in [file + "/db", file] {
+            #expect { try FileSystem.createDirectory(path) } throws: { error in
+                (error as? KeijiError)?.message == "cannot create directory \(path): \(file) is not a directory"
+            }
+        }
+    }
+
     @Test func createDirectoryMakesWhatIsMissingAndKeepsWhatExists() throws {
         let home = TemporaryHome()
         defer { home.remove() }

@@ -32,11 +32,14 @@ public enum FileSystem {
     /// Creates a directory and its parents; new ones get `mode`. One `mkdir` when the directory's parent exists
     /// (the scheduler asks for a run's folders at every run), a walk from the root only when it does not.
     public static func createDirectory(_ path: String, mode: mode_t = 0o700) throws {
-        if mkdir(path, mode) == 0 || errno == EEXIST { return }
+        if mkdir(path, mode) == 0 || (errno == EEXIST && isDirectory(path)) { return }
         var prefix = path.hasPrefix("/") ? "" : "."
         for component in path.split(separator: "/") {
             prefix += "/" + component
-            if mkdir(prefix, mode) != 0 && errno != EEXIST {
+            if mkdir(prefix, mode) == 0 { continue }
+            // A file where a folder should be is named, not the folder under it that mkdir then fails on (ENOTDIR).
+            if errno == EEXIST, !isDirectory(prefix) { throw KeijiError(.io, "cannot create directory \(path): \(prefix) is not a directory") }
+            if errno != EEXIST {
                 throw KeijiError(.io, "cannot create directory \(prefix): \(String(cString: strerror(errno)))")
             }
         }
