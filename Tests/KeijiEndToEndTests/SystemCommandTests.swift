@@ -499,6 +499,17 @@ struct SystemCommandTests {
         #expect(try await s.keiji("system", "--stop").status == 0)
     }
 
+    /// A workspace whose settings.conf alone was deleted was reported as "no workspace at ~/keiji".
+    @Test func aMissingSettingsFileIsNamed() async throws {
+        let s = try Session()
+        defer { s.cleanUp() }
+        #expect(try await s.keiji("init").status == 0)
+        try FileManager.default.removeItem(atPath: s.home + "/keiji/settings.conf")
+        let r = try await s.keiji("task", "--list")
+        #expect(r.status == 1 && r.stderr == "error: \(s.home)/keiji/settings.conf is missing; `keiji init` writes a default one "
+                + "(it keeps the workspace's tasks)\n", "\(r.stderr)")
+    }
+
     @Test func aCommandWaitsForTheSchedulersLinkToABusStartedAfterIt() async throws {
         let s = try Session()
         defer { s.cleanUp() }
