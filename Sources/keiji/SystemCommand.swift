@@ -293,6 +293,9 @@ struct SystemCommand: AsyncParsableCommand {
         Console.say("======== LAST RECOVERY ========")
         if let report {
             Console.say(lines: RecoveryReportText.lines(report))
+        } else if let pid = services.first(where: { $0.0 == ServiceControl.Service.scheduler.rawValue })?.1 {
+            // It runs, so it started: its report file is what is missing (deleted, or not JSON).
+            Console.say("no report: \(workspace.recoveryReportFile) is missing or unreadable (the scheduler, pid \(pid), writes it at each start)")
         } else {
             Console.say("the scheduler has not started yet")
         }

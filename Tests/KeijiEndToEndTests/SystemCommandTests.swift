@@ -510,6 +510,19 @@ struct SystemCommandTests {
                 + "(it keeps the workspace's tasks)\n", "\(r.stderr)")
     }
 
+    /// The recovery report's file deleted under a running scheduler: --status said "the scheduler has not started yet".
+    @Test func aRunningSchedulersMissingRecoveryReportIsSaid() async throws {
+        let s = try Session()
+        defer { s.cleanUp() }
+        #expect(try await s.keiji("init").status == 0)
+        #expect(try await s.keiji("system", "--start").status == 0)
+        try FileManager.default.removeItem(atPath: s.home + "/.keiji/recovery.json")
+        let r = try await s.keiji("system", "--status")
+        #expect(r.status == 0 && r.stdout.contains("no report: \(s.home)/.keiji/recovery.json is missing or unreadable (the scheduler, pid ")
+                && !r.stdout.contains("has not started yet"), "\(r.stdout)")
+        #expect(try await s.keiji("system", "--stop").status == 0)
+    }
+
     @Test func aCommandWaitsForTheSchedulersLinkToABusStartedAfterIt() async throws {
         let s = try Session()
         defer { s.cleanUp() }
