@@ -646,6 +646,11 @@ static void stop_every_run(void) {
 }
 
 int main(int argc, char **argv) {
+    // Descriptor 4 is this program's own file, which the scheduler opened at its start and exec'd by
+    // /proc/self/fd/4 (so an in-place upgrade cannot change the helper under it): not needed past the exec. That
+    // exec named the process "4": it takes back its own name for ps, top and pgrep.
+    close(4);
+    prctl(PR_SET_NAME, "keiji-spawn-server");
     server_pid = getpid();
     scheduler_pid = argc > 1 ? (pid_t)strtol(argv[1], NULL, 10) : getppid();
     // Default dispositions (the scheduler's runtime ignores SIGPIPE, and an ignored signal survives exec), and
