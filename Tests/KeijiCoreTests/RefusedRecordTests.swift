@@ -125,6 +125,27 @@ struct RefusedRecordTests {
         try await journal.close()
     }
 
+    /// A view whose rows an older keiji wrote (no `row_rules` in `meta`, or other ones) is rebuilt at the catch-up:
+    /// after an upgrade over a crashed scheduler, rows kept that keiji's next runs (a stepped cron day field) and
+    /// `Executable` (commands now through /bin/sh -c), with no record after the view's `applied_lsn` to rewrite them.
+    @Test func aViewWrittenByOtherRowRulesIsRebuilt() async throws {
+        let home = TemporaryHome()
+        defer { home.remove() }
+        let journal = try openJournal(home)
+        try await append(journal, .taskSaved(commandTask("good"), taskID: "id-good"))
+        let loaded = try StateLoader.load(from: journal)
+        try home.workspace.createSystemDirectories()
+        let (view, _) = try QueryView.openOrReset(.sqlite(path: home.workspace.databaseFile), workspace: home.workspace,
+                                                  defaultTimeZone: TimeZone(identifier: "UTC")!)
+        try view.rebuild(from: loaded.state)
+        #expect(try view.planCatchUp(with: loaded, fresh: false).work == .nothing, "rows of this keiji's rules: nothing to do")
+        try view.database.setMetaValue("row_rules", to: "2026-11-01")
+        #expect(try view.planCatchUp(with: loaded, fresh: false).work == .rebuild)
+        try view.catchUp(with: loaded, fresh: false)
+        #expect(try view.planCatchUp(with: loaded, fresh: false).work == .nothing, "the rebuild records this keiji's rules")
+        try await journal.close()
+    }
+
     @Test func resolvingARefusedTaskIsRefusedWithTheReason() throws {
         var state = SchedulerState()
         var slow = commandTask("slow")

@@ -126,7 +126,7 @@ extension QueryView {
     }
 
     /// A rebuild when the view is new (or claims more than the journal has, or is older than the replay
-    /// window, or the journal's recovery lost acknowledged records), otherwise the rows of tasks touched by records
+    /// window, or the journal's recovery lost acknowledged records, or its rows are of other ``QueryView/rowRules``), otherwise the rows of tasks touched by records
     /// after the view's `applied_lsn`, and those of every refused task: one refused from the checkpoint changed without a
     /// record, and one refused at a record the view had applied (an older keiji accepted it) shows it as it was then;
     /// and those of tasks rebased from another workspace.
@@ -143,8 +143,9 @@ extension QueryView {
         }
         let pending = loaded.touched.filter { $0.lsn > applied }
         let commands = pending.filter(\.isCommand).count
-        if journalLostRecords || applied < (loaded.touched.first?.lsn ?? loaded.state.lastLSN + 1) - 1 {
-            // Older than the replay window (the checkpoint covers it), or over a loss: rewrite every row.
+        let otherRules = try rowRulesDiffer()
+        if journalLostRecords || applied < (loaded.touched.first?.lsn ?? loaded.state.lastLSN + 1) - 1 || otherRules {
+            // Older than the replay window (the checkpoint covers it), over a loss, or of another keiji's rules: rewrite every row.
             return ViewCatchUp(work: .rebuild, commandsReapplied: commands)
         }
         var names = Set(pending.compactMap(\.task))

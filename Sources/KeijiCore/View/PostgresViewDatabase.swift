@@ -189,6 +189,14 @@ public final class PostgresViewDatabase: ViewDatabase {
         UInt64(try connection.query("SELECT lsn FROM applied_lsn WHERE node = $1", [node]).first?.first?.flatMap { $0 } ?? "0") ?? 0
     }
 
+    public func metaValue(_ key: String) throws -> String? {
+        try connection.query("SELECT value FROM meta WHERE key = $1", [key]).first?.first ?? nil
+    }
+
+    public func setMetaValue(_ key: String, to value: String) throws {
+        try connection.query("INSERT INTO meta (key, value) VALUES ($1, $2) ON CONFLICT (key) DO UPDATE SET value = excluded.value", [key, value])
+    }
+
     public func setAppliedLSN(_ lsn: UInt64) throws {
         try connection.query("INSERT INTO applied_lsn (node, lsn) VALUES ($1, $2) ON CONFLICT (node) DO UPDATE SET lsn = excluded.lsn", [node, String(lsn)])
         writtenLSN = lsn

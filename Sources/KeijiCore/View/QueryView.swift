@@ -36,6 +36,14 @@ public final class QueryView {
         return (QueryView(database: database, workspace: workspace, defaultTimeZone: defaultTimeZone), fresh)
     }
 
+    /// The rules the rows' derived columns (next run, `Executable`) are computed by, recorded in `meta` at each rebuild:
+    /// change it with any rule that changes them. A view another keiji wrote by other rules is rebuilt at the next
+    /// catch-up; after an upgrade over a crashed scheduler its rows kept the old next runs and executables.
+    public static let rowRules = "2026-12-07"
+
+    /// Whether the view's rows were written by other rules than ``rowRules`` (or by a keiji that recorded none).
+    public func rowRulesDiffer() throws -> Bool { try database.metaValue("row_rules") != Self.rowRules }
+
     /// The last journal LSN the view reflects.
     public func appliedLSN() throws -> UInt64 { try database.appliedLSN() }
 
@@ -64,6 +72,7 @@ public final class QueryView {
             let present = database.isShared ? [] : try database.taskNames().compactMap { try? TaskName($0) }
             try database.deleteAllRows()
             try write(touched: Set(state.tasks.keys).union(present), state: state, newRuns: nil, runsDeleted: true)
+            try database.setMetaValue("row_rules", to: Self.rowRules)
         }
     }
 

@@ -171,6 +171,14 @@ public final class SQLiteViewDatabase: ViewDatabase {
         try connection.prepare("UPDATE applied_lsn SET lsn = ? WHERE id = 1").run([.integer(Int64(lsn))])
     }
 
+    public func metaValue(_ key: String) throws -> String? {
+        try connection.rows("SELECT value FROM meta WHERE key = ?", [.text(key)]).first?.first ?? nil
+    }
+
+    public func setMetaValue(_ key: String, to value: String) throws {
+        try connection.prepare("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)").run([.text(key), .text(value)])
+    }
+
     public func taskNames() throws -> [String] {
         try connection.rows("SELECT Name FROM task_models").compactMap { $0.first ?? nil }
     }

@@ -23,6 +23,9 @@ public protocol ViewDatabase: AnyObject {
     /// The last journal LSN the view reflects.
     func appliedLSN() throws -> UInt64
     func setAppliedLSN(_ lsn: UInt64) throws
+    /// A `meta` value, nil when unset (``QueryView/rowRules``).
+    func metaValue(_ key: String) throws -> String?
+    func setMetaValue(_ key: String, to value: String) throws
 
     /// The names of every task with a row.
     func taskNames() throws -> [String]
