@@ -54,7 +54,7 @@ enum WorkspaceTemplates {
     }
 
     /// The `.env` exclude an older keiji generated, exactly as it wrote it, and what replaces it.
-    static let olderExclude = (written: ", path: \"tasks/\\(name)\",\n                                  exclude: [\".env\"])",
+    static let olderExclude = (written: ", path: \"tasks/\\(name)\",\n                          exclude: [\".env\"])",
                                now: ", path: \"tasks/\\(name)\")")
 
     /// Brings `~/keiji/Package.swift`'s task list in line with `tasks/`, rewriting the file only when its text
