@@ -8,8 +8,13 @@
 /// starting bus). Nil for TCP, which carries no such credentials, and when nothing listens.
 public enum BusListenerProcess {
     public static func pid(listeningOn path: String) -> pid_t? {
-        guard let connection = try? LineConnection.connect(to: .unix(path: path), what: "probe") else { return nil }
-        defer { connection.close() }
-        return Socket.peerPID(connection.fd)
+        let endpoint = BusEndpoint.unix(path: path)
+        guard let fd = try? Socket.makeStream(for: endpoint, what: "probe") else { return nil }
+        defer { Socket.closeRetryingNothing(fd) }
+        // A wedged bus whose backlog is full would hold the connect, and `--status` or `--stop` with it, for good.
+        var bound = timeval(tv_sec: 1, tv_usec: 0)
+        setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &bound, socklen_t(MemoryLayout<timeval>.size))
+        guard (try? Socket.withAddress(endpoint, { Glibc.connect(fd, $0, $1) })) == 0 else { return nil }
+        return Socket.peerPID(fd)
     }
 }

@@ -1,5 +1,6 @@
 import Foundation
 import KeijiCore
+import Synchronization
 import Testing
 
 @testable import KeijiBus
@@ -76,5 +77,37 @@ struct BusUnixTransportTests {
         } throws: { error in
             (error as? KeijiError)?.message.contains("BUS_TRANSPORT=tcp") == true
         }
+    }
+}
+
+/// `keiji system` finds a bus whose pid file is gone by connecting to its socket (``BusListenerProcess``). A wedged
+/// bus whose backlog is full held that connect, and the `--status` or `--stop` that made it, for good.
+@Suite(.timeLimit(.minutes(5)))
+struct BusListenerProbeTests {
+    @Test func aProbeOfASocketWhoseBacklogIsFullGivesUp() async throws {
+        let home = try temporaryHome()
+        defer { try? FileManager.default.removeItem(atPath: home) }
+        let path = home + "/wedged.sock"
+        let listener = try Socket.makeStream(for: .unix(path: path), what: "test")
+        defer { Socket.closeRetryingNothing(listener) }
+        #expect(try Socket.withAddress(.unix(path: path)) { bind(listener, $0, $1) } == 0)
+        #expect(listen(listener, 0) == 0)
+        // Never accepted: connect without waiting until the backlog refuses more.
+        var queued: [Int32] = []
+        defer { queued.forEach(Socket.closeRetryingNothing) }
+        while queued.count < 64 {
+            let fd = try Socket.makeStream(for: .unix(path: path), what: "test")
+            _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK)
+            let result = try Socket.withAddress(.unix(path: path)) { connect(fd, $0, $1) }
+            queued.append(fd)
+            if result != 0 && errno == EAGAIN { break }
+        }
+        try #require(queued.count < 64, "the backlog filled")
+        let answered = Atomic<Bool>(false)
+        Thread {
+            _ = BusListenerProcess.pid(listeningOn: path)
+            answered.store(true, ordering: .relaxed)
+        }.start()
+        #expect(await eventually(within: .seconds(60)) { answered.load(ordering: .relaxed) }, "the probe gave up on a full backlog")
     }
 }
