@@ -55,9 +55,10 @@ public enum SchedulerDaemon {
             // scheduler) every run would fail, each with its own line in a log nobody reads at `system --start`.
             if let problem = await SpawnServer.shared.launchProblem() { throw KeijiError(.spawn, problem) }
             engine = SchedulerEngine(configuration: configuration)
+            let workspaceIdentity = WorkspaceIdentity(workspace)
             let report = try await engine.start()
-            // Taken once the journal is open, which made its folder: a later change is someone else's doing.
-            identity = WorkspaceIdentity(workspace, journal: true)
+            // The journal folder's taken once the journal is open, which made it: a later change is someone else's doing.
+            identity = workspaceIdentity.watching(workspace.journalDirectory)
             // What `keiji task --list` compares settings.conf's TIME_ZONE with: an edit takes effect at a restart.
             try? SchedulerTimeZone.record(settings.timeZoneIdentifier, workspace: workspace)
             print("keiji-scheduler started (pid \(getpid())); previous shutdown: \(report.previousShutdown.rawValue)")

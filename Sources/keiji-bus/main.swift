@@ -105,7 +105,7 @@ do {
 // `~/.keiji` deleted or replaced under the bus: its sockets and pid file went with it, so no keiji command reaches it,
 // and a bus on TCP ports kept them from the next one. Checked every second (a stat); said on stderr, the log file it
 // was started with, since a line by path would make the folder anew.
-let identity = WorkspaceIdentity(workspace, journal: false)
+let identity = WorkspaceIdentity(workspace)
 let identityCheck = DispatchSource.makeTimerSource(queue: .main)
 identityCheck.schedule(deadline: .now() + 1, repeating: 1)
 identityCheck.setEventHandler {

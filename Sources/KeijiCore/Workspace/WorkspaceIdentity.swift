@@ -19,9 +19,17 @@ public struct WorkspaceIdentity: Sendable {
         watched = paths.compactMap { path in Self.identity(of: path).map { (path, $0) } }
     }
 
-    /// `~/.keiji`, and its journal folder when `journal` (the scheduler, which holds the journal open).
-    public init(_ workspace: Workspace, journal: Bool) {
-        self.init([workspace.systemRoot] + (journal ? [workspace.journalDirectory] : []))
+    /// `~/.keiji`, taken as the service starts, before anything long (the scheduler's recovery): taken after, a
+    /// folder moved meanwhile and made anew by `keiji init` was taken for its own.
+    public init(_ workspace: Workspace) {
+        self.init([workspace.systemRoot])
+    }
+
+    private init(watched: [(path: String, identity: Identity)]) { self.watched = watched }
+
+    /// These paths and `path` too, as it is now (the scheduler's journal folder, which the journal makes as it opens).
+    public func watching(_ path: String) -> WorkspaceIdentity {
+        WorkspaceIdentity(watched: watched + (Self.identity(of: path).map { [(path, $0)] } ?? []))
     }
 
     /// Why a watched path no longer leads to the folder it led to at the start, in words for a log line; nil while
