@@ -191,7 +191,7 @@ public struct LogFile: Sendable {
     static func tailBytes(forLines count: Int) -> Int { max(tailByteLimit, min(count, 4096) * (64 << 10)) }
 
     /// The active file's last `count` lines, read backwards a block at a time (at most ``tailBytes(forLines:)``), and
-    /// whether the file was read to its start. A log rolls only between runs, so one run can make it any size: read
+    /// whether the file was read to its start. A log rolls only as a run starts, so one run can make it any size: read
     /// whole for a tail, a 300 MB log cost a dashboard page 0.9 GB and 12 s, and the CLI's `--logs` as much.
     private func activeTail(_ count: Int) -> (lines: [ArraySlice<UInt8>], whole: Bool) {
         let fd = open(activePath, O_RDONLY | O_CLOEXEC)
