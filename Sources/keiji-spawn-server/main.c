@@ -574,6 +574,9 @@ static void reap_exited(void) {
         for (size_t i = 0; i < run_count; i++) {
             if (runs[i].pid != pid) continue;
             relay(runs[i].output, drain_chunks);  // its output before the scheduler's end line
+            // A drain ends at a short read; one more read finds the end of file unless something the run left
+            // behind holds the pipe. Counted a leftover meanwhile, every run's pipe could push out a real one.
+            relay(runs[i].output, 1);
             reply(KEIJI_SPAWN_EXITED, runs[i].tag, status, pid, wait_errno);
             if (runs[i].output >= 0) keep_leftover(runs[i].output, pid);  // no end of file yet: left behind
             runs[i] = runs[--run_count];
