@@ -35,6 +35,7 @@ extension SchedulerEngine {
         case .taskDeleted(let name):
             disarm(name)
             firedSlots[name] = nil
+            catchingUp.remove(name)  // a task created again under this name is armed at once, not after this one's catch-ups
             terminateRuns(of: name, because: "the task was deleted")
             taskLogs.forget(name)  // the CLI removes the log next
         case .taskStopRequested(let name):

@@ -363,22 +363,35 @@ extension SchedulerEngine {
                 rest[item.task]?.append(item)
             }
         }
+        // Stamped before the first runs are journaled: a command applied meanwhile is one the queue must see.
+        let stamps = Dictionary(uniqueKeysWithValues: order.compactMap { name in stamp(of: name).map { (name, $0) } })
         _ = await fire(firsts)
-        queueCatchUps(order.compactMap { name in rest[name].map { (name, $0) } })
+        queueCatchUps(order.compactMap { name in rest[name].map { (name, $0) } }, stamps: stamps)
     }
 
     /// Fires each task's `runs` in order, each once the task's previous run has ended. The task's schedule waits
     /// meanwhile (it is armed again after the last of them): its next slot, often due within the second, would
     /// otherwise collide with the queue, and with overlap `skip` one of them would be dropped.
-    func queueCatchUps(_ queues: [(TaskName, [RecoveryRun])]) {
+    /// Each run is stamped with the task's definition when queued (``DefinitionStamp``; `stamps`: as taken earlier): one
+    /// whose task was redefined, or deleted and created again, meanwhile is dropped when its turn comes.
+    func queueCatchUps(_ queues: [(TaskName, [RecoveryRun])], stamps: [TaskName: DefinitionStamp] = [:]) {
         for (name, queued) in queues where !queued.isEmpty {
             catchingUp.insert(name)
             disarm(name)
+            let stamp = stamps[name] ?? stamp(of: name)
             Task { [weak self] in
-                for item in queued {
+                for index in queued.indices {
                     guard let self else { return }
                     await self.waitForRuns(of: name)
-                    _ = await self.fire([item.firing(at: self.clock.nowMilliseconds())])
+                    // Once stale, the rest of the queue is dropped at once (``prepare(_:missed:)`` records each).
+                    let stale = if let stamp { await self.staleness(of: stamp, name) != nil } else { false }
+                    let now = self.clock.nowMilliseconds()
+                    _ = await self.fire(queued[index...(stale ? queued.count - 1 : index)].map { item in
+                        var firing = item.firing(at: now)
+                        firing.stamp = stamp
+                        return firing
+                    })
+                    if stale { break }
                 }
                 await self?.waitForRuns(of: name)  // the last catch-up run ends before the schedule resumes
                 await self?.caughtUp(name)
@@ -387,8 +400,8 @@ extension SchedulerEngine {
     }
 
     private func caughtUp(_ name: TaskName) async {
-        catchingUp.remove(name)
-        guard phase == .running, armed[name] == nil else { return }
+        // Not when its task was deleted meanwhile: a task created again under its name was armed as it was saved.
+        guard catchingUp.remove(name) != nil, phase == .running, armed[name] == nil else { return }
         await missSlotsPassedDuringCatchUp(of: name)
         if phase == .running, armed[name] == nil { arm(name) }
     }

@@ -22,6 +22,9 @@ extension SchedulerEngine {
         /// (``takeOverAbandonedSlots()``), perhaps while this firing's claim was on its way. (A restart's catch-ups
         /// of slots its own takeover took are not: that takeover leaves a slot they cover to them.)
         var claimsAfresh = false
+        /// The definition it was queued under, for one that waited (a queued catch-up): it runs only if that is still
+        /// its task's (nil: it runs the definition current when it fires).
+        var stamp: DefinitionStamp?
 
         /// Its slot's claim (nil for a manual run).
         var claimedSlot: ClaimedSlot? { slot.map { ClaimedSlot(task: task.rawValue, slot: $0) } }
@@ -127,6 +130,13 @@ extension SchedulerEngine {
             // Checked here, at the last moment before run.started, not only when the run was planned: a catch-up,
             // re-run, retry or manual run queued earlier must not start for a task disabled or put in error since.
             if task.isDisabled || task.isError { continue }
+            if let stamp = firing.stamp, let reason = staleness(of: stamp, name) {
+                if let missed = droppedCatchUp(firing, because: reason) {
+                    recordIndex[index] = events.count
+                    events.append(.runMissed(missed))
+                }
+                continue
+            }
             var counted = true
             if firing.trigger != .manual, task.definition.policy.overlap == .skip, hasRunsGoing(name, at: firing.fireAtMs) {
                 guard let slot = firing.slot else { continue }

@@ -138,6 +138,8 @@ public actor SchedulerEngine {
     /// Manual runs taken whose `run.started` is not applied yet, per task: the task's `pendingTriggers` still counts
     /// their triggers, and ``arm(_:)`` must not take them again (parallel `--run`s started more runs than were queued).
     var manualStartsUnapplied: [TaskName: Int] = [:]
+    /// The LSN of each task's latest `task.saved` applied here (``DefinitionStamp``).
+    var definitionSaves: [TaskName: UInt64] = [:]
     /// Tasks whose queued catch-up runs are still going (``queueCatchUps(_:)``): their slots are not armed.
     var catchingUp: Set<TaskName> = []
     /// In a cluster, tasks found stalled whose cursors have been moved up to the cluster's latest claims
@@ -561,8 +563,11 @@ public actor SchedulerEngine {
         if let name {
             dirtyTasks.insert(name)
             switch entry.event {
-            case .taskSaved: redefinedTasks.insert(name)
+            case .taskSaved:
+                redefinedTasks.insert(name)
+                definitionSaves[name] = lsn
             case .taskDeleted:
+                definitionSaves[name] = nil
                 // A task of this name created again before the next flush starts without these rows and runs.
                 deletedTasks.insert(name)
                 newRuns.removeAll { $0.0 == name }

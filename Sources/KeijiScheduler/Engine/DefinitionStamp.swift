@@ -1,0 +1,38 @@
+import KeijiCore
+
+/// Which definition of a task a run was queued under: the task's identity (a task deleted and created again under the
+/// same name is another task) and the LSN of its latest `task.saved` that this engine applied (0: saved before it
+/// started). Catch-ups wait in memory, so this engine applied every save made since they were queued: a queued run
+/// whose stamp is no longer its task's is of a definition that is gone, and does not run the new one.
+struct DefinitionStamp: Equatable, Sendable {
+    var taskID: String
+    var savedAt: UInt64
+}
+
+extension SchedulerEngine {
+    /// `name`'s current stamp (nil: no such task).
+    func stamp(of name: TaskName) -> DefinitionStamp? {
+        state.tasks[name].map { DefinitionStamp(taskID: $0.taskID, savedAt: definitionSaves[name] ?? 0) }
+    }
+
+    /// Why work queued under `stamp` must not run now (nil: its definition is still the task's).
+    func staleness(of stamp: DefinitionStamp, _ name: TaskName) -> String? {
+        guard let current = self.stamp(of: name), current.taskID == stamp.taskID else { return "the task was deleted" }
+        return current.savedAt == stamp.savedAt ? nil : "the task was redefined"
+    }
+
+    /// The record of a queued catch-up dropped because its task was redefined: a slot of the schedule the task still has
+    /// (not before its anchor, which a new schedule moves to the save) is missed as one the catch-up policy does not
+    /// run; a slot of the old schedule is not the task's any more, and only the task's log says it was dropped.
+    /// A catch-up of a deleted task records nothing: a task created again under its name is another task.
+    func droppedCatchUp(_ firing: Firing, because reason: String) -> RunMissed? {
+        guard let slot = firing.slot, let task = state.tasks[firing.task], task.taskID == firing.stamp?.taskID else {
+            note("task \(firing.task): a queued catch-up run of a deleted task dropped")
+            return nil
+        }
+        try? LogFile(task: firing.task, workspace: configuration.workspace, settings: configuration.settings)
+            .append("[keiji] queued catch-up run of slot \(ISO8601.string(fromSeconds: slot)) dropped: \(reason)",
+                    at: clock.nowMilliseconds())
+        return slot >= task.anchor ? RunMissed(task: firing.task, slot: slot, count: 1, reason: .downtime) : nil
+    }
+}
