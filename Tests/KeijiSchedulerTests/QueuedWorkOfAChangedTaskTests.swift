@@ -55,3 +55,53 @@ struct QueuedWorkOfAChangedTaskTests {
         await engine.stop()
     }
 }
+
+/// A retry runs the task's definition when it fires: one owed by a run of a definition replaced since would run a
+/// command that never had a first attempt, so it is dropped, and the task's log says so.
+struct RetryOfAChangedTaskTests {
+    @Test func aRunFailingAfterARedefinitionIsNotRetriedWithTheNewCommand() async throws {
+        let harness = try SchedulerHarness()
+        defer { harness.remove() }
+        let old = try harness.commandTask("flaky", "while [ -e hold ]; do sleep 0.05; done; exit 3", every: 3600) {
+            $0.retries = 2
+            $0.retryBackoffSeconds = 0
+        }
+        let hold = old.directory + "/hold"
+        #expect(FileManager.default.createFile(atPath: hold, contents: nil))
+        try await harness.defineOffline(old)
+        let engine = harness.engine()
+        try await engine.start()
+        _ = try await engine.submit(.taskTriggered(old.name))
+        #expect(await harness.wait { try harness.entries().startedRuns.contains { $0.task == old.name } })
+        let runID = try #require(try harness.entries().startedRuns.first { $0.task == old.name }).runID
+        let new = try harness.commandTask("flaky", "echo NEW; exit 4", every: 3600) {
+            $0.retries = 2
+            $0.retryBackoffSeconds = 0
+        }
+        _ = try await engine.submit(.taskSaved(new, taskID: UUID().uuidString.lowercased()))
+        try FileManager.default.removeItem(atPath: hold)
+        #expect(await harness.wait { await engine.state.tasks[old.name]?.isError == true }, "the failure is final")
+        let end = try #require(try harness.entries().finishedRuns.first { $0.runID == runID })
+        #expect(end.final && end.exitCode == 3)
+        #expect(try harness.entries().startedRuns.filter { $0.trigger == .retry }.isEmpty, "no retry ran the new command")
+        #expect(harness.log(of: "flaky").contains("run \(runID) is not retried (attempt 2 dropped): the task was redefined"))
+        await engine.stop()
+    }
+
+    @Test func aRunInterruptedBeforeARedefinitionIsNotReRunWithTheNewCommand() async throws {
+        let harness = try SchedulerHarness()
+        defer { harness.remove() }
+        let old = try harness.commandTask("longrun", "sleep 30", every: 3600)
+        try await harness.defineOffline(old)
+        // A crash during the run: its run.started without an end, then the task redefined while no scheduler ran.
+        try await RunNowTests().appendUnchecked([.schedulerStarted(pid: 1), .runStarted(RunStart(runID: "interrupted1", task: old.name, slot: nil,
+                                                                                                 attempt: 1, trigger: .manual))], harness)
+        try await Task.sleep(for: .milliseconds(20))  // the save is journaled later than the start, to the millisecond
+        try await harness.defineOffline(try harness.commandTask("longrun", "echo NEW", every: 3600))
+        let engine = harness.engine()
+        let report = try await engine.start()
+        #expect(report.interruptedRuns.first { $0.runID == "interrupted1" }?.action == "not re-run (task changed during the run)")
+        #expect(try harness.entries().startedRuns.filter { $0.trigger == .recovery }.isEmpty)
+        await engine.stop()
+    }
+}

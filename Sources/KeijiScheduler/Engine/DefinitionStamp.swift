@@ -21,18 +21,20 @@ extension SchedulerEngine {
         return current.savedAt == stamp.savedAt ? nil : "the task was redefined"
     }
 
-    /// The record of a queued catch-up dropped because its task was redefined: a slot of the schedule the task still has
-    /// (not before its anchor, which a new schedule moves to the save) is missed as one the catch-up policy does not
-    /// run; a slot of the old schedule is not the task's any more, and only the task's log says it was dropped.
-    /// A catch-up of a deleted task records nothing: a task created again under its name is another task.
-    func droppedCatchUp(_ firing: Firing, because reason: String) -> RunMissed? {
-        guard let slot = firing.slot, let task = state.tasks[firing.task], task.taskID == firing.stamp?.taskID else {
-            note("task \(firing.task): a queued catch-up run of a deleted task dropped")
+    /// The record of a queued run dropped because its task was redefined. A catch-up's slot of the schedule the task
+    /// still has (not before its anchor, which a new schedule moves to the save) is missed as one the catch-up policy
+    /// does not run; a slot of the old schedule is not the task's any more, and a retry ran nothing: the task's log
+    /// says those were dropped. Work of a deleted task records nothing: a task created again under its name is another.
+    func dropped(_ firing: Firing, because reason: String) -> RunMissed? {
+        let what = firing.trigger == .retry ? "retry (attempt \(firing.attempt))" : "catch-up run"
+        guard let task = state.tasks[firing.task], task.taskID == firing.stamp?.taskID else {
+            note("task \(firing.task): a queued \(what) of a deleted task dropped")
             return nil
         }
+        let slot = firing.slot.map { " of slot \(ISO8601.string(fromSeconds: $0))" } ?? ""
         try? LogFile(task: firing.task, workspace: configuration.workspace, settings: configuration.settings)
-            .append("[keiji] queued catch-up run of slot \(ISO8601.string(fromSeconds: slot)) dropped: \(reason)",
-                    at: clock.nowMilliseconds())
-        return slot >= task.anchor ? RunMissed(task: firing.task, slot: slot, count: 1, reason: .downtime) : nil
+            .append("[keiji] queued \(what)\(slot) dropped: \(reason)", at: clock.nowMilliseconds())
+        guard firing.trigger == .catchUp, let slot = firing.slot, slot >= task.anchor else { return nil }
+        return RunMissed(task: firing.task, slot: slot, count: 1, reason: .downtime)
     }
 }

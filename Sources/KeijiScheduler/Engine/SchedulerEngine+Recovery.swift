@@ -143,6 +143,10 @@ extension SchedulerEngine {
                     action = "not re-run (policy)"
                 } else if task.isDisabled || task.isError || givenUpTasks.contains(name) {
                     action = task.isDisabled ? "not re-run (task disabled)" : "not re-run (task in error)"
+                } else if task.updatedAt > run.startedAt {
+                    // A re-run is the task's definition now: one changed (redefined, say) during the run would run a command
+                    // that never began this slot. The rule a retry follows (``owedRetries(rerunning:)``).
+                    action = "not re-run (task changed during the run)"
                 } else if interruptions >= Self.interruptionLimit {
                     let what = run.start.slot.map { "slot \(ISO8601.string(fromSeconds: $0))" } ?? "a manual run"
                     givenUp = "run of \(what) interrupted \(interruptions) times by scheduler restarts; given up"
@@ -316,12 +320,15 @@ extension SchedulerEngine {
         pendingRecoveryRuns.removeAll()
         await startCatchUps(runs)
         for (run, dueAtMs) in retriesAfterRecovery {
+            let stamp = stamp(of: run.task)  // a redefinition during the backoff drops it, as in ``retry(_:)``
             Task { [weak self] in
                 guard let self else { return }
                 let wait = dueAtMs - clock.nowMilliseconds()
                 if wait > 0 { try? await Task.sleep(for: .milliseconds(wait)) }
                 guard await phase == .running else { return }
-                _ = await fire(run.task, slot: run.slot, fireAtMs: clock.nowMilliseconds(), trigger: .retry, attempt: run.attempt)
+                var firing = run.firing(at: clock.nowMilliseconds())
+                firing.stamp = stamp
+                _ = await fire([firing])
             }
         }
         retriesAfterRecovery = []

@@ -22,8 +22,8 @@ extension SchedulerEngine {
         /// (``takeOverAbandonedSlots()``), perhaps while this firing's claim was on its way. (A restart's catch-ups
         /// of slots its own takeover took are not: that takeover leaves a slot they cover to them.)
         var claimsAfresh = false
-        /// The definition it was queued under, for one that waited (a queued catch-up): it runs only if that is still
-        /// its task's (nil: it runs the definition current when it fires).
+        /// The definition it was queued under, for one that waited (a queued catch-up, a retry resumed at a restart): it
+        /// runs only if that is still its task's (nil: it runs the definition current when it fires).
         var stamp: DefinitionStamp?
 
         /// Its slot's claim (nil for a manual run).
@@ -131,7 +131,7 @@ extension SchedulerEngine {
             // re-run, retry or manual run queued earlier must not start for a task disabled or put in error since.
             if task.isDisabled || task.isError { continue }
             if let stamp = firing.stamp, let reason = staleness(of: stamp, name) {
-                if let missed = droppedCatchUp(firing, because: reason) {
+                if let missed = dropped(firing, because: reason) {
                     recordIndex[index] = events.count
                     events.append(.runMissed(missed))
                 }
@@ -160,7 +160,8 @@ extension SchedulerEngine {
             // a skip task in this batch sees it).
             let awaitsClaim = cluster != nil && firing.slot != nil
             if firing.trigger == .manual { manualStartsUnapplied[name, default: 0] += 1 }
-            registerRun(runID, LiveRun(task: name, handle: handle, work: nil, counted: counted, claimedAtMs: awaitsClaim ? nil : clock.nowMilliseconds()))
+            registerRun(runID, LiveRun(task: name, handle: handle, work: nil, counted: counted, claimedAtMs: awaitsClaim ? nil : clock.nowMilliseconds(),
+                                        stamp: stamp(of: name)))
             recordIndex[index] = events.count
             events.append(.runStarted(RunStart(runID: runID, task: name, slot: firing.slot, attempt: firing.attempt, trigger: firing.trigger,
                                                interruptions: firing.interruptions)))
@@ -505,6 +506,7 @@ extension SchedulerEngine {
         var attempt: Int
         var interruptions: Int?
         var definition: TaskDefinition
+        var stamp: DefinitionStamp?
         var willRetry: Bool
         /// The earliest its end may be dated: its moment, at or before which its `run.started` is dated. A run that failed
         /// before its moment (its log could not be opened) was dated earlier than its start, and showed a negative duration.
@@ -512,6 +514,28 @@ extension SchedulerEngine {
 
         /// Its slot's claim (nil for a manual run).
         var claimedSlot: ClaimedSlot? { slot.map { ClaimedSlot(task: name.rawValue, slot: $0) } }
+
+        /// The same end, with no retry to follow.
+        func final() -> EndedRun {
+            var ended = self
+            ended.willRetry = false
+            if case .runFinished(var end) = event {
+                end.final = true
+                ended.event = .runFinished(end)
+            }
+            return ended
+        }
+    }
+
+    /// Whether the retry a failed run of `stamp` would owe is dropped because its task was redefined (or deleted) since it
+    /// began; a redefined task's log says so.
+    func retryDropped(runID: String, name: TaskName, attempt: Int, stamp: DefinitionStamp?) -> Bool {
+        guard let stamp, let reason = staleness(of: stamp, name) else { return false }
+        if state.tasks[name]?.taskID == stamp.taskID {
+            try? LogFile(task: name, workspace: configuration.workspace, settings: configuration.settings)
+                .append("[keiji] run \(runID) is not retried (attempt \(attempt + 1) dropped): \(reason)", at: clock.nowMilliseconds())
+        }
+        return true
     }
 
     /// Hands the run's end to the next `run.finished` batch (``flushEndedRuns()``) and returns: the run's task is
@@ -521,7 +545,11 @@ extension SchedulerEngine {
     private func finish(runID: String, name: TaskName, result: RunExecutor.Result, latenessMs: Int64, slot: Int64?, fireAtMs: Int64, attempt: Int,
                         interruptions: Int?, definition: TaskDefinition) {
         runEnded(runID)
-        let willRetry = result.outcome.isFailure && attempt <= definition.policy.retries && phase == .running
+        let stamp = runs[runID]?.stamp
+        // A retry runs the task's definition then: one redefined during this run would run a command that never had a
+        // first attempt, so its failure is final (the policy now current says whether that puts the task in error).
+        let owesRetry = result.outcome.isFailure && attempt <= definition.policy.retries && phase == .running
+        let willRetry = owesRetry && !retryDropped(runID: runID, name: name, attempt: attempt, stamp: stamp)
         var exitCode: Int32?
         var signal: Int32?
         switch result.status {
@@ -533,7 +561,8 @@ extension SchedulerEngine {
                                                           durationMs: result.durationMs, latenessMs: latenessMs, final: !willRetry,
                                                           message: result.message))
         endedRuns.append(EndedRun(event: event, runID: runID, name: name, outcome: result.outcome, durationMs: result.durationMs, slot: slot,
-                                  attempt: attempt, interruptions: interruptions, definition: definition, willRetry: willRetry, notBeforeMs: fireAtMs))
+                                  attempt: attempt, interruptions: interruptions, definition: definition, stamp: stamp, willRetry: willRetry,
+                                  notBeforeMs: fireAtMs))
         if endedRuns.count == 1 { scheduleEndedRunsFlush() }
     }
 
@@ -565,7 +594,8 @@ extension SchedulerEngine {
                 try? await Task.sleep(for: .milliseconds(TimeArithmetic.milliseconds(fromSeconds: backoff)))
                 await self?.retry(ended)
             }
-        } else if ended.outcome.isFailure, !ended.definition.policy.continueOnError {
+        } else if ended.outcome.isFailure, state.tasks[ended.name]?.isError == true {
+            // The error as the reducer decided it, by the policy current at the end (the run's own may be a replaced one).
             disarm(ended.name)
             // Not while stopping: a retry the stop cut short is another node's to take over, not an error of the task.
             if cluster != nil, phase == .running, let task = state.tasks[ended.name], task.isError {
@@ -582,7 +612,8 @@ extension SchedulerEngine {
         // A task changed since the failure (disabled, even if enabled again; resolved; saved) owes no retry: the rule
         // a restart applies (`owedRetries`), so the two never disagree.
         let failedAt = state.tasks[ended.name]?.recentRuns.last { $0.runID == ended.runID }?.finishedAt
-        guard let task = state.tasks[ended.name], !task.isDisabled, let failedAt, task.updatedAt <= failedAt else {
+        guard !retryDropped(runID: ended.runID, name: ended.name, attempt: ended.attempt, stamp: ended.stamp),
+              let task = state.tasks[ended.name], !task.isDisabled, let failedAt, task.updatedAt <= failedAt else {
             // No retry: the slot's claim (kept unfinished for it) is done with.
             if let cluster, let slot = ended.claimedSlot { cluster.finished([slot]) }
             return

@@ -179,6 +179,8 @@ public actor SchedulerEngine {
         var claimedAtMs: Int64?
         /// When its process ended (engine clock, ms); nil while it goes on. Its end may not be durable yet.
         var endedAtMs: Int64?
+        /// The definition it runs (``DefinitionStamp``): its failure is retried only while that is still its task's.
+        var stamp: DefinitionStamp?
 
         /// Whether it was going on at `dueMs`: its process had not ended by then.
         func wasGoing(at dueMs: Int64) -> Bool { endedAtMs.map { $0 > dueMs } ?? true }
@@ -529,7 +531,10 @@ public actor SchedulerEngine {
         let count = min(endedRuns.count, Self.endedRunsBatchLimit)
         guard count > 0 else { return }
         lastEndedRunsFlush = .now
-        let batch = Array(endedRuns.prefix(count))
+        // A run whose task was redefined since it ended owes no retry either (checked again as its end is journaled).
+        let batch = endedRuns.prefix(count).map { ended in
+            ended.willRetry && retryDropped(runID: ended.runID, name: ended.name, attempt: ended.attempt, stamp: ended.stamp) ? ended.final() : ended
+        }
         endedRuns.removeFirst(count)
         if !endedRuns.isEmpty { Task { await self.flushEndedRuns() } }
         // A journal failure stops the engine (failStop).
