@@ -28,6 +28,7 @@ struct ReducerModelTests {
         }
         var tasks: [String: Task] = [:]
         var active: [String: String] = [:]  // run id → task
+        var ofDeletedTasks: [String: String] = [:]  // run id → task, for runs going on when their task was deleted
         var running = false
         var lastLSN: UInt64 = 0
 
@@ -57,6 +58,11 @@ struct ReducerModelTests {
                 tasks[name.rawValue]?.pending = 0
             case .taskDeleted(let name):
                 tasks[name.rawValue] = nil
+                // Its runs going on are no runs of a task created again under the name.
+                for (runID, task) in active where task == name.rawValue {
+                    active[runID] = nil
+                    ofDeletedTasks[runID] = task
+                }
             case .taskResolved(let name):
                 // Slots that passed while in error are not owed: the slots start again at the resolve.
                 if tasks[name.rawValue]?.error == true { tasks[name.rawValue]?.lastSlot = seconds }
@@ -77,6 +83,7 @@ struct ReducerModelTests {
                 if start.trigger == .manual, task.pending > 0 { task.pending -= 1 }
                 tasks[start.task.rawValue] = task
             case .runFinished(let end):
+                if ofDeletedTasks.removeValue(forKey: end.runID) != nil { return }
                 active[end.runID] = nil
                 guard var task = tasks[end.task.rawValue] else { return }
                 task.lastOutcome = end.outcome
@@ -93,6 +100,7 @@ struct ReducerModelTests {
                 remember("missed-\(missed.slot)", in: &task)
                 tasks[missed.task.rawValue] = task
             case .runInterrupted(let runID, let name, let givenUp, _):
+                if ofDeletedTasks.removeValue(forKey: runID) != nil { return }
                 active[runID] = nil
                 guard var task = tasks[name.rawValue] else { return }
                 task.lastOutcome = .interrupted
@@ -123,6 +131,7 @@ struct ReducerModelTests {
                 lastSlot: task.lastSlot, lastOutcome: task.lastOutcome, recent: task.recentRuns.map(\.runID))
         }
         model.active = state.activeRuns.mapValues(\.start.task.rawValue)
+        model.ofDeletedTasks = (state.runsOfDeletedTasks ?? [:]).mapValues(\.start.task.rawValue)
         model.running = state.schedulerRunning
         model.lastLSN = state.lastLSN
         return model

@@ -23,6 +23,25 @@ struct ReducerTests {
         }
     }
 
+    /// A run going on when its task is deleted ends as no run of the task created again under the name, at any
+    /// checkpoint between.
+    @Test func aDeletedTasksRunIsNoRunOfATaskCreatedUnderItsName() throws {
+        let at: Int64 = 1_795_000_000_000
+        let history = [
+            JournalEntry(at: at, .taskSaved(commandTask("dd"), taskID: "id-old")),
+            JournalEntry(at: at + 1000, .runStarted(RunStart(runID: "old1", task: name("dd"), slot: nil, attempt: 1, trigger: .manual))),
+            JournalEntry(at: at + 2000, .taskDeleted(name("dd"))),
+            JournalEntry(at: at + 3000, .taskSaved(commandTask("dd"), taskID: "id-new")),
+        ]
+        let end = JournalEntry(at: at + 4000, .runFinished(RunEnd(runID: "old1", task: name("dd"), outcome: .stopped, exitCode: nil, signal: 9,
+                                                                  durationMs: 3000, latenessMs: 0, final: true, message: "the task was deleted")))
+        let going = fold(history)
+        #expect(!going.isRunning(name("dd")) && going.runsOfDeletedTasks?["old1"] != nil)
+        #expect(try StateLoader.decodeSnapshot(try StateLoader.snapshot(going)) == going, "a checkpoint keeps it")
+        let ended = fold(history + [end])
+        #expect(ended.runsOfDeletedTasks == nil && ended.tasks[name("dd")]?.recentRuns.isEmpty == true && ended.tasks[name("dd")]?.lastOutcome == nil)
+    }
+
     @Test func theHistoryFoldsToWhatItSays() throws {
         let state = fold(sampleHistory())
         #expect(state.tasks[name("beta")] == nil, "deleted")

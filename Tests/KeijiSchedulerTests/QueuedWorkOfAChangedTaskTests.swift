@@ -105,3 +105,39 @@ struct RetryOfAChangedTaskTests {
         await engine.stop()
     }
 }
+
+/// A deleted task's run still in its stop's grace is no run of a task created again under its name.
+struct RunOfADeletedTaskTests {
+    @Test func aDeletedTasksRunInItsGraceIsNoRunOfATaskCreatedUnderItsName() async throws {
+        let harness = try SchedulerHarness()
+        defer { harness.remove() }
+        let old = try harness.commandTask("dd", "trap '' TERM; touch began; while [ -e hold ]; do sleep 0.05; done", every: 3600) {
+            $0.graceSeconds = 60
+        }
+        let hold = old.directory + "/hold"
+        #expect(FileManager.default.createFile(atPath: hold, contents: nil))
+        try await harness.defineOffline(old)
+        let engine = harness.engine()
+        try await engine.start()
+        _ = try await engine.submit(.taskTriggered(old.name))
+        #expect(await harness.wait { try harness.entries().startedRuns.contains { $0.task == old.name } })
+        let oldRun = try #require(try harness.entries().startedRuns.first { $0.task == old.name }).runID
+        #expect(await harness.wait { FileManager.default.fileExists(atPath: old.directory + "/began") }, "its SIGTERM is ignored from now on")
+        _ = try await engine.submit(.taskDeleted(old.name))
+        _ = try await engine.submit(.taskSaved(try harness.commandTask("dd", "true"), taskID: UUID().uuidString.lowercased()))
+        let created = try harness.entries().count
+        #expect(await engine.state.isRunning(old.name) == false, "the new task is not shown running")
+        try RunNowRule.check(old.name, in: await engine.state)  // its --run is not refused as an overlap
+        // The new task's slots run while the old run ignores its SIGTERM.
+        #expect(await harness.wait {
+            Array(try harness.entries().dropFirst(created)).finishedRuns.filter { $0.task == old.name }.count >= 2
+        })
+        #expect(Array(try harness.entries().dropFirst(created)).missedRuns(.overlap).isEmpty, "no slot of it is missed as an overlap")
+        #expect(try !harness.entries().finishedRuns.contains { $0.runID == oldRun }, "the old run was still going")
+        try FileManager.default.removeItem(atPath: hold)
+        #expect(await harness.wait { try harness.entries().finishedRuns.contains { $0.runID == oldRun } })
+        #expect(await harness.wait { await engine.state.runsOfDeletedTasks == nil })
+        #expect(await engine.state.tasks[old.name]?.recentRuns.contains { $0.runID == oldRun } == false, "nor is it in the new task's history")
+        await engine.stop()
+    }
+}

@@ -43,6 +43,11 @@ public enum Reducer {
             }
         case .taskDeleted(let name):
             state.tasks[name] = nil
+            let going = state.activeRuns.filter { $0.value.start.task == name }
+            if !going.isEmpty {
+                for runID in going.keys { state.activeRuns[runID] = nil }
+                state.runsOfDeletedTasks = (state.runsOfDeletedTasks ?? [:]).merging(going) { $1 }
+            }
         case .taskResolved(let name):
             update(name, in: &state) { task in
                 guard task.refusal == nil else { return }  // only a valid definition ends a refusal
@@ -77,6 +82,7 @@ public enum Reducer {
                 if start.trigger == .manual { task.pendingTriggers = max(0, task.pendingTriggers - 1) }
             }
         case .runFinished(let end):
+            if endsRunOfDeletedTask(end.runID, in: &state) { break }
             let active = state.activeRuns.removeValue(forKey: end.runID)
             // A run that ended before its process began ran nothing: the task's last start (the view's
             // LastExecutionTime, `--list`'s LAST) goes back to the latest run of it that began or is going on.
@@ -107,6 +113,7 @@ public enum Reducer {
                     trigger: "schedule", message: missed.count > 1 ? "\(missed.count) slots" : nil), in: &task)
             }
         case .runInterrupted(let runID, let name, let givenUp, let endLost):
+            if endsRunOfDeletedTask(runID, in: &state) { break }
             let active = state.activeRuns.removeValue(forKey: runID)
             update(name, in: &state) { task in
                 // A run whose end a salvage may have lost is no outcome of the task's: its later runs (salvaged) are.
@@ -196,6 +203,13 @@ public enum Reducer {
             task.errorText = "[ refused ]: \(source): \(reason)"
         }
         state.tasks[name] = task
+    }
+
+    /// Ends `runID` if it is a run of a deleted task (``SchedulerState/runsOfDeletedTasks``): no task's run.
+    private static func endsRunOfDeletedTask(_ runID: String, in state: inout SchedulerState) -> Bool {
+        guard state.runsOfDeletedTasks?.removeValue(forKey: runID) != nil else { return false }
+        if state.runsOfDeletedTasks?.isEmpty == true { state.runsOfDeletedTasks = nil }
+        return true
     }
 
     /// Changes the task in place: a copy out and back would make `recentRuns` shared, and every append copy it.

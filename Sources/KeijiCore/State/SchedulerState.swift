@@ -4,6 +4,11 @@ public struct SchedulerState: Codable, Sendable, Equatable {
     public var tasks: [TaskName: TaskState] = [:]
     /// Runs started and not yet finished or interrupted, by run id.
     public var activeRuns: [String: ActiveRun] = [:]
+    /// Runs of tasks deleted while they went on (ending in their stop's grace), by run id; nil when none. Apart from
+    /// `activeRuns`, which are runs of the tasks of their names: a task created again under the name is another task,
+    /// and neither runs, nor has in its history, the deleted one's run. Kept so a crash meanwhile still finds its
+    /// processes (``Reducer``; optional so snapshots from before decode).
+    public var runsOfDeletedTasks: [String: ActiveRun]?
     public var lastLSN: UInt64 = 0
     /// A `scheduler.started` without a later `scheduler.stopped`: the previous scheduler crashed.
     public var schedulerRunning = false

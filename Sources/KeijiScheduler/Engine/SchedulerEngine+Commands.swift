@@ -36,7 +36,6 @@ extension SchedulerEngine {
             disarm(name)
             firedSlots[name] = nil
             catchingUp.remove(name)  // a task created again under this name is armed at once, not after this one's catch-ups
-            terminateRuns(of: name, because: "the task was deleted")
             taskLogs.forget(name)  // the CLI removes the log next
         case .taskStopRequested(let name):
             // The seed's "stop": end the current run; the schedule goes on.
@@ -56,7 +55,7 @@ extension SchedulerEngine {
 
     /// `message`: why, as each run's end says it.
     func terminateRuns(of name: TaskName, because message: String) {
-        for run in runs.values where run.task == name {
+        for run in runs.values where run.task == name && !run.detached {
             run.handle.terminate(reason: .stopped, grace: state.tasks[name]?.definition.policy.graceSeconds ?? 5, because: message)
         }
     }

@@ -112,7 +112,10 @@ extension SchedulerEngine {
         try await record(.schedulerStarted(pid: getpid()))
 
         // Runs a crash interrupted.
-        let interrupted = state.activeRuns.values.sorted { ($0.startedAt, $0.start.runID) < ($1.startedAt, $1.start.runID) }
+        // Runs of deleted tasks too: their processes are killed, and they are no runs of a task of their name now.
+        let ofDeletedTasks = state.runsOfDeletedTasks ?? [:]
+        let interrupted = (Array(state.activeRuns.values) + ofDeletedTasks.values)
+            .sorted { ($0.startedAt, $0.start.runID) < ($1.startedAt, $1.start.runID) }
         let orphans = OrphanReaper.killProcesses(ofRuns: Set(interrupted.map(\.start.runID)))
         if orphans > 0 { note("killed \(orphans) processes left by interrupted runs") }
         var reruns: [RecoveryRun] = []
@@ -132,7 +135,9 @@ extension SchedulerEngine {
             let startLSN = loaded.activeRunStartLSNs[run.start.runID] ?? (journal.latestCheckpoint?.lsn ?? 0)
             let lostAfterStart = salvageLost.filter { $0.upperBound > startLSN }
             var endLost: String?
-            if let holder, holder != cluster?.node {
+            if ofDeletedTasks[run.start.runID] != nil {
+                action = "not re-run (task deleted)"
+            } else if let holder, holder != cluster?.node {
                 action = "taken over by \(holder) (not re-run here)"
             } else if !lostAfterStart.isEmpty {
                 let lsns = LSNRange.list(lostAfterStart)

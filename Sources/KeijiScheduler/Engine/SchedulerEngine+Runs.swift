@@ -490,7 +490,7 @@ extension SchedulerEngine {
     /// ends one that is so when it is sent). A start being made as this is asked goes on, as a run whose slot came
     /// before the command.
     func withdrawDatedStarts(of name: TaskName, because message: String) {
-        for run in runs.values where run.task == name && run.work != nil {
+        for run in runs.values where run.task == name && run.work != nil && !run.detached {
             run.handle.cancelStart(.task(message: message))
         }
     }
@@ -587,7 +587,9 @@ extension SchedulerEngine {
         if let metrics = configuration.metrics {
             runSeries.finished(ended.name, ended.outcome, durationMilliseconds: ended.durationMs, metrics: metrics)
         }
+        let ofDeletedTask = runs[ended.runID]?.detached == true
         unregisterRun(ended.runID)
+        if ofDeletedTask { return }  // a task of its name now is another task
         if ended.willRetry {
             let backoff = ended.definition.policy.retryDelaySeconds(afterAttempt: ended.attempt)
             Task { [weak self] in

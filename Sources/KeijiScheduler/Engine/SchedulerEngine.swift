@@ -181,6 +181,9 @@ public actor SchedulerEngine {
         var endedAtMs: Int64?
         /// The definition it runs (``DefinitionStamp``): its failure is retried only while that is still its task's.
         var stamp: DefinitionStamp?
+        /// Its task was deleted during it: it ends in its stop's grace, counted as no run of a task created again
+        /// under the name (``SchedulerState/runsOfDeletedTasks``).
+        var detached = false
 
         /// Whether it was going on at `dueMs`: its process had not ended by then.
         func wasGoing(at dueMs: Int64) -> Bool { endedAtMs.map { $0 > dueMs } ?? true }
@@ -300,7 +303,7 @@ public actor SchedulerEngine {
             if answered, let cluster { answered = await Self.finishes(by: databaseDeadline) { await cluster.leave(markingStopped: false) } }
         } else {
             if answered, let cluster { answered = await Self.finishes(by: databaseDeadline) { await cluster.leave() } }
-            if state.activeRuns.isEmpty { _ = try? await record(.schedulerStopped(clean: true)) }  // runs stuck on a claim never began
+            if state.activeRuns.isEmpty, state.runsOfDeletedTasks == nil { _ = try? await record(.schedulerStopped(clean: true)) }  // runs stuck on a claim never began
             await waitUntilApplied(journal.lastLSN)
             if answered { answered = await Self.finishes(by: databaseDeadline) { await self.flushAndCloseView() } }
             // Encoded on this actor: a view write the database never answers holds the background thread, and the
@@ -398,7 +401,7 @@ public actor SchedulerEngine {
     /// outlasted the interval, every node then found the next slot an overlap of a run it never started, and
     /// that slot ran nowhere (a cluster test lost a slot of every task so).
     func setCounted(_ runID: String, _ counted: Bool) {
-        guard let run = runs[runID], run.counted != counted else { return }
+        guard let run = runs[runID], run.counted != counted, !run.detached else { return }
         runs[runID]?.counted = counted
         if counted { count(run) } else { uncount(run) }
     }
@@ -420,6 +423,16 @@ public actor SchedulerEngine {
     func registerRun(_ runID: String, _ run: LiveRun) {
         runs[runID] = run
         if run.counted { count(run) }
+    }
+
+    /// The runs of `name`, whose task was just deleted, are stopped (their grace, then SIGKILL) and no longer count as
+    /// runs of the name: a task created again under it neither waits for them nor is shown running.
+    private func detachRuns(of name: TaskName) {
+        for (runID, run) in runs where run.task == name && !run.detached {
+            setCounted(runID, false)
+            runs[runID]?.detached = true
+            run.handle.terminate(reason: .stopped, grace: state.tasks[name]?.definition.policy.graceSeconds ?? 5, because: "the task was deleted")
+        }
     }
 
     /// Run `runID`'s process ended now; the run stays registered until its end is durable.
@@ -558,6 +571,11 @@ public actor SchedulerEngine {
 
     private func apply(_ entry: JournalEntry, lsn: UInt64) {
         let name = entry.taskName
+        let endsRunOfDeletedTask: Bool = switch entry.event {
+        case .runFinished(let end): state.runsOfDeletedTasks?[end.runID] != nil
+        case .runInterrupted(let runID, _, _, _): state.runsOfDeletedTasks?[runID] != nil
+        default: false
+        }
         let mayBegin = datesStarts && name.map { Self.reasonNotToBegin(state.tasks[$0]) == nil } ?? false
         Reducer.apply(entry, lsn: lsn, to: &state)
         if case .runStarted(let start) = entry.event, start.trigger == .manual, let taken = manualStartsUnapplied[start.task] {
@@ -573,11 +591,12 @@ public actor SchedulerEngine {
                 definitionSaves[name] = lsn
             case .taskDeleted:
                 definitionSaves[name] = nil
+                detachRuns(of: name)
                 // A task of this name created again before the next flush starts without these rows and runs.
                 deletedTasks.insert(name)
                 newRuns.removeAll { $0.0 == name }
             case .runFinished, .runMissed, .runInterrupted:
-                if let run = state.tasks[name]?.recentRuns.last { newRuns.append((name, run)) }
+                if !endsRunOfDeletedTask, let run = state.tasks[name]?.recentRuns.last { newRuns.append((name, run)) }
             default: break
             }
         }
