@@ -141,3 +141,25 @@ struct RunOfADeletedTaskTests {
         await engine.stop()
     }
 }
+
+/// A delete stops the task's run with the grace of the definition it runs: the task is gone by the time the stop is
+/// sent, and its grace was looked up there (5 s, the default, whatever the task said).
+struct DeleteGraceTests {
+    @Test func aDeleteKillsARunThatIgnoresSIGTERMAfterItsOwnGrace() async throws {
+        let harness = try SchedulerHarness()
+        defer { harness.remove() }
+        let task = try harness.commandTask("gd", "trap '' TERM; touch began; sleep 30", every: 3600) { $0.graceSeconds = 0.2 }
+        try await harness.defineOffline(task)
+        let engine = harness.engine()
+        try await engine.start()
+        _ = try await engine.submit(.taskTriggered(task.name))
+        #expect(await harness.wait { FileManager.default.fileExists(atPath: task.directory + "/began") }, "its SIGTERM is ignored from now on")
+        let runID = try #require(try harness.entries().startedRuns.first { $0.task == task.name }).runID
+        let deleted = ContinuousClock.now
+        _ = try await engine.submit(.taskDeleted(task.name))
+        #expect(await harness.wait { try harness.entries().finishedRuns.contains { $0.runID == runID } })
+        // 0.2 s of grace; the default 5 s is well past this bound, which a loaded machine does not reach.
+        #expect(ContinuousClock.now - deleted < .seconds(4), "killed after its grace, not the default's 5 s")
+        await engine.stop()
+    }
+}

@@ -56,7 +56,7 @@ extension SchedulerEngine {
     /// `message`: why, as each run's end says it.
     func terminateRuns(of name: TaskName, because message: String) {
         for run in runs.values where run.task == name && !run.detached {
-            run.handle.terminate(reason: .stopped, grace: state.tasks[name]?.definition.policy.graceSeconds ?? 5, because: message)
+            run.handle.terminate(reason: .stopped, grace: run.graceSeconds, because: message)
         }
     }
 }

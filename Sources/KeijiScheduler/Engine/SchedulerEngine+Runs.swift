@@ -161,7 +161,7 @@ extension SchedulerEngine {
             let awaitsClaim = cluster != nil && firing.slot != nil
             if firing.trigger == .manual { manualStartsUnapplied[name, default: 0] += 1 }
             registerRun(runID, LiveRun(task: name, handle: handle, work: nil, counted: counted, claimedAtMs: awaitsClaim ? nil : clock.nowMilliseconds(),
-                                        stamp: stamp(of: name)))
+                                        stamp: stamp(of: name), graceSeconds: task.definition.policy.graceSeconds))
             recordIndex[index] = events.count
             events.append(.runStarted(RunStart(runID: runID, task: name, slot: firing.slot, attempt: firing.attempt, trigger: firing.trigger,
                                                interruptions: firing.interruptions)))

@@ -181,6 +181,9 @@ public actor SchedulerEngine {
         var endedAtMs: Int64?
         /// The definition it runs (``DefinitionStamp``): its failure is retried only while that is still its task's.
         var stamp: DefinitionStamp?
+        /// Its definition's `--grace`: a stop's SIGKILL follows its SIGTERM after this long, whatever the task (deleted,
+        /// or redefined) says since.
+        var graceSeconds: Double = 5
         /// Its task was deleted during it: it ends in its stop's grace, counted as no run of a task created again
         /// under the name (``SchedulerState/runsOfDeletedTasks``).
         var detached = false
@@ -431,7 +434,7 @@ public actor SchedulerEngine {
         for (runID, run) in runs where run.task == name && !run.detached {
             setCounted(runID, false)
             runs[runID]?.detached = true
-            run.handle.terminate(reason: .stopped, grace: state.tasks[name]?.definition.policy.graceSeconds ?? 5, because: "the task was deleted")
+            run.handle.terminate(reason: .stopped, grace: run.graceSeconds, because: "the task was deleted")
         }
     }
 
