@@ -76,6 +76,22 @@ struct DatedStartTests {
         await held.engine.stop()
     }
 
+    /// A `--stop` applied while the spawn server holds the run: withdrawn as at a `--disable`, not begun and then
+    /// SIGTERMed. The schedule goes on.
+    @Test func aTaskStopWhileTheServerHoldsTheRunWithdrawsIt() async throws {
+        let held = try await HeldRun(every: 65, leadMilliseconds: 60_000)
+        defer { held.harness.remove() }
+        let start = try await held.firstStart()
+        #expect(await held.harness.wait { await held.engine.runsHandedToTheSpawnServer == 1 }, "sent to the spawn server")
+        _ = try await held.engine.submit(.taskStopRequested(held.name))
+        #expect(await held.harness.wait { try held.end(of: start) != nil }, "the run ends")
+        let end = try #require(try held.end(of: start))
+        #expect(end.outcome == .stopped && end.message == "a stop was requested before the run began", "\(end)")
+        #expect(held.stampLines.isEmpty, "no process began")
+        #expect(await held.engine.state.tasks[held.name]?.isDisabled == false)
+        await held.engine.stop()
+    }
+
     /// Stopping while the spawn server holds the run: it ends unbegun, as a run awaiting its slot in the scheduler
     /// does, and the stop does not wait for its slot.
     @Test func aStopWhileTheServerHoldsTheRunEndsItUnbegun() async throws {

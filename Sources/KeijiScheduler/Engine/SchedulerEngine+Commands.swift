@@ -53,9 +53,12 @@ extension SchedulerEngine {
         if deferredArming != nil { deferredArming?.insert(name) } else { arm(name) }
     }
 
-    /// `message`: why, as each run's end says it.
+    /// `message`: why, as each run's end says it. A run whose dated start the spawn server still holds is withdrawn
+    /// (it ends `stopped (never began)`, as at a `--disable`): sent on, it began, and a program that handles SIGTERM
+    /// began its work, only to be stopped. One whose start is being made as this is asked is stopped once it began.
     func terminateRuns(of name: TaskName, because message: String) {
         for run in runs.values where run.task == name && !run.detached {
+            run.handle.cancelStart(.task(message: RunEnd.notBegunMessage("a stop was requested")))
             run.handle.terminate(reason: .stopped, grace: run.graceSeconds, because: message)
         }
     }
