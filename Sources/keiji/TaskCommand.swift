@@ -265,6 +265,10 @@ struct TaskCommand: AsyncParsableCommand {
         Console.say("created task \(taskName) in \(directory)")
         if let backup { Console.say("the replaced folder had edits: kept as \(backup)") }
         Console.say("schedule: \(spec.schedule.displayString)\(spec.timeZone.map { " (\($0))" } ?? "") — saved (\(delivery.description))")
+        // A redefinition keeps a task disabled or in error (it is no --enable or --resolve): said, as --build says it.
+        if saved != nil, let hold = (try? SavedTasks.named(taskName, in: ViewLocation(settings: settings, workspace: workspace)))?.hold {
+            Console.say(hold)
+        }
     }
 
     private func buildTask(_ taskName: TaskName, workspace: Workspace, settings: Settings, sender: CommandSender) async throws {

@@ -50,6 +50,19 @@ struct TaskCommandTests {
         #expect(try String(contentsOfFile: s.home + "/keiji/tasks/t1/.env", encoding: .utf8).contains("second"))
     }
 
+    /// A forced create keeps a task disabled or in error, and says so, as `--build` does: redefining a broken command
+    /// task to fix it, its owner waited for a run that never came.
+    @Test func aForcedCreateOfATaskOnHoldSaysWhatItWaitsFor() async throws {
+        let s = try Session()
+        defer { s.cleanUp() }
+        #expect(try await s.keiji("init").status == 0)
+        #expect(try await s.keiji("task", "--create", "--name=dz", "--desc=x", "--command", "true", "--every", "1h").status == 0)
+        #expect(try await s.keiji("task", "--disable", "--name=dz").status == 0)
+        let r = try await s.keiji("task", "--create", "--force", "--name=dz", "--desc=x", "--command", "echo ok", "--every", "1h")
+        #expect(r.status == 0 && r.stdout.hasSuffix("\ntask dz is disabled: it runs again once enabled (keiji task --enable --name=dz)\n"),
+                "\(r.stdout)\(r.stderr)")
+    }
+
     /// A forced create of a Swift task keeps the folder it replaces, when its owner edited it, beside the new one and
     /// says where: the edited sources were replaced by the templates without a word. Untouched templates leave nothing.
     @Test func aForcedCreateKeepsTheEditedSourcesItReplaces() async throws {

@@ -37,6 +37,24 @@ struct QueuedWorkOfAChangedTaskTests {
         await engine.stop()
     }
 
+    /// A `--disable` ends the queue, even when the task is enabled again before the next one's turn, as it drops
+    /// queued `--run`s; each slot dropped is recorded, not left out of the history.
+    @Test func aDisableDuringCatchUpEndsTheQueueAndRecordsItsSlots() async throws {
+        let harness = try SchedulerHarness()
+        defer { harness.remove() }
+        let (name, engine, before, hold) = try await catchingUp(harness)
+        _ = try await engine.submit(.taskDisabled(name))
+        _ = try await engine.submit(.taskEnabled(name))
+        let enabled = try harness.entries().count
+        try FileManager.default.removeItem(atPath: hold)
+        #expect(await harness.wait { await engine.catchingUp.isEmpty })
+        #expect(try CatchUpGuardTests().catchUpRuns(harness, name, after: before).count == 1, "the queued two never start")
+        let dropped = Array(try harness.entries().dropFirst(enabled)).missedRuns(.downtime).filter { $0.task == name }
+        #expect(dropped.count == 2, "each dropped slot is recorded missed")
+        #expect(harness.log(of: "series").contains("dropped: the task was disabled or in error since they were queued"))
+        await engine.stop()
+    }
+
     @Test func queuedCatchUpsOfADeletedTaskDoNotRunInATaskCreatedUnderItsName() async throws {
         let harness = try SchedulerHarness()
         defer { harness.remove() }
@@ -85,6 +103,25 @@ struct RetryOfAChangedTaskTests {
         #expect(end.final && end.exitCode == 3)
         #expect(try harness.entries().startedRuns.filter { $0.trigger == .retry }.isEmpty, "no retry ran the new command")
         #expect(harness.log(of: "flaky").contains("run \(runID) is not retried (attempt 2 dropped): the task was redefined"))
+        await engine.stop()
+    }
+
+    /// A `--disable` during the backoff drops the retry, and the task's log says so (nothing did).
+    @Test func aRetryDroppedByADisableDuringItsBackoffIsSaid() async throws {
+        let harness = try SchedulerHarness()
+        defer { harness.remove() }
+        let task = try harness.commandTask("backoff", "exit 3", every: 3600) {
+            $0.retries = 1
+            $0.retryBackoffSeconds = 2
+        }
+        try await harness.defineOffline(task)
+        let engine = harness.engine()
+        try await engine.start()
+        _ = try await engine.submit(.taskTriggered(task.name))
+        #expect(await harness.wait { try harness.entries().finishedRuns.contains { $0.task == task.name && !$0.final } })
+        _ = try await engine.submit(.taskDisabled(task.name))
+        #expect(await harness.wait { harness.log(of: "backoff").contains("is not retried (attempt 2 dropped): the task was disabled") })
+        #expect(try harness.entries().startedRuns.filter { $0.trigger == .retry }.isEmpty)
         await engine.stop()
     }
 

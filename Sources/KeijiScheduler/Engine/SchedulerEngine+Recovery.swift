@@ -376,34 +376,36 @@ extension SchedulerEngine {
             }
         }
         // Stamped before the first runs are journaled: a command applied meanwhile is one the queue must see.
-        let stamps = Dictionary(uniqueKeysWithValues: order.compactMap { name in stamp(of: name).map { (name, $0) } })
+        let bases = Dictionary(uniqueKeysWithValues: order.compactMap { name in queueBasis(of: name).map { (name, $0) } })
         _ = await fire(firsts)
-        queueCatchUps(order.compactMap { name in rest[name].map { (name, $0) } }, stamps: stamps)
+        queueCatchUps(order.compactMap { name in rest[name].map { (name, $0) } }, bases: bases)
     }
 
     /// Fires each task's `runs` in order, each once the task's previous run has ended. The task's schedule waits
     /// meanwhile (it is armed again after the last of them): its next slot, often due within the second, would
     /// otherwise collide with the queue, and with overlap `skip` one of them would be dropped.
-    /// Each run is stamped with the task's definition when queued (``DefinitionStamp``; `stamps`: as taken earlier): one
-    /// whose task was redefined, or deleted and created again, meanwhile is dropped when its turn comes.
-    func queueCatchUps(_ queues: [(TaskName, [RecoveryRun])], stamps: [TaskName: DefinitionStamp] = [:]) {
+    /// Each run is stamped with the task's definition when queued (``QueueBasis``; `bases`: as taken earlier): once the
+    /// task was redefined, deleted (and perhaps created again), disabled or put in error since, the rest of the queue is
+    /// dropped when its turn comes, and recorded.
+    func queueCatchUps(_ queues: [(TaskName, [RecoveryRun])], bases: [TaskName: QueueBasis] = [:]) {
         for (name, queued) in queues where !queued.isEmpty {
             catchingUp.insert(name)
             disarm(name)
-            let stamp = stamps[name] ?? stamp(of: name)
+            let basis = bases[name] ?? queueBasis(of: name)
             Task { [weak self] in
                 for index in queued.indices {
                     guard let self else { return }
                     await self.waitForRuns(of: name)
-                    // Once stale, the rest of the queue is dropped at once (``prepare(_:missed:)`` records each).
-                    let stale = if let stamp { await self.staleness(of: stamp, name) != nil } else { false }
+                    // Once the queue ends, the rest of it is dropped at once (``prepare(_:missed:)`` records each).
+                    let ended = if let basis { await self.whyQueueEnds(basis, name) } else { nil as String? }
                     let now = self.clock.nowMilliseconds()
-                    _ = await self.fire(queued[index...(stale ? queued.count - 1 : index)].map { item in
+                    _ = await self.fire(queued[index...(ended != nil ? queued.count - 1 : index)].map { item in
                         var firing = item.firing(at: now)
-                        firing.stamp = stamp
+                        firing.stamp = basis?.stamp
+                        firing.droppedBecause = ended
                         return firing
                     })
-                    if stale { break }
+                    if ended != nil { break }
                 }
                 await self?.waitForRuns(of: name)  // the last catch-up run ends before the schedule resumes
                 await self?.caughtUp(name)

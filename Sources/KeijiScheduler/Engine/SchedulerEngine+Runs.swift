@@ -25,6 +25,8 @@ extension SchedulerEngine {
         /// The definition it was queued under, for one that waited (a queued catch-up, a retry resumed at a restart): it
         /// runs only if that is still its task's (nil: it runs the definition current when it fires).
         var stamp: DefinitionStamp?
+        /// Why the queue it waited in ended (``whyQueueEnds(_:_:)``): it is dropped, and recorded (``dropped(_:because:)``).
+        var droppedBecause: String?
 
         /// Its slot's claim (nil for a manual run).
         var claimedSlot: ClaimedSlot? { slot.map { ClaimedSlot(task: task.rawValue, slot: $0) } }
@@ -129,14 +131,14 @@ extension SchedulerEngine {
             guard let task = state.tasks[name] else { continue }
             // Checked here, at the last moment before run.started, not only when the run was planned: a catch-up,
             // re-run, retry or manual run queued earlier must not start for a task disabled or put in error since.
-            if task.isDisabled || task.isError { continue }
-            if let stamp = firing.stamp, let reason = staleness(of: stamp, name) {
+            if let reason = firing.droppedBecause ?? firing.stamp.flatMap({ staleness(of: $0, name) }) {
                 if let missed = dropped(firing, because: reason) {
                     recordIndex[index] = events.count
                     events.append(.runMissed(missed))
                 }
                 continue
             }
+            if task.isDisabled || task.isError { continue }
             var counted = true
             if firing.trigger != .manual, task.definition.policy.overlap == .skip, hasRunsGoing(name, at: firing.fireAtMs) {
                 guard let slot = firing.slot else { continue }
@@ -531,11 +533,14 @@ extension SchedulerEngine {
     /// began; a redefined task's log says so.
     func retryDropped(runID: String, name: TaskName, attempt: Int, stamp: DefinitionStamp?) -> Bool {
         guard let stamp, let reason = staleness(of: stamp, name) else { return false }
-        if state.tasks[name]?.taskID == stamp.taskID {
-            try? LogFile(task: name, workspace: configuration.workspace, settings: configuration.settings)
-                .append("[keiji] run \(runID) is not retried (attempt \(attempt + 1) dropped): \(reason)", at: clock.nowMilliseconds())
-        }
+        if state.tasks[name]?.taskID == stamp.taskID { sayRetryDropped(runID: runID, name: name, attempt: attempt, because: reason) }
         return true
+    }
+
+    /// Says in the task's log that run `runID` owes no retry any more, and why: it was dropped without a word.
+    private func sayRetryDropped(runID: String, name: TaskName, attempt: Int, because reason: String) {
+        try? LogFile(task: name, workspace: configuration.workspace, settings: configuration.settings)
+            .append("[keiji] run \(runID) is not retried (attempt \(attempt + 1) dropped): \(reason)", at: clock.nowMilliseconds())
     }
 
     /// Hands the run's end to the next `run.finished` batch (``flushEndedRuns()``) and returns: the run's task is
@@ -614,8 +619,12 @@ extension SchedulerEngine {
         // A task changed since the failure (disabled, even if enabled again; resolved; saved) owes no retry: the rule
         // a restart applies (`owedRetries`), so the two never disagree.
         let failedAt = state.tasks[ended.name]?.recentRuns.last { $0.runID == ended.runID }?.finishedAt
-        guard !retryDropped(runID: ended.runID, name: ended.name, attempt: ended.attempt, stamp: ended.stamp),
-              let task = state.tasks[ended.name], !task.isDisabled, let failedAt, task.updatedAt <= failedAt else {
+        let redefined = retryDropped(runID: ended.runID, name: ended.name, attempt: ended.attempt, stamp: ended.stamp)
+        guard !redefined, let task = state.tasks[ended.name], !task.isDisabled, let failedAt, task.updatedAt <= failedAt else {
+            if !redefined, let task = state.tasks[ended.name], task.taskID == ended.stamp?.taskID {
+                sayRetryDropped(runID: ended.runID, name: ended.name, attempt: ended.attempt,
+                                because: task.isDisabled ? "the task was disabled" : "the task was disabled, enabled or resolved since it failed")
+            }
             // No retry: the slot's claim (kept unfinished for it) is done with.
             if let cluster, let slot = ended.claimedSlot { cluster.finished([slot]) }
             return
