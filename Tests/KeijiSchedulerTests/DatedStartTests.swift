@@ -92,6 +92,22 @@ struct DatedStartTests {
         await held.engine.stop()
     }
 
+    /// A redefinition applied while the spawn server holds a run of the old definition: withdrawn, as at a
+    /// `--disable` (it began at its slot with the old command, after the new one was acknowledged).
+    @Test func aRedefinitionWhileTheServerHoldsTheRunWithdrawsIt() async throws {
+        let held = try await HeldRun(every: 65, leadMilliseconds: 60_000)
+        defer { held.harness.remove() }
+        let start = try await held.firstStart()
+        #expect(await held.harness.wait { await held.engine.runsHandedToTheSpawnServer == 1 }, "sent to the spawn server")
+        let redefined = try held.harness.commandTask("tick", "true", every: 65)
+        _ = try await held.engine.submit(.taskSaved(redefined, taskID: UUID().uuidString.lowercased()))
+        #expect(await held.harness.wait { try held.end(of: start) != nil }, "the run ends")
+        let end = try #require(try held.end(of: start))
+        #expect(end.outcome == .stopped && end.message == "the task was redefined before the run began", "\(end)")
+        #expect(held.stampLines.isEmpty, "no process of the old command began")
+        await held.engine.stop()
+    }
+
     /// Stopping while the spawn server holds the run: it ends unbegun, as a run awaiting its slot in the scheduler
     /// does, and the stop does not wait for its slot.
     @Test func aStopWhileTheServerHoldsTheRunEndsItUnbegun() async throws {

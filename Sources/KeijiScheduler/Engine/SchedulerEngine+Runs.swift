@@ -263,7 +263,8 @@ extension SchedulerEngine {
         let nowMicros = configuration.recordLateness ? clock.nowMicroseconds() : 0
         for run in started {
             let firing = run.firing
-            if let reason = Self.reasonNotToBegin(state.tasks[firing.task]) {
+            let redefined = runs[run.runID].map { $0.stamp != stamp(of: firing.task) } ?? false
+            if let reason = Self.reasonNotToBegin(state.tasks[firing.task]) ?? (redefined ? Self.redefinedBeforeItBegan : nil) {
                 // A command journaled while this batch was synced or its slot awaited (a `--disable`, a `--delete`), or
                 // a failure that put the task in error: the run does not begin, and it ends as stopped. A manual run
                 // too: `--run` queues nothing for such a task, and no process starts after a disable is acknowledged.
@@ -314,6 +315,10 @@ extension SchedulerEngine {
         }
         begin(kept, now: clock.nowMilliseconds(), claimsChecked: true)
     }
+
+    /// The end of a run taken for a definition its task no longer has: it would run the old command after the new one
+    /// was acknowledged.
+    static let redefinedBeforeItBegan = RunEnd.notBegunMessage("the task was redefined")
 
     /// Why a run whose `run.started` is durable must not begin, from its task's state now (nil: it begins).
     static func reasonNotToBegin(_ task: TaskState?) -> String? {

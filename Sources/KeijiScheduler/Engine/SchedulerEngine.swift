@@ -592,6 +592,8 @@ public actor SchedulerEngine {
             case .taskSaved:
                 redefinedTasks.insert(name)
                 definitionSaves[name] = lsn
+                // A start of the old definition the spawn server holds (its slot within the lead) must not begin now.
+                withdrawDatedStarts(of: name, because: Self.redefinedBeforeItBegan)
             case .taskDeleted:
                 definitionSaves[name] = nil
                 detachRuns(of: name)
