@@ -217,6 +217,12 @@ struct TaskCommand: AsyncParsableCommand {
         let environment = Data(try DotEnv.encode([("TASK_NAME", taskName.rawValue), ("TASK_DESCRIPTION", desc)]).utf8)
         guard let command else {
             // A Swift task: the seed's three files, built later with --build (no schedule or policy flags: validate()).
+            // Not over a saved command task: it stayed scheduled with its command until a build, its folder (the scripts
+            // it runs) replaced under it, and its next run failed.
+            if let saved, saved.executable != workspace.executable(for: taskName) {
+                throw CLIError("task \(taskName) is a command task: a Swift task of its name would leave it scheduled with its command "
+                               + "until built; delete it first (keiji task --delete --name=\(taskName)), or give --command to redefine it")
+            }
             if let problem = SwiftTaskNames.problem(with: taskName.rawValue, besideSwiftTasks: SwiftTaskNames.swiftTaskFolders(workspace)) {
                 throw CLIError(problem)
             }

@@ -63,6 +63,20 @@ struct TaskCommandTests {
                 "\(r.stdout)\(r.stderr)")
     }
 
+    /// A forced create of a Swift task over a saved command task is refused, its folder untouched: it said "created",
+    /// left the command task scheduled with its command, and moved the scripts it runs aside.
+    @Test func aForcedSwiftCreateOverACommandTaskIsRefused() async throws {
+        let s = try Session()
+        defer { s.cleanUp() }
+        #expect(try await s.keiji("init").status == 0)
+        #expect(try await s.keiji("task", "--create", "--name=cj", "--desc=x", "--command", "sh ./job.sh", "--every", "1h").status == 0)
+        let script = s.home + "/keiji/tasks/cj/job.sh"
+        try Data("echo JOB\n".utf8).write(to: URL(fileURLWithPath: script))
+        refused(try await s.keiji("task", "--create", "--force", "--name=cj", "--desc=y"), saying: "task cj is a command task")
+        #expect(FileManager.default.fileExists(atPath: script), "the command's script is where it was")
+        #expect(!FileManager.default.fileExists(atPath: s.home + "/keiji/tasks/cj/function.swift"))
+    }
+
     /// A forced create of a Swift task keeps the folder it replaces, when its owner edited it, beside the new one and
     /// says where: the edited sources were replaced by the templates without a word. Untouched templates leave nothing.
     @Test func aForcedCreateKeepsTheEditedSourcesItReplaces() async throws {
