@@ -146,7 +146,7 @@ struct TaskCommand: AsyncParsableCommand {
                 delete ? (.taskDeleted(taskName), "deleted") :
                 resolve ? (.taskResolved(taskName), "resolved") :
                 run ? (.taskTriggered(taskName), "queued to run now") :
-                (.taskStopRequested(taskName), settings.database == .sqlite ? "stopping: SIGTERM sent to its run in progress"
+                (.taskStopRequested(taskName), settings.database == .sqlite ? "stopping: its run in progress is sent SIGTERM (one not yet begun is withdrawn)"
                     // A cluster's stop is published: whichever node runs the task ends that run (none may be going on).
                     : "stopping: the node running it sends SIGTERM to its run in progress, if one is going on")
             // A delete and a build's install exclude each other (see buildTask); a --remove-source, a create too.
