@@ -205,6 +205,22 @@ struct SystemCommand: AsyncParsableCommand {
                          + "chmod 600 \(file)")
     }
 
+    private static func padded(_ s: String) -> String { s + String(repeating: " ", count: max(0, 18 - s.count)) }
+
+    /// The SERVICES block of `--status`: each service's status and pid, why the scheduler stopped when its log says,
+    /// and where the query view is.
+    private func printServices(_ services: [(String, pid_t?)], stop schedulerStop: String?, view: ViewLocation) {
+        Console.say("======== SERVICES ========")
+        Console.say(Self.padded("NAME") + " " + Self.padded("STATUS"))
+        for (name, pid) in services {
+            let why = name == ServiceControl.Service.scheduler.rawValue ? schedulerStop.map { " " + $0 + " (fix that, then keiji system --start)" } : nil
+            Console.say(Self.padded(name) + " " + Self.padded(pid == nil ? "OFFLINE" : "ONLINE") + (pid.map { " pid \($0)" } ?? why ?? ""))
+        }
+        Console.say("======== SERVICES ========")
+        Console.say("query view: \(view)")
+        Console.say("")
+    }
+
     private func printStatus(workspace: Workspace, control: ServiceControl) async throws {
         let report = try? JSONDecoder().decode(RecoveryReport.self, from: Data(contentsOf: URL(fileURLWithPath: workspace.recoveryReportFile)))
         let services = try ServiceControl.Service.allCases.map { ($0.rawValue, try control.runningPID($0)) }
@@ -240,7 +256,9 @@ struct SystemCommand: AsyncParsableCommand {
             if let postgres = database as? PostgresViewDatabase { nodes = try ClusterDatabase.nodes(on: postgres.connection) }
         } catch let error as KeijiError where error.code == .databaseDamaged {
             // Handled as `task --list` handles it (`reportingErrors`: set aside and rebuilt, or what to do said; exit 1):
-            // kept as a warning, it listed no tasks, exit 0, of a journal full of them.
+            // kept as a warning, it listed no tasks, exit 0, of a journal full of them. The services are said first:
+            // whether the scheduler runs is what an operator looks for then.
+            if !json { printServices(services, stop: schedulerStop, view: view) }
             throw error
         } catch { viewProblem = "\(error)" }
         if json {
@@ -265,20 +283,12 @@ struct SystemCommand: AsyncParsableCommand {
             }
             return try Console.say(json: object)
         }
-        func pad(_ s: String) -> String { s + String(repeating: " ", count: max(0, 18 - s.count)) }
+        func pad(_ s: String) -> String { Self.padded(s) }
         // On stderr, as every other warning: on stdout a `--status | grep` took them for the status.
         if let settingsProblem { Console.progress("warning: \(settingsProblem) (keiji system --start refuses until it is fixed)") }
         if let viewProblem { Console.progress("warning: cannot read the query view: \(viewProblem)") }
         if let warning = ViewLag.warning(workspace) { Console.progress(warning) }
-        Console.say("======== SERVICES ========")
-        Console.say(pad("NAME") + " " + pad("STATUS"))
-        for (name, pid) in services {
-            let why = name == ServiceControl.Service.scheduler.rawValue ? schedulerStop.map { " " + $0 + " (fix that, then keiji system --start)" } : nil
-            Console.say(pad(name) + " " + pad(pid == nil ? "OFFLINE" : "ONLINE") + (pid.map { " pid \($0)" } ?? why ?? ""))
-        }
-        Console.say("======== SERVICES ========")
-        Console.say("query view: \(view)")
-        Console.say("")
+        printServices(services, stop: schedulerStop, view: view)
         if let nodes {
             Console.say("======== CLUSTER NODES ========")
             if nodes.isEmpty { Console.say("no node has started on this database yet") }

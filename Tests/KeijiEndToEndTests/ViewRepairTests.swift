@@ -48,6 +48,10 @@ struct ViewRepairTests {
         try damage()
         r = try await s.keiji("task", "--get", "--name=alpha")
         #expect(r.status == 1 && r.stderr.contains("restart the scheduler to rebuild it"), "\(r.stdout)\(r.stderr)")
+        // `--status` fails the same way, having said first what the services do (it said nothing of them).
+        r = try await s.keiji("system", "--status")
+        #expect(r.status == 1 && r.stderr.contains("restart the scheduler to rebuild it")
+                    && r.stdout.split(separator: "\n").contains { $0.hasPrefix("scheduler") && $0.contains("ONLINE") }, "\(r.stdout)\(r.stderr)")
         #expect(try await s.keiji("system", "--stop").status == 0)
         #expect(try await s.keiji("system", "--start").status == 0)
         r = try await s.keiji("task", "--list")
