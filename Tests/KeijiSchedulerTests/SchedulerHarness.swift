@@ -143,7 +143,14 @@ extension SchedulerHarness {
 /// batch back (``HeldSyncJournalIO``) or make the disk fail (``FailingSyncJournalIO``) with it; and before every
 /// write (``beforeWrite()``), to fill the disk (``FullDiskJournalIO``).
 class InterceptedSyncJournalIO: JournalIO, @unchecked Sendable {  // subclasses keep their state in a Mutex
-    private let real = PosixJournalIO()
+    /// The real I/O, pinned to the journal's directory once the journal opens (before any other call of it).
+    private var real: any JournalIO = PosixJournalIO()
+
+    /// Pins the real I/O and keeps the interception: the journal goes on calling this object.
+    final func pinned(to directory: String) throws -> any JournalIO {
+        real = try PosixJournalIO().pinned(to: directory)
+        return self
+    }
 
     func beforeSync() throws {}
     func beforeWrite() throws {}

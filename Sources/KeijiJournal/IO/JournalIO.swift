@@ -41,13 +41,10 @@ public protocol JournalIO: Sendable {
     func lockDirectory(_ path: String) throws -> [FileDescriptor]?
     /// This I/O with `directory` and the files directly in it reached through a descriptor of the directory opened
     /// now, not by path: a journal whose directory is deleted or moved away then never writes into, or deletes from,
-    /// a directory made at the same path since (another workspace's journal). An I/O without descriptors of its own
-    /// (a test's in-memory one) returns itself.
+    /// a directory made at the same path since (another workspace's journal). No default: a wrapper of the real I/O
+    /// that did not forward it ran its journal by path, unpinned, without a word. An I/O without descriptors of its
+    /// own (a test's in-memory one) returns itself.
     func pinned(to directory: String) throws -> any JournalIO
-}
-
-extension JournalIO {
-    public func pinned(to directory: String) throws -> any JournalIO { self }
 }
 
 /// An open file, as an opaque number owned by the ``JournalIO`` that returned it.

@@ -19,6 +19,9 @@ import Testing
 final class SimulatedFileSystem: JournalIO, @unchecked Sendable {
     // @unchecked: all state lives in the Mutex.
 
+    /// Its paths name its own inodes, and nothing else moves them: there is no descriptor to pin.
+    func pinned(to directory: String) throws -> any JournalIO { self }
+
     enum Operation: Equatable {
         case create(String), write(String, offset: Int, count: Int), sync(String), truncate(String, Int)
         case rename(String, String), remove(String), syncDirectory(String)
