@@ -71,10 +71,10 @@ struct QueuedWorkOfAChangedTaskTests {
         _ = try await engine.submit(.taskSaved(fresh, taskID: UUID().uuidString.lowercased()))
         let created = try harness.entries().count
         try FileManager.default.removeItem(atPath: hold)  // the deleted task's run ends after the new task exists
-        #expect(await harness.wait {
-            let log = try String(contentsOfFile: harness.workspace.serviceLogFile("scheduler"), encoding: .utf8)
-            return log.components(separatedBy: "task series: a queued catch-up run of a deleted task dropped").count == 3
-        }, "the scheduler's log says the two queued ones were dropped")
+        func schedulerLog() -> String { (try? String(contentsOfFile: harness.workspace.serviceLogFile("scheduler"), encoding: .utf8)) ?? "" }
+        // At least the two queued: a loaded timer that finds itself stalled can queue schedule slots behind them.
+        let said = await harness.wait { schedulerLog().components(separatedBy: "task series: a queued catch-up run of a deleted task dropped").count >= 3 }
+        #expect(said, "the scheduler's log says the two queued ones were dropped: \(schedulerLog())")
         #expect(try queued(harness, name, after: before, through: last).runs == 1, "the new task runs none of the old one's slots")
         #expect(Array(try harness.entries().dropFirst(created)).missedRuns(.downtime).isEmpty, "nor are they recorded as the new task's")
         await engine.stop()
