@@ -6,7 +6,7 @@ import KeijiJournal
 #endif
 
 /// Waits for the journal while another keiji call, not a scheduler, holds it. Opening the journal retries its lock
-/// for only half a second; several offline calls taking turns on it can keep one waiting longer (the lock is not
+/// for only 2 s; several offline calls taking turns on it can keep one waiting longer (the lock is not
 /// fair), and that call then said "the scheduler is running but not reachable through keiji-bus" with no scheduler
 /// running: a quarter of a sustained parallel script's commands. Now a call waits its turn, saying so once, and
 /// the scheduler is named only when one runs.

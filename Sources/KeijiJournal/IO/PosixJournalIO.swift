@@ -160,8 +160,10 @@ public struct PosixJournalIO: JournalIO {
     /// How long a held lock is retried before the journal counts as in use. A process that forks while a
     /// journal is open (posix_spawn from another thread) holds the locked directory's description until its child
     /// execs, and `O_CLOEXEC` drops it; so a close followed at once by an open can find the lock still held for
-    /// that moment. A real holder (a running scheduler) holds it for far longer than this.
-    static let lockRetryWindow: Duration = .milliseconds(500)
+    /// that moment. A real holder (a running scheduler) holds it for far longer than this. That moment passed 500 ms
+    /// once on a loaded machine (the test suite with one of two cores kept busy: two offline commands found a lock
+    /// no keiji process held), so the window is 2 s.
+    static let lockRetryWindow: Duration = .seconds(2)
 
     public func lockDirectory(_ path: String) throws -> [FileDescriptor]? {
         // The directory's own lock, which no file deletion undoes; and the `LOCK` file's, which keiji took before
