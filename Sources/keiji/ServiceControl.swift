@@ -63,10 +63,14 @@ struct ServiceControl {
             pid = BusListenerProcess.pid(listeningOn: workspace.busPushSocket)
         }
         // The lock may be a keiji command's that opened the journal itself; the socket anything's of this user.
-        guard let pid, pid != getpid(), LiveProcess.programName(of: pid) == service.binary,
-              let started = LiveProcess.startTime(of: pid) else { return nil }
-        try? FileSystem.writeAtomically(Data("\(pid) \(started)\n".utf8), to: workspace.pidFile(service.rawValue))
+        guard let pid, LiveProcess.programName(of: pid) == service.binary, let started = LiveProcess.startTime(of: pid) else { return nil }
+        try? recordPID(pid, started: started, of: service)
         return pid
+    }
+
+    /// The pid file ``runningPID(_:)`` reads: `<pid> <start time>`, the start time telling a reused pid.
+    private func recordPID(_ pid: pid_t, started: UInt64, of service: Service) throws {
+        try FileSystem.writeAtomically(Data("\(pid) \(started)\n".utf8), to: workspace.pidFile(service.rawValue))
     }
 
     /// Starts the service detached (``DetachedSpawn``: stdout /dev/null, stderr appended to its log) unless it is
@@ -105,7 +109,7 @@ struct ServiceControl {
         theirsOpen = false
         let started = LiveProcess.startTime(of: pid) ?? 0
         do {
-            try FileSystem.writeAtomically(Data("\(pid) \(started)\n".utf8), to: workspace.pidFile(service.rawValue))
+            try recordPID(pid, started: started, of: service)
         } catch {
             // Without its pid file no keiji command sees the service: left running, it held the bus's sockets (or the
             // journal, firing tasks) until someone found and killed it by hand.
