@@ -11,6 +11,7 @@
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 int keiji_spawn_file_actions_closefrom(posix_spawn_file_actions_t *actions, int lowest) {
@@ -103,4 +104,11 @@ int keiji_spawn_send(int socket_fd, const void *bytes, size_t length, int fd) {
 int keiji_spawn_wakeup_create(void) {
     int fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     return fd < 0 ? -errno : fd;
+}
+
+int keiji_spawn_child_stopped(pid_t pid) {
+    siginfo_t info;
+    memset(&info, 0, sizeof info);
+    if (waitid(P_PID, (id_t)pid, &info, WSTOPPED | WNOHANG) != 0) return 0;
+    return info.si_pid == pid && info.si_code == CLD_STOPPED ? info.si_status : 0;
 }

@@ -18,7 +18,8 @@
 // Its runs are its children, and `kill $PPID` in a task reaches it: it blocks every signal it can and reads them
 // through a signalfd. SIGTERM, SIGINT and SIGHUP from the scheduler (the parent-death signal comes from the
 // scheduler's pid too) mean the scheduler is gone; any other signal, from anyone, is ignored and reported to
-// the scheduler, which names the sender in its log. Only SIGKILL and SIGSTOP cannot be kept out.
+// the scheduler, which names the sender in its log. Only SIGKILL and SIGSTOP cannot be kept out: the scheduler
+// continues this server within a second of a stop.
 //
 // When the scheduler goes away (end of file on the socket; SIGTERM from the parent-death signal), it sends
 // SIGTERM to every group it started, SIGKILL after each run's grace period, and exits once all are gone. Its

@@ -193,6 +193,23 @@ final class SpawnServerTests: Sendable {
         #expect([SIGUSR1, SIGHUP, SIGTERM].allSatisfy { signal in said.contains { $0.contains("ignored signal \(signal) (") } }, "\(said)")
     }
 
+    /// SIGSTOP is the one signal besides SIGKILL the helper cannot keep out: a run's `kill -STOP $PPID` held every
+    /// start and end of a run until someone sent SIGCONT. The scheduler's end continues it, and says so.
+    @Test func aHelperStoppedByARunIsContinuedAndSaid() async throws {
+        let lines = Mutex<[String]>([])
+        let server = SpawnServer(helperPath: SpawnServer.installedPath, say: { line in lines.withLock { $0.append(line) } })
+        let stopper = try await server.start(request(["/bin/sh", "-c", "kill -STOP $PPID; echo sent"]))
+        let helper = try #require(server.serverPID)
+        #expect(await server.exitStatus(of: stopper) == .exited(0), "its end is reported once the helper runs again")
+        let next = try await server.start(request(["/bin/sh", "-c", "echo after; exit 4"]))
+        #expect(await server.exitStatus(of: next) == .exited(4), "a run after the stop starts and ends")
+        #expect(server.serverPID == helper, "the same helper, continued")
+        #expect(output().contains("sent\n") && output().contains("after\n"), "\(output())")
+        let said = lines.withLock { $0 }
+        #expect(said.contains { $0.hasPrefix("the spawn server (pid \(helper)) was stopped by signal \(SIGSTOP) (") && $0.contains("; continued it") },
+                "\(said)")
+    }
+
     @Test func signalsReachTheGroupAndTheGroupDiesWithItsLeader() async throws {
         let server = SpawnServer(helperPath: SpawnServer.installedPath)
         // The leader exits at once, leaving a background child in its group: it is killed with the exit.

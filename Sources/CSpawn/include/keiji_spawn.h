@@ -30,6 +30,10 @@ pid_t keiji_spawn_server_launch(const char *path, int executable_fd, int socket_
 /// (-EAGAIN when the socket is full).
 int keiji_spawn_send(int socket_fd, const void *bytes, size_t length, int fd);
 
+/// The signal that stopped `pid`, a child of this process, if it stopped since the last call and is still stopped;
+/// 0 otherwise. It does not reap: only stop reports are asked for (`waitid` with WSTOPPED | WNOHANG).
+int keiji_spawn_child_stopped(pid_t pid);
+
 /// A non-blocking, close-on-exec eventfd (eventfd is not in Swift's Glibc module). Returns it or -errno.
 int keiji_spawn_wakeup_create(void);
 

@@ -217,6 +217,8 @@ private final class SpawnSupervisor {
     /// (the scheduler refuses to start with it), so it is not written to stderr as well.
     var launchedOnce = false
     var lastReported: String?
+    /// When to look next whether the helper was stopped (``continueIfStopped()``).
+    var nextStopCheck = ContinuousClock.now
 
     init(server: SpawnServer) { self.server = server }
 
@@ -234,7 +236,9 @@ private final class SpawnSupervisor {
             }
             var fds = [pollfd(fd: server.wake, events: Int16(POLLIN), revents: 0),
                        pollfd(fd: socket, events: Int16(POLLIN) | (head < pending.count ? Int16(POLLOUT) : 0), revents: 0)]
-            if poll(&fds, 2, -1) < 0 { continue }
+            let ready = poll(&fds, 2, 1000)
+            continueIfStopped()
+            if ready < 0 { continue }
             if fds[0].revents != 0 { drainWake() }
             take()
             if fds[1].revents & Int16(POLLIN | POLLHUP | POLLERR) != 0, !readReplies() {
@@ -303,6 +307,20 @@ private final class SpawnSupervisor {
         }
     }
 
+    /// SIGSTOP is the one signal besides SIGKILL the helper cannot keep out, and a run's `kill -STOP $PPID` reaches
+    /// it: stopped, it would hold every start and every end of a run until someone sent SIGCONT. Once a second it
+    /// is asked whether it stopped, and continued.
+    func continueIfStopped() {
+        let now = ContinuousClock.now
+        guard helper > 0, now >= nextStopCheck else { return }
+        nextStopCheck = now + .seconds(1)
+        let signal = keiji_spawn_child_stopped(helper)
+        guard signal != 0 else { return }
+        kill(helper, SIGCONT)
+        server.say("the spawn server (pid \(helper)) was stopped by signal \(signal) (\(String(cString: strsignal(signal)))); continued it: "
+                   + "stopped, it holds every run's start and end")
+    }
+
     func launchFailed(_ reason: String) {
         failures += 1
         nextLaunch = ContinuousClock.now + backoff()
@@ -328,6 +346,7 @@ private final class SpawnSupervisor {
         socket = -1
         kill(helper, SIGKILL)  // a helper that closed its socket but lives on is of no use
         let reason = "the spawn server (pid \(helper)) \(Self.reap(helper))"
+        helper = 0  // reaped: its pid may be another process's now
         server.say("\(reason); starting a new one")
         let lost = ExitStatus.lost("\(reason); the run's processes were killed")
         var failedStarts: [(CheckedContinuation<SpawnServer.Run, any Error>, String)] = []
