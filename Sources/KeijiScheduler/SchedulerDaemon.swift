@@ -32,6 +32,8 @@ public enum SchedulerDaemon {
         let engine: SchedulerEngine
         let identity: WorkspaceIdentity
         let token: String
+        var metricsToken = ""
+        var dashboardToken = ""
         let endpoints: BusEndpoints
         var metricsPort: UInt16?
         var dashboardPort: UInt16?
@@ -43,9 +45,11 @@ public enum SchedulerDaemon {
             token = try BusToken.loadOrCreate(workspace)  // before the engine starts: a failure here leaves nothing half-started
             endpoints = BusEndpoints.resolve(workspace, settings: settings)
             dashboardPort = settings.dashboardPort
+            if dashboardPort != nil { dashboardToken = try TokenFile.loadOrCreate(workspace.dashboardTokenFile, in: workspace.systemRoot) }
             var configuration = SchedulerConfiguration(workspace: workspace, settings: settings)
             configuration.journalOptions.recoveryMode = recoveryMode
             if let port = settings.metricsPort {
+                metricsToken = try TokenFile.loadOrCreate(workspace.metricsTokenFile, in: workspace.systemRoot)
                 let counting = SchedulerMetrics()
                 configuration.metrics = counting
                 configuration.journalOptions.observer = { counting.journalCommitted($0) }
@@ -68,8 +72,8 @@ public enum SchedulerDaemon {
             readiness.report(.refused("\(error)"))
             return 1
         }
-        let endpoint = await serveMetrics(port: metricsPort, metrics: metrics, token: token, engine: engine, readiness: readiness)
-        let dashboard = await serveDashboard(port: dashboardPort, token: token, engine: engine, readiness: readiness)
+        let endpoint = await serveMetrics(port: metricsPort, metrics: metrics, token: metricsToken, engine: engine, readiness: readiness)
+        let dashboard = await serveDashboard(port: dashboardPort, token: dashboardToken, engine: engine, readiness: readiness)
         // The link logs the outcome of every connection attempt; the first line means the first attempt is over.
         let (linkAttempts, linkAttempted) = AsyncStream<Void>.makeStream(bufferingPolicy: .bufferingNewest(1))
         let link = SchedulerBusLink(endpoint: endpoints.pull, token: token, handler: { request in await engine.handle(request) },

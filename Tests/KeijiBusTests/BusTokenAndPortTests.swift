@@ -19,7 +19,7 @@ import Testing
     }
 
     @Test func tokensAreRandom() {
-        #expect(BusToken.generate() != BusToken.generate())
+        #expect(TokenFile.generate() != TokenFile.generate())
     }
 
     @Test func readsAnExistingTokenAndReplacesABlankOne() throws {

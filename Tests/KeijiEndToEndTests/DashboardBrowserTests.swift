@@ -66,7 +66,7 @@ struct DashboardBrowserTests {
         let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
             .appendingPathComponent("browser/dashboard_walk.py").path
         let walk = try await offThePool {
-            try Self.run(["python3", script, "http://127.0.0.1:\(port)", s.home + "/.keiji/bus.token", "report", shots], timeout: 600)
+            try Self.run(["python3", script, "http://127.0.0.1:\(port)", s.home + "/.keiji/dashboard.token", "report", shots], timeout: 600)
         }
         print(walk.output, terminator: "")
         #expect(walk.status == 0, "\(walk.output)")

@@ -44,7 +44,7 @@ struct DashboardTests {
         return exchange
     }
 
-    /// Logs in with the bus token; returns the `Cookie` header value to send.
+    /// Logs in with the dashboard token; returns the `Cookie` header value to send.
     static func logIn(_ port: UInt16, token: String) async throws -> String {
         let login = try await request(port, "POST", "/login", form: [("token", token)])
         #expect(login.status == 303 && login.headers["location"] == "/", "\(login)")
@@ -74,7 +74,7 @@ struct DashboardTests {
         let create = try await s.run(["task", "--create", "--name=shout", "--desc=prints markup", "--command",
                                       "echo '<script>alert(1)</script> & <b>bold</b>'", "--every", "1s"])
         #expect(create.status == 0, "\(create.stdout)\(create.stderr)")
-        let token = try MetricsEndpointTests.token(s)
+        let token = try MetricsEndpointTests.token(s, "dashboard.token")
 
         // Without a session: pages redirect to the login, the event stream and actions get 401.
         for path in ["/", "/tasks/shout", "/system"] {
@@ -89,10 +89,14 @@ struct DashboardTests {
         #expect(try await Self.request(port, "GET", "/", cookie: "keiji_session=" + String(repeating: "ab", count: 32)).status == 303,
                 "a made-up session id is no session")
 
-        // A wrong token is refused, and sets no cookie.
-        for wrong in ["", "wrong", token + "x", String(token.dropLast())] {
+        // A wrong token is refused, and sets no cookie; so is the bus token, which a listener squatting on the port
+        // would otherwise collect from the owner's login.
+        let busToken = try MetricsEndpointTests.token(s, "bus.token")
+        #expect(busToken != token && token.count == 64)
+        for wrong in ["", "wrong", token + "x", String(token.dropLast()), busToken] {
             let refused = try await Self.request(port, "POST", "/login", form: [("token", wrong)])
             #expect(refused.status == 401 && refused.headers["set-cookie"] == nil, "\(wrong.count) characters: \(refused.status)")
+            #expect(refused.body.contains("~/.keiji/dashboard.token"), "\(refused.body)")
         }
         // A form larger than the dashboard's forms is not read, even with the right token: anyone on the machine may
         // post to the port, and a 100 MB login took the scheduler to 650 MB.
@@ -175,7 +179,7 @@ struct DashboardTests {
                                       "for i in $(seq 1 600); do echo line-$i; sleep 1; done", "--every", "1h", "--timeout", "none"])
         #expect(create.status == 0, "\(create.stdout)\(create.stderr)")
         #expect(try await s.keiji("task", "--run", "--name=slow").status == 0)
-        let cookie = try await Self.logIn(port, token: try MetricsEndpointTests.token(s))
+        let cookie = try await Self.logIn(port, token: try MetricsEndpointTests.token(s, "dashboard.token"))
         var page = Exchange(status: 0, headers: [:], body: "")
         #expect(await WalkthroughTests().eventually(.seconds(60)) {
             page = try await Self.request(port, "GET", "/tasks/slow", cookie: cookie)
@@ -207,7 +211,7 @@ struct DashboardTests {
         #expect(create.status == 0, "\(create.stdout)\(create.stderr)")
         try await TaskViewTests.journalARunThatNeverBegan(s, task: "lead")
         #expect(try await s.keiji("system", "--start").status == 0)
-        let cookie = try await Self.logIn(port, token: try MetricsEndpointTests.token(s))
+        let cookie = try await Self.logIn(port, token: try MetricsEndpointTests.token(s, "dashboard.token"))
         let page = try await Self.request(port, "GET", "/tasks/lead", cookie: cookie)
         let row = try #require(page.body.components(separatedBy: "<tr>").first { $0.contains("the scheduler stopped before the run began") },
                                "\(page.body)")

@@ -10,7 +10,7 @@ import FoundationNetworking
 #endif
 
 /// `GET /metrics` of a real `keiji-scheduler` (the session of ``WalkthroughTests``) with `METRICS_PORT` set: runs
-/// of a command task show up in the scrape, only the bus token as a bearer gets metric data, and the text
+/// of a command task show up in the scrape, only the metrics token as a bearer gets metric data, and the text
 /// passes `promtool check metrics`.
 struct MetricsEndpointTests {
     typealias Session = WalkthroughTests.Session
@@ -47,8 +47,9 @@ struct MetricsEndpointTests {
         return Scrape(status: (response as? HTTPURLResponse)?.statusCode ?? -1, body: String(decoding: data, as: UTF8.self))
     }
 
-    static func token(_ s: Session) throws -> String {
-        try String(contentsOfFile: s.home + "/.keiji/bus.token", encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
+    /// The token in `~/.keiji/<file>` (`metrics.token` by default; `dashboard.token`, `bus.token`).
+    static func token(_ s: Session, _ file: String = "metrics.token") throws -> String {
+        try String(contentsOfFile: s.home + "/.keiji/" + file, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
     }
 
     /// The value of the sample line that starts with `series` and a space.
@@ -85,10 +86,18 @@ struct MetricsEndpointTests {
         #expect(Self.sample(last.body, #"keiji_tasks{state="scheduled"}"#).map { $0 + (Self.sample(last.body, #"keiji_tasks{state="running"}"#) ?? 0) } == 1)
         #expect(last.body.contains("keiji_recovery_duration_seconds "))
 
-        for authorization in [nil, "Bearer wrong", "Bearer \(token)x", "Basic \(token)", token] {
+        // The bus token is not the metrics token: whoever holds the port while the scheduler cannot gets what a scrape
+        // sends, and the bus's key must not be in it. A scrape still set up with it is told which file to use.
+        let busToken = try Self.token(s, "bus.token")
+        #expect(busToken != token && token.count == 64)
+        #expect(FileManager.default.isReadableFile(atPath: s.home + "/.keiji/metrics.token"))
+        let mode = try FileManager.default.attributesOfItem(atPath: s.home + "/.keiji/metrics.token")[.posixPermissions] as? Int
+        #expect(mode == 0o600)
+        for authorization in [nil, "Bearer wrong", "Bearer \(token)x", "Basic \(token)", token, "Bearer \(busToken)"] {
             let refused = try await Self.scrape(port: port, authorization: authorization)
             #expect(refused.status == 401, "\(authorization ?? "no header"): \(refused.status)")
             #expect(!refused.body.contains("keiji_"), "no metric data without the token: \(refused.body)")
+            #expect(refused.body.contains("~/.keiji/metrics.token") && refused.body.contains("not bus.token"), "\(refused.body)")
         }
         #expect(try await s.keiji("system", "--stop").status == 0)
     }

@@ -3,7 +3,7 @@
 
 Usage: dashboard_walk.py URL TOKEN_FILE TASK SCREENSHOT_DIR
 
-Logs in with the bus token, waits for TASK on the overview, opens its page, waits for a new run to appear
+Logs in with the dashboard token (TOKEN_FILE), waits for TASK on the overview, opens its page, waits for a new run to appear
 (live update, or a reload if none comes), clicks Disable, waits for the page to say so, and saves a PNG of the
 overview, the task page and the system page. Every wait is on a condition with a generous timeout; nothing is
 timed. Exit status 0 when every step passed; otherwise the step that failed is printed and the status is 1.

@@ -115,10 +115,10 @@ public struct Settings: Sendable, Equatable {
         BUS_PUSH_PORT=8005
         BUS_PULL_PORT=8006
         # METRICS_PORT: 0 (off) or 1-65535: the scheduler serves Prometheus metrics at http://127.0.0.1:PORT/metrics
-        # (e.g. 9464), to requests bearing the bus token (see docs/operations.md)
+        # (e.g. 9464), to requests bearing the token in ~/.keiji/metrics.token (see docs/operations.md)
         METRICS_PORT=0
         # DASHBOARD_PORT: 0 (off) or 1-65535: the scheduler serves a web dashboard at http://127.0.0.1:PORT/
-        # (e.g. 9465); you log in with the bus token in ~/.keiji/bus.token (see docs/operations.md)
+        # (e.g. 9465); you log in with the token in ~/.keiji/dashboard.token (see docs/operations.md)
         DASHBOARD_PORT=0
         # NODE_NAME: this scheduler's name in a cluster (schedulers whose DB_URL names one PostgreSQL database);
         # letters, digits, '.', '_' and '-', at most 63; the host name when not set

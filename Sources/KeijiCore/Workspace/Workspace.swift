@@ -10,6 +10,7 @@ import Foundation
 /// ~/.keiji/exec/tasks/<name>       built task binaries      ~/.keiji/exec/services/<svc>.pid
 /// ~/.keiji/bus.token               bus credential (0600)    ~/.keiji/recovery.json    last recovery report
 /// ~/.keiji/bus-{push,pull}.sock     keiji-bus's Unix sockets (0600)
+/// ~/.keiji/metrics.token, dashboard.token   /metrics' bearer token, the dashboard's login (0600)
 /// ```
 public struct Workspace: Sendable, Equatable {
     public let home: String
@@ -45,6 +46,10 @@ public struct Workspace: Sendable, Equatable {
     public var journalDirectory: String { systemRoot + "/journal" }
     public var logsDirectory: String { systemRoot + "/logs" }
     public var busTokenFile: String { systemRoot + "/bus.token" }
+    /// The bearer token of `GET /metrics` and the dashboard's login: each its own, never the bus's (both are sent
+    /// in clear to whatever holds their loopback port).
+    public var metricsTokenFile: String { systemRoot + "/metrics.token" }
+    public var dashboardTokenFile: String { systemRoot + "/dashboard.token" }
     /// keiji-bus's Unix sockets (the default transport): commands from the CLI, and the scheduler's link.
     public var busPushSocket: String { systemRoot + "/bus-push.sock" }
     public var busPullSocket: String { systemRoot + "/bus-pull.sock" }

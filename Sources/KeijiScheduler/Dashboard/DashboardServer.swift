@@ -7,7 +7,8 @@ import Synchronization
 /// events the bus carries, so the journal records them exactly as CLI commands.
 ///
 /// Any local user can reach a loopback port, so everything but `/login` and `/static/live.js` needs a session,
-/// got by posting the bus token; every POST also carries the session's CSRF token. A port that cannot be bound
+/// got by posting the token in `~/.keiji/dashboard.token` (not the bus's: whoever holds the port while the
+/// scheduler cannot would receive what the owner types); every POST also carries the session's CSRF token. A port that cannot be bound
 /// does not stop the scheduler (``start()`` reports why, as ``MetricsEndpoint`` does).
 public final class DashboardServer: Sendable {
     public var port: UInt16 { http.port }
@@ -40,7 +41,7 @@ struct DashboardRoutes: Sendable {
         }
         guard let session = sessions.session(cookieHeader: request.header("Cookie")) else {
             if request.method == "GET" && path != "/events" { return Self.redirect("/login") }
-            return .text(401, "401 unauthorized: log in at /login with the bus token\n")
+            return .text(401, "401 unauthorized: log in at /login with the token in ~/.keiji/dashboard.token\n")
         }
         if request.method == "POST" {
             let form = Self.form(request.body)  // at most 8 KiB (LoopbackHTTPServer)
@@ -79,7 +80,7 @@ struct DashboardRoutes: Sendable {
     func logIn(_ request: HTTPRequest) async -> HTTPResponse {
         let form = Self.form(request.body)  // at most 8 KiB (LoopbackHTTPServer)
         guard let id = sessions.logIn(offering: form["token"] ?? "") else {
-            return Self.html(401, LoginPage.html(problem: "That is not the bus token."))
+            return Self.html(401, LoginPage.html(problem: "That is not the dashboard token (~/.keiji/dashboard.token; since 2026-12-07 the bus token no longer logs in)."))
         }
         var response = Self.redirect("/")
         response.headers.append(("Set-Cookie", DashboardSessions.setCookie(id)))
@@ -134,14 +135,14 @@ struct DashboardRoutes: Sendable {
     static func notFound() -> HTTPResponse { .text(404, "404 not found\n") }
 }
 
-/// `/login`: one field for the bus token.
+/// `/login`: one field for the dashboard token.
 enum LoginPage {
     static func html(problem: String?) -> String {
         HTMLText.page(title: "Log in", body: """
             <h1>Log in</h1>
             \(problem.map { "<p class=\"bad\" id=\"problem\">\(HTMLText.escape($0))</p>" } ?? "")
             <form method="post" action="/login">
-            <p><label for="token">Bus token (the contents of <code>~/.keiji/bus.token</code>)</label></p>
+            <p><label for="token">Dashboard token (the contents of <code>~/.keiji/dashboard.token</code>)</label></p>
             <p><input type="password" id="token" name="token" size="70" autocomplete="off" autofocus>
             <button type="submit" id="login">Log in</button></p>
             </form>

@@ -9,7 +9,7 @@ public final class DashboardSessions: Sendable {
         public var expiresAt: ContinuousClock.Instant
     }
 
-    /// How long a login lasts: a working day, then the bus token again.
+    /// How long a login lasts: a working day, then the dashboard token again.
     public static let lifetime: Duration = .seconds(12 * 3600)
     public static let cookieName = "keiji_session"
 
@@ -18,7 +18,7 @@ public final class DashboardSessions: Sendable {
 
     public init(token: String) { self.token = token }
 
-    /// A new session id if `offered` is the bus token; nil otherwise.
+    /// A new session id if `offered` is the dashboard token; nil otherwise.
     public func logIn(offering offered: String) -> String? {
         guard Self.constantTimeEqual(offered.trimmingCharacters(in: .whitespacesAndNewlines), token) else { return nil }
         let id = Self.randomHex(bytes: 32)
