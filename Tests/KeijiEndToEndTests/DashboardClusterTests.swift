@@ -17,10 +17,10 @@ struct DashboardClusterTests {
         try (String(contentsOfFile: settings, encoding: .utf8) + "\nNODE_NAME=node-dash\n").write(toFile: settings, atomically: true, encoding: .utf8)
         let start = try await s.keiji("system", "--start")
         #expect(start.status == 0, "\(start.stdout)\(start.stderr)")
-        let cookie = try await DashboardTests.logIn(port, token: try MetricsEndpointTests.token(s, "dashboard.token"))
+        let base = try await DashboardTests.logIn(port, token: try MetricsEndpointTests.token(s, "dashboard.token"))
         var page = DashboardTests.Exchange(status: 0, headers: [:], body: "")
         let listed = await WalkthroughTests().eventually(.seconds(60)) {
-            page = try await DashboardTests.request(port, "GET", "/system", cookie: cookie)
+            page = try await DashboardTests.request(port, "GET", base + "system")
             return page.body.contains(#"<table id="nodes">"#) && page.body.contains("<tr><td>node-dash</td>")
         }
         #expect(listed, "\(page.status) \(page.body)")

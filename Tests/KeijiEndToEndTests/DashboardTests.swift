@@ -7,7 +7,7 @@ import Testing
 #endif
 
 /// The web dashboard of a real `keiji-scheduler` (`DASHBOARD_PORT`), spoken to over plain sockets so nothing
-/// follows a redirect or keeps a cookie behind the test's back: who is turned away (redirect, 401, 403), login,
+/// follows a redirect or sends a cookie behind the test's back: who is turned away (redirect, 401, 403), login,
 /// escaping of a task's log, and an action that lands in the journal as the CLI's would.
 struct DashboardTests {
     typealias Session = WalkthroughTests.Session
@@ -44,12 +44,12 @@ struct DashboardTests {
         return exchange
     }
 
-    /// Logs in with the dashboard token; returns the `Cookie` header value to send.
+    /// Logs in with the dashboard token; returns the session's path, `/s/<id>/`, under which its pages are.
     static func logIn(_ port: UInt16, token: String) async throws -> String {
         let login = try await request(port, "POST", "/login", form: [("token", token)])
-        #expect(login.status == 303 && login.headers["location"] == "/", "\(login)")
-        let setCookie = try #require(login.headers["set-cookie"], "\(login)")
-        return String(setCookie.split(separator: ";")[0])
+        let location = try #require(login.headers["location"], "\(login)")
+        #expect(login.status == 303 && location.hasPrefix("/s/") && location.hasSuffix("/") && location.count == "/s/".count + 64 + 1, "\(login)")
+        return location
     }
 
     /// What the task page shows of the task's log: the `<pre id="log">` element's contents.
@@ -86,7 +86,7 @@ struct DashboardTests {
         #expect(loginPage.status == 200 && loginPage.body.contains(#"<form method="post" action="/login">"#))
         #expect(try await Self.request(port, "GET", "/events").status == 401)
         #expect(try await Self.request(port, "POST", "/tasks/shout/disable", form: [("csrf", "x")]).status == 401)
-        #expect(try await Self.request(port, "GET", "/", cookie: "keiji_session=" + String(repeating: "ab", count: 32)).status == 303,
+        #expect(try await Self.request(port, "GET", "/s/" + String(repeating: "ab", count: 32) + "/").status == 303,
                 "a made-up session id is no session")
 
         // A wrong token is refused, and sets no cookie; so is the bus token, which a listener squatting on the port
@@ -103,18 +103,15 @@ struct DashboardTests {
         let padding = ("padding", String(repeating: "a", count: 9000))
         let oversized = try await Self.request(port, "POST", "/login", form: [("token", token), padding])
         #expect(oversized.status == 413 && oversized.headers["set-cookie"] == nil, "\(oversized.status) \(oversized.body)")
-        let login = try await Self.request(port, "POST", "/login", form: [("token", token)])
-        let setCookie = login.headers["set-cookie"] ?? ""
-        #expect(setCookie.contains("HttpOnly") && setCookie.contains("SameSite=Strict") && setCookie.contains("Path=/"), "\(setCookie)")
-        let cookie = try await Self.logIn(port, token: token)
+        let base = try await Self.logIn(port, token: token)
 
         // The overview lists the task; its page shows the log's markup as text once a run has printed it.
-        var overview = try await Self.request(port, "GET", "/", cookie: cookie)
-        #expect(overview.status == 200 && overview.body.contains(#"<a href="/tasks/shout">shout</a>"#) && overview.body.contains("every second"),
+        var overview = try await Self.request(port, "GET", base)
+        #expect(overview.status == 200 && overview.body.contains(#"<a href="tasks/shout">shout</a>"#) && overview.body.contains("every second"),
                 "\(overview.body)")
         var taskPage = Exchange(status: 0, headers: [:], body: "")
         let printed = await WalkthroughTests().eventually(.seconds(90)) {
-            taskPage = try await Self.request(port, "GET", "/tasks/shout", cookie: cookie)
+            taskPage = try await Self.request(port, "GET", base + "tasks/shout")
             return Self.logSection(taskPage.body).contains("&lt;script&gt;alert(1)&lt;/script&gt; &amp; &lt;b&gt;bold&lt;/b&gt;")
         }
         #expect(printed, "the log line, escaped: \(taskPage.body)")
@@ -124,12 +121,12 @@ struct DashboardTests {
         #expect(csrf.count == 64)
 
         // Live updates: the first answer at once, the next when a run moves the journal on.
-        let hello = try await Self.request(port, "GET", "/events", cookie: cookie)
+        let hello = try await Self.request(port, "GET", base + "events")
         #expect(hello.status == 200 && hello.headers["content-type"] == "text/event-stream" && hello.body.contains("event: hello"), "\(hello)")
         let lsn = try #require(hello.body.split(separator: "\n").first { $0.hasPrefix("id: ") }.map { String($0.dropFirst(4)) })
         var change = Exchange(status: 0, headers: [:], body: "")
         let changed = await WalkthroughTests().eventually(.seconds(90)) {
-            change = try await Self.request(port, "GET", "/events", cookie: cookie, headers: ["Last-Event-ID": lsn])
+            change = try await Self.request(port, "GET", base + "events", headers: ["Last-Event-ID": lsn])
             return change.body.contains("event: change")
         }
         #expect(changed && change.body.contains("\nid: ") && !change.body.contains("id: \(lsn)\n"), "a later LSN: \(change.body)")
@@ -137,33 +134,82 @@ struct DashboardTests {
         #expect(script.status == 200 && script.body.contains("EventSource") && script.body.contains("?task="))
 
         // A POST without the CSRF token, or with another, is refused and changes nothing.
-        #expect(try await Self.request(port, "POST", "/tasks/shout/disable", cookie: cookie, form: []).status == 403)
-        #expect(try await Self.request(port, "POST", "/tasks/shout/disable", cookie: cookie, form: [("csrf", String(repeating: "0", count: 64))]).status == 403)
-        #expect(try await Self.request(port, "POST", "/tasks/shout/disable", cookie: cookie, form: [("csrf", csrf), padding]).status == 413)
+        #expect(try await Self.request(port, "POST", base + "tasks/shout/disable", form: []).status == 403)
+        #expect(try await Self.request(port, "POST", base + "tasks/shout/disable", form: [("csrf", String(repeating: "0", count: 64))]).status == 403)
+        #expect(try await Self.request(port, "POST", base + "tasks/shout/disable", form: [("csrf", csrf), padding]).status == 413)
         #expect(try await s.keiji("task", "--get", "--name=shout").stdout.contains("IsDisabled: false"))
         #expect(!(try await s.keiji("journal", "dump", "--task", "shout").stdout.contains("task.disabled")))
 
         // With it: the command goes through the engine, the journal records it as the CLI's, back to the page.
-        let disabled = try await Self.request(port, "POST", "/tasks/shout/disable", cookie: cookie, form: [("csrf", csrf)])
-        #expect(disabled.status == 303 && disabled.headers["location"] == "/tasks/shout", "\(disabled)")
+        let disabled = try await Self.request(port, "POST", base + "tasks/shout/disable", form: [("csrf", csrf)])
+        #expect(disabled.status == 303 && disabled.headers["location"] == base + "tasks/shout", "\(disabled)")
         let dump = try await s.keiji("journal", "dump", "--task", "shout")
         #expect(dump.stdout.contains("task.disabled"), "\(dump.stdout)")
         #expect(await WalkthroughTests().eventually(.seconds(30)) {
             try await s.keiji("task", "--get", "--name=shout").stdout.contains("IsDisabled: true")
         })
-        overview = try await Self.request(port, "GET", "/", cookie: cookie)
+        overview = try await Self.request(port, "GET", base)
         #expect(overview.body.contains(#"<td class="state-disabled">disabled</td>"#), "\(overview.body)")
         // Disabling it again (another tab, the CLI meanwhile) is no refusal: back to the page, nothing journaled.
-        let again = try await Self.request(port, "POST", "/tasks/shout/disable", cookie: cookie, form: [("csrf", csrf)])
+        let again = try await Self.request(port, "POST", base + "tasks/shout/disable", form: [("csrf", csrf)])
         #expect(again.status == 303, "\(again)")
         #expect(try await s.keiji("journal", "dump", "--task", "shout").stdout.components(separatedBy: "task.disabled").count == 2)
         // A command the engine refuses comes back as a page that says why.
-        let refused = try await Self.request(port, "POST", "/tasks/nosuch/run", cookie: cookie, form: [("csrf", csrf)])
+        let refused = try await Self.request(port, "POST", base + "tasks/nosuch/run", form: [("csrf", csrf)])
         #expect(refused.status == 409 && refused.body.contains("nosuch"), "\(refused.status) \(refused.body)")
 
-        let system = try await Self.request(port, "GET", "/system", cookie: cookie)
+        let system = try await Self.request(port, "GET", base + "system")
         #expect(system.status == 200 && system.body.contains("Last recovery") && system.body.contains("segments"), "\(system.body)")
         #expect(system.body.contains("<dt>bus</dt><dd>pid "), "the bus's pid from its pid file")
+        #expect(try await s.keiji("system", "--stop").status == 0)
+    }
+
+    /// The session is in the path, never in a cookie: browsers send 127.0.0.1's cookies to every port of it, where
+    /// any local user may listen, and a collected cookie replayed with curl was the owner's session. No answer
+    /// passes the path on (`Referrer-Policy: no-referrer`), pages link under it, and a logout ends it.
+    @Test func theSessionIsInThePathNotInACookieAndALogoutEndsIt() async throws {
+        let s = try Session()
+        defer { s.cleanUp() }
+        let port = try MetricsEndpointTests.freePort()
+        try await Self.initialize(s, dashboardPort: port)
+        #expect(try await s.keiji("system", "--start").status == 0)
+        #expect(try await s.run(["task", "--create", "--name=idle", "--desc=x", "--command", "true", "--every", "1h"]).status == 0)
+        let login = try await Self.request(port, "POST", "/login", form: [("token", try MetricsEndpointTests.token(s, "dashboard.token"))])
+        #expect(login.status == 303 && login.headers["set-cookie"] == nil, "no cookie: \(login)")
+        let base = try await Self.logIn(port, token: try MetricsEndpointTests.token(s, "dashboard.token"))
+        let id = String(base.dropFirst("/s/".count).dropLast())
+        // What a browser would send another port: a cookie, or the id itself as one, opens nothing without the path.
+        for cookie in ["keiji_session=\(id)", id] {
+            let page = try await Self.request(port, "GET", "/", cookie: cookie)
+            #expect(page.status == 303 && page.headers["location"] == "/login", "\(page)")
+        }
+        var pages: [Exchange] = []
+        for path in ["", "tasks/idle", "system"] {
+            let page = try await Self.request(port, "GET", base + path)
+            #expect(page.status == 200, "\(path): \(page.status)")
+            #expect(page.body.contains(#"<base href="\#(base)">"#) && page.body.contains(#"<a href="system">System</a>"#), "\(page.body)")
+            #expect(!page.body.contains(#"href="/tasks"#) && !page.body.contains(#"action="/tasks"#), "links stay under the session's path")
+            pages.append(page)
+        }
+        #expect(pages[1].body.contains(#"<form class="inline" method="post" action="tasks/idle/run">"#), "\(pages[1].body)")
+        for answer in pages + [login, try await Self.request(port, "GET", "/login"), try await Self.request(port, "GET", "/"),
+                               try await Self.request(port, "GET", "/events"), try await Self.request(port, "GET", "/static/live.js")] {
+            #expect(answer.headers["referrer-policy"] == "no-referrer", "\(answer.status) \(answer.headers)")
+        }
+        let script = try await Self.request(port, "GET", "/static/live.js")
+        #expect(script.body.contains(#"new EventSource("events""#), "relative to the page's base: \(script.body)")
+
+        // Logging out takes the CSRF token, as every POST does, and ends this session only.
+        let other = try await Self.logIn(port, token: try MetricsEndpointTests.token(s, "dashboard.token"))
+        let csrf = try #require(Self.csrfToken(in: pages[0].body), "the logout form carries the CSRF token")
+        #expect(pages[0].body.contains(#"<form class="inline" method="post" action="logout">"#))
+        #expect(try await Self.request(port, "POST", base + "logout", form: []).status == 403)
+        let out = try await Self.request(port, "POST", base + "logout", form: [("csrf", csrf)])
+        #expect(out.status == 303 && out.headers["location"] == "/login", "\(out)")
+        let after = try await Self.request(port, "GET", base)
+        #expect(after.status == 303 && after.headers["location"] == "/login", "the session is over: \(after)")
+        #expect(try await Self.request(port, "GET", base + "events").status == 401)
+        #expect(try await Self.request(port, "GET", other).status == 200, "another session goes on")
         #expect(try await s.keiji("system", "--stop").status == 0)
     }
 
@@ -179,21 +225,21 @@ struct DashboardTests {
                                       "for i in $(seq 1 600); do echo line-$i; sleep 1; done", "--every", "1h", "--timeout", "none"])
         #expect(create.status == 0, "\(create.stdout)\(create.stderr)")
         #expect(try await s.keiji("task", "--run", "--name=slow").status == 0)
-        let cookie = try await Self.logIn(port, token: try MetricsEndpointTests.token(s, "dashboard.token"))
+        let base = try await Self.logIn(port, token: try MetricsEndpointTests.token(s, "dashboard.token"))
         var page = Exchange(status: 0, headers: [:], body: "")
         #expect(await WalkthroughTests().eventually(.seconds(60)) {
-            page = try await Self.request(port, "GET", "/tasks/slow", cookie: cookie)
+            page = try await Self.request(port, "GET", base + "tasks/slow")
             return Self.logSection(page.body).contains("line-1")
         }, "the run's first line: \(page.body)")
         #expect(page.body.contains(#"data-task="slow""#))
         // One run prints a line a second and goes on for minutes: the journal does not move, the log grows.
-        let hello = try await Self.request(port, "GET", "/events?task=slow", cookie: cookie)
+        let hello = try await Self.request(port, "GET", base + "events?task=slow")
         let version = try #require(hello.body.split(separator: "\n").first { $0.hasPrefix("id: ") }.map { String($0.dropFirst(4)) })
         let lsn = version.split(separator: ".").first.map(String.init) ?? ""
         #expect(version.contains("."), "the version carries the log's size: \(version)")
         var change = Exchange(status: 0, headers: [:], body: "")
         #expect(await WalkthroughTests().eventually(.seconds(60)) {
-            change = try await Self.request(port, "GET", "/events?task=slow", cookie: cookie, headers: ["Last-Event-ID": version])
+            change = try await Self.request(port, "GET", base + "events?task=slow", headers: ["Last-Event-ID": version])
             return change.body.contains("event: change")
         }, "a change when the log grows: \(change.body)")
         #expect(change.body.contains("id: \(lsn)."), "the same LSN, a longer log: \(change.body)")
@@ -211,13 +257,13 @@ struct DashboardTests {
         #expect(create.status == 0, "\(create.stdout)\(create.stderr)")
         try await TaskViewTests.journalARunThatNeverBegan(s, task: "lead")
         #expect(try await s.keiji("system", "--start").status == 0)
-        let cookie = try await Self.logIn(port, token: try MetricsEndpointTests.token(s, "dashboard.token"))
-        let page = try await Self.request(port, "GET", "/tasks/lead", cookie: cookie)
+        let base = try await Self.logIn(port, token: try MetricsEndpointTests.token(s, "dashboard.token"))
+        let page = try await Self.request(port, "GET", base + "tasks/lead")
         let row = try #require(page.body.components(separatedBy: "<tr>").first { $0.contains("the scheduler stopped before the run began") },
                                "\(page.body)")
         let cells = row.components(separatedBy: "<td").dropFirst().map { $0.drop { $0 != ">" }.dropFirst().prefix { $0 != "<" } }
         #expect(cells.count == 8 && Array(cells[1...4]) == ["-", "-", "-", "stopped (never began)"], "\(row)")
-        #expect(try await Self.request(port, "GET", "/", cookie: cookie).body.contains("stopped (never began)"))
+        #expect(try await Self.request(port, "GET", base).body.contains("stopped (never began)"))
         #expect(try await s.keiji("system", "--stop").status == 0)
     }
 

@@ -4,18 +4,16 @@ import Testing
 
 @testable import KeijiScheduler
 
-/// The dashboard's pieces that need no server: escaping, form and cookie parsing, the session store.
+/// The dashboard's pieces that need no server: escaping, form parsing, the session store.
 struct DashboardRenderingTests {
     @Test func escapingLeavesNoMarkupAndNoAttributeBreakout() {
         #expect(HTMLText.escape(#"<script>alert("x")</script> & 'y'"#) == "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt; &amp; &#39;y&#39;")
         #expect(HTMLText.escape("plain ünïcode") == "plain ünïcode")
     }
 
-    @Test func formsAndCookiesAreReadAsBrowsersSendThem() {
+    @Test func formsAreReadAsBrowsersSendThem() {
         let form = DashboardRoutes.form(Data("token=a%2Bb+c&csrf=&x".utf8))
         #expect(form["token"] == "a+b c" && form["csrf"] == "" && form["x"] == "")
-        #expect(DashboardSessions.cookie("keiji_session", in: "a=1; keiji_session=abc; b=2") == "abc")
-        #expect(DashboardSessions.cookie("keiji_session", in: "xkeiji_session=abc") == nil)
     }
 
     @Test func onlyTheTokenOpensASessionAndEachSessionHasItsOwnCSRFToken() throws {
@@ -23,12 +21,14 @@ struct DashboardRenderingTests {
         #expect(sessions.logIn(offering: "s3cret-tokeN") == nil && sessions.logIn(offering: "") == nil && sessions.logIn(offering: "s3cret") == nil)
         let first = try #require(sessions.logIn(offering: "s3cret-token"))
         let second = try #require(sessions.logIn(offering: "s3cret-token\n"))
-        #expect(first.count == 64 && first != second)
-        let a = try #require(sessions.session(cookieHeader: "keiji_session=\(first)"))
-        let b = try #require(sessions.session(cookieHeader: "keiji_session=\(second)"))
+        #expect(first.id.count == 64 && first.id != second.id && first.base == "/s/\(first.id)/")
+        let a = try #require(sessions.session(id: first.id))
+        let b = try #require(sessions.session(id: second.id))
         #expect(a.csrfToken.count == 64 && a.csrfToken != b.csrfToken)
-        #expect(sessions.session(cookieHeader: "keiji_session=\(first)x") == nil)
-        #expect(DashboardSessions.setCookie(first).hasSuffix("; HttpOnly; SameSite=Strict; Path=/; Max-Age=43200"))
+        #expect(sessions.session(id: first.id + "x") == nil && sessions.session(id: "") == nil)
+        // A logout ends that session only.
+        sessions.logOut(id: first.id)
+        #expect(sessions.session(id: first.id) == nil && sessions.session(id: second.id) != nil)
     }
 }
 
@@ -56,7 +56,8 @@ struct RecoveryReportPageTests {
         state.lastLSN = 40
         let snapshot = DashboardSnapshot(state: state, runningCounts: [:], nextFireMs: [:], recoveryReport: report, nowMs: 1_700_000_002_000,
                                          timeZone: TimeZone(identifier: "UTC")!, nodeName: "node-a", liveNodes: ["node-a"], clustered: false)
-        let page = SystemPage(snapshot: snapshot, facts: SystemFacts(schedulerPID: 1, busPID: nil, journal: nil, journalError: "x", durableLSN: 40), nodes: nil).html()
+        let page = SystemPage(snapshot: snapshot, facts: SystemFacts(schedulerPID: 1, busPID: nil, journal: nil, journalError: "x", durableLSN: 40), nodes: nil,
+                              session: .init(id: "ab", csrfToken: "cd", expiresAt: .now)).html()
         let entries = report.entries(instant: { "\($0)ms" }, slot: { "\($0)s" })
         #expect(entries.map(\.label) == ["started", "replayed", "repaired", "interrupted", "retries", "missed slots", "refused", "re-applied",
                                          "LOST", "cluster", "own claims", "took"])

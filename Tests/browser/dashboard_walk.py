@@ -4,8 +4,8 @@
 Usage: dashboard_walk.py URL TOKEN_FILE TASK SCREENSHOT_DIR
 
 Logs in with the dashboard token (TOKEN_FILE), waits for TASK on the overview, opens its page, waits for a new run to appear
-(live update, or a reload if none comes), clicks Disable, waits for the page to say so, and saves a PNG of the
-overview, the task page and the system page. Every wait is on a condition with a generous timeout; nothing is
+(live update, or a reload if none comes), clicks Disable, waits for the page to say so, opens the system page by its link, logs out and finds the
+session's pages gone, and saves a PNG of the overview, the task page and the system page. Every wait is on a condition with a generous timeout; nothing is
 timed. Exit status 0 when every step passed; otherwise the step that failed is printed and the status is 1.
 """
 import os
@@ -107,10 +107,20 @@ def main():
         live_or_reload(disabled, "the page says disabled", "not shown as disabled within 30 s; reloading",
                        "the page says disabled after a reload")
 
-        step("opening the system page")
-        driver.get(url + "/system")
+        step("opening the system page (by its link: the session is in the path, /s/<id>/)")
+        if "/s/" not in driver.current_url:
+            raise AssertionError("the page is not under the session's path: " + driver.current_url)
+        driver.find_element(By.LINK_TEXT, "System").click()
         wait.until(EC.presence_of_element_located((By.XPATH, "//h2[text()='Last recovery']")))
         driver.save_screenshot(os.path.join(shots, "system.png"))
+        session_url = driver.current_url
+
+        step("logging out")
+        driver.find_element(By.ID, "logout").click()
+        wait.until(EC.presence_of_element_located((By.ID, "token")))
+        driver.get(session_url)
+        wait.until(EC.presence_of_element_located((By.ID, "token")))
+        step("the session's pages lead to the login after the logout")
         step("screenshots in " + shots)
         return 0
     except Exception as error:  # the step printed last is the one that failed

@@ -6,7 +6,8 @@ import Synchronization
 /// the engine's state, and the task actions, which go through ``SchedulerEngine/submit(_:)`` with the same
 /// events the bus carries, so the journal records them exactly as CLI commands.
 ///
-/// Any local user can reach a loopback port, so everything but `/login` and `/static/live.js` needs a session,
+/// Any local user can reach a loopback port, so everything but `/login` and `/static/live.js` needs a session
+/// (its id in the path, `/s/<id>/…`: ``DashboardSessions``),
 /// got by posting the token in `~/.keiji/dashboard.token` (not the bus's: whoever holds the port while the
 /// scheduler cannot would receive what the owner types); every POST also carries the session's CSRF token. A port that cannot be bound
 /// does not stop the scheduler (``start()`` reports why, as ``MetricsEndpoint`` does).
@@ -30,7 +31,15 @@ struct DashboardRoutes: Sendable {
     let sessions: DashboardSessions
     let engine: SchedulerEngine
 
+    /// Every answer says `Referrer-Policy: no-referrer`: a page's address holds its session (``DashboardSessions``),
+    /// and no request the page makes may carry it elsewhere.
     func respond(to request: HTTPRequest) async -> HTTPResponse {
+        var response = await route(request)
+        response.headers.append(("Referrer-Policy", "no-referrer"))
+        return response
+    }
+
+    func route(_ request: HTTPRequest) async -> HTTPResponse {
         let path = request.path
         switch (request.method, path) {
         case ("GET", "/login"): return Self.html(200, LoginPage.html(problem: nil))
@@ -39,8 +48,8 @@ struct DashboardRoutes: Sendable {
             return HTTPResponse(status: 200, headers: [("Content-Type", "text/javascript; charset=utf-8")], body: Data(LiveUpdates.script.utf8))
         default: break
         }
-        guard let session = sessions.session(cookieHeader: request.header("Cookie")) else {
-            if request.method == "GET" && path != "/events" { return Self.redirect("/login") }
+        guard let (session, inner) = sessionAndPath(path) else {
+            if request.method == "GET" && !path.hasSuffix("/events") { return Self.redirect("/login") }
             return .text(401, "401 unauthorized: log in at /login with the token in ~/.keiji/dashboard.token\n")
         }
         if request.method == "POST" {
@@ -48,16 +57,20 @@ struct DashboardRoutes: Sendable {
             guard DashboardSessions.constantTimeEqual(form["csrf"] ?? "", session.csrfToken) else {
                 return .text(403, "403 forbidden: the form's CSRF token is missing or wrong; reload the page\n")
             }
-            return await act(path: path)
+            if inner == "/logout" {
+                sessions.logOut(id: session.id)
+                return Self.redirect("/login")
+            }
+            return await act(path: inner, session: session)
         }
         guard request.method == "GET" else { return .text(405, "405 method not allowed\n") }  // HEAD arrives as GET
-        switch path {
-        case "/": return Self.html(200, OverviewPage(snapshot: await engine.dashboardSnapshot()).html())
+        switch inner {
+        case "/": return Self.html(200, OverviewPage(snapshot: await engine.dashboardSnapshot(), session: session).html())
         case "/system":
             let snapshot = await engine.dashboardSnapshot()
             let facts = await engine.systemFacts()
             let nodes = snapshot.clustered ? await engine.clusterNodes() : nil
-            return Self.html(200, SystemPage(snapshot: snapshot, facts: facts, nodes: nodes).html())
+            return Self.html(200, SystemPage(snapshot: snapshot, facts: facts, nodes: nodes, session: session).html())
         case "/events":
             let engine = engine
             // On a task's page the log's size is part of the version: its tail follows a run's lines as they arrive.
@@ -69,26 +82,34 @@ struct DashboardRoutes: Sendable {
             }
             return HTTPResponse(status: 200, headers: [("Content-Type", "text/event-stream"), ("Cache-Control", "no-store")], body: Data(body.utf8))
         default:
-            guard path.hasPrefix("/tasks/"), let name = Self.taskName(String(path.dropFirst("/tasks/".count))) else { return Self.notFound() }
+            guard inner.hasPrefix("/tasks/"), let name = Self.taskName(String(inner.dropFirst("/tasks/".count))) else { return Self.notFound() }
             let log = await engine.logTail(of: name, lines: 100)
-            guard let page = TaskPage(snapshot: await engine.dashboardSnapshot(), name: name, logTail: log, csrfToken: session.csrfToken).html()
+            guard let page = TaskPage(snapshot: await engine.dashboardSnapshot(), name: name, logTail: log, session: session).html()
             else { return Self.notFound() }
             return Self.html(200, page)
         }
     }
 
-    func logIn(_ request: HTTPRequest) async -> HTTPResponse {
-        let form = Self.form(request.body)  // at most 8 KiB (LoopbackHTTPServer)
-        guard let id = sessions.logIn(offering: form["token"] ?? "") else {
-            return Self.html(401, LoginPage.html(problem: "That is not the dashboard token (~/.keiji/dashboard.token; since 2026-12-07 the bus token no longer logs in)."))
-        }
-        var response = Self.redirect("/")
-        response.headers.append(("Set-Cookie", DashboardSessions.setCookie(id)))
-        return response
+    /// The live session a path `/s/<id>/…` names, and the rest of the path (`/` at least); nil for any other path.
+    func sessionAndPath(_ path: String) -> (DashboardSessions.Session, String)? {
+        guard path.hasPrefix("/s/") else { return nil }
+        let rest = path.dropFirst("/s/".count)
+        let id = rest.prefix { $0 != "/" }
+        guard let session = sessions.session(id: String(id)) else { return nil }
+        let inner = rest.dropFirst(id.count)
+        return (session, inner.isEmpty ? "/" : String(inner))
     }
 
-    /// `POST /tasks/<name>/<action>`: the command through the engine, then back to the task's page.
-    func act(path: String) async -> HTTPResponse {
+    func logIn(_ request: HTTPRequest) async -> HTTPResponse {
+        let form = Self.form(request.body)  // at most 8 KiB (LoopbackHTTPServer)
+        guard let session = sessions.logIn(offering: form["token"] ?? "") else {
+            return Self.html(401, LoginPage.html(problem: "That is not the dashboard token (~/.keiji/dashboard.token; since 2026-12-07 the bus token no longer logs in)."))
+        }
+        return Self.redirect(session.base)
+    }
+
+    /// `POST /s/<id>/tasks/<name>/<action>`: the command through the engine, then back to the task's page.
+    func act(path: String, session: DashboardSessions.Session) async -> HTTPResponse {
         let parts = path.split(separator: "/", omittingEmptySubsequences: true)
         guard parts.count == 3, parts[0] == "tasks", let name = Self.taskName(String(parts[1])),
               let event = TaskPage.event(for: String(parts[2]), name) else { return Self.notFound() }
@@ -100,10 +121,10 @@ struct DashboardRoutes: Sendable {
             let message = (error as? KeijiError)?.message ?? "\(error)"
             return Self.html(409, HTMLText.page(title: "Refused", body: """
                 <h1>Refused</h1><p class="bad">\(HTMLText.escape(message))</p>
-                <p><a href="/tasks/\(HTMLText.pathSegment(name.rawValue))">Back to \(HTMLText.escape(name.rawValue))</a></p>
-                """))
+                <p><a href="tasks/\(HTMLText.pathSegment(name.rawValue))">Back to \(HTMLText.escape(name.rawValue))</a></p>
+                """, session: session))
         }
-        return Self.redirect("/tasks/" + HTMLText.pathSegment(name.rawValue))
+        return Self.redirect(session.base + "tasks/" + HTMLText.pathSegment(name.rawValue))
     }
 
     static func taskName(_ segment: String) -> TaskName? {
@@ -146,6 +167,6 @@ enum LoginPage {
             <p><input type="password" id="token" name="token" size="70" autocomplete="off" autofocus>
             <button type="submit" id="login">Log in</button></p>
             </form>
-            """)
+            """, session: nil)
     }
 }

@@ -1,40 +1,47 @@
 import Foundation
 import Synchronization
 
-/// The dashboard's logins, in memory only (a scheduler restart logs everyone out): a random session id in an
-/// `HttpOnly; SameSite=Strict` cookie, and a per-session CSRF token every form posts back.
+/// The dashboard's logins, in memory only (a scheduler restart logs everyone out): a random session id that lives
+/// in the path of every page after the login (`/s/<id>/…`, ``Session/base``), and a per-session CSRF token every
+/// form posts back.
+///
+/// Not a cookie: browsers send a cookie for 127.0.0.1 to every port of it, and any local user may listen on one,
+/// so a cookie went to whichever server on the machine the owner's browser visited next, and replayed with curl it
+/// was the owner's session. A path is sent only to the server that served the page (every response carries
+/// `Referrer-Policy: no-referrer`, so no link or request passes it on).
 public final class DashboardSessions: Sendable {
     public struct Session: Sendable {
+        public var id: String
         public var csrfToken: String
         public var expiresAt: ContinuousClock.Instant
+
+        /// Where this session's pages are: every link and form of a page is relative to it (`<base href>`).
+        public var base: String { "/s/\(id)/" }
     }
 
     /// How long a login lasts: a working day, then the dashboard token again.
     public static let lifetime: Duration = .seconds(12 * 3600)
-    public static let cookieName = "keiji_session"
 
     private let token: String
     private let sessions = Mutex<[String: Session]>([:])
 
     public init(token: String) { self.token = token }
 
-    /// A new session id if `offered` is the dashboard token; nil otherwise.
-    public func logIn(offering offered: String) -> String? {
+    /// A new session if `offered` is the dashboard token; nil otherwise.
+    public func logIn(offering offered: String) -> Session? {
         guard Self.constantTimeEqual(offered.trimmingCharacters(in: .whitespacesAndNewlines), token) else { return nil }
-        let id = Self.randomHex(bytes: 32)
-        let session = Session(csrfToken: Self.randomHex(bytes: 32), expiresAt: .now + Self.lifetime)
+        let session = Session(id: Self.randomHex(bytes: 32), csrfToken: Self.randomHex(bytes: 32), expiresAt: .now + Self.lifetime)
         sessions.withLock { all in
             let now = ContinuousClock.now
             all = all.filter { $0.value.expiresAt > now }
-            all[id] = session
+            all[session.id] = session
         }
-        return id
+        return session
     }
 
-    /// The live session named by the request's cookie header, if any.
-    public func session(cookieHeader: String?) -> Session? {
-        guard let id = Self.cookie(Self.cookieName, in: cookieHeader) else { return nil }
-        return sessions.withLock { all in
+    /// The live session with this id, if any.
+    public func session(id: String) -> Session? {
+        sessions.withLock { all in
             guard let session = all[id] else { return nil }
             guard session.expiresAt > .now else {
                 all[id] = nil
@@ -44,17 +51,9 @@ public final class DashboardSessions: Sendable {
         }
     }
 
-    public static func setCookie(_ id: String) -> String {
-        "\(cookieName)=\(id); HttpOnly; SameSite=Strict; Path=/; Max-Age=\(Int(lifetime.components.seconds))"
-    }
-
-    static func cookie(_ name: String, in header: String?) -> String? {
-        guard let header else { return nil }
-        for part in header.split(separator: ";") {
-            let pair = part.trimmingCharacters(in: .whitespaces)
-            if pair.hasPrefix(name + "=") { return String(pair.dropFirst(name.count + 1)) }
-        }
-        return nil
+    /// Ends the session: its id opens nothing any more.
+    public func logOut(id: String) {
+        _ = sessions.withLock { $0.removeValue(forKey: id) }
     }
 
     /// Equal strings, in time that does not depend on where a wrong guess differs.

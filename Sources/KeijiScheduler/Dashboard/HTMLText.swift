@@ -26,10 +26,20 @@ enum HTMLText {
     }
 
     /// The page around `body`: the title, the navigation, a little CSS, and live.js (pages work without it).
-    static func page(title: String, body: String) -> String {
+    /// With a session, links and forms in `body` are relative: `<base href>` puts them under the session's path.
+    static func page(title: String, body: String, session: DashboardSessions.Session?) -> String {
+        let base = session.map { "<base href=\"\(escape($0.base))\">" } ?? ""
+        let navigation = session.map {
+            """
+            <a href="./">Tasks</a><a href="system">System</a>\
+            <form class="inline" method="post" action="logout"><input type="hidden" name="csrf" value="\(escape($0.csrfToken))">\
+            <button type="submit" id="logout">Log out</button></form>
+            """
+        } ?? ""
+        return 
         """
         <!doctype html>
-        <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width">
+        <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width">\(base)
         <title>\(escape(title)) · keiji</title>
         <style>
         body{font:14px/1.4 system-ui,sans-serif;margin:0;color:#1d2330;background:#f6f7f9}
@@ -42,7 +52,7 @@ enum HTMLText {
         .bad{color:#b3261e}.ok{color:#1e7b34}form.inline{display:inline}button{margin-right:6px}
         dl{display:grid;grid-template-columns:max-content auto;gap:2px 16px}dt{font-weight:600}
         </style></head><body>
-        <header><strong>keiji</strong><a href="/">Tasks</a><a href="/system">System</a></header>
+        <header><strong>keiji</strong>\(navigation)</header>
         <main>\(body)</main>
         <script src="/static/live.js" defer></script>
         </body></html>

@@ -5,7 +5,8 @@ import Foundation
 /// then answers one server-sent event and ends. The version is the engine's applied LSN (a run started or
 /// finished, a command landed), and on a task's page (`/events?task=NAME`) also the size of the task's log, so
 /// the log tail follows a long run's lines as they arrive;
-/// `EventSource` reconnects after `retry`. A finite response fits the server's route timeout and holds no
+/// `EventSource` reconnects after `retry`. The script asks for `events` relative to the page's `<base href>`, the
+/// session's path. A finite response fits the server's route timeout and holds no
 /// connection open when nobody looks.
 enum LiveUpdates {
     static let longestWait: Duration = .seconds(10)
@@ -33,7 +34,7 @@ enum LiveUpdates {
         (function () {
           if (!window.EventSource || !document.querySelector("[data-live]")) return;
           var task = document.querySelector("[data-task]");
-          var source = new EventSource("/events" + (task ? "?task=" + encodeURIComponent(task.getAttribute("data-task")) : ""));
+          var source = new EventSource("events" + (task ? "?task=" + encodeURIComponent(task.getAttribute("data-task")) : ""));
           // A change that comes while a fetch is on its way is fetched again after it (dropped, a run's last log
           // line and its end could leave the page showing the run going on).
           var busy = false, again = false;

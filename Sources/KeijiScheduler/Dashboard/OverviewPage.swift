@@ -4,6 +4,7 @@ import KeijiCore
 /// not run, by name; each with a sparkline of its recent runs.
 struct OverviewPage {
     let snapshot: DashboardSnapshot
+    let session: DashboardSessions.Session
 
     func html() -> String {
         let time = DashboardTime(timeZone: snapshot.timeZone)
@@ -24,7 +25,7 @@ struct OverviewPage {
                                                         : "overdue " + DashboardTime.span(milliseconds: snapshot.nowMs - $0) }
             let last = task.recentRuns.last?.resultText ?? "-"
             rows += """
-                <tr data-task="\(HTMLText.escape(name.rawValue))"><td><a href="/tasks/\(HTMLText.pathSegment(name.rawValue))">\(HTMLText.escape(name.rawValue))</a></td>
+                <tr data-task="\(HTMLText.escape(name.rawValue))"><td><a href="tasks/\(HTMLText.pathSegment(name.rawValue))">\(HTMLText.escape(name.rawValue))</a></td>
                 <td class="state-\(state)">\(state)</td><td>\(HTMLText.escape(time.schedule(task.definition.schedule)))</td>
                 <td>\(next.map(time.instant) ?? "-")</td><td>\(left ?? "-")</td>
                 <td class="\(task.recentRuns.last.map { $0.outcome == "succeeded" ? "ok" : "bad" } ?? "")">\(HTMLText.escape(last))</td>
@@ -40,6 +41,6 @@ struct OverviewPage {
             <p>\(names.count) task\(names.count == 1 ? "" : "s"); as of \(time.instant(milliseconds: snapshot.nowMs)).</p>
             </section>
             """
-        return HTMLText.page(title: "Tasks", body: body)
+        return HTMLText.page(title: "Tasks", body: body, session: session)
     }
 }

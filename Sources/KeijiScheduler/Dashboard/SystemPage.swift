@@ -9,6 +9,7 @@ struct SystemPage {
     let facts: SystemFacts
     /// From the database (nil: SQLite, or the database did not answer).
     let nodes: [ClusterNode]?
+    let session: DashboardSessions.Session
 
     func html() -> String {
         let time = DashboardTime(timeZone: snapshot.timeZone)
@@ -51,6 +52,6 @@ struct SystemPage {
                     + HTMLText.escape(snapshot.liveNodes.joined(separator: ", ")) + "</p>"
             }
         }
-        return HTMLText.page(title: "System", body: body)
+        return HTMLText.page(title: "System", body: body, session: session)
     }
 }

@@ -6,7 +6,7 @@ struct TaskPage {
     let snapshot: DashboardSnapshot
     let name: TaskName
     let logTail: [String]
-    let csrfToken: String
+    let session: DashboardSessions.Session
 
     /// The actions the page offers, by the path word a form posts to.
     static let actions: [(word: String, label: String)] = [("run", "Run now"), ("stop", "Stop"), ("disable", "Disable"), ("enable", "Enable"), ("resolve", "Resolve")]
@@ -56,8 +56,8 @@ struct TaskPage {
         }
         let buttons = Self.actions.map { action in
             """
-            <form class="inline" method="post" action="/tasks/\(HTMLText.pathSegment(name.rawValue))/\(action.word)">\
-            <input type="hidden" name="csrf" value="\(HTMLText.escape(csrfToken))">\
+            <form class="inline" method="post" action="tasks/\(HTMLText.pathSegment(name.rawValue))/\(action.word)">\
+            <input type="hidden" name="csrf" value="\(HTMLText.escape(session.csrfToken))">\
             <button type="submit" id="action-\(action.word)">\(action.label)</button></form>
             """
         }.joined()
@@ -76,6 +76,6 @@ struct TaskPage {
             <pre id="log">\(logTail.map(HTMLText.escape).joined(separator: "\n"))</pre>
             </section>
             """
-        return HTMLText.page(title: name.rawValue, body: body)
+        return HTMLText.page(title: name.rawValue, body: body, session: session)
     }
 }
