@@ -25,16 +25,17 @@ struct DashboardTests {
     }
 
     /// One HTTP/1.1 request on a fresh connection; `form` is sent url-encoded.
+    /// `host`: the `Host` header, `127.0.0.1:<port>` unless given.
     static func request(_ port: UInt16, _ method: String, _ path: String, cookie: String? = nil, form: [(String, String)]? = nil,
-                        headers: [String: String] = [:]) async throws -> Exchange {
-        try await offThePool { try requestBlocking(port, method, path, cookie: cookie, form: form, headers: headers) }
+                        headers: [String: String] = [:], host: String? = nil) async throws -> Exchange {
+        try await offThePool { try requestBlocking(port, method, path, cookie: cookie, form: form, headers: headers, host: host) }
     }
 
     static func requestBlocking(_ port: UInt16, _ method: String, _ path: String, cookie: String?, form: [(String, String)]?,
-                                headers: [String: String]) throws -> Exchange {
+                                headers: [String: String], host: String?) throws -> Exchange {
         let allowed = CharacterSet.alphanumerics.union(CharacterSet(charactersIn: "-._~"))
         let body = form.map { $0.map { "\($0.0)=\($0.1.addingPercentEncoding(withAllowedCharacters: allowed) ?? "")" }.joined(separator: "&") } ?? ""
-        var head = "\(method) \(path) HTTP/1.1\r\nHost: 127.0.0.1:\(port)\r\nConnection: close\r\nContent-Length: \(body.utf8.count)\r\n"
+        var head = "\(method) \(path) HTTP/1.1\r\nHost: \(host ?? "127.0.0.1:\(port)")\r\nConnection: close\r\nContent-Length: \(body.utf8.count)\r\n"
         if form != nil { head += "Content-Type: application/x-www-form-urlencoded\r\n" }
         if let cookie { head += "Cookie: \(cookie)\r\n" }
         for (name, value) in headers { head += "\(name): \(value)\r\n" }
@@ -210,6 +211,31 @@ struct DashboardTests {
         #expect(after.status == 303 && after.headers["location"] == "/login", "the session is over: \(after)")
         #expect(try await Self.request(port, "GET", base + "events").status == 401)
         #expect(try await Self.request(port, "GET", other).status == 200, "another session goes on")
+        #expect(try await s.keiji("system", "--stop").status == 0)
+    }
+
+    /// DNS rebinding: a page of another site whose name was made to resolve to 127.0.0.1 is same-origin with what its
+    /// scripts fetch from it, so a request whose `Host` is not this server gets 421, the login page and a session's
+    /// pages included; `localhost` and `[::1]` with the port are served.
+    @Test func aRequestForAnotherHostIsRefused() async throws {
+        let s = try Session()
+        defer { s.cleanUp() }
+        let port = try MetricsEndpointTests.freePort()
+        try await Self.initialize(s, dashboardPort: port)
+        #expect(try await s.keiji("system", "--start").status == 0)
+        let base = try await Self.logIn(port, token: try MetricsEndpointTests.token(s, "dashboard.token"))
+        for host in ["rebind.attacker.example:\(port)", "127.0.0.1:\(port &+ 1)", "127.0.0.1", ""] {
+            for (method, path) in [("GET", "/login"), ("GET", base), ("GET", base + "system"), ("GET", "/static/live.js")] {
+                let refused = try await Self.request(port, method, path, host: host)
+                #expect(refused.status == 421 && refused.body.hasPrefix("421 misdirected request"), "\(host) \(path): \(refused)")
+                #expect(!refused.body.contains("<html"), "\(refused.body)")
+            }
+            let login = try await Self.request(port, "POST", "/login", form: [("token", try MetricsEndpointTests.token(s, "dashboard.token"))], host: host)
+            #expect(login.status == 421 && login.headers["location"] == nil, "\(host): \(login)")
+        }
+        for host in ["localhost:\(port)", "[::1]:\(port)", "LOCALHOST:\(port)"] {
+            #expect(try await Self.request(port, "GET", base, host: host).status == 200, "\(host)")
+        }
         #expect(try await s.keiji("system", "--stop").status == 0)
     }
 

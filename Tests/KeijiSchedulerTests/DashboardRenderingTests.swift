@@ -16,6 +16,18 @@ struct DashboardRenderingTests {
         #expect(form["token"] == "a+b c" && form["csrf"] == "" && form["x"] == "")
     }
 
+    /// DNS rebinding: a page of another site whose name resolves to 127.0.0.1 sends its own name as `Host`.
+    @Test func onlyRequestsNamingThisServerAreServed() {
+        for host in ["127.0.0.1:9465", "localhost:9465", "LocalHost:9465", "[::1]:9465"] {
+            #expect(DashboardRoutes.isServed(host: host, port: 9465), "\(host)")
+        }
+        for host in [nil, "", "rebind.attacker.example:9465", "127.0.0.1:9466", "127.0.0.1", "localhost", "127.0.0.1:9465.evil",
+                     "127.0.0.1:9465, evil:9465", "localhost.:9465", "127.0.0.2:9465"] as [String?] {
+            #expect(!DashboardRoutes.isServed(host: host, port: 9465), "\(host ?? "no Host")")
+        }
+        #expect(DashboardRoutes.isServed(host: "localhost", port: 80) && DashboardRoutes.isServed(host: "localhost:80", port: 80))
+    }
+
     @Test func onlyTheTokenOpensASessionAndEachSessionHasItsOwnCSRFToken() throws {
         let sessions = DashboardSessions(token: "s3cret-token")
         #expect(sessions.logIn(offering: "s3cret-tokeN") == nil && sessions.logIn(offering: "") == nil && sessions.logIn(offering: "s3cret") == nil)

@@ -16,7 +16,7 @@ public final class DashboardServer: Sendable {
     private let http: LoopbackHTTPServer
 
     public init(port: UInt16, token: String, engine: SchedulerEngine) {
-        let routes = DashboardRoutes(sessions: DashboardSessions(token: token), engine: engine)
+        let routes = DashboardRoutes(sessions: DashboardSessions(token: token), engine: engine, port: port)
         http = LoopbackHTTPServer(port: port, timeout: .seconds(30)) { request in await routes.respond(to: request) }
     }
 
@@ -30,13 +30,25 @@ public final class DashboardServer: Sendable {
 struct DashboardRoutes: Sendable {
     let sessions: DashboardSessions
     let engine: SchedulerEngine
+    /// The port served, which the `Host` header must name (``isServed(host:port:)``).
+    let port: UInt16
 
-    /// Every answer says `Referrer-Policy: no-referrer`: a page's address holds its session (``DashboardSessions``),
-    /// and no request the page makes may carry it elsewhere.
+    /// A request for another host gets 421 (``isServed(host:port:)``). Every answer says `Referrer-Policy: no-referrer`:
+    /// a page's address holds its session (``DashboardSessions``), and no request the page makes may carry it elsewhere.
     func respond(to request: HTTPRequest) async -> HTTPResponse {
-        var response = await route(request)
+        var response = Self.isServed(host: request.header("Host"), port: port) ? await route(request)
+            : .text(421, "421 misdirected request: this is keiji's dashboard, at 127.0.0.1:\(port) or localhost:\(port) only\n")
         response.headers.append(("Referrer-Policy", "no-referrer"))
         return response
+    }
+
+    /// Whether `Host` names this server: `127.0.0.1`, `localhost` or `[::1]` with its port (without one for port 80).
+    /// Anything else is a page of another site whose name was made to resolve to 127.0.0.1 (DNS rebinding): its
+    /// scripts would be same-origin with what they fetch here, so they get nothing, not even the login page.
+    static func isServed(host: String?, port: UInt16) -> Bool {
+        guard let host = host?.lowercased() else { return false }
+        let names = ["127.0.0.1", "localhost", "[::1]"]
+        return names.contains { host == "\($0):\(port)" || (port == 80 && host == $0) }
     }
 
     func route(_ request: HTTPRequest) async -> HTTPResponse {
