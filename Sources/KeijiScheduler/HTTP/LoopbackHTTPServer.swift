@@ -70,7 +70,8 @@ final class LoopbackHTTPServer: Sendable {
         self.respond = respond
     }
 
-    /// Binds and starts accepting. Returns nil once listening, or why it could not (`bind: address already in use`).
+    /// Binds and starts accepting. Returns nil once listening, or why it could not (`bind: address already in use`, and
+    /// who holds the port if ``PortHolder`` can tell).
     func start() async -> String? {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         guard fd >= 0 else { return "socket: \(Socket.errorText().lowercased())" }
@@ -81,8 +82,10 @@ final class LoopbackHTTPServer: Sendable {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
         }
         guard bound == 0, listen(fd, 64) == 0 else {
-            let problem = "\(bound == 0 ? "listen" : "bind"): \(Socket.errorText().lowercased())"
+            let code = errno
+            var problem = "\(bound == 0 ? "listen" : "bind"): \(Socket.errorText(code).lowercased())"
             _ = close(fd)
+            if code == EADDRINUSE, let holder = PortHolder.describe(port: port) { problem += "; " + holder }
             return problem
         }
         let started = state.withLock { state -> Bool in
