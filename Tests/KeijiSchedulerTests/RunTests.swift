@@ -372,6 +372,34 @@ struct RunTests {
         await engine.stop()
     }
 
+    /// A run that makes its KEIJI_ERROR_FILE a FIFO ends as any failure, the FIFO ignored and said once in its log:
+    /// opened blocking, the FIFO held the run's end for ever (and two such runs every run on two cores).
+    @Test func anErrorFileMadeAFIFOIsIgnoredAndSaidOnce() async throws {
+        let harness = try SchedulerHarness()
+        defer { harness.remove() }
+        let name = harness.taskName("fifo")
+        try await harness.defineOffline(try harness.commandTask("fifo", "rm -f \"$KEIJI_ERROR_FILE\"; mkfifo \"$KEIJI_ERROR_FILE\"; echo made a fifo; exit 1",
+                                                                every: 3600))
+        let engine = harness.engine()
+        try await engine.start()
+        _ = try await engine.submit(.taskTriggered(name))
+        let ended = await harness.wait(upTo: .seconds(30)) { await engine.state.tasks[name]?.isError == true }
+        if !ended {
+            // Frees a reader the FIFO holds, so that the failure ends the test rather than hanging it.
+            let folder = harness.workspace.runErrorDirectory
+            for file in (try? FileManager.default.contentsOfDirectory(atPath: folder)) ?? [] {
+                let fd = open(folder + "/" + file, O_WRONLY | O_NONBLOCK)
+                if fd >= 0 { _ = write(fd, "x", 1); close(fd) }
+            }
+        }
+        #expect(ended, "the run ended")
+        #expect(await harness.wait { await engine.runsInProgress == 0 })
+        #expect(await engine.state.tasks[name]?.errorText == "[ task error ]: made a fifo (exit status 1)")
+        let warnings = harness.log(of: "fifo").split(separator: "\n").filter { $0.contains("warning:") }
+        #expect(warnings.count == 1 && warnings[0].hasSuffix(": its KEIJI_ERROR_FILE was a FIFO, not a file: ignored"), "\(warnings)")
+        await engine.stop()
+    }
+
     @Test func retriesBackOffThenGiveUp() async throws {
         let harness = try SchedulerHarness()
         defer { harness.remove() }

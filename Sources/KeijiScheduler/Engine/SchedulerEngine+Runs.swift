@@ -486,7 +486,9 @@ extension SchedulerEngine {
         }
         // Output that did not end in a newline would run on into this line.
         let lineBreak = LogFile.endsInNewline(fd) ? "" : "\n"
-        LogFile.write(fd, "\(lineBreak)\(ISO8601.string(fromMilliseconds: clock.nowMilliseconds())) [keiji] run \(runID) \(RunResultText.text(result.outcome)) after \(result.durationMs) ms\(result.message.map { ": \($0)" } ?? "")\n")
+        let endedAt = ISO8601.string(fromMilliseconds: clock.nowMilliseconds())
+        let warning = result.warning.map { "\(endedAt) [keiji] warning: run \(runID): \($0)\n" } ?? ""
+        LogFile.write(fd, "\(lineBreak)\(warning)\(endedAt) [keiji] run \(runID) \(RunResultText.text(result.outcome)) after \(result.durationMs) ms\(result.message.map { ": \($0)" } ?? "")\n")
         taskLogs.checkIn(fd)
         finish(runID: runID, name: name, result: result, latenessMs: latenessMs, slot: slot, fireAtMs: fireAtMs, attempt: attempt,
                interruptions: interruptions, definition: definition)

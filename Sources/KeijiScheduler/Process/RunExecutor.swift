@@ -15,6 +15,8 @@ struct RunExecutor: Sendable {
         var status: ExitStatus?
         var durationMs: Int64
         var message: String?
+        /// A line for the run's log that the end's message does not hold: an error file that was ignored.
+        var warning: String? = nil
     }
 
     let definition: TaskDefinition
@@ -154,8 +156,8 @@ struct RunExecutor: Sendable {
         }
         switch status {
         case .exited(0): return Result(outcome: .succeeded, status: status, durationMs: duration, message: nil)
-        case .exited(let code): return Result(outcome: .failed, status: status, durationMs: duration, message: thrown("exit status \(code)", errorFile: errorFile, lastLine: lastLine))
-        case .signaled(let signal): return Result(outcome: .failed, status: status, durationMs: duration, message: thrown("killed by signal \(signal)", errorFile: errorFile, lastLine: lastLine))
+        case .exited(let code): return failed("exit status \(code)", status: status, durationMs: duration, errorFile: errorFile, lastLine: lastLine)
+        case .signaled(let signal): return failed("killed by signal \(signal)", status: status, durationMs: duration, errorFile: errorFile, lastLine: lastLine)
         case .waitFailed(let code):
             return Result(outcome: .failed, status: status, durationMs: duration,
                           message: "the exit status is unknown: waitpid failed: \(String(cString: strerror(code))) (errno \(code))")
@@ -166,21 +168,25 @@ struct RunExecutor: Sendable {
         }
     }
 
-    /// `status`, preceded by the message the task left in its error file (one line, bounded), or else by its last
-    /// line of output (``RunOutputTail``), if any.
-    private static func thrown(_ status: String, errorFile: String?, lastLine: () -> String?) -> String {
-        let line = errorFile.flatMap(errorMessage) ?? lastLine()
-        return line.map { "\($0) (\(status))" } ?? status
+    /// A failure whose message is `status` preceded by the message the task left in its error file (one line,
+    /// bounded), or else by its last line of output (``RunOutputTail``), if any.
+    private static func failed(_ text: String, status: ExitStatus, durationMs: Int64, errorFile: String?, lastLine: () -> String?) -> Result {
+        let (thrown, ignored) = errorFile.map(errorMessage) ?? (nil, nil)
+        let line = thrown ?? lastLine()
+        return Result(outcome: .failed, status: status, durationMs: durationMs, message: line.map { "\($0) (\(text))" } ?? text, warning: ignored)
     }
 
-    private static func errorMessage(in errorFile: String) -> String? {
-        let fd = open(errorFile, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)
-        guard fd >= 0 else { return nil }
-        defer { close(fd) }
-        var buffer = [UInt8](repeating: 0, count: Self.errorMessageLimit)
-        let count = read(fd, &buffer, buffer.count)
-        guard count > 0 else { return nil }
-        return RunOutputTail.clean(Substring(String(decoding: buffer[..<count], as: UTF8.self)), limit: Self.errorMessageLimit)
+    /// The message in the error file; or, when something other than a regular file is there (a FIFO, a link, a
+    /// device: ``RegularFile``), nothing and why it was ignored.
+    private static func errorMessage(in errorFile: String) -> (message: String?, ignored: String?) {
+        switch RegularFile.read(errorFile, limit: Self.errorMessageLimit) {
+        case .success(let bytes):
+            return (bytes.isEmpty ? nil : RunOutputTail.clean(Substring(String(decoding: bytes, as: UTF8.self)), limit: Self.errorMessageLimit), nil)
+        case .failure(.notRegular(let mode)):
+            return (nil, "its KEIJI_ERROR_FILE was \(RegularFile.kind(mode)), not a file: ignored")
+        case .failure:
+            return (nil, nil)
+        }
     }
 }
 
