@@ -13,7 +13,7 @@ import KeijiCore
 /// CLI's (or `environment`) without a run's variables (``RunVariables``): started from a task, it must not count as
 /// that run's.
 enum DetachedSpawn {
-    /// `standardOutput` and `standardError`: files appended to (created 0600), or /dev/null when nil; `descriptor3`
+    /// `standardOutput` and `standardError`: files appended to (created 0600; a link is not followed), or /dev/null when nil; `descriptor3`
     /// becomes its descriptor 3; `directory`, when given, its working directory. Returns its pid, or throws
     /// `cannot start <name>: <reason>`.
     static func spawn(_ path: String, arguments: [String], standardOutput: String?, standardError: String?,
@@ -24,7 +24,7 @@ enum DetachedSpawn {
         posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
         for (fd, file) in [(Int32(1), standardOutput), (2, standardError)] {
             if let file {
-                posix_spawn_file_actions_addopen(&actions, fd, file, O_WRONLY | O_APPEND | O_CREAT, 0o600)
+                posix_spawn_file_actions_addopen(&actions, fd, file, O_WRONLY | O_APPEND | O_CREAT | O_NOFOLLOW, 0o600)
             } else {
                 posix_spawn_file_actions_addopen(&actions, fd, "/dev/null", O_WRONLY, 0)
             }

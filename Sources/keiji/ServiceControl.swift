@@ -83,7 +83,9 @@ struct ServiceControl {
         try workspace.createSystemDirectories()
         let path = try binaryPath(service)
         let log = workspace.serviceLogFile(service.rawValue)
-        try FileSystem.createDirectory(workspace.serviceLogDirectory(service.rawValue))
+        // Made a file of keiji's first (a link or a FIFO there is replaced, and said in it: ``LogFile/openForAppend()``);
+        // the service's stderr is then opened on it without following a link.
+        close(try LogFile(directory: workspace.serviceLogDirectory(service.rawValue), baseName: service.rawValue, rotate: false, maxSize: 1).openForAppend())
 
         // The readiness socket: the daemon gets its end as descriptor 3 (`--ready-fd 3`); ours reads the report.
         var ends: [Int32] = [-1, -1]

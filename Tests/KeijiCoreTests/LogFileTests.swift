@@ -20,6 +20,33 @@ struct LogFileTests {
         #expect(!FileManager.default.fileExists(atPath: log.directory))
     }
 
+    /// A link or a FIFO a run put where the active file is gets replaced by a new file whose first line says so; the
+    /// link's target is left as it was. Followed, a task's output went into whatever file the link named; a FIFO held
+    /// a tail's open for ever.
+    @Test func aLinkOrAFIFOInPlaceOfTheActiveFileIsReplacedAndSaidOnce() throws {
+        let home = TemporaryHome()
+        defer { home.remove() }
+        let log = LogFile(directory: home.path + "/logs/t", baseName: "t", rotate: false, maxSize: 2048)
+        try FileSystem.createDirectory(log.directory)
+        let target = home.path + "/elsewhere.txt"
+        try Data("theirs\n".utf8).write(to: URL(fileURLWithPath: target))
+        try FileManager.default.createSymbolicLink(atPath: log.activePath, withDestinationPath: target)
+        try log.append("first", at: 1_795_000_000_000)
+        try log.append("second", at: 1_795_000_000_001)
+        #expect(try String(contentsOfFile: target, encoding: .utf8) == "theirs\n", "the link's target is untouched")
+        var lines = try String(contentsOfFile: log.activePath, encoding: .utf8).split(separator: "\n")
+        #expect(lines.count == 3 && lines[1].hasSuffix(" first") && lines[2].hasSuffix(" second")
+                && lines[0].hasSuffix(" [keiji] warning: \(log.activePath) was a symbolic link (→ \(target), left as it was), not a file: replaced by this one"),
+                "\(lines)")
+
+        unlink(log.activePath)
+        #expect(mkfifo(log.activePath, 0o600) == 0)
+        #expect(try log.lastLines(5).isEmpty, "a tail does not wait on the FIFO")
+        try log.append("third", at: 1_795_000_000_002)
+        lines = try String(contentsOfFile: log.activePath, encoding: .utf8).split(separator: "\n")
+        #expect(lines.count == 2 && lines[0].hasSuffix(" was a FIFO, not a file: replaced by this one") && lines[1].hasSuffix(" third"), "\(lines)")
+    }
+
     @Test func rotationSealsCompressesAndRetains() throws {
         let home = TemporaryHome()
         defer { home.remove() }

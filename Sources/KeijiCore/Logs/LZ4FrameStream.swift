@@ -15,8 +15,11 @@ enum LZ4FrameStream {
     /// Writes `source`'s frame to `destination` (created 0600 or truncated) and syncs it. Throws a line naming the file
     /// that failed and why; the caller removes a partial `destination`.
     static func compress(_ source: String, to destination: String, chunkSize: Int = chunkSize) throws {
-        let input = open(source, O_RDONLY | O_CLOEXEC)
-        guard input >= 0 else { throw KeijiError(.io, "cannot read \(source): \(String(cString: strerror(errno)))") }
+        let input: Int32
+        switch RegularFile.open(source, flags: O_RDONLY) {
+        case .success(let fd): input = fd
+        case .failure(let failure): throw KeijiError(.io, "cannot read \(source): \(failure)")
+        }
         defer { close(input) }
         let output = open(destination, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
         guard output >= 0 else { throw KeijiError(.io, "cannot write \(destination): \(String(cString: strerror(errno)))") }

@@ -55,12 +55,29 @@ public struct LogFile: Sendable {
     }
 
     /// Opens the active file for appending (creating it 0600 and its directory 0700). The caller owns the fd.
-    /// It is readable too, for ``endsInNewline(_:)``.
+    /// It is readable too, for ``endsInNewline(_:)``. Something else at its path (a symbolic link, a FIFO: a run can
+    /// put one there, ``RegularFile``) is removed, never followed, and the new file begins by saying so.
     public func openForAppend() throws -> Int32 {
         try FileSystem.createDirectory(directory)
-        let fd = open(activePath, O_RDWR | O_APPEND | O_CREAT | O_CLOEXEC, 0o600)
-        guard fd >= 0 else { throw KeijiError(.io, "cannot open \(activePath): \(String(cString: strerror(errno)))") }
-        return fd
+        var opened = RegularFile.open(activePath, flags: O_RDWR | O_APPEND | O_CREAT)
+        var replaced: String?
+        // A folder there is an error (EISDIR), not replaced.
+        if case .failure(.notRegular(let mode)) = opened {
+            let target = mode & S_IFMT == S_IFLNK ? (try? FileManager.default.destinationOfSymbolicLink(atPath: activePath)) : nil
+            replaced = RegularFile.kind(mode) + (target.map { " (→ \($0), left as it was)" } ?? "")
+            unlink(activePath)
+            opened = RegularFile.open(activePath, flags: O_RDWR | O_APPEND | O_CREAT | O_EXCL)
+        }
+        switch opened {
+        case .success(let fd):
+            if let replaced {
+                let now = Int64(Date().timeIntervalSince1970 * 1000)
+                Self.write(fd, ISO8601.string(fromMilliseconds: now) + " [keiji] warning: \(activePath) was \(replaced), not a file: replaced by this one\n")
+            }
+            return fd
+        case .failure(let failure):
+            throw KeijiError(.io, "cannot open \(activePath): \(failure)")
+        }
     }
 
     /// Appends one line with a UTC timestamp, e.g. `2026-11-23T04:00:00.123Z run 7f3a started`.
@@ -175,8 +192,7 @@ public struct LogFile: Sendable {
         var (lines, whole) = activeTail(count)
         for sequence in try (whole ? sequences() : []).reversed() where lines.count < count {
             let sealed = segments.path(of: sequence)
-            let bytes = FileSystem.exists(sealed) ? try LZ4FrameFile.decompress(Array(try FileSystem.read(sealed)))
-                : Array(try FileSystem.read(plainSegments.path(of: sequence)))
+            let bytes = FileSystem.exists(sealed) ? try LZ4FrameFile.decompress(try Self.read(sealed)) : try Self.read(plainSegments.path(of: sequence))
             var older = bytes[...].split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: false)
             if older.last?.isEmpty == true { older.removeLast() }
             lines = older + lines
@@ -194,8 +210,7 @@ public struct LogFile: Sendable {
     /// whether the file was read to its start. A log rolls only as a run starts, so one run can make it any size: read
     /// whole for a tail, a 300 MB log cost a dashboard page 0.9 GB and 12 s, and the CLI's `--logs` as much.
     private func activeTail(_ count: Int) -> (lines: [ArraySlice<UInt8>], whole: Bool) {
-        let fd = open(activePath, O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { return ([], true) }
+        guard case .success(let fd) = RegularFile.open(activePath, flags: O_RDONLY) else { return ([], true) }
         defer { close(fd) }
         var info = stat()
         guard fstat(fd, &info) == 0 else { return ([], true) }
@@ -216,6 +231,14 @@ public struct LogFile: Sendable {
         if lines.last?.isEmpty == true { lines.removeLast() }
         if start > 0, lines.count > count { lines.removeFirst() }  // begun mid-line
         return (lines, start == 0)
+    }
+
+    /// A whole segment, not followed if it is a link (``RegularFile``).
+    private static func read(_ path: String) throws -> [UInt8] {
+        switch RegularFile.read(path, limit: Int.max) {
+        case .success(let bytes): return bytes
+        case .failure(let failure): throw KeijiError(.io, "cannot read \(path): \(failure)")
+        }
     }
 
     /// Removes the active file, every sealed segment, the `.env` record and then the folder if nothing else is in it.

@@ -45,11 +45,14 @@ public enum FileSystem {
         }
     }
 
+    /// The whole file; only a regular one (a link to one is followed), read without blocking on a FIFO (``RegularFile``).
     public static func read(_ path: String) throws -> Data {
-        guard let data = FileManager.default.contents(atPath: path) else {
-            throw KeijiError(.notFound, "cannot read \(path): \(exists(path) ? "permission denied" : "no such file")")
+        switch RegularFile.read(path, limit: Int.max, followLinks: true) {
+        case .success(let bytes): return Data(bytes)
+        case .failure(.absent): throw KeijiError(.notFound, "cannot read \(path): no such file")
+        case .failure(.failed(EACCES)): throw KeijiError(.notFound, "cannot read \(path): permission denied")
+        case .failure(let failure): throw KeijiError(.notFound, "cannot read \(path): \(failure)")
         }
-        return data
     }
 
     /// Writes a file atomically (temporary sibling, fsync, rename, directory fsync) with `mode`.

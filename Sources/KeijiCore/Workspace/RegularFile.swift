@@ -38,7 +38,7 @@ public enum RegularFile {
             if code == ENOENT { return .failure(.absent) }
             // ELOOP is what O_NOFOLLOW gives for a link; ENXIO a FIFO opened for writing with no reader.
             var info = stat()
-            if code == ELOOP || code == ENXIO || code == EISDIR, lstat(path, &info) == 0 { return .failure(.notRegular(info.st_mode)) }
+            if code == ELOOP || code == ENXIO, lstat(path, &info) == 0 { return .failure(.notRegular(info.st_mode)) }
             return .failure(.failed(code))
         }
         var info = stat()

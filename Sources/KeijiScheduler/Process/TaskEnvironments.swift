@@ -133,7 +133,7 @@ final class TaskEnvironments: Sendable {
         var hash = SHA256()
         hash.update(content)
         let digest = hash.hexDigest()
-        if FileManager.default.contents(atPath: record) == Data(digest.utf8) { return true }
+        if case .success(let recorded) = RegularFile.read(record, limit: 128), recorded == Array(digest.utf8) { return true }
         try? FileSystem.writeAtomically(Data(digest.utf8), to: record, mode: 0o600)
         return false
     }
