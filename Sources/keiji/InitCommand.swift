@@ -24,7 +24,9 @@ struct InitCommand: AsyncParsableCommand {
             Console.say("package:  \(workspace.root)/Package.swift (all tasks), task SDK in \(workspace.root)/sdk")
             try workspace.createSystemDirectories()
             _ = try BusToken.loadOrCreate(workspace)
-            Console.say("system:   \(workspace.systemRoot) (journal, db, logs; mode 0700; bus token 0600)")
+            // Its mode as it is: one made before, and not writable by others, is left as it was (``PrivateFolder``).
+            let mode = PrivateFolder.mode(of: workspace.systemRoot) ?? "unknown"
+            Console.say("system:   \(workspace.systemRoot) (journal, db, logs; mode \(mode); bus token 0600)")
             Console.say("tasks:    \(workspace.tasksDirectory)")
             Console.say("next:     keiji task --create --name=hello --desc=\"says hello\"   (a Swift task; or add --command \"…\" --every 10s)")
         }

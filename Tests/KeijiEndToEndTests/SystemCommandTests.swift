@@ -604,6 +604,21 @@ struct SystemCommandTests {
         #expect(!FileManager.default.fileExists(atPath: s.home + "/.keiji"), "a stop created ~/.keiji")
     }
 
+    /// `init` over a `~/.keiji` others may write in makes it 0700 and says so, and says the mode it has: it said
+    /// "mode 0700" of a `drwxrwxrwx` one, and kept it so.
+    @Test func initMakesASystemFolderOthersCanWriteInPrivateAndSaysItsMode() async throws {
+        let s = try Session()
+        defer { s.cleanUp() }
+        let folder = s.home + "/.keiji"
+        #expect(mkdir(folder, 0o700) == 0 && chmod(folder, 0o777) == 0)
+        var r = try await s.keiji("init")
+        #expect(r.status == 0 && r.stderr.contains("warning: \(folder) was mode 0777, writable by others: made 0700\n")
+                && r.stdout.contains("\(folder) (journal, db, logs; mode 0700;"), "\(r.stdout)\(r.stderr)")
+        #expect(chmod(folder, 0o750) == 0)
+        r = try await s.keiji("init")
+        #expect(r.status == 0 && !r.stderr.contains("warning") && r.stdout.contains("(journal, db, logs; mode 0750;"), "\(r.stdout)\(r.stderr)")
+    }
+
     @Test func taskIDsSurviveSchedulerRestartsAndARecreatedTaskGetsANewOne() async throws {
         let s = try Session()
         defer { s.cleanUp() }
@@ -847,9 +862,10 @@ extension SystemCommandTests {
     static let asNobody = ["/usr/bin/setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
     static var canRunAsNobody: Bool { getuid() == 0 && FileManager.default.isExecutableFile(atPath: asNobody[0]) }
 
-    /// A start whose pid file cannot be written (here the folder is not the user's; a full disk does the same) stops
-    /// the service it spawned: it ran on where no keiji command saw it, holding the bus's sockets, and every later
-    /// start was refused. Runs as `nobody` in a HOME of its own, the pid folder root's.
+    /// A start whose pid file cannot be written (here the folder is read-only; a full disk does the same) stops the
+    /// service it spawned: it ran on where no keiji command saw it, holding the bus's sockets, and every later start
+    /// was refused. Runs as `nobody` in a HOME of its own (root could write in the folder anyway; one another user
+    /// owns is refused before anything starts, PrivateFolder).
     @Test(.enabled(if: canRunAsNobody)) func aServiceWhosePidFileCannotBeWrittenIsStoppedAgain() async throws {
         let s = try Session()
         defer {
@@ -860,7 +876,7 @@ extension SystemCommandTests {
         s.launcher = Self.asNobody
         #expect(try await s.keiji("init").status == 0)
         let services = s.home + "/.keiji/exec/services"
-        #expect(chown(services, 0, 0) == 0 && chmod(services, 0o755) == 0)
+        #expect(chmod(services, 0o500) == 0)
 
         let r = try await s.keiji("system", "--start")
         #expect(r.status == 1 && r.stderr == "error: cannot write \(services)/bus.pid: Permission denied; keiji-bus was stopped again\n",

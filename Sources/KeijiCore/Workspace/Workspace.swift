@@ -68,11 +68,12 @@ public struct Workspace: Sendable, Equatable {
     public func serviceLogFile(_ service: String) -> String { serviceLogDirectory(service) + "/" + service + ".log" }
     public func pidFile(_ service: String) -> String { pidDirectory + "/" + service + ".pid" }
 
-    /// Creates the system folders with mode 0700 (idempotent).
-    public func createSystemDirectories() throws {
-        for directory in [systemRoot, databaseDirectory, journalDirectory, logsDirectory, executablesDirectory, pidDirectory,
-                          logsDirectory + "/tasks", logsDirectory + "/services"] {
-            try FileSystem.createDirectory(directory, mode: 0o700)
+    /// Creates the system folders with mode 0700 (idempotent), and checks those there (``PrivateFolder``): one
+    /// another user owns is refused; one others may write in is made 0700, and `say` hears the line saying so.
+    public func createSystemDirectories(say: (String) -> Void = { StandardError.write("warning: \($0)\n") }) throws {
+        for directory in [systemRoot, databaseDirectory, journalDirectory, logsDirectory, systemRoot + "/exec", executablesDirectory,
+                          pidDirectory, runErrorDirectory, logsDirectory + "/tasks", logsDirectory + "/services"] {
+            if let fixed = try PrivateFolder.prepare(directory) { say(fixed) }
         }
     }
 }

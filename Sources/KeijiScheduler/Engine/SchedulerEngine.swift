@@ -211,7 +211,7 @@ public actor SchedulerEngine {
     public func start() async throws -> RecoveryReport {
         guard phase == .created else { throw KeijiError(.conflict, "the scheduler was already started") }
         let workspace = configuration.workspace
-        try workspace.createSystemDirectories()
+        try workspace.createSystemDirectories { note($0) }
         journal = try Journal.open(directory: workspace.journalDirectory, options: configuration.journalOptions)
         let report: RecoveryReport
         do {

@@ -1,0 +1,41 @@
+import Foundation
+
+#if canImport(Glibc)
+@preconcurrency import Glibc
+#endif
+
+/// keiji's folders under `~/.keiji` are the user's alone. One another user can write in (a restore, a `mkdir` under
+/// umask 000) let them swap a task's log for a link to a file they chose, or take the bus token; an existing folder
+/// was taken as it was, and `keiji init` said "mode 0700" of a `drwxrwxrwx` one.
+public enum PrivateFolder {
+    /// Creates `path` (mode 0700, with its parents) or checks the folder there, by a descriptor so that what is
+    /// checked is what is changed: one owned by another user is refused; one the group or others may write in is
+    /// made 0700, and the line saying so is returned.
+    public static func prepare(_ path: String) throws -> String? {
+        try FileSystem.createDirectory(path, mode: 0o700)
+        let fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        guard fd >= 0 else { throw KeijiError(.io, "cannot open \(path): \(String(cString: strerror(errno)))") }
+        defer { close(fd) }
+        var info = stat()
+        guard fstat(fd, &info) == 0 else { throw KeijiError(.io, "cannot read \(path): \(String(cString: strerror(errno)))") }
+        guard info.st_uid == geteuid() else {
+            throw KeijiError(.io, "\(path) belongs to \(userName(info.st_uid)), not to you: keiji keeps its files only in folders of your own")
+        }
+        let mode = info.st_mode & 0o7777
+        guard mode & 0o022 != 0 else { return nil }
+        guard fchmod(fd, 0o700) == 0 else { throw KeijiError(.io, "cannot make \(path) private: \(String(cString: strerror(errno)))") }
+        return "\(path) was mode \(String(format: "%04o", mode)), writable by others: made 0700"
+    }
+
+    /// The permission bits of the folder at `path` (followed), as `ls` shows them in octal: what `keiji init` says.
+    public static func mode(of path: String) -> String? {
+        var info = stat()
+        return stat(path, &info) == 0 ? String(format: "%04o", info.st_mode & 0o7777) : nil
+    }
+
+    /// `name (uid N)`, or `uid N` for a uid with no name.
+    private static func userName(_ uid: uid_t) -> String {
+        guard let entry = getpwuid(uid), let name = entry.pointee.pw_name else { return "uid \(uid)" }
+        return "\(String(cString: name)) (uid \(uid))"
+    }
+}

@@ -1,0 +1,49 @@
+import Foundation
+import Testing
+
+@testable import KeijiCore
+
+#if canImport(Glibc)
+@preconcurrency import Glibc
+#endif
+
+/// `~/.keiji` and the folders keiji writes in are the user's alone (``PrivateFolder``): an existing one others may
+/// write in was taken as it was, and another user could swap a task's log for a link.
+struct PrivateFolderTests {
+    func mode(_ path: String) -> mode_t {
+        var info = stat()
+        return stat(path, &info) == 0 ? info.st_mode & 0o7777 : 0
+    }
+
+    @Test func aSystemFolderOthersCanWriteInIsMadePrivateAndSaidOnce() throws {
+        let home = TemporaryHome()
+        defer { home.remove() }
+        let workspace = home.workspace
+        try FileManager.default.createDirectory(atPath: workspace.logsDirectory, withIntermediateDirectories: true)
+        chmod(workspace.systemRoot, 0o777)
+        chmod(workspace.logsDirectory, 0o1777)
+        var said: [String] = []
+        try workspace.createSystemDirectories { said.append($0) }
+        #expect(said == ["\(workspace.systemRoot) was mode 0777, writable by others: made 0700",
+                         "\(workspace.logsDirectory) was mode 1777, writable by others: made 0700"])
+        #expect(mode(workspace.systemRoot) == 0o700 && mode(workspace.logsDirectory) == 0o700 && mode(workspace.runErrorDirectory) == 0o700)
+        chmod(workspace.journalDirectory, 0o750)  // no one else can write in it: left as it is
+        said = []
+        try workspace.createSystemDirectories { said.append($0) }
+        #expect(said.isEmpty && mode(workspace.journalDirectory) == 0o750, "\(said)")
+    }
+
+    @Test(.enabled(if: geteuid() == 0, "needs root to give a folder to another user"))
+    func aSystemFolderAnotherUserOwnsIsRefused() throws {
+        let home = TemporaryHome()
+        defer { home.remove() }
+        let workspace = home.workspace
+        try workspace.createSystemDirectories()
+        #expect(chown(workspace.journalDirectory, 65534, 65534) == 0)
+        #expect { try workspace.createSystemDirectories() } throws: { error in
+            let message = (error as? KeijiError)?.message ?? ""
+            return message.hasPrefix("\(workspace.journalDirectory) belongs to ") && message.contains("uid 65534")
+                && message.hasSuffix(", not to you: keiji keeps its files only in folders of your own")
+        }
+    }
+}
