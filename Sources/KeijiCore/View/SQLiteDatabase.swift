@@ -19,10 +19,18 @@ public final class SQLiteDatabase {
             throw KeijiError(.database, "cannot open \(path): \(message)")
         }
         sqlite3_busy_timeout(handle, 5000)
-        if !readOnly { chmod(path, 0o600) }
+        if !readOnly { Self.makePrivate(path) }
     }
 
     deinit { sqlite3_close(handle) }
+
+    /// Mode 0600 for the file at `path`, but never through a link: `chmod` by path changed the mode of whatever
+    /// `keiji.db` pointed to. (Not `fchmod` on a descriptor of its own: closing it would drop SQLite's POSIX locks.)
+    private static func makePrivate(_ path: String) {
+        var info = stat()
+        guard lstat(path, &info) == 0, info.st_mode & S_IFMT == S_IFREG else { return }
+        chmod(path, 0o600)
+    }
 
     /// Process-wide settings, made once before the first connection initializes SQLite. Memory statistics
     /// (which keiji never reads) cost a mutex on every allocation: at 10,000 runs a second, each run's row
