@@ -705,6 +705,9 @@ int main(int argc, char **argv) {
     }
     prctl(PR_SET_PDEATHSIG, SIGTERM);
     if (getppid() != scheduler_pid) return 0;  // the scheduler died before prctl
+    // Every run's umask, as cron and systemd give: it was that of whichever shell ran `keiji system --start`. The
+    // helper itself creates no file.
+    umask(022);
 
     reply(KEIJI_SPAWN_READY, 0, KEIJI_SPAWN_PROTOCOL_VERSION, server_pid, 0);
     while (serve_events(-1)) {}

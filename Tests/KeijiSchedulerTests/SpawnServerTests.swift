@@ -128,6 +128,18 @@ final class SpawnServerTests: Sendable {
         #expect(fields.count >= 5 && fields[3] == "\(hard)" && fields[4] == "\(hard)", "the helper's own soft limit raised: \(text)")
     }
 
+    /// A run's umask is 022, as cron and systemd give, not the scheduler's (that of the shell that ran `keiji system
+    /// --start`). The helper starts here through a wrapper under umask 077.
+    @Test func aRunsUmaskIs022WhateverTheSchedulersIs() async throws {
+        let installed = try #require(SpawnServer.installedPath)
+        let wrapper = directory + "/private-helper"
+        try await writeExecutable("#!/bin/sh\numask 077\nexec \(installed) \"$@\"\n", to: wrapper)
+        let server = SpawnServer(helperPath: wrapper)
+        let run = try await server.start(request(["/bin/sh", "-c", "echo umask=$(umask)"]))
+        #expect(await server.exitStatus(of: run) == .exited(0))
+        #expect(output().contains("umask=0022\n"), "\(output())")
+    }
+
     /// Processes a run leaves outside its group (`setsid`) keep its output pipe, and the helper held that pipe and a log
     /// descriptor for each until they closed it: at its descriptor limit every start failed ("Too many open files").
     /// It now relays at most a quarter of its limit of such pipes, closing the oldest, said once in its log. The helper
