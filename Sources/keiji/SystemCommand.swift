@@ -169,7 +169,8 @@ struct SystemCommand: AsyncParsableCommand {
                 throw CLIError("--uninstall deletes \(workspace.systemRoot) and \(workspace.root) and cannot ask here: pass --yes to confirm (nothing was deleted)")
             }
             for (folder, what) in folders where FileSystem.exists(folder) {
-                Console.ask("delete \(folder) (\(what))? [y/N] ")
+                let target = Self.linkTarget(folder)
+                Console.ask(target.map { "remove the link \(folder) (→ \($0); its target is kept)? [y/N] " } ?? "delete \(folder) (\(what))? [y/N] ")
                 if readLine()?.lowercased().hasPrefix("y") == true { chosen.append(folder) }
             }
             guard !chosen.isEmpty else {
@@ -187,12 +188,19 @@ struct SystemCommand: AsyncParsableCommand {
             if !FileSystem.exists(folder) {
                 Console.say("\(folder): nothing to remove")
             } else if chosen.contains(folder) {
+                // A link is removed, not what it points to: said so, or "deleted" claimed the sources were gone.
+                let target = Self.linkTarget(folder)
                 try FileSystem.remove(folder)
-                Console.say("deleted \(folder)")
+                Console.say(target.map { "removed the link \(folder) (→ \($0)); its target was kept" } ?? "deleted \(folder)")
             } else {
                 Console.say("kept \(folder)")
             }
         }
+    }
+
+    /// Where `path` points when it is a symbolic link.
+    private static func linkTarget(_ path: String) -> String? {
+        try? FileManager.default.destinationOfSymbolicLink(atPath: path)
     }
 
     /// A password in `DB_URL` is a secret: said at each start while others can read the file (a settings.conf from

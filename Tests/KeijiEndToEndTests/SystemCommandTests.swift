@@ -619,6 +619,20 @@ struct SystemCommandTests {
         #expect(r.status == 0 && !r.stderr.contains("warning") && r.stdout.contains("(journal, db, logs; mode 0750;"), "\(r.stdout)\(r.stderr)")
     }
 
+    /// `~/keiji` as a link: the uninstall removes the link, keeps what it points to, and says so (it said "deleted").
+    @Test func uninstallOfALinkedWorkspaceSaysOnlyTheLinkWent() async throws {
+        let s = try Session()
+        defer { s.cleanUp() }
+        #expect(try await s.keiji("init").status == 0)
+        let target = s.home + "/elsewhere"
+        try FileManager.default.moveItem(atPath: s.home + "/keiji", toPath: target)
+        try FileManager.default.createSymbolicLink(atPath: s.home + "/keiji", withDestinationPath: target)
+        let r = try await s.keiji("system", "--uninstall", "--yes")
+        #expect(r.status == 0 && r.stdout.contains("removed the link \(s.home)/keiji (→ \(target)); its target was kept")
+                && !r.stdout.contains("deleted \(s.home)/keiji"), "\(r.stdout)\(r.stderr)")
+        #expect(FileManager.default.fileExists(atPath: target + "/settings.conf") && !FileManager.default.fileExists(atPath: s.home + "/keiji"))
+    }
+
     @Test func taskIDsSurviveSchedulerRestartsAndARecreatedTaskGetsANewOne() async throws {
         let s = try Session()
         defer { s.cleanUp() }
