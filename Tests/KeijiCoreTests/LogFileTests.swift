@@ -207,6 +207,39 @@ extension LogFileTests {
             try Data(bytes).write(to: URL(fileURLWithPath: home.path + "/plain"))
             try LZ4FrameStream.compress(home.path + "/plain", to: home.path + "/sealed.lz4", chunkSize: 65_536)
             #expect(try LZ4FrameFile.decompress(Array(try FileSystem.read(home.path + "/sealed.lz4"))) == bytes, "\(size) bytes")
+            // Read back a chunk at a time too, chunks smaller than a block (the context keeps what does not fit).
+            var read: [UInt8] = []
+            try LZ4FrameStream.decompress(home.path + "/sealed.lz4", chunkSize: 1_000) { read += $0 }
+            #expect(read == bytes, "\(size) bytes streamed")
         }
+        try Data(LZ4FrameFile.compress(Array("two\n".utf8)) + LZ4FrameFile.compress(Array("frames\n".utf8))).write(to: URL(fileURLWithPath: home.path + "/two.lz4"))
+        var read: [UInt8] = []
+        try LZ4FrameStream.decompress(home.path + "/two.lz4") { read += $0 }
+        #expect(read == Array("two\nframes\n".utf8))
+        let whole = try FileSystem.read(home.path + "/sealed.lz4")
+        try whole.dropLast(6).write(to: URL(fileURLWithPath: home.path + "/cut.lz4"))
+        #expect(throws: KeijiError.self) { try LZ4FrameStream.decompress(home.path + "/cut.lz4") { _ in } }
+    }
+
+    /// Sealed segments share the tail's read budget with the active file, the earliest line cut to its end where it
+    /// runs out: segments of one long line each (a progress bar drawn with `\r`) were decompressed whole, and six of
+    /// 20 MB made 100 lines 120 MB, on the CLI and on a dashboard page.
+    @Test func sealedSegmentsShareTheTailsReadBudget() throws {
+        let home = TemporaryHome()
+        defer { home.remove() }
+        let log = LogFile(directory: home.path + "/l", baseName: "segs", rotate: true, maxSize: 1 << 20)
+        try FileManager.default.createDirectory(atPath: log.directory, withIntermediateDirectories: true)
+        let line = 4 << 20
+        for letter in ["a", "b", "c"] {
+            try Data((String(repeating: letter, count: line) + "\n").utf8).write(to: URL(fileURLWithPath: log.activePath))
+            #expect(try log.rotateIfNeeded())
+        }
+        try Data("small\n".utf8).write(to: URL(fileURLWithPath: log.activePath))
+        let budget = LogFile.tailBytes(forLines: 100)  // 6.25 MiB: "small", all of c's line, then the end of b's
+        let tail = try log.lastLineBytes(100)
+        #expect(tail.map(\.count) == [budget - 6 - (line + 1) - 1, line, 5])
+        #expect(tail[0].allSatisfy { $0 == UInt8(ascii: "b") } && tail[1].allSatisfy { $0 == UInt8(ascii: "c") })
+        // 2 lines asked for: the least budget, 4 MiB, so c's line by its end.
+        #expect(try log.lastLineBytes(2).map(\.count) == [LogFile.tailByteLimit - 6 - 1, 5])
     }
 }

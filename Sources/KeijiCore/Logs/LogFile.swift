@@ -188,58 +188,24 @@ public struct LogFile: Sendable {
 
     /// The last `count` lines as the task wrote them, without their newlines, oldest first: `--logs` prints them
     /// as `cat` would, whatever the bytes (decoded and printed again, a byte that was not UTF-8 came out as three).
+    /// The active file first, then the segments back from the newest, all within ``tailBytes(forLines:)``.
     public func lastLineBytes(_ count: Int) throws -> [ArraySlice<UInt8>] {
-        var (lines, whole) = activeTail(count)
-        for sequence in try (whole ? sequences() : []).reversed() where lines.count < count {
+        var tail = LogTail(lines: count, byteLimit: Self.tailBytes(forLines: count))
+        tail.readPlain(activePath)
+        for sequence in try (tail.isComplete ? [] : sequences()).reversed() where !tail.isComplete {
             let sealed = segments.path(of: sequence)
-            let bytes = FileSystem.exists(sealed) ? try LZ4FrameFile.decompress(try Self.read(sealed)) : try Self.read(plainSegments.path(of: sequence))
-            var older = bytes[...].split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: false)
-            if older.last?.isEmpty == true { older.removeLast() }
-            lines = older + lines
+            if FileSystem.exists(sealed) { try tail.readSealed(sealed) } else { tail.readPlain(plainSegments.path(of: sequence)) }
         }
-        return Array(lines.suffix(count))
+        return tail.lines
     }
 
-    /// The most of the active file a tail reads, at the least: 64 KiB a line asked for counts too (up to 256 MiB),
-    /// so only lines longer than that on average come back fewer, the earliest the end of a longer one.
+    /// The most a tail reads, across the active file and the segments, at the least: 64 KiB a line asked for counts
+    /// too (up to 256 MiB), so only lines longer than that on average come back fewer, the earliest the end of a
+    /// longer one. One run can make a file of the log any size (a log rolls only as a run starts): read whole for a
+    /// tail, a 300 MB log cost a dashboard page 0.9 GB and 12 s, and the CLI's `--logs` as much.
     public static let tailByteLimit = 4 << 20
 
     static func tailBytes(forLines count: Int) -> Int { max(tailByteLimit, min(count, 4096) * (64 << 10)) }
-
-    /// The active file's last `count` lines, read backwards a block at a time (at most ``tailBytes(forLines:)``), and
-    /// whether the file was read to its start. A log rolls only as a run starts, so one run can make it any size: read
-    /// whole for a tail, a 300 MB log cost a dashboard page 0.9 GB and 12 s, and the CLI's `--logs` as much.
-    private func activeTail(_ count: Int) -> (lines: [ArraySlice<UInt8>], whole: Bool) {
-        guard case .success(let fd) = RegularFile.open(activePath, flags: O_RDONLY) else { return ([], true) }
-        defer { close(fd) }
-        var info = stat()
-        guard fstat(fd, &info) == 0 else { return ([], true) }
-        let size = Int(info.st_size)
-        let limit = Self.tailBytes(forLines: count)
-        var start = size
-        var blocks: [[UInt8]] = []  // newest first
-        var newlines = 0
-        while start > 0, size - start < limit, newlines <= count {
-            let length = min(64 << 10, start, limit - (size - start))
-            var block = [UInt8](repeating: 0, count: length)
-            guard pread(fd, &block, length, off_t(start - length)) == length else { break }
-            start -= length
-            newlines += block.count { $0 == UInt8(ascii: "\n") }
-            blocks.append(block)
-        }
-        var lines = Array(blocks.reversed().joined())[...].split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: false)
-        if lines.last?.isEmpty == true { lines.removeLast() }
-        if start > 0, lines.count > count { lines.removeFirst() }  // begun mid-line
-        return (lines, start == 0)
-    }
-
-    /// A whole segment, not followed if it is a link (``RegularFile``).
-    private static func read(_ path: String) throws -> [UInt8] {
-        switch RegularFile.read(path, limit: Int.max) {
-        case .success(let bytes): return bytes
-        case .failure(let failure): throw KeijiError(.io, "cannot read \(path): \(failure)")
-        }
-    }
 
     /// Removes the active file, every sealed segment, the `.env` record and then the folder if nothing else is in it.
     /// A task that never ran has no folder: nothing to remove is not an error.

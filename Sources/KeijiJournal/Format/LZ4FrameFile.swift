@@ -1,8 +1,8 @@
 import CLZ4
 
 /// The LZ4 *frame* format (what the `lz4` command reads and writes), with a content checksum, whole in memory. Used
-/// to export segments and to read sealed log segments (KeijiCore's `LZ4FrameStream` writes those a chunk at a
-/// time); the journal itself stores bare LZ4 blocks.
+/// to export segments (and by tests to read exports back); KeijiCore's `LZ4FrameStream` writes and reads sealed log
+/// segments a chunk at a time. The journal itself stores bare LZ4 blocks.
 public enum LZ4FrameFile {
     public static func compress(_ bytes: [UInt8]) throws -> [UInt8] {
         var preferences = LZ4F_preferences_t()
