@@ -51,16 +51,26 @@ enum Console {
         say(lines.joined(separator: "\n"))
     }
 
-    /// Lines as bytes, each followed by a newline, in one write: a task's log as it wrote it (`--get` shows text through `VisibleText`).
-    static func say(byteLines lines: [ArraySlice<UInt8>]) {
-        guard !lines.isEmpty else { return }
+    /// Lines as bytes, each followed by a newline, about a `batch` or one long line a `write`: a task's log as it wrote
+    /// it (`--get` shows text through `VisibleText`). Joined into one write, a 256 MiB tail was held twice.
+    static func say(byteLines lines: [ArraySlice<UInt8>], batch: Int = 1 << 20, write: (ArraySlice<UInt8>) -> Void = say(bytes:)) {
         var out: [UInt8] = []
-        out.reserveCapacity(lines.reduce(0) { $0 + $1.count + 1 })
-        for line in lines {
-            out += line
-            out.append(UInt8(ascii: "\n"))
+        out.reserveCapacity(batch)
+        func flush() {
+            if !out.isEmpty { write(out[...]) }
+            out.removeAll(keepingCapacity: true)
         }
-        say(bytes: out[...])
+        for line in lines where !stdoutFailed {
+            if line.count >= batch {
+                flush()
+                write(line)
+            } else {
+                out += line
+            }
+            out.append(UInt8(ascii: "\n"))
+            if out.count >= batch { flush() }
+        }
+        flush()
     }
 
     /// Bytes on stdout as they are (a task's log).

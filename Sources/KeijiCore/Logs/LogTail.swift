@@ -25,8 +25,9 @@ struct LogTail {
 
     private var missing: Int { wanted - lines.count }
 
-    /// Adds a plain file's (the active one, or a segment left uncompressed) last lines, read backwards a block at a
-    /// time and no further than needed. A missing file adds nothing.
+    /// Adds a plain file's (the active one, or a segment left uncompressed) last lines: read backwards a block at a
+    /// time, no further than needed, to find where they begin, then read from there into one array. A missing file
+    /// adds nothing.
     mutating func readPlain(_ path: String) {
         guard case .success(let fd) = RegularFile.open(path, flags: O_RDONLY) else { return }  // not a link's target, nor a FIFO
         defer { close(fd) }
@@ -34,26 +35,51 @@ struct LogTail {
         guard fstat(fd, &info) == 0 else { return }
         let size = Int(info.st_size)
         var start = size
-        var blocks: [[UInt8]] = []  // newest first
+        var block = [UInt8](repeating: 0, count: 64 << 10)
         var newlines = 0
         while start > 0, size - start < budget, newlines <= missing {
-            let length = min(64 << 10, start, budget - (size - start))
-            var block = [UInt8](repeating: 0, count: length)
+            let length = min(block.count, start, budget - (size - start))
             guard pread(fd, &block, length, off_t(start - length)) == length else { break }
             start -= length
-            newlines += block.count { $0 == UInt8(ascii: "\n") }
-            blocks.append(block)
+            newlines += block[..<length].count { $0 == UInt8(ascii: "\n") }
         }
-        add(Array(blocks.reversed().joined()), whole: start == 0)
+        let bytes = [UInt8](unsafeUninitializedCapacity: size - start) { buffer, count in
+            while count < buffer.count {
+                let read = pread(fd, buffer.baseAddress! + count, buffer.count - count, off_t(start + count))
+                if read < 0, errno == EINTR { continue }
+                guard read > 0 else { break }  // shorter now: what there is
+                count += read
+            }
+        }
+        add(bytes, whole: start == 0)
     }
 
-    /// Adds a sealed segment's last lines. It can only be decompressed from its start: each chunk is kept only while
-    /// the budget and the lines still missing need it.
+    /// Adds a sealed segment's last lines. It can only be decompressed from its start, so it is twice: once to find
+    /// where the lines wanted begin (its length, and where its last newlines are), then to keep the bytes from there.
     mutating func readSealed(_ path: String) throws {
-        var window = Window(limit: budget, lines: missing)
-        try LZ4FrameStream.decompress(path) { window.append($0) }
-        let (bytes, whole) = window.joined()
-        add(bytes, whole: whole)
+        // Where the last `missing + 1` newlines are, a ring: the lines wanted begin at the earliest.
+        var newlines = [Int](repeating: -1, count: missing + 1)
+        var seen = 0
+        var length = 0
+        try LZ4FrameStream.decompress(path) { chunk in
+            var at = 0
+            while at < chunk.count, let found = memchr(chunk.baseAddress! + at, Int32(UInt8(ascii: "\n")), chunk.count - at) {
+                at = chunk.baseAddress!.distance(to: UnsafeRawPointer(found)) + 1
+                newlines[seen % newlines.count] = length + at - 1
+                seen += 1
+            }
+            length += chunk.count
+        }
+        let start = max(length - budget, seen > missing ? newlines[seen % newlines.count] : 0)
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(length - start)
+        var offset = 0
+        try LZ4FrameStream.decompress(path) { chunk in
+            let from = max(start - offset, 0)
+            if from < chunk.count { bytes += chunk[from...] }
+            offset += chunk.count
+        }
+        add(bytes, whole: start == 0)
     }
 
     /// `bytes`, a file's last bytes (all of it when `whole`), go before the lines so far.
@@ -64,57 +90,5 @@ struct LogTail {
         lines = older.suffix(missing) + lines
         budget -= bytes.count
         isComplete = !whole || missing <= 0 || budget <= 0
-    }
-
-    /// The end of a stream read from its start: whole chunks are let go once those after them hold `limit` bytes or
-    /// more than `lines` newlines (enough for `lines` whole lines).
-    private struct Window {
-        let limit: Int
-        let lines: Int
-        private var chunks: [(bytes: [UInt8], newlines: Int)] = []
-        private var first = 0
-        private var kept = 0
-        private var newlines = 0
-        private var dropped = false
-
-        init(limit: Int, lines: Int) {
-            self.limit = limit
-            self.lines = lines
-        }
-
-        mutating func append(_ bytes: UnsafeRawBufferPointer) {
-            let chunk = [UInt8](bytes)
-            let count = chunk.count { $0 == UInt8(ascii: "\n") }
-            chunks.append((chunk, count))
-            kept += chunk.count
-            newlines += count
-            while first < chunks.count, kept - chunks[first].bytes.count >= limit || newlines - chunks[first].newlines > lines {
-                kept -= chunks[first].bytes.count
-                newlines -= chunks[first].newlines
-                chunks[first] = ([], 0)
-                first += 1
-                dropped = true
-            }
-            if first >= 1024, first * 2 >= chunks.count {
-                chunks.removeFirst(first)
-                first = 0
-            }
-        }
-
-        /// The last `limit` bytes kept, in one array, and whether they are the whole stream.
-        func joined() -> (bytes: [UInt8], whole: Bool) {
-            var skip = max(0, kept - limit)
-            var bytes: [UInt8] = []
-            bytes.reserveCapacity(kept - skip)
-            for (chunk, _) in chunks[first...] {
-                if skip >= chunk.count {
-                    skip -= chunk.count
-                } else {
-                    bytes += chunk[skip...]
-                    skip = 0
-                }
-            }
-            return (bytes, !dropped && kept <= limit)
-        }
     }
 }
