@@ -151,16 +151,29 @@ struct RunPreparationTests {
         #expect(warnings.count == 2 && environments.dotEnvReads == 3)
     }
 
-    /// A `.env` over the spawn request's limit could never start: it is refused by its size before it is read (parsed on
-    /// the engine, a 66 MB file held every task for 10 s), naming the file, its size and the limit.
-    @Test func aDotEnvOverTheLimitIsRefusedUnread() throws {
+    /// A `.env` is bounded by what its variables take, as a run is: one over the spawn request's limit in comments and
+    /// keys set again starts (refused by its size, it "could never start" though its environment was 11 bytes), one
+    /// whose variables take more is refused naming the file, and a file over ``TaskEnvironments/fileLimit`` is refused
+    /// by its size, unread (parsed on the engine, a 66 MB file held every task for 10 s).
+    @Test func aDotEnvIsBoundedByWhatItsVariablesTake() throws {
         let directory = FileManager.default.temporaryDirectory.path + "/keiji-env-" + UUID().uuidString.prefix(8)
         try FileSystem.createDirectory(directory)
         defer { try? FileManager.default.removeItem(atPath: directory) }
         let environments = TaskEnvironments(base: ["PATH": "/usr/bin"])
+        let comments = (0..<4000).map { "# comment line \($0): lorem ipsum dolor sit amet consectetur adipiscing elit\n" }.joined()
+        let again = (0..<3000).map { _ in "V=" + String(repeating: "x", count: 100) + "\n" }.joined()
+        try ("GREETING=hi\n" + comments + again).write(toFile: directory + "/.env", atomically: true, encoding: .utf8)
+        #expect(try environments.block(forTaskDirectory: directory).keys == ["PATH", "GREETING", "V"])
+
         let text = (0..<3000).map { "V\($0)=" + String(repeating: "x", count: 100) + "\n" }.joined()
         try text.write(toFile: directory + "/.env", atomically: true, encoding: .utf8)
-        #expect(throws: KeijiError(.spawn, "\(directory)/.env is \(text.utf8.count) bytes; a run's arguments and environment may take at most 262144")) {
+        #expect(throws: KeijiError(.spawn, "the variables in \(directory)/.env take \(text.utf8.count) bytes; a run's arguments and environment may take at most 262144")) {
+            try environments.block(forTaskDirectory: directory)
+        }
+
+        let huge = String(repeating: "#" + String(repeating: "c", count: 1023) + "\n", count: 1025)
+        try huge.write(toFile: directory + "/.env", atomically: true, encoding: .utf8)
+        #expect(throws: KeijiError(.spawn, "\(directory)/.env is \(huge.utf8.count) bytes; a .env may be at most 1048576")) {
             try environments.block(forTaskDirectory: directory)
         }
     }

@@ -127,8 +127,8 @@ public enum DotEnv {
     /// open itself, not by a check before it: a `.env` replaced by delete-then-create (`rm` and a new file, as some
     /// editors and deploy scripts do) failed between the two, and that put the task in error. One that is there but
     /// cannot be read (no permission, a directory) is an error: read as empty, a run went ahead without its variables
-    /// (credentials, say) and nothing said so. One over `limit` is refused by its size, unread: parsed first, a 66 MB
-    /// file held every task for 10 s. Not blocking, so a FIFO with no writer reads as empty rather than holding the
+    /// (credentials, say) and nothing said so. One over `limit` bytes is refused by its size, unread: parsed first, a
+    /// 66 MB file held every task for 10 s. Not blocking, so a FIFO with no writer reads as empty rather than holding the
     /// reader.
     public static func contents(of path: String, limit: Int) throws -> [UInt8]? {
         let fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK)
@@ -154,7 +154,7 @@ public enum DotEnv {
     }
 
     private static func tooLarge(_ path: String, _ size: String, _ limit: Int) -> KeijiError {
-        KeijiError(.io, "\(path) \(size); a run's arguments and environment may take at most \(limit)")
+        KeijiError(.io, "\(path) \(size); a .env may be at most \(limit)")
     }
 
     private static func cannotRead(_ path: String, _ code: Int32) -> KeijiError {

@@ -94,6 +94,11 @@ final class TaskEnvironments: Sendable {
             if let (key, value) = values.sorted(by: { $0.key < $1.key }).first(where: { $0.key.utf8.count + $0.value.utf8.count + 2 > Self.variableLimit }) {
                 throw KeijiError(.spawn, "\(key) in \(path) takes \(key.utf8.count + value.utf8.count + 2) bytes; Linux passes at most \(Self.variableLimit) bytes per variable (NAME=value and its NUL)")
             }
+            // What a run takes of it: comments, blank lines and a key set again take nothing.
+            let size = values.reduce(0) { $0 + $1.key.utf8.count + $1.value.utf8.count + 2 }
+            if size > Self.sizeLimit {
+                throw KeijiError(.spawn, "the variables in \(path) take \(size) bytes; a run's arguments and environment may take at most \(Self.sizeLimit)")
+            }
             let merged = values.keys.contains { base[$0] != nil }
             entry = Entry(stamp: stamp, block: EnvironmentBlock(merged ? base.merging(values) { _, new in new } : values, excluding: Self.perRunKeys),
                           merged: merged)
@@ -116,15 +121,20 @@ final class TaskEnvironments: Sendable {
         return block
     }
 
-    /// The most a `.env` may hold: the spawn request's limit on a run's arguments and environment together.
+    /// The most a `.env`'s variables may take (`NAME=value` and its NUL each): the spawn request's limit on a run's
+    /// arguments and environment together.
     static let sizeLimit = Int(KEIJI_SPAWN_MAX_MESSAGE)
+
+    /// The most of a `.env` file that is read, comments and all: a bound on the read and the parse (on the engine), not
+    /// on what a run takes. At the size limit itself, a file with little in it but comments could never start.
+    static let fileLimit = 1 << 20
 
     /// The most one `NAME=value` string (with its NUL) may take in an `execve`: Linux's MAX_ARG_STRLEN, 32 pages of 4 KiB.
     static let variableLimit = 131_072
 
     /// The `.env`'s bytes, nil when it is gone (``DotEnv/contents(of:limit:)``); an error ends the run unstarted.
     private static func contents(of path: String) throws -> [UInt8]? {
-        do { return try DotEnv.contents(of: path, limit: sizeLimit) } catch let error as KeijiError { throw KeijiError(.spawn, error.message) }
+        do { return try DotEnv.contents(of: path, limit: fileLimit) } catch let error as KeijiError { throw KeijiError(.spawn, error.message) }
     }
 
     /// Whether `record` holds the digest of `content` (it was warned of before); if not, it is made to.
