@@ -118,6 +118,7 @@ struct TaskCommand: AsyncParsableCommand {
             if let catchUp = cli.catchUp { try cli.checkCatchUpLimit(with: catchUp) }
             guard create else { return }
             guard let desc, !desc.isEmpty else { throw CLIError("--desc is required with --create") }
+            try RunSize.check(description: desc, command: command)
             guard let command else { return }
             if command.allSatisfy(\.isWhitespace) { throw CLIError("--command must not be empty (leave it out for a Swift task)") }
             // The jitter's bound is the time between two slots: checked with the schedule, as the save does.

@@ -187,4 +187,23 @@ struct InputRangeTests {
         #expect(TimeArithmetic.milliseconds(fromSeconds: .nan) == 0 && TimeArithmetic.milliseconds(fromSeconds: -.infinity) == 0)
         #expect(TimeArithmetic.milliseconds(fromSeconds: 1.5) == 1500)
     }
+
+    /// A description and a command are held to what a run may pass to `execve` (``RunSize``): past it they were saved,
+    /// and every run ended as `could not start`. A run gets its description as `TASK_DESCRIPTION`, a built task too.
+    @Test func aDescriptionAndACommandFitWhatARunMayPass() {
+        func task(_ description: Int, _ action: TaskAction) -> TaskDefinition {
+            TaskDefinition(name: name("sized"), description: String(repeating: "d", count: description), action: action,
+                           schedule: ScheduleSpec(.every(1, .hours)), directory: "/tmp")
+        }
+        let command = { (count: Int) in TaskAction.command(String(repeating: "c", count: count)) }
+        #expect(refusal(task(131_054, .command("true"))) == nil)
+        let description = "--desc takes 131055 bytes; a run gets it as TASK_DESCRIPTION, and Linux passes at most 131072 bytes per variable (NAME=value and its NUL): at most 131054"
+        #expect(refusal(task(131_055, .command("true"))) == description)
+        #expect(refusal(task(131_055, .binary(path: "/tmp/sized/.build/sized"))) == description)
+        #expect(refusal(task(1, command(131_071))) == nil)
+        #expect(refusal(task(1, command(131_072))) == "--command takes 131072 bytes; Linux passes at most 131072 bytes per argument (with its NUL)")
+        // Each fits, both do not: 130018 bytes of TASK_DESCRIPTION=… and 130001 of the command.
+        #expect(refusal(task(129_000, command(129_000))) == nil)
+        #expect(refusal(task(130_000, command(130_000))) == "--command and --desc take 260019 bytes in a run; its arguments and environment may take at most 262144, 4096 of them kept for what each run adds (its variables, PATH, HOME, …)")
+    }
 }

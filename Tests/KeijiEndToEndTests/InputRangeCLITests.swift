@@ -61,6 +61,19 @@ struct InputRangeCLITests {
             #expect(r.status != 0 && r.stderr.hasPrefix("error: \(message)"), "\(flags): \(r.stdout)\(r.stderr)")
             #expect(try FileManager.default.contentsOfDirectory(atPath: s.home + "/keiji/tasks").isEmpty, "\(flags) left a task folder")
         }
+        // A description or command no run could pass to execve (it was saved, and every run failed to start).
+        let big = String(repeating: "d", count: 131_060)
+        let sizes: [([String], String)] = [
+            (["--desc", big, "--command", "echo", "--every", "1h"], "error: --desc takes 131060 bytes; a run gets it as TASK_DESCRIPTION"),
+            (["--desc", big], "error: --desc takes 131060 bytes; a run gets it as TASK_DESCRIPTION"),  // a Swift task's too
+            (["--desc", String(big.prefix(130_000)), "--command", String(repeating: "c", count: 130_000), "--every", "1h"],
+             "error: --command and --desc take 260019 bytes in a run; its arguments and environment may take at most 262144"),
+        ]
+        for (flags, message) in sizes {
+            let r = try await s.run(["task", "--create", "--name=t"] + flags)
+            #expect(r.status == 64 && r.stderr.hasPrefix(message) && r.stderr.split(separator: "\n").count == 1, "\(r.status) \(r.stderr.prefix(300))")
+            #expect(try FileManager.default.contentsOfDirectory(atPath: s.home + "/keiji/tasks").isEmpty, "a refused size left a task folder")
+        }
         // Refused as usage errors too in the other commands and actions: values wrong whatever the workspace holds.
         let elsewhere: [([String], String)] = [
             (["task", "--build", "--name=t", "--retries", "101"], "error: --retries must be between 0 and 100 (got 101) (see 'keiji task --help')\n"),

@@ -191,6 +191,7 @@ struct RunPreparationTests {
         #expect(throws: KeijiError(.spawn, "T_BIG in \(directory)/.env takes 131073 bytes; Linux passes at most 131072 bytes per variable (NAME=value and its NUL)")) {
             try environments.block(forTaskDirectory: directory)
         }
+        #expect(TaskEnvironments.sizeLimit == RunSize.total, "a save holds a task to the spawn request's limit (RunSize)")
     }
 
     // MARK: - Log descriptor

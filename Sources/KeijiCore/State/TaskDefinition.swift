@@ -29,6 +29,8 @@ public struct TaskDefinition: Codable, Sendable, Equatable {
         if case .command(let command) = action, command.allSatisfy(\.isWhitespace) {
             throw KeijiError(.invalidSchedule, "--command must not be empty")  // `/bin/sh -c "  "` runs nothing, and succeeds
         }
+        let command: String? = if case .command(let command) = action { command } else { nil }
+        try RunSize.check(description: description, command: command)
         return self
     }
 

@@ -129,8 +129,8 @@ final class TaskEnvironments: Sendable {
     /// on what a run takes. At the size limit itself, a file with little in it but comments could never start.
     static let fileLimit = 1 << 20
 
-    /// The most one `NAME=value` string (with its NUL) may take in an `execve`: Linux's MAX_ARG_STRLEN, 32 pages of 4 KiB.
-    static let variableLimit = 131_072
+    /// The most one `NAME=value` string (with its NUL) may take in an `execve`.
+    static let variableLimit = RunSize.perString
 
     /// The `.env`'s bytes, nil when it is gone (``DotEnv/contents(of:limit:)``); an error ends the run unstarted.
     private static func contents(of path: String) throws -> [UInt8]? {
