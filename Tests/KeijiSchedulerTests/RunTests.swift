@@ -219,6 +219,29 @@ struct RunTests {
         #expect(await engine.state.tasks[harness.taskName("crasher")]?.errorText == "[ task error ]: crasher/function.swift:3: Fatal error: boom (killed by signal 4)")
     }
 
+    /// A last line longer than the 64 KiB tail is kept by its end, at most 200 bytes with the `…` before it: begun
+    /// mid-line, the tail's only line was dropped, and the message was the status alone (a 70 KB line, or 30 MB with no
+    /// newline). Another run's start line in reach still keeps it out.
+    @Test func aLastLineLongerThanTheTailKeepsItsEnd() throws {
+        let path = FileManager.default.temporaryDirectory.path + "/keiji-tail-" + UUID().uuidString.prefix(8)
+        defer { unlink(path) }
+        let start = "2026-12-07T16:00:00.000Z [keiji] run r1 started (attempt 1)\n"
+        let long = String(repeating: "y", count: 70_000) + "é the end"
+        for (text, expected) in [(start + long + "\n", "…" + String(repeating: "y", count: 187) + "é the end"),
+                                 (start + long, "…" + String(repeating: "y", count: 187) + "é the end"),
+                                 (start + String(repeating: "y", count: 5_000) + "\n", String(repeating: "y", count: 197) + "…")] {
+            try text.write(toFile: path, atomically: false, encoding: .utf8)
+            let fd = open(path, O_RDONLY)
+            defer { close(fd) }
+            let line = RunOutputTail.lastLine(in: fd, runID: "r1")
+            #expect(line == expected && (line?.utf8.count ?? 0) <= 200, "\(line ?? "nil")")
+        }
+        try (long + "\n2026-12-07T16:00:01.000Z [keiji] run r2 started (attempt 1)\n").write(toFile: path, atomically: false, encoding: .utf8)
+        let fd = open(path, O_RDONLY)
+        defer { close(fd) }
+        #expect(RunOutputTail.lastLine(in: fd, runID: "r1") == nil, "another run's output may be mixed with its own")
+    }
+
     /// The last 4 KiB of a crash may hold the whole (short) crash report and only the runtime's own lines before it:
     /// the line is then looked for further back, not given up. A crashed Swift task whose threads the runtime could
     /// not suspend (`swift-runtime: failed to suspend thread …`, a shorter report) said `killed by signal 4` alone in

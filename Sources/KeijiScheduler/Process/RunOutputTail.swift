@@ -28,7 +28,8 @@ enum RunOutputTail {
             guard count == length else { return nil }
             var lines = String(decoding: bytes, as: UTF8.self).split(separator: "\n", omittingEmptySubsequences: false)
             let whole = length == Int(info.st_size)
-            if !whole { lines.removeFirst() }  // begun mid-line
+            // Begun mid-line: that line's start is out of reach, and it is the line only when the large tail has no other.
+            let cut = whole ? nil : lines.removeFirst()
             let ownStart = " [keiji] run \(runID) started"
             let start = lines.lastIndex { $0.contains(ownStart) }
             if let start { lines.removeSubrange(...start) } else if whole { return nil }
@@ -46,17 +47,31 @@ enum RunOutputTail {
             }
             // Nothing but the runtime's lines in the small tail (a short crash report): the run's own are further back.
             if line == nil, start == nil, !whole, limit == smallTail { continue }
+            // A last line longer than the large tail: its end (dropped, a 70 KB line left the message its status alone).
+            if line == nil, start == nil, let cut, !cut.hasPrefix("swift-runtime: "), !cut.contains(" [keiji] ") {
+                return clean(cut, keepingEnd: true)
+            }
             return line.flatMap { clean($0) }
         }
         return nil
     }
 
     /// One line: control characters (C0, DEL and C1) as spaces, trimmed, at most `limit` bytes (cut at a character,
-    /// with `…`). A run's message from its error file is cleaned the same way, to its own limit.
-    static func clean(_ line: Substring, limit: Int = lineLimit) -> String? {
+    /// with `…`). A run's message from its error file is cleaned the same way, to its own limit. `keepingEnd`: the end
+    /// of a line whose start is out of reach, after a `…`.
+    static func clean(_ line: Substring, limit: Int = lineLimit, keepingEnd: Bool = false) -> String? {
         var text = String(String.UnicodeScalarView(line.unicodeScalars.map { $0.value < 0x20 || (0x7F...0x9F).contains($0.value) ? " " : $0 }))
             .trimmingCharacters(in: .whitespaces)
         guard !text.isEmpty else { return nil }
+        if keepingEnd {
+            var start = text.endIndex
+            var kept = 0
+            while start > text.startIndex, kept + text[text.index(before: start)].utf8.count <= limit - 3 {
+                start = text.index(before: start)
+                kept += text[start].utf8.count
+            }
+            return "…" + text[start...].trimmingCharacters(in: .whitespaces)
+        }
         if text.utf8.count > limit {
             var cut = ""
             for character in text {
