@@ -202,8 +202,9 @@ extension SchedulerEngine {
             let calculator = task.scheduleCalculator(defaultTimeZone: timeZone)
             let nextFireAtMs = calculator.nextSlot(after: entry.slot).map { task.fireTimeMilliseconds(slot: $0, calculator: calculator) }
             // Its successor is due: the process stalled. Or the slot had passed before this node armed it (the task
-            // came from another node) and now lies nearer its successor than its own moment: a missed slot, not a
-            // late run (a catch-up `skip` task made on a stopped node ran its first slot a second late so).
+            // came from another node; on any node, its catch-up runs or the start went past it) and now lies nearer its
+            // successor than its own moment: a missed slot, not a late run (a catch-up `skip` task made on a stopped
+            // node ran its first slot a second late so).
             let stalled = nextFireAtMs.map { $0 <= now } ?? false
             if stalled, cluster != nil, !lookedUp {
                 // In a cluster the other nodes claimed this node's slots while it stalled (SIGSTOP, suspend): the
@@ -250,7 +251,9 @@ extension SchedulerEngine {
             note(what + ": " + tasks.prefix(20).joined(separator: "; ") + (tasks.count > 20 ? "; and \(tasks.count - 20) more tasks" : ""))
         }
         noteSlots("late by a stall (process stopped, suspended or clock stepped)", stalls)
-        noteSlots("slots that passed before this node had the task (made on another node)", arrivals)
+        // Alone, no other node has tasks: there the catch-up runs that went (or the start) kept the task unarmed.
+        noteSlots(cluster == nil ? "slots that passed before the task was armed again (during its catch-up runs or the scheduler's start)"
+                                 : "slots that passed before this node had the task (made on another node)", arrivals)
         if !stalledInCluster.isEmpty { Task { await self.settleStallInCluster(stalledInCluster) } }
         let prepared = prepare(firings, missed: missed)
         // Re-armed now: the next slot counts from `firedSlots`, and a manual trigger taken is not taken again

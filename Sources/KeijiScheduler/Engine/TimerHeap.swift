@@ -10,9 +10,9 @@ struct TimerEntry {
     var slot: Int64
     var generation: UInt32
     /// Armed when its moment had already passed: the task came from another node of a cluster, where it was
-    /// made a while ago (its slots count from then), so the slots it finds passed are no stall of this process.
-    /// (Enabling or resolving a task starts its count again, at that moment.) Fits the padding after
-    /// `generation`: an entry stays 40 bytes.
+    /// made a while ago (its slots count from then), or its schedule waited for its catch-up runs (or the start) past
+    /// it, so the slots it finds passed are no stall of this process. (Enabling or resolving a task starts its count
+    /// again, at that moment.) Fits the padding after `generation`: an entry stays 40 bytes.
     var armedLate: Bool
     var task: TaskName
 
