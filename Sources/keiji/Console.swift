@@ -100,13 +100,13 @@ enum Console {
     /// Ends the process with `status`, or, when a write to stdout failed, with `error: write error: <reason>` and
     /// status 1 (a failure's own status stays): what was asked may be done (a mutating command's change stays
     /// made), but its output is lost or cut short. A write into a closed pipe with SIGPIPE at its default never
-    /// gets here: the signal ended the process, as it ends `cat`.
+    /// gets here: the signal ended the process, as it ends `cat`. An interrupt a restart held back ends it here.
     static func end(_ status: Int32) -> Never {
         if let failure = stdoutFailure.withLock({ $0 }) {
             error("write error: \(String(cString: strerror(failure)))")
-            exit(status == 0 ? 1 : status)
         }
-        exit(status)
+        HeldInterrupts.endIfOneWasHeld()
+        exit(stdoutFailed && status == 0 ? 1 : status)
     }
 
     private static func write(_ text: String, to fd: Int32) {

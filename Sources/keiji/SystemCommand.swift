@@ -120,12 +120,19 @@ struct SystemCommand: AsyncParsableCommand {
                 if restart, services.contains(.scheduler), let run = try DetachedSystemCommand.askingRun(control) {
                     return try DetachedSystemCommand.handOff(run: run, workspace: workspace)
                 }
+                // From its stop to its start a restart holds back interrupts: else one left the services down.
+                let interrupts = restart ? HeldInterrupts.hold() : nil
+                defer { interrupts?.release() }
                 if restart {
-                    for service in services.reversed() where try control.stop(service) { Console.say("\(service.rawValue): stopped") }
+                    for service in services.reversed() {
+                        interrupts?.now(service == .scheduler ? "stopping the scheduler, whose runs in progress get their grace time" : "stopping the \(service.rawValue)")
+                        if try control.stop(service) { Console.say("\(service.rawValue): stopped") }
+                    }
                 }
                 var startedNow: [ServiceControl.Service] = []
                 var restartFailure: (any Error)?
                 for service in services {
+                    interrupts?.now("starting the \(service.rawValue)")
                     let extra = service == .scheduler ? (recoveryMode.map { ["--recovery-mode", $0] } ?? []) : []
                     do {
                         let (pid, fresh, notes) = try control.start(service, arguments: extra)

@@ -763,6 +763,60 @@ struct SystemCommandTests {
         #expect(try await s.keiji("system", "--stop").status == 0)
     }
 
+    /// Ctrl-C or a closed terminal while a restart waited for the scheduler's runs ended the CLI between the stop
+    /// and the start: the scheduler stayed down and nothing said so. The restart holds such signals back, says so at
+    /// each (the second too), starts the services, and only then ends by the first signal, as it would have ended.
+    @Test func anInterruptedRestartStillStartsTheServices() async throws {
+        let s = try Session()
+        defer { s.cleanUp() }
+        #expect(try await s.keiji("init").status == 0)
+        #expect(try await s.keiji("task", "--create", "--name=long", "--desc=x", "--command", "sleep 60", "--every", "1h").status == 0)
+        #expect(try await s.keiji("system", "--start").status == 0)
+        let before = try #require(try pid(of: "scheduler", in: s))
+        #expect(try await s.keiji("task", "--run", "--name=long").status == 0)
+        #expect(await eventually {
+            let list = try await s.keiji("task", "--list", "--json")
+            return (try JSONSerialization.jsonObject(with: Data(list.stdout.utf8)) as? [[String: Any]])?.first?["state"] as? String == "running"
+        })
+
+        let restart = Process()
+        restart.executableURL = URL(fileURLWithPath: s.binaries + "/keiji")
+        restart.arguments = ["system", "--restart"]
+        restart.environment = s.environment
+        let out = Pipe(), err = Pipe()
+        restart.standardOutput = out
+        restart.standardError = err
+        restart.standardInput = FileHandle.nullDevice
+        try restart.run()
+        // SIGINT once the stop says it waits for the run, SIGHUP once that was answered; read on a thread of its own.
+        let stderr = try await offThePool { () -> String in
+            var text = ""
+            var sent: [Int32] = []
+            while case let chunk = err.fileHandleForReading.availableData, !chunk.isEmpty {
+                text += String(decoding: chunk, as: UTF8.self)
+                if sent.isEmpty, text.contains("grace time to end") {
+                    sent.append(SIGINT)
+                } else if sent == [SIGINT], text.contains("interrupted: the restart finishes first") {
+                    sent.append(SIGHUP)
+                } else {
+                    continue
+                }
+                kill(restart.processIdentifier, sent.last!)
+            }
+            restart.waitUntilExit()
+            return text
+        }
+        let stdout = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        #expect(restart.terminationReason == .uncaughtSignal && restart.terminationStatus == SIGINT, "\(restart.terminationStatus) \(stdout)\(stderr)")
+        let held = stderr.split(separator: "\n").filter { $0.contains("warning: interrupted: the restart finishes first, or the services would stay down "
+                                                                         + "(now stopping the scheduler, whose runs in progress get their grace time)") }
+        #expect(held.count == 2, "\(stderr)")
+        #expect(stdout.contains("scheduler: stopped") && stdout.contains("bus: started") && stdout.contains("scheduler: started"), "\(stdout)\(stderr)")
+        let after = try #require(try pid(of: "scheduler", in: s))
+        #expect(after != before && isAlive(after))
+        #expect(try await s.keiji("system", "--stop").status == 0)
+    }
+
     /// `keiji system --restart` run by a task (a maintenance task) is one of the runs the scheduler's stop waits for:
     /// after 10 s the stop killed the run's group, the restarting CLI with it, and the scheduler stayed down. The CLI
     /// hands the restart to a detached copy of itself and the run ends at once: the scheduler comes back as a new

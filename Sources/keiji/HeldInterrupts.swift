@@ -1,0 +1,71 @@
+import Foundation
+import Synchronization
+
+#if canImport(Glibc)
+@preconcurrency import Glibc
+#endif
+
+/// SIGINT, SIGHUP and SIGTERM held back while `keiji system --restart` stops and starts the services: Ctrl-C during
+/// the scheduler's grace wait, or a closed SSH session, ended the CLI after the stop and before the start, and the
+/// services stayed down with nothing saying so. Each such signal now says on stderr what the restart is doing and
+/// that it finishes first; the first one then ends the call once the start is over (``Console/end(_:)``), as it
+/// would have ended it, so a script that was interrupted stops there. A signal the CLI was started with ignored
+/// stays ignored.
+struct HeldInterrupts {
+    private static let signals = [SIGINT, SIGHUP, SIGTERM]
+    /// The first signal held, 0 for none.
+    private static let held = Atomic<Int32>(0)
+    /// The line a held signal prints, made before: a signal handler may not allocate.
+    nonisolated(unsafe) private static let line = Atomic<UnsafeMutablePointer<CChar>?>(nil)
+
+    private var previous: [(Int32, sigaction)] = []
+
+    /// Holds the signals from now until ``release()``.
+    static func hold() -> HeldInterrupts {
+        var interrupts = HeldInterrupts()
+        for number in signals {
+            var old = sigaction()
+            sigaction(number, nil, &old)
+            if unsafeBitCast(old.__sigaction_handler.sa_handler, to: Int.self) == unsafeBitCast(SIG_IGN, to: Int.self) { continue }
+            var action = sigaction()
+            action.__sigaction_handler.sa_handler = { number in
+                let code = errno
+                _ = HeldInterrupts.held.compareExchange(expected: 0, desired: number, ordering: .relaxed)
+                if let line = HeldInterrupts.line.load(ordering: .acquiring) { _ = write(STDERR_FILENO, line, strlen(line)) }
+                errno = code
+            }
+            action.sa_flags = SA_RESTART
+            sigemptyset(&action.sa_mask)
+            sigaction(number, &action, nil)
+            interrupts.previous.append((number, old))
+        }
+        return interrupts
+    }
+
+    /// What a held signal says the restart is doing now (`stopping the scheduler`). Each line is kept for the
+    /// process's life: a handler may be printing the one it replaces.
+    func now(_ doing: String) {
+        let text = Console.paint("warning: interrupted: the restart finishes first, or the services would stay down (now \(doing))", 33) + "\n"
+        Self.line.store(strdup(text), ordering: .releasing)
+    }
+
+    /// The signals act again as before `hold()`; one held meanwhile still ends the call at its end.
+    func release() {
+        for (number, old) in previous {
+            var old = old
+            sigaction(number, &old, nil)
+        }
+    }
+
+    /// Ends the process by the signal held, if one was.
+    static func endIfOneWasHeld() {
+        let number = held.load(ordering: .relaxed)
+        guard number != 0 else { return }
+        signal(number, SIG_DFL)
+        var set = sigset_t()
+        sigemptyset(&set)
+        sigaddset(&set, number)
+        pthread_sigmask(SIG_UNBLOCK, &set, nil)
+        raise(number)
+    }
+}
