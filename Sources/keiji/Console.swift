@@ -94,6 +94,19 @@ enum Console {
 
     static func progress(_ line: String) { write(paint(line, 33) + "\n", to: STDERR_FILENO) }
 
+    /// Whether stdout is a pipe or socket whose reader has gone, taken as a write into it is (SIGPIPE, or EPIPE
+    /// remembered for ``end(_:)``), as `tail -f` does: `--follow` of a log nothing was written to noticed a closed
+    /// pipe only at its next write, and `keiji task --logs --follow | head -1` waited for the task's next line.
+    static func readerGone() -> Bool {
+        var info = stat()
+        guard fstat(STDOUT_FILENO, &info) == 0, info.st_mode & S_IFMT == S_IFIFO || info.st_mode & S_IFMT == S_IFSOCK else { return false }
+        var descriptor = pollfd(fd: STDOUT_FILENO, events: 0, revents: 0)
+        guard poll(&descriptor, 1, 0) == 1, descriptor.revents & Int16(POLLERR | POLLHUP) != 0 else { return false }
+        raise(SIGPIPE)
+        stdoutFailure.withLock { if $0 == nil { $0 = EPIPE } }
+        return true
+    }
+
     /// `error: <message>` on stderr, the one line every failure prints.
     static func error(_ message: String) { write(paint("error:", 31) + " " + message + "\n", to: STDERR_FILENO) }
 

@@ -383,6 +383,7 @@ struct TaskCommand: AsyncParsableCommand {
         defer { follower.close() }
         for poll in 1... {
             try await Task.sleep(for: .milliseconds(300))
+            if Console.readerGone() { return }
             if follower.printAppended() {
                 // Nothing more can be shown (a closed pipe with SIGPIPE ignored, a full disk): the call ends and says so.
                 if Console.stdoutFailed { return }

@@ -95,4 +95,24 @@ struct UnwritableOutputTests {
         let follow = try await s.keiji("task", "--logs", "--follow", "--name=talky")
         #expect(follow.status == 1 && follow.stderr == "error: write error: Broken pipe\n", "\(follow.status): \(follow.stderr)")
     }
+
+    /// `--logs --follow | head -1` of a log nothing more is written to hung until the task's next line (an hour
+    /// away for an hourly task): the follower noticed its reader had gone only when it next wrote. It now ends within
+    /// a tick, as a write into the closed pipe would end it: by SIGPIPE (141), or with a write error when that is ignored.
+    @Test func followEndsOnceItsReaderGoesThoughNothingIsWritten() async throws {
+        let s = try Session()
+        defer { s.cleanUp() }
+        #expect(try await s.keiji("init").status == 0)
+        #expect(try await s.keiji("task", "--create", "--name=quiet", "--desc=x", "--command", "true", "--every", "1h").status == 0)
+        let get = try JSONSerialization.jsonObject(with: Data(try await s.keiji("task", "--get", "--name=quiet", "--json").stdout.utf8))
+        let log = try #require((get as? [String: Any])?["LogPath"] as? String)
+        try FileManager.default.createDirectory(atPath: (log as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+        try "one line\nthe last line\n".write(toFile: log, atomically: false, encoding: .utf8)
+        // `timeout` (124) bounds the hang it was; `head` has gone once it printed its line.
+        for (pipe, status, stderr) in [("default", Int32(141), ""), ("ignore", 1, "error: write error: Broken pipe\n")] {
+            s.launcher = ["/bin/bash", "-c", #"env --\#(pipe)-signal=PIPE timeout 60 "$0" "$@" | head -1; exit "${PIPESTATUS[0]}""#]
+            let follow = try await s.keiji("task", "--logs", "--follow", "--lines", "1", "--name=quiet")
+            #expect(follow.status == status && follow.stdout == "the last line\n" && follow.stderr == stderr, "\(follow.status): \(follow.stdout)\(follow.stderr)")
+        }
+    }
 }
