@@ -91,9 +91,16 @@ struct StagedExecutable {
     let path: String
     private let previous: String?
 
-    /// Call before the new binary is installed at `path`.
+    /// Call before the new binary is installed at `path`. What builds of this task that are no longer running left
+    /// beside it goes first: a build interrupted while it waited for the scheduler's acknowledgement kept its link (a
+    /// whole copy of the old binary) until the task's delete, whatever later builds did.
     init(_ path: String) {
         self.path = path
+        let name = (path as NSString).lastPathComponent
+        for leftover in Self.leftovers(of: name, in: (path as NSString).deletingLastPathComponent) {
+            guard let pid = leftover.split(separator: "-").last.flatMap({ pid_t($0) }), !LiveProcess.isRunning(pid) else { continue }
+            unlink(leftover)
+        }
         let previous = path + ".keiji-previous-\(getpid())"
         unlink(previous)
         self.previous = link(path, previous) == 0 ? previous : nil

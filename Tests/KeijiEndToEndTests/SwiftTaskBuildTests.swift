@@ -87,6 +87,28 @@ struct SwiftTaskBuildTests {
         #expect(binaries(in: s) == [])
     }
 
+    /// A build interrupted between its install and the scheduler's acknowledgement left `<task>.keiji-previous-<pid>`
+    /// (a whole copy of the old binary), and later builds kept it until the task's delete. A build now removes what
+    /// builds of the task that no longer run left, and keeps what one still running has.
+    @Test func aBuildRemovesWhatInterruptedBuildsLeft() async throws {
+        let s = try Session()
+        defer { s.cleanUp() }
+        #expect(try await s.keiji("init").status == 0)
+        #expect(try await s.keiji("task", "--create", "--name=beta", "--desc=b").status == 0)
+        let ended = Process()
+        ended.executableURL = URL(fileURLWithPath: "/bin/true")
+        try ended.run()
+        try await offThePool { ended.waitUntilExit() }
+        let running = "beta.keiji-previous-\(getpid())"
+        try FileManager.default.createDirectory(atPath: s.home + "/.keiji/exec/tasks", withIntermediateDirectories: true)
+        for name in ["beta.keiji-previous-\(ended.processIdentifier)", "beta.tmp-\(ended.processIdentifier)", running] {
+            FileManager.default.createFile(atPath: s.home + "/.keiji/exec/tasks/" + name, contents: Data("x".utf8))
+        }
+        let r = try await build("beta", in: s)
+        #expect(r.status == 0, "\(r.stderr)")
+        #expect(binaries(in: s) == ["beta", running])
+    }
+
     /// One task program whose schedule and function follow `~/sdk-case`, so that one compile tries each case.
     static let schedule = """
         import Foundation
