@@ -16,7 +16,9 @@ import Synchronization
 /// dropped (there is nowhere to say so) and the command goes on; a failed write to stdout is remembered and the call
 /// ends with `error: write error: <reason>` and status 1 (``end(_:)``), as coreutils' `close_stdout` does.
 enum Console {
+    /// Not for `TERM=dumb` (Emacs' shell and compile buffers), which showed the escapes as text, as `ls` and `git` do not.
     static let colours = isatty(STDERR_FILENO) != 0 && ProcessInfo.processInfo.environment["NO_COLOR"] == nil
+        && ProcessInfo.processInfo.environment["TERM"] != "dumb"
 
     /// The errno of the first write to stdout that failed.
     private static let stdoutFailure = Mutex<Int32?>(nil)
