@@ -287,7 +287,8 @@ final class SpawnServerTests: Sendable {
         dated.notBeforeMilliseconds = WallClock().nowMilliseconds() + 120_000
         let (held, sent) = (server.newTag(), dated)
         let start = Task { try await server.start(sent, tag: held) }
-        try await Task.sleep(for: .milliseconds(500))  // sent and held by the helper (a cancel before that is the case below)
+        // Sent and held by the helper (a cancel before the start is queued is the case below).
+        try #require(await Self.eventually { server.startsSent == 1 }, "the start reached the helper")
         server.cancel(held)
         await #expect(throws: SpawnServer.StartCancelled.self) { _ = try await start.value }
 
@@ -318,7 +319,7 @@ final class SpawnServerTests: Sendable {
         dated.notBeforeMilliseconds = WallClock().nowMilliseconds() + 120_000
         let sent = dated
         let start = Task { try await server.start(sent) }
-        try await Task.sleep(for: .milliseconds(500))
+        try #require(await Self.eventually { server.startsSent == 1 }, "the start reached the helper")
         let helper = try #require(server.serverPID)
         kill(helper, SIGKILL)
         do {
@@ -341,8 +342,7 @@ final class SpawnServerTests: Sendable {
         // begun, and it ends interrupted instead).
         let instant = WallClock().nowMilliseconds() + 30_000
         let beginning = Task { await executor.begin(handle: RunHandle(), notBeforeMilliseconds: instant) }
-        #expect(await Self.eventually { server.serverPID != nil })
-        try await Task.sleep(for: .milliseconds(500))  // the start is with the helper
+        try #require(await Self.eventually { server.startsSent == 1 }, "the start reached the helper")
         let helper = try #require(server.serverPID)
         kill(helper, SIGKILL)
         let outcome = await beginning.value

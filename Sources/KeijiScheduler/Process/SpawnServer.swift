@@ -64,6 +64,8 @@ final class SpawnServer: Sendable {
         var serverPID: pid_t?
         /// Why the last start of the helper failed. While it is set, starts fail at once with it.
         var launchFailure: String?
+        /// Starts written to a helper's socket so far (``startsSent``).
+        var startsSent = 0
     }
 
     fileprivate let state = Mutex(State())
@@ -92,6 +94,10 @@ final class SpawnServer: Sendable {
 
     /// The helper's pid while one runs.
     var serverPID: pid_t? { state.withLock { $0.serverPID } }
+
+    /// How many starts have been written to a helper: a test waits on it to know a start is the helper's now,
+    /// not still queued here (a cancel or a kill before then takes another path).
+    var startsSent: Int { state.withLock { $0.startsSent } }
 
     /// Waits for the helper's first launch (the thread begins it at once) and returns why it failed, or nil once the
     /// helper runs. The scheduler refuses to start without one: every run would fail.
@@ -460,6 +466,7 @@ private final class SpawnSupervisor {
             guard let program = message.program else { continue }
             if result == 0 {
                 unanswered[message.tag] = (program, message.directory)
+                server.state.withLock { $0.startsSent += 1 }
             } else {
                 // This request cannot be sent (too large for the socket, say); the others go on.
                 takeStart(message.tag)?.resume(throwing: KeijiError(.spawn, "cannot start \(VisibleText.escaped(program)): \(String(cString: strerror(-result)))"))
