@@ -279,18 +279,26 @@ struct TaskCommandTests {
         for name in ["fresh", "never"] {
             #expect(try await s.keiji("task", "--create", "--name=\(name)", "--desc=x", "--command", "echo first-run-output; sleep 2", "--every", "1h").status == 0)
         }
+        // Their stderr in a file, read as they run: the first run comes once both have said they wait (keiji can take
+        // seconds to start on a loaded host, so a fixed pause could end before they even looked for the log).
+        let stderr = s.home + "/stderr"
+        func said() -> String { (try? String(contentsOfFile: stderr, encoding: .utf8)) ?? "" }
+        s.launcher = UnwritableOutputTests.redirecting("2>>" + stderr)
         async let following = s.keiji(within: .seconds(120), "task", "--logs", "--follow", "--name=fresh")
         async let waiting = s.keiji(within: .seconds(120), "task", "--logs", "--follow", "--name=never")
-        try await Task.sleep(for: .seconds(2))  // the followers start before the first run (generous: the run comes later still)
+        let bothWait = await eventually(.seconds(60)) {
+            ["fresh", "never"].allSatisfy { said().contains("task \($0) has not run yet: waiting for its first run") }
+        }
+        s.launcher = []
+        try #require(bothWait, "both followers wait before the first run: \(said())")
         #expect(try await s.keiji("system", "--start").status == 0)
         #expect(try await s.keiji("task", "--run", "--name=fresh").status == 0)
         // The run lasts 2 s: its log is there for more than a few of the follower's 300 ms polls before the delete.
         #expect(await eventually(.seconds(60)) { try await s.keiji("task", "--logs", "--name=fresh").stdout.contains("succeeded") })
         for name in ["fresh", "never"] { #expect(try await s.keiji("task", "--delete", "--name=\(name)").status == 0) }
         let (followed, waited) = try await (following, waiting)
-        for r in [followed, waited] {
-            #expect(r.status == 0 && r.stderr.contains("has not run yet: waiting for its first run") && r.stderr.contains("was deleted"),
-                    "\(r.status): \(r.stderr)")
+        for (name, r) in [("fresh", followed), ("never", waited)] {
+            #expect(r.status == 0 && said().contains("task \(name) was deleted"), "\(name) \(r.status): \(said())")
         }
         #expect(followed.stdout.contains("started (attempt 1") && followed.stdout.contains("first-run-output"), "\(followed.stdout)")
         #expect(waited.stdout.isEmpty, "\(waited.stdout)")
@@ -533,6 +541,8 @@ struct TaskCommandTests {
         }
         #expect(await eventually { try await s.keiji("task", "--get", "--name=slow").stdout.contains("IsRunning: true") })
         refused(try await s.keiji("task", "--run", "--name=slow"), saying: "already running")
+        // Running is applied before the process has printed: its line is waited for, then a second run has a second.
+        #expect(await eventually(.seconds(60)) { try await s.keiji("task", "--logs", "--name=slow").stdout.contains("slow-run-began") })
         try await Task.sleep(for: .seconds(1))
         let log = try await s.keiji("task", "--logs", "--name=slow").stdout
         #expect(log.components(separatedBy: "slow-run-began").count == 2, "exactly one run: \(log)")
