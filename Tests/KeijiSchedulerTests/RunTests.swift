@@ -462,14 +462,15 @@ struct RunTests {
     @Test func aRetryWaitingOutItsBackoffRunsAfterARestart() async throws {
         let harness = try SchedulerHarness()
         defer { harness.remove() }
-        let (name, first) = try await Self.firstOfThreeAttemptsFailed(harness, backoffSeconds: 3)
-        await first.stop()  // within the first retry's 3 s backoff
+        // A backoff no stall of a loaded machine outlasts between the first end and the stop (the retries take 20 s and 40 s).
+        let (name, first) = try await Self.firstOfThreeAttemptsFailed(harness, backoffSeconds: 20)
+        await first.stop()  // within the first retry's 20 s backoff
         #expect(try harness.entries().finishedRuns.map(\.final) == [false])
 
         let second = harness.engine()
         let report = try await second.start()
         #expect(report.retriesResumed?.map(\.attempt) == [2], "\(String(describing: report.retriesResumed))")
-        #expect(await harness.wait { try harness.entries().finishedRuns.count == 3 })
+        #expect(await harness.wait(upTo: .seconds(180)) { try harness.entries().finishedRuns.count == 3 })
         #expect(try harness.entries().startedRuns.map(\.attempt) == [1, 2, 3])
         #expect(try harness.entries().startedRuns.map(\.trigger) == [.manual, .retry, .retry])
         #expect(await harness.wait { await second.state.tasks[name]?.isError == true }, "the last attempt's failure is final")
@@ -486,10 +487,13 @@ struct RunTests {
     @Test func aRetryDroppedByADisableIsNotResumedByARestart() async throws {
         let harness = try SchedulerHarness()
         defer { harness.remove() }
-        let (name, first) = try await Self.firstOfThreeAttemptsFailed(harness, backoffSeconds: 2)
-        _ = try await first.submit(.taskDisabled(name))  // within the 2 s backoff
+        // A backoff no stall of a loaded machine outlasts between the first end and the disable.
+        let (name, first) = try await Self.firstOfThreeAttemptsFailed(harness, backoffSeconds: 30)
+        _ = try await first.submit(.taskDisabled(name))  // within the 30 s backoff
         _ = try await first.submit(.taskEnabled(name))
-        try await Task.sleep(for: .seconds(4))  // past the backoff: the running engine dropped the retry too
+        // Past the backoff: the running engine dropped the retry too.
+        #expect(await harness.wait(upTo: .seconds(120)) { harness.log(of: "flaky").contains("is not retried (attempt 2 dropped)") },
+                "\(harness.log(of: "flaky"))")
         #expect(try harness.entries().startedRuns.map(\.attempt) == [1])
         await first.stop()
 
