@@ -31,15 +31,19 @@ struct ClusterNodeFailureTests {
         defer { harness.remove() }
         let url = try harness.joinTestCluster()
         defer { harness.dropTestCluster(url) }
-        // Nothing else is journaled while its run goes on (the next slot is 10 s away): its end is the first record to
-        // fail. Its 5 s leave the test ample time to fail the journal before the end.
-        try await harness.defineOffline(try harness.commandTask("slow", "sleep 5", every: 10) { $0.rerunInterrupted = true })
+        // Its run goes on until the journal fails (the gate): its end, right after, is the first record to fail (the next
+        // slot is 10 s away; one that comes before is skipped and journaled before the failure).
+        let gate = harness.home + "/go"
+        try await harness.defineOffline(try harness.commandTask("slow", "while [ ! -e '\(gate)' ]; do sleep 0.05; done", every: 10) {
+            $0.rerunInterrupted = true
+        })
         let io = FailingSyncJournalIO()
         let engine = harness.engine(journalIO: io)
         try await engine.start()
         let name = harness.taskName("slow")
         #expect(await harness.wait { try harness.entries().startedRuns.contains { $0.task == name } }, "a slot of slow began")
         io.failFromNow()
+        FileManager.default.createFile(atPath: gate, contents: nil)
         #expect(await harness.wait { await engine.hasFailed }, "the run's end failed the journal")
         let ended = ContinuousClock.now
         // Finish marks go within ClusterLink.finishDelay (100 ms) of a run's end; fifteen times that without one.
