@@ -230,17 +230,19 @@ struct PostgresViewTests {
             let value = try watcher.query("SELECT sessions FROM pg_stat_database WHERE datname = current_database()").first?.first ?? nil
             return value.flatMap { Int($0) } ?? -1
         }
-        var before = try sessions()
-        _ = await eventually(.seconds(10)) {  // the first create's and the watcher's own sessions, flushed as they end
-            try await Task.sleep(for: .seconds(1))
-            let now = try sessions()
-            defer { before = now }
-            return now == before
+        // Client sessions with the database besides the watcher: an ending one has flushed its count by the time it
+        // leaves pg_stat_activity.
+        func others() throws -> Int {
+            let value = try watcher.query("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                                          + "AND backend_type = 'client backend' AND pid <> pg_backend_pid()").first?.first ?? nil
+            return value.flatMap { Int($0) } ?? -1
         }
+        // The first create's session ended and is counted (the watcher's own was flushed after its first query).
+        #expect(await eventually(.seconds(60)) { try others() == 0 }, "the first create's session ended")
+        let before = try sessions()
         let r = try await s.keiji("task", "--create", "--name=second", "--desc=x", "--command", "true", "--every", "1h")
         #expect(r.status == 0 && r.stdout.contains("written offline"), "\(r.stdout)\(r.stderr)")
-        #expect(await eventually(.seconds(30)) { try sessions() > before }, "the call's session was counted")
-        try await Task.sleep(for: .seconds(2))  // any other session of the call's would be counted by now
+        #expect(await eventually(.seconds(60)) { try others() == 0 }, "the call's sessions ended")
         #expect(try sessions() - before == 1, "sessions the call opened")
         let refused = try await s.keiji("task", "--create", "--name=second", "--desc=x", "--command", "true", "--every", "1h")
         #expect(refused.status != 0 && refused.stderr.contains("second"), "a second task of that name is refused: \(refused.stderr)")
