@@ -93,7 +93,7 @@ let package = Package(
         .testTarget(name: "KeijiCoreTests", dependencies: ["KeijiCore", "KeijiTestSupport"]),
         .target(name: "KeijiTestSupport", path: "Tests/KeijiTestSupport"),
         .testTarget(name: "KeijiSchedulerTests", dependencies: ["KeijiScheduler", "keiji-scheduler", "keiji-spawn-server", "KeijiTestSupport"]),
-        .testTarget(name: "KeijiBusTests", dependencies: ["KeijiBus", "keiji-bus"]),
+        .testTarget(name: "KeijiBusTests", dependencies: ["KeijiBus", "keiji-bus", "KeijiTestSupport"]),
         .testTarget(name: "KeijiEndToEndTests", dependencies: ["keiji", "keiji-bus", "keiji-scheduler", "keiji-spawn-server", "KeijiJournal", "KeijiCore", "CSpawn", "CSocket", "KeijiTestSupport"]),
         .testTarget(
             name: "KeijiJournalTests",

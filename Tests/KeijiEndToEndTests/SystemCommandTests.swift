@@ -895,7 +895,8 @@ struct SystemCommandTests {
     /// The scheduler's lines to its log (its stderr) went through `FileHandle.write`, which ends the process when the
     /// write fails: with its log's disk full, a task's `kill -USR1 $PPID` (said there as an ignored signal) took the
     /// scheduler down. Its log folder is a small tmpfs, filled before the task runs.
-    @Test(.enabled(if: SmallDisk.canMount)) func aFullLogDiskDoesNotEndTheSchedulerAtItsNextLine() async throws {
+    @Test(.enabled(if: NeededUnderCI.runs(SmallDisk.canMount))) func aFullLogDiskDoesNotEndTheSchedulerAtItsNextLine() async throws {
+        try #require(SmallDisk.canMount, "needs root and /usr/bin/mount for a tmpfs (under CI=true it runs, and fails, without them)")
         let s = try Session()
         defer { s.cleanUp() }
         #expect(try await s.keiji("init").status == 0)
@@ -928,13 +929,14 @@ struct SystemCommandTests {
 extension SystemCommandTests {
     /// `setpriv` to run `keiji` as `nobody` (65534), for tests about what another user may not do. Needs root.
     static let asNobody = ["/usr/bin/setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
-    static var canRunAsNobody: Bool { getuid() == 0 && FileManager.default.isExecutableFile(atPath: asNobody[0]) }
+    static var canRunAsNobody: Bool { NeededUnderCI.canRunAsNobody }
 
     /// A start whose pid file cannot be written (here the folder is read-only; a full disk does the same) stops the
     /// service it spawned: it ran on where no keiji command saw it, holding the bus's sockets, and every later start
     /// was refused. Runs as `nobody` in a HOME of its own (root could write in the folder anyway; one another user
     /// owns is refused before anything starts, PrivateFolder).
-    @Test(.enabled(if: canRunAsNobody)) func aServiceWhosePidFileCannotBeWrittenIsStoppedAgain() async throws {
+    @Test(.enabled(if: NeededUnderCI.runs(canRunAsNobody))) func aServiceWhosePidFileCannotBeWrittenIsStoppedAgain() async throws {
+        try #require(Self.canRunAsNobody, "needs root and /usr/bin/setpriv (under CI=true it runs, and fails, without them)")
         let s = try Session()
         defer {
             for pid in processes("keiji-bus", of: s) + processes("keiji-schedul", of: s) { kill(pid, SIGKILL) }
@@ -955,7 +957,8 @@ extension SystemCommandTests {
     /// Another user's workspace: a pid file or settings that cannot be read is said so, with a non-zero exit. Taken as
     /// absent, `--stop` said "was not running" (exit 0) of services that ran on, and `task --list` said "no workspace;
     /// run keiji init". Root's services, `nobody`'s calls.
-    @Test(.enabled(if: canRunAsNobody)) func aPidFileOrWorkspaceThatCannotBeReadIsNotTakenForNone() async throws {
+    @Test(.enabled(if: NeededUnderCI.runs(canRunAsNobody))) func aPidFileOrWorkspaceThatCannotBeReadIsNotTakenForNone() async throws {
+        try #require(Self.canRunAsNobody, "needs root and /usr/bin/setpriv (under CI=true it runs, and fails, without them)")
         let s = try Session()
         defer { s.cleanUp() }
         #expect(try await s.keiji("init").status == 0)

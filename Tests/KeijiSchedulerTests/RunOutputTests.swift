@@ -1,5 +1,6 @@
 import Foundation
 import KeijiCore
+import KeijiTestSupport
 import Testing
 
 @testable import KeijiScheduler
@@ -8,10 +9,6 @@ import Testing
 /// does to its own output cannot truncate the log or move where keiji writes. (That its last words come before
 /// keiji's end line: SpawnServerTests.anExitIsReportedOnceTheRunsOutputIsInTheLog.)
 struct RunOutputTests {
-    /// perl is in every Debian-like base system (perl-base); the constants are Linux's (F_GETFL 3, F_SETFL 4,
-    /// O_APPEND 02000), so no module is needed.
-    static let hasPerl = FileManager.default.isExecutableFile(atPath: "/usr/bin/perl")
-
     /// Runs the task `times` times, one after the other, and returns the runs' IDs in order.
     func run(_ raw: String, times: Int, _ harness: SchedulerHarness) async throws -> [String] {
         let engine = harness.engine()
@@ -49,9 +46,12 @@ struct RunOutputTests {
 
     /// A run that clears O_APPEND on its stdout and seeks to the start wrote over the log, and so did keiji's end line
     /// and every later run (they shared the open file description): the log read out of order.
-    @Test(.enabled(if: hasPerl)) func clearingAppendOnItsOutputCannotClobberTheLog() async throws {
+    @Test(.enabled(if: NeededUnderCI.runs(NeededUnderCI.hasPerl))) func clearingAppendOnItsOutputCannotClobberTheLog() async throws {
+        try #require(NeededUnderCI.hasPerl, "needs /usr/bin/perl (under CI=true it runs, and fails, without it)")
         let harness = try SchedulerHarness()
         defer { harness.remove() }
+        // perl is in every Debian-like base system (perl-base); the constants are Linux's (F_GETFL 3, F_SETFL 4,
+        // O_APPEND 02000), so no module is needed.
         let clobber = "perl -e 'fcntl(STDOUT, 4, fcntl(STDOUT, 3, 0) & ~1024); sysseek(STDOUT, 0, 0); syswrite(STDOUT, \"CLOBBER\\n\")'"
         try await harness.defineOffline(try harness.commandTask("clobberer", clobber, every: 3600))
         let runs = try await run("clobberer", times: 2, harness)

@@ -1,6 +1,7 @@
 import CSpawn
 import Foundation
 import KeijiCore
+import KeijiTestSupport
 import Synchronization
 import Testing
 
@@ -169,8 +170,9 @@ final class SpawnServerTests: Sendable {
     /// the pipe held then is in the log, so the scheduler's end line (written once it hears of the exit) comes after
     /// the run's last words. Each run leaves a megabyte in a pipe it enlarged to 1 MiB (perl, from perl-base;
     /// F_SETPIPE_SZ is 1031). Reported before the rest was relayed, the exit was seen early in some of the runs.
-    @Test(.enabled(if: FileManager.default.isExecutableFile(atPath: "/usr/bin/perl")))
+    @Test(.enabled(if: NeededUnderCI.runs(NeededUnderCI.hasPerl)))
     func anExitIsReportedOnceTheRunsOutputIsInTheLog() async throws {
+        try #require(NeededUnderCI.hasPerl, "needs /usr/bin/perl (under CI=true it runs, and fails, without it)")
         let server = SpawnServer(helperPath: SpawnServer.installedPath)
         let script = "fcntl(STDOUT, 1031, 1048576); syswrite(STDOUT, (\"x\" x 1000000) . \"\\nlast words\\n\")"
         var early: [Int] = []
@@ -417,8 +419,9 @@ final class SpawnServerTests: Sendable {
     /// A helper that answers READY with another protocol version is refused with that reason, not with the SIGKILL
     /// the scheduler itself sent it ("did not start (was killed by signal 9)"). The fake helper is perl (perl-base),
     /// which writes the reply in one record.
-    @Test(.enabled(if: FileManager.default.isExecutableFile(atPath: "/usr/bin/perl")))
+    @Test(.enabled(if: NeededUnderCI.runs(NeededUnderCI.hasPerl)))
     func aHelperOfAnotherProtocolVersionIsRefusedSayingSo() async throws {
+        try #require(NeededUnderCI.hasPerl, "needs /usr/bin/perl (under CI=true it runs, and fails, without it)")
         let helper = directory + "/other-helper"
         let reply = "pack('LlQllQQLL', 1, 99, 0, $$, 0, 0, 0, 0, 0)"
         try await writeExecutable("#!/usr/bin/perl\nopen(my $s, '>&=', 3) or die; syswrite($s, \(reply)); sleep 60;\n", to: helper)
