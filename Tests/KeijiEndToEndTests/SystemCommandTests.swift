@@ -530,13 +530,24 @@ struct SystemCommandTests {
         #expect(try await s.keiji("task", "--create", "--name=ping", "--desc=x", "--command", "true", "--every", "1h").status == 0)
         var r = try await s.keiji("system", "--start", "--scheduler")
         #expect(r.status == 0, "\(r.stdout)\(r.stderr)")
-        // With no bus for a few seconds the link's retries are 1.6–2 s apart, so the command below comes before
-        // it connects (the window this test is about; without it the test would rarely see the wait).
-        try await Task.sleep(for: .seconds(4))
+        // The scheduler is stopped (SIGSTOP) until the command has said it waits: its link cannot connect to the bus
+        // before, so the command finds the bus without a scheduler however fast or slow the machine (the window
+        // this test is about: a fixed pause before the command let the link win the race on some runs).
+        let scheduler = try #require(try pid(of: "scheduler", in: s))
+        #expect(kill(scheduler, SIGSTOP) == 0)
+        defer { kill(scheduler, SIGCONT) }
         r = try await s.keiji("system", "--start", "--bus")
         #expect(r.status == 0, "\(r.stdout)\(r.stderr)")
-        r = try await s.keiji("task", "--disable", "--name=ping")
-        #expect(r.status == 0 && r.stdout.contains("acknowledged by the scheduler"), "\(r.stdout)\(r.stderr)")
+        let stderr = s.home + "/stderr"
+        func said() -> String { (try? String(contentsOfFile: stderr, encoding: .utf8)) ?? "" }
+        s.launcher = UnwritableOutputTests.redirecting("2>>" + stderr)
+        async let disabling = s.keiji(within: .seconds(120), "task", "--disable", "--name=ping")
+        let waited = await eventually(.seconds(60)) { said().contains("the scheduler is running but not connected to keiji-bus yet; waiting for it…") }
+        s.launcher = []
+        #expect(kill(scheduler, SIGCONT) == 0)
+        r = try await disabling
+        #expect(waited, "the command waited for the scheduler's link: \(said())")
+        #expect(r.status == 0 && r.stdout.contains("acknowledged by the scheduler"), "\(r.stdout)\(said())")
         #expect(try await s.keiji("system", "--stop").status == 0)
     }
 
