@@ -201,8 +201,12 @@ struct BusAuthenticationTests {
         forger.close()
 
         // A client's valid proof is not a scheduler's: the role is inside the MAC.
-        let impostor = startLink(server, token: "wrong") { request in .acknowledged(request.id, lsn: 1) }
-        try await Task.sleep(for: .milliseconds(400))
+        // Its handshake is waited for (the link says why it failed), not a fixed pause that a link not yet begun passed.
+        let said = Recorder()
+        let link = SchedulerBusLink(endpoint: server.boundPull, token: "wrong", handler: { request in .acknowledged(request.id, lsn: 1) },
+                                    log: { said.add($0) })
+        let impostor = RunningLink(link: link, task: Task { await link.run() })
+        #expect(await eventually(within: .seconds(60)) { said.all.contains { $0.hasPrefix("cannot connect to keiji-bus: ") } }, "\(said.all)")
         #expect(!impostor.link.isConnected)
         #expect(!server.schedulerConnected)
         let reply = try await BusClient(endpoint: server.boundPush, token: testToken).send(request("r"), timeout: .seconds(30))
