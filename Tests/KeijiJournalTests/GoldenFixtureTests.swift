@@ -5,11 +5,14 @@ import Testing
 
 /// Journals committed under Fixtures/journal/ pin the on-disk format: a change that alters a single byte of
 /// what the journal writes fails here. `KEIJI_REGENERATE_FIXTURES=1 swift test --filter GoldenFixture`
-/// rewrites them after an intended format change (and docs/journal-format.md must change with them).
+/// rewrites them after an intended format change (and docs/journal-format.md must change with them); that run fails,
+/// so it never passes by comparing the writer with what it just wrote. Serialized: regenerating rewrites the folders
+/// the other tests copy.
 ///
 /// - valid/: two segments (one sealed), a checkpoint, a clean close; 12 scheduler-like records.
 /// - torn/: valid/ with its last batch cut mid-frame, as a crash during the write leaves it.
 /// - corrupted/: valid/ with one bit flipped inside an acknowledged batch of the first segment.
+@Suite(.serialized)
 struct GoldenFixtureTests {
     static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
         .deletingLastPathComponent().appendingPathComponent("Fixtures/journal").path
@@ -59,6 +62,7 @@ struct GoldenFixtureTests {
         let produced = try Self.files(in: fresh.path)
         if ProcessInfo.processInfo.environment["KEIJI_REGENERATE_FIXTURES"] == "1" {
             try regenerate(from: produced)
+            Issue.record("fixtures regenerated: review the diff, then run the tests again without KEIJI_REGENERATE_FIXTURES")  // compared with itself below, it would pass
         }
         let committed = try Self.files(in: Self.root + "/valid")
         #expect(committed.keys.sorted() == produced.keys.sorted())
