@@ -900,7 +900,7 @@ struct SystemCommandTests {
         #expect(try await s.keiji("task", "--run", "--name=escaper").status == 0)
         #expect(await eventually(.seconds(30)) { marked().contains { getsid($0) == $0 } }, "the run's setsid process started")
         #expect(try await s.keiji("system", "--stop").status == 0)
-        #expect(await eventually(.seconds(20)) { marked().isEmpty }, "\(marked())")
+        #expect(await eventually(.seconds(60)) { marked().isEmpty }, "\(marked())")
     }
 
     /// The scheduler's lines to its log (its stderr) went through `FileHandle.write`, which ends the process when the

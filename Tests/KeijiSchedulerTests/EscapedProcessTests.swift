@@ -49,7 +49,7 @@ struct EscapedProcessTests {
         defer { cleanUp([runID], harness) }
         #expect(await harness.wait { try harness.entries().finishedRuns.count == 1 })
         #expect(try harness.entries().finishedRuns.first?.outcome == .timedOut)
-        #expect(await harness.wait(upTo: .seconds(20)) { harness.processes(ofRun: runID).isEmpty }, "\(harness.processes(ofRun: runID))")
+        #expect(await harness.wait { harness.processes(ofRun: runID).isEmpty }, "\(harness.processes(ofRun: runID))")
         await engine.stop()
     }
 
@@ -69,12 +69,12 @@ struct EscapedProcessTests {
             runIDs.append(runID)
             _ = try await engine.submit(command)
             #expect(await harness.wait { try harness.entries().finishedRuns.contains { $0.runID == runID } })
-            #expect(await harness.wait(upTo: .seconds(20)) { harness.processes(ofRun: runID).isEmpty }, "\(raw): \(harness.processes(ofRun: runID))")
+            #expect(await harness.wait { harness.processes(ofRun: runID).isEmpty }, "\(raw): \(harness.processes(ofRun: runID))")
         }
         let runID = try await escapedRun("shutdown", harness, engine)
         runIDs.append(runID)
         await engine.stop()
         #expect(try harness.entries().finishedRuns.first { $0.runID == runID }?.outcome == .stopped)
-        #expect(await harness.wait(upTo: .seconds(20)) { harness.processes(ofRun: runID).isEmpty }, "\(harness.processes(ofRun: runID))")
+        #expect(await harness.wait { harness.processes(ofRun: runID).isEmpty }, "\(harness.processes(ofRun: runID))")
     }
 }

@@ -85,7 +85,7 @@ struct FiringLeadTests {
         let lead = try await InsideTheLead()
         defer { lead.harness.remove() }
         let stopped = Task { await lead.engine.stop() }
-        let ended = await lead.harness.wait(upTo: .seconds(30)) { await lead.engine.runsInProgress == 0 }
+        let ended = await lead.harness.wait { await lead.engine.runsInProgress == 0 }
         #expect(ended, "the stop ends the run")
         guard ended else { return }  // a stop waiting for the run forever would hang the suite
         await stopped.value

@@ -27,7 +27,7 @@ struct StopBoundTests {
             await engine.stop()
             stopped.store(true, ordering: .releasing)
         }
-        let ended = await harness.wait(upTo: .seconds(20)) { stopped.load(ordering: .acquiring) }
+        let ended = await harness.wait { stopped.load(ordering: .acquiring) }
         write.answer()
         await stop.value
         await held.value
