@@ -51,7 +51,8 @@ struct ReducerModelTests {
                     tasks[name] = Task(taskID: taskID, schedule: definition.schedule, continueOnError: definition.policy.continueOnError)
                 }
             case .taskEnabled(let name):
-                if tasks[name.rawValue]?.disabled == true { tasks[name.rawValue]?.lastSlot = seconds }
+                // Counting starts again now, or after the last slot run if that is later (the clock stepped back).
+                if let task = tasks[name.rawValue], task.disabled { tasks[name.rawValue]?.lastSlot = max(task.lastSlot ?? seconds, seconds) }
                 tasks[name.rawValue]?.disabled = false
             case .taskDisabled(let name):
                 tasks[name.rawValue]?.disabled = true
@@ -64,8 +65,9 @@ struct ReducerModelTests {
                     ofDeletedTasks[runID] = task
                 }
             case .taskResolved(let name):
-                // Slots that passed while in error are not owed: the slots start again at the resolve.
-                if tasks[name.rawValue]?.error == true { tasks[name.rawValue]?.lastSlot = seconds }
+                // Slots that passed while in error are not owed: the slots start again at the resolve (or after the last
+                // slot run, if later).
+                if let task = tasks[name.rawValue], task.error { tasks[name.rawValue]?.lastSlot = max(task.lastSlot ?? seconds, seconds) }
                 tasks[name.rawValue]?.error = false
                 tasks[name.rawValue]?.errorText = ""
             case .taskErrored(let name, let errorText):
@@ -138,7 +140,7 @@ struct ReducerModelTests {
     }
 
     /// A random but plausible journal: commands on a few names, runs that start, finish or are interrupted
-    /// (and some records about runs or tasks that do not exist), time moving forward.
+    /// (and some records about runs or tasks that do not exist), time moving forward but now and then stepping back.
     static func history(seed: UInt64, length: Int) -> [JournalEntry] {
         var rng = SeededGenerator(seed: seed)
         var at: Int64 = 1_795_000_000_000
@@ -148,6 +150,7 @@ struct ReducerModelTests {
         func pickName() -> TaskName { name(names.randomElement(using: &rng)!) }
         for _ in 0..<length {
             at += Int64.random(in: 0...5_000, using: &rng)
+            if Int.random(in: 0..<40, using: &rng) == 0 { at -= Int64.random(in: 1_000...120_000, using: &rng) }  // the wall clock stepped back
             let task = pickName()
             let event: JournalEntry.Event
             switch Int.random(in: 0..<100, using: &rng) {

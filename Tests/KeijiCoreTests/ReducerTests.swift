@@ -98,6 +98,21 @@ struct ReducerTests {
         #expect(!task.isError && task.lastSlot == 1500 && task.anchor == 1500 && task.phaseMilliseconds == 250)
     }
 
+    /// An enable or a resolve dated before the task's last slot run (the wall clock stepped back) leaves that slot
+    /// the cursor: counting from the earlier instant ran the slots between again once the engine's memory of them
+    /// was gone (a restart).
+    @Test func anEnableOrResolveWhileTheClockIsBehindKeepsTheLastSlotRun() throws {
+        let saved = JournalEntry(at: 1_000_000, .taskSaved(commandTask("a"), taskID: "a"))
+        let started = JournalEntry(at: 1_001_000, .runStarted(RunStart(runID: "1", task: name("a"), slot: 1001, attempt: 1, trigger: .schedule)))
+        let failed = JournalEntry(at: 1_001_500, .runFinished(RunEnd(runID: "1", task: name("a"), outcome: .failed, exitCode: 1, signal: nil,
+                                                                      durationMs: 1, latenessMs: 0, final: true, message: nil)))
+        let enabled = try #require(fold([saved, started, JournalEntry(at: 1_001_600, .taskDisabled(name("a"))),
+                                         JournalEntry(at: 940_250, .taskEnabled(name("a")))]).tasks[name("a")])
+        #expect(enabled.lastSlot == 1001 && enabled.anchor == 940 && !enabled.isDisabled)
+        let resolved = try #require(fold([saved, started, failed, JournalEntry(at: 940_250, .taskResolved(name("a")))]).tasks[name("a")])
+        #expect(resolved.lastSlot == 1001 && resolved.anchor == 940 && !resolved.isError)
+    }
+
     /// A cluster's `task.errored` (another node's run failed) puts the task in error with that node's text, round
     /// trips through both stored forms, and a resolve ends it as it ends an error of the node's own.
     @Test func anErrorPublishedByAnotherNodePutsTheTaskInError() throws {

@@ -27,10 +27,11 @@ public enum Reducer {
         case .taskEnabled(let name):
             update(name, in: &state) { task in
                 if task.isDisabled {
-                    // Slots that passed while disabled are not missed: counting starts again now.
+                    // Slots that passed while disabled are not missed: counting starts again now, or after the last
+                    // slot run if that lies ahead (the clock stepped back): a slot that ran never runs again.
                     task.anchor = seconds
                     task.phaseMilliseconds = at - seconds * 1000
-                    task.lastSlot = seconds
+                    task.lastSlot = max(task.lastSlot ?? seconds, seconds)
                 }
                 task.isDisabled = false
                 task.updatedAt = at
@@ -52,10 +53,11 @@ public enum Reducer {
             update(name, in: &state) { task in
                 guard task.refusal == nil else { return }  // only a valid definition ends a refusal
                 if task.isError {
-                    // Slots that passed while in error are not owed (no catch-up burst): counting starts again now.
+                    // Slots that passed while in error are not owed (no catch-up burst): counting starts again now, or
+                    // after the last slot run if that lies ahead, as for an enable.
                     task.anchor = seconds
                     task.phaseMilliseconds = at - seconds * 1000
-                    task.lastSlot = seconds
+                    task.lastSlot = max(task.lastSlot ?? seconds, seconds)
                 }
                 task.isError = false
                 task.errorText = ""
