@@ -5,8 +5,8 @@ import KeijiCore
 @preconcurrency import Glibc
 #endif
 
-/// `keiji task --runs --name=X`: the task's latest runs from the query view, newest first (by when they
-/// ended): slot, start, duration, lateness, result, attempt, trigger and node.
+/// `keiji task --runs --name=X`: the task's latest runs from the query view, newest first (the last made, whatever
+/// the wall clock said): slot, start, duration, lateness, result, attempt, trigger and node.
 struct RunHistory {
     struct Run {
         var runID: String

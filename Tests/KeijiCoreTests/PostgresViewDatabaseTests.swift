@@ -104,10 +104,22 @@ struct PostgresViewDatabaseTests {
             live: QueryView.openOrReset(.postgres(liveURL), workspace: home.workspace, defaultTimeZone: zone).0,
             rebuilt: QueryView.openOrReset(.postgres(rebuiltURL), workspace: home.workspace, defaultTimeZone: zone).0,
             rows: { view, task in
-                // No order of writing in PostgreSQL: by EndTime, which is the history's order here (no two entries of a task share one).
                 try (view.database as! PostgresViewDatabase).connection.query(
-                    #"SELECT "RunId", "EndTime", "Outcome" FROM runs WHERE "TaskName" = $1 ORDER BY "EndTime""#, [task])
+                    #"SELECT "RunId", "EndTime", "Outcome" FROM runs WHERE "TaskName" = $1 ORDER BY "Seq""#, [task])
             })
+    }
+
+    @Test func runsAfterTheClockSteppedBackAreTheNewest() throws {
+        let home = TemporaryHome()
+        defer { home.remove() }
+        let (liveURL, dropLive) = try TestPostgres.makeDatabase()
+        defer { dropLive() }
+        let (rebuiltURL, dropRebuilt) = try TestPostgres.makeDatabase()
+        defer { dropRebuilt() }
+        let zone = TimeZone(identifier: "UTC")!
+        try QueryViewTests.checkRunsAfterTheClockSteppedBackAreTheNewest(
+            live: QueryView.openOrReset(.postgres(liveURL), workspace: home.workspace, defaultTimeZone: zone).0,
+            rebuilt: QueryView.openOrReset(.postgres(rebuiltURL), workspace: home.workspace, defaultTimeZone: zone).0)
     }
 
     /// A commit can succeed with its reply lost; the flush is then made again, and inserts nothing twice.

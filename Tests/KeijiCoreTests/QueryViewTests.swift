@@ -246,6 +246,54 @@ struct QueryViewTests {
             rows: { view, task in try view.sqlite.rows("SELECT RunId, EndTime, Outcome FROM runs WHERE TaskName = ? ORDER BY rowid", [.text(task)]) })
     }
 
+    @Test func runsAfterTheClockSteppedBackAreTheNewest() throws {
+        let home = TemporaryHome()
+        defer { home.remove() }
+        try home.workspace.createSystemDirectories()
+        let zone = TimeZone(identifier: "UTC")!
+        try Self.checkRunsAfterTheClockSteppedBackAreTheNewest(
+            live: QueryView(sqlite: home.path + "/live.db", workspace: home.workspace, defaultTimeZone: zone),
+            rebuilt: QueryView(sqlite: home.path + "/rebuilt.db", workspace: home.workspace, defaultTimeZone: zone))
+    }
+
+    /// The newest runs are the ones made last, whatever the wall clock said when they ended: a task with its 20 runs
+    /// kept, then the clock stepped back 10 min and a run failed. Ordered and trimmed by `EndTime`, the view dropped
+    /// that run as it was written, and `--runs` and `--list`'s LAST RESULT showed the older successes.
+    static func checkRunsAfterTheClockSteppedBackAreTheNewest(live: QueryView, rebuilt: QueryView) throws {
+        var state = SchedulerState()
+        var lsn: UInt64 = 0
+        var at: Int64 = 1_795_000_000_000
+        func apply(_ event: JournalEntry.Event) throws {
+            lsn += 1
+            let entry = JournalEntry(at: at, event)
+            Reducer.apply(entry, lsn: lsn, to: &state)
+            try applyAsTheScheduler(entry, state: state, to: live)
+        }
+        func run(_ id: String, _ outcome: RunOutcome) throws {
+            try apply(.runStarted(RunStart(runID: id, task: name("alpha"), slot: nil, attempt: 1, trigger: .manual)))
+            at += 1000
+            try apply(.runFinished(RunEnd(runID: id, task: name("alpha"), outcome: outcome, exitCode: outcome == .failed ? 3 : 0, signal: nil,
+                                          durationMs: 1000, latenessMs: nil, final: true, message: nil)))
+        }
+        var policy = RunPolicy()
+        policy.continueOnError = true
+        try apply(.taskSaved(commandTask("alpha", policy: policy), taskID: "id-alpha"))
+        for i in 0..<SchedulerState.recentRunLimit { try run("r\(i)", .succeeded) }
+        at -= 600_000
+        try run("after1", .failed)
+        try run("after2", .succeeded)
+        try run("after3", .failed)
+        let expected = state.tasks[name("alpha")]!.recentRuns.map(\.runID).reversed().map { $0 as String? }
+        #expect(expected.prefix(3) == ["after3", "after2", "after1"])
+        for (view, comment) in [(live, "written as the scheduler writes"), (rebuilt, "rebuilt")] {
+            if view === rebuilt { try rebuilt.rebuild(from: state) }
+            let runs = try view.database.runs(["RunId"], of: "alpha", limit: 25).map { $0[0] }
+            #expect(runs == Array(expected), "\(comment): newest first, the state's history")
+            let latest = try view.database.tasksWithLatestRun(["Name"], runColumns: ["RunId", "Outcome"])
+            #expect(latest == [["alpha", "after3", "failed"]], "\(comment): the latest run")
+        }
+    }
+
     /// A `RunId` is not a row's identity: a slot missed by two tasks is `missed-<slot>` in both (the view once kept
     /// one of them: two cron tasks missing the same minute showed the miss in one task's `--runs` only), and a run
     /// interrupted and then finished is two entries of its task's history. Whatever way the rows are written (the

@@ -141,9 +141,11 @@ public final class PostgresViewDatabase: ViewDatabase {
                 "Attempt" INTEGER NOT NULL,
                 "Trigger" TEXT NOT NULL,
                 "Message" TEXT,
-                "Node" TEXT NOT NULL
+                "Node" TEXT NOT NULL,
+                "Seq" BIGINT GENERATED ALWAYS AS IDENTITY
             );
             CREATE UNIQUE INDEX IF NOT EXISTS runs_by_task ON runs (\(RunRow.keyColumns.map(Self.quoted).joined(separator: ", ")));
+            CREATE INDEX IF NOT EXISTS runs_in_order ON runs ("TaskName", "Seq");
             CREATE TABLE IF NOT EXISTS applied_lsn (node TEXT PRIMARY KEY, lsn BIGINT NOT NULL);
             """)
     }
@@ -268,11 +270,13 @@ public final class PostgresViewDatabase: ViewDatabase {
                              [PostgresConnection.arrayLiteral(names), node])
     }
 
+    /// By `Seq`, the order the rows reached the view: the order each node made its runs, and between nodes the order
+    /// they were flushed (within a flush interval of when they ended), whatever any node's wall clock said.
     public func trimRuns(of names: [String], keeping limit: Int) throws {
         guard !names.isEmpty else { return }
         try connection.query(#"""
             DELETE FROM runs AS r USING (
-                SELECT ctid AS row, row_number() OVER (PARTITION BY "TaskName" ORDER BY "EndTime" DESC, "RunId" DESC) AS n
+                SELECT ctid AS row, row_number() OVER (PARTITION BY "TaskName" ORDER BY "Seq" DESC) AS n
                 FROM runs WHERE "TaskName" = ANY($1::text[])
             ) AS o WHERE r.ctid = o.row AND o.n > $2
             """#, [PostgresConnection.arrayLiteral(names), String(limit)])
@@ -294,14 +298,14 @@ public final class PostgresViewDatabase: ViewDatabase {
         let columns = taskColumns.map { "t.\(Self.quoted($0))" } + runColumns.map { "r.\(Self.quoted($0))" }
         return try connection.query("""
             SELECT \(columns.joined(separator: ", ")) FROM task_models t
-            LEFT JOIN LATERAL (SELECT * FROM runs WHERE "TaskName" = t."Name" ORDER BY "EndTime" DESC, "RunId" DESC LIMIT 1) r ON true
+            LEFT JOIN LATERAL (SELECT * FROM runs WHERE "TaskName" = t."Name" ORDER BY "Seq" DESC LIMIT 1) r ON true
             ORDER BY t."Name" COLLATE "C"
             """)
     }
 
     public func runs(_ columns: [String], of task: String, limit: Int) throws -> [[String?]] {
         try connection.query("""
-            SELECT \(columns.map(Self.quoted).joined(separator: ", ")) FROM runs WHERE "TaskName" = $1 ORDER BY "EndTime" DESC, "RunId" DESC LIMIT $2
+            SELECT \(columns.map(Self.quoted).joined(separator: ", ")) FROM runs WHERE "TaskName" = $1 ORDER BY "Seq" DESC LIMIT $2
             """, [task, String(limit)])
     }
 }

@@ -16,8 +16,9 @@ public final class QueryView {
     // 2: ID is the task's own number, not a rowid; Policy column. 3: Executable shows a direct exec as such (rows
     // are rewritten only when their definition changes, so a new derivation needs a rebuild). 4: runs name their
     // node; in PostgreSQL, applied_lsn has a row per node (a cluster's nodes share the view). 5: `runs` has a row
-    // per history entry, not per RunId (``RunRow/keyColumns``); in SQLite its one index is runs_by_task.
-    public static let schemaVersion = 5
+    // per history entry, not per RunId (``RunRow/keyColumns``); in SQLite its one index is runs_by_task. 6: runs are
+    // ordered and trimmed by when they were written (SQLite's rowid, PostgreSQL's `Seq`), not by `EndTime`.
+    public static let schemaVersion = 6
     public let database: any ViewDatabase
     private let workspace: Workspace
     private let defaultTimeZone: TimeZone

@@ -154,7 +154,7 @@ public final class SQLiteViewDatabase: ViewDatabase {
                 Message TEXT,
                 Node TEXT NOT NULL
             );
-            CREATE INDEX IF NOT EXISTS runs_by_task ON runs (TaskName, EndTime);
+            CREATE INDEX IF NOT EXISTS runs_by_task ON runs (TaskName);
             CREATE TABLE IF NOT EXISTS applied_lsn (id INTEGER PRIMARY KEY CHECK (id = 1), lsn INTEGER NOT NULL);
             INSERT OR IGNORE INTO applied_lsn (id, lsn) VALUES (1, 0);
             COMMIT;
@@ -242,16 +242,17 @@ public final class SQLiteViewDatabase: ViewDatabase {
         for name in names { try delete.run([.text(name)]) }
     }
 
-    /// Deletes each task's runs older than its `limit`-th newest, in (EndTime, rowid) order: both come from the
-    /// `runs_by_task` index, so the row at the boundary is found without reading the table, and the delete is a
-    /// range of that index. (`RunId NOT IN (… LIMIT n)` read each run's row for its RunId: 2.5× the CPU, and
+    /// Deletes each task's runs older than its `limit`-th newest, in rowid order (the order they were written, which is
+    /// the order the state made them: a rebuild writes each task's history in that order too; their `EndTime`s go
+    /// back when the wall clock steps back). The rowid is in the `runs_by_task` index, so the row at the boundary is
+    /// found without reading the table, and the delete is a range of that index. (`RunId NOT IN (… LIMIT n)` read each run's row for its RunId: 2.5× the CPU, and
     /// at 10,000 runs a second the trim was most of the view's cost.) A task with `limit` runs or fewer has no
     /// boundary row: the comparison with NULL deletes nothing.
     public func trimRuns(of names: [String], keeping limit: Int) throws {
         guard !names.isEmpty else { return }
         let trim = try connection.prepare("""
-            DELETE FROM runs WHERE TaskName = ?1 AND (EndTime, rowid) <
-                (SELECT EndTime, rowid FROM runs WHERE TaskName = ?1 ORDER BY EndTime DESC, rowid DESC LIMIT 1 OFFSET \(max(0, limit - 1)))
+            DELETE FROM runs WHERE TaskName = ?1 AND rowid <
+                (SELECT rowid FROM runs WHERE TaskName = ?1 ORDER BY rowid DESC LIMIT 1 OFFSET \(max(0, limit - 1)))
             """)
         for name in names { try trim.run([.text(name)]) }
     }
@@ -273,13 +274,13 @@ public final class SQLiteViewDatabase: ViewDatabase {
         let columns = taskColumns.map { "t.\($0)" } + runColumns.map { "r.\($0)" }
         return try connection.rows("""
             SELECT \(columns.joined(separator: ", ")) FROM task_models t
-            LEFT JOIN runs r ON r.rowid = (SELECT rowid FROM runs WHERE TaskName = t.Name ORDER BY EndTime DESC, rowid DESC LIMIT 1)
+            LEFT JOIN runs r ON r.rowid = (SELECT rowid FROM runs WHERE TaskName = t.Name ORDER BY rowid DESC LIMIT 1)
             ORDER BY t.Name
             """)
     }
 
     public func runs(_ columns: [String], of task: String, limit: Int) throws -> [[String?]] {
-        try connection.rows("SELECT \(columns.joined(separator: ", ")) FROM runs WHERE TaskName = ? ORDER BY EndTime DESC, rowid DESC LIMIT ?",
+        try connection.rows("SELECT \(columns.joined(separator: ", ")) FROM runs WHERE TaskName = ? ORDER BY rowid DESC LIMIT ?",
                             [.text(task), .integer(Int64(limit))])
     }
 }

@@ -48,8 +48,9 @@ public protocol ViewDatabase: AnyObject {
     /// Deletes the runs of these tasks (in PostgreSQL, the ones this node wrote), before their whole histories
     /// are written again.
     func deleteRuns(of names: [String]) throws
-    /// Keeps the `limit` latest runs (by `EndTime`; at equal times SQLite keeps the last written, PostgreSQL the
-    /// greatest `RunId`) of each named task.
+    /// Keeps the `limit` latest runs of each named task: the last written (SQLite's rowid, PostgreSQL's `Seq`), which
+    /// are the last made. Not by `EndTime`: after the wall clock stepped back, a task's new runs ended "before" its
+    /// old ones and were dropped as they were written.
     func trimRuns(of names: [String], keeping limit: Int) throws
     /// Gives back the memory the connection keeps for pages it has read or written (after a bulk write such as a
     /// rebuild). The default does nothing: only SQLite's connection caches pages in this process.
@@ -63,11 +64,11 @@ public protocol ViewDatabase: AnyObject {
 
     /// `task_models` rows with these columns (names from ``TaskModelRow/columns``), of one task or all by name.
     func taskModels(_ columns: [String], where filter: TaskModelFilter) throws -> [[String?]]
-    /// Per task, by name: these `task_models` columns, then these `runs` columns of its latest run (by
-    /// `EndTime`; NULLs before any run). One statement, so the two tables are read at one moment.
+    /// Per task, by name: these `task_models` columns, then these `runs` columns of its latest run (the last
+    /// written, as ``trimRuns(of:keeping:)``; NULLs before any run). One statement, so the two tables are read at one moment.
     func tasksWithLatestRun(_ taskColumns: [String], runColumns: [String]) throws -> [[String?]]
-    /// The `limit` latest runs of one task (by `EndTime`, newest first), with these `runs` columns (names from
-    /// ``RunRow/columns``).
+    /// The `limit` latest runs of one task (the last written first, as ``trimRuns(of:keeping:)``), with these `runs`
+    /// columns (names from ``RunRow/columns``).
     func runs(_ columns: [String], of task: String, limit: Int) throws -> [[String?]]
 }
 
