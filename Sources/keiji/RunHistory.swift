@@ -32,8 +32,8 @@ struct RunHistory {
         /// When its process began (nil: it never did).
         var began: Int64? { neverBegan ? nil : start }
         var lateness: Int64? { neverBegan ? nil : latenessMs }
-        /// How long it ran (``RunEnd/durationMs(start:end:message:)``).
-        var durationMs: Int64? { RunEnd.durationMs(start: start, end: end, message: message) }
+        /// The view's `DurationMs`: how long it ran (``RunSummary/durationMs``).
+        var durationMs: Int64?
         var result: String { RunResultText.text(outcome: outcome, exitCode: exitCode, signal: signal, message: message) }
     }
 
@@ -41,12 +41,13 @@ struct RunHistory {
 
     static func read(_ task: TaskName, limit: Int, from database: any ViewDatabase) throws -> RunHistory {
         let rows = try database.runs(["RunId", "SlotTime", "StartTime", "EndTime", "LatenessMs", "Outcome", "ExitCode", "Signal", "Attempt", "Trigger", "Node",
-                                      "Message"],
+                                      "Message", "DurationMs"],
                                      of: task.rawValue, limit: limit)
         let runs = rows.map { row in
             Run(runID: row[0] ?? "", slot: row[1].flatMap(ISO8601.seconds(from:)), start: row[2].flatMap(ISO8601.milliseconds(from:)),
                 end: row[3].flatMap(ISO8601.milliseconds(from:)) ?? 0, latenessMs: row[4].flatMap { Int64($0) }, outcome: row[5] ?? "",
-                exitCode: row[6], signal: row[7], attempt: row[8] ?? "", trigger: row[9] ?? "", node: row[10] ?? "", message: row[11])
+                exitCode: row[6], signal: row[7], attempt: row[8] ?? "", trigger: row[9] ?? "", node: row[10] ?? "", message: row[11],
+                durationMs: row[12].flatMap { Int64($0) })
         }
         return RunHistory(runs: runs)
     }

@@ -15,7 +15,7 @@ extension QueryView {
 
 struct QueryViewTests {
     static let taskColumns = "ID, TaskId, Name, Description, Schedule, ScheduleInfo, LastExecutionTime, NextExecutionTime, LogPath, Slug, Type, Executable, IsRunning, IsQueued, IsError, IsDisabled, ErrorTxt, Policy, CreatedAt, UpdatedAt"
-    static let runColumns = "RunId, TaskName, SlotTime, StartTime, EndTime, LatenessMs, Outcome, ExitCode, Signal, Attempt, Trigger, Message"
+    static let runColumns = "RunId, TaskName, SlotTime, StartTime, EndTime, LatenessMs, Outcome, ExitCode, Signal, Attempt, Trigger, Message, DurationMs"
 
     func dump(_ view: QueryView) throws -> [[String?]] {
         try view.sqlite.rows("SELECT \(Self.taskColumns) FROM task_models ORDER BY Name")
@@ -292,6 +292,32 @@ struct QueryViewTests {
             let latest = try view.database.tasksWithLatestRun(["Name"], runColumns: ["RunId", "Outcome"])
             #expect(latest == [["alpha", "after3", "failed"]], "\(comment): the latest run")
         }
+    }
+
+    /// A run's duration is what the executor measured on the monotonic clock (its `run.finished`'s `durationMs`), not
+    /// its wall-clock end minus start: a 20 s run with a 10 min step forward during it showed 10min 20s in `--runs`, the
+    /// dashboard and `--runs --json`, and a 30 s run timed out across a step back showed 0ms. Kept in checkpoints too.
+    @Test func aRunsDurationIsWhatItsExecutorMeasured() throws {
+        let home = TemporaryHome()
+        defer { home.remove() }
+        try home.workspace.createSystemDirectories()
+        var policy = RunPolicy()
+        policy.continueOnError = true
+        let state = ReducerTests().fold([
+            JournalEntry(at: 1_795_000_000_000, .taskSaved(commandTask("alpha", policy: policy), taskID: "id-alpha")),
+            JournalEntry(at: 1_795_000_001_000, .runStarted(RunStart(runID: "ahead", task: name("alpha"), slot: nil, attempt: 1, trigger: .manual))),
+            JournalEntry(at: 1_795_000_621_004, .runFinished(RunEnd(runID: "ahead", task: name("alpha"), outcome: .succeeded, exitCode: 0, signal: nil,
+                                                                    durationMs: 20_000, latenessMs: nil, final: true, message: nil))),
+            JournalEntry(at: 1_795_000_700_000, .runStarted(RunStart(runID: "back", task: name("alpha"), slot: nil, attempt: 1, trigger: .manual))),
+            JournalEntry(at: 1_794_993_530_000, .runFinished(RunEnd(runID: "back", task: name("alpha"), outcome: .timedOut, exitCode: nil, signal: 15,
+                                                                    durationMs: 30_000, latenessMs: nil, final: true, message: nil))),
+        ])
+        let runs = try #require(state.tasks[name("alpha")]?.recentRuns)
+        #expect(runs.map(\.durationMs) == [20_000, 30_000], "as the dashboard shows them")
+        #expect(try SnapshotCodec.decode(SnapshotCodec.encode(state)).tasks[name("alpha")]?.recentRuns.map(\.durationMs) == [20_000, 30_000])
+        let view = try QueryView(sqlite: home.path + "/keiji.db", workspace: home.workspace, defaultTimeZone: TimeZone(identifier: "UTC")!)
+        try view.rebuild(from: state)
+        #expect(try view.database.runs(["RunId", "DurationMs"], of: "alpha", limit: 5) == [["back", "30000"], ["ahead", "20000"]], "as --runs reads them")
     }
 
     /// A `RunId` is not a row's identity: a slot missed by two tasks is `missed-<slot>` in both (the view once kept

@@ -89,8 +89,8 @@ struct SnapshotCodecTests {
         return state
     }
 
-    @Test func theEncoderStillProducesTheCommittedVersion2Bytes() throws {
-        let path = BinaryRecordCodecTests.fixtures + "/records/snapshot-v2.hex"
+    @Test func theEncoderStillProducesTheCommittedVersion3Bytes() throws {
+        let path = BinaryRecordCodecTests.fixtures + "/records/snapshot-v3.hex"
         let produced = try StateLoader.snapshot(try Self.richState())
         if ProcessInfo.processInfo.environment["KEIJI_REGENERATE_FIXTURES"] == "1" {
             try (BinaryRecordCodecTests.hex(produced) + "\n").write(toFile: path, atomically: true, encoding: .utf8)
@@ -98,8 +98,31 @@ struct SnapshotCodecTests {
         }
         let committed = BinaryRecordCodecTests.bytes(hex: try String(contentsOfFile: path, encoding: .utf8).split(separator: "\n")[0])
         #expect(produced == committed, "the snapshot format changed")
-        #expect(committed.first == SnapshotCodec.version2)
+        #expect(committed.first == SnapshotCodec.version3)
         #expect(try StateLoader.decodeSnapshot(committed) == (try Self.richState()))
+    }
+
+    /// Version 2 is no longer written; checkpoints in it still decode, their runs without a measured duration.
+    @Test func theCommittedVersion2BytesStillDecode() throws {
+        let path = BinaryRecordCodecTests.fixtures + "/records/snapshot-v2.hex"
+        let committed = BinaryRecordCodecTests.bytes(hex: try String(contentsOfFile: path, encoding: .utf8).split(separator: "\n")[0])
+        #expect(committed.first == SnapshotCodec.version2)
+        #expect(try StateLoader.decodeSnapshot(committed) == Self.withoutMeasuredDurations(try Self.richState()))
+    }
+
+    /// `state` as a snapshot from before runs kept their measured duration holds it.
+    static func withoutMeasuredDurations(_ state: SchedulerState) -> SchedulerState {
+        var state = state
+        state.tasks = state.tasks.mapValues { task in
+            var task = task
+            task.recentRuns = task.recentRuns.map { run in
+                var run = run
+                run.measuredMs = nil
+                return run
+            }
+            return task
+        }
+        return state
     }
 
     /// A task's runs whose outcomes and triggers change from one run to the next decode as they were, each its own.
@@ -128,7 +151,7 @@ struct SnapshotCodecTests {
         let path = BinaryRecordCodecTests.fixtures + "/records/snapshot-v1.hex"
         let committed = BinaryRecordCodecTests.bytes(hex: try String(contentsOfFile: path, encoding: .utf8).split(separator: "\n")[0])
         #expect(committed.first == SnapshotCodec.version1)
-        #expect(try StateLoader.decodeSnapshot(committed) == Self.state())
+        #expect(try StateLoader.decodeSnapshot(committed) == Self.withoutMeasuredDurations(Self.state()))
     }
 
     /// Version 2 decodes to what the JSON form decodes to, refused definitions included, and the reducer
@@ -137,7 +160,7 @@ struct SnapshotCodecTests {
         let state = try Self.richState()
         #expect(state.tasks.values.contains { $0.refusal != nil } && state.tasks.values.contains(where: \.isDisabled))
         let bytes = try StateLoader.snapshot(state)
-        #expect(bytes.first == SnapshotCodec.version2)
+        #expect(bytes.first == SnapshotCodec.version3)
         var binary = try StateLoader.decodeSnapshot(bytes)
         var json = try StateLoader.decodeSnapshot(Array(try StateLoader.snapshotEncoder.encode(state)))
         #expect(binary == state)
@@ -174,7 +197,7 @@ struct SnapshotCodecTests {
         #expect(fields(task.definition.policy) == ["timeoutSeconds", "graceSeconds", "overlap", "retries", "retryBackoffSeconds", "catchUp",
                                                    "catchUpLimit", "rerunInterrupted", "continueOnError"])
         #expect(fields(try #require(task.recentRuns.first)) == ["runID", "slot", "startedAt", "finishedAt", "outcome", "exitCode", "signal",
-                                                                "latenessMs", "attempt", "trigger", "message"])
+                                                                "latenessMs", "attempt", "trigger", "message", "measuredMs"])
     }
 
     @Test func aSnapshotRoundTripsAndTheJSONFormStillDecodes() throws {
@@ -193,7 +216,7 @@ struct SnapshotCodecTests {
         }
         #expect(throws: (any Error).self) { _ = try StateLoader.decodeSnapshot(bytes + [0]) }
         var newer = bytes
-        newer[0] = 3
+        newer[0] = 4
         #expect(throws: (any Error).self) { _ = try StateLoader.decodeSnapshot(newer) }
 
         // The same task twice, and tasks in the JSON part of a version-2 snapshot.

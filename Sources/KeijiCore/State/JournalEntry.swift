@@ -154,14 +154,15 @@ extension RunEnd {
     /// How the run's message, and recovery's action for it (``RecoveryReport/InterruptedRun/endMayBeLostAction``), begin.
     public static let endLostWords = "its end may be among the records salvage lost"
 
-    /// How long a run ran, from `start` (its `run.started`) to `end`; nil without a start, for a run that never began
-    /// (``neverBegan(message:)``) and for one whose end is unknown (``endLost(message:)``: `end` is then when recovery
-    /// settled it). The one rule for the journal's run summaries and the view's rows. Never negative: a run that failed
-    /// before its moment was journaled ending before its dated start by journals written before the engine dated such
-    /// ends at that moment.
-    public static func durationMs(start: Int64?, end: Int64, message: String?) -> Int64? {
+    /// How long a run ran: `measured` (its `run.finished`'s `durationMs`, on the monotonic clock) when known, else from
+    /// `start` (its `run.started`) to `end` on the wall clock (an interrupted run; a journal from before); nil without a
+    /// start, for a run that never began (``neverBegan(message:)``) and for one whose end is unknown
+    /// (``endLost(message:)``: `end` is then when recovery settled it). The one rule for the journal's run summaries and
+    /// the view's rows. Never negative: a run that failed before its moment was journaled ending before its dated start
+    /// by journals written before the engine dated such ends at that moment.
+    public static func durationMs(start: Int64?, end: Int64, message: String?, measured: Int64?) -> Int64? {
         guard let start, !neverBegan(message: message), !endLost(message: message) else { return nil }
-        return max(0, end - start)
+        return max(0, measured ?? end - start)
     }
 }
 

@@ -96,7 +96,9 @@ public enum Reducer {
                 remember(RunSummary(
                     runID: end.runID, slot: active?.start.slot, startedAt: active?.startedAt, finishedAt: at,
                     outcome: end.outcome.rawValue, exitCode: end.exitCode, signal: end.signal, latenessMs: end.latenessMs,
-                    attempt: active?.start.attempt ?? 1, trigger: (active?.start.trigger ?? .schedule).rawValue, message: end.message), in: &task)
+                    attempt: active?.start.attempt ?? 1, trigger: (active?.start.trigger ?? .schedule).rawValue, message: end.message,
+                    // A run that could not start has no process to measure: its duration is what the attempt took.
+                    measuredMs: end.outcome == .spawnFailed ? nil : end.durationMs), in: &task)
                 if neverBegan, task.lastStartedAt == active?.startedAt {
                     task.lastStartedAt = [task.recentRuns.compactMap(\.began).max(), stillGoing].compactMap { $0 }.max()
                 }

@@ -41,8 +41,8 @@ extension RunSummary {
     public var neverBegan: Bool { RunEnd.neverBegan(message: message) }
     /// When its process began; nil for a missed slot and for a run that never began.
     public var began: Int64? { neverBegan ? nil : startedAt }
-    /// How long it ran (``RunEnd/durationMs(start:end:message:)``).
-    public var durationMs: Int64? { RunEnd.durationMs(start: startedAt, end: finishedAt, message: message) }
+    /// How long it ran (``RunEnd/durationMs(start:end:message:measured:)``).
+    public var durationMs: Int64? { RunEnd.durationMs(start: startedAt, end: finishedAt, message: message, measured: measuredMs) }
     /// From its slot to when its process began; nil when it never did.
     public var beganLatenessMs: Int64? { neverBegan ? nil : latenessMs }
     /// ``RunResultText/text(outcome:exitCode:signal:message:)`` of this run.

@@ -169,6 +169,10 @@ public struct RunSummary: Codable, Sendable, Equatable {
     public var attempt: Int
     public var trigger: String
     public var message: String?
+    /// How long its process ran as the executor measured it on the monotonic clock (its `run.finished`'s
+    /// `durationMs`): its wall-clock start and end are apart by any step of the clock between them. Nil for other
+    /// entries, and for runs remembered by a keiji that did not keep it.
+    public var measuredMs: Int64? = nil
 }
 
 extension TaskName: CodingKeyRepresentable {

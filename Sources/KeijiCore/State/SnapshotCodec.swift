@@ -13,9 +13,12 @@ import Foundation
 /// `activeRuns` left empty, `varint` active runs, each a length-prefixed binary `run.started` record; then
 /// `varint` tasks with runs, each `string name`, `varint count` and the runs (``RunSummary`` fields, optional
 /// ones behind a flag byte). Varints and strings as in ``BinaryRecordCodec``.
+///
+/// Version 3 is version 2 whose runs may carry their measured duration (``RunSummary/measuredMs``, flag bit 6).
 enum SnapshotCodec {
     static let version1: UInt8 = 0x01
     static let version2: UInt8 = 0x02
+    static let version3: UInt8 = 0x03
 
     static func encode(_ state: SchedulerState) throws -> [UInt8] {
         var rest = state
@@ -25,7 +28,7 @@ enum SnapshotCodec {
         var out = BinaryRecordCodec.Writer()
         // About a task with its 20 runs each: a 10 MB snapshot is not copied ~20 times as it grows.
         out.bytes.reserveCapacity(json.count + state.tasks.count * 1024)
-        out.byte(version2)
+        out.byte(version3)
         out.unsigned(UInt64(json.count))
         out.bytes.append(contentsOf: json)
         out.unsigned(UInt64(state.activeRuns.count))
@@ -43,7 +46,7 @@ enum SnapshotCodec {
         guard bytes.first != UInt8(ascii: "{") else { return try StateLoader.snapshotDecoder.decode(SchedulerState.self, from: Data(bytes)) }
         return try bytes.withUnsafeBytes { raw in
             let version = raw.first ?? 0
-            guard version == version1 || version == version2 else {
+            guard version == version1 || version == version2 || version == version3 else {
                 throw DecodingError.dataCorrupted(.init(codingPath: [], debugDescription: "unknown snapshot format version \(version)"))
             }
             var reader = BinaryRecordCodec.Reader(raw)
@@ -51,8 +54,8 @@ enum SnapshotCodec {
             reader.offset = 1
             let json = try reader.utf8("state")
             var state = try StateLoader.snapshotDecoder.decode(SchedulerState.self, from: Data(json))
-            if version == version2, !state.tasks.isEmpty || !state.activeRuns.isEmpty {
-                throw reader.failure("tasks or active runs in the JSON of a version-2 snapshot")
+            if version != version1, !state.tasks.isEmpty || !state.activeRuns.isEmpty {
+                throw reader.failure("tasks or active runs in the JSON of a version-\(version) snapshot")
             }
             for _ in 0..<(try reader.count("active runs")) {
                 let entry = try BinaryRecordCodec.decode(try reader.utf8("active run"))
@@ -65,7 +68,7 @@ enum SnapshotCodec {
                 let count = try reader.count("tasks")
                 state.tasks.reserveCapacity(count)
                 for _ in 0..<count {
-                    let task = try readTask(&reader)
+                    let task = try readTask(&reader, measured: version == version3)
                     guard state.tasks.updateValue(task, forKey: task.definition.name) == nil else {
                         throw reader.failure("task \(task.definition.name) twice")
                     }
@@ -80,7 +83,7 @@ enum SnapshotCodec {
     private static func readVersion1Runs(_ reader: inout BinaryRecordCodec.Reader, into state: inout SchedulerState) throws {
         for _ in 0..<(try reader.count("tasks")) {
             let name = try reader.taskName()
-            let runs = try readRuns(&reader)
+            let runs = try readRuns(&reader, measured: false)
             guard state.tasks[name] != nil else { throw reader.failure("runs of \(name), a task the snapshot does not hold") }
             state.tasks[name]?.recentRuns = runs
         }
@@ -125,7 +128,8 @@ enum SnapshotCodec {
     }
 
     /// Reads the fields in the order ``write(_:to:)`` wrote them.
-    private static func readTask(_ reader: inout BinaryRecordCodec.Reader) throws -> TaskState {
+    /// `measured`: whether its runs may carry ``RunSummary/measuredMs`` (version 3).
+    private static func readTask(_ reader: inout BinaryRecordCodec.Reader, measured: Bool) throws -> TaskState {
         let flags = try reader.byte("task flags")
         let taskID = try reader.string("taskID")
         let number = flags & TaskFlag.number != 0 ? try reader.int("number") : nil
@@ -142,24 +146,24 @@ enum SnapshotCodec {
         task.lastStartedAt = flags & TaskFlag.lastStartedAt != 0 ? try reader.signed("lastStartedAt") : nil
         task.lastFinishedAt = flags & TaskFlag.lastFinishedAt != 0 ? try reader.signed("lastFinishedAt") : nil
         task.lastOutcome = flags & TaskFlag.lastOutcome != 0 ? try BinaryRecordCodec.Codes.outcome(try reader.byte("lastOutcome")) : nil
-        task.recentRuns = try readRuns(&reader)
+        task.recentRuns = try readRuns(&reader, measured: measured)
         return task
     }
 
 
     // MARK: - Runs (versions 1 and 2)
 
-    private static func readRuns(_ reader: inout BinaryRecordCodec.Reader) throws -> [RunSummary] {
+    private static func readRuns(_ reader: inout BinaryRecordCodec.Reader, measured: Bool) throws -> [RunSummary] {
         let count = try reader.count("runs")
         var runs: [RunSummary] = []
         runs.reserveCapacity(count)
-        for _ in 0..<count { runs.append(try readRun(&reader)) }
+        for _ in 0..<count { runs.append(try readRun(&reader, measured: measured)) }
         return runs
     }
 
     private enum Flag {
         static let slot: UInt8 = 1 << 0, startedAt: UInt8 = 1 << 1, exitCode: UInt8 = 1 << 2, signal: UInt8 = 1 << 3
-        static let lateness: UInt8 = 1 << 4, message: UInt8 = 1 << 5
+        static let lateness: UInt8 = 1 << 4, message: UInt8 = 1 << 5, measured: UInt8 = 1 << 6
     }
 
     private static func write(_ run: RunSummary, to out: inout BinaryRecordCodec.Writer) {
@@ -170,6 +174,7 @@ enum SnapshotCodec {
         if run.signal != nil { flags |= Flag.signal }
         if run.latenessMs != nil { flags |= Flag.lateness }
         if run.message != nil { flags |= Flag.message }
+        if run.measuredMs != nil { flags |= Flag.measured }
         out.byte(flags)
         out.string(run.runID)
         if let slot = run.slot { out.signed(slot) }
@@ -182,11 +187,13 @@ enum SnapshotCodec {
         out.signed(Int64(run.attempt))
         out.string(run.trigger)
         if let message = run.message { out.string(message) }
+        if let measured = run.measuredMs { out.signed(measured) }
     }
 
-    private static func readRun(_ reader: inout BinaryRecordCodec.Reader) throws -> RunSummary {
+    private static func readRun(_ reader: inout BinaryRecordCodec.Reader, measured allowsMeasured: Bool) throws -> RunSummary {
         let flags = try reader.byte("flags")
-        try reader.expectFlags(flags, within: Flag.slot | Flag.startedAt | Flag.exitCode | Flag.signal | Flag.lateness | Flag.message)
+        try reader.expectFlags(flags, within: Flag.slot | Flag.startedAt | Flag.exitCode | Flag.signal | Flag.lateness | Flag.message
+                               | (allowsMeasured ? Flag.measured : 0))
         let runID = try reader.string("runID")
         let slot = flags & Flag.slot != 0 ? try reader.signed("slot") : nil
         let startedAt = flags & Flag.startedAt != 0 ? try reader.signed("startedAt") : nil
@@ -198,7 +205,8 @@ enum SnapshotCodec {
         let attempt = try reader.int("attempt")
         let trigger = try reader.string("trigger")
         let message = flags & Flag.message != 0 ? try reader.string("message") : nil
+        let measured = flags & Flag.measured != 0 ? try reader.signed("measuredMs") : nil
         return RunSummary(runID: runID, slot: slot, startedAt: startedAt, finishedAt: finishedAt, outcome: outcome, exitCode: exitCode,
-                          signal: signal, latenessMs: lateness, attempt: attempt, trigger: trigger, message: message)
+                          signal: signal, latenessMs: lateness, attempt: attempt, trigger: trigger, message: message, measuredMs: measured)
     }
 }

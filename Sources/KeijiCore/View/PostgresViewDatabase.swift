@@ -142,6 +142,7 @@ public final class PostgresViewDatabase: ViewDatabase {
                 "Trigger" TEXT NOT NULL,
                 "Message" TEXT,
                 "Node" TEXT NOT NULL,
+                "DurationMs" BIGINT,
                 "Seq" BIGINT GENERATED ALWAYS AS IDENTITY
             );
             CREATE UNIQUE INDEX IF NOT EXISTS runs_by_task ON runs (\(RunRow.keyColumns.map(Self.quoted).joined(separator: ", ")));

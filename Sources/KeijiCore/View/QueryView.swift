@@ -17,8 +17,9 @@ public final class QueryView {
     // are rewritten only when their definition changes, so a new derivation needs a rebuild). 4: runs name their
     // node; in PostgreSQL, applied_lsn has a row per node (a cluster's nodes share the view). 5: `runs` has a row
     // per history entry, not per RunId (``RunRow/keyColumns``); in SQLite its one index is runs_by_task. 6: runs are
-    // ordered and trimmed by when they were written (SQLite's rowid, PostgreSQL's `Seq`), not by `EndTime`.
-    public static let schemaVersion = 6
+    // ordered and trimmed by when they were written (SQLite's rowid, PostgreSQL's `Seq`), not by `EndTime`. 7: runs
+    // have `DurationMs`, the run's own monotonic measure (a clock step between its start and end is not in it).
+    public static let schemaVersion = 7
     public let database: any ViewDatabase
     private let workspace: Workspace
     private let defaultTimeZone: TimeZone

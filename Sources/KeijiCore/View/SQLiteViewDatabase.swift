@@ -152,7 +152,8 @@ public final class SQLiteViewDatabase: ViewDatabase {
                 Attempt INTEGER NOT NULL,
                 Trigger TEXT NOT NULL,
                 Message TEXT,
-                Node TEXT NOT NULL
+                Node TEXT NOT NULL,
+                DurationMs INTEGER
             );
             CREATE INDEX IF NOT EXISTS runs_by_task ON runs (TaskName);
             CREATE TABLE IF NOT EXISTS applied_lsn (id INTEGER PRIMARY KEY CHECK (id = 1), lsn INTEGER NOT NULL);

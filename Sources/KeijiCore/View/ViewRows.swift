@@ -53,7 +53,7 @@ public struct RunRow: Sendable, Equatable {
     public static let columns: [ViewColumn] = [
         ViewColumn("RunId"), ViewColumn("TaskName"), ViewColumn("SlotTime"), ViewColumn("StartTime"), ViewColumn("EndTime"),
         ViewColumn("LatenessMs", .integer), ViewColumn("Outcome"), ViewColumn("ExitCode", .integer), ViewColumn("Signal", .integer),
-        ViewColumn("Attempt", .integer), ViewColumn("Trigger"), ViewColumn("Message"), ViewColumn("Node"),
+        ViewColumn("Attempt", .integer), ViewColumn("Trigger"), ViewColumn("Message"), ViewColumn("Node"), ViewColumn("DurationMs", .integer),
     ]
     /// What tells rows apart: a row is an entry of a task's run history (``TaskState/recentRuns``). A `RunId` alone
     /// is not unique: a slot missed by several tasks is `missed-<slot>` in each (when `RunId` was the key, the view
@@ -72,6 +72,7 @@ public struct RunRow: Sendable, Equatable {
             .optional(run.startedAt.map(ISO8601.string(fromMilliseconds:))), .text(ISO8601.string(fromMilliseconds: run.finishedAt)),
             .optional(run.latenessMs), .text(run.outcome), .optional(run.exitCode.map(Int64.init)),
             .optional(run.signal.map(Int64.init)), .integer(Int64(run.attempt)), .text(run.trigger), .optional(run.message), .text(node),
+            .optional(run.durationMs),
         ]
     }
 }
