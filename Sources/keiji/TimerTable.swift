@@ -49,7 +49,7 @@ struct TimerTable {
         for t in timers {
             table.rows.append([
                 t.next.map(time.instant) ?? "-", t.next.map { Self.left(next: $0, now: now) } ?? "-", t.last.map(time.instant) ?? "-",
-                t.last.map { TimeText.span(milliseconds: now - $0, finest: .seconds) + " ago" } ?? "-", t.name, t.state,
+                t.last.map { Self.passed(last: $0, now: now) } ?? "-", t.name, t.state,
                 t.result,
             ])
         }
@@ -62,6 +62,12 @@ struct TimerTable {
         if next > now - 1000 && next < now + 1000 { return "now" }
         return next > now ? TimeText.span(milliseconds: next - now, finest: .seconds)
                           : "overdue " + TimeText.span(milliseconds: now - next, finest: .seconds)
+    }
+
+    /// PASSED: the time since the last run started; a start more than a second ahead of `now` (the wall clock stepped
+    /// back since) is said so, not as a negative time ago.
+    static func passed(last: Int64, now: Int64) -> String {
+        last > now + 1000 ? "in the future: clock behind?" : TimeText.span(milliseconds: max(0, now - last), finest: .seconds) + " ago"
     }
 
     /// One object per task, in the table's order; the fields are documented in docs/task-command.md.

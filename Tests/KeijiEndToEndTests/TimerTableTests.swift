@@ -15,4 +15,12 @@ struct TimerTableTests {
         #expect(TimerTable.left(next: now + 61_999, now: now) == "1min 1s")
         #expect(TimerTable.left(next: now - 61_000, now: now) == "overdue 1min 1s")
     }
+
+    /// A last start ahead of now (the wall clock stepped back since) said `-8min 53s ago`.
+    @Test func aLastStartAheadOfNowIsSaidToBeInTheFuture() {
+        let now: Int64 = 1_800_000_000_000
+        #expect(TimerTable.passed(last: now + 533_000, now: now) == "in the future: clock behind?")
+        #expect(TimerTable.passed(last: now + 500, now: now) == "0s ago")
+        #expect(TimerTable.passed(last: now - 61_000, now: now) == "1min 1s ago")
+    }
 }
