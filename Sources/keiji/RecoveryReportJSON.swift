@@ -2,7 +2,7 @@ import Foundation
 import KeijiCore
 
 /// The last recovery report as `keiji system --status --json` shows it: `recovery.json`'s fields, with its instants
-/// (the start's `startedAt`, an interrupted run's `startedAt`, a resumed retry's `dueAt`, a takeover's `at`) in ISO 8601
+/// (the start's `startedAt` and `journalAheadAt`, an interrupted run's `startedAt`, a resumed retry's `dueAt`, a takeover's `at`) in ISO 8601
 /// as every other time of that output; they were epoch milliseconds, alone in it. A `slot` stays the number that
 /// names it (seconds since the epoch), as in the journal.
 enum RecoveryReportJSON {
@@ -18,6 +18,7 @@ enum RecoveryReportJSON {
             }
         }
         if let startedAt = object["startedAt"] { object["startedAt"] = iso(startedAt) }
+        if let ahead = object["journalAheadAt"] { object["journalAheadAt"] = iso(ahead) }
         object["interruptedRuns"] = converting("startedAt", in: object["interruptedRuns"])
         object["retriesResumed"] = converting("dueAt", in: object["retriesResumed"])
         if var cluster = object["cluster"] as? [String: Any] {

@@ -166,6 +166,9 @@ public struct RecoveryReport: Codable, Sendable, Equatable {
     public var retriesResumed: [ResumedRetry]?
     /// On a cluster node; nil otherwise (and in reports journaled before clusters existed).
     public var cluster: Cluster?
+    /// The journal's latest instant (``SchedulerState/latestRecordedInstant``) when it lies over a second ahead of
+    /// ``startedAt``: the clock stepped back while the scheduler was stopped. Nil otherwise.
+    public var journalAheadAt: Int64?
 
     public init(startedAt: Int64, previousShutdown: PreviousShutdown) {
         self.startedAt = startedAt
@@ -174,6 +177,12 @@ public struct RecoveryReport: Codable, Sendable, Equatable {
 }
 
 extension RecoveryReport {
+    /// Said by the scheduler's start (in its report and log) when ``journalAheadAt`` is set.
+    public static func journalAheadText(by milliseconds: Int64) -> String {
+        "the clock is \(String(format: "%.0f", Double(milliseconds) / 1000)) s behind the journal's latest record (it stepped back while "
+            + "the scheduler was stopped): no slot runs twice, so each task resumes at its next slot after the last one it ran"
+    }
+
     /// Said by the scheduler's start (in its report and log) and refused by an offline command.
     public static func viewAheadText(view: UInt64, journal: UInt64) -> String {
         "the query view had applied LSN \(view) but the journal ends at LSN \(journal): acknowledged records "

@@ -59,6 +59,9 @@ extension RecoveryReport {
         if let viewAheadOfJournalAt {
             out.append(RecoveryReportEntry("LOST", Self.viewAheadText(view: viewAheadOfJournalAt, journal: journal.lastLSN)))
         }
+        if let journalAheadAt {
+            out.append(RecoveryReportEntry("CLOCK", Self.journalAheadText(by: journalAheadAt - startedAt) + " (latest record \(instant(journalAheadAt)))"))
+        }
         if let cluster {
             out.append(RecoveryReportEntry("cluster", cluster.summary,
                                            details: (cluster.slotsRunElsewhereSummary.map { [$0] } ?? [])

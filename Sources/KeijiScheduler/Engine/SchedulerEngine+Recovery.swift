@@ -78,6 +78,10 @@ extension SchedulerEngine {
         report.journal.replaySeconds = loaded.seconds
         report.journal.checkpointLSN = journal.latestCheckpoint?.lsn
         report.journal.lastLSN = journal.lastLSN
+        if let latest = state.latestRecordedInstant, latest - report.startedAt > ClockStepWatch.threshold {
+            report.journalAheadAt = latest
+            note("warning: " + RecoveryReport.journalAheadText(by: latest - report.startedAt))
+        }
         // Earlier opens' repairs first (a CLI command, a compaction, a start that refused): this report is the first
         // to list them, and the journal forgets them once it is journaled.
         let repairs = journal.earlierRepairs.map(\.repair) + journal.recovery.repairs

@@ -154,6 +154,8 @@ public actor SchedulerEngine {
     /// Tasks deleted since the last flush (some perhaps created again since): the view drops their rows first.
     var deletedTasks: Set<TaskName> = []
     var viewFlushTask: Task<Void, Never>?
+    /// Looks for a step of the wall clock back once a second (``ClockStepWatch``).
+    var clockWatchTask: Task<Void, Never>?
     /// Periodic flushes of the view so far (the benchmark reports how often the view was written).
     public private(set) var viewFlushes = 0
     var recordsSinceCheckpoint = 0
@@ -245,6 +247,13 @@ public actor SchedulerEngine {
         // runs that end and of view flushes queued before them, so a burst of ends does not make a slot late.
         timerLoop = Task(priority: .high) { [weak self] in await self?.runTimers() }
         viewFlushTask = Task(priority: .utility) { [weak self] in await self?.flushViewPeriodically() }
+        let watching = ClockStepWatch(wall: clock.nowMilliseconds())  // from now: a step while the task waits to begin counts
+        clockWatchTask = Task(priority: .utility) { [weak self, clock] in
+            var watch = watching
+            while (try? await Task.sleep(for: .seconds(1))) != nil {
+                if let back = watch.steppedBack(wall: clock.nowMilliseconds()) { await self?.noteClockSteppedBack(byMilliseconds: back) }
+            }
+        }
         if cluster != nil { commandPollTask = Task { [weak self] in await self?.pollCommandsPeriodically() } }
         if let cluster {
             // Two loops: the beat never waits behind the link's statements (see ``ClusterHeartbeat``). Each ends
@@ -340,7 +349,7 @@ public actor SchedulerEngine {
     }
 
     private func endLoops() async {
-        for loop in [viewFlushTask, heartbeatTask, upkeepTask, commandPollTask].compactMap({ $0 }) {
+        for loop in [viewFlushTask, clockWatchTask, heartbeatTask, upkeepTask, commandPollTask].compactMap({ $0 }) {
             loop.cancel()
             await loop.value
         }
@@ -711,5 +720,12 @@ public actor SchedulerEngine {
 
     func note(_ message: String) {
         try? log.append(message, at: clock.nowMilliseconds())
+    }
+
+    /// Says once per step that the wall clock went back, and what that means for the tasks.
+    func noteClockSteppedBack(byMilliseconds back: Int64) {
+        let seconds = String(format: "%.1f", Double(back) / 1000)
+        note("warning: the wall clock stepped back by \(seconds) s: no slot runs twice, so each task resumes at its next slot after the last "
+             + "one it ran, up to \(seconds) s later than it would have (`--every` tasks too: their slots are wall-clock instants)")
     }
 }
