@@ -1,4 +1,5 @@
 import Foundation
+import KeijiCore
 
 #if canImport(Glibc)
 @preconcurrency import Glibc
@@ -27,21 +28,11 @@ enum LockHolder {
         return nil
     }
 
-    /// `/proc/locks` read to its end with plain reads: its size reads as 0, and `String(contentsOfFile:)` missed the
-    /// lock asked about when the file was long (a busy host).
+    /// `/proc/locks` read to its end with plain reads (``RegularFile/read(_:limit:followLinks:)``): its size reads as 0,
+    /// and `String(contentsOfFile:)` missed the lock asked about when the file was long (a busy host).
     private static func procLocks() -> String? {
-        let file = open("/proc/locks", O_RDONLY | O_CLOEXEC)
-        guard file >= 0 else { return nil }
-        defer { close(file) }
-        var bytes: [UInt8] = []
-        var buffer = [UInt8](repeating: 0, count: 1 << 16)
-        while true {
-            let count = buffer.withUnsafeMutableBytes { read(file, $0.baseAddress, $0.count) }
-            if count < 0, errno == EINTR { continue }
-            guard count >= 0 else { return nil }
-            if count == 0 { return String(decoding: bytes, as: UTF8.self) }
-            bytes += buffer[..<count]
-        }
+        guard case .success(let bytes) = RegularFile.read("/proc/locks", limit: 64 << 20) else { return nil }
+        return String(decoding: bytes, as: UTF8.self)
     }
 
     /// " (pid N)" for the holder of the lock on `fd`, or nothing when it cannot be found.

@@ -1,4 +1,5 @@
 import Foundation
+import KeijiCore
 
 #if canImport(Glibc)
 @preconcurrency import Glibc
@@ -15,7 +16,10 @@ enum PortHolder {
     static func listeningUIDs(port: UInt16, tables: [String] = tables) -> [uid_t] {
         var uids: [uid_t] = []
         for table in tables {
-            guard let text = try? String(contentsOfFile: table, encoding: .utf8) else { continue }
+            // Read to its end: its size reads as 0 and each read gives one page, of which String(contentsOfFile:)
+            // took only the first (about 27 sockets of a busy host).
+            guard case .success(let bytes) = RegularFile.read(table, limit: 64 << 20) else { continue }
+            let text = String(decoding: bytes, as: UTF8.self)
             for uid in listeningUIDs(port: port, in: text) where !uids.contains(uid) { uids.append(uid) }
         }
         return uids
