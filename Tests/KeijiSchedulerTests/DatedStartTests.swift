@@ -60,10 +60,11 @@ struct DatedStartTests {
         }
     }
 
-    /// A `--disable` applied while the spawn server holds the run (its slot 60 s away): the start is withdrawn, the
-    /// run never begins, and it ends as stopped, as one whose task was disabled before it was sent.
+    /// A `--disable` applied while the spawn server holds the run (its slot 300 s away, so that a loaded machine has
+    /// that long to apply it): the start is withdrawn, the run never begins, and it ends as stopped, as one whose task
+    /// was disabled before it was sent.
     @Test func aDisableWhileTheServerHoldsTheRunWithdrawsIt() async throws {
-        let held = try await HeldRun(every: 65, leadMilliseconds: 60_000)
+        let held = try await HeldRun(every: 305, leadMilliseconds: 300_000)
         defer { held.harness.remove() }
         let start = try await held.firstStart()
         #expect(await held.harness.wait { await held.engine.runsHandedToTheSpawnServer == 1 }, "sent to the spawn server")
@@ -79,7 +80,7 @@ struct DatedStartTests {
     /// A `--stop` applied while the spawn server holds the run: withdrawn as at a `--disable`, not begun and then
     /// SIGTERMed. The schedule goes on.
     @Test func aTaskStopWhileTheServerHoldsTheRunWithdrawsIt() async throws {
-        let held = try await HeldRun(every: 65, leadMilliseconds: 60_000)
+        let held = try await HeldRun(every: 305, leadMilliseconds: 300_000)
         defer { held.harness.remove() }
         let start = try await held.firstStart()
         #expect(await held.harness.wait { await held.engine.runsHandedToTheSpawnServer == 1 }, "sent to the spawn server")
@@ -95,11 +96,11 @@ struct DatedStartTests {
     /// A redefinition applied while the spawn server holds a run of the old definition: withdrawn, as at a
     /// `--disable` (it began at its slot with the old command, after the new one was acknowledged).
     @Test func aRedefinitionWhileTheServerHoldsTheRunWithdrawsIt() async throws {
-        let held = try await HeldRun(every: 65, leadMilliseconds: 60_000)
+        let held = try await HeldRun(every: 305, leadMilliseconds: 300_000)
         defer { held.harness.remove() }
         let start = try await held.firstStart()
         #expect(await held.harness.wait { await held.engine.runsHandedToTheSpawnServer == 1 }, "sent to the spawn server")
-        let redefined = try held.harness.commandTask("tick", "true", every: 65)
+        let redefined = try held.harness.commandTask("tick", "true", every: 305)
         _ = try await held.engine.submit(.taskSaved(redefined, taskID: UUID().uuidString.lowercased()))
         #expect(await held.harness.wait { try held.end(of: start) != nil }, "the run ends")
         let end = try #require(try held.end(of: start))
@@ -111,7 +112,7 @@ struct DatedStartTests {
     /// Stopping while the spawn server holds the run: it ends unbegun, as a run awaiting its slot in the scheduler
     /// does, and the stop does not wait for its slot.
     @Test func aStopWhileTheServerHoldsTheRunEndsItUnbegun() async throws {
-        let held = try await HeldRun(every: 65, leadMilliseconds: 60_000)
+        let held = try await HeldRun(every: 305, leadMilliseconds: 300_000)
         defer { held.harness.remove() }
         let start = try await held.firstStart()
         #expect(await held.harness.wait { await held.engine.runsHandedToTheSpawnServer == 1 }, "sent to the spawn server")
@@ -124,7 +125,7 @@ struct DatedStartTests {
     /// Past the limit of starts the helper may hold, a run waits for its slot in the scheduler instead; a stop ends
     /// both unbegun.
     @Test func runsPastTheHeldStartsLimitWaitInTheScheduler() async throws {
-        let held = try await HeldRun(every: 65, leadMilliseconds: 60_000, tasks: 2, heldStartsLimit: 1)
+        let held = try await HeldRun(every: 305, leadMilliseconds: 300_000, tasks: 2, heldStartsLimit: 1)
         defer { held.harness.remove() }
         #expect(await held.harness.wait { try held.harness.entries().startedRuns.count == 2 }, "both first slots are taken, a lead ahead")
         #expect(await held.harness.wait {
