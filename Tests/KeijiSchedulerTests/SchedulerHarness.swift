@@ -50,7 +50,9 @@ final class SchedulerHarness: @unchecked Sendable {
         if let firingWindowMilliseconds { configuration.firingWindowMilliseconds = firingWindowMilliseconds }
         if let endedRunsInterval { configuration.endedRunsInterval = endedRunsInterval }
         if let heldStartsLimit { configuration.heldStartsLimit = heldStartsLimit }
-        if let stopDatabaseBound { configuration.stopDatabaseBound = stopDatabaseBound }
+        // 60 s unless a test is about the bound: on a loaded machine a view's flush at the stop can take longer than the
+        // scheduler's 5 s, and the stop then leaves the view unsynced by design (UnsyncedViewTests saw it once).
+        configuration.stopDatabaseBound = stopDatabaseBound ?? .seconds(60)
         if let journalIO { configuration.journalOptions.io = journalIO }
         configuration.journalOptions.recoveryMode = recoveryMode
         configuration.shutdownGrace = .seconds(2)
