@@ -44,12 +44,13 @@ public enum TokenFile {
     }
 
     /// A fresh token: `byteCount` bytes from the system's cryptographic generator, hex-encoded.
-    static func generate() -> String {
+    static func generate() -> String { randomHex(bytes: byteCount) }
+
+    /// `count` bytes from the system's cryptographic generator, hex-encoded: tokens, and the dashboard's session ids
+    /// and CSRF tokens.
+    public static func randomHex(bytes count: Int) -> String {
         var generator = SystemRandomNumberGenerator()
-        return (0..<byteCount).map { _ in
-            let byte = UInt8.random(in: .min ... .max, using: &generator)
-            return String(byte, radix: 16).count == 1 ? "0" + String(byte, radix: 16) : String(byte, radix: 16)
-        }.joined()
+        return (0..<count).map { _ in String(format: "%02x", UInt8.random(in: .min ... .max, using: &generator)) }.joined()
     }
 
     /// The token in `path`, trimmed; `nil` if the file is missing or blank.

@@ -1,4 +1,5 @@
 import Foundation
+import KeijiBus
 import Synchronization
 
 /// The dashboard's logins, in memory only (a scheduler restart logs everyone out): a random session id that lives
@@ -30,7 +31,7 @@ public final class DashboardSessions: Sendable {
     /// A new session if `offered` is the dashboard token; nil otherwise.
     public func logIn(offering offered: String) -> Session? {
         guard Self.constantTimeEqual(offered.trimmingCharacters(in: .whitespacesAndNewlines), token) else { return nil }
-        let session = Session(id: Self.randomHex(bytes: 32), csrfToken: Self.randomHex(bytes: 32), expiresAt: .now + Self.lifetime)
+        let session = Session(id: TokenFile.randomHex(bytes: 32), csrfToken: TokenFile.randomHex(bytes: 32), expiresAt: .now + Self.lifetime)
         sessions.withLock { all in
             let now = ContinuousClock.now
             all = all.filter { $0.value.expiresAt > now }
@@ -63,10 +64,5 @@ public final class DashboardSessions: Sendable {
         var difference: UInt8 = 0
         for (x, y) in zip(a, b) { difference |= x ^ y }
         return difference == 0
-    }
-
-    static func randomHex(bytes count: Int) -> String {
-        var generator = SystemRandomNumberGenerator()
-        return (0..<count).map { _ in String(format: "%02x", UInt8.random(in: .min ... .max, using: &generator)) }.joined()
     }
 }
