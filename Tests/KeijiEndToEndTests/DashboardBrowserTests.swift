@@ -5,7 +5,7 @@ import Testing
 /// through Tests/browser/dashboard_walk.py) against a real running system: log in, see the tasks, open one, see a
 /// new run arrive, click Disable, and find the command in the journal as the CLI would have written it. It saves
 /// a PNG of each page in a folder it prints. Under `CI=true` a missing browser, driver or selenium fails the
-/// test; elsewhere it skips with the reason (scripts/install-deps installs them).
+/// test; elsewhere it skips with the reason (scripts/install-deps --tests installs them).
 struct DashboardBrowserTests {
     typealias Session = WalkthroughTests.Session
 
@@ -44,9 +44,9 @@ struct DashboardBrowserTests {
     @Test func aBrowserLogsInWatchesARunAndDisablesTheTask() async throws {
         if let missing = Self.missingTools() {
             if ProcessInfo.processInfo.environment["CI"] == "true" {
-                Issue.record("the dashboard's browser test needs \(missing) under CI=true: scripts/install-deps installs them")
+                Issue.record("the dashboard's browser test needs \(missing) under CI=true: scripts/install-deps --tests installs them")
             } else {
-                print("DashboardBrowserTests: skipping: missing \(missing) (scripts/install-deps installs them)")
+                print("DashboardBrowserTests: skipping: missing \(missing) (scripts/install-deps --tests installs them)")
             }
             return
         }

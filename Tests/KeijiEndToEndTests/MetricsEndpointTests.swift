@@ -134,9 +134,9 @@ struct MetricsEndpointTests {
     @Test func aRealScrapePassesPromtool() async throws {
         guard let promtool = Self.promtool() else {
             if ProcessInfo.processInfo.environment["CI"] == "true" {
-                Issue.record("promtool is missing under CI=true: scripts/install-deps installs it (Debian package prometheus)")
+                Issue.record("promtool is missing under CI=true: scripts/install-deps --tests installs it (Debian package prometheus)")
             } else {
-                print("MetricsEndpointTests: skipping the promtool check: promtool is not on PATH (scripts/install-deps installs it)")
+                print("MetricsEndpointTests: skipping the promtool check: promtool is not on PATH (scripts/install-deps --tests installs it)")
             }
             return
         }
