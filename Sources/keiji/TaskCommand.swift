@@ -28,7 +28,7 @@ struct TaskCommand: AsyncParsableCommand {
     @Flag(help: "Run the task now, outside its schedule.") var run = false
     @Flag(help: "Stop the task's current run (the schedule goes on).") var stop = false
 
-    @Option(parsing: .unconditional, help: "With --create: the shell command the task runs.") var command: String?
+    @Option(parsing: .unconditional, help: "With --create: the command the task runs (exec'd directly when it is plain words, else with /bin/sh -c).") var command: String?
     @Option(parsing: .unconditional, help: "Interval: 10s, 5m, 2h (1s to 8760h, which is 365 days; there is no day unit).") var every: String?
     @Option(parsing: .unconditional, help: "Cron expression (5 fields, or 6 with seconds first; a step at most its field's span).") var cron: String?
     @Option(parsing: .unconditional, help: "Day(s) for --at, e.g. friday or mon,wed,fri (each day once).") var on: String?
