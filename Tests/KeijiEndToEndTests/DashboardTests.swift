@@ -293,6 +293,25 @@ struct DashboardTests {
         #expect(try await s.keiji("system", "--stop").status == 0)
     }
 
+    /// A description's and a command's control characters show on the task page as `--get` prints them: HTML-escaped
+    /// alone, an ESC and a BEL showed as the same empty box.
+    @Test func aTaskPageShowsControlCharactersAsGetDoes() async throws {
+        let s = try Session()
+        defer { s.cleanUp() }
+        let port = try MetricsEndpointTests.freePort()
+        try await Self.initialize(s, dashboardPort: port)
+        let create = try await s.run(["task", "--create", "--name=colours", "--desc=red \u{1B}[31mtext\u{07} <b>", "--command",
+                                      "echo '\u{1B}]0;title\u{07}'", "--every", "1h"])
+        #expect(create.status == 0, "\(create.stdout)\(create.stderr)")
+        #expect(try await s.keiji("system", "--start").status == 0)
+        let base = try await Self.logIn(port, token: try MetricsEndpointTests.token(s, "dashboard.token"))
+        let page = try await Self.request(port, "GET", base + "tasks/colours").body
+        #expect(page.contains(#"<dd>red \u{1B}[31mtext\u{7} &lt;b&gt;</dd>"#), "\(page)")
+        #expect(page.contains(#"<dd>command echo &#39;\u{1B}]0;title\u{7}&#39;</dd>"#), "\(page)")
+        #expect(!page.unicodeScalars.contains { $0 == "\u{1B}" || $0 == "\u{07}" }, "\(page.debugDescription)")
+        #expect(try await s.keiji("system", "--stop").status == 0)
+    }
+
     /// A dashboard port that is taken costs the dashboard, not the scheduler: it says so in one line of its log, and
     /// at `system --start`, with who holds the port.
     @Test func aTakenPortLeavesTheSchedulerRunningWithoutTheDashboard() async throws {

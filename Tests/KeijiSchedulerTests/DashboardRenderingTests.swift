@@ -11,6 +11,12 @@ struct DashboardRenderingTests {
         #expect(HTMLText.escape("plain ünïcode") == "plain ünïcode")
     }
 
+    /// Text shows its control characters as `--get` prints them; the log's lines keep theirs, as `--logs` prints them.
+    @Test func controlCharactersShowAsEscapesOutsideTheLog() {
+        #expect(HTMLText.escape("a\u{1B}[31m<b>\u{07}\t\u{7F}") == #"a\u{1B}[31m&lt;b&gt;\u{7}\t\u{7F}"#)
+        #expect(HTMLText.markup("a\u{1B}[31m<b>\t") == "a\u{1B}[31m&lt;b&gt;\t")
+    }
+
     @Test func formsAreReadAsBrowsersSendThem() {
         let form = DashboardRoutes.form(Data("token=a%2Bb+c&csrf=&x".utf8))
         #expect(form["token"] == "a+b c" && form["csrf"] == "" && form["x"] == "")

@@ -2,9 +2,14 @@ import Foundation
 import KeijiCore
 
 /// Every dynamic string on a dashboard page goes through ``escape(_:)``: task names, descriptions, commands and
-/// log lines are the user's (or a task's) text, and a task that prints `<script>` must show it, not run it.
+/// error texts are the user's (or a task's) text, and a task that prints `<script>` must show it, not run it.
 enum HTMLText {
-    static func escape(_ text: String) -> String {
+    /// Markup escaped, and control characters and odd spaces shown as `keiji task --get` shows them (``VisibleText``):
+    /// on a page an ESC and a BEL showed as the same empty box (Chromium) or as nothing, and `echo\u{A0}x` read as `echo x`.
+    static func escape(_ text: String) -> String { markup(VisibleText.escaped(text)) }
+
+    /// Markup escaped, nothing else: for the log's lines, which the page shows as `keiji task --logs` prints them.
+    static func markup(_ text: String) -> String {
         var out = ""
         out.reserveCapacity(text.utf8.count)
         for character in text {

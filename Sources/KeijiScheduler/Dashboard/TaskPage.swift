@@ -73,7 +73,7 @@ struct TaskPage {
             <thead><tr><th>Slot</th><th>Start</th><th>Duration</th><th>Late</th><th>Result</th><th>Attempt</th><th>Trigger</th><th>Message</th></tr></thead>
             <tbody>\(runRows)</tbody></table>
             <h2>Log (last \(logTail.count) lines)</h2>
-            <pre id="log">\(logTail.map(HTMLText.escape).joined(separator: "\n"))</pre>
+            <pre id="log">\(logTail.map(HTMLText.markup).joined(separator: "\n"))</pre>
             </section>
             """
         return HTMLText.page(title: name.rawValue, body: body, session: session)
