@@ -24,6 +24,7 @@ struct Keiji: AsyncParsableCommand {
             try await SharedPostgresSession.$current.withValue(session) {
                 let arguments = Array(CommandLine.arguments.dropFirst())
                 try EmptyOptionValue.check(arguments)
+                try RepeatedOption.check(arguments)
                 var command = try await asyncParseAsRoot(arguments)
                 if var asyncCommand = command as? AsyncParsableCommand {
                     try await asyncCommand.run()
@@ -54,7 +55,7 @@ struct Keiji: AsyncParsableCommand {
         if let text = message(for: error).split(separator: "\n").first.map(String.init), !text.isEmpty {
             let help = fullMessage(for: error).split(separator: "\n")
                 .compactMap { line in line.firstRange(of: "See '").map { String(line[$0.upperBound...].prefix(while: { $0 != "'" })) } }.first
-            // A refusal made before parsing (``EmptyOptionValue``) names its subcommand's help itself.
+            // A refusal made before parsing (``EmptyOptionValue``, ``RepeatedOption``) names its subcommand's help itself.
             let hinted = text.hasSuffix(" --help')")
             Console.error(text + (hinted ? "" : help.map { " (see '\($0)')" } ?? ""))
         }

@@ -482,6 +482,33 @@ struct TaskCommandTests {
         #expect(try json(try await s.keiji("task", "--get", "--name=t", "--json"))["Description"] as? String == "a=")
     }
 
+    /// A single-value option given twice is refused naming it (exit 64), in either form: ArgumentParser kept the last
+    /// value without a word, so `--every 1h --every 2h` made a 2-hour task. A value that looks like an option is a value.
+    @Test func aSingleValueOptionGivenTwiceIsRefused() async throws {
+        let s = try Session()
+        defer { s.cleanUp() }
+        #expect(try await s.keiji("init").status == 0)
+        let cases: [([String], String, String)] = [
+            (["task", "--create", "--name", "a", "--desc", "x", "--every", "1h", "--every", "2h", "--command", "true"], "--every", "keiji task"),
+            (["task", "--create", "--name=a", "--desc", "x", "--every", "1h", "--name", "b", "--command", "true"], "--name", "keiji task"),
+            (["task", "--create", "--name=a", "--desc=x", "--every=1h", "--command=true", "--retries=1", "--retries=2"], "--retries", "keiji task"),
+            (["task", "--logs", "--name", "a", "--lines", "3", "--lines=3"], "--lines", "keiji task"),
+            (["system", "--logs", "--bus", "--lines", "3", "--lines", "4"], "--lines", "keiji system"),
+            (["journal", "dump", "--from=1", "--from", "2"], "--from", "keiji journal dump"),
+        ]
+        for (arguments, option, command) in cases {
+            let r = try await s.run(arguments)
+            #expect(r.status == 64 && r.stdout.isEmpty && r.stderr == "error: \(option) was given twice: give it once (see '\(command) --help')\n",
+                    "\(arguments): \(r.status) \(r.stdout)\(r.stderr)")
+        }
+        #expect(try FileManager.default.contentsOfDirectory(atPath: s.home + "/keiji/tasks").isEmpty)
+        // The word after an option is its value, however it looks: each option here is given once.
+        let r = try await s.keiji("task", "--create", "--name", "t", "--desc", "--every", "--command", "--name", "--every", "1h")
+        #expect(r.status == 0, "\(r.stdout)\(r.stderr)")
+        let task = try json(try await s.keiji("task", "--get", "--name=t", "--json"))
+        #expect(task["Description"] as? String == "--every" && task["Executable"] as? String == "--name", "\(task)")
+    }
+
     /// A word that is not valid UTF-8 is refused naming its option (exit 64): Swift's decoding replaced each bad byte
     /// by U+FFFD, and the task was saved, and ran, with another command than the one given.
     @Test func aValueThatIsNotUTF8IsRefused() async throws {
