@@ -13,7 +13,8 @@
 // clears O_APPEND on its stdout changes its pipe, not the description keiji appends through. Before it reports an
 // exit, it relays what the pipe holds then, so the scheduler's end line comes after the run's output; what the
 // run left running outside its group is relayed until the pipe's end of file, for at most a quarter of the
-// descriptor limit such pipes (two descriptors each): past that the oldest is closed, said in its log.
+// descriptor limit such pipes (two descriptors each): past that the oldest is closed, said in its log. Either end of
+// such a relay is told to the scheduler (`output_ended`), which keeps the file it writes uncompressed until then.
 //
 // Its runs are its children, and `kill $PPID` in a task reaches it: it blocks every signal it can and reads them
 // through a signalfd. SIGTERM, SIGINT and SIGHUP from the scheduler (the parent-death signal comes from the
@@ -193,25 +194,33 @@ static int add_relay(int pipe_fd, int log_fd) {
 struct leftover {
     int pipe_fd;
     pid_t run_pid;
+    uint64_t tag;  // the run's, for `output_ended`
 };
 static struct leftover *leftovers;
 static size_t leftover_count, leftover_capacity;
 
-static void forget_leftover(int pipe_fd) {
+/// Drops the pipe from the leftovers; returns whether it was one, and its run's tag in `tag`.
+static int forget_leftover(int pipe_fd, uint64_t *tag) {
     for (size_t i = 0; i < leftover_count; i++) {
         if (leftovers[i].pipe_fd != pipe_fd) continue;
+        *tag = leftovers[i].tag;
         memmove(&leftovers[i], &leftovers[i + 1], (leftover_count - i - 1) * sizeof *leftovers);
         leftover_count--;
-        return;
+        return 1;
     }
+    return 0;
 }
 
+/// Closes the pipe and its log. A leftover's end is told to the scheduler once its log is closed here: until then it
+/// keeps that file plain (a segment compressed under it lost all the leftover wrote later).
 static void end_relay(int pipe_fd) {
-    forget_leftover(pipe_fd);
+    uint64_t tag = 0;
+    int left_behind = forget_leftover(pipe_fd, &tag);
     close(log_of[pipe_fd]);
     log_of[pipe_fd] = -1;
     close(pipe_fd);  // and out of the epoll set
     for (size_t i = 0; i < run_count; i++) if (runs[i].output == pipe_fd) runs[i].output = -1;
+    if (left_behind) reply(KEIJI_SPAWN_OUTPUT_ENDED, tag, 0, 0, 0);
 }
 
 /// Copies up to `chunks` reads of the pipe into its log, without waiting: stops once the pipe is empty. A write the
@@ -265,8 +274,8 @@ static void cut_oldest_leftover(size_t ceiling) {
     end_relay(pipe_fd);
 }
 
-/// Keeps relaying the pipe of the run `run_pid`, which has exited, cutting the oldest such relays past the ceiling.
-static void keep_leftover(int pipe_fd, pid_t run_pid) {
+/// Keeps relaying the pipe of the run `run_pid` (`tag`), which has exited, cutting the oldest such relays past the ceiling.
+static void keep_leftover(int pipe_fd, pid_t run_pid, uint64_t tag) {
     size_t ceiling = leftover_ceiling();
     while (leftover_count > 0 && leftover_count >= ceiling) cut_oldest_leftover(ceiling);
     if (leftover_count == leftover_capacity) {
@@ -276,7 +285,7 @@ static void keep_leftover(int pipe_fd, pid_t run_pid) {
         leftovers = grown;
         leftover_capacity = capacity;
     }
-    leftovers[leftover_count++] = (struct leftover){.pipe_fd = pipe_fd, .run_pid = run_pid};
+    leftovers[leftover_count++] = (struct leftover){.pipe_fd = pipe_fd, .run_pid = run_pid, .tag = tag};
 }
 
 // MARK: - The child side of vfork: system calls only, no allocation, no return.
@@ -578,8 +587,10 @@ static void reap_exited(void) {
             // A drain ends at a short read; one more read finds the end of file unless something the run left
             // behind holds the pipe. Counted a leftover meanwhile, every run's pipe could push out a real one.
             relay(runs[i].output, 1);
-            reply(KEIJI_SPAWN_EXITED, runs[i].tag, status, pid, wait_errno);
-            if (runs[i].output >= 0) keep_leftover(runs[i].output, pid);  // no end of file yet: left behind
+            if (runs[i].output >= 0) keep_leftover(runs[i].output, pid, runs[i].tag);  // no end of file yet: left behind
+            struct keiji_spawn_reply exited = {.kind = KEIJI_SPAWN_EXITED, .value = status, .tag = runs[i].tag, .pid = pid,
+                                               .wait_errno = wait_errno, .output_open = runs[i].output >= 0};
+            send_reply(&exited);
             runs[i] = runs[--run_count];
             break;
         }

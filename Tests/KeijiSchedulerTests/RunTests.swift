@@ -667,6 +667,39 @@ extension RunTests {
                 "\(schedulerLog)")
     }
 
+    /// A process a run leaves outside its group writes on into the file the run wrote. Rotated under it at the next
+    /// run's start, that file was compressed at once and all the process wrote later was lost (into the plain copy,
+    /// then removed); it now stays plain until the process closes the run's output, and is compressed then, its lines
+    /// in it.
+    @Test func outputARunLeftBehindOutlivesTheRotationOfItsLog() async throws {
+        let harness = try SchedulerHarness()
+        defer { harness.remove() }
+        harness.settings.logMaxSize = 1024
+        let (marker, escaped, gate) = (harness.home + "/first-done", harness.home + "/escaped", harness.home + "/gate")
+        // The first run writes past the size and leaves a process in a session of its own (the run waits until it is
+        // there: the run's end kills what is still in its group), which writes once the gate opens, 60 s at the most.
+        let leaver = "setsid sh -c 'touch \(escaped); for i in $(seq 1200); do [ -e \(gate) ] && break; sleep 0.05; done; echo written-after-the-rotation' &"
+            + " while [ ! -e \(escaped) ]; do sleep 0.01; done"
+        try await harness.defineOffline(try harness.commandTask(
+            "leaver", "if [ -e '\(marker)' ]; then echo second run; else touch '\(marker)'; head -c 2000 /dev/zero | tr '\\0' x; echo; \(leaver); fi",
+            every: 3600))
+        let name = harness.taskName("leaver")
+        let log = LogFile(task: name, workspace: harness.workspace, settings: harness.settings)
+        let files = { ((try? FileManager.default.contentsOfDirectory(atPath: log.directory)) ?? []).filter { !$0.hasPrefix(".") }.sorted() }
+        let engine = harness.engine()
+        try await engine.start()
+        _ = try await engine.submit(.taskTriggered(name))
+        #expect(await harness.wait { try harness.entries().finishedRuns.count == 1 })
+        #expect(await harness.wait { await !engine.state.isRunning(name) })
+        _ = try await engine.submit(.taskTriggered(name))
+        #expect(await harness.wait { try harness.entries().finishedRuns.count == 2 })
+        #expect(files() == ["leaver.000001.log", "leaver.log"], "rotated, and kept plain while the process writes it")
+        #expect(FileManager.default.createFile(atPath: gate, contents: nil))
+        #expect(await harness.wait { files() == ["leaver.000001.log.lz4", "leaver.log"] }, "compressed once the process is gone: \(files())")
+        #expect(await harness.wait { try log.lastLines(10).contains("written-after-the-rotation") }, "\((try? log.lastLines(10)) ?? [])")
+        await engine.stop()
+    }
+
     /// Rotating a large log streams it through a bounded buffer: the scheduler's peak memory (VmHWM) grows by little
     /// around the rotation of a 160 MB log. Read whole and compressed whole, a 100 MB log cost the scheduler 300 MB.
     @Test func rotatingALargeLogTakesLittleMemory() async throws {

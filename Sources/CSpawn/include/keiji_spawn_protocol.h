@@ -21,15 +21,19 @@
 //   failed:  value = errno of the failed start, failed_step = what failed (the run's folder or the start);
 //            nothing runs.
 //   exited:  pid, value = the raw wait status, or wait_errno if waitpid failed. The group has been killed, and
-//            what the run's pipe held then is in its log.
+//            what the run's pipe held then is in its log. output_open = 1 when processes the run left outside its
+//            group still hold its pipe: the server goes on relaying it into the log, and says `output_ended` after.
+//   output_ended: the pipe of the run `tag`, which exited with output_open, reached its end of file or was cut (at
+//            the ceiling of such pipes): nothing more of that run is written into its log. Not sent once the
+//            scheduler is gone.
 //   cancelled: the dated start `tag` was dropped before it began (a `cancel`); nothing runs.
 //   ignored_signal: value = a signal the server ignored (all but the scheduler's SIGTERM, SIGINT and SIGHUP, and
 //            SIGCHLD), pid = its sender (0: the kernel); tag = 0. The server goes on as before.
 
 #include <stdint.h>
 
-/// 3: replies carry `failed_step` (48 bytes; 40 before). 4: `ignored_signal`.
-#define KEIJI_SPAWN_PROTOCOL_VERSION 4
+/// 3: replies carry `failed_step` (48 bytes; 40 before). 4: `ignored_signal`. 5: `output_open` and `output_ended`.
+#define KEIJI_SPAWN_PROTOCOL_VERSION 5
 /// The largest start message (header + payload) the server reads; the scheduler refuses longer requests.
 #define KEIJI_SPAWN_MAX_MESSAGE (256 * 1024)
 /// How far ahead a dated start may be (the scheduler sends its runs a firing lead early, 45 ms by default);
@@ -70,6 +74,7 @@ enum keiji_spawn_reply_kind {
     KEIJI_SPAWN_EXITED = 4,
     KEIJI_SPAWN_CANCELLED = 5,
     KEIJI_SPAWN_IGNORED_SIGNAL = 6,
+    KEIJI_SPAWN_OUTPUT_ENDED = 7,
 };
 
 /// What a `failed` start could not do: the scheduler's message names the folder or the program.
@@ -92,6 +97,8 @@ struct keiji_spawn_reply {
     uint64_t monotonic_ns;
     /// failed: an `enum keiji_spawn_failed_step`.
     uint32_t failed_step;
+    /// exited: 1 when the run's pipe is still open (an `output_ended` follows), else 0. In the padding: still 48 bytes.
+    uint32_t output_open;
 };
 
 #endif

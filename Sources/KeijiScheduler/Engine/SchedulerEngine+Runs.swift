@@ -459,6 +459,7 @@ extension SchedulerEngine {
                                    errorFile: runErrorFiles?.path(for: runID), node: configuration.settings.nodeName)
         let result: RunExecutor.Result
         let latenessMs: Int64
+        var started: SpawnServer.Run?
         // A `.env` the run cannot have: it ends as one the helper could not start, and is never sent.
         let beginning = if let refusal { RunExecutor.Beginning.failed(.init(outcome: .spawnFailed, status: nil, durationMs: 0, message: "\(refusal)")) }
             else { await executor.begin(handle: run.handle, notBeforeMilliseconds: held ? fireAtMs : nil) }
@@ -471,6 +472,7 @@ extension SchedulerEngine {
             if datesStarts, configuration.recordLateness { lateness.start.append(startedMicros - TimeArithmetic.product(fireAtMs, 1000)) }
             configuration.metrics?.runStarted(latenessMilliseconds: latenessMs)
             result = await executor.wait(for: process, handle: run.handle)
+            started = process
         case .failed(let failure):
             latenessMs = max(0, clock.nowMilliseconds() - fireAtMs)
             configuration.metrics?.runStarted(latenessMilliseconds: latenessMs)
@@ -489,7 +491,17 @@ extension SchedulerEngine {
         let endedAt = ISO8601.string(fromMilliseconds: clock.nowMilliseconds())
         let warning = result.warning.map { "\(endedAt) [keiji] warning: run \(runID): \($0)\n" } ?? ""
         LogFile.write(fd, "\(lineBreak)\(warning)\(endedAt) [keiji] run \(runID) \(RunResultText.text(result.outcome)) after \(result.durationMs) ms\(result.message.map { ": \($0)" } ?? "")\n")
-        taskLogs.checkIn(fd)
+        // Processes the run left outside its group write on into this file through the helper: it stays checked out,
+        // so a rotation leaves it plain until they stop (compressed under them, all they wrote later was lost).
+        if let started, executor.server.outputIsOpen(started) {
+            let (taskLogs, server) = (taskLogs, executor.server)
+            Task {
+                await server.outputEnd(of: started)
+                taskLogs.checkIn(fd)
+            }
+        } else {
+            taskLogs.checkIn(fd)
+        }
         finish(runID: runID, name: name, result: result, latenessMs: latenessMs, slot: slot, fireAtMs: fireAtMs, attempt: attempt,
                interruptions: interruptions, definition: definition)
     }

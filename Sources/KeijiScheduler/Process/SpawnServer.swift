@@ -66,6 +66,10 @@ final class SpawnServer: Sendable {
         var launchFailure: String?
         /// Starts written to a helper's socket so far (``startsSent``).
         var startsSent = 0
+        /// Runs that exited while processes they left outside their group held their pipe: the helper still writes
+        /// what those processes write into the run's log (``outputEnd(of:)``).
+        var openOutputs: Set<UInt64> = []
+        var outputWaiters: [UInt64: CheckedContinuation<Void, Never>] = [:]
     }
 
     fileprivate let state = Mutex(State())
@@ -165,6 +169,23 @@ final class SpawnServer: Sendable {
                 return nil
             }
             if let ended { continuation.resume(returning: ended) }
+        }
+    }
+
+    /// Whether processes the run left outside its group, once it exited, still write into its log through the helper.
+    func outputIsOpen(_ run: Run) -> Bool { state.withLock { $0.openOutputs.contains(run.tag) } }
+
+    /// Returns once nothing more of the ended run's output is written into its log: at once unless
+    /// ``outputIsOpen(_:)``, else when the processes it left behind have closed its pipe, the helper cut their relay,
+    /// or the helper died. Until then the file they write must not be compressed: what came later was lost.
+    func outputEnd(of run: Run) async {
+        await withCheckedContinuation { continuation in
+            let ended = state.withLock { s -> Bool in
+                guard s.openOutputs.contains(run.tag) else { return true }
+                s.outputWaiters[run.tag] = continuation
+                return false
+            }
+            if ended { continuation.resume() }
         }
     }
 
@@ -357,8 +378,13 @@ private final class SpawnSupervisor {
         let lost = ExitStatus.lost("\(reason); the run's processes were killed")
         var failedStarts: [(CheckedContinuation<SpawnServer.Run, any Error>, String)] = []
         var ended: [CheckedContinuation<ExitStatus, Never>] = []
+        var outputsEnded: [CheckedContinuation<Void, Never>] = []
         server.state.withLock { s in
             s.serverPID = nil
+            // The pipes of processes runs left behind died with the helper: nothing more of theirs reaches a log.
+            s.openOutputs.removeAll()
+            outputsEnded = Array(s.outputWaiters.values)
+            s.outputWaiters.removeAll()
             for (tag, entry) in s.entries {
                 switch entry {
                 case .starting(let continuation):
@@ -389,6 +415,7 @@ private final class SpawnSupervisor {
             continuation.resume(throwing: KeijiError(.unavailable, "cannot start \(VisibleText.escaped(program)): \(reason) before starting it"))
         }
         for continuation in ended { continuation.resume(returning: lost) }
+        for continuation in outputsEnded { continuation.resume() }
     }
 
     /// Who sent a signal, as far as /proc still says: `pid 1234 (sh, a run of task notifier)`.
@@ -530,6 +557,7 @@ private final class SpawnSupervisor {
             let status = reply.wait_errno != 0 ? ExitStatus.waitFailed(reply.wait_errno) : ExitStatus(waitStatus: reply.value)
             let continuation = server.state.withLock { s -> CheckedContinuation<ExitStatus, Never>? in
                 guard case .running(_, let continuation) = s.entries[tag] else { return nil }
+                if reply.output_open != 0 { s.openOutputs.insert(tag) }  // known before the exit is: the log's writer stays
                 if let continuation {
                     s.entries[tag] = nil
                     return continuation
@@ -538,6 +566,12 @@ private final class SpawnSupervisor {
                 return nil
             }
             continuation?.resume(returning: status)
+        case UInt32(KEIJI_SPAWN_OUTPUT_ENDED.rawValue):
+            let waiter = server.state.withLock { s -> CheckedContinuation<Void, Never>? in
+                s.openOutputs.remove(tag)
+                return s.outputWaiters.removeValue(forKey: tag)
+            }
+            waiter?.resume()
         default:
             break
         }

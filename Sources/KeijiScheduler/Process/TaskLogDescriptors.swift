@@ -10,7 +10,8 @@ import Synchronization
 /// instead of creating its folders, opening and closing it. The descriptor is reopened when the file is no
 /// longer the one it points to (rotated, or removed by `keiji task --delete`). The log is rotated at its size when
 /// no other run of the task writes to it, and at ``busyRotationFactor`` times its size when others do: their
-/// descriptors then write into the rolled file, which is compressed once the last of them is checked in. At most
+/// descriptors then write into the rolled file, which is compressed once the last of them is checked in (a run whose
+/// leftover processes still write through the spawn helper is checked in when they stop). At most
 /// ``capacity`` idle descriptors stay open; the least recently used are closed first.
 final class TaskLogDescriptors: Sendable {
     private struct Open {
