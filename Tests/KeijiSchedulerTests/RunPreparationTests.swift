@@ -153,7 +153,7 @@ struct RunPreparationTests {
 
     /// A `.env` is bounded by what its variables take, as a run is: one over the spawn request's limit in comments and
     /// keys set again starts (refused by its size, it "could never start" though its environment was 11 bytes), one
-    /// whose variables take more is refused naming the file, and a file over ``TaskEnvironments/fileLimit`` is refused
+    /// whose variables take more is refused naming the file, and a file over ``DotEnv/fileLimit`` is refused
     /// by its size, unread (parsed on the engine, a 66 MB file held every task for 10 s).
     @Test func aDotEnvIsBoundedByWhatItsVariablesTake() throws {
         let directory = FileManager.default.temporaryDirectory.path + "/keiji-env-" + UUID().uuidString.prefix(8)
@@ -176,6 +176,22 @@ struct RunPreparationTests {
         #expect(throws: KeijiError(.spawn, "\(directory)/.env is \(huge.utf8.count) bytes; a .env may be at most 1048576")) {
             try environments.block(forTaskDirectory: directory)
         }
+        // `--build` reads it with the same bound (it read any size, whole).
+        #expect(throws: KeijiError(.io, "\(directory)/.env is \(huge.utf8.count) bytes; a .env may be at most 1048576")) {
+            try DotEnv.load(directory + "/.env")
+        }
+    }
+
+    /// A `.env` that is a FIFO (a run can make one there) is refused as one, by a run and by `--build` alike: opened
+    /// without blocking and read, it read as empty, and a run went ahead without its variables.
+    @Test func aDotEnvThatIsAFIFOIsRefusedNotReadAsEmpty() throws {
+        let directory = FileManager.default.temporaryDirectory.path + "/keiji-env-" + UUID().uuidString.prefix(8)
+        try FileSystem.createDirectory(directory)
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        #expect(mkfifo(directory + "/.env", 0o600) == 0)
+        let reason = "cannot read \(directory)/.env: it is a FIFO, not a file"
+        #expect(throws: KeijiError(.spawn, reason)) { try TaskEnvironments(base: ["PATH": "/usr/bin"]).block(forTaskDirectory: directory) }
+        #expect(throws: KeijiError(.io, reason)) { try DotEnv.load(directory + "/.env") }
     }
 
     /// One variable over the kernel's per-string limit is refused naming it and the file: `execve` said only "Argument

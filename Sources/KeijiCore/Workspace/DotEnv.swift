@@ -117,48 +117,38 @@ public enum DotEnv {
     }
 
     /// The values in the file at `path`, or none if there is no file; one that is there but cannot be read is an error
-    /// (``contents(of:limit:)``), as the scheduler refuses it: read as empty, `--build` took an empty description.
+    /// (``read(_:)``), as the scheduler refuses it: read as empty, `--build` took an empty description.
     public static func load(_ path: String) throws -> [String: String] {
-        guard let bytes = try contents(of: path, limit: Int(Int32.max)) else { return [:] }
+        guard let bytes = try read(path) else { return [:] }
         return parse(bytes: bytes).values
     }
 
-    /// The `.env`'s bytes, or nil when there is no file; the scheduler and the CLI read it alike. Gone is told by the
-    /// open itself, not by a check before it: a `.env` replaced by delete-then-create (`rm` and a new file, as some
-    /// editors and deploy scripts do) failed between the two, and that put the task in error. One that is there but
-    /// cannot be read (no permission, a directory) is an error: read as empty, a run went ahead without its variables
-    /// (credentials, say) and nothing said so. One over `limit` bytes is refused by its size, unread: parsed first, a
-    /// 66 MB file held every task for 10 s. Not blocking, so a FIFO with no writer reads as empty rather than holding the
-    /// reader.
-    public static func contents(of path: String, limit: Int) throws -> [UInt8]? {
-        let fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK)
-        if fd < 0 && errno == ENOENT { return nil }
-        guard fd >= 0 else { throw cannotRead(path, errno) }
-        defer { close(fd) }
-        var info = stat()
-        guard fstat(fd, &info) == 0 else { throw cannotRead(path, errno) }
-        if Int64(info.st_size) > Int64(limit) { throw tooLarge(path, "is \(info.st_size) bytes", limit) }
-        var bytes: [UInt8] = []
-        var buffer = [UInt8](repeating: 0, count: 64 * 1024)
-        while true {
-            let count = read(fd, &buffer, buffer.count)
-            if count == 0 { return bytes }
-            if count < 0 {
-                if errno == EINTR { continue }
-                throw cannotRead(path, errno)
-            }
-            bytes.append(contentsOf: buffer[..<count])
-            // A file that grew since, or a device with no size (a link to /dev/zero).
-            if bytes.count > limit { throw tooLarge(path, "holds more than \(limit) bytes", limit) }
+    /// The most of a `.env` that is read, comments and all, by a run and by `--build` alike: a bound on the read and
+    /// the parse (on the scheduler's one engine, a 66 MB file held every task for 10 s), not on what a run takes: at
+    /// that limit, a file of comments with little in it could never start.
+    public static let fileLimit = 1 << 20
+
+    /// The `.env`'s bytes, or nil when there is no file; the scheduler and the CLI read it alike, as a ``RegularFile``
+    /// (a link is followed). Gone is told by the open itself, not by a check before it: a `.env` replaced by
+    /// delete-then-create (`rm` and a new file, as some editors and deploy scripts do) failed between the two, and that
+    /// put the task in error. One that is there but cannot be read (no permission, a directory, a FIFO, a device) is an
+    /// error: read as empty, a run went ahead without its variables (credentials, say) and nothing said so. One over
+    /// ``fileLimit`` is refused, read no further.
+    public static func read(_ path: String) throws -> [UInt8]? {
+        switch RegularFile.read(path, limit: fileLimit + 1, followLinks: true) {
+        case .success(let bytes) where bytes.count > fileLimit:
+            // A file that grew past the bound as it was read has no size to give.
+            let size = FileSystem.size(of: path).flatMap { $0 > fileLimit ? "is \($0) bytes" : nil } ?? "holds more than \(fileLimit) bytes"
+            throw KeijiError(.io, "\(path) \(size); a .env may be at most \(fileLimit)")
+        case .success(let bytes):
+            return bytes
+        case .failure(.absent):
+            return nil
+        case .failure(.notRegular(let mode)) where mode & S_IFMT == S_IFDIR:
+            throw KeijiError(.io, "cannot read \(path): \(String(cString: strerror(EISDIR)))")  // as it was said before
+        case .failure(let failure):
+            throw KeijiError(.io, "cannot read \(path): \(failure)")
         }
-    }
-
-    private static func tooLarge(_ path: String, _ size: String, _ limit: Int) -> KeijiError {
-        KeijiError(.io, "\(path) \(size); a .env may be at most \(limit)")
-    }
-
-    private static func cannotRead(_ path: String, _ code: Int32) -> KeijiError {
-        KeijiError(.io, "cannot read \(path): \(String(cString: strerror(code)))")
     }
 
     static func isValidKey<S: StringProtocol>(_ key: S) -> Bool {

@@ -125,16 +125,12 @@ final class TaskEnvironments: Sendable {
     /// arguments and environment together.
     static let sizeLimit = Int(KEIJI_SPAWN_MAX_MESSAGE)
 
-    /// The most of a `.env` file that is read, comments and all: a bound on the read and the parse (on the engine), not
-    /// on what a run takes. At the size limit itself, a file with little in it but comments could never start.
-    static let fileLimit = 1 << 20
-
     /// The most one `NAME=value` string (with its NUL) may take in an `execve`.
     static let variableLimit = RunSize.perString
 
-    /// The `.env`'s bytes, nil when it is gone (``DotEnv/contents(of:limit:)``); an error ends the run unstarted.
+    /// The `.env`'s bytes, nil when it is gone (``DotEnv/read(_:)``); an error ends the run unstarted.
     private static func contents(of path: String) throws -> [UInt8]? {
-        do { return try DotEnv.contents(of: path, limit: fileLimit) } catch let error as KeijiError { throw KeijiError(.spawn, error.message) }
+        do { return try DotEnv.read(path) } catch let error as KeijiError { throw KeijiError(.spawn, error.message) }
     }
 
     /// Whether `record` holds the digest of `content` (it was warned of before); if not, it is made to.
