@@ -172,8 +172,6 @@ final class TaskLogDescriptors: Sendable {
         return nil
     }
 
-    /// Over capacity: the least recently used idle descriptors, down to three quarters of the capacity (so
-    /// the sort is paid once per many opens), removed from the state; the caller closes them.
     /// Detaches every idle descriptor; returns them for the caller to close.
     private func detachAllIdle(_ s: inout State) -> [Int32] {
         let idle = s.current.filter { s.open[$0.value]?.users == 0 }
@@ -184,6 +182,8 @@ final class TaskLogDescriptors: Sendable {
         return Array(idle.values)
     }
 
+    /// Over capacity: the least recently used idle descriptors, down to three quarters of the capacity (so
+    /// the sort is paid once per many opens), removed from the state; the caller closes them.
     private func evict(_ s: inout State) -> [Int32] {
         guard s.current.count > capacity else { return [] }
         let idle = s.current.compactMap { task, fd in s.open[fd].flatMap { $0.users == 0 ? (task, $0) : nil } }
