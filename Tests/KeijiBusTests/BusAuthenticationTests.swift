@@ -37,8 +37,8 @@ struct BusAuthenticationTests {
         } else {
             await #expect(throws: BusAuthenticationFailure.self) { try await send() }
         }
-        // Give the fake a moment to record anything that might still be on its way.
-        try await Task.sleep(for: .milliseconds(100))
+        // Once the client's connection has ended, whatever it sent has been recorded.
+        #expect(await eventually { fake.connections >= 1 && fake.connectionsEnded == fake.connections })
         let seen = fake.receivedText
         #expect(seen.contains(#""hello":"client""#))
         #expect(!seen.contains(testToken))
@@ -288,7 +288,12 @@ struct BusAuthenticationTests {
         defer { server.stop() }
         let client = try await RawClient.authenticated(server.boundPush)
         defer { client.close() }
-        try await Task.sleep(for: .seconds(6))
+        // One opened after it that never authenticates: once the bus has closed it at its deadline, the first one's
+        // deadline has passed too.
+        let silent = try await RawClient.connect(server.boundPush)
+        defer { silent.close() }
+        silent.connection.setReadTimeout(.seconds(600))
+        #expect(await silent.readLine() == .closed)
         await client.sendLine(String(decoding: BusWire.encode(request("late")), as: UTF8.self))
         #expect(try await client.readReply().code == .offline)
     }

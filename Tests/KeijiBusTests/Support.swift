@@ -196,6 +196,7 @@ final class FakeBus: Sendable {
     let listener: BusListener
     private let received = Mutex<[UInt8]>([])
     private let accepted = Mutex(0)
+    private let ended = Mutex(0)
 
     init(_ endpoint: BusEndpoint = .tcp(port: 0), answer: @escaping @Sendable (_ firstLine: [UInt8]) -> [String]) throws {
         listener = try BusListener(endpoint, role: "fake")
@@ -228,12 +229,15 @@ final class FakeBus: Sendable {
             }
         }
         connection.close()
+        ended.withLock { $0 += 1 }
     }
 
     var endpoint: BusEndpoint { listener.endpoint }
     /// Everything any peer sent, as text.
     var receivedText: String { String(decoding: received.withLock { $0 }, as: UTF8.self) }
     var connections: Int { accepted.withLock { $0 } }
+    /// Connections whose peer closed (or went silent for 5 s): all they sent is in ``receivedText``.
+    var connectionsEnded: Int { ended.withLock { $0 } }
     func stop() { listener.shutdown() }
 }
 

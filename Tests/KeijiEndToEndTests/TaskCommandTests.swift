@@ -552,6 +552,11 @@ struct TaskCommandTests {
         defer { s.cleanUp() }
         #expect(try await s.keiji("init").status == 0)
         #expect(try await s.keiji("task", "--create", "--name=slow", "--desc=x", "--command", "echo slow-run-began; sleep 600", "--every", "1h").status == 0)
+        // Its runs show the scheduler has gone on for a while, for the count of slow's runs below.
+        #expect(try await s.keiji("task", "--create", "--name=witness", "--desc=x", "--command", "echo witness-ran", "--every", "1s").status == 0)
+        func witnessRuns() async throws -> Int {
+            try await s.keiji("task", "--logs", "--name=witness", "--lines=100000").stdout.components(separatedBy: "witness-ran\n").count - 1
+        }
         // Offline: disabled is refused the same way as online.
         #expect(try await s.keiji("task", "--disable", "--name=slow").status == 0)
         refused(try await s.keiji("task", "--run", "--name=slow"), saying: "keiji task --enable --name=slow")
@@ -568,9 +573,11 @@ struct TaskCommandTests {
         }
         #expect(await eventually { try await s.keiji("task", "--get", "--name=slow").stdout.contains("IsRunning: true") })
         refused(try await s.keiji("task", "--run", "--name=slow"), saying: "already running")
-        // Running is applied before the process has printed: its line is waited for, then a second run has a second.
+        // Running is applied before the process has printed: its line is waited for.
         #expect(await eventually(.seconds(60)) { try await s.keiji("task", "--logs", "--name=slow").stdout.contains("slow-run-began") })
-        try await Task.sleep(for: .seconds(1))
+        // A second run begun beside it would have printed by the time two more slots of the witness have run.
+        let witnessed = try await witnessRuns()
+        #expect(await eventually(.seconds(60)) { try await witnessRuns() >= witnessed + 2 })
         let log = try await s.keiji("task", "--logs", "--name=slow").stdout
         #expect(log.components(separatedBy: "slow-run-began").count == 2, "exactly one run: \(log)")
 

@@ -45,7 +45,11 @@ struct CatchUpGuardTests {
         // The first catch-up run goes on; the two queued behind it must not start.
         let firstRun = try #require(try catchUpRuns(harness, name, after: before).first).runID
         #expect(await harness.wait { try harness.entries().finishedRuns.contains { $0.runID == firstRun } })
-        try await Task.sleep(for: .milliseconds(1500))
+        // Once it is over the queue goes on or ends: the two runs behind it begin, or are dropped and said so.
+        #expect(await harness.wait {
+            try harness.log(of: "series").components(separatedBy: "dropped: the task was disabled").count == 3
+                || catchUpRuns(harness, name, after: before).count > 1
+        }, "\(harness.log(of: "series"))")
         #expect(try catchUpRuns(harness, name, after: before).count == 1)
         await engine.stop()
     }
@@ -61,7 +65,11 @@ struct CatchUpGuardTests {
         let report = try await engine.start()
         #expect(report.missedSlots.first { $0.task == name }?.runs == 3)
         #expect(await harness.wait { await engine.state.tasks[name]?.isError == true }, "the first catch-up run fails")
-        try await Task.sleep(for: .milliseconds(1000))
+        // Its end decides the rest of the queue: the two runs behind it begin, or are dropped and said so.
+        #expect(await harness.wait {
+            try harness.log(of: "series").components(separatedBy: "dropped: the task is in error").count == 3
+                || catchUpRuns(harness, name, after: before).count > 1
+        }, "\(harness.log(of: "series"))")
         #expect(try catchUpRuns(harness, name, after: before).count == 1, "no catch-up run for a task in error")
         await engine.stop()
     }
@@ -110,14 +118,17 @@ struct CatchUpGuardTests {
         crashes.killHard(scheduler)
         try await OfflineCommands.submit(.taskDisabled(sleeper), workspace: harness.workspace, settings: harness.settings)
         try await Task.sleep(for: .milliseconds(2500))
+        try await harness.defineWitness()  // made now, it owes no slot of the downtime
         let recordsBeforeRestart = try harness.entries().count
         let engine = harness.engine()
+        let restartedAt = SchedulerHarness.nowSeconds
         let report = try await engine.start()
         #expect(report.interruptedRuns.first { $0.task == sleeper }?.action == "not re-run (task disabled)")
-        #expect(report.missedSlots.allSatisfy { $0.runs == 0 }, "\(report.missedSlots)")
-        try await Task.sleep(for: .milliseconds(1500))
+        #expect(report.missedSlots.filter { $0.task != harness.taskName("witness") }.allSatisfy { $0.runs == 0 }, "\(report.missedSlots)")
+        // The recovery's runs and two slots of both tasks would have begun by the time this one has run.
+        #expect(await harness.witnessRan(fromSlot: restartedAt + 2))
         await engine.stop()
-        let sinceRestart = Array(try harness.entries().dropFirst(recordsBeforeRestart))
-        #expect(sinceRestart.startedRuns.isEmpty, "no re-run, no catch-up, no run at all: \(sinceRestart.startedRuns)")
+        let sinceRestart = Array(try harness.entries().dropFirst(recordsBeforeRestart)).startedRuns.filter { $0.task == sleeper || $0.task == broken }
+        #expect(sinceRestart.isEmpty, "no re-run, no catch-up, no run at all: \(sinceRestart)")
     }
 }

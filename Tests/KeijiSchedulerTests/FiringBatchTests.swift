@@ -28,8 +28,7 @@ struct FiringBatchTests {
         #expect(await engine.runsAwaitingSlot == 0)
         clock.freeze(atMilliseconds: first - lead)  // the first slot's lead begins; the second's has not
         let taken = window ? 2 : 1
-        #expect(await harness.wait { await engine.runsAwaitingSlot == taken })
-        try await Task.sleep(for: .milliseconds(300))
+        #expect(await harness.wait { await engine.timerSleeps(withRunsAwaitingSlot: taken) }, "the loop sleeps after the wake")
         let awaiting = await engine.runsAwaitingSlot
         #expect(awaiting == taken, "no more taken while the clock stands still")
         #expect(try harness.entries().startedRuns.count == taken)
@@ -53,7 +52,7 @@ struct FiringBatchTests {
         #expect(await harness.wait { await engine.runsInProgress == 0 }, "the first run is over")
         _ = try await engine.submit(.taskTriggered(harness.taskName("tick")))
         #expect(await harness.wait { runIDs().count >= 2 && harness.processes(ofRun: runIDs()[1]).isEmpty }, "the second run's process is gone")
-        try await Task.sleep(for: .seconds(1))
+        #expect(await harness.wait { await engine.endedRunsWaiting == 1 }, "the engine has the second run's end")
         let entries = try harness.entries()
         #expect(entries.finishedRuns.count == 1 && entries.startedRuns.count == 2,
                 "the second run's end waits: started \(entries.startedRuns.count), finished \(entries.finishedRuns.count)")

@@ -9,6 +9,11 @@ extension SchedulerEngine {
     var momentsOfRunsAwaitingSlot: [Int64] { startsAwaitingSlot.map(\.firing.fireAtMs) }
     var firingsDeferredToTheirMoment: Int { firingsAwaitingMoment.count }
     var endedRunsWaiting: Int { endedRuns.count }
+    /// Whether the timer loop sleeps (not woken) with `count` runs awaiting their slots: seen in one turn of the engine,
+    /// so with the clock standing still nothing more is taken until a command comes.
+    func timerSleeps(withRunsAwaitingSlot count: Int) -> Bool {
+        timerSleep.map { !$0.isCancelled } == true && startsAwaitingSlot.count == count
+    }
 }
 
 /// The timer loop journals a firing up to the firing lead before its slot; the run begins at its slot, not when its
@@ -63,7 +68,8 @@ struct FiringLeadTests {
     @Test func aRunTakenWithinTheLeadBeginsAtItsSlot() async throws {
         let lead = try await InsideTheLead()
         defer { lead.harness.remove() }
-        try await Task.sleep(for: .milliseconds(300))
+        // The timer loop has gone back to sleep with the run awaiting its slot, and the clock stands still.
+        #expect(await lead.harness.wait { await lead.engine.timerSleeps(withRunsAwaitingSlot: 1) })
         #expect(lead.ranNow == lead.ranBefore, "no process before the slot")
         #expect(try lead.end() == nil)
         // Journaled 1 s ahead, its start is dated at its moment, when it begins (the task's last start, the run's

@@ -44,7 +44,13 @@ struct PoisonRecordTests {
         #expect(await harness.wait(upTo: .seconds(60)) {
             try readable().finishedRuns.contains { $0.task.rawValue == "healthy" && $0.outcome == .succeeded }
         }, "the healthy task runs")
-        try await Task.sleep(for: .milliseconds(1500))  // the poisoned tasks' 1 s slots would have come by now
+        // The poisoned tasks' 1 s slots would have come by the time a later slot of the healthy task has run.
+        let later = Int64(Date().timeIntervalSince1970) + 2
+        #expect(await harness.wait(upTo: .seconds(60)) {
+            let entries = try readable()
+            let runs = Set(entries.startedRuns.filter { $0.task.rawValue == "healthy" && ($0.slot ?? 0) >= later }.map(\.runID))
+            return entries.finishedRuns.contains { runs.contains($0.runID) }
+        }, "the healthy task runs on")
         #expect(scheduler.isRunning, "the scheduler is still running")
         #expect(try readable().startedRuns.allSatisfy { $0.task.rawValue == "healthy" }, "no poisoned task ever ran")
 

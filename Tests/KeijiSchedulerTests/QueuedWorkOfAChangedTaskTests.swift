@@ -190,20 +190,22 @@ struct DeleteGraceTests {
     @Test func aDeleteKillsARunThatIgnoresSIGTERMOnlyAfterItsOwnGrace() async throws {
         let harness = try SchedulerHarness()
         defer { harness.remove() }
-        let task = try harness.commandTask("gd", "trap '' TERM; touch began; while [ -e hold ]; do sleep 0.05; done", every: 3600) {
+        let task = try harness.commandTask("gd", "trap 'touch termed' TERM; touch began; while [ -e hold ]; do sleep 0.05; done", every: 3600) {
             $0.graceSeconds = 60
         }
         let hold = task.directory + "/hold"
         #expect(FileManager.default.createFile(atPath: hold, contents: nil))
         try await harness.defineOffline(task)
+        try await harness.defineWitness()
         let engine = harness.engine()
         try await engine.start()
         _ = try await engine.submit(.taskTriggered(task.name))
-        #expect(await harness.wait { FileManager.default.fileExists(atPath: task.directory + "/began") }, "its SIGTERM is ignored from now on")
+        #expect(await harness.wait { FileManager.default.fileExists(atPath: task.directory + "/began") }, "its SIGTERM is trapped from now on")
         let runID = try #require(try harness.entries().startedRuns.first { $0.task == task.name }).runID
         _ = try await engine.submit(.taskDeleted(task.name))
-        // Past the default's 5 s (a loaded machine can only make a SIGKILL then come later, not sooner), in its 60 s.
-        try await Task.sleep(for: .seconds(7))
+        #expect(await harness.wait { FileManager.default.fileExists(atPath: task.directory + "/termed") }, "the delete sent SIGTERM")
+        // Past the default's 5 s after it, in its 60 s: by the time the engine has run a slot 7 s on.
+        #expect(await harness.witnessRan(fromSlot: SchedulerHarness.nowSeconds + 7))
         #expect(!harness.processes(ofRun: runID).isEmpty, "still going in its own grace")
         #expect(try !harness.entries().finishedRuns.contains { $0.runID == runID })
         try FileManager.default.removeItem(atPath: hold)

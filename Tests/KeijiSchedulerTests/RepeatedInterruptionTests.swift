@@ -34,7 +34,9 @@ struct RepeatedInterruptionTests {
             #expect(await harness.wait(upTo: .seconds(60)) { harness.processes(ofRun: started.runID).isEmpty })
         }
 
+        try await harness.defineWitness()
         let engine = harness.engine()
+        let restartedAt = SchedulerHarness.nowSeconds
         let report = try await engine.start()
         let interrupted = try #require(report.interruptedRuns.first { $0.task == name })
         #expect(interrupted.action == "given up (interrupted 3 times); task in error")
@@ -43,7 +45,7 @@ struct RepeatedInterruptionTests {
         let slotText = ISO8601.string(fromSeconds: try #require(slot))
         #expect(task.isError)
         #expect(task.errorText == "[ task error ]: run of slot \(slotText) interrupted 3 times by scheduler restarts; given up")
-        try await Task.sleep(for: .seconds(1))
+        #expect(await harness.witnessRan(fromSlot: restartedAt + 1), "a re-run would have begun as the engine started")
         await engine.stop()
 
         // The journal shows attempts 1, 2, 3 of that one slot, and nothing after the give-up.

@@ -354,6 +354,7 @@ struct RunTests {
         let harness = try SchedulerHarness()
         defer { harness.remove() }
         try await harness.defineOffline(try harness.commandTask("broken", "echo about to fail; exit 3", every: 3))
+        try await harness.defineWitness()
         let engine = harness.engine()
         try await engine.start()
         #expect(await harness.wait { await engine.state.tasks[harness.taskName("broken")]?.isError == true })
@@ -367,7 +368,10 @@ struct RunTests {
         #expect(await harness.wait { await engine.runsInProgress == 0 })
         let began = runsThatBegan()
         #expect(began >= 1, "the failing run printed")
-        try await Task.sleep(for: .milliseconds(3500))  // a slot comes while the task is in error
+        // A slot comes while the task is in error: a run of it would have begun with the witness's, and printed before
+        // its end.
+        #expect(await harness.witnessRan(fromSlot: SchedulerHarness.nowSeconds + 4))
+        #expect(await harness.wait { await engine.runsInProgress == 0 })
         #expect(runsThatBegan() == began, "no runs while in error")
         _ = try await engine.submit(.taskResolved(harness.taskName("broken")))
         #expect(await harness.wait { runsThatBegan() == began + 1 }, "resolve lets it run again")
@@ -497,11 +501,14 @@ struct RunTests {
         #expect(try harness.entries().startedRuns.map(\.attempt) == [1])
         await first.stop()
 
+        try await harness.defineWitness()
         let second = harness.engine()
+        let restartedAt = SchedulerHarness.nowSeconds
         let report = try await second.start()
         #expect(report.retriesResumed == nil, "\(String(describing: report.retriesResumed))")
-        try await Task.sleep(for: .seconds(3))  // past the backoff: a resumed retry would have started by now
-        #expect(try harness.entries().startedRuns.map(\.attempt) == [1])
+        // Past the backoff, a resumed retry is fired as the engine starts, before any slot.
+        #expect(await harness.witnessRan(fromSlot: restartedAt + 1))
+        #expect(try harness.entries().startedRuns.filter { $0.task == name }.map(\.attempt) == [1])
         await second.stop()
     }
 
@@ -576,24 +583,27 @@ struct RunTests {
         let harness = try SchedulerHarness()
         defer { harness.remove() }
         try await harness.defineOffline(try harness.commandTask("tick", "true"))
+        try await harness.defineWitness()
+        let tick = harness.taskName("tick")
+        func ticks() throws -> Int { try harness.entries().startedRuns.filter { $0.task == tick }.count }
         let engine = harness.engine()
         try await engine.start()
-        #expect(await harness.wait { try harness.entries().finishedRuns.count >= 1 })
-        _ = try await engine.submit(.taskDisabled(harness.taskName("tick")))
+        #expect(await harness.wait { try harness.entries().finishedRuns.contains { $0.task == tick } })
+        _ = try await engine.submit(.taskDisabled(tick))
         // A firing the timer decided just before the disable is journaled and runs (it was already starting);
         // once it is over, nothing new may start.
         #expect(await harness.wait { await engine.runsInProgress == 0 })
-        let count = try harness.entries().startedRuns.count
-        try await Task.sleep(for: .milliseconds(2200))
-        #expect(try harness.entries().startedRuns.count == count, "no runs while disabled")
-        _ = try await engine.submit(.taskEnabled(harness.taskName("tick")))
-        #expect(await harness.wait { try harness.entries().startedRuns.count > count })
-        _ = try await engine.submit(.taskDeleted(harness.taskName("tick")))
-        #expect(await engine.state.tasks.isEmpty)
-        await #expect(throws: KeijiError.self) { try await engine.submit(.taskEnabled(harness.taskName("tick"))) }
+        let count = try ticks()
+        #expect(await harness.witnessRan(fromSlot: SchedulerHarness.nowSeconds + 2), "two slots of tick come while it is disabled")
+        #expect(try ticks() == count, "no runs while disabled")
+        _ = try await engine.submit(.taskEnabled(tick))
+        #expect(await harness.wait { try ticks() > count })
+        _ = try await engine.submit(.taskDeleted(tick))
+        #expect(await engine.state.tasks[tick] == nil)
+        await #expect(throws: KeijiError.self) { try await engine.submit(.taskEnabled(tick)) }
         await engine.stop()
         let db = try SQLiteDatabase(path: harness.workspace.databaseFile, readOnly: true)
-        #expect(try db.rows("SELECT count(*) FROM task_models").first?.first == "0")
+        #expect(try db.rows("SELECT count(*) FROM task_models WHERE Name = 'tick'").first?.first == "0")
     }
 }
 

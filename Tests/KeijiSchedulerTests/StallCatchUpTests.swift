@@ -127,7 +127,11 @@ struct StallCatchUpTests {
         #expect(await harness.wait(upTo: .seconds(120)) {
             try catchUps(names[0], 1).count >= 1 && catchUps(names[1], 3).count >= 3 && !missedByStall(try after(), names[2]).isEmpty
         }, "once: one catch-up run; all: catchUpLimit runs; skip: the slots are recorded missed")
-        try await Task.sleep(for: .milliseconds(1500))
+        // Each task's schedule goes on: a slot of the stall fired one by one, or one more catch-up, would come before.
+        #expect(await harness.wait {
+            let started = try after().startedRuns
+            return names.allSatisfy { name in started.contains { $0.task == name && $0.trigger == .schedule && $0.slot! > to } }
+        }, "the schedule resumes after the step")
         await engine.stop()
         let entries = try after()
         for name in names {
