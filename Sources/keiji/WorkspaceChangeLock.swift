@@ -29,9 +29,9 @@ struct WorkspaceChangeLock {
 
     private let descriptor: Int32
 
-    /// Waits for the lock, saying so when another call holds it.
-    init(_ workspace: Workspace) throws {
-        try self.init(workspace, file: "workspace-changes.lock", waiting: "changes the workspace", for: Self.longestWait)
+    /// Waits for the lock, saying so when another call holds it, for up to `limit` (a test's wait is shorter than a call's).
+    init(_ workspace: Workspace, waitingAtMost limit: Duration = longestWait) throws {
+        try self.init(workspace, file: "workspace-changes.lock", waiting: "changes the workspace", for: limit)
     }
 
     /// The lock on starting and stopping the workspace's services.

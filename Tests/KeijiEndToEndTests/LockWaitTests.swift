@@ -1,5 +1,8 @@
 import Foundation
+import KeijiCore
 import Testing
+
+@testable import keiji
 
 /// A keiji call that finds a lock held by another process waits for it, says so with the holder's pid, and gives up
 /// after a bounded time with one line naming the lock; "the scheduler is running" is said only when one is.
@@ -55,18 +58,42 @@ struct LockWaitTests {
     }
 
     /// A create behind a workspace lock that is never released (a create stopped with Ctrl-Z in another terminal)
-    /// waited forever, with no word of who held it.
+    /// waited forever, with no word of who held it. A create waits for the lock before it writes anything, saying so
+    /// with the holder's pid; the lock's wait then ends after its bound (a call's 60 s, 1 s here) naming the lock and
+    /// its holder, which the call prints as its one error line.
     @Test func aLockHeldTooLongEndsTheWaitNamingTheLockAndItsHolder() async throws {
         let s = try Session()
         defer { s.cleanUp() }
         #expect(try await s.keiji("init").status == 0)
         let lock = s.home + "/.keiji/workspace-changes.lock"
         let holder = try Holder(lock)
-        let r = try await s.keiji(within: .seconds(180), "task", "--create", "--name=x", "--desc=x", "--command", "true", "--every", "1h")
-        #expect(r.status == 1 && r.stderr == "waiting for another keiji call (pid \(holder.pid)) that changes the workspace…\n"
-                + "error: another keiji call (pid \(holder.pid)) has held \(lock) for over 60 s; nothing was done: retry once it ends "
-                + "(a command stopped with Ctrl-Z holds it until resumed)\n", "\(r.status): \(r.stderr)")
-        holder.release()
-        #expect(try await s.keiji("task", "--get", "--name=x").status == 1, "nothing was saved")
+        let stderr = s.home + "/stderr"
+        s.launcher = UnwritableOutputTests.redirecting("2>>" + stderr)
+        let waiting = "waiting for another keiji call (pid \(holder.pid)) that changes the workspace…\n"
+        let releasing = Task.detached {
+            for _ in 0..<600 {
+                if ((try? String(contentsOfFile: stderr, encoding: .utf8)) ?? "").contains(waiting) { break }
+                try await Task.sleep(for: .milliseconds(100))
+            }
+            holder.release()
+        }
+        let r = try await s.keiji(within: .seconds(120), "task", "--create", "--name=x", "--desc=x", "--command", "true", "--every", "1h")
+        try await releasing.value
+        s.launcher = []
+        let said = try String(contentsOfFile: stderr, encoding: .utf8)
+        #expect(r.status == 0 && said == waiting, "\(r.status): \(said)")
+
+        // Held here, the lock's holder goes unnamed (it is the caller: the line above names the holder the same way).
+        let again = try Holder(lock)
+        defer { again.release() }
+        let started = ContinuousClock.now
+        #expect {
+            _ = try WorkspaceChangeLock(Workspace(home: s.home), waitingAtMost: .seconds(1))
+        } throws: { error in
+            (error as? WorkspaceChangeLock.HeldTooLong)?.description
+                == "another keiji call has held \(lock) for over 1 s; nothing was done: retry once it ends "
+                + "(a command stopped with Ctrl-Z holds it until resumed)"
+        }
+        #expect(ContinuousClock.now - started >= .seconds(1), "it waited its bound")
     }
 }
