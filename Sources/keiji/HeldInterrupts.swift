@@ -10,7 +10,7 @@ import Synchronization
 /// services stayed down with nothing saying so. Each such signal now says on stderr what the restart is doing and
 /// that it finishes first; the first one then ends the call once the start is over (``Console/end(_:)``), as it
 /// would have ended it, so a script that was interrupted stops there. A signal the CLI was started with ignored
-/// stays ignored.
+/// stays ignored. `keiji system --start` holds them too, and on one stops again what it had started (``interrupted``).
 struct HeldInterrupts {
     private static let signals = [SIGINT, SIGHUP, SIGTERM]
     /// The first signal held, 0 for none.
@@ -45,9 +45,16 @@ struct HeldInterrupts {
     /// What a held signal says the restart is doing now (`stopping the scheduler`). Each line is kept for the
     /// process's life: a handler may be printing the one it replaces.
     func now(_ doing: String) {
-        let text = Console.paint("warning: interrupted: the restart finishes first, or the services would stay down (now \(doing))", 33) + "\n"
-        Self.line.store(strdup(text), ordering: .releasing)
+        say("the restart finishes first, or the services would stay down (now \(doing))")
     }
+
+    /// What a held signal says from now on, after `warning: interrupted: `.
+    func say(_ text: String) {
+        Self.line.store(strdup(Console.paint("warning: interrupted: " + text, 33) + "\n"), ordering: .releasing)
+    }
+
+    /// Whether a signal was held.
+    static var interrupted: Bool { held.load(ordering: .relaxed) != 0 }
 
     /// The signals act again as before `hold()`; one held meanwhile still ends the call at its end.
     func release() {

@@ -16,11 +16,15 @@ struct ReadinessWait {
         /// The daemon closed the socket without a report: it exited or crashed.
         case died
         case timedOut
+        /// `interrupted` said so first.
+        case interrupted
     }
 
     /// Generous: recovery replays the whole journal after the last checkpoint. Progress is printed meanwhile.
     var deadline: Duration = .seconds(120)
     var progressInterval: Duration = .seconds(10)
+    /// Asked about 4 times a second: a start that was interrupted stops waiting and stops the daemon again.
+    var interrupted: () -> Bool = { false }
 
     /// Reads the report from `fd` (and the notes before it), calling `progress` with the time waited every
     /// `progressInterval`.
@@ -39,6 +43,8 @@ struct ReadinessWait {
             }
             var pending = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
             let ready = poll(&pending, 1, 250)
+            // After the poll, so an interrupt wins over a report that came after it.
+            if interrupted() { return .interrupted }
             if ready < 0, errno == EINTR { continue }
             guard ready > 0 else { continue }
             var chunk = [UInt8](repeating: 0, count: 1024)

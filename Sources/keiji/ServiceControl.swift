@@ -80,6 +80,7 @@ struct ServiceControl {
         let lock = try WorkspaceChangeLock.services(workspace)  // until it is ready, refused or dead: another start sees it running
         defer { lock.release() }
         if let pid = try runningPID(service) { return (pid, false, []) }
+        if wait.interrupted() { throw Interrupted(spawned: false) }
         try workspace.createSystemDirectories()
         let path = try binaryPath(service)
         let log = workspace.serviceLogFile(service.rawValue)
@@ -137,7 +138,15 @@ struct ServiceControl {
             throw CLIError("\(service.binary) \(ending) while starting" + (words.map { ": \($0)" } ?? "") + " (see \(log))")
         case .timedOut:
             throw CLIError("\(service.binary) (pid \(pid)) has not reported ready after \(wait.deadline.components.seconds) s; it keeps starting in the background (see keiji system --status and \(log))")
+        case .interrupted:
+            throw Interrupted(spawned: true)
         }
+    }
+
+    /// ``start(_:arguments:wait:)`` saw its wait's `interrupted` before the service was ready; `spawned`: the service
+    /// was started and runs on (its pid file written) for the caller to stop, as a start stops what it started.
+    struct Interrupted: Error {
+        let spawned: Bool
     }
 
     /// SIGTERM, then up to `timeout` for it to go (SIGKILL after that). Returns whether it was running. A stop that

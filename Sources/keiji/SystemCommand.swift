@@ -120,25 +120,29 @@ struct SystemCommand: AsyncParsableCommand {
                 if restart, services.contains(.scheduler), let run = try DetachedSystemCommand.askingRun(control) {
                     return try DetachedSystemCommand.handOff(run: run, workspace: workspace)
                 }
-                // From its stop to its start a restart holds back interrupts: else one left the services down.
-                let interrupts = restart ? HeldInterrupts.hold() : nil
-                defer { interrupts?.release() }
+                // From its stop to its start a restart holds back interrupts: else one left the services down. A start
+                // holds them too, and on one stops again what it started: else one left the bus without the scheduler.
+                let interrupts = HeldInterrupts.hold()
+                defer { interrupts.release() }
                 if restart {
                     for service in services.reversed() {
-                        interrupts?.now(service == .scheduler ? "stopping the scheduler, whose runs in progress get their grace time" : "stopping the \(service.rawValue)")
+                        interrupts.now(service == .scheduler ? "stopping the scheduler, whose runs in progress get their grace time" : "stopping the \(service.rawValue)")
                         if try control.stop(service) { Console.say("\(service.rawValue): stopped") }
                     }
                 }
                 var startedNow: [ServiceControl.Service] = []
                 var restartFailure: (any Error)?
+                let wait = ReadinessWait(interrupted: restart ? { false } : { HeldInterrupts.interrupted })
                 for service in services {
-                    interrupts?.now("starting the \(service.rawValue)")
+                    if restart { interrupts.now("starting the \(service.rawValue)") }
                     let extra = service == .scheduler ? (recoveryMode.map { ["--recovery-mode", $0] } ?? []) : []
                     do {
-                        let (pid, fresh, notes) = try control.start(service, arguments: extra)
+                        let (pid, fresh, notes) = try control.start(service, arguments: extra, wait: wait)
                         if fresh { startedNow.append(service) }
                         Console.say(fresh ? "\(service.rawValue): started (pid \(pid))" : "\(service.rawValue): already running (pid \(pid))")
                         for note in notes { Console.progress("warning: \(service.rawValue): \(note)") }
+                    } catch let interrupted as ServiceControl.Interrupted {
+                        try stopAfterInterrupt(interrupted.spawned ? startedNow + [service] : startedNow, control: control, interrupts: interrupts)
                     } catch where restart {
                         // The services ran before: one that cannot start again leaves the others running (a bus whose
                         // port was taken meanwhile left the scheduler down too, and no task ran), and fails the call.
@@ -157,6 +161,20 @@ struct SystemCommand: AsyncParsableCommand {
                 if let restartFailure { throw restartFailure }
             }
         }
+    }
+
+    /// An interrupted start (Ctrl-C, a closed terminal) stops the services it had started, the one still starting too,
+    /// and so leaves them as they were: ended there, it left the bus running without the scheduler. Its error line says
+    /// so, and the held signal then ends the call (``Console/end(_:)``).
+    private func stopAfterInterrupt(_ started: [ServiceControl.Service], control: ServiceControl, interrupts: HeldInterrupts) throws -> Never {
+        interrupts.say("the start stops what it started first, or one service would run without the other")
+        var stopped: [String] = []
+        for service in started.reversed() where try control.stop(service) {
+            Console.say("\(service.rawValue): stopped (the start was interrupted)")
+            stopped.append(service.binary)
+        }
+        throw CLIError("interrupted: " + (stopped.isEmpty ? "nothing was started" : "stopped \(stopped.joined(separator: " and ")) again")
+                       + "; the services are as they were before this start")
     }
 
     /// Asks about both folders (or takes `--yes`) before anything is stopped or deleted; without a terminal

@@ -828,6 +828,60 @@ struct SystemCommandTests {
         #expect(try await s.keiji("system", "--stop").status == 0)
     }
 
+    /// Ctrl-C while a start waited for the scheduler (here while it recovers a long journal) ended the CLI with the
+    /// bus it had started running without the scheduler, or with the scheduler starting on unsaid. The start stops
+    /// again what it started, keeps what ran before it, says so in one line, and ends by the signal.
+    @Test func anInterruptedStartLeavesTheServicesAsTheyWere() async throws {
+        let s = try Session()
+        defer { s.cleanUp() }
+        #expect(try await s.keiji("init").status == 0)
+        #expect(try await s.keiji("task", "--create", "--name=ping", "--desc=x", "--command", "true", "--every", "1h").status == 0)
+        try await growJournal(s, by: 150_000)
+
+        /// A start interrupted (SIGINT to its group, as Ctrl-C) while the scheduler it spawned is held stopped.
+        func interruptedStart(_ arguments: String...) async throws -> (Process, stdout: String, stderr: String) {
+            let start = Process()
+            start.executableURL = URL(fileURLWithPath: s.binaries + "/keiji")
+            start.arguments = ["system", "--start"] + arguments
+            start.environment = s.environment
+            let out = Pipe(), err = Pipe()
+            start.standardOutput = out
+            start.standardError = err
+            start.standardInput = FileHandle.nullDevice
+            try start.run()
+            #expect(await eventually { try pid(of: "scheduler", in: s) != nil || !start.isRunning })
+            let scheduler = try #require(try pid(of: "scheduler", in: s))
+            kill(scheduler, SIGSTOP)
+            #expect(getpgid(start.processIdentifier) == start.processIdentifier)
+            kill(-start.processIdentifier, SIGINT)
+            kill(scheduler, SIGCONT)
+            let stdout = try await offThePool { String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self) }
+            let stderr = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+            try await offThePool { start.waitUntilExit() }
+            #expect(start.terminationReason == .uncaughtSignal && start.terminationStatus == SIGINT, "\(start.terminationStatus) \(stdout)\(stderr)")
+            try #expect(!isAlive(scheduler) && processes("keiji-schedul", of: s).isEmpty && pid(of: "scheduler", in: s) == nil, "\(stdout)\(stderr)")
+            return (start, stdout, stderr)
+        }
+
+        var (_, stdout, stderr) = try await interruptedStart()
+        #expect(stdout.contains("bus: started") && stdout.contains("scheduler: stopped (the start was interrupted)\nbus: stopped (the start was interrupted)\n")
+                && !stdout.contains("scheduler: started"), "\(stdout)\(stderr)")
+        #expect(stderr == "error: interrupted: stopped keiji-scheduler and keiji-bus again; the services are as they were before this start\n", "\(stdout)\(stderr)")
+        try #expect(processes("keiji-bus", of: s).isEmpty && pid(of: "bus", in: s) == nil)
+
+        // A bus that ran before the start runs on.
+        #expect(try await s.keiji("system", "--start", "--bus").status == 0)
+        let bus = try #require(try pid(of: "bus", in: s))
+        (_, stdout, stderr) = try await interruptedStart()
+        #expect(stdout.contains("bus: already running (pid \(bus))") && !stdout.contains("bus: stopped"), "\(stdout)\(stderr)")
+        #expect(stderr == "error: interrupted: stopped keiji-scheduler again; the services are as they were before this start\n", "\(stdout)\(stderr)")
+        try #expect(isAlive(bus) && pid(of: "bus", in: s) == bus)
+
+        let r = try await s.keiji("system", "--start")
+        #expect(r.status == 0 && r.stdout.contains("scheduler: started"), "\(r.stdout)\(r.stderr)")
+        #expect(try await s.keiji("system", "--stop").status == 0)
+    }
+
     /// `keiji system --restart` run by a task (a maintenance task) is one of the runs the scheduler's stop waits for:
     /// after 10 s the stop killed the run's group, the restarting CLI with it, and the scheduler stayed down. The CLI
     /// hands the restart to a detached copy of itself and the run ends at once: the scheduler comes back as a new
