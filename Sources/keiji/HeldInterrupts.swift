@@ -10,13 +10,16 @@ import Synchronization
 /// services stayed down with nothing saying so. Each such signal now says on stderr what the restart is doing and
 /// that it finishes first; the first one then ends the call once the start is over (``Console/end(_:)``), as it
 /// would have ended it, so a script that was interrupted stops there. A signal the CLI was started with ignored
-/// stays ignored. `keiji system --start` holds them too, and on one stops again what it had started (``interrupted``).
+/// stays ignored. `keiji system --start` holds them too, and on one stops again what it had started (``interrupted``);
+/// `keiji task --build` passes them on to `swift build` and waits for it (``passOn(to:)``).
 struct HeldInterrupts {
     private static let signals = [SIGINT, SIGHUP, SIGTERM]
     /// The first signal held, 0 for none.
     private static let held = Atomic<Int32>(0)
     /// The line a held signal prints, made before: a signal handler may not allocate.
     nonisolated(unsafe) private static let line = Atomic<UnsafeMutablePointer<CChar>?>(nil)
+    /// Where a held signal is also sent, as `kill(2)` takes it (`-group` for a process group), 0 for nowhere.
+    private static let target = Atomic<Int32>(0)
 
     private var previous: [(Int32, sigaction)] = []
 
@@ -32,6 +35,7 @@ struct HeldInterrupts {
                 let code = errno
                 _ = HeldInterrupts.held.compareExchange(expected: 0, desired: number, ordering: .relaxed)
                 if let line = HeldInterrupts.line.load(ordering: .acquiring) { _ = write(STDERR_FILENO, line, strlen(line)) }
+                if case let target = HeldInterrupts.target.load(ordering: .relaxed), target != 0 { kill(target, number) }
                 errno = code
             }
             action.sa_flags = SA_RESTART
@@ -51,6 +55,15 @@ struct HeldInterrupts {
     /// What a held signal says from now on, after `warning: interrupted: `.
     func say(_ text: String) {
         Self.line.store(strdup(Console.paint("warning: interrupted: " + text, 33) + "\n"), ordering: .releasing)
+    }
+
+    /// From now on each signal held is sent on to the child `pid` too, and to its process group when it leads one
+    /// (Foundation's `Process` gives each child a group of its own, which a Ctrl-C at the terminal does not reach);
+    /// one held already is sent at once. 0: to nobody.
+    func passOn(to pid: pid_t) {
+        let target = pid > 0 && getpgid(pid) == pid ? -pid : pid
+        Self.target.store(target, ordering: .relaxed)
+        if case let number = Self.held.load(ordering: .relaxed), number != 0, target != 0 { kill(target, number) }
     }
 
     /// Whether a signal was held.

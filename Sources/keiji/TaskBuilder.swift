@@ -31,6 +31,7 @@ struct TaskBuilder {
         let started = Date()
         let status = try Self.run(swift, ["build", "--package-path", workspace.root, "--scratch-path", workspace.buildDirectory,
                                           "--product", name.rawValue], echo: true)
+        guard !HeldInterrupts.interrupted else { throw CLIError("interrupted: swift build was stopped; nothing was installed or saved") }
         guard status == 0 else { throw CLIError("swift build failed for task \(name) (exit \(status)); see the compiler output above") }
         let built = workspace.buildDirectory + "/debug/" + name.rawValue
         guard FileManager.default.isExecutableFile(atPath: built) else { throw CLIError("swift build did not produce \(built)") }
@@ -131,7 +132,10 @@ struct TaskBuilder {
         throw CLIError("swift is not installed (looked on PATH and in /opt/swift/usr/bin); task builds need the Swift toolchain")
     }
 
-    /// Runs a program with our stdout/stderr (so build progress shows as it happens); returns its status.
+    /// Runs a program with our stdout/stderr (so build progress shows as it happens); returns its status. SIGINT,
+    /// SIGHUP and SIGTERM meanwhile are passed on to it and waited for: ended alone, the CLI left `swift build`
+    /// running (even at a Ctrl-C, which did not reach its group) and the next build waited for it. The call then ends
+    /// by the signal (``HeldInterrupts/endIfOneWasHeld()``).
     static func run(_ program: String, _ arguments: [String], echo: Bool) throws -> Int32 {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: program)
@@ -139,8 +143,12 @@ struct TaskBuilder {
         process.standardInput = FileHandle.nullDevice
         process.standardOutput = FileHandle.standardError
         process.standardError = FileHandle.standardError
+        let interrupts = HeldInterrupts.hold()
+        defer { interrupts.release() }
         try process.run()
+        interrupts.passOn(to: process.processIdentifier)
         process.waitUntilExit()
+        interrupts.passOn(to: 0)
         return process.terminationStatus
     }
 

@@ -1,4 +1,5 @@
 import Foundation
+import KeijiCore
 import Testing
 
 #if canImport(Glibc)
@@ -107,6 +108,58 @@ struct SwiftTaskBuildTests {
         let r = try await build("beta", in: s)
         #expect(r.status == 0, "\(r.stderr)")
         #expect(binaries(in: s) == ["beta", running])
+    }
+
+    /// SIGTERM to the CLI alone during a build ended it and left `swift build` compiling on (Foundation's `Process`
+    /// gives the child a group of its own, so a Ctrl-C at the terminal did not reach it either), and the next build
+    /// waited for it. The signal is passed on to the build's group, the build waited for, and the CLI ends by the
+    /// signal with one line. A `swift` on PATH stands in for the toolchain's: it and its "compiler" wait to be ended.
+    @Test func aSignalToTheCLIEndsTheSwiftBuildItWaitsFor() async throws {
+        let s = try Session()
+        defer { s.cleanUp() }
+        #expect(try await s.keiji("init").status == 0)
+        #expect(try await s.keiji("task", "--create", "--name=gamma", "--desc=g").status == 0)
+        let tools = s.home + "/fake-toolchain"
+        try FileManager.default.createDirectory(atPath: tools, withIntermediateDirectories: true)
+        try """
+            #!/bin/sh
+            exec >/dev/null 2>&1  # else a CLI that ended first left its stderr open
+            echo $$ > "$HOME/swift.pid"
+            sh -c 'echo $$ > "$HOME/compiler.pid.tmp"; mv "$HOME/compiler.pid.tmp" "$HOME/compiler.pid"; exec sleep 300'
+
+            """.write(toFile: tools + "/swift", atomically: true, encoding: .utf8)
+        #expect(chmod(tools + "/swift", 0o755) == 0)
+        var environment = s.environment
+        environment["PATH"] = tools + ":" + (environment["PATH"] ?? "/usr/bin:/bin")
+        func pid(_ file: String) -> pid_t? {
+            (try? String(contentsOfFile: s.home + "/" + file, encoding: .utf8)).flatMap { pid_t($0.trimmingCharacters(in: .whitespacesAndNewlines)) }
+        }
+
+        // SIGTERM to the CLI alone (a `kill`, a supervisor), and SIGINT to its group (Ctrl-C at the terminal).
+        for (signal, group) in [(SIGTERM, false), (SIGINT, true)] {
+            for file in ["swift.pid", "compiler.pid"] { try? FileManager.default.removeItem(atPath: s.home + "/" + file) }
+            let build = Process()
+            build.executableURL = URL(fileURLWithPath: s.binaries + "/keiji")
+            build.arguments = ["task", "--name=gamma", "--build"]
+            build.environment = environment
+            let err = Pipe()
+            build.standardError = err
+            build.standardOutput = FileHandle.nullDevice
+            build.standardInput = FileHandle.nullDevice
+            try build.run()
+            #expect(await WalkthroughTests().eventually { pid("compiler.pid") != nil || !build.isRunning })
+            let swift = try #require(pid("swift.pid")), compiler = try #require(pid("compiler.pid"))
+            kill(group ? -build.processIdentifier : build.processIdentifier, signal)
+            let stderr = try await offThePool { String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self) }
+            try await offThePool { build.waitUntilExit() }
+            #expect(build.terminationReason == .uncaughtSignal && build.terminationStatus == signal, "\(build.terminationStatus) \(stderr)")
+            #expect(stderr.hasSuffix("\nerror: interrupted: swift build was stopped; nothing was installed or saved\n"), "\(stderr)")
+            #expect(!LiveProcess.isRunning(swift), "the CLI ended before its swift build")
+            let compilerEnded = await WalkthroughTests().eventually(.seconds(10)) { !LiveProcess.isRunning(compiler) }
+            #expect(compilerEnded, "the build's compiler runs on")
+            if !compilerEnded { kill(compiler, SIGKILL) }
+            #expect(binaries(in: s) == [])
+        }
     }
 
     /// One task program whose schedule and function follow `~/sdk-case`, so that one compile tries each case.
