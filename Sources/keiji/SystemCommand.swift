@@ -196,7 +196,13 @@ struct SystemCommand: AsyncParsableCommand {
             for (folder, what) in folders where FileSystem.exists(folder) {
                 let target = Self.linkTarget(folder)
                 Console.ask(target.map { "remove the link \(folder) (→ \($0); its target is kept)? [y/N] " } ?? "delete \(folder) (\(what))? [y/N] ")
-                if readLine()?.lowercased().hasPrefix("y") == true { chosen.append(folder) }
+                // Ctrl-D is no answer: it asked the next question on the prompt's line, and the shell's prompt followed
+                // on it too after `nothing deleted` and status 0.
+                guard let answer = readLine() else {
+                    Console.say("")
+                    throw CLIError("no answer (end of input): nothing was deleted")
+                }
+                if answer.lowercased().hasPrefix("y") { chosen.append(folder) }
             }
             guard !chosen.isEmpty else {
                 Console.say("nothing deleted")

@@ -615,6 +615,21 @@ struct SystemCommandTests {
         #expect(!FileManager.default.fileExists(atPath: s.home + "/.keiji"), "a stop created ~/.keiji")
     }
 
+    /// Ctrl-D at the uninstall's question (end of input on a terminal, `script`'s pseudo-terminal here) asked the next
+    /// question on the same line, said `nothing deleted` and exited 0, the shell's prompt glued to it. It ends the
+    /// line, deletes nothing and fails with one line.
+    @Test func anUninstallQuestionAnsweredWithEndOfInputDeletesNothingAndFails() async throws {
+        let s = try Session()
+        defer { s.cleanUp() }
+        #expect(try await s.keiji("init").status == 0)
+        s.launcher = ["/bin/sh", "-c", #"exec script -qec "$*" /dev/null"#, "script"]
+        let r = try await s.keiji("system", "--uninstall")
+        // The terminal's output, stderr with it, comes out on script's stdout, each line ended by \r\n.
+        #expect(r.status == 1 && r.stdout == "delete \(s.home)/.keiji (the journal, logs and built tasks)? [y/N] \r\n"
+                + "error: no answer (end of input): nothing was deleted\r\n", "\(r.stdout.debugDescription)\(r.stderr)")
+        #expect(FileManager.default.fileExists(atPath: s.home + "/.keiji/journal") && FileManager.default.fileExists(atPath: s.home + "/keiji/settings.conf"))
+    }
+
     /// `init` over a `~/.keiji` others may write in makes it 0700 and says so, and says the mode it has: it said
     /// "mode 0700" of a `drwxrwxrwx` one, and kept it so.
     @Test func initMakesASystemFolderOthersCanWriteInPrivateAndSaysItsMode() async throws {
