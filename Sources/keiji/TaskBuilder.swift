@@ -20,6 +20,9 @@ struct TaskBuilder {
             throw CLIError("task \(name) has no Swift sources in \(directory) (create it with `keiji task --create --name=\(name) --desc=…`)")
         }
         guard FileSystem.exists(workspace.root + "/Package.swift") else { throw CLIError("no workspace package; run `keiji init`") }
+        // What is compiled, then run for its schedule: the task's sources and the SDK's.
+        try workspace.checkFolders(downTo: directory)
+        try workspace.checkFolders(downTo: workspace.root + "/sdk/Sources/KeijiTaskKit")
         let swift = try Self.swiftExecutable()
         try WorkspaceTemplates.refreshTaskList(workspace)  // folders made or removed by hand count too
         guard WorkspaceTemplates.taskFolders(workspace).contains(name.rawValue) else {

@@ -202,6 +202,7 @@ struct TaskCommand: AsyncParsableCommand {
         let lock = try WorkspaceChangeLock(workspace)  // from the checks to the save: no other create moves this folder meanwhile
         defer { lock.release() }
         let directory = workspace.taskDirectory(taskName)
+        try workspace.checkFolders(downTo: directory)  // keiji writes there, then runs what is there
         // Everything that can refuse is checked before anything is written.
         let saved = try SavedTasks.checkNoCaseClash(taskName, in: ViewLocation(settings: settings, workspace: workspace))
         if !force {

@@ -49,3 +49,51 @@ struct PrivateFolderTests {
         }
     }
 }
+
+/// The folders of `~/keiji` down to a task's folder hold what keiji runs as their owner (``Workspace/checkFolders(downTo:)``):
+/// one another user could write in let them make it run their code. They are refused, named with the fix, and left
+/// as they are.
+struct TaskFolderTrustTests {
+    func mode(_ path: String) -> mode_t {
+        var info = stat()
+        return stat(path, &info) == 0 ? info.st_mode & 0o7777 : 0
+    }
+
+    @Test func aTaskFolderOrOneAboveItOthersCanWriteInIsRefusedAndLeftAsItIs() throws {
+        let home = TemporaryHome()
+        defer { home.remove() }
+        let workspace = home.workspace
+        let folder = workspace.taskDirectory(try TaskName("t"))
+        try FileSystem.createDirectory(folder, mode: 0o755)
+        try workspace.checkFolders(downTo: folder)
+        for (path, bad) in [(workspace.root, mode_t(0o777)), (workspace.tasksDirectory, 0o1777), (folder, 0o775)] {
+            chmod(path, bad)
+            #expect { try workspace.checkFolders(downTo: folder) } throws: { error in
+                (error as? KeijiError)?.message == "\(path) is mode \(String(format: "%04o", bad)), writable by others, who could make "
+                    + "keiji run their code as you: chmod go-w \(path)"
+            }
+            #expect(mode(path) == bad, "left as it was")
+            chmod(path, 0o755)
+        }
+        try workspace.checkFolders(downTo: folder)
+        // Not there yet (a create makes it), or outside ~/keiji: nothing to refuse.
+        try workspace.checkFolders(downTo: workspace.taskDirectory(try TaskName("new")))
+        try workspace.checkFolders(downTo: "/tmp")
+    }
+
+    @Test(.enabled(if: NeededUnderCI.runs(geteuid() == 0), "needs root to give a folder to another user"))
+    func aTaskFolderAnotherUserOwnsIsRefused() throws {
+        try #require(geteuid() == 0, "needs root to give a folder to another user (under CI=true it runs, and fails, without it)")
+        let home = TemporaryHome()
+        defer { home.remove() }
+        let workspace = home.workspace
+        let folder = workspace.taskDirectory(try TaskName("t"))
+        try FileSystem.createDirectory(folder, mode: 0o755)
+        #expect(chown(folder, 65534, 65534) == 0)
+        #expect { try workspace.checkFolders(downTo: folder) } throws: { error in
+            let message = (error as? KeijiError)?.message ?? ""
+            return message.hasPrefix("\(folder) belongs to ") && message.contains("uid 65534")
+                && message.hasSuffix(", not to you: keiji runs only what is in folders of your own (chown it, or move the task)")
+        }
+    }
+}

@@ -208,6 +208,27 @@ struct TaskCommandTests {
         #expect(!FileManager.default.fileExists(atPath: s.home + "/keiji/tasks/MIXED"), "no folder for a refused name")
     }
 
+    /// `--create` (which writes in the task's folder) and `--build` (which compiles its sources and the SDK, then runs
+    /// the program) refuse a folder of ~/keiji others may write in, naming it and the fix, and change nothing in it.
+    @Test func createAndBuildRefuseAFolderOthersCanWriteIn() async throws {
+        let s = try Session()
+        defer { s.cleanUp() }
+        #expect(try await s.keiji("init").status == 0)
+        let tasks = s.home + "/keiji/tasks"
+        chmod(tasks, 0o777)
+        refused(try await s.keiji("task", "--create", "--name=c", "--desc=x", "--command", "true", "--every", "1h"),
+                saying: "\(tasks) is mode 0777, writable by others, who could make keiji run their code as you: chmod go-w \(tasks)")
+        #expect(!FileManager.default.fileExists(atPath: tasks + "/c"))
+        chmod(tasks, 0o755)
+        #expect(try await s.keiji("task", "--create", "--name=sw", "--desc=x").status == 0)
+        chmod(tasks + "/sw", 0o775)
+        refused(try await s.keiji("task", "--name=sw", "--build"), saying: "\(tasks)/sw is mode 0775, writable by others")
+        chmod(tasks + "/sw", 0o755)
+        chmod(s.home + "/keiji/sdk/Sources", 0o757)
+        refused(try await s.keiji("task", "--name=sw", "--build"), saying: "\(s.home)/keiji/sdk/Sources is mode 0757, writable by others")
+        #expect(!FileManager.default.fileExists(atPath: s.home + "/.keiji/build"), "refused before the compile")
+    }
+
     /// A Swift task whose save would be refused is neither built nor installed.
     @Test func aRefusedSwiftSaveInstallsNoBinary() async throws {
         let s = try Session()

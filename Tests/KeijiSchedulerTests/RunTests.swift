@@ -134,6 +134,29 @@ struct RunTests {
         #expect(log.contains("could not start after 0 ms: \(reason)\n") && !log.contains("started"), "\(log)")
     }
 
+    /// A task's folder (or one above it in ~/keiji) that others may write in ends the run unstarted, naming the folder
+    /// and the fix: its `.env` and scripts could be another user's, run as the owner. Fixed, the next run starts.
+    @Test func aTaskFolderOthersCanWriteInEndsTheRunUnstarted() async throws {
+        let harness = try SchedulerHarness()
+        defer { harness.remove() }
+        let definition = try harness.commandTask("shared", "true", every: 3600) { $0.continueOnError = true }
+        chmod(definition.directory, 0o777)
+        try await harness.defineOffline(definition)
+        let engine = harness.engine()
+        try await engine.start()
+        _ = try await engine.submit(.taskTriggered(harness.taskName("shared")))
+        #expect(await harness.wait { try harness.entries().finishedRuns.count >= 1 })
+        chmod(definition.directory, 0o700)
+        _ = try await engine.submit(.taskTriggered(harness.taskName("shared")))
+        #expect(await harness.wait { try harness.entries().finishedRuns.count >= 2 })
+        await engine.stop()
+        let log = harness.log(of: "shared")
+        let runs = try harness.entries().finishedRuns
+        let reason = "\(definition.directory) is mode 0777, writable by others, who could make keiji run their code as you: chmod go-w \(definition.directory)"
+        #expect(runs.map(\.outcome) == [.spawnFailed, .succeeded] && runs.first?.message == reason, "\(runs)")
+        #expect(log.contains("could not start after 0 ms: \(reason)\n"), "\(log)")
+    }
+
     /// A no-break space in a command is part of the word, as for the shell; the failure shows it escaped (``VisibleText``):
     /// `cannot start echo nbsp` looked as if `echo` were missing.
     @Test func aUnicodeSpaceInAProgramsNameIsShownEscaped() async throws {

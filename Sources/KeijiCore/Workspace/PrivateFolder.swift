@@ -6,7 +6,8 @@ import Foundation
 
 /// keiji's folders under `~/.keiji` are the user's alone. One another user can write in (a restore, a `mkdir` under
 /// umask 000) let them swap a task's log for a link to a file they chose, or take the bus token; an existing folder
-/// was taken as it was, and `keiji init` said "mode 0700" of a `drwxrwxrwx` one.
+/// was taken as it was, and `keiji init` said "mode 0700" of a `drwxrwxrwx` one. The folders of `~/keiji` that hold
+/// what keiji runs are checked too (``checkTrusted(_:)``), but left to their owner to change.
 public enum PrivateFolder {
     /// Creates `path` (mode 0700, with its parents) or checks the folder there, by a descriptor so that what is
     /// checked is what is changed: one owned by another user is refused; one the group or others may write in is
@@ -18,13 +19,34 @@ public enum PrivateFolder {
         defer { close(fd) }
         var info = stat()
         guard fstat(fd, &info) == 0 else { throw KeijiError(.io, "cannot read \(path): \(String(cString: strerror(errno)))") }
-        guard info.st_uid == geteuid() else {
-            throw KeijiError(.io, "\(path) belongs to \(userName(info.st_uid)), not to you: keiji keeps its files only in folders of your own")
-        }
+        try requireOwned(info, path, because: "keiji keeps its files only in folders of your own")
         let mode = info.st_mode & 0o7777
         guard mode & 0o022 != 0 else { return nil }
         guard fchmod(fd, 0o700) == 0 else { throw KeijiError(.io, "cannot make \(path) private: \(String(cString: strerror(errno)))") }
         return "\(path) was mode \(String(format: "%04o", mode)), writable by others: made 0700"
+    }
+
+    /// Checks the folder at `path` (followed) and changes nothing: a task's folder and those above it in `~/keiji` hold
+    /// the `.env`, scripts and sources that keiji runs as you, so another user who owns or may write in one (the group
+    /// or others, sticky or not) could make it run their code. They are the user's own to set, so the refusal names
+    /// the fix rather than keiji making them 0700. A folder that is not there passes (what needs it says so).
+    public static func checkTrusted(_ path: String) throws {
+        var info = stat()
+        guard stat(path, &info) == 0 else {
+            if errno == ENOENT { return }
+            throw KeijiError(.io, "cannot read \(path): \(String(cString: strerror(errno)))")
+        }
+        try requireOwned(info, path, because: "keiji runs only what is in folders of your own (chown it, or move the task)")
+        let mode = info.st_mode & 0o7777
+        guard mode & 0o022 == 0 else {
+            throw KeijiError(.io, "\(path) is mode \(String(format: "%04o", mode)), writable by others, who could make keiji run their code "
+                             + "as you: chmod go-w \(path)")
+        }
+    }
+
+    /// Refuses a folder whose owner is not the caller, saying `why`.
+    private static func requireOwned(_ info: stat, _ path: String, because why: String) throws {
+        guard info.st_uid == geteuid() else { throw KeijiError(.io, "\(path) belongs to \(userName(info.st_uid)), not to you: \(why)") }
     }
 
     /// The permission bits of the folder at `path` (followed), as `ls` shows them in octal: what `keiji init` says.

@@ -38,6 +38,19 @@ public struct Workspace: Sendable, Equatable {
     public var tasksDirectory: String { root + "/tasks" }
     public func taskDirectory(_ name: TaskName) -> String { tasksDirectory + "/" + name.rawValue }
 
+    /// Checks `~/keiji` and each folder from it down to `directory` (a task's folder, the SDK's sources) before keiji
+    /// writes there or runs what is there (``PrivateFolder/checkTrusted(_:)``). A folder outside `~/keiji` is not
+    /// checked: `--create` and `--build` save none, and it is not keiji's to judge.
+    public func checkFolders(downTo directory: String) throws {
+        guard directory.hasPrefix(root + "/") else { return }
+        var folder = root
+        try PrivateFolder.checkTrusted(folder)
+        for component in directory.dropFirst(root.count + 1).split(separator: "/") {
+            folder += "/" + component
+            try PrivateFolder.checkTrusted(folder)
+        }
+    }
+
     // MARK: System folder (~/.keiji)
 
     public var systemRoot: String { home + "/.keiji" }

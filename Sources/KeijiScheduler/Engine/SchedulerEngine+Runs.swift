@@ -447,6 +447,8 @@ extension SchedulerEngine {
         var environment = EnvironmentBlock()
         var refusal: (any Error)?
         do {
+            // Its folder, `.env` and scripts are run as the owner: not when another user could have put them there.
+            try configuration.workspace.checkFolders(downTo: definition.directory)
             environment = try environments.block(forTaskDirectory: definition.directory, warnedRecord: taskLog.dotEnvWarnedPath) { warning in
                 LogFile.write(fd, "\(ISO8601.string(fromMilliseconds: now)) [keiji] warning: \(warning)\n")
             }
@@ -460,7 +462,8 @@ extension SchedulerEngine {
         let result: RunExecutor.Result
         let latenessMs: Int64
         var started: SpawnServer.Run?
-        // A `.env` the run cannot have: it ends as one the helper could not start, and is never sent.
+        // A `.env` the run cannot have, or a folder others may write in: it ends as one the helper could not start, and
+        // is never sent.
         let beginning = if let refusal { RunExecutor.Beginning.failed(.init(outcome: .spawnFailed, status: nil, durationMs: 0, message: "\(refusal)")) }
             else { await executor.begin(handle: run.handle, notBeforeMilliseconds: held ? fireAtMs : nil) }
         if held { heldStarts -= 1 }
