@@ -34,6 +34,26 @@ struct PrivateFolderTests {
         #expect(said.isEmpty && mode(workspace.journalDirectory) == 0o750, "\(said)")
     }
 
+    /// The runs' folder is emptied at each start, and a run can put a link in its place: the link is replaced by a
+    /// folder and said, never followed (its target was made 0700, then emptied of its `.error` files).
+    @Test func aLinkInPlaceOfTheRunsFolderIsReplacedNotFollowed() throws {
+        let home = TemporaryHome()
+        defer { home.remove() }
+        let workspace = home.workspace
+        try workspace.createSystemDirectories()
+        let target = home.path + "/elsewhere"
+        try FileSystem.createDirectory(target)
+        chmod(target, 0o777)
+        try FileManager.default.removeItem(atPath: workspace.runErrorDirectory)
+        try FileManager.default.createSymbolicLink(atPath: workspace.runErrorDirectory, withDestinationPath: target)
+        var said: [String] = []
+        try workspace.createSystemDirectories { said.append($0) }
+        #expect(said == ["\(workspace.runErrorDirectory) was a symbolic link (→ \(target), left as it was), not a folder: replaced by one"])
+        #expect(mode(target) == 0o777, "the target is left as it was")
+        var info = stat()
+        #expect(lstat(workspace.runErrorDirectory, &info) == 0 && info.st_mode & S_IFMT == S_IFDIR && info.st_mode & 0o7777 == 0o700)
+    }
+
     @Test(.enabled(if: NeededUnderCI.runs(geteuid() == 0), "needs root to give a folder to another user"))
     func aSystemFolderAnotherUserOwnsIsRefused() throws {
         try #require(geteuid() == 0, "needs root to give a folder to another user (under CI=true it runs, and fails, without it)")

@@ -422,6 +422,34 @@ struct RunTests {
         await engine.stop()
     }
 
+    /// A run can replace the runs' folder with a link (it is the same user): the next start removed the `.error` files
+    /// of the folder it named. The start replaces the link with a folder, its target left as it was, and runs leave
+    /// their messages there; a link that comes after that is never emptied through, and runs go without error files.
+    @Test func aLinkInPlaceOfTheRunsFolderIsNotFollowed() async throws {
+        let harness = try SchedulerHarness()
+        defer { harness.remove() }
+        let name = harness.taskName("thrower")
+        try await harness.defineOffline(try harness.commandTask("thrower", "printf 'disk full' > \"$KEIJI_ERROR_FILE\"; exit 2", every: 3600))
+        let folder = harness.workspace.runErrorDirectory
+        let target = harness.home + "/elsewhere"
+        try FileSystem.createDirectory(target)
+        try "someone's".write(toFile: target + "/notes.error", atomically: false, encoding: .utf8)
+        try? FileManager.default.removeItem(atPath: folder)  // made by the offline save
+        try FileManager.default.createSymbolicLink(atPath: folder, withDestinationPath: target)
+        let engine = harness.engine()
+        try await engine.start()
+        #expect(FileSystem.exists(target + "/notes.error"), "the link's target keeps its files")
+        #expect((try? FileManager.default.destinationOfSymbolicLink(atPath: folder)) == nil && FileSystem.isDirectory(folder))
+        _ = try await engine.submit(.taskTriggered(name))
+        #expect(await harness.wait { await engine.state.tasks[name]?.isError == true })
+        #expect(await engine.state.tasks[name]?.errorText == "[ task error ]: disk full (exit status 2)")
+        await engine.stop()
+        try FileManager.default.removeItem(atPath: folder)
+        try FileManager.default.createSymbolicLink(atPath: folder, withDestinationPath: target)
+        #expect(RunErrorFiles(preparing: folder).directory == nil)
+        #expect(FileSystem.exists(target + "/notes.error"))
+    }
+
     /// A run that makes its KEIJI_ERROR_FILE a FIFO ends as any failure, the FIFO ignored and said once in its log:
     /// opened blocking, the FIFO held the run's end for ever (and two such runs every run on two cores).
     @Test func anErrorFileMadeAFIFOIsIgnoredAndSaidOnce() async throws {

@@ -11,17 +11,26 @@ import Foundation
 public enum PrivateFolder {
     /// Creates `path` (mode 0700, with its parents) or checks the folder there, by a descriptor so that what is
     /// checked is what is changed: one owned by another user is refused; one the group or others may write in is
-    /// made 0700, and the line saying so is returned.
-    public static func prepare(_ path: String) throws -> String? {
+    /// made 0700, and the line saying so is returned. With `replacingLink` (a folder whose files keiji removes, which a
+    /// run can swap for a link: it is the same user) a symbolic link there is removed, never followed, and a folder
+    /// made in its place; the line says so.
+    public static func prepare(_ path: String, replacingLink: Bool = false) throws -> String? {
+        var replaced: String?
+        if replacingLink, let target = try? FileManager.default.destinationOfSymbolicLink(atPath: path) {
+            guard unlink(path) == 0 || errno == ENOENT else {
+                throw KeijiError(.io, "cannot remove the link \(path): \(String(cString: strerror(errno)))")
+            }
+            replaced = "\(path) was a symbolic link (→ \(target), left as it was), not a folder: replaced by one"
+        }
         try FileSystem.createDirectory(path, mode: 0o700)
-        let fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        let fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC | (replacingLink ? O_NOFOLLOW : 0))
         guard fd >= 0 else { throw KeijiError(.io, "cannot open \(path): \(String(cString: strerror(errno)))") }
         defer { close(fd) }
         var info = stat()
         guard fstat(fd, &info) == 0 else { throw KeijiError(.io, "cannot read \(path): \(String(cString: strerror(errno)))") }
         try requireOwned(info, path, because: "keiji keeps its files only in folders of your own")
         let mode = info.st_mode & 0o7777
-        guard mode & 0o022 != 0 else { return nil }
+        guard mode & 0o022 != 0 else { return replaced }
         guard fchmod(fd, 0o700) == 0 else { throw KeijiError(.io, "cannot make \(path) private: \(String(cString: strerror(errno)))") }
         return "\(path) was mode \(String(format: "%04o", mode)), writable by others: made 0700"
     }

@@ -82,11 +82,13 @@ public struct Workspace: Sendable, Equatable {
     public func pidFile(_ service: String) -> String { pidDirectory + "/" + service + ".pid" }
 
     /// Creates the system folders with mode 0700 (idempotent), and checks those there (``PrivateFolder``): one
-    /// another user owns is refused; one others may write in is made 0700, and `say` hears the line saying so.
+    /// another user owns is refused; one others may write in is made 0700, and `say` hears the line saying so (as
+    /// of a link a run put in place of `exec/runs`, replaced).
     public func createSystemDirectories(say: (String) -> Void = { StandardError.write("warning: \($0)\n") }) throws {
         for directory in [systemRoot, databaseDirectory, journalDirectory, logsDirectory, systemRoot + "/exec", executablesDirectory,
                           pidDirectory, runErrorDirectory, logsDirectory + "/tasks", logsDirectory + "/services"] {
-            if let fixed = try PrivateFolder.prepare(directory) { say(fixed) }
+            // The runs' folder is emptied at each start (``runErrorDirectory``): a link there is replaced, not followed.
+            if let fixed = try PrivateFolder.prepare(directory, replacingLink: directory == runErrorDirectory) { say(fixed) }
         }
     }
 }

@@ -15,13 +15,22 @@ struct RunErrorFiles: Sendable {
     /// nil when the folder could not be prepared: runs then get no error file (their exit status still counts).
     let directory: String?
 
+    /// The folder is read and emptied through a descriptor opened without following a link: a run that put one in its
+    /// place (after ``Workspace/createSystemDirectories(say:)`` replaced any) had this start remove the `.error` files
+    /// of the folder it named. Such a link leaves the runs without error files.
     init(preparing directory: String) {
-        guard (try? FileSystem.createDirectory(directory)) != nil else {
+        let fd = (try? FileSystem.createDirectory(directory)) == nil ? -1 : open(directory, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+        guard fd >= 0, let stream = fdopendir(fd) else {
+            if fd >= 0 { close(fd) }
             self.directory = nil
             return
         }
-        for name in (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? [] where name.hasSuffix(".error") {
-            unlink(directory + "/" + name)
+        defer { closedir(stream) }
+        while let entry = readdir(stream) {
+            // Read in place: a copy of the whole 256-byte d_name can read past the end of readdir's buffer.
+            let bytes = UnsafeRawPointer(entry) + MemoryLayout<dirent>.offset(of: \dirent.d_name)!
+            let name = String(cString: bytes.assumingMemoryBound(to: CChar.self))
+            if name.hasSuffix(".error") { unlinkat(fd, name, 0) }
         }
         self.directory = directory
     }
