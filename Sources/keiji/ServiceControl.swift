@@ -29,19 +29,17 @@ struct ServiceControl {
     }
 
     /// The service's pid when it is running. Throws when its pid file cannot be read (another user's workspace): taken
-    /// as "not running", `--stop` said "was not running" and exited 0 while the services ran on.
+    /// as "not running", `--stop` said "was not running" and exited 0 while the services ran on. Something other than a
+    /// file in its place (a FIFO a run made, on which `--status` waited for ever; a link) counts as no pid file.
     func runningPID(_ service: Service) throws -> pid_t? {
         let path = workspace.pidFile(service.rawValue)
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else {
-            if errno == ENOENT || errno == ENOTDIR { return holder(service) }
-            throw CLIError("cannot read \(path): \(String(cString: strerror(errno)))")
+        let bytes: [UInt8]
+        switch RegularFile.read(path, limit: 128) {
+        case .success(let read): bytes = read
+        case .failure(.absent), .failure(.failed(ENOTDIR)), .failure(.notRegular): return holder(service)
+        case .failure(let failure): throw CLIError("cannot read \(path): \(failure)")
         }
-        defer { close(fd) }
-        var bytes = [UInt8](repeating: 0, count: 128)
-        let count = read(fd, &bytes, bytes.count)
-        guard count >= 0 else { throw CLIError("cannot read \(path): \(String(cString: strerror(errno)))") }
-        let fields = String(decoding: bytes[..<count], as: UTF8.self).split(whereSeparator: \.isWhitespace)
+        let fields = String(decoding: bytes, as: UTF8.self).split(whereSeparator: \.isWhitespace)
         guard fields.count == 2, let pid = pid_t(fields[0]), let started = UInt64(fields[1]), pid > 1,
               LiveProcess.startTime(of: pid) == started else { return holder(service) }
         return pid

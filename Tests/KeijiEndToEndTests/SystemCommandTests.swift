@@ -419,6 +419,39 @@ struct SystemCommandTests {
         #expect(await eventually { !isAlive(scheduler) && !isAlive(bus) })
     }
 
+    /// A pid file a run replaced with a FIFO is taken for none: opened blocking, it held `--status`, `--start` and
+    /// `--stop` for ever with the services stopped. With them running, they are found by what they hold and the pid
+    /// files written again.
+    @Test func pidFilesMadeFIFOsAreTakenForNoneNotWaitedOn() async throws {
+        let s = try Session()
+        defer {
+            // The clean-up's stop, unbounded, is not left to wait on a FIFO when the test fails.
+            for service in ["scheduler", "bus"] { unlink(s.home + "/.keiji/exec/services/\(service).pid") }
+            s.cleanUp()
+        }
+        #expect(try await s.keiji("init").status == 0)
+        func makeFIFOs() throws {
+            for service in ["scheduler", "bus"] {
+                let path = s.home + "/.keiji/exec/services/\(service).pid"
+                unlink(path)
+                #expect(mkfifo(path, 0o600) == 0)
+            }
+        }
+        try makeFIFOs()
+        var r = try await s.keiji(within: .seconds(60), "system", "--status")
+        #expect(r.status == 0 && r.stdout.contains("scheduler          OFFLINE") && r.stdout.contains("bus                OFFLINE"), "\(r.stdout)\(r.stderr)")
+        r = try await s.keiji(within: .seconds(120), "system", "--start")
+        #expect(r.status == 0, "\(r.stdout)\(r.stderr)")
+        let scheduler = try #require(try pid(of: "scheduler", in: s))
+        let bus = try #require(try pid(of: "bus", in: s))
+        try makeFIFOs()
+        r = try await s.keiji(within: .seconds(60), "system", "--status")
+        #expect(r.status == 0 && r.stdout.contains("scheduler          ONLINE") && r.stdout.contains("bus                ONLINE"), "\(r.stdout)\(r.stderr)")
+        #expect(try pid(of: "scheduler", in: s) == scheduler && pid(of: "bus", in: s) == bus, "the pid files are written again")
+        r = try await s.keiji(within: .seconds(120), "system", "--stop")
+        #expect(r.status == 0 && r.stdout.contains("scheduler: stopped") && r.stdout.contains("bus: stopped"), "\(r.stdout)\(r.stderr)")
+    }
+
     /// An edit of TIME_ZONE while the scheduler runs is said, in one line on stderr, by --list, --get and --status: the
     /// list showed times in the new zone while the scheduler fired by the old one, without a word. A restart applies it;
     /// until then `--get` gives the scheduler's zone, the one in effect.
