@@ -82,9 +82,36 @@ public struct PosixJournalIO: JournalIO {
         case .createNew: flags = O_RDWR | O_CREAT | O_EXCL
         }
         let (directory, name) = at(path)
-        let fd = retryingInterrupts { openat(directory, name, flags | O_CLOEXEC, 0o600) }
-        guard fd >= 0 else { throw Self.failure("open", path) }
+        // A segment a run (the same user) replaced with a FIFO held the open, and every command that opens the journal
+        // and the scheduler's start, for ever; a link took the journal's reads and writes to another file. Only a
+        // regular file is used, opened without blocking and without following a link.
+        let fd = retryingInterrupts { openat(directory, name, flags | O_CLOEXEC | O_NONBLOCK | O_NOFOLLOW, 0o600) }
+        guard fd >= 0 else {
+            var info = stat()
+            if errno == ELOOP, fstatat(directory, name, &info, AT_SYMLINK_NOFOLLOW) == 0 { throw Self.notAFile(path, info.st_mode) }
+            throw Self.failure("open", path)
+        }
+        var info = stat()
+        guard fstat(fd, &info) == 0, info.st_mode & S_IFMT == S_IFREG else {
+            let failure = info.st_mode == 0 ? Self.failure("fstat", path) : Self.notAFile(path, info.st_mode)
+            _ = Glibc.close(fd)
+            throw failure
+        }
+        _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK)
         return FileDescriptor(rawValue: fd)
+    }
+
+    /// "'open' failed on <path>: it is a FIFO, not a file" (a directory, a link, …).
+    private static func notAFile(_ path: String, _ mode: mode_t) -> JournalError {
+        let kind = switch mode & S_IFMT {
+        case S_IFDIR: "a directory"
+        case S_IFLNK: "a symbolic link"
+        case S_IFIFO: "a FIFO"
+        case S_IFSOCK: "a socket"
+        case S_IFCHR, S_IFBLK: "a device"
+        default: "not a regular file"
+        }
+        return JournalError(.io, "'open' failed on \(path): it is \(kind), not a file")
     }
 
     public func close(_ file: FileDescriptor) {
