@@ -86,7 +86,7 @@ struct TaskFolderTrustTests {
         let folder = workspace.taskDirectory(try TaskName("t"))
         try FileSystem.createDirectory(folder, mode: 0o755)
         try workspace.checkFolders(downTo: folder)
-        for (path, bad) in [(workspace.root, mode_t(0o777)), (workspace.tasksDirectory, 0o1777), (folder, 0o775)] {
+        for (path, bad) in [(workspace.root, mode_t(0o777)), (workspace.tasksDirectory, 0o1777), (folder, 0o757)] {
             chmod(path, bad)
             #expect { try workspace.checkFolders(downTo: folder) } throws: { error in
                 (error as? KeijiError)?.message == "\(path) is mode \(String(format: "%04o", bad)), writable by others, who could make "
@@ -115,5 +115,53 @@ struct TaskFolderTrustTests {
             return message.hasPrefix("\(folder) belongs to ") && message.contains("uid 65534")
                 && message.hasSuffix(", not to you: keiji runs only what is in folders of your own (chown it, or move the task)")
         }
+    }
+
+    /// Debian's user private groups: under `USERGROUPS_ENAB` a user's umask is 002, so every folder they make is
+    /// group-writable, and only they are in that group. Refusing those refused every task of such a user.
+    @Test func aFolderWritableByTheOwnersOwnGroupPassesAndOneOfAGroupWithOthersIsRefused() throws {
+        let home = TemporaryHome()
+        defer { home.remove() }
+        let workspace = home.workspace
+        let folder = workspace.taskDirectory(try TaskName("t"))
+        try FileSystem.createDirectory(folder, mode: 0o775)
+        chmod(folder, 0o775)
+        let ownGroupIsPrivate = Self.groupIsTheOwners(getegid(), owner: geteuid())
+        if ownGroupIsPrivate {
+            try workspace.checkFolders(downTo: folder)
+        } else {
+            #expect(throws: KeijiError.self) { try workspace.checkFolders(downTo: folder) }
+        }
+        // nogroup is nobody's primary group: with anyone but the owner in it, group-writable is refused.
+        guard geteuid() == 0 else { return }
+        #expect(chown(folder, geteuid(), 65534) == 0)
+        #expect { try workspace.checkFolders(downTo: folder) } throws: { error in
+            let message = (error as? KeijiError)?.message ?? ""
+            return message.hasPrefix("\(folder) is mode 0775, writable by its group ") && message.contains("(gid 65534), which has other members")
+                && message.hasSuffix("chmod go-w \(folder)")
+        }
+    }
+
+    @Test func aGroupIsPrivateWhenItsOnlyMemberIsTheOwner() {
+        #expect(PrivateGroup.isPrivate(owner: 1000, ownerName: "ann", primaryMembers: [1000], listed: []))
+        #expect(PrivateGroup.isPrivate(owner: 1000, ownerName: "ann", primaryMembers: [], listed: ["ann"]))
+        #expect(PrivateGroup.isPrivate(owner: 1000, ownerName: "ann", primaryMembers: [1000], listed: ["ann"]))
+        #expect(!PrivateGroup.isPrivate(owner: 1000, ownerName: "ann", primaryMembers: [1000, 1001], listed: []), "another's primary group too")
+        #expect(!PrivateGroup.isPrivate(owner: 1000, ownerName: "ann", primaryMembers: [1000], listed: ["bob"]), "another listed")
+        #expect(!PrivateGroup.isPrivate(owner: 1000, ownerName: "ann", primaryMembers: [], listed: []), "no member: a program's group")
+    }
+
+    /// The test's own reading of /etc/passwd and /etc/group (the machines the suite runs on keep their accounts there):
+    /// whether `gid`'s only member is `owner`.
+    static func groupIsTheOwners(_ gid: gid_t, owner: uid_t) -> Bool {
+        func records(_ path: String) -> [[Substring]] {
+            ((try? String(contentsOfFile: path, encoding: .utf8)) ?? "").split(separator: "\n").map { $0.split(separator: ":", omittingEmptySubsequences: false) }
+        }
+        let accounts = records("/etc/passwd").filter { $0.count >= 4 }
+        guard let ownerName = accounts.first(where: { $0[2] == "\(owner)" })?[0],
+              let group = records("/etc/group").first(where: { $0.count >= 4 && $0[2] == "\(gid)" }) else { return false }
+        let primary = accounts.filter { $0[3] == "\(gid)" }.map { $0[0] }
+        let listed = group[3].split(separator: ",")
+        return (primary + listed).allSatisfy { $0 == ownerName } && !(primary + listed).isEmpty
     }
 }

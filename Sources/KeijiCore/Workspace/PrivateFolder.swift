@@ -36,9 +36,11 @@ public enum PrivateFolder {
     }
 
     /// Checks the folder at `path` (followed) and changes nothing: a task's folder and those above it in `~/keiji` hold
-    /// the `.env`, scripts and sources that keiji runs as you, so another user who owns or may write in one (the group
-    /// or others, sticky or not) could make it run their code. They are the user's own to set, so the refusal names
-    /// the fix rather than keiji making them 0700. A folder that is not there passes (what needs it says so).
+    /// the `.env`, scripts and sources that keiji runs as you, so another user who owns or may write in one (others, or
+    /// a group with anyone but you in it; sticky or not) could make it run their code. A group of your own
+    /// (``PrivateGroup``: Debian's user private groups, whose umask 002 makes every folder group-writable) may write.
+    /// They are the user's own to set, so the refusal names the fix rather than keiji making them 0700. A folder that is
+    /// not there passes (what needs it says so).
     public static func checkTrusted(_ path: String) throws {
         var info = stat()
         guard stat(path, &info) == 0 else {
@@ -47,10 +49,12 @@ public enum PrivateFolder {
         }
         try requireOwned(info, path, because: "keiji runs only what is in folders of your own (chown it, or move the task)")
         let mode = info.st_mode & 0o7777
-        guard mode & 0o022 == 0 else {
-            throw KeijiError(.io, "\(path) is mode \(String(format: "%04o", mode)), writable by others, who could make keiji run their code "
-                             + "as you: chmod go-w \(path)")
-        }
+        let writers = mode & 0o002 != 0 ? "others"
+            : mode & 0o020 != 0 && !PrivateGroup.isPrivate(info.st_gid, to: info.st_uid) ? "its group \(groupName(info.st_gid)), which has other members"
+            : nil
+        guard let writers else { return }
+        throw KeijiError(.io, "\(path) is mode \(String(format: "%04o", mode)), writable by \(writers), who could make keiji run their code "
+                         + "as you: chmod go-w \(path)")
     }
 
     /// Refuses a folder whose owner is not the caller, saying `why`.
@@ -62,6 +66,12 @@ public enum PrivateFolder {
     public static func mode(of path: String) -> String? {
         var info = stat()
         return stat(path, &info) == 0 ? String(format: "%04o", info.st_mode & 0o7777) : nil
+    }
+
+    /// `name (gid N)`, or `gid N` for a gid with no name.
+    private static func groupName(_ gid: gid_t) -> String {
+        guard let entry = getgrgid(gid), let name = entry.pointee.gr_name else { return "gid \(gid)" }
+        return "\(String(cString: name)) (gid \(gid))"
     }
 
     /// `name (uid N)`, or `uid N` for a uid with no name.
