@@ -1,5 +1,5 @@
 /// An opaque snapshot of the owner's state as of LSN ``lsn``. Replaying records after `lsn` on top of it
-/// gives the current state, so compaction may delete segments wholly at or below `lsn`.
+/// gives the current state, so once a newer checkpoint exists, compaction may delete segments wholly at or below `lsn`.
 public struct Checkpoint: Sendable, Equatable {
     public var lsn: UInt64
     public var createdNanoseconds: UInt64
@@ -30,6 +30,12 @@ enum CheckpointFile {
         let digits = name.dropFirst(5).dropLast(5)
         guard digits.allSatisfy({ $0.isASCII && $0.isNumber }) else { return nil }
         return UInt64(digits)
+    }
+
+    /// The newest checkpoint among `entries` below `lsn`. It is kept beside the one at `lsn`, and with it the segments
+    /// after it, so that recovery can fall back to it when the newer one fails its checksum.
+    static func previousLSN(below lsn: UInt64, in entries: [String]) -> UInt64? {
+        entries.compactMap(Self.lsn(fromFileName:)).filter { $0 < lsn }.max()
     }
 
     static func encode(_ checkpoint: Checkpoint) -> [UInt8] {

@@ -125,7 +125,8 @@ public final class Journal: Sendable {
         return first...(first + UInt64(records.count) - 1)
     }
 
-    /// Stores `snapshot` as the owner's state at `lsn`, atomically, and deletes older checkpoint files.
+    /// Stores `snapshot` as the owner's state at `lsn`, atomically, and deletes the checkpoint files older than the
+    /// previous one, which is kept for recovery to fall back to if this one is found damaged.
     /// Records up to `lsn` are synced first, so a checkpoint never covers data that could still be lost.
     ///
     /// The file (megabytes for a large state) is written and synced on a thread of its own, not the writer
@@ -149,8 +150,10 @@ public final class Journal: Sendable {
                 continuation.resume(returning: Result {
                     let fileName = CheckpointFile.fileName(lsn: lsn)
                     try io.writeAtomically(CheckpointFile.encode(checkpoint), to: directory + "/" + fileName, directory: directory)
-                    let older = try io.listDirectory(directory).filter { name in
-                        CheckpointFile.lsn(fromFileName: name).map { $0 < lsn } ?? false
+                    let entries = try io.listDirectory(directory)
+                    let previous = CheckpointFile.previousLSN(below: lsn, in: entries) ?? 0
+                    let older = entries.filter { name in
+                        CheckpointFile.lsn(fromFileName: name).map { $0 < previous } ?? false
                     }
                     for name in older { try io.remove(directory + "/" + name) }
                     if !older.isEmpty { try io.syncDirectory(directory) }
@@ -164,19 +167,23 @@ public final class Journal: Sendable {
         }
     }
 
-    /// Deletes segments wholly covered by the latest checkpoint, beyond ``JournalOptions/retention``. The active
-    /// segment is never deleted; every older one is sealed (rolling seals before it creates the next).
+    /// Deletes segments wholly covered by the previous checkpoint (the one before the latest), beyond
+    /// ``JournalOptions/retention``: recovery falls back to it when the latest fails its checksum, and replays the
+    /// segments after it. With one checkpoint, nothing is deleted. The active segment is never deleted; every older
+    /// one is sealed (rolling seals before it creates the next).
     @discardableResult
     public func compact() async throws -> CompactionResult {
-        let checkpointLSN = shared.snapshot.checkpoint?.lsn
+        let latestLSN = shared.snapshot.checkpoint?.lsn
         let directory = self.directory
         return try await perform { writer in
-            guard let checkpointLSN else { return CompactionResult(removed: [], bytesFreed: 0) }
+            guard let latestLSN,
+                let previousLSN = CheckpointFile.previousLSN(below: latestLSN, in: try writer.io.listDirectory(directory))
+            else { return CompactionResult(removed: [], bytesFreed: 0) }
             let set = SegmentSet(io: writer.io, directory: directory, naming: JournalSegmentNaming())
             let names = try set.list()
             var covered: [(name: SegmentName, createdNanoseconds: UInt64)] = []
             for (index, name) in names.enumerated().dropLast() where name != writer.name {
-                guard names[index + 1].baseLSN - 1 <= checkpointLSN else { break }
+                guard names[index + 1].baseLSN - 1 <= previousLSN else { break }
                 var created: UInt64 = 0
                 if writer.options.retention.age != nil {
                     let file = try writer.io.open(set.path(of: name), mode: .readOnly)

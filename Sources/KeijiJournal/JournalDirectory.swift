@@ -178,9 +178,9 @@ public struct JournalDirectory: Sendable {
                          detail: "\(why); the segments of LSNs \(gone.lowerBound)…\(gone.upperBound) are gone and no valid checkpoint covers them, so this one was their only copy")
         }
         if let validCheckpointLSN, validCheckpointLSN > lsn {
-            // A start loads the newest valid checkpoint and never reads this older one; the next checkpoint's compaction deletes it.
+            // A start loads the newest valid checkpoint and never reads this older one; the next checkpoint deletes it.
             return .init(file: file, offset: 0, severity: .warning,
-                         detail: "\(why); it is older than the valid checkpoint at LSN \(validCheckpointLSN), which starts use, so it costs nothing (the next checkpoint deletes it)")
+                         detail: "\(why); it is older than the valid checkpoint at LSN \(validCheckpointLSN), which starts use, so nothing is lost, but until the next checkpoint deletes it recovery has no checkpoint to fall back to if that one is damaged")
         }
         return .init(file: file, offset: 0, severity: .warning,
                      detail: "\(why); the next start sets it aside (.broken) and replays from \(validCheckpointLSN.map { "the checkpoint at LSN \($0)" } ?? "the segments"), losing nothing")

@@ -186,13 +186,18 @@ struct JournalRecovery {
             if options.recoveryMode == .strict {
                 throw JournalError(.corruption, "journal corruption in \(directory): checkpoint at LSN \(found.lsn) is past the journal's last LSN \(info.lastLSN), so LSNs \(info.lastLSN + 1)…\(found.lsn) were acknowledged and are missing. Refusing to open in strict mode; open with recovery mode pointInTime or salvage to accept the loss, e.g. `keiji system --start --recovery-mode pointInTime`.")
             }
-            // It describes state the surviving journal no longer has: set it aside so LSNs are not reused under it.
-            let file = CheckpointFile.fileName(lsn: found.lsn)
-            try io.rename(directory + "/" + file, to: directory + "/" + file + ".broken")
-            try io.syncDirectory(directory)
-            info.repairs.append(Repair(kind: .checkpointQuarantined, file: file, bytes: 0, quarantinedTo: file + ".broken",
-                                       lostLSNs: LSNRange((info.lastLSN + 1)...found.lsn),
-                                       detail: "the checkpoint covers LSNs the journal no longer has"))
+            // It describes state the surviving journal no longer has: set it aside so LSNs are not reused under it, and
+            // the previous checkpoint compaction keeps too when the cut fell before it. The segments start at LSN 1.
+            let beyond = try io.listDirectory(directory).compactMap { name in
+                CheckpointFile.lsn(fromFileName: name).flatMap { $0 > info.lastLSN ? (name, $0) : nil }
+            }.sorted { $0.1 > $1.1 }
+            for (file, lsn) in beyond {
+                try io.rename(directory + "/" + file, to: directory + "/" + file + ".broken")
+                try io.syncDirectory(directory)
+                info.repairs.append(Repair(kind: .checkpointQuarantined, file: file, bytes: 0, quarantinedTo: file + ".broken",
+                                           lostLSNs: LSNRange((info.lastLSN + 1)...lsn),
+                                           detail: "the checkpoint covers LSNs the journal no longer has"))
+            }
             checkpoint = nil
             info.checkpointLSN = nil
         }
@@ -214,19 +219,29 @@ struct JournalRecovery {
         return out
     }
 
-    /// Loads the newest checkpoint that verifies; damaged newer ones are quarantined and reported.
+    /// Loads the newest checkpoint that verifies; damaged newer ones are quarantined and reported, each naming what
+    /// recovery fell back to (compaction keeps the previous checkpoint and the segments after it for this).
     private func loadCheckpoint(entries: [String], info: inout RecoveryInfo) throws -> Checkpoint? {
         let files = entries.compactMap { name in CheckpointFile.lsn(fromFileName: name).map { (name, $0) } }
             .sorted { $0.1 > $1.1 }
+        var quarantined: [Int] = []
+        var found: Checkpoint?
         for (file, lsn) in files {
             let bytes = try io.readAll(directory + "/" + file)
-            if let checkpoint = CheckpointFile.decode(bytes), checkpoint.lsn == lsn { return checkpoint }
+            if let checkpoint = CheckpointFile.decode(bytes), checkpoint.lsn == lsn {
+                found = checkpoint
+                break
+            }
             try io.rename(directory + "/" + file, to: directory + "/" + file + ".broken")
             try io.syncDirectory(directory)
+            quarantined.append(info.repairs.count)
             info.repairs.append(Repair(kind: .checkpointQuarantined, file: file, bytes: bytes.count,
-                                       quarantinedTo: file + ".broken", detail: "checksum or header invalid; using an older checkpoint"))
+                                       quarantinedTo: file + ".broken", detail: "checksum or header invalid"))
         }
-        return nil
+        let fallback = found.map { "; recovery fell back to the previous checkpoint, \(CheckpointFile.fileName(lsn: $0.lsn)), and replays the records after LSN \($0.lsn)" }
+            ?? "; no older checkpoint verifies, so recovery replays the segments from their start"
+        for index in quarantined { info.repairs[index].detail += fallback }
+        return found
     }
 
     /// Copies `[offset, end)` of a segment to a synced `.broken` file, then truncates and syncs the segment.

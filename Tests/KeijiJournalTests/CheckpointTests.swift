@@ -9,29 +9,34 @@ struct CheckpointTests {
         return try Journal.open(directory: "/j", options: options)
     }
 
-    @Test func checkpointThenCompactionDeletesOnlyCoveredSegments() async throws {
+    /// Compaction kept only the latest checkpoint and deleted the segments before it: a flipped byte in that one file
+    /// lost the state. It keeps the previous checkpoint too, and every segment after it, for recovery to fall back to.
+    @Test func compactionKeepsTheTwoNewestCheckpointsAndTheSegmentsAfterTheOlder() async throws {
         let fs = SimulatedFileSystem()
         let journal = try makeJournal(fs)
         try await appendPayloads(journal, through: 60)
         let before = try journal.contents.segments()
         #expect(before.count > 5)
+        try await journal.writeCheckpoint(Array("snapshot at 20".utf8), at: 20)
+        #expect(try await journal.compact().removed.isEmpty, "with one checkpoint, the segments are what recovery falls back to")
         try await journal.writeCheckpoint(Array("snapshot at 30".utf8), at: 30)
         let result = try await journal.compact()
         #expect(!result.removed.isEmpty && result.bytesFreed > 0)
         let after = try journal.contents.segments()
         #expect(after.count == before.count - result.removed.count)
-        // Every removed segment ended at or before the checkpoint; the first survivor starts at or before 31.
+        // Every removed segment ended at or before the older checkpoint; the first survivor starts at or before 21.
         for name in result.removed {
             let next = before[before.firstIndex(of: name)! + 1]
-            #expect(next.baseLSN - 1 <= 30)
+            #expect(next.baseLSN - 1 <= 20)
         }
-        #expect(after.first!.baseLSN <= 31)
+        #expect(after.first!.baseLSN <= 21)
+        #expect(fs.fileNames(in: "/j").filter { $0.hasSuffix(".ckpt") } == [CheckpointFile.fileName(lsn: 20), CheckpointFile.fileName(lsn: 30)])
         try await journal.close()
 
         let reopened = try makeJournal(fs)
         #expect(reopened.recovery.isClean && reopened.recovery.checkpointLSN == 30)
         #expect(reopened.latestCheckpoint?.snapshot == Array("snapshot at 30".utf8))
-        #expect(try verifiedLSNs(reopened.contents, from: 31).first == 31)
+        #expect(try verifiedLSNs(reopened.contents, from: 21).first == 21)
         #expect(try verifiedLSNs(reopened.contents).last == 60)
         try await reopened.close()
     }
@@ -41,6 +46,7 @@ struct CheckpointTests {
         let journal = try makeJournal(fs, retention: .init(segments: 2))
         try await appendPayloads(journal, through: 60)
         try await journal.writeCheckpoint([1], at: 55)
+        try await journal.writeCheckpoint([2], at: 60)
         let before = try journal.contents.segments()
         let covered = before.indices.dropLast().filter { before[$0 + 1].baseLSN - 1 <= 55 }.count
         let result = try await journal.compact()
@@ -49,13 +55,15 @@ struct CheckpointTests {
         try await journal.close()
     }
 
-    @Test func olderCheckpointsAreReplacedAndACheckpointPastTheEndIsRefused() async throws {
+    @Test func theTwoNewestCheckpointsAreKeptAndACheckpointPastTheEndIsRefused() async throws {
         let fs = SimulatedFileSystem()
         let journal = try makeJournal(fs)
         try await appendPayloads(journal, through: 10)
         try await journal.writeCheckpoint([1], at: 5)
         try await journal.writeCheckpoint([2], at: 8)
-        #expect(fs.fileNames(in: "/j").filter { $0.hasSuffix(".ckpt") } == [CheckpointFile.fileName(lsn: 8)])
+        #expect(fs.fileNames(in: "/j").filter { $0.hasSuffix(".ckpt") } == [CheckpointFile.fileName(lsn: 5), CheckpointFile.fileName(lsn: 8)])
+        try await journal.writeCheckpoint([3], at: 9)
+        #expect(fs.fileNames(in: "/j").filter { $0.hasSuffix(".ckpt") } == [CheckpointFile.fileName(lsn: 8), CheckpointFile.fileName(lsn: 9)])
         await #expect { try await journal.writeCheckpoint([3], at: 11) } throws: { ($0 as? JournalError)?.code == .invalidArgument }
         #expect(try await journal.append([9]) == 11, "a refused checkpoint does not stop the journal")
         try await journal.close()
@@ -127,13 +135,19 @@ struct CheckpointTests {
 
         fs.setContents(CheckpointFile.encode(Checkpoint(lsn: 30, createdNanoseconds: 1, snapshot: Array("snapshot at 30".utf8))), of: "/j/" + file)
         let compacting = try makeJournal(fs)
+        try await compacting.writeCheckpoint(Array("snapshot at 60".utf8), at: 60)
         #expect(try await !compacting.compact().removed.isEmpty)
         try await compacting.close()
+        // Both damaged: nothing else holds LSNs 1…30 (a journal compacted with one checkpoint kept is the same).
+        let newer = "/j/" + CheckpointFile.fileName(lsn: 60)
+        let newerBytes = try #require(fs.contents(of: newer))
+        fs.setContents(Array(newerBytes.dropLast()) + [newerBytes.last! ^ 0x04], of: newer)
         fs.setContents(bytes, of: "/j/" + file)
         report = try JournalDirectory(path: "/j", io: fs).verify()
         let named = try #require(report.problems.first { $0.file == file }, "\(report.problems)")
         #expect(named.severity == .corruption && named.detail.contains("only copy"), "\(named)")
         #expect(report.hasCorruption)
+        fs.setContents(newerBytes, of: newer)
 
         // Beside a newer valid checkpoint, a damaged older one is never read: the warning does not promise that a
         // start sets it aside (a start loads the newest valid one; the next checkpoint deletes the older).

@@ -39,6 +39,8 @@ struct CrashStateTests {
 
     static let checkpointAndCompact: Workload = { journal, acknowledged in
         for _ in 0..<14 { acknowledged.lsns.insert(try await journal.append(payload(for: journal.lastLSN + 1))) }
+        try await journal.writeCheckpoint(Array("state@5".utf8), at: 5)
+        acknowledged.checkpointLSN = 5
         try await journal.writeCheckpoint(Array("state@10".utf8), at: 10)
         acknowledged.checkpointLSN = 10
         try await journal.compact()

@@ -233,6 +233,32 @@ struct RecoveryEdgeCaseTests {
         }
     }
 
+    /// Compaction keeps two checkpoints: a cut before both must set both aside. Only the newest was, and the next
+    /// open loaded the older one, past the journal's end, over LSNs the writer had given to new records.
+    @Test func bothCheckpointsBeyondTheSurvivingJournalAreSetAside() async throws {
+        let fs = SimulatedFileSystem()
+        let journal = try Journal.open(directory: "/j", options: testOptions(io: fs, segmentSize: 1 << 20))
+        try await appendPayloads(journal, through: 10)
+        try await journal.writeCheckpoint([1], at: 7)
+        try await journal.writeCheckpoint([2], at: 10)
+        try await journal.close()
+        let name = try JournalDirectory(path: "/j", io: fs).segments()[0]
+        var bytes = try #require(fs.contents(of: "/j/" + name.fileName))
+        bytes[SegmentFixture.frames(in: bytes, name: name)[4].start + 41] ^= 0xFF  // LSN 5
+        fs.setContents(bytes, of: "/j/" + name.fileName)
+        let (info, lsns) = try await openAndRead(fs, mode: .pointInTime)
+        #expect(lsns == [1, 2, 3, 4] && info.checkpointLSN == nil)
+        #expect(info.repairs.filter { $0.kind == .checkpointQuarantined }.map(\.lostLSNs) == [LSNRange(5...10), LSNRange(5...7)], "\(info.repairs)")
+
+        let reopened = try Journal.open(directory: "/j", options: testOptions(io: fs, segmentSize: 1 << 20))
+        try await appendPayloads(reopened, through: 10)
+        try await reopened.close()
+        let strict = try Journal.open(directory: "/j", options: testOptions(io: fs, segmentSize: 1 << 20))
+        #expect(strict.recovery.isClean && strict.latestCheckpoint == nil, "\(strict.recovery.repairs)")
+        #expect(try verifiedLSNs(strict.contents) == Array(1...10))
+        try await strict.close()
+    }
+
     @Test func aCheckpointBeyondTheSurvivingJournalIsSetAsideOutsideStrictMode() async throws {
         let fs = SimulatedFileSystem()
         let journal = try Journal.open(directory: "/j", options: testOptions(io: fs, segmentSize: 1 << 20))

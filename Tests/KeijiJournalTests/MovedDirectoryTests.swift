@@ -31,7 +31,7 @@ struct MovedDirectoryTests {
         _ = try await old.compact()
         try await old.close()
         #expect(try files(in: path) == newFiles, "nothing of the moved journal's lands in the new one, nothing of it is deleted")
-        #expect(try files(in: moved).filter { $0.hasSuffix(".ckpt") } == [CheckpointFile.fileName(lsn: 8)])
+        #expect(try files(in: moved).filter { $0.hasSuffix(".ckpt") } == [CheckpointFile.fileName(lsn: 2), CheckpointFile.fileName(lsn: 8)])
 
         try await new.close()
         let reopenedNew = try Journal.open(directory: path, options: testOptions())

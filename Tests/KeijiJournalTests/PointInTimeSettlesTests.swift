@@ -13,7 +13,8 @@ struct PointInTimeSettlesTests {
     }
 
     /// 80 records in ~10 segments; a checkpoint in the middle of the fourth segment; the three before it
-    /// compacted away. Returns the checkpoint LSN.
+    /// compacted away, and the previous checkpoint compaction kept (at the end of the third) lost, so the checkpoint is
+    /// the only copy of their state. Returns the checkpoint LSN.
     func compactedJournal(_ fs: SimulatedFileSystem) async throws -> UInt64 {
         let journal = try Journal.open(directory: "/j", options: options(fs, .strict))
         try await appendPayloads(journal, through: 80)
@@ -21,10 +22,12 @@ struct PointInTimeSettlesTests {
         #expect(segments.count > 6)
         let checkpointLSN = segments[3].baseLSN + 2
         #expect(checkpointLSN < segments[4].baseLSN - 1)
+        try await journal.writeCheckpoint(Array("state at \(segments[3].baseLSN - 1)".utf8), at: segments[3].baseLSN - 1)
         try await journal.writeCheckpoint(Array("state at \(checkpointLSN)".utf8), at: checkpointLSN)
         let removed = try await journal.compact().removed
         #expect(removed == Array(segments.prefix(3)))
         try await journal.close()
+        try fs.remove("/j/" + CheckpointFile.fileName(lsn: segments[3].baseLSN - 1))
         return checkpointLSN
     }
 
