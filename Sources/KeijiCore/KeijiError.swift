@@ -24,6 +24,9 @@ public struct KeijiError: Error, Sendable, Equatable, CustomStringConvertible {
         public static let spawn = Code("spawn")
         /// A service keiji needs is not running (e.g. keiji-bus): nothing was sent, so nothing happened.
         public static let unavailable = Code("unavailable")
+        /// The machine or the scheduler was out of descriptors, processes or memory at that moment (``ResourceShortage``):
+        /// the same request may succeed later, so a run refused for it puts no task in error.
+        public static let outOfResources = Code("outOfResources")
         public var description: String { value }
     }
 

@@ -70,6 +70,27 @@ struct ReducerTests {
         #expect(fold(entries).tasks[name("a")]?.isError == false)
     }
 
+    /// A run that could not start for want of a resource at that moment (``RunEnd/transient``) is recorded, but even
+    /// final it sets no error flag: its next slot tries again. Its record is JSON (a keiji from before the flag reads a
+    /// plain failure, as it would have), and one without it says nothing of it.
+    @Test func aRunRefusedForWantOfAResourceSetsNoErrorFlag() throws {
+        let reason = "the scheduler is at its descriptor limit (1008 in use, 16 kept free for itself; ulimit -n): a's log was not opened"
+        let refused = JournalEntry(at: 3000, .runFinished(RunEnd(runID: "1", task: name("a"), outcome: .spawnFailed, exitCode: nil, signal: nil,
+                                                                 durationMs: 0, latenessMs: 0, final: true, message: reason, transient: true)))
+        let entries = [JournalEntry(at: 1000, .taskSaved(commandTask("a"), taskID: "a")),
+                       JournalEntry(at: 2000, .runStarted(RunStart(runID: "1", task: name("a"), slot: 10, attempt: 1, trigger: .schedule))),
+                       refused]
+        let task = try #require(fold(entries).tasks[name("a")])
+        #expect(!task.isError && task.lastOutcome == .spawnFailed && task.recentRuns.last?.message == reason)
+        let stored = try refused.encoded()
+        #expect(stored.first == UInt8(ascii: "{") && String(decoding: stored, as: UTF8.self).contains(#""transient":true"#))
+        #expect(try JournalEntry.decode(stored) == refused)
+        guard case .runFinished(var permanent) = refused.event else { return }
+        permanent.transient = false
+        #expect(fold(Array(entries.prefix(2)) + [JournalEntry(at: 3000, .runFinished(permanent))]).tasks[name("a")]?.isError == true)
+        #expect(!String(decoding: try JournalEntry(at: 3000, .runFinished(permanent)).jsonLine(), as: UTF8.self).contains("transient"))
+    }
+
     @Test func aGivenUpInterruptedRunSetsTheErrorFlagAndItsRecordsRoundTrip() throws {
         let start = RunStart(runID: "3", task: name("a"), slot: 10, attempt: 3, trigger: .recovery, interruptions: 2)
         let givenUp = "run of slot 1970-01-01T00:00:10Z interrupted 3 times by scheduler restarts; given up"

@@ -300,6 +300,7 @@ struct RunPreparationTests {
             _ = try full.checkOut(log, task: try TaskName("t"), othersWriting: false)
         } catch let error as KeijiError {
             #expect(error.message.hasPrefix("the scheduler is at its descriptor limit") && error.message.hasSuffix("t's log was not opened"), "\(error)")
+            #expect(error.code == .outOfResources, "momentary: the run puts its task in no error")
         }
         // Past the ceiling the idle logs kept open are closed first, and the run is refused only if that is not enough.
         let cached = TaskLogDescriptors(capacity: 8, ceiling: Int.max)

@@ -691,6 +691,36 @@ extension RunTests {
         #expect(!runs.isEmpty && runs.allSatisfy { ($0.durationMs ?? 0) >= 0 }, "\(runs)")
     }
 
+    /// A run refused at the scheduler's descriptor ceiling ends "could not start" with the reason, but puts its task in
+    /// no error: the limit is momentary (runs ending give theirs back), and the next slot runs. It left the task waiting
+    /// for `--resolve`. A log that cannot be opened for good (a folder in its place) still puts its task in error.
+    @Test func aRunRefusedAtTheDescriptorCeilingLeavesItsTaskScheduled() async throws {
+        let harness = try SchedulerHarness()
+        defer { harness.remove() }
+        let (starved, blocked) = (harness.taskName("starved"), harness.taskName("blocked"))
+        try await harness.defineOffline(try harness.commandTask("starved", "echo ran", every: 1))
+        try await harness.defineOffline(try harness.commandTask("blocked", "echo hi", every: 3600))
+        try FileSystem.createDirectory(harness.workspace.taskLogFile(blocked))  // a folder where the log goes
+        let engine = harness.engine()
+        let logs = await engine.taskLogs
+        logs.ceiling.store(0, ordering: .relaxed)  // every descriptor a log gets is at or past it
+        try await engine.start()
+        _ = try await engine.submit(.taskTriggered(blocked))
+        func refused() throws -> [RunEnd] { try harness.entries().finishedRuns.filter { $0.task == starved && $0.outcome == .spawnFailed } }
+        #expect(await harness.wait { try refused().count >= 2 }, "refused at two slots: the first left the task scheduled")
+        #expect(await harness.wait { await engine.state.tasks[blocked]?.isError == true })
+        #expect(await engine.state.tasks[starved]?.isError == false)
+        logs.ceiling.store(DescriptorLimit.ceiling, ordering: .relaxed)
+        #expect(await harness.wait { try harness.entries().finishedRuns.contains { $0.task == starved && $0.outcome == .succeeded } })
+        await engine.stop()
+        let ends = try refused()
+        #expect(!ends.isEmpty && ends.allSatisfy { $0.transient && $0.message?.hasPrefix("the scheduler is at its descriptor limit (0 in use") == true },
+                "\(ends)")
+        let blockedEnd = try #require(try harness.entries().finishedRuns.first { $0.task == blocked })
+        #expect(!blockedEnd.transient && blockedEnd.message == "cannot open \(harness.workspace.taskLogFile(blocked)): Is a directory", "\(blockedEnd)")
+        #expect(await engine.state.tasks[starved]?.isError == false)
+    }
+
     /// A log that cannot be compressed at its rotation (its disk is full) does not keep the run from starting: the
     /// rolled segment stays plain, the scheduler's log says so, and the run writes to a new active file. It ended
     /// "could not start", which put the task in error. Needs root (mount).

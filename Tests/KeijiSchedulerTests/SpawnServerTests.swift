@@ -166,6 +166,31 @@ final class SpawnServerTests: Sendable {
         #expect(said.count >= 40 - 12 && said.count < 40 && said.allSatisfy { $0.contains("relays at most 12 pipes") }, "\(said)")
     }
 
+    /// A start the helper refuses for want of descriptors, processes or memory (EMFILE, ENFILE, EAGAIN, ENOMEM) fails
+    /// as out of resources, which puts no task in error (its next slot tries again), where a missing program is the
+    /// task's to fix. The helper starts here through a wrapper that leaves it 9 descriptors: the run's log takes the
+    /// last, and its output pipe finds none.
+    @Test func aStartRefusedForWantOfDescriptorsIsOutOfResourcesAndAMissingProgramIsNot() async throws {
+        let installed = try #require(SpawnServer.installedPath)
+        let wrapper = directory + "/starved-helper"
+        try await writeExecutable("#!/bin/sh\nulimit -n 9\nexec \(installed) \"$@\"\n", to: wrapper)
+        let starved = SpawnServer(helperPath: wrapper)
+        do {
+            let run = try await starved.start(request(["/bin/sh", "-c", "echo started"]))
+            let status = await starved.exitStatus(of: run)
+            Issue.record("started with no descriptor for its output: \(status)")
+        } catch let error as KeijiError {
+            #expect(error.code == .outOfResources && error.message == "cannot start /bin/sh: Too many open files", "\(error.code): \(error)")
+        }
+        let server = SpawnServer(helperPath: installed)
+        do {
+            _ = try await server.start(request(["keiji-no-such-program-x2"], searchPath: true))
+            Issue.record("a missing program must not start")
+        } catch let error as KeijiError {
+            #expect(error.code == .spawn && error.message == "cannot start keiji-no-such-program-x2: No such file or directory", "\(error.code): \(error)")
+        }
+    }
+
     /// The run's output goes through a pipe the helper relays a chunk at a time; an exit is reported only once what
     /// the pipe held then is in the log, so the scheduler's end line (written once it hears of the exit) comes after
     /// the run's last words. Each run leaves a megabyte in a pipe it enlarged to 1 MiB (perl, from perl-base;

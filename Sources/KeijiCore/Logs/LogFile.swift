@@ -76,7 +76,9 @@ public struct LogFile: Sendable {
             }
             return fd
         case .failure(let failure):
-            throw KeijiError(.io, "cannot open \(activePath): \(failure)")
+            // Out of descriptors or memory is momentary (``ResourceShortage``): a run refused so is tried at its next slot.
+            let code = if case .failed(let errno) = failure { ResourceShortage.code(errno: errno, otherwise: .io) } else { KeijiError.Code.io }
+            throw KeijiError(code, "cannot open \(activePath): \(failure)")
         }
     }
 

@@ -75,6 +75,9 @@ public enum BinaryRecordCodec {
             out.byte(Codes.code(of: s.trigger))
             if let interruptions = s.interruptions { out.signed(Int64(interruptions)) }
         case .runFinished(let e):
+            // A run refused for want of a resource (rare) stays JSON: a keiji from before ``RunEnd/transient`` ignores
+            // its key and reads a plain failure, where a flag bit it does not know would make it refuse the record.
+            if e.transient { return nil }
             var flags: UInt8 = 0
             if e.exitCode != nil { flags |= Flag.hasExitCode }
             if e.signal != nil { flags |= Flag.hasSignal }

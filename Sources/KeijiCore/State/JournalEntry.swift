@@ -122,13 +122,28 @@ public struct RunEnd: Codable, Sendable, Equatable {
     public var durationMs: Int64
     /// Milliseconds between the slot (plus jitter) and the spawn.
     public var latenessMs: Int64?
-    /// True when no retry follows: a failure then sets the task's error flag (unless it continues on error).
+    /// True when no retry follows: a failure then sets the task's error flag (unless it continues on error, or ``transient``).
     public var final: Bool
     public var message: String?
+    /// A run that could not start because the machine or the scheduler was out of a resource at that moment
+    /// (``KeijiError/Code/outOfResources``): a failure, retried as any, but even when final it puts the task in no
+    /// error, as its next slot may find what was missing. Stored only when true (`"transient": true`), in the JSON form.
+    public var transient: Bool {
+        get { transientFlag == true }
+        set { transientFlag = newValue ? true : nil }
+    }
+    private var transientFlag: Bool?
+
+    private enum CodingKeys: String, CodingKey {
+        case runID, task, outcome, exitCode, signal, durationMs, latenessMs, final, message
+        case transientFlag = "transient"
+    }
+
     public init(runID: String, task: TaskName, outcome: RunOutcome, exitCode: Int32?, signal: Int32?, durationMs: Int64,
-                latenessMs: Int64?, final: Bool, message: String?) {
+                latenessMs: Int64?, final: Bool, message: String?, transient: Bool = false) {
         (self.runID, self.task, self.outcome, self.exitCode, self.signal, self.durationMs) = (runID, task, outcome, exitCode, signal, durationMs)
         (self.latenessMs, self.final, self.message) = (latenessMs, final, message)
+        self.transient = transient
     }
 }
 

@@ -102,7 +102,8 @@ public enum Reducer {
                 if neverBegan, task.lastStartedAt == active?.startedAt {
                     task.lastStartedAt = [task.recentRuns.compactMap(\.began).max(), stillGoing].compactMap { $0 }.max()
                 }
-                if end.outcome.isFailure, end.final, !task.definition.policy.continueOnError {
+                // A run refused for want of a resource at that moment is recorded, and its next slot tries again.
+                if end.outcome.isFailure, end.final, !end.transient, !task.definition.policy.continueOnError {
                     task.isError = true
                     task.errorText = "[ task error ]: " + (end.message ?? end.outcome.rawValue)
                     task.pendingTriggers = 0

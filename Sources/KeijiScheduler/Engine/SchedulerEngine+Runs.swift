@@ -437,7 +437,7 @@ extension SchedulerEngine {
             if held { heldStarts -= 1 }
             // The file and the reason (a full disk, too many open files, a folder in the way): "cannot open the task log" alone
             // left the owner to guess.
-            finish(runID: runID, name: name, result: .init(outcome: .spawnFailed, status: nil, durationMs: 0, message: "\(error)"),
+            finish(runID: runID, name: name, result: .couldNotStart(error),
                    latenessMs: max(0, clock.nowMilliseconds() - fireAtMs), slot: slot, fireAtMs: fireAtMs, attempt: attempt,
                    interruptions: interruptions, definition: definition)
             return
@@ -464,7 +464,7 @@ extension SchedulerEngine {
         var started: SpawnServer.Run?
         // A `.env` the run cannot have, or a folder others may write in: it ends as one the helper could not start, and
         // is never sent.
-        let beginning = if let refusal { RunExecutor.Beginning.failed(.init(outcome: .spawnFailed, status: nil, durationMs: 0, message: "\(refusal)")) }
+        let beginning = if let refusal { RunExecutor.Beginning.failed(.couldNotStart(refusal)) }
             else { await executor.begin(handle: run.handle, notBeforeMilliseconds: held ? fireAtMs : nil) }
         if held { heldStarts -= 1 }
         switch beginning {
@@ -586,7 +586,7 @@ extension SchedulerEngine {
         }
         let event = JournalEntry.Event.runFinished(RunEnd(runID: runID, task: name, outcome: result.outcome, exitCode: exitCode, signal: signal,
                                                           durationMs: result.durationMs, latenessMs: latenessMs, final: !willRetry,
-                                                          message: result.message))
+                                                          message: result.message, transient: result.transient))
         endedRuns.append(EndedRun(event: event, runID: runID, name: name, outcome: result.outcome, durationMs: result.durationMs, slot: slot,
                                   attempt: attempt, interruptions: interruptions, definition: definition, stamp: stamp, willRetry: willRetry,
                                   notBeforeMs: fireAtMs))

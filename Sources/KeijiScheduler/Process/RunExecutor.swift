@@ -17,6 +17,14 @@ struct RunExecutor: Sendable {
         var message: String?
         /// A line for the run's log that the end's message does not hold: an error file that was ignored.
         var warning: String? = nil
+        /// It could not start for want of a resource at that moment (``RunEnd/transient``).
+        var transient = false
+
+        /// A run that could not start for `error`: transient when it was out of a resource (``KeijiError/Code/outOfResources``).
+        static func couldNotStart(_ error: any Error) -> Result {
+            Result(outcome: .spawnFailed, status: nil, durationMs: 0, message: "\(error)",
+                   transient: (error as? KeijiError)?.code == .outOfResources)
+        }
     }
 
     let definition: TaskDefinition
@@ -101,7 +109,7 @@ struct RunExecutor: Sendable {
                 return .failed(Result(outcome: .interrupted, status: nil, durationMs: 0, message: "not started: \(error)"))
             case .failure(let error):
                 removeErrorFile()
-                return .failed(Result(outcome: .spawnFailed, status: nil, durationMs: 0, message: "\(error)"))
+                return .failed(.couldNotStart(error))
             }
         }
     }

@@ -496,7 +496,8 @@ private final class SpawnSupervisor {
                 server.state.withLock { $0.startsSent += 1 }
             } else {
                 // This request cannot be sent (too large for the socket, say); the others go on.
-                takeStart(message.tag)?.resume(throwing: KeijiError(.spawn, "cannot start \(VisibleText.escaped(program)): \(String(cString: strerror(-result)))"))
+                takeStart(message.tag)?.resume(throwing: KeijiError(ResourceShortage.code(errno: -result, otherwise: .spawn),
+                                                                    "cannot start \(VisibleText.escaped(program)): \(String(cString: strerror(-result)))"))
             }
         }
         pending.removeAll(keepingCapacity: true)
@@ -546,7 +547,8 @@ private final class SpawnSupervisor {
             let reason = String(cString: strerror(reply.value))
             let message = reply.failed_step == UInt32(KEIJI_SPAWN_STEP_CHDIR.rawValue)
                 ? "cannot enter the task's folder \(start.directory): \(reason)" : "cannot start \(VisibleText.escaped(start.program)): \(reason)"
-            takeStart(tag)?.resume(throwing: KeijiError(.spawn, message))
+            // The helper's fork, pipe or exec short of processes, memory or descriptors: the next slot may start.
+            takeStart(tag)?.resume(throwing: KeijiError(ResourceShortage.code(errno: reply.value, otherwise: .spawn), message))
         case UInt32(KEIJI_SPAWN_CANCELLED.rawValue):
             unanswered[tag] = nil
             takeStart(tag)?.resume(throwing: SpawnServer.StartCancelled())

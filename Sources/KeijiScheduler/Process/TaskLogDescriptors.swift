@@ -104,7 +104,8 @@ final class TaskLogDescriptors: Sendable {
             fd = try log.openForAppend()
             if Int(fd) >= ceiling {
                 close(fd)
-                throw KeijiError(.io, DescriptorLimit.atCeiling(ceiling) + ": \(task)'s log was not opened")
+                // Momentary: runs ending give theirs back, and the task's next slot tries again.
+                throw KeijiError(.outOfResources, DescriptorLimit.atCeiling(ceiling) + ": \(task)'s log was not opened")
             }
         }
         var opened = stat()
