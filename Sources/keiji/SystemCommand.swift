@@ -278,7 +278,6 @@ struct SystemCommand: AsyncParsableCommand {
         let runsEnded = CrashedRuns.viewMayShowThem(view, workspace: workspace)
         var tasks: [[String?]] = []
         var nodes: [ClusterNode]?
-        var viewProblem: String?
         do {
             // A missing view read as empty would say "no tasks" of tasks the journal has, as `keiji task` did.
             if settingsProblem == nil { try await ViewRepair.restoreIfMissing(workspace: workspace, settings: settings) }
@@ -293,13 +292,14 @@ struct SystemCommand: AsyncParsableCommand {
                 } ?? []
             // On PostgreSQL every scheduler of the database is a node of one cluster.
             if let postgres = database as? PostgresViewDatabase { nodes = try ClusterDatabase.nodes(on: postgres.connection) }
-        } catch let error as KeijiError where error.code == .databaseDamaged {
-            // Handled as `task --list` handles it (`reportingErrors`: set aside and rebuilt, or what to do said; exit 1):
-            // kept as a warning, it listed no tasks, exit 0, of a journal full of them. The services are said first:
-            // whether the scheduler runs is what an operator looks for then.
+        } catch {
+            // Failed as `task --list` fails (`reportingErrors`: a damaged view set aside and rebuilt, or what to do
+            // said; an unreachable PostgreSQL one in one line; exit 1): kept as a warning, it said `"tasks": []`, exit 0,
+            // of a journal full of them. The services are said first: whether the scheduler runs is what an operator
+            // looks for then.
             if !json { printServices(services, stop: schedulerStop, view: view) }
             throw error
-        } catch { viewProblem = "\(error)" }
+        }
         if json {
             var object: [String: Any] = ["services": Dictionary(uniqueKeysWithValues: services.map { service in
                 var entry: [String: Any] = ["status": service.1 == nil ? "OFFLINE" : "ONLINE", "pid": service.1.map(Int.init) as Any]
@@ -311,8 +311,7 @@ struct SystemCommand: AsyncParsableCommand {
             if let lag = ViewLag.current(workspace) {
                 object["viewBehind"] = ["since": ISO8601.string(fromMilliseconds: lag.sinceMilliseconds), "reason": lag.reason]
             }
-            let warnings = [settingsProblem, viewProblem.map { "cannot read the query view: \($0)" }].compactMap { $0 }
-            if !warnings.isEmpty { object["warning"] = warnings.joined(separator: "; ") }
+            if let settingsProblem { object["warning"] = settingsProblem }
             object["tasks"] = tasks.map { ["name": $0[0] ?? "", "disabled": $0[1] == "1", "error": $0[2] == "1",
                                            "running": $0[3] == "1" && !runsEnded, "interrupted": $0[3] == "1" && runsEnded,
                                            "next": $0[4] ?? NSNull(), "last": $0[5] ?? NSNull(), "lastNode": $0[6] ?? NSNull()] as [String: Any] }
@@ -325,7 +324,6 @@ struct SystemCommand: AsyncParsableCommand {
         func pad(_ s: String) -> String { Self.padded(s) }
         // On stderr, as every other warning: on stdout a `--status | grep` took them for the status.
         if let settingsProblem { Console.progress("warning: \(settingsProblem) (keiji system --start refuses until it is fixed)") }
-        if let viewProblem { Console.progress("warning: cannot read the query view: \(viewProblem)") }
         if let warning = ViewLag.warning(workspace) { Console.progress(warning) }
         printServices(services, stop: schedulerStop, view: view)
         if let nodes {

@@ -289,6 +289,26 @@ struct SystemCommandTests {
         }
     }
 
+    /// A query view on a PostgreSQL server that cannot be reached (a closed port) leaves the tasks unknown: `--status`
+    /// fails as `task --list` does, one line naming DB_URL and exit 1, the text form after its services. It said
+    /// `"tasks": []` (and `no tasks`) with a warning, exit 0: a script read that the journal's task was gone.
+    @Test func statusFailsWhenThePostgresViewCannotBeReached() async throws {
+        let s = try Session()
+        defer { s.cleanUp() }
+        #expect(try await s.keiji("init").status == 0)
+        #expect(try await s.keiji("task", "--create", "--name=kept", "--desc=x", "--command", "true", "--every", "1h").status == 0)
+        try s.setSetting("DB_URL", "postgresql://keiji@127.0.0.1:1/keiji")  // nothing listens on port 1
+        for arguments in [["system", "--status", "--json"], ["task", "--list", "--json"], ["system", "--status"]] {
+            let r = try await s.run(arguments)
+            let lines = r.stderr.split(separator: "\n")
+            #expect(r.status == 1 && lines.count == 1 && r.stderr.hasPrefix("error: ") && r.stderr.contains("DB_URL")
+                    && r.stderr.contains("Connection refused"), "\(arguments): \(r.stdout)\(r.stderr)")
+            #expect(!r.stdout.contains("\"tasks\"") && !r.stdout.contains("no tasks"), "\(arguments): \(r.stdout)")
+        }
+        let text = try await s.keiji("system", "--status")
+        #expect(text.stdout.contains("======== SERVICES ========") && text.stdout.contains("OFFLINE"), "the services are said first: \(text.stdout)")
+    }
+
     /// A scheduler that stopped because its journal failed (a full disk) was only `OFFLINE`: `--status` now says why,
     /// from the line its log ends with, until a later start or stop.
     @Test func statusSaysTheSchedulerStoppedBecauseItsJournalFailed() async throws {
