@@ -148,6 +148,24 @@ struct RetryOfAChangedTaskTests {
         #expect(try harness.entries().startedRuns.filter { $0.trigger == .recovery }.isEmpty)
         await engine.stop()
     }
+
+    /// A `--disable` and `--enable` during a run change no definition: the run a crash interrupted is re-run (its
+    /// slot's work was left undone, the report saying `not re-run (task changed during the run)`).
+    @Test func aRunInterruptedAfterADisableAndEnableIsReRun() async throws {
+        let harness = try SchedulerHarness()
+        defer { harness.remove() }
+        let task = try harness.commandTask("longrun", "sleep 30", every: 3600)
+        try await harness.defineOffline(task)
+        try await RunNowTests().appendUnchecked([.schedulerStarted(pid: 1), .runStarted(RunStart(runID: "interrupted1", task: task.name, slot: nil,
+                                                                                                 attempt: 1, trigger: .manual))], harness)
+        try await Task.sleep(for: .milliseconds(20))  // the disable is journaled later than the start, to the millisecond
+        try await RunNowTests().appendUnchecked([.taskDisabled(task.name), .taskEnabled(task.name)], harness)
+        let engine = harness.engine()
+        let report = try await engine.start()
+        #expect(report.interruptedRuns.first { $0.runID == "interrupted1" }?.action == "re-run")
+        #expect(await harness.wait { try harness.entries().startedRuns.contains { $0.task == task.name && $0.trigger == .recovery } })
+        await engine.stop()
+    }
 }
 
 /// A deleted task's run still in its stop's grace is no run of a task created again under its name.

@@ -17,6 +17,10 @@ public enum StateLoader {
         /// The LSN of each active run's `run.started`, when replay read it (a run missing here started before the
         /// checkpoint): recovery compares it with the LSNs a salvage lost, which may have held the run's end.
         public var activeRunStartLSNs: [String: UInt64] = [:]
+        /// The LSN of each task's latest `task.saved`, when replay read it (a task missing here was saved before the
+        /// checkpoint): recovery compares it with an interrupted run's start, as a definition's stamp (a `--disable`
+        /// and `--enable` are no new definition).
+        public var definitionSaveLSNs: [TaskName: UInt64] = [:]
         /// Tasks whose saved paths were another workspace's (``rebase(onto:)``): their rows are rewritten.
         public var rebased: Set<TaskName> = []
     }
@@ -33,6 +37,7 @@ public enum StateLoader {
         var replayed = 0
         var touched: [(lsn: UInt64, task: TaskName?, isCommand: Bool)] = []
         var startLSNs: [String: UInt64] = [:]
+        var saveLSNs: [TaskName: UInt64] = [:]
         try journal.contents.forEachRecord(from: state.lastLSN + 1) { lsn, bytes in
             replayed += 1
             // A record that cannot be applied never stops the replay: its task goes into error instead.
@@ -53,6 +58,8 @@ public enum StateLoader {
             case .runStarted(let start): startLSNs[start.runID] = lsn
             case .runFinished(let end): startLSNs[end.runID] = nil
             case .runInterrupted(let runID, _, _, _): startLSNs[runID] = nil
+            case .taskSaved(let definition, _): saveLSNs[definition.name] = lsn
+            case .taskDeleted(let name): saveLSNs[name] = nil
             default: break
             }
             if case .taskSaved(let definition, _) = entry.event, let reason = state.tasks[definition.name]?.refusal {
@@ -63,7 +70,7 @@ public enum StateLoader {
         state.lastLSN = max(state.lastLSN, journal.lastLSN)
         let seconds = Double(DispatchTime.now().uptimeNanoseconds - started) / 1e9
         return Loaded(state: state, recordsReplayed: replayed, seconds: seconds, snapshotSeconds: snapshotSeconds, touched: touched, refused: refused,
-                      activeRunStartLSNs: startLSNs.filter { state.activeRuns[$0.key] != nil })
+                      activeRunStartLSNs: startLSNs.filter { state.activeRuns[$0.key] != nil }, definitionSaveLSNs: saveLSNs)
     }
 
     /// A checkpoint's snapshot, in either form ``SnapshotCodec`` reads.

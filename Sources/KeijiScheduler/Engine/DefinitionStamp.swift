@@ -1,8 +1,8 @@
 import KeijiCore
 
 /// Which definition of a task a run was queued under: the task's identity (a task deleted and created again under the
-/// same name is another task) and the LSN of its latest `task.saved` that this engine applied (0: saved before it
-/// started). Catch-ups wait in memory, so this engine applied every save made since they were queued: a queued run
+/// same name is another task) and the LSN of its latest `task.saved` that this engine applied or replayed at its start
+/// (0: saved before the checkpoint it started from). Catch-ups wait in memory, so this engine applied every save made since they were queued: a queued run
 /// whose stamp is no longer its task's is of a definition that is gone, and does not run the new one.
 struct DefinitionStamp: Equatable, Sendable {
     var taskID: String
@@ -26,6 +26,15 @@ extension SchedulerEngine {
     func staleness(of stamp: DefinitionStamp, _ name: TaskName) -> String? {
         guard let current = self.stamp(of: name), current.taskID == stamp.taskID else { return "the task was deleted" }
         return current.savedAt == stamp.savedAt ? nil : "the task was redefined"
+    }
+
+    /// Whether `name` was saved again after its run whose `run.started` is at `startLSN` (the checkpoint's LSN when
+    /// replay did not read it, the start being at or before it). Only when both that start and the latest save are
+    /// in the checkpoint is their order unknown: then any change of the task since `startedAt` counts, as it all did
+    /// before (its `updatedAt`: a `--disable` and `--enable` too).
+    func redefined(_ name: TaskName, afterRunStartedAt startLSN: UInt64, _ startedAt: Int64, checkpointLSN: UInt64) -> Bool {
+        if let saved = definitionSaves[name] { return saved > startLSN }
+        return startLSN <= checkpointLSN && (state.tasks[name]?.updatedAt ?? 0) > startedAt
     }
 
     func queueBasis(of name: TaskName) -> QueueBasis? {

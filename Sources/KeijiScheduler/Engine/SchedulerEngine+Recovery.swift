@@ -69,6 +69,7 @@ extension SchedulerEngine {
                  + "\(configuration.workspace.tasksDirectory) and \(configuration.workspace.executablesDirectory)")
         }
         adopt(loaded.state, appliedThrough: journal.lastLSN)
+        definitionSaves = loaded.definitionSaveLSNs
 
         let previous: RecoveryReport.PreviousShutdown =
             loaded.state.schedulerRunning ? .crash : (loaded.state.schedulerHasStarted ? .clean : .firstStart)
@@ -152,9 +153,9 @@ extension SchedulerEngine {
                     action = "not re-run (policy)"
                 } else if task.isDisabled || task.isError || givenUpTasks.contains(name) {
                     action = task.isDisabled ? "not re-run (task disabled)" : "not re-run (task in error)"
-                } else if task.updatedAt > run.startedAt {
-                    // A re-run is the task's definition now: one changed (redefined, say) during the run would run a command
-                    // that never began this slot. The rule a retry follows (``owedRetries(rerunning:)``).
+                } else if redefined(name, afterRunStartedAt: startLSN, run.startedAt, checkpointLSN: journal.latestCheckpoint?.lsn ?? 0) {
+                    // A re-run is the task's definition now: one redefined during the run would run a command that never
+                    // began this slot. A `--disable` and `--enable` during it changed no definition: it is re-run.
                     action = "not re-run (task changed during the run)"
                 } else if interruptions >= Self.interruptionLimit {
                     let what = run.start.slot.map { "slot \(ISO8601.string(fromSeconds: $0))" } ?? "a manual run"
