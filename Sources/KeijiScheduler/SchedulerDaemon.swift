@@ -84,8 +84,9 @@ public enum SchedulerDaemon {
         let linkTask = Task { await link.run() }
 
         let stop = AsyncStream<Int32> { continuation in
+            // No SIG_IGN first (the Darwin idiom): on Linux the source installs a handler of its own, and a SIGTERM
+            // between the two was discarded (a start interrupted then waited 30 s for the scheduler, then killed it).
             for signal in [SIGTERM, SIGINT] {
-                Glibc.signal(signal, SIG_IGN)
                 let source = DispatchSource.makeSignalSource(signal: signal, queue: .global())
                 source.setEventHandler { continuation.yield(signal) }
                 source.resume()

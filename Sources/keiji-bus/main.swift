@@ -82,9 +82,9 @@ let fileLog = makeFileLogger(workspace)
 let log = fileLog ?? logToStderr
 let server = BusServer(push: endpoints.push, pull: endpoints.pull, token: token, log: log)
 // Before binding, so a SIGTERM that arrives during startup is still a clean exit 0: the handlers run on the
-// main queue, which starts at dispatchMain() below.
+// main queue, which starts at dispatchMain() below. No SIG_IGN first (the Darwin idiom): on Linux the source installs
+// a handler of its own, and a signal between the two was discarded, so a stop waited 30 s and killed the process.
 for signalNumber in [SIGTERM, SIGINT] {
-    signal(signalNumber, SIG_IGN)
     let source = DispatchSource.makeSignalSource(signal: signalNumber, queue: .main)
     source.setEventHandler {
         log("stopping on \(signalNumber == SIGTERM ? "SIGTERM" : "SIGINT")")
