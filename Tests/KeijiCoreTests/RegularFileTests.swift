@@ -2,6 +2,7 @@ import Foundation
 import Testing
 
 @testable import KeijiCore
+import KeijiJournal
 
 #if canImport(Glibc)
 @preconcurrency import Glibc
@@ -27,7 +28,7 @@ struct RegularFileTests {
             Issue.record("a link and a FIFO are not read")
             return
         }
-        #expect(RegularFile.kind(linkMode) == "a symbolic link" && RegularFile.kind(fifoMode) == "a FIFO")
+        #expect(FileKind.described(linkMode) == "a symbolic link" && FileKind.described(fifoMode) == "a FIFO")
         #expect(RegularFile.read(link, limit: 64, followLinks: true) == .success(Array("0123456789".utf8)))
         #expect(throws: KeijiError.self) { try FileSystem.read(fifo) }
         #expect(String(decoding: try FileSystem.read(link), as: UTF8.self) == "0123456789", "settings may be a link")

@@ -64,7 +64,7 @@ public struct LogFile: Sendable {
         // A folder there is an error (EISDIR), not replaced.
         if case .failure(.notRegular(let mode)) = opened {
             let target = mode & S_IFMT == S_IFLNK ? (try? FileManager.default.destinationOfSymbolicLink(atPath: activePath)) : nil
-            replaced = RegularFile.kind(mode) + (target.map { " (→ \($0), left as it was)" } ?? "")
+            replaced = FileKind.described(mode) + (target.map { " (→ \($0), left as it was)" } ?? "")
             unlink(activePath)
             opened = RegularFile.open(activePath, flags: O_RDWR | O_APPEND | O_CREAT | O_EXCL)
         }

@@ -1,4 +1,5 @@
 import Foundation
+import KeijiJournal
 
 #if canImport(Glibc)
 @preconcurrency import Glibc
@@ -22,7 +23,7 @@ public enum RegularFile {
         public var description: String {
             switch self {
             case .absent: String(cString: strerror(ENOENT))
-            case .notRegular(let mode): "it is \(RegularFile.kind(mode)), not a file"
+            case .notRegular(let mode): "it is \(FileKind.described(mode)), not a file"
             case .failed(let code): String(cString: strerror(code))
             }
         }
@@ -73,18 +74,5 @@ public enum RegularFile {
             bytes.append(contentsOf: chunk[..<count])
         }
         return .success(bytes)
-    }
-
-    /// What a file of `mode` is, for a message: "a FIFO", "a symbolic link", ….
-    public static func kind(_ mode: mode_t) -> String {
-        switch mode & S_IFMT {
-        case S_IFREG: "a regular file"
-        case S_IFDIR: "a directory"
-        case S_IFLNK: "a symbolic link"
-        case S_IFIFO: "a FIFO"
-        case S_IFSOCK: "a socket"
-        case S_IFCHR, S_IFBLK: "a device"
-        default: "not a regular file"
-        }
     }
 }

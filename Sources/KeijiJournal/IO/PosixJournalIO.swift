@@ -103,15 +103,7 @@ public struct PosixJournalIO: JournalIO {
 
     /// "'open' failed on <path>: it is a FIFO, not a file" (a directory, a link, …).
     private static func notAFile(_ path: String, _ mode: mode_t) -> JournalError {
-        let kind = switch mode & S_IFMT {
-        case S_IFDIR: "a directory"
-        case S_IFLNK: "a symbolic link"
-        case S_IFIFO: "a FIFO"
-        case S_IFSOCK: "a socket"
-        case S_IFCHR, S_IFBLK: "a device"
-        default: "not a regular file"
-        }
-        return JournalError(.io, "'open' failed on \(path): it is \(kind), not a file")
+        JournalError(.io, "'open' failed on \(path): it is \(FileKind.described(mode)), not a file")
     }
 
     public func close(_ file: FileDescriptor) {

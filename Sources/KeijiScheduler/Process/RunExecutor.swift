@@ -1,5 +1,6 @@
 import Foundation
 import KeijiCore
+import KeijiJournal
 import Synchronization
 
 #if canImport(Glibc)
@@ -191,7 +192,7 @@ struct RunExecutor: Sendable {
         case .success(let bytes):
             return (bytes.isEmpty ? nil : RunOutputTail.clean(Substring(String(decoding: bytes, as: UTF8.self)), limit: Self.errorMessageLimit), nil)
         case .failure(.notRegular(let mode)):
-            return (nil, "its KEIJI_ERROR_FILE was \(RegularFile.kind(mode)), not a file: ignored")
+            return (nil, "its KEIJI_ERROR_FILE was \(FileKind.described(mode)), not a file: ignored")
         case .failure:
             return (nil, nil)
         }
