@@ -255,6 +255,20 @@ struct SystemCommandTests {
         #expect(try pid(of: "bus", in: s) == nil && pid(of: "scheduler", in: s) == nil, "the scheduler is not started after the bus refused")
     }
 
+    /// `keiji arguments` of session `s` started and left running, its output on pipes (a test that signals it as it runs).
+    func launched(_ arguments: [String], in s: Session) throws -> (Process, out: Pipe, err: Pipe) {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: s.binaries + "/keiji")
+        process.arguments = arguments
+        process.environment = s.environment
+        let out = Pipe(), err = Pipe()
+        process.standardOutput = out
+        process.standardError = err
+        process.standardInput = FileHandle.nullDevice
+        try process.run()
+        return (process, out, err)
+    }
+
     /// The services of one session by their processes, whatever the pid files say: each process of `binary` whose
     /// environment has the session's `HOME`.
     func processes(_ binary: String, of s: Session) -> [pid_t] {
@@ -858,15 +872,7 @@ struct SystemCommandTests {
             return (try JSONSerialization.jsonObject(with: Data(list.stdout.utf8)) as? [[String: Any]])?.first?["state"] as? String == "running"
         })
 
-        let restart = Process()
-        restart.executableURL = URL(fileURLWithPath: s.binaries + "/keiji")
-        restart.arguments = ["system", "--restart"]
-        restart.environment = s.environment
-        let out = Pipe(), err = Pipe()
-        restart.standardOutput = out
-        restart.standardError = err
-        restart.standardInput = FileHandle.nullDevice
-        try restart.run()
+        let (restart, out, err) = try launched(["system", "--restart"], in: s)
         // SIGINT once the stop says it waits for the run, SIGHUP once that was answered; read on a thread of its own.
         let stderr = try await offThePool { () -> String in
             var text = ""
@@ -922,15 +928,7 @@ struct SystemCommandTests {
 
         /// A start interrupted (SIGINT to its group, as Ctrl-C) while the scheduler it spawned is stopped.
         func interruptedStart(_ arguments: String...) async throws -> (Process, stdout: String, stderr: String) {
-            let start = Process()
-            start.executableURL = URL(fileURLWithPath: s.binaries + "/keiji")
-            start.arguments = ["system", "--start"] + arguments
-            start.environment = s.environment
-            let out = Pipe(), err = Pipe()
-            start.standardOutput = out
-            start.standardError = err
-            start.standardInput = FileHandle.nullDevice
-            try start.run()
+            let (start, out, err) = try launched(["system", "--start"] + arguments, in: s)
             #expect(await eventually { try pid(of: "scheduler", in: s) != nil || !start.isRunning })
             let scheduler = try #require(try pid(of: "scheduler", in: s))
             func stopped() -> Bool {

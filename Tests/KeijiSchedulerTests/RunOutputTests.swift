@@ -15,10 +15,7 @@ struct RunOutputTests {
         try await engine.start()
         for count in 1...times {
             _ = try await engine.submit(.taskTriggered(harness.taskName(raw)))
-            #expect(await harness.wait {
-                guard try harness.entries().finishedRuns.count >= count else { return false }
-                return await engine.runsInProgress == 0
-            })
+            #expect(await harness.waitForRunsEnded(count, by: engine))
         }
         await engine.stop()
         return try harness.entries().finishedRuns.map(\.runID)

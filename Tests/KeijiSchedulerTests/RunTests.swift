@@ -52,12 +52,7 @@ struct RunTests {
         try await engine.start()
         _ = try await engine.submit(.taskTriggered(harness.taskName("greeter")))
         _ = try await engine.submit(.taskTriggered(harness.taskName("missing")))
-        // Journaled is not yet over: the engine lets go of a run just after its run.finished is durable, and a
-        // `--run` of a skip task is refused until then.
-        #expect(await harness.wait {
-            guard try harness.entries().finishedRuns.count >= 2 else { return false }
-            return await engine.runsInProgress == 0
-        })
+        #expect(await harness.waitForRunsEnded(2, by: engine))
         try "PATH=\(tools):/usr/bin:/bin\nGREETING=second-value\n".write(toFile: definition.directory + "/.env", atomically: true, encoding: .utf8)
         _ = try await engine.submit(.taskTriggered(harness.taskName("greeter")))
         #expect(await harness.wait { try harness.entries().finishedRuns.count >= 3 })
@@ -145,11 +140,7 @@ struct RunTests {
         let engine = harness.engine()
         try await engine.start()
         _ = try await engine.submit(.taskTriggered(harness.taskName("shared")))
-        // Applied too, not only journaled: a trigger the engine takes while it still counts the run refuses (overlap skip).
-        #expect(await harness.wait {
-            guard try harness.entries().finishedRuns.count >= 1 else { return false }
-            return await !engine.state.isRunning(definition.name)
-        })
+        #expect(await harness.waitForRunsEnded(1, by: engine))
         chmod(definition.directory, 0o700)
         _ = try await engine.submit(.taskTriggered(harness.taskName("shared")))
         #expect(await harness.wait { try harness.entries().finishedRuns.count >= 2 })
@@ -193,10 +184,7 @@ struct RunTests {
                 runs += 1
                 let target = runs
                 _ = try await engine.submit(.taskTriggered(harness.taskName("envy")))
-                #expect(await harness.wait {
-                    guard try harness.entries().finishedRuns.count >= target else { return false }
-                    return await engine.runsInProgress == 0
-                })
+                #expect(await harness.waitForRunsEnded(target, by: engine))
             }
             await engine.stop()
         }
@@ -233,10 +221,7 @@ struct RunTests {
         let engine = harness.engine()
         try await engine.start()
         for name in ["crasher", "quitter", "silent"] { _ = try await engine.submit(.taskTriggered(harness.taskName(name))) }
-        #expect(await harness.wait {
-            guard try harness.entries().finishedRuns.count >= 3 else { return false }
-            return await engine.runsInProgress == 0
-        })
+        #expect(await harness.waitForRunsEnded(3, by: engine))
         await engine.stop()
         let messages = Dictionary(uniqueKeysWithValues: try harness.entries().finishedRuns.map { ($0.task.rawValue, $0.message ?? "") })
         #expect(messages["crasher"] == "crasher/function.swift:3: Fatal error: boom (killed by signal 4)", "\(harness.log(of: "crasher").suffix(300))")
@@ -285,10 +270,7 @@ struct RunTests {
         let engine = harness.engine()
         try await engine.start()
         _ = try await engine.submit(.taskTriggered(harness.taskName("crasher")))
-        #expect(await harness.wait {
-            guard try harness.entries().finishedRuns.count >= 1 else { return false }
-            return await engine.runsInProgress == 0
-        })
+        #expect(await harness.waitForRunsEnded(1, by: engine))
         await engine.stop()
         let end = try #require(try harness.entries().finishedRuns.first)
         #expect(end.message == "crasher/function.swift:3: Fatal error: boom (killed by signal 4)", "\(harness.log(of: "crasher").suffix(300))")

@@ -71,6 +71,15 @@ final class SchedulerHarness: @unchecked Sendable {
         return (try? await condition()) == true
     }
 
+    /// Waits until `count` runs have ended in the journal and `engine` has let go of them: it does so just after a
+    /// run's `run.finished` is durable, and a `--run` of a skip task is refused until then.
+    func waitForRunsEnded(_ count: Int, by engine: SchedulerEngine) async -> Bool {
+        await wait {
+            guard try entries().finishedRuns.count >= count else { return false }
+            return await engine.runsInProgress == 0
+        }
+    }
+
     func log(of raw: String) -> String {
         (try? String(contentsOfFile: workspace.taskLogFile(taskName(raw)), encoding: .utf8)) ?? ""
     }
