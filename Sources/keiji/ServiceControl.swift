@@ -75,7 +75,14 @@ struct ServiceControl {
     /// already running, then waits until it reports that it accepts work (``ReadinessWait``). Returns its pid, whether it was started now and the notes it sent while starting;
     /// throws the service's own reason when it refused or died while starting.
     func start(_ service: Service, arguments: [String] = [], wait: ReadinessWait = ReadinessWait()) throws -> (pid: pid_t, started: Bool, notes: [String]) {
-        let lock = try WorkspaceChangeLock.services(workspace)  // until it is ready, refused or dead: another start sees it running
+        // Held until it is ready, refused or dead: another start sees it running. An interrupt while another call
+        // holds it ends the wait, nothing started.
+        let lock: WorkspaceChangeLock
+        do {
+            lock = try WorkspaceChangeLock.services(workspace, unless: wait.interrupted)
+        } catch is WorkspaceChangeLock.Interrupted {
+            throw Interrupted(spawned: false)
+        }
         defer { lock.release() }
         if let pid = try runningPID(service) { return (pid, false, []) }
         if wait.interrupted() { throw Interrupted(spawned: false) }

@@ -19,7 +19,8 @@ import KeijiCore
 ///
 /// Waits are bounded: a holder that never lets go (a command stopped with Ctrl-Z in another terminal) made every later
 /// create or stop wait forever. Past ``longestWait`` (``longestServicesWait`` for the services lock) the call fails,
-/// naming the lock file and, from `/proc/locks`, the holder's pid.
+/// naming the lock file and, from `/proc/locks`, the holder's pid. A wait can also end on the caller's word
+/// (``Interrupted``): a start holds back Ctrl-C, and one pressed while it waited went unheeded until the holder let go.
 struct WorkspaceChangeLock {
     /// A create holds the workspace lock while its command is delivered: up to 15 s for the bus's answer, and as long
     /// as the offline path waits for the journal (``JournalTurn/longestWait``).
@@ -34,12 +35,14 @@ struct WorkspaceChangeLock {
         try self.init(workspace, file: "workspace-changes.lock", waiting: "changes the workspace", for: limit)
     }
 
-    /// The lock on starting and stopping the workspace's services.
-    static func services(_ workspace: Workspace) throws -> WorkspaceChangeLock {
-        try WorkspaceChangeLock(workspace, file: "services.lock", waiting: "starts or stops the services", for: longestServicesWait)
+    /// The lock on starting and stopping the workspace's services. `interrupted` is asked while it waits (every 10 ms):
+    /// once it says yes, the wait ends with ``Interrupted``.
+    static func services(_ workspace: Workspace, unless interrupted: () -> Bool = { false }) throws -> WorkspaceChangeLock {
+        try WorkspaceChangeLock(workspace, file: "services.lock", waiting: "starts or stops the services", for: longestServicesWait,
+                                unless: interrupted)
     }
 
-    private init(_ workspace: Workspace, file: String, waiting what: String, for limit: Duration) throws {
+    private init(_ workspace: Workspace, file: String, waiting what: String, for limit: Duration, unless interrupted: () -> Bool = { false }) throws {
         try workspace.createSystemDirectories()
         let path = workspace.systemRoot + "/" + file
         descriptor = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
@@ -52,6 +55,10 @@ struct WorkspaceChangeLock {
             guard code == EWOULDBLOCK else {
                 close(descriptor)
                 throw CLIError("cannot lock \(path): \(String(cString: strerror(code)))")
+            }
+            guard !interrupted() else {
+                close(descriptor)
+                throw Interrupted()
             }
             guard ContinuousClock.now < deadline else {
                 let holder = LockHolder.naming(descriptor)
@@ -68,6 +75,9 @@ struct WorkspaceChangeLock {
     }
 
     func release() { close(descriptor) }
+
+    /// The wait was given up because its `interrupted` said so; the lock was not taken.
+    struct Interrupted: Error {}
 
     /// The lock was still held elsewhere after the longest wait.
     struct HeldTooLong: Error, CustomStringConvertible {

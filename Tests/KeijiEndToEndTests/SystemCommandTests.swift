@@ -964,6 +964,44 @@ struct SystemCommandTests {
         #expect(try await s.keiji("system", "--stop").status == 0)
     }
 
+    /// Ctrl-C (or SIGTERM) while a start waits for the services lock another call holds ends it at once, nothing
+    /// started: the start holds back interrupts, and one that came during the wait was only noted, so the start waited
+    /// on until the holder let go (up to 180 s) before it ended.
+    @Test func aStartInterruptedWhileWaitingForTheServicesLockEndsAtOnceHavingStartedNothing() async throws {
+        let s = try Session()
+        defer { s.cleanUp() }
+        #expect(try await s.keiji("init").status == 0)
+        for signal in [SIGINT, SIGTERM] {
+            let lock = open(s.home + "/.keiji/services.lock", O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
+            #expect(lock >= 0 && flock(lock, LOCK_EX) == 0)
+            var held = true
+            defer { if held { close(lock) } }
+            let (start, out, err) = try launched(["system", "--start"], in: s)
+            let waiting = try await offThePool {
+                var text = ""
+                while !text.contains("that starts or stops the services…") {
+                    let chunk = err.fileHandleForReading.availableData
+                    if chunk.isEmpty { break }
+                    text += String(decoding: chunk, as: UTF8.self)
+                }
+                return text
+            }
+            #expect(waiting.hasPrefix("waiting for another keiji call"), "\(signal): \(waiting)")
+            kill(-start.processIdentifier, signal)  // to its group, as Ctrl-C at a terminal
+            #expect(await eventually(.seconds(20)) { !start.isRunning }, "\(signal): still waiting for the lock 20 s after the interrupt")
+            close(lock)  // a start still waiting (the failure above) ends now
+            held = false
+            let stdout = try await offThePool { String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self) }
+            let stderr = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+            try await offThePool { start.waitUntilExit() }
+            #expect(start.terminationReason == .uncaughtSignal && start.terminationStatus == signal, "\(signal): \(start.terminationStatus) \(stdout)\(stderr)")
+            #expect(stdout.isEmpty && stderr == "error: interrupted: nothing was started; the services are as they were before this start\n",
+                    "\(signal): \(stdout)\(stderr)")
+            try #expect(pid(of: "bus", in: s) == nil && pid(of: "scheduler", in: s) == nil
+                        && processes("keiji-bus", of: s).isEmpty && processes("keiji-schedul", of: s).isEmpty, "\(signal): nothing started")
+        }
+    }
+
     /// `keiji system --restart` run by a task (a maintenance task) is one of the runs the scheduler's stop waits for:
     /// after 10 s the stop killed the run's group, the restarting CLI with it, and the scheduler stayed down. The CLI
     /// hands the restart to a detached copy of itself and the run ends at once: the scheduler comes back as a new
