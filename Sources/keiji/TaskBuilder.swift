@@ -30,6 +30,7 @@ struct TaskBuilder {
             throw CLIError(SwiftTaskNames.problem(with: name.rawValue, besideSwiftTasks: SwiftTaskNames.swiftTaskFolders(workspace))
                            ?? "task \(name) is not in \(workspace.root)/Package.swift")
         }
+        try checkSources(of: directory)  // as they are now that the task list is brought in line
         Console.progress("building \(name) (swift build; the first build also compiles the SDK)…")
         let started = Date()
         let status = try Self.run(swift, ["build", "--package-path", workspace.root, "--scratch-path", workspace.buildDirectory,
@@ -71,6 +72,17 @@ struct TaskBuilder {
         let definition = TaskDefinition(name: name, description: description, action: .binary(path: workspace.executable(for: name)),
                                         schedule: spec, policy: policy, directory: directory)
         return (definition, built)
+    }
+
+    /// What `swift build` runs (the two manifests) and compiles into the program the scheduler runs as you (the task's
+    /// folder and the SDK's sources): each file and folder there is refused when another user owns it or could write it
+    /// (``Workspace/checkFile(_:)``), as their folders are.
+    private func checkSources(of directory: String) throws {
+        for manifest in [workspace.root + "/Package.swift", workspace.root + "/sdk/Package.swift"] { try workspace.checkFile(manifest) }
+        for folder in [directory, workspace.root + "/sdk/Sources/KeijiTaskKit"] {
+            let entries = FileManager.default.enumerator(atPath: folder)
+            while let entry = entries?.nextObject() as? String { try workspace.checkFile(folder + "/" + entry) }
+        }
     }
 
     /// Installs the `built` binary atomically: copied beside the target, then renamed over it (a running task keeps

@@ -252,6 +252,8 @@ struct TaskCommand: AsyncParsableCommand {
         // Checked before anything is written: a refused value leaves no folder behind.
         let definition = try TaskDefinition(name: taskName, description: desc, action: .command(command), schedule: spec,
                                             policy: policy, directory: directory).validated()
+        // A script of the folder (`./backup.sh`) is run as you: refused now, as each run would refuse it, if others may write it.
+        if let program = CommandWords.plainWords(command)?.first { try workspace.checkProgram(program, runIn: directory) }
         // The folder and its .env exist before the save (a first run may come at once); a refusal removes
         // them again, or puts back the .env of a folder that was there: its other files are the owner's (the scripts
         // the command runs), kept, unless it held a Swift task's sources, which a command task replaces.

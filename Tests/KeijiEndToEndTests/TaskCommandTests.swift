@@ -229,6 +229,31 @@ struct TaskCommandTests {
         #expect(!FileManager.default.fileExists(atPath: s.home + "/.keiji/build"), "refused before the compile")
     }
 
+    /// `--create` refuses a command whose script in the task's folder others may write, and `--build` a source or
+    /// manifest it would compile and run: each named with the fix, left as it is, and nothing compiled.
+    @Test func createAndBuildRefuseAFileOthersCanWrite() async throws {
+        let s = try Session()
+        defer { s.cleanUp() }
+        #expect(try await s.keiji("init").status == 0)
+        let folder = s.home + "/keiji/tasks/c"
+        #expect(mkdir(folder, 0o755) == 0)
+        let script = folder + "/run.sh"
+        #expect(FileManager.default.createFile(atPath: script, contents: Data("#!/bin/sh\n".utf8)) && chmod(script, 0o757) == 0)
+        refused(try await s.keiji("task", "--create", "--force", "--name=c", "--desc=x", "--command", "./run.sh", "--every", "1h"),
+                saying: "\(script) is mode 0757, writable by others, who could make keiji run their code as you: chmod go-w \(script)")
+        chmod(script, 0o755)
+        #expect(try await s.keiji("task", "--create", "--force", "--name=c", "--desc=x", "--command", "./run.sh", "--every", "1h").status == 0)
+        #expect(try await s.keiji("task", "--create", "--name=sw", "--desc=x").status == 0)
+        let source = s.home + "/keiji/tasks/sw/main.swift"
+        chmod(source, 0o646)
+        refused(try await s.keiji("task", "--name=sw", "--build"), saying: "\(source) is mode 0646, writable by others")
+        chmod(source, 0o644)
+        let manifest = s.home + "/keiji/sdk/Package.swift"
+        chmod(manifest, 0o666)
+        refused(try await s.keiji("task", "--name=sw", "--build"), saying: "\(manifest) is mode 0666, writable by others")
+        #expect(!FileManager.default.fileExists(atPath: s.home + "/.keiji/build"), "refused before the compile")
+    }
+
     /// A Swift task whose save would be refused is neither built nor installed.
     @Test func aRefusedSwiftSaveInstallsNoBinary() async throws {
         let s = try Session()

@@ -59,6 +59,37 @@ struct RunPreparationTests {
 
     // MARK: - Environment block
 
+    /// A `.env` another user may write is refused (``TrustedFile``), cached or not: its variables run as the owner. A
+    /// group of the owner's own may write (``PrivateGroup``); a group with others in it, or none, may not.
+    @Test func aDotEnvOthersOrAnotherGroupMayWriteIsRefusedCachedOrNot() throws {
+        let directory = FileManager.default.temporaryDirectory.path + "/keiji-env-" + UUID().uuidString.prefix(8)
+        try FileSystem.createDirectory(directory)
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let path = directory + "/.env"
+        let environments = TaskEnvironments(base: ["PATH": "/usr/bin"])
+        try FileSystem.writeAtomically(Data("LD_PRELOAD=/tmp/x.so\n".utf8), to: path, mode: 0o600)
+        #expect(try environments.block(forTaskDirectory: directory).keys == ["PATH", "LD_PRELOAD"])
+        chmod(path, 0o606)
+        #expect { try environments.block(forTaskDirectory: directory) } throws: { error in
+            (error as? KeijiError)?.message == "\(path) is mode 0606, writable by others, who could make keiji run their code as you: chmod go-w \(path)"
+        }
+        chmod(path, 0o660)
+        if PrivateGroup.isPrivate(getegid(), to: geteuid()) {
+            #expect(try environments.block(forTaskDirectory: directory).keys == ["PATH", "LD_PRELOAD"])
+        } else {
+            #expect(throws: KeijiError.self) { try environments.block(forTaskDirectory: directory) }
+        }
+        if geteuid() == 0 {
+            #expect(chown(path, geteuid(), 65534) == 0)  // nogroup: nobody's primary group, members or none
+            #expect { try environments.block(forTaskDirectory: directory) } throws: { error in
+                let message = (error as? KeijiError)?.message ?? ""
+                return message.hasPrefix("\(path) is mode 0660, writable by its group ") && message.contains("(gid 65534), which has other members")
+            }
+        }
+        chmod(path, 0o600)
+        #expect(try environments.block(forTaskDirectory: directory).keys == ["PATH", "LD_PRELOAD"])
+    }
+
     @Test func theEnvironmentIsReadOnceAndAgainWhenTheDotEnvChanges() throws {
         let directory = FileManager.default.temporaryDirectory.path + "/keiji-env-" + UUID().uuidString.prefix(8)
         try FileSystem.createDirectory(directory)

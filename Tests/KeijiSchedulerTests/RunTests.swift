@@ -152,6 +152,46 @@ struct RunTests {
         #expect(log.contains("could not start after 0 ms: \(reason)\n"), "\(log)")
     }
 
+    /// A `.env` or a script of the task's folder that others may write ends the run unstarted, naming the file and the
+    /// fix: its variables (`LD_PRELOAD`, `PATH`) and the script run as the owner, in a folder of their own. A `.env`
+    /// read and cached while it was sound is refused once it is not. Fixed, the next run starts.
+    @Test func aDotEnvOrScriptOthersCanWriteEndsTheRunUnstarted() async throws {
+        let harness = try SchedulerHarness()
+        defer { harness.remove() }
+        let definition = try harness.commandTask("writable", "./run.sh", every: 3600) { $0.continueOnError = true }
+        let (dotEnv, script) = (definition.directory + "/.env", definition.directory + "/run.sh")
+        try FileSystem.writeAtomically(Data("GREETING=hello\n".utf8), to: dotEnv, mode: 0o600)
+        try FileSystem.writeAtomically(Data("#!/bin/sh\necho \"$GREETING\"\n".utf8), to: script, mode: 0o755)
+        try await harness.defineOffline(definition)
+        let engine = harness.engine()
+        try await engine.start()
+        let name = harness.taskName("writable")
+        var ended = 0
+        func trigger() async throws {
+            ended += 1
+            _ = try await engine.submit(.taskTriggered(name))
+            #expect(await harness.waitForRunsEnded(ended, by: engine))
+        }
+        try await trigger()  // sound: runs, and its .env is cached
+        chmod(dotEnv, 0o606)
+        try await trigger()
+        chmod(dotEnv, 0o600)
+        chmod(script, 0o775 | 0o002)
+        try await trigger()
+        chmod(script, 0o755)
+        try await trigger()
+        await engine.stop()
+        let log = harness.log(of: "writable")
+        let runs = try harness.entries().finishedRuns
+        func refusal(_ path: String, _ mode: String) -> String {
+            "\(path) is mode \(mode), writable by others, who could make keiji run their code as you: chmod go-w \(path)"
+        }
+        #expect(runs.map(\.outcome) == [.succeeded, .spawnFailed, .spawnFailed, .succeeded], "\(runs)")
+        #expect(runs.map(\.message).dropFirst().prefix(2) == [refusal(dotEnv, "0606"), refusal(script, "0777")], "\(runs)")
+        #expect(log.contains("could not start after 0 ms: \(refusal(dotEnv, "0606"))\n"), "\(log)")
+        #expect(log.components(separatedBy: "hello\n").count == 3, "the two sound runs ran: \(log)")
+    }
+
     /// A no-break space in a command is part of the word, as for the shell; the failure shows it escaped (``VisibleText``):
     /// `cannot start echo nbsp` looked as if `echo` were missing.
     @Test func aUnicodeSpaceInAProgramsNameIsShownEscaped() async throws {

@@ -40,43 +40,25 @@ public enum PrivateFolder {
     /// a group with anyone but you in it; sticky or not) could make it run their code. A group of your own
     /// (``PrivateGroup``: Debian's user private groups, whose umask 002 makes every folder group-writable) may write.
     /// They are the user's own to set, so the refusal names the fix rather than keiji making them 0700. A folder that is
-    /// not there passes (what needs it says so).
+    /// not there passes (what needs it says so). The files in them are held to the same rule (``TrustedFile``).
     public static func checkTrusted(_ path: String) throws {
         var info = stat()
         guard stat(path, &info) == 0 else {
             if errno == ENOENT { return }
             throw KeijiError(.io, "cannot read \(path): \(String(cString: strerror(errno)))")
         }
-        try requireOwned(info, path, because: "keiji runs only what is in folders of your own (chown it, or move the task)")
-        let mode = info.st_mode & 0o7777
-        let writers = mode & 0o002 != 0 ? "others"
-            : mode & 0o020 != 0 && !PrivateGroup.isPrivate(info.st_gid, to: info.st_uid) ? "its group \(groupName(info.st_gid)), which has other members"
-            : nil
-        guard let writers else { return }
-        throw KeijiError(.io, "\(path) is mode \(String(format: "%04o", mode)), writable by \(writers), who could make keiji run their code "
-                         + "as you: chmod go-w \(path)")
+        try TrustedFile.requireTrusted(owner: info.st_uid, group: info.st_gid, mode: info.st_mode, at: path,
+                                       because: "keiji runs only what is in folders of your own (chown it, or move the task)")
     }
 
     /// Refuses a folder whose owner is not the caller, saying `why`.
     private static func requireOwned(_ info: stat, _ path: String, because why: String) throws {
-        guard info.st_uid == geteuid() else { throw KeijiError(.io, "\(path) belongs to \(userName(info.st_uid)), not to you: \(why)") }
+        guard info.st_uid == geteuid() else { throw KeijiError(.io, "\(path) belongs to \(TrustedFile.userName(info.st_uid)), not to you: \(why)") }
     }
 
     /// The permission bits of the folder at `path` (followed), as `ls` shows them in octal: what `keiji init` says.
     public static func mode(of path: String) -> String? {
         var info = stat()
         return stat(path, &info) == 0 ? String(format: "%04o", info.st_mode & 0o7777) : nil
-    }
-
-    /// `name (gid N)`, or `gid N` for a gid with no name.
-    private static func groupName(_ gid: gid_t) -> String {
-        guard let entry = getgrgid(gid), let name = entry.pointee.gr_name else { return "gid \(gid)" }
-        return "\(String(cString: name)) (gid \(gid))"
-    }
-
-    /// `name (uid N)`, or `uid N` for a uid with no name.
-    private static func userName(_ uid: uid_t) -> String {
-        guard let entry = getpwuid(uid), let name = entry.pointee.pw_name else { return "uid \(uid)" }
-        return "\(String(cString: name)) (uid \(uid))"
     }
 }

@@ -51,6 +51,55 @@ public struct Workspace: Sendable, Equatable {
         }
     }
 
+    /// Checks the program a run in `directory` execs (``TrustedFile``), when it lies in `~/keiji` or `~/.keiji`: a script
+    /// in the task's folder, a tool in `~/keiji`, a built task's binary. A path without a `/` is looked up on `PATH`, and a
+    /// program elsewhere (`/usr/bin/python3`) is the system's: neither is keiji's to judge. A link is judged by where it
+    /// leads. Costs one `lstat` for a program in the workspace, nothing for any other.
+    public func checkProgram(_ program: String, runIn directory: String) throws {
+        guard program.contains("/") else { return }
+        let path = Self.lexicallyNormalized(program.hasPrefix("/") ? program : directory + "/" + program)
+        guard contains(path) else { return }
+        if Self.folder(of: path) != directory { try checkFolders(downTo: Self.folder(of: path)) }  // a tool of ~/keiji's own (the task's: checked)
+        try checkFile(path)
+    }
+
+    /// Checks the file or folder at `path`, in the workspace, that keiji reads or runs as you (``TrustedFile``,
+    /// ``PrivateFolder/checkTrusted(_:)``). A link is judged by where it leads, with the folders down to it, when that
+    /// is in the workspace too; one to a system file is the system's. One that is not there passes.
+    public func checkFile(_ path: String) throws {
+        var info = stat()
+        guard lstat(path, &info) == 0 else { return }
+        switch info.st_mode & S_IFMT {
+        case S_IFDIR: try PrivateFolder.checkTrusted(path)
+        case S_IFLNK:
+            guard let target = realpath(path, nil) else { return }
+            let resolved = String(cString: target)
+            free(target)
+            guard contains(resolved) else { return }
+            try checkFolders(downTo: Self.folder(of: resolved))
+            try TrustedFile.check(resolved)
+        default: try TrustedFile.check(owner: info.st_uid, group: info.st_gid, mode: info.st_mode, at: path)
+        }
+    }
+
+    /// Whether `path` (absolute, normalized) lies in `~/keiji` or `~/.keiji`.
+    private func contains(_ path: String) -> Bool { path.hasPrefix(root + "/") || path.hasPrefix(systemRoot + "/") }
+
+    /// The folder holding `path`.
+    private static func folder(of path: String) -> String {
+        String(path[..<(path.lastIndex(of: "/") ?? path.startIndex)])
+    }
+
+    /// `path` with `.`, `..` and repeated slashes taken out, links left as they are: `tasks/t/../../../../usr/bin/x` is
+    /// outside the workspace.
+    static func lexicallyNormalized(_ path: String) -> String {
+        var components: [Substring] = []
+        for component in path.split(separator: "/") where component != "." {
+            if component == ".." { _ = components.popLast() } else { components.append(component) }
+        }
+        return "/" + components.joined(separator: "/")
+    }
+
     // MARK: System folder (~/.keiji)
 
     public var systemRoot: String { home + "/.keiji" }

@@ -447,8 +447,10 @@ extension SchedulerEngine {
         var environment = EnvironmentBlock()
         var refusal: (any Error)?
         do {
-            // Its folder, `.env` and scripts are run as the owner: not when another user could have put them there.
+            // Its folder, `.env` and program are run as the owner: not when another user could have put them there or
+            // written them (the `.env` is checked as it is read).
             try configuration.workspace.checkFolders(downTo: definition.directory)
+            try configuration.workspace.checkProgram(ExecPlan(definition.action).program, runIn: definition.directory)
             environment = try environments.block(forTaskDirectory: definition.directory, warnedRecord: taskLog.dotEnvWarnedPath) { warning in
                 LogFile.write(fd, "\(ISO8601.string(fromMilliseconds: now)) [keiji] warning: \(warning)\n")
             }
@@ -462,7 +464,7 @@ extension SchedulerEngine {
         let result: RunExecutor.Result
         let latenessMs: Int64
         var started: SpawnServer.Run?
-        // A `.env` the run cannot have, or a folder others may write in: it ends as one the helper could not start, and
+        // A `.env` the run cannot have, or a folder, `.env` or program others may write: it ends as one the helper could not start, and
         // is never sent.
         let beginning = if let refusal { RunExecutor.Beginning.failed(.couldNotStart(refusal)) }
             else { await executor.begin(handle: run.handle, notBeforeMilliseconds: held ? fireAtMs : nil) }

@@ -9,7 +9,8 @@ import Synchronization
 
 /// The environment of each task's runs, encoded once: a defined base taken from the scheduler's environment
 /// (``inherited(from:)``) plus the task folder's `.env`. A run costs one `stat` of the `.env`; the file is read and parsed again only when its
-/// identity, size, modification or change time differ. A task without a `.env` keeps no entry at all (its
+/// identity, size, modification or change time differ. Its owner and mode, from that same `stat`, are checked at every run
+/// (``TrustedFile``): a `.env` another user could write is refused, cached or not. A task without a `.env` keeps no entry at all (its
 /// runs use the scheduler's block), so the cache costs nothing for most tasks.
 final class TaskEnvironments: Sendable {
     /// The variables each run sets itself: never taken from the scheduler's environment or a `.env`. `PWD` is the
@@ -29,16 +30,19 @@ final class TaskEnvironments: Sendable {
     private struct Stamp: Equatable {
         var device: UInt64, inode: UInt64, size: Int64
         var modified: timespec, changed: timespec
+        var owner: uid_t, group: gid_t, mode: mode_t
 
         init?(_ path: String) {
             var info = stat()
             guard stat(path, &info) == 0 else { return nil }
             (device, inode, size) = (UInt64(info.st_dev), UInt64(info.st_ino), Int64(info.st_size))
             (modified, changed) = (info.st_mtim, info.st_ctim)
+            (owner, group, mode) = (info.st_uid, info.st_gid, info.st_mode)
         }
 
         static func == (a: Stamp, b: Stamp) -> Bool {
-            a.device == b.device && a.inode == b.inode && a.size == b.size && a.modified.tv_sec == b.modified.tv_sec
+            a.device == b.device && a.inode == b.inode && a.size == b.size && a.owner == b.owner && a.group == b.group && a.mode == b.mode
+                && a.modified.tv_sec == b.modified.tv_sec
                 && a.modified.tv_nsec == b.modified.tv_nsec && a.changed.tv_sec == b.changed.tv_sec && a.changed.tv_nsec == b.changed.tv_nsec
         }
     }
@@ -77,11 +81,16 @@ final class TaskEnvironments: Sendable {
     /// that reads it new or changed: the task's log says so once per change of the file, not at every run.
     /// `warnedRecord`: a file that keeps the SHA-256 of the content last warned of, so that a restart (or an emptied
     /// cache) does not say it again; a sound `.env` removes it, and a content not warned of yet is said.
-    /// Throws when the `.env` is there but cannot be read (``contents(of:)``): the run cannot start without it.
+    /// Throws when the `.env` is there but cannot be read (``contents(of:)``), or another user could write it: the run
+    /// cannot start without it.
     func block(forTaskDirectory directory: String, warnedRecord: String? = nil, warn: (String) -> Void = { _ in }) throws -> EnvironmentBlock {
         let path = directory + "/.env"
         // Stat before reading: a change between the two shows as a new stamp next time, never a stale block.
         guard let stamp = Stamp(path) else { return baseBlock }
+        // Its variables run code as the owner (`LD_PRELOAD`, `PATH`): not when another user could have set them.
+        do { try TrustedFile.check(owner: stamp.owner, group: stamp.group, mode: stamp.mode, at: path) } catch let error as KeijiError {
+            throw KeijiError(.spawn, error.message)
+        }
         let entry: Entry
         if let cached = entries.withLock({ $0[path] }), cached.stamp == stamp {
             entry = cached
