@@ -20,17 +20,19 @@ import Synchronization
 public final class Journal: Sendable {
     public let directory: String
     public let options: JournalOptions
-    /// What opening found and repaired.
-    public let recovery: RecoveryInfo
+    /// What opening found and repaired, and the checkpoints set aside since because their owner could not read them
+    /// (``loadNewestReadableCheckpoint(_:)``).
+    public var recovery: RecoveryInfo { recoveryInfo.withLock { $0 } }
     /// Repairs earlier opens made (a CLI command, `keiji journal compact`, a start that refused) that no recovery
     /// report has listed yet. ``recovery``'s own repairs are kept with them until ``markRepairsReported()``.
     public let earlierRepairs: [UnreportedRepair]
 
+    let recoveryInfo: Mutex<RecoveryInfo>
     private let committer: GroupCommitter
-    private let shared: JournalSharedState
+    let shared: JournalSharedState
     private let directoryLocks: [FileDescriptor]
     private let isClosed = Atomic<Bool>(false)
-    private let checkpointInProgress = Atomic<Bool>(false)
+    let checkpointInProgress = Atomic<Bool>(false)
 
     /// Opens (creating if needed) the journal in `directory`, running recovery first.
     ///
@@ -94,7 +96,7 @@ public final class Journal: Sendable {
     ) {
         self.directory = directory
         self.options = options
-        self.recovery = recovery
+        recoveryInfo = Mutex(recovery)
         self.earlierRepairs = earlierRepairs
         self.directoryLocks = directoryLocks
         shared = JournalSharedState()

@@ -119,3 +119,104 @@ struct CheckpointFallbackTests {
         #expect(loaded.state.tasks.count < 60 && loaded.state.tasks[name("t59")] != nil, "the tasks after the loss are replayed")
     }
 }
+
+/// A checkpoint whose checksum is right but whose snapshot this keiji cannot decode (a newer keiji's, after a
+/// downgrade, or a bug's) made every start and offline command fail, though the journal held every record after the
+/// previous checkpoint. It is now handled as a damaged one when that loses nothing, and refused in one line when not.
+extension CheckpointFallbackTests {
+    static let newerFormat: [UInt8] = [0x04] + Array(repeating: 0xAB, count: 40)
+    static let garbage: [UInt8] = Array("not a snapshot at all".utf8)
+
+    /// Writes `snapshot` as the checkpoint at `lsn` through the journal's own checkpoint API (so its checksum is right).
+    func writeCheckpoint(_ home: TemporaryHome, _ snapshot: [UInt8], at lsn: UInt64) async throws {
+        let journal = try Journal.open(directory: home.workspace.journalDirectory, options: Self.options)
+        try await journal.writeCheckpoint(snapshot, at: lsn)
+        try await journal.close()
+    }
+
+    /// Checkpoint files and whatever was set aside (the segments' own may grow or roll with the next open's notes).
+    func checkpointAndQuarantineFiles(_ home: TemporaryHome) -> [String] {
+        ((try? FileManager.default.contentsOfDirectory(atPath: home.workspace.journalDirectory)) ?? [])
+            .filter { $0.hasPrefix("ckpt-") || $0.hasSuffix(".broken") }.sorted()
+    }
+
+    @Test(arguments: [(newerFormat, "the snapshot was written by a newer keiji (format 4)"), (garbage, "the snapshot does not decode")])
+    func anUndecodableLatestCheckpointFallsBackToThePreviousOne(snapshot: [UInt8], reason: String) async throws {
+        let home = TemporaryHome()
+        defer { home.remove() }
+        let before = try await compactedHistory(home)
+        try await writeCheckpoint(home, snapshot, at: 60)
+        #expect(checkpointFiles(home) == [fileName(40), fileName(60)])
+
+        let journal = try Journal.open(directory: home.workspace.journalDirectory, options: Self.options)
+        let loaded = try StateLoader.load(from: journal)
+        let repairs = journal.recovery.repairs
+        try await journal.close()
+        #expect(loaded.state == before, "the previous checkpoint's state plus the records after it")
+        #expect(journal.latestCheckpoint?.lsn == 40 && journal.recovery.checkpointLSN == 40)
+        #expect(repairs.map(\.kind) == [.checkpointQuarantined] && repairs[0].file == fileName(60), "\(repairs)")
+        #expect(repairs[0].description.contains(reason), "\(repairs[0])")
+        #expect(repairs[0].description.contains("fell back to the previous checkpoint, \(fileName(40)), and replays the records after LSN 40"),
+                "\(repairs[0])")
+        #expect(repairs.flatMap(\.lostAcknowledgedLSNs).isEmpty)
+        #expect(checkpointFiles(home) == [fileName(40)])
+        #expect(FileManager.default.fileExists(atPath: home.workspace.journalDirectory + "/" + fileName(60) + ".broken"))
+
+        // Recorded for the next recovery report (an offline command's load must not be the only one to know), and settled.
+        let next = try Journal.open(directory: home.workspace.journalDirectory, options: Self.options)
+        let again = try StateLoader.load(from: next)
+        try await next.close()
+        #expect(next.earlierRepairs.map(\.repair) == repairs)
+        #expect(next.recovery.repairs.isEmpty && again.state == before)
+    }
+
+    /// No checkpoint but an unreadable one, in a journal never compacted: the segments from LSN 1 are the state.
+    @Test func anUndecodableOnlyCheckpointReplaysTheJournalFromItsStart() async throws {
+        let home = TemporaryHome()
+        defer { home.remove() }
+        try home.workspace.createSystemDirectories()
+        let journal = try Journal.open(directory: home.workspace.journalDirectory, options: Self.options)
+        for i in 0..<5 {
+            _ = try await journal.append(try JournalEntry(at: 1_795_000_000_000, .taskSaved(commandTask("t\(i)"), taskID: "id-\(i)")).encoded())
+        }
+        try await journal.writeCheckpoint(Self.newerFormat, at: 5)
+        try await journal.close()
+
+        let reopened = try Journal.open(directory: home.workspace.journalDirectory, options: Self.options)
+        let loaded = try StateLoader.load(from: reopened)
+        let repairs = reopened.recovery.repairs
+        try await reopened.close()
+        #expect(loaded.state.tasks.count == 5 && loaded.recordsReplayed == 5)
+        #expect(reopened.latestCheckpoint == nil)
+        #expect(repairs.map(\.kind) == [.checkpointQuarantined], "\(repairs)")
+        #expect(repairs.first?.description.contains("no older checkpoint is readable, so recovery replays the segments from their start") == true)
+    }
+
+    /// Both checkpoints unreadable and the segments before the older one compacted: no start loses the state they hold
+    /// without being told to, in any mode; the load fails in one line naming the file, and nothing is renamed.
+    @Test(arguments: [JournalOptions.RecoveryMode.strict, .pointInTime])
+    func noReadableCheckpointFailsInOneLineAndChangesNothing(mode: JournalOptions.RecoveryMode) async throws {
+        let home = TemporaryHome()
+        defer { home.remove() }
+        _ = try await compactedHistory(home)
+        try await writeCheckpoint(home, Self.newerFormat, at: 60)
+        try await writeCheckpoint(home, Self.garbage, at: 40)
+        let files = checkpointAndQuarantineFiles(home)
+        #expect(checkpointFiles(home) == [fileName(40), fileName(60)])
+
+        let journal = try Journal.open(directory: home.workspace.journalDirectory, options: Self.options(mode))
+        #expect {
+            try StateLoader.load(from: journal)
+        } throws: { error in
+            let message = (error as? JournalError)?.message ?? ""
+            return (error as? JournalError)?.code == .corruption && !message.contains("\n")
+                && message.hasPrefix("cannot load the checkpoint \(fileName(60)) in \(home.workspace.journalDirectory): "
+                                     + "the snapshot was written by a newer keiji (format 4); the older \(fileName(40)) cannot be read either")
+                && message.contains("nothing was changed") && message.contains("Run the newer keiji")
+        }
+        let repairs = journal.recovery.repairs
+        try await journal.close()
+        #expect(repairs.isEmpty, "\(repairs)")
+        #expect(checkpointAndQuarantineFiles(home) == files, "nothing renamed or deleted")
+    }
+}

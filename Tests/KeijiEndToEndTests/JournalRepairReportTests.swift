@@ -1,4 +1,5 @@
 import Foundation
+import KeijiJournal
 import Testing
 
 /// The README promises that `keiji system --status` reports every journal repair. Repairs made by an offline CLI
@@ -76,6 +77,35 @@ struct JournalRepairReportTests {
         #expect(try await s.keiji("system", "--start").status == 0)
         r = try await s.keiji("system", "--status")
         #expect(r.stdout.contains("repaired:     0 bytes") && !r.stdout.contains("earlier open"), "\(r.stdout)")
+        #expect(try await s.keiji("system", "--stop").status == 0)
+    }
+
+    /// A checkpoint whose checksum is right but whose snapshot this keiji cannot read (a newer keiji's, after a
+    /// downgrade) failed every offline command and start. Now the command sets it aside, says so, and replays the
+    /// journal; the next start lists it with the reason.
+    @Test func aCheckpointOfANewerKeijiIsSetAsideByTheNextCommandAndReported() async throws {
+        let s = try Session()
+        defer { s.cleanUp() }
+        let directory = s.home + "/.keiji/journal"
+        #expect(try await s.keiji("init").status == 0)
+        for name in ["alpha", "beta"] {
+            #expect(try await s.keiji("task", "--create", "--name=\(name)", "--desc=x", "--command", "true", "--every", "1h").status == 0)
+        }
+        #expect(try await s.keiji("system", "--start").status == 0)
+        #expect(try await s.keiji("system", "--stop").status == 0)
+        let journal = try Journal.open(directory: directory)
+        let lsn = try #require(journal.latestCheckpoint?.lsn, "the stop checkpoints")
+        try await journal.writeCheckpoint([0x04] + Array(repeating: 0xAB, count: 40), at: lsn)
+        try await journal.close()
+
+        var r = try await s.keiji("task", "--disable", "--name=beta")
+        #expect(r.status == 0 && r.stderr.contains("warning: journal repaired: checkpointQuarantined")
+                && r.stderr.contains("the snapshot was written by a newer keiji (format 4)"), "\(r.stdout)\(r.stderr)")
+        #expect(try await s.keiji("system", "--start").status == 0)
+        r = try await s.keiji("system", "--status")
+        #expect(r.stdout.contains("checkpointQuarantined") && r.stdout.contains("newer keiji (format 4)"), "\(r.stdout)")
+        #expect(try await s.keiji("task", "--get", "--name=alpha").status == 0, "the tasks were replayed from the journal")
+        #expect(try await s.keiji("task", "--get", "--name=beta").stdout.contains("IsDisabled: true"))
         #expect(try await s.keiji("system", "--stop").status == 0)
     }
 }

@@ -119,7 +119,8 @@ public enum OfflineCommands {
     }
 
     /// Runs `body` with the journal open, and so its lock held, and closes it after, whether `body` throws or not.
-    /// `repaired` hears first what the open repaired (the journal records it for the scheduler's next report too).
+    /// `repaired` hears first what the open repaired (the journal records it for the scheduler's next report too), then
+    /// what loading the state set aside (a checkpoint whose snapshot this keiji cannot read), once `body` is done.
     private static func withJournal<T>(of workspace: Workspace, options: JournalOptions, repaired: ([Repair]) -> Void,
                                        _ body: (Journal) async throws -> T) async throws -> T {
         try workspace.createSystemDirectories()
@@ -129,12 +130,19 @@ public enum OfflineCommands {
         } catch let error as JournalError where error.code == .locked {
             throw KeijiError(.journalHeld, "the scheduler holds the journal; send the command through the bus (is keiji-bus running?)")
         }
-        if !journal.recovery.repairs.isEmpty { repaired(journal.recovery.repairs) }
+        let openRepairs = journal.recovery.repairs.count
+        if openRepairs > 0 { repaired(journal.recovery.repairs) }
+        func loadRepairs() {
+            let later = Array(journal.recovery.repairs.dropFirst(openRepairs))
+            if !later.isEmpty { repaired(later) }
+        }
         do {
             let result = try await body(journal)
+            loadRepairs()
             try await journal.close()
             return result
         } catch {
+            loadRepairs()
             try? await journal.close()
             throw error
         }

@@ -42,6 +42,16 @@ enum SnapshotCodec {
         return out.bytes
     }
 
+    /// Why `bytes` did not decode (`error`), in one line for a recovery report. A leading byte above today's versions but
+    /// below any the JSON form or a random byte is likely to start with is taken as a newer keiji's version.
+    static func unreadableReason(_ bytes: [UInt8], _ error: any Error) -> String {
+        if let version = bytes.first, version > version3, version < 0x20 {
+            return "the snapshot was written by a newer keiji (format \(version))"
+        }
+        let why = RefusedRecord.reason(error).split(whereSeparator: \.isNewline).joined(separator: " ")
+        return "the snapshot " + (why.count > 200 ? why.prefix(200) + "…" : why)
+    }
+
     static func decode(_ bytes: [UInt8]) throws -> SchedulerState {
         guard bytes.first != UInt8(ascii: "{") else { return try StateLoader.snapshotDecoder.decode(SchedulerState.self, from: Data(bytes)) }
         return try bytes.withUnsafeBytes { raw in

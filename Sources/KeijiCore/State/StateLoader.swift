@@ -1,7 +1,8 @@
 import Foundation
 import KeijiJournal
 
-/// Rebuilds ``SchedulerState`` from a journal: the newest checkpoint's snapshot, then every record after it
+/// Rebuilds ``SchedulerState`` from a journal: the newest checkpoint whose snapshot this keiji reads (the journal sets
+/// newer unreadable ones aside when that loses nothing), then every record after it
 /// through ``Reducer``. The same path serves the scheduler at start and the CLI when it appends offline.
 public enum StateLoader {
     public struct Loaded: Sendable {
@@ -28,8 +29,8 @@ public enum StateLoader {
     public static func load(from journal: Journal) throws -> Loaded {
         let started = DispatchTime.now().uptimeNanoseconds
         var state = SchedulerState()
-        if let checkpoint = journal.latestCheckpoint {
-            state = try decodeSnapshot(checkpoint.snapshot)
+        if let loaded = try journal.loadNewestReadableCheckpoint(readSnapshot) {
+            state = loaded.state
             state.numberUnnumberedTasks()
         }
         let snapshotSeconds = Double(DispatchTime.now().uptimeNanoseconds - started) / 1e9
@@ -76,6 +77,16 @@ public enum StateLoader {
     /// A checkpoint's snapshot, in either form ``SnapshotCodec`` reads.
     public static func decodeSnapshot(_ bytes: [UInt8]) throws -> SchedulerState {
         try SnapshotCodec.decode(bytes)
+    }
+
+    /// A checkpoint's state, or ``UnreadableSnapshot`` saying in one line why not: the journal then falls back to an
+    /// older checkpoint when that loses nothing (a newer keiji's snapshot after a downgrade must not stop every start).
+    static func readSnapshot(_ checkpoint: Checkpoint) throws -> SchedulerState {
+        do {
+            return try decodeSnapshot(checkpoint.snapshot)
+        } catch {
+            throw UnreadableSnapshot(reason: SnapshotCodec.unreadableReason(checkpoint.snapshot, error))
+        }
     }
 
     public static func snapshot(_ state: SchedulerState) throws -> [UInt8] {
