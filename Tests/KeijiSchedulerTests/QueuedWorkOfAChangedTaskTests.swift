@@ -63,6 +63,34 @@ struct QueuedWorkOfAChangedTaskTests {
         await engine.stop()
     }
 
+    /// The scheduler's log (a deleted task's dropped work is said there: its own log is removed with it).
+    func schedulerLog(_ harness: SchedulerHarness) -> String {
+        (try? String(contentsOfFile: harness.workspace.serviceLogFile("scheduler"), encoding: .utf8)) ?? ""
+    }
+
+    /// Waits until the scheduler's log says at least the two queued catch-up runs of the deleted `series` were
+    /// dropped (a loaded timer that finds itself stalled can queue schedule slots behind them).
+    func saysTheQueuedTwoDropped(_ harness: SchedulerHarness) async -> Bool {
+        await harness.wait { schedulerLog(harness).components(separatedBy: "task series: a queued catch-up run of a deleted task dropped").count >= 3 }
+    }
+
+    /// The queue's next turn comes as soon as the delete is applied (the deleted task's run, still in its grace, is
+    /// no run of the name any more): with no task of that name, the two queued are dropped, and said so.
+    @Test func queuedCatchUpsOfADeletedTaskAreSaidDropped() async throws {
+        let harness = try SchedulerHarness()
+        defer { harness.remove() }
+        let (name, engine, before, hold, last) = try await catchingUp(harness)
+        _ = try await engine.submit(.taskDeleted(name))
+        #expect(await saysTheQueuedTwoDropped(harness), "the scheduler's log says the two queued ones were dropped: \(schedulerLog(harness))")
+        #expect(await harness.wait { await engine.catchingUp.isEmpty })
+        try FileManager.default.removeItem(atPath: hold)
+        #expect(await harness.wait { Array(try harness.entries().dropFirst(before)).finishedRuns.contains { $0.task == name } }, "the deleted task's run ends")
+        #expect(try queued(harness, name, after: before, through: last).runs == 1, "the queued two never start")
+        await engine.stop()
+    }
+
+    /// Whether the new task exists when the queue's turn comes depends on how soon it is saved after the delete: the
+    /// two queued are dropped, and said so, either way.
     @Test func queuedCatchUpsOfADeletedTaskDoNotRunInATaskCreatedUnderItsName() async throws {
         let harness = try SchedulerHarness()
         defer { harness.remove() }
@@ -70,11 +98,8 @@ struct QueuedWorkOfAChangedTaskTests {
         _ = try await engine.submit(.taskDeleted(name))
         let fresh = try harness.commandTask("series", "echo FRESH", every: 3600) { $0.catchUp = .skip }
         _ = try await engine.submit(.taskSaved(fresh, taskID: UUID().uuidString.lowercased()))
-        try FileManager.default.removeItem(atPath: hold)  // the deleted task's run ends after the new task exists
-        func schedulerLog() -> String { (try? String(contentsOfFile: harness.workspace.serviceLogFile("scheduler"), encoding: .utf8)) ?? "" }
-        // At least the two queued: a loaded timer that finds itself stalled can queue schedule slots behind them.
-        let said = await harness.wait { schedulerLog().components(separatedBy: "task series: a queued catch-up run of a deleted task dropped").count >= 3 }
-        #expect(said, "the scheduler's log says the two queued ones were dropped: \(schedulerLog())")
+        try FileManager.default.removeItem(atPath: hold)
+        #expect(await saysTheQueuedTwoDropped(harness), "the scheduler's log says the two queued ones were dropped: \(schedulerLog(harness))")
         #expect(try queued(harness, name, after: before, through: last).runs == 1, "the new task runs none of the old one's slots")
         #expect(try queued(harness, name, after: before, through: last).missed == 0, "nor are they recorded as the new task's")
         await engine.stop()

@@ -128,9 +128,11 @@ extension SchedulerEngine {
             let name = firing.task
             // A scheduled slot is claimed after this; any other may be held here already.
             if let slot = firing.claimedSlot, firing.trigger != .schedule { released.append(slot) }
-            guard let task = state.tasks[name] else { continue }
             // Checked here, at the last moment before run.started, not only when the run was planned: a catch-up,
             // re-run, retry or manual run queued earlier must not start for a task disabled or put in error since.
+            // Before the task is looked up: queued work of a task deleted since is dropped with a line in the scheduler's
+            // log whether a task of its name was created again or not yet (a queue's next turn comes as soon as the
+            // delete is applied, its run still going being no run of the name any more).
             if let reason = firing.droppedBecause ?? firing.stamp.flatMap({ staleness(of: $0, name) }) {
                 if let missed = dropped(firing, because: reason) {
                     recordIndex[index] = events.count
@@ -138,6 +140,7 @@ extension SchedulerEngine {
                 }
                 continue
             }
+            guard let task = state.tasks[name] else { continue }
             if task.isDisabled || task.isError { continue }
             var counted = true
             if firing.trigger != .manual, task.definition.policy.overlap == .skip, hasRunsGoing(name, at: firing.fireAtMs) {
