@@ -10,9 +10,13 @@ struct QueuedWorkOfAChangedTaskTests {
     /// A task whose first catch-up run of three is going (it lasts while `hold` is in its folder, a stop's SIGTERM
     /// notwithstanding), the records so far, and the last slot queued. Slots after it are the schedule's: on a loaded
     /// machine the timer may find itself stalled, and catch those up or record them missed too.
+    /// Returned once the run's command began, not at its `run.started`: until the spawn server has begun it, a
+    /// `--disable` withdraws the run (`stopped (never began)`), and the queue's turn could come before the `--enable`.
     func catchingUp(_ harness: SchedulerHarness) async throws -> (TaskName, SchedulerEngine, before: Int, hold: String, lastQueued: Int64) {
-        let name = try await CatchUpGuardTests().taskWithMissedSlots(harness, command: "trap '' TERM; while [ -e hold ]; do sleep 0.05; done")
+        let name = try await CatchUpGuardTests().taskWithMissedSlots(harness, command: "trap '' TERM; touch began; while [ -e hold ]; do sleep 0.05; done")
         let hold = harness.workspace.taskDirectory(name) + "/hold"
+        let began = harness.workspace.taskDirectory(name) + "/began"
+        try? FileManager.default.removeItem(atPath: began)  // left by the runs before the downtime
         #expect(FileManager.default.createFile(atPath: hold, contents: nil))
         let before = try harness.entries().count
         let engine = harness.engine()
@@ -20,6 +24,7 @@ struct QueuedWorkOfAChangedTaskTests {
         let planned = try #require(report.missedSlots.first { $0.task == name })
         #expect(planned.runs == 3, "three catch-up runs are queued")
         #expect(await harness.wait { try CatchUpGuardTests().catchUpRuns(harness, name, after: before).count == 1 })
+        #expect(await harness.wait { FileManager.default.fileExists(atPath: began) }, "the first catch-up run began")
         return (name, engine, before, hold, planned.lastSlot)
     }
 
