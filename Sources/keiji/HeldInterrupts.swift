@@ -9,7 +9,8 @@ import Synchronization
 /// the scheduler's grace wait, or a closed SSH session, ended the CLI after the stop and before the start, and the
 /// services stayed down with nothing saying so. Each such signal now says on stderr what the restart is doing and
 /// that it finishes first; the first one then ends the call once the start is over (``Console/end(_:)``), as it
-/// would have ended it, so a script that was interrupted stops there. A signal the CLI was started with ignored
+/// would have ended it, so a script that was interrupted stops there. One that comes while the restart still waits
+/// for another call's services lock, nothing stopped yet, ends it at once, the services untouched. A signal the CLI was started with ignored
 /// stays ignored. `keiji system --start` holds them too, and on one stops again what it had started (``interrupted``);
 /// `keiji task --build` passes them on to `swift build` and waits for it (``passOn(to:)``).
 struct HeldInterrupts {
@@ -55,6 +56,12 @@ struct HeldInterrupts {
     /// What a held signal says from now on, after `warning: interrupted: `.
     func say(_ text: String) {
         Self.line.store(strdup(Console.paint("warning: interrupted: " + text, 33) + "\n"), ordering: .releasing)
+    }
+
+    /// A held signal prints nothing from now on: the call ends on it with its own error line (a restart that has
+    /// stopped nothing yet).
+    func sayNothing() {
+        Self.line.store(nil, ordering: .releasing)
     }
 
     /// From now on each signal held is sent on to the child `pid` too, and to its process group when it leads one

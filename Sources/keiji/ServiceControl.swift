@@ -168,25 +168,36 @@ struct ServiceControl {
     /// (10 s), 3 s for runs past their termination and 5 s for the database; 20 s left a loaded machine 2 s of margin.
     static let stopTimeout: Double = 30
 
-    /// Stops `service`; true when it was running (stopped or killed: ``stopping(_:timeout:)`` tells which).
-    func stop(_ service: Service, timeout: Double = stopTimeout) throws -> Bool {
-        try stopping(service, timeout: timeout) != .notRunning
+    /// Stops `service`; true when it was running (stopped or killed: ``stopping(_:timeout:unless:onceLocked:)`` tells which).
+    func stop(_ service: Service, timeout: Double = stopTimeout, unless interrupted: () -> Bool = { false },
+              onceLocked locked: () -> Void = {}) throws -> Bool {
+        try stopping(service, timeout: timeout, unless: interrupted, onceLocked: locked) != .notRunning
     }
 
     /// SIGTERM, then SIGKILL if it has not ended within `timeout` seconds: said in one line, since a killed
     /// scheduler leaves no clean stop (its next start recovers as after a crash) and may leave its runs' processes.
-    func stopping(_ service: Service, timeout: Double = stopTimeout) throws -> StopOutcome {
+    /// `interrupted` is asked while the stop waits for the services lock another call holds, and once more when it has
+    /// it: once it says yes, the stop ends with ``WorkspaceChangeLock/Interrupted``, nothing stopped (a restart that
+    /// has stopped nothing yet ends so). `locked` is called after that, before anything is stopped.
+    func stopping(_ service: Service, timeout: Double = stopTimeout, unless interrupted: () -> Bool = { false },
+                  onceLocked locked: () -> Void = {}) throws -> StopOutcome {
         // No ~/.keiji, nothing to stop: the lock is not taken, so a stop (or an uninstall) does not create the folder.
-        // A lock that cannot be taken (another user's workspace) does not keep a stop from being tried; one held too long does.
+        // A lock that cannot be taken (another user's workspace) does not keep a stop from being tried; one held too
+        // long does, and so does an interrupt during the wait.
         let lock: WorkspaceChangeLock?
         do {
-            lock = FileSystem.exists(workspace.systemRoot) ? try WorkspaceChangeLock.services(workspace) : nil
+            lock = FileSystem.exists(workspace.systemRoot) ? try WorkspaceChangeLock.services(workspace, unless: interrupted) : nil
         } catch let error as WorkspaceChangeLock.HeldTooLong {
+            throw error
+        } catch let error as WorkspaceChangeLock.Interrupted {
             throw error
         } catch {
             lock = nil
         }
         defer { lock?.release() }
+        // One that came before the wait (or with the lock free at once) ends it too.
+        if interrupted() { throw WorkspaceChangeLock.Interrupted() }
+        locked()
         guard let pid = try runningPID(service) else {
             try? FileSystem.remove(workspace.pidFile(service.rawValue))
             return .notRunning

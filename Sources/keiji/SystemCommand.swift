@@ -125,9 +125,20 @@ struct SystemCommand: AsyncParsableCommand {
                 let interrupts = HeldInterrupts.hold()
                 defer { interrupts.release() }
                 if restart {
+                    // Until it has stopped something a restart can still end with the services untouched: an interrupt
+                    // while it waits for another call's services lock ends it at once. From its first stop it finishes.
+                    var stoppedAny = false
                     for service in services.reversed() {
-                        interrupts.now(service == .scheduler ? "stopping the scheduler, whose runs in progress get their grace time" : "stopping the \(service.rawValue)")
-                        if try control.stop(service) { Console.say("\(service.rawValue): stopped") }
+                        let doing = service == .scheduler ? "stopping the scheduler, whose runs in progress get their grace time" : "stopping the \(service.rawValue)"
+                        if stoppedAny { interrupts.now(doing) } else { interrupts.sayNothing() }
+                        do {
+                            if try control.stop(service, unless: { !stoppedAny && HeldInterrupts.interrupted }, onceLocked: { interrupts.now(doing) }) {
+                                stoppedAny = true
+                                Console.say("\(service.rawValue): stopped")
+                            }
+                        } catch is WorkspaceChangeLock.Interrupted {
+                            throw CLIError("interrupted: nothing was stopped or started; the services are as they were before this restart")
+                        }
                     }
                 }
                 var startedNow: [ServiceControl.Service] = []

@@ -20,7 +20,8 @@ import KeijiCore
 /// Waits are bounded: a holder that never lets go (a command stopped with Ctrl-Z in another terminal) made every later
 /// create or stop wait forever. Past ``longestWait`` (``longestServicesWait`` for the services lock) the call fails,
 /// naming the lock file and, from `/proc/locks`, the holder's pid. A wait can also end on the caller's word
-/// (``Interrupted``): a start holds back Ctrl-C, and one pressed while it waited went unheeded until the holder let go.
+/// (``Interrupted``): a start (or a restart that has stopped nothing yet) holds back Ctrl-C, and one pressed while it
+/// waited went unheeded until the holder let go.
 struct WorkspaceChangeLock {
     /// A create holds the workspace lock while its command is delivered: up to 15 s for the bus's answer, and as long
     /// as the offline path waits for the journal (``JournalTurn/longestWait``).

@@ -1002,6 +1002,52 @@ struct SystemCommandTests {
         }
     }
 
+    /// Ctrl-C while a restart still waits for the services lock another call holds, nothing stopped yet, ends it at
+    /// once with the services as they were: the restart holds back interrupts so that it finishes once it has stopped
+    /// something, and one during that first wait was only noted ("the restart finishes first"), so it waited on, then
+    /// stopped and started both services (running before or not) and only then ended.
+    @Test(arguments: [false, true]) func aRestartInterruptedWhileWaitingForTheServicesLockEndsAtOnceHavingTouchedNothing(runningBefore: Bool) async throws {
+        let s = try Session()
+        defer { s.cleanUp() }
+        #expect(try await s.keiji("init").status == 0)
+        if runningBefore { #expect(try await s.keiji("system", "--start").status == 0) }
+        let bus = try pid(of: "bus", in: s), scheduler = try pid(of: "scheduler", in: s)
+        #expect(runningBefore ? bus != nil && scheduler != nil : bus == nil && scheduler == nil)
+        let lock = open(s.home + "/.keiji/services.lock", O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
+        #expect(lock >= 0 && flock(lock, LOCK_EX) == 0)
+        var held = true
+        defer { if held { close(lock) } }
+        let (restart, out, err) = try launched(["system", "--restart"], in: s)
+        let waiting = try await offThePool {
+            var text = ""
+            while !text.contains("that starts or stops the services…") {
+                let chunk = err.fileHandleForReading.availableData
+                if chunk.isEmpty { break }
+                text += String(decoding: chunk, as: UTF8.self)
+            }
+            return text
+        }
+        #expect(waiting.hasPrefix("waiting for another keiji call"), "\(waiting)")
+        kill(-restart.processIdentifier, SIGINT)  // to its group, as Ctrl-C at a terminal
+        #expect(await eventually(.seconds(20)) { !restart.isRunning }, "still waiting for the lock 20 s after the interrupt")
+        close(lock)  // a restart still waiting (the failure above) goes on now
+        held = false
+        let stdout = try await offThePool { String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self) }
+        let stderr = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        try await offThePool { restart.waitUntilExit() }
+        #expect(restart.terminationReason == .uncaughtSignal && restart.terminationStatus == SIGINT, "\(restart.terminationStatus) \(stdout)\(stderr)")
+        #expect(stdout.isEmpty && stderr == "error: interrupted: nothing was stopped or started; the services are as they were before this restart\n",
+                "\(stdout)\(stderr)")
+        if runningBefore {
+            try #expect(pid(of: "bus", in: s) == bus && pid(of: "scheduler", in: s) == scheduler, "the same services run on")
+            #expect(bus.map(isAlive) == true && scheduler.map(isAlive) == true)
+            #expect(try await s.keiji("system", "--stop").status == 0)
+        } else {
+            try #expect(pid(of: "bus", in: s) == nil && pid(of: "scheduler", in: s) == nil
+                        && processes("keiji-bus", of: s).isEmpty && processes("keiji-schedul", of: s).isEmpty, "nothing started")
+        }
+    }
+
     /// `keiji system --restart` run by a task (a maintenance task) is one of the runs the scheduler's stop waits for:
     /// after 10 s the stop killed the run's group, the restarting CLI with it, and the scheduler stayed down. The CLI
     /// hands the restart to a detached copy of itself and the run ends at once: the scheduler comes back as a new
