@@ -108,7 +108,10 @@ struct JournalCommand: AsyncParsableCommand {
                 }
                 Console.journalRepaired(journal.recovery.repairs)
                 do {
+                    let repairedAtOpen = journal.recovery.repairs.count
                     let state = try StateLoader.load(from: journal).state
+                    // The load sets aside a checkpoint whose snapshot this keiji cannot read, after the open's repairs.
+                    Console.journalRepaired(Array(journal.recovery.repairs.dropFirst(repairedAtOpen)))
                     try await journal.writeCheckpoint(try StateLoader.snapshot(state), at: journal.lastLSN)
                     let result = try await journal.compact()
                     try await journal.close()

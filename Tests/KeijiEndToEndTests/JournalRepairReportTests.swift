@@ -108,4 +108,31 @@ struct JournalRepairReportTests {
         #expect(try await s.keiji("task", "--get", "--name=beta").stdout.contains("IsDisabled: true"))
         #expect(try await s.keiji("system", "--stop").status == 0)
     }
+
+    /// A session whose latest checkpoint verifies but holds a snapshot of a newer keiji (format 4), as after a downgrade.
+    private func sessionWithANewerKeijisCheckpoint() async throws -> (session: Session, directory: String, file: String) {
+        let s = try Session()
+        let directory = s.home + "/.keiji/journal"
+        #expect(try await s.keiji("init").status == 0)
+        #expect(try await s.keiji("task", "--create", "--name=alpha", "--desc=x", "--command", "true", "--every", "1h").status == 0)
+        #expect(try await s.keiji("system", "--start").status == 0)
+        #expect(try await s.keiji("system", "--stop").status == 0)
+        let journal = try Journal.open(directory: directory)
+        let lsn = try #require(journal.latestCheckpoint?.lsn, "the stop checkpoints")
+        try await journal.writeCheckpoint([0x04] + Array(repeating: 0xAB, count: 40), at: lsn)
+        try await journal.close()
+        let file = try #require(try FileManager.default.contentsOfDirectory(atPath: directory).filter { $0.hasSuffix(".ckpt") }.max())
+        return (s, directory, file)
+    }
+
+    /// `journal compact` printed the open's repairs before it loaded the state, so the checkpoint its own load set
+    /// aside was recorded but never shown. It is printed now.
+    @Test func compactPrintsTheUnreadableCheckpointItsLoadSetsAside() async throws {
+        let (s, directory, file) = try await sessionWithANewerKeijisCheckpoint()
+        defer { s.cleanUp() }
+        let r = try await s.keiji("journal", "compact")
+        #expect(r.status == 0 && r.stderr.contains("warning: journal repaired: checkpointQuarantined")
+                && r.stderr.contains("the snapshot was written by a newer keiji (format 4)"), "\(r.stdout)\(r.stderr)")
+        #expect(try FileManager.default.contentsOfDirectory(atPath: directory).contains(file + ".broken"))
+    }
 }
