@@ -303,6 +303,14 @@ public struct VerifyReport: Sendable, Codable, Equatable {
         public var severity: Severity
         public var detail: String
         public var description: String { "\(severity.rawValue): \(file) at offset \(offset): \(detail)" }
+
+        /// Public for the findings only the journal's owner can make (a snapshot it cannot read).
+        public init(file: String, offset: Int, severity: Severity, detail: String) {
+            self.file = file
+            self.offset = offset
+            self.severity = severity
+            self.detail = detail
+        }
     }
     public var segmentsChecked = 0
     public var framesChecked = 0

@@ -26,50 +26,27 @@ extension Journal {
     /// - Throws: `.corruption`, one line naming the newest refused file and why, when no readable starting point has
     ///   every record after it in the journal (the segments before it were compacted). Nothing is renamed then.
     public func loadNewestReadableCheckpoint<State>(_ read: (Checkpoint) throws -> State) throws -> (checkpoint: Checkpoint, state: State)? {
-        guard let latest = latestCheckpoint else { return nil }
-        var refused: [(file: String, bytes: Int, reason: String)] = []
-        var candidate: Checkpoint? = latest
-        var loaded: (checkpoint: Checkpoint, state: State)?
-        while let checkpoint = candidate {
-            do {
-                loaded = (checkpoint, try read(checkpoint))
-                break
-            } catch let unreadable as UnreadableSnapshot {
-                refused.append((CheckpointFile.fileName(lsn: checkpoint.lsn), CheckpointFile.headerSize + checkpoint.snapshot.count, unreadable.reason))
-                candidate = try newestVerifiedCheckpoint(below: checkpoint.lsn)
-            }
-        }
-        guard let newest = refused.first else { return loaded }
-
-        let fallbackLSN = loaded?.checkpoint.lsn ?? 0
-        let firstSegmentBase = try contents.segments().first?.baseLSN ?? (lastLSN + 1)
         // A bridged checkpoint is the only copy of the LSNs the gap frame stands for: replaying past it would skip them.
         let bridged = recovery.repairs.contains { $0.kind == .checkpointBridged }
-        guard firstSegmentBase <= fallbackLSN + 1, !bridged else {
-            throw JournalError(.corruption, "cannot load the checkpoint \(newest.file) in \(directory): \(newest.reason); "
-                + (refused.count > 1 ? "the older \(refused.dropFirst().map(\.file).joined(separator: ", ")) cannot be read either, and " : "")
-                + "the records before LSN \(firstSegmentBase) are in no checkpoint this version reads, so nothing was changed. "
-                + "Run the newer keiji that wrote it, if one did; to start without the state those checkpoints hold instead, move them aside and "
-                + "start with `keiji system --start --recovery-mode pointInTime` (LSNs before \(firstSegmentBase) are lost).")
-        }
+        let plan = try contents.checkpointLoadPlan(from: latestCheckpoint, bridged: bridged, read)
+        guard !plan.refused.isEmpty else { return plan.loaded }
+        if let refusal = plan.refusal { throw JournalError(.corruption, refusal) }
         guard !checkpointInProgress.exchange(true, ordering: .acquiringAndReleasing) else {
             throw JournalError(.invalidArgument, "a checkpoint is being written; cannot set an unreadable one aside now")
         }
         defer { checkpointInProgress.store(false, ordering: .releasing) }
 
-        let fallback = loaded.map { "recovery fell back to the previous checkpoint, \(CheckpointFile.fileName(lsn: $0.checkpoint.lsn)), and replays the records after LSN \($0.checkpoint.lsn)" }
-            ?? "no older checkpoint is readable, so recovery replays the segments from their start"
         var repairs: [Repair] = []
-        for (file, bytes, reason) in refused {
-            try options.io.rename(directory + "/" + file, to: directory + "/" + file + ".broken")
+        for refused in plan.refused {
+            try options.io.rename(directory + "/" + refused.file, to: directory + "/" + refused.file + ".broken")
             try options.io.syncDirectory(directory)
-            repairs.append(Repair(kind: .checkpointQuarantined, file: file, bytes: bytes, quarantinedTo: file + ".broken",
-                                  detail: "checksum valid, but \(reason); \(fallback)"))
+            repairs.append(Repair(kind: .checkpointQuarantined, file: refused.file, bytes: refused.bytes, quarantinedTo: refused.file + ".broken",
+                                  detail: "checksum valid, but \(refused.reason); \(plan.fallback)"))
         }
-        shared.setCheckpoint(loaded?.checkpoint)
+        shared.setCheckpoint(plan.loaded?.checkpoint)
         recoveryInfo.withLock {
             $0.repairs += repairs
-            $0.checkpointLSN = loaded?.checkpoint.lsn
+            $0.checkpointLSN = plan.loaded?.checkpoint.lsn
         }
         // Best effort, as at open: the rename is done, and this open's caller has the repairs in `recovery`.
         if let recorded = try? UnreportedRepairsFile.read(io: options.io, directory: directory) {
@@ -78,14 +55,81 @@ extension Journal {
                 UnreportedRepair(repair: $0, openedAtNanoseconds: options.now(), mode: options.recoveryMode, process: process, openRefused: false)
             }, after: recorded, io: options.io, directory: directory)
         }
-        return loaded
+        return plan.loaded
+    }
+}
+
+/// A checkpoint that verifies but whose snapshot the owner's `read` refused (``UnreadableSnapshot``).
+public struct RefusedCheckpoint: Sendable, Equatable {
+    /// `ckpt-….ckpt`.
+    public var file: String
+    public var bytes: Int
+    /// ``UnreadableSnapshot/reason``.
+    public var reason: String
+}
+
+/// What loading the state would do about checkpoints whose snapshot the owner cannot read, worked out without changing
+/// anything: ``Journal/loadNewestReadableCheckpoint(_:)`` acts on it, and `keiji journal verify` reports it, so the two
+/// cannot disagree about what the next start will do.
+public struct CheckpointLoadPlan<State> {
+    /// The checkpoints `read` refused, newest first; empty when the newest checkpoint (or none) loads as it is.
+    public var refused: [RefusedCheckpoint] = []
+    /// The newest checkpoint `read` accepted, with what it made of it; nil when the state is the records' alone.
+    public var loaded: (checkpoint: Checkpoint, state: State)?
+    /// Set when falling back would lose records: the one-line reason the load fails, renaming nothing.
+    public var refusal: String?
+
+    /// The file of ``loaded``'s checkpoint.
+    public var loadedFile: String? { loaded.map { CheckpointFile.fileName(lsn: $0.checkpoint.lsn) } }
+
+    /// What the load did instead, for its repair: "recovery fell back to the previous checkpoint, ckpt-….ckpt, and
+    /// replays the records after LSN N", or that it replays the segments from their start.
+    public var fallback: String {
+        loaded.map { "recovery fell back to the previous checkpoint, \(loadedFile ?? ""), and replays the records after LSN \($0.checkpoint.lsn)" }
+            ?? "no older checkpoint is readable, so recovery replays the segments from their start"
+    }
+}
+
+extension JournalDirectory {
+    /// Reads `latest` and, while `read` refuses with ``UnreadableSnapshot``, each older checkpoint that verifies, and
+    /// says what the load would do: fall back to the newest one `read` accepts (or none, when the segments still start
+    /// at LSN 1) provided every record after it is still in the segments and `bridged` (a recovery repair that made
+    /// a checkpoint the only copy of some LSNs) is false, or refuse. Reads only.
+    public func checkpointLoadPlan<State>(
+        from latest: Checkpoint?, bridged: Bool = false, _ read: (Checkpoint) throws -> State
+    ) throws -> CheckpointLoadPlan<State> {
+        var plan = CheckpointLoadPlan<State>()
+        guard let latest else { return plan }
+        var candidate: Checkpoint? = latest
+        while let checkpoint = candidate {
+            do {
+                plan.loaded = (checkpoint, try read(checkpoint))
+                break
+            } catch let unreadable as UnreadableSnapshot {
+                plan.refused.append(RefusedCheckpoint(file: CheckpointFile.fileName(lsn: checkpoint.lsn),
+                                                      bytes: CheckpointFile.headerSize + checkpoint.snapshot.count, reason: unreadable.reason))
+                candidate = try newestVerifiedCheckpoint(below: checkpoint.lsn)
+            }
+        }
+        guard let newest = plan.refused.first else { return plan }
+        let fallbackLSN = plan.loaded?.checkpoint.lsn ?? 0
+        let firstSegmentBase = try segments().first?.baseLSN ?? (latest.lsn + 1)
+        if firstSegmentBase > fallbackLSN + 1 || bridged {
+            plan.refusal = "cannot load the checkpoint \(newest.file) in \(path): \(newest.reason); "
+                + (plan.refused.count > 1 ? "the older \(plan.refused.dropFirst().map(\.file).joined(separator: ", ")) cannot be read either, and " : "")
+                + "the records before LSN \(firstSegmentBase) are in no checkpoint this version reads, so nothing was changed. "
+                + "Run the newer keiji that wrote it, if one did; to start without the state those checkpoints hold instead, move them aside and "
+                + "start with `keiji system --start --recovery-mode pointInTime` (LSNs before \(firstSegmentBase) are lost)."
+        }
+        return plan
     }
 
-    /// The newest checkpoint file below `lsn` that verifies (damaged ones were set aside by recovery already).
+    /// The newest checkpoint file below `lsn` that verifies (an open has set damaged ones aside already; verify
+    /// reports them apart).
     private func newestVerifiedCheckpoint(below lsn: UInt64) throws -> Checkpoint? {
-        let older = try options.io.listDirectory(directory).compactMap(CheckpointFile.lsn(fromFileName:)).filter { $0 < lsn }.sorted(by: >)
+        let older = try io.listDirectory(path).compactMap(CheckpointFile.lsn(fromFileName:)).filter { $0 < lsn }.sorted(by: >)
         for candidate in older {
-            if let checkpoint = CheckpointFile.decode(try options.io.readAll(directory + "/" + CheckpointFile.fileName(lsn: candidate))),
+            if let checkpoint = CheckpointFile.decode(try io.readAll(path + "/" + CheckpointFile.fileName(lsn: candidate))),
                 checkpoint.lsn == candidate
             {
                 return checkpoint

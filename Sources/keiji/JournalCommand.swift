@@ -78,16 +78,20 @@ struct JournalCommand: AsyncParsableCommand {
     }
 
     struct Verify: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(commandName: "verify", abstract: "Check every CRC, LZ4 block and the segment chain; exit 1 on damage.")
+        static let configuration = CommandConfiguration(commandName: "verify", abstract: "Check every CRC, LZ4 block, the segment chain and that the checkpoint's snapshot loads; exit 1 on damage.")
 
         func run() async throws {
             try await reportingErrors {
-                let report = try JournalCommand.directory().verify()
+                let directory = try JournalCommand.directory()
+                var report = try directory.verify()
+                // Checksums cannot tell a snapshot this keiji cannot decode (a newer keiji's): only a decode can, and the
+                // next start would set it aside or refuse to load.
+                report.problems += try StateLoader.unreadableCheckpointFindings(in: directory)
                 Console.say("checked \(report.segmentsChecked) segments, \(report.framesChecked) frames, \(report.recordsChecked) records")
                 for problem in report.problems { Console.say(problem.description) }
                 if report.hasCorruption { throw CLIError("the journal is damaged (see above)") }
                 let notes = [report.problems.contains { $0.severity == .tornTail } ? "a torn, unacknowledged tail will be cut at the next start" : nil,
-                             report.problems.contains { $0.severity == .warning } ? "a damaged checkpoint will be set aside at the next start, losing nothing" : nil]
+                             report.problems.contains { $0.severity == .warning } ? "a damaged or unreadable checkpoint will be set aside at the next start, losing nothing" : nil]
                     .compactMap { $0 }
                 Console.say(notes.isEmpty ? "ok" : "ok (\(notes.joined(separator: "; ")))")
             }

@@ -219,4 +219,21 @@ extension CheckpointFallbackTests {
         #expect(repairs.isEmpty, "\(repairs)")
         #expect(checkpointAndQuarantineFiles(home) == files, "nothing renamed or deleted")
     }
+
+    /// What `keiji journal verify` reports about the same journal, reading only: both unreadable checkpoints as
+    /// corruption (the next start refuses), each with its reason, and nothing renamed.
+    @Test func verifyFindingsSayTheNextStartRefusesWhenNoCheckpointIsReadable() async throws {
+        let home = TemporaryHome()
+        defer { home.remove() }
+        _ = try await compactedHistory(home)
+        try await writeCheckpoint(home, Self.newerFormat, at: 60)
+        try await writeCheckpoint(home, Self.garbage, at: 40)
+        let files = checkpointAndQuarantineFiles(home)
+
+        let findings = try StateLoader.unreadableCheckpointFindings(in: JournalDirectory(path: home.workspace.journalDirectory))
+        #expect(findings.map(\.file) == [fileName(60), fileName(40)] && findings.allSatisfy { $0.severity == .corruption }, "\(findings)")
+        #expect(findings.first?.detail.hasPrefix("checksum valid, but the snapshot was written by a newer keiji (format 4); ") == true)
+        #expect(findings.allSatisfy { $0.detail.hasSuffix("so the next start refuses to load the journal and changes nothing") }, "\(findings)")
+        #expect(checkpointAndQuarantineFiles(home) == files, "nothing renamed or deleted")
+    }
 }

@@ -125,6 +125,21 @@ struct JournalRepairReportTests {
         return (s, directory, file)
     }
 
+    /// `journal verify` checked checksums only and said "ok" about a checkpoint the next start cannot read. It now
+    /// names it, with the reason and what the next start will do, and still changes nothing.
+    @Test func verifyNamesACheckpointThisKeijiCannotReadAndWhatTheNextStartDoes() async throws {
+        let (s, directory, file) = try await sessionWithANewerKeijisCheckpoint()
+        defer { s.cleanUp() }
+        let r = try await s.keiji("journal", "verify")
+        #expect(r.status == 0, "\(r.stdout)\(r.stderr)")
+        #expect(r.stdout.contains("warning: \(file) at offset 0: checksum valid, but the snapshot was written by a newer keiji (format 4); the next start sets it aside (.broken)"),
+                "\(r.stdout)")
+        #expect(r.stdout.contains("ok (a damaged or unreadable checkpoint will be set aside"), "\(r.stdout)")
+        let files = try FileManager.default.contentsOfDirectory(atPath: directory)
+        #expect(files.contains(file) && !files.contains { $0.hasSuffix(".broken") }, "verify renames nothing: \(files)")
+        #expect(try await s.keiji("task", "--get", "--name=alpha").status == 0)
+    }
+
     /// `journal compact` printed the open's repairs before it loaded the state, so the checkpoint its own load set
     /// aside was recorded but never shown. It is printed now.
     @Test func compactPrintsTheUnreadableCheckpointItsLoadSetsAside() async throws {
