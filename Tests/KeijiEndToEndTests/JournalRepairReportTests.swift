@@ -84,19 +84,8 @@ struct JournalRepairReportTests {
     /// downgrade) failed every offline command and start. Now the command sets it aside, says so, and replays the
     /// journal; the next start lists it with the reason.
     @Test func aCheckpointOfANewerKeijiIsSetAsideByTheNextCommandAndReported() async throws {
-        let s = try Session()
+        let (s, _, _) = try await sessionWithANewerKeijisCheckpoint(tasks: ["alpha", "beta"])
         defer { s.cleanUp() }
-        let directory = s.home + "/.keiji/journal"
-        #expect(try await s.keiji("init").status == 0)
-        for name in ["alpha", "beta"] {
-            #expect(try await s.keiji("task", "--create", "--name=\(name)", "--desc=x", "--command", "true", "--every", "1h").status == 0)
-        }
-        #expect(try await s.keiji("system", "--start").status == 0)
-        #expect(try await s.keiji("system", "--stop").status == 0)
-        let journal = try Journal.open(directory: directory)
-        let lsn = try #require(journal.latestCheckpoint?.lsn, "the stop checkpoints")
-        try await journal.writeCheckpoint([0x04] + Array(repeating: 0xAB, count: 40), at: lsn)
-        try await journal.close()
 
         var r = try await s.keiji("task", "--disable", "--name=beta")
         #expect(r.status == 0 && r.stderr.contains("warning: journal repaired: checkpointQuarantined")
@@ -110,11 +99,13 @@ struct JournalRepairReportTests {
     }
 
     /// A session whose latest checkpoint verifies but holds a snapshot of a newer keiji (format 4), as after a downgrade.
-    private func sessionWithANewerKeijisCheckpoint() async throws -> (session: Session, directory: String, file: String) {
+    private func sessionWithANewerKeijisCheckpoint(tasks: [String] = ["alpha"]) async throws -> (session: Session, directory: String, file: String) {
         let s = try Session()
         let directory = s.home + "/.keiji/journal"
         #expect(try await s.keiji("init").status == 0)
-        #expect(try await s.keiji("task", "--create", "--name=alpha", "--desc=x", "--command", "true", "--every", "1h").status == 0)
+        for name in tasks {
+            #expect(try await s.keiji("task", "--create", "--name=\(name)", "--desc=x", "--command", "true", "--every", "1h").status == 0)
+        }
         #expect(try await s.keiji("system", "--start").status == 0)
         #expect(try await s.keiji("system", "--stop").status == 0)
         let journal = try Journal.open(directory: directory)

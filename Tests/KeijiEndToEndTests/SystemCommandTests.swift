@@ -964,6 +964,20 @@ struct SystemCommandTests {
         #expect(try await s.keiji("system", "--stop").status == 0)
     }
 
+    /// What a call writes on `stderr` up to its line saying it waits for another call's services lock (all of it, if it
+    /// ends first).
+    func waitingLine(_ stderr: Pipe) async throws -> String {
+        try await offThePool {
+            var text = ""
+            while !text.contains("that starts or stops the services…") {
+                let chunk = stderr.fileHandleForReading.availableData
+                if chunk.isEmpty { break }
+                text += String(decoding: chunk, as: UTF8.self)
+            }
+            return text
+        }
+    }
+
     /// Ctrl-C (or SIGTERM) while a start waits for the services lock another call holds ends it at once, nothing
     /// started: the start holds back interrupts, and one that came during the wait was only noted, so the start waited
     /// on until the holder let go (up to 180 s) before it ended.
@@ -977,15 +991,7 @@ struct SystemCommandTests {
             var held = true
             defer { if held { close(lock) } }
             let (start, out, err) = try launched(["system", "--start"], in: s)
-            let waiting = try await offThePool {
-                var text = ""
-                while !text.contains("that starts or stops the services…") {
-                    let chunk = err.fileHandleForReading.availableData
-                    if chunk.isEmpty { break }
-                    text += String(decoding: chunk, as: UTF8.self)
-                }
-                return text
-            }
+            let waiting = try await waitingLine(err)
             #expect(waiting.hasPrefix("waiting for another keiji call"), "\(signal): \(waiting)")
             kill(-start.processIdentifier, signal)  // to its group, as Ctrl-C at a terminal
             #expect(await eventually(.seconds(20)) { !start.isRunning }, "\(signal): still waiting for the lock 20 s after the interrupt")
@@ -1018,15 +1024,7 @@ struct SystemCommandTests {
         var held = true
         defer { if held { close(lock) } }
         let (restart, out, err) = try launched(["system", "--restart"], in: s)
-        let waiting = try await offThePool {
-            var text = ""
-            while !text.contains("that starts or stops the services…") {
-                let chunk = err.fileHandleForReading.availableData
-                if chunk.isEmpty { break }
-                text += String(decoding: chunk, as: UTF8.self)
-            }
-            return text
-        }
+        let waiting = try await waitingLine(err)
         #expect(waiting.hasPrefix("waiting for another keiji call"), "\(waiting)")
         kill(-restart.processIdentifier, SIGINT)  // to its group, as Ctrl-C at a terminal
         #expect(await eventually(.seconds(20)) { !restart.isRunning }, "still waiting for the lock 20 s after the interrupt")
