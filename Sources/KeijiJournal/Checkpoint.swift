@@ -38,6 +38,11 @@ enum CheckpointFile {
         entries.compactMap(Self.lsn(fromFileName:)).filter { $0 < lsn }.max()
     }
 
+    /// What recovery did after setting newer checkpoints aside (damaged, or their snapshot unreadable), for their repairs.
+    static func fellBack(to lsn: UInt64) -> String {
+        "recovery fell back to the previous checkpoint, \(fileName(lsn: lsn)), and replays the records after LSN \(lsn)"
+    }
+
     static func encode(_ checkpoint: Checkpoint) -> [UInt8] {
         var bytes = [UInt8](repeating: 0, count: headerSize)
         bytes.replaceSubrange(0..<8, with: magic)

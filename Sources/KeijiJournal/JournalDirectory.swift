@@ -23,9 +23,10 @@ public struct JournalDirectory: Sendable {
     /// Segment names, oldest first.
     public func segments() throws -> [SegmentName] { try set.list() }
 
-    /// The newest checkpoint that verifies, if any.
-    public func latestCheckpoint() throws -> Checkpoint? {
-        let files = try io.listDirectory(path).compactMap { CheckpointFile.lsn(fromFileName: $0) }.sorted(by: >)
+    /// The newest checkpoint that verifies, if any; with `bound`, the newest below that LSN (the fallback when the owner cannot
+    /// read a newer one's snapshot: an open has set damaged ones aside already, and verify reports them apart).
+    public func latestCheckpoint(below bound: UInt64 = .max) throws -> Checkpoint? {
+        let files = try io.listDirectory(path).compactMap { CheckpointFile.lsn(fromFileName: $0) }.filter { $0 < bound }.sorted(by: >)
         for lsn in files {
             if let checkpoint = CheckpointFile.decode(try io.readAll(path + "/" + CheckpointFile.fileName(lsn: lsn))),
                 checkpoint.lsn == lsn

@@ -238,7 +238,7 @@ struct JournalRecovery {
             info.repairs.append(Repair(kind: .checkpointQuarantined, file: file, bytes: bytes.count,
                                        quarantinedTo: file + ".broken", detail: "checksum or header invalid"))
         }
-        let fallback = found.map { "; recovery fell back to the previous checkpoint, \(CheckpointFile.fileName(lsn: $0.lsn)), and replays the records after LSN \($0.lsn)" }
+        let fallback = found.map { "; " + CheckpointFile.fellBack(to: $0.lsn) }
             ?? "; no older checkpoint verifies, so recovery replays the segments from their start"
         for index in quarantined { info.repairs[index].detail += fallback }
         return found

@@ -85,7 +85,7 @@ public struct CheckpointLoadPlan<State> {
     /// What the load did instead, for its repair: "recovery fell back to the previous checkpoint, ckpt-….ckpt, and
     /// replays the records after LSN N", or that it replays the segments from their start.
     public var fallback: String {
-        loaded.map { "recovery fell back to the previous checkpoint, \(loadedFile ?? ""), and replays the records after LSN \($0.checkpoint.lsn)" }
+        loaded.map { CheckpointFile.fellBack(to: $0.checkpoint.lsn) }
             ?? "no older checkpoint is readable, so recovery replays the segments from their start"
     }
 }
@@ -108,7 +108,7 @@ extension JournalDirectory {
             } catch let unreadable as UnreadableSnapshot {
                 plan.refused.append(RefusedCheckpoint(file: CheckpointFile.fileName(lsn: checkpoint.lsn),
                                                       bytes: CheckpointFile.headerSize + checkpoint.snapshot.count, reason: unreadable.reason))
-                candidate = try newestVerifiedCheckpoint(below: checkpoint.lsn)
+                candidate = try latestCheckpoint(below: checkpoint.lsn)
             }
         }
         guard let newest = plan.refused.first else { return plan }
@@ -122,19 +122,5 @@ extension JournalDirectory {
                 + "start with `keiji system --start --recovery-mode pointInTime` (LSNs before \(firstSegmentBase) are lost)."
         }
         return plan
-    }
-
-    /// The newest checkpoint file below `lsn` that verifies (an open has set damaged ones aside already; verify
-    /// reports them apart).
-    private func newestVerifiedCheckpoint(below lsn: UInt64) throws -> Checkpoint? {
-        let older = try io.listDirectory(path).compactMap(CheckpointFile.lsn(fromFileName:)).filter { $0 < lsn }.sorted(by: >)
-        for candidate in older {
-            if let checkpoint = CheckpointFile.decode(try io.readAll(path + "/" + CheckpointFile.fileName(lsn: candidate))),
-                checkpoint.lsn == candidate
-            {
-                return checkpoint
-            }
-        }
-        return nil
     }
 }
