@@ -28,7 +28,7 @@ public enum PrivateFolder {
         defer { close(fd) }
         var info = stat()
         guard fstat(fd, &info) == 0 else { throw KeijiError(.io, "cannot read \(path): \(String(cString: strerror(errno)))") }
-        try requireOwned(info, path, because: "keiji keeps its files only in folders of your own")
+        try TrustedFile.requireOwned(info.st_uid, at: path, because: "keiji keeps its files only in folders of your own")
         let mode = info.st_mode & 0o7777
         guard mode & 0o022 != 0 else { return replaced }
         guard fchmod(fd, 0o700) == 0 else { throw KeijiError(.io, "cannot make \(path) private: \(String(cString: strerror(errno)))") }
@@ -42,18 +42,7 @@ public enum PrivateFolder {
     /// They are the user's own to set, so the refusal names the fix rather than keiji making them 0700. A folder that is
     /// not there passes (what needs it says so). The files in them are held to the same rule (``TrustedFile``).
     public static func checkTrusted(_ path: String) throws {
-        var info = stat()
-        guard stat(path, &info) == 0 else {
-            if errno == ENOENT { return }
-            throw KeijiError(.io, "cannot read \(path): \(String(cString: strerror(errno)))")
-        }
-        try TrustedFile.requireTrusted(owner: info.st_uid, group: info.st_gid, mode: info.st_mode, at: path,
-                                       because: "keiji runs only what is in folders of your own (chown it, or move the task)")
-    }
-
-    /// Refuses a folder whose owner is not the caller, saying `why`.
-    private static func requireOwned(_ info: stat, _ path: String, because why: String) throws {
-        guard info.st_uid == geteuid() else { throw KeijiError(.io, "\(path) belongs to \(TrustedFile.userName(info.st_uid)), not to you: \(why)") }
+        try TrustedFile.requireTrusted(path, because: "keiji runs only what is in folders of your own (chown it, or move the task)")
     }
 
     /// The permission bits of the folder at `path` (followed), as `ls` shows them in octal: what `keiji init` says.
