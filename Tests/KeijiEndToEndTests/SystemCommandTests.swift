@@ -160,18 +160,7 @@ struct SystemCommandTests {
         let install = FileManager.default.temporaryDirectory.path + "/keiji-install-" + UUID().uuidString.prefix(8)
         try FileManager.default.createDirectory(atPath: install, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: install) }
-        // Copied by cp, not by this process: a child another test forks while this process holds a copy open for
-        // writing keeps that descriptor until it execs, and running the copy meanwhile fails with ETXTBSY (a CI
-        // run failed so, "Text file busy").
-        let copied = try await offThePool { () -> Int32 in
-            let copy = Process()
-            copy.executableURL = URL(fileURLWithPath: "/bin/cp")
-            copy.arguments = ["keiji", "keiji-bus", "keiji-scheduler"].map { built + "/" + $0 } + [install]
-            try copy.run()
-            copy.waitUntilExit()
-            return copy.terminationStatus
-        }
-        try #require(copied == 0, "the binaries were copied")
+        try await ExecutableFiles.copy(["keiji", "keiji-bus", "keiji-scheduler"].map { built + "/" + $0 }, to: install)
         let s = try Session(binaries: install)
         defer { s.cleanUp() }
         #expect(try await s.keiji("init").status == 0)
@@ -916,11 +905,10 @@ struct SystemCommandTests {
         for binary in ["keiji", "keiji-bus"] {
             // /proc/self/exe names the link, so `keiji` finds the wrapper beside it.
             if link(real + "/" + binary, binaries + "/" + binary) != 0 {
-                try FileManager.default.copyItem(atPath: real + "/" + binary, toPath: binaries + "/" + binary)
+                try await ExecutableFiles.copy([real + "/" + binary], to: binaries + "/" + binary)
             }
         }
-        try "#!/bin/sh\nkill -STOP $$\nexec '\(real)/keiji-scheduler' \"$@\"\n".write(toFile: binaries + "/keiji-scheduler", atomically: true, encoding: .utf8)
-        #expect(chmod(binaries + "/keiji-scheduler", 0o755) == 0)
+        try await ExecutableFiles.write("#!/bin/sh\nkill -STOP $$\nexec '\(real)/keiji-scheduler' \"$@\"\n", to: binaries + "/keiji-scheduler")
         let s = try Session(binaries: binaries)
         defer { s.cleanUp() }
         #expect(try await s.keiji("init").status == 0)

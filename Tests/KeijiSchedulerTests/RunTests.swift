@@ -43,7 +43,7 @@ struct RunTests {
         defer { harness.remove() }
         let tools = harness.home + "/tools"
         try FileSystem.createDirectory(tools)
-        try await writeExecutable("#!/bin/sh\necho \"tool says $1 and $GREETING, parent $(cut -d' ' -f4 /proc/$$/stat)\"\n", to: tools + "/greet-tool")
+        try await ExecutableFiles.write("#!/bin/sh\necho \"tool says $1 and $GREETING, parent $(cut -d' ' -f4 /proc/$$/stat)\"\n", to: tools + "/greet-tool")
         let definition = try harness.commandTask("greeter", "greet-tool hi", every: 3600)
         try "PATH=\(tools):/usr/bin:/bin\nGREETING=first\n".write(toFile: definition.directory + "/.env", atomically: true, encoding: .utf8)
         try await harness.defineOffline(definition)

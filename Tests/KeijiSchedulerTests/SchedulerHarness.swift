@@ -188,26 +188,3 @@ class InterceptedSyncJournalIO: JournalIO, @unchecked Sendable {  // subclasses 
     final func lockDirectory(_ path: String) throws -> [FileDescriptor]? { try real.lockDirectory(path) }
 }
 
-/// Writes an executable script through `cp` in a child process, never through a descriptor of this process: a
-/// child another test thread forks while this process holds the file open for writing keeps that descriptor until
-/// it execs, and running the script meanwhile fails with ETXTBSY ("Text file busy"). The wait for `cp` is on a
-/// thread of its own: the cooperative pool has two threads here, and every test in the process shares them.
-func writeExecutable(_ text: String, to path: String) async throws {
-    let source = path + ".text"
-    try text.write(toFile: source, atomically: true, encoding: .utf8)
-    let status = try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Int32, any Error>) in
-        Thread {
-            continuation.resume(with: Result {
-                let copy = Process()
-                copy.executableURL = URL(fileURLWithPath: "/bin/cp")
-                copy.arguments = [source, path]
-                try copy.run()
-                copy.waitUntilExit()
-                return copy.terminationStatus
-            })
-        }.start()
-    }
-    try #require(status == 0, "cp \(source) \(path)")
-    try FileManager.default.removeItem(atPath: source)
-    try #require(chmod(path, 0o755) == 0)
-}

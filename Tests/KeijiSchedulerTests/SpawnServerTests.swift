@@ -83,7 +83,7 @@ final class SpawnServerTests: Sendable {
         // A script without a #! line runs under sh (as execvp does), found through the run's own PATH.
         let tools = directory + "/tools"
         try FileSystem.createDirectory(tools)
-        try await writeExecutable("echo tool ran with $1\n", to: tools + "/my-tool")
+        try await ExecutableFiles.write("echo tool ran with $1\n", to: tools + "/my-tool")
         let tool = try await server.start(request(["my-tool", "an-argument"], searchPath: true, environment: ["PATH": "/nowhere:" + tools]))
         #expect(await server.exitStatus(of: tool) == .exited(0))
         #expect(output().contains("tool ran with an-argument"))
@@ -117,7 +117,7 @@ final class SpawnServerTests: Sendable {
         try #require(hard > 64 && hard < 1 << 40, "a bounded hard limit")
         let lowered = hard - 1
         let wrapper = directory + "/lowered-helper"
-        try await writeExecutable("#!/bin/sh\nulimit -Sn \(lowered)\nexec \(installed) \"$@\"\n", to: wrapper)
+        try await ExecutableFiles.write("#!/bin/sh\nulimit -Sn \(lowered)\nexec \(installed) \"$@\"\n", to: wrapper)
         let server = SpawnServer(helperPath: wrapper)
         let script = "echo run=$(ulimit -Sn); grep '^Max open files' /proc/$PPID/limits"
         let run = try await server.start(request(["/bin/sh", "-c", script]))
@@ -134,7 +134,7 @@ final class SpawnServerTests: Sendable {
     @Test func aRunsUmaskIs022WhateverTheSchedulersIs() async throws {
         let installed = try #require(SpawnServer.installedPath)
         let wrapper = directory + "/private-helper"
-        try await writeExecutable("#!/bin/sh\numask 077\nexec \(installed) \"$@\"\n", to: wrapper)
+        try await ExecutableFiles.write("#!/bin/sh\numask 077\nexec \(installed) \"$@\"\n", to: wrapper)
         let server = SpawnServer(helperPath: wrapper)
         let run = try await server.start(request(["/bin/sh", "-c", "echo umask=$(umask)"]))
         #expect(await server.exitStatus(of: run) == .exited(0))
@@ -148,7 +148,7 @@ final class SpawnServerTests: Sendable {
     @Test func pipesRunsLeftBehindDoNotTakeEveryDescriptor() async throws {
         let installed = try #require(SpawnServer.installedPath)
         let wrapper = directory + "/lowered-helper"
-        try await writeExecutable("#!/bin/sh\nulimit -n 48\nexec \(installed) \"$@\"\n", to: wrapper)
+        try await ExecutableFiles.write("#!/bin/sh\nulimit -n 48\nexec \(installed) \"$@\"\n", to: wrapper)
         let server = SpawnServer(helperPath: wrapper)
         defer { for index in 1...40 { Self.pid(in: directory + "/left.\(index)").map { _ = kill($0, SIGKILL) } } }
         for index in 1...40 {
@@ -173,7 +173,7 @@ final class SpawnServerTests: Sendable {
     @Test func aStartRefusedForWantOfDescriptorsIsOutOfResourcesAndAMissingProgramIsNot() async throws {
         let installed = try #require(SpawnServer.installedPath)
         let wrapper = directory + "/starved-helper"
-        try await writeExecutable("#!/bin/sh\nulimit -n 9\nexec \(installed) \"$@\"\n", to: wrapper)
+        try await ExecutableFiles.write("#!/bin/sh\nulimit -n 9\nexec \(installed) \"$@\"\n", to: wrapper)
         let starved = SpawnServer(helperPath: wrapper)
         do {
             let run = try await starved.start(request(["/bin/sh", "-c", "echo started"]))
@@ -428,12 +428,12 @@ final class SpawnServerTests: Sendable {
     @Test func aHelperReplacedInPlaceStillStartsTheOneOpenedAtTheStart() async throws {
         let installed = try #require(SpawnServer.installedPath)
         let helper = directory + "/keiji-spawn-server"
-        try FileManager.default.copyItem(atPath: installed, toPath: helper)
+        try await ExecutableFiles.copy([installed], to: helper)
         let server = SpawnServer(helperPath: helper)
         let first = try await server.start(request(["/bin/true"]))
         #expect(await server.exitStatus(of: first) == .exited(0))
         let old = try #require(server.serverPID)
-        try await writeExecutable("#!/bin/sh\nexit 3\n", to: helper + ".new")
+        try await ExecutableFiles.write("#!/bin/sh\nexit 3\n", to: helper + ".new")
         #expect(rename(helper + ".new", helper) == 0)
         kill(old, SIGKILL)
         #expect(await Self.eventually { server.serverPID.map { $0 != old } ?? false }, "a new helper from the file opened at the start")
@@ -449,7 +449,7 @@ final class SpawnServerTests: Sendable {
         try #require(NeededUnderCI.hasPerl, "needs /usr/bin/perl (under CI=true it runs, and fails, without it)")
         let helper = directory + "/other-helper"
         let reply = "pack('LlQllQQLL', 1, 99, 0, $$, 0, 0, 0, 0, 0)"
-        try await writeExecutable("#!/usr/bin/perl\nopen(my $s, '>&=', 3) or die; syswrite($s, \(reply)); sleep 60;\n", to: helper)
+        try await ExecutableFiles.write("#!/usr/bin/perl\nopen(my $s, '>&=', 3) or die; syswrite($s, \(reply)); sleep 60;\n", to: helper)
         let server = SpawnServer(helperPath: helper)
         do {
             _ = try await server.start(request(["/bin/true"]))
