@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 
 #if canImport(Glibc)
 import Glibc
@@ -34,13 +35,20 @@ public enum LoopbackSocket {
 
     /// A socket listening on a port chosen at random in `range`, and the port. A range below Linux's ephemeral ports
     /// (32768–60999) keeps the number from being handed to another test's outgoing connection or port-0 listener
-    /// once this one closes.
+    /// once this one closes. No port is handed out twice in this process: a test closes the listener and has a
+    /// scheduler bind the port later, and two tests given the same one at once (a loaded soak) had the second's
+    /// scheduler go without its dashboard while the test logged in at the first's, with the wrong token.
     public static func listeningOnAFreePort(in range: Range<UInt16>) throws -> (fd: Int32, port: UInt16) {
         for _ in 0..<200 {
-            if let listener = try? listening(port: UInt16.random(in: range)) { return listener }
+            let port = UInt16.random(in: range)
+            guard handedOut.withLock({ $0.insert(port).inserted }) else { continue }
+            if let listener = try? listening(port: port) { return listener }
         }
         throw LoopbackSocketError(description: "no free port in \(range.lowerBound)-\(range.upperBound - 1)")
     }
+
+    /// The ports ``listeningOnAFreePort(in:)`` has tried, which it never tries again.
+    private static let handedOut = Mutex<Set<UInt16>>([])
 
     /// A socket connected to 127.0.0.1:`port`; a read waits at most `receiveTimeoutSeconds`.
     public static func connected(port: UInt16, receiveTimeoutSeconds: Int = 30) throws -> Int32 {
